@@ -1,0 +1,58 @@
+# rcluster — the static binary is the product.
+#   make            stripped, statically linked ./rcluster (musl-gcc when present, else cc -static)
+#   make test       ./test.sh (unit + integration; installs what it lacks)
+#   make unit       unit tests (sds, json, RESP, HTTP, layout, parsing)
+#   make asan       ASan+UBSan builds of the unit tests and of rcluster (rcluster-asan)
+#   make bench      benchmarks against redis-cli and the docker CLI procedure
+#   make fuzz       libFuzzer harnesses under tests/fuzz (FUZZ_SECONDS each)
+
+WARN    := -Wall -Wextra -Werror
+CSTD    := -std=gnu11
+MUSLCC  := $(shell command -v musl-gcc 2>/dev/null)
+STATICCC := $(if $(MUSLCC),$(MUSLCC),$(CC))
+SRC     := rcluster.c vendor/sds.c
+HDR     := vendor/sds.h vendor/json.h
+SAN     := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+UNITS   := tests/unit tests/unit_sds tests/unit_json
+FUZZ_SECONDS ?= 60
+FUZZERS := $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+
+rcluster: $(SRC) $(HDR)
+	$(STATICCC) $(CSTD) $(WARN) -O2 -static -s -o $@ $(SRC)
+
+unit: $(UNITS)
+	@for t in $(UNITS); do ./$$t || exit 1; done
+
+tests/unit: tests/unit.c $(SRC) $(HDR)
+	$(CC) $(CSTD) $(WARN) -O1 -g -o $@ tests/unit.c vendor/sds.c
+tests/unit_sds: tests/unit_sds.c vendor/sds.c vendor/sds.h
+	$(CC) $(CSTD) $(WARN) -O1 -g -o $@ tests/unit_sds.c vendor/sds.c
+tests/unit_json: tests/unit_json.c vendor/json.h
+	$(CC) $(CSTD) $(WARN) -O1 -g -o $@ tests/unit_json.c
+
+asan: $(addsuffix -asan,$(UNITS)) rcluster-asan
+tests/unit-asan: tests/unit.c $(SRC) $(HDR)
+	$(CC) $(CSTD) $(WARN) $(SAN) -o $@ tests/unit.c vendor/sds.c
+tests/unit_sds-asan: tests/unit_sds.c vendor/sds.c vendor/sds.h
+	$(CC) $(CSTD) $(WARN) $(SAN) -o $@ tests/unit_sds.c vendor/sds.c
+tests/unit_json-asan: tests/unit_json.c vendor/json.h
+	$(CC) $(CSTD) $(WARN) $(SAN) -o $@ tests/unit_json.c
+rcluster-asan: $(SRC) $(HDR)
+	$(CC) $(CSTD) $(WARN) $(SAN) -o $@ $(SRC)
+
+fuzz: $(addprefix tests/fuzz/,$(FUZZERS))
+	@for f in $(FUZZERS); do mkdir -p tests/fuzz/corpus/$$f; \
+	  ./tests/fuzz/$$f -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 tests/fuzz/corpus/$$f || exit 1; done
+tests/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(SRC) $(HDR)
+	clang $(CSTD) $(WARN) -g -O1 -fsanitize=fuzzer,address,undefined -o $@ $< vendor/sds.c
+
+test: rcluster
+	./test.sh
+
+bench: rcluster
+	./tests/bench.sh
+
+clean:
+	rm -f rcluster rcluster-asan $(UNITS) $(addsuffix -asan,$(UNITS)) $(addprefix tests/fuzz/,$(FUZZERS))
+
+.PHONY: unit asan fuzz test bench clean
