@@ -28,6 +28,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <glob.h>
 #include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -39,6 +40,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -310,12 +312,6 @@ static int rc_parse_common(struct rc *rc, int opt, const char *arg) {
 /* 2. Sockets: unix and TCP connect with timeouts, bounded reads/writes    */
 /* ====================================================================== */
 
-static int net_set_nonblock(int fd, int on) {
-    int fl = fcntl(fd, F_GETFL, 0);
-    if (fl < 0) return -1;
-    return fcntl(fd, F_SETFL, on ? (fl | O_NONBLOCK) : (fl & ~O_NONBLOCK));
-}
-
 /* Wait until fd is ready for `events` or the deadline (monotonic ms) passes.
  * Returns 1 ready, 0 timed out, -1 error (errno set); EINTR without a signal flag retries. */
 static int net_wait(int fd, short events, int64_t deadline) {
@@ -429,6 +425,1104 @@ static ssize_t net_read_some(struct rc *rc, int fd, char *buf, size_t cap, int64
         rc_fail(rc, "reading from %s: %s", what, strerror(errno));
         return -1;
     }
+}
+
+/* ====================================================================== */
+/* 3. HTTP/1.1 client: incremental response parser, chunked, streams       */
+/* ====================================================================== */
+
+/* The parser is a pure state machine: http_parser_feed() takes whatever bytes arrived
+ * and never looks at a socket, so it can be fuzzed and unit tested. Every size it
+ * reads from the peer is bounded: the head (status line + headers), the chunk-size
+ * and trailer lines, and the body (max_body). */
+#define HTTP_MAX_HEAD       (64 * 1024)
+#define HTTP_MAX_CHUNK_LINE 4096
+#define HTTP_MAX_LINE       (64 * 1024)        /* streamed bodies: one JSON object per line */
+#define HTTP_MAX_JSON_BODY  (64ULL * 1024 * 1024)
+
+enum http_state {
+    HTTP_HEAD,            /* collecting status line and headers */
+    HTTP_BODY_LENGTH,     /* Content-Length body */
+    HTTP_BODY_EOF,        /* body ends when the peer closes */
+    HTTP_CHUNK_SIZE,      /* hex size, optional ;extensions, CRLF */
+    HTTP_CHUNK_DATA,
+    HTTP_CHUNK_CR,        /* the CRLF after chunk data */
+    HTTP_CHUNK_LF,
+    HTTP_TRAILERS,        /* header lines after the last chunk, until an empty line */
+    HTTP_DONE,
+    HTTP_ERROR
+};
+
+/* Body bytes go to a callback as they are decoded; it returns 0, or -1 to abort. */
+typedef int (*http_body_fn)(void *ud, const char *data, size_t len);
+
+struct http_parser {
+    enum http_state state;
+    int head_request;        /* answer to HEAD: never a body */
+    int status;              /* e.g. 200 */
+    int keep_alive;          /* connection reusable after this response */
+    int chunked;
+    int64_t content_length;  /* -1 when absent */
+    uint64_t remaining;      /* bytes left in the Content-Length body or current chunk */
+    uint64_t body_len;       /* decoded body bytes so far */
+    uint64_t max_body;
+    sds head;                /* raw head, kept for header lookups; NULL until first byte */
+    size_t reason_off, reason_len;  /* reason phrase inside head */
+    int chunk_digits;        /* hex digits seen on the current chunk-size line */
+    int chunk_in_ext;        /* past the digits (extension or whitespace) */
+    size_t line_len;         /* bytes on the current chunk-size or trailer line */
+    size_t trailer_len;      /* total trailer bytes */
+    const char *error;       /* static text saying why parsing failed */
+};
+
+/* Prepare p for one response. max_body bounds the decoded body; head_request says the
+ * request was HEAD. Call http_parser_free() afterwards. */
+static void http_parser_init(struct http_parser *p, uint64_t max_body, int head_request) {
+    memset(p, 0, sizeof *p);
+    p->state = HTTP_HEAD;
+    p->head_request = head_request;
+    p->content_length = -1;
+    p->max_body = max_body;
+    p->keep_alive = 1;
+}
+
+static void http_parser_free(struct http_parser *p) {
+    sdsfree(p->head);
+    p->head = NULL;
+}
+
+static ssize_t http_parser_fail(struct http_parser *p, const char *why) {
+    p->state = HTTP_ERROR;
+    p->error = why;
+    return -1;
+}
+
+/* Find header `name` (case-insensitive) in the parsed head. Returns a pointer to its
+ * trimmed value (not NUL-terminated) and sets *len, or NULL. First occurrence wins. */
+static const char *http_header(const struct http_parser *p, const char *name, size_t *len) {
+    if (!p->head) return NULL;
+    size_t nlen = strlen(name);
+    const char *s = p->head, *end = p->head + sdslen(p->head);
+    const char *line = memchr(s, '\n', (size_t)(end - s));   /* skip the status line */
+    while (line && line + 1 < end) {
+        line++;
+        const char *eol = memchr(line, '\n', (size_t)(end - line));
+        if (!eol) eol = end;
+        const char *colon = memchr(line, ':', (size_t)(eol - line));
+        if (colon && (size_t)(colon - line) == nlen && strncasecmp(line, name, nlen) == 0) {
+            const char *v = colon + 1, *ve = eol;
+            while (v < ve && (*v == ' ' || *v == '\t')) v++;
+            while (ve > v && (ve[-1] == '\r' || ve[-1] == ' ' || ve[-1] == '\t')) ve--;
+            *len = (size_t)(ve - v);
+            return v;
+        }
+        line = eol < end ? eol : NULL;
+    }
+    return NULL;
+}
+
+/* Does the comma-separated header value contain token (case-insensitive)? */
+static int http_value_has_token(const char *v, size_t len, const char *token) {
+    size_t tlen = strlen(token);
+    size_t i = 0;
+    while (i < len) {
+        while (i < len && (v[i] == ' ' || v[i] == '\t' || v[i] == ',')) i++;
+        size_t start = i;
+        while (i < len && v[i] != ',') i++;
+        size_t e = i;
+        while (e > start && (v[e - 1] == ' ' || v[e - 1] == '\t')) e--;
+        if (e - start == tlen && strncasecmp(v + start, token, tlen) == 0) return 1;
+    }
+    return 0;
+}
+
+/* Parse a Content-Length value: digits only, bounded well below overflow. */
+static int http_parse_length(const char *v, size_t len, int64_t *out) {
+    if (len == 0 || len > 18) return -1;   /* 18 digits < INT64_MAX: no overflow possible */
+    int64_t n = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (v[i] < '0' || v[i] > '9') return -1;
+        n = n * 10 + (v[i] - '0');
+    }
+    *out = n;
+    return 0;
+}
+
+/* Validate the status line and every header line, then decide how the body is framed. */
+static int http_parse_head(struct http_parser *p) {
+    const char *s = p->head, *end = p->head + sdslen(p->head);
+    const char *eol = memchr(s, '\n', (size_t)(end - s));
+    if (!eol) return -1;
+    size_t l = (size_t)(eol - s);
+    if (l && s[l - 1] == '\r') l--;
+    if (l < 12 || memcmp(s, "HTTP/1.", 7) != 0 || !isdigit((unsigned char)s[7]) || s[8] != ' ' ||
+        !isdigit((unsigned char)s[9]) || !isdigit((unsigned char)s[10]) || !isdigit((unsigned char)s[11]) ||
+        (l > 12 && s[12] != ' '))
+        { p->error = "malformed status line"; return -1; }
+    int minor = s[7] - '0';
+    p->status = (s[9] - '0') * 100 + (s[10] - '0') * 10 + (s[11] - '0');
+    if (p->status < 100) { p->error = "malformed status code"; return -1; }
+    p->reason_off = l > 13 ? 13 : l;
+    p->reason_len = l > 13 ? l - 13 : 0;
+    for (const char *line = eol + 1; line < end;) {
+        const char *e = memchr(line, '\n', (size_t)(end - line));
+        if (!e) e = end;
+        size_t ll = (size_t)(e - line);
+        if (ll && line[ll - 1] == '\r') ll--;
+        if (ll == 0) break;   /* the blank line that ends the head */
+        if (line[0] == ' ' || line[0] == '\t') { p->error = "obsolete header folding"; return -1; }
+        const char *colon = memchr(line, ':', ll);
+        if (!colon || colon == line) { p->error = "malformed header line"; return -1; }
+        for (const char *c = line; c < colon; c++)
+            if (*c <= ' ' || *c >= 127) { p->error = "malformed header name"; return -1; }
+        for (const char *c = colon; c < line + ll; c++)
+            if ((unsigned char)*c < ' ' && *c != '\t') { p->error = "control byte in header"; return -1; }
+        line = e + 1;
+    }
+    /* Content-Length: every occurrence must agree (RFC 9112 6.3 on conflicting values). */
+    for (const char *line = eol + 1; line < end;) {
+        const char *e = memchr(line, '\n', (size_t)(end - line));
+        if (!e) e = end;
+        if ((size_t)(e - line) > 15 && strncasecmp(line, "Content-Length:", 15) == 0) {
+            const char *v = line + 15, *ve = e;
+            while (v < ve && (*v == ' ' || *v == '\t')) v++;
+            while (ve > v && (ve[-1] == '\r' || ve[-1] == ' ' || ve[-1] == '\t')) ve--;
+            int64_t n;
+            if (http_parse_length(v, (size_t)(ve - v), &n) < 0) { p->error = "bad Content-Length"; return -1; }
+            if (p->content_length >= 0 && p->content_length != n) { p->error = "conflicting Content-Length"; return -1; }
+            p->content_length = n;
+        }
+        line = e + 1;
+    }
+    size_t vlen;
+    const char *v = http_header(p, "Transfer-Encoding", &vlen);
+    if (v) {
+        if (!http_value_has_token(v, vlen, "chunked")) { p->error = "unsupported Transfer-Encoding"; return -1; }
+        p->chunked = 1;
+        p->content_length = -1;   /* chunked framing wins over a Content-Length */
+    }
+    v = http_header(p, "Connection", &vlen);
+    if (minor == 0) p->keep_alive = v && http_value_has_token(v, vlen, "keep-alive");
+    if (v && http_value_has_token(v, vlen, "close")) p->keep_alive = 0;
+    return 0;
+}
+
+/* After the head: pick the body state (or finish) from status, method and framing. */
+static void http_start_body(struct http_parser *p) {
+    if (p->head_request || p->status == 204 || p->status == 304 || p->status < 200) {
+        p->state = HTTP_DONE;
+    } else if (p->chunked) {
+        p->state = HTTP_CHUNK_SIZE;
+    } else if (p->content_length >= 0) {
+        p->remaining = (uint64_t)p->content_length;
+        p->state = p->remaining ? HTTP_BODY_LENGTH : HTTP_DONE;
+    } else {
+        p->state = HTTP_BODY_EOF;
+        p->keep_alive = 0;
+    }
+}
+
+/* Collect head bytes; returns bytes consumed, sets state when the blank line arrives. */
+static ssize_t http_feed_head(struct http_parser *p, const char *buf, size_t len) {
+    if (!p->head && !(p->head = sdsempty())) return http_parser_fail(p, "out of memory");
+    for (size_t i = 0; i < len; i++) {
+        size_t hl = sdslen(p->head);
+        if (hl >= HTTP_MAX_HEAD) return http_parser_fail(p, "response head larger than 64 KB");
+        sds t = sdscatlen(p->head, buf + i, 1);
+        if (!t) return http_parser_fail(p, "out of memory");
+        p->head = t;
+        hl++;
+        /* A head ends with an empty line: "\n\n" or "\n\r\n" (bare LF tolerated). */
+        if (buf[i] != '\n') continue;
+        if (!((hl >= 2 && p->head[hl - 2] == '\n') || (hl >= 3 && p->head[hl - 2] == '\r' && p->head[hl - 3] == '\n')))
+            continue;
+        if (http_parse_head(p) < 0) { p->state = HTTP_ERROR; return -1; }
+        if (p->status >= 100 && p->status < 200) {
+            if (p->status == 101) return http_parser_fail(p, "unexpected protocol switch");
+            sdsclear(p->head);   /* 100 Continue and friends: the real answer follows */
+            p->content_length = -1;
+            p->chunked = 0;
+            continue;
+        }
+        if (p->content_length > 0 && (uint64_t)p->content_length > p->max_body && !p->head_request)
+            return http_parser_fail(p, "response body larger than the limit");
+        http_start_body(p);
+        return (ssize_t)(i + 1);
+    }
+    return (ssize_t)len;
+}
+
+static int http_deliver(struct http_parser *p, const char *data, size_t n, http_body_fn fn, void *ud) {
+    if (n > p->max_body - p->body_len) { http_parser_fail(p, "response body larger than the limit"); return -1; }
+    p->body_len += n;
+    if (fn && fn(ud, data, n) < 0) { http_parser_fail(p, "body consumer failed"); return -1; }
+    return 0;
+}
+
+/* One byte of a chunk-size line: hex digits, then optional whitespace/;extension, CRLF. */
+static int http_feed_chunk_size_byte(struct http_parser *p, char c) {
+    if (++p->line_len > HTTP_MAX_CHUNK_LINE) return http_parser_fail(p, "chunk-size line too long"), -1;
+    if (c == '\n') {
+        if (p->chunk_digits == 0) return http_parser_fail(p, "missing chunk size"), -1;
+        p->line_len = 0;
+        p->chunk_digits = 0;
+        p->chunk_in_ext = 0;
+        if (p->remaining == 0) { p->state = HTTP_TRAILERS; p->trailer_len = 0; }
+        else p->state = HTTP_CHUNK_DATA;
+        return 0;
+    }
+    if (!p->chunk_in_ext && isxdigit((unsigned char)c)) {
+        if (p->remaining > (UINT64_MAX >> 4)) return http_parser_fail(p, "chunk size overflow"), -1;
+        int d = isdigit((unsigned char)c) ? c - '0' : (tolower((unsigned char)c) - 'a' + 10);
+        p->remaining = (p->remaining << 4) | (uint64_t)d;
+        p->chunk_digits++;
+        if (p->remaining > p->max_body) return http_parser_fail(p, "chunk larger than the body limit"), -1;
+        return 0;
+    }
+    if (p->chunk_digits == 0) return http_parser_fail(p, "malformed chunk size"), -1;
+    if (c == ';' || c == ' ' || c == '\t' || c == '\r') { p->chunk_in_ext = 1; return 0; }
+    if (p->chunk_in_ext && (unsigned char)c >= ' ') return 0;   /* extension text, ignored */
+    return http_parser_fail(p, "malformed chunk size"), -1;
+}
+
+/* Feed bytes of one response. Returns how many were consumed: it stops at the end of
+ * the response so that pipelined bytes stay with the caller for the next one. Returns
+ * -1 on a protocol error (p->error says why) or when the body callback fails. */
+static ssize_t http_parser_feed(struct http_parser *p, const char *buf, size_t len, http_body_fn fn, void *ud) {
+    size_t i = 0;
+    while (i < len) {
+        switch (p->state) {
+        case HTTP_HEAD: {
+            ssize_t n = http_feed_head(p, buf + i, len - i);
+            if (n < 0) return -1;
+            i += (size_t)n;
+            break;
+        }
+        case HTTP_BODY_LENGTH:
+        case HTTP_CHUNK_DATA: {
+            size_t n = len - i;
+            if ((uint64_t)n > p->remaining) n = (size_t)p->remaining;
+            if (http_deliver(p, buf + i, n, fn, ud) < 0) return -1;
+            i += n;
+            p->remaining -= n;
+            if (p->remaining == 0) p->state = p->state == HTTP_BODY_LENGTH ? HTTP_DONE : HTTP_CHUNK_CR;
+            break;
+        }
+        case HTTP_BODY_EOF:
+            if (http_deliver(p, buf + i, len - i, fn, ud) < 0) return -1;
+            i = len;
+            break;
+        case HTTP_CHUNK_SIZE:
+            if (http_feed_chunk_size_byte(p, buf[i++]) < 0) return -1;
+            break;
+        case HTTP_CHUNK_CR:
+            if (buf[i] == '\n') { p->state = HTTP_CHUNK_SIZE; i++; break; }
+            if (buf[i] != '\r') return http_parser_fail(p, "missing CRLF after chunk data");
+            p->state = HTTP_CHUNK_LF;
+            i++;
+            break;
+        case HTTP_CHUNK_LF:
+            if (buf[i++] != '\n') return http_parser_fail(p, "missing CRLF after chunk data");
+            p->state = HTTP_CHUNK_SIZE;
+            break;
+        case HTTP_TRAILERS: {
+            char c = buf[i++];
+            if (++p->trailer_len > HTTP_MAX_HEAD) return http_parser_fail(p, "trailers larger than 64 KB");
+            if (c == '\n') {
+                if (p->line_len == 0) p->state = HTTP_DONE;
+                p->line_len = 0;
+            } else if (c != '\r') {
+                p->line_len++;
+            }
+            break;
+        }
+        case HTTP_DONE:
+            return (ssize_t)i;
+        case HTTP_ERROR:
+            return -1;
+        }
+    }
+    return (ssize_t)i;
+}
+
+/* The peer closed the connection. Returns 0 if that completes the response (a body
+ * delimited by close), -1 if the response was cut short. */
+static int http_parser_eof(struct http_parser *p) {
+    if (p->state == HTTP_BODY_EOF) { p->state = HTTP_DONE; return 0; }
+    if (p->state == HTTP_DONE) return 0;
+    http_parser_fail(p, p->state == HTTP_HEAD ? "connection closed before a response" : "connection closed mid-body");
+    return -1;
+}
+
+static int http_parser_done(const struct http_parser *p) { return p->state == HTTP_DONE; }
+
+/* The reason phrase of the status line ("Conflict"), or "" */
+static sds http_reason(const struct http_parser *p) {
+    if (!p->head || p->reason_off + p->reason_len > sdslen(p->head)) return sdsempty();
+    return sdsnewlen(p->head + p->reason_off, p->reason_len);
+}
+
+/* ---- body sinks ---------------------------------------------------------- */
+
+/* Collect the body into an sds (the parser's max_body bounds it). */
+static int http_sink_sds(void *ud, const char *data, size_t len) {
+    sds *s = ud;
+    sds t = sdscatlen(*s, data, len);
+    if (!t) return -1;
+    *s = t;
+    return 0;
+}
+
+/* Split a streamed body into lines (LF, CR stripped), each handed to on_line; a line
+ * longer than HTTP_MAX_LINE is an error rather than unbounded growth. */
+struct http_lines {
+    sds buf;
+    int (*on_line)(void *ud, const char *line, size_t len);
+    void *ud;
+    int too_long;
+};
+
+static int http_lines_emit(struct http_lines *l) {
+    size_t n = sdslen(l->buf);
+    if (n && l->buf[n - 1] == '\r') n--;
+    int r = n ? l->on_line(l->ud, l->buf, n) : 0;
+    sdsclear(l->buf);
+    return r;
+}
+
+static int http_sink_lines(void *ud, const char *data, size_t len) {
+    struct http_lines *l = ud;
+    while (len) {
+        const char *nl = memchr(data, '\n', len);
+        size_t take = nl ? (size_t)(nl - data) : len;
+        if (sdslen(l->buf) + take > HTTP_MAX_LINE) { l->too_long = 1; return -1; }
+        sds t = sdscatlen(l->buf, data, take);
+        if (!t) return -1;
+        l->buf = t;
+        if (!nl) return 0;
+        if (http_lines_emit(l) < 0) return -1;
+        data += take + 1;
+        len -= take + 1;
+    }
+    return 0;
+}
+
+/* A final line without a newline still counts. */
+static int http_lines_flush(struct http_lines *l) {
+    return sdslen(l->buf) ? http_lines_emit(l) : 0;
+}
+
+/* ---- connections ------------------------------------------------------------ */
+
+/* One HTTP connection; bytes read past the end of a response stay in buf for the next
+ * (pipelined) response. */
+struct http_conn {
+    int fd;                 /* -1 when closed */
+    int reused;             /* at least one response already read on it */
+    char what[320];         /* the peer, for error messages */
+    size_t off, len;        /* unconsumed bytes buf[off..off+len) */
+    char buf[16384];
+};
+
+static void http_conn_init(struct http_conn *c, const char *what) {
+    c->fd = -1;
+    c->reused = 0;
+    c->off = c->len = 0;
+    snprintf(c->what, sizeof c->what, "%s", what);
+}
+
+static void http_conn_close(struct http_conn *c) {
+    if (c->fd >= 0) close(c->fd);
+    c->fd = -1;
+    c->reused = 0;
+    c->off = c->len = 0;
+}
+
+/* Format a request head. content_length < 0 means no body headers at all. NULL on OOM. */
+static sds http_format_request(const char *method, const char *path, const char *host,
+                               const char *content_type, int64_t content_length) {
+    sds s = sdscatprintf(sdsempty(), "%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: rcluster/" RCLUSTER_VERSION "\r\n",
+                         method, path, host);
+    if (s && content_length >= 0) {
+        sds t = content_type ? sdscatprintf(s, "Content-Type: %s\r\n", content_type) : s;
+        if (t) t = sdscatprintf(t, "Content-Length: %lld\r\n", (long long)content_length);
+        if (!t) { sdsfree(s); return NULL; }
+        s = t;
+    }
+    if (s) {
+        sds t = sdscat(s, "\r\n");
+        if (!t) { sdsfree(s); return NULL; }
+        s = t;
+    }
+    return s;
+}
+
+/* Feed the connection's buffered bytes to p. Returns 1 when the response is complete,
+ * 0 when more bytes are needed, -1 on a parse error (rc->err set). */
+static int http_conn_feed(struct rc *rc, struct http_conn *c, struct http_parser *p, http_body_fn fn, void *ud) {
+    if (c->len == 0) return http_parser_done(p);
+    ssize_t n = http_parser_feed(p, c->buf + c->off, c->len, fn, ud);
+    if (n < 0) return rc_fail(rc, "bad HTTP response from %s: %s", c->what, p->error);
+    c->off += (size_t)n;
+    c->len -= (size_t)n;
+    if (c->len == 0) c->off = 0;
+    return http_parser_done(p);
+}
+
+/* Read more bytes into the connection buffer. Returns bytes read, 0 on close, -1 error. */
+static ssize_t http_conn_fill(struct rc *rc, struct http_conn *c, int64_t deadline) {
+    if (c->off && c->len == 0) c->off = 0;
+    if (c->off + c->len == sizeof c->buf) {
+        memmove(c->buf, c->buf + c->off, c->len);
+        c->off = 0;
+    }
+    ssize_t n = net_read_some(rc, c->fd, c->buf + c->off + c->len, sizeof c->buf - c->off - c->len, deadline, c->what);
+    if (n > 0) c->len += (size_t)n;
+    return n;
+}
+
+/* Read one response through p, giving body bytes to fn. idle_ms bounds the wait for
+ * each read (a long stream may go on for minutes as long as it keeps moving).
+ * Returns 0 when complete, -1 (rc->err set). Closes the connection unless reusable. */
+static int http_read_response(struct rc *rc, struct http_conn *c, struct http_parser *p,
+                              http_body_fn fn, void *ud, int idle_ms) {
+    for (;;) {
+        int r = http_conn_feed(rc, c, p, fn, ud);
+        if (r < 0) { http_conn_close(c); return -1; }
+        if (r == 1) break;
+        ssize_t n = http_conn_fill(rc, c, rc_now_ms() + idle_ms);
+        if (n < 0) { http_conn_close(c); return -1; }
+        if (n == 0) {
+            if (http_parser_eof(p) < 0) {
+                rc_fail(rc, "bad HTTP response from %s: %s", c->what, p->error);
+                http_conn_close(c);
+                return -1;
+            }
+            http_conn_close(c);
+            return 0;
+        }
+    }
+    c->reused = 1;
+    if (!p->keep_alive) http_conn_close(c);
+    return 0;
+}
+
+/* A request body produced piecewise (a file, a tar stream): fills buf, returns bytes
+ * written, 0 at the end, -1 on error (rc->err set). */
+typedef ssize_t (*http_body_source)(struct rc *rc, void *ud, char *buf, size_t cap);
+
+/* Send `length` body bytes from src while reading the response at the same time, so
+ * that a daemon writing progress before it has read the whole upload never deadlocks
+ * with us. An early answer (an error before the upload finished) ends the upload.
+ * Returns 0 when the response is complete, -1 (rc->err set). */
+static int http_upload(struct rc *rc, struct http_conn *c, struct http_parser *p, http_body_source src, void *src_ud,
+                       uint64_t length, http_body_fn fn, void *ud, int idle_ms) {
+    char *out = malloc(65536);
+    if (!out) return rc_fail_oom(rc);
+    size_t out_off = 0, out_len = 0;
+    uint64_t sent = 0;
+    int ret = -1;
+    int64_t deadline = rc_now_ms() + idle_ms;
+    for (;;) {
+        int r = http_conn_feed(rc, c, p, fn, ud);
+        if (r < 0) goto out;
+        if (r == 1) { ret = 0; break; }
+        int sending = sent < length || out_len > 0;
+        if (sending && out_len == 0) {
+            uint64_t want = length - sent;
+            ssize_t n = src(rc, src_ud, out, want < 65536 ? (size_t)want : 65536);
+            if (n < 0) goto out;
+            if (n == 0) { rc_fail(rc, "upload to %s: body ended %llu bytes early", c->what, (unsigned long long)(length - sent)); goto out; }
+            out_off = 0;
+            out_len = (size_t)n;
+            sent += (uint64_t)n;
+        }
+        struct pollfd pfd = { c->fd, (short)(POLLIN | (sending ? POLLOUT : 0)), 0 };
+        int64_t left = deadline - rc_now_ms();
+        if (left <= 0) { rc_fail(rc, "talking to %s: timed out", c->what); goto out; }
+        int pr = poll(&pfd, 1, left > INT_MAX ? INT_MAX : (int)left);
+        if (pr < 0 && errno == EINTR) {
+            if (rc_interrupted()) { rc_fail(rc, "talking to %s: interrupted", c->what); goto out; }
+            continue;
+        }
+        if (pr < 0) { rc_fail_errno(rc, "poll"); goto out; }
+        if (pr == 0) continue;
+        if (pfd.revents & (POLLIN | POLLHUP | POLLERR)) {
+            ssize_t n = http_conn_fill(rc, c, rc_now_ms() + idle_ms);
+            if (n < 0) goto out;
+            if (n == 0) {
+                if (http_parser_eof(p) < 0) { rc_fail(rc, "bad HTTP response from %s: %s", c->what, p->error); goto out; }
+                ret = 0;
+                break;
+            }
+            deadline = rc_now_ms() + idle_ms;
+            continue;
+        }
+        if (sending && (pfd.revents & POLLOUT)) {
+            ssize_t n = send(c->fd, out + out_off, out_len, MSG_NOSIGNAL);
+            if (n < 0 && (errno == EAGAIN || errno == EINTR)) continue;
+            if (n < 0) {
+                /* The daemon may have answered and closed (e.g. 400 before reading all):
+                 * stop sending and let the reads above pick up its message. */
+                if (errno == EPIPE || errno == ECONNRESET) { out_len = 0; sent = length; continue; }
+                rc_fail(rc, "writing to %s: %s", c->what, strerror(errno));
+                goto out;
+            }
+            out_off += (size_t)n;
+            out_len -= (size_t)n;
+            deadline = rc_now_ms() + idle_ms;
+        }
+    }
+out:
+    free(out);
+    if (ret < 0 || !p->keep_alive || sent < length || out_len) http_conn_close(c);
+    else c->reused = 1;
+    return ret;
+}
+
+/* ====================================================================== */
+/* 4. Docker Engine API: endpoint, version negotiation, calls, streams     */
+/* ====================================================================== */
+
+/* Used when /_ping carries no Api-Version header (very old daemons, some proxies):
+ * 1.41 is Docker 20.10, the oldest engine we support, and what Podman reports. */
+#define DOCKER_DEFAULT_API "1.41"
+#define DOCKER_DEFAULT_SOCKET "/var/run/docker.sock"
+#define DOCKER_MAX_PARALLEL 16
+
+/* One Engine endpoint plus a keep-alive connection for sequential calls. */
+struct docker {
+    struct rc *rc;
+    int tcp;                 /* 0: unix socket, 1: tcp:// without TLS */
+    sds target;              /* socket path, or host name for tcp */
+    int port;
+    sds host_header;
+    sds prefix;              /* "/v1.41": prepended to every API path */
+    struct http_conn conn;
+};
+
+static void docker_free(struct docker *d) {
+    http_conn_close(&d->conn);
+    sdsfree(d->target);
+    sdsfree(d->host_header);
+    sdsfree(d->prefix);
+    d->target = d->host_header = d->prefix = NULL;
+}
+
+/* Parse DOCKER_HOST ("unix:///path", "tcp://host:port"; NULL means the default socket). */
+static int docker_parse_host(struct rc *rc, struct docker *d, const char *host) {
+    if (!host || !*host) host = "unix://" DOCKER_DEFAULT_SOCKET;
+    if (strncmp(host, "unix://", 7) == 0) {
+        d->tcp = 0;
+        d->target = sdsnew(host + 7);
+        d->host_header = sdsnew("docker");
+        if (!d->target || !d->host_header) return rc_fail_oom(rc);
+        if (!sdslen(d->target)) return rc_fail(rc, "DOCKER_HOST=%s: missing socket path", host);
+        return 0;
+    }
+    if (strncmp(host, "tcp://", 6) == 0) {
+        const char *hp = host + 6;
+        if (getenv("DOCKER_TLS_VERIFY") && *getenv("DOCKER_TLS_VERIFY"))
+            return rc_fail(rc, "DOCKER_HOST=%s with DOCKER_TLS_VERIFY: TLS is not supported; "
+                               "use the unix socket or a plain tcp:// endpoint", host);
+        const char *colon = strrchr(hp, ':');
+        const char *slash = strchr(hp, '/');
+        long port = 2375;
+        size_t hlen = slash ? (size_t)(slash - hp) : strlen(hp);
+        if (colon && (!slash || colon < slash)) {
+            char pbuf[8];
+            size_t plen = (size_t)((slash ? slash : hp + strlen(hp)) - colon - 1);
+            if (plen == 0 || plen >= sizeof pbuf) return rc_fail(rc, "DOCKER_HOST=%s: bad port", host);
+            memcpy(pbuf, colon + 1, plen);
+            pbuf[plen] = 0;
+            if (rc_parse_int(pbuf, 1, 65535, &port) < 0) return rc_fail(rc, "DOCKER_HOST=%s: bad port", host);
+            hlen = (size_t)(colon - hp);
+        }
+        if (hlen == 0) return rc_fail(rc, "DOCKER_HOST=%s: missing host", host);
+        d->tcp = 1;
+        d->port = (int)port;
+        d->target = sdsnewlen(hp, hlen);
+        if (d->target && d->target[0] == '[' && sdslen(d->target) > 2) sdsrange(d->target, 1, -2);
+        d->host_header = sdsnewlen(hp, (size_t)((slash ? slash : hp + strlen(hp)) - hp));
+        if (!d->target || !d->host_header) return rc_fail_oom(rc);
+        return 0;
+    }
+    const char *sep = strstr(host, "://");
+    return rc_fail(rc, "DOCKER_HOST=%s: the %.*s:// scheme is not supported (use unix://PATH or tcp://HOST:PORT without TLS)",
+                   host, sep ? (int)(sep - host) : (int)strlen(host), host);
+}
+
+/* Open a new connection to the daemon; each failure names its own remedy. */
+static int docker_connect(struct docker *d, struct http_conn *c) {
+    struct rc *rc = d->rc;
+    int fd;
+    if (d->tcp) {
+        char what[300];
+        snprintf(what, sizeof what, "tcp://%s:%d", d->target, d->port);
+        http_conn_init(c, what);
+        fd = net_connect_tcp(rc, d->target, d->port, rc->io_timeout_ms);
+        if (fd < 0) return rc_wrap(rc, "cannot reach the Docker daemon at %s (is it listening there without TLS?)", what);
+    } else {
+        char what[160];
+        snprintf(what, sizeof what, "unix://%s", d->target);
+        http_conn_init(c, what);
+        struct stat st;
+        if (stat(d->target, &st) < 0 && errno == ENOENT)
+            return rc_fail(rc, "Docker socket %s does not exist: is Docker installed and running? "
+                               "Start it (e.g. `sudo systemctl start docker`) or set DOCKER_HOST", d->target);
+        if (access(d->target, R_OK | W_OK) < 0 && errno == EACCES)
+            return rc_fail(rc, "permission denied on %s: add your user to the docker group "
+                               "(`sudo usermod -aG docker $USER`, then log in again) or run as root", d->target);
+        fd = net_connect_unix(rc, d->target, rc->io_timeout_ms);
+        if (fd < 0) return rc_wrap(rc, "the Docker daemon is not answering on %s (is it running? "
+                                       "`sudo systemctl start docker`)", d->target);
+    }
+    c->fd = fd;
+    return 0;
+}
+
+/* The daemon's own words from an error body: Docker and Podman both send
+ * {"message": "..."}; anything else is shown as (bounded) text. */
+static sds docker_error_text(const char *body, size_t len) {
+    if (!body || !len) return sdsempty();
+    json_value_s *v = json_parse(body, len, NULL);
+    const char *m = v ? json_string(json_get(v, "message")) : NULL;
+    sds s = m ? sdsnew(m) : sdsnewlen(body, len > 300 ? 300 : len);
+    json_free(v);
+    if (s) s = sdstrim(s, " \r\n");
+    return s;
+}
+
+/* Send one request on c and read the answer through p. A keep-alive connection the
+ * daemon closed while idle fails before any byte arrives; that case is retried once
+ * on a fresh connection (the daemon cannot have acted on the request). */
+static int docker_exchange(struct docker *d, struct http_conn *c, const char *method, const char *path,
+                           const char *body, size_t blen, struct http_parser *p, uint64_t max_body,
+                           http_body_fn fn, void *ud, int idle_ms) {
+    struct rc *rc = d->rc;
+    for (int attempt = 0;; attempt++) {
+        if (c->fd < 0 && docker_connect(d, c) < 0) return -1;
+        int reused = c->reused;
+        http_parser_init(p, max_body, strcmp(method, "HEAD") == 0);
+        int has_body = body != NULL || strcmp(method, "POST") == 0;
+        sds req = http_format_request(method, path, d->host_header, body ? "application/json" : NULL,
+                                      has_body ? (int64_t)blen : -1);
+        if (req && body && blen) { sds t = sdscatlen(req, body, blen); if (!t) sdsfree(req); req = t; }
+        if (!req) return rc_fail_oom(rc);
+        int r = net_write_all(rc, c->fd, req, sdslen(req), rc_now_ms() + rc->io_timeout_ms, c->what);
+        sdsfree(req);
+        if (r == 0) r = http_read_response(rc, c, p, fn, ud, idle_ms);
+        if (r == 0) return 0;
+        int nothing_back = p->state == HTTP_HEAD && (!p->head || sdslen(p->head) == 0);
+        http_conn_close(c);
+        if (!(reused && nothing_back && attempt == 0)) return -1;
+        http_parser_free(p);
+    }
+}
+
+/* Turn a finished response into an error unless it is 2xx or `allow`:
+ * "POST /v1.41/containers/create?name=redis-3: 409 Conflict: <daemon message>". */
+static int docker_check_status(struct docker *d, const char *method, const char *fullpath,
+                               const struct http_parser *p, const char *body, size_t blen, int allow) {
+    if ((p->status >= 200 && p->status < 300) || p->status == allow) return 0;
+    sds reason = http_reason(p);
+    sds msg = docker_error_text(body, blen);
+    rc_fail(d->rc, "%s %s: %d%s%s%s%s", method, fullpath, p->status, reason && sdslen(reason) ? " " : "",
+            reason ? reason : "", msg && sdslen(msg) ? ": " : "", msg ? msg : "");
+    sdsfree(reason);
+    sdsfree(msg);
+    return -1;
+}
+
+/* In --dry-run, show a request instead of sending it. */
+static void docker_print_request(struct docker *d, const char *method, const char *path, const char *body) {
+    printf("%s %s%s%s%s\n", method, d->prefix ? d->prefix : "/v" DOCKER_DEFAULT_API, path, body ? " " : "", body ? body : "");
+}
+
+/* Call the Engine API: path without the version prefix ("/containers/json?all=1").
+ * body is JSON or NULL. On success returns the HTTP status and, when out is not NULL,
+ * the body (caller frees). Non-2xx statuses other than `allow` (0: none) are errors.
+ * In --dry-run only GET and HEAD reach the daemon; other methods are printed. */
+static int docker_call(struct docker *d, const char *method, const char *path, const char *body, sds *out, int allow) {
+    struct rc *rc = d->rc;
+    if (out) *out = NULL;
+    if (rc->dry_run && strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
+        docker_print_request(d, method, path, body);
+        return 200;
+    }
+    sds fullpath = sdscatprintf(sdsempty(), "%s%s", d->prefix, path);
+    sds resp = sdsempty();
+    if (!fullpath || !resp) { sdsfree(fullpath); sdsfree(resp); return rc_fail_oom(rc); }
+    struct http_parser p;
+    int r = docker_exchange(d, &d->conn, method, fullpath, body, body ? strlen(body) : 0, &p,
+                            HTTP_MAX_JSON_BODY, http_sink_sds, &resp, rc->io_timeout_ms * 6);
+    if (r < 0) rc_wrap(rc, "%s %s", method, fullpath);
+    else if (docker_check_status(d, method, fullpath, &p, resp, sdslen(resp), allow) < 0) r = -1;
+    else r = p.status;
+    http_parser_free(&p);
+    sdsfree(fullpath);
+    if (r >= 0 && out) *out = resp;
+    else sdsfree(resp);
+    return r;
+}
+
+/* docker_call() whose answer is parsed as JSON. Returns the status; *out is NULL
+ * for an allowed non-2xx status or a dry-run. */
+static int docker_call_json(struct docker *d, const char *method, const char *path, const char *body,
+                            json_value_s **out, int allow) {
+    sds raw = NULL;
+    *out = NULL;
+    int st = docker_call(d, method, path, body, &raw, allow);
+    if (st < 0) return -1;
+    if (st >= 200 && st < 300 && raw && sdslen(raw)) {
+        json_error_s err;
+        *out = json_parse(raw, sdslen(raw), &err);
+        if (!*out) {
+            rc_fail(d->rc, "%s %s%s: bad JSON at byte %zu: %s", method, d->prefix, path, err.offset, err.message ? err.message : "?");
+            sdsfree(raw);
+            return -1;
+        }
+    }
+    sdsfree(raw);
+    return st;
+}
+
+/* Connect and negotiate the API version from GET /_ping: DOCKER_API_VERSION wins,
+ * else the daemon's own Api-Version (it only ever raises its minimum, so following
+ * it keeps us working with newer engines), else 1.41. */
+static int docker_open(struct rc *rc, struct docker *d) {
+    memset(d, 0, sizeof *d);
+    d->rc = rc;
+    http_conn_init(&d->conn, "docker");
+    if (docker_parse_host(rc, d, rc->docker_host) < 0) return -1;
+    struct http_parser p;
+    sds body = sdsempty();
+    if (!body) return rc_fail_oom(rc);
+    int r = docker_exchange(d, &d->conn, "GET", "/_ping", NULL, 0, &p, 4096, http_sink_sds, &body, rc->io_timeout_ms);
+    if (r == 0 && p.status != 200) {
+        sds msg = docker_error_text(body, sdslen(body));
+        r = rc_fail(rc, "GET /_ping on %s: %d: %s (is this a Docker Engine API endpoint?)", d->conn.what, p.status, msg ? msg : "");
+        sdsfree(msg);
+    }
+    char ver[16] = DOCKER_DEFAULT_API;
+    const char *env = getenv("DOCKER_API_VERSION");
+    size_t vlen = 0;
+    const char *hv = r == 0 ? http_header(&p, "Api-Version", &vlen) : NULL;
+    if (env && *env) {
+        snprintf(ver, sizeof ver, "%s", env[0] == 'v' ? env + 1 : env);
+    } else if (hv && vlen > 0 && vlen < sizeof ver) {
+        memcpy(ver, hv, vlen);
+        ver[vlen] = 0;
+    }
+    http_parser_free(&p);
+    sdsfree(body);
+    if (r < 0) return -1;
+    if (strncmp(ver, "1.", 2) != 0 || !ver[2] || strspn(ver + 2, "0123456789") != strlen(ver + 2))
+        return rc_fail(rc, "%s Engine API version '%s' is not of the form 1.NN", env && *env ? "DOCKER_API_VERSION:" : "daemon reports", ver);
+    d->prefix = sdscatprintf(sdsempty(), "/v%s", ver);
+    sdsfree(rc->api_version);
+    rc->api_version = sdsnew(ver);
+    if (!d->prefix || !rc->api_version) return rc_fail_oom(rc);
+    return 0;
+}
+
+/* ---- batches on parallel connections ------------------------------------- */
+
+/* One request of a batch; the answer's status and body are filled in. */
+struct docker_req {
+    const char *method;
+    sds path;                /* without the version prefix; owned */
+    sds body;                /* JSON or NULL; owned */
+    int allow;               /* extra accepted status (e.g. 304 for "already started") */
+    int status;              /* 0 if not answered */
+    sds resp;                /* answer body */
+    sds err;                 /* this request's error, if any */
+};
+
+static void docker_req_clear(struct docker_req *r) {
+    sdsfree(r->path);
+    sdsfree(r->body);
+    sdsfree(r->resp);
+    sdsfree(r->err);
+    memset(r, 0, sizeof *r);
+}
+
+/* Send each request on its own connection before reading any answer, so the daemon
+ * works on them concurrently (container create/start take tens of ms each and the
+ * daemon serves one request per connection at a time). Returns 0 if all succeeded,
+ * else -1 with rc->err naming the first failure and how many failed. */
+static int docker_call_parallel(struct docker *d, struct docker_req *reqs, int n) {
+    struct rc *rc = d->rc;
+    int failed = 0, first = -1;
+    for (int base = 0; base < n; base += DOCKER_MAX_PARALLEL) {
+        int m = n - base < DOCKER_MAX_PARALLEL ? n - base : DOCKER_MAX_PARALLEL;
+        struct http_conn *conns = malloc(sizeof *conns * (size_t)m);
+        if (!conns) return rc_fail_oom(rc);
+        for (int i = 0; i < m; i++) {
+            struct docker_req *q = &reqs[base + i];
+            http_conn_init(&conns[i], "docker");
+            q->status = 0;
+            if (rc->dry_run) { docker_print_request(d, q->method, q->path, q->body); q->status = 200; continue; }
+            sds full = sdscatprintf(sdsempty(), "%s%s", d->prefix, q->path);
+            sds req = full ? http_format_request(q->method, full, d->host_header, q->body ? "application/json" : NULL,
+                                                 q->body || !strcmp(q->method, "POST") ? (int64_t)(q->body ? sdslen(q->body) : 0) : -1) : NULL;
+            if (req && q->body) { sds t = sdscatlen(req, q->body, sdslen(q->body)); if (!t) sdsfree(req); req = t; }
+            int r = req ? docker_connect(d, &conns[i]) : rc_fail_oom(rc);
+            if (r == 0) r = net_write_all(rc, conns[i].fd, req, sdslen(req), rc_now_ms() + rc->io_timeout_ms, conns[i].what);
+            if (r < 0) { rc_wrap(rc, "%s %s", q->method, full ? full : q->path); q->err = sdsdup(rc->err); http_conn_close(&conns[i]); }
+            sdsfree(req);
+            sdsfree(full);
+        }
+        for (int i = 0; i < m; i++) {
+            struct docker_req *q = &reqs[base + i];
+            if (conns[i].fd < 0) continue;
+            struct http_parser p;
+            http_parser_init(&p, HTTP_MAX_JSON_BODY, 0);
+            q->resp = sdsempty();
+            sds full = sdscatprintf(sdsempty(), "%s%s", d->prefix, q->path);
+            int r = q->resp && full ? http_read_response(rc, &conns[i], &p, http_sink_sds, &q->resp, rc->io_timeout_ms * 6) : rc_fail_oom(rc);
+            if (r < 0) rc_wrap(rc, "%s %s", q->method, full ? full : q->path);
+            else if (docker_check_status(d, q->method, full ? full : q->path, &p, q->resp, sdslen(q->resp), q->allow) < 0) r = -1;
+            if (r == 0) q->status = p.status;
+            else q->err = sdsdup(rc->err);
+            http_parser_free(&p);
+            http_conn_close(&conns[i]);
+            sdsfree(full);
+        }
+        free(conns);
+    }
+    for (int i = 0; i < n; i++)
+        if (reqs[i].err) { failed++; if (first < 0) first = i; }
+    if (!failed) return 0;
+    rc_fail(rc, "%s", reqs[first].err);
+    if (failed > 1) rc_wrap(rc, "%d of %d requests failed, the first", failed, n);
+    return -1;
+}
+
+/* ---- streams: pull, load, import ----------------------------------------- */
+
+/* Progress from a JSON-lines stream ({"status","progress","id"} / {"stream"} /
+ * {"error","errorDetail"}). An error inside a 200 stream is still a failure. */
+struct docker_progress {
+    struct rc *rc;
+    sds error;             /* first error message seen in the stream */
+    sds last;              /* last status line printed, to avoid repeats */
+    sds result;            /* last "status" or "stream" text (e.g. the imported image id) */
+    int64_t last_ms;
+};
+
+static int docker_progress_line(void *ud, const char *line, size_t len) {
+    struct docker_progress *pr = ud;
+    json_value_s *v = json_parse(line, len, NULL);
+    if (!v) return 0;   /* not JSON: ignore rather than fail a long transfer */
+    const char *err = json_string(json_get(json_get(v, "errorDetail"), "message"));
+    if (!err) err = json_string(json_get(v, "error"));
+    if (!err) err = json_string(json_get(v, "message"));   /* a non-2xx answer's body */
+    const char *status = json_string(json_get(v, "status"));
+    const char *stream = json_string(json_get(v, "stream"));
+    const char *id = json_string(json_get(v, "id"));
+    const char *progress = json_string(json_get(v, "progress"));
+    int ret = 0;
+    if (err && !pr->error) ret = (pr->error = sdsnew(err)) ? 0 : -1;
+    const char *text = stream ? stream : status;
+    if (text && !err) {
+        sds t = sdscatprintf(sdsempty(), "%s%s%s", id ? id : "", id ? ": " : "", text);
+        if (t) t = sdstrim(t, " \r\n");
+        int64_t now = rc_now_ms();
+        /* Byte counters change many times a second: print those at most every 2 s. */
+        if (t && sdslen(t) && (!pr->last || strcmp(t, pr->last) != 0) && (!progress || now - pr->last_ms > 2000)) {
+            rc_progress(pr->rc, "%s%s%s", t, progress ? " " : "", progress ? progress : "");
+            pr->last_ms = now;
+            sdsfree(pr->last);
+            pr->last = t;
+            t = NULL;
+        }
+        sdsfree(t);
+        sdsfree(pr->result);
+        pr->result = sdsnew(text);
+        if (pr->result) pr->result = sdstrim(pr->result, " \r\n");
+    }
+    json_free(v);
+    return ret;
+}
+
+/* POST a long-running request whose answer streams JSON lines (pull, load, import).
+ * With src, `length` body bytes of content_type are uploaded from it. On success
+ * *result (if not NULL) gets the last status text. Idle limit: 5 minutes. */
+static int docker_stream(struct docker *d, const char *path, const char *content_type, http_body_source src,
+                         void *src_ud, uint64_t length, sds *result) {
+    struct rc *rc = d->rc;
+    if (result) *result = NULL;
+    if (rc->dry_run) { docker_print_request(d, "POST", path, src ? "<stream>" : NULL); return 0; }
+    struct http_conn c;
+    if (docker_connect(d, &c) < 0) return -1;
+    sds full = sdscatprintf(sdsempty(), "%s%s", d->prefix, path);
+    sds req = full ? http_format_request("POST", full, d->host_header, src ? content_type : NULL, src ? (int64_t)length : 0) : NULL;
+    struct docker_progress pr = { rc, NULL, NULL, NULL, 0 };
+    struct http_lines lines = { sdsempty(), docker_progress_line, &pr, 0 };
+    struct http_parser p;
+    http_parser_init(&p, UINT64_MAX, 0);
+    int r = req && lines.buf ? 0 : rc_fail_oom(rc);
+    if (r == 0) r = net_write_all(rc, c.fd, req, sdslen(req), rc_now_ms() + rc->io_timeout_ms, c.what);
+    if (r == 0 && src) r = http_upload(rc, &c, &p, src, src_ud, length, http_sink_lines, &lines, 300000);
+    else if (r == 0) r = http_read_response(rc, &c, &p, http_sink_lines, &lines, 300000);
+    if (r == 0) r = http_lines_flush(&lines);
+    if (r < 0 && lines.too_long) rc_fail(rc, "a progress line longer than %d bytes", HTTP_MAX_LINE);
+    if (r < 0) rc_wrap(rc, "POST %s", full ? full : path);
+    else if (p.status < 200 || p.status >= 300) {
+        /* An error answer is one {"message":...} object; the line sink has seen it. */
+        sds msg = pr.error ? sdsdup(pr.error) : sdsnew("");
+        sds reason = http_reason(&p);
+        r = rc_fail(rc, "POST %s: %d %s%s%s", full ? full : path, p.status, reason ? reason : "",
+                    msg && sdslen(msg) ? ": " : "", msg ? msg : "");
+        sdsfree(reason);
+        sdsfree(msg);
+    } else if (pr.error) {
+        r = rc_fail(rc, "POST %s: %s", full ? full : path, pr.error);
+    } else if (result) {
+        *result = pr.result;
+        pr.result = NULL;
+    }
+    http_parser_free(&p);
+    http_conn_close(&c);
+    sdsfree(lines.buf);
+    sdsfree(pr.error);
+    sdsfree(pr.last);
+    sdsfree(pr.result);
+    sdsfree(req);
+    sdsfree(full);
+    return r;
+}
+
+/* ---- small pure helpers ---------------------------------------------------- */
+
+/* Append s percent-encoded (everything but RFC 3986 unreserved bytes). NULL on OOM
+ * (out freed). */
+static sds docker_urlencode(sds out, const char *s) {
+    static const char hex[] = "0123456789ABCDEF";
+    for (; out && *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        sds t;
+        if (isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') t = sdscatlen(out, s, 1);
+        else { char e[3] = { '%', hex[c >> 4], hex[c & 15] }; t = sdscatlen(out, e, 3); }
+        if (!t) { sdsfree(out); return NULL; }
+        out = t;
+    }
+    return out;
+}
+
+/* Demultiplex a container log stream (no TTY): frames of an 8-byte header
+ * {stream 0|1|2, 0, 0, 0, size as 32-bit big endian} and `size` payload bytes.
+ * Appends the payloads of the complete frames in in[0..len) to *out and returns the
+ * bytes consumed (a partial frame at the end is left for the next call). Returns -1
+ * if the bytes are not a multiplexed stream (a TTY container: show them raw) and -2
+ * on OOM. *out stays valid either way. */
+static ssize_t docker_demux(const char *in, size_t len, sds *out) {
+    size_t i = 0;
+    while (len - i >= 8) {
+        const unsigned char *h = (const unsigned char *)in + i;
+        if (h[0] > 2 || h[1] || h[2] || h[3]) return -1;
+        uint32_t size = (uint32_t)h[4] << 24 | (uint32_t)h[5] << 16 | (uint32_t)h[6] << 8 | h[7];
+        if (size > len - i - 8) break;
+        sds t = sdscatlen(*out, in + i + 8, size);
+        if (!t) return -2;
+        *out = t;
+        i += 8 + (size_t)size;
+    }
+    return (ssize_t)i;
+}
+
+/* The last `tail` lines a container wrote (stdout and stderr, demultiplexed). */
+static sds docker_container_logs(struct docker *d, const char *name, int tail) {
+    char path[256];
+    snprintf(path, sizeof path, "/containers/%s/logs?stdout=1&stderr=1&tail=%d", name, tail);
+    if (d->rc->dry_run) return sdsempty();
+    sds raw = NULL;
+    if (docker_call(d, "GET", path, NULL, &raw, 0) < 0) return NULL;
+    sds text = sdsempty();
+    ssize_t n = text ? docker_demux(raw, sdslen(raw), &text) : -2;
+    if (n == -1) { sdsfree(text); text = raw; raw = NULL; }
+    else if (n == -2) { sdsfree(text); text = NULL; rc_fail_oom(d->rc); }
+    sdsfree(raw);
+    return text;
+}
+
+/* Label value of a container (list or inspect JSON) or network; NULL if absent. */
+static const char *docker_label(const json_value_s *obj, const char *key) {
+    const json_value_s *labels = json_get(obj, "Labels");
+    if (!labels) labels = json_get(json_get(obj, "Config"), "Labels");
+    return json_string(json_get(labels, key));
+}
+
+/* Inspect a container or network by exact name. Docker also matches ID prefixes,
+ * so the returned name is compared. Returns 1 found (*out set, caller frees), 0 not
+ * found, -1 error. kind: "containers" or "networks". */
+static int docker_inspect(struct docker *d, const char *kind, const char *name, json_value_s **out) {
+    char path[300];
+    snprintf(path, sizeof path, "/%s/%s%s", kind, name, strcmp(kind, "containers") == 0 ? "/json" : "");
+    *out = NULL;
+    int st = docker_call_json(d, "GET", path, NULL, out, 404);
+    if (st < 0) return -1;
+    if (st == 404 || !*out) { json_free(*out); *out = NULL; return 0; }
+    const char *got = json_string(json_get(*out, "Name"));
+    if (got && got[0] == '/') got++;
+    if (!got || strcmp(got, name) != 0) { json_free(*out); *out = NULL; return 0; }
+    return 1;
+}
+
+/* Objects carrying label key=value ("containers" with all=1, or "networks"). */
+static int docker_list_by_label(struct docker *d, const char *kind, const char *key, const char *value, json_value_s **out) {
+    sds filter = sdsempty(), lab = sdscatprintf(sdsempty(), "%s=%s", key, value);
+    if (filter) filter = sdscat(filter, "{\"label\":[");
+    if (filter) filter = rc_json_str(filter, lab);
+    if (filter) filter = sdscat(filter, "]}");
+    sds path = filter ? sdscatprintf(sdsempty(), "/%s%s?%sfilters=", kind, strcmp(kind, "containers") ? "" : "/json",
+                                     strcmp(kind, "containers") ? "" : "all=1&") : NULL;
+    if (path) path = docker_urlencode(path, filter);
+    int st = path && lab ? docker_call_json(d, "GET", path, NULL, out, 0) : rc_fail_oom(d->rc);
+    sdsfree(filter);
+    sdsfree(lab);
+    sdsfree(path);
+    if (st >= 0 && json_type(*out) != JSON_ARRAY) {
+        json_free(*out);
+        *out = NULL;
+        return rc_fail(d->rc, "GET /%s: expected a JSON array", kind);
+    }
+    return st < 0 ? -1 : 0;
+}
+
+/* Is the image present locally? 1 yes, 0 no, -1 error. */
+static int docker_image_present(struct docker *d, const char *image) {
+    sds path = sdscatprintf(sdsempty(), "/images/%s/json", image);
+    if (!path) return rc_fail_oom(d->rc);
+    int st = docker_call(d, "GET", path, NULL, NULL, 404);
+    sdsfree(path);
+    return st < 0 ? -1 : st != 404;
+}
+
+/* Split "repo[:tag]" (a ':' after the last '/'; "@digest" kept whole) into repo and tag. */
+static int docker_split_ref(const char *ref, sds *repo, sds *tag) {
+    const char *at = strchr(ref, '@');
+    const char *slash = strrchr(ref, '/');
+    const char *colon = strrchr(ref, ':');
+    if (at || !colon || (slash && colon < slash)) { *repo = sdsnew(ref); *tag = sdsnew(at ? "" : "latest"); }
+    else { *repo = sdsnewlen(ref, (size_t)(colon - ref)); *tag = sdsnew(colon + 1); }
+    if (!*repo || !*tag) { sdsfree(*repo); sdsfree(*tag); *repo = *tag = NULL; return -1; }
+    return 0;
+}
+
+/* Pull an image with progress on stderr. */
+static int docker_image_pull(struct docker *d, const char *image) {
+    sds repo, tag;
+    if (docker_split_ref(image, &repo, &tag) < 0) return rc_fail_oom(d->rc);
+    sds path = sdsnew("/images/create?fromImage=");
+    if (path) path = docker_urlencode(path, repo);
+    if (path && sdslen(tag)) { path = sdscat(path, "&tag="); if (path) path = docker_urlencode(path, tag); }
+    int r = path ? docker_stream(d, path, NULL, NULL, NULL, 0, NULL) : rc_fail_oom(d->rc);
+    sdsfree(path);
+    sdsfree(repo);
+    sdsfree(tag);
+    return r;
 }
 
 /* ====================================================================== */
@@ -1110,8 +2204,17 @@ static int cluster_plan_layout(int n, const char *const *hosts, int replicas, in
  * rejoin delay, min(max(cluster-node-timeout, 500 ms), 5 s), and a master delays a
  * diskless full sync by repl-diskless-sync-delay. We lower both on the still-empty
  * nodes and put the original values back on every exit path. */
-#define ENGINE_FORM_NODE_TIMEOUT "500"
-#define ENGINE_FORM_SYNC_DELAY   "0"
+/* Small clusters get the fastest settings; large ones on a few cores would starve
+ * Redis' failure detector and trigger spurious failovers, so they get milder ones
+ * (NULL leaves the setting alone). */
+#define ENGINE_SMALL_CLUSTER 24
+static const struct { const char *name, *small, *large; } engine_tunables[] = {
+    { "cluster-node-timeout", "500", "1500" },
+    { "repl-diskless-sync-delay", "0", "0" },
+    { "hz", "100", NULL },
+    { "repl-diskless-sync", "no", NULL },
+};
+#define ENGINE_TUNABLES ((int)(sizeof engine_tunables / sizeof engine_tunables[0]))
 #define ENGINE_POLL_MS           20
 #define ENGINE_REMEET_MS         400
 #define ENGINE_DOWN_GRACE_MS     1500
@@ -1127,7 +2230,7 @@ struct enode {
     int major, minor;
     int master_of;          /* -1 for a master, else index of its master */
     int slot_lo, slot_hi;   /* masters only */
-    sds orig_timeout, orig_delay;   /* to restore; NULL when not changed */
+    sds orig[8];            /* engine_tunables values to restore; NULL = not changed */
     int changed;            /* apply has modified this node */
     int replicated;         /* CLUSTER REPLICATE accepted */
     int state_ok;           /* its last CLUSTER INFO said cluster_state:ok */
@@ -1151,8 +2254,7 @@ static void engine_free(struct engine *e) {
     for (int i = 0; i < e->n; i++) {
         struct enode *x = &e->nodes[i];
         rconn_free(&x->c);
-        sdsfree(x->orig_timeout);
-        sdsfree(x->orig_delay);
+        for (int k = 0; k < ENGINE_TUNABLES; k++) sdsfree(x->orig[k]);
         sdsfree(x->why);
         cview_free(&x->view);
     }
@@ -1160,6 +2262,13 @@ static void engine_free(struct engine *e) {
     free(e->masters);
     sdsfree(e->plan_sig);
     memset(e, 0, sizeof *e);
+}
+
+/* Reconnect (dropping replies still owed to us) so a node can be asked again. */
+static int engine_reconnect(struct engine *e, struct enode *x) {
+    rconn_free(&x->c);
+    x->acks = 0;
+    return rconn_open(e->rc, &x->c, x->a.ip, x->a.port);
 }
 
 static void enode_set_why(struct enode *x, const char *fmt, ...) {
@@ -1238,9 +2347,9 @@ static int engine_preflight_queue(struct engine *e, struct enode *x) {
     if (rconn_queue(rc, &x->c, "INFO", "server", NULL) < 0 ||
         rconn_queue(rc, &x->c, "INFO", "cluster", NULL) < 0 ||
         rconn_queue(rc, &x->c, "DBSIZE", NULL) < 0 ||
-        rconn_queue(rc, &x->c, "CLUSTER", "NODES", NULL) < 0 ||
-        rconn_queue(rc, &x->c, "CONFIG", "GET", "cluster-node-timeout", NULL) < 0 ||
-        rconn_queue(rc, &x->c, "CONFIG", "GET", "repl-diskless-sync-delay", NULL) < 0) return -1;
+        rconn_queue(rc, &x->c, "CLUSTER", "NODES", NULL) < 0) return -1;
+    for (int k = 0; k < ENGINE_TUNABLES; k++)
+        if (rconn_queue(rc, &x->c, "CONFIG", "GET", engine_tunables[k].name, NULL) < 0) return -1;
     return rconn_flush(rc, &x->c, rc_now_ms() + rc->io_timeout_ms);
 }
 
@@ -1255,10 +2364,11 @@ static void engine_take_config(struct resp *r, sds *out) {
 
 static int engine_preflight_read(struct engine *e, struct enode *x) {
     struct rc *rc = e->rc;
-    struct resp *r[6] = { 0 };
+    struct resp *r[4 + ENGINE_TUNABLES] = { 0 };
+    int nr = 4 + ENGINE_TUNABLES;
     int64_t dl = rc_now_ms() + rc->io_timeout_ms;
     int ret = -1;
-    for (int i = 0; i < 6; i++)
+    for (int i = 0; i < nr; i++)
         if (!(r[i] = rconn_read(rc, &x->c, dl))) goto out;
     for (int i = 0; i < 4; i++) {
         if (r[i]->type == RESP_ERROR) {
@@ -1312,11 +2422,10 @@ static int engine_preflight_read(struct engine *e, struct enode *x) {
         x->meet_port = x->a.port;
         x->meet_bus = addr_bus(&x->a);
     }
-    engine_take_config(r[4], &x->orig_timeout);
-    engine_take_config(r[5], &x->orig_delay);
+    for (int k = 0; k < ENGINE_TUNABLES; k++) engine_take_config(r[4 + k], &x->orig[k]);
     ret = 0;
 out:
-    for (int i = 0; i < 6; i++) resp_free(r[i]);
+    for (int i = 0; i < nr; i++) resp_free(r[i]);
     return ret;
 }
 
@@ -1384,30 +2493,35 @@ static void engine_print_plan(struct engine *e) {
 static int engine_tune(struct engine *e) {
     struct rc *rc = e->rc;
     int tuned = 0;
-    for (int i = 0; i < e->n; i++) {
-        struct enode *x = &e->nodes[i];
-        if (x->orig_timeout && rconn_queue(rc, &x->c, "CONFIG", "SET", "cluster-node-timeout", ENGINE_FORM_NODE_TIMEOUT, NULL) < 0) return -1;
-        if (x->orig_delay && rconn_queue(rc, &x->c, "CONFIG", "SET", "repl-diskless-sync-delay", ENGINE_FORM_SYNC_DELAY, NULL) < 0) return -1;
-    }
+    int small = e->n <= ENGINE_SMALL_CLUSTER;
+    for (int i = 0; i < e->n; i++)
+        for (int k = 0; k < ENGINE_TUNABLES; k++) {
+            const char *v = small ? engine_tunables[k].small : engine_tunables[k].large;
+            if (k == 0 && !small && getenv("RC_T_NT")) v = getenv("RC_T_NT");
+            if (!v) { sdsfree(e->nodes[i].orig[k]); e->nodes[i].orig[k] = NULL; }
+            if (e->nodes[i].orig[k] && rconn_queue(rc, &e->nodes[i].c, "CONFIG", "SET", engine_tunables[k].name, v, NULL) < 0) return -1;
+        }
     for (int i = 0; i < e->n; i++) {
         struct enode *x = &e->nodes[i];
         int64_t dl = rc_now_ms() + rc->io_timeout_ms;
-        sds *orig[2] = { &x->orig_timeout, &x->orig_delay };
-        for (int k = 0; k < 2; k++) {
-            if (!*orig[k]) continue;
+        for (int k = 0; k < ENGINE_TUNABLES; k++) {
+            if (!x->orig[k]) continue;
             struct resp *r = rconn_read(rc, &x->c, dl);
             if (!r) return -1;
             x->changed = 1;
-            if (r->type == RESP_ERROR) { sdsfree(*orig[k]); *orig[k] = NULL; }
+            if (r->type == RESP_ERROR) { sdsfree(x->orig[k]); x->orig[k] = NULL; }
             else tuned++;
             resp_free(r);
         }
     }
-    struct enode *x0 = &e->nodes[0];
-    if (tuned)
-        rc_progress(rc, "Lowered cluster-node-timeout (%s -> %s ms) and repl-diskless-sync-delay (%s -> %s s) on %d node(s) while forming; the originals are restored at the end",
-                    x0->orig_timeout ? x0->orig_timeout : "?", ENGINE_FORM_NODE_TIMEOUT,
-                    x0->orig_delay ? x0->orig_delay : "?", ENGINE_FORM_SYNC_DELAY, e->n);
+    if (!tuned) return 0;
+    sds what = sdsempty();
+    for (int k = 0; what && k < ENGINE_TUNABLES; k++)
+        if (e->nodes[0].orig[k])
+            what = sdscatprintf(what, "%s%s %s -> %s", sdslen(what) ? ", " : "", engine_tunables[k].name,
+                                e->nodes[0].orig[k], small ? engine_tunables[k].small : engine_tunables[k].large);
+    rc_progress(rc, "While forming, lowered Redis' own delays on the empty nodes (%s); the originals are restored at the end", what ? what : "");
+    sdsfree(what);
     return 0;
 }
 
@@ -1419,24 +2533,24 @@ static void engine_restore(struct engine *e) {
     int restored = 0;
     for (int i = 0; i < e->n; i++) {
         struct enode *x = &e->nodes[i];
-        if (!x->orig_timeout && !x->orig_delay) continue;
-        if (x->c.fd < 0 && rconn_open(rc, &x->c, x->a.ip, x->a.port) < 0) {
-            rc_warn(rc, "could not restore settings on %s: %s", x->c.name ? x->c.name : x->a.host, rc->err);
+        int pending = 0;
+        for (int k = 0; k < ENGINE_TUNABLES; k++) pending += x->orig[k] != NULL;
+        if (!pending) continue;
+        if ((x->c.fd < 0 || x->acks > 0) && engine_reconnect(e, x) < 0) {
+            rc_warn(rc, "could not restore settings on %s:%d: %s", x->a.host, x->a.port, rc->err);
             continue;
         }
-        sds *orig[2] = { &x->orig_timeout, &x->orig_delay };
-        const char *names[2] = { "cluster-node-timeout", "repl-diskless-sync-delay" };
-        for (int k = 0; k < 2; k++) {
-            if (!*orig[k]) continue;
-            struct resp *r = rconn_call(rc, &x->c, "CONFIG SET", "CONFIG", "SET", names[k], *orig[k], NULL);
-            if (!r) rc_warn(rc, "could not restore %s on %s: %s", names[k], x->c.name, rc->err);
+        for (int k = 0; k < ENGINE_TUNABLES; k++) {
+            if (!x->orig[k]) continue;
+            struct resp *r = rconn_call(rc, &x->c, "CONFIG SET", "CONFIG", "SET", engine_tunables[k].name, x->orig[k], NULL);
+            if (!r) rc_warn(rc, "could not restore %s on %s: %s", engine_tunables[k].name, x->c.name, rc->err);
             else restored++;
             resp_free(r);
-            sdsfree(*orig[k]);
-            *orig[k] = NULL;
+            sdsfree(x->orig[k]);
+            x->orig[k] = NULL;
         }
     }
-    if (restored) rc_progress(rc, "Restored cluster-node-timeout and repl-diskless-sync-delay on the nodes");
+    if (restored) rc_progress(rc, "Restored the original settings on the nodes");
     sdsfree(rc->err);
     rc->err = saved;
 }
@@ -1501,8 +2615,9 @@ static int engine_queue_meet(struct engine *e, struct enode *from, const struct 
  * costs several cron rounds, while Redis drops the duplicate handshakes by itself.
  * Pairs that still do not know each other are met again by the wait loop. */
 static int engine_meet(struct engine *e) {
+    int mesh = e->n <= ENGINE_SMALL_CLUSTER || getenv("RC_T_MESH");
     for (int i = 0; i < e->n; i++)
-        for (int j = 0; j < e->n; j++)
+        for (int j = 0; j < (mesh ? e->n : 1); j++)
             if (i != j && engine_queue_meet(e, &e->nodes[i], &e->nodes[j]) < 0) return -1;
     for (int i = 0; i < e->n; i++) {
         struct enode *x = &e->nodes[i];
@@ -1522,11 +2637,7 @@ static int engine_meet(struct engine *e) {
 /* One poll round asks every node four questions; answers are judged per node. */
 static int engine_poll_queue(struct engine *e, struct enode *x) {
     struct rc *rc = e->rc;
-    if (x->c.fd < 0) {
-        rconn_free(&x->c);
-        x->acks = 0;
-        if (rconn_open(rc, &x->c, x->a.ip, x->a.port) < 0) return -1;
-    }
+    if (x->c.fd < 0 && engine_reconnect(e, x) < 0) return -1;
     if (rconn_queue(rc, &x->c, "CLUSTER", "NODES", NULL) < 0 ||
         rconn_queue(rc, &x->c, "CLUSTER", "INFO", NULL) < 0 ||
         rconn_queue(rc, &x->c, "INFO", "replication", NULL) < 0 ||
@@ -1569,8 +2680,31 @@ static int engine_nudge_master(struct engine *e, struct enode *m) {
         if (slot >= m->slot_lo && slot <= m->slot_hi) break;
     }
     m->last_nudge = rc_now_ms();
+    if (e->rc->verbose) rc_progress(e->rc, "nudging %s with key %s", m->c.name, key);
     if (rconn_queue(e->rc, &m->c, "SET", key, "1", NULL) < 0 || rconn_queue(e->rc, &m->c, "DEL", key, NULL) < 0) return -1;
     m->acks += 2;
+    return 0;
+}
+
+/* Say how a node's slot map differs from the plan. A planned replica owning slots
+ * means a failover happened while forming: the nodes were too slow to answer within
+ * cluster-node-timeout (an overloaded machine), and the layout is no longer ours. */
+static int engine_explain_slot_map(struct engine *e, struct enode *x) {
+    for (int k = 0; k < e->m; k++) {
+        struct enode *mx = &e->nodes[e->masters[k]];
+        struct nodeinfo *ni = cview_find(&x->view, mx->id);
+        if (ni && ni->nranges == 1 && ni->ranges[0][0] == mx->slot_lo && ni->ranges[0][1] == mx->slot_hi) continue;
+        for (int i = 0; i < e->n; i++) {
+            struct nodeinfo *o = cview_find(&x->view, e->nodes[i].id);
+            if (e->nodes[i].master_of >= 0 && o && o->nranges > 0) {
+                enode_set_why(x, "sees replica %s owning slots: a failover happened while forming (is the machine overloaded?)", e->nodes[i].c.name);
+                return 0;
+            }
+        }
+        enode_set_why(x, "does not yet see slots %d-%d on %s", mx->slot_lo, mx->slot_hi, mx->c.name);
+        return 0;
+    }
+    enode_set_why(x, "does not agree on the slot map yet");
     return 0;
 }
 
@@ -1599,7 +2733,7 @@ static int engine_judge_node(struct engine *e, int idx, struct resp **r) {
     for (int j = 0; j < x->view.n; j++) if (x->view.nodes[j].flags & NF_HANDSHAKE) handshakes++;
     if (missing >= 0) {
         enode_set_why(x, "does not know %s yet (%d handshake(s) in progress)", e->nodes[missing].c.name, handshakes);
-        if (rc_now_ms() - x->last_meet > ENGINE_REMEET_MS) {
+        if (rc_now_ms() - x->last_meet > ENGINE_REMEET_MS * (e->n > ENGINE_SMALL_CLUSTER ? 5 : 1)) {
             for (int j = 0; j < e->n; j++)
                 if (j != idx && !cview_find(&x->view, e->nodes[j].id))
                     if (engine_queue_meet(e, x, &e->nodes[j]) < 0) return -1;
@@ -1626,7 +2760,7 @@ static int engine_judge_node(struct engine *e, int idx, struct resp **r) {
     if (!sig) return rc_fail_oom(rc);
     int agrees = strcmp(sig, e->plan_sig) == 0;
     sdsfree(sig);
-    if (!agrees) { enode_set_why(x, "does not agree on the slot map yet"); return 0; }
+    if (!agrees) return engine_explain_slot_map(e, x);
     char buf[64];
     x->state_ok = info_field(r[1]->str, "cluster_state", buf, sizeof buf) == 0 && strcmp(buf, "ok") == 0;
     if (!x->state_ok) {
@@ -1721,8 +2855,10 @@ static int engine_wait_healthy(struct engine *e, int64_t deadline) {
             sdsfree(d);
             return -1;
         }
+        /* Polling a large cluster costs its nodes CPU they need for gossip: slow down. */
+        int64_t interval = ENGINE_POLL_MS + (e->n > ENGINE_SMALL_CLUSTER ? e->n : 0);
         int64_t spent = rc_now_ms() - round;
-        if (spent < ENGINE_POLL_MS) rc_sleep_ms((int)(ENGINE_POLL_MS - spent));
+        if (spent < interval) rc_sleep_ms((int)(interval - spent));
     }
 }
 
@@ -1758,16 +2894,38 @@ static void engine_print_table(struct engine *e, int64_t elapsed_ms) {
     }
 }
 
-/* After a failure in apply or wait, say which nodes were touched and how to undo. */
-static void engine_explain_changes(struct engine *e) {
+/* Undo a failed formation: the nodes were empty and alone before (preflight proved
+ * it), so CLUSTER RESET HARD returns them to that state. Redis refuses to reset a
+ * master that holds keys, so data written meanwhile by someone else is never lost.
+ * The error then lists what was reset and what still needs a hand. */
+static void engine_rollback(struct engine *e) {
     struct rc *rc = e->rc;
-    sds list = sdsempty();
-    int changed = 0;
-    for (int i = 0; list && i < e->n; i++)
-        if (e->nodes[i].changed) { list = sdscatprintf(list, "%s%s", changed ? ", " : "", e->nodes[i].c.name); changed++; }
-    if (changed && list)
-        rc_wrap(rc, "cluster formation failed after changing %d node(s) (%s); to start over, run CLUSTER RESET HARD on each of them, then create again.\ncause", changed, list);
-    sdsfree(list);
+    sds cause = rc->err ? sdsdup(rc->err) : sdsnew("unknown failure");
+    sds reset = sdsempty(), stuck = sdsempty();
+    int nreset = 0, nstuck = 0;
+    /* Replicas first: a master with a replica attached is not reset cleanly. */
+    for (int pass = 0; pass < 2; pass++) {
+        for (int i = 0; i < e->n; i++) {
+            struct enode *x = &e->nodes[i];
+            if (!x->changed || (pass == 0) != (x->master_of >= 0)) continue;
+            struct resp *r = NULL;
+            if (engine_reconnect(e, x) == 0)
+                r = rconn_call(rc, &x->c, "CLUSTER RESET HARD", "CLUSTER", "RESET", "HARD", NULL);
+            char name[300];
+            snprintf(name, sizeof name, "%s:%d", x->a.ip, x->a.port);
+            if (r) { reset = sdscatprintf(reset, "%s%s", nreset++ ? ", " : "", name); }
+            else { stuck = sdscatprintf(stuck, "%s%s (%s)", nstuck++ ? ", " : "", name, rc->err); }
+            resp_free(r);
+            if (!reset || !stuck) break;
+        }
+    }
+    sds msg = sdsdup(cause);
+    if (msg && nreset) msg = sdscatprintf(msg, "\nrolled back: CLUSTER RESET HARD on the %d node(s) this run changed (%s); they are empty and standalone again", nreset, reset ? reset : "");
+    if (msg && nstuck) msg = sdscatprintf(msg, "\ncould NOT reset %d changed node(s): %s; run CLUSTER RESET HARD on each of them before trying again", nstuck, stuck ? stuck : "");
+    if (msg) { sdsfree(rc->err); rc->err = msg; }
+    sdsfree(cause);
+    sdsfree(reset);
+    sdsfree(stuck);
 }
 
 /* --- Entry points -------------------------------------------------------------- */
@@ -1803,7 +2961,7 @@ static int engine_create_addrs(struct rc *rc, const struct addr *a, int n, int r
     if (engine_tune(&e) < 0 || engine_assign_slots(&e) < 0 || engine_meet(&e) < 0 ||
         engine_wait_healthy(&e, deadline) < 0) {
         engine_restore(&e);
-        engine_explain_changes(&e);
+        engine_rollback(&e);
         goto out;
     }
     engine_restore(&e);
@@ -2044,6 +3202,389 @@ static int engine_check(struct rc *rc, const char *host, int port, int quiet_rep
 }
 
 /* ====================================================================== */
+/* 8. Node configs and data layout: addresses, redis.conf, directories     */
+/* ====================================================================== */
+
+/* Layout of a cluster's data directory (DIR defaults to /var/lib/rcluster/NAME as root,
+ * else ~/.local/share/rcluster/NAME):
+ *   DIR/.rcluster              marker naming the cluster; --purge deletes nothing without it
+ *   DIR/node-I/conf/redis.conf mounted at /etc/redis (0700 dir; 0600 file when it holds a password)
+ *   DIR/node-I/data            mounted at /data: nodes.conf, appendonlydir
+ * Node I (1-based) lives at host number 10+I of the subnet (gateway .1) and publishes
+ * port BASE+I-1 and bus port BASE+I-1+10000. */
+#define CONF_MARKER        ".rcluster"
+#define CONF_ROOT_UID      999     /* uid/gid containers run as when rcluster runs as root */
+#define CONF_FIRST_HOST    10
+
+/* ---- pure helpers: names, addresses, directives ---------------------------- */
+
+/* Docker's rule for container and network names: [a-zA-Z0-9][a-zA-Z0-9_.-]*. The
+ * length bound leaves room for "-NNN" and keeps paths and labels short. */
+static int conf_valid_name(const char *s) {
+    size_t n = strlen(s);
+    if (n == 0 || n > 48 || !isalnum((unsigned char)s[0])) return 0;
+    for (size_t i = 1; i < n; i++)
+        if (!isalnum((unsigned char)s[i]) && s[i] != '_' && s[i] != '.' && s[i] != '-') return 0;
+    return 1;
+}
+
+/* Dotted-quad IPv4 to a host-order integer; strict (no leading zeros, 4 parts). */
+static int conf_parse_ipv4(const char *s, uint32_t *out) {
+    uint32_t v = 0;
+    for (int part = 0; part < 4; part++) {
+        if (!isdigit((unsigned char)*s)) return -1;
+        unsigned n = 0;
+        int digits = 0;
+        while (isdigit((unsigned char)*s)) {
+            if (digits && n == 0) return -1;   /* leading zero */
+            n = n * 10 + (unsigned)(*s++ - '0');
+            if (++digits > 3 || n > 255) return -1;
+        }
+        v = v << 8 | n;
+        if (part < 3 && *s++ != '.') return -1;
+    }
+    if (*s) return -1;
+    *out = v;
+    return 0;
+}
+
+static void conf_format_ipv4(uint32_t a, char out[16]) {
+    snprintf(out, 16, "%u.%u.%u.%u", a >> 24, (a >> 16) & 255, (a >> 8) & 255, a & 255);
+}
+
+static uint32_t conf_mask(int prefix) { return prefix == 0 ? 0 : 0xffffffffu << (32 - prefix); }
+
+/* "10.38.0.0/16" -> network and prefix length. Host bits must be zero so that what
+ * the user typed is exactly the network Docker will create. */
+static int conf_parse_cidr(const char *s, uint32_t *net, int *prefix) {
+    const char *slash = strchr(s, '/');
+    if (!slash || slash - s > 15) return -1;
+    char ip[16];
+    memcpy(ip, s, (size_t)(slash - s));
+    ip[slash - s] = 0;
+    long p;
+    if (conf_parse_ipv4(ip, net) < 0 || rc_parse_int(slash + 1, 0, 32, &p) < 0) return -1;
+    *prefix = (int)p;
+    if (*net & ~conf_mask(*prefix)) return -1;
+    return 0;
+}
+
+/* Do two IPv4 networks share any address? */
+static int conf_cidr_overlap(uint32_t a, int ap, uint32_t b, int bp) {
+    int p = ap < bp ? ap : bp;
+    return (a & conf_mask(p)) == (b & conf_mask(p));
+}
+
+/* Is the whole network inside RFC 1918 space (10/8, 172.16/12, 192.168/16)? */
+static int conf_cidr_is_private(uint32_t net, int prefix) {
+    static const struct { uint32_t net; int prefix; } priv[] = {
+        { 0x0a000000u, 8 }, { 0xac100000u, 12 }, { 0xc0a80000u, 16 } };
+    for (size_t i = 0; i < sizeof priv / sizeof priv[0]; i++)
+        if (prefix >= priv[i].prefix && (net & conf_mask(priv[i].prefix)) == priv[i].net) return 1;
+    return 0;
+}
+
+/* Address of host number `host` in the network; -1 if it is the broadcast address or
+ * beyond (or the network is too small). */
+static int conf_cidr_host(uint32_t net, int prefix, uint32_t host, char out[16]) {
+    uint64_t size = 1ULL << (32 - prefix);
+    if (prefix > 30 || host == 0 || (uint64_t)host >= size - 1) return -1;
+    conf_format_ipv4(net + host, out);
+    return 0;
+}
+
+/* Directives rcluster sets itself: overriding them would break the container wiring,
+ * the cluster or the password handling. appendonly and everything else may be
+ * changed (a later line wins in redis.conf). */
+static const char *const conf_owned[] = {
+    "port", "bind", "cluster-enabled", "cluster-config-file", "cluster-port", "dir",
+    "requirepass", "masterauth", "masteruser", "cluster-node-timeout", "include",
+    "rename-command", "daemonize", "tls-port", "tls-cluster", "tls-replication", "aclfile", "unixsocket",
+};
+
+/* Check one --config line: "directive value" on one line, directive not owned by
+ * rcluster. Returns NULL if fine, else a static reason. Pure. */
+static const char *conf_check_directive(const char *line) {
+    for (const char *c = line; *c; c++)
+        if ((unsigned char)*c < ' ' && *c != '\t') return "must be a single line without control characters";
+    const char *p = line;
+    while (*p == ' ' || *p == '\t') p++;
+    const char *name = p;
+    while (*p && *p != ' ' && *p != '\t') {
+        if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_') return "expected 'directive value'";
+        p++;
+    }
+    size_t nlen = (size_t)(p - name);
+    while (*p == ' ' || *p == '\t') p++;
+    if (nlen == 0 || !*p) return "expected 'directive value'";
+    if (nlen >= 17 && strncasecmp(name, "cluster-announce-", 17) == 0) return "cluster-announce-* is set by rcluster (see --announce)";
+    for (size_t i = 0; i < sizeof conf_owned / sizeof conf_owned[0]; i++)
+        if (strlen(conf_owned[i]) == nlen && strncasecmp(name, conf_owned[i], nlen) == 0) {
+            if (!strcmp(conf_owned[i], "cluster-node-timeout")) return "use --node-timeout MS instead";
+            if (!strcmp(conf_owned[i], "requirepass") || !strcmp(conf_owned[i], "masterauth"))
+                return "use --password-file instead";
+            return "is set by rcluster and cannot be overridden";
+        }
+    return NULL;
+}
+
+/* What one node's redis.conf says. */
+struct conf_params {
+    const char *announce_ip;
+    int announce_port, announce_bus;
+    long node_timeout_ms;
+    const char *password;          /* NULL: none; pass "***" to render for display */
+    char *const *extra;            /* validated --config lines */
+    int nextra;
+};
+
+/* Render a node's redis.conf from the one template. NULL on OOM. The password must
+ * not contain newlines (validated with the options). */
+static sds conf_render(const struct conf_params *cp) {
+    sds s = sdscatprintf(sdsempty(),
+        "# Written by rcluster " RCLUSTER_VERSION "; `rcluster up` rewrites it.\n"
+        "port 6379\n"
+        "bind 0.0.0.0\n"
+        "protected-mode no\n"
+        "cluster-enabled yes\n"
+        "cluster-config-file nodes.conf\n"
+        "cluster-node-timeout %ld\n"
+        "cluster-announce-ip %s\n"
+        "cluster-announce-port %d\n"
+        "cluster-announce-bus-port %d\n"
+        "appendonly yes\n"
+        "dir /data\n",
+        cp->node_timeout_ms, cp->announce_ip, cp->announce_port, cp->announce_bus);
+    if (s && cp->password) {
+        /* Quoted so that spaces or '#' survive Redis' config tokenizer. */
+        sds q0 = sdsempty();
+        sds q = q0 ? sdscatrepr(q0, cp->password, strlen(cp->password)) : NULL;
+        if (!q) sdsfree(q0);
+        sds t = q ? sdscatprintf(s, "requirepass %s\nmasterauth %s\n", q, q) : NULL;
+        sdsfree(q);
+        if (!t) { sdsfree(s); return NULL; }
+        s = t;
+    }
+    for (int i = 0; s && i < cp->nextra; i++) {
+        sds t = sdscatprintf(s, "%s\n", cp->extra[i]);
+        if (!t) { sdsfree(s); return NULL; }
+        s = t;
+    }
+    return s;
+}
+
+/* Default data directory for a cluster. NULL on OOM or without a HOME. */
+static sds conf_default_data_dir(const char *name) {
+    if (geteuid() == 0) return sdscatprintf(sdsempty(), "/var/lib/rcluster/%s", name);
+    const char *home = getenv("HOME");
+    if (!home || !*home) return NULL;
+    return sdscatprintf(sdsempty(), "%s/.local/share/rcluster/%s", home, name);
+}
+
+/* The uid:gid containers run as: the invoking user (so a user can read and purge their
+ * data), or a fixed unprivileged id when invoked as root. */
+static void conf_container_ids(uid_t *uid, gid_t *gid) {
+    if (geteuid() == 0) { *uid = CONF_ROOT_UID; *gid = CONF_ROOT_UID; }
+    else { *uid = getuid(); *gid = getgid(); }
+}
+
+/* ---- directories: create with undo, remove trees -------------------------- */
+
+/* Directories created by this run, in creation order, so a failed run removes exactly
+ * those and never anything that existed before. */
+struct conf_undo {
+    sds *paths;
+    int n, cap;
+};
+
+static int conf_undo_add(struct conf_undo *u, const char *path) {
+    if (u->n == u->cap) {
+        int cap = u->cap ? u->cap * 2 : 16;
+        sds *p = realloc(u->paths, sizeof *p * (size_t)cap);
+        if (!p) return -1;
+        u->paths = p;
+        u->cap = cap;
+    }
+    if (!(u->paths[u->n] = sdsnew(path))) return -1;
+    u->n++;
+    return 0;
+}
+
+static void conf_undo_free(struct conf_undo *u) {
+    for (int i = 0; i < u->n; i++) sdsfree(u->paths[i]);
+    free(u->paths);
+    memset(u, 0, sizeof *u);
+}
+
+/* Remove dirfd-relative `name` and everything below it without following symlinks. */
+static int conf_remove_at(int dirfd, const char *name, int depth) {
+    if (depth > 64) { errno = ELOOP; return -1; }
+    if (unlinkat(dirfd, name, 0) == 0 || errno == ENOENT) return 0;
+    if (errno != EISDIR && errno != EPERM) return -1;
+    int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) return -1;
+    DIR *dir = fdopendir(fd);
+    if (!dir) { close(fd); return -1; }
+    int ret = 0;
+    struct dirent *e;
+    while (ret == 0 && (e = readdir(dir)) != NULL) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        ret = conf_remove_at(fd, e->d_name, depth + 1);
+    }
+    closedir(dir);
+    if (ret == 0 && unlinkat(dirfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT) ret = -1;
+    return ret;
+}
+
+/* rm -rf path (no symlink following). */
+static int conf_remove_tree(struct rc *rc, const char *path) {
+    if (conf_remove_at(AT_FDCWD, path, 0) < 0) return rc_fail(rc, "removing %s: %s", path, strerror(errno));
+    return 0;
+}
+
+/* Undo: remove the recorded directories, newest first. Best effort; warns. */
+static void conf_undo_run(struct rc *rc, struct conf_undo *u) {
+    sds saved = rc->err ? sdsdup(rc->err) : NULL;
+    for (int i = u->n - 1; i >= 0; i--)
+        if (conf_remove_tree(rc, u->paths[i]) < 0) rc_warn(rc, "%s", rc->err);
+    if (saved) { sdsfree(rc->err); rc->err = saved; }
+    for (int i = 0; i < u->n; i++) sdsfree(u->paths[i]);
+    u->n = 0;
+}
+
+/* mkdir -p with `mode` on the directories it creates, recording them in u. */
+static int conf_mkdirs(struct rc *rc, const char *path, mode_t mode, struct conf_undo *u) {
+    sds p = sdsnew(path);
+    if (!p) return rc_fail_oom(rc);
+    int ret = 0;
+    for (size_t i = 1; ret == 0 && i <= sdslen(p); i++) {
+        if (p[i] != '/' && p[i] != 0) continue;
+        char c = p[i];
+        p[i] = 0;
+        if (mkdir(p, mode) == 0) {
+            if (chmod(p, mode) < 0 || (u && conf_undo_add(u, p) < 0)) ret = rc_fail(rc, "creating %s: %s", p, strerror(errno));
+        } else if (errno != EEXIST) {
+            ret = rc_fail(rc, "creating %s: %s", p, strerror(errno));
+        } else {
+            struct stat st;
+            if (stat(p, &st) < 0 || !S_ISDIR(st.st_mode)) ret = rc_fail(rc, "creating %s: exists and is not a directory", p);
+        }
+        p[i] = c;
+    }
+    sdsfree(p);
+    return ret;
+}
+
+/* ---- the cluster's data directory ---------------------------------------------- */
+
+static sds conf_node_dir(const char *data_dir, int i, const char *sub) {
+    return sdscatprintf(sdsempty(), "%s/node-%d%s%s", data_dir, i, sub ? "/" : "", sub ? sub : "");
+}
+
+/* Create DIR (recording what is new) and claim it with the marker; refuse a DIR that
+ * another cluster's marker claims. */
+static int conf_claim_data_dir(struct rc *rc, const char *dir, const char *name, struct conf_undo *u) {
+    if (strpbrk(dir, ":,\n"))
+        return rc_fail(rc, "data dir %s: ':', ',' and newlines cannot appear in a Docker bind mount path", dir);
+    if (dir[0] != '/') return rc_fail(rc, "data dir %s: must be an absolute path", dir);
+    if (conf_mkdirs(rc, dir, 0755, u) < 0) return rc_wrap(rc, "data dir");
+    if (access(dir, W_OK | X_OK) < 0) return rc_fail(rc, "data dir %s is not writable: %s", dir, strerror(errno));
+    sds marker = sdscatprintf(sdsempty(), "%s/" CONF_MARKER, dir);
+    sds want = sdscatprintf(sdsempty(), "cluster=%s\n", name);
+    if (!marker || !want) { sdsfree(marker); sdsfree(want); return rc_fail_oom(rc); }
+    int ret = 0;
+    if (access(marker, F_OK) == 0) {
+        sds have = rc_read_file(rc, marker, 4096);
+        if (!have) ret = -1;
+        else if (strcmp(have, want) != 0)
+            ret = rc_fail(rc, "data dir %s belongs to another cluster (%s says '%.*s'); choose another --data-dir",
+                          dir, marker, (int)strcspn(have, "\n"), have);
+        sdsfree(have);
+    } else {
+        ret = rc_write_file(rc, marker, want, sdslen(want), 0644);
+    }
+    sdsfree(marker);
+    sdsfree(want);
+    return ret;
+}
+
+/* Does DIR/node-i/data/nodes.conf exist (the node has been part of a cluster)? */
+static int conf_node_has_state(const char *data_dir, int i) {
+    sds p = sdscatprintf(sdsempty(), "%s/node-%d/data/nodes.conf", data_dir, i);
+    int r = p && access(p, F_OK) == 0;
+    sdsfree(p);
+    return r;
+}
+
+/* Write node i's conf and data directories and its redis.conf. New directories are
+ * recorded in u and given to the container's uid; the conf dir is 0700 and a conf
+ * holding a password is 0600. */
+static int conf_write_node(struct rc *rc, const char *data_dir, int i, const char *text, int secret, struct conf_undo *u) {
+    uid_t uid;
+    gid_t gid;
+    conf_container_ids(&uid, &gid);
+    sds node = conf_node_dir(data_dir, i, NULL), cdir = conf_node_dir(data_dir, i, "conf");
+    sds ddir = conf_node_dir(data_dir, i, "data"), file = cdir ? sdscatprintf(sdsempty(), "%s/redis.conf", cdir) : NULL;
+    int ret = node && cdir && ddir && file ? 0 : rc_fail_oom(rc);
+    int first = u->n;
+    if (ret == 0) ret = conf_mkdirs(rc, node, 0755, u);
+    if (ret == 0) ret = conf_mkdirs(rc, cdir, 0700, u);
+    if (ret == 0) ret = conf_mkdirs(rc, ddir, 0700, u);
+    for (int k = first; ret == 0 && k < u->n; k++)
+        if (strcmp(u->paths[k], node) != 0 && chown(u->paths[k], uid, gid) < 0 && geteuid() == 0)
+            ret = rc_fail(rc, "chown %s: %s", u->paths[k], strerror(errno));
+    if (ret == 0) ret = rc_write_file(rc, file, text, strlen(text), secret ? 0600 : 0644);
+    if (ret == 0 && chown(file, uid, gid) < 0 && geteuid() == 0) ret = rc_fail(rc, "chown %s: %s", file, strerror(errno));
+    sdsfree(node);
+    sdsfree(cdir);
+    sdsfree(ddir);
+    sdsfree(file);
+    return ret;
+}
+
+/* --purge: delete DIR/node-1..n and the marker, then DIR itself if nothing else is in
+ * it. Refuses a DIR without our marker: it may be a directory the user pointed at. */
+static int conf_purge(struct rc *rc, const char *dir, const char *name, int nodes) {
+    sds marker = sdscatprintf(sdsempty(), "%s/" CONF_MARKER, dir);
+    sds want = sdscatprintf(sdsempty(), "cluster=%s\n", name);
+    if (!marker || !want) { sdsfree(marker); sdsfree(want); return rc_fail_oom(rc); }
+    int ret = 0;
+    sds have = NULL;
+    if (access(dir, F_OK) < 0) { rc_progress(rc, "Data dir %s does not exist; nothing to purge", dir); goto out; }
+    if (!(have = rc_read_file(rc, marker, 4096)) || strcmp(have, want) != 0) {
+        ret = rc_fail(rc, "not purging %s: it has no %s marker naming cluster %s", dir, CONF_MARKER, name);
+        goto out;
+    }
+    for (int i = 1; ret == 0 && i <= nodes; i++) {
+        sds node = conf_node_dir(dir, i, NULL);
+        ret = node ? conf_remove_tree(rc, node) : rc_fail_oom(rc);
+        sdsfree(node);
+    }
+    if (ret == 0 && unlink(marker) < 0) ret = rc_fail(rc, "removing %s: %s", marker, strerror(errno));
+    if (ret == 0 && rmdir(dir) < 0) rc_warn(rc, "kept %s: %s", dir, strerror(errno));
+    if (ret == 0) rc_progress(rc, "Purged %s", dir);
+out:
+    sdsfree(have);
+    sdsfree(marker);
+    sdsfree(want);
+    return ret;
+}
+
+/* Highest node-I directory under DIR (so --purge finds nodes even without containers). */
+static int conf_count_node_dirs(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    int max = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        long v;
+        if (strncmp(e->d_name, "node-", 5) == 0 && rc_parse_int(e->d_name + 5, 1, 100000, &v) == 0 && v > max) max = (int)v;
+    }
+    closedir(d);
+    return max;
+}
+
+/* ====================================================================== */
 /* 9. Commands: create and check (nodes that already run)                  */
 /* ====================================================================== */
 
@@ -2142,13 +3683,1513 @@ static int cmd_check(struct rc *rc, int argc, char **argv) {
     int h = engine_check(rc, a.ip, a.port, 0);
     return h < 0 ? -1 : h == 0 ? 0 : RC_EXIT_UNHEALTHY;
 }
-static int cmd_up(struct rc *rc, int argc, char **argv) { (void)argc; (void)argv; return rc_fail(rc, "not yet"); }
-static int cmd_down(struct rc *rc, int argc, char **argv) { (void)argc; (void)argv; return rc_fail(rc, "not yet"); }
-static int cmd_status(struct rc *rc, int argc, char **argv) { (void)argc; (void)argv; return rc_fail(rc, "not yet"); }
-static int cmd_image(struct rc *rc, int argc, char **argv);
-static int stub_refs(struct rc *rc) { (void)engine_wait_ping; (void)engine_create; (void)net_connect_unix; (void)net_set_nonblock; (void)rc_write_file; (void)rc; return 0; }
 
-static int cmd_image(struct rc *rc, int argc, char **argv) { (void)argc; (void)argv; stub_refs(rc); return rc_fail(rc, "not yet"); }
+/* ====================================================================== */
+/* 9. Commands on Docker: up, down, status, image build, image load         */
+/* ====================================================================== */
+
+#define LABEL_CLUSTER  "io.rcluster.cluster"
+#define LABEL_NODE     "io.rcluster.node"
+#define LABEL_VERSION  "io.rcluster.version"
+#define LABEL_DATA_DIR "io.rcluster.data-dir"
+#define UP_MAX_NODES   200
+
+static void usage_up(FILE *f) {
+    fputs("usage: rcluster up [--name NAME] [--nodes N] [--replicas R] [--subnet CIDR] [--image IMAGE]\n"
+          "                   [--port BASE] [--publish-ip IP] [--data-dir DIR] [--password-file F]\n"
+          "                   [--node-timeout MS] [--config 'directive value']... [--announce container|IP]\n"
+          "                   [--insecure] [--dry-run] [--timeout SEC] [--json] [--yes]\n"
+          "\n"
+          "Create a Docker network, one redis.conf per node and N containers, then form a healthy\n"
+          "Redis Cluster. Re-running it on a healthy cluster changes nothing; on a partial one it\n"
+          "recreates missing containers and starts stopped ones. A failed run removes what it created.\n"
+          "\n"
+          "  --name NAME         cluster name (default redis): network NAME, containers NAME-1..NAME-N\n"
+          "  --nodes N           number of nodes (default 6)\n"
+          "  --replicas R        replicas per master (default 1)\n"
+          "  --subnet CIDR       network subnet (default 10.38.0.0/16); node I gets host address .(10+I)\n"
+          "  --image IMAGE       Redis image (default redis:7.2-alpine; pulled when missing; offline:\n"
+          "                      rcluster image build / rcluster image load)\n"
+          "  --port BASE         published ports BASE..BASE+N-1 and bus ports +10000 (default 6371)\n"
+          "  --publish-ip IP     host address for published ports (default 127.0.0.1); any other than\n"
+          "                      loopback needs a password or --insecure\n"
+          "  --data-dir DIR      DIR/node-I/conf/redis.conf and DIR/node-I/data (default\n"
+          "                      /var/lib/rcluster/NAME as root, else ~/.local/share/rcluster/NAME)\n"
+          "  --password-file F   require this password (also --password P, RCLUSTER_PASSWORD); it is\n"
+          "                      written only to the 0600 redis.conf files, never shown\n"
+          "  --node-timeout MS   cluster-node-timeout (default 5000)\n"
+          "  --config 'D V'      extra redis.conf line; not: port, bind, dir, cluster-enabled,\n"
+          "                      cluster-config-file, cluster-port, cluster-announce-*, cluster-node-timeout,\n"
+          "                      requirepass, masterauth, masteruser, include, rename-command, daemonize,\n"
+          "                      tls-*, aclfile, unixsocket (appendonly may be overridden)\n"
+          "  --announce MODE     container (default): nodes announce their container address; IP:\n"
+          "                      they announce IP with the published ports, for clients off this host\n"
+          "  --dry-run           print the configs and the Engine API requests; change nothing\n"
+          "\n"
+          "Containers run as uid 999 when rcluster runs as root, else as the invoking user.\n", f);
+}
+
+static void usage_down(FILE *f) {
+    fputs("usage: rcluster down [--name NAME] [--purge] [--data-dir DIR] [--yes]\n"
+          "\n"
+          "Stop and remove the cluster's containers and network (found by the label\n"
+          LABEL_CLUSTER "=NAME). Data is kept, so `rcluster up` brings the same cluster back,\n"
+          "unless --purge, which deletes DIR/node-* (asks on a TTY unless --yes).\n", f);
+}
+
+static void usage_status(FILE *f) {
+    fputs("usage: rcluster status [--name NAME] [--password-file F] [--json]\n"
+          "\n"
+          "Show the cluster's containers (state, address, ports) and its health.\n"
+          "Exit status: 0 healthy, 3 not healthy, 1 when it cannot be asked.\n", f);
+}
+
+static void usage_image(FILE *f) {
+    fputs("usage: rcluster image build [--from PATH] [--tag TAG]\n"
+          "       rcluster image load FILE\n"
+          "\n"
+          "For hosts without registry access.\n"
+          "  build   pack the host's redis-server (--from PATH, default: found on PATH) and exactly\n"
+          "          the shared libraries it needs (from its ELF headers) into an image TAG\n"
+          "          (default rcluster/redis:local); then: rcluster up --image TAG\n"
+          "  load    import a `docker save` archive\n", f);
+}
+
+/* ---- options ------------------------------------------------------------------- */
+
+enum { OPT_UP_NAME = OPT_FIRST_COMMAND_OPT + 20, OPT_UP_NODES, OPT_UP_REPLICAS, OPT_UP_SUBNET, OPT_UP_IMAGE,
+       OPT_UP_PORT, OPT_UP_PUBLISH_IP, OPT_UP_DATA_DIR, OPT_UP_NODE_TIMEOUT, OPT_UP_CONFIG, OPT_UP_ANNOUNCE,
+       OPT_UP_INSECURE, OPT_UP_DRY_RUN, OPT_UP_PURGE, OPT_UP_FROM, OPT_UP_TAG };
+
+struct up_opts {
+    const char *name, *subnet, *image, *publish_ip, *data_dir, *announce, *from, *tag;
+    int nodes, replicas, port, insecure, purge, subnet_given;
+    long node_timeout;
+    char **configs;           /* pointers into argv */
+    int nconfigs;
+};
+
+static int up_on_opt(struct rc *rc, int opt, const char *arg, void *ctx) {
+    struct up_opts *o = ctx;
+    long v;
+    switch (opt) {
+    case OPT_UP_NAME: o->name = arg; return 0;
+    case OPT_UP_SUBNET: o->subnet = arg; o->subnet_given = 1; return 0;
+    case OPT_UP_IMAGE: o->image = arg; return 0;
+    case OPT_UP_PUBLISH_IP: o->publish_ip = arg; return 0;
+    case OPT_UP_DATA_DIR: o->data_dir = arg; return 0;
+    case OPT_UP_ANNOUNCE: o->announce = arg; return 0;
+    case OPT_UP_INSECURE: o->insecure = 1; return 0;
+    case OPT_UP_DRY_RUN: rc->dry_run = 1; return 0;
+    case OPT_UP_PURGE: o->purge = 1; return 0;
+    case OPT_UP_FROM: o->from = arg; return 0;
+    case OPT_UP_TAG: o->tag = arg; return 0;
+    case OPT_UP_NODES:
+        if (rc_parse_int(arg, 3, UP_MAX_NODES, &v) < 0) return rc_fail(rc, "--nodes: expected 3 to %d, got '%s'", UP_MAX_NODES, arg);
+        o->nodes = (int)v;
+        return 0;
+    case OPT_UP_REPLICAS:
+        if (rc_parse_int(arg, 0, 10, &v) < 0) return rc_fail(rc, "--replicas: expected 0 to 10, got '%s'", arg);
+        o->replicas = (int)v;
+        return 0;
+    case OPT_UP_PORT:
+        if (rc_parse_int(arg, 1, 65535, &v) < 0) return rc_fail(rc, "--port: expected a port number, got '%s'", arg);
+        o->port = (int)v;
+        return 0;
+    case OPT_UP_NODE_TIMEOUT:
+        if (rc_parse_int(arg, 100, 3600000, &v) < 0) return rc_fail(rc, "--node-timeout: expected 100 to 3600000 ms, got '%s'", arg);
+        o->node_timeout = v;
+        return 0;
+    case OPT_UP_CONFIG: {
+        const char *why = conf_check_directive(arg);
+        if (why) return rc_fail(rc, "--config '%s': %s", arg, why);
+        char **c = realloc(o->configs, sizeof *c * (size_t)(o->nconfigs + 1));
+        if (!c) return rc_fail_oom(rc);
+        o->configs = c;
+        o->configs[o->nconfigs++] = (char *)arg;
+        return 0;
+    }
+    }
+    return rc_fail(rc, "unknown option");
+}
+
+static void up_opts_defaults(struct up_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->name = "redis";
+    o->nodes = 6;
+    o->replicas = 1;
+    o->subnet = "10.38.0.0/16";
+    o->image = "redis:7.2-alpine";
+    o->port = 6371;
+    o->publish_ip = "127.0.0.1";
+    o->announce = "container";
+    o->node_timeout = 5000;
+    o->tag = "rcluster/redis:local";
+}
+
+static const struct option up_longopts[] = {
+    { "name", required_argument, NULL, OPT_UP_NAME }, { "nodes", required_argument, NULL, OPT_UP_NODES },
+    { "replicas", required_argument, NULL, OPT_UP_REPLICAS }, { "subnet", required_argument, NULL, OPT_UP_SUBNET },
+    { "image", required_argument, NULL, OPT_UP_IMAGE }, { "port", required_argument, NULL, OPT_UP_PORT },
+    { "publish-ip", required_argument, NULL, OPT_UP_PUBLISH_IP }, { "data-dir", required_argument, NULL, OPT_UP_DATA_DIR },
+    { "node-timeout", required_argument, NULL, OPT_UP_NODE_TIMEOUT }, { "config", required_argument, NULL, OPT_UP_CONFIG },
+    { "announce", required_argument, NULL, OPT_UP_ANNOUNCE }, { "insecure", no_argument, NULL, OPT_UP_INSECURE },
+    { "dry-run", no_argument, NULL, OPT_UP_DRY_RUN },
+};
+static const struct option down_longopts[] = {
+    { "name", required_argument, NULL, OPT_UP_NAME }, { "purge", no_argument, NULL, OPT_UP_PURGE },
+    { "data-dir", required_argument, NULL, OPT_UP_DATA_DIR },
+};
+static const struct option image_longopts[] = {
+    { "from", required_argument, NULL, OPT_UP_FROM }, { "tag", required_argument, NULL, OPT_UP_TAG },
+};
+
+/* An image reference we can put in a URL path unescaped. */
+static int up_valid_image(const char *s) {
+    if (!*s || strlen(s) > 255 || !isalnum((unsigned char)s[0])) return 0;
+    return strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._/:@-") == strlen(s);
+}
+
+/* ---- the plan --------------------------------------------------------------- */
+
+struct up_node {
+    int i;                    /* 1-based */
+    char name[64];            /* container name */
+    char ip[16];              /* fixed container address */
+    int host_port, bus_port;  /* published */
+    int exists, running;      /* found on the daemon */
+    int created;              /* container created by this run */
+};
+
+struct up_plan {
+    struct up_opts *o;
+    sds data_dir;
+    uint32_t net;
+    int prefix;
+    char gateway[16];
+    char connect_ip[64];      /* where rcluster reaches published ports */
+    char announce_ip[64];     /* --announce IP, or "" for container addresses */
+    struct up_node *nodes;
+    int network_exists, network_created;
+    struct conf_undo undo;
+};
+
+static void up_plan_free(struct up_plan *p) {
+    sdsfree(p->data_dir);
+    free(p->nodes);
+    conf_undo_free(&p->undo);
+}
+
+/* Validate the options and derive addresses, ports and paths. Changes nothing. */
+static int up_plan_make(struct rc *rc, struct up_opts *o, struct up_plan *p) {
+    memset(p, 0, sizeof *p);
+    p->o = o;
+    if (!conf_valid_name(o->name))
+        return rc_fail(rc, "--name '%s': expected [a-zA-Z0-9][a-zA-Z0-9_.-]* (at most 48 characters)", o->name);
+    if (!up_valid_image(o->image)) return rc_fail(rc, "--image '%s': not a valid image reference", o->image);
+    if (o->nodes < 3 * (o->replicas + 1))
+        return rc_fail(rc, "--nodes %d with --replicas %d: a cluster needs at least 3 masters, so at least %d nodes",
+                       o->nodes, o->replicas, 3 * (o->replicas + 1));
+    if (o->port + o->nodes - 1 + 10000 > 65535)
+        return rc_fail(rc, "--port %d: bus ports up to %d would exceed 65535", o->port, o->port + o->nodes - 1 + 10000);
+    if (conf_parse_cidr(o->subnet, &p->net, &p->prefix) < 0)
+        return rc_fail(rc, "--subnet '%s': expected an IPv4 network like 10.38.0.0/16 (host bits zero)", o->subnet);
+    if (!conf_cidr_is_private(p->net, p->prefix))
+        rc_warn(rc, "--subnet %s is not private address space (RFC 1918); it may hide real hosts", o->subnet);
+    if (conf_cidr_host(p->net, p->prefix, 1, p->gateway) < 0)
+        return rc_fail(rc, "--subnet %s is too small", o->subnet);
+    uint32_t pub;
+    if (conf_parse_ipv4(o->publish_ip, &pub) < 0) return rc_fail(rc, "--publish-ip '%s': expected an IPv4 address", o->publish_ip);
+    int loopback = (pub >> 24) == 127;
+    if (!loopback && !rc->password && !o->insecure)
+        return rc_fail(rc, "--publish-ip %s exposes the nodes beyond this host without a password; "
+                           "give --password-file F (or RCLUSTER_PASSWORD), or --insecure to accept that", o->publish_ip);
+    snprintf(p->connect_ip, sizeof p->connect_ip, "%s", pub == 0 ? "127.0.0.1" : o->publish_ip);
+    if (strcmp(o->announce, "container") != 0) {
+        uint32_t a;
+        if (conf_parse_ipv4(o->announce, &a) < 0) return rc_fail(rc, "--announce '%s': expected 'container' or an IPv4 address", o->announce);
+        snprintf(p->announce_ip, sizeof p->announce_ip, "%s", o->announce);
+    }
+    if (rc->password && (strpbrk(rc->password, "\r\n") || !*rc->password))
+        return rc_fail(rc, "the password must be one non-empty line");
+    p->data_dir = o->data_dir ? sdsnew(o->data_dir) : conf_default_data_dir(o->name);
+    if (!p->data_dir) return rc_fail(rc, "cannot choose a data dir (no HOME?); give --data-dir DIR");
+    if (p->data_dir[0] != '/' || strpbrk(p->data_dir, ":,\n"))
+        return rc_fail(rc, "--data-dir %s: must be an absolute path without ':' or ','", p->data_dir);
+    p->nodes = calloc((size_t)o->nodes, sizeof *p->nodes);
+    if (!p->nodes) return rc_fail_oom(rc);
+    for (int k = 0; k < o->nodes; k++) {
+        struct up_node *n = &p->nodes[k];
+        n->i = k + 1;
+        snprintf(n->name, sizeof n->name, "%s-%d", o->name, n->i);
+        if (conf_cidr_host(p->net, p->prefix, (uint32_t)(CONF_FIRST_HOST + n->i), n->ip) < 0)
+            return rc_fail(rc, "--subnet %s has no room for node %d at host address .%d", o->subnet, n->i, CONF_FIRST_HOST + n->i);
+        n->host_port = o->port + k;
+        n->bus_port = n->host_port + 10000;
+    }
+    return 0;
+}
+
+/* A node's redis.conf; with `display`, the password shows as ***. */
+static sds up_node_conf(struct rc *rc, struct up_plan *p, struct up_node *n, int display) {
+    struct conf_params cp = {
+        p->announce_ip[0] ? p->announce_ip : n->ip,
+        p->announce_ip[0] ? n->host_port : 6379,
+        p->announce_ip[0] ? n->bus_port : 16379,
+        p->o->node_timeout,
+        rc->password ? (display ? "***" : rc->password) : NULL,
+        p->o->configs, p->o->nconfigs,
+    };
+    return conf_render(&cp);
+}
+
+/* Labels shared by the network and every container. */
+static sds up_labels_json(sds s, struct up_plan *p, int node) {
+    if (s) s = sdscat(s, "{\"" LABEL_CLUSTER "\":");
+    if (s) s = rc_json_str(s, p->o->name);
+    if (s) s = sdscat(s, ",\"" LABEL_VERSION "\":\"" RCLUSTER_VERSION "\",\"" LABEL_DATA_DIR "\":");
+    if (s) s = rc_json_str(s, p->data_dir);
+    if (s && node) s = sdscatprintf(s, ",\"" LABEL_NODE "\":\"%d\"", node);
+    if (s) s = sdscat(s, "}");
+    return s;
+}
+
+static sds up_network_body(struct up_plan *p) {
+    sds s = sdsnew("{\"Name\":");
+    if (s) s = rc_json_str(s, p->o->name);
+    if (s) s = sdscatprintf(s, ",\"CheckDuplicate\":true,\"Driver\":\"bridge\",\"IPAM\":{\"Driver\":\"default\","
+                               "\"Config\":[{\"Subnet\":\"%s\",\"Gateway\":\"%s\"}]},\"Labels\":", p->o->subnet, p->gateway);
+    s = up_labels_json(s, p, 0);
+    if (s) s = sdscat(s, "}");
+    return s;
+}
+
+/* The create body: fixed IP, binds, published ports, labels, restart policy, and the
+ * command that reads the config (the password lives only in that file). */
+static sds up_container_body(struct up_plan *p, struct up_node *n) {
+    uid_t uid;
+    gid_t gid;
+    conf_container_ids(&uid, &gid);
+    const char *pub = p->o->publish_ip;
+    sds s = sdsnew("{\"Image\":");
+    if (s) s = rc_json_str(s, p->o->image);
+    if (s) s = sdscatprintf(s, ",\"Cmd\":[\"redis-server\",\"/etc/redis/redis.conf\"],\"User\":\"%u:%u\","
+                               "\"ExposedPorts\":{\"6379/tcp\":{},\"16379/tcp\":{}},\"Labels\":", (unsigned)uid, (unsigned)gid);
+    s = up_labels_json(s, p, n->i);
+    sds conf = conf_node_dir(p->data_dir, n->i, "conf"), data = conf_node_dir(p->data_dir, n->i, "data");
+    sds bc = conf ? sdscat(conf, ":/etc/redis") : NULL, bd = data ? sdscat(data, ":/data") : NULL;
+    if (!bc) sdsfree(conf);
+    if (!bd) sdsfree(data);
+    if (s && bc && bd) {
+        s = sdscat(s, ",\"HostConfig\":{\"Binds\":[");
+        if (s) s = rc_json_str(s, bc);
+        if (s) s = sdscat(s, ",");
+        if (s) s = rc_json_str(s, bd);
+        if (s) s = sdscatprintf(s, "],\"PortBindings\":{\"6379/tcp\":[{\"HostIp\":\"%s\",\"HostPort\":\"%d\"}],"
+                                   "\"16379/tcp\":[{\"HostIp\":\"%s\",\"HostPort\":\"%d\"}]},"
+                                   "\"RestartPolicy\":{\"Name\":\"unless-stopped\"},\"NetworkMode\":",
+                                pub, n->host_port, pub, n->bus_port);
+        if (s) s = rc_json_str(s, p->o->name);
+        if (s) s = sdscat(s, "},\"NetworkingConfig\":{\"EndpointsConfig\":{");
+        if (s) s = rc_json_str(s, p->o->name);
+        if (s) s = sdscatprintf(s, ":{\"IPAMConfig\":{\"IPv4Address\":\"%s\"}}}}}", n->ip);
+    } else {
+        sdsfree(s);
+        s = NULL;
+    }
+    sdsfree(bc);
+    sdsfree(bd);
+    return s;
+}
+
+/* ---- preflight: what exists, what is ours, what is free ----------------------- */
+
+/* Is a labelled object ours (this cluster, and node i when i > 0)? */
+static int up_is_ours(const json_value_s *obj, const char *name, int i) {
+    const char *c = docker_label(obj, LABEL_CLUSTER);
+    if (!c || strcmp(c, name) != 0) return 0;
+    if (i <= 0) return 1;
+    const char *nl = docker_label(obj, LABEL_NODE);
+    long v;
+    return nl && rc_parse_int(nl, 1, 100000, &v) == 0 && v == i;
+}
+
+/* Find the network and containers named like ours; refuse foreign ones. */
+static int up_inspect_existing(struct docker *d, struct up_plan *p) {
+    struct rc *rc = d->rc;
+    json_value_s *v = NULL;
+    int r = docker_inspect(d, "networks", p->o->name, &v);
+    if (r < 0) return -1;
+    if (r == 1) {
+        if (!up_is_ours(v, p->o->name, 0)) {
+            json_free(v);
+            return rc_fail(rc, "a network named '%s' exists but was not created by rcluster (no label %s=%s); "
+                               "not touching it: choose another --name", p->o->name, LABEL_CLUSTER, p->o->name);
+        }
+        const char *sub = json_string(json_get(json_at(json_get(json_get(v, "IPAM"), "Config"), 0), "Subnet"));
+        if (sub && strcmp(sub, p->o->subnet) != 0) {
+            r = rc_fail(rc, "network '%s' exists with subnet %s, not %s; pass --subnet %s, or remove it with "
+                            "`rcluster down --name %s`", p->o->name, sub, p->o->subnet, sub, p->o->name);
+            json_free(v);
+            return r;
+        }
+        p->network_exists = 1;
+        json_free(v);
+    }
+    for (int k = 0; k < p->o->nodes; k++) {
+        struct up_node *n = &p->nodes[k];
+        r = docker_inspect(d, "containers", n->name, &v);
+        if (r < 0) return -1;
+        if (r == 0) continue;
+        if (!up_is_ours(v, p->o->name, n->i)) {
+            json_free(v);
+            return rc_fail(rc, "a container named '%s' exists but is not node %d of rcluster cluster '%s'; "
+                               "not touching it: remove it yourself or choose another --name", n->name, n->i, p->o->name);
+        }
+        const char *st = json_string(json_get(json_get(v, "State"), "Status"));
+        n->exists = 1;
+        n->running = st && (!strcmp(st, "running") || !strcmp(st, "restarting"));
+        json_free(v);
+    }
+    /* Containers of this cluster beyond --nodes mean the options changed under it. */
+    json_value_s *all = NULL;
+    if (docker_list_by_label(d, "containers", LABEL_CLUSTER, p->o->name, &all) < 0) return -1;
+    int extra = 0;
+    for (size_t k = 0; k < json_length(all); k++) {
+        const char *nl = docker_label(json_at(all, k), LABEL_NODE);
+        long v2;
+        if (nl && rc_parse_int(nl, 1, 100000, &v2) == 0 && v2 > p->o->nodes) extra++;
+    }
+    json_free(all);
+    if (extra)
+        return rc_fail(rc, "cluster '%s' has %d container(s) beyond --nodes %d; pass its original --nodes, or start over with "
+                           "`rcluster down --name %s --purge && rcluster up --name %s`", p->o->name, extra, p->o->nodes, p->o->name, p->o->name);
+    return 0;
+}
+
+/* The image is there, or pulled now; air-gapped hosts get the offline commands. */
+static int up_ensure_image(struct docker *d, const char *image) {
+    struct rc *rc = d->rc;
+    int r = docker_image_present(d, image);
+    if (r != 0) return r < 0 ? -1 : 0;
+    rc_progress(rc, "Image %s is not present; pulling it", image);
+    if (docker_image_pull(d, image) == 0) return 0;
+    return rc_wrap(rc, "image %s is missing and could not be pulled (an air-gapped host? build one from this host's "
+                       "redis-server with `rcluster image build --tag T` or load a `docker save` archive with "
+                       "`rcluster image load FILE`, then pass --image T)", image);
+}
+
+/* No existing network may overlap our subnet (Docker would refuse, or worse, routes clash). */
+static int up_check_subnet(struct docker *d, struct up_plan *p) {
+    json_value_s *nets = NULL;
+    if (docker_call_json(d, "GET", "/networks", NULL, &nets, 0) < 0) return -1;
+    int ret = 0;
+    for (size_t k = 0; ret == 0 && k < json_length(nets); k++) {
+        const json_value_s *n = json_at(nets, k);
+        const char *nm = json_string(json_get(n, "Name"));
+        if (nm && p->network_exists && strcmp(nm, p->o->name) == 0) continue;
+        const json_value_s *cfg = json_get(json_get(n, "IPAM"), "Config");
+        for (size_t j = 0; ret == 0 && j < json_length(cfg); j++) {
+            const char *sub = json_string(json_get(json_at(cfg, j), "Subnet"));
+            uint32_t net;
+            int pre;
+            if (sub && conf_parse_cidr(sub, &net, &pre) == 0 && conf_cidr_overlap(net, pre, p->net, p->prefix))
+                ret = rc_fail(d->rc, "--subnet %s overlaps Docker network '%s' (%s); choose another --subnet",
+                              p->o->subnet, nm ? nm : "?", sub);
+        }
+    }
+    json_free(nets);
+    return ret;
+}
+
+/* Can we bind the host port? (Docker would fail at start, after we created things.) */
+static int up_port_free(const char *ip, int port) {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return 1;
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)port);
+    inet_pton(AF_INET, ip, &sa.sin_addr);
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    int ok = bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0 || errno != EADDRINUSE;
+    close(fd);
+    return ok;
+}
+
+static int up_check_ports(struct rc *rc, struct up_plan *p) {
+    for (int k = 0; k < p->o->nodes; k++) {
+        struct up_node *n = &p->nodes[k];
+        if (n->exists) continue;
+        int ports[2] = { n->host_port, n->bus_port };
+        for (int j = 0; j < 2; j++)
+            if (!up_port_free(p->o->publish_ip, ports[j]))
+                return rc_fail(rc, "port %s:%d (for %s) is already in use; choose another --port", p->o->publish_ip, ports[j], n->name);
+    }
+    return 0;
+}
+
+/* ---- apply ---------------------------------------------------------------------- */
+
+static int up_create_network(struct docker *d, struct up_plan *p) {
+    if (p->network_exists) return 0;
+    sds body = up_network_body(p);
+    if (!body) return rc_fail_oom(d->rc);
+    rc_progress(d->rc, "Creating network %s (%s)", p->o->name, p->o->subnet);
+    int r = docker_call(d, "POST", "/networks/create", body, NULL, 0);
+    sdsfree(body);
+    if (r < 0) return -1;
+    p->network_created = 1;
+    return 0;
+}
+
+/* Write every node's redis.conf (all of them: options may have changed). In dry-run
+ * print them instead, password masked. */
+static int up_write_configs(struct rc *rc, struct up_plan *p) {
+    if (!rc->dry_run && conf_claim_data_dir(rc, p->data_dir, p->o->name, &p->undo) < 0) return -1;
+    for (int k = 0; k < p->o->nodes; k++) {
+        struct up_node *n = &p->nodes[k];
+        sds text = up_node_conf(rc, p, n, rc->dry_run);
+        if (!text) return rc_fail_oom(rc);
+        int r = 0;
+        if (rc->dry_run) printf("# %s/node-%d/conf/redis.conf\n%s\n", p->data_dir, n->i, text);
+        else r = conf_write_node(rc, p->data_dir, n->i, text, rc->password != NULL, &p->undo);
+        sdsfree(text);
+        if (r < 0) return -1;
+    }
+    return 0;
+}
+
+/* Create the missing containers on parallel connections. */
+static int up_create_containers(struct docker *d, struct up_plan *p) {
+    struct rc *rc = d->rc;
+    struct docker_req *reqs = calloc((size_t)p->o->nodes, sizeof *reqs);
+    int *idx = calloc((size_t)p->o->nodes, sizeof *idx);
+    int m = 0, ret = 0;
+    if (!reqs || !idx) { free(reqs); free(idx); return rc_fail_oom(rc); }
+    for (int k = 0; ret == 0 && k < p->o->nodes; k++) {
+        struct up_node *n = &p->nodes[k];
+        if (n->exists) continue;
+        reqs[m].method = "POST";
+        reqs[m].path = sdscatprintf(sdsempty(), "/containers/create?name=%s", n->name);
+        reqs[m].body = up_container_body(p, n);
+        idx[m++] = k;
+        if (!reqs[m - 1].path || !reqs[m - 1].body) ret = rc_fail_oom(rc);
+    }
+    if (ret == 0 && m) {
+        rc_progress(rc, "Creating %d container(s) from %s", m, p->o->image);
+        ret = docker_call_parallel(d, reqs, m);
+    }
+    for (int j = 0; j < m; j++) {
+        if (reqs[j].status >= 200 && reqs[j].status < 300) { p->nodes[idx[j]].created = 1; p->nodes[idx[j]].exists = 1; }
+        docker_req_clear(&reqs[j]);
+    }
+    free(reqs);
+    free(idx);
+    return ret;
+}
+
+/* Start every stopped container at once. */
+static int up_start_containers(struct docker *d, struct up_plan *p) {
+    struct docker_req *reqs = calloc((size_t)p->o->nodes, sizeof *reqs);
+    if (!reqs) return rc_fail_oom(d->rc);
+    int m = 0, ret = 0;
+    for (int k = 0; ret == 0 && k < p->o->nodes; k++) {
+        if (p->nodes[k].running) continue;
+        reqs[m].method = "POST";
+        reqs[m].allow = 304;   /* already started */
+        reqs[m].path = sdscatprintf(sdsempty(), "/containers/%s/start", p->nodes[k].name);
+        if (!reqs[m++].path) ret = rc_fail_oom(d->rc);
+    }
+    if (ret == 0 && m) {
+        rc_progress(d->rc, "Starting %d container(s)", m);
+        ret = docker_call_parallel(d, reqs, m);
+    }
+    for (int j = 0; j < m; j++) docker_req_clear(&reqs[j]);
+    free(reqs);
+    for (int k = 0; ret == 0 && k < p->o->nodes; k++) p->nodes[k].running = 1;
+    return ret;
+}
+
+/* Why a node did not come up: its state and last log lines. */
+static void up_explain_node(struct docker *d, struct up_node *n) {
+    struct rc *rc = d->rc;
+    sds saved = rc->err ? sdsdup(rc->err) : NULL;
+    json_value_s *v = NULL;
+    sds state = NULL;
+    if (docker_inspect(d, "containers", n->name, &v) == 1) {
+        const json_value_s *st = json_get(v, "State");
+        const char *s = json_string(json_get(st, "Status"));
+        state = sdscatprintf(sdsempty(), "%s, last exit code %g, restarted %g times", s ? s : "?",
+                             json_number(json_get(st, "ExitCode"), -1), json_number(json_get(v, "RestartCount"), 0));
+    }
+    json_free(v);
+    sds logs = docker_container_logs(d, n->name, 20);
+    if (saved) { sdsfree(rc->err); rc->err = saved; }
+    rc_wrap(rc, "container %s (%s) did not answer; its last log lines:\n%s\n", n->name, state ? state : "state unknown",
+            logs && sdslen(logs) ? logs : "(no output)");
+    sdsfree(state);
+    sdsfree(logs);
+}
+
+/* Has the container not crashed? With restart policy unless-stopped a crashing redis
+ * is restarted forever, so one restart already means it will not come up by itself;
+ * checking lets a bad config fail in a second instead of at the timeout. */
+static int up_container_alive(struct docker *d, struct up_node *n) {
+    json_value_s *v = NULL;
+    if (docker_inspect(d, "containers", n->name, &v) != 1) return 1;
+    const json_value_s *st = json_get(v, "State");
+    const char *s = json_string(json_get(st, "Status"));
+    int alive = json_number(json_get(v, "RestartCount"), 0) == 0 && (!s || !strcmp(s, "running") || !strcmp(s, "created"));
+    json_free(v);
+    return alive;
+}
+
+/* Wait until every node answers PING through its published port. */
+static int up_wait_ping(struct docker *d, struct up_plan *p, int64_t deadline) {
+    struct rc *rc = d->rc;
+    rc_progress(rc, "Waiting for %d nodes to answer PING", p->o->nodes);
+    for (int k = 0; k < p->o->nodes; k++) {
+        struct up_node *n = &p->nodes[k];
+        for (;;) {
+            int64_t step = rc_now_ms() + 1000;
+            if (engine_wait_ping(rc, p->connect_ip, n->host_port, step < deadline ? step : deadline) == 0) break;
+            if (rc_interrupted()) return -1;
+            if (rc_now_ms() >= deadline || !up_container_alive(d, n)) { up_explain_node(d, n); return -1; }
+        }
+    }
+    return 0;
+}
+
+/* Poll the check engine until the cluster is healthy (a restarted or recreated node
+ * rejoins by itself from its nodes.conf), then print the report. */
+static int up_wait_healthy(struct rc *rc, struct up_plan *p, int64_t deadline) {
+    rc_progress(rc, "Waiting for the cluster to be healthy");
+    int r;
+    while ((r = engine_check(rc, p->connect_ip, p->nodes[0].host_port, 1)) != 0) {
+        if (rc_interrupted()) return rc_fail(rc, "interrupted");
+        if (r < 0 && rc->err && (strstr(rc->err, "NOAUTH") || strstr(rc->err, "WRONGPASS") || strstr(rc->err, "invalid password")))
+            return rc_wrap(rc, "cluster '%s' needs its password: pass the same --password-file as when it was created", p->o->name);
+        if (rc_now_ms() >= deadline)
+            return rc_wrap(rc, "cluster '%s' did not become healthy within %g s; if it cannot recover, start over with "
+                               "`rcluster down --name %s --purge && rcluster up --name %s`", p->o->name, rc->timeout, p->o->name, p->o->name);
+        rc_sleep_ms(100);
+    }
+    return engine_check(rc, p->connect_ip, p->nodes[0].host_port, 0) == 0 ? 0 : -1;
+}
+
+/* A failed run removes what it created, in reverse order, and keeps the first error. */
+static void up_rollback(struct docker *d, struct up_plan *p) {
+    struct rc *rc = d->rc;
+    if (rc->dry_run) return;
+    sds saved = rc->err ? sdsdup(rc->err) : NULL;
+    int m = 0;
+    struct docker_req *reqs = calloc((size_t)p->o->nodes, sizeof *reqs);
+    for (int k = 0; reqs && k < p->o->nodes; k++) {
+        if (!p->nodes[k].created) continue;
+        reqs[m].method = "DELETE";
+        reqs[m].allow = 404;
+        reqs[m].path = sdscatprintf(sdsempty(), "/containers/%s?force=1", p->nodes[k].name);
+        if (reqs[m].path) m++;
+    }
+    if (m) rc_progress(rc, "Removing the %d container(s) this run created", m);
+    if (m && docker_call_parallel(d, reqs, m) < 0) rc_warn(rc, "%s", rc->err);
+    for (int j = 0; j < m; j++) docker_req_clear(&reqs[j]);
+    free(reqs);
+    if (p->network_created) {
+        sds path = sdscatprintf(sdsempty(), "/networks/%s", p->o->name);
+        rc_progress(rc, "Removing network %s", p->o->name);
+        if (path && docker_call(d, "DELETE", path, NULL, NULL, 404) < 0) rc_warn(rc, "%s", rc->err);
+        sdsfree(path);
+    }
+    if (p->undo.n) rc_progress(rc, "Removing the %d directories this run created", p->undo.n);
+    conf_undo_run(rc, &p->undo);
+    if (saved) { sdsfree(rc->err); rc->err = saved; }
+}
+
+static void up_print_connect(struct rc *rc, struct up_plan *p) {
+    if (rc->json || rc->dry_run) return;
+    printf("\nConnect: redis-cli -c -h %s -p %d%s\n", p->connect_ip, p->nodes[0].host_port,
+           rc->password ? "   (password: REDISCLI_AUTH=... or -a)" : "");
+    if (!p->announce_ip[0])
+        printf("Nodes announce container addresses (%s..%s:6379): redirections work from this host and other\n"
+               "containers on network %s; use --announce IP for clients elsewhere.\n",
+               p->nodes[0].ip, p->nodes[p->o->nodes - 1].ip, p->o->name);
+    printf("Data: %s   Remove: rcluster down --name %s [--purge]\n", p->data_dir, p->o->name);
+}
+
+/* engine_create asks before changing nodes; these are nodes this run just made. */
+static int up_form_cluster(struct rc *rc, struct up_plan *p) {
+    struct engine_addr *a = calloc((size_t)p->o->nodes, sizeof *a);
+    if (!a) return rc_fail_oom(rc);
+    int ret = 0;
+    for (int k = 0; k < p->o->nodes && ret == 0; k++) {
+        a[k].host = sdsnew(p->connect_ip);
+        a[k].port = p->nodes[k].host_port;
+        if (!a[k].host) ret = rc_fail_oom(rc);
+    }
+    int yes = rc->yes;
+    rc->yes = 1;
+    if (ret == 0) ret = engine_create(rc, a, p->o->nodes, p->o->replicas);
+    rc->yes = yes;
+    for (int k = 0; k < p->o->nodes; k++) sdsfree(a[k].host);
+    free(a);
+    return ret;
+}
+
+/* The cluster's containers exist (some may be missing or stopped): repair, or say
+ * there is nothing to do. */
+static int up_rerun(struct docker *d, struct up_plan *p, int64_t deadline) {
+    struct rc *rc = d->rc;
+    int missing = 0, stopped = 0;
+    for (int k = 0; k < p->o->nodes; k++) {
+        struct up_node *n = &p->nodes[k];
+        if (!n->exists) {
+            missing++;
+            if (!conf_node_has_state(p->data_dir, n->i))
+                return rc_fail(rc, "container %s is missing and so is its state (%s/node-%d/data/nodes.conf), so it cannot "
+                                   "rejoin; start over with `rcluster down --name %s --purge && rcluster up --name %s`",
+                               n->name, p->data_dir, n->i, p->o->name, p->o->name);
+        } else if (!n->running) {
+            stopped++;
+        }
+    }
+    if (!missing && !stopped && p->network_exists) {
+        if (engine_check(rc, p->connect_ip, p->nodes[0].host_port, 1) == 0) {
+            rc_progress(rc, "Cluster '%s' is up and healthy; nothing to do", p->o->name);
+            int r = engine_check(rc, p->connect_ip, p->nodes[0].host_port, 0) == 0 ? 0 : -1;
+            if (r == 0) up_print_connect(rc, p);
+            return r;
+        }
+        rc_progress(rc, "Cluster '%s' runs but is not healthy yet: %s", p->o->name, rc->err ? rc->err : "");
+    } else {
+        rc_progress(rc, "Repairing cluster '%s': %d container(s) missing, %d stopped", p->o->name, missing, stopped);
+    }
+    if (rc->dry_run) {
+        if (up_create_network(d, p) < 0 || (missing && up_write_configs(rc, p) < 0) ||
+            up_create_containers(d, p) < 0 || up_start_containers(d, p) < 0) return -1;
+        return 0;
+    }
+    if (up_create_network(d, p) < 0 || (missing && up_write_configs(rc, p) < 0) || up_create_containers(d, p) < 0 ||
+        up_start_containers(d, p) < 0 || up_wait_ping(d, p, deadline) < 0 || up_wait_healthy(rc, p, deadline) < 0) {
+        up_rollback(d, p);
+        return -1;
+    }
+    up_print_connect(rc, p);
+    return 0;
+}
+
+/* A new cluster, or one whose containers were removed with its data kept. */
+static int up_fresh(struct docker *d, struct up_plan *p, int64_t deadline) {
+    struct rc *rc = d->rc;
+    int with_state = 0;
+    for (int k = 0; k < p->o->nodes; k++) with_state += conf_node_has_state(p->data_dir, p->nodes[k].i);
+    if (with_state && with_state < p->o->nodes)
+        return rc_fail(rc, "%d of %d nodes have cluster state in %s but the others do not; start over with "
+                           "`rcluster down --name %s --purge && rcluster up --name %s`", with_state, p->o->nodes, p->data_dir,
+                       p->o->name, p->o->name);
+    if (up_check_subnet(d, p) < 0 || up_check_ports(rc, p) < 0 || up_ensure_image(d, p->o->image) < 0) return -1;
+    rc_progress(rc, "Data dir: %s", p->data_dir);
+    if (up_write_configs(rc, p) < 0 || up_create_network(d, p) < 0 || up_create_containers(d, p) < 0 ||
+        up_start_containers(d, p) < 0) goto fail;
+    if (rc->dry_run) return 0;
+    if (up_wait_ping(d, p, deadline) < 0) goto fail;
+    if (with_state) {
+        rc_progress(rc, "Nodes restarted from the kept data in %s; they rejoin by themselves", p->data_dir);
+        if (up_wait_healthy(rc, p, deadline) < 0) goto fail;
+    } else if (up_form_cluster(rc, p) < 0) {
+        goto fail;
+    }
+    up_print_connect(rc, p);
+    return 0;
+fail:
+    up_rollback(d, p);
+    return -1;
+}
+
+/* up = options -> plan -> what exists -> preflight -> apply -> wait -> report. */
+static int cmd_up(struct rc *rc, int argc, char **argv) {
+    struct up_opts o;
+    up_opts_defaults(&o);
+    int r = cmd_parse_opts(rc, argc, argv, up_longopts, (int)(sizeof up_longopts / sizeof up_longopts[0]), usage_up, up_on_opt, &o);
+    if (r == 0 && optind < argc) { rc->usage_error = 1; r = rc_fail(rc, "up: unexpected argument '%s'", argv[optind]); }
+    if (r) { free(o.configs); return r < 0 ? -1 : 0; }
+    int64_t deadline = rc_now_ms() + (int64_t)(rc->timeout * 1000);
+    struct up_plan p;
+    struct docker d;
+    memset(&d, 0, sizeof d);
+    int ret = up_plan_make(rc, &o, &p);
+    if (ret == 0) ret = docker_open(rc, &d);
+    if (ret == 0) ret = up_inspect_existing(&d, &p);
+    if (ret == 0) {
+        int any = p.network_exists;
+        for (int k = 0; k < o.nodes; k++) any |= p.nodes[k].exists;
+        if (!any) rc_progress(rc, "Creating cluster '%s': %d nodes, %d replica(s) per master, Engine API %s",
+                              o.name, o.nodes, o.replicas, rc->api_version);
+        ret = any ? up_rerun(&d, &p, deadline) : up_fresh(&d, &p, deadline);
+    }
+    up_plan_free(&p);
+    docker_free(&d);
+    free(o.configs);
+    return ret;
+}
+
+/* ---- down ------------------------------------------------------------------------- */
+
+static int cmd_down(struct rc *rc, int argc, char **argv) {
+    struct up_opts o;
+    up_opts_defaults(&o);
+    int r = cmd_parse_opts(rc, argc, argv, down_longopts, 3, usage_down, up_on_opt, &o);
+    if (r == 0 && optind < argc) { rc->usage_error = 1; r = rc_fail(rc, "down: unexpected argument '%s'", argv[optind]); }
+    if (r == 0 && !conf_valid_name(o.name)) r = rc_fail(rc, "--name '%s': not a valid cluster name", o.name);
+    if (r) return r < 0 ? -1 : 0;
+    struct docker d;
+    json_value_s *cs = NULL, *ns = NULL;
+    sds dir = NULL;
+    struct docker_req *reqs = NULL;
+    int ret = docker_open(rc, &d);
+    if (ret == 0) ret = docker_list_by_label(&d, "containers", LABEL_CLUSTER, o.name, &cs);
+    if (ret == 0) ret = docker_list_by_label(&d, "networks", LABEL_CLUSTER, o.name, &ns);
+    if (ret < 0) goto out;
+    size_t nc = json_length(cs), nn = json_length(ns);
+    const char *label_dir = nc ? docker_label(json_at(cs, 0), LABEL_DATA_DIR) : NULL;
+    dir = o.data_dir ? sdsnew(o.data_dir) : label_dir ? sdsnew(label_dir) : conf_default_data_dir(o.name);
+    if (o.purge && !dir) { ret = rc_fail(rc, "cannot tell where the data is; give --data-dir DIR"); goto out; }
+    if (o.purge) {
+        sds q = sdscatprintf(sdsempty(), "Delete cluster '%s' and its data in %s?", o.name, dir);
+        ret = q ? rc_confirm(rc, q) : rc_fail_oom(rc);
+        sdsfree(q);
+        if (ret < 0) goto out;
+    }
+    if (!nc && !nn) rc_progress(rc, "No containers or network labelled %s=%s", LABEL_CLUSTER, o.name);
+    reqs = calloc(nc + 1, sizeof *reqs);
+    if (!reqs) { ret = rc_fail_oom(rc); goto out; }
+    /* Stop gracefully first unless purging: Redis then flushes its AOF and nodes.conf,
+     * so a later `up` resumes exactly this cluster. */
+    for (int pass = o.purge ? 1 : 0; ret == 0 && nc && pass < 2; pass++) {
+        for (size_t k = 0; k < nc; k++) {
+            const char *id = json_string(json_get(json_at(cs, k), "Id"));
+            reqs[k].method = pass == 0 ? "POST" : "DELETE";
+            reqs[k].allow = pass == 0 ? 304 : 404;
+            reqs[k].path = sdscatprintf(sdsempty(), pass == 0 ? "/containers/%s/stop?t=10" : "/containers/%s?force=1", id ? id : "?");
+        }
+        rc_progress(rc, "%s %zu container(s)", pass == 0 ? "Stopping" : "Removing", nc);
+        ret = docker_call_parallel(&d, reqs, (int)nc);
+        for (size_t k = 0; k < nc; k++) docker_req_clear(&reqs[k]);
+    }
+    for (size_t k = 0; ret == 0 && k < nn; k++) {
+        const char *id = json_string(json_get(json_at(ns, k), "Id"));
+        sds path = sdscatprintf(sdsempty(), "/networks/%s", id ? id : "?");
+        rc_progress(rc, "Removing network %s", json_string(json_get(json_at(ns, k), "Name")) ? json_string(json_get(json_at(ns, k), "Name")) : "?");
+        ret = path && docker_call(&d, "DELETE", path, NULL, NULL, 404) >= 0 ? 0 : -1;
+        sdsfree(path);
+    }
+    if (ret == 0 && o.purge) ret = conf_purge(rc, dir, o.name, conf_count_node_dirs(dir));
+    else if (ret == 0 && dir && access(dir, F_OK) == 0) rc_progress(rc, "Kept data in %s (delete it with --purge)", dir);
+out:
+    free(reqs);
+    json_free(cs);
+    json_free(ns);
+    sdsfree(dir);
+    docker_free(&d);
+    return ret;
+}
+
+/* ---- status ---------------------------------------------------------------------- */
+
+/* One container of the list: node number, state, address and published ports. */
+/* The published address of a container's port 6379 (IPv4 binding), if any. */
+static void status_seed_port(const json_value_s *c, int *host_port, const char **host_ip) {
+    const json_value_s *ports = json_get(c, "Ports");
+    for (size_t k = 0; k < json_length(ports); k++) {
+        const json_value_s *pt = json_at(ports, k);
+        const char *pip = json_string(json_get(pt, "IP"));
+        if (json_number(json_get(pt, "PrivatePort"), 0) == 6379 && json_number(json_get(pt, "PublicPort"), 0) > 0 &&
+            !(pip && strchr(pip, ':'))) {
+            *host_port = (int)json_number(json_get(pt, "PublicPort"), 0);
+            *host_ip = pip;
+            return;
+        }
+    }
+}
+
+static sds status_container_json(sds s, const json_value_s *c) {
+    const char *name = json_string(json_at(json_get(c, "Names"), 0));
+    const char *state = json_string(json_get(c, "State"));
+    const json_value_s *nets = json_get(json_get(c, "NetworkSettings"), "Networks");
+    const char *ip = json_string(json_get(json_member_value(nets, 0), "IPAddress"));
+    if (s) s = sdscat(s, "{\"name\":");
+    if (s) s = rc_json_str(s, name ? name + (name[0] == '/') : "?");
+    if (s) s = sdscat(s, ",\"node\":");
+    if (s) s = rc_json_str(s, docker_label(c, LABEL_NODE));
+    if (s) s = sdscat(s, ",\"state\":");
+    if (s) s = rc_json_str(s, state);
+    if (s) s = sdscat(s, ",\"ip\":");
+    if (s) s = rc_json_str(s, ip && *ip ? ip : NULL);
+    if (s) s = sdscat(s, ",\"ports\":[");
+    const json_value_s *ports = json_get(c, "Ports");
+    int first = 1;
+    for (size_t k = 0; s && k < json_length(ports); k++) {
+        const json_value_s *pt = json_at(ports, k);
+        int pub = (int)json_number(json_get(pt, "PublicPort"), 0), priv = (int)json_number(json_get(pt, "PrivatePort"), 0);
+        const char *pip = json_string(json_get(pt, "IP"));
+        if (!pub || (pip && strchr(pip, ':'))) continue;   /* one line per binding: skip the IPv6 twin */
+        s = sdscatprintf(s, "%s{\"host_ip\":", first ? "" : ",");
+        if (s) s = rc_json_str(s, pip);
+        if (s) s = sdscatprintf(s, ",\"host_port\":%d,\"container_port\":%d}", pub, priv);
+        first = 0;
+    }
+    if (s) s = sdscat(s, "]}");
+    return s;
+}
+
+static int status_node_of(const json_value_s *c) {
+    long v;
+    const char *nl = docker_label(c, LABEL_NODE);
+    return nl && rc_parse_int(nl, 1, 100000, &v) == 0 ? (int)v : 0;
+}
+
+static void status_print_row(const json_value_s *c) {
+    const char *name = json_string(json_at(json_get(c, "Names"), 0));
+    const json_value_s *nets = json_get(json_get(c, "NetworkSettings"), "Networks");
+    const char *ip = json_string(json_get(json_member_value(nets, 0), "IPAddress"));
+    const char *status = json_string(json_get(c, "Status"));
+    sds ports = sdsempty();
+    const json_value_s *pl = json_get(c, "Ports");
+    for (size_t k = 0; ports && k < json_length(pl); k++) {
+        const json_value_s *pt = json_at(pl, k);
+        int pub = (int)json_number(json_get(pt, "PublicPort"), 0);
+        const char *pip = json_string(json_get(pt, "IP"));
+        if (!pub || (pip && strchr(pip, ':'))) continue;
+        ports = sdscatprintf(ports, "%s%s:%d->%d", sdslen(ports) ? ", " : "", pip ? pip : "", pub,
+                             (int)json_number(json_get(pt, "PrivatePort"), 0));
+    }
+    printf("%-16s %-24s %-15s %s\n", name ? name + (name[0] == '/') : "?", status ? status : "?", ip && *ip ? ip : "-",
+           ports ? ports : "");
+    sdsfree(ports);
+}
+
+static int cmd_status(struct rc *rc, int argc, char **argv) {
+    struct up_opts o;
+    up_opts_defaults(&o);
+    int r = cmd_parse_opts(rc, argc, argv, down_longopts, 1, usage_status, up_on_opt, &o);
+    if (r == 0 && optind < argc) { rc->usage_error = 1; r = rc_fail(rc, "status: unexpected argument '%s'", argv[optind]); }
+    if (r) return r < 0 ? -1 : 0;
+    struct docker d;
+    json_value_s *cs = NULL;
+    int ret = docker_open(rc, &d);
+    if (ret == 0) ret = docker_list_by_label(&d, "containers", LABEL_CLUSTER, o.name, &cs);
+    size_t nc = json_length(cs);
+    if (ret == 0 && nc == 0)
+        ret = rc_fail(rc, "no cluster named '%s' (no containers labelled %s=%s); create it with `rcluster up --name %s`",
+                      o.name, LABEL_CLUSTER, o.name, o.name);
+    if (ret < 0) goto out;
+    /* Containers in node order; the list API sorts by creation time. */
+    const json_value_s **sorted = calloc(nc, sizeof *sorted);
+    if (!sorted) { ret = rc_fail_oom(rc); goto out; }
+    for (size_t k = 0; k < nc; k++) sorted[k] = json_at(cs, k);
+    for (size_t k = 1; k < nc; k++)
+        for (size_t j = k; j > 0 && status_node_of(sorted[j - 1]) > status_node_of(sorted[j]); j--) {
+            const json_value_s *t = sorted[j]; sorted[j] = sorted[j - 1]; sorted[j - 1] = t;
+        }
+    int running = 0, seed_port = 0;
+    const char *seed_ip = NULL;
+    sds js = rc->json ? rc_json_str(sdsnew("{\"name\":"), o.name) : NULL;
+    if (js) js = sdscat(js, ",\"containers\":[");
+    if (!rc->json) printf("%-16s %-24s %-15s %s\n", "CONTAINER", "STATE", "ADDRESS", "PORTS");
+    for (size_t k = 0; k < nc; k++) {
+        const char *st = json_string(json_get(sorted[k], "State"));
+        int is_running = st && !strcmp(st, "running");
+        int hp = 0;
+        const char *hip = NULL;
+        running += is_running;
+        status_seed_port(sorted[k], &hp, &hip);
+        if (!rc->json) status_print_row(sorted[k]);
+        else if (js) { if (k) js = sdscat(js, ","); if (js) js = status_container_json(js, sorted[k]); }
+        if (is_running && hp && !seed_port) { seed_port = hp; seed_ip = hip; }
+    }
+    free(sorted);
+    int health = 1;
+    if (seed_port) {
+        if (!rc->json) printf("\n");
+        health = engine_check(rc, !seed_ip || !strcmp(seed_ip, "0.0.0.0") || !*seed_ip ? "127.0.0.1" : seed_ip, seed_port, rc->json);
+    }
+    if (health != 0 && (size_t)running < nc) rc_fail(rc, "cluster '%s': %zu of %zu containers are not running; `rcluster up --name %s` repairs it",
+                                                     o.name, nc - (size_t)running, nc, o.name);
+    else if (!seed_port) rc_fail(rc, "cluster '%s': no running container publishes port 6379", o.name);
+    if (rc->json) {
+        if (js) js = sdscatprintf(js, "],\"running\":%d,\"healthy\":%s", running, health == 0 ? "true" : "false");
+        if (js && health != 0) { js = sdscat(js, ",\"problem\":"); js = rc_json_str(js, rc->err); }
+        if (js) js = sdscat(js, "}");
+        if (!js) { ret = rc_fail_oom(rc); goto out; }
+        printf("%s\n", js);
+        sdsfree(js);
+    }
+    ret = health == 0 ? 0 : RC_EXIT_UNHEALTHY;
+out:
+    json_free(cs);
+    docker_free(&d);
+    return ret;
+}
+
+/* ---- image build: ELF dependencies -------------------------------------------- */
+
+
+/* What the dynamic loader needs to run one ELF file. */
+struct elf_info {
+    int cls;                  /* 1: ELFCLASS32, 2: ELFCLASS64 */
+    int big_endian;
+    int machine;              /* e_machine */
+    sds interp;               /* PT_INTERP, or NULL */
+    sds runpath;              /* DT_RUNPATH, else DT_RPATH, or NULL */
+    sds needed[64];           /* DT_NEEDED names */
+    int nneeded;
+};
+
+static void elf_info_free(struct elf_info *e) {
+    sdsfree(e->interp);
+    sdsfree(e->runpath);
+    for (int i = 0; i < e->nneeded; i++) sdsfree(e->needed[i]);
+    memset(e, 0, sizeof *e);
+}
+
+static uint64_t elf_rd(const unsigned char *p, int n, int be) {
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++) v |= (uint64_t)p[be ? n - 1 - i : i] << (8 * i);
+    return v;
+}
+
+/* Is [off, off+len) inside a buffer of size total? Overflow-safe. */
+static int elf_in(uint64_t off, uint64_t len, size_t total) {
+    return off <= total && len <= total - off;
+}
+
+/* Map a virtual address to a file offset through the PT_LOAD segments. */
+static int elf_vaddr_to_off(const unsigned char *buf, const struct elf_info *e, uint64_t phoff,
+                            uint64_t phentsize, uint64_t phnum, uint64_t vaddr, uint64_t *off) {
+    int be = e->big_endian;
+    for (uint64_t i = 0; i < phnum; i++) {
+        const unsigned char *ph = buf + phoff + i * phentsize;
+        if (elf_rd(ph, 4, be) != 1) continue;   /* PT_LOAD */
+        uint64_t p_offset = e->cls == 2 ? elf_rd(ph + 8, 8, be) : elf_rd(ph + 4, 4, be);
+        uint64_t p_vaddr = e->cls == 2 ? elf_rd(ph + 16, 8, be) : elf_rd(ph + 8, 4, be);
+        uint64_t p_filesz = e->cls == 2 ? elf_rd(ph + 32, 8, be) : elf_rd(ph + 16, 4, be);
+        if (vaddr >= p_vaddr && vaddr - p_vaddr < p_filesz) { *off = p_offset + (vaddr - p_vaddr); return 0; }
+    }
+    return -1;
+}
+
+/* A NUL-terminated string at strtab+idx, within strsz and the buffer; NULL if not. */
+static sds elf_string(const unsigned char *buf, size_t len, uint64_t strtab, uint64_t strsz, uint64_t idx) {
+    if (!elf_in(strtab, strsz, len) || idx >= strsz) return NULL;
+    const unsigned char *s = buf + strtab + idx;
+    const unsigned char *nul = memchr(s, 0, (size_t)(strsz - idx));
+    if (!nul) return NULL;
+    return sdsnewlen(s, (size_t)(nul - s));
+}
+
+static int elf_parse_into(const unsigned char *buf, size_t len, struct elf_info *e, const char **why) {
+    if (len < 52 || memcmp(buf, "\177ELF", 4) != 0) return *why = "not an ELF file", -1;
+    e->cls = buf[4];
+    e->big_endian = buf[5] == 2;
+    if ((e->cls != 1 && e->cls != 2) || (buf[5] != 1 && buf[5] != 2)) return *why = "unknown ELF class or byte order", -1;
+    if (e->cls == 2 && len < 64) return *why = "truncated ELF header", -1;
+    int be = e->big_endian, w = e->cls == 2 ? 8 : 4;
+    e->machine = (int)elf_rd(buf + 18, 2, be);
+    uint64_t phoff = elf_rd(buf + (e->cls == 2 ? 32 : 28), w, be);
+    uint64_t phentsize = elf_rd(buf + (e->cls == 2 ? 54 : 42), 2, be);
+    uint64_t phnum = elf_rd(buf + (e->cls == 2 ? 56 : 44), 2, be);
+    if (phentsize < (e->cls == 2 ? 56u : 32u) || phnum == 0xffff || !elf_in(phoff, phentsize * phnum, len))
+        return *why = "program headers out of bounds", -1;
+    uint64_t dyn_off = 0, dyn_size = 0;
+    for (uint64_t i = 0; i < phnum; i++) {
+        const unsigned char *ph = buf + phoff + i * phentsize;
+        uint64_t type = elf_rd(ph, 4, be);
+        uint64_t off = e->cls == 2 ? elf_rd(ph + 8, 8, be) : elf_rd(ph + 4, 4, be);
+        uint64_t filesz = e->cls == 2 ? elf_rd(ph + 32, 8, be) : elf_rd(ph + 16, 4, be);
+        if (type == 3 && !e->interp) {   /* PT_INTERP */
+            if (!elf_in(off, filesz, len) || filesz == 0 || filesz > 4096) return *why = "bad PT_INTERP", -1;
+            const unsigned char *nul = memchr(buf + off, 0, (size_t)filesz);
+            if (!nul) return *why = "PT_INTERP not terminated", -1;
+            if (!(e->interp = sdsnewlen(buf + off, (size_t)(nul - (buf + off))))) return *why = "out of memory", -1;
+        } else if (type == 2) {          /* PT_DYNAMIC */
+            if (!elf_in(off, filesz, len)) return *why = "PT_DYNAMIC out of bounds", -1;
+            dyn_off = off;
+            dyn_size = filesz;
+        }
+    }
+    if (!dyn_size) return 0;   /* static executable: nothing else needed */
+    uint64_t strtab = 0, strsz = 0, runpath = UINT64_MAX, rpath = UINT64_MAX;
+    uint64_t needed[64];
+    int nneeded = 0, have_strtab = 0;
+    for (uint64_t p = dyn_off; p + 2 * (uint64_t)w <= dyn_off + dyn_size; p += 2 * (uint64_t)w) {
+        uint64_t tag = elf_rd(buf + p, w, be), val = elf_rd(buf + p + w, w, be);
+        if (tag == 0) break;                              /* DT_NULL */
+        if (tag == 1) { if (nneeded == 64) return *why = "more than 64 DT_NEEDED entries", -1; needed[nneeded++] = val; }
+        else if (tag == 5) { strtab = val; have_strtab = 1; }   /* DT_STRTAB: a virtual address */
+        else if (tag == 10) strsz = val;                   /* DT_STRSZ */
+        else if (tag == 15) rpath = val;                   /* DT_RPATH */
+        else if (tag == 29) runpath = val;                 /* DT_RUNPATH */
+    }
+    if (!nneeded && runpath == UINT64_MAX && rpath == UINT64_MAX) return 0;
+    uint64_t stroff;
+    if (!have_strtab || elf_vaddr_to_off(buf, e, phoff, phentsize, phnum, strtab, &stroff) < 0 || !elf_in(stroff, strsz, len))
+        return *why = "dynamic string table out of bounds", -1;
+    for (int i = 0; i < nneeded; i++) {
+        sds s = elf_string(buf, len, stroff, strsz, needed[i]);
+        if (!s || !sdslen(s) || strchr(s, '/')) { sdsfree(s); return *why = "bad DT_NEEDED name", -1; }
+        e->needed[e->nneeded++] = s;
+    }
+    uint64_t rp = runpath != UINT64_MAX ? runpath : rpath;
+    if (rp != UINT64_MAX && !(e->runpath = elf_string(buf, len, stroff, strsz, rp))) return *why = "bad run path", -1;
+    return 0;
+}
+
+/* Parse an ELF image (whole file in buf) for its interpreter, DT_NEEDED and run path.
+ * Pure and bounds-checked: any byte sequence gives 0, or -1 with *why saying what was
+ * wrong and nothing to free. On success free with elf_info_free(). */
+static int elf_parse(const unsigned char *buf, size_t len, struct elf_info *e, const char **why) {
+    memset(e, 0, sizeof *e);
+    *why = NULL;
+    if (elf_parse_into(buf, len, e, why) == 0) return 0;
+    elf_info_free(e);
+    return -1;
+}
+
+/* Read a file's ELF info via a read-only mapping (only the touched pages load). */
+static int elf_read_file(struct rc *rc, const char *path, struct elf_info *e) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return rc_fail(rc, "opening %s: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size < 52) { close(fd); return rc_fail(rc, "%s: not an ELF file", path); }
+    void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (m == MAP_FAILED) return rc_fail(rc, "mapping %s: %s", path, strerror(errno));
+    const char *why;
+    int r = elf_parse(m, (size_t)st.st_size, e, &why);
+    munmap(m, (size_t)st.st_size);
+    return r < 0 ? rc_fail(rc, "%s: %s", path, why) : 0;
+}
+
+/* Does the file at path have the same ELF class and machine as `want`? */
+static int elf_matches(const char *path, const struct elf_info *want) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    unsigned char h[20];
+    ssize_t n = pread(fd, h, sizeof h, 0);
+    close(fd);
+    return n == (ssize_t)sizeof h && memcmp(h, "\177ELF", 4) == 0 && h[4] == want->cls &&
+           (int)elf_rd(h + 18, 2, h[5] == 2) == want->machine;
+}
+
+/* Directories the loader searches, in order: the object's run path ($ORIGIN expanded),
+ * /etc/ld.so.conf (with includes), then the built-in defaults. Colon-separated. */
+static sds image_search_path(const char *object, const char *runpath, const char *ldconf) {
+    sds s = sdsempty();
+    if (runpath && s) {
+        sds dir = sdsnew(object);
+        char *slash = dir ? strrchr(dir, '/') : NULL;
+        if (slash) { *slash = 0; sdsupdatelen(dir); }
+        for (const char *p = runpath; s && *p;) {
+            size_t n = strcspn(p, ":");
+            if (n >= 7 && strncmp(p, "$ORIGIN", 7) == 0 && dir) { s = sdscatprintf(s, "%s%.*s:", dir, (int)(n - 7), p + 7); }
+            else if (n >= 9 && strncmp(p, "${ORIGIN}", 9) == 0 && dir) { s = sdscatprintf(s, "%s%.*s:", dir, (int)(n - 9), p + 9); }
+            else s = sdscatprintf(s, "%.*s:", (int)n, p);
+            p += n + (p[n] == ':');
+        }
+        sdsfree(dir);
+    }
+    if (s && ldconf) s = sdscat(s, ldconf);
+    if (s) s = sdscat(s, "/lib64:/usr/lib64:/lib:/usr/lib");
+    return s;
+}
+
+/* The directories named by /etc/ld.so.conf and its `include` globs, colon-separated. */
+static sds image_ldconf_dirs(struct rc *rc, const char *file, sds acc, int depth) {
+    sds text = depth < 4 ? rc_read_file(rc, file, 1 << 20) : NULL;
+    if (!text) return acc;
+    for (char *line = text; acc && line && *line;) {
+        char *nl = strchr(line, '\n');
+        if (nl) *nl = 0;
+        line[strcspn(line, "#")] = 0;
+        char *t = line + strspn(line, " \t");
+        size_t l = strlen(t);
+        while (l && isspace((unsigned char)t[l - 1])) t[--l] = 0;
+        if (strncmp(t, "include", 7) == 0 && isspace((unsigned char)t[7])) {
+            char *pat = t + 8 + strspn(t + 8, " \t");
+            glob_t g;
+            sds full = pat[0] == '/' ? sdsnew(pat) : sdscatprintf(sdsempty(), "/etc/%s", pat);
+            if (full && glob(full, 0, NULL, &g) == 0) {
+                for (size_t k = 0; k < g.gl_pathc; k++) acc = image_ldconf_dirs(rc, g.gl_pathv[k], acc, depth + 1);
+                globfree(&g);
+            }
+            sdsfree(full);
+        } else if (t[0] == '/') {
+            acc = sdscatprintf(acc, "%s:", t);
+        }
+        line = nl ? nl + 1 : NULL;
+    }
+    sdsfree(text);
+    return acc;
+}
+
+/* Files of the image: archive path (no leading '/') and where the bytes come from. */
+struct tar_entry {
+    sds name;
+    char type;                /* '0' file, '5' directory */
+    unsigned mode;
+    uint64_t size;
+    sds src;                  /* host file to copy (files), or NULL */
+    const char *data;         /* inline content (files without src) */
+};
+
+struct image_files {
+    struct tar_entry *e;
+    int n, cap;
+    sds libdirs;              /* colon-separated library directories, for LD_LIBRARY_PATH */
+};
+
+static void image_files_free(struct image_files *f) {
+    for (int i = 0; i < f->n; i++) { sdsfree(f->e[i].name); sdsfree(f->e[i].src); }
+    free(f->e);
+    sdsfree(f->libdirs);
+    memset(f, 0, sizeof *f);
+}
+
+static int image_has(const struct image_files *f, const char *name) {
+    for (int i = 0; i < f->n; i++) if (!strcmp(f->e[i].name, name)) return 1;
+    return 0;
+}
+
+/* Add an entry (and its parent directories first); path may start with '/'. */
+static int image_add(struct rc *rc, struct image_files *f, const char *path, char type, unsigned mode,
+                     const char *src, const char *data) {
+    while (*path == '/') path++;
+    if (!*path || image_has(f, path)) return 0;
+    const char *slash = strrchr(path, '/');
+    if (slash) {
+        sds parent = sdsnewlen(path, (size_t)(slash - path));
+        int r = parent ? image_add(rc, f, parent, '5', 0755, NULL, NULL) : rc_fail_oom(rc);
+        sdsfree(parent);
+        if (r < 0) return -1;
+    }
+    uint64_t size = 0;
+    if (type == '0' && src) {
+        struct stat st;
+        if (stat(src, &st) < 0 || !S_ISREG(st.st_mode)) return rc_fail(rc, "%s: %s", src, errno ? strerror(errno) : "not a regular file");
+        size = (uint64_t)st.st_size;
+    } else if (type == '0') {
+        size = strlen(data);
+    }
+    if (f->n == f->cap) {
+        int cap = f->cap ? f->cap * 2 : 32;
+        struct tar_entry *e = realloc(f->e, sizeof *e * (size_t)cap);
+        if (!e) return rc_fail_oom(rc);
+        f->e = e;
+        f->cap = cap;
+    }
+    struct tar_entry *e = &f->e[f->n];
+    memset(e, 0, sizeof *e);
+    e->name = sdsnew(path);
+    e->src = src ? sdsnew(src) : NULL;
+    e->type = type;
+    e->mode = mode;
+    e->size = size;
+    e->data = data;
+    if (!e->name || (src && !e->src)) { sdsfree(e->name); sdsfree(e->src); return rc_fail_oom(rc); }
+    f->n++;
+    return 0;
+}
+
+/* Find library `name` for object `from` (with its run path); add it and, recursively,
+ * what it needs. */
+static int image_add_elf_deps(struct rc *rc, struct image_files *f, const char *object, const char *ldconf, int depth);
+
+static int image_add_library(struct rc *rc, struct image_files *f, const char *name, const char *from,
+                             const struct elf_info *fe, const char *ldconf, int depth) {
+    sds path = image_search_path(from, fe->runpath, ldconf);
+    if (!path) return rc_fail_oom(rc);
+    int ret = rc_fail(rc, "%s needs %s, which is not in any loader directory (%s)", from, name, path);
+    for (const char *p = path; *p;) {
+        size_t n = strcspn(p, ":");
+        sds cand = n ? sdscatprintf(sdsempty(), "%.*s/%s", (int)n, p, name) : NULL;
+        if (cand && elf_matches(cand, fe)) {
+            ret = 0;
+            if (!image_has(f, cand + 1)) {
+                sds dir = sdsnewlen(p, n);
+                if (dir && !strstr(f->libdirs, dir)) f->libdirs = sdscatprintf(f->libdirs, "%s%s", sdslen(f->libdirs) ? ":" : "", dir);
+                sdsfree(dir);
+                ret = f->libdirs ? image_add(rc, f, cand, '0', 0755, cand, NULL) : rc_fail_oom(rc);
+                if (ret == 0) ret = image_add_elf_deps(rc, f, cand, ldconf, depth + 1);
+            }
+            sdsfree(cand);
+            break;
+        }
+        sdsfree(cand);
+        p += n + (p[n] == ':');
+    }
+    sdsfree(path);
+    return ret;
+}
+
+static int image_add_elf_deps(struct rc *rc, struct image_files *f, const char *object, const char *ldconf, int depth) {
+    if (depth > 16) return rc_fail(rc, "%s: library dependencies nested too deeply", object);
+    struct elf_info e;
+    if (elf_read_file(rc, object, &e) < 0) return -1;
+    int ret = 0;
+    if (e.interp && !image_has(f, e.interp + (e.interp[0] == '/'))) {
+        if (e.interp[0] != '/') ret = rc_fail(rc, "%s: relative interpreter %s", object, e.interp);
+        else ret = image_add(rc, f, e.interp, '0', 0755, e.interp, NULL);
+    }
+    for (int i = 0; ret == 0 && i < e.nneeded; i++) ret = image_add_library(rc, f, e.needed[i], object, &e, ldconf, depth);
+    elf_info_free(&e);
+    return ret;
+}
+
+/* ---- image build: the rootfs tar, produced as it is uploaded ------------------------ */
+
+/* Fill a 512-byte ustar header. Pure; -1 if the name does not fit. */
+static int tar_header(const struct tar_entry *e, unsigned char h[512]) {
+    memset(h, 0, 512);
+    size_t n = strlen(e->name) + (e->type == '5');
+    const char *name = e->name;
+    char full[256];
+    snprintf(full, sizeof full, "%s%s", e->name, e->type == '5' ? "/" : "");
+    name = full;
+    if (n <= 100) {
+        memcpy(h, name, n);
+    } else {
+        /* ustar splits long names at a '/' into prefix (155) and name (100). */
+        const char *cut = NULL;
+        for (const char *p = name; *p; p++) if (*p == '/' && (size_t)(p - name) <= 155 && n - (size_t)(p - name) - 1 <= 100) { cut = p; break; }
+        if (!cut || n >= sizeof full) return -1;
+        memcpy(h + 345, name, (size_t)(cut - name));
+        memcpy(h, cut + 1, n - (size_t)(cut - name) - 1);
+    }
+    snprintf((char *)h + 100, 8, "%07o", e->mode & 07777);
+    snprintf((char *)h + 108, 8, "%07o", 0);
+    snprintf((char *)h + 116, 8, "%07o", 0);
+    if (e->size > 077777777777ULL) return -1;
+    snprintf((char *)h + 124, 12, "%011llo", (unsigned long long)e->size);
+    snprintf((char *)h + 136, 12, "%011llo", (unsigned long long)time(NULL));
+    h[156] = (unsigned char)e->type;
+    memcpy(h + 257, "ustar", 6);
+    memcpy(h + 263, "00", 2);
+    memcpy(h + 265, "root", 4);
+    memcpy(h + 297, "root", 4);
+    memset(h + 148, ' ', 8);
+    unsigned sum = 0;
+    for (int i = 0; i < 512; i++) sum += h[i];
+    snprintf((char *)h + 148, 8, "%06o", sum);
+    h[155] = ' ';
+    return 0;
+}
+
+static uint64_t tar_total_size(const struct image_files *f) {
+    uint64_t t = 1024;   /* two zero blocks end the archive */
+    for (int i = 0; i < f->n; i++) t += 512 + (f->e[i].size + 511) / 512 * 512;
+    return t;
+}
+
+/* The archive as an http_body_source: header, data, padding per entry, then the end. */
+struct tar_stream {
+    const struct image_files *f;
+    int cur;                  /* current entry; f->n: the end blocks */
+    int in_data;
+    uint64_t left;            /* data bytes left in the current entry */
+    unsigned char block[1024];
+    size_t block_off, block_len;
+    int fd;
+    uint64_t pos;             /* inline data offset */
+};
+
+static ssize_t tar_source(struct rc *rc, void *ud, char *buf, size_t cap) {
+    struct tar_stream *t = ud;
+    size_t out = 0;
+    while (out < cap) {
+        if (t->block_off < t->block_len) {
+            size_t n = t->block_len - t->block_off < cap - out ? t->block_len - t->block_off : cap - out;
+            memcpy(buf + out, t->block + t->block_off, n);
+            t->block_off += n;
+            out += n;
+            continue;
+        }
+        if (t->in_data && t->left) {
+            const struct tar_entry *e = &t->f->e[t->cur];
+            size_t want = t->left < cap - out ? (size_t)t->left : cap - out;
+            ssize_t n;
+            if (e->src) {
+                n = read(t->fd, buf + out, want);
+                if (n < 0 && errno == EINTR) continue;
+                if (n < 0) return rc_fail(rc, "reading %s: %s", e->src, strerror(errno));
+                if (n == 0) return rc_fail(rc, "reading %s: the file shrank while packing it", e->src);
+            } else {
+                memcpy(buf + out, e->data + t->pos, want);
+                n = (ssize_t)want;
+            }
+            t->pos += (uint64_t)n;
+            t->left -= (uint64_t)n;
+            out += (size_t)n;
+            continue;
+        }
+        if (t->in_data) {   /* entry finished: pad to a block */
+            const struct tar_entry *e = &t->f->e[t->cur];
+            if (t->fd >= 0) { close(t->fd); t->fd = -1; }
+            memset(t->block, 0, 512);
+            t->block_off = 0;
+            t->block_len = (size_t)((512 - e->size % 512) % 512);
+            t->in_data = 0;
+            t->cur++;
+            continue;
+        }
+        if (t->cur > t->f->n) break;   /* end blocks sent */
+        if (t->cur == t->f->n) {
+            memset(t->block, 0, 1024);
+            t->block_off = 0;
+            t->block_len = 1024;
+            t->cur++;
+            continue;
+        }
+        const struct tar_entry *e = &t->f->e[t->cur];
+        if (tar_header(e, t->block) < 0) return rc_fail(rc, "%s: name too long for a tar header", e->name);
+        t->block_off = 0;
+        t->block_len = 512;
+        t->in_data = 1;
+        t->left = e->size;
+        t->pos = 0;
+        if (e->type == '0' && e->src && (t->fd = open(e->src, O_RDONLY | O_CLOEXEC)) < 0)
+            return rc_fail(rc, "opening %s: %s", e->src, strerror(errno));
+    }
+    return (ssize_t)out;
+}
+
+/* Find an executable on PATH. */
+static sds image_which(const char *prog) {
+    const char *path = getenv("PATH");
+    if (!path || !*path) path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+    for (const char *p = path; *p;) {
+        size_t n = strcspn(p, ":");
+        sds cand = sdscatprintf(sdsempty(), "%.*s/%s", (int)n, p, prog);
+        if (cand && n && access(cand, X_OK) == 0) return cand;
+        sdsfree(cand);
+        p += n + (p[n] == ':');
+    }
+    return NULL;
+}
+
+static const char image_passwd[] = "root:x:0:0:root:/root:/sbin/nologin\nredis:x:999:999:redis:/data:/sbin/nologin\n";
+static const char image_group[] = "root:x:0:\nredis:x:999:\n";
+
+/* The rootfs: redis-server in /usr/local/bin, its loader and libraries at the paths it
+ * was found under, and the directories and files a container expects. */
+static int image_collect(struct rc *rc, const char *binary, struct image_files *f) {
+    f->libdirs = sdsempty();
+    sds ldconf = image_ldconf_dirs(rc, "/etc/ld.so.conf", sdsempty(), 0);
+    if (!f->libdirs || !ldconf) { sdsfree(ldconf); return rc_fail_oom(rc); }
+    static const char *const dirs[] = { "etc/redis", "data", "root", "usr/local/bin" };
+    int ret = 0;
+    for (size_t i = 0; ret == 0 && i < sizeof dirs / sizeof dirs[0]; i++) ret = image_add(rc, f, dirs[i], '5', 0755, NULL, NULL);
+    if (ret == 0) ret = image_add(rc, f, "tmp", '5', 01777, NULL, NULL);
+    if (ret == 0) ret = image_add(rc, f, "etc/passwd", '0', 0644, NULL, image_passwd);
+    if (ret == 0) ret = image_add(rc, f, "etc/group", '0', 0644, NULL, image_group);
+    if (ret == 0) ret = image_add(rc, f, "usr/local/bin/redis-server", '0', 0755, binary, NULL);
+    if (ret == 0) ret = image_add_elf_deps(rc, f, binary, ldconf, 0);
+    sdsfree(ldconf);
+    return ret;
+}
+
+static int image_build(struct rc *rc, struct docker *d, const char *from, const char *tag) {
+    sds binary = from ? sdsnew(from) : image_which("redis-server");
+    if (!binary) return rc_fail(rc, "redis-server is not on PATH; give --from /path/to/redis-server");
+    struct image_files f = { 0 };
+    sds repo = NULL, tg = NULL, path = NULL, result = NULL;
+    int ret = image_collect(rc, binary, &f);
+    if (ret == 0 && docker_split_ref(tag, &repo, &tg) < 0) ret = rc_fail_oom(rc);
+    if (ret == 0) {
+        int libs = 0;
+        for (int i = 0; i < f.n; i++) libs += f.e[i].src != NULL;
+        rc_progress(rc, "Packing %s and %d shared object(s), %.1f MB", binary, libs - 1, (double)tar_total_size(&f) / 1e6);
+        /* Docker resolves Cmd[0] through the image's PATH; the loader finds the libraries
+         * through LD_LIBRARY_PATH because the image has no ld.so.cache. */
+        sds env_ld = sdscatprintf(sdsempty(), "ENV LD_LIBRARY_PATH=%s", f.libdirs);
+        path = sdsnew("/images/create?fromSrc=-&repo=");
+        if (path) path = docker_urlencode(path, repo);
+        if (path) path = sdscat(path, "&tag=");
+        if (path) path = docker_urlencode(path, tg);
+        static const char *const changes[] = {
+            "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "WORKDIR /data", "EXPOSE 6379",
+            "CMD [\"redis-server\"]" };
+        for (size_t i = 0; path && i < sizeof changes / sizeof changes[0]; i++) {
+            path = sdscat(path, "&changes=");
+            if (path) path = docker_urlencode(path, changes[i]);
+        }
+        if (path && env_ld) { path = sdscat(path, "&changes="); if (path) path = docker_urlencode(path, env_ld); }
+        sdsfree(env_ld);
+        struct tar_stream ts = { &f, 0, 0, 0, { 0 }, 0, 0, -1, 0 };
+        ret = path ? docker_stream(d, path, "application/x-tar", tar_source, &ts, tar_total_size(&f), &result) : rc_fail_oom(rc);
+        if (ts.fd >= 0) close(ts.fd);
+    }
+    if (ret == 0 && !rc->dry_run) {
+        rc_progress(rc, "Built %s (%s); use it with: rcluster up --image %s", tag, result ? result : "?", tag);
+        if (rc->json) { sds js = rc_json_str(sdsnew("{\"image\":"), tag); if (js) js = sdscat(js, ",\"id\":"); if (js) js = rc_json_str(js, result); if (js) printf("%s}\n", js); sdsfree(js); }
+        else printf("%s\n", tag);
+    }
+    image_files_free(&f);
+    sdsfree(binary);
+    sdsfree(repo);
+    sdsfree(tg);
+    sdsfree(path);
+    sdsfree(result);
+    return ret;
+}
+
+/* ---- image load ---------------------------------------------------------------------- */
+
+static ssize_t image_file_source(struct rc *rc, void *ud, char *buf, size_t cap) {
+    int fd = *(int *)ud;
+    for (;;) {
+        ssize_t n = read(fd, buf, cap);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return rc_fail_errno(rc, "reading the archive");
+        return n;
+    }
+}
+
+static int image_load(struct rc *rc, struct docker *d, const char *file) {
+    int fd = open(file, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return rc_fail(rc, "opening %s: %s", file, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) { close(fd); return rc_fail(rc, "%s: not a regular file", file); }
+    rc_progress(rc, "Loading %s (%.1f MB)", file, (double)st.st_size / 1e6);
+    sds result = NULL;
+    int ret = docker_stream(d, "/images/load?quiet=0", "application/x-tar", image_file_source, &fd, (uint64_t)st.st_size, &result);
+    close(fd);
+    if (ret == 0 && !rc->dry_run) printf("%s\n", result ? result : "loaded");
+    sdsfree(result);
+    return ret;
+}
+
+static int cmd_image(struct rc *rc, int argc, char **argv) {
+    struct up_opts o;
+    up_opts_defaults(&o);
+    /* `image SUB [options] [FILE]`: options are parsed after the subcommand. */
+    const char *sub = argc > 1 && argv[1][0] != '-' ? argv[1] : NULL;
+    int r = cmd_parse_opts(rc, sub ? argc - 1 : argc, sub ? argv + 1 : argv, image_longopts, 2, usage_image, up_on_opt, &o);
+    if (r) return r < 0 ? -1 : 0;
+    int nargs = (sub ? argc - 1 : argc) - optind;
+    if (!sub || (strcmp(sub, "build") && strcmp(sub, "load")) || (!strcmp(sub, "build") && nargs != 0) ||
+        (!strcmp(sub, "load") && nargs != 1)) {
+        rc->usage_error = 1;
+        return rc_fail(rc, "image: expected `image build [--from PATH] [--tag TAG]` or `image load FILE`");
+    }
+    if (!strcmp(sub, "build") && !up_valid_image(o.tag)) return rc_fail(rc, "--tag '%s': not a valid image name", o.tag);
+    struct docker d;
+    int ret = docker_open(rc, &d);
+    if (ret == 0) ret = !strcmp(sub, "build") ? image_build(rc, &d, o.from, o.tag) : image_load(rc, &d, argv[1 + optind]);
+    docker_free(&d);
+    return ret;
+}
 
 /* ====================================================================== */
 /* 10. Usage, dispatch and main                                            */
