@@ -232,15 +232,40 @@ fail:
     return -1;
 }
 
-/* Append a JSON string literal (quoted, escaped) to s; never build JSON with raw %s. */
+/* Length of the valid UTF-8 sequence at p (1-4), or 0 when the bytes are not one. */
+static size_t rc_utf8_seq(const unsigned char *p, size_t left) {
+    if (p[0] < 0x80) return 1;
+    size_t n = p[0] >= 0xF0 && p[0] <= 0xF4 ? 4 : p[0] >= 0xE0 ? 3 : p[0] >= 0xC2 && p[0] <= 0xDF ? 2 : 0;
+    if (n == 0 || n > left) return 0;
+    for (size_t i = 1; i < n; i++) if ((p[i] & 0xC0) != 0x80) return 0;
+    if (n == 3 && ((p[0] == 0xE0 && p[1] < 0xA0) || (p[0] == 0xED && p[1] >= 0xA0))) return 0;
+    if (n == 4 && ((p[0] == 0xF0 && p[1] < 0x90) || (p[0] == 0xF4 && p[1] >= 0x90))) return 0;
+    return n;
+}
+
+/* Append a JSON string literal (quoted, escaped) to s; never build JSON with raw %s.
+ * Text from peers may not be UTF-8: invalid bytes become U+FFFD so the output stays
+ * valid JSON. Returns NULL on OOM (s is freed then). */
 static sds rc_json_str(sds s, const char *v) {
     if (!s) return NULL;
-    if (!v) return sdscat(s, "null");
-    size_t n = json_escape(v, strlen(v), NULL);
-    s = sdsMakeRoomFor(s, n + 1);
-    if (!s) return NULL;
-    json_escape(v, strlen(v), s + sdslen(s));
-    sdsIncrLen(s, (ssize_t)n);
+    if (!v) { sds t = sdscat(s, "null"); if (!t) sdsfree(s); return t; }
+    size_t len = strlen(v);
+    sds clean = sdsempty();
+    for (size_t i = 0; clean && i < len; ) {
+        size_t n = rc_utf8_seq((const unsigned char *)v + i, len - i);
+        sds t = n ? sdscatlen(clean, v + i, n) : sdscat(clean, "\xEF\xBF\xBD");
+        if (!t) { sdsfree(clean); clean = NULL; break; }
+        clean = t;
+        i += n ? n : 1;
+    }
+    if (!clean) { sdsfree(s); return NULL; }
+    size_t need = json_escape(clean, sdslen(clean), NULL);
+    sds t = sdsMakeRoomFor(s, need + 1);
+    if (!t) { sdsfree(clean); sdsfree(s); return NULL; }
+    s = t;
+    json_escape(clean, sdslen(clean), s + sdslen(s));
+    sdsIncrLen(s, (ssize_t)need);
+    sdsfree(clean);
     return s;
 }
 
@@ -1537,6 +1562,10 @@ static int docker_image_pull(struct docker *d, const char *image) {
 
 enum { RESP_STATUS = 1, RESP_ERROR, RESP_INTEGER, RESP_BULK, RESP_ARRAY, RESP_NIL };
 
+/* Ends the argument list of rconn_queue/rconn_call: a typed null, since a bare NULL
+ * may be a plain int 0 in a variadic call. */
+#define RESP_END ((const char *)NULL)
+
 struct resp {
     int type;
     long long integer;      /* RESP_INTEGER */
@@ -1622,6 +1651,7 @@ static int resp_scan(const char *buf, size_t len, size_t *end, const char **why)
         if (depth < 0) { *end = pos; return 1; }
         if (pos >= len) return 0;
         char type = buf[pos];
+        if (!strchr("+-:$*", type) || type == 0) { *why = "unknown reply type byte"; return -1; }
         long cr = resp_find_line(buf + pos + 1, len - pos - 1);
         if (cr == -1) return 0;
         if (cr == -2) { *why = "line too long or malformed"; return -1; }
@@ -1836,8 +1866,8 @@ static int rconn_open(struct rc *rc, struct rconn *c, const char *host, int port
     if (c->fd < 0) return -1;
     if (!rc->password) return 0;
     struct resp *r = rc->user
-        ? rconn_call(rc, c, "AUTH", "AUTH", rc->user, rc->password, NULL)
-        : rconn_call(rc, c, "AUTH", "AUTH", rc->password, NULL);
+        ? rconn_call(rc, c, "AUTH", "AUTH", rc->user, rc->password, RESP_END)
+        : rconn_call(rc, c, "AUTH", "AUTH", rc->password, RESP_END);
     if (r) { resp_free(r); return 0; }
     /* A node without a password refuses AUTH; that is harmless, so carry on. */
     if (rc->err && strstr(rc->err, "without any password configured")) return 0;
@@ -2043,6 +2073,8 @@ static int nodes_parse_line(const char *line, size_t len, struct nodeinfo *ni) {
         nt++;
     }
     if (nt < 8 || tlen[0] != 40 || tlen[3] > 40) return -1;
+    for (size_t i = 0; i < 40; i++)
+        if (!isxdigit((unsigned char)tok[0][i])) return -1;
     memcpy(ni->id, tok[0], 40);
     char abuf[128];
     if (tlen[1] >= sizeof abuf) return -1;
@@ -2152,6 +2184,31 @@ static void cluster_split_slots(int masters, int *lo, int *hi) {
     }
 }
 
+/* The greedy pass can leave the last master only same-host candidates while a swap
+ * with another master's replica would separate both pairs: do such swaps until none
+ * helps (each swap removes at least one same-host pair, so this ends). */
+static void cluster_fix_affinity(int n, const char *const *hosts, int *master_of) {
+    int improved = 1;
+    while (improved) {
+        improved = 0;
+        for (int a = 0; a < n; a++) {
+            if (master_of[a] < 0 || strcmp(hosts[a], hosts[master_of[a]]) != 0) continue;
+            for (int b = 0; b < n; b++) {
+                if (b == a || master_of[b] < 0 || master_of[b] == master_of[a]) continue;
+                int ma = master_of[a], mb = master_of[b];
+                int b_was_bad = strcmp(hosts[b], hosts[mb]) == 0;
+                int a_ok = strcmp(hosts[a], hosts[mb]) != 0, b_ok = strcmp(hosts[b], hosts[ma]) != 0;
+                if (a_ok && (b_ok || b_was_bad)) {
+                    master_of[a] = mb;
+                    master_of[b] = ma;
+                    improved = 1;
+                    break;
+                }
+            }
+        }
+    }
+}
+
 /* Choose masters and replicas with anti-affinity by host.
  * hosts[i] identifies node i's machine. On return master_of[i] is -1 for a master,
  * else the index of its master; masters[] lists master indexes in slot order.
@@ -2192,6 +2249,7 @@ static int cluster_plan_layout(int n, const char *const *hosts, int replicas, in
         }
         (void)round;
     }
+    cluster_fix_affinity(n, hosts, master_of);
     free(order); free(used); free(group);
     return m;
 }
@@ -2335,21 +2393,26 @@ static int engine_check_count(struct rc *rc, int n, int replicas) {
     return 0;
 }
 
+/* "7.0.15" -> 7, 0; anything unparsable counts as 0.0 (the oldest behaviour). */
 static void parse_version(const char *v, int *major, int *minor) {
-    *major = *minor = 0;
-    if (sscanf(v, "%d.%d", major, minor) < 1) *major = 0;
+    char *end;
+    long ma = strtol(v, &end, 10), mi = 0;
+    if (end == v || ma < 0 || ma > 1000) ma = 0;
+    else if (*end == '.') { mi = strtol(end + 1, &end, 10); if (mi < 0 || mi > 1000) mi = 0; }
+    *major = (int)ma;
+    *minor = (int)mi;
 }
 
 /* Queue the preflight questions on every node first, then read the answers, so a
  * hundred nodes cost about one round trip. */
 static int engine_preflight_queue(struct engine *e, struct enode *x) {
     struct rc *rc = e->rc;
-    if (rconn_queue(rc, &x->c, "INFO", "server", NULL) < 0 ||
-        rconn_queue(rc, &x->c, "INFO", "cluster", NULL) < 0 ||
-        rconn_queue(rc, &x->c, "DBSIZE", NULL) < 0 ||
-        rconn_queue(rc, &x->c, "CLUSTER", "NODES", NULL) < 0) return -1;
+    if (rconn_queue(rc, &x->c, "INFO", "server", RESP_END) < 0 ||
+        rconn_queue(rc, &x->c, "INFO", "cluster", RESP_END) < 0 ||
+        rconn_queue(rc, &x->c, "DBSIZE", RESP_END) < 0 ||
+        rconn_queue(rc, &x->c, "CLUSTER", "NODES", RESP_END) < 0) return -1;
     for (int k = 0; k < ENGINE_TUNABLES; k++)
-        if (rconn_queue(rc, &x->c, "CONFIG", "GET", engine_tunables[k].name, NULL) < 0) return -1;
+        if (rconn_queue(rc, &x->c, "CONFIG", "GET", engine_tunables[k].name, RESP_END) < 0) return -1;
     return rconn_flush(rc, &x->c, rc_now_ms() + rc->io_timeout_ms);
 }
 
@@ -2454,6 +2517,7 @@ static int engine_preflight(struct engine *e) {
 /* --- Plan --------------------------------------------------------------- */
 
 static int engine_plan(struct engine *e) {
+    if (e->n <= 0) return rc_fail(e->rc, "no nodes to plan");
     const char **hosts = malloc((size_t)e->n * sizeof *hosts);
     int *master_of = malloc((size_t)e->n * sizeof *master_of);
     e->masters = malloc((size_t)e->n * sizeof *e->masters);
@@ -2499,7 +2563,7 @@ static int engine_tune(struct engine *e) {
             const char *v = small ? engine_tunables[k].small : engine_tunables[k].large;
             if (k == 0 && !small && getenv("RC_T_NT")) v = getenv("RC_T_NT");
             if (!v) { sdsfree(e->nodes[i].orig[k]); e->nodes[i].orig[k] = NULL; }
-            if (e->nodes[i].orig[k] && rconn_queue(rc, &e->nodes[i].c, "CONFIG", "SET", engine_tunables[k].name, v, NULL) < 0) return -1;
+            if (e->nodes[i].orig[k] && rconn_queue(rc, &e->nodes[i].c, "CONFIG", "SET", engine_tunables[k].name, v, RESP_END) < 0) return -1;
         }
     for (int i = 0; i < e->n; i++) {
         struct enode *x = &e->nodes[i];
@@ -2542,7 +2606,7 @@ static void engine_restore(struct engine *e) {
         }
         for (int k = 0; k < ENGINE_TUNABLES; k++) {
             if (!x->orig[k]) continue;
-            struct resp *r = rconn_call(rc, &x->c, "CONFIG SET", "CONFIG", "SET", engine_tunables[k].name, x->orig[k], NULL);
+            struct resp *r = rconn_call(rc, &x->c, "CONFIG SET", "CONFIG", "SET", engine_tunables[k].name, x->orig[k], RESP_END);
             if (!r) rc_warn(rc, "could not restore %s on %s: %s", engine_tunables[k].name, x->c.name, rc->err);
             else restored++;
             resp_free(r);
@@ -2563,7 +2627,7 @@ static int engine_assign_slots(struct engine *e) {
         if (x->major >= 7) {
             snprintf(num[0], sizeof num[0], "%d", x->slot_lo);
             snprintf(num[1], sizeof num[1], "%d", x->slot_hi);
-            if (rconn_queue(rc, &x->c, "CLUSTER", "ADDSLOTSRANGE", num[0], num[1], NULL) < 0) return -1;
+            if (rconn_queue(rc, &x->c, "CLUSTER", "ADDSLOTSRANGE", num[0], num[1], RESP_END) < 0) return -1;
         } else {
             /* Before 7.0 there is no range form: send the slots in batches. */
             for (int s = x->slot_lo; s <= x->slot_hi; ) {
@@ -2582,7 +2646,7 @@ static int engine_assign_slots(struct engine *e) {
     }
     for (int i = 0; i < e->n; i++) {
         snprintf(num[0], sizeof num[0], "%d", i + 1);
-        if (rconn_queue(rc, &e->nodes[i].c, "CLUSTER", "SET-CONFIG-EPOCH", num[0], NULL) < 0) return -1;
+        if (rconn_queue(rc, &e->nodes[i].c, "CLUSTER", "SET-CONFIG-EPOCH", num[0], RESP_END) < 0) return -1;
     }
     for (int i = 0; i < e->n; i++) {
         struct enode *x = &e->nodes[i];
@@ -2607,8 +2671,8 @@ static int engine_queue_meet(struct engine *e, struct enode *from, const struct 
     from->acks++;
     /* The bus-port argument exists since Redis 4; pass it only when it is not port+10000. */
     if (to->meet_bus != to->meet_port + 10000)
-        return rconn_queue(e->rc, &from->c, "CLUSTER", "MEET", to->meet_ip, port, bus, NULL);
-    return rconn_queue(e->rc, &from->c, "CLUSTER", "MEET", to->meet_ip, port, NULL);
+        return rconn_queue(e->rc, &from->c, "CLUSTER", "MEET", to->meet_ip, port, bus, RESP_END);
+    return rconn_queue(e->rc, &from->c, "CLUSTER", "MEET", to->meet_ip, port, RESP_END);
 }
 
 /* Every node meets every other node at once: waiting for gossip to spread the news
@@ -2638,10 +2702,10 @@ static int engine_meet(struct engine *e) {
 static int engine_poll_queue(struct engine *e, struct enode *x) {
     struct rc *rc = e->rc;
     if (x->c.fd < 0 && engine_reconnect(e, x) < 0) return -1;
-    if (rconn_queue(rc, &x->c, "CLUSTER", "NODES", NULL) < 0 ||
-        rconn_queue(rc, &x->c, "CLUSTER", "INFO", NULL) < 0 ||
-        rconn_queue(rc, &x->c, "INFO", "replication", NULL) < 0 ||
-        rconn_queue(rc, &x->c, "CLUSTER", "SLOTS", NULL) < 0) return -1;
+    if (rconn_queue(rc, &x->c, "CLUSTER", "NODES", RESP_END) < 0 ||
+        rconn_queue(rc, &x->c, "CLUSTER", "INFO", RESP_END) < 0 ||
+        rconn_queue(rc, &x->c, "INFO", "replication", RESP_END) < 0 ||
+        rconn_queue(rc, &x->c, "CLUSTER", "SLOTS", RESP_END) < 0) return -1;
     return rconn_flush(rc, &x->c, rc_now_ms() + rc->io_timeout_ms);
 }
 
@@ -2681,7 +2745,7 @@ static int engine_nudge_master(struct engine *e, struct enode *m) {
     }
     m->last_nudge = rc_now_ms();
     if (e->rc->verbose) rc_progress(e->rc, "nudging %s with key %s", m->c.name, key);
-    if (rconn_queue(e->rc, &m->c, "SET", key, "1", NULL) < 0 || rconn_queue(e->rc, &m->c, "DEL", key, NULL) < 0) return -1;
+    if (rconn_queue(e->rc, &m->c, "SET", key, "1", RESP_END) < 0 || rconn_queue(e->rc, &m->c, "DEL", key, RESP_END) < 0) return -1;
     m->acks += 2;
     return 0;
 }
@@ -2733,7 +2797,7 @@ static int engine_judge_node(struct engine *e, int idx, struct resp **r) {
     for (int j = 0; j < x->view.n; j++) if (x->view.nodes[j].flags & NF_HANDSHAKE) handshakes++;
     if (missing >= 0) {
         enode_set_why(x, "does not know %s yet (%d handshake(s) in progress)", e->nodes[missing].c.name, handshakes);
-        if (rc_now_ms() - x->last_meet > ENGINE_REMEET_MS * (e->n > ENGINE_SMALL_CLUSTER ? 5 : 1)) {
+        if (rc_now_ms() - x->last_meet > (int64_t)ENGINE_REMEET_MS * (e->n > ENGINE_SMALL_CLUSTER ? 5 : 1)) {
             for (int j = 0; j < e->n; j++)
                 if (j != idx && !cview_find(&x->view, e->nodes[j].id))
                     if (engine_queue_meet(e, x, &e->nodes[j]) < 0) return -1;
@@ -2744,7 +2808,7 @@ static int engine_judge_node(struct engine *e, int idx, struct resp **r) {
         struct enode *mx = &e->nodes[x->master_of];
         struct nodeinfo *ni = cview_find(&x->view, mx->id);
         if (!ni || (ni->flags & NF_HANDSHAKE)) { if (missing < 0) enode_set_why(x, "waiting to learn master %s", mx->c.name); return 0; }
-        struct resp *rr = rconn_call(rc, &x->c, "CLUSTER REPLICATE", "CLUSTER", "REPLICATE", mx->id, NULL);
+        struct resp *rr = rconn_call(rc, &x->c, "CLUSTER REPLICATE", "CLUSTER", "REPLICATE", mx->id, RESP_END);
         if (!rr) {
             /* "Unknown node" while gossip is still settling is worth another round. */
             if (x->c.fd >= 0) { enode_set_why(x, "CLUSTER REPLICATE not accepted yet: %s", rc->err); return 0; }
@@ -2910,7 +2974,7 @@ static void engine_rollback(struct engine *e) {
             if (!x->changed || (pass == 0) != (x->master_of >= 0)) continue;
             struct resp *r = NULL;
             if (engine_reconnect(e, x) == 0)
-                r = rconn_call(rc, &x->c, "CLUSTER RESET HARD", "CLUSTER", "RESET", "HARD", NULL);
+                r = rconn_call(rc, &x->c, "CLUSTER RESET HARD", "CLUSTER", "RESET", "HARD", RESP_END);
             char name[300];
             snprintf(name, sizeof name, "%s:%d", x->a.ip, x->a.port);
             if (r) { reset = sdscatprintf(reset, "%s%s", nreset++ ? ", " : "", name); }
@@ -3002,7 +3066,7 @@ static int engine_wait_ping(struct rc *rc, const char *host, int port, int64_t d
         rc->password = pw;
         if (ok == 0) {
             struct resp *r = NULL;
-            if (rconn_queue(rc, &c, "PING", NULL) == 0) r = rconn_read(rc, &c, rc_now_ms() + 1000);
+            if (rconn_queue(rc, &c, "PING", RESP_END) == 0) r = rconn_read(rc, &c, rc_now_ms() + 1000);
             ok = r ? 0 : -1;
             resp_free(r);
         }
@@ -3040,9 +3104,9 @@ static void check_probe(struct rc *rc, struct check_node *cn, const char *host, 
     struct resp *r[3] = { 0 };
     int64_t dl = rc_now_ms() + rc->io_timeout_ms;
     if (rconn_open(rc, &cn->c, host, port) < 0 ||
-        rconn_queue(rc, &cn->c, "CLUSTER", "NODES", NULL) < 0 ||
-        rconn_queue(rc, &cn->c, "CLUSTER", "INFO", NULL) < 0 ||
-        rconn_queue(rc, &cn->c, "INFO", "replication", NULL) < 0) goto fail;
+        rconn_queue(rc, &cn->c, "CLUSTER", "NODES", RESP_END) < 0 ||
+        rconn_queue(rc, &cn->c, "CLUSTER", "INFO", RESP_END) < 0 ||
+        rconn_queue(rc, &cn->c, "INFO", "replication", RESP_END) < 0) goto fail;
     for (int k = 0; k < 3; k++) {
         if (!(r[k] = rconn_read(rc, &cn->c, dl))) goto fail;
         if (r[k]->type != RESP_BULK) { rc_fail(rc, "%s: %s", cn->c.name, r[k]->type == RESP_ERROR ? r[k]->str : "unexpected reply type"); goto fail; }
@@ -3137,7 +3201,7 @@ static int engine_check(struct rc *rc, const char *host, int port, int quiet_rep
     struct rconn seedc;
     struct cview seed = { 0 };
     if (rconn_open(rc, &seedc, host, port) < 0) return -1;
-    sds text = rconn_call_str(rc, &seedc, "CLUSTER NODES", "CLUSTER", "NODES", NULL);
+    sds text = rconn_call_str(rc, &seedc, "CLUSTER NODES", "CLUSTER", "NODES", RESP_END);
     rconn_free(&seedc);
     if (!text) {
         if (strstr(rc->err, "cluster support disabled"))

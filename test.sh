@@ -1,0 +1,145 @@
+#!/bin/bash
+# test.sh — everything rcluster is tested with: installs what it lacks (Debian packages),
+# starts dockerd when no daemon answers, builds, runs the unit binaries and then the
+# integration tests under tests/. Ends with one line "N passed, N failed[, N skipped]".
+#
+# Environment:
+#   REQUIRE_DOCKER=1   a missing or unstartable Docker daemon is a failure (CI sets it);
+#                      otherwise the Docker tests are skipped.
+#   FAULTS=0           skip the fault-injection tests (tests/test_faults.sh); default: run.
+#   DOCKER_TESTS=0     skip the Docker tests.
+#   ONLY="create faults docker"   which integration scripts to run (default: all).
+#   NO_INSTALL=1       never call apt-get.
+set -u
+cd "$(dirname "$0")" || exit 1
+TOP=$(pwd)
+PASSED=0 FAILED=0 SKIPPED=0
+LOGDIR=$(mktemp -d /tmp/rcluster-testsh.XXXXXX)
+trap 'rm -rf "$LOGDIR"' EXIT
+trap 'echo "interrupted"; exit 130' INT TERM
+
+pass() { PASSED=$((PASSED + 1)); echo "ok - $1"; }
+fail() { # NAME WHY [LOGFILE]
+    FAILED=$((FAILED + 1)); echo "not ok - $1: $2"
+    [ -n "${3:-}" ] && [ -s "$3" ] && tail -n 20 "$3" | awk "{print \"    | \" \$0}"
+}
+skipped() { SKIPPED=$((SKIPPED + 1)); echo "skip - $1: $2"; }
+note() { echo "# $*"; }
+
+# ---- 1. packages ---------------------------------------------------------------------
+install_missing() {
+    local need=()
+    command -v gcc >/dev/null || need+=(build-essential)
+    command -v make >/dev/null || need+=(make)
+    command -v musl-gcc >/dev/null || need+=(musl-tools)
+    command -v redis-server >/dev/null || need+=(redis-server)
+    command -v redis-cli >/dev/null || need+=(redis-tools)
+    { command -v docker >/dev/null && command -v dockerd >/dev/null; } || need+=(docker.io)
+    command -v python3 >/dev/null || need+=(python3)
+    command -v clang >/dev/null || need+=(clang)
+    dpkg -s libclang-rt-14-dev >/dev/null 2>&1 || need+=(libclang-rt-14-dev)
+    command -v timeout >/dev/null || need+=(coreutils)
+    [ ${#need[@]} -eq 0 ] && return 0
+    if [ "${NO_INSTALL:-0}" = 1 ] || [ "$(id -u)" != 0 ]; then
+        note "missing packages (not installing): ${need[*]}"
+        return 0
+    fi
+    note "installing: ${need[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    if ! { apt-get update -q && apt-get install -y -q "${need[@]}"; } >"$LOGDIR/apt.log" 2>&1; then
+        fail "install packages" "apt-get install ${need[*]} failed" "$LOGDIR/apt.log"
+    fi
+}
+install_missing
+
+# ---- 2. Docker daemon ----------------------------------------------------------------
+docker_up() { timeout 10 docker version --format '{{.Server.Version}}' >/dev/null 2>&1; }
+DOCKER_OK=0
+if [ "${DOCKER_TESTS:-1}" != 0 ]; then
+    if docker_up; then
+        DOCKER_OK=1
+    elif command -v dockerd >/dev/null && [ "$(id -u)" = 0 ] && [ -z "${DOCKER_HOST:-}" ]; then
+        note "no Docker daemon answers; starting dockerd (log: /tmp/rcluster-dockerd.log)"
+        nohup dockerd >/tmp/rcluster-dockerd.log 2>&1 &
+        for _ in $(seq 1 30); do docker_up && { DOCKER_OK=1; break; }; sleep 1; done
+    fi
+    if [ $DOCKER_OK = 1 ]; then
+        note "docker daemon $(docker version --format '{{.Server.Version}}' 2>/dev/null) answers"
+    elif [ "${REQUIRE_DOCKER:-0}" = 1 ]; then
+        fail "docker daemon" "REQUIRE_DOCKER=1 but no Docker daemon answers and dockerd could not be started" /tmp/rcluster-dockerd.log
+    else
+        note "no Docker daemon: Docker tests will be skipped"
+    fi
+fi
+
+# ---- 3. build ------------------------------------------------------------------------
+build() { # NAME TARGET...
+    local name=$1; shift
+    if make "$@" >"$LOGDIR/build-$name.log" 2>&1; then pass "build $name"
+    else fail "build $name" "make $* failed" "$LOGDIR/build-$name.log"; fi
+}
+build rcluster rcluster
+UNITS=()
+for u in unit unit_sds unit_json; do
+    if [ -f "tests/$u.c" ]; then UNITS+=("$u"); build "tests/$u" "tests/$u"
+    else skipped "build tests/$u" "tests/$u.c does not exist yet"; fi
+done
+if [ -f rcluster.c ]; then build rcluster-asan rcluster-asan; fi
+for u in "${UNITS[@]}"; do build "tests/$u-asan" "tests/$u-asan"; done
+
+# ---- 4. unit binaries ----------------------------------------------------------------
+run_unit() { # BINARY
+    local b=$1 log=$LOGDIR/$(basename "$1").log
+    [ -x "$b" ] || return 0
+    timeout -k 10 600 "$b" >"$log" 2>&1
+    local rc=$? np nf
+    np=$(grep -c '^PASS ' "$log"); nf=$(grep -c '^FAIL ' "$log")
+    PASSED=$((PASSED + np)); FAILED=$((FAILED + nf))
+    grep '^FAIL ' "$log" | sed "s|^FAIL |not ok - $b: |"
+    if grep -q 'Sanitizer\|runtime error:' "$log"; then
+        fail "$b" "sanitizer report (exit $rc)" "$log"
+    elif [ $rc -ne 0 ] && [ "$nf" -eq 0 ]; then
+        fail "$b" "exit $rc without FAIL lines" "$log"
+    elif [ $rc -eq 0 ] && [ "$nf" -ne 0 ]; then
+        fail "$b" "exit 0 although it printed FAIL lines" "$log"
+    else
+        echo "# $b: $np PASS, $nf FAIL (exit $rc)"
+    fi
+}
+for u in "${UNITS[@]}"; do run_unit "tests/$u"; done
+for u in "${UNITS[@]}"; do run_unit "tests/$u-asan"; done
+
+# ---- 5. integration tests ------------------------------------------------------------
+run_script() { # NAME SCRIPT [ENV=VAL...]
+    local name=$1 script=$2; shift 2
+    local log=$LOGDIR/$name.log
+    note "== $script"
+    env "$@" timeout -k 20 1500 bash "$script" </dev/null 2>&1 | tee "$log"
+    local rc=${PIPESTATUS[0]} np nf ns
+    np=$(grep -c '^ok - ' "$log"); nf=$(grep -c '^not ok - ' "$log"); ns=$(grep -c '^skip - ' "$log")
+    PASSED=$((PASSED + np)); FAILED=$((FAILED + nf)); SKIPPED=$((SKIPPED + ns))
+    if [ $rc -ne 0 ] && [ "$nf" -eq 0 ]; then fail "$script" "exited $rc without a failing test" "$log"; fi
+}
+ONLY=${ONLY:-create faults docker}
+want() { case " $ONLY " in *" $1 "*) return 0 ;; esac; return 1; }
+
+if [ ! -x ./rcluster ]; then
+    fail "integration tests" "./rcluster was not built"
+else
+    want create && run_script create tests/test_create.sh
+    if want faults; then
+        if [ "${FAULTS:-1}" = 0 ]; then skipped "tests/test_faults.sh" "FAULTS=0"
+        else
+            RC_BIN=$TOP/rcluster; [ -x "$TOP/rcluster-asan" ] && RC_BIN=$TOP/rcluster-asan
+            run_script faults tests/test_faults.sh RCLUSTER="$RC_BIN"
+        fi
+    fi
+    if want docker; then
+        if [ "${DOCKER_TESTS:-1}" = 0 ]; then skipped "tests/test_docker.sh" "DOCKER_TESTS=0"
+        else run_script docker tests/test_docker.sh DOCKER_OK=$DOCKER_OK; fi
+    fi
+fi
+
+if [ "$SKIPPED" -gt 0 ]; then echo "$PASSED passed, $FAILED failed, $SKIPPED skipped"
+else echo "$PASSED passed, $FAILED failed"; fi
+[ "$FAILED" -eq 0 ]

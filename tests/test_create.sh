@@ -1,0 +1,341 @@
+#!/bin/bash
+# tests/test_create.sh — `rcluster create` and `rcluster check` against real local
+# redis-server nodes (127.0.0.1:7000-7099), judged with redis-cli.
+. "$(dirname "$0")/lib.sh"
+cd "$T_TMP" || exit 1
+L=$T_TMP/log
+mkdir -p "$L"
+
+if [ ! -x "$RCLUSTER" ]; then
+    not_ok "create: binary" "$RCLUSTER not built"
+    finish
+fi
+
+# ---- CLI basics --------------------------------------------------------------------
+
+t_cli() {
+    local why=""
+    run_rc "$L/ver" -- --version
+    [ $RC -eq 0 ] || why+="--version exit $RC; "
+    grep -qx 'rcluster 0.1.0' "$L/ver.out" || why+="--version does not print 'rcluster 0.1.0'; "
+    run_rc "$L/help" -- --help
+    [ $RC -eq 0 ] && [ -s "$L/help.out" ] || why+="--help exit $RC or empty stdout; "
+    local c
+    for c in create check up down status image; do
+        run_rc "$L/help-$c" -- "$c" --help
+        [ $RC -eq 0 ] && [ -s "$L/help-$c.out" ] || why+="'$c --help' exit $RC or empty stdout; "
+    done
+    run_rc "$L/nocmd" -- no-such-command
+    [ $RC -eq 2 ] || why+="unknown command exit $RC (want 2); "
+    run_rc "$L/badopt" -- create --no-such-option 127.0.0.1:7000
+    [ $RC -eq 2 ] || why+="unknown option exit $RC (want 2); "
+    run_rc "$L/noaddr" -- create --yes
+    [ $RC -eq 2 ] || why+="create without addresses exit $RC (want 2); "
+    run_rc "$L/badrep" -- create --yes --replicas x 127.0.0.1:7000
+    [ $RC -eq 2 ] || why+="--replicas x exit $RC (want 2); "
+    if [ -z "$why" ]; then ok "cli: --version, --help, usage errors exit 2"
+    else not_ok "cli: --version, --help, usage errors exit 2" "$why" "$L/badopt.err"; fi
+}
+
+# ---- successful creates --------------------------------------------------------------
+
+# judge_cluster NAME FIRST COUNT MASTERS REPLICAS [redis-cli auth args...]
+judge_cluster() {
+    local name=$1 first=$2 n=$3 wm=$4 wr=$5; shift 5
+    local why
+    # right after create returned: every replica linked, every node ok
+    why=$(cluster_ok_all "$first" "$n") || { echo "right after create: $why"; return 1; }
+    local r; r=$(roles "$first" "$n")
+    [ "$r" = "$wm $wr" ] || { echo "roles masters/replicas = $r, want $wm $wr"; return 1; }
+    redis-cli --cluster check "127.0.0.1:$first" "$@" >"$L/$name.check" 2>&1 ||
+        { echo "redis-cli --cluster check failed (see tail)"; return 1; }
+    grep -q '\[OK\] All 16384 slots covered' "$L/$name.check" ||
+        { echo "redis-cli --cluster check: no '[OK] All 16384 slots covered'"; return 1; }
+    keys_roundtrip "$first" 100 "$@" >"$L/$name.keys" || { echo "keys: $(head -1 "$L/$name.keys")"; return 1; }
+    return 0
+}
+
+# json_check FILE MASTERS REPLICAS [SLOTS-OF-MASTERS]: validates --json output of create.
+json_check() {
+    python3 - "$@" <<'EOF'
+import json, sys
+f, wm, wr = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+want_slots = sys.argv[4].split() if len(sys.argv) > 4 else None
+txt = open(f).read()
+try:
+    d = json.loads(txt)
+except Exception as e:
+    sys.exit("stdout is not one JSON object: %s: %r" % (e, txt[:200]))
+if d.get("ok") is not True: sys.exit("ok is not true")
+if not isinstance(d.get("elapsed_ms"), (int, float)): sys.exit("elapsed_ms missing")
+nodes = d.get("nodes")
+if not isinstance(nodes, list): sys.exit("nodes is not a list")
+ms = [n for n in nodes if n.get("role") == "master"]
+rs = [n for n in nodes if n.get("role") == "replica"]
+if len(ms) != wm or len(rs) != wr: sys.exit("masters/replicas %d/%d, want %d/%d" % (len(ms), len(rs), wm, wr))
+ids = {n.get("id") for n in ms}
+for n in nodes:
+    if not isinstance(n.get("id"), str) or len(n["id"]) != 40: sys.exit("bad id in %r" % n)
+    if not isinstance(n.get("addr"), str) or not n["addr"].startswith("127.0.0.1:"): sys.exit("bad addr in %r" % n)
+for n in ms:
+    if n.get("master", None) is not None: sys.exit("master has non-null master: %r" % n)
+    if not isinstance(n.get("slots"), str) or not n["slots"]: sys.exit("master without slots string: %r" % n)
+for n in rs:
+    if n.get("master") not in ids: sys.exit("replica's master is not one of the masters: %r" % n)
+covered = set()
+for n in ms:
+    for part in n["slots"].split(","):
+        a, _, b = part.strip().partition("-")
+        b = b or a
+        covered.update(range(int(a), int(b) + 1))
+if covered != set(range(16384)): sys.exit("slots in JSON do not cover 0-16383 exactly")
+if want_slots and sorted(n["slots"] for n in ms) != sorted(want_slots):
+    sys.exit("slots %r, want %r" % (sorted(n["slots"] for n in ms), want_slots))
+EOF
+}
+
+t_create_3() {
+    local name="create: 3 masters, --replicas 0, --json, redis-cli slot split"
+    start_nodes 7000 3 || { not_ok "$name" "could not start nodes"; return; }
+    run_rc "$L/c3" 60 -- create --replicas 0 --yes --json $(addrs 7000 3)
+    local why
+    if [ $RC -ne 0 ]; then not_ok "$name" "exit $RC" "$L/c3.err" "$L/c3.out"
+    elif ! why=$(json_check "$L/c3.out" 3 0 "0-5460 5461-10922 10923-16383" 2>&1); then not_ok "$name" "json: $why" "$L/c3.out"
+    elif ! why=$(judge_cluster c3 7000 3 3 0); then not_ok "$name" "$why" "$L/c3.err" "$L/c3.check"
+    else ok "$name"; fi
+    kill_all_nodes
+}
+
+t_create_6() {
+    local name="create: 6 nodes --replicas 1 judged by redis-cli"
+    start_nodes 7000 6 || { not_ok "$name" "could not start nodes"; return; }
+    run_rc "$L/c6" 60 -- create --replicas 1 --yes $(addrs 7000 6)
+    local why
+    if [ $RC -ne 0 ]; then not_ok "$name" "exit $RC" "$L/c6.err" "$L/c6.out"
+    elif ! why=$(judge_cluster c6 7000 6 3 3); then not_ok "$name" "$why" "$L/c6.err" "$L/c6.check"
+    elif ! grep -q '127.0.0.1:7000' "$L/c6.out"; then not_ok "$name" "stdout has no node table" "$L/c6.out"
+    else ok "$name"; fi
+    # the same cluster is used for the check tests
+    t_check_healthy
+    t_check_dead_master
+    kill_all_nodes
+}
+
+t_check_healthy() {
+    local name="check: healthy cluster exit 0, --json healthy:true"
+    local why=""
+    run_rc "$L/chk" 30 -- check 127.0.0.1:7003
+    [ $RC -eq 0 ] || why+="exit $RC; "
+    grep -qi '\[OK\]\|healthy' "$L/chk.out" || why+="no [OK]/healthy on stdout; "
+    run_rc "$L/chkj" 30 -- check --json 127.0.0.1:7000
+    [ $RC -eq 0 ] || why+="--json exit $RC; "
+    python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); sys.exit(0 if d.get("healthy") is True else 1)' "$L/chkj.out" 2>/dev/null ||
+        why+="--json has no \"healthy\":true; "
+    if [ -z "$why" ]; then ok "$name"; else not_ok "$name" "$why" "$L/chk.err" "$L/chk.out" "$L/chkj.out"; fi
+}
+
+t_check_dead_master() {
+    local name="check: master killed (before failover) exit 3; dead node itself exit 1"
+    local mport
+    mport=$(for p in 7000 7001 7002 7003 7004 7005; do [ "$(rcli $p role | head -1)" = master ] && { echo $p; break; }; done)
+    [ -n "$mport" ] || { not_ok "$name" "no master found"; return; }
+    kill_node "$mport"
+    local other=7000; [ "$mport" = 7000 ] && other=7001
+    local why=""
+    run_rc "$L/chkd" 30 -- check 127.0.0.1:$other
+    [ $RC -eq 3 ] || why+="check via live node exit $RC (want 3); "
+    run_rc "$L/chkdj" 30 -- check --json 127.0.0.1:$other
+    python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); sys.exit(0 if d.get("healthy") is False else 1)' "$L/chkdj.out" 2>/dev/null ||
+        why+="--json has no \"healthy\":false; "
+    run_rc "$L/chku" 30 -- check 127.0.0.1:$mport
+    [ $RC -eq 1 ] || why+="check of the dead node exit $RC (want 1); "
+    contains "$L/chku.err" "127.0.0.1:$mport" || why+="unreachable message does not name 127.0.0.1:$mport; "
+    if [ -z "$why" ]; then ok "$name"; else not_ok "$name" "$why" "$L/chkd.err" "$L/chkd.out" "$L/chku.err"; fi
+}
+
+t_create_9() {
+    local name="create: 9 nodes --replicas 2 judged by redis-cli"
+    start_nodes 7010 9 || { not_ok "$name" "could not start nodes"; return; }
+    run_rc "$L/c9" 90 -- create --replicas 2 --yes --json $(addrs 7010 9)
+    local why
+    if [ $RC -ne 0 ]; then not_ok "$name" "exit $RC" "$L/c9.err" "$L/c9.out"
+    elif ! why=$(json_check "$L/c9.out" 3 6 2>&1); then not_ok "$name" "json: $why" "$L/c9.out"
+    elif ! why=$(judge_cluster c9 7010 9 3 6); then not_ok "$name" "$why" "$L/c9.err" "$L/c9.check"
+    else ok "$name"; fi
+    kill_all_nodes
+}
+
+t_create_password() {
+    local name="create: --password and --password-file on requirepass nodes"
+    local p
+    for p in 7020 7021 7022 7023 7024 7025; do NODE_AUTH[$p]="--no-auth-warning -a pw"; done
+    start_nodes 7020 6 --requirepass pw --masterauth pw || { not_ok "$name" "could not start nodes"; return; }
+    run_rc "$L/cpw" 60 -- create --replicas 1 --yes --password pw $(addrs 7020 6)
+    local why=""
+    if [ $RC -ne 0 ]; then not_ok "$name" "--password: exit $RC" "$L/cpw.err" "$L/cpw.out"; kill_all_nodes; return; fi
+    if ! why=$(judge_cluster cpw 7020 6 3 3 --no-auth-warning -a pw); then not_ok "$name" "--password: $why" "$L/cpw.err" "$L/cpw.check"; kill_all_nodes; return; fi
+    run_rc "$L/cpwchk" 30 -- check --password pw 127.0.0.1:7020
+    if [ $RC -ne 0 ]; then not_ok "$name" "check --password exit $RC" "$L/cpwchk.err"; kill_all_nodes; return; fi
+    kill_all_nodes
+    for p in 7020 7021 7022 7023 7024 7025; do NODE_AUTH[$p]="--no-auth-warning -a s3cret"; done
+    start_nodes 7020 6 --requirepass s3cret --masterauth s3cret || { not_ok "$name" "could not start nodes"; return; }
+    printf 's3cret\n' >"$T_TMP/pwfile"; chmod 600 "$T_TMP/pwfile"
+    run_rc "$L/cpwf" 60 -- create --replicas 1 --yes --password-file "$T_TMP/pwfile" $(addrs 7020 6)
+    if [ $RC -ne 0 ]; then not_ok "$name" "--password-file: exit $RC" "$L/cpwf.err" "$L/cpwf.out"
+    elif ! why=$(judge_cluster cpwf 7020 6 3 3 --no-auth-warning -a s3cret); then not_ok "$name" "--password-file: $why" "$L/cpwf.err" "$L/cpwf.check"
+    elif grep -q s3cret "$L/cpwf.out" "$L/cpwf.err"; then not_ok "$name" "the password appears in create's output" "$L/cpwf.err"
+    else ok "$name"; fi
+    kill_all_nodes
+}
+
+t_create_acl_user() {
+    local name="create: --user/--password with an ACL user (default user off)"
+    local p
+    for p in 7030 7031 7032 7033 7034 7035; do NODE_AUTH[$p]="--no-auth-warning --user admin --pass apw"; done
+    start_nodes 7030 6 --user admin on '>apw' '~*' '&*' '+@all' --user default off \
+        --masteruser admin --masterauth apw || { not_ok "$name" "could not start nodes"; return; }
+    run_rc "$L/cacl" 60 -- create --replicas 1 --yes --user admin --password apw $(addrs 7030 6)
+    local why
+    if [ $RC -ne 0 ]; then not_ok "$name" "exit $RC" "$L/cacl.err" "$L/cacl.out"
+    elif ! why=$(judge_cluster cacl 7030 6 3 3 --no-auth-warning --user admin --pass apw); then not_ok "$name" "$why" "$L/cacl.err" "$L/cacl.check"
+    else ok "$name"; fi
+    kill_all_nodes
+}
+
+# ---- refusals: exit 1, message, and not one node changed --------------------------------
+
+# refused NAME FIRST COUNT "SUBSTR1|SUBSTR2" -- ARGS...: runs create, demands exit 1,
+# every |-separated substring in stderr (case-insensitive), and an unchanged snapshot.
+refused() {
+    local name=$1 first=$2 n=$3 subs=$4; shift 5
+    local before after why=""
+    before=$(snapshot "$first" "$n")
+    local tag=ref$RANDOM
+    run_rc "$L/$tag" 60 -- "$@"
+    after=$(snapshot "$first" "$n")
+    [ $RC -eq 1 ] || why+="exit $RC (want 1); "
+    local IFS='|' s
+    for s in $subs; do contains "$L/$tag.err" "$s" || why+="stderr lacks '$s'; "; done
+    unset IFS
+    [ "$before" = "$after" ] || why+="nodes changed: before [$(echo $before)] after [$(echo $after)]; "
+    crashed "$L/$tag.err" && why+="crashed; "
+    if [ -z "$why" ]; then ok "$name"; else not_ok "$name" "$why" "$L/$tag.err" "$L/$tag.out"; fi
+    if [ "$before" != "$after" ]; then reset_nodes "$first" "$n"; fi
+}
+
+# reset_nodes FIRST COUNT: after a refusal that wrongly changed nodes, make them empty
+# and alone again so that the next test starts from a clean state.
+reset_nodes() {
+    local p round
+    for round in 1 2; do
+        for ((p = $1; p < $1 + $2; p++)); do
+            rcli "$p" flushall >/dev/null; rcli "$p" cluster reset hard >/dev/null
+        done
+    done
+}
+
+t_refusals() {
+    start_nodes 7040 6 || { not_ok "create refusals" "could not start nodes"; return; }
+    local all; all=$(addrs 7040 6)
+    refused "create: no TTY and no --yes refused" 7040 6 "--yes" -- create --replicas 1 $all
+    refused "create: too few nodes (5 for 3x1) refused" 7040 6 "at least" -- create --replicas 1 --yes $(addrs 7040 5)
+    refused "create: too few masters (2) refused" 7040 6 "at least" -- create --replicas 0 --yes $(addrs 7040 2)
+    refused "create: duplicate address refused" 7040 6 "twice|127.0.0.1:7040" -- create --replicas 0 --yes 127.0.0.1:7040 127.0.0.1:7041 127.0.0.1:7042 127.0.0.1:7040
+    refused "create: invalid address (no port) refused" 7040 6 "invalid address" -- create --replicas 0 --yes 127.0.0.1:7040 127.0.0.1:7041 127.0.0.1
+    refused "create: invalid address (port 99999) refused" 7040 6 "invalid address" -- create --replicas 0 --yes 127.0.0.1:7040 127.0.0.1:7041 127.0.0.1:99999
+    refused "create: invalid address (junk) refused" 7040 6 "invalid address" -- create --replicas 0 --yes 127.0.0.1:7040 127.0.0.1:7041 foo:bar
+    refused "create: unreachable node refused, names it" 7040 6 "127.0.0.1:7099|refused" -- create --replicas 1 --yes $(addrs 7040 5) 127.0.0.1:7099
+
+    # non-empty node
+    kill_node 7045
+    start_node 7045 --enable-debug-command local || true
+    rcli 7045 debug populate 10 >/dev/null
+    refused "create: non-empty node refused" 7040 6 "not empty|127.0.0.1:7045" -- create --replicas 1 --yes $all
+    kill_node 7045
+
+    # node without cluster mode
+    start_node 7045 --cluster-enabled no || true
+    refused "create: node without cluster mode refused" 7040 6 "cluster mode|127.0.0.1:7045" -- create --replicas 1 --yes $all
+    kill_node 7045
+
+    # node that already knows others (7045 met 7046, 7047 outside the set)
+    start_node 7045 && start_nodes 7046 2 || true
+    rcli 7045 cluster meet 127.0.0.1 7046 >/dev/null; rcli 7045 cluster meet 127.0.0.1 7047 >/dev/null
+    wait_for 10 bash -c '[ $(redis-cli -p 7045 cluster nodes | grep -c connected) -eq 3 ]'
+    refused "create: node that already knows other nodes refused" 7040 6 "already|127.0.0.1:7045" -- create --replicas 1 --yes $all
+    kill_all_nodes
+
+    # wrong password
+    local p
+    for p in 7040 7041 7042; do NODE_AUTH[$p]="--no-auth-warning -a pw"; done
+    start_nodes 7040 3 --requirepass pw --masterauth pw || true
+    refused "create: wrong password refused with the node's AUTH error" 7040 3 "AUTH" -- create --replicas 0 --yes --password wrong $(addrs 7040 3)
+    refused "create: missing password refused" 7040 3 "127.0.0.1:704|auth" -- create --replicas 0 --yes $(addrs 7040 3)
+    kill_all_nodes
+}
+
+# ---- a node dies while create runs ----------------------------------------------------
+
+t_node_dies() {
+    local name="create: node killed during create -> non-zero exit within --timeout+5s"
+    start_nodes 7050 6 || { not_ok "$name" "could not start nodes"; return; }
+    local t0=$(date +%s%N)
+    timeout -k 5 60 "$RCLUSTER" create --replicas 1 --yes --timeout 10 $(addrs 7050 6) \
+        </dev/null >"$L/die.out" 2>"$L/die.err" &
+    local cpid=$!
+    sleep 0.3
+    kill_node 7055
+    wait $cpid; RC=$?
+    local ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+    local why=""
+    [ $RC -ne 0 ] || why+="create exited 0 although 127.0.0.1:7055 was killed ${ms}ms in; "
+    [ $ms -le 15000 ] || why+="took ${ms}ms (limit 15000); "
+    crashed "$L/die.err" && why+="crashed (exit $RC); "
+    if [ $RC -ne 0 ] && ! contains "$L/die.err" "7055" && ! contains "$L/die.err" "bus port"; then
+        why+="stderr names neither 127.0.0.1:7055 nor 'bus port'; "
+    fi
+    if [ -z "$why" ]; then ok "$name (exit $RC after ${ms}ms)"; else not_ok "$name" "$why" "$L/die.err"; fi
+    kill_all_nodes
+}
+
+# ---- check on clusters built by hand --------------------------------------------------
+
+t_check_broken() {
+    local name="check: cluster with uncovered slots (built with redis-cli) exit 3"
+    start_nodes 7060 3 || { not_ok "$name" "could not start nodes"; return; }
+    rcli 7060 cluster addslotsrange 0 5460 >/dev/null
+    rcli 7061 cluster addslotsrange 5461 10922 >/dev/null
+    rcli 7060 cluster meet 127.0.0.1 7061 >/dev/null
+    rcli 7060 cluster meet 127.0.0.1 7062 >/dev/null
+    wait_for 10 bash -c 'for p in 7060 7061 7062; do [ $(redis-cli -p $p cluster nodes | grep -c connected) -eq 3 ] || exit 1; done'
+    local why=""
+    run_rc "$L/brk" 30 -- check 127.0.0.1:7062
+    [ $RC -eq 3 ] || why+="exit $RC (want 3); "
+    run_rc "$L/brkj" 30 -- check --json 127.0.0.1:7060
+    [ $RC -eq 3 ] || why+="--json exit $RC (want 3); "
+    python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); sys.exit(0 if d.get("healthy") is False else 1)' "$L/brkj.out" 2>/dev/null ||
+        why+="--json has no \"healthy\":false; "
+    if [ -z "$why" ]; then ok "$name"; else not_ok "$name" "$why" "$L/brk.err" "$L/brk.out" "$L/brkj.out"; fi
+    kill_all_nodes
+}
+
+t_check_unreachable() {
+    local name="check: unreachable node exit 1 with address and 'refused'"
+    run_rc "$L/chkx" 30 -- check 127.0.0.1:7098
+    local why=""
+    [ $RC -eq 1 ] || why+="exit $RC (want 1); "
+    contains "$L/chkx.err" "127.0.0.1:7098" "refused" || why+="stderr lacks address/refused; "
+    if [ -z "$why" ]; then ok "$name"; else not_ok "$name" "$why" "$L/chkx.err"; fi
+}
+
+t_cli
+t_create_3
+t_create_6
+t_create_9
+t_create_password
+t_create_acl_user
+t_refusals
+t_node_dies
+t_check_broken
+t_check_unreachable
+finish

@@ -1,0 +1,338 @@
+#!/bin/bash
+# tests/test_docker.sh — `rcluster image/up/status/down` against the real Docker daemon.
+# Only touches what it creates: image rcluster-test/redis:local, clusters named rctest*
+# (label io.rcluster.cluster=rctest*), the network rctest-ovl and the container rctestx-1.
+# Subnets: 10.88.0.0/24 (main), 10.87.0.0/24 (dry run), 10.86.0.0/24 (preflight),
+# 10.89.0.0/24 (overlap). Ports: 7301-7306 (+10000), 7311, 7321, 7351.
+. "$(dirname "$0")/lib.sh"
+cd "$T_TMP" || exit 1
+L=$T_TMP/log
+mkdir -p "$L"
+IMG=rcluster-test/redis:local
+NAME=rctest
+BASE=7301
+DATA=$T_TMP/data
+LABEL=io.rcluster.cluster
+
+TESTS=(t_image t_dry_run t_up t_status t_up_again t_up_heals t_failover t_down_needs_yes
+       t_down t_up_resume_purge t_pre_image t_pre_subnet t_pre_overlap t_pre_foreign
+       t_pre_port t_pre_daemon t_pre_publish)
+
+if [ "${DOCKER_OK:-}" = "" ]; then
+    timeout 10 docker version >/dev/null 2>&1 && DOCKER_OK=1 || DOCKER_OK=0
+fi
+if [ "$DOCKER_OK" != 1 ]; then
+    for t in "${TESTS[@]}"; do skip "docker: $t" "no Docker daemon"; done
+    exit 0
+fi
+if [ ! -x "$RCLUSTER" ]; then
+    not_ok "docker: binary" "$RCLUSTER not built"
+    finish
+fi
+
+# ---- cleanup of everything this script may have created (now and from earlier runs) ----
+docker_clean() {
+    local ids
+    ids=$(docker ps -a --filter "label=$LABEL" --format '{{.ID}} {{.Label "io.rcluster.cluster"}}' 2>/dev/null |
+          awk '$2 ~ /^rctest/ {print $1}')
+    [ -n "$ids" ] && docker rm -f $ids >/dev/null 2>&1
+    docker rm -f rctestx-1 >/dev/null 2>&1
+    ids=$(docker network ls --filter "label=$LABEL" --format '{{.ID}} {{.Label "io.rcluster.cluster"}}' 2>/dev/null |
+          awk '$2 ~ /^rctest/ {print $1}')
+    [ -n "$ids" ] && docker network rm $ids >/dev/null 2>&1
+    docker network rm rctest-ovl >/dev/null 2>&1
+    return 0
+}
+docker_clean
+T_CLEANUPS+=(docker_clean)
+
+# what exists with the label value NAME: "containers networks"
+owned() { # NAME
+    local c n
+    c=$(docker ps -aq --filter "label=$LABEL=$1" | grep -c .)
+    n=$(docker network ls -q --filter "label=$LABEL=$1" | grep -c .)
+    echo "$c $n"
+}
+ids_of() { docker ps -aq --no-trunc --filter "label=$LABEL=$1" | sort | tr '\n' ' '; }
+
+# cluster nodes as seen from a published port: "id addr flags master" lines
+nodes_of() { redis-cli -p "$1" ${DAUTH:-} cluster nodes 2>/dev/null | awk '{sub(/@.*/, "", $2); print $1, $2, $3, $4}'; }
+
+UP_ARGS=(--name $NAME --subnet 10.88.0.0/24 --port $BASE --image $IMG --nodes 6 --replicas 1
+         --data-dir "$DATA" --yes --timeout 120)
+
+judge_docker_cluster() { # PORT TAG: redis-cli check + keys
+    local port=$1 tag=$2
+    redis-cli --cluster check "127.0.0.1:$port" >"$L/$tag.check" 2>&1 || { echo "redis-cli --cluster check 127.0.0.1:$port failed"; return 1; }
+    grep -q '\[OK\] All 16384 slots covered' "$L/$tag.check" || { echo "not all slots covered"; return 1; }
+    grep -q '\[ERR\]' "$L/$tag.check" && { echo "redis-cli --cluster check reports [ERR]"; return 1; }
+    local m r
+    m=$(grep -c '^M: ' "$L/$tag.check"); r=$(grep -c '^S: ' "$L/$tag.check")
+    [ "$m $r" = "3 3" ] || { echo "masters/replicas $m/$r, want 3/3"; return 1; }
+    keys_roundtrip "$port" 100 >"$L/$tag.keys" || { echo "keys: $(head -1 "$L/$tag.keys")"; return 1; }
+}
+
+# ---- tests -------------------------------------------------------------------------
+
+t_image() {
+    local name="docker: image build --tag $IMG"
+    run_rc "$L/img" 300 -- image build --tag $IMG
+    if [ $RC -ne 0 ]; then not_ok "$name" "exit $RC" "$L/img.err" "$L/img.out"
+    elif ! docker image inspect $IMG >/dev/null 2>&1; then not_ok "$name" "image $IMG does not exist afterwards" "$L/img.err"
+    else ok "$name"; fi
+}
+
+t_dry_run() {
+    local name="docker: up --dry-run prints POST requests and config, hides password, creates nothing"
+    run_rc "$L/dry" 60 -- up --name rctestd --subnet 10.87.0.0/24 --port 7311 --image $IMG --nodes 6 --replicas 1 \
+        --data-dir "$T_TMP/dry" --password Secr3tPw0 --dry-run --yes
+    local why=""
+    [ $RC -eq 0 ] || why+="exit $RC; "
+    cat "$L/dry.out" "$L/dry.err" >"$L/dry.all"
+    contains "$L/dry.all" "POST" || why+="no 'POST' in output; "
+    contains "$L/dry.all" "cluster-enabled" || why+="no redis.conf text (cluster-enabled) in output; "
+    contains "$L/dry.all" "***" || why+="password not shown as '***'; "
+    grep -q 'Secr3tPw0' "$L/dry.all" && why+="the real password appears in the output; "
+    [ "$(owned rctestd)" = "0 0" ] || why+="containers/networks exist: $(owned rctestd); "
+    [ -e "$T_TMP/dry" ] && why+="data dir was created; "
+    docker network ls --format '{{.Name}}' | grep -qx rctestd && why+="network rctestd exists; "
+    if [ -z "$why" ]; then ok "$name"; else not_ok "$name" "$why" "$L/dry.err" "$L/dry.out"; fi
+}
+
+t_up() {
+    local name="docker: up 6 nodes/1 replica judged by redis-cli; layout, labels, ports"
+    run_rc "$L/up" 240 -- up "${UP_ARGS[@]}"
+    local why=""
+    if [ $RC -ne 0 ]; then not_ok "$name" "exit $RC" "$L/up.err" "$L/up.out"; return; fi
+    why=$(judge_docker_cluster $BASE up) || { not_ok "$name" "$why" "$L/up.err" "$L/up.check"; return; }
+    why=""
+    local i
+    for i in 1 2 3 4 5 6; do
+        [ -f "$DATA/node-$i/conf/redis.conf" ] || why+="no $DATA/node-$i/conf/redis.conf; "
+        [ -d "$DATA/node-$i/data" ] || why+="no $DATA/node-$i/data; "
+        local lab ip pp
+        lab=$(docker inspect -f "{{index .Config.Labels \"$LABEL\"}}" $NAME-$i 2>/dev/null)
+        [ "$lab" = "$NAME" ] || why+="$NAME-$i label '$lab'; "
+        ip=$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' $NAME-$i 2>/dev/null)
+        [ "$ip" = "10.88.0.$((10 + i))" ] || why+="$NAME-$i ip '$ip' (want 10.88.0.$((10 + i))); "
+        pp=$(docker port $NAME-$i 2>/dev/null | tr '\n' ' ')
+        case "$pp" in *"127.0.0.1:$((BASE + i - 1))"*) ;; *) why+="$NAME-$i port $((BASE + i - 1)) not published on 127.0.0.1 ($pp); " ;; esac
+        case "$pp" in *"127.0.0.1:$((BASE + i - 1 + 10000))"*) ;; *) why+="$NAME-$i bus port $((BASE + i - 1 + 10000)) not published on 127.0.0.1; " ;; esac
+        case "$pp" in *0.0.0.0*|*"[::]"*) why+="$NAME-$i publishes on a wildcard address ($pp); " ;; esac
+    done
+    local sub
+    sub=$(docker network inspect -f '{{range .IPAM.Config}}{{.Subnet}}{{end}}' $NAME 2>/dev/null)
+    [ "$sub" = "10.88.0.0/24" ] || why+="network $NAME subnet '$sub'; "
+    [ "$(owned $NAME)" = "6 1" ] || why+="labelled containers/networks: $(owned $NAME) (want 6 1); "
+    if [ -z "$why" ]; then ok "$name"; else not_ok "$name" "$why" "$L/up.err"; fi
+}
+
+t_status() {
+    local name="docker: status healthy exit 0, --json healthy:true"
+    local why=""
+    run_rc "$L/st" 60 -- status --name $NAME
+    [ $RC -eq 0 ] || why+="exit $RC; "
+    run_rc "$L/stj" 60 -- status --name $NAME --json
+    [ $RC -eq 0 ] || why+="--json exit $RC; "
+    python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); sys.exit(0 if d.get("healthy") is True else 1)' "$L/stj.out" 2>/dev/null ||
+        why+="--json has no \"healthy\":true; "
+    if [ -z "$why" ]; then ok "$name"; else not_ok "$name" "$why" "$L/st.err" "$L/st.out" "$L/stj.out"; fi
+}
+
+t_up_again() {
+    local name="docker: second up is a no-op (exit 0, same containers)"
+    local before after
+    before=$(ids_of $NAME)
+    run_rc "$L/up2" 240 -- up "${UP_ARGS[@]}"
+    after=$(ids_of $NAME)
+    local why=""
+    [ $RC -eq 0 ] || why+="exit $RC; "
+    [ "$before" = "$after" ] || why+="container IDs changed; "
+    [ -n "$before" ] || why+="no containers before; "
+    if [ -z "$why" ]; then ok "$name"; else not_ok "$name" "$why" "$L/up2.err"; fi
+}
+
+t_up_heals() {
+    local name="docker: docker rm -f $NAME-2, up again -> healthy, others untouched"
+    local id2 before after
+    id2=$(docker inspect -f '{{.Id}}' $NAME-2 2>/dev/null)
+    before=$(ids_of $NAME | tr ' ' '\n' | grep -v "^$id2$" | tr '\n' ' ')
+    docker rm -f $NAME-2 >/dev/null 2>&1
+    run_rc "$L/up3" 240 -- up "${UP_ARGS[@]}"
+    local why=""
+    [ $RC -eq 0 ] || why+="exit $RC; "
+    after=$(ids_of $NAME)
+    local id; for id in $before; do case " $after " in *" $id "*) ;; *) why+="container ${id:0:12} was recreated or removed; " ;; esac; done
+    docker inspect $NAME-2 >/dev/null 2>&1 || why+="$NAME-2 not recreated; "
+    if [ -z "$why" ]; then
+        wait_for 30 redis-cli --cluster check 127.0.0.1:$BASE
+        why=$(judge_docker_cluster $BASE heal) || true
+        run_rc "$L/st2" 60 -- status --name $NAME
+        [ $RC -eq 0 ] || why+="status exit $RC; "
+    fi
+    if [ -z "$why" ]; then ok "$name"; else not_ok "$name" "$why" "$L/up3.err" "$L/heal.check"; fi
+}
+
+t_failover() {
+    local name="docker: docker stop a master -> its replica takes over within 15 s, acknowledged keys kept"
+    # keys acknowledged by one replica (WAIT 1)
+    local i bad=0
+    for ((i = 0; i < 60; i++)); do
+        local out
+        out=$(printf 'SET fo:%d v%d\nWAIT 1 2000\n' $i $i | redis-cli -c -p $BASE 2>&1 | tail -1)
+        [ "$out" = 1 ] || bad=$((bad + 1))
+    done
+    [ $bad -eq 0 ] || { not_ok "$name" "$bad writes not acknowledged by a replica (WAIT 1)"; return; }
+    nodes_of $BASE >"$L/fo.nodes"
+    # pick a master; find its replica and the container at its address
+    local mid maddr rid raddr
+    read -r mid maddr _ < <(grep ' master' "$L/fo.nodes" | grep -v fail | head -1)
+    read -r rid raddr _ < <(awk -v m="$mid" '$4 == m' "$L/fo.nodes" | head -1)
+    [ -n "$mid" ] && [ -n "$rid" ] || { not_ok "$name" "could not find a master and its replica" "$L/fo.nodes"; return; }
+    local mip=${maddr%:*} cont=""
+    for i in 1 2 3 4 5 6; do
+        [ "$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' $NAME-$i 2>/dev/null)" = "$mip" ] && cont=$NAME-$i
+    done
+    if [ -z "$cont" ]; then # announced 127.0.0.1:published port
+        for i in 1 2 3 4 5 6; do [ "${maddr##*:}" = $((BASE + i - 1)) ] && cont=$NAME-$i; done
+    fi
+    [ -n "$cont" ] || { not_ok "$name" "no container for master $maddr" "$L/fo.nodes"; return; }
+    local t0=$(date +%s)
+    docker stop -t 1 "$cont" >/dev/null 2>&1
+    local promoted=0
+    while [ $(( $(date +%s) - t0 )) -lt 15 ]; do
+        [ "$(redis-cli -h "${raddr%:*}" -p "${raddr##*:}" role 2>/dev/null | head -1)" = master ] && { promoted=1; break; }
+        sleep 0.5
+    done
+    local took=$(( $(date +%s) - t0 ))
+    [ $promoted = 1 ] || { not_ok "$name" "replica $raddr of stopped $cont ($maddr) not master after ${took}s"; return; }
+    # read back through a node that is still up
+    local live=""
+    for i in 1 2 3 4 5 6; do [ "$NAME-$i" != "$cont" ] && { live=$((BASE + i - 1)); break; }; done
+    wait_for 10 bash -c "redis-cli -p $live cluster info | grep -q cluster_state:ok"
+    bad=0
+    for ((i = 0; i < 60; i++)); do
+        [ "$(redis-cli -c -p $live get fo:$i 2>/dev/null)" = "v$i" ] || bad=$((bad + 1))
+    done
+    if [ $bad -eq 0 ]; then ok "$name (promoted after ~${took}s)"
+    else not_ok "$name" "$bad of 60 acknowledged keys lost or unreadable after failover"; fi
+}
+
+t_down_needs_yes() {
+    local name="docker: down without --yes and without a TTY refused, nothing removed"
+    local before; before=$(ids_of $NAME)
+    run_rc "$L/dny" 60 -- down --name $NAME
+    local why=""
+    [ $RC -eq 1 ] || why+="exit $RC (want 1); "
+    contains "$L/dny.err" "--yes" || why+="message lacks '--yes'; "
+    [ "$before" = "$(ids_of $NAME)" ] || why+="containers changed; "
+    if [ -z "$why" ]; then ok "$name"; else not_ok "$name" "$why" "$L/dny.err"; fi
+}
+
+t_down() {
+    local name="docker: down --yes removes containers and network, keeps data"
+    run_rc "$L/down" 120 -- down --name $NAME --yes
+    local why=""
+    [ $RC -eq 0 ] || why+="exit $RC; "
+    [ "$(owned $NAME)" = "0 0" ] || why+="left behind (containers networks): $(owned $NAME); "
+    [ -f "$DATA/node-1/conf/redis.conf" ] || why+="data dir not kept; "
+    if [ -z "$why" ]; then ok "$name"; else not_ok "$name" "$why" "$L/down.err"; fi
+}
+
+t_up_resume_purge() {
+    local name="docker: up on kept data resumes healthy; down --purge --yes removes data"
+    run_rc "$L/up4" 240 -- up "${UP_ARGS[@]}"
+    local why=""
+    [ $RC -eq 0 ] || why+="up on kept data exit $RC; "
+    if [ -z "$why" ]; then
+        run_rc "$L/st4" 60 -- status --name $NAME
+        [ $RC -eq 0 ] || why+="status after resume exit $RC; "
+    fi
+    run_rc "$L/purge" 120 -- down --name $NAME --purge --yes
+    [ $RC -eq 0 ] || why+="down --purge exit $RC; "
+    [ "$(owned $NAME)" = "0 0" ] || why+="left behind: $(owned $NAME); "
+    ls -d "$DATA"/node-* >/dev/null 2>&1 && why+="data not purged ($(ls "$DATA" | tr '\n' ' ')); "
+    if [ -z "$why" ]; then ok "$name"; else not_ok "$name" "$why" "$L/up4.err" "$L/purge.err"; fi
+}
+
+# pre NAME CLUSTER "SUB1|SUB2" (any of) [ENV=VAL...] -- up ARGS: a refused up leaves nothing.
+pre() {
+    local name=$1 cl=$2 subs=$3; shift 3
+    local envs=()
+    while [ "$1" != "--" ]; do envs+=("$1"); shift; done
+    shift
+    local dd=$T_TMP/pre-$cl-$RANDOM tag=pre$RANDOM
+    local nets_before; nets_before=$(docker network ls -q | sort | tr '\n' ' ')
+    local t0=$(date +%s%N)
+    env "${envs[@]}" timeout -k 5 120 "$RCLUSTER" up --name "$cl" --data-dir "$dd" --yes "$@" \
+        </dev/null >"$L/$tag.out" 2>"$L/$tag.err"
+    RC=$?
+    local why=""
+    [ $RC -eq 1 ] || [ $RC -eq 2 ] || why+="exit $RC (want 1 or 2); "
+    if [ -n "$subs" ]; then
+        local IFS='|' s hit=0
+        for s in $subs; do contains "$L/$tag.err" "$s" && hit=1; done
+        unset IFS
+        [ $hit = 1 ] || why+="stderr mentions none of '$subs'; "
+    fi
+    [ -s "$L/$tag.err" ] || why+="no message on stderr; "
+    [ "$(owned "$cl")" = "0 0" ] || why+="left behind: $(owned "$cl"); "
+    [ "$nets_before" = "$(docker network ls -q | sort | tr '\n' ' ')" ] || why+="the set of networks changed; "
+    [ -e "$dd" ] && why+="data dir $dd was created; "
+    crashed "$L/$tag.err" && why+="crashed; "
+    if [ -z "$why" ]; then ok "$name"; else not_ok "$name" "$why" "$L/$tag.err" "$L/$tag.out"; fi
+}
+PRE=(--subnet 10.86.0.0/24 --port 7321 --image $IMG --nodes 6 --replicas 1)
+
+t_pre_image() {
+    pre "docker: preflight: missing image" rctestp "image build|image load" -- \
+        --subnet 10.86.0.0/24 --port 7321 --image does-not-exist:1 --nodes 6 --replicas 1
+}
+t_pre_subnet() {
+    pre "docker: preflight: subnet 10.1.2.0/33" rctestp "" -- --subnet 10.1.2.0/33 --port 7321 --image $IMG
+    pre "docker: preflight: subnet foo" rctestp "" -- --subnet foo --port 7321 --image $IMG
+}
+t_pre_overlap() {
+    if ! docker network create --subnet 10.89.0.0/24 rctest-ovl >/dev/null 2>"$L/ovl.err"; then
+        not_ok "docker: preflight: overlapping subnet" "could not create network rctest-ovl" "$L/ovl.err"; return
+    fi
+    pre "docker: preflight: overlapping subnet" rctestp "overlap" -- \
+        --subnet 10.89.0.0/25 --port 7321 --image $IMG --nodes 6 --replicas 1
+    docker network rm rctest-ovl >/dev/null 2>&1
+}
+t_pre_foreign() {
+    local fid
+    fid=$(docker create --name rctestx-1 --entrypoint /nonexistent $IMG 2>"$L/fx.err")
+    [ -n "$fid" ] || { not_ok "docker: preflight: foreign container with the name" "docker create failed" "$L/fx.err"; return; }
+    pre "docker: preflight: foreign container with the name" rctestx "not ours|foreign" -- \
+        --subnet 10.86.0.0/24 --port 7321 --image $IMG --nodes 6 --replicas 1
+    if [ "$(docker inspect -f '{{.Id}}' rctestx-1 2>/dev/null)" != "$fid" ]; then
+        not_ok "docker: preflight: foreign container survives" "rctestx-1 was removed or replaced"
+    else ok "docker: preflight: foreign container survives"; fi
+    docker rm -f rctestx-1 >/dev/null 2>&1
+}
+t_pre_port() {
+    python3 -c '
+import socket, sys, time
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", 7351)); s.listen(5)
+print("listening", flush=True)
+time.sleep(120)' >"$L/listener.out" 2>&1 &
+    local lp=$!; T_PIDS+=($lp)
+    wait_for 5 grep -q listening "$L/listener.out"
+    pre "docker: preflight: port in use" rctestp "in use" -- \
+        --subnet 10.86.0.0/24 --port 7351 --image $IMG --nodes 6 --replicas 1
+    stop_pid $lp
+}
+t_pre_daemon() {
+    pre "docker: preflight: unreachable daemon (DOCKER_HOST=unix:///tmp/nonexistent.sock)" rctestp \
+        "/tmp/nonexistent.sock" DOCKER_HOST=unix:///tmp/nonexistent.sock -- "${PRE[@]}"
+    pre "docker: preflight: DOCKER_HOST=ssh://x not supported" rctestp "not supported" DOCKER_HOST=ssh://x -- "${PRE[@]}"
+}
+t_pre_publish() {
+    pre "docker: preflight: --publish-ip 0.0.0.0 without password" rctestp "--password|--insecure" -- \
+        "${PRE[@]}" --publish-ip 0.0.0.0
+}
+
+for t in "${TESTS[@]}"; do "$t"; done
+finish

@@ -1,0 +1,1577 @@
+/* unit.c — unit tests for rcluster.c's pure functions (RESP, cluster model, basics,
+ * HTTP parser, Docker helpers, CIDR/config helpers). The whole program is included so
+ * that static functions are reachable; main() is compiled out.
+ * Output: one line per check, "PASS name" or "FAIL name: detail", then a summary. */
+#define RCLUSTER_NO_MAIN
+/* Without main() most command code is unreferenced; that is expected here. */
+#pragma GCC diagnostic ignored "-Wunused-function"
+#pragma GCC diagnostic ignored "-Wunused-const-variable"
+#include "../rcluster.c"
+
+static int npass, nfail;
+
+static void check(const char *name, int ok, int line, const char *fmt, ...) {
+    if (ok) {
+        npass++;
+        printf("PASS %s\n", name);
+        return;
+    }
+    nfail++;
+    char detail[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof detail, fmt, ap);
+    va_end(ap);
+    printf("FAIL %s: %s (line %d)\n", name, detail, line);
+}
+#define CHECK(name, cond) check((name), !!(cond), __LINE__, "%s", #cond)
+#define CHECKF(name, cond, ...) check((name), !!(cond), __LINE__, __VA_ARGS__)
+
+/* An exactly-sized heap copy (no NUL after it), so ASan catches any over-read. */
+static char *dup_n(const char *s, size_t n) {
+    char *b = malloc(n ? n : 1);
+    if (!b) abort();
+    memcpy(b, s, n);
+    return b;
+}
+
+/* Printable rendering of a test input for names and details (bounded). */
+static const char *show(const char *s, size_t n) {
+    static char out[4][96];
+    static int k;
+    char *o = out[k++ & 3];
+    size_t j = 0;
+    for (size_t i = 0; i < n && j + 5 < sizeof out[0]; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '\r') { o[j++] = '\\'; o[j++] = 'r'; }
+        else if (c == '\n') { o[j++] = '\\'; o[j++] = 'n'; }
+        else if (c < ' ' || c >= 127) j += (size_t)snprintf(o + j, 5, "\\x%02x", c);
+        else o[j++] = (char)c;
+    }
+    if (j + 5 >= sizeof out[0]) { o[j++] = '.'; o[j++] = '.'; }
+    o[j] = 0;
+    return o;
+}
+
+static char name_buf[256];
+static const char *nm(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(name_buf, sizeof name_buf, fmt, ap);
+    va_end(ap);
+    return name_buf;
+}
+
+/* ====================================================================== */
+/* RESP                                                                    */
+/* ====================================================================== */
+
+/* resp_parse on an exact heap copy; frees the reply unless out is given. */
+static int rparse(const char *s, size_t n, size_t *used, struct resp **out, const char **why) {
+    char *b = dup_n(s, n);
+    struct resp *r = NULL;
+    size_t u = 0;
+    const char *w = NULL;
+    int ret = resp_parse(b, n, &u, &r, &w);
+    free(b);
+    if (used) *used = u;
+    if (why) *why = w;
+    if (out) *out = r;
+    else resp_free(r);
+    return ret;
+}
+
+static int rscan(const char *s, size_t n) {
+    char *b = dup_n(s, n);
+    size_t end = 0;
+    const char *why = NULL;
+    int ret = resp_scan(b, n, &end, &why);
+    free(b);
+    return ret;
+}
+
+#define L(s) s, sizeof(s) - 1
+
+struct resp_case { const char *name; const char *buf; size_t len; int type; };
+
+static const struct resp_case resp_valid[] = {
+    { "status", L("+OK\r\n"), RESP_STATUS },
+    { "status-empty", L("+\r\n"), RESP_STATUS },
+    { "error", L("-ERR unknown command 'FOO'\r\n"), RESP_ERROR },
+    { "error-moved", L("-MOVED 3999 127.0.0.1:6381\r\n"), RESP_ERROR },
+    { "int-zero", L(":0\r\n"), RESP_INTEGER },
+    { "int-neg", L(":-42\r\n"), RESP_INTEGER },
+    { "int-max", L(":9223372036854775807\r\n"), RESP_INTEGER },
+    { "int-min", L(":-9223372036854775808\r\n"), RESP_INTEGER },
+    { "bulk", L("$5\r\nhello\r\n"), RESP_BULK },
+    { "bulk-empty", L("$0\r\n\r\n"), RESP_BULK },
+    { "bulk-binary", L("$8\r\na\r\nb\0\xff\r\n\r\n"), RESP_BULK },
+    { "bulk-nil", L("$-1\r\n"), RESP_NIL },
+    { "array-empty", L("*0\r\n"), RESP_ARRAY },
+    { "array-nil", L("*-1\r\n"), RESP_NIL },
+    { "array-mixed", L("*5\r\n+OK\r\n-ERR x\r\n:7\r\n$3\r\nfoo\r\n$-1\r\n"), RESP_ARRAY },
+    { "array-nested", L("*3\r\n*2\r\n:1\r\n:2\r\n*0\r\n*1\r\n*-1\r\n"), RESP_ARRAY },
+    { "cluster-slots", L("*1\r\n*3\r\n:0\r\n:5460\r\n*3\r\n$9\r\n127.0.0.1\r\n:30001\r\n$40\r\n"
+                         "09dbe9720cda62f7865eabc5fd8857c5d2678366\r\n"), RESP_ARRAY },
+};
+#define NVALID (sizeof resp_valid / sizeof resp_valid[0])
+
+static void test_resp_valid(void) {
+    for (size_t i = 0; i < NVALID; i++) {
+        const struct resp_case *c = &resp_valid[i];
+        struct resp *r = NULL;
+        size_t used = 0;
+        const char *why = NULL;
+        int ret = rparse(c->buf, c->len, &used, &r, &why);
+        CHECKF(nm("resp.valid.%s", c->name), ret == 1 && r && r->type == c->type && used == c->len,
+               "ret=%d type=%d used=%zu/%zu why=%s", ret, r ? r->type : -1, used, c->len, why ? why : "");
+        resp_free(r);
+        /* Followed by more bytes: only the first reply is consumed. */
+        char *two = malloc(c->len + 5);
+        memcpy(two, c->buf, c->len);
+        memcpy(two + c->len, "+OK\r\n", 5);
+        ret = rparse(two, c->len + 5, &used, NULL, NULL);
+        CHECKF(nm("resp.valid.%s.trailing", c->name), ret == 1 && used == c->len, "ret=%d used=%zu", ret, used);
+        free(two);
+        /* Every strict prefix is incomplete (0), for both passes. */
+        int bad = -1, badret = 0;
+        for (size_t k = 0; k < c->len; k++) {
+            int a = rparse(c->buf, k, NULL, NULL, NULL), b = rscan(c->buf, k);
+            if (a != 0 || b != 0) { bad = (int)k; badret = a != 0 ? a : b; break; }
+        }
+        CHECKF(nm("resp.valid.%s.prefixes", c->name), bad < 0, "prefix of %d bytes returned %d", bad, badret);
+    }
+}
+
+static void test_resp_values(void) {
+    struct resp *r = NULL;
+    rparse(L(":9223372036854775807\r\n"), NULL, &r, NULL);
+    CHECK("resp.value.llong-max", r && r->integer == LLONG_MAX);
+    resp_free(r);
+    rparse(L(":-9223372036854775808\r\n"), NULL, &r, NULL);
+    CHECK("resp.value.llong-min", r && r->integer == LLONG_MIN);
+    resp_free(r);
+    rparse(L(":-42\r\n"), NULL, &r, NULL);
+    CHECK("resp.value.neg", r && r->integer == -42);
+    resp_free(r);
+    rparse(L("+OK\r\n"), NULL, &r, NULL);
+    CHECK("resp.value.status", r && r->str && sdslen(r->str) == 2 && !memcmp(r->str, "OK", 2));
+    resp_free(r);
+    rparse(L("-ERR x y\r\n"), NULL, &r, NULL);
+    CHECK("resp.value.error", r && r->str && !strcmp(r->str, "ERR x y"));
+    resp_free(r);
+    rparse(L("$8\r\na\r\nb\0\xff\r\n\r\n"), NULL, &r, NULL);
+    CHECK("resp.value.bulk-binary", r && r->str && sdslen(r->str) == 8 && !memcmp(r->str, "a\r\nb\0\xff\r\n", 8));
+    resp_free(r);
+    rparse(L("$0\r\n\r\n"), NULL, &r, NULL);
+    CHECK("resp.value.bulk-empty", r && r->str && sdslen(r->str) == 0);
+    resp_free(r);
+    rparse(L("*3\r\n*2\r\n:1\r\n:2\r\n*0\r\n*1\r\n*-1\r\n"), NULL, &r, NULL);
+    CHECK("resp.value.nested",
+          r && r->n == 3 && r->elem[0]->type == RESP_ARRAY && r->elem[0]->n == 2 && r->elem[0]->elem[1]->integer == 2 &&
+          r->elem[1]->type == RESP_ARRAY && r->elem[1]->n == 0 && r->elem[2]->n == 1 && r->elem[2]->elem[0]->type == RESP_NIL);
+    resp_free(r);
+    rparse(L("*0\r\n"), NULL, &r, NULL);
+    CHECK("resp.value.array-empty", r && r->type == RESP_ARRAY && r->n == 0);
+    resp_free(r);
+    resp_free(NULL);
+    CHECK("resp.free-null", 1);
+}
+
+/* Every valid reply concatenated, consumed one by one. */
+static void test_resp_multi(void) {
+    sds all = sdsempty();
+    for (size_t i = 0; i < NVALID; i++) all = sdscatlen(all, resp_valid[i].buf, resp_valid[i].len);
+    char *b = dup_n(all, sdslen(all));
+    size_t pos = 0, n = sdslen(all);
+    size_t i = 0;
+    int ok = 1;
+    for (; i < NVALID; i++) {
+        struct resp *r = NULL;
+        size_t used = 0;
+        const char *why = NULL;
+        if (resp_parse(b + pos, n - pos, &used, &r, &why) != 1 || used != resp_valid[i].len || r->type != resp_valid[i].type) {
+            ok = 0;
+            resp_free(r);
+            break;
+        }
+        resp_free(r);
+        pos += used;
+    }
+    CHECKF("resp.multi.one-by-one", ok && pos == n, "stopped at reply %zu (offset %zu of %zu)", i, pos, n);
+    size_t used = 0;
+    struct resp *r = NULL;
+    const char *why = NULL;
+    CHECK("resp.multi.empty-rest", resp_parse(b + n, 0, &used, &r, &why) == 0);
+    free(b);
+    sdsfree(all);
+}
+
+/* Split a valid reply into two reads at every byte: an accumulating reader must get
+ * 0 for the first part and 1 after appending the second, with the same tree. */
+static void test_resp_split(void) {
+    for (size_t i = 0; i < NVALID; i++) {
+        const struct resp_case *c = &resp_valid[i];
+        int bad = -1;
+        for (size_t k = 0; k <= c->len; k++) {
+            sds acc = sdsnewlen(c->buf, k);
+            int first = rparse(acc, sdslen(acc), NULL, NULL, NULL);
+            acc = sdscatlen(acc, c->buf + k, c->len - k);
+            size_t used = 0;
+            int second = rparse(acc, sdslen(acc), &used, NULL, NULL);
+            sdsfree(acc);
+            if ((k < c->len && first != 0) || second != 1 || used != c->len) { bad = (int)k; break; }
+        }
+        CHECKF(nm("resp.split.%s", c->name), bad < 0, "split at byte %d misparsed", bad);
+    }
+}
+
+static void test_resp_malformed(void) {
+    static const struct { const char *name; const char *buf; size_t len; } bad[] = {
+        { "type-byte", L("?x\r\n") },
+        { "type-byte-space", L(" OK\r\n") },
+        { "type-byte-inside-array", L("*2\r\n+OK\r\n!x\r\n") },
+        { "int-letters", L(":abc\r\n") },
+        { "int-empty", L(":\r\n") },
+        { "int-minus-only", L(":-\r\n") },
+        { "int-plus", L(":+1\r\n") },
+        { "int-space", L(": 1\r\n") },
+        { "int-decimal", L(":1.5\r\n") },
+        { "int-overflow", L(":99999999999999999999\r\n") },
+        { "int-overflow-by-one", L(":9223372036854775808\r\n") },
+        { "int-underflow-by-one", L(":-9223372036854775809\r\n") },
+        { "int-too-long", L(":000000000000000000001\r\n") },
+        { "bulk-len-neg2", L("$-2\r\n") },
+        { "bulk-len-neg100", L("$-100\r\nxx\r\n") },
+        { "bulk-len-letters", L("$x\r\n") },
+        { "bulk-len-empty", L("$\r\n\r\n") },
+        { "bulk-over-limit", L("$67108865\r\n") },
+        { "bulk-huge", L("$99999999999999\r\n") },
+        { "bulk-no-crlf", L("$3\r\nfooXY") },
+        { "bulk-cr-only", L("$3\r\nfoo\rX") },
+        { "bulk-too-long-data", L("$2\r\nfoo\r\n") },
+        { "bare-lf", L("+OK\n") },
+        { "bare-lf-in-line", L("+O\nK\r\n") },
+        { "bare-cr-in-line", L("+O\rK\r\n") },
+        { "array-len-neg2", L("*-2\r\n") },
+        { "array-len-letters", L("*a\r\n") },
+        { "array-over-limit", L("*1048577\r\n") },
+        { "array-elem-bad", L("*2\r\n:1\r\n:x\r\n") },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        const char *why = NULL;
+        int r = rparse(bad[i].buf, bad[i].len, NULL, NULL, &why);
+        CHECKF(nm("resp.malformed.%s", bad[i].name), r == -1 && why, "'%s' returned %d", show(bad[i].buf, bad[i].len), r);
+        CHECKF(nm("resp.malformed.%s.scan", bad[i].name), rscan(bad[i].buf, bad[i].len) == -1, "resp_scan disagrees");
+    }
+    /* A bad type byte can never become valid: rejected before its line ends. */
+    CHECKF("resp.malformed.type-byte-alone", rparse(L("?"), NULL, NULL, NULL) == -1, "'?' returned %d (0 = waits for more)",
+           rparse(L("?"), NULL, NULL, NULL));
+
+    /* Limits exactly at and over the edge. */
+    CHECK("resp.limit.bulk-at-max-is-incomplete", rparse(L("$67108864\r\n"), NULL, NULL, NULL) == 0);
+    CHECK("resp.limit.array-at-max-is-incomplete", rparse(L("*1048576\r\n"), NULL, NULL, NULL) == 0);
+
+    /* Depth: RESP_MAX_DEPTH nested arrays are fine, one more is an error. */
+    for (int extra = 0; extra <= 1; extra++) {
+        sds s = sdsempty();
+        for (int d = 0; d < RESP_MAX_DEPTH + extra; d++) s = sdscat(s, "*1\r\n");
+        s = sdscat(s, ":1\r\n");
+        struct resp *r = NULL;
+        int ret = rparse(s, sdslen(s), NULL, &r, NULL);
+        if (!extra) {
+            int depth = 0;
+            for (struct resp *x = r; x && x->type == RESP_ARRAY; x = x->elem[0]) depth++;
+            CHECKF("resp.depth.max-ok", ret == 1 && depth == RESP_MAX_DEPTH, "ret=%d depth=%d", ret, depth);
+        } else {
+            CHECKF("resp.depth.over-max", ret == -1, "ret=%d", ret);
+        }
+        resp_free(r);
+        sdsfree(s);
+    }
+    /* Very deep nesting must not recurse on the C stack. */
+    {
+        sds s = sdsempty();
+        for (int d = 0; d < 100000; d++) s = sdscat(s, "*1\r\n");
+        CHECK("resp.depth.100000", rparse(s, sdslen(s), NULL, NULL, NULL) == -1);
+        sdsfree(s);
+    }
+    /* Line length: RESP_MAX_LINE-1 bytes + CRLF fits; RESP_MAX_LINE without CRLF does not. */
+    {
+        size_t n = RESP_MAX_LINE + 16;
+        char *b = malloc(n);
+        b[0] = '+';
+        memset(b + 1, 'a', n - 1);
+        int r1 = rparse(b, 1 + RESP_MAX_LINE - 1, NULL, NULL, NULL);
+        CHECKF("resp.line.under-limit-incomplete", r1 == 0, "ret=%d", r1);
+        int r2 = rparse(b, 1 + RESP_MAX_LINE, NULL, NULL, NULL);
+        CHECKF("resp.line.at-limit-no-crlf", r2 == -1, "ret=%d", r2);
+        int r3 = rparse(b, n, NULL, NULL, NULL);
+        CHECKF("resp.line.long-no-crlf", r3 == -1, "ret=%d", r3);
+        b[RESP_MAX_LINE] = '\r';
+        b[RESP_MAX_LINE + 1] = '\n';
+        struct resp *r = NULL;
+        size_t used = 0;
+        int r4 = rparse(b, n, &used, &r, NULL);
+        CHECKF("resp.line.max-with-crlf", r4 == 1 && r && sdslen(r->str) == RESP_MAX_LINE - 1 && used == RESP_MAX_LINE + 2,
+               "ret=%d used=%zu", r4, used);
+        resp_free(r);
+        free(b);
+    }
+}
+
+static void test_resp_roundtrip(void) {
+    const char *argv[] = { "SET", "key\r\nwith crlf", "", "\0\x01\xff\r\n$3\r\n*1", "x" };
+    size_t lens[] = { 3, 14, 0, 11, 1 };
+    int argc = 5;
+    sds cmd = resp_append_command(sdsnew("+prefix\r\n"), argc, argv, lens);
+    CHECK("resp.append.prefix-kept", cmd && !memcmp(cmd, "+prefix\r\n", 9));
+    struct resp *r = NULL;
+    size_t used = 0;
+    int ret = rparse(cmd + 9, sdslen(cmd) - 9, &used, &r, NULL);
+    int ok = ret == 1 && r && r->type == RESP_ARRAY && r->n == (size_t)argc && used == sdslen(cmd) - 9;
+    for (int i = 0; ok && i < argc; i++)
+        ok = r->elem[i]->type == RESP_BULK && sdslen(r->elem[i]->str) == lens[i] && !memcmp(r->elem[i]->str, argv[i], lens[i]);
+    CHECKF("resp.append.roundtrip-binary", ok, "ret=%d", ret);
+    resp_free(r);
+    sdsfree(cmd);
+    /* C strings (lens NULL) */
+    const char *argv2[] = { "CLUSTER", "ADDSLOTSRANGE", "0", "5460" };
+    cmd = resp_append_command(sdsempty(), 4, argv2, NULL);
+    CHECK("resp.append.cstrings",
+          cmd && !strcmp(cmd, "*4\r\n$7\r\nCLUSTER\r\n$13\r\nADDSLOTSRANGE\r\n$1\r\n0\r\n$4\r\n5460\r\n"));
+    sdsfree(cmd);
+    cmd = resp_append_command(sdsempty(), 0, NULL, NULL);
+    CHECK("resp.append.zero-args", cmd && !strcmp(cmd, "*0\r\n"));
+    sdsfree(cmd);
+}
+
+/* ====================================================================== */
+/* Cluster model                                                           */
+/* ====================================================================== */
+
+static void test_addr_split(void) {
+    static const struct { const char *in; const char *host; int port, bus; } good[] = {
+        { "127.0.0.1:7000", "127.0.0.1", 7000, 0 },
+        { "redis-1:6379@16379", "redis-1", 6379, 16379 },
+        { "[::1]:7000", "::1", 7000, 0 },
+        { "[fe80::1:2]:7001@17001", "fe80::1:2", 7001, 17001 },
+        { "a:1", "a", 1, 0 },
+        { "host_x.example.com:65535", "host_x.example.com", 65535, 0 },
+    };
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        struct addr a;
+        int r = addr_split(good[i].in, &a);
+        CHECKF(nm("addr.ok.%s", good[i].in), r == 0 && !strcmp(a.host, good[i].host) && a.port == good[i].port && a.bus == good[i].bus,
+               "r=%d host='%s' port=%d bus=%d", r, a.host, a.port, a.bus);
+    }
+    struct addr a;
+    addr_split("h:7000", &a);
+    CHECK("addr.bus-default", addr_bus(&a) == 17000);
+    addr_split("h:7000@18000", &a);
+    CHECK("addr.bus-explicit", addr_bus(&a) == 18000);
+
+    static const char *bad[] = {
+        "127.0.0.1", "h:0", "h:65536", "host:", ":1", "a b:1", "::1:7000", "h:7000x", "h:7000 ", "h: 7000",
+        "h:+7000", "h:-1", "h:7000@", "h:7000@0", "h:7000@65536", "h:7000@1x", "h:7000@1@2", "h@1:7000",
+        "[::1]7000", "[::1", "[]:1", "[::1]:", "[::1]:0", "[a b]:1", "a/b:1", "", ":", "@", "h:99999999999999999999",
+        "h:1:2",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        CHECKF(nm("addr.bad.'%s'", bad[i]), addr_split(bad[i], &a) == -1, "accepted: host='%s' port=%d bus=%d", a.host, a.port, a.bus);
+    /* Host length bound: 255 fits, 256 does not. */
+    char longh[300];
+    memset(longh, 'h', 255);
+    strcpy(longh + 255, ":1");
+    CHECK("addr.host-255", addr_split(longh, &a) == 0 && strlen(a.host) == 255);
+    memset(longh, 'h', 256);
+    strcpy(longh + 256, ":1");
+    CHECK("addr.host-256", addr_split(longh, &a) == -1);
+}
+
+static void test_split_slots(void) {
+    int lo[200], hi[200];
+    cluster_split_slots(3, lo, hi);
+    CHECKF("slots.split.3", lo[0] == 0 && hi[0] == 5460 && lo[1] == 5461 && hi[1] == 10922 && lo[2] == 10923 && hi[2] == 16383,
+           "%d-%d %d-%d %d-%d", lo[0], hi[0], lo[1], hi[1], lo[2], hi[2]);
+    int bad_m = 0;
+    char why[128] = "";
+    for (int m = 1; m <= 200 && !bad_m; m++) {
+        cluster_split_slots(m, lo, hi);
+        int mn = CLUSTER_SLOTS, mx = 0;
+        if (lo[0] != 0) { bad_m = m; snprintf(why, sizeof why, "first range starts at %d", lo[0]); }
+        if (hi[m - 1] != CLUSTER_SLOTS - 1) { bad_m = m; snprintf(why, sizeof why, "last range ends at %d", hi[m - 1]); }
+        for (int i = 0; i < m && !bad_m; i++) {
+            if (hi[i] < lo[i]) { bad_m = m; snprintf(why, sizeof why, "range %d empty", i); }
+            if (i && lo[i] != hi[i - 1] + 1) { bad_m = m; snprintf(why, sizeof why, "gap/overlap at range %d", i); }
+            int sz = hi[i] - lo[i] + 1;
+            if (sz < mn) mn = sz;
+            if (sz > mx) mx = sz;
+        }
+        if (!bad_m && mx - mn > 1) { bad_m = m; snprintf(why, sizeof why, "sizes %d..%d", mn, mx); }
+    }
+    CHECKF("slots.split.1-200", bad_m == 0, "m=%d: %s", bad_m, why);
+}
+
+/* Validate a layout: returns NULL or a static description of the first violation. */
+static const char *layout_problem(int n, const char *const *hosts, int replicas, const int *master_of, const int *masters,
+                                  int m, int anti_affinity) {
+    static char why[160];
+    if (m != n / (replicas + 1)) { snprintf(why, sizeof why, "m=%d, expected %d", m, n / (replicas + 1)); return why; }
+    int is_master[256] = { 0 }, count[256] = { 0 };
+    for (int k = 0; k < m; k++) {
+        if (masters[k] < 0 || masters[k] >= n || is_master[masters[k]]) { snprintf(why, sizeof why, "bad masters[%d]", k); return why; }
+        is_master[masters[k]] = 1;
+    }
+    for (int i = 0; i < n; i++) {
+        if (is_master[i]) {
+            if (master_of[i] != -1) { snprintf(why, sizeof why, "master %d has master_of %d", i, master_of[i]); return why; }
+            continue;
+        }
+        if (master_of[i] < 0 || master_of[i] >= n || !is_master[master_of[i]]) {
+            snprintf(why, sizeof why, "node %d has master_of %d (not a master)", i, master_of[i]);
+            return why;
+        }
+        count[master_of[i]]++;
+        if (anti_affinity && !strcmp(hosts[i], hosts[master_of[i]])) {
+            snprintf(why, sizeof why, "replica %d on host %s with its master %d", i, hosts[i], master_of[i]);
+            return why;
+        }
+    }
+    for (int k = 0; k < m; k++)
+        if (count[masters[k]] < replicas) { snprintf(why, sizeof why, "master %d has %d replicas", masters[k], count[masters[k]]); return why; }
+    int mn = n, mx = 0;
+    for (int k = 0; k < m; k++) { if (count[masters[k]] < mn) mn = count[masters[k]]; if (count[masters[k]] > mx) mx = count[masters[k]]; }
+    if (mx - mn > 1) { snprintf(why, sizeof why, "replica counts %d..%d", mn, mx); return why; }
+    return NULL;
+}
+
+static void layout_case(const char *name, int n, const char *const *hosts, int replicas, int anti_affinity) {
+    int master_of[256], masters[256];
+    int m = cluster_plan_layout(n, hosts, replicas, master_of, masters);
+    const char *why = layout_problem(n, hosts, replicas, master_of, masters, m, anti_affinity);
+    CHECKF(name, why == NULL, "%s", why ? why : "");
+}
+
+static void test_plan_layout(void) {
+    const char *same[12];
+    for (int i = 0; i < 12; i++) same[i] = "10.0.0.1";
+    layout_case("layout.6-same-host", 6, same, 1, 0);
+    layout_case("layout.3-same-host-0-replicas", 3, same, 0, 0);
+    const char *h3x2[] = { "A", "A", "B", "B", "C", "C" };
+    layout_case("layout.6-on-3-hosts-grouped", 6, h3x2, 1, 1);
+    const char *h3x2i[] = { "A", "B", "C", "A", "B", "C" };
+    layout_case("layout.6-on-3-hosts-interleaved", 6, h3x2i, 1, 1);
+    const char *h3x3[] = { "A", "A", "A", "B", "B", "B", "C", "C", "C" };
+    layout_case("layout.9-on-3-hosts-2-replicas", 9, h3x3, 2, 1);
+    const char *h3x3i[] = { "A", "B", "C", "A", "B", "C", "A", "B", "C" };
+    layout_case("layout.9-on-3-hosts-2-replicas-interleaved", 9, h3x3i, 2, 1);
+    const char *h6[] = { "A", "B", "C", "D", "E", "F", "A", "B", "C", "D", "E", "F" };
+    layout_case("layout.12-on-6-hosts", 12, h6, 1, 1);
+    layout_case("layout.7-uneven-extras", 7, same, 1, 0);
+    layout_case("layout.8-uneven-2-replicas", 8, same, 2, 0);
+    const char *h7[] = { "A", "A", "B", "B", "C", "C", "D" };
+    layout_case("layout.7-on-4-hosts", 7, h7, 1, 1);
+    /* Big: 100 nodes over 5 hosts, every replica count 0..3 */
+    const char *h100[100];
+    static const char *names5[] = { "h1", "h2", "h3", "h4", "h5" };
+    for (int i = 0; i < 100; i++) h100[i] = names5[i % 5];
+    for (int rep = 0; rep <= 3; rep++) layout_case(nm("layout.100-on-5-hosts-r%d", rep), 100, h100, rep, 1);
+    for (int i = 0; i < 100; i++) h100[i] = names5[i / 20];
+    for (int rep = 0; rep <= 3; rep++) layout_case(nm("layout.100-on-5-hosts-grouped-r%d", rep), 100, h100, rep, 1);
+    /* Masters spread over hosts when possible. */
+    int master_of[6], masters[6];
+    cluster_plan_layout(6, h3x2, 1, master_of, masters);
+    CHECKF("layout.masters-on-distinct-hosts", strcmp(h3x2[masters[0]], h3x2[masters[1]]) && strcmp(h3x2[masters[1]], h3x2[masters[2]]) &&
+           strcmp(h3x2[masters[0]], h3x2[masters[2]]), "masters %d %d %d", masters[0], masters[1], masters[2]);
+}
+
+static void test_key_slot(void) {
+    CHECK("crc16.123456789", cluster_crc16("123456789", 9) == 0x31C3);
+    CHECK("crc16.empty", cluster_crc16("", 0) == 0);
+    CHECKF("slot.foo", cluster_key_slot("foo", 3) == 12182, "got %d", cluster_key_slot("foo", 3));
+    CHECKF("slot.bar", cluster_key_slot("bar", 3) == 5061, "got %d", cluster_key_slot("bar", 3));
+    CHECK("slot.hashtag-same",
+          cluster_key_slot(L("{user1000}.following")) == cluster_key_slot(L("{user1000}.followers")));
+    CHECK("slot.hashtag-is-tag", cluster_key_slot(L("{user1000}.following")) == cluster_key_slot(L("user1000")));
+    CHECK("slot.empty-tag-whole-key", cluster_key_slot(L("{}foo")) == (int)(cluster_crc16(L("{}foo")) & 16383));
+    CHECK("slot.first-tag-empty", cluster_key_slot(L("foo{}{bar}")) == (int)(cluster_crc16(L("foo{}{bar}")) & 16383));
+    CHECK("slot.nested-brace", cluster_key_slot(L("foo{{bar}}")) == cluster_key_slot(L("{bar")));
+    CHECK("slot.unclosed", cluster_key_slot(L("foo{bar")) == (int)(cluster_crc16(L("foo{bar")) & 16383));
+    CHECK("slot.binary", cluster_key_slot("a\0b", 3) < 16384);
+}
+
+#define ID1 "e7d1eecce10fd6bb5eb35b9f99a514335d9ba9ca"
+#define ID2 "67ed2db8d677e59ec4a4cefb06858cf2a1a89fa1"
+#define ID3 "292f8b365bb7edb5e285caf0b7e6ddc7265d2f4f"
+#define ID4 "07c37dfeb235213a872192d90877d0cd55635b91"
+#define ID5 "6ec23923021cf3ffec47632106199cb7f496ce01"
+#define ID6 "824fe116063bc5fcf9f4ffd895bc17aee7731ac3"
+
+static int cparse(const char *text, struct cview *v) {
+    char *b = dup_n(text, strlen(text));
+    int r = cview_parse(b, strlen(text), v);
+    free(b);
+    return r;
+}
+
+static void test_cview(void) {
+    struct cview v;
+    const char *r7 =
+        ID4 " 127.0.0.1:30004@31004,hostname4 slave " ID1 " 0 1426238317239 4 connected\n"
+        ID2 " 127.0.0.1:30002@31002,hostname2 master - 0 1426238316232 2 connected 5461-10922\n"
+        ID3 " 127.0.0.1:30003@31003,hostname3 master - 0 1426238318243 3 connected 10923-16383\n"
+        ID5 " 127.0.0.1:30005@31005,hostname5 slave " ID2 " 0 1426238316232 5 connected\n"
+        ID6 " 127.0.0.1:30006@31006,hostname6 slave " ID3 " 0 1426238317741 6 connected\n"
+        ID1 " 127.0.0.1:30001@31001,hostname1 myself,master - 0 0 1 connected 0-5460\n";
+    int r = cparse(r7, &v);
+    CHECKF("cview.redis7.parse", r == 0 && v.n == 6, "r=%d n=%d", r, v.n);
+    if (r == 0 && v.n == 6) {
+        struct nodeinfo *me = cview_myself(&v);
+        CHECK("cview.redis7.myself", me && !strcmp(me->id, ID1) && (me->flags & NF_MASTER) && me->port == 30001 &&
+                                         me->bus == 31001 && !strcmp(me->ip, "127.0.0.1") && me->connected);
+        CHECK("cview.redis7.slots", me && me->nranges == 1 && me->ranges[0][0] == 0 && me->ranges[0][1] == 5460 &&
+                                        nodeinfo_slot_count(me) == 5461);
+        struct nodeinfo *s = cview_find(&v, ID4);
+        CHECK("cview.redis7.slave", s && (s->flags & NF_SLAVE) && !(s->flags & NF_MASTER) && !strcmp(s->master, ID1) &&
+                                        s->nranges == 0);
+        CHECK("cview.redis7.master-dash", cview_find(&v, ID2) && !strcmp(cview_find(&v, ID2)->master, "-"));
+        CHECK("cview.find-missing", cview_find(&v, "nope") == NULL);
+        sds ss = nodeinfo_slots_str(cview_find(&v, ID3));
+        CHECK("cview.slots-str", ss && !strcmp(ss, "10923-16383"));
+        sdsfree(ss);
+    }
+    cview_free(&v);
+
+    const char *r6 =
+        ID1 " 10.0.0.1:6379@16379 myself,master - 0 1600000000000 1 connected 0-100 200 300-400 401\r\n"
+        ID2 " 10.0.0.2:6379@16379 slave " ID1 " 0 1600000000000 1 disconnected\r\n";
+    r = cparse(r6, &v);
+    CHECKF("cview.redis6.crlf", r == 0 && v.n == 2, "r=%d n=%d", r, v.n);
+    if (r == 0 && v.n == 2) {
+        CHECKF("cview.redis6.ranges-merged", v.nodes[0].nranges == 3 && v.nodes[0].ranges[2][0] == 300 && v.nodes[0].ranges[2][1] == 401 &&
+                                                 nodeinfo_slot_count(&v.nodes[0]) == 101 + 1 + 102,
+               "nranges=%d", v.nodes[0].nranges);
+        sds ss = nodeinfo_slots_str(&v.nodes[0]);
+        CHECKF("cview.redis6.slots-str", ss && !strcmp(ss, "0-100,200,300-401"), "'%s'", ss ? ss : "");
+        sdsfree(ss);
+        CHECK("cview.redis6.disconnected", !v.nodes[1].connected && v.nodes[0].connected);
+    }
+    cview_free(&v);
+
+    const char *r3 = ID1 " 10.0.0.1:7000 myself,master - 0 0 1 connected 0-16383\n";
+    r = cparse(r3, &v);
+    CHECKF("cview.redis3.no-bus", r == 0 && v.n == 1 && v.nodes[0].port == 7000 && v.nodes[0].bus == 17000, "r=%d", r);
+    cview_free(&v);
+
+    const char *odd =
+        ID1 " :30001@31001 myself,master - 0 0 0 connected\n"
+        ID2 " :0@0 master,fail,noaddr - 1 1 0 disconnected\n"
+        ID3 " 127.0.0.1:30003@31003 master,fail? - 0 0 3 connected 10923-16383 [93->-" ID4 "] [77-<-" ID5 "]\n"
+        ID4 " 127.0.0.1:30007@31007 handshake - 0 0 0 connected\n"
+        ID5 " ::1:30005@31005,,shard-id=abc slave,fail " ID3 " 0 0 5 connected\n"
+        "\n";
+    r = cparse(odd, &v);
+    CHECKF("cview.odd.parse", r == 0 && v.n == 5, "r=%d n=%d", r, v.n);
+    if (r == 0 && v.n == 5) {
+        CHECK("cview.fresh-myself-no-ip", v.nodes[0].ip[0] == 0 && v.nodes[0].port == 30001 && (v.nodes[0].flags & NF_MYSELF));
+        CHECK("cview.noaddr", v.nodes[1].ip[0] == 0 && v.nodes[1].port == 0 && v.nodes[1].bus == 0 &&
+                                  (v.nodes[1].flags & NF_NOADDR) && (v.nodes[1].flags & NF_FAIL) && !v.nodes[1].connected);
+        CHECK("cview.pfail-not-fail", (v.nodes[2].flags & NF_PFAIL) && !(v.nodes[2].flags & NF_FAIL));
+        CHECK("cview.open-slots", v.nodes[2].open_slots == 2 && v.nodes[2].nranges == 1 && v.nodes[2].ranges[0][0] == 10923);
+        CHECK("cview.handshake", v.nodes[3].flags == NF_HANDSHAKE);
+        CHECK("cview.ipv6-aux", !strcmp(v.nodes[4].ip, "::1") && v.nodes[4].port == 30005 && v.nodes[4].bus == 31005 &&
+                                    (v.nodes[4].flags & NF_FAIL) && (v.nodes[4].flags & NF_SLAVE));
+    }
+    cview_free(&v);
+
+    r = cparse("", &v);
+    CHECK("cview.empty", r == 0 && v.n == 0);
+    cview_free(&v);
+
+    static const struct { const char *name; const char *text; } bad[] = {
+        { "short-id", "e7d1eecce10fd6bb5eb35b9f99a514335d9ba9c 127.0.0.1:1@2 master - 0 0 1 connected\n" },
+        { "long-id", ID1 "0 127.0.0.1:1@2 master - 0 0 1 connected\n" },
+        { "missing-fields", ID1 " 127.0.0.1:1@2 master - 0 0 1\n" },
+        { "no-port", ID1 " 127.0.0.1 master - 0 0 1 connected\n" },
+        { "bad-port", ID1 " 127.0.0.1:x@2 master - 0 0 1 connected\n" },
+        { "port-65536", ID1 " 127.0.0.1:65536@2 master - 0 0 1 connected\n" },
+        { "bad-bus", ID1 " 127.0.0.1:1@x master - 0 0 1 connected\n" },
+        { "slot-16384", ID1 " 127.0.0.1:1@2 master - 0 0 1 connected 16384\n" },
+        { "slot-range-16384", ID1 " 127.0.0.1:1@2 master - 0 0 1 connected 0-16384\n" },
+        { "slot-reversed", ID1 " 127.0.0.1:1@2 master - 0 0 1 connected 5-3\n" },
+        { "slot-neg", ID1 " 127.0.0.1:1@2 master - 0 0 1 connected -1\n" },
+        { "slot-open-range", ID1 " 127.0.0.1:1@2 master - 0 0 1 connected 1-\n" },
+        { "slot-letters", ID1 " 127.0.0.1:1@2 master - 0 0 1 connected abc\n" },
+        { "id-not-hex", "zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz 127.0.0.1:1@2 master - 0 0 1 connected\n" },
+        { "master-too-long", ID1 " 127.0.0.1:1@2 slave " ID2 "x 0 0 1 connected\n" },
+        { "ip-too-long", ID1 " 1111111111111111111111111111111111111111111111111111111111111111111:1@2 master - 0 0 1 connected\n" },
+        /* A good line first: the failure must free it (LeakSanitizer watches). */
+        { "bad-after-good", ID1 " 127.0.0.1:1@2 myself,master - 0 0 1 connected 0-10 20 30-40\n"
+                            ID2 " 127.0.0.1:1@2 master - 0 0 1 connected 0-10 16384\n" },
+        { "bad-third", ID1 " 127.0.0.1:1@2 master - 0 0 1 connected 0-10\n" ID2 " 127.0.0.1:1@2 master - 0 0 1 connected 11\nx\n" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        r = cparse(bad[i].text, &v);
+        CHECKF(nm("cview.bad.%s", bad[i].name), r == -1 && v.n == 0 && v.nodes == NULL, "r=%d n=%d", r, v.n);
+        if (r == 0) cview_free(&v);
+    }
+}
+
+/* ====================================================================== */
+/* Basics                                                                  */
+/* ====================================================================== */
+
+static void test_basics(void) {
+    long v = 12345;
+    static const struct { const char *s; long lo, hi; int ok; long want; } ints[] = {
+        { "0", 0, 10, 1, 0 }, { "10", 0, 10, 1, 10 }, { "11", 0, 10, 0, 0 }, { "-1", 0, 10, 0, 0 },
+        { "-5", -10, 10, 1, -5 }, { "-10", -10, 10, 1, -10 }, { "-11", -10, 10, 0, 0 },
+        { "", 0, 10, 0, 0 }, { " 1", 0, 10, 0, 0 }, { "1 ", 0, 10, 0, 0 }, { "+1", 0, 10, 0, 0 },
+        { "1x", 0, 10, 0, 0 }, { "0x10", 0, 100, 0, 0 }, { "-", -10, 10, 0, 0 }, { "--1", -10, 10, 0, 0 },
+        { "99999999999999999999", LONG_MIN, LONG_MAX, 0, 0 }, { "-99999999999999999999", LONG_MIN, LONG_MAX, 0, 0 },
+        { "9223372036854775807", LONG_MIN, LONG_MAX, 1, LONG_MAX }, { "007", 0, 10, 1, 7 }, { "\t1", 0, 10, 0, 0 },
+        { "1.0", 0, 10, 0, 0 }, { "65535", 1, 65535, 1, 65535 }, { "65536", 1, 65535, 0, 0 },
+    };
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
+        v = 12345;
+        int r = rc_parse_int(ints[i].s, ints[i].lo, ints[i].hi, &v);
+        if (ints[i].ok) CHECKF(nm("parse_int.ok.'%s'", ints[i].s), r == 0 && v == ints[i].want, "r=%d v=%ld", r, v);
+        else CHECKF(nm("parse_int.bad.'%s'", ints[i].s), r == -1 && v == 12345, "r=%d v=%ld", r, v);
+    }
+    CHECK("parse_int.null", rc_parse_int(NULL, 0, 1, &v) == -1);
+
+    struct rc rc;
+    memset(&rc, 0, sizeof rc);
+    CHECK("err.wrap-empty", rc_wrap(&rc, "creating %s", "net") == -1 && rc.err && !strcmp(rc.err, "creating net"));
+    sdsfree(rc.err);
+    rc.err = NULL;
+    CHECK("err.fail", rc_fail(&rc, "b %d", 1) == -1 && rc.err && !strcmp(rc.err, "b 1"));
+    CHECK("err.wrap", rc_wrap(&rc, "a") == -1 && !strcmp(rc.err, "a: b 1"));
+    CHECK("err.wrap-twice", rc_wrap(&rc, "x%s", "y") == -1 && !strcmp(rc.err, "xy: a: b 1"));
+    CHECK("err.fail-replaces", rc_fail(&rc, "new") == -1 && !strcmp(rc.err, "new"));
+    sdsclear(rc.err);
+    CHECK("err.wrap-cleared", rc_wrap(&rc, "ctx") == -1 && !strcmp(rc.err, "ctx"));
+    CHECK("err.percent", rc_fail(&rc, "%s", "100%") == -1 && !strcmp(rc.err, "100%") && rc_wrap(&rc, "w") == -1 &&
+                             !strcmp(rc.err, "w: 100%"));
+    errno = ENOENT;
+    CHECK("err.errno", rc_fail_errno(&rc, "open x") == -1 && !strcmp(rc.err, "open x: No such file or directory"));
+    sdsfree(rc.err);
+
+    const char *info = "# Server\r\nredis_version:7.2.4\r\nredis_mode:cluster\r\nrole:master\r\nxrole:no\r\n"
+                       "empty:\r\ncluster_state:ok";
+    char out[64];
+    CHECK("info.first", info_field(info, "redis_version", out, sizeof out) == 0 && !strcmp(out, "7.2.4"));
+    CHECK("info.middle", info_field(info, "role", out, sizeof out) == 0 && !strcmp(out, "master"));
+    CHECK("info.last-no-newline", info_field(info, "cluster_state", out, sizeof out) == 0 && !strcmp(out, "ok"));
+    CHECK("info.empty-value", info_field(info, "empty", out, sizeof out) == 0 && !strcmp(out, ""));
+    CHECK("info.missing", info_field(info, "nope", out, sizeof out) == -1);
+    CHECK("info.prefix-not-match", info_field(info, "redis", out, sizeof out) == -1);
+    CHECK("info.comment-not-field", info_field(info, "# Server", out, sizeof out) == -1);
+    char small[4];
+    CHECK("info.truncated", info_field(info, "redis_version", small, sizeof small) == 0 && !strcmp(small, "7.2"));
+    CHECK("info.lf-only", info_field("a:1\nb:2\n", "b", out, sizeof out) == 0 && !strcmp(out, "2"));
+    CHECK("info.null", info_field(NULL, "a", out, sizeof out) == -1);
+    CHECK("info.empty-text", info_field("", "a", out, sizeof out) == -1);
+
+    sds j = rc_json_str(sdsempty(), "a\"b\\c\n\x01");
+    CHECKF("json_str.escape", j && !strcmp(j, "\"a\\\"b\\\\c\\n\\u0001\""), "'%s'", j ? j : "");
+    sdsfree(j);
+    j = rc_json_str(sdsempty(), NULL);
+    CHECK("json_str.null", j && !strcmp(j, "null"));
+    sdsfree(j);
+}
+
+/* ====================================================================== */
+/* HTTP                                                                    */
+/* ====================================================================== */
+
+struct hres { int ret; int done; int status; sds body; const char *error; size_t consumed; };
+
+/* Feed a response in pieces: cut points at `cuts` (sorted, may be empty). */
+static struct hres http_run(const char *buf, size_t len, const size_t *cuts, int ncuts, uint64_t max_body, int head) {
+    struct http_parser p;
+    http_parser_init(&p, max_body, head);
+    struct hres h = { 0, 0, 0, sdsempty(), NULL, 0 };
+    size_t start = 0;
+    for (int c = 0; c <= ncuts && h.ret >= 0 && !http_parser_done(&p); c++) {
+        size_t end = c < ncuts ? cuts[c] : len;
+        char *piece = dup_n(buf + start, end - start);
+        ssize_t n = http_parser_feed(&p, piece, end - start, http_sink_sds, &h.body);
+        free(piece);
+        if (n < 0) { h.ret = -1; break; }
+        h.consumed += (size_t)n;
+        start = end;
+    }
+    h.done = http_parser_done(&p);
+    h.status = p.status;
+    h.error = p.error;
+    http_parser_free(&p);
+    return h;
+}
+
+static struct hres http_whole(const char *buf, size_t len) { return http_run(buf, len, NULL, 0, 1 << 20, 0); }
+
+static void test_http_valid(void) {
+    static const struct { const char *name; const char *buf; size_t len; int status; const char *body; } ok[] = {
+        { "content-length", L("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Type: text/plain\r\n\r\nhello"), 200, "hello" },
+        { "chunked", L("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\n\r\n"), 200, "hello world" },
+        { "chunked-upper-hex", L("HTTP/1.1 200 OK\r\ntransfer-encoding: Chunked\r\n\r\nA\r\n0123456789\r\n0\r\n\r\n"), 200, "0123456789" },
+        { "chunked-trailers", L("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\nX-T: a\r\nX-U: b\r\n\r\n"), 200, "x" },
+        { "chunked-and-length", L("HTTP/1.1 200 OK\r\nContent-Length: 100\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n0\r\n\r\n"), 200, "ab" },
+        { "no-content", L("HTTP/1.1 204 No Content\r\nApi-Version: 1.43\r\n\r\n"), 204, "" },
+        { "not-modified", L("HTTP/1.1 304 Not Modified\r\n\r\n"), 304, "" },
+        { "zero-length", L("HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n"), 201, "" },
+        { "continue-then-200", L("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"), 200, "ok" },
+        { "bare-lf", L("HTTP/1.1 404 Not Found\nContent-Length: 3\n\nabc"), 404, "abc" },
+        { "no-reason", L("HTTP/1.1 200\r\nContent-Length: 1\r\n\r\nz"), 200, "z" },
+        { "binary-body", L("HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n\0\r\n\xff"), 200, NULL },
+        { "same-length-twice", L("HTTP/1.1 200 OK\r\nContent-Length: 2\r\ncontent-length: 2\r\n\r\nok"), 200, "ok" },
+    };
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        size_t blen = ok[i].body ? strlen(ok[i].body) : 4;
+        const char *body = ok[i].body ? ok[i].body : "\0\r\n\xff";
+        struct hres h = http_whole(ok[i].buf, ok[i].len);
+        CHECKF(nm("http.ok.%s", ok[i].name), h.ret == 0 && h.done && h.status == ok[i].status && h.consumed == ok[i].len &&
+                                                 sdslen(h.body) == blen && !memcmp(h.body, body, blen),
+               "ret=%d done=%d status=%d consumed=%zu/%zu body='%s' err=%s", h.ret, h.done, h.status, h.consumed, ok[i].len,
+               show(h.body, sdslen(h.body)), h.error ? h.error : "");
+        sdsfree(h.body);
+        /* split in two at every byte */
+        int bad = -1;
+        for (size_t k = 0; k <= ok[i].len && bad < 0; k++) {
+            h = http_run(ok[i].buf, ok[i].len, &k, 1, 1 << 20, 0);
+            if (h.ret != 0 || !h.done || h.consumed != ok[i].len || sdslen(h.body) != blen || memcmp(h.body, body, blen)) bad = (int)k;
+            sdsfree(h.body);
+        }
+        CHECKF(nm("http.ok.%s.split", ok[i].name), bad < 0, "split at byte %d", bad);
+        /* one byte at a time */
+        size_t cuts[512];
+        int nc = 0;
+        for (size_t k = 1; k < ok[i].len && nc < 512; k++) cuts[nc++] = k;
+        h = http_run(ok[i].buf, ok[i].len, cuts, nc, 1 << 20, 0);
+        CHECKF(nm("http.ok.%s.bytewise", ok[i].name), h.ret == 0 && h.done && sdslen(h.body) == blen && !memcmp(h.body, body, blen),
+               "ret=%d done=%d", h.ret, h.done);
+        sdsfree(h.body);
+    }
+
+    /* Pipelined responses: the parser stops at the end of the first. */
+    const char two[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 204 No Content\r\n\r\n";
+    struct hres h = http_whole(two, sizeof two - 1);
+    CHECKF("http.pipelined.first", h.ret == 0 && h.done && h.consumed == 40 && !strcmp(h.body, "ok"), "consumed=%zu", h.consumed);
+    sdsfree(h.body);
+    h = http_whole(two + 40, sizeof two - 1 - 40);
+    CHECK("http.pipelined.second", h.ret == 0 && h.done && h.status == 204);
+    sdsfree(h.body);
+    const char chunked2[] = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nHTTP/1.1 200 OK\r\n";
+    h = http_whole(chunked2, sizeof chunked2 - 1);
+    CHECKF("http.pipelined.chunked", h.ret == 0 && h.done && h.consumed == sizeof chunked2 - 1 - 17, "consumed=%zu", h.consumed);
+    sdsfree(h.body);
+
+    /* HEAD: a Content-Length but never a body. */
+    const char head[] = "HTTP/1.1 200 OK\r\nContent-Length: 500\r\n\r\n";
+    h = http_run(head, sizeof head - 1, NULL, 0, 10, 1);
+    CHECK("http.head", h.ret == 0 && h.done && sdslen(h.body) == 0);
+    sdsfree(h.body);
+
+    /* Body until close. */
+    struct http_parser p;
+    http_parser_init(&p, 100, 0);
+    sds body = sdsempty();
+    const char eof[] = "HTTP/1.0 200 OK\r\n\r\nuntil close";
+    ssize_t n = http_parser_feed(&p, eof, sizeof eof - 1, http_sink_sds, &body);
+    CHECK("http.eof-body.feed", n == (ssize_t)sizeof eof - 1 && !http_parser_done(&p) && !p.keep_alive);
+    CHECK("http.eof-body.eof", http_parser_eof(&p) == 0 && http_parser_done(&p) && !strcmp(body, "until close"));
+    http_parser_free(&p);
+    sdsfree(body);
+
+    /* Headers, keep-alive, reason */
+    http_parser_init(&p, 100, 0);
+    const char hd[] = "HTTP/1.1 409 Conflict\r\nApi-Version:  1.43 \r\nX-Multi: a, b ,Close\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
+    n = http_parser_feed(&p, hd, sizeof hd - 1, NULL, NULL);
+    size_t vl = 0;
+    const char *hv = http_header(&p, "api-version", &vl);
+    CHECK("http.header.trimmed", n > 0 && hv && vl == 4 && !memcmp(hv, "1.43", 4));
+    CHECK("http.header.missing", http_header(&p, "Api", &vl) == NULL);
+    hv = http_header(&p, "x-multi", &vl);
+    CHECK("http.header.token", hv && http_value_has_token(hv, vl, "close") && http_value_has_token(hv, vl, "b") &&
+                                   !http_value_has_token(hv, vl, "a,"));
+    CHECK("http.keepalive.close", !p.keep_alive);
+    sds reason = http_reason(&p);
+    CHECK("http.reason", reason && !strcmp(reason, "Conflict"));
+    sdsfree(reason);
+    http_parser_free(&p);
+    http_parser_init(&p, 100, 0);
+    const char h10[] = "HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\nContent-Length: 0\r\n\r\n";
+    http_parser_feed(&p, h10, sizeof h10 - 1, NULL, NULL);
+    CHECK("http.keepalive.http10", p.keep_alive && http_parser_done(&p));
+    http_parser_free(&p);
+    http_parser_init(&p, 100, 0);
+    const char h10b[] = "HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n";
+    http_parser_feed(&p, h10b, sizeof h10b - 1, NULL, NULL);
+    CHECK("http.keepalive.http10-default-close", !p.keep_alive);
+    http_parser_free(&p);
+
+    int64_t cl;
+    CHECK("http.length.ok", http_parse_length("123", 3, &cl) == 0 && cl == 123);
+    CHECK("http.length.18-digits", http_parse_length("999999999999999999", 18, &cl) == 0 && cl == 999999999999999999LL);
+    CHECK("http.length.19-digits", http_parse_length("9999999999999999999", 19, &cl) == -1);
+    CHECK("http.length.neg", http_parse_length("-1", 2, &cl) == -1);
+    CHECK("http.length.empty", http_parse_length("", 0, &cl) == -1);
+
+    sds req = http_format_request("POST", "/v1.41/networks/create", "docker", "application/json", 12);
+    CHECK("http.format.post", req && !strcmp(req, "POST /v1.41/networks/create HTTP/1.1\r\nHost: docker\r\nUser-Agent: rcluster/" RCLUSTER_VERSION
+                                                  "\r\nContent-Type: application/json\r\nContent-Length: 12\r\n\r\n"));
+    sdsfree(req);
+    req = http_format_request("GET", "/_ping", "docker", NULL, -1);
+    CHECK("http.format.get", req && !strstr(req, "Content-") && strstr(req, "\r\n\r\n") == req + sdslen(req) - 4);
+    sdsfree(req);
+
+}
+
+static int lines_cb(void *ud, const char *line, size_t len) {
+    sds *acc = ud;
+    *acc = sdscatprintf(*acc, "[%.*s]", (int)len, line);
+    return 0;
+}
+
+static void test_http_lines(void) {
+    sds acc = sdsempty();
+    struct http_lines l = { sdsempty(), lines_cb, &acc, 0 };
+    const char data[] = "{\"a\":1}\r\n\n{\"b\"\r\n:2}\nlast";
+    for (size_t i = 0; i < sizeof data - 1; i++) http_sink_lines(&l, data + i, 1);
+    http_lines_flush(&l);
+    CHECKF("http.lines.split", !strcmp(acc, "[{\"a\":1}][{\"b\"][:2}][last]"), "'%s'", acc);
+    sdsclear(acc);
+    char *big = malloc(HTTP_MAX_LINE + 2);
+    memset(big, 'x', HTTP_MAX_LINE + 1);
+    int r = http_sink_lines(&l, big, HTTP_MAX_LINE + 1);
+    CHECK("http.lines.too-long", r == -1 && l.too_long);
+    free(big);
+    sdsfree(l.buf);
+    sdsfree(acc);
+}
+
+static int fail_cb(void *ud, const char *d, size_t n) { (void)ud; (void)d; (void)n; return -1; }
+
+static void test_http_malformed(void) {
+    static const struct { const char *name; const char *buf; size_t len; } bad[] = {
+        { "status-short-code", L("HTTP/1.1 20 OK\r\n\r\n") },
+        { "status-http2", L("HTTP/2 200 OK\r\n\r\n") },
+        { "status-garbage", L("FOO BAR BAZ QUUX\r\n\r\n") },
+        { "status-no-space", L("HTTP/1.1 200OK\r\n\r\n") },
+        { "status-letters", L("HTTP/1.1 2x0 OK\r\n\r\n") },
+        { "status-below-100", L("HTTP/1.1 099 Odd\r\n\r\n") },
+        { "status-empty", L("\r\n\r\n") },
+        { "switching-protocols", L("HTTP/1.1 101 Switching Protocols\r\n\r\n") },
+        { "header-no-colon", L("HTTP/1.1 200 OK\r\nContent-Length 5\r\n\r\nhello") },
+        { "header-empty-name", L("HTTP/1.1 200 OK\r\n: x\r\n\r\n") },
+        { "header-space-in-name", L("HTTP/1.1 200 OK\r\nContent Length: 5\r\n\r\n") },
+        { "header-folding", L("HTTP/1.1 200 OK\r\nX-A: b\r\n c\r\n\r\n") },
+        { "header-control-byte", L("HTTP/1.1 200 OK\r\nX-A: b\x01\r\n\r\n") },
+        { "length-letters", L("HTTP/1.1 200 OK\r\nContent-Length: 5x\r\n\r\nhello") },
+        { "length-negative", L("HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n") },
+        { "length-overflow", L("HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999\r\n\r\n") },
+        { "length-empty", L("HTTP/1.1 200 OK\r\nContent-Length: \r\n\r\n") },
+        { "length-conflict", L("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!") },
+        { "length-list", L("HTTP/1.1 200 OK\r\nContent-Length: 5, 5\r\n\r\nhello") },
+        { "length-over-limit", L("HTTP/1.1 200 OK\r\nContent-Length: 1048577\r\n\r\n") },
+        { "te-gzip", L("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n") },
+        { "chunk-size-letters", L("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n") },
+        { "chunk-size-missing", L("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\r\n") },
+        { "chunk-size-ext-first", L("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n;x\r\n") },
+        { "chunk-size-neg", L("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n-1\r\n") },
+        { "chunk-size-overflow", L("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10000000000000000\r\n") },
+        { "chunk-size-over-limit", L("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n100001\r\n") },
+        { "chunk-no-crlf", L("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloXX\r\n0\r\n\r\n") },
+        { "chunk-cr-only", L("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\rX") },
+        { "chunks-over-limit", L("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n80000\r\n") },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct hres h = http_whole(bad[i].buf, bad[i].len);
+        int ok = h.ret == -1 && h.error;
+        /* chunks-over-limit: the first chunk fits; pad a second to exceed 1 MB in total */
+        CHECKF(nm("http.bad.%s", bad[i].name), ok || !strcmp(bad[i].name, "chunks-over-limit"),
+               "ret=%d done=%d status=%d", h.ret, h.done, h.status);
+        sdsfree(h.body);
+    }
+    /* Total body over the limit across chunks. */
+    {
+        sds s = sdsnew("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+        char *chunk = malloc(0x80000);
+        memset(chunk, 'c', 0x80000);
+        for (int k = 0; k < 3; k++) { s = sdscat(s, "80000\r\n"); s = sdscatlen(s, chunk, 0x80000); s = sdscat(s, "\r\n"); }
+        s = sdscat(s, "0\r\n\r\n");
+        struct hres h = http_whole(s, sdslen(s));
+        CHECKF("http.bad.chunks-total-over-limit", h.ret == -1 && sdslen(h.body) <= (1 << 20), "ret=%d body=%zu", h.ret, sdslen(h.body));
+        sdsfree(h.body);
+        free(chunk);
+        sdsfree(s);
+    }
+    /* Head over 64 KB (no blank line). */
+    {
+        sds s = sdsnew("HTTP/1.1 200 OK\r\n");
+        while (sdslen(s) < HTTP_MAX_HEAD + 100) s = sdscat(s, "X-Filler: 0123456789012345678901234567890123456789\r\n");
+        struct hres h = http_whole(s, sdslen(s));
+        CHECK("http.bad.head-too-long", h.ret == -1 && h.error);
+        sdsfree(h.body);
+        sdsfree(s);
+    }
+    /* Trailers over 64 KB. */
+    {
+        sds s = sdsnew("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n");
+        while (sdslen(s) < HTTP_MAX_HEAD + 200) s = sdscat(s, "X-Filler: 0123456789012345678901234567890123456789\r\n");
+        struct hres h = http_whole(s, sdslen(s));
+        CHECK("http.bad.trailers-too-long", h.ret == -1 && h.error);
+        sdsfree(h.body);
+        sdsfree(s);
+    }
+    /* Chunk-size line over the limit (extension garbage). */
+    {
+        sds s = sdsnew("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;");
+        while (sdslen(s) < 100 + HTTP_MAX_CHUNK_LINE) s = sdscat(s, "aaaaaaaaaa");
+        struct hres h = http_whole(s, sdslen(s));
+        CHECK("http.bad.chunk-line-too-long", h.ret == -1);
+        sdsfree(h.body);
+        sdsfree(s);
+    }
+    /* Cut short: EOF in the head and mid-body are errors. */
+    struct http_parser p;
+    http_parser_init(&p, 100, 0);
+    http_parser_feed(&p, "HTTP/1.1 200 OK\r\n", 17, NULL, NULL);
+    CHECK("http.eof.in-head", http_parser_eof(&p) == -1 && p.error);
+    http_parser_free(&p);
+    http_parser_init(&p, 100, 0);
+    CHECK("http.eof.nothing", http_parser_eof(&p) == -1);
+    http_parser_free(&p);
+    http_parser_init(&p, 100, 0);
+    const char mid[] = "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc";
+    http_parser_feed(&p, mid, sizeof mid - 1, NULL, NULL);
+    CHECK("http.eof.mid-body", http_parser_eof(&p) == -1);
+    http_parser_free(&p);
+    http_parser_init(&p, 100, 0);
+    const char midc[] = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab";
+    http_parser_feed(&p, midc, sizeof midc - 1, NULL, NULL);
+    CHECK("http.eof.mid-chunk", http_parser_eof(&p) == -1);
+    http_parser_free(&p);
+    /* Callback refusal aborts. */
+    http_parser_init(&p, 100, 0);
+    const char cb[] = "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc";
+    CHECK("http.callback-fails", http_parser_feed(&p, cb, sizeof cb - 1, fail_cb, NULL) == -1 && p.error);
+    CHECK("http.error-is-sticky", http_parser_feed(&p, "x", 1, NULL, NULL) == -1);
+    http_parser_free(&p);
+}
+
+/* ====================================================================== */
+/* Docker helpers                                                          */
+/* ====================================================================== */
+
+static sds frame(sds s, int stream, const char *payload, uint32_t len) {
+    unsigned char h[8] = { (unsigned char)stream, 0, 0, 0, (unsigned char)(len >> 24), (unsigned char)(len >> 16),
+                           (unsigned char)(len >> 8), (unsigned char)len };
+    s = sdscatlen(s, h, 8);
+    return sdscatlen(s, payload, len);
+}
+
+static void test_docker_demux(void) {
+    sds in = sdsempty();
+    in = frame(in, 1, "hello ", 6);
+    in = frame(in, 2, "", 0);
+    in = frame(in, 2, "err\r\n", 5);
+    in = frame(in, 0, "x", 1);
+    const char *want = "hello err\r\nx";
+    sds out = sdsempty();
+    char *b = dup_n(in, sdslen(in));
+    ssize_t n = docker_demux(b, sdslen(in), &out);
+    CHECK("demux.whole", n == (ssize_t)sdslen(in) && !strcmp(out, want));
+    free(b);
+    sdsfree(out);
+    /* Split into two reads at every byte, carrying the unconsumed rest over. */
+    int bad = -1;
+    for (size_t k = 0; k <= sdslen(in) && bad < 0; k++) {
+        out = sdsempty();
+        sds pend = sdsnewlen(in, k);
+        ssize_t a = docker_demux(pend, sdslen(pend), &out);
+        if (a < 0) { bad = (int)k; sdsfree(pend); sdsfree(out); break; }
+        sdsrange(pend, a, -1);
+        pend = sdscatlen(pend, in + k, sdslen(in) - k);
+        ssize_t c = docker_demux(pend, sdslen(pend), &out);
+        if (c != (ssize_t)sdslen(pend) || strcmp(out, want)) bad = (int)k;
+        sdsfree(pend);
+        sdsfree(out);
+    }
+    CHECKF("demux.split-every-byte", bad < 0, "split at %d", bad);
+    /* Partial frame: consumed up to it. */
+    out = sdsempty();
+    sds part = frame(sdsempty(), 1, "abc", 3);
+    part = sdscatlen(part, "\x01\0\0\0\0\0\0\x05" "ab", 10);
+    n = docker_demux(part, sdslen(part), &out);
+    CHECK("demux.partial-frame-left", n == 11 && !strcmp(out, "abc"));
+    sdsfree(part);
+    sdsfree(out);
+    /* Not multiplexed (TTY): -1 */
+    out = sdsempty();
+    n = docker_demux("1:M 01 Jan 2024 Ready to accept connections\n", 45, &out);
+    CHECK("demux.tty-raw", n == -1);
+    n = docker_demux("\x03\0\0\0\0\0\0\x01x", 9, &out);
+    CHECK("demux.bad-stream-byte", n == -1);
+    n = docker_demux("\x01\0\x01\0\0\0\0\x01x", 9, &out);
+    CHECK("demux.bad-padding", n == -1);
+    n = docker_demux("\x01\0\0\0\xff\xff\xff\xff", 8, &out);
+    CHECK("demux.huge-size-waits", n == 0 && sdslen(out) == 0);
+    sdsfree(out);
+    sdsfree(in);
+}
+
+static void test_docker_misc(void) {
+    sds s = docker_urlencode(sdsempty(), "{\"label\":[\"a=b c/d\"]}~-._");
+    CHECKF("docker.urlencode", s && !strcmp(s, "%7B%22label%22%3A%5B%22a%3Db%20c%2Fd%22%5D%7D~-._"), "'%s'", s ? s : "");
+    sdsfree(s);
+    s = docker_urlencode(sdsempty(), "\xff");
+    CHECK("docker.urlencode-high-byte", s && !strcmp(s, "%FF"));
+    sdsfree(s);
+
+    static const struct { const char *ref, *repo, *tag; } refs[] = {
+        { "redis:7.2", "redis", "7.2" }, { "redis", "redis", "latest" },
+        { "localhost:5000/redis", "localhost:5000/redis", "latest" }, { "localhost:5000/redis:7", "localhost:5000/redis", "7" },
+        { "redis@sha256:abcd", "redis@sha256:abcd", "" }, { "docker.io/library/redis:alpine", "docker.io/library/redis", "alpine" },
+    };
+    for (size_t i = 0; i < sizeof refs / sizeof refs[0]; i++) {
+        sds repo = NULL, tag = NULL;
+        int r = docker_split_ref(refs[i].ref, &repo, &tag);
+        CHECKF(nm("docker.split_ref.%s", refs[i].ref), r == 0 && !strcmp(repo, refs[i].repo) && !strcmp(tag, refs[i].tag),
+               "repo='%s' tag='%s'", repo ? repo : "", tag ? tag : "");
+        sdsfree(repo);
+        sdsfree(tag);
+    }
+
+    s = docker_error_text(L("{\"message\":\"Conflict. The name is in use\"}"));
+    CHECK("docker.error_text.json", s && !strcmp(s, "Conflict. The name is in use"));
+    sdsfree(s);
+    s = docker_error_text(L("page not found\n"));
+    CHECK("docker.error_text.plain", s && !strcmp(s, "page not found"));
+    sdsfree(s);
+    s = docker_error_text(NULL, 0);
+    CHECK("docker.error_text.empty", s && sdslen(s) == 0);
+    sdsfree(s);
+    char big[1000];
+    memset(big, 'e', sizeof big);
+    s = docker_error_text(big, sizeof big);
+    CHECK("docker.error_text.bounded", s && sdslen(s) == 300);
+    sdsfree(s);
+
+    unsetenv("DOCKER_TLS_VERIFY");
+    static const struct { const char *in; int ok, tcp; const char *target; int port; const char *hosthdr; } hosts[] = {
+        { NULL, 1, 0, "/var/run/docker.sock", 0, "docker" },
+        { "unix:///run/user/1000/docker.sock", 1, 0, "/run/user/1000/docker.sock", 0, "docker" },
+        { "tcp://10.0.0.5:2376", 1, 1, "10.0.0.5", 2376, "10.0.0.5:2376" },
+        { "tcp://dockerhost", 1, 1, "dockerhost", 2375, "dockerhost" },
+        { "tcp://[::1]:2375", 1, 1, "::1", 2375, "[::1]:2375" },
+        { "tcp://h:2375/", 1, 1, "h", 2375, "h:2375" },
+        { "unix://", 0, 0, NULL, 0, NULL }, { "tcp://:2375", 0, 0, NULL, 0, NULL }, { "tcp://h:0", 0, 0, NULL, 0, NULL },
+        { "tcp://h:x", 0, 0, NULL, 0, NULL }, { "tcp://h:", 0, 0, NULL, 0, NULL }, { "ssh://me@h", 0, 0, NULL, 0, NULL },
+        { "npipe:////./pipe/docker_engine", 0, 0, NULL, 0, NULL }, { "/var/run/docker.sock", 0, 0, NULL, 0, NULL },
+    };
+    for (size_t i = 0; i < sizeof hosts / sizeof hosts[0]; i++) {
+        struct rc rc;
+        memset(&rc, 0, sizeof rc);
+        struct docker d;
+        memset(&d, 0, sizeof d);
+        d.rc = &rc;
+        http_conn_init(&d.conn, "docker");
+        int r = docker_parse_host(&rc, &d, hosts[i].in);
+        const char *name = nm("docker.host.%s", hosts[i].in ? hosts[i].in : "default");
+        if (hosts[i].ok)
+            CHECKF(name, r == 0 && d.tcp == hosts[i].tcp && d.target && !strcmp(d.target, hosts[i].target) && d.port == hosts[i].port &&
+                             !strcmp(d.host_header, hosts[i].hosthdr),
+                   "r=%d target='%s' port=%d host='%s' err=%s", r, d.target ? d.target : "", d.port, d.host_header ? d.host_header : "",
+                   rc.err ? rc.err : "");
+        else
+            CHECKF(name, r == -1 && rc.err, "accepted: target='%s' port=%d", d.target ? d.target : "", d.port);
+        docker_free(&d);
+        sdsfree(rc.err);
+    }
+}
+
+/* ====================================================================== */
+/* Config helpers: names, IPv4/CIDR, directives                            */
+/* ====================================================================== */
+
+/* The first double-quoted word as Redis' config tokenizer (sdssplitargs) reads it:
+ * \\ \" \n \r \t \a \b and \xHH escapes. NULL if not a well-formed quoted word. */
+static sds redis_unquote(const char *p) {
+    if (*p != '"') return NULL;
+    sds w = sdsempty();
+    for (p++; *p && *p != '"'; p++) {
+        char c = *p;
+        if (c == '\\') {
+            p++;
+            if (*p == 'x' && isxdigit((unsigned char)p[1]) && isxdigit((unsigned char)p[2])) {
+                char hx[3] = { p[1], p[2], 0 };
+                c = (char)strtol(hx, NULL, 16);
+                p += 2;
+            } else if (*p == 'n') c = '\n';
+            else if (*p == 'r') c = '\r';
+            else if (*p == 't') c = '\t';
+            else if (*p == 'a') c = '\a';
+            else if (*p == 'b') c = '\b';
+            else if (!*p) break;
+            else c = *p;
+        }
+        w = sdscatlen(w, &c, 1);
+    }
+    if (*p != '"' || (p[1] && p[1] != '\n' && p[1] != ' ')) { sdsfree(w); return NULL; }
+    return w;
+}
+
+static void test_conf(void) {
+    static const struct { const char *s; int ok; uint32_t v; } ips[] = {
+        { "0.0.0.0", 1, 0 }, { "255.255.255.255", 1, 0xffffffffu }, { "10.38.0.1", 1, 0x0a260001u },
+        { "1.2.3.04", 0, 0 }, { "1.2.3.4.", 0, 0 }, { "1..2.3", 0, 0 }, { "1234.1.1.1", 0, 0 }, { "256.0.0.0", 0, 0 },
+        { "1.2.3", 0, 0 }, { "", 0, 0 }, { "a.b.c.d", 0, 0 }, { " 1.2.3.4", 0, 0 }, { "1.2.3.4 ", 0, 0 }, { "-1.2.3.4", 0, 0 },
+    };
+    for (size_t i = 0; i < sizeof ips / sizeof ips[0]; i++) {
+        uint32_t v = 7;
+        int r = conf_parse_ipv4(ips[i].s, &v);
+        CHECKF(nm("ipv4.%s.'%s'", ips[i].ok ? "ok" : "bad", ips[i].s), ips[i].ok ? (r == 0 && v == ips[i].v) : r == -1, "r=%d v=%08x", r, v);
+    }
+    char buf[16];
+    conf_format_ipv4(0xc0a80101u, buf);
+    CHECK("ipv4.format", !strcmp(buf, "192.168.1.1"));
+
+    static const struct { const char *s; int ok; uint32_t net; int prefix; } cidrs[] = {
+        { "10.38.0.0/16", 1, 0x0a260000u, 16 }, { "0.0.0.0/0", 1, 0, 0 }, { "192.168.1.7/32", 1, 0xc0a80107u, 32 },
+        { "172.16.0.0/12", 1, 0xac100000u, 12 },
+        { "10.38.0.1/16", 0, 0, 0 }, { "10.38.0.0/33", 0, 0, 0 }, { "10.38.0.0/", 0, 0, 0 }, { "/16", 0, 0, 0 },
+        { "10.38.0/16", 0, 0, 0 }, { "10.38.0.0.0/16", 0, 0, 0 }, { "010.1.0.0/16", 0, 0, 0 }, { "256.0.0.0/8", 0, 0, 0 },
+        { "10.0.0.0/-1", 0, 0, 0 }, { "10.0.0.0/+8", 0, 0, 0 }, { "10.0.0.0/8x", 0, 0, 0 }, { "10.0.0.0", 0, 0, 0 },
+        { "10.38.0.0 /16", 0, 0, 0 }, { "10.0.0.0/ 8", 0, 0, 0 }, { "1111111111111111/8", 0, 0, 0 }, { "", 0, 0, 0 },
+    };
+    for (size_t i = 0; i < sizeof cidrs / sizeof cidrs[0]; i++) {
+        uint32_t net = 1;
+        int prefix = -5;
+        int r = conf_parse_cidr(cidrs[i].s, &net, &prefix);
+        CHECKF(nm("cidr.%s.'%s'", cidrs[i].ok ? "ok" : "bad", cidrs[i].s),
+               cidrs[i].ok ? (r == 0 && net == cidrs[i].net && prefix == cidrs[i].prefix) : r == -1, "r=%d net=%08x/%d", r, net, prefix);
+    }
+    CHECK("mask.0", conf_mask(0) == 0);
+    CHECK("mask.32", conf_mask(32) == 0xffffffffu);
+    CHECK("mask.16", conf_mask(16) == 0xffff0000u);
+    CHECK("overlap.contains", conf_cidr_overlap(0x0a000000u, 8, 0x0a260000u, 16));
+    CHECK("overlap.contains-rev", conf_cidr_overlap(0x0a260000u, 16, 0x0a000000u, 8));
+    CHECK("overlap.siblings", !conf_cidr_overlap(0x0a260000u, 16, 0x0a270000u, 16));
+    CHECK("overlap.adjacent-24-23", conf_cidr_overlap(0xc0a80100u, 24, 0xc0a80000u, 23));
+    CHECK("overlap.not-24-23", !conf_cidr_overlap(0xc0a80200u, 24, 0xc0a80000u, 23));
+    CHECK("overlap.all", conf_cidr_overlap(0, 0, 0x08080808u, 32));
+    CHECK("overlap.same", conf_cidr_overlap(0x0a260000u, 16, 0x0a260000u, 16));
+    CHECK("overlap.hosts", !conf_cidr_overlap(0x0a000001u, 32, 0x0a000002u, 32));
+    CHECK("private.10/8", conf_cidr_is_private(0x0a000000u, 8));
+    CHECK("private.10.38/16", conf_cidr_is_private(0x0a260000u, 16));
+    CHECK("private.172.16/12", conf_cidr_is_private(0xac100000u, 12));
+    CHECK("private.172.31/16", conf_cidr_is_private(0xac1f0000u, 16));
+    CHECK("private.172.32/16-no", !conf_cidr_is_private(0xac200000u, 16));
+    CHECK("private.172.0/11-no", !conf_cidr_is_private(0xac000000u, 11));
+    CHECK("private.192.168.1/24", conf_cidr_is_private(0xc0a80100u, 24));
+    CHECK("private.192.168/15-no", !conf_cidr_is_private(0xc0a80000u, 15));
+    CHECK("private.8/8-no", !conf_cidr_is_private(0x08000000u, 8));
+    CHECK("private.0/0-no", !conf_cidr_is_private(0, 0));
+    CHECK("private.8/7-no", !conf_cidr_is_private(0x0a000000u & 0xfe000000u, 7));
+    CHECK("host.10", conf_cidr_host(0x0a260000u, 16, 10, buf) == 0 && !strcmp(buf, "10.38.0.10"));
+    CHECK("host.last", conf_cidr_host(0x0a260000u, 16, 65534, buf) == 0 && !strcmp(buf, "10.38.255.254"));
+    CHECK("host.broadcast", conf_cidr_host(0x0a260000u, 16, 65535, buf) == -1);
+    CHECK("host.beyond", conf_cidr_host(0x0a260000u, 16, 70000, buf) == -1);
+    CHECK("host.zero", conf_cidr_host(0x0a260000u, 16, 0, buf) == -1);
+    CHECK("host./30", conf_cidr_host(0x0a000000u, 30, 2, buf) == 0 && conf_cidr_host(0x0a000000u, 30, 3, buf) == -1);
+    CHECK("host./31", conf_cidr_host(0x0a000000u, 31, 1, buf) == -1);
+    CHECK("host./32", conf_cidr_host(0x0a000000u, 32, 1, buf) == -1);
+    CHECK("host./0", conf_cidr_host(0, 0, 0xfffffffeu, buf) == 0 && !strcmp(buf, "255.255.255.254") &&
+                         conf_cidr_host(0, 0, 0xffffffffu, buf) == -1);
+
+    CHECK("name.ok", conf_valid_name("redis") && conf_valid_name("a") && conf_valid_name("a-b_c.d") && conf_valid_name("9x"));
+    char n48[50];
+    memset(n48, 'n', 48);
+    n48[48] = 0;
+    CHECK("name.48", conf_valid_name(n48));
+    n48[48] = 'n';
+    n48[49] = 0;
+    CHECK("name.49", !conf_valid_name(n48));
+    CHECK("name.bad", !conf_valid_name("") && !conf_valid_name("-a") && !conf_valid_name(".a") && !conf_valid_name("a b") &&
+                          !conf_valid_name("a/b") && !conf_valid_name("a:b") && !conf_valid_name("\xc3\xa9t\xc3\xa9"));
+
+    static const struct { const char *line; int ok; } dirs[] = {
+        { "maxmemory 100mb", 1 }, { "  appendonly no", 1 }, { "save \"\"", 1 }, { "maxmemory-policy\tallkeys-lru", 1 },
+        { "port 7000", 0 }, { "PORT 7000", 0 }, { "bind 0.0.0.0", 0 }, { "cluster-announce-ip 1.2.3.4", 0 },
+        { "Cluster-Announce-Port 1", 0 }, { "requirepass x", 0 }, { "masterauth x", 0 }, { "cluster-node-timeout 5", 0 },
+        { "dir /tmp", 0 }, { "include /etc/x", 0 }, { "rename-command FLUSHALL \"\"", 0 }, { "maxmemory", 0 },
+        { "maxmemory   ", 0 }, { "", 0 }, { "maxmemory 1\nport 2", 0 }, { "maxmemory 1\r", 0 }, { "bad=name 1", 0 },
+        { "# comment here", 0 }, { "cluster-enabled no", 0 }, { "daemonize yes", 0 },
+    };
+    for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
+        const char *why = conf_check_directive(dirs[i].line);
+        CHECKF(nm("directive.%s.'%s'", dirs[i].ok ? "ok" : "bad", show(dirs[i].line, strlen(dirs[i].line))),
+               dirs[i].ok ? why == NULL : why != NULL, "got '%s'", why ? why : "(accepted)");
+    }
+    CHECK("directive.node-timeout-hint", strstr(conf_check_directive("cluster-node-timeout 5"), "--node-timeout") != NULL);
+
+    char *extra[] = { "maxmemory 1gb" };
+    struct conf_params cp = { "10.38.0.11", 7001, 17001, 5000, "p a\"ss#\\", extra, 1 };
+    sds conf = conf_render(&cp);
+    CHECKF("conf.render", conf && strstr(conf, "cluster-announce-ip 10.38.0.11\n") && strstr(conf, "cluster-announce-port 7001\n") &&
+                              strstr(conf, "cluster-announce-bus-port 17001\n") && strstr(conf, "cluster-node-timeout 5000\n") &&
+                              strstr(conf, "requirepass \"p a\\\"ss#\\\\\"\n") && strstr(conf, "\nmaxmemory 1gb\n"),
+           "%s", conf ? conf : "");
+    /* The quoted password must read back as the same word with Redis' own tokenizer. */
+    if (conf) {
+        const char *rp = strstr(conf, "requirepass ");
+        sds word = rp ? redis_unquote(rp + 12) : NULL;
+        CHECKF("conf.render.password-roundtrip", word && !strcmp(word, "p a\"ss#\\"), "'%s'", word ? word : "");
+        sdsfree(word);
+    }
+    sdsfree(conf);
+    cp.password = NULL;
+    cp.nextra = 0;
+    conf = conf_render(&cp);
+    CHECK("conf.render.no-password", conf && !strstr(conf, "requirepass") && !strstr(conf, "masterauth"));
+    sdsfree(conf);
+}
+
+/* ====================================================================== */
+/* ELF reader and image tar                                                */
+/* ====================================================================== */
+
+static void put(unsigned char *p, int n, uint64_t v, int be) {
+    for (int i = 0; i < n; i++) p[be ? n - 1 - i : i] = (unsigned char)(v >> (8 * i));
+}
+
+/* A synthetic dynamic ELF: PT_LOAD covering the file, PT_INTERP, PT_DYNAMIC with
+ * DT_NEEDED names, optional DT_RUNPATH, DT_STRTAB (as a virtual address), DT_STRSZ. */
+static size_t build_elf(unsigned char *b, size_t cap, int cls, int be, const char *interp, const char *const *needed,
+                        int nneeded, const char *runpath) {
+    memset(b, 0, cap);
+    int w = cls == 2 ? 8 : 4, ehsz = cls == 2 ? 64 : 52, phsz = cls == 2 ? 56 : 32, nph = 3;
+    uint64_t base = 0x400000;
+    size_t off = (size_t)ehsz + (size_t)nph * (size_t)phsz;
+    size_t interp_off = off, interp_len = strlen(interp) + 1;
+    memcpy(b + off, interp, interp_len);
+    off += interp_len;
+    size_t str_off = off, strsz = 1;   /* index 0: empty string */
+    uint64_t idx[16], rp_idx = 0;
+    for (int i = 0; i < nneeded; i++) { idx[i] = strsz; memcpy(b + str_off + strsz, needed[i], strlen(needed[i]) + 1); strsz += strlen(needed[i]) + 1; }
+    if (runpath) { rp_idx = strsz; memcpy(b + str_off + strsz, runpath, strlen(runpath) + 1); strsz += strlen(runpath) + 1; }
+    off = (str_off + strsz + 7) & ~(size_t)7;
+    size_t dyn_off = off;
+    unsigned char *d = b + dyn_off;
+    int nd = 0;
+#define DYN(tag, val) (put(d + (size_t)nd * 2 * w, w, (tag), be), put(d + (size_t)nd * 2 * w + w, w, (val), be), nd++)
+    for (int i = 0; i < nneeded; i++) DYN(1, idx[i]);
+    if (runpath) DYN(29, rp_idx);
+    DYN(5, base + str_off);
+    DYN(10, strsz);
+    DYN(0, 0);
+#undef DYN
+    size_t total = dyn_off + (size_t)nd * 2 * w;
+    memcpy(b, "\177ELF", 4);
+    b[4] = (unsigned char)cls;
+    b[5] = be ? 2 : 1;
+    b[6] = 1;
+    put(b + 16, 2, 3, be);                 /* ET_DYN */
+    put(b + 18, 2, cls == 2 ? 62 : 3, be); /* x86-64 / i386 */
+    put(b + 20, 4, 1, be);
+    put(b + (cls == 2 ? 32 : 28), w, (uint64_t)ehsz, be);
+    put(b + (cls == 2 ? 52 : 40), 2, (uint64_t)ehsz, be);
+    put(b + (cls == 2 ? 54 : 42), 2, (uint64_t)phsz, be);
+    put(b + (cls == 2 ? 56 : 44), 2, (uint64_t)nph, be);
+    struct { uint32_t type; uint64_t off, vaddr, sz; } ph[3] = {
+        { 1, 0, base, total }, { 3, interp_off, base + interp_off, interp_len }, { 2, dyn_off, base + dyn_off, total - dyn_off } };
+    for (int i = 0; i < nph; i++) {
+        unsigned char *q = b + ehsz + i * phsz;
+        put(q, 4, ph[i].type, be);
+        if (cls == 2) { put(q + 8, 8, ph[i].off, be); put(q + 16, 8, ph[i].vaddr, be); put(q + 32, 8, ph[i].sz, be); put(q + 40, 8, ph[i].sz, be); }
+        else { put(q + 4, 4, ph[i].off, be); put(q + 8, 4, ph[i].vaddr, be); put(q + 16, 4, ph[i].sz, be); put(q + 20, 4, ph[i].sz, be); }
+    }
+    (void)cap;
+    return total;
+}
+
+/* elf_parse on an exact heap copy of buf[0..len). */
+static int eparse(const unsigned char *buf, size_t len, struct elf_info *e, const char **why) {
+    unsigned char *c = (unsigned char *)dup_n((const char *)buf, len);
+    int r = elf_parse(c, len, e, why);
+    free(c);
+    return r;
+}
+
+static sds slurp(const char *path) {
+    struct rc rc;
+    memset(&rc, 0, sizeof rc);
+    sds s = rc_read_file(&rc, path, 512u << 20);
+    sdsfree(rc.err);
+    return s;
+}
+
+static void test_elf(void) {
+    unsigned char b[2048];
+    const char *libs[] = { "libc.so.6", "libm.so.6", "libssl.so.3" };
+    for (int cls = 1; cls <= 2; cls++)
+        for (int be = 0; be <= 1; be++) {
+            size_t n = build_elf(b, sizeof b, cls, be, "/lib/ld-test.so.1", libs, 3, "$ORIGIN/../lib");
+            struct elf_info e;
+            const char *why = NULL;
+            int r = eparse(b, n, &e, &why);
+            CHECKF(nm("elf.synthetic.class%d.%s", cls, be ? "be" : "le"),
+                   r == 0 && e.cls == cls && e.big_endian == be && e.interp && !strcmp(e.interp, "/lib/ld-test.so.1") && e.nneeded == 3 &&
+                       !strcmp(e.needed[0], "libc.so.6") && !strcmp(e.needed[2], "libssl.so.3") && e.runpath &&
+                       !strcmp(e.runpath, "$ORIGIN/../lib") && e.machine == (cls == 2 ? 62 : 3),
+                   "r=%d why=%s", r, why ? why : "");
+            elf_info_free(&e);
+            /* every truncation fails cleanly (the dynamic section is last): -1, a
+             * reason, and nothing left allocated */
+            int bad = -1;
+            for (size_t k = 0; k < n && bad < 0; k++) {
+                r = eparse(b, k, &e, &why);
+                if (r == 0) { bad = (int)k; elf_info_free(&e); }
+                else if (!why || e.interp || e.runpath || e.nneeded) bad = (int)k;
+            }
+            CHECKF(nm("elf.synthetic.class%d.%s.truncated", cls, be ? "be" : "le"), bad < 0, "length %d", bad);
+        }
+    /* no DT_NEEDED, no runpath: fine */
+    size_t n = build_elf(b, sizeof b, 2, 0, "/lib64/ld-linux-x86-64.so.2", NULL, 0, NULL);
+    struct elf_info e;
+    const char *why = NULL;
+    CHECK("elf.no-needed", eparse(b, n, &e, &why) == 0 && e.nneeded == 0 && e.runpath == NULL && e.interp);
+    elf_info_free(&e);
+    /* a needed name with '/' is refused */
+    const char *slash[] = { "../evil.so" };
+    n = build_elf(b, sizeof b, 2, 0, "/lib64/ld.so", slash, 1, NULL);
+    CHECK("elf.needed-with-slash", eparse(b, n, &e, &why) == -1 && why && e.nneeded == 0 && !e.interp);
+    /* not ELF / bad class / bad byte order */
+    CHECK("elf.not-elf", eparse((const unsigned char *)"#!/bin/sh\necho hi\n" "0000000000000000000000000000000000000000", 58, &e, &why) == -1 && why);
+    n = build_elf(b, sizeof b, 2, 0, "/x", libs, 1, NULL);
+    b[4] = 3;
+    CHECK("elf.bad-class", eparse(b, n, &e, &why) == -1);
+    b[4] = 2;
+    b[5] = 0;
+    CHECK("elf.bad-order", eparse(b, n, &e, &why) == -1);
+    b[5] = 1;
+    put(b + 32, 8, 0xfffffffffffffff0ULL, 0);   /* phoff near UINT64_MAX */
+    CHECK("elf.phoff-overflow", eparse(b, n, &e, &why) == -1);
+    n = build_elf(b, sizeof b, 2, 0, "/x", libs, 1, NULL);
+    put(b + 56, 2, 0xffff, 0);
+    CHECK("elf.phnum-ffff", eparse(b, n, &e, &why) == -1);
+    n = build_elf(b, sizeof b, 2, 0, "/x", libs, 1, NULL);
+    put(b + 54, 2, 8, 0);
+    CHECK("elf.phentsize-small", eparse(b, n, &e, &why) == -1);
+    /* DT_STRSZ huge / DT_NEEDED index beyond the table */
+    n = build_elf(b, sizeof b, 2, 0, "/x", libs, 1, NULL);
+    {
+        /* find the dynamic section: 3rd program header's offset */
+        uint64_t dyn = elf_rd(b + 64 + 2 * 56 + 8, 8, 0);
+        unsigned char *dd = b + dyn;
+        put(dd + 8, 8, 100000, 0);   /* DT_NEEDED index */
+        CHECK("elf.needed-index-out", eparse(b, n, &e, &why) == -1);
+        put(dd + 8, 8, 1, 0);
+        put(dd + 16 * 2 + 8, 8, 0xffffffffffffULL, 0);   /* DT_STRSZ (entry 2: NEEDED, STRTAB, STRSZ) */
+        CHECK("elf.strsz-huge", eparse(b, n, &e, &why) == -1);
+    }
+    /* Static binary (no PT_INTERP, no PT_DYNAMIC): parse ok, nothing needed */
+    n = build_elf(b, sizeof b, 2, 0, "/x", libs, 1, NULL);
+    put(b + 56, 2, 1, 0);   /* only PT_LOAD */
+    CHECK("elf.static", eparse(b, n, &e, &why) == 0 && !e.interp && e.nneeded == 0);
+    elf_info_free(&e);
+
+    /* The real redis-server: its loader and libc must be found. */
+    sds rs = slurp("/usr/bin/redis-server");
+    if (!rs) {
+        CHECK("elf.redis-server.present", 0);
+        return;
+    }
+    int r = eparse((const unsigned char *)rs, sdslen(rs), &e, &why);
+    int has_libc = 0;
+    for (int i = 0; r == 0 && i < e.nneeded; i++) if (!strcmp(e.needed[i], "libc.so.6")) has_libc = 1;
+    CHECKF("elf.redis-server", r == 0 && e.cls == 2 && e.interp && strstr(e.interp, "ld-linux") && has_libc && e.nneeded >= 1,
+           "r=%d why=%s", r, why ? why : "");
+    elf_info_free(&e);
+    struct rc rc;
+    memset(&rc, 0, sizeof rc);
+    r = elf_read_file(&rc, "/usr/bin/redis-server", &e);
+    CHECKF("elf.read_file.redis-server", r == 0 && e.interp && e.nneeded >= 1, "%s", rc.err ? rc.err : "");
+    CHECK("elf.matches-self", elf_matches("/usr/bin/redis-server", &e));
+    elf_info_free(&e);
+    CHECK("elf.read_file.missing", elf_read_file(&rc, "/nonexistent/redis-server", &e) == -1 && strstr(rc.err, "/nonexistent"));
+    CHECK("elf.read_file.text", elf_read_file(&rc, "/etc/passwd", &e) == -1);
+    CHECK("elf.read_file.dir", elf_read_file(&rc, "/etc", &e) == -1);
+    sdsfree(rc.err);
+    /* Truncated copies: every length up to 16 KB, then sampled; none may crash. */
+    size_t len = sdslen(rs), tried = 0;
+    int odd = 0;
+    for (size_t k = 0; k < len; k += k < 16384 ? 1 : (len / 2000) + 1) {
+        r = eparse((const unsigned char *)rs, k, &e, &why);
+        if (r == 0) elf_info_free(&e);
+        else if (!why) odd = 1;
+        tried++;
+    }
+    CHECKF("elf.redis-server.truncated", !odd, "a failure without a reason");
+    /* Corrupted copies: flip bytes in the headers and the dynamic section. */
+    uint32_t seed = 12345;
+    sds copy = sdsdup(rs);
+    for (int round = 0; round < 3000; round++) {
+        memcpy(copy, rs, len < 65536 ? len : 65536);
+        int flips = 1 + round % 8;
+        for (int f = 0; f < flips; f++) {
+            seed = seed * 1103515245u + 12345u;
+            size_t at = (seed >> 8) % (len < 65536 ? len : 65536);
+            if (round % 2) at %= 512;   /* half the rounds: headers only */
+            seed = seed * 1103515245u + 12345u;
+            copy[at] = (char)(seed >> 16);
+        }
+        r = elf_parse((const unsigned char *)copy, len, &e, &why);
+        if (r == 0) elf_info_free(&e);
+    }
+    CHECK("elf.redis-server.corrupted-no-crash", 1);
+    sdsfree(copy);
+    sdsfree(rs);
+}
+
+static int tar_octal(const unsigned char *p, int n, uint64_t *out) {
+    uint64_t v = 0;
+    int i = 0;
+    for (; i < n && p[i] >= '0' && p[i] <= '7'; i++) v = v * 8 + (uint64_t)(p[i] - '0');
+    if (i == 0) return -1;
+    *out = v;
+    return 0;
+}
+
+static int tar_checksum_ok(const unsigned char *h) {
+    unsigned sum = 0;
+    for (int i = 0; i < 512; i++) sum += (i >= 148 && i < 156) ? ' ' : h[i];
+    uint64_t want;
+    return tar_octal(h + 148, 8, &want) == 0 && want == sum;
+}
+
+static void test_tar(void) {
+    unsigned char h[512];
+    struct tar_entry e = { sdsnew("usr/local/bin/redis-server"), '0', 0755, 12345, NULL, NULL };
+    uint64_t v;
+    CHECK("tar.header.file", tar_header(&e, h) == 0 && !strcmp((char *)h, "usr/local/bin/redis-server") && h[156] == '0' &&
+                                 tar_octal(h + 124, 12, &v) == 0 && v == 12345 && tar_octal(h + 100, 8, &v) == 0 && v == 0755 &&
+                                 !memcmp(h + 257, "ustar\0" "00", 8) && tar_checksum_ok(h));
+    sdsfree(e.name);
+    e.name = sdsnew("etc/redis");
+    e.type = '5';
+    e.size = 0;
+    CHECK("tar.header.dir-slash", tar_header(&e, h) == 0 && !strcmp((char *)h, "etc/redis/") && h[156] == '5' && tar_checksum_ok(h));
+    sdsfree(e.name);
+    /* exactly 100 bytes: no NUL needed */
+    char n100[101];
+    memset(n100, 'a', 100);
+    n100[100] = 0;
+    e.name = sdsnew(n100);
+    e.type = '0';
+    CHECK("tar.header.100", tar_header(&e, h) == 0 && !memcmp(h, n100, 100) && h[100] != 'a' && tar_checksum_ok(h));
+    sdsfree(e.name);
+    /* long name split into prefix + name at a '/' */
+    sds longn = sdsempty();
+    for (int i = 0; i < 12; i++) longn = sdscat(longn, "directory");
+    longn = sdscat(longn, "/");
+    for (int i = 0; i < 9; i++) longn = sdscat(longn, "libraryxx");
+    longn = sdscat(longn, ".so");
+    e.name = longn;
+    int r = tar_header(&e, h);
+    CHECKF("tar.header.long-split", r == 0 && !strncmp((char *)h + 345, longn, 108) && h[345 + 108] == 0 &&
+                                        !strcmp((char *)h, longn + 109) && tar_checksum_ok(h),
+           "r=%d", r);
+    sdsfree(e.name);
+    /* no '/' to split at, or a part too long */
+    char n101[102];
+    memset(n101, 'b', 101);
+    n101[101] = 0;
+    e.name = sdsnew(n101);
+    CHECK("tar.header.101-no-slash", tar_header(&e, h) == -1);
+    sdsfree(e.name);
+    sds huge = sdsempty();
+    for (int i = 0; i < 30; i++) huge = sdscat(huge, "abcdefghi/");
+    e.name = huge;
+    CHECK("tar.header.300", tar_header(&e, h) == -1);
+    sdsfree(e.name);
+    e.name = sdsnew("big");
+    e.size = 077777777777ULL + 1;
+    CHECK("tar.header.size-over-8g", tar_header(&e, h) == -1);
+    sdsfree(e.name);
+
+    /* A whole archive from inline entries and one host file, streamed in odd sizes. */
+    char tmpl[] = "/tmp/rcluster-unit-XXXXXX";
+    int fd = mkstemp(tmpl);
+    const char content[] = "file content from the host\n";
+    if (fd >= 0) { if (write(fd, content, sizeof content - 1) < 0) {} close(fd); }
+    struct tar_entry ents[4] = {
+        { sdsnew("etc"), '5', 0755, 0, NULL, NULL },
+        { sdsnew("etc/passwd"), '0', 0644, strlen(image_passwd), NULL, image_passwd },
+        { sdsnew("etc/empty"), '0', 0644, 0, NULL, "" },
+        { sdsnew("data/host"), '0', 0600, sizeof content - 1, sdsnew(tmpl), NULL },
+    };
+    struct image_files f = { ents, 4, 4, NULL };
+    struct tar_stream ts;
+    memset(&ts, 0, sizeof ts);
+    ts.f = &f;
+    ts.fd = -1;
+    struct rc rc;
+    memset(&rc, 0, sizeof rc);
+    sds ar = sdsempty();
+    char piece[777];
+    ssize_t got;
+    while ((got = tar_source(&rc, &ts, piece, 1 + sdslen(ar) % sizeof piece)) > 0) ar = sdscatlen(ar, piece, (size_t)got);
+    CHECKF("tar.stream.size", got == 0 && sdslen(ar) == tar_total_size(&f), "got=%zd len=%zu want=%llu err=%s", got, sdslen(ar),
+           (unsigned long long)tar_total_size(&f), rc.err ? rc.err : "");
+    /* walk it back */
+    size_t pos = 0;
+    int k = 0, ok = 1;
+    while (ok && pos + 512 <= sdslen(ar) && ar[pos]) {
+        const unsigned char *hh = (const unsigned char *)ar + pos;
+        uint64_t sz = 0;
+        ok = k < 4 && tar_checksum_ok(hh) && tar_octal(hh + 124, 12, &sz) == 0 && sz == ents[k].size;
+        if (ok && ents[k].type == '0') {
+            const char *want = ents[k].src ? content : ents[k].data;
+            ok = !memcmp(ar + pos + 512, want, sz);
+        }
+        pos += 512 + (size_t)((sz + 511) / 512 * 512);
+        k++;
+    }
+    CHECKF("tar.stream.readback", ok && k == 4 && pos + 1024 == sdslen(ar), "entry %d ok=%d", k, ok);
+    CHECK("tar.stream.fd-closed", ts.fd == -1);
+    sdsfree(ar);
+    unlink(tmpl);
+    for (int i = 0; i < 4; i++) { sdsfree(ents[i].name); sdsfree(ents[i].src); }
+    sdsfree(rc.err);
+
+    sds sp = image_search_path("/usr/bin/redis-server", "$ORIGIN/../lib:/opt/x:${ORIGIN}", "/etc/ld:");
+    CHECKF("image.search_path", sp && !strcmp(sp, "/usr/bin/../lib:/opt/x:/usr/bin:/etc/ld:/lib64:/usr/lib64:/lib:/usr/lib"), "'%s'", sp ? sp : "");
+    sdsfree(sp);
+    sp = image_search_path("/x", NULL, NULL);
+    CHECK("image.search_path.default", sp && !strcmp(sp, "/lib64:/usr/lib64:/lib:/usr/lib"));
+    sdsfree(sp);
+}
+
+int main(void) {
+    test_resp_valid();
+    test_resp_values();
+    test_resp_multi();
+    test_resp_split();
+    test_resp_malformed();
+    test_resp_roundtrip();
+    test_addr_split();
+    test_split_slots();
+    test_plan_layout();
+    test_key_slot();
+    test_cview();
+    test_basics();
+    test_http_valid();
+    test_http_lines();
+    test_http_malformed();
+    test_docker_demux();
+    test_docker_misc();
+    test_conf();
+    test_elf();
+    test_tar();
+    printf("unit: %d passed, %d failed\n", npass, nfail);
+    return nfail ? 1 : 0;
+}
