@@ -40,9 +40,12 @@ tests/unit_json-asan: tests/unit_json.c vendor/json.h
 rcluster-asan: $(SRC) $(HDR)
 	$(CC) $(CSTD) $(WARN) $(SAN) -o $@ $(SRC)
 
+# New inputs go to a scratch dir; the committed corpus and regressions only seed.
+FUZZ_WORK ?= /tmp/rcluster-fuzz
 fuzz: $(addprefix tests/fuzz/,$(FUZZERS))
-	@for f in $(FUZZERS); do mkdir -p tests/fuzz/corpus/$$f; \
-	  ./tests/fuzz/$$f -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 tests/fuzz/corpus/$$f || exit 1; done
+	@for f in $(FUZZERS); do mkdir -p $(FUZZ_WORK)/$$f tests/fuzz/regressions/$$f; \
+	  ./tests/fuzz/$$f -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -timeout=10 \
+	    -artifact_prefix=$(FUZZ_WORK)/$$f- $(FUZZ_WORK)/$$f tests/fuzz/corpus/$$f tests/fuzz/regressions/$$f || exit 1; done
 tests/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(SRC) $(HDR)
 	clang $(CSTD) $(WARN) -g -O1 -fsanitize=fuzzer,address,undefined -o $@ $< vendor/sds.c
 

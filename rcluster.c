@@ -117,11 +117,50 @@ static void rc_install_signals(void) {
     signal(SIGPIPE, SIG_IGN);
 }
 
+/* Appending without leaks: sds appends return NULL on OOM and leave the old string
+ * alive, so `s = sdscat(s, x)` would lose it. These take ownership instead: they free
+ * s on failure and pass a NULL s through, so a chain of appends (like rc_json_str)
+ * needs one NULL check at the end. */
+static sds rc_catlen(sds s, const void *t, size_t len) {
+    if (!s) return NULL;
+    sds r = sdscatlen(s, t, len);
+    if (!r) sdsfree(s);
+    return r;
+}
+
+static sds rc_cat(sds s, const char *t) { return s ? rc_catlen(s, t, strlen(t)) : NULL; }
+
+static sds rc_vcatprintf(sds s, const char *fmt, va_list ap) {
+    if (!s) return NULL;
+    sds r = sdscatvprintf(s, fmt, ap);
+    if (!r) sdsfree(s);
+    return r;
+}
+
+__attribute__((format(printf, 2, 3)))
+static sds rc_catprintf(sds s, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    s = rc_vcatprintf(s, fmt, ap);
+    va_end(ap);
+    return s;
+}
+
+/* A new string from printf-style arguments (caller frees); NULL on OOM. */
+__attribute__((format(printf, 1, 2)))
+static sds rc_sprintf(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    sds s = rc_vcatprintf(sdsempty(), fmt, ap);
+    va_end(ap);
+    return s;
+}
+
 /* Replace the error message. Always returns -1 so callers can `return rc_fail(...)`. */
 static int rc_fail(struct rc *rc, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    sds msg = sdscatvprintf(sdsempty(), fmt, ap);
+    sds msg = rc_vcatprintf(sdsempty(), fmt, ap);
     va_end(ap);
     if (msg) { sdsfree(rc->err); rc->err = msg; }
     return -1;
@@ -131,14 +170,10 @@ static int rc_fail(struct rc *rc, const char *fmt, ...) {
 static int rc_wrap(struct rc *rc, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    sds msg = sdscatvprintf(sdsempty(), fmt, ap);
+    sds msg = rc_vcatprintf(sdsempty(), fmt, ap);
     va_end(ap);
+    if (msg && rc->err && sdslen(rc->err)) msg = rc_catprintf(msg, ": %s", rc->err);
     if (!msg) return -1;
-    if (rc->err && sdslen(rc->err)) {
-        sds joined = sdscatprintf(msg, ": %s", rc->err);
-        if (!joined) { sdsfree(msg); return -1; }
-        msg = joined;
-    }
     sdsfree(rc->err);
     rc->err = msg;
     return -1;
@@ -248,14 +283,12 @@ static size_t rc_utf8_seq(const unsigned char *p, size_t left) {
  * valid JSON. Returns NULL on OOM (s is freed then). */
 static sds rc_json_str(sds s, const char *v) {
     if (!s) return NULL;
-    if (!v) { sds t = sdscat(s, "null"); if (!t) sdsfree(s); return t; }
+    if (!v) return rc_cat(s, "null");
     size_t len = strlen(v);
     sds clean = sdsempty();
     for (size_t i = 0; clean && i < len; ) {
         size_t n = rc_utf8_seq((const unsigned char *)v + i, len - i);
-        sds t = n ? sdscatlen(clean, v + i, n) : sdscat(clean, "\xEF\xBF\xBD");
-        if (!t) { sdsfree(clean); clean = NULL; break; }
-        clean = t;
+        clean = n ? rc_catlen(clean, v + i, n) : rc_cat(clean, "\xEF\xBF\xBD");
         i += n ? n : 1;
     }
     if (!clean) { sdsfree(s); return NULL; }
@@ -460,9 +493,9 @@ static ssize_t net_read_some(struct rc *rc, int fd, char *buf, size_t cap, int64
  * and never looks at a socket, so it can be fuzzed and unit tested. Every size it
  * reads from the peer is bounded: the head (status line + headers), the chunk-size
  * and trailer lines, and the body (max_body). */
-#define HTTP_MAX_HEAD       (64 * 1024)
+#define HTTP_MAX_HEAD       ((size_t)64 * 1024)
 #define HTTP_MAX_CHUNK_LINE 4096
-#define HTTP_MAX_LINE       (64 * 1024)        /* streamed bodies: one JSON object per line */
+#define HTTP_MAX_LINE       ((size_t)64 * 1024) /* streamed bodies: one JSON object per line */
 #define HTTP_MAX_JSON_BODY  (64ULL * 1024 * 1024)
 
 enum http_state {
@@ -866,20 +899,13 @@ static void http_conn_close(struct http_conn *c) {
 /* Format a request head. content_length < 0 means no body headers at all. NULL on OOM. */
 static sds http_format_request(const char *method, const char *path, const char *host,
                                const char *content_type, int64_t content_length) {
-    sds s = sdscatprintf(sdsempty(), "%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: rcluster/" RCLUSTER_VERSION "\r\n",
-                         method, path, host);
-    if (s && content_length >= 0) {
-        sds t = content_type ? sdscatprintf(s, "Content-Type: %s\r\n", content_type) : s;
-        if (t) t = sdscatprintf(t, "Content-Length: %lld\r\n", (long long)content_length);
-        if (!t) { sdsfree(s); return NULL; }
-        s = t;
+    sds s = rc_sprintf("%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: rcluster/" RCLUSTER_VERSION "\r\n",
+                       method, path, host);
+    if (content_length >= 0) {
+        if (content_type) s = rc_catprintf(s, "Content-Type: %s\r\n", content_type);
+        s = rc_catprintf(s, "Content-Length: %lld\r\n", (long long)content_length);
     }
-    if (s) {
-        sds t = sdscat(s, "\r\n");
-        if (!t) { sdsfree(s); return NULL; }
-        s = t;
-    }
-    return s;
+    return rc_cat(s, "\r\n");
 }
 
 /* Feed the connection's buffered bytes to p. Returns 1 when the response is complete,
@@ -1047,7 +1073,8 @@ static int docker_parse_host(struct rc *rc, struct docker *d, const char *host) 
     }
     if (strncmp(host, "tcp://", 6) == 0) {
         const char *hp = host + 6;
-        if (getenv("DOCKER_TLS_VERIFY") && *getenv("DOCKER_TLS_VERIFY"))
+        const char *tls = getenv("DOCKER_TLS_VERIFY");
+        if (tls && *tls)
             return rc_fail(rc, "DOCKER_HOST=%s with DOCKER_TLS_VERIFY: TLS is not supported; "
                                "use the unix socket or a plain tcp:// endpoint", host);
         const char *colon = strrchr(hp, ':');
@@ -1118,6 +1145,16 @@ static sds docker_error_text(const char *body, size_t len) {
     return s;
 }
 
+/* A request head for fullpath plus its JSON body (NULL: none; a POST still says
+ * Content-Length: 0). NULL on OOM. */
+static sds docker_format_request(struct docker *d, const char *method, const char *fullpath,
+                                 const char *body, size_t blen) {
+    int has_body = body != NULL || strcmp(method, "POST") == 0;
+    sds req = http_format_request(method, fullpath, d->host_header, body ? "application/json" : NULL,
+                                  has_body ? (int64_t)blen : -1);
+    return body && blen ? rc_catlen(req, body, blen) : req;
+}
+
 /* Send one request on c and read the answer through p. A keep-alive connection the
  * daemon closed while idle fails before any byte arrives; that case is retried once
  * on a fresh connection (the daemon cannot have acted on the request). */
@@ -1126,13 +1163,11 @@ static int docker_exchange(struct docker *d, struct http_conn *c, const char *me
                            http_body_fn fn, void *ud, int idle_ms) {
     struct rc *rc = d->rc;
     for (int attempt = 0;; attempt++) {
+        /* Before connecting: the caller frees p on every path. */
+        http_parser_init(p, max_body, strcmp(method, "HEAD") == 0);
         if (c->fd < 0 && docker_connect(d, c) < 0) return -1;
         int reused = c->reused;
-        http_parser_init(p, max_body, strcmp(method, "HEAD") == 0);
-        int has_body = body != NULL || strcmp(method, "POST") == 0;
-        sds req = http_format_request(method, path, d->host_header, body ? "application/json" : NULL,
-                                      has_body ? (int64_t)blen : -1);
-        if (req && body && blen) { sds t = sdscatlen(req, body, blen); if (!t) sdsfree(req); req = t; }
+        sds req = docker_format_request(d, method, path, body, blen);
         if (!req) return rc_fail_oom(rc);
         int r = net_write_all(rc, c->fd, req, sdslen(req), rc_now_ms() + rc->io_timeout_ms, c->what);
         sdsfree(req);
@@ -1175,7 +1210,7 @@ static int docker_call(struct docker *d, const char *method, const char *path, c
         docker_print_request(d, method, path, body);
         return 200;
     }
-    sds fullpath = sdscatprintf(sdsempty(), "%s%s", d->prefix, path);
+    sds fullpath = rc_sprintf("%s%s", d->prefix, path);
     sds resp = sdsempty();
     if (!fullpath || !resp) { sdsfree(fullpath); sdsfree(resp); return rc_fail_oom(rc); }
     struct http_parser p;
@@ -1244,7 +1279,7 @@ static int docker_open(struct rc *rc, struct docker *d) {
     if (r < 0) return -1;
     if (strncmp(ver, "1.", 2) != 0 || !ver[2] || strspn(ver + 2, "0123456789") != strlen(ver + 2))
         return rc_fail(rc, "%s Engine API version '%s' is not of the form 1.NN", env && *env ? "DOCKER_API_VERSION:" : "daemon reports", ver);
-    d->prefix = sdscatprintf(sdsempty(), "/v%s", ver);
+    d->prefix = rc_sprintf("/v%s", ver);
     sdsfree(rc->api_version);
     rc->api_version = sdsnew(ver);
     if (!d->prefix || !rc->api_version) return rc_fail_oom(rc);
@@ -1288,10 +1323,8 @@ static int docker_call_parallel(struct docker *d, struct docker_req *reqs, int n
             http_conn_init(&conns[i], "docker");
             q->status = 0;
             if (rc->dry_run) { docker_print_request(d, q->method, q->path, q->body); q->status = 200; continue; }
-            sds full = sdscatprintf(sdsempty(), "%s%s", d->prefix, q->path);
-            sds req = full ? http_format_request(q->method, full, d->host_header, q->body ? "application/json" : NULL,
-                                                 q->body || !strcmp(q->method, "POST") ? (int64_t)(q->body ? sdslen(q->body) : 0) : -1) : NULL;
-            if (req && q->body) { sds t = sdscatlen(req, q->body, sdslen(q->body)); if (!t) sdsfree(req); req = t; }
+            sds full = rc_sprintf("%s%s", d->prefix, q->path);
+            sds req = full ? docker_format_request(d, q->method, full, q->body, q->body ? sdslen(q->body) : 0) : NULL;
             int r = req ? docker_connect(d, &conns[i]) : rc_fail_oom(rc);
             if (r == 0) r = net_write_all(rc, conns[i].fd, req, sdslen(req), rc_now_ms() + rc->io_timeout_ms, conns[i].what);
             if (r < 0) { rc_wrap(rc, "%s %s", q->method, full ? full : q->path); q->err = sdsdup(rc->err); http_conn_close(&conns[i]); }
@@ -1304,7 +1337,7 @@ static int docker_call_parallel(struct docker *d, struct docker_req *reqs, int n
             struct http_parser p;
             http_parser_init(&p, HTTP_MAX_JSON_BODY, 0);
             q->resp = sdsempty();
-            sds full = sdscatprintf(sdsempty(), "%s%s", d->prefix, q->path);
+            sds full = rc_sprintf("%s%s", d->prefix, q->path);
             int r = q->resp && full ? http_read_response(rc, &conns[i], &p, http_sink_sds, &q->resp, rc->io_timeout_ms * 6) : rc_fail_oom(rc);
             if (r < 0) rc_wrap(rc, "%s %s", q->method, full ? full : q->path);
             else if (docker_check_status(d, q->method, full ? full : q->path, &p, q->resp, sdslen(q->resp), q->allow) < 0) r = -1;
@@ -1351,7 +1384,7 @@ static int docker_progress_line(void *ud, const char *line, size_t len) {
     if (err && !pr->error) ret = (pr->error = sdsnew(err)) ? 0 : -1;
     const char *text = stream ? stream : status;
     if (text && !err) {
-        sds t = sdscatprintf(sdsempty(), "%s%s%s", id ? id : "", id ? ": " : "", text);
+        sds t = rc_sprintf("%s%s%s", id ? id : "", id ? ": " : "", text);
         if (t) t = sdstrim(t, " \r\n");
         int64_t now = rc_now_ms();
         /* Byte counters change many times a second: print those at most every 2 s. */
@@ -1381,18 +1414,19 @@ static int docker_stream(struct docker *d, const char *path, const char *content
     if (rc->dry_run) { docker_print_request(d, "POST", path, src ? "<stream>" : NULL); return 0; }
     struct http_conn c;
     if (docker_connect(d, &c) < 0) return -1;
-    sds full = sdscatprintf(sdsempty(), "%s%s", d->prefix, path);
+    sds full = rc_sprintf("%s%s", d->prefix, path);
     sds req = full ? http_format_request("POST", full, d->host_header, src ? content_type : NULL, src ? (int64_t)length : 0) : NULL;
     struct docker_progress pr = { rc, NULL, NULL, NULL, 0 };
     struct http_lines lines = { sdsempty(), docker_progress_line, &pr, 0 };
     struct http_parser p;
     http_parser_init(&p, UINT64_MAX, 0);
-    int r = req && lines.buf ? 0 : rc_fail_oom(rc);
-    if (r == 0) r = net_write_all(rc, c.fd, req, sdslen(req), rc_now_ms() + rc->io_timeout_ms, c.what);
+    int r = -1;
+    if (!req || !lines.buf) rc_fail_oom(rc);
+    else r = net_write_all(rc, c.fd, req, sdslen(req), rc_now_ms() + rc->io_timeout_ms, c.what);
     if (r == 0 && src) r = http_upload(rc, &c, &p, src, src_ud, length, http_sink_lines, &lines, 300000);
     else if (r == 0) r = http_read_response(rc, &c, &p, http_sink_lines, &lines, 300000);
     if (r == 0) r = http_lines_flush(&lines);
-    if (r < 0 && lines.too_long) rc_fail(rc, "a progress line longer than %d bytes", HTTP_MAX_LINE);
+    if (r < 0 && lines.too_long) rc_fail(rc, "a progress line longer than %zu bytes", HTTP_MAX_LINE);
     if (r < 0) rc_wrap(rc, "POST %s", full ? full : path);
     else if (p.status < 200 || p.status >= 300) {
         /* An error answer is one {"message":...} object; the line sink has seen it. */
@@ -1427,11 +1461,8 @@ static sds docker_urlencode(sds out, const char *s) {
     static const char hex[] = "0123456789ABCDEF";
     for (; out && *s; s++) {
         unsigned char c = (unsigned char)*s;
-        sds t;
-        if (isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') t = sdscatlen(out, s, 1);
-        else { char e[3] = { '%', hex[c >> 4], hex[c & 15] }; t = sdscatlen(out, e, 3); }
-        if (!t) { sdsfree(out); return NULL; }
-        out = t;
+        if (isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') out = rc_catlen(out, s, 1);
+        else { char e[3] = { '%', hex[c >> 4], hex[c & 15] }; out = rc_catlen(out, e, 3); }
     }
     return out;
 }
@@ -1497,12 +1528,10 @@ static int docker_inspect(struct docker *d, const char *kind, const char *name, 
 
 /* Objects carrying label key=value ("containers" with all=1, or "networks"). */
 static int docker_list_by_label(struct docker *d, const char *kind, const char *key, const char *value, json_value_s **out) {
-    sds filter = sdsempty(), lab = sdscatprintf(sdsempty(), "%s=%s", key, value);
-    if (filter) filter = sdscat(filter, "{\"label\":[");
-    if (filter) filter = rc_json_str(filter, lab);
-    if (filter) filter = sdscat(filter, "]}");
-    sds path = filter ? sdscatprintf(sdsempty(), "/%s%s?%sfilters=", kind, strcmp(kind, "containers") ? "" : "/json",
-                                     strcmp(kind, "containers") ? "" : "all=1&") : NULL;
+    sds lab = rc_sprintf("%s=%s", key, value);
+    sds filter = lab ? rc_cat(rc_json_str(sdsnew("{\"label\":["), lab), "]}") : NULL;
+    sds path = filter ? rc_sprintf("/%s%s?%sfilters=", kind, strcmp(kind, "containers") ? "" : "/json",
+                                   strcmp(kind, "containers") ? "" : "all=1&") : NULL;
     if (path) path = docker_urlencode(path, filter);
     int st = path && lab ? docker_call_json(d, "GET", path, NULL, out, 0) : rc_fail_oom(d->rc);
     sdsfree(filter);
@@ -1518,7 +1547,7 @@ static int docker_list_by_label(struct docker *d, const char *kind, const char *
 
 /* Is the image present locally? 1 yes, 0 no, -1 error. */
 static int docker_image_present(struct docker *d, const char *image) {
-    sds path = sdscatprintf(sdsempty(), "/images/%s/json", image);
+    sds path = rc_sprintf("/images/%s/json", image);
     if (!path) return rc_fail_oom(d->rc);
     int st = docker_call(d, "GET", path, NULL, NULL, 404);
     sdsfree(path);
@@ -1542,7 +1571,7 @@ static int docker_image_pull(struct docker *d, const char *image) {
     if (docker_split_ref(image, &repo, &tag) < 0) return rc_fail_oom(d->rc);
     sds path = sdsnew("/images/create?fromImage=");
     if (path) path = docker_urlencode(path, repo);
-    if (path && sdslen(tag)) { path = sdscat(path, "&tag="); if (path) path = docker_urlencode(path, tag); }
+    if (path && sdslen(tag)) { path = rc_cat(path, "&tag="); if (path) path = docker_urlencode(path, tag); }
     int r = path ? docker_stream(d, path, NULL, NULL, NULL, 0, NULL) : rc_fail_oom(d->rc);
     sdsfree(path);
     sdsfree(repo);
@@ -1558,7 +1587,7 @@ static int docker_image_pull(struct docker *d, const char *image) {
 #define RESP_MAX_BULK   (64L * 1024 * 1024)
 #define RESP_MAX_ELEMS  (1024L * 1024)
 #define RESP_MAX_DEPTH  16
-#define RESP_MAX_LINE   (64 * 1024)
+#define RESP_MAX_LINE   ((size_t)64 * 1024)
 
 enum { RESP_STATUS = 1, RESP_ERROR, RESP_INTEGER, RESP_BULK, RESP_ARRAY, RESP_NIL };
 
@@ -1585,18 +1614,12 @@ static void resp_free(struct resp *r) {
 /* Append one command as a RESP array of bulk strings (binary-safe). NULL on OOM
  * (the input is freed then, so callers need only check the result). */
 static sds resp_append_command(sds out, int argc, const char **argv, const size_t *lens) {
-    sds t = sdscatprintf(out, "*%d\r\n", argc);
-    if (!t) { sdsfree(out); return NULL; }
-    out = t;
-    for (int i = 0; i < argc; i++) {
+    out = rc_catprintf(out, "*%d\r\n", argc);
+    for (int i = 0; out && i < argc; i++) {
         size_t len = lens ? lens[i] : strlen(argv[i]);
-        t = sdscatprintf(out, "$%zu\r\n", len);
-        if (t) out = t;
-        if (t) t = sdscatlen(out, argv[i], len);
-        if (t) out = t;
-        if (t) t = sdscatlen(out, "\r\n", 2);
-        if (!t) { sdsfree(out); return NULL; }
-        out = t;
+        out = rc_catprintf(out, "$%zu\r\n", len);
+        out = rc_catlen(out, argv[i], len);
+        out = rc_catlen(out, "\r\n", 2);
     }
     return out;
 }
@@ -1714,7 +1737,7 @@ static struct resp *resp_build(const char *buf, size_t *pos, int depth) {
         if (v < 0) { r->type = RESP_NIL; return r; }
         r->type = RESP_ARRAY;
         if (v == 0) return r;
-        if (!(r->elem = calloc((size_t)v, sizeof *r->elem))) goto oom;
+        if (!(r->elem = calloc((size_t)v, sizeof(struct resp *)))) goto oom;
         for (long long i = 0; i < v; i++) {
             if (!(r->elem[i] = resp_build(buf, pos, depth + 1))) goto oom;
             r->n++;
@@ -1860,7 +1883,7 @@ static sds rconn_call_str(struct rc *rc, struct rconn *c, const char *what, cons
 static int rconn_open(struct rc *rc, struct rconn *c, const char *host, int port) {
     memset(c, 0, sizeof *c);
     c->fd = -1;
-    c->name = sdscatprintf(sdsempty(), strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
+    c->name = rc_sprintf(strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
     if (!c->name) return rc_fail_oom(rc);
     c->fd = net_connect_tcp(rc, host, port, rc->io_timeout_ms);
     if (c->fd < 0) return -1;
@@ -2020,8 +2043,9 @@ static int nodes_parse_addr(const char *s, struct nodeinfo *ni) {
     if (rc_parse_int(colon + 1, 0, 65535, &v) < 0) return -1;
     ni->port = (int)v;
     if (!at) ni->bus = ni->port ? ni->port + 10000 : 0;
-    if (strlen(buf) >= sizeof ni->ip) return -1;
-    strcpy(ni->ip, buf);
+    size_t iplen = strlen(buf);
+    if (iplen >= sizeof ni->ip) return -1;
+    memcpy(ni->ip, buf, iplen + 1);
     return 0;
 }
 
@@ -2141,8 +2165,8 @@ static int nodeinfo_slot_count(const struct nodeinfo *ni) {
 static sds nodeinfo_slots_str(const struct nodeinfo *ni) {
     sds s = sdsempty();
     for (int i = 0; s && i < ni->nranges; i++) {
-        if (ni->ranges[i][0] == ni->ranges[i][1]) s = sdscatprintf(s, "%s%d", i ? "," : "", ni->ranges[i][0]);
-        else s = sdscatprintf(s, "%s%d-%d", i ? "," : "", ni->ranges[i][0], ni->ranges[i][1]);
+        if (ni->ranges[i][0] == ni->ranges[i][1]) s = rc_catprintf(s, "%s%d", i ? "," : "", ni->ranges[i][0]);
+        else s = rc_catprintf(s, "%s%d-%d", i ? "," : "", ni->ranges[i][0], ni->ranges[i][1]);
     }
     return s;
 }
@@ -3083,6 +3107,7 @@ static int engine_wait_ping(struct rc *rc, const char *host, int port, int64_t d
 
 struct check_node {
     struct nodeinfo *ni;    /* the seed's line for this node */
+    long order;             /* report order: by its master's first slot, master first */
     struct rconn c;
     struct cview view;
     char state[32], link[32];
@@ -3196,6 +3221,22 @@ static void check_print_text(struct check_node *cn, int n, int healthy, const ch
     printf("%s\n", healthy ? "healthy" : "NOT healthy");
 }
 
+static int check_cmp(const void *a, const void *b) {
+    long x = ((const struct check_node *)a)->order, y = ((const struct check_node *)b)->order;
+    return x < y ? -1 : x > y;
+}
+
+/* Masters in slot order, each followed by its replicas, like the create table. */
+static void check_sort(struct check_node *cn, int n, struct cview *seed) {
+    for (int i = 0; i < n; i++) {
+        struct nodeinfo *ni = cn[i].ni, *m = ni;
+        if (ni->flags & NF_SLAVE) m = cview_find(seed, ni->master);
+        long first = m && m->nranges ? m->ranges[0][0] : CLUSTER_SLOTS;
+        cn[i].order = (first * 2 + ((ni->flags & NF_SLAVE) ? 1 : 0)) * 65536 + ni->port;
+    }
+    qsort(cn, (size_t)n, sizeof *cn, check_cmp);
+}
+
 /* Returns 0 healthy, 1 unhealthy, -1 when the seed cannot be asked at all. */
 static int engine_check(struct rc *rc, const char *host, int port, int quiet_report) {
     struct rconn seedc;
@@ -3224,6 +3265,7 @@ static int engine_check(struct rc *rc, const char *host, int port, int quiet_rep
         else check_probe(rc, &cn[n], ni->ip, ni->port);
         n++;
     }
+    check_sort(cn, n, &seed);
     sds problems = sdsempty();
     int np = 0;
     sds sig0 = NULL;
@@ -3405,7 +3447,7 @@ struct conf_params {
 /* Render a node's redis.conf from the one template. NULL on OOM. The password must
  * not contain newlines (validated with the options). */
 static sds conf_render(const struct conf_params *cp) {
-    sds s = sdscatprintf(sdsempty(),
+    sds s = rc_sprintf(
         "# Written by rcluster " RCLUSTER_VERSION "; `rcluster up` rewrites it.\n"
         "port 6379\n"
         "bind 0.0.0.0\n"
@@ -3423,26 +3465,20 @@ static sds conf_render(const struct conf_params *cp) {
         /* Quoted so that spaces or '#' survive Redis' config tokenizer. */
         sds q0 = sdsempty();
         sds q = q0 ? sdscatrepr(q0, cp->password, strlen(cp->password)) : NULL;
-        if (!q) sdsfree(q0);
-        sds t = q ? sdscatprintf(s, "requirepass %s\nmasterauth %s\n", q, q) : NULL;
+        if (!q) { sdsfree(q0); sdsfree(s); return NULL; }
+        s = rc_catprintf(s, "requirepass %s\nmasterauth %s\n", q, q);
         sdsfree(q);
-        if (!t) { sdsfree(s); return NULL; }
-        s = t;
     }
-    for (int i = 0; s && i < cp->nextra; i++) {
-        sds t = sdscatprintf(s, "%s\n", cp->extra[i]);
-        if (!t) { sdsfree(s); return NULL; }
-        s = t;
-    }
+    for (int i = 0; s && i < cp->nextra; i++) s = rc_catprintf(s, "%s\n", cp->extra[i]);
     return s;
 }
 
 /* Default data directory for a cluster. NULL on OOM or without a HOME. */
 static sds conf_default_data_dir(const char *name) {
-    if (geteuid() == 0) return sdscatprintf(sdsempty(), "/var/lib/rcluster/%s", name);
+    if (geteuid() == 0) return rc_sprintf("/var/lib/rcluster/%s", name);
     const char *home = getenv("HOME");
     if (!home || !*home) return NULL;
-    return sdscatprintf(sdsempty(), "%s/.local/share/rcluster/%s", home, name);
+    return rc_sprintf("%s/.local/share/rcluster/%s", home, name);
 }
 
 /* The uid:gid containers run as: the invoking user (so a user can read and purge their
@@ -3542,7 +3578,19 @@ static int conf_mkdirs(struct rc *rc, const char *path, mode_t mode, struct conf
 /* ---- the cluster's data directory ---------------------------------------------- */
 
 static sds conf_node_dir(const char *data_dir, int i, const char *sub) {
-    return sdscatprintf(sdsempty(), "%s/node-%d%s%s", data_dir, i, sub ? "/" : "", sub ? sub : "");
+    return rc_sprintf("%s/node-%d%s%s", data_dir, i, sub ? "/" : "", sub ? sub : "");
+}
+
+/* The marker file that claims DIR and the text naming cluster `name` in it (caller
+ * frees both). -1 on OOM, with both NULL. */
+static int conf_marker(const char *dir, const char *name, sds *marker, sds *want) {
+    *marker = rc_sprintf("%s/" CONF_MARKER, dir);
+    *want = rc_sprintf("cluster=%s\n", name);
+    if (*marker && *want) return 0;
+    sdsfree(*marker);
+    sdsfree(*want);
+    *marker = *want = NULL;
+    return -1;
 }
 
 /* Create DIR (recording what is new) and claim it with the marker; refuse a DIR that
@@ -3553,9 +3601,8 @@ static int conf_claim_data_dir(struct rc *rc, const char *dir, const char *name,
     if (dir[0] != '/') return rc_fail(rc, "data dir %s: must be an absolute path", dir);
     if (conf_mkdirs(rc, dir, 0755, u) < 0) return rc_wrap(rc, "data dir");
     if (access(dir, W_OK | X_OK) < 0) return rc_fail(rc, "data dir %s is not writable: %s", dir, strerror(errno));
-    sds marker = sdscatprintf(sdsempty(), "%s/" CONF_MARKER, dir);
-    sds want = sdscatprintf(sdsempty(), "cluster=%s\n", name);
-    if (!marker || !want) { sdsfree(marker); sdsfree(want); return rc_fail_oom(rc); }
+    sds marker, want;
+    if (conf_marker(dir, name, &marker, &want) < 0) return rc_fail_oom(rc);
     int ret = 0;
     if (access(marker, F_OK) == 0) {
         sds have = rc_read_file(rc, marker, 4096);
@@ -3574,7 +3621,7 @@ static int conf_claim_data_dir(struct rc *rc, const char *dir, const char *name,
 
 /* Does DIR/node-i/data/nodes.conf exist (the node has been part of a cluster)? */
 static int conf_node_has_state(const char *data_dir, int i) {
-    sds p = sdscatprintf(sdsempty(), "%s/node-%d/data/nodes.conf", data_dir, i);
+    sds p = rc_sprintf("%s/node-%d/data/nodes.conf", data_dir, i);
     int r = p && access(p, F_OK) == 0;
     sdsfree(p);
     return r;
@@ -3588,8 +3635,9 @@ static int conf_write_node(struct rc *rc, const char *data_dir, int i, const cha
     gid_t gid;
     conf_container_ids(&uid, &gid);
     sds node = conf_node_dir(data_dir, i, NULL), cdir = conf_node_dir(data_dir, i, "conf");
-    sds ddir = conf_node_dir(data_dir, i, "data"), file = cdir ? sdscatprintf(sdsempty(), "%s/redis.conf", cdir) : NULL;
-    int ret = node && cdir && ddir && file ? 0 : rc_fail_oom(rc);
+    sds ddir = conf_node_dir(data_dir, i, "data"), file = cdir ? rc_sprintf("%s/redis.conf", cdir) : NULL;
+    int ret = node && cdir && ddir && file ? 0 : -1;
+    if (ret < 0) rc_fail_oom(rc);
     int first = u->n;
     if (ret == 0) ret = conf_mkdirs(rc, node, 0755, u);
     if (ret == 0) ret = conf_mkdirs(rc, cdir, 0700, u);
@@ -3609,9 +3657,8 @@ static int conf_write_node(struct rc *rc, const char *data_dir, int i, const cha
 /* --purge: delete DIR/node-1..n and the marker, then DIR itself if nothing else is in
  * it. Refuses a DIR without our marker: it may be a directory the user pointed at. */
 static int conf_purge(struct rc *rc, const char *dir, const char *name, int nodes) {
-    sds marker = sdscatprintf(sdsempty(), "%s/" CONF_MARKER, dir);
-    sds want = sdscatprintf(sdsempty(), "cluster=%s\n", name);
-    if (!marker || !want) { sdsfree(marker); sdsfree(want); return rc_fail_oom(rc); }
+    sds marker, want;
+    if (conf_marker(dir, name, &marker, &want) < 0) return rc_fail_oom(rc);
     int ret = 0;
     sds have = NULL;
     if (access(dir, F_OK) < 0) { rc_progress(rc, "Data dir %s does not exist; nothing to purge", dir); goto out; }
@@ -3687,7 +3734,7 @@ static int cmd_parse_opts(struct rc *rc, int argc, char **argv, const struct opt
                           void (*usage)(FILE *), int (*on_opt)(struct rc *, int, const char *, void *), void *ctx) {
     struct option common[] = { RC_COMMON_LONGOPTS, { "help", no_argument, NULL, 'h' } };
     int ncommon = (int)(sizeof common / sizeof common[0]);
-    struct option *all = calloc((size_t)(ncommon + nextra + 1), sizeof *all);
+    struct option *all = calloc((size_t)ncommon + (size_t)nextra + 1, sizeof *all);
     if (!all) return rc_fail_oom(rc);
     memcpy(all, common, sizeof common);
     if (nextra) memcpy(all + ncommon, extra, (size_t)nextra * sizeof *extra);
@@ -4009,23 +4056,21 @@ static sds up_node_conf(struct rc *rc, struct up_plan *p, struct up_node *n, int
 
 /* Labels shared by the network and every container. */
 static sds up_labels_json(sds s, struct up_plan *p, int node) {
-    if (s) s = sdscat(s, "{\"" LABEL_CLUSTER "\":");
-    if (s) s = rc_json_str(s, p->o->name);
-    if (s) s = sdscat(s, ",\"" LABEL_VERSION "\":\"" RCLUSTER_VERSION "\",\"" LABEL_DATA_DIR "\":");
-    if (s) s = rc_json_str(s, p->data_dir);
-    if (s && node) s = sdscatprintf(s, ",\"" LABEL_NODE "\":\"%d\"", node);
-    if (s) s = sdscat(s, "}");
-    return s;
+    s = rc_cat(s, "{\"" LABEL_CLUSTER "\":");
+    s = rc_json_str(s, p->o->name);
+    s = rc_cat(s, ",\"" LABEL_VERSION "\":\"" RCLUSTER_VERSION "\",\"" LABEL_DATA_DIR "\":");
+    s = rc_json_str(s, p->data_dir);
+    if (node) s = rc_catprintf(s, ",\"" LABEL_NODE "\":\"%d\"", node);
+    return rc_cat(s, "}");
 }
 
 static sds up_network_body(struct up_plan *p) {
     sds s = sdsnew("{\"Name\":");
-    if (s) s = rc_json_str(s, p->o->name);
-    if (s) s = sdscatprintf(s, ",\"CheckDuplicate\":true,\"Driver\":\"bridge\",\"IPAM\":{\"Driver\":\"default\","
-                               "\"Config\":[{\"Subnet\":\"%s\",\"Gateway\":\"%s\"}]},\"Labels\":", p->o->subnet, p->gateway);
+    s = rc_json_str(s, p->o->name);
+    s = rc_catprintf(s, ",\"CheckDuplicate\":true,\"Driver\":\"bridge\",\"IPAM\":{\"Driver\":\"default\","
+                        "\"Config\":[{\"Subnet\":\"%s\",\"Gateway\":\"%s\"}]},\"Labels\":", p->o->subnet, p->gateway);
     s = up_labels_json(s, p, 0);
-    if (s) s = sdscat(s, "}");
-    return s;
+    return rc_cat(s, "}");
 }
 
 /* The create body: fixed IP, binds, published ports, labels, restart policy, and the
@@ -4036,27 +4081,25 @@ static sds up_container_body(struct up_plan *p, struct up_node *n) {
     conf_container_ids(&uid, &gid);
     const char *pub = p->o->publish_ip;
     sds s = sdsnew("{\"Image\":");
-    if (s) s = rc_json_str(s, p->o->image);
-    if (s) s = sdscatprintf(s, ",\"Cmd\":[\"redis-server\",\"/etc/redis/redis.conf\"],\"User\":\"%u:%u\","
-                               "\"ExposedPorts\":{\"6379/tcp\":{},\"16379/tcp\":{}},\"Labels\":", (unsigned)uid, (unsigned)gid);
+    s = rc_json_str(s, p->o->image);
+    s = rc_catprintf(s, ",\"Cmd\":[\"redis-server\",\"/etc/redis/redis.conf\"],\"User\":\"%u:%u\","
+                        "\"ExposedPorts\":{\"6379/tcp\":{},\"16379/tcp\":{}},\"Labels\":", (unsigned)uid, (unsigned)gid);
     s = up_labels_json(s, p, n->i);
-    sds conf = conf_node_dir(p->data_dir, n->i, "conf"), data = conf_node_dir(p->data_dir, n->i, "data");
-    sds bc = conf ? sdscat(conf, ":/etc/redis") : NULL, bd = data ? sdscat(data, ":/data") : NULL;
-    if (!bc) sdsfree(conf);
-    if (!bd) sdsfree(data);
+    sds bc = rc_cat(conf_node_dir(p->data_dir, n->i, "conf"), ":/etc/redis");
+    sds bd = rc_cat(conf_node_dir(p->data_dir, n->i, "data"), ":/data");
     if (s && bc && bd) {
-        s = sdscat(s, ",\"HostConfig\":{\"Binds\":[");
-        if (s) s = rc_json_str(s, bc);
-        if (s) s = sdscat(s, ",");
-        if (s) s = rc_json_str(s, bd);
-        if (s) s = sdscatprintf(s, "],\"PortBindings\":{\"6379/tcp\":[{\"HostIp\":\"%s\",\"HostPort\":\"%d\"}],"
-                                   "\"16379/tcp\":[{\"HostIp\":\"%s\",\"HostPort\":\"%d\"}]},"
-                                   "\"RestartPolicy\":{\"Name\":\"unless-stopped\"},\"NetworkMode\":",
-                                pub, n->host_port, pub, n->bus_port);
-        if (s) s = rc_json_str(s, p->o->name);
-        if (s) s = sdscat(s, "},\"NetworkingConfig\":{\"EndpointsConfig\":{");
-        if (s) s = rc_json_str(s, p->o->name);
-        if (s) s = sdscatprintf(s, ":{\"IPAMConfig\":{\"IPv4Address\":\"%s\"}}}}}", n->ip);
+        s = rc_cat(s, ",\"HostConfig\":{\"Binds\":[");
+        s = rc_json_str(s, bc);
+        s = rc_cat(s, ",");
+        s = rc_json_str(s, bd);
+        s = rc_catprintf(s, "],\"PortBindings\":{\"6379/tcp\":[{\"HostIp\":\"%s\",\"HostPort\":\"%d\"}],"
+                            "\"16379/tcp\":[{\"HostIp\":\"%s\",\"HostPort\":\"%d\"}]},"
+                            "\"RestartPolicy\":{\"Name\":\"unless-stopped\"},\"NetworkMode\":",
+                         pub, n->host_port, pub, n->bus_port);
+        s = rc_json_str(s, p->o->name);
+        s = rc_cat(s, "},\"NetworkingConfig\":{\"EndpointsConfig\":{");
+        s = rc_json_str(s, p->o->name);
+        s = rc_catprintf(s, ":{\"IPAMConfig\":{\"IPv4Address\":\"%s\"}}}}}", n->ip);
     } else {
         sdsfree(s);
         s = NULL;
@@ -4236,7 +4279,7 @@ static int up_create_containers(struct docker *d, struct up_plan *p) {
         struct up_node *n = &p->nodes[k];
         if (n->exists) continue;
         reqs[m].method = "POST";
-        reqs[m].path = sdscatprintf(sdsempty(), "/containers/create?name=%s", n->name);
+        reqs[m].path = rc_sprintf("/containers/create?name=%s", n->name);
         reqs[m].body = up_container_body(p, n);
         idx[m++] = k;
         if (!reqs[m - 1].path || !reqs[m - 1].body) ret = rc_fail_oom(rc);
@@ -4263,7 +4306,7 @@ static int up_start_containers(struct docker *d, struct up_plan *p) {
         if (p->nodes[k].running) continue;
         reqs[m].method = "POST";
         reqs[m].allow = 304;   /* already started */
-        reqs[m].path = sdscatprintf(sdsempty(), "/containers/%s/start", p->nodes[k].name);
+        reqs[m].path = rc_sprintf("/containers/%s/start", p->nodes[k].name);
         if (!reqs[m++].path) ret = rc_fail_oom(d->rc);
     }
     if (ret == 0 && m) {
@@ -4285,8 +4328,8 @@ static void up_explain_node(struct docker *d, struct up_node *n) {
     if (docker_inspect(d, "containers", n->name, &v) == 1) {
         const json_value_s *st = json_get(v, "State");
         const char *s = json_string(json_get(st, "Status"));
-        state = sdscatprintf(sdsempty(), "%s, last exit code %g, restarted %g times", s ? s : "?",
-                             json_number(json_get(st, "ExitCode"), -1), json_number(json_get(v, "RestartCount"), 0));
+        state = rc_sprintf("%s, last exit code %g, restarted %g times", s ? s : "?",
+                           json_number(json_get(st, "ExitCode"), -1), json_number(json_get(v, "RestartCount"), 0));
     }
     json_free(v);
     sds logs = docker_container_logs(d, n->name, 20);
@@ -4354,7 +4397,7 @@ static void up_rollback(struct docker *d, struct up_plan *p) {
         if (!p->nodes[k].created) continue;
         reqs[m].method = "DELETE";
         reqs[m].allow = 404;
-        reqs[m].path = sdscatprintf(sdsempty(), "/containers/%s?force=1", p->nodes[k].name);
+        reqs[m].path = rc_sprintf("/containers/%s?force=1", p->nodes[k].name);
         if (reqs[m].path) m++;
     }
     if (m) rc_progress(rc, "Removing the %d container(s) this run created", m);
@@ -4362,7 +4405,7 @@ static void up_rollback(struct docker *d, struct up_plan *p) {
     for (int j = 0; j < m; j++) docker_req_clear(&reqs[j]);
     free(reqs);
     if (p->network_created) {
-        sds path = sdscatprintf(sdsempty(), "/networks/%s", p->o->name);
+        sds path = rc_sprintf("/networks/%s", p->o->name);
         rc_progress(rc, "Removing network %s", p->o->name);
         if (path && docker_call(d, "DELETE", path, NULL, NULL, 404) < 0) rc_warn(rc, "%s", rc->err);
         sdsfree(path);
@@ -4521,7 +4564,7 @@ static int cmd_down(struct rc *rc, int argc, char **argv) {
     dir = o.data_dir ? sdsnew(o.data_dir) : label_dir ? sdsnew(label_dir) : conf_default_data_dir(o.name);
     if (o.purge && !dir) { ret = rc_fail(rc, "cannot tell where the data is; give --data-dir DIR"); goto out; }
     if (o.purge) {
-        sds q = sdscatprintf(sdsempty(), "Delete cluster '%s' and its data in %s?", o.name, dir);
+        sds q = rc_sprintf("Delete cluster '%s' and its data in %s?", o.name, dir);
         ret = q ? rc_confirm(rc, q) : rc_fail_oom(rc);
         sdsfree(q);
         if (ret < 0) goto out;
@@ -4536,7 +4579,7 @@ static int cmd_down(struct rc *rc, int argc, char **argv) {
             const char *id = json_string(json_get(json_at(cs, k), "Id"));
             reqs[k].method = pass == 0 ? "POST" : "DELETE";
             reqs[k].allow = pass == 0 ? 304 : 404;
-            reqs[k].path = sdscatprintf(sdsempty(), pass == 0 ? "/containers/%s/stop?t=10" : "/containers/%s?force=1", id ? id : "?");
+            reqs[k].path = rc_sprintf(pass == 0 ? "/containers/%s/stop?t=10" : "/containers/%s?force=1", id ? id : "?");
         }
         rc_progress(rc, "%s %zu container(s)", pass == 0 ? "Stopping" : "Removing", nc);
         ret = docker_call_parallel(&d, reqs, (int)nc);
@@ -4544,7 +4587,7 @@ static int cmd_down(struct rc *rc, int argc, char **argv) {
     }
     for (size_t k = 0; ret == 0 && k < nn; k++) {
         const char *id = json_string(json_get(json_at(ns, k), "Id"));
-        sds path = sdscatprintf(sdsempty(), "/networks/%s", id ? id : "?");
+        sds path = rc_sprintf("/networks/%s", id ? id : "?");
         rc_progress(rc, "Removing network %s", json_string(json_get(json_at(ns, k), "Name")) ? json_string(json_get(json_at(ns, k), "Name")) : "?");
         ret = path && docker_call(&d, "DELETE", path, NULL, NULL, 404) >= 0 ? 0 : -1;
         sdsfree(path);
@@ -4583,15 +4626,15 @@ static sds status_container_json(sds s, const json_value_s *c) {
     const char *state = json_string(json_get(c, "State"));
     const json_value_s *nets = json_get(json_get(c, "NetworkSettings"), "Networks");
     const char *ip = json_string(json_get(json_member_value(nets, 0), "IPAddress"));
-    if (s) s = sdscat(s, "{\"name\":");
-    if (s) s = rc_json_str(s, name ? name + (name[0] == '/') : "?");
-    if (s) s = sdscat(s, ",\"node\":");
-    if (s) s = rc_json_str(s, docker_label(c, LABEL_NODE));
-    if (s) s = sdscat(s, ",\"state\":");
-    if (s) s = rc_json_str(s, state);
-    if (s) s = sdscat(s, ",\"ip\":");
-    if (s) s = rc_json_str(s, ip && *ip ? ip : NULL);
-    if (s) s = sdscat(s, ",\"ports\":[");
+    s = rc_cat(s, "{\"name\":");
+    s = rc_json_str(s, name ? name + (name[0] == '/') : "?");
+    s = rc_cat(s, ",\"node\":");
+    s = rc_json_str(s, docker_label(c, LABEL_NODE));
+    s = rc_cat(s, ",\"state\":");
+    s = rc_json_str(s, state);
+    s = rc_cat(s, ",\"ip\":");
+    s = rc_json_str(s, ip && *ip ? ip : NULL);
+    s = rc_cat(s, ",\"ports\":[");
     const json_value_s *ports = json_get(c, "Ports");
     int first = 1;
     for (size_t k = 0; s && k < json_length(ports); k++) {
@@ -4599,12 +4642,12 @@ static sds status_container_json(sds s, const json_value_s *c) {
         int pub = (int)json_number(json_get(pt, "PublicPort"), 0), priv = (int)json_number(json_get(pt, "PrivatePort"), 0);
         const char *pip = json_string(json_get(pt, "IP"));
         if (!pub || (pip && strchr(pip, ':'))) continue;   /* one line per binding: skip the IPv6 twin */
-        s = sdscatprintf(s, "%s{\"host_ip\":", first ? "" : ",");
-        if (s) s = rc_json_str(s, pip);
-        if (s) s = sdscatprintf(s, ",\"host_port\":%d,\"container_port\":%d}", pub, priv);
+        s = rc_catprintf(s, "%s{\"host_ip\":", first ? "" : ",");
+        s = rc_json_str(s, pip);
+        s = rc_catprintf(s, ",\"host_port\":%d,\"container_port\":%d}", pub, priv);
         first = 0;
     }
-    if (s) s = sdscat(s, "]}");
+    s = rc_cat(s, "]}");
     return s;
 }
 
@@ -4626,7 +4669,7 @@ static void status_print_row(const json_value_s *c) {
         int pub = (int)json_number(json_get(pt, "PublicPort"), 0);
         const char *pip = json_string(json_get(pt, "IP"));
         if (!pub || (pip && strchr(pip, ':'))) continue;
-        ports = sdscatprintf(ports, "%s%s:%d->%d", sdslen(ports) ? ", " : "", pip ? pip : "", pub,
+        ports = rc_catprintf(ports, "%s%s:%d->%d", sdslen(ports) ? ", " : "", pip ? pip : "", pub,
                              (int)json_number(json_get(pt, "PrivatePort"), 0));
     }
     printf("%-16s %-24s %-15s %s\n", name ? name + (name[0] == '/') : "?", status ? status : "?", ip && *ip ? ip : "-",
@@ -4660,7 +4703,7 @@ static int cmd_status(struct rc *rc, int argc, char **argv) {
     int running = 0, seed_port = 0;
     const char *seed_ip = NULL;
     sds js = rc->json ? rc_json_str(sdsnew("{\"name\":"), o.name) : NULL;
-    if (js) js = sdscat(js, ",\"containers\":[");
+    js = rc_cat(js, ",\"containers\":[");
     if (!rc->json) printf("%-16s %-24s %-15s %s\n", "CONTAINER", "STATE", "ADDRESS", "PORTS");
     for (size_t k = 0; k < nc; k++) {
         const char *st = json_string(json_get(sorted[k], "State"));
@@ -4670,7 +4713,7 @@ static int cmd_status(struct rc *rc, int argc, char **argv) {
         running += is_running;
         status_seed_port(sorted[k], &hp, &hip);
         if (!rc->json) status_print_row(sorted[k]);
-        else if (js) { if (k) js = sdscat(js, ","); if (js) js = status_container_json(js, sorted[k]); }
+        else if (js) { if (k) js = rc_cat(js, ","); if (js) js = status_container_json(js, sorted[k]); }
         if (is_running && hp && !seed_port) { seed_port = hp; seed_ip = hip; }
     }
     free(sorted);
@@ -4683,9 +4726,9 @@ static int cmd_status(struct rc *rc, int argc, char **argv) {
                                                      o.name, nc - (size_t)running, nc, o.name);
     else if (!seed_port) rc_fail(rc, "cluster '%s': no running container publishes port 6379", o.name);
     if (rc->json) {
-        if (js) js = sdscatprintf(js, "],\"running\":%d,\"healthy\":%s", running, health == 0 ? "true" : "false");
-        if (js && health != 0) { js = sdscat(js, ",\"problem\":"); js = rc_json_str(js, rc->err); }
-        if (js) js = sdscat(js, "}");
+        js = rc_catprintf(js, "],\"running\":%d,\"healthy\":%s", running, health == 0 ? "true" : "false");
+        if (js && health != 0) { js = rc_cat(js, ",\"problem\":"); js = rc_json_str(js, rc->err); }
+        js = rc_cat(js, "}");
         if (!js) { ret = rc_fail_oom(rc); goto out; }
         printf("%s\n", js);
         sdsfree(js);
@@ -4857,15 +4900,15 @@ static sds image_search_path(const char *object, const char *runpath, const char
         if (slash) { *slash = 0; sdsupdatelen(dir); }
         for (const char *p = runpath; s && *p;) {
             size_t n = strcspn(p, ":");
-            if (n >= 7 && strncmp(p, "$ORIGIN", 7) == 0 && dir) { s = sdscatprintf(s, "%s%.*s:", dir, (int)(n - 7), p + 7); }
-            else if (n >= 9 && strncmp(p, "${ORIGIN}", 9) == 0 && dir) { s = sdscatprintf(s, "%s%.*s:", dir, (int)(n - 9), p + 9); }
-            else s = sdscatprintf(s, "%.*s:", (int)n, p);
+            if (n >= 7 && strncmp(p, "$ORIGIN", 7) == 0 && dir) { s = rc_catprintf(s, "%s%.*s:", dir, (int)(n - 7), p + 7); }
+            else if (n >= 9 && strncmp(p, "${ORIGIN}", 9) == 0 && dir) { s = rc_catprintf(s, "%s%.*s:", dir, (int)(n - 9), p + 9); }
+            else s = rc_catprintf(s, "%.*s:", (int)n, p);
             p += n + (p[n] == ':');
         }
         sdsfree(dir);
     }
-    if (s && ldconf) s = sdscat(s, ldconf);
-    if (s) s = sdscat(s, "/lib64:/usr/lib64:/lib:/usr/lib");
+    if (s && ldconf) s = rc_cat(s, ldconf);
+    s = rc_cat(s, "/lib64:/usr/lib64:/lib:/usr/lib");
     return s;
 }
 
@@ -4883,14 +4926,14 @@ static sds image_ldconf_dirs(struct rc *rc, const char *file, sds acc, int depth
         if (strncmp(t, "include", 7) == 0 && isspace((unsigned char)t[7])) {
             char *pat = t + 8 + strspn(t + 8, " \t");
             glob_t g;
-            sds full = pat[0] == '/' ? sdsnew(pat) : sdscatprintf(sdsempty(), "/etc/%s", pat);
+            sds full = pat[0] == '/' ? sdsnew(pat) : rc_sprintf("/etc/%s", pat);
             if (full && glob(full, 0, NULL, &g) == 0) {
                 for (size_t k = 0; k < g.gl_pathc; k++) acc = image_ldconf_dirs(rc, g.gl_pathv[k], acc, depth + 1);
                 globfree(&g);
             }
             sdsfree(full);
         } else if (t[0] == '/') {
-            acc = sdscatprintf(acc, "%s:", t);
+            acc = rc_catprintf(acc, "%s:", t);
         }
         line = nl ? nl + 1 : NULL;
     }
@@ -4977,12 +5020,12 @@ static int image_add_library(struct rc *rc, struct image_files *f, const char *n
     int ret = rc_fail(rc, "%s needs %s, which is not in any loader directory (%s)", from, name, path);
     for (const char *p = path; *p;) {
         size_t n = strcspn(p, ":");
-        sds cand = n ? sdscatprintf(sdsempty(), "%.*s/%s", (int)n, p, name) : NULL;
+        sds cand = n ? rc_sprintf("%.*s/%s", (int)n, p, name) : NULL;
         if (cand && elf_matches(cand, fe)) {
             ret = 0;
             if (!image_has(f, cand + 1)) {
                 sds dir = sdsnewlen(p, n);
-                if (dir && !strstr(f->libdirs, dir)) f->libdirs = sdscatprintf(f->libdirs, "%s%s", sdslen(f->libdirs) ? ":" : "", dir);
+                if (dir && !strstr(f->libdirs, dir)) f->libdirs = rc_catprintf(f->libdirs, "%s%s", sdslen(f->libdirs) ? ":" : "", dir);
                 sdsfree(dir);
                 ret = f->libdirs ? image_add(rc, f, cand, '0', 0755, cand, NULL) : rc_fail_oom(rc);
                 if (ret == 0) ret = image_add_elf_deps(rc, f, cand, ldconf, depth + 1);
@@ -5134,7 +5177,7 @@ static sds image_which(const char *prog) {
     if (!path || !*path) path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
     for (const char *p = path; *p;) {
         size_t n = strcspn(p, ":");
-        sds cand = sdscatprintf(sdsempty(), "%.*s/%s", (int)n, p, prog);
+        sds cand = rc_sprintf("%.*s/%s", (int)n, p, prog);
         if (cand && n && access(cand, X_OK) == 0) return cand;
         sdsfree(cand);
         p += n + (p[n] == ':');
@@ -5176,19 +5219,19 @@ static int image_build(struct rc *rc, struct docker *d, const char *from, const 
         rc_progress(rc, "Packing %s and %d shared object(s), %.1f MB", binary, libs - 1, (double)tar_total_size(&f) / 1e6);
         /* Docker resolves Cmd[0] through the image's PATH; the loader finds the libraries
          * through LD_LIBRARY_PATH because the image has no ld.so.cache. */
-        sds env_ld = sdscatprintf(sdsempty(), "ENV LD_LIBRARY_PATH=%s", f.libdirs);
+        sds env_ld = rc_sprintf("ENV LD_LIBRARY_PATH=%s", f.libdirs);
         path = sdsnew("/images/create?fromSrc=-&repo=");
         if (path) path = docker_urlencode(path, repo);
-        if (path) path = sdscat(path, "&tag=");
+        path = rc_cat(path, "&tag=");
         if (path) path = docker_urlencode(path, tg);
         static const char *const changes[] = {
             "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "WORKDIR /data", "EXPOSE 6379",
             "CMD [\"redis-server\"]" };
         for (size_t i = 0; path && i < sizeof changes / sizeof changes[0]; i++) {
-            path = sdscat(path, "&changes=");
+            path = rc_cat(path, "&changes=");
             if (path) path = docker_urlencode(path, changes[i]);
         }
-        if (path && env_ld) { path = sdscat(path, "&changes="); if (path) path = docker_urlencode(path, env_ld); }
+        if (path && env_ld) { path = rc_cat(path, "&changes="); if (path) path = docker_urlencode(path, env_ld); }
         sdsfree(env_ld);
         struct tar_stream ts = { &f, 0, 0, 0, { 0 }, 0, 0, -1, 0 };
         ret = path ? docker_stream(d, path, "application/x-tar", tar_source, &ts, tar_total_size(&f), &result) : rc_fail_oom(rc);
@@ -5196,7 +5239,7 @@ static int image_build(struct rc *rc, struct docker *d, const char *from, const 
     }
     if (ret == 0 && !rc->dry_run) {
         rc_progress(rc, "Built %s (%s); use it with: rcluster up --image %s", tag, result ? result : "?", tag);
-        if (rc->json) { sds js = rc_json_str(sdsnew("{\"image\":"), tag); if (js) js = sdscat(js, ",\"id\":"); if (js) js = rc_json_str(js, result); if (js) printf("%s}\n", js); sdsfree(js); }
+        if (rc->json) { sds js = rc_json_str(sdsnew("{\"image\":"), tag); js = rc_cat(js, ",\"id\":"); js = rc_json_str(js, result); if (js) printf("%s}\n", js); sdsfree(js); }
         else printf("%s\n", tag);
     }
     image_files_free(&f);
