@@ -156,28 +156,25 @@ static sds rc_sprintf(const char *fmt, ...) {
     return s;
 }
 
-/* Replace the error message. Always returns -1 so callers can `return rc_fail(...)`. */
-static int rc_fail(struct rc *rc, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    sds msg = rc_vcatprintf(sdsempty(), fmt, ap);
-    va_end(ap);
+/* rc_fail() and rc_wrap() are macros over non-variadic functions so that the static
+ * analyzer, which does not follow variadic calls, sees that they always yield -1. */
+
+/* Make msg (owned; NULL after an OOM keeps the old message) the error. Returns -1. */
+static int rc_fail_msg(struct rc *rc, sds msg) {
     if (msg) { sdsfree(rc->err); rc->err = msg; }
     return -1;
 }
 
-/* Prefix the current error with context ("creating network redis: <old message>"). */
-static int rc_wrap(struct rc *rc, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    sds msg = rc_vcatprintf(sdsempty(), fmt, ap);
-    va_end(ap);
+/* Prefix the current error with msg (owned): "creating network redis: <old message>". Returns -1. */
+static int rc_wrap_msg(struct rc *rc, sds msg) {
     if (msg && rc->err && sdslen(rc->err)) msg = rc_catprintf(msg, ": %s", rc->err);
-    if (!msg) return -1;
-    sdsfree(rc->err);
-    rc->err = msg;
-    return -1;
+    return rc_fail_msg(rc, msg);
 }
+
+/* Replace the error message (printf-style); -1, so callers can `return rc_fail(...)`. */
+#define rc_fail(rc, ...) rc_fail_msg((rc), rc_sprintf(__VA_ARGS__))
+/* Prefix the current error with context (printf-style); -1. */
+#define rc_wrap(rc, ...) rc_wrap_msg((rc), rc_sprintf(__VA_ARGS__))
 
 static int rc_fail_errno(struct rc *rc, const char *what) {
     return rc_fail(rc, "%s: %s", what, strerror(errno));
@@ -243,7 +240,7 @@ static sds rc_read_file(struct rc *rc, const char *path, size_t max) {
 
 /* Write a file atomically (tmp + rename) with the given mode; checks every write. */
 static int rc_write_file(struct rc *rc, const char *path, const char *data, size_t len, mode_t mode) {
-    sds tmp = sdscatprintf(sdsempty(), "%s.tmp.%ld", path, (long)getpid());
+    sds tmp = rc_sprintf("%s.tmp.%ld", path, (long)getpid());
     if (!tmp) return rc_fail_oom(rc);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
     if (fd < 0) { rc_fail(rc, "writing %s: %s", path, strerror(errno)); sdsfree(tmp); return -1; }
@@ -1456,7 +1453,7 @@ static int docker_stream(struct docker *d, const char *path, const char *content
 /* ---- small pure helpers ---------------------------------------------------- */
 
 /* Append s percent-encoded (everything but RFC 3986 unreserved bytes). NULL on OOM
- * (out freed). */
+ * (out freed); a NULL out passes through, like rc_cat(). */
 static sds docker_urlencode(sds out, const char *s) {
     static const char hex[] = "0123456789ABCDEF";
     for (; out && *s; s++) {
@@ -1497,7 +1494,8 @@ static sds docker_container_logs(struct docker *d, const char *name, int tail) {
     if (docker_call(d, "GET", path, NULL, &raw, 0) < 0) return NULL;
     sds text = sdsempty();
     ssize_t n = text ? docker_demux(raw, sdslen(raw), &text) : -2;
-    if (n == -1) { sdsfree(text); text = raw; raw = NULL; }
+    /* No complete frame in a non-empty log: a TTY container's raw text (or garbage). */
+    if (n == -1 || (n == 0 && sdslen(raw) > 0)) { sdsfree(text); text = raw; raw = NULL; }
     else if (n == -2) { sdsfree(text); text = NULL; rc_fail_oom(d->rc); }
     sdsfree(raw);
     return text;
@@ -1532,7 +1530,7 @@ static int docker_list_by_label(struct docker *d, const char *kind, const char *
     sds filter = lab ? rc_cat(rc_json_str(sdsnew("{\"label\":["), lab), "]}") : NULL;
     sds path = filter ? rc_sprintf("/%s%s?%sfilters=", kind, strcmp(kind, "containers") ? "" : "/json",
                                    strcmp(kind, "containers") ? "" : "all=1&") : NULL;
-    if (path) path = docker_urlencode(path, filter);
+    path = docker_urlencode(path, filter);
     int st = path && lab ? docker_call_json(d, "GET", path, NULL, out, 0) : rc_fail_oom(d->rc);
     sdsfree(filter);
     sdsfree(lab);
@@ -1569,9 +1567,8 @@ static int docker_split_ref(const char *ref, sds *repo, sds *tag) {
 static int docker_image_pull(struct docker *d, const char *image) {
     sds repo, tag;
     if (docker_split_ref(image, &repo, &tag) < 0) return rc_fail_oom(d->rc);
-    sds path = sdsnew("/images/create?fromImage=");
-    if (path) path = docker_urlencode(path, repo);
-    if (path && sdslen(tag)) { path = rc_cat(path, "&tag="); if (path) path = docker_urlencode(path, tag); }
+    sds path = docker_urlencode(sdsnew("/images/create?fromImage="), repo);
+    if (sdslen(tag)) path = docker_urlencode(rc_cat(path, "&tag="), tag);
     int r = path ? docker_stream(d, path, NULL, NULL, NULL, 0, NULL) : rc_fail_oom(d->rc);
     sdsfree(path);
     sdsfree(repo);
@@ -1783,17 +1780,14 @@ static void rconn_free(struct rconn *c) {
     c->name = NULL;
 }
 
-/* Queue a command (NULL-terminated list of C strings) without sending it. */
-static int rconn_queue(struct rc *rc, struct rconn *c, const char *arg0, ...) {
-    const char *argv[32];
+/* The variadic commands take at most this many words; longer ones use the argv forms. */
+#define RCONN_MAX_ARGS 32
+
+/* Gather the rest of a RESP_END-terminated argument list into argv; returns argc. */
+static int rconn_collect_args(const char **argv, const char *arg0, va_list ap) {
     int argc = 0;
-    va_list ap;
-    va_start(ap, arg0);
-    for (const char *a = arg0; a && argc < 32; a = va_arg(ap, const char *)) argv[argc++] = a;
-    va_end(ap);
-    if (!c->wbuf && !(c->wbuf = sdsempty())) return rc_fail_oom(rc);
-    c->wbuf = resp_append_command(c->wbuf, argc, argv, NULL);
-    return c->wbuf ? 0 : rc_fail_oom(rc);
+    for (const char *a = arg0; a && argc < RCONN_MAX_ARGS; a = va_arg(ap, const char *)) argv[argc++] = a;
+    return argc;
 }
 
 /* Queue a command given as an argv array (for long ADDSLOTS lists). */
@@ -1801,6 +1795,16 @@ static int rconn_queue_argv(struct rc *rc, struct rconn *c, int argc, const char
     if (!c->wbuf && !(c->wbuf = sdsempty())) return rc_fail_oom(rc);
     c->wbuf = resp_append_command(c->wbuf, argc, argv, NULL);
     return c->wbuf ? 0 : rc_fail_oom(rc);
+}
+
+/* Queue a command (NULL-terminated list of C strings) without sending it. */
+static int rconn_queue(struct rc *rc, struct rconn *c, const char *arg0, ...) {
+    const char *argv[RCONN_MAX_ARGS];
+    va_list ap;
+    va_start(ap, arg0);
+    int argc = rconn_collect_args(argv, arg0, ap);
+    va_end(ap);
+    return rconn_queue_argv(rc, c, argc, argv);
 }
 
 static int rconn_flush(struct rc *rc, struct rconn *c, int64_t deadline) {
@@ -1845,28 +1849,30 @@ static struct resp *rconn_expect(struct rc *rc, struct rconn *c, const char *wha
     return r;
 }
 
-/* Run one command and return its (non-error) reply. */
-static struct resp *rconn_call(struct rc *rc, struct rconn *c, const char *what, const char *arg0, ...) {
-    const char *argv[32];
-    int argc = 0;
-    va_list ap;
-    va_start(ap, arg0);
-    for (const char *a = arg0; a && argc < 32; a = va_arg(ap, const char *)) argv[argc++] = a;
-    va_end(ap);
+/* Send one command given as an argv array and return its (non-error) reply. */
+static struct resp *rconn_call_argv(struct rc *rc, struct rconn *c, const char *what, int argc, const char **argv) {
     if (rconn_queue_argv(rc, c, argc, argv) < 0) return NULL;
     return rconn_expect(rc, c, what, rc_now_ms() + rc->io_timeout_ms);
 }
 
-/* Same, but expects a string-ish reply (status or bulk) and returns it as a new sds. */
-static sds rconn_call_str(struct rc *rc, struct rconn *c, const char *what, const char *arg0, ...) {
-    const char *argv[32];
-    int argc = 0;
+/* Run one command and return its (non-error) reply. */
+static struct resp *rconn_call(struct rc *rc, struct rconn *c, const char *what, const char *arg0, ...) {
+    const char *argv[RCONN_MAX_ARGS];
     va_list ap;
     va_start(ap, arg0);
-    for (const char *a = arg0; a && argc < 32; a = va_arg(ap, const char *)) argv[argc++] = a;
+    int argc = rconn_collect_args(argv, arg0, ap);
     va_end(ap);
-    if (rconn_queue_argv(rc, c, argc, argv) < 0) return NULL;
-    struct resp *r = rconn_expect(rc, c, what, rc_now_ms() + rc->io_timeout_ms);
+    return rconn_call_argv(rc, c, what, argc, argv);
+}
+
+/* Same, but expects a string-ish reply (status or bulk) and returns it as a new sds. */
+static sds rconn_call_str(struct rc *rc, struct rconn *c, const char *what, const char *arg0, ...) {
+    const char *argv[RCONN_MAX_ARGS];
+    va_list ap;
+    va_start(ap, arg0);
+    int argc = rconn_collect_args(argv, arg0, ap);
+    va_end(ap);
+    struct resp *r = rconn_call_argv(rc, c, what, argc, argv);
     if (!r) return NULL;
     if (r->type != RESP_STATUS && r->type != RESP_BULK) {
         rc_fail(rc, "%s: %s: unexpected reply type %d", c->name, what, r->type);
@@ -1879,7 +1885,8 @@ static sds rconn_call_str(struct rc *rc, struct rconn *c, const char *what, cons
     return s;
 }
 
-/* Connect and authenticate. `host` must be printable; the password never is. */
+/* Connect and authenticate. `host` must be printable; the password never is. c->name
+ * stays set even on failure (callers name the node in messages): rconn_free() c either way. */
 static int rconn_open(struct rc *rc, struct rconn *c, const char *host, int port) {
     memset(c, 0, sizeof *c);
     c->fd = -1;
@@ -2236,9 +2243,10 @@ static void cluster_fix_affinity(int n, const char *const *hosts, int *master_of
 /* Choose masters and replicas with anti-affinity by host.
  * hosts[i] identifies node i's machine. On return master_of[i] is -1 for a master,
  * else the index of its master; masters[] lists master indexes in slot order.
- * Returns the number of masters, or -1 on OOM. */
+ * Returns the number of masters, or -1 on OOM or a negative count. */
 static int cluster_plan_layout(int n, const char *const *hosts, int replicas, int *master_of, int *masters) {
-    int *order = malloc((size_t)n * sizeof *order), *used = calloc((size_t)n, sizeof *used);
+    if (n <= 0 || replicas < 0) return -1;
+    int *order = calloc((size_t)n, sizeof *order), *used = calloc((size_t)n, sizeof *used);
     int *group = malloc((size_t)n * sizeof *group);
     if (!order || !used || !group) { free(order); free(used); free(group); return -1; }
     /* group[i] = index of the first node on the same host; interleave hosts round-robin
@@ -2291,7 +2299,7 @@ static int cluster_plan_layout(int n, const char *const *hosts, int replicas, in
  * (NULL leaves the setting alone). */
 #define ENGINE_SMALL_CLUSTER 24
 static const struct { const char *name, *small, *large; } engine_tunables[] = {
-    { "cluster-node-timeout", "500", "1500" },
+    { "cluster-node-timeout", "500", "2000" },
     { "repl-diskless-sync-delay", "0", "0" },
     { "hz", "100", NULL },
     { "repl-diskless-sync", "no", NULL },
@@ -2314,7 +2322,8 @@ struct enode {
     int slot_lo, slot_hi;   /* masters only */
     sds orig[8];            /* engine_tunables values to restore; NULL = not changed */
     int changed;            /* apply has modified this node */
-    int replicated;         /* CLUSTER REPLICATE accepted */
+    int replicated;         /* CLUSTER REPLICATE sent (and not refused) */
+    int replicate_owed;     /* its reply is still to be read */
     int state_ok;           /* its last CLUSTER INFO said cluster_state:ok */
     int64_t last_nudge;     /* masters: last replication nudge (see engine_nudge_master) */
     int acks;               /* replies to MEETs queued mid-wait, read before the poll answers */
@@ -2350,13 +2359,15 @@ static void engine_free(struct engine *e) {
 static int engine_reconnect(struct engine *e, struct enode *x) {
     rconn_free(&x->c);
     x->acks = 0;
+    if (x->replicate_owed) x->replicated = 0; /* unknown outcome: it is safe to repeat */
+    x->replicate_owed = 0;
     return rconn_open(e->rc, &x->c, x->a.ip, x->a.port);
 }
 
 static void enode_set_why(struct enode *x, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    sds s = sdscatvprintf(sdsempty(), fmt, ap);
+    sds s = rc_vcatprintf(sdsempty(), fmt, ap);
     va_end(ap);
     if (s) { sdsfree(x->why); x->why = s; }
 }
@@ -2368,7 +2379,7 @@ static sds slotmap_signature(const char **owner) {
     for (int slot = 0; s && slot < CLUSTER_SLOTS; slot++) {
         const char *o = owner[slot] ? owner[slot] : "-";
         if (prev && strcmp(prev, o) == 0) continue;
-        s = sdscatprintf(s, "%d:%s,", slot, o);
+        s = rc_catprintf(s, "%d:%s,", slot, o);
         prev = o;
     }
     return s;
@@ -2585,7 +2596,6 @@ static int engine_tune(struct engine *e) {
     for (int i = 0; i < e->n; i++)
         for (int k = 0; k < ENGINE_TUNABLES; k++) {
             const char *v = small ? engine_tunables[k].small : engine_tunables[k].large;
-            if (k == 0 && !small && getenv("RC_T_NT")) v = getenv("RC_T_NT");
             if (!v) { sdsfree(e->nodes[i].orig[k]); e->nodes[i].orig[k] = NULL; }
             if (e->nodes[i].orig[k] && rconn_queue(rc, &e->nodes[i].c, "CONFIG", "SET", engine_tunables[k].name, v, RESP_END) < 0) return -1;
         }
@@ -2606,7 +2616,7 @@ static int engine_tune(struct engine *e) {
     sds what = sdsempty();
     for (int k = 0; what && k < ENGINE_TUNABLES; k++)
         if (e->nodes[0].orig[k])
-            what = sdscatprintf(what, "%s%s %s -> %s", sdslen(what) ? ", " : "", engine_tunables[k].name,
+            what = rc_catprintf(what, "%s%s %s -> %s", sdslen(what) ? ", " : "", engine_tunables[k].name,
                                 e->nodes[0].orig[k], small ? engine_tunables[k].small : engine_tunables[k].large);
     rc_progress(rc, "While forming, lowered Redis' own delays on the empty nodes (%s); the originals are restored at the end", what ? what : "");
     sdsfree(what);
@@ -2624,7 +2634,7 @@ static void engine_restore(struct engine *e) {
         int pending = 0;
         for (int k = 0; k < ENGINE_TUNABLES; k++) pending += x->orig[k] != NULL;
         if (!pending) continue;
-        if ((x->c.fd < 0 || x->acks > 0) && engine_reconnect(e, x) < 0) {
+        if ((x->c.fd < 0 || x->acks > 0 || x->replicate_owed) && engine_reconnect(e, x) < 0) {
             rc_warn(rc, "could not restore settings on %s:%d: %s", x->a.host, x->a.port, rc->err);
             continue;
         }
@@ -2699,11 +2709,13 @@ static int engine_queue_meet(struct engine *e, struct enode *from, const struct 
     return rconn_queue(e->rc, &from->c, "CLUSTER", "MEET", to->meet_ip, port, RESP_END);
 }
 
-/* Every node meets every other node at once: waiting for gossip to spread the news
- * costs several cron rounds, while Redis drops the duplicate handshakes by itself.
- * Pairs that still do not know each other are met again by the wait loop. */
+/* In a small cluster every node meets every other node at once: waiting for gossip to
+ * spread the news costs several cron rounds, and Redis drops the duplicate handshakes by
+ * itself. A large one meets through the first node only, as redis-cli does, because a
+ * full handshake storm starves the nodes. Pairs that still do not know each other are
+ * met again by the wait loop. */
 static int engine_meet(struct engine *e) {
-    int mesh = e->n <= ENGINE_SMALL_CLUSTER || getenv("RC_T_MESH");
+    int mesh = e->n <= ENGINE_SMALL_CLUSTER;
     for (int i = 0; i < e->n; i++)
         for (int j = 0; j < (mesh ? e->n : 1); j++)
             if (i != j && engine_queue_meet(e, &e->nodes[i], &e->nodes[j]) < 0) return -1;
@@ -2785,8 +2797,10 @@ static int engine_explain_slot_map(struct engine *e, struct enode *x) {
         for (int i = 0; i < e->n; i++) {
             struct nodeinfo *o = cview_find(&x->view, e->nodes[i].id);
             if (e->nodes[i].master_of >= 0 && o && o->nranges > 0) {
-                enode_set_why(x, "sees replica %s owning slots: a failover happened while forming (is the machine overloaded?)", e->nodes[i].c.name);
-                return 0;
+                /* The plan can no longer be reached: stop now instead of at --timeout. */
+                return rc_fail(e->rc, "%s sees replica %s owning slots: a failover happened while the cluster was forming "
+                               "(nodes answered too slowly for cluster-node-timeout; is the machine overloaded?)",
+                               x->c.name, e->nodes[i].c.name);
             }
         }
         enode_set_why(x, "does not yet see slots %d-%d on %s", mx->slot_lo, mx->slot_hi, mx->c.name);
@@ -2832,13 +2846,9 @@ static int engine_judge_node(struct engine *e, int idx, struct resp **r) {
         struct enode *mx = &e->nodes[x->master_of];
         struct nodeinfo *ni = cview_find(&x->view, mx->id);
         if (!ni || (ni->flags & NF_HANDSHAKE)) { if (missing < 0) enode_set_why(x, "waiting to learn master %s", mx->c.name); return 0; }
-        struct resp *rr = rconn_call(rc, &x->c, "CLUSTER REPLICATE", "CLUSTER", "REPLICATE", mx->id, RESP_END);
-        if (!rr) {
-            /* "Unknown node" while gossip is still settling is worth another round. */
-            if (x->c.fd >= 0) { enode_set_why(x, "CLUSTER REPLICATE not accepted yet: %s", rc->err); return 0; }
-            return -1;
-        }
-        resp_free(rr);
+        /* Pipelined like everything else: a busy node must not stall the whole round. */
+        if (rconn_queue(rc, &x->c, "CLUSTER", "REPLICATE", mx->id, RESP_END) < 0) return -1;
+        x->replicate_owed = 1;
         x->replicated = 1;
         enode_set_why(x, "replicating from %s", mx->c.name);
         return 0;
@@ -2885,6 +2895,15 @@ static int engine_poll_read(struct engine *e, int idx) {
         if (ack->type == RESP_ERROR && rc->verbose) rc_warn(rc, "%s: %s", x->c.name, ack->str);
         resp_free(ack);
     }
+    if (x->replicate_owed && x->c.fd >= 0) {
+        struct resp *rr = rconn_read(rc, &x->c, dl);
+        if (rr) {
+            x->replicate_owed = 0;
+            /* "Unknown node" while gossip is still settling is worth another round. */
+            if (rr->type == RESP_ERROR) { x->replicated = 0; enode_set_why(x, "CLUSTER REPLICATE not accepted yet: %s", rr->str); }
+        }
+        resp_free(rr);
+    }
     for (k = 0; k < 4 && x->c.fd >= 0; k++)
         if (!(r[k] = rconn_read(rc, &x->c, dl))) break;
     if (k == 4) {
@@ -2903,7 +2922,7 @@ static sds engine_diagnosis(struct engine *e) {
     sds s = sdsempty();
     for (int i = 0; s && i < e->n; i++)
         if (!e->nodes[i].healthy)
-            s = sdscatprintf(s, "\n  %s: %s", e->nodes[i].c.name ? e->nodes[i].c.name : e->nodes[i].a.host,
+            s = rc_catprintf(s, "\n  %s: %s", e->nodes[i].c.name ? e->nodes[i].c.name : e->nodes[i].a.host,
                              e->nodes[i].why ? e->nodes[i].why : "no answer yet");
     return s;
 }
@@ -2958,16 +2977,16 @@ static void engine_print_table(struct engine *e, int64_t elapsed_ms) {
         sds s = sdsnew("{\"ok\":true,\"nodes\":[");
         for (int i = 0; s && i < e->n; i++) {
             struct enode *x = &e->nodes[i];
-            sds slots = x->master_of < 0 ? sdscatprintf(sdsempty(), "%d-%d", x->slot_lo, x->slot_hi) : sdsempty();
-            s = sdscatprintf(s, "%s{\"id\":\"%s\",\"addr\":", i ? "," : "", x->id);
+            sds slots = x->master_of < 0 ? rc_sprintf("%d-%d", x->slot_lo, x->slot_hi) : sdsempty();
+            s = rc_catprintf(s, "%s{\"id\":\"%s\",\"addr\":", i ? "," : "", x->id);
             s = rc_json_str(s, x->c.name);
-            s = s ? sdscatprintf(s, ",\"announced\":\"%s:%d@%d\",\"role\":\"%s\",\"slots\":", x->meet_ip, x->meet_port, x->meet_bus,
+            s = s ? rc_catprintf(s, ",\"announced\":\"%s:%d@%d\",\"role\":\"%s\",\"slots\":", x->meet_ip, x->meet_port, x->meet_bus,
                                  x->master_of < 0 ? "master" : "replica") : NULL;
             s = rc_json_str(s, slots);
-            s = s ? (x->master_of < 0 ? sdscat(s, ",\"master\":null}") : sdscatprintf(s, ",\"master\":\"%s\"}", e->nodes[x->master_of].id)) : NULL;
+            s = s ? (x->master_of < 0 ? rc_cat(s, ",\"master\":null}") : rc_catprintf(s, ",\"master\":\"%s\"}", e->nodes[x->master_of].id)) : NULL;
             sdsfree(slots);
         }
-        if (s) s = sdscatprintf(s, "],\"elapsed_ms\":%lld}\n", (long long)elapsed_ms);
+        if (s) s = rc_catprintf(s, "],\"elapsed_ms\":%lld}\n", (long long)elapsed_ms);
         if (s) fputs(s, stdout);
         sdsfree(s);
         return;
@@ -3001,15 +3020,15 @@ static void engine_rollback(struct engine *e) {
                 r = rconn_call(rc, &x->c, "CLUSTER RESET HARD", "CLUSTER", "RESET", "HARD", RESP_END);
             char name[300];
             snprintf(name, sizeof name, "%s:%d", x->a.ip, x->a.port);
-            if (r) { reset = sdscatprintf(reset, "%s%s", nreset++ ? ", " : "", name); }
-            else { stuck = sdscatprintf(stuck, "%s%s (%s)", nstuck++ ? ", " : "", name, rc->err); }
+            if (r) { reset = rc_catprintf(reset, "%s%s", nreset++ ? ", " : "", name); }
+            else { stuck = rc_catprintf(stuck, "%s%s (%s)", nstuck++ ? ", " : "", name, rc->err); }
             resp_free(r);
             if (!reset || !stuck) break;
         }
     }
     sds msg = sdsdup(cause);
-    if (msg && nreset) msg = sdscatprintf(msg, "\nrolled back: CLUSTER RESET HARD on the %d node(s) this run changed (%s); they are empty and standalone again", nreset, reset ? reset : "");
-    if (msg && nstuck) msg = sdscatprintf(msg, "\ncould NOT reset %d changed node(s): %s; run CLUSTER RESET HARD on each of them before trying again", nstuck, stuck ? stuck : "");
+    if (msg && nreset) msg = rc_catprintf(msg, "\nrolled back: CLUSTER RESET HARD on the %d node(s) this run changed (%s); they are empty and standalone again", nreset, reset ? reset : "");
+    if (msg && nstuck) msg = rc_catprintf(msg, "\ncould NOT reset %d changed node(s): %s; run CLUSTER RESET HARD on each of them before trying again", nstuck, stuck ? stuck : "");
     if (msg) { sdsfree(rc->err); rc->err = msg; }
     sdsfree(cause);
     sdsfree(reset);
@@ -3150,44 +3169,44 @@ fail:
 static sds check_add_problem(sds problems, int *count, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    sds p = sdscatvprintf(sdsempty(), fmt, ap);
+    sds p = rc_vcatprintf(sdsempty(), fmt, ap);
     va_end(ap);
     if (!p || !problems) { sdsfree(p); return problems; }
-    problems = sdscatprintf(problems, "%s\n", p);
+    problems = rc_catprintf(problems, "%s\n", p);
     sdsfree(p);
     (*count)++;
     return problems;
 }
 
 static void check_print_json(struct check_node *cn, int n, int healthy, const char *problems) {
-    sds s = sdscatprintf(sdsempty(), "{\"healthy\":%s,\"nodes\":[", healthy ? "true" : "false");
+    sds s = rc_sprintf("{\"healthy\":%s,\"nodes\":[", healthy ? "true" : "false");
     for (int i = 0; s && i < n; i++) {
         struct nodeinfo *ni = cn[i].ni;
         sds slots = nodeinfo_slots_str(ni);
-        s = sdscatprintf(s, "%s{\"id\":\"%s\",\"addr\":\"%s:%d\",\"role\":\"%s\",\"slots\":", i ? "," : "", ni->id, ni->ip, ni->port,
+        s = rc_catprintf(s, "%s{\"id\":\"%s\",\"addr\":\"%s:%d\",\"role\":\"%s\",\"slots\":", i ? "," : "", ni->id, ni->ip, ni->port,
                          (ni->flags & NF_SLAVE) ? "replica" : "master");
         s = rc_json_str(s, slots);
-        if (s) s = (ni->flags & NF_SLAVE) ? sdscatprintf(s, ",\"master\":\"%s\"", ni->master) : sdscat(s, ",\"master\":null");
-        if (s) s = sdscatprintf(s, ",\"reachable\":%s,\"cluster_state\":", cn[i].reachable ? "true" : "false");
+        if (s) s = (ni->flags & NF_SLAVE) ? rc_catprintf(s, ",\"master\":\"%s\"", ni->master) : rc_cat(s, ",\"master\":null");
+        if (s) s = rc_catprintf(s, ",\"reachable\":%s,\"cluster_state\":", cn[i].reachable ? "true" : "false");
         s = rc_json_str(s, cn[i].reachable ? cn[i].state : NULL);
-        if (s) s = sdscat(s, ",\"link\":");
+        if (s) s = rc_cat(s, ",\"link\":");
         s = rc_json_str(s, cn[i].link[0] ? cn[i].link : NULL);
-        if (s) s = sdscat(s, "}");
+        if (s) s = rc_cat(s, "}");
         sdsfree(slots);
     }
-    if (s) s = sdscat(s, "],\"problems\":[");
+    if (s) s = rc_cat(s, "],\"problems\":[");
     int first = 1;
     for (const char *p = problems; s && p && *p; ) {
         const char *nl = strchr(p, '\n');
         size_t len = nl ? (size_t)(nl - p) : strlen(p);
         sds one = sdsnewlen(p, len);
-        if (!first) s = sdscat(s, ",");
+        if (!first) s = rc_cat(s, ",");
         s = rc_json_str(s, one);
         sdsfree(one);
         first = 0;
         p += len + (nl ? 1 : 0);
     }
-    if (s) s = sdscat(s, "]}\n");
+    if (s) s = rc_cat(s, "]}\n");
     if (s) fputs(s, stdout);
     sdsfree(s);
 }
@@ -3241,7 +3260,7 @@ static void check_sort(struct check_node *cn, int n, struct cview *seed) {
 static int engine_check(struct rc *rc, const char *host, int port, int quiet_report) {
     struct rconn seedc;
     struct cview seed = { 0 };
-    if (rconn_open(rc, &seedc, host, port) < 0) return -1;
+    if (rconn_open(rc, &seedc, host, port) < 0) { rconn_free(&seedc); return -1; }
     sds text = rconn_call_str(rc, &seedc, "CLUSTER NODES", "CLUSTER", "NODES", RESP_END);
     rconn_free(&seedc);
     if (!text) {
@@ -3251,7 +3270,7 @@ static int engine_check(struct rc *rc, const char *host, int port, int quiet_rep
     }
     int bad = cview_parse(text, sdslen(text), &seed);
     sdsfree(text);
-    if (bad < 0) return rc_fail(rc, "%s:%d: cannot parse its CLUSTER NODES reply", host, port);
+    if (bad < 0 || seed.n == 0) { cview_free(&seed); return rc_fail(rc, "%s:%d: cannot parse its CLUSTER NODES reply", host, port); }
     struct check_node *cn = calloc((size_t)seed.n, sizeof *cn);
     if (!cn) { cview_free(&seed); return rc_fail_oom(rc); }
     int n = 0;
@@ -4544,11 +4563,21 @@ static int cmd_up(struct rc *rc, int argc, char **argv) {
 
 /* ---- down ------------------------------------------------------------------------- */
 
+/* Options of `down` and `status` (the first nopts of down_longopts) and no arguments.
+ * Returns like cmd_parse_opts(). */
+static int down_parse_opts(struct rc *rc, const char *cmd, int argc, char **argv, int nopts,
+                           void (*usage)(FILE *), struct up_opts *o) {
+    up_opts_defaults(o);
+    int r = cmd_parse_opts(rc, argc, argv, down_longopts, nopts, usage, up_on_opt, o);
+    free(o->configs);   /* only `up` uses --config lines */
+    o->configs = NULL;
+    if (r == 0 && optind < argc) { rc->usage_error = 1; r = rc_fail(rc, "%s: unexpected argument '%s'", cmd, argv[optind]); }
+    return r;
+}
+
 static int cmd_down(struct rc *rc, int argc, char **argv) {
     struct up_opts o;
-    up_opts_defaults(&o);
-    int r = cmd_parse_opts(rc, argc, argv, down_longopts, 3, usage_down, up_on_opt, &o);
-    if (r == 0 && optind < argc) { rc->usage_error = 1; r = rc_fail(rc, "down: unexpected argument '%s'", argv[optind]); }
+    int r = down_parse_opts(rc, "down", argc, argv, 3, usage_down, &o);
     if (r == 0 && !conf_valid_name(o.name)) r = rc_fail(rc, "--name '%s': not a valid cluster name", o.name);
     if (r) return r < 0 ? -1 : 0;
     struct docker d;
@@ -4647,8 +4676,7 @@ static sds status_container_json(sds s, const json_value_s *c) {
         s = rc_catprintf(s, ",\"host_port\":%d,\"container_port\":%d}", pub, priv);
         first = 0;
     }
-    s = rc_cat(s, "]}");
-    return s;
+    return rc_cat(s, "]}");
 }
 
 static int status_node_of(const json_value_s *c) {
@@ -4679,9 +4707,7 @@ static void status_print_row(const json_value_s *c) {
 
 static int cmd_status(struct rc *rc, int argc, char **argv) {
     struct up_opts o;
-    up_opts_defaults(&o);
-    int r = cmd_parse_opts(rc, argc, argv, down_longopts, 1, usage_status, up_on_opt, &o);
-    if (r == 0 && optind < argc) { rc->usage_error = 1; r = rc_fail(rc, "status: unexpected argument '%s'", argv[optind]); }
+    int r = down_parse_opts(rc, "status", argc, argv, 1, usage_status, &o);
     if (r) return r < 0 ? -1 : 0;
     struct docker d;
     json_value_s *cs = NULL;
@@ -4693,7 +4719,7 @@ static int cmd_status(struct rc *rc, int argc, char **argv) {
                       o.name, LABEL_CLUSTER, o.name, o.name);
     if (ret < 0) goto out;
     /* Containers in node order; the list API sorts by creation time. */
-    const json_value_s **sorted = calloc(nc, sizeof *sorted);
+    const json_value_s **sorted = calloc(nc, sizeof(const json_value_s *));
     if (!sorted) { ret = rc_fail_oom(rc); goto out; }
     for (size_t k = 0; k < nc; k++) sorted[k] = json_at(cs, k);
     for (size_t k = 1; k < nc; k++)
@@ -4713,7 +4739,7 @@ static int cmd_status(struct rc *rc, int argc, char **argv) {
         running += is_running;
         status_seed_port(sorted[k], &hp, &hip);
         if (!rc->json) status_print_row(sorted[k]);
-        else if (js) { if (k) js = rc_cat(js, ","); if (js) js = status_container_json(js, sorted[k]); }
+        else js = status_container_json(k ? rc_cat(js, ",") : js, sorted[k]);
         if (is_running && hp && !seed_port) { seed_port = hp; seed_ip = hip; }
     }
     free(sorted);
@@ -4727,7 +4753,7 @@ static int cmd_status(struct rc *rc, int argc, char **argv) {
     else if (!seed_port) rc_fail(rc, "cluster '%s': no running container publishes port 6379", o.name);
     if (rc->json) {
         js = rc_catprintf(js, "],\"running\":%d,\"healthy\":%s", running, health == 0 ? "true" : "false");
-        if (js && health != 0) { js = rc_cat(js, ",\"problem\":"); js = rc_json_str(js, rc->err); }
+        if (health != 0) js = rc_json_str(rc_cat(js, ",\"problem\":"), rc->err);
         js = rc_cat(js, "}");
         if (!js) { ret = rc_fail_oom(rc); goto out; }
         printf("%s\n", js);
@@ -4864,8 +4890,10 @@ static int elf_parse(const unsigned char *buf, size_t len, struct elf_info *e, c
     return -1;
 }
 
-/* Read a file's ELF info via a read-only mapping (only the touched pages load). */
+/* Read a file's ELF info via a read-only mapping (only the touched pages load).
+ * *e is zeroed on every failure path, so it is always safe to look at. */
 static int elf_read_file(struct rc *rc, const char *path, struct elf_info *e) {
+    memset(e, 0, sizeof *e);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return rc_fail(rc, "opening %s: %s", path, strerror(errno));
     struct stat st;
@@ -4907,9 +4935,8 @@ static sds image_search_path(const char *object, const char *runpath, const char
         }
         sdsfree(dir);
     }
-    if (s && ldconf) s = rc_cat(s, ldconf);
-    s = rc_cat(s, "/lib64:/usr/lib64:/lib:/usr/lib");
-    return s;
+    if (ldconf) s = rc_cat(s, ldconf);
+    return rc_cat(s, "/lib64:/usr/lib64:/lib:/usr/lib");
 }
 
 /* The directories named by /etc/ld.so.conf and its `include` globs, colon-separated. */
@@ -5025,9 +5052,10 @@ static int image_add_library(struct rc *rc, struct image_files *f, const char *n
             ret = 0;
             if (!image_has(f, cand + 1)) {
                 sds dir = sdsnewlen(p, n);
-                if (dir && !strstr(f->libdirs, dir)) f->libdirs = rc_catprintf(f->libdirs, "%s%s", sdslen(f->libdirs) ? ":" : "", dir);
+                if (dir && f->libdirs && !strstr(f->libdirs, dir))
+                    f->libdirs = rc_catprintf(f->libdirs, "%s%s", sdslen(f->libdirs) ? ":" : "", dir);
+                ret = dir && f->libdirs ? image_add(rc, f, cand, '0', 0755, cand, NULL) : rc_fail_oom(rc);
                 sdsfree(dir);
-                ret = f->libdirs ? image_add(rc, f, cand, '0', 0755, cand, NULL) : rc_fail_oom(rc);
                 if (ret == 0) ret = image_add_elf_deps(rc, f, cand, ldconf, depth + 1);
             }
             sdsfree(cand);
@@ -5060,12 +5088,12 @@ static int image_add_elf_deps(struct rc *rc, struct image_files *f, const char *
 static int tar_header(const struct tar_entry *e, unsigned char h[512]) {
     memset(h, 0, 512);
     size_t n = strlen(e->name) + (e->type == '5');
-    const char *name = e->name;
     char full[256];
     snprintf(full, sizeof full, "%s%s", e->name, e->type == '5' ? "/" : "");
-    name = full;
+    const char *name = full;
     if (n <= 100) {
-        memcpy(h, name, n);
+        /* A ustar name field is NUL-padded (h is zeroed), not NUL-terminated: 100 bytes fit. */
+        memcpy(h, name, n);   // NOLINT(bugprone-not-null-terminated-result)
     } else {
         /* ustar splits long names at a '/' into prefix (155) and name (100). */
         const char *cut = NULL;
@@ -5082,9 +5110,9 @@ static int tar_header(const struct tar_entry *e, unsigned char h[512]) {
     snprintf((char *)h + 136, 12, "%011llo", (unsigned long long)time(NULL));
     h[156] = (unsigned char)e->type;
     memcpy(h + 257, "ustar", 6);
-    memcpy(h + 263, "00", 2);
-    memcpy(h + 265, "root", 4);
-    memcpy(h + 297, "root", 4);
+    h[263] = h[264] = '0';   /* version "00", no terminator */
+    memcpy(h + 265, "root", 5);
+    memcpy(h + 297, "root", 5);
     memset(h + 148, ' ', 8);
     unsigned sum = 0;
     for (int i = 0; i < 512; i++) sum += h[i];
@@ -5220,18 +5248,15 @@ static int image_build(struct rc *rc, struct docker *d, const char *from, const 
         /* Docker resolves Cmd[0] through the image's PATH; the loader finds the libraries
          * through LD_LIBRARY_PATH because the image has no ld.so.cache. */
         sds env_ld = rc_sprintf("ENV LD_LIBRARY_PATH=%s", f.libdirs);
-        path = sdsnew("/images/create?fromSrc=-&repo=");
-        if (path) path = docker_urlencode(path, repo);
-        path = rc_cat(path, "&tag=");
-        if (path) path = docker_urlencode(path, tg);
+        path = docker_urlencode(sdsnew("/images/create?fromSrc=-&repo="), repo);
+        path = docker_urlencode(rc_cat(path, "&tag="), tg);
         static const char *const changes[] = {
             "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "WORKDIR /data", "EXPOSE 6379",
             "CMD [\"redis-server\"]" };
-        for (size_t i = 0; path && i < sizeof changes / sizeof changes[0]; i++) {
-            path = rc_cat(path, "&changes=");
-            if (path) path = docker_urlencode(path, changes[i]);
-        }
-        if (path && env_ld) { path = rc_cat(path, "&changes="); if (path) path = docker_urlencode(path, env_ld); }
+        for (size_t i = 0; i < sizeof changes / sizeof changes[0]; i++)
+            path = docker_urlencode(rc_cat(path, "&changes="), changes[i]);
+        if (env_ld) path = docker_urlencode(rc_cat(path, "&changes="), env_ld);
+        else { sdsfree(path); path = NULL; }   /* OOM: without it the image would not start */
         sdsfree(env_ld);
         struct tar_stream ts = { &f, 0, 0, 0, { 0 }, 0, 0, -1, 0 };
         ret = path ? docker_stream(d, path, "application/x-tar", tar_source, &ts, tar_total_size(&f), &result) : rc_fail_oom(rc);
@@ -5239,7 +5264,11 @@ static int image_build(struct rc *rc, struct docker *d, const char *from, const 
     }
     if (ret == 0 && !rc->dry_run) {
         rc_progress(rc, "Built %s (%s); use it with: rcluster up --image %s", tag, result ? result : "?", tag);
-        if (rc->json) { sds js = rc_json_str(sdsnew("{\"image\":"), tag); js = rc_cat(js, ",\"id\":"); js = rc_json_str(js, result); if (js) printf("%s}\n", js); sdsfree(js); }
+        if (rc->json) {
+            sds js = rc_json_str(rc_cat(rc_json_str(sdsnew("{\"image\":"), tag), ",\"id\":"), result);
+            if (js) printf("%s}\n", js);
+            sdsfree(js);
+        }
         else printf("%s\n", tag);
     }
     image_files_free(&f);
@@ -5283,9 +5312,10 @@ static int cmd_image(struct rc *rc, int argc, char **argv) {
     /* `image SUB [options] [FILE]`: options are parsed after the subcommand. */
     const char *sub = argc > 1 && argv[1][0] != '-' ? argv[1] : NULL;
     int r = cmd_parse_opts(rc, sub ? argc - 1 : argc, sub ? argv + 1 : argv, image_longopts, 2, usage_image, up_on_opt, &o);
+    free(o.configs);   /* only `up` uses --config lines */
     if (r) return r < 0 ? -1 : 0;
     int nargs = (sub ? argc - 1 : argc) - optind;
-    if (!sub || (strcmp(sub, "build") && strcmp(sub, "load")) || (!strcmp(sub, "build") && nargs != 0) ||
+    if (!sub || (strcmp(sub, "build") != 0 && strcmp(sub, "load") != 0) || (!strcmp(sub, "build") && nargs != 0) ||
         (!strcmp(sub, "load") && nargs != 1)) {
         rc->usage_error = 1;
         return rc_fail(rc, "image: expected `image build [--from PATH] [--tag TAG]` or `image load FILE`");

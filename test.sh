@@ -8,7 +8,7 @@
 #                      otherwise the Docker tests are skipped.
 #   FAULTS=0           skip the fault-injection tests (tests/test_faults.sh); default: run.
 #   DOCKER_TESTS=0     skip the Docker tests.
-#   ONLY="create faults docker"   which integration scripts to run (default: all).
+#   ONLY="lint create faults docker"   which scripts under tests/ to run (default: all).
 #   NO_INSTALL=1       never call apt-get.
 set -u
 cd "$(dirname "$0")" || exit 1
@@ -75,8 +75,9 @@ fi
 # ---- 3. build ------------------------------------------------------------------------
 build() { # NAME TARGET...
     local name=$1; shift
-    if make "$@" >"$LOGDIR/build-$name.log" 2>&1; then pass "build $name"
-    else fail "build $name" "make $* failed" "$LOGDIR/build-$name.log"; fi
+    local log=$LOGDIR/build-${name//\//_}.log
+    if make "$@" >"$log" 2>&1; then pass "build $name"
+    else fail "build $name" "make $* failed" "$log"; fi
 }
 build rcluster rcluster
 UNITS=()
@@ -120,12 +121,13 @@ run_script() { # NAME SCRIPT [ENV=VAL...]
     PASSED=$((PASSED + np)); FAILED=$((FAILED + nf)); SKIPPED=$((SKIPPED + ns))
     if [ $rc -ne 0 ] && [ "$nf" -eq 0 ]; then fail "$script" "exited $rc without a failing test" "$log"; fi
 }
-ONLY=${ONLY:-create faults docker}
+ONLY=${ONLY:-lint create faults docker}
 want() { case " $ONLY " in *" $1 "*) return 0 ;; esac; return 1; }
 
 if [ ! -x ./rcluster ]; then
     fail "integration tests" "./rcluster was not built"
 else
+    want lint && [ -f tests/lint.sh ] && run_script lint tests/lint.sh
     want create && run_script create tests/test_create.sh
     if want faults; then
         if [ "${FAULTS:-1}" = 0 ]; then skipped "tests/test_faults.sh" "FAULTS=0"

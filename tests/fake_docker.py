@@ -140,30 +140,37 @@ class Handler(socketserver.BaseRequestHandler):
         body = b""
         if "content-length" in hdr:
             n = int(hdr["content-length"])
-            while len(rest) < n:
-                d = self.request.recv(65536)
+            buf = bytearray(rest)
+            while len(buf) < n:
+                d = self.request.recv(1 << 20)
                 if not d:
                     break
-                rest += d
-            body, rest = rest[:n], rest[n:]
+                buf += d
+            body, rest = bytes(buf[:n]), bytes(buf[n:])
         elif hdr.get("transfer-encoding", "").lower() == "chunked":
-            # read (and discard) a chunked upload such as an image tarball
+            # read (and discard) a chunked upload such as an image tarball, in linear time
+            buf, pos = bytearray(rest), 0
             while True:
-                while b"\r\n" not in rest:
-                    d = self.request.recv(65536)
-                    if not d:
-                        return method, path, body, b""
-                    rest += d
-                size_line, rest = rest.split(b"\r\n", 1)
-                size = int(size_line.split(b";")[0] or b"0", 16)
-                while len(rest) < size + 2:
+                while buf.find(b"\r\n", pos) < 0:
                     d = self.request.recv(1 << 20)
                     if not d:
                         return method, path, body, b""
-                    rest += d
-                rest = rest[size + 2:]
+                    buf += d
+                eol = buf.find(b"\r\n", pos)
+                size = int(bytes(buf[pos:eol]).split(b";")[0] or b"0", 16)
+                pos = eol + 2
+                while len(buf) < pos + size + 2:
+                    d = self.request.recv(1 << 20)
+                    if not d:
+                        return method, path, body, b""
+                    buf += d
+                pos += size + 2
+                if pos > 1 << 20:
+                    del buf[:pos]
+                    pos = 0
                 if size == 0:
                     break
+            rest = bytes(buf[pos:])
         return method, path, body, rest
 
     def handle(self):

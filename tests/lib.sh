@@ -18,7 +18,7 @@ t_cleanup() {
     local p
     for p in "${NODE_PID[@]}" "${T_PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
     for p in "${NODE_PID[@]}" "${T_PIDS[@]}"; do wait "$p" 2>/dev/null; done
-    rm -rf "$T_TMP"
+    if [ "${KEEP_TMP:-0}" = 1 ]; then echo "# kept $T_TMP" >&2; else rm -rf "$T_TMP"; fi
 }
 trap t_cleanup EXIT
 trap 'exit 130' INT TERM

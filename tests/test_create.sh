@@ -34,7 +34,7 @@ t_cli() {
     run_rc "$L/badrep" -- create --yes --replicas x 127.0.0.1:7000
     [ $RC -eq 2 ] || why+="--replicas x exit $RC (want 2); "
     if [ -z "$why" ]; then ok "cli: --version, --help, usage errors exit 2"
-    else not_ok "cli: --version, --help, usage errors exit 2" "$why" "$L/badopt.err"; fi
+    else not_ok "cli: --version, --help, usage errors exit 2" "$why" "$L/badrep.err"; fi
 }
 
 # ---- successful creates --------------------------------------------------------------

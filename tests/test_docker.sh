@@ -67,7 +67,7 @@ judge_docker_cluster() { # PORT TAG: redis-cli check + keys
     grep -q '\[OK\] All 16384 slots covered' "$L/$tag.check" || { echo "not all slots covered"; return 1; }
     grep -q '\[ERR\]' "$L/$tag.check" && { echo "redis-cli --cluster check reports [ERR]"; return 1; }
     local m r
-    m=$(grep -c '^M: ' "$L/$tag.check"); r=$(grep -c '^S: ' "$L/$tag.check")
+    m=$(sed "s/\x1b\[[0-9;]*m//g" "$L/$tag.check" | grep -c "^M: "); r=$(sed "s/\x1b\[[0-9;]*m//g" "$L/$tag.check" | grep -c "^S: ")
     [ "$m $r" = "3 3" ] || { echo "masters/replicas $m/$r, want 3/3"; return 1; }
     keys_roundtrip "$port" 100 >"$L/$tag.keys" || { echo "keys: $(head -1 "$L/$tag.keys")"; return 1; }
 }

@@ -8,7 +8,7 @@
 cd "$T_TMP" || exit 1
 L=$T_TMP/log
 mkdir -p "$L"
-HERE=$(cd "$(dirname "$0")" && pwd)
+HERE=$TOP/tests
 TMO=5                  # --timeout given to rcluster
 LIMIT=$((TMO + 5))     # seconds it may take
 CHECK_LIMIT=20         # check and image build have no --timeout in the contract: their
@@ -25,7 +25,10 @@ start_fake_redis() {
     python3 "$HERE/fake_redis.py" "$port" "$@" >"$L/fr-$port.out" 2>&1 &
     T_PIDS+=($!)
     FR_PIDS+=($!)
-    wait_for 10 grep -q listening "$L/fr-$port.out" || echo "fake_redis $port did not start" >&2
+    if ! wait_for 15 grep -q listening "$L/fr-$port.out"; then
+        not_ok "faults: fake_redis.py $port $* did not start" "see its output" "$L/fr-$port.out"
+        return 1
+    fi
 }
 stop_fakes() {
     local p
@@ -64,7 +67,7 @@ judge() {
 
 redis_check_case() { # SCENARIO [ARG]
     local sc=$1 arg=${2:-}
-    start_fake_redis 7070 "$sc" $arg
+    start_fake_redis 7070 "$sc" $arg || { stop_fakes; return; }
     run_rc "$L/chk-$sc" $((CHECK_LIMIT + 20)) -- check 127.0.0.1:7070
     CASE_LIMIT=$CHECK_LIMIT judge "faults: check vs fake redis '$sc${arg:+ $arg}'" "chk-$sc" "127.0.0.1:7070"
     stop_fakes
@@ -74,10 +77,10 @@ redis_check_case() { # SCENARIO [ARG]
 redis_create_case() { # SCENARIO [ARG] ; env ALL=1, ANY="a/b"
     local sc=$1 arg=${2:-}
     if [ "${ALL:-0}" = 1 ]; then
-        start_fake_redis 7070 "$sc" $arg; start_fake_redis 7071 "$sc" $arg; start_fake_redis 7072 "$sc" $arg
+        start_fake_redis 7070 "$sc" $arg && start_fake_redis 7071 "$sc" $arg && start_fake_redis 7072 "$sc" $arg
     else
-        start_fake_redis 7070 "$sc" $arg; start_fake_redis 7071 normal; start_fake_redis 7072 normal
-    fi
+        start_fake_redis 7070 "$sc" $arg && start_fake_redis 7071 normal && start_fake_redis 7072 normal
+    fi || { stop_fakes; return; }
     local tag=cr-$sc-${arg:-x}
     run_rc "$L/$tag" $((LIMIT + 20)) -- create --replicas 0 --yes --timeout $TMO 127.0.0.1:7070 127.0.0.1:7071 127.0.0.1:7072
     judge "faults: create vs fake redis '$sc${arg:+ $arg}'${ALL:+ on every node}" "$tag" "127.0.0.1:707" "${ANY:-}"
@@ -104,7 +107,10 @@ start_fake_docker() { # SCENARIO [ARG]
     rm -f "$T_TMP/fd.sock" "$T_TMP/fd.sock.log"
     python3 "$HERE/fake_docker.py" "$T_TMP/fd.sock" "$@" >"$L/fd.out" 2>&1 &
     FD_PID=$!; T_PIDS+=($FD_PID)
-    wait_for 10 grep -q listening "$L/fd.out" || echo "fake_docker did not start" >&2
+    if ! wait_for 15 grep -q listening "$L/fd.out"; then
+        not_ok "faults: fake_docker.py $* did not start" "see its output" "$L/fd.out"
+        return 1
+    fi
 }
 
 # docker_case SCENARIO "ANY1/ANY2" [ARG] -- rcluster ARGS
@@ -113,7 +119,7 @@ docker_case() {
     local arg=""
     [ "$1" != "--" ] && { arg=$1; shift; }
     shift
-    start_fake_docker "$sc" $arg
+    start_fake_docker "$sc" $arg || { stop_pid "$FD_PID"; return; }
     local tag=dk-$sc-${arg:-x}
     local t0=$(date +%s%N)
     DOCKER_HOST=unix://$T_TMP/fd.sock timeout -k 5 $((LIMIT + 20)) "$RCLUSTER" "$@" </dev/null >"$L/$tag.out" 2>"$L/$tag.err"
@@ -137,7 +143,7 @@ for sc in 500json 500plain close_mid_header close_mid_chunk bad_chunk_size endle
 done
 docker_case 500json "fake daemon: internal error" -- "${UPARGS[@]}"   # the daemon's own words
 docker_case api_version_out_of_range "1.12/API version/api version" 1.12 -- "${UPARGS[@]}"
-CASE_LIMIT=$CHECK_LIMIT docker_case pull_error_in_stream "stream failed half way" -- image build --tag rcfault/redis:1
+CASE_LIMIT=60 docker_case pull_error_in_stream "stream failed half way" -- image build --tag rcfault/redis:1
 docker_case 409_on_create "409/Conflict" -- "${UPARGS[@]}"
 grep -q containers/create "$L/dk-409_on_create-x.requests" 2>/dev/null ||
     not_ok "faults: up vs fake docker '409_on_create' reached containers/create" "no POST .../containers/create was sent" "$L/dk-409_on_create-x.requests"

@@ -1,0 +1,125 @@
+#!/bin/bash
+# tests/bench.sh — `make bench`: rcluster against the tools people use today.
+#  1. create: redis-cli --cluster create vs rcluster create, 6 nodes (3x1) and 100 nodes
+#     (50x1), each timed until every node says cluster_state:ok and every replica's link
+#     is up (tests/poll_cluster.py, 20 ms polls); rcluster's peak RSS (/usr/bin/time -v).
+#  2. up: the reference docker CLI procedure (docker run x6 on a private-subnet network,
+#     redis.conf per node, redis-cli --cluster create, wait) vs rcluster up, same image.
+# Not part of test.sh. Nodes: 127.0.0.1:7000-7099 (bus 17000-17099); Docker: networks
+# 10.90.0.0/24 and 10.91.0.0/24, ports 7401-7406 and 7501-7506 (+10000) on 127.0.0.1.
+# BENCH_SKIP_DOCKER=1 skips part 2; BENCH_SKIP_100=1 skips the 100-node case.
+. "$(dirname "$0")/lib.sh"
+cd "$T_TMP" || exit 1
+POLL=$TOP/tests/poll_cluster.py
+IMG=rcluster-bench/redis:local
+
+[ -x "$RCLUSTER" ] || { echo "bench: $RCLUSTER not built (make rcluster)"; exit 1; }
+if [ ! -x /usr/bin/time ]; then
+    [ "$(id -u)" = 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -q time >/dev/null 2>&1
+    [ -x /usr/bin/time ] || { echo "bench: /usr/bin/time missing (apt-get install time)"; exit 1; }
+fi
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.1fx", a / b; else print "n/a" }'; }
+rss_kb() { sed -n 's/.*Maximum resident set size (kbytes): *//p' "$1"; }
+STATUS=0
+
+# bench_create MASTERS REPLICAS_PER_MASTER
+bench_create() {
+    local m=$1 r=$2 n=$(( $1 * ($2 + 1) ))
+    local ports; ports=$(seq 7000 $((7000 + n - 1)) | tr '\n' ' ')
+    local addrs; addrs=$(addrs 7000 $n)
+    echo "== create: $n nodes ($m masters x $r replicas)"
+
+    start_nodes 7000 $n || { echo "could not start nodes"; STATUS=1; return; }
+    sleep 3
+    local ref
+    ref=$(POLL_OUT=$T_TMP/ref.out POLL_ERR=$T_TMP/ref.err python3 "$POLL" --timeout 600 $m $((m * r)) $ports -- \
+          redis-cli --cluster create $addrs --cluster-replicas $r --cluster-yes)
+    kill_all_nodes
+    start_nodes 7000 $n || { echo "could not start nodes"; STATUS=1; return; }
+    sleep 3
+    local mine
+    mine=$(POLL_OUT=$T_TMP/rc.out POLL_ERR=$T_TMP/rc.err python3 "$POLL" --timeout 600 $m $((m * r)) $ports -- \
+           /usr/bin/time -v -o "$T_TMP/rc.time" "$RCLUSTER" create --replicas $r --yes --timeout 300 $addrs)
+    kill_all_nodes
+    case "$ref $mine" in *[a-z]*) echo "  failed: redis-cli: $ref | rcluster: $mine"; tail -n 5 "$T_TMP/rc.err"; STATUS=1; return ;; esac
+    set -- $ref; local ref_cmd=$1 ref_total=$2
+    set -- $mine; local rc_cmd=$1 rc_total=$2
+    printf '  redis-cli --cluster create: command %6d ms, healthy after %6d ms\n' "$ref_cmd" "$ref_total"
+    printf '  rcluster create:            command %6d ms, healthy after %6d ms (waited %d ms after it returned)\n' \
+        "$rc_cmd" "$rc_total" $((rc_total - rc_cmd))
+    printf '  speed-up to healthy: %s   rcluster peak RSS: %s KiB\n' "$(ratio "$ref_total" "$rc_total")" "$(rss_kb "$T_TMP/rc.time")"
+}
+
+# ---- 2. Docker ----------------------------------------------------------------------
+docker_clean() {
+    docker rm -f rcbref-1 rcbref-2 rcbref-3 rcbref-4 rcbref-5 rcbref-6 >/dev/null 2>&1
+    docker network rm rcbref >/dev/null 2>&1
+    local ids
+    ids=$(docker ps -aq --filter label=io.rcluster.cluster=rcbench)
+    [ -n "$ids" ] && docker rm -f $ids >/dev/null 2>&1
+    ids=$(docker network ls -q --filter label=io.rcluster.cluster=rcbench)
+    [ -n "$ids" ] && docker network rm $ids >/dev/null 2>&1
+    return 0
+}
+
+reference_procedure() { # the well-known "docker run x6 + redis-cli --cluster create" recipe, fixed
+    docker network create --subnet 10.90.0.0/24 rcbref >/dev/null || return 1
+    local i
+    for i in 1 2 3 4 5 6; do
+        mkdir -p "$T_TMP/ref/node-$i/conf" "$T_TMP/ref/node-$i/data"
+        cat >"$T_TMP/ref/node-$i/conf/redis.conf" <<EOF
+port 6379
+bind 0.0.0.0
+protected-mode no
+cluster-enabled yes
+cluster-config-file nodes.conf
+cluster-node-timeout 5000
+cluster-announce-ip 10.90.0.$((10 + i))
+cluster-announce-port 6379
+cluster-announce-bus-port 16379
+appendonly yes
+EOF
+        docker run -d --name rcbref-$i --net rcbref --ip 10.90.0.$((10 + i)) \
+            -p 127.0.0.1:$((7400 + i)):6379 -p 127.0.0.1:$((17400 + i)):16379 \
+            -v "$T_TMP/ref/node-$i/conf:/etc/redis" -v "$T_TMP/ref/node-$i/data:/data" \
+            $IMG redis-server /etc/redis/redis.conf >/dev/null || return 1
+    done
+    for i in 1 2 3 4 5 6; do   # the recipe waits for the servers before creating
+        local t; for t in $(seq 1 100); do redis-cli -h 10.90.0.$((10 + i)) -p 6379 ping 2>/dev/null | grep -q PONG && break; sleep 0.05; done
+    done
+    redis-cli --cluster create 10.90.0.11:6379 10.90.0.12:6379 10.90.0.13:6379 10.90.0.14:6379 \
+        10.90.0.15:6379 10.90.0.16:6379 --cluster-replicas 1 --cluster-yes
+}
+
+bench_docker() {
+    echo "== up: 6 containers (3 masters x 1 replica)"
+    if ! timeout 10 docker version >/dev/null 2>&1; then echo "  skipped: no Docker daemon"; return; fi
+    docker_clean
+    T_CLEANUPS+=(docker_clean)
+    if ! "$RCLUSTER" image build --tag $IMG >"$T_TMP/img.log" 2>&1; then
+        echo "  rcluster image build failed"; tail -n 5 "$T_TMP/img.log"; STATUS=1; return
+    fi
+    export -f reference_procedure; export T_TMP IMG
+    local ref mine
+    ref=$(POLL_OUT=$T_TMP/dref.out POLL_ERR=$T_TMP/dref.err python3 "$POLL" --timeout 300 3 3 7401 7402 7403 7404 7405 7406 -- \
+          bash -c reference_procedure)
+    docker_clean
+    mine=$(POLL_OUT=$T_TMP/dup.out POLL_ERR=$T_TMP/dup.err python3 "$POLL" --timeout 300 3 3 7501 7502 7503 7504 7505 7506 -- \
+           /usr/bin/time -v -o "$T_TMP/dup.time" "$RCLUSTER" up --name rcbench --subnet 10.91.0.0/24 --port 7501 \
+           --image $IMG --nodes 6 --replicas 1 --data-dir "$T_TMP/up" --yes --timeout 120)
+    "$RCLUSTER" down --name rcbench --purge --yes >/dev/null 2>&1
+    docker_clean
+    case "$ref $mine" in *[a-z]*) echo "  failed: reference: $ref | rcluster: $mine"; tail -n 5 "$T_TMP/dref.err" "$T_TMP/dup.err"; STATUS=1; return ;; esac
+    set -- $ref; local ref_cmd=$1 ref_total=$2
+    set -- $mine; local rc_cmd=$1 rc_total=$2
+    printf '  docker run x6 + redis-cli --cluster create: command %6d ms, healthy after %6d ms\n' "$ref_cmd" "$ref_total"
+    printf '  rcluster up:                                command %6d ms, healthy after %6d ms\n' "$rc_cmd" "$rc_total"
+    printf '  speed-up to healthy: %s   rcluster peak RSS: %s KiB   binary: %s bytes (%s)\n' \
+        "$(ratio "$ref_total" "$rc_total")" "$(rss_kb "$T_TMP/dup.time")" "$(stat -c %s "$RCLUSTER")" "$(basename "$RCLUSTER")"
+}
+
+bench_create 3 1
+[ "${BENCH_SKIP_100:-0}" = 1 ] || bench_create 50 1
+[ "${BENCH_SKIP_DOCKER:-0}" = 1 ] || bench_docker
+exit $STATUS
