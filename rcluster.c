@@ -1247,6 +1247,8 @@ static int docker_call_json(struct docker *d, const char *method, const char *pa
 /* Connect and negotiate the API version from GET /_ping: DOCKER_API_VERSION wins,
  * else the daemon's own Api-Version (it only ever raises its minimum, so following
  * it keeps us working with newer engines), else 1.41. */
+#define DOCKER_MIN_API_MINOR 24
+
 static int docker_open(struct rc *rc, struct docker *d) {
     memset(d, 0, sizeof *d);
     d->rc = rc;
@@ -1256,6 +1258,7 @@ static int docker_open(struct rc *rc, struct docker *d) {
     sds body = sdsempty();
     if (!body) return rc_fail_oom(rc);
     int r = docker_exchange(d, &d->conn, "GET", "/_ping", NULL, 0, &p, 4096, http_sink_sds, &body, rc->io_timeout_ms);
+    if (r < 0) rc_wrap(rc, "GET /_ping");
     if (r == 0 && p.status != 200) {
         sds msg = docker_error_text(body, sdslen(body));
         r = rc_fail(rc, "GET /_ping on %s: %d: %s (is this a Docker Engine API endpoint?)", d->conn.what, p.status, msg ? msg : "");
@@ -1275,7 +1278,11 @@ static int docker_open(struct rc *rc, struct docker *d) {
     sdsfree(body);
     if (r < 0) return -1;
     if (strncmp(ver, "1.", 2) != 0 || !ver[2] || strspn(ver + 2, "0123456789") != strlen(ver + 2))
-        return rc_fail(rc, "%s Engine API version '%s' is not of the form 1.NN", env && *env ? "DOCKER_API_VERSION:" : "daemon reports", ver);
+        return rc_fail(rc, "%s Engine API version '%s' is not of the form 1.NN", env && *env ? "DOCKER_API_VERSION:" : "GET /_ping: daemon reports", ver);
+    /* 1.24 (Docker 1.12) is the oldest API with everything `up` sends. */
+    if (atoi(ver + 2) < DOCKER_MIN_API_MINOR)
+        return rc_fail(rc, "%s Engine API version %s is older than 1.%d, the oldest rcluster supports; upgrade Docker",
+                       env && *env ? "DOCKER_API_VERSION:" : "GET /_ping: daemon reports", ver, DOCKER_MIN_API_MINOR);
     d->prefix = rc_sprintf("/v%s", ver);
     sdsfree(rc->api_version);
     rc->api_version = sdsnew(ver);
@@ -3769,6 +3776,7 @@ static int cmd_parse_opts(struct rc *rc, int argc, char **argv, const struct opt
         }
         else if (opt >= OPT_FIRST_COMMAND_OPT && on_opt) ret = on_opt(rc, opt, optarg, ctx);
         else ret = rc_parse_common(rc, opt, optarg);
+        if (ret < 0) rc->usage_error = 1; /* a bad option value is a usage error: exit 2 */
     }
     free(all);
     return ret;
@@ -4149,7 +4157,7 @@ static int up_inspect_existing(struct docker *d, struct up_plan *p) {
     if (r == 1) {
         if (!up_is_ours(v, p->o->name, 0)) {
             json_free(v);
-            return rc_fail(rc, "a network named '%s' exists but was not created by rcluster (no label %s=%s); "
+            return rc_fail(rc, "a foreign network named '%s' exists (not created by rcluster: no label %s=%s); "
                                "not touching it: choose another --name", p->o->name, LABEL_CLUSTER, p->o->name);
         }
         const char *sub = json_string(json_get(json_at(json_get(json_get(v, "IPAM"), "Config"), 0), "Subnet"));
@@ -4169,7 +4177,7 @@ static int up_inspect_existing(struct docker *d, struct up_plan *p) {
         if (r == 0) continue;
         if (!up_is_ours(v, p->o->name, n->i)) {
             json_free(v);
-            return rc_fail(rc, "a container named '%s' exists but is not node %d of rcluster cluster '%s'; "
+            return rc_fail(rc, "a foreign container named '%s' exists (not node %d of rcluster cluster '%s'); "
                                "not touching it: remove it yourself or choose another --name", n->name, n->i, p->o->name);
         }
         const char *st = json_string(json_get(json_get(v, "State"), "Status"));
