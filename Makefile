@@ -39,6 +39,9 @@ tests/unit_json-asan: tests/unit_json.c vendor/json.h
 	$(CC) $(CSTD) $(WARN) $(SAN) -o $@ tests/unit_json.c
 rcluster-asan: $(SRC) $(HDR)
 	$(CC) $(CSTD) $(WARN) $(SAN) -o $@ $(SRC)
+# Dynamic glibc debug build for valgrind (it cannot intercept malloc in a static binary).
+rcluster-dbg: $(SRC) $(HDR)
+	$(CC) $(CSTD) $(WARN) -O1 -g -o $@ $(SRC)
 
 # New inputs go to a scratch dir; the committed corpus and regressions only seed.
 FUZZ_WORK ?= /tmp/rcluster-fuzz
@@ -56,6 +59,6 @@ bench: rcluster
 	./tests/bench.sh
 
 clean:
-	rm -f rcluster rcluster-asan $(UNITS) $(addsuffix -asan,$(UNITS)) $(addprefix tests/fuzz/,$(FUZZERS))
+	rm -f rcluster rcluster-asan rcluster-dbg $(UNITS) $(addsuffix -asan,$(UNITS)) $(addprefix tests/fuzz/,$(FUZZERS))
 
 .PHONY: unit asan fuzz test bench clean

@@ -39,6 +39,9 @@ install_missing() {
     command -v clang >/dev/null || need+=(clang)
     dpkg -s libclang-rt-14-dev >/dev/null 2>&1 || need+=(libclang-rt-14-dev)
     command -v timeout >/dev/null || need+=(coreutils)
+    command -v valgrind >/dev/null || need+=(valgrind)
+    command -v cppcheck >/dev/null || need+=(cppcheck)
+    command -v clang-tidy >/dev/null || need+=(clang-tidy)
     [ ${#need[@]} -eq 0 ] && return 0
     if [ "${NO_INSTALL:-0}" = 1 ] || [ "$(id -u)" != 0 ]; then
         note "missing packages (not installing): ${need[*]}"
@@ -60,7 +63,9 @@ if [ "${DOCKER_TESTS:-1}" != 0 ]; then
         DOCKER_OK=1
     elif command -v dockerd >/dev/null && [ "$(id -u)" = 0 ] && [ -z "${DOCKER_HOST:-}" ]; then
         note "no Docker daemon answers; starting dockerd (log: /tmp/rcluster-dockerd.log)"
-        nohup dockerd >/tmp/rcluster-dockerd.log 2>&1 &
+        # detached (own session, no inherited stdin/stdout): it may outlive this script
+        if command -v setsid >/dev/null; then setsid nohup dockerd </dev/null >/tmp/rcluster-dockerd.log 2>&1 &
+        else nohup dockerd </dev/null >/tmp/rcluster-dockerd.log 2>&1 & fi
         for _ in $(seq 1 30); do docker_up && { DOCKER_OK=1; break; }; sleep 1; done
     fi
     if [ $DOCKER_OK = 1 ]; then
@@ -121,14 +126,19 @@ run_script() { # NAME SCRIPT [ENV=VAL...]
     PASSED=$((PASSED + np)); FAILED=$((FAILED + nf)); SKIPPED=$((SKIPPED + ns))
     if [ $rc -ne 0 ] && [ "$nf" -eq 0 ]; then fail "$script" "exited $rc without a failing test" "$log"; fi
 }
-ONLY=${ONLY:-lint create faults docker}
+ONLY=${ONLY:-lint fuzz create memcheck faults docker}
 want() { case " $ONLY " in *" $1 "*) return 0 ;; esac; return 1; }
 
 if [ ! -x ./rcluster ]; then
     fail "integration tests" "./rcluster was not built"
 else
     want lint && [ -f tests/lint.sh ] && run_script lint tests/lint.sh
+    want fuzz && run_script fuzz tests/test_fuzz.sh
     want create && run_script create tests/test_create.sh
+    # The same create/check suite once more against the ASan+UBSan build.
+    want create && [ -x "$TOP/rcluster-asan" ] && [ "${SANITIZE:-1}" != 0 ] &&
+        run_script create-asan tests/test_create.sh RCLUSTER="$TOP/rcluster-asan" TEST_PREFIX=asan
+    want memcheck && run_script memcheck tests/test_memcheck.sh
     if want faults; then
         if [ "${FAULTS:-1}" = 0 ]; then skipped "tests/test_faults.sh" "FAULTS=0"
         else

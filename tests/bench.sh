@@ -44,10 +44,10 @@ bench_create() {
     kill_all_nodes
     case "$ref $mine" in *[a-z]*) echo "  failed: redis-cli: $ref | rcluster: $mine"; tail -n 5 "$T_TMP/rc.err"; STATUS=1; return ;; esac
     set -- $ref; local ref_cmd=$1 ref_total=$2
-    set -- $mine; local rc_cmd=$1 rc_total=$2
+    set -- $mine; local rc_cmd=$1 rc_total=$2 rc_polls=$3
     printf '  redis-cli --cluster create: command %6d ms, healthy after %6d ms\n' "$ref_cmd" "$ref_total"
-    printf '  rcluster create:            command %6d ms, healthy after %6d ms (waited %d ms after it returned)\n' \
-        "$rc_cmd" "$rc_total" $((rc_total - rc_cmd))
+    printf '  rcluster create:            command %6d ms, healthy after %6d ms (%s)\n' \
+        "$rc_cmd" "$rc_total" "$([ "$rc_polls" = 1 ] && echo "healthy at the first poll after it returned" || echo "NOT healthy when it returned: $rc_polls polls")"
     printf '  speed-up to healthy: %s   rcluster peak RSS: %s KiB\n' "$(ratio "$ref_total" "$rc_total")" "$(rss_kb "$T_TMP/rc.time")"
 }
 
@@ -112,9 +112,10 @@ bench_docker() {
     docker_clean
     case "$ref $mine" in *[a-z]*) echo "  failed: reference: $ref | rcluster: $mine"; tail -n 5 "$T_TMP/dref.err" "$T_TMP/dup.err"; STATUS=1; return ;; esac
     set -- $ref; local ref_cmd=$1 ref_total=$2
-    set -- $mine; local rc_cmd=$1 rc_total=$2
+    set -- $mine; local rc_cmd=$1 rc_total=$2 rc_polls=$3
     printf '  docker run x6 + redis-cli --cluster create: command %6d ms, healthy after %6d ms\n' "$ref_cmd" "$ref_total"
-    printf '  rcluster up:                                command %6d ms, healthy after %6d ms\n' "$rc_cmd" "$rc_total"
+    printf '  rcluster up:                                command %6d ms, healthy after %6d ms (%s)\n' "$rc_cmd" "$rc_total" \
+        "$([ "$rc_polls" = 1 ] && echo "healthy at the first poll" || echo "NOT healthy when it returned: $rc_polls polls")"
     printf '  speed-up to healthy: %s   rcluster peak RSS: %s KiB   binary: %s bytes (%s)\n' \
         "$(ratio "$ref_total" "$rc_total")" "$(rss_kb "$T_TMP/dup.time")" "$(stat -c %s "$RCLUSTER")" "$(basename "$RCLUSTER")"
 }

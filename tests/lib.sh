@@ -23,13 +23,15 @@ t_cleanup() {
 trap t_cleanup EXIT
 trap 'exit 130' INT TERM
 
-ok()   { echo "ok - $1"; }
-skip() { echo "skip - $1: $2"; }
+# TEST_PREFIX names a second pass of the same script (e.g. against rcluster-asan).
+T_PFX=${TEST_PREFIX:+$TEST_PREFIX: }
+ok()   { echo "ok - $T_PFX$1"; }
+skip() { echo "skip - $T_PFX$1: $2"; }
 # not_ok NAME WHY [FILE...]: one line, then the last lines of each FILE, indented.
 not_ok() {
     local name=$1 why=$2; shift 2
     T_FAILED=$((T_FAILED + 1))
-    echo "not ok - $name: $why"
+    echo "not ok - $T_PFX$name: $why"
     local f
     for f in "$@"; do
         [ -s "$f" ] || continue
@@ -50,6 +52,10 @@ run_rc() {
     timeout -k 5 "$limit" "$RCLUSTER" "$@" </dev/null >"$pfx.out" 2>"$pfx.err"
     RC=$?
     RC_MS=$(( ($(date +%s%N) - t0) / 1000000 ))
+    # Under the sanitizer build any report is a failure, whatever the test expected.
+    if grep -q "Sanitizer\|runtime error:" "$pfx.err" 2>/dev/null; then
+        not_ok "sanitizer report from: rcluster $*" "exit $RC" "$pfx.err"
+    fi
 }
 
 # contains FILE SUBSTRING...: case-insensitive; true when FILE contains every substring.

@@ -7,10 +7,10 @@ usage: poll_cluster.py [--host H] [--interval-ms 20] [--timeout S] [--password P
 Healthy means: every node answers, says cluster_state:ok, cluster_slots_ok:16384 and
 cluster_known_nodes:len(PORTS); exactly MASTERS masters and REPLICAS replicas by INFO
 replication role; every replica has master_link_status:up. Keeps one connection per
-node. Prints the milliseconds it waited and exits 0, or prints what is missing and
+node. Prints the milliseconds it waited and the number of polls, and exits 0, or prints what is missing and
 exits 1 at the timeout. With "-- COMMAND", runs COMMAND first (stdout/stderr to
 the files named by $POLL_OUT / $POLL_ERR, default /dev/null) and prints
-"COMMAND_MS TOTAL_MS", both measured from just before COMMAND starts, so that the
+"COMMAND_MS TOTAL_MS POLLS", both times measured from just before COMMAND starts, so that the
 interpreter's start-up is not counted. Only talks to the given host (default 127.0.0.1).
 """
 import os
@@ -143,11 +143,13 @@ def main():
         if rc != 0:
             print("command exited %d after %.0f ms" % (rc, cmd_ms))
             return 1
+    polls = 0
     while True:
         why = state(conns, masters, replicas)
+        polls += 1
         waited = (time.monotonic() - t0) * 1000
         if why is None:
-            print("%d %d" % (cmd_ms, waited) if cmd else "%d" % waited)
+            print("%d %d %d" % (cmd_ms, waited, polls) if cmd else "%d %d" % (waited, polls))
             return 0
         if waited > opts["timeout"] * 1000:
             print("not healthy after %.0f ms: %s" % (waited, why))

@@ -260,8 +260,12 @@ t_refusals() {
 
     # node that already knows others (7045 met 7046, 7047 outside the set)
     start_node 7045 && start_nodes 7046 2 || true
+    # distinct config epochs first, so that no epoch-collision bumps happen while we look
+    rcli 7045 cluster set-config-epoch 1 >/dev/null; rcli 7046 cluster set-config-epoch 2 >/dev/null
+    rcli 7047 cluster set-config-epoch 3 >/dev/null
     rcli 7045 cluster meet 127.0.0.1 7046 >/dev/null; rcli 7045 cluster meet 127.0.0.1 7047 >/dev/null
-    wait_for 10 bash -c '[ $(redis-cli -p 7045 cluster nodes | grep -c connected) -eq 3 ]'
+    wait_for 10 bash -c 'for p in 7045 7046 7047; do [ $(redis-cli -p $p cluster nodes | grep -c connected) -eq 3 ] &&
+        redis-cli -p $p cluster info | grep -q "^cluster_current_epoch:3" || exit 1; done'
     refused "create: node that already knows other nodes refused" 7040 6 "already|127.0.0.1:7045" -- create --replicas 1 --yes $all
     kill_all_nodes
 

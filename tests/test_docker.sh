@@ -3,7 +3,8 @@
 # Only touches what it creates: image rcluster-test/redis:local, clusters named rctest*
 # (label io.rcluster.cluster=rctest*), the network rctest-ovl and the container rctestx-1.
 # Subnets: 10.88.0.0/24 (main), 10.87.0.0/24 (dry run), 10.86.0.0/24 (preflight),
-# 10.89.0.0/24 (overlap). Ports: 7301-7306 (+10000), 7311, 7321, 7351.
+# 10.89.0.0/24 (overlap), 10.84.0.0/24 (password). Ports: 7301-7306, 7331-7336 (+10000 each),
+# 7311, 7321, 7351.
 . "$(dirname "$0")/lib.sh"
 cd "$T_TMP" || exit 1
 L=$T_TMP/log
@@ -14,7 +15,7 @@ BASE=7301
 DATA=$T_TMP/data
 LABEL=io.rcluster.cluster
 
-TESTS=(t_image t_dry_run t_up t_status t_up_again t_up_heals t_failover t_down_needs_yes
+TESTS=(t_image t_dry_run t_up t_status t_up_again t_up_heals t_failover t_up_password t_down_needs_yes
        t_down t_up_resume_purge t_pre_image t_pre_subnet t_pre_overlap t_pre_foreign
        t_pre_port t_pre_daemon t_pre_publish)
 
@@ -199,6 +200,9 @@ t_failover() {
     [ -n "$cont" ] || { not_ok "$name" "no container for master $maddr" "$L/fo.nodes"; return; }
     local t0=$(date +%s)
     docker stop -t 1 "$cont" >/dev/null 2>&1
+    # right after the stop, before any failover: status must say unhealthy
+    run_rc "$L/st-down" 30 -- status --name $NAME
+    local st_rc=$RC
     local promoted=0
     while [ $(( $(date +%s) - t0 )) -lt 15 ]; do
         [ "$(redis-cli -h "${raddr%:*}" -p "${raddr##*:}" role 2>/dev/null | head -1)" = master ] && { promoted=1; break; }
@@ -214,18 +218,45 @@ t_failover() {
     for ((i = 0; i < 60; i++)); do
         [ "$(redis-cli -c -p $live get fo:$i 2>/dev/null)" = "v$i" ] || bad=$((bad + 1))
     done
-    if [ $bad -eq 0 ]; then ok "$name (promoted after ~${took}s)"
-    else not_ok "$name" "$bad of 60 acknowledged keys lost or unreadable after failover"; fi
+    if [ $bad -ne 0 ]; then not_ok "$name" "$bad of 60 acknowledged keys lost or unreadable after failover"
+    elif [ $st_rc -ne 3 ]; then not_ok "$name" "status right after stopping master $cont exit $st_rc (want 3)" "$L/st-down.err" "$L/st-down.out"
+    else ok "$name (promoted after ~${took}s; status said 3 while it was down)"; fi
+}
+
+t_up_password() {
+    local name="docker: up --password --json: JSON on stdout, redis-cli needs the password, password not printed"
+    local pw='Pw-rc-9f3k'
+    run_rc "$L/uppw" 240 -- up --name rctestpw --subnet 10.84.0.0/24 --port 7331 --image $IMG --nodes 6 --replicas 1 \
+        --data-dir "$T_TMP/pwdata" --password "$pw" --json --yes --timeout 120
+    local why=""
+    [ $RC -eq 0 ] || why+="exit $RC; "
+    python3 -c 'import json,sys; json.load(open(sys.argv[1]))' "$L/uppw.out" 2>/dev/null || why+="stdout is not JSON; "
+    grep -q "$pw" "$L/uppw.out" "$L/uppw.err" && why+="password printed; "
+    if [ $RC -eq 0 ]; then
+        redis-cli -p 7331 set nopw x 2>&1 | grep -q NOAUTH || why+="a write without password was not refused with NOAUTH; "
+        redis-cli --no-auth-warning -a "$pw" --cluster check 127.0.0.1:7331 >"$L/uppw.check" 2>&1 || why+="redis-cli --cluster check -a failed; "
+        keys_roundtrip 7331 50 --no-auth-warning -a "$pw" >"$L/uppw.keys" || why+="keys: $(head -1 "$L/uppw.keys"); "
+        local repl
+        repl=$(for p in 7331 7332 7333 7334 7335 7336; do redis-cli --no-auth-warning -a "$pw" -p $p info replication; done | tr -d '\r' | grep -c '^master_link_status:up')
+        [ "$repl" = 3 ] || why+="$repl replicas linked (want 3: masterauth missing?); "
+    fi
+    run_rc "$L/pwdown" 120 -- down --name rctestpw --purge --yes
+    [ $RC -eq 0 ] || why+="down --purge exit $RC; "
+    [ "$(owned rctestpw)" = "0 0" ] || why+="left behind: $(owned rctestpw); "
+    if [ -z "$why" ]; then ok "$name"; else not_ok "$name" "$why" "$L/uppw.err" "$L/uppw.check"; fi
 }
 
 t_down_needs_yes() {
-    local name="docker: down without --yes and without a TTY refused, nothing removed"
+    # Plain `down` keeps the data (the next `up` restores the cluster), like
+    # `docker compose down`; only --purge destroys data, so only it must be confirmed.
+    local name="docker: down --purge without --yes and without a TTY refused, nothing removed"
     local before; before=$(ids_of $NAME)
-    run_rc "$L/dny" 60 -- down --name $NAME
+    run_rc "$L/dny" 60 -- down --name $NAME --purge
     local why=""
     [ $RC -eq 1 ] || why+="exit $RC (want 1); "
     contains "$L/dny.err" "--yes" || why+="message lacks '--yes'; "
     [ "$before" = "$(ids_of $NAME)" ] || why+="containers changed; "
+    [ -f "$DATA/node-1/conf/redis.conf" ] || why+="data removed; "
     if [ -z "$why" ]; then ok "$name"; else not_ok "$name" "$why" "$L/dny.err"; fi
 }
 
