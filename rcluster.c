@@ -1280,7 +1280,7 @@ static int docker_open(struct rc *rc, struct docker *d) {
     if (strncmp(ver, "1.", 2) != 0 || !ver[2] || strspn(ver + 2, "0123456789") != strlen(ver + 2))
         return rc_fail(rc, "%s Engine API version '%s' is not of the form 1.NN", env && *env ? "DOCKER_API_VERSION:" : "GET /_ping: daemon reports", ver);
     /* 1.24 (Docker 1.12) is the oldest API with everything `up` sends. */
-    if (atoi(ver + 2) < DOCKER_MIN_API_MINOR)
+    if (strtol(ver + 2, NULL, 10) < DOCKER_MIN_API_MINOR)
         return rc_fail(rc, "%s Engine API version %s is older than 1.%d, the oldest rcluster supports; upgrade Docker",
                        env && *env ? "DOCKER_API_VERSION:" : "GET /_ping: daemon reports", ver, DOCKER_MIN_API_MINOR);
     d->prefix = rc_sprintf("/v%s", ver);

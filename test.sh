@@ -8,7 +8,8 @@
 #                      otherwise the Docker tests are skipped.
 #   FAULTS=0           skip the fault-injection tests (tests/test_faults.sh); default: run.
 #   DOCKER_TESTS=0     skip the Docker tests.
-#   ONLY="lint create faults docker"   which scripts under tests/ to run (default: all).
+#   ONLY="lint fuzz safety create memcheck faults docker"   which groups to run (default: all).
+#   FUZZ_SECONDS=15    libFuzzer time per harness; SANITIZE=0 skips the ASan pass of create.
 #   NO_INSTALL=1       never call apt-get.
 set -u
 cd "$(dirname "$0")" || exit 1
@@ -126,7 +127,7 @@ run_script() { # NAME SCRIPT [ENV=VAL...]
     PASSED=$((PASSED + np)); FAILED=$((FAILED + nf)); SKIPPED=$((SKIPPED + ns))
     if [ $rc -ne 0 ] && [ "$nf" -eq 0 ]; then fail "$script" "exited $rc without a failing test" "$log"; fi
 }
-ONLY=${ONLY:-lint fuzz create memcheck faults docker}
+ONLY=${ONLY:-lint fuzz safety create memcheck faults docker}
 want() { case " $ONLY " in *" $1 "*) return 0 ;; esac; return 1; }
 
 if [ ! -x ./rcluster ]; then
@@ -134,6 +135,7 @@ if [ ! -x ./rcluster ]; then
 else
     want lint && [ -f tests/lint.sh ] && run_script lint tests/lint.sh
     want fuzz && run_script fuzz tests/test_fuzz.sh
+    want safety && run_script safety tests/test_safety.sh
     want create && run_script create tests/test_create.sh
     # The same create/check suite once more against the ASan+UBSan build.
     want create && [ -x "$TOP/rcluster-asan" ] && [ "${SANITIZE:-1}" != 0 ] &&

@@ -239,6 +239,18 @@ t_up_password() {
         local repl
         repl=$(for p in 7331 7332 7333 7334 7335 7336; do redis-cli --no-auth-warning -a "$pw" -p $p info replication; done | tr -d '\r' | grep -c '^master_link_status:up')
         [ "$repl" = 3 ] || why+="$repl replicas linked (want 3: masterauth missing?); "
+        # The password lives only in the 0600 redis.conf inside 0700 dirs: never in the
+        # containers' command, environment or labels.
+        docker inspect rctestpw-1 rctestpw-2 2>/dev/null | grep -q "$pw" && why+="password visible in docker inspect; "
+        local m
+        m=$(stat -c %a "$T_TMP/pwdata/node-1/conf/redis.conf" 2>/dev/null); [ "$m" = 600 ] || why+="redis.conf mode $m (want 600); "
+        m=$(stat -c %a "$T_TMP/pwdata/node-1/conf" 2>/dev/null); [ "$m" = 700 ] || why+="conf dir mode $m (want 700); "
+        # Status with the password from the environment, kept out of argv.
+        RCLUSTER_PASSWORD="$pw" run_rc "$L/pwstatus" 60 -- status --name rctestpw
+        [ $RC -eq 0 ] || why+="status with RCLUSTER_PASSWORD exit $RC; "
+        grep -q "$pw" "$L/pwstatus.out" "$L/pwstatus.err" && why+="password printed by status; "
+        run_rc "$L/pwbad" 60 -- status --name rctestpw --password wrong-Pw-x
+        grep -q "wrong-Pw-x" "$L/pwbad.out" "$L/pwbad.err" && why+="wrong password echoed in an error; "
     fi
     run_rc "$L/pwdown" 120 -- down --name rctestpw --purge --yes
     [ $RC -eq 0 ] || why+="down --purge exit $RC; "
@@ -364,6 +376,24 @@ t_pre_publish() {
     pre "docker: preflight: --publish-ip 0.0.0.0 without password" rctestp "--password|--insecure" -- \
         "${PRE[@]}" --publish-ip 0.0.0.0
 }
+# A full data filesystem: a clear error naming the file, and nothing left behind.
+t_fault_fullfs() {
+    local name="docker: fault: data dir on a full filesystem -> clear error, nothing left"
+    local mnt=$T_TMP/tinyfs
+    mkdir -p "$mnt"
+    if ! mount -t tmpfs -o size=4k tmpfs "$mnt" 2>/dev/null; then skip "$name" "cannot mount a tmpfs here"; return; fi
+    T_CLEANUPS+=("umount $mnt")
+    dd if=/dev/zero of="$mnt/fill" bs=1k count=4 2>/dev/null
+    run_rc "$L/full" 60 -- up --name rctestfull --subnet 10.83.0.0/24 --port 7381 --image $IMG --data-dir "$mnt/d" --yes
+    local why=""
+    [ $RC -eq 1 ] || why+="exit $RC (want 1); "
+    contains "$L/full.err" "No space left" || why+="message lacks 'No space left'; "
+    [ -e "$mnt/d" ] && why+="left $mnt/d behind; "
+    [ "$(owned rctestfull)" = "0 0" ] || why+="left containers/networks: $(owned rctestfull); "
+    umount "$mnt" 2>/dev/null
+    if [ -z "$why" ]; then ok "$name"; else not_ok "$name" "$why" "$L/full.err"; fi
+}
+TESTS+=(t_fault_fullfs)
 
 for t in "${TESTS[@]}"; do "$t"; done
 finish

@@ -1,0 +1,50 @@
+#!/bin/bash
+# tests/test_safety.sh — bad input of any kind gets a clear error and changes nothing:
+# names, --config directives and data dirs that could escape their place, and secrets
+# that must never reach output. Needs no daemon: every case must be refused before rcluster
+# talks to one (DOCKER_HOST points at a socket that does not exist, and nothing may be
+# created on disk).
+source "$(dirname "$0")/lib.sh"
+export DOCKER_HOST=unix://$T_TMP/no-daemon.sock
+D=$T_TMP/data
+
+refused() { # NAME EXPECTED-SUBSTRING ARGS...
+    local name=$1 want=$2; shift 2
+    run_rc "$T_TMP/r" 20 -- "$@"
+    local why=""
+    [ $RC -eq 1 ] || [ $RC -eq 2 ] || why+="exit $RC (want 1 or 2); "
+    crashed "$T_TMP/r.err" && why+="crashed; "
+    contains "$T_TMP/r.err" "$want" || why+="message lacks '$want'; "
+    [ -e "$D" ] && why+="created $D; "
+    if [ -z "$why" ]; then ok "safety: $name"; else not_ok "safety: $name" "$why" "$T_TMP/r.err"; fi
+    rm -rf "$D"
+}
+
+refused "--name with a path"          "--name"   up --name ../evil --data-dir "$D" --yes
+refused "--name with a slash"         "--name"   up --name a/b --data-dir "$D" --yes
+refused "--name starting with a dot"  "--name"   up --name .hidden --data-dir "$D" --yes
+refused "--config include"            "include"  up --config 'include /etc/passwd' --data-dir "$D" --yes
+refused "--config port (owned)"       "port"     up --config 'port 7000' --data-dir "$D" --yes
+refused "--config dir (owned)"        "dir"      up --config 'dir /' --data-dir "$D" --yes
+refused "--config cluster-enabled"    "cluster-enabled" up --config 'cluster-enabled no' --data-dir "$D" --yes
+refused "--config with a newline"     "single line" up --config "$(printf 'maxmemory 1mb\nport 1')" --data-dir "$D" --yes
+refused "--config without a value"    "--config" up --config 'maxmemory' --data-dir "$D" --yes
+refused "--data-dir relative"         "absolute" up --data-dir relative/dir --yes
+refused "--subnet /33"                "subnet"   up --subnet 10.1.2.0/33 --data-dir "$D" --yes
+refused "--subnet garbage"            "subnet"   up --subnet foo --data-dir "$D" --yes
+refused "--port too high for bus"     "port"     up --port 60000 --data-dir "$D" --yes
+refused "--nodes too few"             "nodes"    up --nodes 2 --data-dir "$D" --yes
+refused "--replicas not a number"     "replicas" create --replicas x 127.0.0.1:1
+refused "unknown option"              "unknown"  create --frobnicate 127.0.0.1:1
+DOCKER_HOST=ssh://x refused "DOCKER_HOST ssh" "not supported" up --data-dir "$D" --yes
+
+# A password given on the command line never shows in output, errors or --dry-run.
+pw='Sekr1t-rc-77'
+run_rc "$T_TMP/pw" 20 -- create --yes --password "$pw" 127.0.0.1:1 127.0.0.1:2 127.0.0.1:3 127.0.0.1:4 127.0.0.1:5 127.0.0.1:6
+if grep -q "$pw" "$T_TMP/pw.out" "$T_TMP/pw.err"; then not_ok "safety: password not in create errors" "printed" "$T_TMP/pw.err"
+else ok "safety: password not in create errors"; fi
+echo "$pw" >"$T_TMP/pwfile"
+run_rc "$T_TMP/pwf" 20 -- create --yes --password-file "$T_TMP/pwfile" 127.0.0.1:1 127.0.0.1:2 127.0.0.1:3 127.0.0.1:4 127.0.0.1:5 127.0.0.1:6
+if grep -q "$pw" "$T_TMP/pwf.out" "$T_TMP/pwf.err"; then not_ok "safety: --password-file not echoed" "printed" "$T_TMP/pwf.err"
+else ok "safety: --password-file not echoed"; fi
+finish
