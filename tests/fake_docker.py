@@ -45,8 +45,9 @@ def response(status, body=b"", ctype="application/json", extra=""):
         body = body.encode()
     reason = {200: "OK", 201: "Created", 204: "No Content", 404: "Not Found",
               409: "Conflict", 500: "Internal Server Error"}.get(status, "X")
-    head = ("HTTP/1.1 %d %s\r\nApi-Version: 1.41\r\nServer: fake_docker\r\n"
-            "Content-Type: %s\r\nContent-Length: %d\r\n%s\r\n" % (status, reason, ctype, len(body), extra))
+    version = "" if "Api-Version" in extra else "Api-Version: 1.41\r\n"
+    head = ("HTTP/1.1 %d %s\r\n%sServer: fake_docker\r\n"
+            "Content-Type: %s\r\nContent-Length: %d\r\n%s\r\n" % (status, reason, version, ctype, len(body), extra))
     return head.encode() + body
 
 
