@@ -3861,7 +3861,9 @@ static void usage_up(FILE *f) {
           "                      requirepass, masterauth, masteruser, include, rename-command, daemonize,\n"
           "                      tls-*, aclfile, unixsocket (appendonly may be overridden)\n"
           "  --announce MODE     container (default): nodes announce their container address; IP:\n"
-          "                      they announce IP with the published ports, for clients off this host\n"
+          "                      they announce IP (an address of this host that containers reach)\n"
+          "                      with the published ports, which are then published on IP unless\n"
+          "                      --publish-ip says otherwise; for clients off this host\n"
           "  --dry-run           print the configs and the Engine API requests; change nothing\n"
           "\n"
           "Containers run as uid 999 when rcluster runs as root, else as the invoking user.\n", f);
@@ -3901,6 +3903,7 @@ enum { OPT_UP_NAME = OPT_FIRST_COMMAND_OPT + 20, OPT_UP_NODES, OPT_UP_REPLICAS, 
 
 struct up_opts {
     const char *name, *subnet, *image, *publish_ip, *data_dir, *announce, *from, *tag;
+    int publish_ip_set;       /* --publish-ip given (else it follows --announce IP) */
     int nodes, replicas, port, insecure, purge, subnet_given;
     long node_timeout;
     char **configs;           /* pointers into argv */
@@ -3914,7 +3917,7 @@ static int up_on_opt(struct rc *rc, int opt, const char *arg, void *ctx) {
     case OPT_UP_NAME: o->name = arg; return 0;
     case OPT_UP_SUBNET: o->subnet = arg; o->subnet_given = 1; return 0;
     case OPT_UP_IMAGE: o->image = arg; return 0;
-    case OPT_UP_PUBLISH_IP: o->publish_ip = arg; return 0;
+    case OPT_UP_PUBLISH_IP: o->publish_ip = arg; o->publish_ip_set = 1; return 0;
     case OPT_UP_DATA_DIR: o->data_dir = arg; return 0;
     case OPT_UP_ANNOUNCE: o->announce = arg; return 0;
     case OPT_UP_INSECURE: o->insecure = 1; return 0;
@@ -4036,18 +4039,29 @@ static int up_plan_make(struct rc *rc, struct up_opts *o, struct up_plan *p) {
         rc_warn(rc, "--subnet %s is not private address space (RFC 1918); it may hide real hosts", o->subnet);
     if (conf_cidr_host(p->net, p->prefix, 1, p->gateway) < 0)
         return rc_fail(rc, "--subnet %s is too small", o->subnet);
+    if (strcmp(o->announce, "container") != 0) {
+        uint32_t a;
+        if (conf_parse_ipv4(o->announce, &a) < 0) return rc_fail(rc, "--announce '%s': expected 'container' or an IPv4 address", o->announce);
+        /* Nodes reach each other through the announced address, from inside containers,
+         * where 127.0.0.1 is the container itself; and only ports published on that
+         * address answer there. */
+        if ((a >> 24) == 127 || a == 0)
+            return rc_fail(rc, "--announce %s: inside a container that address is the container itself, so the nodes could "
+                               "not reach each other; announce an address of this host that containers can reach (e.g. its "
+                               "LAN address)", o->announce);
+        if (!o->publish_ip_set) o->publish_ip = o->announce;
+        snprintf(p->announce_ip, sizeof p->announce_ip, "%s", o->announce);
+    }
     uint32_t pub;
     if (conf_parse_ipv4(o->publish_ip, &pub) < 0) return rc_fail(rc, "--publish-ip '%s': expected an IPv4 address", o->publish_ip);
+    if (p->announce_ip[0] && (pub >> 24) == 127)
+        return rc_fail(rc, "--announce %s needs the ports published on that address (or 0.0.0.0), not on --publish-ip %s",
+                       o->announce, o->publish_ip);
     int loopback = (pub >> 24) == 127;
     if (!loopback && !rc->password && !o->insecure)
         return rc_fail(rc, "--publish-ip %s exposes the nodes beyond this host without a password; "
                            "give --password-file F (or RCLUSTER_PASSWORD), or --insecure to accept that", o->publish_ip);
     snprintf(p->connect_ip, sizeof p->connect_ip, "%s", pub == 0 ? "127.0.0.1" : o->publish_ip);
-    if (strcmp(o->announce, "container") != 0) {
-        uint32_t a;
-        if (conf_parse_ipv4(o->announce, &a) < 0) return rc_fail(rc, "--announce '%s': expected 'container' or an IPv4 address", o->announce);
-        snprintf(p->announce_ip, sizeof p->announce_ip, "%s", o->announce);
-    }
     if (rc->password && (strpbrk(rc->password, "\r\n") || !*rc->password))
         return rc_fail(rc, "the password must be one non-empty line");
     p->data_dir = o->data_dir ? sdsnew(o->data_dir) : conf_default_data_dir(o->name);

@@ -395,5 +395,53 @@ t_fault_fullfs() {
 }
 TESTS+=(t_fault_fullfs)
 
+# image load: a `docker save` archive (made here with the docker CLI, as a user would on a
+# connected machine) loads with progress; a file that is not an archive is refused cleanly.
+t_image_load() {
+    local name="docker: image load of a docker save archive; garbage refused"
+    local why=""
+    docker tag $IMG rctest-load/redis:1 >/dev/null 2>&1 &&
+        docker save rctest-load/redis:1 -o "$T_TMP/img.tar" && docker rmi rctest-load/redis:1 >/dev/null 2>&1 ||
+        { not_ok "$name" "could not prepare the archive with docker save"; return; }
+    T_CLEANUPS+=("docker rmi rctest-load/redis:1")
+    run_rc "$L/load" 120 -- image load "$T_TMP/img.tar"
+    [ $RC -eq 0 ] || why+="load exit $RC; "
+    docker image inspect rctest-load/redis:1 >/dev/null 2>&1 || why+="image not present after load; "
+    head -c 4096 /dev/urandom >"$T_TMP/garbage.tar"
+    run_rc "$L/loadbad" 60 -- image load "$T_TMP/garbage.tar"
+    [ $RC -eq 1 ] || why+="garbage load exit $RC (want 1); "
+    crashed "$L/loadbad.err" && why+="crashed on garbage; "
+    contains "$L/loadbad.err" "images/load" || why+="garbage error does not name the request; "
+    if [ -z "$why" ]; then ok "$name"; else not_ok "$name" "$why" "$L/load.err" "$L/loadbad.err"; fi
+}
+TESTS+=(t_image_load)
+
+# --announce IP: nodes announce that address with their published ports (published on it),
+# so a client that reaches only that address can follow redirections. The address used is
+# the gateway of the test's own private network (this host's side of the bridge). Loopback
+# is refused: inside a container it is the container itself.
+t_announce() {
+    local name="docker: up --announce IP: nodes announce IP:published ports, redirections work through it"
+    local gw=10.82.0.1
+    run_rc "$L/annlo" 30 -- up --name rctestann --subnet 10.82.0.0/24 --port 7361 --image $IMG \
+        --data-dir "$T_TMP/anndata" --announce 127.0.0.1 --yes
+    local why=""
+    [ $RC -eq 1 ] || why+="--announce 127.0.0.1 exit $RC (want 1); "
+    contains "$L/annlo.err" "container itself" || why+="loopback refusal unclear; "
+    run_rc "$L/ann" 240 -- up --name rctestann --subnet 10.82.0.0/24 --port 7361 --image $IMG \
+        --data-dir "$T_TMP/anndata" --announce $gw --insecure --yes --timeout 120
+    [ $RC -eq 0 ] || why+="exit $RC; "
+    if [ $RC -eq 0 ]; then
+        local addrs
+        addrs=$(redis-cli -h $gw -p 7361 cluster nodes 2>/dev/null | awk '{print $2}' | cut -d@ -f1 | sort | tr '\n' ' ')
+        [ "$addrs" = "$gw:7361 $gw:7362 $gw:7363 $gw:7364 $gw:7365 $gw:7366 " ] || why+="announced addresses: $addrs; "
+        keys_roundtrip 7361 30 -h $gw >"$L/ann.keys" || why+="keys: $(head -1 "$L/ann.keys"); "
+    fi
+    run_rc "$L/anndown" 120 -- down --name rctestann --purge --yes
+    [ "$(owned rctestann)" = "0 0" ] || why+="left behind: $(owned rctestann); "
+    if [ -z "$why" ]; then ok "$name"; else not_ok "$name" "$why" "$L/ann.err" "$L/annlo.err"; fi
+}
+TESTS+=(t_announce)
+
 for t in "${TESTS[@]}"; do "$t"; done
 finish
