@@ -4339,11 +4339,12 @@ static int up_create_containers(struct docker *d, struct up_plan *p) {
 }
 
 /* Start every stopped container at once. */
-static int up_start_containers(struct docker *d, struct up_plan *p) {
-    struct docker_req *reqs = calloc((size_t)p->o->nodes, sizeof *reqs);
+/* Start the stopped containers among nodes [from, to) in parallel. */
+static int up_start_range(struct docker *d, struct up_plan *p, int from, int to, const char *what) {
+    struct docker_req *reqs = calloc((size_t)(to - from + 1), sizeof *reqs);
     if (!reqs) return rc_fail_oom(d->rc);
     int m = 0, ret = 0;
-    for (int k = 0; ret == 0 && k < p->o->nodes; k++) {
+    for (int k = from; ret == 0 && k < to; k++) {
         if (p->nodes[k].running) continue;
         reqs[m].method = "POST";
         reqs[m].allow = 304;   /* already started */
@@ -4351,13 +4352,22 @@ static int up_start_containers(struct docker *d, struct up_plan *p) {
         if (!reqs[m++].path) ret = rc_fail_oom(d->rc);
     }
     if (ret == 0 && m) {
-        rc_progress(d->rc, "Starting %d container(s)", m);
+        rc_progress(d->rc, "Starting %d %scontainer(s)", m, what);
         ret = docker_call_parallel(d, reqs, m);
     }
     for (int j = 0; j < m; j++) docker_req_clear(&reqs[j]);
     free(reqs);
-    for (int k = 0; ret == 0 && k < p->o->nodes; k++) p->nodes[k].running = 1;
+    for (int k = from; ret == 0 && k < to; k++) p->nodes[k].running = 1;
     return ret;
+}
+
+/* The engine makes the first nodes/(replicas+1) nodes masters (one host, input order).
+ * A fresh master keeps cluster_state:fail for its first 2 s; starting the masters first
+ * lets that delay run out while the daemon is still starting the replicas. */
+static int up_start_containers(struct docker *d, struct up_plan *p) {
+    int masters = p->o->nodes / (p->o->replicas + 1);
+    if (up_start_range(d, p, 0, masters, "master ") < 0) return -1;
+    return up_start_range(d, p, masters, p->o->nodes, masters < p->o->nodes ? "replica " : "");
 }
 
 /* Why a node did not come up: its state and last log lines. */
