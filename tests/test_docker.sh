@@ -443,5 +443,35 @@ t_announce() {
 }
 TESTS+=(t_announce)
 
+# DOCKER_HOST=tcp:// through a local forwarder to the real socket; then a daemon that goes
+# away in the middle of a run (the forwarder drops every connection after the first few):
+# rcluster names the request that failed, and the next `up` repairs the cluster.
+start_proxy() { # PORT [--drop-after N]
+    python3 "$TOP/tests/tcp_proxy.py" "$@" /var/run/docker.sock >/dev/null 2>&1 &
+    T_PIDS+=($!)
+    wait_for 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null
+}
+t_tcp_daemon_loss() {
+    local name="docker: DOCKER_HOST=tcp:// works; daemon lost mid-down -> request named, next up repairs"
+    [ -S /var/run/docker.sock ] || { skip "$name" "no /var/run/docker.sock"; return; }
+    local why="" args=(--name rctesttcp --subnet 10.81.0.0/24 --port 7391 --image $IMG --data-dir "$T_TMP/tcpdata" --yes --timeout 120)
+    start_proxy 23760 || { not_ok "$name" "tcp forwarder did not start"; return; }
+    DOCKER_HOST=tcp://127.0.0.1:23760 run_rc "$L/tcpup" 240 -- up "${args[@]}"
+    [ $RC -eq 0 ] || why+="up over tcp exit $RC; "
+    DOCKER_HOST=tcp://127.0.0.1:23760 run_rc "$L/tcpst" 60 -- status --name rctesttcp
+    [ $RC -eq 0 ] || why+="status over tcp exit $RC; "
+    start_proxy 23761 --drop-after 3 || { not_ok "$name" "tcp forwarder did not start"; return; }
+    DOCKER_HOST=tcp://127.0.0.1:23761 run_rc "$L/tcpdown" 120 -- down --name rctesttcp --yes
+    [ $RC -eq 1 ] || why+="down through a dying daemon exit $RC (want 1); "
+    crashed "$L/tcpdown.err" && why+="crashed; "
+    grep -q "POST /v1\.[0-9]*/containers/\|DELETE /v1\.[0-9]*/\|GET /" "$L/tcpdown.err" || why+="error does not name the request; "
+    run_rc "$L/tcpup2" 240 -- up "${args[@]}"
+    [ $RC -eq 0 ] || why+="next up exit $RC; "
+    run_rc "$L/tcpdown2" 120 -- down --name rctesttcp --purge --yes
+    [ "$(owned rctesttcp)" = "0 0" ] || why+="left behind: $(owned rctesttcp); "
+    if [ -z "$why" ]; then ok "$name"; else not_ok "$name" "$why" "$L/tcpup.err" "$L/tcpdown.err" "$L/tcpup2.err"; fi
+}
+TESTS+=(t_tcp_daemon_loss)
+
 for t in "${TESTS[@]}"; do "$t"; done
 finish
