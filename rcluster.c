@@ -1329,7 +1329,9 @@ static int docker_call_parallel(struct docker *d, struct docker_req *reqs, int n
             if (rc->dry_run) { docker_print_request(d, q->method, q->path, q->body); q->status = 200; continue; }
             sds full = rc_sprintf("%s%s", d->prefix, q->path);
             sds req = full ? docker_format_request(d, q->method, full, q->body, q->body ? sdslen(q->body) : 0) : NULL;
-            int r = req ? docker_connect(d, &conns[i]) : rc_fail_oom(rc);
+            int r = -1;
+            if (!req) rc_fail_oom(rc);
+            else r = docker_connect(d, &conns[i]);
             if (r == 0) r = net_write_all(rc, conns[i].fd, req, sdslen(req), rc_now_ms() + rc->io_timeout_ms, conns[i].what);
             if (r < 0) { rc_wrap(rc, "%s %s", q->method, full ? full : q->path); q->err = sdsdup(rc->err); http_conn_close(&conns[i]); }
             sdsfree(req);
@@ -1342,7 +1344,9 @@ static int docker_call_parallel(struct docker *d, struct docker_req *reqs, int n
             http_parser_init(&p, HTTP_MAX_JSON_BODY, 0);
             q->resp = sdsempty();
             sds full = rc_sprintf("%s%s", d->prefix, q->path);
-            int r = q->resp && full ? http_read_response(rc, &conns[i], &p, http_sink_sds, &q->resp, rc->io_timeout_ms * 6) : rc_fail_oom(rc);
+            int r = -1;
+            if (!q->resp || !full) rc_fail_oom(rc);
+            else r = http_read_response(rc, &conns[i], &p, http_sink_sds, &q->resp, rc->io_timeout_ms * 6);
             if (r < 0) rc_wrap(rc, "%s %s", q->method, full ? full : q->path);
             else if (docker_check_status(d, q->method, full ? full : q->path, &p, q->resp, sdslen(q->resp), q->allow) < 0) r = -1;
             if (r == 0) q->status = p.status;
@@ -4341,7 +4345,7 @@ static int up_create_containers(struct docker *d, struct up_plan *p) {
 /* Start every stopped container at once. */
 /* Start the stopped containers among nodes [from, to) in parallel. */
 static int up_start_range(struct docker *d, struct up_plan *p, int from, int to, const char *what) {
-    struct docker_req *reqs = calloc((size_t)(to - from + 1), sizeof *reqs);
+    struct docker_req *reqs = calloc((size_t)to - (size_t)from + 1, sizeof *reqs);
     if (!reqs) return rc_fail_oom(d->rc);
     int m = 0, ret = 0;
     for (int k = from; ret == 0 && k < to; k++) {
