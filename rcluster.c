@@ -323,7 +323,8 @@ enum { OPT_JSON = 1000, OPT_YES, OPT_TIMEOUT, OPT_PASSWORD, OPT_PASSWORD_FILE, O
     { "password", required_argument, NULL, OPT_PASSWORD }, \
     { "password-file", required_argument, NULL, OPT_PASSWORD_FILE }, \
     { "user", required_argument, NULL, OPT_USER }, { "quiet", no_argument, NULL, OPT_QUIET }, \
-    { "no-color", no_argument, NULL, OPT_NO_COLOR }, { "verbose", no_argument, NULL, OPT_VERBOSE }
+    { "no-color", no_argument, NULL, OPT_NO_COLOR }, { "verbose", no_argument, NULL, OPT_VERBOSE }, \
+    { "cluster-yes", no_argument, NULL, OPT_YES }
 
 /* Returns 0 if handled, -1 with rc->err set on a bad value. */
 static int rc_parse_common(struct rc *rc, int opt, const char *arg) {
@@ -1048,6 +1049,13 @@ struct docker {
     sds prefix;              /* "/v1.41": prepended to every API path */
     struct http_conn conn;
 };
+
+/* A docker that owns nothing yet, so docker_free() is safe before docker_open(). */
+static void docker_init_closed(struct docker *d, struct rc *rc) {
+    memset(d, 0, sizeof *d);
+    d->rc = rc;
+    http_conn_init(&d->conn, "docker");
+}
 
 static void docker_free(struct docker *d) {
     http_conn_close(&d->conn);
@@ -2254,7 +2262,8 @@ static void cluster_fix_affinity(int n, const char *const *hosts, int *master_of
 /* Choose masters and replicas with anti-affinity by host.
  * hosts[i] identifies node i's machine. On return master_of[i] is -1 for a master,
  * else the index of its master; masters[] lists master indexes in slot order.
- * Returns the number of masters, or -1 on OOM or a negative count. */
+ * Returns the number of masters, or -1 on OOM, a negative count, or fewer than
+ * replicas+1 nodes (no master could be chosen). */
 static int cluster_plan_layout(int n, const char *const *hosts, int replicas, int *master_of, int *masters) {
     if (n <= 0 || replicas < 0) return -1;
     int *order = calloc((size_t)n, sizeof *order), *used = calloc((size_t)n, sizeof *used);
@@ -2275,6 +2284,7 @@ static int cluster_plan_layout(int n, const char *const *hosts, int replicas, in
         }
     }
     int m = n / (replicas + 1);
+    if (m == 0) { free(order); free(used); free(group); return -1; }  /* no master to hang replicas on */
     for (int i = 0; i < n; i++) master_of[i] = -1;
     for (int i = 0; i < m; i++) masters[i] = order[i];
     memset(used, 0, (size_t)n * sizeof *used);
@@ -2572,7 +2582,7 @@ static int engine_plan(struct engine *e) {
     if (!hosts || !master_of || !e->masters || !lo || !hi) { rc_fail_oom(e->rc); goto out; }
     for (int i = 0; i < e->n; i++) hosts[i] = e->nodes[i].a.ip;
     e->m = cluster_plan_layout(e->n, hosts, e->replicas, master_of, e->masters);
-    if (e->m < 0) { rc_fail_oom(e->rc); goto out; }
+    if (e->m < 0) { rc_fail(e->rc, "cannot lay out %d nodes with %d replica(s) per master", e->n, e->replicas); goto out; }
     cluster_split_slots(e->m, lo, hi);
     for (int i = 0; i < e->n; i++) e->nodes[i].master_of = master_of[i];
     for (int k = 0; k < e->m; k++) {
@@ -3732,6 +3742,8 @@ static int conf_count_node_dirs(const char *dir) {
 static void usage_create(FILE *f) {
     fputs("usage: rcluster create [--replicas N] [--password P | --password-file F] [--user U]\n"
           "                       [--yes] [--timeout SEC] [--json] ADDR...\n"
+          "       (redis-cli spellings work too: --cluster-replicas N, --cluster-yes, -a P;\n"
+          "        options may come before or after the addresses)\n"
           "\n"
           "Form a Redis Cluster from running, empty, cluster-enabled nodes (like\n"
           "redis-cli --cluster create). ADDR is host:port or host:port@busport.\n"
@@ -3759,30 +3771,41 @@ static void usage_check(FILE *f) {
           "Exit status: 0 healthy, 3 not healthy, 1 when ADDR cannot be asked.\n", f);
 }
 
-/* Parse a command's options: common ones plus --help; -1 on error, 1 after --help. */
+/* Parse a command's options: common ones plus --help; -1 on error, 1 after --help.
+ * Options may stand anywhere among the arguments (people append redis-cli's options
+ * after the addresses); `--` ends them. musl's getopt does not permute, so the leading
+ * '-' in the optstring hands us each non-option in order and we move them, in order,
+ * to the end of argv: on return argv[optind..argc-1] are the positional arguments. */
 static int cmd_parse_opts(struct rc *rc, int argc, char **argv, const struct option *extra, int nextra,
                           void (*usage)(FILE *), int (*on_opt)(struct rc *, int, const char *, void *), void *ctx) {
     struct option common[] = { RC_COMMON_LONGOPTS, { "help", no_argument, NULL, 'h' } };
     int ncommon = (int)(sizeof common / sizeof common[0]);
     struct option *all = calloc((size_t)ncommon + (size_t)nextra + 1, sizeof *all);
-    if (!all) return rc_fail_oom(rc);
+    char **pos = calloc((size_t)argc + 1, sizeof *pos);
+    if (!all || !pos) { free(all); free(pos); return rc_fail_oom(rc); }
     memcpy(all, common, sizeof common);
     if (nextra) memcpy(all + ncommon, extra, (size_t)nextra * sizeof *extra);
     optind = 1;
     opterr = 0;
-    int ret = 0, opt;
-    while (ret == 0 && (opt = getopt_long(argc, argv, "+h", all, NULL)) != -1) {
-        if (opt == 'h') { usage(stdout); ret = 1; }
+    int ret = 0, opt, npos = 0;
+    while (ret == 0 && (opt = getopt_long(argc, argv, "-ha:", all, NULL)) != -1) {
+        if (opt == 1) pos[npos++] = optarg;
+        else if (opt == 'h') { usage(stdout); ret = 1; }
         else if (opt == '?' || opt == ':') {
             const char *bad = argv[optind - 1];
-            rc->usage_error = 1;
             ret = rc_fail(rc, "%s: unknown option or missing value '%s' (see rcluster %s --help)", argv[0], bad ? bad : "?", argv[0]);
         }
         else if (opt >= OPT_FIRST_COMMAND_OPT && on_opt) ret = on_opt(rc, opt, optarg, ctx);
-        else ret = rc_parse_common(rc, opt, optarg);
+        else ret = rc_parse_common(rc, opt == 'a' ? OPT_PASSWORD : opt, optarg);
         if (ret < 0) rc->usage_error = 1; /* a bad option value is a usage error: exit 2 */
     }
+    if (ret == 0) {
+        while (optind < argc) pos[npos++] = argv[optind++];
+        for (int k = 0; k < npos; k++) argv[argc - npos + k] = pos[k];
+        optind = argc - npos;
+    }
     free(all);
+    free(pos);
     return ret;
 }
 
@@ -3798,9 +3821,10 @@ static int create_on_opt(struct rc *rc, int opt, const char *arg, void *ctx) {
 }
 
 static int cmd_create(struct rc *rc, int argc, char **argv) {
-    static const struct option opts[] = { { "replicas", required_argument, NULL, OPT_REPLICAS } };
+    static const struct option opts[] = { { "replicas", required_argument, NULL, OPT_REPLICAS },
+                                          { "cluster-replicas", required_argument, NULL, OPT_REPLICAS } };
     int replicas = 1;
-    int r = cmd_parse_opts(rc, argc, argv, opts, 1, usage_create, create_on_opt, &replicas);
+    int r = cmd_parse_opts(rc, argc, argv, opts, 2, usage_create, create_on_opt, &replicas);
     if (r) return r < 0 ? -1 : 0;
     int n = argc - optind;
     if (n <= 0) rc->usage_error = 1;
@@ -3815,8 +3839,20 @@ static int cmd_create(struct rc *rc, int argc, char **argv) {
     return ret;
 }
 
+enum { OPT_MULTIPLE_OWNERS = OPT_FIRST_COMMAND_OPT + 1 };
+
+/* check's own options; --cluster-search-multiple-owners is accepted for redis-cli
+ * scripts: check always reports slots that several masters claim. */
+static int check_on_opt(struct rc *rc, int opt, const char *arg, void *ctx) {
+    (void)rc; (void)opt; (void)arg; (void)ctx;
+    return 0;
+}
+
 static int cmd_check(struct rc *rc, int argc, char **argv) {
-    int r = cmd_parse_opts(rc, argc, argv, NULL, 0, usage_check, NULL, NULL);
+    static const struct option opts[] = {
+        { "cluster-search-multiple-owners", no_argument, NULL, OPT_MULTIPLE_OWNERS },
+        { "search-multiple-owners", no_argument, NULL, OPT_MULTIPLE_OWNERS } };
+    int r = cmd_parse_opts(rc, argc, argv, opts, 2, usage_check, check_on_opt, NULL);
     if (r) return r < 0 ? -1 : 0;
     if (argc - optind != 1) rc->usage_error = 1;
     if (argc - optind != 1) return rc_fail(rc, "check: expected exactly one ADDR (see rcluster check --help)");
@@ -4580,7 +4616,7 @@ static int cmd_up(struct rc *rc, int argc, char **argv) {
     int64_t deadline = rc_now_ms() + (int64_t)(rc->timeout * 1000);
     struct up_plan p;
     struct docker d;
-    memset(&d, 0, sizeof d);
+    docker_init_closed(&d, rc);
     int ret = up_plan_make(rc, &o, &p);
     if (ret == 0) ret = docker_open(rc, &d);
     if (ret == 0) ret = up_inspect_existing(&d, &p);

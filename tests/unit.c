@@ -479,6 +479,11 @@ static void test_plan_layout(void) {
     for (int rep = 0; rep <= 3; rep++) layout_case(nm("layout.100-on-5-hosts-r%d", rep), 100, h100, rep, 1);
     for (int i = 0; i < 100; i++) h100[i] = names5[i / 20];
     for (int rep = 0; rep <= 3; rep++) layout_case(nm("layout.100-on-5-hosts-grouped-r%d", rep), 100, h100, rep, 1);
+    /* Fewer nodes than replicas+1: no master can be chosen; must return, not spin. */
+    int mo2[2], ms2[2];
+    alarm(5);
+    CHECK("layout.too-few-nodes-returns", cluster_plan_layout(2, same, 2, mo2, ms2) == -1);
+    alarm(0);
     /* Masters spread over hosts when possible. */
     int master_of[6], masters[6];
     cluster_plan_layout(6, h3x2, 1, master_of, masters);
@@ -498,7 +503,9 @@ static void test_key_slot(void) {
     CHECK("slot.first-tag-empty", cluster_key_slot(L("foo{}{bar}")) == (int)(cluster_crc16(L("foo{}{bar}")) & 16383));
     CHECK("slot.nested-brace", cluster_key_slot(L("foo{{bar}}")) == cluster_key_slot(L("{bar")));
     CHECK("slot.unclosed", cluster_key_slot(L("foo{bar")) == (int)(cluster_crc16(L("foo{bar")) & 16383));
-    CHECK("slot.binary", cluster_key_slot("a\0b", 3) < 16384);
+    /* Expected values from an independent CRC16-XMODEM (Python's binascii.crc_hqx). */
+    CHECKF("slot.binary", cluster_key_slot("a\0b", 3) == 8383, "got %d", cluster_key_slot("a\0b", 3));
+    CHECKF("slot.binary-tag", cluster_key_slot("\0\xff{x}", 6) == cluster_key_slot("x", 1), "got %d", cluster_key_slot("\0\xff{x}", 6));
 }
 
 #define ID1 "e7d1eecce10fd6bb5eb35b9f99a514335d9ba9ca"
