@@ -36,6 +36,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -103,7 +104,25 @@ static void rc_sleep_ms(int ms) {
 
 static int rc_interrupted(void) { return rc_got_signal != 0; }
 
-static void rc_on_signal(int sig) { rc_got_signal = sig; }
+/* What a second Ctrl-C would leave as it is, said by the handler before it quits; set
+ * (and cleared before it is freed) by code that changes nodes. The one other piece of
+ * file-scope state, for the same reason as rc_got_signal. */
+static const char *volatile rc_abandon_note;
+
+static void rc_set_abandon_note(const char *note) { rc_abandon_note = note; }
+
+/* First signal: set the flag, so the command unwinds and restores. Second: the user
+ * insists; say what is left as it is and quit at once (the one exit outside main). */
+static void rc_on_signal(int sig) {
+    if (!rc_got_signal) { rc_got_signal = sig; return; }
+    static const char head[] = "\nrcluster: interrupted again: quitting now without cleaning up";
+    ssize_t w = write(STDERR_FILENO, head, sizeof head - 1);
+    const char *note = rc_abandon_note;
+    if (note && w > 0) w = write(STDERR_FILENO, "; left as it is: ", 17);
+    if (note && w > 0) w = write(STDERR_FILENO, note, strlen(note));
+    if (w >= 0) w = write(STDERR_FILENO, "\n", 1);
+    _exit(RC_EXIT_INTERRUPTED);
+}
 
 /* SIGINT/SIGTERM set a flag instead of killing us, so that restore paths run;
  * SIGPIPE is ignored because a peer closing a socket is an error value, not a death. */
@@ -238,11 +257,22 @@ static sds rc_read_file(struct rc *rc, const char *path, size_t max) {
     return NULL;
 }
 
-/* Write a file atomically (tmp + rename) with the given mode; checks every write. */
+/* Make a rename durable: fsync the directory holding path (best effort). */
+static void rc_fsync_parent(const char *path) {
+    const char *slash = strrchr(path, '/');
+    sds dir = slash ? sdsnewlen(path, slash == path ? 1 : (size_t)(slash - path)) : sdsnew(".");
+    int fd = dir ? open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+    if (fd >= 0) { fsync(fd); close(fd); }
+    sdsfree(dir);
+}
+
+/* Write a file atomically (tmp + fsync + rename) with its final mode from the first
+ * byte; checks every write. */
 static int rc_write_file(struct rc *rc, const char *path, const char *data, size_t len, mode_t mode) {
     sds tmp = rc_sprintf("%s.tmp.%ld", path, (long)getpid());
     if (!tmp) return rc_fail_oom(rc);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+    unlink(tmp);   /* a stale temp file of an earlier run with our pid */
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
     if (fd < 0) { rc_fail(rc, "writing %s: %s", path, strerror(errno)); sdsfree(tmp); return -1; }
     size_t off = 0;
     while (off < len) {
@@ -255,6 +285,7 @@ static int rc_write_file(struct rc *rc, const char *path, const char *data, size
     if (close(fd) < 0) { fd = -1; rc_fail(rc, "writing %s: %s", path, strerror(errno)); goto fail; }
     fd = -1;
     if (rename(tmp, path) < 0) { rc_fail(rc, "writing %s: %s", path, strerror(errno)); goto fail; }
+    rc_fsync_parent(path);
     sdsfree(tmp);
     return 0;
 fail:
@@ -2342,6 +2373,7 @@ struct enode {
     int master_of;          /* -1 for a master, else index of its master */
     int slot_lo, slot_hi;   /* masters only */
     sds orig[8];            /* engine_tunables values to restore; NULL = not changed */
+    const char *tuned[8];   /* the values set while forming */
     int changed;            /* apply has modified this node */
     int replicated;         /* CLUSTER REPLICATE sent (and not refused) */
     int replicate_owed;     /* its reply is still to be read */
@@ -2360,6 +2392,7 @@ struct engine {
     int n, replicas, m;
     int *masters;           /* master indexes in slot order */
     sds plan_sig;           /* expected slot map signature */
+    sds abandon_note;       /* what a second Ctrl-C leaves behind (see rc_on_signal) */
 };
 
 static void engine_free(struct engine *e) {
@@ -2373,6 +2406,8 @@ static void engine_free(struct engine *e) {
     free(e->nodes);
     free(e->masters);
     sdsfree(e->plan_sig);
+    rc_set_abandon_note(NULL);
+    sdsfree(e->abandon_note);
     memset(e, 0, sizeof *e);
 }
 
@@ -2618,6 +2653,7 @@ static int engine_tune(struct engine *e) {
         for (int k = 0; k < ENGINE_TUNABLES; k++) {
             const char *v = small ? engine_tunables[k].small : engine_tunables[k].large;
             if (!v) { sdsfree(e->nodes[i].orig[k]); e->nodes[i].orig[k] = NULL; }
+            e->nodes[i].tuned[k] = v;
             if (e->nodes[i].orig[k] && rconn_queue(rc, &e->nodes[i].c, "CONFIG", "SET", engine_tunables[k].name, v, RESP_END) < 0) return -1;
         }
     for (int i = 0; i < e->n; i++) {
@@ -2640,30 +2676,38 @@ static int engine_tune(struct engine *e) {
             what = rc_catprintf(what, "%s%s %s -> %s", sdslen(what) ? ", " : "", engine_tunables[k].name,
                                 e->nodes[0].orig[k], small ? engine_tunables[k].small : engine_tunables[k].large);
     rc_progress(rc, "While forming, lowered Redis' own delays on the empty nodes (%s); the originals are restored at the end", what ? what : "");
+    e->abandon_note = rc_sprintf("the nodes keep the formation settings (%s) and a partly formed cluster; set the "
+                                 "originals back with CONFIG SET and run CLUSTER RESET HARD on each node before trying again",
+                                 what ? what : "");
+    rc_set_abandon_note(e->abandon_note);
     sdsfree(what);
     return 0;
 }
 
-/* Put back what engine_tune changed. Runs on every exit path; failures only warn,
- * because the node may be the very thing that broke. */
-static void engine_restore(struct engine *e) {
+/* Put back what engine_tune changed. Runs on every exit path and tries every node
+ * even after a failure, because the node may be the very thing that broke. Returns 0,
+ * or -1 with *left naming each node and the formation value still set there (caller
+ * frees); rc->err is left as it was. */
+static int engine_restore(struct engine *e, sds *left) {
     struct rc *rc = e->rc;
     sds saved = rc->err ? sdsdup(rc->err) : NULL;
-    int restored = 0;
+    int restored = 0, failed = 0;
+    *left = sdsempty();
     for (int i = 0; i < e->n; i++) {
         struct enode *x = &e->nodes[i];
         int pending = 0;
         for (int k = 0; k < ENGINE_TUNABLES; k++) pending += x->orig[k] != NULL;
         if (!pending) continue;
-        if ((x->c.fd < 0 || x->acks > 0 || x->replicate_owed) && engine_reconnect(e, x) < 0) {
-            rc_warn(rc, "could not restore settings on %s:%d: %s", x->a.host, x->a.port, rc->err);
-            continue;
-        }
+        int up = !((x->c.fd < 0 || x->acks > 0 || x->replicate_owed) && engine_reconnect(e, x) < 0);
         for (int k = 0; k < ENGINE_TUNABLES; k++) {
             if (!x->orig[k]) continue;
-            struct resp *r = rconn_call(rc, &x->c, "CONFIG SET", "CONFIG", "SET", engine_tunables[k].name, x->orig[k], RESP_END);
-            if (!r) rc_warn(rc, "could not restore %s on %s: %s", engine_tunables[k].name, x->c.name, rc->err);
-            else restored++;
+            struct resp *r = up ? rconn_call(rc, &x->c, "CONFIG SET", "CONFIG", "SET", engine_tunables[k].name, x->orig[k], RESP_END) : NULL;
+            if (r) restored++;
+            else {
+                failed++;
+                *left = rc_catprintf(*left, "\n  %s:%d: %s is still %s (was %s): %s", x->a.host, x->a.port, engine_tunables[k].name,
+                                     x->tuned[k] ? x->tuned[k] : "?", x->orig[k], rc->err ? rc->err : "no answer");
+            }
             resp_free(r);
             sdsfree(x->orig[k]);
             x->orig[k] = NULL;
@@ -2672,6 +2716,10 @@ static void engine_restore(struct engine *e) {
     if (restored) rc_progress(rc, "Restored the original settings on the nodes");
     sdsfree(rc->err);
     rc->err = saved;
+    rc_set_abandon_note(NULL);
+    sdsfree(e->abandon_note);
+    e->abandon_note = NULL;
+    return failed ? -1 : 0;
 }
 
 static int engine_assign_slots(struct engine *e) {
@@ -3073,8 +3121,11 @@ static int engine_init(struct engine *e, struct rc *rc, const struct addr *a, in
     return 0;
 }
 
+/* Whether engine_create_addrs asks before it changes nodes (`up` made them itself). */
+enum { ENGINE_CONFIRM = 1, ENGINE_NO_CONFIRM = 0 };
+
 /* create = preflight, plan, confirm, apply, wait, report. */
-static int engine_create_addrs(struct rc *rc, const struct addr *a, int n, int replicas) {
+static int engine_create_addrs(struct rc *rc, const struct addr *a, int n, int replicas, int confirm) {
     int64_t t0 = rc_now_ms();
     struct engine e;
     if (replicas < 0 || replicas > 100) return rc_fail(rc, "--replicas must be between 0 and 100");
@@ -3084,15 +3135,22 @@ static int engine_create_addrs(struct rc *rc, const struct addr *a, int n, int r
     rc_progress(rc, "Checking %d nodes", n);
     if (engine_preflight(&e) < 0 || engine_plan(&e) < 0) goto out;
     engine_print_plan(&e);
-    if (rc_confirm(rc, "Form this cluster?") < 0) goto out;
+    if (confirm && rc_confirm(rc, "Form this cluster?") < 0) goto out;
     int64_t deadline = rc_now_ms() + (int64_t)(rc->timeout * 1000);
+    sds left = NULL;
     if (engine_tune(&e) < 0 || engine_assign_slots(&e) < 0 || engine_meet(&e) < 0 ||
         engine_wait_healthy(&e, deadline) < 0) {
-        engine_restore(&e);
+        if (engine_restore(&e, &left) < 0) rc_fail_msg(rc, rc_sprintf("%s\nformation settings NOT restored:%s", rc->err ? rc->err : "", left));
+        sdsfree(left);
         engine_rollback(&e);
         goto out;
     }
-    engine_restore(&e);
+    if (engine_restore(&e, &left) < 0) {
+        rc_fail(rc, "the cluster formed, but the formation settings could not be restored; set these back with CONFIG SET:%s", left);
+        sdsfree(left);
+        goto out;
+    }
+    sdsfree(left);
     int64_t el = rc_now_ms() - t0;
     rc_progress(rc, "Cluster is healthy: %d masters, %d replicas, all 16384 slots covered, every node ok (%lld ms)",
                 e.m, e.n - e.m, (long long)el);
@@ -3104,7 +3162,7 @@ out:
 }
 
 /* For `up`: addresses as host + port (published ports). */
-static int engine_create(struct rc *rc, struct engine_addr *addrs, int n, int replicas) {
+static int engine_create(struct rc *rc, struct engine_addr *addrs, int n, int replicas, int confirm) {
     struct addr *a = calloc((size_t)n, sizeof *a);
     if (!a) return rc_fail_oom(rc);
     int ret = 0;
@@ -3113,7 +3171,7 @@ static int engine_create(struct rc *rc, struct engine_addr *addrs, int n, int re
         a[i].port = addrs[i].port;
         ret = net_resolve(rc, a[i].host, a[i].ip, sizeof a[i].ip);
     }
-    if (ret == 0) ret = engine_create_addrs(rc, a, n, replicas);
+    if (ret == 0) ret = engine_create_addrs(rc, a, n, replicas, confirm);
     free(a);
     return ret;
 }
@@ -3354,11 +3412,14 @@ static int engine_check(struct rc *rc, const char *host, int port, int quiet_rep
 /* Layout of a cluster's data directory (DIR defaults to /var/lib/rcluster/NAME as root,
  * else ~/.local/share/rcluster/NAME):
  *   DIR/.rcluster              marker naming the cluster; --purge deletes nothing without it
- *   DIR/node-I/conf/redis.conf mounted at /etc/redis (0700 dir; 0600 file when it holds a password)
+ *   DIR/rcluster.json          the manifest: every option that shaped the cluster (0600)
+ *   DIR/node-I/.rcluster-node  marks a node directory rcluster made (undo removes only those)
+ *   DIR/node-I/conf/redis.conf mounted at /etc/redis (0700 dir, 0600 file; never rewritten)
  *   DIR/node-I/data            mounted at /data: nodes.conf, appendonlydir
  * Node I (1-based) lives at host number 10+I of the subnet (gateway .1) and publishes
  * port BASE+I-1 and bus port BASE+I-1+10000. */
 #define CONF_MARKER        ".rcluster"
+#define CONF_MANIFEST      "rcluster.json"   /* what shaped the cluster (see up_manifest_render) */
 #define CONF_ROOT_UID      999     /* uid/gid containers run as when rcluster runs as root */
 #define CONF_FIRST_HOST    10
 
@@ -3480,6 +3541,7 @@ struct conf_params {
     int announce_port, announce_bus;
     long node_timeout_ms;
     const char *password;          /* NULL: none; pass "***" to render for display */
+    const char *user;              /* ACL user replicas sync as (needs password), or NULL */
     char *const *extra;            /* validated --config lines */
     int nextra;
 };
@@ -3488,7 +3550,7 @@ struct conf_params {
  * not contain newlines (validated with the options). */
 static sds conf_render(const struct conf_params *cp) {
     sds s = rc_sprintf(
-        "# Written by rcluster " RCLUSTER_VERSION "; `rcluster up` rewrites it.\n"
+        "# Written by rcluster " RCLUSTER_VERSION " when this node was made; repairs never rewrite it.\n"
         "port 6379\n"
         "bind 0.0.0.0\n"
         "protected-mode no\n"
@@ -3508,6 +3570,17 @@ static sds conf_render(const struct conf_params *cp) {
         if (!q) { sdsfree(q0); sdsfree(s); return NULL; }
         s = rc_catprintf(s, "requirepass %s\nmasterauth %s\n", q, q);
         sdsfree(q);
+    }
+    if (s && cp->password && cp->user) {
+        /* The ACL user the nodes authenticate as, with the same password; replicas
+         * sync as it (masteruser), so AUTH user password works everywhere. */
+        sds rule = rc_sprintf(">%s", cp->password);
+        sds q0 = sdsempty();
+        sds q = rule && q0 ? sdscatrepr(q0, rule, sdslen(rule)) : NULL;
+        if (!q) sdsfree(q0);
+        s = q ? rc_catprintf(s, "user %s on %s ~* &* +@all\nmasteruser %s\n", cp->user, q, cp->user) : (sdsfree(s), NULL);
+        sdsfree(q);
+        sdsfree(rule);
     }
     for (int i = 0; s && i < cp->nextra; i++) s = rc_catprintf(s, "%s\n", cp->extra[i]);
     return s;
@@ -3530,30 +3603,46 @@ static void conf_container_ids(uid_t *uid, gid_t *gid) {
 
 /* ---- directories: create with undo, remove trees -------------------------- */
 
-/* Directories created by this run, in creation order, so a failed run removes exactly
- * those and never anything that existed before. */
+/* What this run created, in creation order, so a failed run removes exactly that and
+ * never anything that existed before: files are unlinked, directories only rmdir'ed
+ * (kept when something else is in them), and only a node directory that this run made
+ * and marked with CONF_NODE_MARKER is removed with everything in it. */
+enum { UNDO_DIR, UNDO_FILE, UNDO_NODE_TREE };
+#define CONF_NODE_MARKER ".rcluster-node"
+
 struct conf_undo {
     sds *paths;
+    int *kinds;
     int n, cap;
 };
 
-static int conf_undo_add(struct conf_undo *u, const char *path) {
+static int conf_undo_add(struct conf_undo *u, const char *path, int kind) {
     if (u->n == u->cap) {
         int cap = u->cap ? u->cap * 2 : 16;
         sds *p = realloc(u->paths, sizeof *p * (size_t)cap);
         if (!p) return -1;
         u->paths = p;
+        int *k = realloc(u->kinds, sizeof *k * (size_t)cap);
+        if (!k) return -1;
+        u->kinds = k;
         u->cap = cap;
     }
     if (!(u->paths[u->n] = sdsnew(path))) return -1;
-    u->n++;
+    u->kinds[u->n++] = kind;
     return 0;
 }
 
 static void conf_undo_free(struct conf_undo *u) {
     for (int i = 0; i < u->n; i++) sdsfree(u->paths[i]);
     free(u->paths);
+    free(u->kinds);
     memset(u, 0, sizeof *u);
+}
+
+/* Index of the undo entry for exactly `path`, or -1. */
+static int conf_undo_find(const struct conf_undo *u, const char *path) {
+    for (int i = 0; i < u->n; i++) if (!strcmp(u->paths[i], path)) return i;
+    return -1;
 }
 
 /* Remove dirfd-relative `name` and everything below it without following symlinks. */
@@ -3582,11 +3671,35 @@ static int conf_remove_tree(struct rc *rc, const char *path) {
     return 0;
 }
 
-/* Undo: remove the recorded directories, newest first. Best effort; warns. */
+/* Is `path` inside a node tree that the undo removes as a whole? */
+static int conf_undo_covered(const struct conf_undo *u, const char *path) {
+    for (int i = 0; i < u->n; i++) {
+        size_t len = sdslen(u->paths[i]);
+        if (u->kinds[i] == UNDO_NODE_TREE && !strncmp(path, u->paths[i], len) && path[len] == '/') return 1;
+    }
+    return 0;
+}
+
+/* Undo one entry; -1 with rc->err set when something could not be removed. */
+static int conf_undo_one(struct rc *rc, const struct conf_undo *u, int i) {
+    const char *path = u->paths[i];
+    if (u->kinds[i] == UNDO_FILE)
+        return unlink(path) < 0 && errno != ENOENT ? rc_fail(rc, "removing %s: %s", path, strerror(errno)) : 0;
+    if (u->kinds[i] == UNDO_DIR)
+        return rmdir(path) < 0 && errno != ENOENT ? rc_fail(rc, "kept %s: %s", path, strerror(errno)) : 0;
+    sds marker = rc_sprintf("%s/" CONF_NODE_MARKER, path);
+    if (!marker) return rc_fail_oom(rc);
+    int marked = access(marker, F_OK) == 0;
+    sdsfree(marker);
+    if (!marked) return rc_fail(rc, "kept %s: it no longer carries rcluster's " CONF_NODE_MARKER " marker", path);
+    return conf_remove_tree(rc, path);
+}
+
+/* Undo: remove what this run created, newest first. Best effort; warns. */
 static void conf_undo_run(struct rc *rc, struct conf_undo *u) {
     sds saved = rc->err ? sdsdup(rc->err) : NULL;
     for (int i = u->n - 1; i >= 0; i--)
-        if (conf_remove_tree(rc, u->paths[i]) < 0) rc_warn(rc, "%s", rc->err);
+        if (!conf_undo_covered(u, u->paths[i]) && conf_undo_one(rc, u, i) < 0) rc_warn(rc, "%s", rc->err);
     if (saved) { sdsfree(rc->err); rc->err = saved; }
     for (int i = 0; i < u->n; i++) sdsfree(u->paths[i]);
     u->n = 0;
@@ -3602,7 +3715,7 @@ static int conf_mkdirs(struct rc *rc, const char *path, mode_t mode, struct conf
         char c = p[i];
         p[i] = 0;
         if (mkdir(p, mode) == 0) {
-            if (chmod(p, mode) < 0 || (u && conf_undo_add(u, p) < 0)) ret = rc_fail(rc, "creating %s: %s", p, strerror(errno));
+            if (chmod(p, mode) < 0 || (u && conf_undo_add(u, p, UNDO_DIR) < 0)) ret = rc_fail(rc, "creating %s: %s", p, strerror(errno));
         } else if (errno != EEXIST) {
             ret = rc_fail(rc, "creating %s: %s", p, strerror(errno));
         } else {
@@ -3653,10 +3766,19 @@ static int conf_claim_data_dir(struct rc *rc, const char *dir, const char *name,
         sdsfree(have);
     } else {
         ret = rc_write_file(rc, marker, want, sdslen(want), 0644);
+        if (ret == 0 && conf_undo_add(u, marker, UNDO_FILE) < 0) ret = rc_fail_oom(rc);
     }
     sdsfree(marker);
     sdsfree(want);
     return ret;
+}
+
+/* Write a file this run creates (it must not exist: nothing is ever rewritten) and
+ * record it for the undo. */
+static int conf_create_file(struct rc *rc, const char *path, const char *text, mode_t mode, struct conf_undo *u) {
+    if (access(path, F_OK) == 0) return rc_fail(rc, "not rewriting %s: it exists and this run did not create it", path);
+    if (rc_write_file(rc, path, text, strlen(text), mode) < 0) return -1;
+    return conf_undo_add(u, path, UNDO_FILE) < 0 ? rc_fail_oom(rc) : 0;
 }
 
 /* Does DIR/node-i/data/nodes.conf exist (the node has been part of a cluster)? */
@@ -3667,10 +3789,11 @@ static int conf_node_has_state(const char *data_dir, int i) {
     return r;
 }
 
-/* Write node i's conf and data directories and its redis.conf. New directories are
- * recorded in u and given to the container's uid; the conf dir is 0700 and a conf
- * holding a password is 0600. */
-static int conf_write_node(struct rc *rc, const char *data_dir, int i, const char *text, int secret, struct conf_undo *u) {
+/* Create node i's conf and data directories (those missing) and its redis.conf, which
+ * must not exist yet. New directories are recorded in u and given to the container's
+ * uid; a node directory this run creates is marked so that only it can be removed
+ * as a whole; the conf dir is 0700 and redis.conf 0600 from its first byte. */
+static int conf_write_node(struct rc *rc, const char *data_dir, int i, const char *text, struct conf_undo *u) {
     uid_t uid;
     gid_t gid;
     conf_container_ids(&uid, &gid);
@@ -3680,12 +3803,19 @@ static int conf_write_node(struct rc *rc, const char *data_dir, int i, const cha
     if (ret < 0) rc_fail_oom(rc);
     int first = u->n;
     if (ret == 0) ret = conf_mkdirs(rc, node, 0755, u);
+    int made = ret == 0 ? conf_undo_find(u, node) : -1;
+    if (made >= first) {
+        sds marker = rc_sprintf("%s/" CONF_NODE_MARKER, node);
+        ret = marker ? rc_write_file(rc, marker, "", 0, 0644) : rc_fail_oom(rc);
+        if (ret == 0) u->kinds[made] = UNDO_NODE_TREE;
+        sdsfree(marker);
+    }
     if (ret == 0) ret = conf_mkdirs(rc, cdir, 0700, u);
     if (ret == 0) ret = conf_mkdirs(rc, ddir, 0700, u);
     for (int k = first; ret == 0 && k < u->n; k++)
         if (strcmp(u->paths[k], node) != 0 && chown(u->paths[k], uid, gid) < 0 && geteuid() == 0)
             ret = rc_fail(rc, "chown %s: %s", u->paths[k], strerror(errno));
-    if (ret == 0) ret = rc_write_file(rc, file, text, strlen(text), secret ? 0600 : 0644);
+    if (ret == 0) ret = conf_create_file(rc, file, text, 0600, u);
     if (ret == 0 && chown(file, uid, gid) < 0 && geteuid() == 0) ret = rc_fail(rc, "chown %s: %s", file, strerror(errno));
     sdsfree(node);
     sdsfree(cdir);
@@ -3711,6 +3841,9 @@ static int conf_purge(struct rc *rc, const char *dir, const char *name, int node
         ret = node ? conf_remove_tree(rc, node) : rc_fail_oom(rc);
         sdsfree(node);
     }
+    sds manifest = ret == 0 ? rc_sprintf("%s/" CONF_MANIFEST, dir) : NULL;
+    if (manifest && unlink(manifest) < 0 && errno != ENOENT) ret = rc_fail(rc, "removing %s: %s", manifest, strerror(errno));
+    sdsfree(manifest);
     if (ret == 0 && unlink(marker) < 0) ret = rc_fail(rc, "removing %s: %s", marker, strerror(errno));
     if (ret == 0 && rmdir(dir) < 0) rc_warn(rc, "kept %s: %s", dir, strerror(errno));
     if (ret == 0) rc_progress(rc, "Purged %s", dir);
@@ -3834,7 +3967,7 @@ static int cmd_create(struct rc *rc, int argc, char **argv) {
     if (!a) return rc_fail_oom(rc);
     int ret = 0;
     for (int i = 0; i < n && ret == 0; i++) ret = addr_parse(rc, argv[optind + i], &a[i]);
-    if (ret == 0) ret = engine_create_addrs(rc, a, n, replicas);
+    if (ret == 0) ret = engine_create_addrs(rc, a, n, replicas, ENGINE_CONFIRM);
     free(a);
     return ret;
 }
@@ -3941,11 +4074,16 @@ enum { OPT_UP_NAME = OPT_FIRST_COMMAND_OPT + 20, OPT_UP_NODES, OPT_UP_REPLICAS, 
        OPT_UP_PORT, OPT_UP_PUBLISH_IP, OPT_UP_DATA_DIR, OPT_UP_NODE_TIMEOUT, OPT_UP_CONFIG, OPT_UP_ANNOUNCE,
        OPT_UP_INSECURE, OPT_UP_DRY_RUN, OPT_UP_PURGE, OPT_UP_FROM, OPT_UP_TAG };
 
+/* Options that shape a cluster, as bits of up_opts.given: which ones the user typed. */
+enum { UPG_NODES = 1 << 0, UPG_REPLICAS = 1 << 1, UPG_SUBNET = 1 << 2, UPG_PORT = 1 << 3, UPG_PUBLISH_IP = 1 << 4,
+       UPG_ANNOUNCE = 1 << 5, UPG_IMAGE = 1 << 6, UPG_NODE_TIMEOUT = 1 << 7, UPG_CONFIG = 1 << 8 };
+
 struct up_opts {
     const char *name, *subnet, *image, *publish_ip, *data_dir, *announce, *from, *tag;
+    unsigned given;           /* UPG_* bits of the shaping options on the command line */
     int publish_ip_set;       /* --publish-ip given (else it follows --announce IP) */
     int nodes, replicas, port, insecure, purge, subnet_given;
-    long node_timeout;
+    int node_timeout;
     char **configs;           /* pointers into argv */
     int nconfigs;
 };
@@ -3953,6 +4091,12 @@ struct up_opts {
 static int up_on_opt(struct rc *rc, int opt, const char *arg, void *ctx) {
     struct up_opts *o = ctx;
     long v;
+    static const struct { int opt; unsigned bit; } shaping[] = {
+        { OPT_UP_NODES, UPG_NODES }, { OPT_UP_REPLICAS, UPG_REPLICAS }, { OPT_UP_SUBNET, UPG_SUBNET },
+        { OPT_UP_PORT, UPG_PORT }, { OPT_UP_PUBLISH_IP, UPG_PUBLISH_IP }, { OPT_UP_ANNOUNCE, UPG_ANNOUNCE },
+        { OPT_UP_IMAGE, UPG_IMAGE }, { OPT_UP_NODE_TIMEOUT, UPG_NODE_TIMEOUT }, { OPT_UP_CONFIG, UPG_CONFIG } };
+    for (size_t k = 0; k < sizeof shaping / sizeof shaping[0]; k++)
+        if (shaping[k].opt == opt) o->given |= shaping[k].bit;
     switch (opt) {
     case OPT_UP_NAME: o->name = arg; return 0;
     case OPT_UP_SUBNET: o->subnet = arg; o->subnet_given = 1; return 0;
@@ -3979,7 +4123,7 @@ static int up_on_opt(struct rc *rc, int opt, const char *arg, void *ctx) {
         return 0;
     case OPT_UP_NODE_TIMEOUT:
         if (rc_parse_int(arg, 100, 3600000, &v) < 0) return rc_fail(rc, "--node-timeout: expected 100 to 3600000 ms, got '%s'", arg);
-        o->node_timeout = v;
+        o->node_timeout = (int)v;
         return 0;
     case OPT_UP_CONFIG: {
         const char *why = conf_check_directive(arg);
@@ -4031,6 +4175,131 @@ static int up_valid_image(const char *s) {
     return strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._/:@-") == strlen(s);
 }
 
+/* ---- the manifest: what shaped a cluster, so that a re-run repairs it as made ---- */
+
+/* The shaping options as data: manifest key, option, UPG_* bit, and where the value
+ * lives in struct up_opts (an int, or a const char * that may point into argv or into
+ * the parsed manifest). --config, the password and --user are handled beside them. */
+struct up_field { const char *key, *opt; unsigned bit; int is_int; size_t off; };
+static const struct up_field up_fields[] = {
+    { "nodes", "--nodes", UPG_NODES, 1, offsetof(struct up_opts, nodes) },
+    { "replicas", "--replicas", UPG_REPLICAS, 1, offsetof(struct up_opts, replicas) },
+    { "subnet", "--subnet", UPG_SUBNET, 0, offsetof(struct up_opts, subnet) },
+    { "port", "--port", UPG_PORT, 1, offsetof(struct up_opts, port) },
+    { "publish_ip", "--publish-ip", UPG_PUBLISH_IP, 0, offsetof(struct up_opts, publish_ip) },
+    { "announce", "--announce", UPG_ANNOUNCE, 0, offsetof(struct up_opts, announce) },
+    { "image", "--image", UPG_IMAGE, 0, offsetof(struct up_opts, image) },
+    { "node_timeout", "--node-timeout", UPG_NODE_TIMEOUT, 1, offsetof(struct up_opts, node_timeout) },
+};
+#define UP_FIELDS ((int)(sizeof up_fields / sizeof up_fields[0]))
+
+static int *up_field_int(struct up_opts *o, const struct up_field *f) { return (int *)(void *)((char *)o + f->off); }
+static const char **up_field_str(struct up_opts *o, const struct up_field *f) { return (const char **)(void *)((char *)o + f->off); }
+
+/* The manifest text: rcluster's version, the name and every shaping option; whether
+ * there is a password, never the password. NULL on OOM. */
+static sds up_manifest_render(struct rc *rc, struct up_opts *o) {
+    sds s = rc_json_str(sdsnew("{\"rcluster\":\"" RCLUSTER_VERSION "\",\"name\":"), o->name);
+    for (int k = 0; k < UP_FIELDS; k++) {
+        const struct up_field *f = &up_fields[k];
+        s = rc_catprintf(s, ",\"%s\":", f->key);
+        s = f->is_int ? rc_catprintf(s, "%d", *up_field_int(o, f)) : rc_json_str(s, *up_field_str(o, f));
+    }
+    s = rc_cat(s, ",\"config\":[");
+    for (int k = 0; k < o->nconfigs; k++) s = rc_json_str(k ? rc_cat(s, ",") : s, o->configs[k]);
+    s = rc_catprintf(s, "],\"password\":%s,\"user\":", rc->password ? "true" : "false");
+    s = rc_json_str(s, rc->user);
+    return rc_cat(s, "}\n");
+}
+
+/* DIR/rcluster.json parsed into *doc (caller json_free()s it). 1 when read, 0 when
+ * there is none, -1 when it cannot be read or is not a manifest. */
+static int up_manifest_read(struct rc *rc, const char *dir, json_value_s **doc) {
+    *doc = NULL;
+    sds path = rc_sprintf("%s/" CONF_MANIFEST, dir);
+    if (!path) return rc_fail_oom(rc);
+    int ret = 0;
+    if (access(path, F_OK) == 0) {
+        sds text = rc_read_file(rc, path, 1 << 20);
+        json_error_s jerr;
+        *doc = text ? json_parse(text, sdslen(text), &jerr) : NULL;
+        if (!text) ret = -1;
+        else if (!*doc) ret = rc_fail(rc, "%s: not valid JSON at line %zu column %zu: %s; fix or remove it", path, jerr.line, jerr.column, jerr.message);
+        else if (!json_string(json_get(*doc, "rcluster"))) ret = rc_fail(rc, "%s: not an rcluster manifest; fix or remove it", path);
+        else ret = 1;
+        sdsfree(text);
+    }
+    if (ret < 0) { json_free(*doc); *doc = NULL; }
+    sdsfree(path);
+    return ret;
+}
+
+/* One recorded --config list against the given one; appends a difference line. */
+static sds up_manifest_configs(sds diff, struct up_opts *o, const json_value_s *rec) {
+    int same = (int)json_length(rec) == o->nconfigs;
+    for (int k = 0; same && k < o->nconfigs; k++) same = json_string(json_at(rec, (size_t)k)) && !strcmp(json_string(json_at(rec, (size_t)k)), o->configs[k]);
+    if (same) return diff;
+    diff = rc_cat(diff, "  --config:");
+    for (size_t k = 0; k < json_length(rec); k++) diff = rc_catprintf(diff, " '%s'", json_string(json_at(rec, k)) ? json_string(json_at(rec, k)) : "?");
+    diff = rc_cat(diff, json_length(rec) ? " (recorded) ->" : " none (recorded) ->");
+    for (int k = 0; k < o->nconfigs; k++) diff = rc_catprintf(diff, " '%s'", o->configs[k]);
+    return rc_cat(diff, o->nconfigs ? " (given)\n" : " none (given)\n");
+}
+
+/* Take every shaping option the user did not give from the manifest `doc` (strings
+ * then point into doc), and refuse, listing them all, given ones that differ. A
+ * cluster made with a password is never touched without one. */
+static int up_manifest_merge(struct rc *rc, struct up_opts *o, const json_value_s *doc, const char *dir) {
+    sds diff = sdsempty();
+    for (int k = 0; diff && k < UP_FIELDS; k++) {
+        const struct up_field *f = &up_fields[k];
+        const json_value_s *v = json_get(doc, f->key);
+        int given = (o->given & f->bit) != 0;
+        if (f->is_int) {
+            double d = json_number(v, -1);
+            if (d < 0 || d > 1e9 || d != (double)(int)d) { sdsfree(diff); return rc_fail(rc, "%s/" CONF_MANIFEST ": '%s' is missing or not a number", dir, f->key); }
+            int *cur = up_field_int(o, f);
+            if (!given) *cur = (int)d;
+            else if (*cur != (int)d) diff = rc_catprintf(diff, "  %s: %d (recorded) -> %d (given)\n", f->opt, (int)d, *cur);
+        } else {
+            const char *rec = json_string(v);
+            if (!rec) { sdsfree(diff); return rc_fail(rc, "%s/" CONF_MANIFEST ": '%s' is missing or not a string", dir, f->key); }
+            const char **cur = up_field_str(o, f);
+            if (!given) *cur = rec;
+            else if (strcmp(*cur, rec) != 0) diff = rc_catprintf(diff, "  %s: %s (recorded) -> %s (given)\n", f->opt, rec, *cur);
+        }
+    }
+    o->publish_ip_set = 1;    /* the recorded address is the effective one */
+    const json_value_s *rc_list = json_get(doc, "config");
+    if (o->given & UPG_CONFIG) diff = up_manifest_configs(diff, o, rc_list);
+    else if (json_length(rc_list)) {
+        char **c = calloc(json_length(rc_list), sizeof *c);
+        if (!c) { sdsfree(diff); return rc_fail_oom(rc); }
+        free(o->configs);
+        o->configs = c;
+        o->nconfigs = 0;
+        for (size_t k = 0; k < json_length(rc_list); k++)
+            if (json_string(json_at(rc_list, k))) o->configs[o->nconfigs++] = (char *)json_string(json_at(rc_list, k));
+    }
+    int had_pw = json_is_true(json_get(doc, "password"));
+    const char *rec_user = json_string(json_get(doc, "user"));
+    if (diff && !had_pw && rc->password) diff = rc_cat(diff, "  password: none (recorded) -> set (given)\n");
+    if (diff && had_pw && rc->password && strcmp(rec_user ? rec_user : "", rc->user ? rc->user : "") != 0)
+        diff = rc_catprintf(diff, "  --user: %s (recorded) -> %s (given)\n", rec_user ? rec_user : "none", rc->user ? rc->user : "none");
+    if (!diff) return rc_fail_oom(rc);
+    int ret = 0;
+    if (had_pw && !rc->password)
+        ret = rc_fail(rc, "cluster '%s' was made with a password; nothing was changed: pass the same --password-file F "
+                          "(or RCLUSTER_PASSWORD)%s%s", o->name, rec_user ? " and --user " : "", rec_user ? rec_user : "");
+    else if (sdslen(diff))
+        ret = rc_fail(rc, "cluster '%s' was made with other options (recorded in %s/" CONF_MANIFEST "); nothing was changed:\n%s"
+                          "Run `rcluster up --name %s` without them to repair it as recorded. To change them, start over with "
+                          "`rcluster down --name %s --purge` (deletes its data), then `rcluster up` with the new options.",
+                      o->name, dir, diff, o->name, o->name);
+    sdsfree(diff);
+    return ret;
+}
+
 /* ---- the plan --------------------------------------------------------------- */
 
 struct up_node {
@@ -4040,6 +4309,7 @@ struct up_node {
     int host_port, bus_port;  /* published */
     int exists, running;      /* found on the daemon */
     int created;              /* container created by this run */
+    int write_conf;           /* its redis.conf is missing: this run writes it */
 };
 
 struct up_plan {
@@ -4052,6 +4322,7 @@ struct up_plan {
     char announce_ip[64];     /* --announce IP, or "" for container addresses */
     struct up_node *nodes;
     int network_exists, network_created;
+    int have_manifest;        /* DIR/rcluster.json exists (options were merged from it) */
     struct conf_undo undo;
 };
 
@@ -4104,6 +4375,12 @@ static int up_plan_make(struct rc *rc, struct up_opts *o, struct up_plan *p) {
     snprintf(p->connect_ip, sizeof p->connect_ip, "%s", pub == 0 ? "127.0.0.1" : o->publish_ip);
     if (rc->password && (strpbrk(rc->password, "\r\n") || !*rc->password))
         return rc_fail(rc, "the password must be one non-empty line");
+    if (rc->user && !rc->password)
+        return rc_fail(rc, "--user %s needs a password (--password-file F): the ACL user is created with it and replicas "
+                           "sync as that user", rc->user);
+    if (rc->user && (!conf_valid_name(rc->user) || !strcmp(rc->user, "default")))
+        return rc_fail(rc, "--user '%s': expected a name like [a-zA-Z0-9][a-zA-Z0-9_.-]*, not 'default' (the password "
+                           "already protects the default user)", rc->user);
     p->data_dir = o->data_dir ? sdsnew(o->data_dir) : conf_default_data_dir(o->name);
     if (!p->data_dir) return rc_fail(rc, "cannot choose a data dir (no HOME?); give --data-dir DIR");
     if (p->data_dir[0] != '/' || strpbrk(p->data_dir, ":,\n"))
@@ -4130,6 +4407,7 @@ static sds up_node_conf(struct rc *rc, struct up_plan *p, struct up_node *n, int
         p->announce_ip[0] ? n->bus_port : 16379,
         p->o->node_timeout,
         rc->password ? (display ? "***" : rc->password) : NULL,
+        rc->user,
         p->o->configs, p->o->nconfigs,
     };
     return conf_render(&cp);
@@ -4332,21 +4610,83 @@ static int up_create_network(struct docker *d, struct up_plan *p) {
     return 0;
 }
 
-/* Write every node's redis.conf (all of them: options may have changed). In dry-run
- * print them instead, password masked. */
+/* Write the missing redis.conf files (an existing one is never rewritten) and, when
+ * there is none yet, the manifest; all recorded for the undo. In dry-run print them
+ * instead, password masked. */
 static int up_write_configs(struct rc *rc, struct up_plan *p) {
     if (!rc->dry_run && conf_claim_data_dir(rc, p->data_dir, p->o->name, &p->undo) < 0) return -1;
     for (int k = 0; k < p->o->nodes; k++) {
         struct up_node *n = &p->nodes[k];
+        if (!n->write_conf) continue;
         sds text = up_node_conf(rc, p, n, rc->dry_run);
         if (!text) return rc_fail_oom(rc);
         int r = 0;
         if (rc->dry_run) printf("# %s/node-%d/conf/redis.conf\n%s\n", p->data_dir, n->i, text);
-        else r = conf_write_node(rc, p->data_dir, n->i, text, rc->password != NULL, &p->undo);
+        else r = conf_write_node(rc, p->data_dir, n->i, text, &p->undo);
         sdsfree(text);
         if (r < 0) return -1;
     }
-    return 0;
+    if (p->have_manifest) return 0;
+    sds man = up_manifest_render(rc, p->o), path = rc_sprintf("%s/" CONF_MANIFEST, p->data_dir);
+    int r = man && path ? 0 : rc_fail_oom(rc);
+    if (r == 0 && rc->dry_run) printf("# %s\n%s\n", path, man);
+    else if (r == 0) r = conf_create_file(rc, path, man, 0600, &p->undo);
+    sdsfree(man);
+    sdsfree(path);
+    return r;
+}
+
+/* The value of the first `directive` line in a redis.conf text (to the end of the
+ * line), or NULL when there is none or on OOM. */
+static sds up_conf_value(const char *text, const char *directive) {
+    size_t dl = strlen(directive);
+    for (const char *l = text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+        if (!strncmp(l, directive, dl) && l[dl] == ' ') return sdsnewlen(l + dl + 1, strcspn(l + dl + 1, "\n"));
+    return NULL;
+}
+
+/* Is node n's password line in `have` the one these options would write? 0 when it
+ * is; else -1 with a message saying what to pass. */
+static int up_same_password(struct rc *rc, struct up_plan *p, const char *path, const char *have, const char *want) {
+    sds hv = up_conf_value(have, "requirepass"), wv = up_conf_value(want, "requirepass");
+    int ret = 0;
+    if (hv && !wv)
+        ret = rc_fail(rc, "cluster '%s' was made with a password (%s has requirepass); nothing was changed: pass the same "
+                          "--password-file F (or RCLUSTER_PASSWORD)", p->o->name, path);
+    else if (!hv && wv)
+        ret = rc_fail(rc, "cluster '%s' was made without a password (%s has no requirepass); nothing was changed: "
+                          "run `rcluster up` without a password", p->o->name, path);
+    else if (hv && strcmp(hv, wv) != 0)
+        ret = rc_fail(rc, "the password given is not the one cluster '%s' was made with (%s); nothing was changed", p->o->name, path);
+    sdsfree(hv);
+    sdsfree(wv);
+    return ret;
+}
+
+/* Preflight of the files: which redis.conf files this run must write (the missing
+ * ones), and proof from the existing ones (rcluster's own) that the password is the
+ * one the cluster was made with. Without a manifest or cluster state to vouch for an
+ * existing conf, it must be exactly what these options would write. Reads only. */
+static int up_preflight_confs(struct rc *rc, struct up_plan *p) {
+    int ret = 0;
+    for (int k = 0; ret == 0 && k < p->o->nodes; k++) {
+        struct up_node *n = &p->nodes[k];
+        sds path = rc_cat(conf_node_dir(p->data_dir, n->i, "conf"), "/redis.conf");
+        if (!path) return rc_fail_oom(rc);
+        if (access(path, F_OK) < 0) { n->write_conf = 1; sdsfree(path); continue; }
+        sds have = rc_read_file(rc, path, 1 << 20), want = have ? up_node_conf(rc, p, n, 0) : NULL;
+        if (!have) ret = rc_wrap(rc, "cannot read node %d's config", n->i);
+        else if (!want) ret = rc_fail_oom(rc);
+        else ret = up_same_password(rc, p, path, have, want);
+        if (ret == 0 && !p->have_manifest && !conf_node_has_state(p->data_dir, n->i) && strcmp(have, want) != 0)
+            ret = rc_fail(rc, "%s exists with other settings than these options and nothing records how it was made; "
+                              "not rewriting it: remove the old cluster's data with `rcluster down --name %s --purge` or "
+                              "choose another --data-dir", path, p->o->name);
+        sdsfree(have);
+        sdsfree(want);
+        sdsfree(path);
+    }
+    return ret;
 }
 
 /* Create the missing containers on parallel connections. */
@@ -4467,8 +4807,6 @@ static int up_wait_healthy(struct rc *rc, struct up_plan *p, int64_t deadline) {
     int r;
     while ((r = engine_check(rc, p->connect_ip, p->nodes[0].host_port, 1)) != 0) {
         if (rc_interrupted()) return rc_fail(rc, "interrupted");
-        if (r < 0 && rc->err && (strstr(rc->err, "NOAUTH") || strstr(rc->err, "WRONGPASS") || strstr(rc->err, "invalid password")))
-            return rc_wrap(rc, "cluster '%s' needs its password: pass the same --password-file as when it was created", p->o->name);
         if (rc_now_ms() >= deadline)
             return rc_wrap(rc, "cluster '%s' did not become healthy within %g s; if it cannot recover, start over with "
                                "`rcluster down --name %s --purge && rcluster up --name %s`", p->o->name, rc->timeout, p->o->name, p->o->name);
@@ -4527,10 +4865,7 @@ static int up_form_cluster(struct rc *rc, struct up_plan *p) {
         a[k].port = p->nodes[k].host_port;
         if (!a[k].host) ret = rc_fail_oom(rc);
     }
-    int yes = rc->yes;
-    rc->yes = 1;
-    if (ret == 0) ret = engine_create(rc, a, p->o->nodes, p->o->replicas);
-    rc->yes = yes;
+    if (ret == 0) ret = engine_create(rc, a, p->o->nodes, p->o->replicas, ENGINE_NO_CONFIRM);
     for (int k = 0; k < p->o->nodes; k++) sdsfree(a[k].host);
     free(a);
     return ret;
@@ -4565,11 +4900,11 @@ static int up_rerun(struct docker *d, struct up_plan *p, int64_t deadline) {
         rc_progress(rc, "Repairing cluster '%s': %d container(s) missing, %d stopped", p->o->name, missing, stopped);
     }
     if (rc->dry_run) {
-        if (up_create_network(d, p) < 0 || (missing && up_write_configs(rc, p) < 0) ||
+        if (up_create_network(d, p) < 0 || up_write_configs(rc, p) < 0 ||
             up_create_containers(d, p) < 0 || up_start_containers(d, p) < 0) return -1;
         return 0;
     }
-    if (up_create_network(d, p) < 0 || (missing && up_write_configs(rc, p) < 0) || up_create_containers(d, p) < 0 ||
+    if (up_create_network(d, p) < 0 || up_write_configs(rc, p) < 0 || up_create_containers(d, p) < 0 ||
         up_start_containers(d, p) < 0 || up_wait_ping(d, p, deadline) < 0 || up_wait_healthy(rc, p, deadline) < 0) {
         up_rollback(d, p);
         return -1;
@@ -4606,7 +4941,28 @@ fail:
     return -1;
 }
 
-/* up = options -> plan -> what exists -> preflight -> apply -> wait -> report. */
+/* Where the cluster's data lives: --data-dir, else the label on its containers or
+ * network (where an earlier run put it), else the default. Caller frees *dir. */
+static int up_locate_data_dir(struct docker *d, const struct up_opts *o, const char *dflt, sds *dir) {
+    *dir = NULL;
+    const char *kinds[2] = { "containers", "networks" };
+    for (int k = 0; !o->data_dir && !*dir && k < 2; k++) {
+        json_value_s *all = NULL;
+        if (docker_list_by_label(d, kinds[k], LABEL_CLUSTER, o->name, &all) < 0) return -1;
+        for (size_t j = 0; !*dir && j < json_length(all); j++) {
+            const char *l = docker_label(json_at(all, j), LABEL_DATA_DIR);
+            if (l && l[0] == '/' && !(*dir = sdsnew(l))) { json_free(all); return rc_fail_oom(d->rc); }
+        }
+        json_free(all);
+    }
+    if (!*dir && !(*dir = sdsnew(o->data_dir ? o->data_dir : dflt))) return rc_fail_oom(d->rc);
+    return 0;
+}
+
+/* up = options -> plan -> what exists (and what the manifest recorded) -> preflight ->
+ * apply -> wait -> report. The plan is made twice: first from the options alone (so
+ * bad input fails before any daemon is asked), then from the options merged with the
+ * manifest in the cluster's data dir. */
 static int cmd_up(struct rc *rc, int argc, char **argv) {
     struct up_opts o;
     up_opts_defaults(&o);
@@ -4616,19 +4972,33 @@ static int cmd_up(struct rc *rc, int argc, char **argv) {
     int64_t deadline = rc_now_ms() + (int64_t)(rc->timeout * 1000);
     struct up_plan p;
     struct docker d;
+    json_value_s *recorded = NULL;
+    sds dir = NULL;
     docker_init_closed(&d, rc);
     int ret = up_plan_make(rc, &o, &p);
     if (ret == 0) ret = docker_open(rc, &d);
+    if (ret == 0) ret = up_locate_data_dir(&d, &o, p.data_dir, &dir);
+    if (ret == 0) ret = up_manifest_read(rc, dir, &recorded);
+    if (ret == 1) ret = up_manifest_merge(rc, &o, recorded, dir);
+    if (ret == 0) {
+        o.data_dir = dir;
+        up_plan_free(&p);
+        ret = up_plan_make(rc, &o, &p);
+        p.have_manifest = recorded != NULL;
+    }
     if (ret == 0) ret = up_inspect_existing(&d, &p);
+    if (ret == 0) ret = up_preflight_confs(rc, &p);
     if (ret == 0) {
         int any = p.network_exists;
         for (int k = 0; k < o.nodes; k++) any |= p.nodes[k].exists;
-        if (!any) rc_progress(rc, "Creating cluster '%s': %d nodes, %d replica(s) per master, Engine API %s",
-                              o.name, o.nodes, o.replicas, rc->api_version);
+        if (!any) rc_progress(rc, "%s cluster '%s': %d nodes, %d replica(s) per master, Engine API %s",
+                              recorded ? "Starting recorded" : "Creating", o.name, o.nodes, o.replicas, rc->api_version);
         ret = any ? up_rerun(&d, &p, deadline) : up_fresh(&d, &p, deadline);
     }
     up_plan_free(&p);
     docker_free(&d);
+    json_free(recorded);
+    sdsfree(dir);
     free(o.configs);
     return ret;
 }

@@ -1221,7 +1221,7 @@ static void test_conf(void) {
     CHECK("directive.node-timeout-hint", strstr(conf_check_directive("cluster-node-timeout 5"), "--node-timeout") != NULL);
 
     char *extra[] = { "maxmemory 1gb" };
-    struct conf_params cp = { "10.38.0.11", 7001, 17001, 5000, "p a\"ss#\\", extra, 1 };
+    struct conf_params cp = { "10.38.0.11", 7001, 17001, 5000, "p a\"ss#\\", NULL, extra, 1 };
     sds conf = conf_render(&cp);
     CHECKF("conf.render", conf && strstr(conf, "cluster-announce-ip 10.38.0.11\n") && strstr(conf, "cluster-announce-port 7001\n") &&
                               strstr(conf, "cluster-announce-bus-port 17001\n") && strstr(conf, "cluster-node-timeout 5000\n") &&
@@ -1235,11 +1235,74 @@ static void test_conf(void) {
         sdsfree(word);
     }
     sdsfree(conf);
+    cp.user = "app";
+    conf = conf_render(&cp);
+    CHECKF("conf.render.user", conf && strstr(conf, "\nuser app on \">p a\\\"ss#\\\\\" ~* &* +@all\n") && strstr(conf, "\nmasteruser app\n"),
+           "%s", conf ? conf : "");
+    sds rp = conf ? up_conf_value(conf, "requirepass") : NULL;
+    CHECKF("conf.value.requirepass", rp && !strcmp(rp, "\"p a\\\"ss#\\\\\""), "'%s'", rp ? rp : "(none)");
+    sdsfree(rp);
+    sdsfree(conf);
     cp.password = NULL;
+    cp.user = NULL;
     cp.nextra = 0;
     conf = conf_render(&cp);
     CHECK("conf.render.no-password", conf && !strstr(conf, "requirepass") && !strstr(conf, "masterauth"));
+    CHECK("conf.value.none", conf && up_conf_value(conf, "requirepass") == NULL);
     sdsfree(conf);
+}
+
+/* The manifest: what is recorded fills what is not given; what differs is listed. */
+static void test_manifest(void) {
+    struct rc rc;
+    rc_init(&rc);
+    sdsfree(rc.password);
+    rc.password = NULL;
+    struct up_opts o;
+    up_opts_defaults(&o);
+    o.nodes = 9;
+    o.replicas = 2;
+    o.node_timeout = 3000;
+    char *cfg[] = { "maxmemory 1gb" };
+    o.configs = cfg;
+    o.nconfigs = 1;
+    sds man = up_manifest_render(&rc, &o);
+    json_value_s *doc = man ? json_parse(man, sdslen(man), NULL) : NULL;
+    CHECKF("manifest.render-json", doc && json_number(json_get(doc, "nodes"), 0) == 9 && !json_is_true(json_get(doc, "password")) &&
+           json_length(json_get(doc, "config")) == 1, "%s", man ? man : "");
+    struct up_opts g;
+    up_opts_defaults(&g);
+    int r = doc ? up_manifest_merge(&rc, &g, doc, "/d") : -1;
+    CHECKF("manifest.merge-fills", r == 0 && g.nodes == 9 && g.replicas == 2 && g.node_timeout == 3000 && g.nconfigs == 1 &&
+           !strcmp(g.configs[0], "maxmemory 1gb"), "r=%d nodes=%d err=%s", r, g.nodes, rc.err ? rc.err : "");
+    free(g.configs);
+    up_opts_defaults(&g);
+    g.node_timeout = 5000;
+    g.port = 7000;
+    g.given = UPG_NODE_TIMEOUT | UPG_PORT;
+    r = doc ? up_manifest_merge(&rc, &g, doc, "/d") : 0;
+    CHECKF("manifest.merge-lists-every-difference", r < 0 && rc.err && strstr(rc.err, "--node-timeout: 3000 (recorded) -> 5000 (given)") &&
+           strstr(rc.err, "--port: 6371 (recorded) -> 7000 (given)"), "%s", rc.err ? rc.err : "(accepted)");
+    free(g.configs);
+    up_opts_defaults(&g);
+    rc.password = sdsnew("pw");
+    r = doc ? up_manifest_merge(&rc, &g, doc, "/d") : 0;
+    CHECKF("manifest.merge-refuses-new-password", r < 0 && rc.err && strstr(rc.err, "password: none (recorded) -> set (given)"), "%s", rc.err ? rc.err : "(accepted)");
+    free(g.configs);
+    json_free(doc);
+    sdsfree(man);
+    man = up_manifest_render(&rc, &o);   /* now with a password */
+    doc = man ? json_parse(man, sdslen(man), NULL) : NULL;
+    sdsfree(rc.password);
+    rc.password = NULL;
+    up_opts_defaults(&g);
+    r = doc ? up_manifest_merge(&rc, &g, doc, "/d") : 0;
+    CHECKF("manifest.merge-refuses-missing-password", r < 0 && rc.err && strstr(rc.err, "was made with a password"), "%s", rc.err ? rc.err : "(accepted)");
+    CHECK("manifest.never-holds-password", man && !strstr(man, "\"pw\""));
+    free(g.configs);
+    json_free(doc);
+    sdsfree(man);
+    rc_release(&rc);
 }
 
 /* ====================================================================== */
@@ -1568,6 +1631,7 @@ int main(void) {
     test_addr_split();
     test_split_slots();
     test_plan_layout();
+    test_manifest();
     test_key_slot();
     test_cview();
     test_basics();
