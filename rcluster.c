@@ -6,7 +6,8 @@
  *  2. Sockets: unix/tcp, timeouts          GET  /vX/networks?filters=..., /networks/{id}
  *  3. HTTP/1.1 client (incremental          POST /vX/networks/create, DELETE /networks/{id}
  *     response parser, chunked)            GET  /vX/containers/json?all=1&filters=...
- *  4. Docker Engine API                    POST /vX/containers/create?name=, /{id}/start, /{id}/stop
+ *  4. Docker Engine API                    POST /vX/networks/{id}/connect
+ *                                          POST /vX/containers/create?name=, /{id}/start, /{id}/stop
  *  5. RESP client                          DELETE /vX/containers/{id}?force=1&v=0
  *  6. Cluster model (nodes, slots,         GET  /vX/containers/{id}/json, /{id}/logs
  *     CLUSTER NODES parsing, layout)       GET  /vX/images/{name}/json
@@ -4689,6 +4690,27 @@ static int up_preflight_confs(struct rc *rc, struct up_plan *p) {
     return ret;
 }
 
+/* Containers that outlived their network (it was removed, and this run made it anew)
+ * still name the old one; attach each to the new network at its fixed address, which
+ * Docker allows on a stopped container, so that it can start. */
+static int up_reconnect_network(struct docker *d, struct up_plan *p) {
+    if (!p->network_created || d->rc->dry_run) return 0;
+    sds path = rc_sprintf("/networks/%s/connect", p->o->name);
+    int ret = path ? 0 : rc_fail_oom(d->rc);
+    for (int k = 0; ret == 0 && k < p->o->nodes; k++) {
+        struct up_node *n = &p->nodes[k];
+        if (!n->exists || n->created) continue;
+        sds body = rc_json_str(sdsnew("{\"Container\":"), n->name);
+        body = rc_catprintf(body, ",\"EndpointConfig\":{\"IPAMConfig\":{\"IPv4Address\":\"%s\"}}}", n->ip);
+        if (!body) ret = rc_fail_oom(d->rc);
+        else if (docker_call(d, "POST", path, body, NULL, 0) < 0) ret = rc_wrap(d->rc, "re-attaching %s to the new network %s", n->name, p->o->name);
+        sdsfree(body);
+    }
+    if (ret == 0) rc_progress(d->rc, "Attached the existing containers to the new network %s", p->o->name);
+    sdsfree(path);
+    return ret;
+}
+
 /* Create the missing containers on parallel connections. */
 static int up_create_containers(struct docker *d, struct up_plan *p) {
     struct rc *rc = d->rc;
@@ -4904,7 +4926,7 @@ static int up_rerun(struct docker *d, struct up_plan *p, int64_t deadline) {
             up_create_containers(d, p) < 0 || up_start_containers(d, p) < 0) return -1;
         return 0;
     }
-    if (up_create_network(d, p) < 0 || up_write_configs(rc, p) < 0 || up_create_containers(d, p) < 0 ||
+    if (up_create_network(d, p) < 0 || up_reconnect_network(d, p) < 0 || up_write_configs(rc, p) < 0 || up_create_containers(d, p) < 0 ||
         up_start_containers(d, p) < 0 || up_wait_ping(d, p, deadline) < 0 || up_wait_healthy(rc, p, deadline) < 0) {
         up_rollback(d, p);
         return -1;
