@@ -2650,6 +2650,10 @@ static int engine_tune(struct engine *e) {
     struct rc *rc = e->rc;
     int tuned = 0;
     int small = e->n <= ENGINE_SMALL_CLUSTER;
+    /* From here on any node may have been changed (a command sent whose reply was never
+     * read, a MEET received from another node): a rollback resets them all, which is
+     * harmless for the empty standalone nodes that preflight proved them to be. */
+    for (int i = 0; i < e->n; i++) e->nodes[i].changed = 1;
     for (int i = 0; i < e->n; i++)
         for (int k = 0; k < ENGINE_TUNABLES; k++) {
             const char *v = small ? engine_tunables[k].small : engine_tunables[k].large;
@@ -3095,6 +3099,16 @@ static void engine_rollback(struct engine *e) {
             resp_free(r);
             if (!reset || !stuck) break;
         }
+    }
+    /* A node reset early can be met again by one reset later (its handshake packets
+     * were still in flight): once every table is empty nothing sends, so a second
+     * round a moment later leaves each node alone for good. */
+    if (nreset) rc_sleep_ms(200);
+    for (int i = 0; nreset && i < e->n; i++) {
+        struct enode *x = &e->nodes[i];
+        if (!x->changed || x->c.fd < 0) continue;
+        struct resp *r = rconn_call(rc, &x->c, "CLUSTER RESET HARD", "CLUSTER", "RESET", "HARD", RESP_END);
+        resp_free(r);
     }
     sds msg = sdsdup(cause);
     if (msg && nreset) msg = rc_catprintf(msg, "\nrolled back: CLUSTER RESET HARD on the %d node(s) this run changed (%s); they are empty and standalone again", nreset, reset ? reset : "");

@@ -332,7 +332,83 @@ t_check_unreachable() {
     if [ -z "$why" ]; then ok "$name"; else not_ok "$name" "$why" "$L/chkx.err"; fi
 }
 
+# redis-cli's own command line: options after the addresses, and its spellings.
+t_cli_spellings() {
+    local name args
+    for args in "--replicas 1 --yes" "--cluster-replicas 1 --cluster-yes"; do
+        name="create ADDRS $args (options after the addresses) forms a healthy cluster"
+        start_nodes 7076 6 || { not_ok "$name" "could not start nodes"; return; }
+        # shellcheck disable=SC2086
+        run_rc "$L/spell" 60 -- create $(addrs 7076 6) $args
+        local why=""
+        [ $RC -eq 0 ] || why+="exit $RC; "
+        [ -z "$why" ] && why=$(cluster_ok_all 7076 6)
+        [ "$(roles 7076 6)" = "3 3" ] || why+="roles $(roles 7076 6), want 3 3; "
+        if [ -z "$why" ]; then ok "$name"; else not_ok "$name" "$why" "$L/spell.err"; fi
+        kill_all_nodes
+    done
+}
+
+# CONFIG GET of the settings formation changes, one line per node.
+formation_settings() { # FIRST COUNT
+    local p
+    for ((p = $1; p < $1 + $2; p++)); do
+        echo "$p $(rcli $p config get cluster-node-timeout | tail -1) $(rcli $p config get hz | tail -1)" \
+             "$(rcli $p config get repl-diskless-sync-delay | tail -1) $(rcli $p config get repl-diskless-sync | tail -1)"
+    done
+}
+
+# SIGINT/SIGTERM at several points of a formation that cannot finish (the nodes refuse
+# PSYNC/SYNC, so no replica ever links): exit 130, every node back to its original settings
+# (CONFIG GET), every node standalone and empty again.
+t_interrupt() {
+    local d sig
+    for d in 0.05 0.3 1.5; do
+        for sig in INT TERM; do
+            [ $sig = TERM ] && [ $d != 1.5 ] && continue
+            local name="create: SIG$sig after ${d}s restores every node's settings and rolls back"
+            start_nodes 7086 6 --rename-command PSYNC '' --rename-command SYNC '' || { not_ok "$name" "could not start nodes"; return; }
+            local before after why=""
+            before=$(formation_settings 7086 6)
+            "$RCLUSTER" create --replicas 1 --yes --timeout 30 $(addrs 7086 6) </dev/null >"$L/int.out" 2>"$L/int.err" &
+            local pid=$!
+            sleep $d
+            kill -$sig $pid
+            timeout 20 tail --pid=$pid -f /dev/null; wait $pid; RC=$?
+            after=$(formation_settings 7086 6)
+            [ $RC -eq 130 ] || why+="exit $RC (want 130); "
+            [ "$before" = "$after" ] || why+="settings differ: $(diff <(echo "$before") <(echo "$after") | grep '^>' | head -1); "
+            local p; for ((p = 7086; p < 7092; p++)); do
+                [ "$(rcli $p cluster info | tr -d '\r' | sed -n 's/^cluster_known_nodes://p')" = 1 ] || { why+="127.0.0.1:$p still knows other nodes; "; break; }
+            done
+            grep -q 'Sanitizer\|runtime error:' "$L/int.err" && why+="sanitizer report; "
+            if [ -z "$why" ]; then ok "$name"; else not_ok "$name" "$why" "$L/int.err"; fi
+            kill_all_nodes
+        done
+    done
+    # The second press must land while cleanup still runs: node 1 is frozen (SIGSTOP),
+    # so restoring its settings waits for it.
+    local name="create: a second Ctrl-C during cleanup quits at once and says what is left as it is"
+    start_nodes 7086 6 --rename-command PSYNC '' --rename-command SYNC '' || { not_ok "$name" "could not start nodes"; return; }
+    "$RCLUSTER" create --replicas 1 --yes --timeout 30 $(addrs 7086 6) </dev/null >"$L/int2.out" 2>"$L/int2.err" &
+    local pid=$! t0
+    sleep 1.5
+    kill -STOP "${NODE_PID[7086]}"
+    t0=$(date +%s%N)
+    kill -INT $pid; sleep 0.5; kill -INT $pid
+    timeout 20 tail --pid=$pid -f /dev/null; wait $pid; RC=$?
+    local why="" ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+    kill -CONT "${NODE_PID[7086]}"
+    [ $RC -eq 130 ] || why+="exit $RC (want 130); "
+    contains "$L/int2.err" "interrupted again" "left as it is" "formation settings" || why+="stderr does not say what is left; "
+    [ $ms -lt 2500 ] || why+="took ${ms} ms; "
+    if [ -z "$why" ]; then ok "$name"; else not_ok "$name" "$why" "$L/int2.err"; fi
+    kill_all_nodes
+}
+
 t_cli
+t_cli_spellings
+t_interrupt
 t_create_3
 t_create_6
 t_create_9
