@@ -13,6 +13,11 @@ usage: fake_redis.py PORT SCENARIO [ARG]
   stall          accepts connections and reads, never answers
   drop_after N   like normal, but closes each connection after N replies
   huge_bulk      answers "$1000000000" and a few bytes, then hangs
+  config_set_once  like normal, but CONFIG SET of a setting works once; setting it
+                 again (restoring it) answers "-ERR fake refuses ..."
+
+FAKE_REDIS_VERSION in the environment sets the redis_version INFO reports (default
+7.0.15; below 7 rcluster assigns slots with ADDSLOTS instead of ADDSLOTSRANGE).
 
 Prints "listening" on stdout once the port accepts connections. Stops by itself after
 300 s (tests kill it long before). Only ever binds 127.0.0.1.
@@ -39,10 +44,15 @@ def arr(items):
     return b"*%d\r\n" % len(items) + b"".join(bulk(i) for i in items)
 
 
+VERSION = os.environ.get("FAKE_REDIS_VERSION", "7.0.15")
+CONFIG_SET_SEEN = set()
+CONFIG_SET_LOCK = threading.Lock()
+
+
 def info_text():
-    return ("# Server\r\nredis_version:7.0.15\r\nredis_mode:cluster\r\ntcp_port:%d\r\n"
+    return ("# Server\r\nredis_version:%s\r\nredis_mode:cluster\r\ntcp_port:%d\r\n"
             "\r\n# Replication\r\nrole:master\r\nconnected_slaves:0\r\n"
-            "\r\n# Cluster\r\ncluster_enabled:1\r\n\r\n# Keyspace\r\n" % PORT)
+            "\r\n# Cluster\r\ncluster_enabled:1\r\n\r\n# Keyspace\r\n" % (VERSION, PORT))
 
 
 def cluster_info():
@@ -77,6 +87,12 @@ def normal_reply(args):
             if name in vals:
                 return arr([name, vals[name]])
             return b"*0\r\n"
+        if sub == b"SET" and SCENARIO == "config_set_once" and len(args) > 2:
+            with CONFIG_SET_LOCK:
+                again = args[2].lower() in CONFIG_SET_SEEN
+                CONFIG_SET_SEEN.add(args[2].lower())
+            if again:
+                return b"-ERR fake refuses to set %s again\r\n" % args[2]
         return b"+OK\r\n"
     if cmd == b"CLUSTER":
         if sub == b"INFO":

@@ -38,13 +38,23 @@ refused "--replicas not a number"     "replicas" create --replicas x 127.0.0.1:1
 refused "unknown option"              "unknown"  create --frobnicate 127.0.0.1:1
 DOCKER_HOST=ssh://x refused "DOCKER_HOST ssh" "not supported" up --data-dir "$D" --yes
 
-# A password given on the command line never shows in output, errors or --dry-run.
+# A password given on the command line never shows in output or errors, also when the
+# nodes really ask for one: AUTH is sent and refused (the nodes want another password),
+# so the error path that quotes the node's answer is the one exercised.
 pw='Sekr1t-rc-77'
-run_rc "$T_TMP/pw" 20 -- create --yes --password "$pw" 127.0.0.1:1 127.0.0.1:2 127.0.0.1:3 127.0.0.1:4 127.0.0.1:5 127.0.0.1:6
-if grep -q "$pw" "$T_TMP/pw.out" "$T_TMP/pw.err"; then not_ok "safety: password not in create errors" "printed" "$T_TMP/pw.err"
-else ok "safety: password not in create errors"; fi
+start_nodes 7094 3 --requirepass other-pw || not_ok "safety: start password nodes" "redis-server did not start"
+run_rc "$T_TMP/pw" 20 -- create --yes --replicas 0 --password "$pw" $(addrs 7094 3)
+why=""
+[ $RC -eq 1 ] || why+="exit $RC (want 1); "
+contains "$T_TMP/pw.err" "AUTH" || why+="error does not show that AUTH was refused; "
+grep -q "$pw" "$T_TMP/pw.out" "$T_TMP/pw.err" && why+="password printed; "
+if [ -z "$why" ]; then ok "safety: password not in create errors after a refused AUTH"; else not_ok "safety: password not in create errors after a refused AUTH" "$why" "$T_TMP/pw.err"; fi
 echo "$pw" >"$T_TMP/pwfile"
-run_rc "$T_TMP/pwf" 20 -- create --yes --password-file "$T_TMP/pwfile" 127.0.0.1:1 127.0.0.1:2 127.0.0.1:3 127.0.0.1:4 127.0.0.1:5 127.0.0.1:6
-if grep -q "$pw" "$T_TMP/pwf.out" "$T_TMP/pwf.err"; then not_ok "safety: --password-file not echoed" "printed" "$T_TMP/pwf.err"
-else ok "safety: --password-file not echoed"; fi
+run_rc "$T_TMP/pwf" 20 -- create --yes --replicas 0 --password-file "$T_TMP/pwfile" $(addrs 7094 3)
+why=""
+[ $RC -eq 1 ] || why+="exit $RC (want 1); "
+contains "$T_TMP/pwf.err" "AUTH" || why+="error does not show that AUTH was refused; "
+grep -q "$pw" "$T_TMP/pwf.out" "$T_TMP/pwf.err" && why+="password printed; "
+if [ -z "$why" ]; then ok "safety: --password-file not echoed after a refused AUTH"; else not_ok "safety: --password-file not echoed after a refused AUTH" "$why" "$T_TMP/pwf.err"; fi
+kill_all_nodes
 finish
