@@ -19,7 +19,7 @@ echo 'other-pw' >"$T_TMP/pw2"
 DAUTH=(-a 'Re-run-pw 9' --no-auth-warning)
 
 TESTS=(t_first t_no_password t_wrong_password t_changed_config t_changed_shape t_removed_no_password
-       t_stopped t_removed t_network t_down_up t_manifest_mode)
+       t_stopped t_removed t_network t_down_up t_manifest_mode t_user)
 if [ "${DOCKER_OK:-}" = "" ]; then timeout 10 docker version >/dev/null 2>&1 && DOCKER_OK=1 || DOCKER_OK=0; fi
 if [ "$DOCKER_OK" != 1 ]; then
     for t in "${TESTS[@]}"; do skip "rerun: $t" "no Docker daemon"; done
@@ -28,8 +28,11 @@ fi
 
 clean() {
     local ids
-    ids=$(docker ps -aq --filter "label=$LABEL=$NAME"); [ -n "$ids" ] && docker rm -f $ids >/dev/null 2>&1
-    ids=$(docker network ls -q --filter "label=$LABEL=$NAME"); [ -n "$ids" ] && docker network rm $ids >/dev/null 2>&1
+    local n
+    for n in $NAME ${NAME}u; do
+        ids=$(docker ps -aq --filter "label=$LABEL=$n"); [ -n "$ids" ] && docker rm -f $ids >/dev/null 2>&1
+        ids=$(docker network ls -q --filter "label=$LABEL=$n"); [ -n "$ids" ] && docker network rm $ids >/dev/null 2>&1
+    done
     return 0
 }
 clean
@@ -168,6 +171,21 @@ t_manifest_mode() {
     [ $RC -eq 0 ] || why+="exit $RC; "
     [ -e "$DATA" ] && why+="$DATA still exists ($(ls -A "$DATA" | tr '\n' ' ')); "
     if [ -z "$why" ]; then ok "$name"; else not_ok "$name" "$why" "$L/purge.err"; fi
+}
+
+t_user() {
+    local name="rerun: up --user U makes an ACL user that clients and replicas use (masteruser)"
+    run_rc "$L/user" 240 -- up --name ${NAME}u --subnet 10.80.0.0/24 --port 7371 --image $IMG --data-dir "$T_TMP/udata" \
+        --user app --password-file "$PW" --yes --timeout 120
+    local why=""
+    [ $RC -eq 0 ] || why+="exit $RC; "
+    grep -q '^masteruser app$' "$T_TMP/udata/node-4/conf/redis.conf" || why+="no masteruser in redis.conf; "
+    redis-cli --user app -a 'Re-run-pw 9' --no-auth-warning --cluster check 127.0.0.1:7371 >"$L/user.check" 2>&1 || why+="redis-cli --user app --cluster check failed; "
+    grep -q '\[OK\] All 16384 slots covered' "$L/user.check" || why+="not all slots covered; "
+    [ "$(redis-cli --user app -a 'Re-run-pw 9' --no-auth-warning -p 7374 info replication | tr -d '\r' | sed -n 's/^master_link_status://p')" = up ] ||
+        why+="replica link not up; "
+    run_rc "$L/userdown" 120 -- down --name ${NAME}u --data-dir "$T_TMP/udata" --purge --yes
+    if [ -z "$why" ]; then ok "$name"; else not_ok "$name" "$why" "$L/user.err" "$L/user.check"; fi
 }
 
 t_first || { for t in "${TESTS[@]:1}"; do skip "rerun: $t" "first up failed"; done; finish; }
