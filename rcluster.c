@@ -2347,17 +2347,27 @@ static int cluster_plan_layout(int n, const char *const *hosts, int replicas, in
  * rejoin delay, min(max(cluster-node-timeout, 500 ms), 5 s), and a master delays a
  * diskless full sync by repl-diskless-sync-delay. We lower both on the still-empty
  * nodes and put the original values back on every exit path. */
-/* Small clusters get the fastest settings; large ones on a few cores would starve
- * Redis' failure detector and trigger spurious failovers, so they get milder ones
- * (NULL leaves the setting alone). */
-#define ENGINE_SMALL_CLUSTER 24
-static const struct { const char *name, *small, *large; } engine_tunables[] = {
-    { "cluster-node-timeout", "500", "2000" },
-    { "repl-diskless-sync-delay", "0", "0" },
-    { "hz", "100", NULL },
-    { "repl-diskless-sync", "no", NULL },
+/* Formation adapts to what the hosts can take: it starts with the fastest settings
+ * (level 0) and, when the nodes show strain — a node sees a peer as possibly failed, or
+ * a poll round takes too long — backs off a level: a longer cluster-node-timeout, then
+ * the original hz and no more MEET waves; after ENGINE_CALM_MS without strain it speeds
+ * up a level again. A NULL value at a level means the node's original value. Replicas
+ * never fail over while forming (cluster-replica-no-failover yes), whatever the level,
+ * so strain costs time, never the layout. */
+#define ENGINE_LEVELS 3
+static const struct { const char *name, *value[ENGINE_LEVELS]; int replicas_only; } engine_tunables[] = {
+    { "cluster-node-timeout", { "500", "2000", "5000" }, 0 },
+    { "repl-diskless-sync-delay", { "0", "0", "0" }, 0 },
+    { "hz", { "100", "100", NULL }, 0 },
+    { "repl-diskless-sync", { "no", "no", "no" }, 0 },
+    { "cluster-replica-no-failover", { "yes", "yes", "yes" }, 1 },
 };
 #define ENGINE_TUNABLES ((int)(sizeof engine_tunables / sizeof engine_tunables[0]))
+#define ENGINE_SMALL_CLUSTER     24     /* one MEET wave; polled without extra pause */
+#define ENGINE_WAVE              24     /* nodes that MEET every other node per wave */
+#define ENGINE_WAVE_MS           100    /* between MEET waves, when not strained */
+#define ENGINE_STRAIN_ROUND_MS   400    /* a poll round slower than this is strain */
+#define ENGINE_CALM_MS           3000   /* no strain for this long: speed up a level */
 #define ENGINE_POLL_MS           20
 #define ENGINE_REMEET_MS         400
 #define ENGINE_DOWN_GRACE_MS     1500
@@ -2375,12 +2385,14 @@ struct enode {
     int slot_lo, slot_hi;   /* masters only */
     sds orig[8];            /* engine_tunables values to restore; NULL = not changed */
     const char *tuned[8];   /* the values set while forming */
+    int sees_failing;       /* its last view flags a planned peer PFAIL/FAIL (strain) */
     int changed;            /* apply has modified this node */
     int replicated;         /* CLUSTER REPLICATE sent (and not refused) */
     int replicate_owed;     /* its reply is still to be read */
     int state_ok;           /* its last CLUSTER INFO said cluster_state:ok */
     int64_t last_nudge;     /* masters: last replication nudge (see engine_nudge_master) */
-    int acks;               /* replies to MEETs queued mid-wait, read before the poll answers */
+    int acks;               /* replies to discard (MEET, CONFIG SET, SET/DEL) queued before a REPLICATE */
+    int acks_after;         /* the same, queued after the REPLICATE whose reply is owed */
     int healthy;
     int64_t last_meet, down_since;
     sds why;                /* what this node still lacks, for the diagnosis */
@@ -2394,6 +2406,9 @@ struct engine {
     int *masters;           /* master indexes in slot order */
     sds plan_sig;           /* expected slot map signature */
     sds abandon_note;       /* what a second Ctrl-C leaves behind (see rc_on_signal) */
+    int level;              /* formation speed level (see engine_tunables) */
+    int meet_next;          /* first node whose MEET wave is still to be sent */
+    int64_t last_wave, last_strain;
 };
 
 static void engine_free(struct engine *e) {
@@ -2415,10 +2430,17 @@ static void engine_free(struct engine *e) {
 /* Reconnect (dropping replies still owed to us) so a node can be asked again. */
 static int engine_reconnect(struct engine *e, struct enode *x) {
     rconn_free(&x->c);
-    x->acks = 0;
+    x->acks = x->acks_after = 0;
     if (x->replicate_owed) x->replicated = 0; /* unknown outcome: it is safe to repeat */
     x->replicate_owed = 0;
     return rconn_open(e->rc, &x->c, x->a.ip, x->a.port);
+}
+
+/* Replies to discard are read in the order they were queued: before or after the one
+ * REPLICATE whose reply is read for its meaning. */
+static void engine_owe_acks(struct enode *x, int n) {
+    if (x->replicate_owed) x->acks_after += n;
+    else x->acks += n;
 }
 
 static void enode_set_why(struct enode *x, const char *fmt, ...) {
@@ -2646,46 +2668,111 @@ static void engine_print_plan(struct engine *e) {
 
 /* --- Apply ---------------------------------------------------------------- */
 
+/* The value tunable k has at `level` on node x: NULL at that level means its original. */
+static const char *engine_tunable_value(const struct enode *x, int k, int level) {
+    const char *v = engine_tunables[k].value[level];
+    return v ? v : x->orig[k];
+}
+
+/* Queue CONFIG SET of every tunable whose value at `level` differs from what node x has
+ * now; returns the number of replies queued, or -1. */
+static int engine_queue_level(struct engine *e, struct enode *x, int level) {
+    int queued = 0;
+    for (int k = 0; k < ENGINE_TUNABLES; k++) {
+        const char *v = x->orig[k] ? engine_tunable_value(x, k, level) : NULL;
+        if (!v || (x->tuned[k] && !strcmp(x->tuned[k], v))) continue;
+        if (rconn_queue(e->rc, &x->c, "CONFIG", "SET", engine_tunables[k].name, v, RESP_END) < 0) return -1;
+        x->tuned[k] = v;
+        queued++;
+    }
+    return queued;
+}
+
+/* "cluster-node-timeout 5000 -> 500, ..." for node x between its originals and level. */
+static sds engine_describe_level(const struct enode *x, int level) {
+    sds what = sdsempty();
+    for (int k = 0; what && k < ENGINE_TUNABLES; k++)
+        if (x->orig[k] && strcmp(x->orig[k], engine_tunable_value(x, k, level)) != 0)
+            what = rc_catprintf(what, "%s%s %s -> %s", sdslen(what) ? ", " : "", engine_tunables[k].name,
+                                x->orig[k], engine_tunable_value(x, k, level));
+    return what;
+}
+
+/* Set the fastest formation settings (level 0) on every node; a tunable a node refuses
+ * (an older server) is left alone there. */
 static int engine_tune(struct engine *e) {
     struct rc *rc = e->rc;
     int tuned = 0;
-    int small = e->n <= ENGINE_SMALL_CLUSTER;
     /* From here on any node may have been changed (a command sent whose reply was never
      * read, a MEET received from another node): a rollback resets them all, which is
      * harmless for the empty standalone nodes that preflight proved them to be. */
     for (int i = 0; i < e->n; i++) e->nodes[i].changed = 1;
-    for (int i = 0; i < e->n; i++)
-        for (int k = 0; k < ENGINE_TUNABLES; k++) {
-            const char *v = small ? engine_tunables[k].small : engine_tunables[k].large;
-            if (!v) { sdsfree(e->nodes[i].orig[k]); e->nodes[i].orig[k] = NULL; }
-            e->nodes[i].tuned[k] = v;
-            if (e->nodes[i].orig[k] && rconn_queue(rc, &e->nodes[i].c, "CONFIG", "SET", engine_tunables[k].name, v, RESP_END) < 0) return -1;
-        }
+    e->level = 0;
+    for (int i = 0; i < e->n; i++) {
+        struct enode *x = &e->nodes[i];
+        for (int k = 0; k < ENGINE_TUNABLES; k++)
+            if (engine_tunables[k].replicas_only && x->master_of < 0) { sdsfree(x->orig[k]); x->orig[k] = NULL; }
+        if (engine_queue_level(e, x, 0) < 0) return -1;
+    }
     for (int i = 0; i < e->n; i++) {
         struct enode *x = &e->nodes[i];
         int64_t dl = rc_now_ms() + rc->io_timeout_ms;
         for (int k = 0; k < ENGINE_TUNABLES; k++) {
-            if (!x->orig[k]) continue;
+            if (!x->orig[k] || !x->tuned[k]) continue;
             struct resp *r = rconn_read(rc, &x->c, dl);
             if (!r) return -1;
-            x->changed = 1;
-            if (r->type == RESP_ERROR) { sdsfree(x->orig[k]); x->orig[k] = NULL; }
+            if (r->type == RESP_ERROR) { sdsfree(x->orig[k]); x->orig[k] = NULL; x->tuned[k] = NULL; }
             else tuned++;
             resp_free(r);
         }
     }
     if (!tuned) return 0;
-    sds what = sdsempty();
-    for (int k = 0; what && k < ENGINE_TUNABLES; k++)
-        if (e->nodes[0].orig[k])
-            what = rc_catprintf(what, "%s%s %s -> %s", sdslen(what) ? ", " : "", engine_tunables[k].name,
-                                e->nodes[0].orig[k], small ? engine_tunables[k].small : engine_tunables[k].large);
-    rc_progress(rc, "While forming, lowered Redis' own delays on the empty nodes (%s); the originals are restored at the end", what ? what : "");
+    sds what = engine_describe_level(&e->nodes[e->n - 1], 0);
+    rc_progress(rc, "While forming: the fastest settings (%s; cluster-replica-no-failover on replicas); rcluster backs off "
+                    "if the nodes show strain and restores the originals at the end", what ? what : "");
     e->abandon_note = rc_sprintf("the nodes keep the formation settings (%s) and a partly formed cluster; set the "
                                  "originals back with CONFIG SET and run CLUSTER RESET HARD on each node before trying again",
                                  what ? what : "");
     rc_set_abandon_note(e->abandon_note);
     sdsfree(what);
+    return 0;
+}
+
+/* Move every node to formation level `level`, pipelined: the CONFIG SET replies are
+ * read (as acks) before the next poll answers. Says what it chose and why. */
+static int engine_set_level(struct engine *e, int level, const char *why) {
+    for (int i = 0; i < e->n; i++) {
+        struct enode *x = &e->nodes[i];
+        if (x->c.fd < 0) continue;
+        int q = engine_queue_level(e, x, level);
+        if (q < 0) return -1;
+        engine_owe_acks(x, q);
+    }
+    sds what = engine_describe_level(&e->nodes[0], level);
+    rc_progress(e->rc, "%s: formation level %d -> %d (%s%s)", why, e->level, level, what && sdslen(what) ? what : "original settings",
+                level == ENGINE_LEVELS - 1 ? "; MEET waves paused" : "");
+    sdsfree(what);
+    e->level = level;
+    return 0;
+}
+
+/* After a poll round: back off a level on strain, speed up a level after a calm spell. */
+static int engine_adapt(struct engine *e, int64_t round_ms) {
+    int failing = 0;
+    for (int i = 0; i < e->n; i++) failing += e->nodes[i].sees_failing;
+    int slow = round_ms > ENGINE_STRAIN_ROUND_MS;
+    if (failing || slow) {
+        e->last_strain = rc_now_ms();
+        if (e->level + 1 >= ENGINE_LEVELS) return 0;
+        char why[160];
+        if (failing) snprintf(why, sizeof why, "Nodes show strain (%d see a peer as possibly failing)", failing);
+        else snprintf(why, sizeof why, "Nodes show strain (a poll round took %lld ms)", (long long)round_ms);
+        return engine_set_level(e, e->level + 1, why);
+    }
+    if (e->level > 0 && rc_now_ms() - e->last_strain > ENGINE_CALM_MS) {
+        e->last_strain = rc_now_ms();
+        return engine_set_level(e, e->level - 1, "Strain cleared");
+    }
     return 0;
 }
 
@@ -2703,7 +2790,7 @@ static int engine_restore(struct engine *e, sds *left) {
         int pending = 0;
         for (int k = 0; k < ENGINE_TUNABLES; k++) pending += x->orig[k] != NULL;
         if (!pending) continue;
-        int up = !((x->c.fd < 0 || x->acks > 0 || x->replicate_owed) && engine_reconnect(e, x) < 0);
+        int up = !((x->c.fd < 0 || x->acks > 0 || x->acks_after > 0 || x->replicate_owed) && engine_reconnect(e, x) < 0);
         for (int k = 0; k < ENGINE_TUNABLES; k++) {
             if (!x->orig[k]) continue;
             struct resp *r = up ? rconn_call(rc, &x->c, "CONFIG SET", "CONFIG", "SET", engine_tunables[k].name, x->orig[k], RESP_END) : NULL;
@@ -2776,23 +2863,36 @@ static int engine_queue_meet(struct engine *e, struct enode *from, const struct 
     snprintf(port, sizeof port, "%d", to->meet_port);
     snprintf(bus, sizeof bus, "%d", to->meet_bus);
     from->last_meet = rc_now_ms();
-    from->acks++;
+    engine_owe_acks(from, 1);
     /* The bus-port argument exists since Redis 4; pass it only when it is not port+10000. */
     if (to->meet_bus != to->meet_port + 10000)
         return rconn_queue(e->rc, &from->c, "CLUSTER", "MEET", to->meet_ip, port, bus, RESP_END);
     return rconn_queue(e->rc, &from->c, "CLUSTER", "MEET", to->meet_ip, port, RESP_END);
 }
 
-/* In a small cluster every node meets every other node at once: waiting for gossip to
- * spread the news costs several cron rounds, and Redis drops the duplicate handshakes by
- * itself. A large one meets through the first node only, as redis-cli does, because a
- * full handshake storm starves the nodes. Pairs that still do not know each other are
- * met again by the wait loop. */
-static int engine_meet(struct engine *e) {
-    int mesh = e->n <= ENGINE_SMALL_CLUSTER;
-    for (int i = 0; i < e->n; i++)
-        for (int j = 0; j < (mesh ? e->n : 1); j++)
+/* Queue the next MEET wave: each of the next ENGINE_WAVE nodes meets every other node.
+ * Replies are owed as acks (read before the next poll answers, or by engine_meet). */
+static int engine_queue_wave(struct engine *e) {
+    int end = e->meet_next + ENGINE_WAVE < e->n ? e->meet_next + ENGINE_WAVE : e->n;
+    for (int i = e->meet_next; i < end; i++)
+        for (int j = 0; j < e->n; j++)
             if (i != j && engine_queue_meet(e, &e->nodes[i], &e->nodes[j]) < 0) return -1;
+    e->meet_next = end;
+    e->last_wave = rc_now_ms();
+    return 0;
+}
+
+/* Every node meets every other node, in waves: waiting for gossip to spread the news
+ * costs several cron rounds, and Redis drops the duplicate handshakes by itself, but a
+ * whole large cluster's handshake storm at once can starve a small host. The first wave
+ * (every node, in a cluster of up to ENGINE_WAVE) goes now and reaches every node; the
+ * wait loop sends the rest every ENGINE_WAVE_MS while the nodes show no strain. Pairs
+ * that still do not know each other are met again by the wait loop. */
+static int engine_meet(struct engine *e) {
+    int64_t now = rc_now_ms();
+    for (int i = 0; i < e->n; i++) e->nodes[i].last_meet = now;
+    e->meet_next = 0;
+    if (engine_queue_wave(e) < 0) return -1;
     for (int i = 0; i < e->n; i++) {
         struct enode *x = &e->nodes[i];
         int64_t dl = rc_now_ms() + e->rc->io_timeout_ms;
@@ -2802,7 +2902,9 @@ static int engine_meet(struct engine *e) {
             resp_free(r);
         }
     }
-    rc_progress(e->rc, "Sent CLUSTER MEET between all %d nodes", e->n);
+    if (e->meet_next < e->n)
+        rc_progress(e->rc, "Sent CLUSTER MEET from %d of %d nodes to all others; the rest follow in waves of %d", e->meet_next, e->n, ENGINE_WAVE);
+    else rc_progress(e->rc, "Sent CLUSTER MEET between all %d nodes", e->n);
     return 0;
 }
 
@@ -2856,7 +2958,7 @@ static int engine_nudge_master(struct engine *e, struct enode *m) {
     m->last_nudge = rc_now_ms();
     if (e->rc->verbose) rc_progress(e->rc, "nudging %s with key %s", m->c.name, key);
     if (rconn_queue(e->rc, &m->c, "SET", key, "1", RESP_END) < 0 || rconn_queue(e->rc, &m->c, "DEL", key, RESP_END) < 0) return -1;
-    m->acks += 2;
+    engine_owe_acks(m, 2);
     return 0;
 }
 
@@ -2900,11 +3002,12 @@ static int engine_judge_node(struct engine *e, int idx, struct resp **r) {
     if (cview_parse(r[0]->str, sdslen(r[0]->str), &x->view) < 0) { enode_set_why(x, "unparsable CLUSTER NODES"); return 0; }
     /* Which nodes does it not know yet (or only through a handshake)? */
     int missing = -1, handshakes = 0;
+    x->sees_failing = 0;
     for (int j = 0; j < e->n; j++) {
         if (j == idx) continue;
         struct nodeinfo *ni = cview_find(&x->view, e->nodes[j].id);
         if (!ni || (ni->flags & (NF_HANDSHAKE | NF_NOADDR))) { if (missing < 0) missing = j; continue; }
-        if (ni->flags & (NF_FAIL | NF_PFAIL)) { enode_set_why(x, "sees %s as failing", e->nodes[j].c.name); return 0; }
+        if (ni->flags & (NF_FAIL | NF_PFAIL)) { x->sees_failing = 1; enode_set_why(x, "sees %s as failing", e->nodes[j].c.name); return 0; }
     }
     for (int j = 0; j < x->view.n; j++) if (x->view.nodes[j].flags & NF_HANDSHAKE) handshakes++;
     if (missing >= 0) {
@@ -2955,6 +3058,16 @@ static int engine_judge_node(struct engine *e, int idx, struct resp **r) {
     return 0;
 }
 
+/* Read and drop *count replies owed to node x (errors only said with --verbose). */
+static void engine_read_acks(struct engine *e, struct enode *x, int *count, int64_t dl) {
+    for (; *count > 0 && x->c.fd >= 0; (*count)--) {
+        struct resp *ack = rconn_read(e->rc, &x->c, dl);
+        if (!ack) break;
+        if (ack->type == RESP_ERROR && e->rc->verbose) rc_warn(e->rc, "%s: %s", x->c.name, ack->str);
+        resp_free(ack);
+    }
+}
+
 /* Read one node's four answers. A node that stops answering is given a short grace
  * period (a restart or a slow fork), then the whole wait fails naming it. */
 static int engine_poll_read(struct engine *e, int idx) {
@@ -2963,12 +3076,7 @@ static int engine_poll_read(struct engine *e, int idx) {
     struct resp *r[4] = { 0 };
     int ret = 0, k;
     int64_t dl = rc_now_ms() + rc->io_timeout_ms;
-    for (; x->acks > 0; x->acks--) {
-        struct resp *ack = rconn_read(rc, &x->c, dl);
-        if (!ack) break;
-        if (ack->type == RESP_ERROR && rc->verbose) rc_warn(rc, "%s: %s", x->c.name, ack->str);
-        resp_free(ack);
-    }
+    engine_read_acks(e, x, &x->acks, dl);
     if (x->replicate_owed && x->c.fd >= 0) {
         struct resp *rr = rconn_read(rc, &x->c, dl);
         if (rr) {
@@ -2978,6 +3086,9 @@ static int engine_poll_read(struct engine *e, int idx) {
         }
         resp_free(rr);
     }
+    engine_read_acks(e, x, &x->acks_after, dl);
+    x->acks += x->acks_after;   /* only left over when a read failed: all before the next REPLICATE */
+    x->acks_after = 0;
     for (k = 0; k < 4 && x->c.fd >= 0; k++)
         if (!(r[k] = rconn_read(rc, &x->c, dl))) break;
     if (k == 4) {
@@ -3022,6 +3133,11 @@ static int engine_wait_healthy(struct engine *e, int64_t deadline) {
             healthy += e->nodes[i].healthy;
         }
         if (healthy == e->n) return 0;
+        if (engine_adapt(e, rc_now_ms() - round) < 0) return -1;
+        if (e->meet_next < e->n && e->level < ENGINE_LEVELS - 1 && rc_now_ms() - e->last_wave >= ENGINE_WAVE_MS) {
+            if (engine_queue_wave(e) < 0) return -1;
+            if (rc->verbose) rc_progress(rc, "MEET wave: nodes up to %d of %d", e->meet_next, e->n);
+        }
         if (rc->verbose && rc_now_ms() - last_report >= 100) {
             sds d = engine_diagnosis(e);
             rc_progress(rc, "%lld ms: %d/%d nodes ready:%s", (long long)(rc_now_ms() - rc->t0), healthy, e->n, d ? d : "");

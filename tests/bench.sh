@@ -5,9 +5,11 @@
 #     is up (tests/poll_cluster.py, 20 ms polls); rcluster's peak RSS (/usr/bin/time -v).
 #  2. up: the reference docker CLI procedure (docker run x6 on a private-subnet network,
 #     redis.conf per node, redis-cli --cluster create, wait) vs rcluster up, same image.
-# Not part of test.sh. Nodes: 127.0.0.1:7000-7099 (bus 17000-17099); Docker: networks
+# Not part of test.sh. Nodes: 127.0.0.1:20000-20199 (bus 30000-30199); Docker: networks
 # 10.90.0.0/24 and 10.91.0.0/24, ports 7401-7406 and 7501-7506 (+10000) on 127.0.0.1.
-# BENCH_SKIP_DOCKER=1 skips part 2; BENCH_SKIP_100=1 skips the 100-node case.
+# BENCH_SKIP_DOCKER=1 skips part 2; BENCH_SKIP_100=1 skips the 100-node case;
+# BENCH_RUNS=N repeats the 100-node case N times (failovers counted in each);
+# BENCH_200=1 adds 200 nodes (100x1), for a host with the cores for it.
 . "$(dirname "$0")/lib.sh"
 cd "$T_TMP" || exit 1
 POLL=$TOP/tests/poll_cluster.py
@@ -24,24 +26,35 @@ ratio() { awk -v a="$1" -v b="$2" -v t="$3" 'BEGIN { if (a > 0) printf "%.2fx of
 rss_kb() { sed -n 's/.*Maximum resident set size (kbytes): *//p' "$1"; }
 STATUS=0
 
+BASE=20000
+# failovers FIRST MASTERS: how many of the planned masters (the first MASTERS nodes: one
+# host, so both tools take them in input order) are not masters now.
+failovers() {
+    local p f=0
+    for ((p = $1; p < $1 + $2; p++)); do [ "$(redis-cli -p $p role 2>/dev/null | head -1)" = master ] || f=$((f + 1)); done
+    echo $f
+}
+
 # bench_create MASTERS REPLICAS_PER_MASTER
 bench_create() {
     local m=$1 r=$2 n=$(( $1 * ($2 + 1) ))
-    local ports; ports=$(seq 7000 $((7000 + n - 1)) | tr '\n' ' ')
-    local addrs; addrs=$(addrs 7000 $n)
+    local ports; ports=$(seq $BASE $((BASE + n - 1)) | tr '\n' ' ')
+    local addrs; addrs=$(addrs $BASE $n)
     echo "== create: $n nodes ($m masters x $r replicas)"
 
-    start_nodes 7000 $n || { echo "could not start nodes"; STATUS=1; return; }
+    start_nodes $BASE $n || { echo "could not start nodes"; STATUS=1; return; }
     sleep 3
     local ref
     ref=$(POLL_OUT=$T_TMP/ref.out POLL_ERR=$T_TMP/ref.err python3 "$POLL" --timeout 600 $m $((m * r)) $ports -- \
           redis-cli --cluster create $addrs --cluster-replicas $r --cluster-yes)
+    local ref_fo; ref_fo=$(failovers $BASE $m)
     kill_all_nodes
-    start_nodes 7000 $n || { echo "could not start nodes"; STATUS=1; return; }
+    start_nodes $BASE $n || { echo "could not start nodes"; STATUS=1; return; }
     sleep 3
     local mine
     mine=$(POLL_OUT=$T_TMP/rc.out POLL_ERR=$T_TMP/rc.err python3 "$POLL" --timeout 600 $m $((m * r)) $ports -- \
            /usr/bin/time -v -o "$T_TMP/rc.time" "$RCLUSTER" create --replicas $r --yes --timeout 300 $addrs)
+    local rc_fo; rc_fo=$(failovers $BASE $m)
     kill_all_nodes
     case "$ref $mine" in *[a-z]*) echo "  failed: redis-cli: $ref | rcluster: $mine"; tail -n 5 "$T_TMP/rc.err"; STATUS=1; return ;; esac
     set -- $ref; local ref_cmd=$1 ref_total=$2
@@ -49,7 +62,12 @@ bench_create() {
     printf '  redis-cli --cluster create: command %6d ms, healthy after %6d ms\n' "$ref_cmd" "$ref_total"
     printf '  rcluster create:            command %6d ms, healthy after %6d ms (%s)\n' \
         "$rc_cmd" "$rc_total" "$([ "$rc_polls" = 1 ] && echo "healthy at the first poll after it returned" || echo "NOT healthy when it returned: $rc_polls polls")"
-    printf '  rcluster time to healthy: %s   rcluster peak RSS: %s KiB\n' "$(ratio "$ref_total" "$rc_total" "$([ $n -ge 100 ] && echo 0.25 || echo 0.15)")" "$(rss_kb "$T_TMP/rc.time")"
+    local target=0.15
+    [ $n -ge 100 ] && target=$([ "$(nproc)" -ge 16 ] && echo 0.25 || echo 0.5)
+    [ $n -ge 200 ] && target=0.2
+    printf '  rcluster time to healthy: %s   rcluster peak RSS: %s KiB   failovers: rcluster %s, redis-cli %s\n' \
+        "$(ratio "$ref_total" "$rc_total" $target)" "$(rss_kb "$T_TMP/rc.time")" "$rc_fo" "$ref_fo"
+    grep '^>>> .*formation level' "$T_TMP/rc.err" | sed 's/^/    /'
 }
 
 # ---- 2. Docker ----------------------------------------------------------------------
@@ -121,7 +139,11 @@ bench_docker() {
         "$(ratio "$ref_total" "$rc_total" 0.45)" "$(rss_kb "$T_TMP/dup.time")" "$(stat -c %s "$RCLUSTER")" "$(basename "$RCLUSTER")"
 }
 
+echo "# $(nproc) cores, $(redis-server --version | cut -d' ' -f1-3)"
 bench_create 3 1
-[ "${BENCH_SKIP_100:-0}" = 1 ] || bench_create 50 1
+if [ "${BENCH_SKIP_100:-0}" != 1 ]; then
+    for ((run = 0; run < ${BENCH_RUNS:-1}; run++)); do bench_create 50 1; done
+fi
+[ "${BENCH_200:-0}" = 1 ] && bench_create 100 1
 [ "${BENCH_SKIP_DOCKER:-0}" = 1 ] || bench_docker
 exit $STATUS
