@@ -18,12 +18,14 @@ IMG=rcluster-bench/redis:local
 [ -x "$RCLUSTER" ] || { echo "bench: $RCLUSTER not built (make rcluster)"; exit 1; }
 if [ ! -x /usr/bin/time ]; then
     [ "$(id -u)" = 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -q time >/dev/null 2>&1
-    [ -x /usr/bin/time ] || { echo "bench: /usr/bin/time missing (apt-get install time)"; exit 1; }
+    [ -x /usr/bin/time ] || echo "bench: /usr/bin/time missing (apt-get install time): no peak RSS figures"
 fi
+# timed OUTFILE: sets TIMED to the prefix that measures peak RSS into OUTFILE, when it can.
+timed() { TIMED=(); [ -x /usr/bin/time ] && TIMED=(/usr/bin/time -v -o "$1"); return 0; }
 
 # ratio REF MINE TARGET: rcluster's time as a fraction of the reference's, with the target.
 ratio() { awk -v a="$1" -v b="$2" -v t="$3" 'BEGIN { if (a > 0) printf "%.2fx of the reference (target <= %sx: %s)", b / a, t, (b / a <= t ? "met" : "NOT met"); else print "n/a" }'; }
-rss_kb() { sed -n 's/.*Maximum resident set size (kbytes): *//p' "$1"; }
+rss_kb() { sed -n 's/.*Maximum resident set size (kbytes): *//p' "$1" 2>/dev/null | grep . || echo n/a; }
 STATUS=0
 
 BASE=20000
@@ -52,8 +54,9 @@ bench_create() {
     start_nodes $BASE $n || { echo "could not start nodes"; STATUS=1; return; }
     sleep 3
     local mine
+    timed "$T_TMP/rc.time"
     mine=$(POLL_OUT=$T_TMP/rc.out POLL_ERR=$T_TMP/rc.err python3 "$POLL" --timeout 600 $m $((m * r)) $ports -- \
-           /usr/bin/time -v -o "$T_TMP/rc.time" "$RCLUSTER" create --replicas $r --yes --timeout 300 $addrs)
+           "${TIMED[@]}" "$RCLUSTER" create --replicas $r --yes --timeout 300 $addrs)
     local rc_fo; rc_fo=$(failovers $BASE $m)
     kill_all_nodes
     case "$ref $mine" in *[a-z]*) echo "  failed: redis-cli: $ref | rcluster: $mine"; tail -n 5 "$T_TMP/rc.err"; STATUS=1; return ;; esac
@@ -124,8 +127,9 @@ bench_docker() {
     ref=$(POLL_OUT=$T_TMP/dref.out POLL_ERR=$T_TMP/dref.err python3 "$POLL" --timeout 300 3 3 7401 7402 7403 7404 7405 7406 -- \
           bash -c reference_procedure)
     docker_clean
+    timed "$T_TMP/dup.time"
     mine=$(POLL_OUT=$T_TMP/dup.out POLL_ERR=$T_TMP/dup.err python3 "$POLL" --timeout 300 3 3 7501 7502 7503 7504 7505 7506 -- \
-           /usr/bin/time -v -o "$T_TMP/dup.time" "$RCLUSTER" up --name rcbench --subnet 10.91.0.0/24 --port 7501 \
+           "${TIMED[@]}" "$RCLUSTER" up --name rcbench --subnet 10.91.0.0/24 --port 7501 \
            --image $IMG --nodes 6 --replicas 1 --data-dir "$T_TMP/up" --yes --timeout 120)
     "$RCLUSTER" down --name rcbench --purge --yes >/dev/null 2>&1
     docker_clean

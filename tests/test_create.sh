@@ -354,7 +354,7 @@ formation_settings() { # FIRST COUNT
     local p
     for ((p = $1; p < $1 + $2; p++)); do
         echo "$p $(rcli $p config get cluster-node-timeout | tail -1) $(rcli $p config get hz | tail -1)" \
-             "$(rcli $p config get repl-diskless-sync-delay | tail -1) $(rcli $p config get repl-diskless-sync | tail -1)"
+             "$(rcli $p config get repl-diskless-sync-delay | tail -1) $(rcli $p config get repl-diskless-sync | tail -1) $(rcli $p config get cluster-replica-no-failover | tail -1)"
     done
 }
 
