@@ -2366,7 +2366,7 @@ static const struct { const char *name, *value[ENGINE_LEVELS]; int replicas_only
 #define ENGINE_SMALL_CLUSTER     24     /* one MEET wave; polled without extra pause */
 #define ENGINE_WAVE              24     /* nodes that MEET every other node per wave */
 #define ENGINE_WAVE_MS           100    /* between MEET waves, when not strained */
-#define ENGINE_STRAIN_ROUND_MS   400    /* a poll round slower than this is strain */
+#define ENGINE_STRAIN_ROUND_MS   400    /* a poll round slower than this + 4 ms a node is strain */
 #define ENGINE_CALM_MS           3000   /* no strain for this long: speed up a level */
 #define ENGINE_POLL_MS           20
 #define ENGINE_REMEET_MS         400
@@ -2760,8 +2760,10 @@ static int engine_set_level(struct engine *e, int level, const char *why) {
 static int engine_adapt(struct engine *e, int64_t round_ms) {
     int failing = 0;
     for (int i = 0; i < e->n; i++) failing += e->nodes[i].sees_failing;
-    int slow = round_ms > ENGINE_STRAIN_ROUND_MS;
-    if (failing || slow) {
+    /* Busy nodes answer slowly during the handshake storm, which is no danger by itself:
+     * slowness backs off one level at most; only peers seen failing go further. */
+    int slow = round_ms > ENGINE_STRAIN_ROUND_MS + 4 * (int64_t)e->n;
+    if (failing || (slow && e->level == 0)) {
         e->last_strain = rc_now_ms();
         if (e->level + 1 >= ENGINE_LEVELS) return 0;
         char why[160];
