@@ -2349,16 +2349,17 @@ static int cluster_plan_layout(int n, const char *const *hosts, int replicas, in
  * nodes and put the original values back on every exit path. */
 /* Formation adapts to what the hosts can take: it starts with the fastest settings
  * (level 0) and, when the nodes show strain — a node sees a peer as possibly failed, or
- * a poll round takes too long — backs off a level: a longer cluster-node-timeout, then
- * the original hz and no more MEET waves; after ENGINE_CALM_MS without strain it speeds
- * up a level again. A NULL value at a level means the node's original value. Replicas
+ * a poll round takes too long — backs off a level: a longer cluster-node-timeout and the
+ * original hz (hz 100 costs CPU on every node, which a host with many nodes and few
+ * cores lacks), then no more MEET waves; after ENGINE_CALM_MS without strain it speeds
+ * up a level again, but not back to a level that showed strain twice. A NULL value at a level means the node's original value. Replicas
  * never fail over while forming (cluster-replica-no-failover yes), whatever the level,
  * so strain costs time, never the layout. */
 #define ENGINE_LEVELS 3
 static const struct { const char *name, *value[ENGINE_LEVELS]; int replicas_only; } engine_tunables[] = {
     { "cluster-node-timeout", { "500", "2000", "5000" }, 0 },
     { "repl-diskless-sync-delay", { "0", "0", "0" }, 0 },
-    { "hz", { "100", "100", NULL }, 0 },
+    { "hz", { "100", NULL, NULL }, 0 },
     { "repl-diskless-sync", { "no", "no", "no" }, 0 },
     { "cluster-replica-no-failover", { "yes", "yes", "yes" }, 1 },
 };
@@ -2407,6 +2408,8 @@ struct engine {
     sds plan_sig;           /* expected slot map signature */
     sds abandon_note;       /* what a second Ctrl-C leaves behind (see rc_on_signal) */
     int level;              /* formation speed level (see engine_tunables) */
+    int floor;              /* lowest level it may speed up to again */
+    int strained[ENGINE_LEVELS];  /* how often each level showed strain */
     int meet_next;          /* first node whose MEET wave is still to be sent */
     int64_t last_wave, last_strain;
 };
@@ -2765,13 +2768,14 @@ static int engine_adapt(struct engine *e, int64_t round_ms) {
     int slow = round_ms > ENGINE_STRAIN_ROUND_MS + 4 * (int64_t)e->n;
     if (failing || (slow && e->level == 0)) {
         e->last_strain = rc_now_ms();
+        if (++e->strained[e->level] >= 2 && e->floor <= e->level) e->floor = e->level + 1;
         if (e->level + 1 >= ENGINE_LEVELS) return 0;
         char why[160];
         if (failing) snprintf(why, sizeof why, "Nodes show strain (%d see a peer as possibly failing)", failing);
         else snprintf(why, sizeof why, "Nodes show strain (a poll round took %lld ms)", (long long)round_ms);
         return engine_set_level(e, e->level + 1, why);
     }
-    if (e->level > 0 && rc_now_ms() - e->last_strain > ENGINE_CALM_MS) {
+    if (e->level > e->floor && rc_now_ms() - e->last_strain > ENGINE_CALM_MS) {
         e->last_strain = rc_now_ms();
         return engine_set_level(e, e->level - 1, "Strain cleared");
     }
