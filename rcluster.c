@@ -2369,6 +2369,7 @@ static const struct { const char *name, *value[ENGINE_LEVELS]; int replicas_only
 #define ENGINE_WAVE_MS           100    /* between MEET waves, when not strained */
 #define ENGINE_STRAIN_ROUND_MS   400    /* a poll round slower than this + 4 ms a node is strain */
 #define ENGINE_CALM_MS           3000   /* no strain for this long: speed up a level */
+#define ENGINE_SETTLE_MS         1000   /* after a level change, strain it left is not new */
 #define ENGINE_POLL_MS           20
 #define ENGINE_REMEET_MS         400
 #define ENGINE_DOWN_GRACE_MS     1500
@@ -2411,7 +2412,7 @@ struct engine {
     int floor;              /* lowest level it may speed up to again */
     int strained[ENGINE_LEVELS];  /* how often each level showed strain */
     int meet_next;          /* first node whose MEET wave is still to be sent */
-    int64_t last_wave, last_strain;
+    int64_t last_wave, last_strain, level_since;
 };
 
 static void engine_free(struct engine *e) {
@@ -2756,6 +2757,7 @@ static int engine_set_level(struct engine *e, int level, const char *why) {
                 level == ENGINE_LEVELS - 1 ? "; MEET waves paused" : "");
     sdsfree(what);
     e->level = level;
+    e->level_since = rc_now_ms();
     return 0;
 }
 
@@ -2768,6 +2770,7 @@ static int engine_adapt(struct engine *e, int64_t round_ms) {
     int slow = round_ms > ENGINE_STRAIN_ROUND_MS + 4 * (int64_t)e->n;
     if (failing || (slow && e->level == 0)) {
         e->last_strain = rc_now_ms();
+        if (rc_now_ms() - e->level_since < ENGINE_SETTLE_MS) return 0;
         if (++e->strained[e->level] >= 2 && e->floor <= e->level) e->floor = e->level + 1;
         if (e->level + 1 >= ENGINE_LEVELS) return 0;
         char why[160];
