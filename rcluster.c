@@ -1934,6 +1934,47 @@ static int info_field(const char *info, const char *field, char *out, size_t out
     return -1;
 }
 
+/* Which server answered INFO server, as people name it: "Valkey 8.0.1", "Redis 7.0.15".
+ * Valkey says server_name:valkey and valkey_version:8.0.1 but keeps redis_version:7.2.4
+ * for clients that gate features on it (so do we: see enode.major); Redis says neither.
+ * Writes "?" parts for what is missing. Pure. */
+static void info_server_desc(const char *info, char *out, size_t outlen) {
+    char name[32], ver[32], key[48];
+    if (info_field(info, "server_name", name, sizeof name) < 0 || !*name) snprintf(name, sizeof name, "redis");
+    for (char *c = name; *c; c++) if (!isalnum((unsigned char)*c) && *c != '-') *c = '?';
+    snprintf(key, sizeof key, "%s_version", name);
+    if (info_field(info, key, ver, sizeof ver) < 0 && info_field(info, "redis_version", ver, sizeof ver) < 0)
+        snprintf(ver, sizeof ver, "?");
+    name[0] = (char)toupper((unsigned char)name[0]);
+    snprintf(out, outlen, "%s %s", name, ver);
+}
+
+/* "Valkey 8.0.1" when every node runs the same server, else each one with its count
+ * ("Redis 7.0.15 on 3 nodes, Valkey 8.0.1 on 3 nodes"); NULL entries (nodes not
+ * asked) are left out. NULL on OOM or when there is nothing to say. */
+static sds info_servers_summary(const char *const *desc, int n) {
+    int first = -1, mixed = 0;
+    for (int i = 0; i < n; i++) {
+        if (!desc[i] || !*desc[i]) continue;
+        if (first < 0) first = i;
+        else if (strcmp(desc[i], desc[first]) != 0) mixed = 1;
+    }
+    if (first < 0) return NULL;
+    if (!mixed) return sdsnew(desc[first]);
+    sds out = sdsempty();
+    for (int i = 0; out && i < n; i++) {
+        if (!desc[i] || !*desc[i]) continue;
+        int seen = 0, count = 0;
+        for (int j = 0; j < n; j++) {
+            if (!desc[j] || strcmp(desc[i], desc[j]) != 0) continue;
+            seen |= j < i;
+            count++;
+        }
+        if (!seen) out = rc_catprintf(out, "%s%s on %d node%s", sdslen(out) ? ", " : "", desc[i], count, count == 1 ? "" : "s");
+    }
+    return out;
+}
+
 /* ====================================================================== */
 /* 6. Cluster model: addresses, CLUSTER NODES parsing, slot split, layout   */
 /* ====================================================================== */
@@ -2328,7 +2369,8 @@ struct enode {
     char id[41];
     char meet_ip[64];       /* what other nodes MEET: the announced address if any */
     int meet_port, meet_bus;
-    int major, minor;
+    int major, minor;       /* from redis_version, which Valkey keeps Redis-compatible */
+    char server[64];        /* "Valkey 8.0.1", "Redis 7.0.15" (info_server_desc) */
     int master_of;          /* -1 for a master, else index of its master */
     int slot_lo, slot_hi;   /* masters only */
     sds orig[8];            /* engine_tunables values to restore; NULL = not changed */
@@ -2500,6 +2542,7 @@ static int engine_preflight_read(struct engine *e, struct enode *x) {
         goto out;
     }
     if (info_field(r[0]->str, "redis_version", buf, sizeof buf) == 0) parse_version(buf, &x->major, &x->minor);
+    info_server_desc(r[0]->str, x->server, sizeof x->server);
     if (r[2]->integer != 0) {
         rc_fail(rc, "%s: node is not empty (%lld keys); only empty nodes can form a new cluster", x->c.name, r[2]->integer);
         goto out;
@@ -2586,9 +2629,22 @@ out:
     return ret;
 }
 
+/* What the nodes run, for the plan: "Valkey 8.0.1". NULL on OOM. */
+static sds engine_servers(struct engine *e) {
+    const char **desc = calloc((size_t)e->n, sizeof *desc);
+    if (!desc) return NULL;
+    for (int i = 0; i < e->n; i++) desc[i] = e->nodes[i].server;
+    sds s = info_servers_summary(desc, e->n);
+    free(desc);
+    return s;
+}
+
 static void engine_print_plan(struct engine *e) {
     struct rc *rc = e->rc;
-    rc_progress(rc, "Plan: %d masters, %d nodes, %d replica(s) per master", e->m, e->n, e->replicas);
+    sds servers = engine_servers(e);
+    rc_progress(rc, "Plan: %d masters, %d nodes, %d replica(s) per master, %s", e->m, e->n, e->replicas,
+                servers ? servers : "server unknown");
+    sdsfree(servers);
     for (int k = 0; k < e->m; k++) {
         struct enode *x = &e->nodes[e->masters[k]];
         rc_progress(rc, "  master %-22s slots %d-%d (%d)", x->c.name, x->slot_lo, x->slot_hi, x->slot_hi - x->slot_lo + 1);
@@ -2991,6 +3047,7 @@ static void engine_print_table(struct engine *e, int64_t elapsed_ms) {
             sds slots = x->master_of < 0 ? rc_sprintf("%d-%d", x->slot_lo, x->slot_hi) : sdsempty();
             s = rc_catprintf(s, "%s{\"id\":\"%s\",\"addr\":", i ? "," : "", x->id);
             s = rc_json_str(s, x->c.name);
+            s = rc_json_str(rc_cat(s, ",\"server\":"), x->server[0] ? x->server : NULL);
             s = s ? rc_catprintf(s, ",\"announced\":\"%s:%d@%d\",\"role\":\"%s\",\"slots\":", x->meet_ip, x->meet_port, x->meet_bus,
                                  x->master_of < 0 ? "master" : "replica") : NULL;
             s = rc_json_str(s, slots);
@@ -3141,6 +3198,7 @@ struct check_node {
     struct rconn c;
     struct cview view;
     char state[32], link[32];
+    char server[64];        /* "Valkey 8.0.1" from its INFO server, "" when not asked */
     int reachable;
     sds err;
 };
@@ -3156,25 +3214,27 @@ static void check_nodes_free(struct check_node *cn, int n) {
 
 /* Connect to one node and collect its view; failures are recorded, not fatal. */
 static void check_probe(struct rc *rc, struct check_node *cn, const char *host, int port) {
-    struct resp *r[3] = { 0 };
+    struct resp *r[4] = { 0 };
     int64_t dl = rc_now_ms() + rc->io_timeout_ms;
     if (rconn_open(rc, &cn->c, host, port) < 0 ||
         rconn_queue(rc, &cn->c, "CLUSTER", "NODES", RESP_END) < 0 ||
         rconn_queue(rc, &cn->c, "CLUSTER", "INFO", RESP_END) < 0 ||
-        rconn_queue(rc, &cn->c, "INFO", "replication", RESP_END) < 0) goto fail;
-    for (int k = 0; k < 3; k++) {
+        rconn_queue(rc, &cn->c, "INFO", "replication", RESP_END) < 0 ||
+        rconn_queue(rc, &cn->c, "INFO", "server", RESP_END) < 0) goto fail;
+    for (int k = 0; k < 4; k++) {
         if (!(r[k] = rconn_read(rc, &cn->c, dl))) goto fail;
         if (r[k]->type != RESP_BULK) { rc_fail(rc, "%s: %s", cn->c.name, r[k]->type == RESP_ERROR ? r[k]->str : "unexpected reply type"); goto fail; }
     }
     if (cview_parse(r[0]->str, sdslen(r[0]->str), &cn->view) < 0) { rc_fail(rc, "%s: unparsable CLUSTER NODES", cn->c.name); goto fail; }
     if (info_field(r[1]->str, "cluster_state", cn->state, sizeof cn->state) < 0) snprintf(cn->state, sizeof cn->state, "?");
     if (info_field(r[2]->str, "master_link_status", cn->link, sizeof cn->link) < 0) cn->link[0] = 0;
+    info_server_desc(r[3]->str, cn->server, sizeof cn->server);
     cn->reachable = 1;
-    for (int k = 0; k < 3; k++) resp_free(r[k]);
+    for (int k = 0; k < 4; k++) resp_free(r[k]);
     return;
 fail:
     cn->err = sdsdup(rc->err ? rc->err : "unknown error");
-    for (int k = 0; k < 3; k++) resp_free(r[k]);
+    for (int k = 0; k < 4; k++) resp_free(r[k]);
 }
 
 static sds check_add_problem(sds problems, int *count, const char *fmt, ...) {
@@ -3189,8 +3249,21 @@ static sds check_add_problem(sds problems, int *count, const char *fmt, ...) {
     return problems;
 }
 
+/* What the reachable nodes run ("Valkey 8.0.1"). NULL when none said, or on OOM. */
+static sds check_servers(struct check_node *cn, int n) {
+    const char **desc = calloc((size_t)n + 1, sizeof *desc);
+    if (!desc) return NULL;
+    for (int i = 0; i < n; i++) desc[i] = cn[i].reachable ? cn[i].server : NULL;
+    sds s = info_servers_summary(desc, n);
+    free(desc);
+    return s;
+}
+
 static void check_print_json(struct check_node *cn, int n, int healthy, const char *problems) {
-    sds s = rc_sprintf("{\"healthy\":%s,\"nodes\":[", healthy ? "true" : "false");
+    sds servers = check_servers(cn, n);
+    sds s = rc_sprintf("{\"healthy\":%s,\"server\":", healthy ? "true" : "false");
+    s = rc_cat(rc_json_str(s, servers), ",\"nodes\":[");
+    sdsfree(servers);
     for (int i = 0; s && i < n; i++) {
         struct nodeinfo *ni = cn[i].ni;
         sds slots = nodeinfo_slots_str(ni);
@@ -3202,6 +3275,7 @@ static void check_print_json(struct check_node *cn, int n, int healthy, const ch
         s = rc_json_str(s, cn[i].reachable ? cn[i].state : NULL);
         if (s) s = rc_cat(s, ",\"link\":");
         s = rc_json_str(s, cn[i].link[0] ? cn[i].link : NULL);
+        s = rc_json_str(rc_cat(s, ",\"server\":"), cn[i].reachable && cn[i].server[0] ? cn[i].server : NULL);
         if (s) s = rc_cat(s, "}");
         sdsfree(slots);
     }
@@ -3237,6 +3311,9 @@ static void check_print_text(struct check_node *cn, int n, int healthy, const ch
                slots && sdslen(slots) ? slots : "-", nodeinfo_slot_count(ni), reps);
         sdsfree(slots);
     }
+    sds servers = check_servers(cn, n);
+    if (servers) printf("Server: %s\n", servers);
+    sdsfree(servers);
     if (problems && *problems) {
         for (const char *p = problems; *p; ) {
             const char *nl = strchr(p, '\n');

@@ -8,7 +8,8 @@
 #                      otherwise the Docker tests are skipped.
 #   FAULTS=0           skip the fault-injection tests (tests/test_faults.sh); default: run.
 #   DOCKER_TESTS=0     skip the Docker tests.
-#   ONLY="lint fuzz safety create memcheck faults docker"   which groups to run (default: all).
+#   ONLY="lint fuzz safety create memcheck faults docker valkey podman hostnet"
+#                      which groups to run (default: all).
 #   FUZZ_SECONDS=15    libFuzzer time per harness; SANITIZE=0 skips the ASan pass of create.
 #   NO_INSTALL=1       never call apt-get.
 set -u
@@ -127,7 +128,7 @@ run_script() { # NAME SCRIPT [ENV=VAL...]
     PASSED=$((PASSED + np)); FAILED=$((FAILED + nf)); SKIPPED=$((SKIPPED + ns))
     if [ $rc -ne 0 ] && [ "$nf" -eq 0 ]; then fail "$script" "exited $rc without a failing test" "$log"; fi
 }
-ONLY=${ONLY:-lint fuzz safety create memcheck faults docker}
+ONLY=${ONLY:-lint fuzz safety create memcheck faults docker valkey podman hostnet}
 want() { case " $ONLY " in *" $1 "*) return 0 ;; esac; return 1; }
 
 if [ ! -x ./rcluster ]; then
@@ -148,6 +149,8 @@ else
             run_script faults tests/test_faults.sh RCLUSTER="$RC_BIN"
         fi
     fi
+    # Valkey 8.0.1 from ../shared/servers (skipped, saying so, without it).
+    want valkey && run_script valkey tests/test_valkey.sh
     if want docker; then
         if [ "${DOCKER_TESTS:-1}" = 0 ]; then skipped "tests/test_docker.sh" "DOCKER_TESTS=0"
         else run_script docker tests/test_docker.sh DOCKER_OK=$DOCKER_OK; fi
