@@ -3966,13 +3966,15 @@ static void usage_status(FILE *f) {
 }
 
 static void usage_image(FILE *f) {
-    fputs("usage: rcluster image build [--from PATH] [--tag TAG]\n"
+    fputs("usage: rcluster image build [--from PATH] [--tag TAG] [--dry-run]\n"
           "       rcluster image load FILE\n"
           "\n"
           "For hosts without registry access.\n"
-          "  build   pack the host's redis-server (--from PATH, default: found on PATH) and exactly\n"
-          "          the shared libraries it needs (from its ELF headers) into an image TAG\n"
-          "          (default rcluster/redis:local); then: rcluster up --image TAG\n"
+          "  build   pack the host's redis-server, or valkey-server when there is no redis-server\n"
+          "          (--from PATH: that one), and exactly the shared libraries it needs (from its\n"
+          "          ELF headers) into an image TAG (default rcluster/redis:local, or\n"
+          "          rcluster/valkey:local for Valkey); then: rcluster up --image TAG\n"
+          "          --dry-run prints the import request and sends nothing\n"
           "  load    import a `docker save` archive\n", f);
 }
 
@@ -3980,13 +3982,15 @@ static void usage_image(FILE *f) {
 
 enum { OPT_UP_NAME = OPT_FIRST_COMMAND_OPT + 20, OPT_UP_NODES, OPT_UP_REPLICAS, OPT_UP_SUBNET, OPT_UP_IMAGE,
        OPT_UP_PORT, OPT_UP_PUBLISH_IP, OPT_UP_DATA_DIR, OPT_UP_NODE_TIMEOUT, OPT_UP_CONFIG, OPT_UP_ANNOUNCE,
-       OPT_UP_INSECURE, OPT_UP_DRY_RUN, OPT_UP_PURGE, OPT_UP_FROM, OPT_UP_TAG };
+       OPT_UP_INSECURE, OPT_UP_DRY_RUN, OPT_UP_PURGE, OPT_UP_FROM, OPT_UP_TAG, OPT_UP_SERVER };
 
 struct up_opts {
     const char *name, *subnet, *image, *publish_ip, *data_dir, *announce, *from, *tag;
     int publish_ip_set;       /* --publish-ip given (else it follows --announce IP) */
     int nodes, replicas, port, insecure, purge, subnet_given;
     long node_timeout;
+    const char *server;       /* --server redis|valkey, or NULL: read it from the image */
+    int tag_set, image_set;   /* --tag / --image given (else defaults that may change) */
     char **configs;           /* pointers into argv */
     int nconfigs;
 };
@@ -3997,7 +4001,7 @@ static int up_on_opt(struct rc *rc, int opt, const char *arg, void *ctx) {
     switch (opt) {
     case OPT_UP_NAME: o->name = arg; return 0;
     case OPT_UP_SUBNET: o->subnet = arg; o->subnet_given = 1; return 0;
-    case OPT_UP_IMAGE: o->image = arg; return 0;
+    case OPT_UP_IMAGE: o->image = arg; o->image_set = 1; return 0;
     case OPT_UP_PUBLISH_IP: o->publish_ip = arg; o->publish_ip_set = 1; return 0;
     case OPT_UP_DATA_DIR: o->data_dir = arg; return 0;
     case OPT_UP_ANNOUNCE: o->announce = arg; return 0;
@@ -4005,7 +4009,11 @@ static int up_on_opt(struct rc *rc, int opt, const char *arg, void *ctx) {
     case OPT_UP_DRY_RUN: rc->dry_run = 1; return 0;
     case OPT_UP_PURGE: o->purge = 1; return 0;
     case OPT_UP_FROM: o->from = arg; return 0;
-    case OPT_UP_TAG: o->tag = arg; return 0;
+    case OPT_UP_TAG: o->tag = arg; o->tag_set = 1; return 0;
+    case OPT_UP_SERVER:
+        if (strcmp(arg, "redis") != 0 && strcmp(arg, "valkey") != 0) return rc_fail(rc, "--server: expected redis or valkey, got '%s'", arg);
+        o->server = arg;
+        return 0;
     case OPT_UP_NODES:
         if (rc_parse_int(arg, 3, UP_MAX_NODES, &v) < 0) return rc_fail(rc, "--nodes: expected 3 to %d, got '%s'", UP_MAX_NODES, arg);
         o->nodes = (int)v;
@@ -4056,7 +4064,7 @@ static const struct option up_longopts[] = {
     { "publish-ip", required_argument, NULL, OPT_UP_PUBLISH_IP }, { "data-dir", required_argument, NULL, OPT_UP_DATA_DIR },
     { "node-timeout", required_argument, NULL, OPT_UP_NODE_TIMEOUT }, { "config", required_argument, NULL, OPT_UP_CONFIG },
     { "announce", required_argument, NULL, OPT_UP_ANNOUNCE }, { "insecure", no_argument, NULL, OPT_UP_INSECURE },
-    { "dry-run", no_argument, NULL, OPT_UP_DRY_RUN },
+    { "dry-run", no_argument, NULL, OPT_UP_DRY_RUN }, { "server", required_argument, NULL, OPT_UP_SERVER },
 };
 static const struct option down_longopts[] = {
     { "name", required_argument, NULL, OPT_UP_NAME }, { "purge", no_argument, NULL, OPT_UP_PURGE },
@@ -4064,6 +4072,7 @@ static const struct option down_longopts[] = {
 };
 static const struct option image_longopts[] = {
     { "from", required_argument, NULL, OPT_UP_FROM }, { "tag", required_argument, NULL, OPT_UP_TAG },
+    { "dry-run", no_argument, NULL, OPT_UP_DRY_RUN },
 };
 
 /* An image reference we can put in a URL path unescaped. */
@@ -4094,6 +4103,8 @@ struct up_plan {
     struct up_node *nodes;
     int network_exists, network_created;
     struct conf_undo undo;
+    char server[16];          /* "redis" or "valkey": what the image runs (up_detect_server) */
+    int entry_is_server;      /* the image's Entrypoint is the server itself: Cmd is only the conf */
 };
 
 static void up_plan_free(struct up_plan *p) {
@@ -4202,12 +4213,16 @@ static sds up_container_body(struct up_plan *p, struct up_node *n) {
     gid_t gid;
     conf_container_ids(&uid, &gid);
     const char *pub = p->o->publish_ip;
+    const char *server = p->server[0] ? p->server : "redis";
     sds s = sdsnew("{\"Image\":");
     s = rc_json_str(s, p->o->image);
-    s = rc_catprintf(s, ",\"Cmd\":[\"redis-server\",\"/etc/redis/redis.conf\"],\"User\":\"%u:%u\","
-                        "\"ExposedPorts\":{\"6379/tcp\":{},\"16379/tcp\":{}},\"Labels\":", (unsigned)uid, (unsigned)gid);
+    /* The conf dir is /etc/redis or /etc/valkey, as each server's packages have it. */
+    if (p->entry_is_server) s = rc_catprintf(s, ",\"Cmd\":[\"/etc/%s/redis.conf\"]", server);
+    else s = rc_catprintf(s, ",\"Cmd\":[\"%s-server\",\"/etc/%s/redis.conf\"]", server, server);
+    s = rc_catprintf(s, ",\"User\":\"%u:%u\",\"ExposedPorts\":{\"6379/tcp\":{},\"16379/tcp\":{}},\"Labels\":",
+                     (unsigned)uid, (unsigned)gid);
     s = up_labels_json(s, p, n->i);
-    sds bc = rc_cat(conf_node_dir(p->data_dir, n->i, "conf"), ":/etc/redis");
+    sds bc = rc_cat(conf_node_dir(p->data_dir, n->i, "conf"), server[0] == 'v' ? ":/etc/valkey" : ":/etc/redis");
     sds bd = rc_cat(conf_node_dir(p->data_dir, n->i, "data"), ":/data");
     if (s && bc && bd) {
         s = rc_cat(s, ",\"HostConfig\":{\"Binds\":[");
@@ -4390,9 +4405,73 @@ static int up_write_configs(struct rc *rc, struct up_plan *p) {
     return 0;
 }
 
+/* Does an image's command word name server NAME ("valkey-server" as ".../valkey-server")? */
+static int up_word_is(const char *word, const char *name) {
+    const char *base = strrchr(word, '/');
+    base = base ? base + 1 : word;
+    return strcmp(base, name) == 0;
+}
+
+/* Which server the image runs, from its own Entrypoint and Cmd, else the version its
+ * Env names (official images set REDIS_VERSION / VALKEY_VERSION), else its name.
+ * --server wins. Returns "redis", "valkey" or NULL (cannot tell). */
+static const char *up_server_of_image(const json_value_s *img, int *entry_is_server) {
+    const json_value_s *cfg = json_get(img, "Config");
+    const json_value_s *ep = json_get(cfg, "Entrypoint"), *cmd = json_get(cfg, "Cmd");
+    static const char *const servers[] = { "valkey", "redis" };
+    *entry_is_server = 0;
+    for (int k = 0; k < 2; k++) {
+        char name[32];
+        snprintf(name, sizeof name, "%s-server", servers[k]);
+        const char *e0 = json_string(json_at(ep, 0));
+        if (e0 && up_word_is(e0, name)) { *entry_is_server = 1; return servers[k]; }
+    }
+    for (int k = 0; k < 2; k++) {
+        char name[32];
+        snprintf(name, sizeof name, "%s-server", servers[k]);
+        for (size_t j = 0; j < json_length(ep); j++) if (json_string(json_at(ep, j)) && up_word_is(json_string(json_at(ep, j)), name)) return servers[k];
+        for (size_t j = 0; j < json_length(cmd); j++) if (json_string(json_at(cmd, j)) && up_word_is(json_string(json_at(cmd, j)), name)) return servers[k];
+    }
+    const json_value_s *env = json_get(cfg, "Env");
+    for (size_t j = 0; j < json_length(env); j++) {
+        const char *v = json_string(json_at(env, j));
+        if (v && !strncmp(v, "VALKEY_VERSION=", 15)) return "valkey";
+        if (v && !strncmp(v, "REDIS_VERSION=", 14)) return "redis";
+    }
+    const json_value_s *tags = json_get(img, "RepoTags");
+    for (size_t j = 0; j < json_length(tags); j++) {
+        const char *v = json_string(json_at(tags, j));
+        if (v && strstr(v, "valkey")) return "valkey";
+        if (v && strstr(v, "redis")) return "redis";
+    }
+    return NULL;
+}
+
+/* Decide what the containers run: --server, else what GET /images/{name}/json says. */
+static int up_detect_server(struct docker *d, struct up_plan *p) {
+    struct rc *rc = d->rc;
+    if (p->server[0]) return 0;
+    if (p->o->server) { snprintf(p->server, sizeof p->server, "%s", p->o->server); return 0; }
+    sds path = rc_sprintf("/images/%s/json", p->o->image);
+    json_value_s *img = NULL;
+    int st = path ? docker_call_json(d, "GET", path, NULL, &img, 404) : rc_fail_oom(rc);
+    sdsfree(path);
+    if (st < 0) return -1;
+    const char *srv = img ? up_server_of_image(img, &p->entry_is_server) : NULL;
+    json_free(img);
+    if (!srv && st != 404)
+        rc_warn(rc, "cannot tell from image %s whether it runs redis-server or valkey-server; assuming redis-server "
+                    "(pass --server valkey if it runs Valkey)", p->o->image);
+    snprintf(p->server, sizeof p->server, "%s", srv ? srv : "redis");
+    return 0;
+}
+
 /* Create the missing containers on parallel connections. */
 static int up_create_containers(struct docker *d, struct up_plan *p) {
     struct rc *rc = d->rc;
+    int todo = 0;
+    for (int k = 0; k < p->o->nodes; k++) todo += !p->nodes[k].exists;
+    if (todo && up_detect_server(d, p) < 0) return -1;
     struct docker_req *reqs = calloc((size_t)p->o->nodes, sizeof *reqs);
     int *idx = calloc((size_t)p->o->nodes, sizeof *idx);
     int m = 0, ret = 0;
@@ -4407,7 +4486,7 @@ static int up_create_containers(struct docker *d, struct up_plan *p) {
         if (!reqs[m - 1].path || !reqs[m - 1].body) ret = rc_fail_oom(rc);
     }
     if (ret == 0 && m) {
-        rc_progress(rc, "Creating %d container(s) from %s", m, p->o->image);
+        rc_progress(rc, "Creating %d container(s) from %s (%s-server)", m, p->o->image, p->server);
         ret = docker_call_parallel(d, reqs, m);
     }
     for (int j = 0; j < m; j++) {
@@ -5326,55 +5405,93 @@ static sds image_which(const char *prog) {
     return NULL;
 }
 
-static const char image_passwd[] = "root:x:0:0:root:/root:/sbin/nologin\nredis:x:999:999:redis:/data:/sbin/nologin\n";
-static const char image_group[] = "root:x:0:\nredis:x:999:\n";
+static const char image_passwd[] = "root:x:0:0:root:/root:/sbin/nologin\nredis:x:999:999:redis:/data:/sbin/nologin\n"
+                                   "valkey:x:999:999:valkey:/data:/sbin/nologin\n";
+static const char image_group[] = "root:x:0:\nredis:x:999:\nvalkey:x:999:\n";
 
-/* The rootfs: redis-server in /usr/local/bin, its loader and libraries at the paths it
+/* "valkey" when the binary is Valkey's (its real name says so: Valkey installs
+ * redis-server as a link to valkey-server), else "redis". */
+static const char *image_server_of(const char *binary) {
+    char *real = realpath(binary, NULL);
+    const char *path = real ? real : binary, *base = strrchr(path, '/');
+    int valkey = strstr(base ? base + 1 : path, "valkey") != NULL;
+    free(real);
+    return valkey ? "valkey" : "redis";
+}
+
+/* The rootfs: SERVER-server in /usr/local/bin, its loader and libraries at the paths it
  * was found under, and the directories and files a container expects. */
-static int image_collect(struct rc *rc, const char *binary, struct image_files *f) {
+static int image_collect(struct rc *rc, const char *binary, const char *server, struct image_files *f) {
     f->libdirs = sdsempty();
     sds ldconf = image_ldconf_dirs(rc, "/etc/ld.so.conf", sdsempty(), 0);
-    if (!f->libdirs || !ldconf) { sdsfree(ldconf); return rc_fail_oom(rc); }
-    static const char *const dirs[] = { "etc/redis", "data", "root", "usr/local/bin" };
+    sds etc = rc_sprintf("etc/%s", server), bin = rc_sprintf("usr/local/bin/%s-server", server);
+    if (!f->libdirs || !ldconf || !etc || !bin) { sdsfree(ldconf); sdsfree(etc); sdsfree(bin); return rc_fail_oom(rc); }
+    const char *const dirs[] = { etc, "data", "root", "usr/local/bin" };
     int ret = 0;
     for (size_t i = 0; ret == 0 && i < sizeof dirs / sizeof dirs[0]; i++) ret = image_add(rc, f, dirs[i], '5', 0755, NULL, NULL);
     if (ret == 0) ret = image_add(rc, f, "tmp", '5', 01777, NULL, NULL);
     if (ret == 0) ret = image_add(rc, f, "etc/passwd", '0', 0644, NULL, image_passwd);
     if (ret == 0) ret = image_add(rc, f, "etc/group", '0', 0644, NULL, image_group);
-    if (ret == 0) ret = image_add(rc, f, "usr/local/bin/redis-server", '0', 0755, binary, NULL);
+    if (ret == 0) ret = image_add(rc, f, bin, '0', 0755, binary, NULL);
     if (ret == 0) ret = image_add_elf_deps(rc, f, binary, ldconf, 0);
     sdsfree(ldconf);
+    sdsfree(etc);
+    sdsfree(bin);
     return ret;
 }
 
-static int image_build(struct rc *rc, struct docker *d, const char *from, const char *tag) {
-    sds binary = from ? sdsnew(from) : image_which("redis-server");
-    if (!binary) return rc_fail(rc, "redis-server is not on PATH; give --from /path/to/redis-server");
+/* The server binary to pack: FROM, else redis-server on PATH, else valkey-server.
+ * NULL when there is none (no error set). */
+static sds image_find_server(const char *from) {
+    if (from) return sdsnew(from);
+    sds b = image_which("redis-server");
+    return b ? b : image_which("valkey-server");
+}
+
+/* Import BINARY (a redis-server or valkey-server) and its libraries as image TAG.
+ * Podman's import ignores the tag parameter, so the tag travels inside repo=, which
+ * the Engine API allows and Docker honours too. *id gets the new image id (caller
+ * frees; NULL in --dry-run). With quiet, no progress line. */
+static int image_make(struct rc *rc, struct docker *d, const char *binary, const char *tag, int quiet, sds *id) {
+    const char *server = image_server_of(binary);
     struct image_files f = { 0 };
-    sds repo = NULL, tg = NULL, path = NULL, result = NULL;
-    int ret = image_collect(rc, binary, &f);
-    if (ret == 0 && docker_split_ref(tag, &repo, &tg) < 0) ret = rc_fail_oom(rc);
+    sds path = NULL;
+    *id = NULL;
+    int ret = image_collect(rc, binary, server, &f);
     if (ret == 0) {
         int libs = 0;
         for (int i = 0; i < f.n; i++) libs += f.e[i].src != NULL;
-        rc_progress(rc, "Packing %s and %d shared object(s), %.1f MB", binary, libs - 1, (double)tar_total_size(&f) / 1e6);
+        if (!quiet) rc_progress(rc, "Packing %s (%s) and %d shared object(s), %.1f MB", binary, server, libs - 1,
+                                (double)tar_total_size(&f) / 1e6);
         /* Docker resolves Cmd[0] through the image's PATH; the loader finds the libraries
          * through LD_LIBRARY_PATH because the image has no ld.so.cache. */
         sds env_ld = rc_sprintf("ENV LD_LIBRARY_PATH=%s", f.libdirs);
-        path = docker_urlencode(sdsnew("/images/create?fromSrc=-&repo="), repo);
-        path = docker_urlencode(rc_cat(path, "&tag="), tg);
+        sds cmd = rc_sprintf("CMD [\"%s-server\"]", server);
+        path = docker_urlencode(sdsnew("/images/create?fromSrc=-&repo="), tag);
         static const char *const changes[] = {
-            "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "WORKDIR /data", "EXPOSE 6379",
-            "CMD [\"redis-server\"]" };
+            "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "WORKDIR /data", "EXPOSE 6379" };
         for (size_t i = 0; i < sizeof changes / sizeof changes[0]; i++)
             path = docker_urlencode(rc_cat(path, "&changes="), changes[i]);
-        if (env_ld) path = docker_urlencode(rc_cat(path, "&changes="), env_ld);
-        else { sdsfree(path); path = NULL; }   /* OOM: without it the image would not start */
+        if (env_ld && cmd) path = docker_urlencode(rc_cat(docker_urlencode(rc_cat(path, "&changes="), env_ld), "&changes="), cmd);
+        else { sdsfree(path); path = NULL; }   /* OOM: without them the image would not start */
         sdsfree(env_ld);
+        sdsfree(cmd);
         struct tar_stream ts = { &f, 0, 0, 0, { 0 }, 0, 0, -1, 0 };
-        ret = path ? docker_stream(d, path, "application/x-tar", tar_source, &ts, tar_total_size(&f), &result) : rc_fail_oom(rc);
+        ret = path ? docker_stream(d, path, "application/x-tar", tar_source, &ts, tar_total_size(&f), id) : rc_fail_oom(rc);
         if (ts.fd >= 0) close(ts.fd);
     }
+    image_files_free(&f);
+    sdsfree(path);
+    return ret;
+}
+
+static int image_build(struct rc *rc, struct docker *d, const char *from, const char *tag, int tag_set) {
+    sds binary = image_find_server(from);
+    if (!binary) return rc_fail(rc, "neither redis-server nor valkey-server is on PATH; give --from /path/to/redis-server");
+    char deftag[64];
+    if (!tag_set) { snprintf(deftag, sizeof deftag, "rcluster/%s:local", image_server_of(binary)); tag = deftag; }
+    sds result = NULL;
+    int ret = image_make(rc, d, binary, tag, 0, &result);
     if (ret == 0 && !rc->dry_run) {
         rc_progress(rc, "Built %s (%s); use it with: rcluster up --image %s", tag, result ? result : "?", tag);
         if (rc->json) {
@@ -5384,11 +5501,7 @@ static int image_build(struct rc *rc, struct docker *d, const char *from, const 
         }
         else printf("%s\n", tag);
     }
-    image_files_free(&f);
     sdsfree(binary);
-    sdsfree(repo);
-    sdsfree(tg);
-    sdsfree(path);
     sdsfree(result);
     return ret;
 }
@@ -5424,19 +5537,20 @@ static int cmd_image(struct rc *rc, int argc, char **argv) {
     up_opts_defaults(&o);
     /* `image SUB [options] [FILE]`: options are parsed after the subcommand. */
     const char *sub = argc > 1 && argv[1][0] != '-' ? argv[1] : NULL;
-    int r = cmd_parse_opts(rc, sub ? argc - 1 : argc, sub ? argv + 1 : argv, image_longopts, 2, usage_image, up_on_opt, &o);
+    int r = cmd_parse_opts(rc, sub ? argc - 1 : argc, sub ? argv + 1 : argv, image_longopts, (int)(sizeof image_longopts / sizeof image_longopts[0]), usage_image, up_on_opt, &o);
     free(o.configs);   /* only `up` uses --config lines */
     if (r) return r < 0 ? -1 : 0;
     int nargs = (sub ? argc - 1 : argc) - optind;
     if (!sub || (strcmp(sub, "build") != 0 && strcmp(sub, "load") != 0) || (!strcmp(sub, "build") && nargs != 0) ||
         (!strcmp(sub, "load") && nargs != 1)) {
         rc->usage_error = 1;
-        return rc_fail(rc, "image: expected `image build [--from PATH] [--tag TAG]` or `image load FILE`");
+        return rc_fail(rc, "image: expected `image build [--from PATH] [--tag TAG] [--dry-run]` or `image load FILE`");
     }
     if (!strcmp(sub, "build") && !up_valid_image(o.tag)) return rc_fail(rc, "--tag '%s': not a valid image name", o.tag);
+    if (!strcmp(sub, "build") && strchr(o.tag, '@')) return rc_fail(rc, "--tag '%s': a digest cannot be given to a new image", o.tag);
     struct docker d;
     int ret = docker_open(rc, &d);
-    if (ret == 0) ret = !strcmp(sub, "build") ? image_build(rc, &d, o.from, o.tag) : image_load(rc, &d, argv[1 + optind]);
+    if (ret == 0) ret = !strcmp(sub, "build") ? image_build(rc, &d, o.from, o.tag, o.tag_set) : image_load(rc, &d, argv[1 + optind]);
     docker_free(&d);
     return ret;
 }
