@@ -2,6 +2,9 @@
 # tests/test_valkey.sh — `rcluster create` and `check` against Valkey 8.0.1 nodes (local
 # processes on 127.0.0.1:7400-7459, bus +10000), judged with valkey-cli; and the server
 # detection ("Valkey 8.0.1" / "Redis 7.0.15") in the plan, check and --json.
+# With a Docker daemon: `image build` from valkey-server (image rcvk-test/valkey:local) and
+# `up` from it (clusters rcvk-vk*, subnets 10.90.0.0/24 and 10.91.0.0/24, ports 7600-7605
+# and 7610-7615, bus +10000).
 # The Valkey binaries come from ../shared/servers/valkey-8.0.1/ (relative to the repo);
 # without them every test is skipped, saying so. VALKEY_DIR overrides the folder.
 . "$(dirname "$0")/lib.sh"
@@ -10,9 +13,12 @@ L=$T_TMP/log
 mkdir -p "$L"
 VALKEY_DIR=${VALKEY_DIR:-$TOP/../shared/servers/valkey-8.0.1}
 TESTS=(t_vk_create t_vk_check t_vk_password t_vk_refuse_nonempty t_vk_mixed_plan)
+DTESTS=(t_vk_image_default t_vk_image_build t_vk_up t_vk_up_server_override)
+IMG=rcvk-test/valkey:local
+LABEL=io.rcluster.cluster
 
 if [ ! -x "$VALKEY_DIR/valkey-server" ] || [ ! -x "$VALKEY_DIR/valkey-cli" ]; then
-    for t in "${TESTS[@]}"; do skip "valkey: $t" "no Valkey binaries in $VALKEY_DIR (see ../shared/servers/README.md)"; done
+    for t in "${TESTS[@]}" "${DTESTS[@]}"; do skip "valkey: $t" "no Valkey binaries in $VALKEY_DIR (see ../shared/servers/README.md)"; done
     exit 0
 fi
 if [ ! -x "$RCLUSTER" ]; then
@@ -134,5 +140,91 @@ t_vk_mixed_plan() {
     if [ -z "$why" ]; then ok "$name"; else not_ok "$name" "$why" "$L/mx.err"; fi
 }
 
+# ---- Docker: image build from valkey-server, up from that image ----------------------
+
+docker_clean() {
+    local ids
+    ids=$(docker ps -a --filter "label=$LABEL" --format '{{.ID}} {{.Label "io.rcluster.cluster"}}' 2>/dev/null |
+          awk '$2 ~ /^rcvk-vk/ {print $1}')
+    [ -n "$ids" ] && docker rm -f $ids >/dev/null 2>&1
+    ids=$(docker network ls --filter "label=$LABEL" --format '{{.ID}} {{.Label "io.rcluster.cluster"}}' 2>/dev/null |
+          awk '$2 ~ /^rcvk-vk/ {print $1}')
+    [ -n "$ids" ] && docker network rm $ids >/dev/null 2>&1
+    return 0
+}
+owned() { echo "$(docker ps -aq --filter "label=$LABEL=$1" | grep -c .) $(docker network ls -q --filter "label=$LABEL=$1" | grep -c .)"; }
+
+t_vk_image_default() {
+    local name="valkey: image build with only valkey-server on PATH packs it and tags rcluster/valkey:local (dry run)"
+    mkdir -p "$T_TMP/vonly"; ln -sf "$VALKEY_DIR/valkey-server" "$T_TMP/vonly/valkey-server"
+    # rcluster looks for the servers on PATH; nothing else of PATH matters to it.
+    timeout 60 env PATH="$T_TMP/vonly" "$RCLUSTER" image build --dry-run </dev/null >"$L/idef.out" 2>"$L/idef.err"; RC=$?
+    local why=""
+    [ $RC -eq 0 ] || why+="exit $RC; "
+    contains "$L/idef.out" "repo=rcluster%2Fvalkey%3Alocal" || why+="import request has no repo=rcluster/valkey:local; "
+    contains "$L/idef.out" "CMD%20%5B%22valkey-server%22%5D" || why+="import request has no CMD [\"valkey-server\"]; "
+    contains "$L/idef.out" "&tag=" && why+="import request has a tag= parameter (Podman ignores it); "
+    timeout 60 env PATH=/nonexistent "$RCLUSTER" image build --dry-run </dev/null >"$L/inone.out" 2>"$L/inone.err"; RC=$?
+    [ $RC -eq 1 ] && contains "$L/inone.err" "valkey-server" || why+="no server on PATH: exit $RC or message without 'valkey-server'; "
+    if [ -z "$why" ]; then ok "$name"; else not_ok "$name" "$why" "$L/idef.err" "$L/idef.out"; fi
+}
+
+t_vk_image_build() {
+    local name="valkey: image build --from valkey-server --tag $IMG: tagged, runs valkey-server"
+    docker rmi -f $IMG >/dev/null 2>&1
+    run_rc "$L/ib" 300 -- image build --from "$VALKEY_DIR/valkey-server" --tag $IMG
+    local why=""
+    [ $RC -eq 0 ] || why+="exit $RC; "
+    local got; got=$(docker image inspect -f '{{json .RepoTags}} {{json .Config.Cmd}}' $IMG 2>&1)
+    [ "$got" = "[\"$IMG\"] [\"valkey-server\"]" ] || why+="image tags/Cmd: $got; "
+    if [ -z "$why" ]; then ok "$name"; else not_ok "$name" "$why" "$L/ib.err"; fi
+}
+
+t_vk_up() {
+    local name="valkey: up --image $IMG: Valkey 8.0.1 nodes judged by valkey-cli; status; re-run; down --purge"
+    local data=$T_TMP/vkdata
+    run_rc "$L/vu" 240 -- up --name rcvk-vk --image $IMG --subnet 10.90.0.0/24 --port 7600 --data-dir "$data" --yes --timeout 120
+    if [ $RC -ne 0 ]; then not_ok "$name" "up exit $RC" "$L/vu.err"; return; fi
+    local why=""
+    contains "$L/vu.err" "Plan: 3 masters, 6 nodes, 1 replica(s) per master, Valkey 8.0.1" || why+="plan does not say Valkey 8.0.1; "
+    contains "$L/vu.err" "(valkey-server)" || why+="progress does not say valkey-server; "
+    local cmd; cmd=$(docker inspect -f '{{json .Config.Cmd}}' rcvk-vk-1 2>&1)
+    [ "$cmd" = '["valkey-server","/etc/valkey/redis.conf"]' ] || why+="rcvk-vk-1 Cmd $cmd; "
+    "$VALKEY_DIR/valkey-cli" --cluster check 127.0.0.1:7600 >"$L/vu.check" 2>&1 || why+="valkey-cli --cluster check failed; "
+    grep -q '\[OK\] All 16384 slots covered' "$L/vu.check" || why+="valkey-cli: not all slots covered; "
+    keys_roundtrip 7600 100 >"$L/vu.keys" || why+="keys: $(head -1 "$L/vu.keys"); "
+    "$VALKEY_DIR/valkey-cli" -p 7603 info server | tr -d '\r' | grep -qx 'server_name:valkey' || why+="7603 is not Valkey; "
+    run_rc "$L/vs" 60 -- status --name rcvk-vk
+    [ $RC -eq 0 ] && grep -qx 'Server: Valkey 8.0.1' "$L/vs.out" || why+="status exit $RC or no 'Server: Valkey 8.0.1'; "
+    local ids; ids=$(docker ps -aq --no-trunc --filter "label=$LABEL=rcvk-vk" | sort | tr '\n' ' ')
+    run_rc "$L/vr" 120 -- up --name rcvk-vk --image $IMG --subnet 10.90.0.0/24 --port 7600 --data-dir "$data" --yes --timeout 120
+    [ $RC -eq 0 ] && contains "$L/vr.err" "nothing to do" || why+="re-run exit $RC or not 'nothing to do'; "
+    [ "$(docker ps -aq --no-trunc --filter "label=$LABEL=rcvk-vk" | sort | tr '\n' ' ')" = "$ids" ] || why+="re-run changed the containers; "
+    run_rc "$L/vd" 120 -- down --name rcvk-vk --purge --yes
+    [ $RC -eq 0 ] && [ "$(owned rcvk-vk)" = "0 0" ] && [ ! -e "$data" ] || why+="down --purge exit $RC, left $(owned rcvk-vk), data $(ls -d "$data" 2>/dev/null); "
+    if [ -z "$why" ]; then ok "$name"; else not_ok "$name" "$why" "$L/vu.err" "$L/vr.err" "$L/vu.check"; fi
+}
+
+t_vk_up_server_override() {
+    local name="valkey: up --server redis with the Valkey image fails (no redis-server in it) and leaves nothing"
+    run_rc "$L/vo" 120 -- up --name rcvk-vk2 --server redis --image $IMG --subnet 10.91.0.0/24 --port 7610 \
+        --data-dir "$T_TMP/vk2" --yes --timeout 30
+    local why=""
+    [ $RC -eq 1 ] || why+="exit $RC (want 1); "
+    contains "$L/vo.err" "redis-server" || why+="error does not name redis-server; "
+    [ "$(owned rcvk-vk2)" = "0 0" ] || why+="left containers/networks: $(owned rcvk-vk2); "
+    run_rc "$L/vo2" 60 -- up --name rcvk-vk2 --server memcached --image $IMG --yes
+    [ $RC -eq 2 ] || why+="--server memcached exit $RC (want 2); "
+    if [ -z "$why" ]; then ok "$name"; else not_ok "$name" "$why" "$L/vo.err"; fi
+}
+
 for t in "${TESTS[@]}"; do "$t"; done
+if [ "${DOCKER_OK:-}" = "" ]; then timeout 10 docker version >/dev/null 2>&1 && DOCKER_OK=1 || DOCKER_OK=0; fi
+if [ "$DOCKER_OK" != 1 ]; then
+    for t in "${DTESTS[@]}"; do skip "valkey: $t" "no Docker daemon"; done
+else
+    docker_clean
+    T_CLEANUPS+=(docker_clean "docker rmi -f $IMG")
+    for t in "${DTESTS[@]}"; do "$t"; done
+fi
 finish
