@@ -44,6 +44,7 @@ install_missing() {
     command -v valgrind >/dev/null || need+=(valgrind)
     command -v cppcheck >/dev/null || need+=(cppcheck)
     command -v clang-tidy >/dev/null || need+=(clang-tidy)
+    command -v podman >/dev/null || need+=(podman)
     [ ${#need[@]} -eq 0 ] && return 0
     if [ "${NO_INSTALL:-0}" = 1 ] || [ "$(id -u)" != 0 ]; then
         note "missing packages (not installing): ${need[*]}"
@@ -149,6 +150,8 @@ else
             run_script faults tests/test_faults.sh RCLUSTER="$RC_BIN"
         fi
     fi
+    # Podman's Docker-compatible API, on a service of its own (tests/test_podman.sh).
+    want podman && run_script podman tests/test_podman.sh
     # Valkey 8.0.1 from ../shared/servers (skipped, saying so, without it).
     want valkey && run_script valkey tests/test_valkey.sh DOCKER_OK=$DOCKER_OK
     if want docker; then
