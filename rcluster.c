@@ -3927,8 +3927,11 @@ static void usage_up(FILE *f) {
           "  --nodes N           number of nodes (default 6)\n"
           "  --replicas R        replicas per master (default 1)\n"
           "  --subnet CIDR       network subnet (default 10.38.0.0/16); node I gets host address .(10+I)\n"
-          "  --image IMAGE       Redis image (default redis:7.2-alpine; pulled when missing; offline:\n"
-          "                      rcluster image build / rcluster image load)\n"
+          "  --image IMAGE       Redis or Valkey image (default redis:7.2-alpine; pulled when missing;\n"
+          "                      without a registry the default is replaced by rcluster/SERVER:local,\n"
+          "                      built from this host's redis-server or valkey-server; an --image\n"
+          "                      that cannot be had is an error: see rcluster image build / load)\n"
+          "  --server redis|valkey  what the image runs (default: read from its Entrypoint/Cmd/Env)\n"
           "  --port BASE         published ports BASE..BASE+N-1 and bus ports +10000 (default 6371)\n"
           "  --publish-ip IP     host address for published ports (default 127.0.0.1); any other than\n"
           "                      loopback needs a password or --insecure\n"
@@ -4104,6 +4107,7 @@ struct up_plan {
     int network_exists, network_created;
     struct conf_undo undo;
     char server[16];          /* "redis" or "valkey": what the image runs (up_detect_server) */
+    char local_image[64];     /* rcluster/SERVER:local when up built it (air-gapped default) */
     int entry_is_server;      /* the image's Entrypoint is the server itself: Cmd is only the conf */
 };
 
@@ -4311,16 +4315,40 @@ static int up_inspect_existing(struct docker *d, struct up_plan *p) {
     return 0;
 }
 
-/* The image is there, or pulled now; air-gapped hosts get the offline commands. */
-static int up_ensure_image(struct docker *d, const char *image) {
+static sds image_find_server(const char *from);
+static const char *image_server_of(const char *binary);
+static int image_make(struct rc *rc, struct docker *d, const char *binary, const char *tag, int quiet, sds *id);
+
+/* The image is there, or pulled now. When the default image can be neither and this
+ * host has a redis-server or valkey-server, build rcluster/SERVER:local from it and use
+ * that (an air-gapped host just works); an --image that cannot be had stays an error:
+ * no surprise substitution. */
+static int up_ensure_image(struct docker *d, struct up_plan *p) {
     struct rc *rc = d->rc;
+    const char *image = p->o->image;
     int r = docker_image_present(d, image);
     if (r != 0) return r < 0 ? -1 : 0;
     rc_progress(rc, "Image %s is not present; pulling it", image);
     if (docker_image_pull(d, image) == 0) return 0;
-    return rc_wrap(rc, "image %s is missing and could not be pulled (an air-gapped host? build one from this host's "
-                       "redis-server with `rcluster image build --tag T` or load a `docker save` archive with "
-                       "`rcluster image load FILE`, then pass --image T)", image);
+    sds binary = p->o->image_set ? NULL : image_find_server(NULL);
+    if (!binary)
+        return rc_wrap(rc, "image %s is missing and could not be pulled (an air-gapped host? build one from this host's "
+                           "redis-server with `rcluster image build --tag T` or load a `docker save` archive with "
+                           "`rcluster image load FILE`, then pass --image T)", image);
+    const char *server = image_server_of(binary);
+    snprintf(p->local_image, sizeof p->local_image, "rcluster/%s:local", server);
+    rc_progress(rc, "No %s from a registry (%s): building %s from this host's %s instead", image, rc->err ? rc->err : "?",
+                p->local_image, binary);
+    sds id = NULL;
+    int quiet = rc->quiet;
+    rc->quiet = 1;   /* the import's own progress too: one line says it all */
+    r = image_make(rc, d, binary, p->local_image, 1, &id);
+    rc->quiet = quiet;
+    sdsfree(id);
+    sdsfree(binary);
+    if (r < 0) return rc_wrap(rc, "image %s could not be pulled, nor %s built", image, p->local_image);
+    p->o->image = p->local_image;
+    return 0;
 }
 
 /* No existing network may overlap our subnet (Docker would refuse, or worse, routes clash). */
@@ -4707,7 +4735,7 @@ static int up_fresh(struct docker *d, struct up_plan *p, int64_t deadline) {
         return rc_fail(rc, "%d of %d nodes have cluster state in %s but the others do not; start over with "
                            "`rcluster down --name %s --purge && rcluster up --name %s`", with_state, p->o->nodes, p->data_dir,
                        p->o->name, p->o->name);
-    if (up_check_subnet(d, p) < 0 || up_check_ports(rc, p) < 0 || up_ensure_image(d, p->o->image) < 0) return -1;
+    if (up_check_subnet(d, p) < 0 || up_check_ports(rc, p) < 0 || up_ensure_image(d, p) < 0) return -1;
     rc_progress(rc, "Data dir: %s", p->data_dir);
     if (up_write_configs(rc, p) < 0 || up_create_network(d, p) < 0 || up_create_containers(d, p) < 0 ||
         up_start_containers(d, p) < 0) goto fail;

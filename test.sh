@@ -8,7 +8,7 @@
 #                      otherwise the Docker tests are skipped.
 #   FAULTS=0           skip the fault-injection tests (tests/test_faults.sh); default: run.
 #   DOCKER_TESTS=0     skip the Docker tests.
-#   ONLY="lint fuzz safety create memcheck faults docker valkey podman hostnet"
+#   ONLY="lint fuzz safety create memcheck faults docker valkey podman hostnet airgap"
 #                      which groups to run (default: all).
 #   FUZZ_SECONDS=15    libFuzzer time per harness; SANITIZE=0 skips the ASan pass of create.
 #   NO_INSTALL=1       never call apt-get.
@@ -129,7 +129,7 @@ run_script() { # NAME SCRIPT [ENV=VAL...]
     PASSED=$((PASSED + np)); FAILED=$((FAILED + nf)); SKIPPED=$((SKIPPED + ns))
     if [ $rc -ne 0 ] && [ "$nf" -eq 0 ]; then fail "$script" "exited $rc without a failing test" "$log"; fi
 }
-ONLY=${ONLY:-lint fuzz safety create memcheck faults docker valkey podman hostnet}
+ONLY=${ONLY:-lint fuzz safety create memcheck faults docker valkey podman hostnet airgap}
 want() { case " $ONLY " in *" $1 "*) return 0 ;; esac; return 1; }
 
 if [ ! -x ./rcluster ]; then
@@ -150,6 +150,8 @@ else
             run_script faults tests/test_faults.sh RCLUSTER="$RC_BIN"
         fi
     fi
+    # up on a host without registry access (a fake daemon; builds the image itself).
+    want airgap && run_script airgap tests/test_airgap.sh
     # Podman's Docker-compatible API, on a service of its own (tests/test_podman.sh).
     want podman && run_script podman tests/test_podman.sh
     # Valkey 8.0.1 from ../shared/servers (skipped, saying so, without it).
