@@ -3549,6 +3549,8 @@ struct conf_params {
     const char *password;          /* NULL: none; pass "***" to render for display */
     char *const *extra;            /* validated --config lines */
     int nextra;
+    int port;                      /* 0: 6379 (bridge mode); host mode: the node's host port */
+    const char *bind;              /* NULL: 0.0.0.0 (bridge mode); host mode: --bind */
 };
 
 /* Render a node's redis.conf from the one template. NULL on OOM. The password must
@@ -3556,8 +3558,8 @@ struct conf_params {
 static sds conf_render(const struct conf_params *cp) {
     sds s = rc_sprintf(
         "# Written by rcluster " RCLUSTER_VERSION "; `rcluster up` rewrites it.\n"
-        "port 6379\n"
-        "bind 0.0.0.0\n"
+        "port %d\n"
+        "bind %s\n"
         "protected-mode no\n"
         "cluster-enabled yes\n"
         "cluster-config-file nodes.conf\n"
@@ -3567,6 +3569,7 @@ static sds conf_render(const struct conf_params *cp) {
         "cluster-announce-bus-port %d\n"
         "appendonly yes\n"
         "dir /data\n",
+        cp->port ? cp->port : 6379, cp->bind ? cp->bind : "0.0.0.0",
         cp->node_timeout_ms, cp->announce_ip, cp->announce_port, cp->announce_bus);
     if (s && cp->password) {
         /* Quoted so that spaces or '#' survive Redis' config tokenizer. */
@@ -3911,6 +3914,9 @@ static int cmd_check(struct rc *rc, int argc, char **argv) {
 #define LABEL_NODE     "io.rcluster.node"
 #define LABEL_VERSION  "io.rcluster.version"
 #define LABEL_DATA_DIR "io.rcluster.data-dir"
+#define LABEL_NETWORK  "io.rcluster.network"    /* "host" for --network host, else absent */
+#define LABEL_HOST_IP  "io.rcluster.host-ip"    /* host mode: where rcluster reaches the node */
+#define LABEL_HOST_PORT "io.rcluster.host-port"
 #define UP_MAX_NODES   200
 
 static void usage_up(FILE *f) {
@@ -3985,7 +3991,8 @@ static void usage_image(FILE *f) {
 
 enum { OPT_UP_NAME = OPT_FIRST_COMMAND_OPT + 20, OPT_UP_NODES, OPT_UP_REPLICAS, OPT_UP_SUBNET, OPT_UP_IMAGE,
        OPT_UP_PORT, OPT_UP_PUBLISH_IP, OPT_UP_DATA_DIR, OPT_UP_NODE_TIMEOUT, OPT_UP_CONFIG, OPT_UP_ANNOUNCE,
-       OPT_UP_INSECURE, OPT_UP_DRY_RUN, OPT_UP_PURGE, OPT_UP_FROM, OPT_UP_TAG, OPT_UP_SERVER };
+       OPT_UP_INSECURE, OPT_UP_DRY_RUN, OPT_UP_PURGE, OPT_UP_FROM, OPT_UP_TAG, OPT_UP_SERVER,
+       OPT_UP_NETWORK, OPT_UP_BIND };
 
 struct up_opts {
     const char *name, *subnet, *image, *publish_ip, *data_dir, *announce, *from, *tag;
@@ -3993,6 +4000,8 @@ struct up_opts {
     int nodes, replicas, port, insecure, purge, subnet_given;
     long node_timeout;
     const char *server;       /* --server redis|valkey, or NULL: read it from the image */
+    const char *network;      /* --network bridge (default) | host */
+    const char *bind;         /* --bind IP: host mode's listening address (default 127.0.0.1) */
     int tag_set, image_set;   /* --tag / --image given (else defaults that may change) */
     char **configs;           /* pointers into argv */
     int nconfigs;
@@ -4013,6 +4022,11 @@ static int up_on_opt(struct rc *rc, int opt, const char *arg, void *ctx) {
     case OPT_UP_PURGE: o->purge = 1; return 0;
     case OPT_UP_FROM: o->from = arg; return 0;
     case OPT_UP_TAG: o->tag = arg; o->tag_set = 1; return 0;
+    case OPT_UP_NETWORK:
+        if (strcmp(arg, "bridge") != 0 && strcmp(arg, "host") != 0) return rc_fail(rc, "--network: expected bridge or host, got '%s'", arg);
+        o->network = arg;
+        return 0;
+    case OPT_UP_BIND: o->bind = arg; return 0;
     case OPT_UP_SERVER:
         if (strcmp(arg, "redis") != 0 && strcmp(arg, "valkey") != 0) return rc_fail(rc, "--server: expected redis or valkey, got '%s'", arg);
         o->server = arg;
@@ -4068,6 +4082,7 @@ static const struct option up_longopts[] = {
     { "node-timeout", required_argument, NULL, OPT_UP_NODE_TIMEOUT }, { "config", required_argument, NULL, OPT_UP_CONFIG },
     { "announce", required_argument, NULL, OPT_UP_ANNOUNCE }, { "insecure", no_argument, NULL, OPT_UP_INSECURE },
     { "dry-run", no_argument, NULL, OPT_UP_DRY_RUN }, { "server", required_argument, NULL, OPT_UP_SERVER },
+    { "network", required_argument, NULL, OPT_UP_NETWORK }, { "bind", required_argument, NULL, OPT_UP_BIND },
 };
 static const struct option down_longopts[] = {
     { "name", required_argument, NULL, OPT_UP_NAME }, { "purge", no_argument, NULL, OPT_UP_PURGE },
@@ -4108,6 +4123,8 @@ struct up_plan {
     struct conf_undo undo;
     char server[16];          /* "redis" or "valkey": what the image runs (up_detect_server) */
     char local_image[64];     /* rcluster/SERVER:local when up built it (air-gapped default) */
+    int host_net;             /* --network host: no Docker network, nodes on the host's ports */
+    char bind_ip[16];         /* host mode: the address every node binds */
     int entry_is_server;      /* the image's Entrypoint is the server itself: Cmd is only the conf */
 };
 
@@ -4117,18 +4134,9 @@ static void up_plan_free(struct up_plan *p) {
     conf_undo_free(&p->undo);
 }
 
-/* Validate the options and derive addresses, ports and paths. Changes nothing. */
-static int up_plan_make(struct rc *rc, struct up_opts *o, struct up_plan *p) {
-    memset(p, 0, sizeof *p);
-    p->o = o;
-    if (!conf_valid_name(o->name))
-        return rc_fail(rc, "--name '%s': expected [a-zA-Z0-9][a-zA-Z0-9_.-]* (at most 48 characters)", o->name);
-    if (!up_valid_image(o->image)) return rc_fail(rc, "--image '%s': not a valid image reference", o->image);
-    if (o->nodes < 3 * (o->replicas + 1))
-        return rc_fail(rc, "--nodes %d with --replicas %d: a cluster needs at least 3 masters, so at least %d nodes",
-                       o->nodes, o->replicas, 3 * (o->replicas + 1));
-    if (o->port + o->nodes - 1 + 10000 > 65535)
-        return rc_fail(rc, "--port %d: bus ports up to %d would exceed 65535", o->port, o->port + o->nodes - 1 + 10000);
+/* Bridge mode: the subnet, the gateway, what nodes announce and where ports are published. */
+static int up_plan_bridge(struct rc *rc, struct up_opts *o, struct up_plan *p) {
+    if (o->bind) return rc_fail(rc, "--bind is for --network host; in bridge mode ports are published on --publish-ip");
     if (conf_parse_cidr(o->subnet, &p->net, &p->prefix) < 0)
         return rc_fail(rc, "--subnet '%s': expected an IPv4 network like 10.38.0.0/16 (host bits zero)", o->subnet);
     if (!conf_cidr_is_private(p->net, p->prefix))
@@ -4158,6 +4166,56 @@ static int up_plan_make(struct rc *rc, struct up_opts *o, struct up_plan *p) {
         return rc_fail(rc, "--publish-ip %s exposes the nodes beyond this host without a password; "
                            "give --password-file F (or RCLUSTER_PASSWORD), or --insecure to accept that", o->publish_ip);
     snprintf(p->connect_ip, sizeof p->connect_ip, "%s", pub == 0 ? "127.0.0.1" : o->publish_ip);
+    return 0;
+}
+
+/* Host mode (--network host): no Docker network; node i listens on the host at BIND,
+ * port BASE+i-1 (bus +10000), and announces --announce IP, else BIND. Nothing is
+ * published, so --subnet and --publish-ip mean nothing here and are refused. */
+static int up_plan_host(struct rc *rc, struct up_opts *o, struct up_plan *p) {
+    p->host_net = 1;
+    if (o->subnet_given)
+        return rc_fail(rc, "--subnet has no meaning with --network host: the containers use the host's own network, "
+                           "so there is no Docker network to give a subnet");
+    if (o->publish_ip_set)
+        return rc_fail(rc, "--publish-ip has no meaning with --network host: nothing is published, the nodes listen on "
+                           "the host itself; use --bind IP for the address they listen on");
+    const char *bind = o->bind ? o->bind : "127.0.0.1";
+    uint32_t b, a;
+    if (conf_parse_ipv4(bind, &b) < 0) return rc_fail(rc, "--bind '%s': expected an IPv4 address of this host", bind);
+    if ((b >> 24) != 127 && !rc->password && !o->insecure)
+        return rc_fail(rc, "--bind %s exposes the nodes beyond this host without a password; "
+                           "give --password-file F (or RCLUSTER_PASSWORD), or --insecure to accept that", bind);
+    snprintf(p->bind_ip, sizeof p->bind_ip, "%s", bind);
+    if (strcmp(o->announce, "container") != 0) {
+        if (conf_parse_ipv4(o->announce, &a) < 0 || a == 0)
+            return rc_fail(rc, "--announce '%s': expected an IPv4 address that clients and the other nodes reach", o->announce);
+        snprintf(p->announce_ip, sizeof p->announce_ip, "%s", o->announce);
+    } else if (b == 0) {
+        return rc_fail(rc, "--bind 0.0.0.0 needs --announce IP: the nodes must tell clients and each other one address "
+                           "of this host");
+    } else {
+        snprintf(p->announce_ip, sizeof p->announce_ip, "%s", bind);
+    }
+    /* up_check_ports probes the bind address: exactly what the nodes will bind. */
+    o->publish_ip = p->bind_ip;
+    snprintf(p->connect_ip, sizeof p->connect_ip, "%s", b == 0 ? "127.0.0.1" : bind);
+    return 0;
+}
+
+/* Validate the options and derive addresses, ports and paths. Changes nothing. */
+static int up_plan_make(struct rc *rc, struct up_opts *o, struct up_plan *p) {
+    memset(p, 0, sizeof *p);
+    p->o = o;
+    if (!conf_valid_name(o->name))
+        return rc_fail(rc, "--name '%s': expected [a-zA-Z0-9][a-zA-Z0-9_.-]* (at most 48 characters)", o->name);
+    if (!up_valid_image(o->image)) return rc_fail(rc, "--image '%s': not a valid image reference", o->image);
+    if (o->nodes < 3 * (o->replicas + 1))
+        return rc_fail(rc, "--nodes %d with --replicas %d: a cluster needs at least 3 masters, so at least %d nodes",
+                       o->nodes, o->replicas, 3 * (o->replicas + 1));
+    if (o->port + o->nodes - 1 + 10000 > 65535)
+        return rc_fail(rc, "--port %d: bus ports up to %d would exceed 65535", o->port, o->port + o->nodes - 1 + 10000);
+    if ((o->network && !strcmp(o->network, "host") ? up_plan_host(rc, o, p) : up_plan_bridge(rc, o, p)) < 0) return -1;
     if (rc->password && (strpbrk(rc->password, "\r\n") || !*rc->password))
         return rc_fail(rc, "the password must be one non-empty line");
     p->data_dir = o->data_dir ? sdsnew(o->data_dir) : conf_default_data_dir(o->name);
@@ -4170,7 +4228,8 @@ static int up_plan_make(struct rc *rc, struct up_opts *o, struct up_plan *p) {
         struct up_node *n = &p->nodes[k];
         n->i = k + 1;
         snprintf(n->name, sizeof n->name, "%s-%d", o->name, n->i);
-        if (conf_cidr_host(p->net, p->prefix, (uint32_t)(CONF_FIRST_HOST + n->i), n->ip) < 0)
+        if (p->host_net) snprintf(n->ip, sizeof n->ip, "%.15s", p->announce_ip);
+        else if (conf_cidr_host(p->net, p->prefix, (uint32_t)(CONF_FIRST_HOST + n->i), n->ip) < 0)
             return rc_fail(rc, "--subnet %s has no room for node %d at host address .%d", o->subnet, n->i, CONF_FIRST_HOST + n->i);
         n->host_port = o->port + k;
         n->bus_port = n->host_port + 10000;
@@ -4187,6 +4246,8 @@ static sds up_node_conf(struct rc *rc, struct up_plan *p, struct up_node *n, int
         p->o->node_timeout,
         rc->password ? (display ? "***" : rc->password) : NULL,
         p->o->configs, p->o->nconfigs,
+        p->host_net ? n->host_port : 0,
+        p->host_net ? p->bind_ip : NULL,
     };
     return conf_render(&cp);
 }
@@ -4198,6 +4259,10 @@ static sds up_labels_json(sds s, struct up_plan *p, int node) {
     s = rc_cat(s, ",\"" LABEL_VERSION "\":\"" RCLUSTER_VERSION "\",\"" LABEL_DATA_DIR "\":");
     s = rc_json_str(s, p->data_dir);
     if (node) s = rc_catprintf(s, ",\"" LABEL_NODE "\":\"%d\"", node);
+    /* Host mode publishes nothing: status finds the node's address in these labels. */
+    if (node && p->host_net)
+        s = rc_catprintf(s, ",\"" LABEL_NETWORK "\":\"host\",\"" LABEL_HOST_IP "\":\"%s\",\"" LABEL_HOST_PORT "\":\"%d\"",
+                         p->connect_ip, p->nodes[node - 1].host_port);
     return rc_cat(s, "}");
 }
 
@@ -4223,8 +4288,8 @@ static sds up_container_body(struct up_plan *p, struct up_node *n) {
     /* The conf dir is /etc/redis or /etc/valkey, as each server's packages have it. */
     if (p->entry_is_server) s = rc_catprintf(s, ",\"Cmd\":[\"/etc/%s/redis.conf\"]", server);
     else s = rc_catprintf(s, ",\"Cmd\":[\"%s-server\",\"/etc/%s/redis.conf\"]", server, server);
-    s = rc_catprintf(s, ",\"User\":\"%u:%u\",\"ExposedPorts\":{\"6379/tcp\":{},\"16379/tcp\":{}},\"Labels\":",
-                     (unsigned)uid, (unsigned)gid);
+    s = rc_catprintf(s, ",\"User\":\"%u:%u\"%s,\"Labels\":", (unsigned)uid, (unsigned)gid,
+                     p->host_net ? "" : ",\"ExposedPorts\":{\"6379/tcp\":{},\"16379/tcp\":{}}");
     s = up_labels_json(s, p, n->i);
     sds bc = rc_cat(conf_node_dir(p->data_dir, n->i, "conf"), server[0] == 'v' ? ":/etc/valkey" : ":/etc/redis");
     sds bd = rc_cat(conf_node_dir(p->data_dir, n->i, "data"), ":/data");
@@ -4233,6 +4298,10 @@ static sds up_container_body(struct up_plan *p, struct up_node *n) {
         s = rc_json_str(s, bc);
         s = rc_cat(s, ",");
         s = rc_json_str(s, bd);
+        if (p->host_net) {
+            s = rc_cat(s, "],\"RestartPolicy\":{\"Name\":\"unless-stopped\"},\"NetworkMode\":\"host\"}}");
+            goto out;
+        }
         s = rc_catprintf(s, "],\"PortBindings\":{\"6379/tcp\":[{\"HostIp\":\"%s\",\"HostPort\":\"%d\"}],"
                             "\"16379/tcp\":[{\"HostIp\":\"%s\",\"HostPort\":\"%d\"}]},"
                             "\"RestartPolicy\":{\"Name\":\"unless-stopped\"},\"NetworkMode\":",
@@ -4245,6 +4314,7 @@ static sds up_container_body(struct up_plan *p, struct up_node *n) {
         sdsfree(s);
         s = NULL;
     }
+out:
     sdsfree(bc);
     sdsfree(bd);
     return s;
@@ -4262,11 +4332,21 @@ static int up_is_ours(const json_value_s *obj, const char *name, int i) {
     return nl && rc_parse_int(nl, 1, 100000, &v) == 0 && v == i;
 }
 
+/* A node created in the other network mode cannot be repaired in this one. */
+static int up_check_network_mode(struct rc *rc, struct up_plan *p, const json_value_s *c, const struct up_node *n) {
+    const char *mode = docker_label(c, LABEL_NETWORK);
+    int host = mode && !strcmp(mode, "host");
+    if (host == p->host_net) return 0;
+    return rc_fail(rc, "container %s runs with %s networking but this run asks for %s; pass %s again, or start over "
+                       "with `rcluster down --name %s`", n->name, host ? "host" : "bridge", p->host_net ? "host" : "bridge",
+                   host ? "--network host" : "no --network host", p->o->name);
+}
+
 /* Find the network and containers named like ours; refuse foreign ones. */
 static int up_inspect_existing(struct docker *d, struct up_plan *p) {
     struct rc *rc = d->rc;
     json_value_s *v = NULL;
-    int r = docker_inspect(d, "networks", p->o->name, &v);
+    int r = p->host_net ? 0 : docker_inspect(d, "networks", p->o->name, &v);
     if (r < 0) return -1;
     if (r == 1) {
         if (!up_is_ours(v, p->o->name, 0)) {
@@ -4294,8 +4374,10 @@ static int up_inspect_existing(struct docker *d, struct up_plan *p) {
             return rc_fail(rc, "a foreign container named '%s' exists (not node %d of rcluster cluster '%s'); "
                                "not touching it: remove it yourself or choose another --name", n->name, n->i, p->o->name);
         }
+        if (up_check_network_mode(rc, p, v, n) < 0) { json_free(v); return -1; }
         const char *st = json_string(json_get(json_get(v, "State"), "Status"));
         n->exists = 1;
+        p->network_exists |= p->host_net;   /* host mode: the host's network is always there */
         n->running = st && (!strcmp(st, "running") || !strcmp(st, "restarting"));
         json_free(v);
     }
@@ -4353,6 +4435,7 @@ static int up_ensure_image(struct docker *d, struct up_plan *p) {
 
 /* No existing network may overlap our subnet (Docker would refuse, or worse, routes clash). */
 static int up_check_subnet(struct docker *d, struct up_plan *p) {
+    if (p->host_net) return 0;
     json_value_s *nets = NULL;
     if (docker_call_json(d, "GET", "/networks", NULL, &nets, 0) < 0) return -1;
     int ret = 0;
@@ -4405,7 +4488,7 @@ static int up_check_ports(struct rc *rc, struct up_plan *p) {
 /* ---- apply ---------------------------------------------------------------------- */
 
 static int up_create_network(struct docker *d, struct up_plan *p) {
-    if (p->network_exists) return 0;
+    if (p->network_exists || p->host_net) return 0;
     sds body = up_network_body(p);
     if (!body) return rc_fail_oom(d->rc);
     rc_progress(d->rc, "Creating network %s (%s)", p->o->name, p->o->subnet);
@@ -4868,6 +4951,10 @@ static void status_seed_port(const json_value_s *c, int *host_port, const char *
             return;
         }
     }
+    /* Host networking publishes nothing; up labelled where the node answers. */
+    const char *hip = docker_label(c, LABEL_HOST_IP), *hp = docker_label(c, LABEL_HOST_PORT);
+    long v;
+    if (hip && hp && rc_parse_int(hp, 1, 65535, &v) == 0) { *host_port = (int)v; *host_ip = hip; }
 }
 
 static sds status_container_json(sds s, const json_value_s *c) {
@@ -4920,6 +5007,8 @@ static void status_print_row(const json_value_s *c) {
         ports = rc_catprintf(ports, "%s%s:%d->%d", sdslen(ports) ? ", " : "", pip ? pip : "", pub,
                              (int)json_number(json_get(pt, "PrivatePort"), 0));
     }
+    const char *hip = docker_label(c, LABEL_HOST_IP), *hp = docker_label(c, LABEL_HOST_PORT);
+    if (ports && !sdslen(ports) && hip && hp) ports = rc_catprintf(ports, "host network, %s:%s", hip, hp);
     printf("%-16s %-24s %-15s %s\n", name ? name + (name[0] == '/') : "?", status ? status : "?", ip && *ip ? ip : "-",
            ports ? ports : "");
     sdsfree(ports);
