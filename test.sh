@@ -156,6 +156,8 @@ else
     want podman && run_script podman tests/test_podman.sh
     # Valkey 8.0.1 from ../shared/servers (skipped, saying so, without it).
     want valkey && run_script valkey tests/test_valkey.sh DOCKER_OK=$DOCKER_OK
+    # up --network host against the real daemon.
+    want hostnet && run_script hostnet tests/test_hostnet.sh DOCKER_OK=$DOCKER_OK
     if want docker; then
         if [ "${DOCKER_TESTS:-1}" = 0 ]; then skipped "tests/test_docker.sh" "DOCKER_TESTS=0"
         else run_script docker tests/test_docker.sh DOCKER_OK=$DOCKER_OK; fi
