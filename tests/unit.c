@@ -1214,7 +1214,7 @@ static void test_conf(void) {
     CHECK("directive.node-timeout-hint", strstr(conf_check_directive("cluster-node-timeout 5"), "--node-timeout") != NULL);
 
     char *extra[] = { "maxmemory 1gb" };
-    struct conf_params cp = { "10.38.0.11", 7001, 17001, 5000, "p a\"ss#\\", extra, 1 };
+    struct conf_params cp = { "10.38.0.11", 7001, 17001, 5000, "p a\"ss#\\", extra, 1, 0, NULL };
     sds conf = conf_render(&cp);
     CHECKF("conf.render", conf && strstr(conf, "cluster-announce-ip 10.38.0.11\n") && strstr(conf, "cluster-announce-port 7001\n") &&
                               strstr(conf, "cluster-announce-bus-port 17001\n") && strstr(conf, "cluster-node-timeout 5000\n") &&
@@ -1593,6 +1593,18 @@ static void test_servers(void) {
                "got %s entry %d, want %s entry %d", got ? got : "NULL", entry, imgs[i].want ? imgs[i].want : "NULL", imgs[i].entry);
         json_free(v);
     }
+
+    /* Host networking: the node's own port and bind address; bridge mode keeps 6379 / 0.0.0.0. */
+    struct conf_params hp = { "127.0.0.1", 7650, 17650, 5000, NULL, NULL, 0, 7650, "127.0.0.1" };
+    sds conf = conf_render(&hp);
+    CHECKF("conf.render.host", conf && strstr(conf, "\nport 7650\nbind 127.0.0.1\n") && strstr(conf, "cluster-announce-port 7650\n"),
+           "%s", conf ? conf : "");
+    sdsfree(conf);
+    hp.port = 0;
+    hp.bind = NULL;
+    conf = conf_render(&hp);
+    CHECKF("conf.render.bridge", conf && strstr(conf, "\nport 6379\nbind 0.0.0.0\n"), "%s", conf ? conf : "");
+    sdsfree(conf);
 }
 
 int main(void) {
