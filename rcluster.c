@@ -10,8 +10,10 @@
  *  5. RESP client                          DELETE /vX/containers/{id}?force=1&v=0
  *  6. Cluster model (nodes, slots,         GET  /vX/containers/{id}/json, /{id}/logs
  *     CLUSTER NODES parsing, layout)       GET  /vX/images/{name}/json
- *  7. Cluster engine (preflight, apply,    POST /vX/images/create?fromImage= | ?fromSrc=-
+ *  7. Cluster engine (preflight, apply,    POST /vX/images/create?fromImage= | ?fromSrc=-&repo=NAME:TAG
  *     wait, diagnose, check)               POST /vX/images/load
+ *                                          (images/{name}/json: Config.Entrypoint/Cmd/Env say
+ *                                          whether an image runs redis-server or valkey-server)
  *  8. Node configs and data layout       Redis (RESP2 over TCP):
  *  9. Commands: create, check, up,         AUTH, PING, INFO, DBSIZE, CONFIG GET/SET,
  *     down, status, image                  CLUSTER INFO|NODES|SLOTS|MYID|MEET|ADDSLOTS|
@@ -3923,7 +3925,8 @@ static void usage_up(FILE *f) {
     fputs("usage: rcluster up [--name NAME] [--nodes N] [--replicas R] [--subnet CIDR] [--image IMAGE]\n"
           "                   [--port BASE] [--publish-ip IP] [--data-dir DIR] [--password-file F]\n"
           "                   [--node-timeout MS] [--config 'directive value']... [--announce container|IP]\n"
-          "                   [--insecure] [--dry-run] [--timeout SEC] [--json] [--yes]\n"
+          "                   [--insecure] [--server redis|valkey] [--network bridge|host] [--bind IP]\n"
+          "                   [--dry-run] [--timeout SEC] [--json] [--yes]\n"
           "\n"
           "Create a Docker network, one redis.conf per node and N containers, then form a healthy\n"
           "Redis Cluster. Re-running it on a healthy cluster changes nothing; on a partial one it\n"
@@ -3954,6 +3957,11 @@ static void usage_up(FILE *f) {
           "                      they announce IP (an address of this host that containers reach)\n"
           "                      with the published ports, which are then published on IP unless\n"
           "                      --publish-ip says otherwise; for clients off this host\n"
+          "  --network host      no Docker network: containers share the host's network; node I\n"
+          "                      listens on BIND:BASE+I-1 (bus +10000) and announces --announce IP,\n"
+          "                      else BIND; --subnet and --publish-ip do not apply\n"
+          "  --bind IP           host mode: the address the nodes listen on (default 127.0.0.1); any\n"
+          "                      other needs a password or --insecure; 0.0.0.0 needs --announce IP\n"
           "  --dry-run           print the configs and the Engine API requests; change nothing\n"
           "\n"
           "Containers run as uid 999 when rcluster runs as root, else as the invoking user.\n", f);
