@@ -9,6 +9,7 @@
  *  4. Docker Engine API                    POST /vX/containers/create?name=, /{id}/start, /{id}/stop
  *  5. RESP client                          DELETE /vX/containers/{id}?force=1&v=0
  *  6. Cluster model (nodes, slots,         GET  /vX/containers/{id}/json, /{id}/logs
+ *                                          HEAD /vX/containers/{id}/archive?path= (which server binary)
  *     CLUSTER NODES parsing, layout)       GET  /vX/images/{name}/json
  *  7. Cluster engine (preflight, apply,    POST /vX/images/create?fromImage= | ?fromSrc=-&repo=NAME:TAG
  *     wait, diagnose, check)               POST /vX/images/load
@@ -4566,6 +4567,42 @@ static const char *up_server_of_image(const json_value_s *img, int *entry_is_ser
     return NULL;
 }
 
+/* Which server binary the image ships, when its config does not say: create a container
+ * from it (never started), ask for the stat of the usual paths, and remove it again.
+ * The container carries the cluster's label, so `down` finds it should this be cut short.
+ * "redis", "valkey" or NULL. */
+static const char *up_probe_image(struct docker *d, struct up_plan *p) {
+    static const char *const paths[][2] = {
+        { "valkey", "/usr/local/bin/valkey-server" }, { "valkey", "/usr/bin/valkey-server" },
+        { "redis", "/usr/local/bin/redis-server" }, { "redis", "/usr/bin/redis-server" } };
+    struct rc *rc = d->rc;
+    sds body = rc_cat(rc_json_str(sdsnew("{\"Image\":"), p->o->image), ",\"Entrypoint\":[\"/nonexistent\"],\"Labels\":");
+    body = rc_cat(up_labels_json(body, p, 0), "}");
+    json_value_s *v = NULL;
+    const char *found = NULL;
+    if (!body || docker_call_json(d, "POST", "/containers/create", body, &v, 0) < 0 || !json_string(json_get(v, "Id"))) {
+        sdsfree(body);
+        json_free(v);
+        return NULL;
+    }
+    sdsfree(body);
+    const char *id = json_string(json_get(v, "Id"));
+    for (size_t k = 0; !found && k < sizeof paths / sizeof paths[0]; k++) {
+        sds path = docker_urlencode(rc_sprintf("/containers/%s/archive?path=", id), paths[k][1]);
+        int st = path ? docker_call(d, "HEAD", path, NULL, NULL, 404) : -1;
+        sdsfree(path);
+        if (st < 0) break;
+        if (st >= 200 && st < 300) found = paths[k][0];
+    }
+    sds del = rc_sprintf("/containers/%s?force=1", id);
+    sds saved = rc->err ? sdsdup(rc->err) : NULL;
+    if (!del || docker_call(d, "DELETE", del, NULL, NULL, 404) < 0) rc_warn(rc, "could not remove probe container %.12s", id);
+    if (saved) { sdsfree(rc->err); rc->err = saved; }
+    sdsfree(del);
+    json_free(v);
+    return found;
+}
+
 /* Decide what the containers run: --server, else what GET /images/{name}/json says. */
 static int up_detect_server(struct docker *d, struct up_plan *p) {
     struct rc *rc = d->rc;
@@ -4578,8 +4615,9 @@ static int up_detect_server(struct docker *d, struct up_plan *p) {
     if (st < 0) return -1;
     const char *srv = img ? up_server_of_image(img, &p->entry_is_server) : NULL;
     json_free(img);
+    if (!srv && st != 404 && !rc->dry_run) srv = up_probe_image(d, p);
     if (!srv && st != 404)
-        rc_warn(rc, "cannot tell from image %s whether it runs redis-server or valkey-server; assuming redis-server "
+        rc_warn(rc, "cannot tell from image %s (its config, its files) whether it runs redis-server or valkey-server; assuming redis-server "
                     "(pass --server valkey if it runs Valkey)", p->o->image);
     snprintf(p->server, sizeof p->server, "%s", srv ? srv : "redis");
     return 0;

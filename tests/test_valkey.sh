@@ -4,7 +4,7 @@
 # detection ("Valkey 8.0.1" / "Redis 7.0.15") in the plan, check and --json.
 # With a Docker daemon: `image build` from valkey-server (image rcvk-test/valkey:local) and
 # `up` from it (clusters rcvk-vk*, subnets 10.90.0.0/24 and 10.91.0.0/24, ports 7600-7605
-# and 7610-7615, bus +10000).
+# and 7610-7615, bus +10000; image rcvk-test/vkprobe:1, cluster rcvk-vk3, 10.96.0.0/24, 7680-7685).
 # The Valkey binaries come from ../shared/servers/valkey-8.0.1/ (relative to the repo);
 # without them every test is skipped, saying so. VALKEY_DIR overrides the folder.
 . "$(dirname "$0")/lib.sh"
@@ -13,7 +13,7 @@ L=$T_TMP/log
 mkdir -p "$L"
 VALKEY_DIR=${VALKEY_DIR:-$TOP/../shared/servers/valkey-8.0.1}
 TESTS=(t_vk_create t_vk_check t_vk_password t_vk_refuse_nonempty t_vk_mixed_plan)
-DTESTS=(t_vk_image_default t_vk_image_build t_vk_up t_vk_up_server_override)
+DTESTS=(t_vk_image_default t_vk_image_build t_vk_up t_vk_up_server_override t_vk_up_probe)
 IMG=rcvk-test/valkey:local
 LABEL=io.rcluster.cluster
 
@@ -216,6 +216,29 @@ t_vk_up_server_override() {
     run_rc "$L/vo2" 60 -- up --name rcvk-vk2 --server memcached --image $IMG --yes
     [ $RC -eq 2 ] || why+="--server memcached exit $RC (want 2); "
     if [ -z "$why" ]; then ok "$name"; else not_ok "$name" "$why" "$L/vo.err"; fi
+}
+
+t_vk_up_probe() {
+    local name="valkey: an image whose config names no server: up finds valkey-server among its files"
+    # The Valkey image re-imported with Cmd /run.sh and its Env: nothing in its config says Valkey.
+    local cid envs=()
+    cid=$(docker create $IMG 2>"$L/pr.err") || { not_ok "$name" "docker create failed" "$L/pr.err"; return; }
+    local e
+    while IFS= read -r e; do [ -n "$e" ] && envs+=(--change "ENV $e"); done < <(docker image inspect -f '{{range .Config.Env}}{{println .}}{{end}}' $IMG)
+    docker export "$cid" | docker import "${envs[@]}" --change 'CMD ["/run.sh"]' - rcvk-test/vkprobe:1 >"$L/pr.imp" 2>&1
+    docker rm -f "$cid" >/dev/null 2>&1
+    T_CLEANUPS+=("docker rmi -f rcvk-test/vkprobe:1")
+    run_rc "$L/pr" 240 -- up --name rcvk-vk3 --image rcvk-test/vkprobe:1 --subnet 10.96.0.0/24 --port 7680 \
+        --data-dir "$T_TMP/vk3" --yes --timeout 120
+    local why=""
+    [ $RC -eq 0 ] || why+="up exit $RC; "
+    local cmd; cmd=$(docker inspect -f '{{json .Config.Cmd}}' rcvk-vk3-1 2>&1)
+    [ "$cmd" = '["valkey-server","/etc/valkey/redis.conf"]' ] || why+="rcvk-vk3-1 Cmd $cmd; "
+    contains "$L/pr.err" "assuming redis-server" && why+="warned that it could not tell; "
+    [ "$(owned rcvk-vk3)" = "6 1" ] || why+="labelled containers/networks $(owned rcvk-vk3) (want 6 1: the probe container removed); "
+    "$VALKEY_DIR/valkey-cli" -p 7680 info server | tr -d '\r' | grep -qx 'server_name:valkey' || why+="7680 is not Valkey; "
+    run_rc "$L/prd" 120 -- down --name rcvk-vk3 --purge --yes
+    if [ -z "$why" ]; then ok "$name"; else not_ok "$name" "$why" "$L/pr.err" "$L/pr.imp"; fi
 }
 
 for t in "${TESTS[@]}"; do "$t"; done
