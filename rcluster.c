@@ -5029,6 +5029,13 @@ static sds status_container_json(sds s, const json_value_s *c) {
         s = rc_catprintf(s, ",\"host_port\":%d,\"container_port\":%d}", pub, priv);
         first = 0;
     }
+    /* Host networking: nothing published; the node answers where up labelled. */
+    const char *hip = docker_label(c, LABEL_HOST_IP), *hp = docker_label(c, LABEL_HOST_PORT);
+    long hport;
+    if (hip && hp && rc_parse_int(hp, 1, 65535, &hport) == 0) {
+        s = rc_json_str(rc_cat(s, "],\"network\":\"host\",\"host_ip\":"), hip);
+        return rc_catprintf(s, ",\"host_port\":%ld}", hport);
+    }
     return rc_cat(s, "]}");
 }
 

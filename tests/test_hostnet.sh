@@ -160,7 +160,16 @@ t_hn_status() {
     [ $RC -eq 0 ] || why+="exit $RC; "
     [ "$(grep -c "^$NAME-[0-9] .*host network, 127.0.0.1:76[0-9][0-9]" "$L/st.out")" = 6 ] || why+="not 6 rows with 'host network, 127.0.0.1:PORT'; "
     grep -qx healthy "$L/st.out" || why+="no 'healthy' line; "
-    if [ -z "$why" ]; then ok "$name"; else not_ok "$name" "$why" "$L/st.out" "$L/st.err"; fi
+    run_rc "$L/stj" 60 -- status --name $NAME --json
+    python3 - "$L/stj.out" <<'EOF' >"$L/stj.py" 2>&1 || why+="status --json: $(tail -1 "$L/stj.py"); "
+import json, sys
+d = json.load(open(sys.argv[1]))
+if d.get("healthy") is not True: sys.exit("not healthy")
+got = sorted((c.get("network"), c.get("host_ip"), c.get("host_port")) for c in d["containers"])
+want = [("host", "127.0.0.1", 7660 + i) for i in range(6)]
+if got != want: sys.exit("containers say %r" % got[:2])
+EOF
+    if [ -z "$why" ]; then ok "$name"; else not_ok "$name" "$why" "$L/st.out" "$L/st.err" "$L/stj.out"; fi
 }
 
 t_hn_rerun() {
