@@ -15,7 +15,7 @@ BASE=7660
 DATA=$T_TMP/data
 LABEL=io.rcluster.cluster
 TESTS=(t_hn_refusals t_hn_image t_hn_port_busy t_hn_up t_hn_status t_hn_rerun t_hn_repair t_hn_mode_mismatch
-       t_hn_down_up t_hn_purge)
+       t_hn_down_up t_hn_purge t_hn_bind_all)
 
 if [ "${DOCKER_OK:-}" = "" ]; then timeout 10 docker version >/dev/null 2>&1 && DOCKER_OK=1 || DOCKER_OK=0; fi
 if [ "$DOCKER_OK" != 1 ]; then
@@ -231,6 +231,23 @@ t_hn_purge() {
     [ -e "$DATA" ] && why+="$DATA still exists; "
     redis-cli -p $BASE ping >/dev/null 2>&1 && why+="something still answers on $BASE; "
     if [ -z "$why" ]; then ok "$name"; else not_ok "$name" "$why" "$L/purge.err"; fi
+}
+
+t_hn_bind_all() {
+    local name="hostnet: --bind 0.0.0.0 --announce 127.0.0.1 with a password: nodes bind all, need the password, form"
+    echo hnpw >"$T_TMP/pw"
+    run_rc "$L/ba" 240 -- up --name rcvk-hn2 --network host --bind 0.0.0.0 --announce 127.0.0.1 --password-file "$T_TMP/pw" \
+        --port 7670 --image $IMG --data-dir "$T_TMP/hn2" --yes --timeout 120
+    local why=""
+    [ $RC -eq 0 ] || why+="up exit $RC; "
+    grep -qx 'bind 0.0.0.0' "$T_TMP/hn2/node-1/conf/redis.conf" 2>/dev/null || why+="node-1 does not bind 0.0.0.0; "
+    grep -qx 'cluster-announce-ip 127.0.0.1' "$T_TMP/hn2/node-1/conf/redis.conf" 2>/dev/null || why+="node-1 does not announce 127.0.0.1; "
+    redis-cli -p 7670 ping 2>/dev/null | grep -q NOAUTH || why+="7670 answers without the password; "
+    redis-cli --cluster check 127.0.0.1:7670 -a hnpw --no-auth-warning >"$L/ba.check" 2>&1 &&
+        grep -q '\[OK\] All 16384 slots covered' "$L/ba.check" || why+="redis-cli --cluster check with the password failed; "
+    run_rc "$L/bad" 120 -- down --name rcvk-hn2 --purge --yes
+    [ "$(owned rcvk-hn2)" = "0 0" ] || why+="down left $(owned rcvk-hn2); "
+    if [ -z "$why" ]; then ok "$name"; else not_ok "$name" "$why" "$L/ba.err" "$L/ba.check"; fi
 }
 
 for t in "${TESTS[@]}"; do "$t"; done
