@@ -10,9 +10,12 @@
  *                                          POST /vX/containers/create?name=, /{id}/start, /{id}/stop
  *  5. RESP client                          DELETE /vX/containers/{id}?force=1&v=0
  *  6. Cluster model (nodes, slots,         GET  /vX/containers/{id}/json, /{id}/logs
+ *                                          HEAD /vX/containers/{id}/archive?path= (which server binary)
  *     CLUSTER NODES parsing, layout)       GET  /vX/images/{name}/json
- *  7. Cluster engine (preflight, apply,    POST /vX/images/create?fromImage= | ?fromSrc=-
+ *  7. Cluster engine (preflight, apply,    POST /vX/images/create?fromImage= | ?fromSrc=-&repo=NAME:TAG
  *     wait, diagnose, check)               POST /vX/images/load
+ *                                          (images/{name}/json: Config.Entrypoint/Cmd/Env say
+ *                                          whether an image runs redis-server or valkey-server)
  *  8. Node configs and data layout       Redis (RESP2 over TCP):
  *  9. Commands: create, check, up,         AUTH, PING, INFO, DBSIZE, CONFIG GET/SET,
  *     down, status, image                  CLUSTER INFO|NODES|SLOTS|MYID|MEET|ADDSLOTS|
@@ -1974,6 +1977,47 @@ static int info_field(const char *info, const char *field, char *out, size_t out
     return -1;
 }
 
+/* Which server answered INFO server, as people name it: "Valkey 8.0.1", "Redis 7.0.15".
+ * Valkey says server_name:valkey and valkey_version:8.0.1 but keeps redis_version:7.2.4
+ * for clients that gate features on it (so do we: see enode.major); Redis says neither.
+ * Writes "?" parts for what is missing. Pure. */
+static void info_server_desc(const char *info, char *out, size_t outlen) {
+    char name[32], ver[32], key[48];
+    if (info_field(info, "server_name", name, sizeof name) < 0 || !*name) snprintf(name, sizeof name, "redis");
+    for (char *c = name; *c; c++) if (!isalnum((unsigned char)*c) && *c != '-') *c = '?';
+    snprintf(key, sizeof key, "%s_version", name);
+    if (info_field(info, key, ver, sizeof ver) < 0 && info_field(info, "redis_version", ver, sizeof ver) < 0)
+        snprintf(ver, sizeof ver, "?");
+    name[0] = (char)toupper((unsigned char)name[0]);
+    snprintf(out, outlen, "%s %s", name, ver);
+}
+
+/* "Valkey 8.0.1" when every node runs the same server, else each one with its count
+ * ("Redis 7.0.15 on 3 nodes, Valkey 8.0.1 on 3 nodes"); NULL entries (nodes not
+ * asked) are left out. NULL on OOM or when there is nothing to say. */
+static sds info_servers_summary(const char *const *desc, int n) {
+    int first = -1, mixed = 0;
+    for (int i = 0; i < n; i++) {
+        if (!desc[i] || !*desc[i]) continue;
+        if (first < 0) first = i;
+        else if (strcmp(desc[i], desc[first]) != 0) mixed = 1;
+    }
+    if (first < 0) return NULL;
+    if (!mixed) return sdsnew(desc[first]);
+    sds out = sdsempty();
+    for (int i = 0; out && i < n; i++) {
+        if (!desc[i] || !*desc[i]) continue;
+        int seen = 0, count = 0;
+        for (int j = 0; j < n; j++) {
+            if (!desc[j] || strcmp(desc[i], desc[j]) != 0) continue;
+            seen |= j < i;
+            count++;
+        }
+        if (!seen) out = rc_catprintf(out, "%s%s on %d node%s", sdslen(out) ? ", " : "", desc[i], count, count == 1 ? "" : "s");
+    }
+    return out;
+}
+
 /* ====================================================================== */
 /* 6. Cluster model: addresses, CLUSTER NODES parsing, slot split, layout   */
 /* ====================================================================== */
@@ -2382,7 +2426,8 @@ struct enode {
     char id[41];
     char meet_ip[64];       /* what other nodes MEET: the announced address if any */
     int meet_port, meet_bus;
-    int major, minor;
+    int major, minor;       /* from redis_version, which Valkey keeps Redis-compatible */
+    char server[64];        /* "Valkey 8.0.1", "Redis 7.0.15" (info_server_desc) */
     int master_of;          /* -1 for a master, else index of its master */
     int slot_lo, slot_hi;   /* masters only */
     sds orig[8];            /* engine_tunables values to restore; NULL = not changed */
@@ -2572,6 +2617,7 @@ static int engine_preflight_read(struct engine *e, struct enode *x) {
         goto out;
     }
     if (info_field(r[0]->str, "redis_version", buf, sizeof buf) == 0) parse_version(buf, &x->major, &x->minor);
+    info_server_desc(r[0]->str, x->server, sizeof x->server);
     if (r[2]->integer != 0) {
         rc_fail(rc, "%s: node is not empty (%lld keys); only empty nodes can form a new cluster", x->c.name, r[2]->integer);
         goto out;
@@ -2658,9 +2704,22 @@ out:
     return ret;
 }
 
+/* What the nodes run, for the plan: "Valkey 8.0.1". NULL on OOM. */
+static sds engine_servers(struct engine *e) {
+    const char **desc = calloc((size_t)e->n, sizeof *desc);
+    if (!desc) return NULL;
+    for (int i = 0; i < e->n; i++) desc[i] = e->nodes[i].server;
+    sds s = info_servers_summary(desc, e->n);
+    free(desc);
+    return s;
+}
+
 static void engine_print_plan(struct engine *e) {
     struct rc *rc = e->rc;
-    rc_progress(rc, "Plan: %d masters, %d nodes, %d replica(s) per master", e->m, e->n, e->replicas);
+    sds servers = engine_servers(e);
+    rc_progress(rc, "Plan: %d masters, %d nodes, %d replica(s) per master, %s", e->m, e->n, e->replicas,
+                servers ? servers : "server unknown");
+    sdsfree(servers);
     for (int k = 0; k < e->m; k++) {
         struct enode *x = &e->nodes[e->masters[k]];
         rc_progress(rc, "  master %-22s slots %d-%d (%d)", x->c.name, x->slot_lo, x->slot_hi, x->slot_hi - x->slot_lo + 1);
@@ -3179,6 +3238,7 @@ static void engine_print_table(struct engine *e, int64_t elapsed_ms) {
             sds slots = x->master_of < 0 ? rc_sprintf("%d-%d", x->slot_lo, x->slot_hi) : sdsempty();
             s = rc_catprintf(s, "%s{\"id\":\"%s\",\"addr\":", i ? "," : "", x->id);
             s = rc_json_str(s, x->c.name);
+            s = rc_json_str(rc_cat(s, ",\"server\":"), x->server[0] ? x->server : NULL);
             s = s ? rc_catprintf(s, ",\"announced\":\"%s:%d@%d\",\"role\":\"%s\",\"slots\":", x->meet_ip, x->meet_port, x->meet_bus,
                                  x->master_of < 0 ? "master" : "replica") : NULL;
             s = rc_json_str(s, slots);
@@ -3349,6 +3409,7 @@ struct check_node {
     struct rconn c;
     struct cview view;
     char state[32], link[32];
+    char server[64];        /* "Valkey 8.0.1" from its INFO server, "" when not asked */
     int reachable;
     sds err;
 };
@@ -3364,25 +3425,27 @@ static void check_nodes_free(struct check_node *cn, int n) {
 
 /* Connect to one node and collect its view; failures are recorded, not fatal. */
 static void check_probe(struct rc *rc, struct check_node *cn, const char *host, int port) {
-    struct resp *r[3] = { 0 };
+    struct resp *r[4] = { 0 };
     int64_t dl = rc_now_ms() + rc->io_timeout_ms;
     if (rconn_open(rc, &cn->c, host, port) < 0 ||
         rconn_queue(rc, &cn->c, "CLUSTER", "NODES", RESP_END) < 0 ||
         rconn_queue(rc, &cn->c, "CLUSTER", "INFO", RESP_END) < 0 ||
-        rconn_queue(rc, &cn->c, "INFO", "replication", RESP_END) < 0) goto fail;
-    for (int k = 0; k < 3; k++) {
+        rconn_queue(rc, &cn->c, "INFO", "replication", RESP_END) < 0 ||
+        rconn_queue(rc, &cn->c, "INFO", "server", RESP_END) < 0) goto fail;
+    for (int k = 0; k < 4; k++) {
         if (!(r[k] = rconn_read(rc, &cn->c, dl))) goto fail;
         if (r[k]->type != RESP_BULK) { rc_fail(rc, "%s: %s", cn->c.name, r[k]->type == RESP_ERROR ? r[k]->str : "unexpected reply type"); goto fail; }
     }
     if (cview_parse(r[0]->str, sdslen(r[0]->str), &cn->view) < 0) { rc_fail(rc, "%s: unparsable CLUSTER NODES", cn->c.name); goto fail; }
     if (info_field(r[1]->str, "cluster_state", cn->state, sizeof cn->state) < 0) snprintf(cn->state, sizeof cn->state, "?");
     if (info_field(r[2]->str, "master_link_status", cn->link, sizeof cn->link) < 0) cn->link[0] = 0;
+    info_server_desc(r[3]->str, cn->server, sizeof cn->server);
     cn->reachable = 1;
-    for (int k = 0; k < 3; k++) resp_free(r[k]);
+    for (int k = 0; k < 4; k++) resp_free(r[k]);
     return;
 fail:
     cn->err = sdsdup(rc->err ? rc->err : "unknown error");
-    for (int k = 0; k < 3; k++) resp_free(r[k]);
+    for (int k = 0; k < 4; k++) resp_free(r[k]);
 }
 
 static sds check_add_problem(sds problems, int *count, const char *fmt, ...) {
@@ -3397,8 +3460,21 @@ static sds check_add_problem(sds problems, int *count, const char *fmt, ...) {
     return problems;
 }
 
+/* What the reachable nodes run ("Valkey 8.0.1"). NULL when none said, or on OOM. */
+static sds check_servers(struct check_node *cn, int n) {
+    const char **desc = calloc((size_t)n + 1, sizeof *desc);
+    if (!desc) return NULL;
+    for (int i = 0; i < n; i++) desc[i] = cn[i].reachable ? cn[i].server : NULL;
+    sds s = info_servers_summary(desc, n);
+    free(desc);
+    return s;
+}
+
 static void check_print_json(struct check_node *cn, int n, int healthy, const char *problems) {
-    sds s = rc_sprintf("{\"healthy\":%s,\"nodes\":[", healthy ? "true" : "false");
+    sds servers = check_servers(cn, n);
+    sds s = rc_sprintf("{\"healthy\":%s,\"server\":", healthy ? "true" : "false");
+    s = rc_cat(rc_json_str(s, servers), ",\"nodes\":[");
+    sdsfree(servers);
     for (int i = 0; s && i < n; i++) {
         struct nodeinfo *ni = cn[i].ni;
         sds slots = nodeinfo_slots_str(ni);
@@ -3410,6 +3486,7 @@ static void check_print_json(struct check_node *cn, int n, int healthy, const ch
         s = rc_json_str(s, cn[i].reachable ? cn[i].state : NULL);
         if (s) s = rc_cat(s, ",\"link\":");
         s = rc_json_str(s, cn[i].link[0] ? cn[i].link : NULL);
+        s = rc_json_str(rc_cat(s, ",\"server\":"), cn[i].reachable && cn[i].server[0] ? cn[i].server : NULL);
         if (s) s = rc_cat(s, "}");
         sdsfree(slots);
     }
@@ -3445,6 +3522,9 @@ static void check_print_text(struct check_node *cn, int n, int healthy, const ch
                slots && sdslen(slots) ? slots : "-", nodeinfo_slot_count(ni), reps);
         sdsfree(slots);
     }
+    sds servers = check_servers(cn, n);
+    if (servers) printf("Server: %s\n", servers);
+    sdsfree(servers);
     if (problems && *problems) {
         for (const char *p = problems; *p; ) {
             const char *nl = strchr(p, '\n');
@@ -3684,6 +3764,8 @@ struct conf_params {
     const char *user;              /* ACL user replicas sync as (needs password), or NULL */
     char *const *extra;            /* validated --config lines */
     int nextra;
+    int port;                      /* 0: 6379 (bridge mode); host mode: the node's host port */
+    const char *bind;              /* NULL: 0.0.0.0 (bridge mode); host mode: --bind */
 };
 
 /* Render a node's redis.conf from the one template. NULL on OOM. The password must
@@ -3691,8 +3773,8 @@ struct conf_params {
 static sds conf_render(const struct conf_params *cp) {
     sds s = rc_sprintf(
         "# Written by rcluster " RCLUSTER_VERSION " when this node was made; repairs never rewrite it.\n"
-        "port 6379\n"
-        "bind 0.0.0.0\n"
+        "port %d\n"
+        "bind %s\n"
         "protected-mode no\n"
         "cluster-enabled yes\n"
         "cluster-config-file nodes.conf\n"
@@ -3702,6 +3784,7 @@ static sds conf_render(const struct conf_params *cp) {
         "cluster-announce-bus-port %d\n"
         "appendonly yes\n"
         "dir /data\n",
+        cp->port ? cp->port : 6379, cp->bind ? cp->bind : "0.0.0.0",
         cp->node_timeout_ms, cp->announce_ip, cp->announce_port, cp->announce_bus);
     if (s && cp->password) {
         /* Quoted so that spaces or '#' survive Redis' config tokenizer. */
@@ -4143,13 +4226,17 @@ static int cmd_check(struct rc *rc, int argc, char **argv) {
 #define LABEL_NODE     "io.rcluster.node"
 #define LABEL_VERSION  "io.rcluster.version"
 #define LABEL_DATA_DIR "io.rcluster.data-dir"
+#define LABEL_NETWORK  "io.rcluster.network"    /* "host" for --network host, else absent */
+#define LABEL_HOST_IP  "io.rcluster.host-ip"    /* host mode: where rcluster reaches the node */
+#define LABEL_HOST_PORT "io.rcluster.host-port"
 #define UP_MAX_NODES   200
 
 static void usage_up(FILE *f) {
     fputs("usage: rcluster up [--name NAME] [--nodes N] [--replicas R] [--subnet CIDR] [--image IMAGE]\n"
           "                   [--port BASE] [--publish-ip IP] [--data-dir DIR] [--password-file F]\n"
           "                   [--node-timeout MS] [--config 'directive value']... [--announce container|IP]\n"
-          "                   [--insecure] [--dry-run] [--timeout SEC] [--json] [--yes]\n"
+          "                   [--insecure] [--server redis|valkey] [--network bridge|host] [--bind IP]\n"
+          "                   [--dry-run] [--timeout SEC] [--json] [--yes]\n"
           "\n"
           "Create a Docker network, one redis.conf per node and N containers, then form a healthy\n"
           "Redis Cluster. Re-running it on a healthy cluster changes nothing; on a partial one it\n"
@@ -4159,8 +4246,11 @@ static void usage_up(FILE *f) {
           "  --nodes N           number of nodes (default 6)\n"
           "  --replicas R        replicas per master (default 1)\n"
           "  --subnet CIDR       network subnet (default 10.38.0.0/16); node I gets host address .(10+I)\n"
-          "  --image IMAGE       Redis image (default redis:7.2-alpine; pulled when missing; offline:\n"
-          "                      rcluster image build / rcluster image load)\n"
+          "  --image IMAGE       Redis or Valkey image (default redis:7.2-alpine; pulled when missing;\n"
+          "                      without a registry the default is replaced by rcluster/SERVER:local,\n"
+          "                      built from this host's redis-server or valkey-server; an --image\n"
+          "                      that cannot be had is an error: see rcluster image build / load)\n"
+          "  --server redis|valkey  what the image runs (default: read from its Entrypoint/Cmd/Env)\n"
           "  --port BASE         published ports BASE..BASE+N-1 and bus ports +10000 (default 6371)\n"
           "  --publish-ip IP     host address for published ports (default 127.0.0.1); any other than\n"
           "                      loopback needs a password or --insecure\n"
@@ -4177,6 +4267,11 @@ static void usage_up(FILE *f) {
           "                      they announce IP (an address of this host that containers reach)\n"
           "                      with the published ports, which are then published on IP unless\n"
           "                      --publish-ip says otherwise; for clients off this host\n"
+          "  --network host      no Docker network: containers share the host's network; node I\n"
+          "                      listens on BIND:BASE+I-1 (bus +10000) and announces --announce IP,\n"
+          "                      else BIND; --subnet and --publish-ip do not apply\n"
+          "  --bind IP           host mode: the address the nodes listen on (default 127.0.0.1); any\n"
+          "                      other needs a password or --insecure; 0.0.0.0 needs --announce IP\n"
           "  --dry-run           print the configs and the Engine API requests; change nothing\n"
           "\n"
           "Containers run as uid 999 when rcluster runs as root, else as the invoking user.\n", f);
@@ -4198,13 +4293,15 @@ static void usage_status(FILE *f) {
 }
 
 static void usage_image(FILE *f) {
-    fputs("usage: rcluster image build [--from PATH] [--tag TAG]\n"
+    fputs("usage: rcluster image build [--from PATH] [--tag TAG] [--dry-run]\n"
           "       rcluster image load FILE\n"
           "\n"
           "For hosts without registry access.\n"
-          "  build   pack the host's redis-server (--from PATH, default: found on PATH) and exactly\n"
-          "          the shared libraries it needs (from its ELF headers) into an image TAG\n"
-          "          (default rcluster/redis:local); then: rcluster up --image TAG\n"
+          "  build   pack the host's redis-server, or valkey-server when there is no redis-server\n"
+          "          (--from PATH: that one), and exactly the shared libraries it needs (from its\n"
+          "          ELF headers) into an image TAG (default rcluster/redis:local, or\n"
+          "          rcluster/valkey:local for Valkey); then: rcluster up --image TAG\n"
+          "          --dry-run prints the import request and sends nothing\n"
           "  load    import a `docker save` archive\n", f);
 }
 
@@ -4212,11 +4309,13 @@ static void usage_image(FILE *f) {
 
 enum { OPT_UP_NAME = OPT_FIRST_COMMAND_OPT + 20, OPT_UP_NODES, OPT_UP_REPLICAS, OPT_UP_SUBNET, OPT_UP_IMAGE,
        OPT_UP_PORT, OPT_UP_PUBLISH_IP, OPT_UP_DATA_DIR, OPT_UP_NODE_TIMEOUT, OPT_UP_CONFIG, OPT_UP_ANNOUNCE,
-       OPT_UP_INSECURE, OPT_UP_DRY_RUN, OPT_UP_PURGE, OPT_UP_FROM, OPT_UP_TAG };
+       OPT_UP_INSECURE, OPT_UP_DRY_RUN, OPT_UP_PURGE, OPT_UP_FROM, OPT_UP_TAG, OPT_UP_SERVER,
+       OPT_UP_NETWORK, OPT_UP_BIND };
 
 /* Options that shape a cluster, as bits of up_opts.given: which ones the user typed. */
 enum { UPG_NODES = 1 << 0, UPG_REPLICAS = 1 << 1, UPG_SUBNET = 1 << 2, UPG_PORT = 1 << 3, UPG_PUBLISH_IP = 1 << 4,
-       UPG_ANNOUNCE = 1 << 5, UPG_IMAGE = 1 << 6, UPG_NODE_TIMEOUT = 1 << 7, UPG_CONFIG = 1 << 8 };
+       UPG_ANNOUNCE = 1 << 5, UPG_IMAGE = 1 << 6, UPG_NODE_TIMEOUT = 1 << 7, UPG_CONFIG = 1 << 8,
+       UPG_NETWORK = 1 << 9, UPG_BIND = 1 << 10, UPG_SERVER = 1 << 11 };
 
 struct up_opts {
     const char *name, *subnet, *image, *publish_ip, *data_dir, *announce, *from, *tag;
@@ -4224,6 +4323,10 @@ struct up_opts {
     int publish_ip_set;       /* --publish-ip given (else it follows --announce IP) */
     int nodes, replicas, port, insecure, purge, subnet_given;
     int node_timeout;
+    const char *server;       /* --server redis|valkey, or NULL: read it from the image */
+    const char *network;      /* --network bridge (default) | host */
+    const char *bind;         /* --bind IP: host mode's listening address (default 127.0.0.1) */
+    int tag_set, image_set;   /* --tag / --image given (else defaults that may change) */
     char **configs;           /* pointers into argv */
     int nconfigs;
 };
@@ -4234,13 +4337,14 @@ static int up_on_opt(struct rc *rc, int opt, const char *arg, void *ctx) {
     static const struct { int opt; unsigned bit; } shaping[] = {
         { OPT_UP_NODES, UPG_NODES }, { OPT_UP_REPLICAS, UPG_REPLICAS }, { OPT_UP_SUBNET, UPG_SUBNET },
         { OPT_UP_PORT, UPG_PORT }, { OPT_UP_PUBLISH_IP, UPG_PUBLISH_IP }, { OPT_UP_ANNOUNCE, UPG_ANNOUNCE },
-        { OPT_UP_IMAGE, UPG_IMAGE }, { OPT_UP_NODE_TIMEOUT, UPG_NODE_TIMEOUT }, { OPT_UP_CONFIG, UPG_CONFIG } };
+        { OPT_UP_IMAGE, UPG_IMAGE }, { OPT_UP_NODE_TIMEOUT, UPG_NODE_TIMEOUT }, { OPT_UP_CONFIG, UPG_CONFIG },
+        { OPT_UP_NETWORK, UPG_NETWORK }, { OPT_UP_BIND, UPG_BIND }, { OPT_UP_SERVER, UPG_SERVER } };
     for (size_t k = 0; k < sizeof shaping / sizeof shaping[0]; k++)
         if (shaping[k].opt == opt) o->given |= shaping[k].bit;
     switch (opt) {
     case OPT_UP_NAME: o->name = arg; return 0;
     case OPT_UP_SUBNET: o->subnet = arg; o->subnet_given = 1; return 0;
-    case OPT_UP_IMAGE: o->image = arg; return 0;
+    case OPT_UP_IMAGE: o->image = arg; o->image_set = 1; return 0;
     case OPT_UP_PUBLISH_IP: o->publish_ip = arg; o->publish_ip_set = 1; return 0;
     case OPT_UP_DATA_DIR: o->data_dir = arg; return 0;
     case OPT_UP_ANNOUNCE: o->announce = arg; return 0;
@@ -4248,7 +4352,16 @@ static int up_on_opt(struct rc *rc, int opt, const char *arg, void *ctx) {
     case OPT_UP_DRY_RUN: rc->dry_run = 1; return 0;
     case OPT_UP_PURGE: o->purge = 1; return 0;
     case OPT_UP_FROM: o->from = arg; return 0;
-    case OPT_UP_TAG: o->tag = arg; return 0;
+    case OPT_UP_TAG: o->tag = arg; o->tag_set = 1; return 0;
+    case OPT_UP_NETWORK:
+        if (strcmp(arg, "bridge") != 0 && strcmp(arg, "host") != 0) return rc_fail(rc, "--network: expected bridge or host, got '%s'", arg);
+        o->network = arg;
+        return 0;
+    case OPT_UP_BIND: o->bind = arg; return 0;
+    case OPT_UP_SERVER:
+        if (strcmp(arg, "redis") != 0 && strcmp(arg, "valkey") != 0) return rc_fail(rc, "--server: expected redis or valkey, got '%s'", arg);
+        o->server = arg;
+        return 0;
     case OPT_UP_NODES:
         if (rc_parse_int(arg, 3, UP_MAX_NODES, &v) < 0) return rc_fail(rc, "--nodes: expected 3 to %d, got '%s'", UP_MAX_NODES, arg);
         o->nodes = (int)v;
@@ -4290,6 +4403,7 @@ static void up_opts_defaults(struct up_opts *o) {
     o->announce = "container";
     o->node_timeout = 5000;
     o->tag = "rcluster/redis:local";
+    o->network = "bridge";
 }
 
 static const struct option up_longopts[] = {
@@ -4299,7 +4413,8 @@ static const struct option up_longopts[] = {
     { "publish-ip", required_argument, NULL, OPT_UP_PUBLISH_IP }, { "data-dir", required_argument, NULL, OPT_UP_DATA_DIR },
     { "node-timeout", required_argument, NULL, OPT_UP_NODE_TIMEOUT }, { "config", required_argument, NULL, OPT_UP_CONFIG },
     { "announce", required_argument, NULL, OPT_UP_ANNOUNCE }, { "insecure", no_argument, NULL, OPT_UP_INSECURE },
-    { "dry-run", no_argument, NULL, OPT_UP_DRY_RUN },
+    { "dry-run", no_argument, NULL, OPT_UP_DRY_RUN }, { "server", required_argument, NULL, OPT_UP_SERVER },
+    { "network", required_argument, NULL, OPT_UP_NETWORK }, { "bind", required_argument, NULL, OPT_UP_BIND },
 };
 static const struct option down_longopts[] = {
     { "name", required_argument, NULL, OPT_UP_NAME }, { "purge", no_argument, NULL, OPT_UP_PURGE },
@@ -4307,6 +4422,7 @@ static const struct option down_longopts[] = {
 };
 static const struct option image_longopts[] = {
     { "from", required_argument, NULL, OPT_UP_FROM }, { "tag", required_argument, NULL, OPT_UP_TAG },
+    { "dry-run", no_argument, NULL, OPT_UP_DRY_RUN },
 };
 
 /* An image reference we can put in a URL path unescaped. */
@@ -4317,34 +4433,40 @@ static int up_valid_image(const char *s) {
 
 /* ---- the manifest: what shaped a cluster, so that a re-run repairs it as made ---- */
 
-/* The shaping options as data: manifest key, option, UPG_* bit, and where the value
- * lives in struct up_opts (an int, or a const char * that may point into argv or into
- * the parsed manifest). --config, the password and --user are handled beside them. */
-struct up_field { const char *key, *opt; unsigned bit; int is_int; size_t off; };
+/* The shaping options as data: manifest key, option, UPG_* bit, its kind, and where
+ * the value lives in struct up_opts (an int, or a const char * that may point into argv
+ * or into the parsed manifest; a nullable one may be NULL, recorded as null, and is
+ * absent from manifests older than it). --config, the server, the password and --user
+ * are handled beside them. */
+enum { UPF_STR, UPF_INT, UPF_NULLABLE };
+struct up_field { const char *key, *opt; unsigned bit; int kind; size_t off; };
 static const struct up_field up_fields[] = {
-    { "nodes", "--nodes", UPG_NODES, 1, offsetof(struct up_opts, nodes) },
-    { "replicas", "--replicas", UPG_REPLICAS, 1, offsetof(struct up_opts, replicas) },
-    { "subnet", "--subnet", UPG_SUBNET, 0, offsetof(struct up_opts, subnet) },
-    { "port", "--port", UPG_PORT, 1, offsetof(struct up_opts, port) },
-    { "publish_ip", "--publish-ip", UPG_PUBLISH_IP, 0, offsetof(struct up_opts, publish_ip) },
-    { "announce", "--announce", UPG_ANNOUNCE, 0, offsetof(struct up_opts, announce) },
-    { "image", "--image", UPG_IMAGE, 0, offsetof(struct up_opts, image) },
-    { "node_timeout", "--node-timeout", UPG_NODE_TIMEOUT, 1, offsetof(struct up_opts, node_timeout) },
+    { "nodes", "--nodes", UPG_NODES, UPF_INT, offsetof(struct up_opts, nodes) },
+    { "replicas", "--replicas", UPG_REPLICAS, UPF_INT, offsetof(struct up_opts, replicas) },
+    { "subnet", "--subnet", UPG_SUBNET, UPF_STR, offsetof(struct up_opts, subnet) },
+    { "port", "--port", UPG_PORT, UPF_INT, offsetof(struct up_opts, port) },
+    { "publish_ip", "--publish-ip", UPG_PUBLISH_IP, UPF_STR, offsetof(struct up_opts, publish_ip) },
+    { "announce", "--announce", UPG_ANNOUNCE, UPF_STR, offsetof(struct up_opts, announce) },
+    { "image", "--image", UPG_IMAGE, UPF_STR, offsetof(struct up_opts, image) },
+    { "node_timeout", "--node-timeout", UPG_NODE_TIMEOUT, UPF_INT, offsetof(struct up_opts, node_timeout) },
+    { "network", "--network", UPG_NETWORK, UPF_NULLABLE, offsetof(struct up_opts, network) },
+    { "bind", "--bind", UPG_BIND, UPF_NULLABLE, offsetof(struct up_opts, bind) },
 };
 #define UP_FIELDS ((int)(sizeof up_fields / sizeof up_fields[0]))
 
 static int *up_field_int(struct up_opts *o, const struct up_field *f) { return (int *)(void *)((char *)o + f->off); }
 static const char **up_field_str(struct up_opts *o, const struct up_field *f) { return (const char **)(void *)((char *)o + f->off); }
 
-/* The manifest text: rcluster's version, the name and every shaping option; whether
- * there is a password, never the password. NULL on OOM. */
-static sds up_manifest_render(struct rc *rc, struct up_opts *o) {
+/* The manifest text: rcluster's version, the name, every shaping option and the server
+ * the image runs; whether there is a password, never the password. NULL on OOM. */
+static sds up_manifest_render(struct rc *rc, struct up_opts *o, const char *server) {
     sds s = rc_json_str(sdsnew("{\"rcluster\":\"" RCLUSTER_VERSION "\",\"name\":"), o->name);
     for (int k = 0; k < UP_FIELDS; k++) {
         const struct up_field *f = &up_fields[k];
         s = rc_catprintf(s, ",\"%s\":", f->key);
-        s = f->is_int ? rc_catprintf(s, "%d", *up_field_int(o, f)) : rc_json_str(s, *up_field_str(o, f));
+        s = f->kind == UPF_INT ? rc_catprintf(s, "%d", *up_field_int(o, f)) : rc_json_str(s, *up_field_str(o, f));
     }
+    s = rc_json_str(rc_cat(s, ",\"server\":"), server && *server ? server : NULL);
     s = rc_cat(s, ",\"config\":[");
     for (int k = 0; k < o->nconfigs; k++) s = rc_json_str(k ? rc_cat(s, ",") : s, o->configs[k]);
     s = rc_catprintf(s, "],\"password\":%s,\"user\":", rc->password ? "true" : "false");
@@ -4395,7 +4517,12 @@ static int up_manifest_merge(struct rc *rc, struct up_opts *o, const json_value_
         const struct up_field *f = &up_fields[k];
         const json_value_s *v = json_get(doc, f->key);
         int given = (o->given & f->bit) != 0;
-        if (f->is_int) {
+        if (f->kind == UPF_NULLABLE) {
+            const char *rec = json_string(v), **cur = up_field_str(o, f);
+            if (!given) *cur = rec;
+            else if (strcmp(*cur ? *cur : "", rec ? rec : "") != 0)
+                diff = rc_catprintf(diff, "  %s: %s (recorded) -> %s (given)\n", f->opt, rec ? rec : "none", *cur ? *cur : "none");
+        } else if (f->kind == UPF_INT) {
             double d = json_number(v, -1);
             if (d < 0 || d > 1e9 || d != (double)(int)d) { sdsfree(diff); return rc_fail(rc, "%s/" CONF_MANIFEST ": '%s' is missing or not a number", dir, f->key); }
             int *cur = up_field_int(o, f);
@@ -4409,7 +4536,12 @@ static int up_manifest_merge(struct rc *rc, struct up_opts *o, const json_value_
             else if (strcmp(*cur, rec) != 0) diff = rc_catprintf(diff, "  %s: %s (recorded) -> %s (given)\n", f->opt, rec, *cur);
         }
     }
-    o->publish_ip_set = 1;    /* the recorded address is the effective one */
+    /* The recorded address is the effective one (bridge mode; host mode publishes nothing). */
+    o->publish_ip_set = !o->network || strcmp(o->network, "host") != 0;
+    const char *rec_server = json_string(json_get(doc, "server"));
+    if (rec_server && !(o->given & UPG_SERVER)) o->server = rec_server;
+    else if (diff && rec_server && o->server && strcmp(rec_server, o->server) != 0)
+        diff = rc_catprintf(diff, "  --server: %s (recorded) -> %s (given)\n", rec_server, o->server);
     const json_value_s *rc_list = json_get(doc, "config");
     if (o->given & UPG_CONFIG) diff = up_manifest_configs(diff, o, rc_list);
     else if (json_length(rc_list)) {
@@ -4464,6 +4596,11 @@ struct up_plan {
     int network_exists, network_created;
     int have_manifest;        /* DIR/rcluster.json exists (options were merged from it) */
     struct conf_undo undo;
+    char server[16];          /* "redis" or "valkey": what the image runs (up_detect_server) */
+    char local_image[64];     /* rcluster/SERVER:local when up built it (air-gapped default) */
+    int host_net;             /* --network host: no Docker network, nodes on the host's ports */
+    char bind_ip[16];         /* host mode: the address every node binds */
+    int entry_is_server;      /* the image's Entrypoint is the server itself: Cmd is only the conf */
 };
 
 static void up_plan_free(struct up_plan *p) {
@@ -4472,18 +4609,9 @@ static void up_plan_free(struct up_plan *p) {
     conf_undo_free(&p->undo);
 }
 
-/* Validate the options and derive addresses, ports and paths. Changes nothing. */
-static int up_plan_make(struct rc *rc, struct up_opts *o, struct up_plan *p) {
-    memset(p, 0, sizeof *p);
-    p->o = o;
-    if (!conf_valid_name(o->name))
-        return rc_fail(rc, "--name '%s': expected [a-zA-Z0-9][a-zA-Z0-9_.-]* (at most 48 characters)", o->name);
-    if (!up_valid_image(o->image)) return rc_fail(rc, "--image '%s': not a valid image reference", o->image);
-    if (o->nodes < 3 * (o->replicas + 1))
-        return rc_fail(rc, "--nodes %d with --replicas %d: a cluster needs at least 3 masters, so at least %d nodes",
-                       o->nodes, o->replicas, 3 * (o->replicas + 1));
-    if (o->port + o->nodes - 1 + 10000 > 65535)
-        return rc_fail(rc, "--port %d: bus ports up to %d would exceed 65535", o->port, o->port + o->nodes - 1 + 10000);
+/* Bridge mode: the subnet, the gateway, what nodes announce and where ports are published. */
+static int up_plan_bridge(struct rc *rc, struct up_opts *o, struct up_plan *p) {
+    if (o->bind) return rc_fail(rc, "--bind is for --network host; in bridge mode ports are published on --publish-ip");
     if (conf_parse_cidr(o->subnet, &p->net, &p->prefix) < 0)
         return rc_fail(rc, "--subnet '%s': expected an IPv4 network like 10.38.0.0/16 (host bits zero)", o->subnet);
     if (!conf_cidr_is_private(p->net, p->prefix))
@@ -4513,6 +4641,56 @@ static int up_plan_make(struct rc *rc, struct up_opts *o, struct up_plan *p) {
         return rc_fail(rc, "--publish-ip %s exposes the nodes beyond this host without a password; "
                            "give --password-file F (or RCLUSTER_PASSWORD), or --insecure to accept that", o->publish_ip);
     snprintf(p->connect_ip, sizeof p->connect_ip, "%s", pub == 0 ? "127.0.0.1" : o->publish_ip);
+    return 0;
+}
+
+/* Host mode (--network host): no Docker network; node i listens on the host at BIND,
+ * port BASE+i-1 (bus +10000), and announces --announce IP, else BIND. Nothing is
+ * published, so --subnet and --publish-ip mean nothing here and are refused. */
+static int up_plan_host(struct rc *rc, struct up_opts *o, struct up_plan *p) {
+    p->host_net = 1;
+    if (o->subnet_given)
+        return rc_fail(rc, "--subnet has no meaning with --network host: the containers use the host's own network, "
+                           "so there is no Docker network to give a subnet");
+    if (o->publish_ip_set)
+        return rc_fail(rc, "--publish-ip has no meaning with --network host: nothing is published, the nodes listen on "
+                           "the host itself; use --bind IP for the address they listen on");
+    const char *bind = o->bind ? o->bind : "127.0.0.1";
+    uint32_t b, a;
+    if (conf_parse_ipv4(bind, &b) < 0) return rc_fail(rc, "--bind '%s': expected an IPv4 address of this host", bind);
+    if ((b >> 24) != 127 && !rc->password && !o->insecure)
+        return rc_fail(rc, "--bind %s exposes the nodes beyond this host without a password; "
+                           "give --password-file F (or RCLUSTER_PASSWORD), or --insecure to accept that", bind);
+    snprintf(p->bind_ip, sizeof p->bind_ip, "%s", bind);
+    if (strcmp(o->announce, "container") != 0) {
+        if (conf_parse_ipv4(o->announce, &a) < 0 || a == 0)
+            return rc_fail(rc, "--announce '%s': expected an IPv4 address that clients and the other nodes reach", o->announce);
+        snprintf(p->announce_ip, sizeof p->announce_ip, "%s", o->announce);
+    } else if (b == 0) {
+        return rc_fail(rc, "--bind 0.0.0.0 needs --announce IP: the nodes must tell clients and each other one address "
+                           "of this host");
+    } else {
+        snprintf(p->announce_ip, sizeof p->announce_ip, "%s", bind);
+    }
+    /* up_check_ports probes the bind address: exactly what the nodes will bind. */
+    o->publish_ip = p->bind_ip;
+    snprintf(p->connect_ip, sizeof p->connect_ip, "%s", b == 0 ? "127.0.0.1" : bind);
+    return 0;
+}
+
+/* Validate the options and derive addresses, ports and paths. Changes nothing. */
+static int up_plan_make(struct rc *rc, struct up_opts *o, struct up_plan *p) {
+    memset(p, 0, sizeof *p);
+    p->o = o;
+    if (!conf_valid_name(o->name))
+        return rc_fail(rc, "--name '%s': expected [a-zA-Z0-9][a-zA-Z0-9_.-]* (at most 48 characters)", o->name);
+    if (!up_valid_image(o->image)) return rc_fail(rc, "--image '%s': not a valid image reference", o->image);
+    if (o->nodes < 3 * (o->replicas + 1))
+        return rc_fail(rc, "--nodes %d with --replicas %d: a cluster needs at least 3 masters, so at least %d nodes",
+                       o->nodes, o->replicas, 3 * (o->replicas + 1));
+    if (o->port + o->nodes - 1 + 10000 > 65535)
+        return rc_fail(rc, "--port %d: bus ports up to %d would exceed 65535", o->port, o->port + o->nodes - 1 + 10000);
+    if ((o->network && !strcmp(o->network, "host") ? up_plan_host(rc, o, p) : up_plan_bridge(rc, o, p)) < 0) return -1;
     if (rc->password && (strpbrk(rc->password, "\r\n") || !*rc->password))
         return rc_fail(rc, "the password must be one non-empty line");
     if (rc->user && !rc->password)
@@ -4531,7 +4709,8 @@ static int up_plan_make(struct rc *rc, struct up_opts *o, struct up_plan *p) {
         struct up_node *n = &p->nodes[k];
         n->i = k + 1;
         snprintf(n->name, sizeof n->name, "%s-%d", o->name, n->i);
-        if (conf_cidr_host(p->net, p->prefix, (uint32_t)(CONF_FIRST_HOST + n->i), n->ip) < 0)
+        if (p->host_net) snprintf(n->ip, sizeof n->ip, "%.15s", p->announce_ip);
+        else if (conf_cidr_host(p->net, p->prefix, (uint32_t)(CONF_FIRST_HOST + n->i), n->ip) < 0)
             return rc_fail(rc, "--subnet %s has no room for node %d at host address .%d", o->subnet, n->i, CONF_FIRST_HOST + n->i);
         n->host_port = o->port + k;
         n->bus_port = n->host_port + 10000;
@@ -4549,6 +4728,8 @@ static sds up_node_conf(struct rc *rc, struct up_plan *p, struct up_node *n, int
         rc->password ? (display ? "***" : rc->password) : NULL,
         rc->user,
         p->o->configs, p->o->nconfigs,
+        p->host_net ? n->host_port : 0,
+        p->host_net ? p->bind_ip : NULL,
     };
     return conf_render(&cp);
 }
@@ -4560,6 +4741,10 @@ static sds up_labels_json(sds s, struct up_plan *p, int node) {
     s = rc_cat(s, ",\"" LABEL_VERSION "\":\"" RCLUSTER_VERSION "\",\"" LABEL_DATA_DIR "\":");
     s = rc_json_str(s, p->data_dir);
     if (node) s = rc_catprintf(s, ",\"" LABEL_NODE "\":\"%d\"", node);
+    /* Host mode publishes nothing: status finds the node's address in these labels. */
+    if (node && p->host_net)
+        s = rc_catprintf(s, ",\"" LABEL_NETWORK "\":\"host\",\"" LABEL_HOST_IP "\":\"%s\",\"" LABEL_HOST_PORT "\":\"%d\"",
+                         p->connect_ip, p->nodes[node - 1].host_port);
     return rc_cat(s, "}");
 }
 
@@ -4579,18 +4764,26 @@ static sds up_container_body(struct up_plan *p, struct up_node *n) {
     gid_t gid;
     conf_container_ids(&uid, &gid);
     const char *pub = p->o->publish_ip;
+    const char *server = p->server[0] ? p->server : "redis";
     sds s = sdsnew("{\"Image\":");
     s = rc_json_str(s, p->o->image);
-    s = rc_catprintf(s, ",\"Cmd\":[\"redis-server\",\"/etc/redis/redis.conf\"],\"User\":\"%u:%u\","
-                        "\"ExposedPorts\":{\"6379/tcp\":{},\"16379/tcp\":{}},\"Labels\":", (unsigned)uid, (unsigned)gid);
+    /* The conf dir is /etc/redis or /etc/valkey, as each server's packages have it. */
+    if (p->entry_is_server) s = rc_catprintf(s, ",\"Cmd\":[\"/etc/%s/redis.conf\"]", server);
+    else s = rc_catprintf(s, ",\"Cmd\":[\"%s-server\",\"/etc/%s/redis.conf\"]", server, server);
+    s = rc_catprintf(s, ",\"User\":\"%u:%u\"%s,\"Labels\":", (unsigned)uid, (unsigned)gid,
+                     p->host_net ? "" : ",\"ExposedPorts\":{\"6379/tcp\":{},\"16379/tcp\":{}}");
     s = up_labels_json(s, p, n->i);
-    sds bc = rc_cat(conf_node_dir(p->data_dir, n->i, "conf"), ":/etc/redis");
+    sds bc = rc_cat(conf_node_dir(p->data_dir, n->i, "conf"), server[0] == 'v' ? ":/etc/valkey" : ":/etc/redis");
     sds bd = rc_cat(conf_node_dir(p->data_dir, n->i, "data"), ":/data");
     if (s && bc && bd) {
         s = rc_cat(s, ",\"HostConfig\":{\"Binds\":[");
         s = rc_json_str(s, bc);
         s = rc_cat(s, ",");
         s = rc_json_str(s, bd);
+        if (p->host_net) {
+            s = rc_cat(s, "],\"RestartPolicy\":{\"Name\":\"unless-stopped\"},\"NetworkMode\":\"host\"}}");
+            goto out;
+        }
         s = rc_catprintf(s, "],\"PortBindings\":{\"6379/tcp\":[{\"HostIp\":\"%s\",\"HostPort\":\"%d\"}],"
                             "\"16379/tcp\":[{\"HostIp\":\"%s\",\"HostPort\":\"%d\"}]},"
                             "\"RestartPolicy\":{\"Name\":\"unless-stopped\"},\"NetworkMode\":",
@@ -4603,6 +4796,7 @@ static sds up_container_body(struct up_plan *p, struct up_node *n) {
         sdsfree(s);
         s = NULL;
     }
+out:
     sdsfree(bc);
     sdsfree(bd);
     return s;
@@ -4620,11 +4814,21 @@ static int up_is_ours(const json_value_s *obj, const char *name, int i) {
     return nl && rc_parse_int(nl, 1, 100000, &v) == 0 && v == i;
 }
 
+/* A node created in the other network mode cannot be repaired in this one. */
+static int up_check_network_mode(struct rc *rc, struct up_plan *p, const json_value_s *c, const struct up_node *n) {
+    const char *mode = docker_label(c, LABEL_NETWORK);
+    int host = mode && !strcmp(mode, "host");
+    if (host == p->host_net) return 0;
+    return rc_fail(rc, "container %s runs with %s networking but this run asks for %s; pass %s again, or start over "
+                       "with `rcluster down --name %s`", n->name, host ? "host" : "bridge", p->host_net ? "host" : "bridge",
+                   host ? "--network host" : "no --network host", p->o->name);
+}
+
 /* Find the network and containers named like ours; refuse foreign ones. */
 static int up_inspect_existing(struct docker *d, struct up_plan *p) {
     struct rc *rc = d->rc;
     json_value_s *v = NULL;
-    int r = docker_inspect(d, "networks", p->o->name, &v);
+    int r = p->host_net ? 0 : docker_inspect(d, "networks", p->o->name, &v);
     if (r < 0) return -1;
     if (r == 1) {
         if (!up_is_ours(v, p->o->name, 0)) {
@@ -4652,8 +4856,10 @@ static int up_inspect_existing(struct docker *d, struct up_plan *p) {
             return rc_fail(rc, "a foreign container named '%s' exists (not node %d of rcluster cluster '%s'); "
                                "not touching it: remove it yourself or choose another --name", n->name, n->i, p->o->name);
         }
+        if (up_check_network_mode(rc, p, v, n) < 0) { json_free(v); return -1; }
         const char *st = json_string(json_get(json_get(v, "State"), "Status"));
         n->exists = 1;
+        p->network_exists |= p->host_net;   /* host mode: the host's network is always there */
         n->running = st && (!strcmp(st, "running") || !strcmp(st, "restarting"));
         json_free(v);
     }
@@ -4673,20 +4879,45 @@ static int up_inspect_existing(struct docker *d, struct up_plan *p) {
     return 0;
 }
 
-/* The image is there, or pulled now; air-gapped hosts get the offline commands. */
-static int up_ensure_image(struct docker *d, const char *image) {
+static sds image_find_server(const char *from);
+static const char *image_server_of(const char *binary);
+static int image_make(struct rc *rc, struct docker *d, const char *binary, const char *tag, int quiet, sds *id);
+
+/* The image is there, or pulled now. When the default image can be neither and this
+ * host has a redis-server or valkey-server, build rcluster/SERVER:local from it and use
+ * that (an air-gapped host just works); an --image that cannot be had stays an error:
+ * no surprise substitution. */
+static int up_ensure_image(struct docker *d, struct up_plan *p) {
     struct rc *rc = d->rc;
+    const char *image = p->o->image;
     int r = docker_image_present(d, image);
     if (r != 0) return r < 0 ? -1 : 0;
     rc_progress(rc, "Image %s is not present; pulling it", image);
     if (docker_image_pull(d, image) == 0) return 0;
-    return rc_wrap(rc, "image %s is missing and could not be pulled (an air-gapped host? build one from this host's "
-                       "redis-server with `rcluster image build --tag T` or load a `docker save` archive with "
-                       "`rcluster image load FILE`, then pass --image T)", image);
+    sds binary = p->o->image_set ? NULL : image_find_server(NULL);
+    if (!binary)
+        return rc_wrap(rc, "image %s is missing and could not be pulled (an air-gapped host? build one from this host's "
+                           "redis-server with `rcluster image build --tag T` or load a `docker save` archive with "
+                           "`rcluster image load FILE`, then pass --image T)", image);
+    const char *server = image_server_of(binary);
+    snprintf(p->local_image, sizeof p->local_image, "rcluster/%s:local", server);
+    rc_progress(rc, "No %s from a registry (%s): building %s from this host's %s instead", image, rc->err ? rc->err : "?",
+                p->local_image, binary);
+    sds id = NULL;
+    int quiet = rc->quiet;
+    rc->quiet = 1;   /* the import's own progress too: one line says it all */
+    r = image_make(rc, d, binary, p->local_image, 1, &id);
+    rc->quiet = quiet;
+    sdsfree(id);
+    sdsfree(binary);
+    if (r < 0) return rc_wrap(rc, "image %s could not be pulled, nor %s built", image, p->local_image);
+    p->o->image = p->local_image;
+    return 0;
 }
 
 /* No existing network may overlap our subnet (Docker would refuse, or worse, routes clash). */
 static int up_check_subnet(struct docker *d, struct up_plan *p) {
+    if (p->host_net) return 0;
     json_value_s *nets = NULL;
     if (docker_call_json(d, "GET", "/networks", NULL, &nets, 0) < 0) return -1;
     int ret = 0;
@@ -4739,7 +4970,7 @@ static int up_check_ports(struct rc *rc, struct up_plan *p) {
 /* ---- apply ---------------------------------------------------------------------- */
 
 static int up_create_network(struct docker *d, struct up_plan *p) {
-    if (p->network_exists) return 0;
+    if (p->network_exists || p->host_net) return 0;
     sds body = up_network_body(p);
     if (!body) return rc_fail_oom(d->rc);
     rc_progress(d->rc, "Creating network %s (%s)", p->o->name, p->o->subnet);
@@ -4750,9 +4981,8 @@ static int up_create_network(struct docker *d, struct up_plan *p) {
     return 0;
 }
 
-/* Write the missing redis.conf files (an existing one is never rewritten) and, when
- * there is none yet, the manifest; all recorded for the undo. In dry-run print them
- * instead, password masked. */
+/* Write the missing redis.conf files (an existing one is never rewritten), recorded
+ * for the undo. In dry-run print them instead, password masked. */
 static int up_write_configs(struct rc *rc, struct up_plan *p) {
     if (!rc->dry_run && conf_claim_data_dir(rc, p->data_dir, p->o->name, &p->undo) < 0) return -1;
     for (int k = 0; k < p->o->nodes; k++) {
@@ -4766,8 +4996,14 @@ static int up_write_configs(struct rc *rc, struct up_plan *p) {
         sdsfree(text);
         if (r < 0) return -1;
     }
+    return 0;
+}
+
+/* The manifest, when there is none yet (after the containers, so that it names the
+ * server the image runs); recorded for the undo like the configs. */
+static int up_write_manifest(struct rc *rc, struct up_plan *p) {
     if (p->have_manifest) return 0;
-    sds man = up_manifest_render(rc, p->o), path = rc_sprintf("%s/" CONF_MANIFEST, p->data_dir);
+    sds man = up_manifest_render(rc, p->o, p->server), path = rc_sprintf("%s/" CONF_MANIFEST, p->data_dir);
     int r = man && path ? 0 : rc_fail_oom(rc);
     if (r == 0 && rc->dry_run) printf("# %s\n%s\n", path, man);
     else if (r == 0) r = conf_create_file(rc, path, man, 0600, &p->undo);
@@ -4850,9 +5086,110 @@ static int up_reconnect_network(struct docker *d, struct up_plan *p) {
     return ret;
 }
 
+/* Does an image's command word name server NAME ("valkey-server" as ".../valkey-server")? */
+static int up_word_is(const char *word, const char *name) {
+    const char *base = strrchr(word, '/');
+    base = base ? base + 1 : word;
+    return strcmp(base, name) == 0;
+}
+
+/* Which server the image runs, from its own Entrypoint and Cmd, else the version its
+ * Env names (official images set REDIS_VERSION / VALKEY_VERSION), else its name.
+ * --server wins. Returns "redis", "valkey" or NULL (cannot tell). */
+static const char *up_server_of_image(const json_value_s *img, int *entry_is_server) {
+    const json_value_s *cfg = json_get(img, "Config");
+    const json_value_s *ep = json_get(cfg, "Entrypoint"), *cmd = json_get(cfg, "Cmd");
+    static const char *const servers[] = { "valkey", "redis" };
+    *entry_is_server = 0;
+    for (int k = 0; k < 2; k++) {
+        char name[32];
+        snprintf(name, sizeof name, "%s-server", servers[k]);
+        const char *e0 = json_string(json_at(ep, 0));
+        if (e0 && up_word_is(e0, name)) { *entry_is_server = 1; return servers[k]; }
+    }
+    for (int k = 0; k < 2; k++) {
+        char name[32];
+        snprintf(name, sizeof name, "%s-server", servers[k]);
+        for (size_t j = 0; j < json_length(ep); j++) if (json_string(json_at(ep, j)) && up_word_is(json_string(json_at(ep, j)), name)) return servers[k];
+        for (size_t j = 0; j < json_length(cmd); j++) if (json_string(json_at(cmd, j)) && up_word_is(json_string(json_at(cmd, j)), name)) return servers[k];
+    }
+    const json_value_s *env = json_get(cfg, "Env");
+    for (size_t j = 0; j < json_length(env); j++) {
+        const char *v = json_string(json_at(env, j));
+        if (v && !strncmp(v, "VALKEY_VERSION=", 15)) return "valkey";
+        if (v && !strncmp(v, "REDIS_VERSION=", 14)) return "redis";
+    }
+    const json_value_s *tags = json_get(img, "RepoTags");
+    for (size_t j = 0; j < json_length(tags); j++) {
+        const char *v = json_string(json_at(tags, j));
+        if (v && strstr(v, "valkey")) return "valkey";
+        if (v && strstr(v, "redis")) return "redis";
+    }
+    return NULL;
+}
+
+/* Which server binary the image ships, when its config does not say: create a container
+ * from it (never started), ask for the stat of the usual paths, and remove it again.
+ * The container carries the cluster's label, so `down` finds it should this be cut short.
+ * "redis", "valkey" or NULL. */
+static const char *up_probe_image(struct docker *d, struct up_plan *p) {
+    static const char *const paths[][2] = {
+        { "valkey", "/usr/local/bin/valkey-server" }, { "valkey", "/usr/bin/valkey-server" },
+        { "redis", "/usr/local/bin/redis-server" }, { "redis", "/usr/bin/redis-server" } };
+    struct rc *rc = d->rc;
+    sds body = rc_cat(rc_json_str(sdsnew("{\"Image\":"), p->o->image), ",\"Entrypoint\":[\"/nonexistent\"],\"Labels\":");
+    body = rc_cat(up_labels_json(body, p, 0), "}");
+    json_value_s *v = NULL;
+    const char *found = NULL;
+    if (!body || docker_call_json(d, "POST", "/containers/create", body, &v, 0) < 0 || !json_string(json_get(v, "Id"))) {
+        sdsfree(body);
+        json_free(v);
+        return NULL;
+    }
+    sdsfree(body);
+    const char *id = json_string(json_get(v, "Id"));
+    for (size_t k = 0; !found && k < sizeof paths / sizeof paths[0]; k++) {
+        sds path = docker_urlencode(rc_sprintf("/containers/%s/archive?path=", id), paths[k][1]);
+        int st = path ? docker_call(d, "HEAD", path, NULL, NULL, 404) : -1;
+        sdsfree(path);
+        if (st < 0) break;
+        if (st >= 200 && st < 300) found = paths[k][0];
+    }
+    sds del = rc_sprintf("/containers/%s?force=1", id);
+    sds saved = rc->err ? sdsdup(rc->err) : NULL;
+    if (!del || docker_call(d, "DELETE", del, NULL, NULL, 404) < 0) rc_warn(rc, "could not remove probe container %.12s", id);
+    if (saved) { sdsfree(rc->err); rc->err = saved; }
+    sdsfree(del);
+    json_free(v);
+    return found;
+}
+
+/* Decide what the containers run: --server, else what GET /images/{name}/json says. */
+static int up_detect_server(struct docker *d, struct up_plan *p) {
+    struct rc *rc = d->rc;
+    if (p->server[0]) return 0;
+    if (p->o->server) { snprintf(p->server, sizeof p->server, "%s", p->o->server); return 0; }
+    sds path = rc_sprintf("/images/%s/json", p->o->image);
+    json_value_s *img = NULL;
+    int st = path ? docker_call_json(d, "GET", path, NULL, &img, 404) : rc_fail_oom(rc);
+    sdsfree(path);
+    if (st < 0) return -1;
+    const char *srv = img ? up_server_of_image(img, &p->entry_is_server) : NULL;
+    json_free(img);
+    if (!srv && st != 404 && !rc->dry_run) srv = up_probe_image(d, p);
+    if (!srv && st != 404)
+        rc_warn(rc, "cannot tell from image %s (its config, its files) whether it runs redis-server or valkey-server; assuming redis-server "
+                    "(pass --server valkey if it runs Valkey)", p->o->image);
+    snprintf(p->server, sizeof p->server, "%s", srv ? srv : "redis");
+    return 0;
+}
+
 /* Create the missing containers on parallel connections. */
 static int up_create_containers(struct docker *d, struct up_plan *p) {
     struct rc *rc = d->rc;
+    int todo = 0;
+    for (int k = 0; k < p->o->nodes; k++) todo += !p->nodes[k].exists;
+    if (todo && up_detect_server(d, p) < 0) return -1;
     struct docker_req *reqs = calloc((size_t)p->o->nodes, sizeof *reqs);
     int *idx = calloc((size_t)p->o->nodes, sizeof *idx);
     int m = 0, ret = 0;
@@ -4867,7 +5204,7 @@ static int up_create_containers(struct docker *d, struct up_plan *p) {
         if (!reqs[m - 1].path || !reqs[m - 1].body) ret = rc_fail_oom(rc);
     }
     if (ret == 0 && m) {
-        rc_progress(rc, "Creating %d container(s) from %s", m, p->o->image);
+        rc_progress(rc, "Creating %d container(s) from %s (%s-server)", m, p->o->image, p->server);
         ret = docker_call_parallel(d, reqs, m);
     }
     for (int j = 0; j < m; j++) {
@@ -5062,10 +5399,11 @@ static int up_rerun(struct docker *d, struct up_plan *p, int64_t deadline) {
     }
     if (rc->dry_run) {
         if (up_create_network(d, p) < 0 || up_write_configs(rc, p) < 0 ||
-            up_create_containers(d, p) < 0 || up_start_containers(d, p) < 0) return -1;
+            up_create_containers(d, p) < 0 || up_write_manifest(rc, p) < 0 || up_start_containers(d, p) < 0) return -1;
         return 0;
     }
-    if (up_create_network(d, p) < 0 || up_reconnect_network(d, p) < 0 || up_write_configs(rc, p) < 0 || up_create_containers(d, p) < 0 ||
+    if (up_create_network(d, p) < 0 || up_reconnect_network(d, p) < 0 || up_write_configs(rc, p) < 0 ||
+        up_create_containers(d, p) < 0 || up_write_manifest(rc, p) < 0 ||
         up_start_containers(d, p) < 0 || up_wait_ping(d, p, deadline) < 0 || up_wait_healthy(rc, p, deadline) < 0) {
         up_rollback(d, p);
         return -1;
@@ -5083,10 +5421,10 @@ static int up_fresh(struct docker *d, struct up_plan *p, int64_t deadline) {
         return rc_fail(rc, "%d of %d nodes have cluster state in %s but the others do not; start over with "
                            "`rcluster down --name %s --purge && rcluster up --name %s`", with_state, p->o->nodes, p->data_dir,
                        p->o->name, p->o->name);
-    if (up_check_subnet(d, p) < 0 || up_check_ports(rc, p) < 0 || up_ensure_image(d, p->o->image) < 0) return -1;
+    if (up_check_subnet(d, p) < 0 || up_check_ports(rc, p) < 0 || up_ensure_image(d, p) < 0) return -1;
     rc_progress(rc, "Data dir: %s", p->data_dir);
     if (up_write_configs(rc, p) < 0 || up_create_network(d, p) < 0 || up_create_containers(d, p) < 0 ||
-        up_start_containers(d, p) < 0) goto fail;
+        up_write_manifest(rc, p) < 0 || up_start_containers(d, p) < 0) goto fail;
     if (rc->dry_run) return 0;
     if (up_wait_ping(d, p, deadline) < 0) goto fail;
     if (with_state) {
@@ -5251,6 +5589,10 @@ static void status_seed_port(const json_value_s *c, int *host_port, const char *
             return;
         }
     }
+    /* Host networking publishes nothing; up labelled where the node answers. */
+    const char *hip = docker_label(c, LABEL_HOST_IP), *hp = docker_label(c, LABEL_HOST_PORT);
+    long v;
+    if (hip && hp && rc_parse_int(hp, 1, 65535, &v) == 0) { *host_port = (int)v; *host_ip = hip; }
 }
 
 static sds status_container_json(sds s, const json_value_s *c) {
@@ -5279,6 +5621,13 @@ static sds status_container_json(sds s, const json_value_s *c) {
         s = rc_catprintf(s, ",\"host_port\":%d,\"container_port\":%d}", pub, priv);
         first = 0;
     }
+    /* Host networking: nothing published; the node answers where up labelled. */
+    const char *hip = docker_label(c, LABEL_HOST_IP), *hp = docker_label(c, LABEL_HOST_PORT);
+    long hport;
+    if (hip && hp && rc_parse_int(hp, 1, 65535, &hport) == 0) {
+        s = rc_json_str(rc_cat(s, "],\"network\":\"host\",\"host_ip\":"), hip);
+        return rc_catprintf(s, ",\"host_port\":%ld}", hport);
+    }
     return rc_cat(s, "]}");
 }
 
@@ -5303,6 +5652,8 @@ static void status_print_row(const json_value_s *c) {
         ports = rc_catprintf(ports, "%s%s:%d->%d", sdslen(ports) ? ", " : "", pip ? pip : "", pub,
                              (int)json_number(json_get(pt, "PrivatePort"), 0));
     }
+    const char *hip = docker_label(c, LABEL_HOST_IP), *hp = docker_label(c, LABEL_HOST_PORT);
+    if (ports && !sdslen(ports) && hip && hp) ports = rc_catprintf(ports, "host network, %s:%s", hip, hp);
     printf("%-16s %-24s %-15s %s\n", name ? name + (name[0] == '/') : "?", status ? status : "?", ip && *ip ? ip : "-",
            ports ? ports : "");
     sdsfree(ports);
@@ -5816,55 +6167,93 @@ static sds image_which(const char *prog) {
     return NULL;
 }
 
-static const char image_passwd[] = "root:x:0:0:root:/root:/sbin/nologin\nredis:x:999:999:redis:/data:/sbin/nologin\n";
-static const char image_group[] = "root:x:0:\nredis:x:999:\n";
+static const char image_passwd[] = "root:x:0:0:root:/root:/sbin/nologin\nredis:x:999:999:redis:/data:/sbin/nologin\n"
+                                   "valkey:x:999:999:valkey:/data:/sbin/nologin\n";
+static const char image_group[] = "root:x:0:\nredis:x:999:\nvalkey:x:999:\n";
 
-/* The rootfs: redis-server in /usr/local/bin, its loader and libraries at the paths it
+/* "valkey" when the binary is Valkey's (its real name says so: Valkey installs
+ * redis-server as a link to valkey-server), else "redis". */
+static const char *image_server_of(const char *binary) {
+    char *real = realpath(binary, NULL);
+    const char *path = real ? real : binary, *base = strrchr(path, '/');
+    int valkey = strstr(base ? base + 1 : path, "valkey") != NULL;
+    free(real);
+    return valkey ? "valkey" : "redis";
+}
+
+/* The rootfs: SERVER-server in /usr/local/bin, its loader and libraries at the paths it
  * was found under, and the directories and files a container expects. */
-static int image_collect(struct rc *rc, const char *binary, struct image_files *f) {
+static int image_collect(struct rc *rc, const char *binary, const char *server, struct image_files *f) {
     f->libdirs = sdsempty();
     sds ldconf = image_ldconf_dirs(rc, "/etc/ld.so.conf", sdsempty(), 0);
-    if (!f->libdirs || !ldconf) { sdsfree(ldconf); return rc_fail_oom(rc); }
-    static const char *const dirs[] = { "etc/redis", "data", "root", "usr/local/bin" };
+    sds etc = rc_sprintf("etc/%s", server), bin = rc_sprintf("usr/local/bin/%s-server", server);
+    if (!f->libdirs || !ldconf || !etc || !bin) { sdsfree(ldconf); sdsfree(etc); sdsfree(bin); return rc_fail_oom(rc); }
+    const char *const dirs[] = { etc, "data", "root", "usr/local/bin" };
     int ret = 0;
     for (size_t i = 0; ret == 0 && i < sizeof dirs / sizeof dirs[0]; i++) ret = image_add(rc, f, dirs[i], '5', 0755, NULL, NULL);
     if (ret == 0) ret = image_add(rc, f, "tmp", '5', 01777, NULL, NULL);
     if (ret == 0) ret = image_add(rc, f, "etc/passwd", '0', 0644, NULL, image_passwd);
     if (ret == 0) ret = image_add(rc, f, "etc/group", '0', 0644, NULL, image_group);
-    if (ret == 0) ret = image_add(rc, f, "usr/local/bin/redis-server", '0', 0755, binary, NULL);
+    if (ret == 0) ret = image_add(rc, f, bin, '0', 0755, binary, NULL);
     if (ret == 0) ret = image_add_elf_deps(rc, f, binary, ldconf, 0);
     sdsfree(ldconf);
+    sdsfree(etc);
+    sdsfree(bin);
     return ret;
 }
 
-static int image_build(struct rc *rc, struct docker *d, const char *from, const char *tag) {
-    sds binary = from ? sdsnew(from) : image_which("redis-server");
-    if (!binary) return rc_fail(rc, "redis-server is not on PATH; give --from /path/to/redis-server");
+/* The server binary to pack: FROM, else redis-server on PATH, else valkey-server.
+ * NULL when there is none (no error set). */
+static sds image_find_server(const char *from) {
+    if (from) return sdsnew(from);
+    sds b = image_which("redis-server");
+    return b ? b : image_which("valkey-server");
+}
+
+/* Import BINARY (a redis-server or valkey-server) and its libraries as image TAG.
+ * Podman's import ignores the tag parameter, so the tag travels inside repo=, which
+ * the Engine API allows and Docker honours too. *id gets the new image id (caller
+ * frees; NULL in --dry-run). With quiet, no progress line. */
+static int image_make(struct rc *rc, struct docker *d, const char *binary, const char *tag, int quiet, sds *id) {
+    const char *server = image_server_of(binary);
     struct image_files f = { 0 };
-    sds repo = NULL, tg = NULL, path = NULL, result = NULL;
-    int ret = image_collect(rc, binary, &f);
-    if (ret == 0 && docker_split_ref(tag, &repo, &tg) < 0) ret = rc_fail_oom(rc);
+    sds path = NULL;
+    *id = NULL;
+    int ret = image_collect(rc, binary, server, &f);
     if (ret == 0) {
         int libs = 0;
         for (int i = 0; i < f.n; i++) libs += f.e[i].src != NULL;
-        rc_progress(rc, "Packing %s and %d shared object(s), %.1f MB", binary, libs - 1, (double)tar_total_size(&f) / 1e6);
+        if (!quiet) rc_progress(rc, "Packing %s (%s) and %d shared object(s), %.1f MB", binary, server, libs - 1,
+                                (double)tar_total_size(&f) / 1e6);
         /* Docker resolves Cmd[0] through the image's PATH; the loader finds the libraries
          * through LD_LIBRARY_PATH because the image has no ld.so.cache. */
         sds env_ld = rc_sprintf("ENV LD_LIBRARY_PATH=%s", f.libdirs);
-        path = docker_urlencode(sdsnew("/images/create?fromSrc=-&repo="), repo);
-        path = docker_urlencode(rc_cat(path, "&tag="), tg);
+        sds cmd = rc_sprintf("CMD [\"%s-server\"]", server);
+        path = docker_urlencode(sdsnew("/images/create?fromSrc=-&repo="), tag);
         static const char *const changes[] = {
-            "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "WORKDIR /data", "EXPOSE 6379",
-            "CMD [\"redis-server\"]" };
+            "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "WORKDIR /data", "EXPOSE 6379" };
         for (size_t i = 0; i < sizeof changes / sizeof changes[0]; i++)
             path = docker_urlencode(rc_cat(path, "&changes="), changes[i]);
-        if (env_ld) path = docker_urlencode(rc_cat(path, "&changes="), env_ld);
-        else { sdsfree(path); path = NULL; }   /* OOM: without it the image would not start */
+        if (env_ld && cmd) path = docker_urlencode(rc_cat(docker_urlencode(rc_cat(path, "&changes="), env_ld), "&changes="), cmd);
+        else { sdsfree(path); path = NULL; }   /* OOM: without them the image would not start */
         sdsfree(env_ld);
+        sdsfree(cmd);
         struct tar_stream ts = { &f, 0, 0, 0, { 0 }, 0, 0, -1, 0 };
-        ret = path ? docker_stream(d, path, "application/x-tar", tar_source, &ts, tar_total_size(&f), &result) : rc_fail_oom(rc);
+        ret = path ? docker_stream(d, path, "application/x-tar", tar_source, &ts, tar_total_size(&f), id) : rc_fail_oom(rc);
         if (ts.fd >= 0) close(ts.fd);
     }
+    image_files_free(&f);
+    sdsfree(path);
+    return ret;
+}
+
+static int image_build(struct rc *rc, struct docker *d, const char *from, const char *tag, int tag_set) {
+    sds binary = image_find_server(from);
+    if (!binary) return rc_fail(rc, "neither redis-server nor valkey-server is on PATH; give --from /path/to/redis-server");
+    char deftag[64];
+    if (!tag_set) { snprintf(deftag, sizeof deftag, "rcluster/%s:local", image_server_of(binary)); tag = deftag; }
+    sds result = NULL;
+    int ret = image_make(rc, d, binary, tag, 0, &result);
     if (ret == 0 && !rc->dry_run) {
         rc_progress(rc, "Built %s (%s); use it with: rcluster up --image %s", tag, result ? result : "?", tag);
         if (rc->json) {
@@ -5874,11 +6263,7 @@ static int image_build(struct rc *rc, struct docker *d, const char *from, const 
         }
         else printf("%s\n", tag);
     }
-    image_files_free(&f);
     sdsfree(binary);
-    sdsfree(repo);
-    sdsfree(tg);
-    sdsfree(path);
     sdsfree(result);
     return ret;
 }
@@ -5914,19 +6299,20 @@ static int cmd_image(struct rc *rc, int argc, char **argv) {
     up_opts_defaults(&o);
     /* `image SUB [options] [FILE]`: options are parsed after the subcommand. */
     const char *sub = argc > 1 && argv[1][0] != '-' ? argv[1] : NULL;
-    int r = cmd_parse_opts(rc, sub ? argc - 1 : argc, sub ? argv + 1 : argv, image_longopts, 2, usage_image, up_on_opt, &o);
+    int r = cmd_parse_opts(rc, sub ? argc - 1 : argc, sub ? argv + 1 : argv, image_longopts, (int)(sizeof image_longopts / sizeof image_longopts[0]), usage_image, up_on_opt, &o);
     free(o.configs);   /* only `up` uses --config lines */
     if (r) return r < 0 ? -1 : 0;
     int nargs = (sub ? argc - 1 : argc) - optind;
     if (!sub || (strcmp(sub, "build") != 0 && strcmp(sub, "load") != 0) || (!strcmp(sub, "build") && nargs != 0) ||
         (!strcmp(sub, "load") && nargs != 1)) {
         rc->usage_error = 1;
-        return rc_fail(rc, "image: expected `image build [--from PATH] [--tag TAG]` or `image load FILE`");
+        return rc_fail(rc, "image: expected `image build [--from PATH] [--tag TAG] [--dry-run]` or `image load FILE`");
     }
     if (!strcmp(sub, "build") && !up_valid_image(o.tag)) return rc_fail(rc, "--tag '%s': not a valid image name", o.tag);
+    if (!strcmp(sub, "build") && strchr(o.tag, '@')) return rc_fail(rc, "--tag '%s': a digest cannot be given to a new image", o.tag);
     struct docker d;
     int ret = docker_open(rc, &d);
-    if (ret == 0) ret = !strcmp(sub, "build") ? image_build(rc, &d, o.from, o.tag) : image_load(rc, &d, argv[1 + optind]);
+    if (ret == 0) ret = !strcmp(sub, "build") ? image_build(rc, &d, o.from, o.tag, o.tag_set) : image_load(rc, &d, argv[1 + optind]);
     docker_free(&d);
     return ret;
 }

@@ -8,7 +8,8 @@
 #                      otherwise the Docker tests are skipped.
 #   FAULTS=0           skip the fault-injection tests (tests/test_faults.sh); default: run.
 #   DOCKER_TESTS=0     skip the Docker tests.
-#   ONLY="lint fuzz safety create memcheck faults docker rerun"   which groups to run (default: all).
+#   ONLY="lint fuzz safety create memcheck faults docker rerun valkey podman hostnet airgap"
+#                      which groups to run (default: all).
 #   FUZZ_SECONDS=15    libFuzzer time per harness; SANITIZE=0 skips the ASan pass of create.
 #   NO_INSTALL=1       never call apt-get.
 set -u
@@ -43,6 +44,7 @@ install_missing() {
     command -v valgrind >/dev/null || need+=(valgrind)
     command -v cppcheck >/dev/null || need+=(cppcheck)
     command -v clang-tidy >/dev/null || need+=(clang-tidy)
+    command -v podman >/dev/null || need+=(podman)
     [ ${#need[@]} -eq 0 ] && return 0
     if [ "${NO_INSTALL:-0}" = 1 ] || [ "$(id -u)" != 0 ]; then
         note "missing packages (not installing): ${need[*]}"
@@ -127,7 +129,7 @@ run_script() { # NAME SCRIPT [ENV=VAL...]
     PASSED=$((PASSED + np)); FAILED=$((FAILED + nf)); SKIPPED=$((SKIPPED + ns))
     if [ $rc -ne 0 ] && [ "$nf" -eq 0 ]; then fail "$script" "exited $rc without a failing test" "$log"; fi
 }
-ONLY=${ONLY:-lint fuzz safety create memcheck faults docker rerun}
+ONLY=${ONLY:-lint fuzz safety create memcheck faults docker rerun valkey podman hostnet airgap}
 want() { case " $ONLY " in *" $1 "*) return 0 ;; esac; return 1; }
 
 if [ ! -x ./rcluster ]; then
@@ -148,6 +150,14 @@ else
             run_script faults tests/test_faults.sh RCLUSTER="$RC_BIN"
         fi
     fi
+    # up on a host without registry access (a fake daemon; builds the image itself).
+    want airgap && run_script airgap tests/test_airgap.sh
+    # Podman's Docker-compatible API, on a service of its own (tests/test_podman.sh).
+    want podman && run_script podman tests/test_podman.sh
+    # Valkey 8.0.1 from ../shared/servers (skipped, saying so, without it).
+    want valkey && run_script valkey tests/test_valkey.sh DOCKER_OK=$DOCKER_OK
+    # up --network host against the real daemon.
+    want hostnet && run_script hostnet tests/test_hostnet.sh DOCKER_OK=$DOCKER_OK
     if want docker; then
         if [ "${DOCKER_TESTS:-1}" = 0 ]; then skipped "tests/test_docker.sh" "DOCKER_TESTS=0"
         else run_script docker tests/test_docker.sh DOCKER_OK=$DOCKER_OK; fi

@@ -17,6 +17,9 @@ These answer normally (a daemon with no containers and no networks) except:
   pull_error_in_stream    POST /images/create and /images/load: 200 with a JSON-lines
                           stream whose last line is {"error": ...}
   409_on_create           POST /containers/create: 409 Conflict
+  airgap                  no registry: an image exists only once imported (fromSrc=-&repo=NAME[:TAG],
+                          or the tag= parameter); pulls end in a stream error; containers/create
+                          logs "IMAGE name" and "CMD [...]" from its body
 
 Each request is appended to SOCKET_PATH.log as "METHOD PATH". Prints "listening" once
 the socket accepts connections; exits by itself after 300 s.
@@ -35,6 +38,7 @@ ARG = sys.argv[3] if len(sys.argv) > 3 else ""
 LOG = open(PATH + ".log", "a", buffering=1)
 LOCK = threading.Lock()
 NETWORKS = {}   # id -> network JSON (created through this fake)
+IMPORTED = {}   # airgap: "repo:tag" -> Cmd of an image imported through this fake
 IMAGE_ID = "sha256:" + "ab" * 32
 
 
@@ -68,7 +72,43 @@ def strip_version(path):
     return path
 
 
+def airgap(method, path, body):
+    """The image part of a daemon without registry access; None for everything else."""
+    from urllib.parse import parse_qs, unquote
+    p = strip_version(path.split("?", 1)[0])
+    q = parse_qs(path.split("?", 1)[1]) if "?" in path else {}
+    if p.startswith("/images/") and p.endswith("/json") and method == "GET":
+        name = unquote(p[len("/images/"):-len("/json")])
+        if ":" not in name.rsplit("/", 1)[-1]:
+            name += ":latest"
+        if name not in IMPORTED:
+            return response(404, {"message": "No such image: %s" % name})
+        return response(200, {"Id": IMAGE_ID, "RepoTags": [name], "Config": {"Cmd": IMPORTED[name]}})
+    if p == "/images/create" and method == "POST" and "fromImage" in q:
+        return chunked(200, [{"status": "Pulling"}, {"error": "fake daemon: no registry here",
+                                                     "errorDetail": {"message": "fake daemon: no registry here"}}])
+    if p == "/images/create" and method == "POST":
+        name = q.get("repo", [""])[0]
+        if ":" not in name.rsplit("/", 1)[-1]:
+            name += ":" + q.get("tag", ["latest"])[0]
+        cmd = ["sh"]
+        for c in q.get("changes", []):
+            if c.startswith("CMD "):
+                cmd = json.loads(c[4:])
+        IMPORTED[name] = cmd
+        LOG.write("IMPORTED %s\n" % name)
+        return chunked(200, [{"status": IMAGE_ID}])
+    if p == "/containers/create" and method == "POST":
+        req = json.loads(body or b"{}")
+        LOG.write("IMAGE %s\nCMD %s\n" % (req.get("Image"), json.dumps(req.get("Cmd"))))
+    return None
+
+
 def normal(method, path, body):
+    if SCENARIO == "airgap":
+        r = airgap(method, path, body)
+        if r is not None:
+            return r
     p = strip_version(path.split("?", 1)[0])
     if p == "/_ping":
         v = (ARG or "1.12") if SCENARIO == "api_version_out_of_range" else "1.41"

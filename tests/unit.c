@@ -1221,7 +1221,7 @@ static void test_conf(void) {
     CHECK("directive.node-timeout-hint", strstr(conf_check_directive("cluster-node-timeout 5"), "--node-timeout") != NULL);
 
     char *extra[] = { "maxmemory 1gb" };
-    struct conf_params cp = { "10.38.0.11", 7001, 17001, 5000, "p a\"ss#\\", NULL, extra, 1 };
+    struct conf_params cp = { "10.38.0.11", 7001, 17001, 5000, "p a\"ss#\\", NULL, extra, 1, 0, NULL };
     sds conf = conf_render(&cp);
     CHECKF("conf.render", conf && strstr(conf, "cluster-announce-ip 10.38.0.11\n") && strstr(conf, "cluster-announce-port 7001\n") &&
                               strstr(conf, "cluster-announce-bus-port 17001\n") && strstr(conf, "cluster-node-timeout 5000\n") &&
@@ -1266,7 +1266,7 @@ static void test_manifest(void) {
     char *cfg[] = { "maxmemory 1gb" };
     o.configs = cfg;
     o.nconfigs = 1;
-    sds man = up_manifest_render(&rc, &o);
+    sds man = up_manifest_render(&rc, &o, "redis");
     json_value_s *doc = man ? json_parse(man, sdslen(man), NULL) : NULL;
     CHECKF("manifest.render-json", doc && json_number(json_get(doc, "nodes"), 0) == 9 && !json_is_true(json_get(doc, "password")) &&
            json_length(json_get(doc, "config")) == 1, "%s", man ? man : "");
@@ -1291,7 +1291,7 @@ static void test_manifest(void) {
     free(g.configs);
     json_free(doc);
     sdsfree(man);
-    man = up_manifest_render(&rc, &o);   /* now with a password */
+    man = up_manifest_render(&rc, &o, "redis");   /* now with a password */
     doc = man ? json_parse(man, sdslen(man), NULL) : NULL;
     sdsfree(rc.password);
     rc.password = NULL;
@@ -1621,6 +1621,62 @@ static void test_tar(void) {
     sdsfree(sp);
 }
 
+/* Server detection: INFO server of Redis and Valkey, mixed summaries, image configs. */
+static void test_servers(void) {
+    char out[64];
+    info_server_desc("# Server\r\nredis_version:7.2.4\r\nserver_name:valkey\r\nvalkey_version:8.0.1\r\nserver_mode:cluster\r\n", out, sizeof out);
+    CHECKF("server.valkey", !strcmp(out, "Valkey 8.0.1"), "'%s'", out);
+    info_server_desc("# Server\r\nredis_version:7.0.15\r\nredis_mode:cluster\r\n", out, sizeof out);
+    CHECKF("server.redis", !strcmp(out, "Redis 7.0.15"), "'%s'", out);
+    info_server_desc("# Server\r\nserver_name:keydb\r\nredis_version:6.3.4\r\n", out, sizeof out);
+    CHECKF("server.other-name-falls-back-to-redis_version", !strcmp(out, "Keydb 6.3.4"), "'%s'", out);
+    info_server_desc("", out, sizeof out);
+    CHECKF("server.empty", !strcmp(out, "Redis ?"), "'%s'", out);
+    const char *same[] = { "Valkey 8.0.1", "Valkey 8.0.1", NULL };
+    sds s = info_servers_summary(same, 3);
+    CHECKF("servers.same", s && !strcmp(s, "Valkey 8.0.1"), "'%s'", s ? s : "(null)");
+    sdsfree(s);
+    const char *mixed[] = { "Redis 7.0.15", "Valkey 8.0.1", "Redis 7.0.15", "" };
+    s = info_servers_summary(mixed, 4);
+    CHECKF("servers.mixed", s && !strcmp(s, "Redis 7.0.15 on 2 nodes, Valkey 8.0.1 on 1 node"), "'%s'", s ? s : "(null)");
+    sdsfree(s);
+    const char *none[] = { NULL, "" };
+    s = info_servers_summary(none, 2);
+    CHECK("servers.none", s == NULL);
+
+    static const struct { const char *json, *want; int entry; } imgs[] = {
+        { "{\"Config\":{\"Entrypoint\":[\"docker-entrypoint.sh\"],\"Cmd\":[\"valkey-server\"]}}", "valkey", 0 },
+        { "{\"Config\":{\"Entrypoint\":null,\"Cmd\":[\"redis-server\"]}}", "redis", 0 },
+        { "{\"Config\":{\"Entrypoint\":[\"/usr/bin/valkey-server\"],\"Cmd\":null}}", "valkey", 1 },
+        { "{\"Config\":{\"Cmd\":[\"sh\"],\"Env\":[\"PATH=/bin\",\"VALKEY_VERSION=8.0.1\"]}}", "valkey", 0 },
+        { "{\"Config\":{\"Cmd\":[\"/run.sh\"],\"Env\":[\"REDIS_VERSION=7.2.4\"]}}", "redis", 0 },
+        { "{\"RepoTags\":[\"example/valkey-cluster:8\"],\"Config\":{\"Cmd\":[\"/run.sh\"]}}", "valkey", 0 },
+        { "{\"RepoTags\":[\"busybox:1\"],\"Config\":{\"Cmd\":[\"sh\"]}}", NULL, 0 },
+    };
+    for (size_t i = 0; i < sizeof imgs / sizeof imgs[0]; i++) {
+        json_value_s *v = json_parse(imgs[i].json, strlen(imgs[i].json), NULL);
+        int entry = -1;
+        const char *got = v ? up_server_of_image(v, &entry) : "parse error";
+        char name[48];
+        snprintf(name, sizeof name, "image.server.%zu", i);
+        CHECKF(name, ((!got && !imgs[i].want) || (got && imgs[i].want && !strcmp(got, imgs[i].want))) && entry == imgs[i].entry,
+               "got %s entry %d, want %s entry %d", got ? got : "NULL", entry, imgs[i].want ? imgs[i].want : "NULL", imgs[i].entry);
+        json_free(v);
+    }
+
+    /* Host networking: the node's own port and bind address; bridge mode keeps 6379 / 0.0.0.0. */
+    struct conf_params hp = { "127.0.0.1", 7650, 17650, 5000, NULL, NULL, NULL, 0, 7650, "127.0.0.1" };
+    sds conf = conf_render(&hp);
+    CHECKF("conf.render.host", conf && strstr(conf, "\nport 7650\nbind 127.0.0.1\n") && strstr(conf, "cluster-announce-port 7650\n"),
+           "%s", conf ? conf : "");
+    sdsfree(conf);
+    hp.port = 0;
+    hp.bind = NULL;
+    conf = conf_render(&hp);
+    CHECKF("conf.render.bridge", conf && strstr(conf, "\nport 6379\nbind 0.0.0.0\n"), "%s", conf ? conf : "");
+    sdsfree(conf);
+}
+
 int main(void) {
     test_resp_valid();
     test_resp_values();
@@ -1643,6 +1699,7 @@ int main(void) {
     test_conf();
     test_elf();
     test_tar();
+    test_servers();
     printf("unit: %d passed, %d failed\n", npass, nfail);
     return nfail ? 1 : 0;
 }
