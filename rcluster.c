@@ -3363,6 +3363,7 @@ out:
 
 /* For `up`: addresses as host + port (published ports). */
 static int engine_create(struct rc *rc, struct engine_addr *addrs, int n, int replicas, int confirm) {
+    if (n <= 0 || n > 1000) return rc_fail(rc, "cannot form a cluster of %d nodes", n);
     struct addr *a = calloc((size_t)n, sizeof *a);
     if (!a) return rc_fail_oom(rc);
     int ret = 0;

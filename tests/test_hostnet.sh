@@ -197,12 +197,12 @@ t_hn_repair() {
 }
 
 t_hn_mode_mismatch() {
-    local name="hostnet: up without --network host on a host-mode cluster is refused and changes nothing"
+    local name="hostnet: up --network bridge on a host-mode cluster is refused and changes nothing"
     local before; before=$(ids_of)
-    run_rc "$L/mm" 60 -- up --name $NAME --port $BASE --image $IMG --data-dir "$DATA" --yes --subnet 10.94.0.0/24
+    run_rc "$L/mm" 60 -- up --name $NAME --port $BASE --image $IMG --data-dir "$DATA" --yes --network bridge --subnet 10.94.0.0/24
     local why=""
     [ $RC -eq 1 ] || why+="exit $RC (want 1); "
-    contains "$L/mm.err" "host networking" "--network host" || why+="error does not say host networking / --network host; "
+    contains "$L/mm.err" "--network: host (recorded) -> bridge (given)" || why+="error does not name the recorded host networking; "
     [ "$(ids_of)" = "$before" ] || why+="containers changed; "
     [ "$(owned $NAME)" = "6 0" ] || why+="owned $(owned $NAME) (want 6 0); "
     if [ -z "$why" ]; then ok "$name"; else not_ok "$name" "$why" "$L/mm.err"; fi
