@@ -114,29 +114,23 @@ t_removed_no_password() {
     docker rm -f $NAME-6 >/dev/null
     refused "container removed + re-run without the password: refused, configs untouched" "made with a password" up --name $NAME --yes
 }
-t_removed() {
-    local name="rerun: container removed, 'up --name X' + password alone repairs it; configs byte-identical"
-    local before after why=""
+# repaired NAME TAG: `up --name X` + password repairs the cluster, leaving every config
+# and the manifest byte-identical; the cluster is then healthy.
+repaired() {
+    local name="rerun: $1" tag=$2 before after why=""
     before=$(cd "$DATA" && sha256sum rcluster.json node-*/conf/redis.conf)
-    run_rc "$L/rm" 240 -- up --name $NAME --password-file "$PW" --yes
+    run_rc "$L/$tag" 240 -- up --name $NAME --password-file "$PW" --yes
     after=$(cd "$DATA" && sha256sum rcluster.json node-*/conf/redis.conf)
     [ $RC -eq 0 ] || why+="exit $RC; "
     [ "$before" = "$after" ] || why+="a config or the manifest was rewritten; "
     docker inspect $NAME-6 >/dev/null 2>&1 || why+="$NAME-6 not recreated; "
-    [ -z "$why" ] && why+=$(healthy rm)
-    if [ -z "$why" ]; then ok "$name"; else not_ok "$name" "$why" "$L/rm.err"; fi
+    [ -z "$why" ] && { wait_for 30 healthy $tag; why+=$(healthy $tag); }
+    if [ -z "$why" ]; then ok "$name"; else not_ok "$name" "$why" "$L/$tag.err"; fi
 }
+t_removed() { repaired "container removed, 'up --name X' + password alone repairs it; configs byte-identical" rm; }
 t_stopped() {
-    local name="rerun: stopped containers are started; configs byte-identical"
     docker stop -t 1 $NAME-2 $NAME-5 >/dev/null
-    local before after why=""
-    before=$(cd "$DATA" && sha256sum rcluster.json node-*/conf/redis.conf)
-    run_rc "$L/stop" 240 -- up --name $NAME --password-file "$PW" --yes
-    after=$(cd "$DATA" && sha256sum rcluster.json node-*/conf/redis.conf)
-    [ $RC -eq 0 ] || why+="exit $RC; "
-    [ "$before" = "$after" ] || why+="a config or the manifest was rewritten; "
-    [ -z "$why" ] && { wait_for 30 healthy stop; why+=$(healthy stop); }
-    if [ -z "$why" ]; then ok "$name"; else not_ok "$name" "$why" "$L/stop.err"; fi
+    repaired "stopped containers are started; configs byte-identical" stop
 }
 t_network() {
     local name="rerun: network removed (containers stopped) -> network made anew, containers re-attached, healthy"
