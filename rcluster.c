@@ -3425,6 +3425,7 @@ struct snode {
     const struct nodeinfo *line; /* the seed's line for it */
     long long keys;         /* DBSIZE */
     long node_timeout;      /* cluster-node-timeout in ms, -1 when unknown */
+    char state[16];         /* cluster_state from CLUSTER INFO */
 };
 
 struct session {
@@ -3583,17 +3584,25 @@ static int sess_probe_queue(struct session *s, struct snode *x) {
     struct rc *rc = s->rc;
     if (rconn_queue(rc, &x->c, "CLUSTER", "NODES", RESP_END) < 0 ||
         rconn_queue(rc, &x->c, "DBSIZE", RESP_END) < 0 ||
-        rconn_queue(rc, &x->c, "CONFIG", "GET", "cluster-node-timeout", RESP_END) < 0) return -1;
-    x->owed += 3;
+        rconn_queue(rc, &x->c, "CONFIG", "GET", "cluster-node-timeout", RESP_END) < 0 ||
+        rconn_queue(rc, &x->c, "CLUSTER", "INFO", RESP_END) < 0) return -1;
+    x->owed += 4;
     return rconn_flush(rc, &x->c, rc_now_ms() + rc->io_timeout_ms);
 }
 
 static int sess_probe_read(struct session *s, struct snode *x) {
     struct rc *rc = s->rc;
-    struct resp *r[3] = { 0 };
+    struct resp *r[4] = { 0 };
     int ret = -1;
-    for (int k = 0; k < 3; k++)
+    for (int k = 0; k < 4; k++)
         if (!(r[k] = sess_reply(s, x, 0))) goto out;
+    /* A replica loading its first sync answers LOADING for a moment: it is up, its
+     * last view stays. */
+    if (r[0]->type == RESP_ERROR && strncmp(r[0]->str, "LOADING", 7) == 0 && x->me) {
+        snprintf(x->state, sizeof x->state, "loading");
+        ret = 0;
+        goto out;
+    }
     if (r[0]->type == RESP_ERROR && strncmp(r[0]->str, "NOAUTH", 6) == 0) {
         rc_fail_as(rc, RC_ERR_AUTH, "%s: %s (give the password with --password or --password-file)", x->c.name, r[0]->str);
         goto out;
@@ -3612,10 +3621,11 @@ static int sess_probe_read(struct session *s, struct snode *x) {
     long v;
     if (r[2]->type == RESP_ARRAY && r[2]->n == 2 && r[2]->elem[1]->type == RESP_BULK &&
         rc_parse_int(r[2]->elem[1]->str, 0, LONG_MAX, &v) == 0) x->node_timeout = v;
+    if (r[3]->type != RESP_BULK || info_field(r[3]->str, "cluster_state", x->state, sizeof x->state) < 0) snprintf(x->state, sizeof x->state, "?");
     x->up = 1;
     ret = 0;
 out:
-    for (int k = 0; k < 3; k++) resp_free(r[k]);
+    for (int k = 0; k < 4; k++) resp_free(r[k]);
     if (ret < 0) snode_fail(rc, x);
     return ret;
 }
@@ -3659,7 +3669,7 @@ static int sess_open(struct rc *rc, struct session *s, const struct addr *seed) 
     if (!(s->nodes = calloc((size_t)s->map.n, sizeof *s->nodes))) { rconn_free(&c); return rc_fail_oom(rc); }
     for (int i = 0; i < s->map.n; i++) {
         const struct nodeinfo *ni = &s->map.nodes[i];
-        if (ni->flags & (NF_HANDSHAKE | NF_NOADDR)) continue;
+        if (ni->flags & NF_HANDSHAKE) continue;
         struct snode *x = &s->nodes[s->n];
         x->c.fd = -1;
         x->line = ni;
@@ -3682,6 +3692,8 @@ static int sess_open(struct rc *rc, struct session *s, const struct addr *seed) 
     rconn_free(&c);
     for (int i = 0; i < s->n; i++) {
         struct snode *x = &s->nodes[i];
+        /* A noaddr node is a member nobody can reach (its address went to another node). */
+        if (!x->up && (x->line->flags & NF_NOADDR)) { rc_fail_as(rc, RC_ERR_UNREACHABLE, "no address known (noaddr)"); snode_fail(rc, x); continue; }
         if (!x->up && rconn_open(rc, &x->c, x->conn_ip, x->conn_port) < 0) { snode_fail(rc, x); continue; }
         x->up = 1;
         if (sess_probe_queue(s, x) < 0) snode_fail(rc, x);
@@ -3769,9 +3781,12 @@ static int findings_add(struct findings *f, int kind, int node, int slot, int wa
 }
 
 static int judge_reachable(const struct session *s, struct findings *f) {
-    for (int i = 0; i < s->n; i++)
-        if (!s->nodes[i].up && findings_add(f, FIND_UNREACHABLE, i, -1, 0, "%s:%d unreachable: %s", s->nodes[i].ip,
-                                            s->nodes[i].port, s->nodes[i].err ? s->nodes[i].err : "?") < 0) return -1;
+    for (int i = 0; i < s->n; i++) {
+        const struct snode *x = &s->nodes[i];
+        if (!x->up && findings_add(f, FIND_UNREACHABLE, i, -1, 0, "%s:%d unreachable: %s", x->ip, x->port, x->err ? x->err : "?") < 0) return -1;
+        if (x->up && strcmp(x->state, "ok") != 0 &&
+            findings_add(f, FIND_STATE, i, -1, 0, "%s:%d reports cluster_state:%s", x->ip, x->port, x->state) < 0) return -1;
+    }
     return 0;
 }
 
@@ -3915,7 +3930,8 @@ static sds resp_cat_bulk(sds out, const char *p, size_t len) {
 }
 
 struct move_opts {
-    int batch;              /* keys per GETKEYSINSLOT / MIGRATE */
+    int batch;              /* keys per GETKEYSINSLOT / MIGRATE at first */
+    int batch_max;          /* a slot with many keys grows its batch up to this */
     int timeout_ms;         /* MIGRATE's own timeout */
     int replace;            /* MIGRATE ... REPLACE: overwrite keys the target already has */
     int window;             /* slots in flight at once */
@@ -3956,6 +3972,7 @@ struct move {
     int slot, src, dst;
     int importing, migrating;  /* SETSLOT accepted on dst / src */
     int touched;               /* a MIGRATE was sent: keys may be on both sides */
+    int batch;                 /* keys asked for next */
     int done, failed;
     struct resp *keys;         /* the next keys to migrate (GETKEYSINSLOT's answer) */
     long long moved;
@@ -4003,6 +4020,10 @@ static struct resp *mover_reply(struct mover *m, int idx, int extra_ms) {
     return r;
 }
 
+/* Keys in flight are held in memory (GETKEYSINSLOT's answers): at most this many per
+ * round across the window, which keeps the peak RSS of a big move under 16 MB. */
+#define MOVER_KEY_BUDGET 48000
+
 /* Phase 1: target IMPORTING; phase 2: source MIGRATING plus the first keys. */
 static int mover_open(struct mover *m, struct move *w, int nw) {
     struct session *s = m->s;
@@ -4017,9 +4038,11 @@ static int mover_open(struct mover *m, struct move *w, int nw) {
         resp_free(r);
     }
     char batch[16];
-    snprintf(batch, sizeof batch, "%d", m->o->batch);
+    int first = m->o->batch < MOVER_KEY_BUDGET / nw ? m->o->batch : MOVER_KEY_BUDGET / nw;
+    snprintf(batch, sizeof batch, "%d", first > 10 ? first : 10);
     for (int i = 0; i < nw; i++) {
         if (w[i].failed) continue;
+        w[i].batch = m->o->batch;
         char num[16];
         snprintf(num, sizeof num, "%d", w[i].slot);
         if (act_setslot(s, &s->nodes[w[i].src], w[i].slot, "MIGRATING", s->nodes[w[i].dst].id) < 0 ||
@@ -4043,14 +4066,16 @@ static int mover_open(struct mover *m, struct move *w, int nw) {
  * every slot of the window is empty on its source. */
 static int mover_migrate(struct mover *m, struct move *w, int nw) {
     struct session *s = m->s;
-    char batch[16];
-    snprintf(batch, sizeof batch, "%d", m->o->batch);
     for (;;) {
-        int queued = 0;
+        int queued = 0, budget = MOVER_KEY_BUDGET;
+        int64_t t0 = rc_now_ms();
         for (int i = 0; i < nw; i++) {
             if (w[i].failed || !w[i].keys || w[i].keys->n == 0) continue;
-            char num[16];
+            char num[16], batch[16];
+            int b = w[i].batch < budget ? w[i].batch : budget;
+            budget -= b;
             snprintf(num, sizeof num, "%d", w[i].slot);
+            snprintf(batch, sizeof batch, "%d", b > 10 ? b : 10);
             w[i].touched = 1;
             if (act_migrate(s, &s->nodes[w[i].src], &s->nodes[w[i].dst], m->o, w[i].keys) < 0 ||
                 sess_queue(s, &s->nodes[w[i].src], "CLUSTER", "GETKEYSINSLOT", num, batch, RESP_END) < 0) return -1;
@@ -4081,6 +4106,9 @@ static int mover_migrate(struct mover *m, struct move *w, int nw) {
             resp_free(r);
             resp_free(k);
         }
+        /* Big slots: fewer, larger MIGRATEs while each round stays quick. */
+        if (rc_now_ms() - t0 < 100)
+            for (int i = 0; i < nw; i++) if (w[i].batch < m->o->batch_max) w[i].batch = w[i].batch * 2 < m->o->batch_max ? w[i].batch * 2 : m->o->batch_max;
     }
 }
 
@@ -4111,10 +4139,11 @@ static int mover_close(struct mover *m, struct move *w, int nw) {
             if (!(j == w[i].src || (j != w[i].dst && s->nodes[j].up && snode_is_master(&s->nodes[j])))) continue;
             struct resp *r = mover_reply(m, j, 0);
             if (!r) return -1;
-            /* Another master that missed it learns the new owner from gossip; only the
-             * source must accept, since it still answers for the slot until it does. */
-            if (r->type == RESP_ERROR && j == w[i].src) mover_fail_move(m, &w[i], r->str);
-            else if (r->type == RESP_ERROR && s->rc->verbose) rc_warn(s->rc, "%s:%d: SETSLOT %d NODE: %s", s->nodes[j].ip, s->nodes[j].port, w[i].slot, r->str);
+            /* The target owns the slot now, with a newer epoch, and gossip tells the
+             * others. A source that heard it first may have lost its last slot and become
+             * a replica (Redis 7), which refuses SETSLOT: that is no failure, and the
+             * settle wait after the moves catches a slot that really stayed open. */
+            if (r->type == RESP_ERROR && s->rc->verbose) rc_warn(s->rc, "%s:%d: SETSLOT %d NODE: %s", s->nodes[j].ip, s->nodes[j].port, w[i].slot, r->str);
             resp_free(r);
         }
         if (!w[i].failed) { w[i].done = 1; m->slots_done++; }
@@ -4203,20 +4232,22 @@ struct day2_opts {
 
 enum { OPT_D2_FROM = OPT_FIRST_COMMAND_OPT + 50, OPT_D2_TO, OPT_D2_SLOTS, OPT_D2_PIPELINE, OPT_D2_MIGRATE_TIMEOUT,
        OPT_D2_REPLACE, OPT_D2_DRY_RUN, OPT_D2_MULTI, OPT_D2_EMPTY, OPT_D2_THRESHOLD, OPT_D2_SIMULATE, OPT_D2_REPLICA,
-       OPT_D2_MASTER_ID, OPT_D2_ONLY_MASTERS, OPT_D2_ONLY_REPLICAS, OPT_D2_WEIGHT, OPT_D2_YES };
+       OPT_D2_MASTER_ID, OPT_D2_ONLY_MASTERS, OPT_D2_ONLY_REPLICAS, OPT_D2_WEIGHT, OPT_D2_YES, OPT_D2_WINDOW };
 
 #define D2_OPT(name, arg, code) { name, arg, NULL, code }
 #define D2_MOVE_OPTS \
     D2_OPT("pipeline", required_argument, OPT_D2_PIPELINE), D2_OPT("cluster-pipeline", required_argument, OPT_D2_PIPELINE), \
     D2_OPT("cluster-timeout", required_argument, OPT_D2_MIGRATE_TIMEOUT), D2_OPT("migrate-timeout", required_argument, OPT_D2_MIGRATE_TIMEOUT), \
     D2_OPT("replace", no_argument, OPT_D2_REPLACE), D2_OPT("cluster-replace", no_argument, OPT_D2_REPLACE), \
-    D2_OPT("dry-run", no_argument, OPT_D2_DRY_RUN), D2_OPT("cluster-yes", no_argument, OPT_D2_YES)
+    D2_OPT("dry-run", no_argument, OPT_D2_DRY_RUN), D2_OPT("cluster-yes", no_argument, OPT_D2_YES), \
+    D2_OPT("window", required_argument, OPT_D2_WINDOW)
 
 static void day2_opts_init(struct day2_opts *o) {
     memset(o, 0, sizeof *o);
     o->slots = -1;
     o->threshold = 2;
     o->mo.batch = 1000;
+    o->mo.batch_max = 16000;
     o->mo.timeout_ms = 60000;
     o->mo.window = 128;
 }
@@ -4247,13 +4278,17 @@ static int day2_on_opt(struct rc *rc, int opt, const char *arg, void *ctx) {
         return 0;
     case OPT_D2_PIPELINE:
         if (rc_parse_int(arg, 1, 100000, &v) < 0) return rc_fail(rc, "--pipeline: expected keys per MIGRATE from 1 to 100000, got '%s'", arg);
-        o->mo.batch = (int)v;
+        o->mo.batch = o->mo.batch_max = (int)v;
         return 0;
     case OPT_D2_MIGRATE_TIMEOUT:
         if (rc_parse_int(arg, 1, 3600000, &v) < 0) return rc_fail(rc, "--cluster-timeout: expected milliseconds, got '%s'", arg);
         o->mo.timeout_ms = (int)v;
         return 0;
     case OPT_D2_REPLACE: o->mo.replace = 1; return 0;
+    case OPT_D2_WINDOW:
+        if (rc_parse_int(arg, 1, CLUSTER_SLOTS, &v) < 0) return rc_fail(rc, "--window: expected slots in flight from 1 to %d, got '%s'", CLUSTER_SLOTS, arg);
+        o->mo.window = (int)v;
+        return 0;
     case OPT_D2_DRY_RUN: o->dry_run = 1; return 0;
     case OPT_D2_YES: rc->yes = 1; return 0;
     case OPT_D2_MULTI: o->multi_owners = 1; return 0;
@@ -4273,9 +4308,40 @@ static int day2_on_opt(struct rc *rc, int opt, const char *arg, void *ctx) {
     return rc_fail(rc, "unknown option");
 }
 
+/* Does option word a (without "=value") take a value? Common options and opts. */
+static int day2_takes_value(const char *a, const struct option *opts, int nopts) {
+    static const char *const common[] = { "timeout", "password", "password-file", "user" };
+    size_t len = strcspn(a, "=");
+    if (a[len] == '=') return 0;
+    for (size_t k = 0; k < sizeof common / sizeof common[0]; k++)
+        if (strlen(common[k]) == len && strncmp(a, common[k], len) == 0) return 1;
+    for (int k = 0; k < nopts; k++)
+        if (strlen(opts[k].name) == len && strncmp(a, opts[k].name, len) == 0) return opts[k].has_arg == required_argument;
+    return 0;
+}
+
+/* redis-cli puts options after the address (`reshard ADDR --cluster-from ...`): move
+ * every option (with its value) before the positional words, keeping their order. */
+static void day2_options_first(int argc, char **argv, const struct option *opts, int nopts) {
+    char **tmp = calloc((size_t)argc, sizeof *tmp);
+    if (!tmp) return;
+    int n = 0;
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 1; i < argc; i++) {
+            if (strcmp(argv[i], "--") == 0) { if (pass == 1) for (int k = i; k < argc; k++) tmp[n++] = argv[k]; break; }
+            int opt = argv[i][0] == '-' && argv[i][1];
+            int val = opt && argv[i][1] == '-' && i + 1 < argc && day2_takes_value(argv[i] + 2, opts, nopts);
+            if (opt == (pass == 0)) { tmp[n++] = argv[i]; if (val) tmp[n++] = argv[i + 1]; }
+            if (val) i++;
+        }
+    memcpy(argv + 1, tmp, (size_t)n * sizeof *tmp);
+    free(tmp);
+}
+
 /* Parse options, then expect exactly `want` positional arguments (-1: at least one). */
 static int day2_parse(struct rc *rc, int argc, char **argv, const struct option *opts, int nopts, void (*usage)(FILE *),
                       struct day2_opts *o, int want) {
+    day2_options_first(argc, argv, opts, nopts);
     int r = cmd_parse_opts(rc, argc, argv, opts, nopts, usage, day2_on_opt, o);
     if (r) return r;
     int have = argc - optind;
@@ -4465,6 +4531,29 @@ static void day2_print_move_result(struct rc *rc, const char *what, int slots, i
     else printf("%s: moved %d slot(s) and %lld key(s) in %.1f s\n", what, slots, keys, (double)ms / 1000.0);
 }
 
+/* Wait until the views agree, no slot is open and every slot is covered. */
+static int day2_wait_settled(struct session *s, double timeout_s, int multi) {
+    int64_t deadline = rc_now_ms() + (int64_t)(timeout_s * 1000);
+    for (;;) {
+        sess_refresh(s);
+        struct findings f = { 0 };
+        if (judge_open_slots(s, &f) < 0 || judge_coverage(s, &f) < 0 || judge_agreement(s, &f) < 0 ||
+            (multi && judge_multiple_owners(s, &f) < 0)) { findings_free(&f); return rc_fail_oom(s->rc); }
+        int bad = 0;
+        for (int i = 0; i < f.n; i++) bad += f.v[i].kind != FIND_FAILING;
+        if (!bad) { findings_free(&f); return 0; }
+        if (rc_interrupted() || rc_now_ms() >= deadline) {
+            int first = 0;
+            while (first < f.n && f.v[first].kind == FIND_FAILING) first++;
+            rc_fail(s->rc, "the cluster did not settle within %.0f s: %s", timeout_s, first < f.n ? f.v[first].text : "?");
+            findings_free(&f);
+            return -1;
+        }
+        findings_free(&f);
+        rc_sleep_ms(100);
+    }
+}
+
 /* Plan shown, confirmed, applied, reported: shared by reshard, rebalance and fix. */
 static int day2_apply_moves(struct session *s, const char *what, struct move *mv, int n, const struct day2_opts *o) {
     struct rc *rc = s->rc;
@@ -4476,6 +4565,7 @@ static int day2_apply_moves(struct session *s, const char *what, struct move *mv
     long long keys = 0;
     int done = 0;
     int r = mover_run(s, mv, n, &o->mo, &keys, &done);
+    if (r == 0) r = day2_wait_settled(s, rc->timeout, 0);
     if (r == 0) {
         day2_report_emptied(s, mv, n);
         day2_print_move_result(rc, what, done, n, keys, rc_now_ms() - t0);
@@ -4922,29 +5012,6 @@ static int fix_apply(struct session *s, const struct fix_plan *p, const struct d
     return ret;
 }
 
-/* Wait until the views agree, no slot is open and every slot is covered. */
-static int day2_wait_settled(struct session *s, double timeout_s, int multi) {
-    int64_t deadline = rc_now_ms() + (int64_t)(timeout_s * 1000);
-    for (;;) {
-        sess_refresh(s);
-        struct findings f = { 0 };
-        if (judge_open_slots(s, &f) < 0 || judge_coverage(s, &f) < 0 || judge_agreement(s, &f) < 0 ||
-            (multi && judge_multiple_owners(s, &f) < 0)) { findings_free(&f); return rc_fail_oom(s->rc); }
-        int bad = 0;
-        for (int i = 0; i < f.n; i++) bad += f.v[i].kind != FIND_FAILING;
-        if (!bad) { findings_free(&f); return 0; }
-        if (rc_interrupted() || rc_now_ms() >= deadline) {
-            int first = 0;
-            while (first < f.n && f.v[first].kind == FIND_FAILING) first++;
-            rc_fail(s->rc, "the cluster did not settle within %.0f s: %s", timeout_s, first < f.n ? f.v[first].text : "?");
-            findings_free(&f);
-            return -1;
-        }
-        findings_free(&f);
-        rc_sleep_ms(100);
-    }
-}
-
 static void usage_fix(FILE *f) {
     fputs("usage: rcluster fix ADDR [--search-multiple-owners] [--replace] [--dry-run] [--yes] [--json]\n"
           "\n"
@@ -5151,6 +5218,7 @@ static int addnode_probe(struct session *s, const struct addr *a) {
     x->up = 1;
     if (sess_probe_queue(s, x) < 0 || sess_probe_read(s, x) < 0) { rc_wrap(rc, "new node"); goto out; }
     memcpy(x->id, x->me->id, sizeof x->id);
+    if (sess_index_of(s, x->id) != s->n - 1) { rc_fail(rc, "add-node: %s:%d is already a member of this cluster", a->ip, a->port); goto out; }
     if (x->me->ip[0]) { snprintf(x->ip, sizeof x->ip, "%s", x->me->ip); x->port = x->me->port; x->bus = x->me->bus; }
     if (x->keys != 0) { rc_fail(rc, "new node %s:%d is not empty (%lld keys); only an empty node can join", a->ip, a->port, x->keys); goto out; }
     if (x->view.n > 1 || nodeinfo_slot_count(x->me) > 0) {
@@ -5172,6 +5240,8 @@ static int addnode_ready(struct session *s, int nx, int master, sds *why) {
         const struct nodeinfo *ni = s->nodes[i].up ? cview_find(&s->nodes[i].view, x->id) : NULL;
         if (s->nodes[i].up && (!ni || (ni->flags & NF_HANDSHAKE))) { *why = rc_sprintf("%s:%d does not know it yet", s->nodes[i].ip, s->nodes[i].port); return 0; }
     }
+    /* A new master refuses writes (and MIGRATE's RESTOREs) until its own state is ok. */
+    if (strcmp(x->state, "ok") != 0) { *why = rc_sprintf("it reports cluster_state:%s", x->state); return 0; }
     if (master < 0) return 1;
     struct snode *m = &s->nodes[master];
     struct resp *repl = NULL, *slots = NULL;
@@ -5277,7 +5347,6 @@ static int cmd_add_node(struct rc *rc, int argc, char **argv) {
     int seed = s.seed;
     if (addnode_probe(&s, &na) < 0) goto out;
     int nx = s.n - 1;
-    if (sess_index_of(&s, s.nodes[nx].id) != nx) { rc_fail(rc, "add-node: %s:%d is already a member of this cluster", na.ip, na.port); goto out; }
     struct snode *x = &s.nodes[nx], *sd = &s.nodes[seed];
     if (master >= 0) rc_progress(rc, "Plan: add %s:%d as a replica of %s:%d (%.40s)", x->ip, x->port, s.nodes[master].ip, s.nodes[master].port, s.nodes[master].id);
     else rc_progress(rc, "Plan: add %s:%d as an empty master (move slots to it with rebalance --use-empty-masters or reshard)", x->ip, x->port);
