@@ -3203,6 +3203,7 @@ struct check_node {
     struct rconn c;
     struct cview view;
     char state[32], link[32];
+    long node_timeout;      /* cluster-node-timeout, -1 when unknown */
     int reachable;
     sds err;
 };
@@ -3218,25 +3219,41 @@ static void check_nodes_free(struct check_node *cn, int n) {
 
 /* Connect to one node and collect its view; failures are recorded, not fatal. */
 static void check_probe(struct rc *rc, struct check_node *cn, const char *host, int port) {
-    struct resp *r[3] = { 0 };
+    struct resp *r[4] = { 0 };
     int64_t dl = rc_now_ms() + rc->io_timeout_ms;
+    long v;
+    cn->node_timeout = -1;
     if (rconn_open(rc, &cn->c, host, port) < 0 ||
         rconn_queue(rc, &cn->c, "CLUSTER", "NODES", RESP_END) < 0 ||
         rconn_queue(rc, &cn->c, "CLUSTER", "INFO", RESP_END) < 0 ||
-        rconn_queue(rc, &cn->c, "INFO", "replication", RESP_END) < 0) goto fail;
-    for (int k = 0; k < 3; k++) {
+        rconn_queue(rc, &cn->c, "INFO", "replication", RESP_END) < 0 ||
+        rconn_queue(rc, &cn->c, "CONFIG", "GET", "cluster-node-timeout", RESP_END) < 0) goto fail;
+    for (int k = 0; k < 4; k++) {
         if (!(r[k] = rconn_read(rc, &cn->c, dl))) goto fail;
-        if (r[k]->type != RESP_BULK) { rc_fail(rc, "%s: %s", cn->c.name, r[k]->type == RESP_ERROR ? r[k]->str : "unexpected reply type"); goto fail; }
+        if (k < 3 && r[k]->type != RESP_BULK) { rc_fail(rc, "%s: %s", cn->c.name, r[k]->type == RESP_ERROR ? r[k]->str : "unexpected reply type"); goto fail; }
     }
+    if (r[3]->type == RESP_ARRAY && r[3]->n == 2 && r[3]->elem[1]->type == RESP_BULK &&
+        rc_parse_int(r[3]->elem[1]->str, 0, LONG_MAX, &v) == 0) cn->node_timeout = v;
     if (cview_parse(r[0]->str, sdslen(r[0]->str), &cn->view) < 0) { rc_fail(rc, "%s: unparsable CLUSTER NODES", cn->c.name); goto fail; }
     if (info_field(r[1]->str, "cluster_state", cn->state, sizeof cn->state) < 0) snprintf(cn->state, sizeof cn->state, "?");
     if (info_field(r[2]->str, "master_link_status", cn->link, sizeof cn->link) < 0) cn->link[0] = 0;
     cn->reachable = 1;
-    for (int k = 0; k < 3; k++) resp_free(r[k]);
+    for (int k = 0; k < 4; k++) resp_free(r[k]);
     return;
 fail:
     cn->err = sdsdup(rc->err ? rc->err : "unknown error");
-    for (int k = 0; k < 3; k++) resp_free(r[k]);
+    for (int k = 0; k < 4; k++) resp_free(r[k]);
+}
+
+/* Warnings that do not make a cluster unhealthy: nodes that disagree on
+ * cluster-node-timeout fail over unevenly. */
+static void check_warn_timeouts(struct rc *rc, const struct check_node *cn, int n) {
+    for (int i = 1; i < n; i++)
+        if (cn[i].node_timeout >= 0 && cn[0].node_timeout >= 0 && cn[i].node_timeout != cn[0].node_timeout) {
+            rc_warn(rc, "nodes disagree on cluster-node-timeout: %s has %ld ms, %s has %ld ms (rcluster set-timeout ADDR MS sets one value everywhere)",
+                    cn[0].c.name, cn[0].node_timeout, cn[i].c.name, cn[i].node_timeout);
+            return;
+        }
 }
 
 static sds check_add_problem(sds problems, int *count, const char *fmt, ...) {
@@ -3248,6 +3265,22 @@ static sds check_add_problem(sds problems, int *count, const char *fmt, ...) {
     problems = rc_catprintf(problems, "%s\n", p);
     sdsfree(p);
     (*count)++;
+    return problems;
+}
+
+/* Slots that two masters claim in their own lines (redis-cli's multiple owners). */
+static sds check_multiple_owners(sds problems, int *np, const struct check_node *cn, int n) {
+    unsigned char *claims = calloc(CLUSTER_SLOTS, 1);
+    if (!claims) return problems;
+    for (int i = 0; i < n; i++) {
+        const struct nodeinfo *me = cn[i].reachable ? cview_myself((struct cview *)&cn[i].view) : NULL;
+        if (!me || !(me->flags & NF_MASTER)) continue;
+        for (int r = 0; r < me->nranges; r++)
+            for (int k = me->ranges[r][0]; k <= me->ranges[r][1]; k++) if (claims[k] < 255) claims[k]++;
+    }
+    for (int k = 0; k < CLUSTER_SLOTS; k++)
+        if (claims[k] > 1) problems = check_add_problem(problems, np, "slot %d is claimed by %d masters (rcluster fix --search-multiple-owners)", k, claims[k]);
+    free(claims);
     return problems;
 }
 
@@ -3382,6 +3415,8 @@ static int engine_check(struct rc *rc, const char *host, int port, int quiet_rep
     }
     if (covered != CLUSTER_SLOTS) problems = check_add_problem(problems, &np, "only %d of %d slots are covered", covered, CLUSTER_SLOTS);
     if (open) problems = check_add_problem(problems, &np, "%d open (migrating/importing) slot(s)", open);
+    problems = check_multiple_owners(problems, &np, cn, n);
+    check_warn_timeouts(rc, cn, n);
     int healthy = np == 0;
     if (!quiet_report) {
         if (rc->json) check_print_json(cn, n, healthy, problems);
@@ -6084,8 +6119,17 @@ static int cmd_create(struct rc *rc, int argc, char **argv) {
     return ret;
 }
 
+static int check_on_opt(struct rc *rc, int opt, const char *arg, void *ctx) {
+    (void)rc; (void)opt; (void)arg; (void)ctx;
+    return 0; /* --search-multiple-owners: check always reports slots with two owners */
+}
+
 static int cmd_check(struct rc *rc, int argc, char **argv) {
-    int r = cmd_parse_opts(rc, argc, argv, NULL, 0, usage_check, NULL, NULL);
+    static const struct option opts[] = {
+        { "search-multiple-owners", no_argument, NULL, OPT_FIRST_COMMAND_OPT + 90 },
+        { "cluster-search-multiple-owners", no_argument, NULL, OPT_FIRST_COMMAND_OPT + 90 },
+    };
+    int r = cmd_parse_opts(rc, argc, argv, opts, 2, usage_check, check_on_opt, NULL);
     if (r) return r < 0 ? -1 : 0;
     if (argc - optind != 1) rc->usage_error = 1;
     if (argc - optind != 1) return rc_fail(rc, "check: expected exactly one ADDR (see rcluster check --help)");
