@@ -4282,7 +4282,7 @@ static void day2_opts_init(struct day2_opts *o) {
     o->slots = -1;
     o->threshold = 2;
     o->mo.batch = 1000;
-    o->mo.batch_max = 16000;
+    o->mo.batch_max = 4000;
     o->mo.timeout_ms = 60000;
     o->mo.window = 128;
 }

@@ -210,6 +210,11 @@ core_refusals() {
     rcli 7100 cluster setslot "$slot" importing "$(id_of 7101)" >/dev/null
     refuse "open slot before a reshard" "open" "$ports" -- reshard 127.0.0.1:7100 --from all --to "$(id_of 7100)" --slots 10 --yes
     step "fix rolls back an open slot with no keys moved" 7100 -- fix 127.0.0.1:7100 --yes
+    # a slot nobody owns any more (DELSLOTS everywhere) while its keys stay on the old owner
+    slot=$(rcli 7102 cluster nodes | grep myself | awk '{ split($9, r, "-"); print r[1] + 7 }')
+    local keys_in; keys_in=$(rcli 7102 cluster countkeysinslot "$slot")
+    for p in 7100 7101 7102 7104; do rcli $p cluster delslots "$slot" >/dev/null; done
+    step "fix assigns an uncovered slot to the master holding its $keys_in key(s)" 7100 -- fix 127.0.0.1:7100 --yes
     # A key the target holds in a slot it does not own (an orphan): MIGRATE would fail
     # with BUSYKEY halfway, so reshard refuses up front; --replace overwrites it.
     local src=7101 dst=7100
