@@ -4682,7 +4682,7 @@ static int cmd_reshard(struct rc *rc, int argc, char **argv) {
         rc_fail_as(rc, RC_ERR_USAGE, "reshard: asked to move %ld slots but the source masters hold only %ld; nothing changed", o.slots, have);
         goto out;
     }
-    if (!(mv = calloc((size_t)o.slots, sizeof *mv))) { rc_fail_oom(rc); goto out; }
+    if (!(mv = calloc(CLUSTER_SLOTS, sizeof *mv))) { rc_fail_oom(rc); goto out; }
     if (reshard_plan(&s, src, nsrc, dst, (int)o.slots, mv, &nmv) < 0) goto out;
     if (!o.mo.replace && reshard_check_busy(&s, mv, nmv) < 0) goto out;
     rc_progress(rc, "Plan: move %d slot(s) to %s:%d (%.40s)", nmv, s.nodes[dst].ip, s.nodes[dst].port, s.nodes[dst].id);
@@ -5584,7 +5584,8 @@ static void info_bar(const struct nodeinfo *ni, char *bar) {
     for (int c = 0; c < INFO_BAR; c++) {
         int own = 0;
         for (int k = c * per; k < (c + 1) * per; k++) own += ni && nodeinfo_owns(ni, k);
-        bar[c] = own == per ? '#' : own ? '+' : '.';
+        const char *mark = own == per ? "#" : own ? "+" : ".";
+        bar[c] = mark[0];
     }
     bar[INFO_BAR] = 0;
 }
