@@ -3367,13 +3367,18 @@ static int engine_check(struct rc *rc, const char *host, int port, int quiet_rep
     struct rconn seedc;
     struct cview seed = { 0 };
     if (rconn_open(rc, &seedc, host, port) < 0) { rconn_free(&seedc); return -1; }
-    sds text = rconn_call_str(rc, &seedc, "CLUSTER NODES", "CLUSTER", "NODES", RESP_END);
-    rconn_free(&seedc);
-    if (!text) {
-        if (strstr(rc->err, "cluster support disabled"))
-            rc_fail(rc, "%s:%d: cluster mode is disabled (cluster_enabled:0)", host, port);
-        return -1;
+    /* cluster_enabled decides "not a cluster", not the words of CLUSTER NODES' refusal. */
+    sds info = rconn_call_str(rc, &seedc, "INFO cluster", "INFO", "cluster", RESP_END);
+    char enabled[8] = "";
+    if (info && (info_field(info, "cluster_enabled", enabled, sizeof enabled) < 0 || strcmp(enabled, "1") != 0)) {
+        sdsfree(info);
+        rconn_free(&seedc);
+        return rc_fail_as(rc, RC_ERR_NOT_CLUSTER, "%s:%d: cluster mode is disabled (cluster_enabled:0)", host, port);
     }
+    sds text = info ? rconn_call_str(rc, &seedc, "CLUSTER NODES", "CLUSTER", "NODES", RESP_END) : NULL;
+    sdsfree(info);
+    rconn_free(&seedc);
+    if (!text) return -1;
     int bad = cview_parse(text, sdslen(text), &seed);
     sdsfree(text);
     if (bad < 0 || seed.n == 0) { cview_free(&seed); return rc_fail(rc, "%s:%d: cannot parse its CLUSTER NODES reply", host, port); }
@@ -5590,6 +5595,11 @@ static void info_bar(const struct nodeinfo *ni, char *bar) {
     bar[INFO_BAR] = 0;
 }
 
+static int info_first_slot(const struct snode *x) {
+    const struct nodeinfo *ni = snode_slots(x);
+    return ni && ni->nranges ? ni->ranges[0][0] : CLUSTER_SLOTS;
+}
+
 static void usage_info(FILE *f) {
     fputs("usage: rcluster info ADDR [--json]\n"
           "\n"
@@ -5610,8 +5620,15 @@ static int cmd_info(struct rc *rc, int argc, char **argv) {
     if (!js || day2_open(rc, &s, argv[optind]) < 0) goto out;
     int color = rc->color && isatty(STDOUT_FILENO);
     static const char *const colours[] = { "\033[31m", "\033[32m", "\033[33m", "\033[34m", "\033[35m", "\033[36m" };
-    for (int i = 0; i < s.n; i++) {
-        struct snode *x = &s.nodes[i];
+    int *order = calloc((size_t)s.n, sizeof *order);
+    if (!order) { rc_fail_oom(rc); goto out; }
+    for (int i = 0; i < s.n; i++) order[i] = i;
+    for (int i = 1; i < s.n; i++)       /* masters in slot order, like check */
+        for (int j = i; j > 0 && info_first_slot(&s.nodes[order[j]]) < info_first_slot(&s.nodes[order[j - 1]]); j--) {
+            int t = order[j]; order[j] = order[j - 1]; order[j - 1] = t;
+        }
+    for (int oi = 0; oi < s.n; oi++) {
+        struct snode *x = &s.nodes[order[oi]];
         if (!snode_is_master(x)) continue;
         const struct nodeinfo *ni = snode_slots(x);
         int slots = snode_slot_count(x), reps = sess_count_replicas(&s, x->id);
@@ -5633,6 +5650,7 @@ static int cmd_info(struct rc *rc, int argc, char **argv) {
         masters++;
         sdsfree(ranges);
     }
+    free(order);
     if (rc->json) { js = rc_catprintf(js, "],\"keys\":%lld,\"nodes\":%d}\n", total, s.n); if (js) fputs(js, stdout); }
     else printf("[OK] %lld keys in %d masters, %.2f keys per slot on average.\n", total, masters, (double)total / CLUSTER_SLOTS);
     ret = js ? 0 : rc_fail_oom(rc);
