@@ -184,18 +184,47 @@ core() {
     kill_all_nodes
 }
 
-# kill -9 in the middle of a reshard, then fix.
+# kill -9 in the middle of a reshard, then fix. One slot in the middle of the move gets
+# 20000 extra keys and small MIGRATE batches, so the kill lands while that slot has keys on
+# both sides (the case fix must finish, not roll back).
 core_kill9() {
-    local tag=k9$SNAME
-    "$RCLUSTER" reshard 127.0.0.1:7100 --from "$(id_of 7101)" --to "$(id_of 7102)" --slots 4000 --yes --window 16 \
+    local tag=k9$SNAME src=7101 dst=7102
+    local slots; slots=$(rcli $src cluster nodes | grep myself | cut -d' ' -f9- | tr ' ' '\n' | grep -v '\[')
+    local info; info=$(PYTHONDONTWRITEBYTECODE=1 $PY - "$src" $slots <<'PYEOF'
+import sys, redis, redis.cluster as c
+port, owned = int(sys.argv[1]), []
+for r in sys.argv[2:]:
+    lo, _, hi = r.partition("-")
+    owned += range(int(lo), int(hi or lo) + 1)
+want = owned[min(1000, len(owned) // 2)]
+tag = next("k9-%d" % i for i in range(10**6) if c.key_slot(b"{k9-%d}" % i) == want)
+before = redis.Redis(port=port).execute_command("CLUSTER COUNTKEYSINSLOT", want)
+p = redis.Redis(port=port).pipeline(transaction=False)
+for i in range(20000): p.set("{%s}:%d" % (tag, i), i)
+p.execute()
+print(want, before)
+PYEOF
+)
+    local slot=${info%% *} before=${info##* }
+    "$RCLUSTER" reshard 127.0.0.1:7100 --from "$(id_of $src)" --to "$(id_of $dst)" --slots 4000 --yes --window 16 --pipeline 100 \
         </dev/null >"$L/$tag.out" 2>"$L/$tag.err" &
-    local pid=$!
-    sleep 0.5
+    local pid=$! i
+    for i in $(seq 1 1000); do
+        rcli $src cluster nodes | grep myself | grep -q -- "\[$slot->-" && break
+        sleep 0.01
+    done
+    sleep 0.1
     kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null
-    local open=0 p
+    local open=0 on_src on_dst p
     for p in 7100 7101 7102; do open=$((open + $(rcli "$p" cluster nodes | grep myself | grep -o '\[[0-9]*-[<>]-' | wc -l))); done
-    if grep -q 'moved 4000/4000' "$L/$tag.err"; then skip "$SNAME: kill -9 mid-reshard" "the reshard finished before the kill"; fi
-    step "fix after kill -9 mid-reshard ($open open slot(s) left)" 7100 -- fix 127.0.0.1:7100 --yes
+    on_src=$(rcli $src cluster countkeysinslot "$slot"); on_dst=$(rcli $dst cluster countkeysinslot "$slot")
+    if [ $open -eq 0 ]; then skip "$SNAME: fix after kill -9 mid-reshard" "the kill left no open slot"; return; fi
+    step "fix after kill -9 mid-reshard ($open open slot(s); slot $slot: $on_src keys left on the source, $on_dst on the target)" 7100 -- fix 127.0.0.1:7100 --yes || return
+    local owner n
+    owner=$(rcli 7100 cluster nodes | awk -v s="$slot" '{ for (i = 9; i <= NF; i++) { split($i, r, "-"); if (r[2] == "") r[2] = r[1]; if (s >= r[1] && s <= r[2]) print $2 } }' | head -1 | sed 's/.*:\([0-9]*\)@.*/\1/')
+    n=$(rcli "$owner" cluster countkeysinslot "$slot")
+    [ "$n" = $((before + 20000)) ] && ok "$SNAME: after fix, all $((before + 20000)) keys of the interrupted slot are on its owner" ||
+        not_ok "$SNAME: after fix, all keys of the interrupted slot are on its owner" "$n keys on the owner 127.0.0.1:$owner, want $((before + 20000))"
 }
 
 core_refusals() {
@@ -294,7 +323,35 @@ once() {
     if [ $rc -eq 130 ] && [ $open -eq 0 ] && grep -q 'interrupted: moved' "$L/int.err"; then ok "Ctrl-C mid-reshard: exit 130, no open slot, says how many moved"
     elif [ $rc -eq 0 ]; then skip "Ctrl-C mid-reshard" "it finished before the signal"
     else not_ok "Ctrl-C mid-reshard: exit 130, no open slot, says how many moved" "exit $rc, $open open slot(s)" "$L/int.err"; fi
-    for p in 7110 7111 7112; do kill_node $p; done
+    memcheck
+    for p in 7110 7111 7112 7113; do kill_node $p; done
+}
+
+# The day-2 paths under valgrind (dynamic glibc debug build): zero errors, zero leaks.
+memcheck() {
+    if ! command -v valgrind >/dev/null; then skip "day2 memcheck" "valgrind not installed"; return; fi
+    if ! (cd "$TOP" && make -s rcluster-dbg) >"$L/dbg.log" 2>&1; then not_ok "day2 memcheck: build rcluster-dbg" "make failed" "$L/dbg.log"; return; fi
+    local vg=$T_TMP/rcluster-vg
+    printf '#!/bin/sh\nexec valgrind --leak-check=full --show-leak-kinds=definite,indirect,possible --errors-for-leak-kinds=definite,indirect,possible --error-exitcode=99 %s "$@"\n' "$TOP/rcluster-dbg" >"$vg"
+    chmod +x "$vg"
+    NODE_AUTH[7113]="--no-auth-warning -a pw"
+    d2_start 7113 --requirepass pw --masterauth pw || return
+    local why="" args
+    local saved=$RCLUSTER
+    RCLUSTER=$vg
+    for args in "reshard 127.0.0.1:7110 --password pw --from all --to $(id_of 7111) --slots 300 --yes" \
+                "rebalance 127.0.0.1:7110 --password pw --simulate" "info 127.0.0.1:7110 --password pw --json" \
+                "call 127.0.0.1:7110 --password pw --replicas PING" "fix 127.0.0.1:7110 --password pw --yes" \
+                "add-node 127.0.0.1:7113 127.0.0.1:7110 --password pw --replica --yes" \
+                "del-node 127.0.0.1:7110 127.0.0.1:7113 --password pw --yes" \
+                "reshard 127.0.0.1:7110 --password pw --from all --to 0000 --slots 1 --yes"; do
+        local tag=vg$RANDOM
+        run_rc "$L/$tag" 180 -- $args
+        grep -q 'ERROR SUMMARY: 0 errors' "$L/$tag.err" || why+="'${args%% *}' exit $RC without a clean valgrind summary; "
+    done
+    RCLUSTER=$saved
+    [ -z "$why" ] && ok "day2 memcheck: reshard, rebalance, info, call, fix, add-node, del-node and a refusal under valgrind: 0 errors, no leaks" ||
+        not_ok "day2 memcheck: day-2 commands under valgrind" "$why" "$L/$tag.err"
 }
 
 once
