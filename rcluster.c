@@ -4429,6 +4429,17 @@ static int day2_resolve_master(struct session *s, const char *what, const char *
 static int day2_preflight(struct session *s, int allow_open, int ignore) {
     struct rc *rc = s->rc;
     struct findings f = { 0 };
+    /* A master met a moment ago (redis-cli add-node) keeps cluster_state:fail for its
+     * rejoin delay, up to 5 s: give such states a little time before refusing. */
+    int64_t deadline = rc_now_ms() + (int64_t)(rc->timeout < 10 ? rc->timeout * 1000 : 10000);
+    for (;;) {
+        int waiting = 0;
+        for (int i = 0; i < s->n; i++)
+            if (i != ignore && s->nodes[i].up && strcmp(s->nodes[i].state, "ok") != 0) waiting++;
+        if (!waiting || rc_now_ms() >= deadline || rc_interrupted()) break;
+        rc_sleep_ms(200);
+        sess_refresh(s);
+    }
     if (judge_all(s, &f, 0) < 0) { findings_free(&f); return rc_fail_oom(rc); }
     int ret = 0;
     for (int i = 0; i < f.n && ret == 0; i++) {

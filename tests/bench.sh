@@ -140,7 +140,9 @@ day2_cluster() {
     local p
     for ((p = 7100 + $1; p < 7100 + $1 + $2; p++)); do redis-cli -p 7100 cluster meet 127.0.0.1 "$p" >/dev/null; done
     wait_for 30 bash -c "[ \$(redis-cli -p 7100 cluster nodes | grep -vc handshake) -eq $(($1 + $2)) ]" || return 1
-    sleep 1
+    for ((p = 7100; p < 7100 + $1 + $2; p++)); do
+        wait_for 30 bash -c "redis-cli -p $p cluster info | grep -q cluster_state:ok" || return 1
+    done
 }
 
 cluster_keys() { local p n=0 k; for p in "$@"; do k=$(redis-cli -p "$p" dbsize); n=$((n + k)); done; echo $n; }
