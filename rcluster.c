@@ -4605,13 +4605,37 @@ static int day2_wait_settled(struct session *s, double timeout_s, int multi) {
     }
 }
 
+/* Reorder moves round-robin by source (each source's own order kept), so that every
+ * window holds slots of every source and the sources MIGRATE at the same time. */
+static int moves_interleave(struct rc *rc, struct move *mv, int n) {
+    int nsrc = 1;
+    for (int i = 0; i < n; i++) if (mv[i].src + 1 > nsrc) nsrc = mv[i].src + 1;
+    struct move *by_src = malloc((size_t)(n ? n : 1) * sizeof *by_src);
+    int *count = calloc((size_t)nsrc, sizeof *count), *start = calloc((size_t)nsrc, sizeof *start);
+    int *fill = calloc((size_t)nsrc, sizeof *fill), *order = calloc((size_t)nsrc, sizeof *order);
+    int ret = -1, norder = 0, rounds = 0;
+    if (!by_src || !count || !start || !fill || !order) { rc_fail_oom(rc); goto out; }
+    for (int i = 0; i < n; i++) if (count[mv[i].src]++ == 0) order[norder++] = mv[i].src;
+    for (int k = 1; k < nsrc; k++) start[k] = start[k - 1] + count[k - 1];
+    for (int i = 0; i < n; i++) by_src[start[mv[i].src] + fill[mv[i].src]++] = mv[i];
+    for (int k = 0; k < nsrc; k++) if (count[k] > rounds) rounds = count[k];
+    int out_i = 0;
+    for (int r = 0; r < rounds; r++)
+        for (int k = 0; k < norder; k++)
+            if (r < count[order[k]]) mv[out_i++] = by_src[start[order[k]] + r];
+    ret = 0;
+out:
+    free(by_src); free(count); free(start); free(fill); free(order);
+    return ret;
+}
+
 /* Plan shown, confirmed, applied, reported: shared by reshard, rebalance and fix. */
 static int day2_apply_moves(struct session *s, const char *what, struct move *mv, int n, const struct day2_opts *o) {
     struct rc *rc = s->rc;
     if (o->dry_run) { moves_print_commands(s, mv, n, &o->mo); return 0; }
     char q[64];
     snprintf(q, sizeof q, "Move %d slot(s)?", n);
-    if (rc_confirm(rc, q) < 0) return -1;
+    if (rc_confirm(rc, q) < 0 || moves_interleave(rc, mv, n) < 0) return -1;
     int64_t t0 = rc_now_ms();
     long long keys = 0;
     int done = 0;

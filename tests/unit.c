@@ -1650,6 +1650,14 @@ static void test_day2(void) {
     CHECKF("day2.rebalance.weight-0", r == 0 && n == 5461 && from1 == 5461, "r=%d n=%d from1=%d", r, n, from1);
     free(mv);
 
+    struct move il[6];
+    static const int srcs[6] = { 0, 0, 0, 1, 1, 2 }, want_il[6] = { 0, 1, 2, 0, 1, 0 };
+    for (int i = 0; i < 6; i++) { memset(&il[i], 0, sizeof il[i]); il[i].src = srcs[i]; il[i].slot = i; }
+    moves_interleave(&rc, il, 6);
+    int il_ok = 1;
+    for (int i = 0; i < 6; i++) il_ok &= il[i].src == want_il[i];
+    CHECKF("day2.interleave", il_ok && il[0].slot == 0 && il[3].slot == 1 && il[5].slot == 2, "srcs %d%d%d%d%d%d", il[0].src, il[1].src, il[2].src, il[3].src, il[4].src, il[5].src);
+
     struct findings f = { 0 };
     judge_all(&s, &f, 1);
     CHECKF("day2.judge.healthy", f.n == 0, "%d findings, first: %s", f.n, f.n ? f.v[0].text : "");
