@@ -12,10 +12,16 @@
  *     CLUSTER NODES parsing, layout)       GET  /vX/images/{name}/json
  *  7. Cluster engine (preflight, apply,    POST /vX/images/create?fromImage= | ?fromSrc=-
  *     wait, diagnose, check)               POST /vX/images/load
- *  8. Node configs and data layout       Redis (RESP2 over TCP):
- *  9. Commands: create, check, up,         AUTH, PING, INFO, DBSIZE, CONFIG GET/SET,
- *     down, status, image                  CLUSTER INFO|NODES|SLOTS|MYID|MEET|ADDSLOTS|
- * 10. Option parsing and main              ADDSLOTSRANGE|SET-CONFIG-EPOCH|REPLICATE
+ * 7a. Cluster session (every node of a     Redis (RESP2 over TCP):
+ *     running cluster), judges, actions,   AUTH, PING, INFO, DBSIZE, CONFIG GET/SET/REWRITE,
+ *     slot mover                           CLUSTER INFO|NODES|SLOTS|MYID|MEET|ADDSLOTS|
+ * 7b. Day-2 commands: info, call,          ADDSLOTSRANGE|SET-CONFIG-EPOCH|REPLICATE|
+ *     add-node, del-node, reshard,         SETSLOT (IMPORTING|MIGRATING|NODE|STABLE)|
+ *     rebalance, fix, set-timeout          GETKEYSINSLOT|COUNTKEYSINSLOT|FORGET|RESET|
+ *  8. Node configs and data layout         DELSLOTS|BUMPEPOCH,
+ *  9. Commands: create, check, up,         MIGRATE host port "" 0 ms [REPLACE] [AUTH|AUTH2] KEYS,
+ *     down, status, image                  SET/DEL (a key of our own, to move a replication
+ * 10. Option parsing and main              offset); `call` sends what the user gives
  *
  * Conventions: functions return 0 / -1 (or NULL) and leave a message in rc->err that
  * says what was attempted and the peer's own words; only main() turns it into an exit
