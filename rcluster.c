@@ -4034,6 +4034,7 @@ struct mover {
     int64_t t0, last_report;
     int tty;
     sds first_error;           /* the first slot that failed, and why */
+    int64_t phase_ms[3];       /* time in open / migrate / close, for --verbose */
 };
 
 static void mover_fail_move(struct mover *m, struct move *mv, const char *why) {
@@ -4211,9 +4212,15 @@ static void mover_undo_failed(struct mover *m, struct move *w, int nw) {
 }
 
 static int mover_window(struct mover *m, struct move *w, int nw) {
+    int64_t t0 = rc_now_ms();
     int r = mover_open(m, w, nw);
+    int64_t t1 = rc_now_ms();
     if (r == 0) r = mover_migrate(m, w, nw);
+    int64_t t2 = rc_now_ms();
     if (r == 0) r = mover_close(m, w, nw);
+    m->phase_ms[0] += t1 - t0;
+    m->phase_ms[1] += t2 - t1;
+    m->phase_ms[2] += rc_now_ms() - t2;
     for (int i = 0; i < nw; i++) { resp_free(w[i].keys); w[i].keys = NULL; }
     if (r == 0) mover_undo_failed(m, w, nw);
     return r;
@@ -4223,7 +4230,7 @@ static int mover_window(struct mover *m, struct move *w, int nw) {
  * interrupt finishes the slots already started and leaves none open. */
 static int mover_run(struct session *s, struct move *mv, int n, const struct move_opts *o, long long *keys_moved, int *slots_done) {
     struct rc *rc = s->rc;
-    struct mover m = { s, o, mv, n, 0, 0, rc_now_ms(), 0, isatty(STDERR_FILENO), NULL };
+    struct mover m = { s, o, mv, n, 0, 0, rc_now_ms(), 0, isatty(STDERR_FILENO), NULL, { 0, 0, 0 } };
     sigset_t hold, old;
     sigemptyset(&hold);
     sigaddset(&hold, SIGINT);
@@ -4240,6 +4247,9 @@ static int mover_run(struct session *s, struct move *mv, int n, const struct mov
         if (ret == 0 && m.first_error) break;
     }
     mover_progress(&m, 1);
+    if (rc->verbose)
+        rc_progress(rc, "time in SETSLOT IMPORTING/MIGRATING %lld ms, MIGRATE %lld ms, SETSLOT NODE %lld ms",
+                    (long long)m.phase_ms[0], (long long)m.phase_ms[1], (long long)m.phase_ms[2]);
     if (ret < 0) rc_wrap(rc, "after %d of %d slots moved (slots left open are closed by `rcluster fix`)", m.slots_done, n);
     else if (m.first_error) ret = rc_fail(rc, "%s (moved %d of %d slots; a slot left open is closed by `rcluster fix`)", m.first_error, m.slots_done, n);
     sdsfree(m.first_error);
@@ -4295,7 +4305,7 @@ static void day2_opts_init(struct day2_opts *o) {
     o->mo.batch = 1000;
     o->mo.batch_max = 4000;
     o->mo.timeout_ms = 60000;
-    o->mo.window = 128;
+    o->mo.window = 512;
 }
 
 static int day2_parse_weight(struct rc *rc, struct day2_opts *o, const char *arg) {
@@ -4667,6 +4677,9 @@ static void usage_reshard(FILE *f) {
           "  --replace           overwrite keys the target already has (MIGRATE REPLACE);\n"
           "                      without it such keys refuse the move before anything changes\n"
           "  --cluster-timeout MS  MIGRATE's timeout (default 60000)\n"
+          "  --pipeline K        keys per MIGRATE (default: 1000, growing to 4000 while quick)\n"
+          "  --window N          slots in flight at once (default 512)\n"
+          "  --verbose           also say where the time went\n"
           "  --dry-run           print the plan and the commands, change nothing\n"
           "\n"
           "Ctrl-C finishes the slots in flight and leaves no slot open. Aliases: --cluster-from,\n"
