@@ -146,7 +146,9 @@ core() {
     step "add-node as an empty master" 7100 -- add-node 127.0.0.1:7103 127.0.0.1:7100 --yes || return
     local n; n=$(rcli 7103 cluster nodes | grep -vc handshake)
     [ "$n" -eq 4 ] || not_ok "$SNAME: add-node: the new node knows all 4 nodes" "it knows $n"
-    step "rebalance --use-empty-masters" 7100 -- rebalance 127.0.0.1:7100 --cluster-use-empty-masters --yes || return
+    local empty=--cluster-use-empty-masters
+    [ "$SNAME" = valkey ] && empty=--cluster-use-empty-primaries   # Valkey's spelling
+    step "rebalance $empty" 7100 -- rebalance 127.0.0.1:7100 "$empty" --yes || return
     local s3; s3=$(rcli 7103 cluster info | tr -d '\r' | sed -n 's/^cluster_slots_assigned://p')
     n=$(rcli 7100 cluster nodes | grep "^$(id_of 7103)" | awk '{ c = 0; for (i = 9; i <= NF; i++) { split($i, r, "-"); c += (r[2] == "" ? 1 : r[2] - r[1] + 1) } print c }')
     if [ "${n:-0}" -ge 4000 ] && [ "${n:-0}" -le 4200 ]; then ok "$SNAME: rebalance gave the new master its share ($n slots)"
