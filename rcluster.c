@@ -3836,11 +3836,13 @@ static int judge_reachable(const struct session *s, struct findings *f) {
     return 0;
 }
 
-/* Every open slot each node reports in its own line. */
+/* Every open slot each master reports in its own line. Valkey 8 replicates SETSLOT to
+ * replicas, which then show their master's open slots: those are no extra problem, and
+ * closing the slot on the master closes it on them. */
 static int judge_open_slots(const struct session *s, struct findings *f) {
     for (int i = 0; i < s->n; i++) {
         const struct snode *x = &s->nodes[i];
-        for (int k = 0; x->me && k < x->me->open_slots; k++) {
+        for (int k = 0; x->me && snode_is_master(x) && k < x->me->open_slots; k++) {
             const struct nodeopen *o = &x->me->open[k];
             int p = sess_index_of(s, o->peer);
             char peer[128];
@@ -4941,7 +4943,7 @@ static void fix_find_open(const struct session *s, int slot, int *importer, int 
     *importer = *migrator = *peer = -1;
     for (int i = 0; i < s->n; i++) {
         const struct snode *x = &s->nodes[i];
-        for (int k = 0; x->me && k < x->me->open_slots; k++) {
+        for (int k = 0; x->me && snode_is_master(x) && k < x->me->open_slots; k++) {
             if (x->me->open[k].slot != slot) continue;
             if (x->me->open[k].importing && *importer < 0) *importer = i;
             if (!x->me->open[k].importing && *migrator < 0) { *migrator = i; *peer = sess_index_of(s, x->me->open[k].peer); }
@@ -5026,7 +5028,7 @@ static int fix_plan_make(struct session *s, int multi, struct fix_plan *p) {
     for (int i = 0; i < s->n; i++) nslots[i] = snode_slot_count(&s->nodes[i]);
     for (int i = 0; i < s->n; i++) {
         const struct snode *x = &s->nodes[i];
-        for (int k = 0; x->me && k < x->me->open_slots; k++) {
+        for (int k = 0; x->me && snode_is_master(x) && k < x->me->open_slots; k++) {
             int slot = x->me->open[k].slot;
             if (seen[slot]) continue;
             seen[slot] = 1;
@@ -5066,7 +5068,7 @@ static void fix_plan_print(struct session *s, const struct fix_plan *p) {
 static int fix_queue_stable(struct session *s, int slot) {
     for (int i = 0; i < s->n; i++) {
         struct snode *x = &s->nodes[i];
-        for (int k = 0; x->up && x->me && k < x->me->open_slots; k++)
+        for (int k = 0; x->up && x->me && snode_is_master(x) && k < x->me->open_slots; k++)
             if (x->me->open[k].slot == slot) { if (act_setslot(s, x, slot, "STABLE", NULL) < 0) return -1; break; }
     }
     return 0;
