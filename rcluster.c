@@ -16,10 +16,16 @@
  *     wait, diagnose, check)               POST /vX/images/load
  *                                          (images/{name}/json: Config.Entrypoint/Cmd/Env say
  *                                          whether an image runs redis-server or valkey-server)
- *  8. Node configs and data layout       Redis (RESP2 over TCP):
- *  9. Commands: create, check, up,         AUTH, PING, INFO, DBSIZE, CONFIG GET/SET,
- *     down, status, image                  CLUSTER INFO|NODES|SLOTS|MYID|MEET|ADDSLOTS|
- * 10. Option parsing and main              ADDSLOTSRANGE|SET-CONFIG-EPOCH|REPLICATE
+ * 7a. Cluster session (every node of a     Redis (RESP2 over TCP):
+ *     running cluster), judges, actions,   AUTH, PING, INFO, DBSIZE, CONFIG GET/SET/REWRITE,
+ *     slot mover                           CLUSTER INFO|NODES|SLOTS|MYID|MEET|ADDSLOTS|
+ * 7b. Day-2 commands: info, call,          ADDSLOTSRANGE|SET-CONFIG-EPOCH|REPLICATE|
+ *     add-node, del-node, reshard,         SETSLOT (IMPORTING|MIGRATING|NODE|STABLE)|
+ *     rebalance, fix, set-timeout          GETKEYSINSLOT|COUNTKEYSINSLOT|FORGET|RESET|
+ *  8. Node configs and data layout         DELSLOTS|BUMPEPOCH,
+ *  9. Commands: create, check, up,         MIGRATE host port "" 0 ms [REPLACE] [AUTH|AUTH2] KEYS,
+ *     down, status, image                  SET/DEL (a key of our own, to move a replication
+ * 10. Option parsing and main              offset); `call` sends what the user gives
  *
  * Conventions: functions return 0 / -1 (or NULL) and leave a message in rc->err that
  * says what was attempted and the peer's own words; only main() turns it into an exit
@@ -75,6 +81,11 @@ static volatile sig_atomic_t rc_got_signal;
 
 struct rc_password_src;
 
+/* What kind of failure rc->err describes: callers decide on the kind, never on the
+ * message text. rc_fail() resets it to RC_ERR_FAIL; rc_wrap() keeps it. */
+enum rc_err_kind { RC_ERR_FAIL = 0, RC_ERR_USAGE, RC_ERR_AUTH, RC_ERR_NOT_CLUSTER, RC_ERR_UNREACHABLE,
+                   RC_ERR_TIMEOUT, RC_ERR_INTERRUPTED };
+
 /* Everything a command needs: options, output mode and the error slot. */
 struct rc {
     sds err;              /* last failure: what was attempted and why */
@@ -92,6 +103,7 @@ struct rc {
     sds api_version;      /* negotiated Engine API version, e.g. "1.41" */
     int64_t t0;           /* start of the command, for progress timestamps */
     int usage_error;      /* the failure was bad usage: exit 2 instead of 1 */
+    int err_kind;         /* enum rc_err_kind of rc->err */
 };
 
 /* Monotonic milliseconds, for deadlines and measurements. */
@@ -185,19 +197,29 @@ static sds rc_sprintf(const char *fmt, ...) {
 /* Make msg (owned; NULL after an OOM keeps the old message) the error. Returns -1. */
 static int rc_fail_msg(struct rc *rc, sds msg) {
     if (msg) { sdsfree(rc->err); rc->err = msg; }
+    rc->err_kind = RC_ERR_FAIL;
+    return -1;
+}
+
+/* Same, with the kind of failure. Returns -1. */
+static int rc_fail_kind_msg(struct rc *rc, int kind, sds msg) {
+    rc_fail_msg(rc, msg);
+    rc->err_kind = kind;
     return -1;
 }
 
 /* Prefix the current error with msg (owned): "creating network redis: <old message>". Returns -1. */
 static int rc_wrap_msg(struct rc *rc, sds msg) {
     if (msg && rc->err && sdslen(rc->err)) msg = rc_catprintf(msg, ": %s", rc->err);
-    return rc_fail_msg(rc, msg);
+    return rc_fail_kind_msg(rc, rc->err_kind, msg);
 }
 
 /* Replace the error message (printf-style); -1, so callers can `return rc_fail(...)`. */
 #define rc_fail(rc, ...) rc_fail_msg((rc), rc_sprintf(__VA_ARGS__))
 /* Prefix the current error with context (printf-style); -1. */
 #define rc_wrap(rc, ...) rc_wrap_msg((rc), rc_sprintf(__VA_ARGS__))
+/* rc_fail with an enum rc_err_kind; -1. */
+#define rc_fail_as(rc, kind, ...) rc_fail_kind_msg((rc), (kind), rc_sprintf(__VA_ARGS__))
 
 static int rc_fail_errno(struct rc *rc, const char *what) {
     return rc_fail(rc, "%s: %s", what, strerror(errno));
@@ -421,14 +443,15 @@ static int net_finish_connect(struct rc *rc, int fd, const struct sockaddr *sa, 
                               int timeout_ms, const char *what) {
     if (connect(fd, sa, salen) == 0) return 0;
     if (errno != EINPROGRESS && errno != EAGAIN)
-        return rc_fail(rc, "connecting to %s: %s", what, strerror(errno));
+        return rc_fail_as(rc, RC_ERR_UNREACHABLE, "connecting to %s: %s", what, strerror(errno));
     int r = net_wait(fd, POLLOUT, rc_now_ms() + timeout_ms);
-    if (r == 0) return rc_fail(rc, "connecting to %s: timed out after %d ms", what, timeout_ms);
-    if (r < 0) return rc_fail(rc, "connecting to %s: %s", what, rc_interrupted() ? "interrupted" : strerror(errno));
+    if (r == 0) return rc_fail_as(rc, RC_ERR_UNREACHABLE, "connecting to %s: timed out after %d ms", what, timeout_ms);
+    if (r < 0 && rc_interrupted()) return rc_fail_as(rc, RC_ERR_INTERRUPTED, "connecting to %s: interrupted", what);
+    if (r < 0) return rc_fail_as(rc, RC_ERR_UNREACHABLE, "connecting to %s: %s", what, strerror(errno));
     int soerr = 0;
     socklen_t len = sizeof soerr;
     if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0) soerr = errno;
-    if (soerr) return rc_fail(rc, "connecting to %s: %s", what, strerror(soerr));
+    if (soerr) return rc_fail_as(rc, RC_ERR_UNREACHABLE, "connecting to %s: %s", what, strerror(soerr));
     return 0;
 }
 
@@ -471,7 +494,7 @@ static int net_connect_tcp(struct rc *rc, const char *host, int port, int timeou
     char what[300];
     snprintf(what, sizeof what, strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
     int e = getaddrinfo(host, portstr, &hints, &res);
-    if (e != 0 || !res) return rc_fail(rc, "resolving %s: %s", what, e ? gai_strerror(e) : "no address");
+    if (e != 0 || !res) return rc_fail_as(rc, RC_ERR_UNREACHABLE, "resolving %s: %s", what, e ? gai_strerror(e) : "no address");
     int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0) { freeaddrinfo(res); return rc_fail_errno(rc, "creating a TCP socket"); }
     int r = net_finish_connect(rc, fd, res->ai_addr, res->ai_addrlen, timeout_ms, what);
@@ -491,11 +514,12 @@ static int net_write_all(struct rc *rc, int fd, const char *buf, size_t len, int
         if (n < 0 && errno == EINTR) continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
             int r = net_wait(fd, POLLOUT, deadline);
-            if (r == 0) return rc_fail(rc, "writing to %s: timed out", what);
-            if (r < 0) return rc_fail(rc, "writing to %s: %s", what, rc_interrupted() ? "interrupted" : strerror(errno));
+            if (r == 0) return rc_fail_as(rc, RC_ERR_TIMEOUT, "writing to %s: timed out", what);
+            if (r < 0 && rc_interrupted()) return rc_fail_as(rc, RC_ERR_INTERRUPTED, "writing to %s: interrupted", what);
+            if (r < 0) return rc_fail_as(rc, RC_ERR_UNREACHABLE, "writing to %s: %s", what, strerror(errno));
             continue;
         }
-        return rc_fail(rc, "writing to %s: %s", what, n < 0 ? strerror(errno) : "connection closed");
+        return rc_fail_as(rc, RC_ERR_UNREACHABLE, "writing to %s: %s", what, n < 0 ? strerror(errno) : "connection closed");
     }
     return 0;
 }
@@ -509,11 +533,12 @@ static ssize_t net_read_some(struct rc *rc, int fd, char *buf, size_t cap, int64
         if (errno == EINTR) continue;
         if (errno == EAGAIN || errno == EWOULDBLOCK) {
             int r = net_wait(fd, POLLIN, deadline);
-            if (r == 0) { rc_fail(rc, "reading from %s: timed out", what); return -1; }
-            if (r < 0) { rc_fail(rc, "reading from %s: %s", what, rc_interrupted() ? "interrupted" : strerror(errno)); return -1; }
+            if (r == 0) { rc_fail_as(rc, RC_ERR_TIMEOUT, "reading from %s: timed out", what); return -1; }
+            if (r < 0 && rc_interrupted()) { rc_fail_as(rc, RC_ERR_INTERRUPTED, "reading from %s: interrupted", what); return -1; }
+            if (r < 0) { rc_fail_as(rc, RC_ERR_UNREACHABLE, "reading from %s: %s", what, strerror(errno)); return -1; }
             continue;
         }
-        rc_fail(rc, "reading from %s: %s", what, strerror(errno));
+        rc_fail_as(rc, RC_ERR_UNREACHABLE, "reading from %s: %s", what, strerror(errno));
         return -1;
     }
 }
@@ -1885,7 +1910,7 @@ static struct resp *rconn_read(struct rc *rc, struct rconn *c, int64_t deadline)
         if (!t) { rc_fail_oom(rc); return NULL; }
         c->rbuf = t;
         ssize_t n = net_read_some(rc, c->fd, c->rbuf + sdslen(c->rbuf), 16384, deadline, c->name);
-        if (n == 0) { rc_fail(rc, "%s: connection closed by the node", c->name); rconn_close(c); return NULL; }
+        if (n == 0) { rc_fail_as(rc, RC_ERR_UNREACHABLE, "%s: connection closed by the node", c->name); rconn_close(c); return NULL; }
         if (n < 0) { rconn_close(c); return NULL; }
         sdsIncrLen(c->rbuf, n);
     }
@@ -1949,12 +1974,17 @@ static int rconn_open(struct rc *rc, struct rconn *c, const char *host, int port
     c->fd = net_connect_tcp(rc, host, port, rc->io_timeout_ms);
     if (c->fd < 0) return -1;
     if (!rc->password) return 0;
-    struct resp *r = rc->user
-        ? rconn_call(rc, c, "AUTH", "AUTH", rc->user, rc->password, RESP_END)
-        : rconn_call(rc, c, "AUTH", "AUTH", rc->password, RESP_END);
-    if (r) { resp_free(r); return 0; }
-    /* A node without a password refuses AUTH; that is harmless, so carry on. */
-    if (rc->err && strstr(rc->err, "without any password configured")) return 0;
+    int r = rc->user ? rconn_queue(rc, c, "AUTH", rc->user, rc->password, RESP_END)
+                     : rconn_queue(rc, c, "AUTH", rc->password, RESP_END);
+    struct resp *reply = r < 0 ? NULL : rconn_read(rc, c, rc_now_ms() + rc->io_timeout_ms);
+    if (!reply) { rc_wrap(rc, "AUTH"); rconn_close(c); return -1; }
+    /* A node without a password refuses AUTH with a plain ERR; that is harmless, so carry
+     * on. A wrong password is WRONGPASS (Redis 6+) or "ERR invalid password" (older). */
+    int bad = reply->type == RESP_ERROR &&
+              (strncmp(reply->str, "WRONGPASS", 9) == 0 || strstr(reply->str, "invalid") != NULL);
+    if (bad) rc_fail_as(rc, RC_ERR_AUTH, "%s: AUTH: %s", c->name, reply->str);
+    resp_free(reply);
+    if (!bad) return 0;
     rconn_close(c);
     return -1;
 }
@@ -2082,9 +2112,17 @@ static int addr_bus(const struct addr *a) { return a->bus ? a->bus : a->port + 1
 enum { NF_MYSELF = 1, NF_MASTER = 2, NF_SLAVE = 4, NF_PFAIL = 8, NF_FAIL = 16,
        NF_HANDSHAKE = 32, NF_NOADDR = 64 };
 
+/* An open slot in a node's own line: "[slot->-peer]" migrating, "[slot-<-peer]" importing. */
+struct nodeopen {
+    int slot;
+    int importing;          /* 1: importing from peer; 0: migrating to peer */
+    char peer[41];
+};
+
 struct nodeinfo {
     char id[41];
     char ip[64];            /* may be empty: a fresh node does not know its own IP */
+    char hostname[64];      /* Redis 7 "ip:port@cport,hostname"; empty when absent */
     int port, bus;
     int flags;
     char master[41];        /* "-" for masters */
@@ -2092,6 +2130,7 @@ struct nodeinfo {
     int nranges;
     int (*ranges)[2];       /* owned slot ranges, inclusive */
     int open_slots;         /* [slot->-id] / [slot-<-id] entries */
+    struct nodeopen *open;  /* those entries, open_slots of them */
 };
 
 struct cview {
@@ -2100,7 +2139,7 @@ struct cview {
 };
 
 static void cview_free(struct cview *v) {
-    for (int i = 0; i < v->n; i++) free(v->nodes[i].ranges);
+    for (int i = 0; i < v->n; i++) { free(v->nodes[i].ranges); free(v->nodes[i].open); }
     free(v->nodes);
     v->nodes = NULL;
     v->n = 0;
@@ -2131,6 +2170,12 @@ static int nodes_parse_addr(const char *s, struct nodeinfo *ni) {
     if (n >= sizeof buf) return -1;
     memcpy(buf, s, n);
     buf[n] = 0;
+    if (s[n] == ',') {
+        size_t h = strcspn(s + n + 1, ",");
+        if (h >= sizeof ni->hostname) h = sizeof ni->hostname - 1;
+        memcpy(ni->hostname, s + n + 1, h);
+        ni->hostname[h] = 0;
+    }
     char *at = strchr(buf, '@');
     if (at) {
         *at = 0;
@@ -2165,9 +2210,31 @@ static int nodes_add_range(struct nodeinfo *ni, int lo, int hi) {
     return 0;
 }
 
+/* "[N->-id]" (migrating to id) or "[N-<-id]" (importing from id). */
+static int nodes_parse_open(const char *tok, size_t len, struct nodeinfo *ni) {
+    struct nodeopen o;
+    memset(&o, 0, sizeof o);
+    size_t i = 1;
+    long v = 0;
+    for (; i < len && isdigit((unsigned char)tok[i]) && v < CLUSTER_SLOTS; i++) v = v * 10 + (tok[i] - '0');
+    if (i == 1 || v >= CLUSTER_SLOTS || len < i + 3 + 1 + 1 || tok[len - 1] != ']') return -1;
+    if (memcmp(tok + i, "->-", 3) == 0) o.importing = 0;
+    else if (memcmp(tok + i, "-<-", 3) == 0) o.importing = 1;
+    else return -1;
+    size_t idlen = len - (i + 3) - 1;
+    if (idlen > 40) return -1;
+    memcpy(o.peer, tok + i + 3, idlen);
+    o.slot = (int)v;
+    struct nodeopen *grown = realloc(ni->open, (size_t)(ni->open_slots + 1) * sizeof *grown);
+    if (!grown) return -1;
+    ni->open = grown;
+    ni->open[ni->open_slots++] = o;
+    return 0;
+}
+
 /* Slot fields: "N", "A-B", "[N->-id]" or "[N-<-id]" (open slots). */
 static int nodes_parse_slot(const char *tok, size_t len, struct nodeinfo *ni) {
-    if (len > 0 && tok[0] == '[') { ni->open_slots++; return 0; }
+    if (len > 0 && tok[0] == '[') return nodes_parse_open(tok, len, ni);
     char buf[32];
     if (len == 0 || len >= sizeof buf) return -1;
     memcpy(buf, tok, len);
@@ -2237,6 +2304,7 @@ static int cview_parse(const char *text, size_t len, struct cview *v) {
         v->nodes = grown;
         if (nodes_parse_line(line, ll, &v->nodes[v->n]) < 0) {
             free(v->nodes[v->n].ranges);
+            free(v->nodes[v->n].open);
             cview_free(v);
             return -1;
         }
@@ -3411,6 +3479,8 @@ struct check_node {
     struct cview view;
     char state[32], link[32];
     char server[64];        /* "Valkey 8.0.1" from its INFO server, "" when not asked */
+    long node_timeout;      /* cluster-node-timeout, -1 when unknown */
+    int no_failover;        /* cluster-replica-no-failover yes (1), no (0), unknown (-1) */
     int reachable;
     sds err;
 };
@@ -3425,28 +3495,62 @@ static void check_nodes_free(struct check_node *cn, int n) {
 }
 
 /* Connect to one node and collect its view; failures are recorded, not fatal. */
+/* The value of a CONFIG GET reply ([name, value]), or NULL (an error: CONFIG may be
+ * renamed or not allowed for this user, which only makes the value unknown). */
+static const char *check_config_value(const struct resp *r) {
+    return r->type == RESP_ARRAY && r->n == 2 && r->elem[1]->type == RESP_BULK ? r->elem[1]->str : NULL;
+}
+
 static void check_probe(struct rc *rc, struct check_node *cn, const char *host, int port) {
-    struct resp *r[4] = { 0 };
+    enum { NR = 6 };
+    struct resp *r[NR] = { 0 };
     int64_t dl = rc_now_ms() + rc->io_timeout_ms;
+    long v;
+    cn->node_timeout = -1;
+    cn->no_failover = -1;
     if (rconn_open(rc, &cn->c, host, port) < 0 ||
         rconn_queue(rc, &cn->c, "CLUSTER", "NODES", RESP_END) < 0 ||
         rconn_queue(rc, &cn->c, "CLUSTER", "INFO", RESP_END) < 0 ||
         rconn_queue(rc, &cn->c, "INFO", "replication", RESP_END) < 0 ||
-        rconn_queue(rc, &cn->c, "INFO", "server", RESP_END) < 0) goto fail;
-    for (int k = 0; k < 4; k++) {
+        rconn_queue(rc, &cn->c, "INFO", "server", RESP_END) < 0 ||
+        rconn_queue(rc, &cn->c, "CONFIG", "GET", "cluster-node-timeout", RESP_END) < 0 ||
+        rconn_queue(rc, &cn->c, "CONFIG", "GET", "cluster-replica-no-failover", RESP_END) < 0) goto fail;
+    for (int k = 0; k < NR; k++) {
         if (!(r[k] = rconn_read(rc, &cn->c, dl))) goto fail;
-        if (r[k]->type != RESP_BULK) { rc_fail(rc, "%s: %s", cn->c.name, r[k]->type == RESP_ERROR ? r[k]->str : "unexpected reply type"); goto fail; }
+        if (k < 4 && r[k]->type != RESP_BULK) { rc_fail(rc, "%s: %s", cn->c.name, r[k]->type == RESP_ERROR ? r[k]->str : "unexpected reply type"); goto fail; }
     }
+    const char *nt = check_config_value(r[4]), *nf = check_config_value(r[5]);
+    if (nt && rc_parse_int(nt, 0, LONG_MAX, &v) == 0) cn->node_timeout = v;
+    if (nf) cn->no_failover = !strcmp(nf, "yes");
     if (cview_parse(r[0]->str, sdslen(r[0]->str), &cn->view) < 0) { rc_fail(rc, "%s: unparsable CLUSTER NODES", cn->c.name); goto fail; }
     if (info_field(r[1]->str, "cluster_state", cn->state, sizeof cn->state) < 0) snprintf(cn->state, sizeof cn->state, "?");
     if (info_field(r[2]->str, "master_link_status", cn->link, sizeof cn->link) < 0) cn->link[0] = 0;
     info_server_desc(r[3]->str, cn->server, sizeof cn->server);
     cn->reachable = 1;
-    for (int k = 0; k < 4; k++) resp_free(r[k]);
+    for (int k = 0; k < NR; k++) resp_free(r[k]);
     return;
 fail:
     cn->err = sdsdup(rc->err ? rc->err : "unknown error");
-    for (int k = 0; k < 4; k++) resp_free(r[k]);
+    for (int k = 0; k < NR; k++) resp_free(r[k]);
+}
+
+/* Warnings that do not make a cluster unhealthy: nodes that disagree on
+ * cluster-node-timeout fail over unevenly. */
+static void check_warn_timeouts(struct rc *rc, const struct check_node *cn, int n) {
+    for (int i = 1; i < n; i++)
+        if (cn[i].node_timeout >= 0 && cn[0].node_timeout >= 0 && cn[i].node_timeout != cn[0].node_timeout) {
+            rc_warn(rc, "nodes disagree on cluster-node-timeout: %s has %ld ms, %s has %ld ms (rcluster set-timeout ADDR MS sets one value everywhere)",
+                    cn[0].c.name, cn[0].node_timeout, cn[i].c.name, cn[i].node_timeout);
+            break;
+        }
+    /* cluster-node-timeout 500 with cluster-replica-no-failover yes is what rcluster sets
+     * while forming: a formation whose restore failed (or was cut short) left them. */
+    for (int i = 0; i < n; i++)
+        if (cn[i].node_timeout == 500 && cn[i].no_failover == 1) {
+            rc_warn(rc, "%s still carries rcluster's formation settings (cluster-node-timeout 500, cluster-replica-no-failover "
+                        "yes): its replicas will not fail over; set them back with CONFIG SET (or rcluster set-timeout)", cn[i].c.name);
+            return;
+        }
 }
 
 static sds check_add_problem(sds problems, int *count, const char *fmt, ...) {
@@ -3469,6 +3573,22 @@ static sds check_servers(struct check_node *cn, int n) {
     sds s = info_servers_summary(desc, n);
     free(desc);
     return s;
+}
+
+/* Slots that two masters claim in their own lines (redis-cli's multiple owners). */
+static sds check_multiple_owners(sds problems, int *np, const struct check_node *cn, int n) {
+    unsigned char *claims = calloc(CLUSTER_SLOTS, 1);
+    if (!claims) return problems;
+    for (int i = 0; i < n; i++) {
+        const struct nodeinfo *me = cn[i].reachable ? cview_myself((struct cview *)&cn[i].view) : NULL;
+        if (!me || !(me->flags & NF_MASTER)) continue;
+        for (int r = 0; r < me->nranges; r++)
+            for (int k = me->ranges[r][0]; k <= me->ranges[r][1]; k++) if (claims[k] < 255) claims[k]++;
+    }
+    for (int k = 0; k < CLUSTER_SLOTS; k++)
+        if (claims[k] > 1) problems = check_add_problem(problems, np, "slot %d is claimed by %d masters (rcluster fix --search-multiple-owners)", k, claims[k]);
+    free(claims);
+    return problems;
 }
 
 static void check_print_json(struct check_node *cn, int n, int healthy, const char *problems) {
@@ -3561,13 +3681,18 @@ static int engine_check(struct rc *rc, const char *host, int port, int quiet_rep
     struct rconn seedc;
     struct cview seed = { 0 };
     if (rconn_open(rc, &seedc, host, port) < 0) { rconn_free(&seedc); return -1; }
-    sds text = rconn_call_str(rc, &seedc, "CLUSTER NODES", "CLUSTER", "NODES", RESP_END);
-    rconn_free(&seedc);
-    if (!text) {
-        if (strstr(rc->err, "cluster support disabled"))
-            rc_fail(rc, "%s:%d: cluster mode is disabled (cluster_enabled:0)", host, port);
-        return -1;
+    /* cluster_enabled decides "not a cluster", not the words of CLUSTER NODES' refusal. */
+    sds info = rconn_call_str(rc, &seedc, "INFO cluster", "INFO", "cluster", RESP_END);
+    char enabled[8] = "";
+    if (info && (info_field(info, "cluster_enabled", enabled, sizeof enabled) < 0 || strcmp(enabled, "1") != 0)) {
+        sdsfree(info);
+        rconn_free(&seedc);
+        return rc_fail_as(rc, RC_ERR_NOT_CLUSTER, "%s:%d: cluster mode is disabled (cluster_enabled:0)", host, port);
     }
+    sds text = info ? rconn_call_str(rc, &seedc, "CLUSTER NODES", "CLUSTER", "NODES", RESP_END) : NULL;
+    sdsfree(info);
+    rconn_free(&seedc);
+    if (!text) return -1;
     int bad = cview_parse(text, sdslen(text), &seed);
     sdsfree(text);
     if (bad < 0 || seed.n == 0) { cview_free(&seed); return rc_fail(rc, "%s:%d: cannot parse its CLUSTER NODES reply", host, port); }
@@ -3609,6 +3734,8 @@ static int engine_check(struct rc *rc, const char *host, int port, int quiet_rep
     }
     if (covered != CLUSTER_SLOTS) problems = check_add_problem(problems, &np, "only %d of %d slots are covered", covered, CLUSTER_SLOTS);
     if (open) problems = check_add_problem(problems, &np, "%d open (migrating/importing) slot(s)", open);
+    problems = check_multiple_owners(problems, &np, cn, n);
+    check_warn_timeouts(rc, cn, n);
     int healthy = np == 0;
     if (!quiet_report) {
         if (rc->json) check_print_json(cn, n, healthy, problems);
@@ -3624,6 +3751,2277 @@ static int engine_check(struct rc *rc, const char *host, int port, int quiet_rep
     check_nodes_free(cn, n);
     cview_free(&seed);
     return healthy ? 0 : 1;
+}
+
+/* ====================================================================== */
+/* 7a. Cluster session: every node of a running cluster; judges; actions   */
+/* ====================================================================== */
+
+/* Day-2 commands work on a cluster that already runs. A session holds one connection
+ * per node reached from one seed (the seed's CLUSTER NODES lists them), each with the
+ * number of replies still owed to it, and that node's own view. Judges only read views
+ * and return findings; actions only queue commands. The commands in 7b are built from
+ * these three parts and never read struct rc fields to learn their arguments. */
+
+struct snode {
+    char id[41];
+    char ip[64];            /* as the cluster announces it: how the other nodes reach it */
+    int port, bus;
+    char conn_ip[64];       /* how we reach it (the seed: as the user wrote it) */
+    int conn_port;
+    struct rconn c;
+    int up;                 /* connected and answered the first questions */
+    int owed;               /* replies queued and not yet read */
+    sds err;                /* why it is not up */
+    int err_kind;
+    struct cview view;      /* its own CLUSTER NODES */
+    struct nodeinfo *me;    /* its own line in view, NULL when not up */
+    const struct nodeinfo *line; /* the seed's line for it */
+    long long keys;         /* DBSIZE */
+    long node_timeout;      /* cluster-node-timeout in ms, -1 when unknown */
+    char state[16];         /* cluster_state from CLUSTER INFO */
+};
+
+struct session {
+    struct rc *rc;
+    struct cview map;       /* the seed's CLUSTER NODES: who belongs to the cluster */
+    struct snode *nodes;
+    int n;
+    int seed;               /* index of the seed in nodes */
+    int dry;                /* actions print what they would send instead of sending */
+};
+
+static void sess_free(struct session *s) {
+    for (int i = 0; i < s->n; i++) {
+        rconn_free(&s->nodes[i].c);
+        sdsfree(s->nodes[i].err);
+        cview_free(&s->nodes[i].view);
+    }
+    free(s->nodes);
+    cview_free(&s->map);
+    memset(s, 0, sizeof *s);
+}
+
+/* Does ni own slot? */
+static int nodeinfo_owns(const struct nodeinfo *ni, int slot) {
+    for (int r = 0; r < ni->nranges; r++)
+        if (slot >= ni->ranges[r][0] && slot <= ni->ranges[r][1]) return 1;
+    return 0;
+}
+
+/* Role as the node says itself, or as the seed says when it cannot be asked. */
+static int snode_is_master(const struct snode *x) {
+    const struct nodeinfo *ni = x->me ? x->me : x->line;
+    return ni && (ni->flags & NF_MASTER) && !(ni->flags & NF_SLAVE);
+}
+
+/* The slots a node owns, as it says itself (the seed's line when it cannot be asked). */
+static const struct nodeinfo *snode_slots(const struct snode *x) { return x->me ? x->me : x->line; }
+
+static const char *snode_master_id(const struct snode *x) {
+    const struct nodeinfo *ni = x->me ? x->me : x->line;
+    return ni ? ni->master : "-";
+}
+
+static int snode_slot_count(const struct snode *x) {
+    const struct nodeinfo *ni = snode_slots(x);
+    return ni ? nodeinfo_slot_count(ni) : 0;
+}
+
+static void snode_fail(struct rc *rc, struct snode *x) {
+    sdsfree(x->err);
+    x->err = sdsdup(rc->err ? rc->err : "unknown failure");
+    x->err_kind = rc->err_kind;
+    x->up = 0;
+    rconn_close(&x->c);
+}
+
+/* Find a node by full id, unique id prefix (4+ characters) or ip:port. Returns its
+ * index, -1 when none matches and -2 when the prefix is ambiguous. */
+static int sess_find(const struct session *s, const char *spec) {
+    int found = -1;
+    size_t len = strlen(spec);
+    for (int i = 0; i < s->n; i++) {
+        const struct snode *x = &s->nodes[i];
+        char ap[128];
+        snprintf(ap, sizeof ap, "%s:%d", x->ip, x->port);
+        if (strcasecmp(x->id, spec) == 0 || strcmp(ap, spec) == 0) return i;
+        if (len >= 4 && len < 40 && strncasecmp(x->id, spec, len) == 0) {
+            if (found >= 0) return -2;
+            found = i;
+        }
+    }
+    return found;
+}
+
+static int sess_index_of(const struct session *s, const char *id) {
+    for (int i = 0; i < s->n; i++) if (strcmp(s->nodes[i].id, id) == 0) return i;
+    return -1;
+}
+
+/* --- Queue and replies -------------------------------------------------- */
+
+/* Queue one command on x (or print it under --dry-run); its reply is owed. */
+static int sess_queue_argv(struct session *s, struct snode *x, int argc, const char **argv) {
+    if (s->dry) {
+        printf("would send to %s:%d:", x->ip, x->port);
+        for (int i = 0; i < argc; i++) printf(" %s", argv[i][0] ? argv[i] : "\"\"");
+        printf("\n");
+        return 0;
+    }
+    if (!x->up) return rc_fail_as(s->rc, RC_ERR_UNREACHABLE, "%s:%d is not reachable: %s", x->ip, x->port, x->err ? x->err : "?");
+    if (rconn_queue_argv(s->rc, &x->c, argc, argv) < 0) return -1;
+    x->owed++;
+    return 0;
+}
+
+static int sess_queue(struct session *s, struct snode *x, const char *arg0, ...) {
+    const char *argv[RCONN_MAX_ARGS];
+    va_list ap;
+    va_start(ap, arg0);
+    int argc = rconn_collect_args(argv, arg0, ap);
+    va_end(ap);
+    return sess_queue_argv(s, x, argc, argv);
+}
+
+/* Send what is queued on every node, so that they all work at once. */
+static int sess_flush_all(struct session *s) {
+    int64_t dl = rc_now_ms() + s->rc->io_timeout_ms;
+    for (int i = 0; i < s->n; i++) {
+        struct snode *x = &s->nodes[i];
+        if (x->up && x->c.wbuf && sdslen(x->c.wbuf) && rconn_flush(s->rc, &x->c, dl) < 0) {
+            snode_fail(s->rc, x);
+            return rc_wrap(s->rc, "%s:%d", x->ip, x->port);
+        }
+    }
+    return 0;
+}
+
+/* Read the next owed reply of x (an -ERR reply is a reply, not a failure); extra_ms
+ * extends the deadline for slow commands such as MIGRATE. */
+static struct resp *sess_reply(struct session *s, struct snode *x, int extra_ms) {
+    if (x->owed <= 0) { rc_fail(s->rc, "%s:%d: no reply is owed", x->ip, x->port); return NULL; }
+    struct resp *r = rconn_read(s->rc, &x->c, rc_now_ms() + s->rc->io_timeout_ms + extra_ms);
+    if (!r) { snode_fail(s->rc, x); return NULL; }
+    x->owed--;
+    return r;
+}
+
+/* Read every reply x owes; the first -ERR becomes the failure (after all are read). */
+static int sess_drain(struct session *s, struct snode *x, const char *what) {
+    int ret = 0;
+    sds first = NULL;
+    while (x->owed > 0) {
+        struct resp *r = sess_reply(s, x, 0);
+        if (!r) { sdsfree(first); return rc_wrap(s->rc, "%s", what); }
+        if (r->type == RESP_ERROR && !first) first = sdsdup(r->str);
+        resp_free(r);
+    }
+    if (first) ret = rc_fail(s->rc, "%s:%d: %s: %s", x->ip, x->port, what, first);
+    sdsfree(first);
+    return ret;
+}
+
+/* Flush everything and read every owed reply on every node. */
+static int sess_drain_all(struct session *s, const char *what) {
+    if (s->dry) return 0;
+    int ret = sess_flush_all(s);
+    for (int i = 0; i < s->n; i++)
+        if (s->nodes[i].up && s->nodes[i].owed && sess_drain(s, &s->nodes[i], what) < 0) ret = -1;
+    return ret;
+}
+
+/* --- Opening a session ---------------------------------------------------- */
+
+/* The first questions every node answers: its view, its size, its timeout. */
+static int sess_probe_queue(struct session *s, struct snode *x) {
+    struct rc *rc = s->rc;
+    if (rconn_queue(rc, &x->c, "CLUSTER", "NODES", RESP_END) < 0 ||
+        rconn_queue(rc, &x->c, "DBSIZE", RESP_END) < 0 ||
+        rconn_queue(rc, &x->c, "CONFIG", "GET", "cluster-node-timeout", RESP_END) < 0 ||
+        rconn_queue(rc, &x->c, "CLUSTER", "INFO", RESP_END) < 0) return -1;
+    x->owed += 4;
+    return rconn_flush(rc, &x->c, rc_now_ms() + rc->io_timeout_ms);
+}
+
+static int sess_probe_read(struct session *s, struct snode *x) {
+    struct rc *rc = s->rc;
+    struct resp *r[4] = { 0 };
+    int ret = -1;
+    for (int k = 0; k < 4; k++)
+        if (!(r[k] = sess_reply(s, x, 0))) goto out;
+    /* A replica loading its first sync answers LOADING for a moment: it is up, its
+     * last view stays. */
+    if (r[0]->type == RESP_ERROR && strncmp(r[0]->str, "LOADING", 7) == 0 && x->me) {
+        snprintf(x->state, sizeof x->state, "loading");
+        ret = 0;
+        goto out;
+    }
+    if (r[0]->type == RESP_ERROR && strncmp(r[0]->str, "NOAUTH", 6) == 0) {
+        rc_fail_as(rc, RC_ERR_AUTH, "%s: %s (give the password with --password or --password-file)", x->c.name, r[0]->str);
+        goto out;
+    }
+    if (r[0]->type != RESP_BULK || r[1]->type != RESP_INTEGER) {
+        rc_fail_as(rc, RC_ERR_NOT_CLUSTER, "%s: CLUSTER NODES: %s", x->c.name, r[0]->type == RESP_ERROR ? r[0]->str : "unexpected reply");
+        goto out;
+    }
+    cview_free(&x->view);
+    if (cview_parse(r[0]->str, sdslen(r[0]->str), &x->view) < 0 || !(x->me = cview_myself(&x->view))) {
+        rc_fail(rc, "%s: cannot parse its CLUSTER NODES reply", x->c.name);
+        goto out;
+    }
+    x->keys = r[1]->integer;
+    x->node_timeout = -1;
+    long v;
+    if (r[2]->type == RESP_ARRAY && r[2]->n == 2 && r[2]->elem[1]->type == RESP_BULK &&
+        rc_parse_int(r[2]->elem[1]->str, 0, LONG_MAX, &v) == 0) x->node_timeout = v;
+    if (r[3]->type != RESP_BULK || info_field(r[3]->str, "cluster_state", x->state, sizeof x->state) < 0) snprintf(x->state, sizeof x->state, "?");
+    x->up = 1;
+    ret = 0;
+out:
+    for (int k = 0; k < 4; k++) resp_free(r[k]);
+    if (ret < 0) snode_fail(rc, x);
+    return ret;
+}
+
+/* Ask the seed who is in the cluster. cluster_enabled:0 and NOAUTH get their own kinds. */
+static int sess_read_map(struct session *s, struct rconn *c) {
+    struct rc *rc = s->rc;
+    struct resp *info = NULL, *nodes = NULL;
+    int ret = -1;
+    int64_t dl = rc_now_ms() + rc->io_timeout_ms;
+    if (rconn_queue(rc, c, "INFO", "cluster", RESP_END) < 0 || rconn_queue(rc, c, "CLUSTER", "NODES", RESP_END) < 0 ||
+        !(info = rconn_read(rc, c, dl)) || !(nodes = rconn_read(rc, c, dl))) goto out;
+    char buf[16];
+    if (info->type == RESP_ERROR && strncmp(info->str, "NOAUTH", 6) == 0)
+        rc_fail_as(rc, RC_ERR_AUTH, "%s: %s (give the password with --password or --password-file)", c->name, info->str);
+    else if (info->type != RESP_BULK)
+        rc_fail(rc, "%s: INFO cluster: %s", c->name, info->type == RESP_ERROR ? info->str : "unexpected reply");
+    else if (info_field(info->str, "cluster_enabled", buf, sizeof buf) < 0 || strcmp(buf, "1") != 0)
+        rc_fail_as(rc, RC_ERR_NOT_CLUSTER, "%s: cluster mode is disabled (cluster_enabled:0): not part of a cluster", c->name);
+    else if (nodes->type != RESP_BULK)
+        rc_fail(rc, "%s: CLUSTER NODES: %s", c->name, nodes->type == RESP_ERROR ? nodes->str : "unexpected reply");
+    else if (cview_parse(nodes->str, sdslen(nodes->str), &s->map) < 0 || !cview_myself(&s->map))
+        rc_fail(rc, "%s: cannot parse its CLUSTER NODES reply", c->name);
+    else ret = 0;
+out:
+    resp_free(info);
+    resp_free(nodes);
+    return ret;
+}
+
+/* Connect to the seed, learn the members from it, connect to each and ask every one
+ * its view. Members that cannot be asked are kept with up = 0 and the reason. */
+static int sess_open(struct rc *rc, struct session *s, const struct addr *seed) {
+    memset(s, 0, sizeof *s);
+    s->rc = rc;
+    struct rconn c;
+    if (rconn_open(rc, &c, seed->ip, seed->port) < 0 || sess_read_map(s, &c) < 0) {
+        rconn_free(&c);
+        return -1;
+    }
+    if (!(s->nodes = calloc((size_t)s->map.n, sizeof *s->nodes))) { rconn_free(&c); return rc_fail_oom(rc); }
+    for (int i = 0; i < s->map.n; i++) {
+        const struct nodeinfo *ni = &s->map.nodes[i];
+        if (ni->flags & NF_HANDSHAKE) continue;
+        struct snode *x = &s->nodes[s->n];
+        x->c.fd = -1;
+        x->line = ni;
+        memcpy(x->id, ni->id, sizeof x->id);
+        snprintf(x->ip, sizeof x->ip, "%s", ni->ip[0] ? ni->ip : seed->ip);
+        x->port = ni->port;
+        x->bus = ni->bus;
+        snprintf(x->conn_ip, sizeof x->conn_ip, "%s", x->ip);
+        x->conn_port = x->port;
+        if (ni->flags & NF_MYSELF) {
+            s->seed = s->n;
+            snprintf(x->conn_ip, sizeof x->conn_ip, "%s", seed->ip);
+            x->conn_port = seed->port;
+            x->c = c;
+            c.name = NULL; c.fd = -1; c.rbuf = c.wbuf = NULL;
+            x->up = 1;
+        }
+        s->n++;
+    }
+    rconn_free(&c);
+    for (int i = 0; i < s->n; i++) {
+        struct snode *x = &s->nodes[i];
+        /* A noaddr node is a member nobody can reach (its address went to another node). */
+        if (!x->up && (x->line->flags & NF_NOADDR)) { rc_fail_as(rc, RC_ERR_UNREACHABLE, "no address known (noaddr)"); snode_fail(rc, x); continue; }
+        if (!x->up && rconn_open(rc, &x->c, x->conn_ip, x->conn_port) < 0) { snode_fail(rc, x); continue; }
+        x->up = 1;
+        if (sess_probe_queue(s, x) < 0) snode_fail(rc, x);
+    }
+    for (int i = 0; i < s->n; i++)
+        if (s->nodes[i].up) sess_probe_read(s, &s->nodes[i]);
+    struct snode *sx = &s->nodes[s->seed];
+    if (!sx->up) { rc_fail_kind_msg(rc, sx->err_kind, sdsdup(sx->err)); return -1; }
+    /* A node refusing our password is a wrong password, not a dead node. */
+    for (int i = 0; i < s->n; i++)
+        if (!s->nodes[i].up && s->nodes[i].err_kind == RC_ERR_AUTH)
+            return rc_fail_kind_msg(rc, RC_ERR_AUTH, sdsdup(s->nodes[i].err));
+    return 0;
+}
+
+/* Ask every reachable node for its view again (after a change). */
+static int sess_refresh(struct session *s) {
+    for (int i = 0; i < s->n; i++) {
+        struct snode *x = &s->nodes[i];
+        if (x->up && sess_probe_queue(s, x) < 0) snode_fail(s->rc, x);
+    }
+    for (int i = 0; i < s->n; i++)
+        if (s->nodes[i].up) sess_probe_read(s, &s->nodes[i]);
+    return 0;
+}
+
+/* owner[slot] = index of the master that says it owns slot (its own line); -1 none.
+ * A slot two masters claim goes to the first; judge_multiple_owners reports it. */
+static void sess_owner_map(const struct session *s, int *owner) {
+    for (int k = 0; k < CLUSTER_SLOTS; k++) owner[k] = -1;
+    for (int i = 0; i < s->n; i++) {
+        const struct snode *x = &s->nodes[i];
+        const struct nodeinfo *ni = snode_slots(x);
+        if (!snode_is_master(x) || !ni) continue;
+        for (int r = 0; r < ni->nranges; r++)
+            for (int k = ni->ranges[r][0]; k <= ni->ranges[r][1]; k++)
+                if (owner[k] < 0) owner[k] = i;
+    }
+}
+
+static int sess_count_replicas(const struct session *s, const char *master_id) {
+    int c = 0;
+    for (int i = 0; i < s->n; i++)
+        if (!snode_is_master(&s->nodes[i]) && strcmp(snode_master_id(&s->nodes[i]), master_id) == 0) c++;
+    return c;
+}
+
+/* --- Judges: read views, return findings ------------------------------------ */
+
+enum finding_kind { FIND_UNREACHABLE = 1, FIND_STATE, FIND_FAILING, FIND_OPEN_SLOT, FIND_UNCOVERED,
+                    FIND_DISAGREE, FIND_MULTI_OWNER, FIND_TIMEOUT_MISMATCH };
+
+struct finding {
+    int kind;
+    int node;               /* index of the node it is about, -1 when none */
+    int slot;               /* -1 when none */
+    int warn;               /* a warning, not a health problem */
+    sds text;
+};
+
+struct findings {
+    struct finding *v;
+    int n;
+};
+
+static void findings_free(struct findings *f) {
+    for (int i = 0; i < f->n; i++) sdsfree(f->v[i].text);
+    free(f->v);
+    f->v = NULL;
+    f->n = 0;
+}
+
+__attribute__((format(printf, 6, 7)))
+static int findings_add(struct findings *f, int kind, int node, int slot, int warn, const char *fmt, ...) {
+    struct finding *grown = realloc(f->v, (size_t)(f->n + 1) * sizeof *grown);
+    if (!grown) return -1;
+    f->v = grown;
+    va_list ap;
+    va_start(ap, fmt);
+    sds t = rc_vcatprintf(sdsempty(), fmt, ap);
+    va_end(ap);
+    if (!t) return -1;
+    f->v[f->n++] = (struct finding){ kind, node, slot, warn, t };
+    return 0;
+}
+
+static int judge_reachable(const struct session *s, struct findings *f) {
+    for (int i = 0; i < s->n; i++) {
+        const struct snode *x = &s->nodes[i];
+        if (!x->up && findings_add(f, FIND_UNREACHABLE, i, -1, 0, "%s:%d unreachable: %s", x->ip, x->port, x->err ? x->err : "?") < 0) return -1;
+        if (x->up && strcmp(x->state, "ok") != 0 &&
+            findings_add(f, FIND_STATE, i, -1, 0, "%s:%d reports cluster_state:%s", x->ip, x->port, x->state) < 0) return -1;
+    }
+    return 0;
+}
+
+/* Every open slot each master reports in its own line. Valkey 8 replicates SETSLOT to
+ * replicas, which then show their master's open slots: those are no extra problem, and
+ * closing the slot on the master closes it on them. */
+static int judge_open_slots(const struct session *s, struct findings *f) {
+    for (int i = 0; i < s->n; i++) {
+        const struct snode *x = &s->nodes[i];
+        for (int k = 0; x->me && snode_is_master(x) && k < x->me->open_slots; k++) {
+            const struct nodeopen *o = &x->me->open[k];
+            int p = sess_index_of(s, o->peer);
+            char peer[128];
+            if (p >= 0) snprintf(peer, sizeof peer, "%s:%d", s->nodes[p].ip, s->nodes[p].port);
+            else snprintf(peer, sizeof peer, "unknown node %.40s", o->peer);
+            if (findings_add(f, FIND_OPEN_SLOT, i, o->slot, 0, "slot %d is open on %s:%d: %s %s", o->slot, x->ip, x->port,
+                             o->importing ? "importing from" : "migrating to", peer) < 0) return -1;
+        }
+    }
+    return 0;
+}
+
+static int judge_coverage(const struct session *s, struct findings *f) {
+    int *owner = malloc(CLUSTER_SLOTS * sizeof *owner);
+    if (!owner) return -1;
+    sess_owner_map(s, owner);
+    int ret = 0;
+    for (int k = 0; k < CLUSTER_SLOTS && ret == 0; k++) {
+        if (owner[k] >= 0) continue;
+        int e = k;
+        while (e + 1 < CLUSTER_SLOTS && owner[e + 1] < 0) e++;
+        ret = e == k ? findings_add(f, FIND_UNCOVERED, -1, k, 0, "slot %d is not covered by any master", k)
+                     : findings_add(f, FIND_UNCOVERED, -1, k, 0, "slots %d-%d are not covered by any master", k, e);
+        k = e;
+    }
+    free(owner);
+    return ret;
+}
+
+/* Slots two masters both claim in their own lines (redis-cli's multiple owners). */
+static int judge_multiple_owners(const struct session *s, struct findings *f) {
+    unsigned char *claims = calloc(CLUSTER_SLOTS, 1);
+    if (!claims) return -1;
+    for (int i = 0; i < s->n; i++) {
+        const struct snode *x = &s->nodes[i];
+        if (!x->me || !snode_is_master(x)) continue;
+        for (int r = 0; r < x->me->nranges; r++)
+            for (int k = x->me->ranges[r][0]; k <= x->me->ranges[r][1]; k++) if (claims[k] < 255) claims[k]++;
+    }
+    int ret = 0;
+    for (int k = 0; k < CLUSTER_SLOTS && ret == 0; k++)
+        if (claims[k] > 1) ret = findings_add(f, FIND_MULTI_OWNER, -1, k, 0, "slot %d is claimed by %d masters", k, claims[k]);
+    free(claims);
+    return ret;
+}
+
+/* Every reachable node sees the same slot map, and sees no node failing. */
+static int judge_agreement(const struct session *s, struct findings *f) {
+    sds sig0 = NULL;
+    int ret = 0;
+    for (int i = 0; i < s->n && ret == 0; i++) {
+        const struct snode *x = &s->nodes[i];
+        if (!x->up) continue;
+        for (int j = 0; j < x->view.n && ret == 0; j++) {
+            const struct nodeinfo *o = &x->view.nodes[j];
+            if (o->flags & (NF_FAIL | NF_PFAIL))
+                ret = findings_add(f, FIND_FAILING, i, -1, 0, "%s:%d sees %s:%d as %s", x->ip, x->port, o->ip, o->port,
+                                   (o->flags & NF_FAIL) ? "failed" : "possibly failed");
+        }
+        sds sig = cview_signature(&x->view);
+        if (!sig) { ret = -1; break; }
+        if (!sig0) { sig0 = sig; continue; }
+        if (strcmp(sig, sig0) != 0)
+            ret = findings_add(f, FIND_DISAGREE, i, -1, 0, "%s:%d does not agree with the other nodes about the slot map", x->ip, x->port);
+        sdsfree(sig);
+    }
+    sdsfree(sig0);
+    return ret;
+}
+
+/* Nodes of one cluster with different cluster-node-timeout values fail over unevenly. */
+static int judge_node_timeout(const struct session *s, struct findings *f) {
+    long first = -1;
+    int fi = -1;
+    for (int i = 0; i < s->n; i++) {
+        const struct snode *x = &s->nodes[i];
+        if (!x->up || x->node_timeout < 0) continue;
+        if (fi < 0) { first = x->node_timeout; fi = i; continue; }
+        if (x->node_timeout != first)
+            return findings_add(f, FIND_TIMEOUT_MISMATCH, i, -1, 1, "nodes disagree on cluster-node-timeout: %s:%d has %ld ms, %s:%d has %ld ms "
+                                "(rcluster set-timeout ADDR MS sets one value everywhere)", s->nodes[fi].ip, s->nodes[fi].port, first, x->ip, x->port, x->node_timeout);
+    }
+    return 0;
+}
+
+/* The judges a mutating command runs before it changes anything. */
+static int judge_all(const struct session *s, struct findings *f, int multi_owners) {
+    if (judge_reachable(s, f) < 0 || judge_open_slots(s, f) < 0 || judge_coverage(s, f) < 0 ||
+        judge_agreement(s, f) < 0 || judge_node_timeout(s, f) < 0) return -1;
+    if (multi_owners && judge_multiple_owners(s, f) < 0) return -1;
+    return 0;
+}
+
+/* --- Actions: queue commands, read nothing ------------------------------------ */
+
+static int act_setslot(struct session *s, struct snode *x, int slot, const char *how, const char *id) {
+    char num[16];
+    snprintf(num, sizeof num, "%d", slot);
+    if (!id) return sess_queue(s, x, "CLUSTER", "SETSLOT", num, how, RESP_END);
+    return sess_queue(s, x, "CLUSTER", "SETSLOT", num, how, id, RESP_END);
+}
+
+static int act_forget(struct session *s, struct snode *x, const char *id) {
+    return sess_queue(s, x, "CLUSTER", "FORGET", id, RESP_END);
+}
+
+static int act_replicate(struct session *s, struct snode *x, const char *master_id) {
+    return sess_queue(s, x, "CLUSTER", "REPLICATE", master_id, RESP_END);
+}
+
+static int act_reset(struct session *s, struct snode *x) {
+    return sess_queue(s, x, "CLUSTER", "RESET", "SOFT", RESP_END);
+}
+
+static int act_meet(struct session *s, struct snode *x, const char *ip, int port, int bus) {
+    char p[16], b[16];
+    snprintf(p, sizeof p, "%d", port);
+    snprintf(b, sizeof b, "%d", bus);
+    if (bus && bus != port + 10000) return sess_queue(s, x, "CLUSTER", "MEET", ip, p, b, RESP_END);
+    return sess_queue(s, x, "CLUSTER", "MEET", ip, p, RESP_END);
+}
+
+static int act_addslots(struct session *s, struct snode *x, int slot) {
+    char num[16];
+    snprintf(num, sizeof num, "%d", slot);
+    return sess_queue(s, x, "CLUSTER", "ADDSLOTS", num, RESP_END);
+}
+
+static sds resp_cat_bulk(sds out, const char *p, size_t len) {
+    out = rc_catprintf(out, "$%zu\r\n", len);
+    out = rc_catlen(out, p, len);
+    return rc_catlen(out, "\r\n", 2);
+}
+
+struct move_opts {
+    int batch;              /* keys per GETKEYSINSLOT / MIGRATE at first */
+    int batch_max;          /* a slot with many keys grows its batch up to this */
+    int timeout_ms;         /* MIGRATE's own timeout */
+    int replace;            /* MIGRATE ... REPLACE: overwrite keys the target already has */
+    int window;             /* slots in flight at once */
+};
+
+/* Queue MIGRATE of the keys in a GETKEYSINSLOT reply from src to dst, with AUTH/AUTH2
+ * when we authenticate ourselves (the nodes of one cluster share the password). */
+static int act_migrate(struct session *s, struct snode *src, const struct snode *dst, const struct move_opts *o,
+                       const struct resp *keys) {
+    struct rc *rc = s->rc;
+    char port[16], tmo[16];
+    snprintf(port, sizeof port, "%d", dst->port);
+    snprintf(tmo, sizeof tmo, "%d", o->timeout_ms);
+    const char *head[12];
+    int nh = 0;
+    head[nh++] = "MIGRATE"; head[nh++] = dst->ip; head[nh++] = port; head[nh++] = ""; head[nh++] = "0"; head[nh++] = tmo;
+    if (o->replace) head[nh++] = "REPLACE";
+    if (rc->password && rc->user) { head[nh++] = "AUTH2"; head[nh++] = rc->user; head[nh++] = rc->password; }
+    else if (rc->password) { head[nh++] = "AUTH"; head[nh++] = rc->password; }
+    head[nh++] = "KEYS";
+    if (!src->c.wbuf && !(src->c.wbuf = sdsempty())) return rc_fail_oom(rc);
+    sds out = rc_catprintf(src->c.wbuf, "*%zu\r\n", (size_t)nh + keys->n);
+    for (int i = 0; i < nh; i++) out = resp_cat_bulk(out, head[i], strlen(head[i]));
+    for (size_t i = 0; i < keys->n; i++) out = resp_cat_bulk(out, keys->elem[i]->str, sdslen(keys->elem[i]->str));
+    src->c.wbuf = out;
+    if (!out) return rc_fail_oom(rc);
+    src->owed++;
+    return 0;
+}
+
+/* --- Moving slots with their keys --------------------------------------------- */
+
+/* One slot to move. Moves run in windows: every phase is queued for all the slots of
+ * the window on all the nodes involved, then the replies are read, so a window costs
+ * about five round trips whatever its size, and slots of different sources move at
+ * the same time (each source runs its own MIGRATEs). */
+struct move {
+    int slot, src, dst;
+    int importing, migrating;  /* SETSLOT accepted on dst / src */
+    int touched;               /* a MIGRATE was sent: keys may be on both sides */
+    int batch;                 /* keys asked for next */
+    int done, failed;
+    struct resp *keys;         /* the next keys to migrate (GETKEYSINSLOT's answer) */
+    long long moved;
+};
+
+struct mover {
+    struct session *s;
+    const struct move_opts *o;
+    struct move *mv;
+    int n;
+    int slots_done;
+    long long keys_moved;
+    int64_t t0, last_report;
+    int tty;
+    sds first_error;           /* the first slot that failed, and why */
+    int64_t phase_ms[3];       /* time in open / migrate / close, for --verbose */
+};
+
+static void mover_fail_move(struct mover *m, struct move *mv, const char *why) {
+    mv->failed = 1;
+    if (!m->first_error) {
+        struct snode *src = &m->s->nodes[mv->src], *dst = &m->s->nodes[mv->dst];
+        m->first_error = rc_sprintf("slot %d (%s:%d -> %s:%d): %s", mv->slot, src->ip, src->port, dst->ip, dst->port, why);
+    }
+}
+
+static void mover_progress(struct mover *m, int final) {
+    struct rc *rc = m->s->rc;
+    int64_t now = rc_now_ms();
+    if (rc->quiet || (!final && now - m->last_report < (m->tty ? 200 : 3000))) return;
+    m->last_report = now;
+    double secs = (double)(now - m->t0) / 1000.0;
+    double rate = secs > 0 ? (double)m->keys_moved / secs : 0;
+    double eta = m->slots_done > 0 ? secs * (double)(m->n - m->slots_done) / m->slots_done : 0;
+    char line[256];
+    snprintf(line, sizeof line, "moved %d/%d slots (%d%%), %lld keys, %.0f keys/s, %s %.0f s", m->slots_done, m->n,
+             m->n ? m->slots_done * 100 / m->n : 100, m->keys_moved, rate, final ? "took" : "ETA", final ? secs : eta);
+    if (m->tty) fprintf(stderr, "\r\033[K%s%s", line, final ? "\n" : "");
+    else fprintf(stderr, ">>> %s\n", line);
+}
+
+/* Read one reply owed by node idx for a move; a dropped connection fails the run. */
+static struct resp *mover_reply(struct mover *m, int idx, int extra_ms) {
+    struct resp *r = sess_reply(m->s, &m->s->nodes[idx], extra_ms);
+    if (!r) rc_wrap(m->s->rc, "moving slots");
+    return r;
+}
+
+/* Keys in flight are held in memory (GETKEYSINSLOT's answers): at most this many per
+ * round across the window, which keeps the peak RSS of a big move under 16 MB. */
+#define MOVER_KEY_BUDGET 48000
+
+/* Phase 1: target IMPORTING; phase 2: source MIGRATING plus the first keys. */
+static int mover_open(struct mover *m, struct move *w, int nw) {
+    struct session *s = m->s;
+    for (int i = 0; i < nw; i++)
+        if (act_setslot(s, &s->nodes[w[i].dst], w[i].slot, "IMPORTING", s->nodes[w[i].src].id) < 0) return -1;
+    if (sess_flush_all(s) < 0) return -1;
+    for (int i = 0; i < nw; i++) {
+        struct resp *r = mover_reply(m, w[i].dst, 0);
+        if (!r) return -1;
+        if (r->type == RESP_ERROR) mover_fail_move(m, &w[i], r->str);
+        else w[i].importing = 1;
+        resp_free(r);
+    }
+    char batch[16];
+    int first = m->o->batch < MOVER_KEY_BUDGET / nw ? m->o->batch : MOVER_KEY_BUDGET / nw;
+    snprintf(batch, sizeof batch, "%d", first > 10 ? first : 10);
+    for (int i = 0; i < nw; i++) {
+        if (w[i].failed) continue;
+        w[i].batch = m->o->batch;
+        char num[16];
+        snprintf(num, sizeof num, "%d", w[i].slot);
+        if (act_setslot(s, &s->nodes[w[i].src], w[i].slot, "MIGRATING", s->nodes[w[i].dst].id) < 0 ||
+            sess_queue(s, &s->nodes[w[i].src], "CLUSTER", "GETKEYSINSLOT", num, batch, RESP_END) < 0) return -1;
+    }
+    if (sess_flush_all(s) < 0) return -1;
+    for (int i = 0; i < nw; i++) {
+        if (w[i].failed) continue;
+        struct resp *r = mover_reply(m, w[i].src, 0), *k = r ? mover_reply(m, w[i].src, 0) : NULL;
+        if (!k) { resp_free(r); return -1; }
+        if (r->type == RESP_ERROR) mover_fail_move(m, &w[i], r->str);
+        else if (k->type != RESP_ARRAY) mover_fail_move(m, &w[i], k->type == RESP_ERROR ? k->str : "GETKEYSINSLOT: unexpected reply");
+        else { w[i].migrating = 1; w[i].keys = k; k = NULL; }
+        resp_free(r);
+        resp_free(k);
+    }
+    return 0;
+}
+
+/* Phase 3: MIGRATE the keys, each MIGRATE pipelined with the next GETKEYSINSLOT, until
+ * every slot of the window is empty on its source. */
+static int mover_migrate(struct mover *m, struct move *w, int nw) {
+    struct session *s = m->s;
+    for (;;) {
+        int queued = 0, budget = MOVER_KEY_BUDGET;
+        int64_t t0 = rc_now_ms();
+        for (int i = 0; i < nw; i++) {
+            if (w[i].failed || !w[i].keys || w[i].keys->n == 0) continue;
+            char num[16], batch[16];
+            int b = w[i].batch < budget ? w[i].batch : budget;
+            budget -= b;
+            snprintf(num, sizeof num, "%d", w[i].slot);
+            snprintf(batch, sizeof batch, "%d", b > 10 ? b : 10);
+            w[i].touched = 1;
+            if (act_migrate(s, &s->nodes[w[i].src], &s->nodes[w[i].dst], m->o, w[i].keys) < 0 ||
+                sess_queue(s, &s->nodes[w[i].src], "CLUSTER", "GETKEYSINSLOT", num, batch, RESP_END) < 0) return -1;
+            queued++;
+        }
+        if (!queued) return 0;
+        if (sess_flush_all(s) < 0) return -1;
+        for (int i = 0; i < nw; i++) {
+            if (w[i].failed || !w[i].keys || w[i].keys->n == 0) continue;
+            struct resp *r = mover_reply(m, w[i].src, m->o->timeout_ms), *k = r ? mover_reply(m, w[i].src, 0) : NULL;
+            if (!k) { resp_free(r); return -1; }
+            if (r->type == RESP_ERROR) {
+                if (strncmp(r->str, "BUSYKEY", 7) == 0) {
+                    sds why = rc_sprintf("%s: a key of this slot already exists on the target; nothing was overwritten "
+                                         "(use --replace to overwrite it)", r->str);
+                    mover_fail_move(m, &w[i], why ? why : r->str);
+                    sdsfree(why);
+                } else mover_fail_move(m, &w[i], r->str);
+            } else {
+                long long n = (long long)w[i].keys->n;
+                w[i].moved += n;
+                m->keys_moved += n;
+            }
+            resp_free(w[i].keys);
+            w[i].keys = NULL;
+            if (!w[i].failed && k->type == RESP_ARRAY) { w[i].keys = k; k = NULL; }
+            else if (!w[i].failed) mover_fail_move(m, &w[i], k->type == RESP_ERROR ? k->str : "GETKEYSINSLOT: unexpected reply");
+            resp_free(r);
+            resp_free(k);
+        }
+        /* Big slots: fewer, larger MIGRATEs while each round stays quick. */
+        if (rc_now_ms() - t0 < 100)
+            for (int i = 0; i < nw; i++) if (w[i].batch < m->o->batch_max) w[i].batch = w[i].batch * 2 < m->o->batch_max ? w[i].batch * 2 : m->o->batch_max;
+    }
+}
+
+/* Phases 4 and 5: the target takes the slot first (it bumps its epoch), then the
+ * source and every other master learn it at once. */
+static int mover_close(struct mover *m, struct move *w, int nw) {
+    struct session *s = m->s;
+    for (int i = 0; i < nw; i++)
+        if (!w[i].failed && act_setslot(s, &s->nodes[w[i].dst], w[i].slot, "NODE", s->nodes[w[i].dst].id) < 0) return -1;
+    if (sess_flush_all(s) < 0) return -1;
+    for (int i = 0; i < nw; i++) {
+        if (w[i].failed) continue;
+        struct resp *r = mover_reply(m, w[i].dst, 0);
+        if (!r) return -1;
+        if (r->type == RESP_ERROR) mover_fail_move(m, &w[i], r->str);
+        resp_free(r);
+    }
+    for (int i = 0; i < nw; i++) {
+        if (w[i].failed) continue;
+        for (int j = 0; j < s->n; j++)
+            if ((j == w[i].src || (j != w[i].dst && s->nodes[j].up && snode_is_master(&s->nodes[j]))) &&
+                act_setslot(s, &s->nodes[j], w[i].slot, "NODE", s->nodes[w[i].dst].id) < 0) return -1;
+    }
+    if (sess_flush_all(s) < 0) return -1;
+    for (int i = 0; i < nw; i++) {
+        if (w[i].failed) continue;
+        for (int j = 0; j < s->n; j++) {
+            if (!(j == w[i].src || (j != w[i].dst && s->nodes[j].up && snode_is_master(&s->nodes[j])))) continue;
+            struct resp *r = mover_reply(m, j, 0);
+            if (!r) return -1;
+            /* The target owns the slot now, with a newer epoch, and gossip tells the
+             * others. A source that heard it first may have lost its last slot and become
+             * a replica (Redis 7), which refuses SETSLOT: that is no failure, and the
+             * settle wait after the moves catches a slot that really stayed open. */
+            if (r->type == RESP_ERROR && s->rc->verbose) rc_warn(s->rc, "%s:%d: SETSLOT %d NODE: %s", s->nodes[j].ip, s->nodes[j].port, w[i].slot, r->str);
+            resp_free(r);
+        }
+        if (!w[i].failed) { w[i].done = 1; m->slots_done++; }
+    }
+    return 0;
+}
+
+/* A slot that failed before any key moved is closed again (SETSLOT STABLE on both
+ * sides); one that moved keys stays open for `rcluster fix`, which finishes it. */
+static void mover_undo_failed(struct mover *m, struct move *w, int nw) {
+    struct session *s = m->s;
+    int queued = 0;
+    for (int i = 0; i < nw; i++) {
+        if (!w[i].failed || w[i].touched) continue;
+        if (w[i].importing && act_setslot(s, &s->nodes[w[i].dst], w[i].slot, "STABLE", NULL) == 0) queued++;
+        if (w[i].migrating && act_setslot(s, &s->nodes[w[i].src], w[i].slot, "STABLE", NULL) == 0) queued++;
+    }
+    if (queued) sess_drain_all(s, "CLUSTER SETSLOT STABLE");
+}
+
+static int mover_window(struct mover *m, struct move *w, int nw) {
+    int64_t t0 = rc_now_ms();
+    int r = mover_open(m, w, nw);
+    int64_t t1 = rc_now_ms();
+    if (r == 0) r = mover_migrate(m, w, nw);
+    int64_t t2 = rc_now_ms();
+    if (r == 0) r = mover_close(m, w, nw);
+    m->phase_ms[0] += t1 - t0;
+    m->phase_ms[1] += t2 - t1;
+    m->phase_ms[2] += rc_now_ms() - t2;
+    for (int i = 0; i < nw; i++) { resp_free(w[i].keys); w[i].keys = NULL; }
+    if (r == 0) mover_undo_failed(m, w, nw);
+    return r;
+}
+
+/* Move every slot in mv. SIGINT/SIGTERM are held while a window is in flight, so an
+ * interrupt finishes the slots already started and leaves none open. */
+static int mover_run(struct session *s, struct move *mv, int n, const struct move_opts *o, long long *keys_moved, int *slots_done) {
+    struct rc *rc = s->rc;
+    struct mover m = { s, o, mv, n, 0, 0, rc_now_ms(), 0, isatty(STDERR_FILENO), NULL, { 0, 0, 0 } };
+    sigset_t hold, old;
+    sigemptyset(&hold);
+    sigaddset(&hold, SIGINT);
+    sigaddset(&hold, SIGTERM);
+    int ret = 0;
+    for (int i = 0; i < n && ret == 0; ) {
+        if (rc_interrupted()) { ret = rc_fail_as(rc, RC_ERR_INTERRUPTED, "interrupted: moved %d of %d slots; no slot was left open", m.slots_done, n); break; }
+        int nw = n - i < o->window ? n - i : o->window;
+        sigprocmask(SIG_BLOCK, &hold, &old);
+        ret = mover_window(&m, mv + i, nw);
+        sigprocmask(SIG_SETMASK, &old, NULL);
+        i += nw;
+        mover_progress(&m, 0);
+        if (ret == 0 && m.first_error) break;
+    }
+    mover_progress(&m, 1);
+    if (rc->verbose)
+        rc_progress(rc, "time in SETSLOT IMPORTING/MIGRATING %lld ms, MIGRATE %lld ms, SETSLOT NODE %lld ms",
+                    (long long)m.phase_ms[0], (long long)m.phase_ms[1], (long long)m.phase_ms[2]);
+    if (ret < 0) rc_wrap(rc, "after %d of %d slots moved (slots left open are closed by `rcluster fix`)", m.slots_done, n);
+    else if (m.first_error) ret = rc_fail(rc, "%s (moved %d of %d slots; a slot left open is closed by `rcluster fix`)", m.first_error, m.slots_done, n);
+    sdsfree(m.first_error);
+    *keys_moved = m.keys_moved;
+    *slots_done = m.slots_done;
+    return ret;
+}
+
+/* ====================================================================== */
+/* 7b. Day-2 commands: info, call, add-node, del-node, reshard, rebalance, */
+/*     fix, set-timeout (each: preflight, plan, confirm, apply, wait, report) */
+/* ====================================================================== */
+
+/* Defined with the other option parsing in section 9. */
+static int cmd_parse_opts(struct rc *rc, int argc, char **argv, const struct option *extra, int nextra,
+                          void (*usage)(FILE *), int (*on_opt)(struct rc *, int, const char *, void *), void *ctx);
+
+#define DAY2_MAX_WEIGHTS 64
+
+/* Options of every day-2 command; each command lists the ones it accepts. */
+struct day2_opts {
+    const char *from, *to;      /* node specs: id, id prefix or ip:port; from may be "all" or a list */
+    long slots;
+    struct move_opts mo;
+    int dry_run;
+    int multi_owners;           /* --search-multiple-owners */
+    int use_empty;              /* --use-empty-masters */
+    double threshold;           /* --threshold PCT */
+    int simulate;
+    int replica;                /* add-node --replica */
+    const char *master_id;
+    int only_masters, only_replicas;
+    int nweights;
+    struct { const char *spec; double w; } weights[DAY2_MAX_WEIGHTS];
+};
+
+enum { OPT_D2_FROM = OPT_FIRST_COMMAND_OPT + 50, OPT_D2_TO, OPT_D2_SLOTS, OPT_D2_PIPELINE, OPT_D2_MIGRATE_TIMEOUT,
+       OPT_D2_REPLACE, OPT_D2_DRY_RUN, OPT_D2_MULTI, OPT_D2_EMPTY, OPT_D2_THRESHOLD, OPT_D2_SIMULATE, OPT_D2_REPLICA,
+       OPT_D2_MASTER_ID, OPT_D2_ONLY_MASTERS, OPT_D2_ONLY_REPLICAS, OPT_D2_WEIGHT, OPT_D2_YES, OPT_D2_WINDOW };
+
+#define D2_OPT(name, arg, code) { name, arg, NULL, code }
+#define D2_MOVE_OPTS \
+    D2_OPT("pipeline", required_argument, OPT_D2_PIPELINE), D2_OPT("cluster-pipeline", required_argument, OPT_D2_PIPELINE), \
+    D2_OPT("cluster-timeout", required_argument, OPT_D2_MIGRATE_TIMEOUT), D2_OPT("migrate-timeout", required_argument, OPT_D2_MIGRATE_TIMEOUT), \
+    D2_OPT("replace", no_argument, OPT_D2_REPLACE), D2_OPT("cluster-replace", no_argument, OPT_D2_REPLACE), \
+    D2_OPT("dry-run", no_argument, OPT_D2_DRY_RUN), D2_OPT("cluster-yes", no_argument, OPT_D2_YES), \
+    D2_OPT("window", required_argument, OPT_D2_WINDOW)
+
+static void day2_opts_init(struct day2_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->slots = -1;
+    o->threshold = 2;
+    o->mo.batch = 1000;
+    o->mo.batch_max = 4000;
+    o->mo.timeout_ms = 60000;
+    o->mo.window = 512;
+}
+
+static int day2_parse_weight(struct rc *rc, struct day2_opts *o, const char *arg) {
+    const char *eq = strchr(arg, '=');
+    char *end;
+    if (!eq || eq == arg) return rc_fail(rc, "--weight: expected ID=WEIGHT, got '%s'", arg);
+    errno = 0;
+    double w = strtod(eq + 1, &end);
+    if (errno || *end || end == eq + 1 || !(w >= 0 && w <= 1e6)) return rc_fail(rc, "--weight: expected ID=WEIGHT with WEIGHT >= 0, got '%s'", arg);
+    if (o->nweights == DAY2_MAX_WEIGHTS) return rc_fail(rc, "--weight: at most %d weights", DAY2_MAX_WEIGHTS);
+    o->weights[o->nweights].spec = arg;
+    o->weights[o->nweights++].w = w;
+    return 0;
+}
+
+static int day2_on_opt(struct rc *rc, int opt, const char *arg, void *ctx) {
+    struct day2_opts *o = ctx;
+    long v;
+    char *end;
+    switch (opt) {
+    case OPT_D2_FROM: o->from = arg; return 0;
+    case OPT_D2_TO: o->to = arg; return 0;
+    case OPT_D2_SLOTS:
+        if (rc_parse_int(arg, 1, CLUSTER_SLOTS, &v) < 0) return rc_fail(rc, "--slots: expected a number from 1 to %d, got '%s'", CLUSTER_SLOTS, arg);
+        o->slots = v;
+        return 0;
+    case OPT_D2_PIPELINE:
+        if (rc_parse_int(arg, 1, 100000, &v) < 0) return rc_fail(rc, "--pipeline: expected keys per MIGRATE from 1 to 100000, got '%s'", arg);
+        o->mo.batch = o->mo.batch_max = (int)v;
+        return 0;
+    case OPT_D2_MIGRATE_TIMEOUT:
+        if (rc_parse_int(arg, 1, 3600000, &v) < 0) return rc_fail(rc, "--cluster-timeout: expected milliseconds, got '%s'", arg);
+        o->mo.timeout_ms = (int)v;
+        return 0;
+    case OPT_D2_REPLACE: o->mo.replace = 1; return 0;
+    case OPT_D2_WINDOW:
+        if (rc_parse_int(arg, 1, CLUSTER_SLOTS, &v) < 0) return rc_fail(rc, "--window: expected slots in flight from 1 to %d, got '%s'", CLUSTER_SLOTS, arg);
+        o->mo.window = (int)v;
+        return 0;
+    case OPT_D2_DRY_RUN: o->dry_run = 1; return 0;
+    case OPT_D2_YES: rc->yes = 1; return 0;
+    case OPT_D2_MULTI: o->multi_owners = 1; return 0;
+    case OPT_D2_EMPTY: o->use_empty = 1; return 0;
+    case OPT_D2_THRESHOLD:
+        errno = 0;
+        o->threshold = strtod(arg, &end);
+        if (errno || *end || end == arg || !(o->threshold >= 0 && o->threshold <= 100)) return rc_fail(rc, "--threshold: expected a percentage, got '%s'", arg);
+        return 0;
+    case OPT_D2_SIMULATE: o->simulate = 1; return 0;
+    case OPT_D2_REPLICA: o->replica = 1; return 0;
+    case OPT_D2_MASTER_ID: o->master_id = arg; return 0;
+    case OPT_D2_ONLY_MASTERS: o->only_masters = 1; return 0;
+    case OPT_D2_ONLY_REPLICAS: o->only_replicas = 1; return 0;
+    case OPT_D2_WEIGHT: return day2_parse_weight(rc, o, arg);
+    }
+    return rc_fail(rc, "unknown option");
+}
+
+/* Does option word a (without "=value") take a value? Common options and opts. */
+static int day2_takes_value(const char *a, const struct option *opts, int nopts) {
+    static const char *const common[] = { "timeout", "password", "password-file", "user" };
+    size_t len = strcspn(a, "=");
+    if (a[len] == '=') return 0;
+    for (size_t k = 0; k < sizeof common / sizeof common[0]; k++)
+        if (strlen(common[k]) == len && strncmp(a, common[k], len) == 0) return 1;
+    for (int k = 0; k < nopts; k++)
+        if (strlen(opts[k].name) == len && strncmp(a, opts[k].name, len) == 0) return opts[k].has_arg == required_argument;
+    return 0;
+}
+
+/* redis-cli puts options after the address (`reshard ADDR --cluster-from ...`): move
+ * every option (with its value) before the positional words, keeping their order. */
+static void day2_options_first(int argc, char **argv, const struct option *opts, int nopts) {
+    char **tmp = calloc((size_t)argc, sizeof *tmp);
+    if (!tmp) return;
+    int n = 0;
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 1; i < argc; i++) {
+            if (strcmp(argv[i], "--") == 0) { if (pass == 1) for (int k = i; k < argc; k++) tmp[n++] = argv[k]; break; }
+            int opt = argv[i][0] == '-' && argv[i][1];
+            int val = opt && argv[i][1] == '-' && i + 1 < argc && day2_takes_value(argv[i] + 2, opts, nopts);
+            if (opt == (pass == 0)) { tmp[n++] = argv[i]; if (val) tmp[n++] = argv[i + 1]; }
+            if (val) i++;
+        }
+    memcpy(argv + 1, tmp, (size_t)n * sizeof *tmp);
+    free(tmp);
+}
+
+/* Parse options, then expect exactly `want` positional arguments (-1: at least one). */
+static int day2_parse(struct rc *rc, int argc, char **argv, const struct option *opts, int nopts, void (*usage)(FILE *),
+                      struct day2_opts *o, int want) {
+    day2_options_first(argc, argv, opts, nopts);
+    int r = cmd_parse_opts(rc, argc, argv, opts, nopts, usage, day2_on_opt, o);
+    if (r) return r;
+    int have = argc - optind;
+    if ((want >= 0 && have != want) || (want < 0 && have < 1)) {
+        rc->usage_error = 1;
+        return rc_fail_as(rc, RC_ERR_USAGE, "%s: expected %d argument(s), got %d (see rcluster %s --help)", argv[0], want < 0 ? 1 : want, have, argv[0]);
+    }
+    return 0;
+}
+
+static int day2_usage_fail(struct rc *rc, const char *fmt, const char *arg) {
+    rc->usage_error = 1;
+    return rc_fail_as(rc, RC_ERR_USAGE, fmt, arg);
+}
+
+static int day2_open(struct rc *rc, struct session *s, const char *addr_arg) {
+    struct addr a;
+    memset(s, 0, sizeof *s);
+    if (addr_parse(rc, addr_arg, &a) < 0) return -1;
+    return sess_open(rc, s, &a);
+}
+
+/* A node spec that must name a member: the error says which and why. */
+static int day2_resolve(struct session *s, const char *what, const char *spec) {
+    int i = sess_find(s, spec);
+    if (i == -2) { s->rc->usage_error = 1; return rc_fail_as(s->rc, RC_ERR_USAGE, "%s %s: matches more than one node; give more of the id", what, spec); }
+    if (i < 0) { s->rc->usage_error = 1; return rc_fail_as(s->rc, RC_ERR_USAGE, "%s %s: no such node in this cluster (give a node id, an id prefix or ip:port)", what, spec); }
+    return i;
+}
+
+static int day2_resolve_master(struct session *s, const char *what, const char *spec) {
+    int i = day2_resolve(s, what, spec);
+    if (i < 0) return -1;
+    struct snode *x = &s->nodes[i];
+    if (!snode_is_master(x)) {
+        s->rc->usage_error = 1;
+        return rc_fail_as(s->rc, RC_ERR_USAGE, "%s %s: %s:%d is a replica (of %.40s); give a master", what, spec, x->ip, x->port, snode_master_id(x));
+    }
+    if (!x->up) return rc_fail_as(s->rc, RC_ERR_UNREACHABLE, "%s %s: %s:%d is not reachable: %s", what, spec, x->ip, x->port, x->err);
+    return i;
+}
+
+/* Before changing anything: every master reachable (but `ignore`), every slot covered,
+ * views agree, no open slot (unless allow_open). Warnings are printed, problems refuse. */
+static int day2_preflight(struct session *s, int allow_open, int ignore) {
+    struct rc *rc = s->rc;
+    struct findings f = { 0 };
+    /* A master met a moment ago (redis-cli add-node) keeps cluster_state:fail for its
+     * rejoin delay, up to 5 s: give such states a little time before refusing. */
+    int64_t deadline = rc_now_ms() + (int64_t)(rc->timeout < 10 ? rc->timeout * 1000 : 10000);
+    for (;;) {
+        int waiting = 0;
+        for (int i = 0; i < s->n; i++)
+            if (i != ignore && s->nodes[i].up && strcmp(s->nodes[i].state, "ok") != 0) waiting++;
+        if (!waiting || rc_now_ms() >= deadline || rc_interrupted()) break;
+        rc_sleep_ms(200);
+        sess_refresh(s);
+    }
+    if (judge_all(s, &f, 0) < 0) { findings_free(&f); return rc_fail_oom(rc); }
+    int ret = 0;
+    for (int i = 0; i < f.n && ret == 0; i++) {
+        struct finding *x = &f.v[i];
+        int about_ignored = x->node >= 0 && x->node == ignore;
+        if (x->warn || about_ignored) { if (x->warn) rc_warn(rc, "%s", x->text); continue; }
+        switch (x->kind) {
+        case FIND_UNREACHABLE:
+            if (snode_is_master(&s->nodes[x->node]) && snode_slot_count(&s->nodes[x->node]) > 0)
+                ret = rc_fail_kind_msg(rc, s->nodes[x->node].err_kind, rc_sprintf("master %s; nothing changed", x->text));
+            else rc_warn(rc, "%s", x->text);
+            break;
+        case FIND_FAILING:
+            if (ignore < 0 || !strstr(x->text, s->nodes[ignore].ip)) rc_warn(rc, "%s", x->text);
+            break;
+        case FIND_OPEN_SLOT:
+            if (!allow_open) ret = rc_fail(rc, "%s; run `rcluster fix` first; nothing changed", x->text);
+            break;
+        default:
+            if (x->kind != FIND_OPEN_SLOT && !(allow_open && x->kind == FIND_UNCOVERED))
+                ret = rc_fail(rc, "%s; nothing changed (see rcluster check)", x->text);
+        }
+    }
+    findings_free(&f);
+    return ret;
+}
+
+/* --- reshard and rebalance ------------------------------------------------------ */
+
+/* The first n slots of node src (ascending) not yet taken, appended to mv. */
+static int plan_take_slots(struct session *s, int src, int dst, int n, unsigned char *taken, struct move *mv, int *nmv) {
+    const struct nodeinfo *ni = snode_slots(&s->nodes[src]);
+    int c = 0;
+    for (int r = 0; ni && r < ni->nranges && c < n; r++)
+        for (int k = ni->ranges[r][0]; k <= ni->ranges[r][1] && c < n; k++) {
+            if (taken[k]) continue;
+            taken[k] = 1;
+            memset(&mv[*nmv], 0, sizeof mv[*nmv]);
+            mv[*nmv].slot = k;
+            mv[*nmv].src = src;
+            mv[*nmv].dst = dst;
+            (*nmv)++;
+            c++;
+        }
+    return c;
+}
+
+/* redis-cli's reshard table: sources by slot count, descending; each gives its share
+ * of n (the first rounded up, the others down), taking its lowest slots first. */
+static int reshard_plan(struct session *s, int *src, int nsrc, int dst, int n, struct move *mv, int *nmv) {
+    unsigned char *taken = calloc(CLUSTER_SLOTS, 1);
+    if (!taken) return rc_fail_oom(s->rc);
+    for (int i = 1; i < nsrc; i++)      /* by slot count, descending; stable */
+        for (int j = i; j > 0 && snode_slot_count(&s->nodes[src[j]]) > snode_slot_count(&s->nodes[src[j - 1]]); j--) {
+            int t = src[j]; src[j] = src[j - 1]; src[j - 1] = t;
+        }
+    long total = 0;
+    for (int i = 0; i < nsrc; i++) total += snode_slot_count(&s->nodes[src[i]]);
+    *nmv = 0;
+    for (int i = 0; i < nsrc && *nmv < n; i++) {
+        double share = (double)n / (double)total * snode_slot_count(&s->nodes[src[i]]);
+        int k = (int)share;
+        if (i == 0 && (double)k < share) k++;       /* the first rounds up, the others down */
+        if (k > n - *nmv) k = n - *nmv;
+        plan_take_slots(s, src[i], dst, k, taken, mv, nmv);
+    }
+    free(taken);
+    return 0;
+}
+
+/* A target holding keys of a slot it does not own would make MIGRATE fail with
+ * BUSYKEY halfway: count them first (one pipeline) and refuse before any change. */
+static int reshard_check_busy(struct session *s, const struct move *mv, int n) {
+    if (s->dry) return 0;
+    for (int i = 0; i < n; i++) {
+        char num[16];
+        snprintf(num, sizeof num, "%d", mv[i].slot);
+        if (sess_queue(s, &s->nodes[mv[i].dst], "CLUSTER", "COUNTKEYSINSLOT", num, RESP_END) < 0) return -1;
+    }
+    if (sess_flush_all(s) < 0) return -1;
+    int bad = -1;
+    long long count = 0;
+    for (int i = 0; i < n; i++) {
+        struct resp *r = sess_reply(s, &s->nodes[mv[i].dst], 0);
+        if (!r) return rc_wrap(s->rc, "CLUSTER COUNTKEYSINSLOT");
+        if (r->type == RESP_INTEGER && r->integer > 0 && bad < 0) { bad = i; count = r->integer; }
+        resp_free(r);
+    }
+    if (bad < 0) return 0;
+    struct snode *d = &s->nodes[mv[bad].dst];
+    return rc_fail(s->rc, "target %s:%d already holds %lld key(s) of slot %d, which it does not own; moving them would fail with BUSYKEY. "
+                   "Nothing changed; use --replace to overwrite them with the source's keys", d->ip, d->port, count, mv[bad].slot);
+}
+
+static void moves_print(struct session *s, const struct move *mv, int n) {
+    struct rc *rc = s->rc;
+    for (int i = 0; i < n; ) {
+        int j = i;
+        while (j + 1 < n && mv[j + 1].src == mv[i].src && mv[j + 1].dst == mv[i].dst && mv[j + 1].slot == mv[j].slot + 1) j++;
+        struct snode *a = &s->nodes[mv[i].src], *b = &s->nodes[mv[i].dst];
+        if (j == i) rc_progress(rc, "  slot %d: %s:%d -> %s:%d", mv[i].slot, a->ip, a->port, b->ip, b->port);
+        else rc_progress(rc, "  slots %d-%d (%d): %s:%d -> %s:%d", mv[i].slot, mv[j].slot, j - i + 1, a->ip, a->port, b->ip, b->port);
+        i = j + 1;
+    }
+}
+
+/* --dry-run: the commands each slot would cost, for the first slot of every run. */
+static void moves_print_commands(struct session *s, const struct move *mv, int n, const struct move_opts *o) {
+    for (int i = 0; i < n; i++) {
+        if (i > 0 && mv[i].src == mv[i - 1].src && mv[i].dst == mv[i - 1].dst) continue;
+        struct snode *a = &s->nodes[mv[i].src], *b = &s->nodes[mv[i].dst];
+        printf("slot %d (and the following slots of %s:%d -> %s:%d alike):\n", mv[i].slot, a->ip, a->port, b->ip, b->port);
+        printf("  %s:%d: CLUSTER SETSLOT %d IMPORTING %s\n", b->ip, b->port, mv[i].slot, a->id);
+        printf("  %s:%d: CLUSTER SETSLOT %d MIGRATING %s\n", a->ip, a->port, mv[i].slot, b->id);
+        printf("  %s:%d: CLUSTER GETKEYSINSLOT %d %d, then MIGRATE %s %d \"\" 0 %d%s%s KEYS ... until none is left\n", a->ip, a->port,
+               mv[i].slot, o->batch, b->ip, b->port, o->timeout_ms, o->replace ? " REPLACE" : "", s->rc->password ? " AUTH <password>" : "");
+        printf("  %s:%d, then %s:%d and every other master: CLUSTER SETSLOT %d NODE %s\n", b->ip, b->port, a->ip, a->port, mv[i].slot, b->id);
+    }
+}
+
+/* Masters that gave away their last slot: Redis 7 turns such a master into a replica
+ * of the node that took it (cluster-allow-replica-migration). Say so; it is no failure. */
+static void day2_report_emptied(struct session *s, const struct move *mv, int n) {
+    sess_refresh(s);
+    for (int i = 0; i < n; i++) {
+        if (i > 0 && mv[i].src == mv[i - 1].src) continue;
+        struct snode *x = &s->nodes[mv[i].src];
+        if (!x->up || snode_slot_count(x) > 0) continue;
+        int dup = 0;
+        for (int j = 0; j < i; j++) dup |= mv[j].src == mv[i].src;
+        if (dup) continue;
+        if (!snode_is_master(x)) rc_progress(s->rc, "%s:%d gave away its last slot and is now a replica of %.40s (Redis' replica migration)", x->ip, x->port, snode_master_id(x));
+        else rc_progress(s->rc, "%s:%d now owns no slots (an empty master; Redis 7 may turn it into a replica)", x->ip, x->port);
+    }
+}
+
+static void day2_print_move_result(struct rc *rc, const char *what, int slots, int planned, long long keys, int64_t ms) {
+    if (rc->json) printf("{\"ok\":true,\"command\":\"%s\",\"slots_moved\":%d,\"slots_planned\":%d,\"keys_moved\":%lld,\"elapsed_ms\":%lld}\n",
+                         what, slots, planned, keys, (long long)ms);
+    else printf("%s: moved %d slot(s) and %lld key(s) in %.1f s\n", what, slots, keys, (double)ms / 1000.0);
+}
+
+/* Wait until the views agree, no slot is open and every slot is covered. */
+static int day2_wait_settled(struct session *s, double timeout_s, int multi) {
+    int64_t deadline = rc_now_ms() + (int64_t)(timeout_s * 1000);
+    for (;;) {
+        sess_refresh(s);
+        struct findings f = { 0 };
+        if (judge_open_slots(s, &f) < 0 || judge_coverage(s, &f) < 0 || judge_agreement(s, &f) < 0 ||
+            (multi && judge_multiple_owners(s, &f) < 0)) { findings_free(&f); return rc_fail_oom(s->rc); }
+        int bad = 0;
+        for (int i = 0; i < f.n; i++) bad += f.v[i].kind != FIND_FAILING;
+        if (!bad) { findings_free(&f); return 0; }
+        if (rc_interrupted() || rc_now_ms() >= deadline) {
+            int first = 0;
+            while (first < f.n && f.v[first].kind == FIND_FAILING) first++;
+            rc_fail(s->rc, "the cluster did not settle within %.0f s: %s", timeout_s, first < f.n ? f.v[first].text : "?");
+            findings_free(&f);
+            return -1;
+        }
+        findings_free(&f);
+        rc_sleep_ms(100);
+    }
+}
+
+/* Reorder moves round-robin by source (each source's own order kept), so that every
+ * window holds slots of every source and the sources MIGRATE at the same time. */
+static int moves_interleave(struct rc *rc, struct move *mv, int n) {
+    int nsrc = 1;
+    for (int i = 0; i < n; i++) if (mv[i].src + 1 > nsrc) nsrc = mv[i].src + 1;
+    struct move *by_src = malloc((size_t)(n ? n : 1) * sizeof *by_src);
+    int *count = calloc((size_t)nsrc, sizeof *count), *start = calloc((size_t)nsrc, sizeof *start);
+    int *fill = calloc((size_t)nsrc, sizeof *fill), *order = calloc((size_t)nsrc, sizeof *order);
+    int ret = -1, norder = 0, rounds = 0;
+    if (!by_src || !count || !start || !fill || !order) { rc_fail_oom(rc); goto out; }
+    for (int i = 0; i < n; i++) if (count[mv[i].src]++ == 0) order[norder++] = mv[i].src;
+    for (int k = 1; k < nsrc; k++) start[k] = start[k - 1] + count[k - 1];
+    for (int i = 0; i < n; i++) by_src[start[mv[i].src] + fill[mv[i].src]++] = mv[i];
+    for (int k = 0; k < nsrc; k++) if (count[k] > rounds) rounds = count[k];
+    int out_i = 0;
+    for (int r = 0; r < rounds; r++)
+        for (int k = 0; k < norder; k++)
+            if (r < count[order[k]]) mv[out_i++] = by_src[start[order[k]] + r];
+    ret = 0;
+out:
+    free(by_src); free(count); free(start); free(fill); free(order);
+    return ret;
+}
+
+/* Plan shown, confirmed, applied, reported: shared by reshard, rebalance and fix. */
+static int day2_apply_moves(struct session *s, const char *what, struct move *mv, int n, const struct day2_opts *o) {
+    struct rc *rc = s->rc;
+    if (o->dry_run) { moves_print_commands(s, mv, n, &o->mo); return 0; }
+    char q[64];
+    snprintf(q, sizeof q, "Move %d slot(s)?", n);
+    if (rc_confirm(rc, q) < 0 || moves_interleave(rc, mv, n) < 0) return -1;
+    int64_t t0 = rc_now_ms();
+    long long keys = 0;
+    int done = 0;
+    int r = mover_run(s, mv, n, &o->mo, &keys, &done);
+    if (r == 0) r = day2_wait_settled(s, rc->timeout, 0);
+    if (r == 0) {
+        day2_report_emptied(s, mv, n);
+        day2_print_move_result(rc, what, done, n, keys, rc_now_ms() - t0);
+    }
+    return r;
+}
+
+static void usage_reshard(FILE *f) {
+    fputs("usage: rcluster reshard ADDR --from ID[,ID...]|all --to ID --slots N [--pipeline K]\n"
+          "                        [--cluster-timeout MS] [--replace] [--dry-run] [--yes] [--json]\n"
+          "\n"
+          "Move N slots with their keys to the master --to, taken from the --from masters as\n"
+          "redis-cli --cluster reshard takes them. ID is a node id, a unique id prefix or\n"
+          "ip:port. Slots move in windows: SETSLOT IMPORTING on the target, MIGRATING on the\n"
+          "source, MIGRATE ... KEYS in batches of K keys (default 1000; AUTH/AUTH2 with\n"
+          "--password/--user), then SETSLOT NODE on the target, the source and every master.\n"
+          "\n"
+          "  --replace           overwrite keys the target already has (MIGRATE REPLACE);\n"
+          "                      without it such keys refuse the move before anything changes\n"
+          "  --cluster-timeout MS  MIGRATE's timeout (default 60000)\n"
+          "  --pipeline K        keys per MIGRATE (default: 1000, growing to 4000 while quick)\n"
+          "  --window N          slots in flight at once (default 512)\n"
+          "  --verbose           also say where the time went\n"
+          "  --dry-run           print the plan and the commands, change nothing\n"
+          "\n"
+          "Ctrl-C finishes the slots in flight and leaves no slot open. Aliases: --cluster-from,\n"
+          "--cluster-to, --cluster-slots, --cluster-pipeline, --cluster-replace, --cluster-yes.\n", f);
+}
+
+static const struct option reshard_opts[] = {
+    D2_OPT("from", required_argument, OPT_D2_FROM), D2_OPT("cluster-from", required_argument, OPT_D2_FROM),
+    D2_OPT("to", required_argument, OPT_D2_TO), D2_OPT("cluster-to", required_argument, OPT_D2_TO),
+    D2_OPT("slots", required_argument, OPT_D2_SLOTS), D2_OPT("cluster-slots", required_argument, OPT_D2_SLOTS),
+    D2_MOVE_OPTS,
+};
+
+/* The --from list as master indexes (all: every master with slots but the target). */
+static int reshard_sources(struct session *s, const char *from, int dst, int *src, int *nsrc) {
+    *nsrc = 0;
+    if (strcmp(from, "all") == 0) {
+        for (int i = 0; i < s->n; i++)
+            if (i != dst && snode_is_master(&s->nodes[i]) && snode_slot_count(&s->nodes[i]) > 0) src[(*nsrc)++] = i;
+        return 0;
+    }
+    sds list = sdsnew(from);
+    if (!list) return rc_fail_oom(s->rc);
+    int ret = 0;
+    for (char *save = NULL, *tok = strtok_r(list, ",", &save); tok && ret == 0; tok = strtok_r(NULL, ",", &save)) {
+        int i = day2_resolve_master(s, "--from", tok);
+        if (i < 0) ret = -1;
+        else if (i == dst) { s->rc->usage_error = 1; ret = rc_fail_as(s->rc, RC_ERR_USAGE, "--from %s: is also the --to node", tok); }
+        else {
+            int dup = 0;
+            for (int k = 0; k < *nsrc; k++) dup |= src[k] == i;
+            if (!dup) src[(*nsrc)++] = i;
+        }
+    }
+    sdsfree(list);
+    return ret;
+}
+
+static int cmd_reshard(struct rc *rc, int argc, char **argv) {
+    struct day2_opts o;
+    day2_opts_init(&o);
+    int r = day2_parse(rc, argc, argv, reshard_opts, (int)(sizeof reshard_opts / sizeof reshard_opts[0]), usage_reshard, &o, 1);
+    if (r) return r < 0 ? -1 : 0;
+    if (!o.from) return day2_usage_fail(rc, "reshard: --from is required (ids, or all)%s", "");
+    if (!o.to) return day2_usage_fail(rc, "reshard: --to is required%s", "");
+    if (o.slots < 0) return day2_usage_fail(rc, "reshard: --slots is required%s", "");
+    struct session s;
+    struct move *mv = NULL;
+    int *src = NULL, nsrc = 0, nmv = 0, ret = -1;
+    if (day2_open(rc, &s, argv[optind]) < 0) goto out;
+    s.dry = o.dry_run;
+    int dst = day2_resolve_master(&s, "--to", o.to);
+    if (dst < 0 || !(src = calloc((size_t)s.n, sizeof *src)) || reshard_sources(&s, o.from, dst, src, &nsrc) < 0) goto out;
+    if (day2_preflight(&s, 0, -1) < 0) goto out;
+    long have = 0;
+    for (int i = 0; i < nsrc; i++) have += snode_slot_count(&s.nodes[src[i]]);
+    if (nsrc == 0 || have < o.slots) {
+        rc->usage_error = 1;
+        rc_fail_as(rc, RC_ERR_USAGE, "reshard: asked to move %ld slots but the source masters hold only %ld; nothing changed", o.slots, have);
+        goto out;
+    }
+    if (!(mv = calloc(CLUSTER_SLOTS, sizeof *mv))) { rc_fail_oom(rc); goto out; }
+    if (reshard_plan(&s, src, nsrc, dst, (int)o.slots, mv, &nmv) < 0) goto out;
+    if (!o.mo.replace && reshard_check_busy(&s, mv, nmv) < 0) goto out;
+    rc_progress(rc, "Plan: move %d slot(s) to %s:%d (%.40s)", nmv, s.nodes[dst].ip, s.nodes[dst].port, s.nodes[dst].id);
+    moves_print(&s, mv, nmv);
+    ret = day2_apply_moves(&s, "reshard", mv, nmv, &o);
+out:
+    free(mv);
+    free(src);
+    sess_free(&s);
+    return ret;
+}
+
+/* --- rebalance -------------------------------------------------------------------- */
+
+struct rb_node { int idx; double weight; int balance; };
+
+static int rb_cmp(const void *a, const void *b) {
+    return ((const struct rb_node *)a)->balance - ((const struct rb_node *)b)->balance;
+}
+
+/* The masters taking part and their weights (--weight ID=W; default 1). Masters
+ * without slots take part only with --use-empty-masters. */
+static int rebalance_weights(struct session *s, const struct day2_opts *o, struct rb_node *rb, int *nrb) {
+    double *w = calloc((size_t)s->n, sizeof *w);
+    if (!w) return rc_fail_oom(s->rc);
+    for (int i = 0; i < s->n; i++) w[i] = 1;
+    for (int k = 0; k < o->nweights; k++) {
+        sds spec = sdsnewlen(o->weights[k].spec, (size_t)(strchr(o->weights[k].spec, '=') - o->weights[k].spec));
+        int i = spec ? day2_resolve_master(s, "--weight", spec) : rc_fail_oom(s->rc);
+        sdsfree(spec);
+        if (i < 0) { free(w); return -1; }
+        w[i] = o->weights[k].w;
+    }
+    *nrb = 0;
+    for (int i = 0; i < s->n; i++) {
+        struct snode *x = &s->nodes[i];
+        if (!snode_is_master(x) || (!o->use_empty && snode_slot_count(x) == 0 && w[i] > 0)) continue;
+        if (!x->up) { free(w); return rc_fail_as(s->rc, RC_ERR_UNREACHABLE, "master %s:%d is not reachable: %s; nothing changed", x->ip, x->port, x->err); }
+        rb[*nrb].idx = i;
+        rb[(*nrb)++].weight = w[i];
+    }
+    free(w);
+    return 0;
+}
+
+/* redis-cli's rebalance: expected slots per master from its weight, stop when no
+ * master is off by more than the threshold, fix the rounding, then pair the master
+ * that needs the most with the one that has the most to give. */
+static int rebalance_plan(struct session *s, const struct day2_opts *o, struct move *mv, int *nmv) {
+    struct rc *rc = s->rc;
+    struct rb_node *rb = calloc((size_t)s->n, sizeof *rb);
+    unsigned char *taken = calloc(CLUSTER_SLOTS, 1);
+    int nrb = 0, ret = -1;
+    *nmv = 0;
+    if (!rb || !taken) { rc_fail_oom(rc); goto out; }
+    if (rebalance_weights(s, o, rb, &nrb) < 0) goto out;
+    double total = 0;
+    for (int i = 0; i < nrb; i++) total += rb[i].weight;
+    if (nrb == 0 || total <= 0) { rc_fail(rc, "rebalance: no master with a weight above 0"); goto out; }
+    int over = 0, total_balance = 0;
+    for (int i = 0; i < nrb; i++) {
+        int have = snode_slot_count(&s->nodes[rb[i].idx]);
+        int expected = (int)((double)CLUSTER_SLOTS / total * rb[i].weight);
+        rb[i].balance = have - expected;
+        total_balance += rb[i].balance;
+        double off = expected ? (double)(expected - have) / expected * 100 : 0;
+        if (expected == 0 ? have > 0 : (off < 0 ? -off : off) > o->threshold) over = 1;
+    }
+    if (!over) { ret = 0; goto out; }
+    for (int i = 0; total_balance > 0; i = (i + 1) % nrb)
+        if (rb[i].balance <= 0) { rb[i].balance--; total_balance--; }
+    qsort(rb, (size_t)nrb, sizeof *rb, rb_cmp);
+    for (int d = 0, sidx = nrb - 1; d < sidx; ) {
+        int need = -rb[d].balance, give = rb[sidx].balance;
+        int k = need < give ? need : give;
+        if (k > 0) {
+            plan_take_slots(s, rb[sidx].idx, rb[d].idx, k, taken, mv, nmv);
+            rb[d].balance += k;
+            rb[sidx].balance -= k;
+        }
+        if (rb[d].balance >= 0) d++;
+        if (rb[sidx].balance <= 0) sidx--;
+    }
+    ret = 0;
+out:
+    free(rb);
+    free(taken);
+    return ret;
+}
+
+static void usage_rebalance(FILE *f) {
+    fputs("usage: rcluster rebalance ADDR [--weight ID=W]... [--use-empty-masters] [--threshold PCT]\n"
+          "                          [--simulate] [--pipeline K] [--replace] [--dry-run] [--yes] [--json]\n"
+          "\n"
+          "Even out slots between masters by weight (default 1) with the fewest moves, as\n"
+          "redis-cli --cluster rebalance computes it. --weight ID=0 empties a master (then\n"
+          "del-node it). Masters without slots take part only with --use-empty-masters.\n"
+          "Nothing moves while no master is off by more than --threshold percent (default 2).\n"
+          "--simulate (or --dry-run) prints the moves without making them.\n"
+          "Aliases: --cluster-weight, --cluster-use-empty-masters, --cluster-use-empty-primaries,\n"
+          "--cluster-threshold, --cluster-simulate, --cluster-pipeline, --cluster-replace.\n", f);
+}
+
+static const struct option rebalance_opts[] = {
+    D2_OPT("weight", required_argument, OPT_D2_WEIGHT), D2_OPT("cluster-weight", required_argument, OPT_D2_WEIGHT),
+    D2_OPT("use-empty-masters", no_argument, OPT_D2_EMPTY), D2_OPT("cluster-use-empty-masters", no_argument, OPT_D2_EMPTY),
+    D2_OPT("use-empty-primaries", no_argument, OPT_D2_EMPTY), D2_OPT("cluster-use-empty-primaries", no_argument, OPT_D2_EMPTY),
+    D2_OPT("threshold", required_argument, OPT_D2_THRESHOLD), D2_OPT("cluster-threshold", required_argument, OPT_D2_THRESHOLD),
+    D2_OPT("simulate", no_argument, OPT_D2_SIMULATE), D2_OPT("cluster-simulate", no_argument, OPT_D2_SIMULATE),
+    D2_MOVE_OPTS,
+};
+
+static int cmd_rebalance(struct rc *rc, int argc, char **argv) {
+    struct day2_opts o;
+    day2_opts_init(&o);
+    int r = day2_parse(rc, argc, argv, rebalance_opts, (int)(sizeof rebalance_opts / sizeof rebalance_opts[0]), usage_rebalance, &o, 1);
+    if (r) return r < 0 ? -1 : 0;
+    struct session s;
+    struct move *mv = NULL;
+    int nmv = 0, ret = -1;
+    if (day2_open(rc, &s, argv[optind]) < 0) goto out;
+    if (day2_preflight(&s, 0, -1) < 0) goto out;
+    if (!(mv = calloc(CLUSTER_SLOTS, sizeof *mv))) { rc_fail_oom(rc); goto out; }
+    if (rebalance_plan(&s, &o, mv, &nmv) < 0) goto out;
+    if (nmv == 0) {
+        rc_progress(rc, "No rebalance needed: every master is within %.2f%% of its share", o.threshold);
+        day2_print_move_result(rc, "rebalance", 0, 0, 0, 0);
+        ret = 0;
+        goto out;
+    }
+    rc_progress(rc, "Plan: move %d slot(s)", nmv);
+    moves_print(&s, mv, nmv);
+    if (o.simulate) o.dry_run = 1;
+    if (!o.mo.replace && !o.dry_run && reshard_check_busy(&s, mv, nmv) < 0) goto out;
+    ret = day2_apply_moves(&s, "rebalance", mv, nmv, &o);
+out:
+    free(mv);
+    sess_free(&s);
+    return ret;
+}
+
+/* --- fix ----------------------------------------------------------------------------- */
+
+enum { FIX_FINISH = 1, FIX_ROLLBACK, FIX_CLOSE, FIX_ASSIGN, FIX_DROP_CLAIMS, FIX_MANUAL };
+
+/* What fix does with one slot. */
+struct fix_item {
+    int slot, action;
+    int owner, target;      /* node indexes, -1 when none */
+    long long keys_owner, keys_target;
+    sds why;                /* for FIX_MANUAL */
+};
+
+struct fix_plan {
+    struct fix_item *v;
+    int n;
+};
+
+static void fix_plan_free(struct fix_plan *p) {
+    for (int i = 0; i < p->n; i++) sdsfree(p->v[i].why);
+    free(p->v);
+    memset(p, 0, sizeof *p);
+}
+
+static struct fix_item *fix_plan_add(struct fix_plan *p, int slot, int action) {
+    struct fix_item *g = realloc(p->v, (size_t)(p->n + 1) * sizeof *g);
+    if (!g) return NULL;
+    p->v = g;
+    memset(&g[p->n], 0, sizeof g[p->n]);
+    g[p->n].slot = slot;
+    g[p->n].action = action;
+    g[p->n].owner = g[p->n].target = -1;
+    return &g[p->n++];
+}
+
+/* COUNTKEYSINSLOT slot on every reachable master, pipelined; counts[i] = -1 if unknown. */
+static int fix_count_keys(struct session *s, int slot, long long *counts) {
+    char num[16];
+    snprintf(num, sizeof num, "%d", slot);
+    for (int i = 0; i < s->n; i++) {
+        counts[i] = -1;
+        if (s->nodes[i].up && snode_is_master(&s->nodes[i]) && sess_queue(s, &s->nodes[i], "CLUSTER", "COUNTKEYSINSLOT", num, RESP_END) < 0) return -1;
+    }
+    if (sess_flush_all(s) < 0) return -1;
+    for (int i = 0; i < s->n; i++) {
+        if (!s->nodes[i].up || !snode_is_master(&s->nodes[i])) continue;
+        struct resp *r = sess_reply(s, &s->nodes[i], 0);
+        if (!r) return rc_wrap(s->rc, "CLUSTER COUNTKEYSINSLOT");
+        if (r->type == RESP_INTEGER) counts[i] = r->integer;
+        resp_free(r);
+    }
+    return 0;
+}
+
+/* Nodes that have `slot` open: the first importing one and the first migrating one. */
+static void fix_find_open(const struct session *s, int slot, int *importer, int *migrator, int *peer) {
+    *importer = *migrator = *peer = -1;
+    for (int i = 0; i < s->n; i++) {
+        const struct snode *x = &s->nodes[i];
+        for (int k = 0; x->me && snode_is_master(x) && k < x->me->open_slots; k++) {
+            if (x->me->open[k].slot != slot) continue;
+            if (x->me->open[k].importing && *importer < 0) *importer = i;
+            if (!x->me->open[k].importing && *migrator < 0) { *migrator = i; *peer = sess_index_of(s, x->me->open[k].peer); }
+        }
+    }
+}
+
+/* An interrupted move: finish it when the target already holds keys of the slot (some
+ * moved, or clients wrote there through ASK), roll it back when it holds none. */
+static int fix_plan_open(struct session *s, int slot, const int *owner, long long *counts, struct fix_plan *p) {
+    int imp, mig, peer;
+    fix_find_open(s, slot, &imp, &mig, &peer);
+    int o = owner[slot], t = imp >= 0 ? imp : peer;
+    if (fix_count_keys(s, slot, counts) < 0) return -1;
+    struct fix_item *it = fix_plan_add(p, slot, FIX_ROLLBACK);
+    if (!it) return rc_fail_oom(s->rc);
+    it->owner = o;
+    it->target = t;
+    it->keys_owner = o >= 0 ? counts[o] : 0;
+    it->keys_target = t >= 0 ? counts[t] : 0;
+    for (int i = 0; i < s->n; i++)
+        if (counts[i] > 0 && i != o && i != t) { it->action = FIX_MANUAL; it->why = rc_sprintf("keys of slot %d are on a third node %s:%d", slot, s->nodes[i].ip, s->nodes[i].port); return 0; }
+    if (o < 0) { it->action = FIX_MANUAL; it->why = rc_sprintf("slot %d is open but no master owns it", slot); }
+    else if (t < 0 || t == o) {
+        it->action = FIX_CLOSE;
+        if (mig >= 0 && mig != o && counts[mig] > 0) { it->action = FIX_MANUAL; it->why = rc_sprintf("slot %d: %s:%d still holds keys but no longer owns it", slot, s->nodes[mig].ip, s->nodes[mig].port); }
+    }
+    else if (it->keys_target > 0) it->action = FIX_FINISH;
+    return 0;
+}
+
+/* A slot nobody owns goes to the one master holding its keys, or, when none does, to
+ * the master with the fewest slots. */
+static int fix_plan_uncovered(struct session *s, int slot, long long *counts, int *nslots, struct fix_plan *p) {
+    if (fix_count_keys(s, slot, counts) < 0) return -1;
+    int holder = -1, holders = 0, least = -1;
+    for (int i = 0; i < s->n; i++) {
+        if (counts[i] > 0) { holder = i; holders++; }
+        if (s->nodes[i].up && snode_is_master(&s->nodes[i]) && (least < 0 || nslots[i] < nslots[least])) least = i;
+    }
+    struct fix_item *it = fix_plan_add(p, slot, FIX_ASSIGN);
+    if (!it) return rc_fail_oom(s->rc);
+    if (holders > 1) { it->action = FIX_MANUAL; it->why = rc_sprintf("uncovered slot %d has keys on %d masters", slot, holders); return 0; }
+    it->owner = holders ? holder : least;
+    if (it->owner < 0) { it->action = FIX_MANUAL; it->why = rc_sprintf("no reachable master for slot %d", slot); return 0; }
+    nslots[it->owner]++;
+    return 0;
+}
+
+/* A slot two masters claim stays with the one holding the most keys; the others drop
+ * their claim (only when they hold none of its keys). */
+static int fix_plan_multi(struct session *s, int slot, long long *counts, struct fix_plan *p) {
+    if (fix_count_keys(s, slot, counts) < 0) return -1;
+    int best = -1;
+    for (int i = 0; i < s->n; i++) {
+        const struct snode *x = &s->nodes[i];
+        if (!x->me || !snode_is_master(x) || !nodeinfo_owns(x->me, slot)) continue;
+        if (best < 0 || counts[i] > counts[best]) best = i;
+    }
+    struct fix_item *it = fix_plan_add(p, slot, FIX_DROP_CLAIMS);
+    if (!it) return rc_fail_oom(s->rc);
+    it->owner = best;
+    for (int i = 0; i < s->n; i++) {
+        const struct snode *x = &s->nodes[i];
+        if (i != best && x->me && snode_is_master(x) && nodeinfo_owns(x->me, slot) && counts[i] > 0) {
+            it->action = FIX_MANUAL;
+            it->why = rc_sprintf("slot %d is claimed by %s:%d and %s:%d and both hold keys", slot, s->nodes[best].ip, s->nodes[best].port, x->ip, x->port);
+        }
+    }
+    return 0;
+}
+
+static int fix_plan_make(struct session *s, int multi, struct fix_plan *p) {
+    struct rc *rc = s->rc;
+    int *owner = malloc(CLUSTER_SLOTS * sizeof *owner);
+    long long *counts = calloc((size_t)s->n, sizeof *counts);
+    int *nslots = calloc((size_t)s->n, sizeof *nslots);
+    unsigned char *seen = calloc(CLUSTER_SLOTS, 1);
+    int ret = -1;
+    if (!owner || !counts || !nslots || !seen) { rc_fail_oom(rc); goto out; }
+    sess_owner_map(s, owner);
+    for (int i = 0; i < s->n; i++) nslots[i] = snode_slot_count(&s->nodes[i]);
+    for (int i = 0; i < s->n; i++) {
+        const struct snode *x = &s->nodes[i];
+        for (int k = 0; x->me && snode_is_master(x) && k < x->me->open_slots; k++) {
+            int slot = x->me->open[k].slot;
+            if (seen[slot]) continue;
+            seen[slot] = 1;
+            if (fix_plan_open(s, slot, owner, counts, p) < 0) goto out;
+        }
+    }
+    for (int k = 0; k < CLUSTER_SLOTS; k++)
+        if (owner[k] < 0 && !seen[k] && fix_plan_uncovered(s, k, counts, nslots, p) < 0) goto out;
+    if (multi) {
+        struct findings f = { 0 };
+        if (judge_multiple_owners(s, &f) < 0) { findings_free(&f); rc_fail_oom(rc); goto out; }
+        for (int i = 0; i < f.n; i++)
+            if (!seen[f.v[i].slot] && fix_plan_multi(s, f.v[i].slot, counts, p) < 0) { findings_free(&f); goto out; }
+        findings_free(&f);
+    }
+    ret = 0;
+out:
+    free(owner); free(counts); free(nslots); free(seen);
+    return ret;
+}
+
+static void fix_plan_print(struct session *s, const struct fix_plan *p) {
+    static const char *const names[] = { "", "finish the move", "roll back the move", "close", "assign", "drop extra claims", "cannot fix" };
+    for (int i = 0; i < p->n; i++) {
+        const struct fix_item *it = &p->v[i];
+        const struct snode *o = it->owner >= 0 ? &s->nodes[it->owner] : NULL, *t = it->target >= 0 ? &s->nodes[it->target] : NULL;
+        if (it->action == FIX_MANUAL) rc_warn(s->rc, "slot %d: %s", it->slot, it->why ? it->why : "cannot fix automatically");
+        else if (it->action == FIX_FINISH || it->action == FIX_ROLLBACK)
+            rc_progress(s->rc, "  slot %d: %s %s:%d -> %s:%d (target holds %lld key(s), owner %lld)", it->slot, names[it->action],
+                        o ? o->ip : "?", o ? o->port : 0, t ? t->ip : "?", t ? t->port : 0, it->keys_target, it->keys_owner);
+        else rc_progress(s->rc, "  slot %d: %s%s%s:%d", it->slot, names[it->action], it->action == FIX_CLOSE ? " on its owner " : " to ",
+                         o ? o->ip : "?", o ? o->port : 0);
+    }
+}
+
+/* STABLE on every node that has `slot` open. */
+static int fix_queue_stable(struct session *s, int slot) {
+    for (int i = 0; i < s->n; i++) {
+        struct snode *x = &s->nodes[i];
+        for (int k = 0; x->up && x->me && snode_is_master(x) && k < x->me->open_slots; k++)
+            if (x->me->open[k].slot == slot) { if (act_setslot(s, x, slot, "STABLE", NULL) < 0) return -1; break; }
+    }
+    return 0;
+}
+
+static int fix_apply(struct session *s, const struct fix_plan *p, const struct day2_opts *o) {
+    struct move *mv = calloc((size_t)p->n + 1, sizeof *mv);
+    int nmv = 0;
+    if (!mv) return rc_fail_oom(s->rc);
+    for (int i = 0; i < p->n; i++) {
+        const struct fix_item *it = &p->v[i];
+        int r = 0;
+        if (it->action == FIX_ROLLBACK || it->action == FIX_CLOSE) r = fix_queue_stable(s, it->slot);
+        else if (it->action == FIX_ASSIGN) r = act_addslots(s, &s->nodes[it->owner], it->slot);
+        else if (it->action == FIX_DROP_CLAIMS) {
+            char num[16];
+            snprintf(num, sizeof num, "%d", it->slot);
+            for (int j = 0; j < s->n && r == 0; j++)
+                if (j != it->owner && s->nodes[j].me && snode_is_master(&s->nodes[j]) && nodeinfo_owns(s->nodes[j].me, it->slot))
+                    r = sess_queue(s, &s->nodes[j], "CLUSTER", "DELSLOTS", num, RESP_END);
+            if (r == 0) r = sess_queue(s, &s->nodes[it->owner], "CLUSTER", "BUMPEPOCH", RESP_END);
+        } else if (it->action == FIX_FINISH) {
+            mv[nmv].slot = it->slot;
+            mv[nmv].src = it->owner;
+            mv[nmv++].dst = it->target;
+        }
+        if (r < 0) { free(mv); return -1; }
+    }
+    int ret = sess_drain_all(s, "fix");
+    if (ret == 0 && nmv > 0 && !s->dry) {
+        long long keys = 0;
+        int done = 0;
+        ret = mover_run(s, mv, nmv, &o->mo, &keys, &done);
+        if (ret == 0) rc_progress(s->rc, "Finished %d interrupted move(s), %lld key(s) moved", done, keys);
+    }
+    free(mv);
+    return ret;
+}
+
+static void usage_fix(FILE *f) {
+    fputs("usage: rcluster fix ADDR [--search-multiple-owners] [--replace] [--dry-run] [--yes] [--json]\n"
+          "\n"
+          "Repair what an interrupted move leaves (like redis-cli --cluster fix): an open\n"
+          "(migrating/importing) slot is finished when its target already holds keys of it and\n"
+          "rolled back when it holds none; an uncovered slot goes to the master holding its\n"
+          "keys, else to the master with the fewest slots. --search-multiple-owners also\n"
+          "settles slots two masters claim (kept by the one with the keys). Shows the plan first.\n", f);
+}
+
+static const struct option fix_opts[] = {
+    D2_OPT("search-multiple-owners", no_argument, OPT_D2_MULTI), D2_OPT("cluster-search-multiple-owners", no_argument, OPT_D2_MULTI),
+    D2_MOVE_OPTS,
+};
+
+static int cmd_fix(struct rc *rc, int argc, char **argv) {
+    struct day2_opts o;
+    day2_opts_init(&o);
+    int r = day2_parse(rc, argc, argv, fix_opts, (int)(sizeof fix_opts / sizeof fix_opts[0]), usage_fix, &o, 1);
+    if (r) return r < 0 ? -1 : 0;
+    struct session s;
+    struct fix_plan p = { 0 };
+    int ret = -1;
+    if (day2_open(rc, &s, argv[optind]) < 0) goto out;
+    for (int i = 0; i < s.n; i++)
+        if (!s.nodes[i].up && snode_is_master(&s.nodes[i]) && snode_slot_count(&s.nodes[i]) > 0) {
+            rc_fail_kind_msg(rc, s.nodes[i].err_kind, rc_sprintf("master %s:%d is not reachable: %s; fix needs every master with slots", s.nodes[i].ip, s.nodes[i].port, s.nodes[i].err));
+            goto out;
+        }
+    /* Right after a kill the nodes may still be exchanging the last epochs: let them. */
+    if (day2_wait_settled(&s, 2, o.multi_owners) == 0) {
+        rc_progress(rc, "Nothing to fix: no open slot, all %d slots covered%s", CLUSTER_SLOTS, o.multi_owners ? ", no slot with two owners" : "");
+        if (rc->json) printf("{\"ok\":true,\"command\":\"fix\",\"fixed\":0}\n");
+        ret = 0;
+        goto out;
+    }
+    if (fix_plan_make(&s, o.multi_owners, &p) < 0) goto out;
+    rc_progress(rc, "Plan: %d slot(s) to repair", p.n);
+    fix_plan_print(&s, &p);
+    int manual = 0;
+    for (int i = 0; i < p.n; i++) manual += p.v[i].action == FIX_MANUAL;
+    s.dry = o.dry_run;
+    if (!o.dry_run && rc_confirm(rc, "Repair these slots?") < 0) goto out;
+    if (fix_apply(&s, &p, &o) < 0 || o.dry_run) { ret = o.dry_run ? 0 : -1; goto out; }
+    if (day2_wait_settled(&s, rc->timeout, o.multi_owners) < 0 && !manual) goto out;
+    if (manual) { rc_fail(rc, "fixed %d slot(s); %d need a hand (see the warnings above)", p.n - manual, manual); goto out; }
+    if (rc->json) printf("{\"ok\":true,\"command\":\"fix\",\"fixed\":%d}\n", p.n);
+    else printf("fix: repaired %d slot(s); no open slot, all %d slots covered\n", p.n, CLUSTER_SLOTS);
+    ret = 0;
+out:
+    fix_plan_free(&p);
+    sess_free(&s);
+    return ret;
+}
+
+/* --- del-node ---------------------------------------------------------------------------- */
+
+static int sess_knows(const struct session *s, int skip, const char *id) {
+    int c = 0;
+    for (int i = 0; i < s->n; i++)
+        if (i != skip && s->nodes[i].up && cview_find((struct cview *)&s->nodes[i].view, id)) c++;
+    return c;
+}
+
+/* The master with the fewest replicas, preferring one on another host than `host`. */
+static int sess_pick_master(const struct session *s, int skip, const char *host) {
+    int best = -1, bestc = 0, bestfar = 0;
+    for (int i = 0; i < s->n; i++) {
+        const struct snode *x = &s->nodes[i];
+        if (i == skip || !snode_is_master(x) || !x->up || snode_slot_count(x) == 0) continue;
+        int c = sess_count_replicas(s, x->id), far = !host || strcmp(x->ip, host) != 0;
+        if (best < 0 || c < bestc || (c == bestc && far > bestfar)) { best = i; bestc = c; bestfar = far; }
+    }
+    return best;
+}
+
+/* FORGET on every node that still lists the node, until none does: a node that has
+ * not heard yet would otherwise teach the others again through gossip. */
+static int delnode_forget(struct session *s, int victim, double timeout_s) {
+    int64_t deadline = rc_now_ms() + (int64_t)(timeout_s * 1000);
+    const char *id = s->nodes[victim].id;
+    for (int round = 0; ; round++) {
+        for (int i = 0; i < s->n; i++)
+            if (i != victim && s->nodes[i].up && cview_find(&s->nodes[i].view, id) && act_forget(s, &s->nodes[i], id) < 0) return -1;
+        if (sess_flush_all(s) < 0) return -1;
+        for (int i = 0; i < s->n; i++)
+            while (s->nodes[i].up && s->nodes[i].owed > 0) {
+                struct resp *r = sess_reply(s, &s->nodes[i], 0);
+                if (!r) break;
+                if (r->type == RESP_ERROR && s->rc->verbose) rc_warn(s->rc, "%s:%d: CLUSTER FORGET: %s", s->nodes[i].ip, s->nodes[i].port, r->str);
+                resp_free(r);
+            }
+        sess_refresh(s);
+        int left = sess_knows(s, victim, id);
+        if (!left) return 0;
+        if (rc_interrupted() || rc_now_ms() >= deadline)
+            return rc_fail(s->rc, "%d node(s) still list %.40s after %d FORGET round(s)", left, id, round + 1);
+        rc_sleep_ms(100);
+    }
+}
+
+static void usage_del_node(FILE *f) {
+    fputs("usage: rcluster del-node ADDR NODE_ID [--dry-run] [--yes] [--json]\n"
+          "\n"
+          "Remove a node from the cluster ADDR belongs to, also when it is dead or unreachable:\n"
+          "its replicas move to another master, every other node gets CLUSTER FORGET until\n"
+          "none lists it, then, if it answers, CLUSTER RESET so it cannot rejoin. A master\n"
+          "that still owns slots is refused (empty it with rebalance --weight ID=0 first).\n"
+          "NODE_ID may be an id, a unique id prefix or ip:port.\n", f);
+}
+
+static const struct option del_node_opts[] = {
+    D2_OPT("dry-run", no_argument, OPT_D2_DRY_RUN), D2_OPT("cluster-yes", no_argument, OPT_D2_YES),
+};
+
+static int delnode_replicas(struct session *s, int victim) {
+    for (int i = 0; i < s->n; i++) {
+        struct snode *x = &s->nodes[i];
+        if (i == victim || !x->up || snode_is_master(x) || strcmp(snode_master_id(x), s->nodes[victim].id) != 0) continue;
+        int m = sess_pick_master(s, victim, x->ip);
+        if (m < 0) return rc_fail(s->rc, "no other master for replica %s:%d", x->ip, x->port);
+        rc_progress(s->rc, "Replica %s:%d now replicates %s:%d", x->ip, x->port, s->nodes[m].ip, s->nodes[m].port);
+        if (act_replicate(s, x, s->nodes[m].id) < 0) return -1;
+    }
+    return sess_drain_all(s, "CLUSTER REPLICATE");
+}
+
+static int cmd_del_node(struct rc *rc, int argc, char **argv) {
+    struct day2_opts o;
+    day2_opts_init(&o);
+    int r = day2_parse(rc, argc, argv, del_node_opts, 2, usage_del_node, &o, 2);
+    if (r) return r < 0 ? -1 : 0;
+    struct session s;
+    int ret = -1;
+    if (day2_open(rc, &s, argv[optind]) < 0) goto out;
+    int v = day2_resolve(&s, "del-node", argv[optind + 1]);
+    if (v < 0) goto out;
+    struct snode *x = &s.nodes[v];
+    if (v == s.seed) { rc->usage_error = 1; rc_fail_as(rc, RC_ERR_USAGE, "del-node: %s:%d is the node given as ADDR; give the address of another node of the cluster", x->ip, x->port); goto out; }
+    int owned = snode_slot_count(x);
+    for (int i = 0; i < s.n && owned == 0; i++)
+        if (s.nodes[i].up) { const struct nodeinfo *ni = cview_find(&s.nodes[i].view, x->id); if (ni) owned = nodeinfo_slot_count(ni); }
+    if (owned > 0) {
+        rc_fail(rc, "del-node: %s:%d still owns %d slot(s); nothing changed. Empty it first: rcluster rebalance %s --weight %.40s=0 --yes "
+                "(or rcluster reshard %s --from %.40s --to OTHER --slots %d)", x->ip, x->port, owned, argv[optind], x->id, argv[optind], x->id, owned);
+        goto out;
+    }
+    if (day2_preflight(&s, 1, v) < 0) goto out;
+    rc_progress(rc, "Plan: remove %s:%d (%.40s, %s%s): FORGET on %d node(s)%s", x->ip, x->port, x->id, snode_is_master(x) ? "master" : "replica",
+                x->up ? "" : ", not reachable", s.n - 1, x->up ? ", then CLUSTER RESET on it" : "");
+    s.dry = o.dry_run;
+    if (!o.dry_run && rc_confirm(rc, "Remove this node?") < 0) goto out;
+    if (o.dry_run) {
+        for (int i = 0; i < s.n; i++) if (i != v) act_forget(&s, &s.nodes[i], x->id);
+        if (x->up) act_reset(&s, x);
+        ret = 0;
+        goto out;
+    }
+    if (delnode_replicas(&s, v) < 0 || delnode_forget(&s, v, rc->timeout) < 0) goto out;
+    int reset = 0;
+    if (x->up) {
+        if (act_reset(&s, x) == 0 && sess_drain(&s, x, "CLUSTER RESET") == 0) reset = 1;
+        else rc_warn(rc, "could not CLUSTER RESET %s:%d: %s", x->ip, x->port, rc->err);
+    }
+    if (rc->json) printf("{\"ok\":true,\"command\":\"del-node\",\"id\":\"%s\",\"reset\":%s}\n", x->id, reset ? "true" : "false");
+    else printf("del-node: %s:%d (%.40s) removed; no node lists it%s\n", x->ip, x->port, x->id, reset ? "; it was CLUSTER RESET" : "");
+    ret = 0;
+out:
+    sess_free(&s);
+    return ret;
+}
+
+/* --- add-node ------------------------------------------------------------------------------ */
+
+/* NEW must be what `create` wants of a node: reachable with our password, cluster-enabled,
+ * empty, alone. It joins the session as one more node (line NULL). */
+static int addnode_probe(struct session *s, const struct addr *a) {
+    struct rc *rc = s->rc;
+    struct snode *grown = realloc(s->nodes, (size_t)(s->n + 1) * sizeof *grown);
+    if (!grown) return rc_fail_oom(rc);
+    s->nodes = grown;
+    struct snode *x = &s->nodes[s->n];
+    memset(x, 0, sizeof *x);
+    x->c.fd = -1;
+    snprintf(x->conn_ip, sizeof x->conn_ip, "%s", a->ip);
+    x->conn_port = a->port;
+    snprintf(x->ip, sizeof x->ip, "%s", a->ip);
+    x->port = a->port;
+    x->bus = addr_bus(a);
+    s->n++;
+    struct rconn probe;
+    struct resp *info = NULL;
+    int ret = -1;
+    if (rconn_open(rc, &probe, a->ip, a->port) < 0) { rc_wrap(rc, "new node"); rconn_free(&probe); return -1; }
+    info = rconn_call(rc, &probe, "INFO cluster", "INFO", "cluster", RESP_END);
+    char buf[16];
+    if (!info) goto out;
+    if (info->type != RESP_BULK || info_field(info->str, "cluster_enabled", buf, sizeof buf) < 0 || strcmp(buf, "1") != 0) {
+        rc_fail_as(rc, RC_ERR_NOT_CLUSTER, "new node %s: cluster mode is disabled (cluster_enabled:0); start it with cluster-enabled yes", probe.name);
+        goto out;
+    }
+    x->c = probe;
+    probe.fd = -1; probe.name = NULL; probe.rbuf = probe.wbuf = NULL;
+    x->up = 1;
+    if (sess_probe_queue(s, x) < 0 || sess_probe_read(s, x) < 0) { rc_wrap(rc, "new node"); goto out; }
+    memcpy(x->id, x->me->id, sizeof x->id);
+    if (sess_index_of(s, x->id) != s->n - 1) { rc_fail(rc, "add-node: %s:%d is already a member of this cluster", a->ip, a->port); goto out; }
+    if (x->me->ip[0]) { snprintf(x->ip, sizeof x->ip, "%s", x->me->ip); x->port = x->me->port; x->bus = x->me->bus; }
+    if (x->keys != 0) { rc_fail(rc, "new node %s:%d is not empty (%lld keys); only an empty node can join", a->ip, a->port, x->keys); goto out; }
+    if (x->view.n > 1 || nodeinfo_slot_count(x->me) > 0) {
+        rc_fail(rc, "new node %s:%d already knows %d other node(s) or owns slots (it is part of a cluster; CLUSTER RESET it first)", a->ip, a->port, x->view.n - 1);
+        goto out;
+    }
+    ret = 0;
+out:
+    resp_free(info);
+    rconn_free(&probe);
+    return ret;
+}
+
+/* Every node lists NEW (past the handshake); for a replica, NEW replicates its master
+ * with the link up and the master's CLUSTER SLOTS lists it. */
+static int addnode_ready(struct session *s, int nx, int master, sds *why) {
+    struct snode *x = &s->nodes[nx];
+    for (int i = 0; i < s->n; i++) {
+        const struct nodeinfo *ni = s->nodes[i].up ? cview_find(&s->nodes[i].view, x->id) : NULL;
+        if (s->nodes[i].up && (!ni || (ni->flags & NF_HANDSHAKE))) { *why = rc_sprintf("%s:%d does not know it yet", s->nodes[i].ip, s->nodes[i].port); return 0; }
+    }
+    /* A new master refuses writes (and MIGRATE's RESTOREs) until its own state is ok. */
+    if (strcmp(x->state, "ok") != 0) { *why = rc_sprintf("it reports cluster_state:%s", x->state); return 0; }
+    if (master < 0) return 1;
+    struct snode *m = &s->nodes[master];
+    struct resp *repl = NULL, *slots = NULL;
+    int ok = 0;
+    char buf[32] = "";
+    if (sess_queue(s, x, "INFO", "replication", RESP_END) < 0 || sess_queue(s, m, "CLUSTER", "SLOTS", RESP_END) < 0 ||
+        sess_flush_all(s) < 0 || !(repl = sess_reply(s, x, 0)) || !(slots = sess_reply(s, m, 0))) { resp_free(repl); return -1; }
+    if (repl->type != RESP_BULK || info_field(repl->str, "master_link_status", buf, sizeof buf) < 0 || strcmp(buf, "up") != 0)
+        *why = rc_sprintf("replication link is %s", buf[0] ? buf : "not up");
+    else {
+        for (size_t i = 0; slots->type == RESP_ARRAY && i < slots->n && !ok; i++) {
+            const struct resp *e = slots->elem[i];
+            for (size_t k = 3; e->type == RESP_ARRAY && k < e->n; k++)
+                if (e->elem[k]->type == RESP_ARRAY && e->elem[k]->n >= 2 && e->elem[k]->elem[1]->type == RESP_INTEGER &&
+                    e->elem[k]->elem[1]->integer == x->port) ok = 1;
+        }
+        if (!ok) *why = rc_sprintf("CLUSTER SLOTS of its master does not list it yet");
+    }
+    resp_free(repl);
+    resp_free(slots);
+    return ok;
+}
+
+/* Redis 7 lists a replica in CLUSTER SLOTS only once gossip carries a non-zero offset;
+ * an idle master moves it only every repl-ping-replica-period. A key written and deleted
+ * in the master's own slots moves it at once and leaves nothing behind. */
+static int addnode_nudge(struct session *s, int master) {
+    const struct nodeinfo *ni = snode_slots(&s->nodes[master]);
+    char key[64];
+    for (unsigned i = 0; ni && ni->nranges && i < 1000000; i++) {
+        snprintf(key, sizeof key, "rcluster:nudge:{%u}", i);
+        if (nodeinfo_owns(ni, cluster_key_slot(key, strlen(key)))) {
+            if (sess_queue(s, &s->nodes[master], "SET", key, "1", RESP_END) < 0 || sess_queue(s, &s->nodes[master], "DEL", key, RESP_END) < 0) return -1;
+            return sess_drain_all(s, "nudge");
+        }
+    }
+    return 0;
+}
+
+static int addnode_wait(struct session *s, int nx, int master, double timeout_s) {
+    int64_t deadline = rc_now_ms() + (int64_t)(timeout_s * 1000), last_nudge = 0;
+    int replicated = master < 0;
+    for (;;) {
+        sess_refresh(s);
+        struct snode *x = &s->nodes[nx];
+        if (!x->up) return rc_fail_kind_msg(s->rc, x->err_kind, rc_sprintf("the new node stopped answering: %s", x->err));
+        if (!replicated) {
+            const struct nodeinfo *mi = cview_find(&x->view, s->nodes[master].id);
+            if (mi && !(mi->flags & NF_HANDSHAKE)) {
+                if (act_replicate(s, x, s->nodes[master].id) < 0) return -1;
+                if (sess_drain(s, x, "CLUSTER REPLICATE") == 0) replicated = 1;
+                else if (s->rc->verbose) rc_warn(s->rc, "%s", s->rc->err);
+            }
+        }
+        sds why = NULL;
+        int ready = replicated ? addnode_ready(s, nx, master, &why) : 0;
+        if (ready < 0) { sdsfree(why); return -1; }
+        if (ready) { sdsfree(why); return 0; }
+        if (replicated && master >= 0 && rc_now_ms() - last_nudge > 500) { last_nudge = rc_now_ms(); if (addnode_nudge(s, master) < 0) { sdsfree(why); return -1; } }
+        if (rc_interrupted() || rc_now_ms() >= deadline) {
+            rc_fail(s->rc, "the new node did not join within %.0f s: %s", timeout_s, why ? why : (replicated ? "?" : "it does not know its master yet"));
+            sdsfree(why);
+            return -1;
+        }
+        sdsfree(why);
+        rc_sleep_ms(100);
+    }
+}
+
+static void usage_add_node(FILE *f) {
+    fputs("usage: rcluster add-node NEW ADDR [--replica [--master-id ID]] [--dry-run] [--yes] [--json]\n"
+          "\n"
+          "Add the running, empty, cluster-enabled node NEW to the cluster ADDR belongs to\n"
+          "(like redis-cli --cluster add-node). As --replica it replicates --master-id, or the\n"
+          "master with the fewest replicas (preferring another host). Returns once every node\n"
+          "knows NEW and, for a replica, its link is up and CLUSTER SLOTS lists it.\n"
+          "Aliases: --cluster-slave, --cluster-replica, --cluster-master-id.\n", f);
+}
+
+static const struct option add_node_opts[] = {
+    D2_OPT("replica", no_argument, OPT_D2_REPLICA), D2_OPT("cluster-slave", no_argument, OPT_D2_REPLICA),
+    D2_OPT("cluster-replica", no_argument, OPT_D2_REPLICA), D2_OPT("slave", no_argument, OPT_D2_REPLICA),
+    D2_OPT("master-id", required_argument, OPT_D2_MASTER_ID), D2_OPT("cluster-master-id", required_argument, OPT_D2_MASTER_ID),
+    D2_OPT("dry-run", no_argument, OPT_D2_DRY_RUN), D2_OPT("cluster-yes", no_argument, OPT_D2_YES),
+};
+
+static int cmd_add_node(struct rc *rc, int argc, char **argv) {
+    struct day2_opts o;
+    day2_opts_init(&o);
+    int r = day2_parse(rc, argc, argv, add_node_opts, (int)(sizeof add_node_opts / sizeof add_node_opts[0]), usage_add_node, &o, 2);
+    if (r) return r < 0 ? -1 : 0;
+    if (o.master_id && !o.replica) return day2_usage_fail(rc, "add-node: --master-id %s needs --replica", o.master_id);
+    struct session s;
+    struct addr na;
+    int ret = -1, master = -1;
+    memset(&s, 0, sizeof s);
+    if (addr_parse(rc, argv[optind], &na) < 0 || day2_open(rc, &s, argv[optind + 1]) < 0) goto out;
+    if (day2_preflight(&s, 0, -1) < 0) goto out;
+    if (o.replica) {
+        master = o.master_id ? day2_resolve_master(&s, "--master-id", o.master_id) : sess_pick_master(&s, -1, na.ip);
+        if (master < 0) { if (!o.master_id) rc_fail(rc, "add-node: no reachable master with slots to replicate"); goto out; }
+    }
+    int seed = s.seed;
+    if (addnode_probe(&s, &na) < 0) goto out;
+    int nx = s.n - 1;
+    struct snode *x = &s.nodes[nx], *sd = &s.nodes[seed];
+    if (master >= 0) rc_progress(rc, "Plan: add %s:%d as a replica of %s:%d (%.40s)", x->ip, x->port, s.nodes[master].ip, s.nodes[master].port, s.nodes[master].id);
+    else rc_progress(rc, "Plan: add %s:%d as an empty master (move slots to it with rebalance --use-empty-masters or reshard)", x->ip, x->port);
+    s.dry = o.dry_run;
+    if (!o.dry_run && rc_confirm(rc, "Add this node?") < 0) goto out;
+    if (act_meet(&s, x, sd->ip, sd->port, sd->bus) < 0 || sess_drain_all(&s, "CLUSTER MEET") < 0) goto out;
+    if (o.dry_run) {
+        if (master >= 0) act_replicate(&s, x, s.nodes[master].id);
+        ret = 0;
+        goto out;
+    }
+    if (addnode_wait(&s, nx, master, rc->timeout) < 0) goto out;
+    x = &s.nodes[nx];
+    if (rc->json) printf("{\"ok\":true,\"command\":\"add-node\",\"id\":\"%s\",\"role\":\"%s\",\"master\":%s%s%s}\n", x->id, master >= 0 ? "replica" : "master",
+                         master >= 0 ? "\"" : "", master >= 0 ? s.nodes[master].id : "null", master >= 0 ? "\"" : "");
+    else printf("add-node: %s:%d (%.40s) joined as %s\n", x->ip, x->port, x->id, master >= 0 ? "a replica" : "an empty master");
+    ret = 0;
+out:
+    sess_free(&s);
+    return ret;
+}
+
+/* --- set-timeout ------------------------------------------------------------------------------ */
+
+static void usage_set_timeout(FILE *f) {
+    fputs("usage: rcluster set-timeout ADDR MS [--dry-run] [--yes] [--json]\n"
+          "\n"
+          "Set cluster-node-timeout to MS milliseconds on every node (CONFIG SET) and persist\n"
+          "it (CONFIG REWRITE). A node started without a config file keeps it until restart;\n"
+          "that is reported as a warning.\n", f);
+}
+
+static const struct option set_timeout_opts[] = {
+    D2_OPT("dry-run", no_argument, OPT_D2_DRY_RUN), D2_OPT("cluster-yes", no_argument, OPT_D2_YES),
+};
+
+static int cmd_set_timeout(struct rc *rc, int argc, char **argv) {
+    struct day2_opts o;
+    day2_opts_init(&o);
+    int r = day2_parse(rc, argc, argv, set_timeout_opts, 2, usage_set_timeout, &o, 2);
+    if (r) return r < 0 ? -1 : 0;
+    long ms;
+    if (rc_parse_int(argv[optind + 1], 100, 86400000L, &ms) < 0) return day2_usage_fail(rc, "set-timeout: expected milliseconds from 100 to 86400000, got '%s'", argv[optind + 1]);
+    struct session s;
+    int ret = -1, set = 0, persisted = 0, down = 0;
+    if (day2_open(rc, &s, argv[optind]) < 0) goto out;
+    s.dry = o.dry_run;
+    for (int i = 0; i < s.n; i++) {
+        if (!s.nodes[i].up) { rc_warn(rc, "%s:%d not reachable: %s", s.nodes[i].ip, s.nodes[i].port, s.nodes[i].err); down++; continue; }
+        if (sess_queue(&s, &s.nodes[i], "CONFIG", "SET", "cluster-node-timeout", argv[optind + 1], RESP_END) < 0 ||
+            sess_queue(&s, &s.nodes[i], "CONFIG", "REWRITE", RESP_END) < 0) goto out;
+    }
+    if (o.dry_run) { ret = 0; goto out; }
+    if (sess_flush_all(&s) < 0) goto out;
+    for (int i = 0; i < s.n; i++) {
+        struct snode *x = &s.nodes[i];
+        if (!x->up) continue;
+        struct resp *a = sess_reply(&s, x, 0), *b = a ? sess_reply(&s, x, 0) : NULL;
+        if (!b) { rc_warn(rc, "%s:%d: %s", x->ip, x->port, rc->err); resp_free(a); down++; continue; }
+        if (a->type == RESP_ERROR) rc_warn(rc, "%s:%d: CONFIG SET cluster-node-timeout: %s", x->ip, x->port, a->str);
+        else set++;
+        if (b->type == RESP_ERROR) rc_warn(rc, "%s:%d: not persisted: CONFIG REWRITE: %s", x->ip, x->port, b->str);
+        else persisted++;
+        resp_free(a);
+        resp_free(b);
+    }
+    if (rc->json) printf("{\"ok\":%s,\"command\":\"set-timeout\",\"timeout_ms\":%ld,\"nodes\":%d,\"set\":%d,\"persisted\":%d}\n",
+                         set == s.n ? "true" : "false", ms, s.n, set, persisted);
+    else printf("set-timeout: cluster-node-timeout %ld ms set on %d of %d node(s), persisted on %d\n", ms, set, s.n, persisted);
+    ret = set == s.n ? 0 : rc_fail(rc, "cluster-node-timeout set on only %d of %d node(s)", set, s.n);
+out:
+    sess_free(&s);
+    return ret;
+}
+
+/* --- call -------------------------------------------------------------------------------------- */
+
+/* A reply as redis-cli prints it: "(integer) 1", "(nil)", numbered array elements. */
+static sds resp_format(sds out, const struct resp *r, int indent) {
+    switch (r->type) {
+    case RESP_STATUS: return rc_catlen(out, r->str, sdslen(r->str));
+    case RESP_ERROR: out = rc_cat(out, "(error) "); return rc_catlen(out, r->str, sdslen(r->str));
+    case RESP_INTEGER: return rc_catprintf(out, "(integer) %lld", r->integer);
+    case RESP_BULK: return rc_catlen(out, r->str, sdslen(r->str));
+    case RESP_NIL: return rc_cat(out, "(nil)");
+    default:
+        if (r->n == 0) return rc_cat(out, "(empty array)");
+        for (size_t i = 0; out && i < r->n; i++) {
+            if (i) out = rc_catprintf(out, "\n%*s", indent, "");
+            out = rc_catprintf(out, "%zu) ", i + 1);
+            out = resp_format(out, r->elem[i], indent + 3);
+        }
+        return out;
+    }
+}
+
+static sds resp_json(sds out, const struct resp *r) {
+    if (!out) return NULL;
+    switch (r->type) {
+    case RESP_STATUS: case RESP_BULK: return rc_json_str(out, r->str);
+    case RESP_ERROR: out = rc_cat(out, "{\"error\":"); out = rc_json_str(out, r->str); return rc_cat(out, "}");
+    case RESP_INTEGER: return rc_catprintf(out, "%lld", r->integer);
+    case RESP_NIL: return rc_cat(out, "null");
+    default:
+        out = rc_cat(out, "[");
+        for (size_t i = 0; out && i < r->n; i++) { if (i) out = rc_cat(out, ","); out = resp_json(out, r->elem[i]); }
+        return rc_cat(out, "]");
+    }
+}
+
+static void usage_call(FILE *f) {
+    fputs("usage: rcluster call ADDR [--masters|--replicas] CMD [ARG...]\n"
+          "\n"
+          "Run one command on every node of the cluster ADDR belongs to and print each answer\n"
+          "(redis-cli --cluster call). Options go before CMD; everything from CMD on is the\n"
+          "command. Aliases: --cluster-only-masters, --cluster-only-replicas.\n", f);
+}
+
+static const struct option call_opts[] = {
+    D2_OPT("masters", no_argument, OPT_D2_ONLY_MASTERS), D2_OPT("cluster-only-masters", no_argument, OPT_D2_ONLY_MASTERS),
+    D2_OPT("replicas", no_argument, OPT_D2_ONLY_REPLICAS), D2_OPT("cluster-only-replicas", no_argument, OPT_D2_ONLY_REPLICAS),
+};
+
+/* Where CMD starts: the second word that is not an option or an option's value. */
+static int call_split(int argc, char **argv) {
+    static const char *const with_value[] = { "--password", "--password-file", "--user", "--timeout" };
+    int positional = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--") == 0) return i + 1 < argc && positional == 1 ? i + 1 : -1;
+        if (a[0] == '-' && a[1]) {
+            for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++)
+                if (strcmp(a, with_value[k]) == 0) i++;
+            continue;
+        }
+        if (++positional == 2) return i;
+    }
+    return -1;
+}
+
+static int cmd_call(struct rc *rc, int argc, char **argv) {
+    struct day2_opts o;
+    day2_opts_init(&o);
+    int cmdi = call_split(argc, argv);
+    int end = cmdi < 0 ? argc : cmdi;
+    if (cmdi > 0 && strcmp(argv[cmdi - 1], "--") == 0) end--;
+    int r = day2_parse(rc, end, argv, call_opts, 4, usage_call, &o, 1);
+    if (r) return r < 0 ? -1 : 0;
+    if (cmdi < 0) return day2_usage_fail(rc, "call: no command given (see rcluster call --help)%s", "");
+    if (argc - cmdi > RCONN_MAX_ARGS * 32) return day2_usage_fail(rc, "call: too many arguments%s", "");
+    struct session s;
+    int ret = -1, errors = 0;
+    sds js = NULL;
+    if (day2_open(rc, &s, argv[optind]) < 0) goto out;
+    for (int i = 0; i < s.n; i++) {
+        struct snode *x = &s.nodes[i];
+        int m = snode_is_master(x);
+        if (!x->up || (o.only_masters && !m) || (o.only_replicas && m)) continue;
+        if (sess_queue_argv(&s, x, argc - cmdi, (const char **)argv + cmdi) < 0) goto out;
+    }
+    if (sess_flush_all(&s) < 0) goto out;
+    js = sdsnew("{\"ok\":true,\"replies\":[");
+    int first = 1;
+    for (int i = 0; i < s.n; i++) {
+        struct snode *x = &s.nodes[i];
+        int m = snode_is_master(x);
+        if ((o.only_masters && !m) || (o.only_replicas && m)) continue;
+        struct resp *rep = x->up ? sess_reply(&s, x, 0) : NULL;
+        char name[128];
+        snprintf(name, sizeof name, "%s:%d", x->ip, x->port);
+        if (!rep) { errors++; rc_warn(rc, "%s: %s", name, x->err ? x->err : rc->err); continue; }
+        errors += rep->type == RESP_ERROR;
+        if (rc->json) {
+            js = rc_catprintf(js, "%s{\"node\":\"%s\",\"id\":\"%s\",\"reply\":", first ? "" : ",", name, x->id);
+            js = resp_json(js, rep);
+            js = rc_cat(js, "}");
+        } else {
+            sds t = resp_format(sdsempty(), rep, 0);
+            printf("%s: %s\n", name, t ? t : "");
+            sdsfree(t);
+        }
+        first = 0;
+        resp_free(rep);
+    }
+    if (rc->json && js) printf("%s]}\n", js);
+    ret = errors ? rc_fail(rc, "call: %d node(s) answered with an error or not at all", errors) : 0;
+out:
+    sdsfree(js);
+    sess_free(&s);
+    return ret;
+}
+
+/* --- info ------------------------------------------------------------------------------------- */
+
+#define INFO_BAR 64
+
+/* One bar per master: each cell is CLUSTER_SLOTS/INFO_BAR slots, '#' all owned, '+' some. */
+static void info_bar(const struct nodeinfo *ni, char *bar) {
+    int per = CLUSTER_SLOTS / INFO_BAR;
+    for (int c = 0; c < INFO_BAR; c++) {
+        int own = 0;
+        for (int k = c * per; k < (c + 1) * per; k++) own += ni && nodeinfo_owns(ni, k);
+        const char *mark = own == per ? "#" : own ? "+" : ".";
+        bar[c] = mark[0];
+    }
+    bar[INFO_BAR] = 0;
+}
+
+static int info_first_slot(const struct snode *x) {
+    const struct nodeinfo *ni = snode_slots(x);
+    return ni && ni->nranges ? ni->ranges[0][0] : CLUSTER_SLOTS;
+}
+
+static void usage_info(FILE *f) {
+    fputs("usage: rcluster info ADDR [--json]\n"
+          "\n"
+          "Per master: keys, slots (ranges), replicas and keys per slot, with a slot map bar\n"
+          "(each cell 256 slots: # all owned, + some) — like redis-cli --cluster info.\n", f);
+}
+
+static int cmd_info(struct rc *rc, int argc, char **argv) {
+    struct day2_opts o;
+    day2_opts_init(&o);
+    int r = day2_parse(rc, argc, argv, NULL, 0, usage_info, &o, 1);
+    if (r) return r < 0 ? -1 : 0;
+    struct session s;
+    memset(&s, 0, sizeof s);
+    int ret = -1, masters = 0;
+    long long total = 0;
+    sds js = sdsnew("{\"masters\":[");
+    if (!js || day2_open(rc, &s, argv[optind]) < 0) goto out;
+    int color = rc->color && isatty(STDOUT_FILENO);
+    static const char *const colours[] = { "\033[31m", "\033[32m", "\033[33m", "\033[34m", "\033[35m", "\033[36m" };
+    int *order = calloc((size_t)s.n, sizeof *order);
+    if (!order) { rc_fail_oom(rc); goto out; }
+    for (int i = 0; i < s.n; i++) order[i] = i;
+    for (int i = 1; i < s.n; i++)       /* masters in slot order, like check */
+        for (int j = i; j > 0 && info_first_slot(&s.nodes[order[j]]) < info_first_slot(&s.nodes[order[j - 1]]); j--) {
+            int t = order[j]; order[j] = order[j - 1]; order[j - 1] = t;
+        }
+    for (int oi = 0; oi < s.n; oi++) {
+        struct snode *x = &s.nodes[order[oi]];
+        if (!snode_is_master(x)) continue;
+        const struct nodeinfo *ni = snode_slots(x);
+        int slots = snode_slot_count(x), reps = sess_count_replicas(&s, x->id);
+        sds ranges = ni ? nodeinfo_slots_str(ni) : sdsempty();
+        char bar[INFO_BAR + 1];
+        info_bar(ni, bar);
+        double avg = slots ? (double)x->keys / slots : 0;
+        if (rc->json) {
+            js = rc_catprintf(js, "%s{\"id\":\"%s\",\"addr\":\"%s:%d\",\"reachable\":%s,\"keys\":%lld,\"slots\":%d,\"ranges\":", masters ? "," : "",
+                              x->id, x->ip, x->port, x->up ? "true" : "false", x->up ? x->keys : 0, slots);
+            js = rc_json_str(js, ranges ? ranges : "");
+            js = rc_catprintf(js, ",\"replicas\":%d,\"keys_per_slot\":%.2f}", reps, avg);
+        } else {
+            printf("%s:%d (%.8s...) %lld keys | %d slots | %d replica(s) | %.2f keys/slot%s\n", x->ip, x->port, x->id, x->up ? x->keys : 0,
+                   slots, reps, avg, x->up ? "" : " | NOT reachable");
+            printf("  %s[%s]%s %s\n", color ? colours[masters % 6] : "", bar, color ? "\033[0m" : "", ranges && sdslen(ranges) ? ranges : "-");
+        }
+        total += x->up ? x->keys : 0;
+        masters++;
+        sdsfree(ranges);
+    }
+    free(order);
+    if (rc->json) { js = rc_catprintf(js, "],\"keys\":%lld,\"nodes\":%d}\n", total, s.n); if (js) fputs(js, stdout); }
+    else printf("[OK] %lld keys in %d masters, %.2f keys per slot on average.\n", total, masters, (double)total / CLUSTER_SLOTS);
+    ret = js ? 0 : rc_fail_oom(rc);
+out:
+    sdsfree(js);
+    sess_free(&s);
+    return ret;
 }
 
 /* ====================================================================== */
@@ -6337,6 +8735,14 @@ static void usage_main(FILE *f) {
           "Cluster commands (talk RESP to running nodes):\n"
           "  create     form a cluster from running empty nodes (redis-cli --cluster create)\n"
           "  check      report on a cluster's health (redis-cli --cluster check)\n"
+          "  info       keys, slots and replicas per master, with a slot map\n"
+          "  call       run one command on every node (--masters, --replicas)\n"
+          "  add-node   add an empty node as a master or a replica\n"
+          "  del-node   remove a node, also a dead one (FORGET everywhere, then RESET)\n"
+          "  reshard    move N slots with their keys between masters\n"
+          "  rebalance  even out slots by weight (--weight ID=0 empties a master)\n"
+          "  fix        close slots an interrupted move left open; cover uncovered slots\n"
+          "  set-timeout  cluster-node-timeout on every node, persisted\n"
           "\n"
           "Options for every command:\n"
           "  --json              results as JSON on stdout (progress stays on stderr)\n"
@@ -6363,6 +8769,8 @@ struct rc_command {
 
 static const struct rc_command rc_commands[] = {
     { "create", cmd_create }, { "check", cmd_check },
+    { "info", cmd_info }, { "call", cmd_call }, { "add-node", cmd_add_node }, { "del-node", cmd_del_node },
+    { "reshard", cmd_reshard }, { "rebalance", cmd_rebalance }, { "fix", cmd_fix }, { "set-timeout", cmd_set_timeout },
     { "up", cmd_up }, { "down", cmd_down }, { "status", cmd_status }, { "image", cmd_image },
 };
 

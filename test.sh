@@ -8,7 +8,7 @@
 #                      otherwise the Docker tests are skipped.
 #   FAULTS=0           skip the fault-injection tests (tests/test_faults.sh); default: run.
 #   DOCKER_TESTS=0     skip the Docker tests.
-#   ONLY="lint fuzz safety create memcheck faults docker rerun valkey podman hostnet airgap"
+#   ONLY="lint fuzz safety create day2 memcheck faults docker rerun valkey podman hostnet airgap"
 #                      which groups to run (default: all).
 #   FUZZ_SECONDS=15    libFuzzer time per harness; SANITIZE=0 skips the ASan pass of create.
 #   NO_INSTALL=1       never call apt-get.
@@ -129,7 +129,7 @@ run_script() { # NAME SCRIPT [ENV=VAL...]
     PASSED=$((PASSED + np)); FAILED=$((FAILED + nf)); SKIPPED=$((SKIPPED + ns))
     if [ $rc -ne 0 ] && [ "$nf" -eq 0 ]; then fail "$script" "exited $rc without a failing test" "$log"; fi
 }
-ONLY=${ONLY:-lint fuzz safety create memcheck faults docker rerun valkey podman hostnet airgap}
+ONLY=${ONLY:-lint fuzz safety create day2 memcheck faults docker rerun valkey podman hostnet airgap}
 want() { case " $ONLY " in *" $1 "*) return 0 ;; esac; return 1; }
 
 if [ ! -x ./rcluster ]; then
@@ -142,6 +142,7 @@ else
     # The same create/check suite once more against the ASan+UBSan build.
     want create && [ -x "$TOP/rcluster-asan" ] && [ "${SANITIZE:-1}" != 0 ] &&
         run_script create-asan tests/test_create.sh RCLUSTER="$TOP/rcluster-asan" TEST_PREFIX=asan
+    want day2 && run_script day2 tests/test_day2.sh
     want memcheck && run_script memcheck tests/test_memcheck.sh
     if want faults; then
         if [ "${FAULTS:-1}" = 0 ]; then skipped "tests/test_faults.sh" "FAULTS=0"

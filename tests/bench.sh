@@ -7,9 +7,15 @@
 #     redis.conf per node, redis-cli --cluster create, wait) vs rcluster up, same image.
 # Not part of test.sh. Nodes: 127.0.0.1:20000-20199 (bus 30000-30199); Docker: networks
 # 10.90.0.0/24 and 10.91.0.0/24, ports 7401-7406 and 7501-7506 (+10000) on 127.0.0.1.
+#  3. reshard: 5461 slots holding ~330k small keys (redis-benchmark --cluster, 16-byte
+#     values) from one master to another: redis-cli --cluster reshard --cluster-pipeline
+#     1000 vs rcluster reshard with its defaults, on identical fresh clusters
+#     (127.0.0.1:7100-7105); rebalance --use-empty-masters after adding 3 empty masters
+#     to a loaded 3-master cluster, same comparison. rcluster's peak RSS for both.
 # BENCH_SKIP_DOCKER=1 skips part 2; BENCH_SKIP_100=1 skips the 100-node case;
 # BENCH_RUNS=N repeats the 100-node case N times (failovers counted in each);
-# BENCH_200=1 adds 200 nodes (100x1), for a host with the cores for it.
+# BENCH_200=1 adds 200 nodes (100x1), for a host with the cores for it;
+# BENCH_ONLY_DAY2=1 runs part 3 only, BENCH_SKIP_DAY2=1 skips it.
 . "$(dirname "$0")/lib.sh"
 cd "$T_TMP" || exit 1
 POLL=$TOP/tests/poll_cluster.py
@@ -143,11 +149,71 @@ bench_docker() {
         "$(ratio "$ref_total" "$rc_total" 0.45)" "$(rss_kb "$T_TMP/dup.time")" "$(stat -c %s "$RCLUSTER")" "$(basename "$RCLUSTER")"
 }
 
+# ---- 3. day-2: reshard and rebalance ------------------------------------------------
+node_id() { redis-cli -p "$1" cluster myid 2>/dev/null; }
+
+# day2_cluster MASTERS EMPTY: fresh masters on 7100.., loaded with ~330k keys per master,
+# then EMPTY more masters met into the cluster without slots.
+day2_cluster() {
+    kill_all_nodes
+    start_nodes 7100 $(($1 + $2)) || return 1
+    "$RCLUSTER" create --replicas 0 --yes $(addrs 7100 "$1") >/dev/null 2>&1 || return 1
+    redis-benchmark --cluster -p 7100 -t set -n $((330000 * $1)) -r 1000000000 -d 16 -P 64 -q >/dev/null 2>&1 || return 1
+    local p
+    for ((p = 7100 + $1; p < 7100 + $1 + $2; p++)); do redis-cli -p 7100 cluster meet 127.0.0.1 "$p" >/dev/null; done
+    wait_for 30 bash -c "[ \$(redis-cli -p 7100 cluster nodes | grep -vc handshake) -eq $(($1 + $2)) ]" || return 1
+    for ((p = 7100; p < 7100 + $1 + $2; p++)); do
+        wait_for 30 bash -c "redis-cli -p $p cluster info | grep -q cluster_state:ok" || return 1
+    done
+}
+
+cluster_keys() { local p n=0 k; for p in "$@"; do k=$(redis-cli -p "$p" dbsize); n=$((n + k)); done; echo $n; }
+
+# timed_ms CMD...: wall time of CMD in ms on stdout; CMD's output to $T_TMP/timed.log.
+timed_ms() { local t0=$(date +%s%N); "$@" >"$T_TMP/timed.log" 2>&1 || { echo fail; return; }; echo $(( ($(date +%s%N) - t0) / 1000000 )); }
+
+bench_reshard() {
+    echo "== reshard: 5461 slots with ~330k keys from one master to another"
+    day2_cluster 3 0 || { echo "  could not set up the cluster"; STATUS=1; return; }
+    local keys; keys=$(redis-cli -p 7100 dbsize)
+    local ref; ref=$(timed_ms redis-cli --cluster reshard 127.0.0.1:7100 --cluster-from "$(node_id 7100)" --cluster-to "$(node_id 7101)" \
+        --cluster-slots 5461 --cluster-yes --cluster-pipeline 1000)
+    day2_cluster 3 0 || { echo "  could not set up the cluster"; STATUS=1; return; }
+    timed "$T_TMP/rs.time"
+    local mine; mine=$(timed_ms "${TIMED[@]}" "$RCLUSTER" reshard 127.0.0.1:7100 --from "$(node_id 7100)" \
+        --to "$(node_id 7101)" --slots 5461 --yes)
+    local left; left=$(redis-cli -p 7100 dbsize)
+    case "$ref $mine" in *fail*) echo "  failed: redis-cli: $ref | rcluster: $mine"; tail -n 5 "$T_TMP/timed.log"; STATUS=1; return ;; esac
+    printf '  %d keys moved; redis-cli --cluster reshard --cluster-pipeline 1000: %6d ms\n' "$keys" "$ref"
+    printf '  rcluster reshard (defaults):                         %6d ms (%s keys left on the source)\n' "$mine" "$left"
+    printf '  rcluster time: %s   rcluster peak RSS: %s KiB (target <= 16384)\n' "$(ratio "$ref" "$mine" 0.3)" "$(rss_kb "$T_TMP/rs.time")"
+}
+
+bench_rebalance() {
+    echo "== rebalance --use-empty-masters: 3 loaded masters + 3 empty ones"
+    day2_cluster 3 3 || { echo "  could not set up the cluster"; STATUS=1; return; }
+    local ref; ref=$(timed_ms redis-cli --cluster rebalance 127.0.0.1:7100 --cluster-use-empty-masters --cluster-pipeline 1000 --cluster-yes)
+    day2_cluster 3 3 || { echo "  could not set up the cluster"; STATUS=1; return; }
+    timed "$T_TMP/rb.time"
+    local mine; mine=$(timed_ms "${TIMED[@]}" "$RCLUSTER" rebalance 127.0.0.1:7100 --use-empty-masters --yes)
+    case "$ref $mine" in *fail*) echo "  failed: redis-cli: $ref | rcluster: $mine"; tail -n 5 "$T_TMP/timed.log"; STATUS=1; return ;; esac
+    printf '  redis-cli --cluster rebalance --cluster-pipeline 1000: %6d ms\n' "$ref"
+    printf '  rcluster rebalance (defaults):                        %6d ms\n' "$mine"
+    printf '  rcluster time: %s   rcluster peak RSS: %s KiB (target <= 16384)\n' "$(ratio "$ref" "$mine" 0.3)" "$(rss_kb "$T_TMP/rb.time")"
+}
+
 echo "# $(nproc) cores, $(redis-server --version | cut -d' ' -f1-3)"
-bench_create 3 1
-if [ "${BENCH_SKIP_100:-0}" != 1 ]; then
-    for ((run = 0; run < ${BENCH_RUNS:-1}; run++)); do bench_create 50 1; done
+if [ "${BENCH_ONLY_DAY2:-0}" != 1 ]; then
+    bench_create 3 1
+    if [ "${BENCH_SKIP_100:-0}" != 1 ]; then
+        for ((run = 0; run < ${BENCH_RUNS:-1}; run++)); do bench_create 50 1; done
+    fi
+    [ "${BENCH_200:-0}" = 1 ] && bench_create 100 1
+    [ "${BENCH_SKIP_DOCKER:-0}" = 1 ] || bench_docker
 fi
-[ "${BENCH_200:-0}" = 1 ] && bench_create 100 1
-[ "${BENCH_SKIP_DOCKER:-0}" = 1 ] || bench_docker
+if [ "${BENCH_SKIP_DAY2:-0}" != 1 ]; then
+    bench_reshard
+    bench_rebalance
+fi
+kill_all_nodes
 exit $STATUS

@@ -1677,6 +1677,140 @@ static void test_servers(void) {
     sdsfree(conf);
 }
 
+/* A session made from one CLUSTER NODES text, as if every node had answered with it. */
+static int fake_session(struct session *s, struct rc *rc, const char *text) {
+    memset(s, 0, sizeof *s);
+    s->rc = rc;
+    if (cview_parse(text, strlen(text), &s->map) < 0) return -1;
+    s->nodes = calloc((size_t)s->map.n, sizeof *s->nodes);
+    for (int i = 0; i < s->map.n; i++) {
+        struct snode *x = &s->nodes[s->n++];
+        x->c.fd = -1;
+        x->line = x->me = &s->map.nodes[i];
+        memcpy(x->id, x->line->id, sizeof x->id);
+        snprintf(x->ip, sizeof x->ip, "%s", x->line->ip);
+        x->port = x->line->port;
+        x->up = 1;
+        snprintf(x->state, sizeof x->state, "ok");
+        x->node_timeout = 5000;
+    }
+    return 0;
+}
+
+static void fake_session_free(struct session *s) {
+    for (int i = 0; i < s->n; i++) s->nodes[i].me = NULL; /* they point into map */
+    sess_free(s);
+}
+
+#define M1 "1111111111111111111111111111111111111111"
+#define M2 "2222222222222222222222222222222222222222"
+#define M3 "3333333333333333333333333333333333333333"
+#define M4 "4444444444444444444444444444444444444444"
+#define R1 "5555555555555555555555555555555555555555"
+
+static void test_day2(void) {
+    struct rc rc;
+    memset(&rc, 0, sizeof rc);
+    struct cview v;
+    const char *opened = M1 " 127.0.0.1:7100@17100,host-a myself,master - 0 0 1 connected 0-99 [100->-" M2 "] [200-<-" M3 "]\n";
+    int r = cview_parse(opened, strlen(opened), &v);
+    CHECK("day2.open.parse", r == 0 && v.n == 1);
+    if (r == 0 && v.n == 1) {
+        struct nodeinfo *ni = &v.nodes[0];
+        CHECK("day2.open.count", ni->open_slots == 2 && ni->open);
+        CHECK("day2.open.migrating", ni->open && ni->open[0].slot == 100 && !ni->open[0].importing && !strcmp(ni->open[0].peer, M2));
+        CHECK("day2.open.importing", ni->open && ni->open[1].slot == 200 && ni->open[1].importing && !strcmp(ni->open[1].peer, M3));
+        CHECK("day2.hostname", !strcmp(ni->hostname, "host-a") && !strcmp(ni->ip, "127.0.0.1") && ni->port == 7100);
+        CHECK("day2.owns", nodeinfo_owns(ni, 0) && nodeinfo_owns(ni, 99) && !nodeinfo_owns(ni, 100));
+    }
+    cview_free(&v);
+    static const char *const bad[] = { "[x->-" M2 "]", "[16384->-" M2 "]", "[5-?-" M2 "]", "[5->-" M2 "", "[5->-" M2 M2 "]" };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char line[300];
+        snprintf(line, sizeof line, M1 " 127.0.0.1:7100@17100 myself,master - 0 0 1 connected %s\n", bad[i]);
+        r = cview_parse(line, strlen(line), &v);
+        CHECKF("day2.open.bad", r < 0, "accepted '%s'", bad[i]);
+        if (r == 0) cview_free(&v);
+    }
+
+    const char *three =
+        M1 " 127.0.0.1:7100@17100 myself,master - 0 0 1 connected 0-5460\n"
+        M2 " 127.0.0.1:7101@17101 master - 0 0 2 connected 5461-10922\n"
+        M3 " 127.0.0.1:7102@17102 master - 0 0 3 connected 10923-16383\n"
+        M4 " 127.0.0.1:7103@17103 master - 0 0 4 connected\n"
+        R1 " 127.0.0.1:7104@17104 slave " M1 " 0 0 1 connected\n";
+    struct session s;
+    if (fake_session(&s, &rc, three) < 0) { CHECK("day2.session", 0); return; }
+    CHECK("day2.find.id", sess_find(&s, M2) == 1);
+    CHECK("day2.find.prefix", sess_find(&s, "3333") == 2);
+    CHECK("day2.find.addr", sess_find(&s, "127.0.0.1:7103") == 3);
+    CHECK("day2.find.short-prefix", sess_find(&s, "333") == -1);
+    CHECK("day2.find.unknown", sess_find(&s, "abcdef") == -1);
+    CHECK("day2.replicas", sess_count_replicas(&s, M1) == 1 && sess_count_replicas(&s, M2) == 0);
+
+    struct move *mv = calloc(CLUSTER_SLOTS, sizeof *mv);
+    int src[3] = { 0, 1, 2 }, n = 0;
+    reshard_plan(&s, src, 2, 2, 1000, mv, &n);
+    /* redis-cli: the source with the most slots (M2, 5462) first, rounded up: 501 + 499. */
+    CHECKF("day2.reshard.count", n == 1000, "n=%d", n);
+    CHECKF("day2.reshard.first", mv[0].src == 1 && mv[0].slot == 5461 && mv[500].src == 1 && mv[500].slot == 5961 && mv[501].src == 0 && mv[501].slot == 0,
+           "mv[0]=%d/%d mv[500]=%d/%d mv[501]=%d/%d", mv[0].src, mv[0].slot, mv[500].src, mv[500].slot, mv[501].src, mv[501].slot);
+
+    struct day2_opts o;
+    day2_opts_init(&o);
+    o.use_empty = 1;
+    r = rebalance_plan(&s, &o, mv, &n);
+    int to4 = 0;
+    for (int i = 0; i < n; i++) to4 += mv[i].dst == 3;
+    CHECKF("day2.rebalance.empty-master", r == 0 && n == 4096 && to4 == 4096, "r=%d n=%d to4=%d", r, n, to4);
+    o.use_empty = 0;
+    r = rebalance_plan(&s, &o, mv, &n);
+    CHECKF("day2.rebalance.balanced", r == 0 && n == 0, "r=%d n=%d", r, n);
+    o.weights[0].spec = M1 "=0";
+    o.weights[0].w = 0;
+    o.nweights = 1;
+    r = rebalance_plan(&s, &o, mv, &n);
+    int from1 = 0;
+    for (int i = 0; i < n; i++) from1 += mv[i].src == 0;
+    CHECKF("day2.rebalance.weight-0", r == 0 && n == 5461 && from1 == 5461, "r=%d n=%d from1=%d", r, n, from1);
+    free(mv);
+
+    struct move il[6];
+    static const int srcs[6] = { 0, 0, 0, 1, 1, 2 }, want_il[6] = { 0, 1, 2, 0, 1, 0 };
+    for (int i = 0; i < 6; i++) { memset(&il[i], 0, sizeof il[i]); il[i].src = srcs[i]; il[i].slot = i; }
+    moves_interleave(&rc, il, 6);
+    int il_ok = 1;
+    for (int i = 0; i < 6; i++) il_ok &= il[i].src == want_il[i];
+    CHECKF("day2.interleave", il_ok && il[0].slot == 0 && il[3].slot == 1 && il[5].slot == 2, "srcs %d%d%d%d%d%d", il[0].src, il[1].src, il[2].src, il[3].src, il[4].src, il[5].src);
+
+    struct findings f = { 0 };
+    judge_all(&s, &f, 1);
+    CHECKF("day2.judge.healthy", f.n == 0, "%d findings, first: %s", f.n, f.n ? f.v[0].text : "");
+    findings_free(&f);
+    s.nodes[2].node_timeout = 15000;
+    judge_node_timeout(&s, &f);
+    CHECK("day2.judge.timeout", f.n == 1 && f.v[0].kind == FIND_TIMEOUT_MISMATCH && f.v[0].warn);
+    findings_free(&f);
+    fake_session_free(&s);
+
+    const char *broken =
+        M1 " 127.0.0.1:7100@17100 myself,master - 0 0 1 connected 0-5460 [7->-" M2 "]\n"
+        M2 " 127.0.0.1:7101@17101 master - 0 0 2 connected 5000-10922\n"
+        M3 " 127.0.0.1:7102@17102 master - 0 0 3 connected 10923-16000\n";
+    if (fake_session(&s, &rc, broken) < 0) { CHECK("day2.session2", 0); return; }
+    judge_all(&s, &f, 1);
+    int nopen = 0, unc = 0, multi = 0;
+    for (int i = 0; i < f.n; i++) {
+        nopen += f.v[i].kind == FIND_OPEN_SLOT;
+        unc += f.v[i].kind == FIND_UNCOVERED;
+        multi += f.v[i].kind == FIND_MULTI_OWNER;
+    }
+    CHECKF("day2.judge.findings", nopen == 1 && unc == 1 && multi == 461, "open=%d uncovered=%d multi=%d", nopen, unc, multi);
+    findings_free(&f);
+    fake_session_free(&s);
+    sdsfree(rc.err);
+}
+
 int main(void) {
     test_resp_valid();
     test_resp_values();
@@ -1700,6 +1834,7 @@ int main(void) {
     test_elf();
     test_tar();
     test_servers();
+    test_day2();
     printf("unit: %d passed, %d failed\n", npass, nfail);
     return nfail ? 1 : 0;
 }
