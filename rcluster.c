@@ -127,16 +127,18 @@ static const char *volatile rc_abandon_note;
 
 static void rc_set_abandon_note(const char *note) { rc_abandon_note = note; }
 
+/* write(2) of n bytes to stderr, async-signal-safe; 1 when all were written. */
+static int rc_write_stderr(const char *s, size_t n) { return write(STDERR_FILENO, s, n) == (ssize_t)n; }
+
 /* First signal: set the flag, so the command unwinds and restores. Second: the user
  * insists; say what is left as it is and quit at once (the one exit outside main). */
 static void rc_on_signal(int sig) {
     if (!rc_got_signal) { rc_got_signal = sig; return; }
     static const char head[] = "\nrcluster: interrupted again: quitting now without cleaning up";
-    ssize_t w = write(STDERR_FILENO, head, sizeof head - 1);
     const char *note = rc_abandon_note;
-    if (note && w > 0) w = write(STDERR_FILENO, "; left as it is: ", 17);
-    if (note && w > 0) w = write(STDERR_FILENO, note, strlen(note));
-    if (w >= 0) w = write(STDERR_FILENO, "\n", 1);
+    if (rc_write_stderr(head, sizeof head - 1) && note && rc_write_stderr("; left as it is: ", 17))
+        rc_write_stderr(note, strlen(note));
+    rc_write_stderr("\n", 1);
     _exit(RC_EXIT_INTERRUPTED);
 }
 
@@ -6398,6 +6400,7 @@ static int conf_claim_data_dir(struct rc *rc, const char *dir, const char *name,
 /* Write a file this run creates (it must not exist: nothing is ever rewritten) and
  * record it for the undo. */
 static int conf_create_file(struct rc *rc, const char *path, const char *text, mode_t mode, struct conf_undo *u) {
+    if (!path || !text) return rc_fail_oom(rc);
     if (access(path, F_OK) == 0) return rc_fail(rc, "not rewriting %s: it exists and this run did not create it", path);
     if (rc_write_file(rc, path, text, strlen(text), mode) < 0) return -1;
     return conf_undo_add(u, path, UNDO_FILE) < 0 ? rc_fail_oom(rc) : 0;
@@ -6421,9 +6424,11 @@ static int conf_write_node(struct rc *rc, const char *data_dir, int i, const cha
     conf_container_ids(&uid, &gid);
     sds node = conf_node_dir(data_dir, i, NULL), cdir = conf_node_dir(data_dir, i, "conf");
     sds ddir = conf_node_dir(data_dir, i, "data"), file = cdir ? rc_sprintf("%s/redis.conf", cdir) : NULL;
-    int ret = node && cdir && ddir && file ? 0 : -1;
-    if (ret < 0) rc_fail_oom(rc);
-    int first = u->n;
+    if (!node || !cdir || !ddir || !file) {
+        sdsfree(node); sdsfree(cdir); sdsfree(ddir); sdsfree(file);
+        return rc_fail_oom(rc);
+    }
+    int ret = 0, first = u->n;
     if (ret == 0) ret = conf_mkdirs(rc, node, 0755, u);
     int made = ret == 0 ? conf_undo_find(u, node) : -1;
     if (made >= first) {
@@ -7701,8 +7706,7 @@ static int up_wait_ping(struct docker *d, struct up_plan *p, int64_t deadline) {
  * rejoins by itself from its nodes.conf), then print the report. */
 static int up_wait_healthy(struct rc *rc, struct up_plan *p, int64_t deadline) {
     rc_progress(rc, "Waiting for the cluster to be healthy");
-    int r;
-    while ((r = engine_check(rc, p->connect_ip, p->nodes[0].host_port, 1)) != 0) {
+    while (engine_check(rc, p->connect_ip, p->nodes[0].host_port, 1) != 0) {
         if (rc_interrupted()) return rc_fail(rc, "interrupted");
         if (rc_now_ms() >= deadline)
             return rc_wrap(rc, "cluster '%s' did not become healthy within %g s; if it cannot recover, start over with "
