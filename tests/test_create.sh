@@ -366,12 +366,15 @@ t_interrupt() {
     for d in 0.05 0.3 1.5; do
         for sig in INT TERM; do
             [ $sig = TERM ] && [ $d != 1.5 ] && continue
-            local name="create: SIG$sig after ${d}s restores every node's settings and rolls back"
+            local name="create: SIG$sig ${d}s into the run restores every node's settings and rolls back"
             start_nodes 7086 6 --rename-command PSYNC '' --rename-command SYNC '' || { not_ok "$name" "could not start nodes"; return; }
             local before after why=""
             before=$(formation_settings 7086 6)
             "$RCLUSTER" create --replicas 1 --yes --timeout 30 $(addrs 7086 6) </dev/null >"$L/int.out" 2>"$L/int.err" &
             local pid=$!
+            # from its first progress line: before it, the handler may not be installed
+            # yet (a background job starts with SIGINT ignored), which no user sees
+            wait_for 10 grep -q Checking "$L/int.err"
             sleep $d
             kill -$sig $pid
             timeout 20 tail --pid=$pid -f /dev/null; wait $pid; RC=$?
