@@ -132,6 +132,17 @@ t_check_healthy() {
     python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); sys.exit(0 if d.get("healthy") is True else 1)' "$L/chkj.out" 2>/dev/null ||
         why+="--json has no \"healthy\":true; "
     if [ -z "$why" ]; then ok "$name"; else not_ok "$name" "$why" "$L/chk.err" "$L/chk.out" "$L/chkj.out"; fi
+    # formation settings left on a node (a restore that failed) are warned about
+    name="check: warns about a node that still carries the formation settings, and about differing timeouts"
+    why=""
+    local tmo nf
+    tmo=$(rcli 7004 config get cluster-node-timeout | tail -1); nf=$(rcli 7004 config get cluster-replica-no-failover | tail -1)
+    rcli 7004 config set cluster-node-timeout 500 >/dev/null; rcli 7004 config set cluster-replica-no-failover yes >/dev/null
+    run_rc "$L/chkf" 30 -- check 127.0.0.1:7000
+    rcli 7004 config set cluster-node-timeout "$tmo" >/dev/null; rcli 7004 config set cluster-replica-no-failover "$nf" >/dev/null
+    contains "$L/chkf.err" "127.0.0.1:7004 still carries rcluster's formation settings" || why+="no formation-settings warning; "
+    contains "$L/chkf.err" "disagree on cluster-node-timeout" || why+="no node-timeout warning; "
+    if [ -z "$why" ]; then ok "$name"; else not_ok "$name" "$why" "$L/chkf.err"; fi
 }
 
 t_check_dead_master() {
@@ -176,6 +187,11 @@ t_create_password() {
     if ! why=$(judge_cluster cpw 7020 6 3 3 --no-auth-warning -a pw); then not_ok "$name" "--password: $why" "$L/cpw.err" "$L/cpw.check"; kill_all_nodes; return; fi
     run_rc "$L/cpwchk" 30 -- check --password pw 127.0.0.1:7020
     if [ $RC -ne 0 ]; then not_ok "$name" "check --password exit $RC" "$L/cpwchk.err"; kill_all_nodes; return; fi
+    # redis-cli's spelling -a, after the address, and `--` ending the options
+    run_rc "$L/cpwa" 30 -- check 127.0.0.1:7020 -a pw
+    if [ $RC -ne 0 ]; then not_ok "$name" "check ADDR -a pw exit $RC" "$L/cpwa.err"; kill_all_nodes; return; fi
+    run_rc "$L/cpwdd" 30 -- check -a pw -- 127.0.0.1:7020
+    if [ $RC -ne 0 ]; then not_ok "$name" "check -a pw -- ADDR exit $RC" "$L/cpwdd.err"; kill_all_nodes; return; fi
     kill_all_nodes
     for p in 7020 7021 7022 7023 7024 7025; do NODE_AUTH[$p]="--no-auth-warning -a s3cret"; done
     start_nodes 7020 6 --requirepass s3cret --masterauth s3cret || { not_ok "$name" "could not start nodes"; return; }
