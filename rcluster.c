@@ -7292,8 +7292,7 @@ static int swarm_status(struct rc *rc, struct up_opts *o) {
         const char *task = tv.running ? "running" : tv.state[0] ? tv.state : "none";
         running += tv.running;
         if (tv.running && h && h->ready && seed < 0) seed = k;
-        if (!h || !h->ready) lost = rc_catprintf(lost, "%s%s (Swarm node %s is %s)", sdslen(lost) ? "; " : "", x->name,
-                                                 hd ? hd : "?", h ? "down" : "gone");
+        if (!h || !h->ready) lost = rc_catprintf(lost, "%s%s", sdslen(lost) ? ", " : "", x->name);
         if (!rc->json) printf("%-16s %-40s %-8s %-10s %s:%d\n", x->name, hd ? hd : "?", h && h->ready ? "ready" : "DOWN", task,
                               h ? h->addr : "?", x->port);
         else {
@@ -7328,8 +7327,18 @@ static int swarm_status(struct rc *rc, struct up_opts *o) {
         sdsfree(text);
     }
     if (lost && sdslen(lost)) {
-        rc_fail(rc, "cluster '%s': lost host: %s%s%s", o->name, lost, notes && sdslen(notes) ? "\nas the cluster sees it:" : "",
-                notes ? notes : "");
+        sds hosts = sdsempty();
+        for (int h = 0; hosts && h < p.nhosts; h++) {
+            int used = 0;
+            for (int k = 0; k < o->nodes; k++) used |= p.nodes[k].exists && p.nodes[k].host == h;
+            sds hd = used && !p.hosts[h].ready ? swarm_host_desc(&p, h) : NULL;
+            if (hd) hosts = rc_catprintf(hosts, "%sSwarm node %s is down", sdslen(hosts) ? "; " : "", hd);
+            sdsfree(hd);
+        }
+        rc_fail(rc, "cluster '%s': lost host: %s; its Redis nodes %s are lost with it%s%s", o->name,
+                hosts && sdslen(hosts) ? hosts : "a Swarm node that held a node is gone", lost,
+                notes && sdslen(notes) ? "; as the cluster sees them:" : "", notes ? notes : "");
+        sdsfree(hosts);
         health = 1;
     } else if (seed < 0) {
         rc_fail(rc, "cluster '%s': no task runs on a Swarm node that is up", o->name);

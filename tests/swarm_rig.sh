@@ -7,6 +7,7 @@
 #   tests/swarm_rig.sh stop     everything removed: daemons, namespaces, bridge, the FORWARD
 #                               rule, /tmp/rcsw (run it also after a failed start)
 #   tests/swarm_rig.sh kill N   stop Swarm node N's daemon (a lost host)
+#   tests/swarm_rig.sh revive N start it again (it rejoins the Swarm)
 #
 # Sockets: unix:///tmp/rcsw/rcswN.sock. Facts that shaped it (see issue 11): `ip netns exec`
 # remounts /sys and dockerd then fails ("Devices cgroup isn't mounted"), so nsenter --net;
@@ -106,5 +107,6 @@ case "${1:-}" in
 start) rig_start ;;
 stop) rig_stop ;;
 kill) rig_stop_daemon "$2" ;;
-*) echo "usage: $0 start|stop|kill N" >&2; exit 2 ;;
+revive) rig_start_daemon "$2" ;;
+*) echo "usage: $0 start|stop|kill N|revive N" >&2; exit 2 ;;
 esac
