@@ -16,10 +16,23 @@
  *     wait, diagnose, check)               POST /vX/images/load
  *                                          (images/{name}/json: Config.Entrypoint/Cmd/Env say
  *                                          whether an image runs redis-server or valkey-server)
+ *                                        Swarm (--swarm, on a manager; section 9b):
+ *                                          GET  /vX/info (Swarm.ControlAvailable, NodeID)
+ *                                          GET  /vX/nodes (ID, Status.State/Addr, Spec.Availability)
+ *                                          GET  /vX/services?filters=, /services/{name}
+ *                                          POST /vX/services/create, DELETE /services/{id}
+ *                                          GET  /vX/tasks?filters={"service":[NAME-I]}
+ *                                          GET  /vX/configs?filters=, POST /configs/create,
+ *                                            DELETE /configs/{id}
+ *                                          GET  /vX/secrets?filters=, POST /secrets/create,
+ *                                            DELETE /secrets/{id}
+ *                                          GET  /vX/volumes?filters=, DELETE /volumes/{name}
  *  8. Node configs and data layout       Redis (RESP2 over TCP):
  *  9. Commands: create, check, up,         AUTH, PING, INFO, DBSIZE, CONFIG GET/SET,
  *     down, status, image                  CLUSTER INFO|NODES|SLOTS|MYID|MEET|ADDSLOTS|
- * 10. Option parsing and main              ADDSLOTSRANGE|SET-CONFIG-EPOCH|REPLICATE
+ *  9b. Docker Swarm: up/down/status        ADDSLOTSRANGE|SET-CONFIG-EPOCH|REPLICATE
+ *     --swarm (services, configs, secrets)
+ * 10. Option parsing and main
  *
  * Conventions: functions return 0 / -1 (or NULL) and leave a message in rc->err that
  * says what was attempted and the peer's own words; only main() turns it into an exit
@@ -4236,7 +4249,7 @@ static void usage_up(FILE *f) {
           "                   [--port BASE] [--publish-ip IP] [--data-dir DIR] [--password-file F]\n"
           "                   [--node-timeout MS] [--config 'directive value']... [--announce container|IP]\n"
           "                   [--insecure] [--server redis|valkey] [--network bridge|host] [--bind IP]\n"
-          "                   [--dry-run] [--timeout SEC] [--json] [--yes]\n"
+          "                   [--dry-run] [--timeout SEC] [--json] [--yes] [--swarm]\n"
           "\n"
           "Create a Docker network, one redis.conf per node and N containers, then form a healthy\n"
           "Redis Cluster. Re-running it on a healthy cluster changes nothing; on a partial one it\n"
@@ -4273,22 +4286,35 @@ static void usage_up(FILE *f) {
           "  --bind IP           host mode: the address the nodes listen on (default 127.0.0.1); any\n"
           "                      other needs a password or --insecure; 0.0.0.0 needs --announce IP\n"
           "  --dry-run           print the configs and the Engine API requests; change nothing\n"
+          "  --swarm             on a Docker Swarm manager: one service NAME-I per node, pinned to one\n"
+          "                      Swarm node (masters on distinct ones, no replica beside its master;\n"
+          "                      fewer Swarm nodes than that needs --yes); an attachable overlay\n"
+          "                      network (--subnet), redis.conf as a Swarm config, the password as a\n"
+          "                      secret, data in the volume NAME-I-data; ports published in host mode\n"
+          "                      on each Swarm node; nodes announce that node's address, or their\n"
+          "                      overlay address with --announce container. The image must be on every\n"
+          "                      Swarm node: there run DOCKER_HOST=... rcluster image build --tag T\n"
           "\n"
           "Containers run as uid 999 when rcluster runs as root, else as the invoking user.\n", f);
 }
 
 static void usage_down(FILE *f) {
-    fputs("usage: rcluster down [--name NAME] [--purge] [--data-dir DIR] [--yes]\n"
+    fputs("usage: rcluster down [--name NAME] [--purge] [--data-dir DIR] [--yes] [--swarm]\n"
           "\n"
           "Stop and remove the cluster's containers and network (found by the label\n"
           LABEL_CLUSTER "=NAME). Data is kept, so `rcluster up` brings the same cluster back,\n"
-          "unless --purge, which deletes DIR/node-* (asks on a TTY unless --yes).\n", f);
+          "unless --purge, which deletes DIR/node-* (asks on a TTY unless --yes).\n"
+          "--swarm (on the manager): remove the services, configs, secret and overlay network;\n"
+          "--purge also the volumes on this Swarm node; volumes on the other Swarm nodes are\n"
+          "removed by `DOCKER_HOST=<that node> rcluster down --swarm --purge` there.\n", f);
 }
 
 static void usage_status(FILE *f) {
-    fputs("usage: rcluster status [--name NAME] [--password-file F] [--json]\n"
+    fputs("usage: rcluster status [--name NAME] [--password-file F] [--json] [--swarm]\n"
           "\n"
           "Show the cluster's containers (state, address, ports) and its health.\n"
+          "--swarm: its services, the Swarm node each is pinned to and whether that host is up;\n"
+          "a lost host is named, with what became of its Redis nodes (failed over or not).\n"
           "Exit status: 0 healthy, 3 not healthy, 1 when it cannot be asked.\n", f);
 }
 
@@ -4302,7 +4328,10 @@ static void usage_image(FILE *f) {
           "          ELF headers) into an image TAG (default rcluster/redis:local, or\n"
           "          rcluster/valkey:local for Valkey); then: rcluster up --image TAG\n"
           "          --dry-run prints the import request and sends nothing\n"
-          "  load    import a `docker save` archive\n", f);
+          "  load    import a `docker save` archive\n"
+          "On a Docker Swarm each node has its own image store and the manager cannot reach the\n"
+          "others' daemons: run build/load on each node with DOCKER_HOST=<that node's daemon>\n"
+          "(--all-nodes says so); `up --swarm` checks every node and names those that lack it.\n", f);
 }
 
 /* ---- options ------------------------------------------------------------------- */
@@ -4310,7 +4339,7 @@ static void usage_image(FILE *f) {
 enum { OPT_UP_NAME = OPT_FIRST_COMMAND_OPT + 20, OPT_UP_NODES, OPT_UP_REPLICAS, OPT_UP_SUBNET, OPT_UP_IMAGE,
        OPT_UP_PORT, OPT_UP_PUBLISH_IP, OPT_UP_DATA_DIR, OPT_UP_NODE_TIMEOUT, OPT_UP_CONFIG, OPT_UP_ANNOUNCE,
        OPT_UP_INSECURE, OPT_UP_DRY_RUN, OPT_UP_PURGE, OPT_UP_FROM, OPT_UP_TAG, OPT_UP_SERVER,
-       OPT_UP_NETWORK, OPT_UP_BIND, OPT_UP_SWARM };
+       OPT_UP_NETWORK, OPT_UP_BIND, OPT_UP_SWARM, OPT_UP_ALL_NODES };
 
 /* Options that shape a cluster, as bits of up_opts.given: which ones the user typed. */
 enum { UPG_NODES = 1 << 0, UPG_REPLICAS = 1 << 1, UPG_SUBNET = 1 << 2, UPG_PORT = 1 << 3, UPG_PUBLISH_IP = 1 << 4,
@@ -4360,6 +4389,11 @@ static int up_on_opt(struct rc *rc, int opt, const char *arg, void *ctx) {
         return 0;
     case OPT_UP_BIND: o->bind = arg; return 0;
     case OPT_UP_SWARM: o->swarm = 1; return 0;
+    case OPT_UP_ALL_NODES:
+        return rc_fail(rc, "image --all-nodes: a Swarm manager cannot reach the other nodes' daemons, so rcluster cannot put "
+                           "an image there from here; on each Swarm node run `DOCKER_HOST=<that node's daemon> rcluster image "
+                           "build --tag T` (or `image load FILE`); `up --swarm --image T` then checks every node and names "
+                           "those that lack it");
     case OPT_UP_SERVER:
         if (strcmp(arg, "redis") != 0 && strcmp(arg, "valkey") != 0) return rc_fail(rc, "--server: expected redis or valkey, got '%s'", arg);
         o->server = arg;
@@ -4425,7 +4459,7 @@ static const struct option down_longopts[] = {
 };
 static const struct option image_longopts[] = {
     { "from", required_argument, NULL, OPT_UP_FROM }, { "tag", required_argument, NULL, OPT_UP_TAG },
-    { "dry-run", no_argument, NULL, OPT_UP_DRY_RUN },
+    { "dry-run", no_argument, NULL, OPT_UP_DRY_RUN }, { "all-nodes", no_argument, NULL, OPT_UP_ALL_NODES },
 };
 
 /* An image reference we can put in a URL path unescaped. */
