@@ -6377,6 +6377,7 @@ static int cmd_image(struct rc *rc, int argc, char **argv) {
  * other nodes' daemons, so images (and, with down --purge, volumes) on other nodes
  * are handled there, through their own DOCKER_HOST. */
 #define LABEL_SWARM_NODE "io.rcluster.swarm-node"   /* on a service: the Swarm node id it is pinned to */
+#define LABEL_ANNOUNCE   "io.rcluster.announce"     /* on a service: "container" with --announce container */
 #define SWARM_MAX_HOSTS  64
 #define SWARM_POLL_MS    500
 
@@ -6493,6 +6494,7 @@ static sds swarm_service_body(const struct swarm_plan *p, const struct swarm_nod
     const char *name = p->o->name, *host_id = p->hosts[n->host].id;
     sds s = rc_json_str(sdsnew("{\"Name\":"), n->name);
     s = swarm_labels(rc_cat(s, ",\"Labels\":"), name, n->i, host_id);
+    if (s && p->container) { sdsrange(s, 0, -2); s = rc_cat(s, ",\"" LABEL_ANNOUNCE "\":\"container\"}"); }
     s = rc_json_str(rc_cat(s, ",\"TaskTemplate\":{\"ContainerSpec\":{\"Image\":"), p->o->image);
     s = rc_catprintf(s, ",\"Command\":[\"%s-server\",\"/etc/%s/redis.conf\"],\"Labels\":", p->server, p->server);
     s = swarm_labels(s, name, n->i, NULL);
@@ -6776,7 +6778,8 @@ static int swarm_place(struct rc *rc, struct swarm_plan *p) {
     if (ret == 0) swarm_assign_hosts(n, usable, nusable, host_of);
     for (int k = 0; ret == 0 && k < n; k++) {
         if (!p->nodes[k].exists) p->nodes[k].host = host_of[k];
-        ids[k] = p->nodes[k].host >= 0 ? p->hosts[p->nodes[k].host].id : "?";
+        ids[k] = p->nodes[k].host >= 0 ? swarm_host_desc(p, p->nodes[k].host) : NULL;
+        if (!ids[k] && !(ids[k] = sdsnew("?"))) ret = rc_fail_oom(rc);
         names[k] = p->nodes[k].name;
     }
     sds lost = ret == 0 ? swarm_redundancy(n, p->o->replicas, ids, names) : NULL;
@@ -6789,6 +6792,7 @@ static int swarm_place(struct rc *rc, struct swarm_plan *p) {
     sdsfree(lost);
     free(usable);
     free(host_of);
+    for (int k = 0; ids && k < n; k++) sdsfree((sds)ids[k]);
     free(ids);
     free(names);
     return ret;
@@ -6976,8 +6980,10 @@ static int swarm_wait_tasks(struct docker *d, struct swarm_plan *p, int64_t dead
     int *done = calloc((size_t)n, sizeof *done);
     if (!done) return rc_fail_oom(rc);
     int ret = 0, left = n;
+    int64_t first_missing = 0;
     while (ret == 0 && left > 0) {
         sds missing = sdsempty(), hosts = sdsempty();
+        int undecided = 0;
         for (int k = 0; ret == 0 && k < n; k++) {
             struct swarm_task_view tv;
             if (done[k]) continue;
@@ -6993,8 +6999,19 @@ static int swarm_wait_tasks(struct docker *d, struct swarm_plan *p, int64_t dead
                 ret = rc_fail(rc, "service %s on Swarm node %s: %d tasks failed, the last: %s", p->nodes[k].name, h ? h : "?",
                               tv.failed, tv.err ? tv.err : tv.state);
                 sdsfree(h);
+            } else {
+                undecided++;
             }
             sdsfree(tv.err);
+        }
+        /* Nodes refuse a task at their own pace: name every node that lacks the image,
+         * waiting a little for the others to answer. */
+        if (ret == 0 && missing && sdslen(missing) && !first_missing) first_missing = rc_now_ms();
+        if (ret == 0 && missing && sdslen(missing) && undecided && rc_now_ms() - first_missing < 10000) {
+            sdsfree(missing);
+            sdsfree(hosts);
+            rc_sleep_ms(SWARM_POLL_MS);
+            continue;
         }
         if (ret == 0 && missing && sdslen(missing))
             ret = rc_fail(rc, "image %s is missing on Swarm node(s) %s (for %s); without a registry each node needs its own copy: "
@@ -7075,19 +7092,59 @@ static int swarm_seed(const struct swarm_plan *p) {
     return -1;
 }
 
+/* --announce container: the announced overlay addresses cannot be reached from outside
+ * the overlay, so `check` cannot follow them; ask every node through its published port
+ * instead: cluster_state ok, every slot ok, and it knows all N nodes. 0 healthy, 1 not
+ * (rc->err says which node lacks what); a report per node unless quiet. */
+static int swarm_check_direct(struct rc *rc, struct swarm_plan *p, int quiet) {
+    int bad = 0;
+    sds first = NULL;
+    for (int k = 0; k < p->o->nodes; k++) {
+        struct swarm_node *x = &p->nodes[k];
+        if (!x->exists && !x->created) continue;
+        const char *addr = x->host >= 0 ? p->hosts[x->host].addr : "?";
+        struct rconn c;
+        sds info = x->host >= 0 && rconn_open(rc, &c, addr, x->port) == 0
+                 ? rconn_call_str(rc, &c, "CLUSTER INFO", "CLUSTER", "INFO", RESP_END) : NULL;
+        if (x->host >= 0) rconn_free(&c);
+        char state[32] = "unreachable", slots[16] = "?", known[16] = "?";
+        if (info) {
+            info_field(info, "cluster_state", state, sizeof state);
+            info_field(info, "cluster_slots_ok", slots, sizeof slots);
+            info_field(info, "cluster_known_nodes", known, sizeof known);
+        }
+        int ok = info && !strcmp(state, "ok") && !strcmp(slots, "16384") && atoi(known) == p->o->nodes;
+        if (!quiet) printf("%-16s %s:%-6d cluster_state:%s slots_ok:%s known_nodes:%s%s\n", x->name, addr, x->port, state, slots,
+                           known, ok ? "" : "   <- NOT ok");
+        if (!ok && !first) first = rc_sprintf("%s (%s:%d): cluster_state:%s, slots ok %s, knows %s of %d nodes%s%s", x->name, addr,
+                                              x->port, state, slots, known, p->o->nodes, info ? "" : ": ", info ? "" : rc->err ? rc->err : "");
+        bad += !ok;
+        sdsfree(info);
+    }
+    if (!quiet) printf("%s\n", bad ? "NOT healthy" : "healthy (each node asked through its published port)");
+    if (bad) rc_fail(rc, "%d node(s) not ok, the first: %s", bad, first ? first : "?");
+    sdsfree(first);
+    return bad ? 1 : 0;
+}
+
+/* `check` through the announced addresses, or each node directly with --announce container. */
+static int swarm_check(struct rc *rc, struct swarm_plan *p, int seed, int quiet) {
+    if (p->container) return swarm_check_direct(rc, p, quiet);
+    return engine_check(rc, p->hosts[p->nodes[seed].host].addr, p->nodes[seed].port, quiet);
+}
+
 static int swarm_wait_healthy(struct rc *rc, struct swarm_plan *p, int64_t deadline) {
     int s = swarm_seed(p);
     if (s < 0) return rc_fail(rc, "no node of cluster '%s' is on a Swarm node that is up", p->o->name);
-    const char *host = p->hosts[p->nodes[s].host].addr;
     rc_progress(rc, "Waiting for the cluster to be healthy");
-    while (engine_check(rc, host, p->nodes[s].port, 1) != 0) {
+    while (swarm_check(rc, p, s, 1) != 0) {
         if (rc_interrupted()) return rc_fail(rc, "interrupted");
         if (rc_now_ms() >= deadline)
             return rc_wrap(rc, "cluster '%s' did not become healthy within %g s (see `rcluster status --swarm --name %s`)",
                            p->o->name, rc->timeout, p->o->name);
         rc_sleep_ms(SWARM_POLL_MS);
     }
-    return engine_check(rc, host, p->nodes[s].port, 0) == 0 ? 0 : -1;
+    return swarm_check(rc, p, s, 0) == 0 ? 0 : -1;
 }
 
 static void swarm_print_connect(struct rc *rc, struct swarm_plan *p) {
@@ -7311,6 +7368,7 @@ static int swarm_status(struct rc *rc, struct up_opts *o) {
         snprintf(x->name, sizeof x->name, "%s", nm);
         x->host = swarm_host_index(&p, docker_label(spec, LABEL_SWARM_NODE));
         x->port = (int)json_number(json_get(json_at(json_get(json_get(spec, "EndpointSpec"), "Ports"), 0), "PublishedPort"), 0);
+        p.container |= docker_label(spec, LABEL_ANNOUNCE) != NULL;
     }
     sds js = rc->json ? rc_cat(rc_json_str(sdsnew("{\"name\":"), o->name), ",\"swarm\":true,\"services\":[") : NULL;
     if (!rc->json) printf("%-16s %-40s %-8s %-10s %s\n", "SERVICE", "SWARM NODE", "HOST", "TASK", "ADDRESS");
@@ -7343,7 +7401,7 @@ static int swarm_status(struct rc *rc, struct up_opts *o) {
     if (seed >= 0) {
         const char *sip = p.hosts[p.nodes[seed].host].addr;
         if (!rc->json) printf("\n");
-        health = engine_check(rc, sip, p.nodes[seed].port, rc->json);
+        health = swarm_check(rc, &p, seed, rc->json);
         struct rconn c;
         sds text = lost && sdslen(lost) && rconn_open(rc, &c, sip, p.nodes[seed].port) == 0
                  ? rconn_call_str(rc, &c, "CLUSTER NODES", "CLUSTER", "NODES", RESP_END) : NULL;

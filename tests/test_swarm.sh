@@ -207,4 +207,18 @@ if [ "$rc1" = 000 ] && [ -z "$left" ] && grep -q "10.70.0.12" "$T_TMP/down.err" 
 else
     not_ok "swarm: down --purge" "exits $rc1, left:$left" "$T_TMP/down.err" "$T_TMP/down2.err"
 fi
+# ---- --announce container: nodes keep their overlay addresses ---------------------------
+run_rc "$T_TMP/upc" 200 -- up --swarm --name rcswc --port 7880 --subnet 10.71.3.0/24 --image "$IMG" --password-file "$T_TMP/pw" \
+    --announce container --timeout 180
+cli -h 10.70.0.11 -p 7880 cluster nodes >"$T_TMP/nodesc.txt" 2>&1 || cli -h 10.70.0.12 -p 7880 cluster nodes >"$T_TMP/nodesc.txt" 2>&1 ||
+    cli -h 10.70.0.13 -p 7880 cluster nodes >"$T_TMP/nodesc.txt" 2>&1
+upc=$RC
+run_rc "$T_TMP/statusc" 30 -- status --swarm --name rcswc --password-file "$T_TMP/pw"
+if [ "$upc" = 0 ] && [ "$RC" = 0 ] && [ "$(grep -c ' 10\.71\.3\.[0-9]*:6379@16379 ' "$T_TMP/nodesc.txt")" = 6 ] &&
+   [ "$(grep -c 'cluster_state:ok slots_ok:16384 known_nodes:6' "$T_TMP/statusc.out")" = 6 ]; then
+    ok "swarm: --announce container: all 6 nodes announce overlay addresses (10.71.3.x:6379); status asks each through its published port"
+else
+    not_ok "swarm: --announce container" "up exit $upc, status exit $RC" "$T_TMP/upc.err" "$T_TMP/nodesc.txt" "$T_TMP/statusc.out"
+fi
+for n in 1 2 3; do DOCKER_HOST=unix:///tmp/rcsw/rcsw$n.sock run_rc "$T_TMP/downc$n" 120 -- down --swarm --name rcswc --purge --yes; done
 exit 0
