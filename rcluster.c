@@ -6430,7 +6430,9 @@ static sds swarm_base64(sds out, const char *s, size_t len) {
         unsigned v = (unsigned)(unsigned char)s[i] << 16;
         if (i + 1 < len) v |= (unsigned)(unsigned char)s[i + 1] << 8;
         if (i + 2 < len) v |= (unsigned char)s[i + 2];
-        char q[4] = { tab[v >> 18 & 63], tab[v >> 12 & 63], i + 1 < len ? tab[v >> 6 & 63] : '=', i + 2 < len ? tab[v & 63] : '=' };
+        char q[4] = { tab[v >> 18 & 63], tab[v >> 12 & 63], '=', '=' };
+        if (i + 1 < len) q[2] = tab[v >> 6 & 63];
+        if (i + 2 < len) q[3] = tab[v & 63];
         out = rc_catlen(out, q, 4);
     }
     return out;
