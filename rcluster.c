@@ -6857,7 +6857,11 @@ static int swarm_apply(struct docker *d, struct swarm_plan *p) {
     if (!p->secret_id && sdslen(secret)) {
         sds sname = rc_sprintf("%s-password", name);
         rc_progress(rc, "Creating secret %s", sname ? sname : "?");
-        int r = sname ? swarm_create(d, "/secrets/create", swarm_blob_body(name, sname, 0, secret), &p->secret_id) : rc_fail_oom(rc);
+        int r;
+        /* A dry run shows every request but this body: it is the password. */
+        if (rc->dry_run) printf("POST %s/secrets/create {\"Name\":\"%s\",\"Data\":\"***\"}\n", d->prefix, sname ? sname : "?");
+        if (rc->dry_run) r = (p->secret_id = sdsnew("(new)")) ? 0 : rc_fail_oom(rc);
+        else r = sname ? swarm_create(d, "/secrets/create", swarm_blob_body(name, sname, 0, secret), &p->secret_id) : rc_fail_oom(rc);
         sdsfree(sname);
         if (r < 0) { sdsfree(conf); sdsfree(secret); return -1; }
         p->secret_created = 1;

@@ -42,6 +42,17 @@ else
     not_ok "swarm: 4 masters on 3 Swarm nodes refused" "exit $RC" "$T_TMP/redund.err"
 fi
 
+# ---- --dry-run: every request shown, nothing made, the password nowhere --------------------
+run_rc "$T_TMP/dry" 60 -- "${UP[@]}" --dry-run
+if [ "$RC" = 0 ] && grep -q "POST /v1.[0-9]*/services/create" "$T_TMP/dry.out" && [ "$(grep -c "/configs/create" "$T_TMP/dry.out")" = 6 ] &&
+   grep -q '/secrets/create {"Name":"rcsw-password","Data":"\*\*\*"}' "$T_TMP/dry.out" &&
+   ! grep -q "$PW\|cmVxdWlyZXBhc3M" "$T_TMP/dry.out" "$T_TMP/dry.err" && [ -z "$(dk 1 service ls -q)" ] &&
+   [ -z "$(dk 1 network ls -q --filter label=io.rcluster.cluster=$NAME)" ]; then
+    ok "swarm: --dry-run prints the network, secret, config and service requests, masks the secret, creates nothing"
+else
+    not_ok "swarm: --dry-run" "exit $RC" "$T_TMP/dry.out" "$T_TMP/dry.err"
+fi
+
 # ---- the image missing on two Swarm nodes: named, and rolled back -----------------------
 dk 1 tag "$IMG" rcsw-test/only1:local >/dev/null
 run_rc "$T_TMP/noimg" 120 -- up --swarm --name rcswi --port 7870 --subnet 10.71.2.0/24 --image rcsw-test/only1:local --insecure --timeout 90
@@ -197,11 +208,15 @@ dk 1 volume create --label keep=1 rcsw-unlabelled >/dev/null
 run_rc "$T_TMP/down" 120 -- down --swarm --name "$NAME" --purge --yes
 rc1=$RC
 for n in 2 3; do DOCKER_HOST=unix:///tmp/rcsw/rcsw$n.sock run_rc "$T_TMP/down$n" 120 -- down --swarm --name "$NAME" --purge --yes; rc1="$rc1$RC"; done
-left=""
-for kind in service config secret network; do
-    [ -n "$(dk 1 $kind ls -q --filter label=io.rcluster.cluster=$NAME)" ] && left="$left ${kind}s"
+for _ in $(seq 1 15); do   # a removed overlay network may linger in the list for a moment
+    left=""
+    for kind in service config secret network; do
+        [ -n "$(dk 1 $kind ls -q --filter label=io.rcluster.cluster=$NAME)" ] && left="$left ${kind}s"
+    done
+    for n in 1 2 3; do [ -n "$(dk $n volume ls -q --filter label=io.rcluster.cluster=$NAME)" ] && left="$left volumes-on-$n"; done
+    [ -z "$left" ] && break
+    sleep 1
 done
-for n in 1 2 3; do [ -n "$(dk $n volume ls -q --filter label=io.rcluster.cluster=$NAME)" ] && left="$left volumes-on-$n"; done
 if [ "$rc1" = 000 ] && [ -z "$left" ] && grep -q "10.70.0.12" "$T_TMP/down.err" && dk 1 volume inspect rcsw-unlabelled >/dev/null; then
     ok "swarm: down --purge removes services, configs, secret, network and (per node) volumes; names the nodes to purge; unlabelled kept"
 else
