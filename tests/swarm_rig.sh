@@ -12,8 +12,10 @@
 # Sockets: unix:///tmp/rcsw/rcswN.sock. Facts that shaped it (see issue 11): `ip netns exec`
 # remounts /sys and dockerd then fails ("Devices cgroup isn't mounted"), so nsenter --net;
 # the host's FORWARD policy drops bridged traffic until the ACCEPT rule; no IPVS here, so
-# no ingress routing mesh (rcluster uses dnsrr and host-mode ports anyway). Never touches
-# the host's own dockerd: every call names a rig socket.
+# no ingress routing mesh (rcluster uses dnsrr and host-mode ports anyway). Each dockerd
+# keeps --iptables on: its rules live in its own namespace, and without its masquerade a
+# node's bus connection to another host's published port gets no answer (formation hangs
+# in handshakes). Never touches the host's own dockerd: every call names a rig socket.
 set -u
 RIG=/tmp/rcsw
 BR=rcswbr0
