@@ -7119,7 +7119,9 @@ static int swarm_check_direct(struct rc *rc, struct swarm_plan *p, int quiet) {
             info_field(info, "cluster_slots_ok", slots, sizeof slots);
             info_field(info, "cluster_known_nodes", known, sizeof known);
         }
-        int ok = info && !strcmp(state, "ok") && !strcmp(slots, "16384") && atoi(known) == p->o->nodes;
+        long nknown = 0;
+        int ok = info && !strcmp(state, "ok") && !strcmp(slots, "16384") && rc_parse_int(known, 0, 100000, &nknown) == 0 &&
+                 nknown == p->o->nodes;
         if (!quiet) printf("%-16s %s:%-6d cluster_state:%s slots_ok:%s known_nodes:%s%s\n", x->name, addr, x->port, state, slots,
                            known, ok ? "" : "   <- NOT ok");
         if (!ok && !first) first = rc_sprintf("%s (%s:%d): cluster_state:%s, slots ok %s, knows %s of %d nodes%s%s", x->name, addr,
