@@ -7287,6 +7287,7 @@ static int swarm_down(struct rc *rc, struct up_opts *o) {
     int64_t deadline = rc_now_ms() + (int64_t)(rc->timeout * 1000);
     json_value_s *svcs = NULL;
     sds elsewhere = sdsempty();
+    docker_init_closed(&d, rc);
     int ret = elsewhere ? docker_open(rc, &d) : rc_fail_oom(rc);
     int manager = ret == 0 ? swarm_role(&d, p.self_id) : -1;
     if (manager < 0) goto out;
@@ -7348,6 +7349,7 @@ static int swarm_status(struct rc *rc, struct up_opts *o) {
     memset(&p, 0, sizeof p);
     p.o = o;
     json_value_s *svcs = NULL;
+    docker_init_closed(&d, rc);
     int ret = docker_open(rc, &d);
     if (ret == 0) ret = swarm_role(&d, p.self_id) == 1 ? 0 : -1;
     if (ret == 0) ret = swarm_list_hosts(&d, &p);
