@@ -16,6 +16,17 @@
  *     wait, diagnose, check)               POST /vX/images/load
  *                                          (images/{name}/json: Config.Entrypoint/Cmd/Env say
  *                                          whether an image runs redis-server or valkey-server)
+ *                                        Swarm (--swarm, on a manager; section 9b):
+ *                                          GET  /vX/info (Swarm.ControlAvailable, NodeID)
+ *                                          GET  /vX/nodes (ID, Status.State/Addr, Spec.Availability)
+ *                                          GET  /vX/services?filters=, /services/{name}
+ *                                          POST /vX/services/create, DELETE /services/{id}
+ *                                          GET  /vX/tasks?filters={"service":[NAME-I]}
+ *                                          GET  /vX/configs?filters=, POST /configs/create,
+ *                                            DELETE /configs/{id}
+ *                                          GET  /vX/secrets?filters=, POST /secrets/create,
+ *                                            DELETE /secrets/{id}
+ *                                          GET  /vX/volumes?filters=, DELETE /volumes/{name}
  * 7a. Cluster session (every node of a     Redis (RESP2 over TCP):
  *     running cluster), judges, actions,   AUTH, PING, INFO, DBSIZE, CONFIG GET/SET/REWRITE,
  *     slot mover                           CLUSTER INFO|NODES|SLOTS|MYID|MEET|ADDSLOTS|
@@ -25,7 +36,9 @@
  *  8. Node configs and data layout         DELSLOTS|BUMPEPOCH,
  *  9. Commands: create, check, up,         MIGRATE host port "" 0 ms [REPLACE] [AUTH|AUTH2] KEYS,
  *     down, status, image                  SET/DEL (a key of our own, to move a replication
- * 10. Option parsing and main              offset); `call` sends what the user gives
+ * 9b. Docker Swarm: up/down/status         offset); `call` sends what the user gives
+ *     --swarm (services, configs, secrets)
+ * 10. Option parsing and main
  *
  * Conventions: functions return 0 / -1 (or NULL) and leave a message in rc->err that
  * says what was attempted and the peer's own words; only main() turns it into an exit
@@ -6640,7 +6653,7 @@ static void usage_up(FILE *f) {
           "                   [--port BASE] [--publish-ip IP] [--data-dir DIR] [--password-file F]\n"
           "                   [--node-timeout MS] [--config 'directive value']... [--announce container|IP]\n"
           "                   [--insecure] [--server redis|valkey] [--network bridge|host] [--bind IP]\n"
-          "                   [--dry-run] [--timeout SEC] [--json] [--yes]\n"
+          "                   [--dry-run] [--timeout SEC] [--json] [--yes] [--swarm]\n"
           "\n"
           "Create a Docker network, one redis.conf per node and N containers, then form a healthy\n"
           "Redis Cluster. Re-running it on a healthy cluster changes nothing; on a partial one it\n"
@@ -6677,22 +6690,35 @@ static void usage_up(FILE *f) {
           "  --bind IP           host mode: the address the nodes listen on (default 127.0.0.1); any\n"
           "                      other needs a password or --insecure; 0.0.0.0 needs --announce IP\n"
           "  --dry-run           print the configs and the Engine API requests; change nothing\n"
+          "  --swarm             on a Docker Swarm manager: one service NAME-I per node, pinned to one\n"
+          "                      Swarm node (masters on distinct ones, no replica beside its master;\n"
+          "                      fewer Swarm nodes than that needs --yes); an attachable overlay\n"
+          "                      network (--subnet), redis.conf as a Swarm config, the password as a\n"
+          "                      secret, data in the volume NAME-I-data; ports published in host mode\n"
+          "                      on each Swarm node; nodes announce that node's address, or their\n"
+          "                      overlay address with --announce container. The image must be on every\n"
+          "                      Swarm node: there run DOCKER_HOST=... rcluster image build --tag T\n"
           "\n"
           "Containers run as uid 999 when rcluster runs as root, else as the invoking user.\n", f);
 }
 
 static void usage_down(FILE *f) {
-    fputs("usage: rcluster down [--name NAME] [--purge] [--data-dir DIR] [--yes]\n"
+    fputs("usage: rcluster down [--name NAME] [--purge] [--data-dir DIR] [--yes] [--swarm]\n"
           "\n"
           "Stop and remove the cluster's containers and network (found by the label\n"
           LABEL_CLUSTER "=NAME). Data is kept, so `rcluster up` brings the same cluster back,\n"
-          "unless --purge, which deletes DIR/node-* (asks on a TTY unless --yes).\n", f);
+          "unless --purge, which deletes DIR/node-* (asks on a TTY unless --yes).\n"
+          "--swarm (on the manager): remove the services, configs, secret and overlay network;\n"
+          "--purge also the volumes on this Swarm node; volumes on the other Swarm nodes are\n"
+          "removed by `DOCKER_HOST=<that node> rcluster down --swarm --purge` there.\n", f);
 }
 
 static void usage_status(FILE *f) {
-    fputs("usage: rcluster status [--name NAME] [--password-file F] [--json]\n"
+    fputs("usage: rcluster status [--name NAME] [--password-file F] [--json] [--swarm]\n"
           "\n"
           "Show the cluster's containers (state, address, ports) and its health.\n"
+          "--swarm: its services, the Swarm node each is pinned to and whether that host is up;\n"
+          "a lost host is named, with what became of its Redis nodes (failed over or not).\n"
           "Exit status: 0 healthy, 3 not healthy, 1 when it cannot be asked.\n", f);
 }
 
@@ -6706,7 +6732,10 @@ static void usage_image(FILE *f) {
           "          ELF headers) into an image TAG (default rcluster/redis:local, or\n"
           "          rcluster/valkey:local for Valkey); then: rcluster up --image TAG\n"
           "          --dry-run prints the import request and sends nothing\n"
-          "  load    import a `docker save` archive\n", f);
+          "  load    import a `docker save` archive\n"
+          "On a Docker Swarm each node has its own image store and the manager cannot reach the\n"
+          "others' daemons: run build/load on each node with DOCKER_HOST=<that node's daemon>\n"
+          "(--all-nodes says so); `up --swarm` checks every node and names those that lack it.\n", f);
 }
 
 /* ---- options ------------------------------------------------------------------- */
@@ -6714,7 +6743,7 @@ static void usage_image(FILE *f) {
 enum { OPT_UP_NAME = OPT_FIRST_COMMAND_OPT + 20, OPT_UP_NODES, OPT_UP_REPLICAS, OPT_UP_SUBNET, OPT_UP_IMAGE,
        OPT_UP_PORT, OPT_UP_PUBLISH_IP, OPT_UP_DATA_DIR, OPT_UP_NODE_TIMEOUT, OPT_UP_CONFIG, OPT_UP_ANNOUNCE,
        OPT_UP_INSECURE, OPT_UP_DRY_RUN, OPT_UP_PURGE, OPT_UP_FROM, OPT_UP_TAG, OPT_UP_SERVER,
-       OPT_UP_NETWORK, OPT_UP_BIND };
+       OPT_UP_NETWORK, OPT_UP_BIND, OPT_UP_SWARM, OPT_UP_ALL_NODES };
 
 /* Options that shape a cluster, as bits of up_opts.given: which ones the user typed. */
 enum { UPG_NODES = 1 << 0, UPG_REPLICAS = 1 << 1, UPG_SUBNET = 1 << 2, UPG_PORT = 1 << 3, UPG_PUBLISH_IP = 1 << 4,
@@ -6731,6 +6760,7 @@ struct up_opts {
     const char *network;      /* --network bridge (default) | host */
     const char *bind;         /* --bind IP: host mode's listening address (default 127.0.0.1) */
     int tag_set, image_set;   /* --tag / --image given (else defaults that may change) */
+    int swarm;                /* --swarm: services on a Docker Swarm (section 9b) */
     char **configs;           /* pointers into argv */
     int nconfigs;
 };
@@ -6762,6 +6792,12 @@ static int up_on_opt(struct rc *rc, int opt, const char *arg, void *ctx) {
         o->network = arg;
         return 0;
     case OPT_UP_BIND: o->bind = arg; return 0;
+    case OPT_UP_SWARM: o->swarm = 1; return 0;
+    case OPT_UP_ALL_NODES:
+        return rc_fail(rc, "image --all-nodes: a Swarm manager cannot reach the other nodes' daemons, so rcluster cannot put "
+                           "an image there from here; on each Swarm node run `DOCKER_HOST=<that node's daemon> rcluster image "
+                           "build --tag T` (or `image load FILE`); `up --swarm --image T` then checks every node and names "
+                           "those that lack it");
     case OPT_UP_SERVER:
         if (strcmp(arg, "redis") != 0 && strcmp(arg, "valkey") != 0) return rc_fail(rc, "--server: expected redis or valkey, got '%s'", arg);
         o->server = arg;
@@ -6819,14 +6855,15 @@ static const struct option up_longopts[] = {
     { "announce", required_argument, NULL, OPT_UP_ANNOUNCE }, { "insecure", no_argument, NULL, OPT_UP_INSECURE },
     { "dry-run", no_argument, NULL, OPT_UP_DRY_RUN }, { "server", required_argument, NULL, OPT_UP_SERVER },
     { "network", required_argument, NULL, OPT_UP_NETWORK }, { "bind", required_argument, NULL, OPT_UP_BIND },
+    { "swarm", no_argument, NULL, OPT_UP_SWARM },
 };
 static const struct option down_longopts[] = {
-    { "name", required_argument, NULL, OPT_UP_NAME }, { "purge", no_argument, NULL, OPT_UP_PURGE },
-    { "data-dir", required_argument, NULL, OPT_UP_DATA_DIR },
+    { "name", required_argument, NULL, OPT_UP_NAME }, { "swarm", no_argument, NULL, OPT_UP_SWARM },
+    { "purge", no_argument, NULL, OPT_UP_PURGE }, { "data-dir", required_argument, NULL, OPT_UP_DATA_DIR },
 };
 static const struct option image_longopts[] = {
     { "from", required_argument, NULL, OPT_UP_FROM }, { "tag", required_argument, NULL, OPT_UP_TAG },
-    { "dry-run", no_argument, NULL, OPT_UP_DRY_RUN },
+    { "dry-run", no_argument, NULL, OPT_UP_DRY_RUN }, { "all-nodes", no_argument, NULL, OPT_UP_ALL_NODES },
 };
 
 /* An image reference we can put in a URL path unescaped. */
@@ -7861,6 +7898,11 @@ static int up_locate_data_dir(struct docker *d, const struct up_opts *o, const c
     return 0;
 }
 
+/* --swarm: section 9b. */
+static int swarm_up(struct rc *rc, struct up_opts *o, int64_t deadline);
+static int swarm_down(struct rc *rc, struct up_opts *o);
+static int swarm_status(struct rc *rc, struct up_opts *o);
+
 /* up = options -> plan -> what exists (and what the manifest recorded) -> preflight ->
  * apply -> wait -> report. The plan is made twice: first from the options alone (so
  * bad input fails before any daemon is asked), then from the options merged with the
@@ -7872,6 +7914,7 @@ static int cmd_up(struct rc *rc, int argc, char **argv) {
     if (r == 0 && optind < argc) { rc->usage_error = 1; r = rc_fail(rc, "up: unexpected argument '%s'", argv[optind]); }
     if (r) { free(o.configs); return r < 0 ? -1 : 0; }
     int64_t deadline = rc_now_ms() + (int64_t)(rc->timeout * 1000);
+    if (o.swarm) { r = swarm_up(rc, &o, deadline); free(o.configs); return r; }
     struct up_plan p;
     struct docker d;
     json_value_s *recorded = NULL;
@@ -7921,9 +7964,10 @@ static int down_parse_opts(struct rc *rc, const char *cmd, int argc, char **argv
 
 static int cmd_down(struct rc *rc, int argc, char **argv) {
     struct up_opts o;
-    int r = down_parse_opts(rc, "down", argc, argv, 3, usage_down, &o);
+    int r = down_parse_opts(rc, "down", argc, argv, 4, usage_down, &o);
     if (r == 0 && !conf_valid_name(o.name)) r = rc_fail(rc, "--name '%s': not a valid cluster name", o.name);
     if (r) return r < 0 ? -1 : 0;
+    if (o.swarm) return swarm_down(rc, &o);
     struct docker d;
     json_value_s *cs = NULL, *ns = NULL;
     sds dir = NULL;
@@ -8064,8 +8108,9 @@ static void status_print_row(const json_value_s *c) {
 
 static int cmd_status(struct rc *rc, int argc, char **argv) {
     struct up_opts o;
-    int r = down_parse_opts(rc, "status", argc, argv, 1, usage_status, &o);
+    int r = down_parse_opts(rc, "status", argc, argv, 2, usage_status, &o);
     if (r) return r < 0 ? -1 : 0;
+    if (o.swarm) return swarm_status(rc, &o);
     struct docker d;
     json_value_s *cs = NULL;
     int ret = docker_open(rc, &d);
@@ -8716,6 +8761,1109 @@ static int cmd_image(struct rc *rc, int argc, char **argv) {
     struct docker d;
     int ret = docker_open(rc, &d);
     if (ret == 0) ret = !strcmp(sub, "build") ? image_build(rc, &d, o.from, o.tag, o.tag_set) : image_load(rc, &d, argv[1 + optind]);
+    docker_free(&d);
+    return ret;
+}
+
+/* ====================================================================== */
+/* 9b. Docker Swarm: services, configs, secrets (up/down/status --swarm)   */
+/* ====================================================================== */
+
+/* With --swarm the daemon is a Swarm manager and each Redis node is one service
+ * NAME-I (one task) pinned by `node.id==ID` to one Swarm node, so that its named
+ * local volume NAME-I-data stays with it. Its redis.conf is a Swarm config NAME-I.conf
+ * and the password lines a secret NAME-password that the config includes: nothing is
+ * written to any host's filesystem. Ports are published in host mode on the Swarm
+ * node itself and the endpoint mode is dnsrr: a cluster client needs each node's own
+ * address, never the routing mesh or a virtual IP. Every object carries
+ * io.rcluster.cluster=NAME; nothing unlabelled is touched. The manager cannot reach
+ * other nodes' daemons, so images (and, with down --purge, volumes) on other nodes
+ * are handled there, through their own DOCKER_HOST. */
+#define LABEL_SWARM_NODE "io.rcluster.swarm-node"   /* on a service: the Swarm node id it is pinned to */
+#define LABEL_ANNOUNCE   "io.rcluster.announce"     /* on a service: "container" with --announce container */
+#define SWARM_MAX_HOSTS  64
+#define SWARM_POLL_MS    500
+
+struct swarm_host {
+    char id[64];
+    char addr[64];            /* Status.Addr: where clients and rcluster reach published ports */
+    char hostname[128];
+    int ready, active;        /* Status.State "ready", Spec.Availability "active" */
+};
+
+struct swarm_node {
+    int i;                    /* 1-based */
+    char name[64];            /* service NAME-I */
+    int host;                 /* index into swarm_plan.hosts, -1 if its host is unknown */
+    int port, bus;            /* published in host mode */
+    int exists, created;      /* service found / created by this run */
+    char overlay_ip[64];      /* its task's overlay address (--announce container) */
+};
+
+struct swarm_plan {
+    struct up_opts *o;
+    int container;            /* --announce container: nodes keep their overlay addresses */
+    char server[16];          /* "redis" or "valkey" */
+    char self_id[64];         /* the manager's own Swarm node id */
+    struct swarm_host *hosts;
+    int nhosts;
+    struct swarm_node *nodes;
+    sds net_id, secret_id;
+    int net_created, secret_created;
+    sds *conf_ids;            /* per node */
+    int *conf_created;
+};
+
+static void swarm_plan_free(struct swarm_plan *p) {
+    free(p->hosts);
+    free(p->nodes);
+    sdsfree(p->net_id);
+    sdsfree(p->secret_id);
+    for (int k = 0; p->conf_ids && k < p->o->nodes; k++) sdsfree(p->conf_ids[k]);
+    free(p->conf_ids);
+    free(p->conf_created);
+}
+
+/* ---- pure helpers: bodies, conf split, placement ----------------------------- */
+
+/* Standard base64 of s[0..len) appended to out (Swarm config and secret Data). */
+static sds swarm_base64(sds out, const char *s, size_t len) {
+    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    for (size_t i = 0; out && i < len; i += 3) {
+        unsigned v = (unsigned)(unsigned char)s[i] << 16;
+        if (i + 1 < len) v |= (unsigned)(unsigned char)s[i + 1] << 8;
+        if (i + 2 < len) v |= (unsigned char)s[i + 2];
+        char q[4] = { tab[v >> 18 & 63], tab[v >> 12 & 63], '=', '=' };
+        if (i + 1 < len) q[2] = tab[v >> 6 & 63];
+        if (i + 2 < len) q[3] = tab[v & 63];
+        out = rc_catlen(out, q, 4);
+    }
+    return out;
+}
+
+/* Split a rendered redis.conf: the password lines (requirepass, masterauth, user,
+ * masteruser) go to *secret, the rest to *conf, which then includes the secret file.
+ * Without keep_announce the cluster-announce-* lines are dropped (--announce container:
+ * a node's overlay address is known only once its task runs). -1 on OOM. */
+static int swarm_conf_split(const char *text, int keep_announce, const char *secret_path, sds *conf, sds *secret) {
+    static const char *const secret_words[] = { "requirepass ", "masterauth ", "user ", "masteruser " };
+    *conf = sdsempty();
+    *secret = sdsempty();
+    for (const char *l = text; *conf && *secret && l && *l;) {
+        const char *nl = strchr(l, '\n');
+        size_t len = nl ? (size_t)(nl - l) + 1 : strlen(l);
+        int to_secret = 0;
+        for (size_t k = 0; k < sizeof secret_words / sizeof secret_words[0]; k++)
+            if (!strncmp(l, secret_words[k], strlen(secret_words[k]))) to_secret = 1;
+        if (to_secret) *secret = rc_catlen(*secret, l, len);
+        else if (keep_announce || strncmp(l, "cluster-announce-", 17) != 0) *conf = rc_catlen(*conf, l, len);
+        l += len;
+    }
+    if (*conf && *secret && sdslen(*secret) && secret_path) *conf = rc_catprintf(*conf, "include %s\n", secret_path);
+    if (!*conf || !*secret) { sdsfree(*conf); sdsfree(*secret); *conf = *secret = NULL; return -1; }
+    return 0;
+}
+
+/* {"io.rcluster.cluster":NAME,...[,"io.rcluster.node":"I"][,swarm-node]} */
+static sds swarm_labels(sds s, const char *name, int node, const char *host_id) {
+    s = rc_json_str(rc_cat(s, "{\"" LABEL_CLUSTER "\":"), name);
+    s = rc_cat(s, ",\"" LABEL_VERSION "\":\"" RCLUSTER_VERSION "\"");
+    if (node) s = rc_catprintf(s, ",\"" LABEL_NODE "\":\"%d\"", node);
+    if (host_id) s = rc_json_str(rc_cat(s, ",\"" LABEL_SWARM_NODE "\":"), host_id);
+    return rc_cat(s, "}");
+}
+
+/* POST /networks/create: an attachable overlay network with a private subnet. */
+static sds swarm_network_body(const char *name, const char *subnet) {
+    sds s = rc_json_str(sdsnew("{\"Name\":"), name);
+    s = rc_cat(s, ",\"CheckDuplicate\":true,\"Driver\":\"overlay\",\"Attachable\":true,\"IPAM\":{\"Driver\":\"default\",\"Config\":[{\"Subnet\":");
+    s = rc_json_str(s, subnet);
+    s = rc_cat(s, "}]},\"Labels\":");
+    s = swarm_labels(s, name, 0, NULL);
+    return rc_cat(s, "}");
+}
+
+/* POST /configs/create or /secrets/create: the same shape. */
+static sds swarm_blob_body(const char *cluster, const char *name, int node, const char *data) {
+    sds s = rc_json_str(sdsnew("{\"Name\":"), name);
+    s = rc_cat(s, ",\"Labels\":");
+    s = swarm_labels(s, cluster, node, NULL);
+    s = swarm_base64(rc_cat(s, ",\"Data\":\""), data, strlen(data));
+    return rc_cat(s, "\"}");
+}
+
+/* POST /services/create for node n: one task pinned to its Swarm node, the config at
+ * the server's conf path, the password secret (mode 0400), a labelled named volume at
+ * /data, dnsrr and both ports published in host mode. */
+static sds swarm_service_body(const struct swarm_plan *p, const struct swarm_node *n, const char *conf_id) {
+    const char *name = p->o->name, *host_id = p->hosts[n->host].id;
+    sds s = rc_json_str(sdsnew("{\"Name\":"), n->name);
+    s = swarm_labels(rc_cat(s, ",\"Labels\":"), name, n->i, host_id);
+    if (s && p->container) { sdsrange(s, 0, -2); s = rc_cat(s, ",\"" LABEL_ANNOUNCE "\":\"container\"}"); }
+    s = rc_json_str(rc_cat(s, ",\"TaskTemplate\":{\"ContainerSpec\":{\"Image\":"), p->o->image);
+    s = rc_catprintf(s, ",\"Command\":[\"%s-server\",\"/etc/%s/redis.conf\"],\"Labels\":", p->server, p->server);
+    s = swarm_labels(s, name, n->i, NULL);
+    s = rc_catprintf(s, ",\"Mounts\":[{\"Type\":\"volume\",\"Source\":\"%s-data\",\"Target\":\"/data\",\"VolumeOptions\":{\"Labels\":", n->name);
+    s = swarm_labels(s, name, n->i, NULL);
+    s = rc_catprintf(s, "}}],\"Configs\":[{\"File\":{\"Name\":\"/etc/%s/redis.conf\",\"UID\":\"0\",\"GID\":\"0\",\"Mode\":292},"
+                        "\"ConfigID\":", p->server);
+    s = rc_json_str(s, conf_id);
+    s = rc_catprintf(s, ",\"ConfigName\":\"%s.conf\"}]", n->name);
+    if (p->secret_id) {
+        s = rc_catprintf(s, ",\"Secrets\":[{\"File\":{\"Name\":\"%s-password\",\"UID\":\"0\",\"GID\":\"0\",\"Mode\":256},\"SecretID\":", name);
+        s = rc_json_str(s, p->secret_id);
+        s = rc_catprintf(s, ",\"SecretName\":\"%s-password\"}]", name);
+    }
+    s = rc_cat(s, "},\"RestartPolicy\":{\"Condition\":\"any\",\"Delay\":1000000000},\"Placement\":{\"Constraints\":[");
+    sds constraint = rc_sprintf("node.id==%s", host_id);
+    s = constraint ? rc_json_str(s, constraint) : (sdsfree(s), NULL);
+    sdsfree(constraint);
+    s = rc_cat(s, "]},\"Networks\":[{\"Target\":");
+    s = rc_json_str(s, p->net_id ? p->net_id : name);
+    s = rc_catprintf(s, "}]},\"Mode\":{\"Replicated\":{\"Replicas\":1}},\"EndpointSpec\":{\"Mode\":\"dnsrr\",\"Ports\":["
+                        "{\"Protocol\":\"tcp\",\"TargetPort\":6379,\"PublishedPort\":%d,\"PublishMode\":\"host\"},"
+                        "{\"Protocol\":\"tcp\",\"TargetPort\":16379,\"PublishedPort\":%d,\"PublishMode\":\"host\"}]}}",
+                     n->port, n->bus);
+    return s;
+}
+
+/* Redis node k goes to usable Swarm node k mod nusable. Hosts are sorted by id, so a
+ * re-run after `down` (volumes kept) puts every node back beside its volume; the
+ * engine's own plan, by announced address, then spreads masters over distinct hosts
+ * and keeps each replica off its master's host, as cluster_plan_layout does. */
+static void swarm_assign_hosts(int n, const int *usable, int nusable, int *host_of) {
+    for (int k = 0; k < n; k++) host_of[k] = nusable > 0 ? usable[k % nusable] : -1;
+}
+
+/* What redundancy a layout loses when one Swarm node is lost: one line per problem,
+ * empty when every master has a host of its own and no replica shares its master's
+ * host. hosts[k] names node k's Swarm node, names[k] the node. NULL on OOM. */
+static sds swarm_redundancy(int n, int replicas, const char *const *hosts, const char *const *names) {
+    int *master_of = calloc((size_t)n, sizeof *master_of), *masters = calloc((size_t)n, sizeof *masters);
+    int m = master_of && masters ? cluster_plan_layout(n, hosts, replicas, master_of, masters) : -1;
+    sds s = m > 0 ? sdsempty() : NULL;
+    for (int a = 0; s && a < m; a++) {
+        int same = 0, first = 1;
+        for (int b = 0; b < a; b++) if (!strcmp(hosts[masters[a]], hosts[masters[b]])) first = 0;
+        for (int b = 0; b < m; b++) same += !strcmp(hosts[masters[a]], hosts[masters[b]]);
+        if (first && same > 1)
+            s = rc_catprintf(s, "Swarm node %s carries %d of the %d masters: losing it %s\n", hosts[masters[a]], same, m,
+                             2 * same >= m ? "leaves no majority of masters to vote a failover, so the cluster stops"
+                                           : "fails over several masters at once");
+    }
+    for (int k = 0; s && k < n; k++)
+        if (master_of[k] >= 0 && !strcmp(hosts[k], hosts[master_of[k]]))
+            s = rc_catprintf(s, "replica %s shares Swarm node %s with its master %s: losing that node loses both, and the "
+                                "master's slots\n", names[k], hosts[k], names[master_of[k]]);
+    free(master_of);
+    free(masters);
+    return s;
+}
+
+/* ---- the Swarm: manager, nodes, existing objects ------------------------------- */
+
+/* GET /info: 1 when this daemon is a Swarm manager (self_id set), 0 when it is not
+ * (rc->err says what it is), -1 on error. */
+static int swarm_role(struct docker *d, char self_id[64]) {
+    json_value_s *info = NULL;
+    if (docker_call_json(d, "GET", "/info", NULL, &info, 0) < 0) return -1;
+    const json_value_s *sw = json_get(info, "Swarm");
+    const char *state = json_string(json_get(sw, "LocalNodeState"));
+    const char *id = json_string(json_get(sw, "NodeID"));
+    int manager = json_is_true(json_get(sw, "ControlAvailable"));
+    snprintf(self_id, 64, "%s", id ? id : "");
+    if (!manager)
+        rc_fail(d->rc, "the Docker daemon at %s is not a Swarm manager (GET /info: Swarm.LocalNodeState=%s, "
+                       "ControlAvailable=false); run this against a manager (DOCKER_HOST=...), or `docker swarm init` first",
+                d->conn.what, state && *state ? state : "?");
+    json_free(info);
+    return manager;
+}
+
+static int swarm_host_cmp(const void *a, const void *b) {
+    return strcmp(((const struct swarm_host *)a)->id, ((const struct swarm_host *)b)->id);
+}
+
+/* GET /nodes: the Swarm's nodes, sorted by id. */
+static int swarm_list_hosts(struct docker *d, struct swarm_plan *p) {
+    json_value_s *v = NULL;
+    if (docker_call_json(d, "GET", "/nodes", NULL, &v, 0) < 0) return -1;
+    size_t n = json_length(v);
+    if (json_type(v) != JSON_ARRAY || n == 0 || n > SWARM_MAX_HOSTS) {
+        json_free(v);
+        return rc_fail(d->rc, "GET /nodes: expected a list of 1 to %d Swarm nodes", SWARM_MAX_HOSTS);
+    }
+    p->hosts = calloc(n, sizeof *p->hosts);
+    if (!p->hosts) { json_free(v); return rc_fail_oom(d->rc); }
+    for (size_t k = 0; k < n; k++) {
+        const json_value_s *x = json_at(v, k);
+        struct swarm_host *h = &p->hosts[k];
+        const char *id = json_string(json_get(x, "ID"));
+        const char *addr = json_string(json_get(json_get(x, "Status"), "Addr"));
+        const char *maddr = json_string(json_get(json_get(x, "ManagerStatus"), "Addr"));
+        const char *hn = json_string(json_get(json_get(x, "Description"), "Hostname"));
+        const char *st = json_string(json_get(json_get(x, "Status"), "State"));
+        const char *av = json_string(json_get(json_get(x, "Spec"), "Availability"));
+        snprintf(h->id, sizeof h->id, "%s", id ? id : "?");
+        /* Some engines report a manager's Status.Addr as 0.0.0.0; its ManagerStatus says where it listens. */
+        if ((!addr || !strcmp(addr, "0.0.0.0")) && maddr) snprintf(h->addr, sizeof h->addr, "%.*s", (int)strcspn(maddr, ":"), maddr);
+        else snprintf(h->addr, sizeof h->addr, "%s", addr ? addr : "");
+        snprintf(h->hostname, sizeof h->hostname, "%s", hn ? hn : "?");
+        h->ready = st && !strcmp(st, "ready");
+        h->active = av && !strcmp(av, "active");
+    }
+    json_free(v);
+    p->nhosts = (int)n;
+    qsort(p->hosts, n, sizeof *p->hosts, swarm_host_cmp);
+    return 0;
+}
+
+static int swarm_host_index(const struct swarm_plan *p, const char *id) {
+    for (int h = 0; id && h < p->nhosts; h++) if (!strcmp(p->hosts[h].id, id)) return h;
+    return -1;
+}
+
+/* "vm2 (10.70.0.12, id 1wq3...)" for messages. */
+static sds swarm_host_desc(const struct swarm_plan *p, int h) {
+    if (h < 0) return sdsnew("an unknown Swarm node");
+    return rc_sprintf("%s (%s, id %.12s)", p->hosts[h].hostname, p->hosts[h].addr, p->hosts[h].id);
+}
+
+/* Inspect service `name`: 1 found (*out set), 0 none, -1 error. Docker also matches id
+ * prefixes, so the name is compared. */
+static int swarm_inspect_service(struct docker *d, const char *name, json_value_s **out) {
+    sds path = rc_sprintf("/services/%s", name);
+    if (!path) return rc_fail_oom(d->rc);
+    int st = docker_call_json(d, "GET", path, NULL, out, 404);
+    sdsfree(path);
+    if (st < 0) return -1;
+    const char *got = json_string(json_get(json_get(*out, "Spec"), "Name"));
+    if (st == 404 || !got || strcmp(got, name) != 0) { json_free(*out); *out = NULL; return 0; }
+    return 1;
+}
+
+/* An object's ID by name among a label-filtered list (configs, secrets); NULL if absent. */
+static const char *swarm_id_by_name(const json_value_s *list, const char *name) {
+    for (size_t k = 0; k < json_length(list); k++) {
+        const json_value_s *x = json_at(list, k);
+        const char *nm = json_string(json_get(json_get(x, "Spec"), "Name"));
+        if (nm && !strcmp(nm, name)) return json_string(json_get(x, "ID"));
+    }
+    return NULL;
+}
+
+/* What exists already: the network (ours, overlay), the secret, each node's config and
+ * service (ours, and on which Swarm node). Foreign objects with our names are refused. */
+static int swarm_inspect_existing(struct docker *d, struct swarm_plan *p) {
+    struct rc *rc = d->rc;
+    const char *name = p->o->name;
+    json_value_s *v = NULL;
+    int r = docker_inspect(d, "networks", name, &v);
+    if (r < 0) return -1;
+    if (r == 1) {
+        const char *drv = json_string(json_get(v, "Driver"));
+        if (!up_is_ours(v, name, 0))
+            r = rc_fail(rc, "a foreign network named '%s' exists (no label %s=%s); not touching it: choose another --name",
+                        name, LABEL_CLUSTER, name);
+        else if (!drv || strcmp(drv, "overlay") != 0)
+            r = rc_fail(rc, "network '%s' is a %s network of a cluster made without --swarm; remove it with `rcluster down "
+                            "--name %s`, or choose another --name", name, drv ? drv : "?", name);
+        else if (!(p->net_id = sdsnew(json_string(json_get(v, "Id")) ? json_string(json_get(v, "Id")) : name)))
+            r = rc_fail_oom(rc);
+        json_free(v);
+        if (r < 0) return -1;
+    }
+    json_value_s *secrets = NULL, *configs = NULL, *services = NULL;
+    sds sname = rc_sprintf("%s-password", name);
+    int ret = sname ? 0 : rc_fail_oom(rc);
+    if (ret == 0) ret = docker_list_by_label(d, "secrets", LABEL_CLUSTER, name, &secrets);
+    if (ret == 0) ret = docker_list_by_label(d, "configs", LABEL_CLUSTER, name, &configs);
+    if (ret == 0) ret = docker_list_by_label(d, "services", LABEL_CLUSTER, name, &services);
+    const char *sid = ret == 0 ? swarm_id_by_name(secrets, sname) : NULL;
+    if (sid && !(p->secret_id = sdsnew(sid))) ret = rc_fail_oom(rc);
+    for (int k = 0; ret == 0 && k < p->o->nodes; k++) {
+        struct swarm_node *n = &p->nodes[k];
+        sds cname = rc_sprintf("%s.conf", n->name);
+        const char *cid = cname ? swarm_id_by_name(configs, cname) : NULL;
+        if (cid && !(p->conf_ids[k] = sdsnew(cid))) ret = rc_fail_oom(rc);
+        sdsfree(cname);
+        if (ret == 0 && (r = swarm_inspect_service(d, n->name, &v)) < 0) ret = -1;
+        if (ret < 0 || r == 0) continue;
+        if (!up_is_ours(json_get(v, "Spec"), name, n->i))
+            ret = rc_fail(rc, "a foreign service named '%s' exists (not node %d of rcluster cluster '%s'); not touching it: "
+                              "remove it yourself or choose another --name", n->name, n->i, name);
+        n->exists = 1;
+        n->host = swarm_host_index(p, docker_label(json_get(v, "Spec"), LABEL_SWARM_NODE));
+        json_free(v);
+        v = NULL;
+    }
+    int extra = 0;
+    for (size_t k = 0; ret == 0 && k < json_length(services); k++) {
+        const char *nl = docker_label(json_get(json_at(services, k), "Spec"), LABEL_NODE);
+        long i;
+        if (nl && rc_parse_int(nl, 1, 100000, &i) == 0 && i > p->o->nodes) extra++;
+    }
+    if (extra)
+        ret = rc_fail(rc, "cluster '%s' has %d service(s) beyond --nodes %d; pass its original --nodes, or start over with "
+                          "`rcluster down --swarm --name %s --purge`", name, extra, p->o->nodes, name);
+    json_free(secrets);
+    json_free(configs);
+    json_free(services);
+    sdsfree(sname);
+    return ret;
+}
+
+/* ---- plan --------------------------------------------------------------------- */
+
+/* Validate the options for --swarm. Changes nothing. */
+static int swarm_plan_make(struct rc *rc, struct up_opts *o, struct swarm_plan *p) {
+    memset(p, 0, sizeof *p);
+    p->o = o;
+    if (!conf_valid_name(o->name))
+        return rc_fail(rc, "--name '%s': expected [a-zA-Z0-9][a-zA-Z0-9_.-]* (at most 48 characters)", o->name);
+    if (!up_valid_image(o->image)) return rc_fail(rc, "--image '%s': not a valid image reference", o->image);
+    if (o->nodes < 3 * (o->replicas + 1))
+        return rc_fail(rc, "--nodes %d with --replicas %d: a cluster needs at least 3 masters, so at least %d nodes",
+                       o->nodes, o->replicas, 3 * (o->replicas + 1));
+    if (o->port + o->nodes - 1 + 10000 > 65535)
+        return rc_fail(rc, "--port %d: bus ports up to %d would exceed 65535", o->port, o->port + o->nodes - 1 + 10000);
+    static const struct { unsigned bit; const char *opt, *why; } refused[] = {
+        { UPG_NETWORK, "--network", "services join the overlay network NAME" },
+        { UPG_BIND, "--bind", "nodes listen on the overlay and on their published ports" },
+        { UPG_PUBLISH_IP, "--publish-ip", "ports are published in host mode on each Swarm node's own addresses" },
+    };
+    for (size_t k = 0; k < sizeof refused / sizeof refused[0]; k++)
+        if (o->given & refused[k].bit) return rc_fail(rc, "%s does not apply with --swarm: %s", refused[k].opt, refused[k].why);
+    if (o->data_dir) return rc_fail(rc, "--data-dir does not apply with --swarm: each node keeps its data in the named volume NAME-I-data on its Swarm node");
+    if (o->given & UPG_ANNOUNCE) {
+        if (strcmp(o->announce, "container") != 0)
+            return rc_fail(rc, "--announce %s does not apply with --swarm: nodes announce their Swarm node's address (the "
+                               "default), or their overlay address with --announce container", o->announce);
+        p->container = 1;
+    }
+    uint32_t net;
+    int prefix;
+    if (conf_parse_cidr(o->subnet, &net, &prefix) < 0)
+        return rc_fail(rc, "--subnet '%s': expected an IPv4 network like 10.38.0.0/16 (host bits zero)", o->subnet);
+    if (!conf_cidr_is_private(net, prefix))
+        return rc_fail(rc, "--subnet %s is not private address space (RFC 1918); the overlay would hide real hosts", o->subnet);
+    if (!rc->password && !o->insecure)
+        return rc_fail(rc, "--swarm publishes the nodes' ports on every Swarm node's addresses, beyond this host, without a "
+                           "password; give --password-file F (or RCLUSTER_PASSWORD), or --insecure to accept that");
+    if (rc->password && (strpbrk(rc->password, "\r\n") || !*rc->password)) return rc_fail(rc, "the password must be one non-empty line");
+    if (rc->user && !rc->password) return rc_fail(rc, "--user %s needs a password (--password-file F)", rc->user);
+    if (rc->user && (!conf_valid_name(rc->user) || !strcmp(rc->user, "default")))
+        return rc_fail(rc, "--user '%s': expected a name like [a-zA-Z0-9][a-zA-Z0-9_.-]*, not 'default'", rc->user);
+    p->nodes = calloc((size_t)o->nodes, sizeof *p->nodes);
+    p->conf_ids = calloc((size_t)o->nodes, sizeof *p->conf_ids);
+    p->conf_created = calloc((size_t)o->nodes, sizeof *p->conf_created);
+    if (!p->nodes || !p->conf_ids || !p->conf_created) return rc_fail_oom(rc);
+    for (int k = 0; k < o->nodes; k++) {
+        struct swarm_node *n = &p->nodes[k];
+        n->i = k + 1;
+        n->host = -1;
+        snprintf(n->name, sizeof n->name, "%s-%d", o->name, n->i);
+        n->port = o->port + k;
+        n->bus = n->port + 10000;
+    }
+    snprintf(p->server, sizeof p->server, "%s", o->server ? o->server : "redis");
+    return 0;
+}
+
+/* Pin every node without a service to a Swarm node; say what redundancy the layout
+ * loses and go on only when the user accepts it (--yes). A node whose service exists
+ * stays where it is (its volume is there). */
+static int swarm_place(struct rc *rc, struct swarm_plan *p) {
+    int n = p->o->nodes, nusable = 0, ret = 0;
+    int *usable = calloc((size_t)p->nhosts, sizeof *usable), *host_of = calloc((size_t)n, sizeof *host_of);
+    const char **ids = calloc((size_t)n, sizeof *ids), **names = calloc((size_t)n, sizeof *names);
+    if (!usable || !host_of || !ids || !names) ret = rc_fail_oom(rc);
+    for (int h = 0; ret == 0 && h < p->nhosts; h++) if (p->hosts[h].ready && p->hosts[h].active) usable[nusable++] = h;
+    if (ret == 0 && nusable == 0) ret = rc_fail(rc, "GET /nodes: no Swarm node is ready and active");
+    if (ret == 0) swarm_assign_hosts(n, usable, nusable, host_of);
+    for (int k = 0; ret == 0 && k < n; k++) {
+        if (!p->nodes[k].exists) p->nodes[k].host = host_of[k];
+        ids[k] = p->nodes[k].host >= 0 ? swarm_host_desc(p, p->nodes[k].host) : NULL;
+        if (!ids[k] && !(ids[k] = sdsnew("?"))) ret = rc_fail_oom(rc);
+        names[k] = p->nodes[k].name;
+    }
+    sds lost = ret == 0 ? swarm_redundancy(n, p->o->replicas, ids, names) : NULL;
+    if (ret == 0 && !lost) ret = rc_fail_oom(rc);
+    if (ret == 0 && sdslen(lost)) {
+        rc_warn(rc, "%d Swarm node(s) ready for %d masters and %d replica(s) each; redundancy is lost:\n%s", nusable,
+                n / (p->o->replicas + 1), p->o->replicas, lost);
+        ret = rc_confirm(rc, "Go on with less redundancy than the layout asks for?");
+    }
+    sdsfree(lost);
+    free(usable);
+    free(host_of);
+    for (int k = 0; ids && k < n; k++) sdsfree((sds)ids[k]);
+    free(ids);
+    free(names);
+    return ret;
+}
+
+/* What the image runs, from the manager's copy when it has one (else --server or redis). */
+static int swarm_detect_server(struct docker *d, struct swarm_plan *p) {
+    if (p->o->server) return 0;
+    sds path = rc_sprintf("/images/%s/json", p->o->image);
+    json_value_s *img = NULL;
+    int st = path ? docker_call_json(d, "GET", path, NULL, &img, 404) : rc_fail_oom(d->rc);
+    sdsfree(path);
+    if (st < 0) return -1;
+    int entry = 0;
+    const char *server = img ? up_server_of_image(img, &entry) : NULL;
+    if (server) snprintf(p->server, sizeof p->server, "%s", server);
+    json_free(img);
+    return 0;
+}
+
+/* ---- apply -------------------------------------------------------------------- */
+
+/* POST a create body; *id gets the new object's ID ("(new)" in a dry run). */
+static int swarm_create(struct docker *d, const char *path, sds body, sds *id) {
+    json_value_s *v = NULL;
+    int st = body ? docker_call_json(d, "POST", path, body, &v, 0) : rc_fail_oom(d->rc);
+    sdsfree(body);
+    if (st < 0) return -1;
+    const char *got = json_string(json_get(v, "ID"));
+    if (!got) got = json_string(json_get(v, "Id"));
+    *id = sdsnew(got ? got : "(new)");
+    json_free(v);
+    return *id ? 0 : rc_fail_oom(d->rc);
+}
+
+/* Node n's redis.conf, split into its config text and the password secret's text. */
+static int swarm_render(struct rc *rc, const struct swarm_plan *p, const struct swarm_node *n, sds *conf, sds *secret) {
+    const char *addr = n->host >= 0 ? p->hosts[n->host].addr : "0.0.0.0";
+    struct conf_params cp = { addr, n->port, n->bus, p->o->node_timeout, rc->password, rc->user, p->o->configs,
+                              p->o->nconfigs, 0, NULL };
+    sds text = conf_render(&cp), spath = rc_sprintf("/run/secrets/%s-password", p->o->name);
+    int r = text && spath ? swarm_conf_split(text, !p->container, spath, conf, secret) : -1;
+    sdsfree(text);
+    sdsfree(spath);
+    return r < 0 ? rc_fail_oom(rc) : 0;
+}
+
+/* The network, the password secret and the configs that are missing, then the
+ * services of the nodes that have none. Each object made is recorded for the rollback. */
+static int swarm_apply(struct docker *d, struct swarm_plan *p) {
+    struct rc *rc = d->rc;
+    const char *name = p->o->name;
+    if (!p->net_id) {
+        rc_progress(rc, "Creating overlay network %s (%s, attachable)", name, p->o->subnet);
+        if (swarm_create(d, "/networks/create", swarm_network_body(name, p->o->subnet), &p->net_id) < 0) return -1;
+        p->net_created = 1;
+    }
+    sds conf = NULL, secret = NULL;
+    if (swarm_render(rc, p, &p->nodes[0], &conf, &secret) < 0) return -1;
+    if (!p->secret_id && sdslen(secret)) {
+        sds sname = rc_sprintf("%s-password", name);
+        rc_progress(rc, "Creating secret %s", sname ? sname : "?");
+        int r;
+        /* A dry run shows every request but this body: it is the password. */
+        if (rc->dry_run) printf("POST %s/secrets/create {\"Name\":\"%s\",\"Data\":\"***\"}\n", d->prefix, sname ? sname : "?");
+        if (rc->dry_run) r = (p->secret_id = sdsnew("(new)")) ? 0 : rc_fail_oom(rc);
+        else r = sname ? swarm_create(d, "/secrets/create", swarm_blob_body(name, sname, 0, secret), &p->secret_id) : rc_fail_oom(rc);
+        sdsfree(sname);
+        if (r < 0) { sdsfree(conf); sdsfree(secret); return -1; }
+        p->secret_created = 1;
+    }
+    sdsfree(conf);
+    sdsfree(secret);
+    int made = 0;
+    for (int k = 0; k < p->o->nodes; k++) {
+        struct swarm_node *n = &p->nodes[k];
+        if (n->exists) continue;
+        if (!p->conf_ids[k]) {
+            sds cname = rc_sprintf("%s.conf", n->name);
+            int r = cname ? swarm_render(rc, p, n, &conf, &secret) : rc_fail_oom(rc);
+            if (r == 0 && rc->dry_run) printf("# config %s\n%s\n", cname, conf);
+            if (r == 0) r = swarm_create(d, "/configs/create", swarm_blob_body(name, cname, n->i, conf), &p->conf_ids[k]);
+            sdsfree(cname);
+            sdsfree(conf);
+            sdsfree(secret);
+            if (r < 0) return -1;
+            p->conf_created[k] = 1;
+        }
+        sds id = NULL;
+        if (swarm_create(d, "/services/create", swarm_service_body(p, n, p->conf_ids[k]), &id) < 0)
+            return rc_wrap(rc, "creating service %s", n->name);
+        sdsfree(id);
+        n->created = 1;
+        made++;
+    }
+    if (made) rc_progress(rc, "Created %d service(s), each pinned to its Swarm node", made);
+    return 0;
+}
+
+/* DELETE path, retrying while the daemon says the object is still in use (a removed
+ * service's tasks take a moment to let go of their network and volume). */
+static int swarm_delete(struct docker *d, const char *path, int64_t deadline) {
+    for (;;) {
+        int st = docker_call(d, "DELETE", path, NULL, NULL, 404);
+        if (st >= 0) return 0;
+        if (rc_now_ms() >= deadline || rc_interrupted() || !d->rc->err ||
+            !(strstr(d->rc->err, "in use") || strstr(d->rc->err, "active endpoints")))
+            return -1;
+        rc_sleep_ms(SWARM_POLL_MS);
+    }
+}
+
+/* A failed run removes what it created (services, configs, secret, network) and keeps
+ * the first error. */
+static void swarm_rollback(struct docker *d, struct swarm_plan *p) {
+    struct rc *rc = d->rc;
+    if (rc->dry_run) return;
+    sds saved = rc->err ? sdsdup(rc->err) : NULL;
+    int64_t deadline = rc_now_ms() + 30000;
+    rc_progress(rc, "Removing what this run created");
+    for (int k = 0; k < p->o->nodes; k++) {
+        sds path = p->nodes[k].created ? rc_sprintf("/services/%s", p->nodes[k].name) : NULL;
+        if (path && swarm_delete(d, path, deadline) < 0) rc_warn(rc, "%s", rc->err);
+        sdsfree(path);
+    }
+    for (int k = 0; k < p->o->nodes; k++) {
+        sds path = p->conf_created[k] && p->conf_ids[k] ? rc_sprintf("/configs/%s", p->conf_ids[k]) : NULL;
+        if (path && swarm_delete(d, path, deadline) < 0) rc_warn(rc, "%s", rc->err);
+        sdsfree(path);
+    }
+    sds path = p->secret_created ? rc_sprintf("/secrets/%s", p->secret_id) : NULL;
+    if (path && swarm_delete(d, path, deadline) < 0) rc_warn(rc, "%s", rc->err);
+    sdsfree(path);
+    path = p->net_created ? rc_sprintf("/networks/%s", p->net_id) : NULL;
+    if (path && swarm_delete(d, path, deadline) < 0) rc_warn(rc, "%s", rc->err);
+    sdsfree(path);
+    if (saved) { sdsfree(rc->err); rc->err = saved; }
+}
+
+/* ---- wait: tasks, PING, cluster --------------------------------------------------- */
+
+/* What node n's tasks say: *running when one runs (and its overlay address), else the
+ * newest error and how many tasks failed. */
+struct swarm_task_view { int running, failed; sds err; char state[32]; };
+
+static int swarm_read_tasks(struct docker *d, struct swarm_plan *p, struct swarm_node *n, struct swarm_task_view *tv) {
+    memset(tv, 0, sizeof *tv);
+    sds filter = rc_cat(rc_json_str(sdsnew("{\"service\":["), n->name), "]}");
+    sds path = filter ? docker_urlencode(sdsnew("/tasks?filters="), filter) : NULL;
+    json_value_s *v = NULL;
+    int st = path ? docker_call_json(d, "GET", path, NULL, &v, 0) : rc_fail_oom(d->rc);
+    sdsfree(filter);
+    sdsfree(path);
+    if (st < 0) return -1;
+    const char *newest = "";
+    for (size_t k = 0; k < json_length(v); k++) {
+        const json_value_s *t = json_at(v, k), *s = json_get(t, "Status");
+        const char *state = json_string(json_get(s, "State")), *desired = json_string(json_get(t, "DesiredState"));
+        const char *err = json_string(json_get(s, "Err")), *ts = json_string(json_get(s, "Timestamp"));
+        if (state && desired && !strcmp(state, "running") && !strcmp(desired, "running")) {
+            tv->running = 1;
+            const json_value_s *atts = json_get(t, "NetworksAttachments");
+            for (size_t j = 0; j < json_length(atts); j++) {
+                const json_value_s *a = json_at(atts, j);
+                const char *nid = json_string(json_get(json_get(a, "Network"), "ID"));
+                const char *ip = json_string(json_at(json_get(a, "Addresses"), 0));
+                if (nid && ip && p->net_id && !strcmp(nid, p->net_id))
+                    snprintf(n->overlay_ip, sizeof n->overlay_ip, "%.*s", (int)strcspn(ip, "/"), ip);
+            }
+        }
+        if (state && (!strcmp(state, "failed") || !strcmp(state, "rejected"))) tv->failed++;
+        if (ts && strcmp(ts, newest) > 0) {
+            newest = ts;
+            snprintf(tv->state, sizeof tv->state, "%s", state ? state : "?");
+            if (err && *err) { sdsfree(tv->err); tv->err = sdsnew(err); }
+        }
+    }
+    json_free(v);
+    return 0;
+}
+
+/* Wait until every service runs its task. A task refused for a missing image fails
+ * the wait at once, naming the Swarm nodes that lack it; so does a node whose tasks
+ * fail again and again. */
+static int swarm_wait_tasks(struct docker *d, struct swarm_plan *p, int64_t deadline) {
+    struct rc *rc = d->rc;
+    int n = p->o->nodes;
+    rc_progress(rc, "Waiting for %d tasks to run", n);
+    int *done = calloc((size_t)n, sizeof *done);
+    if (!done) return rc_fail_oom(rc);
+    int ret = 0, left = n;
+    int64_t first_missing = 0;
+    while (ret == 0 && left > 0) {
+        sds missing = sdsempty(), hosts = sdsempty();
+        int undecided = 0;
+        for (int k = 0; ret == 0 && k < n; k++) {
+            struct swarm_task_view tv;
+            if (done[k]) continue;
+            if (swarm_read_tasks(d, p, &p->nodes[k], &tv) < 0) { ret = -1; break; }
+            if (tv.running) { done[k] = 1; left--; }
+            else if (tv.err && strstr(tv.err, "No such image")) {
+                sds h = swarm_host_desc(p, p->nodes[k].host);
+                if (h && !strstr(hosts, h)) hosts = rc_catprintf(hosts, "%s%s", sdslen(hosts) ? ", " : "", h);
+                missing = rc_catprintf(missing, "%s%s", sdslen(missing) ? ", " : "", p->nodes[k].name);
+                sdsfree(h);
+            } else if (tv.failed >= 3) {
+                sds h = swarm_host_desc(p, p->nodes[k].host);
+                ret = rc_fail(rc, "service %s on Swarm node %s: %d tasks failed, the last: %s", p->nodes[k].name, h ? h : "?",
+                              tv.failed, tv.err ? tv.err : tv.state);
+                sdsfree(h);
+            } else {
+                undecided++;
+            }
+            sdsfree(tv.err);
+        }
+        /* Nodes refuse a task at their own pace: name every node that lacks the image,
+         * waiting a little for the others to answer. */
+        if (ret == 0 && missing && sdslen(missing) && !first_missing) first_missing = rc_now_ms();
+        if (ret == 0 && missing && sdslen(missing) && undecided && rc_now_ms() - first_missing < 10000) {
+            sdsfree(missing);
+            sdsfree(hosts);
+            rc_sleep_ms(SWARM_POLL_MS);
+            continue;
+        }
+        if (ret == 0 && missing && sdslen(missing))
+            ret = rc_fail(rc, "image %s is missing on Swarm node(s) %s (for %s); without a registry each node needs its own copy: "
+                              "on each of them run `DOCKER_HOST=<that node's daemon> rcluster image build --tag %s` (or `rcluster "
+                              "image load FILE`), then `rcluster up --swarm` again",
+                          p->o->image, hosts ? hosts : "?", missing, p->o->image);
+        sdsfree(missing);
+        sdsfree(hosts);
+        if (ret == 0 && left > 0) {
+            if (rc_interrupted()) ret = rc_fail(rc, "interrupted while waiting for the tasks");
+            else if (rc_now_ms() >= deadline) ret = rc_fail(rc, "%d of %d tasks did not start within %g s", left, n, rc->timeout);
+            else rc_sleep_ms(SWARM_POLL_MS);
+        }
+    }
+    free(done);
+    for (int k = 0; ret == 0 && k < n; k++) {
+        struct swarm_node *x = &p->nodes[k];
+        if (engine_wait_ping(rc, p->hosts[x->host].addr, x->port, deadline) < 0) ret = rc_wrap(rc, "service %s", x->name);
+    }
+    return ret;
+}
+
+/* How many nodes already know other nodes (kept volumes: they rejoin by themselves). */
+static int swarm_count_with_state(struct rc *rc, struct swarm_plan *p) {
+    int with = 0;
+    for (int k = 0; k < p->o->nodes; k++) {
+        struct swarm_node *x = &p->nodes[k];
+        struct rconn c;
+        sds text = rconn_open(rc, &c, p->hosts[x->host].addr, x->port) == 0
+                 ? rconn_call_str(rc, &c, "CLUSTER NODES", "CLUSTER", "NODES", RESP_END) : NULL;
+        rconn_free(&c);
+        if (!text) return rc_wrap(rc, "service %s", x->name);
+        int lines = 0;
+        for (const char *s = text; *s; s++) lines += *s == '\n';
+        with += lines > 1;
+        sdsfree(text);
+    }
+    return with;
+}
+
+/* --announce container: a node's overlay address is known once its task runs; tell
+ * each node before forming, so that MEET and every redirection use it. Not kept in
+ * its config: after a restart a node lets its peers learn its new address. */
+static int swarm_announce_overlay(struct rc *rc, struct swarm_plan *p) {
+    for (int k = 0; p->container && k < p->o->nodes; k++) {
+        struct swarm_node *x = &p->nodes[k];
+        if (!x->overlay_ip[0]) return rc_fail(rc, "GET /tasks: service %s's task has no address on network %s", x->name, p->o->name);
+        struct rconn c;
+        struct resp *r = rconn_open(rc, &c, p->hosts[x->host].addr, x->port) == 0
+            ? rconn_call(rc, &c, "CONFIG SET", "CONFIG", "SET", "cluster-announce-ip", x->overlay_ip, RESP_END) : NULL;
+        rconn_free(&c);
+        if (!r) return rc_wrap(rc, "service %s", x->name);
+        resp_free(r);
+    }
+    return 0;
+}
+
+/* Form the cluster through the Swarm nodes' addresses and published ports. */
+static int swarm_form(struct rc *rc, struct swarm_plan *p) {
+    int n = p->o->nodes, ret = swarm_announce_overlay(rc, p);
+    struct engine_addr *a = calloc((size_t)n, sizeof *a);
+    if (!a) return rc_fail_oom(rc);
+    for (int k = 0; ret == 0 && k < n; k++) {
+        a[k].host = sdsnew(p->hosts[p->nodes[k].host].addr);
+        a[k].port = p->nodes[k].port;
+        if (!a[k].host) ret = rc_fail_oom(rc);
+    }
+    if (ret == 0) ret = engine_create(rc, a, n, p->o->replicas, ENGINE_NO_CONFIRM);
+    for (int k = 0; k < n; k++) sdsfree(a[k].host);
+    free(a);
+    return ret;
+}
+
+/* A live seed: the first node whose Swarm node is ready. */
+static int swarm_seed(const struct swarm_plan *p) {
+    for (int k = 0; k < p->o->nodes; k++)
+        if (p->nodes[k].host >= 0 && p->hosts[p->nodes[k].host].ready) return k;
+    return -1;
+}
+
+/* --announce container: the announced overlay addresses cannot be reached from outside
+ * the overlay, so `check` cannot follow them; ask every node through its published port
+ * instead: cluster_state ok, every slot ok, and it knows all N nodes. 0 healthy, 1 not
+ * (rc->err says which node lacks what); a report per node unless quiet. */
+static int swarm_check_direct(struct rc *rc, struct swarm_plan *p, int quiet) {
+    int bad = 0;
+    sds first = NULL;
+    for (int k = 0; k < p->o->nodes; k++) {
+        struct swarm_node *x = &p->nodes[k];
+        if (!x->exists && !x->created) continue;
+        const char *addr = x->host >= 0 ? p->hosts[x->host].addr : "?";
+        struct rconn c;
+        sds info = x->host >= 0 && rconn_open(rc, &c, addr, x->port) == 0
+                 ? rconn_call_str(rc, &c, "CLUSTER INFO", "CLUSTER", "INFO", RESP_END) : NULL;
+        if (x->host >= 0) rconn_free(&c);
+        char state[32] = "unreachable", slots[16] = "?", known[16] = "?";
+        if (info) {
+            info_field(info, "cluster_state", state, sizeof state);
+            info_field(info, "cluster_slots_ok", slots, sizeof slots);
+            info_field(info, "cluster_known_nodes", known, sizeof known);
+        }
+        long nknown = 0;
+        int ok = info && !strcmp(state, "ok") && !strcmp(slots, "16384") && rc_parse_int(known, 0, 100000, &nknown) == 0 &&
+                 nknown == p->o->nodes;
+        if (!quiet) printf("%-16s %s:%-6d cluster_state:%s slots_ok:%s known_nodes:%s%s\n", x->name, addr, x->port, state, slots,
+                           known, ok ? "" : "   <- NOT ok");
+        if (!ok && !first) first = rc_sprintf("%s (%s:%d): cluster_state:%s, slots ok %s, knows %s of %d nodes%s%s", x->name, addr,
+                                              x->port, state, slots, known, p->o->nodes, info ? "" : ": ", info ? "" : rc->err ? rc->err : "");
+        bad += !ok;
+        sdsfree(info);
+    }
+    if (!quiet) printf("%s\n", bad ? "NOT healthy" : "healthy (each node asked through its published port)");
+    if (bad) rc_fail(rc, "%d node(s) not ok, the first: %s", bad, first ? first : "?");
+    sdsfree(first);
+    return bad ? 1 : 0;
+}
+
+/* `check` through the announced addresses, or each node directly with --announce container. */
+static int swarm_check(struct rc *rc, struct swarm_plan *p, int seed, int quiet) {
+    if (p->container) return swarm_check_direct(rc, p, quiet);
+    return engine_check(rc, p->hosts[p->nodes[seed].host].addr, p->nodes[seed].port, quiet);
+}
+
+static int swarm_wait_healthy(struct rc *rc, struct swarm_plan *p, int64_t deadline) {
+    int s = swarm_seed(p);
+    if (s < 0) return rc_fail(rc, "no node of cluster '%s' is on a Swarm node that is up", p->o->name);
+    rc_progress(rc, "Waiting for the cluster to be healthy");
+    while (swarm_check(rc, p, s, 1) != 0) {
+        if (rc_interrupted()) return rc_fail(rc, "interrupted");
+        if (rc_now_ms() >= deadline)
+            return rc_wrap(rc, "cluster '%s' did not become healthy within %g s (see `rcluster status --swarm --name %s`)",
+                           p->o->name, rc->timeout, p->o->name);
+        rc_sleep_ms(SWARM_POLL_MS);
+    }
+    return swarm_check(rc, p, s, 0) == 0 ? 0 : -1;
+}
+
+static void swarm_print_connect(struct rc *rc, struct swarm_plan *p) {
+    if (rc->json || rc->dry_run) return;
+    int s = swarm_seed(p);
+    if (s < 0) return;
+    printf("\nConnect: redis-cli -c -h %s -p %d%s\n", p->hosts[p->nodes[s].host].addr, p->nodes[s].port,
+           rc->password ? "   (password: REDISCLI_AUTH=... or -a)" : "");
+    printf("%s\nRemove: rcluster down --swarm --name %s [--purge]\n",
+           p->container ? "Nodes announce overlay addresses: redirections work inside the overlay network (attachable)."
+                        : "Nodes announce their Swarm node's address and published port.", p->o->name);
+}
+
+/* up --swarm = options -> manager -> Swarm nodes -> what exists -> placement ->
+ * apply -> tasks -> form (or rejoin) -> report. */
+static int swarm_up(struct rc *rc, struct up_opts *o, int64_t deadline) {
+    struct swarm_plan p;
+    struct docker d;
+    docker_init_closed(&d, rc);
+    int ret = swarm_plan_make(rc, o, &p);
+    if (ret == 0) ret = docker_open(rc, &d);
+    if (ret == 0) ret = swarm_role(&d, p.self_id) == 1 ? 0 : -1;
+    if (ret == 0) ret = swarm_list_hosts(&d, &p);
+    if (ret == 0) ret = swarm_inspect_existing(&d, &p);
+    if (ret == 0) ret = swarm_place(rc, &p);
+    if (ret == 0) ret = swarm_detect_server(&d, &p);
+    if (ret < 0) goto out;
+    int existing = 0;
+    for (int k = 0; k < o->nodes; k++) existing += p.nodes[k].exists;
+    for (int k = 0; k < o->nodes; k++) {
+        if (!p.nodes[k].exists || (p.nodes[k].host >= 0 && p.hosts[p.nodes[k].host].ready)) continue;
+        sds h = swarm_host_desc(&p, p.nodes[k].host);
+        ret = rc_fail(rc, "service %s is pinned to Swarm node %s, which is down: its Redis node is lost with it and the "
+                          "cluster has failed it over (see `rcluster status --swarm --name %s`); rcluster does not re-home "
+                          "a node yet: bring that Swarm node back, or start over with `rcluster down --swarm --name %s --purge`",
+                      p.nodes[k].name, h ? h : "?", o->name, o->name);
+        sdsfree(h);
+        goto out;
+    }
+    if (existing == o->nodes) {
+        rc_progress(rc, "Cluster '%s': all %d services exist; Swarm restarts their tasks itself", o->name, o->nodes);
+        if (!rc->dry_run) ret = swarm_wait_tasks(&d, &p, deadline) < 0 || swarm_wait_healthy(rc, &p, deadline) < 0 ? -1 : 0;
+        if (ret == 0) swarm_print_connect(rc, &p);
+        goto out;
+    }
+    rc_progress(rc, "%s cluster '%s' on %d Swarm node(s): %d nodes, %d replica(s) per master, Engine API %s",
+                existing ? "Repairing" : "Creating", o->name, p.nhosts, o->nodes, o->replicas, rc->api_version);
+    for (int k = 0; k < o->nodes; k++) {
+        sds h = p.nodes[k].exists ? NULL : swarm_host_desc(&p, p.nodes[k].host);
+        if (h) rc_progress(rc, "  %s -> %s, port %d", p.nodes[k].name, h, p.nodes[k].port);
+        sdsfree(h);
+    }
+    if (swarm_apply(&d, &p) < 0) goto fail;
+    if (rc->dry_run) goto out;
+    if (swarm_wait_tasks(&d, &p, deadline) < 0) goto fail;
+    int with = swarm_count_with_state(rc, &p);
+    if (with < 0) goto fail;
+    if (with == 0 && !existing) {
+        if (swarm_form(rc, &p) < 0) goto fail;
+    } else if (with == o->nodes || existing) {
+        rc_progress(rc, "Nodes kept their cluster state (volumes); they rejoin by themselves");
+        if (swarm_wait_healthy(rc, &p, deadline) < 0) goto fail;
+    } else {
+        rc_fail(rc, "%d of %d nodes have cluster state in their volumes but the others do not; start over with "
+                    "`rcluster down --swarm --name %s --purge`", with, o->nodes, o->name);
+        goto fail;
+    }
+    swarm_print_connect(rc, &p);
+    goto out;
+fail:
+    ret = -1;
+    swarm_rollback(&d, &p);
+out:
+    swarm_plan_free(&p);
+    docker_free(&d);
+    return ret;
+}
+
+/* ---- down --swarm --------------------------------------------------------------------- */
+
+/* DELETE every labelled object of one kind ("services", "configs", "secrets", "networks"). */
+static int swarm_remove_kind(struct docker *d, const char *kind, const char *name, int64_t deadline) {
+    json_value_s *all = NULL;
+    if (docker_list_by_label(d, kind, LABEL_CLUSTER, name, &all) < 0) return -1;
+    int ret = 0;
+    size_t n = json_length(all);
+    if (n) rc_progress(d->rc, "Removing %zu %s", n, kind);
+    for (size_t k = 0; ret == 0 && k < n; k++) {
+        const json_value_s *x = json_at(all, k);
+        const char *id = json_string(json_get(x, "ID"));
+        if (!id) id = json_string(json_get(x, "Id"));
+        sds path = rc_sprintf("/%s/%s", kind, id ? id : "?");
+        ret = path ? swarm_delete(d, path, deadline) : rc_fail_oom(d->rc);
+        sdsfree(path);
+    }
+    json_free(all);
+    return ret;
+}
+
+/* The labelled volumes on this daemon (GET /volumes answers {"Volumes":[...]}). */
+static int swarm_remove_volumes(struct docker *d, const char *name, int64_t deadline) {
+    sds lab = rc_sprintf(LABEL_CLUSTER "=%s", name);
+    sds filter = lab ? rc_cat(rc_json_str(sdsnew("{\"label\":["), lab), "]}") : NULL;
+    sds path = filter ? docker_urlencode(sdsnew("/volumes?filters="), filter) : NULL;
+    json_value_s *v = NULL;
+    int ret = path ? docker_call_json(d, "GET", path, NULL, &v, 0) : rc_fail_oom(d->rc);
+    sdsfree(lab);
+    sdsfree(filter);
+    sdsfree(path);
+    if (ret < 0) return -1;
+    ret = 0;
+    const json_value_s *vols = json_get(v, "Volumes");
+    if (json_length(vols)) rc_progress(d->rc, "Removing %zu volume(s) on this Swarm node", json_length(vols));
+    for (size_t k = 0; ret == 0 && k < json_length(vols); k++) {
+        const char *vn = json_string(json_get(json_at(vols, k), "Name"));
+        sds vp = vn ? docker_urlencode(sdsnew("/volumes/"), vn) : NULL;
+        ret = vp ? swarm_delete(d, vp, deadline) : rc_fail(d->rc, "GET /volumes: a volume without a name");
+        sdsfree(vp);
+    }
+    json_free(v);
+    return ret;
+}
+
+/* down --swarm on a manager: services, configs, the secret and the network (all
+ * labelled); with --purge also the labelled volumes here, and what to run on the other
+ * Swarm nodes that held a node. On any other daemon (a worker): only its volumes. */
+static int swarm_down(struct rc *rc, struct up_opts *o) {
+    struct docker d;
+    struct swarm_plan p;
+    memset(&p, 0, sizeof p);
+    p.o = o;
+    int64_t deadline = rc_now_ms() + (int64_t)(rc->timeout * 1000);
+    json_value_s *svcs = NULL;
+    sds elsewhere = sdsempty();
+    docker_init_closed(&d, rc);
+    int ret = elsewhere ? docker_open(rc, &d) : rc_fail_oom(rc);
+    int manager = ret == 0 ? swarm_role(&d, p.self_id) : -1;
+    if (manager < 0) goto out;
+    if (o->purge) {
+        sds q = rc_sprintf("Delete Swarm cluster '%s' and its data volumes?", o->name);
+        ret = q ? rc_confirm(rc, q) : rc_fail_oom(rc);
+        sdsfree(q);
+        if (ret < 0) goto out;
+    }
+    if (manager) {
+        ret = swarm_list_hosts(&d, &p);
+        if (ret == 0) ret = docker_list_by_label(&d, "services", LABEL_CLUSTER, o->name, &svcs);
+        for (size_t k = 0; ret == 0 && k < json_length(svcs); k++) {
+            const json_value_s *spec = json_get(json_at(svcs, k), "Spec");
+            int h = swarm_host_index(&p, docker_label(spec, LABEL_SWARM_NODE));
+            sds desc = h >= 0 && strcmp(p.hosts[h].id, p.self_id) != 0 ? swarm_host_desc(&p, h) : NULL;
+            if (desc && !strstr(elsewhere, desc)) elsewhere = rc_catprintf(elsewhere, "  %s\n", desc);
+            sdsfree(desc);
+        }
+        if (!json_length(svcs) && ret == 0) rc_progress(rc, "No services labelled %s=%s", LABEL_CLUSTER, o->name);
+        const char *kinds[] = { "services", "configs", "secrets", "networks" };
+        for (size_t k = 0; ret == 0 && k < sizeof kinds / sizeof kinds[0]; k++) ret = swarm_remove_kind(&d, kinds[k], o->name, deadline);
+    } else {
+        sdsfree(rc->err);
+        rc->err = NULL;
+        if (!o->purge) rc_progress(rc, "This daemon is not a Swarm manager: nothing to do here without --purge (its volumes)");
+    }
+    if (ret == 0 && o->purge) ret = swarm_remove_volumes(&d, o->name, deadline);
+    if (ret == 0 && !o->purge) rc_progress(rc, "Kept the data volumes %s-I-data on their Swarm nodes (delete them with --purge)", o->name);
+    if (ret == 0 && o->purge && elsewhere && sdslen(elsewhere))
+        rc_warn(rc, "the manager cannot reach other nodes' daemons: volumes %s-I-data stay on\n%son each, run `DOCKER_HOST=<its "
+                    "daemon> rcluster down --swarm --purge --name %s`", o->name, elsewhere, o->name);
+out:
+    json_free(svcs);
+    sdsfree(elsewhere);
+    free(p.hosts);
+    docker_free(&d);
+    return ret;
+}
+
+/* ---- status --swarm -------------------------------------------------------------------- */
+
+/* What became of node x (on a lost Swarm node), as its peers see it. NULL: unknown. */
+static sds swarm_failover_note(const struct cview *v, const char *ip, int port) {
+    for (int k = 0; k < v->n; k++) {
+        const struct nodeinfo *ni = &v->nodes[k];
+        if (strcmp(ni->ip, ip) != 0 || ni->port != port) continue;
+        if (!(ni->flags & (NF_FAIL | NF_PFAIL))) return sdsnew("not marked failed yet (within cluster-node-timeout)");
+        if (ni->flags & NF_SLAVE) return sdsnew("a replica: marked failed; its master keeps serving, with one replica fewer");
+        if (ni->nranges == 0) return sdsnew("was a master: marked failed and FAILED OVER, a replica now serves its slots");
+        return sdsnew("a master marked failed whose slots are NOT served: no replica has taken over (yet)");
+    }
+    return NULL;
+}
+
+static int swarm_status(struct rc *rc, struct up_opts *o) {
+    struct docker d;
+    struct swarm_plan p;
+    memset(&p, 0, sizeof p);
+    p.o = o;
+    json_value_s *svcs = NULL;
+    docker_init_closed(&d, rc);
+    int ret = docker_open(rc, &d);
+    if (ret == 0) ret = swarm_role(&d, p.self_id) == 1 ? 0 : -1;
+    if (ret == 0) ret = swarm_list_hosts(&d, &p);
+    if (ret == 0) ret = docker_list_by_label(&d, "services", LABEL_CLUSTER, o->name, &svcs);
+    size_t ns = json_length(svcs);
+    if (ret == 0 && !ns)
+        ret = rc_fail(rc, "no Swarm cluster named '%s' (no services labelled %s=%s); create it with `rcluster up --swarm --name %s`",
+                      o->name, LABEL_CLUSTER, o->name, o->name);
+    if (ret < 0) goto out;
+    o->nodes = 0;
+    for (size_t k = 0; k < ns; k++) {
+        long i;
+        const char *nl = docker_label(json_get(json_at(svcs, k), "Spec"), LABEL_NODE);
+        if (nl && rc_parse_int(nl, 1, UP_MAX_NODES, &i) == 0 && i > o->nodes) o->nodes = (int)i;
+    }
+    p.nodes = calloc((size_t)o->nodes + 1, sizeof *p.nodes);
+    if (!p.nodes) { ret = rc_fail_oom(rc); goto out; }
+    for (int k = 0; k < o->nodes; k++) { p.nodes[k].i = k + 1; p.nodes[k].host = -1; }
+    for (size_t k = 0; k < ns; k++) {
+        const json_value_s *spec = json_get(json_at(svcs, k), "Spec");
+        const char *nl = docker_label(spec, LABEL_NODE), *nm = json_string(json_get(spec, "Name"));
+        long i;
+        if (!nl || !nm || rc_parse_int(nl, 1, o->nodes, &i) < 0) continue;
+        struct swarm_node *x = &p.nodes[i - 1];
+        x->exists = 1;
+        snprintf(x->name, sizeof x->name, "%s", nm);
+        x->host = swarm_host_index(&p, docker_label(spec, LABEL_SWARM_NODE));
+        x->port = (int)json_number(json_get(json_at(json_get(json_get(spec, "EndpointSpec"), "Ports"), 0), "PublishedPort"), 0);
+        p.container |= docker_label(spec, LABEL_ANNOUNCE) != NULL;
+    }
+    sds js = rc->json ? rc_cat(rc_json_str(sdsnew("{\"name\":"), o->name), ",\"swarm\":true,\"services\":[") : NULL;
+    if (!rc->json) printf("%-16s %-40s %-8s %-10s %s\n", "SERVICE", "SWARM NODE", "HOST", "TASK", "ADDRESS");
+    int running = 0, seed = -1;
+    sds lost = sdsempty();
+    for (int k = 0; k < o->nodes; k++) {
+        struct swarm_node *x = &p.nodes[k];
+        if (!x->exists) continue;
+        struct swarm_task_view tv;
+        if (swarm_read_tasks(&d, &p, x, &tv) < 0) { sdsfree(js); sdsfree(lost); ret = -1; goto out; }
+        const struct swarm_host *h = x->host >= 0 ? &p.hosts[x->host] : NULL;
+        sds hd = swarm_host_desc(&p, x->host);
+        const char *task = tv.running ? "running" : tv.state[0] ? tv.state : "none";
+        running += tv.running;
+        if (tv.running && h && h->ready && seed < 0) seed = k;
+        if (!h || !h->ready) lost = rc_catprintf(lost, "%s%s", sdslen(lost) ? ", " : "", x->name);
+        if (!rc->json) printf("%-16s %-40s %-8s %-10s %s:%d\n", x->name, hd ? hd : "?", h && h->ready ? "ready" : "DOWN", task,
+                              h ? h->addr : "?", x->port);
+        else {
+            js = rc_json_str(rc_cat(js, k && sdslen(js) && js[sdslen(js) - 1] != '[' ? ",{\"name\":" : "{\"name\":"), x->name);
+            js = rc_json_str(rc_cat(js, ",\"swarm_node\":"), h ? h->id : NULL);
+            js = rc_json_str(rc_cat(js, ",\"host\":"), h ? h->addr : NULL);
+            js = rc_catprintf(js, ",\"host_ready\":%s,\"task\":\"%s\",\"port\":%d}", h && h->ready ? "true" : "false", task, x->port);
+        }
+        sdsfree(hd);
+        sdsfree(tv.err);
+    }
+    int health = 1;
+    sds notes = sdsempty();
+    if (seed >= 0) {
+        const char *sip = p.hosts[p.nodes[seed].host].addr;
+        if (!rc->json) printf("\n");
+        health = swarm_check(rc, &p, seed, rc->json);
+        struct rconn c;
+        sds text = lost && sdslen(lost) && rconn_open(rc, &c, sip, p.nodes[seed].port) == 0
+                 ? rconn_call_str(rc, &c, "CLUSTER NODES", "CLUSTER", "NODES", RESP_END) : NULL;
+        if (lost && sdslen(lost)) rconn_free(&c);
+        struct cview v = { 0 };
+        if (text && cview_parse(text, sdslen(text), &v) == 0)
+            for (int k = 0; notes && k < o->nodes; k++) {
+                struct swarm_node *x = &p.nodes[k];
+                if (!x->exists || (x->host >= 0 && p.hosts[x->host].ready) || x->host < 0) continue;
+                sds what = swarm_failover_note(&v, p.hosts[x->host].addr, x->port);
+                if (what) notes = rc_catprintf(notes, "\n  %s: %s", x->name, what);
+                sdsfree(what);
+            }
+        cview_free(&v);
+        sdsfree(text);
+    }
+    if (lost && sdslen(lost)) {
+        sds hosts = sdsempty();
+        for (int h = 0; hosts && h < p.nhosts; h++) {
+            int used = 0;
+            for (int k = 0; k < o->nodes; k++) used |= p.nodes[k].exists && p.nodes[k].host == h;
+            sds hd = used && !p.hosts[h].ready ? swarm_host_desc(&p, h) : NULL;
+            if (hd) hosts = rc_catprintf(hosts, "%sSwarm node %s is down", sdslen(hosts) ? "; " : "", hd);
+            sdsfree(hd);
+        }
+        rc_fail(rc, "cluster '%s': lost host: %s; its Redis nodes %s are lost with it%s%s", o->name,
+                hosts && sdslen(hosts) ? hosts : "a Swarm node that held a node is gone", lost,
+                notes && sdslen(notes) ? "; as the cluster sees them:" : "", notes ? notes : "");
+        sdsfree(hosts);
+        health = 1;
+    } else if (seed < 0) {
+        rc_fail(rc, "cluster '%s': no task runs on a Swarm node that is up", o->name);
+        health = 1;
+    }
+    if (rc->json) {
+        js = rc_catprintf(js, "],\"running\":%d,\"healthy\":%s", running, health == 0 ? "true" : "false");
+        if (health != 0) js = rc_json_str(rc_cat(js, ",\"problem\":"), rc->err);
+        js = rc_cat(js, "}");
+        if (js) printf("%s\n", js);
+        else rc_fail_oom(rc);
+    }
+    sdsfree(js);
+    sdsfree(lost);
+    sdsfree(notes);
+    ret = health == 0 ? 0 : RC_EXIT_UNHEALTHY;
+out:
+    json_free(svcs);
+    free(p.hosts);
+    free(p.nodes);
     docker_free(&d);
     return ret;
 }

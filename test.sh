@@ -8,7 +8,7 @@
 #                      otherwise the Docker tests are skipped.
 #   FAULTS=0           skip the fault-injection tests (tests/test_faults.sh); default: run.
 #   DOCKER_TESTS=0     skip the Docker tests.
-#   ONLY="lint fuzz safety create day2 memcheck faults docker rerun valkey podman hostnet airgap"
+#   ONLY="lint fuzz safety create day2 memcheck faults docker rerun valkey podman hostnet airgap swarm"
 #                      which groups to run (default: all).
 #   FUZZ_SECONDS=15    libFuzzer time per harness; SANITIZE=0 skips the ASan pass of create.
 #   NO_INSTALL=1       never call apt-get.
@@ -129,7 +129,7 @@ run_script() { # NAME SCRIPT [ENV=VAL...]
     PASSED=$((PASSED + np)); FAILED=$((FAILED + nf)); SKIPPED=$((SKIPPED + ns))
     if [ $rc -ne 0 ] && [ "$nf" -eq 0 ]; then fail "$script" "exited $rc without a failing test" "$log"; fi
 }
-ONLY=${ONLY:-lint fuzz safety create day2 memcheck faults docker rerun valkey podman hostnet airgap}
+ONLY=${ONLY:-lint fuzz safety create day2 memcheck faults docker rerun valkey podman hostnet airgap swarm}
 want() { case " $ONLY " in *" $1 "*) return 0 ;; esac; return 1; }
 
 if [ ! -x ./rcluster ]; then
@@ -159,6 +159,9 @@ else
     want valkey && run_script valkey tests/test_valkey.sh DOCKER_OK=$DOCKER_OK
     # up --network host against the real daemon.
     want hostnet && run_script hostnet tests/test_hostnet.sh DOCKER_OK=$DOCKER_OK
+    # up/status/down --swarm on three dockerd in network namespaces (tests/swarm_rig.sh);
+    # needs root, skipped otherwise; never touches the host's daemon, so REQUIRE_DOCKER does not apply.
+    want swarm && run_script swarm tests/test_swarm.sh
     if want docker; then
         if [ "${DOCKER_TESTS:-1}" = 0 ]; then skipped "tests/test_docker.sh" "DOCKER_TESTS=0"
         else run_script docker tests/test_docker.sh DOCKER_OK=$DOCKER_OK; fi

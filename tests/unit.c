@@ -1811,6 +1811,111 @@ static void test_day2(void) {
     sdsfree(rc.err);
 }
 
+/* --swarm: bodies, the conf/secret split, placement and what redundancy a layout loses. */
+static void test_swarm(void) {
+    sds b = swarm_base64(sdsempty(), "redis", 5);
+    CHECKF("swarm.base64.pad1", b && !strcmp(b, "cmVkaXM="), "%s", b ? b : "");
+    sdsfree(b);
+    b = swarm_base64(sdsempty(), "ab", 2);
+    CHECKF("swarm.base64.pad2", b && !strcmp(b, "YWI="), "%s", b ? b : "");
+    sdsfree(b);
+    b = swarm_base64(sdsempty(), "abc\n", 4);
+    CHECKF("swarm.base64.nl", b && !strcmp(b, "YWJjCg=="), "%s", b ? b : "");
+    sdsfree(b);
+
+    const char *text = "port 6379\ncluster-announce-ip 10.70.0.11\ncluster-announce-port 7800\nrequirepass \"p w\"\n"
+                       "masterauth \"p w\"\nuser app on \">p w\" ~* &* +@all\nmasteruser app\nappendonly yes\n";
+    sds conf = NULL, secret = NULL;
+    int r = swarm_conf_split(text, 1, "/run/secrets/c-password", &conf, &secret);
+    CHECK("swarm.split.ok", r == 0 && conf && secret);
+    CHECKF("swarm.split.secret", secret && !strcmp(secret, "requirepass \"p w\"\nmasterauth \"p w\"\nuser app on \">p w\" ~* &* +@all\nmasteruser app\n"),
+           "%s", secret ? secret : "");
+    CHECKF("swarm.split.conf", conf && !strcmp(conf, "port 6379\ncluster-announce-ip 10.70.0.11\ncluster-announce-port 7800\n"
+                                                      "appendonly yes\ninclude /run/secrets/c-password\n"), "%s", conf ? conf : "");
+    CHECK("swarm.split.no-password-in-conf", conf && !strstr(conf, "p w"));
+    sdsfree(conf); sdsfree(secret);
+    r = swarm_conf_split(text, 0, "/run/secrets/c-password", &conf, &secret);
+    CHECK("swarm.split.container-drops-announce", r == 0 && conf && !strstr(conf, "cluster-announce"));
+    sdsfree(conf); sdsfree(secret);
+    r = swarm_conf_split("port 6379\n", 1, "/run/secrets/x", &conf, &secret);
+    CHECK("swarm.split.no-password-no-include", r == 0 && conf && !strstr(conf, "include") && secret && !sdslen(secret));
+    sdsfree(conf); sdsfree(secret);
+
+    struct up_opts o;
+    up_opts_defaults(&o);
+    o.name = "c";
+    o.image = "rcsw-test/redis:local";
+    struct swarm_host hosts[2] = { { "h1id", "10.70.0.11", "a", 1, 1 }, { "h2id", "10.70.0.12", "b", 1, 1 } };
+    struct swarm_node node = { 2, "c-2", 1, 7801, 17801, 0, 0, "" };
+    struct swarm_plan p;
+    memset(&p, 0, sizeof p);
+    p.o = &o;
+    snprintf(p.server, sizeof p.server, "valkey");
+    p.hosts = hosts;
+    p.nhosts = 2;
+    p.net_id = sdsnew("netid");
+    p.secret_id = sdsnew("secid");
+    sds body = swarm_service_body(&p, &node, "confid");
+    json_value_s *v = body ? json_parse(body, sdslen(body), NULL) : NULL;
+    const json_value_s *tt = json_get(v, "TaskTemplate"), *cs = json_get(tt, "ContainerSpec"), *ep = json_get(v, "EndpointSpec");
+    CHECKF("swarm.service.json", v != NULL, "%s", body ? body : "");
+    CHECK("swarm.service.name", json_string(json_get(v, "Name")) && !strcmp(json_string(json_get(v, "Name")), "c-2"));
+    CHECK("swarm.service.pinned", json_string(json_at(json_get(json_get(tt, "Placement"), "Constraints"), 0)) &&
+                                  !strcmp(json_string(json_at(json_get(json_get(tt, "Placement"), "Constraints"), 0)), "node.id==h2id"));
+    CHECK("swarm.service.dnsrr", json_string(json_get(ep, "Mode")) && !strcmp(json_string(json_get(ep, "Mode")), "dnsrr"));
+    CHECK("swarm.service.host-mode", json_string(json_get(json_at(json_get(ep, "Ports"), 1), "PublishMode")) &&
+                                     !strcmp(json_string(json_get(json_at(json_get(ep, "Ports"), 1), "PublishMode")), "host") &&
+                                     json_number(json_get(json_at(json_get(ep, "Ports"), 1), "PublishedPort"), 0) == 17801);
+    CHECK("swarm.service.one-task", json_number(json_get(json_get(json_get(v, "Mode"), "Replicated"), "Replicas"), 0) == 1);
+    CHECK("swarm.service.labels", docker_label(v, LABEL_CLUSTER) && !strcmp(docker_label(v, LABEL_CLUSTER), "c") &&
+                                  docker_label(v, LABEL_SWARM_NODE) && !strcmp(docker_label(v, LABEL_SWARM_NODE), "h2id"));
+    CHECK("swarm.service.volume", json_string(json_get(json_at(json_get(cs, "Mounts"), 0), "Source")) &&
+                                  !strcmp(json_string(json_get(json_at(json_get(cs, "Mounts"), 0), "Source")), "c-2-data") &&
+                                  docker_label(json_get(json_at(json_get(cs, "Mounts"), 0), "VolumeOptions"), LABEL_CLUSTER));
+    CHECK("swarm.service.config", json_string(json_get(json_get(json_at(json_get(cs, "Configs"), 0), "File"), "Name")) &&
+                                  !strcmp(json_string(json_get(json_get(json_at(json_get(cs, "Configs"), 0), "File"), "Name")), "/etc/valkey/redis.conf"));
+    CHECK("swarm.service.secret-0400", json_number(json_get(json_get(json_at(json_get(cs, "Secrets"), 0), "File"), "Mode"), 0) == 256);
+    CHECK("swarm.service.command", json_string(json_at(json_get(cs, "Command"), 0)) &&
+                                   !strcmp(json_string(json_at(json_get(cs, "Command"), 0)), "valkey-server"));
+    json_free(v);
+    sdsfree(body);
+    sdsfree(p.net_id);
+    sdsfree(p.secret_id);
+
+    body = swarm_network_body("c", "10.71.0.0/24");
+    v = body ? json_parse(body, sdslen(body), NULL) : NULL;
+    CHECK("swarm.network.overlay", v && !strcmp(json_string(json_get(v, "Driver")), "overlay") && json_is_true(json_get(v, "Attachable")) &&
+                                   docker_label(v, LABEL_CLUSTER));
+    json_free(v);
+    sdsfree(body);
+    body = swarm_blob_body("c", "c-1.conf", 1, "port 6379\n");
+    v = body ? json_parse(body, sdslen(body), NULL) : NULL;
+    CHECK("swarm.config.body", v && !strcmp(json_string(json_get(v, "Data")), "cG9ydCA2Mzc5Cg==") && docker_label(v, LABEL_NODE));
+    json_free(v);
+    sdsfree(body);
+
+    int usable[3] = { 0, 1, 2 }, host_of[6];
+    swarm_assign_hosts(6, usable, 3, host_of);
+    CHECK("swarm.assign.round-robin", host_of[0] == 0 && host_of[1] == 1 && host_of[2] == 2 && host_of[3] == 0 && host_of[5] == 2);
+    const char *names[6] = { "c-1", "c-2", "c-3", "c-4", "c-5", "c-6" };
+    const char *three[6] = { "A", "B", "C", "A", "B", "C" }, *two[6] = { "A", "B", "A", "B", "A", "B" }, *one[6] = { "A", "A", "A", "A", "A", "A" };
+    sds lost = swarm_redundancy(6, 1, three, names);
+    CHECKF("swarm.redundancy.three-hosts-none", lost && !sdslen(lost), "%s", lost ? lost : "");
+    sdsfree(lost);
+    lost = swarm_redundancy(6, 1, two, names);
+    CHECKF("swarm.redundancy.two-hosts", lost && strstr(lost, "carries 2 of the 3 masters") && strstr(lost, "no majority"), "%s", lost ? lost : "");
+    sdsfree(lost);
+    lost = swarm_redundancy(6, 1, one, names);
+    CHECKF("swarm.redundancy.one-host", lost && strstr(lost, "carries 3 of the 3 masters") && strstr(lost, "shares Swarm node A with its master"),
+           "%s", lost ? lost : "");
+    sdsfree(lost);
+    const char *four[4] = { "A", "B", "C", "A" };
+    lost = swarm_redundancy(4, 0, four, names);
+    CHECKF("swarm.redundancy.four-masters", lost && strstr(lost, "carries 2 of the 4 masters"), "%s", lost ? lost : "");
+    sdsfree(lost);
+    free(o.configs);
+}
+
 int main(void) {
     test_resp_valid();
     test_resp_values();
@@ -1835,6 +1940,7 @@ int main(void) {
     test_tar();
     test_servers();
     test_day2();
+    test_swarm();
     printf("unit: %d passed, %d failed\n", npass, nfail);
     return nfail ? 1 : 0;
 }

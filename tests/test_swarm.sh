@@ -1,0 +1,239 @@
+#!/bin/bash
+# tests/test_swarm.sh — `up/status/down --swarm` on a three-host Swarm made of three dockerd
+# in network namespaces (tests/swarm_rig.sh; torn down on every exit). Needs root, nsenter,
+# ip, iptables and dockerd; skipped, saying so, without them. Never touches the host's
+# own daemon: every call names a rig socket.
+. "$(dirname "$0")/lib.sh"
+
+RIG=$TOP/tests/swarm_rig.sh
+S1=unix:///tmp/rcsw/rcsw1.sock
+IMG=rcsw-test/redis:local
+NAME=rcsw
+PW=rcsw-pass-$$
+PORT=7800
+
+missing=""
+for t in nsenter ip iptables dockerd docker redis-cli; do command -v "$t" >/dev/null || missing="$missing $t"; done
+/usr/bin/python3 -c 'import redis.cluster' 2>/dev/null || missing="$missing python3-redis"
+if [ "$(id -u)" != 0 ]; then skip "swarm" "needs root (network namespaces, a bridge, dockerd)"; exit 0; fi
+if [ -n "$missing" ]; then skip "swarm" "missing:$missing"; exit 0; fi
+
+T_CLEANUPS+=("$RIG stop")
+t0=$(date +%s)
+if ! "$RIG" start >"$T_TMP/rig.log" 2>&1; then
+    not_ok "swarm rig: three dockerd joined into one Swarm" "tests/swarm_rig.sh start failed" "$T_TMP/rig.log"
+    exit 1
+fi
+ok "swarm rig: three dockerd joined into one Swarm, image built into each ($(( $(date +%s) - t0 )) s)"
+
+echo "$PW" >"$T_TMP/pw"
+export DOCKER_HOST=$S1
+UP=(up --swarm --name "$NAME" --port $PORT --subnet 10.71.0.0/24 --image "$IMG" --password-file "$T_TMP/pw")
+dk() { local n=$1; shift; DOCKER_HOST=unix:///tmp/rcsw/rcsw$n.sock timeout 30 docker "$@"; }
+cli() { REDISCLI_AUTH=$PW timeout 10 redis-cli "$@"; }
+
+# ---- fewer Swarm nodes than masters: refused without --yes, nothing made --------------
+run_rc "$T_TMP/redund" 60 -- up --swarm --name rcswr --port 7860 --nodes 4 --replicas 0 --subnet 10.71.1.0/24 --image "$IMG" --insecure
+if [ "$RC" != 0 ] && grep -q "redundancy is lost" "$T_TMP/redund.err" && grep -q "2 of the 4 masters" "$T_TMP/redund.err" &&
+   grep -q "refusing without --yes" "$T_TMP/redund.err" && [ -z "$(dk 1 service ls -q --filter label=io.rcluster.cluster=rcswr)" ] &&
+   [ -z "$(dk 1 network ls -q --filter label=io.rcluster.cluster=rcswr)" ]; then
+    ok "swarm: 4 masters on 3 Swarm nodes: says what redundancy is lost, refuses without --yes, makes nothing"
+else
+    not_ok "swarm: 4 masters on 3 Swarm nodes refused" "exit $RC" "$T_TMP/redund.err"
+fi
+
+# ---- --dry-run: every request shown, nothing made, the password nowhere --------------------
+run_rc "$T_TMP/dry" 60 -- "${UP[@]}" --dry-run
+if [ "$RC" = 0 ] && grep -q "POST /v1.[0-9]*/services/create" "$T_TMP/dry.out" && [ "$(grep -c "/configs/create" "$T_TMP/dry.out")" = 6 ] &&
+   grep -q '/secrets/create {"Name":"rcsw-password","Data":"\*\*\*"}' "$T_TMP/dry.out" &&
+   ! grep -q "$PW\|cmVxdWlyZXBhc3M" "$T_TMP/dry.out" "$T_TMP/dry.err" && [ -z "$(dk 1 service ls -q)" ] &&
+   [ -z "$(dk 1 network ls -q --filter label=io.rcluster.cluster=$NAME)" ]; then
+    ok "swarm: --dry-run prints the network, secret, config and service requests, masks the secret, creates nothing"
+else
+    not_ok "swarm: --dry-run" "exit $RC" "$T_TMP/dry.out" "$T_TMP/dry.err"
+fi
+
+# ---- the image missing on two Swarm nodes: named, and rolled back -----------------------
+dk 1 tag "$IMG" rcsw-test/only1:local >/dev/null
+run_rc "$T_TMP/noimg" 120 -- up --swarm --name rcswi --port 7870 --subnet 10.71.2.0/24 --image rcsw-test/only1:local --insecure --timeout 90
+if [ "$RC" != 0 ] && grep -q "missing on Swarm node(s)" "$T_TMP/noimg.err" && grep -q "10.70.0.12" "$T_TMP/noimg.err" &&
+   grep -q "10.70.0.13" "$T_TMP/noimg.err" && ! grep "missing on" "$T_TMP/noimg.err" | grep -q "10.70.0.11" &&
+   grep -q "rcluster image build" "$T_TMP/noimg.err" && [ -z "$(dk 1 service ls -q --filter label=io.rcluster.cluster=rcswi)" ] &&
+   [ -z "$(dk 1 config ls -q --filter label=io.rcluster.cluster=rcswi)" ]; then
+    ok "swarm: an image missing on two Swarm nodes is named per node, with the build step; the run is rolled back"
+else
+    not_ok "swarm: image missing on some Swarm nodes" "exit $RC" "$T_TMP/noimg.err"
+fi
+dk 1 rmi rcsw-test/only1:local >/dev/null 2>&1
+
+# ---- up --swarm: 6 nodes over 3 Swarm nodes -------------------------------------------
+run_rc "$T_TMP/up" 200 -- "${UP[@]}" --timeout 180
+UP_MS=$RC_MS
+cli --cluster check 10.70.0.11:$PORT >"$T_TMP/check.txt" 2>&1 || cli --cluster check 10.70.0.12:$PORT >"$T_TMP/check.txt" 2>&1 ||
+    cli --cluster check 10.70.0.13:$PORT >"$T_TMP/check.txt" 2>&1
+sed -i 's/\x1b\[[0-9;]*m//g' "$T_TMP/check.txt"   # redis-cli colours even a file
+if [ "$RC" = 0 ] && grep -q "All 16384 slots covered" "$T_TMP/check.txt" && ! grep -q "ERR\|WARN" "$T_TMP/check.txt" &&
+   [ "$(grep -c '^M:' "$T_TMP/check.txt")" = 3 ] && [ "$(grep -c '^S:' "$T_TMP/check.txt")" = 3 ]; then
+    ok "swarm: up --swarm forms 3 masters + 3 replicas over 3 Swarm nodes; redis-cli --cluster check agrees (${UP_MS} ms)"
+else
+    not_ok "swarm: up --swarm" "exit $RC" "$T_TMP/up.err" "$T_TMP/up.out" "$T_TMP/check.txt"
+fi
+
+# Placement: each service's task runs on the Swarm node it is pinned to, and that node's
+# address is what the Redis node announces; masters on distinct hosts, no replica on its
+# master's host; overlay dnsrr, host-mode ports, config + secret + labelled volume.
+placement_ok=1 why=""
+declare -A ADDR_OF
+AT=()   # announced addr:port of each node, in node order
+for id in $(dk 1 node ls -q); do ADDR_OF[$id]=$(dk 1 node inspect "$id" --format '{{.Status.Addr}}'); done
+for i in 1 2 3 4 5 6; do
+    svc=$NAME-$i port=$((PORT + i - 1))
+    pin=$(dk 1 service inspect "$svc" --format '{{index .Spec.TaskTemplate.Placement.Constraints 0}}' 2>/dev/null)
+    ran=$(dk 1 service ps "$svc" --filter desired-state=running -q 2>/dev/null | head -1)
+    node=$(dk 1 inspect "$ran" --format '{{.NodeID}}' 2>/dev/null)
+    spec=$(dk 1 service inspect "$svc" --format '{{.Spec.EndpointSpec.Mode}} {{(index .Spec.EndpointSpec.Ports 0).PublishMode}} {{len .Spec.TaskTemplate.ContainerSpec.Configs}} {{len .Spec.TaskTemplate.ContainerSpec.Secrets}} {{(index .Spec.TaskTemplate.ContainerSpec.Mounts 0).Type}}' 2>/dev/null)
+    me=$(cli -h "${ADDR_OF[$node]}" -p $port cluster nodes 2>/dev/null | grep myself | awk '{print $2}')
+    AT+=("${ADDR_OF[$node]}:$port")
+    [ "$pin" = "node.id==$node" ] || { placement_ok=0; why="$why $svc pinned '$pin' but runs on $node;"; }
+    [ "$spec" = "dnsrr host 1 1 volume" ] || { placement_ok=0; why="$why $svc spec '$spec';"; }
+    [ "${me%@*}" = "${ADDR_OF[$node]}:$port" ] || { placement_ok=0; why="$why $svc announces '$me', runs on ${ADDR_OF[$node]};"; }
+done
+# a live seed (not on Swarm node 2, which the lost-host test stops) and all startup nodes
+SEED=""
+for a in "${AT[@]}"; do [ "${a%:*}" != 10.70.0.12 ] && [ -z "$SEED" ] && SEED=$a; done
+SEED=${SEED:-10.70.0.11:$PORT}
+STARTUP=$(IFS=,; echo "${AT[*]}")
+cli -h "${SEED%:*}" -p "${SEED#*:}" cluster nodes >"$T_TMP/nodes.txt" 2>&1
+/usr/bin/python3 - "$T_TMP/nodes.txt" >"$T_TMP/pairs.txt" 2>&1 <<'EOF' || { placement_ok=0; why="$why $(tr '\n' ' ' <"$T_TMP/pairs.txt")"; }
+import sys
+lines = [l.split() for l in open(sys.argv[1]) if l.strip()]
+host = {l[0]: l[1].split(':')[0] for l in lines}
+masters = [l for l in lines if 'master' in l[2]]
+mh = [host[m[0]] for m in masters]
+assert len(set(mh)) == len(mh) == 3, "masters share a host: %s" % mh
+for l in lines:
+    if 'slave' in l[2]:
+        assert host[l[0]] != host[l[3]], "replica %s on its master's host %s" % (l[1], host[l[3]])
+print("ok")
+EOF
+if [ $placement_ok = 1 ]; then
+    ok "swarm: each task runs where its service is pinned and announces that Swarm node's address; masters on 3 hosts, no replica beside its master; dnsrr, host-mode ports, config, secret, volume"
+else
+    not_ok "swarm: placement" "$why" "$T_TMP/nodes.txt"
+fi
+
+# ---- a cluster client through the announced addresses; acknowledged writes -------------
+cat >"$T_TMP/client.py" <<'EOF'
+import sys, json, redis
+from redis.cluster import RedisCluster, ClusterNode
+mode, pw, path, startup = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+nodes = [ClusterNode(a.rsplit(":", 1)[0], int(a.rsplit(":", 1)[1])) for a in startup.split(",") if a]
+rc = RedisCluster(startup_nodes=nodes, password=pw,
+                  socket_timeout=5, cluster_error_retry_attempts=10)
+if mode == "write":
+    # SET then WAIT 1 on the same connection to the key's master: acknowledged = on a replica too
+    conns, acked = {}, {}
+    for i in range(300):
+        k, v = "k:%d" % i, "v%d" % i
+        n = rc.get_node_from_key(k)
+        c = conns.setdefault(n.name, redis.Redis(host=n.host, port=n.port, password=pw, socket_timeout=5))
+        c.set(k, v)
+        if c.execute_command("WAIT", 1, 2000) >= 1:
+            acked[k] = v
+    for i in range(50):  # and through the cluster client itself
+        rc.set("c:%d" % i, "w%d" % i)
+        assert rc.get("c:%d" % i) == b"w%d" % i
+    json.dump(acked, open(path, "w"))
+    print("acked %d of 300" % len(acked))
+else:
+    acked = json.load(open(path))
+    lost = [k for k, v in acked.items() if rc.get(k) != v.encode()]
+    print("lost %d of %d acknowledged keys %s" % (len(lost), len(acked), lost[:5]))
+    sys.exit(1 if lost or not acked else 0)
+EOF
+if /usr/bin/python3 "$T_TMP/client.py" write "$PW" "$T_TMP/acked.json" "$STARTUP" >"$T_TMP/write.txt" 2>&1 &&
+   grep -q "acked 300 of 300" "$T_TMP/write.txt"; then
+    ok "swarm: a cluster client (redis-py RedisCluster) reads and writes through the announced addresses; $(cat "$T_TMP/write.txt")"
+else
+    not_ok "swarm: cluster client" "$(tail -1 "$T_TMP/write.txt")" "$T_TMP/write.txt"
+fi
+
+# ---- a lost host: stop Swarm node 2's daemon (10.70.0.12) --------------------------------
+t0=$(date +%s)
+"$RIG" kill 2
+healthy=0
+for _ in $(seq 1 60); do
+    cli --cluster check "$SEED" >"$T_TMP/check2.txt" 2>&1
+    sed -i 's/\x1b\[[0-9;]*m//g' "$T_TMP/check2.txt"
+    states=""
+    for a in "${AT[@]}"; do
+        [ "${a%:*}" = 10.70.0.12 ] && continue
+        states="$states $(cli -h "${a%:*}" -p "${a#*:}" cluster info 2>/dev/null | tr -d '\r' | grep cluster_state)"
+    done
+    if grep -q "All 16384 slots covered" "$T_TMP/check2.txt" && [ -z "$(echo "$states" | tr ' ' '\n' | grep -v '^cluster_state:ok$' | grep .)" ] &&
+       ! grep "^M:" "$T_TMP/check2.txt" | grep -q "10.70.0.12"; then healthy=1; break; fi
+    sleep 1
+done
+FO_S=$(( $(date +%s) - t0 ))
+if [ $healthy = 1 ] && /usr/bin/python3 "$T_TMP/client.py" read "$PW" "$T_TMP/acked.json" "$STARTUP" >"$T_TMP/read.txt" 2>&1; then
+    ok "swarm: Swarm node 2 lost: the cluster fails over in ${FO_S} s and keeps every acknowledged key ($(tail -1 "$T_TMP/read.txt"))"
+else
+    not_ok "swarm: failover after a lost host" "healthy=$healthy after ${FO_S} s; $(tail -1 "$T_TMP/read.txt" 2>/dev/null)" "$T_TMP/check2.txt" "$T_TMP/read.txt"
+fi
+
+# status reports what the Swarm knows: wait until the manager has marked the node down
+for _ in $(seq 1 60); do dk 1 node ls --format '{{.Status}}' | grep -q Down && break; sleep 1; done
+run_rc "$T_TMP/status" 30 -- status --swarm --name "$NAME" --password-file "$T_TMP/pw"
+if [ "$RC" = 3 ] && grep -q "lost host: Swarm node .*10.70.0.12.* is down" "$T_TMP/status.err" &&
+   grep -q "FAILED OVER" "$T_TMP/status.err" && grep -q "DOWN" "$T_TMP/status.out"; then
+    ok "swarm: status names the lost host and says its master failed over (exit 3)"
+else
+    not_ok "swarm: status with a lost host" "exit $RC" "$T_TMP/status.out" "$T_TMP/status.err"
+fi
+
+# ---- the host comes back: up --swarm again repairs (nodes rejoin from their volumes) ----
+"$RIG" revive 2 >"$T_TMP/revive.log" 2>&1
+for _ in $(seq 1 60); do [ "$(dk 1 node ls --format '{{.Status}}' | grep -c Ready)" = 3 ] && break; sleep 1; done
+run_rc "$T_TMP/rerun" 200 -- "${UP[@]}" --timeout 180
+run_rc "$T_TMP/status2" 30 -- status --swarm --name "$NAME" --password-file "$T_TMP/pw"
+if [ "$RC" = 0 ] && grep -q "healthy" "$T_TMP/status2.out" && grep -q "all 6 services exist" "$T_TMP/rerun.err" &&
+   /usr/bin/python3 "$T_TMP/client.py" read "$PW" "$T_TMP/acked.json" "$STARTUP" >"$T_TMP/read2.txt" 2>&1; then
+    ok "swarm: the host is back: up --swarm again waits for its nodes to rejoin; status healthy; keys kept"
+else
+    not_ok "swarm: re-run after the host came back" "status exit $RC" "$T_TMP/rerun.err" "$T_TMP/status2.out" "$T_TMP/status2.err"
+fi
+
+# ---- down --purge: nothing labelled is left, on any Swarm node --------------------------
+dk 1 volume create --label keep=1 rcsw-unlabelled >/dev/null
+run_rc "$T_TMP/down" 120 -- down --swarm --name "$NAME" --purge --yes
+rc1=$RC
+for n in 2 3; do DOCKER_HOST=unix:///tmp/rcsw/rcsw$n.sock run_rc "$T_TMP/down$n" 120 -- down --swarm --name "$NAME" --purge --yes; rc1="$rc1$RC"; done
+for _ in $(seq 1 15); do   # a removed overlay network may linger in the list for a moment
+    left=""
+    for kind in service config secret network; do
+        [ -n "$(dk 1 $kind ls -q --filter label=io.rcluster.cluster=$NAME)" ] && left="$left ${kind}s"
+    done
+    for n in 1 2 3; do [ -n "$(dk $n volume ls -q --filter label=io.rcluster.cluster=$NAME)" ] && left="$left volumes-on-$n"; done
+    [ -z "$left" ] && break
+    sleep 1
+done
+if [ "$rc1" = 000 ] && [ -z "$left" ] && grep -q "10.70.0.12" "$T_TMP/down.err" && dk 1 volume inspect rcsw-unlabelled >/dev/null; then
+    ok "swarm: down --purge removes services, configs, secret, network and (per node) volumes; names the nodes to purge; unlabelled kept"
+else
+    not_ok "swarm: down --purge" "exits $rc1, left:$left" "$T_TMP/down.err" "$T_TMP/down2.err"
+fi
+# ---- --announce container: nodes keep their overlay addresses ---------------------------
+run_rc "$T_TMP/upc" 200 -- up --swarm --name rcswc --port 7880 --subnet 10.71.3.0/24 --image "$IMG" --password-file "$T_TMP/pw" \
+    --announce container --timeout 180
+cli -h 10.70.0.11 -p 7880 cluster nodes >"$T_TMP/nodesc.txt" 2>&1 || cli -h 10.70.0.12 -p 7880 cluster nodes >"$T_TMP/nodesc.txt" 2>&1 ||
+    cli -h 10.70.0.13 -p 7880 cluster nodes >"$T_TMP/nodesc.txt" 2>&1
+upc=$RC
+run_rc "$T_TMP/statusc" 30 -- status --swarm --name rcswc --password-file "$T_TMP/pw"
+if [ "$upc" = 0 ] && [ "$RC" = 0 ] && [ "$(grep -c ' 10\.71\.3\.[0-9]*:6379@16379 ' "$T_TMP/nodesc.txt")" = 6 ] &&
+   [ "$(grep -c 'cluster_state:ok slots_ok:16384 known_nodes:6' "$T_TMP/statusc.out")" = 6 ]; then
+    ok "swarm: --announce container: all 6 nodes announce overlay addresses (10.71.3.x:6379); status asks each through its published port"
+else
+    not_ok "swarm: --announce container" "up exit $upc, status exit $RC" "$T_TMP/upc.err" "$T_TMP/nodesc.txt" "$T_TMP/statusc.out"
+fi
+for n in 1 2 3; do DOCKER_HOST=unix:///tmp/rcsw/rcsw$n.sock run_rc "$T_TMP/downc$n" 120 -- down --swarm --name rcswc --purge --yes; done
+exit 0
