@@ -8602,22 +8602,34 @@ out:
     return ret;
 }
 
-/* Replicas to their masters of the plan (new ones, moved ones, emptied masters). */
+/* Replicas to their masters of the plan (new ones, moved ones, emptied masters): every
+ * REPLICATE at once, so that the full syncs overlap, then wait for each link. */
 static int scale_assign_replicas(struct scale_run *r) {
     struct session *s = &r->s;
-    for (int k = 0; k < r->n_want; k++) {
+    int *todo = calloc((size_t)r->n_want + 1, sizeof *todo), n = 0, ret = 0;
+    if (!todo) return rc_fail_oom(r->rc);
+    sess_refresh(s);
+    for (int k = 0; k < r->n_want && ret == 0; k++) {
         const struct scale_role *v = &r->roles[k];
         if (!v->to) continue;
         int i = r->sidx[k], m = r->sidx[v->to - 1];
-        if (i < 0 || m < 0) return rc_fail(r->rc, "internal: node %d or its master %d is not in the session", k + 1, v->to);
+        if (i < 0 || m < 0) { ret = rc_fail(r->rc, "internal: node %d or its master %d is not in the session", k + 1, v->to); break; }
         if (!snode_is_master(&s->nodes[i]) && !strcmp(snode_master_id(&s->nodes[i]), s->nodes[m].id)) continue;
-        if (snode_slot_count(&s->nodes[i]) > 0) return rc_fail(r->rc, "%s still owns slots; it cannot become a replica", r->p.nodes[k].name);
+        if (snode_slot_count(&s->nodes[i]) > 0) { ret = rc_fail(r->rc, "%s still owns slots; it cannot become a replica", r->p.nodes[k].name); break; }
         rc_progress(r->rc, "%s replicates %s", r->p.nodes[k].name, r->p.nodes[v->to - 1].name);
-        if (scale_hold_failover(r, k) < 0) return -1;
+        if (scale_hold_failover(r, k) < 0 || act_replicate(s, &s->nodes[i], s->nodes[m].id) < 0) { ret = -1; break; }
+        todo[n++] = k;
         r->changed = 1;
-        if (addnode_wait(s, i, m, r->rc->timeout) < 0) return rc_wrap(r->rc, "%s as a replica of %s", r->p.nodes[k].name, r->p.nodes[v->to - 1].name);
     }
-    return 0;
+    /* A node that does not know its master yet refuses; addnode_wait retries it. */
+    if (ret == 0 && n) sess_drain_all(s, "CLUSTER REPLICATE");
+    for (int j = 0; ret == 0 && j < n; j++) {
+        int k = todo[j];
+        if (addnode_wait(s, r->sidx[k], r->sidx[r->roles[k].to - 1], r->rc->timeout) < 0)
+            ret = rc_wrap(r->rc, "%s as a replica of %s", r->p.nodes[k].name, r->p.nodes[r->roles[k].to - 1].name);
+    }
+    free(todo);
+    return ret;
 }
 
 /* del-node for each node beyond want (replicas first), then remove their containers
