@@ -136,7 +136,7 @@ static void rc_on_signal(int sig) {
     const char *note = rc_abandon_note;
     if (note && w > 0) w = write(STDERR_FILENO, "; left as it is: ", 17);
     if (note && w > 0) w = write(STDERR_FILENO, note, strlen(note));
-    if (w >= 0) w = write(STDERR_FILENO, "\n", 1);
+    if (w >= 0 && write(STDERR_FILENO, "\n", 1) < 0) {}
     _exit(RC_EXIT_INTERRUPTED);
 }
 
@@ -7713,8 +7713,7 @@ static int up_wait_ping(struct docker *d, struct up_plan *p, int64_t deadline) {
  * rejoins by itself from its nodes.conf), then print the report. */
 static int up_wait_healthy(struct rc *rc, struct up_plan *p, int64_t deadline) {
     rc_progress(rc, "Waiting for the cluster to be healthy");
-    int r;
-    while ((r = engine_check(rc, p->connect_ip, p->nodes[0].host_port, 1)) != 0) {
+    while (engine_check(rc, p->connect_ip, p->nodes[0].host_port, 1) != 0) {
         if (rc_interrupted()) return rc_fail(rc, "interrupted");
         if (rc_now_ms() >= deadline)
             return rc_wrap(rc, "cluster '%s' did not become healthy within %g s; if it cannot recover, start over with "
@@ -8744,7 +8743,6 @@ static int cmd_scale(struct rc *rc, int argc, char **argv) {
         sdsfree(q);
         if (ret < 0) goto out;
     }
-    ret = -1;
     if (scale_add_nodes(&r, deadline) < 0 || scale_move_slots(&r) < 0 || scale_assign_replicas(&r) < 0 ||
         scale_remove_nodes(&r, &removed) < 0) goto fail;
     if (scale_write_manifest(&r) < 0) goto fail;
