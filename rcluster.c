@@ -24,7 +24,7 @@
  *     rebalance, fix, set-timeout          GETKEYSINSLOT|COUNTKEYSINSLOT|FORGET|RESET|
  *  8. Node configs and data layout         DELSLOTS|BUMPEPOCH,
  *  9. Commands: create, check, up,         MIGRATE host port "" 0 ms [REPLACE] [AUTH|AUTH2] KEYS,
- *     down, status, image                  SET/DEL (a key of our own, to move a replication
+ *     down, status, scale, image           SET/DEL (a key of our own, to move a replication
  * 10. Option parsing and main              offset); `call` sends what the user gives
  *
  * Conventions: functions return 0 / -1 (or NULL) and leave a message in rc->err that
@@ -6630,7 +6630,7 @@ static int cmd_check(struct rc *rc, int argc, char **argv) {
 }
 
 /* ====================================================================== */
-/* 9. Commands on Docker: up, down, status, image build, image load         */
+/* 9. Commands on Docker: up, down, status, scale, image build, image load  */
 /* ====================================================================== */
 
 #define LABEL_CLUSTER  "io.rcluster.cluster"
