@@ -8746,7 +8746,6 @@ static int cmd_scale(struct rc *rc, int argc, char **argv) {
     if (scale_add_nodes(&r, deadline) < 0 || scale_move_slots(&r) < 0 || scale_assign_replicas(&r) < 0 ||
         scale_remove_nodes(&r, &removed) < 0) goto fail;
     if (scale_write_manifest(&r) < 0) goto fail;
-    scale_release_failover(&r);
     r.p.o->nodes = r.n_want;
     int quiet = rc->quiet;
     rc->quiet = 1;
@@ -8756,6 +8755,7 @@ static int cmd_scale(struct rc *rc, int argc, char **argv) {
     rc->quiet = quiet;
     r.p.o->nodes = r.nmax;
     if (h != 0) { rc_wrap(rc, "after the scale the cluster is not healthy"); goto fail; }
+    scale_release_failover(&r);   /* healthy again: replicas may fail over as usual */
     int64_t ms = rc_now_ms() - t0;
     if (rc->json)
         printf("{\"ok\":true,\"command\":\"scale\",\"name\":\"%s\",\"masters\":%d,\"replicas\":%d,\"nodes\":%d,\"joined\":%d,\"removed\":%d,"
