@@ -248,6 +248,14 @@ scale_agree() {
     done
     return 1
 }
+scale_retry() { # CMD...: wait for agreement, run; again while it refuses (at most 50 times)
+    local t
+    for t in $(seq 1 50); do
+        scale_agree; "$@" && return 0
+        sleep 0.2
+    done
+    return 1
+}
 scale_manual() {
     local i
     for i in 7 8 9 10 11 12; do
@@ -264,14 +272,12 @@ scale_manual() {
     done
     # add-node refuses while the nodes disagree (the last one still joining): the script
     # waits for agreement after each, as anyone scripting it must.
-    for i in 7 8 9; do redis-cli --cluster add-node 10.73.0.$((10 + i)):6379 10.73.0.11:6379 || return 1; scale_agree || return 1; done
+    for i in 7 8 9; do scale_retry redis-cli --cluster add-node 10.73.0.$((10 + i)):6379 10.73.0.11:6379 || return 1; done
     for i in 10 11 12; do
         local mid; mid=$(redis-cli -h 10.73.0.$((i + 7)) cluster myid)
-        redis-cli --cluster add-node 10.73.0.$((10 + i)):6379 10.73.0.11:6379 --cluster-slave --cluster-master-id "$mid" || return 1
-        scale_agree || return 1
+        scale_retry redis-cli --cluster add-node 10.73.0.$((10 + i)):6379 10.73.0.11:6379 --cluster-slave --cluster-master-id "$mid" || return 1
     done
-    sleep 1   # let the new masters' state settle, as the recipe says, before rebalancing
-    redis-cli --cluster rebalance 10.73.0.11:6379 --cluster-use-empty-masters --cluster-pipeline 1000 --cluster-yes || return 1
+    scale_retry redis-cli --cluster rebalance 10.73.0.11:6379 --cluster-use-empty-masters --cluster-pipeline 1000 --cluster-yes || return 1
     scale_healthy
 }
 scale_rcluster() {
