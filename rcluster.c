@@ -35,7 +35,7 @@
  *     rebalance, fix, set-timeout          GETKEYSINSLOT|COUNTKEYSINSLOT|FORGET|RESET|
  *  8. Node configs and data layout         DELSLOTS|BUMPEPOCH,
  *  9. Commands: create, check, up,         MIGRATE host port "" 0 ms [REPLACE] [AUTH|AUTH2] KEYS,
- *     down, status, image                  SET/DEL (a key of our own, to move a replication
+ *     down, status, scale, image           SET/DEL (a key of our own, to move a replication
  * 9b. Docker Swarm: up/down/status         offset); `call` sends what the user gives
  *     --swarm (services, configs, secrets)
  * 10. Option parsing and main
@@ -5136,8 +5136,10 @@ static int rebalance_plan(struct session *s, const struct day2_opts *o, struct m
         if (expected == 0 ? have > 0 : (off < 0 ? -off : off) > o->threshold) over = 1;
     }
     if (!over) { ret = 0; goto out; }
+    /* The rounding's spare slots go to masters that are to hold slots: never to one of
+     * weight 0, which is being emptied (or is a replica-to-be that scale has just met). */
     for (int i = 0; total_balance > 0; i = (i + 1) % nrb)
-        if (rb[i].balance <= 0) { rb[i].balance--; total_balance--; }
+        if (rb[i].balance <= 0 && rb[i].weight > 0) { rb[i].balance--; total_balance--; }
     qsort(rb, (size_t)nrb, sizeof *rb, rb_cmp);
     for (int d = 0, sidx = nrb - 1; d < sidx; ) {
         int need = -rb[d].balance, give = rb[sidx].balance;
@@ -5558,6 +5560,20 @@ static int delnode_replicas(struct session *s, int victim) {
     return sess_drain_all(s, "CLUSTER REPLICATE");
 }
 
+/* Take node v out of the cluster: its replicas to other masters, FORGET everywhere
+ * until no node lists it, then CLUSTER RESET on it when it answers (*reset says so).
+ * v must own no slots. Shared by del-node and scale. */
+static int delnode_remove(struct session *s, int v, double timeout_s, int *reset) {
+    struct snode *x = &s->nodes[v];
+    *reset = 0;
+    if (delnode_replicas(s, v) < 0 || delnode_forget(s, v, timeout_s) < 0) return -1;
+    if (x->up) {
+        if (act_reset(s, x) == 0 && sess_drain(s, x, "CLUSTER RESET") == 0) *reset = 1;
+        else rc_warn(s->rc, "could not CLUSTER RESET %s:%d: %s", x->ip, x->port, s->rc->err);
+    }
+    return 0;
+}
+
 static int cmd_del_node(struct rc *rc, int argc, char **argv) {
     struct day2_opts o;
     day2_opts_init(&o);
@@ -5589,12 +5605,8 @@ static int cmd_del_node(struct rc *rc, int argc, char **argv) {
         ret = 0;
         goto out;
     }
-    if (delnode_replicas(&s, v) < 0 || delnode_forget(&s, v, rc->timeout) < 0) goto out;
     int reset = 0;
-    if (x->up) {
-        if (act_reset(&s, x) == 0 && sess_drain(&s, x, "CLUSTER RESET") == 0) reset = 1;
-        else rc_warn(rc, "could not CLUSTER RESET %s:%d: %s", x->ip, x->port, rc->err);
-    }
+    if (delnode_remove(&s, v, rc->timeout, &reset) < 0) goto out;
     if (rc->json) printf("{\"ok\":true,\"command\":\"del-node\",\"id\":\"%s\",\"reset\":%s}\n", x->id, reset ? "true" : "false");
     else printf("del-node: %s:%d (%.40s) removed; no node lists it%s\n", x->ip, x->port, x->id, reset ? "; it was CLUSTER RESET" : "");
     ret = 0;
@@ -6636,7 +6648,7 @@ static int cmd_check(struct rc *rc, int argc, char **argv) {
 }
 
 /* ====================================================================== */
-/* 9. Commands on Docker: up, down, status, image build, image load         */
+/* 9. Commands on Docker: up, down, status, scale, image build, image load  */
 /* ====================================================================== */
 
 #define LABEL_CLUSTER  "io.rcluster.cluster"
@@ -8165,6 +8177,652 @@ static int cmd_status(struct rc *rc, int argc, char **argv) {
 out:
     json_free(cs);
     docker_free(&d);
+    return ret;
+}
+
+/* ---- scale: grow or shrink a cluster made by up, keys and all ------------------------ */
+
+/* What scale does with node i (1-based container number). Nodes 1..masters*(R+1)
+ * stay or come; higher numbers go. */
+enum { SC_KEEP_MASTER = 1, SC_KEEP_REPLICA, SC_NEW_MASTER, SC_NEW_REPLICA, SC_DEMOTE, SC_REMOVE, SC_GONE };
+
+struct scale_role {
+    int member;               /* in the cluster now */
+    int master;               /* a master now */
+    int slots;                /* slots it owns now */
+    int of;                   /* now: the node number it replicates, 0 when none or not ours */
+    const char *host;         /* where it runs (anti-affinity), may be NULL */
+    int action;               /* SC_*: the plan */
+    int to;                   /* after: the node number a replica replicates, 0 for masters */
+};
+
+/* Is action a a master after the scale? */
+static int scale_is_master(int a) { return a == SC_KEEP_MASTER || a == SC_NEW_MASTER; }
+
+/* The pure plan: v[0..nv) are nodes 1..nv as they are now; want = masters*(replicas+1)
+ * of them stay. Masters are those that hold slots now (lowest numbers first), then
+ * empty members, then nodes that join; the others of 1..want are replicas, each kept
+ * with its master while that master has room, else given to the master with the
+ * fewest, preferring another host. 0, or -1 with why. */
+static int scale_plan_roles(struct scale_role *v, int nv, int masters, int replicas, char *why, size_t whylen) {
+    int want = masters * (replicas + 1), nm = 0;
+    if (nv < want) { snprintf(why, whylen, "internal: %d nodes known, %d wanted", nv, want); return -1; }
+    for (int k = 0; k < nv; k++) { v[k].action = 0; v[k].to = 0; }
+    for (int pass = 0; pass < 3; pass++)
+        for (int k = 0; k < want && nm < masters; k++) {
+            int fit = pass == 0 ? v[k].member && v[k].master && v[k].slots > 0
+                    : pass == 1 ? v[k].member && v[k].master && v[k].slots == 0 : !v[k].member;
+            if (fit && !v[k].action) { v[k].action = v[k].member ? SC_KEEP_MASTER : SC_NEW_MASTER; nm++; }
+        }
+    if (nm < masters) {
+        snprintf(why, whylen, "nodes 1-%d hold only %d master(s) and no free node can become one; a master outside them "
+                 "(after a failover) must first be failed back (CLUSTER FAILOVER on its replica)", want, nm);
+        return -1;
+    }
+    int *count = calloc((size_t)nv, sizeof *count);
+    if (!count) { snprintf(why, whylen, "out of memory"); return -1; }
+    for (int k = 0; k < nv; k++) {
+        if (k >= want) v[k].action = v[k].member ? SC_REMOVE : SC_GONE;
+        else if (!v[k].action) v[k].action = !v[k].member ? SC_NEW_REPLICA : v[k].master ? SC_DEMOTE : SC_KEEP_REPLICA;
+    }
+    for (int k = 0; k < want; k++) {       /* replicas that may stay with their master */
+        int m = v[k].of - 1;
+        if (v[k].action == SC_KEEP_REPLICA && m >= 0 && m < want && scale_is_master(v[m].action) && count[m] < replicas) {
+            v[k].to = m + 1;
+            count[m]++;
+        }
+    }
+    for (int k = 0; k < want; k++) {
+        if (scale_is_master(v[k].action) || v[k].to) continue;
+        int best = -1, bestfar = 0;
+        for (int m = 0; m < want; m++) {
+            if (!scale_is_master(v[m].action) || count[m] >= replicas) continue;
+            int far = !v[k].host || !v[m].host || strcmp(v[k].host, v[m].host) != 0;
+            if (best < 0 || count[m] < count[best] || (count[m] == count[best] && far > bestfar)) { best = m; bestfar = far; }
+        }
+        if (best < 0) { free(count); snprintf(why, whylen, "internal: no master for node %d", k + 1); return -1; }
+        v[k].to = best + 1;
+        count[best]++;
+    }
+    free(count);
+    return 0;
+}
+
+static void usage_scale(FILE *f) {
+    fputs("usage: rcluster scale --name NAME --masters M [--replicas R] [--purge] [--data-dir DIR]\n"
+          "                      [--password-file F] [--timeout SEC] [--dry-run] [--yes] [--json]\n"
+          "\n"
+          "Grow or shrink a cluster made by `rcluster up` to M masters with R replicas each\n"
+          "(R: as recorded), keys and all. New nodes get the next names, addresses and ports\n"
+          "of the same layout and the recorded image, password, announce and network mode;\n"
+          "they join (CLUSTER MEET), new masters get slots by a rebalance that moves the\n"
+          "fewest, replicas go to the masters that need them (cluster-replica-no-failover\n"
+          "yes until the cluster is healthy again). Shrinking removes the highest numbers:\n"
+          "their slots move away with their keys, then del-node, then their containers go;\n"
+          "their data dirs are kept unless --purge (asks on a TTY unless --yes). The manifest\n"
+          "DIR/rcluster.json then records the new size, so `rcluster up` keeps it.\n"
+          "\n"
+          "  --masters M         masters after the scale (at least 3)\n"
+          "  --replicas R        replicas per master after the scale (default: as recorded)\n"
+          "  --purge             delete the data dirs of removed nodes\n"
+          "  --dry-run           print the plan; change nothing\n"
+          "\n"
+          "Refuses an unhealthy cluster (and says why). A slot move left open by an earlier\n"
+          "interrupted run is finished or rolled back first, as `rcluster fix` would. On a\n"
+          "failure or Ctrl-C no key is lost: containers created and not yet joined are removed,\n"
+          "joined nodes stay, and running the same command again finishes the job.\n"
+          "Exit status: 0 done, 1 failure, 2 usage error, 130 interrupted.\n", f);
+}
+
+enum { OPT_SC_MASTERS = OPT_FIRST_COMMAND_OPT + 90, OPT_SC_REPLICAS };
+
+struct scale_opts { struct up_opts up; int masters, replicas; };
+
+static int scale_on_opt(struct rc *rc, int opt, const char *arg, void *ctx) {
+    struct scale_opts *so = ctx;
+    long v;
+    if (opt == OPT_SC_MASTERS) {
+        if (rc_parse_int(arg, 3, UP_MAX_NODES, &v) < 0) {
+            rc->usage_error = 1;
+            return rc_fail_as(rc, RC_ERR_USAGE, "--masters: expected 3 to %d (a cluster needs at least 3 masters), got '%s'", UP_MAX_NODES, arg);
+        }
+        so->masters = (int)v;
+        return 0;
+    }
+    if (opt == OPT_SC_REPLICAS) {
+        if (rc_parse_int(arg, 0, 10, &v) < 0) { rc->usage_error = 1; return rc_fail_as(rc, RC_ERR_USAGE, "--replicas: expected 0 to 10, got '%s'", arg); }
+        so->replicas = (int)v;
+        return 0;
+    }
+    return up_on_opt(rc, opt, arg, &so->up);
+}
+
+static const struct option scale_longopts[] = {
+    { "name", required_argument, NULL, OPT_UP_NAME }, { "masters", required_argument, NULL, OPT_SC_MASTERS },
+    { "replicas", required_argument, NULL, OPT_SC_REPLICAS }, { "purge", no_argument, NULL, OPT_UP_PURGE },
+    { "data-dir", required_argument, NULL, OPT_UP_DATA_DIR }, { "dry-run", no_argument, NULL, OPT_UP_DRY_RUN },
+};
+
+/* Everything one scale run holds; freed by scale_free. */
+struct scale_run {
+    struct rc *rc;
+    struct scale_opts so;
+    struct docker d;
+    struct up_plan p;
+    int have_plan;
+    json_value_s *recorded;
+    sds dir;
+    struct session s;
+    struct scale_role *roles;
+    int *sidx;                /* roles index -> session index, -1 */
+    int n_have, n_want, nmax;
+    int changed;              /* something was changed on the cluster */
+    int joined;               /* nodes that joined this run */
+    int *nofail;              /* node numbers given cluster-replica-no-failover yes */
+    char (*nofail_was)[8];
+    int nnofail;
+    long long keys_moved;
+    int slots_moved;
+};
+
+static void scale_free(struct scale_run *r) {
+    sess_free(&r->s);
+    if (r->have_plan) up_plan_free(&r->p);
+    docker_free(&r->d);
+    json_free(r->recorded);
+    sdsfree(r->dir);
+    free(r->so.up.configs);
+    free(r->roles);
+    free(r->sidx);
+    free(r->nofail);
+    free(r->nofail_was);
+}
+
+/* The address a node announces: the container address and 6379, or the announced IP
+ * with the published port (host mode announces its bind address). */
+static void scale_announced(const struct up_plan *p, int k, const char **ip, int *port) {
+    *ip = p->announce_ip[0] ? p->announce_ip : p->nodes[k].ip;
+    *port = p->announce_ip[0] ? p->nodes[k].host_port : 6379;
+}
+
+/* No manifest: the cluster does not exist, or it is not ours. Always -1. */
+static int scale_no_cluster(struct scale_run *r) {
+    struct up_opts *o = &r->so.up;
+    json_value_s *v = NULL;
+    sds n1 = rc_sprintf("%s-1", o->name);
+    int st = n1 ? docker_inspect(&r->d, "containers", n1, &v) : rc_fail_oom(r->rc);
+    int ours = st == 1 && up_is_ours(v, o->name, 0);
+    json_free(v);
+    sdsfree(n1);
+    if (st < 0) return -1;
+    if (st == 1 && !ours)
+        return rc_fail(r->rc, "container %s-1 exists but is not rcluster's (no label %s=%s): cluster '%s' is not ours; nothing changed",
+                       o->name, LABEL_CLUSTER, o->name, o->name);
+    if (st == 1)
+        return rc_fail(r->rc, "cluster '%s' has containers but no manifest %s/" CONF_MANIFEST " (give --data-dir DIR?); nothing changed", o->name, r->dir);
+    return rc_fail(r->rc, "no cluster named '%s' (no manifest %s/" CONF_MANIFEST " and no container %s-1); create it with "
+                          "`rcluster up --name %s`; nothing changed", o->name, r->dir, o->name, o->name);
+}
+
+/* Highest node number among the cluster's containers (a run cut short may leave some
+ * beyond the manifest). */
+static int scale_highest_container(struct scale_run *r, int *hi) {
+    json_value_s *all = NULL;
+    *hi = 0;
+    if (docker_list_by_label(&r->d, "containers", LABEL_CLUSTER, r->so.up.name, &all) < 0) return -1;
+    for (size_t k = 0; k < json_length(all); k++) {
+        int i = status_node_of(json_at(all, k));
+        if (i > *hi) *hi = i;
+    }
+    json_free(all);
+    return 0;
+}
+
+/* Read what there is: manifest, containers, confs, the cluster seen from node 1. */
+static int scale_inspect(struct scale_run *r) {
+    struct rc *rc = r->rc;
+    struct up_opts *o = &r->so.up;
+    struct up_plan probe;
+    int hi = 0;
+    if (docker_open(rc, &r->d) < 0) return -1;
+    int ret = up_plan_make(rc, o, &probe);   /* only for the default data dir */
+    if (ret == 0) ret = up_locate_data_dir(&r->d, o, probe.data_dir, &r->dir);
+    up_plan_free(&probe);
+    if (ret < 0) return -1;
+    ret = up_manifest_read(rc, r->dir, &r->recorded);
+    if (ret == 0) return scale_no_cluster(r);
+    if (ret < 0 || up_manifest_merge(rc, o, r->recorded, r->dir) < 0) return -1;
+    o->data_dir = r->dir;
+    r->n_have = o->nodes;
+    if (r->so.replicas < 0) r->so.replicas = o->replicas;
+    r->n_want = r->so.masters * (r->so.replicas + 1);
+    if (r->n_want > UP_MAX_NODES) { rc->usage_error = 1; return rc_fail_as(rc, RC_ERR_USAGE, "--masters %d with --replicas %d: %d nodes, more than %d", r->so.masters, r->so.replicas, r->n_want, UP_MAX_NODES); }
+    if (scale_highest_container(r, &hi) < 0) return -1;
+    r->nmax = r->n_have > r->n_want ? r->n_have : r->n_want;
+    if (hi > r->nmax) r->nmax = hi;
+    o->nodes = r->nmax;
+    o->replicas = r->so.replicas;
+    o->given = 0;
+    if (up_plan_make(rc, o, &r->p) < 0) return rc_wrap(rc, "cluster '%s' cannot grow to %d nodes; nothing changed", o->name, r->n_want);
+    r->have_plan = 1;
+    r->p.have_manifest = 1;
+    if (up_inspect_existing(&r->d, &r->p) < 0 || up_preflight_confs(rc, &r->p) < 0) return -1;
+    if (!r->p.nodes[0].running) return rc_fail(rc, "container %s is not running; `rcluster up --name %s` repairs it first; nothing changed", r->p.nodes[0].name, o->name);
+    struct addr seed;
+    memset(&seed, 0, sizeof seed);
+    snprintf(seed.ip, sizeof seed.ip, "%s", r->p.connect_ip);
+    seed.port = r->p.nodes[0].host_port;
+    return sess_open(rc, &r->s, &seed);
+}
+
+/* An interrupted move is finished or rolled back as `fix` would, then the cluster
+ * must pass day-2 preflight. */
+static int scale_preflight(struct scale_run *r) {
+    struct session *s = &r->s;
+    struct findings f = { 0 };
+    if (judge_open_slots(s, &f) < 0) { findings_free(&f); return rc_fail_oom(r->rc); }
+    int open = f.n;
+    findings_free(&f);
+    if (open && !r->rc->dry_run) {
+        struct fix_plan fp = { 0 };
+        struct day2_opts o;
+        day2_opts_init(&o);
+        rc_progress(r->rc, "%d slot(s) left open by an interrupted move: repairing them as `rcluster fix` would", open);
+        int ret = fix_plan_make(s, 0, &fp);
+        for (int i = 0; ret == 0 && i < fp.n; i++)
+            if (fp.v[i].action == FIX_MANUAL) ret = rc_fail(r->rc, "%s; run `rcluster fix`, then scale again; nothing changed", fp.v[i].why ? fp.v[i].why : "a slot cannot be repaired automatically");
+        if (ret == 0) { fix_plan_print(s, &fp); ret = fix_apply(s, &fp, &o); }
+        if (ret == 0) ret = day2_wait_settled(s, r->rc->timeout, 0);
+        fix_plan_free(&fp);
+        if (ret < 0) return -1;
+        r->changed = 1;
+    }
+    if (day2_preflight(s, 0, -1) < 0) return rc_wrap(r->rc, "cluster '%s' is not healthy; not scaling it", r->so.up.name);
+    return 0;
+}
+
+/* Session members -> node numbers; a member that is none of ours is refused. */
+static int scale_map_roles(struct scale_run *r) {
+    struct session *s = &r->s;
+    if (!(r->roles = calloc((size_t)r->nmax, sizeof *r->roles)) || !(r->sidx = malloc((size_t)r->nmax * sizeof *r->sidx))) return rc_fail_oom(r->rc);
+    for (int k = 0; k < r->nmax; k++) r->sidx[k] = -1;
+    for (int i = 0; i < s->n; i++) {
+        int found = -1;
+        for (int k = 0; k < r->nmax && found < 0; k++) {
+            const char *ip;
+            int port;
+            scale_announced(&r->p, k, &ip, &port);
+            if (!strcmp(ip, s->nodes[i].ip) && port == s->nodes[i].port) found = k;
+        }
+        if (found < 0)
+            return rc_fail(r->rc, "node %s:%d of the cluster is none of cluster '%s''s containers; scale only handles clusters made by "
+                                  "`rcluster up`; nothing changed", s->nodes[i].ip, s->nodes[i].port, r->so.up.name);
+        r->sidx[found] = i;
+    }
+    for (int k = 0; k < r->nmax; k++) {
+        int i = r->sidx[k];
+        struct scale_role *v = &r->roles[k];
+        if (i < 0) continue;
+        v->member = 1;
+        v->master = snode_is_master(&s->nodes[i]);
+        v->slots = snode_slot_count(&s->nodes[i]);
+        v->host = s->nodes[i].ip;
+        int m = v->master ? -1 : sess_index_of(s, snode_master_id(&s->nodes[i]));
+        for (int j = 0; m >= 0 && j < r->nmax; j++) if (r->sidx[j] == m) v->of = j + 1;
+    }
+    char why[256];
+    if (scale_plan_roles(r->roles, r->nmax, r->so.masters, r->so.replicas, why, sizeof why) < 0)
+        return rc_fail(r->rc, "cannot scale cluster '%s' to %d masters: %s; nothing changed", r->so.up.name, r->so.masters, why);
+    return 0;
+}
+
+static void scale_print_plan(struct scale_run *r) {
+    static const char *const names[] = { "", "stays a master", "stays a replica", "joins as a master", "joins as a replica",
+                                         "becomes a replica", "is removed", "is gone" };
+    struct rc *rc = r->rc;
+    int masters = 0;
+    for (int k = 0; k < r->n_have && k < r->nmax; k++) masters += r->roles[k].member && r->roles[k].master && r->roles[k].slots > 0;
+    rc_progress(rc, "Plan: cluster '%s' from %d to %d nodes (%d master(s) with slots -> %d, %d replica(s) each)", r->so.up.name,
+                r->n_have, r->n_want, masters, r->so.masters, r->so.replicas);
+    for (int k = 0; k < r->nmax; k++) {
+        const struct scale_role *v = &r->roles[k];
+        int moves = v->action == SC_KEEP_REPLICA && v->to != v->of;
+        if (v->action == SC_GONE || (!rc->verbose && (v->action == SC_KEEP_MASTER || (v->action == SC_KEEP_REPLICA && !moves)))) continue;
+        if (v->to) rc_progress(rc, "  %s %s%s of %s", r->p.nodes[k].name, names[v->action], moves ? ", now" : "", r->p.nodes[v->to - 1].name);
+        else rc_progress(rc, "  %s %s", r->p.nodes[k].name, names[v->action]);
+    }
+}
+
+/* cluster-replica-no-failover yes on node k (its old value kept for the restore). */
+static int scale_hold_failover(struct scale_run *r, int k) {
+    struct session *s = &r->s;
+    struct snode *x = &s->nodes[r->sidx[k]];
+    for (int j = 0; j < r->nnofail; j++) if (r->nofail[j] == k + 1) return 0;
+    struct resp *old = NULL, *set = NULL;
+    int ret = -1;
+    if (sess_queue(s, x, "CONFIG", "GET", "cluster-replica-no-failover", RESP_END) < 0 ||
+        sess_queue(s, x, "CONFIG", "SET", "cluster-replica-no-failover", "yes", RESP_END) < 0 || sess_flush_all(s) < 0 ||
+        !(old = sess_reply(s, x, 0)) || !(set = sess_reply(s, x, 0))) goto out;
+    if (set->type == RESP_ERROR) { rc_fail(r->rc, "%s:%d: CONFIG SET cluster-replica-no-failover yes: %s", x->ip, x->port, set->str); goto out; }
+    r->nofail[r->nnofail] = k + 1;
+    snprintf(r->nofail_was[r->nnofail++], 8, "%s", old->type == RESP_ARRAY && old->n == 2 && old->elem[1]->type == RESP_BULK ? old->elem[1]->str : "no");
+    ret = 0;
+out:
+    resp_free(old);
+    resp_free(set);
+    return ret;
+}
+
+/* Every exit path: give back each node its own cluster-replica-no-failover, on its own
+ * connection (the session may be broken by then). Keeps rc->err. */
+static void scale_release_failover(struct scale_run *r) {
+    struct rc *rc = r->rc;
+    sds saved = rc->err ? sdsdup(rc->err) : NULL;
+    int kind = rc->err_kind;
+    for (int j = 0; j < r->nnofail; j++) {
+        struct up_node *n = &r->p.nodes[r->nofail[j] - 1];
+        struct rconn c;
+        struct resp *rep = NULL;
+        if (rconn_open(rc, &c, r->p.connect_ip, n->host_port) == 0)
+            rep = rconn_call(rc, &c, "CONFIG SET", "CONFIG", "SET", "cluster-replica-no-failover", r->nofail_was[j], RESP_END);
+        if (!rep || rep->type == RESP_ERROR)
+            rc_warn(rc, "%s: could not restore cluster-replica-no-failover %s: %s (it returns at its next restart)", n->name,
+                    r->nofail_was[j], rep ? rep->str : rc->err);
+        resp_free(rep);
+        rconn_free(&c);
+    }
+    r->nnofail = 0;
+    if (saved) { sdsfree(rc->err); rc->err = saved; rc->err_kind = kind; }
+}
+
+/* The nodes of 1..want that are not members: set a stale node dir aside, write their
+ * confs, create and start their containers, wait for PING, then MEET. Until the MEET
+ * a failure removes what this run created. */
+static int scale_add_nodes(struct scale_run *r, int64_t deadline) {
+    struct rc *rc = r->rc;
+    struct up_plan *p = &r->p;
+    int todo = 0, create = 0;
+    for (int k = 0; k < r->nmax; k++) {
+        if (k >= r->n_want) p->nodes[k].write_conf = 0;
+        else if (!r->roles[k].member) { todo++; create += !p->nodes[k].exists; }
+    }
+    if (!todo) return 0;
+    rc_progress(rc, "Adding %d node(s) (%d container(s) to create)", todo, create);
+    p->o->nodes = r->n_want;          /* the up steps work on nodes 1..want */
+    int ret = up_check_ports(rc, p);
+    if (ret == 0 && create) ret = up_ensure_image(&r->d, p);
+    /* A node removed earlier left its dir (kept, as promised): set it aside so that the
+     * new node starts empty, with nothing lost. */
+    for (int k = 0; ret == 0 && k < r->n_want; k++) {
+        if (r->roles[k].member || p->nodes[k].exists || !conf_node_has_state(p->data_dir, k + 1)) continue;
+        char stamp[32];
+        time_t now = time(NULL);
+        struct tm tmv;
+        strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", gmtime_r(&now, &tmv));
+        sds from = conf_node_dir(p->data_dir, k + 1, NULL), to = from ? rc_sprintf("%s.removed-%s", from, stamp) : NULL;
+        if (!from || !to) ret = rc_fail_oom(rc);
+        else if (rename(from, to) < 0) ret = rc_fail(rc, "setting %s aside: %s", from, strerror(errno));
+        else rc_progress(rc, "Kept the old data of node %d as %s", k + 1, to);
+        p->nodes[k].write_conf = 1;
+        sdsfree(from);
+        sdsfree(to);
+    }
+    if (ret == 0) ret = up_write_configs(rc, p);
+    if (ret == 0) ret = up_create_containers(&r->d, p);
+    if (ret == 0) ret = up_start_containers(&r->d, p);
+    if (ret == 0) ret = up_wait_ping(&r->d, p, deadline);
+    p->o->nodes = r->nmax;
+    if (ret < 0) goto fail;
+    struct session *s = &r->s;
+    int seed = s->seed;
+    for (int k = 0; k < r->n_want && ret == 0; k++) {
+        if (r->roles[k].member) continue;
+        struct addr a;
+        memset(&a, 0, sizeof a);
+        snprintf(a.ip, sizeof a.ip, "%s", p->connect_ip);
+        a.port = p->nodes[k].host_port;
+        if (addnode_probe(s, &a) < 0) { ret = rc_wrap(rc, "%s", p->nodes[k].name); break; }
+        r->sidx[k] = s->n - 1;
+        if (r->roles[k].action == SC_NEW_REPLICA && scale_hold_failover(r, k) < 0) { ret = -1; break; }
+    }
+    if (ret < 0) goto fail;
+    struct snode *sd = &s->nodes[seed];
+    for (int k = 0; k < r->n_want; k++)
+        if (!r->roles[k].member && act_meet(s, &s->nodes[r->sidx[k]], sd->ip, sd->port, sd->bus) < 0) { ret = -1; break; }
+    if (ret == 0) ret = sess_drain_all(s, "CLUSTER MEET");
+    if (ret < 0) goto fail;
+    /* Met: these nodes are the cluster's now, and so are their files. */
+    int first_new = s->n - todo;
+    for (int k = 0; k < r->n_want; k++)
+        if (!r->roles[k].member) { r->roles[k].member = 1; p->nodes[k].created = 0; r->joined++; }
+    conf_undo_free(&p->undo);
+    memset(&p->undo, 0, sizeof p->undo);
+    r->changed = 1;
+    rc_progress(rc, "%d node(s) met the cluster; waiting until every node knows them", todo);
+    for (int i = first_new; i < s->n; i++)
+        if (addnode_wait(s, i, -1, rc->timeout) < 0) return rc_wrap(rc, "%s:%d joined but did not settle", s->nodes[i].ip, s->nodes[i].port);
+    return 0;
+fail:
+    {
+        int created = 0;
+        for (int k = 0; k < r->nmax; k++) created += p->nodes[k].created;
+        if (created) rc_progress(rc, "Removing the %d container(s) this run created (none had joined)", created);
+        up_rollback(&r->d, p);
+    }
+    return -1;
+}
+
+/* Slots to the masters of the plan (weight 1), away from every other master (weight
+ * 0), by rebalance's own plan: the fewest moves. */
+static int scale_move_slots(struct scale_run *r) {
+    struct session *s = &r->s;
+    struct rc *rc = r->rc;
+    struct day2_opts o;
+    day2_opts_init(&o);
+    o.use_empty = 1;
+    sds specs[DAY2_MAX_WEIGHTS];
+    int ret = -1, nmv = 0;
+    struct move *mv = NULL;
+    for (int k = 0; k < r->nmax; k++) {
+        int i = r->sidx[k];
+        if (i < 0 || !snode_is_master(&s->nodes[i]) || scale_is_master(r->roles[k].action)) continue;
+        if (o.nweights == DAY2_MAX_WEIGHTS) { rc_fail(rc, "more than %d masters to empty at once", DAY2_MAX_WEIGHTS); goto out; }
+        if (!(specs[o.nweights] = rc_sprintf("%s=0", s->nodes[i].id))) { rc_fail_oom(rc); goto out; }
+        o.weights[o.nweights].spec = specs[o.nweights];
+        o.weights[o.nweights++].w = 0;
+    }
+    sess_refresh(s);
+    if (!(mv = calloc(CLUSTER_SLOTS, sizeof *mv))) { rc_fail_oom(rc); goto out; }
+    if (rebalance_plan(s, &o, mv, &nmv) < 0) goto out;
+    if (nmv == 0) { ret = 0; goto out; }
+    rc_progress(rc, "Moving %d slot(s) with their keys", nmv);
+    if (rc->verbose) moves_print(s, mv, nmv);
+    if (reshard_check_busy(s, mv, nmv) < 0 || moves_interleave(rc, mv, nmv) < 0) goto out;
+    r->changed = 1;
+    long long keys = 0;
+    int done = 0;
+    ret = mover_run(s, mv, nmv, &o.mo, &keys, &done);
+    r->keys_moved += keys;
+    r->slots_moved += done;
+    if (ret == 0) ret = day2_wait_settled(s, rc->timeout, 0);
+out:
+    for (int k = 0; k < o.nweights; k++) sdsfree(specs[k]);
+    free(mv);
+    return ret;
+}
+
+/* Replicas to their masters of the plan (new ones, moved ones, emptied masters): every
+ * REPLICATE at once, so that the full syncs overlap, then wait for each link. */
+static int scale_assign_replicas(struct scale_run *r) {
+    struct session *s = &r->s;
+    int *todo = calloc((size_t)r->n_want + 1, sizeof *todo), n = 0, ret = 0;
+    if (!todo) return rc_fail_oom(r->rc);
+    sess_refresh(s);
+    for (int k = 0; k < r->n_want && ret == 0; k++) {
+        const struct scale_role *v = &r->roles[k];
+        if (!v->to) continue;
+        int i = r->sidx[k], m = r->sidx[v->to - 1];
+        if (i < 0 || m < 0) { ret = rc_fail(r->rc, "internal: node %d or its master %d is not in the session", k + 1, v->to); break; }
+        if (!snode_is_master(&s->nodes[i]) && !strcmp(snode_master_id(&s->nodes[i]), s->nodes[m].id)) continue;
+        if (snode_slot_count(&s->nodes[i]) > 0) { ret = rc_fail(r->rc, "%s still owns slots; it cannot become a replica", r->p.nodes[k].name); break; }
+        rc_progress(r->rc, "%s replicates %s", r->p.nodes[k].name, r->p.nodes[v->to - 1].name);
+        if (scale_hold_failover(r, k) < 0 || act_replicate(s, &s->nodes[i], s->nodes[m].id) < 0) { ret = -1; break; }
+        todo[n++] = k;
+        r->changed = 1;
+    }
+    /* A node that does not know its master yet refuses; addnode_wait retries it. */
+    if (ret == 0 && n) sess_drain_all(s, "CLUSTER REPLICATE");
+    for (int j = 0; ret == 0 && j < n; j++) {
+        int k = todo[j];
+        if (addnode_wait(s, r->sidx[k], r->sidx[r->roles[k].to - 1], r->rc->timeout) < 0)
+            ret = rc_wrap(r->rc, "%s as a replica of %s", r->p.nodes[k].name, r->p.nodes[r->roles[k].to - 1].name);
+    }
+    free(todo);
+    return ret;
+}
+
+/* del-node for each node beyond want (replicas first), then remove their containers
+ * and, with --purge, their data dirs. */
+static int scale_remove_nodes(struct scale_run *r, int *removed) {
+    struct rc *rc = r->rc;
+    struct session *s = &r->s;
+    *removed = 0;
+    for (int pass = 0; pass < 2; pass++)
+        for (int k = r->nmax - 1; k >= r->n_want; k--) {
+            int i = r->sidx[k];
+            if (i < 0 || r->roles[k].action != SC_REMOVE || snode_is_master(&s->nodes[i]) != pass) continue;
+            if (snode_slot_count(&s->nodes[i]) > 0) return rc_fail(rc, "%s still owns %d slot(s); not removing it", r->p.nodes[k].name, snode_slot_count(&s->nodes[i]));
+            if (rc_interrupted()) return rc_fail_as(rc, RC_ERR_INTERRUPTED, "interrupted before removing %s", r->p.nodes[k].name);
+            int reset = 0;
+            r->changed = 1;
+            if (delnode_remove(s, i, rc->timeout, &reset) < 0) return rc_wrap(rc, "removing %s from the cluster", r->p.nodes[k].name);
+            rc_progress(rc, "%s left the cluster%s", r->p.nodes[k].name, reset ? " (CLUSTER RESET)" : "");
+            /* Forgotten: no longer part of what the session judges. */
+            rconn_close(&s->nodes[i].c);
+            s->nodes[i].up = 0;
+            r->roles[k].member = 0;
+            r->roles[k].action = SC_GONE;
+            (*removed)++;
+        }
+    struct docker_req *reqs = calloc((size_t)r->nmax, sizeof *reqs);
+    int m = 0, ret = reqs ? 0 : rc_fail_oom(rc);
+    for (int k = r->n_want; ret == 0 && k < r->nmax; k++) {
+        if (r->roles[k].action != SC_GONE || !r->p.nodes[k].exists) continue;
+        reqs[m].method = "DELETE";
+        reqs[m].allow = 404;
+        if (!(reqs[m++].path = rc_sprintf("/containers/%s?force=1", r->p.nodes[k].name))) ret = rc_fail_oom(rc);
+    }
+    if (ret == 0 && m) {
+        rc_progress(rc, "Removing %d container(s)", m);
+        r->changed = 1;
+        ret = docker_call_parallel(&r->d, reqs, m);
+    }
+    for (int j = 0; reqs && j < m; j++) docker_req_clear(&reqs[j]);
+    free(reqs);
+    for (int k = r->n_want; ret == 0 && k < r->nmax; k++) {
+        r->p.nodes[k].exists = 0;
+        sds node = conf_node_dir(r->p.data_dir, k + 1, NULL);
+        if (!node) return rc_fail_oom(rc);
+        if (access(node, F_OK) == 0) {
+            if (r->so.up.purge) { ret = conf_remove_tree(rc, node); if (ret == 0) rc_progress(rc, "Deleted %s", node); }
+            else rc_progress(rc, "Kept %s (rcluster scale --purge deletes it)", node);
+        }
+        sdsfree(node);
+    }
+    return ret;
+}
+
+/* The one rewrite of rcluster's own file: the new size, atomically (temp, fsync, rename). */
+static int scale_write_manifest(struct scale_run *r) {
+    struct up_opts *o = &r->so.up;
+    o->nodes = r->n_want;
+    o->replicas = r->so.replicas;
+    const char *server = json_string(json_get(r->recorded, "server"));
+    sds man = up_manifest_render(r->rc, o, server ? server : r->p.server), path = rc_sprintf("%s/" CONF_MANIFEST, r->dir);
+    int ret = man && path ? rc_write_file(r->rc, path, man, sdslen(man), 0600) : rc_fail_oom(r->rc);
+    o->nodes = r->nmax;
+    sdsfree(man);
+    sdsfree(path);
+    return ret;
+}
+
+/* After a failure: what state the cluster is in, and how to finish. */
+static void scale_explain_failure(struct scale_run *r, const char *argv0) {
+    struct rc *rc = r->rc;
+    sds saved = rc->err ? sdsdup(rc->err) : sdsnew("unknown failure");
+    int kind = rc->err_kind, quiet = rc->quiet;
+    rc->quiet = 1;
+    int healthy = r->have_plan && engine_check(rc, r->p.connect_ip, r->p.nodes[0].host_port, 1) == 0;
+    rc->quiet = quiet;
+    sds msg = r->changed ? rc_sprintf("%s\nscale stopped part way: the cluster is %s%s; no key was lost. Run the same `rcluster %s --name %s "
+                                      "--masters %d --replicas %d --yes` again to finish the job.", saved,
+                                      healthy ? "healthy" : "NOT healthy (the re-run, or `rcluster fix`, repairs it)",
+                                      r->joined ? "; the nodes that joined stay in it" : "", argv0, r->so.up.name, r->so.masters, r->so.replicas)
+                         : rc_sprintf("%s; nothing changed", saved);
+    sdsfree(saved);
+    if (msg) { sdsfree(rc->err); rc->err = msg; }
+    rc->err_kind = kind;
+}
+
+/* scale = options -> manifest and containers -> session -> preflight -> plan ->
+ * confirm -> add -> move slots -> replicas -> remove -> manifest -> wait -> report. */
+static int cmd_scale(struct rc *rc, int argc, char **argv) {
+    struct scale_run r;
+    memset(&r, 0, sizeof r);
+    r.rc = rc;
+    r.s.n = 0;
+    docker_init_closed(&r.d, rc);
+    up_opts_defaults(&r.so.up);
+    r.so.replicas = -1;
+    int ret = cmd_parse_opts(rc, argc, argv, scale_longopts, (int)(sizeof scale_longopts / sizeof scale_longopts[0]), usage_scale, scale_on_opt, &r.so);
+    if (ret == 0 && optind < argc) { rc->usage_error = 1; ret = rc_fail_as(rc, RC_ERR_USAGE, "scale: unexpected argument '%s'", argv[optind]); }
+    if (ret == 0 && !r.so.masters) { rc->usage_error = 1; ret = rc_fail_as(rc, RC_ERR_USAGE, "scale: --masters M is required (see rcluster scale --help)"); }
+    if (ret == 0 && !conf_valid_name(r.so.up.name)) { rc->usage_error = 1; ret = rc_fail_as(rc, RC_ERR_USAGE, "--name '%s': not a valid cluster name", r.so.up.name); }
+    if (ret) { free(r.so.up.configs); return ret < 0 ? -1 : 0; }
+    int64_t t0 = rc_now_ms(), deadline = t0 + (int64_t)(rc->timeout * 1000);
+    int removed = 0;
+    r.nofail = NULL;
+    if (scale_inspect(&r) < 0 || scale_preflight(&r) < 0 || scale_map_roles(&r) < 0) { ret = -1; goto out; }
+    if (!(r.nofail = calloc((size_t)r.nmax, sizeof *r.nofail)) || !(r.nofail_was = calloc((size_t)r.nmax, sizeof *r.nofail_was))) { ret = rc_fail_oom(rc); goto out; }
+    scale_print_plan(&r);
+    if (rc->dry_run) { printf("scale: dry run, nothing changed\n"); ret = 0; goto out; }
+    {
+        sds q = rc_sprintf("Scale cluster '%s' to %d masters with %d replica(s) each (%d nodes)%s?", r.so.up.name, r.so.masters,
+                           r.so.replicas, r.n_want, r.so.up.purge && r.n_want < r.nmax ? ", deleting the data dirs of removed nodes" : "");
+        ret = q ? rc_confirm(rc, q) : rc_fail_oom(rc);
+        sdsfree(q);
+        if (ret < 0) goto out;
+    }
+    if (scale_add_nodes(&r, deadline) < 0 || scale_move_slots(&r) < 0 || scale_assign_replicas(&r) < 0 ||
+        scale_remove_nodes(&r, &removed) < 0) goto fail;
+    if (scale_write_manifest(&r) < 0) goto fail;
+    r.p.o->nodes = r.n_want;
+    int quiet = rc->quiet;
+    rc->quiet = 1;
+    int64_t until = rc_now_ms() + (int64_t)(rc->timeout * 1000);
+    int h;
+    while ((h = engine_check(rc, r.p.connect_ip, r.p.nodes[0].host_port, 1)) != 0 && !rc_interrupted() && rc_now_ms() < until) rc_sleep_ms(200);
+    rc->quiet = quiet;
+    r.p.o->nodes = r.nmax;
+    if (h != 0) { rc_wrap(rc, "after the scale the cluster is not healthy"); goto fail; }
+    scale_release_failover(&r);   /* healthy again: replicas may fail over as usual */
+    int64_t ms = rc_now_ms() - t0;
+    if (rc->json)
+        printf("{\"ok\":true,\"command\":\"scale\",\"name\":\"%s\",\"masters\":%d,\"replicas\":%d,\"nodes\":%d,\"joined\":%d,\"removed\":%d,"
+               "\"slots_moved\":%d,\"keys_moved\":%lld,\"elapsed_ms\":%lld}\n", r.so.up.name, r.so.masters, r.so.replicas, r.n_want,
+               r.joined, removed, r.slots_moved, r.keys_moved, (long long)ms);
+    else printf("scale: cluster '%s' has %d masters with %d replica(s) each (%d nodes): %d joined, %d removed, %d slot(s) and %lld key(s) moved "
+                "in %.1f s; healthy\n", r.so.up.name, r.so.masters, r.so.replicas, r.n_want, r.joined, removed, r.slots_moved, r.keys_moved,
+                (double)ms / 1000.0);
+    ret = 0;
+    goto out;
+fail:
+    scale_release_failover(&r);
+    scale_explain_failure(&r, argv[0]);
+    ret = -1;
+out:
+    if (ret < 0 && r.nnofail) scale_release_failover(&r);
+    scale_free(&r);
     return ret;
 }
 
@@ -9881,6 +10539,7 @@ static void usage_main(FILE *f) {
           "Docker commands (talk to /var/run/docker.sock or DOCKER_HOST):\n"
           "  up         create network, configs and containers, then form the cluster\n"
           "  down       remove the cluster's containers and network (data kept unless --purge)\n"
+          "  scale      grow or shrink an up cluster to M masters x R replicas, keys and all\n"
           "  status     containers and cluster health\n"
           "  image      build an image from the host's redis-server, or load a saved one\n"
           "\n"
@@ -9923,7 +10582,7 @@ static const struct rc_command rc_commands[] = {
     { "create", cmd_create }, { "check", cmd_check },
     { "info", cmd_info }, { "call", cmd_call }, { "add-node", cmd_add_node }, { "del-node", cmd_del_node },
     { "reshard", cmd_reshard }, { "rebalance", cmd_rebalance }, { "fix", cmd_fix }, { "set-timeout", cmd_set_timeout },
-    { "up", cmd_up }, { "down", cmd_down }, { "status", cmd_status }, { "image", cmd_image },
+    { "up", cmd_up }, { "down", cmd_down }, { "scale", cmd_scale }, { "status", cmd_status }, { "image", cmd_image },
 };
 
 static void rc_init(struct rc *rc) {

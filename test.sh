@@ -8,7 +8,7 @@
 #                      otherwise the Docker tests are skipped.
 #   FAULTS=0           skip the fault-injection tests (tests/test_faults.sh); default: run.
 #   DOCKER_TESTS=0     skip the Docker tests.
-#   ONLY="lint fuzz safety create day2 memcheck faults docker rerun valkey podman hostnet airgap swarm"
+#   ONLY="lint fuzz safety create day2 memcheck faults docker rerun valkey podman hostnet airgap swarm scale"
 #                      which groups to run (default: all).
 #   FUZZ_SECONDS=15    libFuzzer time per harness; SANITIZE=0 skips the ASan pass of create.
 #   NO_INSTALL=1       never call apt-get.
@@ -129,7 +129,7 @@ run_script() { # NAME SCRIPT [ENV=VAL...]
     PASSED=$((PASSED + np)); FAILED=$((FAILED + nf)); SKIPPED=$((SKIPPED + ns))
     if [ $rc -ne 0 ] && [ "$nf" -eq 0 ]; then fail "$script" "exited $rc without a failing test" "$log"; fi
 }
-ONLY=${ONLY:-lint fuzz safety create day2 memcheck faults docker rerun valkey podman hostnet airgap swarm}
+ONLY=${ONLY:-lint fuzz safety create day2 memcheck faults docker rerun valkey podman hostnet airgap swarm scale}
 want() { case " $ONLY " in *" $1 "*) return 0 ;; esac; return 1; }
 
 if [ ! -x ./rcluster ]; then
@@ -165,6 +165,11 @@ else
     if want docker; then
         if [ "${DOCKER_TESTS:-1}" = 0 ]; then skipped "tests/test_docker.sh" "DOCKER_TESTS=0"
         else run_script docker tests/test_docker.sh DOCKER_OK=$DOCKER_OK; fi
+    fi
+    # scale: grow and shrink an up cluster with keys and a writer (tests/test_scale.sh).
+    if want scale; then
+        if [ "${DOCKER_TESTS:-1}" = 0 ]; then skipped "tests/test_scale.sh" "DOCKER_TESTS=0"
+        else run_script scale tests/test_scale.sh DOCKER_OK=$DOCKER_OK; fi
     fi
     if want rerun; then
         if [ "${DOCKER_TESTS:-1}" = 0 ]; then skipped "tests/test_rerun.sh" "DOCKER_TESTS=0"

@@ -16,6 +16,7 @@
 # BENCH_RUNS=N repeats the 100-node case N times (failovers counted in each);
 # BENCH_200=1 adds 200 nodes (100x1), for a host with the cores for it;
 # BENCH_ONLY_DAY2=1 runs part 3 only, BENCH_SKIP_DAY2=1 skips it.
+# BENCH_SCALE=1 adds part 4 (scale, below); BENCH_ONLY_SCALE=1 runs part 4 only.
 . "$(dirname "$0")/lib.sh"
 cd "$T_TMP" || exit 1
 POLL=$TOP/tests/poll_cluster.py
@@ -202,8 +203,109 @@ bench_rebalance() {
     printf '  rcluster time: %s   rcluster peak RSS: %s KiB (target <= 16384)\n' "$(ratio "$ref" "$mine" 0.3)" "$(rss_kb "$T_TMP/rb.time")"
 }
 
+
+# ---- 4. scale: rcluster scale vs the manual add-node procedure (BENCH_SCALE=1) --------
+# A 3x1 cluster made by `rcluster up` (rcscB, 10.73.0.0/24, ports 7950.. and +10000) holding
+# 330k keys (redis-benchmark --cluster) grows to 6x1: by hand (docker run x6 with a
+# redis.conf each, redis-cli --cluster add-node x6, 3 of them --cluster-slave, then
+# rebalance --cluster-use-empty-masters --cluster-pipeline 1000) and by `rcluster scale
+# --masters 6`, each on a fresh identical cluster, timed until redis-cli --cluster check
+# passes and every node says cluster_state:ok.
+SC_IMG=rcsc-test/redis:local
+SC_BASE=7950
+scale_clean() {
+    local i ids
+    for i in 7 8 9 10 11 12; do docker rm -f rcscBref-$i >/dev/null 2>&1; done
+    "$RCLUSTER" down --name rcscB --purge --yes --data-dir "$T_TMP/scale" >/dev/null 2>&1
+    ids=$(docker ps -aq --filter label=io.rcluster.cluster=rcscB); [ -n "$ids" ] && docker rm -f $ids >/dev/null 2>&1
+    return 0
+}
+scale_cluster() { # a fresh loaded 3x1
+    scale_clean
+    "$RCLUSTER" up --name rcscB --subnet 10.73.0.0/24 --port $SC_BASE --image $SC_IMG --nodes 6 --replicas 1 \
+        --data-dir "$T_TMP/scale" --yes --timeout 120 >"$T_TMP/scale-up.log" 2>&1 || return 1
+    redis-benchmark --cluster -h 127.0.0.1 -p $SC_BASE -t set -n 330000 -r 1000000000 -d 16 -P 64 -q >/dev/null 2>&1 || return 1
+}
+scale_healthy() { # until redis-cli --cluster check passes with 12 nodes and all say ok
+    local t
+    for t in $(seq 1 600); do
+        if redis-cli --cluster check 127.0.0.1:$SC_BASE 2>/dev/null | grep -q 'All 16384 slots covered' &&
+           ! redis-cli --cluster check 127.0.0.1:$SC_BASE 2>/dev/null | grep -q 'ERR\|WARN' &&
+           [ "$(redis-cli -p $SC_BASE cluster nodes | grep -c connected)" = 12 ]; then
+            local p ok=1
+            for ((p = 17; p <= 22; p++)); do redis-cli -h 10.73.0.$p cluster info 2>/dev/null | grep -q cluster_state:ok || ok=0; done
+            [ $ok = 1 ] && return 0
+        fi
+        sleep 0.1
+    done
+    return 1
+}
+scale_agree() {
+    local t
+    for t in $(seq 1 600); do
+        redis-cli --cluster check 10.73.0.11:6379 2>/dev/null | grep -q 'ERR\|WARN' || return 0
+        sleep 0.05
+    done
+    return 1
+}
+scale_retry() { # CMD...: wait for agreement, run; again while it refuses (at most 50 times)
+    local t
+    for t in $(seq 1 50); do
+        scale_agree; "$@" && return 0
+        sleep 0.2
+    done
+    return 1
+}
+scale_manual() {
+    local i
+    for i in 7 8 9 10 11 12; do
+        mkdir -p "$T_TMP/sref/node-$i/conf" "$T_TMP/sref/node-$i/data"
+        printf 'port 6379\nbind 0.0.0.0\nprotected-mode no\ncluster-enabled yes\ncluster-config-file nodes.conf\ncluster-node-timeout 5000\ncluster-announce-ip 10.73.0.%d\nappendonly yes\n' \
+            $((10 + i)) >"$T_TMP/sref/node-$i/conf/redis.conf"
+        docker run -d --name rcscBref-$i --net rcscB --ip 10.73.0.$((10 + i)) \
+            -p 127.0.0.1:$((SC_BASE + i - 1)):6379 -p 127.0.0.1:$((SC_BASE + i - 1 + 10000)):16379 \
+            -v "$T_TMP/sref/node-$i/conf:/etc/redis" -v "$T_TMP/sref/node-$i/data:/data" \
+            $SC_IMG redis-server /etc/redis/redis.conf >/dev/null || return 1
+    done
+    for i in 7 8 9 10 11 12; do
+        local t; for t in $(seq 1 100); do redis-cli -h 10.73.0.$((10 + i)) ping 2>/dev/null | grep -q PONG && break; sleep 0.05; done
+    done
+    # add-node refuses while the nodes disagree (the last one still joining): the script
+    # waits for agreement after each, as anyone scripting it must.
+    for i in 7 8 9; do scale_retry redis-cli --cluster add-node 10.73.0.$((10 + i)):6379 10.73.0.11:6379 || return 1; done
+    for i in 10 11 12; do
+        local mid; mid=$(redis-cli -h 10.73.0.$((i + 7)) cluster myid)
+        scale_retry redis-cli --cluster add-node 10.73.0.$((10 + i)):6379 10.73.0.11:6379 --cluster-slave --cluster-master-id "$mid" || return 1
+    done
+    scale_retry redis-cli --cluster rebalance 10.73.0.11:6379 --cluster-use-empty-masters --cluster-pipeline 1000 --cluster-yes || return 1
+    scale_healthy
+}
+scale_rcluster() {
+    "$RCLUSTER" scale --name rcscB --masters 6 --data-dir "$T_TMP/scale" --yes --timeout 300 && scale_healthy
+}
+bench_scale() {
+    echo "== scale: 3x1 with 330k keys -> 6x1"
+    if ! timeout 10 docker version >/dev/null 2>&1; then echo "  skipped: no Docker daemon"; return; fi
+    docker image inspect $SC_IMG >/dev/null 2>&1 || "$RCLUSTER" image build --tag $SC_IMG >/dev/null 2>&1
+    T_CLEANUPS+=(scale_clean)
+    scale_cluster || { echo "  could not set up the cluster"; tail -n 5 "$T_TMP/scale-up.log"; STATUS=1; return; }
+    local keys; keys=$(cluster_keys_c)
+    local ref; ref=$(timed_ms scale_manual)
+    cp "$T_TMP/timed.log" "$T_TMP/scale-ref.log"
+    scale_cluster || { echo "  could not set up the cluster"; STATUS=1; return; }
+    timed "$T_TMP/sc.time"
+    local mine; mine=$(timed_ms scale_rcluster)
+    cp "$T_TMP/timed.log" "$T_TMP/scale-mine.log"
+    scale_clean
+    case "$ref $mine" in *fail*) echo "  failed: manual: $ref | rcluster: $mine"; tail -n 5 "$T_TMP/scale-ref.log" "$T_TMP/scale-mine.log"; STATUS=1; return ;; esac
+    printf '  %s keys; docker run x6 + redis-cli --cluster add-node x6 + rebalance --cluster-pipeline 1000: %6d ms\n' "$keys" "$ref"
+    printf '  rcluster scale --masters 6:                                                            %6d ms\n' "$mine"
+    printf '  time to healthy: %s\n' "$(ratio "$ref" "$mine" 0.4)"
+}
+cluster_keys_c() { local p n=0 k; for ((p = 11; p <= 13; p++)); do k=$(redis-cli -h 10.73.0.$p dbsize); n=$((n + k)); done; echo $n; }
+
 echo "# $(nproc) cores, $(redis-server --version | cut -d' ' -f1-3)"
-if [ "${BENCH_ONLY_DAY2:-0}" != 1 ]; then
+if [ "${BENCH_ONLY_DAY2:-0}" != 1 ] && [ "${BENCH_ONLY_SCALE:-0}" != 1 ]; then
     bench_create 3 1
     if [ "${BENCH_SKIP_100:-0}" != 1 ]; then
         for ((run = 0; run < ${BENCH_RUNS:-1}; run++)); do bench_create 50 1; done
@@ -211,9 +313,10 @@ if [ "${BENCH_ONLY_DAY2:-0}" != 1 ]; then
     [ "${BENCH_200:-0}" = 1 ] && bench_create 100 1
     [ "${BENCH_SKIP_DOCKER:-0}" = 1 ] || bench_docker
 fi
-if [ "${BENCH_SKIP_DAY2:-0}" != 1 ]; then
+if [ "${BENCH_SKIP_DAY2:-0}" != 1 ] && [ "${BENCH_ONLY_SCALE:-0}" != 1 ]; then
     bench_reshard
     bench_rebalance
 fi
+[ "${BENCH_SCALE:-0}" = 1 ] && bench_scale
 kill_all_nodes
 exit $STATUS

@@ -1916,6 +1916,95 @@ static void test_swarm(void) {
     free(o.configs);
 }
 
+/* scale_plan_roles: which nodes stay, come and go, and where replicas go. */
+static struct scale_role sc_member(int master, int slots, int of) {
+    struct scale_role v;
+    memset(&v, 0, sizeof v);
+    v.member = 1; v.master = master; v.slots = slots; v.of = of;
+    return v;
+}
+
+/* Every master of the plan has exactly `replicas` replicas, each pointing at a master. */
+static int sc_balanced(const struct scale_role *v, int want, int replicas) {
+    int count[64] = { 0 };
+    for (int k = 0; k < want; k++) {
+        if (scale_is_master(v[k].action)) { if (v[k].to) return 0; continue; }
+        if (v[k].to < 1 || v[k].to > want || !scale_is_master(v[v[k].to - 1].action)) return 0;
+        count[v[k].to - 1]++;
+    }
+    for (int k = 0; k < want; k++) if (scale_is_master(v[k].action) && count[k] != replicas) return 0;
+    return 1;
+}
+
+static void test_scale_plan(void) {
+    char why[256];
+    struct scale_role v[20];
+    /* 3x1 (1-3 masters, 4-6 their replicas) -> 5x1: 7, 8 new masters, 9, 10 their replicas. */
+    memset(v, 0, sizeof v);
+    for (int k = 0; k < 3; k++) { v[k] = sc_member(1, 5461, 0); v[k + 3] = sc_member(0, 0, k + 1); }
+    int r = scale_plan_roles(v, 10, 5, 1, why, sizeof why);
+    CHECKF("scale plan: 3x1 -> 5x1 succeeds", r == 0, "%s", why);
+    CHECK("scale plan: 3x1 -> 5x1 keeps masters 1-3", v[0].action == SC_KEEP_MASTER && v[2].action == SC_KEEP_MASTER);
+    CHECK("scale plan: 3x1 -> 5x1 replicas stay with their masters", v[3].to == 1 && v[4].to == 2 && v[5].to == 3 && v[3].action == SC_KEEP_REPLICA);
+    CHECK("scale plan: 3x1 -> 5x1 nodes 7, 8 join as masters", v[6].action == SC_NEW_MASTER && v[7].action == SC_NEW_MASTER);
+    CHECK("scale plan: 3x1 -> 5x1 nodes 9, 10 replicate 7, 8", v[8].action == SC_NEW_REPLICA && v[8].to == 7 && v[9].to == 8);
+    CHECK("scale plan: 3x1 -> 5x1 balanced", sc_balanced(v, 10, 1));
+    /* 5x1 -> 5x2: five new replicas, one per master. */
+    for (int k = 0; k < 10; k++) { v[k].member = 1; v[k].master = scale_is_master(v[k].action); v[k].slots = v[k].master ? 3000 : 0; v[k].of = v[k].to; }
+    for (int k = 10; k < 15; k++) memset(&v[k], 0, sizeof v[k]);
+    r = scale_plan_roles(v, 15, 5, 2, why, sizeof why);
+    CHECKF("scale plan: 5x1 -> 5x2 succeeds", r == 0, "%s", why);
+    CHECK("scale plan: 5x1 -> 5x2 adds only replicas", v[10].action == SC_NEW_REPLICA && v[14].action == SC_NEW_REPLICA);
+    CHECK("scale plan: 5x1 -> 5x2 balanced", sc_balanced(v, 15, 2));
+    CHECK("scale plan: 5x1 -> 5x2 moves no kept replica", v[3].to == 1 && v[8].to == 7 && v[9].to == 8);
+    /* 5x2 -> 3x1: 7-15 go; the kept replicas 4-6 stay with 1-3. */
+    for (int k = 0; k < 15; k++) { v[k].member = 1; v[k].master = scale_is_master(v[k].action); v[k].slots = v[k].master ? 3000 : 0; v[k].of = v[k].to; }
+    r = scale_plan_roles(v, 15, 3, 1, why, sizeof why);
+    CHECKF("scale plan: 5x2 -> 3x1 succeeds", r == 0, "%s", why);
+    int removed = 0;
+    for (int k = 6; k < 15; k++) removed += v[k].action == SC_REMOVE;
+    CHECK("scale plan: 5x2 -> 3x1 removes 7-15", removed == 9);
+    CHECK("scale plan: 5x2 -> 3x1 balanced", sc_balanced(v, 6, 1));
+    /* A kept replica whose master goes is given to a kept master (anti-affinity by host). */
+    memset(v, 0, sizeof v);
+    for (int k = 0; k < 4; k++) v[k] = sc_member(1, 4096, 0);
+    v[4] = sc_member(0, 0, 4); v[5] = sc_member(0, 0, 1); v[6] = sc_member(0, 0, 2); v[7] = sc_member(0, 0, 3);
+    const char *hosts[8] = { "a", "b", "c", "a", "a", "b", "c", "a" };
+    for (int k = 0; k < 8; k++) v[k].host = hosts[k];
+    r = scale_plan_roles(v, 8, 3, 1, why, sizeof why);
+    CHECKF("scale plan: 4x1 -> 3x1 succeeds", r == 0, "%s", why);
+    CHECK("scale plan: 4x1 -> 3x1 master 4 becomes a replica", v[3].action == SC_DEMOTE && v[3].to >= 1 && v[3].to <= 3);
+    CHECK("scale plan: 4x1 -> 3x1 replica 5 (of master 4) moves to a kept master", v[4].action == SC_KEEP_REPLICA && v[4].to >= 1 && v[4].to <= 3);
+    CHECK("scale plan: 4x1 -> 3x1 nodes 7, 8 are removed", v[6].action == SC_REMOVE && v[7].action == SC_REMOVE);
+    CHECK("scale plan: 4x1 -> 3x1 balanced", sc_balanced(v, 6, 1));
+    CHECK("scale plan: 4x1 -> 3x1 demoted master avoids its own host", strcmp(hosts[v[3].to - 1], "a") != 0);
+    /* Nodes 1-3 with only 2 masters (a failover put one outside them): refused, saying why. */
+    memset(v, 0, sizeof v);
+    v[0] = sc_member(1, 8192, 0); v[1] = sc_member(0, 0, 4); v[2] = sc_member(1, 8192, 0); v[3] = sc_member(1, 0, 0);
+    v[3].slots = 1;
+    r = scale_plan_roles(v, 4, 3, 0, why, sizeof why);
+    CHECKF("scale plan: too few masters among the kept nodes is refused", r < 0 && strstr(why, "only 2 master"), "r=%d why=%s", r, why);
+    /* An interrupted grow: 9, 10 joined as empty masters; the re-run makes them replicas. */
+    memset(v, 0, sizeof v);
+    for (int k = 0; k < 3; k++) { v[k] = sc_member(1, 3000, 0); v[k + 3] = sc_member(0, 0, k + 1); }
+    v[6] = sc_member(1, 2000, 0); v[7] = sc_member(1, 2000, 0); v[8] = sc_member(1, 0, 0); v[9] = sc_member(1, 0, 0);
+    r = scale_plan_roles(v, 10, 5, 1, why, sizeof why);
+    CHECKF("scale plan: re-run after an interrupted grow succeeds", r == 0, "%s", why);
+    CHECK("scale plan: re-run keeps the masters with slots", v[6].action == SC_KEEP_MASTER && v[7].action == SC_KEEP_MASTER);
+    CHECK("scale plan: re-run turns the empty masters into replicas", v[8].action == SC_DEMOTE && v[9].action == SC_DEMOTE);
+    CHECK("scale plan: re-run balanced", sc_balanced(v, 10, 1));
+    /* 3x0 -> 3x1 and nothing to do. */
+    memset(v, 0, sizeof v);
+    for (int k = 0; k < 3; k++) v[k] = sc_member(1, 5461, 0);
+    r = scale_plan_roles(v, 6, 3, 1, why, sizeof why);
+    CHECK("scale plan: 3x0 -> 3x1 adds one replica per master", r == 0 && sc_balanced(v, 6, 1) && v[5].action == SC_NEW_REPLICA);
+    for (int k = 0; k < 6; k++) { v[k].member = 1; v[k].master = scale_is_master(v[k].action); v[k].of = v[k].to; }
+    r = scale_plan_roles(v, 6, 3, 1, why, sizeof why);
+    int same = r == 0;
+    for (int k = 0; k < 6; k++) same &= v[k].action == (k < 3 ? SC_KEEP_MASTER : SC_KEEP_REPLICA) && (k < 3 || v[k].to == v[k].of);
+    CHECK("scale plan: the scaled cluster needs nothing more", same);
+}
+
 int main(void) {
     test_resp_valid();
     test_resp_values();
@@ -1941,6 +2030,7 @@ int main(void) {
     test_servers();
     test_day2();
     test_swarm();
+    test_scale_plan();
     printf("unit: %d passed, %d failed\n", npass, nfail);
     return nfail ? 1 : 0;
 }
