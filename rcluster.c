@@ -10565,6 +10565,8 @@ static void usage_main(FILE *f) {
           "  --no-color          no colours (also NO_COLOR=1)\n"
           "  -h, --help          help (also: rcluster COMMAND --help)\n"
           "  --version           print the version\n"
+          "Options may stand before or after the arguments; `--` ends them. redis-cli's\n"
+          "spellings work too: -a P, --cluster-yes, --cluster-replicas N, --cluster-from ...\n"
           "\n"
           "Environment: DOCKER_HOST (unix://PATH or tcp://HOST:PORT), DOCKER_API_VERSION,\n"
           "RCLUSTER_PASSWORD, NO_COLOR.\n"
