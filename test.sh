@@ -45,6 +45,9 @@ install_missing() {
     command -v cppcheck >/dev/null || need+=(cppcheck)
     command -v clang-tidy >/dev/null || need+=(clang-tidy)
     command -v podman >/dev/null || need+=(podman)
+    dpkg -s python3-redis >/dev/null 2>&1 || need+=(python3-redis)
+    command -v ip >/dev/null || need+=(iproute2)
+    command -v iptables >/dev/null || need+=(iptables)
     [ ${#need[@]} -eq 0 ] && return 0
     if [ "${NO_INSTALL:-0}" = 1 ] || [ "$(id -u)" != 0 ]; then
         note "missing packages (not installing): ${need[*]}"
