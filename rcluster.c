@@ -4689,40 +4689,9 @@ static int day2_on_opt(struct rc *rc, int opt, const char *arg, void *ctx) {
     return rc_fail(rc, "unknown option");
 }
 
-/* Does option word a (without "=value") take a value? Common options and opts. */
-static int day2_takes_value(const char *a, const struct option *opts, int nopts) {
-    static const char *const common[] = { "timeout", "password", "password-file", "user" };
-    size_t len = strcspn(a, "=");
-    if (a[len] == '=') return 0;
-    for (size_t k = 0; k < sizeof common / sizeof common[0]; k++)
-        if (strlen(common[k]) == len && strncmp(a, common[k], len) == 0) return 1;
-    for (int k = 0; k < nopts; k++)
-        if (strlen(opts[k].name) == len && strncmp(a, opts[k].name, len) == 0) return opts[k].has_arg == required_argument;
-    return 0;
-}
-
-/* redis-cli puts options after the address (`reshard ADDR --cluster-from ...`): move
- * every option (with its value) before the positional words, keeping their order. */
-static void day2_options_first(int argc, char **argv, const struct option *opts, int nopts) {
-    char **tmp = calloc((size_t)argc, sizeof *tmp);
-    if (!tmp) return;
-    int n = 0;
-    for (int pass = 0; pass < 2; pass++)
-        for (int i = 1; i < argc; i++) {
-            if (strcmp(argv[i], "--") == 0) { if (pass == 1) for (int k = i; k < argc; k++) tmp[n++] = argv[k]; break; }
-            int opt = argv[i][0] == '-' && argv[i][1];
-            int val = opt && argv[i][1] == '-' && i + 1 < argc && day2_takes_value(argv[i] + 2, opts, nopts);
-            if (opt == (pass == 0)) { tmp[n++] = argv[i]; if (val) tmp[n++] = argv[i + 1]; }
-            if (val) i++;
-        }
-    memcpy(argv + 1, tmp, (size_t)n * sizeof *tmp);
-    free(tmp);
-}
-
 /* Parse options, then expect exactly `want` positional arguments (-1: at least one). */
 static int day2_parse(struct rc *rc, int argc, char **argv, const struct option *opts, int nopts, void (*usage)(FILE *),
                       struct day2_opts *o, int want) {
-    day2_options_first(argc, argv, opts, nopts);
     int r = cmd_parse_opts(rc, argc, argv, opts, nopts, usage, day2_on_opt, o);
     if (r) return r;
     int have = argc - optind;

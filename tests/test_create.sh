@@ -192,6 +192,9 @@ t_create_password() {
     if [ $RC -ne 0 ]; then not_ok "$name" "check ADDR -a pw exit $RC" "$L/cpwa.err"; kill_all_nodes; return; fi
     run_rc "$L/cpwdd" 30 -- check -a pw -- 127.0.0.1:7020
     if [ $RC -ne 0 ]; then not_ok "$name" "check -a pw -- ADDR exit $RC" "$L/cpwdd.err"; kill_all_nodes; return; fi
+    # a day-2 command with -a after its positional arguments (its value is not an argument)
+    run_rc "$L/cpwi" 30 -- info 127.0.0.1:7020 -a pw
+    if [ $RC -ne 0 ]; then not_ok "$name" "info ADDR -a pw exit $RC" "$L/cpwi.err"; kill_all_nodes; return; fi
     kill_all_nodes
     for p in 7020 7021 7022 7023 7024 7025; do NODE_AUTH[$p]="--no-auth-warning -a s3cret"; done
     start_nodes 7020 6 --requirepass s3cret --masterauth s3cret || { not_ok "$name" "could not start nodes"; return; }
