@@ -4062,7 +4062,7 @@ static int sess_open(struct rc *rc, struct session *s, const struct addr *seed) 
     for (int i = 0; i < s->n; i++) {
         struct snode *x = &s->nodes[i];
         /* A noaddr node is a member nobody can reach (its address went to another node). */
-        if (!x->up && (x->line->flags & NF_NOADDR)) { rc_fail_as(rc, RC_ERR_UNREACHABLE, "no address known (noaddr)"); snode_fail(rc, x); continue; }
+        if (!x->up && x->line && (x->line->flags & NF_NOADDR)) { rc_fail_as(rc, RC_ERR_UNREACHABLE, "no address known (noaddr)"); snode_fail(rc, x); continue; }
         if (!x->up && rconn_open(rc, &x->c, x->conn_ip, x->conn_port) < 0) { snode_fail(rc, x); continue; }
         x->up = 1;
         if (sess_probe_queue(s, x) < 0) snode_fail(rc, x);
