@@ -5,12 +5,13 @@
 #     is up (tests/poll_cluster.py, 20 ms polls); rcluster's peak RSS (/usr/bin/time -v).
 #  2. up: the reference docker CLI procedure (docker run x6 on a private-subnet network,
 #     redis.conf per node, redis-cli --cluster create, wait) vs rcluster up, same image.
-# Not part of test.sh. Nodes: 127.0.0.1:20000-20199 (bus 30000-30199); Docker: networks
+# Not part of test.sh. Nodes: 127.0.0.1:20000-20199 (bus 30000-30199), part 3 on 21000-21005
+# (bus 31000-31005); Docker: networks
 # 10.90.0.0/24 and 10.91.0.0/24, ports 7401-7406 and 7501-7506 (+10000) on 127.0.0.1.
 #  3. reshard: 5461 slots holding ~330k small keys (redis-benchmark --cluster, 16-byte
 #     values) from one master to another: redis-cli --cluster reshard --cluster-pipeline
 #     1000 vs rcluster reshard with its defaults, on identical fresh clusters
-#     (127.0.0.1:7100-7105); rebalance --use-empty-masters after adding 3 empty masters
+#     (127.0.0.1:21000-21005, bus 31000-31005); rebalance --use-empty-masters after adding 3 empty masters
 #     to a loaded 3-master cluster, same comparison. rcluster's peak RSS for both.
 # BENCH_SKIP_DOCKER=1 skips part 2; BENCH_SKIP_100=1 skips the 100-node case;
 # BENCH_RUNS=N repeats the 100-node case N times (failovers counted in each);
@@ -153,22 +154,38 @@ bench_docker() {
 # ---- 3. day-2: reshard and rebalance ------------------------------------------------
 node_id() { redis-cli -p "$1" cluster myid 2>/dev/null; }
 
-# day2_cluster MASTERS EMPTY: fresh masters on 7100.., loaded with ~330k keys per master,
+D2=21000   # day-2 nodes: 127.0.0.1:21000.. (bus 31000..), clear of part 1's 20000-20199
+# day2_cluster MASTERS EMPTY: fresh masters on $D2.., loaded with ~330k keys per master,
 # then EMPTY more masters met into the cluster without slots.
 day2_cluster() {
     kill_all_nodes
-    start_nodes 7100 $(($1 + $2)) || return 1
-    "$RCLUSTER" create --replicas 0 --yes $(addrs 7100 "$1") >/dev/null 2>&1 || return 1
-    redis-benchmark --cluster -p 7100 -t set -n $((330000 * $1)) -r 1000000000 -d 16 -P 64 -q >/dev/null 2>&1 || return 1
+    start_nodes $D2 $(($1 + $2)) || return 1
+    "$RCLUSTER" create --replicas 0 --yes $(addrs $D2 "$1") >/dev/null 2>&1 || return 1
+    redis-benchmark --cluster -p $D2 -t set -n $((330000 * $1)) -r 1000000000 -d 16 -P 64 -q >/dev/null 2>&1 || return 1
     local p
-    for ((p = 7100 + $1; p < 7100 + $1 + $2; p++)); do redis-cli -p 7100 cluster meet 127.0.0.1 "$p" >/dev/null; done
-    wait_for 30 bash -c "[ \$(redis-cli -p 7100 cluster nodes | grep -vc handshake) -eq $(($1 + $2)) ]" || return 1
-    for ((p = 7100; p < 7100 + $1 + $2; p++)); do
+    for ((p = D2 + $1; p < D2 + $1 + $2; p++)); do redis-cli -p $D2 cluster meet 127.0.0.1 "$p" >/dev/null; done
+    wait_for 30 bash -c "[ \$(redis-cli -p $D2 cluster nodes | grep -vc handshake) -eq $(($1 + $2)) ]" || return 1
+    for ((p = D2; p < D2 + $1 + $2; p++)); do
         wait_for 30 bash -c "redis-cli -p $p cluster info | grep -q cluster_state:ok" || return 1
     done
 }
 
 cluster_keys() { local p n=0 k; for p in "$@"; do k=$(redis-cli -p "$p" dbsize); n=$((n + k)); done; echo $n; }
+
+# migrate_ms COUNT: ms the nodes $D2.. spent inside MIGRATE (INFO commandstats, summed;
+# the clusters are fresh, so this is the last run's). MIGRATE blocks its source until the
+# target has answered every key, so this is server time any MIGRATE-based mover pays.
+migrate_ms() {
+    local p us=0 u
+    for ((p = D2; p < D2 + $1; p++)); do
+        u=$(redis-cli -p $p info commandstats 2>/dev/null | sed -n 's/^cmdstat_migrate:calls=[0-9]*,usec=\([0-9]*\).*/\1/p')
+        us=$((us + ${u:-0}))
+    done
+    echo $((us / 1000))
+}
+# floor REF_MS MS: MS as a share of redis-cli's run (MIGRATE's time swings with the host's
+# load between runs, so the ratio is also shown with both runs charged redis-cli's).
+floor() { awk -v a="$1" -v m="$2" 'BEGIN { if (a > 0) printf "%.2fx", m / a; else print "n/a" }'; }
 
 # timed_ms CMD...: wall time of CMD in ms on stdout; CMD's output to $T_TMP/timed.log.
 timed_ms() { local t0=$(date +%s%N); "$@" >"$T_TMP/timed.log" 2>&1 || { echo fail; return; }; echo $(( ($(date +%s%N) - t0) / 1000000 )); }
@@ -176,31 +193,41 @@ timed_ms() { local t0=$(date +%s%N); "$@" >"$T_TMP/timed.log" 2>&1 || { echo fai
 bench_reshard() {
     echo "== reshard: 5461 slots with ~330k keys from one master to another"
     day2_cluster 3 0 || { echo "  could not set up the cluster"; STATUS=1; return; }
-    local keys; keys=$(redis-cli -p 7100 dbsize)
-    local ref; ref=$(timed_ms redis-cli --cluster reshard 127.0.0.1:7100 --cluster-from "$(node_id 7100)" --cluster-to "$(node_id 7101)" \
+    local keys; keys=$(redis-cli -p $D2 dbsize)
+    local ref; ref=$(timed_ms redis-cli --cluster reshard 127.0.0.1:$D2 --cluster-from "$(node_id $D2)" --cluster-to "$(node_id $((D2 + 1)))" \
         --cluster-slots 5461 --cluster-yes --cluster-pipeline 1000)
+    local ref_mig; ref_mig=$(migrate_ms 3)
     day2_cluster 3 0 || { echo "  could not set up the cluster"; STATUS=1; return; }
     timed "$T_TMP/rs.time"
-    local mine; mine=$(timed_ms "${TIMED[@]}" "$RCLUSTER" reshard 127.0.0.1:7100 --from "$(node_id 7100)" \
-        --to "$(node_id 7101)" --slots 5461 --yes)
-    local left; left=$(redis-cli -p 7100 dbsize)
+    local mine; mine=$(timed_ms "${TIMED[@]}" "$RCLUSTER" reshard 127.0.0.1:$D2 --from "$(node_id $D2)" \
+        --to "$(node_id $((D2 + 1)))" --slots 5461 --yes)
+    local left; left=$(redis-cli -p $D2 dbsize)
+    local mig; mig=$(migrate_ms 3)
     case "$ref $mine" in *fail*) echo "  failed: redis-cli: $ref | rcluster: $mine"; tail -n 5 "$T_TMP/timed.log"; STATUS=1; return ;; esac
     printf '  %d keys moved; redis-cli --cluster reshard --cluster-pipeline 1000: %6d ms\n' "$keys" "$ref"
     printf '  rcluster reshard (defaults):                         %6d ms (%s keys left on the source)\n' "$mine" "$left"
     printf '  rcluster time: %s   rcluster peak RSS: %s KiB (target <= 16384)\n' "$(ratio "$ref" "$mine" 0.3)" "$(rss_kb "$T_TMP/rs.time")"
+    printf '  time inside MIGRATE on the source: redis-cli run %d ms, rcluster run %d ms; outside it: redis-cli %d ms, rcluster %d ms\n' \
+        "$ref_mig" "$mig" $((ref - ref_mig)) $((mine - mig))
+    printf '  floor for any MIGRATE-based mover (redis-cli run: MIGRATE time / total): %s; rcluster with the same MIGRATE time as redis-cli: %s\n' \
+        "$(floor "$ref" "$ref_mig")" "$(floor "$ref" $((ref_mig + mine - mig)))"
 }
 
 bench_rebalance() {
     echo "== rebalance --use-empty-masters: 3 loaded masters + 3 empty ones"
     day2_cluster 3 3 || { echo "  could not set up the cluster"; STATUS=1; return; }
-    local ref; ref=$(timed_ms redis-cli --cluster rebalance 127.0.0.1:7100 --cluster-use-empty-masters --cluster-pipeline 1000 --cluster-yes)
+    local ref; ref=$(timed_ms redis-cli --cluster rebalance 127.0.0.1:$D2 --cluster-use-empty-masters --cluster-pipeline 1000 --cluster-yes)
+    local ref_mig; ref_mig=$(migrate_ms 6)
     day2_cluster 3 3 || { echo "  could not set up the cluster"; STATUS=1; return; }
     timed "$T_TMP/rb.time"
-    local mine; mine=$(timed_ms "${TIMED[@]}" "$RCLUSTER" rebalance 127.0.0.1:7100 --use-empty-masters --yes)
+    local mine; mine=$(timed_ms "${TIMED[@]}" "$RCLUSTER" rebalance 127.0.0.1:$D2 --use-empty-masters --yes)
+    local mig; mig=$(migrate_ms 6)
     case "$ref $mine" in *fail*) echo "  failed: redis-cli: $ref | rcluster: $mine"; tail -n 5 "$T_TMP/timed.log"; STATUS=1; return ;; esac
     printf '  redis-cli --cluster rebalance --cluster-pipeline 1000: %6d ms\n' "$ref"
     printf '  rcluster rebalance (defaults):                        %6d ms\n' "$mine"
     printf '  rcluster time: %s   rcluster peak RSS: %s KiB (target <= 16384)\n' "$(ratio "$ref" "$mine" 0.3)" "$(rss_kb "$T_TMP/rb.time")"
+    printf '  time inside MIGRATE on the sources, summed: redis-cli run %d ms (one at a time), rcluster run %d ms (sources at once)\n' "$ref_mig" "$mig"
+    printf '  floor for a MIGRATE-based mover without spare cores (redis-cli run: MIGRATE time / total): %s\n' "$(floor "$ref" "$ref_mig")"
 }
 
 
