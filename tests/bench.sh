@@ -5,14 +5,16 @@
 #     is up (tests/poll_cluster.py, 20 ms polls); rcluster's peak RSS (/usr/bin/time -v).
 #  2. up: the reference docker CLI procedure (docker run x6 on a private-subnet network,
 #     redis.conf per node, redis-cli --cluster create, wait) vs rcluster up, same image.
-# Not part of test.sh. Nodes: 127.0.0.1:20000-20199 (bus 30000-30199), part 3 on 21000-21005
-# (bus 31000-31005); Docker: networks
-# 10.90.0.0/24 and 10.91.0.0/24, ports 7401-7406 and 7501-7506 (+10000) on 127.0.0.1.
-#  3. reshard: 5461 slots holding ~330k small keys (redis-benchmark --cluster, 16-byte
-#     values) from one master to another: redis-cli --cluster reshard --cluster-pipeline
-#     1000 vs rcluster reshard with its defaults, on identical fresh clusters
-#     (127.0.0.1:21000-21005, bus 31000-31005); rebalance --use-empty-masters after adding 3 empty masters
-#     to a loaded 3-master cluster, same comparison. rcluster's peak RSS for both.
+# Not part of test.sh. Nodes: 127.0.0.1:20000-20199 (bus 30000-30199), part 3 on
+# 21000-21005 (bus 31000-31005); Docker: networks 10.90.0.0/24 and 10.91.0.0/24, ports
+# 7401-7406 and 7501-7506 (+10000) on 127.0.0.1.
+#  3. reshard: 5461 slots holding 330k small keys (redis-benchmark, 16-byte values, in
+#     one slot per master as redis-benchmark --cluster puts them) from one master to
+#     another: redis-cli --cluster reshard --cluster-pipeline 1000 vs rcluster reshard with
+#     its defaults, on identical fresh clusters (127.0.0.1:21000-21005, bus 31000-31005);
+#     rebalance --use-empty-masters after adding 3 empty masters to a loaded 3-master
+#     cluster, same comparison. rcluster's peak RSS for both, and the time both runs spent
+#     inside MIGRATE on the servers (the floor for any MIGRATE-based tool).
 # BENCH_SKIP_DOCKER=1 skips part 2; BENCH_SKIP_100=1 skips the 100-node case;
 # BENCH_RUNS=N repeats the 100-node case N times (failovers counted in each);
 # BENCH_200=1 adds 200 nodes (100x1), for a host with the cores for it;
@@ -155,13 +157,25 @@ bench_docker() {
 node_id() { redis-cli -p "$1" cluster myid 2>/dev/null; }
 
 D2=21000   # day-2 nodes: 127.0.0.1:21000.. (bus 31000..), clear of part 1's 20000-20199
-# day2_cluster MASTERS EMPTY: fresh masters on $D2.., loaded with ~330k keys per master,
+# day2_cluster MASTERS EMPTY: fresh masters on $D2.., loaded with 330k keys per master,
 # then EMPTY more masters met into the cluster without slots.
+# The keys look like redis-benchmark --cluster's (key:{tag}:<12 digits>, 16-byte values,
+# one slot per master: its first) but each master gets exactly 330k requests:
+# redis-benchmark --cluster shares its requests between the masters by speed, which on a
+# busy host gave the source anywhere from 279k to 573k keys, and the two runs of a
+# comparison different loads.
+D2_TAGS=(fHh 8M hDM)   # hash tags of slots 0, 5461 and 10923
 day2_cluster() {
     kill_all_nodes
     start_nodes $D2 $(($1 + $2)) || return 1
     "$RCLUSTER" create --replicas 0 --yes $(addrs $D2 "$1") >/dev/null 2>&1 || return 1
-    redis-benchmark --cluster -p $D2 -t set -n $((330000 * $1)) -r 1000000000 -d 16 -P 64 -q >/dev/null 2>&1 || return 1
+    local i pids=()
+    for ((i = 0; i < $1; i++)); do
+        redis-benchmark -p $((D2 + i)) -n 330000 -r 1000000000 -P 64 -q \
+            SET "key:{${D2_TAGS[i]}}:__rand_int__" 0123456789abcdef >/dev/null 2>&1 & pids+=($!)
+    done
+    wait "${pids[@]}" || return 1
+    for ((i = 0; i < $1; i++)); do [ "$(redis-cli -p $((D2 + i)) dbsize)" -gt 320000 ] || return 1; done
     local p
     for ((p = D2 + $1; p < D2 + $1 + $2; p++)); do redis-cli -p $D2 cluster meet 127.0.0.1 "$p" >/dev/null; done
     wait_for 30 bash -c "[ \$(redis-cli -p $D2 cluster nodes | grep -vc handshake) -eq $(($1 + $2)) ]" || return 1
@@ -199,13 +213,14 @@ bench_reshard() {
     local ref_mig; ref_mig=$(migrate_ms 3)
     day2_cluster 3 0 || { echo "  could not set up the cluster"; STATUS=1; return; }
     timed "$T_TMP/rs.time"
+    local keys2; keys2=$(redis-cli -p $D2 dbsize)
     local mine; mine=$(timed_ms "${TIMED[@]}" "$RCLUSTER" reshard 127.0.0.1:$D2 --from "$(node_id $D2)" \
         --to "$(node_id $((D2 + 1)))" --slots 5461 --yes)
     local left; left=$(redis-cli -p $D2 dbsize)
     local mig; mig=$(migrate_ms 3)
     case "$ref $mine" in *fail*) echo "  failed: redis-cli: $ref | rcluster: $mine"; tail -n 5 "$T_TMP/timed.log"; STATUS=1; return ;; esac
-    printf '  %d keys moved; redis-cli --cluster reshard --cluster-pipeline 1000: %6d ms\n' "$keys" "$ref"
-    printf '  rcluster reshard (defaults):                         %6d ms (%s keys left on the source)\n' "$mine" "$left"
+    printf '  redis-cli --cluster reshard --cluster-pipeline 1000: %6d ms (%d keys moved)\n' "$ref" "$keys"
+    printf '  rcluster reshard (defaults):                         %6d ms (%d keys moved, %s left on the source)\n' "$mine" "$keys2" "$left"
     printf '  rcluster time: %s   rcluster peak RSS: %s KiB (target <= 16384)\n' "$(ratio "$ref" "$mine" 0.3)" "$(rss_kb "$T_TMP/rs.time")"
     printf '  time inside MIGRATE on the source: redis-cli run %d ms, rcluster run %d ms; outside it: redis-cli %d ms, rcluster %d ms\n' \
         "$ref_mig" "$mig" $((ref - ref_mig)) $((mine - mig))
