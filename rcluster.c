@@ -2466,8 +2466,859 @@ static int cluster_plan_layout(int n, const char *const *hosts, int replicas, in
     return m;
 }
 
+/* Slot map signatures: "slot:owner-id," at every change of owner. */
+static sds slotmap_signature(const char **owner) {
+    sds s = sdsempty();
+    const char *prev = NULL;
+    for (int slot = 0; s && slot < CLUSTER_SLOTS; slot++) {
+        const char *o = owner[slot] ? owner[slot] : "-";
+        if (prev && strcmp(prev, o) == 0) continue;
+        s = rc_catprintf(s, "%d:%s,", slot, o);
+        prev = o;
+    }
+    return s;
+}
+
+static sds cview_signature(const struct cview *v) {
+    const char **owner = calloc(CLUSTER_SLOTS, sizeof *owner);
+    if (!owner) return NULL;
+    for (int i = 0; i < v->n; i++) {
+        const struct nodeinfo *ni = &v->nodes[i];
+        for (int r = 0; r < ni->nranges; r++)
+            for (int s = ni->ranges[r][0]; s <= ni->ranges[r][1]; s++) owner[s] = ni->id;
+    }
+    sds sig = slotmap_signature(owner);
+    free(owner);
+    return sig;
+}
+
+/* "7.0.15" -> 7, 0; anything unparsable counts as 0.0 (the oldest behaviour). */
+static void parse_version(const char *v, int *major, int *minor) {
+    char *end;
+    long ma = strtol(v, &end, 10), mi = 0;
+    if (end == v || ma < 0 || ma > 1000) ma = 0;
+    else if (*end == '.') { mi = strtol(end + 1, &end, 10); if (mi < 0 || mi > 1000) mi = 0; }
+    *major = (int)ma;
+    *minor = (int)mi;
+}
+
 /* ====================================================================== */
-/* 7. Cluster engine: preflight, plan, apply, wait, diagnose, check         */
+/* 7. Cluster session: every node of a running cluster; judges; actions    */
+/* ====================================================================== */
+
+/* Day-2 commands work on a cluster that already runs. A session holds one connection
+ * per node reached from one seed (the seed's CLUSTER NODES lists them), each with the
+ * number of replies still owed to it, and that node's own view. Judges only read views
+ * and return findings; actions only queue commands. The commands in 7b are built from
+ * these three parts and never read struct rc fields to learn their arguments. */
+
+struct snode {
+    char id[41];
+    char ip[64];            /* as the cluster announces it: how the other nodes reach it */
+    int port, bus;
+    char conn_ip[64];       /* how we reach it (the seed: as the user wrote it) */
+    int conn_port;
+    struct rconn c;
+    int up;                 /* connected and answered the first questions */
+    int owed;               /* replies queued and not yet read */
+    sds err;                /* why it is not up */
+    int err_kind;
+    struct cview view;      /* its own CLUSTER NODES */
+    struct nodeinfo *me;    /* its own line in view, NULL when not up */
+    const struct nodeinfo *line; /* the seed's line for it */
+    long long keys;         /* DBSIZE */
+    long node_timeout;      /* cluster-node-timeout in ms, -1 when unknown */
+    char state[16];         /* cluster_state from CLUSTER INFO */
+};
+
+struct session {
+    struct rc *rc;
+    struct cview map;       /* the seed's CLUSTER NODES: who belongs to the cluster */
+    struct snode *nodes;
+    int n;
+    int seed;               /* index of the seed in nodes */
+    int dry;                /* actions print what they would send instead of sending */
+};
+
+static void sess_free(struct session *s) {
+    for (int i = 0; i < s->n; i++) {
+        rconn_free(&s->nodes[i].c);
+        sdsfree(s->nodes[i].err);
+        cview_free(&s->nodes[i].view);
+    }
+    free(s->nodes);
+    cview_free(&s->map);
+    memset(s, 0, sizeof *s);
+}
+
+/* Does ni own slot? */
+static int nodeinfo_owns(const struct nodeinfo *ni, int slot) {
+    for (int r = 0; r < ni->nranges; r++)
+        if (slot >= ni->ranges[r][0] && slot <= ni->ranges[r][1]) return 1;
+    return 0;
+}
+
+/* Role as the node says itself, or as the seed says when it cannot be asked. */
+static int snode_is_master(const struct snode *x) {
+    const struct nodeinfo *ni = x->me ? x->me : x->line;
+    return ni && (ni->flags & NF_MASTER) && !(ni->flags & NF_SLAVE);
+}
+
+/* The slots a node owns, as it says itself (the seed's line when it cannot be asked). */
+static const struct nodeinfo *snode_slots(const struct snode *x) { return x->me ? x->me : x->line; }
+
+static const char *snode_master_id(const struct snode *x) {
+    const struct nodeinfo *ni = x->me ? x->me : x->line;
+    return ni ? ni->master : "-";
+}
+
+static int snode_slot_count(const struct snode *x) {
+    const struct nodeinfo *ni = snode_slots(x);
+    return ni ? nodeinfo_slot_count(ni) : 0;
+}
+
+static void snode_fail(struct rc *rc, struct snode *x) {
+    sdsfree(x->err);
+    x->err = sdsdup(rc->err ? rc->err : "unknown failure");
+    x->err_kind = rc->err_kind;
+    x->up = 0;
+    rconn_close(&x->c);
+}
+
+/* Find a node by full id, unique id prefix (4+ characters) or ip:port. Returns its
+ * index, -1 when none matches and -2 when the prefix is ambiguous. */
+static int sess_find(const struct session *s, const char *spec) {
+    int found = -1;
+    size_t len = strlen(spec);
+    for (int i = 0; i < s->n; i++) {
+        const struct snode *x = &s->nodes[i];
+        char ap[128];
+        snprintf(ap, sizeof ap, "%s:%d", x->ip, x->port);
+        if (strcasecmp(x->id, spec) == 0 || strcmp(ap, spec) == 0) return i;
+        if (len >= 4 && len < 40 && strncasecmp(x->id, spec, len) == 0) {
+            if (found >= 0) return -2;
+            found = i;
+        }
+    }
+    return found;
+}
+
+static int sess_index_of(const struct session *s, const char *id) {
+    for (int i = 0; i < s->n; i++) if (strcmp(s->nodes[i].id, id) == 0) return i;
+    return -1;
+}
+
+/* --- Queue and replies -------------------------------------------------- */
+
+/* Queue one command on x (or print it under --dry-run); its reply is owed. */
+static int sess_queue_argv(struct session *s, struct snode *x, int argc, const char **argv) {
+    if (s->dry) {
+        printf("would send to %s:%d:", x->ip, x->port);
+        for (int i = 0; i < argc; i++) printf(" %s", argv[i][0] ? argv[i] : "\"\"");
+        printf("\n");
+        return 0;
+    }
+    if (!x->up) return rc_fail_as(s->rc, RC_ERR_UNREACHABLE, "%s:%d is not reachable: %s", x->ip, x->port, x->err ? x->err : "?");
+    if (rconn_queue_argv(s->rc, &x->c, argc, argv) < 0) return -1;
+    x->owed++;
+    return 0;
+}
+
+static int sess_queue(struct session *s, struct snode *x, const char *arg0, ...) {
+    const char *argv[RCONN_MAX_ARGS];
+    va_list ap;
+    va_start(ap, arg0);
+    int argc = rconn_collect_args(argv, arg0, ap);
+    va_end(ap);
+    return sess_queue_argv(s, x, argc, argv);
+}
+
+/* Send what is queued on every node, so that they all work at once. */
+static int sess_flush_all(struct session *s) {
+    int64_t dl = rc_now_ms() + s->rc->io_timeout_ms;
+    for (int i = 0; i < s->n; i++) {
+        struct snode *x = &s->nodes[i];
+        if (x->up && x->c.wbuf && sdslen(x->c.wbuf) && rconn_flush(s->rc, &x->c, dl) < 0) {
+            snode_fail(s->rc, x);
+            return rc_wrap(s->rc, "%s:%d", x->ip, x->port);
+        }
+    }
+    return 0;
+}
+
+/* Read the next owed reply of x (an -ERR reply is a reply, not a failure); extra_ms
+ * extends the deadline for slow commands such as MIGRATE. */
+static struct resp *sess_reply(struct session *s, struct snode *x, int extra_ms) {
+    if (x->owed <= 0) { rc_fail(s->rc, "%s:%d: no reply is owed", x->ip, x->port); return NULL; }
+    struct resp *r = rconn_read(s->rc, &x->c, rc_now_ms() + s->rc->io_timeout_ms + extra_ms);
+    if (!r) { snode_fail(s->rc, x); return NULL; }
+    x->owed--;
+    return r;
+}
+
+/* Read every reply x owes; the first -ERR becomes the failure (after all are read). */
+static int sess_drain(struct session *s, struct snode *x, const char *what) {
+    int ret = 0;
+    sds first = NULL;
+    while (x->owed > 0) {
+        struct resp *r = sess_reply(s, x, 0);
+        if (!r) { sdsfree(first); return rc_wrap(s->rc, "%s", what); }
+        if (r->type == RESP_ERROR && !first) first = sdsdup(r->str);
+        resp_free(r);
+    }
+    if (first) ret = rc_fail(s->rc, "%s:%d: %s: %s", x->ip, x->port, what, first);
+    sdsfree(first);
+    return ret;
+}
+
+/* Flush everything and read every owed reply on every node. */
+static int sess_drain_all(struct session *s, const char *what) {
+    if (s->dry) return 0;
+    int ret = sess_flush_all(s);
+    for (int i = 0; i < s->n; i++)
+        if (s->nodes[i].up && s->nodes[i].owed && sess_drain(s, &s->nodes[i], what) < 0) ret = -1;
+    return ret;
+}
+
+/* --- Opening a session ---------------------------------------------------- */
+
+/* The first questions every node answers: its view, its size, its timeout. */
+static int sess_probe_queue(struct session *s, struct snode *x) {
+    struct rc *rc = s->rc;
+    if (rconn_queue(rc, &x->c, "CLUSTER", "NODES", RESP_END) < 0 ||
+        rconn_queue(rc, &x->c, "DBSIZE", RESP_END) < 0 ||
+        rconn_queue(rc, &x->c, "CONFIG", "GET", "cluster-node-timeout", RESP_END) < 0 ||
+        rconn_queue(rc, &x->c, "CLUSTER", "INFO", RESP_END) < 0) return -1;
+    x->owed += 4;
+    return rconn_flush(rc, &x->c, rc_now_ms() + rc->io_timeout_ms);
+}
+
+static int sess_probe_read(struct session *s, struct snode *x) {
+    struct rc *rc = s->rc;
+    struct resp *r[4] = { 0 };
+    int ret = -1;
+    for (int k = 0; k < 4; k++)
+        if (!(r[k] = sess_reply(s, x, 0))) goto out;
+    /* A replica loading its first sync answers LOADING for a moment: it is up, its
+     * last view stays. */
+    if (r[0]->type == RESP_ERROR && strncmp(r[0]->str, "LOADING", 7) == 0 && x->me) {
+        snprintf(x->state, sizeof x->state, "loading");
+        ret = 0;
+        goto out;
+    }
+    if (r[0]->type == RESP_ERROR && strncmp(r[0]->str, "NOAUTH", 6) == 0) {
+        rc_fail_as(rc, RC_ERR_AUTH, "%s: %s (give the password with --password or --password-file)", x->c.name, r[0]->str);
+        goto out;
+    }
+    if (r[0]->type != RESP_BULK || r[1]->type != RESP_INTEGER) {
+        rc_fail_as(rc, RC_ERR_NOT_CLUSTER, "%s: CLUSTER NODES: %s", x->c.name, r[0]->type == RESP_ERROR ? r[0]->str : "unexpected reply");
+        goto out;
+    }
+    cview_free(&x->view);
+    if (cview_parse(r[0]->str, sdslen(r[0]->str), &x->view) < 0 || !(x->me = cview_myself(&x->view))) {
+        rc_fail(rc, "%s: cannot parse its CLUSTER NODES reply", x->c.name);
+        goto out;
+    }
+    x->keys = r[1]->integer;
+    x->node_timeout = -1;
+    long v;
+    if (r[2]->type == RESP_ARRAY && r[2]->n == 2 && r[2]->elem[1]->type == RESP_BULK &&
+        rc_parse_int(r[2]->elem[1]->str, 0, LONG_MAX, &v) == 0) x->node_timeout = v;
+    if (r[3]->type != RESP_BULK || info_field(r[3]->str, "cluster_state", x->state, sizeof x->state) < 0) snprintf(x->state, sizeof x->state, "?");
+    x->up = 1;
+    ret = 0;
+out:
+    for (int k = 0; k < 4; k++) resp_free(r[k]);
+    if (ret < 0) snode_fail(rc, x);
+    return ret;
+}
+
+/* Ask the seed who is in the cluster. cluster_enabled:0 and NOAUTH get their own kinds. */
+static int sess_read_map(struct session *s, struct rconn *c) {
+    struct rc *rc = s->rc;
+    struct resp *info = NULL, *nodes = NULL;
+    int ret = -1;
+    int64_t dl = rc_now_ms() + rc->io_timeout_ms;
+    if (rconn_queue(rc, c, "INFO", "cluster", RESP_END) < 0 || rconn_queue(rc, c, "CLUSTER", "NODES", RESP_END) < 0 ||
+        !(info = rconn_read(rc, c, dl)) || !(nodes = rconn_read(rc, c, dl))) goto out;
+    char buf[16];
+    if (info->type == RESP_ERROR && strncmp(info->str, "NOAUTH", 6) == 0)
+        rc_fail_as(rc, RC_ERR_AUTH, "%s: %s (give the password with --password or --password-file)", c->name, info->str);
+    else if (info->type != RESP_BULK)
+        rc_fail(rc, "%s: INFO cluster: %s", c->name, info->type == RESP_ERROR ? info->str : "unexpected reply");
+    else if (info_field(info->str, "cluster_enabled", buf, sizeof buf) < 0 || strcmp(buf, "1") != 0)
+        rc_fail_as(rc, RC_ERR_NOT_CLUSTER, "%s: cluster mode is disabled (cluster_enabled:0): not part of a cluster", c->name);
+    else if (nodes->type != RESP_BULK)
+        rc_fail(rc, "%s: CLUSTER NODES: %s", c->name, nodes->type == RESP_ERROR ? nodes->str : "unexpected reply");
+    else if (cview_parse(nodes->str, sdslen(nodes->str), &s->map) < 0 || !cview_myself(&s->map))
+        rc_fail(rc, "%s: cannot parse its CLUSTER NODES reply", c->name);
+    else ret = 0;
+out:
+    resp_free(info);
+    resp_free(nodes);
+    return ret;
+}
+
+/* Connect to the seed, learn the members from it, connect to each and ask every one
+ * its view. Members that cannot be asked are kept with up = 0 and the reason. */
+static int sess_open(struct rc *rc, struct session *s, const struct addr *seed) {
+    memset(s, 0, sizeof *s);
+    s->rc = rc;
+    struct rconn c;
+    if (rconn_open(rc, &c, seed->ip, seed->port) < 0 || sess_read_map(s, &c) < 0) {
+        rconn_free(&c);
+        return -1;
+    }
+    if (!(s->nodes = calloc((size_t)s->map.n, sizeof *s->nodes))) { rconn_free(&c); return rc_fail_oom(rc); }
+    for (int i = 0; i < s->map.n; i++) {
+        const struct nodeinfo *ni = &s->map.nodes[i];
+        if (ni->flags & NF_HANDSHAKE) continue;
+        struct snode *x = &s->nodes[s->n];
+        x->c.fd = -1;
+        x->line = ni;
+        memcpy(x->id, ni->id, sizeof x->id);
+        snprintf(x->ip, sizeof x->ip, "%s", ni->ip[0] ? ni->ip : seed->ip);
+        x->port = ni->port;
+        x->bus = ni->bus;
+        snprintf(x->conn_ip, sizeof x->conn_ip, "%s", x->ip);
+        x->conn_port = x->port;
+        if (ni->flags & NF_MYSELF) {
+            s->seed = s->n;
+            snprintf(x->conn_ip, sizeof x->conn_ip, "%s", seed->ip);
+            x->conn_port = seed->port;
+            x->c = c;
+            c.name = NULL; c.fd = -1; c.rbuf = c.wbuf = NULL;
+            x->up = 1;
+        }
+        s->n++;
+    }
+    rconn_free(&c);
+    for (int i = 0; i < s->n; i++) {
+        struct snode *x = &s->nodes[i];
+        /* A noaddr node is a member nobody can reach (its address went to another node). */
+        if (!x->up && x->line && (x->line->flags & NF_NOADDR)) { rc_fail_as(rc, RC_ERR_UNREACHABLE, "no address known (noaddr)"); snode_fail(rc, x); continue; }
+        if (!x->up && rconn_open(rc, &x->c, x->conn_ip, x->conn_port) < 0) { snode_fail(rc, x); continue; }
+        x->up = 1;
+        if (sess_probe_queue(s, x) < 0) snode_fail(rc, x);
+    }
+    for (int i = 0; i < s->n; i++)
+        if (s->nodes[i].up) sess_probe_read(s, &s->nodes[i]);
+    struct snode *sx = &s->nodes[s->seed];
+    if (!sx->up) { rc_fail_kind_msg(rc, sx->err_kind, sdsdup(sx->err)); return -1; }
+    /* A node refusing our password is a wrong password, not a dead node. */
+    for (int i = 0; i < s->n; i++)
+        if (!s->nodes[i].up && s->nodes[i].err_kind == RC_ERR_AUTH)
+            return rc_fail_kind_msg(rc, RC_ERR_AUTH, sdsdup(s->nodes[i].err));
+    return 0;
+}
+
+/* Ask every reachable node for its view again (after a change). */
+static int sess_refresh(struct session *s) {
+    for (int i = 0; i < s->n; i++) {
+        struct snode *x = &s->nodes[i];
+        if (x->up && sess_probe_queue(s, x) < 0) snode_fail(s->rc, x);
+    }
+    for (int i = 0; i < s->n; i++)
+        if (s->nodes[i].up) sess_probe_read(s, &s->nodes[i]);
+    return 0;
+}
+
+/* owner[slot] = index of the master that says it owns slot (its own line); -1 none.
+ * A slot two masters claim goes to the first; judge_multiple_owners reports it. */
+static void sess_owner_map(const struct session *s, int *owner) {
+    for (int k = 0; k < CLUSTER_SLOTS; k++) owner[k] = -1;
+    for (int i = 0; i < s->n; i++) {
+        const struct snode *x = &s->nodes[i];
+        const struct nodeinfo *ni = snode_slots(x);
+        if (!snode_is_master(x) || !ni) continue;
+        for (int r = 0; r < ni->nranges; r++)
+            for (int k = ni->ranges[r][0]; k <= ni->ranges[r][1]; k++)
+                if (owner[k] < 0) owner[k] = i;
+    }
+}
+
+static int sess_count_replicas(const struct session *s, const char *master_id) {
+    int c = 0;
+    for (int i = 0; i < s->n; i++)
+        if (!snode_is_master(&s->nodes[i]) && strcmp(snode_master_id(&s->nodes[i]), master_id) == 0) c++;
+    return c;
+}
+
+/* --- Judges: read views, return findings ------------------------------------ */
+
+enum finding_kind { FIND_UNREACHABLE = 1, FIND_STATE, FIND_FAILING, FIND_OPEN_SLOT, FIND_UNCOVERED,
+                    FIND_DISAGREE, FIND_MULTI_OWNER, FIND_TIMEOUT_MISMATCH };
+
+struct finding {
+    int kind;
+    int node;               /* index of the node it is about, -1 when none */
+    int slot;               /* -1 when none */
+    int warn;               /* a warning, not a health problem */
+    sds text;
+};
+
+struct findings {
+    struct finding *v;
+    int n;
+};
+
+static void findings_free(struct findings *f) {
+    for (int i = 0; i < f->n; i++) sdsfree(f->v[i].text);
+    free(f->v);
+    f->v = NULL;
+    f->n = 0;
+}
+
+__attribute__((format(printf, 6, 7)))
+static int findings_add(struct findings *f, int kind, int node, int slot, int warn, const char *fmt, ...) {
+    struct finding *grown = realloc(f->v, (size_t)(f->n + 1) * sizeof *grown);
+    if (!grown) return -1;
+    f->v = grown;
+    va_list ap;
+    va_start(ap, fmt);
+    sds t = rc_vcatprintf(sdsempty(), fmt, ap);
+    va_end(ap);
+    if (!t) return -1;
+    f->v[f->n++] = (struct finding){ kind, node, slot, warn, t };
+    return 0;
+}
+
+static int judge_reachable(const struct session *s, struct findings *f) {
+    for (int i = 0; i < s->n; i++) {
+        const struct snode *x = &s->nodes[i];
+        if (!x->up && findings_add(f, FIND_UNREACHABLE, i, -1, 0, "%s:%d unreachable: %s", x->ip, x->port, x->err ? x->err : "?") < 0) return -1;
+        if (x->up && strcmp(x->state, "ok") != 0 &&
+            findings_add(f, FIND_STATE, i, -1, 0, "%s:%d reports cluster_state:%s", x->ip, x->port, x->state) < 0) return -1;
+    }
+    return 0;
+}
+
+/* Every open slot each master reports in its own line. Valkey 8 replicates SETSLOT to
+ * replicas, which then show their master's open slots: those are no extra problem, and
+ * closing the slot on the master closes it on them. */
+static int judge_open_slots(const struct session *s, struct findings *f) {
+    for (int i = 0; i < s->n; i++) {
+        const struct snode *x = &s->nodes[i];
+        for (int k = 0; x->me && snode_is_master(x) && k < x->me->open_slots; k++) {
+            const struct nodeopen *o = &x->me->open[k];
+            int p = sess_index_of(s, o->peer);
+            char peer[128];
+            if (p >= 0) snprintf(peer, sizeof peer, "%s:%d", s->nodes[p].ip, s->nodes[p].port);
+            else snprintf(peer, sizeof peer, "unknown node %.40s", o->peer);
+            if (findings_add(f, FIND_OPEN_SLOT, i, o->slot, 0, "slot %d is open on %s:%d: %s %s", o->slot, x->ip, x->port,
+                             o->importing ? "importing from" : "migrating to", peer) < 0) return -1;
+        }
+    }
+    return 0;
+}
+
+static int judge_coverage(const struct session *s, struct findings *f) {
+    int *owner = malloc(CLUSTER_SLOTS * sizeof *owner);
+    if (!owner) return -1;
+    sess_owner_map(s, owner);
+    int ret = 0;
+    for (int k = 0; k < CLUSTER_SLOTS && ret == 0; k++) {
+        if (owner[k] >= 0) continue;
+        int e = k;
+        while (e + 1 < CLUSTER_SLOTS && owner[e + 1] < 0) e++;
+        ret = e == k ? findings_add(f, FIND_UNCOVERED, -1, k, 0, "slot %d is not covered by any master", k)
+                     : findings_add(f, FIND_UNCOVERED, -1, k, 0, "slots %d-%d are not covered by any master", k, e);
+        k = e;
+    }
+    free(owner);
+    return ret;
+}
+
+/* Slots two masters both claim in their own lines (redis-cli's multiple owners). */
+static int judge_multiple_owners(const struct session *s, struct findings *f) {
+    unsigned char *claims = calloc(CLUSTER_SLOTS, 1);
+    if (!claims) return -1;
+    for (int i = 0; i < s->n; i++) {
+        const struct snode *x = &s->nodes[i];
+        if (!x->me || !snode_is_master(x)) continue;
+        for (int r = 0; r < x->me->nranges; r++)
+            for (int k = x->me->ranges[r][0]; k <= x->me->ranges[r][1]; k++) if (claims[k] < 255) claims[k]++;
+    }
+    int ret = 0;
+    for (int k = 0; k < CLUSTER_SLOTS && ret == 0; k++)
+        if (claims[k] > 1) ret = findings_add(f, FIND_MULTI_OWNER, -1, k, 0, "slot %d is claimed by %d masters", k, claims[k]);
+    free(claims);
+    return ret;
+}
+
+/* Every reachable node sees the same slot map, and sees no node failing. */
+static int judge_agreement(const struct session *s, struct findings *f) {
+    sds sig0 = NULL;
+    int ret = 0;
+    for (int i = 0; i < s->n && ret == 0; i++) {
+        const struct snode *x = &s->nodes[i];
+        if (!x->up) continue;
+        for (int j = 0; j < x->view.n && ret == 0; j++) {
+            const struct nodeinfo *o = &x->view.nodes[j];
+            if (o->flags & (NF_FAIL | NF_PFAIL))
+                ret = findings_add(f, FIND_FAILING, i, -1, 0, "%s:%d sees %s:%d as %s", x->ip, x->port, o->ip, o->port,
+                                   (o->flags & NF_FAIL) ? "failed" : "possibly failed");
+        }
+        sds sig = cview_signature(&x->view);
+        if (!sig) { ret = -1; break; }
+        if (!sig0) { sig0 = sig; continue; }
+        if (strcmp(sig, sig0) != 0)
+            ret = findings_add(f, FIND_DISAGREE, i, -1, 0, "%s:%d does not agree with the other nodes about the slot map", x->ip, x->port);
+        sdsfree(sig);
+    }
+    sdsfree(sig0);
+    return ret;
+}
+
+/* Nodes of one cluster with different cluster-node-timeout values fail over unevenly. */
+static int judge_node_timeout(const struct session *s, struct findings *f) {
+    long first = -1;
+    int fi = -1;
+    for (int i = 0; i < s->n; i++) {
+        const struct snode *x = &s->nodes[i];
+        if (!x->up || x->node_timeout < 0) continue;
+        if (fi < 0) { first = x->node_timeout; fi = i; continue; }
+        if (x->node_timeout != first)
+            return findings_add(f, FIND_TIMEOUT_MISMATCH, i, -1, 1, "nodes disagree on cluster-node-timeout: %s:%d has %ld ms, %s:%d has %ld ms "
+                                "(rcluster set-timeout ADDR MS sets one value everywhere)", s->nodes[fi].ip, s->nodes[fi].port, first, x->ip, x->port, x->node_timeout);
+    }
+    return 0;
+}
+
+/* The judges a mutating command runs before it changes anything. */
+static int judge_all(const struct session *s, struct findings *f, int multi_owners) {
+    if (judge_reachable(s, f) < 0 || judge_open_slots(s, f) < 0 || judge_coverage(s, f) < 0 ||
+        judge_agreement(s, f) < 0 || judge_node_timeout(s, f) < 0) return -1;
+    if (multi_owners && judge_multiple_owners(s, f) < 0) return -1;
+    return 0;
+}
+
+/* --- Actions: queue commands, read nothing ------------------------------------ */
+
+static int act_setslot(struct session *s, struct snode *x, int slot, const char *how, const char *id) {
+    char num[16];
+    snprintf(num, sizeof num, "%d", slot);
+    if (!id) return sess_queue(s, x, "CLUSTER", "SETSLOT", num, how, RESP_END);
+    return sess_queue(s, x, "CLUSTER", "SETSLOT", num, how, id, RESP_END);
+}
+
+static int act_forget(struct session *s, struct snode *x, const char *id) {
+    return sess_queue(s, x, "CLUSTER", "FORGET", id, RESP_END);
+}
+
+static int act_replicate(struct session *s, struct snode *x, const char *master_id) {
+    return sess_queue(s, x, "CLUSTER", "REPLICATE", master_id, RESP_END);
+}
+
+static int act_reset(struct session *s, struct snode *x) {
+    return sess_queue(s, x, "CLUSTER", "RESET", "SOFT", RESP_END);
+}
+
+static int act_meet(struct session *s, struct snode *x, const char *ip, int port, int bus) {
+    char p[16], b[16];
+    snprintf(p, sizeof p, "%d", port);
+    snprintf(b, sizeof b, "%d", bus);
+    if (bus && bus != port + 10000) return sess_queue(s, x, "CLUSTER", "MEET", ip, p, b, RESP_END);
+    return sess_queue(s, x, "CLUSTER", "MEET", ip, p, RESP_END);
+}
+
+static int act_addslots(struct session *s, struct snode *x, int slot) {
+    char num[16];
+    snprintf(num, sizeof num, "%d", slot);
+    return sess_queue(s, x, "CLUSTER", "ADDSLOTS", num, RESP_END);
+}
+
+static sds resp_cat_bulk(sds out, const char *p, size_t len) {
+    out = rc_catprintf(out, "$%zu\r\n", len);
+    out = rc_catlen(out, p, len);
+    return rc_catlen(out, "\r\n", 2);
+}
+
+struct move_opts {
+    int batch;              /* keys per GETKEYSINSLOT / MIGRATE at first */
+    int batch_max;          /* a slot with many keys grows its batch up to this */
+    int timeout_ms;         /* MIGRATE's own timeout */
+    int replace;            /* MIGRATE ... REPLACE: overwrite keys the target already has */
+    int window;             /* slots in flight at once */
+};
+
+/* Queue MIGRATE of the keys in a GETKEYSINSLOT reply from src to dst, with AUTH/AUTH2
+ * when we authenticate ourselves (the nodes of one cluster share the password). */
+static int act_migrate(struct session *s, struct snode *src, const struct snode *dst, const struct move_opts *o,
+                       const struct resp *keys) {
+    struct rc *rc = s->rc;
+    char port[16], tmo[16];
+    snprintf(port, sizeof port, "%d", dst->port);
+    snprintf(tmo, sizeof tmo, "%d", o->timeout_ms);
+    const char *head[12];
+    int nh = 0;
+    head[nh++] = "MIGRATE"; head[nh++] = dst->ip; head[nh++] = port; head[nh++] = ""; head[nh++] = "0"; head[nh++] = tmo;
+    if (o->replace) head[nh++] = "REPLACE";
+    if (rc->password && rc->user) { head[nh++] = "AUTH2"; head[nh++] = rc->user; head[nh++] = rc->password; }
+    else if (rc->password) { head[nh++] = "AUTH"; head[nh++] = rc->password; }
+    head[nh++] = "KEYS";
+    if (!src->c.wbuf && !(src->c.wbuf = sdsempty())) return rc_fail_oom(rc);
+    sds out = rc_catprintf(src->c.wbuf, "*%zu\r\n", (size_t)nh + keys->n);
+    for (int i = 0; i < nh; i++) out = resp_cat_bulk(out, head[i], strlen(head[i]));
+    for (size_t i = 0; i < keys->n; i++) out = resp_cat_bulk(out, keys->elem[i]->str, sdslen(keys->elem[i]->str));
+    src->c.wbuf = out;
+    if (!out) return rc_fail_oom(rc);
+    src->owed++;
+    return 0;
+}
+
+/* --- Moving slots with their keys --------------------------------------------- */
+
+/* One slot to move. Moves run in windows: every phase is queued for all the slots of
+ * the window on all the nodes involved, then the replies are read, so a window costs
+ * about five round trips whatever its size, and slots of different sources move at
+ * the same time (each source runs its own MIGRATEs). */
+struct move {
+    int slot, src, dst;
+    int importing, migrating;  /* SETSLOT accepted on dst / src */
+    int touched;               /* a MIGRATE was sent: keys may be on both sides */
+    int batch;                 /* keys asked for next */
+    int done, failed;
+    struct resp *keys;         /* the next keys to migrate (GETKEYSINSLOT's answer) */
+    long long moved;
+};
+
+struct mover {
+    struct session *s;
+    const struct move_opts *o;
+    struct move *mv;
+    int n;
+    int slots_done;
+    long long keys_moved;
+    int64_t t0, last_report;
+    int tty;
+    sds first_error;           /* the first slot that failed, and why */
+    int64_t phase_ms[3];       /* time in open / migrate / close, for --verbose */
+};
+
+static void mover_fail_move(struct mover *m, struct move *mv, const char *why) {
+    mv->failed = 1;
+    if (!m->first_error) {
+        struct snode *src = &m->s->nodes[mv->src], *dst = &m->s->nodes[mv->dst];
+        m->first_error = rc_sprintf("slot %d (%s:%d -> %s:%d): %s", mv->slot, src->ip, src->port, dst->ip, dst->port, why);
+    }
+}
+
+static void mover_progress(struct mover *m, int final) {
+    struct rc *rc = m->s->rc;
+    int64_t now = rc_now_ms();
+    if (rc->quiet || (!final && now - m->last_report < (m->tty ? 200 : 3000))) return;
+    m->last_report = now;
+    double secs = (double)(now - m->t0) / 1000.0;
+    double rate = secs > 0 ? (double)m->keys_moved / secs : 0;
+    double eta = m->slots_done > 0 ? secs * (double)(m->n - m->slots_done) / m->slots_done : 0;
+    char line[256];
+    snprintf(line, sizeof line, "moved %d/%d slots (%d%%), %lld keys, %.0f keys/s, %s %.0f s", m->slots_done, m->n,
+             m->n ? m->slots_done * 100 / m->n : 100, m->keys_moved, rate, final ? "took" : "ETA", final ? secs : eta);
+    if (m->tty) fprintf(stderr, "\r\033[K%s%s", line, final ? "\n" : "");
+    else fprintf(stderr, ">>> %s\n", line);
+}
+
+/* Read one reply owed by node idx for a move; a dropped connection fails the run. */
+static struct resp *mover_reply(struct mover *m, int idx, int extra_ms) {
+    struct resp *r = sess_reply(m->s, &m->s->nodes[idx], extra_ms);
+    if (!r) rc_wrap(m->s->rc, "moving slots");
+    return r;
+}
+
+/* Keys in flight are held in memory (GETKEYSINSLOT's answers): at most this many per
+ * round across the window, which keeps the peak RSS of a big move under 16 MB. */
+#define MOVER_KEY_BUDGET 48000
+
+/* Phase 1: target IMPORTING; phase 2: source MIGRATING plus the first keys. */
+static int mover_open(struct mover *m, struct move *w, int nw) {
+    struct session *s = m->s;
+    for (int i = 0; i < nw; i++)
+        if (act_setslot(s, &s->nodes[w[i].dst], w[i].slot, "IMPORTING", s->nodes[w[i].src].id) < 0) return -1;
+    if (sess_flush_all(s) < 0) return -1;
+    for (int i = 0; i < nw; i++) {
+        struct resp *r = mover_reply(m, w[i].dst, 0);
+        if (!r) return -1;
+        if (r->type == RESP_ERROR) mover_fail_move(m, &w[i], r->str);
+        else w[i].importing = 1;
+        resp_free(r);
+    }
+    char batch[16];
+    int first = m->o->batch < MOVER_KEY_BUDGET / nw ? m->o->batch : MOVER_KEY_BUDGET / nw;
+    snprintf(batch, sizeof batch, "%d", first > 10 ? first : 10);
+    for (int i = 0; i < nw; i++) {
+        if (w[i].failed) continue;
+        w[i].batch = m->o->batch;
+        char num[16];
+        snprintf(num, sizeof num, "%d", w[i].slot);
+        if (act_setslot(s, &s->nodes[w[i].src], w[i].slot, "MIGRATING", s->nodes[w[i].dst].id) < 0 ||
+            sess_queue(s, &s->nodes[w[i].src], "CLUSTER", "GETKEYSINSLOT", num, batch, RESP_END) < 0) return -1;
+    }
+    if (sess_flush_all(s) < 0) return -1;
+    for (int i = 0; i < nw; i++) {
+        if (w[i].failed) continue;
+        struct resp *r = mover_reply(m, w[i].src, 0), *k = r ? mover_reply(m, w[i].src, 0) : NULL;
+        if (!k) { resp_free(r); return -1; }
+        if (r->type == RESP_ERROR) mover_fail_move(m, &w[i], r->str);
+        else if (k->type != RESP_ARRAY) mover_fail_move(m, &w[i], k->type == RESP_ERROR ? k->str : "GETKEYSINSLOT: unexpected reply");
+        else { w[i].migrating = 1; w[i].keys = k; k = NULL; }
+        resp_free(r);
+        resp_free(k);
+    }
+    return 0;
+}
+
+/* Phase 3: MIGRATE the keys, each MIGRATE pipelined with the next GETKEYSINSLOT, until
+ * every slot of the window is empty on its source. */
+static int mover_migrate(struct mover *m, struct move *w, int nw) {
+    struct session *s = m->s;
+    for (;;) {
+        int queued = 0, budget = MOVER_KEY_BUDGET;
+        int64_t t0 = rc_now_ms();
+        for (int i = 0; i < nw; i++) {
+            if (w[i].failed || !w[i].keys || w[i].keys->n == 0) continue;
+            char num[16], batch[16];
+            int b = w[i].batch < budget ? w[i].batch : budget;
+            budget -= b;
+            snprintf(num, sizeof num, "%d", w[i].slot);
+            snprintf(batch, sizeof batch, "%d", b > 10 ? b : 10);
+            w[i].touched = 1;
+            if (act_migrate(s, &s->nodes[w[i].src], &s->nodes[w[i].dst], m->o, w[i].keys) < 0 ||
+                sess_queue(s, &s->nodes[w[i].src], "CLUSTER", "GETKEYSINSLOT", num, batch, RESP_END) < 0) return -1;
+            queued++;
+        }
+        if (!queued) return 0;
+        if (sess_flush_all(s) < 0) return -1;
+        for (int i = 0; i < nw; i++) {
+            if (w[i].failed || !w[i].keys || w[i].keys->n == 0) continue;
+            struct resp *r = mover_reply(m, w[i].src, m->o->timeout_ms), *k = r ? mover_reply(m, w[i].src, 0) : NULL;
+            if (!k) { resp_free(r); return -1; }
+            if (r->type == RESP_ERROR) {
+                if (strncmp(r->str, "BUSYKEY", 7) == 0) {
+                    sds why = rc_sprintf("%s: a key of this slot already exists on the target; nothing was overwritten "
+                                         "(use --replace to overwrite it)", r->str);
+                    mover_fail_move(m, &w[i], why ? why : r->str);
+                    sdsfree(why);
+                } else mover_fail_move(m, &w[i], r->str);
+            } else {
+                long long n = (long long)w[i].keys->n;
+                w[i].moved += n;
+                m->keys_moved += n;
+            }
+            resp_free(w[i].keys);
+            w[i].keys = NULL;
+            if (!w[i].failed && k->type == RESP_ARRAY) { w[i].keys = k; k = NULL; }
+            else if (!w[i].failed) mover_fail_move(m, &w[i], k->type == RESP_ERROR ? k->str : "GETKEYSINSLOT: unexpected reply");
+            resp_free(r);
+            resp_free(k);
+        }
+        /* Big slots: fewer, larger MIGRATEs while each round stays quick. */
+        if (rc_now_ms() - t0 < 100)
+            for (int i = 0; i < nw; i++) if (w[i].batch < m->o->batch_max) w[i].batch = w[i].batch * 2 < m->o->batch_max ? w[i].batch * 2 : m->o->batch_max;
+    }
+}
+
+/* Phases 4 and 5: the target takes the slot first (it bumps its epoch), then the
+ * source and every other master learn it at once. */
+static int mover_close(struct mover *m, struct move *w, int nw) {
+    struct session *s = m->s;
+    for (int i = 0; i < nw; i++)
+        if (!w[i].failed && act_setslot(s, &s->nodes[w[i].dst], w[i].slot, "NODE", s->nodes[w[i].dst].id) < 0) return -1;
+    if (sess_flush_all(s) < 0) return -1;
+    for (int i = 0; i < nw; i++) {
+        if (w[i].failed) continue;
+        struct resp *r = mover_reply(m, w[i].dst, 0);
+        if (!r) return -1;
+        if (r->type == RESP_ERROR) mover_fail_move(m, &w[i], r->str);
+        resp_free(r);
+    }
+    for (int i = 0; i < nw; i++) {
+        if (w[i].failed) continue;
+        for (int j = 0; j < s->n; j++)
+            if ((j == w[i].src || (j != w[i].dst && s->nodes[j].up && snode_is_master(&s->nodes[j]))) &&
+                act_setslot(s, &s->nodes[j], w[i].slot, "NODE", s->nodes[w[i].dst].id) < 0) return -1;
+    }
+    if (sess_flush_all(s) < 0) return -1;
+    for (int i = 0; i < nw; i++) {
+        if (w[i].failed) continue;
+        for (int j = 0; j < s->n; j++) {
+            if (!(j == w[i].src || (j != w[i].dst && s->nodes[j].up && snode_is_master(&s->nodes[j])))) continue;
+            struct resp *r = mover_reply(m, j, 0);
+            if (!r) return -1;
+            /* The target owns the slot now, with a newer epoch, and gossip tells the
+             * others. A source that heard it first may have lost its last slot and become
+             * a replica (Redis 7), which refuses SETSLOT: that is no failure, and the
+             * settle wait after the moves catches a slot that really stayed open. */
+            if (r->type == RESP_ERROR && s->rc->verbose) rc_warn(s->rc, "%s:%d: SETSLOT %d NODE: %s", s->nodes[j].ip, s->nodes[j].port, w[i].slot, r->str);
+            resp_free(r);
+        }
+        if (!w[i].failed) { w[i].done = 1; m->slots_done++; }
+    }
+    return 0;
+}
+
+/* A slot that failed before any key moved is closed again (SETSLOT STABLE on both
+ * sides); one that moved keys stays open for `rcluster fix`, which finishes it. */
+static void mover_undo_failed(struct mover *m, struct move *w, int nw) {
+    struct session *s = m->s;
+    int queued = 0;
+    for (int i = 0; i < nw; i++) {
+        if (!w[i].failed || w[i].touched) continue;
+        if (w[i].importing && act_setslot(s, &s->nodes[w[i].dst], w[i].slot, "STABLE", NULL) == 0) queued++;
+        if (w[i].migrating && act_setslot(s, &s->nodes[w[i].src], w[i].slot, "STABLE", NULL) == 0) queued++;
+    }
+    if (queued) sess_drain_all(s, "CLUSTER SETSLOT STABLE");
+}
+
+static int mover_window(struct mover *m, struct move *w, int nw) {
+    int64_t t0 = rc_now_ms();
+    int r = mover_open(m, w, nw);
+    int64_t t1 = rc_now_ms();
+    if (r == 0) r = mover_migrate(m, w, nw);
+    int64_t t2 = rc_now_ms();
+    if (r == 0) r = mover_close(m, w, nw);
+    m->phase_ms[0] += t1 - t0;
+    m->phase_ms[1] += t2 - t1;
+    m->phase_ms[2] += rc_now_ms() - t2;
+    for (int i = 0; i < nw; i++) { resp_free(w[i].keys); w[i].keys = NULL; }
+    if (r == 0) mover_undo_failed(m, w, nw);
+    return r;
+}
+
+/* Move every slot in mv. SIGINT/SIGTERM are held while a window is in flight, so an
+ * interrupt finishes the slots already started and leaves none open. */
+static int mover_run(struct session *s, struct move *mv, int n, const struct move_opts *o, long long *keys_moved, int *slots_done) {
+    struct rc *rc = s->rc;
+    struct mover m = { s, o, mv, n, 0, 0, rc_now_ms(), 0, isatty(STDERR_FILENO), NULL, { 0, 0, 0 } };
+    sigset_t hold, old;
+    sigemptyset(&hold);
+    sigaddset(&hold, SIGINT);
+    sigaddset(&hold, SIGTERM);
+    int ret = 0;
+    for (int i = 0; i < n && ret == 0; ) {
+        if (rc_interrupted()) { ret = rc_fail_as(rc, RC_ERR_INTERRUPTED, "interrupted: moved %d of %d slots; no slot was left open", m.slots_done, n); break; }
+        int nw = n - i < o->window ? n - i : o->window;
+        sigprocmask(SIG_BLOCK, &hold, &old);
+        ret = mover_window(&m, mv + i, nw);
+        sigprocmask(SIG_SETMASK, &old, NULL);
+        i += nw;
+        mover_progress(&m, 0);
+        if (ret == 0 && m.first_error) break;
+    }
+    mover_progress(&m, 1);
+    if (rc->verbose)
+        rc_progress(rc, "time in SETSLOT IMPORTING/MIGRATING %lld ms, MIGRATE %lld ms, SETSLOT NODE %lld ms",
+                    (long long)m.phase_ms[0], (long long)m.phase_ms[1], (long long)m.phase_ms[2]);
+    if (ret < 0) rc_wrap(rc, "after %d of %d slots moved (slots left open are closed by `rcluster fix`)", m.slots_done, n);
+    else if (m.first_error) ret = rc_fail(rc, "%s (moved %d of %d slots; a slot left open is closed by `rcluster fix`)", m.first_error, m.slots_done, n);
+    sdsfree(m.first_error);
+    *keys_moved = m.keys_moved;
+    *slots_done = m.slots_done;
+    return ret;
+}
+
+/* ====================================================================== */
+/* 7a. Formation (create on the session) and check                        */
 /* ====================================================================== */
 
 /* While forming, Redis' own delays dominate: a master keeps cluster_state:fail for its
@@ -2583,32 +3434,6 @@ static void enode_set_why(struct enode *x, const char *fmt, ...) {
     if (s) { sdsfree(x->why); x->why = s; }
 }
 
-/* --- Slot map signatures: "slot:owner-id," at every change of owner. --- */
-static sds slotmap_signature(const char **owner) {
-    sds s = sdsempty();
-    const char *prev = NULL;
-    for (int slot = 0; s && slot < CLUSTER_SLOTS; slot++) {
-        const char *o = owner[slot] ? owner[slot] : "-";
-        if (prev && strcmp(prev, o) == 0) continue;
-        s = rc_catprintf(s, "%d:%s,", slot, o);
-        prev = o;
-    }
-    return s;
-}
-
-static sds cview_signature(const struct cview *v) {
-    const char **owner = calloc(CLUSTER_SLOTS, sizeof *owner);
-    if (!owner) return NULL;
-    for (int i = 0; i < v->n; i++) {
-        const struct nodeinfo *ni = &v->nodes[i];
-        for (int r = 0; r < ni->nranges; r++)
-            for (int s = ni->ranges[r][0]; s <= ni->ranges[r][1]; s++) owner[s] = ni->id;
-    }
-    sds sig = slotmap_signature(owner);
-    free(owner);
-    return sig;
-}
-
 static sds engine_plan_signature(struct engine *e) {
     const char **owner = calloc(CLUSTER_SLOTS, sizeof *owner);
     if (!owner) return NULL;
@@ -2637,16 +3462,6 @@ static int engine_check_count(struct rc *rc, int n, int replicas) {
     if (n < need)
         return rc_fail(rc, "3 masters with %d replicas each need at least %d nodes, got %d", replicas, need, n);
     return 0;
-}
-
-/* "7.0.15" -> 7, 0; anything unparsable counts as 0.0 (the oldest behaviour). */
-static void parse_version(const char *v, int *major, int *minor) {
-    char *end;
-    long ma = strtol(v, &end, 10), mi = 0;
-    if (end == v || ma < 0 || ma > 1000) ma = 0;
-    else if (*end == '.') { mi = strtol(end + 1, &end, 10); if (mi < 0 || mi > 1000) mi = 0; }
-    *major = (int)ma;
-    *minor = (int)mi;
 }
 
 /* Queue the preflight questions on every node first, then read the answers, so a
@@ -3766,821 +4581,6 @@ static int engine_check(struct rc *rc, const char *host, int port, int quiet_rep
     check_nodes_free(cn, n);
     cview_free(&seed);
     return healthy ? 0 : 1;
-}
-
-/* ====================================================================== */
-/* 7a. Cluster session: every node of a running cluster; judges; actions   */
-/* ====================================================================== */
-
-/* Day-2 commands work on a cluster that already runs. A session holds one connection
- * per node reached from one seed (the seed's CLUSTER NODES lists them), each with the
- * number of replies still owed to it, and that node's own view. Judges only read views
- * and return findings; actions only queue commands. The commands in 7b are built from
- * these three parts and never read struct rc fields to learn their arguments. */
-
-struct snode {
-    char id[41];
-    char ip[64];            /* as the cluster announces it: how the other nodes reach it */
-    int port, bus;
-    char conn_ip[64];       /* how we reach it (the seed: as the user wrote it) */
-    int conn_port;
-    struct rconn c;
-    int up;                 /* connected and answered the first questions */
-    int owed;               /* replies queued and not yet read */
-    sds err;                /* why it is not up */
-    int err_kind;
-    struct cview view;      /* its own CLUSTER NODES */
-    struct nodeinfo *me;    /* its own line in view, NULL when not up */
-    const struct nodeinfo *line; /* the seed's line for it */
-    long long keys;         /* DBSIZE */
-    long node_timeout;      /* cluster-node-timeout in ms, -1 when unknown */
-    char state[16];         /* cluster_state from CLUSTER INFO */
-};
-
-struct session {
-    struct rc *rc;
-    struct cview map;       /* the seed's CLUSTER NODES: who belongs to the cluster */
-    struct snode *nodes;
-    int n;
-    int seed;               /* index of the seed in nodes */
-    int dry;                /* actions print what they would send instead of sending */
-};
-
-static void sess_free(struct session *s) {
-    for (int i = 0; i < s->n; i++) {
-        rconn_free(&s->nodes[i].c);
-        sdsfree(s->nodes[i].err);
-        cview_free(&s->nodes[i].view);
-    }
-    free(s->nodes);
-    cview_free(&s->map);
-    memset(s, 0, sizeof *s);
-}
-
-/* Does ni own slot? */
-static int nodeinfo_owns(const struct nodeinfo *ni, int slot) {
-    for (int r = 0; r < ni->nranges; r++)
-        if (slot >= ni->ranges[r][0] && slot <= ni->ranges[r][1]) return 1;
-    return 0;
-}
-
-/* Role as the node says itself, or as the seed says when it cannot be asked. */
-static int snode_is_master(const struct snode *x) {
-    const struct nodeinfo *ni = x->me ? x->me : x->line;
-    return ni && (ni->flags & NF_MASTER) && !(ni->flags & NF_SLAVE);
-}
-
-/* The slots a node owns, as it says itself (the seed's line when it cannot be asked). */
-static const struct nodeinfo *snode_slots(const struct snode *x) { return x->me ? x->me : x->line; }
-
-static const char *snode_master_id(const struct snode *x) {
-    const struct nodeinfo *ni = x->me ? x->me : x->line;
-    return ni ? ni->master : "-";
-}
-
-static int snode_slot_count(const struct snode *x) {
-    const struct nodeinfo *ni = snode_slots(x);
-    return ni ? nodeinfo_slot_count(ni) : 0;
-}
-
-static void snode_fail(struct rc *rc, struct snode *x) {
-    sdsfree(x->err);
-    x->err = sdsdup(rc->err ? rc->err : "unknown failure");
-    x->err_kind = rc->err_kind;
-    x->up = 0;
-    rconn_close(&x->c);
-}
-
-/* Find a node by full id, unique id prefix (4+ characters) or ip:port. Returns its
- * index, -1 when none matches and -2 when the prefix is ambiguous. */
-static int sess_find(const struct session *s, const char *spec) {
-    int found = -1;
-    size_t len = strlen(spec);
-    for (int i = 0; i < s->n; i++) {
-        const struct snode *x = &s->nodes[i];
-        char ap[128];
-        snprintf(ap, sizeof ap, "%s:%d", x->ip, x->port);
-        if (strcasecmp(x->id, spec) == 0 || strcmp(ap, spec) == 0) return i;
-        if (len >= 4 && len < 40 && strncasecmp(x->id, spec, len) == 0) {
-            if (found >= 0) return -2;
-            found = i;
-        }
-    }
-    return found;
-}
-
-static int sess_index_of(const struct session *s, const char *id) {
-    for (int i = 0; i < s->n; i++) if (strcmp(s->nodes[i].id, id) == 0) return i;
-    return -1;
-}
-
-/* --- Queue and replies -------------------------------------------------- */
-
-/* Queue one command on x (or print it under --dry-run); its reply is owed. */
-static int sess_queue_argv(struct session *s, struct snode *x, int argc, const char **argv) {
-    if (s->dry) {
-        printf("would send to %s:%d:", x->ip, x->port);
-        for (int i = 0; i < argc; i++) printf(" %s", argv[i][0] ? argv[i] : "\"\"");
-        printf("\n");
-        return 0;
-    }
-    if (!x->up) return rc_fail_as(s->rc, RC_ERR_UNREACHABLE, "%s:%d is not reachable: %s", x->ip, x->port, x->err ? x->err : "?");
-    if (rconn_queue_argv(s->rc, &x->c, argc, argv) < 0) return -1;
-    x->owed++;
-    return 0;
-}
-
-static int sess_queue(struct session *s, struct snode *x, const char *arg0, ...) {
-    const char *argv[RCONN_MAX_ARGS];
-    va_list ap;
-    va_start(ap, arg0);
-    int argc = rconn_collect_args(argv, arg0, ap);
-    va_end(ap);
-    return sess_queue_argv(s, x, argc, argv);
-}
-
-/* Send what is queued on every node, so that they all work at once. */
-static int sess_flush_all(struct session *s) {
-    int64_t dl = rc_now_ms() + s->rc->io_timeout_ms;
-    for (int i = 0; i < s->n; i++) {
-        struct snode *x = &s->nodes[i];
-        if (x->up && x->c.wbuf && sdslen(x->c.wbuf) && rconn_flush(s->rc, &x->c, dl) < 0) {
-            snode_fail(s->rc, x);
-            return rc_wrap(s->rc, "%s:%d", x->ip, x->port);
-        }
-    }
-    return 0;
-}
-
-/* Read the next owed reply of x (an -ERR reply is a reply, not a failure); extra_ms
- * extends the deadline for slow commands such as MIGRATE. */
-static struct resp *sess_reply(struct session *s, struct snode *x, int extra_ms) {
-    if (x->owed <= 0) { rc_fail(s->rc, "%s:%d: no reply is owed", x->ip, x->port); return NULL; }
-    struct resp *r = rconn_read(s->rc, &x->c, rc_now_ms() + s->rc->io_timeout_ms + extra_ms);
-    if (!r) { snode_fail(s->rc, x); return NULL; }
-    x->owed--;
-    return r;
-}
-
-/* Read every reply x owes; the first -ERR becomes the failure (after all are read). */
-static int sess_drain(struct session *s, struct snode *x, const char *what) {
-    int ret = 0;
-    sds first = NULL;
-    while (x->owed > 0) {
-        struct resp *r = sess_reply(s, x, 0);
-        if (!r) { sdsfree(first); return rc_wrap(s->rc, "%s", what); }
-        if (r->type == RESP_ERROR && !first) first = sdsdup(r->str);
-        resp_free(r);
-    }
-    if (first) ret = rc_fail(s->rc, "%s:%d: %s: %s", x->ip, x->port, what, first);
-    sdsfree(first);
-    return ret;
-}
-
-/* Flush everything and read every owed reply on every node. */
-static int sess_drain_all(struct session *s, const char *what) {
-    if (s->dry) return 0;
-    int ret = sess_flush_all(s);
-    for (int i = 0; i < s->n; i++)
-        if (s->nodes[i].up && s->nodes[i].owed && sess_drain(s, &s->nodes[i], what) < 0) ret = -1;
-    return ret;
-}
-
-/* --- Opening a session ---------------------------------------------------- */
-
-/* The first questions every node answers: its view, its size, its timeout. */
-static int sess_probe_queue(struct session *s, struct snode *x) {
-    struct rc *rc = s->rc;
-    if (rconn_queue(rc, &x->c, "CLUSTER", "NODES", RESP_END) < 0 ||
-        rconn_queue(rc, &x->c, "DBSIZE", RESP_END) < 0 ||
-        rconn_queue(rc, &x->c, "CONFIG", "GET", "cluster-node-timeout", RESP_END) < 0 ||
-        rconn_queue(rc, &x->c, "CLUSTER", "INFO", RESP_END) < 0) return -1;
-    x->owed += 4;
-    return rconn_flush(rc, &x->c, rc_now_ms() + rc->io_timeout_ms);
-}
-
-static int sess_probe_read(struct session *s, struct snode *x) {
-    struct rc *rc = s->rc;
-    struct resp *r[4] = { 0 };
-    int ret = -1;
-    for (int k = 0; k < 4; k++)
-        if (!(r[k] = sess_reply(s, x, 0))) goto out;
-    /* A replica loading its first sync answers LOADING for a moment: it is up, its
-     * last view stays. */
-    if (r[0]->type == RESP_ERROR && strncmp(r[0]->str, "LOADING", 7) == 0 && x->me) {
-        snprintf(x->state, sizeof x->state, "loading");
-        ret = 0;
-        goto out;
-    }
-    if (r[0]->type == RESP_ERROR && strncmp(r[0]->str, "NOAUTH", 6) == 0) {
-        rc_fail_as(rc, RC_ERR_AUTH, "%s: %s (give the password with --password or --password-file)", x->c.name, r[0]->str);
-        goto out;
-    }
-    if (r[0]->type != RESP_BULK || r[1]->type != RESP_INTEGER) {
-        rc_fail_as(rc, RC_ERR_NOT_CLUSTER, "%s: CLUSTER NODES: %s", x->c.name, r[0]->type == RESP_ERROR ? r[0]->str : "unexpected reply");
-        goto out;
-    }
-    cview_free(&x->view);
-    if (cview_parse(r[0]->str, sdslen(r[0]->str), &x->view) < 0 || !(x->me = cview_myself(&x->view))) {
-        rc_fail(rc, "%s: cannot parse its CLUSTER NODES reply", x->c.name);
-        goto out;
-    }
-    x->keys = r[1]->integer;
-    x->node_timeout = -1;
-    long v;
-    if (r[2]->type == RESP_ARRAY && r[2]->n == 2 && r[2]->elem[1]->type == RESP_BULK &&
-        rc_parse_int(r[2]->elem[1]->str, 0, LONG_MAX, &v) == 0) x->node_timeout = v;
-    if (r[3]->type != RESP_BULK || info_field(r[3]->str, "cluster_state", x->state, sizeof x->state) < 0) snprintf(x->state, sizeof x->state, "?");
-    x->up = 1;
-    ret = 0;
-out:
-    for (int k = 0; k < 4; k++) resp_free(r[k]);
-    if (ret < 0) snode_fail(rc, x);
-    return ret;
-}
-
-/* Ask the seed who is in the cluster. cluster_enabled:0 and NOAUTH get their own kinds. */
-static int sess_read_map(struct session *s, struct rconn *c) {
-    struct rc *rc = s->rc;
-    struct resp *info = NULL, *nodes = NULL;
-    int ret = -1;
-    int64_t dl = rc_now_ms() + rc->io_timeout_ms;
-    if (rconn_queue(rc, c, "INFO", "cluster", RESP_END) < 0 || rconn_queue(rc, c, "CLUSTER", "NODES", RESP_END) < 0 ||
-        !(info = rconn_read(rc, c, dl)) || !(nodes = rconn_read(rc, c, dl))) goto out;
-    char buf[16];
-    if (info->type == RESP_ERROR && strncmp(info->str, "NOAUTH", 6) == 0)
-        rc_fail_as(rc, RC_ERR_AUTH, "%s: %s (give the password with --password or --password-file)", c->name, info->str);
-    else if (info->type != RESP_BULK)
-        rc_fail(rc, "%s: INFO cluster: %s", c->name, info->type == RESP_ERROR ? info->str : "unexpected reply");
-    else if (info_field(info->str, "cluster_enabled", buf, sizeof buf) < 0 || strcmp(buf, "1") != 0)
-        rc_fail_as(rc, RC_ERR_NOT_CLUSTER, "%s: cluster mode is disabled (cluster_enabled:0): not part of a cluster", c->name);
-    else if (nodes->type != RESP_BULK)
-        rc_fail(rc, "%s: CLUSTER NODES: %s", c->name, nodes->type == RESP_ERROR ? nodes->str : "unexpected reply");
-    else if (cview_parse(nodes->str, sdslen(nodes->str), &s->map) < 0 || !cview_myself(&s->map))
-        rc_fail(rc, "%s: cannot parse its CLUSTER NODES reply", c->name);
-    else ret = 0;
-out:
-    resp_free(info);
-    resp_free(nodes);
-    return ret;
-}
-
-/* Connect to the seed, learn the members from it, connect to each and ask every one
- * its view. Members that cannot be asked are kept with up = 0 and the reason. */
-static int sess_open(struct rc *rc, struct session *s, const struct addr *seed) {
-    memset(s, 0, sizeof *s);
-    s->rc = rc;
-    struct rconn c;
-    if (rconn_open(rc, &c, seed->ip, seed->port) < 0 || sess_read_map(s, &c) < 0) {
-        rconn_free(&c);
-        return -1;
-    }
-    if (!(s->nodes = calloc((size_t)s->map.n, sizeof *s->nodes))) { rconn_free(&c); return rc_fail_oom(rc); }
-    for (int i = 0; i < s->map.n; i++) {
-        const struct nodeinfo *ni = &s->map.nodes[i];
-        if (ni->flags & NF_HANDSHAKE) continue;
-        struct snode *x = &s->nodes[s->n];
-        x->c.fd = -1;
-        x->line = ni;
-        memcpy(x->id, ni->id, sizeof x->id);
-        snprintf(x->ip, sizeof x->ip, "%s", ni->ip[0] ? ni->ip : seed->ip);
-        x->port = ni->port;
-        x->bus = ni->bus;
-        snprintf(x->conn_ip, sizeof x->conn_ip, "%s", x->ip);
-        x->conn_port = x->port;
-        if (ni->flags & NF_MYSELF) {
-            s->seed = s->n;
-            snprintf(x->conn_ip, sizeof x->conn_ip, "%s", seed->ip);
-            x->conn_port = seed->port;
-            x->c = c;
-            c.name = NULL; c.fd = -1; c.rbuf = c.wbuf = NULL;
-            x->up = 1;
-        }
-        s->n++;
-    }
-    rconn_free(&c);
-    for (int i = 0; i < s->n; i++) {
-        struct snode *x = &s->nodes[i];
-        /* A noaddr node is a member nobody can reach (its address went to another node). */
-        if (!x->up && x->line && (x->line->flags & NF_NOADDR)) { rc_fail_as(rc, RC_ERR_UNREACHABLE, "no address known (noaddr)"); snode_fail(rc, x); continue; }
-        if (!x->up && rconn_open(rc, &x->c, x->conn_ip, x->conn_port) < 0) { snode_fail(rc, x); continue; }
-        x->up = 1;
-        if (sess_probe_queue(s, x) < 0) snode_fail(rc, x);
-    }
-    for (int i = 0; i < s->n; i++)
-        if (s->nodes[i].up) sess_probe_read(s, &s->nodes[i]);
-    struct snode *sx = &s->nodes[s->seed];
-    if (!sx->up) { rc_fail_kind_msg(rc, sx->err_kind, sdsdup(sx->err)); return -1; }
-    /* A node refusing our password is a wrong password, not a dead node. */
-    for (int i = 0; i < s->n; i++)
-        if (!s->nodes[i].up && s->nodes[i].err_kind == RC_ERR_AUTH)
-            return rc_fail_kind_msg(rc, RC_ERR_AUTH, sdsdup(s->nodes[i].err));
-    return 0;
-}
-
-/* Ask every reachable node for its view again (after a change). */
-static int sess_refresh(struct session *s) {
-    for (int i = 0; i < s->n; i++) {
-        struct snode *x = &s->nodes[i];
-        if (x->up && sess_probe_queue(s, x) < 0) snode_fail(s->rc, x);
-    }
-    for (int i = 0; i < s->n; i++)
-        if (s->nodes[i].up) sess_probe_read(s, &s->nodes[i]);
-    return 0;
-}
-
-/* owner[slot] = index of the master that says it owns slot (its own line); -1 none.
- * A slot two masters claim goes to the first; judge_multiple_owners reports it. */
-static void sess_owner_map(const struct session *s, int *owner) {
-    for (int k = 0; k < CLUSTER_SLOTS; k++) owner[k] = -1;
-    for (int i = 0; i < s->n; i++) {
-        const struct snode *x = &s->nodes[i];
-        const struct nodeinfo *ni = snode_slots(x);
-        if (!snode_is_master(x) || !ni) continue;
-        for (int r = 0; r < ni->nranges; r++)
-            for (int k = ni->ranges[r][0]; k <= ni->ranges[r][1]; k++)
-                if (owner[k] < 0) owner[k] = i;
-    }
-}
-
-static int sess_count_replicas(const struct session *s, const char *master_id) {
-    int c = 0;
-    for (int i = 0; i < s->n; i++)
-        if (!snode_is_master(&s->nodes[i]) && strcmp(snode_master_id(&s->nodes[i]), master_id) == 0) c++;
-    return c;
-}
-
-/* --- Judges: read views, return findings ------------------------------------ */
-
-enum finding_kind { FIND_UNREACHABLE = 1, FIND_STATE, FIND_FAILING, FIND_OPEN_SLOT, FIND_UNCOVERED,
-                    FIND_DISAGREE, FIND_MULTI_OWNER, FIND_TIMEOUT_MISMATCH };
-
-struct finding {
-    int kind;
-    int node;               /* index of the node it is about, -1 when none */
-    int slot;               /* -1 when none */
-    int warn;               /* a warning, not a health problem */
-    sds text;
-};
-
-struct findings {
-    struct finding *v;
-    int n;
-};
-
-static void findings_free(struct findings *f) {
-    for (int i = 0; i < f->n; i++) sdsfree(f->v[i].text);
-    free(f->v);
-    f->v = NULL;
-    f->n = 0;
-}
-
-__attribute__((format(printf, 6, 7)))
-static int findings_add(struct findings *f, int kind, int node, int slot, int warn, const char *fmt, ...) {
-    struct finding *grown = realloc(f->v, (size_t)(f->n + 1) * sizeof *grown);
-    if (!grown) return -1;
-    f->v = grown;
-    va_list ap;
-    va_start(ap, fmt);
-    sds t = rc_vcatprintf(sdsempty(), fmt, ap);
-    va_end(ap);
-    if (!t) return -1;
-    f->v[f->n++] = (struct finding){ kind, node, slot, warn, t };
-    return 0;
-}
-
-static int judge_reachable(const struct session *s, struct findings *f) {
-    for (int i = 0; i < s->n; i++) {
-        const struct snode *x = &s->nodes[i];
-        if (!x->up && findings_add(f, FIND_UNREACHABLE, i, -1, 0, "%s:%d unreachable: %s", x->ip, x->port, x->err ? x->err : "?") < 0) return -1;
-        if (x->up && strcmp(x->state, "ok") != 0 &&
-            findings_add(f, FIND_STATE, i, -1, 0, "%s:%d reports cluster_state:%s", x->ip, x->port, x->state) < 0) return -1;
-    }
-    return 0;
-}
-
-/* Every open slot each master reports in its own line. Valkey 8 replicates SETSLOT to
- * replicas, which then show their master's open slots: those are no extra problem, and
- * closing the slot on the master closes it on them. */
-static int judge_open_slots(const struct session *s, struct findings *f) {
-    for (int i = 0; i < s->n; i++) {
-        const struct snode *x = &s->nodes[i];
-        for (int k = 0; x->me && snode_is_master(x) && k < x->me->open_slots; k++) {
-            const struct nodeopen *o = &x->me->open[k];
-            int p = sess_index_of(s, o->peer);
-            char peer[128];
-            if (p >= 0) snprintf(peer, sizeof peer, "%s:%d", s->nodes[p].ip, s->nodes[p].port);
-            else snprintf(peer, sizeof peer, "unknown node %.40s", o->peer);
-            if (findings_add(f, FIND_OPEN_SLOT, i, o->slot, 0, "slot %d is open on %s:%d: %s %s", o->slot, x->ip, x->port,
-                             o->importing ? "importing from" : "migrating to", peer) < 0) return -1;
-        }
-    }
-    return 0;
-}
-
-static int judge_coverage(const struct session *s, struct findings *f) {
-    int *owner = malloc(CLUSTER_SLOTS * sizeof *owner);
-    if (!owner) return -1;
-    sess_owner_map(s, owner);
-    int ret = 0;
-    for (int k = 0; k < CLUSTER_SLOTS && ret == 0; k++) {
-        if (owner[k] >= 0) continue;
-        int e = k;
-        while (e + 1 < CLUSTER_SLOTS && owner[e + 1] < 0) e++;
-        ret = e == k ? findings_add(f, FIND_UNCOVERED, -1, k, 0, "slot %d is not covered by any master", k)
-                     : findings_add(f, FIND_UNCOVERED, -1, k, 0, "slots %d-%d are not covered by any master", k, e);
-        k = e;
-    }
-    free(owner);
-    return ret;
-}
-
-/* Slots two masters both claim in their own lines (redis-cli's multiple owners). */
-static int judge_multiple_owners(const struct session *s, struct findings *f) {
-    unsigned char *claims = calloc(CLUSTER_SLOTS, 1);
-    if (!claims) return -1;
-    for (int i = 0; i < s->n; i++) {
-        const struct snode *x = &s->nodes[i];
-        if (!x->me || !snode_is_master(x)) continue;
-        for (int r = 0; r < x->me->nranges; r++)
-            for (int k = x->me->ranges[r][0]; k <= x->me->ranges[r][1]; k++) if (claims[k] < 255) claims[k]++;
-    }
-    int ret = 0;
-    for (int k = 0; k < CLUSTER_SLOTS && ret == 0; k++)
-        if (claims[k] > 1) ret = findings_add(f, FIND_MULTI_OWNER, -1, k, 0, "slot %d is claimed by %d masters", k, claims[k]);
-    free(claims);
-    return ret;
-}
-
-/* Every reachable node sees the same slot map, and sees no node failing. */
-static int judge_agreement(const struct session *s, struct findings *f) {
-    sds sig0 = NULL;
-    int ret = 0;
-    for (int i = 0; i < s->n && ret == 0; i++) {
-        const struct snode *x = &s->nodes[i];
-        if (!x->up) continue;
-        for (int j = 0; j < x->view.n && ret == 0; j++) {
-            const struct nodeinfo *o = &x->view.nodes[j];
-            if (o->flags & (NF_FAIL | NF_PFAIL))
-                ret = findings_add(f, FIND_FAILING, i, -1, 0, "%s:%d sees %s:%d as %s", x->ip, x->port, o->ip, o->port,
-                                   (o->flags & NF_FAIL) ? "failed" : "possibly failed");
-        }
-        sds sig = cview_signature(&x->view);
-        if (!sig) { ret = -1; break; }
-        if (!sig0) { sig0 = sig; continue; }
-        if (strcmp(sig, sig0) != 0)
-            ret = findings_add(f, FIND_DISAGREE, i, -1, 0, "%s:%d does not agree with the other nodes about the slot map", x->ip, x->port);
-        sdsfree(sig);
-    }
-    sdsfree(sig0);
-    return ret;
-}
-
-/* Nodes of one cluster with different cluster-node-timeout values fail over unevenly. */
-static int judge_node_timeout(const struct session *s, struct findings *f) {
-    long first = -1;
-    int fi = -1;
-    for (int i = 0; i < s->n; i++) {
-        const struct snode *x = &s->nodes[i];
-        if (!x->up || x->node_timeout < 0) continue;
-        if (fi < 0) { first = x->node_timeout; fi = i; continue; }
-        if (x->node_timeout != first)
-            return findings_add(f, FIND_TIMEOUT_MISMATCH, i, -1, 1, "nodes disagree on cluster-node-timeout: %s:%d has %ld ms, %s:%d has %ld ms "
-                                "(rcluster set-timeout ADDR MS sets one value everywhere)", s->nodes[fi].ip, s->nodes[fi].port, first, x->ip, x->port, x->node_timeout);
-    }
-    return 0;
-}
-
-/* The judges a mutating command runs before it changes anything. */
-static int judge_all(const struct session *s, struct findings *f, int multi_owners) {
-    if (judge_reachable(s, f) < 0 || judge_open_slots(s, f) < 0 || judge_coverage(s, f) < 0 ||
-        judge_agreement(s, f) < 0 || judge_node_timeout(s, f) < 0) return -1;
-    if (multi_owners && judge_multiple_owners(s, f) < 0) return -1;
-    return 0;
-}
-
-/* --- Actions: queue commands, read nothing ------------------------------------ */
-
-static int act_setslot(struct session *s, struct snode *x, int slot, const char *how, const char *id) {
-    char num[16];
-    snprintf(num, sizeof num, "%d", slot);
-    if (!id) return sess_queue(s, x, "CLUSTER", "SETSLOT", num, how, RESP_END);
-    return sess_queue(s, x, "CLUSTER", "SETSLOT", num, how, id, RESP_END);
-}
-
-static int act_forget(struct session *s, struct snode *x, const char *id) {
-    return sess_queue(s, x, "CLUSTER", "FORGET", id, RESP_END);
-}
-
-static int act_replicate(struct session *s, struct snode *x, const char *master_id) {
-    return sess_queue(s, x, "CLUSTER", "REPLICATE", master_id, RESP_END);
-}
-
-static int act_reset(struct session *s, struct snode *x) {
-    return sess_queue(s, x, "CLUSTER", "RESET", "SOFT", RESP_END);
-}
-
-static int act_meet(struct session *s, struct snode *x, const char *ip, int port, int bus) {
-    char p[16], b[16];
-    snprintf(p, sizeof p, "%d", port);
-    snprintf(b, sizeof b, "%d", bus);
-    if (bus && bus != port + 10000) return sess_queue(s, x, "CLUSTER", "MEET", ip, p, b, RESP_END);
-    return sess_queue(s, x, "CLUSTER", "MEET", ip, p, RESP_END);
-}
-
-static int act_addslots(struct session *s, struct snode *x, int slot) {
-    char num[16];
-    snprintf(num, sizeof num, "%d", slot);
-    return sess_queue(s, x, "CLUSTER", "ADDSLOTS", num, RESP_END);
-}
-
-static sds resp_cat_bulk(sds out, const char *p, size_t len) {
-    out = rc_catprintf(out, "$%zu\r\n", len);
-    out = rc_catlen(out, p, len);
-    return rc_catlen(out, "\r\n", 2);
-}
-
-struct move_opts {
-    int batch;              /* keys per GETKEYSINSLOT / MIGRATE at first */
-    int batch_max;          /* a slot with many keys grows its batch up to this */
-    int timeout_ms;         /* MIGRATE's own timeout */
-    int replace;            /* MIGRATE ... REPLACE: overwrite keys the target already has */
-    int window;             /* slots in flight at once */
-};
-
-/* Queue MIGRATE of the keys in a GETKEYSINSLOT reply from src to dst, with AUTH/AUTH2
- * when we authenticate ourselves (the nodes of one cluster share the password). */
-static int act_migrate(struct session *s, struct snode *src, const struct snode *dst, const struct move_opts *o,
-                       const struct resp *keys) {
-    struct rc *rc = s->rc;
-    char port[16], tmo[16];
-    snprintf(port, sizeof port, "%d", dst->port);
-    snprintf(tmo, sizeof tmo, "%d", o->timeout_ms);
-    const char *head[12];
-    int nh = 0;
-    head[nh++] = "MIGRATE"; head[nh++] = dst->ip; head[nh++] = port; head[nh++] = ""; head[nh++] = "0"; head[nh++] = tmo;
-    if (o->replace) head[nh++] = "REPLACE";
-    if (rc->password && rc->user) { head[nh++] = "AUTH2"; head[nh++] = rc->user; head[nh++] = rc->password; }
-    else if (rc->password) { head[nh++] = "AUTH"; head[nh++] = rc->password; }
-    head[nh++] = "KEYS";
-    if (!src->c.wbuf && !(src->c.wbuf = sdsempty())) return rc_fail_oom(rc);
-    sds out = rc_catprintf(src->c.wbuf, "*%zu\r\n", (size_t)nh + keys->n);
-    for (int i = 0; i < nh; i++) out = resp_cat_bulk(out, head[i], strlen(head[i]));
-    for (size_t i = 0; i < keys->n; i++) out = resp_cat_bulk(out, keys->elem[i]->str, sdslen(keys->elem[i]->str));
-    src->c.wbuf = out;
-    if (!out) return rc_fail_oom(rc);
-    src->owed++;
-    return 0;
-}
-
-/* --- Moving slots with their keys --------------------------------------------- */
-
-/* One slot to move. Moves run in windows: every phase is queued for all the slots of
- * the window on all the nodes involved, then the replies are read, so a window costs
- * about five round trips whatever its size, and slots of different sources move at
- * the same time (each source runs its own MIGRATEs). */
-struct move {
-    int slot, src, dst;
-    int importing, migrating;  /* SETSLOT accepted on dst / src */
-    int touched;               /* a MIGRATE was sent: keys may be on both sides */
-    int batch;                 /* keys asked for next */
-    int done, failed;
-    struct resp *keys;         /* the next keys to migrate (GETKEYSINSLOT's answer) */
-    long long moved;
-};
-
-struct mover {
-    struct session *s;
-    const struct move_opts *o;
-    struct move *mv;
-    int n;
-    int slots_done;
-    long long keys_moved;
-    int64_t t0, last_report;
-    int tty;
-    sds first_error;           /* the first slot that failed, and why */
-    int64_t phase_ms[3];       /* time in open / migrate / close, for --verbose */
-};
-
-static void mover_fail_move(struct mover *m, struct move *mv, const char *why) {
-    mv->failed = 1;
-    if (!m->first_error) {
-        struct snode *src = &m->s->nodes[mv->src], *dst = &m->s->nodes[mv->dst];
-        m->first_error = rc_sprintf("slot %d (%s:%d -> %s:%d): %s", mv->slot, src->ip, src->port, dst->ip, dst->port, why);
-    }
-}
-
-static void mover_progress(struct mover *m, int final) {
-    struct rc *rc = m->s->rc;
-    int64_t now = rc_now_ms();
-    if (rc->quiet || (!final && now - m->last_report < (m->tty ? 200 : 3000))) return;
-    m->last_report = now;
-    double secs = (double)(now - m->t0) / 1000.0;
-    double rate = secs > 0 ? (double)m->keys_moved / secs : 0;
-    double eta = m->slots_done > 0 ? secs * (double)(m->n - m->slots_done) / m->slots_done : 0;
-    char line[256];
-    snprintf(line, sizeof line, "moved %d/%d slots (%d%%), %lld keys, %.0f keys/s, %s %.0f s", m->slots_done, m->n,
-             m->n ? m->slots_done * 100 / m->n : 100, m->keys_moved, rate, final ? "took" : "ETA", final ? secs : eta);
-    if (m->tty) fprintf(stderr, "\r\033[K%s%s", line, final ? "\n" : "");
-    else fprintf(stderr, ">>> %s\n", line);
-}
-
-/* Read one reply owed by node idx for a move; a dropped connection fails the run. */
-static struct resp *mover_reply(struct mover *m, int idx, int extra_ms) {
-    struct resp *r = sess_reply(m->s, &m->s->nodes[idx], extra_ms);
-    if (!r) rc_wrap(m->s->rc, "moving slots");
-    return r;
-}
-
-/* Keys in flight are held in memory (GETKEYSINSLOT's answers): at most this many per
- * round across the window, which keeps the peak RSS of a big move under 16 MB. */
-#define MOVER_KEY_BUDGET 48000
-
-/* Phase 1: target IMPORTING; phase 2: source MIGRATING plus the first keys. */
-static int mover_open(struct mover *m, struct move *w, int nw) {
-    struct session *s = m->s;
-    for (int i = 0; i < nw; i++)
-        if (act_setslot(s, &s->nodes[w[i].dst], w[i].slot, "IMPORTING", s->nodes[w[i].src].id) < 0) return -1;
-    if (sess_flush_all(s) < 0) return -1;
-    for (int i = 0; i < nw; i++) {
-        struct resp *r = mover_reply(m, w[i].dst, 0);
-        if (!r) return -1;
-        if (r->type == RESP_ERROR) mover_fail_move(m, &w[i], r->str);
-        else w[i].importing = 1;
-        resp_free(r);
-    }
-    char batch[16];
-    int first = m->o->batch < MOVER_KEY_BUDGET / nw ? m->o->batch : MOVER_KEY_BUDGET / nw;
-    snprintf(batch, sizeof batch, "%d", first > 10 ? first : 10);
-    for (int i = 0; i < nw; i++) {
-        if (w[i].failed) continue;
-        w[i].batch = m->o->batch;
-        char num[16];
-        snprintf(num, sizeof num, "%d", w[i].slot);
-        if (act_setslot(s, &s->nodes[w[i].src], w[i].slot, "MIGRATING", s->nodes[w[i].dst].id) < 0 ||
-            sess_queue(s, &s->nodes[w[i].src], "CLUSTER", "GETKEYSINSLOT", num, batch, RESP_END) < 0) return -1;
-    }
-    if (sess_flush_all(s) < 0) return -1;
-    for (int i = 0; i < nw; i++) {
-        if (w[i].failed) continue;
-        struct resp *r = mover_reply(m, w[i].src, 0), *k = r ? mover_reply(m, w[i].src, 0) : NULL;
-        if (!k) { resp_free(r); return -1; }
-        if (r->type == RESP_ERROR) mover_fail_move(m, &w[i], r->str);
-        else if (k->type != RESP_ARRAY) mover_fail_move(m, &w[i], k->type == RESP_ERROR ? k->str : "GETKEYSINSLOT: unexpected reply");
-        else { w[i].migrating = 1; w[i].keys = k; k = NULL; }
-        resp_free(r);
-        resp_free(k);
-    }
-    return 0;
-}
-
-/* Phase 3: MIGRATE the keys, each MIGRATE pipelined with the next GETKEYSINSLOT, until
- * every slot of the window is empty on its source. */
-static int mover_migrate(struct mover *m, struct move *w, int nw) {
-    struct session *s = m->s;
-    for (;;) {
-        int queued = 0, budget = MOVER_KEY_BUDGET;
-        int64_t t0 = rc_now_ms();
-        for (int i = 0; i < nw; i++) {
-            if (w[i].failed || !w[i].keys || w[i].keys->n == 0) continue;
-            char num[16], batch[16];
-            int b = w[i].batch < budget ? w[i].batch : budget;
-            budget -= b;
-            snprintf(num, sizeof num, "%d", w[i].slot);
-            snprintf(batch, sizeof batch, "%d", b > 10 ? b : 10);
-            w[i].touched = 1;
-            if (act_migrate(s, &s->nodes[w[i].src], &s->nodes[w[i].dst], m->o, w[i].keys) < 0 ||
-                sess_queue(s, &s->nodes[w[i].src], "CLUSTER", "GETKEYSINSLOT", num, batch, RESP_END) < 0) return -1;
-            queued++;
-        }
-        if (!queued) return 0;
-        if (sess_flush_all(s) < 0) return -1;
-        for (int i = 0; i < nw; i++) {
-            if (w[i].failed || !w[i].keys || w[i].keys->n == 0) continue;
-            struct resp *r = mover_reply(m, w[i].src, m->o->timeout_ms), *k = r ? mover_reply(m, w[i].src, 0) : NULL;
-            if (!k) { resp_free(r); return -1; }
-            if (r->type == RESP_ERROR) {
-                if (strncmp(r->str, "BUSYKEY", 7) == 0) {
-                    sds why = rc_sprintf("%s: a key of this slot already exists on the target; nothing was overwritten "
-                                         "(use --replace to overwrite it)", r->str);
-                    mover_fail_move(m, &w[i], why ? why : r->str);
-                    sdsfree(why);
-                } else mover_fail_move(m, &w[i], r->str);
-            } else {
-                long long n = (long long)w[i].keys->n;
-                w[i].moved += n;
-                m->keys_moved += n;
-            }
-            resp_free(w[i].keys);
-            w[i].keys = NULL;
-            if (!w[i].failed && k->type == RESP_ARRAY) { w[i].keys = k; k = NULL; }
-            else if (!w[i].failed) mover_fail_move(m, &w[i], k->type == RESP_ERROR ? k->str : "GETKEYSINSLOT: unexpected reply");
-            resp_free(r);
-            resp_free(k);
-        }
-        /* Big slots: fewer, larger MIGRATEs while each round stays quick. */
-        if (rc_now_ms() - t0 < 100)
-            for (int i = 0; i < nw; i++) if (w[i].batch < m->o->batch_max) w[i].batch = w[i].batch * 2 < m->o->batch_max ? w[i].batch * 2 : m->o->batch_max;
-    }
-}
-
-/* Phases 4 and 5: the target takes the slot first (it bumps its epoch), then the
- * source and every other master learn it at once. */
-static int mover_close(struct mover *m, struct move *w, int nw) {
-    struct session *s = m->s;
-    for (int i = 0; i < nw; i++)
-        if (!w[i].failed && act_setslot(s, &s->nodes[w[i].dst], w[i].slot, "NODE", s->nodes[w[i].dst].id) < 0) return -1;
-    if (sess_flush_all(s) < 0) return -1;
-    for (int i = 0; i < nw; i++) {
-        if (w[i].failed) continue;
-        struct resp *r = mover_reply(m, w[i].dst, 0);
-        if (!r) return -1;
-        if (r->type == RESP_ERROR) mover_fail_move(m, &w[i], r->str);
-        resp_free(r);
-    }
-    for (int i = 0; i < nw; i++) {
-        if (w[i].failed) continue;
-        for (int j = 0; j < s->n; j++)
-            if ((j == w[i].src || (j != w[i].dst && s->nodes[j].up && snode_is_master(&s->nodes[j]))) &&
-                act_setslot(s, &s->nodes[j], w[i].slot, "NODE", s->nodes[w[i].dst].id) < 0) return -1;
-    }
-    if (sess_flush_all(s) < 0) return -1;
-    for (int i = 0; i < nw; i++) {
-        if (w[i].failed) continue;
-        for (int j = 0; j < s->n; j++) {
-            if (!(j == w[i].src || (j != w[i].dst && s->nodes[j].up && snode_is_master(&s->nodes[j])))) continue;
-            struct resp *r = mover_reply(m, j, 0);
-            if (!r) return -1;
-            /* The target owns the slot now, with a newer epoch, and gossip tells the
-             * others. A source that heard it first may have lost its last slot and become
-             * a replica (Redis 7), which refuses SETSLOT: that is no failure, and the
-             * settle wait after the moves catches a slot that really stayed open. */
-            if (r->type == RESP_ERROR && s->rc->verbose) rc_warn(s->rc, "%s:%d: SETSLOT %d NODE: %s", s->nodes[j].ip, s->nodes[j].port, w[i].slot, r->str);
-            resp_free(r);
-        }
-        if (!w[i].failed) { w[i].done = 1; m->slots_done++; }
-    }
-    return 0;
-}
-
-/* A slot that failed before any key moved is closed again (SETSLOT STABLE on both
- * sides); one that moved keys stays open for `rcluster fix`, which finishes it. */
-static void mover_undo_failed(struct mover *m, struct move *w, int nw) {
-    struct session *s = m->s;
-    int queued = 0;
-    for (int i = 0; i < nw; i++) {
-        if (!w[i].failed || w[i].touched) continue;
-        if (w[i].importing && act_setslot(s, &s->nodes[w[i].dst], w[i].slot, "STABLE", NULL) == 0) queued++;
-        if (w[i].migrating && act_setslot(s, &s->nodes[w[i].src], w[i].slot, "STABLE", NULL) == 0) queued++;
-    }
-    if (queued) sess_drain_all(s, "CLUSTER SETSLOT STABLE");
-}
-
-static int mover_window(struct mover *m, struct move *w, int nw) {
-    int64_t t0 = rc_now_ms();
-    int r = mover_open(m, w, nw);
-    int64_t t1 = rc_now_ms();
-    if (r == 0) r = mover_migrate(m, w, nw);
-    int64_t t2 = rc_now_ms();
-    if (r == 0) r = mover_close(m, w, nw);
-    m->phase_ms[0] += t1 - t0;
-    m->phase_ms[1] += t2 - t1;
-    m->phase_ms[2] += rc_now_ms() - t2;
-    for (int i = 0; i < nw; i++) { resp_free(w[i].keys); w[i].keys = NULL; }
-    if (r == 0) mover_undo_failed(m, w, nw);
-    return r;
-}
-
-/* Move every slot in mv. SIGINT/SIGTERM are held while a window is in flight, so an
- * interrupt finishes the slots already started and leaves none open. */
-static int mover_run(struct session *s, struct move *mv, int n, const struct move_opts *o, long long *keys_moved, int *slots_done) {
-    struct rc *rc = s->rc;
-    struct mover m = { s, o, mv, n, 0, 0, rc_now_ms(), 0, isatty(STDERR_FILENO), NULL, { 0, 0, 0 } };
-    sigset_t hold, old;
-    sigemptyset(&hold);
-    sigaddset(&hold, SIGINT);
-    sigaddset(&hold, SIGTERM);
-    int ret = 0;
-    for (int i = 0; i < n && ret == 0; ) {
-        if (rc_interrupted()) { ret = rc_fail_as(rc, RC_ERR_INTERRUPTED, "interrupted: moved %d of %d slots; no slot was left open", m.slots_done, n); break; }
-        int nw = n - i < o->window ? n - i : o->window;
-        sigprocmask(SIG_BLOCK, &hold, &old);
-        ret = mover_window(&m, mv + i, nw);
-        sigprocmask(SIG_SETMASK, &old, NULL);
-        i += nw;
-        mover_progress(&m, 0);
-        if (ret == 0 && m.first_error) break;
-    }
-    mover_progress(&m, 1);
-    if (rc->verbose)
-        rc_progress(rc, "time in SETSLOT IMPORTING/MIGRATING %lld ms, MIGRATE %lld ms, SETSLOT NODE %lld ms",
-                    (long long)m.phase_ms[0], (long long)m.phase_ms[1], (long long)m.phase_ms[2]);
-    if (ret < 0) rc_wrap(rc, "after %d of %d slots moved (slots left open are closed by `rcluster fix`)", m.slots_done, n);
-    else if (m.first_error) ret = rc_fail(rc, "%s (moved %d of %d slots; a slot left open is closed by `rcluster fix`)", m.first_error, m.slots_done, n);
-    sdsfree(m.first_error);
-    *keys_moved = m.keys_moved;
-    *slots_done = m.slots_done;
-    return ret;
 }
 
 /* ====================================================================== */
