@@ -2511,11 +2511,12 @@ static void parse_version(const char *v, int *major, int *minor) {
 /* 7. Cluster session: every node of a running cluster; judges; actions    */
 /* ====================================================================== */
 
-/* Day-2 commands work on a cluster that already runs. A session holds one connection
- * per node reached from one seed (the seed's CLUSTER NODES lists them), each with the
- * number of replies still owed to it, and that node's own view. Judges only read views
- * and return findings; actions only queue commands. The commands in 7b are built from
- * these three parts and never read struct rc fields to learn their arguments. */
+/* Every command that talks to cluster nodes works through a session: one connection
+ * per node — reached from one seed whose CLUSTER NODES lists them (check, the day-2
+ * commands), or given by address (create) — each with the number of replies still owed
+ * to it, and that node's own view. Judges only read views and return findings; actions
+ * only queue commands. check, create (7a) and the commands in 7b are built from these
+ * three parts and never read struct rc fields to learn their arguments. */
 
 struct snode {
     char id[41];
@@ -3161,12 +3162,6 @@ static int act_meet(struct session *s, struct snode *x, const char *ip, int port
     snprintf(b, sizeof b, "%d", bus);
     if (bus && bus != port + 10000) return sess_queue(s, x, "CLUSTER", "MEET", ip, p, b, RESP_END);
     return sess_queue(s, x, "CLUSTER", "MEET", ip, p, RESP_END);
-}
-
-static int act_addslots(struct session *s, struct snode *x, int slot) {
-    char num[16];
-    snprintf(num, sizeof num, "%d", slot);
-    return sess_queue(s, x, "CLUSTER", "ADDSLOTS", num, RESP_END);
 }
 
 /* Slots lo-hi in one command: ADDSLOTSRANGE from Redis 7 on, else ADDSLOTS with each
@@ -5358,7 +5353,7 @@ static int fix_apply(struct session *s, const struct fix_plan *p, const struct d
         const struct fix_item *it = &p->v[i];
         int r = 0;
         if (it->action == FIX_ROLLBACK || it->action == FIX_CLOSE) r = fix_queue_stable(s, it->slot);
-        else if (it->action == FIX_ASSIGN) r = act_addslots(s, &s->nodes[it->owner], it->slot);
+        else if (it->action == FIX_ASSIGN) r = act_addslots_range(s, &s->nodes[it->owner], it->slot, it->slot);
         else if (it->action == FIX_DROP_CLAIMS) {
             char num[16];
             snprintf(num, sizeof num, "%d", it->slot);
