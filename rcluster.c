@@ -12,8 +12,8 @@
  *  6. Cluster model (nodes, slots,         GET  /vX/containers/{id}/json, /{id}/logs
  *                                          HEAD /vX/containers/{id}/archive?path= (which server binary)
  *     CLUSTER NODES parsing, layout)       GET  /vX/images/{name}/json
- *  7. Cluster engine (preflight, apply,    POST /vX/images/create?fromImage= | ?fromSrc=-&repo=NAME:TAG
- *     wait, diagnose, check)               POST /vX/images/load
+ *  7. Cluster session (every node of a     POST /vX/images/create?fromImage= | ?fromSrc=-&repo=NAME:TAG
+ *     cluster), judges, actions, mover     POST /vX/images/load
  *                                          (images/{name}/json: Config.Entrypoint/Cmd/Env say
  *                                          whether an image runs redis-server or valkey-server)
  *                                        Swarm (--swarm, on a manager; section 9b):
@@ -27,9 +27,9 @@
  *                                          GET  /vX/secrets?filters=, POST /secrets/create,
  *                                            DELETE /secrets/{id}
  *                                          GET  /vX/volumes?filters=, DELETE /volumes/{name}
- * 7a. Cluster session (every node of a     Redis (RESP2 over TCP):
- *     running cluster), judges, actions,   AUTH, PING, INFO, DBSIZE, CONFIG GET/SET/REWRITE,
- *     slot mover                           CLUSTER INFO|NODES|SLOTS|MYID|MEET|ADDSLOTS|
+ * 7a. Formation (create on the session:   Redis (RESP2 over TCP):
+ *     policy, poll/judge/act) and check    AUTH, PING, INFO, DBSIZE, CONFIG GET/SET/REWRITE,
+ *                                          CLUSTER INFO|NODES|SLOTS|MYID|MEET|ADDSLOTS|
  * 7b. Day-2 commands: info, call,          ADDSLOTSRANGE|SET-CONFIG-EPOCH|REPLICATE|
  *     add-node, del-node, reshard,         SETSLOT (IMPORTING|MIGRATING|NODE|STABLE)|
  *     rebalance, fix, set-timeout          GETKEYSINSLOT|COUNTKEYSINSLOT|FORGET|RESET|
@@ -1979,15 +1979,20 @@ static sds rconn_call_str(struct rc *rc, struct rconn *c, const char *what, cons
     return s;
 }
 
-/* Connect and authenticate. `host` must be printable; the password never is. c->name
+/* Connect, without AUTH. `host` must be printable; the password never is. c->name
  * stays set even on failure (callers name the node in messages): rconn_free() c either way. */
-static int rconn_open(struct rc *rc, struct rconn *c, const char *host, int port) {
+static int rconn_connect(struct rc *rc, struct rconn *c, const char *host, int port, int timeout_ms) {
     memset(c, 0, sizeof *c);
     c->fd = -1;
     c->name = rc_sprintf(strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
     if (!c->name) return rc_fail_oom(rc);
-    c->fd = net_connect_tcp(rc, host, port, rc->io_timeout_ms);
-    if (c->fd < 0) return -1;
+    c->fd = net_connect_tcp(rc, host, port, timeout_ms);
+    return c->fd < 0 ? -1 : 0;
+}
+
+/* Connect and authenticate with the --user/--password of the command. */
+static int rconn_open(struct rc *rc, struct rconn *c, const char *host, int port) {
+    if (rconn_connect(rc, c, host, port, rc->io_timeout_ms) < 0) return -1;
     if (!rc->password) return 0;
     int r = rc->user ? rconn_queue(rc, c, "AUTH", rc->user, rc->password, RESP_END)
                      : rconn_queue(rc, c, "AUTH", rc->password, RESP_END);
@@ -2466,124 +2471,7 @@ static int cluster_plan_layout(int n, const char *const *hosts, int replicas, in
     return m;
 }
 
-/* ====================================================================== */
-/* 7. Cluster engine: preflight, plan, apply, wait, diagnose, check         */
-/* ====================================================================== */
-
-/* While forming, Redis' own delays dominate: a master keeps cluster_state:fail for its
- * rejoin delay, min(max(cluster-node-timeout, 500 ms), 5 s), and a master delays a
- * diskless full sync by repl-diskless-sync-delay. We lower both on the still-empty
- * nodes and put the original values back on every exit path. */
-/* Formation adapts to what the hosts can take: it starts with the fastest settings
- * (level 0) and, when the nodes show strain — a node sees a peer as possibly failed, or
- * a poll round takes too long — backs off a level: a longer cluster-node-timeout and the
- * original hz (hz 100 costs CPU on every node, which a host with many nodes and few
- * cores lacks), then no more MEET waves; after ENGINE_CALM_MS without strain it speeds
- * up a level again, but not back to a level that showed strain twice. A NULL value at a level means the node's original value. Replicas
- * never fail over while forming (cluster-replica-no-failover yes), whatever the level,
- * so strain costs time, never the layout. */
-#define ENGINE_LEVELS 3
-static const struct { const char *name, *value[ENGINE_LEVELS]; int replicas_only; } engine_tunables[] = {
-    { "cluster-node-timeout", { "500", "2000", "5000" }, 0 },
-    { "repl-diskless-sync-delay", { "0", "0", "0" }, 0 },
-    { "hz", { "100", NULL, NULL }, 0 },
-    { "repl-diskless-sync", { "no", "no", "no" }, 0 },
-    { "cluster-replica-no-failover", { "yes", "yes", "yes" }, 1 },
-};
-#define ENGINE_TUNABLES ((int)(sizeof engine_tunables / sizeof engine_tunables[0]))
-#define ENGINE_SMALL_CLUSTER     24     /* one MEET wave; polled without extra pause */
-#define ENGINE_WAVE              24     /* nodes that MEET every other node per wave */
-#define ENGINE_WAVE_MS           100    /* between MEET waves, when not strained */
-#define ENGINE_STRAIN_ROUND_MS   400    /* a poll round slower than this + 4 ms a node is strain */
-#define ENGINE_CALM_MS           3000   /* no strain for this long: speed up a level */
-#define ENGINE_SETTLE_MS         1000   /* after a level change, strain it left is not new */
-#define ENGINE_POLL_MS           20
-#define ENGINE_REMEET_MS         400
-#define ENGINE_DOWN_GRACE_MS     1500
-
-struct engine_addr { sds host; int port; };
-
-struct enode {
-    struct addr a;          /* as given by the user */
-    struct rconn c;
-    char id[41];
-    char meet_ip[64];       /* what other nodes MEET: the announced address if any */
-    int meet_port, meet_bus;
-    int major, minor;       /* from redis_version, which Valkey keeps Redis-compatible */
-    char server[64];        /* "Valkey 8.0.1", "Redis 7.0.15" (info_server_desc) */
-    int master_of;          /* -1 for a master, else index of its master */
-    int slot_lo, slot_hi;   /* masters only */
-    sds orig[8];            /* engine_tunables values to restore; NULL = not changed */
-    const char *tuned[8];   /* the values set while forming */
-    int sees_failing;       /* its last view flags a planned peer PFAIL/FAIL (strain) */
-    int changed;            /* apply has modified this node */
-    int replicated;         /* CLUSTER REPLICATE sent (and not refused) */
-    int replicate_owed;     /* its reply is still to be read */
-    int state_ok;           /* its last CLUSTER INFO said cluster_state:ok */
-    int64_t last_nudge;     /* masters: last replication nudge (see engine_nudge_master) */
-    int acks;               /* replies to discard (MEET, CONFIG SET, SET/DEL) queued before a REPLICATE */
-    int acks_after;         /* the same, queued after the REPLICATE whose reply is owed */
-    int healthy;
-    int64_t last_meet, down_since;
-    sds why;                /* what this node still lacks, for the diagnosis */
-    struct cview view;      /* its latest CLUSTER NODES */
-};
-
-struct engine {
-    struct rc *rc;
-    struct enode *nodes;
-    int n, replicas, m;
-    int *masters;           /* master indexes in slot order */
-    sds plan_sig;           /* expected slot map signature */
-    sds abandon_note;       /* what a second Ctrl-C leaves behind (see rc_on_signal) */
-    int level;              /* formation speed level (see engine_tunables) */
-    int floor;              /* lowest level it may speed up to again */
-    int strained[ENGINE_LEVELS];  /* how often each level showed strain */
-    int meet_next;          /* first node whose MEET wave is still to be sent */
-    int64_t last_wave, last_strain, level_since;
-};
-
-static void engine_free(struct engine *e) {
-    for (int i = 0; i < e->n; i++) {
-        struct enode *x = &e->nodes[i];
-        rconn_free(&x->c);
-        for (int k = 0; k < ENGINE_TUNABLES; k++) sdsfree(x->orig[k]);
-        sdsfree(x->why);
-        cview_free(&x->view);
-    }
-    free(e->nodes);
-    free(e->masters);
-    sdsfree(e->plan_sig);
-    rc_set_abandon_note(NULL);
-    sdsfree(e->abandon_note);
-    memset(e, 0, sizeof *e);
-}
-
-/* Reconnect (dropping replies still owed to us) so a node can be asked again. */
-static int engine_reconnect(struct engine *e, struct enode *x) {
-    rconn_free(&x->c);
-    x->acks = x->acks_after = 0;
-    if (x->replicate_owed) x->replicated = 0; /* unknown outcome: it is safe to repeat */
-    x->replicate_owed = 0;
-    return rconn_open(e->rc, &x->c, x->a.ip, x->a.port);
-}
-
-/* Replies to discard are read in the order they were queued: before or after the one
- * REPLICATE whose reply is read for its meaning. */
-static void engine_owe_acks(struct enode *x, int n) {
-    if (x->replicate_owed) x->acks_after += n;
-    else x->acks += n;
-}
-
-static void enode_set_why(struct enode *x, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    sds s = rc_vcatprintf(sdsempty(), fmt, ap);
-    va_end(ap);
-    if (s) { sdsfree(x->why); x->why = s; }
-}
-
-/* --- Slot map signatures: "slot:owner-id," at every change of owner. --- */
+/* Slot map signatures: "slot:owner-id," at every change of owner. */
 static sds slotmap_signature(const char **owner) {
     sds s = sdsempty();
     const char *prev = NULL;
@@ -2609,36 +2497,6 @@ static sds cview_signature(const struct cview *v) {
     return sig;
 }
 
-static sds engine_plan_signature(struct engine *e) {
-    const char **owner = calloc(CLUSTER_SLOTS, sizeof *owner);
-    if (!owner) return NULL;
-    for (int k = 0; k < e->m; k++) {
-        struct enode *x = &e->nodes[e->masters[k]];
-        for (int s = x->slot_lo; s <= x->slot_hi; s++) owner[s] = x->id;
-    }
-    sds sig = slotmap_signature(owner);
-    free(owner);
-    return sig;
-}
-
-/* --- Preflight --------------------------------------------------------- */
-
-static int engine_check_duplicates(struct rc *rc, struct addr *a, int n) {
-    for (int i = 0; i < n; i++)
-        for (int j = 0; j < i; j++)
-            if (strcmp(a[i].ip, a[j].ip) == 0 && a[i].port == a[j].port)
-                return rc_fail(rc, "node %s:%d is listed twice (as '%s:%d' and '%s:%d')",
-                               a[i].ip, a[i].port, a[j].host, a[j].port, a[i].host, a[i].port);
-    return 0;
-}
-
-static int engine_check_count(struct rc *rc, int n, int replicas) {
-    int need = 3 * (replicas + 1);
-    if (n < need)
-        return rc_fail(rc, "3 masters with %d replicas each need at least %d nodes, got %d", replicas, need, n);
-    return 0;
-}
-
 /* "7.0.15" -> 7, 0; anything unparsable counts as 0.0 (the oldest behaviour). */
 static void parse_version(const char *v, int *major, int *minor) {
     char *end;
@@ -2649,1134 +2507,16 @@ static void parse_version(const char *v, int *major, int *minor) {
     *minor = (int)mi;
 }
 
-/* Queue the preflight questions on every node first, then read the answers, so a
- * hundred nodes cost about one round trip. */
-static int engine_preflight_queue(struct engine *e, struct enode *x) {
-    struct rc *rc = e->rc;
-    if (rconn_queue(rc, &x->c, "INFO", "server", RESP_END) < 0 ||
-        rconn_queue(rc, &x->c, "INFO", "cluster", RESP_END) < 0 ||
-        rconn_queue(rc, &x->c, "DBSIZE", RESP_END) < 0 ||
-        rconn_queue(rc, &x->c, "CLUSTER", "NODES", RESP_END) < 0) return -1;
-    for (int k = 0; k < ENGINE_TUNABLES; k++)
-        if (rconn_queue(rc, &x->c, "CONFIG", "GET", engine_tunables[k].name, RESP_END) < 0) return -1;
-    return rconn_flush(rc, &x->c, rc_now_ms() + rc->io_timeout_ms);
-}
-
-/* CONFIG GET answers [name, value]; an error (CONFIG renamed away) leaves *out NULL. */
-static void engine_take_config(struct resp *r, sds *out) {
-    *out = NULL;
-    if (r && r->type == RESP_ARRAY && r->n == 2 && r->elem[1]->type == RESP_BULK) {
-        *out = r->elem[1]->str;
-        r->elem[1]->str = NULL;
-    }
-}
-
-static int engine_preflight_read(struct engine *e, struct enode *x) {
-    struct rc *rc = e->rc;
-    struct resp *r[4 + ENGINE_TUNABLES] = { 0 };
-    int nr = 4 + ENGINE_TUNABLES;
-    int64_t dl = rc_now_ms() + rc->io_timeout_ms;
-    int ret = -1;
-    for (int i = 0; i < nr; i++)
-        if (!(r[i] = rconn_read(rc, &x->c, dl))) goto out;
-    for (int i = 0; i < 4; i++) {
-        if (r[i]->type == RESP_ERROR) {
-            if (strncmp(r[i]->str, "NOAUTH", 6) == 0)
-                rc_fail(rc, "%s: %s (give the password with --password or --password-file)", x->c.name, r[i]->str);
-            else if (i == 3 && strstr(r[i]->str, "cluster support disabled"))
-                rc_fail(rc, "%s: cluster mode is disabled (cluster_enabled:0); start it with cluster-enabled yes", x->c.name);
-            else
-                rc_fail(rc, "%s: %s: %s", x->c.name, i < 2 ? "INFO" : i == 2 ? "DBSIZE" : "CLUSTER NODES", r[i]->str);
-            goto out;
-        }
-    }
-    if (r[0]->type != RESP_BULK || r[1]->type != RESP_BULK || r[2]->type != RESP_INTEGER || r[3]->type != RESP_BULK) {
-        rc_fail(rc, "%s: unexpected reply types to INFO/DBSIZE/CLUSTER NODES (is this a Redis node?)", x->c.name);
-        goto out;
-    }
-    char buf[64];
-    if (info_field(r[1]->str, "cluster_enabled", buf, sizeof buf) < 0 || strcmp(buf, "1") != 0) {
-        rc_fail(rc, "%s: cluster mode is disabled (cluster_enabled:0); start it with cluster-enabled yes", x->c.name);
-        goto out;
-    }
-    if (info_field(r[0]->str, "redis_version", buf, sizeof buf) == 0) parse_version(buf, &x->major, &x->minor);
-    info_server_desc(r[0]->str, x->server, sizeof x->server);
-    if (r[2]->integer != 0) {
-        rc_fail(rc, "%s: node is not empty (%lld keys); only empty nodes can form a new cluster", x->c.name, r[2]->integer);
-        goto out;
-    }
-    cview_free(&x->view);
-    if (cview_parse(r[3]->str, sdslen(r[3]->str), &x->view) < 0) {
-        rc_fail(rc, "%s: cannot parse its CLUSTER NODES reply", x->c.name);
-        goto out;
-    }
-    struct nodeinfo *me = cview_myself(&x->view);
-    if (!me) { rc_fail(rc, "%s: CLUSTER NODES has no 'myself' line", x->c.name); goto out; }
-    if (x->view.n > 1) {
-        rc_fail(rc, "%s: node already knows %d other nodes (it is part of a cluster; CLUSTER RESET it first)", x->c.name, x->view.n - 1);
-        goto out;
-    }
-    if (me->nranges > 0) {
-        rc_fail(rc, "%s: node already has %d slots assigned", x->c.name, nodeinfo_slot_count(me));
-        goto out;
-    }
-    memcpy(x->id, me->id, sizeof x->id);
-    /* A node started with cluster-announce-ip shows that address in its own line; MEET
-     * must use it, because inside Docker the published address means nothing. */
-    if (me->ip[0] && me->port) {
-        snprintf(x->meet_ip, sizeof x->meet_ip, "%s", me->ip);
-        x->meet_port = me->port;
-        x->meet_bus = me->bus ? me->bus : me->port + 10000;
-    } else {
-        snprintf(x->meet_ip, sizeof x->meet_ip, "%s", x->a.ip);
-        x->meet_port = x->a.port;
-        x->meet_bus = addr_bus(&x->a);
-    }
-    for (int k = 0; k < ENGINE_TUNABLES; k++) engine_take_config(r[4 + k], &x->orig[k]);
-    ret = 0;
-out:
-    for (int i = 0; i < nr; i++) resp_free(r[i]);
-    return ret;
-}
-
-static int engine_connect_all(struct engine *e) {
-    for (int i = 0; i < e->n; i++) {
-        struct enode *x = &e->nodes[i];
-        if (rconn_open(e->rc, &x->c, x->a.ip, x->a.port) < 0) return -1;
-    }
-    return 0;
-}
-
-static int engine_preflight(struct engine *e) {
-    struct rc *rc = e->rc;
-    if (engine_connect_all(e) < 0) return -1;
-    for (int i = 0; i < e->n; i++)
-        if (engine_preflight_queue(e, &e->nodes[i]) < 0) return -1;
-    for (int i = 0; i < e->n; i++)
-        if (engine_preflight_read(e, &e->nodes[i]) < 0) return -1;
-    for (int i = 0; i < e->n; i++)
-        for (int j = 0; j < i; j++)
-            if (strcmp(e->nodes[i].id, e->nodes[j].id) == 0)
-                return rc_fail(rc, "%s and %s are the same node (id %.8s)", e->nodes[j].c.name, e->nodes[i].c.name, e->nodes[i].id);
-    return 0;
-}
-
-/* --- Plan --------------------------------------------------------------- */
-
-static int engine_plan(struct engine *e) {
-    if (e->n <= 0) return rc_fail(e->rc, "no nodes to plan");
-    const char **hosts = malloc((size_t)e->n * sizeof *hosts);
-    int *master_of = malloc((size_t)e->n * sizeof *master_of);
-    e->masters = malloc((size_t)e->n * sizeof *e->masters);
-    int *lo = malloc((size_t)e->n * sizeof *lo), *hi = malloc((size_t)e->n * sizeof *hi);
-    int ret = -1;
-    if (!hosts || !master_of || !e->masters || !lo || !hi) { rc_fail_oom(e->rc); goto out; }
-    for (int i = 0; i < e->n; i++) hosts[i] = e->nodes[i].a.ip;
-    e->m = cluster_plan_layout(e->n, hosts, e->replicas, master_of, e->masters);
-    if (e->m < 0) { rc_fail(e->rc, "cannot lay out %d nodes with %d replica(s) per master", e->n, e->replicas); goto out; }
-    cluster_split_slots(e->m, lo, hi);
-    for (int i = 0; i < e->n; i++) e->nodes[i].master_of = master_of[i];
-    for (int k = 0; k < e->m; k++) {
-        e->nodes[e->masters[k]].slot_lo = lo[k];
-        e->nodes[e->masters[k]].slot_hi = hi[k];
-    }
-    if (!(e->plan_sig = engine_plan_signature(e))) { rc_fail_oom(e->rc); goto out; }
-    ret = 0;
-out:
-    free(hosts); free(master_of); free(lo); free(hi);
-    return ret;
-}
-
-/* What the nodes run, for the plan: "Valkey 8.0.1". NULL on OOM. */
-static sds engine_servers(struct engine *e) {
-    const char **desc = calloc((size_t)e->n, sizeof *desc);
-    if (!desc) return NULL;
-    for (int i = 0; i < e->n; i++) desc[i] = e->nodes[i].server;
-    sds s = info_servers_summary(desc, e->n);
-    free(desc);
-    return s;
-}
-
-static void engine_print_plan(struct engine *e) {
-    struct rc *rc = e->rc;
-    sds servers = engine_servers(e);
-    rc_progress(rc, "Plan: %d masters, %d nodes, %d replica(s) per master, %s", e->m, e->n, e->replicas,
-                servers ? servers : "server unknown");
-    sdsfree(servers);
-    for (int k = 0; k < e->m; k++) {
-        struct enode *x = &e->nodes[e->masters[k]];
-        rc_progress(rc, "  master %-22s slots %d-%d (%d)", x->c.name, x->slot_lo, x->slot_hi, x->slot_hi - x->slot_lo + 1);
-        for (int i = 0; i < e->n; i++)
-            if (e->nodes[i].master_of == e->masters[k])
-                rc_progress(rc, "    replica %s", e->nodes[i].c.name);
-    }
-}
-
-/* --- Apply ---------------------------------------------------------------- */
-
-/* The value tunable k has at `level` on node x: NULL at that level means its original. */
-static const char *engine_tunable_value(const struct enode *x, int k, int level) {
-    const char *v = engine_tunables[k].value[level];
-    return v ? v : x->orig[k];
-}
-
-/* Queue CONFIG SET of every tunable whose value at `level` differs from what node x has
- * now; returns the number of replies queued, or -1. */
-static int engine_queue_level(struct engine *e, struct enode *x, int level) {
-    int queued = 0;
-    for (int k = 0; k < ENGINE_TUNABLES; k++) {
-        const char *v = x->orig[k] ? engine_tunable_value(x, k, level) : NULL;
-        if (!v || (x->tuned[k] && !strcmp(x->tuned[k], v))) continue;
-        if (rconn_queue(e->rc, &x->c, "CONFIG", "SET", engine_tunables[k].name, v, RESP_END) < 0) return -1;
-        x->tuned[k] = v;
-        queued++;
-    }
-    return queued;
-}
-
-/* "cluster-node-timeout 5000 -> 500, ..." for node x between its originals and level. */
-static sds engine_describe_level(const struct enode *x, int level) {
-    sds what = sdsempty();
-    for (int k = 0; what && k < ENGINE_TUNABLES; k++)
-        if (x->orig[k] && strcmp(x->orig[k], engine_tunable_value(x, k, level)) != 0)
-            what = rc_catprintf(what, "%s%s %s -> %s", sdslen(what) ? ", " : "", engine_tunables[k].name,
-                                x->orig[k], engine_tunable_value(x, k, level));
-    return what;
-}
-
-/* Set the fastest formation settings (level 0) on every node; a tunable a node refuses
- * (an older server) is left alone there. */
-static int engine_tune(struct engine *e) {
-    struct rc *rc = e->rc;
-    int tuned = 0;
-    /* From here on any node may have been changed (a command sent whose reply was never
-     * read, a MEET received from another node): a rollback resets them all, which is
-     * harmless for the empty standalone nodes that preflight proved them to be. */
-    for (int i = 0; i < e->n; i++) e->nodes[i].changed = 1;
-    e->level = 0;
-    for (int i = 0; i < e->n; i++) {
-        struct enode *x = &e->nodes[i];
-        for (int k = 0; k < ENGINE_TUNABLES; k++)
-            if (engine_tunables[k].replicas_only && x->master_of < 0) { sdsfree(x->orig[k]); x->orig[k] = NULL; }
-        if (engine_queue_level(e, x, 0) < 0) return -1;
-    }
-    for (int i = 0; i < e->n; i++) {
-        struct enode *x = &e->nodes[i];
-        int64_t dl = rc_now_ms() + rc->io_timeout_ms;
-        for (int k = 0; k < ENGINE_TUNABLES; k++) {
-            if (!x->orig[k] || !x->tuned[k]) continue;
-            struct resp *r = rconn_read(rc, &x->c, dl);
-            if (!r) return -1;
-            if (r->type == RESP_ERROR) { sdsfree(x->orig[k]); x->orig[k] = NULL; x->tuned[k] = NULL; }
-            else tuned++;
-            resp_free(r);
-        }
-    }
-    if (!tuned) return 0;
-    sds what = engine_describe_level(&e->nodes[e->n - 1], 0);
-    rc_progress(rc, "While forming: the fastest settings (%s; cluster-replica-no-failover on replicas); rcluster backs off "
-                    "if the nodes show strain and restores the originals at the end", what ? what : "");
-    e->abandon_note = rc_sprintf("the nodes keep the formation settings (%s) and a partly formed cluster; set the "
-                                 "originals back with CONFIG SET and run CLUSTER RESET HARD on each node before trying again",
-                                 what ? what : "");
-    rc_set_abandon_note(e->abandon_note);
-    sdsfree(what);
-    return 0;
-}
-
-/* Move every node to formation level `level`, pipelined: the CONFIG SET replies are
- * read (as acks) before the next poll answers. Says what it chose and why. */
-static int engine_set_level(struct engine *e, int level, const char *why) {
-    for (int i = 0; i < e->n; i++) {
-        struct enode *x = &e->nodes[i];
-        if (x->c.fd < 0) continue;
-        int q = engine_queue_level(e, x, level);
-        if (q < 0) return -1;
-        engine_owe_acks(x, q);
-    }
-    sds what = engine_describe_level(&e->nodes[0], level);
-    rc_progress(e->rc, "%s: formation level %d -> %d (%s%s)", why, e->level, level, what && sdslen(what) ? what : "original settings",
-                level == ENGINE_LEVELS - 1 ? "; MEET waves paused" : "");
-    sdsfree(what);
-    e->level = level;
-    e->level_since = rc_now_ms();
-    return 0;
-}
-
-/* After a poll round: back off a level on strain, speed up a level after a calm spell. */
-static int engine_adapt(struct engine *e, int64_t round_ms) {
-    int failing = 0;
-    for (int i = 0; i < e->n; i++) failing += e->nodes[i].sees_failing;
-    /* Busy nodes answer slowly during the handshake storm, which is no danger by itself:
-     * slowness backs off one level at most; only peers seen failing go further. */
-    int slow = round_ms > ENGINE_STRAIN_ROUND_MS + 4 * (int64_t)e->n;
-    if (failing || (slow && e->level == 0)) {
-        e->last_strain = rc_now_ms();
-        if (rc_now_ms() - e->level_since < ENGINE_SETTLE_MS) return 0;
-        if (++e->strained[e->level] >= 2 && e->floor <= e->level) e->floor = e->level + 1;
-        if (e->level + 1 >= ENGINE_LEVELS) return 0;
-        char why[160];
-        if (failing) snprintf(why, sizeof why, "Nodes show strain (%d see a peer as possibly failing)", failing);
-        else snprintf(why, sizeof why, "Nodes show strain (a poll round took %lld ms)", (long long)round_ms);
-        return engine_set_level(e, e->level + 1, why);
-    }
-    if (e->level > e->floor && rc_now_ms() - e->last_strain > ENGINE_CALM_MS) {
-        e->last_strain = rc_now_ms();
-        return engine_set_level(e, e->level - 1, "Strain cleared");
-    }
-    return 0;
-}
-
-/* Put back what engine_tune changed. Runs on every exit path and tries every node
- * even after a failure, because the node may be the very thing that broke. Returns 0,
- * or -1 with *left naming each node and the formation value still set there (caller
- * frees); rc->err is left as it was. */
-static int engine_restore(struct engine *e, sds *left) {
-    struct rc *rc = e->rc;
-    sds saved = rc->err ? sdsdup(rc->err) : NULL;
-    int restored = 0, failed = 0;
-    *left = sdsempty();
-    for (int i = 0; i < e->n; i++) {
-        struct enode *x = &e->nodes[i];
-        int pending = 0;
-        for (int k = 0; k < ENGINE_TUNABLES; k++) pending += x->orig[k] != NULL;
-        if (!pending) continue;
-        int up = !((x->c.fd < 0 || x->acks > 0 || x->acks_after > 0 || x->replicate_owed) && engine_reconnect(e, x) < 0);
-        for (int k = 0; k < ENGINE_TUNABLES; k++) {
-            if (!x->orig[k]) continue;
-            struct resp *r = up ? rconn_call(rc, &x->c, "CONFIG SET", "CONFIG", "SET", engine_tunables[k].name, x->orig[k], RESP_END) : NULL;
-            if (r) restored++;
-            else {
-                failed++;
-                *left = rc_catprintf(*left, "\n  %s:%d: %s is still %s (was %s): %s", x->a.host, x->a.port, engine_tunables[k].name,
-                                     x->tuned[k] ? x->tuned[k] : "?", x->orig[k], rc->err ? rc->err : "no answer");
-            }
-            resp_free(r);
-            sdsfree(x->orig[k]);
-            x->orig[k] = NULL;
-        }
-    }
-    if (restored) rc_progress(rc, "Restored the original settings on the nodes");
-    sdsfree(rc->err);
-    rc->err = saved;
-    rc_set_abandon_note(NULL);
-    sdsfree(e->abandon_note);
-    e->abandon_note = NULL;
-    return failed ? -1 : 0;
-}
-
-static int engine_assign_slots(struct engine *e) {
-    struct rc *rc = e->rc;
-    char num[2][16];
-    for (int k = 0; k < e->m; k++) {
-        struct enode *x = &e->nodes[e->masters[k]];
-        if (x->major >= 7) {
-            snprintf(num[0], sizeof num[0], "%d", x->slot_lo);
-            snprintf(num[1], sizeof num[1], "%d", x->slot_hi);
-            if (rconn_queue(rc, &x->c, "CLUSTER", "ADDSLOTSRANGE", num[0], num[1], RESP_END) < 0) return -1;
-        } else {
-            /* Before 7.0 there is no range form: send the slots in batches. */
-            for (int s = x->slot_lo; s <= x->slot_hi; ) {
-                const char *argv[2 + 1000];
-                char nums[1000][8];
-                int argc = 0;
-                argv[argc++] = "CLUSTER";
-                argv[argc++] = "ADDSLOTS";
-                for (int b = 0; b < 1000 && s <= x->slot_hi; b++, s++) {
-                    snprintf(nums[b], sizeof nums[b], "%d", s);
-                    argv[argc++] = nums[b];
-                }
-                if (rconn_queue_argv(rc, &x->c, argc, argv) < 0) return -1;
-            }
-        }
-    }
-    for (int i = 0; i < e->n; i++) {
-        snprintf(num[0], sizeof num[0], "%d", i + 1);
-        if (rconn_queue(rc, &e->nodes[i].c, "CLUSTER", "SET-CONFIG-EPOCH", num[0], RESP_END) < 0) return -1;
-    }
-    for (int i = 0; i < e->n; i++) {
-        struct enode *x = &e->nodes[i];
-        int replies = 1 + (x->master_of < 0 ? (x->major >= 7 ? 1 : (x->slot_hi - x->slot_lo + 1000) / 1000) : 0);
-        int64_t dl = rc_now_ms() + rc->io_timeout_ms;
-        for (int k = 0; k < replies; k++) {
-            x->changed = 1;
-            struct resp *r = rconn_expect(rc, &x->c, k == replies - 1 ? "CLUSTER SET-CONFIG-EPOCH" : "CLUSTER ADDSLOTS", dl);
-            if (!r) return -1;
-            resp_free(r);
-        }
-    }
-    rc_progress(rc, "Assigned slots to %d masters and a distinct config epoch to every node", e->m);
-    return 0;
-}
-
-static int engine_queue_meet(struct engine *e, struct enode *from, const struct enode *to) {
-    char port[16], bus[16];
-    snprintf(port, sizeof port, "%d", to->meet_port);
-    snprintf(bus, sizeof bus, "%d", to->meet_bus);
-    from->last_meet = rc_now_ms();
-    engine_owe_acks(from, 1);
-    /* The bus-port argument exists since Redis 4; pass it only when it is not port+10000. */
-    if (to->meet_bus != to->meet_port + 10000)
-        return rconn_queue(e->rc, &from->c, "CLUSTER", "MEET", to->meet_ip, port, bus, RESP_END);
-    return rconn_queue(e->rc, &from->c, "CLUSTER", "MEET", to->meet_ip, port, RESP_END);
-}
-
-/* Queue the next MEET wave: each of the next ENGINE_WAVE nodes meets every other node.
- * Replies are owed as acks (read before the next poll answers, or by engine_meet). */
-static int engine_queue_wave(struct engine *e) {
-    int end = e->meet_next + ENGINE_WAVE < e->n ? e->meet_next + ENGINE_WAVE : e->n;
-    for (int i = e->meet_next; i < end; i++)
-        for (int j = 0; j < e->n; j++)
-            if (i != j && engine_queue_meet(e, &e->nodes[i], &e->nodes[j]) < 0) return -1;
-    e->meet_next = end;
-    e->last_wave = rc_now_ms();
-    return 0;
-}
-
-/* Every node meets every other node, in waves: waiting for gossip to spread the news
- * costs several cron rounds, and Redis drops the duplicate handshakes by itself, but a
- * whole large cluster's handshake storm at once can starve a small host. The first wave
- * (every node, in a cluster of up to ENGINE_WAVE) goes now and reaches every node; the
- * wait loop sends the rest every ENGINE_WAVE_MS while the nodes show no strain. Pairs
- * that still do not know each other are met again by the wait loop. */
-static int engine_meet(struct engine *e) {
-    int64_t now = rc_now_ms();
-    for (int i = 0; i < e->n; i++) e->nodes[i].last_meet = now;
-    e->meet_next = 0;
-    if (engine_queue_wave(e) < 0) return -1;
-    for (int i = 0; i < e->n; i++) {
-        struct enode *x = &e->nodes[i];
-        int64_t dl = rc_now_ms() + e->rc->io_timeout_ms;
-        for (; x->acks > 0; x->acks--) {
-            struct resp *r = rconn_expect(e->rc, &x->c, "CLUSTER MEET", dl);
-            if (!r) return -1;
-            resp_free(r);
-        }
-    }
-    if (e->meet_next < e->n)
-        rc_progress(e->rc, "Sent CLUSTER MEET from %d of %d nodes to all others; the rest follow in waves of %d", e->meet_next, e->n, ENGINE_WAVE);
-    else rc_progress(e->rc, "Sent CLUSTER MEET between all %d nodes", e->n);
-    return 0;
-}
-
-/* --- Wait until healthy ---------------------------------------------------- */
-
-/* One poll round asks every node four questions; answers are judged per node. */
-static int engine_poll_queue(struct engine *e, struct enode *x) {
-    struct rc *rc = e->rc;
-    if (x->c.fd < 0 && engine_reconnect(e, x) < 0) return -1;
-    if (rconn_queue(rc, &x->c, "CLUSTER", "NODES", RESP_END) < 0 ||
-        rconn_queue(rc, &x->c, "CLUSTER", "INFO", RESP_END) < 0 ||
-        rconn_queue(rc, &x->c, "INFO", "replication", RESP_END) < 0 ||
-        rconn_queue(rc, &x->c, "CLUSTER", "SLOTS", RESP_END) < 0) return -1;
-    return rconn_flush(rc, &x->c, rc_now_ms() + rc->io_timeout_ms);
-}
-
-static int engine_count_replicas(struct engine *e, int master) {
-    int c = 0;
-    for (int i = 0; i < e->n; i++) if (e->nodes[i].master_of == master) c++;
-    return c;
-}
-
-/* Does CLUSTER SLOTS list every planned replica under every master's range? */
-static int engine_slots_complete(struct engine *e, const struct resp *slots) {
-    if (slots->type != RESP_ARRAY) return 0;
-    for (int k = 0; k < e->m; k++) {
-        struct enode *mx = &e->nodes[e->masters[k]];
-        int want = 1 + engine_count_replicas(e, e->masters[k]), found = 0;
-        for (size_t i = 0; i < slots->n; i++) {
-            const struct resp *ent = slots->elem[i];
-            if (ent->type != RESP_ARRAY || ent->n < 3 || ent->elem[0]->type != RESP_INTEGER) continue;
-            if (ent->elem[0]->integer == mx->slot_lo) { found = 1; if ((int)ent->n - 2 != want) return 0; }
-        }
-        if (!found) return 0;
-    }
-    return 1;
-}
-
-/* Redis 7 leaves a replica out of CLUSTER SLOTS until gossip carries a non-zero
- * replication offset for it, and an idle master only moves its offset with the
- * replication PING every repl-ping-replica-period (10 s). Writing and deleting one
- * key of our own in the master's slots moves the offset at once and leaves no data. */
-static int engine_nudge_master(struct engine *e, struct enode *m) {
-    if (!m->state_ok || rc_now_ms() - m->last_nudge < 200) return 0;
-    char key[64];
-    for (unsigned i = 0; ; i++) {
-        snprintf(key, sizeof key, "rcluster:formation:{%u}", i);
-        int slot = cluster_key_slot(key, strlen(key));
-        if (slot >= m->slot_lo && slot <= m->slot_hi) break;
-    }
-    m->last_nudge = rc_now_ms();
-    if (e->rc->verbose) rc_progress(e->rc, "nudging %s with key %s", m->c.name, key);
-    if (rconn_queue(e->rc, &m->c, "SET", key, "1", RESP_END) < 0 || rconn_queue(e->rc, &m->c, "DEL", key, RESP_END) < 0) return -1;
-    engine_owe_acks(m, 2);
-    return 0;
-}
-
-/* Say how a node's slot map differs from the plan. A planned replica owning slots
- * means a failover happened while forming: the nodes were too slow to answer within
- * cluster-node-timeout (an overloaded machine), and the layout is no longer ours. */
-static int engine_explain_slot_map(struct engine *e, struct enode *x) {
-    for (int k = 0; k < e->m; k++) {
-        struct enode *mx = &e->nodes[e->masters[k]];
-        struct nodeinfo *ni = cview_find(&x->view, mx->id);
-        if (ni && ni->nranges == 1 && ni->ranges[0][0] == mx->slot_lo && ni->ranges[0][1] == mx->slot_hi) continue;
-        for (int i = 0; i < e->n; i++) {
-            struct nodeinfo *o = cview_find(&x->view, e->nodes[i].id);
-            if (e->nodes[i].master_of >= 0 && o && o->nranges > 0) {
-                /* The plan can no longer be reached: stop now instead of at --timeout. */
-                return rc_fail(e->rc, "%s sees replica %s owning slots: a failover happened while the cluster was forming "
-                               "(nodes answered too slowly for cluster-node-timeout; is the machine overloaded?)",
-                               x->c.name, e->nodes[i].c.name);
-            }
-        }
-        enode_set_why(x, "does not yet see slots %d-%d on %s", mx->slot_lo, mx->slot_hi, mx->c.name);
-        return 0;
-    }
-    enode_set_why(x, "does not agree on the slot map yet");
-    return 0;
-}
-
-/* Judge one node's answers; sets x->healthy and x->why, queues follow-up commands
- * (REPLICATE once the replica knows its master, MEET for nodes it has not met). */
-static int engine_judge_node(struct engine *e, int idx, struct resp **r) {
-    struct rc *rc = e->rc;
-    struct enode *x = &e->nodes[idx];
-    x->healthy = 0;
-    for (int k = 0; k < 4; k++)
-        if (r[k]->type == RESP_ERROR) { enode_set_why(x, "error: %s", r[k]->str); return 0; }
-    if (r[0]->type != RESP_BULK || r[1]->type != RESP_BULK || r[2]->type != RESP_BULK) {
-        enode_set_why(x, "unexpected reply types");
-        return 0;
-    }
-    cview_free(&x->view);
-    if (cview_parse(r[0]->str, sdslen(r[0]->str), &x->view) < 0) { enode_set_why(x, "unparsable CLUSTER NODES"); return 0; }
-    /* Which nodes does it not know yet (or only through a handshake)? */
-    int missing = -1, handshakes = 0;
-    x->sees_failing = 0;
-    for (int j = 0; j < e->n; j++) {
-        if (j == idx) continue;
-        struct nodeinfo *ni = cview_find(&x->view, e->nodes[j].id);
-        if (!ni || (ni->flags & (NF_HANDSHAKE | NF_NOADDR))) { if (missing < 0) missing = j; continue; }
-        if (ni->flags & (NF_FAIL | NF_PFAIL)) { x->sees_failing = 1; enode_set_why(x, "sees %s as failing", e->nodes[j].c.name); return 0; }
-    }
-    for (int j = 0; j < x->view.n; j++) if (x->view.nodes[j].flags & NF_HANDSHAKE) handshakes++;
-    if (missing >= 0) {
-        enode_set_why(x, "does not know %s yet (%d handshake(s) in progress)", e->nodes[missing].c.name, handshakes);
-        if (rc_now_ms() - x->last_meet > (int64_t)ENGINE_REMEET_MS * (e->n > ENGINE_SMALL_CLUSTER ? 5 : 1)) {
-            for (int j = 0; j < e->n; j++)
-                if (j != idx && !cview_find(&x->view, e->nodes[j].id))
-                    if (engine_queue_meet(e, x, &e->nodes[j]) < 0) return -1;
-        }
-    }
-    /* A replica can be told its master as soon as it knows that master's id. */
-    if (x->master_of >= 0 && !x->replicated) {
-        struct enode *mx = &e->nodes[x->master_of];
-        struct nodeinfo *ni = cview_find(&x->view, mx->id);
-        if (!ni || (ni->flags & NF_HANDSHAKE)) { if (missing < 0) enode_set_why(x, "waiting to learn master %s", mx->c.name); return 0; }
-        /* Pipelined like everything else: a busy node must not stall the whole round. */
-        if (rconn_queue(rc, &x->c, "CLUSTER", "REPLICATE", mx->id, RESP_END) < 0) return -1;
-        x->replicate_owed = 1;
-        x->replicated = 1;
-        enode_set_why(x, "replicating from %s", mx->c.name);
-        return 0;
-    }
-    if (missing >= 0) return 0;
-    sds sig = cview_signature(&x->view);
-    if (!sig) return rc_fail_oom(rc);
-    int agrees = strcmp(sig, e->plan_sig) == 0;
-    sdsfree(sig);
-    if (!agrees) return engine_explain_slot_map(e, x);
-    char buf[64];
-    x->state_ok = info_field(r[1]->str, "cluster_state", buf, sizeof buf) == 0 && strcmp(buf, "ok") == 0;
-    if (!x->state_ok) {
-        enode_set_why(x, "cluster_state:%s", buf);
-        return 0;
-    }
-    if (x->master_of >= 0) {
-        if (info_field(r[2]->str, "master_link_status", buf, sizeof buf) < 0 || strcmp(buf, "up") != 0) {
-            enode_set_why(x, "replication link to %s is %s", e->nodes[x->master_of].c.name, buf[0] ? buf : "not up");
-            return 0;
-        }
-        if (info_field(r[2]->str, "slave_repl_offset", buf, sizeof buf) == 0 && strcmp(buf, "0") == 0) {
-            enode_set_why(x, "replication offset still 0");
-            return engine_nudge_master(e, &e->nodes[x->master_of]);
-        }
-    }
-    if (!engine_slots_complete(e, r[3])) { enode_set_why(x, "CLUSTER SLOTS does not list every replica yet"); return 0; }
-    x->healthy = 1;
-    enode_set_why(x, "ok");
-    return 0;
-}
-
-/* Read and drop *count replies owed to node x (errors only said with --verbose). */
-static void engine_read_acks(struct engine *e, struct enode *x, int *count, int64_t dl) {
-    for (; *count > 0 && x->c.fd >= 0; (*count)--) {
-        struct resp *ack = rconn_read(e->rc, &x->c, dl);
-        if (!ack) break;
-        if (ack->type == RESP_ERROR && e->rc->verbose) rc_warn(e->rc, "%s: %s", x->c.name, ack->str);
-        resp_free(ack);
-    }
-}
-
-/* Read one node's four answers. A node that stops answering is given a short grace
- * period (a restart or a slow fork), then the whole wait fails naming it. */
-static int engine_poll_read(struct engine *e, int idx) {
-    struct rc *rc = e->rc;
-    struct enode *x = &e->nodes[idx];
-    struct resp *r[4] = { 0 };
-    int ret = 0, k;
-    int64_t dl = rc_now_ms() + rc->io_timeout_ms;
-    engine_read_acks(e, x, &x->acks, dl);
-    if (x->replicate_owed && x->c.fd >= 0) {
-        struct resp *rr = rconn_read(rc, &x->c, dl);
-        if (rr) {
-            x->replicate_owed = 0;
-            /* "Unknown node" while gossip is still settling is worth another round. */
-            if (rr->type == RESP_ERROR) { x->replicated = 0; enode_set_why(x, "CLUSTER REPLICATE not accepted yet: %s", rr->str); }
-        }
-        resp_free(rr);
-    }
-    engine_read_acks(e, x, &x->acks_after, dl);
-    x->acks += x->acks_after;   /* only left over when a read failed: all before the next REPLICATE */
-    x->acks_after = 0;
-    for (k = 0; k < 4 && x->c.fd >= 0; k++)
-        if (!(r[k] = rconn_read(rc, &x->c, dl))) break;
-    if (k == 4) {
-        x->down_since = 0;
-        ret = engine_judge_node(e, idx, r);
-    } else {
-        if (!x->down_since) x->down_since = rc_now_ms();
-        enode_set_why(x, "not answering: %s", rc->err);
-        if (rc_now_ms() - x->down_since > ENGINE_DOWN_GRACE_MS) ret = rc_fail(rc, "%s stopped answering while the cluster was forming: %s", x->c.name ? x->c.name : x->a.host, rc->err);
-    }
-    for (k = 0; k < 4; k++) resp_free(r[k]);
-    return ret;
-}
-
-static sds engine_diagnosis(struct engine *e) {
-    sds s = sdsempty();
-    for (int i = 0; s && i < e->n; i++)
-        if (!e->nodes[i].healthy)
-            s = rc_catprintf(s, "\n  %s: %s", e->nodes[i].c.name ? e->nodes[i].c.name : e->nodes[i].a.host,
-                             e->nodes[i].why ? e->nodes[i].why : "no answer yet");
-    return s;
-}
-
-static int engine_wait_healthy(struct engine *e, int64_t deadline) {
-    struct rc *rc = e->rc;
-    int64_t last_report = rc_now_ms();
-    for (;;) {
-        int64_t round = rc_now_ms();
-        for (int i = 0; i < e->n; i++) {
-            struct enode *x = &e->nodes[i];
-            if (engine_poll_queue(e, x) < 0) {
-                if (!x->down_since) x->down_since = rc_now_ms();
-                enode_set_why(x, "not answering: %s", rc->err);
-                if (rc_now_ms() - x->down_since > ENGINE_DOWN_GRACE_MS)
-                    return rc_fail(rc, "%s stopped answering while the cluster was forming: %s", x->c.name ? x->c.name : x->a.host, rc->err);
-            }
-        }
-        int healthy = 0;
-        for (int i = 0; i < e->n; i++) {
-            if (e->nodes[i].c.fd < 0) continue;
-            if (engine_poll_read(e, i) < 0) return -1;
-            healthy += e->nodes[i].healthy;
-        }
-        if (healthy == e->n) return 0;
-        if (engine_adapt(e, rc_now_ms() - round) < 0) return -1;
-        if (e->meet_next < e->n && e->level < ENGINE_LEVELS - 1 && rc_now_ms() - e->last_wave >= ENGINE_WAVE_MS) {
-            if (engine_queue_wave(e) < 0) return -1;
-            if (rc->verbose) rc_progress(rc, "MEET wave: nodes up to %d of %d", e->meet_next, e->n);
-        }
-        if (rc->verbose && rc_now_ms() - last_report >= 100) {
-            sds d = engine_diagnosis(e);
-            rc_progress(rc, "%lld ms: %d/%d nodes ready:%s", (long long)(rc_now_ms() - rc->t0), healthy, e->n, d ? d : "");
-            sdsfree(d);
-            last_report = rc_now_ms();
-        }
-        if (rc_interrupted()) return rc_fail(rc, "interrupted while waiting for the cluster to become healthy");
-        if (rc_now_ms() >= deadline) {
-            sds d = engine_diagnosis(e);
-            rc_fail(rc, "the cluster did not become healthy within %.0f s:%s\nhint: every node must reach every other node's cluster bus port (port+10000, or the @busport given) and its announced address",
-                    rc->timeout, d ? d : "");
-            sdsfree(d);
-            return -1;
-        }
-        /* Polling a large cluster costs its nodes CPU they need for gossip: slow down. */
-        int64_t interval = ENGINE_POLL_MS + (e->n > ENGINE_SMALL_CLUSTER ? e->n : 0);
-        int64_t spent = rc_now_ms() - round;
-        if (spent < interval) rc_sleep_ms((int)(interval - spent));
-    }
-}
-
-/* --- Report ------------------------------------------------------------------ */
-
-static void engine_print_table(struct engine *e, int64_t elapsed_ms) {
-    struct rc *rc = e->rc;
-    if (rc->json) {
-        sds s = sdsnew("{\"ok\":true,\"nodes\":[");
-        for (int i = 0; s && i < e->n; i++) {
-            struct enode *x = &e->nodes[i];
-            sds slots = x->master_of < 0 ? rc_sprintf("%d-%d", x->slot_lo, x->slot_hi) : sdsempty();
-            s = rc_catprintf(s, "%s{\"id\":\"%s\",\"addr\":", i ? "," : "", x->id);
-            s = rc_json_str(s, x->c.name);
-            s = rc_json_str(rc_cat(s, ",\"server\":"), x->server[0] ? x->server : NULL);
-            s = s ? rc_catprintf(s, ",\"announced\":\"%s:%d@%d\",\"role\":\"%s\",\"slots\":", x->meet_ip, x->meet_port, x->meet_bus,
-                                 x->master_of < 0 ? "master" : "replica") : NULL;
-            s = rc_json_str(s, slots);
-            s = s ? (x->master_of < 0 ? rc_cat(s, ",\"master\":null}") : rc_catprintf(s, ",\"master\":\"%s\"}", e->nodes[x->master_of].id)) : NULL;
-            sdsfree(slots);
-        }
-        if (s) s = rc_catprintf(s, "],\"elapsed_ms\":%lld}\n", (long long)elapsed_ms);
-        if (s) fputs(s, stdout);
-        sdsfree(s);
-        return;
-    }
-    printf("%-40s  %-21s  %-7s  %-11s  %s\n", "ID", "ADDRESS", "ROLE", "SLOTS", "MASTER");
-    for (int i = 0; i < e->n; i++) {
-        struct enode *x = &e->nodes[i];
-        char slots[32] = "-";
-        if (x->master_of < 0) snprintf(slots, sizeof slots, "%d-%d", x->slot_lo, x->slot_hi);
-        printf("%-40s  %-21s  %-7s  %-11s  %s\n", x->id, x->c.name, x->master_of < 0 ? "master" : "replica",
-               slots, x->master_of < 0 ? "-" : e->nodes[x->master_of].id);
-    }
-}
-
-/* Undo a failed formation: the nodes were empty and alone before (preflight proved
- * it), so CLUSTER RESET HARD returns them to that state. Redis refuses to reset a
- * master that holds keys, so data written meanwhile by someone else is never lost.
- * The error then lists what was reset and what still needs a hand. */
-static void engine_rollback(struct engine *e) {
-    struct rc *rc = e->rc;
-    sds cause = rc->err ? sdsdup(rc->err) : sdsnew("unknown failure");
-    sds reset = sdsempty(), stuck = sdsempty();
-    int nreset = 0, nstuck = 0;
-    /* Replicas first: a master with a replica attached is not reset cleanly. */
-    for (int pass = 0; pass < 2; pass++) {
-        for (int i = 0; i < e->n; i++) {
-            struct enode *x = &e->nodes[i];
-            if (!x->changed || (pass == 0) != (x->master_of >= 0)) continue;
-            struct resp *r = NULL;
-            if (engine_reconnect(e, x) == 0)
-                r = rconn_call(rc, &x->c, "CLUSTER RESET HARD", "CLUSTER", "RESET", "HARD", RESP_END);
-            char name[300];
-            snprintf(name, sizeof name, "%s:%d", x->a.ip, x->a.port);
-            if (r) { reset = rc_catprintf(reset, "%s%s", nreset++ ? ", " : "", name); }
-            else { stuck = rc_catprintf(stuck, "%s%s (%s)", nstuck++ ? ", " : "", name, rc->err); }
-            resp_free(r);
-            if (!reset || !stuck) break;
-        }
-    }
-    /* A node reset early can be met again by one reset later (its handshake packets
-     * were still in flight): once every table is empty nothing sends, so a second
-     * round a moment later leaves each node alone for good. */
-    if (nreset) rc_sleep_ms(200);
-    for (int i = 0; nreset && i < e->n; i++) {
-        struct enode *x = &e->nodes[i];
-        if (!x->changed || x->c.fd < 0) continue;
-        struct resp *r = rconn_call(rc, &x->c, "CLUSTER RESET HARD", "CLUSTER", "RESET", "HARD", RESP_END);
-        resp_free(r);
-    }
-    sds msg = sdsdup(cause);
-    if (msg && nreset) msg = rc_catprintf(msg, "\nrolled back: CLUSTER RESET HARD on the %d node(s) this run changed (%s); they are empty and standalone again", nreset, reset ? reset : "");
-    if (msg && nstuck) msg = rc_catprintf(msg, "\ncould NOT reset %d changed node(s): %s; run CLUSTER RESET HARD on each of them before trying again", nstuck, stuck ? stuck : "");
-    if (msg) { sdsfree(rc->err); rc->err = msg; }
-    sdsfree(cause);
-    sdsfree(reset);
-    sdsfree(stuck);
-}
-
-/* --- Entry points -------------------------------------------------------------- */
-
-static int engine_init(struct engine *e, struct rc *rc, const struct addr *a, int n, int replicas) {
-    memset(e, 0, sizeof *e);
-    e->rc = rc;
-    e->replicas = replicas;
-    e->nodes = calloc((size_t)n, sizeof *e->nodes);
-    if (!e->nodes) return rc_fail_oom(rc);
-    e->n = n;
-    for (int i = 0; i < n; i++) {
-        e->nodes[i].a = a[i];
-        e->nodes[i].c.fd = -1;
-        e->nodes[i].master_of = -1;
-    }
-    return 0;
-}
-
-/* Whether engine_create_addrs asks before it changes nodes (`up` made them itself). */
-enum { ENGINE_CONFIRM = 1, ENGINE_NO_CONFIRM = 0 };
-
-/* create = preflight, plan, confirm, apply, wait, report. */
-static int engine_create_addrs(struct rc *rc, const struct addr *a, int n, int replicas, int confirm) {
-    int64_t t0 = rc_now_ms();
-    struct engine e;
-    if (replicas < 0 || replicas > 100) return rc_fail(rc, "--replicas must be between 0 and 100");
-    if (engine_check_duplicates(rc, (struct addr *)a, n) < 0 || engine_check_count(rc, n, replicas) < 0) return -1;
-    if (engine_init(&e, rc, a, n, replicas) < 0) return -1;
-    int ret = -1;
-    rc_progress(rc, "Checking %d nodes", n);
-    if (engine_preflight(&e) < 0 || engine_plan(&e) < 0) goto out;
-    engine_print_plan(&e);
-    if (confirm && rc_confirm(rc, "Form this cluster?") < 0) goto out;
-    int64_t deadline = rc_now_ms() + (int64_t)(rc->timeout * 1000);
-    sds left = NULL;
-    if (engine_tune(&e) < 0 || engine_assign_slots(&e) < 0 || engine_meet(&e) < 0 ||
-        engine_wait_healthy(&e, deadline) < 0) {
-        if (engine_restore(&e, &left) < 0) rc_fail_msg(rc, rc_sprintf("%s\nformation settings NOT restored:%s", rc->err ? rc->err : "", left));
-        sdsfree(left);
-        engine_rollback(&e);
-        goto out;
-    }
-    if (engine_restore(&e, &left) < 0) {
-        rc_fail(rc, "the cluster formed, but the formation settings could not be restored; set these back with CONFIG SET:%s", left);
-        sdsfree(left);
-        goto out;
-    }
-    sdsfree(left);
-    int64_t el = rc_now_ms() - t0;
-    rc_progress(rc, "Cluster is healthy: %d masters, %d replicas, all 16384 slots covered, every node ok (%lld ms)",
-                e.m, e.n - e.m, (long long)el);
-    engine_print_table(&e, el);
-    ret = 0;
-out:
-    engine_free(&e);
-    return ret;
-}
-
-/* For `up`: addresses as host + port (published ports). */
-static int engine_create(struct rc *rc, struct engine_addr *addrs, int n, int replicas, int confirm) {
-    if (n <= 0 || n > 1000) return rc_fail(rc, "cannot form a cluster of %d nodes", n);
-    struct addr *a = calloc((size_t)n, sizeof *a);
-    if (!a) return rc_fail_oom(rc);
-    int ret = 0;
-    for (int i = 0; i < n && ret == 0; i++) {
-        snprintf(a[i].host, sizeof a[i].host, "%s", addrs[i].host);
-        a[i].port = addrs[i].port;
-        ret = net_resolve(rc, a[i].host, a[i].ip, sizeof a[i].ip);
-    }
-    if (ret == 0) ret = engine_create_addrs(rc, a, n, replicas, confirm);
-    free(a);
-    return ret;
-}
-
-/* Wait until host:port answers PING; NOAUTH or LOADING also mean the process is up. */
-static int engine_wait_ping(struct rc *rc, const char *host, int port, int64_t deadline_ms) {
-    for (;;) {
-        struct rconn c;
-        int saved_to = rc->io_timeout_ms;
-        rc->io_timeout_ms = 1000;
-        sds pw = rc->password;
-        rc->password = NULL;
-        int ok = rconn_open(rc, &c, host, port);
-        rc->password = pw;
-        if (ok == 0) {
-            struct resp *r = NULL;
-            if (rconn_queue(rc, &c, "PING", RESP_END) == 0) r = rconn_read(rc, &c, rc_now_ms() + 1000);
-            ok = r ? 0 : -1;
-            resp_free(r);
-        }
-        rc->io_timeout_ms = saved_to;
-        rconn_free(&c);
-        if (ok == 0) return 0;
-        if (rc_interrupted()) return rc_fail(rc, "interrupted while waiting for %s:%d", host, port);
-        if (rc_now_ms() >= deadline_ms) return rc_wrap(rc, "%s:%d did not answer PING in time", host, port);
-        rc_sleep_ms(ENGINE_POLL_MS);
-    }
-}
-
-/* --- Check: the health of an existing cluster, seen from every node ------------ */
-
-struct check_node {
-    struct nodeinfo *ni;    /* the seed's line for this node */
-    long order;             /* report order: by its master's first slot, master first */
-    struct rconn c;
-    struct cview view;
-    char state[32], link[32];
-    char server[64];        /* "Valkey 8.0.1" from its INFO server, "" when not asked */
-    long node_timeout;      /* cluster-node-timeout, -1 when unknown */
-    int no_failover;        /* cluster-replica-no-failover yes (1), no (0), unknown (-1) */
-    int reachable;
-    sds err;
-};
-
-static void check_nodes_free(struct check_node *cn, int n) {
-    for (int i = 0; cn && i < n; i++) {
-        rconn_free(&cn[i].c);
-        cview_free(&cn[i].view);
-        sdsfree(cn[i].err);
-    }
-    free(cn);
-}
-
-/* Connect to one node and collect its view; failures are recorded, not fatal. */
-/* The value of a CONFIG GET reply ([name, value]), or NULL (an error: CONFIG may be
- * renamed or not allowed for this user, which only makes the value unknown). */
-static const char *check_config_value(const struct resp *r) {
-    return r->type == RESP_ARRAY && r->n == 2 && r->elem[1]->type == RESP_BULK ? r->elem[1]->str : NULL;
-}
-
-static void check_probe(struct rc *rc, struct check_node *cn, const char *host, int port) {
-    enum { NR = 6 };
-    struct resp *r[NR] = { 0 };
-    int64_t dl = rc_now_ms() + rc->io_timeout_ms;
-    long v;
-    cn->node_timeout = -1;
-    cn->no_failover = -1;
-    if (rconn_open(rc, &cn->c, host, port) < 0 ||
-        rconn_queue(rc, &cn->c, "CLUSTER", "NODES", RESP_END) < 0 ||
-        rconn_queue(rc, &cn->c, "CLUSTER", "INFO", RESP_END) < 0 ||
-        rconn_queue(rc, &cn->c, "INFO", "replication", RESP_END) < 0 ||
-        rconn_queue(rc, &cn->c, "INFO", "server", RESP_END) < 0 ||
-        rconn_queue(rc, &cn->c, "CONFIG", "GET", "cluster-node-timeout", RESP_END) < 0 ||
-        rconn_queue(rc, &cn->c, "CONFIG", "GET", "cluster-replica-no-failover", RESP_END) < 0) goto fail;
-    for (int k = 0; k < NR; k++) {
-        if (!(r[k] = rconn_read(rc, &cn->c, dl))) goto fail;
-        if (k < 4 && r[k]->type != RESP_BULK) { rc_fail(rc, "%s: %s", cn->c.name, r[k]->type == RESP_ERROR ? r[k]->str : "unexpected reply type"); goto fail; }
-    }
-    const char *nt = check_config_value(r[4]), *nf = check_config_value(r[5]);
-    if (nt && rc_parse_int(nt, 0, LONG_MAX, &v) == 0) cn->node_timeout = v;
-    if (nf) cn->no_failover = !strcmp(nf, "yes");
-    if (cview_parse(r[0]->str, sdslen(r[0]->str), &cn->view) < 0) { rc_fail(rc, "%s: unparsable CLUSTER NODES", cn->c.name); goto fail; }
-    if (info_field(r[1]->str, "cluster_state", cn->state, sizeof cn->state) < 0) snprintf(cn->state, sizeof cn->state, "?");
-    if (info_field(r[2]->str, "master_link_status", cn->link, sizeof cn->link) < 0) cn->link[0] = 0;
-    info_server_desc(r[3]->str, cn->server, sizeof cn->server);
-    cn->reachable = 1;
-    for (int k = 0; k < NR; k++) resp_free(r[k]);
-    return;
-fail:
-    cn->err = sdsdup(rc->err ? rc->err : "unknown error");
-    for (int k = 0; k < NR; k++) resp_free(r[k]);
-}
-
-/* Warnings that do not make a cluster unhealthy: nodes that disagree on
- * cluster-node-timeout fail over unevenly. */
-static void check_warn_timeouts(struct rc *rc, const struct check_node *cn, int n) {
-    for (int i = 1; i < n; i++)
-        if (cn[i].node_timeout >= 0 && cn[0].node_timeout >= 0 && cn[i].node_timeout != cn[0].node_timeout) {
-            rc_warn(rc, "nodes disagree on cluster-node-timeout: %s has %ld ms, %s has %ld ms (rcluster set-timeout ADDR MS sets one value everywhere)",
-                    cn[0].c.name, cn[0].node_timeout, cn[i].c.name, cn[i].node_timeout);
-            break;
-        }
-    /* cluster-node-timeout 500 with cluster-replica-no-failover yes is what rcluster sets
-     * while forming: a formation whose restore failed (or was cut short) left them. */
-    for (int i = 0; i < n; i++)
-        if (cn[i].node_timeout == 500 && cn[i].no_failover == 1) {
-            rc_warn(rc, "%s still carries rcluster's formation settings (cluster-node-timeout 500, cluster-replica-no-failover "
-                        "yes): its replicas will not fail over; set them back with CONFIG SET (or rcluster set-timeout)", cn[i].c.name);
-            return;
-        }
-}
-
-static sds check_add_problem(sds problems, int *count, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    sds p = rc_vcatprintf(sdsempty(), fmt, ap);
-    va_end(ap);
-    if (!p || !problems) { sdsfree(p); return problems; }
-    problems = rc_catprintf(problems, "%s\n", p);
-    sdsfree(p);
-    (*count)++;
-    return problems;
-}
-
-/* What the reachable nodes run ("Valkey 8.0.1"). NULL when none said, or on OOM. */
-static sds check_servers(struct check_node *cn, int n) {
-    const char **desc = calloc((size_t)n + 1, sizeof *desc);
-    if (!desc) return NULL;
-    for (int i = 0; i < n; i++) desc[i] = cn[i].reachable ? cn[i].server : NULL;
-    sds s = info_servers_summary(desc, n);
-    free(desc);
-    return s;
-}
-
-/* Slots that two masters claim in their own lines (redis-cli's multiple owners). */
-static sds check_multiple_owners(sds problems, int *np, const struct check_node *cn, int n) {
-    unsigned char *claims = calloc(CLUSTER_SLOTS, 1);
-    if (!claims) return problems;
-    for (int i = 0; i < n; i++) {
-        const struct nodeinfo *me = cn[i].reachable ? cview_myself((struct cview *)&cn[i].view) : NULL;
-        if (!me || !(me->flags & NF_MASTER)) continue;
-        for (int r = 0; r < me->nranges; r++)
-            for (int k = me->ranges[r][0]; k <= me->ranges[r][1]; k++) if (claims[k] < 255) claims[k]++;
-    }
-    for (int k = 0; k < CLUSTER_SLOTS; k++)
-        if (claims[k] > 1) problems = check_add_problem(problems, np, "slot %d is claimed by %d masters (rcluster fix --search-multiple-owners)", k, claims[k]);
-    free(claims);
-    return problems;
-}
-
-static void check_print_json(struct check_node *cn, int n, int healthy, const char *problems) {
-    sds servers = check_servers(cn, n);
-    sds s = rc_sprintf("{\"healthy\":%s,\"server\":", healthy ? "true" : "false");
-    s = rc_cat(rc_json_str(s, servers), ",\"nodes\":[");
-    sdsfree(servers);
-    for (int i = 0; s && i < n; i++) {
-        struct nodeinfo *ni = cn[i].ni;
-        sds slots = nodeinfo_slots_str(ni);
-        s = rc_catprintf(s, "%s{\"id\":\"%s\",\"addr\":\"%s:%d\",\"role\":\"%s\",\"slots\":", i ? "," : "", ni->id, ni->ip, ni->port,
-                         (ni->flags & NF_SLAVE) ? "replica" : "master");
-        s = rc_json_str(s, slots);
-        if (s) s = (ni->flags & NF_SLAVE) ? rc_catprintf(s, ",\"master\":\"%s\"", ni->master) : rc_cat(s, ",\"master\":null");
-        if (s) s = rc_catprintf(s, ",\"reachable\":%s,\"cluster_state\":", cn[i].reachable ? "true" : "false");
-        s = rc_json_str(s, cn[i].reachable ? cn[i].state : NULL);
-        if (s) s = rc_cat(s, ",\"link\":");
-        s = rc_json_str(s, cn[i].link[0] ? cn[i].link : NULL);
-        s = rc_json_str(rc_cat(s, ",\"server\":"), cn[i].reachable && cn[i].server[0] ? cn[i].server : NULL);
-        if (s) s = rc_cat(s, "}");
-        sdsfree(slots);
-    }
-    if (s) s = rc_cat(s, "],\"problems\":[");
-    int first = 1;
-    for (const char *p = problems; s && p && *p; ) {
-        const char *nl = strchr(p, '\n');
-        size_t len = nl ? (size_t)(nl - p) : strlen(p);
-        sds one = sdsnewlen(p, len);
-        if (!first) s = rc_cat(s, ",");
-        s = rc_json_str(s, one);
-        sdsfree(one);
-        first = 0;
-        p += len + (nl ? 1 : 0);
-    }
-    if (s) s = rc_cat(s, "]}\n");
-    if (s) fputs(s, stdout);
-    sdsfree(s);
-}
-
-static void check_print_text(struct check_node *cn, int n, int healthy, const char *problems, struct cview *seed) {
-    for (int i = 0; i < n; i++) {
-        struct nodeinfo *ni = cn[i].ni;
-        if (ni->flags & NF_SLAVE) {
-            printf("S: %.40s %s:%d replica of %.8s, link %s\n", ni->id, ni->ip, ni->port, ni->master,
-                   cn[i].reachable ? (cn[i].link[0] ? cn[i].link : "?") : "unknown");
-            continue;
-        }
-        sds slots = nodeinfo_slots_str(ni);
-        int reps = 0;
-        for (int j = 0; j < seed->n; j++) if (strcmp(seed->nodes[j].master, ni->id) == 0) reps++;
-        printf("M: %.40s %s:%d slots:%s (%d slots) %d replica(s)\n", ni->id, ni->ip, ni->port,
-               slots && sdslen(slots) ? slots : "-", nodeinfo_slot_count(ni), reps);
-        sdsfree(slots);
-    }
-    sds servers = check_servers(cn, n);
-    if (servers) printf("Server: %s\n", servers);
-    sdsfree(servers);
-    if (problems && *problems) {
-        for (const char *p = problems; *p; ) {
-            const char *nl = strchr(p, '\n');
-            size_t len = nl ? (size_t)(nl - p) : strlen(p);
-            printf("[ERR] %.*s\n", (int)len, p);
-            p += len + (nl ? 1 : 0);
-        }
-    } else {
-        printf("[OK] All nodes agree about slots configuration.\n[OK] No open slots.\n[OK] All %d slots covered.\n"
-               "[OK] cluster_state:ok on all %d nodes.\n[OK] All replicas linked to their masters.\n", CLUSTER_SLOTS, n);
-    }
-    printf("%s\n", healthy ? "healthy" : "NOT healthy");
-}
-
-static int check_cmp(const void *a, const void *b) {
-    long x = ((const struct check_node *)a)->order, y = ((const struct check_node *)b)->order;
-    return x < y ? -1 : x > y;
-}
-
-/* Masters in slot order, each followed by its replicas, like the create table. */
-static void check_sort(struct check_node *cn, int n, struct cview *seed) {
-    for (int i = 0; i < n; i++) {
-        struct nodeinfo *ni = cn[i].ni, *m = ni;
-        if (ni->flags & NF_SLAVE) m = cview_find(seed, ni->master);
-        long first = m && m->nranges ? m->ranges[0][0] : CLUSTER_SLOTS;
-        cn[i].order = (first * 2 + ((ni->flags & NF_SLAVE) ? 1 : 0)) * 65536 + ni->port;
-    }
-    qsort(cn, (size_t)n, sizeof *cn, check_cmp);
-}
-
-/* Returns 0 healthy, 1 unhealthy, -1 when the seed cannot be asked at all. */
-static int engine_check(struct rc *rc, const char *host, int port, int quiet_report) {
-    struct rconn seedc;
-    struct cview seed = { 0 };
-    if (rconn_open(rc, &seedc, host, port) < 0) { rconn_free(&seedc); return -1; }
-    /* cluster_enabled decides "not a cluster", not the words of CLUSTER NODES' refusal. */
-    sds info = rconn_call_str(rc, &seedc, "INFO cluster", "INFO", "cluster", RESP_END);
-    char enabled[8] = "";
-    if (info && (info_field(info, "cluster_enabled", enabled, sizeof enabled) < 0 || strcmp(enabled, "1") != 0)) {
-        sdsfree(info);
-        rconn_free(&seedc);
-        return rc_fail_as(rc, RC_ERR_NOT_CLUSTER, "%s:%d: cluster mode is disabled (cluster_enabled:0)", host, port);
-    }
-    sds text = info ? rconn_call_str(rc, &seedc, "CLUSTER NODES", "CLUSTER", "NODES", RESP_END) : NULL;
-    sdsfree(info);
-    rconn_free(&seedc);
-    if (!text) return -1;
-    int bad = cview_parse(text, sdslen(text), &seed);
-    sdsfree(text);
-    if (bad < 0 || seed.n == 0) { cview_free(&seed); return rc_fail(rc, "%s:%d: cannot parse its CLUSTER NODES reply", host, port); }
-    struct check_node *cn = calloc((size_t)seed.n, sizeof *cn);
-    if (!cn) { cview_free(&seed); return rc_fail_oom(rc); }
-    int n = 0;
-    for (int i = 0; i < seed.n; i++) {
-        struct nodeinfo *ni = &seed.nodes[i];
-        if (ni->flags & (NF_HANDSHAKE | NF_NOADDR)) continue;
-        cn[n].ni = ni;
-        cn[n].c.fd = -1;
-        /* The seed is reached the way the user reached it; others by their announced address. */
-        if (ni->flags & NF_MYSELF) check_probe(rc, &cn[n], host, port);
-        else check_probe(rc, &cn[n], ni->ip, ni->port);
-        n++;
-    }
-    check_sort(cn, n, &seed);
-    sds problems = sdsempty();
-    int np = 0;
-    sds sig0 = NULL;
-    int covered = 0, open = 0;
-    for (int i = 0; i < seed.n; i++) covered += nodeinfo_slot_count(&seed.nodes[i]);
-    for (int i = 0; i < n; i++) {
-        struct check_node *c = &cn[i];
-        const char *nm = c->c.name ? c->c.name : "?";
-        if (!c->reachable) { problems = check_add_problem(problems, &np, "%s:%d unreachable: %s", c->ni->ip, c->ni->port, c->err); continue; }
-        if (strcmp(c->state, "ok") != 0) problems = check_add_problem(problems, &np, "%s reports cluster_state:%s", nm, c->state);
-        if ((c->ni->flags & NF_SLAVE) && strcmp(c->link, "up") != 0)
-            problems = check_add_problem(problems, &np, "%s: replication link to its master is %s", nm, c->link[0] ? c->link : "not up");
-        for (int j = 0; j < c->view.n; j++) {
-            struct nodeinfo *o = &c->view.nodes[j];
-            if (o->flags & NF_MYSELF) open += o->open_slots;
-            if (o->flags & (NF_FAIL | NF_PFAIL))
-                problems = check_add_problem(problems, &np, "%s sees %s:%d as %s", nm, o->ip, o->port, (o->flags & NF_FAIL) ? "failed" : "possibly failed");
-        }
-        sds sig = cview_signature(&c->view);
-        if (!sig0) sig0 = sig;
-        else { if (sig && strcmp(sig, sig0) != 0) problems = check_add_problem(problems, &np, "%s does not agree with the other nodes about the slot map", nm); sdsfree(sig); }
-    }
-    if (covered != CLUSTER_SLOTS) problems = check_add_problem(problems, &np, "only %d of %d slots are covered", covered, CLUSTER_SLOTS);
-    if (open) problems = check_add_problem(problems, &np, "%d open (migrating/importing) slot(s)", open);
-    problems = check_multiple_owners(problems, &np, cn, n);
-    check_warn_timeouts(rc, cn, n);
-    int healthy = np == 0;
-    if (!quiet_report) {
-        if (rc->json) check_print_json(cn, n, healthy, problems);
-        else check_print_text(cn, n, healthy, problems, &seed);
-    }
-    if (!healthy && problems) {
-        sds first = sdsnewlen(problems, strcspn(problems, "\n"));
-        rc_fail(rc, "cluster at %s:%d is not healthy: %s%s", host, port, first ? first : "", np > 1 ? " (and more)" : "");
-        sdsfree(first);
-    }
-    sdsfree(problems);
-    sdsfree(sig0);
-    check_nodes_free(cn, n);
-    cview_free(&seed);
-    return healthy ? 0 : 1;
-}
-
 /* ====================================================================== */
-/* 7a. Cluster session: every node of a running cluster; judges; actions   */
+/* 7. Cluster session: every node of a running cluster; judges; actions    */
 /* ====================================================================== */
 
-/* Day-2 commands work on a cluster that already runs. A session holds one connection
- * per node reached from one seed (the seed's CLUSTER NODES lists them), each with the
- * number of replies still owed to it, and that node's own view. Judges only read views
- * and return findings; actions only queue commands. The commands in 7b are built from
- * these three parts and never read struct rc fields to learn their arguments. */
+/* Every command that talks to cluster nodes works through a session: one connection
+ * per node — reached from one seed whose CLUSTER NODES lists them (check, the day-2
+ * commands), or given by address (create) — each with the number of replies still owed
+ * to it, and that node's own view. Judges only read views and return findings; actions
+ * only queue commands. check, create (7a) and the commands in 7b are built from these
+ * three parts and never read struct rc fields to learn their arguments. */
 
 struct snode {
     char id[41];
@@ -3794,7 +2534,12 @@ struct snode {
     const struct nodeinfo *line; /* the seed's line for it */
     long long keys;         /* DBSIZE */
     long node_timeout;      /* cluster-node-timeout in ms, -1 when unknown */
+    int no_failover;        /* cluster-replica-no-failover: 1 yes, 0 no, -1 unknown */
     char state[16];         /* cluster_state from CLUSTER INFO */
+    char link[16];          /* master_link_status; "" on a master */
+    long long repl_offset;  /* slave_repl_offset, -1 when unknown */
+    char server[64];        /* "Valkey 8.0.1" (info_server_desc) */
+    int major, minor;       /* redis_version, which Valkey keeps Redis-compatible */
 };
 
 struct session {
@@ -3922,6 +2667,18 @@ static struct resp *sess_reply(struct session *s, struct snode *x, int extra_ms)
     return r;
 }
 
+/* Read the next owed reply of x and turn -ERR into a failure naming x and `what`. */
+static struct resp *sess_expect(struct session *s, struct snode *x, const char *what) {
+    struct resp *r = sess_reply(s, x, 0);
+    if (!r) { rc_wrap(s->rc, "%s", what); return NULL; }
+    if (r->type == RESP_ERROR) {
+        rc_fail(s->rc, "%s: %s: %s", x->c.name, what, r->str);
+        resp_free(r);
+        return NULL;
+    }
+    return r;
+}
+
 /* Read every reply x owes; the first -ERR becomes the failure (after all are read). */
 static int sess_drain(struct session *s, struct snode *x, const char *what) {
     int ret = 0;
@@ -3948,53 +2705,90 @@ static int sess_drain_all(struct session *s, const char *what) {
 
 /* --- Opening a session ---------------------------------------------------- */
 
-/* The first questions every node answers: its view, its size, its timeout. */
+/* The questions every node answers when a session opens, in this order. */
+enum { PROBE_CLUSTER_ENABLED, PROBE_NODES, PROBE_DBSIZE, PROBE_NODE_TIMEOUT, PROBE_CLUSTER_INFO, PROBE_SERVER,
+       PROBE_REPLICATION, PROBE_NO_FAILOVER, PROBES };
+
 static int sess_probe_queue(struct session *s, struct snode *x) {
     struct rc *rc = s->rc;
-    if (rconn_queue(rc, &x->c, "CLUSTER", "NODES", RESP_END) < 0 ||
+    if (rconn_queue(rc, &x->c, "INFO", "cluster", RESP_END) < 0 ||
+        rconn_queue(rc, &x->c, "CLUSTER", "NODES", RESP_END) < 0 ||
         rconn_queue(rc, &x->c, "DBSIZE", RESP_END) < 0 ||
         rconn_queue(rc, &x->c, "CONFIG", "GET", "cluster-node-timeout", RESP_END) < 0 ||
-        rconn_queue(rc, &x->c, "CLUSTER", "INFO", RESP_END) < 0) return -1;
-    x->owed += 4;
+        rconn_queue(rc, &x->c, "CLUSTER", "INFO", RESP_END) < 0 ||
+        rconn_queue(rc, &x->c, "INFO", "server", RESP_END) < 0 ||
+        rconn_queue(rc, &x->c, "INFO", "replication", RESP_END) < 0 ||
+        rconn_queue(rc, &x->c, "CONFIG", "GET", "cluster-replica-no-failover", RESP_END) < 0) return -1;
+    x->owed += PROBES;
     return rconn_flush(rc, &x->c, rc_now_ms() + rc->io_timeout_ms);
+}
+
+/* The value of a CONFIG GET reply ([name, value]), or NULL: an error (CONFIG renamed,
+ * or not allowed for this user) only makes the value unknown. */
+static const char *resp_config_value(const struct resp *r) {
+    return r && r->type == RESP_ARRAY && r->n == 2 && r->elem[1]->type == RESP_BULK ? r->elem[1]->str : NULL;
+}
+
+/* What INFO replication and the two CONFIG GETs say; none of it is required. */
+static void snode_take_details(struct snode *x, struct resp **r) {
+    long v;
+    char buf[32];
+    const char *nt = resp_config_value(r[PROBE_NODE_TIMEOUT]), *nf = resp_config_value(r[PROBE_NO_FAILOVER]);
+    x->node_timeout = nt && rc_parse_int(nt, 0, LONG_MAX, &v) == 0 ? v : -1;
+    x->no_failover = nf ? !strcmp(nf, "yes") : -1;
+    x->link[0] = 0;
+    x->repl_offset = -1;
+    if (r[PROBE_REPLICATION]->type == RESP_BULK) {
+        if (info_field(r[PROBE_REPLICATION]->str, "master_link_status", x->link, sizeof x->link) < 0) x->link[0] = 0;
+        if (info_field(r[PROBE_REPLICATION]->str, "slave_repl_offset", buf, sizeof buf) == 0) x->repl_offset = strtoll(buf, NULL, 10);
+    }
+    if (r[PROBE_SERVER]->type == RESP_BULK) {
+        if (info_field(r[PROBE_SERVER]->str, "redis_version", buf, sizeof buf) == 0) parse_version(buf, &x->major, &x->minor);
+        info_server_desc(r[PROBE_SERVER]->str, x->server, sizeof x->server);
+    }
 }
 
 static int sess_probe_read(struct session *s, struct snode *x) {
     struct rc *rc = s->rc;
-    struct resp *r[4] = { 0 };
+    struct resp *r[PROBES] = { 0 };
     int ret = -1;
-    for (int k = 0; k < 4; k++)
+    char buf[16];
+    for (int k = 0; k < PROBES; k++)
         if (!(r[k] = sess_reply(s, x, 0))) goto out;
+    struct resp *en = r[PROBE_CLUSTER_ENABLED], *nodes = r[PROBE_NODES];
     /* A replica loading its first sync answers LOADING for a moment: it is up, its
      * last view stays. */
-    if (r[0]->type == RESP_ERROR && strncmp(r[0]->str, "LOADING", 7) == 0 && x->me) {
+    if (nodes->type == RESP_ERROR && strncmp(nodes->str, "LOADING", 7) == 0 && x->me) {
         snprintf(x->state, sizeof x->state, "loading");
         ret = 0;
         goto out;
     }
-    if (r[0]->type == RESP_ERROR && strncmp(r[0]->str, "NOAUTH", 6) == 0) {
-        rc_fail_as(rc, RC_ERR_AUTH, "%s: %s (give the password with --password or --password-file)", x->c.name, r[0]->str);
+    if (en->type == RESP_ERROR && strncmp(en->str, "NOAUTH", 6) == 0) {
+        rc_fail_as(rc, RC_ERR_AUTH, "%s: %s (give the password with --password or --password-file)", x->c.name, en->str);
         goto out;
     }
-    if (r[0]->type != RESP_BULK || r[1]->type != RESP_INTEGER) {
-        rc_fail_as(rc, RC_ERR_NOT_CLUSTER, "%s: CLUSTER NODES: %s", x->c.name, r[0]->type == RESP_ERROR ? r[0]->str : "unexpected reply");
+    if (en->type == RESP_BULK && (info_field(en->str, "cluster_enabled", buf, sizeof buf) < 0 || strcmp(buf, "1") != 0)) {
+        rc_fail_as(rc, RC_ERR_NOT_CLUSTER, "%s: cluster mode is disabled (cluster_enabled:0); start it with cluster-enabled yes", x->c.name);
+        goto out;
+    }
+    if (nodes->type != RESP_BULK || r[PROBE_DBSIZE]->type != RESP_INTEGER) {
+        rc_fail_as(rc, RC_ERR_NOT_CLUSTER, "%s: CLUSTER NODES: %s", x->c.name, nodes->type == RESP_ERROR ? nodes->str : "unexpected reply (is this a Redis node?)");
         goto out;
     }
     cview_free(&x->view);
-    if (cview_parse(r[0]->str, sdslen(r[0]->str), &x->view) < 0 || !(x->me = cview_myself(&x->view))) {
+    x->me = NULL;
+    if (cview_parse(nodes->str, sdslen(nodes->str), &x->view) < 0 || !(x->me = cview_myself(&x->view))) {
         rc_fail(rc, "%s: cannot parse its CLUSTER NODES reply", x->c.name);
         goto out;
     }
-    x->keys = r[1]->integer;
-    x->node_timeout = -1;
-    long v;
-    if (r[2]->type == RESP_ARRAY && r[2]->n == 2 && r[2]->elem[1]->type == RESP_BULK &&
-        rc_parse_int(r[2]->elem[1]->str, 0, LONG_MAX, &v) == 0) x->node_timeout = v;
-    if (r[3]->type != RESP_BULK || info_field(r[3]->str, "cluster_state", x->state, sizeof x->state) < 0) snprintf(x->state, sizeof x->state, "?");
+    x->keys = r[PROBE_DBSIZE]->integer;
+    snode_take_details(x, r);
+    if (r[PROBE_CLUSTER_INFO]->type != RESP_BULK || info_field(r[PROBE_CLUSTER_INFO]->str, "cluster_state", x->state, sizeof x->state) < 0)
+        snprintf(x->state, sizeof x->state, "?");
     x->up = 1;
     ret = 0;
 out:
-    for (int k = 0; k < 4; k++) resp_free(r[k]);
+    for (int k = 0; k < PROBES; k++) resp_free(r[k]);
     if (ret < 0) snode_fail(rc, x);
     return ret;
 }
@@ -4078,6 +2872,38 @@ static int sess_open(struct rc *rc, struct session *s, const struct addr *seed) 
     return 0;
 }
 
+/* A session over nodes given by address, not yet one cluster (create): each is reached
+ * and announced as written until its own view says otherwise. The first node that
+ * cannot be reached is the failure. */
+static int sess_open_addrs(struct rc *rc, struct session *s, const struct addr *a, int n) {
+    memset(s, 0, sizeof *s);
+    s->rc = rc;
+    if (!(s->nodes = calloc((size_t)n, sizeof *s->nodes))) return rc_fail_oom(rc);
+    for (; s->n < n; s->n++) {
+        struct snode *x = &s->nodes[s->n];
+        x->c.fd = -1;
+        snprintf(x->ip, sizeof x->ip, "%s", a[s->n].ip);
+        snprintf(x->conn_ip, sizeof x->conn_ip, "%s", a[s->n].ip);
+        x->port = x->conn_port = a[s->n].port;
+        x->bus = addr_bus(&a[s->n]);
+    }
+    for (int i = 0; i < n; i++) {
+        if (rconn_open(rc, &s->nodes[i].c, a[i].ip, a[i].port) < 0) return -1;
+        s->nodes[i].up = 1;
+    }
+    return 0;
+}
+
+/* Drop x's connection, and with it every reply it still owed, and connect again. */
+static int sess_reconnect(struct session *s, struct snode *x) {
+    rconn_free(&x->c);
+    x->owed = 0;
+    x->up = 0;
+    if (rconn_open(s->rc, &x->c, x->conn_ip, x->conn_port) < 0) { snode_fail(s->rc, x); return -1; }
+    x->up = 1;
+    return 0;
+}
+
 /* Ask every reachable node for its view again (after a change). */
 static int sess_refresh(struct session *s) {
     for (int i = 0; i < s->n; i++) {
@@ -4113,7 +2939,8 @@ static int sess_count_replicas(const struct session *s, const char *master_id) {
 /* --- Judges: read views, return findings ------------------------------------ */
 
 enum finding_kind { FIND_UNREACHABLE = 1, FIND_STATE, FIND_FAILING, FIND_OPEN_SLOT, FIND_UNCOVERED,
-                    FIND_DISAGREE, FIND_MULTI_OWNER, FIND_TIMEOUT_MISMATCH };
+                    FIND_DISAGREE, FIND_MULTI_OWNER, FIND_TIMEOUT_MISMATCH, FIND_LINK, FIND_FORMATION_LEFT,
+                    FIND_NOT_EMPTY, FIND_NOT_ALONE, FIND_HAS_SLOTS, FIND_SAME_NODE };
 
 struct finding {
     int kind;
@@ -4251,6 +3078,54 @@ static int judge_node_timeout(const struct session *s, struct findings *f) {
     return 0;
 }
 
+/* Every reachable replica has its replication link up. */
+static int judge_replica_links(const struct session *s, struct findings *f) {
+    for (int i = 0; i < s->n; i++) {
+        const struct snode *x = &s->nodes[i];
+        if (x->up && !snode_is_master(x) && strcmp(x->link, "up") != 0 &&
+            findings_add(f, FIND_LINK, i, -1, 0, "%s:%d: replication link to its master is %s", x->ip, x->port, x->link[0] ? x->link : "not up") < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* cluster-node-timeout 500 with cluster-replica-no-failover yes is what create sets
+ * while forming: a formation whose restore failed (or was cut short) left them, and
+ * the replicas of such a node will not fail over. A warning, for the first such node. */
+static int judge_formation_leftovers(const struct session *s, struct findings *f) {
+    for (int i = 0; i < s->n; i++) {
+        const struct snode *x = &s->nodes[i];
+        if (x->up && x->node_timeout == 500 && x->no_failover == 1)
+            return findings_add(f, FIND_FORMATION_LEFT, i, -1, 1, "%s:%d still carries rcluster's formation settings (cluster-node-timeout 500, "
+                                "cluster-replica-no-failover yes): its replicas will not fail over; set them back with CONFIG SET (or rcluster set-timeout)",
+                                x->ip, x->port);
+    }
+    return 0;
+}
+
+/* Can these nodes form a new cluster? Each must be empty, know no other node, own no
+ * slot, and be a node of its own (two addresses of one node share its id). */
+static int judge_formable(const struct session *s, struct findings *f) {
+    for (int i = 0; i < s->n; i++) {
+        const struct snode *x = &s->nodes[i];
+        int r = 0;
+        if (!x->me) continue;
+        if (x->keys != 0)
+            r = findings_add(f, FIND_NOT_EMPTY, i, -1, 0, "%s:%d: node is not empty (%lld keys); only empty nodes can form a new cluster", x->ip, x->port, x->keys);
+        else if (x->view.n > 1)
+            r = findings_add(f, FIND_NOT_ALONE, i, -1, 0, "%s:%d: node already knows %d other nodes (it is part of a cluster; CLUSTER RESET it first)",
+                             x->ip, x->port, x->view.n - 1);
+        else if (x->me->nranges > 0)
+            r = findings_add(f, FIND_HAS_SLOTS, i, -1, 0, "%s:%d: node already has %d slots assigned", x->ip, x->port, nodeinfo_slot_count(x->me));
+        for (int j = 0; r == 0 && j < i; j++)
+            if (s->nodes[j].me && strcmp(s->nodes[j].me->id, x->me->id) == 0)
+                r = findings_add(f, FIND_SAME_NODE, i, -1, 0, "%s:%d and %s:%d are the same node (id %.8s)", s->nodes[j].ip, s->nodes[j].port,
+                                 x->ip, x->port, x->me->id);
+        if (r < 0) return -1;
+    }
+    return 0;
+}
+
 /* The judges a mutating command runs before it changes anything. */
 static int judge_all(const struct session *s, struct findings *f, int multi_owners) {
     if (judge_reachable(s, f) < 0 || judge_open_slots(s, f) < 0 || judge_coverage(s, f) < 0 ||
@@ -4276,8 +3151,9 @@ static int act_replicate(struct session *s, struct snode *x, const char *master_
     return sess_queue(s, x, "CLUSTER", "REPLICATE", master_id, RESP_END);
 }
 
-static int act_reset(struct session *s, struct snode *x) {
-    return sess_queue(s, x, "CLUSTER", "RESET", "SOFT", RESP_END);
+/* how: "SOFT" (a node leaving a cluster) or "HARD" (a new id too: undoing a formation). */
+static int act_reset(struct session *s, struct snode *x, const char *how) {
+    return sess_queue(s, x, "CLUSTER", "RESET", how, RESP_END);
 }
 
 static int act_meet(struct session *s, struct snode *x, const char *ip, int port, int bus) {
@@ -4288,10 +3164,34 @@ static int act_meet(struct session *s, struct snode *x, const char *ip, int port
     return sess_queue(s, x, "CLUSTER", "MEET", ip, p, RESP_END);
 }
 
-static int act_addslots(struct session *s, struct snode *x, int slot) {
+/* Slots lo-hi in one command: ADDSLOTSRANGE from Redis 7 on, else ADDSLOTS with each
+ * slot (callers keep hi - lo below ADDSLOTS_BATCH then). */
+#define ADDSLOTS_BATCH 1000
+static int act_addslots_range(struct session *s, struct snode *x, int lo, int hi) {
+    char nums[ADDSLOTS_BATCH][12];
+    const char *argv[2 + ADDSLOTS_BATCH];
+    int argc = 2;
+    argv[0] = "CLUSTER";
+    if (x->major >= 7) {
+        snprintf(nums[0], sizeof nums[0], "%d", lo);
+        snprintf(nums[1], sizeof nums[1], "%d", hi);
+        argv[1] = "ADDSLOTSRANGE";
+        argv[argc++] = nums[0];
+        argv[argc++] = nums[1];
+        return sess_queue_argv(s, x, argc, argv);
+    }
+    argv[1] = "ADDSLOTS";
+    for (int k = lo; k <= hi && argc - 2 < ADDSLOTS_BATCH; k++, argc++) {
+        snprintf(nums[argc - 2], sizeof nums[0], "%d", k);
+        argv[argc] = nums[argc - 2];
+    }
+    return sess_queue_argv(s, x, argc, argv);
+}
+
+static int act_set_config_epoch(struct session *s, struct snode *x, int epoch) {
     char num[16];
-    snprintf(num, sizeof num, "%d", slot);
-    return sess_queue(s, x, "CLUSTER", "ADDSLOTS", num, RESP_END);
+    snprintf(num, sizeof num, "%d", epoch);
+    return sess_queue(s, x, "CLUSTER", "SET-CONFIG-EPOCH", num, RESP_END);
 }
 
 static sds resp_cat_bulk(sds out, const char *p, size_t len) {
@@ -4580,6 +3480,1083 @@ static int mover_run(struct session *s, struct move *mv, int n, const struct mov
     sdsfree(m.first_error);
     *keys_moved = m.keys_moved;
     *slots_done = m.slots_done;
+    return ret;
+}
+
+/* ====================================================================== */
+/* 7a. Formation (create on the session) and check                        */
+/* ====================================================================== */
+
+/* create forms a cluster from empty nodes with a session over their addresses: the
+ * session holds the connections, the owed replies and each node's view; a judge reads
+ * one node's view and says what it still lacks; the wait loop polls, judges and acts
+ * (MEET, REPLICATE, a nudge of the replication offset). The policy — formation
+ * settings and their levels, backing off on strain, MEET waves — is kept apart here. */
+
+/* While forming, Redis' own delays dominate: a master keeps cluster_state:fail for its
+ * rejoin delay, min(max(cluster-node-timeout, 500 ms), 5 s), and a master delays a
+ * diskless full sync by repl-diskless-sync-delay. We lower both on the still-empty
+ * nodes and put the original values back on every exit path. */
+/* Formation adapts to what the hosts can take: it starts with the fastest settings
+ * (level 0) and, when the nodes show strain — a node sees a peer as possibly failed, or
+ * a poll round takes too long — backs off a level: a longer cluster-node-timeout and the
+ * original hz (hz 100 costs CPU on every node, which a host with many nodes and few
+ * cores lacks), then no more MEET waves; after ENGINE_CALM_MS without strain it speeds
+ * up a level again, but not back to a level that showed strain twice. A NULL value at a level means the node's original value. Replicas
+ * never fail over while forming (cluster-replica-no-failover yes), whatever the level,
+ * so strain costs time, never the layout. */
+#define ENGINE_LEVELS 3
+static const struct { const char *name, *value[ENGINE_LEVELS]; int replicas_only; } engine_tunables[] = {
+    { "cluster-node-timeout", { "500", "2000", "5000" }, 0 },
+    { "repl-diskless-sync-delay", { "0", "0", "0" }, 0 },
+    { "hz", { "100", NULL, NULL }, 0 },
+    { "repl-diskless-sync", { "no", "no", "no" }, 0 },
+    { "cluster-replica-no-failover", { "yes", "yes", "yes" }, 1 },
+};
+#define ENGINE_TUNABLES ((int)(sizeof engine_tunables / sizeof engine_tunables[0]))
+#define ENGINE_SMALL_CLUSTER     24     /* one MEET wave; polled without extra pause */
+#define ENGINE_WAVE              24     /* nodes that MEET every other node per wave */
+#define ENGINE_WAVE_MS           100    /* between MEET waves, when not strained */
+#define ENGINE_STRAIN_ROUND_MS   400    /* a poll round slower than this + 4 ms a node is strain */
+#define ENGINE_CALM_MS           3000   /* no strain for this long: speed up a level */
+#define ENGINE_SETTLE_MS         1000   /* after a level change, strain it left is not new */
+#define ENGINE_POLL_MS           20
+#define ENGINE_REMEET_MS         400
+#define ENGINE_DOWN_GRACE_MS     1500
+
+struct engine_addr { sds host; int port; };
+
+/* Formation state of one node; its connection and view are the session's node with
+ * the same index. */
+struct enode {
+    int master_of;          /* -1 for a master, else index of its master */
+    int slot_lo, slot_hi;   /* masters only */
+    sds orig[8];            /* engine_tunables values to restore; NULL = not changed */
+    const char *tuned[8];   /* the values set while forming */
+    int sees_failing;       /* its last view flags a planned peer PFAIL/FAIL (strain) */
+    int changed;            /* apply has modified this node */
+    int replicated;         /* CLUSTER REPLICATE sent (and not refused) */
+    int replicate_owed;     /* its reply is still to be read */
+    int64_t last_nudge;     /* masters: last replication nudge (see engine_nudge_master) */
+    int acks;               /* replies to discard (MEET, CONFIG SET, SET/DEL) queued before a REPLICATE */
+    int acks_after;         /* the same, queued after the REPLICATE whose reply is owed */
+    int healthy;
+    int64_t last_meet, down_since;
+    sds why;                /* what this node still lacks, for the diagnosis */
+    struct resp *slots;     /* its latest CLUSTER SLOTS answer */
+};
+
+struct engine {
+    struct rc *rc;
+    const struct addr *addrs; /* the nodes as the user gave them (borrowed) */
+    struct session s;       /* connections, owed replies and views, one per node */
+    struct enode *nodes;
+    int n, replicas, m;
+    int *masters;           /* master indexes in slot order */
+    sds plan_sig;           /* expected slot map signature */
+    sds abandon_note;       /* what a second Ctrl-C leaves behind (see rc_on_signal) */
+    int level;              /* formation speed level (see engine_tunables) */
+    int floor;              /* lowest level it may speed up to again */
+    int strained[ENGINE_LEVELS];  /* how often each level showed strain */
+    int meet_next;          /* first node whose MEET wave is still to be sent */
+    int64_t last_wave, last_strain, level_since;
+};
+
+static void engine_free(struct engine *e) {
+    for (int i = 0; i < e->n; i++) {
+        struct enode *x = &e->nodes[i];
+        for (int k = 0; k < ENGINE_TUNABLES; k++) sdsfree(x->orig[k]);
+        sdsfree(x->why);
+        resp_free(x->slots);
+    }
+    free(e->nodes);
+    free(e->masters);
+    sess_free(&e->s);
+    sdsfree(e->plan_sig);
+    rc_set_abandon_note(NULL);
+    sdsfree(e->abandon_note);
+    memset(e, 0, sizeof *e);
+}
+
+static struct snode *engine_snode(struct engine *e, const struct enode *x) { return &e->s.nodes[x - e->nodes]; }
+
+/* "host:port" of node i as we reach it, for messages. */
+static const char *engine_name(const struct engine *e, int i) {
+    const struct snode *x = &e->s.nodes[i];
+    return x->c.name ? x->c.name : e->addrs[i].host;
+}
+
+/* Reconnect (dropping replies still owed to us) so a node can be asked again. */
+static int engine_reconnect(struct engine *e, struct enode *x) {
+    x->acks = x->acks_after = 0;
+    if (x->replicate_owed) x->replicated = 0; /* unknown outcome: it is safe to repeat */
+    x->replicate_owed = 0;
+    return sess_reconnect(&e->s, engine_snode(e, x));
+}
+
+/* Replies to discard are read in the order they were queued: before or after the one
+ * REPLICATE whose reply is read for its meaning. */
+static void engine_owe_acks(struct enode *x, int n) {
+    if (x->replicate_owed) x->acks_after += n;
+    else x->acks += n;
+}
+
+static sds engine_plan_signature(struct engine *e) {
+    const char **owner = calloc(CLUSTER_SLOTS, sizeof *owner);
+    if (!owner) return NULL;
+    for (int k = 0; k < e->m; k++) {
+        struct enode *x = &e->nodes[e->masters[k]];
+        for (int s = x->slot_lo; s <= x->slot_hi; s++) owner[s] = e->s.nodes[e->masters[k]].id;
+    }
+    sds sig = slotmap_signature(owner);
+    free(owner);
+    return sig;
+}
+
+/* --- Preflight --------------------------------------------------------- */
+
+static int engine_check_duplicates(struct rc *rc, struct addr *a, int n) {
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < i; j++)
+            if (strcmp(a[i].ip, a[j].ip) == 0 && a[i].port == a[j].port)
+                return rc_fail(rc, "node %s:%d is listed twice (as '%s:%d' and '%s:%d')",
+                               a[i].ip, a[i].port, a[j].host, a[j].port, a[i].host, a[i].port);
+    return 0;
+}
+
+static int engine_check_count(struct rc *rc, int n, int replicas) {
+    int need = 3 * (replicas + 1);
+    if (n < need)
+        return rc_fail(rc, "3 masters with %d replicas each need at least %d nodes, got %d", replicas, need, n);
+    return 0;
+}
+
+/* CONFIG GET of every tunable, queued before the session's own questions. */
+static int engine_queue_tunables(struct engine *e, int i) {
+    for (int k = 0; k < ENGINE_TUNABLES; k++)
+        if (sess_queue(&e->s, &e->s.nodes[i], "CONFIG", "GET", engine_tunables[k].name, RESP_END) < 0) return -1;
+    return 0;
+}
+
+/* The tunables' values; one a node will not tell (CONFIG renamed away) stays NULL and
+ * is never changed there. */
+static int engine_read_tunables(struct engine *e, int i) {
+    for (int k = 0; k < ENGINE_TUNABLES; k++) {
+        struct resp *r = sess_reply(&e->s, &e->s.nodes[i], 0);
+        if (!r) return -1;
+        const char *v = resp_config_value(r);
+        e->nodes[i].orig[k] = v ? sdsnew(v) : NULL;
+        resp_free(r);
+    }
+    return 0;
+}
+
+/* A node started with cluster-announce-ip shows that address in its own line; MEET
+ * must use it, because inside Docker the published address means nothing. */
+static void engine_take_announced(struct snode *x) {
+    memcpy(x->id, x->me->id, sizeof x->id);
+    if (!x->me->ip[0] || !x->me->port) return;
+    snprintf(x->ip, sizeof x->ip, "%s", x->me->ip);
+    x->port = x->me->port;
+    x->bus = x->me->bus ? x->me->bus : x->me->port + 10000;
+}
+
+/* Every node answers the session's questions and its tunables in one round trip; the
+ * judge then says whether they can form a new cluster at all. */
+static int engine_preflight(struct engine *e) {
+    struct session *s = &e->s;
+    if (sess_open_addrs(e->rc, s, e->addrs, e->n) < 0) return -1;
+    for (int i = 0; i < e->n; i++)
+        if (engine_queue_tunables(e, i) < 0 || sess_probe_queue(s, &s->nodes[i]) < 0) return -1;
+    for (int i = 0; i < e->n; i++)
+        if (engine_read_tunables(e, i) < 0 || sess_probe_read(s, &s->nodes[i]) < 0) return -1;
+    struct findings f = { 0 };
+    int ret = judge_formable(s, &f) < 0 ? rc_fail_oom(e->rc) : f.n ? rc_fail(e->rc, "%s", f.v[0].text) : 0;
+    findings_free(&f);
+    for (int i = 0; ret == 0 && i < e->n; i++) engine_take_announced(&s->nodes[i]);
+    return ret;
+}
+
+/* --- Plan --------------------------------------------------------------- */
+
+static int engine_plan(struct engine *e) {
+    if (e->n <= 0) return rc_fail(e->rc, "no nodes to plan");
+    const char **hosts = malloc((size_t)e->n * sizeof *hosts);
+    int *master_of = malloc((size_t)e->n * sizeof *master_of);
+    e->masters = malloc((size_t)e->n * sizeof *e->masters);
+    int *lo = malloc((size_t)e->n * sizeof *lo), *hi = malloc((size_t)e->n * sizeof *hi);
+    int ret = -1;
+    if (!hosts || !master_of || !e->masters || !lo || !hi) { rc_fail_oom(e->rc); goto out; }
+    for (int i = 0; i < e->n; i++) hosts[i] = e->addrs[i].ip;
+    e->m = cluster_plan_layout(e->n, hosts, e->replicas, master_of, e->masters);
+    if (e->m < 0) { rc_fail(e->rc, "cannot lay out %d nodes with %d replica(s) per master", e->n, e->replicas); goto out; }
+    cluster_split_slots(e->m, lo, hi);
+    for (int i = 0; i < e->n; i++) e->nodes[i].master_of = master_of[i];
+    for (int k = 0; k < e->m; k++) {
+        e->nodes[e->masters[k]].slot_lo = lo[k];
+        e->nodes[e->masters[k]].slot_hi = hi[k];
+    }
+    if (!(e->plan_sig = engine_plan_signature(e))) { rc_fail_oom(e->rc); goto out; }
+    ret = 0;
+out:
+    free(hosts); free(master_of); free(lo); free(hi);
+    return ret;
+}
+
+/* What the nodes run, for the plan: "Valkey 8.0.1". NULL on OOM. */
+static sds sess_servers(const struct session *s) {
+    const char **desc = calloc((size_t)s->n + 1, sizeof *desc);
+    if (!desc) return NULL;
+    for (int i = 0; i < s->n; i++) desc[i] = s->nodes[i].up ? s->nodes[i].server : NULL;
+    sds out = info_servers_summary(desc, s->n);
+    free(desc);
+    return out;
+}
+
+static void engine_print_plan(struct engine *e) {
+    struct rc *rc = e->rc;
+    sds servers = sess_servers(&e->s);
+    rc_progress(rc, "Plan: %d masters, %d nodes, %d replica(s) per master, %s", e->m, e->n, e->replicas,
+                servers ? servers : "server unknown");
+    sdsfree(servers);
+    for (int k = 0; k < e->m; k++) {
+        struct enode *x = &e->nodes[e->masters[k]];
+        rc_progress(rc, "  master %-22s slots %d-%d (%d)", engine_name(e, e->masters[k]), x->slot_lo, x->slot_hi, x->slot_hi - x->slot_lo + 1);
+        for (int i = 0; i < e->n; i++)
+            if (e->nodes[i].master_of == e->masters[k])
+                rc_progress(rc, "    replica %s", engine_name(e, i));
+    }
+}
+
+/* --- Apply ---------------------------------------------------------------- */
+
+/* The value tunable k has at `level` on node x: NULL at that level means its original. */
+static const char *engine_tunable_value(const struct enode *x, int k, int level) {
+    const char *v = engine_tunables[k].value[level];
+    return v ? v : x->orig[k];
+}
+
+/* Queue CONFIG SET of every tunable whose value at `level` differs from what node x has
+ * now; returns the number of replies queued, or -1. */
+static int engine_queue_level(struct engine *e, struct enode *x, int level) {
+    int queued = 0;
+    for (int k = 0; k < ENGINE_TUNABLES; k++) {
+        const char *v = x->orig[k] ? engine_tunable_value(x, k, level) : NULL;
+        if (!v || (x->tuned[k] && !strcmp(x->tuned[k], v))) continue;
+        if (sess_queue(&e->s, engine_snode(e, x), "CONFIG", "SET", engine_tunables[k].name, v, RESP_END) < 0) return -1;
+        x->tuned[k] = v;
+        queued++;
+    }
+    return queued;
+}
+
+/* "cluster-node-timeout 5000 -> 500, ..." for node x between its originals and level. */
+static sds engine_describe_level(const struct enode *x, int level) {
+    sds what = sdsempty();
+    for (int k = 0; what && k < ENGINE_TUNABLES; k++)
+        if (x->orig[k] && strcmp(x->orig[k], engine_tunable_value(x, k, level)) != 0)
+            what = rc_catprintf(what, "%s%s %s -> %s", sdslen(what) ? ", " : "", engine_tunables[k].name,
+                                x->orig[k], engine_tunable_value(x, k, level));
+    return what;
+}
+
+/* Set the fastest formation settings (level 0) on every node; a tunable a node refuses
+ * (an older server) is left alone there. */
+static int engine_tune(struct engine *e) {
+    struct rc *rc = e->rc;
+    int tuned = 0;
+    /* From here on any node may have been changed (a command sent whose reply was never
+     * read, a MEET received from another node): a rollback resets them all, which is
+     * harmless for the empty standalone nodes that preflight proved them to be. */
+    for (int i = 0; i < e->n; i++) e->nodes[i].changed = 1;
+    e->level = 0;
+    for (int i = 0; i < e->n; i++) {
+        struct enode *x = &e->nodes[i];
+        for (int k = 0; k < ENGINE_TUNABLES; k++)
+            if (engine_tunables[k].replicas_only && x->master_of < 0) { sdsfree(x->orig[k]); x->orig[k] = NULL; }
+        if (engine_queue_level(e, x, 0) < 0) return -1;
+    }
+    for (int i = 0; i < e->n; i++) {
+        struct enode *x = &e->nodes[i];
+        for (int k = 0; k < ENGINE_TUNABLES; k++) {
+            if (!x->orig[k] || !x->tuned[k]) continue;
+            struct resp *r = sess_reply(&e->s, engine_snode(e, x), 0);
+            if (!r) return -1;
+            if (r->type == RESP_ERROR) { sdsfree(x->orig[k]); x->orig[k] = NULL; x->tuned[k] = NULL; }
+            else tuned++;
+            resp_free(r);
+        }
+    }
+    if (!tuned) return 0;
+    sds what = engine_describe_level(&e->nodes[e->n - 1], 0);
+    rc_progress(rc, "While forming: the fastest settings (%s; cluster-replica-no-failover on replicas); rcluster backs off "
+                    "if the nodes show strain and restores the originals at the end", what ? what : "");
+    e->abandon_note = rc_sprintf("the nodes keep the formation settings (%s) and a partly formed cluster; set the "
+                                 "originals back with CONFIG SET and run CLUSTER RESET HARD on each node before trying again",
+                                 what ? what : "");
+    rc_set_abandon_note(e->abandon_note);
+    sdsfree(what);
+    return 0;
+}
+
+
+/* Move every node to formation level `level`, pipelined: the CONFIG SET replies are
+ * read (as acks) before the next poll answers. Says what it chose and why. */
+static int engine_set_level(struct engine *e, int level, const char *why) {
+    for (int i = 0; i < e->n; i++) {
+        struct enode *x = &e->nodes[i];
+        if (!engine_snode(e, x)->up) continue;
+        int q = engine_queue_level(e, x, level);
+        if (q < 0) return -1;
+        engine_owe_acks(x, q);
+    }
+    sds what = engine_describe_level(&e->nodes[0], level);
+    rc_progress(e->rc, "%s: formation level %d -> %d (%s%s)", why, e->level, level, what && sdslen(what) ? what : "original settings",
+                level == ENGINE_LEVELS - 1 ? "; MEET waves paused" : "");
+    sdsfree(what);
+    e->level = level;
+    e->level_since = rc_now_ms();
+    return 0;
+}
+
+/* After a poll round: back off a level on strain, speed up a level after a calm spell. */
+static int engine_adapt(struct engine *e, int64_t round_ms) {
+    int failing = 0;
+    for (int i = 0; i < e->n; i++) failing += e->nodes[i].sees_failing;
+    /* Busy nodes answer slowly during the handshake storm, which is no danger by itself:
+     * slowness backs off one level at most; only peers seen failing go further. */
+    int slow = round_ms > ENGINE_STRAIN_ROUND_MS + 4 * (int64_t)e->n;
+    if (failing || (slow && e->level == 0)) {
+        e->last_strain = rc_now_ms();
+        if (rc_now_ms() - e->level_since < ENGINE_SETTLE_MS) return 0;
+        if (++e->strained[e->level] >= 2 && e->floor <= e->level) e->floor = e->level + 1;
+        if (e->level + 1 >= ENGINE_LEVELS) return 0;
+        char why[160];
+        if (failing) snprintf(why, sizeof why, "Nodes show strain (%d see a peer as possibly failing)", failing);
+        else snprintf(why, sizeof why, "Nodes show strain (a poll round took %lld ms)", (long long)round_ms);
+        return engine_set_level(e, e->level + 1, why);
+    }
+    if (e->level > e->floor && rc_now_ms() - e->last_strain > ENGINE_CALM_MS) {
+        e->last_strain = rc_now_ms();
+        return engine_set_level(e, e->level - 1, "Strain cleared");
+    }
+    return 0;
+}
+
+/* Put back what engine_tune changed. Runs on every exit path and tries every node
+ * even after a failure, because the node may be the very thing that broke. Returns 0,
+ * or -1 with *left naming each node and the formation value still set there (caller
+ * frees); rc->err is left as it was. */
+
+/* Put back what engine_tune changed. Runs on every exit path and tries every node
+ * even after a failure, because the node may be the very thing that broke. Returns 0,
+ * or -1 with *left naming each node and the formation value still set there (caller
+ * frees); rc->err is left as it was. */
+static int engine_restore(struct engine *e, sds *left) {
+    struct rc *rc = e->rc;
+    sds saved = rc->err ? sdsdup(rc->err) : NULL;
+    int restored = 0, failed = 0, kind = rc->err_kind;
+    *left = sdsempty();
+    for (int i = 0; i < e->n; i++) {
+        struct enode *x = &e->nodes[i];
+        struct snode *sx = &e->s.nodes[i];
+        int pending = 0;
+        for (int k = 0; k < ENGINE_TUNABLES; k++) pending += x->orig[k] != NULL;
+        if (!pending) continue;
+        int up = !((!sx->up || sx->owed > 0) && engine_reconnect(e, x) < 0);
+        for (int k = 0; k < ENGINE_TUNABLES; k++) {
+            if (!x->orig[k]) continue;
+            struct resp *r = up ? rconn_call(rc, &sx->c, "CONFIG SET", "CONFIG", "SET", engine_tunables[k].name, x->orig[k], RESP_END) : NULL;
+            if (r) restored++;
+            else {
+                failed++;
+                *left = rc_catprintf(*left, "\n  %s:%d: %s is still %s (was %s): %s", sx->conn_ip, sx->conn_port, engine_tunables[k].name,
+                                     x->tuned[k] ? x->tuned[k] : "?", x->orig[k], rc->err ? rc->err : "no answer");
+            }
+            resp_free(r);
+            sdsfree(x->orig[k]);
+            x->orig[k] = NULL;
+        }
+    }
+    if (restored) rc_progress(rc, "Restored the original settings on the nodes");
+    sdsfree(rc->err);
+    rc->err = saved;
+    rc->err_kind = kind;
+    rc_set_abandon_note(NULL);
+    sdsfree(e->abandon_note);
+    e->abandon_note = NULL;
+    return failed ? -1 : 0;
+}
+
+/* Slots to the masters (ranges from Redis 7, batches of ADDSLOTS before), then a
+ * distinct config epoch to every node, all pipelined. */
+static int engine_assign_slots(struct engine *e) {
+    struct session *s = &e->s;
+    for (int k = 0; k < e->m; k++) {
+        struct enode *x = &e->nodes[e->masters[k]];
+        struct snode *sx = engine_snode(e, x);
+        int step = sx->major >= 7 ? CLUSTER_SLOTS : ADDSLOTS_BATCH;
+        for (int lo = x->slot_lo; lo <= x->slot_hi; lo += step)
+            if (act_addslots_range(s, sx, lo, lo + step - 1 < x->slot_hi ? lo + step - 1 : x->slot_hi) < 0) return -1;
+    }
+    for (int i = 0; i < e->n; i++)
+        if (act_set_config_epoch(s, &s->nodes[i], i + 1) < 0) return -1;
+    for (int i = 0; i < e->n; i++) {
+        e->nodes[i].changed = 1;
+        if (sess_drain(s, &s->nodes[i], "CLUSTER ADDSLOTS/SET-CONFIG-EPOCH") < 0) return -1;
+    }
+    rc_progress(e->rc, "Assigned slots to %d masters and a distinct config epoch to every node", e->m);
+    return 0;
+}
+
+static int engine_queue_meet(struct engine *e, struct enode *from, const struct enode *to) {
+    const struct snode *t = engine_snode(e, to);
+    from->last_meet = rc_now_ms();
+    engine_owe_acks(from, 1);
+    return act_meet(&e->s, engine_snode(e, from), t->ip, t->port, t->bus);
+}
+
+/* Queue the next MEET wave: each of the next ENGINE_WAVE nodes meets every other node.
+ * Replies are owed as acks (read before the next poll answers, or by engine_meet). */
+static int engine_queue_wave(struct engine *e) {
+    int end = e->meet_next + ENGINE_WAVE < e->n ? e->meet_next + ENGINE_WAVE : e->n;
+    for (int i = e->meet_next; i < end; i++)
+        for (int j = 0; j < e->n; j++)
+            if (i != j && engine_queue_meet(e, &e->nodes[i], &e->nodes[j]) < 0) return -1;
+    e->meet_next = end;
+    e->last_wave = rc_now_ms();
+    return 0;
+}
+
+/* Every node meets every other node, in waves: waiting for gossip to spread the news
+ * costs several cron rounds, and Redis drops the duplicate handshakes by itself, but a
+ * whole large cluster's handshake storm at once can starve a small host. The first wave
+ * (every node, in a cluster of up to ENGINE_WAVE) goes now and reaches every node; the
+ * wait loop sends the rest every ENGINE_WAVE_MS while the nodes show no strain. Pairs
+ * that still do not know each other are met again by the wait loop. */
+static int engine_meet(struct engine *e) {
+    int64_t now = rc_now_ms();
+    for (int i = 0; i < e->n; i++) e->nodes[i].last_meet = now;
+    e->meet_next = 0;
+    if (engine_queue_wave(e) < 0) return -1;
+    for (int i = 0; i < e->n; i++) {
+        e->nodes[i].acks = 0;
+        if (sess_drain(&e->s, &e->s.nodes[i], "CLUSTER MEET") < 0) return -1;
+    }
+    if (e->meet_next < e->n)
+        rc_progress(e->rc, "Sent CLUSTER MEET from %d of %d nodes to all others; the rest follow in waves of %d", e->meet_next, e->n, ENGINE_WAVE);
+    else rc_progress(e->rc, "Sent CLUSTER MEET between all %d nodes", e->n);
+    return 0;
+}
+
+/* --- Wait until healthy: poll, judge, act ------------------------------------ */
+
+/* One poll round asks every node four questions, pipelined. */
+static int engine_poll_queue(struct engine *e, struct enode *x) {
+    struct snode *sx = engine_snode(e, x);
+    if (!sx->up && engine_reconnect(e, x) < 0) return -1;
+    if (sess_queue(&e->s, sx, "CLUSTER", "NODES", RESP_END) < 0 ||
+        sess_queue(&e->s, sx, "CLUSTER", "INFO", RESP_END) < 0 ||
+        sess_queue(&e->s, sx, "INFO", "replication", RESP_END) < 0 ||
+        sess_queue(&e->s, sx, "CLUSTER", "SLOTS", RESP_END) < 0) return -1;
+    if (rconn_flush(e->rc, &sx->c, rc_now_ms() + e->rc->io_timeout_ms) == 0) return 0;
+    snode_fail(e->rc, sx);
+    return -1;
+}
+
+static void enode_set_why(struct enode *x, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    sds s = rc_vcatprintf(sdsempty(), fmt, ap);
+    va_end(ap);
+    if (s) { sdsfree(x->why); x->why = s; }
+}
+
+/* Keep one node's four answers as its view (CLUSTER NODES, cluster_state, its
+ * replication link and offset, CLUSTER SLOTS); -1 with x->why when they are unusable. */
+static int engine_take_poll(struct engine *e, int idx, struct resp **r) {
+    struct enode *x = &e->nodes[idx];
+    struct snode *sx = &e->s.nodes[idx];
+    char buf[32];
+    x->healthy = 0;
+    for (int k = 0; k < 4; k++)
+        if (r[k]->type == RESP_ERROR) { enode_set_why(x, "error: %s", r[k]->str); return -1; }
+    if (r[0]->type != RESP_BULK || r[1]->type != RESP_BULK || r[2]->type != RESP_BULK) {
+        enode_set_why(x, "unexpected reply types");
+        return -1;
+    }
+    cview_free(&sx->view);
+    sx->me = NULL;
+    if (cview_parse(r[0]->str, sdslen(r[0]->str), &sx->view) < 0) { enode_set_why(x, "unparsable CLUSTER NODES"); return -1; }
+    sx->me = cview_myself(&sx->view);
+    if (info_field(r[1]->str, "cluster_state", sx->state, sizeof sx->state) < 0) snprintf(sx->state, sizeof sx->state, "?");
+    if (info_field(r[2]->str, "master_link_status", sx->link, sizeof sx->link) < 0) sx->link[0] = 0;
+    sx->repl_offset = info_field(r[2]->str, "slave_repl_offset", buf, sizeof buf) == 0 ? strtoll(buf, NULL, 10) : -1;
+    resp_free(x->slots);
+    x->slots = r[3];
+    r[3] = NULL;
+    return 0;
+}
+
+static int engine_count_replicas(struct engine *e, int master) {
+    int c = 0;
+    for (int i = 0; i < e->n; i++) if (e->nodes[i].master_of == master) c++;
+    return c;
+}
+
+/* Does CLUSTER SLOTS list every planned replica under every master's range? */
+static int engine_slots_complete(struct engine *e, const struct resp *slots) {
+    if (!slots || slots->type != RESP_ARRAY) return 0;
+    for (int k = 0; k < e->m; k++) {
+        struct enode *mx = &e->nodes[e->masters[k]];
+        int want = 1 + engine_count_replicas(e, e->masters[k]), found = 0;
+        for (size_t i = 0; i < slots->n; i++) {
+            const struct resp *ent = slots->elem[i];
+            if (ent->type != RESP_ARRAY || ent->n < 3 || ent->elem[0]->type != RESP_INTEGER) continue;
+            if (ent->elem[0]->integer == mx->slot_lo) { found = 1; if ((int)ent->n - 2 != want) return 0; }
+        }
+        if (!found) return 0;
+    }
+    return 1;
+}
+
+/* What one node still lacks, as its judge sees it; the wait loop acts on it. */
+struct form_need {
+    int healthy;
+    int failing;            /* it sees a planned peer as failing: strain */
+    int meet;               /* it does not know some planned peers yet */
+    int missing;            /* the first of them, -1 none */
+    int replicate;          /* a replica that can be told its master now */
+    int nudge;              /* its master's replication offset must move */
+    int lost;               /* the plan cannot be reached any more (why says how) */
+    sds why;
+};
+
+__attribute__((format(printf, 2, 3)))
+static int need_why(struct form_need *nd, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    sds s = rc_vcatprintf(sdsempty(), fmt, ap);
+    va_end(ap);
+    if (!s) return -1;
+    sdsfree(nd->why);
+    nd->why = s;
+    return 0;
+}
+
+/* Say how a node's slot map differs from the plan. A planned replica owning slots
+ * means a failover happened while forming: the nodes were too slow to answer within
+ * cluster-node-timeout (an overloaded machine), and the layout is no longer ours. */
+static int engine_explain_slot_map(const struct engine *e, int idx, struct form_need *nd) {
+    struct cview *view = (struct cview *)&e->s.nodes[idx].view;
+    for (int k = 0; k < e->m; k++) {
+        const struct enode *mx = &e->nodes[e->masters[k]];
+        const struct nodeinfo *ni = cview_find(view, e->s.nodes[e->masters[k]].id);
+        if (ni && ni->nranges == 1 && ni->ranges[0][0] == mx->slot_lo && ni->ranges[0][1] == mx->slot_hi) continue;
+        for (int i = 0; i < e->n; i++) {
+            const struct nodeinfo *o = cview_find(view, e->s.nodes[i].id);
+            if (e->nodes[i].master_of >= 0 && o && o->nranges > 0) {
+                nd->lost = 1;
+                return need_why(nd, "%s sees replica %s owning slots: a failover happened while the cluster was forming "
+                                "(nodes answered too slowly for cluster-node-timeout; is the machine overloaded?)",
+                                engine_name(e, idx), engine_name(e, i));
+            }
+        }
+        return need_why(nd, "does not yet see slots %d-%d on %s", mx->slot_lo, mx->slot_hi, engine_name(e, e->masters[k]));
+    }
+    return need_why(nd, "does not agree on the slot map yet");
+}
+
+/* Judge one node from its latest view against the plan: whom it does not know yet,
+ * whether it can be told its master, whether it agrees on the slot map, is ok, is
+ * linked and listed. Reads only; -1 on OOM. */
+static int engine_judge_node(const struct engine *e, int idx, struct form_need *nd) {
+    const struct snode *sx = &e->s.nodes[idx];
+    const struct enode *x = &e->nodes[idx];
+    struct cview *view = (struct cview *)&sx->view;
+    memset(nd, 0, sizeof *nd);
+    nd->missing = -1;
+    for (int j = 0; j < e->n; j++) {
+        if (j == idx) continue;
+        const struct nodeinfo *ni = cview_find(view, e->s.nodes[j].id);
+        if (!ni || (ni->flags & (NF_HANDSHAKE | NF_NOADDR))) { if (nd->missing < 0) nd->missing = j; continue; }
+        if (ni->flags & (NF_FAIL | NF_PFAIL)) { nd->failing = 1; return need_why(nd, "sees %s as failing", engine_name(e, j)); }
+    }
+    int handshakes = 0;
+    for (int j = 0; j < view->n; j++) if (view->nodes[j].flags & NF_HANDSHAKE) handshakes++;
+    if (nd->missing >= 0) {
+        nd->meet = 1;
+        if (need_why(nd, "does not know %s yet (%d handshake(s) in progress)", engine_name(e, nd->missing), handshakes) < 0) return -1;
+    }
+    if (x->master_of >= 0 && !x->replicated) {
+        const struct nodeinfo *ni = cview_find(view, e->s.nodes[x->master_of].id);
+        if (!ni || (ni->flags & NF_HANDSHAKE)) return nd->missing < 0 ? need_why(nd, "waiting to learn master %s", engine_name(e, x->master_of)) : 0;
+        nd->replicate = 1;
+        return need_why(nd, "replicating from %s", engine_name(e, x->master_of));
+    }
+    if (nd->missing >= 0) return 0;
+    sds sig = cview_signature(view);
+    if (!sig) return -1;
+    int agrees = strcmp(sig, e->plan_sig) == 0;
+    sdsfree(sig);
+    if (!agrees) return engine_explain_slot_map(e, idx, nd);
+    if (strcmp(sx->state, "ok") != 0) return need_why(nd, "cluster_state:%s", sx->state);
+    if (x->master_of >= 0) {
+        if (strcmp(sx->link, "up") != 0)
+            return need_why(nd, "replication link to %s is %s", engine_name(e, x->master_of), sx->link[0] ? sx->link : "not up");
+        if (sx->repl_offset == 0) { nd->nudge = 1; return need_why(nd, "replication offset still 0"); }
+    }
+    if (!engine_slots_complete((struct engine *)e, x->slots)) return need_why(nd, "CLUSTER SLOTS does not list every replica yet");
+    nd->healthy = 1;
+    return need_why(nd, "ok");
+}
+
+/* Redis 7 leaves a replica out of CLUSTER SLOTS until gossip carries a non-zero
+ * replication offset for it, and an idle master only moves its offset with the
+ * replication PING every repl-ping-replica-period (10 s). Writing and deleting one
+ * key of our own in the master's slots moves the offset at once and leaves no data. */
+static int engine_nudge_master(struct engine *e, struct enode *m) {
+    struct snode *sm = engine_snode(e, m);
+    if (strcmp(sm->state, "ok") != 0 || !sm->up || rc_now_ms() - m->last_nudge < 200) return 0;
+    char key[64];
+    for (unsigned i = 0; ; i++) {
+        snprintf(key, sizeof key, "rcluster:formation:{%u}", i);
+        int slot = cluster_key_slot(key, strlen(key));
+        if (slot >= m->slot_lo && slot <= m->slot_hi) break;
+    }
+    m->last_nudge = rc_now_ms();
+    if (e->rc->verbose) rc_progress(e->rc, "nudging %s with key %s", sm->c.name, key);
+    if (sess_queue(&e->s, sm, "SET", key, "1", RESP_END) < 0 || sess_queue(&e->s, sm, "DEL", key, RESP_END) < 0) return -1;
+    engine_owe_acks(m, 2);
+    return 0;
+}
+
+/* Act on what the judge found: MEET the peers it has never heard of (not more often
+ * than ENGINE_REMEET_MS), tell a replica its master, move a master's offset. The
+ * node's health and why are kept for the diagnosis and for engine_adapt. */
+static int engine_act_node(struct engine *e, int idx, struct form_need *nd) {
+    struct enode *x = &e->nodes[idx];
+    struct snode *sx = &e->s.nodes[idx];
+    x->healthy = nd->healthy;
+    x->sees_failing = nd->failing;
+    if (nd->why) { sdsfree(x->why); x->why = nd->why; nd->why = NULL; }
+    /* The plan can no longer be reached: stop now instead of at --timeout. */
+    if (nd->lost) return rc_fail(e->rc, "%s", x->why);
+    if (nd->meet && rc_now_ms() - x->last_meet > (int64_t)ENGINE_REMEET_MS * (e->n > ENGINE_SMALL_CLUSTER ? 5 : 1))
+        for (int j = 0; j < e->n; j++)
+            if (j != idx && !cview_find(&sx->view, e->s.nodes[j].id) && engine_queue_meet(e, x, &e->nodes[j]) < 0) return -1;
+    /* Pipelined like everything else: a busy node must not stall the whole round. */
+    if (nd->replicate) {
+        if (act_replicate(&e->s, sx, e->s.nodes[x->master_of].id) < 0) return -1;
+        x->replicate_owed = 1;
+        x->replicated = 1;
+    }
+    return nd->nudge ? engine_nudge_master(e, &e->nodes[x->master_of]) : 0;
+}
+
+/* Read and drop *count replies owed to node x (errors only said with --verbose). */
+static void engine_read_acks(struct engine *e, struct enode *x, int *count) {
+    struct snode *sx = engine_snode(e, x);
+    for (; *count > 0 && sx->up; (*count)--) {
+        struct resp *ack = sess_reply(&e->s, sx, 0);
+        if (!ack) break;
+        if (ack->type == RESP_ERROR && e->rc->verbose) rc_warn(e->rc, "%s: %s", sx->c.name, ack->str);
+        resp_free(ack);
+    }
+}
+
+/* A node that stops answering is given a short grace period (a restart or a slow
+ * fork), then the whole wait fails naming it. */
+static int engine_mark_down(struct engine *e, int idx) {
+    struct enode *x = &e->nodes[idx];
+    if (!x->down_since) x->down_since = rc_now_ms();
+    enode_set_why(x, "not answering: %s", e->rc->err);
+    if (rc_now_ms() - x->down_since > ENGINE_DOWN_GRACE_MS)
+        return rc_fail_as(e->rc, RC_ERR_UNREACHABLE, "%s stopped answering while the cluster was forming: %s", engine_name(e, idx), e->rc->err);
+    return 0;
+}
+
+/* Read one node's owed replies in order — acks, the REPLICATE, acks, the four answers
+ * — then judge it and act on the judgement. */
+static int engine_poll_read(struct engine *e, int idx) {
+    struct enode *x = &e->nodes[idx];
+    struct snode *sx = &e->s.nodes[idx];
+    struct resp *r[4] = { 0 };
+    int ret = 0, k;
+    engine_read_acks(e, x, &x->acks);
+    if (x->replicate_owed && sx->up) {
+        struct resp *rr = sess_reply(&e->s, sx, 0);
+        if (rr) {
+            x->replicate_owed = 0;
+            /* "Unknown node" while gossip is still settling is worth another round. */
+            if (rr->type == RESP_ERROR) { x->replicated = 0; enode_set_why(x, "CLUSTER REPLICATE not accepted yet: %s", rr->str); }
+        }
+        resp_free(rr);
+    }
+    engine_read_acks(e, x, &x->acks_after);
+    x->acks += x->acks_after;   /* only left over when a read failed: all before the next REPLICATE */
+    x->acks_after = 0;
+    for (k = 0; k < 4 && sx->up; k++)
+        if (!(r[k] = sess_reply(&e->s, sx, 0))) break;
+    if (k == 4) {
+        struct form_need nd;
+        x->down_since = 0;
+        if (engine_take_poll(e, idx, r) == 0) {
+            ret = engine_judge_node(e, idx, &nd) < 0 ? rc_fail_oom(e->rc) : engine_act_node(e, idx, &nd);
+            sdsfree(nd.why);
+        }
+    } else ret = engine_mark_down(e, idx);
+    for (k = 0; k < 4; k++) resp_free(r[k]);
+    return ret;
+}
+
+static sds engine_diagnosis(struct engine *e) {
+    sds s = sdsempty();
+    for (int i = 0; s && i < e->n; i++)
+        if (!e->nodes[i].healthy)
+            s = rc_catprintf(s, "\n  %s: %s", engine_name(e, i), e->nodes[i].why ? e->nodes[i].why : "no answer yet");
+    return s;
+}
+
+static int engine_wait_healthy(struct engine *e, int64_t deadline) {
+    struct rc *rc = e->rc;
+    int64_t last_report = rc_now_ms();
+    for (;;) {
+        int64_t round = rc_now_ms();
+        for (int i = 0; i < e->n; i++)
+            if (engine_poll_queue(e, &e->nodes[i]) < 0 && engine_mark_down(e, i) < 0) return -1;
+        int healthy = 0;
+        for (int i = 0; i < e->n; i++) {
+            if (!e->s.nodes[i].up) continue;
+            if (engine_poll_read(e, i) < 0) return -1;
+            healthy += e->nodes[i].healthy;
+        }
+        if (healthy == e->n) return 0;
+        if (engine_adapt(e, rc_now_ms() - round) < 0) return -1;
+        if (e->meet_next < e->n && e->level < ENGINE_LEVELS - 1 && rc_now_ms() - e->last_wave >= ENGINE_WAVE_MS) {
+            if (engine_queue_wave(e) < 0) return -1;
+            if (rc->verbose) rc_progress(rc, "MEET wave: nodes up to %d of %d", e->meet_next, e->n);
+        }
+        if (rc->verbose && rc_now_ms() - last_report >= 100) {
+            sds d = engine_diagnosis(e);
+            rc_progress(rc, "%lld ms: %d/%d nodes ready:%s", (long long)(rc_now_ms() - rc->t0), healthy, e->n, d ? d : "");
+            sdsfree(d);
+            last_report = rc_now_ms();
+        }
+        if (rc_interrupted()) return rc_fail_as(rc, RC_ERR_INTERRUPTED, "interrupted while waiting for the cluster to become healthy");
+        if (rc_now_ms() >= deadline) {
+            sds d = engine_diagnosis(e);
+            rc_fail_as(rc, RC_ERR_TIMEOUT, "the cluster did not become healthy within %.0f s:%s\nhint: every node must reach every other node's cluster bus port (port+10000, or the @busport given) and its announced address",
+                    rc->timeout, d ? d : "");
+            sdsfree(d);
+            return -1;
+        }
+        /* Polling a large cluster costs its nodes CPU they need for gossip: slow down. */
+        int64_t interval = ENGINE_POLL_MS + (e->n > ENGINE_SMALL_CLUSTER ? e->n : 0);
+        int64_t spent = rc_now_ms() - round;
+        if (spent < interval) rc_sleep_ms((int)(interval - spent));
+    }
+}
+
+/* --- Report ------------------------------------------------------------------ */
+
+static void engine_print_table(struct engine *e, int64_t elapsed_ms) {
+    struct rc *rc = e->rc;
+    if (rc->json) {
+        sds s = sdsnew("{\"ok\":true,\"nodes\":[");
+        for (int i = 0; s && i < e->n; i++) {
+            struct enode *x = &e->nodes[i];
+            struct snode *sx = &e->s.nodes[i];
+            sds slots = x->master_of < 0 ? rc_sprintf("%d-%d", x->slot_lo, x->slot_hi) : sdsempty();
+            s = rc_catprintf(s, "%s{\"id\":\"%s\",\"addr\":", i ? "," : "", sx->id);
+            s = rc_json_str(s, engine_name(e, i));
+            s = rc_json_str(rc_cat(s, ",\"server\":"), sx->server[0] ? sx->server : NULL);
+            s = s ? rc_catprintf(s, ",\"announced\":\"%s:%d@%d\",\"role\":\"%s\",\"slots\":", sx->ip, sx->port, sx->bus,
+                                 x->master_of < 0 ? "master" : "replica") : NULL;
+            s = rc_json_str(s, slots);
+            s = s ? (x->master_of < 0 ? rc_cat(s, ",\"master\":null}") : rc_catprintf(s, ",\"master\":\"%s\"}", e->s.nodes[x->master_of].id)) : NULL;
+            sdsfree(slots);
+        }
+        if (s) s = rc_catprintf(s, "],\"elapsed_ms\":%lld}\n", (long long)elapsed_ms);
+        if (s) fputs(s, stdout);
+        sdsfree(s);
+        return;
+    }
+    printf("%-40s  %-21s  %-7s  %-11s  %s\n", "ID", "ADDRESS", "ROLE", "SLOTS", "MASTER");
+    for (int i = 0; i < e->n; i++) {
+        struct enode *x = &e->nodes[i];
+        char slots[32] = "-";
+        if (x->master_of < 0) snprintf(slots, sizeof slots, "%d-%d", x->slot_lo, x->slot_hi);
+        printf("%-40s  %-21s  %-7s  %-11s  %s\n", e->s.nodes[i].id, engine_name(e, i), x->master_of < 0 ? "master" : "replica",
+               slots, x->master_of < 0 ? "-" : e->s.nodes[x->master_of].id);
+    }
+}
+
+/* Undo a failed formation: the nodes were empty and alone before (preflight proved
+ * it), so CLUSTER RESET HARD returns them to that state. Redis refuses to reset a
+ * master that holds keys, so data written meanwhile by someone else is never lost.
+ * The error then lists what was reset and what still needs a hand. */
+static void engine_rollback(struct engine *e) {
+    struct rc *rc = e->rc;
+    sds cause = rc->err ? sdsdup(rc->err) : sdsnew("unknown failure");
+    sds reset = sdsempty(), stuck = sdsempty();
+    int nreset = 0, nstuck = 0;
+    /* Replicas first: a master with a replica attached is not reset cleanly. */
+    for (int pass = 0; pass < 2; pass++) {
+        for (int i = 0; i < e->n; i++) {
+            struct enode *x = &e->nodes[i];
+            struct snode *sx = &e->s.nodes[i];
+            if (!x->changed || (pass == 0) != (x->master_of >= 0)) continue;
+            struct resp *r = NULL;
+            if (engine_reconnect(e, x) == 0 && act_reset(&e->s, sx, "HARD") == 0) r = sess_expect(&e->s, sx, "CLUSTER RESET HARD");
+            char name[300];
+            snprintf(name, sizeof name, "%s:%d", sx->conn_ip, sx->conn_port);
+            if (r) { reset = rc_catprintf(reset, "%s%s", nreset++ ? ", " : "", name); }
+            else { stuck = rc_catprintf(stuck, "%s%s (%s)", nstuck++ ? ", " : "", name, rc->err); }
+            resp_free(r);
+            if (!reset || !stuck) break;
+        }
+    }
+    /* A node reset early can be met again by one reset later (its handshake packets
+     * were still in flight): once every table is empty nothing sends, so a second
+     * round a moment later leaves each node alone for good. */
+    if (nreset) rc_sleep_ms(200);
+    for (int i = 0; nreset && i < e->n; i++) {
+        struct snode *sx = &e->s.nodes[i];
+        if (!e->nodes[i].changed || !sx->up || act_reset(&e->s, sx, "HARD") < 0) continue;
+        resp_free(sess_reply(&e->s, sx, 0));
+    }
+    sds msg = sdsdup(cause);
+    if (msg && nreset) msg = rc_catprintf(msg, "\nrolled back: CLUSTER RESET HARD on the %d node(s) this run changed (%s); they are empty and standalone again", nreset, reset ? reset : "");
+    if (msg && nstuck) msg = rc_catprintf(msg, "\ncould NOT reset %d changed node(s): %s; run CLUSTER RESET HARD on each of them before trying again", nstuck, stuck ? stuck : "");
+    if (msg) { sdsfree(rc->err); rc->err = msg; }
+    sdsfree(cause);
+    sdsfree(reset);
+    sdsfree(stuck);
+}
+
+/* --- Entry points -------------------------------------------------------------- */
+
+static int engine_init(struct engine *e, struct rc *rc, const struct addr *a, int n, int replicas) {
+    memset(e, 0, sizeof *e);
+    e->rc = rc;
+    e->replicas = replicas;
+    e->addrs = a;
+    e->nodes = calloc((size_t)n, sizeof *e->nodes);
+    if (!e->nodes) return rc_fail_oom(rc);
+    e->n = n;
+    for (int i = 0; i < n; i++) e->nodes[i].master_of = -1;
+    return 0;
+}
+
+/* Whether engine_create_addrs asks before it changes nodes (`up` made them itself). */
+enum { ENGINE_CONFIRM = 1, ENGINE_NO_CONFIRM = 0 };
+
+/* create = preflight, plan, confirm, apply, wait, report. */
+static int engine_create_addrs(struct rc *rc, const struct addr *a, int n, int replicas, int confirm) {
+    int64_t t0 = rc_now_ms();
+    struct engine e;
+    if (replicas < 0 || replicas > 100) return rc_fail(rc, "--replicas must be between 0 and 100");
+    if (engine_check_duplicates(rc, (struct addr *)a, n) < 0 || engine_check_count(rc, n, replicas) < 0) return -1;
+    if (engine_init(&e, rc, a, n, replicas) < 0) return -1;
+    int ret = -1;
+    rc_progress(rc, "Checking %d nodes", n);
+    if (engine_preflight(&e) < 0 || engine_plan(&e) < 0) goto out;
+    engine_print_plan(&e);
+    if (confirm && rc_confirm(rc, "Form this cluster?") < 0) goto out;
+    int64_t deadline = rc_now_ms() + (int64_t)(rc->timeout * 1000);
+    sds left = NULL;
+    if (engine_tune(&e) < 0 || engine_assign_slots(&e) < 0 || engine_meet(&e) < 0 ||
+        engine_wait_healthy(&e, deadline) < 0) {
+        if (engine_restore(&e, &left) < 0) rc_fail_msg(rc, rc_sprintf("%s\nformation settings NOT restored:%s", rc->err ? rc->err : "", left));
+        sdsfree(left);
+        engine_rollback(&e);
+        goto out;
+    }
+    if (engine_restore(&e, &left) < 0) {
+        rc_fail(rc, "the cluster formed, but the formation settings could not be restored; set these back with CONFIG SET:%s", left);
+        sdsfree(left);
+        goto out;
+    }
+    sdsfree(left);
+    int64_t el = rc_now_ms() - t0;
+    rc_progress(rc, "Cluster is healthy: %d masters, %d replicas, all 16384 slots covered, every node ok (%lld ms)",
+                e.m, e.n - e.m, (long long)el);
+    engine_print_table(&e, el);
+    ret = 0;
+out:
+    engine_free(&e);
+    return ret;
+}
+
+/* For `up`: addresses as host + port (published ports). */
+static int engine_create(struct rc *rc, struct engine_addr *addrs, int n, int replicas, int confirm) {
+    if (n <= 0 || n > 1000) return rc_fail(rc, "cannot form a cluster of %d nodes", n);
+    struct addr *a = calloc((size_t)n, sizeof *a);
+    if (!a) return rc_fail_oom(rc);
+    int ret = 0;
+    for (int i = 0; i < n && ret == 0; i++) {
+        snprintf(a[i].host, sizeof a[i].host, "%s", addrs[i].host);
+        a[i].port = addrs[i].port;
+        ret = net_resolve(rc, a[i].host, a[i].ip, sizeof a[i].ip);
+    }
+    if (ret == 0) ret = engine_create_addrs(rc, a, n, replicas, confirm);
+    free(a);
+    return ret;
+}
+
+
+/* Wait until host:port answers PING; NOAUTH or LOADING also mean the process is up, so
+ * the PING goes without AUTH, and each try waits at most a second. */
+static int engine_wait_ping(struct rc *rc, const char *host, int port, int64_t deadline_ms) {
+    for (;;) {
+        struct rconn c;
+        int ok = rconn_connect(rc, &c, host, port, 1000);
+        if (ok == 0) {
+            struct resp *r = NULL;
+            if (rconn_queue(rc, &c, "PING", RESP_END) == 0) r = rconn_read(rc, &c, rc_now_ms() + 1000);
+            ok = r ? 0 : -1;
+            resp_free(r);
+        }
+        rconn_free(&c);
+        if (ok == 0) return 0;
+        if (rc_interrupted()) return rc_fail_as(rc, RC_ERR_INTERRUPTED, "interrupted while waiting for %s:%d", host, port);
+        if (rc_now_ms() >= deadline_ms) return rc_wrap(rc, "%s:%d did not answer PING in time", host, port);
+        rc_sleep_ms(ENGINE_POLL_MS);
+    }
+}
+
+/* --- Check: the judges' findings about a running cluster, rendered ------------ */
+
+/* Whether check_cluster prints its report and warnings, or only returns the verdict
+ * (commands that wait for health, or print their own report). */
+enum check_report { CHECK_REPORT = 0, CHECK_SILENT = 1 };
+
+/* Every judge of a running cluster's health, in the order check reports them. */
+static int judge_health(const struct session *s, struct findings *f) {
+    if (judge_reachable(s, f) < 0 || judge_replica_links(s, f) < 0 || judge_agreement(s, f) < 0 ||
+        judge_coverage(s, f) < 0 || judge_open_slots(s, f) < 0 || judge_multiple_owners(s, f) < 0 ||
+        judge_node_timeout(s, f) < 0 || judge_formation_leftovers(s, f) < 0) return -1;
+    return 0;
+}
+
+/* What check says after a finding's text: the command that repairs it. */
+static const char *check_hint(const struct finding *fd) {
+    switch (fd->kind) {
+    case FIND_MULTI_OWNER: return " (rcluster fix --search-multiple-owners)";
+    case FIND_OPEN_SLOT: return " (rcluster fix closes it)";
+    case FIND_UNCOVERED: return " (rcluster fix assigns them)";
+    default: return "";
+    }
+}
+
+/* Node indexes in report order: masters by their first slot, each followed by its
+ * replicas, like the create table (the seed's view decides). */
+static int *check_order(const struct session *s) {
+    long *key = malloc((size_t)s->n * sizeof *key);
+    int *order = malloc((size_t)s->n * sizeof *order);
+    if (!key || !order) { free(key); free(order); return NULL; }
+    for (int i = 0; i < s->n; i++) {
+        const struct nodeinfo *ni = s->nodes[i].line, *m = ni;
+        if (ni->flags & NF_SLAVE) m = cview_find((struct cview *)&s->map, ni->master);
+        long first = m && m->nranges ? m->ranges[0][0] : CLUSTER_SLOTS;
+        key[i] = (first * 2 + ((ni->flags & NF_SLAVE) ? 1 : 0)) * 65536 + ni->port;
+        order[i] = i;
+    }
+    for (int i = 1; i < s->n; i++)   /* insertion sort: a cluster has at most a few hundred nodes */
+        for (int j = i; j > 0 && key[order[j - 1]] > key[order[j]]; j--) { int t = order[j]; order[j] = order[j - 1]; order[j - 1] = t; }
+    free(key);
+    return order;
+}
+
+static void check_print_json(const struct session *s, const int *order, const struct findings *f, int healthy) {
+    sds servers = sess_servers(s);
+    sds out = rc_sprintf("{\"healthy\":%s,\"server\":", healthy ? "true" : "false");
+    out = rc_cat(rc_json_str(out, servers), ",\"nodes\":[");
+    sdsfree(servers);
+    for (int k = 0; out && k < s->n; k++) {
+        const struct snode *x = &s->nodes[order[k]];
+        const struct nodeinfo *ni = x->line;
+        sds slots = nodeinfo_slots_str(ni);
+        out = rc_catprintf(out, "%s{\"id\":\"%s\",\"addr\":\"%s:%d\",\"role\":\"%s\",\"slots\":", k ? "," : "", ni->id, ni->ip, ni->port,
+                           (ni->flags & NF_SLAVE) ? "replica" : "master");
+        out = rc_json_str(out, slots);
+        if (out) out = (ni->flags & NF_SLAVE) ? rc_catprintf(out, ",\"master\":\"%s\"", ni->master) : rc_cat(out, ",\"master\":null");
+        if (out) out = rc_catprintf(out, ",\"reachable\":%s,\"cluster_state\":", x->up ? "true" : "false");
+        out = rc_json_str(out, x->up ? x->state : NULL);
+        if (out) out = rc_cat(out, ",\"link\":");
+        out = rc_json_str(out, x->up && x->link[0] ? x->link : NULL);
+        out = rc_json_str(rc_cat(out, ",\"server\":"), x->up && x->server[0] ? x->server : NULL);
+        if (out) out = rc_cat(out, "}");
+        sdsfree(slots);
+    }
+    if (out) out = rc_cat(out, "],\"problems\":[");
+    int first = 1;
+    for (int i = 0; out && i < f->n; i++) {
+        if (f->v[i].warn) continue;
+        out = rc_json_str(first ? out : rc_cat(out, ","), f->v[i].text);
+        first = 0;
+    }
+    if (out) out = rc_cat(out, "]}\n");
+    if (out) fputs(out, stdout);
+    sdsfree(out);
+}
+
+static void check_print_text(const struct session *s, const int *order, const struct findings *f, int healthy) {
+    for (int k = 0; k < s->n; k++) {
+        const struct snode *x = &s->nodes[order[k]];
+        const struct nodeinfo *ni = x->line;
+        if (ni->flags & NF_SLAVE) {
+            printf("S: %.40s %s:%d replica of %.8s, link %s\n", ni->id, ni->ip, ni->port, ni->master,
+                   x->up ? (x->link[0] ? x->link : "?") : "unknown");
+            continue;
+        }
+        sds slots = nodeinfo_slots_str(ni);
+        int reps = 0;
+        for (int j = 0; j < s->map.n; j++) if (strcmp(s->map.nodes[j].master, ni->id) == 0) reps++;
+        printf("M: %.40s %s:%d slots:%s (%d slots) %d replica(s)\n", ni->id, ni->ip, ni->port,
+               slots && sdslen(slots) ? slots : "-", nodeinfo_slot_count(ni), reps);
+        sdsfree(slots);
+    }
+    sds servers = sess_servers(s);
+    if (servers) printf("Server: %s\n", servers);
+    sdsfree(servers);
+    for (int i = 0; i < f->n; i++)
+        if (!f->v[i].warn) printf("[ERR] %s%s\n", f->v[i].text, check_hint(&f->v[i]));
+    if (healthy)
+        printf("[OK] All nodes agree about slots configuration.\n[OK] No open slots.\n[OK] All %d slots covered.\n"
+               "[OK] cluster_state:ok on all %d nodes.\n[OK] All replicas linked to their masters.\n", CLUSTER_SLOTS, s->n);
+    printf("%s\n", healthy ? "healthy" : "NOT healthy");
+}
+
+/* The health of a running cluster, seen from every node: open a session from the seed,
+ * run the judges, render their findings. Returns 0 healthy, 1 unhealthy (rc->err says
+ * why), -1 when the seed cannot be asked at all. */
+static int check_cluster(struct rc *rc, const char *host, int port, enum check_report how) {
+    struct addr seed;
+    memset(&seed, 0, sizeof seed);
+    snprintf(seed.host, sizeof seed.host, "%s", host);
+    snprintf(seed.ip, sizeof seed.ip, "%s", host);
+    seed.port = port;
+    struct session s;
+    struct findings f = { 0 };
+    int *order = NULL, problems = 0, ret = -1;
+    if (sess_open(rc, &s, &seed) < 0) goto out;
+    if (judge_health(&s, &f) < 0 || !(order = check_order(&s))) { rc_fail_oom(rc); goto out; }
+    int first = -1;
+    for (int i = 0; i < f.n; i++) {
+        if (f.v[i].warn) { if (how == CHECK_REPORT) rc_warn(rc, "%s", f.v[i].text); continue; }
+        if (first < 0) first = i;
+        problems++;
+    }
+    if (how == CHECK_REPORT && rc->json) check_print_json(&s, order, &f, !problems);
+    else if (how == CHECK_REPORT) check_print_text(&s, order, &f, !problems);
+    if (problems) rc_fail(rc, "cluster at %s:%d is not healthy: %s%s", host, port, f.v[first].text, problems > 1 ? " (and more)" : "");
+    ret = problems ? 1 : 0;
+out:
+    free(order);
+    findings_free(&f);
+    sess_free(&s);
     return ret;
 }
 
@@ -5376,7 +5353,7 @@ static int fix_apply(struct session *s, const struct fix_plan *p, const struct d
         const struct fix_item *it = &p->v[i];
         int r = 0;
         if (it->action == FIX_ROLLBACK || it->action == FIX_CLOSE) r = fix_queue_stable(s, it->slot);
-        else if (it->action == FIX_ASSIGN) r = act_addslots(s, &s->nodes[it->owner], it->slot);
+        else if (it->action == FIX_ASSIGN) r = act_addslots_range(s, &s->nodes[it->owner], it->slot, it->slot);
         else if (it->action == FIX_DROP_CLAIMS) {
             char num[16];
             snprintf(num, sizeof num, "%d", it->slot);
@@ -5537,7 +5514,7 @@ static int delnode_remove(struct session *s, int v, double timeout_s, int *reset
     *reset = 0;
     if (delnode_replicas(s, v) < 0 || delnode_forget(s, v, timeout_s) < 0) return -1;
     if (x->up) {
-        if (act_reset(s, x) == 0 && sess_drain(s, x, "CLUSTER RESET") == 0) *reset = 1;
+        if (act_reset(s, x, "SOFT") == 0 && sess_drain(s, x, "CLUSTER RESET") == 0) *reset = 1;
         else rc_warn(s->rc, "could not CLUSTER RESET %s:%d: %s", x->ip, x->port, s->rc->err);
     }
     return 0;
@@ -5570,7 +5547,7 @@ static int cmd_del_node(struct rc *rc, int argc, char **argv) {
     if (!o.dry_run && rc_confirm(rc, "Remove this node?") < 0) goto out;
     if (o.dry_run) {
         for (int i = 0; i < s.n; i++) if (i != v) act_forget(&s, &s.nodes[i], x->id);
-        if (x->up) act_reset(&s, x);
+        if (x->up) act_reset(&s, x, "SOFT");
         ret = 0;
         goto out;
     }
@@ -6612,7 +6589,7 @@ static int cmd_check(struct rc *rc, int argc, char **argv) {
     if (argc - optind != 1) return rc_fail(rc, "check: expected exactly one ADDR (see rcluster check --help)");
     struct addr a;
     if (addr_parse(rc, argv[optind], &a) < 0) return -1;
-    int h = engine_check(rc, a.ip, a.port, 0);
+    int h = check_cluster(rc, a.ip, a.port, CHECK_REPORT);
     return h < 0 ? -1 : h == 0 ? 0 : RC_EXIT_UNHEALTHY;
 }
 
@@ -7724,14 +7701,14 @@ static int up_wait_ping(struct docker *d, struct up_plan *p, int64_t deadline) {
  * rejoins by itself from its nodes.conf), then print the report. */
 static int up_wait_healthy(struct rc *rc, struct up_plan *p, int64_t deadline) {
     rc_progress(rc, "Waiting for the cluster to be healthy");
-    while (engine_check(rc, p->connect_ip, p->nodes[0].host_port, 1) != 0) {
+    while (check_cluster(rc, p->connect_ip, p->nodes[0].host_port, CHECK_SILENT) != 0) {
         if (rc_interrupted()) return rc_fail(rc, "interrupted");
         if (rc_now_ms() >= deadline)
             return rc_wrap(rc, "cluster '%s' did not become healthy within %g s; if it cannot recover, start over with "
                                "`rcluster down --name %s --purge && rcluster up --name %s`", p->o->name, rc->timeout, p->o->name, p->o->name);
         rc_sleep_ms(100);
     }
-    return engine_check(rc, p->connect_ip, p->nodes[0].host_port, 0) == 0 ? 0 : -1;
+    return check_cluster(rc, p->connect_ip, p->nodes[0].host_port, CHECK_REPORT) == 0 ? 0 : -1;
 }
 
 /* A failed run removes what it created, in reverse order, and keeps the first error. */
@@ -7808,9 +7785,9 @@ static int up_rerun(struct docker *d, struct up_plan *p, int64_t deadline) {
         }
     }
     if (!missing && !stopped && p->network_exists) {
-        if (engine_check(rc, p->connect_ip, p->nodes[0].host_port, 1) == 0) {
+        if (check_cluster(rc, p->connect_ip, p->nodes[0].host_port, CHECK_SILENT) == 0) {
             rc_progress(rc, "Cluster '%s' is up and healthy; nothing to do", p->o->name);
-            int r = engine_check(rc, p->connect_ip, p->nodes[0].host_port, 0) == 0 ? 0 : -1;
+            int r = check_cluster(rc, p->connect_ip, p->nodes[0].host_port, CHECK_REPORT) == 0 ? 0 : -1;
             if (r == 0) up_print_connect(rc, p);
             return r;
         }
@@ -8129,7 +8106,7 @@ static int cmd_status(struct rc *rc, int argc, char **argv) {
     int health = 1;
     if (seed_port) {
         if (!rc->json) printf("\n");
-        health = engine_check(rc, !seed_ip || !strcmp(seed_ip, "0.0.0.0") || !*seed_ip ? "127.0.0.1" : seed_ip, seed_port, rc->json);
+        health = check_cluster(rc, !seed_ip || !strcmp(seed_ip, "0.0.0.0") || !*seed_ip ? "127.0.0.1" : seed_ip, seed_port, rc->json ? CHECK_SILENT : CHECK_REPORT);
     }
     if (health != 0 && (size_t)running < nc) rc_fail(rc, "cluster '%s': %zu of %zu containers are not running; `rcluster up --name %s` repairs it",
                                                      o.name, nc - (size_t)running, nc, o.name);
@@ -8719,10 +8696,8 @@ static int scale_write_manifest(struct scale_run *r) {
 static void scale_explain_failure(struct scale_run *r, const char *argv0) {
     struct rc *rc = r->rc;
     sds saved = rc->err ? sdsdup(rc->err) : sdsnew("unknown failure");
-    int kind = rc->err_kind, quiet = rc->quiet;
-    rc->quiet = 1;
-    int healthy = r->have_plan && engine_check(rc, r->p.connect_ip, r->p.nodes[0].host_port, 1) == 0;
-    rc->quiet = quiet;
+    int kind = rc->err_kind;
+    int healthy = r->have_plan && check_cluster(rc, r->p.connect_ip, r->p.nodes[0].host_port, CHECK_SILENT) == 0;
     sds msg = r->changed ? rc_sprintf("%s\nscale stopped part way: the cluster is %s%s; no key was lost. Run the same `rcluster %s --name %s "
                                       "--masters %d --replicas %d --yes` again to finish the job.", saved,
                                       healthy ? "healthy" : "NOT healthy (the re-run, or `rcluster fix`, repairs it)",
@@ -8766,12 +8741,9 @@ static int cmd_scale(struct rc *rc, int argc, char **argv) {
         scale_remove_nodes(&r, &removed) < 0) goto fail;
     if (scale_write_manifest(&r) < 0) goto fail;
     r.p.o->nodes = r.n_want;
-    int quiet = rc->quiet;
-    rc->quiet = 1;
     int64_t until = rc_now_ms() + (int64_t)(rc->timeout * 1000);
     int h;
-    while ((h = engine_check(rc, r.p.connect_ip, r.p.nodes[0].host_port, 1)) != 0 && !rc_interrupted() && rc_now_ms() < until) rc_sleep_ms(200);
-    rc->quiet = quiet;
+    while ((h = check_cluster(rc, r.p.connect_ip, r.p.nodes[0].host_port, CHECK_SILENT)) != 0 && !rc_interrupted() && rc_now_ms() < until) rc_sleep_ms(200);
     r.p.o->nodes = r.nmax;
     if (h != 0) { rc_wrap(rc, "after the scale the cluster is not healthy"); goto fail; }
     scale_release_failover(&r);   /* healthy again: replicas may fail over as usual */
@@ -10168,7 +10140,7 @@ static int swarm_check_direct(struct rc *rc, struct swarm_plan *p, int quiet) {
 /* `check` through the announced addresses, or each node directly with --announce container. */
 static int swarm_check(struct rc *rc, struct swarm_plan *p, int seed, int quiet) {
     if (p->container) return swarm_check_direct(rc, p, quiet);
-    return engine_check(rc, p->hosts[p->nodes[seed].host].addr, p->nodes[seed].port, quiet);
+    return check_cluster(rc, p->hosts[p->nodes[seed].host].addr, p->nodes[seed].port, quiet ? CHECK_SILENT : CHECK_REPORT);
 }
 
 static int swarm_wait_healthy(struct rc *rc, struct swarm_plan *p, int64_t deadline) {

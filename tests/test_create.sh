@@ -117,8 +117,28 @@ t_create_6() {
     else ok "$name"; fi
     # the same cluster is used for the check tests
     t_check_healthy
+    t_check_open_slot
     t_check_dead_master
     kill_all_nodes
+}
+
+t_check_open_slot() {
+    local name="check: an open slot is an [ERR] naming the slot, its node and its target (exit 3); closed, healthy again"
+    local ms=() p why=""
+    for p in 7000 7001 7002 7003 7004 7005; do [ "$(rcli $p role | head -1)" = master ] && ms+=("$p"); done
+    [ ${#ms[@]} -ge 2 ] || { not_ok "$name" "fewer than 2 masters"; return; }
+    local slot id1
+    slot=$(rcli "${ms[0]}" cluster nodes | grep myself | awk '{print $9}' | cut -d- -f1)
+    id1=$(rcli "${ms[1]}" cluster myid)
+    rcli "${ms[0]}" cluster setslot "$slot" migrating "$id1" >/dev/null
+    run_rc "$L/chko" 30 -- check 127.0.0.1:7000
+    [ $RC -eq 3 ] || why+="exit $RC with an open slot (want 3); "
+    grep -q "^\[ERR\] slot $slot is open on 127.0.0.1:${ms[0]}: migrating to 127.0.0.1:${ms[1]}" "$L/chko.out" ||
+        why+="no [ERR] line for slot $slot migrating from ${ms[0]} to ${ms[1]}; "
+    rcli "${ms[0]}" cluster setslot "$slot" stable >/dev/null
+    run_rc "$L/chkc" 30 -- check 127.0.0.1:7000
+    [ $RC -eq 0 ] || why+="exit $RC once the slot is closed (want 0); "
+    if [ -z "$why" ]; then ok "$name"; else not_ok "$name" "$why" "$L/chko.out" "$L/chko.err" "$L/chkc.err"; fi
 }
 
 t_check_healthy() {

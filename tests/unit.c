@@ -1811,6 +1811,151 @@ static void test_day2(void) {
     sdsfree(rc.err);
 }
 
+/* The judges check and create add: replica links, formation leftovers, formable nodes. */
+static void test_check_judges(void) {
+    struct rc rc;
+    memset(&rc, 0, sizeof rc);
+    const char *three =
+        M1 " 127.0.0.1:7100@17100 myself,master - 0 0 1 connected 0-5460\n"
+        M2 " 127.0.0.1:7101@17101 master - 0 0 2 connected 5461-10922\n"
+        M3 " 127.0.0.1:7102@17102 master - 0 0 3 connected 10923-16383\n"
+        R1 " 127.0.0.1:7104@17104 slave " M1 " 0 0 1 connected\n";
+    struct session s;
+    struct findings f = { 0 };
+    if (fake_session(&s, &rc, three) < 0) { CHECK("judge.session", 0); return; }
+    snprintf(s.nodes[3].link, sizeof s.nodes[3].link, "down");
+    judge_replica_links(&s, &f);
+    CHECKF("judge.link.down", f.n == 1 && f.v[0].kind == FIND_LINK && f.v[0].node == 3 && strstr(f.v[0].text, "is down"), "%d", f.n);
+    findings_free(&f);
+    snprintf(s.nodes[3].link, sizeof s.nodes[3].link, "up");
+    judge_replica_links(&s, &f);
+    CHECK("judge.link.up", f.n == 0);
+    findings_free(&f);
+    judge_formation_leftovers(&s, &f);
+    CHECK("judge.leftovers.none", f.n == 0);
+    findings_free(&f);
+    s.nodes[2].node_timeout = 500;
+    s.nodes[2].no_failover = 1;
+    judge_formation_leftovers(&s, &f);
+    CHECKF("judge.leftovers", f.n == 1 && f.v[0].warn && f.v[0].kind == FIND_FORMATION_LEFT && strstr(f.v[0].text, "127.0.0.1:7102"), "%d", f.n);
+    findings_free(&f);
+    judge_health(&s, &f);
+    int problems = 0;
+    for (int i = 0; i < f.n; i++) problems += !f.v[i].warn;
+    CHECKF("judge.health.warn-only", problems == 0 && f.n == 2, "%d findings, %d problems", f.n, problems);
+    findings_free(&f);
+    judge_formable(&s, &f);
+    CHECKF("judge.formable.cluster", f.n == 3 && f.v[0].kind == FIND_HAS_SLOTS, "%d", f.n);
+    findings_free(&f);
+    fake_session_free(&s);
+
+    /* Fresh nodes: one alone and empty, one with keys, one with slots, one listed twice. */
+    const char *alone = M1 " 127.0.0.1:7100@17100 myself,master - 0 0 0 connected\n"
+                        M2 " 127.0.0.1:7101@17101 myself,master - 0 0 0 connected\n"
+                        M3 " 127.0.0.1:7102@17102 myself,master - 0 0 0 connected 7\n"
+                        M1 " 127.0.0.1:7103@17103 myself,master - 0 0 0 connected\n";
+    if (fake_session(&s, &rc, alone) < 0) { CHECK("judge.session2", 0); return; }
+    for (int i = 0; i < s.n; i++) { s.nodes[i].view.nodes = s.nodes[i].me; s.nodes[i].view.n = 1; }
+    s.nodes[1].keys = 3;
+    judge_formable(&s, &f);
+    CHECKF("judge.formable", f.n == 3 && f.v[0].kind == FIND_NOT_EMPTY && f.v[0].node == 1 && f.v[1].kind == FIND_HAS_SLOTS &&
+           f.v[2].kind == FIND_SAME_NODE && f.v[2].node == 3, "%d findings, first %s", f.n, f.n ? f.v[0].text : "");
+    findings_free(&f);
+    for (int i = 0; i < s.n; i++) { s.nodes[i].view.nodes = NULL; s.nodes[i].view.n = 0; }
+    fake_session_free(&s);
+}
+
+/* One node's view for the formation judge: every planned node, self marked myself;
+ * `skip` (or -1) is a node it does not know yet, `flag` extra flags on node `flagged`. */
+static void form_view(struct cview *v, int self, int skip, int flagged, const char *flag, const char *r1_slots) {
+    static const char *const ids[4] = { M1, M2, M3, R1 };
+    static const char *const slots[3] = { "0-5460", "5461-10922", "10923-16383" };
+    char text[1200] = "";
+    for (int i = 0; i < 4; i++) {
+        if (i == skip) continue;
+        char line[300];
+        snprintf(line, sizeof line, "%s 127.0.0.1:%d@%d %s%s%s %s 0 0 %d connected %s\n", ids[i], 7000 + i, 17000 + i,
+                 i == self ? "myself," : "", i == 3 ? "slave" : "master", i == flagged ? flag : "", i == 3 ? M1 : "-", i + 1,
+                 i == 0 && r1_slots[0] ? "" : i < 3 ? slots[i] : r1_slots);   /* R1 took over M1's slots */
+        strcat(text, line);
+    }
+    cview_free(v);
+    cview_parse(text, strlen(text), v);
+}
+
+/* The formation judge: what a node lacks, from its view and the plan (3 masters, R1
+ * replicating M1). It only reads; engine_act_node acts on what it returns. */
+static void test_form_judge(void) {
+    struct rc rc;
+    memset(&rc, 0, sizeof rc);
+    struct engine e;
+    memset(&e, 0, sizeof e);
+    static const char *const ids[4] = { M1, M2, M3, R1 };
+    static struct addr addrs[4];
+    for (int i = 0; i < 4; i++) snprintf(addrs[i].host, sizeof addrs[i].host, "127.0.0.1:%d", 7000 + i);
+    e.rc = &rc;
+    e.addrs = addrs;
+    e.n = e.s.n = 4;
+    e.m = 3;
+    e.nodes = calloc(4, sizeof *e.nodes);
+    e.s.nodes = calloc(4, sizeof *e.s.nodes);
+    e.masters = calloc(3, sizeof *e.masters);
+    int lo[3] = { 0, 5461, 10923 }, hi[3] = { 5460, 10922, 16383 };
+    for (int i = 0; i < 4; i++) {
+        memcpy(e.s.nodes[i].id, ids[i], 41);
+        e.s.nodes[i].c.fd = -1;
+        e.s.nodes[i].up = 1;
+        snprintf(e.s.nodes[i].state, sizeof e.s.nodes[i].state, "ok");
+        e.nodes[i].master_of = i == 3 ? 0 : -1;
+        if (i < 3) { e.masters[i] = i; e.nodes[i].slot_lo = lo[i]; e.nodes[i].slot_hi = hi[i]; }
+    }
+    e.plan_sig = engine_plan_signature(&e);
+    struct form_need nd;
+    form_view(&e.s.nodes[3].view, 3, 2, -1, "", "");
+    engine_judge_node(&e, 3, &nd);
+    CHECKF("form.judge.meet+replicate", nd.meet && nd.missing == 2 && nd.replicate && !nd.healthy, "meet %d missing %d replicate %d", nd.meet, nd.missing, nd.replicate);
+    sdsfree(nd.why);
+    e.nodes[3].replicated = 1;
+    form_view(&e.s.nodes[3].view, 3, -1, -1, "", "");
+    snprintf(e.s.nodes[3].link, sizeof e.s.nodes[3].link, "up");
+    e.s.nodes[3].repl_offset = 0;
+    engine_judge_node(&e, 3, &nd);
+    CHECKF("form.judge.nudge", nd.nudge && !nd.meet && !nd.healthy, "nudge %d why %s", nd.nudge, nd.why ? nd.why : "");
+    sdsfree(nd.why);
+    form_view(&e.s.nodes[1].view, 1, -1, 2, ",fail?", "");
+    engine_judge_node(&e, 1, &nd);
+    CHECKF("form.judge.failing", nd.failing && !nd.healthy, "failing %d", nd.failing);
+    sdsfree(nd.why);
+    form_view(&e.s.nodes[2].view, 2, -1, -1, "", "0-5460");
+    engine_judge_node(&e, 2, &nd);
+    CHECKF("form.judge.lost", nd.lost && nd.why && strstr(nd.why, "failover"), "lost %d why %s", nd.lost, nd.why ? nd.why : "");
+    sdsfree(nd.why);
+    /* A master that agrees, is ok and whose CLUSTER SLOTS lists R1: healthy. */
+    const char *slots = "*3\r\n*4\r\n:0\r\n:5460\r\n*2\r\n$9\r\n127.0.0.1\r\n:7000\r\n*2\r\n$9\r\n127.0.0.1\r\n:7003\r\n"
+                        "*3\r\n:5461\r\n:10922\r\n*2\r\n$9\r\n127.0.0.1\r\n:7001\r\n*3\r\n:10923\r\n:16383\r\n*2\r\n$9\r\n127.0.0.1\r\n:7002\r\n";
+    size_t used = 0;
+    const char *why = NULL;
+    resp_parse(slots, strlen(slots), &used, &e.nodes[0].slots, &why);
+    form_view(&e.s.nodes[0].view, 0, -1, -1, "", "");
+    engine_judge_node(&e, 0, &nd);
+    CHECKF("form.judge.healthy", nd.healthy && !nd.meet && !nd.replicate && !nd.nudge, "healthy %d why %s", nd.healthy, nd.why ? nd.why : "");
+    sdsfree(nd.why);
+    /* R1 not listed under M1's range yet (its offset has not gossiped): not healthy. */
+    const char *no_r1 = "*3\r\n*3\r\n:0\r\n:5460\r\n*2\r\n$9\r\n127.0.0.1\r\n:7000\r\n"
+                        "*3\r\n:5461\r\n:10922\r\n*2\r\n$9\r\n127.0.0.1\r\n:7001\r\n*3\r\n:10923\r\n:16383\r\n*2\r\n$9\r\n127.0.0.1\r\n:7002\r\n";
+    resp_free(e.nodes[0].slots);
+    e.nodes[0].slots = NULL;
+    resp_parse(no_r1, strlen(no_r1), &used, &e.nodes[0].slots, &why);
+    engine_judge_node(&e, 0, &nd);
+    CHECKF("form.judge.slots-incomplete", e.nodes[0].slots && !nd.healthy && nd.why && strstr(nd.why, "CLUSTER SLOTS"), "why %s", nd.why ? nd.why : "");
+    sdsfree(nd.why);
+    snprintf(e.s.nodes[0].state, sizeof e.s.nodes[0].state, "fail");
+    engine_judge_node(&e, 0, &nd);
+    CHECKF("form.judge.state", !nd.healthy && nd.why && strstr(nd.why, "cluster_state:fail"), "why %s", nd.why ? nd.why : "");
+    sdsfree(nd.why);
+    engine_free(&e);
+}
+
 /* --swarm: bodies, the conf/secret split, placement and what redundancy a layout loses. */
 static void test_swarm(void) {
     sds b = swarm_base64(sdsempty(), "redis", 5);
@@ -2029,6 +2174,8 @@ int main(void) {
     test_tar();
     test_servers();
     test_day2();
+    test_check_judges();
+    test_form_judge();
     test_swarm();
     test_scale_plan();
     printf("unit: %d passed, %d failed\n", npass, nfail);
