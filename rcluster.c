@@ -3527,7 +3527,7 @@ static const struct { const char *name, *value[ENGINE_LEVELS]; int replicas_only
 #define ENGINE_WAVE_LEVELS       2      /* MEET waves go out below this level only */
 #define ENGINE_FAST_PER_CORE     16     /* nodes per core the fastest level suits */
 #define ENGINE_CALM_PER_CORE     32     /* above this many per core: the quiet level */
-#define ENGINE_SPREAD_MS         1000   /* between spread MEETs to one node (engine_act_node) */
+#define ENGINE_SPREAD_MS         4000   /* between spread MEETs to one node (engine_act_node) */
 #define ENGINE_SPREAD_PER_NODE   50     /* at most this many spread MEETs a round, per node */
 #define ENGINE_SMALL_CLUSTER     24     /* one MEET wave; polled without extra pause */
 #define ENGINE_WAVE              24     /* nodes that MEET every other node per wave */
@@ -3984,7 +3984,8 @@ static int engine_queue_meet(struct engine *e, struct enode *from, const struct 
 /* Queue the next MEET wave: each of the next ENGINE_WAVE nodes meets every other node.
  * Replies are owed as acks (read before the next poll answers, or by engine_meet). */
 static int engine_queue_wave(struct engine *e) {
-    int end = e->meet_next + ENGINE_WAVE < e->n ? e->meet_next + ENGINE_WAVE : e->n;
+    int width = e->level < ENGINE_WAVE_LEVELS ? ENGINE_WAVE : 1;   /* a slow level: one node meets all */
+    int end = e->meet_next + width < e->n ? e->meet_next + width : e->n;
     for (int i = e->meet_next; i < end; i++)
         for (int j = 0; j < e->n; j++)
             if (i != j && engine_queue_meet(e, &e->nodes[i], &e->nodes[j]) < 0) return -1;
@@ -4008,7 +4009,10 @@ static int engine_meet(struct engine *e) {
         e->nodes[i].acks = 0;
         if (sess_drain(&e->s, &e->s.nodes[i], "CLUSTER MEET") < 0) return -1;
     }
-    if (e->meet_next < e->n)
+    if (e->meet_next < e->n && e->level >= ENGINE_WAVE_LEVELS)
+        rc_progress(e->rc, "Sent CLUSTER MEET from one node to all %d others; they learn of each other by gossip "
+                           "(rcluster MEETs pairs that stay apart)", e->n - 1);
+    else if (e->meet_next < e->n)
         rc_progress(e->rc, "Sent CLUSTER MEET from %d of %d nodes to all others; the rest follow in waves of %d", e->meet_next, e->n, ENGINE_WAVE);
     else rc_progress(e->rc, "Sent CLUSTER MEET between all %d nodes", e->n);
     return 0;
