@@ -52,11 +52,13 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <glob.h>
+#include <ifaddrs.h>
 #include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -3497,23 +3499,36 @@ static int mover_run(struct session *s, struct move *mv, int n, const struct mov
  * rejoin delay, min(max(cluster-node-timeout, 500 ms), 5 s), and a master delays a
  * diskless full sync by repl-diskless-sync-delay. We lower both on the still-empty
  * nodes and put the original values back on every exit path. */
-/* Formation adapts to what the hosts can take: it starts with the fastest settings
- * (level 0) and, when the nodes show strain — a node sees a peer as possibly failed, or
- * a poll round takes too long — backs off a level: a longer cluster-node-timeout and the
- * original hz (hz 100 costs CPU on every node, which a host with many nodes and few
- * cores lacks), then no more MEET waves; after ENGINE_CALM_MS without strain it speeds
- * up a level again, but not back to a level that showed strain twice. A NULL value at a level means the node's original value. Replicas
- * never fail over while forming (cluster-replica-no-failover yes), whatever the level,
- * so strain costs time, never the layout. */
-#define ENGINE_LEVELS 3
+/* Formation adapts to what the hosts can take. It starts with the fastest settings
+ * (level 0: pings every 250 ms, hz 100, MEET waves) unless the nodes all run on this
+ * host and it has too few cores for them: then it starts, and stays, at a level whose
+ * steady gossip the cores can carry (a formed mesh pings each pair every
+ * cluster-node-timeout/2: n² pings; measured here, 100 idle nodes at 5000 ms keep 1.5 of
+ * 2 cores busy, and hz 100 alone another 1.4). When the nodes show strain — a node sees
+ * a peer as possibly failed, or a poll round takes too long — it backs off a level: a
+ * longer cluster-node-timeout and the original hz, then no more MEET waves, then the
+ * quiet level; after ENGINE_CALM_MS without strain it speeds up a level again, but not
+ * back to a level that showed strain twice. At the slow levels the nodes ping each
+ * other too rarely to spread news soon (a node learns a peer's slots, role and
+ * replication offset only from that peer's own messages), so rcluster has each node
+ * MEET the nodes whose news of it is stale (engine_act_node). A NULL value at a level
+ * means the node's original value. Replicas never fail over while forming
+ * (cluster-replica-no-failover yes), whatever the level, so strain costs time, never
+ * the layout. */
+#define ENGINE_LEVELS 4
 static const struct { const char *name, *value[ENGINE_LEVELS]; int replicas_only; } engine_tunables[] = {
-    { "cluster-node-timeout", { "500", "2000", "5000" }, 0 },
-    { "repl-diskless-sync-delay", { "0", "0", "0" }, 0 },
-    { "hz", { "100", NULL, NULL }, 0 },
-    { "repl-diskless-sync", { "no", "no", "no" }, 0 },
-    { "cluster-replica-no-failover", { "yes", "yes", "yes" }, 1 },
+    { "cluster-node-timeout", { "500", "2000", "5000", "15000" }, 0 },
+    { "repl-diskless-sync-delay", { "0", "0", "0", "0" }, 0 },
+    { "hz", { "100", NULL, NULL, NULL }, 0 },
+    { "repl-diskless-sync", { "no", "no", "no", "no" }, 0 },
+    { "cluster-replica-no-failover", { "yes", "yes", "yes", "yes" }, 1 },
 };
 #define ENGINE_TUNABLES ((int)(sizeof engine_tunables / sizeof engine_tunables[0]))
+#define ENGINE_WAVE_LEVELS       2      /* MEET waves go out below this level only */
+#define ENGINE_FAST_PER_CORE     16     /* nodes per core the fastest level suits */
+#define ENGINE_CALM_PER_CORE     32     /* above this many per core: the quiet level */
+#define ENGINE_SPREAD_MS         4000   /* between spread MEETs to one node (engine_act_node) */
+#define ENGINE_SPREAD_PER_NODE   50     /* at most this many spread MEETs a round, per node */
 #define ENGINE_SMALL_CLUSTER     24     /* one MEET wave; polled without extra pause */
 #define ENGINE_WAVE              24     /* nodes that MEET every other node per wave */
 #define ENGINE_WAVE_MS           100    /* between MEET waves, when not strained */
@@ -3542,6 +3557,7 @@ struct enode {
     int acks_after;         /* the same, queued after the REPLICATE whose reply is owed */
     int healthy;
     int64_t last_meet, down_since;
+    int64_t last_spread;    /* replicas last told to MEET this node (engine_act_node) */
     sds why;                /* what this node still lacks, for the diagnosis */
     struct resp *slots;     /* its latest CLUSTER SLOTS answer */
 };
@@ -3554,6 +3570,9 @@ struct engine {
     int n, replicas, m;
     int *masters;           /* master indexes in slot order */
     sds plan_sig;           /* expected slot map signature */
+    int host_cores;         /* cores of the one host all nodes run on, 0 when not known */
+    struct { int from, to; } *spread; /* replica MEETs to send after this poll round */
+    int nspread;
     sds abandon_note;       /* what a second Ctrl-C leaves behind (see rc_on_signal) */
     int level;              /* formation speed level (see engine_tunables) */
     int floor;              /* lowest level it may speed up to again */
@@ -3571,6 +3590,7 @@ static void engine_free(struct engine *e) {
     }
     free(e->nodes);
     free(e->masters);
+    free(e->spread);
     sess_free(&e->s);
     sdsfree(e->plan_sig);
     rc_set_abandon_note(NULL);
@@ -3760,8 +3780,48 @@ static sds engine_describe_level(const struct enode *x, int level) {
     return what;
 }
 
-/* Set the fastest formation settings (level 0) on every node; a tunable a node refuses
- * (an older server) is left alone there. */
+/* CPUs this process may use (its affinity mask: taskset, cpusets), else those online. */
+static int host_cpu_count(void) {
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) return CPU_COUNT(&set);
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
+/* Whether a numeric address is this host's: loopback, or an address of an interface. */
+static int ip_is_local(const char *ip, const struct ifaddrs *ifs) {
+    if (!strncmp(ip, "127.", 4) || !strcmp(ip, "::1")) return 1;
+    for (const struct ifaddrs *i = ifs; i; i = i->ifa_next) {
+        char buf[INET6_ADDRSTRLEN];
+        if (!i->ifa_addr) continue;
+        int fam = i->ifa_addr->sa_family;
+        const void *src = fam == AF_INET ? (const void *)&((const struct sockaddr_in *)(const void *)i->ifa_addr)->sin_addr
+                        : fam == AF_INET6 ? (const void *)&((const struct sockaddr_in6 *)(const void *)i->ifa_addr)->sin6_addr : NULL;
+        if (src && inet_ntop(fam, src, buf, sizeof buf) && !strcmp(buf, ip)) return 1;
+    }
+    return 0;
+}
+
+/* The cores of the host the nodes run on when every node runs on this one, else 0:
+ * rcluster cannot see a remote host's cores and relies on strain alone there. */
+static int form_host_cores(const struct addr *a, int n) {
+    struct ifaddrs *ifs = NULL;
+    if (getifaddrs(&ifs) < 0) ifs = NULL;
+    int local = 1;
+    for (int i = 0; i < n && local; i++) local = ip_is_local(a[i].ip, ifs);
+    if (ifs) freeifaddrs(ifs);
+    return local ? host_cpu_count() : 0;
+}
+
+/* The level formation starts at (and never speeds up beyond): the fastest, unless the
+ * known cores are too few for n nodes' gossip at its settings. */
+static int form_start_level(int n, int cores) {
+    if (cores <= 0 || n <= ENGINE_FAST_PER_CORE * cores) return 0;
+    return n <= ENGINE_CALM_PER_CORE * cores ? 2 : ENGINE_LEVELS - 1;
+}
+
+/* Set the formation settings of the starting level on every node; a tunable a node
+ * refuses (an older server) is left alone there. */
 static int engine_tune(struct engine *e) {
     struct rc *rc = e->rc;
     int tuned = 0;
@@ -3769,12 +3829,12 @@ static int engine_tune(struct engine *e) {
      * read, a MEET received from another node): a rollback resets them all, which is
      * harmless for the empty standalone nodes that preflight proved them to be. */
     for (int i = 0; i < e->n; i++) e->nodes[i].changed = 1;
-    e->level = 0;
+    e->level = e->floor = form_start_level(e->n, e->host_cores);
     for (int i = 0; i < e->n; i++) {
         struct enode *x = &e->nodes[i];
         for (int k = 0; k < ENGINE_TUNABLES; k++)
             if (engine_tunables[k].replicas_only && x->master_of < 0) { sdsfree(x->orig[k]); x->orig[k] = NULL; }
-        if (engine_queue_level(e, x, 0) < 0) return -1;
+        if (engine_queue_level(e, x, e->level) < 0) return -1;
     }
     for (int i = 0; i < e->n; i++) {
         struct enode *x = &e->nodes[i];
@@ -3788,9 +3848,14 @@ static int engine_tune(struct engine *e) {
         }
     }
     if (!tuned) return 0;
-    sds what = engine_describe_level(&e->nodes[e->n - 1], 0);
-    rc_progress(rc, "While forming: the fastest settings (%s; cluster-replica-no-failover on replicas); rcluster backs off "
-                    "if the nodes show strain and restores the originals at the end", what ? what : "");
+    sds what = engine_describe_level(&e->nodes[e->n - 1], e->level);
+    if (e->level == 0)
+        rc_progress(rc, "While forming: the fastest settings (%s; cluster-replica-no-failover on replicas); rcluster backs off "
+                        "if the nodes show strain and restores the originals at the end", what ? what : "");
+    else
+        rc_progress(rc, "While forming: formation level %d of %d, as %d nodes on this host's %d core(s) cannot gossip at the fastest "
+                        "settings (%s; cluster-replica-no-failover on replicas); rcluster backs off further if the nodes show strain "
+                        "and restores the originals at the end", e->level, ENGINE_LEVELS - 1, e->n, e->host_cores, what ? what : "");
     e->abandon_note = rc_sprintf("the nodes keep the formation settings (%s) and a partly formed cluster; set the "
                                  "originals back with CONFIG SET and run CLUSTER RESET HARD on each node before trying again",
                                  what ? what : "");
@@ -3812,7 +3877,7 @@ static int engine_set_level(struct engine *e, int level, const char *why) {
     }
     sds what = engine_describe_level(&e->nodes[0], level);
     rc_progress(e->rc, "%s: formation level %d -> %d (%s%s)", why, e->level, level, what && sdslen(what) ? what : "original settings",
-                level == ENGINE_LEVELS - 1 ? "; MEET waves paused" : "");
+                level >= ENGINE_WAVE_LEVELS && e->level < ENGINE_WAVE_LEVELS ? "; MEET waves paused" : "");
     sdsfree(what);
     e->level = level;
     e->level_since = rc_now_ms();
@@ -3919,7 +3984,8 @@ static int engine_queue_meet(struct engine *e, struct enode *from, const struct 
 /* Queue the next MEET wave: each of the next ENGINE_WAVE nodes meets every other node.
  * Replies are owed as acks (read before the next poll answers, or by engine_meet). */
 static int engine_queue_wave(struct engine *e) {
-    int end = e->meet_next + ENGINE_WAVE < e->n ? e->meet_next + ENGINE_WAVE : e->n;
+    int width = e->level < ENGINE_WAVE_LEVELS ? ENGINE_WAVE : 1;   /* a slow level: one node meets all */
+    int end = e->meet_next + width < e->n ? e->meet_next + width : e->n;
     for (int i = e->meet_next; i < end; i++)
         for (int j = 0; j < e->n; j++)
             if (i != j && engine_queue_meet(e, &e->nodes[i], &e->nodes[j]) < 0) return -1;
@@ -3943,7 +4009,10 @@ static int engine_meet(struct engine *e) {
         e->nodes[i].acks = 0;
         if (sess_drain(&e->s, &e->s.nodes[i], "CLUSTER MEET") < 0) return -1;
     }
-    if (e->meet_next < e->n)
+    if (e->meet_next < e->n && e->level >= ENGINE_WAVE_LEVELS)
+        rc_progress(e->rc, "Sent CLUSTER MEET from one node to all %d others; they learn of each other by gossip "
+                           "(rcluster MEETs pairs that stay apart)", e->n - 1);
+    else if (e->meet_next < e->n)
         rc_progress(e->rc, "Sent CLUSTER MEET from %d of %d nodes to all others; the rest follow in waves of %d", e->meet_next, e->n, ENGINE_WAVE);
     else rc_progress(e->rc, "Sent CLUSTER MEET between all %d nodes", e->n);
     return 0;
@@ -4029,8 +4098,64 @@ struct form_need {
     int replicate;          /* a replica that can be told its master now */
     int nudge;              /* its master's replication offset must move */
     int lost;               /* the plan cannot be reached any more (why says how) */
+    int *spread, nspread;   /* nodes it has stale news of: they should MEET it */
     sds why;
 };
+
+/* Note replica j as one that should MEET the judged node; -1 on OOM. */
+static int need_spread(const struct engine *e, struct form_need *nd, int j) {
+    if (!nd->spread && !(nd->spread = calloc((size_t)e->n, sizeof *nd->spread))) return -1;
+    nd->spread[nd->nspread++] = j;
+    return 0;
+}
+
+/* Whether a view's line for a node says what the node says of itself: the same
+ * master (or none) and the same slot ranges. */
+static int nodeinfo_current(const struct nodeinfo *seen, const struct nodeinfo *own) {
+    if (strcmp(seen->master, own->master) != 0 || seen->nranges != own->nranges) return 0;
+    for (int k = 0; k < own->nranges; k++)
+        if (seen->ranges[k][0] != own->ranges[k][0] || seen->ranges[k][1] != own->ranges[k][1]) return 0;
+    return 1;
+}
+
+/* Planned nodes whose role or slots node idx's view has otherwise than they say of
+ * themselves (once a replica's REPLICATE was answered): a MEET from each carries its
+ * state to idx at once, where gossip at a slow level could take many seconds. */
+static int engine_judge_stale(const struct engine *e, int idx, struct form_need *nd) {
+    for (int j = 0; j < e->n; j++) {
+        const struct enode *o = &e->nodes[j];
+        const struct snode *so = &e->s.nodes[j];
+        if (j == idx || !so->me || (o->master_of >= 0 && (!o->replicated || o->replicate_owed))) continue;
+        const struct nodeinfo *ni = cview_find((struct cview *)&e->s.nodes[idx].view, so->id);
+        if (ni && !nodeinfo_current(ni, so->me) && need_spread(e, nd, j) < 0) return -1;
+    }
+    return 0;
+}
+
+/* Whether a CLUSTER SLOTS entry lists node id among its replicas. */
+static int slots_entry_lists(const struct resp *ent, const char *id) {
+    for (size_t q = 3; q < ent->n; q++) {
+        const struct resp *nd = ent->elem[q];
+        if (nd->type == RESP_ARRAY && nd->n >= 3 && nd->elem[2]->type == RESP_BULK && !strcmp(nd->elem[2]->str, id)) return 1;
+    }
+    return 0;
+}
+
+/* Replicas with a replication offset that node idx's CLUSTER SLOTS leaves out: it
+ * lists a replica once it has heard that offset from the replica itself. */
+static int engine_judge_unlisted(const struct engine *e, int idx, struct form_need *nd) {
+    const struct resp *slots = e->nodes[idx].slots;
+    for (size_t i = 0; slots && slots->type == RESP_ARRAY && i < slots->n; i++) {
+        const struct resp *ent = slots->elem[i];
+        if (ent->type != RESP_ARRAY || ent->n < 3 || ent->elem[0]->type != RESP_INTEGER) continue;
+        for (int j = 0; j < e->n; j++) {
+            const struct enode *r = &e->nodes[j];
+            if (j == idx || r->master_of < 0 || e->nodes[r->master_of].slot_lo != ent->elem[0]->integer) continue;
+            if (e->s.nodes[j].repl_offset > 0 && !slots_entry_lists(ent, e->s.nodes[j].id) && need_spread(e, nd, j) < 0) return -1;
+        }
+    }
+    return 0;
+}
 
 __attribute__((format(printf, 2, 3)))
 static int need_why(struct form_need *nd, const char *fmt, ...) {
@@ -4099,14 +4224,15 @@ static int engine_judge_node(const struct engine *e, int idx, struct form_need *
     if (!sig) return -1;
     int agrees = strcmp(sig, e->plan_sig) == 0;
     sdsfree(sig);
-    if (!agrees) return engine_explain_slot_map(e, idx, nd);
+    if (!agrees) return engine_judge_stale(e, idx, nd) < 0 ? -1 : engine_explain_slot_map(e, idx, nd);
     if (strcmp(sx->state, "ok") != 0) return need_why(nd, "cluster_state:%s", sx->state);
     if (x->master_of >= 0) {
         if (strcmp(sx->link, "up") != 0)
             return need_why(nd, "replication link to %s is %s", engine_name(e, x->master_of), sx->link[0] ? sx->link : "not up");
         if (sx->repl_offset == 0) { nd->nudge = 1; return need_why(nd, "replication offset still 0"); }
     }
-    if (!engine_slots_complete((struct engine *)e, x->slots)) return need_why(nd, "CLUSTER SLOTS does not list every replica yet");
+    if (!engine_slots_complete((struct engine *)e, x->slots))
+        return engine_judge_unlisted(e, idx, nd) < 0 ? -1 : need_why(nd, "CLUSTER SLOTS does not list every replica yet");
     nd->healthy = 1;
     return need_why(nd, "ok");
 }
@@ -4145,6 +4271,14 @@ static int engine_act_node(struct engine *e, int idx, struct form_need *nd) {
     if (nd->meet && rc_now_ms() - x->last_meet > (int64_t)ENGINE_REMEET_MS * (e->n > ENGINE_SMALL_CLUSTER ? 5 : 1))
         for (int j = 0; j < e->n; j++)
             if (j != idx && !cview_find(&sx->view, e->s.nodes[j].id) && engine_queue_meet(e, x, &e->nodes[j]) < 0) return -1;
+    /* Sent after the round (engine_send_spread): the replicas' own answers may still be owed. */
+    if (nd->nspread && e->level >= ENGINE_WAVE_LEVELS && rc_now_ms() - x->last_spread >= ENGINE_SPREAD_MS) {
+        x->last_spread = rc_now_ms();
+        for (int k = 0; k < nd->nspread && e->nspread < e->n * ENGINE_SPREAD_PER_NODE; k++) {
+            e->spread[e->nspread].from = nd->spread[k];
+            e->spread[e->nspread++].to = idx;
+        }
+    }
     /* Pipelined like everything else: a busy node must not stall the whole round. */
     if (nd->replicate) {
         if (act_replicate(&e->s, sx, e->s.nodes[x->master_of].id) < 0) return -1;
@@ -4204,6 +4338,7 @@ static int engine_poll_read(struct engine *e, int idx) {
         if (engine_take_poll(e, idx, r) == 0) {
             ret = engine_judge_node(e, idx, &nd) < 0 ? rc_fail_oom(e->rc) : engine_act_node(e, idx, &nd);
             sdsfree(nd.why);
+            free(nd.spread);
         }
     } else ret = engine_mark_down(e, idx);
     for (k = 0; k < 4; k++) resp_free(r[k]);
@@ -4216,6 +4351,15 @@ static sds engine_diagnosis(struct engine *e) {
         if (!e->nodes[i].healthy)
             s = rc_catprintf(s, "\n  %s: %s", engine_name(e, i), e->nodes[i].why ? e->nodes[i].why : "no answer yet");
     return s;
+}
+
+/* Send the replica MEETs the round's judges asked for. */
+static int engine_send_spread(struct engine *e) {
+    for (int k = 0; k < e->nspread; k++)
+        if (engine_queue_meet(e, &e->nodes[e->spread[k].from], &e->nodes[e->spread[k].to]) < 0) return -1;
+    if (e->nspread && e->rc->verbose) rc_progress(e->rc, "%d MEET(s) to nodes with stale news of the sender", e->nspread);
+    e->nspread = 0;
+    return 0;
 }
 
 static int engine_wait_healthy(struct engine *e, int64_t deadline) {
@@ -4232,8 +4376,8 @@ static int engine_wait_healthy(struct engine *e, int64_t deadline) {
             healthy += e->nodes[i].healthy;
         }
         if (healthy == e->n) return 0;
-        if (engine_adapt(e, rc_now_ms() - round) < 0) return -1;
-        if (e->meet_next < e->n && e->level < ENGINE_LEVELS - 1 && rc_now_ms() - e->last_wave >= ENGINE_WAVE_MS) {
+        if (engine_send_spread(e) < 0 || engine_adapt(e, rc_now_ms() - round) < 0) return -1;
+        if (e->meet_next < e->n && e->level < ENGINE_WAVE_LEVELS && rc_now_ms() - e->last_wave >= ENGINE_WAVE_MS) {
             if (engine_queue_wave(e) < 0) return -1;
             if (rc->verbose) rc_progress(rc, "MEET wave: nodes up to %d of %d", e->meet_next, e->n);
         }
@@ -4342,8 +4486,10 @@ static int engine_init(struct engine *e, struct rc *rc, const struct addr *a, in
     e->rc = rc;
     e->replicas = replicas;
     e->addrs = a;
+    e->host_cores = form_host_cores(a, n);
     e->nodes = calloc((size_t)n, sizeof *e->nodes);
-    if (!e->nodes) return rc_fail_oom(rc);
+    e->spread = calloc((size_t)n * ENGINE_SPREAD_PER_NODE, sizeof *e->spread);
+    if (!e->nodes || !e->spread) return rc_fail_oom(rc);
     e->n = n;
     for (int i = 0; i < n; i++) e->nodes[i].master_of = -1;
     return 0;

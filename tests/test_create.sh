@@ -1,6 +1,6 @@
 #!/bin/bash
 # tests/test_create.sh — `rcluster create` and `rcluster check` against real local
-# redis-server nodes (127.0.0.1:7000-7099), judged with redis-cli.
+# redis-server nodes (127.0.0.1:7000-7099, 7200-7235), judged with redis-cli.
 . "$(dirname "$0")/lib.sh"
 cd "$T_TMP" || exit 1
 L=$T_TMP/log
@@ -448,6 +448,32 @@ t_interrupt() {
     kill_all_nodes
 }
 
+# ---- a host with too few cores for its nodes -----------------------------------------
+# Pinned to one core, rcluster sees 36 local nodes as too many for the fastest settings
+# (over 32 a core): it starts at the quiet level (cluster-node-timeout 15000, hz left
+# alone), has the nodes MEET those with stale news of them, forms the planned layout
+# without a failover, and gives the nodes their own settings back.
+t_create_few_cores() {
+    local name="create: 36 nodes on one core: quiet formation level, planned layout, settings restored"
+    command -v taskset >/dev/null || { skip "$name" "no taskset"; return; }
+    start_nodes 7200 36 || { not_ok "$name" "could not start nodes"; kill_all_nodes; return; }
+    timeout -k 5 200 taskset -c 0 "$RCLUSTER" create --replicas 1 --yes --timeout 180 $(addrs 7200 36) \
+        </dev/null >"$L/fc.out" 2>"$L/fc.err"
+    local rc=$? why="" p
+    if [ $rc -ne 0 ]; then why="exit $rc"
+    elif ! grep -q 'formation level 3 of 3, as 36 nodes on this host.s 1 core' "$L/fc.err"; then why="stderr does not say it started at the quiet level for 36 nodes on 1 core"
+    elif ! why=$(judge_cluster fc 7200 36 18 18); then :
+    else
+        for ((p = 7200; p < 7236; p++)); do
+            [ $p -lt 7218 ] && [ "$(rcli $p role | head -1)" != master ] && { why="planned master $p is not a master: a failover while forming"; break; }
+            [ "$(rcli $p config get cluster-node-timeout | tail -1)" = 5000 ] || { why="$p: cluster-node-timeout not restored to 5000"; break; }
+            [ "$(rcli $p config get cluster-replica-no-failover | tail -1)" = no ] || { why="$p: cluster-replica-no-failover not restored"; break; }
+        done
+    fi
+    if [ -z "$why" ]; then ok "$name"; else not_ok "$name" "$why" "$L/fc.err"; fi
+    kill_all_nodes
+}
+
 t_cli
 t_cli_spellings
 t_interrupt
@@ -459,5 +485,6 @@ t_create_acl_user
 t_refusals
 t_node_dies
 t_check_broken
+t_create_few_cores
 t_check_unreachable
 finish

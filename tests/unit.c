@@ -1948,12 +1948,50 @@ static void test_form_judge(void) {
     resp_parse(no_r1, strlen(no_r1), &used, &e.nodes[0].slots, &why);
     engine_judge_node(&e, 0, &nd);
     CHECKF("form.judge.slots-incomplete", e.nodes[0].slots && !nd.healthy && nd.why && strstr(nd.why, "CLUSTER SLOTS"), "why %s", nd.why ? nd.why : "");
+    CHECKF("form.judge.unlisted-no-offset", nd.nspread == 0, "nspread %d", nd.nspread);
     sdsfree(nd.why);
+    free(nd.spread);
+    /* Once R1 has an offset, the node that leaves it out should hear from R1 itself. */
+    e.s.nodes[3].repl_offset = 7;
+    engine_judge_node(&e, 0, &nd);
+    CHECKF("form.judge.unlisted-spread", nd.nspread == 1 && nd.spread[0] == 3, "nspread %d", nd.nspread);
+    sdsfree(nd.why);
+    free(nd.spread);
+    /* M2 does not see M3's slots yet, M3 says it has them: stale news, M3 should MEET M2. */
+    char stale[1200] = "";
+    for (int i = 0; i < 4; i++) {
+        char line[300];
+        static const char *const sl[4] = { "0-5460", "5461-10922", "", "" };
+        snprintf(line, sizeof line, "%s 127.0.0.1:%d@%d %s%s %s 0 0 %d connected %s\n", ids[i], 7000 + i, 17000 + i,
+                 i == 1 ? "myself," : "", i == 3 ? "slave" : "master", i == 3 ? M1 : "-", i + 1, sl[i]);
+        strcat(stale, line);
+    }
+    cview_free(&e.s.nodes[1].view);
+    cview_parse(stale, strlen(stale), &e.s.nodes[1].view);
+    form_view(&e.s.nodes[2].view, 2, -1, -1, "", "");
+    e.s.nodes[2].me = cview_myself(&e.s.nodes[2].view);
+    engine_judge_node(&e, 1, &nd);
+    CHECKF("form.judge.stale-slots", !nd.healthy && nd.nspread == 1 && nd.spread[0] == 2, "nspread %d why %s", nd.nspread, nd.why ? nd.why : "");
+    sdsfree(nd.why);
+    free(nd.spread);
+    e.s.nodes[2].me = NULL;
     snprintf(e.s.nodes[0].state, sizeof e.s.nodes[0].state, "fail");
     engine_judge_node(&e, 0, &nd);
     CHECKF("form.judge.state", !nd.healthy && nd.why && strstr(nd.why, "cluster_state:fail"), "why %s", nd.why ? nd.why : "");
     sdsfree(nd.why);
     engine_free(&e);
+}
+
+/* The level formation starts at: the fastest unless this host's cores are too few. */
+static void test_form_start_level(void) {
+    CHECK("form.start.unknown-cores", form_start_level(100, 0) == 0);
+    CHECK("form.start.6-on-2", form_start_level(6, 2) == 0);
+    CHECK("form.start.32-on-2", form_start_level(32, 2) == 0);
+    CHECK("form.start.50-on-2", form_start_level(50, 2) == 2);
+    CHECK("form.start.100-on-2", form_start_level(100, 2) == ENGINE_LEVELS - 1);
+    CHECK("form.start.200-on-16", form_start_level(200, 16) == 0);
+    CHECK("form.start.local", form_host_cores(&(struct addr){ .ip = "127.0.0.1" }, 1) == host_cpu_count());
+    CHECK("form.start.remote", form_host_cores(&(struct addr){ .ip = "192.0.2.1" }, 1) == 0);
 }
 
 /* --swarm: bodies, the conf/secret split, placement and what redundancy a layout loses. */
@@ -2176,6 +2214,7 @@ int main(void) {
     test_day2();
     test_check_judges();
     test_form_judge();
+    test_form_start_level();
     test_swarm();
     test_scale_plan();
     printf("unit: %d passed, %d failed\n", npass, nfail);
