@@ -6633,9 +6633,11 @@ static void usage_create(FILE *f) {
           "  --json              print the result as JSON on stdout\n"
           "\n"
           "Every node is checked before anything changes: reachable, password accepted,\n"
-          "cluster_enabled:1, no keys, knows no other node. While forming, rcluster lowers\n"
-          "cluster-node-timeout and repl-diskless-sync-delay on the empty nodes and\n"
-          "restores them on every exit path. It returns once every node reports\n"
+          "cluster_enabled:1, no keys, knows no other node. While forming, rcluster sets\n"
+          "cluster-node-timeout, hz and replication delays for speed (gentler when this\n"
+          "host's cores are few for its nodes, or when the nodes show strain), keeps\n"
+          "replicas from failing over, and restores every setting on every exit path.\n"
+          "It returns once every node reports\n"
           "cluster_state:ok, every replica is linked and every node's CLUSTER SLOTS\n"
           "lists every replica.\n", f);
 }
