@@ -22,7 +22,8 @@
  *                                          GET  /vX/services?filters=, /services/{name}
  *                                          POST /vX/services/create, DELETE /services/{id}
  *                                          GET  /vX/tasks?filters={"service":[NAME-I]}
- *                                          GET  /vX/configs?filters=, POST /configs/create,
+ *                                          GET  /vX/configs?filters= (Spec.Data: the manifest
+ *                                            NAME-manifest-G), POST /configs/create,
  *                                            DELETE /configs/{id}
  *                                          GET  /vX/secrets?filters=, POST /secrets/create,
  *                                            DELETE /secrets/{id}
@@ -36,8 +37,9 @@
  *  8. Node configs and data layout         DELSLOTS|BUMPEPOCH,
  *  9. Commands: create, check, up,         MIGRATE host port "" 0 ms [REPLACE] [AUTH|AUTH2] KEYS,
  *     down, status, scale, image           SET/DEL (a key of our own, to move a replication
- * 9b. Docker Swarm: up/down/status         offset); `call` sends what the user gives
- *     --swarm (services, configs, secrets)
+ * 9b. Docker Swarm: up/down/status/scale   offset), FLUSHALL (only an older node found in a
+ *     --swarm (services, configs, secrets, re-homed or new Swarm service's volume);
+ *     the manifest config, re-homing)      `call` sends what the user gives
  * 10. Option parsing and main
  *
  * Conventions: functions return 0 / -1 (or NULL) and leave a message in rc->err that
@@ -8329,8 +8331,8 @@ struct scale_run {
 };
 
 static void swarm_scale_free(struct swarm_scale *w);
-static int swarm_scale_inspect(struct scale_run *r, int64_t deadline);
-static int swarm_scale_add(struct scale_run *r, int64_t deadline);
+static int swarm_scale_inspect(struct scale_run *r);
+static int swarm_scale_add(struct scale_run *r);
 static int swarm_scale_remove(struct scale_run *r, int *removed);
 static int swarm_scale_write_manifest(struct scale_run *r);
 
@@ -8850,7 +8852,7 @@ static int cmd_scale(struct rc *rc, int argc, char **argv) {
     int removed = 0;
     r.nofail = NULL;
     int swarm = r.so.up.swarm;
-    if ((swarm ? swarm_scale_inspect(&r, deadline) : scale_inspect(&r)) < 0 || scale_preflight(&r) < 0 || scale_map_roles(&r) < 0) { ret = -1; goto out; }
+    if ((swarm ? swarm_scale_inspect(&r) : scale_inspect(&r)) < 0 || scale_preflight(&r) < 0 || scale_map_roles(&r) < 0) { ret = -1; goto out; }
     if (!(r.nofail = calloc((size_t)r.nmax, sizeof *r.nofail)) || !(r.nofail_was = calloc((size_t)r.nmax, sizeof *r.nofail_was))) { ret = rc_fail_oom(rc); goto out; }
     scale_print_plan(&r);
     if (rc->dry_run) { printf("scale: dry run, nothing changed\n"); ret = 0; goto out; }
@@ -8861,7 +8863,7 @@ static int cmd_scale(struct rc *rc, int argc, char **argv) {
         sdsfree(q);
         if (ret < 0) goto out;
     }
-    if ((swarm ? swarm_scale_add(&r, deadline) : scale_add_nodes(&r, deadline)) < 0 || scale_move_slots(&r) < 0 ||
+    if ((swarm ? swarm_scale_add(&r) : scale_add_nodes(&r, deadline)) < 0 || scale_move_slots(&r) < 0 ||
         scale_assign_replicas(&r) < 0 || (swarm ? swarm_scale_remove(&r, &removed) : scale_remove_nodes(&r, &removed)) < 0) goto fail;
     if ((swarm ? swarm_scale_write_manifest(&r) : scale_write_manifest(&r)) < 0) goto fail;
     int quiet = rc->quiet;
@@ -9490,7 +9492,7 @@ static int cmd_image(struct rc *rc, int argc, char **argv) {
 }
 
 /* ====================================================================== */
-/* 9b. Docker Swarm: services, configs, secrets (up/down/status --swarm)   */
+/* 9b. Docker Swarm: services, configs, secrets (up/down/status/scale)     */
 /* ====================================================================== */
 
 /* With --swarm the daemon is a Swarm manager and each Redis node is one service
@@ -10294,25 +10296,53 @@ static int swarm_wait_tasks(struct docker *d, struct swarm_plan *p, int64_t dead
     return ret;
 }
 
+/* Does node k know other nodes (cluster state in its volume)? 1 yes, 0 no, -1 error. */
+static int swarm_node_has_state(struct rc *rc, const struct swarm_plan *p, int k) {
+    const struct swarm_node *x = &p->nodes[k];
+    struct rconn c;
+    sds text = rconn_open(rc, &c, p->hosts[x->host].addr, x->port) == 0
+             ? rconn_call_str(rc, &c, "CLUSTER NODES", "CLUSTER", "NODES", RESP_END) : NULL;
+    rconn_free(&c);
+    if (!text) return rc_wrap(rc, "service %s", x->name);
+    int lines = 0;
+    for (const char *t = text; *t; t++) lines += *t == '\n';
+    sdsfree(text);
+    return lines > 1;
+}
+
 /* How many nodes already know other nodes (kept volumes: they rejoin by themselves);
  * has[k] says which. */
 static int swarm_count_with_state(struct rc *rc, struct swarm_plan *p, int *has) {
     int with = 0;
     for (int k = 0; k < p->o->nodes; k++) {
-        struct swarm_node *x = &p->nodes[k];
-        struct rconn c;
-        sds text = rconn_open(rc, &c, p->hosts[x->host].addr, x->port) == 0
-                 ? rconn_call_str(rc, &c, "CLUSTER NODES", "CLUSTER", "NODES", RESP_END) : NULL;
-        rconn_free(&c);
-        if (!text) return rc_wrap(rc, "service %s", x->name);
-        int lines = 0;
-        for (const char *s = text; *s; s++) lines += *s == '\n';
-        has[k] = lines > 1;
+        if ((has[k] = swarm_node_has_state(rc, p, k)) < 0) return -1;
         with += has[k];
-        sdsfree(text);
     }
     return with;
 }
+
+/* Node k was placed on its Swarm node anew (re-homed), or is to join in a scale, and
+ * came up with cluster state: the volume NAME-I-data there holds an older life of node I,
+ * one that left the cluster (forgotten or reset) and whose keys live on elsewhere. It is
+ * made empty and alone to join afresh: CLUSTER RESET HARD, after FLUSHALL when it is a
+ * master that still holds keys (which RESET refuses). */
+static int swarm_reset_stale(struct rc *rc, const struct swarm_plan *p, int k) {
+    const struct swarm_node *x = &p->nodes[k];
+    const char *addr = p->hosts[x->host].addr;
+    struct rconn c;
+    struct resp *r = NULL, *flush = NULL;
+    rc_progress(rc, "%s: its volume on %s holds an older node %s that left; emptying it (FLUSHALL, CLUSTER RESET HARD) to join afresh",
+                x->name, addr, x->name);
+    if (rconn_open(rc, &c, addr, x->port) == 0 && !(r = rconn_call(rc, &c, "CLUSTER RESET HARD", "CLUSTER", "RESET", "HARD", RESP_END)) &&
+        (flush = rconn_call(rc, &c, "FLUSHALL", "FLUSHALL", RESP_END)))
+        r = rconn_call(rc, &c, "CLUSTER RESET HARD", "CLUSTER", "RESET", "HARD", RESP_END);
+    rconn_free(&c);
+    resp_free(flush);
+    if (!r) return rc_wrap(rc, "%s", x->name);
+    resp_free(r);
+    return 0;
+}
+
 
 /* --announce container: a node's overlay address is known once its task runs; tell
  * each node before forming, so that MEET and every redirection use it. Not kept in
@@ -10617,6 +10647,12 @@ static int swarm_bring_up(struct docker *d, struct swarm_plan *p, int existing, 
     if (ret == 0 && rc->dry_run) { free(has); return 0; }
     if (ret == 0) ret = swarm_wait_tasks(d, p, deadline);
     int with = ret == 0 ? swarm_count_with_state(rc, p, has) : -1;
+    for (int k = 0; with > 0 && k < n; k++) {
+        if (!p->nodes[k].lost || !has[k]) continue;
+        if (swarm_reset_stale(rc, p, k) < 0) { with = -1; break; }
+        has[k] = 0;
+        with--;
+    }
     if (with < 0) ret = -1;
     else if (with == 0 && !existing) ret = swarm_form(rc, p);
     else if (with == 0)
@@ -10741,7 +10777,7 @@ static int swarm_scale_rehome(struct scale_run *r, struct swarm_scale *w, int64_
 /* scale's inspect for --swarm: manifest (required), the size asked for, lost nodes
  * re-homed, then the plan for every node number, new nodes placed on the least loaded
  * live Swarm nodes, and a session through a live node. */
-static int swarm_scale_inspect(struct scale_run *r, int64_t deadline) {
+static int swarm_scale_inspect(struct scale_run *r) {
     struct rc *rc = r->rc;
     struct up_opts *o = &r->so.up;
     int hi = 0, got;
@@ -10754,7 +10790,7 @@ static int swarm_scale_inspect(struct scale_run *r, int64_t deadline) {
     if (swarm_manifest_merge(rc, o, &w->m) < 0 || scale_target(r) < 0 || swarm_highest_service(&r->d, o->name, &hi) < 0) return -1;
     r->n_have = o->nodes;
     if (hi > o->nodes) o->nodes = hi;
-    if (swarm_scale_plan(r, w) < 0 || swarm_scale_rehome(r, w, deadline) < 0) return -1;
+    if (swarm_scale_plan(r, w) < 0 || swarm_scale_rehome(r, w, rc_now_ms() + (int64_t)(rc->timeout * 1000)) < 0) return -1;
     if (w->p.container)
         return rc_fail(rc, "cluster '%s' announces overlay addresses (--announce container): scale --swarm handles only clusters "
                            "that announce their Swarm node's address; nothing changed", o->name);
@@ -10783,9 +10819,11 @@ static int swarm_scale_inspect(struct scale_run *r, int64_t deadline) {
     return sess_open(rc, &r->s, &r->reach[seed]);
 }
 
-/* The services of new nodes (1..want), their tasks, then they join as scale's own. */
-static int swarm_scale_add(struct scale_run *r, int64_t deadline) {
+/* The services of new nodes (1..want), their tasks (an older node found in a new
+ * service's volume is emptied), then they join as scale's own. */
+static int swarm_scale_add(struct scale_run *r) {
     struct swarm_plan *p = &r->sw->p;
+    int64_t deadline = rc_now_ms() + (int64_t)(r->rc->timeout * 1000);
     int todo = 0, create = 0, all = p->o->nodes, met = 0;
     for (int k = 0; k < r->n_want; k++) if (!r->roles[k].member) { todo++; create += !p->nodes[k].exists; }
     if (!todo) return 0;
@@ -10794,6 +10832,8 @@ static int swarm_scale_add(struct scale_run *r, int64_t deadline) {
     int ret = swarm_apply(&r->d, p);
     if (ret == 0) ret = swarm_wait_tasks(&r->d, p, deadline);
     p->o->nodes = all;
+    for (int k = 0, st; ret == 0 && k < r->n_want; k++)   /* not a member, yet it knows others: an older life */
+        if (!r->roles[k].member && (st = swarm_node_has_state(r->rc, p, k)) != 0) ret = st < 0 ? -1 : swarm_reset_stale(r->rc, p, k);
     if (ret == 0) ret = scale_join_new(r, todo, &met);
     if (ret < 0 && !met) swarm_rollback(&r->d, p);
     return ret;
