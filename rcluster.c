@@ -22,7 +22,8 @@
  *                                          GET  /vX/services?filters=, /services/{name}
  *                                          POST /vX/services/create, DELETE /services/{id}
  *                                          GET  /vX/tasks?filters={"service":[NAME-I]}
- *                                          GET  /vX/configs?filters=, POST /configs/create,
+ *                                          GET  /vX/configs?filters= (Spec.Data: the manifest
+ *                                            NAME-manifest-G), POST /configs/create,
  *                                            DELETE /configs/{id}
  *                                          GET  /vX/secrets?filters=, POST /secrets/create,
  *                                            DELETE /secrets/{id}
@@ -36,8 +37,9 @@
  *  8. Node configs and data layout         DELSLOTS|BUMPEPOCH,
  *  9. Commands: create, check, up,         MIGRATE host port "" 0 ms [REPLACE] [AUTH|AUTH2] KEYS,
  *     down, status, scale, image           SET/DEL (a key of our own, to move a replication
- * 9b. Docker Swarm: up/down/status         offset); `call` sends what the user gives
- *     --swarm (services, configs, secrets)
+ * 9b. Docker Swarm: up/down/status/scale   offset), FLUSHALL (only an older node found in a
+ *     --swarm (services, configs, secrets, re-homed or new Swarm service's volume);
+ *     the manifest config, re-homing)      `call` sends what the user gives
  * 10. Option parsing and main
  *
  * Conventions: functions return 0 / -1 (or NULL) and leave a message in rc->err that
@@ -6803,7 +6805,10 @@ static void usage_up(FILE *f) {
           "                      secret, data in the volume NAME-I-data; ports published in host mode\n"
           "                      on each Swarm node; nodes announce that node's address, or their\n"
           "                      overlay address with --announce container. The image must be on every\n"
-          "                      Swarm node: there run DOCKER_HOST=... rcluster image build --tag T\n"
+          "                      Swarm node: there run DOCKER_HOST=... rcluster image build --tag T.\n"
+          "                      What it decided is recorded in the Swarm config NAME-manifest-G; a\n"
+          "                      re-run with other options is refused. A re-run re-homes a node whose\n"
+          "                      Swarm node is down (once failed over) on a live one, as a replica\n"
           "\n"
           "Containers run as uid 999 when rcluster runs as root, else as the invoking user.\n", f);
 }
@@ -6815,8 +6820,9 @@ static void usage_down(FILE *f) {
           LABEL_CLUSTER "=NAME). Data is kept, so `rcluster up` brings the same cluster back,\n"
           "unless --purge, which deletes DIR/node-* (asks on a TTY unless --yes).\n"
           "--swarm (on the manager): remove the services, configs, secret and overlay network;\n"
-          "--purge also the volumes on this Swarm node; volumes on the other Swarm nodes are\n"
-          "removed by `DOCKER_HOST=<that node> rcluster down --swarm --purge` there.\n", f);
+          "--purge also the manifest config and the volumes on this Swarm node; volumes on the\n"
+          "other Swarm nodes are removed by `DOCKER_HOST=<that node> rcluster down --swarm --purge`\n"
+          "there.\n", f);
 }
 
 static void usage_status(FILE *f) {
@@ -7057,8 +7063,9 @@ static sds up_manifest_configs(sds diff, struct up_opts *o, const json_value_s *
 
 /* Take every shaping option the user did not give from the manifest `doc` (strings
  * then point into doc), and refuse, listing them all, given ones that differ. A
- * cluster made with a password is never touched without one. */
-static int up_manifest_merge(struct rc *rc, struct up_opts *o, const json_value_s *doc, const char *dir) {
+ * cluster made with a password is never touched without one. `where` names the
+ * manifest in messages, `mode` is inserted in the advice ("" or " --swarm"). */
+static int up_manifest_merge(struct rc *rc, struct up_opts *o, const json_value_s *doc, const char *where, const char *mode) {
     sds diff = sdsempty();
     for (int k = 0; diff && k < UP_FIELDS; k++) {
         const struct up_field *f = &up_fields[k];
@@ -7071,13 +7078,13 @@ static int up_manifest_merge(struct rc *rc, struct up_opts *o, const json_value_
                 diff = rc_catprintf(diff, "  %s: %s (recorded) -> %s (given)\n", f->opt, rec ? rec : "none", *cur ? *cur : "none");
         } else if (f->kind == UPF_INT) {
             double d = json_number(v, -1);
-            if (d < 0 || d > 1e9 || d != (double)(int)d) { sdsfree(diff); return rc_fail(rc, "%s/" CONF_MANIFEST ": '%s' is missing or not a number", dir, f->key); }
+            if (d < 0 || d > 1e9 || d != (double)(int)d) { sdsfree(diff); return rc_fail(rc, "%s: '%s' is missing or not a number", where, f->key); }
             int *cur = up_field_int(o, f);
             if (!given) *cur = (int)d;
             else if (*cur != (int)d) diff = rc_catprintf(diff, "  %s: %d (recorded) -> %d (given)\n", f->opt, (int)d, *cur);
         } else {
             const char *rec = json_string(v);
-            if (!rec) { sdsfree(diff); return rc_fail(rc, "%s/" CONF_MANIFEST ": '%s' is missing or not a string", dir, f->key); }
+            if (!rec) { sdsfree(diff); return rc_fail(rc, "%s: '%s' is missing or not a string", where, f->key); }
             const char **cur = up_field_str(o, f);
             if (!given) *cur = rec;
             else if (strcmp(*cur, rec) != 0) diff = rc_catprintf(diff, "  %s: %s (recorded) -> %s (given)\n", f->opt, rec, *cur);
@@ -7111,11 +7118,19 @@ static int up_manifest_merge(struct rc *rc, struct up_opts *o, const json_value_
         ret = rc_fail(rc, "cluster '%s' was made with a password; nothing was changed: pass the same --password-file F "
                           "(or RCLUSTER_PASSWORD)%s%s", o->name, rec_user ? " and --user " : "", rec_user ? rec_user : "");
     else if (sdslen(diff))
-        ret = rc_fail(rc, "cluster '%s' was made with other options (recorded in %s/" CONF_MANIFEST "); nothing was changed:\n%s"
-                          "Run `rcluster up --name %s` without them to repair it as recorded. To change them, start over with "
-                          "`rcluster down --name %s --purge` (deletes its data), then `rcluster up` with the new options.",
-                      o->name, dir, diff, o->name, o->name);
+        ret = rc_fail(rc, "cluster '%s' was made with other options (recorded in %s); nothing was changed:\n%s"
+                          "Run `rcluster up%s --name %s` without them to repair it as recorded. To change them, start over with "
+                          "`rcluster down%s --name %s --purge` (deletes its data), then `rcluster up%s` with the new options.",
+                      o->name, where, diff, mode, o->name, mode, o->name, mode);
     sdsfree(diff);
+    return ret;
+}
+
+/* up_manifest_merge for the manifest in DIR/rcluster.json. */
+static int up_manifest_merge_dir(struct rc *rc, struct up_opts *o, const json_value_s *doc, const char *dir) {
+    sds where = rc_sprintf("%s/" CONF_MANIFEST, dir);
+    int ret = where ? up_manifest_merge(rc, o, doc, where, "") : rc_fail_oom(rc);
+    sdsfree(where);
     return ret;
 }
 
@@ -8005,6 +8020,8 @@ static int up_locate_data_dir(struct docker *d, const struct up_opts *o, const c
 }
 
 /* --swarm: section 9b. */
+/* --announce with --swarm: the Swarm node's own address (the default) or "container". */
+#define SWARM_ANNOUNCE_HOST "swarm-node"
 static int swarm_up(struct rc *rc, struct up_opts *o, int64_t deadline);
 static int swarm_down(struct rc *rc, struct up_opts *o);
 static int swarm_status(struct rc *rc, struct up_opts *o);
@@ -8020,6 +8037,7 @@ static int cmd_up(struct rc *rc, int argc, char **argv) {
     if (r == 0 && optind < argc) { rc->usage_error = 1; r = rc_fail(rc, "up: unexpected argument '%s'", argv[optind]); }
     if (r) { free(o.configs); return r < 0 ? -1 : 0; }
     int64_t deadline = rc_now_ms() + (int64_t)(rc->timeout * 1000);
+    if (o.swarm && !(o.given & UPG_ANNOUNCE)) o.announce = SWARM_ANNOUNCE_HOST;   /* --swarm's own default */
     if (o.swarm) { r = swarm_up(rc, &o, deadline); free(o.configs); return r; }
     struct up_plan p;
     struct docker d;
@@ -8030,7 +8048,7 @@ static int cmd_up(struct rc *rc, int argc, char **argv) {
     if (ret == 0) ret = docker_open(rc, &d);
     if (ret == 0) ret = up_locate_data_dir(&d, &o, p.data_dir, &dir);
     if (ret == 0) ret = up_manifest_read(rc, dir, &recorded);
-    if (ret == 1) ret = up_manifest_merge(rc, &o, recorded, dir);
+    if (ret == 1) ret = up_manifest_merge_dir(rc, &o, recorded, dir);
     if (ret == 0) {
         o.data_dir = dir;
         up_plan_free(&p);
@@ -8345,6 +8363,7 @@ static int scale_plan_roles(struct scale_role *v, int nv, int masters, int repli
 static void usage_scale(FILE *f) {
     fputs("usage: rcluster scale --name NAME --masters M [--replicas R] [--purge] [--data-dir DIR]\n"
           "                      [--password-file F] [--timeout SEC] [--dry-run] [--yes] [--json]\n"
+          "       rcluster scale --swarm --name NAME (--masters M | --nodes N) [--replicas R] [--purge] ...\n"
           "\n"
           "Grow or shrink a cluster made by `rcluster up` to M masters with R replicas each\n"
           "(R: as recorded), keys and all. New nodes get the next names, addresses and ports\n"
@@ -8357,6 +8376,11 @@ static void usage_scale(FILE *f) {
           "DIR/rcluster.json then records the new size, so `rcluster up` keeps it.\n"
           "\n"
           "  --masters M         masters after the scale (at least 3)\n"
+          "  --nodes N           or the size as nodes: N = M * (R + 1)\n"
+          "  --swarm             a cluster made by `up --swarm` (DOCKER_HOST: a Swarm manager):\n"
+          "                      services instead of containers, the manifest is the Swarm\n"
+          "                      config NAME-manifest-G; nodes on a Swarm node that is down\n"
+          "                      are re-homed first, as `up --swarm` does\n"
           "  --replicas R        replicas per master after the scale (default: as recorded)\n"
           "  --purge             delete the data dirs of removed nodes\n"
           "  --dry-run           print the plan; change nothing\n"
@@ -8370,7 +8394,7 @@ static void usage_scale(FILE *f) {
 
 enum { OPT_SC_MASTERS = OPT_FIRST_COMMAND_OPT + 90, OPT_SC_REPLICAS };
 
-struct scale_opts { struct up_opts up; int masters, replicas; };
+struct scale_opts { struct up_opts up; int masters, replicas, nodes; };
 
 static int scale_on_opt(struct rc *rc, int opt, const char *arg, void *ctx) {
     struct scale_opts *so = ctx;
@@ -8381,6 +8405,11 @@ static int scale_on_opt(struct rc *rc, int opt, const char *arg, void *ctx) {
             return rc_fail_as(rc, RC_ERR_USAGE, "--masters: expected 3 to %d (a cluster needs at least 3 masters), got '%s'", UP_MAX_NODES, arg);
         }
         so->masters = (int)v;
+        return 0;
+    }
+    if (opt == OPT_UP_NODES) {   /* the size as a node count, N = M * (R + 1); not up's --nodes */
+        if (rc_parse_int(arg, 3, UP_MAX_NODES, &v) < 0) { rc->usage_error = 1; return rc_fail_as(rc, RC_ERR_USAGE, "--nodes: expected 3 to %d, got '%s'", UP_MAX_NODES, arg); }
+        so->nodes = (int)v;
         return 0;
     }
     if (opt == OPT_SC_REPLICAS) {
@@ -8395,7 +8424,10 @@ static const struct option scale_longopts[] = {
     { "name", required_argument, NULL, OPT_UP_NAME }, { "masters", required_argument, NULL, OPT_SC_MASTERS },
     { "replicas", required_argument, NULL, OPT_SC_REPLICAS }, { "purge", no_argument, NULL, OPT_UP_PURGE },
     { "data-dir", required_argument, NULL, OPT_UP_DATA_DIR }, { "dry-run", no_argument, NULL, OPT_UP_DRY_RUN },
+    { "nodes", required_argument, NULL, OPT_UP_NODES }, { "swarm", no_argument, NULL, OPT_UP_SWARM },
 };
+
+struct swarm_scale;   /* scale --swarm's own state (section 9b) */
 
 /* Everything one scale run holds; freed by scale_free. */
 struct scale_run {
@@ -8417,7 +8449,17 @@ struct scale_run {
     int nnofail;
     long long keys_moved;
     int slots_moved;
+    const char **names;       /* node k's container or service name, for messages */
+    struct addr *reach;       /* node k: where rcluster reaches it */
+    struct addr *at;          /* node k: the address it announces (ip "" if unknown) */
+    struct swarm_scale *sw;   /* with --swarm */
 };
+
+static void swarm_scale_free(struct swarm_scale *w);
+static int swarm_scale_inspect(struct scale_run *r);
+static int swarm_scale_add(struct scale_run *r);
+static int swarm_scale_remove(struct scale_run *r, int *removed);
+static int swarm_scale_write_manifest(struct scale_run *r);
 
 static void scale_free(struct scale_run *r) {
     sess_free(&r->s);
@@ -8430,6 +8472,52 @@ static void scale_free(struct scale_run *r) {
     free(r->sidx);
     free(r->nofail);
     free(r->nofail_was);
+    free(r->names);
+    free(r->reach);
+    free(r->at);
+    swarm_scale_free(r->sw);
+}
+
+/* The size asked for: --masters M, or --nodes N (a multiple of R + 1); R as recorded
+ * unless given. Sets n_want. */
+static int scale_target(struct scale_run *r) {
+    struct rc *rc = r->rc;
+    if (r->so.replicas < 0) r->so.replicas = r->so.up.replicas;
+    int per = r->so.replicas + 1;
+    rc->usage_error = 1;
+    if (r->so.nodes && r->so.masters) return rc_fail_as(rc, RC_ERR_USAGE, "scale: give --masters M or --nodes N, not both");
+    if (r->so.nodes && (r->so.nodes % per || r->so.nodes / per < 3))
+        return rc_fail_as(rc, RC_ERR_USAGE, "--nodes %d with %d replica(s) per master: expected a multiple of %d, at least %d", r->so.nodes,
+                          r->so.replicas, per, 3 * per);
+    if (r->so.nodes) r->so.masters = r->so.nodes / per;
+    r->n_want = r->so.masters * per;
+    if (r->n_want > UP_MAX_NODES) return rc_fail_as(rc, RC_ERR_USAGE, "--masters %d with --replicas %d: %d nodes, more than %d", r->so.masters, r->so.replicas, r->n_want, UP_MAX_NODES);
+    rc->usage_error = 0;
+    return 0;
+}
+
+/* Room for nmax nodes' names and addresses. */
+static int scale_alloc_nodes(struct scale_run *r) {
+    r->names = calloc((size_t)r->nmax, sizeof *r->names);
+    r->reach = calloc((size_t)r->nmax, sizeof *r->reach);
+    r->at = calloc((size_t)r->nmax, sizeof *r->at);
+    return r->names && r->reach && r->at ? 0 : rc_fail_oom(r->rc);
+}
+
+/* Node k's addresses: reached at rip:rport, announced at aip:aport. */
+static void scale_set_node(struct scale_run *r, int k, const char *name, const char *rip, int rport, const char *aip, int aport) {
+    r->names[k] = name;
+    snprintf(r->reach[k].ip, sizeof r->reach[k].ip, "%s", rip);
+    r->reach[k].port = rport;
+    snprintf(r->at[k].ip, sizeof r->at[k].ip, "%s", aip);
+    r->at[k].port = aport;
+}
+
+/* The cluster as a whole, through the session's seed: 0 healthy (engine_check). */
+static int scale_check(struct scale_run *r, enum check_report how) {
+    if (r->s.n == 0) return rc_fail(r->rc, "no session");
+    const struct snode *x = &r->s.nodes[r->s.seed];
+    return check_cluster(r->rc, x->conn_ip, x->conn_port, how);
 }
 
 /* The address a node announces: the container address and 6379, or the announced IP
@@ -8485,13 +8573,10 @@ static int scale_inspect(struct scale_run *r) {
     if (ret < 0) return -1;
     ret = up_manifest_read(rc, r->dir, &r->recorded);
     if (ret == 0) return scale_no_cluster(r);
-    if (ret < 0 || up_manifest_merge(rc, o, r->recorded, r->dir) < 0) return -1;
+    if (ret < 0 || up_manifest_merge_dir(rc, o, r->recorded, r->dir) < 0) return -1;
     o->data_dir = r->dir;
     r->n_have = o->nodes;
-    if (r->so.replicas < 0) r->so.replicas = o->replicas;
-    r->n_want = r->so.masters * (r->so.replicas + 1);
-    if (r->n_want > UP_MAX_NODES) { rc->usage_error = 1; return rc_fail_as(rc, RC_ERR_USAGE, "--masters %d with --replicas %d: %d nodes, more than %d", r->so.masters, r->so.replicas, r->n_want, UP_MAX_NODES); }
-    if (scale_highest_container(r, &hi) < 0) return -1;
+    if (scale_target(r) < 0 || scale_highest_container(r, &hi) < 0) return -1;
     r->nmax = r->n_have > r->n_want ? r->n_have : r->n_want;
     if (hi > r->nmax) r->nmax = hi;
     o->nodes = r->nmax;
@@ -8502,11 +8587,14 @@ static int scale_inspect(struct scale_run *r) {
     r->p.have_manifest = 1;
     if (up_inspect_existing(&r->d, &r->p) < 0 || up_preflight_confs(rc, &r->p) < 0) return -1;
     if (!r->p.nodes[0].running) return rc_fail(rc, "container %s is not running; `rcluster up --name %s` repairs it first; nothing changed", r->p.nodes[0].name, o->name);
-    struct addr seed;
-    memset(&seed, 0, sizeof seed);
-    snprintf(seed.ip, sizeof seed.ip, "%s", r->p.connect_ip);
-    seed.port = r->p.nodes[0].host_port;
-    return sess_open(rc, &r->s, &seed);
+    if (scale_alloc_nodes(r) < 0) return -1;
+    for (int k = 0; k < r->nmax; k++) {
+        const char *ip;
+        int port;
+        scale_announced(&r->p, k, &ip, &port);
+        scale_set_node(r, k, r->p.nodes[k].name, r->p.connect_ip, r->p.nodes[k].host_port, ip, port);
+    }
+    return sess_open(rc, &r->s, &r->reach[0]);
 }
 
 /* An interrupted move is finished or rolled back as `fix` would, then the cluster
@@ -8542,20 +8630,18 @@ static int scale_map_roles(struct scale_run *r) {
     for (int k = 0; k < r->nmax; k++) r->sidx[k] = -1;
     for (int i = 0; i < s->n; i++) {
         int found = -1;
-        for (int k = 0; k < r->nmax && found < 0; k++) {
-            const char *ip;
-            int port;
-            scale_announced(&r->p, k, &ip, &port);
-            if (!strcmp(ip, s->nodes[i].ip) && port == s->nodes[i].port) found = k;
-        }
+        for (int k = 0; k < r->nmax && found < 0; k++)
+            if (!strcmp(r->at[k].ip, s->nodes[i].ip) && r->at[k].port == s->nodes[i].port) found = k;
         if (found < 0)
-            return rc_fail(r->rc, "node %s:%d of the cluster is none of cluster '%s''s containers; scale only handles clusters made by "
-                                  "`rcluster up`; nothing changed", s->nodes[i].ip, s->nodes[i].port, r->so.up.name);
+            return rc_fail(r->rc, "node %s:%d of the cluster is none of cluster '%s''s %s; scale only handles clusters made by "
+                                  "`rcluster up`; nothing changed", s->nodes[i].ip, s->nodes[i].port, r->so.up.name,
+                           r->sw ? "services" : "containers");
         r->sidx[found] = i;
     }
     for (int k = 0; k < r->nmax; k++) {
         int i = r->sidx[k];
         struct scale_role *v = &r->roles[k];
+        v->host = r->at[k].ip[0] ? r->at[k].ip : NULL;   /* where a node that joins will be */
         if (i < 0) continue;
         v->member = 1;
         v->master = snode_is_master(&s->nodes[i]);
@@ -8582,8 +8668,8 @@ static void scale_print_plan(struct scale_run *r) {
         const struct scale_role *v = &r->roles[k];
         int moves = v->action == SC_KEEP_REPLICA && v->to != v->of;
         if (v->action == SC_GONE || (!rc->verbose && (v->action == SC_KEEP_MASTER || (v->action == SC_KEEP_REPLICA && !moves)))) continue;
-        if (v->to) rc_progress(rc, "  %s %s%s of %s", r->p.nodes[k].name, names[v->action], moves ? ", now" : "", r->p.nodes[v->to - 1].name);
-        else rc_progress(rc, "  %s %s", r->p.nodes[k].name, names[v->action]);
+        if (v->to) rc_progress(rc, "  %s %s%s of %s", r->names[k], names[v->action], moves ? ", now" : "", r->names[v->to - 1]);
+        else rc_progress(rc, "  %s %s", r->names[k], names[v->action]);
     }
 }
 
@@ -8613,20 +8699,51 @@ static void scale_release_failover(struct scale_run *r) {
     struct rc *rc = r->rc;
     sds saved = rc->err ? sdsdup(rc->err) : NULL;
     int kind = rc->err_kind;
-    for (int j = 0; j < r->nnofail; j++) {
-        struct up_node *n = &r->p.nodes[r->nofail[j] - 1];
+    for (int j = 0; r->nofail && j < r->nnofail; j++) {
+        int k = r->nofail[j] - 1;
         struct rconn c;
         struct resp *rep = NULL;
-        if (rconn_open(rc, &c, r->p.connect_ip, n->host_port) == 0)
+        if (rconn_open(rc, &c, r->reach[k].ip, r->reach[k].port) == 0)
             rep = rconn_call(rc, &c, "CONFIG SET", "CONFIG", "SET", "cluster-replica-no-failover", r->nofail_was[j], RESP_END);
         if (!rep || rep->type == RESP_ERROR)
-            rc_warn(rc, "%s: could not restore cluster-replica-no-failover %s: %s (it returns at its next restart)", n->name,
+            rc_warn(rc, "%s: could not restore cluster-replica-no-failover %s: %s (it returns at its next restart)", r->names[k],
                     r->nofail_was[j], rep ? rep->str : rc->err);
         resp_free(rep);
         rconn_free(&c);
     }
     r->nnofail = 0;
     if (saved) { sdsfree(rc->err); rc->err = saved; rc->err_kind = kind; }
+}
+
+/* The todo nodes of 1..want that are not members yet (running, empty) meet the cluster
+ * and are waited for until every node knows them; a new replica gets
+ * cluster-replica-no-failover first. *met once they met: from then on they stay. */
+static int scale_join_new(struct scale_run *r, int todo, int *met) {
+    struct rc *rc = r->rc;
+    struct session *s = &r->s;
+    int seed = s->seed, ret = 0;
+    *met = 0;
+    for (int k = 0; k < r->n_want && ret == 0; k++) {
+        if (r->roles[k].member) continue;
+        if (addnode_probe(s, &r->reach[k]) < 0) { ret = rc_wrap(rc, "%s", r->names[k]); break; }
+        r->sidx[k] = s->n - 1;
+        if (r->roles[k].action == SC_NEW_REPLICA && scale_hold_failover(r, k) < 0) { ret = -1; break; }
+    }
+    if (ret < 0) return -1;
+    struct snode *sd = &s->nodes[seed];
+    for (int k = 0; k < r->n_want; k++)
+        if (!r->roles[k].member && act_meet(s, &s->nodes[r->sidx[k]], sd->ip, sd->port, sd->bus) < 0) { ret = -1; break; }
+    if (ret == 0) ret = sess_drain_all(s, "CLUSTER MEET");
+    if (ret < 0) return -1;
+    *met = 1;
+    int first_new = s->n - todo;
+    for (int k = 0; k < r->n_want; k++)
+        if (!r->roles[k].member) { r->roles[k].member = 1; r->joined++; }
+    r->changed = 1;
+    rc_progress(rc, "%d node(s) met the cluster; waiting until every node knows them", todo);
+    for (int i = first_new; i < s->n; i++)
+        if (addnode_wait(s, i, -1, rc->timeout) < 0) return rc_wrap(rc, "%s:%d joined but did not settle", s->nodes[i].ip, s->nodes[i].port);
+    return 0;
 }
 
 /* The nodes of 1..want that are not members: set a stale node dir aside, write their
@@ -8666,43 +8783,18 @@ static int scale_add_nodes(struct scale_run *r, int64_t deadline) {
     if (ret == 0) ret = up_start_containers(&r->d, p);
     if (ret == 0) ret = up_wait_ping(&r->d, p, deadline);
     p->o->nodes = r->nmax;
-    if (ret < 0) goto fail;
-    struct session *s = &r->s;
-    int seed = s->seed;
-    for (int k = 0; k < r->n_want && ret == 0; k++) {
-        if (r->roles[k].member) continue;
-        struct addr a;
-        memset(&a, 0, sizeof a);
-        snprintf(a.ip, sizeof a.ip, "%s", p->connect_ip);
-        a.port = p->nodes[k].host_port;
-        if (addnode_probe(s, &a) < 0) { ret = rc_wrap(rc, "%s", p->nodes[k].name); break; }
-        r->sidx[k] = s->n - 1;
-        if (r->roles[k].action == SC_NEW_REPLICA && scale_hold_failover(r, k) < 0) { ret = -1; break; }
+    int met = 0;
+    if (ret == 0) ret = scale_join_new(r, todo, &met);
+    if (met) {   /* these nodes are the cluster's now, and so are their files */
+        for (int k = 0; k < r->n_want; k++) p->nodes[k].created = 0;
+        conf_undo_free(&p->undo);
+        memset(&p->undo, 0, sizeof p->undo);
     }
-    if (ret < 0) goto fail;
-    struct snode *sd = &s->nodes[seed];
-    for (int k = 0; k < r->n_want; k++)
-        if (!r->roles[k].member && act_meet(s, &s->nodes[r->sidx[k]], sd->ip, sd->port, sd->bus) < 0) { ret = -1; break; }
-    if (ret == 0) ret = sess_drain_all(s, "CLUSTER MEET");
-    if (ret < 0) goto fail;
-    /* Met: these nodes are the cluster's now, and so are their files. */
-    int first_new = s->n - todo;
-    for (int k = 0; k < r->n_want; k++)
-        if (!r->roles[k].member) { r->roles[k].member = 1; p->nodes[k].created = 0; r->joined++; }
-    conf_undo_free(&p->undo);
-    memset(&p->undo, 0, sizeof p->undo);
-    r->changed = 1;
-    rc_progress(rc, "%d node(s) met the cluster; waiting until every node knows them", todo);
-    for (int i = first_new; i < s->n; i++)
-        if (addnode_wait(s, i, -1, rc->timeout) < 0) return rc_wrap(rc, "%s:%d joined but did not settle", s->nodes[i].ip, s->nodes[i].port);
-    return 0;
-fail:
-    {
-        int created = 0;
-        for (int k = 0; k < r->nmax; k++) created += p->nodes[k].created;
-        if (created) rc_progress(rc, "Removing the %d container(s) this run created (none had joined)", created);
-        up_rollback(&r->d, p);
-    }
+    if (ret == 0 || met) return ret;
+    int created = 0;
+    for (int k = 0; k < r->nmax; k++) created += p->nodes[k].created;
+    if (created) rc_progress(rc, "Removing the %d container(s) this run created (none had joined)", created);
+    up_rollback(&r->d, p);
     return -1;
 }
 
@@ -8758,8 +8850,8 @@ static int scale_assign_replicas(struct scale_run *r) {
         int i = r->sidx[k], m = r->sidx[v->to - 1];
         if (i < 0 || m < 0) { ret = rc_fail(r->rc, "internal: node %d or its master %d is not in the session", k + 1, v->to); break; }
         if (!snode_is_master(&s->nodes[i]) && !strcmp(snode_master_id(&s->nodes[i]), s->nodes[m].id)) continue;
-        if (snode_slot_count(&s->nodes[i]) > 0) { ret = rc_fail(r->rc, "%s still owns slots; it cannot become a replica", r->p.nodes[k].name); break; }
-        rc_progress(r->rc, "%s replicates %s", r->p.nodes[k].name, r->p.nodes[v->to - 1].name);
+        if (snode_slot_count(&s->nodes[i]) > 0) { ret = rc_fail(r->rc, "%s still owns slots; it cannot become a replica", r->names[k]); break; }
+        rc_progress(r->rc, "%s replicates %s", r->names[k], r->names[v->to - 1]);
         if (scale_hold_failover(r, k) < 0 || act_replicate(s, &s->nodes[i], s->nodes[m].id) < 0) { ret = -1; break; }
         todo[n++] = k;
         r->changed = 1;
@@ -8769,15 +8861,14 @@ static int scale_assign_replicas(struct scale_run *r) {
     for (int j = 0; ret == 0 && j < n; j++) {
         int k = todo[j];
         if (addnode_wait(s, r->sidx[k], r->sidx[r->roles[k].to - 1], r->rc->timeout) < 0)
-            ret = rc_wrap(r->rc, "%s as a replica of %s", r->p.nodes[k].name, r->p.nodes[r->roles[k].to - 1].name);
+            ret = rc_wrap(r->rc, "%s as a replica of %s", r->names[k], r->names[r->roles[k].to - 1]);
     }
     free(todo);
     return ret;
 }
 
-/* del-node for each node beyond want (replicas first), then remove their containers
- * and, with --purge, their data dirs. */
-static int scale_remove_nodes(struct scale_run *r, int *removed) {
+/* del-node for each member beyond want (replicas first); *removed counts them. */
+static int scale_leave(struct scale_run *r, int *removed) {
     struct rc *rc = r->rc;
     struct session *s = &r->s;
     *removed = 0;
@@ -8785,12 +8876,12 @@ static int scale_remove_nodes(struct scale_run *r, int *removed) {
         for (int k = r->nmax - 1; k >= r->n_want; k--) {
             int i = r->sidx[k];
             if (i < 0 || r->roles[k].action != SC_REMOVE || snode_is_master(&s->nodes[i]) != pass) continue;
-            if (snode_slot_count(&s->nodes[i]) > 0) return rc_fail(rc, "%s still owns %d slot(s); not removing it", r->p.nodes[k].name, snode_slot_count(&s->nodes[i]));
-            if (rc_interrupted()) return rc_fail_as(rc, RC_ERR_INTERRUPTED, "interrupted before removing %s", r->p.nodes[k].name);
+            if (snode_slot_count(&s->nodes[i]) > 0) return rc_fail(rc, "%s still owns %d slot(s); not removing it", r->names[k], snode_slot_count(&s->nodes[i]));
+            if (rc_interrupted()) return rc_fail_as(rc, RC_ERR_INTERRUPTED, "interrupted before removing %s", r->names[k]);
             int reset = 0;
             r->changed = 1;
-            if (delnode_remove(s, i, rc->timeout, &reset) < 0) return rc_wrap(rc, "removing %s from the cluster", r->p.nodes[k].name);
-            rc_progress(rc, "%s left the cluster%s", r->p.nodes[k].name, reset ? " (CLUSTER RESET)" : "");
+            if (delnode_remove(s, i, rc->timeout, &reset) < 0) return rc_wrap(rc, "removing %s from the cluster", r->names[k]);
+            rc_progress(rc, "%s left the cluster%s", r->names[k], reset ? " (CLUSTER RESET)" : "");
             /* Forgotten: no longer part of what the session judges. */
             rconn_close(&s->nodes[i].c);
             s->nodes[i].up = 0;
@@ -8798,6 +8889,14 @@ static int scale_remove_nodes(struct scale_run *r, int *removed) {
             r->roles[k].action = SC_GONE;
             (*removed)++;
         }
+    return 0;
+}
+
+/* del-node for each node beyond want (replicas first), then remove their containers
+ * and, with --purge, their data dirs. */
+static int scale_remove_nodes(struct scale_run *r, int *removed) {
+    struct rc *rc = r->rc;
+    if (scale_leave(r, removed) < 0) return -1;
     struct docker_req *reqs = calloc((size_t)r->nmax, sizeof *reqs);
     int m = 0, ret = reqs ? 0 : rc_fail_oom(rc);
     for (int k = r->n_want; ret == 0 && k < r->nmax; k++) {
@@ -8845,11 +8944,12 @@ static void scale_explain_failure(struct scale_run *r, const char *argv0) {
     struct rc *rc = r->rc;
     sds saved = rc->err ? sdsdup(rc->err) : sdsnew("unknown failure");
     int kind = rc->err_kind;
-    int healthy = r->have_plan && check_cluster(rc, r->p.connect_ip, r->p.nodes[0].host_port, CHECK_SILENT) == 0;
-    sds msg = r->changed ? rc_sprintf("%s\nscale stopped part way: the cluster is %s%s; no key was lost. Run the same `rcluster %s --name %s "
+    int healthy = r->s.n > 0 && scale_check(r, CHECK_SILENT) == 0;
+    sds msg = r->changed ? rc_sprintf("%s\nscale stopped part way: the cluster is %s%s; no key was lost. Run the same `rcluster %s%s --name %s "
                                       "--masters %d --replicas %d --yes` again to finish the job.", saved,
                                       healthy ? "healthy" : "NOT healthy (the re-run, or `rcluster fix`, repairs it)",
-                                      r->joined ? "; the nodes that joined stay in it" : "", argv0, r->so.up.name, r->so.masters, r->so.replicas)
+                                      r->joined ? "; the nodes that joined stay in it" : "", argv0, r->sw ? " --swarm" : "", r->so.up.name,
+                                      r->so.masters, r->so.replicas)
                          : rc_sprintf("%s; nothing changed", saved);
     sdsfree(saved);
     if (msg) { sdsfree(rc->err); rc->err = msg; }
@@ -8868,13 +8968,14 @@ static int cmd_scale(struct rc *rc, int argc, char **argv) {
     r.so.replicas = -1;
     int ret = cmd_parse_opts(rc, argc, argv, scale_longopts, (int)(sizeof scale_longopts / sizeof scale_longopts[0]), usage_scale, scale_on_opt, &r.so);
     if (ret == 0 && optind < argc) { rc->usage_error = 1; ret = rc_fail_as(rc, RC_ERR_USAGE, "scale: unexpected argument '%s'", argv[optind]); }
-    if (ret == 0 && !r.so.masters) { rc->usage_error = 1; ret = rc_fail_as(rc, RC_ERR_USAGE, "scale: --masters M is required (see rcluster scale --help)"); }
+    if (ret == 0 && !r.so.masters && !r.so.nodes) { rc->usage_error = 1; ret = rc_fail_as(rc, RC_ERR_USAGE, "scale: --masters M (or --nodes N) is required (see rcluster scale --help)"); }
     if (ret == 0 && !conf_valid_name(r.so.up.name)) { rc->usage_error = 1; ret = rc_fail_as(rc, RC_ERR_USAGE, "--name '%s': not a valid cluster name", r.so.up.name); }
     if (ret) { free(r.so.up.configs); return ret < 0 ? -1 : 0; }
     int64_t t0 = rc_now_ms(), deadline = t0 + (int64_t)(rc->timeout * 1000);
     int removed = 0;
     r.nofail = NULL;
-    if (scale_inspect(&r) < 0 || scale_preflight(&r) < 0 || scale_map_roles(&r) < 0) { ret = -1; goto out; }
+    int swarm = r.so.up.swarm;
+    if ((swarm ? swarm_scale_inspect(&r) : scale_inspect(&r)) < 0 || scale_preflight(&r) < 0 || scale_map_roles(&r) < 0) { ret = -1; goto out; }
     if (!(r.nofail = calloc((size_t)r.nmax, sizeof *r.nofail)) || !(r.nofail_was = calloc((size_t)r.nmax, sizeof *r.nofail_was))) { ret = rc_fail_oom(rc); goto out; }
     scale_print_plan(&r);
     if (rc->dry_run) { printf("scale: dry run, nothing changed\n"); ret = 0; goto out; }
@@ -8885,14 +8986,12 @@ static int cmd_scale(struct rc *rc, int argc, char **argv) {
         sdsfree(q);
         if (ret < 0) goto out;
     }
-    if (scale_add_nodes(&r, deadline) < 0 || scale_move_slots(&r) < 0 || scale_assign_replicas(&r) < 0 ||
-        scale_remove_nodes(&r, &removed) < 0) goto fail;
-    if (scale_write_manifest(&r) < 0) goto fail;
-    r.p.o->nodes = r.n_want;
+    if ((swarm ? swarm_scale_add(&r) : scale_add_nodes(&r, deadline)) < 0 || scale_move_slots(&r) < 0 ||
+        scale_assign_replicas(&r) < 0 || (swarm ? swarm_scale_remove(&r, &removed) : scale_remove_nodes(&r, &removed)) < 0) goto fail;
+    if ((swarm ? swarm_scale_write_manifest(&r) : scale_write_manifest(&r)) < 0) goto fail;
     int64_t until = rc_now_ms() + (int64_t)(rc->timeout * 1000);
     int h;
-    while ((h = check_cluster(rc, r.p.connect_ip, r.p.nodes[0].host_port, CHECK_SILENT)) != 0 && !rc_interrupted() && rc_now_ms() < until) rc_sleep_ms(200);
-    r.p.o->nodes = r.nmax;
+    while ((h = scale_check(&r, CHECK_SILENT)) != 0 && !rc_interrupted() && rc_now_ms() < until) rc_sleep_ms(200);
     if (h != 0) { rc_wrap(rc, "after the scale the cluster is not healthy"); goto fail; }
     scale_release_failover(&r);   /* healthy again: replicas may fail over as usual */
     int64_t ms = rc_now_ms() - t0;
@@ -9513,7 +9612,7 @@ static int cmd_image(struct rc *rc, int argc, char **argv) {
 }
 
 /* ====================================================================== */
-/* 9b. Docker Swarm: services, configs, secrets (up/down/status --swarm)   */
+/* 9b. Docker Swarm: services, configs, secrets (up/down/status/scale)     */
 /* ====================================================================== */
 
 /* With --swarm the daemon is a Swarm manager and each Redis node is one service
@@ -9528,6 +9627,7 @@ static int cmd_image(struct rc *rc, int argc, char **argv) {
  * are handled there, through their own DOCKER_HOST. */
 #define LABEL_SWARM_NODE "io.rcluster.swarm-node"   /* on a service: the Swarm node id it is pinned to */
 #define LABEL_ANNOUNCE   "io.rcluster.announce"     /* on a service: "container" with --announce container */
+#define LABEL_MANIFEST   "io.rcluster.manifest"     /* on a config: the generation of the cluster's Swarm manifest */
 #define SWARM_MAX_HOSTS  64
 #define SWARM_POLL_MS    500
 
@@ -9545,6 +9645,9 @@ struct swarm_node {
     int port, bus;            /* published in host mode */
     int exists, created;      /* service found / created by this run */
     char overlay_ip[64];      /* its task's overlay address (--announce container) */
+    int lost;                 /* its Swarm node is down: this run re-homes it */
+    char old_id[41];          /* the lost Redis node's id ("" if no node lists it): forgotten */
+    char master_id[41];       /* re-homed: the master it is to replicate */
 };
 
 struct swarm_plan {
@@ -9559,6 +9662,7 @@ struct swarm_plan {
     int net_created, secret_created;
     sds *conf_ids;            /* per node */
     int *conf_created;
+    int nalloc;               /* nodes allocated: o->nodes when the plan was made */
 };
 
 static void swarm_plan_free(struct swarm_plan *p) {
@@ -9566,7 +9670,7 @@ static void swarm_plan_free(struct swarm_plan *p) {
     free(p->nodes);
     sdsfree(p->net_id);
     sdsfree(p->secret_id);
-    for (int k = 0; p->conf_ids && k < p->o->nodes; k++) sdsfree(p->conf_ids[k]);
+    for (int k = 0; p->conf_ids && k < p->nalloc; k++) sdsfree(p->conf_ids[k]);
     free(p->conf_ids);
     free(p->conf_created);
 }
@@ -9574,8 +9678,10 @@ static void swarm_plan_free(struct swarm_plan *p) {
 /* ---- pure helpers: bodies, conf split, placement ----------------------------- */
 
 /* Standard base64 of s[0..len) appended to out (Swarm config and secret Data). */
+static const char swarm_b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
 static sds swarm_base64(sds out, const char *s, size_t len) {
-    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const char *tab = swarm_b64;
     for (size_t i = 0; out && i < len; i += 3) {
         unsigned v = (unsigned)(unsigned char)s[i] << 16;
         if (i + 1 < len) v |= (unsigned)(unsigned char)s[i + 1] << 8;
@@ -9584,6 +9690,25 @@ static sds swarm_base64(sds out, const char *s, size_t len) {
         if (i + 1 < len) q[2] = tab[v >> 6 & 63];
         if (i + 2 < len) q[3] = tab[v & 63];
         out = rc_catlen(out, q, 4);
+    }
+    return out;
+}
+
+/* Standard base64 decoding (a Swarm config's Spec.Data); NULL on a bad character or OOM. */
+static sds swarm_unbase64(const char *s) {
+    sds out = sdsempty();
+    unsigned v = 0;
+    int bits = 0;
+    for (; out && *s && *s != '='; s++) {
+        const char *q = strchr(swarm_b64, *s);
+        if (!q) { sdsfree(out); return NULL; }
+        v = (v << 6 | (unsigned)(q - swarm_b64)) & 0xffffff;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            char c = (char)(v >> bits & 255);
+            out = rc_catlen(out, &c, 1);
+        }
     }
     return out;
 }
@@ -9630,11 +9755,12 @@ static sds swarm_network_body(const char *name, const char *subnet) {
     return rc_cat(s, "}");
 }
 
-/* POST /configs/create or /secrets/create: the same shape. */
-static sds swarm_blob_body(const char *cluster, const char *name, int node, const char *data) {
+/* POST /configs/create or /secrets/create: the same shape; gen > 0 marks the manifest. */
+static sds swarm_blob_body(const char *cluster, const char *name, int node, int gen, const char *data) {
     sds s = rc_json_str(sdsnew("{\"Name\":"), name);
     s = rc_cat(s, ",\"Labels\":");
     s = swarm_labels(s, cluster, node, NULL);
+    if (s && gen > 0) { sdsrange(s, 0, -2); s = rc_catprintf(s, ",\"" LABEL_MANIFEST "\":\"%d\"}", gen); }
     s = swarm_base64(rc_cat(s, ",\"Data\":\""), data, strlen(data));
     return rc_cat(s, "\"}");
 }
@@ -9882,12 +10008,10 @@ static int swarm_plan_make(struct rc *rc, struct up_opts *o, struct swarm_plan *
     for (size_t k = 0; k < sizeof refused / sizeof refused[0]; k++)
         if (o->given & refused[k].bit) return rc_fail(rc, "%s does not apply with --swarm: %s", refused[k].opt, refused[k].why);
     if (o->data_dir) return rc_fail(rc, "--data-dir does not apply with --swarm: each node keeps its data in the named volume NAME-I-data on its Swarm node");
-    if (o->given & UPG_ANNOUNCE) {
-        if (strcmp(o->announce, "container") != 0)
-            return rc_fail(rc, "--announce %s does not apply with --swarm: nodes announce their Swarm node's address (the "
-                               "default), or their overlay address with --announce container", o->announce);
-        p->container = 1;
-    }
+    if (strcmp(o->announce, "container") != 0 && strcmp(o->announce, SWARM_ANNOUNCE_HOST) != 0)
+        return rc_fail(rc, "--announce %s does not apply with --swarm: nodes announce their Swarm node's address (the "
+                           "default, --announce " SWARM_ANNOUNCE_HOST "), or their overlay address with --announce container", o->announce);
+    p->container = !strcmp(o->announce, "container");
     uint32_t net;
     int prefix;
     if (conf_parse_cidr(o->subnet, &net, &prefix) < 0)
@@ -9905,6 +10029,7 @@ static int swarm_plan_make(struct rc *rc, struct up_opts *o, struct swarm_plan *
     p->conf_ids = calloc((size_t)o->nodes, sizeof *p->conf_ids);
     p->conf_created = calloc((size_t)o->nodes, sizeof *p->conf_created);
     if (!p->nodes || !p->conf_ids || !p->conf_created) return rc_fail_oom(rc);
+    p->nalloc = o->nodes;
     for (int k = 0; k < o->nodes; k++) {
         struct swarm_node *n = &p->nodes[k];
         n->i = k + 1;
@@ -9917,9 +10042,10 @@ static int swarm_plan_make(struct rc *rc, struct up_opts *o, struct swarm_plan *
     return 0;
 }
 
-/* Pin every node without a service to a Swarm node; say what redundancy the layout
- * loses and go on only when the user accepts it (--yes). A node whose service exists
- * stays where it is (its volume is there). */
+/* Pin every node without a service to a Swarm node; for a new cluster, say what
+ * redundancy the layout loses and go on only when the user accepts it (--yes). A node
+ * whose service exists stays where it is (its volume is there), and once one exists
+ * the cluster's own roles, not the layout, say where masters are. */
 static int swarm_place(struct rc *rc, struct swarm_plan *p) {
     int n = p->o->nodes, nusable = 0, ret = 0;
     int *usable = calloc((size_t)p->nhosts, sizeof *usable), *host_of = calloc((size_t)n, sizeof *host_of);
@@ -9934,7 +10060,9 @@ static int swarm_place(struct rc *rc, struct swarm_plan *p) {
         if (!ids[k] && !(ids[k] = sdsnew("?"))) ret = rc_fail_oom(rc);
         names[k] = p->nodes[k].name;
     }
-    sds lost = ret == 0 ? swarm_redundancy(n, p->o->replicas, ids, names) : NULL;
+    int existing = 0;
+    for (int k = 0; k < n; k++) existing += p->nodes[k].exists;
+    sds lost = ret == 0 ? (existing ? sdsempty() : swarm_redundancy(n, p->o->replicas, ids, names)) : NULL;
     if (ret == 0 && !lost) ret = rc_fail_oom(rc);
     if (ret == 0 && sdslen(lost)) {
         rc_warn(rc, "%d Swarm node(s) ready for %d masters and %d replica(s) each; redundancy is lost:\n%s", nusable,
@@ -10003,7 +10131,7 @@ static int swarm_apply(struct docker *d, struct swarm_plan *p) {
         p->net_created = 1;
     }
     sds conf = NULL, secret = NULL;
-    if (swarm_render(rc, p, &p->nodes[0], &conf, &secret) < 0) return -1;
+    if (swarm_render(rc, p, &p->nodes[0], &conf, &secret) < 0 || !conf || !secret) { sdsfree(conf); sdsfree(secret); return -1; }
     if (!p->secret_id && sdslen(secret)) {
         sds sname = rc_sprintf("%s-password", name);
         rc_progress(rc, "Creating secret %s", sname ? sname : "?");
@@ -10011,7 +10139,7 @@ static int swarm_apply(struct docker *d, struct swarm_plan *p) {
         /* A dry run shows every request but this body: it is the password. */
         if (rc->dry_run) printf("POST %s/secrets/create {\"Name\":\"%s\",\"Data\":\"***\"}\n", d->prefix, sname ? sname : "?");
         if (rc->dry_run) r = (p->secret_id = sdsnew("(new)")) ? 0 : rc_fail_oom(rc);
-        else r = sname ? swarm_create(d, "/secrets/create", swarm_blob_body(name, sname, 0, secret), &p->secret_id) : rc_fail_oom(rc);
+        else r = sname ? swarm_create(d, "/secrets/create", swarm_blob_body(name, sname, 0, 0, secret), &p->secret_id) : rc_fail_oom(rc);
         sdsfree(sname);
         if (r < 0) { sdsfree(conf); sdsfree(secret); return -1; }
         p->secret_created = 1;
@@ -10026,7 +10154,7 @@ static int swarm_apply(struct docker *d, struct swarm_plan *p) {
             sds cname = rc_sprintf("%s.conf", n->name);
             int r = cname ? swarm_render(rc, p, n, &conf, &secret) : rc_fail_oom(rc);
             if (r == 0 && rc->dry_run) printf("# config %s\n%s\n", cname, conf);
-            if (r == 0) r = swarm_create(d, "/configs/create", swarm_blob_body(name, cname, n->i, conf), &p->conf_ids[k]);
+            if (r == 0) r = swarm_create(d, "/configs/create", swarm_blob_body(name, cname, n->i, 0, conf), &p->conf_ids[k]);
             sdsfree(cname);
             sdsfree(conf);
             sdsfree(secret);
@@ -10082,6 +10210,104 @@ static void swarm_rollback(struct docker *d, struct swarm_plan *p) {
     if (path && swarm_delete(d, path, deadline) < 0) rc_warn(rc, "%s", rc->err);
     sdsfree(path);
     if (saved) { sdsfree(rc->err); rc->err = saved; }
+}
+
+/* ---- the manifest: a Swarm config NAME-manifest-G ---------------------------------- */
+
+/* The Swarm has no shared filesystem, so what `up --swarm` decided lives in a Swarm
+ * config labelled io.rcluster.cluster=NAME and io.rcluster.manifest=G: up's manifest
+ * (never the password, only whether there is one) plus "swarm":true and the Swarm node
+ * each service is pinned to. Configs are immutable: a change is a new config of the
+ * next generation G+1, then the older ones go; the highest generation is the one read. */
+struct swarm_manifest { json_value_s *doc; sds text; int gen; char name[128]; };
+
+static void swarm_manifest_free(struct swarm_manifest *m) {
+    json_free(m->doc);
+    sdsfree(m->text);
+    memset(m, 0, sizeof *m);
+}
+
+/* A config's manifest generation, 0 when it is no manifest. */
+static int swarm_manifest_gen(const json_value_s *config) {
+    const char *g = docker_label(json_get(config, "Spec"), LABEL_MANIFEST);
+    long v;
+    return g && rc_parse_int(g, 1, 1000000000, &v) == 0 ? (int)v : 0;
+}
+
+/* The newest manifest of cluster `name`: 1 read into *m, 0 none, -1 error. */
+static int swarm_manifest_read(struct docker *d, const char *name, struct swarm_manifest *m) {
+    memset(m, 0, sizeof *m);
+    json_value_s *all = NULL;
+    if (docker_list_by_label(d, "configs", LABEL_CLUSTER, name, &all) < 0) return -1;
+    const json_value_s *best = NULL;
+    for (size_t k = 0; k < json_length(all); k++) {
+        int g = swarm_manifest_gen(json_at(all, k));
+        if (g > m->gen) { m->gen = g; best = json_at(all, k); }
+    }
+    int ret = 0;
+    if (best) {
+        const char *data = json_string(json_get(json_get(best, "Spec"), "Data"));
+        const char *cname = json_string(json_get(json_get(best, "Spec"), "Name"));
+        json_error_s jerr;
+        snprintf(m->name, sizeof m->name, "%s", cname ? cname : "?");
+        m->text = data ? swarm_unbase64(data) : NULL;
+        m->doc = m->text ? json_parse(m->text, sdslen(m->text), &jerr) : NULL;
+        if (!m->doc || !json_string(json_get(m->doc, "rcluster")) || !json_is_true(json_get(m->doc, "swarm")))
+            ret = rc_fail(d->rc, "Swarm config %s is not an rcluster Swarm manifest; nothing was changed", m->name);
+        else ret = 1;
+    }
+    json_free(all);
+    if (ret < 0) swarm_manifest_free(m);
+    return ret;
+}
+
+/* Take the recorded options the user did not give; refuse given ones that differ. */
+static int swarm_manifest_merge(struct rc *rc, struct up_opts *o, const struct swarm_manifest *m) {
+    sds where = rc_sprintf("Swarm config %s", m->name);
+    int ret = where ? up_manifest_merge(rc, o, m->doc, where, " --swarm") : rc_fail_oom(rc);
+    sdsfree(where);
+    return ret;
+}
+
+/* The manifest text for plan p: up's, plus "swarm" and "pinned" {service: Swarm node id}. */
+static sds swarm_manifest_render(struct rc *rc, const struct swarm_plan *p) {
+    sds s = up_manifest_render(rc, p->o, p->server);
+    if (s) sdsrange(s, 0, -3);   /* up's closing "}\n" */
+    s = rc_cat(s, ",\"swarm\":true,\"pinned\":{");
+    for (int k = 0, first = 1; k < p->o->nodes; k++) {
+        if (p->nodes[k].host < 0) continue;
+        s = rc_json_str(first ? s : rc_cat(s, ","), p->nodes[k].name);
+        s = rc_json_str(rc_cat(s, ":"), p->hosts[p->nodes[k].host].id);
+        first = 0;
+    }
+    return rc_cat(s, "}}\n");
+}
+
+/* Record plan p when it differs from *m: create generation G+1, then remove the older
+ * manifests (a failure in between leaves two; the newer one counts). */
+static int swarm_manifest_write(struct docker *d, const struct swarm_plan *p, const struct swarm_manifest *m, int64_t deadline) {
+    struct rc *rc = d->rc;
+    sds text = swarm_manifest_render(rc, p);
+    if (!text) return rc_fail_oom(rc);
+    if (m->text && !strcmp(m->text, text)) { sdsfree(text); return 0; }
+    int gen = m->gen + 1;
+    sds cname = rc_sprintf("%s-manifest-%d", p->o->name, gen), id = NULL;
+    int ret = cname ? swarm_create(d, "/configs/create", swarm_blob_body(p->o->name, cname, 0, gen, text), &id) : rc_fail_oom(rc);
+    if (ret == 0) rc_progress(rc, "Recorded the cluster's shape in Swarm config %s", cname);
+    sdsfree(text);
+    sdsfree(cname);
+    sdsfree(id);
+    json_value_s *all = NULL;
+    if (ret == 0 && !rc->dry_run) ret = docker_list_by_label(d, "configs", LABEL_CLUSTER, p->o->name, &all);
+    for (size_t k = 0; ret == 0 && k < json_length(all); k++) {
+        int g = swarm_manifest_gen(json_at(all, k));
+        const char *cid = json_string(json_get(json_at(all, k), "ID"));
+        sds path = g > 0 && g < gen && cid ? rc_sprintf("/configs/%s", cid) : NULL;
+        if (path) ret = swarm_delete(d, path, deadline);
+        sdsfree(path);
+    }
+    json_free(all);
+    return ret;
 }
 
 /* ---- wait: tasks, PING, cluster --------------------------------------------------- */
@@ -10190,23 +10416,53 @@ static int swarm_wait_tasks(struct docker *d, struct swarm_plan *p, int64_t dead
     return ret;
 }
 
-/* How many nodes already know other nodes (kept volumes: they rejoin by themselves). */
-static int swarm_count_with_state(struct rc *rc, struct swarm_plan *p) {
+/* Does node k know other nodes (cluster state in its volume)? 1 yes, 0 no, -1 error. */
+static int swarm_node_has_state(struct rc *rc, const struct swarm_plan *p, int k) {
+    const struct swarm_node *x = &p->nodes[k];
+    struct rconn c;
+    sds text = rconn_open(rc, &c, p->hosts[x->host].addr, x->port) == 0
+             ? rconn_call_str(rc, &c, "CLUSTER NODES", "CLUSTER", "NODES", RESP_END) : NULL;
+    rconn_free(&c);
+    if (!text) return rc_wrap(rc, "service %s", x->name);
+    int lines = 0;
+    for (const char *t = text; *t; t++) lines += *t == '\n';
+    sdsfree(text);
+    return lines > 1;
+}
+
+/* How many nodes already know other nodes (kept volumes: they rejoin by themselves);
+ * has[k] says which. */
+static int swarm_count_with_state(struct rc *rc, struct swarm_plan *p, int *has) {
     int with = 0;
     for (int k = 0; k < p->o->nodes; k++) {
-        struct swarm_node *x = &p->nodes[k];
-        struct rconn c;
-        sds text = rconn_open(rc, &c, p->hosts[x->host].addr, x->port) == 0
-                 ? rconn_call_str(rc, &c, "CLUSTER NODES", "CLUSTER", "NODES", RESP_END) : NULL;
-        rconn_free(&c);
-        if (!text) return rc_wrap(rc, "service %s", x->name);
-        int lines = 0;
-        for (const char *s = text; *s; s++) lines += *s == '\n';
-        with += lines > 1;
-        sdsfree(text);
+        if ((has[k] = swarm_node_has_state(rc, p, k)) < 0) return -1;
+        with += has[k];
     }
     return with;
 }
+
+/* Node k was placed on its Swarm node anew (re-homed), or is to join in a scale, and
+ * came up with cluster state: the volume NAME-I-data there holds an older life of node I,
+ * one that left the cluster (forgotten or reset) and whose keys live on elsewhere. It is
+ * made empty and alone to join afresh: CLUSTER RESET HARD, after FLUSHALL when it is a
+ * master that still holds keys (which RESET refuses). */
+static int swarm_reset_stale(struct rc *rc, const struct swarm_plan *p, int k) {
+    const struct swarm_node *x = &p->nodes[k];
+    const char *addr = p->hosts[x->host].addr;
+    struct rconn c;
+    struct resp *r = NULL, *flush = NULL;
+    rc_progress(rc, "%s: its volume on %s holds an older node %s that left; emptying it (FLUSHALL, CLUSTER RESET HARD) to join afresh",
+                x->name, addr, x->name);
+    if (rconn_open(rc, &c, addr, x->port) == 0 && !(r = rconn_call(rc, &c, "CLUSTER RESET HARD", "CLUSTER", "RESET", "HARD", RESP_END)) &&
+        (flush = rconn_call(rc, &c, "FLUSHALL", "FLUSHALL", RESP_END)))
+        r = rconn_call(rc, &c, "CLUSTER RESET HARD", "CLUSTER", "RESET", "HARD", RESP_END);
+    rconn_free(&c);
+    resp_free(flush);
+    if (!r) return rc_wrap(rc, "%s", x->name);
+    resp_free(r);
+    return 0;
+}
+
 
 /* --announce container: a node's overlay address is known once its task runs; tell
  * each node before forming, so that MEET and every redirection use it. Not kept in
@@ -10316,82 +10572,448 @@ static void swarm_print_connect(struct rc *rc, struct swarm_plan *p) {
                         : "Nodes announce their Swarm node's address and published port.", p->o->name);
 }
 
-/* up --swarm = options -> manager -> Swarm nodes -> what exists -> placement ->
- * apply -> tasks -> form (or rejoin) -> report. */
+/* ---- re-homing a node whose Swarm node is down ------------------------------------ */
+
+/* The cluster node announced at ip:port in session s, -1 if none. */
+static int swarm_sess_find(const struct session *s, const char *ip, int port) {
+    for (int i = 0; i < s->n; i++) if (!strcmp(s->nodes[i].ip, ip) && s->nodes[i].port == port) return i;
+    return -1;
+}
+
+/* Swarm node h's index among the hosts whose address is ip, -1 if none. */
+static int swarm_host_of_addr(const struct swarm_plan *p, const char *ip) {
+    for (int h = 0; h < p->nhosts; h++) if (!strcmp(p->hosts[h].addr, ip)) return h;
+    return -1;
+}
+
+/* How many of the plan's nodes are pinned to Swarm node h. */
+static int swarm_host_load(const struct swarm_plan *p, int h) {
+    int c = 0;
+    for (int k = 0; k < p->o->nodes; k++) c += p->nodes[k].host == h;
+    return c;
+}
+
+/* A live Swarm node for a replica of the master on Swarm node `avoid`: the least
+ * loaded ready and active one other than `avoid`, else `avoid` itself; -1 if none. */
+static int swarm_pick_host(const struct swarm_plan *p, int avoid) {
+    int best = -1;
+    for (int pass = 0; pass < 2 && best < 0; pass++)
+        for (int h = 0; h < p->nhosts; h++) {
+            if (!p->hosts[h].ready || !p->hosts[h].active || (pass == 0 && h == avoid)) continue;
+            if (best < 0 || swarm_host_load(p, h) < swarm_host_load(p, best)) best = h;
+        }
+    return best;
+}
+
+/* The master with slots that has the fewest live replicas, counting `extra` (replicas
+ * already planned for each session index); -1 if none. */
+static int swarm_pick_master(const struct session *s, const int *extra) {
+    int best = -1, bestc = 0;
+    for (int i = 0; i < s->n; i++) {
+        const struct snode *m = &s->nodes[i];
+        if (!m->up || !snode_is_master(m) || snode_slot_count(m) == 0) continue;
+        int c = extra[i];
+        for (int j = 0; j < s->n; j++)
+            c += s->nodes[j].up && !snode_is_master(&s->nodes[j]) && !strcmp(snode_master_id(&s->nodes[j]), m->id);
+        if (best < 0 || c < bestc) { best = i; bestc = c; }
+    }
+    return best;
+}
+
+/* One lost node x (session index i, -1 if no node lists it): it must be failed over
+ * (no slot, not answering); it gets a master and a live Swarm node off that master's. */
+static int swarm_rehome_one(struct swarm_plan *p, struct session *s, struct swarm_node *x, int i, int *extra) {
+    struct rc *rc = s->rc;
+    if (i >= 0 && s->nodes[i].up)
+        return rc_fail(rc, "%s: its Swarm node is down but its Redis node %s:%d answers; not re-homing it; nothing was changed",
+                       x->name, s->nodes[i].ip, s->nodes[i].port);
+    int owned = i >= 0 && s->nodes[i].line ? nodeinfo_slot_count(s->nodes[i].line) : 0;
+    if (owned)
+        return rc_fail(rc, "%s (on a Swarm node that is down) still owns %d slot(s): the cluster has not failed it over (yet; "
+                           "see `rcluster status --swarm --name %s`); run again once a replica took over; nothing was changed",
+                       x->name, owned, p->o->name);
+    if (i >= 0) snprintf(x->old_id, sizeof x->old_id, "%s", s->nodes[i].id);
+    int m = swarm_pick_master(s, extra);
+    if (m < 0) return rc_fail(rc, "no live master with slots to replicate for %s; nothing was changed", x->name);
+    extra[m]++;
+    snprintf(x->master_id, sizeof x->master_id, "%s", s->nodes[m].id);
+    int mh = swarm_host_of_addr(p, s->nodes[m].ip), h = swarm_pick_host(p, mh);
+    if (h < 0) return rc_fail(rc, "no Swarm node is ready and active to re-home %s on; nothing was changed", x->name);
+    if (h == mh) rc_warn(rc, "%s goes to the Swarm node of its master %s:%d: no other is ready; losing that node loses both", x->name,
+                         s->nodes[m].ip, s->nodes[m].port);
+    sds from = swarm_host_desc(p, x->host), to = swarm_host_desc(p, h);
+    rc_progress(rc, "  %s: Swarm node %s is down -> re-homed on %s as a replica of %s:%d%s", x->name, from ? from : "?", to ? to : "?",
+                s->nodes[m].ip, s->nodes[m].port, x->old_id[0] ? ", its old id forgotten" : "");
+    sdsfree(from);
+    sdsfree(to);
+    x->host = h;
+    return 0;
+}
+
+/* A session on the cluster through node k's Swarm node address and published port. */
+static int swarm_sess_open(struct rc *rc, const struct swarm_plan *p, int k, struct session *s) {
+    struct addr a;
+    memset(&a, 0, sizeof a);
+    snprintf(a.ip, sizeof a.ip, "%s", p->hosts[p->nodes[k].host].addr);
+    a.port = p->nodes[k].port;
+    return sess_open(rc, s, &a);
+}
+
+/* Plan the re-homing of every node whose service is pinned to a Swarm node that is down.
+ * Reads only (a session from a live node); 0 with each lost node's new host, master and
+ * old id set, or -1 with why and nothing changed. */
+static int swarm_rehome_plan(struct rc *rc, struct swarm_plan *p) {
+    int nlost = 0;
+    for (int k = 0; k < p->o->nodes; k++) {
+        struct swarm_node *x = &p->nodes[k];
+        x->lost = x->exists && (x->host < 0 || !p->hosts[x->host].ready);
+        nlost += x->lost;
+        if (x->lost && x->host < 0)
+            return rc_fail(rc, "service %s is pinned to a Swarm node that left the Swarm: its Redis node's address is unknown; "
+                               "remove it with `rcluster del-node`, then `docker service rm %s`; nothing was changed", x->name, x->name);
+    }
+    if (!nlost) return 0;
+    if (p->container)
+        return rc_fail(rc, "%d node(s) are on a Swarm node that is down; rcluster re-homes nodes only when they announce their Swarm "
+                           "node's address (not with --announce container): bring that Swarm node back; nothing was changed", nlost);
+    int seed = swarm_seed(p);
+    if (seed < 0) return rc_fail(rc, "no node of cluster '%s' is on a Swarm node that is up", p->o->name);
+    struct session s;
+    rc_progress(rc, "Re-homing %d node(s) whose Swarm node is down", nlost);
+    if (swarm_sess_open(rc, p, seed, &s) < 0) { sess_free(&s); return rc_wrap(rc, "cluster '%s' (through %s)", p->o->name, p->nodes[seed].name); }
+    int *extra = calloc((size_t)s.n + 1, sizeof *extra), ret = extra ? 0 : rc_fail_oom(rc);
+    if (ret == 0 && strcmp(s.nodes[s.seed].state, "ok") != 0)
+        ret = rc_fail(rc, "cluster '%s' reports cluster_state:%s: not every slot is served; re-homing waits for the failover; "
+                          "nothing was changed", p->o->name, s.nodes[s.seed].state);
+    for (int k = 0; ret == 0 && k < p->o->nodes; k++) {
+        struct swarm_node *x = &p->nodes[k];
+        if (x->lost) ret = swarm_rehome_one(p, &s, x, swarm_sess_find(&s, p->hosts[x->host].addr, x->port), extra);
+    }
+    free(extra);
+    sess_free(&s);
+    return ret;
+}
+
+/* Nodes without cluster state (has[k] == 0: re-homed or made again) join the cluster of
+ * the others: the lost nodes' old ids are forgotten on every live node, then each new
+ * node meets the cluster and replicates its planned master, or the one with the fewest
+ * replicas (add-node's path), and is waited for until it is linked. */
+static int swarm_join_fresh(struct rc *rc, struct swarm_plan *p, const int *has) {
+    int seed = -1;
+    for (int k = 0; k < p->o->nodes && seed < 0; k++) if (has[k]) seed = k;
+    if (seed < 0) return rc_fail(rc, "no node of cluster '%s' has cluster state to join", p->o->name);
+    struct session s;
+    struct addr a;
+    int ret = swarm_sess_open(rc, p, seed, &s);
+    for (int k = 0; ret == 0 && k < p->o->nodes; k++) {
+        int v = p->nodes[k].old_id[0] ? sess_index_of(&s, p->nodes[k].old_id) : -1;
+        if (v >= 0) rc_progress(rc, "Forgetting %s's old node %.40s on every live node", p->nodes[k].name, p->nodes[k].old_id);
+        if (v >= 0) ret = delnode_forget(&s, v, rc->timeout);
+    }
+    for (int k = 0; ret == 0 && k < p->o->nodes; k++) {
+        struct swarm_node *x = &p->nodes[k];
+        if (has[k]) continue;
+        memset(&a, 0, sizeof a);
+        snprintf(a.ip, sizeof a.ip, "%s", p->hosts[x->host].addr);
+        a.port = x->port;
+        if (addnode_probe(&s, &a) < 0) { ret = rc_wrap(rc, "%s", x->name); break; }
+        const struct snode *sd = &s.nodes[s.seed];
+        int nx = s.n - 1, m = x->master_id[0] ? sess_index_of(&s, x->master_id) : -1;
+        if (m < 0) m = sess_pick_master(&s, nx, a.ip);
+        if (m < 0) { ret = rc_fail(rc, "no master for %s to replicate", x->name); break; }
+        rc_progress(rc, "%s joins as a replica of %s:%d", x->name, s.nodes[m].ip, s.nodes[m].port);
+        if (act_meet(&s, &s.nodes[nx], sd->ip, sd->port, sd->bus) < 0 || sess_drain_all(&s, "CLUSTER MEET") < 0 ||
+            addnode_wait(&s, nx, m, rc->timeout) < 0)
+            ret = rc_wrap(rc, "%s joining as a replica", x->name);
+    }
+    sess_free(&s);
+    return ret;
+}
+
+/* DELETE node k's service, then its config (ours, labelled); it then no longer exists. */
+static int swarm_remove_service(struct docker *d, struct swarm_plan *p, int k, int64_t deadline) {
+    struct swarm_node *x = &p->nodes[k];
+    sds path = rc_sprintf("/services/%s", x->name);
+    int r = path ? swarm_delete(d, path, deadline) : rc_fail_oom(d->rc);
+    sdsfree(path);
+    path = r == 0 && p->conf_ids[k] ? rc_sprintf("/configs/%s", p->conf_ids[k]) : NULL;
+    if (path) r = swarm_delete(d, path, deadline);
+    sdsfree(path);
+    if (r < 0) return -1;
+    sdsfree(p->conf_ids[k]);
+    p->conf_ids[k] = NULL;
+    x->exists = 0;
+    return 0;
+}
+
+/* Remove each lost node's service and config: swarm_apply then makes both again on the
+ * node's new Swarm node, with a new volume there. */
+static int swarm_rehome_remove(struct docker *d, struct swarm_plan *p, int64_t deadline) {
+    for (int k = 0; k < p->o->nodes; k++)
+        if (p->nodes[k].lost && swarm_remove_service(d, p, k, deadline) < 0) return rc_wrap(d->rc, "re-homing %s", p->nodes[k].name);
+    return 0;
+}
+
+/* Apply plan p (lost services removed, missing ones made), wait for the tasks, then form
+ * the cluster (none existed and no node has state), or let the nodes without state join
+ * the others, and wait until it is healthy. A failure before anything joined removes
+ * what this run created. */
+static int swarm_bring_up(struct docker *d, struct swarm_plan *p, int existing, int64_t deadline) {
+    struct rc *rc = d->rc;
+    int n = p->o->nodes, *has = calloc((size_t)n, sizeof *has), joining = 0;
+    int ret = has ? 0 : rc_fail_oom(rc);
+    if (ret == 0) ret = swarm_rehome_remove(d, p, deadline);
+    if (ret == 0) ret = swarm_apply(d, p);
+    if (ret == 0 && rc->dry_run) { free(has); return 0; }
+    if (ret == 0) ret = swarm_wait_tasks(d, p, deadline);
+    int with = ret == 0 ? swarm_count_with_state(rc, p, has) : -1;
+    for (int k = 0; with > 0 && k < n; k++) {
+        if (!p->nodes[k].lost || !has[k]) continue;
+        if (swarm_reset_stale(rc, p, k) < 0) { with = -1; break; }
+        has[k] = 0;
+        with--;
+    }
+    if (with < 0) ret = -1;
+    else if (with == 0 && !existing) ret = swarm_form(rc, p);
+    else if (with == 0)
+        ret = rc_fail(rc, "none of the %d nodes has cluster state in its volume, though %d service(s) existed; start over with "
+                          "`rcluster down --swarm --name %s --purge`", n, existing, p->o->name);
+    else {
+        if (with == n) rc_progress(rc, "Nodes kept their cluster state (volumes); they rejoin by themselves");
+        joining = with < n;
+        if (joining) ret = swarm_join_fresh(rc, p, has);
+        if (ret == 0) ret = swarm_wait_healthy(rc, p, deadline);
+    }
+    if (ret < 0 && !joining) swarm_rollback(d, p);
+    if (ret < 0 && joining) rc_wrap(rc, "the new node(s) stay; run `rcluster up --swarm --name %s` again to finish", p->o->name);
+    free(has);
+    return ret;
+}
+
+
+/* up --swarm = options -> manager -> manifest -> Swarm nodes -> what exists ->
+ * placement and re-homing (preflight) -> apply -> tasks -> form, rejoin or join the
+ * fresh nodes -> manifest -> report. */
 static int swarm_up(struct rc *rc, struct up_opts *o, int64_t deadline) {
     struct swarm_plan p;
+    struct swarm_manifest m;
     struct docker d;
+    memset(&m, 0, sizeof m);
     docker_init_closed(&d, rc);
-    int ret = swarm_plan_make(rc, o, &p);
+    int ret = swarm_plan_make(rc, o, &p), r = 0;
     if (ret == 0) ret = docker_open(rc, &d);
     if (ret == 0) ret = swarm_role(&d, p.self_id) == 1 ? 0 : -1;
+    if (ret == 0) ret = r = swarm_manifest_read(&d, o->name, &m);
+    if (r == 1) ret = swarm_manifest_merge(rc, o, &m);
+    if (r == 1 && ret == 0) { swarm_plan_free(&p); ret = swarm_plan_make(rc, o, &p); }   /* with the recorded shape */
     if (ret == 0) ret = swarm_list_hosts(&d, &p);
     if (ret == 0) ret = swarm_inspect_existing(&d, &p);
     if (ret == 0) ret = swarm_place(rc, &p);
+    if (ret == 0) ret = swarm_rehome_plan(rc, &p);
     if (ret == 0) ret = swarm_detect_server(&d, &p);
     if (ret < 0) goto out;
-    int existing = 0;
-    for (int k = 0; k < o->nodes; k++) existing += p.nodes[k].exists;
-    for (int k = 0; k < o->nodes; k++) {
-        if (!p.nodes[k].exists || (p.nodes[k].host >= 0 && p.hosts[p.nodes[k].host].ready)) continue;
-        sds h = swarm_host_desc(&p, p.nodes[k].host);
-        ret = rc_fail(rc, "service %s is pinned to Swarm node %s, which is down: its Redis node is lost with it and the "
-                          "cluster has failed it over (see `rcluster status --swarm --name %s`); rcluster does not re-home "
-                          "a node yet: bring that Swarm node back, or start over with `rcluster down --swarm --name %s --purge`",
-                      p.nodes[k].name, h ? h : "?", o->name, o->name);
-        sdsfree(h);
-        goto out;
-    }
-    if (existing == o->nodes) {
+    int existing = 0, lost = 0;
+    for (int k = 0; k < o->nodes; k++) { existing += p.nodes[k].exists; lost += p.nodes[k].lost; }
+    if (existing == o->nodes && !lost) {
         rc_progress(rc, "Cluster '%s': all %d services exist; Swarm restarts their tasks itself", o->name, o->nodes);
         if (!rc->dry_run) ret = swarm_wait_tasks(&d, &p, deadline) < 0 || swarm_wait_healthy(rc, &p, deadline) < 0 ? -1 : 0;
+        if (ret == 0 && !rc->dry_run) ret = swarm_manifest_write(&d, &p, &m, deadline);
         if (ret == 0) swarm_print_connect(rc, &p);
         goto out;
     }
     rc_progress(rc, "%s cluster '%s' on %d Swarm node(s): %d nodes, %d replica(s) per master, Engine API %s",
                 existing ? "Repairing" : "Creating", o->name, p.nhosts, o->nodes, o->replicas, rc->api_version);
     for (int k = 0; k < o->nodes; k++) {
-        sds h = p.nodes[k].exists ? NULL : swarm_host_desc(&p, p.nodes[k].host);
+        sds h = p.nodes[k].exists && !p.nodes[k].lost ? NULL : swarm_host_desc(&p, p.nodes[k].host);
         if (h) rc_progress(rc, "  %s -> %s, port %d", p.nodes[k].name, h, p.nodes[k].port);
         sdsfree(h);
     }
-    if (swarm_apply(&d, &p) < 0) goto fail;
-    if (rc->dry_run) goto out;
-    if (swarm_wait_tasks(&d, &p, deadline) < 0) goto fail;
-    int with = swarm_count_with_state(rc, &p);
-    if (with < 0) goto fail;
-    if (with == 0 && !existing) {
-        if (swarm_form(rc, &p) < 0) goto fail;
-    } else if (with == o->nodes || existing) {
-        rc_progress(rc, "Nodes kept their cluster state (volumes); they rejoin by themselves");
-        if (swarm_wait_healthy(rc, &p, deadline) < 0) goto fail;
-    } else {
-        rc_fail(rc, "%d of %d nodes have cluster state in their volumes but the others do not; start over with "
-                    "`rcluster down --swarm --name %s --purge`", with, o->nodes, o->name);
-        goto fail;
-    }
-    swarm_print_connect(rc, &p);
-    goto out;
-fail:
-    ret = -1;
-    swarm_rollback(&d, &p);
+    ret = swarm_bring_up(&d, &p, existing, deadline);
+    if (ret == 0 && !rc->dry_run) ret = swarm_manifest_write(&d, &p, &m, deadline);
+    if (ret == 0) swarm_print_connect(rc, &p);
 out:
+    swarm_manifest_free(&m);
     swarm_plan_free(&p);
     docker_free(&d);
+    return ret < 0 ? -1 : ret;
+}
+
+/* ---- scale --swarm ------------------------------------------------------------------ */
+
+/* scale --swarm reuses scale's plan and steps (roles, slot moves, replicas, del-node)
+ * with services for containers: nodes join by MEET at their Swarm node's address and
+ * published port, and leave with their service and config. */
+struct swarm_scale { struct swarm_plan p; int have_plan; struct swarm_manifest m; };
+
+static void swarm_scale_free(struct swarm_scale *w) {
+    if (!w) return;
+    if (w->have_plan) swarm_plan_free(&w->p);
+    swarm_manifest_free(&w->m);
+    free(w);
+}
+
+/* The highest node number among the cluster's services (a cut-short run may leave some
+ * beyond the manifest). */
+static int swarm_highest_service(struct docker *d, const char *name, int *hi) {
+    json_value_s *all = NULL;
+    *hi = 0;
+    if (docker_list_by_label(d, "services", LABEL_CLUSTER, name, &all) < 0) return -1;
+    for (size_t k = 0; k < json_length(all); k++) {
+        const char *nl = docker_label(json_get(json_at(all, k), "Spec"), LABEL_NODE);
+        long i;
+        if (nl && rc_parse_int(nl, 1, UP_MAX_NODES, &i) == 0 && i > *hi) *hi = (int)i;
+    }
+    json_free(all);
+    return 0;
+}
+
+/* A fresh plan for nodes 1..o->nodes: the Swarm nodes, what exists, the server. */
+static int swarm_scale_plan(struct scale_run *r, struct swarm_scale *w) {
+    if (w->have_plan) swarm_plan_free(&w->p);
+    int ret = swarm_plan_make(r->rc, &r->so.up, &w->p);
+    w->have_plan = 1;
+    if (ret == 0) ret = swarm_role(&r->d, w->p.self_id) == 1 ? 0 : -1;
+    if (ret == 0) ret = swarm_list_hosts(&r->d, &w->p);
+    if (ret == 0) ret = swarm_inspect_existing(&r->d, &w->p);
+    if (ret == 0) ret = swarm_detect_server(&r->d, &w->p);
+    return ret;
+}
+
+/* Nodes on a Swarm node that is down are re-homed first, as `up --swarm` does: the
+ * scale needs every node alive. A dry run shows that plan and stops. */
+static int swarm_scale_rehome(struct scale_run *r, struct swarm_scale *w, int64_t deadline) {
+    struct swarm_plan *p = &w->p;
+    int lost = 0, existing = 0;
+    if (swarm_place(r->rc, p) < 0 || swarm_rehome_plan(r->rc, p) < 0) return -1;
+    for (int k = 0; k < p->o->nodes; k++) { lost += p->nodes[k].lost; existing += p->nodes[k].exists; }
+    if (!lost) return 0;
+    if (r->rc->dry_run)
+        return rc_fail(r->rc, "dry run: %d node(s) are re-homed first (plan above); nothing changed. Run without --dry-run (or "
+                              "`rcluster up --swarm --name %s`) to re-home them; then --dry-run shows the scale", lost, p->o->name);
+    r->changed = 1;
+    return swarm_bring_up(&r->d, p, existing, deadline);
+}
+
+/* scale's inspect for --swarm: manifest (required), the size asked for, lost nodes
+ * re-homed, then the plan for every node number, new nodes placed on the least loaded
+ * live Swarm nodes, and a session through a live node. */
+static int swarm_scale_inspect(struct scale_run *r) {
+    struct rc *rc = r->rc;
+    struct up_opts *o = &r->so.up;
+    int hi = 0, got;
+    struct swarm_scale *w = r->sw = calloc(1, sizeof *r->sw);
+    if (!w) return rc_fail_oom(rc);
+    if (docker_open(rc, &r->d) < 0 || (got = swarm_manifest_read(&r->d, o->name, &w->m)) < 0) return -1;
+    if (got == 0)
+        return rc_fail(rc, "no Swarm cluster '%s' with a manifest (no config labelled %s=%s and %s); `rcluster up --swarm --name %s` "
+                           "records one; nothing changed", o->name, LABEL_CLUSTER, o->name, LABEL_MANIFEST, o->name);
+    if (swarm_manifest_merge(rc, o, &w->m) < 0 || scale_target(r) < 0 || swarm_highest_service(&r->d, o->name, &hi) < 0) return -1;
+    r->n_have = o->nodes;
+    if (hi > o->nodes) o->nodes = hi;
+    if (swarm_scale_plan(r, w) < 0 || swarm_scale_rehome(r, w, rc_now_ms() + (int64_t)(rc->timeout * 1000)) < 0) return -1;
+    if (w->p.container)
+        return rc_fail(rc, "cluster '%s' announces overlay addresses (--announce container): scale --swarm handles only clusters "
+                           "that announce their Swarm node's address; nothing changed", o->name);
+    r->nmax = r->n_have > r->n_want ? r->n_have : r->n_want;
+    if (hi > r->nmax) r->nmax = hi;
+    o->nodes = r->nmax;
+    o->replicas = r->so.replicas;
+    if (swarm_scale_plan(r, w) < 0 || scale_alloc_nodes(r) < 0) return -1;
+    struct swarm_plan *p = &w->p;
+    int seed = -1, prev = -1;
+    for (int k = 0; k < r->nmax; k++) {
+        struct swarm_node *x = &p->nodes[k];
+        /* Off the previous new node's Swarm node: a new replica usually pairs with the new master before it. */
+        if (!x->exists && k < r->n_want) prev = x->host = swarm_pick_host(p, prev);
+        sds hd = !x->exists && k < r->n_want && x->host >= 0 ? swarm_host_desc(p, x->host) : NULL;
+        if (hd) rc_progress(rc, "New service %s -> %s, port %d", x->name, hd, x->port);
+        sdsfree(hd);
+        if (x->exists && (x->host < 0 || !p->hosts[x->host].ready))
+            return rc_fail(rc, "service %s is on a Swarm node that is not up; nothing changed", x->name);
+        if (!x->exists && k < r->n_want && x->host < 0) return rc_fail(rc, "no Swarm node is ready and active for %s; nothing changed", x->name);
+        const char *ip = x->host >= 0 ? p->hosts[x->host].addr : "";
+        scale_set_node(r, k, x->name, ip, x->port, ip, x->port);
+        if (seed < 0 && x->exists) seed = k;
+    }
+    if (seed < 0) return rc_fail(rc, "no service of cluster '%s' runs; nothing changed", o->name);
+    return sess_open(rc, &r->s, &r->reach[seed]);
+}
+
+/* The services of new nodes (1..want), their tasks (an older node found in a new
+ * service's volume is emptied), then they join as scale's own. */
+static int swarm_scale_add(struct scale_run *r) {
+    struct swarm_plan *p = &r->sw->p;
+    int64_t deadline = rc_now_ms() + (int64_t)(r->rc->timeout * 1000);
+    int todo = 0, create = 0, all = p->o->nodes, met = 0;
+    for (int k = 0; k < r->n_want; k++) if (!r->roles[k].member) { todo++; create += !p->nodes[k].exists; }
+    if (!todo) return 0;
+    rc_progress(r->rc, "Adding %d node(s) (%d service(s) to create)", todo, create);
+    p->o->nodes = r->n_want;          /* apply and wait work on nodes 1..want */
+    int ret = swarm_apply(&r->d, p);
+    if (ret == 0) ret = swarm_wait_tasks(&r->d, p, deadline);
+    p->o->nodes = all;
+    for (int k = 0, st; ret == 0 && k < r->n_want; k++)   /* not a member, yet it knows others: an older life */
+        if (!r->roles[k].member && (st = swarm_node_has_state(r->rc, p, k)) != 0) ret = st < 0 ? -1 : swarm_reset_stale(r->rc, p, k);
+    if (ret == 0) ret = scale_join_new(r, todo, &met);
+    if (ret < 0 && !met) swarm_rollback(&r->d, p);
+    return ret;
+}
+
+/* del-node for the nodes beyond want, then their services and configs. Their volumes
+ * stay (each node was CLUSTER RESET: empty and alone); with --purge the ones on the
+ * manager's own Swarm node go, the others are named. */
+static int swarm_scale_remove(struct scale_run *r, int *removed) {
+    struct swarm_plan *p = &r->sw->p;
+    struct rc *rc = r->rc;
+    int64_t deadline = rc_now_ms() + (int64_t)(rc->timeout * 1000);
+    sds kept = sdsempty();
+    int ret = kept ? scale_leave(r, removed) : rc_fail_oom(rc);
+    for (int k = r->n_want; ret == 0 && k < r->nmax; k++) {
+        struct swarm_node *x = &p->nodes[k];
+        if (r->roles[k].action != SC_GONE || !x->exists) continue;
+        r->changed = 1;
+        rc_progress(rc, "Removing service %s", x->name);
+        if (swarm_remove_service(&r->d, p, k, deadline) < 0) { ret = rc_wrap(rc, "removing %s", x->name); break; }
+        int here = x->host >= 0 && !strcmp(p->hosts[x->host].id, p->self_id);
+        sds vol = r->so.up.purge && here ? rc_sprintf("/volumes/%s-data", x->name) : NULL;
+        if (vol && swarm_delete(&r->d, vol, deadline) < 0) ret = -1;
+        else if (vol) rc_progress(rc, "Deleted volume %s-data", x->name);
+        else kept = rc_catprintf(kept, "%s  %s-data on %s", sdslen(kept) ? "\n" : "", x->name, x->host >= 0 ? p->hosts[x->host].addr : "?");
+        sdsfree(vol);
+    }
+    if (ret == 0 && kept && sdslen(kept))
+        rc_progress(rc, "Kept the volumes of the removed nodes (empty, CLUSTER RESET)%s:\n%s", r->so.up.purge ?
+                    "; the manager cannot reach other Swarm nodes' daemons: `docker volume rm` them there" : "", kept);
+    sdsfree(kept);
+    return ret;
+}
+
+/* The new size, in a new manifest generation. */
+static int swarm_scale_write_manifest(struct scale_run *r) {
+    struct swarm_plan *p = &r->sw->p;
+    int all = p->o->nodes;
+    p->o->nodes = r->n_want;          /* the manifest records nodes 1..want */
+    p->o->replicas = r->so.replicas;
+    int ret = swarm_manifest_write(&r->d, p, &r->sw->m, rc_now_ms() + (int64_t)(r->rc->timeout * 1000));
+    p->o->nodes = all;
     return ret;
 }
 
 /* ---- down --swarm --------------------------------------------------------------------- */
 
-/* DELETE every labelled object of one kind ("services", "configs", "secrets", "networks"). */
-static int swarm_remove_kind(struct docker *d, const char *kind, const char *name, int64_t deadline) {
+/* DELETE every labelled object of one kind ("services", "configs", "secrets", "networks"),
+ * except the manifest configs when keep_manifest. */
+static int swarm_remove_kind(struct docker *d, const char *kind, const char *name, int keep_manifest, int64_t deadline) {
     json_value_s *all = NULL;
     if (docker_list_by_label(d, kind, LABEL_CLUSTER, name, &all) < 0) return -1;
     int ret = 0;
-    size_t n = json_length(all);
-    if (n) rc_progress(d->rc, "Removing %zu %s", n, kind);
+    size_t n = json_length(all), kept = 0;
+    for (size_t k = 0; keep_manifest && k < n; k++) kept += swarm_manifest_gen(json_at(all, k)) > 0;
+    if (n > kept) rc_progress(d->rc, "Removing %zu %s", n - kept, kind);
+    if (kept) rc_progress(d->rc, "Kept the manifest config (--purge removes it)");
     for (size_t k = 0; ret == 0 && k < n; k++) {
         const json_value_s *x = json_at(all, k);
+        if (keep_manifest && swarm_manifest_gen(x) > 0) continue;
         const char *id = json_string(json_get(x, "ID"));
         if (!id) id = json_string(json_get(x, "Id"));
         sds path = rc_sprintf("/%s/%s", kind, id ? id : "?");
@@ -10459,7 +11081,7 @@ static int swarm_down(struct rc *rc, struct up_opts *o) {
         }
         if (!json_length(svcs) && ret == 0) rc_progress(rc, "No services labelled %s=%s", LABEL_CLUSTER, o->name);
         const char *kinds[] = { "services", "configs", "secrets", "networks" };
-        for (size_t k = 0; ret == 0 && k < sizeof kinds / sizeof kinds[0]; k++) ret = swarm_remove_kind(&d, kinds[k], o->name, deadline);
+        for (size_t k = 0; ret == 0 && k < sizeof kinds / sizeof kinds[0]; k++) ret = swarm_remove_kind(&d, kinds[k], o->name, !o->purge, deadline);
     } else {
         sdsfree(rc->err);
         rc->err = NULL;
@@ -10580,7 +11202,7 @@ static int swarm_status(struct rc *rc, struct up_opts *o) {
     }
     if (lost && sdslen(lost)) {
         sds hosts = sdsempty();
-        for (int h = 0; hosts && h < p.nhosts; h++) {
+        for (int h = 0; hosts && p.hosts && h < p.nhosts; h++) {
             int used = 0;
             for (int k = 0; k < o->nodes; k++) used |= p.nodes[k].exists && p.nodes[k].host == h;
             sds hd = used && !p.hosts[h].ready ? swarm_host_desc(&p, h) : NULL;

@@ -104,18 +104,23 @@ for a in "${AT[@]}"; do [ "${a%:*}" != 10.70.0.12 ] && [ -z "$SEED" ] && SEED=$a
 SEED=${SEED:-10.70.0.11:$PORT}
 STARTUP=$(IFS=,; echo "${AT[*]}")
 cli -h "${SEED%:*}" -p "${SEED#*:}" cluster nodes >"$T_TMP/nodes.txt" 2>&1
-/usr/bin/python3 - "$T_TMP/nodes.txt" >"$T_TMP/pairs.txt" 2>&1 <<'EOF' || { placement_ok=0; why="$why $(tr '\n' ' ' <"$T_TMP/pairs.txt")"; }
+# pairs.py NODES MASTERS [distinct]: MASTERS masters (on distinct hosts with "distinct"), no
+# replica on its master's host, no failed node left
+cat >"$T_TMP/pairs.py" <<'EOF'
 import sys
 lines = [l.split() for l in open(sys.argv[1]) if l.strip()]
 host = {l[0]: l[1].split(':')[0] for l in lines}
 masters = [l for l in lines if 'master' in l[2]]
 mh = [host[m[0]] for m in masters]
-assert len(set(mh)) == len(mh) == 3, "masters share a host: %s" % mh
+assert len(mh) == int(sys.argv[2]), "%d masters: %s" % (len(mh), mh)
+assert len(sys.argv) < 4 or len(set(mh)) == len(mh), "masters share a host: %s" % mh
+assert not [l for l in lines if 'fail' in l[2].split(',')], "failed nodes listed: %s" % [l[1] for l in lines if 'fail' in l[2].split(',')]
 for l in lines:
     if 'slave' in l[2]:
         assert host[l[0]] != host[l[3]], "replica %s on its master's host %s" % (l[1], host[l[3]])
 print("ok")
 EOF
+/usr/bin/python3 "$T_TMP/pairs.py" "$T_TMP/nodes.txt" 3 distinct >"$T_TMP/pairs.txt" 2>&1 || { placement_ok=0; why="$why $(tr '\n' ' ' <"$T_TMP/pairs.txt")"; }
 if [ $placement_ok = 1 ]; then
     ok "swarm: each task runs where its service is pinned and announces that Swarm node's address; masters on 3 hosts, no replica beside its master; dnsrr, host-mode ports, config, secret, volume"
 else
@@ -158,6 +163,22 @@ else
     not_ok "swarm: cluster client" "$(tail -1 "$T_TMP/write.txt")" "$T_TMP/write.txt"
 fi
 
+# ---- the manifest: a Swarm config; a re-run with other options is refused, nothing changed ----
+svc_state() { dk 1 service ls --format '{{.ID}} {{.Name}}' | sort; dk 1 config ls --format '{{.ID}} {{.Name}}' | sort; }
+man=$(dk 1 config ls --filter label=io.rcluster.manifest --format '{{.Name}}')
+mdata=$(dk 1 config inspect "$man" --format '{{printf "%s" .Spec.Data}}' 2>/dev/null)
+before=$(svc_state)
+run_rc "$T_TMP/refuse" 30 -- up --swarm --name "$NAME" --password-file "$T_TMP/pw" --node-timeout 7000 --replicas 2 --nodes 9
+if [ "$man" = "$NAME-manifest-1" ] && echo "$mdata" | grep -q '"nodes":6' && echo "$mdata" | grep -q '"pinned":{"rcsw-1":' &&
+   echo "$mdata" | grep -q '"password":true' && ! echo "$mdata" | grep -q "$PW" && [ "$RC" = 1 ] &&
+   grep -q -- "--node-timeout: 5000 (recorded) -> 7000 (given)" "$T_TMP/refuse.err" && grep -q -- "--nodes: 6 (recorded) -> 9 (given)" "$T_TMP/refuse.err" &&
+   grep -q "recorded in Swarm config $NAME-manifest-1" "$T_TMP/refuse.err" && [ "$before" = "$(svc_state)" ]; then
+    ok "swarm: the manifest is the Swarm config $man (shape, pinning, password yes/no, never the password); other options are refused, listed, nothing changed"
+else
+    echo "$mdata" >"$T_TMP/manifest.json"
+    not_ok "swarm: manifest and refusal" "manifest '$man', exit $RC" "$T_TMP/refuse.err" "$T_TMP/manifest.json"
+fi
+
 # ---- a lost host: stop Swarm node 2's daemon (10.70.0.12) --------------------------------
 t0=$(date +%s)
 "$RIG" kill 2
@@ -191,16 +212,82 @@ else
     not_ok "swarm: status with a lost host" "exit $RC" "$T_TMP/status.out" "$T_TMP/status.err"
 fi
 
-# ---- the host comes back: up --swarm again repairs (nodes rejoin from their volumes) ----
+# cluster_ok FILE MASTERS REPLICAS: redis-cli --cluster check from a live node agrees
+cluster_ok() {
+    cli --cluster check "$SEED" >"$1" 2>&1
+    sed -i 's/\x1b\[[0-9;]*m//g' "$1"
+    grep -q "All 16384 slots covered" "$1" && ! grep -q "ERR\|WARN" "$1" && [ "$(grep -c '^M:' "$1")" = "$2" ] && [ "$(grep -c '^S:' "$1")" = "$3" ]
+}
+pin_of() { dk 1 service inspect "$1" --format '{{index .Spec.TaskTemplate.Placement.Constraints 0}}' 2>/dev/null; }
+DEAD=$(dk 1 node ls --format '{{.ID}} {{.Status}}' | awk '$2 == "Down" {print $1}')
+LOST=()
+for i in 1 2 3 4 5 6; do [ "$(pin_of "$NAME-$i")" = "node.id==$DEAD" ] && LOST+=("$NAME-$i"); done
+
+# ---- re-home: --dry-run shows it; up --swarm again moves the lost services to live nodes ----
+run_rc "$T_TMP/rehome-dry" 60 -- up --swarm --name "$NAME" --password-file "$T_TMP/pw" --dry-run
+still=0
+for s in "${LOST[@]}"; do [ "$(pin_of "$s")" = "node.id==$DEAD" ] && still=$((still + 1)); done
+if [ "$RC" = 0 ] && [ "${#LOST[@]}" = 2 ] && [ "$(grep -c "is down -> re-homed on" "$T_TMP/rehome-dry.err")" = 2 ] &&
+   grep -q "DELETE /v1.[0-9]*/services/${LOST[0]}" "$T_TMP/rehome-dry.out" && [ $still = 2 ]; then
+    ok "swarm: --dry-run shows the re-homing of ${LOST[*]} (DELETE, then create on a live node) and changes nothing"
+else
+    not_ok "swarm: re-home --dry-run" "exit $RC, lost '${LOST[*]}', still pinned $still" "$T_TMP/rehome-dry.err" "$T_TMP/rehome-dry.out"
+fi
+t0=$(date +%s)
+run_rc "$T_TMP/rehome" 200 -- up --swarm --name "$NAME" --password-file "$T_TMP/pw" --timeout 180
+REHOME_S=$(( $(date +%s) - t0 ))
+moved=1
+for s in "${LOST[@]}"; do
+    pin=$(pin_of "$s")
+    { [ -n "$pin" ] && [ "$pin" != "node.id==$DEAD" ] && [ -n "$(dk 1 service ps "$s" --filter desired-state=running -q)" ]; } || moved=0
+done
+cli -h "${SEED%:*}" -p "${SEED#*:}" cluster nodes >"$T_TMP/nodes3.txt" 2>&1
+run_rc "$T_TMP/status3" 30 -- status --swarm --name "$NAME" --password-file "$T_TMP/pw"
+if [ "$(grep -c "is down -> re-homed on" "$T_TMP/rehome.err")" = 2 ] && [ $moved = 1 ] && cluster_ok "$T_TMP/check3.txt" 3 3 &&
+   ! grep -q "10.70.0.12" "$T_TMP/nodes3.txt" && [ "$(grep -c . "$T_TMP/nodes3.txt")" = 6 ] &&
+   /usr/bin/python3 "$T_TMP/pairs.py" "$T_TMP/nodes3.txt" 3 >"$T_TMP/pairs3.txt" 2>&1 && [ "$RC" = 0 ] &&
+   /usr/bin/python3 "$T_TMP/client.py" read "$PW" "$T_TMP/acked.json" "$STARTUP" >"$T_TMP/read3.txt" 2>&1; then
+    ok "swarm: up --swarm re-homes ${LOST[*]} on live Swarm nodes as replicas in ${REHOME_S} s (old ids forgotten, no replica beside its master); check and status healthy; $(tail -1 "$T_TMP/read3.txt")"
+else
+    not_ok "swarm: re-home" "moved=$moved status exit $RC; $(cat "$T_TMP/pairs3.txt" 2>/dev/null)" "$T_TMP/rehome.err" "$T_TMP/check3.txt" "$T_TMP/nodes3.txt" "$T_TMP/read3.txt"
+fi
+
+# ---- the host comes back: its old tasks go, the cluster stays as re-homed ------------------
 "$RIG" revive 2 >"$T_TMP/revive.log" 2>&1
 for _ in $(seq 1 60); do [ "$(dk 1 node ls --format '{{.Status}}' | grep -c Ready)" = 3 ] && break; sleep 1; done
 run_rc "$T_TMP/rerun" 200 -- "${UP[@]}" --timeout 180
 run_rc "$T_TMP/status2" 30 -- status --swarm --name "$NAME" --password-file "$T_TMP/pw"
+cli -h "${SEED%:*}" -p "${SEED#*:}" cluster nodes >"$T_TMP/nodes4.txt" 2>&1
 if [ "$RC" = 0 ] && grep -q "healthy" "$T_TMP/status2.out" && grep -q "all 6 services exist" "$T_TMP/rerun.err" &&
+   [ "$(grep -c . "$T_TMP/nodes4.txt")" = 6 ] && [ -z "$(dk 2 ps -q --filter label=io.rcluster.cluster=$NAME)" ] &&
    /usr/bin/python3 "$T_TMP/client.py" read "$PW" "$T_TMP/acked.json" "$STARTUP" >"$T_TMP/read2.txt" 2>&1; then
-    ok "swarm: the host is back: up --swarm again waits for its nodes to rejoin; status healthy; keys kept"
+    ok "swarm: the host is back: its old tasks are gone, up --swarm again changes nothing; status healthy; keys kept"
 else
-    not_ok "swarm: re-run after the host came back" "status exit $RC" "$T_TMP/rerun.err" "$T_TMP/status2.out" "$T_TMP/status2.err"
+    not_ok "swarm: re-run after the host came back" "status exit $RC" "$T_TMP/rerun.err" "$T_TMP/status2.out" "$T_TMP/nodes4.txt"
+fi
+
+# ---- scale --swarm: 6 -> 8 nodes and back, keys and all ------------------------------------
+nsvc() { dk 1 service ls -q --filter label=io.rcluster.cluster=$NAME | wc -l; }
+run_rc "$T_TMP/grow" 300 -- scale --swarm --name "$NAME" --nodes 8 --password-file "$T_TMP/pw" --yes --timeout 180
+grow=$RC
+cli -h "${SEED%:*}" -p "${SEED#*:}" cluster nodes >"$T_TMP/nodes5.txt" 2>&1
+man=$(dk 1 config ls --filter label=io.rcluster.manifest --format '{{.Name}}')
+if [ "$grow" = 0 ] && cluster_ok "$T_TMP/check5.txt" 4 4 && [ "$(nsvc)" = 8 ] &&
+   /usr/bin/python3 "$T_TMP/pairs.py" "$T_TMP/nodes5.txt" 4 >"$T_TMP/pairs5.txt" 2>&1 && [ "$(echo "$man" | wc -w)" = 1 ] &&
+   dk 1 config inspect "$man" --format '{{printf "%s" .Spec.Data}}' | grep -q '"nodes":8' &&
+   /usr/bin/python3 "$T_TMP/client.py" read "$PW" "$T_TMP/acked.json" "$STARTUP" >"$T_TMP/read5.txt" 2>&1; then
+    ok "swarm: scale --swarm --nodes 8: two services join (a master given slots, its replica on another host); one manifest ($man); $(tail -1 "$T_TMP/grow.out")"
+else
+    not_ok "swarm: scale --swarm grow" "exit $grow; $(tail -1 "$T_TMP/pairs5.txt" 2>/dev/null)" "$T_TMP/grow.err" "$T_TMP/nodes5.txt" "$T_TMP/read5.txt"
+fi
+run_rc "$T_TMP/shrink" 300 -- scale --swarm --name "$NAME" --nodes 6 --password-file "$T_TMP/pw" --yes --timeout 180
+shrink=$RC
+if [ "$shrink" = 0 ] && cluster_ok "$T_TMP/check6.txt" 3 3 && [ "$(nsvc)" = 6 ] &&
+   [ -z "$(dk 1 config ls -q --filter name=$NAME-7.conf)$(dk 1 config ls -q --filter name=$NAME-8.conf)" ] &&
+   /usr/bin/python3 "$T_TMP/client.py" read "$PW" "$T_TMP/acked.json" "$STARTUP" >"$T_TMP/read6.txt" 2>&1; then
+    ok "swarm: scale --swarm --nodes 6: slots moved off, del-node, services and configs removed; $(tail -1 "$T_TMP/shrink.out")"
+else
+    not_ok "swarm: scale --swarm shrink" "exit $shrink" "$T_TMP/shrink.err" "$T_TMP/check6.txt" "$T_TMP/read6.txt"
 fi
 
 # ---- down --purge: nothing labelled is left, on any Swarm node --------------------------
@@ -217,8 +304,8 @@ for _ in $(seq 1 15); do   # a removed overlay network may linger in the list fo
     [ -z "$left" ] && break
     sleep 1
 done
-if [ "$rc1" = 000 ] && [ -z "$left" ] && grep -q "10.70.0.12" "$T_TMP/down.err" && dk 1 volume inspect rcsw-unlabelled >/dev/null; then
-    ok "swarm: down --purge removes services, configs, secret, network and (per node) volumes; names the nodes to purge; unlabelled kept"
+if [ "$rc1" = 000 ] && [ -z "$left" ] && grep -q "10.70.0.1[23]" "$T_TMP/down.err" && dk 1 volume inspect rcsw-unlabelled >/dev/null; then
+    ok "swarm: down --purge removes services, configs (the manifest too), secret, network and (per node) volumes; names the nodes to purge; unlabelled kept"
 else
     not_ok "swarm: down --purge" "exits $rc1, left:$left" "$T_TMP/down.err" "$T_TMP/down2.err"
 fi

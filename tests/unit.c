@@ -1272,7 +1272,7 @@ static void test_manifest(void) {
            json_length(json_get(doc, "config")) == 1, "%s", man ? man : "");
     struct up_opts g;
     up_opts_defaults(&g);
-    int r = doc ? up_manifest_merge(&rc, &g, doc, "/d") : -1;
+    int r = doc ? up_manifest_merge(&rc, &g, doc, "/d/rcluster.json", "") : -1;
     CHECKF("manifest.merge-fills", r == 0 && g.nodes == 9 && g.replicas == 2 && g.node_timeout == 3000 && g.nconfigs == 1 &&
            !strcmp(g.configs[0], "maxmemory 1gb"), "r=%d nodes=%d err=%s", r, g.nodes, rc.err ? rc.err : "");
     free(g.configs);
@@ -1280,13 +1280,13 @@ static void test_manifest(void) {
     g.node_timeout = 5000;
     g.port = 7000;
     g.given = UPG_NODE_TIMEOUT | UPG_PORT;
-    r = doc ? up_manifest_merge(&rc, &g, doc, "/d") : 0;
+    r = doc ? up_manifest_merge(&rc, &g, doc, "/d/rcluster.json", "") : 0;
     CHECKF("manifest.merge-lists-every-difference", r < 0 && rc.err && strstr(rc.err, "--node-timeout: 3000 (recorded) -> 5000 (given)") &&
            strstr(rc.err, "--port: 6371 (recorded) -> 7000 (given)"), "%s", rc.err ? rc.err : "(accepted)");
     free(g.configs);
     up_opts_defaults(&g);
     rc.password = sdsnew("pw");
-    r = doc ? up_manifest_merge(&rc, &g, doc, "/d") : 0;
+    r = doc ? up_manifest_merge(&rc, &g, doc, "/d/rcluster.json", "") : 0;
     CHECKF("manifest.merge-refuses-new-password", r < 0 && rc.err && strstr(rc.err, "password: none (recorded) -> set (given)"), "%s", rc.err ? rc.err : "(accepted)");
     free(g.configs);
     json_free(doc);
@@ -1296,7 +1296,7 @@ static void test_manifest(void) {
     sdsfree(rc.password);
     rc.password = NULL;
     up_opts_defaults(&g);
-    r = doc ? up_manifest_merge(&rc, &g, doc, "/d") : 0;
+    r = doc ? up_manifest_merge(&rc, &g, doc, "/d/rcluster.json", "") : 0;
     CHECKF("manifest.merge-refuses-missing-password", r < 0 && rc.err && strstr(rc.err, "was made with a password"), "%s", rc.err ? rc.err : "(accepted)");
     CHECK("manifest.never-holds-password", man && !strstr(man, "\"pw\""));
     free(g.configs);
@@ -2029,7 +2029,7 @@ static void test_swarm(void) {
     o.name = "c";
     o.image = "rcsw-test/redis:local";
     struct swarm_host hosts[2] = { { "h1id", "10.70.0.11", "a", 1, 1 }, { "h2id", "10.70.0.12", "b", 1, 1 } };
-    struct swarm_node node = { 2, "c-2", 1, 7801, 17801, 0, 0, "" };
+    struct swarm_node node = { 2, "c-2", 1, 7801, 17801, 0, 0, "", 0, "", "" };
     struct swarm_plan p;
     memset(&p, 0, sizeof p);
     p.o = &o;
@@ -2071,11 +2071,73 @@ static void test_swarm(void) {
                                    docker_label(v, LABEL_CLUSTER));
     json_free(v);
     sdsfree(body);
-    body = swarm_blob_body("c", "c-1.conf", 1, "port 6379\n");
+    body = swarm_blob_body("c", "c-1.conf", 1, 0, "port 6379\n");
     v = body ? json_parse(body, sdslen(body), NULL) : NULL;
-    CHECK("swarm.config.body", v && !strcmp(json_string(json_get(v, "Data")), "cG9ydCA2Mzc5Cg==") && docker_label(v, LABEL_NODE));
+    CHECK("swarm.config.body", v && !strcmp(json_string(json_get(v, "Data")), "cG9ydCA2Mzc5Cg==") && docker_label(v, LABEL_NODE) &&
+                               !docker_label(v, LABEL_MANIFEST));
     json_free(v);
     sdsfree(body);
+    body = swarm_blob_body("c", "c-manifest-3", 0, 3, "{}");
+    v = body ? json_parse(body, sdslen(body), NULL) : NULL;
+    CHECK("swarm.manifest.body-generation", v && docker_label(v, LABEL_MANIFEST) && !strcmp(docker_label(v, LABEL_MANIFEST), "3") &&
+                                            docker_label(v, LABEL_CLUSTER));
+    json_free(v);
+    sdsfree(body);
+    for (size_t len = 0; len <= 7; len++) {   /* every padding case */
+        const char *text = &"port 6379\n"[10 - len];
+        sds enc = swarm_base64(sdsempty(), text, len), dec = enc ? swarm_unbase64(enc) : NULL;
+        CHECKF("swarm.base64.round-trip", dec && sdslen(dec) == len && !memcmp(dec, text, len), "len %zu: %s", len, enc ? enc : "");
+        sdsfree(enc);
+        sdsfree(dec);
+    }
+    CHECK("swarm.base64.bad-character", swarm_unbase64("cG9y!") == NULL);
+
+    /* The manifest: up's fields, swarm, the pinning, never the password. */
+    struct rc rc;
+    memset(&rc, 0, sizeof rc);
+    struct swarm_node mn[3] = { { .i = 1, .name = "c-1", .host = 0 }, { .i = 2, .name = "c-2", .host = 1 }, { .i = 3, .name = "c-3", .host = 1 } };
+    struct swarm_plan mp;
+    memset(&mp, 0, sizeof mp);
+    o.nodes = 3;
+    o.announce = SWARM_ANNOUNCE_HOST;
+    mp.o = &o;
+    mp.hosts = hosts;
+    mp.nhosts = 2;
+    mp.nodes = mn;
+    snprintf(mp.server, sizeof mp.server, "redis");
+    rc.password = sdsnew("s3cret-pw");
+    sds mt = swarm_manifest_render(&rc, &mp);
+    v = mt ? json_parse(mt, sdslen(mt), NULL) : NULL;
+    CHECKF("swarm.manifest.render", v && json_is_true(json_get(v, "swarm")) && json_is_true(json_get(v, "password")) &&
+           !strcmp(json_string(json_get(json_get(v, "pinned"), "c-2")), "h2id") && !strstr(mt, "s3cret") &&
+           !strcmp(json_string(json_get(v, "announce")), SWARM_ANNOUNCE_HOST), "%s", mt ? mt : "");
+    struct up_opts g2;
+    up_opts_defaults(&g2);
+    g2.announce = "container";
+    g2.given = UPG_ANNOUNCE;
+    struct swarm_manifest sm = { v, NULL, 2, "c-manifest-2" };
+    r = v ? swarm_manifest_merge(&rc, &g2, &sm) : 0;
+    CHECKF("swarm.manifest.merge-refuses", r < 0 && rc.err && strstr(rc.err, "--announce: swarm-node (recorded) -> container (given)") &&
+           strstr(rc.err, "Swarm config c-manifest-2") && strstr(rc.err, "rcluster up --swarm --name"), "%s", rc.err ? rc.err : "(accepted)");
+    free(g2.configs);
+    json_free(v);
+    sdsfree(mt);
+    sdsfree(rc.password);
+    sdsfree(rc.err);
+    rc.password = rc.err = NULL;
+
+    /* Re-homing: a replica goes to the least loaded live Swarm node other than its master's. */
+    struct swarm_host h3[3] = { { "a", "10.70.0.11", "a", 1, 1 }, { "b", "10.70.0.12", "b", 0, 1 }, { "c", "10.70.0.13", "c", 1, 1 } };
+    struct swarm_node rn[3] = { { .i = 1, .host = 0 }, { .i = 2, .host = 1 }, { .i = 3, .host = 2 } };
+    mp.hosts = h3;
+    mp.nhosts = 3;
+    mp.nodes = rn;
+    CHECK("swarm.rehome.off-the-master", swarm_pick_host(&mp, 0) == 2 && swarm_pick_host(&mp, 2) == 0);
+    CHECK("swarm.rehome.never-a-down-node", swarm_pick_host(&mp, -1) == 0);
+    h3[2].ready = 0;
+    CHECK("swarm.rehome.masters-node-when-alone", swarm_pick_host(&mp, 0) == 0);
+    h3[0].active = 0;
+    CHECK("swarm.rehome.none", swarm_pick_host(&mp, 0) == -1);
 
     int usable[3] = { 0, 1, 2 }, host_of[6];
     swarm_assign_hosts(6, usable, 3, host_of);
