@@ -4491,7 +4491,13 @@ static int engine_init(struct engine *e, struct rc *rc, const struct addr *a, in
     e->host_cores = form_host_cores(a, n);
     e->nodes = calloc((size_t)n, sizeof *e->nodes);
     e->spread = calloc((size_t)n * ENGINE_SPREAD_PER_NODE, sizeof *e->spread);
-    if (!e->nodes || !e->spread) return rc_fail_oom(rc);
+    if (!e->nodes || !e->spread) {
+        free(e->nodes);
+        free(e->spread);
+        e->nodes = NULL;
+        e->spread = NULL;
+        return rc_fail_oom(rc);
+    }
     e->n = n;
     for (int i = 0; i < n; i++) e->nodes[i].master_of = -1;
     return 0;
