@@ -1462,6 +1462,7 @@ struct docker_progress {
     sds last;              /* last status line printed, to avoid repeats */
     sds result;            /* last "status" or "stream" text (e.g. the imported image id) */
     int64_t last_ms;
+    int quiet;             /* keep the stream's status lines to ourselves */
 };
 
 static int docker_progress_line(void *ud, const char *line, size_t len) {
@@ -1484,7 +1485,7 @@ static int docker_progress_line(void *ud, const char *line, size_t len) {
         int64_t now = rc_now_ms();
         /* Byte counters change many times a second: print those at most every 2 s. */
         if (t && sdslen(t) && (!pr->last || strcmp(t, pr->last) != 0) && (!progress || now - pr->last_ms > 2000)) {
-            rc_progress(pr->rc, "%s%s%s", t, progress ? " " : "", progress ? progress : "");
+            if (!pr->quiet) rc_progress(pr->rc, "%s%s%s", t, progress ? " " : "", progress ? progress : "");
             pr->last_ms = now;
             sdsfree(pr->last);
             pr->last = t;
@@ -1503,7 +1504,7 @@ static int docker_progress_line(void *ud, const char *line, size_t len) {
  * With src, `length` body bytes of content_type are uploaded from it. On success
  * *result (if not NULL) gets the last status text. Idle limit: 5 minutes. */
 static int docker_stream(struct docker *d, const char *path, const char *content_type, http_body_source src,
-                         void *src_ud, uint64_t length, sds *result) {
+                         void *src_ud, uint64_t length, int quiet, sds *result) {
     struct rc *rc = d->rc;
     if (result) *result = NULL;
     if (rc->dry_run) { docker_print_request(d, "POST", path, src ? "<stream>" : NULL); return 0; }
@@ -1511,7 +1512,7 @@ static int docker_stream(struct docker *d, const char *path, const char *content
     if (docker_connect(d, &c) < 0) return -1;
     sds full = rc_sprintf("%s%s", d->prefix, path);
     sds req = full ? http_format_request("POST", full, d->host_header, src ? content_type : NULL, src ? (int64_t)length : 0) : NULL;
-    struct docker_progress pr = { rc, NULL, NULL, NULL, 0 };
+    struct docker_progress pr = { rc, NULL, NULL, NULL, 0, quiet };
     struct http_lines lines = { sdsempty(), docker_progress_line, &pr, 0 };
     struct http_parser p;
     http_parser_init(&p, UINT64_MAX, 0);
@@ -1667,7 +1668,7 @@ static int docker_image_pull(struct docker *d, const char *image) {
     if (docker_split_ref(image, &repo, &tag) < 0) return rc_fail_oom(d->rc);
     sds path = docker_urlencode(sdsnew("/images/create?fromImage="), repo);
     if (sdslen(tag)) path = docker_urlencode(rc_cat(path, "&tag="), tag);
-    int r = path ? docker_stream(d, path, NULL, NULL, NULL, 0, NULL) : rc_fail_oom(d->rc);
+    int r = path ? docker_stream(d, path, NULL, NULL, NULL, 0, 0, NULL) : rc_fail_oom(d->rc);
     sdsfree(path);
     sdsfree(repo);
     sdsfree(tag);
@@ -2488,16 +2489,20 @@ static sds slotmap_signature(const char **owner) {
     return s;
 }
 
+/* The view's slot map as slotmap_signature writes it, from an owner index per slot on
+ * the stack (called per node per poll round: no 128 KB allocation each time). */
 static sds cview_signature(const struct cview *v) {
-    const char **owner = calloc(CLUSTER_SLOTS, sizeof *owner);
-    if (!owner) return NULL;
+    int owner[CLUSTER_SLOTS];
+    for (int s = 0; s < CLUSTER_SLOTS; s++) owner[s] = -1;
     for (int i = 0; i < v->n; i++) {
         const struct nodeinfo *ni = &v->nodes[i];
         for (int r = 0; r < ni->nranges; r++)
-            for (int s = ni->ranges[r][0]; s <= ni->ranges[r][1]; s++) owner[s] = ni->id;
+            for (int s = ni->ranges[r][0]; s <= ni->ranges[r][1]; s++) owner[s] = i;
     }
-    sds sig = slotmap_signature(owner);
-    free(owner);
+    sds sig = sdsempty();
+    for (int slot = 0; sig && slot < CLUSTER_SLOTS; slot++)
+        if (slot == 0 || owner[slot] != owner[slot - 1])
+            sig = rc_catprintf(sig, "%d:%s,", slot, owner[slot] < 0 ? "-" : v->nodes[owner[slot]].id);
     return sig;
 }
 
@@ -2539,6 +2544,7 @@ struct snode {
     long long keys;         /* DBSIZE */
     long node_timeout;      /* cluster-node-timeout in ms, -1 when unknown */
     int no_failover;        /* cluster-replica-no-failover: 1 yes, 0 no, -1 unknown */
+    long diskless_delay;    /* repl-diskless-sync-delay, -1 unknown */
     char state[16];         /* cluster_state from CLUSTER INFO */
     char link[16];          /* master_link_status; "" on a master */
     long long repl_offset;  /* slave_repl_offset, -1 when unknown */
@@ -2711,7 +2717,7 @@ static int sess_drain_all(struct session *s, const char *what) {
 
 /* The questions every node answers when a session opens, in this order. */
 enum { PROBE_CLUSTER_ENABLED, PROBE_NODES, PROBE_DBSIZE, PROBE_NODE_TIMEOUT, PROBE_CLUSTER_INFO, PROBE_SERVER,
-       PROBE_REPLICATION, PROBE_NO_FAILOVER, PROBES };
+       PROBE_REPLICATION, PROBE_NO_FAILOVER, PROBE_DISKLESS_DELAY, PROBES };
 
 static int sess_probe_queue(struct session *s, struct snode *x) {
     struct rc *rc = s->rc;
@@ -2722,7 +2728,8 @@ static int sess_probe_queue(struct session *s, struct snode *x) {
         rconn_queue(rc, &x->c, "CLUSTER", "INFO", RESP_END) < 0 ||
         rconn_queue(rc, &x->c, "INFO", "server", RESP_END) < 0 ||
         rconn_queue(rc, &x->c, "INFO", "replication", RESP_END) < 0 ||
-        rconn_queue(rc, &x->c, "CONFIG", "GET", "cluster-replica-no-failover", RESP_END) < 0) return -1;
+        rconn_queue(rc, &x->c, "CONFIG", "GET", "cluster-replica-no-failover", RESP_END) < 0 ||
+        rconn_queue(rc, &x->c, "CONFIG", "GET", "repl-diskless-sync-delay", RESP_END) < 0) return -1;
     x->owed += PROBES;
     return rconn_flush(rc, &x->c, rc_now_ms() + rc->io_timeout_ms);
 }
@@ -2733,13 +2740,15 @@ static const char *resp_config_value(const struct resp *r) {
     return r && r->type == RESP_ARRAY && r->n == 2 && r->elem[1]->type == RESP_BULK ? r->elem[1]->str : NULL;
 }
 
-/* What INFO replication and the two CONFIG GETs say; none of it is required. */
+/* What INFO replication and the CONFIG GETs say; none of it is required. */
 static void snode_take_details(struct snode *x, struct resp **r) {
     long v;
     char buf[32];
     const char *nt = resp_config_value(r[PROBE_NODE_TIMEOUT]), *nf = resp_config_value(r[PROBE_NO_FAILOVER]);
     x->node_timeout = nt && rc_parse_int(nt, 0, LONG_MAX, &v) == 0 ? v : -1;
     x->no_failover = nf ? !strcmp(nf, "yes") : -1;
+    const char *dd = resp_config_value(r[PROBE_DISKLESS_DELAY]);
+    x->diskless_delay = dd && rc_parse_int(dd, 0, LONG_MAX, &v) == 0 ? v : -1;
     x->link[0] = 0;
     x->repl_offset = -1;
     if (r[PROBE_REPLICATION]->type == RESP_BULK) {
@@ -3093,16 +3102,18 @@ static int judge_replica_links(const struct session *s, struct findings *f) {
     return 0;
 }
 
-/* cluster-node-timeout 500 with cluster-replica-no-failover yes is what create sets
- * while forming: a formation whose restore failed (or was cut short) left them, and
- * the replicas of such a node will not fail over. A warning, for the first such node. */
+static int form_is_formation_timeout(long ms);
+
+/* A replica with cluster-replica-no-failover yes, repl-diskless-sync-delay 0 and one of
+ * the formation levels' cluster-node-timeouts is what create leaves when its restore
+ * failed (or was cut short): it will not fail over. A warning, for the first such node. */
 static int judge_formation_leftovers(const struct session *s, struct findings *f) {
     for (int i = 0; i < s->n; i++) {
         const struct snode *x = &s->nodes[i];
-        if (x->up && x->node_timeout == 500 && x->no_failover == 1)
-            return findings_add(f, FIND_FORMATION_LEFT, i, -1, 1, "%s:%d still carries rcluster's formation settings (cluster-node-timeout 500, "
-                                "cluster-replica-no-failover yes): its replicas will not fail over; set them back with CONFIG SET (or rcluster set-timeout)",
-                                x->ip, x->port);
+        if (x->up && x->no_failover == 1 && x->diskless_delay == 0 && form_is_formation_timeout(x->node_timeout))
+            return findings_add(f, FIND_FORMATION_LEFT, i, -1, 1, "%s:%d still carries rcluster's formation settings (cluster-node-timeout %ld, "
+                                "repl-diskless-sync-delay 0, cluster-replica-no-failover yes): it will not fail over; set them back with "
+                                "CONFIG SET (or rcluster set-timeout)", x->ip, x->port, x->node_timeout);
     }
     return 0;
 }
@@ -3512,8 +3523,9 @@ static int mover_run(struct session *s, struct move *mv, int n, const struct mov
  * quiet level; after ENGINE_CALM_MS without strain it speeds up a level again, but not
  * back to a level that showed strain twice. At the slow levels the nodes ping each
  * other too rarely to spread news soon (a node learns a peer's slots, role and
- * replication offset only from that peer's own messages), so rcluster has each node
- * MEET the nodes whose news of it is stale (engine_act_node). A NULL value at a level
+ * replication offset only from that peer's own messages), so a node whose news is stale
+ * gets a moment of short cluster-node-timeout: it pings its peers at once, and their
+ * answers carry their state (engine_queue_refresh). A NULL value at a level
  * means the node's original value. Replicas never fail over while forming
  * (cluster-replica-no-failover yes), whatever the level, so strain costs time, never
  * the layout. */
@@ -3529,8 +3541,10 @@ static const struct { const char *name, *value[ENGINE_LEVELS]; int replicas_only
 #define ENGINE_WAVE_LEVELS       2      /* MEET waves go out below this level only */
 #define ENGINE_FAST_PER_CORE     16     /* nodes per core the fastest level suits */
 #define ENGINE_CALM_PER_CORE     32     /* above this many per core: the quiet level */
-#define ENGINE_SPREAD_MS         4000   /* between spread MEETs to one node (engine_act_node) */
-#define ENGINE_SPREAD_PER_NODE   50     /* at most this many spread MEETs a round, per node */
+#define ENGINE_TIMEOUT_TUNABLE   0      /* engine_tunables index of cluster-node-timeout */
+#define ENGINE_REFRESH_TIMEOUT   "2000" /* a refreshing node pings every peer silent for half of it */
+#define ENGINE_REFRESH_HOLD_MS   250    /* ... for at least this long: two cluster crons */
+#define ENGINE_REFRESH_MS        2000   /* between refreshes of one node */
 #define ENGINE_SMALL_CLUSTER     24     /* one MEET wave; polled without extra pause */
 #define ENGINE_WAVE              24     /* nodes that MEET every other node per wave */
 #define ENGINE_WAVE_MS           100    /* between MEET waves, when not strained */
@@ -3540,6 +3554,15 @@ static const struct { const char *name, *value[ENGINE_LEVELS]; int replicas_only
 #define ENGINE_POLL_MS           20
 #define ENGINE_REMEET_MS         400
 #define ENGINE_DOWN_GRACE_MS     1500
+
+/* Whether ms is a cluster-node-timeout that formation sets (a level's, or a refresh's). */
+static int form_is_formation_timeout(long ms) {
+    char v[24];
+    snprintf(v, sizeof v, "%ld", ms);
+    for (int l = 0; l < ENGINE_LEVELS; l++)
+        if (!strcmp(v, engine_tunables[ENGINE_TIMEOUT_TUNABLE].value[l])) return 1;
+    return !strcmp(v, ENGINE_REFRESH_TIMEOUT);
+}
 
 struct engine_addr { sds host; int port; };
 
@@ -3559,7 +3582,8 @@ struct enode {
     int acks_after;         /* the same, queued after the REPLICATE whose reply is owed */
     int healthy;
     int64_t last_meet, down_since;
-    int64_t last_spread;    /* replicas last told to MEET this node (engine_act_node) */
+    int64_t last_refresh;   /* its last refresh (engine_queue_refresh) */
+    int64_t refresh_until;  /* while refreshing: when its level's timeout goes back */
     sds why;                /* what this node still lacks, for the diagnosis */
     struct resp *slots;     /* its latest CLUSTER SLOTS answer */
 };
@@ -3573,8 +3597,6 @@ struct engine {
     int *masters;           /* master indexes in slot order */
     sds plan_sig;           /* expected slot map signature */
     int host_cores;         /* cores of the one host all nodes run on, 0 when not known */
-    struct { int from, to; } *spread; /* replica MEETs to send after this poll round */
-    int nspread;
     sds abandon_note;       /* what a second Ctrl-C leaves behind (see rc_on_signal) */
     int level;              /* formation speed level (see engine_tunables) */
     int floor;              /* lowest level it may speed up to again */
@@ -3592,7 +3614,6 @@ static void engine_free(struct engine *e) {
     }
     free(e->nodes);
     free(e->masters);
-    free(e->spread);
     sess_free(&e->s);
     sdsfree(e->plan_sig);
     rc_set_abandon_note(NULL);
@@ -4100,14 +4121,14 @@ struct form_need {
     int replicate;          /* a replica that can be told its master now */
     int nudge;              /* its master's replication offset must move */
     int lost;               /* the plan cannot be reached any more (why says how) */
-    int *spread, nspread;   /* nodes it has stale news of: they should MEET it */
+    int *stale, nstale;     /* planned nodes it has stale news of: it needs a refresh */
     sds why;
 };
 
-/* Note replica j as one that should MEET the judged node; -1 on OOM. */
-static int need_spread(const struct engine *e, struct form_need *nd, int j) {
-    if (!nd->spread && !(nd->spread = calloc((size_t)e->n, sizeof *nd->spread))) return -1;
-    nd->spread[nd->nspread++] = j;
+/* Note node j as one the judged node has stale news of; -1 on OOM. */
+static int need_stale(const struct engine *e, struct form_need *nd, int j) {
+    if (!nd->stale && !(nd->stale = calloc((size_t)e->n, sizeof *nd->stale))) return -1;
+    nd->stale[nd->nstale++] = j;
     return 0;
 }
 
@@ -4129,7 +4150,7 @@ static int engine_judge_stale(const struct engine *e, int idx, struct form_need 
         const struct snode *so = &e->s.nodes[j];
         if (j == idx || !so->me || (o->master_of >= 0 && (!o->replicated || o->replicate_owed))) continue;
         const struct nodeinfo *ni = cview_find((struct cview *)&e->s.nodes[idx].view, so->id);
-        if (ni && !nodeinfo_current(ni, so->me) && need_spread(e, nd, j) < 0) return -1;
+        if (ni && !nodeinfo_current(ni, so->me) && need_stale(e, nd, j) < 0) return -1;
     }
     return 0;
 }
@@ -4153,7 +4174,7 @@ static int engine_judge_unlisted(const struct engine *e, int idx, struct form_ne
         for (int j = 0; j < e->n; j++) {
             const struct enode *r = &e->nodes[j];
             if (j == idx || r->master_of < 0 || e->nodes[r->master_of].slot_lo != ent->elem[0]->integer) continue;
-            if (e->s.nodes[j].repl_offset > 0 && !slots_entry_lists(ent, e->s.nodes[j].id) && need_spread(e, nd, j) < 0) return -1;
+            if (e->s.nodes[j].repl_offset > 0 && !slots_entry_lists(ent, e->s.nodes[j].id) && need_stale(e, nd, j) < 0) return -1;
         }
     }
     return 0;
@@ -4259,8 +4280,40 @@ static int engine_nudge_master(struct engine *e, struct enode *m) {
     return 0;
 }
 
+/* Refresh node x's news of its peers: at the slow levels a node hears a peer's slots,
+ * role and replication offset only every cluster-node-timeout/2, from that peer's own
+ * messages. A short cluster-node-timeout makes x ping every peer it has not heard from
+ * for half of it at its next cron, and each PONG carries the peer's state; the level's
+ * timeout goes back (engine_end_refreshes) long before the short one could flag a slow
+ * peer. Not more often than ENGINE_REFRESH_MS a node. */
+static int engine_queue_refresh(struct engine *e, struct enode *x) {
+    int k = ENGINE_TIMEOUT_TUNABLE;
+    if (x->refresh_until || !x->orig[k] || !x->tuned[k] || rc_now_ms() - x->last_refresh < ENGINE_REFRESH_MS) return 0;
+    if (sess_queue(&e->s, engine_snode(e, x), "CONFIG", "SET", engine_tunables[k].name, ENGINE_REFRESH_TIMEOUT, RESP_END) < 0) return -1;
+    engine_owe_acks(x, 1);
+    x->tuned[k] = ENGINE_REFRESH_TIMEOUT;
+    x->last_refresh = rc_now_ms();
+    x->refresh_until = x->last_refresh + ENGINE_REFRESH_HOLD_MS;
+    if (e->rc->verbose) rc_progress(e->rc, "refreshing %s's news of its peers", engine_snode(e, x)->c.name);
+    return 0;
+}
+
+/* Put the level's cluster-node-timeout back on every node whose refresh has run. */
+static int engine_end_refreshes(struct engine *e, int64_t now) {
+    for (int i = 0; i < e->n; i++) {
+        struct enode *x = &e->nodes[i];
+        if (!x->refresh_until || now < x->refresh_until || !e->s.nodes[i].up) continue;
+        x->refresh_until = 0;
+        int q = engine_queue_level(e, x, e->level);
+        if (q < 0) return -1;
+        engine_owe_acks(x, q);
+    }
+    return 0;
+}
+
 /* Act on what the judge found: MEET the peers it has never heard of (not more often
- * than ENGINE_REMEET_MS), tell a replica its master, move a master's offset. The
+ * than ENGINE_REMEET_MS), refresh its stale news, tell a replica its master, move a
+ * master's offset. The
  * node's health and why are kept for the diagnosis and for engine_adapt. */
 static int engine_act_node(struct engine *e, int idx, struct form_need *nd) {
     struct enode *x = &e->nodes[idx];
@@ -4273,14 +4326,7 @@ static int engine_act_node(struct engine *e, int idx, struct form_need *nd) {
     if (nd->meet && rc_now_ms() - x->last_meet > (int64_t)ENGINE_REMEET_MS * (e->n > ENGINE_SMALL_CLUSTER ? 5 : 1))
         for (int j = 0; j < e->n; j++)
             if (j != idx && !cview_find(&sx->view, e->s.nodes[j].id) && engine_queue_meet(e, x, &e->nodes[j]) < 0) return -1;
-    /* Sent after the round (engine_send_spread): the replicas' own answers may still be owed. */
-    if (nd->nspread && e->level >= ENGINE_WAVE_LEVELS && rc_now_ms() - x->last_spread >= ENGINE_SPREAD_MS) {
-        x->last_spread = rc_now_ms();
-        for (int k = 0; k < nd->nspread && e->nspread < e->n * ENGINE_SPREAD_PER_NODE; k++) {
-            e->spread[e->nspread].from = nd->spread[k];
-            e->spread[e->nspread++].to = idx;
-        }
-    }
+    if (nd->nstale && e->level >= ENGINE_WAVE_LEVELS && engine_queue_refresh(e, x) < 0) return -1;
     /* Pipelined like everything else: a busy node must not stall the whole round. */
     if (nd->replicate) {
         if (act_replicate(&e->s, sx, e->s.nodes[x->master_of].id) < 0) return -1;
@@ -4340,7 +4386,7 @@ static int engine_poll_read(struct engine *e, int idx) {
         if (engine_take_poll(e, idx, r) == 0) {
             ret = engine_judge_node(e, idx, &nd) < 0 ? rc_fail_oom(e->rc) : engine_act_node(e, idx, &nd);
             sdsfree(nd.why);
-            free(nd.spread);
+            free(nd.stale);
         }
     } else ret = engine_mark_down(e, idx);
     for (k = 0; k < 4; k++) resp_free(r[k]);
@@ -4355,20 +4401,12 @@ static sds engine_diagnosis(struct engine *e) {
     return s;
 }
 
-/* Send the replica MEETs the round's judges asked for. */
-static int engine_send_spread(struct engine *e) {
-    for (int k = 0; k < e->nspread; k++)
-        if (engine_queue_meet(e, &e->nodes[e->spread[k].from], &e->nodes[e->spread[k].to]) < 0) return -1;
-    if (e->nspread && e->rc->verbose) rc_progress(e->rc, "%d MEET(s) to nodes with stale news of the sender", e->nspread);
-    e->nspread = 0;
-    return 0;
-}
-
 static int engine_wait_healthy(struct engine *e, int64_t deadline) {
     struct rc *rc = e->rc;
     int64_t last_report = rc_now_ms();
     for (;;) {
         int64_t round = rc_now_ms();
+        if (engine_end_refreshes(e, round) < 0) return -1;
         for (int i = 0; i < e->n; i++)
             if (engine_poll_queue(e, &e->nodes[i]) < 0 && engine_mark_down(e, i) < 0) return -1;
         int healthy = 0;
@@ -4378,7 +4416,7 @@ static int engine_wait_healthy(struct engine *e, int64_t deadline) {
             healthy += e->nodes[i].healthy;
         }
         if (healthy == e->n) return 0;
-        if (engine_send_spread(e) < 0 || engine_adapt(e, rc_now_ms() - round) < 0) return -1;
+        if (engine_adapt(e, rc_now_ms() - round) < 0) return -1;
         if (e->meet_next < e->n && e->level < ENGINE_WAVE_LEVELS && rc_now_ms() - e->last_wave >= ENGINE_WAVE_MS) {
             if (engine_queue_wave(e) < 0) return -1;
             if (rc->verbose) rc_progress(rc, "MEET wave: nodes up to %d of %d", e->meet_next, e->n);
@@ -4490,14 +4528,7 @@ static int engine_init(struct engine *e, struct rc *rc, const struct addr *a, in
     e->addrs = a;
     e->host_cores = form_host_cores(a, n);
     e->nodes = calloc((size_t)n, sizeof *e->nodes);
-    e->spread = calloc((size_t)n * ENGINE_SPREAD_PER_NODE, sizeof *e->spread);
-    if (!e->nodes || !e->spread) {
-        free(e->nodes);
-        free(e->spread);
-        e->nodes = NULL;
-        e->spread = NULL;
-        return rc_fail_oom(rc);
-    }
+    if (!e->nodes) return rc_fail_oom(rc);
     e->n = n;
     for (int i = 0; i < n; i++) e->nodes[i].master_of = -1;
     return 0;
@@ -7472,10 +7503,7 @@ static int up_ensure_image(struct docker *d, struct up_plan *p) {
     rc_progress(rc, "No %s from a registry (%s): building %s from this host's %s instead", image, rc->err ? rc->err : "?",
                 p->local_image, binary);
     sds id = NULL;
-    int quiet = rc->quiet;
-    rc->quiet = 1;   /* the import's own progress too: one line says it all */
-    r = image_make(rc, d, binary, p->local_image, 1, &id);
-    rc->quiet = quiet;
+    r = image_make(rc, d, binary, p->local_image, 1, &id);   /* quiet: the line above says it all */
     sdsfree(id);
     sdsfree(binary);
     if (r < 0) return rc_wrap(rc, "image %s could not be pulled, nor %s built", image, p->local_image);
@@ -9513,7 +9541,7 @@ static sds image_find_server(const char *from) {
 /* Import BINARY (a redis-server or valkey-server) and its libraries as image TAG.
  * Podman's import ignores the tag parameter, so the tag travels inside repo=, which
  * the Engine API allows and Docker honours too. *id gets the new image id (caller
- * frees; NULL in --dry-run). With quiet, no progress line. */
+ * frees; NULL in --dry-run). With quiet, no progress lines, the import's own included. */
 static int image_make(struct rc *rc, struct docker *d, const char *binary, const char *tag, int quiet, sds *id) {
     const char *server = image_server_of(binary);
     struct image_files f = { 0 };
@@ -9539,7 +9567,7 @@ static int image_make(struct rc *rc, struct docker *d, const char *binary, const
         sdsfree(env_ld);
         sdsfree(cmd);
         struct tar_stream ts = { &f, 0, 0, 0, { 0 }, 0, 0, -1, 0 };
-        ret = path ? docker_stream(d, path, "application/x-tar", tar_source, &ts, tar_total_size(&f), id) : rc_fail_oom(rc);
+        ret = path ? docker_stream(d, path, "application/x-tar", tar_source, &ts, tar_total_size(&f), quiet, id) : rc_fail_oom(rc);
         if (ts.fd >= 0) close(ts.fd);
     }
     image_files_free(&f);
@@ -9587,7 +9615,7 @@ static int image_load(struct rc *rc, struct docker *d, const char *file) {
     if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) { close(fd); return rc_fail(rc, "%s: not a regular file", file); }
     rc_progress(rc, "Loading %s (%.1f MB)", file, (double)st.st_size / 1e6);
     sds result = NULL;
-    int ret = docker_stream(d, "/images/load?quiet=0", "application/x-tar", image_file_source, &fd, (uint64_t)st.st_size, &result);
+    int ret = docker_stream(d, "/images/load?quiet=0", "application/x-tar", image_file_source, &fd, (uint64_t)st.st_size, 0, &result);
     close(fd);
     if (ret == 0 && !rc->dry_run) printf("%s\n", result ? result : "loaded");
     sdsfree(result);

@@ -155,12 +155,17 @@ t_check_healthy() {
     # formation settings left on a node (a restore that failed) are warned about
     name="check: warns about a node that still carries the formation settings, and about differing timeouts"
     why=""
-    local tmo nf
+    local tmo nf dd
     tmo=$(rcli 7004 config get cluster-node-timeout | tail -1); nf=$(rcli 7004 config get cluster-replica-no-failover | tail -1)
-    rcli 7004 config set cluster-node-timeout 500 >/dev/null; rcli 7004 config set cluster-replica-no-failover yes >/dev/null
+    dd=$(rcli 7004 config get repl-diskless-sync-delay | tail -1)
+    rcli 7004 config set cluster-node-timeout 15000 >/dev/null; rcli 7004 config set cluster-replica-no-failover yes >/dev/null
+    run_rc "$L/chkf0" 30 -- check 127.0.0.1:7000   # a user's own choice: no formation warning
+    rcli 7004 config set repl-diskless-sync-delay 0 >/dev/null
     run_rc "$L/chkf" 30 -- check 127.0.0.1:7000
     rcli 7004 config set cluster-node-timeout "$tmo" >/dev/null; rcli 7004 config set cluster-replica-no-failover "$nf" >/dev/null
-    contains "$L/chkf.err" "127.0.0.1:7004 still carries rcluster's formation settings" || why+="no formation-settings warning; "
+    rcli 7004 config set repl-diskless-sync-delay "$dd" >/dev/null
+    contains "$L/chkf.err" "127.0.0.1:7004 still carries rcluster's formation settings (cluster-node-timeout 15000" || why+="no formation-settings warning; "
+    ! grep -q "formation settings" "$L/chkf0.err" || why+="warned about a node with the user's own repl-diskless-sync-delay; "
     contains "$L/chkf.err" "disagree on cluster-node-timeout" || why+="no node-timeout warning; "
     if [ -z "$why" ]; then ok "$name"; else not_ok "$name" "$why" "$L/chkf.err"; fi
 }

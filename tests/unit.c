@@ -1836,9 +1836,19 @@ static void test_check_judges(void) {
     findings_free(&f);
     s.nodes[2].node_timeout = 500;
     s.nodes[2].no_failover = 1;
+    s.nodes[2].diskless_delay = 5;
+    judge_formation_leftovers(&s, &f);
+    CHECK("judge.leftovers.user-choice", f.n == 0);
+    findings_free(&f);
+    s.nodes[2].diskless_delay = 0;
     judge_formation_leftovers(&s, &f);
     CHECKF("judge.leftovers", f.n == 1 && f.v[0].warn && f.v[0].kind == FIND_FORMATION_LEFT && strstr(f.v[0].text, "127.0.0.1:7102"), "%d", f.n);
     findings_free(&f);
+    s.nodes[2].node_timeout = 15000;   /* the quiet level's */
+    judge_formation_leftovers(&s, &f);
+    CHECKF("judge.leftovers.quiet-level", f.n == 1 && strstr(f.v[0].text, "cluster-node-timeout 15000"), "%d", f.n);
+    findings_free(&f);
+    s.nodes[2].node_timeout = 500;
     judge_health(&s, &f);
     int problems = 0;
     for (int i = 0; i < f.n; i++) problems += !f.v[i].warn;
@@ -1948,16 +1958,16 @@ static void test_form_judge(void) {
     resp_parse(no_r1, strlen(no_r1), &used, &e.nodes[0].slots, &why);
     engine_judge_node(&e, 0, &nd);
     CHECKF("form.judge.slots-incomplete", e.nodes[0].slots && !nd.healthy && nd.why && strstr(nd.why, "CLUSTER SLOTS"), "why %s", nd.why ? nd.why : "");
-    CHECKF("form.judge.unlisted-no-offset", nd.nspread == 0, "nspread %d", nd.nspread);
+    CHECKF("form.judge.unlisted-no-offset", nd.nstale == 0, "nspread %d", nd.nstale);
     sdsfree(nd.why);
-    free(nd.spread);
-    /* Once R1 has an offset, the node that leaves it out should hear from R1 itself. */
+    free(nd.stale);
+    /* Once R1 has an offset, the node that leaves it out has stale news of R1. */
     e.s.nodes[3].repl_offset = 7;
     engine_judge_node(&e, 0, &nd);
-    CHECKF("form.judge.unlisted-spread", nd.nspread == 1 && nd.spread[0] == 3, "nspread %d", nd.nspread);
+    CHECKF("form.judge.unlisted-stale", nd.nstale == 1 && nd.stale[0] == 3, "nspread %d", nd.nstale);
     sdsfree(nd.why);
-    free(nd.spread);
-    /* M2 does not see M3's slots yet, M3 says it has them: stale news, M3 should MEET M2. */
+    free(nd.stale);
+    /* M2 does not see M3's slots yet, M3 says it has them: M2 has stale news of M3. */
     char stale[1200] = "";
     for (int i = 0; i < 4; i++) {
         char line[300];
@@ -1971,14 +1981,32 @@ static void test_form_judge(void) {
     form_view(&e.s.nodes[2].view, 2, -1, -1, "", "");
     e.s.nodes[2].me = cview_myself(&e.s.nodes[2].view);
     engine_judge_node(&e, 1, &nd);
-    CHECKF("form.judge.stale-slots", !nd.healthy && nd.nspread == 1 && nd.spread[0] == 2, "nspread %d why %s", nd.nspread, nd.why ? nd.why : "");
+    CHECKF("form.judge.stale-slots", !nd.healthy && nd.nstale == 1 && nd.stale[0] == 2, "nspread %d why %s", nd.nstale, nd.why ? nd.why : "");
     sdsfree(nd.why);
-    free(nd.spread);
+    free(nd.stale);
     e.s.nodes[2].me = NULL;
     snprintf(e.s.nodes[0].state, sizeof e.s.nodes[0].state, "fail");
     engine_judge_node(&e, 0, &nd);
     CHECKF("form.judge.state", !nd.healthy && nd.why && strstr(nd.why, "cluster_state:fail"), "why %s", nd.why ? nd.why : "");
     sdsfree(nd.why);
+    /* A refresh: a short cluster-node-timeout now, the level's back once it has run,
+     * and no second one within ENGINE_REFRESH_MS. */
+    struct enode *x = &e.nodes[1];
+    struct snode *sx = &e.s.nodes[1];
+    e.level = ENGINE_LEVELS - 1;
+    x->orig[ENGINE_TIMEOUT_TUNABLE] = sdsnew("5000");
+    x->tuned[ENGINE_TIMEOUT_TUNABLE] = engine_tunables[ENGINE_TIMEOUT_TUNABLE].value[e.level];
+    int rq = engine_queue_refresh(&e, x);
+    CHECKF("form.refresh.short-timeout", rq == 0 && sx->c.wbuf && strstr(sx->c.wbuf, "cluster-node-timeout\r\n$4\r\n" ENGINE_REFRESH_TIMEOUT)
+           && x->acks == 1 && x->refresh_until > 0, "wbuf %s acks %d", sx->c.wbuf ? sx->c.wbuf : "", x->acks);
+    sdsclear(sx->c.wbuf);
+    engine_queue_refresh(&e, x);
+    CHECK("form.refresh.not-twice", sdslen(sx->c.wbuf) == 0 && x->acks == 1);
+    engine_end_refreshes(&e, x->refresh_until - 1);
+    CHECK("form.refresh.held", sdslen(sx->c.wbuf) == 0);
+    engine_end_refreshes(&e, x->refresh_until);
+    CHECKF("form.refresh.level-back", strstr(sx->c.wbuf, "cluster-node-timeout\r\n$5\r\n15000") && x->acks == 2 && !x->refresh_until,
+           "wbuf %s acks %d", sx->c.wbuf, x->acks);
     engine_free(&e);
 }
 
