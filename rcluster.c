@@ -3179,6 +3179,42 @@ static int act_meet(struct session *s, struct snode *x, const char *ip, int port
     return sess_queue(s, x, "CLUSTER", "MEET", ip, p, RESP_END);
 }
 
+/* cluster-replica-no-failover yes on node x, so that a node still joining cannot take
+ * over its master's slots; its old value goes to was (for release_no_failover). */
+static int sess_hold_no_failover(struct session *s, struct snode *x, char was[8]) {
+    struct resp *old = NULL, *set = NULL;
+    int ret = -1;
+    if (sess_queue(s, x, "CONFIG", "GET", "cluster-replica-no-failover", RESP_END) < 0 ||
+        sess_queue(s, x, "CONFIG", "SET", "cluster-replica-no-failover", "yes", RESP_END) < 0 || sess_flush_all(s) < 0 ||
+        !(old = sess_reply(s, x, 0)) || !(set = sess_reply(s, x, 0))) goto out;
+    if (set->type == RESP_ERROR) { rc_fail(s->rc, "%s:%d: CONFIG SET cluster-replica-no-failover yes: %s", x->ip, x->port, set->str); goto out; }
+    const char *v = resp_config_value(old);
+    snprintf(was, 8, "%s", v ? v : "no");
+    ret = 0;
+out:
+    resp_free(old);
+    resp_free(set);
+    return ret;
+}
+
+/* Every exit path: give node ip:port (called name) its own cluster-replica-no-failover
+ * back, on a connection of its own (the session may be broken by then); a failure is a
+ * warning. Keeps rc->err. */
+static void release_no_failover(struct rc *rc, const char *ip, int port, const char *name, const char *was) {
+    sds saved = rc->err ? sdsdup(rc->err) : NULL;
+    int kind = rc->err_kind;
+    struct rconn c;
+    struct resp *rep = NULL;
+    if (rconn_open(rc, &c, ip, port) == 0)
+        rep = rconn_call(rc, &c, "CONFIG SET", "CONFIG", "SET", "cluster-replica-no-failover", was, RESP_END);
+    if (!rep || rep->type == RESP_ERROR)
+        rc_warn(rc, "%s: could not restore cluster-replica-no-failover %s: %s (it returns at its next restart)", name, was,
+                rep ? rep->str : rc->err);
+    resp_free(rep);
+    rconn_free(&c);
+    if (saved) { sdsfree(rc->err); rc->err = saved; rc->err_kind = kind; }
+}
+
 /* Slots lo-hi in one command: ADDSLOTSRANGE from Redis 7 on, else ADDSLOTS with each
  * slot (callers keep hi - lo below ADDSLOTS_BATCH then). */
 #define ADDSLOTS_BATCH 1000
@@ -5878,7 +5914,8 @@ static void usage_add_node(FILE *f) {
           "\n"
           "Add the running, empty, cluster-enabled node NEW to the cluster ADDR belongs to\n"
           "(like redis-cli --cluster add-node). As --replica it replicates --master-id, or the\n"
-          "master with the fewest replicas (preferring another host). Returns once every node\n"
+          "master with the fewest replicas (preferring another host), holding\n"
+          "cluster-replica-no-failover yes on it while it joins. Returns once every node\n"
           "knows NEW and, for a replica, its link is up and CLUSTER SLOTS lists it.\n"
           "Aliases: --cluster-slave, --cluster-replica, --cluster-master-id.\n", f);
 }
@@ -5899,6 +5936,7 @@ static int cmd_add_node(struct rc *rc, int argc, char **argv) {
     struct session s;
     struct addr na;
     int ret = -1, master = -1;
+    char nofail_was[8] = "", held[300] = "";
     memset(&s, 0, sizeof s);
     if (addr_parse(rc, argv[optind], &na) < 0 || day2_open(rc, &s, argv[optind + 1]) < 0) goto out;
     if (day2_preflight(&s, 0, -1) < 0) goto out;
@@ -5914,6 +5952,12 @@ static int cmd_add_node(struct rc *rc, int argc, char **argv) {
     else rc_progress(rc, "Plan: add %s:%d as an empty master (move slots to it with rebalance --use-empty-masters or reshard)", x->ip, x->port);
     s.dry = o.dry_run;
     if (!o.dry_run && rc_confirm(rc, "Add this node?") < 0) goto out;
+    /* A joining replica must not fail over while it forms (its own value comes back at the end). */
+    if (master >= 0 && o.dry_run && sess_queue(&s, x, "CONFIG", "SET", "cluster-replica-no-failover", "yes", RESP_END) < 0) goto out;
+    if (master >= 0 && !o.dry_run) {
+        if (sess_hold_no_failover(&s, x, nofail_was) < 0) goto out;
+        snprintf(held, sizeof held, "%s:%d", na.ip, na.port);
+    }
     if (act_meet(&s, x, sd->ip, sd->port, sd->bus) < 0 || sess_drain_all(&s, "CLUSTER MEET") < 0) goto out;
     if (o.dry_run) {
         if (master >= 0) act_replicate(&s, x, s.nodes[master].id);
@@ -5927,6 +5971,7 @@ static int cmd_add_node(struct rc *rc, int argc, char **argv) {
     else printf("add-node: %s:%d (%.40s) joined as %s\n", x->ip, x->port, x->id, master >= 0 ? "a replica" : "an empty master");
     ret = 0;
 out:
+    if (held[0]) release_no_failover(rc, na.ip, na.port, held, nofail_was);
     sess_free(&s);
     return ret;
 }
@@ -8709,44 +8754,19 @@ static void scale_print_plan(struct scale_run *r) {
 
 /* cluster-replica-no-failover yes on node k (its old value kept for the restore). */
 static int scale_hold_failover(struct scale_run *r, int k) {
-    struct session *s = &r->s;
-    struct snode *x = &s->nodes[r->sidx[k]];
     for (int j = 0; j < r->nnofail; j++) if (r->nofail[j] == k + 1) return 0;
-    struct resp *old = NULL, *set = NULL;
-    int ret = -1;
-    if (sess_queue(s, x, "CONFIG", "GET", "cluster-replica-no-failover", RESP_END) < 0 ||
-        sess_queue(s, x, "CONFIG", "SET", "cluster-replica-no-failover", "yes", RESP_END) < 0 || sess_flush_all(s) < 0 ||
-        !(old = sess_reply(s, x, 0)) || !(set = sess_reply(s, x, 0))) goto out;
-    if (set->type == RESP_ERROR) { rc_fail(r->rc, "%s:%d: CONFIG SET cluster-replica-no-failover yes: %s", x->ip, x->port, set->str); goto out; }
-    r->nofail[r->nnofail] = k + 1;
-    snprintf(r->nofail_was[r->nnofail++], 8, "%s", old->type == RESP_ARRAY && old->n == 2 && old->elem[1]->type == RESP_BULK ? old->elem[1]->str : "no");
-    ret = 0;
-out:
-    resp_free(old);
-    resp_free(set);
-    return ret;
+    if (sess_hold_no_failover(&r->s, &r->s.nodes[r->sidx[k]], r->nofail_was[r->nnofail]) < 0) return -1;
+    r->nofail[r->nnofail++] = k + 1;
+    return 0;
 }
 
-/* Every exit path: give back each node its own cluster-replica-no-failover, on its own
- * connection (the session may be broken by then). Keeps rc->err. */
+/* Every exit path: give back each node its own cluster-replica-no-failover. */
 static void scale_release_failover(struct scale_run *r) {
-    struct rc *rc = r->rc;
-    sds saved = rc->err ? sdsdup(rc->err) : NULL;
-    int kind = rc->err_kind;
     for (int j = 0; r->nofail && j < r->nnofail; j++) {
         int k = r->nofail[j] - 1;
-        struct rconn c;
-        struct resp *rep = NULL;
-        if (rconn_open(rc, &c, r->reach[k].ip, r->reach[k].port) == 0)
-            rep = rconn_call(rc, &c, "CONFIG SET", "CONFIG", "SET", "cluster-replica-no-failover", r->nofail_was[j], RESP_END);
-        if (!rep || rep->type == RESP_ERROR)
-            rc_warn(rc, "%s: could not restore cluster-replica-no-failover %s: %s (it returns at its next restart)", r->names[k],
-                    r->nofail_was[j], rep ? rep->str : rc->err);
-        resp_free(rep);
-        rconn_free(&c);
+        release_no_failover(r->rc, r->reach[k].ip, r->reach[k].port, r->names[k], r->nofail_was[j]);
     }
     r->nnofail = 0;
-    if (saved) { sdsfree(rc->err); rc->err = saved; rc->err_kind = kind; }
 }
 
 /* The todo nodes of 1..want that are not members yet (running, empty) meet the cluster

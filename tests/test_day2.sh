@@ -164,9 +164,20 @@ core() {
         not_ok "$SNAME: del-node: no node lists it and it was reset" "$(rcli 7100 cluster nodes | grep -c "$id3") node line(s) left; it knows $(rcli 7103 cluster nodes | grep -c .) node(s)"
     else ok "$SNAME: del-node: no node lists it and it was CLUSTER RESET"; fi
 
-    step "add-node --replica (fewest replicas)" 7100 -- add-node 127.0.0.1:7104 127.0.0.1:7100 --cluster-slave --yes || return
+    # the joining replica holds cluster-replica-no-failover yes while it forms, then gets its own value back
+    # (MONITOR does not show CONFIG: sample the value while the node joins)
+    ( while :; do rcli 7104 config get cluster-replica-no-failover | tail -1; sleep 0.02; done ) > "$L/mon7104-$SNAME.log" & local mon=$!
+    step "add-node --replica (fewest replicas)" 7100 -- add-node 127.0.0.1:7104 127.0.0.1:7100 --cluster-slave --yes || { kill $mon; return; }
+    kill $mon 2>/dev/null; wait $mon 2>/dev/null
     if rcli 7104 info replication | grep -q 'master_link_status:up'; then ok "$SNAME: add-node --replica: link up when it returns"
     else not_ok "$SNAME: add-node --replica: link up when it returns" "$(rcli 7104 info replication | grep -m1 link)"; fi
+    local held back
+    held=$(grep -n '^yes' "$L/mon7104-$SNAME.log" | head -1 | cut -d: -f1)
+    back=$(grep -n '^no' "$L/mon7104-$SNAME.log" | tail -1 | cut -d: -f1)
+    if [ -n "$held" ] && [ -n "$back" ] && [ "$held" -lt "$back" ] && grep -q '^no' <(rcli 7104 config get cluster-replica-no-failover | tail -1); then
+        ok "$SNAME: add-node --replica: cluster-replica-no-failover yes while it joined, its own value (no) back after"
+    else not_ok "$SNAME: add-node --replica: cluster-replica-no-failover held while joining, restored after" \
+        "set yes at line '${held}', back to no at line '${back}', now $(rcli 7104 config get cluster-replica-no-failover | tail -1)" "$L/mon7104-$SNAME.log"; fi
     core_refusals
     step "del-node of a replica" 7100 -- del-node 127.0.0.1:7100 127.0.0.1:7104 --yes || return
     step "add-node --replica --master-id" 7100 -- add-node 127.0.0.1:7105 127.0.0.1:7100 --replica --master-id "$(id_of 7101)" --yes || return
