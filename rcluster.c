@@ -3581,6 +3581,7 @@ static const struct { const char *name, *value[ENGINE_LEVELS]; int replicas_only
 #define ENGINE_REFRESH_TIMEOUT   "2000" /* a refreshing node pings every peer silent for half of it */
 #define ENGINE_REFRESH_HOLD_MS   250    /* ... for at least this long: two cluster crons */
 #define ENGINE_REFRESH_MS        2000   /* between refreshes of one node */
+#define ENGINE_REFRESH_ROUND_MS  1000   /* no refresh after a poll round this slow (busy nodes) */
 #define ENGINE_SMALL_CLUSTER     24     /* one MEET wave; polled without extra pause */
 #define ENGINE_WAVE              24     /* nodes that MEET every other node per wave */
 #define ENGINE_WAVE_MS           100    /* between MEET waves, when not strained */
@@ -3639,6 +3640,7 @@ struct engine {
     int strained[ENGINE_LEVELS];  /* how often each level showed strain */
     int meet_next;          /* first node whose MEET wave is still to be sent */
     int64_t last_wave, last_strain, level_since;
+    int64_t last_round_ms;  /* how long the latest poll round took */
 };
 
 static void engine_free(struct engine *e) {
@@ -4321,10 +4323,12 @@ static int engine_nudge_master(struct engine *e, struct enode *m) {
  * messages. A short cluster-node-timeout makes x ping every peer it has not heard from
  * for half of it at its next cron, and each PONG carries the peer's state; the level's
  * timeout goes back (engine_end_refreshes) long before the short one could flag a slow
- * peer. Not more often than ENGINE_REFRESH_MS a node. */
+ * peer. Not more often than ENGINE_REFRESH_MS a node, and not while poll rounds are slow:
+ * the timeout goes back a round later, and a slow round would stretch the short one. */
 static int engine_queue_refresh(struct engine *e, struct enode *x) {
     int k = ENGINE_TIMEOUT_TUNABLE;
-    if (x->refresh_until || !x->orig[k] || !x->tuned[k] || rc_now_ms() - x->last_refresh < ENGINE_REFRESH_MS) return 0;
+    if (x->refresh_until || !x->orig[k] || !x->tuned[k] || rc_now_ms() - x->last_refresh < ENGINE_REFRESH_MS ||
+        e->last_round_ms > ENGINE_REFRESH_ROUND_MS) return 0;
     if (sess_queue(&e->s, engine_snode(e, x), "CONFIG", "SET", engine_tunables[k].name, ENGINE_REFRESH_TIMEOUT, RESP_END) < 0) return -1;
     engine_owe_acks(x, 1);
     x->tuned[k] = ENGINE_REFRESH_TIMEOUT;
@@ -4452,7 +4456,8 @@ static int engine_wait_healthy(struct engine *e, int64_t deadline) {
             healthy += e->nodes[i].healthy;
         }
         if (healthy == e->n) return 0;
-        if (engine_adapt(e, rc_now_ms() - round) < 0) return -1;
+        e->last_round_ms = rc_now_ms() - round;
+        if (engine_adapt(e, e->last_round_ms) < 0) return -1;
         if (e->meet_next < e->n && e->level < ENGINE_WAVE_LEVELS && rc_now_ms() - e->last_wave >= ENGINE_WAVE_MS) {
             if (engine_queue_wave(e) < 0) return -1;
             if (rc->verbose) rc_progress(rc, "MEET wave: nodes up to %d of %d", e->meet_next, e->n);

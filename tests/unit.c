@@ -2004,6 +2004,13 @@ static void test_form_judge(void) {
     CHECK("form.refresh.not-twice", sdslen(sx->c.wbuf) == 0 && x->acks == 1);
     engine_end_refreshes(&e, x->refresh_until - 1);
     CHECK("form.refresh.held", sdslen(sx->c.wbuf) == 0);
+    e.last_round_ms = ENGINE_REFRESH_ROUND_MS + 1;
+    x->last_refresh = 0;
+    int64_t until = x->refresh_until;
+    x->refresh_until = 0;
+    engine_queue_refresh(&e, x);
+    CHECK("form.refresh.not-when-slow", sdslen(sx->c.wbuf) == 0 && x->acks == 1 && !x->refresh_until);
+    x->refresh_until = until;
     engine_end_refreshes(&e, x->refresh_until);
     CHECKF("form.refresh.level-back", strstr(sx->c.wbuf, "cluster-node-timeout\r\n$5\r\n15000") && x->acks == 2 && !x->refresh_until,
            "wbuf %s acks %d", sx->c.wbuf, x->acks);
