@@ -2476,33 +2476,31 @@ static int cluster_plan_layout(int n, const char *const *hosts, int replicas, in
     return m;
 }
 
-/* Slot map signatures: "slot:owner-id," at every change of owner. */
-static sds slotmap_signature(const char **owner) {
-    sds s = sdsempty();
-    const char *prev = NULL;
-    for (int slot = 0; s && slot < CLUSTER_SLOTS; slot++) {
-        const char *o = owner[slot] ? owner[slot] : "-";
-        if (prev && strcmp(prev, o) == 0) continue;
-        s = rc_catprintf(s, "%d:%s,", slot, o);
-        prev = o;
-    }
-    return s;
-}
-
-/* The view's slot map as slotmap_signature writes it, from an owner index per slot on
- * the stack (called per node per poll round: no 128 KB allocation each time). */
-static sds cview_signature(const struct cview *v) {
-    int owner[CLUSTER_SLOTS];
-    for (int s = 0; s < CLUSTER_SLOTS; s++) owner[s] = -1;
-    for (int i = 0; i < v->n; i++) {
-        const struct nodeinfo *ni = &v->nodes[i];
-        for (int r = 0; r < ni->nranges; r++)
-            for (int s = ni->ranges[r][0]; s <= ni->ranges[r][1]; s++) owner[s] = i;
-    }
+/* Slot map signatures: "slot:owner-id," at every change of owner. owner[slot] indexes
+ * ids, -1 for a slot nobody owns ("-"). */
+static sds slotmap_signature(const int *owner, const char *const *ids) {
     sds sig = sdsempty();
     for (int slot = 0; sig && slot < CLUSTER_SLOTS; slot++)
         if (slot == 0 || owner[slot] != owner[slot - 1])
-            sig = rc_catprintf(sig, "%d:%s,", slot, owner[slot] < 0 ? "-" : v->nodes[owner[slot]].id);
+            sig = rc_catprintf(sig, "%d:%s,", slot, owner[slot] < 0 ? "-" : ids[owner[slot]]);
+    return sig;
+}
+
+/* The view's slot map signature. Called per node per poll round: the owner map lives on
+ * the stack (a 128 KB allocation each time cost a mmap and its page faults). */
+static sds cview_signature(const struct cview *v) {
+    int owner[CLUSTER_SLOTS];
+    const char **ids = malloc(((size_t)v->n + 1) * sizeof *ids);
+    if (!ids) return NULL;
+    for (int s = 0; s < CLUSTER_SLOTS; s++) owner[s] = -1;
+    for (int i = 0; i < v->n; i++) {
+        const struct nodeinfo *ni = &v->nodes[i];
+        ids[i] = ni->id;
+        for (int r = 0; r < ni->nranges; r++)
+            for (int s = ni->ranges[r][0]; s <= ni->ranges[r][1]; s++) owner[s] = i;
+    }
+    sds sig = slotmap_signature(owner, ids);
+    free(ids);
     return sig;
 }
 
@@ -3683,14 +3681,17 @@ static void engine_owe_acks(struct enode *x, int n) {
 }
 
 static sds engine_plan_signature(struct engine *e) {
-    const char **owner = calloc(CLUSTER_SLOTS, sizeof *owner);
-    if (!owner) return NULL;
+    int owner[CLUSTER_SLOTS];
+    const char **ids = malloc(((size_t)e->n + 1) * sizeof *ids);
+    if (!ids) return NULL;
+    for (int s = 0; s < CLUSTER_SLOTS; s++) owner[s] = -1;
+    for (int i = 0; i < e->n; i++) ids[i] = e->s.nodes[i].id;
     for (int k = 0; k < e->m; k++) {
         struct enode *x = &e->nodes[e->masters[k]];
-        for (int s = x->slot_lo; s <= x->slot_hi; s++) owner[s] = e->s.nodes[e->masters[k]].id;
+        for (int s = x->slot_lo; s <= x->slot_hi; s++) owner[s] = e->masters[k];
     }
-    sds sig = slotmap_signature(owner);
-    free(owner);
+    sds sig = slotmap_signature(owner, ids);
+    free(ids);
     return sig;
 }
 
@@ -3968,11 +3969,6 @@ static int engine_adapt(struct engine *e, int64_t round_ms) {
     }
     return 0;
 }
-
-/* Put back what engine_tune changed. Runs on every exit path and tries every node
- * even after a failure, because the node may be the very thing that broke. Returns 0,
- * or -1 with *left naming each node and the formation value still set there (caller
- * frees); rc->err is left as it was. */
 
 /* Put back what engine_tune changed. Runs on every exit path and tries every node
  * even after a failure, because the node may be the very thing that broke. Returns 0,
