@@ -45,7 +45,17 @@ d2_start() {
     return 1
 }
 
-id_of() { rcli "$1" cluster myid; }
+# A node busy loading a full sync (a master that gave away its last slot became a replica)
+# answers LOADING: ask again until it says its id (at most 10 s).
+id_of() {
+    local id i
+    for i in $(seq 50); do
+        id=$(rcli "$1" cluster myid)
+        [[ "$id" =~ ^[0-9a-f]{40}$ ]] && break
+        sleep 0.2
+    done
+    echo "$id"
+}
 
 # nodes_snapshot PORT...: each node's CLUSTER NODES without the changing columns
 # (ping/pong times, link state), sorted: proves that a refused command changed nothing.
