@@ -2047,6 +2047,28 @@ static void info_server_desc(const char *info, char *out, size_t outlen) {
     snprintf(out, outlen, "%s %s", name, ver);
 }
 
+static void parse_version(const char *v, int *major, int *minor);
+
+/* What a server offers a slot move, from INFO server. */
+enum { SRV_ATOMIC_VALKEY = 1,   /* Valkey >= 9.0: CLUSTER MIGRATESLOTS on the source */
+       SRV_ATOMIC_REDIS = 2,    /* Redis >= 8.4: CLUSTER MIGRATION IMPORT on the destination */
+       SRV_REPLICATED_SETSLOT = 4 /* Valkey >= 8.0: SETSLOT answers once the replicas have it */ };
+
+/* The SRV_* bits of the server whose INFO server this is; Valkey is told by
+ * server_name/valkey_version (its redis_version stays 7.2.4). Pure. */
+static int server_caps(const char *info) {
+    char name[32], ver[32];
+    int major = 0, minor = 0;
+    if (info_field(info, "server_name", name, sizeof name) == 0 && strcmp(name, "valkey") == 0) {
+        if (info_field(info, "valkey_version", ver, sizeof ver) < 0) return 0;
+        parse_version(ver, &major, &minor);
+        return (major >= 9 ? SRV_ATOMIC_VALKEY : 0) | (major >= 8 ? SRV_REPLICATED_SETSLOT : 0);
+    }
+    if (info_field(info, "redis_version", ver, sizeof ver) < 0) return 0;
+    parse_version(ver, &major, &minor);
+    return major > 8 || (major == 8 && minor >= 4) ? SRV_ATOMIC_REDIS : 0;
+}
+
 /* "Valkey 8.0.1" when every node runs the same server, else each one with its count
  * ("Redis 7.0.15 on 3 nodes, Valkey 8.0.1 on 3 nodes"); NULL entries (nodes not
  * asked) are left out. NULL on OOM or when there is nothing to say. */
@@ -2548,6 +2570,7 @@ struct snode {
     long long repl_offset;  /* slave_repl_offset, -1 when unknown */
     char server[64];        /* "Valkey 8.0.1" (info_server_desc) */
     int major, minor;       /* redis_version, which Valkey keeps Redis-compatible */
+    int caps;               /* SRV_* bits (server_caps) */
 };
 
 struct session {
@@ -2756,6 +2779,7 @@ static void snode_take_details(struct snode *x, struct resp **r) {
     if (r[PROBE_SERVER]->type == RESP_BULK) {
         if (info_field(r[PROBE_SERVER]->str, "redis_version", buf, sizeof buf) == 0) parse_version(buf, &x->major, &x->minor);
         info_server_desc(r[PROBE_SERVER]->str, x->server, sizeof x->server);
+        x->caps = server_caps(r[PROBE_SERVER]->str);
     }
 }
 
@@ -3255,7 +3279,10 @@ struct move_opts {
     int timeout_ms;         /* MIGRATE's own timeout */
     int replace;            /* MIGRATE ... REPLACE: overwrite keys the target already has */
     int window;             /* slots in flight at once */
+    int migration;          /* MIGRATION_*: --migration auto|atomic|keys */
 };
+
+enum { MIGRATION_AUTO, MIGRATION_ATOMIC, MIGRATION_KEYS };
 
 /* Queue MIGRATE of the keys in a GETKEYSINSLOT reply from src to dst, with AUTH/AUTH2
  * when we authenticate ourselves (the nodes of one cluster share the password). */
@@ -3282,12 +3309,16 @@ static int act_migrate(struct session *s, struct snode *src, const struct snode 
     return 0;
 }
 
-/* --- Moving slots with their keys --------------------------------------------- */
+/* --- Moving slots: one mover, two engines -------------------------------------- */
 
-/* One slot to move. Moves run in windows: every phase is queued for all the slots of
- * the window on all the nodes involved, then the replies are read, so a window costs
- * about five round trips whatever its size, and slots of different sources move at
- * the same time (each source runs its own MIGRATEs). */
+/* The mover moves a list of slots (struct move) from their sources to their targets
+ * with one of two engines, picked per plan (mover_pick):
+ *  - keys: SETSLOT IMPORTING/MIGRATING, MIGRATE ... KEYS in batches, SETSLOT NODE —
+ *    every server; what redis-cli --cluster does, in windows of slots;
+ *  - atomic: the server moves slots and keys itself — Valkey >= 9.0 (CLUSTER
+ *    MIGRATESLOTS on the source) or Redis >= 8.4 (CLUSTER MIGRATION IMPORT on the
+ *    destination); rcluster groups the slots into ranges, schedules the requests and
+ *    follows them with the servers' status commands. */
 struct move {
     int slot, src, dst;
     int importing, migrating;  /* SETSLOT accepted on dst / src */
@@ -3296,19 +3327,38 @@ struct move {
     int done, failed;
     struct resp *keys;         /* the next keys to migrate (GETKEYSINSLOT's answer) */
     long long moved;
+    long long count;           /* keys in the slot before the move (atomic: progress) */
 };
+
+struct mover;
+
+struct move_engine {
+    const char *name;                  /* "keys", "atomic" */
+    const char *how;                   /* the commands, as plans say them */
+    int (*run)(struct mover *m);       /* moves m->mv; -1 with rc->err when the run broke */
+    void (*print_commands)(struct session *s, const struct move *mv, int n, const struct move_opts *o);
+};
+
+/* Connections per Valkey >= 8 node for SETSLOT (each waits for the replicas on its own,
+ * so the waits overlap), and SETSLOTs pipelined on one connection per round (Valkey 9.1
+ * answers 200 pipelined SETSLOTs and then stalls for seconds). */
+#define MOVER_LANES       16
+#define MOVER_LANE_DEPTH  100
 
 struct mover {
     struct session *s;
     const struct move_opts *o;
+    const struct move_engine *eng;
     struct move *mv;
     int n;
     int slots_done;
-    long long keys_moved;
+    long long keys_moved, keys_total;  /* keys_total: -1 when not counted */
     int64_t t0, last_report;
-    int tty;
+    int tty, shown_final;
     sds first_error;           /* the first slot that failed, and why */
     int64_t phase_ms[3];       /* time in open / migrate / close, for --verbose */
+    struct rconn *lane;        /* keys: s->n * MOVER_LANES SETSLOT connections, fd -1 until used */
+    int cancelled;             /* atomic: Ctrl-C cancelled what was in flight */
 };
 
 static void mover_fail_move(struct mover *m, struct move *mv, const char *why) {
@@ -3319,17 +3369,30 @@ static void mover_fail_move(struct mover *m, struct move *mv, const char *why) {
     }
 }
 
+/* The share of the work done, from slots and (when counted) keys. Pure. */
+static double mover_fraction(int slots_done, int n, long long keys, long long keys_total) {
+    double f = n > 0 ? (double)slots_done / n : 1;
+    if (keys_total > 0) f = (f + (double)(keys < keys_total ? keys : keys_total) / (double)keys_total) / 2;
+    return f;
+}
+
+/* One progress line (a redrawn bar on a TTY); the final line once, with the time taken. */
 static void mover_progress(struct mover *m, int final) {
     struct rc *rc = m->s->rc;
     int64_t now = rc_now_ms();
-    if (rc->quiet || (!final && now - m->last_report < (m->tty ? 200 : 3000))) return;
+    if (rc->quiet || m->shown_final || (!final && now - m->last_report < (m->tty ? 200 : 3000))) return;
+    if (!final && m->slots_done == m->n) return;    /* the final line says it */
     m->last_report = now;
+    m->shown_final = final;
     double secs = (double)(now - m->t0) / 1000.0;
     double rate = secs > 0 ? (double)m->keys_moved / secs : 0;
-    double eta = m->slots_done > 0 ? secs * (double)(m->n - m->slots_done) / m->slots_done : 0;
+    double f = mover_fraction(m->slots_done, m->n, m->keys_moved, m->keys_total);
+    char tail[48] = "";
+    if (final) snprintf(tail, sizeof tail, ", took %.1f s", secs);
+    else if (f > 0.05 && secs > 1) snprintf(tail, sizeof tail, ", about %.0f s left", secs * (1 - f) / f);
     char line[256];
-    snprintf(line, sizeof line, "moved %d/%d slots (%d%%), %lld keys, %.0f keys/s, %s %.0f s", m->slots_done, m->n,
-             m->n ? m->slots_done * 100 / m->n : 100, m->keys_moved, rate, final ? "took" : "ETA", final ? secs : eta);
+    snprintf(line, sizeof line, "moved %d/%d slots (%d%%), %lld keys, %.0f keys/s%s", m->slots_done, m->n,
+             m->n ? m->slots_done * 100 / m->n : 100, m->keys_moved, rate, tail);
     if (m->tty) fprintf(stderr, "\r\033[K%s%s", line, final ? "\n" : "");
     else fprintf(stderr, ">>> %s\n", line);
 }
@@ -3341,48 +3404,146 @@ static struct resp *mover_reply(struct mover *m, int idx, int extra_ms) {
     return r;
 }
 
+/* --- The keys engine: SETSLOT, MIGRATE ... KEYS, SETSLOT NODE --------------------- */
+
 /* Keys in flight are held in memory (GETKEYSINSLOT's answers): at most this many per
  * round across the window, which keeps the peak RSS of a big move under 16 MB. */
 #define MOVER_KEY_BUDGET 48000
 
-/* Phase 1: target IMPORTING; phase 2: source MIGRATING plus the first keys. */
-static int mover_open(struct mover *m, struct move *w, int nw) {
-    struct session *s = m->s;
-    for (int i = 0; i < nw; i++)
-        if (act_setslot(s, &s->nodes[w[i].dst], w[i].slot, "IMPORTING", s->nodes[w[i].src].id) < 0) return -1;
-    if (sess_flush_all(s) < 0) return -1;
-    for (int i = 0; i < nw; i++) {
-        struct resp *r = mover_reply(m, w[i].dst, 0);
-        if (!r) return -1;
-        if (r->type == RESP_ERROR) mover_fail_move(m, &w[i], r->str);
-        else w[i].importing = 1;
+/* One SETSLOT of a phase and its outcome: ok, or err with the node's words. */
+struct setslot {
+    int node, slot;
+    const char *how, *id;
+    int lane, ok;
+    sds err;
+};
+
+static int mover_lanes_of(const struct mover *m, int node) {
+    return m->s->nodes[node].caps & SRV_REPLICATED_SETSLOT ? MOVER_LANES : 1;
+}
+
+/* Lane l of node, connected (and authenticated) on first use; NULL with rc->err. */
+static struct rconn *mover_lane(struct mover *m, int node, int l) {
+    struct rconn *c = &m->lane[node * MOVER_LANES + l];
+    if (c->fd >= 0) return c;
+    struct snode *x = &m->s->nodes[node];
+    rconn_free(c);
+    if (rconn_open(m->s->rc, c, x->conn_ip, x->conn_port) < 0) { rconn_free(c); c->fd = -1; return NULL; }
+    return c;
+}
+
+static void setslots_free(struct setslot *v, int n) {
+    for (int i = 0; i < n; i++) { sdsfree(v[i].err); v[i].err = NULL; }
+}
+
+/* Queue the SETSLOTs of v not yet done on their nodes' lanes, at most MOVER_LANE_DEPTH
+ * per lane; v[i].lane = the lane, or -1 when it waits for the next round. */
+static int setslots_queue(struct mover *m, struct setslot *v, int n, int *fill) {
+    struct rc *rc = m->s->rc;
+    int queued = 0;
+    memset(fill, 0, sizeof *fill * (size_t)m->s->n * MOVER_LANES);
+    for (int i = 0; i < n; i++) {
+        v[i].lane = -1;
+        if (v[i].ok || v[i].err) continue;
+        int lanes = mover_lanes_of(m, v[i].node), *f = &fill[v[i].node * MOVER_LANES], best = 0;
+        for (int l = 1; l < lanes; l++) if (f[l] < f[best]) best = l;
+        if (f[best] >= MOVER_LANE_DEPTH) continue;
+        struct rconn *c = mover_lane(m, v[i].node, best);
+        char num[16];
+        snprintf(num, sizeof num, "%d", v[i].slot);
+        if (!c) { v[i].err = sdsdup(rc->err); if (!v[i].err) return rc_fail_oom(rc); continue; }
+        if (rconn_queue(rc, c, "CLUSTER", "SETSLOT", num, v[i].how, v[i].id, RESP_END) < 0) return -1;
+        v[i].lane = best;
+        f[best]++;
+        queued++;
+    }
+    return queued;
+}
+
+/* Read the replies of the SETSLOTs queued this round, in queue order per lane. A lane
+ * that drops answers its remaining SETSLOTs with its error. */
+static int setslots_read(struct mover *m, struct setslot *v, int n) {
+    struct rc *rc = m->s->rc;
+    int64_t dl = rc_now_ms() + rc->io_timeout_ms;
+    for (int i = 0; i < n; i++) {
+        if (v[i].lane < 0) continue;
+        struct rconn *c = &m->lane[v[i].node * MOVER_LANES + v[i].lane];
+        struct resp *r = c->fd >= 0 ? rconn_read(rc, c, dl) : NULL;
+        if (!r) {
+            if (c->fd >= 0) rconn_close(c);
+            v[i].err = rc_sprintf("%s", rc->err ? rc->err : "connection dropped");
+            if (!v[i].err) return rc_fail_oom(rc);
+            continue;
+        }
+        if (r->type == RESP_ERROR) { v[i].err = sdsdup(r->str); if (!v[i].err) { resp_free(r); return rc_fail_oom(rc); } }
+        else v[i].ok = 1;
         resp_free(r);
     }
+    return 0;
+}
+
+/* Send every SETSLOT in v and read each outcome into v. -1 only when rcluster itself
+ * fails (OOM); a node's refusal or a dropped connection is an outcome. */
+static int mover_setslots(struct mover *m, struct setslot *v, int n) {
+    struct rc *rc = m->s->rc;
+    int *fill = malloc(sizeof *fill * (size_t)m->s->n * MOVER_LANES);
+    if (!fill) return rc_fail_oom(rc);
+    int ret = 0;
+    for (;;) {
+        int q = setslots_queue(m, v, n, fill);
+        if (q <= 0) { ret = q; break; }
+        int64_t dl = rc_now_ms() + rc->io_timeout_ms;
+        for (int k = 0; k < m->s->n * MOVER_LANES; k++)
+            if (m->lane[k].fd >= 0 && m->lane[k].wbuf && sdslen(m->lane[k].wbuf) && rconn_flush(rc, &m->lane[k], dl) < 0) rconn_close(&m->lane[k]);
+        if ((ret = setslots_read(m, v, n)) < 0) break;
+    }
+    free(fill);
+    return ret;
+}
+
+/* Phase 1: target IMPORTING; phase 2: source MIGRATING; then the first keys. */
+static int mover_open(struct mover *m, struct move *w, int nw) {
+    struct session *s = m->s;
+    struct setslot *v = calloc((size_t)nw, sizeof *v);
+    if (!v) return rc_fail_oom(s->rc);
+    int ret = -1;
+    for (int i = 0; i < nw; i++) v[i] = (struct setslot){ w[i].dst, w[i].slot, "IMPORTING", s->nodes[w[i].src].id, 0, 0, NULL };
+    if (mover_setslots(m, v, nw) < 0) goto out;
+    for (int i = 0; i < nw; i++) {
+        if (v[i].ok) w[i].importing = 1;
+        else mover_fail_move(m, &w[i], v[i].err);
+    }
+    setslots_free(v, nw);
+    for (int i = 0; i < nw; i++)
+        v[i] = (struct setslot){ w[i].src, w[i].slot, "MIGRATING", s->nodes[w[i].dst].id, 0, w[i].failed, NULL };
+    if (mover_setslots(m, v, nw) < 0) goto out;
     char batch[16];
     int first = m->o->batch < MOVER_KEY_BUDGET / nw ? m->o->batch : MOVER_KEY_BUDGET / nw;
     snprintf(batch, sizeof batch, "%d", first > 10 ? first : 10);
     for (int i = 0; i < nw; i++) {
         if (w[i].failed) continue;
+        if (!v[i].ok) { mover_fail_move(m, &w[i], v[i].err); continue; }
+        w[i].migrating = 1;
         w[i].batch = m->o->batch;
         char num[16];
         snprintf(num, sizeof num, "%d", w[i].slot);
-        if (act_setslot(s, &s->nodes[w[i].src], w[i].slot, "MIGRATING", s->nodes[w[i].dst].id) < 0 ||
-            sess_queue(s, &s->nodes[w[i].src], "CLUSTER", "GETKEYSINSLOT", num, batch, RESP_END) < 0) return -1;
+        if (sess_queue(s, &s->nodes[w[i].src], "CLUSTER", "GETKEYSINSLOT", num, batch, RESP_END) < 0) goto out;
     }
-    if (sess_flush_all(s) < 0) return -1;
+    if (sess_flush_all(s) < 0) goto out;
     for (int i = 0; i < nw; i++) {
         if (w[i].failed) continue;
-        struct resp *r = mover_reply(m, w[i].src, 0), *k = r ? mover_reply(m, w[i].src, 0) : NULL;
-        if (!k) { resp_free(r); return -1; }
-        if (r->type == RESP_ERROR) mover_fail_move(m, &w[i], r->str);
-        else if (k->type != RESP_ARRAY) mover_fail_move(m, &w[i], k->type == RESP_ERROR ? k->str : "GETKEYSINSLOT: unexpected reply");
-        else { w[i].migrating = 1; w[i].keys = k; k = NULL; }
-        resp_free(r);
+        struct resp *k = mover_reply(m, w[i].src, 0);
+        if (!k) goto out;
+        if (k->type != RESP_ARRAY) mover_fail_move(m, &w[i], k->type == RESP_ERROR ? k->str : "GETKEYSINSLOT: unexpected reply");
+        else { w[i].keys = k; k = NULL; }
         resp_free(k);
     }
-    return 0;
+    ret = 0;
+out:
+    setslots_free(v, nw);
+    free(v);
+    return ret;
 }
-
 /* Phase 3: MIGRATE the keys, each MIGRATE pipelined with the next GETKEYSINSLOT, until
  * every slot of the window is empty on its source. */
 static int mover_migrate(struct mover *m, struct move *w, int nw) {
@@ -3437,52 +3598,50 @@ static int mover_migrate(struct mover *m, struct move *w, int nw) {
  * source and every other master learn it at once. */
 static int mover_close(struct mover *m, struct move *w, int nw) {
     struct session *s = m->s;
+    struct setslot *v = calloc((size_t)nw * (size_t)(s->n + 1), sizeof *v);
+    if (!v) return rc_fail_oom(s->rc);
+    int ret = -1, nv = 0;
     for (int i = 0; i < nw; i++)
-        if (!w[i].failed && act_setslot(s, &s->nodes[w[i].dst], w[i].slot, "NODE", s->nodes[w[i].dst].id) < 0) return -1;
-    if (sess_flush_all(s) < 0) return -1;
-    for (int i = 0; i < nw; i++) {
-        if (w[i].failed) continue;
-        struct resp *r = mover_reply(m, w[i].dst, 0);
-        if (!r) return -1;
-        if (r->type == RESP_ERROR) mover_fail_move(m, &w[i], r->str);
-        resp_free(r);
-    }
+        v[i] = (struct setslot){ w[i].dst, w[i].slot, "NODE", s->nodes[w[i].dst].id, 0, w[i].failed, NULL };
+    if (mover_setslots(m, v, nw) < 0) goto out;
+    for (int i = 0; i < nw; i++) if (!w[i].failed && !v[i].ok) mover_fail_move(m, &w[i], v[i].err);
+    setslots_free(v, nw);
     for (int i = 0; i < nw; i++) {
         if (w[i].failed) continue;
         for (int j = 0; j < s->n; j++)
-            if ((j == w[i].src || (j != w[i].dst && s->nodes[j].up && snode_is_master(&s->nodes[j]))) &&
-                act_setslot(s, &s->nodes[j], w[i].slot, "NODE", s->nodes[w[i].dst].id) < 0) return -1;
+            if (j == w[i].src || (j != w[i].dst && s->nodes[j].up && snode_is_master(&s->nodes[j])))
+                v[nv++] = (struct setslot){ j, w[i].slot, "NODE", s->nodes[w[i].dst].id, 0, 0, NULL };
     }
-    if (sess_flush_all(s) < 0) return -1;
-    for (int i = 0; i < nw; i++) {
-        if (w[i].failed) continue;
-        for (int j = 0; j < s->n; j++) {
-            if (!(j == w[i].src || (j != w[i].dst && s->nodes[j].up && snode_is_master(&s->nodes[j])))) continue;
-            struct resp *r = mover_reply(m, j, 0);
-            if (!r) return -1;
-            /* The target owns the slot now, with a newer epoch, and gossip tells the
-             * others. A source that heard it first may have lost its last slot and become
-             * a replica (Redis 7), which refuses SETSLOT: that is no failure, and the
-             * settle wait after the moves catches a slot that really stayed open. */
-            if (r->type == RESP_ERROR && s->rc->verbose) rc_warn(s->rc, "%s:%d: SETSLOT %d NODE: %s", s->nodes[j].ip, s->nodes[j].port, w[i].slot, r->str);
-            resp_free(r);
-        }
+    if (mover_setslots(m, v, nv) < 0) goto out;
+    /* The target owns the slot now, with a newer epoch, and gossip tells the others. A
+     * source that gave away its last slot may already be a replica, which refuses
+     * SETSLOT or drops its clients: no failure; the settle wait after the moves catches
+     * a slot that really stayed open. */
+    for (int k = 0; k < nv && s->rc->verbose; k++)
+        if (!v[k].ok) rc_warn(s->rc, "%s:%d: SETSLOT %d NODE: %s", s->nodes[v[k].node].ip, s->nodes[v[k].node].port, v[k].slot, v[k].err);
+    for (int i = 0; i < nw; i++)
         if (!w[i].failed) { w[i].done = 1; m->slots_done++; }
-    }
-    return 0;
+    ret = 0;
+out:
+    setslots_free(v, nv > nw ? nv : nw);
+    free(v);
+    return ret;
 }
 
 /* A slot that failed before any key moved is closed again (SETSLOT STABLE on both
  * sides); one that moved keys stays open for `rcluster fix`, which finishes it. */
 static void mover_undo_failed(struct mover *m, struct move *w, int nw) {
-    struct session *s = m->s;
-    int queued = 0;
+    struct setslot *v = calloc((size_t)nw * 2 + 1, sizeof *v);
+    int nv = 0;
+    if (!v) return;
     for (int i = 0; i < nw; i++) {
         if (!w[i].failed || w[i].touched) continue;
-        if (w[i].importing && act_setslot(s, &s->nodes[w[i].dst], w[i].slot, "STABLE", NULL) == 0) queued++;
-        if (w[i].migrating && act_setslot(s, &s->nodes[w[i].src], w[i].slot, "STABLE", NULL) == 0) queued++;
+        if (w[i].importing) v[nv++] = (struct setslot){ w[i].dst, w[i].slot, "STABLE", NULL, 0, 0, NULL };
+        if (w[i].migrating) v[nv++] = (struct setslot){ w[i].src, w[i].slot, "STABLE", NULL, 0, 0, NULL };
     }
-    if (queued) sess_drain_all(s, "CLUSTER SETSLOT STABLE");
+    if (nv) mover_setslots(m, v, nv);
+    setslots_free(v, nv);
+    free(v);
 }
 
 static int mover_window(struct mover *m, struct move *w, int nw) {
@@ -3500,32 +3659,547 @@ static int mover_window(struct mover *m, struct move *w, int nw) {
     return r;
 }
 
-/* Move every slot in mv. SIGINT/SIGTERM are held while a window is in flight, so an
- * interrupt finishes the slots already started and leaves none open. */
-static int mover_run(struct session *s, struct move *mv, int n, const struct move_opts *o, long long *keys_moved, int *slots_done) {
-    struct rc *rc = s->rc;
-    struct mover m = { s, o, mv, n, 0, 0, rc_now_ms(), 0, isatty(STDERR_FILENO), NULL, { 0, 0, 0 } };
+/* The keys engine: windows of slots. SIGINT/SIGTERM are held while a window is in
+ * flight, so an interrupt finishes the slots already started and leaves none open. */
+static int keys_run(struct mover *m) {
+    struct rc *rc = m->s->rc;
+    const struct move_opts *o = m->o;
     sigset_t hold, old;
     sigemptyset(&hold);
     sigaddset(&hold, SIGINT);
     sigaddset(&hold, SIGTERM);
     int ret = 0;
-    for (int i = 0; i < n && ret == 0; ) {
-        if (rc_interrupted()) { ret = rc_fail_as(rc, RC_ERR_INTERRUPTED, "interrupted: moved %d of %d slots; no slot was left open", m.slots_done, n); break; }
-        int nw = n - i < o->window ? n - i : o->window;
+    if (!(m->lane = calloc((size_t)m->s->n * MOVER_LANES, sizeof *m->lane))) return rc_fail_oom(rc);
+    for (int k = 0; k < m->s->n * MOVER_LANES; k++) m->lane[k].fd = -1;
+    for (int i = 0; i < m->n && ret == 0; ) {
+        if (rc_interrupted()) { m->cancelled = 1; break; }
+        int nw = m->n - i < o->window ? m->n - i : o->window;
         sigprocmask(SIG_BLOCK, &hold, &old);
-        ret = mover_window(&m, mv + i, nw);
+        ret = mover_window(m, m->mv + i, nw);
         sigprocmask(SIG_SETMASK, &old, NULL);
         i += nw;
-        mover_progress(&m, 0);
-        if (ret == 0 && m.first_error) break;
+        mover_progress(m, 0);
+        if (ret == 0 && m->first_error) break;
     }
-    mover_progress(&m, 1);
+    for (int k = 0; k < m->s->n * MOVER_LANES; k++) rconn_free(&m->lane[k]);
+    free(m->lane);
+    m->lane = NULL;
     if (rc->verbose)
         rc_progress(rc, "time in SETSLOT IMPORTING/MIGRATING %lld ms, MIGRATE %lld ms, SETSLOT NODE %lld ms",
-                    (long long)m.phase_ms[0], (long long)m.phase_ms[1], (long long)m.phase_ms[2]);
-    if (ret < 0) rc_wrap(rc, "after %d of %d slots moved (slots left open are closed by `rcluster fix`)", m.slots_done, n);
-    else if (m.first_error) ret = rc_fail(rc, "%s (moved %d of %d slots; a slot left open is closed by `rcluster fix`)", m.first_error, m.slots_done, n);
+                    (long long)m->phase_ms[0], (long long)m->phase_ms[1], (long long)m->phase_ms[2]);
+    return ret;
+}
+
+/* --dry-run: the commands each slot would cost, for the first slot of every run. */
+static void keys_print_commands(struct session *s, const struct move *mv, int n, const struct move_opts *o) {
+    for (int i = 0; i < n; i++) {
+        if (i > 0 && mv[i].src == mv[i - 1].src && mv[i].dst == mv[i - 1].dst) continue;
+        struct snode *a = &s->nodes[mv[i].src], *b = &s->nodes[mv[i].dst];
+        printf("slot %d (and the following slots of %s:%d -> %s:%d alike):\n", mv[i].slot, a->ip, a->port, b->ip, b->port);
+        printf("  %s:%d: CLUSTER SETSLOT %d IMPORTING %s\n", b->ip, b->port, mv[i].slot, a->id);
+        printf("  %s:%d: CLUSTER SETSLOT %d MIGRATING %s\n", a->ip, a->port, mv[i].slot, b->id);
+        printf("  %s:%d: CLUSTER GETKEYSINSLOT %d %d, then MIGRATE %s %d \"\" 0 %d%s%s KEYS ... until none is left\n", a->ip, a->port,
+               mv[i].slot, o->batch, b->ip, b->port, o->timeout_ms, o->replace ? " REPLACE" : "", s->rc->password ? " AUTH <password>" : "");
+        printf("  %s:%d, then %s:%d and every other master: CLUSTER SETSLOT %d NODE %s\n", b->ip, b->port, a->ip, a->port, mv[i].slot, b->id);
+    }
+}
+
+/* --- The atomic engines: the servers move slots and keys themselves --------------- */
+
+/* A list of command words built at run time (slot ranges, ids). */
+struct words { sds *v; int n, cap; };
+
+static void words_free(struct words *w) {
+    for (int i = 0; i < w->n; i++) sdsfree(w->v[i]);
+    free(w->v);
+    memset(w, 0, sizeof *w);
+}
+
+/* Append a word made with printf; -1 on OOM. */
+__attribute__((format(printf, 2, 3)))
+static int words_addf(struct words *w, const char *fmt, ...) {
+    if (w->n == w->cap) {
+        int cap = w->cap ? w->cap * 2 : 16;
+        sds *v = realloc(w->v, sizeof *v * (size_t)cap);
+        if (!v) return -1;
+        w->v = v;
+        w->cap = cap;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    sds x = rc_vcatprintf(sdsempty(), fmt, ap);
+    va_end(ap);
+    if (!x) return -1;
+    w->v[w->n++] = x;
+    return 0;
+}
+
+static int sess_queue_words(struct session *s, struct snode *x, const struct words *w) {
+    const char **argv = malloc(sizeof *argv * (size_t)(w->n ? w->n : 1));
+    if (!argv) return rc_fail_oom(s->rc);
+    for (int i = 0; i < w->n; i++) argv[i] = w->v[i];
+    int r = sess_queue_argv(s, x, w->n, argv);
+    free(argv);
+    return r;
+}
+
+/* One request of an atomic plan: the slots mv[first .. first+nmv) (sorted by source,
+ * target, slot) from src to dst. */
+struct ajob {
+    int src, dst, first, nmv;
+    int state;                 /* AJ_* */
+    char id[64];               /* Valkey: the job's name; Redis: the task id */
+    int64_t failing_since;     /* Redis: since when a retried 'failed' lasts */
+    sds why;                   /* the server's words for a failure */
+};
+enum { AJ_PENDING, AJ_RUNNING, AJ_DONE, AJ_FAILED };
+
+static int move_cmp_pair(const void *a, const void *b) {
+    const struct move *x = a, *y = b;
+    if (x->src != y->src) return x->src - y->src;
+    if (x->dst != y->dst) return x->dst - y->dst;
+    return x->slot - y->slot;
+}
+
+/* Sort mv by source, target and slot, and make one job per source and target. */
+static struct ajob *ajobs_make(struct move *mv, int n, int *njobs) {
+    qsort(mv, (size_t)n, sizeof *mv, move_cmp_pair);
+    struct ajob *j = calloc((size_t)n + 1, sizeof *j);
+    *njobs = 0;
+    for (int i = 0; j && i < n; i++) {
+        if (i > 0 && mv[i].src == mv[i - 1].src && mv[i].dst == mv[i - 1].dst) { j[*njobs - 1].nmv++; continue; }
+        j[*njobs] = (struct ajob){ mv[i].src, mv[i].dst, i, 1, AJ_PENDING, "", 0, NULL };
+        (*njobs)++;
+    }
+    return j;
+}
+
+static void ajobs_free(struct ajob *j, int n) {
+    for (int i = 0; j && i < n; i++) sdsfree(j[i].why);
+    free(j);
+}
+
+/* The job's slots as ranges: "lo hi lo hi ..." words (sep NULL) or "lo-hi lo-hi" in one. */
+static int ajob_ranges(const struct move *mv, const struct ajob *j, struct words *w) {
+    const struct move *m = mv + j->first;
+    for (int i = 0; i < j->nmv; ) {
+        int k = i;
+        while (k + 1 < j->nmv && m[k + 1].slot == m[k].slot + 1) k++;
+        if (words_addf(w, "%d", m[i].slot) < 0 || words_addf(w, "%d", m[k].slot) < 0) return -1;
+        i = k + 1;
+    }
+    return 0;
+}
+
+/* COUNTKEYSINSLOT of every slot on its source (one pipeline per node), for progress:
+ * into mv[].count and m->keys_total. A count the node will not give stays unknown. */
+static int mover_count_keys(struct mover *m) {
+    struct session *s = m->s;
+    for (int i = 0; i < m->n; i++) {
+        char num[16];
+        snprintf(num, sizeof num, "%d", m->mv[i].slot);
+        if (sess_queue(s, &s->nodes[m->mv[i].src], "CLUSTER", "COUNTKEYSINSLOT", num, RESP_END) < 0) return -1;
+    }
+    if (sess_flush_all(s) < 0) return -1;
+    m->keys_total = 0;
+    for (int i = 0; i < m->n; i++) {
+        struct resp *r = mover_reply(m, m->mv[i].src, 0);
+        if (!r) return -1;
+        m->mv[i].count = r->type == RESP_INTEGER && r->integer > 0 ? r->integer : 0;
+        m->keys_total += m->mv[i].count;
+        resp_free(r);
+    }
+    return 0;
+}
+
+/* A job ended: its slots count as moved (ok) or failed with the server's words. */
+static void ajob_finish(struct mover *m, struct ajob *j, int ok, const char *why) {
+    j->state = ok ? AJ_DONE : AJ_FAILED;
+    for (int i = j->first; i < j->first + j->nmv; i++) {
+        struct move *mv = &m->mv[i];
+        if (ok) { mv->done = 1; m->slots_done++; mv->moved = mv->count; m->keys_moved += mv->count; }
+        else mover_fail_move(m, mv, why && *why ? why : "the server gave no reason");
+    }
+    if (!ok && !j->why) j->why = sdsnew(why ? why : "");
+}
+
+/* The value of field key in a map reply — RESP2 sends it flat (name, value, ...) —
+ * as a string (integers printed into buf), or NULL. */
+static const char *resp_map_str(const struct resp *map, const char *key, char *buf, size_t len) {
+    if (!map || map->type != RESP_ARRAY) return NULL;
+    for (size_t i = 0; i + 1 < map->n; i += 2) {
+        const struct resp *k = map->elem[i], *v = map->elem[i + 1];
+        if (!k->str || strcasecmp(k->str, key) != 0) continue;
+        if (v->type == RESP_INTEGER) { snprintf(buf, len, "%lld", v->integer); return buf; }
+        return v->str;
+    }
+    return NULL;
+}
+
+static int ajobs_running(const struct ajob *j, int n) {
+    int c = 0;
+    for (int i = 0; i < n; i++) c += j[i].state == AJ_RUNNING;
+    return c;
+}
+
+/* How long an atomic move may go on without finishing: generous, for big slots. */
+static int64_t atomic_deadline(const struct rc *rc) {
+    return rc_now_ms() + (int64_t)(rc->timeout > 600 ? rc->timeout : 600) * 1000;
+}
+
+/* Valkey: ask a source for its jobs (CLUSTER GETSLOTMIGRATIONS, newest first). A
+ * connection that dropped is opened again once (a source that gave away its last
+ * slot drops its clients as it turns replica). */
+static struct resp *valkey_jobs(struct mover *m, int src) {
+    struct session *s = m->s;
+    struct snode *x = &s->nodes[src];
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if (attempt > 0 && sess_reconnect(s, x) < 0) break;
+        if (!x->up || sess_queue(s, x, "CLUSTER", "GETSLOTMIGRATIONS", RESP_END) < 0 || sess_flush_all(s) < 0) continue;
+        struct resp *r = sess_reply(s, x, 0);
+        if (r) return r;
+    }
+    rc_wrap(s->rc, "CLUSTER GETSLOTMIGRATIONS");
+    return NULL;
+}
+
+/* The names of the jobs a source lists now: the ones this run starts are the others. */
+static int valkey_old_jobs(struct mover *m, int src, struct words *names) {
+    struct resp *r = valkey_jobs(m, src);
+    if (!r) return -1;
+    char buf[32];
+    int ret = 0;
+    for (size_t i = 0; r->type == RESP_ARRAY && i < r->n && ret == 0; i++) {
+        const char *name = resp_map_str(r->elem[i], "name", buf, sizeof buf);
+        if (name && words_addf(names, "%s", name) < 0) ret = rc_fail_oom(m->s->rc);
+    }
+    resp_free(r);
+    return ret;
+}
+
+static int words_has(const struct words *w, const char *x) {
+    for (int i = 0; i < w->n; i++) if (strcmp(w->v[i], x) == 0) return 1;
+    return 0;
+}
+
+/* One CLUSTER MIGRATESLOTS per source, with every target of its jobs; all at once. */
+static int valkey_start(struct mover *m, struct ajob *j, int nj) {
+    struct session *s = m->s;
+    for (int i = 0; i < nj; ) {
+        struct words w = { 0 };
+        int ok = words_addf(&w, "CLUSTER") == 0 && words_addf(&w, "MIGRATESLOTS") == 0, k = i;
+        for (; ok && k < nj && j[k].src == j[i].src; k++)
+            ok = words_addf(&w, "SLOTSRANGE") == 0 && ajob_ranges(m->mv, &j[k], &w) == 0 &&
+                 words_addf(&w, "NODE") == 0 && words_addf(&w, "%s", s->nodes[j[k].dst].id) == 0;
+        int r = ok ? sess_queue_words(s, &s->nodes[j[i].src], &w) : rc_fail_oom(s->rc);
+        words_free(&w);
+        if (r < 0) return -1;
+        i = k;
+    }
+    if (sess_flush_all(s) < 0) return -1;
+    for (int i = 0; i < nj; ) {
+        int k = i;
+        while (k < nj && j[k].src == j[i].src) k++;
+        struct resp *r = mover_reply(m, j[i].src, 0);
+        if (!r) return -1;
+        for (int q = i; q < k; q++) {
+            if (r->type == RESP_ERROR) ajob_finish(m, &j[q], 0, r->str);
+            else j[q].state = AJ_RUNNING;
+        }
+        resp_free(r);
+        i = k;
+    }
+    return 0;
+}
+
+/* Read a source's job list and finish the jobs of this run that ended. */
+static int valkey_poll_source(struct mover *m, struct ajob *j, int nj, int src, const struct words *old) {
+    struct resp *r = valkey_jobs(m, src);
+    if (!r) return -1;
+    char b1[32], b2[32], b3[32], b4[32];
+    for (size_t e = 0; r->type == RESP_ARRAY && e < r->n; e++) {
+        const struct resp *job = r->elem[e];
+        const char *name = resp_map_str(job, "name", b1, sizeof b1), *op = resp_map_str(job, "operation", b2, sizeof b2);
+        const char *target = resp_map_str(job, "target_node", b3, sizeof b3), *state = resp_map_str(job, "state", b4, sizeof b4);
+        if (!name || !op || !target || !state || strcasecmp(op, "EXPORT") != 0 || words_has(old, name)) continue;
+        for (int i = 0; i < nj; i++) {
+            struct ajob *a = &j[i];
+            if (a->src != src || a->state != AJ_RUNNING || strcmp(m->s->nodes[a->dst].id, target) != 0) continue;
+            if (!a->id[0]) snprintf(a->id, sizeof a->id, "%s", name);
+            if (strcmp(a->id, name) != 0) continue;
+            if (!strcmp(state, "success")) ajob_finish(m, a, 1, NULL);
+            else if (!strcmp(state, "failed") || !strcmp(state, "cancelled")) {
+                char msg[32];
+                const char *why = resp_map_str(job, "message", msg, sizeof msg);
+                sds text = rc_sprintf("%s%s%s", state, why && *why ? ": " : "", why ? why : "");
+                ajob_finish(m, a, 0, text ? text : state);
+                sdsfree(text);
+            }
+        }
+    }
+    resp_free(r);
+    return 0;
+}
+
+/* Ctrl-C: CLUSTER CANCELSLOTMIGRATIONS on every source with a job in flight. */
+static void valkey_cancel(struct mover *m, struct ajob *j, int nj) {
+    struct session *s = m->s;
+    for (int i = 0; i < nj; i++)
+        if (j[i].state == AJ_RUNNING && (i == 0 || j[i - 1].src != j[i].src))
+            sess_queue(s, &s->nodes[j[i].src], "CLUSTER", "CANCELSLOTMIGRATIONS", RESP_END);
+    sess_drain_all(s, "CLUSTER CANCELSLOTMIGRATIONS");
+}
+
+/* Valkey >= 9.0: every source exports to all its targets at once (each source forks
+ * one snapshot at a time, different sources in parallel); poll until all ended. */
+static int valkey_atomic_run(struct mover *m) {
+    struct session *s = m->s;
+    int nj = 0, ret = -1;
+    struct ajob *j = ajobs_make(m->mv, m->n, &nj);
+    struct words *old = calloc((size_t)s->n, sizeof *old);
+    if (!j || !old) { rc_fail_oom(s->rc); goto out; }
+    if (mover_count_keys(m) < 0) goto out;
+    for (int i = 0; i < nj; i++)
+        if ((i == 0 || j[i - 1].src != j[i].src) && valkey_old_jobs(m, j[i].src, &old[j[i].src]) < 0) goto out;
+    if (valkey_start(m, j, nj) < 0) goto out;
+    int64_t deadline = atomic_deadline(s->rc);
+    while (ajobs_running(j, nj)) {
+        if (rc_interrupted() && !m->cancelled) { valkey_cancel(m, j, nj); m->cancelled = 1; deadline = rc_now_ms() + 10000; }
+        if (rc_now_ms() > deadline) {
+            for (int i = 0; i < nj; i++) if (j[i].state == AJ_RUNNING) ajob_finish(m, &j[i], 0, "did not finish in time (CLUSTER GETSLOTMIGRATIONS shows it)");
+            break;
+        }
+        rc_sleep_ms(50);
+        for (int i = 0; i < nj; i++)
+            if (j[i].state == AJ_RUNNING && (i == 0 || j[i - 1].src != j[i].src || j[i - 1].state != AJ_RUNNING) &&
+                valkey_poll_source(m, j, nj, j[i].src, &old[j[i].src]) < 0) goto out;
+        mover_progress(m, 0);
+    }
+    ret = 0;
+out:
+    for (int i = 0; old && i < s->n; i++) words_free(&old[i]);
+    free(old);
+    ajobs_free(j, nj);
+    return ret;
+}
+
+static void valkey_print_commands(struct session *s, const struct move *mv, int n, const struct move_opts *o) {
+    (void)o;
+    struct move *copy = malloc(sizeof *copy * (size_t)(n ? n : 1));
+    int nj = 0;
+    struct ajob *j = copy ? ajobs_make(memcpy(copy, mv, sizeof *copy * (size_t)n), n, &nj) : NULL;
+    for (int i = 0; j && i < nj; i++) {
+        struct words w = { 0 };
+        if (i == 0 || j[i - 1].src != j[i].src) printf("%s:%d: CLUSTER MIGRATESLOTS", s->nodes[j[i].src].ip, s->nodes[j[i].src].port);
+        if (ajob_ranges(copy, &j[i], &w) == 0) {
+            printf(" SLOTSRANGE");
+            for (int k = 0; k < w.n; k++) printf(" %s", w.v[k]);
+            printf(" NODE %s", s->nodes[j[i].dst].id);
+        }
+        words_free(&w);
+        if (i + 1 == nj || j[i + 1].src != j[i].src) printf("\n");
+    }
+    if (j) printf("then CLUSTER GETSLOTMIGRATIONS on each source until its jobs end\n");
+    ajobs_free(j, nj);
+    free(copy);
+}
+
+/* Redis: CLUSTER MIGRATION IMPORT of a job's ranges on its destination. */
+static int redis_queue_import(struct mover *m, const struct ajob *j) {
+    struct words w = { 0 };
+    int ok = words_addf(&w, "CLUSTER") == 0 && words_addf(&w, "MIGRATION") == 0 && words_addf(&w, "IMPORT") == 0 &&
+             ajob_ranges(m->mv, j, &w) == 0;
+    int r = ok ? sess_queue_words(m->s, &m->s->nodes[j->dst], &w) : rc_fail_oom(m->s->rc);
+    words_free(&w);
+    return r;
+}
+
+/* Start every pending job whose source and destination are idle (one task per node,
+ * import or export); busy[] marks the nodes in a task. */
+static int redis_start(struct mover *m, struct ajob *j, int nj, unsigned char *busy) {
+    struct session *s = m->s;
+    int started = 0;
+    for (int i = 0; i < nj; i++) {
+        if (j[i].state != AJ_PENDING || busy[j[i].src] || busy[j[i].dst]) continue;
+        if (redis_queue_import(m, &j[i]) < 0) return -1;
+        busy[j[i].src] = busy[j[i].dst] = 2;   /* 2: asked, reply owed */
+        started++;
+    }
+    if (!started) return 0;
+    if (sess_flush_all(s) < 0) return -1;
+    for (int i = 0; i < nj; i++) {
+        if (j[i].state != AJ_PENDING || busy[j[i].dst] != 2) continue;
+        struct resp *r = mover_reply(m, j[i].dst, 0);
+        if (!r) return -1;
+        if (r->type == RESP_ERROR || !r->str) {
+            ajob_finish(m, &j[i], 0, r->str ? r->str : "CLUSTER MIGRATION IMPORT: unexpected reply");
+            busy[j[i].src] = busy[j[i].dst] = 0;
+        } else {
+            snprintf(j[i].id, sizeof j[i].id, "%s", r->str);
+            j[i].state = AJ_RUNNING;
+            busy[j[i].src] = busy[j[i].dst] = 1;
+        }
+        resp_free(r);
+    }
+    return 0;
+}
+
+/* Ask each running task's destination for its state; a 'failed' is retried by the
+ * server, so it only fails once it lasted past the deadline (then it is cancelled). */
+static int redis_poll(struct mover *m, struct ajob *j, int nj, unsigned char *busy) {
+    struct session *s = m->s;
+    for (int i = 0; i < nj; i++)
+        if (j[i].state == AJ_RUNNING && sess_queue(s, &s->nodes[j[i].dst], "CLUSTER", "MIGRATION", "STATUS", "ID", j[i].id, RESP_END) < 0) return -1;
+    if (sess_flush_all(s) < 0) return -1;
+    for (int i = 0; i < nj; i++) {
+        if (j[i].state != AJ_RUNNING) continue;
+        struct resp *r = mover_reply(m, j[i].dst, 0);
+        if (!r) return -1;
+        const struct resp *map = r->type == RESP_ARRAY && r->n > 0 && r->elem[0]->type == RESP_ARRAY ? r->elem[0] : r;
+        char b1[32], b2[256];
+        const char *state = resp_map_str(map, "state", b1, sizeof b1), *err = resp_map_str(map, "last_error", b2, sizeof b2);
+        int64_t now = rc_now_ms();
+        if (r->type == RESP_ERROR) ajob_finish(m, &j[i], 0, r->str);
+        else if (state && !strcmp(state, "completed")) ajob_finish(m, &j[i], 1, NULL);
+        else if (state && !strcmp(state, "canceled")) ajob_finish(m, &j[i], 0, err && *err ? err : "canceled");
+        else if (state && !strcmp(state, "failed")) {
+            if (!j[i].failing_since) j[i].failing_since = now;
+            if (now - j[i].failing_since > (int64_t)(s->rc->timeout * 1000)) {
+                sess_queue(s, &s->nodes[j[i].dst], "CLUSTER", "MIGRATION", "CANCEL", "ID", j[i].id, RESP_END);
+                sess_drain(s, &s->nodes[j[i].dst], "CLUSTER MIGRATION CANCEL");
+                ajob_finish(m, &j[i], 0, err && *err ? err : "failed, and kept failing");
+            }
+        } else j[i].failing_since = 0;
+        if (j[i].state != AJ_RUNNING) busy[j[i].src] = busy[j[i].dst] = 0;
+        resp_free(r);
+    }
+    return 0;
+}
+
+/* Ctrl-C: CLUSTER MIGRATION CANCEL on the destination of every task in flight. */
+static void redis_cancel(struct mover *m, struct ajob *j, int nj) {
+    for (int i = 0; i < nj; i++)
+        if (j[i].state == AJ_RUNNING)
+            sess_queue(m->s, &m->s->nodes[j[i].dst], "CLUSTER", "MIGRATION", "CANCEL", "ID", j[i].id, RESP_END);
+    sess_drain_all(m->s, "CLUSTER MIGRATION CANCEL");
+}
+
+/* Redis >= 8.4: one task per node at a time, so tasks whose nodes are all different
+ * run together, and the next starts as soon as its two nodes are free. */
+static int redis_atomic_run(struct mover *m) {
+    struct session *s = m->s;
+    int nj = 0, ret = -1;
+    struct ajob *j = ajobs_make(m->mv, m->n, &nj);
+    unsigned char *busy = calloc((size_t)s->n, 1);
+    if (!j || !busy) { rc_fail_oom(s->rc); goto out; }
+    if (mover_count_keys(m) < 0) goto out;
+    int64_t deadline = atomic_deadline(s->rc);
+    for (;;) {
+        if (rc_interrupted() && !m->cancelled) { redis_cancel(m, j, nj); m->cancelled = 1; deadline = rc_now_ms() + 10000; }
+        if (!m->cancelled && !m->first_error && redis_start(m, j, nj, busy) < 0) goto out;
+        if (!ajobs_running(j, nj)) break;
+        if (rc_now_ms() > deadline) {
+            redis_cancel(m, j, nj);
+            for (int i = 0; i < nj; i++) if (j[i].state == AJ_RUNNING) ajob_finish(m, &j[i], 0, "did not finish in time (CLUSTER MIGRATION STATUS shows it)");
+            break;
+        }
+        rc_sleep_ms(20);
+        if (redis_poll(m, j, nj, busy) < 0) goto out;
+        mover_progress(m, 0);
+    }
+    ret = 0;
+out:
+    free(busy);
+    ajobs_free(j, nj);
+    return ret;
+}
+
+static void redis_print_commands(struct session *s, const struct move *mv, int n, const struct move_opts *o) {
+    (void)o;
+    struct move *copy = malloc(sizeof *copy * (size_t)(n ? n : 1));
+    int nj = 0;
+    struct ajob *j = copy ? ajobs_make(memcpy(copy, mv, sizeof *copy * (size_t)n), n, &nj) : NULL;
+    for (int i = 0; j && i < nj; i++) {
+        struct words w = { 0 };
+        printf("%s:%d: CLUSTER MIGRATION IMPORT", s->nodes[j[i].dst].ip, s->nodes[j[i].dst].port);
+        if (ajob_ranges(copy, &j[i], &w) == 0) for (int k = 0; k < w.n; k++) printf(" %s", w.v[k]);
+        printf("   (from %s:%d)\n", s->nodes[j[i].src].ip, s->nodes[j[i].src].port);
+        words_free(&w);
+    }
+    if (j) printf("one task per node at a time; then CLUSTER MIGRATION STATUS ID <id> on each destination until it completes\n");
+    ajobs_free(j, nj);
+    free(copy);
+}
+
+/* --- Picking an engine, and running it --------------------------------------------- */
+
+enum { MOVE_ENGINE_KEYS, MOVE_ENGINE_VALKEY, MOVE_ENGINE_REDIS };
+static const struct move_engine move_engines[] = {
+    { "keys", "SETSLOT IMPORTING/MIGRATING, MIGRATE ... KEYS, SETSLOT NODE", keys_run, keys_print_commands },
+    { "atomic", "CLUSTER MIGRATESLOTS on each source (Valkey >= 9.0)", valkey_atomic_run, valkey_print_commands },
+    { "atomic", "CLUSTER MIGRATION IMPORT on each destination (Redis >= 8.4)", redis_atomic_run, redis_print_commands },
+};
+
+/* The engine that moves mv: atomic where every node involved offers the same atomic
+ * migration and has no slot open, keys elsewhere (or as --migration says). why says
+ * which and why. NULL with a usage error when --migration atomic cannot be had. */
+static const struct move_engine *mover_pick(struct session *s, const struct move *mv, int n, const struct move_opts *o,
+                                            char *why, size_t whylen) {
+    int common = SRV_ATOMIC_VALKEY | SRV_ATOMIC_REDIS;
+    const struct snode *lacks = NULL, *open = NULL;
+    for (int i = 0; i < n; i++) {
+        const struct snode *pair[2] = { &s->nodes[mv[i].src], &s->nodes[mv[i].dst] };
+        for (int k = 0; k < 2; k++) {
+            int had = common;
+            common &= pair[k]->caps;
+            if (had && !common && !lacks) lacks = pair[k];
+            if (!open && pair[k]->me && pair[k]->me->open_slots > 0) open = pair[k];
+        }
+    }
+    if (o->migration == MIGRATION_KEYS) {
+        snprintf(why, whylen, "--migration keys");
+        return &move_engines[MOVE_ENGINE_KEYS];
+    }
+    const char *no = NULL;
+    char buf[256];
+    if (lacks) { snprintf(buf, sizeof buf, "%s:%d runs %s, which has no atomic slot migration", lacks->ip, lacks->port, lacks->server); no = buf; }
+    else if (open) { snprintf(buf, sizeof buf, "%s:%d has a slot open from a key-by-key move", open->ip, open->port); no = buf; }
+    else if (o->replace) no = "--replace overwrites keys the target holds, which only MIGRATE ... REPLACE does";
+    else if (n == 0) no = "nothing to move";
+    if (no && o->migration == MIGRATION_ATOMIC) {
+        rc_fail_as(s->rc, RC_ERR_USAGE, "--migration atomic: %s; nothing changed", no);
+        return NULL;
+    }
+    if (no) { snprintf(why, whylen, "%s", no); return &move_engines[MOVE_ENGINE_KEYS]; }
+    int valkey = common & SRV_ATOMIC_VALKEY;
+    snprintf(why, whylen, "every node involved runs %s", valkey ? "Valkey >= 9.0" : "Redis >= 8.4");
+    return &move_engines[valkey ? MOVE_ENGINE_VALKEY : MOVE_ENGINE_REDIS];
+}
+
+/* mover_pick, said as a plan line ("Engine: atomic (...): why"). */
+static const struct move_engine *mover_choose(struct session *s, const struct move *mv, int n, const struct move_opts *o) {
+    char why[300];
+    const struct move_engine *eng = mover_pick(s, mv, n, o, why, sizeof why);
+    if (!eng) s->rc->usage_error = 1;
+    else if (n > 0) rc_progress(s->rc, "Engine: %s (%s): %s", eng->name, eng->how, why);
+    return eng;
+}
+
+/* Move every slot in mv with eng. An interrupt ends the run early: the keys engine
+ * finishes the window in flight, the atomic ones cancel what is in flight; either way
+ * no slot is left open, and the error says how many moved. */
+static int mover_run(struct session *s, struct move *mv, int n, const struct move_opts *o, const struct move_engine *eng,
+                     long long *keys_moved, int *slots_done) {
+    struct rc *rc = s->rc;
+    struct mover m = { .s = s, .o = o, .eng = eng, .mv = mv, .n = n, .keys_total = -1, .t0 = rc_now_ms(),
+                       .tty = isatty(STDERR_FILENO) };
+    int ret = eng->run(&m);
+    mover_progress(&m, 1);
+    const int keys = eng == &move_engines[MOVE_ENGINE_KEYS];
+    if (ret < 0) rc_wrap(rc, "after %d of %d slots moved%s", m.slots_done, n, keys ? " (a slot left open is closed by `rcluster fix`)" : "");
+    else if (m.cancelled) ret = rc_fail_as(rc, RC_ERR_INTERRUPTED, "interrupted: moved %d of %d slots, %lld keys; %s; the other %d slot(s) stay where they were",
+                                           m.slots_done, n, m.keys_moved, keys ? "no slot was left open" : "the migrations in flight were cancelled", n - m.slots_done);
+    else if (m.first_error) ret = rc_fail(rc, "%s (moved %d of %d slots%s)", m.first_error, m.slots_done, n, keys ? "; a slot left open is closed by `rcluster fix`" : "");
     sdsfree(m.first_error);
     *keys_moved = m.keys_moved;
     *slots_done = m.slots_done;
@@ -4812,7 +5486,7 @@ struct day2_opts {
 
 enum { OPT_D2_FROM = OPT_FIRST_COMMAND_OPT + 50, OPT_D2_TO, OPT_D2_SLOTS, OPT_D2_PIPELINE, OPT_D2_MIGRATE_TIMEOUT,
        OPT_D2_REPLACE, OPT_D2_DRY_RUN, OPT_D2_MULTI, OPT_D2_EMPTY, OPT_D2_THRESHOLD, OPT_D2_SIMULATE, OPT_D2_REPLICA,
-       OPT_D2_MASTER_ID, OPT_D2_ONLY_MASTERS, OPT_D2_ONLY_REPLICAS, OPT_D2_WEIGHT, OPT_D2_YES, OPT_D2_WINDOW };
+       OPT_D2_MASTER_ID, OPT_D2_ONLY_MASTERS, OPT_D2_ONLY_REPLICAS, OPT_D2_WEIGHT, OPT_D2_YES, OPT_D2_WINDOW, OPT_D2_MIGRATION };
 
 #define D2_OPT(name, arg, code) { name, arg, NULL, code }
 #define D2_MOVE_OPTS \
@@ -4820,7 +5494,7 @@ enum { OPT_D2_FROM = OPT_FIRST_COMMAND_OPT + 50, OPT_D2_TO, OPT_D2_SLOTS, OPT_D2
     D2_OPT("cluster-timeout", required_argument, OPT_D2_MIGRATE_TIMEOUT), D2_OPT("migrate-timeout", required_argument, OPT_D2_MIGRATE_TIMEOUT), \
     D2_OPT("replace", no_argument, OPT_D2_REPLACE), D2_OPT("cluster-replace", no_argument, OPT_D2_REPLACE), \
     D2_OPT("dry-run", no_argument, OPT_D2_DRY_RUN), D2_OPT("cluster-yes", no_argument, OPT_D2_YES), \
-    D2_OPT("window", required_argument, OPT_D2_WINDOW)
+    D2_OPT("window", required_argument, OPT_D2_WINDOW), D2_OPT("migration", required_argument, OPT_D2_MIGRATION)
 
 static void day2_opts_init(struct day2_opts *o) {
     memset(o, 0, sizeof *o);
@@ -4868,6 +5542,12 @@ static int day2_on_opt(struct rc *rc, int opt, const char *arg, void *ctx) {
     case OPT_D2_WINDOW:
         if (rc_parse_int(arg, 1, CLUSTER_SLOTS, &v) < 0) return rc_fail(rc, "--window: expected slots in flight from 1 to %d, got '%s'", CLUSTER_SLOTS, arg);
         o->mo.window = (int)v;
+        return 0;
+    case OPT_D2_MIGRATION:
+        if (!strcmp(arg, "auto")) o->mo.migration = MIGRATION_AUTO;
+        else if (!strcmp(arg, "atomic")) o->mo.migration = MIGRATION_ATOMIC;
+        else if (!strcmp(arg, "keys")) o->mo.migration = MIGRATION_KEYS;
+        else return rc_fail(rc, "--migration: expected auto, atomic or keys, got '%s'", arg);
         return 0;
     case OPT_D2_DRY_RUN: o->dry_run = 1; return 0;
     case OPT_D2_YES: rc->yes = 1; return 0;
@@ -5055,20 +5735,6 @@ static void moves_print(struct session *s, const struct move *mv, int n) {
     }
 }
 
-/* --dry-run: the commands each slot would cost, for the first slot of every run. */
-static void moves_print_commands(struct session *s, const struct move *mv, int n, const struct move_opts *o) {
-    for (int i = 0; i < n; i++) {
-        if (i > 0 && mv[i].src == mv[i - 1].src && mv[i].dst == mv[i - 1].dst) continue;
-        struct snode *a = &s->nodes[mv[i].src], *b = &s->nodes[mv[i].dst];
-        printf("slot %d (and the following slots of %s:%d -> %s:%d alike):\n", mv[i].slot, a->ip, a->port, b->ip, b->port);
-        printf("  %s:%d: CLUSTER SETSLOT %d IMPORTING %s\n", b->ip, b->port, mv[i].slot, a->id);
-        printf("  %s:%d: CLUSTER SETSLOT %d MIGRATING %s\n", a->ip, a->port, mv[i].slot, b->id);
-        printf("  %s:%d: CLUSTER GETKEYSINSLOT %d %d, then MIGRATE %s %d \"\" 0 %d%s%s KEYS ... until none is left\n", a->ip, a->port,
-               mv[i].slot, o->batch, b->ip, b->port, o->timeout_ms, o->replace ? " REPLACE" : "", s->rc->password ? " AUTH <password>" : "");
-        printf("  %s:%d, then %s:%d and every other master: CLUSTER SETSLOT %d NODE %s\n", b->ip, b->port, a->ip, a->port, mv[i].slot, b->id);
-    }
-}
-
 /* Masters that gave away their last slot: Redis 7 turns such a master into a replica
  * of the node that took it (cluster-allow-replica-migration). Say so; it is no failure. */
 static void day2_report_emptied(struct session *s, const struct move *mv, int n) {
@@ -5141,14 +5807,16 @@ out:
 /* Plan shown, confirmed, applied, reported: shared by reshard, rebalance and fix. */
 static int day2_apply_moves(struct session *s, const char *what, struct move *mv, int n, const struct day2_opts *o) {
     struct rc *rc = s->rc;
-    if (o->dry_run) { moves_print_commands(s, mv, n, &o->mo); return 0; }
+    const struct move_engine *eng = mover_choose(s, mv, n, &o->mo);
+    if (!eng) return -1;
+    if (o->dry_run) { eng->print_commands(s, mv, n, &o->mo); return 0; }
     char q[64];
     snprintf(q, sizeof q, "Move %d slot(s)?", n);
-    if (rc_confirm(rc, q) < 0 || moves_interleave(rc, mv, n) < 0) return -1;
+    if (rc_confirm(rc, q) < 0 || (eng == &move_engines[MOVE_ENGINE_KEYS] && moves_interleave(rc, mv, n) < 0)) return -1;
     int64_t t0 = rc_now_ms();
     long long keys = 0;
     int done = 0;
-    int r = mover_run(s, mv, n, &o->mo, &keys, &done);
+    int r = mover_run(s, mv, n, &o->mo, eng, &keys, &done);
     if (r == 0) r = day2_wait_settled(s, rc->timeout, 0);
     if (r == 0) {
         day2_report_emptied(s, mv, n);
@@ -5594,7 +6262,8 @@ static int fix_apply(struct session *s, const struct fix_plan *p, const struct d
     if (ret == 0 && nmv > 0 && !s->dry) {
         long long keys = 0;
         int done = 0;
-        ret = mover_run(s, mv, nmv, &o->mo, &keys, &done);
+        const struct move_engine *eng = mover_choose(s, mv, nmv, &o->mo);
+        ret = eng ? mover_run(s, mv, nmv, &o->mo, eng, &keys, &done) : -1;
         if (ret == 0) rc_progress(s->rc, "Finished %d interrupted move(s), %lld key(s) moved", done, keys);
     }
     free(mv);
@@ -8878,11 +9547,12 @@ static int scale_move_slots(struct scale_run *r) {
     if (nmv == 0) { ret = 0; goto out; }
     rc_progress(rc, "Moving %d slot(s) with their keys", nmv);
     if (rc->verbose) moves_print(s, mv, nmv);
-    if (reshard_check_busy(s, mv, nmv) < 0 || moves_interleave(rc, mv, nmv) < 0) goto out;
+    const struct move_engine *eng = mover_choose(s, mv, nmv, &o.mo);
+    if (!eng || reshard_check_busy(s, mv, nmv) < 0 || (eng == &move_engines[MOVE_ENGINE_KEYS] && moves_interleave(rc, mv, nmv) < 0)) goto out;
     r->changed = 1;
     long long keys = 0;
     int done = 0;
-    ret = mover_run(s, mv, nmv, &o.mo, &keys, &done);
+    ret = mover_run(s, mv, nmv, &o.mo, eng, &keys, &done);
     r->keys_moved += keys;
     r->slots_moved += done;
     if (ret == 0) ret = day2_wait_settled(s, rc->timeout, 0);
