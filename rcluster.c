@@ -2571,6 +2571,8 @@ struct snode {
     char server[64];        /* "Valkey 8.0.1" (info_server_desc) */
     int major, minor;       /* redis_version, which Valkey keeps Redis-compatible */
     int caps;               /* SRV_* bits (server_caps) */
+    int migrations;         /* atomic slot migrations in flight on it (sess_read_migrations) */
+    char migration[320];    /* the first of them, said */
 };
 
 struct session {
@@ -2856,6 +2858,8 @@ out:
 
 /* Connect to the seed, learn the members from it, connect to each and ask every one
  * its view. Members that cannot be asked are kept with up = 0 and the reason. */
+static void sess_read_migrations(struct session *s);
+
 static int sess_open(struct rc *rc, struct session *s, const struct addr *seed) {
     memset(s, 0, sizeof *s);
     s->rc = rc;
@@ -2898,6 +2902,7 @@ static int sess_open(struct rc *rc, struct session *s, const struct addr *seed) 
     }
     for (int i = 0; i < s->n; i++)
         if (s->nodes[i].up) sess_probe_read(s, &s->nodes[i]);
+    sess_read_migrations(s);
     struct snode *sx = &s->nodes[s->seed];
     if (!sx->up) { rc_fail_kind_msg(rc, sx->err_kind, sdsdup(sx->err)); return -1; }
     /* A node refusing our password is a wrong password, not a dead node. */
@@ -2939,6 +2944,64 @@ static int sess_reconnect(struct session *s, struct snode *x) {
     return 0;
 }
 
+/* Whether an atomic migration's state is final: Valkey success/failed/cancelled; Redis
+ * completed/canceled (Redis retries a 'failed' import by itself). Pure. */
+static int migration_state_final(const char *state, int redis) {
+    if (redis) return !strcmp(state, "completed") || !strcmp(state, "canceled");
+    return !strcmp(state, "success") || !strcmp(state, "failed") || !strcmp(state, "cancelled");
+}
+
+static const char *resp_map_str(const struct resp *map, const char *key, char *buf, size_t len);
+
+/* Count the migrations in flight in a reply of x's (Valkey: GETSLOTMIGRATIONS; Redis:
+ * MIGRATION STATUS ALL, where 'failed' is still in flight) and say the first. */
+static void snode_take_migrations(const struct session *s, struct snode *x, const struct resp *r) {
+    x->migrations = 0;
+    x->migration[0] = 0;
+    int redis = (x->caps & SRV_ATOMIC_REDIS) != 0;
+    for (size_t i = 0; r && r->type == RESP_ARRAY && i < r->n; i++) {
+        char b[5][64];
+        const struct resp *job = r->elem[i];
+        const char *state = resp_map_str(job, "state", b[0], sizeof b[0]);
+        if (!state || migration_state_final(state, redis)) continue;
+        const char *op = resp_map_str(job, "operation", b[1], sizeof b[1]);
+        const char *slots = resp_map_str(job, redis ? "slots" : "slot_ranges", b[2], sizeof b[2]);
+        const char *from = resp_map_str(job, redis ? "source" : "source_node", b[3], sizeof b[3]);
+        const char *to = resp_map_str(job, redis ? "dest" : "target_node", b[4], sizeof b[4]);
+        int pf = from ? sess_index_of(s, from) : -1, pt = to ? sess_index_of(s, to) : -1;
+        if (x->migrations++) continue;
+        char src[96], dst[96];
+        if (pf >= 0) snprintf(src, sizeof src, "%s:%d", s->nodes[pf].ip, s->nodes[pf].port); else snprintf(src, sizeof src, "%.12s", from ? from : "?");
+        if (pt >= 0) snprintf(dst, sizeof dst, "%s:%d", s->nodes[pt].ip, s->nodes[pt].port); else snprintf(dst, sizeof dst, "%.12s", to ? to : "?");
+        snprintf(x->migration, sizeof x->migration, "%.16s of slots %.40s, %s -> %s (%.32s)", op ? op : "migration", slots ? slots : "?", src, dst, state);
+    }
+}
+
+/* Ask every master that has atomic slot migration which of its migrations are still in
+ * flight (an earlier run's, say after a SIGKILL: the servers carry on by themselves).
+ * A node that cannot say has none. */
+static void sess_read_migrations(struct session *s) {
+    for (int i = 0; i < s->n; i++) {
+        struct snode *x = &s->nodes[i];
+        x->migrations = 0;
+        x->migration[0] = 0;
+        if (!x->up || !(x->caps & (SRV_ATOMIC_VALKEY | SRV_ATOMIC_REDIS)) || !snode_is_master(x)) continue;
+        int r = x->caps & SRV_ATOMIC_VALKEY ? rconn_queue(s->rc, &x->c, "CLUSTER", "GETSLOTMIGRATIONS", RESP_END)
+                                            : rconn_queue(s->rc, &x->c, "CLUSTER", "MIGRATION", "STATUS", "ALL", RESP_END);
+        if (r == 0) x->owed++;
+    }
+    if (sess_flush_all(s) < 0) return;
+    for (int i = 0; i < s->n; i++) {
+        struct snode *x = &s->nodes[i];
+        while (x->up && x->owed > 0) {
+            struct resp *r = sess_reply(s, x, 0);
+            if (!r) break;
+            snode_take_migrations(s, x, r);
+            resp_free(r);
+        }
+    }
+}
+
 /* Ask every reachable node for its view again (after a change). */
 static int sess_refresh(struct session *s) {
     for (int i = 0; i < s->n; i++) {
@@ -2947,6 +3010,7 @@ static int sess_refresh(struct session *s) {
     }
     for (int i = 0; i < s->n; i++)
         if (s->nodes[i].up) sess_probe_read(s, &s->nodes[i]);
+    sess_read_migrations(s);
     return 0;
 }
 
@@ -2975,7 +3039,7 @@ static int sess_count_replicas(const struct session *s, const char *master_id) {
 
 enum finding_kind { FIND_UNREACHABLE = 1, FIND_STATE, FIND_FAILING, FIND_OPEN_SLOT, FIND_UNCOVERED,
                     FIND_DISAGREE, FIND_MULTI_OWNER, FIND_TIMEOUT_MISMATCH, FIND_LINK, FIND_FORMATION_LEFT,
-                    FIND_NOT_EMPTY, FIND_NOT_ALONE, FIND_HAS_SLOTS, FIND_SAME_NODE };
+                    FIND_NOT_EMPTY, FIND_NOT_ALONE, FIND_HAS_SLOTS, FIND_SAME_NODE, FIND_MIGRATION };
 
 struct finding {
     int kind;
@@ -3036,6 +3100,18 @@ static int judge_open_slots(const struct session *s, struct findings *f) {
             if (findings_add(f, FIND_OPEN_SLOT, i, o->slot, 0, "slot %d is open on %s:%d: %s %s", o->slot, x->ip, x->port,
                              o->importing ? "importing from" : "migrating to", peer) < 0) return -1;
         }
+    }
+    return 0;
+}
+
+/* Atomic slot migrations in flight: no failure (the servers finish them), but no
+ * time to start another move. A warning. */
+static int judge_migrations(const struct session *s, struct findings *f) {
+    for (int i = 0; i < s->n; i++) {
+        const struct snode *x = &s->nodes[i];
+        if (x->up && x->migrations > 0 &&
+            findings_add(f, FIND_MIGRATION, i, -1, 1, "%s:%d: atomic slot migration in progress: %s%s", x->ip, x->port, x->migration,
+                         x->migrations > 1 ? " (and more)" : "") < 0) return -1;
     }
     return 0;
 }
@@ -3166,7 +3242,7 @@ static int judge_formable(const struct session *s, struct findings *f) {
 /* The judges a mutating command runs before it changes anything. */
 static int judge_all(const struct session *s, struct findings *f, int multi_owners) {
     if (judge_reachable(s, f) < 0 || judge_open_slots(s, f) < 0 || judge_coverage(s, f) < 0 ||
-        judge_agreement(s, f) < 0 || judge_node_timeout(s, f) < 0) return -1;
+        judge_agreement(s, f) < 0 || judge_node_timeout(s, f) < 0 || judge_migrations(s, f) < 0) return -1;
     if (multi_owners && judge_multiple_owners(s, f) < 0) return -1;
     return 0;
 }
@@ -4191,7 +4267,8 @@ static const struct move_engine *mover_choose(struct session *s, const struct mo
 static int mover_run(struct session *s, struct move *mv, int n, const struct move_opts *o, const struct move_engine *eng,
                      long long *keys_moved, int *slots_done) {
     struct rc *rc = s->rc;
-    struct mover m = { .s = s, .o = o, .eng = eng, .mv = mv, .n = n, .keys_total = -1, .t0 = rc_now_ms(),
+    int64_t now = rc_now_ms();
+    struct mover m = { .s = s, .o = o, .eng = eng, .mv = mv, .n = n, .keys_total = -1, .t0 = now, .last_report = now,
                        .tty = isatty(STDERR_FILENO) };
     int ret = eng->run(&m);
     mover_progress(&m, 1);
@@ -5332,7 +5409,7 @@ enum check_report { CHECK_REPORT = 0, CHECK_SILENT = 1 };
 static int judge_health(const struct session *s, struct findings *f) {
     if (judge_reachable(s, f) < 0 || judge_replica_links(s, f) < 0 || judge_agreement(s, f) < 0 ||
         judge_coverage(s, f) < 0 || judge_open_slots(s, f) < 0 || judge_multiple_owners(s, f) < 0 ||
-        judge_node_timeout(s, f) < 0 || judge_formation_leftovers(s, f) < 0) return -1;
+        judge_node_timeout(s, f) < 0 || judge_formation_leftovers(s, f) < 0 || judge_migrations(s, f) < 0) return -1;
     return 0;
 }
 
@@ -5615,11 +5692,49 @@ static int day2_resolve_master(struct session *s, const char *what, const char *
 
 /* Before changing anything: every master reachable (but `ignore`), every slot covered,
  * views agree, no open slot (unless allow_open). Warnings are printed, problems refuse. */
+static int sess_migrations(const struct session *s) {
+    int n = 0;
+    for (int i = 0; i < s->n; i++) n += s->nodes[i].up ? s->nodes[i].migrations : 0;
+    return n;
+}
+
+/* Wait until no atomic slot migration is in flight (one an earlier run started, say
+ * before a SIGKILL: the servers finish it by themselves); -1 when one still is. */
+static int day2_wait_migrations(struct session *s, double timeout_s) {
+    if (!sess_migrations(s)) return 0;
+    int64_t deadline = rc_now_ms() + (int64_t)(timeout_s * 1000);
+    rc_progress(s->rc, "Waiting for %d atomic slot migration(s) in progress to end", sess_migrations(s));
+    while (sess_migrations(s) && rc_now_ms() < deadline && !rc_interrupted()) {
+        rc_sleep_ms(200);
+        sess_refresh(s);
+    }
+    for (int i = 0; i < s->n; i++)
+        if (s->nodes[i].up && s->nodes[i].migrations)
+            return rc_fail(s->rc, "%s:%d: atomic slot migration still in progress after %.0f s: %s; wait, or cancel it with `rcluster fix`",
+                           s->nodes[i].ip, s->nodes[i].port, timeout_s, s->nodes[i].migration);
+    return 0;
+}
+
+/* Cancel every atomic slot migration in flight: Valkey on its source
+ * (CANCELSLOTMIGRATIONS), Redis on its destination (MIGRATION CANCEL ALL); a node with
+ * nothing of its own to cancel answers an error, which is no failure. */
+static void sess_cancel_migrations(struct session *s) {
+    for (int i = 0; i < s->n; i++) {
+        struct snode *x = &s->nodes[i];
+        if (!x->up || !x->migrations) continue;
+        if (x->caps & SRV_ATOMIC_VALKEY) sess_queue(s, x, "CLUSTER", "CANCELSLOTMIGRATIONS", RESP_END);
+        else sess_queue(s, x, "CLUSTER", "MIGRATION", "CANCEL", "ALL", RESP_END);
+    }
+    sess_drain_all(s, "cancelling atomic slot migrations");
+    sess_refresh(s);
+}
+
 static int day2_preflight(struct session *s, int allow_open, int ignore) {
     struct rc *rc = s->rc;
     struct findings f = { 0 };
     /* A master met a moment ago (redis-cli add-node) keeps cluster_state:fail for its
      * rejoin delay, up to 5 s: give such states a little time before refusing. */
+    if (!s->dry && day2_wait_migrations(s, rc->timeout) < 0) return -1;
     int64_t deadline = rc_now_ms() + (int64_t)(rc->timeout < 10 ? rc->timeout * 1000 : 10000);
     for (;;) {
         int waiting = 0;
@@ -6299,6 +6414,13 @@ static int cmd_fix(struct rc *rc, int argc, char **argv) {
             rc_fail_kind_msg(rc, s.nodes[i].err_kind, rc_sprintf("master %s:%d is not reachable: %s; fix needs every master with slots", s.nodes[i].ip, s.nodes[i].port, s.nodes[i].err));
             goto out;
         }
+    /* Atomic migrations of an earlier run finish by themselves: wait for them, and
+     * cancel what is still in flight after --timeout. */
+    if (sess_migrations(&s) && !o.dry_run && day2_wait_migrations(&s, rc->timeout) < 0) {
+        rc_progress(rc, "Cancelling: %s", rc->err);
+        sess_cancel_migrations(&s);
+        if (day2_wait_migrations(&s, 10) < 0) goto out;
+    }
     /* Right after a kill the nodes may still be exchanging the last epochs: let them. */
     if (day2_wait_settled(&s, 2, o.multi_owners) == 0) {
         rc_progress(rc, "Nothing to fix: no open slot, all %d slots covered%s", CLUSTER_SLOTS, o.multi_owners ? ", no slot with two owners" : "");
@@ -6877,11 +6999,14 @@ static int cmd_info(struct rc *rc, int argc, char **argv) {
             js = rc_catprintf(js, "%s{\"id\":\"%s\",\"addr\":\"%s:%d\",\"reachable\":%s,\"keys\":%lld,\"slots\":%d,\"ranges\":", masters ? "," : "",
                               x->id, x->ip, x->port, x->up ? "true" : "false", x->up ? x->keys : 0, slots);
             js = rc_json_str(js, ranges ? ranges : "");
-            js = rc_catprintf(js, ",\"replicas\":%d,\"keys_per_slot\":%.2f}", reps, avg);
+            js = rc_catprintf(js, ",\"replicas\":%d,\"keys_per_slot\":%.2f,\"migrations\":%d", reps, avg, x->migrations);
+            if (x->migrations) { js = rc_cat(js, ",\"migration\":"); js = rc_json_str(js, x->migration); }
+            js = rc_cat(js, "}");
         } else {
             printf("%s:%d (%.8s...) %lld keys | %d slots | %d replica(s) | %.2f keys/slot%s\n", x->ip, x->port, x->id, x->up ? x->keys : 0,
                    slots, reps, avg, x->up ? "" : " | NOT reachable");
             printf("  %s[%s]%s %s\n", color ? colours[masters % 6] : "", bar, color ? "\033[0m" : "", ranges && sdslen(ranges) ? ranges : "-");
+            if (x->migrations) printf("  atomic slot migration in progress: %s%s\n", x->migration, x->migrations > 1 ? " (and more)" : "");
         }
         total += x->up ? x->keys : 0;
         masters++;
