@@ -6634,6 +6634,14 @@ static int addnode_ready(struct session *s, int nx, int master, sds *why) {
     if (strcmp(x->state, "ok") != 0) { *why = rc_sprintf("it reports cluster_state:%s", x->state); return 0; }
     if (master < 0) return 1;
     struct snode *m = &s->nodes[master];
+    /* A master without slots is in no CLUSTER SLOTS reply: its own view must list the
+     * new node as its replica, with the link up. */
+    if (snode_slot_count(m) == 0) {
+        const struct nodeinfo *ni = m->up ? cview_find(&m->view, x->id) : NULL;
+        if (!ni || strcmp(ni->master, m->id) != 0) { *why = rc_sprintf("its master %s:%d does not list it as its replica yet", m->ip, m->port); return 0; }
+        if (strcmp(x->link, "up") != 0) { *why = rc_sprintf("replication link is %s", x->link[0] ? x->link : "not up"); return 0; }
+        return 1;
+    }
     struct resp *repl = NULL, *slots = NULL;
     int ok = 0;
     char buf[32] = "";
@@ -9170,7 +9178,7 @@ out:
 
 /* What scale does with node i (1-based container number). Nodes 1..masters*(R+1)
  * stay or come; higher numbers go. */
-enum { SC_KEEP_MASTER = 1, SC_KEEP_REPLICA, SC_NEW_MASTER, SC_NEW_REPLICA, SC_DEMOTE, SC_REMOVE, SC_GONE };
+enum { SC_KEEP_MASTER = 1, SC_KEEP_REPLICA, SC_NEW_MASTER, SC_NEW_REPLICA, SC_DEMOTE, SC_REMOVE, SC_GONE, SC_PROMOTE };
 
 struct scale_role {
     int member;               /* in the cluster now */
@@ -9183,7 +9191,7 @@ struct scale_role {
 };
 
 /* Is action a a master after the scale? */
-static int scale_is_master(int a) { return a == SC_KEEP_MASTER || a == SC_NEW_MASTER; }
+static int scale_is_master(int a) { return a == SC_KEEP_MASTER || a == SC_NEW_MASTER || a == SC_PROMOTE; }
 
 /* The pure plan: v[0..nv) are nodes 1..nv as they are now; want = masters*(replicas+1)
  * of them stay. Masters are those that hold slots now (lowest numbers first), then
@@ -9199,6 +9207,18 @@ static int scale_plan_roles(struct scale_role *v, int nv, int masters, int repli
             int fit = pass == 0 ? v[k].member && v[k].master && v[k].slots > 0
                     : pass == 1 ? v[k].member && v[k].master && v[k].slots == 0 : !v[k].member;
             if (fit && !v[k].action) { v[k].action = v[k].member ? SC_KEEP_MASTER : SC_NEW_MASTER; nm++; }
+        }
+    /* Still short (a master that gave away its last slot turned replica of the node
+     * that took it): a replica becomes an empty master again, first one whose master
+     * has more replicas than it needs. */
+    for (int pass = 0; pass < 2 && nm < masters; pass++)
+        for (int k = 0; k < want && nm < masters; k++) {
+            if (v[k].action || !v[k].member || v[k].master) continue;
+            int siblings = 0;
+            for (int j = 0; j < nv; j++) siblings += v[j].member && !v[j].master && v[j].of && v[j].of == v[k].of;
+            if (pass == 0 && siblings <= replicas) continue;
+            v[k].action = SC_PROMOTE;
+            nm++;
         }
     if (nm < masters) {
         snprintf(why, whylen, "nodes 1-%d hold only %d master(s) and no free node can become one; a master outside them "
@@ -9532,7 +9552,8 @@ static int scale_map_roles(struct scale_run *r) {
 
 static void scale_print_plan(struct scale_run *r) {
     static const char *const names[] = { "", "stays a master", "stays a replica", "joins as a master", "joins as a replica",
-                                         "becomes a replica", "is removed", "is gone" };
+                                         "becomes a replica", "is removed", "is gone",
+                                         "becomes an empty master (it leaves and joins again)" };
     struct rc *rc = r->rc;
     int masters = 0;
     for (int k = 0; k < r->n_have && k < r->nmax; k++) masters += r->roles[k].member && r->roles[k].master && r->roles[k].slots > 0;
@@ -9592,6 +9613,28 @@ static int scale_join_new(struct scale_run *r, int todo, int *met) {
     rc_progress(rc, "%d node(s) met the cluster; waiting until every node knows them", todo);
     for (int i = first_new; i < s->n; i++)
         if (addnode_wait(s, i, -1, rc->timeout) < 0) return rc_wrap(rc, "%s:%d joined but did not settle", s->nodes[i].ip, s->nodes[i].port);
+    return 0;
+}
+
+/* Replicas of the plan that become masters: each leaves the cluster (FORGET on every
+ * other node, then CLUSTER RESET HARD: empty, and a new id, which the others have not
+ * banned) and then joins again as a new master with the nodes that join. */
+static int scale_promote(struct scale_run *r) {
+    struct session *s = &r->s;
+    for (int k = 0; k < r->n_want; k++) {
+        int i = r->sidx[k];
+        if (r->roles[k].action != SC_PROMOTE || i < 0) continue;
+        if (rc_interrupted()) return rc_fail_as(r->rc, RC_ERR_INTERRUPTED, "interrupted before %s left to become a master", r->names[k]);
+        rc_progress(r->rc, "%s leaves as a replica, to join again as a master", r->names[k]);
+        r->changed = 1;
+        if (delnode_forget(s, i, r->rc->timeout) < 0 || act_reset(s, &s->nodes[i], "HARD") < 0 ||
+            sess_drain(s, &s->nodes[i], "CLUSTER RESET HARD") < 0) return rc_wrap(r->rc, "%s", r->names[k]);
+        rconn_close(&s->nodes[i].c);
+        s->nodes[i].up = 0;
+        r->sidx[k] = -1;
+        r->roles[k].member = 0;
+        r->roles[k].action = SC_NEW_MASTER;
+    }
     return 0;
 }
 
@@ -9836,7 +9879,7 @@ static int cmd_scale(struct rc *rc, int argc, char **argv) {
         sdsfree(q);
         if (ret < 0) goto out;
     }
-    if ((swarm ? swarm_scale_add(&r) : scale_add_nodes(&r, deadline)) < 0 || scale_move_slots(&r) < 0 ||
+    if (scale_promote(&r) < 0 || (swarm ? swarm_scale_add(&r) : scale_add_nodes(&r, deadline)) < 0 || scale_move_slots(&r) < 0 ||
         scale_assign_replicas(&r) < 0 || (swarm ? swarm_scale_remove(&r, &removed) : scale_remove_nodes(&r, &removed)) < 0) goto fail;
     if ((swarm ? swarm_scale_write_manifest(&r) : scale_write_manifest(&r)) < 0) goto fail;
     int64_t until = rc_now_ms() + (int64_t)(rc->timeout * 1000);

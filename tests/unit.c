@@ -2196,6 +2196,70 @@ static void test_swarm(void) {
     free(o.configs);
 }
 
+/* Slot moves: server capabilities, engine choice, atomic jobs and ranges, progress. */
+static void test_mover_engines(void) {
+    CHECK("caps: Valkey 9.1 has atomic (MIGRATESLOTS) and replicated SETSLOT",
+          server_caps("# Server\r\nredis_version:7.2.4\r\nserver_name:valkey\r\nvalkey_version:9.1.0\r\n") == (SRV_ATOMIC_VALKEY | SRV_REPLICATED_SETSLOT));
+    CHECK("caps: Valkey 8.0.1 has replicated SETSLOT only",
+          server_caps("redis_version:7.2.4\r\nserver_name:valkey\r\nvalkey_version:8.0.1\r\n") == SRV_REPLICATED_SETSLOT);
+    CHECK("caps: Redis 8.4 has atomic (MIGRATION IMPORT)", server_caps("redis_version:8.4.0\r\n") == SRV_ATOMIC_REDIS);
+    CHECK("caps: the Redis dev build (255.255.255) has atomic", server_caps("redis_version:255.255.255\r\n") == SRV_ATOMIC_REDIS);
+    CHECK("caps: Redis 8.2 and 7.0 have neither", server_caps("redis_version:8.2.1\r\n") == 0 && server_caps("redis_version:7.0.15\r\n") == 0);
+    CHECK("caps: Valkey is never judged by its redis_version", server_caps("redis_version:9.0.0\r\nserver_name:valkey\r\n") == 0);
+    CHECK("migration states: final per server", migration_state_final("success", 0) && migration_state_final("cancelled", 0) &&
+          !migration_state_final("snapshotting", 0) && migration_state_final("completed", 1) && !migration_state_final("failed", 1) &&
+          migration_state_final("canceled", 1));
+    /* Jobs: one per source and target, slots as ranges. */
+    struct move mv[8];
+    memset(mv, 0, sizeof mv);
+    int spec[8][3] = { { 7, 1, 0 }, { 5, 1, 0 }, { 6, 1, 0 }, { 100, 2, 0 }, { 9, 1, 3 }, { 8, 1, 0 }, { 101, 2, 0 }, { 10, 1, 0 } };
+    for (int i = 0; i < 8; i++) { mv[i].slot = spec[i][0]; mv[i].src = spec[i][1]; mv[i].dst = spec[i][2]; }
+    int nj = 0;
+    struct ajob *j = ajobs_make(mv, 8, &nj);
+    CHECKF("atomic jobs: one per source and target", j && nj == 3 && j[0].src == 1 && j[0].dst == 0 && j[0].nmv == 5 &&
+           j[1].src == 1 && j[1].dst == 3 && j[2].src == 2, "nj=%d", nj);
+    struct words w = { 0 };
+    int r = j ? ajob_ranges(mv, &j[0], &w) : -1;
+    CHECKF("atomic jobs: slots 5,6,7,8,10 are ranges 5-8 and 10-10", r == 0 && w.n == 4 && !strcmp(w.v[0], "5") && !strcmp(w.v[1], "8") &&
+           !strcmp(w.v[2], "10") && !strcmp(w.v[3], "10"), "n=%d", w.n);
+    words_free(&w);
+    ajobs_free(j, nj);
+    /* Engine choice. */
+    struct session s;
+    memset(&s, 0, sizeof s);
+    struct rc rc;
+    memset(&rc, 0, sizeof rc);
+    s.rc = &rc;
+    struct snode nodes[3];
+    memset(nodes, 0, sizeof nodes);
+    s.nodes = nodes;
+    s.n = 3;
+    for (int i = 0; i < 3; i++) { nodes[i].caps = SRV_ATOMIC_VALKEY | SRV_REPLICATED_SETSLOT; snprintf(nodes[i].server, sizeof nodes[i].server, "Valkey 9.1.0"); }
+    struct move two[2] = { { .slot = 1, .src = 0, .dst = 1 }, { .slot = 2, .src = 2, .dst = 1 } };
+    struct move_opts o = { .migration = MIGRATION_AUTO };
+    char why[300];
+    CHECK("engine: all Valkey 9 -> atomic (MIGRATESLOTS)", mover_pick(&s, two, 2, &o, why, sizeof why) == &move_engines[MOVE_ENGINE_VALKEY]);
+    o.migration = MIGRATION_KEYS;
+    CHECK("engine: --migration keys -> keys", mover_pick(&s, two, 2, &o, why, sizeof why) == &move_engines[MOVE_ENGINE_KEYS]);
+    o.migration = MIGRATION_AUTO;
+    nodes[2].caps = 0;
+    snprintf(nodes[2].server, sizeof nodes[2].server, "Redis 7.0.15");
+    CHECKF("engine: one Redis 7 source -> keys, naming it", mover_pick(&s, two, 2, &o, why, sizeof why) == &move_engines[MOVE_ENGINE_KEYS] &&
+           strstr(why, "Redis 7.0.15"), "%s", why);
+    o.migration = MIGRATION_ATOMIC;
+    CHECK("engine: --migration atomic where a node lacks it is a usage error", !mover_pick(&s, two, 2, &o, why, sizeof why) && rc.err_kind == RC_ERR_USAGE);
+    sdsfree(rc.err);
+    rc.err = NULL;
+    o.migration = MIGRATION_AUTO;
+    for (int i = 0; i < 3; i++) nodes[i].caps = SRV_ATOMIC_REDIS;
+    CHECK("engine: all Redis 8.4 -> atomic (MIGRATION IMPORT)", mover_pick(&s, two, 2, &o, why, sizeof why) == &move_engines[MOVE_ENGINE_REDIS]);
+    o.replace = 1;
+    CHECK("engine: --replace -> keys (MIGRATE REPLACE)", mover_pick(&s, two, 2, &o, why, sizeof why) == &move_engines[MOVE_ENGINE_KEYS]);
+    /* Progress. */
+    CHECK("progress: slots only", mover_fraction(50, 100, 0, -1) == 0.5);
+    CHECK("progress: slots and keys", mover_fraction(50, 100, 100, 400) == 0.375);
+}
+
 /* scale_plan_roles: which nodes stay, come and go, and where replicas go. */
 static struct scale_role sc_member(int master, int slots, int of) {
     struct scale_role v;
@@ -2263,7 +2327,22 @@ static void test_scale_plan(void) {
     v[0] = sc_member(1, 8192, 0); v[1] = sc_member(0, 0, 4); v[2] = sc_member(1, 8192, 0); v[3] = sc_member(1, 0, 0);
     v[3].slots = 1;
     r = scale_plan_roles(v, 4, 3, 0, why, sizeof why);
-    CHECKF("scale plan: too few masters among the kept nodes is refused", r < 0 && strstr(why, "only 2 master"), "r=%d why=%s", r, why);
+    CHECKF("scale plan: too few masters among the kept nodes: a kept replica becomes an empty master", r == 0 && v[1].action == SC_PROMOTE &&
+           v[3].action == SC_REMOVE, "r=%d why=%s", r, why);
+    /* 3x1 after a reshard emptied master 3: it and its replica 6 now replicate master 1. */
+    memset(v, 0, sizeof v);
+    v[0] = sc_member(1, 10923, 0); v[1] = sc_member(1, 5461, 0); v[2] = sc_member(0, 0, 1);
+    v[3] = sc_member(0, 0, 1); v[4] = sc_member(0, 0, 2); v[5] = sc_member(0, 0, 1);
+    r = scale_plan_roles(v, 6, 3, 1, why, sizeof why);
+    CHECKF("scale plan: a master emptied by a move (now a replica) becomes a master again", r == 0 && v[2].action == SC_PROMOTE &&
+           v[0].action == SC_KEEP_MASTER && v[1].action == SC_KEEP_MASTER, "r=%d why=%s a3=%d", r, why, v[2].action);
+    CHECK("scale plan: emptied master: balanced", sc_balanced(v, 6, 1));
+    /* Too few nodes to make up the masters at all: refused, saying why. */
+    memset(v, 0, sizeof v);
+    v[0] = sc_member(1, 16384, 0); v[1] = sc_member(1, 0, 0);
+    v[1].member = 0;
+    r = scale_plan_roles(v, 2, 3, 0, why, sizeof why);
+    CHECKF("scale plan: fewer nodes than masters is refused", r < 0, "r=%d why=%s", r, why);
     /* An interrupted grow: 9, 10 joined as empty masters; the re-run makes them replicas. */
     memset(v, 0, sizeof v);
     for (int k = 0; k < 3; k++) { v[k] = sc_member(1, 3000, 0); v[k + 3] = sc_member(0, 0, k + 1); }
@@ -2314,6 +2393,7 @@ int main(void) {
     test_form_start_level();
     test_swarm();
     test_scale_plan();
+    test_mover_engines();
     printf("unit: %d passed, %d failed\n", npass, nfail);
     return nfail ? 1 : 0;
 }
