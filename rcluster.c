@@ -3091,7 +3091,7 @@ static int judge_reachable(const struct session *s, struct findings *f) {
 static int judge_open_slots(const struct session *s, struct findings *f) {
     for (int i = 0; i < s->n; i++) {
         const struct snode *x = &s->nodes[i];
-        for (int k = 0; x->me && snode_is_master(x) && k < x->me->open_slots; k++) {
+        for (int k = 0; x->me && k < x->me->open_slots; k++) {
             const struct nodeopen *o = &x->me->open[k];
             int p = sess_index_of(s, o->peer);
             char peer[128];
@@ -6304,7 +6304,7 @@ static int fix_plan_make(struct session *s, int multi, struct fix_plan *p) {
     for (int i = 0; i < s->n; i++) nslots[i] = snode_slot_count(&s->nodes[i]);
     for (int i = 0; i < s->n; i++) {
         const struct snode *x = &s->nodes[i];
-        for (int k = 0; x->me && snode_is_master(x) && k < x->me->open_slots; k++) {
+        for (int k = 0; x->me && k < x->me->open_slots; k++) {
             int slot = x->me->open[k].slot;
             if (seen[slot]) continue;
             seen[slot] = 1;
@@ -6341,13 +6341,24 @@ static void fix_plan_print(struct session *s, const struct fix_plan *p) {
 }
 
 /* STABLE on every node that has `slot` open. */
+/* SETSLOT STABLE on every master with slot open, and on the master of every replica
+ * with it open (Valkey >= 8 replicates SETSLOT: a move cut short may have left the state
+ * on the replicas only; the master's STABLE reaches them). */
 static int fix_queue_stable(struct session *s, int slot) {
-    for (int i = 0; i < s->n; i++) {
+    unsigned char *sent = calloc((size_t)s->n + 1, 1);
+    if (!sent) return rc_fail_oom(s->rc);
+    int ret = 0;
+    for (int i = 0; i < s->n && ret == 0; i++) {
         struct snode *x = &s->nodes[i];
-        for (int k = 0; x->up && x->me && snode_is_master(x) && k < x->me->open_slots; k++)
-            if (x->me->open[k].slot == slot) { if (act_setslot(s, x, slot, "STABLE", NULL) < 0) return -1; break; }
+        for (int k = 0; x->up && x->me && k < x->me->open_slots; k++) {
+            if (x->me->open[k].slot != slot) continue;
+            int m = snode_is_master(x) ? i : sess_index_of(s, snode_master_id(x));
+            if (m >= 0 && !sent[m] && s->nodes[m].up) { sent[m] = 1; ret = act_setslot(s, &s->nodes[m], slot, "STABLE", NULL); }
+            break;
+        }
     }
-    return 0;
+    free(sent);
+    return ret;
 }
 
 static int fix_apply(struct session *s, const struct fix_plan *p, const struct day2_opts *o) {

@@ -6,6 +6,9 @@
                        in pipelines (keys grouped by the slot owner from CLUSTER SLOTS)
   verify PORT N [BIG]  every key reads back with its type and value (one typed read per
                        key: a wrong type answers WRONGTYPE); prints the first problem
+  spread PORT N        N string keys k:0..k:N-1 (16-byte values) spread over all slots,
+                       each sent to the master that owns its slot (benchmarks of slot
+                       moves: redis-benchmark --cluster puts a master's keys in one slot)
   writer PORT STATE    a concurrent client: INCRs keys w:0..w:499 in a loop (through the
                        cluster client, following MOVED/ASK), checks each GET never goes
                        below an acknowledged count, and dumps {key: [acked, attempted]}
@@ -95,6 +98,16 @@ def load(port, n, big):
     for b in range(big): rc.set(big_key(b), big_value(b))
 
 
+def spread(port, n):
+    groups = by_node(port, [(i, "k:%d" % i) for i in range(n)])
+    for (host, p), idx in groups.items():
+        c = redis.Redis(host=host, port=p)
+        for start in range(0, len(idx), 10000):
+            pipe = c.pipeline(transaction=False)
+            for i in idx[start:start + 10000]: pipe.set("k:%d" % i, "0123456789abcdef")
+            pipe.execute()
+
+
 def verify(port, n, big):
     groups = by_node(port, [(i, key_of(i)) for i in range(n)])
     bad = 0
@@ -173,6 +186,7 @@ def writer_check(port, state, running):
 def main():
     cmd, port = sys.argv[1], int(sys.argv[2])
     if cmd == "load": load(port, int(sys.argv[3]), int(sys.argv[4]) if len(sys.argv) > 4 else 0); return 0
+    if cmd == "spread": spread(port, int(sys.argv[3])); return 0
     if cmd == "verify": return verify(port, int(sys.argv[3]), int(sys.argv[4]) if len(sys.argv) > 4 else 0)
     if cmd == "writer": writer(port, sys.argv[3]); return 0
     if cmd == "writer-check": return writer_check(port, sys.argv[3], len(sys.argv) > 4)
