@@ -3404,6 +3404,7 @@ struct move {
     struct resp *keys;         /* the next keys to migrate (GETKEYSINSLOT's answer) */
     long long moved;
     long long count;           /* keys in the slot before the move (atomic: progress) */
+    int counted;               /* count is known (reshard_check_busy counted it) */
 };
 
 struct mover;
@@ -3416,8 +3417,9 @@ struct move_engine {
 };
 
 /* Connections per Valkey >= 8 node for SETSLOT (each waits for the replicas on its own,
- * so the waits overlap), and SETSLOTs pipelined on one connection per round (Valkey 9.1
- * answers 200 pipelined SETSLOTs and then stalls for seconds). */
+ * so the waits overlap), and SETSLOTs pipelined on one of them per round (Valkey 9.1
+ * answers 200 pipelined SETSLOTs and then stalls for seconds). Other servers get one
+ * connection and the whole window at once: a node saves its config once per batch. */
 #define MOVER_LANES       16
 #define MOVER_LANE_DEPTH  100
 
@@ -3523,7 +3525,7 @@ static int setslots_queue(struct mover *m, struct setslot *v, int n, int *fill) 
         if (v[i].ok || v[i].err) continue;
         int lanes = mover_lanes_of(m, v[i].node), *f = &fill[v[i].node * MOVER_LANES], best = 0;
         for (int l = 1; l < lanes; l++) if (f[l] < f[best]) best = l;
-        if (f[best] >= MOVER_LANE_DEPTH) continue;
+        if (lanes > 1 && f[best] >= MOVER_LANE_DEPTH) continue;   /* one lane: a server that answers at once */
         struct rconn *c = mover_lane(m, v[i].node, best);
         char num[16];
         snprintf(num, sizeof num, "%d", v[i].slot);
@@ -3871,6 +3873,10 @@ static int ajob_ranges(const struct move *mv, const struct ajob *j, struct words
  * into mv[].count and m->keys_total. A count the node will not give stays unknown. */
 static int mover_count_keys(struct mover *m) {
     struct session *s = m->s;
+    int todo = 0;
+    m->keys_total = 0;
+    for (int i = 0; i < m->n; i++) { todo += !m->mv[i].counted; m->keys_total += m->mv[i].count; }
+    if (!todo) return 0;
     for (int i = 0; i < m->n; i++) {
         char num[16];
         snprintf(num, sizeof num, "%d", m->mv[i].slot);
@@ -3917,6 +3923,12 @@ static int ajobs_running(const struct ajob *j, int n) {
     for (int i = 0; i < n; i++) c += j[i].state == AJ_RUNNING;
     return c;
 }
+
+/* Status polls start quick (a small move ends in milliseconds) and back off to
+ * ATOMIC_POLL_MAX_MS (Valkey lists up to 1000 jobs per answer). */
+#define ATOMIC_POLL_MIN_MS 2
+#define ATOMIC_POLL_MAX_MS 20
+static int atomic_next_pause(int ms) { return ms * 2 < ATOMIC_POLL_MAX_MS ? ms * 2 : ATOMIC_POLL_MAX_MS; }
 
 /* How long an atomic move may go on without finishing: generous, for big slots. */
 static int64_t atomic_deadline(const struct rc *rc) {
@@ -4039,13 +4051,15 @@ static int valkey_atomic_run(struct mover *m) {
         if ((i == 0 || j[i - 1].src != j[i].src) && valkey_old_jobs(m, j[i].src, &old[j[i].src]) < 0) goto out;
     if (valkey_start(m, j, nj) < 0) goto out;
     int64_t deadline = atomic_deadline(s->rc);
+    int pause = ATOMIC_POLL_MIN_MS;
     while (ajobs_running(j, nj)) {
         if (rc_interrupted() && !m->cancelled) { valkey_cancel(m, j, nj); m->cancelled = 1; deadline = rc_now_ms() + 10000; }
         if (rc_now_ms() > deadline) {
             for (int i = 0; i < nj; i++) if (j[i].state == AJ_RUNNING) ajob_finish(m, &j[i], 0, "did not finish in time (CLUSTER GETSLOTMIGRATIONS shows it)");
             break;
         }
-        rc_sleep_ms(50);
+        rc_sleep_ms(pause);
+        pause = atomic_next_pause(pause);
         for (int i = 0; i < nj; i++)
             if (j[i].state == AJ_RUNNING && (i == 0 || j[i - 1].src != j[i].src || j[i - 1].state != AJ_RUNNING) &&
                 valkey_poll_source(m, j, nj, j[i].src, &old[j[i].src]) < 0) goto out;
@@ -4170,6 +4184,7 @@ static int redis_atomic_run(struct mover *m) {
     if (!j || !busy) { rc_fail_oom(s->rc); goto out; }
     if (mover_count_keys(m) < 0) goto out;
     int64_t deadline = atomic_deadline(s->rc);
+    int pause = ATOMIC_POLL_MIN_MS;
     for (;;) {
         if (rc_interrupted() && !m->cancelled) { redis_cancel(m, j, nj); m->cancelled = 1; deadline = rc_now_ms() + 10000; }
         if (!m->cancelled && !m->first_error && redis_start(m, j, nj, busy) < 0) goto out;
@@ -4179,7 +4194,8 @@ static int redis_atomic_run(struct mover *m) {
             for (int i = 0; i < nj; i++) if (j[i].state == AJ_RUNNING) ajob_finish(m, &j[i], 0, "did not finish in time (CLUSTER MIGRATION STATUS shows it)");
             break;
         }
-        rc_sleep_ms(20);
+        rc_sleep_ms(pause);
+        pause = atomic_next_pause(pause);
         if (redis_poll(m, j, nj, busy) < 0) goto out;
         mover_progress(m, 0);
     }
@@ -5815,22 +5831,27 @@ static int reshard_plan(struct session *s, int *src, int nsrc, int dst, int n, s
 }
 
 /* A target holding keys of a slot it does not own would make MIGRATE fail with
- * BUSYKEY halfway: count them first (one pipeline) and refuse before any change. */
-static int reshard_check_busy(struct session *s, const struct move *mv, int n) {
+ * BUSYKEY halfway: count them first (one pipeline) and refuse before any change. The
+ * same round counts each slot's keys on its source (mv[].count: the mover's progress). */
+static int reshard_check_busy(struct session *s, struct move *mv, int n) {
     if (s->dry) return 0;
     for (int i = 0; i < n; i++) {
         char num[16];
         snprintf(num, sizeof num, "%d", mv[i].slot);
-        if (sess_queue(s, &s->nodes[mv[i].dst], "CLUSTER", "COUNTKEYSINSLOT", num, RESP_END) < 0) return -1;
+        if (sess_queue(s, &s->nodes[mv[i].dst], "CLUSTER", "COUNTKEYSINSLOT", num, RESP_END) < 0 ||
+            sess_queue(s, &s->nodes[mv[i].src], "CLUSTER", "COUNTKEYSINSLOT", num, RESP_END) < 0) return -1;
     }
     if (sess_flush_all(s) < 0) return -1;
     int bad = -1;
     long long count = 0;
     for (int i = 0; i < n; i++) {
-        struct resp *r = sess_reply(s, &s->nodes[mv[i].dst], 0);
-        if (!r) return rc_wrap(s->rc, "CLUSTER COUNTKEYSINSLOT");
+        struct resp *r = sess_reply(s, &s->nodes[mv[i].dst], 0), *k = r ? sess_reply(s, &s->nodes[mv[i].src], 0) : NULL;
+        if (!k) { resp_free(r); return rc_wrap(s->rc, "CLUSTER COUNTKEYSINSLOT"); }
         if (r->type == RESP_INTEGER && r->integer > 0 && bad < 0) { bad = i; count = r->integer; }
+        mv[i].count = k->type == RESP_INTEGER && k->integer > 0 ? k->integer : 0;
+        mv[i].counted = 1;
         resp_free(r);
+        resp_free(k);
     }
     if (bad < 0) return 0;
     struct snode *d = &s->nodes[mv[bad].dst];
@@ -5875,6 +5896,7 @@ static void day2_print_move_result(struct rc *rc, const char *what, int slots, i
 /* Wait until the views agree, no slot is open and every slot is covered. */
 static int day2_wait_settled(struct session *s, double timeout_s, int multi) {
     int64_t deadline = rc_now_ms() + (int64_t)(timeout_s * 1000);
+    int pause = 10;
     for (;;) {
         sess_refresh(s);
         struct findings f = { 0 };
@@ -5891,7 +5913,8 @@ static int day2_wait_settled(struct session *s, double timeout_s, int multi) {
             return -1;
         }
         findings_free(&f);
-        rc_sleep_ms(100);
+        rc_sleep_ms(pause);
+        if (pause < 100) pause *= 2;
     }
 }
 

@@ -20,6 +20,8 @@
 # BENCH_200=1 adds 200 nodes (100x1), for a host with the cores for it;
 # BENCH_ONLY_DAY2=1 runs part 3 only, BENCH_SKIP_DAY2=1 skips it.
 # BENCH_SCALE=1 adds part 4 (scale, below); BENCH_ONLY_SCALE=1 runs part 4 only.
+# Part 5 (slot moves on Redis 7.0, Valkey 8.0.1 and 9.1.0, the Redis 8 dev build, keys
+# spread over all slots): BENCH_ONLY_MOVES=1 runs it alone, BENCH_SKIP_MOVES=1 skips it.
 . "$(dirname "$0")/lib.sh"
 cd "$T_TMP" || exit 1
 POLL=$TOP/tests/poll_cluster.py
@@ -346,7 +348,87 @@ bench_scale() {
 }
 cluster_keys_c() { local p n=0 k; for ((p = 11; p <= 13; p++)); do k=$(redis-cli -h 10.73.0.$p dbsize); n=$((n + k)); done; echo $n; }
 
+# ---- 5. slot moves on the servers people run now (BENCH_ONLY_MOVES=1 runs it alone) --
+# Per server (Redis 7.0 from PATH; Valkey 8.0.1, Valkey 9.1.0 and the Redis 8 dev build
+# from ../shared/servers, skipped when absent): a 3x1 cluster (replicas linked: Valkey
+# replicates SETSLOT to them) on 127.0.0.1:21100.. (bus 31100..) with ~333k 16-byte keys
+# spread over ALL slots (day2_client.py spread: each key to the master owning its slot;
+# redis-benchmark --cluster would put a master's keys in one slot and hide the per-slot
+# cost), then 5461 slots from one master to another: the reference tool vs rcluster with
+# its defaults, on identical fresh clusters. Valkey 9.1 adds a rebalance of 3 loaded
+# masters (~1.5M keys) onto 3 empty ones. Targets from the issue; peak RSS <= 16 MB.
+MV=21100
+MV_KEYS=${BENCH_MOVES_KEYS:-333000}
+# mv_cluster SERVER MASTERS EMPTY KEYS: a fresh MASTERSx1 cluster of SERVER with KEYS spread
+# keys, and EMPTY masters met into it without slots.
+mv_cluster() {
+    local srv=$1 m=$2 e=$3 keys=$4 p n=$(($2 * 2 + $3))
+    kill_all_nodes
+    for ((p = MV; p < MV + n; p++)); do
+        rm -rf "$T_TMP/mv-$p"; mkdir -p "$T_TMP/mv-$p"
+        "$srv" --port $p --bind 127.0.0.1 --cluster-enabled yes --cluster-config-file "$T_TMP/mv-$p/nodes.conf" \
+            --cluster-node-timeout 5000 --dir "$T_TMP/mv-$p" --save '' --appendonly no --logfile "$T_TMP/mv-$p/log" >/dev/null 2>&1 &
+        NODE_PID[$p]=$!
+    done
+    for ((p = MV; p < MV + n; p++)); do wait_for 10 bash -c "redis-cli -p $p ping | grep -q PONG" || return 1; done
+    "$RCLUSTER" create --replicas 1 --yes $(addrs $MV $((m * 2))) >/dev/null 2>&1 || return 1
+    ${PY:-python3} "$TOP/tests/day2_client.py" spread $MV "$keys" || return 1
+    for ((p = MV + m * 2; p < MV + n; p++)); do redis-cli -p $MV cluster meet 127.0.0.1 $p >/dev/null; done
+    wait_for 30 bash -c "[ \$(redis-cli -p $MV cluster nodes | grep -vc handshake) -eq $n ]" || return 1
+    for ((p = MV; p < MV + n; p++)); do wait_for 30 bash -c "redis-cli -p $p cluster info | grep -q cluster_state:ok" || return 1; done
+    for ((p = MV; p < MV + m * 2; p++)); do
+        redis-cli -p $p role | head -1 | grep -q slave && { wait_for 30 bash -c "redis-cli -p $p info replication | grep -q master_link_status:up" || return 1; }
+    done
+    return 0
+}
+# bench_move LABEL SERVER CLI TARGET REFARGS...: reshard 5461 slots from the first master
+# to the second, reference (CLI --cluster reshard REFARGS) vs rcluster.
+bench_move() {
+    local label=$1 srv=$2 cli=$3 target=$4; shift 4
+    echo "== reshard on $label: 5461 slots, ~$MV_KEYS keys spread over all slots, 3x1"
+    mv_cluster "$srv" 3 0 "$MV_KEYS" || { echo "  could not set up the cluster"; STATUS=1; return; }
+    local a b; a=$(redis-cli -p $MV cluster myid); b=$(redis-cli -p $((MV + 1)) cluster myid)
+    local ref; ref=$(timed_ms "$cli" --cluster reshard 127.0.0.1:$MV --cluster-from "$a" --cluster-to "$b" --cluster-slots 5461 --cluster-yes "$@")
+    local refleft; refleft=$(redis-cli -p $MV cluster countkeysinslot 0)
+    mv_cluster "$srv" 3 0 "$MV_KEYS" || { echo "  could not set up the cluster"; STATUS=1; return; }
+    a=$(redis-cli -p $MV cluster myid); b=$(redis-cli -p $((MV + 1)) cluster myid)
+    timed "$T_TMP/mv.time"
+    local mine; mine=$(timed_ms "${TIMED[@]}" "$RCLUSTER" reshard 127.0.0.1:$MV --from "$a" --to "$b" --slots 5461 --yes)
+    local engine; engine=$(grep -o 'Engine: [a-z]*' "$T_TMP/timed.log" | head -1)
+    case "$ref $mine" in *fail*) echo "  failed: reference: $ref | rcluster: $mine"; tail -n 5 "$T_TMP/timed.log"; STATUS=1; return ;; esac
+    printf '  %s --cluster reshard %s: %6d ms\n' "$(basename "$cli")" "$*" "$ref"
+    printf '  rcluster reshard (defaults, %s): %6d ms\n' "$engine" "$mine"
+    printf '  rcluster time: %s   rcluster peak RSS: %s KiB (target <= 16384)\n' "$(ratio "$ref" "$mine" "$target")" "$(rss_kb "$T_TMP/mv.time")"
+}
+bench_moves() {
+    local S=$TOP/../shared/servers
+    bench_move "Redis 7.0 (keys)" "$(command -v redis-server)" redis-cli 0.3 --cluster-pipeline 1000
+    if [ -x "$S/valkey-8.0.1/valkey-server" ]; then
+        bench_move "Valkey 8.0.1 (keys)" "$S/valkey-8.0.1/valkey-server" "$S/valkey-8.0.1/valkey-cli" 0.3 --cluster-pipeline 1000
+    else echo "== Valkey 8.0.1: skipped (no $S/valkey-8.0.1)"; fi
+    if [ -x "$S/valkey-9.1.0/valkey-server" ]; then
+        bench_move "Valkey 9.1.0 (atomic)" "$S/valkey-9.1.0/valkey-server" "$S/valkey-9.1.0/valkey-cli" 1.0 --cluster-use-atomic-slot-migration
+        echo "== rebalance on Valkey 9.1.0: 3 loaded masters (~1.5M keys) onto 3 empty ones"
+        local cli=$S/valkey-9.1.0/valkey-cli
+        mv_cluster "$S/valkey-9.1.0/valkey-server" 3 3 1500000 || { echo "  could not set up the cluster"; STATUS=1; return; }
+        local ref; ref=$(timed_ms "$cli" --cluster rebalance 127.0.0.1:$MV --cluster-use-empty-masters --cluster-use-atomic-slot-migration --cluster-yes)
+        mv_cluster "$S/valkey-9.1.0/valkey-server" 3 3 1500000 || { echo "  could not set up the cluster"; STATUS=1; return; }
+        timed "$T_TMP/mvr.time"
+        local mine; mine=$(timed_ms "${TIMED[@]}" "$RCLUSTER" rebalance 127.0.0.1:$MV --use-empty-masters --yes)
+        case "$ref $mine" in *fail*) echo "  failed: reference: $ref | rcluster: $mine"; tail -n 5 "$T_TMP/timed.log"; STATUS=1; return ;; esac
+        printf '  valkey-cli --cluster rebalance --cluster-use-empty-masters --cluster-use-atomic-slot-migration: %6d ms\n' "$ref"
+        printf '  rcluster rebalance --use-empty-masters (atomic):                                              %6d ms\n' "$mine"
+        printf '  rcluster time: %s   rcluster peak RSS: %s KiB (target <= 16384)\n' "$(ratio "$ref" "$mine" 0.6)" "$(rss_kb "$T_TMP/mvr.time")"
+    else echo "== Valkey 9.1.0: skipped (no $S/valkey-9.1.0)"; fi
+    if [ -x "$S/redis-8.x-dev/redis-server" ]; then
+        bench_move "Redis 8 dev build (atomic; its redis-cli moves key by key)" "$S/redis-8.x-dev/redis-server" "$S/redis-8.x-dev/redis-cli" 0.1 --cluster-pipeline 1000
+    else echo "== Redis 8 dev: skipped (no $S/redis-8.x-dev)"; fi
+}
+
+PY=python3
+/usr/bin/python3 -c 'import redis.cluster' 2>/dev/null && PY=/usr/bin/python3
 echo "# $(nproc) cores, $(redis-server --version | cut -d' ' -f1-3)"
+if [ "${BENCH_ONLY_MOVES:-0}" = 1 ]; then bench_moves; kill_all_nodes; exit $STATUS; fi
 if [ "${BENCH_ONLY_DAY2:-0}" != 1 ] && [ "${BENCH_ONLY_SCALE:-0}" != 1 ]; then
     bench_create 3 1
     if [ "${BENCH_SKIP_100:-0}" != 1 ]; then
@@ -360,5 +442,6 @@ if [ "${BENCH_SKIP_DAY2:-0}" != 1 ] && [ "${BENCH_ONLY_SCALE:-0}" != 1 ]; then
     bench_rebalance
 fi
 [ "${BENCH_SCALE:-0}" = 1 ] && bench_scale
+[ "${BENCH_SKIP_MOVES:-0}" = 1 ] || bench_moves
 kill_all_nodes
 exit $STATUS

@@ -4,7 +4,8 @@
 # (bus ports +10000), with a concurrent client writing throughout. Every step is judged
 # by redis-cli --cluster check, a read-back of every key (value and type) and the
 # writer's acknowledged counts. Core scenarios run once on redis-server and once more
-# on Valkey from ../shared/servers/valkey-8.0.1 when it is there.
+# on each server in ../shared/servers (Valkey 8.0.1 and 9.1.0, the Redis 8 dev build)
+# that is there.
 #   DAY2_KEYS=200000   keys loaded (mixed types) besides 3 values of 3 MB
 #   DAY2_VALKEY=0      skip the Valkey pass
 . "$(dirname "$0")/lib.sh"
@@ -157,7 +158,7 @@ core() {
     local n; n=$(rcli 7103 cluster nodes | grep -vc handshake)
     [ "$n" -eq 4 ] || not_ok "$SNAME: add-node: the new node knows all 4 nodes" "it knows $n"
     local empty=--cluster-use-empty-masters
-    [ "$SNAME" = valkey ] && empty=--cluster-use-empty-primaries   # Valkey's spelling
+    case $SNAME in valkey*) empty=--cluster-use-empty-primaries ;; esac   # Valkey's spelling
     step "rebalance $empty" 7100 -- rebalance 127.0.0.1:7100 "$empty" --yes || return
     local s3; s3=$(rcli 7103 cluster info | tr -d '\r' | sed -n 's/^cluster_slots_assigned://p')
     n=$(rcli 7100 cluster nodes | grep "^$(id_of 7103)" | awk '{ c = 0; for (i = 9; i <= NF; i++) { split($i, r, "-"); c += (r[2] == "" ? 1 : r[2] - r[1] + 1) } print c }')
@@ -229,7 +230,7 @@ print(want, before)
 PYEOF
 )
     local slot=${info%% *} before=${info##* }
-    "$RCLUSTER" reshard 127.0.0.1:7100 --from "$(id_of $src)" --to "$(id_of $dst)" --slots 4000 --yes --window 16 --pipeline 100 \
+    "$RCLUSTER" reshard 127.0.0.1:7100 --from "$(id_of $src)" --to "$(id_of $dst)" --slots 4000 --yes --window 16 --pipeline 20 --migration keys \
         </dev/null >"$L/$tag.out" 2>"$L/$tag.err" &
     local pid=$! i
     for i in $(seq 1 1000); do
@@ -276,6 +277,11 @@ core_refusals() {
     rcli $dst cluster setslot "$slot" importing "$(id_of $src)" >/dev/null
     printf 'ASKING\nSET %s orphan\n' "$k" | redis-cli -p $dst >/dev/null
     rcli $dst cluster setslot "$slot" stable >/dev/null
+    if [ "$(rcli $dst cluster countkeysinslot "$slot")" = 0 ]; then   # Redis >= 8.4 trims keys of slots it does not own
+        skip "$SNAME: refused: BUSYKEY without --replace" "127.0.0.1:$dst keeps no key in a slot it does not own (it trims them)"
+        rcli $src del "$k" >/dev/null
+        return
+    fi
     refuse "BUSYKEY without --replace" "--replace" "$ports" -- reshard 127.0.0.1:7100 --from "$(id_of $src)" --to "$(id_of $dst)" --slots 1 --yes
     local tag=rep$SNAME
     run_rc "$L/$tag" 120 -- reshard 127.0.0.1:7100 --from "$(id_of $src)" --to "$(id_of $dst)" --slots 1 --yes --replace
@@ -379,10 +385,17 @@ memcheck() {
 
 once
 core; stop_writer; kill_all_nodes
+# The same scenario on the newer servers (../shared/servers): Valkey 8.0.1 moves key by
+# key (replicated SETSLOT), Valkey 9.1 and the Redis 8 dev build move atomically (the
+# kill -9 case, and --replace, key by key).
 if [ "${DAY2_VALKEY:-1}" != 0 ]; then
-    if [ -x "$VALKEY" ]; then
-        SERVER=$VALKEY SNAME=valkey KEYS=$((KEYS / 4))
-        core; stop_writer; kill_all_nodes
-    else skip "valkey pass" "no Valkey binary at $VALKEY"; fi
+    ALL=$KEYS
+    for pass in "valkey $VALKEY" "valkey91 $TOP/../shared/servers/valkey-9.1.0/valkey-server" "redis8 $TOP/../shared/servers/redis-8.x-dev/redis-server"; do
+        SNAME=${pass%% *} SERVER=${pass#* }
+        if [ -x "$SERVER" ]; then
+            KEYS=$((ALL / 4))
+            core; stop_writer; kill_all_nodes
+        else skip "$SNAME pass" "no server binary at $SERVER (see ../shared/servers/README.md)"; fi
+    done
 fi
 finish
