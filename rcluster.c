@@ -33,8 +33,15 @@
  *                                          CLUSTER INFO|NODES|SLOTS|MYID|MEET|ADDSLOTS|
  * 7b. Day-2 commands: info, call,          ADDSLOTSRANGE|SET-CONFIG-EPOCH|REPLICATE|
  *     add-node, del-node, reshard,         SETSLOT (IMPORTING|MIGRATING|NODE|STABLE)|
- *     rebalance, fix, set-timeout          GETKEYSINSLOT|COUNTKEYSINSLOT|FORGET|RESET|
+ *     rebalance, fix, set-timeout          GETKEYSINSLOT|COUNTKEYSINSLOT|FORGET|RESET [HARD]|
  *  8. Node configs and data layout         DELSLOTS|BUMPEPOCH,
+ *                                          atomic slot migration (section 7, the mover):
+ *                                          Valkey >= 9.0: CLUSTER MIGRATESLOTS SLOTSRANGE
+ *                                            lo hi ... NODE id ..., GETSLOTMIGRATIONS,
+ *                                            CANCELSLOTMIGRATIONS;
+ *                                          Redis >= 8.4: CLUSTER MIGRATION IMPORT lo hi ...,
+ *                                            MIGRATION STATUS ID id | ALL, MIGRATION CANCEL
+ *                                            ID id | ALL,
  *  9. Commands: create, check, up,         MIGRATE host port "" 0 ms [REPLACE] [AUTH|AUTH2] KEYS,
  *     down, status, scale, image           SET/DEL (a key of our own, to move a replication
  * 9b. Docker Swarm: up/down/status/scale   offset), FLUSHALL (only an older node found in a
@@ -5589,6 +5596,13 @@ enum { OPT_D2_FROM = OPT_FIRST_COMMAND_OPT + 50, OPT_D2_TO, OPT_D2_SLOTS, OPT_D2
     D2_OPT("dry-run", no_argument, OPT_D2_DRY_RUN), D2_OPT("cluster-yes", no_argument, OPT_D2_YES), \
     D2_OPT("window", required_argument, OPT_D2_WINDOW), D2_OPT("migration", required_argument, OPT_D2_MIGRATION)
 
+/* --migration auto|atomic|keys into *out (MIGRATION_*). */
+static int parse_migration(struct rc *rc, const char *arg, int *out) {
+    static const char *const names[] = { "auto", "atomic", "keys" };   /* MIGRATION_* order */
+    for (int i = 0; i < 3; i++) if (!strcmp(arg, names[i])) { *out = i; return 0; }
+    return rc_fail(rc, "--migration: expected auto, atomic or keys, got '%s'", arg);
+}
+
 static void day2_opts_init(struct day2_opts *o) {
     memset(o, 0, sizeof *o);
     o->slots = -1;
@@ -5636,12 +5650,7 @@ static int day2_on_opt(struct rc *rc, int opt, const char *arg, void *ctx) {
         if (rc_parse_int(arg, 1, CLUSTER_SLOTS, &v) < 0) return rc_fail(rc, "--window: expected slots in flight from 1 to %d, got '%s'", CLUSTER_SLOTS, arg);
         o->mo.window = (int)v;
         return 0;
-    case OPT_D2_MIGRATION:
-        if (!strcmp(arg, "auto")) o->mo.migration = MIGRATION_AUTO;
-        else if (!strcmp(arg, "atomic")) o->mo.migration = MIGRATION_ATOMIC;
-        else if (!strcmp(arg, "keys")) o->mo.migration = MIGRATION_KEYS;
-        else return rc_fail(rc, "--migration: expected auto, atomic or keys, got '%s'", arg);
-        return 0;
+    case OPT_D2_MIGRATION: return parse_migration(rc, arg, &o->mo.migration);
     case OPT_D2_DRY_RUN: o->dry_run = 1; return 0;
     case OPT_D2_YES: rc->yes = 1; return 0;
     case OPT_D2_MULTI: o->multi_owners = 1; return 0;
@@ -5978,11 +5987,20 @@ static void usage_reshard(FILE *f) {
           "  --cluster-timeout MS  MIGRATE's timeout (default 60000)\n"
           "  --pipeline K        keys per MIGRATE (default: 1000, growing to 4000 while quick)\n"
           "  --window N          slots in flight at once (default 512)\n"
+          "  --migration MODE    auto (default): atomic where every node involved has it, else\n"
+          "                      keys; atomic: the servers move slots and keys themselves\n"
+          "                      (Valkey >= 9.0 CLUSTER MIGRATESLOTS, Redis >= 8.4 CLUSTER\n"
+          "                      MIGRATION IMPORT), refused before any change where a node\n"
+          "                      lacks it; keys: SETSLOT + MIGRATE key by key, every server\n"
           "  --verbose           also say where the time went\n"
           "  --dry-run           print the plan and the commands, change nothing\n"
           "\n"
-          "Ctrl-C finishes the slots in flight and leaves no slot open. Aliases: --cluster-from,\n"
-          "--cluster-to, --cluster-slots, --cluster-pipeline, --cluster-replace, --cluster-yes.\n", f);
+          "The plan says which engine moves the slots and why. Ctrl-C: key by key finishes the\n"
+          "slots in flight and leaves no slot open; atomic cancels the migrations in flight.\n"
+          "Either way it says how many moved. After a SIGKILL, atomic migrations go on by\n"
+          "themselves: check and info show them, and the next reshard or fix waits for them.\n"
+          "Aliases: --cluster-from, --cluster-to, --cluster-slots, --cluster-pipeline,\n"
+          "--cluster-replace, --cluster-yes.\n", f);
 }
 
 static const struct option reshard_opts[] = {
@@ -6141,7 +6159,8 @@ static void usage_rebalance(FILE *f) {
           "redis-cli --cluster rebalance computes it. --weight ID=0 empties a master (then\n"
           "del-node it). Masters without slots take part only with --use-empty-masters.\n"
           "Nothing moves while no master is off by more than --threshold percent (default 2).\n"
-          "--simulate (or --dry-run) prints the moves without making them.\n"
+          "--simulate (or --dry-run) prints the moves without making them. Moves as reshard\n"
+          "does: --migration auto|atomic|keys, --pipeline, --window (see rcluster reshard --help).\n"
           "Aliases: --cluster-weight, --cluster-use-empty-masters, --cluster-use-empty-primaries,\n"
           "--cluster-threshold, --cluster-simulate, --cluster-pipeline, --cluster-replace.\n", f);
 }
@@ -6426,7 +6445,10 @@ static void usage_fix(FILE *f) {
           "(migrating/importing) slot is finished when its target already holds keys of it and\n"
           "rolled back when it holds none; an uncovered slot goes to the master holding its\n"
           "keys, else to the master with the fewest slots. --search-multiple-owners also\n"
-          "settles slots two masters claim (kept by the one with the keys). Shows the plan first.\n", f);
+          "settles slots two masters claim (kept by the one with the keys). Shows the plan first.\n"
+          "Atomic slot migrations still in flight (Valkey >= 9.0, Redis >= 8.4; say after a\n"
+          "SIGKILL) are waited for, and cancelled after --timeout. Slots left open on replicas\n"
+          "only (Valkey replicates SETSLOT) are closed through their master.\n", f);
 }
 
 static const struct option fix_opts[] = {
@@ -9311,6 +9333,7 @@ static void usage_scale(FILE *f) {
           "                      are re-homed first, as `up --swarm` does\n"
           "  --replicas R        replicas per master after the scale (default: as recorded)\n"
           "  --purge             delete the data dirs of removed nodes\n"
+          "  --migration MODE    how slots move: auto, atomic or keys (see rcluster reshard --help)\n"
           "  --dry-run           print the plan; change nothing\n"
           "\n"
           "Refuses an unhealthy cluster (and says why). A slot move left open by an earlier\n"
@@ -9320,9 +9343,9 @@ static void usage_scale(FILE *f) {
           "Exit status: 0 done, 1 failure, 2 usage error, 130 interrupted.\n", f);
 }
 
-enum { OPT_SC_MASTERS = OPT_FIRST_COMMAND_OPT + 90, OPT_SC_REPLICAS };
+enum { OPT_SC_MASTERS = OPT_FIRST_COMMAND_OPT + 90, OPT_SC_REPLICAS, OPT_SC_MIGRATION };
 
-struct scale_opts { struct up_opts up; int masters, replicas, nodes; };
+struct scale_opts { struct up_opts up; int masters, replicas, nodes, migration; };
 
 static int scale_on_opt(struct rc *rc, int opt, const char *arg, void *ctx) {
     struct scale_opts *so = ctx;
@@ -9340,6 +9363,7 @@ static int scale_on_opt(struct rc *rc, int opt, const char *arg, void *ctx) {
         so->nodes = (int)v;
         return 0;
     }
+    if (opt == OPT_SC_MIGRATION) return parse_migration(rc, arg, &so->migration);
     if (opt == OPT_SC_REPLICAS) {
         if (rc_parse_int(arg, 0, 10, &v) < 0) { rc->usage_error = 1; return rc_fail_as(rc, RC_ERR_USAGE, "--replicas: expected 0 to 10, got '%s'", arg); }
         so->replicas = (int)v;
@@ -9353,6 +9377,7 @@ static const struct option scale_longopts[] = {
     { "replicas", required_argument, NULL, OPT_SC_REPLICAS }, { "purge", no_argument, NULL, OPT_UP_PURGE },
     { "data-dir", required_argument, NULL, OPT_UP_DATA_DIR }, { "dry-run", no_argument, NULL, OPT_UP_DRY_RUN },
     { "nodes", required_argument, NULL, OPT_UP_NODES }, { "swarm", no_argument, NULL, OPT_UP_SWARM },
+    { "migration", required_argument, NULL, OPT_SC_MIGRATION },
 };
 
 struct swarm_scale;   /* scale --swarm's own state (section 9b) */
@@ -9530,6 +9555,13 @@ static int scale_inspect(struct scale_run *r) {
 static int scale_preflight(struct scale_run *r) {
     struct session *s = &r->s;
     struct findings f = { 0 };
+    /* --migration atomic: the masters must all offer it (nodes that join run the same image). */
+    for (int i = 0; r->so.migration == MIGRATION_ATOMIC && i < s->n; i++)
+        if (s->nodes[i].up && snode_is_master(&s->nodes[i]) && !(s->nodes[i].caps & (SRV_ATOMIC_VALKEY | SRV_ATOMIC_REDIS))) {
+            r->rc->usage_error = 1;
+            return rc_fail_as(r->rc, RC_ERR_USAGE, "--migration atomic: %s:%d runs %s, which has no atomic slot migration; nothing changed",
+                              s->nodes[i].ip, s->nodes[i].port, s->nodes[i].server);
+        }
     if (judge_open_slots(s, &f) < 0) { findings_free(&f); return rc_fail_oom(r->rc); }
     int open = f.n;
     findings_free(&f);
@@ -9732,6 +9764,7 @@ static int scale_move_slots(struct scale_run *r) {
     struct day2_opts o;
     day2_opts_init(&o);
     o.use_empty = 1;
+    o.mo.migration = r->so.migration;
     sds specs[DAY2_MAX_WEIGHTS];
     int ret = -1, nmv = 0;
     struct move *mv = NULL;
