@@ -4235,8 +4235,8 @@ static void redis_print_commands(struct session *s, const struct move *mv, int n
 enum { MOVE_ENGINE_KEYS, MOVE_ENGINE_VALKEY, MOVE_ENGINE_REDIS };
 static const struct move_engine move_engines[] = {
     { "keys", "SETSLOT IMPORTING/MIGRATING, MIGRATE ... KEYS, SETSLOT NODE", keys_run, keys_print_commands },
-    { "atomic", "CLUSTER MIGRATESLOTS on each source (Valkey >= 9.0)", valkey_atomic_run, valkey_print_commands },
-    { "atomic", "CLUSTER MIGRATION IMPORT on each destination (Redis >= 8.4)", redis_atomic_run, redis_print_commands },
+    { "atomic", "CLUSTER MIGRATESLOTS on each source", valkey_atomic_run, valkey_print_commands },
+    { "atomic", "CLUSTER MIGRATION IMPORT on each destination", redis_atomic_run, redis_print_commands },
 };
 
 /* The engine that moves mv: atomic where every node involved offers the same atomic
