@@ -4913,9 +4913,58 @@ static int day2_open(struct rc *rc, struct session *s, const char *addr_arg) {
     return sess_open(rc, s, &a);
 }
 
+/* The id of the node that answers at a (CLUSTER MYID, else the myself line of its
+ * CLUSTER NODES: older servers) into id[41]; -1 with rc->err saying why not. */
+static int node_ask_id(struct rc *rc, const struct addr *a, char id[41]) {
+    struct rconn c;
+    int ret = -1;
+    if (rconn_open(rc, &c, a->ip, a->port) < 0) { rconn_free(&c); return -1; }
+    sds v = rconn_call_str(rc, &c, "CLUSTER MYID", "CLUSTER", "MYID", RESP_END);
+    if (!v || sdslen(v) != 40) {
+        struct cview view = { 0 };
+        sdsfree(v);
+        v = rconn_call_str(rc, &c, "CLUSTER NODES", "CLUSTER", "NODES", RESP_END);
+        const struct nodeinfo *me = v && cview_parse(v, sdslen(v), &view) == 0 ? cview_myself(&view) : NULL;
+        if (me) { memcpy(id, me->id, 41); ret = 0; }
+        else if (v) rc_fail(rc, "%s: cannot parse its CLUSTER NODES reply", c.name);
+        cview_free(&view);
+    } else {
+        memcpy(id, v, 41);
+        ret = 0;
+    }
+    sdsfree(v);
+    rconn_free(&c);
+    return ret;
+}
+
+/* A member reached at an address that is not the one it announces (a published port, a
+ * hostname, another interface of it): the address we reach it by, else the node there
+ * asked who it is. Returns the index; -1 (rc->err says why) when nothing answers there
+ * or what answers is no member. */
+static int sess_find_reached(struct session *s, const char *spec) {
+    struct addr a;
+    char id[41];
+    if (addr_split(spec, &a) < 0) return rc_fail(s->rc, "not an address");
+    if (net_resolve(s->rc, a.host, a.ip, sizeof a.ip) < 0) return -1;
+    for (int i = 0; i < s->n; i++) {
+        const struct snode *x = &s->nodes[i];
+        if ((!strcmp(x->conn_ip, a.ip) && x->conn_port == a.port) || (!strcmp(x->ip, a.ip) && x->port == a.port)) return i;
+    }
+    if (node_ask_id(s->rc, &a, id) < 0) return -1;
+    int i = sess_index_of(s, id);
+    if (i < 0) return rc_fail(s->rc, "the node there (%.40s) is not a member", id);
+    return i;
+}
+
 /* A node spec that must name a member: the error says which and why. */
 static int day2_resolve(struct session *s, const char *what, const char *spec) {
     int i = sess_find(s, spec);
+    if (i == -1 && strchr(spec, ':')) {
+        i = sess_find_reached(s, spec);
+        if (i >= 0) return i;
+        s->rc->usage_error = 1;
+        return rc_fail_as(s->rc, RC_ERR_USAGE, "%s %s: no node of this cluster answers there (%s)", what, spec, s->rc->err ? s->rc->err : "?");
+    }
     if (i == -2) { s->rc->usage_error = 1; return rc_fail_as(s->rc, RC_ERR_USAGE, "%s %s: matches more than one node; give more of the id", what, spec); }
     if (i < 0) { s->rc->usage_error = 1; return rc_fail_as(s->rc, RC_ERR_USAGE, "%s %s: no such node in this cluster (give a node id, an id prefix or ip:port)", what, spec); }
     return i;
