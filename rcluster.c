@@ -121,6 +121,7 @@ struct rc {
     int64_t t0;           /* start of the command, for progress timestamps */
     int usage_error;      /* the failure was bad usage: exit 2 instead of 1 */
     int err_kind;         /* enum rc_err_kind of rc->err */
+    sds joined[2];        /* "host:port" made of redis-cli's `host port` (argv points here) */
 };
 
 /* Monotonic milliseconds, for deadlines and measurements. */
@@ -2544,6 +2545,7 @@ struct snode {
     int no_failover;        /* cluster-replica-no-failover: 1 yes, 0 no, -1 unknown */
     long diskless_delay;    /* repl-diskless-sync-delay, -1 unknown */
     char state[16];         /* cluster_state from CLUSTER INFO */
+    long long current_epoch; /* cluster_current_epoch from CLUSTER INFO, -1 unknown */
     char link[16];          /* master_link_status; "" on a master */
     long long repl_offset;  /* slave_repl_offset, -1 when unknown */
     char server[64];        /* "Valkey 8.0.1" (info_server_desc) */
@@ -2796,6 +2798,8 @@ static int sess_probe_read(struct session *s, struct snode *x) {
     snode_take_details(x, r);
     if (r[PROBE_CLUSTER_INFO]->type != RESP_BULK || info_field(r[PROBE_CLUSTER_INFO]->str, "cluster_state", x->state, sizeof x->state) < 0)
         snprintf(x->state, sizeof x->state, "?");
+    x->current_epoch = r[PROBE_CLUSTER_INFO]->type == RESP_BULK &&
+                       info_field(r[PROBE_CLUSTER_INFO]->str, "cluster_current_epoch", buf, sizeof buf) == 0 ? strtoll(buf, NULL, 10) : -1;
     x->up = 1;
     ret = 0;
 out:
@@ -2951,7 +2955,7 @@ static int sess_count_replicas(const struct session *s, const char *master_id) {
 
 enum finding_kind { FIND_UNREACHABLE = 1, FIND_STATE, FIND_FAILING, FIND_OPEN_SLOT, FIND_UNCOVERED,
                     FIND_DISAGREE, FIND_MULTI_OWNER, FIND_TIMEOUT_MISMATCH, FIND_LINK, FIND_FORMATION_LEFT,
-                    FIND_NOT_EMPTY, FIND_NOT_ALONE, FIND_HAS_SLOTS, FIND_SAME_NODE };
+                    FIND_NOT_EMPTY, FIND_NOT_ALONE, FIND_HAS_SLOTS, FIND_SAME_NODE, FIND_PARTIAL_MEMBER };
 
 struct finding {
     int kind;
@@ -3072,6 +3076,38 @@ static int judge_agreement(const struct session *s, struct findings *f) {
     }
     sdsfree(sig0);
     return ret;
+}
+
+/* Every member is listed by every reachable node, and no node lists one the seed does
+ * not know: a node only part of the cluster knows (a join or a removal left half done)
+ * answers for some nodes and is a stranger to others. */
+static int judge_membership(const struct session *s, struct findings *f) {
+    int asked = 0;
+    for (int i = 0; i < s->n; i++) asked += s->nodes[i].up && s->nodes[i].me;
+    for (int j = 0; j < s->n; j++) {
+        const struct snode *m = &s->nodes[j], *miss = NULL;
+        int knows = 0;
+        for (int i = 0; i < s->n; i++) {
+            const struct snode *x = &s->nodes[i];
+            if (!x->up || !x->me) continue;
+            const struct nodeinfo *ni = cview_find((struct cview *)&x->view, m->id);
+            if (ni && !(ni->flags & NF_HANDSHAKE)) knows++;
+            else if (!miss) miss = x;
+        }
+        if (miss && findings_add(f, FIND_PARTIAL_MEMBER, j, -1, 0, "%s:%d (%.8s) is known to only %d of %d nodes (not to %s:%d)",
+                                 m->ip, m->port, m->id, knows, asked, miss->ip, miss->port) < 0) return -1;
+    }
+    for (int i = 0; i < s->n; i++) {
+        const struct snode *x = &s->nodes[i];
+        for (int k = 0; x->up && x->me && k < x->view.n; k++) {
+            const struct nodeinfo *o = &x->view.nodes[k];
+            if ((o->flags & NF_HANDSHAKE) || sess_index_of(s, o->id) >= 0) continue;
+            if (findings_add(f, FIND_PARTIAL_MEMBER, i, -1, 0, "%s:%d lists %s:%d (%.8s), which %s:%d does not know",
+                             x->ip, x->port, o->ip, o->port, o->id, s->nodes[s->seed].ip, s->nodes[s->seed].port) < 0) return -1;
+            break;
+        }
+    }
+    return 0;
 }
 
 /* Nodes of one cluster with different cluster-node-timeout values fail over unevenly. */
@@ -4657,8 +4693,8 @@ enum check_report { CHECK_REPORT = 0, CHECK_SILENT = 1 };
 /* Every judge of a running cluster's health, in the order check reports them. */
 static int judge_health(const struct session *s, struct findings *f) {
     if (judge_reachable(s, f) < 0 || judge_replica_links(s, f) < 0 || judge_agreement(s, f) < 0 ||
-        judge_coverage(s, f) < 0 || judge_open_slots(s, f) < 0 || judge_multiple_owners(s, f) < 0 ||
-        judge_node_timeout(s, f) < 0 || judge_formation_leftovers(s, f) < 0) return -1;
+        judge_membership(s, f) < 0 || judge_coverage(s, f) < 0 || judge_open_slots(s, f) < 0 ||
+        judge_multiple_owners(s, f) < 0 || judge_node_timeout(s, f) < 0 || judge_formation_leftovers(s, f) < 0) return -1;
     return 0;
 }
 
@@ -4668,6 +4704,7 @@ static const char *check_hint(const struct finding *fd) {
     case FIND_MULTI_OWNER: return " (rcluster fix --search-multiple-owners)";
     case FIND_OPEN_SLOT: return " (rcluster fix closes it)";
     case FIND_UNCOVERED: return " (rcluster fix assigns them)";
+    case FIND_PARTIAL_MEMBER: return " (a join or removal left half done: rcluster del-node it, then add-node it again)";
     default: return "";
     }
 }
@@ -4888,11 +4925,31 @@ static int day2_on_opt(struct rc *rc, int opt, const char *arg, void *ctx) {
     return rc_fail(rc, "unknown option");
 }
 
-/* Parse options, then expect exactly `want` positional arguments (-1: at least one). */
+/* redis-cli's `HOST PORT` for an address: argv[at] without a colon followed by a port
+ * number becomes one "HOST:PORT" argument (kept in rc->joined[slot]). Returns argc,
+ * one less when it joined. */
+static int args_join_host_port(struct rc *rc, int argc, char **argv, int at, int slot) {
+    long port;
+    if (at + 1 >= argc || argv[at][0] == '-' || strchr(argv[at], ':') || strspn(argv[at], "0123456789") == strlen(argv[at]) ||
+        rc_parse_int(argv[at + 1], 1, 65535, &port) < 0) return argc;
+    sdsfree(rc->joined[slot]);
+    rc->joined[slot] = rc_sprintf("%s:%ld", argv[at], port);
+    if (!rc->joined[slot]) return argc;
+    argv[at] = rc->joined[slot];
+    memmove(&argv[at + 1], &argv[at + 2], (size_t)(argc - at - 2) * sizeof *argv);
+    argv[argc - 1] = NULL;
+    return argc - 1;
+}
+
+/* Parse options, then expect exactly `want` positional arguments (-1: at least one).
+ * ADDR (and a second address or node of a two-argument command) may be redis-cli's
+ * `HOST PORT`. */
 static int day2_parse(struct rc *rc, int argc, char **argv, const struct option *opts, int nopts, void (*usage)(FILE *),
                       struct day2_opts *o, int want) {
     int r = cmd_parse_opts(rc, argc, argv, opts, nopts, usage, day2_on_opt, o);
     if (r) return r;
+    argc = args_join_host_port(rc, argc, argv, optind, 0);
+    if (want == 2) argc = args_join_host_port(rc, argc, argv, optind + 1, 1);
     int have = argc - optind;
     if ((want >= 0 && have != want) || (want < 0 && have < 1)) {
         rc->usage_error = 1;
@@ -5384,7 +5441,8 @@ static void usage_rebalance(FILE *f) {
           "redis-cli --cluster rebalance computes it. --weight ID=0 empties a master (then\n"
           "del-node it). Masters without slots take part only with --use-empty-masters.\n"
           "Nothing moves while no master is off by more than --threshold percent (default 2).\n"
-          "--simulate (or --dry-run) prints the moves without making them.\n"
+          "--simulate (or --dry-run) prints the moves without making them. Like redis-cli's,\n"
+          "it does not ask for confirmation (--yes is accepted and changes nothing).\n"
           "Aliases: --cluster-weight, --cluster-use-empty-masters, --cluster-use-empty-primaries,\n"
           "--cluster-threshold, --cluster-simulate, --cluster-pipeline, --cluster-replace.\n", f);
 }
@@ -5420,6 +5478,7 @@ static int cmd_rebalance(struct rc *rc, int argc, char **argv) {
     moves_print(&s, mv, nmv);
     if (o.simulate) o.dry_run = 1;
     if (!o.mo.replace && !o.dry_run && reshard_check_busy(&s, mv, nmv) < 0) goto out;
+    rc->yes = 1;   /* redis-cli's rebalance never asks (only create, reshard and fix do) */
     ret = day2_apply_moves(&s, "rebalance", mv, nmv, &o);
 out:
     free(mv);
@@ -5758,7 +5817,8 @@ static void usage_del_node(FILE *f) {
           "its replicas move to another master, every other node gets CLUSTER FORGET until\n"
           "none lists it, then, if it answers, CLUSTER RESET so it cannot rejoin. A master\n"
           "that still owns slots is refused (empty it with rebalance --weight ID=0 first).\n"
-          "NODE_ID may be an id, a unique id prefix or ip:port.\n", f);
+          "NODE_ID may be an id, a unique id prefix or any address that reaches the node.\n"
+          "Like redis-cli's, it does not ask for confirmation.\n", f);
 }
 
 static const struct option del_node_opts[] = {
@@ -5778,14 +5838,16 @@ static int delnode_replicas(struct session *s, int victim) {
 }
 
 /* Take node v out of the cluster: its replicas to other masters, FORGET everywhere
- * until no node lists it, then CLUSTER RESET on it when it answers (*reset says so).
- * v must own no slots. Shared by del-node and scale. */
+ * until no node lists it, then CLUSTER RESET HARD on it when it answers (*reset says
+ * so). HARD gives it a new id: the others refuse the forgotten one for 60 s, so a node
+ * that kept it could not be added again at once. v must own no slots. Shared by
+ * del-node and scale. */
 static int delnode_remove(struct session *s, int v, double timeout_s, int *reset) {
     struct snode *x = &s->nodes[v];
     *reset = 0;
     if (delnode_replicas(s, v) < 0 || delnode_forget(s, v, timeout_s) < 0) return -1;
     if (x->up) {
-        if (act_reset(s, x, "SOFT") == 0 && sess_drain(s, x, "CLUSTER RESET") == 0) *reset = 1;
+        if (act_reset(s, x, "HARD") == 0 && sess_drain(s, x, "CLUSTER RESET HARD") == 0) *reset = 1;
         else rc_warn(s->rc, "could not CLUSTER RESET %s:%d: %s", x->ip, x->port, s->rc->err);
     }
     return 0;
@@ -5813,19 +5875,18 @@ static int cmd_del_node(struct rc *rc, int argc, char **argv) {
     }
     if (day2_preflight(&s, 1, v) < 0) goto out;
     rc_progress(rc, "Plan: remove %s:%d (%.40s, %s%s): FORGET on %d node(s)%s", x->ip, x->port, x->id, snode_is_master(x) ? "master" : "replica",
-                x->up ? "" : ", not reachable", s.n - 1, x->up ? ", then CLUSTER RESET on it" : "");
-    s.dry = o.dry_run;
-    if (!o.dry_run && rc_confirm(rc, "Remove this node?") < 0) goto out;
+                x->up ? "" : ", not reachable", s.n - 1, x->up ? ", then CLUSTER RESET HARD on it (a new id)" : "");
+    s.dry = o.dry_run;   /* redis-cli's del-node never asks: neither does this */
     if (o.dry_run) {
         for (int i = 0; i < s.n; i++) if (i != v) act_forget(&s, &s.nodes[i], x->id);
-        if (x->up) act_reset(&s, x, "SOFT");
+        if (x->up) act_reset(&s, x, "HARD");
         ret = 0;
         goto out;
     }
     int reset = 0;
     if (delnode_remove(&s, v, rc->timeout, &reset) < 0) goto out;
     if (rc->json) printf("{\"ok\":true,\"command\":\"del-node\",\"id\":\"%s\",\"reset\":%s}\n", x->id, reset ? "true" : "false");
-    else printf("del-node: %s:%d (%.40s) removed; no node lists it%s\n", x->ip, x->port, x->id, reset ? "; it was CLUSTER RESET" : "");
+    else printf("del-node: %s:%d (%.40s) removed; no node lists it%s\n", x->ip, x->port, x->id, reset ? "; it was CLUSTER RESET HARD (new id: it can be added again at once)" : "");
     ret = 0;
 out:
     sess_free(&s);
@@ -5878,6 +5939,22 @@ out:
     resp_free(info);
     rconn_free(&probe);
     return ret;
+}
+
+/* NEW was a member of a cluster before when its current epoch is above 0 (CLUSTER RESET
+ * SOFT, and redis-cli's del-node, keep the id): after FORGET the cluster refuses that id
+ * for 60 s, so the join would hang. It is empty and alone: CLUSTER RESET HARD gives it a
+ * new id first. */
+static int addnode_fresh_id(struct session *s, int nx) {
+    struct snode *x = &s->nodes[nx];
+    if (x->current_epoch <= 0) return 0;
+    rc_progress(s->rc, "%s:%d was a member of a cluster before (current epoch %lld); the cluster may still refuse its id "
+                "%.8s: CLUSTER RESET HARD gives it a new one", x->ip, x->port, x->current_epoch, x->id);
+    if (act_reset(s, x, "HARD") < 0 || sess_drain(s, x, "CLUSTER RESET HARD") < 0) return -1;
+    if (s->dry) return 0;
+    if (sess_probe_queue(s, x) < 0 || sess_probe_read(s, x) < 0) return rc_wrap(s->rc, "new node after CLUSTER RESET HARD");
+    memcpy(x->id, x->me->id, sizeof x->id);
+    return 0;
 }
 
 /* Every node lists NEW (past the handshake); for a replica, NEW replicates its master
@@ -5967,6 +6044,7 @@ static void usage_add_node(FILE *f) {
           "master with the fewest replicas (preferring another host), holding\n"
           "cluster-replica-no-failover yes on it while it joins. Returns once every node\n"
           "knows NEW and, for a replica, its link is up and CLUSTER SLOTS lists it.\n"
+          "Like redis-cli's, it does not ask for confirmation.\n"
           "Aliases: --cluster-slave, --cluster-replica, --cluster-master-id.\n", f);
 }
 
@@ -6000,8 +6078,9 @@ static int cmd_add_node(struct rc *rc, int argc, char **argv) {
     struct snode *x = &s.nodes[nx], *sd = &s.nodes[seed];
     if (master >= 0) rc_progress(rc, "Plan: add %s:%d as a replica of %s:%d (%.40s)", x->ip, x->port, s.nodes[master].ip, s.nodes[master].port, s.nodes[master].id);
     else rc_progress(rc, "Plan: add %s:%d as an empty master (move slots to it with rebalance --use-empty-masters or reshard)", x->ip, x->port);
-    s.dry = o.dry_run;
-    if (!o.dry_run && rc_confirm(rc, "Add this node?") < 0) goto out;
+    s.dry = o.dry_run;   /* redis-cli's add-node never asks: neither does this */
+    if (addnode_fresh_id(&s, nx) < 0) goto out;
+    x = &s.nodes[nx];
     /* A joining replica must not fail over while it forms (its own value comes back at the end). */
     if (master >= 0 && o.dry_run && sess_queue(&s, x, "CONFIG", "SET", "cluster-replica-no-failover", "yes", RESP_END) < 0) goto out;
     if (master >= 0 && !o.dry_run) {
@@ -6759,7 +6838,7 @@ static void usage_create(FILE *f) {
           "Form a Redis Cluster from running, empty, cluster-enabled nodes (like\n"
           "redis-cli --cluster create). ADDR is host:port or host:port@busport.\n"
           "\n"
-          "  --replicas N        replicas per master (default 1); at least 3 masters\n"
+          "  --replicas N        replicas per master (default 0, as redis-cli); at least 3 masters\n"
           "  --password P        AUTH password (also RCLUSTER_PASSWORD, --password-file F)\n"
           "  --user U            ACL user for AUTH (Redis 6+)\n"
           "  --yes               do not ask for confirmation (required without a TTY)\n"
@@ -6836,7 +6915,7 @@ static int create_on_opt(struct rc *rc, int opt, const char *arg, void *ctx) {
 static int cmd_create(struct rc *rc, int argc, char **argv) {
     static const struct option opts[] = { { "replicas", required_argument, NULL, OPT_REPLICAS },
                                           { "cluster-replicas", required_argument, NULL, OPT_REPLICAS } };
-    int replicas = 1;
+    int replicas = 0;   /* redis-cli's default: `create A B C` makes 3 masters */
     int r = cmd_parse_opts(rc, argc, argv, opts, 2, usage_create, create_on_opt, &replicas);
     if (r) return r < 0 ? -1 : 0;
     int n = argc - optind;
@@ -6867,6 +6946,7 @@ static int cmd_check(struct rc *rc, int argc, char **argv) {
         { "search-multiple-owners", no_argument, NULL, OPT_MULTIPLE_OWNERS } };
     int r = cmd_parse_opts(rc, argc, argv, opts, 2, usage_check, check_on_opt, NULL);
     if (r) return r < 0 ? -1 : 0;
+    argc = args_join_host_port(rc, argc, argv, optind, 0);
     if (argc - optind != 1) rc->usage_error = 1;
     if (argc - optind != 1) return rc_fail(rc, "check: expected exactly one ADDR (see rcluster check --help)");
     struct addr a;
@@ -11380,8 +11460,10 @@ static void usage_main(FILE *f) {
           "  --no-color          no colours (also NO_COLOR=1)\n"
           "  -h, --help          help (also: rcluster COMMAND --help)\n"
           "  --version           print the version\n"
-          "Options may stand before or after the arguments; `--` ends them. redis-cli's\n"
-          "spellings work too: -a P, --cluster-yes, --cluster-replicas N, --cluster-from ...\n"
+          "Options may stand before or after the arguments; `--` ends them. The one exception:\n"
+          "everything after `call`'s command (CMD ARG...) belongs to that command, options too.\n"
+          "redis-cli's spellings work too: -a P, --cluster-yes, --cluster-replicas N,\n"
+          "--cluster-from ..., and its `HOST PORT` wherever an ADDR is asked for.\n"
           "\n"
           "Environment: DOCKER_HOST (unix://PATH or tcp://HOST:PORT), DOCKER_API_VERSION,\n"
           "RCLUSTER_PASSWORD, NO_COLOR.\n"
@@ -11416,6 +11498,8 @@ static void rc_init(struct rc *rc) {
 }
 
 static void rc_release(struct rc *rc) {
+    sdsfree(rc->joined[0]);
+    sdsfree(rc->joined[1]);
     sdsfree(rc->err);
     sdsfree(rc->user);
     sdsfree(rc->password);

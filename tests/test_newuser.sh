@@ -39,10 +39,92 @@ t_address_names_node() {
     ok "$n"
 }
 
+# ---- 2. redis-cli command lines as they are -----------------------------------------
+t_create_default_masters() {
+    local n="create A B C without a replicas option makes 3 masters (redis-cli's default)"
+    start_nodes 9510 3 || { not_ok "$n" "could not start nodes"; return; }
+    run_rc "$L/c0" 60 -- create --yes $(addrs 9510 3)
+    local why=""
+    [ "$RC" = 0 ] || why+="exit $RC; "
+    [ "$(roles 9510 3)" = "3 0" ] || why+="roles $(roles 9510 3), want 3 0; "
+    local p; for p in 9510 9511 9512; do kill_node $p; done
+    if [ -z "$why" ]; then ok "$n"; else not_ok "$n" "$why" "$L/c0.err"; fi
+}
+
+t_host_port_form() {
+    local n="redis-cli's HOST PORT form is an ADDR (check, info, reshard)"
+    run_rc "$L/hp1" 30 -- check 127.0.0.1 9500
+    [ "$RC" = 0 ] || { not_ok "$n" "check 127.0.0.1 9500: exit $RC" "$L/hp1.err"; return; }
+    run_rc "$L/hp2" 30 -- info 127.0.0.1 9501
+    [ "$RC" = 0 ] || { not_ok "$n" "info 127.0.0.1 9501: exit $RC" "$L/hp2.err"; return; }
+    run_rc "$L/hp3" 60 -- reshard 127.0.0.1 9500 --from 127.0.0.1:9501 --to 127.0.0.1:9500 --slots 5 --yes
+    [ "$RC" = 0 ] || { not_ok "$n" "reshard 127.0.0.1 9500: exit $RC" "$L/hp3.err"; return; }
+    ok "$n"
+}
+
+t_call_help() {
+    local n="the help says everything after call's command belongs to it"
+    run_rc "$L/help" 10 -- --help
+    if contains "$L/help.out" "after \`call\`'s command"; then ok "$n"; else not_ok "$n" "--help does not say so" "$L/help.out"; fi
+}
+
+# ---- 2+3. add-node, del-node, rebalance without --yes; del-node then add-node ---------
+t_join_leave_rejoin() {
+    local n="add-node, rebalance, del-node need no --yes; del-node then add-node of the same node joins at once"
+    start_node 9503 || { not_ok "$n" "could not start 9503"; return; }
+    run_rc "$L/j1" 40 -- add-node 127.0.0.1 9503 127.0.0.1 9500 --timeout 20
+    [ "$RC" = 0 ] || { not_ok "$n" "add-node without --yes (HOST PORT twice): exit $RC" "$L/j1.err"; return; }
+    run_rc "$L/j2" 60 -- rebalance 127.0.0.1:9500 --use-empty-masters
+    [ "$RC" = 0 ] || { not_ok "$n" "rebalance --use-empty-masters without --yes: exit $RC" "$L/j2.err"; return; }
+    run_rc "$L/j3" 60 -- rebalance 127.0.0.1:9500 --weight 127.0.0.1:9503=0
+    [ "$RC" = 0 ] || { not_ok "$n" "rebalance --weight ADDR=0 without --yes: exit $RC" "$L/j3.err"; return; }
+    local old; old=$(id_of 9503)
+    run_rc "$L/j4" 40 -- del-node 127.0.0.1:9500 127.0.0.1:9503
+    [ "$RC" = 0 ] || { not_ok "$n" "del-node without --yes: exit $RC" "$L/j4.err"; return; }
+    run_rc "$L/j5" 30 -- add-node 127.0.0.1:9503 127.0.0.1:9500 --timeout 15
+    [ "$RC" = 0 ] || { not_ok "$n" "add-node right after del-node: exit $RC after $RC_MS ms" "$L/j5.err"; return; }
+    [ "$(id_of 9503)" != "$old" ] || { not_ok "$n" "the removed node kept its id $old" "$L/j5.err"; return; }
+    run_rc "$L/j6" 30 -- check 127.0.0.1:9501
+    [ "$RC" = 0 ] || { not_ok "$n" "check after the rejoin: exit $RC" "$L/j6.out"; return; }
+    ok "$n"
+}
+
+# ---- 3. check sees a node only part of the cluster knows -----------------------------
+t_check_partial_member() {
+    local n="check reports a node only part of the cluster knows"
+    # 9503 is an empty master of the cluster (t_join_leave_rejoin); 9502 forgets it.
+    rcli 9502 cluster forget "$(id_of 9503)" >/dev/null
+    run_rc "$L/pm" 30 -- check 127.0.0.1:9500
+    local why=""
+    [ "$RC" = 3 ] || why+="exit $RC, want 3; "
+    contains "$L/pm.out" "known to only" || why+="no 'known to only' finding; "
+    if [ -z "$why" ]; then ok "$n"; else not_ok "$n" "$why" "$L/pm.out"; fi
+    # put it back: forget it everywhere, then it joins again
+    run_rc "$L/pm2" 40 -- del-node 127.0.0.1:9500 127.0.0.1:9503
+}
+
+# ---- 3. add-node of a node redis-cli's del-node left (FORGET + RESET SOFT: same id) ----
+t_add_after_cli_del() {
+    local n="add-node of a node redis-cli's del-node just removed (its id banned for 60 s) joins at once"
+    local id p; id=$(id_of 9503)
+    for p in 9500 9501 9502; do rcli $p cluster forget "$id" >/dev/null; done
+    rcli 9503 cluster reset soft >/dev/null
+    run_rc "$L/cd" 30 -- add-node 127.0.0.1:9503 127.0.0.1:9500 --timeout 15
+    [ "$RC" = 0 ] || { not_ok "$n" "exit $RC after $RC_MS ms" "$L/cd.err"; return; }
+    contains "$L/cd.err" "RESET HARD" || { not_ok "$n" "add-node did not say it gave the node a new id" "$L/cd.err"; return; }
+    ok "$n"
+}
+
 start_all() {
     if ! nu_cluster 9500 3; then not_ok "newuser: cluster on 9500-9502" "could not form"; return 1; fi
 }
 
+t_create_default_masters
+t_call_help
 start_all || finish
 t_address_names_node
+t_host_port_form
+t_join_leave_rejoin
+t_add_after_cli_del
+t_check_partial_member
 finish
