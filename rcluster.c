@@ -1664,6 +1664,17 @@ static int docker_split_ref(const char *ref, sds *repo, sds *tag) {
 }
 
 /* Pull an image with progress on stderr. */
+/* Can the daemon pull `image`? Asks the registry through it for the manifest only
+ * (GET /distribution/NAME/json changes nothing), so --dry-run shows the image a run
+ * would really use. 0 yes, -1 (rc->err says why) no. */
+static int docker_image_pullable(struct docker *d, const char *image) {
+    sds path = rc_sprintf("/distribution/%s/json", image);
+    if (!path) return rc_fail_oom(d->rc);
+    int st = docker_call(d, "GET", path, NULL, NULL, 0);
+    sdsfree(path);
+    return st == 200 ? 0 : -1;
+}
+
 static int docker_image_pull(struct docker *d, const char *image) {
     sds repo, tag;
     if (docker_split_ref(image, &repo, &tag) < 0) return rc_fail_oom(d->rc);
@@ -4790,8 +4801,9 @@ static void check_print_text(const struct session *s, const int *order, const st
 
 /* The health of a running cluster, seen from every node: open a session from the seed,
  * run the judges, render their findings. Returns 0 healthy, 1 unhealthy (rc->err says
- * why), -1 when the seed cannot be asked at all. */
-static int check_cluster(struct rc *rc, const char *host, int port, enum check_report how) {
+ * why), -1 when the seed cannot be asked at all. *server, when given, gets what the
+ * nodes run ("Redis 7.0.15"; caller frees; NULL when nobody could be asked). */
+static int check_cluster_server(struct rc *rc, const char *host, int port, enum check_report how, sds *server) {
     struct addr seed;
     memset(&seed, 0, sizeof seed);
     snprintf(seed.host, sizeof seed.host, "%s", host);
@@ -4811,12 +4823,17 @@ static int check_cluster(struct rc *rc, const char *host, int port, enum check_r
     if (how == CHECK_REPORT && rc->json) check_print_json(&s, order, &f, !problems);
     else if (how == CHECK_REPORT) check_print_text(&s, order, &f, !problems);
     if (problems) rc_fail(rc, "cluster at %s:%d is not healthy: %s%s", host, port, f.v[first].text, problems > 1 ? " (and more)" : "");
+    if (server) *server = sess_servers(&s);
     ret = problems ? 1 : 0;
 out:
     free(order);
     findings_free(&f);
     sess_free(&s);
     return ret;
+}
+
+static int check_cluster(struct rc *rc, const char *host, int port, enum check_report how) {
+    return check_cluster_server(rc, host, port, how, NULL);
 }
 
 /* ====================================================================== */
@@ -6347,8 +6364,16 @@ static int cmd_info(struct rc *rc, int argc, char **argv) {
         sdsfree(ranges);
     }
     free(order);
-    if (rc->json) { js = rc_catprintf(js, "],\"keys\":%lld,\"nodes\":%d}\n", total, s.n); if (js) fputs(js, stdout); }
-    else printf("[OK] %lld keys in %d masters, %.2f keys per slot on average.\n", total, masters, (double)total / CLUSTER_SLOTS);
+    sds servers = sess_servers(&s);
+    if (rc->json) {
+        js = rc_json_str(rc_catprintf(js, "],\"keys\":%lld,\"nodes\":%d,\"server\":", total, s.n), servers);
+        js = rc_cat(js, "}\n");
+        if (js) fputs(js, stdout);
+    } else {
+        if (servers) printf("Server: %s\n", servers);
+        printf("[OK] %lld keys in %d masters, %.2f keys per slot on average.\n", total, masters, (double)total / CLUSTER_SLOTS);
+    }
+    sdsfree(servers);
     ret = js ? 0 : rc_fail_oom(rc);
 out:
     sdsfree(js);
@@ -7273,12 +7298,20 @@ static sds up_manifest_configs(sds diff, struct up_opts *o, const json_value_s *
     return rc_cat(diff, o->nconfigs ? " (given)\n" : " none (given)\n");
 }
 
+/* Lines in a difference list. */
+static size_t up_diff_lines(const char *diff) {
+    size_t n = 0;
+    for (; *diff; diff++) n += *diff == '\n';
+    return n;
+}
+
 /* Take every shaping option the user did not give from the manifest `doc` (strings
  * then point into doc), and refuse, listing them all, given ones that differ. A
  * cluster made with a password is never touched without one. `where` names the
  * manifest in messages, `mode` is inserted in the advice ("" or " --swarm"). */
 static int up_manifest_merge(struct rc *rc, struct up_opts *o, const json_value_s *doc, const char *where, const char *mode) {
     sds diff = sdsempty();
+    size_t sizes = 0;   /* differences scale can make: --nodes, --replicas */
     for (int k = 0; diff && k < UP_FIELDS; k++) {
         const struct up_field *f = &up_fields[k];
         const json_value_s *v = json_get(doc, f->key);
@@ -7293,7 +7326,10 @@ static int up_manifest_merge(struct rc *rc, struct up_opts *o, const json_value_
             if (d < 0 || d > 1e9 || d != (double)(int)d) { sdsfree(diff); return rc_fail(rc, "%s: '%s' is missing or not a number", where, f->key); }
             int *cur = up_field_int(o, f);
             if (!given) *cur = (int)d;
-            else if (*cur != (int)d) diff = rc_catprintf(diff, "  %s: %d (recorded) -> %d (given)\n", f->opt, (int)d, *cur);
+            else if (*cur != (int)d) {
+                diff = rc_catprintf(diff, "  %s: %d (recorded) -> %d (given)\n", f->opt, (int)d, *cur);
+                sizes += f->bit == UPG_NODES || f->bit == UPG_REPLICAS;
+            }
         } else {
             const char *rec = json_string(v);
             if (!rec) { sdsfree(diff); return rc_fail(rc, "%s: '%s' is missing or not a string", where, f->key); }
@@ -7329,6 +7365,11 @@ static int up_manifest_merge(struct rc *rc, struct up_opts *o, const json_value_
     if (had_pw && !rc->password)
         ret = rc_fail(rc, "cluster '%s' was made with a password; nothing was changed: pass the same --password-file F "
                           "(or RCLUSTER_PASSWORD)%s%s", o->name, rec_user ? " and --user " : "", rec_user ? rec_user : "");
+    else if (sizes && sizes == up_diff_lines(diff))
+        ret = rc_fail(rc, "cluster '%s' was made with other options (recorded in %s); nothing was changed:\n%s"
+                          "To change its size and keep its data: `rcluster scale%s --name %s --masters %d --replicas %d`. "
+                          "Run `rcluster up%s --name %s` without them to repair it as recorded.",
+                      o->name, where, diff, mode, o->name, o->nodes / (o->replicas + 1), o->replicas, mode, o->name);
     else if (sdslen(diff))
         ret = rc_fail(rc, "cluster '%s' was made with other options (recorded in %s); nothing was changed:\n%s"
                           "Run `rcluster up%s --name %s` without them to repair it as recorded. To change them, start over with "
@@ -7648,8 +7689,8 @@ static int up_inspect_existing(struct docker *d, struct up_plan *p) {
     }
     json_free(all);
     if (extra)
-        return rc_fail(rc, "cluster '%s' has %d container(s) beyond --nodes %d; pass its original --nodes, or start over with "
-                           "`rcluster down --name %s --purge && rcluster up --name %s`", p->o->name, extra, p->o->nodes, p->o->name, p->o->name);
+        return rc_fail(rc, "cluster '%s' has %d container(s) beyond --nodes %d; pass its original --nodes, or change its size "
+                           "and keep its data with `rcluster scale --name %s --masters M --replicas R`", p->o->name, extra, p->o->nodes, p->o->name);
     return 0;
 }
 
@@ -7667,8 +7708,15 @@ static int up_ensure_image(struct docker *d, struct up_plan *p) {
     int r = docker_image_present(d, image);
     if (r != 0) return r < 0 ? -1 : 0;
     rc_progress(rc, "Image %s is not present; pulling it", image);
-    if (docker_image_pull(d, image) == 0) return 0;
+    if (rc->dry_run ? docker_image_pullable(d, image) == 0 && docker_image_pull(d, image) == 0 : docker_image_pull(d, image) == 0)
+        return 0;
     sds binary = p->o->image_set ? NULL : image_find_server(NULL);
+    if (!binary && !p->o->image_set)
+        return rc_wrap(rc, "image %s is missing and could not be pulled, and this host has no redis-server or valkey-server "
+                           "on PATH to build one from (an air-gapped host?): load a `docker save %s -o FILE` archive made on a "
+                           "host that has it with `rcluster image load FILE` and run up again, or build one from a server binary "
+                           "copied here with `rcluster image build --from /path/to/redis-server` and run up with the "
+                           "--image it prints", image, image);
     if (!binary)
         return rc_wrap(rc, "image %s is missing and could not be pulled (an air-gapped host? build one from this host's "
                            "redis-server with `rcluster image build --tag T` or load a `docker save` archive with "
@@ -8446,6 +8494,7 @@ static int cmd_status(struct rc *rc, int argc, char **argv) {
     if (o.swarm) return swarm_status(rc, &o);
     struct docker d;
     json_value_s *cs = NULL;
+    sds server = NULL;
     int ret = docker_open(rc, &d);
     if (ret == 0) ret = docker_list_by_label(&d, "containers", LABEL_CLUSTER, o.name, &cs);
     size_t nc = json_length(cs);
@@ -8481,13 +8530,17 @@ static int cmd_status(struct rc *rc, int argc, char **argv) {
     int health = 1;
     if (seed_port) {
         if (!rc->json) printf("\n");
-        health = check_cluster(rc, !seed_ip || !strcmp(seed_ip, "0.0.0.0") || !*seed_ip ? "127.0.0.1" : seed_ip, seed_port, rc->json ? CHECK_SILENT : CHECK_REPORT);
+        health = check_cluster_server(rc, !seed_ip || !strcmp(seed_ip, "0.0.0.0") || !*seed_ip ? "127.0.0.1" : seed_ip, seed_port,
+                                      rc->json ? CHECK_SILENT : CHECK_REPORT, &server);
     }
+    /* Without the password nobody can be asked: that is "cannot tell" (1), not "unhealthy" (3). */
+    if (health < 0 && rc->err_kind == RC_ERR_AUTH) { sdsfree(js); ret = -1; goto out; }
     if (health != 0 && (size_t)running < nc) rc_fail(rc, "cluster '%s': %zu of %zu containers are not running; `rcluster up --name %s` repairs it",
                                                      o.name, nc - (size_t)running, nc, o.name);
     else if (!seed_port) rc_fail(rc, "cluster '%s': no running container publishes port 6379", o.name);
     if (rc->json) {
         js = rc_catprintf(js, "],\"running\":%d,\"healthy\":%s", running, health == 0 ? "true" : "false");
+        js = rc_json_str(rc_cat(js, ",\"server\":"), server);
         if (health != 0) js = rc_json_str(rc_cat(js, ",\"problem\":"), rc->err);
         js = rc_cat(js, "}");
         if (!js) { ret = rc_fail_oom(rc); goto out; }
@@ -8496,6 +8549,7 @@ static int cmd_status(struct rc *rc, int argc, char **argv) {
     }
     ret = health == 0 ? 0 : RC_EXIT_UNHEALTHY;
 out:
+    sdsfree(server);
     json_free(cs);
     docker_free(&d);
     return ret;
@@ -9725,9 +9779,30 @@ static int image_make(struct rc *rc, struct docker *d, const char *binary, const
     return ret;
 }
 
+/* Is the file a redis-server or valkey-server? Both carry the INFO field name
+ * "redis_version" and the config name "cluster-config-file"; the clients, the
+ * benchmark and anything else lack one or both. Read, never run. 0 yes, -1 (rc->err) no. */
+static int image_check_server(struct rc *rc, const char *binary) {
+    int fd = open(binary, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return rc_fail(rc, "--from %s: %s", binary, strerror(errno));
+    struct stat st;
+    void *m = MAP_FAILED;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 4)
+        m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (m == MAP_FAILED) return rc_fail(rc, "--from %s: not a readable regular file", binary);
+    size_t n = (size_t)st.st_size;
+    int elf = memcmp(m, "\177ELF", 4) == 0, server = elf && memmem(m, n, "redis_version", 13) && memmem(m, n, "cluster-config-file", 19);
+    munmap(m, n);
+    if (server) return 0;
+    return rc_fail(rc, "--from %s: not a redis-server or valkey-server binary (%s); give the server itself, e.g. --from "
+                   "/usr/bin/redis-server", binary, elf ? "an ELF file without the server's INFO and config names" : "not an ELF executable");
+}
+
 static int image_build(struct rc *rc, struct docker *d, const char *from, const char *tag, int tag_set) {
     sds binary = image_find_server(from);
     if (!binary) return rc_fail(rc, "neither redis-server nor valkey-server is on PATH; give --from /path/to/redis-server");
+    if (image_check_server(rc, binary) < 0) { sdsfree(binary); return -1; }
     char deftag[64];
     if (!tag_set) { snprintf(deftag, sizeof deftag, "rcluster/%s:local", image_server_of(binary)); tag = deftag; }
     sds result = NULL;
@@ -11362,12 +11437,13 @@ static int swarm_status(struct rc *rc, struct up_opts *o) {
         sdsfree(hd);
         sdsfree(tv.err);
     }
-    int health = 1;
+    int health = 1, cannot_ask = 0;
     sds notes = sdsempty();
     if (seed >= 0) {
         const char *sip = p.hosts[p.nodes[seed].host].addr;
         if (!rc->json) printf("\n");
         health = swarm_check(rc, &p, seed, rc->json);
+        cannot_ask = health < 0 && rc->err_kind == RC_ERR_AUTH;   /* exit 1 (cannot tell), not 3 */
         struct rconn c;
         sds text = lost && sdslen(lost) && rconn_open(rc, &c, sip, p.nodes[seed].port) == 0
                  ? rconn_call_str(rc, &c, "CLUSTER NODES", "CLUSTER", "NODES", RESP_END) : NULL;
@@ -11412,7 +11488,8 @@ static int swarm_status(struct rc *rc, struct up_opts *o) {
     sdsfree(js);
     sdsfree(lost);
     sdsfree(notes);
-    ret = health == 0 ? 0 : RC_EXIT_UNHEALTHY;
+    ret = health == 0 ? 0 : cannot_ask ? rc_fail_as(rc, RC_ERR_AUTH, "cluster '%s': its nodes refuse us without the password "
+                                                    "(give it with --password-file F or RCLUSTER_PASSWORD)", o->name) : RC_EXIT_UNHEALTHY;
 out:
     json_free(svcs);
     free(p.hosts);

@@ -115,16 +115,83 @@ t_add_after_cli_del() {
     ok "$n"
 }
 
+# ---- 6. info names the server ---------------------------------------------------------
+t_info_server() {
+    local n="info and info --json name the server (Redis and its version)"
+    local v; v=$(rcli 9500 info server | tr -d '\r' | sed -n 's/^redis_version://p')
+    run_rc "$L/inf" 30 -- info 127.0.0.1:9500
+    contains "$L/inf.out" "Server: Redis $v" || { not_ok "$n" "no 'Server: Redis $v' line" "$L/inf.out"; return; }
+    run_rc "$L/infj" 30 -- info 127.0.0.1:9500 --json
+    grep -q "\"server\":\"Redis $v\"" "$L/infj.out" || { not_ok "$n" "--json has no server Redis $v" "$L/infj.out"; return; }
+    ok "$n"
+}
+
+# ---- 4 and 6 without a registry: tests/fake_docker.py airgap (pulls fail) --------------
+FD_SOCK=$T_TMP/fd.sock
+nu_fake_start() {
+    rm -f "$FD_SOCK" "$FD_SOCK.log"
+    python3 "$TOP/tests/fake_docker.py" "$FD_SOCK" airgap >"$L/fd.out" 2>&1 &
+    FD_PID=$!; T_PIDS+=("$FD_PID")
+    local i; for i in $(seq 100); do grep -q listening "$L/fd.out" 2>/dev/null && return 0; sleep 0.05; done
+    return 1
+}
+nu_fake_up() { # OUT PATH [args]
+    local out=$1 path=$2; shift 2
+    DOCKER_HOST=unix://$FD_SOCK timeout 120 env PATH="$path" "$RCLUSTER" up --name rcnu-ag --subnet 10.97.0.0/24 \
+        --port 9560 --data-dir "$T_TMP/ag-data" --yes --timeout 20 "$@" </dev/null >"$out.out" 2>"$out.err"
+    RC=$?
+}
+
+t_airgap_advice() {
+    local n="air-gapped up without a server binary names image load and image build --from PATH"
+    nu_fake_start || { not_ok "$n" "fake_docker.py did not start" "$L/fd.out"; return; }
+    nu_fake_up "$L/ag" /nonexistent
+    local why=""
+    [ "$RC" = 1 ] || why+="exit $RC, want 1; "
+    contains "$L/ag.err" "image load" "image build --from" || why+="advice does not name image load and image build --from; "
+    stop_pid "$FD_PID"
+    if [ -z "$why" ]; then ok "$n"; else not_ok "$n" "$why" "$L/ag.err"; fi
+}
+
+t_dry_run_image() {
+    local n="up --dry-run without a registry shows the image the run would build and use"
+    nu_fake_start || { not_ok "$n" "fake_docker.py did not start" "$L/fd.out"; return; }
+    mkdir -p "$T_TMP/rbin"; ln -sf "$(command -v redis-server)" "$T_TMP/rbin/redis-server"
+    nu_fake_up "$L/dry" "$T_TMP/rbin" --dry-run
+    local why=""
+    [ "$RC" = 0 ] || why+="exit $RC; "
+    grep -q 'containers/create.*"Image":"rcluster/redis:local"' "$L/dry.out" || why+="containers are not created from rcluster/redis:local; "
+    grep -q '"Image":"redis:7.2-alpine"' "$L/dry.out" && why+="a request still names redis:7.2-alpine; "
+    stop_pid "$FD_PID"
+    if [ -z "$why" ]; then ok "$n"; else not_ok "$n" "$why" "$L/dry.out" "$L/dry.err"; fi
+}
+
+t_build_from_not_server() {
+    local n="image build --from /bin/ls is refused: not a redis/valkey server"
+    nu_fake_start || { not_ok "$n" "fake_docker.py did not start" "$L/fd.out"; return; }
+    DOCKER_HOST=unix://$FD_SOCK run_rc "$L/ls" 30 -- image build --from /bin/ls --tag rcnu/ls:1
+    local why=""
+    [ "$RC" = 1 ] || why+="exit $RC, want 1; "
+    contains "$L/ls.err" "not a redis-server or valkey-server" || why+="does not say it is not a server; "
+    grep -q '^IMPORTED' "$FD_SOCK.log" 2>/dev/null && why+="an image was imported; "
+    stop_pid "$FD_PID"
+    if [ -z "$why" ]; then ok "$n"; else not_ok "$n" "$why" "$L/ls.err"; fi
+}
+
 start_all() {
     if ! nu_cluster 9500 3; then not_ok "newuser: cluster on 9500-9502" "could not form"; return 1; fi
 }
 
 t_create_default_masters
 t_call_help
+t_airgap_advice
+t_dry_run_image
+t_build_from_not_server
 start_all || finish
 t_address_names_node
 t_host_port_form
 t_join_leave_rejoin
 t_add_after_cli_del
 t_check_partial_member
+t_info_server
 finish
