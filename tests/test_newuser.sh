@@ -129,10 +129,10 @@ t_info_server() {
 # ---- 4 and 6 without a registry: tests/fake_docker.py airgap (pulls fail) --------------
 FD_SOCK=$T_TMP/fd.sock
 nu_fake_start() {
-    rm -f "$FD_SOCK" "$FD_SOCK.log"
+    rm -f "$FD_SOCK" "$FD_SOCK.log" "$L/fd.out"
     python3 "$TOP/tests/fake_docker.py" "$FD_SOCK" airgap >"$L/fd.out" 2>&1 &
     FD_PID=$!; T_PIDS+=("$FD_PID")
-    local i; for i in $(seq 100); do grep -q listening "$L/fd.out" 2>/dev/null && return 0; sleep 0.05; done
+    local i; for i in $(seq 100); do [ -S "$FD_SOCK" ] && grep -q listening "$L/fd.out" 2>/dev/null && return 0; sleep 0.05; done
     return 1
 }
 nu_fake_up() { # OUT PATH [args]
@@ -178,6 +178,36 @@ t_build_from_not_server() {
     if [ -z "$why" ]; then ok "$n"; else not_ok "$n" "$why" "$L/ls.err"; fi
 }
 
+# ---- 4 and 6 on the real daemon: cluster rcnu-pw, subnet 10.97.0.0/24, ports 9530-9532 -----
+NU_IMG=rcnu/redis:1
+nu_docker_ok() { timeout 10 docker version >/dev/null 2>&1; }
+nu_down() { "$RCLUSTER" down --name rcnu-pw --data-dir "$T_TMP/pw-data" --purge --yes >/dev/null 2>&1; }
+
+t_docker_status_and_rerun() {
+    local n="status: without the password exits 1, --json names the server; an up re-run that resizes names scale"
+    nu_docker_ok || { skip "$n" "no Docker daemon"; return; }
+    run_rc "$L/img" 300 -- image build --tag $NU_IMG
+    [ "$RC" = 0 ] || { not_ok "$n" "image build --tag $NU_IMG: exit $RC" "$L/img.err"; return; }
+    T_CLEANUPS+=("nu_down; docker rmi -f $NU_IMG")
+    echo nupw >"$T_TMP/pw"
+    run_rc "$L/up" 180 -- up --name rcnu-pw --nodes 3 --replicas 0 --image $NU_IMG --subnet 10.97.0.0/24 --port 9530 \
+        --data-dir "$T_TMP/pw-data" --password-file "$T_TMP/pw" --yes
+    [ "$RC" = 0 ] || { not_ok "$n" "up: exit $RC" "$L/up.err"; return; }
+    local why="" v
+    v=$(redis-cli -p 9530 --no-auth-warning -a nupw info server | tr -d '\r' | sed -n 's/^redis_version://p')
+    run_rc "$L/st-nopw" 60 -- status --name rcnu-pw
+    [ "$RC" = 1 ] || why+="status without the password: exit $RC, want 1; "
+    RCLUSTER_PASSWORD=nupw run_rc "$L/st-json" 60 -- status --name rcnu-pw --json
+    [ "$RC" = 0 ] || why+="status --json with the password: exit $RC; "
+    grep -q "\"server\":\"Redis $v\"" "$L/st-json.out" || why+="status --json does not name Redis $v; "
+    run_rc "$L/rerun" 60 -- up --name rcnu-pw --nodes 6 --replicas 1 --image $NU_IMG --subnet 10.97.0.0/24 --port 9530 \
+        --data-dir "$T_TMP/pw-data" --password-file "$T_TMP/pw" --yes
+    [ "$RC" = 1 ] || why+="re-run with other --nodes/--replicas: exit $RC, want 1; "
+    contains "$L/rerun.err" "rcluster scale --name rcnu-pw --masters 3 --replicas 1" || why+="the refusal does not name scale; "
+    grep -q -- "--purge" "$L/rerun.err" && why+="the refusal still advises --purge; "
+    if [ -z "$why" ]; then ok "$n"; else not_ok "$n" "$why" "$L/st-nopw.err" "$L/st-json.out" "$L/rerun.err"; fi
+}
+
 start_all() {
     if ! nu_cluster 9500 3; then not_ok "newuser: cluster on 9500-9502" "could not form"; return 1; fi
 }
@@ -187,6 +217,7 @@ t_call_help
 t_airgap_advice
 t_dry_run_image
 t_build_from_not_server
+t_docker_status_and_rerun
 start_all || finish
 t_address_names_node
 t_host_port_form
