@@ -2974,6 +2974,8 @@ struct finding {
     int slot;               /* -1 when none */
     int warn;               /* a warning, not a health problem */
     sds text;
+    int peer;               /* FIND_OPEN_SLOT: the other node's index (-1 unknown) */
+    int importing;          /* FIND_OPEN_SLOT: 1 importing, 0 migrating */
 };
 
 struct findings {
@@ -2998,7 +3000,7 @@ static int findings_add(struct findings *f, int kind, int node, int slot, int wa
     sds t = rc_vcatprintf(sdsempty(), fmt, ap);
     va_end(ap);
     if (!t) return -1;
-    f->v[f->n++] = (struct finding){ kind, node, slot, warn, t };
+    f->v[f->n++] = (struct finding){ kind, node, slot, warn, t, -1, 0 };
     return 0;
 }
 
@@ -3026,8 +3028,78 @@ static int judge_open_slots(const struct session *s, struct findings *f) {
             else snprintf(peer, sizeof peer, "unknown node %.40s", o->peer);
             if (findings_add(f, FIND_OPEN_SLOT, i, o->slot, 0, "slot %d is open on %s:%d: %s %s", o->slot, x->ip, x->port,
                              o->importing ? "importing from" : "migrating to", peer) < 0) return -1;
+            f->v[f->n - 1].peer = p;
+            f->v[f->n - 1].importing = o->importing;
         }
     }
+    return 0;
+}
+
+/* The slots set in bits[CLUSTER_SLOTS] as ranges, "0-450,460-912"; past max ranges
+ * the rest is counted ("... and 3 more ranges"). NULL on OOM. */
+static sds slots_ranges_str(const unsigned char *bits, int max) {
+    sds out = sdsempty();
+    int shown = 0, more = 0;
+    for (int k = 0; out && k < CLUSTER_SLOTS; k++) {
+        if (!bits[k]) continue;
+        int e = k;
+        while (e + 1 < CLUSTER_SLOTS && bits[e + 1]) e++;
+        if (shown == max) more++;
+        else if (e == k) out = rc_catprintf(out, "%s%d", shown++ ? "," : "", k);
+        else out = rc_catprintf(out, "%s%d-%d", shown++ ? "," : "", k, e);
+        k = e;
+    }
+    if (more) out = rc_catprintf(out, " and %d more range%s", more, more == 1 ? "" : "s");
+    return out;
+}
+
+/* One finding for all the open slots (*n of them) of one node with one direction and peer:
+ * "904 slots are open on A: migrating to B: 0-450,460-912". Marks them in done. */
+static sds open_group_text(const struct session *s, const struct findings *f, int i, unsigned char *done, unsigned char *bits, int *n) {
+    const struct finding *a = &f->v[i];
+    int count = 0;
+    memset(bits, 0, CLUSTER_SLOTS);
+    for (int j = i; j < f->n; j++) {
+        const struct finding *b = &f->v[j];
+        if (done[j] || b->kind != FIND_OPEN_SLOT || b->node != a->node || b->peer != a->peer || b->importing != a->importing) continue;
+        done[j] = 1;
+        bits[b->slot] = 1;
+        count++;
+    }
+    *n = count;
+    if (count == 1) return sdsdup(a->text);
+    const struct snode *x = &s->nodes[a->node];
+    char peer[128];
+    if (a->peer >= 0) snprintf(peer, sizeof peer, "%s:%d", s->nodes[a->peer].ip, s->nodes[a->peer].port);
+    else snprintf(peer, sizeof peer, "an unknown node");
+    sds ranges = slots_ranges_str(bits, 8);
+    sds t = ranges ? rc_sprintf("%d slots are open on %s:%d: %s %s: %s", count, x->ip, x->port,
+                                a->importing ? "importing from" : "migrating to", peer, ranges) : NULL;
+    sdsfree(ranges);
+    return t;
+}
+
+/* Open-slot findings come one per slot (a failed move leaves hundreds): for a reader
+ * they become one per node, direction and peer, with the slots as ranges, in the place
+ * of the group's first. Other findings stay as they are. */
+static int findings_group_open(const struct session *s, struct findings *f) {
+    struct findings out = { 0 };
+    unsigned char *done = calloc((size_t)f->n + 1, 1), *bits = malloc(CLUSTER_SLOTS);
+    int ret = done && bits ? 0 : -1;
+    for (int i = 0; ret == 0 && i < f->n; i++) {
+        if (done[i]) continue;
+        struct finding *a = &f->v[i];
+        int n = 1;
+        sds t = a->kind == FIND_OPEN_SLOT ? open_group_text(s, f, i, done, bits, &n) : sdsdup(a->text);
+        if (!t || findings_add(&out, a->kind, a->node, n > 1 ? -1 : a->slot, a->warn, "%s", t) < 0) ret = -1;
+        else { out.v[out.n - 1].peer = a->peer; out.v[out.n - 1].importing = a->importing; }
+        sdsfree(t);
+    }
+    free(done);
+    free(bits);
+    if (ret < 0) { findings_free(&out); return -1; }
+    findings_free(f);
+    *f = out;
     return 0;
 }
 
@@ -4713,7 +4785,7 @@ static int judge_health(const struct session *s, struct findings *f) {
 static const char *check_hint(const struct finding *fd) {
     switch (fd->kind) {
     case FIND_MULTI_OWNER: return " (rcluster fix --search-multiple-owners)";
-    case FIND_OPEN_SLOT: return " (rcluster fix closes it)";
+    case FIND_OPEN_SLOT: return fd->slot < 0 ? " (rcluster fix closes them)" : " (rcluster fix closes it)";
     case FIND_UNCOVERED: return " (rcluster fix assigns them)";
     case FIND_PARTIAL_MEMBER: return " (a join or removal left half done: rcluster del-node it, then add-node it again)";
     default: return "";
@@ -4813,7 +4885,7 @@ static int check_cluster_server(struct rc *rc, const char *host, int port, enum 
     struct findings f = { 0 };
     int *order = NULL, problems = 0, ret = -1;
     if (sess_open(rc, &s, &seed) < 0) goto out;
-    if (judge_health(&s, &f) < 0 || !(order = check_order(&s))) { rc_fail_oom(rc); goto out; }
+    if (judge_health(&s, &f) < 0 || findings_group_open(&s, &f) < 0 || !(order = check_order(&s))) { rc_fail_oom(rc); goto out; }
     int first = -1;
     for (int i = 0; i < f.n; i++) {
         if (f.v[i].warn) { if (how == CHECK_REPORT) rc_warn(rc, "%s", f.v[i].text); continue; }
@@ -5668,18 +5740,44 @@ out:
     return ret;
 }
 
+/* The run of items from i on with item i's action, owner and target: their slots
+ * into bits, their key counts summed into *keys_owner / *keys_target. Returns the end. */
+static int fix_plan_run(const struct fix_plan *p, int i, unsigned char *bits, long long *keys_owner, long long *keys_target) {
+    const struct fix_item *a = &p->v[i];
+    int e = i;
+    memset(bits, 0, CLUSTER_SLOTS);
+    *keys_owner = *keys_target = 0;
+    for (; e < p->n && p->v[e].action == a->action && p->v[e].owner == a->owner && p->v[e].target == a->target; e++) {
+        bits[p->v[e].slot] = 1;
+        *keys_owner += p->v[e].keys_owner;
+        *keys_target += p->v[e].keys_target;
+    }
+    return e;
+}
+
+/* The plan, one line per action, owner and target with the slots as ranges (a failed
+ * move leaves hundreds of slots to repair); what cannot be fixed stays one per slot. */
 static void fix_plan_print(struct session *s, const struct fix_plan *p) {
     static const char *const names[] = { "", "finish the move", "roll back the move", "close", "assign", "drop extra claims", "cannot fix" };
-    for (int i = 0; i < p->n; i++) {
+    unsigned char *bits = malloc(CLUSTER_SLOTS);
+    for (int i = 0, e; bits && i < p->n; i = e) {
         const struct fix_item *it = &p->v[i];
         const struct snode *o = it->owner >= 0 ? &s->nodes[it->owner] : NULL, *t = it->target >= 0 ? &s->nodes[it->target] : NULL;
-        if (it->action == FIX_MANUAL) rc_warn(s->rc, "slot %d: %s", it->slot, it->why ? it->why : "cannot fix automatically");
-        else if (it->action == FIX_FINISH || it->action == FIX_ROLLBACK)
-            rc_progress(s->rc, "  slot %d: %s %s:%d -> %s:%d (target holds %lld key(s), owner %lld)", it->slot, names[it->action],
-                        o ? o->ip : "?", o ? o->port : 0, t ? t->ip : "?", t ? t->port : 0, it->keys_target, it->keys_owner);
-        else rc_progress(s->rc, "  slot %d: %s%s%s:%d", it->slot, names[it->action], it->action == FIX_CLOSE ? " on its owner " : " to ",
-                         o ? o->ip : "?", o ? o->port : 0);
+        if (it->action == FIX_MANUAL) { rc_warn(s->rc, "slot %d: %s", it->slot, it->why ? it->why : "cannot fix automatically"); e = i + 1; continue; }
+        long long ko, kt;
+        e = fix_plan_run(p, i, bits, &ko, &kt);
+        sds r = slots_ranges_str(bits, 8);
+        char what[32];
+        if (e - i == 1) snprintf(what, sizeof what, "slot %d", it->slot);
+        else snprintf(what, sizeof what, "%d slots", e - i);
+        if (it->action == FIX_FINISH || it->action == FIX_ROLLBACK)
+            rc_progress(s->rc, "  %s: %s %s:%d -> %s:%d (target holds %lld key(s), owner %lld)%s%s", what, names[it->action],
+                        o ? o->ip : "?", o ? o->port : 0, t ? t->ip : "?", t ? t->port : 0, kt, ko, e - i > 1 ? ": " : "", e - i > 1 && r ? r : "");
+        else rc_progress(s->rc, "  %s: %s%s%s:%d%s%s", what, names[it->action], it->action == FIX_CLOSE ? " on its owner " : " to ",
+                         o ? o->ip : "?", o ? o->port : 0, e - i > 1 ? ": " : "", e - i > 1 && r ? r : "");
+        sdsfree(r);
     }
+    free(bits);
 }
 
 /* STABLE on every node that has `slot` open. */

@@ -208,6 +208,33 @@ t_docker_status_and_rerun() {
     if [ -z "$why" ]; then ok "$n"; else not_ok "$n" "$why" "$L/st-nopw.err" "$L/st-json.out" "$L/rerun.err"; fi
 }
 
+# ---- 5. check and fix group open slots by node and range ------------------------------
+t_open_slots_grouped() {
+    local n="check and fix --dry-run group 300 open slots by node and range"
+    nu_cluster 9520 3 || { not_ok "$n" "could not form 9520-9522"; return; }
+    local src dst k
+    src=$(id_of 9520); dst=$(id_of 9521)
+    for ((k = 100; k < 400; k++)); do echo "CLUSTER SETSLOT $k IMPORTING $src"; done | redis-cli -p 9521 >/dev/null
+    for ((k = 100; k < 400; k++)); do echo "CLUSTER SETSLOT $k MIGRATING $dst"; done | redis-cli -p 9520 >/dev/null
+    run_rc "$L/og" 30 -- check 127.0.0.1:9520
+    local why="" errs
+    errs=$(grep -c '^\[ERR\]' "$L/og.out")
+    [ "$RC" = 3 ] || why+="check: exit $RC, want 3; "
+    [ "$errs" -le 4 ] || why+="check printed $errs [ERR] lines; "
+    contains "$L/og.out" "300 slots are open on 127.0.0.1:9520: migrating to 127.0.0.1:9521: 100-399" ||
+        why+="no grouped migrating line; "
+    contains "$L/og.out" "300 slots are open on 127.0.0.1:9521: importing from 127.0.0.1:9520: 100-399" ||
+        why+="no grouped importing line; "
+    run_rc "$L/fg" 60 -- fix 127.0.0.1:9520 --dry-run
+    [ "$RC" = 0 ] || why+="fix --dry-run: exit $RC; "
+    [ "$(grep -c 'roll back the move' "$L/fg.err")" = 1 ] || why+="fix plan: $(grep -c 'roll back the move' "$L/fg.err") roll-back lines, want 1; "
+    contains "$L/fg.err" "300 slots: roll back the move 127.0.0.1:9520 -> 127.0.0.1:9521" || why+="fix plan line is not grouped; "
+    run_rc "$L/fx" 60 -- fix 127.0.0.1:9520 --yes
+    [ "$RC" = 0 ] || why+="fix: exit $RC; "
+    local p; for p in 9520 9521 9522; do kill_node $p; done
+    if [ -z "$why" ]; then ok "$n"; else not_ok "$n" "$why" "$L/og.out" "$L/fg.err"; fi
+}
+
 start_all() {
     if ! nu_cluster 9500 3; then not_ok "newuser: cluster on 9500-9502" "could not form"; return 1; fi
 }
@@ -225,4 +252,5 @@ t_join_leave_rejoin
 t_add_after_cli_del
 t_check_partial_member
 t_info_server
+t_open_slots_grouped
 finish
