@@ -3166,13 +3166,13 @@ static int judge_agreement(const struct session *s, struct findings *f) {
  * answers for some nodes and is a stranger to others. */
 static int judge_membership(const struct session *s, struct findings *f) {
     int asked = 0;
-    for (int i = 0; i < s->n; i++) asked += s->nodes[i].up && s->nodes[i].me;
+    for (int i = 0; i < s->n; i++) asked += s->nodes[i].up && s->nodes[i].view.n > 0;
     for (int j = 0; j < s->n; j++) {
         const struct snode *m = &s->nodes[j], *miss = NULL;
         int knows = 0;
         for (int i = 0; i < s->n; i++) {
             const struct snode *x = &s->nodes[i];
-            if (!x->up || !x->me) continue;
+            if (!x->up || x->view.n == 0) continue;
             const struct nodeinfo *ni = cview_find((struct cview *)&x->view, m->id);
             if (ni && !(ni->flags & NF_HANDSHAKE)) knows++;
             else if (!miss) miss = x;
@@ -8563,26 +8563,65 @@ static int status_node_of(const json_value_s *c) {
     return nl && rc_parse_int(nl, 1, 100000, &v) == 0 ? (int)v : 0;
 }
 
-static void status_print_row(const json_value_s *c) {
-    const char *name = json_string(json_at(json_get(c, "Names"), 0));
-    const json_value_s *nets = json_get(json_get(c, "NetworkSettings"), "Networks");
-    const char *ip = json_string(json_get(json_member_value(nets, 0), "IPAddress"));
-    const char *status = json_string(json_get(c, "Status"));
+/* One container's published ports, "127.0.0.1:6371->6379, 127.0.0.1:16371->16379", by
+ * container port (the list API gives them in no stable order); IPv6 bindings left out.
+ * Host mode publishes nothing: then the labels say where it listens. NULL on OOM. */
+static sds status_row_ports(const json_value_s *c) {
     sds ports = sdsempty();
     const json_value_s *pl = json_get(c, "Ports");
-    for (size_t k = 0; ports && k < json_length(pl); k++) {
-        const json_value_s *pt = json_at(pl, k);
-        int pub = (int)json_number(json_get(pt, "PublicPort"), 0);
-        const char *pip = json_string(json_get(pt, "IP"));
-        if (!pub || (pip && strchr(pip, ':'))) continue;
-        ports = rc_catprintf(ports, "%s%s:%d->%d", sdslen(ports) ? ", " : "", pip ? pip : "", pub,
-                             (int)json_number(json_get(pt, "PrivatePort"), 0));
+    int last = -1;
+    for (;;) {   /* selection by PrivatePort: a node has two or three entries */
+        const json_value_s *next = NULL;
+        int np = 0;
+        for (size_t k = 0; k < json_length(pl); k++) {
+            const json_value_s *pt = json_at(pl, k);
+            int priv = (int)json_number(json_get(pt, "PrivatePort"), 0);
+            const char *pip = json_string(json_get(pt, "IP"));
+            if (!json_number(json_get(pt, "PublicPort"), 0) || (pip && strchr(pip, ':')) || priv <= last) continue;
+            if (!next || priv < np) { next = pt; np = priv; }
+        }
+        if (!next || !ports) break;
+        const char *pip = json_string(json_get(next, "IP"));
+        ports = rc_catprintf(ports, "%s%s:%d->%d", sdslen(ports) ? ", " : "", pip ? pip : "", (int)json_number(json_get(next, "PublicPort"), 0), np);
+        last = np;
     }
     const char *hip = docker_label(c, LABEL_HOST_IP), *hp = docker_label(c, LABEL_HOST_PORT);
     if (ports && !sdslen(ports) && hip && hp) ports = rc_catprintf(ports, "host network, %s:%s", hip, hp);
-    printf("%-16s %-24s %-15s %s\n", name ? name + (name[0] == '/') : "?", status ? status : "?", ip && *ip ? ip : "-",
-           ports ? ports : "");
-    sdsfree(ports);
+    return ports;
+}
+
+/* The status table, a header and one row per container, each column as wide as its
+ * widest cell: long names and states ("Exited (0) Less than a second ago") keep the
+ * columns aligned. Pure; NULL on OOM. */
+static sds status_table(const json_value_s *const *rows, size_t n) {
+    enum { NCOL = 4 };
+    const char *head[NCOL] = { "CONTAINER", "STATE", "ADDRESS", "PORTS" };
+    sds *cell = calloc(n * NCOL + 1, sizeof *cell);
+    size_t width[NCOL] = { 0 };
+    sds out = cell ? sdsempty() : NULL;
+    for (size_t r = 0; out && r < n; r++) {
+        const char *name = json_string(json_at(json_get(rows[r], "Names"), 0));
+        const json_value_s *nets = json_get(json_get(rows[r], "NetworkSettings"), "Networks");
+        const char *ip = json_string(json_get(json_member_value(nets, 0), "IPAddress"));
+        const char *status = json_string(json_get(rows[r], "Status"));
+        cell[r * NCOL] = sdsnew(name ? name + (name[0] == '/') : "?");
+        cell[r * NCOL + 1] = sdsnew(status ? status : "?");
+        cell[r * NCOL + 2] = sdsnew(ip && *ip ? ip : "-");
+        cell[r * NCOL + 3] = status_row_ports(rows[r]);
+    }
+    for (size_t k = 0; k < NCOL; k++) width[k] = strlen(head[k]);
+    for (size_t i = 0; out && i < n * NCOL; i++) {
+        if (!cell[i]) { sdsfree(out); out = NULL; break; }
+        if (sdslen(cell[i]) > width[i % NCOL]) width[i % NCOL] = sdslen(cell[i]);
+    }
+    for (size_t r = 0; out && r <= n; r++)
+        for (size_t k = 0; out && k < NCOL; k++) {
+            const char *v = r == 0 ? head[k] : cell[(r - 1) * NCOL + k];
+            out = k + 1 < NCOL ? rc_catprintf(out, "%-*s  ", (int)width[k], v) : rc_catprintf(out, "%s\n", v);
+        }
+    for (size_t i = 0; cell && i < n * NCOL; i++) sdsfree(cell[i]);
+    free(cell);
+    return out;
 }
 
 static int cmd_status(struct rc *rc, int argc, char **argv) {
@@ -8612,7 +8651,12 @@ static int cmd_status(struct rc *rc, int argc, char **argv) {
     const char *seed_ip = NULL;
     sds js = rc->json ? rc_json_str(sdsnew("{\"name\":"), o.name) : NULL;
     js = rc_cat(js, ",\"containers\":[");
-    if (!rc->json) printf("%-16s %-24s %-15s %s\n", "CONTAINER", "STATE", "ADDRESS", "PORTS");
+    if (!rc->json) {
+        sds table = status_table(sorted, nc);
+        if (!table) { free(sorted); sdsfree(js); ret = rc_fail_oom(rc); goto out; }
+        fputs(table, stdout);
+        sdsfree(table);
+    }
     for (size_t k = 0; k < nc; k++) {
         const char *st = json_string(json_get(sorted[k], "State"));
         int is_running = st && !strcmp(st, "running");
@@ -8620,8 +8664,7 @@ static int cmd_status(struct rc *rc, int argc, char **argv) {
         const char *hip = NULL;
         running += is_running;
         status_seed_port(sorted[k], &hp, &hip);
-        if (!rc->json) status_print_row(sorted[k]);
-        else js = status_container_json(k ? rc_cat(js, ",") : js, sorted[k]);
+        if (rc->json) js = status_container_json(k ? rc_cat(js, ",") : js, sorted[k]);
         if (is_running && hp && !seed_port) { seed_port = hp; seed_ip = hip; }
     }
     free(sorted);
