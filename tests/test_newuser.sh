@@ -235,6 +235,76 @@ t_open_slots_grouped() {
     if [ -z "$why" ]; then ok "$n"; else not_ok "$n" "$why" "$L/og.out" "$L/fg.err"; fi
 }
 
+# ---- 7. README's captured blocks against real runs -------------------------------------
+# readme_drift NAME README_CMD OUTFILE [FROM=TO...]: the README block that starts with the
+# line "$ README_CMD" (up to the next "$ " line or the fence) and OUTFILE (a real run's
+# stderr then stdout) must have the same line shapes: ids, addresses, paths, numbers and
+# durations masked, FROM=TO applied to the run first. Every README line must be in the
+# run; unless the block elides ("..."), every line of the run must be in the README.
+readme_drift() {
+    local name=$1 cmd=$2 out=$3; shift 3
+    if /usr/bin/python3 - "$TOP/README.md" "$cmd" "$out" "$@" >"$out.drift" 2>&1 <<'PY'; then ok "$name"; else not_ok "$name" "README and a real run differ" "$out.drift"; fi
+import re, sys
+readme, cmd, out, subs = sys.argv[1], sys.argv[2], sys.argv[3], [a.split("=", 1) for a in sys.argv[4:]]
+def shape(l):
+    l = re.sub(r"\x1b\[[0-9;]*m", "", l)
+    l = re.sub(r"\bUp (Less than a second|About a minute|About an hour|\d+ \w+)", "Up T", l)
+    l = re.sub(r"sha256:[0-9a-f]+…?", "SHA", l)
+    l = re.sub(r"\b[0-9a-f]{8,40}\b", "H", l)
+    l = re.sub(r"\[?[0-9a-f:]*\d+\.\d+\.\d+\.\d+\]?(:\d+)?(@\d+)?", "A", l)
+    l = re.sub(r"(?<![\w.])/[\w./-]*", "P", l)
+    l = re.sub(r"\d+(\.\d+)?", "N", l)
+    l = re.sub(r"\s+", " ", l).strip()
+    # how fast formation may go depends on the host's cores: the line is there, its words vary
+    if l.startswith(">>> While forming"): l = ">>> While forming"
+    return l
+lines = open(readme).read().split("\n")
+try: start = lines.index("$ " + cmd)
+except ValueError: sys.exit("README has no line '$ %s'" % cmd)
+block = []
+for l in lines[start + 1:]:
+    if l.startswith("$ ") or l.startswith("```"): break
+    block.append(l)
+text = open(out).read()
+for a, b in subs: text = text.replace(a, b)
+ran = [l for l in text.split("\n") if l.strip()]
+elided = any(l.strip() == "..." for l in block)
+R = {shape(l) for l in block if l.strip() and l.strip() != "..."}
+O = {shape(l) for l in ran}
+missing, extra = sorted(R - O), ([] if elided else sorted(O - R))
+for l in missing: print("README only: " + l)
+for l in extra: print("run only:    " + l)
+sys.exit(1 if missing or extra else 0)
+PY
+}
+
+t_readme_create_check_fix() {
+    nu_start_six 9540 || { not_ok "README: create" "could not start 9540-9545"; return; }
+    local cmd; cmd=$(grep -m1 '^\$ ./rcluster create --yes 127.0.0.1:7600' "$TOP/README.md" | cut -c3-)
+    [ -n "$cmd" ] || { not_ok "README: create block" "README has no create block on 7600"; return; }
+    # the README's own command line, on this test's ports
+    local args; args=$(echo "${cmd#./rcluster }" | sed 's/127\.0\.0\.1:760\([0-9]\)/127.0.0.1:954\1/g')
+    # shellcheck disable=SC2086
+    run_rc "$L/rd-create" 60 -- $args
+    cat "$L/rd-create.err" "$L/rd-create.out" >"$L/rd-create.all"
+    readme_drift "README: '$cmd' block matches a real run" "$cmd" "$L/rd-create.all"
+    run_rc "$L/rd-check" 30 -- check 127.0.0.1:9543
+    cat "$L/rd-check.err" "$L/rd-check.out" >"$L/rd-check.all"
+    readme_drift "README: 'check 127.0.0.1:7603' block matches a real run" "./rcluster check 127.0.0.1:7603" "$L/rd-check.all"
+    # an interrupted move of slot 100 from the first master to the second
+    redis-cli -p 9541 cluster setslot 100 importing "$(id_of 9540)" >/dev/null
+    redis-cli -p 9540 cluster setslot 100 migrating "$(id_of 9541)" >/dev/null
+    run_rc "$L/rd-open" 30 -- check 127.0.0.1:9540
+    cat "$L/rd-open.err" "$L/rd-open.out" | grep -v '^rcluster: ' >"$L/rd-open.all"
+    readme_drift "README: 'check' of an open slot block matches a real run" "./rcluster check 127.0.0.1:20000" "$L/rd-open.all"
+    run_rc "$L/rd-fix" 60 -- fix 127.0.0.1:9540 --yes
+    cat "$L/rd-fix.err" "$L/rd-fix.out" >"$L/rd-fix.all"
+    readme_drift "README: 'fix' block matches a real run" "./rcluster fix 127.0.0.1:20000 --yes" "$L/rd-fix.all"
+    local p; for p in 9540 9541 9542 9543 9544 9545; do kill_node $p; done
+}
+
+nu_start_six() { start_nodes "$1" 6; }
+
 start_all() {
     if ! nu_cluster 9500 3; then not_ok "newuser: cluster on 9500-9502" "could not form"; return 1; fi
 }
@@ -253,4 +323,5 @@ t_add_after_cli_del
 t_check_partial_member
 t_info_server
 t_open_slots_grouped
+t_readme_create_check_fix
 finish
