@@ -1486,7 +1486,9 @@ static int docker_progress_line(void *ud, const char *line, size_t len) {
         int64_t now = rc_now_ms();
         /* Byte counters change many times a second: print those at most every 2 s. */
         if (t && sdslen(t) && (!pr->last || strcmp(t, pr->last) != 0) && (!progress || now - pr->last_ms > 2000)) {
-            if (!pr->quiet) rc_progress(pr->rc, "%s%s%s", t, progress ? " " : "", progress ? progress : "");
+            /* A bare image id is the import's result: the caller says it ("Built T (sha256:...)"). */
+            int result_only = !id && strncmp(t, "sha256:", 7) == 0;
+            if (!pr->quiet && !result_only) rc_progress(pr->rc, "%s%s%s", t, progress ? " " : "", progress ? progress : "");
             pr->last_ms = now;
             sdsfree(pr->last);
             pr->last = t;

@@ -205,7 +205,26 @@ t_docker_status_and_rerun() {
     [ "$RC" = 1 ] || why+="re-run with other --nodes/--replicas: exit $RC, want 1; "
     contains "$L/rerun.err" "rcluster scale --name rcnu-pw --masters 3 --replicas 1" || why+="the refusal does not name scale; "
     grep -q -- "--purge" "$L/rerun.err" && why+="the refusal still advises --purge; "
+    nu_down
     if [ -z "$why" ]; then ok "$n"; else not_ok "$n" "$why" "$L/st-nopw.err" "$L/st-json.out" "$L/rerun.err"; fi
+}
+
+# README's up, status and image build blocks (made with the defaults: cluster redis on
+# 10.38.0.0/16, ports 6371+) against rcnu-doc on 10.97.0.0/24, ports 9570+.
+t_readme_docker() {
+    nu_docker_ok || { skip "README: up/status/image build blocks" "no Docker daemon"; return; }
+    [ -s "$L/img.err" ] || { skip "README: up/status/image build blocks" "no image was built"; return; }
+    local doc=(rcnu-doc=redis 10.97.0.0/24=10.38.0.0/16 "$T_TMP/doc-data=/var/lib/rcluster/redis" "$NU_IMG=rcluster/redis:local")
+    cat "$L/img.err" "$L/img.out" >"$L/rd-img.all"
+    readme_drift "README: 'image build' block matches a real run" "./rcluster image build" "$L/rd-img.all" "$NU_IMG=rcluster/redis:local"
+    T_CLEANUPS+=("'$RCLUSTER' down --name rcnu-doc --data-dir '$T_TMP/doc-data' --purge --yes")
+    run_rc "$L/rd-up" 180 -- up --name rcnu-doc --image $NU_IMG --subnet 10.97.0.0/24 --port 9570 --data-dir "$T_TMP/doc-data" --yes
+    cat "$L/rd-up.err" "$L/rd-up.out" >"$L/rd-up.all"
+    readme_drift "README: 'up' block matches a real run" "./rcluster up --image rcluster/redis:local" "$L/rd-up.all" "${doc[@]}"
+    run_rc "$L/rd-st" 60 -- status --name rcnu-doc
+    cat "$L/rd-st.err" "$L/rd-st.out" >"$L/rd-st.all"
+    readme_drift "README: 'status' block matches a real run" "./rcluster status" "$L/rd-st.all" "${doc[@]}"
+    "$RCLUSTER" down --name rcnu-doc --data-dir "$T_TMP/doc-data" --purge --yes >/dev/null 2>&1
 }
 
 # ---- 5. check and fix group open slots by node and range ------------------------------
@@ -256,7 +275,7 @@ def shape(l):
     l = re.sub(r"\d+(\.\d+)?", "N", l)
     l = re.sub(r"\s+", " ", l).strip()
     # how fast formation may go depends on the host's cores: the line is there, its words vary
-    if l.startswith(">>> While forming"): l = ">>> While forming"
+    if l.startswith(">>> While forming: "): l = ">>> While forming:"
     return l
 lines = open(readme).read().split("\n")
 try: start = lines.index("$ " + cmd)
@@ -315,6 +334,7 @@ t_airgap_advice
 t_dry_run_image
 t_build_from_not_server
 t_docker_status_and_rerun
+t_readme_docker
 start_all || finish
 t_address_names_node
 t_host_port_form
