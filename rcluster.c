@@ -8592,16 +8592,33 @@ static sds status_row_ports(const json_value_s *c) {
     return ports;
 }
 
-/* The status table, a header and one row per container, each column as wide as its
- * widest cell: long names and states ("Exited (0) Less than a second ago") keep the
- * columns aligned. Pure; NULL on OOM. */
+/* A text table: the ncol headers, then nrows rows of cells (row-major; a NULL cell
+ * fails), every column but the last as wide as its widest cell, two spaces apart: long
+ * names and states keep the columns aligned. Pure; NULL on OOM or a NULL cell. */
+static sds text_table(int ncol, const char *const *head, sds const *cell, size_t nrows) {
+    size_t width[16] = { 0 };
+    if (ncol < 1 || ncol > 16) return NULL;
+    for (int k = 0; k < ncol; k++) width[k] = strlen(head[k]);
+    for (size_t i = 0; i < nrows * (size_t)ncol; i++) {
+        if (!cell[i]) return NULL;
+        if (sdslen(cell[i]) > width[i % (size_t)ncol]) width[i % (size_t)ncol] = sdslen(cell[i]);
+    }
+    sds out = sdsempty();
+    for (size_t r = 0; out && r <= nrows; r++)
+        for (int k = 0; out && k < ncol; k++) {
+            const char *v = r == 0 ? head[k] : cell[(r - 1) * (size_t)ncol + (size_t)k];
+            out = k + 1 < ncol ? rc_catprintf(out, "%-*s  ", (int)width[k], v) : rc_catprintf(out, "%s\n", v);
+        }
+    return out;
+}
+
+/* The status table, a header and one row per container (text_table). Pure; NULL on OOM. */
 static sds status_table(const json_value_s *const *rows, size_t n) {
     enum { NCOL = 4 };
-    const char *head[NCOL] = { "CONTAINER", "STATE", "ADDRESS", "PORTS" };
+    static const char *const head[NCOL] = { "CONTAINER", "STATE", "ADDRESS", "PORTS" };
     sds *cell = calloc(n * NCOL + 1, sizeof *cell);
-    size_t width[NCOL] = { 0 };
-    sds out = cell ? sdsempty() : NULL;
-    for (size_t r = 0; out && r < n; r++) {
+    sds out = NULL;
+    for (size_t r = 0; cell && r < n; r++) {
         const char *name = json_string(json_at(json_get(rows[r], "Names"), 0));
         const json_value_s *nets = json_get(json_get(rows[r], "NetworkSettings"), "Networks");
         const char *ip = json_string(json_get(json_member_value(nets, 0), "IPAddress"));
@@ -8611,16 +8628,7 @@ static sds status_table(const json_value_s *const *rows, size_t n) {
         cell[r * NCOL + 2] = sdsnew(ip && *ip ? ip : "-");
         cell[r * NCOL + 3] = status_row_ports(rows[r]);
     }
-    for (size_t k = 0; k < NCOL; k++) width[k] = strlen(head[k]);
-    for (size_t i = 0; out && i < n * NCOL; i++) {
-        if (!cell[i]) { sdsfree(out); out = NULL; break; }
-        if (sdslen(cell[i]) > width[i % NCOL]) width[i % NCOL] = sdslen(cell[i]);
-    }
-    for (size_t r = 0; out && r <= n; r++)
-        for (size_t k = 0; out && k < NCOL; k++) {
-            const char *v = r == 0 ? head[k] : cell[(r - 1) * NCOL + k];
-            out = k + 1 < NCOL ? rc_catprintf(out, "%-*s  ", (int)width[k], v) : rc_catprintf(out, "%s\n", v);
-        }
+    if (cell) out = text_table(NCOL, head, cell, n);
     for (size_t i = 0; cell && i < n * NCOL; i++) sdsfree(cell[i]);
     free(cell);
     return out;
@@ -11517,6 +11525,11 @@ static sds swarm_failover_note(const struct cview *v, const char *ip, int port) 
     return NULL;
 }
 
+static void swarm_cells_free(sds *cell, size_t nrows) {
+    for (size_t i = 0; cell && i < nrows * 5; i++) sdsfree(cell[i]);
+    free(cell);
+}
+
 static int swarm_status(struct rc *rc, struct up_opts *o) {
     struct docker d;
     struct swarm_plan p;
@@ -11555,23 +11568,31 @@ static int swarm_status(struct rc *rc, struct up_opts *o) {
         p.container |= docker_label(spec, LABEL_ANNOUNCE) != NULL;
     }
     sds js = rc->json ? rc_cat(rc_json_str(sdsnew("{\"name\":"), o->name), ",\"swarm\":true,\"services\":[") : NULL;
-    if (!rc->json) printf("%-16s %-40s %-8s %-10s %s\n", "SERVICE", "SWARM NODE", "HOST", "TASK", "ADDRESS");
+    static const char *const head[5] = { "SERVICE", "SWARM NODE", "HOST", "TASK", "ADDRESS" };
+    sds *cell = calloc((size_t)o->nodes * 5 + 1, sizeof *cell);
+    size_t nrows = 0;
+    if (!cell) { sdsfree(js); ret = rc_fail_oom(rc); goto out; }
     int running = 0, seed = -1;
     sds lost = sdsempty();
     for (int k = 0; k < o->nodes; k++) {
         struct swarm_node *x = &p.nodes[k];
         if (!x->exists) continue;
         struct swarm_task_view tv;
-        if (swarm_read_tasks(&d, &p, x, &tv) < 0) { sdsfree(js); sdsfree(lost); ret = -1; goto out; }
+        if (swarm_read_tasks(&d, &p, x, &tv) < 0) { sdsfree(js); sdsfree(lost); swarm_cells_free(cell, nrows); ret = -1; goto out; }
         const struct swarm_host *h = x->host >= 0 ? &p.hosts[x->host] : NULL;
         sds hd = swarm_host_desc(&p, x->host);
         const char *task = tv.running ? "running" : tv.state[0] ? tv.state : "none";
         running += tv.running;
         if (tv.running && h && h->ready && seed < 0) seed = k;
         if (!h || !h->ready) lost = rc_catprintf(lost, "%s%s", sdslen(lost) ? ", " : "", x->name);
-        if (!rc->json) printf("%-16s %-40s %-8s %-10s %s:%d\n", x->name, hd ? hd : "?", h && h->ready ? "ready" : "DOWN", task,
-                              h ? h->addr : "?", x->port);
-        else {
+        if (!rc->json) {
+            sds *row = &cell[nrows++ * 5];
+            row[0] = sdsnew(x->name);
+            row[1] = sdsnew(hd ? hd : "?");
+            row[2] = sdsnew(h && h->ready ? "ready" : "DOWN");
+            row[3] = sdsnew(task);
+            row[4] = rc_sprintf("%s:%d", h ? h->addr : "?", x->port);
+        } else {
             js = rc_json_str(rc_cat(js, k && sdslen(js) && js[sdslen(js) - 1] != '[' ? ",{\"name\":" : "{\"name\":"), x->name);
             js = rc_json_str(rc_cat(js, ",\"swarm_node\":"), h ? h->id : NULL);
             js = rc_json_str(rc_cat(js, ",\"host\":"), h ? h->addr : NULL);
@@ -11580,6 +11601,12 @@ static int swarm_status(struct rc *rc, struct up_opts *o) {
         sdsfree(hd);
         sdsfree(tv.err);
     }
+    if (!rc->json) {
+        sds table = text_table(5, head, cell, nrows);
+        if (table) fputs(table, stdout);
+        sdsfree(table);
+    }
+    swarm_cells_free(cell, nrows);
     int health = 1, cannot_ask = 0;
     sds notes = sdsempty();
     if (seed >= 0) {
