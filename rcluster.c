@@ -6323,10 +6323,12 @@ static const struct option call_opts[] = {
     D2_OPT("replicas", no_argument, OPT_D2_ONLY_REPLICAS), D2_OPT("cluster-only-replicas", no_argument, OPT_D2_ONLY_REPLICAS),
 };
 
-/* Where CMD starts: the second word that is not an option or an option's value. */
+/* Where CMD starts: the second word that is not an option or an option's value (the
+ * third when ADDR is redis-cli's `HOST PORT`: a word without a colon, then a port). */
 static int call_split(int argc, char **argv) {
     static const char *const with_value[] = { "--password", "--password-file", "--user", "--timeout" };
-    int positional = 0;
+    int positional = 0, first = -1;
+    long port;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--") == 0) return i + 1 < argc && positional == 1 ? i + 1 : -1;
@@ -6335,7 +6337,10 @@ static int call_split(int argc, char **argv) {
                 if (strcmp(a, with_value[k]) == 0) i++;
             continue;
         }
-        if (++positional == 2) return i;
+        if (positional == 1 && i == first + 1 && !strchr(argv[first], ':') && rc_parse_int(a, 1, 65535, &port) == 0 &&
+            i + 1 < argc) continue;   /* HOST PORT: the port is part of ADDR */
+        if (++positional == 1) first = i;
+        if (positional == 2) return i;
     }
     return -1;
 }

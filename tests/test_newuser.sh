@@ -52,13 +52,15 @@ t_create_default_masters() {
 }
 
 t_host_port_form() {
-    local n="redis-cli's HOST PORT form is an ADDR (check, info, reshard)"
+    local n="redis-cli's HOST PORT form is an ADDR (check, info, reshard, call)"
     run_rc "$L/hp1" 30 -- check 127.0.0.1 9500
     [ "$RC" = 0 ] || { not_ok "$n" "check 127.0.0.1 9500: exit $RC" "$L/hp1.err"; return; }
     run_rc "$L/hp2" 30 -- info 127.0.0.1 9501
     [ "$RC" = 0 ] || { not_ok "$n" "info 127.0.0.1 9501: exit $RC" "$L/hp2.err"; return; }
     run_rc "$L/hp3" 60 -- reshard 127.0.0.1 9500 --from 127.0.0.1:9501 --to 127.0.0.1:9500 --slots 5 --yes
     [ "$RC" = 0 ] || { not_ok "$n" "reshard 127.0.0.1 9500: exit $RC" "$L/hp3.err"; return; }
+    run_rc "$L/hp4" 30 -- call 127.0.0.1 9500 --masters PING
+    { [ "$RC" = 0 ] && [ "$(grep -c 'PONG' "$L/hp4.out")" = 3 ]; } || { not_ok "$n" "call 127.0.0.1 9500 --masters PING: exit $RC" "$L/hp4.out" "$L/hp4.err"; return; }
     ok "$n"
 }
 
