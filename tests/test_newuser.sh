@@ -3,7 +3,9 @@
 # lines as they are, any address that reaches a node names it, del-node then add-node of
 # the same node, advice that costs no data, output that stays readable, README's captured
 # blocks against a real run. Local redis-server nodes on 127.0.0.1 ports 9500-9599 (bus
-# +10000); nothing of Docker.
+# +10000); tests/fake_docker.py for hosts without a registry; on the real daemon (skipped
+# without one) the image rcnu/redis:1 and clusters rcnu-pw / rcnu-doc on 10.97.0.0/24 with
+# ports 9530+ / 9570+, removed at the end.
 . "$(dirname "$0")/lib.sh"
 cd "$T_TMP" || exit 1
 L=$T_TMP/log
@@ -25,7 +27,7 @@ id_of() { rcli "$1" cluster myid; }
 
 # ---- 1. any address that reaches a node names it -----------------------------------
 t_address_names_node() {
-    local n="an address that reaches a node names it (--from/--to/--weight/del-node)"
+    local n="an address that reaches a node names it (--from/--to/--weight)"
     # 127.0.0.2:PORT reaches the node but is not what it announces (127.0.0.1:PORT).
     run_rc "$L/a1" 60 -- reshard 127.0.0.2:9500 --from 127.0.0.2:9500 --to 127.0.0.2:9501 --slots 10 --yes
     [ "$RC" = 0 ] || { not_ok "$n" "reshard by unannounced addresses: exit $RC" "$L/a1.err"; return; }
