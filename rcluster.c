@@ -128,6 +128,7 @@ struct rc {
     int64_t t0;           /* start of the command, for progress timestamps */
     int usage_error;      /* the failure was bad usage: exit 2 instead of 1 */
     int err_kind;         /* enum rc_err_kind of rc->err */
+    sds joined[2];        /* "host:port" made of redis-cli's `host port` (argv points here) */
 };
 
 /* Monotonic milliseconds, for deadlines and measurements. */
@@ -1492,7 +1493,9 @@ static int docker_progress_line(void *ud, const char *line, size_t len) {
         int64_t now = rc_now_ms();
         /* Byte counters change many times a second: print those at most every 2 s. */
         if (t && sdslen(t) && (!pr->last || strcmp(t, pr->last) != 0) && (!progress || now - pr->last_ms > 2000)) {
-            if (!pr->quiet) rc_progress(pr->rc, "%s%s%s", t, progress ? " " : "", progress ? progress : "");
+            /* A bare image id is the import's result: the caller says it ("Built T (sha256:...)"). */
+            int result_only = !id && strncmp(t, "sha256:", 7) == 0;
+            if (!pr->quiet && !result_only) rc_progress(pr->rc, "%s%s%s", t, progress ? " " : "", progress ? progress : "");
             pr->last_ms = now;
             sdsfree(pr->last);
             pr->last = t;
@@ -1670,6 +1673,17 @@ static int docker_split_ref(const char *ref, sds *repo, sds *tag) {
 }
 
 /* Pull an image with progress on stderr. */
+/* Can the daemon pull `image`? Asks the registry through it for the manifest only
+ * (GET /distribution/NAME/json changes nothing), so --dry-run shows the image a run
+ * would really use. 0 yes, -1 (rc->err says why) no. */
+static int docker_image_pullable(struct docker *d, const char *image) {
+    sds path = rc_sprintf("/distribution/%s/json", image);
+    if (!path) return rc_fail_oom(d->rc);
+    int st = docker_call(d, "GET", path, NULL, NULL, 0);
+    sdsfree(path);
+    return st == 200 ? 0 : -1;
+}
+
 static int docker_image_pull(struct docker *d, const char *image) {
     sds repo, tag;
     if (docker_split_ref(image, &repo, &tag) < 0) return rc_fail_oom(d->rc);
@@ -2573,6 +2587,7 @@ struct snode {
     int no_failover;        /* cluster-replica-no-failover: 1 yes, 0 no, -1 unknown */
     long diskless_delay;    /* repl-diskless-sync-delay, -1 unknown */
     char state[16];         /* cluster_state from CLUSTER INFO */
+    long long current_epoch; /* cluster_current_epoch from CLUSTER INFO, -1 unknown */
     char link[16];          /* master_link_status; "" on a master */
     long long repl_offset;  /* slave_repl_offset, -1 when unknown */
     char server[64];        /* "Valkey 8.0.1" (info_server_desc) */
@@ -2829,6 +2844,8 @@ static int sess_probe_read(struct session *s, struct snode *x) {
     snode_take_details(x, r);
     if (r[PROBE_CLUSTER_INFO]->type != RESP_BULK || info_field(r[PROBE_CLUSTER_INFO]->str, "cluster_state", x->state, sizeof x->state) < 0)
         snprintf(x->state, sizeof x->state, "?");
+    x->current_epoch = r[PROBE_CLUSTER_INFO]->type == RESP_BULK &&
+                       info_field(r[PROBE_CLUSTER_INFO]->str, "cluster_current_epoch", buf, sizeof buf) == 0 ? strtoll(buf, NULL, 10) : -1;
     x->up = 1;
     ret = 0;
 out:
@@ -3046,7 +3063,7 @@ static int sess_count_replicas(const struct session *s, const char *master_id) {
 
 enum finding_kind { FIND_UNREACHABLE = 1, FIND_STATE, FIND_FAILING, FIND_OPEN_SLOT, FIND_UNCOVERED,
                     FIND_DISAGREE, FIND_MULTI_OWNER, FIND_TIMEOUT_MISMATCH, FIND_LINK, FIND_FORMATION_LEFT,
-                    FIND_NOT_EMPTY, FIND_NOT_ALONE, FIND_HAS_SLOTS, FIND_SAME_NODE, FIND_MIGRATION };
+                    FIND_NOT_EMPTY, FIND_NOT_ALONE, FIND_HAS_SLOTS, FIND_SAME_NODE, FIND_MIGRATION, FIND_PARTIAL_MEMBER };
 
 struct finding {
     int kind;
@@ -3054,6 +3071,8 @@ struct finding {
     int slot;               /* -1 when none */
     int warn;               /* a warning, not a health problem */
     sds text;
+    int peer;               /* FIND_OPEN_SLOT: the other node's index (-1 unknown) */
+    int importing;          /* FIND_OPEN_SLOT: 1 importing, 0 migrating */
 };
 
 struct findings {
@@ -3078,7 +3097,7 @@ static int findings_add(struct findings *f, int kind, int node, int slot, int wa
     sds t = rc_vcatprintf(sdsempty(), fmt, ap);
     va_end(ap);
     if (!t) return -1;
-    f->v[f->n++] = (struct finding){ kind, node, slot, warn, t };
+    f->v[f->n++] = (struct finding){ kind, node, slot, warn, t, -1, 0 };
     return 0;
 }
 
@@ -3106,6 +3125,8 @@ static int judge_open_slots(const struct session *s, struct findings *f) {
             else snprintf(peer, sizeof peer, "unknown node %.40s", o->peer);
             if (findings_add(f, FIND_OPEN_SLOT, i, o->slot, 0, "slot %d is open on %s:%d: %s %s", o->slot, x->ip, x->port,
                              o->importing ? "importing from" : "migrating to", peer) < 0) return -1;
+            f->v[f->n - 1].peer = p;
+            f->v[f->n - 1].importing = o->importing;
         }
     }
     return 0;
@@ -3120,6 +3141,74 @@ static int judge_migrations(const struct session *s, struct findings *f) {
             findings_add(f, FIND_MIGRATION, i, -1, 1, "%s:%d: atomic slot migration in progress: %s%s", x->ip, x->port, x->migration,
                          x->migrations > 1 ? " (and more)" : "") < 0) return -1;
     }
+    return 0;
+}
+
+/* The slots set in bits[CLUSTER_SLOTS] as ranges, "0-450,460-912"; past max ranges
+ * the rest is counted ("... and 3 more ranges"). NULL on OOM. */
+static sds slots_ranges_str(const unsigned char *bits, int max) {
+    sds out = sdsempty();
+    int shown = 0, more = 0;
+    for (int k = 0; out && k < CLUSTER_SLOTS; k++) {
+        if (!bits[k]) continue;
+        int e = k;
+        while (e + 1 < CLUSTER_SLOTS && bits[e + 1]) e++;
+        if (shown == max) more++;
+        else if (e == k) out = rc_catprintf(out, "%s%d", shown++ ? "," : "", k);
+        else out = rc_catprintf(out, "%s%d-%d", shown++ ? "," : "", k, e);
+        k = e;
+    }
+    if (more) out = rc_catprintf(out, " and %d more range%s", more, more == 1 ? "" : "s");
+    return out;
+}
+
+/* One finding for all the open slots (*n of them) of one node with one direction and peer:
+ * "904 slots are open on A: migrating to B: 0-450,460-912". Marks them in done. */
+static sds open_group_text(const struct session *s, const struct findings *f, int i, unsigned char *done, unsigned char *bits, int *n) {
+    const struct finding *a = &f->v[i];
+    int count = 0;
+    memset(bits, 0, CLUSTER_SLOTS);
+    for (int j = i; j < f->n; j++) {
+        const struct finding *b = &f->v[j];
+        if (done[j] || b->kind != FIND_OPEN_SLOT || b->node != a->node || b->peer != a->peer || b->importing != a->importing) continue;
+        done[j] = 1;
+        bits[b->slot] = 1;
+        count++;
+    }
+    *n = count;
+    if (count == 1) return sdsdup(a->text);
+    const struct snode *x = &s->nodes[a->node];
+    char peer[128];
+    if (a->peer >= 0) snprintf(peer, sizeof peer, "%s:%d", s->nodes[a->peer].ip, s->nodes[a->peer].port);
+    else snprintf(peer, sizeof peer, "an unknown node");
+    sds ranges = slots_ranges_str(bits, 8);
+    sds t = ranges ? rc_sprintf("%d slots are open on %s:%d: %s %s: %s", count, x->ip, x->port,
+                                a->importing ? "importing from" : "migrating to", peer, ranges) : NULL;
+    sdsfree(ranges);
+    return t;
+}
+
+/* Open-slot findings come one per slot (a failed move leaves hundreds): for a reader
+ * they become one per node, direction and peer, with the slots as ranges, in the place
+ * of the group's first. Other findings stay as they are. */
+static int findings_group_open(const struct session *s, struct findings *f) {
+    struct findings out = { 0 };
+    unsigned char *done = calloc((size_t)f->n + 1, 1), *bits = malloc(CLUSTER_SLOTS);
+    int ret = done && bits ? 0 : -1;
+    for (int i = 0; ret == 0 && i < f->n; i++) {
+        if (done[i]) continue;
+        struct finding *a = &f->v[i];
+        int n = 1;
+        sds t = a->kind == FIND_OPEN_SLOT ? open_group_text(s, f, i, done, bits, &n) : sdsdup(a->text);
+        if (!t || findings_add(&out, a->kind, a->node, n > 1 ? -1 : a->slot, a->warn, "%s", t) < 0) ret = -1;
+        else { out.v[out.n - 1].peer = a->peer; out.v[out.n - 1].importing = a->importing; }
+        sdsfree(t);
+    }
+    free(done);
+    free(bits);
+    if (ret < 0) { findings_free(&out); return -1; }
+    findings_free(f);
+    *f = out;
     return 0;
 }
 
@@ -3179,6 +3268,38 @@ static int judge_agreement(const struct session *s, struct findings *f) {
     }
     sdsfree(sig0);
     return ret;
+}
+
+/* Every member is listed by every reachable node, and no node lists one the seed does
+ * not know: a node only part of the cluster knows (a join or a removal left half done)
+ * answers for some nodes and is a stranger to others. */
+static int judge_membership(const struct session *s, struct findings *f) {
+    int asked = 0;
+    for (int i = 0; i < s->n; i++) asked += s->nodes[i].up && s->nodes[i].view.n > 0;
+    for (int j = 0; j < s->n; j++) {
+        const struct snode *m = &s->nodes[j], *miss = NULL;
+        int knows = 0;
+        for (int i = 0; i < s->n; i++) {
+            const struct snode *x = &s->nodes[i];
+            if (!x->up || x->view.n == 0) continue;
+            const struct nodeinfo *ni = cview_find((struct cview *)&x->view, m->id);
+            if (ni && !(ni->flags & NF_HANDSHAKE)) knows++;
+            else if (!miss) miss = x;
+        }
+        if (miss && findings_add(f, FIND_PARTIAL_MEMBER, j, -1, 0, "%s:%d (%.8s) is known to only %d of %d nodes (not to %s:%d)",
+                                 m->ip, m->port, m->id, knows, asked, miss->ip, miss->port) < 0) return -1;
+    }
+    for (int i = 0; i < s->n; i++) {
+        const struct snode *x = &s->nodes[i];
+        for (int k = 0; x->up && x->me && k < x->view.n; k++) {
+            const struct nodeinfo *o = &x->view.nodes[k];
+            if ((o->flags & NF_HANDSHAKE) || sess_index_of(s, o->id) >= 0) continue;
+            if (findings_add(f, FIND_PARTIAL_MEMBER, i, -1, 0, "%s:%d lists %s:%d (%.8s), which %s:%d does not know",
+                             x->ip, x->port, o->ip, o->port, o->id, s->nodes[s->seed].ip, s->nodes[s->seed].port) < 0) return -1;
+            break;
+        }
+    }
+    return 0;
 }
 
 /* Nodes of one cluster with different cluster-node-timeout values fail over unevenly. */
@@ -5431,8 +5552,9 @@ enum check_report { CHECK_REPORT = 0, CHECK_SILENT = 1 };
 /* Every judge of a running cluster's health, in the order check reports them. */
 static int judge_health(const struct session *s, struct findings *f) {
     if (judge_reachable(s, f) < 0 || judge_replica_links(s, f) < 0 || judge_agreement(s, f) < 0 ||
-        judge_coverage(s, f) < 0 || judge_open_slots(s, f) < 0 || judge_multiple_owners(s, f) < 0 ||
-        judge_node_timeout(s, f) < 0 || judge_formation_leftovers(s, f) < 0 || judge_migrations(s, f) < 0) return -1;
+        judge_membership(s, f) < 0 || judge_coverage(s, f) < 0 || judge_open_slots(s, f) < 0 ||
+        judge_multiple_owners(s, f) < 0 || judge_node_timeout(s, f) < 0 || judge_formation_leftovers(s, f) < 0 ||
+        judge_migrations(s, f) < 0) return -1;
     return 0;
 }
 
@@ -5440,8 +5562,9 @@ static int judge_health(const struct session *s, struct findings *f) {
 static const char *check_hint(const struct finding *fd) {
     switch (fd->kind) {
     case FIND_MULTI_OWNER: return " (rcluster fix --search-multiple-owners)";
-    case FIND_OPEN_SLOT: return " (rcluster fix closes it)";
+    case FIND_OPEN_SLOT: return fd->slot < 0 ? " (rcluster fix closes them)" : " (rcluster fix closes it)";
     case FIND_UNCOVERED: return " (rcluster fix assigns them)";
+    case FIND_PARTIAL_MEMBER: return " (a join or removal left half done: rcluster del-node it, then add-node it again)";
     default: return "";
     }
 }
@@ -5527,8 +5650,9 @@ static void check_print_text(const struct session *s, const int *order, const st
 
 /* The health of a running cluster, seen from every node: open a session from the seed,
  * run the judges, render their findings. Returns 0 healthy, 1 unhealthy (rc->err says
- * why), -1 when the seed cannot be asked at all. */
-static int check_cluster(struct rc *rc, const char *host, int port, enum check_report how) {
+ * why), -1 when the seed cannot be asked at all. *server, when given, gets what the
+ * nodes run ("Redis 7.0.15"; caller frees; NULL when nobody could be asked). */
+static int check_cluster_server(struct rc *rc, const char *host, int port, enum check_report how, sds *server) {
     struct addr seed;
     memset(&seed, 0, sizeof seed);
     snprintf(seed.host, sizeof seed.host, "%s", host);
@@ -5538,7 +5662,7 @@ static int check_cluster(struct rc *rc, const char *host, int port, enum check_r
     struct findings f = { 0 };
     int *order = NULL, problems = 0, ret = -1;
     if (sess_open(rc, &s, &seed) < 0) goto out;
-    if (judge_health(&s, &f) < 0 || !(order = check_order(&s))) { rc_fail_oom(rc); goto out; }
+    if (judge_health(&s, &f) < 0 || findings_group_open(&s, &f) < 0 || !(order = check_order(&s))) { rc_fail_oom(rc); goto out; }
     int first = -1;
     for (int i = 0; i < f.n; i++) {
         if (f.v[i].warn) { if (how == CHECK_REPORT) rc_warn(rc, "%s", f.v[i].text); continue; }
@@ -5548,12 +5672,17 @@ static int check_cluster(struct rc *rc, const char *host, int port, enum check_r
     if (how == CHECK_REPORT && rc->json) check_print_json(&s, order, &f, !problems);
     else if (how == CHECK_REPORT) check_print_text(&s, order, &f, !problems);
     if (problems) rc_fail(rc, "cluster at %s:%d is not healthy: %s%s", host, port, f.v[first].text, problems > 1 ? " (and more)" : "");
+    if (server) *server = sess_servers(&s);
     ret = problems ? 1 : 0;
 out:
     free(order);
     findings_free(&f);
     sess_free(&s);
     return ret;
+}
+
+static int check_cluster(struct rc *rc, const char *host, int port, enum check_report how) {
+    return check_cluster_server(rc, host, port, how, NULL);
 }
 
 /* ====================================================================== */
@@ -5670,11 +5799,31 @@ static int day2_on_opt(struct rc *rc, int opt, const char *arg, void *ctx) {
     return rc_fail(rc, "unknown option");
 }
 
-/* Parse options, then expect exactly `want` positional arguments (-1: at least one). */
+/* redis-cli's `HOST PORT` for an address: argv[at] without a colon followed by a port
+ * number becomes one "HOST:PORT" argument (kept in rc->joined[slot]). Returns argc,
+ * one less when it joined. */
+static int args_join_host_port(struct rc *rc, int argc, char **argv, int at, int slot) {
+    long port;
+    if (at + 1 >= argc || argv[at][0] == '-' || strchr(argv[at], ':') || strspn(argv[at], "0123456789") == strlen(argv[at]) ||
+        rc_parse_int(argv[at + 1], 1, 65535, &port) < 0) return argc;
+    sdsfree(rc->joined[slot]);
+    rc->joined[slot] = rc_sprintf("%s:%ld", argv[at], port);
+    if (!rc->joined[slot]) return argc;
+    argv[at] = rc->joined[slot];
+    memmove(&argv[at + 1], &argv[at + 2], (size_t)(argc - at - 2) * sizeof *argv);
+    argv[argc - 1] = NULL;
+    return argc - 1;
+}
+
+/* Parse options, then expect exactly `want` positional arguments (-1: at least one).
+ * ADDR (and a second address or node of a two-argument command) may be redis-cli's
+ * `HOST PORT`. */
 static int day2_parse(struct rc *rc, int argc, char **argv, const struct option *opts, int nopts, void (*usage)(FILE *),
                       struct day2_opts *o, int want) {
     int r = cmd_parse_opts(rc, argc, argv, opts, nopts, usage, day2_on_opt, o);
     if (r) return r;
+    argc = args_join_host_port(rc, argc, argv, optind, 0);
+    if (want == 2) argc = args_join_host_port(rc, argc, argv, optind + 1, 1);
     int have = argc - optind;
     if ((want >= 0 && have != want) || (want < 0 && have < 1)) {
         rc->usage_error = 1;
@@ -5695,9 +5844,58 @@ static int day2_open(struct rc *rc, struct session *s, const char *addr_arg) {
     return sess_open(rc, s, &a);
 }
 
+/* The id of the node that answers at a (CLUSTER MYID, else the myself line of its
+ * CLUSTER NODES: older servers) into id[41]; -1 with rc->err saying why not. */
+static int node_ask_id(struct rc *rc, const struct addr *a, char id[41]) {
+    struct rconn c;
+    int ret = -1;
+    if (rconn_open(rc, &c, a->ip, a->port) < 0) { rconn_free(&c); return -1; }
+    sds v = rconn_call_str(rc, &c, "CLUSTER MYID", "CLUSTER", "MYID", RESP_END);
+    if (!v || sdslen(v) != 40) {
+        struct cview view = { 0 };
+        sdsfree(v);
+        v = rconn_call_str(rc, &c, "CLUSTER NODES", "CLUSTER", "NODES", RESP_END);
+        const struct nodeinfo *me = v && cview_parse(v, sdslen(v), &view) == 0 ? cview_myself(&view) : NULL;
+        if (me) { memcpy(id, me->id, 41); ret = 0; }
+        else if (v) rc_fail(rc, "%s: cannot parse its CLUSTER NODES reply", c.name);
+        cview_free(&view);
+    } else {
+        memcpy(id, v, 41);
+        ret = 0;
+    }
+    sdsfree(v);
+    rconn_free(&c);
+    return ret;
+}
+
+/* A member reached at an address that is not the one it announces (a published port, a
+ * hostname, another interface of it): the address we reach it by, else the node there
+ * asked who it is. Returns the index; -1 (rc->err says why) when nothing answers there
+ * or what answers is no member. */
+static int sess_find_reached(struct session *s, const char *spec) {
+    struct addr a;
+    char id[41];
+    if (addr_split(spec, &a) < 0) return rc_fail(s->rc, "not an address");
+    if (net_resolve(s->rc, a.host, a.ip, sizeof a.ip) < 0) return -1;
+    for (int i = 0; i < s->n; i++) {
+        const struct snode *x = &s->nodes[i];
+        if ((!strcmp(x->conn_ip, a.ip) && x->conn_port == a.port) || (!strcmp(x->ip, a.ip) && x->port == a.port)) return i;
+    }
+    if (node_ask_id(s->rc, &a, id) < 0) return -1;
+    int i = sess_index_of(s, id);
+    if (i < 0) return rc_fail(s->rc, "the node there (%.40s) is not a member", id);
+    return i;
+}
+
 /* A node spec that must name a member: the error says which and why. */
 static int day2_resolve(struct session *s, const char *what, const char *spec) {
     int i = sess_find(s, spec);
+    if (i == -1 && strchr(spec, ':')) {
+        i = sess_find_reached(s, spec);
+        if (i >= 0) return i;
+        s->rc->usage_error = 1;
+        return rc_fail_as(s->rc, RC_ERR_USAGE, "%s %s: no node of this cluster answers there (%s)", what, spec, s->rc->err ? s->rc->err : "?");
+    }
     if (i == -2) { s->rc->usage_error = 1; return rc_fail_as(s->rc, RC_ERR_USAGE, "%s %s: matches more than one node; give more of the id", what, spec); }
     if (i < 0) { s->rc->usage_error = 1; return rc_fail_as(s->rc, RC_ERR_USAGE, "%s %s: no such node in this cluster (give a node id, an id prefix or ip:port)", what, spec); }
     return i;
@@ -6159,8 +6357,9 @@ static void usage_rebalance(FILE *f) {
           "redis-cli --cluster rebalance computes it. --weight ID=0 empties a master (then\n"
           "del-node it). Masters without slots take part only with --use-empty-masters.\n"
           "Nothing moves while no master is off by more than --threshold percent (default 2).\n"
-          "--simulate (or --dry-run) prints the moves without making them. Moves as reshard\n"
-          "does: --migration auto|atomic|keys, --pipeline, --window (see rcluster reshard --help).\n"
+          "--simulate (or --dry-run) prints the moves without making them. Like redis-cli's,\n"
+          "it does not ask for confirmation (--yes is accepted and changes nothing). Moves as\n"
+          "reshard does: --migration auto|atomic|keys, --pipeline, --window (see reshard --help).\n"
           "Aliases: --cluster-weight, --cluster-use-empty-masters, --cluster-use-empty-primaries,\n"
           "--cluster-threshold, --cluster-simulate, --cluster-pipeline, --cluster-replace.\n", f);
 }
@@ -6196,6 +6395,7 @@ static int cmd_rebalance(struct rc *rc, int argc, char **argv) {
     moves_print(&s, mv, nmv);
     if (o.simulate) o.dry_run = 1;
     if (!o.mo.replace && !o.dry_run && reshard_check_busy(&s, mv, nmv) < 0) goto out;
+    rc->yes = 1;   /* redis-cli's rebalance never asks (only create, reshard and fix do) */
     ret = day2_apply_moves(&s, "rebalance", mv, nmv, &o);
 out:
     free(mv);
@@ -6368,18 +6568,44 @@ out:
     return ret;
 }
 
+/* The run of items from i on with item i's action, owner and target: their slots
+ * into bits, their key counts summed into *keys_owner / *keys_target. Returns the end. */
+static int fix_plan_run(const struct fix_plan *p, int i, unsigned char *bits, long long *keys_owner, long long *keys_target) {
+    const struct fix_item *a = &p->v[i];
+    int e = i;
+    memset(bits, 0, CLUSTER_SLOTS);
+    *keys_owner = *keys_target = 0;
+    for (; e < p->n && p->v[e].action == a->action && p->v[e].owner == a->owner && p->v[e].target == a->target; e++) {
+        bits[p->v[e].slot] = 1;
+        *keys_owner += p->v[e].keys_owner;
+        *keys_target += p->v[e].keys_target;
+    }
+    return e;
+}
+
+/* The plan, one line per action, owner and target with the slots as ranges (a failed
+ * move leaves hundreds of slots to repair); what cannot be fixed stays one per slot. */
 static void fix_plan_print(struct session *s, const struct fix_plan *p) {
     static const char *const names[] = { "", "finish the move", "roll back the move", "close", "assign", "drop extra claims", "cannot fix" };
-    for (int i = 0; i < p->n; i++) {
+    unsigned char *bits = malloc(CLUSTER_SLOTS);
+    for (int i = 0, e; bits && i < p->n; i = e) {
         const struct fix_item *it = &p->v[i];
         const struct snode *o = it->owner >= 0 ? &s->nodes[it->owner] : NULL, *t = it->target >= 0 ? &s->nodes[it->target] : NULL;
-        if (it->action == FIX_MANUAL) rc_warn(s->rc, "slot %d: %s", it->slot, it->why ? it->why : "cannot fix automatically");
-        else if (it->action == FIX_FINISH || it->action == FIX_ROLLBACK)
-            rc_progress(s->rc, "  slot %d: %s %s:%d -> %s:%d (target holds %lld key(s), owner %lld)", it->slot, names[it->action],
-                        o ? o->ip : "?", o ? o->port : 0, t ? t->ip : "?", t ? t->port : 0, it->keys_target, it->keys_owner);
-        else rc_progress(s->rc, "  slot %d: %s%s%s:%d", it->slot, names[it->action], it->action == FIX_CLOSE ? " on its owner " : " to ",
-                         o ? o->ip : "?", o ? o->port : 0);
+        if (it->action == FIX_MANUAL) { rc_warn(s->rc, "slot %d: %s", it->slot, it->why ? it->why : "cannot fix automatically"); e = i + 1; continue; }
+        long long ko, kt;
+        e = fix_plan_run(p, i, bits, &ko, &kt);
+        sds r = slots_ranges_str(bits, 8);
+        char what[32];
+        if (e - i == 1) snprintf(what, sizeof what, "slot %d", it->slot);
+        else snprintf(what, sizeof what, "%d slots", e - i);
+        if (it->action == FIX_FINISH || it->action == FIX_ROLLBACK)
+            rc_progress(s->rc, "  %s: %s %s:%d -> %s:%d (target holds %lld key(s), owner %lld)%s%s", what, names[it->action],
+                        o ? o->ip : "?", o ? o->port : 0, t ? t->ip : "?", t ? t->port : 0, kt, ko, e - i > 1 ? ": " : "", e - i > 1 && r ? r : "");
+        else rc_progress(s->rc, "  %s: %s%s%s:%d%s%s", what, names[it->action], it->action == FIX_CLOSE ? " on its owner " : " to ",
+                         o ? o->ip : "?", o ? o->port : 0, e - i > 1 ? ": " : "", e - i > 1 && r ? r : "");
+        sdsfree(r);
     }
+    free(bits);
 }
 
 /* STABLE on every node that has `slot` open. */
@@ -6556,7 +6782,8 @@ static void usage_del_node(FILE *f) {
           "its replicas move to another master, every other node gets CLUSTER FORGET until\n"
           "none lists it, then, if it answers, CLUSTER RESET so it cannot rejoin. A master\n"
           "that still owns slots is refused (empty it with rebalance --weight ID=0 first).\n"
-          "NODE_ID may be an id, a unique id prefix or ip:port.\n", f);
+          "NODE_ID may be an id, a unique id prefix or any address that reaches the node.\n"
+          "Like redis-cli's, it does not ask for confirmation.\n", f);
 }
 
 static const struct option del_node_opts[] = {
@@ -6576,14 +6803,16 @@ static int delnode_replicas(struct session *s, int victim) {
 }
 
 /* Take node v out of the cluster: its replicas to other masters, FORGET everywhere
- * until no node lists it, then CLUSTER RESET on it when it answers (*reset says so).
- * v must own no slots. Shared by del-node and scale. */
+ * until no node lists it, then CLUSTER RESET HARD on it when it answers (*reset says
+ * so). HARD gives it a new id: the others refuse the forgotten one for 60 s, so a node
+ * that kept it could not be added again at once. v must own no slots. Shared by
+ * del-node and scale. */
 static int delnode_remove(struct session *s, int v, double timeout_s, int *reset) {
     struct snode *x = &s->nodes[v];
     *reset = 0;
     if (delnode_replicas(s, v) < 0 || delnode_forget(s, v, timeout_s) < 0) return -1;
     if (x->up) {
-        if (act_reset(s, x, "SOFT") == 0 && sess_drain(s, x, "CLUSTER RESET") == 0) *reset = 1;
+        if (act_reset(s, x, "HARD") == 0 && sess_drain(s, x, "CLUSTER RESET HARD") == 0) *reset = 1;
         else rc_warn(s->rc, "could not CLUSTER RESET %s:%d: %s", x->ip, x->port, s->rc->err);
     }
     return 0;
@@ -6611,19 +6840,18 @@ static int cmd_del_node(struct rc *rc, int argc, char **argv) {
     }
     if (day2_preflight(&s, 1, v) < 0) goto out;
     rc_progress(rc, "Plan: remove %s:%d (%.40s, %s%s): FORGET on %d node(s)%s", x->ip, x->port, x->id, snode_is_master(x) ? "master" : "replica",
-                x->up ? "" : ", not reachable", s.n - 1, x->up ? ", then CLUSTER RESET on it" : "");
-    s.dry = o.dry_run;
-    if (!o.dry_run && rc_confirm(rc, "Remove this node?") < 0) goto out;
+                x->up ? "" : ", not reachable", s.n - 1, x->up ? ", then CLUSTER RESET HARD on it (a new id)" : "");
+    s.dry = o.dry_run;   /* redis-cli's del-node never asks: neither does this */
     if (o.dry_run) {
         for (int i = 0; i < s.n; i++) if (i != v) act_forget(&s, &s.nodes[i], x->id);
-        if (x->up) act_reset(&s, x, "SOFT");
+        if (x->up) act_reset(&s, x, "HARD");
         ret = 0;
         goto out;
     }
     int reset = 0;
     if (delnode_remove(&s, v, rc->timeout, &reset) < 0) goto out;
     if (rc->json) printf("{\"ok\":true,\"command\":\"del-node\",\"id\":\"%s\",\"reset\":%s}\n", x->id, reset ? "true" : "false");
-    else printf("del-node: %s:%d (%.40s) removed; no node lists it%s\n", x->ip, x->port, x->id, reset ? "; it was CLUSTER RESET" : "");
+    else printf("del-node: %s:%d (%.40s) removed; no node lists it%s\n", x->ip, x->port, x->id, reset ? "; it was CLUSTER RESET HARD (new id: it can be added again at once)" : "");
     ret = 0;
 out:
     sess_free(&s);
@@ -6676,6 +6904,22 @@ out:
     resp_free(info);
     rconn_free(&probe);
     return ret;
+}
+
+/* NEW was a member of a cluster before when its current epoch is above 0 (CLUSTER RESET
+ * SOFT, and redis-cli's del-node, keep the id): after FORGET the cluster refuses that id
+ * for 60 s, so the join would hang. It is empty and alone: CLUSTER RESET HARD gives it a
+ * new id first. */
+static int addnode_fresh_id(struct session *s, int nx) {
+    struct snode *x = &s->nodes[nx];
+    if (x->current_epoch <= 0) return 0;
+    rc_progress(s->rc, "%s:%d was a member of a cluster before (current epoch %lld); the cluster may still refuse its id "
+                "%.8s: CLUSTER RESET HARD gives it a new one", x->ip, x->port, x->current_epoch, x->id);
+    if (act_reset(s, x, "HARD") < 0 || sess_drain(s, x, "CLUSTER RESET HARD") < 0) return -1;
+    if (s->dry) return 0;
+    if (sess_probe_queue(s, x) < 0 || sess_probe_read(s, x) < 0) return rc_wrap(s->rc, "new node after CLUSTER RESET HARD");
+    memcpy(x->id, x->me->id, sizeof x->id);
+    return 0;
 }
 
 /* Every node lists NEW (past the handshake); for a replica, NEW replicates its master
@@ -6773,6 +7017,7 @@ static void usage_add_node(FILE *f) {
           "master with the fewest replicas (preferring another host), holding\n"
           "cluster-replica-no-failover yes on it while it joins. Returns once every node\n"
           "knows NEW and, for a replica, its link is up and CLUSTER SLOTS lists it.\n"
+          "Like redis-cli's, it does not ask for confirmation.\n"
           "Aliases: --cluster-slave, --cluster-replica, --cluster-master-id.\n", f);
 }
 
@@ -6806,8 +7051,9 @@ static int cmd_add_node(struct rc *rc, int argc, char **argv) {
     struct snode *x = &s.nodes[nx], *sd = &s.nodes[seed];
     if (master >= 0) rc_progress(rc, "Plan: add %s:%d as a replica of %s:%d (%.40s)", x->ip, x->port, s.nodes[master].ip, s.nodes[master].port, s.nodes[master].id);
     else rc_progress(rc, "Plan: add %s:%d as an empty master (move slots to it with rebalance --use-empty-masters or reshard)", x->ip, x->port);
-    s.dry = o.dry_run;
-    if (!o.dry_run && rc_confirm(rc, "Add this node?") < 0) goto out;
+    s.dry = o.dry_run;   /* redis-cli's add-node never asks: neither does this */
+    if (addnode_fresh_id(&s, nx) < 0) goto out;
+    x = &s.nodes[nx];
     /* A joining replica must not fail over while it forms (its own value comes back at the end). */
     if (master >= 0 && o.dry_run && sess_queue(&s, x, "CONFIG", "SET", "cluster-replica-no-failover", "yes", RESP_END) < 0) goto out;
     if (master >= 0 && !o.dry_run) {
@@ -6933,10 +7179,12 @@ static const struct option call_opts[] = {
     D2_OPT("replicas", no_argument, OPT_D2_ONLY_REPLICAS), D2_OPT("cluster-only-replicas", no_argument, OPT_D2_ONLY_REPLICAS),
 };
 
-/* Where CMD starts: the second word that is not an option or an option's value. */
+/* Where CMD starts: the second word that is not an option or an option's value (the
+ * third when ADDR is redis-cli's `HOST PORT`: a word without a colon, then a port). */
 static int call_split(int argc, char **argv) {
     static const char *const with_value[] = { "--password", "--password-file", "--user", "--timeout" };
-    int positional = 0;
+    int positional = 0, first = -1;
+    long port;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--") == 0) return i + 1 < argc && positional == 1 ? i + 1 : -1;
@@ -6945,7 +7193,10 @@ static int call_split(int argc, char **argv) {
                 if (strcmp(a, with_value[k]) == 0) i++;
             continue;
         }
-        if (++positional == 2) return i;
+        if (positional == 1 && i == first + 1 && !strchr(argv[first], ':') && rc_parse_int(a, 1, 65535, &port) == 0 &&
+            i + 1 < argc) continue;   /* HOST PORT: the port is part of ADDR */
+        if (++positional == 1) first = i;
+        if (positional == 2) return i;
     }
     return -1;
 }
@@ -7077,8 +7328,16 @@ static int cmd_info(struct rc *rc, int argc, char **argv) {
         sdsfree(ranges);
     }
     free(order);
-    if (rc->json) { js = rc_catprintf(js, "],\"keys\":%lld,\"nodes\":%d}\n", total, s.n); if (js) fputs(js, stdout); }
-    else printf("[OK] %lld keys in %d masters, %.2f keys per slot on average.\n", total, masters, (double)total / CLUSTER_SLOTS);
+    sds servers = sess_servers(&s);
+    if (rc->json) {
+        js = rc_json_str(rc_catprintf(js, "],\"keys\":%lld,\"nodes\":%d,\"server\":", total, s.n), servers);
+        js = rc_cat(js, "}\n");
+        if (js) fputs(js, stdout);
+    } else {
+        if (servers) printf("Server: %s\n", servers);
+        printf("[OK] %lld keys in %d masters, %.2f keys per slot on average.\n", total, masters, (double)total / CLUSTER_SLOTS);
+    }
+    sdsfree(servers);
     ret = js ? 0 : rc_fail_oom(rc);
 out:
     sdsfree(js);
@@ -7568,7 +7827,7 @@ static void usage_create(FILE *f) {
           "Form a Redis Cluster from running, empty, cluster-enabled nodes (like\n"
           "redis-cli --cluster create). ADDR is host:port or host:port@busport.\n"
           "\n"
-          "  --replicas N        replicas per master (default 1); at least 3 masters\n"
+          "  --replicas N        replicas per master (default 0, as redis-cli); at least 3 masters\n"
           "  --password P        AUTH password (also RCLUSTER_PASSWORD, --password-file F)\n"
           "  --user U            ACL user for AUTH (Redis 6+)\n"
           "  --yes               do not ask for confirmation (required without a TTY)\n"
@@ -7645,7 +7904,7 @@ static int create_on_opt(struct rc *rc, int opt, const char *arg, void *ctx) {
 static int cmd_create(struct rc *rc, int argc, char **argv) {
     static const struct option opts[] = { { "replicas", required_argument, NULL, OPT_REPLICAS },
                                           { "cluster-replicas", required_argument, NULL, OPT_REPLICAS } };
-    int replicas = 1;
+    int replicas = 0;   /* redis-cli's default: `create A B C` makes 3 masters */
     int r = cmd_parse_opts(rc, argc, argv, opts, 2, usage_create, create_on_opt, &replicas);
     if (r) return r < 0 ? -1 : 0;
     int n = argc - optind;
@@ -7676,6 +7935,7 @@ static int cmd_check(struct rc *rc, int argc, char **argv) {
         { "search-multiple-owners", no_argument, NULL, OPT_MULTIPLE_OWNERS } };
     int r = cmd_parse_opts(rc, argc, argv, opts, 2, usage_check, check_on_opt, NULL);
     if (r) return r < 0 ? -1 : 0;
+    argc = args_join_host_port(rc, argc, argv, optind, 0);
     if (argc - optind != 1) rc->usage_error = 1;
     if (argc - optind != 1) return rc_fail(rc, "check: expected exactly one ADDR (see rcluster check --help)");
     struct addr a;
@@ -8002,12 +8262,20 @@ static sds up_manifest_configs(sds diff, struct up_opts *o, const json_value_s *
     return rc_cat(diff, o->nconfigs ? " (given)\n" : " none (given)\n");
 }
 
+/* Lines in a difference list. */
+static size_t up_diff_lines(const char *diff) {
+    size_t n = 0;
+    for (; *diff; diff++) n += *diff == '\n';
+    return n;
+}
+
 /* Take every shaping option the user did not give from the manifest `doc` (strings
  * then point into doc), and refuse, listing them all, given ones that differ. A
  * cluster made with a password is never touched without one. `where` names the
  * manifest in messages, `mode` is inserted in the advice ("" or " --swarm"). */
 static int up_manifest_merge(struct rc *rc, struct up_opts *o, const json_value_s *doc, const char *where, const char *mode) {
     sds diff = sdsempty();
+    size_t sizes = 0;   /* differences scale can make: --nodes, --replicas */
     for (int k = 0; diff && k < UP_FIELDS; k++) {
         const struct up_field *f = &up_fields[k];
         const json_value_s *v = json_get(doc, f->key);
@@ -8022,7 +8290,10 @@ static int up_manifest_merge(struct rc *rc, struct up_opts *o, const json_value_
             if (d < 0 || d > 1e9 || d != (double)(int)d) { sdsfree(diff); return rc_fail(rc, "%s: '%s' is missing or not a number", where, f->key); }
             int *cur = up_field_int(o, f);
             if (!given) *cur = (int)d;
-            else if (*cur != (int)d) diff = rc_catprintf(diff, "  %s: %d (recorded) -> %d (given)\n", f->opt, (int)d, *cur);
+            else if (*cur != (int)d) {
+                diff = rc_catprintf(diff, "  %s: %d (recorded) -> %d (given)\n", f->opt, (int)d, *cur);
+                sizes += f->bit == UPG_NODES || f->bit == UPG_REPLICAS;
+            }
         } else {
             const char *rec = json_string(v);
             if (!rec) { sdsfree(diff); return rc_fail(rc, "%s: '%s' is missing or not a string", where, f->key); }
@@ -8058,6 +8329,11 @@ static int up_manifest_merge(struct rc *rc, struct up_opts *o, const json_value_
     if (had_pw && !rc->password)
         ret = rc_fail(rc, "cluster '%s' was made with a password; nothing was changed: pass the same --password-file F "
                           "(or RCLUSTER_PASSWORD)%s%s", o->name, rec_user ? " and --user " : "", rec_user ? rec_user : "");
+    else if (sizes && sizes == up_diff_lines(diff))
+        ret = rc_fail(rc, "cluster '%s' was made with other options (recorded in %s); nothing was changed:\n%s"
+                          "To change its size and keep its data: `rcluster scale%s --name %s --masters %d --replicas %d`. "
+                          "Run `rcluster up%s --name %s` without them to repair it as recorded.",
+                      o->name, where, diff, mode, o->name, o->nodes / (o->replicas + 1), o->replicas, mode, o->name);
     else if (sdslen(diff))
         ret = rc_fail(rc, "cluster '%s' was made with other options (recorded in %s); nothing was changed:\n%s"
                           "Run `rcluster up%s --name %s` without them to repair it as recorded. To change them, start over with "
@@ -8377,8 +8653,8 @@ static int up_inspect_existing(struct docker *d, struct up_plan *p) {
     }
     json_free(all);
     if (extra)
-        return rc_fail(rc, "cluster '%s' has %d container(s) beyond --nodes %d; pass its original --nodes, or start over with "
-                           "`rcluster down --name %s --purge && rcluster up --name %s`", p->o->name, extra, p->o->nodes, p->o->name, p->o->name);
+        return rc_fail(rc, "cluster '%s' has %d container(s) beyond --nodes %d; pass its original --nodes, or change its size "
+                           "and keep its data with `rcluster scale --name %s --masters M --replicas R`", p->o->name, extra, p->o->nodes, p->o->name);
     return 0;
 }
 
@@ -8396,8 +8672,15 @@ static int up_ensure_image(struct docker *d, struct up_plan *p) {
     int r = docker_image_present(d, image);
     if (r != 0) return r < 0 ? -1 : 0;
     rc_progress(rc, "Image %s is not present; pulling it", image);
-    if (docker_image_pull(d, image) == 0) return 0;
+    if (rc->dry_run ? docker_image_pullable(d, image) == 0 && docker_image_pull(d, image) == 0 : docker_image_pull(d, image) == 0)
+        return 0;
     sds binary = p->o->image_set ? NULL : image_find_server(NULL);
+    if (!binary && !p->o->image_set)
+        return rc_wrap(rc, "image %s is missing and could not be pulled, and this host has no redis-server or valkey-server "
+                           "on PATH to build one from (an air-gapped host?): load a `docker save %s -o FILE` archive made on a "
+                           "host that has it with `rcluster image load FILE` and run up again, or build one from a server binary "
+                           "copied here with `rcluster image build --from /path/to/redis-server` and run up with the "
+                           "--image it prints", image, image);
     if (!binary)
         return rc_wrap(rc, "image %s is missing and could not be pulled (an air-gapped host? build one from this host's "
                            "redis-server with `rcluster image build --tag T` or load a `docker save` archive with "
@@ -9146,26 +9429,73 @@ static int status_node_of(const json_value_s *c) {
     return nl && rc_parse_int(nl, 1, 100000, &v) == 0 ? (int)v : 0;
 }
 
-static void status_print_row(const json_value_s *c) {
-    const char *name = json_string(json_at(json_get(c, "Names"), 0));
-    const json_value_s *nets = json_get(json_get(c, "NetworkSettings"), "Networks");
-    const char *ip = json_string(json_get(json_member_value(nets, 0), "IPAddress"));
-    const char *status = json_string(json_get(c, "Status"));
+/* One container's published ports, "127.0.0.1:6371->6379, 127.0.0.1:16371->16379", by
+ * container port (the list API gives them in no stable order); IPv6 bindings left out.
+ * Host mode publishes nothing: then the labels say where it listens. NULL on OOM. */
+static sds status_row_ports(const json_value_s *c) {
     sds ports = sdsempty();
     const json_value_s *pl = json_get(c, "Ports");
-    for (size_t k = 0; ports && k < json_length(pl); k++) {
-        const json_value_s *pt = json_at(pl, k);
-        int pub = (int)json_number(json_get(pt, "PublicPort"), 0);
-        const char *pip = json_string(json_get(pt, "IP"));
-        if (!pub || (pip && strchr(pip, ':'))) continue;
-        ports = rc_catprintf(ports, "%s%s:%d->%d", sdslen(ports) ? ", " : "", pip ? pip : "", pub,
-                             (int)json_number(json_get(pt, "PrivatePort"), 0));
+    int last = -1;
+    for (;;) {   /* selection by PrivatePort: a node has two or three entries */
+        const json_value_s *next = NULL;
+        int np = 0;
+        for (size_t k = 0; k < json_length(pl); k++) {
+            const json_value_s *pt = json_at(pl, k);
+            int priv = (int)json_number(json_get(pt, "PrivatePort"), 0);
+            const char *pip = json_string(json_get(pt, "IP"));
+            if (!json_number(json_get(pt, "PublicPort"), 0) || (pip && strchr(pip, ':')) || priv <= last) continue;
+            if (!next || priv < np) { next = pt; np = priv; }
+        }
+        if (!next || !ports) break;
+        const char *pip = json_string(json_get(next, "IP"));
+        ports = rc_catprintf(ports, "%s%s:%d->%d", sdslen(ports) ? ", " : "", pip ? pip : "", (int)json_number(json_get(next, "PublicPort"), 0), np);
+        last = np;
     }
     const char *hip = docker_label(c, LABEL_HOST_IP), *hp = docker_label(c, LABEL_HOST_PORT);
     if (ports && !sdslen(ports) && hip && hp) ports = rc_catprintf(ports, "host network, %s:%s", hip, hp);
-    printf("%-16s %-24s %-15s %s\n", name ? name + (name[0] == '/') : "?", status ? status : "?", ip && *ip ? ip : "-",
-           ports ? ports : "");
-    sdsfree(ports);
+    return ports;
+}
+
+/* A text table: the ncol headers, then nrows rows of cells (row-major; a NULL cell
+ * fails), every column but the last as wide as its widest cell, two spaces apart: long
+ * names and states keep the columns aligned. Pure; NULL on OOM or a NULL cell. */
+static sds text_table(int ncol, const char *const *head, sds const *cell, size_t nrows) {
+    size_t width[16] = { 0 };
+    if (ncol < 1 || ncol > 16) return NULL;
+    for (int k = 0; k < ncol; k++) width[k] = strlen(head[k]);
+    for (size_t i = 0; i < nrows * (size_t)ncol; i++) {
+        if (!cell[i]) return NULL;
+        if (sdslen(cell[i]) > width[i % (size_t)ncol]) width[i % (size_t)ncol] = sdslen(cell[i]);
+    }
+    sds out = sdsempty();
+    for (size_t r = 0; out && r <= nrows; r++)
+        for (int k = 0; out && k < ncol; k++) {
+            const char *v = r == 0 ? head[k] : cell[(r - 1) * (size_t)ncol + (size_t)k];
+            out = k + 1 < ncol ? rc_catprintf(out, "%-*s  ", (int)width[k], v) : rc_catprintf(out, "%s\n", v);
+        }
+    return out;
+}
+
+/* The status table, a header and one row per container (text_table). Pure; NULL on OOM. */
+static sds status_table(const json_value_s *const *rows, size_t n) {
+    enum { NCOL = 4 };
+    static const char *const head[NCOL] = { "CONTAINER", "STATE", "ADDRESS", "PORTS" };
+    sds *cell = calloc(n * NCOL + 1, sizeof *cell);
+    sds out = NULL;
+    for (size_t r = 0; cell && r < n; r++) {
+        const char *name = json_string(json_at(json_get(rows[r], "Names"), 0));
+        const json_value_s *nets = json_get(json_get(rows[r], "NetworkSettings"), "Networks");
+        const char *ip = json_string(json_get(json_member_value(nets, 0), "IPAddress"));
+        const char *status = json_string(json_get(rows[r], "Status"));
+        cell[r * NCOL] = sdsnew(name ? name + (name[0] == '/') : "?");
+        cell[r * NCOL + 1] = sdsnew(status ? status : "?");
+        cell[r * NCOL + 2] = sdsnew(ip && *ip ? ip : "-");
+        cell[r * NCOL + 3] = status_row_ports(rows[r]);
+    }
+    if (cell) out = text_table(NCOL, head, cell, n);
+    for (size_t i = 0; cell && i < n * NCOL; i++) sdsfree(cell[i]);
+    free(cell);
+    return out;
 }
 
 static int cmd_status(struct rc *rc, int argc, char **argv) {
@@ -9175,6 +9505,7 @@ static int cmd_status(struct rc *rc, int argc, char **argv) {
     if (o.swarm) return swarm_status(rc, &o);
     struct docker d;
     json_value_s *cs = NULL;
+    sds server = NULL;
     int ret = docker_open(rc, &d);
     if (ret == 0) ret = docker_list_by_label(&d, "containers", LABEL_CLUSTER, o.name, &cs);
     size_t nc = json_length(cs);
@@ -9194,7 +9525,12 @@ static int cmd_status(struct rc *rc, int argc, char **argv) {
     const char *seed_ip = NULL;
     sds js = rc->json ? rc_json_str(sdsnew("{\"name\":"), o.name) : NULL;
     js = rc_cat(js, ",\"containers\":[");
-    if (!rc->json) printf("%-16s %-24s %-15s %s\n", "CONTAINER", "STATE", "ADDRESS", "PORTS");
+    if (!rc->json) {
+        sds table = status_table(sorted, nc);
+        if (!table) { free(sorted); sdsfree(js); ret = rc_fail_oom(rc); goto out; }
+        fputs(table, stdout);
+        sdsfree(table);
+    }
     for (size_t k = 0; k < nc; k++) {
         const char *st = json_string(json_get(sorted[k], "State"));
         int is_running = st && !strcmp(st, "running");
@@ -9202,21 +9538,24 @@ static int cmd_status(struct rc *rc, int argc, char **argv) {
         const char *hip = NULL;
         running += is_running;
         status_seed_port(sorted[k], &hp, &hip);
-        if (!rc->json) status_print_row(sorted[k]);
-        else js = status_container_json(k ? rc_cat(js, ",") : js, sorted[k]);
+        if (rc->json) js = status_container_json(k ? rc_cat(js, ",") : js, sorted[k]);
         if (is_running && hp && !seed_port) { seed_port = hp; seed_ip = hip; }
     }
     free(sorted);
     int health = 1;
     if (seed_port) {
         if (!rc->json) printf("\n");
-        health = check_cluster(rc, !seed_ip || !strcmp(seed_ip, "0.0.0.0") || !*seed_ip ? "127.0.0.1" : seed_ip, seed_port, rc->json ? CHECK_SILENT : CHECK_REPORT);
+        health = check_cluster_server(rc, !seed_ip || !strcmp(seed_ip, "0.0.0.0") || !*seed_ip ? "127.0.0.1" : seed_ip, seed_port,
+                                      rc->json ? CHECK_SILENT : CHECK_REPORT, &server);
     }
+    /* Without the password nobody can be asked: that is "cannot tell" (1), not "unhealthy" (3). */
+    if (health < 0 && rc->err_kind == RC_ERR_AUTH) { sdsfree(js); ret = -1; goto out; }
     if (health != 0 && (size_t)running < nc) rc_fail(rc, "cluster '%s': %zu of %zu containers are not running; `rcluster up --name %s` repairs it",
                                                      o.name, nc - (size_t)running, nc, o.name);
     else if (!seed_port) rc_fail(rc, "cluster '%s': no running container publishes port 6379", o.name);
     if (rc->json) {
         js = rc_catprintf(js, "],\"running\":%d,\"healthy\":%s", running, health == 0 ? "true" : "false");
+        js = rc_json_str(rc_cat(js, ",\"server\":"), server);
         if (health != 0) js = rc_json_str(rc_cat(js, ",\"problem\":"), rc->err);
         js = rc_cat(js, "}");
         if (!js) { ret = rc_fail_oom(rc); goto out; }
@@ -9225,6 +9564,7 @@ static int cmd_status(struct rc *rc, int argc, char **argv) {
     }
     ret = health == 0 ? 0 : RC_EXIT_UNHEALTHY;
 out:
+    sdsfree(server);
     json_free(cs);
     docker_free(&d);
     return ret;
@@ -10501,9 +10841,30 @@ static int image_make(struct rc *rc, struct docker *d, const char *binary, const
     return ret;
 }
 
+/* Is the file a redis-server or valkey-server? Both carry the INFO field name
+ * "redis_version" and the config name "cluster-config-file"; the clients, the
+ * benchmark and anything else lack one or both. Read, never run. 0 yes, -1 (rc->err) no. */
+static int image_check_server(struct rc *rc, const char *binary) {
+    int fd = open(binary, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return rc_fail(rc, "--from %s: %s", binary, strerror(errno));
+    struct stat st;
+    void *m = MAP_FAILED;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 4)
+        m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (m == MAP_FAILED) return rc_fail(rc, "--from %s: not a readable regular file", binary);
+    size_t n = (size_t)st.st_size;
+    int elf = memcmp(m, "\177ELF", 4) == 0, server = elf && memmem(m, n, "redis_version", 13) && memmem(m, n, "cluster-config-file", 19);
+    munmap(m, n);
+    if (server) return 0;
+    return rc_fail(rc, "--from %s: not a redis-server or valkey-server binary (%s); give the server itself, e.g. --from "
+                   "/usr/bin/redis-server", binary, elf ? "an ELF file without the server's INFO and config names" : "not an ELF executable");
+}
+
 static int image_build(struct rc *rc, struct docker *d, const char *from, const char *tag, int tag_set) {
     sds binary = image_find_server(from);
     if (!binary) return rc_fail(rc, "neither redis-server nor valkey-server is on PATH; give --from /path/to/redis-server");
+    if (image_check_server(rc, binary) < 0) { sdsfree(binary); return -1; }
     char deftag[64];
     if (!tag_set) { snprintf(deftag, sizeof deftag, "rcluster/%s:local", image_server_of(binary)); tag = deftag; }
     sds result = NULL;
@@ -12075,6 +12436,11 @@ static sds swarm_failover_note(const struct cview *v, const char *ip, int port) 
     return NULL;
 }
 
+static void swarm_cells_free(sds *cell, size_t nrows) {
+    for (size_t i = 0; cell && i < nrows * 5; i++) sdsfree(cell[i]);
+    free(cell);
+}
+
 static int swarm_status(struct rc *rc, struct up_opts *o) {
     struct docker d;
     struct swarm_plan p;
@@ -12113,23 +12479,31 @@ static int swarm_status(struct rc *rc, struct up_opts *o) {
         p.container |= docker_label(spec, LABEL_ANNOUNCE) != NULL;
     }
     sds js = rc->json ? rc_cat(rc_json_str(sdsnew("{\"name\":"), o->name), ",\"swarm\":true,\"services\":[") : NULL;
-    if (!rc->json) printf("%-16s %-40s %-8s %-10s %s\n", "SERVICE", "SWARM NODE", "HOST", "TASK", "ADDRESS");
+    static const char *const head[5] = { "SERVICE", "SWARM NODE", "HOST", "TASK", "ADDRESS" };
+    sds *cell = calloc((size_t)o->nodes * 5 + 1, sizeof *cell);
+    size_t nrows = 0;
+    if (!cell) { sdsfree(js); ret = rc_fail_oom(rc); goto out; }
     int running = 0, seed = -1;
     sds lost = sdsempty();
     for (int k = 0; k < o->nodes; k++) {
         struct swarm_node *x = &p.nodes[k];
         if (!x->exists) continue;
         struct swarm_task_view tv;
-        if (swarm_read_tasks(&d, &p, x, &tv) < 0) { sdsfree(js); sdsfree(lost); ret = -1; goto out; }
+        if (swarm_read_tasks(&d, &p, x, &tv) < 0) { sdsfree(js); sdsfree(lost); swarm_cells_free(cell, nrows); ret = -1; goto out; }
         const struct swarm_host *h = x->host >= 0 ? &p.hosts[x->host] : NULL;
         sds hd = swarm_host_desc(&p, x->host);
         const char *task = tv.running ? "running" : tv.state[0] ? tv.state : "none";
         running += tv.running;
         if (tv.running && h && h->ready && seed < 0) seed = k;
         if (!h || !h->ready) lost = rc_catprintf(lost, "%s%s", sdslen(lost) ? ", " : "", x->name);
-        if (!rc->json) printf("%-16s %-40s %-8s %-10s %s:%d\n", x->name, hd ? hd : "?", h && h->ready ? "ready" : "DOWN", task,
-                              h ? h->addr : "?", x->port);
-        else {
+        if (!rc->json) {
+            sds *row = &cell[nrows++ * 5];
+            row[0] = sdsnew(x->name);
+            row[1] = sdsnew(hd ? hd : "?");
+            row[2] = sdsnew(h && h->ready ? "ready" : "DOWN");
+            row[3] = sdsnew(task);
+            row[4] = rc_sprintf("%s:%d", h ? h->addr : "?", x->port);
+        } else {
             js = rc_json_str(rc_cat(js, k && sdslen(js) && js[sdslen(js) - 1] != '[' ? ",{\"name\":" : "{\"name\":"), x->name);
             js = rc_json_str(rc_cat(js, ",\"swarm_node\":"), h ? h->id : NULL);
             js = rc_json_str(rc_cat(js, ",\"host\":"), h ? h->addr : NULL);
@@ -12138,12 +12512,19 @@ static int swarm_status(struct rc *rc, struct up_opts *o) {
         sdsfree(hd);
         sdsfree(tv.err);
     }
-    int health = 1;
+    if (!rc->json) {
+        sds table = text_table(5, head, cell, nrows);
+        if (table) fputs(table, stdout);
+        sdsfree(table);
+    }
+    swarm_cells_free(cell, nrows);
+    int health = 1, cannot_ask = 0;
     sds notes = sdsempty();
     if (seed >= 0) {
         const char *sip = p.hosts[p.nodes[seed].host].addr;
         if (!rc->json) printf("\n");
         health = swarm_check(rc, &p, seed, rc->json);
+        cannot_ask = health < 0 && rc->err_kind == RC_ERR_AUTH;   /* exit 1 (cannot tell), not 3 */
         struct rconn c;
         sds text = lost && sdslen(lost) && rconn_open(rc, &c, sip, p.nodes[seed].port) == 0
                  ? rconn_call_str(rc, &c, "CLUSTER NODES", "CLUSTER", "NODES", RESP_END) : NULL;
@@ -12188,7 +12569,8 @@ static int swarm_status(struct rc *rc, struct up_opts *o) {
     sdsfree(js);
     sdsfree(lost);
     sdsfree(notes);
-    ret = health == 0 ? 0 : RC_EXIT_UNHEALTHY;
+    ret = health == 0 ? 0 : cannot_ask ? rc_fail_as(rc, RC_ERR_AUTH, "cluster '%s': its nodes refuse us without the password "
+                                                    "(give it with --password-file F or RCLUSTER_PASSWORD)", o->name) : RC_EXIT_UNHEALTHY;
 out:
     json_free(svcs);
     free(p.hosts);
@@ -12236,8 +12618,10 @@ static void usage_main(FILE *f) {
           "  --no-color          no colours (also NO_COLOR=1)\n"
           "  -h, --help          help (also: rcluster COMMAND --help)\n"
           "  --version           print the version\n"
-          "Options may stand before or after the arguments; `--` ends them. redis-cli's\n"
-          "spellings work too: -a P, --cluster-yes, --cluster-replicas N, --cluster-from ...\n"
+          "Options may stand before or after the arguments; `--` ends them. The one exception:\n"
+          "everything after `call`'s command (CMD ARG...) belongs to that command, options too.\n"
+          "redis-cli's spellings work too: -a P, --cluster-yes, --cluster-replicas N,\n"
+          "--cluster-from ..., and its `HOST PORT` wherever an ADDR is asked for.\n"
           "\n"
           "Environment: DOCKER_HOST (unix://PATH or tcp://HOST:PORT), DOCKER_API_VERSION,\n"
           "RCLUSTER_PASSWORD, NO_COLOR.\n"
@@ -12272,6 +12656,8 @@ static void rc_init(struct rc *rc) {
 }
 
 static void rc_release(struct rc *rc) {
+    sdsfree(rc->joined[0]);
+    sdsfree(rc->joined[1]);
     sdsfree(rc->err);
     sdsfree(rc->user);
     sdsfree(rc->password);

@@ -8,7 +8,7 @@
 #                      otherwise the Docker tests are skipped.
 #   FAULTS=0           skip the fault-injection tests (tests/test_faults.sh); default: run.
 #   DOCKER_TESTS=0     skip the Docker tests.
-#   ONLY="lint fuzz safety create day2 moves memcheck faults docker rerun valkey podman hostnet airgap swarm scale"
+#   ONLY="lint fuzz safety create day2 moves newuser memcheck faults docker rerun valkey podman hostnet airgap swarm scale"
 #                      which groups to run (default: all).
 #   FUZZ_SECONDS=15    libFuzzer time per harness; SANITIZE=0 skips the ASan pass of create.
 #   NO_INSTALL=1       never call apt-get.
@@ -132,7 +132,7 @@ run_script() { # NAME SCRIPT [ENV=VAL...]
     PASSED=$((PASSED + np)); FAILED=$((FAILED + nf)); SKIPPED=$((SKIPPED + ns))
     if [ $rc -ne 0 ] && [ "$nf" -eq 0 ]; then fail "$script" "exited $rc without a failing test" "$log"; fi
 }
-ONLY=${ONLY:-lint fuzz safety create day2 moves memcheck faults docker rerun valkey podman hostnet airgap swarm scale}
+ONLY=${ONLY:-lint fuzz safety create day2 moves newuser memcheck faults docker rerun valkey podman hostnet airgap swarm scale}
 want() { case " $ONLY " in *" $1 "*) return 0 ;; esac; return 1; }
 
 if [ ! -x ./rcluster ]; then
@@ -148,6 +148,8 @@ else
     want day2 && run_script day2 tests/test_day2.sh
     # Slot moves on Valkey 9.1 and Redis 8 (atomic and key by key), from ../shared/servers.
     want moves && run_script moves tests/test_moves.sh DOCKER_OK=$DOCKER_OK
+    # redis-cli habits, addresses, advice and output shape (ports 9500-9599).
+    want newuser && run_script newuser tests/test_newuser.sh
     want memcheck && run_script memcheck tests/test_memcheck.sh
     if want faults; then
         if [ "${FAULTS:-1}" = 0 ]; then skipped "tests/test_faults.sh" "FAULTS=0"

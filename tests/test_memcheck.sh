@@ -12,7 +12,7 @@ start_nodes 7080 6 || { not_ok "memcheck: start nodes" "redis-server did not sta
 RCLUSTER=$T_TMP/rcluster-vg
 printf '#!/bin/sh\nexec valgrind --leak-check=full --show-leak-kinds=definite,indirect,possible --errors-for-leak-kinds=definite,indirect,possible --error-exitcode=99 %s "$@"\n' "$TOP/rcluster-dbg" >"$RCLUSTER"
 chmod +x "$RCLUSTER"
-run_rc "$T_TMP/create" 120 -- create --yes --timeout 60 $(addrs 7080 6)
+run_rc "$T_TMP/create" 120 -- create --yes --replicas 1 --timeout 60 $(addrs 7080 6)
 if [ $RC -eq 0 ] && grep -q 'ERROR SUMMARY: 0 errors' "$T_TMP/create.err"; then
     ok "memcheck: create under valgrind: 0 errors, no leaks"
 else

@@ -56,7 +56,7 @@ t_vk_create() {
     start_nodes 7400 6 || { not_ok "$name" "could not start Valkey nodes"; kill_all_nodes; return; }
     local why=""
     is_valkey 7400 || why+="node 7400 is not Valkey; "
-    run_rc "$L/c1" 60 -- create --yes --json $(addrs 7400 6)
+    run_rc "$L/c1" 60 -- create --yes --replicas 1 --json $(addrs 7400 6)
     if [ $RC -ne 0 ]; then not_ok "$name" "exit $RC" "$L/c1.err"; kill_all_nodes; return; fi
     why+=$(judge c1 7400 6 3 3) || true
     contains "$L/c1.err" "Plan: 3 masters, 6 nodes, 1 replica(s) per master, Valkey 8.0.1" ||
@@ -100,7 +100,7 @@ t_vk_password() {
     for p in 7410 7411 7412 7413 7414 7415; do NODE_AUTH[$p]="--no-auth-warning -a vkpw"; done
     start_nodes 7410 6 --requirepass vkpw --masterauth vkpw || { not_ok "$name" "could not start nodes"; kill_all_nodes; return; }
     echo vkpw >"$T_TMP/pw"
-    run_rc "$L/pw" 60 -- create --yes --password-file "$T_TMP/pw" $(addrs 7410 6)
+    run_rc "$L/pw" 60 -- create --yes --replicas 1 --password-file "$T_TMP/pw" $(addrs 7410 6)
     local why=""
     if [ $RC -ne 0 ]; then why="exit $RC"
     else why=$(judge pw 7410 6 3 3 --no-auth-warning -a vkpw) || true; fi
@@ -131,7 +131,7 @@ t_vk_mixed_plan() {
     mkdir -p "$T_TMP/rbin"; ln -sf "$REDIS_SERVER" "$T_TMP/rbin/redis-server"
     PATH=$T_TMP/rbin:$PATH start_nodes 7433 3 || { not_ok "$name" "could not start Redis nodes"; kill_all_nodes; return; }
     # No --yes and no TTY: the plan is printed, then create refuses before changing anything.
-    run_rc "$L/mx" -- create $(addrs 7430 6)
+    run_rc "$L/mx" -- create --replicas 1 $(addrs 7430 6)
     local why=""
     [ $RC -ne 0 ] || why+="create without --yes and without a TTY succeeded; "
     contains "$L/mx.err" "Valkey 8.0.1 on 3 nodes, Redis $rv on 3 nodes" ||

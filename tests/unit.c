@@ -2364,7 +2364,36 @@ static void test_scale_plan(void) {
     CHECK("scale plan: the scaled cluster needs nothing more", same);
 }
 
+/* status: columns as wide as their widest cell; ports by container port. */
+static void test_status_table(void) {
+    static const char rows[] =
+        "[{\"Names\":[\"/rcnu-a-cluster-with-a-long-name-1\"],\"Status\":\"Up 3 seconds\","
+        "\"NetworkSettings\":{\"Networks\":{\"n\":{\"IPAddress\":\"10.97.0.11\"}}},"
+        "\"Ports\":[{\"IP\":\"127.0.0.1\",\"PrivatePort\":16379,\"PublicPort\":16371},"
+        "{\"IP\":\"::1\",\"PrivatePort\":6379,\"PublicPort\":6371},"
+        "{\"IP\":\"127.0.0.1\",\"PrivatePort\":6379,\"PublicPort\":6371}]},"
+        "{\"Names\":[\"/x-2\"],\"Status\":\"Exited (0) Less than a second ago\","
+        "\"NetworkSettings\":{\"Networks\":{}},"
+        "\"Ports\":[{\"IP\":\"127.0.0.1\",\"PrivatePort\":6379,\"PublicPort\":6372},"
+        "{\"IP\":\"127.0.0.1\",\"PrivatePort\":16379,\"PublicPort\":16372}]}]";
+    json_value_s *doc = json_parse(rows, sizeof rows - 1, NULL);
+    const json_value_s *v[2] = { json_at(doc, 0), json_at(doc, 1) };
+    sds t = doc ? status_table(v, 2) : NULL;
+    CHECK("status.table.built", t != NULL);
+    if (t) {
+        char *l1 = t, *l2 = strchr(l1, '\n') + 1, *l3 = strchr(l2, '\n') + 1;
+        long a1 = strstr(l1, "ADDRESS") - l1, a2 = strstr(l2, "10.97.0.11") - l2, a3 = strstr(l3, " - ") + 1 - l3;
+        CHECKF("status.table.columns-aligned", a1 == a2 && a2 == a3, "ADDRESS at %ld, %ld, %ld in:\n%s", a1, a2, a3, t);
+        long p1 = strstr(l1, "PORTS") - l1, p2 = strstr(l2, "127.0.0.1:6371") - l2, p3 = strstr(l3, "127.0.0.1:6372") - l3;
+        CHECKF("status.table.ports-aligned", p1 == p2 && p2 == p3, "PORTS at %ld, %ld, %ld in:\n%s", p1, p2, p3, t);
+        CHECKF("status.table.ports-by-container-port", strstr(l2, "127.0.0.1:6371->6379, 127.0.0.1:16371->16379\n") != NULL, "%s", l2);
+    }
+    sdsfree(t);
+    json_free(doc);
+}
+
 int main(void) {
+    test_status_table();
     test_resp_valid();
     test_resp_values();
     test_resp_multi();
