@@ -108,7 +108,7 @@ struct rc_password_src;
 /* What kind of failure rc->err describes: callers decide on the kind, never on the
  * message text. rc_fail() resets it to RC_ERR_FAIL; rc_wrap() keeps it. */
 enum rc_err_kind { RC_ERR_FAIL = 0, RC_ERR_USAGE, RC_ERR_AUTH, RC_ERR_NOT_CLUSTER, RC_ERR_UNREACHABLE,
-                   RC_ERR_TIMEOUT, RC_ERR_INTERRUPTED };
+                   RC_ERR_TIMEOUT, RC_ERR_INTERRUPTED, RC_ERR_CORRUPT, RC_ERR_INCOMPATIBLE, RC_ERR_EXISTS };
 
 /* Everything a command needs: options, output mode and the error slot. */
 struct rc {
@@ -12580,6 +12580,1813 @@ out:
 }
 
 /* ====================================================================== */
+/* 9c. Data: backup, restore, import (replication stream, RDB reader)      */
+/* ====================================================================== */
+
+/* backup reads every master's RDB at once over the replication protocol (REPLCONF
+ * rdb-only, SYNC) into DIR with a manifest; restore reads RDB files with a bounded
+ * reader and sends each key to the master owning its slot (RESTORE ... ABSTTL);
+ * import moves a standalone server's keys in with MIGRATE ... KEYS, run on the source. */
+
+/* --- CRC-64 (Jones) ---------------------------------------------------------------- */
+
+/* Reflected table of poly 0xad93d23594c935a9 (reversed: 0x95ac9329ac4bc9b5). */
+static const uint64_t crc64_table[256] = {
+    0x0000000000000000ULL, 0x7ad870c830358979ULL, 0xf5b0e190606b12f2ULL, 0x8f689158505e9b8bULL,
+    0xc038e5739841b68fULL, 0xbae095bba8743ff6ULL, 0x358804e3f82aa47dULL, 0x4f50742bc81f2d04ULL,
+    0xab28ecb46814fe75ULL, 0xd1f09c7c5821770cULL, 0x5e980d24087fec87ULL, 0x24407dec384a65feULL,
+    0x6b1009c7f05548faULL, 0x11c8790fc060c183ULL, 0x9ea0e857903e5a08ULL, 0xe478989fa00bd371ULL,
+    0x7d08ff3b88be6f81ULL, 0x07d08ff3b88be6f8ULL, 0x88b81eabe8d57d73ULL, 0xf2606e63d8e0f40aULL,
+    0xbd301a4810ffd90eULL, 0xc7e86a8020ca5077ULL, 0x4880fbd87094cbfcULL, 0x32588b1040a14285ULL,
+    0xd620138fe0aa91f4ULL, 0xacf86347d09f188dULL, 0x2390f21f80c18306ULL, 0x594882d7b0f40a7fULL,
+    0x1618f6fc78eb277bULL, 0x6cc0863448deae02ULL, 0xe3a8176c18803589ULL, 0x997067a428b5bcf0ULL,
+    0xfa11fe77117cdf02ULL, 0x80c98ebf2149567bULL, 0x0fa11fe77117cdf0ULL, 0x75796f2f41224489ULL,
+    0x3a291b04893d698dULL, 0x40f16bccb908e0f4ULL, 0xcf99fa94e9567b7fULL, 0xb5418a5cd963f206ULL,
+    0x513912c379682177ULL, 0x2be1620b495da80eULL, 0xa489f35319033385ULL, 0xde51839b2936bafcULL,
+    0x9101f7b0e12997f8ULL, 0xebd98778d11c1e81ULL, 0x64b116208142850aULL, 0x1e6966e8b1770c73ULL,
+    0x8719014c99c2b083ULL, 0xfdc17184a9f739faULL, 0x72a9e0dcf9a9a271ULL, 0x08719014c99c2b08ULL,
+    0x4721e43f0183060cULL, 0x3df994f731b68f75ULL, 0xb29105af61e814feULL, 0xc849756751dd9d87ULL,
+    0x2c31edf8f1d64ef6ULL, 0x56e99d30c1e3c78fULL, 0xd9810c6891bd5c04ULL, 0xa3597ca0a188d57dULL,
+    0xec09088b6997f879ULL, 0x96d1784359a27100ULL, 0x19b9e91b09fcea8bULL, 0x636199d339c963f2ULL,
+    0xdf7adabd7a6e2d6fULL, 0xa5a2aa754a5ba416ULL, 0x2aca3b2d1a053f9dULL, 0x50124be52a30b6e4ULL,
+    0x1f423fcee22f9be0ULL, 0x659a4f06d21a1299ULL, 0xeaf2de5e82448912ULL, 0x902aae96b271006bULL,
+    0x74523609127ad31aULL, 0x0e8a46c1224f5a63ULL, 0x81e2d7997211c1e8ULL, 0xfb3aa75142244891ULL,
+    0xb46ad37a8a3b6595ULL, 0xceb2a3b2ba0eececULL, 0x41da32eaea507767ULL, 0x3b024222da65fe1eULL,
+    0xa2722586f2d042eeULL, 0xd8aa554ec2e5cb97ULL, 0x57c2c41692bb501cULL, 0x2d1ab4dea28ed965ULL,
+    0x624ac0f56a91f461ULL, 0x1892b03d5aa47d18ULL, 0x97fa21650afae693ULL, 0xed2251ad3acf6feaULL,
+    0x095ac9329ac4bc9bULL, 0x7382b9faaaf135e2ULL, 0xfcea28a2faafae69ULL, 0x8632586aca9a2710ULL,
+    0xc9622c4102850a14ULL, 0xb3ba5c8932b0836dULL, 0x3cd2cdd162ee18e6ULL, 0x460abd1952db919fULL,
+    0x256b24ca6b12f26dULL, 0x5fb354025b277b14ULL, 0xd0dbc55a0b79e09fULL, 0xaa03b5923b4c69e6ULL,
+    0xe553c1b9f35344e2ULL, 0x9f8bb171c366cd9bULL, 0x10e3202993385610ULL, 0x6a3b50e1a30ddf69ULL,
+    0x8e43c87e03060c18ULL, 0xf49bb8b633338561ULL, 0x7bf329ee636d1eeaULL, 0x012b592653589793ULL,
+    0x4e7b2d0d9b47ba97ULL, 0x34a35dc5ab7233eeULL, 0xbbcbcc9dfb2ca865ULL, 0xc113bc55cb19211cULL,
+    0x5863dbf1e3ac9decULL, 0x22bbab39d3991495ULL, 0xadd33a6183c78f1eULL, 0xd70b4aa9b3f20667ULL,
+    0x985b3e827bed2b63ULL, 0xe2834e4a4bd8a21aULL, 0x6debdf121b863991ULL, 0x1733afda2bb3b0e8ULL,
+    0xf34b37458bb86399ULL, 0x8993478dbb8deae0ULL, 0x06fbd6d5ebd3716bULL, 0x7c23a61ddbe6f812ULL,
+    0x3373d23613f9d516ULL, 0x49aba2fe23cc5c6fULL, 0xc6c333a67392c7e4ULL, 0xbc1b436e43a74e9dULL,
+    0x95ac9329ac4bc9b5ULL, 0xef74e3e19c7e40ccULL, 0x601c72b9cc20db47ULL, 0x1ac40271fc15523eULL,
+    0x5594765a340a7f3aULL, 0x2f4c0692043ff643ULL, 0xa02497ca54616dc8ULL, 0xdafce7026454e4b1ULL,
+    0x3e847f9dc45f37c0ULL, 0x445c0f55f46abeb9ULL, 0xcb349e0da4342532ULL, 0xb1eceec59401ac4bULL,
+    0xfebc9aee5c1e814fULL, 0x8464ea266c2b0836ULL, 0x0b0c7b7e3c7593bdULL, 0x71d40bb60c401ac4ULL,
+    0xe8a46c1224f5a634ULL, 0x927c1cda14c02f4dULL, 0x1d148d82449eb4c6ULL, 0x67ccfd4a74ab3dbfULL,
+    0x289c8961bcb410bbULL, 0x5244f9a98c8199c2ULL, 0xdd2c68f1dcdf0249ULL, 0xa7f41839ecea8b30ULL,
+    0x438c80a64ce15841ULL, 0x3954f06e7cd4d138ULL, 0xb63c61362c8a4ab3ULL, 0xcce411fe1cbfc3caULL,
+    0x83b465d5d4a0eeceULL, 0xf96c151de49567b7ULL, 0x76048445b4cbfc3cULL, 0x0cdcf48d84fe7545ULL,
+    0x6fbd6d5ebd3716b7ULL, 0x15651d968d029fceULL, 0x9a0d8ccedd5c0445ULL, 0xe0d5fc06ed698d3cULL,
+    0xaf85882d2576a038ULL, 0xd55df8e515432941ULL, 0x5a3569bd451db2caULL, 0x20ed197575283bb3ULL,
+    0xc49581ead523e8c2ULL, 0xbe4df122e51661bbULL, 0x3125607ab548fa30ULL, 0x4bfd10b2857d7349ULL,
+    0x04ad64994d625e4dULL, 0x7e7514517d57d734ULL, 0xf11d85092d094cbfULL, 0x8bc5f5c11d3cc5c6ULL,
+    0x12b5926535897936ULL, 0x686de2ad05bcf04fULL, 0xe70573f555e26bc4ULL, 0x9ddd033d65d7e2bdULL,
+    0xd28d7716adc8cfb9ULL, 0xa85507de9dfd46c0ULL, 0x273d9686cda3dd4bULL, 0x5de5e64efd965432ULL,
+    0xb99d7ed15d9d8743ULL, 0xc3450e196da80e3aULL, 0x4c2d9f413df695b1ULL, 0x36f5ef890dc31cc8ULL,
+    0x79a59ba2c5dc31ccULL, 0x037deb6af5e9b8b5ULL, 0x8c157a32a5b7233eULL, 0xf6cd0afa9582aa47ULL,
+    0x4ad64994d625e4daULL, 0x300e395ce6106da3ULL, 0xbf66a804b64ef628ULL, 0xc5bed8cc867b7f51ULL,
+    0x8aeeace74e645255ULL, 0xf036dc2f7e51db2cULL, 0x7f5e4d772e0f40a7ULL, 0x05863dbf1e3ac9deULL,
+    0xe1fea520be311aafULL, 0x9b26d5e88e0493d6ULL, 0x144e44b0de5a085dULL, 0x6e963478ee6f8124ULL,
+    0x21c640532670ac20ULL, 0x5b1e309b16452559ULL, 0xd476a1c3461bbed2ULL, 0xaeaed10b762e37abULL,
+    0x37deb6af5e9b8b5bULL, 0x4d06c6676eae0222ULL, 0xc26e573f3ef099a9ULL, 0xb8b627f70ec510d0ULL,
+    0xf7e653dcc6da3dd4ULL, 0x8d3e2314f6efb4adULL, 0x0256b24ca6b12f26ULL, 0x788ec2849684a65fULL,
+    0x9cf65a1b368f752eULL, 0xe62e2ad306bafc57ULL, 0x6946bb8b56e467dcULL, 0x139ecb4366d1eea5ULL,
+    0x5ccebf68aecec3a1ULL, 0x2616cfa09efb4ad8ULL, 0xa97e5ef8cea5d153ULL, 0xd3a62e30fe90582aULL,
+    0xb0c7b7e3c7593bd8ULL, 0xca1fc72bf76cb2a1ULL, 0x45775673a732292aULL, 0x3faf26bb9707a053ULL,
+    0x70ff52905f188d57ULL, 0x0a2722586f2d042eULL, 0x854fb3003f739fa5ULL, 0xff97c3c80f4616dcULL,
+    0x1bef5b57af4dc5adULL, 0x61372b9f9f784cd4ULL, 0xee5fbac7cf26d75fULL, 0x9487ca0fff135e26ULL,
+    0xdbd7be24370c7322ULL, 0xa10fceec0739fa5bULL, 0x2e675fb4576761d0ULL, 0x54bf2f7c6752e8a9ULL,
+    0xcdcf48d84fe75459ULL, 0xb71738107fd2dd20ULL, 0x387fa9482f8c46abULL, 0x42a7d9801fb9cfd2ULL,
+    0x0df7adabd7a6e2d6ULL, 0x772fdd63e7936bafULL, 0xf8474c3bb7cdf024ULL, 0x829f3cf387f8795dULL,
+    0x66e7a46c27f3aa2cULL, 0x1c3fd4a417c62355ULL, 0x935745fc4798b8deULL, 0xe98f353477ad31a7ULL,
+    0xa6df411fbfb21ca3ULL, 0xdc0731d78f8795daULL, 0x536fa08fdfd90e51ULL, 0x29b7d047efec8728ULL,
+};
+
+/* CRC-64/Jones (reflected, init 0, no final xor): RDB files' trailer and DUMP payloads'
+ * checksum. Start with crc 0; pass the last value to continue over more bytes. Pure. */
+static uint64_t crc64_jones(uint64_t crc, const void *data, size_t len) {
+    const unsigned char *p = data;
+    for (size_t i = 0; i < len; i++) crc = crc64_table[(crc ^ p[i]) & 0xff] ^ (crc >> 8);
+    return crc;
+}
+
+static uint64_t le64_get(const unsigned char *p) {
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--) v = v << 8 | p[i];
+    return v;
+}
+
+static void le64_put(unsigned char *p, uint64_t v) {
+    for (int i = 0; i < 8; i++) p[i] = (unsigned char)(v >> (8 * i));
+}
+
+/* --- RDB reader: bounded, over a buffer (an mmap'd file) ------------------------------- */
+
+/* Value types both families agree on (Valkey and Redis give 22 and up other meanings). */
+enum { RDB_T_STRING = 0, RDB_T_LIST, RDB_T_SET, RDB_T_ZSET, RDB_T_HASH, RDB_T_ZSET2, RDB_T_MODULE_PRE_GA, RDB_T_MODULE2,
+       RDB_T_HASH_ZIPMAP = 9, RDB_T_LIST_ZIPLIST, RDB_T_SET_INTSET, RDB_T_ZSET_ZIPLIST, RDB_T_HASH_ZIPLIST,
+       RDB_T_LIST_QUICKLIST, RDB_T_STREAM, RDB_T_HASH_LISTPACK, RDB_T_ZSET_LISTPACK, RDB_T_LIST_QUICKLIST2,
+       RDB_T_STREAM2, RDB_T_SET_LISTPACK, RDB_T_STREAM3, RDB_T_COMMON_END };
+/* Opcodes, counted down from 255. 243 is Valkey's SLOT_IMPORT but Redis' KEY_META. */
+enum { RDB_OP_SLOT_INFO = 244, RDB_OP_FUNCTION2, RDB_OP_FUNCTION_PRE_GA, RDB_OP_MODULE_AUX, RDB_OP_IDLE, RDB_OP_FREQ,
+       RDB_OP_AUX, RDB_OP_RESIZEDB, RDB_OP_EXPIRE_MS, RDB_OP_EXPIRE, RDB_OP_SELECTDB, RDB_OP_EOF };
+
+#define RDB_MAX_KEY RESP_MAX_BULK   /* a key name longer than this is refused */
+
+/* A cursor over an RDB image. Every read checks the bytes left first: no length in the
+ * file is trusted. The first failure is kept in msg with its offset. */
+struct rdb_rd {
+    const unsigned char *p;
+    size_t len, pos;
+    int failed;
+    size_t at;              /* offset of the first failure */
+    char msg[200];
+};
+
+/* The file's header: "REDIS" + 4 digits or "VALKEY" + 3 digits. */
+struct rdb_head {
+    char magic[10];
+    int valkey;             /* the VALKEY family (its own numbers from 80 on) */
+    int version;
+};
+
+__attribute__((format(printf, 2, 3)))
+static int rdb_bad(struct rdb_rd *r, const char *fmt, ...) {
+    if (r->failed) return -1;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->msg, sizeof r->msg, fmt, ap);
+    va_end(ap);
+    r->failed = 1;
+    r->at = r->pos;
+    return -1;
+}
+
+static int rdb_need(struct rdb_rd *r, uint64_t n) {
+    return n <= r->len - r->pos ? 0 : rdb_bad(r, "truncated: %llu more byte(s) needed, %zu left", (unsigned long long)n, r->len - r->pos);
+}
+
+static int rdb_skip(struct rdb_rd *r, uint64_t n) {
+    if (rdb_need(r, n) < 0) return -1;
+    r->pos += (size_t)n;
+    return 0;
+}
+
+static int rdb_byte(struct rdb_rd *r, unsigned *v) {
+    if (rdb_need(r, 1) < 0) return -1;
+    *v = r->p[r->pos++];
+    return 0;
+}
+
+/* An RDB length: 00xxxxxx, 01xxxxxx xxxxxxxx, 0x80 + 32 bits or 0x81 + 64 bits (big
+ * endian). 11xxxxxx is a string encoding: allowed (*enc = 1, *len = the encoding) only
+ * where enc is given. */
+static int rdb_len(struct rdb_rd *r, uint64_t *len, int *enc) {
+    unsigned b, b2;
+    if (enc) *enc = 0;
+    if (rdb_byte(r, &b) < 0) return -1;
+    switch (b >> 6) {
+    case 0: *len = b & 0x3f; return 0;
+    case 1:
+        if (rdb_byte(r, &b2) < 0) return -1;
+        *len = (uint64_t)(b & 0x3f) << 8 | b2;
+        return 0;
+    case 2: {
+        if (b != 0x80 && b != 0x81) return rdb_bad(r, "bad length byte 0x%02x", b);
+        size_t n = b == 0x80 ? 4 : 8;
+        if (rdb_need(r, n) < 0) return -1;
+        uint64_t v = 0;
+        for (size_t i = 0; i < n; i++) v = v << 8 | r->p[r->pos++];
+        *len = v;
+        return 0;
+    }
+    default:
+        if (!enc) return rdb_bad(r, "a string encoding (0x%02x) where a length belongs", b);
+        *enc = 1;
+        *len = b & 0x3f;
+        return 0;
+    }
+}
+
+/* A length that counts elements of at least `min_bytes` each: more than the bytes
+ * left can hold is a corrupt file, found before any loop over it. */
+static int rdb_count(struct rdb_rd *r, uint64_t min_bytes, uint64_t *n) {
+    if (rdb_len(r, n, NULL) < 0) return -1;
+    if (*n > (r->len - r->pos) / min_bytes) return rdb_bad(r, "count %llu larger than the bytes left allow", (unsigned long long)*n);
+    return 0;
+}
+
+/* A string as stored: raw bytes, an integer (8, 16 or 32 bits) or LZF. */
+enum { RDB_STR_RAW, RDB_STR_INT, RDB_STR_LZF };
+struct rdb_str {
+    int kind;
+    const unsigned char *p; /* RAW: the bytes; LZF: the compressed bytes */
+    uint64_t len;           /* RAW: length; LZF: compressed length */
+    uint64_t ulen;          /* LZF: length once decompressed */
+    long long ival;         /* INT */
+};
+
+static int rdb_string(struct rdb_rd *r, struct rdb_str *s) {
+    uint64_t len, ulen;
+    int enc;
+    memset(s, 0, sizeof *s);
+    if (rdb_len(r, &len, &enc) < 0) return -1;
+    if (!enc) {
+        if (rdb_need(r, len) < 0) return -1;
+        s->p = r->p + r->pos;
+        s->len = len;
+        r->pos += (size_t)len;
+        return 0;
+    }
+    if (len <= 2) {
+        size_t n = (size_t)1 << len;
+        if (rdb_need(r, n) < 0) return -1;
+        uint32_t u = 0;
+        for (size_t i = 0; i < n; i++) u |= (uint32_t)r->p[r->pos + i] << (8 * i);
+        r->pos += n;
+        s->kind = RDB_STR_INT;
+        s->ival = n == 1 ? (int8_t)(uint8_t)u : n == 2 ? (int16_t)(uint16_t)u : (int32_t)u;
+        return 0;
+    }
+    if (len != 3) return rdb_bad(r, "unknown string encoding %llu", (unsigned long long)len);
+    if (rdb_len(r, &len, NULL) < 0 || rdb_len(r, &ulen, NULL) < 0 || rdb_need(r, len) < 0) return -1;
+    if (len == 0 || ulen == 0) return rdb_bad(r, "empty LZF string");
+    s->kind = RDB_STR_LZF;
+    s->p = r->p + r->pos;
+    s->len = len;
+    s->ulen = ulen;
+    r->pos += (size_t)len;
+    return 0;
+}
+
+/* liblzf's format: a control byte < 32 copies ctrl+1 literal bytes; else a back
+ * reference of (ctrl >> 5) + 2 bytes (7: plus the next byte) at distance
+ * ((ctrl & 31) << 8) + next byte + 1. 0 only when it decodes to exactly outlen bytes. Pure. */
+static int lzf_decompress(const unsigned char *in, size_t inlen, unsigned char *out, size_t outlen) {
+    size_t ip = 0, op = 0;
+    while (ip < inlen) {
+        size_t ctrl = in[ip++];
+        if (ctrl < 32) {
+            size_t n = ctrl + 1;
+            if (n > inlen - ip || n > outlen - op) return -1;
+            memcpy(out + op, in + ip, n);
+            ip += n;
+            op += n;
+            continue;
+        }
+        size_t n = ctrl >> 5, back = (ctrl & 0x1f) << 8;
+        if (n == 7) { if (ip >= inlen) return -1; n += in[ip++]; }
+        if (ip >= inlen) return -1;
+        back += (size_t)in[ip++] + 1;
+        n += 2;
+        if (back > op || n > outlen - op) return -1;
+        for (size_t i = 0; i < n; i++, op++) out[op] = out[op - back];
+    }
+    return op == outlen ? 0 : -1;
+}
+
+/* The bytes of a string (a key name, a function's code) as a new sds; -1 with r's
+ * message when it is longer than max or its LZF does not decode. */
+static int rdb_str_decode(struct rdb_rd *r, const struct rdb_str *s, size_t max, sds *out) {
+    *out = NULL;
+    if (s->kind == RDB_STR_INT) *out = rc_sprintf("%lld", s->ival);
+    else if (s->kind == RDB_STR_RAW) {
+        if (s->len > max) return rdb_bad(r, "string of %llu bytes, more than %zu", (unsigned long long)s->len, max);
+        *out = sdsnewlen(s->p, (size_t)s->len);
+    } else {
+        if (s->ulen > max) return rdb_bad(r, "compressed string of %llu bytes, more than %zu", (unsigned long long)s->ulen, max);
+        if (!(*out = sdsnewlen(NULL, (size_t)s->ulen))) return rdb_bad(r, "out of memory");
+        if (lzf_decompress(s->p, (size_t)s->len, (unsigned char *)*out, (size_t)s->ulen) < 0) {
+            sdsfree(*out);
+            *out = NULL;
+            return rdb_bad(r, "corrupt LZF string");
+        }
+    }
+    return *out ? 0 : rdb_bad(r, "out of memory");
+}
+
+static int rdb_skip_strings(struct rdb_rd *r, uint64_t n) {
+    struct rdb_str s;
+    for (uint64_t i = 0; i < n; i++) if (rdb_string(r, &s) < 0) return -1;
+    return 0;
+}
+
+/* A sorted set score of type 3: one length byte, 253-255 standing for nan, +inf, -inf. */
+static int rdb_skip_text_double(struct rdb_rd *r) {
+    unsigned b;
+    if (rdb_byte(r, &b) < 0) return -1;
+    return b >= 253 ? 0 : rdb_skip(r, b);
+}
+
+static int rdb_skip_lens(struct rdb_rd *r, int n) {
+    uint64_t v;
+    for (int i = 0; i < n; i++) if (rdb_len(r, &v, NULL) < 0) return -1;
+    return 0;
+}
+
+/* A consumer group: name, last id, [entries read], pending entries (16-byte id,
+ * 8-byte delivery time, delivery count), consumers (name, seen time, [active time],
+ * their pending ids). */
+static int rdb_skip_stream_group(struct rdb_rd *r, unsigned type) {
+    uint64_t pel, consumers, own;
+    struct rdb_str name;
+    if (rdb_string(r, &name) < 0 || rdb_skip_lens(r, type >= RDB_T_STREAM2 ? 3 : 2) < 0) return -1;
+    if (rdb_count(r, 25, &pel) < 0) return -1;
+    for (uint64_t i = 0; i < pel; i++)
+        if (rdb_skip(r, 24) < 0 || rdb_skip_lens(r, 1) < 0) return -1;
+    if (rdb_count(r, 10, &consumers) < 0) return -1;
+    for (uint64_t i = 0; i < consumers; i++) {
+        if (rdb_string(r, &name) < 0 || rdb_skip(r, type >= RDB_T_STREAM3 ? 16 : 8) < 0) return -1;
+        if (rdb_count(r, 16, &own) < 0 || rdb_skip(r, own * 16) < 0) return -1;
+    }
+    return 0;
+}
+
+/* A stream: listpack nodes (key, listpack), length, last id, [first id, max deleted
+ * id, entries added], consumer groups. */
+static int rdb_skip_stream(struct rdb_rd *r, unsigned type) {
+    uint64_t nodes, groups;
+    if (rdb_count(r, 2, &nodes) < 0 || rdb_skip_strings(r, nodes * 2) < 0) return -1;
+    if (rdb_skip_lens(r, type >= RDB_T_STREAM2 ? 8 : 3) < 0) return -1;
+    if (rdb_count(r, 4, &groups) < 0) return -1;
+    for (uint64_t i = 0; i < groups; i++) if (rdb_skip_stream_group(r, type) < 0) return -1;
+    return 0;
+}
+
+/* Step over a value of `type` (one of the common types, modules excepted). */
+static int rdb_skip_value(struct rdb_rd *r, unsigned type) {
+    uint64_t n;
+    switch (type) {
+    case RDB_T_STRING: case RDB_T_HASH_ZIPMAP: case RDB_T_LIST_ZIPLIST: case RDB_T_SET_INTSET: case RDB_T_ZSET_ZIPLIST:
+    case RDB_T_HASH_ZIPLIST: case RDB_T_HASH_LISTPACK: case RDB_T_ZSET_LISTPACK: case RDB_T_SET_LISTPACK:
+        return rdb_skip_strings(r, 1);
+    case RDB_T_LIST: case RDB_T_SET: case RDB_T_LIST_QUICKLIST:
+        return rdb_count(r, 1, &n) < 0 ? -1 : rdb_skip_strings(r, n);
+    case RDB_T_HASH:
+        return rdb_count(r, 2, &n) < 0 ? -1 : rdb_skip_strings(r, n * 2);
+    case RDB_T_ZSET:
+        if (rdb_count(r, 2, &n) < 0) return -1;
+        for (uint64_t i = 0; i < n; i++) if (rdb_skip_strings(r, 1) < 0 || rdb_skip_text_double(r) < 0) return -1;
+        return 0;
+    case RDB_T_ZSET2:
+        if (rdb_count(r, 9, &n) < 0) return -1;
+        for (uint64_t i = 0; i < n; i++) if (rdb_skip_strings(r, 1) < 0 || rdb_skip(r, 8) < 0) return -1;
+        return 0;
+    case RDB_T_LIST_QUICKLIST2:
+        if (rdb_count(r, 2, &n) < 0) return -1;
+        for (uint64_t i = 0; i < n; i++) if (rdb_skip_lens(r, 1) < 0 || rdb_skip_strings(r, 1) < 0) return -1;
+        return 0;
+    case RDB_T_STREAM: case RDB_T_STREAM2: case RDB_T_STREAM3:
+        return rdb_skip_stream(r, type);
+    }
+    return rdb_bad(r, "unknown value type %u", type);
+}
+
+/* The oldest RDB version that has value type t (a DUMP payload may say any version from
+ * there up to what the target reads). Pure. */
+static int rdb_type_min_version(unsigned t) {
+    return t <= RDB_T_HASH ? 1 : t == RDB_T_ZSET2 ? 8 : t <= RDB_T_LIST_QUICKLIST ? 7 : t == RDB_T_STREAM ? 9 : t <= RDB_T_STREAM2 ? 10 : 11;
+}
+
+/* "REDIS0010" -> Redis family, 10; "VALKEY080" -> Valkey family, 80. */
+static int rdb_header(struct rdb_rd *r, struct rdb_head *h) {
+    memset(h, 0, sizeof *h);
+    if (r->len < 9) return rdb_bad(r, "not an RDB file: shorter than its 9-byte header");
+    const char *p = (const char *)r->p;
+    int redis = !memcmp(p, "REDIS", 5) && strspn(p + 5, "0123456789") >= 4;
+    int valkey = !memcmp(p, "VALKEY", 6) && strspn(p + 6, "0123456789") >= 3;
+    if (!redis && !valkey) return rdb_bad(r, "not an RDB file: the magic is neither REDIS0nnn nor VALKEYnnn");
+    memcpy(h->magic, p, 9);
+    h->valkey = valkey;
+    h->version = atoi(h->magic + (valkey ? 6 : 5));
+    r->pos = 9;
+    if ((!valkey && (h->version < 1 || h->version > 14)) || (valkey && h->version != 80))
+        return rdb_bad(r, "RDB version %s is not one rcluster reads (REDIS0001-0014, VALKEY080)", h->magic);
+    return 0;
+}
+
+/* One key as the walk hands it to a visitor; valid during the call only. */
+struct rdb_key {
+    sds name;
+    unsigned type;
+    const unsigned char *val;   /* the value's encoding, after the type byte */
+    size_t vlen;
+    long long expire_ms;        /* absolute unix ms, -1 for none */
+};
+
+/* What a walk calls; a visitor returning -1 stops it (the visitor set rc->err). */
+struct rdb_visitor {
+    int (*on_key)(void *ctx, const struct rdb_key *k);
+    int (*on_function)(void *ctx, const unsigned char *enc, size_t len);  /* the code's string encoding */
+    void *ctx;
+    int verify_crc;             /* check the trailer (the first pass over a file does) */
+};
+
+enum { RDB_WALK_BAD = -1, RDB_WALK_STOPPED = -2 };
+
+/* Put the key's name before r's message (the first failure's text stays its cause). */
+static void rdb_name_key(struct rdb_rd *r, const char *key) {
+    char m[sizeof r->msg];
+    snprintf(m, sizeof m, "%s", r->msg);
+    snprintf(r->msg, sizeof r->msg, "key '%.60s': %.130s", key, m);
+}
+
+/* A key and its value at r: check the type before stepping over it (a module type
+ * cannot be stepped over), then hand it to the visitor. */
+static int rdb_walk_key(struct rdb_rd *r, unsigned type, long long expire, const struct rdb_visitor *v) {
+    struct rdb_str ks;
+    struct rdb_key k = { NULL, type, NULL, 0, expire };
+    if (rdb_string(r, &ks) < 0 || rdb_str_decode(r, &ks, RDB_MAX_KEY, &k.name) < 0) return RDB_WALK_BAD;
+    size_t start = r->pos;
+    if (type == RDB_T_MODULE_PRE_GA || type == RDB_T_MODULE2) rdb_bad(r, "a module type (rcluster cannot read module data)");
+    else if (type >= RDB_T_COMMON_END) rdb_bad(r, "value type %u is not one rcluster reads", type);
+    else if (rdb_skip_value(r, type) == 0) {
+        k.val = r->p + start;
+        k.vlen = r->pos - start;
+        int ret = v->on_key && v->on_key(v->ctx, &k) < 0 ? RDB_WALK_STOPPED : 0;
+        sdsfree(k.name);
+        return ret;
+    }
+    rdb_name_key(r, k.name);
+    sdsfree(k.name);
+    return RDB_WALK_BAD;
+}
+
+/* After the EOF opcode: the CRC-64 of everything before it (0 when the server saved
+ * without checksums), then nothing. */
+static int rdb_walk_trailer(struct rdb_rd *r, const struct rdb_head *h, const struct rdb_visitor *v) {
+    if (h->version < 5 && !h->valkey) return r->pos == r->len ? 0 : rdb_bad(r, "bytes after the end of the RDB");
+    size_t end = r->pos;
+    if (rdb_need(r, 8) < 0) return RDB_WALK_BAD;
+    uint64_t want = le64_get(r->p + end);
+    r->pos += 8;
+    if (r->pos != r->len) return rdb_bad(r, "%zu byte(s) after the end of the RDB", r->len - r->pos);
+    if (v->verify_crc && want && crc64_jones(0, r->p, end) != want) {
+        r->pos = end;
+        return rdb_bad(r, "checksum mismatch: the file is corrupt (CRC-64 of its bytes is not the one it ends with)");
+    }
+    return 0;
+}
+
+/* The opcodes that carry no key: SELECTDB (only database 0 goes into a cluster),
+ * RESIZEDB, AUX, FREQ, IDLE, SLOT_INFO, FUNCTION2. 1 when op was EOF. */
+static int rdb_walk_opcode(struct rdb_rd *r, unsigned op, long long *expire, const struct rdb_visitor *v) {
+    uint64_t a;
+    size_t start = r->pos;
+    struct rdb_str s;
+    switch (op) {
+    case RDB_OP_EOF: return 1;
+    case RDB_OP_SELECTDB:
+        if (rdb_len(r, &a, NULL) < 0) return -1;
+        return a == 0 ? 0 : rdb_bad(r, "keys in database %llu: a cluster has only database 0", (unsigned long long)a);
+    case RDB_OP_RESIZEDB: return rdb_skip_lens(r, 2);
+    case RDB_OP_AUX: return rdb_skip_strings(r, 2);
+    case RDB_OP_FREQ: return rdb_skip(r, 1);
+    case RDB_OP_IDLE: return rdb_skip_lens(r, 1);
+    case RDB_OP_SLOT_INFO: return rdb_skip_lens(r, 3);
+    case RDB_OP_EXPIRE:
+        if (rdb_need(r, 4) < 0) return -1;
+        *expire = (long long)((uint32_t)r->p[r->pos] | (uint32_t)r->p[r->pos + 1] << 8 | (uint32_t)r->p[r->pos + 2] << 16 | (uint32_t)r->p[r->pos + 3] << 24) * 1000;
+        r->pos += 4;
+        return 0;
+    case RDB_OP_EXPIRE_MS:
+        if (rdb_need(r, 8) < 0) return -1;
+        *expire = (long long)le64_get(r->p + r->pos);
+        r->pos += 8;
+        return 0;
+    case RDB_OP_FUNCTION2:
+        if (rdb_string(r, &s) < 0) return -1;
+        return v->on_function && v->on_function(v->ctx, r->p + start, r->pos - start) < 0 ? RDB_WALK_STOPPED : 0;
+    case RDB_OP_FUNCTION_PRE_GA: return rdb_bad(r, "functions of a Redis 7.0 release candidate (opcode 246)");
+    case RDB_OP_MODULE_AUX: return rdb_bad(r, "module data (opcode 247): rcluster cannot read module data");
+    }
+    return rdb_bad(r, "unknown opcode %u", op);
+}
+
+/* Walk a whole RDB image: header, opcodes, keys, EOF, checksum. 0 when every byte was
+ * read; RDB_WALK_BAD with r->msg at r->at; RDB_WALK_STOPPED when a visitor stopped it. */
+static int rdb_walk(struct rdb_rd *r, struct rdb_head *h, const struct rdb_visitor *v) {
+    if (rdb_header(r, h) < 0) return RDB_WALK_BAD;
+    long long expire = -1;
+    for (;;) {
+        unsigned op;
+        if (rdb_byte(r, &op) < 0) return RDB_WALK_BAD;
+        if (op < RDB_OP_SLOT_INFO - 1) {   /* a value type (243 is an opcode in both families) */
+            int k = rdb_walk_key(r, op, expire, v);
+            if (k < 0) return k;
+            expire = -1;
+            continue;
+        }
+        int o = rdb_walk_opcode(r, op, &expire, v);
+        if (o == 1) return rdb_walk_trailer(r, h, v) < 0 ? RDB_WALK_BAD : 0;
+        if (o < 0) return o == RDB_WALK_STOPPED ? o : RDB_WALK_BAD;
+    }
+}
+
+/* RESTORE's payload (DUMP's format): type byte, the value's encoding, RDB version (2
+ * bytes, little endian), CRC-64 of all that (8 bytes, little endian). NULL on OOM. */
+static sds rdb_dump_payload(unsigned type, const unsigned char *val, size_t vlen, int version) {
+    sds p = sdsnewlen(NULL, 1 + vlen + 10);
+    if (!p) return NULL;
+    unsigned char *u = (unsigned char *)p;
+    u[0] = (unsigned char)type;
+    if (vlen) memcpy(u + 1, val, vlen);
+    u[1 + vlen] = (unsigned char)(version & 0xff);
+    u[2 + vlen] = (unsigned char)(version >> 8);
+    le64_put(u + 3 + vlen, crc64_jones(0, u, 3 + vlen));
+    return p;
+}
+
+/* --- Shared by backup, restore and import ------------------------------------------ */
+
+static long long rc_wall_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* "2026-12-02T00:01:34Z" */
+static void iso_time(long long unix_ms, char *out, size_t len) {
+    time_t t = (time_t)(unix_ms / 1000);
+    struct tm tmv;
+    if (!gmtime_r(&t, &tmv) || !strftime(out, len, "%Y-%m-%dT%H:%M:%SZ", &tmv)) snprintf(out, len, "?");
+}
+
+/* Queue a command whose words may hold any bytes (key names, RESTORE payloads) on x;
+ * its reply is owed. */
+static int sess_queue_bin(struct session *s, struct snode *x, int argc, const char **argv, const size_t *lens) {
+    if (!x->up) return rc_fail_as(s->rc, RC_ERR_UNREACHABLE, "%s:%d is not reachable: %s", x->ip, x->port, x->err ? x->err : "?");
+    if (!x->c.wbuf && !(x->c.wbuf = sdsempty())) return rc_fail_oom(s->rc);
+    x->c.wbuf = resp_append_command(x->c.wbuf, argc, argv, lens);
+    if (!x->c.wbuf) return rc_fail_oom(s->rc);
+    x->owed++;
+    return 0;
+}
+
+/* The newest DUMP/RDB version a server reads, from "Redis 7.0.15" / "Valkey 9.1.0"
+ * (measured: Redis 7.0 10, Valkey 8 11, Valkey 9.1 11 or 80, Redis 8 dev 14; 7.2 11,
+ * 7.4-8.x 12 from their release notes). *valkey80: it also reads Valkey's 80. Pure. */
+static int server_rdb_version(const char *desc, int *valkey80) {
+    int major = 0, minor = 0;
+    const char *sp = strchr(desc, ' ');
+    parse_version(sp ? sp + 1 : "", &major, &minor);
+    *valkey80 = 0;
+    if (!strncmp(desc, "Valkey", 6)) {
+        *valkey80 = major >= 9;
+        return 11;
+    }
+    if (major >= 9) return 14;  /* the dev build says 255.255.255 */
+    if (major == 8 || (major == 7 && minor >= 4)) return 12;
+    if (major == 7) return minor >= 2 ? 11 : 10;
+    return 9;
+}
+
+/* --- backup -------------------------------------------------------------------------- */
+
+#define BK_MARK 40
+
+/* The last bytes of a stream, held back until more arrive: the 40-byte EOF mark of a
+ * diskless transfer, or the 8-byte CRC trailer (not part of what it sums). */
+struct tailhold {
+    unsigned char b[BK_MARK];
+    size_t n;
+};
+
+typedef int (*tail_emit_fn)(void *ctx, const unsigned char *p, size_t n);
+
+/* Push n bytes through h, keeping its last `keep` (<= BK_MARK); what falls out goes to
+ * emit, in order. */
+static int tailhold_push(struct tailhold *h, size_t keep, const unsigned char *d, size_t n, tail_emit_fn emit, void *ctx) {
+    if (h->n + n <= keep) {
+        memcpy(h->b + h->n, d, n);
+        h->n += n;
+        return 0;
+    }
+    size_t out = h->n + n - keep, from_h = out < h->n ? out : h->n, from_d = out - from_h;
+    if (from_h && emit(ctx, h->b, from_h) < 0) return -1;
+    if (from_d && emit(ctx, d, from_d) < 0) return -1;
+    memmove(h->b, h->b + from_h, h->n - from_h);
+    h->n -= from_h;
+    memcpy(h->b + h->n, d + from_d, n - from_d);
+    h->n += n - from_d;
+    return 0;
+}
+
+enum { BK_HEAD, BK_BODY, BK_DONE };
+
+/* One RDB being fetched. */
+struct bk_src {
+    struct snode *x;            /* where it comes from */
+    const struct snode *master; /* whose data it is: x, or the master x replicates */
+    struct rconn c;
+    int fd;
+    sds path, part;             /* DIR/<master id>.rdb, and DIR/<master id>.rdb.part while it streams */
+    int state;                  /* BK_* */
+    int eofmark;                /* a diskless "$EOF:<mark>" transfer, else "$<len>" */
+    char mark[BK_MARK];
+    uint64_t left;              /* "$<len>": bytes still to come */
+    sds head;                   /* the header line so far */
+    struct tailhold markhold, crchold;
+    uint64_t crc, bytes;
+    unsigned char magic[10];
+    int64_t t_start, t_last;    /* monotonic ms: SYNC sent, last byte */
+    double seconds;
+    long long unix_ms;          /* wall clock at SYNC: when the snapshot was taken */
+    int crc_ok;                 /* the RDB's own CRC-64 matched; 0: the server saved without one */
+    int renamed;
+};
+
+struct backup {
+    struct rc *rc;
+    struct session s;
+    const char *dir;
+    int from_replicas;
+    struct bk_src *src;
+    int n;
+};
+
+static int bk_crc_emit(void *ctx, const unsigned char *p, size_t n) {
+    struct bk_src *b = ctx;
+    b->crc = crc64_jones(b->crc, p, n);
+    return 0;
+}
+
+/* Bytes of the RDB itself: to the file, into the magic, and into the CRC, which lags
+ * 8 bytes behind. -1 with errno on a failed write. */
+static int bk_file_write(void *ctx, const unsigned char *p, size_t n) {
+    struct bk_src *b = ctx;
+    for (size_t i = 0; i < n && b->bytes + i < 9; i++) b->magic[b->bytes + i] = p[i];
+    for (size_t off = 0; off < n; ) {
+        ssize_t w = write(b->fd, p + off, n - off);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) { if (w == 0) errno = ENOSPC; return -1; }
+        off += (size_t)w;
+    }
+    b->bytes += n;
+    return tailhold_push(&b->crchold, 8, p, n, bk_crc_emit, b);
+}
+
+/* The header line: "$<len>" or "$EOF:<40-byte mark>"; "+FULLRESYNC ..." (PSYNC's) is
+ * skipped, "-ERR ..." is the master's refusal. */
+static int bk_head_line(struct rc *rc, struct bk_src *b) {
+    size_t len = sdslen(b->head) - 2;
+    const char *h = b->head;
+    long long v;
+    if (h[0] == '-') return rc_fail(rc, "%s: SYNC: %.*s", b->c.name, (int)len, h + 1);
+    if (h[0] == '+') { sdsclear(b->head); return 0; }
+    if (len == 5 + BK_MARK && !memcmp(h, "$EOF:", 5)) {
+        b->eofmark = 1;
+        memcpy(b->mark, h + 5, BK_MARK);
+    } else if (len > 1 && h[0] == '$' && resp_parse_ll(h + 1, len - 1, 1, LLONG_MAX, &v) == 0) {
+        b->left = (uint64_t)v;
+    } else {
+        return rc_fail(rc, "%s: SYNC: unexpected reply '%.60s' (not a replication stream)", b->c.name, h);
+    }
+    sdsclear(b->head);
+    b->state = BK_BODY;
+    return 0;
+}
+
+/* Header bytes; the "\n" keepalives a master sends while it forks come first. Returns
+ * the bytes of p used, -1 with rc->err. */
+static long bk_head(struct rc *rc, struct bk_src *b, const unsigned char *p, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        size_t hl = sdslen(b->head);
+        if (hl == 0 && p[i] == '\n') continue;
+        if (hl >= 256) return rc_fail(rc, "%s: SYNC: a header line longer than 256 bytes (not a replication stream)", b->c.name);
+        if (!(b->head = rc_catlen(b->head, p + i, 1))) return rc_fail_oom(rc);
+        if (p[i] == '\n' && hl > 0 && b->head[hl - 1] == '\r') return bk_head_line(rc, b) < 0 ? -1 : (long)(i + 1);
+    }
+    return (long)n;
+}
+
+static int bk_write_fail(struct rc *rc, struct bk_src *b) {
+    return rc_fail(rc, "writing %s: %s", b->part, strerror(errno));
+}
+
+static int bk_body(struct rc *rc, struct bk_src *b, const unsigned char *p, size_t n) {
+    if (b->eofmark) {
+        if (tailhold_push(&b->markhold, BK_MARK, p, n, bk_file_write, b) < 0) return bk_write_fail(rc, b);
+        if (b->markhold.n == BK_MARK && !memcmp(b->markhold.b, b->mark, BK_MARK)) b->state = BK_DONE;
+        return 0;
+    }
+    size_t m = n < b->left ? n : (size_t)b->left;
+    if (bk_file_write(b, p, m) < 0) return bk_write_fail(rc, b);
+    b->left -= m;
+    if (!b->left) b->state = BK_DONE;
+    return 0;
+}
+
+/* Bytes from the master, in order: header, then the RDB (anything after it is ignored). */
+static int bk_feed(struct rc *rc, struct bk_src *b, const unsigned char *p, size_t n) {
+    while (n && b->state == BK_HEAD) {
+        long used = bk_head(rc, b, p, n);
+        if (used < 0) return -1;
+        p += used;
+        n -= (size_t)used;
+    }
+    return n && b->state == BK_BODY ? bk_body(rc, b, p, n) : 0;
+}
+
+/* The whole RDB is on disk: check it is one (magic, its own CRC-64), make it durable
+ * and give it its name. */
+static int bk_finish(struct rc *rc, struct bk_src *b) {
+    b->seconds = (double)(rc_now_ms() - b->t_start) / 1000.0;
+    rconn_close(&b->c);
+    if (b->bytes < 9 + 1 + 8 || (memcmp(b->magic, "REDIS", 5) && memcmp(b->magic, "VALKEY", 6)))
+        return rc_fail(rc, "%s:%d: SYNC sent %llu bytes that are not an RDB file", b->x->ip, b->x->port, (unsigned long long)b->bytes);
+    uint64_t trailer = le64_get(b->crchold.b);
+    b->crc_ok = trailer != 0;
+    if (trailer && trailer != b->crc)
+        return rc_fail(rc, "%s:%d: the RDB's CRC-64 %016llx does not match its bytes (%016llx): transfer corrupted", b->x->ip, b->x->port,
+                       (unsigned long long)trailer, (unsigned long long)b->crc);
+    int bad = fsync(b->fd) < 0;
+    bad |= close(b->fd) < 0;
+    b->fd = -1;
+    if (bad || rename(b->part, b->path) < 0) return rc_fail(rc, "writing %s: %s", b->path, strerror(errno));
+    b->renamed = 1;
+    rc_fsync_parent(b->path);
+    return 0;
+}
+
+/* Each master's source: the master, or with --from-replicas a replica of it whose link
+ * is up (else the master, with a warning). Every master with slots must answer. */
+static int bk_pick_sources(struct backup *bk) {
+    struct session *s = &bk->s;
+    if (!(bk->src = calloc((size_t)s->n, sizeof *bk->src))) return rc_fail_oom(bk->rc);
+    for (int i = 0; i < s->n; i++) {
+        struct snode *x = &s->nodes[i], *from = x;
+        if (!snode_is_master(x) || snode_slot_count(x) == 0) continue;
+        if (!x->up) return rc_fail_kind_msg(bk->rc, x->err_kind, rc_sprintf("master %s:%d (%.40s) is not reachable: %s; nothing backed up", x->ip, x->port, x->id, x->err));
+        for (int j = 0; bk->from_replicas && j < s->n && from == x; j++) {
+            struct snode *y = &s->nodes[j];
+            if (y->up && !snode_is_master(y) && !strcmp(snode_master_id(y), x->id) && !strcmp(y->link, "up")) from = y;
+        }
+        if (bk->from_replicas && from == x) rc_warn(bk->rc, "master %s:%d has no replica with its link up: its RDB comes from the master", x->ip, x->port);
+        struct bk_src *b = &bk->src[bk->n++];
+        b->x = from;
+        b->master = x;
+        b->fd = -1;
+        b->c.fd = -1;
+        b->path = rc_sprintf("%s/%s.rdb", bk->dir, x->id);
+        b->part = rc_sprintf("%s/%s.rdb.part", bk->dir, x->id);
+        if (!b->path || !b->part || !(b->head = sdsempty())) return rc_fail_oom(bk->rc);
+    }
+    return bk->n ? 0 : rc_fail(bk->rc, "no master owns slots: nothing to back up");
+}
+
+/* Ask for one RDB and nothing after it: REPLCONF rdb-only 1 (the master ends the link
+ * after the RDB), capa eof (diskless transfers), and to Valkey >= 9 its own version so
+ * that it sends its native format; then SYNC. */
+static int bk_start(struct backup *bk, struct bk_src *b) {
+    struct rc *rc = bk->rc;
+    struct resp *r[3] = { NULL, NULL, NULL };
+    const char *ver = (b->x->caps & SRV_ATOMIC_VALKEY) && !strncmp(b->x->server, "Valkey ", 7) ? b->x->server + 7 : NULL;
+    int nq = ver ? 3 : 2, ret = -1;
+    if (rconn_open(rc, &b->c, b->x->conn_ip, b->x->conn_port) < 0) return -1;
+    if (rconn_queue(rc, &b->c, "REPLCONF", "rdb-only", "1", RESP_END) < 0 || rconn_queue(rc, &b->c, "REPLCONF", "capa", "eof", RESP_END) < 0 ||
+        (ver && rconn_queue(rc, &b->c, "REPLCONF", "version", ver, RESP_END) < 0)) return -1;
+    for (int k = 0; k < nq; k++)
+        if (!(r[k] = rconn_read(rc, &b->c, rc_now_ms() + rc->io_timeout_ms))) goto out;
+    if (r[0]->type == RESP_ERROR && !strncmp(r[0]->str, "NOAUTH", 6)) { rc_fail_as(rc, RC_ERR_AUTH, "%s: %s", b->c.name, r[0]->str); goto out; }
+    if (r[0]->type == RESP_ERROR) rc_warn(rc, "%s: REPLCONF rdb-only: %s (an older server: it streams on after the RDB; rcluster stops reading there)", b->c.name, r[0]->str);
+    b->fd = open(b->part, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (b->fd < 0) { rc_fail(rc, "creating %s: %s", b->part, strerror(errno)); goto out; }
+    if (rconn_queue(rc, &b->c, "SYNC", RESP_END) < 0 || rconn_flush(rc, &b->c, rc_now_ms() + rc->io_timeout_ms) < 0) goto out;
+    b->t_start = b->t_last = rc_now_ms();
+    b->unix_ms = rc_wall_ms();
+    ret = 0;
+out:
+    for (int k = 0; k < 3; k++) resp_free(r[k]);
+    return ret;
+}
+
+/* "12.3 MB" */
+static void bytes_human(double v, char *out, size_t len) {
+    static const char *const unit[] = { "B", "KB", "MB", "GB", "TB" };
+    int u = 0;
+    while (v >= 1000 && u < 4) { v /= 1000; u++; }
+    snprintf(out, len, u ? "%.1f %s" : "%.0f %s", v, unit[u]);
+}
+
+static void bk_progress(struct backup *bk) {
+    uint64_t got = 0, total = 0;
+    int done = 0, known = 1;
+    for (int i = 0; i < bk->n; i++) {
+        struct bk_src *b = &bk->src[i];
+        got += b->bytes;
+        done += b->state == BK_DONE;
+        if (b->state == BK_HEAD || b->eofmark) known = 0;
+        else total += b->bytes + b->left;
+    }
+    double secs = (double)(rc_now_ms() - bk->rc->t0) / 1000.0;
+    char g[32], t[32], rate[32];
+    bytes_human((double)got, g, sizeof g);
+    bytes_human((double)total, t, sizeof t);
+    bytes_human(secs > 0 ? (double)got / secs : 0, rate, sizeof rate);
+    rc_progress(bk->rc, "backup: %s%s%s received, %s/s, %d of %d RDB file(s) done", g, known ? " of " : "", known ? t : "", rate, done, bk->n);
+}
+
+/* Read one source that poll says has bytes; done with it once its RDB is complete. */
+static int bk_read(struct backup *bk, struct bk_src *b, unsigned char *buf, size_t cap) {
+    struct rc *rc = bk->rc;
+    ssize_t got = recv(b->c.fd, buf, cap, 0);
+    if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return 0;
+    if (got <= 0)
+        return rc_fail_as(rc, RC_ERR_UNREACHABLE, "%s: the connection ended before the end of the RDB (%llu bytes received)%s%s", b->c.name,
+                          (unsigned long long)b->bytes, got < 0 ? ": " : "", got < 0 ? strerror(errno) : "");
+    b->t_last = rc_now_ms();
+    if (bk_feed(rc, b, buf, (size_t)got) < 0) return -1;
+    return b->state == BK_DONE ? bk_finish(rc, b) : 0;
+}
+
+/* Read every stream at once until each RDB is complete; a source silent for --timeout
+ * seconds (masters send "\n" every second while they fork) is a failure. */
+static int bk_pump(struct backup *bk) {
+    struct rc *rc = bk->rc;
+    size_t cap = (size_t)1 << 20;
+    unsigned char *buf = malloc(cap);
+    struct pollfd *pf = calloc((size_t)bk->n, sizeof *pf);
+    int *idx = calloc((size_t)bk->n, sizeof *idx), ret = 0;
+    int64_t next_report = rc_now_ms() + 1000, idle_ms = (int64_t)(rc->timeout * 1000);
+    if (!buf || !pf || !idx) ret = rc_fail_oom(rc);
+    while (ret == 0) {
+        int active = 0;
+        for (int i = 0; i < bk->n; i++)
+            if (bk->src[i].state != BK_DONE) { pf[active] = (struct pollfd){ bk->src[i].c.fd, POLLIN, 0 }; idx[active++] = i; }
+        if (!active) break;
+        int r = poll(pf, (nfds_t)active, 200);
+        if (rc_interrupted()) { ret = rc_fail_as(rc, RC_ERR_INTERRUPTED, "backup interrupted"); break; }
+        if (r < 0 && errno != EINTR) { ret = rc_fail_errno(rc, "poll"); break; }
+        for (int k = 0; ret == 0 && r > 0 && k < active; k++)
+            if (pf[k].revents) ret = bk_read(bk, &bk->src[idx[k]], buf, cap);
+        for (int k = 0; ret == 0 && k < active; k++) {
+            struct bk_src *b = &bk->src[idx[k]];
+            if (b->state != BK_DONE && rc_now_ms() - b->t_last > idle_ms)
+                ret = rc_fail_as(rc, RC_ERR_TIMEOUT, "%s: nothing received for %.0f s (%llu bytes so far)", b->c.name, rc->timeout, (unsigned long long)b->bytes);
+        }
+        if (ret == 0 && rc_now_ms() >= next_report) { bk_progress(bk); next_report = rc_now_ms() + 1000; }
+    }
+    free(buf);
+    free(pf);
+    free(idx);
+    return ret;
+}
+
+/* One file of the backup as JSON (the manifest and --json say the same). */
+static sds bk_file_json(sds js, const struct backup *bk, const struct bk_src *b) {
+    char when[32];
+    iso_time(b->unix_ms, when, sizeof when);
+    const char *slash = strrchr(b->path, '/');
+    js = rc_cat(js, "{\"file\":");
+    js = rc_json_str(js, slash ? slash + 1 : b->path);
+    js = rc_catprintf(js, ",\"master\":\"%s\",\"source\":\"%s\",\"source_addr\":\"%s:%d\",\"source_role\":\"%s\",\"server\":", b->master->id, b->x->id,
+                      b->x->ip, b->x->port, b->x == b->master ? "master" : "replica");
+    js = rc_json_str(js, b->x->server);
+    js = rc_cat(js, ",\"magic\":");
+    js = rc_json_str(js, (const char *)b->magic);
+    js = rc_catprintf(js, ",\"rdb_version\":%d,\"bytes\":%llu,\"crc64\":\"%016llx\",\"rdb_checksum\":\"%s\",\"snapshot_time\":\"%s\","
+                      "\"snapshot_unix_ms\":%lld,\"seconds\":%.3f}", atoi((const char *)b->magic + (b->magic[0] == 'V' ? 6 : 5)),
+                      (unsigned long long)b->bytes, (unsigned long long)b->crc, b->crc_ok ? "verified" : "absent", when, b->unix_ms, b->seconds);
+    (void)bk;
+    return js;
+}
+
+/* The cluster as it was: every node, its role, master and slots. */
+static sds bk_nodes_json(sds js, const struct session *s) {
+    js = rc_cat(js, "[");
+    for (int i = 0; js && i < s->n; i++) {
+        const struct snode *x = &s->nodes[i];
+        const struct nodeinfo *ni = snode_slots(x);
+        int m = snode_is_master(x);
+        js = rc_catprintf(js, "%s{\"id\":\"%s\",\"addr\":\"%s:%d\",\"role\":\"%s\",\"master\":%s%s%s,\"reachable\":%s,\"ranges\":[", i ? "," : "", x->id,
+                          x->ip, x->port, m ? "master" : "replica", m ? "" : "\"", m ? "null" : snode_master_id(x), m ? "" : "\"", x->up ? "true" : "false");
+        for (int r = 0; js && m && ni && r < ni->nranges; r++) js = rc_catprintf(js, "%s[%d,%d]", r ? "," : "", ni->ranges[r][0], ni->ranges[r][1]);
+        js = rc_cat(js, "],\"server\":");
+        js = rc_json_str(js, x->up ? x->server : NULL);
+        js = rc_cat(js, "}");
+    }
+    return rc_cat(js, "]");
+}
+
+static sds bk_manifest(const struct backup *bk, long long started_ms) {
+    char when[32];
+    iso_time(started_ms, when, sizeof when);
+    sds servers = sess_servers(&bk->s);
+    sds js = rc_catprintf(sdsempty(), "{\"format\":\"rcluster-backup\",\"format_version\":1,\"created\":\"%s\",\"created_unix_ms\":%lld,"
+                          "\"rcluster\":\"%s\",\"seed\":\"%s:%d\",\"server\":", when, started_ms, RCLUSTER_VERSION,
+                          bk->s.nodes[bk->s.seed].conn_ip, bk->s.nodes[bk->s.seed].conn_port);
+    js = rc_json_str(js, servers);
+    js = rc_cat(js, ",\"nodes\":");
+    js = bk_nodes_json(js, &bk->s);
+    js = rc_cat(js, ",\"files\":[");
+    for (int i = 0; js && i < bk->n; i++) js = bk_file_json(i ? rc_cat(js, ",") : js, bk, &bk->src[i]);
+    sdsfree(servers);
+    return rc_cat(js, "]}\n");
+}
+
+/* On failure nothing of this run stays: partial and finished files alike. */
+static void bk_cleanup(struct backup *bk, int failed) {
+    for (int i = 0; i < bk->n; i++) {
+        struct bk_src *b = &bk->src[i];
+        rconn_free(&b->c);
+        if (b->fd >= 0) close(b->fd);
+        if (failed && b->part) unlink(b->part);
+        if (failed && b->renamed) unlink(b->path);
+        sdsfree(b->path);
+        sdsfree(b->part);
+        sdsfree(b->head);
+    }
+    free(bk->src);
+    sess_free(&bk->s);
+}
+
+static void bk_report(const struct backup *bk) {
+    struct rc *rc = bk->rc;
+    uint64_t total = 0;
+    for (int i = 0; i < bk->n; i++) total += bk->src[i].bytes;
+    double secs = (double)(rc_now_ms() - rc->t0) / 1000.0;
+    char t[32], rate[32];
+    bytes_human((double)total, t, sizeof t);
+    bytes_human(secs > 0 ? (double)total / secs : 0, rate, sizeof rate);
+    if (rc->json) {
+        sds js = rc_cat(sdsempty(), "{\"ok\":true,\"command\":\"backup\",\"dir\":");
+        js = rc_catprintf(rc_json_str(js, bk->dir), ",\"bytes\":%llu,\"seconds\":%.3f,\"files\":[", (unsigned long long)total, secs);
+        for (int i = 0; js && i < bk->n; i++) js = bk_file_json(i ? rc_cat(js, ",") : js, bk, &bk->src[i]);
+        js = rc_cat(js, "]}\n");
+        if (js) fputs(js, stdout);
+        sdsfree(js);
+        return;
+    }
+    printf("backup: %d RDB file(s), %s in %.1f s (%s/s) to %s/ (manifest.json)\n", bk->n, t, secs, rate, bk->dir);
+    for (int i = 0; i < bk->n; i++) {
+        const struct bk_src *b = &bk->src[i];
+        printf("  %.40s.rdb  %s:%d (%s)  %s  %llu bytes  crc64 %016llx%s\n", b->master->id, b->x->ip, b->x->port, b->x == b->master ? "master" : "replica",
+               (const char *)b->magic, (unsigned long long)b->bytes, (unsigned long long)b->crc, b->crc_ok ? "" : " (the server saved none)");
+    }
+}
+
+static void usage_backup(FILE *f) {
+    fputs("usage: rcluster backup ADDR DIR [--from-replicas] [--json]\n"
+          "\n"
+          "Fetch every master's RDB at once over the replication protocol (REPLCONF rdb-only,\n"
+          "SYNC; diskless or not) into DIR/<master id>.rdb, each fsynced, and write\n"
+          "DIR/manifest.json: the topology (ids, addresses, roles, slot ranges), the server,\n"
+          "each file's RDB magic and version, size, CRC-64 and snapshot time. DIR is created;\n"
+          "one that already holds a manifest is refused. --from-replicas takes each master's\n"
+          "RDB from one of its replicas (its link up), sparing the masters. On failure the\n"
+          "files of this run are removed. Put a backup back with `rcluster restore`.\n", f);
+}
+
+enum { OPT_DATA_FROM_REPLICAS = OPT_FIRST_COMMAND_OPT + 120, OPT_DATA_REPLACE, OPT_DATA_DRY_RUN, OPT_DATA_FROM, OPT_DATA_COPY,
+       OPT_DATA_FROM_USER, OPT_DATA_FROM_PASS, OPT_DATA_FROM_PASS_FILE, OPT_DATA_PIPELINE, OPT_DATA_MIGRATE_TIMEOUT };
+
+/* Options of backup, restore and import. */
+struct data_opts {
+    int from_replicas, replace, dry_run, copy;
+    const char *from;
+    sds from_user, from_pass;
+    int pipeline, migrate_timeout_ms;
+};
+
+static int data_on_opt(struct rc *rc, int opt, const char *arg, void *ctx) {
+    struct data_opts *o = ctx;
+    long v;
+    switch (opt) {
+    case OPT_DATA_FROM_REPLICAS: o->from_replicas = 1; return 0;
+    case OPT_DATA_REPLACE: o->replace = 1; return 0;
+    case OPT_DATA_DRY_RUN: o->dry_run = 1; return 0;
+    case OPT_DATA_COPY: o->copy = 1; return 0;
+    case OPT_DATA_FROM: o->from = arg; return 0;
+    case OPT_DATA_FROM_USER:
+        sdsfree(o->from_user);
+        return (o->from_user = sdsnew(arg)) ? 0 : rc_fail_oom(rc);
+    case OPT_DATA_FROM_PASS:
+        sdsfree(o->from_pass);
+        return (o->from_pass = sdsnew(arg)) ? 0 : rc_fail_oom(rc);
+    case OPT_DATA_FROM_PASS_FILE: {
+        sds p = rc_read_file(rc, arg, 4096);
+        if (!p) return rc_wrap(rc, "--from-password-file");
+        sdstrim(p, "\r\n");
+        if (sdslen(p) == 0 || strpbrk(p, "\r\n")) { sdsfree(p); return rc_fail(rc, "--from-password-file %s: expected one non-empty line", arg); }
+        sdsfree(o->from_pass);
+        o->from_pass = p;
+        return 0;
+    }
+    case OPT_DATA_PIPELINE:
+        if (rc_parse_int(arg, 1, 100000, &v) < 0) return rc_fail(rc, "--pipeline: expected keys per MIGRATE from 1 to 100000, got '%s'", arg);
+        o->pipeline = (int)v;
+        return 0;
+    case OPT_DATA_MIGRATE_TIMEOUT:
+        if (rc_parse_int(arg, 1, 3600000, &v) < 0) return rc_fail(rc, "--cluster-timeout: expected milliseconds, got '%s'", arg);
+        o->migrate_timeout_ms = (int)v;
+        return 0;
+    }
+    return rc_fail(rc, "unknown option");
+}
+
+/* Parse a data command's options and expect `want` positional arguments (ADDR may be
+ * redis-cli's `HOST PORT`). 1 after --help. */
+static int data_parse(struct rc *rc, int argc, char **argv, const struct option *opts, int nopts, void (*usage)(FILE *),
+                      struct data_opts *o, int want) {
+    memset(o, 0, sizeof *o);
+    o->pipeline = 1000;
+    o->migrate_timeout_ms = 60000;
+    int r = cmd_parse_opts(rc, argc, argv, opts, nopts, usage, data_on_opt, o);
+    if (r) return r;
+    argc = args_join_host_port(rc, argc, argv, optind, 0);
+    if (argc - optind != want) {
+        rc->usage_error = 1;
+        return rc_fail_as(rc, RC_ERR_USAGE, "%s: expected %d argument(s), got %d (see rcluster %s --help)", argv[0], want, argc - optind, argv[0]);
+    }
+    return 0;
+}
+
+static void data_opts_free(struct data_opts *o) {
+    sdsfree(o->from_user);
+    sdsfree(o->from_pass);
+}
+
+/* Create DIR; refuse one that already holds a backup. */
+static int bk_prepare_dir(struct rc *rc, const char *dir) {
+    if (conf_mkdirs(rc, dir, 0755, NULL) < 0) return rc_wrap(rc, "backup dir");
+    sds m = rc_sprintf("%s/manifest.json", dir);
+    if (!m) return rc_fail_oom(rc);
+    int exists = access(m, F_OK) == 0;
+    sdsfree(m);
+    if (exists) { rc->usage_error = 1; return rc_fail_as(rc, RC_ERR_USAGE, "%s already holds a backup (manifest.json); give another DIR", dir); }
+    return access(dir, W_OK | X_OK) == 0 ? 0 : rc_fail(rc, "backup dir %s is not writable: %s", dir, strerror(errno));
+}
+
+/* backup ADDR DIR: every master's RDB at once into DIR, with a manifest; 0 when all arrived intact. */
+static int cmd_backup(struct rc *rc, int argc, char **argv) {
+    static const struct option opts[] = { { "from-replicas", no_argument, NULL, OPT_DATA_FROM_REPLICAS } };
+    struct data_opts o;
+    int r = data_parse(rc, argc, argv, opts, 1, usage_backup, &o, 2);
+    if (r) { data_opts_free(&o); return r < 0 ? -1 : 0; }
+    struct backup bk;
+    memset(&bk, 0, sizeof bk);
+    bk.rc = rc;
+    bk.dir = argv[optind + 1];
+    bk.from_replicas = o.from_replicas;
+    long long started = rc_wall_ms();
+    int ret = -1;
+    if (day2_open(rc, &bk.s, argv[optind]) < 0 || bk_pick_sources(&bk) < 0 || bk_prepare_dir(rc, bk.dir) < 0) goto out;
+    rc_progress(rc, "backup: fetching %d RDB file(s) at once into %s", bk.n, bk.dir);
+    for (int i = 0; i < bk.n; i++)
+        if (bk_start(&bk, &bk.src[i]) < 0) { rc_wrap(rc, "asking %s:%d for its RDB", bk.src[i].x->ip, bk.src[i].x->port); goto out; }
+    if (bk_pump(&bk) < 0) goto out;
+    sds manifest = bk_manifest(&bk, started), mpath = rc_sprintf("%s/manifest.json", bk.dir);
+    if (!manifest || !mpath) rc_fail_oom(rc);
+    else if (rc_write_file(rc, mpath, manifest, sdslen(manifest), 0644) == 0) ret = 0;
+    sdsfree(manifest);
+    sdsfree(mpath);
+    if (ret == 0) bk_report(&bk);
+out:
+    bk_cleanup(&bk, ret < 0);
+    data_opts_free(&o);
+    return ret;
+}
+
+/* --- restore ------------------------------------------------------------------------- */
+
+/* An RDB file mapped read-only: the reader walks it as a buffer and RESTORE payloads
+ * are cut from it. */
+struct rdb_map {
+    sds path;
+    const unsigned char *p;
+    size_t len;
+};
+
+static int rdb_map_open(struct rc *rc, const char *path, struct rdb_map *m) {
+    memset(m, 0, sizeof *m);
+    if (!(m->path = sdsnew(path))) return rc_fail_oom(rc);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) < 0) {
+        int e = errno;
+        if (fd >= 0) close(fd);
+        return rc_fail(rc, "reading %s: %s", path, strerror(e));
+    }
+    if (!S_ISREG(st.st_mode) || st.st_size < 9) {
+        close(fd);
+        return rc_fail_as(rc, RC_ERR_CORRUPT, "%s: not an RDB file (%s); nothing written", path, S_ISREG(st.st_mode) ? "shorter than its header" : "not a regular file");
+    }
+    void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (p == MAP_FAILED) return rc_fail(rc, "reading %s: mmap: %s", path, strerror(errno));
+    m->p = p;
+    m->len = (size_t)st.st_size;
+    return 0;
+}
+
+static void rdb_map_close(struct rdb_map *m) {
+    if (m->p) munmap((void *)(uintptr_t)m->p, m->len);
+    sdsfree(m->path);
+    memset(m, 0, sizeof *m);
+}
+
+#define RS_BATCH        512             /* replies owed by one master before all are read */
+#define RS_BATCH_BYTES  (8L << 20)      /* or this much queued for it */
+#define RS_NAMES        5               /* existing keys named in the message */
+
+/* Per master: the keys whose replies are owed, in order (to name them in errors). */
+struct rs_lane {
+    sds *keys;
+    int n, cap;
+};
+
+enum { RS_PREFLIGHT, RS_EXISTS, RS_WRITE };
+
+struct restore {
+    struct rc *rc;
+    struct session s;
+    int owner[CLUSTER_SLOTS];
+    struct rs_lane *lanes;      /* one per session node */
+    long long *per_node;        /* keys per master */
+    struct rdb_map *files;
+    int nfiles;
+    int replace, dry_run;
+    int tgt_max, tgt_v80;       /* payload versions every master reads */
+    int pass;                   /* RS_* */
+    struct rdb_head head;       /* of the file being walked */
+    const char *file;
+    long long now_ms;
+    long long keys, expired, restored, busy, errors;
+    sds busy_names, first_error;
+    sds *fns;                   /* function libraries (their string encodings), deduplicated */
+    int nfns;
+};
+
+/* The version a RESTORE payload says: the file's own when every master reads it, else
+ * the newest they read when the value's type is that old; -1 when they cannot read it. Pure. */
+static int rs_payload_version(const struct rdb_head *h, int tgt_max, int tgt_v80, unsigned type) {
+    if (h->valkey && tgt_v80) return 80;
+    if (!h->valkey && h->version <= tgt_max) return h->version;
+    return rdb_type_min_version(type) <= tgt_max ? tgt_max : -1;
+}
+
+static int rs_lane_push(struct rc *rc, struct rs_lane *l, sds key) {
+    if (l->n == l->cap) {
+        int cap = l->cap ? l->cap * 2 : 64;
+        sds *k = realloc(l->keys, (size_t)cap * sizeof *k);
+        if (!k) return rc_fail_oom(rc);
+        l->keys = k;
+        l->cap = cap;
+    }
+    if (!(l->keys[l->n] = sdsdup(key))) return rc_fail_oom(rc);
+    l->n++;
+    return 0;
+}
+
+static void rs_lane_clear(struct rs_lane *l) {
+    for (int i = 0; i < l->n; i++) sdsfree(l->keys[i]);
+    l->n = 0;
+}
+
+static void rs_note_busy(struct restore *rs, const char *key) {
+    if (rs->busy++ >= RS_NAMES) return;
+    if (!rs->busy_names) rs->busy_names = sdsempty();
+    rs->busy_names = rc_catprintf(rs->busy_names, "%s'%.60s'", sdslen(rs->busy_names) ? ", " : "", key);
+}
+
+/* One reply: EXISTS says whether the key is there; RESTORE says OK, BUSYKEY or why not. */
+static void rs_take_reply(struct restore *rs, const struct snode *x, const char *key, const struct resp *r) {
+    if (rs->pass == RS_EXISTS) {
+        if (r->type == RESP_INTEGER && r->integer > 0) rs_note_busy(rs, key);
+        else if (r->type == RESP_ERROR && !rs->first_error) rs->first_error = rc_sprintf("%s:%d: EXISTS '%.60s': %s", x->ip, x->port, key, r->str);
+        return;
+    }
+    if (r->type != RESP_ERROR) { rs->restored++; return; }
+    if (!strncmp(r->str, "BUSYKEY", 7)) { rs_note_busy(rs, key); return; }
+    rs->errors++;
+    if (!rs->first_error) rs->first_error = rc_sprintf("%s:%d: RESTORE '%.60s': %s", x->ip, x->port, key, r->str);
+}
+
+/* Send what is queued on every master and read every reply. */
+static int rs_settle(struct restore *rs) {
+    struct session *s = &rs->s;
+    if (sess_flush_all(s) < 0) return -1;
+    for (int i = 0; i < s->n; i++) {
+        struct snode *x = &s->nodes[i];
+        for (int k = 0; x->owed > 0; k++) {
+            struct resp *r = sess_reply(s, x, 0);
+            if (!r) return rc_wrap(rs->rc, "%s:%d", x->ip, x->port);
+            rs_take_reply(rs, x, k < rs->lanes[i].n ? rs->lanes[i].keys[k] : "?", r);
+            resp_free(r);
+        }
+        rs_lane_clear(&rs->lanes[i]);
+    }
+    return 0;
+}
+
+static int rs_after_queue(struct restore *rs, int o) {
+    struct snode *x = &rs->s.nodes[o];
+    if (x->owed >= RS_BATCH || (x->c.wbuf && (long)sdslen(x->c.wbuf) >= RS_BATCH_BYTES)) return rs_settle(rs);
+    return 0;
+}
+
+static int rs_queue_exists(struct restore *rs, int o, const struct rdb_key *k) {
+    const char *argv[2] = { "EXISTS", k->name };
+    size_t lens[2] = { 6, sdslen(k->name) };
+    if (sess_queue_bin(&rs->s, &rs->s.nodes[o], 2, argv, lens) < 0 || rs_lane_push(rs->rc, &rs->lanes[o], k->name) < 0) return -1;
+    return rs_after_queue(rs, o);
+}
+
+static int rs_queue_restore(struct restore *rs, int o, const struct rdb_key *k) {
+    int ver = rs_payload_version(&rs->head, rs->tgt_max, rs->tgt_v80, k->type);
+    sds payload = rdb_dump_payload(k->type, k->val, k->vlen, ver);
+    char ttl[32];
+    snprintf(ttl, sizeof ttl, "%lld", k->expire_ms >= 0 ? k->expire_ms : 0);
+    const char *argv[6] = { "RESTORE", k->name, ttl, payload, "ABSTTL", "REPLACE" };
+    size_t lens[6] = { 7, sdslen(k->name), strlen(ttl), payload ? sdslen(payload) : 0, 6, 7 };
+    int ret = payload ? sess_queue_bin(&rs->s, &rs->s.nodes[o], rs->replace ? 6 : 5, argv, lens) : rc_fail_oom(rs->rc);
+    sdsfree(payload);
+    if (ret == 0) ret = rs_lane_push(rs->rc, &rs->lanes[o], k->name);
+    return ret < 0 ? -1 : rs_after_queue(rs, o);
+}
+
+/* Preflight of one key: its type must be one every master reads. */
+static int rs_check_key(struct restore *rs, int o, const struct rdb_key *k, int expired) {
+    rs->keys++;
+    if (expired) { rs->expired++; return 0; }
+    if (rs_payload_version(&rs->head, rs->tgt_max, rs->tgt_v80, k->type) < 0)
+        return rc_fail_as(rs->rc, RC_ERR_INCOMPATIBLE, "%s: key '%.60s': value type %u needs RDB %d or newer; the cluster's masters read up to %d; nothing written",
+                          rs->file, k->name, k->type, rdb_type_min_version(k->type), rs->tgt_max);
+    rs->per_node[o]++;
+    return 0;
+}
+
+static int rs_on_key(void *ctx, const struct rdb_key *k) {
+    struct restore *rs = ctx;
+    int expired = k->expire_ms >= 0 && k->expire_ms <= rs->now_ms;
+    int o = rs->owner[cluster_key_slot(k->name, sdslen(k->name))];
+    if (o < 0) return rc_fail(rs->rc, "key '%.60s': no master owns slot %d", k->name, cluster_key_slot(k->name, sdslen(k->name)));
+    if (rs->pass == RS_PREFLIGHT) return rs_check_key(rs, o, k, expired);
+    if (expired) return 0;
+    return rs->pass == RS_EXISTS ? rs_queue_exists(rs, o, k) : rs_queue_restore(rs, o, k);
+}
+
+/* Every master has every function library: keep one copy of each. */
+static int rs_on_function(void *ctx, const unsigned char *enc, size_t len) {
+    struct restore *rs = ctx;
+    if (rs->pass != RS_PREFLIGHT) return 0;
+    for (int i = 0; i < rs->nfns; i++)
+        if (sdslen(rs->fns[i]) == len && !memcmp(rs->fns[i], enc, len)) return 0;
+    sds *grown = realloc(rs->fns, (size_t)(rs->nfns + 1) * sizeof *grown);
+    if (!grown) return rc_fail_oom(rs->rc);
+    rs->fns = grown;
+    if (!(rs->fns[rs->nfns] = sdsnewlen(enc, len))) return rc_fail_oom(rs->rc);
+    rs->nfns++;
+    return 0;
+}
+
+/* One pass over every file: preflight (every byte and checksum, before any write),
+ * EXISTS, or RESTORE. */
+static int rs_walk_all(struct restore *rs, int pass) {
+    struct rc *rc = rs->rc;
+    rs->pass = pass;
+    for (int i = 0; i < rs->nfiles; i++) {
+        struct rdb_map *m = &rs->files[i];
+        struct rdb_rd r;
+        memset(&r, 0, sizeof r);
+        r.p = m->p;
+        r.len = m->len;
+        struct rdb_visitor v = { rs_on_key, rs_on_function, rs, pass == RS_PREFLIGHT };
+        rs->file = m->path;
+        int w = rdb_walk(&r, &rs->head, &v);
+        if (w == RDB_WALK_BAD)
+            return rc_fail_as(rc, RC_ERR_CORRUPT, "%s: at byte %zu: %s%s", m->path, r.at, r.msg, pass == RS_PREFLIGHT ? "; nothing written" : "");
+        if (w == RDB_WALK_STOPPED) return -1;
+        if (pass != RS_PREFLIGHT && rs_settle(rs) < 0) return -1;
+    }
+    return 0;
+}
+
+/* The payload versions every master with slots reads. */
+static void rs_target_versions(struct restore *rs) {
+    rs->tgt_max = 1000;
+    rs->tgt_v80 = 1;
+    for (int i = 0; i < rs->s.n; i++) {
+        const struct snode *x = &rs->s.nodes[i];
+        if (!x->up || !snode_is_master(x) || !snode_slot_count(x)) continue;
+        int v80, v = server_rdb_version(x->server, &v80);
+        if (v < rs->tgt_max) rs->tgt_max = v;
+        rs->tgt_v80 &= v80;
+    }
+}
+
+/* The files of a backup: those its manifest lists (each must be there, its size as
+ * written), else every DIR/ *.rdb; or the one FILE given. */
+static int rs_list_manifest(struct rc *rc, const char *dir, const char *manifest, sds **out, int *n) {
+    json_error_s je;
+    json_value_s *root = json_parse(manifest, strlen(manifest), &je);
+    const json_value_s *files = json_get(root, "files");
+    int ret = 0;
+    if (!root || json_type(files) != JSON_ARRAY) { json_free(root); return rc_fail_as(rc, RC_ERR_CORRUPT, "%s/manifest.json: not a backup manifest%s%s", dir, root ? "" : ": ", root ? "" : je.message); }
+    *n = 0;
+    if (!(*out = calloc(json_length(files) + 1, sizeof **out))) ret = rc_fail_oom(rc);
+    for (size_t i = 0; ret == 0 && i < json_length(files); i++) {
+        const char *name = json_string(json_get(json_at(files, i), "file"));
+        double bytes = json_number(json_get(json_at(files, i), "bytes"), -1);
+        struct stat st;
+        if (!name || strchr(name, '/')) { ret = rc_fail_as(rc, RC_ERR_CORRUPT, "%s/manifest.json: file %zu has no valid name", dir, i); break; }
+        if (!((*out)[(*n)++] = rc_sprintf("%s/%s", dir, name))) { ret = rc_fail_oom(rc); break; }
+        if (stat((*out)[*n - 1], &st) < 0) ret = rc_fail_as(rc, RC_ERR_CORRUPT, "%s: listed in the manifest: %s; nothing written", (*out)[*n - 1], strerror(errno));
+        else if ((double)st.st_size != bytes)
+            ret = rc_fail_as(rc, RC_ERR_CORRUPT, "%s: %lld bytes, the manifest says %.0f (truncated or changed); nothing written", (*out)[*n - 1], (long long)st.st_size, bytes);
+    }
+    json_free(root);
+    return ret;
+}
+
+static int rs_list_files(struct rc *rc, const char *path, sds **out, int *n) {
+    struct stat st;
+    *out = NULL;
+    *n = 0;
+    if (stat(path, &st) < 0) { rc->usage_error = 1; return rc_fail_as(rc, RC_ERR_USAGE, "%s: %s", path, strerror(errno)); }
+    if (!S_ISDIR(st.st_mode)) {
+        if (!(*out = calloc(1, sizeof **out)) || !((*out)[0] = sdsnew(path))) return rc_fail_oom(rc);
+        *n = 1;
+        return 0;
+    }
+    sds mpath = rc_sprintf("%s/manifest.json", path);
+    if (!mpath) return rc_fail_oom(rc);
+    if (access(mpath, F_OK) == 0) {
+        sds manifest = rc_read_file(rc, mpath, 64L << 20);
+        sdsfree(mpath);
+        if (!manifest) return -1;
+        int r = rs_list_manifest(rc, path, manifest, out, n);
+        sdsfree(manifest);
+        return r;
+    }
+    sdsfree(mpath);
+    sds pat = rc_sprintf("%s/*.rdb", path);
+    glob_t g;
+    memset(&g, 0, sizeof g);
+    int gr = pat ? glob(pat, 0, NULL, &g) : GLOB_NOSPACE;
+    sdsfree(pat);
+    if (gr == 0 && (*out = calloc(g.gl_pathc + 1, sizeof **out)))
+        for (size_t i = 0; i < g.gl_pathc; i++) if (((*out)[i] = sdsnew(g.gl_pathv[i]))) (*n)++;
+    globfree(&g);
+    if (*n == 0) { rc->usage_error = 1; return rc_fail_as(rc, RC_ERR_USAGE, "%s: no manifest.json and no *.rdb file in it", path); }
+    return 0;
+}
+
+static int rs_open_files(struct restore *rs, const char *path) {
+    sds *names = NULL;
+    int n = 0, ret = rs_list_files(rs->rc, path, &names, &n);
+    if (ret == 0 && !(rs->files = calloc((size_t)n, sizeof *rs->files))) ret = rc_fail_oom(rs->rc);
+    for (int i = 0; ret == 0 && i < n; i++) {
+        ret = rdb_map_open(rs->rc, names[i], &rs->files[i]);
+        if (ret == 0) rs->nfiles++;
+    }
+    for (int i = 0; i < n; i++) sdsfree(names[i]);
+    free(names);
+    return ret;
+}
+
+/* Functions go first, to every master: a library that is already there stops the
+ * restore before any key is written (unless --replace). */
+static int rs_restore_functions(struct restore *rs) {
+    struct session *s = &rs->s;
+    for (int f = 0; f < rs->nfns; f++) {
+        sds payload = rdb_dump_payload(RDB_OP_FUNCTION2, (const unsigned char *)rs->fns[f], sdslen(rs->fns[f]),
+                                       rs_payload_version(&rs->head, rs->tgt_max, rs->tgt_v80, RDB_T_STRING));
+        if (!payload) return rc_fail_oom(rs->rc);
+        for (int i = 0; i < s->n; i++) {
+            struct snode *x = &s->nodes[i];
+            if (!x->up || !snode_is_master(x) || !snode_slot_count(x)) continue;
+            const char *argv[4] = { "FUNCTION", "RESTORE", payload, rs->replace ? "REPLACE" : "APPEND" };
+            size_t lens[4] = { 8, 7, sdslen(payload), strlen(argv[3]) };
+            if (sess_queue_bin(s, x, 4, argv, lens) < 0) { sdsfree(payload); return -1; }
+        }
+        sdsfree(payload);
+        if (sess_drain_all(s, "FUNCTION RESTORE") < 0) return rc_wrap(rs->rc, "restoring function libraries (--replace replaces them)");
+    }
+    return 0;
+}
+
+static void rs_free(struct restore *rs) {
+    for (int i = 0; rs->lanes && i < rs->s.n; i++) { rs_lane_clear(&rs->lanes[i]); free(rs->lanes[i].keys); }
+    free(rs->lanes);
+    free(rs->per_node);
+    for (int i = 0; i < rs->nfiles; i++) rdb_map_close(&rs->files[i]);
+    free(rs->files);
+    for (int i = 0; i < rs->nfns; i++) sdsfree(rs->fns[i]);
+    free(rs->fns);
+    sdsfree(rs->busy_names);
+    sdsfree(rs->first_error);
+    sess_free(&rs->s);
+}
+
+static void rs_report(struct restore *rs) {
+    struct rc *rc = rs->rc;
+    double secs = (double)(rc_now_ms() - rc->t0) / 1000.0;
+    long long live = rs->keys - rs->expired;
+    if (rc->json) {
+        sds js = rc_catprintf(sdsempty(), "{\"ok\":true,\"command\":\"restore\",\"dry_run\":%s,\"files\":%d,\"keys\":%lld,\"restored\":%lld,"
+                              "\"expired_skipped\":%lld,\"functions\":%d,\"seconds\":%.3f,\"keys_per_second\":%.0f,\"masters\":[",
+                              rs->dry_run ? "true" : "false", rs->nfiles, live, rs->restored, rs->expired, rs->nfns, secs, secs > 0 ? (double)rs->restored / secs : 0);
+        for (int i = 0, first = 1; js && i < rs->s.n; i++) {
+            if (!rs->per_node[i]) continue;
+            js = rc_catprintf(js, "%s{\"id\":\"%s\",\"addr\":\"%s:%d\",\"keys\":%lld}", first ? "" : ",", rs->s.nodes[i].id, rs->s.nodes[i].ip, rs->s.nodes[i].port, rs->per_node[i]);
+            first = 0;
+        }
+        js = rc_cat(js, "]}\n");
+        if (js) fputs(js, stdout);
+        sdsfree(js);
+        return;
+    }
+    for (int i = 0; i < rs->s.n; i++)
+        if (rs->per_node[i]) printf("  %s:%d (%.8s...)  %lld keys\n", rs->s.nodes[i].ip, rs->s.nodes[i].port, rs->s.nodes[i].id, rs->per_node[i]);
+    if (rs->dry_run)
+        printf("restore: dry run: %lld keys and %d function librar%s from %d file(s) would be restored (%lld expired skipped); nothing written\n",
+               live, rs->nfns, rs->nfns == 1 ? "y" : "ies", rs->nfiles, rs->expired);
+    else
+        printf("restore: %lld keys and %d function librar%s restored from %d file(s) in %.1f s (%.0f keys/s); %lld expired skipped\n", rs->restored,
+               rs->nfns, rs->nfns == 1 ? "y" : "ies", rs->nfiles, secs, secs > 0 ? (double)rs->restored / secs : 0, rs->expired);
+}
+
+static void usage_restore(FILE *f) {
+    fputs("usage: rcluster restore ADDR DIR|FILE.rdb [--replace] [--dry-run] [--json]\n"
+          "\n"
+          "Put a backup (DIR with manifest.json, or any *.rdb files) into the running cluster\n"
+          "ADDR belongs to, whatever its shape or server: each key goes to the master owning\n"
+          "its slot (pipelined RESTORE key ttl payload ABSTTL), function libraries to every\n"
+          "master (FUNCTION RESTORE). Before the first write every file is read to the end\n"
+          "and its CRC-64 checked; a truncated or corrupt file, a module type, a database\n"
+          "other than 0 or a value the masters cannot read is refused, naming the key.\n"
+          "Keys already expired are skipped. Keys that already exist are refused unless\n"
+          "--replace. --dry-run does all the checks and says what would be written.\n", f);
+}
+
+/* restore ADDR PATH: every key of the RDB files into the cluster; 0 when all are in. */
+static int cmd_restore(struct rc *rc, int argc, char **argv) {
+    static const struct option opts[] = { { "replace", no_argument, NULL, OPT_DATA_REPLACE }, { "dry-run", no_argument, NULL, OPT_DATA_DRY_RUN } };
+    struct data_opts o;
+    int r = data_parse(rc, argc, argv, opts, 2, usage_restore, &o, 2);
+    if (r) { data_opts_free(&o); return r < 0 ? -1 : 0; }
+    struct restore rs;
+    memset(&rs, 0, sizeof rs);
+    rs.rc = rc;
+    rs.replace = o.replace;
+    rs.dry_run = o.dry_run;
+    rs.now_ms = rc_wall_ms();
+    int ret = -1;
+    if (day2_open(rc, &rs.s, argv[optind]) < 0) goto out;
+    if (day2_preflight(&rs.s, 0, -1) < 0) goto out;
+    sess_owner_map(&rs.s, rs.owner);
+    rs_target_versions(&rs);
+    if (!(rs.lanes = calloc((size_t)rs.s.n, sizeof *rs.lanes)) || !(rs.per_node = calloc((size_t)rs.s.n, sizeof *rs.per_node))) { rc_fail_oom(rc); goto out; }
+    if (rs_open_files(&rs, argv[optind + 1]) < 0 || rs_walk_all(&rs, RS_PREFLIGHT) < 0) goto out;
+    rc_progress(rc, "restore: %d file(s) read and checked: %lld keys (%lld already expired), %d function librar%s", rs.nfiles, rs.keys, rs.expired,
+                rs.nfns, rs.nfns == 1 ? "y" : "ies");
+    if (!rs.replace && rs_walk_all(&rs, RS_EXISTS) < 0) goto out;
+    if (rs.busy || rs.first_error) {
+        if (rs.busy) rc_fail_as(rc, RC_ERR_EXISTS, "%lld key(s) already exist in the cluster (%s%s); nothing written (--replace overwrites them)", rs.busy,
+                                rs.busy_names ? rs.busy_names : "", rs.busy > RS_NAMES ? ", ..." : "");
+        else rc_fail(rc, "%s; nothing written", rs.first_error);
+        goto out;
+    }
+    if (!rs.dry_run && (rs_restore_functions(&rs) < 0 || rs_walk_all(&rs, RS_WRITE) < 0)) goto out;
+    if (rs.busy) { rc_fail_as(rc, RC_ERR_EXISTS, "%lld key(s) appeared in the cluster meanwhile and were not overwritten (%s)", rs.busy, rs.busy_names); goto out; }
+    if (rs.errors) { rc_fail(rc, "%lld key(s) not restored; the first: %s", rs.errors, rs.first_error); goto out; }
+    rs_report(&rs);
+    ret = 0;
+out:
+    rs_free(&rs);
+    data_opts_free(&o);
+    return ret;
+}
+
+/* --- import -------------------------------------------------------------------------- */
+
+#define IM_WINDOW 4     /* MIGRATEs in flight per target master */
+
+struct im_batch {
+    sds *keys;
+    int n;
+};
+
+/* One target master: the keys bound for it and our own connection to the source, since
+ * the MIGRATEs of one connection run one after another and each target gets its own. */
+struct im_lane {
+    struct snode *dst;
+    struct rconn c;
+    struct im_batch pend;
+    struct im_batch fly[IM_WINDOW];
+    int head, nfly;
+    long long planned;
+};
+
+struct import {
+    struct rc *rc;
+    struct session s;
+    const struct data_opts *o;
+    struct addr from;
+    struct rconn scan;          /* SCAN runs here */
+    char src_server[64];
+    int owner[CLUSTER_SLOTS];
+    int *lane_of;               /* session node -> lane, -1 */
+    struct im_lane *lanes;
+    int nlanes;
+    long long scanned, moved, busy, errors;
+    sds busy_names, first_error;
+};
+
+static void im_batch_free(struct im_batch *b) {
+    for (int i = 0; i < b->n; i++) sdsfree(b->keys[i]);
+    free(b->keys);
+    b->keys = NULL;
+    b->n = 0;
+}
+
+/* A connection to the source, authenticated with --from-user/--from-password-file. */
+static int im_source_connect(struct import *im, struct rconn *c) {
+    struct rc *rc = im->rc;
+    if (rconn_connect(rc, c, im->from.ip, im->from.port, rc->io_timeout_ms) < 0) return rc_wrap(rc, "source");
+    if (!im->o->from_pass) return 0;
+    struct resp *r = im->o->from_user ? rconn_call(rc, c, "AUTH", "AUTH", im->o->from_user, im->o->from_pass, RESP_END)
+                                      : rconn_call(rc, c, "AUTH", "AUTH", im->o->from_pass, RESP_END);
+    if (!r) return rc_fail_kind_msg(rc, c->fd >= 0 ? RC_ERR_AUTH : rc->err_kind, rc_sprintf("source %s", rc->err ? rc->err : "AUTH failed"));
+    resp_free(r);
+    return 0;
+}
+
+/* The source must be a standalone server whose DUMP payloads every master reads. */
+static int im_check_source(struct import *im) {
+    struct rc *rc = im->rc;
+    char buf[16];
+    sds cl = rconn_call_str(rc, &im->scan, "INFO cluster", "INFO", "cluster", RESP_END), sv = NULL;
+    if (!cl) {
+        if (strstr(rc->err, "NOAUTH")) rc->err_kind = RC_ERR_AUTH;
+        return rc_wrap(rc, "source%s", rc->err_kind == RC_ERR_AUTH ? " (give its password with --from-password-file)" : "");
+    }
+    int clustered = info_field(cl, "cluster_enabled", buf, sizeof buf) == 0 && !strcmp(buf, "1");
+    sdsfree(cl);
+    if (clustered) return rc_fail_as(rc, RC_ERR_INCOMPATIBLE, "source %s is cluster-enabled: import takes a standalone server (to move slots between clusters, back up and restore)", im->scan.name);
+    if (!(sv = rconn_call_str(rc, &im->scan, "INFO server", "INFO", "server", RESP_END))) return rc_wrap(rc, "source");
+    info_server_desc(sv, im->src_server, sizeof im->src_server);
+    sdsfree(sv);
+    int sv80, src = server_rdb_version(im->src_server, &sv80);
+    if (sv80) src = 80;
+    for (int i = 0; i < im->s.n; i++) {
+        const struct snode *x = &im->s.nodes[i];
+        if (!x->up || !snode_is_master(x) || !snode_slot_count(x)) continue;
+        int v80, tgt = server_rdb_version(x->server, &v80);
+        if (src <= tgt || (src == 80 && v80)) continue;
+        return rc_fail_as(rc, RC_ERR_INCOMPATIBLE, "source %s runs %s (DUMP payload version %d), newer than master %s:%d runs (%s, reads up to %d): "
+                          "MIGRATE would fail with \"DUMP payload version or checksum are wrong\"; nothing moved",
+                          im->scan.name, im->src_server, src, x->ip, x->port, x->server, tgt);
+    }
+    return 0;
+}
+
+/* A lane (and a source connection) per master with slots. */
+static int im_open_lanes(struct import *im) {
+    struct session *s = &im->s;
+    if (!(im->lane_of = malloc((size_t)s->n * sizeof *im->lane_of)) || !(im->lanes = calloc((size_t)s->n, sizeof *im->lanes))) return rc_fail_oom(im->rc);
+    for (int i = 0; i < s->n; i++) {
+        im->lane_of[i] = -1;
+        struct snode *x = &s->nodes[i];
+        if (!snode_is_master(x) || !snode_slot_count(x)) continue;
+        struct im_lane *l = &im->lanes[im->nlanes];
+        l->dst = x;
+        l->c.fd = -1;
+        im->lane_of[i] = im->nlanes++;
+        if (!im->o->dry_run && im_source_connect(im, &l->c) < 0) return -1;
+    }
+    return 0;
+}
+
+/* Name (up to RS_NAMES of) the keys of a refused batch that the target already has. */
+static void im_name_busy(struct import *im, struct im_lane *l, const struct im_batch *b) {
+    struct rc *rc = im->rc;
+    long long found = 0;
+    for (int i = 0; i < b->n; i++) {
+        const char *argv[2] = { "EXISTS", b->keys[i] };
+        size_t lens[2] = { 6, sdslen(b->keys[i]) };
+        if (!(l->dst->c.wbuf = resp_append_command(l->dst->c.wbuf ? l->dst->c.wbuf : sdsempty(), 2, argv, lens))) return;
+    }
+    for (int i = 0; i < b->n; i++) {
+        struct resp *r = rconn_read(rc, &l->dst->c, rc_now_ms() + rc->io_timeout_ms);
+        if (!r) return;
+        if (r->type == RESP_INTEGER && r->integer > 0) {
+            found++;
+            if (im->busy++ < RS_NAMES) {
+                if (!im->busy_names) im->busy_names = sdsempty();
+                im->busy_names = rc_catprintf(im->busy_names, "%s'%.60s'", sdslen(im->busy_names) ? ", " : "", b->keys[i]);
+            }
+        }
+        resp_free(r);
+    }
+    im->moved += b->n - found;
+}
+
+/* Read the reply of the oldest MIGRATE in flight on l. */
+static int im_settle_one(struct import *im, struct im_lane *l) {
+    struct rc *rc = im->rc;
+    struct im_batch *b = &l->fly[l->head];
+    struct resp *r = rconn_read(rc, &l->c, rc_now_ms() + rc->io_timeout_ms + im->o->migrate_timeout_ms);
+    if (!r) return rc_wrap(rc, "MIGRATE to %s:%d", l->dst->ip, l->dst->port);
+    if (r->type == RESP_STATUS && !strcmp(r->str, "OK")) im->moved += b->n;
+    else if (r->type == RESP_ERROR && strstr(r->str, "BUSYKEY")) im_name_busy(im, l, b);
+    else if (r->type == RESP_ERROR) {
+        im->errors += b->n;
+        if (!im->first_error) im->first_error = rc_sprintf("MIGRATE of %d key(s) to %s:%d: %s", b->n, l->dst->ip, l->dst->port, r->str);
+    }   /* +NOKEY: the keys expired or went meanwhile */
+    resp_free(r);
+    im_batch_free(b);
+    l->head = (l->head + 1) % IM_WINDOW;
+    l->nfly--;
+    return 0;
+}
+
+/* MIGRATE host port "" 0 timeout [COPY] [REPLACE] [AUTH pw | AUTH2 user pw] KEYS k...,
+ * sent to the source for the keys gathered for l. */
+static int im_send(struct import *im, struct im_lane *l) {
+    struct rc *rc = im->rc;
+    if (l->nfly == IM_WINDOW && im_settle_one(im, l) < 0) return -1;
+    char port[16], tmo[16];
+    snprintf(port, sizeof port, "%d", l->dst->port);
+    snprintf(tmo, sizeof tmo, "%d", im->o->migrate_timeout_ms);
+    int argc = 0, n = l->pend.n;
+    const char **argv = malloc(((size_t)n + 13) * sizeof *argv);
+    size_t *lens = malloc(((size_t)n + 13) * sizeof *lens);
+    if (!argv || !lens) { free(argv); free(lens); return rc_fail_oom(rc); }
+    const char *head[12] = { "MIGRATE", l->dst->ip, port, "", "0", tmo };
+    int nh = 6;
+    if (im->o->copy) head[nh++] = "COPY";
+    if (im->o->replace) head[nh++] = "REPLACE";
+    if (rc->password && rc->user) { head[nh++] = "AUTH2"; head[nh++] = rc->user; head[nh++] = rc->password; }
+    else if (rc->password) { head[nh++] = "AUTH"; head[nh++] = rc->password; }
+    head[nh++] = "KEYS";
+    for (int i = 0; i < nh; i++) { argv[argc] = head[i]; lens[argc++] = strlen(head[i]); }
+    for (int i = 0; i < n; i++) { argv[argc] = l->pend.keys[i]; lens[argc++] = sdslen(l->pend.keys[i]); }
+    if (!l->c.wbuf) l->c.wbuf = sdsempty();
+    l->c.wbuf = resp_append_command(l->c.wbuf, argc, argv, lens);
+    free(argv);
+    free(lens);
+    if (!l->c.wbuf) return rc_fail_oom(rc);
+    if (rconn_flush(rc, &l->c, rc_now_ms() + rc->io_timeout_ms) < 0) return rc_wrap(rc, "source");
+    l->fly[(l->head + l->nfly) % IM_WINDOW] = l->pend;
+    l->nfly++;
+    memset(&l->pend, 0, sizeof l->pend);
+    return 0;
+}
+
+/* A key the source has: bound for the master owning its slot. */
+static int im_add_key(struct import *im, const struct resp *k) {
+    int slot = cluster_key_slot(k->str, sdslen(k->str)), node = im->owner[slot];
+    int li = node >= 0 ? im->lane_of[node] : -1;
+    if (li < 0) return rc_fail(im->rc, "key '%.60s': no master owns slot %d", k->str, slot);
+    struct im_lane *l = &im->lanes[li];
+    l->planned++;
+    if (im->o->dry_run) return 0;
+    if (!l->pend.keys && !(l->pend.keys = calloc((size_t)im->o->pipeline, sizeof *l->pend.keys))) return rc_fail_oom(im->rc);
+    if (!(l->pend.keys[l->pend.n++] = sdsdup(k->str))) return rc_fail_oom(im->rc);
+    return l->pend.n >= im->o->pipeline ? im_send(im, l) : 0;
+}
+
+/* SCAN the whole source; MIGRATE in batches per target as keys come. */
+static int im_scan(struct import *im) {
+    struct rc *rc = im->rc;
+    sds cursor = sdsnew("0");
+    int ret = cursor ? 0 : rc_fail_oom(rc);
+    int64_t next_report = rc_now_ms() + 1000;
+    do {
+        struct resp *r = rconn_call(rc, &im->scan, "SCAN", "SCAN", cursor, "COUNT", "1000", RESP_END);
+        if (!r) { ret = rc_wrap(rc, "source"); break; }
+        if (r->type != RESP_ARRAY || r->n != 2 || r->elem[0]->type != RESP_BULK || r->elem[1]->type != RESP_ARRAY) {
+            resp_free(r);
+            ret = rc_fail(rc, "source %s: SCAN: unexpected reply", im->scan.name);
+            break;
+        }
+        sdsfree(cursor);
+        cursor = sdsdup(r->elem[0]->str);
+        for (size_t i = 0; ret == 0 && i < r->elem[1]->n; i++)
+            if (r->elem[1]->elem[i]->type == RESP_BULK) { im->scanned++; ret = im_add_key(im, r->elem[1]->elem[i]); }
+        resp_free(r);
+        if (ret == 0 && !cursor) ret = rc_fail_oom(rc);
+        if (ret == 0 && rc_interrupted()) ret = rc_fail_as(rc, RC_ERR_INTERRUPTED, "import interrupted after %lld keys", im->scanned);
+        if (ret == 0 && rc_now_ms() >= next_report) {
+            rc_progress(rc, "import: %lld keys scanned, %lld %s", im->scanned, im->moved, im->o->copy ? "copied" : "moved");
+            next_report = rc_now_ms() + 1000;
+        }
+    } while (ret == 0 && strcmp(cursor, "0") != 0);
+    sdsfree(cursor);
+    for (int i = 0; ret == 0 && !im->o->dry_run && i < im->nlanes; i++)
+        if (im->lanes[i].pend.n) ret = im_send(im, &im->lanes[i]);
+    for (int i = 0; ret == 0 && i < im->nlanes; i++)
+        while (ret == 0 && im->lanes[i].nfly) ret = im_settle_one(im, &im->lanes[i]);
+    return ret;
+}
+
+static void im_free(struct import *im) {
+    for (int i = 0; i < im->nlanes; i++) {
+        struct im_lane *l = &im->lanes[i];
+        rconn_free(&l->c);
+        im_batch_free(&l->pend);
+        for (int k = 0; k < l->nfly; k++) im_batch_free(&l->fly[(l->head + k) % IM_WINDOW]);
+    }
+    free(im->lanes);
+    free(im->lane_of);
+    rconn_free(&im->scan);
+    sdsfree(im->busy_names);
+    sdsfree(im->first_error);
+    sess_free(&im->s);
+}
+
+static void im_report(const struct import *im) {
+    struct rc *rc = im->rc;
+    double secs = (double)(rc_now_ms() - rc->t0) / 1000.0;
+    const char *verb = im->o->dry_run ? "would be moved" : im->o->copy ? "copied" : "moved";
+    if (rc->json) {
+        sds js = rc_catprintf(sdsempty(), "{\"ok\":true,\"command\":\"import\",\"dry_run\":%s,\"copy\":%s,\"source\":\"%s\",\"source_server\":",
+                              im->o->dry_run ? "true" : "false", im->o->copy ? "true" : "false", im->scan.name);
+        js = rc_json_str(js, im->src_server);
+        js = rc_catprintf(js, ",\"scanned\":%lld,\"keys\":%lld,\"seconds\":%.3f,\"keys_per_second\":%.0f,\"masters\":[", im->scanned, im->moved, secs,
+                          secs > 0 ? (double)im->moved / secs : 0);
+        for (int i = 0; js && i < im->nlanes; i++)
+            js = rc_catprintf(js, "%s{\"id\":\"%s\",\"addr\":\"%s:%d\",\"keys\":%lld}", i ? "," : "", im->lanes[i].dst->id, im->lanes[i].dst->ip,
+                              im->lanes[i].dst->port, im->lanes[i].planned);
+        js = rc_cat(js, "]}\n");
+        if (js) fputs(js, stdout);
+        sdsfree(js);
+        return;
+    }
+    for (int i = 0; i < im->nlanes; i++)
+        printf("  %s:%d (%.8s...)  %lld keys\n", im->lanes[i].dst->ip, im->lanes[i].dst->port, im->lanes[i].dst->id, im->lanes[i].planned);
+    printf("import: %lld keys %s from %s (%s) in %.1f s (%.0f keys/s)%s\n", im->o->dry_run ? im->scanned : im->moved, verb, im->scan.name, im->src_server, secs,
+           secs > 0 ? (double)im->moved / secs : 0, im->o->dry_run ? "; nothing changed" : "");
+}
+
+static void usage_import(FILE *f) {
+    fputs("usage: rcluster import ADDR --from HOST:PORT [--copy] [--replace] [--from-user U]\n"
+          "                       [--from-password-file F] [--pipeline N] [--dry-run] [--json]\n"
+          "\n"
+          "Move the keys of a standalone server into the cluster ADDR belongs to: SCAN the\n"
+          "source and MIGRATE ... KEYS in batches of --pipeline keys (default 1000) per\n"
+          "target master, several masters at once. MIGRATE runs on the source, so it must\n"
+          "reach the masters' announced addresses. --copy leaves the keys on the source;\n"
+          "--replace overwrites keys the cluster already has (else they are refused, named,\n"
+          "and stay on the source). Refused before anything moves: a cluster-enabled source,\n"
+          "a source whose DUMP format a master cannot read. The cluster's password (--password)\n"
+          "goes into MIGRATE's AUTH/AUTH2. redis-cli's spellings work: --cluster-from,\n"
+          "--cluster-copy, --cluster-replace, --cluster-from-user, --cluster-from-pass P,\n"
+          "--cluster-pipeline, --cluster-timeout MS. --from FILE.rdb restores that file.\n", f);
+}
+
+/* import ADDR --from HOST:PORT: the source's keys into the cluster; 0 when all went. */
+static int cmd_import(struct rc *rc, int argc, char **argv) {
+    static const struct option opts[] = {
+        { "from", required_argument, NULL, OPT_DATA_FROM }, { "cluster-from", required_argument, NULL, OPT_DATA_FROM },
+        { "copy", no_argument, NULL, OPT_DATA_COPY }, { "cluster-copy", no_argument, NULL, OPT_DATA_COPY },
+        { "replace", no_argument, NULL, OPT_DATA_REPLACE }, { "cluster-replace", no_argument, NULL, OPT_DATA_REPLACE },
+        { "from-user", required_argument, NULL, OPT_DATA_FROM_USER }, { "cluster-from-user", required_argument, NULL, OPT_DATA_FROM_USER },
+        { "from-password-file", required_argument, NULL, OPT_DATA_FROM_PASS_FILE }, { "cluster-from-pass", required_argument, NULL, OPT_DATA_FROM_PASS },
+        { "from-password", required_argument, NULL, OPT_DATA_FROM_PASS }, { "dry-run", no_argument, NULL, OPT_DATA_DRY_RUN },
+        { "pipeline", required_argument, NULL, OPT_DATA_PIPELINE }, { "cluster-pipeline", required_argument, NULL, OPT_DATA_PIPELINE },
+        { "cluster-timeout", required_argument, NULL, OPT_DATA_MIGRATE_TIMEOUT }, { "migrate-timeout", required_argument, NULL, OPT_DATA_MIGRATE_TIMEOUT },
+    };
+    struct data_opts o;
+    int r = data_parse(rc, argc, argv, opts, (int)(sizeof opts / sizeof opts[0]), usage_import, &o, 1);
+    if (r) { data_opts_free(&o); return r < 0 ? -1 : 0; }
+    if (!o.from) { data_opts_free(&o); rc->usage_error = 1; return rc_fail_as(rc, RC_ERR_USAGE, "import: --from HOST:PORT is required (see rcluster import --help)"); }
+    struct stat st;
+    if (stat(o.from, &st) == 0 && S_ISREG(st.st_mode)) {   /* --from FILE.rdb: a restore of that file */
+        char *rargv[5] = { (char *)"restore", argv[optind], (char *)o.from, o.replace ? (char *)"--replace" : NULL, NULL };
+        int dry = o.dry_run;
+        data_opts_free(&o);
+        if (dry) { rc->usage_error = 1; return rc_fail_as(rc, RC_ERR_USAGE, "import --from FILE: use rcluster restore ADDR FILE --dry-run"); }
+        return cmd_restore(rc, rargv[3] ? 4 : 3, rargv);
+    }
+    struct import im;
+    memset(&im, 0, sizeof im);
+    im.rc = rc;
+    im.o = &o;
+    im.scan.fd = -1;
+    int ret = -1;
+    if (addr_parse(rc, o.from, &im.from) < 0) { rc->usage_error = 1; rc->err_kind = RC_ERR_USAGE; goto out; }
+    if (day2_open(rc, &im.s, argv[optind]) < 0 || day2_preflight(&im.s, 0, -1) < 0) goto out;
+    sess_owner_map(&im.s, im.owner);
+    if (im_source_connect(&im, &im.scan) < 0 || im_check_source(&im) < 0 || im_open_lanes(&im) < 0) goto out;
+    rc_progress(rc, "import: %s keys of %s (%s) to %d master(s), %d keys per MIGRATE%s", o.copy ? "copying" : "moving", im.scan.name, im.src_server,
+                im.nlanes, o.pipeline, o.dry_run ? " (dry run: SCAN only)" : "");
+    if (im_scan(&im) < 0) goto out;
+    if (im.busy) {
+        rc_fail_as(rc, RC_ERR_EXISTS, "%lld key(s) already exist in the cluster (%s%s): MIGRATE answered BUSYKEY; they stay on the source "
+                   "(--replace overwrites them); %lld key(s) %s", im.busy, im.busy_names ? im.busy_names : "", im.busy > RS_NAMES ? ", ..." : "", im.moved,
+                   o.copy ? "copied" : "moved");
+        goto out;
+    }
+    if (im.errors) { rc_fail(rc, "%lld key(s) not moved; the first failure: %s", im.errors, im.first_error); goto out; }
+    im_report(&im);
+    ret = 0;
+out:
+    im_free(&im);
+    data_opts_free(&o);
+    return ret;
+}
+
+/* ====================================================================== */
 /* 10. Usage, dispatch and main                                            */
 /* ====================================================================== */
 
@@ -12607,6 +14414,9 @@ static void usage_main(FILE *f) {
           "  rebalance  even out slots by weight (--weight ID=0 empties a master)\n"
           "  fix        close slots an interrupted move left open; cover uncovered slots\n"
           "  set-timeout  cluster-node-timeout on every node, persisted\n"
+          "  backup     every master's RDB at once into DIR, with a manifest (SYNC)\n"
+          "  restore    put RDB files (a backup) into any cluster, key by key (RESTORE)\n"
+          "  import     move a standalone server's keys in (SCAN, MIGRATE in batches)\n"
           "\n"
           "Options for every command:\n"
           "  --json              results as JSON on stdout (progress stays on stderr)\n"
@@ -12640,6 +14450,7 @@ static const struct rc_command rc_commands[] = {
     { "info", cmd_info }, { "call", cmd_call }, { "add-node", cmd_add_node }, { "del-node", cmd_del_node },
     { "reshard", cmd_reshard }, { "rebalance", cmd_rebalance }, { "fix", cmd_fix }, { "set-timeout", cmd_set_timeout },
     { "up", cmd_up }, { "down", cmd_down }, { "scale", cmd_scale }, { "status", cmd_status }, { "image", cmd_image },
+    { "backup", cmd_backup }, { "restore", cmd_restore }, { "import", cmd_import },
 };
 
 static void rc_init(struct rc *rc) {
