@@ -47,6 +47,14 @@
  * 9b. Docker Swarm: up/down/status/scale   offset), FLUSHALL (only an older node found in a
  *     --swarm (services, configs, secrets, re-homed or new Swarm service's volume);
  *     the manifest config, re-homing)      `call` sends what the user gives
+ * 9c. Data: backup, restore, import      backup, restore, import (section 9c):
+ *     (replication stream, CRC-64,         REPLCONF rdb-only 1 | capa eof | version V (Valkey
+ *     bounded RDB reader, RESTORE            >= 9), SYNC (reads "$<len>" or "$EOF:<mark>", skips
+ *     payloads, SCAN + MIGRATE)              "\n" keepalives), RESTORE key ttl payload ABSTTL
+ *                                          [REPLACE], EXISTS, FUNCTION RESTORE payload
+ *                                          APPEND|REPLACE; on an import's standalone source:
+ *                                          SCAN cursor COUNT n, MIGRATE host port "" 0 ms
+ *                                          [COPY] [REPLACE] [AUTH|AUTH2] KEYS k...
  * 10. Option parsing and main
  *
  * Conventions: functions return 0 / -1 (or NULL) and leave a message in rc->err that
@@ -12944,17 +12952,22 @@ static int rdb_type_min_version(unsigned t) {
     return t <= RDB_T_HASH ? 1 : t == RDB_T_ZSET2 ? 8 : t <= RDB_T_LIST_QUICKLIST ? 7 : t == RDB_T_STREAM ? 9 : t <= RDB_T_STREAM2 ? 10 : 11;
 }
 
+static int rdb_digits(const char *p, size_t n) {
+    for (size_t i = 0; i < n; i++) if (!isdigit((unsigned char)p[i])) return 0;
+    return 1;
+}
+
 /* "REDIS0010" -> Redis family, 10; "VALKEY080" -> Valkey family, 80. */
 static int rdb_header(struct rdb_rd *r, struct rdb_head *h) {
     memset(h, 0, sizeof *h);
     if (r->len < 9) return rdb_bad(r, "not an RDB file: shorter than its 9-byte header");
     const char *p = (const char *)r->p;
-    int redis = !memcmp(p, "REDIS", 5) && strspn(p + 5, "0123456789") >= 4;
-    int valkey = !memcmp(p, "VALKEY", 6) && strspn(p + 6, "0123456789") >= 3;
+    int redis = !memcmp(p, "REDIS", 5) && rdb_digits(p + 5, 4);
+    int valkey = !memcmp(p, "VALKEY", 6) && rdb_digits(p + 6, 3);
     if (!redis && !valkey) return rdb_bad(r, "not an RDB file: the magic is neither REDIS0nnn nor VALKEYnnn");
     memcpy(h->magic, p, 9);
     h->valkey = valkey;
-    h->version = atoi(h->magic + (valkey ? 6 : 5));
+    h->version = atoi(h->magic + (valkey ? 6 : 5));   /* magic is NUL-terminated */
     r->pos = 9;
     if ((!valkey && (h->version < 1 || h->version > 14)) || (valkey && h->version != 80))
         return rdb_bad(r, "RDB version %s is not one rcluster reads (REDIS0001-0014, VALKEY080)", h->magic);

@@ -2392,6 +2392,179 @@ static void test_status_table(void) {
     json_free(doc);
 }
 
+
+static int unit_emit(void *ctx, const unsigned char *p, size_t n) {
+    sds *s = ctx;
+    *s = sdscatlen(*s, p, n);
+    return 0;
+}
+
+/* ---- 9c. data: CRC-64, RDB lengths and strings, LZF, the walk, DUMP payloads ---- */
+
+struct rdb_test_seen { int keys; long long expire; char name[32]; unsigned type; int fns; };
+
+static int rdb_test_on_key(void *ctx, const struct rdb_key *k) {
+    struct rdb_test_seen *t = ctx;
+    t->keys++;
+    t->expire = k->expire_ms;
+    t->type = k->type;
+    snprintf(t->name, sizeof t->name, "%s", k->name);
+    return 0;
+}
+
+static int rdb_test_on_fn(void *ctx, const unsigned char *enc, size_t len) {
+    (void)enc; (void)len;
+    ((struct rdb_test_seen *)ctx)->fns++;
+    return 0;
+}
+
+/* A small RDB: header, aux field, SELECTDB db, RESIZEDB, a string key "k" = "v" with a
+ * millisecond expiry, EOF and the CRC-64 trailer. */
+static size_t rdb_test_image(unsigned char *b, int db, unsigned type) {
+    size_t n = 0;
+    memcpy(b, "REDIS0010", 9); n = 9;
+    const unsigned char aux[] = { 0xFA, 9, 'r','e','d','i','s','-','v','e','r', 6, '7','.','0','.','1','5' };
+    memcpy(b + n, aux, sizeof aux); n += sizeof aux;
+    b[n++] = 0xFE; b[n++] = (unsigned char)db;
+    b[n++] = 0xFB; b[n++] = 1; b[n++] = 1;
+    b[n++] = 0xFC; le64_put(b + n, 1700000000123ULL); n += 8;
+    b[n++] = (unsigned char)type; b[n++] = 1; b[n++] = 'k'; b[n++] = 1; b[n++] = 'v';
+    b[n++] = 0xFF;
+    le64_put(b + n, crc64_jones(0, b, n)); n += 8;
+    return n;
+}
+
+static int rdb_test_walk(const unsigned char *b, size_t n, struct rdb_test_seen *t, struct rdb_rd *r) {
+    struct rdb_head h;
+    struct rdb_visitor v = { rdb_test_on_key, rdb_test_on_fn, t, 1 };
+    memset(t, 0, sizeof *t);
+    memset(r, 0, sizeof *r);
+    char *copy = dup_n((const char *)b, n);   /* exact size: ASan sees any over-read */
+    r->p = (const unsigned char *)copy;
+    r->len = n;
+    int w = rdb_walk(r, &h, &v);
+    free(copy);
+    r->p = NULL;
+    return w;
+}
+
+static void test_data(void) {
+    CHECKF("crc64.jones.123456789", crc64_jones(0, "123456789", 9) == 0xe9c6d914c4b8d9caULL, "got %016llx",
+           (unsigned long long)crc64_jones(0, "123456789", 9));
+    CHECK("crc64.jones.incremental", crc64_jones(crc64_jones(0, "1234", 4), "56789", 5) == 0xe9c6d914c4b8d9caULL);
+    CHECK("crc64.jones.empty", crc64_jones(0, "", 0) == 0);
+
+    static const struct { const char *name; const char *in; size_t n; int ok; uint64_t want; int enc; } lens[] = {
+        { "6bit", "\x05", 1, 1, 5, 0 },
+        { "6bit.max", "\x3f", 1, 1, 63, 0 },
+        { "14bit", "\x41\x02", 2, 1, 0x102, 0 },
+        { "14bit.max", "\x7f\xff", 2, 1, 16383, 0 },
+        { "32bit", "\x80\x00\x01\x00\x00", 5, 1, 65536, 0 },
+        { "64bit", "\x81\x00\x00\x00\x01\x00\x00\x00\x00", 9, 1, 4294967296ULL, 0 },
+        { "encoded", "\xc3", 1, 1, 3, 1 },
+        { "14bit.truncated", "\x41", 1, 0, 0, 0 },
+        { "32bit.truncated", "\x80\x00\x01", 3, 0, 0, 0 },
+        { "64bit.truncated", "\x81\x00", 2, 0, 0, 0 },
+        { "bad.0x82", "\x82\x00\x00\x00\x00", 5, 0, 0, 0 },
+        { "empty", "", 0, 0, 0, 0 },
+    };
+    for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
+        char *b = dup_n(lens[i].in, lens[i].n);
+        struct rdb_rd r = { (const unsigned char *)b, lens[i].n, 0, 0, 0, "" };
+        uint64_t v = 0;
+        int enc = 0, ret = rdb_len(&r, &v, &enc);
+        CHECKF(nm("rdb.len.%s", lens[i].name), lens[i].ok ? ret == 0 && v == lens[i].want && enc == lens[i].enc && r.pos == lens[i].n : ret < 0 && r.failed,
+               "ret=%d v=%llu enc=%d pos=%zu", ret, (unsigned long long)v, enc, r.pos);
+        free(b);
+    }
+    {   /* an encoded length where a plain one belongs (a count) is corrupt */
+        struct rdb_rd r = { (const unsigned char *)"\xc0", 1, 0, 0, 0, "" };
+        uint64_t v;
+        CHECK("rdb.len.encoded-as-count", rdb_len(&r, &v, NULL) < 0 && r.failed);
+        struct rdb_rd r2 = { (const unsigned char *)"\x3f", 1, 0, 0, 0, "" };
+        CHECK("rdb.count.more-than-bytes", rdb_count(&r2, 1, &v) < 0 && strstr(r2.msg, "count"));
+    }
+    static const struct { const char *name; const char *in; size_t n; long long want; } ints[] = {
+        { "int8", "\xc0\xfe", 2, -2 }, { "int16", "\xc1\x39\x30", 3, 12345 }, { "int32", "\xc2\x00\x00\x00\x80", 5, -2147483647LL - 1 },
+    };
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
+        struct rdb_rd r = { (const unsigned char *)ints[i].in, ints[i].n, 0, 0, 0, "" };
+        struct rdb_str st;
+        int ret = rdb_string(&r, &st);
+        CHECKF(nm("rdb.string.%s", ints[i].name), ret == 0 && st.kind == RDB_STR_INT && st.ival == ints[i].want && r.pos == ints[i].n,
+               "ret=%d kind=%d v=%lld", ret, st.kind, st.ival);
+    }
+    {   /* LZF: literal "abc", then a back reference of 3 at distance 3 -> "abcabc" */
+        const char lzf[] = "\xc3\x06\x06\x02" "abc" "\x20\x02";
+        struct rdb_rd r = { (const unsigned char *)lzf, sizeof lzf - 1, 0, 0, 0, "" };
+        struct rdb_str st;
+        sds out = NULL;
+        int ret = rdb_string(&r, &st);
+        CHECK("rdb.string.lzf", ret == 0 && st.kind == RDB_STR_LZF && st.ulen == 6 && rdb_str_decode(&r, &st, 100, &out) == 0 && out &&
+              sdslen(out) == 6 && !memcmp(out, "abcabc", 6));
+        sdsfree(out);
+        unsigned char small[5];
+        CHECK("rdb.lzf.short-output", lzf_decompress((const unsigned char *)lzf + 4, 6, small, 5) < 0);
+        CHECK("rdb.lzf.back-too-far", lzf_decompress((const unsigned char *)"\x00" "a" "\x20\x05", 4, small, 4) < 0);
+    }
+    unsigned char img[128];
+    struct rdb_test_seen t;
+    struct rdb_rd r;
+    size_t n = rdb_test_image(img, 0, 0);
+    int w = rdb_test_walk(img, n, &t, &r);
+    CHECKF("rdb.walk.ok", w == 0 && t.keys == 1 && !strcmp(t.name, "k") && t.expire == 1700000000123LL, "w=%d keys=%d msg=%s", w, t.keys, r.msg);
+    int truncated_ok = 1;
+    for (size_t cut = 0; cut < n; cut++) truncated_ok &= rdb_test_walk(img, cut, &t, &r) == RDB_WALK_BAD;
+    CHECK("rdb.walk.every-truncation-refused", truncated_ok);
+    int flipped_ok = 1;
+    for (size_t i = 9; i < n - 8; i++) {
+        img[i] ^= 0x01;
+        flipped_ok &= rdb_test_walk(img, n, &t, &r) != 0;
+        img[i] ^= 0x01;
+    }
+    CHECK("rdb.walk.every-flipped-bit-refused", flipped_ok);
+    img[12] ^= 0x01;
+    w = rdb_test_walk(img, n, &t, &r);
+    img[12] ^= 0x01;
+    CHECKF("rdb.walk.checksum-mismatch", w == RDB_WALK_BAD && strstr(r.msg, "checksum"), "w=%d msg=%s", w, r.msg);
+    n = rdb_test_image(img, 1, 0);
+    w = rdb_test_walk(img, n, &t, &r);
+    CHECKF("rdb.walk.db1-refused", w == RDB_WALK_BAD && strstr(r.msg, "database 1"), "w=%d msg=%s", w, r.msg);
+    n = rdb_test_image(img, 0, RDB_T_MODULE2);
+    w = rdb_test_walk(img, n, &t, &r);
+    CHECKF("rdb.walk.module-refused-named", w == RDB_WALK_BAD && strstr(r.msg, "key 'k'") && strstr(r.msg, "module"), "w=%d msg=%s", w, r.msg);
+    n = rdb_test_image(img, 0, 30);
+    w = rdb_test_walk(img, n, &t, &r);
+    CHECKF("rdb.walk.unknown-type-named", w == RDB_WALK_BAD && strstr(r.msg, "key 'k'") && strstr(r.msg, "type 30"), "w=%d msg=%s", w, r.msg);
+    memcpy(img, "REDIX0010", 9);
+    CHECK("rdb.walk.bad-magic", rdb_test_walk(img, n, &t, &r) == RDB_WALK_BAD && strstr(r.msg, "magic"));
+    {   /* DUMP of SET k 12345 on Redis 7.0.15 */
+        const char want[] = "\x00\xc1\x39\x30\x0a\x00\x9d\x94\xea\x27\x93\xfc\x08\xb9";
+        sds p = rdb_dump_payload(0, (const unsigned char *)"\xc1\x39\x30", 3, 10);
+        CHECK("rdb.dump-payload.redis7", p && sdslen(p) == 14 && !memcmp(p, want, 14));
+        sdsfree(p);
+    }
+    struct rdb_head h = { "REDIS0010", 0, 10 }, hv = { "VALKEY080", 1, 80 }, h11 = { "REDIS0011", 0, 11 };
+    CHECK("restore.version.same", rs_payload_version(&h, 10, 0, RDB_T_HASH_LISTPACK) == 10);
+    CHECK("restore.version.valkey80-to-valkey9", rs_payload_version(&hv, 11, 1, RDB_T_SET_LISTPACK) == 80);
+    CHECK("restore.version.valkey80-to-redis7.2", rs_payload_version(&hv, 11, 0, RDB_T_SET_LISTPACK) == 11);
+    CHECK("restore.version.11-to-redis7.0-old-type", rs_payload_version(&h11, 10, 0, RDB_T_HASH_LISTPACK) == 10);
+    CHECK("restore.version.11-to-redis7.0-listpack-set", rs_payload_version(&h11, 10, 0, RDB_T_SET_LISTPACK) == -1);
+    int v80;
+    CHECK("server-rdb.redis7.0", server_rdb_version("Redis 7.0.15", &v80) == 10 && !v80);
+    CHECK("server-rdb.valkey8", server_rdb_version("Valkey 8.0.1", &v80) == 11 && !v80);
+    CHECK("server-rdb.valkey9", server_rdb_version("Valkey 9.1.0", &v80) == 11 && v80);
+    CHECK("server-rdb.redis-dev", server_rdb_version("Redis 255.255.255", &v80) == 14);
+    {   /* the hold-back of the last bytes of a stream (EOF mark, CRC trailer) */
+        struct tailhold th = { { 0 }, 0 };
+        sds out = sdsempty();
+        const char *chunks[] = { "ab", "cdefgh", "i", "", "jklmnopqrstuvwxyz" };
+        for (size_t i = 0; i < 5; i++) tailhold_push(&th, 8, (const unsigned char *)chunks[i], strlen(chunks[i]), unit_emit, &out);
+        CHECK("backup.tailhold", sdslen(out) == 18 && !memcmp(out, "abcdefghijklmnopqr", 18) && th.n == 8 && !memcmp(th.b, "stuvwxyz", 8));
+        sdsfree(out);
+    }
+}
+
 int main(void) {
     test_status_table();
     test_resp_valid();
@@ -2423,6 +2596,7 @@ int main(void) {
     test_swarm();
     test_scale_plan();
     test_mover_engines();
+    test_data();
     printf("unit: %d passed, %d failed\n", npass, nfail);
     return nfail ? 1 : 0;
 }
