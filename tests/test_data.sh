@@ -1,0 +1,277 @@
+#!/bin/bash
+# tests/test_data.sh — backup, restore and import (issue 20) on real servers on 127.0.0.1
+# ports 9600-9699 (bus +10000). A Redis 7.0 cluster A (3 masters, password) loaded with
+# keys of every type (big values, expiries, a stream with consumer groups and pending
+# entries, function libraries) is backed up; the backup goes into a 4-master cluster B
+# (another password, disk-based sync) and, where ../shared/servers has it, a 4-master
+# Valkey 9.1 cluster V; every key, type, value and absolute expiry is compared
+# (tests/data_client.py dump). Truncated and corrupt files are refused with nothing
+# written; existing keys are refused without --replace; import moves and copies a
+# standalone server's keys (passwords on both sides) and refuses a cluster-enabled or
+# newer source.
+. "$(dirname "$0")/lib.sh"
+cd "$T_TMP" || exit 1
+L=$T_TMP/log
+mkdir -p "$L"
+PY=python3
+/usr/bin/python3 -c 'import redis.cluster' 2>/dev/null && PY=/usr/bin/python3
+DC="$PY $TOP/tests/data_client.py"
+VALKEY9=$TOP/../shared/servers/valkey-9.1.0/valkey-server
+FN='#!lua name=datalib
+redis.register_function("datafn", function(keys, args) return 42 end)'
+
+if [ ! -x "$RCLUSTER" ]; then not_ok "data: binary" "$RCLUSTER not built"; finish; fi
+if ! $PY -c 'import redis.cluster' 2>/dev/null; then skip "data" "python3 redis module (python3-redis) missing"; finish; fi
+
+# dt_start SERVER PORT PASSWORD [args...]: a node (cluster-enabled unless the args say no).
+dt_start() {
+    local server=$1 port=$2 pw=$3; shift 3
+    local dir=$T_TMP/node-$port
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+        echo "dt_start $port: something already listens on 127.0.0.1:$port" >&2; return 1
+    fi
+    rm -rf "$dir"; mkdir -p "$dir"
+    NODE_AUTH[$port]="-a $pw --no-auth-warning"
+    "$server" --port "$port" --bind 127.0.0.1 --cluster-enabled yes --cluster-config-file "$dir/nodes.conf" \
+        --cluster-node-timeout 5000 --dir "$dir" --appendonly no --save '' --daemonize no \
+        --requirepass "$pw" --masterauth "$pw" --logfile "$dir/server.log" "$@" >/dev/null 2>&1 &
+    NODE_PID[$port]=$!
+    local i
+    for i in $(seq 1 100); do
+        rcli "$port" ping | grep -q PONG && return 0
+        sleep 0.05
+    done
+    echo "dt_start $port: $server did not come up" >&2
+    return 1
+}
+
+# dt_cluster SERVER FIRST COUNT PASSWORD [args...]: COUNT masters formed by rcluster create.
+dt_cluster() {
+    local server=$1 first=$2 n=$3 pw=$4 p; shift 4
+    for ((p = first; p < first + n; p++)); do dt_start "$server" "$p" "$pw" "$@" || return 1; done
+    run_rc "$L/create-$first" 60 -- create --replicas 0 --yes --password "$pw" $(addrs "$first" "$n")
+    [ "$RC" = 0 ] || { cat "$L/create-$first.err" >&2; return 1; }
+    wait_for 10 cluster_ok_all "$first" "$n"
+}
+
+# keys_total FIRST COUNT: DBSIZE summed over the masters.
+keys_total() {
+    local p t=0 k
+    for ((p = $1; p < $1 + $2; p++)); do k=$(rcli "$p" dbsize); t=$((t + ${k:-0})); done
+    echo "$t"
+}
+
+flush_all() { local p; for ((p = $1; p < $1 + $2; p++)); do rcli "$p" flushall >/dev/null; rcli "$p" function flush >/dev/null; done; }
+
+# same_data NAME DUMP_A DUMP_B [TOLERANCE_MS]: the same keys, types and values (and not
+# none); expiries equal (RESTORE ... ABSTTL keeps them exactly) or within TOLERANCE_MS
+# (MIGRATE sends them relative).
+same_data() {
+    if ! $DC compare "$2" "$3" "${4:-0}" >"$L/diff" 2>&1; then not_ok "$1" "keys differ" "$L/diff"; return 1; fi
+    return 0
+}
+
+# ---- setup: A (Redis 7.0, 3 masters) loaded; B (4 masters, disk-based sync) empty -------
+dt_cluster redis-server 9600 3 apw || { not_ok "data: cluster A" "could not start"; finish; }
+dt_cluster redis-server 9610 4 bpw --repl-diskless-sync no || { not_ok "data: cluster B" "could not start"; finish; }
+if ! $DC load 127.0.0.1:9600 apw 3 cluster >"$L/load.out" 2>&1; then not_ok "data: load A" "data_client load failed" "$L/load.out"; finish; fi
+for p in 9600 9601 9602; do rcli "$p" function load "$FN" >/dev/null; done
+$DC dump 127.0.0.1:9600 apw cluster >"$L/A.dump" 2>"$L/A.dump.err"
+A_KEYS=$(keys_total 9600 3)
+
+# ---- 1. backup ------------------------------------------------------------------------
+t_backup() {
+    local n="backup: 3 RDB files at once, manifest with topology, magic, sizes and CRC-64"
+    run_rc "$L/bk" 120 -- backup 127.0.0.1:9600 "$T_TMP/bkA" --password apw
+    [ "$RC" = 0 ] || { not_ok "$n" "exit $RC" "$L/bk.err"; return; }
+    local files; files=$(ls "$T_TMP/bkA"/*.rdb 2>/dev/null | wc -l)
+    [ "$files" = 3 ] || { not_ok "$n" "$files .rdb files in DIR"; return; }
+    ls "$T_TMP/bkA" | grep -q '\.part$' && { not_ok "$n" ".part files left"; return; }
+    if ! $PY - "$T_TMP/bkA" >"$L/bk.check" 2>&1 <<'PYEOF'
+import json, os, sys, struct
+d = sys.argv[1]
+m = json.load(open(os.path.join(d, 'manifest.json')))
+masters = [x for x in m['nodes'] if x['role'] == 'master']
+assert len(masters) == 3 and sum(r[1] - r[0] + 1 for x in masters for r in x['ranges']) == 16384, 'topology'
+assert 'Redis 7.0' in m['server'], m['server']
+assert len(m['files']) == 3
+for f in m['files']:
+    b = open(os.path.join(d, f['file']), 'rb').read()
+    assert f['file'] == f['master'] + '.rdb', f['file']
+    assert any(x['id'] == f['master'] for x in masters), 'file of no master'
+    assert len(b) == f['bytes'], ('size', f['file'], len(b), f['bytes'])
+    assert b[:9] == b'REDIS0010' and f['magic'] == 'REDIS0010' and f['rdb_version'] == 10, f['magic']
+    assert int(f['crc64'], 16) == struct.unpack('<Q', b[-8:])[0], 'crc64 is not the trailer'
+    assert f['rdb_checksum'] == 'verified' and f['snapshot_time'].endswith('Z')
+print('ok')
+PYEOF
+    then not_ok "$n" "manifest check" "$L/bk.check"; return; fi
+    contains "$L/bk.err" "received" || { not_ok "$n" "no progress in bytes on stderr" "$L/bk.err"; return; }
+    ok "$n"
+}
+
+t_backup_refusals() {
+    local n="backup: refuses a DIR holding a backup and a non-cluster node, leaves nothing"
+    run_rc "$L/bk2" 60 -- backup 127.0.0.1:9600 "$T_TMP/bkA" --password apw
+    { [ "$RC" = 2 ] && contains "$L/bk2.err" "already holds a backup"; } || { not_ok "$n" "second backup into DIR: exit $RC" "$L/bk2.err"; return; }
+    run_rc "$L/bk3" 60 -- backup 127.0.0.1:9620 "$T_TMP/bkS" --password spw
+    { [ "$RC" = 1 ] && contains "$L/bk3.err" "cluster mode is disabled"; } || { not_ok "$n" "standalone node: exit $RC" "$L/bk3.err"; return; }
+    [ -z "$(ls "$T_TMP/bkS" 2>/dev/null)" ] || { not_ok "$n" "files left in DIR of a refused backup"; return; }
+    ok "$n"
+}
+
+# ---- 2. restore -------------------------------------------------------------------------
+t_restore() {
+    local n="restore: A's backup into 4-master B: every key, type, value and expiry"
+    run_rc "$L/rs-dry" 60 -- restore 127.0.0.1:9610 "$T_TMP/bkA" --password bpw --dry-run
+    { [ "$RC" = 0 ] && contains "$L/rs-dry.out" "nothing written" && [ "$(keys_total 9610 4)" = 0 ]; } ||
+        { not_ok "$n" "--dry-run: exit $RC, $(keys_total 9610 4) keys" "$L/rs-dry.err"; return; }
+    run_rc "$L/rs" 120 -- restore 127.0.0.1:9610 "$T_TMP/bkA" --password bpw --json
+    [ "$RC" = 0 ] || { not_ok "$n" "exit $RC" "$L/rs.err"; return; }
+    contains "$L/rs.out" "\"restored\":$A_KEYS" || { not_ok "$n" "--json does not say $A_KEYS restored" "$L/rs.out"; return; }
+    $DC dump 127.0.0.1:9610 bpw cluster >"$L/B.dump" 2>"$L/B.dump.err"
+    same_data "$n" "$L/A.dump" "$L/B.dump" || return
+    local fn; fn=$(rcli 9613 fcall datafn 0)
+    [ "$fn" = 42 ] || { not_ok "$n" "function library not restored on 127.0.0.1:9613 (FCALL: $fn)"; return; }
+    ok "$n"
+}
+
+t_restore_existing() {
+    local n="restore: an existing key is refused without --replace (nothing written), replaced with it"
+    flush_all 9610 4
+    rcli 9610 -c set t0:str other >/dev/null
+    run_rc "$L/rs-ex" 60 -- restore 127.0.0.1:9610 "$T_TMP/bkA" --password bpw
+    { [ "$RC" = 1 ] && contains "$L/rs-ex.err" "already exist" "t0:str"; } || { not_ok "$n" "exit $RC" "$L/rs-ex.err"; return; }
+    [ "$(keys_total 9610 4)" = 1 ] || { not_ok "$n" "keys written although refused: $(keys_total 9610 4)"; return; }
+    run_rc "$L/rs-rep" 120 -- restore 127.0.0.1:9610 "$T_TMP/bkA" --password bpw --replace
+    [ "$RC" = 0 ] || { not_ok "$n" "--replace: exit $RC" "$L/rs-rep.err"; return; }
+    [ "$(rcli 9610 -c get t0:str)" = hello ] || { not_ok "$n" "t0:str not replaced"; return; }
+    ok "$n"
+}
+
+# restore_refused NAME FILE WANT: restoring FILE into empty B fails saying WANT, nothing written.
+restore_refused() {
+    local name=$1 file=$2 want=$3
+    run_rc "$L/rf" 60 -- restore 127.0.0.1:9610 "$file" --password bpw
+    { [ "$RC" = 1 ] && contains "$L/rf.err" "$want" "nothing written"; } || { not_ok "$name" "exit $RC, expected '$want'" "$L/rf.err"; return 1; }
+    [ "$(keys_total 9610 4)" = 0 ] || { not_ok "$name" "$(keys_total 9610 4) keys written"; return 1; }
+    return 0
+}
+
+t_restore_corrupt() {
+    local n="restore: truncated and corrupt files refused before any write"
+    flush_all 9610 4
+    local f; f=$(ls "$T_TMP/bkA"/*.rdb | head -1)
+    mkdir -p "$T_TMP/bad1" "$T_TMP/bad2" "$T_TMP/bad3"
+    cp "$T_TMP/bkA"/* "$T_TMP/bad1/"
+    local g="$T_TMP/bad1/$(basename "$f")" size
+    size=$(stat -c %s "$g")
+    truncate -s $((size - 100)) "$g"
+    restore_refused "$n" "$T_TMP/bad1" "truncated or changed" || return
+    restore_refused "$n" "$g" "truncated" || return
+    cp "$f" "$T_TMP/bad2/x.rdb"
+    # a flipped byte in the middle of a value
+    printf '\xff' | dd of="$T_TMP/bad2/x.rdb" bs=1 seek=$((size / 2)) conv=notrunc 2>/dev/null
+    restore_refused "$n" "$T_TMP/bad2/x.rdb" "at byte" || return
+    cp "$T_TMP/bkA"/*.rdb "$T_TMP/bad3/"
+    printf 'REDIX' | dd of="$T_TMP/bad3/$(basename "$f")" bs=1 seek=0 conv=notrunc 2>/dev/null
+    restore_refused "$n" "$T_TMP/bad3" "not an RDB file" || return
+    ok "$n"
+}
+
+# ---- 3. import --------------------------------------------------------------------------
+t_import() {
+    local n="import: --copy then move from a standalone server, passwords on both sides"
+    flush_all 9610 4
+    $DC load 127.0.0.1:9620 spw 2 single >"$L/loadS.out" 2>&1 || { not_ok "$n" "load S" "$L/loadS.out"; return; }
+    $DC dump 127.0.0.1:9620 spw single >"$L/S.dump" 2>&1
+    echo spw >"$T_TMP/spw"
+    run_rc "$L/im1" 120 -- import 127.0.0.1:9610 --from 127.0.0.1:9620 --from-password-file "$T_TMP/spw" --copy --password bpw --pipeline 100
+    [ "$RC" = 0 ] || { not_ok "$n" "--copy: exit $RC" "$L/im1.err"; return; }
+    $DC dump 127.0.0.1:9610 bpw cluster >"$L/B2.dump" 2>&1
+    same_data "$n: copy" "$L/S.dump" "$L/B2.dump" 5000 || return
+    [ "$(rcli 9620 dbsize)" = "$(wc -l <"$L/S.dump")" ] || { not_ok "$n" "--copy removed keys from the source"; return; }
+    # without --replace the keys that are there are refused, named, and stay on the source
+    run_rc "$L/im2" 120 -- import 127.0.0.1:9610 --cluster-from 127.0.0.1:9620 --cluster-from-pass spw --password bpw
+    { [ "$RC" = 1 ] && contains "$L/im2.err" "already exist" "BUSYKEY" "--replace"; } || { not_ok "$n" "existing keys: exit $RC" "$L/im2.err"; return; }
+    [ "$(rcli 9620 dbsize)" = "$(wc -l <"$L/S.dump")" ] || { not_ok "$n" "refused keys left the source"; return; }
+    flush_all 9610 4
+    run_rc "$L/im3" 120 -- import 127.0.0.1:9610 --from 127.0.0.1:9620 --from-password-file "$T_TMP/spw" --password bpw --json
+    [ "$RC" = 0 ] || { not_ok "$n" "move: exit $RC" "$L/im3.err"; return; }
+    [ "$(rcli 9620 dbsize)" = 0 ] || { not_ok "$n" "move left $(rcli 9620 dbsize) keys on the source"; return; }
+    $DC dump 127.0.0.1:9610 bpw cluster >"$L/B3.dump" 2>&1
+    same_data "$n: move" "$L/S.dump" "$L/B3.dump" 5000 || return
+    ok "$n"
+}
+
+t_import_refusals() {
+    local n="import: refuses a cluster-enabled source, a wrong source password and a missing --from"
+    run_rc "$L/ir1" 60 -- import 127.0.0.1:9610 --from 127.0.0.1:9600 --cluster-from-pass apw --password bpw
+    { [ "$RC" = 1 ] && contains "$L/ir1.err" "cluster-enabled"; } || { not_ok "$n" "cluster source: exit $RC" "$L/ir1.err"; return; }
+    run_rc "$L/ir2" 60 -- import 127.0.0.1:9610 --from 127.0.0.1:9620 --cluster-from-pass wrong --password bpw
+    { [ "$RC" = 1 ] && contains "$L/ir2.err" "source" "WRONGPASS"; } || { not_ok "$n" "wrong password: exit $RC" "$L/ir2.err"; return; }
+    run_rc "$L/ir3" 60 -- import 127.0.0.1:9610 --password bpw
+    { [ "$RC" = 2 ] && contains "$L/ir3.err" "--from"; } || { not_ok "$n" "no --from: exit $RC" "$L/ir3.err"; return; }
+    ok "$n"
+}
+
+# ---- 4. Valkey 9.1 ----------------------------------------------------------------------
+t_valkey() {
+    local n="Valkey 9.1: restore the Redis 7.0 backup into 4 masters; its own backup is VALKEY080 and restores"
+    [ -x "$VALKEY9" ] || { skip "$n" "$VALKEY9 not there"; return; }
+    dt_cluster "$VALKEY9" 9630 4 vpw --repl-diskless-sync-delay 0 || { not_ok "$n" "could not start cluster V"; return; }
+    run_rc "$L/vr" 120 -- restore 127.0.0.1:9630 "$T_TMP/bkA" --password vpw
+    [ "$RC" = 0 ] || { not_ok "$n" "exit $RC" "$L/vr.err"; return; }
+    $DC dump 127.0.0.1:9630 vpw cluster >"$L/V.dump" 2>&1
+    same_data "$n" "$L/A.dump" "$L/V.dump" || return
+    run_rc "$L/vb" 120 -- backup 127.0.0.1:9630 "$T_TMP/bkV" --password vpw
+    [ "$RC" = 0 ] || { not_ok "$n" "backup of V: exit $RC" "$L/vb.err"; return; }
+    grep -q '"magic":"VALKEY080"' "$T_TMP/bkV/manifest.json" || { not_ok "$n" "V's backup is not VALKEY080" "$T_TMP/bkV/manifest.json"; return; }
+    flush_all 9630 4
+    run_rc "$L/vr2" 120 -- restore 127.0.0.1:9630 "$T_TMP/bkV" --password vpw
+    [ "$RC" = 0 ] || { not_ok "$n" "restore of V's backup: exit $RC" "$L/vr2.err"; return; }
+    $DC dump 127.0.0.1:9630 vpw cluster >"$L/V2.dump" 2>&1
+    same_data "$n: VALKEY080 round trip" "$L/A.dump" "$L/V2.dump" || return
+    # Valkey 9.1's listpack sets cannot go into Redis 7.0: refused naming a key, nothing written
+    flush_all 9610 4
+    restore_refused "$n" "$T_TMP/bkV" "the cluster's masters read up to 10" || return
+    ok "$n"
+}
+
+t_import_newer() {
+    local n="import: a source newer than the cluster (Valkey 9.1 into Redis 7.0) is refused, naming both"
+    [ -x "$VALKEY9" ] || { skip "$n" "$VALKEY9 not there"; return; }
+    dt_start "$VALKEY9" 9640 spw --cluster-enabled no || { not_ok "$n" "could not start"; return; }
+    rcli 9640 set k v >/dev/null
+    run_rc "$L/in" 60 -- import 127.0.0.1:9610 --from 127.0.0.1:9640 --cluster-from-pass spw --password bpw
+    { [ "$RC" = 1 ] && contains "$L/in.err" "Valkey 9.1.0" "Redis 7.0" "nothing moved"; } || { not_ok "$n" "exit $RC" "$L/in.err"; return; }
+    [ "$(rcli 9640 dbsize)" = 1 ] || { not_ok "$n" "the key left the source"; return; }
+    ok "$n"
+}
+
+# ---- 5. backup of B (disk-based "$<len>" transfer) and its restore ------------------------
+t_backup_disk() {
+    local n="backup of B over disk-based sync (\$<len> stream) restores into B again"
+    run_rc "$L/bb" 120 -- backup 127.0.0.1:9610 "$T_TMP/bkB" --password bpw --json
+    { [ "$RC" = 0 ] && contains "$L/bb.out" '"command":"backup"'; } || { not_ok "$n" "exit $RC" "$L/bb.err"; return; }
+    [ "$(ls "$T_TMP/bkB"/*.rdb | wc -l)" = 4 ] || { not_ok "$n" "not 4 files"; return; }
+    flush_all 9610 4
+    run_rc "$L/bbr" 120 -- restore 127.0.0.1:9610 "$T_TMP/bkB" --password bpw
+    [ "$RC" = 0 ] || { not_ok "$n" "restore: exit $RC" "$L/bbr.err"; return; }
+    $DC dump 127.0.0.1:9610 bpw cluster >"$L/B4.dump" 2>&1
+    same_data "$n" "$L/B3.dump" "$L/B4.dump" || return
+    ok "$n"
+}
+
+dt_start redis-server 9620 spw --cluster-enabled no || { not_ok "data: source S" "could not start"; finish; }
+t_backup
+t_backup_refusals
+t_restore
+t_restore_existing
+t_restore_corrupt
+t_import
+t_import_refusals
+t_backup_disk
+t_valkey
+t_import_newer
+finish
