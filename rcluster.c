@@ -12714,17 +12714,20 @@ struct rdb_head {
     int version;
 };
 
+/* Keep the first failure's message and offset. */
 __attribute__((format(printf, 2, 3)))
-static int rdb_bad(struct rdb_rd *r, const char *fmt, ...) {
-    if (r->failed) return -1;
+static void rdb_set_msg(struct rdb_rd *r, const char *fmt, ...) {
+    if (r->failed) return;
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(r->msg, sizeof r->msg, fmt, ap);
     va_end(ap);
     r->failed = 1;
     r->at = r->pos;
-    return -1;
 }
+
+/* rdb_set_msg, then -1: a macro so that the static analyzer sees the -1. */
+#define rdb_bad(r, ...) (rdb_set_msg((r), __VA_ARGS__), -1)
 
 static int rdb_need(struct rdb_rd *r, uint64_t n) {
     return n <= r->len - r->pos ? 0 : rdb_bad(r, "truncated: %llu more byte(s) needed, %zu left", (unsigned long long)n, r->len - r->pos);
@@ -12967,7 +12970,7 @@ static int rdb_header(struct rdb_rd *r, struct rdb_head *h) {
     if (!redis && !valkey) return rdb_bad(r, "not an RDB file: the magic is neither REDIS0nnn nor VALKEYnnn");
     memcpy(h->magic, p, 9);
     h->valkey = valkey;
-    h->version = atoi(h->magic + (valkey ? 6 : 5));   /* magic is NUL-terminated */
+    h->version = (int)strtol(h->magic + (valkey ? 6 : 5), NULL, 10);   /* digits, checked */
     r->pos = 9;
     if ((!valkey && (h->version < 1 || h->version > 14)) || (valkey && h->version != 80))
         return rdb_bad(r, "RDB version %s is not one rcluster reads (REDIS0001-0014, VALKEY080)", h->magic);
@@ -13007,8 +13010,8 @@ static int rdb_walk_key(struct rdb_rd *r, unsigned type, long long expire, const
     struct rdb_key k = { NULL, type, NULL, 0, expire };
     if (rdb_string(r, &ks) < 0 || rdb_str_decode(r, &ks, RDB_MAX_KEY, &k.name) < 0) return RDB_WALK_BAD;
     size_t start = r->pos;
-    if (type == RDB_T_MODULE_PRE_GA || type == RDB_T_MODULE2) rdb_bad(r, "a module type (rcluster cannot read module data)");
-    else if (type >= RDB_T_COMMON_END) rdb_bad(r, "value type %u is not one rcluster reads", type);
+    if (type == RDB_T_MODULE_PRE_GA || type == RDB_T_MODULE2) rdb_set_msg(r, "a module type (rcluster cannot read module data)");
+    else if (type >= RDB_T_COMMON_END) rdb_set_msg(r, "value type %u is not one rcluster reads", type);
     else if (rdb_skip_value(r, type) == 0) {
         k.val = r->p + start;
         k.vlen = r->pos - start;
@@ -13302,7 +13305,7 @@ static int bk_feed(struct rc *rc, struct bk_src *b, const unsigned char *p, size
 static int bk_finish(struct rc *rc, struct bk_src *b) {
     b->seconds = (double)(rc_now_ms() - b->t_start) / 1000.0;
     rconn_close(&b->c);
-    if (b->bytes < 9 + 1 + 8 || (memcmp(b->magic, "REDIS", 5) && memcmp(b->magic, "VALKEY", 6)))
+    if (b->bytes < 9 + 1 + 8 || (memcmp(b->magic, "REDIS", 5) != 0 && memcmp(b->magic, "VALKEY", 6) != 0))
         return rc_fail(rc, "%s:%d: SYNC sent %llu bytes that are not an RDB file", b->x->ip, b->x->port, (unsigned long long)b->bytes);
     uint64_t trailer = le64_get(b->crchold.b);
     b->crc_ok = trailer != 0;
@@ -13347,7 +13350,7 @@ static int bk_pick_sources(struct backup *bk) {
 /* Ask for one RDB and nothing after it: REPLCONF rdb-only 1 (the master ends the link
  * after the RDB), capa eof (diskless transfers), and to Valkey >= 9 its own version so
  * that it sends its native format; then SYNC. */
-static int bk_start(struct backup *bk, struct bk_src *b) {
+static int bk_ask(struct backup *bk, struct bk_src *b) {
     struct rc *rc = bk->rc;
     struct resp *r[3] = { NULL, NULL, NULL };
     const char *ver = (b->x->caps & SRV_ATOMIC_VALKEY) && !strncmp(b->x->server, "Valkey ", 7) ? b->x->server + 7 : NULL;
@@ -13368,6 +13371,11 @@ static int bk_start(struct backup *bk, struct bk_src *b) {
 out:
     for (int k = 0; k < 3; k++) resp_free(r[k]);
     return ret;
+}
+
+static int bk_start(struct backup *bk, struct bk_src *b) {
+    if (!b->x) return rc_fail(bk->rc, "backup: a source without a node");
+    return bk_ask(bk, b) < 0 ? rc_wrap(bk->rc, "asking %s:%d for its RDB", b->x->ip, b->x->port) : 0;
 }
 
 /* "12.3 MB" */
@@ -13455,7 +13463,7 @@ static sds bk_file_json(sds js, const struct backup *bk, const struct bk_src *b)
     js = rc_cat(js, ",\"magic\":");
     js = rc_json_str(js, (const char *)b->magic);
     js = rc_catprintf(js, ",\"rdb_version\":%d,\"bytes\":%llu,\"crc64\":\"%016llx\",\"rdb_checksum\":\"%s\",\"snapshot_time\":\"%s\","
-                      "\"snapshot_unix_ms\":%lld,\"seconds\":%.3f}", atoi((const char *)b->magic + (b->magic[0] == 'V' ? 6 : 5)),
+                      "\"snapshot_unix_ms\":%lld,\"seconds\":%.3f}", (int)strtol((const char *)b->magic + (b->magic[0] == 'V' ? 6 : 5), NULL, 10),
                       (unsigned long long)b->bytes, (unsigned long long)b->crc, b->crc_ok ? "verified" : "absent", when, b->unix_ms, b->seconds);
     (void)bk;
     return js;
@@ -13643,7 +13651,7 @@ static int cmd_backup(struct rc *rc, int argc, char **argv) {
     if (day2_open(rc, &bk.s, argv[optind]) < 0 || bk_pick_sources(&bk) < 0 || bk_prepare_dir(rc, bk.dir) < 0) goto out;
     rc_progress(rc, "backup: fetching %d RDB file(s) at once into %s", bk.n, bk.dir);
     for (int i = 0; i < bk.n; i++)
-        if (bk_start(&bk, &bk.src[i]) < 0) { rc_wrap(rc, "asking %s:%d for its RDB", bk.src[i].x->ip, bk.src[i].x->port); goto out; }
+        if (bk_start(&bk, &bk.src[i]) < 0) goto out;
     if (bk_pump(&bk) < 0) goto out;
     sds manifest = bk_manifest(&bk, started), mpath = rc_sprintf("%s/manifest.json", bk.dir);
     if (!manifest || !mpath) rc_fail_oom(rc);
@@ -13894,16 +13902,20 @@ static int rs_list_manifest(struct rc *rc, const char *dir, const char *manifest
     int ret = 0;
     if (!root || json_type(files) != JSON_ARRAY) { json_free(root); return rc_fail_as(rc, RC_ERR_CORRUPT, "%s/manifest.json: not a backup manifest%s%s", dir, root ? "" : ": ", root ? "" : je.message); }
     *n = 0;
-    if (!(*out = calloc(json_length(files) + 1, sizeof **out))) ret = rc_fail_oom(rc);
+    sds *names = calloc(json_length(files) + 1, sizeof *names);
+    if (!names) { json_free(root); return rc_fail_oom(rc); }
+    *out = names;
     for (size_t i = 0; ret == 0 && i < json_length(files); i++) {
         const char *name = json_string(json_get(json_at(files, i), "file"));
         double bytes = json_number(json_get(json_at(files, i), "bytes"), -1);
         struct stat st;
         if (!name || strchr(name, '/')) { ret = rc_fail_as(rc, RC_ERR_CORRUPT, "%s/manifest.json: file %zu has no valid name", dir, i); break; }
-        if (!((*out)[(*n)++] = rc_sprintf("%s/%s", dir, name))) { ret = rc_fail_oom(rc); break; }
-        if (stat((*out)[*n - 1], &st) < 0) ret = rc_fail_as(rc, RC_ERR_CORRUPT, "%s: listed in the manifest: %s; nothing written", (*out)[*n - 1], strerror(errno));
+        sds path = rc_sprintf("%s/%s", dir, name);
+        if (!path) { ret = rc_fail_oom(rc); break; }
+        names[(*n)++] = path;
+        if (stat(path, &st) < 0) ret = rc_fail_as(rc, RC_ERR_CORRUPT, "%s: listed in the manifest: %s; nothing written", path, strerror(errno));
         else if ((double)st.st_size != bytes)
-            ret = rc_fail_as(rc, RC_ERR_CORRUPT, "%s: %lld bytes, the manifest says %.0f (truncated or changed); nothing written", (*out)[*n - 1], (long long)st.st_size, bytes);
+            ret = rc_fail_as(rc, RC_ERR_CORRUPT, "%s: %lld bytes, the manifest says %.0f (truncated or changed); nothing written", path, (long long)st.st_size, bytes);
     }
     json_free(root);
     return ret;
@@ -13945,6 +13957,7 @@ static int rs_list_files(struct rc *rc, const char *path, sds **out, int *n) {
 static int rs_open_files(struct restore *rs, const char *path) {
     sds *names = NULL;
     int n = 0, ret = rs_list_files(rs->rc, path, &names, &n);
+    if (ret == 0 && n == 0) ret = rc_fail_as(rs->rc, RC_ERR_USAGE, "%s: no RDB file to restore", path);
     if (ret == 0 && !(rs->files = calloc((size_t)n, sizeof *rs->files))) ret = rc_fail_oom(rs->rc);
     for (int i = 0; ret == 0 && i < n; i++) {
         ret = rdb_map_open(rs->rc, names[i], &rs->files[i]);

@@ -7,6 +7,7 @@ tests/test_data.sh (backup, restore, import).
                                                            key, type, value, PEXPIRETIME
   data_client.py compare DUMP_A DUMP_B TOLERANCE_MS          same keys, types and values;
                                                            expiries within TOLERANCE_MS
+  data_client.py rdb OUT expired|db1|module                 a small hand-made RDB file
 PASSWORD '-' for none."""
 import sys
 import redis
@@ -98,7 +99,33 @@ def compare(a, b, tol):
             sys.exit(f'expiry differs ({ex} vs {ey}): {kx[:100]}')
 
 
+def crc64(data):
+    crc = 0
+    for x in data:
+        crc ^= x
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0x95ac9329ac4bc9b5 if crc & 1 else crc >> 1
+    return crc
+
+
+def rdb(out, kind):
+    def s(b):
+        return bytes([len(b)]) + b
+    body = b'REDIS0010' + b'\xfa' + s(b'redis-ver') + s(b'7.0.15')
+    if kind == 'db1':
+        body += b'\xfe\x01'
+    body += b'\x00' + s(b'live') + s(b'1')
+    body += b'\xfc' + (1000).to_bytes(8, 'little') + b'\x00' + s(b'dead') + s(b'x')
+    body += b'\xfd' + (4000000000).to_bytes(4, 'little') + b'\x00' + s(b'secs') + s(b's')
+    if kind == 'module':
+        body += b'\x07' + s(b'modkey') + b'\x81' + bytes(8) + b'\x00'
+    body += b'\xff'
+    open(out, 'wb').write(body + crc64(body).to_bytes(8, 'little'))
+
+
 def main():
+    if sys.argv[1] == 'rdb':
+        return rdb(sys.argv[2], sys.argv[3])
     cmd, addr, pw = sys.argv[1], sys.argv[2], sys.argv[3]
     if cmd == 'compare':
         return compare(addr, pw, int(sys.argv[4]))

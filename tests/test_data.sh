@@ -1,6 +1,6 @@
 #!/bin/bash
 # tests/test_data.sh — backup, restore and import (issue 20) on real servers on 127.0.0.1
-# ports 9600-9699 (bus +10000). A Redis 7.0 cluster A (3 masters, password) loaded with
+# ports 9600-9699 (bus +10000). A Redis 7.0 cluster A (3 masters, 3 replicas, password) loaded with
 # keys of every type (big values, expiries, a stream with consumer groups and pending
 # entries, function libraries) is backed up; the backup goes into a 4-master cluster B
 # (another password, disk-based sync) and, where ../shared/servers has it, a 4-master
@@ -45,23 +45,30 @@ dt_start() {
     return 1
 }
 
-# dt_cluster SERVER FIRST COUNT PASSWORD [args...]: COUNT masters formed by rcluster create.
+# dt_cluster SERVER FIRST COUNT PASSWORD [args...]: COUNT nodes formed by rcluster create,
+# with DT_REPLICAS (default 0) replicas per master.
 dt_cluster() {
     local server=$1 first=$2 n=$3 pw=$4 p; shift 4
     for ((p = first; p < first + n; p++)); do dt_start "$server" "$p" "$pw" "$@" || return 1; done
-    run_rc "$L/create-$first" 60 -- create --replicas 0 --yes --password "$pw" $(addrs "$first" "$n")
+    run_rc "$L/create-$first" 60 -- create --replicas "${DT_REPLICAS:-0}" --yes --password "$pw" $(addrs "$first" "$n")
     [ "$RC" = 0 ] || { cat "$L/create-$first.err" >&2; return 1; }
     wait_for 10 cluster_ok_all "$first" "$n"
+}
+
+# masters FIRST COUNT: the ports of the nodes that are masters.
+masters() {
+    local p
+    for ((p = $1; p < $1 + $2; p++)); do rcli "$p" info replication | grep -q '^role:master' && echo "$p"; done
 }
 
 # keys_total FIRST COUNT: DBSIZE summed over the masters.
 keys_total() {
     local p t=0 k
-    for ((p = $1; p < $1 + $2; p++)); do k=$(rcli "$p" dbsize); t=$((t + ${k:-0})); done
+    for p in $(masters "$1" "$2"); do k=$(rcli "$p" dbsize); t=$((t + ${k:-0})); done
     echo "$t"
 }
 
-flush_all() { local p; for ((p = $1; p < $1 + $2; p++)); do rcli "$p" flushall >/dev/null; rcli "$p" function flush >/dev/null; done; }
+flush_all() { local p; for p in $(masters "$1" "$2"); do rcli "$p" flushall >/dev/null; rcli "$p" function flush >/dev/null; done; }
 
 # same_data NAME DUMP_A DUMP_B [TOLERANCE_MS]: the same keys, types and values (and not
 # none); expiries equal (RESTORE ... ABSTTL keeps them exactly) or within TOLERANCE_MS
@@ -71,13 +78,14 @@ same_data() {
     return 0
 }
 
-# ---- setup: A (Redis 7.0, 3 masters) loaded; B (4 masters, disk-based sync) empty -------
-dt_cluster redis-server 9600 3 apw || { not_ok "data: cluster A" "could not start"; finish; }
+# ---- setup: A (Redis 7.0, 3 masters + 3 replicas) loaded; B (4 masters, disk-based sync) empty
+DT_REPLICAS=1 dt_cluster redis-server 9600 6 apw || { not_ok "data: cluster A" "could not start"; finish; }
 dt_cluster redis-server 9610 4 bpw --repl-diskless-sync no || { not_ok "data: cluster B" "could not start"; finish; }
 if ! $DC load 127.0.0.1:9600 apw 3 cluster >"$L/load.out" 2>&1; then not_ok "data: load A" "data_client load failed" "$L/load.out"; finish; fi
-for p in 9600 9601 9602; do rcli "$p" function load "$FN" >/dev/null; done
+for p in $(masters 9600 6); do rcli "$p" function load "$FN" >/dev/null; done
 $DC dump 127.0.0.1:9600 apw cluster >"$L/A.dump" 2>"$L/A.dump.err"
-A_KEYS=$(keys_total 9600 3)
+A_KEYS=$(keys_total 9600 6)
+wait_for 20 cluster_ok_all 9600 6   # the replicas have the keys (their link is up)
 
 # ---- 1. backup ------------------------------------------------------------------------
 t_backup() {
@@ -117,6 +125,19 @@ t_backup_refusals() {
     run_rc "$L/bk3" 60 -- backup 127.0.0.1:9620 "$T_TMP/bkS" --password spw
     { [ "$RC" = 1 ] && contains "$L/bk3.err" "cluster mode is disabled"; } || { not_ok "$n" "standalone node: exit $RC" "$L/bk3.err"; return; }
     [ -z "$(ls "$T_TMP/bkS" 2>/dev/null)" ] || { not_ok "$n" "files left in DIR of a refused backup"; return; }
+    ok "$n"
+}
+
+t_backup_replicas() {
+    local n="backup --from-replicas: each master's RDB from its replica, restores the same keys"
+    run_rc "$L/bkr" 120 -- backup 127.0.0.1:9600 "$T_TMP/bkR" --password apw --from-replicas
+    [ "$RC" = 0 ] || { not_ok "$n" "exit $RC" "$L/bkr.err"; return; }
+    [ "$(grep -o '"source_role":"replica"' "$T_TMP/bkR/manifest.json" | wc -l)" = 3 ] || { not_ok "$n" "not 3 files from replicas" "$T_TMP/bkR/manifest.json"; return; }
+    flush_all 9610 4
+    run_rc "$L/bkrr" 120 -- restore 127.0.0.1:9610 "$T_TMP/bkR" --password bpw
+    [ "$RC" = 0 ] || { not_ok "$n" "restore: exit $RC" "$L/bkrr.err"; return; }
+    $DC dump 127.0.0.1:9610 bpw cluster >"$L/BR.dump" 2>&1
+    same_data "$n" "$L/A.dump" "$L/BR.dump" || return
     ok "$n"
 }
 
@@ -176,6 +197,21 @@ t_restore_corrupt() {
     cp "$T_TMP/bkA"/*.rdb "$T_TMP/bad3/"
     printf 'REDIX' | dd of="$T_TMP/bad3/$(basename "$f")" bs=1 seek=0 conv=notrunc 2>/dev/null
     restore_refused "$n" "$T_TMP/bad3" "not an RDB file" || return
+    ok "$n"
+}
+
+t_restore_handmade() {
+    local n="restore: expired keys skipped, seconds expiry kept; database 1 and module types refused"
+    flush_all 9610 4
+    $DC rdb "$T_TMP/exp.rdb" expired && $DC rdb "$T_TMP/db1.rdb" db1 && $DC rdb "$T_TMP/mod.rdb" module || { not_ok "$n" "writing the files"; return; }
+    run_rc "$L/hm" 60 -- restore 127.0.0.1:9610 "$T_TMP/exp.rdb" --password bpw --json
+    { [ "$RC" = 0 ] && contains "$L/hm.out" '"restored":2' '"expired_skipped":1'; } || { not_ok "$n" "exit $RC" "$L/hm.out" "$L/hm.err"; return; }
+    [ "$(rcli 9610 -c exists dead)" = 0 ] && [ "$(rcli 9610 -c get live)" = 1 ] || { not_ok "$n" "expired key restored or live key missing"; return; }
+    [ "$(rcli 9610 -c pexpiretime secs)" = 4000000000000 ] || { not_ok "$n" "EXPIRETIME in seconds not kept: $(rcli 9610 -c pexpiretime secs)"; return; }
+    flush_all 9610 4
+    restore_refused "$n" "$T_TMP/db1.rdb" "database 1" || return
+    restore_refused "$n" "$T_TMP/mod.rdb" "key 'modkey'" || return
+    contains "$L/rf.err" "module" || { not_ok "$n" "module type not said" "$L/rf.err"; return; }
     ok "$n"
 }
 
@@ -268,7 +304,9 @@ t_backup
 t_backup_refusals
 t_restore
 t_restore_existing
+t_backup_replicas
 t_restore_corrupt
+t_restore_handmade
 t_import
 t_import_refusals
 t_backup_disk
