@@ -13650,6 +13650,9 @@ static int cmd_backup(struct rc *rc, int argc, char **argv) {
     int ret = -1;
     if (day2_open(rc, &bk.s, argv[optind]) < 0 || bk_pick_sources(&bk) < 0 || bk_prepare_dir(rc, bk.dir) < 0) goto out;
     rc_progress(rc, "backup: fetching %d RDB file(s) at once into %s", bk.n, bk.dir);
+    long delay = 0;
+    for (int i = 0; i < bk.n; i++) if (bk.src[i].x->diskless_delay > delay) delay = bk.src[i].x->diskless_delay;
+    if (delay > 0) rc_progress(rc, "backup: a diskless transfer starts after the source's repl-diskless-sync-delay (%ld s)", delay);
     for (int i = 0; i < bk.n; i++)
         if (bk_start(&bk, &bk.src[i]) < 0) goto out;
     if (bk_pump(&bk) < 0) goto out;
@@ -13732,6 +13735,7 @@ struct restore {
     long long keys, expired, restored, busy, errors;
     sds busy_names, first_error;
     sds *fns;                   /* function libraries (their string encodings), deduplicated */
+    sds *fn_names;              /* their names (NULL: none found in the code) */
     int nfns;
 };
 
@@ -13844,6 +13848,34 @@ static int rs_on_key(void *ctx, const struct rdb_key *k) {
     return rs->pass == RS_EXISTS ? rs_queue_exists(rs, o, k) : rs_queue_restore(rs, o, k);
 }
 
+/* The library name in a function's code: its first line is "#!<engine> name=<name> ...".
+ * NULL when there is none (or on OOM). Pure. */
+static sds fn_library_name(const char *code, size_t len) {
+    size_t eol = 0;
+    while (eol < len && code[eol] != '\n') eol++;
+    if (eol < 2 || memcmp(code, "#!", 2) != 0) return NULL;
+    for (size_t i = 3; i + 5 <= eol; i++) {
+        if (code[i - 1] != ' ' || memcmp(code + i, "name=", 5) != 0) continue;
+        size_t b = i + 5, e = b;
+        while (e < eol && code[e] != ' ' && code[e] != '\r') e++;
+        return e > b ? sdsnewlen(code + b, e - b) : NULL;
+    }
+    return NULL;
+}
+
+/* The library name of a FUNCTION2 record (the code's string encoding), or NULL. */
+static sds fn_record_name(const unsigned char *enc, size_t len) {
+    struct rdb_rd r;
+    struct rdb_str st;
+    sds code = NULL, name = NULL;
+    memset(&r, 0, sizeof r);
+    r.p = enc;
+    r.len = len;
+    if (rdb_string(&r, &st) == 0 && rdb_str_decode(&r, &st, RDB_MAX_KEY, &code) == 0) name = fn_library_name(code, sdslen(code));
+    sdsfree(code);
+    return name;
+}
+
 /* Every master has every function library: keep one copy of each. */
 static int rs_on_function(void *ctx, const unsigned char *enc, size_t len) {
     struct restore *rs = ctx;
@@ -13851,10 +13883,44 @@ static int rs_on_function(void *ctx, const unsigned char *enc, size_t len) {
     for (int i = 0; i < rs->nfns; i++)
         if (sdslen(rs->fns[i]) == len && !memcmp(rs->fns[i], enc, len)) return 0;
     sds *grown = realloc(rs->fns, (size_t)(rs->nfns + 1) * sizeof *grown);
-    if (!grown) return rc_fail_oom(rs->rc);
-    rs->fns = grown;
+    if (grown) rs->fns = grown;
+    sds *names = grown ? realloc(rs->fn_names, (size_t)(rs->nfns + 1) * sizeof *names) : NULL;
+    if (!names) return rc_fail_oom(rs->rc);
+    rs->fn_names = names;
     if (!(rs->fns[rs->nfns] = sdsnewlen(enc, len))) return rc_fail_oom(rs->rc);
-    rs->nfns++;
+    rs->fn_names[rs->nfns++] = fn_record_name(enc, len);
+    return 0;
+}
+
+/* Without --replace a function library the cluster already has is refused before any
+ * write, like a key (FUNCTION LIST LIBRARYNAME on every master). */
+static int rs_check_functions(struct restore *rs) {
+    struct session *s = &rs->s;
+    for (int f = 0; f < rs->nfns; f++) {
+        if (!rs->fn_names[f]) continue;
+        for (int i = 0; i < s->n; i++) {
+            struct snode *x = &s->nodes[i];
+            if (!x->up || !snode_is_master(x) || !snode_slot_count(x)) continue;
+            const char *argv[4] = { "FUNCTION", "LIST", "LIBRARYNAME", rs->fn_names[f] };
+            size_t lens[4] = { 8, 4, 11, sdslen(rs->fn_names[f]) };
+            if (sess_queue_bin(s, x, 4, argv, lens) < 0) return -1;
+        }
+        if (sess_flush_all(s) < 0) return -1;
+        for (int i = 0; i < s->n; i++) {
+            struct snode *x = &s->nodes[i];
+            while (x->owed > 0) {
+                struct resp *r = sess_reply(s, x, 0);
+                if (!r) return rc_wrap(rs->rc, "%s:%d: FUNCTION LIST", x->ip, x->port);
+                int there = r->type == RESP_ARRAY && r->n > 0;
+                resp_free(r);
+                if (there) {
+                    sess_drain_all(s, "FUNCTION LIST");
+                    return rc_fail_as(rs->rc, RC_ERR_EXISTS, "function library '%.60s' already exists on %s:%d; nothing written (--replace replaces it)",
+                                      rs->fn_names[f], x->ip, x->port);
+                }
+            }
+        }
+    }
     return 0;
 }
 
@@ -13995,8 +14061,9 @@ static void rs_free(struct restore *rs) {
     free(rs->per_node);
     for (int i = 0; i < rs->nfiles; i++) rdb_map_close(&rs->files[i]);
     free(rs->files);
-    for (int i = 0; i < rs->nfns; i++) sdsfree(rs->fns[i]);
+    for (int i = 0; i < rs->nfns; i++) { sdsfree(rs->fns[i]); sdsfree(rs->fn_names[i]); }
     free(rs->fns);
+    free(rs->fn_names);
     sdsfree(rs->busy_names);
     sdsfree(rs->first_error);
     sess_free(&rs->s);
@@ -14064,7 +14131,7 @@ static int cmd_restore(struct rc *rc, int argc, char **argv) {
     if (rs_open_files(&rs, argv[optind + 1]) < 0 || rs_walk_all(&rs, RS_PREFLIGHT) < 0) goto out;
     rc_progress(rc, "restore: %d file(s) read and checked: %lld keys (%lld already expired), %d function librar%s", rs.nfiles, rs.keys, rs.expired,
                 rs.nfns, rs.nfns == 1 ? "y" : "ies");
-    if (!rs.replace && rs_walk_all(&rs, RS_EXISTS) < 0) goto out;
+    if (!rs.replace && (rs_check_functions(&rs) < 0 || rs_walk_all(&rs, RS_EXISTS) < 0)) goto out;
     if (rs.busy || rs.first_error) {
         if (rs.busy) rc_fail_as(rc, RC_ERR_EXISTS, "%lld key(s) already exist in the cluster (%s%s); nothing written (--replace overwrites them)", rs.busy,
                                 rs.busy_names ? rs.busy_names : "", rs.busy > RS_NAMES ? ", ..." : "");

@@ -158,7 +158,7 @@ t_restore() {
 }
 
 t_restore_existing() {
-    local n="restore: an existing key is refused without --replace (nothing written), replaced with it"
+    local n="restore: an existing key or function library is refused without --replace (nothing written), replaced with it"
     flush_all 9610 4
     rcli 9610 -c set t0:str other >/dev/null
     run_rc "$L/rs-ex" 60 -- restore 127.0.0.1:9610 "$T_TMP/bkA" --password bpw
@@ -167,6 +167,11 @@ t_restore_existing() {
     run_rc "$L/rs-rep" 120 -- restore 127.0.0.1:9610 "$T_TMP/bkA" --password bpw --replace
     [ "$RC" = 0 ] || { not_ok "$n" "--replace: exit $RC" "$L/rs-rep.err"; return; }
     [ "$(rcli 9610 -c get t0:str)" = hello ] || { not_ok "$n" "t0:str not replaced"; return; }
+    # the keys go, the function library stays: it is refused like a key
+    local p; for p in $(masters 9610 4); do rcli "$p" flushall >/dev/null; done
+    run_rc "$L/rs-fn" 60 -- restore 127.0.0.1:9610 "$T_TMP/bkA" --password bpw
+    { [ "$RC" = 1 ] && contains "$L/rs-fn.err" "function library 'datalib' already exists" "nothing written"; } || { not_ok "$n" "existing library: exit $RC" "$L/rs-fn.err"; return; }
+    [ "$(keys_total 9610 4)" = 0 ] || { not_ok "$n" "keys written although the library was refused"; return; }
     ok "$n"
 }
 
@@ -212,6 +217,8 @@ t_restore_handmade() {
     restore_refused "$n" "$T_TMP/db1.rdb" "database 1" || return
     restore_refused "$n" "$T_TMP/mod.rdb" "key 'modkey'" || return
     contains "$L/rf.err" "module" || { not_ok "$n" "module type not said" "$L/rf.err"; return; }
+    run_rc "$L/hm2" 60 -- import 127.0.0.1:9610 --from "$T_TMP/exp.rdb" --password bpw
+    { [ "$RC" = 0 ] && [ "$(rcli 9610 -c get live)" = 1 ]; } || { not_ok "$n" "import --from FILE.rdb: exit $RC" "$L/hm2.err"; return; }
     ok "$n"
 }
 

@@ -2555,6 +2555,16 @@ static void test_data(void) {
     CHECK("server-rdb.valkey8", server_rdb_version("Valkey 8.0.1", &v80) == 11 && !v80);
     CHECK("server-rdb.valkey9", server_rdb_version("Valkey 9.1.0", &v80) == 11 && v80);
     CHECK("server-rdb.redis-dev", server_rdb_version("Redis 255.255.255", &v80) == 14);
+    static const struct { const char *code, *want; } fns[] = {
+        { "#!lua name=mylib\nredis.register_function('f', function() return 1 end)", "mylib" },
+        { "#!lua name=lib2 other=1\r\nbody", "lib2" },
+        { "#!lua\nname=notthis", NULL }, { "-- no shebang name=x", NULL }, { "#!lua name=", NULL }, { "", NULL },
+    };
+    for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
+        sds got = fn_library_name(fns[i].code, strlen(fns[i].code));
+        CHECKF(nm("restore.function-name.%zu", i), fns[i].want ? got && !strcmp(got, fns[i].want) : !got, "got %s", got ? got : "(null)");
+        sdsfree(got);
+    }
     {   /* the hold-back of the last bytes of a stream (EOF mark, CRC trailer) */
         struct tailhold th = { { 0 }, 0 };
         sds out = sdsempty();
