@@ -13213,6 +13213,7 @@ struct backup {
     struct session s;
     const char *dir;
     int from_replicas;
+    int diskless;               /* --diskless: offer diskless transfers whatever their delay */
     struct bk_src *src;
     int n;
 };
@@ -13348,15 +13349,19 @@ static int bk_pick_sources(struct backup *bk) {
 }
 
 /* Ask for one RDB and nothing after it: REPLCONF rdb-only 1 (the master ends the link
- * after the RDB), capa eof (diskless transfers), and to Valkey >= 9 its own version so
- * that it sends its native format; then SYNC. */
+ * after the RDB), capa eof (diskless transfers: "$EOF:<mark>"), and to Valkey >= 9 its
+ * own version so that it sends its native format; then SYNC. A source whose
+ * repl-diskless-sync-delay is set would wait that long (5 s by default) before a
+ * diskless transfer, so it is not offered one unless --diskless: it saves to its disk at
+ * once and sends "$<len>", as redis-cli --cluster backup has it do. */
 static int bk_ask(struct backup *bk, struct bk_src *b) {
     struct rc *rc = bk->rc;
     struct resp *r[3] = { NULL, NULL, NULL };
     const char *ver = (b->x->caps & SRV_ATOMIC_VALKEY) && !strncmp(b->x->server, "Valkey ", 7) ? b->x->server + 7 : NULL;
-    int nq = ver ? 3 : 2, ret = -1;
+    int eof = bk->diskless || b->x->diskless_delay <= 0;
+    int nq = 1 + eof + (ver != NULL), ret = -1;
     if (rconn_open(rc, &b->c, b->x->conn_ip, b->x->conn_port) < 0) return -1;
-    if (rconn_queue(rc, &b->c, "REPLCONF", "rdb-only", "1", RESP_END) < 0 || rconn_queue(rc, &b->c, "REPLCONF", "capa", "eof", RESP_END) < 0 ||
+    if (rconn_queue(rc, &b->c, "REPLCONF", "rdb-only", "1", RESP_END) < 0 || (eof && rconn_queue(rc, &b->c, "REPLCONF", "capa", "eof", RESP_END) < 0) ||
         (ver && rconn_queue(rc, &b->c, "REPLCONF", "version", ver, RESP_END) < 0)) return -1;
     for (int k = 0; k < nq; k++)
         if (!(r[k] = rconn_read(rc, &b->c, rc_now_ms() + rc->io_timeout_ms))) goto out;
@@ -13544,23 +13549,26 @@ static void bk_report(const struct backup *bk) {
 }
 
 static void usage_backup(FILE *f) {
-    fputs("usage: rcluster backup ADDR DIR [--from-replicas] [--json]\n"
+    fputs("usage: rcluster backup ADDR DIR [--from-replicas] [--diskless] [--json]\n"
           "\n"
           "Fetch every master's RDB at once over the replication protocol (REPLCONF rdb-only,\n"
-          "SYNC; diskless or not) into DIR/<master id>.rdb, each fsynced, and write\n"
+          "SYNC) into DIR/<master id>.rdb, each fsynced, and write\n"
           "DIR/manifest.json: the topology (ids, addresses, roles, slot ranges), the server,\n"
           "each file's RDB magic and version, size, CRC-64 and snapshot time. DIR is created;\n"
           "one that already holds a manifest is refused. --from-replicas takes each master's\n"
           "RDB from one of its replicas (its link up), sparing the masters. On failure the\n"
-          "files of this run are removed. Put a backup back with `rcluster restore`.\n", f);
+          "files of this run are removed. Put a backup back with `rcluster restore`.\n"
+          "A source whose repl-diskless-sync-delay is 0 sends its RDB diskless; one that\n"
+          "would wait that delay first saves it to its own disk at once instead, unless\n"
+          "--diskless (no file on the source's disk, the delay waited).\n", f);
 }
 
 enum { OPT_DATA_FROM_REPLICAS = OPT_FIRST_COMMAND_OPT + 120, OPT_DATA_REPLACE, OPT_DATA_DRY_RUN, OPT_DATA_FROM, OPT_DATA_COPY,
-       OPT_DATA_FROM_USER, OPT_DATA_FROM_PASS, OPT_DATA_FROM_PASS_FILE, OPT_DATA_PIPELINE, OPT_DATA_MIGRATE_TIMEOUT };
+       OPT_DATA_FROM_USER, OPT_DATA_FROM_PASS, OPT_DATA_FROM_PASS_FILE, OPT_DATA_PIPELINE, OPT_DATA_MIGRATE_TIMEOUT, OPT_DATA_DISKLESS };
 
 /* Options of backup, restore and import. */
 struct data_opts {
-    int from_replicas, replace, dry_run, copy;
+    int from_replicas, replace, dry_run, copy, diskless;
     const char *from;
     sds from_user, from_pass;
     int pipeline, migrate_timeout_ms;
@@ -13571,6 +13579,7 @@ static int data_on_opt(struct rc *rc, int opt, const char *arg, void *ctx) {
     long v;
     switch (opt) {
     case OPT_DATA_FROM_REPLICAS: o->from_replicas = 1; return 0;
+    case OPT_DATA_DISKLESS: o->diskless = 1; return 0;
     case OPT_DATA_REPLACE: o->replace = 1; return 0;
     case OPT_DATA_DRY_RUN: o->dry_run = 1; return 0;
     case OPT_DATA_COPY: o->copy = 1; return 0;
@@ -13637,22 +13646,24 @@ static int bk_prepare_dir(struct rc *rc, const char *dir) {
 
 /* backup ADDR DIR: every master's RDB at once into DIR, with a manifest; 0 when all arrived intact. */
 static int cmd_backup(struct rc *rc, int argc, char **argv) {
-    static const struct option opts[] = { { "from-replicas", no_argument, NULL, OPT_DATA_FROM_REPLICAS } };
+    static const struct option opts[] = { { "from-replicas", no_argument, NULL, OPT_DATA_FROM_REPLICAS },
+                                          { "diskless", no_argument, NULL, OPT_DATA_DISKLESS } };
     struct data_opts o;
-    int r = data_parse(rc, argc, argv, opts, 1, usage_backup, &o, 2);
+    int r = data_parse(rc, argc, argv, opts, 2, usage_backup, &o, 2);
     if (r) { data_opts_free(&o); return r < 0 ? -1 : 0; }
     struct backup bk;
     memset(&bk, 0, sizeof bk);
     bk.rc = rc;
     bk.dir = argv[optind + 1];
     bk.from_replicas = o.from_replicas;
+    bk.diskless = o.diskless;
     long long started = rc_wall_ms();
     int ret = -1;
     if (day2_open(rc, &bk.s, argv[optind]) < 0 || bk_pick_sources(&bk) < 0 || bk_prepare_dir(rc, bk.dir) < 0) goto out;
     rc_progress(rc, "backup: fetching %d RDB file(s) at once into %s", bk.n, bk.dir);
     long delay = 0;
     for (int i = 0; i < bk.n; i++) if (bk.src[i].x->diskless_delay > delay) delay = bk.src[i].x->diskless_delay;
-    if (delay > 0) rc_progress(rc, "backup: a diskless transfer starts after the source's repl-diskless-sync-delay (%ld s)", delay);
+    if (delay > 0 && bk.diskless) rc_progress(rc, "backup: a diskless transfer starts after the source's repl-diskless-sync-delay (%ld s)", delay);
     for (int i = 0; i < bk.n; i++)
         if (bk_start(&bk, &bk.src[i]) < 0) goto out;
     if (bk_pump(&bk) < 0) goto out;

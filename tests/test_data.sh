@@ -89,9 +89,11 @@ wait_for 20 cluster_ok_all 9600 6   # the replicas have the keys (their link is 
 
 # ---- 1. backup ------------------------------------------------------------------------
 t_backup() {
-    local n="backup: 3 RDB files at once, manifest with topology, magic, sizes and CRC-64"
-    run_rc "$L/bk" 120 -- backup 127.0.0.1:9600 "$T_TMP/bkA" --password apw
+    local n="backup --diskless: 3 RDB files at once, manifest with topology, magic, sizes and CRC-64"
+    # --diskless: the masters wait their repl-diskless-sync-delay (5 s), sending "\n" keepalives
+    run_rc "$L/bk" 120 -- backup 127.0.0.1:9600 "$T_TMP/bkA" --password apw --diskless
     [ "$RC" = 0 ] || { not_ok "$n" "exit $RC" "$L/bk.err"; return; }
+    contains "$L/bk.err" "repl-diskless-sync-delay (5 s)" || { not_ok "$n" "the delay is not said" "$L/bk.err"; return; }
     local files; files=$(ls "$T_TMP/bkA"/*.rdb 2>/dev/null | wc -l)
     [ "$files" = 3 ] || { not_ok "$n" "$files .rdb files in DIR"; return; }
     ls "$T_TMP/bkA" | grep -q '\.part$' && { not_ok "$n" ".part files left"; return; }
