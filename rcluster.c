@@ -13743,6 +13743,7 @@ struct restore {
     struct rdb_head head;       /* of the file being walked */
     const char *file;
     long long now_ms;
+    int64_t next_report;        /* monotonic ms of the next progress line */
     long long keys, expired, restored, busy, errors;
     sds busy_names, first_error;
     sds *fns;                   /* function libraries (their string encodings), deduplicated */
@@ -13814,7 +13815,13 @@ static int rs_settle(struct restore *rs) {
 
 static int rs_after_queue(struct restore *rs, int o) {
     struct snode *x = &rs->s.nodes[o];
-    if (x->owed >= RS_BATCH || (x->c.wbuf && (long)sdslen(x->c.wbuf) >= RS_BATCH_BYTES)) return rs_settle(rs);
+    if (x->owed < RS_BATCH && (!x->c.wbuf || (long)sdslen(x->c.wbuf) < RS_BATCH_BYTES)) return 0;
+    if (rs_settle(rs) < 0) return -1;
+    if (rc_interrupted()) return rc_fail_as(rs->rc, RC_ERR_INTERRUPTED, "restore interrupted after %lld keys", rs->restored);
+    if (rs->pass == RS_WRITE && rc_now_ms() >= rs->next_report) {
+        rc_progress(rs->rc, "restore: %lld of %lld keys", rs->restored, rs->keys - rs->expired);
+        rs->next_report = rc_now_ms() + 1000;
+    }
     return 0;
 }
 
@@ -14243,6 +14250,22 @@ static int im_check_source(struct import *im) {
     return 0;
 }
 
+/* MIGRATE runs on the source: a master announced on a loopback address is the source's
+ * own loopback when the source runs on another host. */
+static int im_check_reach(struct import *im) {
+    struct ifaddrs *ifs = NULL;
+    if (getifaddrs(&ifs) < 0) ifs = NULL;
+    int src_here = ip_is_local(im->from.ip, ifs), ret = 0;
+    if (ifs) freeifaddrs(ifs);
+    for (int i = 0; !src_here && ret == 0 && i < im->s.n; i++) {
+        const struct snode *x = &im->s.nodes[i];
+        if (snode_is_master(x) && snode_slot_count(x) && (!strncmp(x->ip, "127.", 4) || !strcmp(x->ip, "::1")))
+            ret = rc_fail_as(im->rc, RC_ERR_INCOMPATIBLE, "master %s:%d announces a loopback address, which the source %s (MIGRATE runs there, "
+                             "on another host) cannot reach; nothing moved (announce a routable address: cluster-announce-ip)", x->ip, x->port, im->scan.name);
+    }
+    return ret;
+}
+
 /* A lane (and a source connection) per master with slots. */
 static int im_open_lanes(struct import *im) {
     struct session *s = &im->s;
@@ -14471,7 +14494,7 @@ static int cmd_import(struct rc *rc, int argc, char **argv) {
     if (addr_parse(rc, o.from, &im.from) < 0) { rc->usage_error = 1; rc->err_kind = RC_ERR_USAGE; goto out; }
     if (day2_open(rc, &im.s, argv[optind]) < 0 || day2_preflight(&im.s, 0, -1) < 0) goto out;
     sess_owner_map(&im.s, im.owner);
-    if (im_source_connect(&im, &im.scan) < 0 || im_check_source(&im) < 0 || im_open_lanes(&im) < 0) goto out;
+    if (im_source_connect(&im, &im.scan) < 0 || im_check_source(&im) < 0 || im_check_reach(&im) < 0 || im_open_lanes(&im) < 0) goto out;
     rc_progress(rc, "import: %s keys of %s (%s) to %d master(s), %d keys per MIGRATE%s", o.copy ? "copying" : "moving", im.scan.name, im.src_server,
                 im.nlanes, o.pipeline, o.dry_run ? " (dry run: SCAN only)" : "");
     if (im_scan(&im) < 0) goto out;
