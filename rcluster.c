@@ -14140,6 +14140,7 @@ static int cmd_restore(struct rc *rc, int argc, char **argv) {
     rs.replace = o.replace;
     rs.dry_run = o.dry_run;
     rs.now_ms = rc_wall_ms();
+    rs.next_report = rc_now_ms() + 1000;
     int ret = -1;
     if (day2_open(rc, &rs.s, argv[optind]) < 0) goto out;
     if (day2_preflight(&rs.s, 0, -1) < 0) goto out;
