@@ -308,6 +308,16 @@ t_backup_disk() {
     ok "$n"
 }
 
+t_backup_cleanup() {
+    local n="backup: a failure mid-way (a source silent past --timeout) leaves no file"
+    # --diskless: the masters wait 5 s, with a "\n" a second; 0.5 s of silence is a failure
+    run_rc "$L/bkc" 60 -- backup 127.0.0.1:9600 "$T_TMP/bkC" --password apw --diskless --timeout 0.5
+    { [ "$RC" = 1 ] && contains "$L/bkc.err" "nothing received"; } || { not_ok "$n" "exit $RC" "$L/bkc.err"; return; }
+    [ -d "$T_TMP/bkC" ] || { not_ok "$n" "DIR was not created"; return; }
+    [ -z "$(ls -A "$T_TMP/bkC")" ] || { not_ok "$n" "left: $(ls "$T_TMP/bkC" | head -3 | tr '\n' ' ')"; return; }
+    ok "$n"
+}
+
 dt_start redis-server 9620 spw --cluster-enabled no || { not_ok "data: source S" "could not start"; finish; }
 t_backup
 t_backup_refusals
@@ -321,4 +331,5 @@ t_import_refusals
 t_backup_disk
 t_valkey
 t_import_newer
+t_backup_cleanup
 finish
