@@ -14142,12 +14142,11 @@ static int cmd_restore(struct rc *rc, int argc, char **argv) {
     rs.now_ms = rc_wall_ms();
     rs.next_report = rc_now_ms() + 1000;
     int ret = -1;
-    if (day2_open(rc, &rs.s, argv[optind]) < 0) goto out;
-    if (day2_preflight(&rs.s, 0, -1) < 0) goto out;
+    if (rs_open_files(&rs, argv[optind + 1]) < 0 || day2_open(rc, &rs.s, argv[optind]) < 0 || day2_preflight(&rs.s, 0, -1) < 0) goto out;
     sess_owner_map(&rs.s, rs.owner);
     rs_target_versions(&rs);
     if (!(rs.lanes = calloc((size_t)rs.s.n, sizeof *rs.lanes)) || !(rs.per_node = calloc((size_t)rs.s.n, sizeof *rs.per_node))) { rc_fail_oom(rc); goto out; }
-    if (rs_open_files(&rs, argv[optind + 1]) < 0 || rs_walk_all(&rs, RS_PREFLIGHT) < 0) goto out;
+    if (rs_walk_all(&rs, RS_PREFLIGHT) < 0) goto out;
     rc_progress(rc, "restore: %d file(s) read and checked: %lld keys (%lld already expired), %d function librar%s", rs.nfiles, rs.keys, rs.expired,
                 rs.nfns, rs.nfns == 1 ? "y" : "ies");
     if (!rs.replace && (rs_check_functions(&rs) < 0 || rs_walk_all(&rs, RS_EXISTS) < 0)) goto out;
