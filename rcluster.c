@@ -12691,6 +12691,9 @@ enum { RDB_T_STRING = 0, RDB_T_LIST, RDB_T_SET, RDB_T_ZSET, RDB_T_HASH, RDB_T_ZS
        RDB_T_HASH_ZIPMAP = 9, RDB_T_LIST_ZIPLIST, RDB_T_SET_INTSET, RDB_T_ZSET_ZIPLIST, RDB_T_HASH_ZIPLIST,
        RDB_T_LIST_QUICKLIST, RDB_T_STREAM, RDB_T_HASH_LISTPACK, RDB_T_ZSET_LISTPACK, RDB_T_LIST_QUICKLIST2,
        RDB_T_STREAM2, RDB_T_SET_LISTPACK, RDB_T_STREAM3, RDB_T_COMMON_END };
+/* Valkey >= 9.0 (VALKEY080): a hash with field expiries, (field, value, 8-byte expiry ms
+ * or -1) triples. In Redis' numbering 22 is a pre-release type of its own. */
+enum { RDB_T_VALKEY_HASH2 = 22 };
 /* Opcodes, counted down from 255. 243 is Valkey's SLOT_IMPORT but Redis' KEY_META. */
 enum { RDB_OP_SLOT_INFO = 244, RDB_OP_FUNCTION2, RDB_OP_FUNCTION_PRE_GA, RDB_OP_MODULE_AUX, RDB_OP_IDLE, RDB_OP_FREQ,
        RDB_OP_AUX, RDB_OP_RESIZEDB, RDB_OP_EXPIRE_MS, RDB_OP_EXPIRE, RDB_OP_SELECTDB, RDB_OP_EOF };
@@ -12702,6 +12705,7 @@ enum { RDB_OP_SLOT_INFO = 244, RDB_OP_FUNCTION2, RDB_OP_FUNCTION_PRE_GA, RDB_OP_
 struct rdb_rd {
     const unsigned char *p;
     size_t len, pos;
+    int valkey;             /* the VALKEY family's numbering (set by the header) */
     int failed;
     size_t at;              /* offset of the first failure */
     char msg[200];
@@ -12945,6 +12949,11 @@ static int rdb_skip_value(struct rdb_rd *r, unsigned type) {
         return 0;
     case RDB_T_STREAM: case RDB_T_STREAM2: case RDB_T_STREAM3:
         return rdb_skip_stream(r, type);
+    case RDB_T_VALKEY_HASH2:
+        if (!r->valkey) break;
+        if (rdb_count(r, 10, &n) < 0) return -1;
+        for (uint64_t i = 0; i < n; i++) if (rdb_skip_strings(r, 2) < 0 || rdb_skip(r, 8) < 0) return -1;
+        return 0;
     }
     return rdb_bad(r, "unknown value type %u", type);
 }
@@ -12952,6 +12961,7 @@ static int rdb_skip_value(struct rdb_rd *r, unsigned type) {
 /* The oldest RDB version that has value type t (a DUMP payload may say any version from
  * there up to what the target reads). Pure. */
 static int rdb_type_min_version(unsigned t) {
+    if (t >= RDB_T_COMMON_END) return 80;   /* Valkey's HASH_2 */
     return t <= RDB_T_HASH ? 1 : t == RDB_T_ZSET2 ? 8 : t <= RDB_T_LIST_QUICKLIST ? 7 : t == RDB_T_STREAM ? 9 : t <= RDB_T_STREAM2 ? 10 : 11;
 }
 
@@ -12969,7 +12979,7 @@ static int rdb_header(struct rdb_rd *r, struct rdb_head *h) {
     int valkey = !memcmp(p, "VALKEY", 6) && rdb_digits(p + 6, 3);
     if (!redis && !valkey) return rdb_bad(r, "not an RDB file: the magic is neither REDIS0nnn nor VALKEYnnn");
     memcpy(h->magic, p, 9);
-    h->valkey = valkey;
+    h->valkey = r->valkey = valkey;
     h->version = (int)strtol(h->magic + (valkey ? 6 : 5), NULL, 10);   /* digits, checked */
     r->pos = 9;
     if ((!valkey && (h->version < 1 || h->version > 14)) || (valkey && h->version != 80))
@@ -13011,7 +13021,7 @@ static int rdb_walk_key(struct rdb_rd *r, unsigned type, long long expire, const
     if (rdb_string(r, &ks) < 0 || rdb_str_decode(r, &ks, RDB_MAX_KEY, &k.name) < 0) return RDB_WALK_BAD;
     size_t start = r->pos;
     if (type == RDB_T_MODULE_PRE_GA || type == RDB_T_MODULE2) rdb_set_msg(r, "a module type (rcluster cannot read module data)");
-    else if (type >= RDB_T_COMMON_END) rdb_set_msg(r, "value type %u is not one rcluster reads", type);
+    else if (type >= RDB_T_COMMON_END && !(r->valkey && type == RDB_T_VALKEY_HASH2)) rdb_set_msg(r, "value type %u is not one rcluster reads", type);
     else if (rdb_skip_value(r, type) == 0) {
         k.val = r->p + start;
         k.vlen = r->pos - start;

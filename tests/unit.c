@@ -2470,7 +2470,7 @@ static void test_data(void) {
     };
     for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
         char *b = dup_n(lens[i].in, lens[i].n);
-        struct rdb_rd r = { (const unsigned char *)b, lens[i].n, 0, 0, 0, "" };
+        struct rdb_rd r = { .p = (const unsigned char *)b, .len = lens[i].n };
         uint64_t v = 0;
         int enc = 0, ret = rdb_len(&r, &v, &enc);
         CHECKF(nm("rdb.len.%s", lens[i].name), lens[i].ok ? ret == 0 && v == lens[i].want && enc == lens[i].enc && r.pos == lens[i].n : ret < 0 && r.failed,
@@ -2478,17 +2478,17 @@ static void test_data(void) {
         free(b);
     }
     {   /* an encoded length where a plain one belongs (a count) is corrupt */
-        struct rdb_rd r = { (const unsigned char *)"\xc0", 1, 0, 0, 0, "" };
+        struct rdb_rd r = { .p = (const unsigned char *)"\xc0", .len = 1 };
         uint64_t v;
         CHECK("rdb.len.encoded-as-count", rdb_len(&r, &v, NULL) < 0 && r.failed);
-        struct rdb_rd r2 = { (const unsigned char *)"\x3f", 1, 0, 0, 0, "" };
+        struct rdb_rd r2 = { .p = (const unsigned char *)"\x3f", .len = 1 };
         CHECK("rdb.count.more-than-bytes", rdb_count(&r2, 1, &v) < 0 && strstr(r2.msg, "count"));
     }
     static const struct { const char *name; const char *in; size_t n; long long want; } ints[] = {
         { "int8", "\xc0\xfe", 2, -2 }, { "int16", "\xc1\x39\x30", 3, 12345 }, { "int32", "\xc2\x00\x00\x00\x80", 5, -2147483647LL - 1 },
     };
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
-        struct rdb_rd r = { (const unsigned char *)ints[i].in, ints[i].n, 0, 0, 0, "" };
+        struct rdb_rd r = { .p = (const unsigned char *)ints[i].in, .len = ints[i].n };
         struct rdb_str st;
         int ret = rdb_string(&r, &st);
         CHECKF(nm("rdb.string.%s", ints[i].name), ret == 0 && st.kind == RDB_STR_INT && st.ival == ints[i].want && r.pos == ints[i].n,
@@ -2496,7 +2496,7 @@ static void test_data(void) {
     }
     {   /* LZF: literal "abc", then a back reference of 3 at distance 3 -> "abcabc" */
         const char lzf[] = "\xc3\x06\x06\x02" "abc" "\x20\x02";
-        struct rdb_rd r = { (const unsigned char *)lzf, sizeof lzf - 1, 0, 0, 0, "" };
+        struct rdb_rd r = { .p = (const unsigned char *)lzf, .len = sizeof lzf - 1 };
         struct rdb_str st;
         sds out = NULL;
         int ret = rdb_string(&r, &st);
