@@ -13368,15 +13368,17 @@ static int bk_ask(struct backup *bk, struct bk_src *b) {
     struct rc *rc = bk->rc;
     struct resp *r[3] = { NULL, NULL, NULL };
     const char *ver = (b->x->caps & SRV_ATOMIC_VALKEY) && !strncmp(b->x->server, "Valkey ", 7) ? b->x->server + 7 : NULL;
-    int eof = bk->diskless || b->x->diskless_delay <= 0;
-    int nq = 1 + eof + (ver != NULL), ret = -1;
+    int ret = -1;
     if (rconn_open(rc, &b->c, b->x->conn_ip, b->x->conn_port) < 0) return -1;
-    if (rconn_queue(rc, &b->c, "REPLCONF", "rdb-only", "1", RESP_END) < 0 || (eof && rconn_queue(rc, &b->c, "REPLCONF", "capa", "eof", RESP_END) < 0) ||
-        (ver && rconn_queue(rc, &b->c, "REPLCONF", "version", ver, RESP_END) < 0)) return -1;
-    for (int k = 0; k < nq; k++)
-        if (!(r[k] = rconn_read(rc, &b->c, rc_now_ms() + rc->io_timeout_ms))) goto out;
+    if (rconn_queue(rc, &b->c, "REPLCONF", "rdb-only", "1", RESP_END) < 0 || !(r[0] = rconn_read(rc, &b->c, rc_now_ms() + rc->io_timeout_ms))) goto out;
     if (r[0]->type == RESP_ERROR && !strncmp(r[0]->str, "NOAUTH", 6)) { rc_fail_as(rc, RC_ERR_AUTH, "%s: %s", b->c.name, r[0]->str); goto out; }
-    if (r[0]->type == RESP_ERROR) rc_warn(rc, "%s: REPLCONF rdb-only: %s (an older server: it streams on after the RDB; rcluster stops reading there)", b->c.name, r[0]->str);
+    /* A server without rdb-only (before 7.0) streams on after the RDB: only "$<len>" says
+     * where the RDB ends then, so it is not offered a diskless transfer. */
+    int rdb_only = r[0]->type != RESP_ERROR, eof = rdb_only && (bk->diskless || b->x->diskless_delay <= 0);
+    if (!rdb_only) rc_warn(rc, "%s: REPLCONF rdb-only: %s (an older server: rcluster stops reading after the RDB)", b->c.name, r[0]->str);
+    if ((eof && rconn_queue(rc, &b->c, "REPLCONF", "capa", "eof", RESP_END) < 0) || (ver && rconn_queue(rc, &b->c, "REPLCONF", "version", ver, RESP_END) < 0)) goto out;
+    for (int k = 1; k < 1 + eof + (ver != NULL); k++)
+        if (!(r[k] = rconn_read(rc, &b->c, rc_now_ms() + rc->io_timeout_ms))) goto out;
     b->fd = open(b->part, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (b->fd < 0) { rc_fail(rc, "creating %s: %s", b->part, strerror(errno)); goto out; }
     if (rconn_queue(rc, &b->c, "SYNC", RESP_END) < 0 || rconn_flush(rc, &b->c, rc_now_ms() + rc->io_timeout_ms) < 0) goto out;
