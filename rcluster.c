@@ -13074,6 +13074,7 @@ static int rdb_walk_opcode(struct rdb_rd *r, unsigned op, long long *expire, con
     case RDB_OP_EXPIRE_MS:
         if (rdb_need(r, 8) < 0) return -1;
         *expire = (long long)le64_get(r->p + r->pos);
+        if (*expire < 0) *expire = 0;   /* before 1970: expired */
         r->pos += 8;
         return 0;
     case RDB_OP_FUNCTION2:
@@ -13224,6 +13225,7 @@ struct backup {
     const char *dir;
     int from_replicas;
     int diskless;               /* --diskless: offer diskless transfers whatever their delay */
+    long max_delay;             /* the longest repl-diskless-sync-delay of the sources, s */
     struct bk_src *src;
     int n;
 };
@@ -13347,6 +13349,7 @@ static int bk_pick_sources(struct backup *bk) {
         }
         if (bk->from_replicas && from == x) rc_warn(bk->rc, "master %s:%d has no replica with its link up: its RDB comes from the master", x->ip, x->port);
         struct bk_src *b = &bk->src[bk->n++];
+        if (from->diskless_delay > bk->max_delay) bk->max_delay = from->diskless_delay;
         b->x = from;
         b->master = x;
         b->fd = -1;
@@ -13673,9 +13676,7 @@ static int cmd_backup(struct rc *rc, int argc, char **argv) {
     int ret = -1;
     if (day2_open(rc, &bk.s, argv[optind]) < 0 || bk_pick_sources(&bk) < 0 || bk_prepare_dir(rc, bk.dir) < 0) goto out;
     rc_progress(rc, "backup: fetching %d RDB file(s) at once into %s", bk.n, bk.dir);
-    long delay = 0;
-    for (int i = 0; i < bk.n; i++) if (bk.src[i].x->diskless_delay > delay) delay = bk.src[i].x->diskless_delay;
-    if (delay > 0 && bk.diskless) rc_progress(rc, "backup: a diskless transfer starts after the source's repl-diskless-sync-delay (%ld s)", delay);
+    if (bk.max_delay > 0 && bk.diskless) rc_progress(rc, "backup: a diskless transfer starts after the source's repl-diskless-sync-delay (%ld s)", bk.max_delay);
     for (int i = 0; i < bk.n; i++)
         if (bk_start(&bk, &bk.src[i]) < 0) goto out;
     if (bk_pump(&bk) < 0) goto out;
@@ -14237,13 +14238,18 @@ static int im_source_connect(struct import *im, struct rconn *c) {
 static int im_check_source(struct import *im) {
     struct rc *rc = im->rc;
     char buf[16];
-    sds cl = rconn_call_str(rc, &im->scan, "INFO cluster", "INFO", "cluster", RESP_END), sv = NULL;
-    if (!cl) {
-        if (strstr(rc->err, "NOAUTH")) rc->err_kind = RC_ERR_AUTH;
-        return rc_wrap(rc, "source%s", rc->err_kind == RC_ERR_AUTH ? " (give its password with --from-password-file)" : "");
+    struct resp *cl = rconn_queue(rc, &im->scan, "INFO", "cluster", RESP_END) < 0 ? NULL : rconn_read(rc, &im->scan, rc_now_ms() + rc->io_timeout_ms);
+    sds sv = NULL;
+    if (!cl) return rc_wrap(rc, "source");
+    if (cl->type != RESP_BULK) {
+        int noauth = cl->type == RESP_ERROR && !strncmp(cl->str, "NOAUTH", 6);
+        rc_fail_as(rc, noauth ? RC_ERR_AUTH : RC_ERR_FAIL, "source %s: INFO cluster: %s%s", im->scan.name, cl->type == RESP_ERROR ? cl->str : "unexpected reply",
+                   noauth ? " (give its password with --from-password-file)" : "");
+        resp_free(cl);
+        return -1;
     }
-    int clustered = info_field(cl, "cluster_enabled", buf, sizeof buf) == 0 && !strcmp(buf, "1");
-    sdsfree(cl);
+    int clustered = info_field(cl->str, "cluster_enabled", buf, sizeof buf) == 0 && !strcmp(buf, "1");
+    resp_free(cl);
     if (clustered) return rc_fail_as(rc, RC_ERR_INCOMPATIBLE, "source %s is cluster-enabled: import takes a standalone server (to move slots between clusters, back up and restore)", im->scan.name);
     if (!(sv = rconn_call_str(rc, &im->scan, "INFO server", "INFO", "server", RESP_END))) return rc_wrap(rc, "source");
     info_server_desc(sv, im->src_server, sizeof im->src_server);

@@ -250,11 +250,13 @@ t_import() {
 }
 
 t_import_refusals() {
-    local n="import: refuses a cluster-enabled source, a wrong source password and a missing --from"
+    local n="import: refuses a cluster-enabled source, a wrong or missing source password and a missing --from"
     run_rc "$L/ir1" 60 -- import 127.0.0.1:9610 --from 127.0.0.1:9600 --cluster-from-pass apw --password bpw
     { [ "$RC" = 1 ] && contains "$L/ir1.err" "cluster-enabled"; } || { not_ok "$n" "cluster source: exit $RC" "$L/ir1.err"; return; }
     run_rc "$L/ir2" 60 -- import 127.0.0.1:9610 --from 127.0.0.1:9620 --cluster-from-pass wrong --password bpw
     { [ "$RC" = 1 ] && contains "$L/ir2.err" "source" "WRONGPASS"; } || { not_ok "$n" "wrong password: exit $RC" "$L/ir2.err"; return; }
+    run_rc "$L/ir4" 60 -- import 127.0.0.1:9610 --from 127.0.0.1:9620 --password bpw
+    { [ "$RC" = 1 ] && contains "$L/ir4.err" "NOAUTH" "--from-password-file"; } || { not_ok "$n" "no source password: exit $RC" "$L/ir4.err"; return; }
     run_rc "$L/ir3" 60 -- import 127.0.0.1:9610 --password bpw
     { [ "$RC" = 2 ] && contains "$L/ir3.err" "--from"; } || { not_ok "$n" "no --from: exit $RC" "$L/ir3.err"; return; }
     ok "$n"
