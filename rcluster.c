@@ -12706,6 +12706,8 @@ struct rdb_rd {
     const unsigned char *p;
     size_t len, pos;
     int valkey;             /* the VALKEY family's numbering (set by the header) */
+    size_t *cut;            /* when set: offsets of the consumers' 8-byte active times */
+    size_t ncut, capcut;    /*   of a STREAM3 value, that a STREAM2 one lacks */
     int failed;
     size_t at;              /* offset of the first failure */
     char msg[200];
@@ -12735,6 +12737,18 @@ static void rdb_set_msg(struct rdb_rd *r, const char *fmt, ...) {
 
 static int rdb_need(struct rdb_rd *r, uint64_t n) {
     return n <= r->len - r->pos ? 0 : rdb_bad(r, "truncated: %llu more byte(s) needed, %zu left", (unsigned long long)n, r->len - r->pos);
+}
+
+static int rdb_cut_add(struct rdb_rd *r, size_t at) {
+    if (r->ncut == r->capcut) {
+        size_t cap = r->capcut * 2 + 16;
+        size_t *c = realloc(r->cut, cap * sizeof *c);
+        if (!c) return rdb_bad(r, "out of memory");
+        r->cut = c;
+        r->capcut = cap;
+    }
+    r->cut[r->ncut++] = at;
+    return 0;
 }
 
 static int rdb_skip(struct rdb_rd *r, uint64_t n) {
@@ -12907,7 +12921,9 @@ static int rdb_skip_stream_group(struct rdb_rd *r, unsigned type) {
         if (rdb_skip(r, 24) < 0 || rdb_skip_lens(r, 1) < 0) return -1;
     if (rdb_count(r, 10, &consumers) < 0) return -1;
     for (uint64_t i = 0; i < consumers; i++) {
-        if (rdb_string(r, &name) < 0 || rdb_skip(r, type >= RDB_T_STREAM3 ? 16 : 8) < 0) return -1;
+        if (rdb_string(r, &name) < 0 || rdb_skip(r, 8) < 0) return -1;
+        if (type >= RDB_T_STREAM3 && r->cut && rdb_cut_add(r, r->pos) < 0) return -1;
+        if (type >= RDB_T_STREAM3 && rdb_skip(r, 8) < 0) return -1;
         if (rdb_count(r, 16, &own) < 0 || rdb_skip(r, own * 16) < 0) return -1;
     }
     return 0;
@@ -13758,11 +13774,117 @@ struct restore {
     long long now_ms;
     int64_t next_report;        /* monotonic ms of the next progress line */
     long long keys, expired, restored, busy, errors;
+    long long reencoded;        /* values re-encoded for older masters */
     sds busy_names, first_error;
     sds *fns;                   /* function libraries (their string encodings), deduplicated */
     sds *fn_names;              /* their names (NULL: none found in the code) */
     int nfns;
 };
+
+/* --- Re-encoding for older targets: a listpack set (RDB 11) as a plain set, a STREAM3
+ * (RDB 11) as a STREAM2 (RDB 10): what Redis 7.0 reads. --- */
+
+static sds rdb_put_len(sds out, uint64_t v) {
+    unsigned char b[9];
+    size_t n;
+    if (v < 64) { b[0] = (unsigned char)v; n = 1; }
+    else if (v < 16384) { b[0] = (unsigned char)(0x40 | (v >> 8)); b[1] = (unsigned char)v; n = 2; }
+    else if (v <= UINT32_MAX) { b[0] = 0x80; for (int i = 0; i < 4; i++) b[1 + i] = (unsigned char)(v >> (24 - 8 * i)); n = 5; }
+    else { b[0] = 0x81; for (int i = 0; i < 8; i++) b[1 + i] = (unsigned char)(v >> (56 - 8 * i)); n = 9; }
+    return rc_catlen(out, b, n);
+}
+
+/* Bytes of a listpack entry's back length, for an entry of l bytes. Pure. */
+static size_t lp_backlen_size(size_t l) {
+    return l < 128 ? 1 : l < 16384 ? 2 : l < 2097152 ? 3 : l < 268435456 ? 4 : 5;
+}
+
+static long long lp_int_le(const unsigned char *p, size_t n) {
+    uint64_t u = 0;
+    for (size_t i = 0; i < n; i++) u |= (uint64_t)p[i] << (8 * i);
+    if (n < 8 && (u >> (8 * n - 1)) & 1) u |= ~(uint64_t)0 << (8 * n);   /* sign-extend */
+    return (long long)u;
+}
+
+/* One listpack entry at lp[p]: a string (*s, *slen) or an integer (*s NULL, *iv); its
+ * size with the back length in *size. -1 when malformed. Pure. */
+static int lp_entry(const unsigned char *lp, size_t len, size_t p, const unsigned char **s, size_t *slen, long long *iv, size_t *size) {
+    unsigned b = lp[p];
+    size_t hdr = 1, dlen = 0, left = len - p;
+    *s = NULL;
+    if (!(b & 0x80)) *iv = b;
+    else if ((b & 0xC0) == 0x80) dlen = b & 0x3f;
+    else if ((b & 0xE0) == 0xC0) { if (left < 2) return -1; unsigned v = (b & 0x1f) << 8 | lp[p + 1]; *iv = v >= 4096 ? (long long)v - 8192 : v; hdr = 2; }
+    else if ((b & 0xF0) == 0xE0) { if (left < 2) return -1; dlen = (b & 0x0f) << 8 | lp[p + 1]; hdr = 2; }
+    else if (b == 0xF0) { if (left < 5) return -1; dlen = (size_t)lp_int_le(lp + p + 1, 4) & 0xffffffffu; hdr = 5; }
+    else if (b >= 0xF1 && b <= 0xF4) {
+        static const size_t w[4] = { 2, 3, 4, 8 };
+        if (left < 1 + w[b - 0xF1]) return -1;
+        *iv = lp_int_le(lp + p + 1, w[b - 0xF1]);
+        hdr = 1 + w[b - 0xF1];
+    } else return -1;
+    if ((b & 0xC0) == 0x80 || (b & 0xF0) == 0xE0 || b == 0xF0) { *s = lp + p + hdr; *slen = dlen; }
+    if (dlen > left || hdr + dlen > left) return -1;
+    *size = hdr + dlen + lp_backlen_size(hdr + dlen);
+    return *size <= left ? 0 : -1;
+}
+
+/* A listpack's elements as RDB strings after their count: the body of a plain set
+ * (type 2). NULL when the listpack is malformed or on OOM. */
+static sds lp_to_rdb_set(const unsigned char *lp, size_t len) {
+    if (len < 7 || lp[len - 1] != 0xFF || (size_t)lp_int_le(lp, 4) != len) return NULL;
+    sds items = sdsempty();
+    uint64_t n = 0;
+    for (size_t p = 6; items && p < len - 1; n++) {
+        const unsigned char *str;
+        size_t slen = 0, size;
+        long long iv = 0;
+        char num[24];
+        if (lp_entry(lp, len - 1, p, &str, &slen, &iv, &size) < 0) { sdsfree(items); return NULL; }
+        if (!str) { slen = (size_t)snprintf(num, sizeof num, "%lld", iv); str = (const unsigned char *)num; }
+        items = rc_catlen(rdb_put_len(items, slen), str, slen);
+        p += size;
+    }
+    sds out = items ? rdb_put_len(sdsempty(), n) : NULL;
+    if (out) out = rc_catlen(out, items, sdslen(items));
+    sdsfree(items);
+    return out;
+}
+
+/* Whether a value of type t can be re-encoded into a type of RDB version <= max. Pure. */
+static int rdb_can_downgrade(unsigned t, int max) {
+    return (t == RDB_T_SET_LISTPACK && max >= 1) || (t == RDB_T_STREAM3 && max >= 10);
+}
+
+/* The value re-encoded (*type changes): NULL with why when it cannot be. */
+static sds rdb_downgrade(unsigned *type, const unsigned char *val, size_t vlen, const char **why) {
+    struct rdb_rd r;
+    memset(&r, 0, sizeof r);
+    r.p = val;
+    r.len = vlen;
+    sds out = NULL;
+    *why = "out of memory";
+    if (*type == RDB_T_SET_LISTPACK) {
+        struct rdb_str st;
+        sds lp = NULL;
+        if (rdb_string(&r, &st) < 0 || rdb_str_decode(&r, &st, (size_t)RESP_MAX_BULK * 8, &lp) < 0) { *why = "a corrupt listpack set"; return NULL; }
+        out = lp_to_rdb_set((const unsigned char *)lp, sdslen(lp));
+        if (!out) *why = "a corrupt listpack set";
+        sdsfree(lp);
+        if (out) *type = RDB_T_SET;
+        return out;
+    }
+    r.cut = malloc(16 * sizeof *r.cut);
+    r.capcut = r.cut ? 16 : 0;
+    if (r.cut && rdb_skip_stream(&r, RDB_T_STREAM3) == 0 && r.pos == vlen && (out = sdsempty())) {
+        size_t from = 0;
+        for (size_t i = 0; out && i < r.ncut; i++) { out = rc_catlen(out, val + from, r.cut[i] - from); from = r.cut[i] + 8; }
+        out = rc_catlen(out, val + from, vlen - from);
+        if (out) *type = RDB_T_STREAM2;
+    } else if (r.cut) *why = "a corrupt stream";
+    free(r.cut);
+    return out;
+}
 
 /* The version a RESTORE payload says: the file's own when every master reads it, else
  * the newest they read when the value's type is that old; -1 when they cannot read it. Pure. */
@@ -13847,7 +13969,16 @@ static int rs_queue_exists(struct restore *rs, int o, const struct rdb_key *k) {
 
 static int rs_queue_restore(struct restore *rs, int o, const struct rdb_key *k) {
     int ver = rs_payload_version(&rs->head, rs->tgt_max, rs->tgt_v80, k->type);
-    sds payload = rdb_dump_payload(k->type, k->val, k->vlen, ver);
+    sds payload = NULL;
+    if (ver < 0) {   /* the preflight found it can be re-encoded */
+        unsigned type = k->type;
+        const char *why = NULL;
+        sds val = rdb_downgrade(&type, k->val, k->vlen, &why);
+        if (!val) return rc_fail(rs->rc, "%s: key '%.60s': cannot re-encode it for RDB %d: %s", rs->file, k->name, rs->tgt_max, why);
+        payload = rdb_dump_payload(type, (const unsigned char *)val, sdslen(val), rs_payload_version(&rs->head, rs->tgt_max, rs->tgt_v80, type));
+        sdsfree(val);
+        rs->reencoded++;
+    } else payload = rdb_dump_payload(k->type, k->val, k->vlen, ver);
     char ttl[32];
     snprintf(ttl, sizeof ttl, "%lld", k->expire_ms >= 0 ? k->expire_ms : 0);
     const char *argv[6] = { "RESTORE", k->name, ttl, payload, "ABSTTL", "REPLACE" };
@@ -13862,7 +13993,13 @@ static int rs_queue_restore(struct restore *rs, int o, const struct rdb_key *k) 
 static int rs_check_key(struct restore *rs, int o, const struct rdb_key *k, int expired) {
     rs->keys++;
     if (expired) { rs->expired++; return 0; }
-    if (rs_payload_version(&rs->head, rs->tgt_max, rs->tgt_v80, k->type) < 0)
+    if (rs_payload_version(&rs->head, rs->tgt_max, rs->tgt_v80, k->type) < 0 && rdb_can_downgrade(k->type, rs->tgt_max)) {
+        unsigned type = k->type;
+        const char *why = NULL;
+        sds val = rdb_downgrade(&type, k->val, k->vlen, &why);
+        sdsfree(val);
+        if (!val) return rc_fail_as(rs->rc, RC_ERR_CORRUPT, "%s: key '%.60s': %s; nothing written", rs->file, k->name, why);
+    } else if (rs_payload_version(&rs->head, rs->tgt_max, rs->tgt_v80, k->type) < 0)
         return rc_fail_as(rs->rc, RC_ERR_INCOMPATIBLE, "%s: key '%.60s': value type %u needs RDB %d or newer; the cluster's masters read up to %d; nothing written",
                           rs->file, k->name, k->type, rdb_type_min_version(k->type), rs->tgt_max);
     rs->per_node[o]++;
@@ -14106,8 +14243,8 @@ static void rs_report(struct restore *rs) {
     long long live = rs->keys - rs->expired;
     if (rc->json) {
         sds js = rc_catprintf(sdsempty(), "{\"ok\":true,\"command\":\"restore\",\"dry_run\":%s,\"files\":%d,\"keys\":%lld,\"restored\":%lld,"
-                              "\"expired_skipped\":%lld,\"functions\":%d,\"seconds\":%.3f,\"keys_per_second\":%.0f,\"masters\":[",
-                              rs->dry_run ? "true" : "false", rs->nfiles, live, rs->restored, rs->expired, rs->nfns, secs, secs > 0 ? (double)rs->restored / secs : 0);
+                              "\"expired_skipped\":%lld,\"reencoded\":%lld,\"functions\":%d,\"seconds\":%.3f,\"keys_per_second\":%.0f,\"masters\":[",
+                              rs->dry_run ? "true" : "false", rs->nfiles, live, rs->restored, rs->expired, rs->reencoded, rs->nfns, secs, secs > 0 ? (double)rs->restored / secs : 0);
         for (int i = 0, first = 1; js && i < rs->s.n; i++) {
             if (!rs->per_node[i]) continue;
             js = rc_catprintf(js, "%s{\"id\":\"%s\",\"addr\":\"%s:%d\",\"keys\":%lld}", first ? "" : ",", rs->s.nodes[i].id, rs->s.nodes[i].ip, rs->s.nodes[i].port, rs->per_node[i]);
@@ -14124,8 +14261,9 @@ static void rs_report(struct restore *rs) {
         printf("restore: dry run: %lld keys and %d function librar%s from %d file(s) would be restored (%lld expired skipped); nothing written\n",
                live, rs->nfns, rs->nfns == 1 ? "y" : "ies", rs->nfiles, rs->expired);
     else
-        printf("restore: %lld keys and %d function librar%s restored from %d file(s) in %.1f s (%.0f keys/s); %lld expired skipped\n", rs->restored,
-               rs->nfns, rs->nfns == 1 ? "y" : "ies", rs->nfiles, secs, secs > 0 ? (double)rs->restored / secs : 0, rs->expired);
+        printf("restore: %lld keys and %d function librar%s restored from %d file(s) in %.1f s (%.0f keys/s); %lld expired skipped%s\n", rs->restored,
+               rs->nfns, rs->nfns == 1 ? "y" : "ies", rs->nfiles, secs, secs > 0 ? (double)rs->restored / secs : 0, rs->expired,
+               rs->reencoded ? "; listpack sets and newer streams re-encoded for the older masters" : "");
 }
 
 static void usage_restore(FILE *f) {

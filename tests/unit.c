@@ -2555,6 +2555,45 @@ static void test_data(void) {
     CHECK("server-rdb.valkey8", server_rdb_version("Valkey 8.0.1", &v80) == 11 && !v80);
     CHECK("server-rdb.valkey9", server_rdb_version("Valkey 9.1.0", &v80) == 11 && v80);
     CHECK("server-rdb.redis-dev", server_rdb_version("Redis 255.255.255", &v80) == 14);
+    {   /* a listpack of every entry encoding, as a plain set's body */
+        static const unsigned char ents[] = {
+            0x05, 1,                              /* 7-bit uint 5 */
+            0x82, 'h', 'i', 3,                    /* 6-bit string "hi" */
+            0xDF, 0xFF, 2,                        /* 13-bit int -1 */
+            0xF1, 0x39, 0x30, 3,                  /* int16 12345 */
+            0xF2, 0x00, 0x00, 0x80, 4,            /* int24 -8388608 */
+            0xF3, 0xff, 0xff, 0xff, 0x7f, 5,      /* int32 2147483647 */
+            0xF4, 0, 0, 0, 0, 0, 0, 0, 0x80, 9,   /* int64 min */
+            0xE0, 0x03, 'a', 'b', 'c', 5,         /* 12-bit string "abc" */
+        };
+        unsigned char lp[6 + sizeof ents + 1];
+        size_t n = sizeof lp;
+        lp[0] = (unsigned char)n; lp[1] = lp[2] = lp[3] = 0; lp[4] = 8; lp[5] = 0;
+        memcpy(lp + 6, ents, sizeof ents);
+        lp[n - 1] = 0xFF;
+        char *b = dup_n((const char *)lp, n);
+        sds body = lp_to_rdb_set((const unsigned char *)b, n);
+        const char want[] = "\x08\x01" "5" "\x02" "hi" "\x02" "-1" "\x05" "12345" "\x08" "-8388608" "\x0a" "2147483647"
+                            "\x14" "-9223372036854775808" "\x03" "abc";
+        CHECKF("restore.reencode.listpack-set", body && sdslen(body) == sizeof want - 1 && !memcmp(body, want, sizeof want - 1), "got %s",
+               body ? show(body, sdslen(body)) : "(null)");
+        sdsfree(body);
+        int bad = 0;
+        for (size_t cut = 0; cut < n; cut++) {   /* every shortened listpack is refused */
+            char *c = dup_n(b, cut);
+            sds x = lp_to_rdb_set((const unsigned char *)c, cut);
+            bad += x != NULL;
+            sdsfree(x);
+            free(c);
+        }
+        CHECKF("restore.reencode.listpack-truncated", bad == 0, "%d accepted", bad);
+        free(b);
+        sds l = rdb_put_len(rdb_put_len(rdb_put_len(rdb_put_len(sdsempty(), 63), 64), 16384), 4294967296ULL);
+        CHECK("rdb.put-len", l && sdslen(l) == 1 + 2 + 5 + 9 && !memcmp(l, "\x3f\x40\x40\x80\x00\x00\x40\x00\x81\x00\x00\x00\x01\x00\x00\x00\x00", 17));
+        sdsfree(l);
+        CHECK("restore.can-downgrade", rdb_can_downgrade(RDB_T_SET_LISTPACK, 10) && rdb_can_downgrade(RDB_T_STREAM3, 10) &&
+              !rdb_can_downgrade(RDB_T_STREAM3, 9) && !rdb_can_downgrade(RDB_T_VALKEY_HASH2, 11));
+    }
     static const struct { const char *code, *want; } fns[] = {
         { "#!lua name=mylib\nredis.register_function('f', function() return 1 end)", "mylib" },
         { "#!lua name=lib2 other=1\r\nbody", "lib2" },
