@@ -2,7 +2,8 @@
  * Checks: no crash, leak or over-read on any input; a walk ends at the end of the input
  * or with a message; every key handed to the visitor lies inside the input; a walk
  * that succeeded also succeeds on its own RESTORE payloads' value bytes (each value is
- * stepped over to exactly its length again). */
+ * stepped over to exactly its length again); re-encoding for older servers never
+ * crashes, and a re-encoded stream steps over to exactly its length. */
 #define RCLUSTER_NO_MAIN
 #pragma GCC diagnostic ignored "-Wunused-function"
 #pragma GCC diagnostic ignored "-Wunused-const-variable"
@@ -10,7 +11,7 @@
 
 #define FAILX() (fprintf(stderr, "fuzz_rdb: invariant failed at line %d\n", __LINE__), abort())
 
-struct fz { const unsigned char *buf; size_t len; int keys; };
+struct fz { const unsigned char *buf; size_t len; int keys; const struct rdb_rd *walk; };
 
 static int fz_on_key(void *ctx, const struct rdb_key *k) {
     struct fz *f = ctx;
@@ -20,7 +21,22 @@ static int fz_on_key(void *ctx, const struct rdb_key *k) {
     memset(&r, 0, sizeof r);
     r.p = k->val;
     r.len = k->vlen;
+    r.valkey = f->walk->valkey;   /* the numbering of the file's family */
     if (rdb_skip_value(&r, k->type) != 0 || r.pos != k->vlen) FAILX();
+    if (rdb_can_downgrade(k->type, 10)) {   /* re-encoding: never crashes; a stream stays well-formed */
+        unsigned t = k->type;
+        const char *why = NULL;
+        sds d = rdb_downgrade(&t, k->val, k->vlen, &why);
+        if (d && t == RDB_T_STREAM2) {
+            struct rdb_rd r2;
+            memset(&r2, 0, sizeof r2);
+            r2.p = (const unsigned char *)d;
+            r2.len = sdslen(d);
+            if (rdb_skip_value(&r2, t) != 0 || r2.pos != sdslen(d)) FAILX();
+        }
+        if (!d && !why) FAILX();
+        sdsfree(d);
+    }
     sds p = rdb_dump_payload(k->type, k->val, k->vlen, 10);
     if (!p || sdslen(p) != k->vlen + 11) FAILX();
     sdsfree(p);
@@ -39,9 +55,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (!buf) return 0;
     memcpy(buf, data, size);
     for (int verify = 0; verify < 2; verify++) {
-        struct fz f = { buf, size, 0 };
         struct rdb_rd r;
         struct rdb_head h;
+        struct fz f = { buf, size, 0, &r };
         memset(&r, 0, sizeof r);
         r.p = buf;
         r.len = size;
