@@ -3028,12 +3028,22 @@ static void sess_read_migrations(struct session *s) {
 
 /* Ask every reachable node for its view again (after a change). */
 static int sess_refresh(struct session *s) {
+    unsigned char *was = calloc((size_t)s->n + 1, 1);
     for (int i = 0; i < s->n; i++) {
         struct snode *x = &s->nodes[i];
+        if (was && x->up) was[i] = 1;
         if (x->up && sess_probe_queue(s, x) < 0) snode_fail(s->rc, x);
     }
     for (int i = 0; i < s->n; i++)
         if (s->nodes[i].up) sess_probe_read(s, &s->nodes[i]);
+    /* A node that dropped our connection (a master that turns replica drops its
+     * clients) is asked once more on a new one. */
+    for (int i = 0; was && i < s->n; i++) {
+        struct snode *x = &s->nodes[i];
+        if (was[i] && !x->up && x->err_kind != RC_ERR_AUTH && sess_reconnect(s, x) == 0 && sess_probe_queue(s, x) == 0)
+            sess_probe_read(s, x);
+    }
+    free(was);
     sess_read_migrations(s);
     return 0;
 }
@@ -3582,6 +3592,14 @@ static double mover_fraction(int slots_done, int n, long long keys, long long ke
     return f;
 }
 
+/* A progress bar of fraction f: MOVER_BAR characters, '#' done, '.' to do. Pure. */
+#define MOVER_BAR 24
+static void mover_bar(double f, char *bar) {
+    int done = f <= 0 ? 0 : f >= 1 ? MOVER_BAR : (int)(f * MOVER_BAR);
+    for (int i = 0; i < MOVER_BAR; i++) bar[i] = i < done ? '#' : '.';
+    bar[MOVER_BAR] = 0;
+}
+
 /* One progress line (a redrawn bar on a TTY); the final line once, with the time taken. */
 static void mover_progress(struct mover *m, int final) {
     struct rc *rc = m->s->rc;
@@ -3596,10 +3614,11 @@ static void mover_progress(struct mover *m, int final) {
     char tail[48] = "";
     if (final) snprintf(tail, sizeof tail, ", took %.1f s", secs);
     else if (f > 0.05 && secs > 1) snprintf(tail, sizeof tail, ", about %.0f s left", secs * (1 - f) / f);
-    char line[256];
+    char line[256], bar[MOVER_BAR + 1];
     snprintf(line, sizeof line, "moved %d/%d slots (%d%%), %lld keys, %.0f keys/s%s", m->slots_done, m->n,
              m->n ? m->slots_done * 100 / m->n : 100, m->keys_moved, rate, tail);
-    if (m->tty) fprintf(stderr, "\r\033[K%s%s", line, final ? "\n" : "");
+    mover_bar(f, bar);
+    if (m->tty) fprintf(stderr, "\r\033[K[%s] %s%s", bar, line, final ? "\n" : "");
     else fprintf(stderr, ">>> %s\n", line);
 }
 

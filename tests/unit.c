@@ -2258,6 +2258,11 @@ static void test_mover_engines(void) {
     /* Progress. */
     CHECK("progress: slots only", mover_fraction(50, 100, 0, -1) == 0.5);
     CHECK("progress: slots and keys", mover_fraction(50, 100, 100, 400) == 0.375);
+    char bar[MOVER_BAR + 1];
+    mover_bar(0.5, bar);
+    CHECKF("progress: a half-full bar", strlen(bar) == MOVER_BAR && bar[MOVER_BAR / 2 - 1] == '#' && bar[MOVER_BAR / 2] == '.', "%s", bar);
+    mover_bar(1.5, bar);
+    CHECK("progress: a bar never overflows", strspn(bar, "#") == MOVER_BAR);
 }
 
 /* scale_plan_roles: which nodes stay, come and go, and where replicas go. */
