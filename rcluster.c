@@ -4220,25 +4220,38 @@ out:
     return ret;
 }
 
-static void valkey_print_commands(struct session *s, const struct move *mv, int n, const struct move_opts *o) {
-    (void)o;
+/* Print a job's slot ranges as " lo hi lo hi ...". */
+static void ajob_print_ranges(const struct move *mv, const struct ajob *j) {
+    struct words w = { 0 };
+    if (ajob_ranges(mv, j, &w) == 0) for (int k = 0; k < w.n; k++) printf(" %s", w.v[k]);
+    words_free(&w);
+}
+
+/* --dry-run of an atomic plan: its jobs (grouped on a copy of mv, which ajobs_make
+ * sorts), each printed by print_job, then the line then. */
+static void atomic_print_plan(struct session *s, const struct move *mv, int n, const char *then,
+                              void (*print_job)(struct session *s, const struct move *mv, const struct ajob *j, int nj, int i)) {
     struct move *copy = malloc(sizeof *copy * (size_t)(n ? n : 1));
     int nj = 0;
     struct ajob *j = copy ? ajobs_make(memcpy(copy, mv, sizeof *copy * (size_t)n), n, &nj) : NULL;
-    for (int i = 0; j && i < nj; i++) {
-        struct words w = { 0 };
-        if (i == 0 || j[i - 1].src != j[i].src) printf("%s:%d: CLUSTER MIGRATESLOTS", s->nodes[j[i].src].ip, s->nodes[j[i].src].port);
-        if (ajob_ranges(copy, &j[i], &w) == 0) {
-            printf(" SLOTSRANGE");
-            for (int k = 0; k < w.n; k++) printf(" %s", w.v[k]);
-            printf(" NODE %s", s->nodes[j[i].dst].id);
-        }
-        words_free(&w);
-        if (i + 1 == nj || j[i + 1].src != j[i].src) printf("\n");
-    }
-    if (j) printf("then CLUSTER GETSLOTMIGRATIONS on each source until its jobs end\n");
+    for (int i = 0; j && i < nj; i++) print_job(s, copy, j, nj, i);
+    if (j) printf("%s\n", then);
     ajobs_free(j, nj);
     free(copy);
+}
+
+/* Valkey: one MIGRATESLOTS line per source, with every target of its jobs. */
+static void valkey_print_job(struct session *s, const struct move *mv, const struct ajob *j, int nj, int i) {
+    if (i == 0 || j[i - 1].src != j[i].src) printf("%s:%d: CLUSTER MIGRATESLOTS", s->nodes[j[i].src].ip, s->nodes[j[i].src].port);
+    printf(" SLOTSRANGE");
+    ajob_print_ranges(mv, &j[i]);
+    printf(" NODE %s", s->nodes[j[i].dst].id);
+    if (i + 1 == nj || j[i + 1].src != j[i].src) printf("\n");
+}
+
+static void valkey_print_commands(struct session *s, const struct move *mv, int n, const struct move_opts *o) {
+    (void)o;
+    atomic_print_plan(s, mv, n, "then CLUSTER GETSLOTMIGRATIONS on each source until its jobs end", valkey_print_job);
 }
 
 /* Redis: CLUSTER MIGRATION IMPORT of a job's ranges on its destination. */
@@ -4353,21 +4366,18 @@ out:
     return ret;
 }
 
+/* Redis: one MIGRATION IMPORT line per job, on its destination. */
+static void redis_print_job(struct session *s, const struct move *mv, const struct ajob *j, int nj, int i) {
+    (void)nj;
+    printf("%s:%d: CLUSTER MIGRATION IMPORT", s->nodes[j[i].dst].ip, s->nodes[j[i].dst].port);
+    ajob_print_ranges(mv, &j[i]);
+    printf("   (from %s:%d)\n", s->nodes[j[i].src].ip, s->nodes[j[i].src].port);
+}
+
 static void redis_print_commands(struct session *s, const struct move *mv, int n, const struct move_opts *o) {
     (void)o;
-    struct move *copy = malloc(sizeof *copy * (size_t)(n ? n : 1));
-    int nj = 0;
-    struct ajob *j = copy ? ajobs_make(memcpy(copy, mv, sizeof *copy * (size_t)n), n, &nj) : NULL;
-    for (int i = 0; j && i < nj; i++) {
-        struct words w = { 0 };
-        printf("%s:%d: CLUSTER MIGRATION IMPORT", s->nodes[j[i].dst].ip, s->nodes[j[i].dst].port);
-        if (ajob_ranges(copy, &j[i], &w) == 0) for (int k = 0; k < w.n; k++) printf(" %s", w.v[k]);
-        printf("   (from %s:%d)\n", s->nodes[j[i].src].ip, s->nodes[j[i].src].port);
-        words_free(&w);
-    }
-    if (j) printf("one task per node at a time; then CLUSTER MIGRATION STATUS ID <id> on each destination until it completes\n");
-    ajobs_free(j, nj);
-    free(copy);
+    atomic_print_plan(s, mv, n, "one task per node at a time; then CLUSTER MIGRATION STATUS ID <id> on each destination until it completes",
+                      redis_print_job);
 }
 
 /* --- Picking an engine, and running it --------------------------------------------- */
