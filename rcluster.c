@@ -6123,9 +6123,9 @@ static void day2_report_emptied(struct session *s, const struct move *mv, int n)
     }
 }
 
-static void day2_print_move_result(struct rc *rc, const char *what, int slots, int planned, long long keys, int64_t ms) {
-    if (rc->json) printf("{\"ok\":true,\"command\":\"%s\",\"slots_moved\":%d,\"slots_planned\":%d,\"keys_moved\":%lld,\"elapsed_ms\":%lld}\n",
-                         what, slots, planned, keys, (long long)ms);
+static void day2_print_move_result(struct rc *rc, const char *what, const char *engine, int slots, int planned, long long keys, int64_t ms) {
+    if (rc->json) printf("{\"ok\":true,\"command\":\"%s\",\"engine\":\"%s\",\"slots_moved\":%d,\"slots_planned\":%d,\"keys_moved\":%lld,\"elapsed_ms\":%lld}\n",
+                         what, engine, slots, planned, keys, (long long)ms);
     else printf("%s: moved %d slot(s) and %lld key(s) in %.1f s\n", what, slots, keys, (double)ms / 1000.0);
 }
 
@@ -6194,7 +6194,7 @@ static int day2_apply_moves(struct session *s, const char *what, struct move *mv
     if (r == 0) r = day2_wait_settled(s, rc->timeout, 0);
     if (r == 0) {
         day2_report_emptied(s, mv, n);
-        day2_print_move_result(rc, what, done, n, keys, rc_now_ms() - t0);
+        day2_print_move_result(rc, what, eng->name, done, n, keys, rc_now_ms() - t0);
     }
     return r;
 }
@@ -6416,7 +6416,7 @@ static int cmd_rebalance(struct rc *rc, int argc, char **argv) {
     if (rebalance_plan(&s, &o, mv, &nmv) < 0) goto out;
     if (nmv == 0) {
         rc_progress(rc, "No rebalance needed: every master is within %.2f%% of its share", o.threshold);
-        day2_print_move_result(rc, "rebalance", 0, 0, 0, 0);
+        day2_print_move_result(rc, "rebalance", "none", 0, 0, 0, 0);
         ret = 0;
         goto out;
     }
