@@ -3649,7 +3649,7 @@ static int mover_lanes_of(const struct mover *m, int node) {
 
 /* Lane l of node, connected (and authenticated) on first use; NULL with rc->err. */
 static struct rconn *mover_lane(struct mover *m, int node, int l) {
-    struct rconn *c = &m->lane[node * MOVER_LANES + l];
+    struct rconn *c = &m->lane[(size_t)node * MOVER_LANES + (size_t)l];
     if (c->fd >= 0) return c;
     struct snode *x = &m->s->nodes[node];
     rconn_free(c);
@@ -3670,7 +3670,7 @@ static int setslots_queue(struct mover *m, struct setslot *v, int n, int *fill) 
     for (int i = 0; i < n; i++) {
         v[i].lane = -1;
         if (v[i].ok || v[i].err) continue;
-        int lanes = mover_lanes_of(m, v[i].node), *f = &fill[v[i].node * MOVER_LANES], best = 0;
+        int lanes = mover_lanes_of(m, v[i].node), *f = fill + (size_t)v[i].node * MOVER_LANES, best = 0;
         for (int l = 1; l < lanes; l++) if (f[l] < f[best]) best = l;
         if (lanes > 1 && f[best] >= MOVER_LANE_DEPTH) continue;   /* one lane: a server that answers at once */
         struct rconn *c = mover_lane(m, v[i].node, best);
@@ -3692,7 +3692,7 @@ static int setslots_read(struct mover *m, struct setslot *v, int n) {
     int64_t dl = rc_now_ms() + rc->io_timeout_ms;
     for (int i = 0; i < n; i++) {
         if (v[i].lane < 0) continue;
-        struct rconn *c = &m->lane[v[i].node * MOVER_LANES + v[i].lane];
+        struct rconn *c = &m->lane[(size_t)v[i].node * MOVER_LANES + (size_t)v[i].lane];
         struct resp *r = c->fd >= 0 ? rconn_read(rc, c, dl) : NULL;
         if (!r) {
             if (c->fd >= 0) rconn_close(c);
@@ -6062,6 +6062,8 @@ static int reshard_plan(struct session *s, int *src, int nsrc, int dst, int n, s
         if (k > n - *nmv) k = n - *nmv;
         plan_take_slots(s, src[i], dst, k, taken, mv, nmv);
     }
+    /* Shares rounded down can leave a few: the sources in the same order give them. */
+    for (int i = 0; i < nsrc && *nmv < n; i++) plan_take_slots(s, src[i], dst, n - *nmv, taken, mv, nmv);
     free(taken);
     return 0;
 }
@@ -6178,8 +6180,9 @@ out:
     return ret;
 }
 
-/* Plan shown, confirmed, applied, reported: shared by reshard, rebalance and fix. */
-static int day2_apply_moves(struct session *s, const char *what, struct move *mv, int n, const struct day2_opts *o) {
+/* Plan shown, confirmed, applied, reported: shared by reshard and rebalance. resume
+ * says how to move what an interrupt left (a printf format taking the slots left). */
+static int day2_apply_moves(struct session *s, const char *what, const char *resume, struct move *mv, int n, const struct day2_opts *o) {
     struct rc *rc = s->rc;
     const struct move_engine *eng = mover_choose(s, mv, n, &o->mo);
     if (!eng) return -1;
@@ -6191,6 +6194,11 @@ static int day2_apply_moves(struct session *s, const char *what, struct move *mv
     long long keys = 0;
     int done = 0;
     int r = mover_run(s, mv, n, &o->mo, eng, &keys, &done);
+    if (r < 0 && rc->err_kind == RC_ERR_INTERRUPTED) {
+        sds how = rc_sprintf(resume, n - done);
+        rc_fail_as(rc, RC_ERR_INTERRUPTED, "%s; %s", rc->err, how ? how : "");
+        sdsfree(how);
+    }
     if (r == 0) r = day2_wait_settled(s, rc->timeout, 0);
     if (r == 0) {
         day2_report_emptied(s, mv, n);
@@ -6290,7 +6298,7 @@ static int cmd_reshard(struct rc *rc, int argc, char **argv) {
     if (!o.mo.replace && reshard_check_busy(&s, mv, nmv) < 0) goto out;
     rc_progress(rc, "Plan: move %d slot(s) to %s:%d (%.40s)", nmv, s.nodes[dst].ip, s.nodes[dst].port, s.nodes[dst].id);
     moves_print(&s, mv, nmv);
-    ret = day2_apply_moves(&s, "reshard", mv, nmv, &o);
+    ret = day2_apply_moves(&s, "reshard", "the same reshard with --slots %d moves them", mv, nmv, &o);
 out:
     free(mv);
     free(src);
@@ -6425,7 +6433,7 @@ static int cmd_rebalance(struct rc *rc, int argc, char **argv) {
     if (o.simulate) o.dry_run = 1;
     if (!o.mo.replace && !o.dry_run && reshard_check_busy(&s, mv, nmv) < 0) goto out;
     rc->yes = 1;   /* redis-cli's rebalance never asks (only create, reshard and fix do) */
-    ret = day2_apply_moves(&s, "rebalance", mv, nmv, &o);
+    ret = day2_apply_moves(&s, "rebalance", "running the same rebalance again moves them (%d slots)", mv, nmv, &o);
 out:
     free(mv);
     sess_free(&s);
@@ -9248,6 +9256,9 @@ static int up_fresh(struct docker *d, struct up_plan *p, int64_t deadline) {
     return 0;
 fail:
     up_rollback(d, p);
+    /* Ctrl-C: say so in the user's words, not the request that happened to be cut. */
+    if (rc_interrupted())
+        return rc_fail_as(rc, RC_ERR_INTERRUPTED, "interrupted: up removed what it had created (the step it stopped at: %s)", rc->err ? rc->err : "?");
     return -1;
 }
 
@@ -10134,7 +10145,7 @@ static int scale_move_slots(struct scale_run *r) {
     day2_opts_init(&o);
     o.use_empty = 1;
     o.mo.migration = r->so.migration;
-    sds specs[DAY2_MAX_WEIGHTS];
+    sds specs[DAY2_MAX_WEIGHTS] = { 0 };
     int ret = -1, nmv = 0;
     struct move *mv = NULL;
     for (int k = 0; k < r->nmax; k++) {

@@ -1756,6 +1756,14 @@ static void test_day2(void) {
     CHECKF("day2.reshard.first", mv[0].src == 1 && mv[0].slot == 5461 && mv[500].src == 1 && mv[500].slot == 5961 && mv[501].src == 0 && mv[501].slot == 0,
            "mv[0]=%d/%d mv[500]=%d/%d mv[501]=%d/%d", mv[0].src, mv[0].slot, mv[500].src, mv[500].slot, mv[501].src, mv[501].slot);
 
+    /* Three sources to an empty master: shares 100.0, 99.99, 99.99 -> 101 + 99 + 99; the
+     * one short is taken too (--slots 300 plans 300). */
+    int three_src[3] = { 0, 1, 2 };
+    memset(mv, 0, CLUSTER_SLOTS * sizeof *mv);
+    reshard_plan(&s, three_src, 3, 3, 300, mv, &n);
+    CHECKF("day2.reshard.exact-count", n == 300, "n=%d", n);
+    memset(mv, 0, CLUSTER_SLOTS * sizeof *mv);
+
     struct day2_opts o;
     day2_opts_init(&o);
     o.use_empty = 1;
