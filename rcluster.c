@@ -9257,8 +9257,10 @@ static int up_fresh(struct docker *d, struct up_plan *p, int64_t deadline) {
 fail:
     up_rollback(d, p);
     /* Ctrl-C: say so in the user's words, not the request that happened to be cut. */
-    if (rc_interrupted())
-        return rc_fail_as(rc, RC_ERR_INTERRUPTED, "interrupted: up removed what it had created (the step it stopped at: %s)", rc->err ? rc->err : "?");
+    if (rc_interrupted()) {
+        if (rc->verbose && rc->err) rc_warn(rc, "interrupted at: %s", rc->err);
+        return rc_fail_as(rc, RC_ERR_INTERRUPTED, "interrupted: up removed what this run had created; nothing else changed");
+    }
     return -1;
 }
 
