@@ -76,6 +76,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -3574,6 +3575,7 @@ struct mover {
     sds first_error;           /* the first slot that failed, and why */
     int64_t phase_ms[3];       /* time in open / migrate / close, for --verbose */
     struct rconn *lane;        /* keys: s->n * MOVER_LANES SETSLOT connections, fd -1 until used */
+    int lanes;                 /* keys: lanes per Valkey >= 8 node, 1..MOVER_LANES (file descriptors) */
     int cancelled;             /* atomic: Ctrl-C cancelled what was in flight */
 };
 
@@ -3644,7 +3646,21 @@ struct setslot {
 };
 
 static int mover_lanes_of(const struct mover *m, int node) {
-    return m->s->nodes[node].caps & SRV_REPLICATED_SETSLOT ? MOVER_LANES : 1;
+    return m->s->nodes[node].caps & SRV_REPLICATED_SETSLOT ? m->lanes : 1;
+}
+
+/* Lanes per node that the open-files limit allows (raised to its hard limit first):
+ * n nodes, each with its session connection, and some to spare. */
+static int mover_lane_budget(int n) {
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0) return 1;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rlim_t want = rl.rlim_max > 65536 ? 65536 : rl.rlim_max;
+        if (want > rl.rlim_cur) { rl.rlim_cur = want; if (setrlimit(RLIMIT_NOFILE, &rl) < 0) getrlimit(RLIMIT_NOFILE, &rl); }
+    }
+    long spare = (long)(rl.rlim_cur > 1000000 ? 1000000 : rl.rlim_cur) - n - 64;
+    long per = n > 0 ? spare / n : MOVER_LANES;
+    return per < 1 ? 1 : per > MOVER_LANES ? MOVER_LANES : (int)per;
 }
 
 /* Lane l of node, connected (and authenticated) on first use; NULL with rc->err. */
@@ -3894,6 +3910,7 @@ static int keys_run(struct mover *m) {
     sigaddset(&hold, SIGINT);
     sigaddset(&hold, SIGTERM);
     int ret = 0;
+    m->lanes = mover_lane_budget(m->s->n);
     if (!(m->lane = calloc((size_t)m->s->n * MOVER_LANES, sizeof *m->lane))) return rc_fail_oom(rc);
     for (int k = 0; k < m->s->n * MOVER_LANES; k++) m->lane[k].fd = -1;
     for (int i = 0; i < m->n && ret == 0; ) {

@@ -2271,6 +2271,11 @@ static void test_mover_engines(void) {
     CHECKF("progress: a half-full bar", strlen(bar) == MOVER_BAR && bar[MOVER_BAR / 2 - 1] == '#' && bar[MOVER_BAR / 2] == '.', "%s", bar);
     mover_bar(1.5, bar);
     CHECK("progress: a bar never overflows", strspn(bar, "#") == MOVER_BAR);
+    int lanes6 = mover_lane_budget(6), lanes5000 = mover_lane_budget(5000);
+    struct rlimit nofile;
+    getrlimit(RLIMIT_NOFILE, &nofile);
+    CHECKF("lanes: a few nodes get every lane, thousands fit the open-files limit", lanes6 >= 1 && lanes6 <= MOVER_LANES &&
+           (long)lanes5000 * 5000 + 5000 + 64 <= (long)nofile.rlim_cur + 5000, "6 nodes: %d, 5000 nodes: %d, limit %ld", lanes6, lanes5000, (long)nofile.rlim_cur);
 }
 
 /* scale_plan_roles: which nodes stay, come and go, and where replicas go. */
