@@ -3994,7 +3994,7 @@ struct ajob {
     int64_t failing_since;     /* Redis: since when a retried 'failed' lasts */
     sds why;                   /* the server's words for a failure */
 };
-enum { AJ_PENDING, AJ_RUNNING, AJ_DONE, AJ_FAILED };
+enum { AJ_PENDING, AJ_STARTING, AJ_RUNNING, AJ_DONE, AJ_FAILED };   /* STARTING: asked, reply owed */
 
 static int move_cmp_pair(const void *a, const void *b) {
     const struct move *x = a, *y = b;
@@ -4289,13 +4289,14 @@ static int redis_start(struct mover *m, struct ajob *j, int nj, unsigned char *b
     for (int i = 0; i < nj; i++) {
         if (j[i].state != AJ_PENDING || busy[j[i].src] || busy[j[i].dst]) continue;
         if (redis_queue_import(m, &j[i]) < 0) return -1;
-        busy[j[i].src] = busy[j[i].dst] = 2;   /* 2: asked, reply owed */
+        busy[j[i].src] = busy[j[i].dst] = 1;
+        j[i].state = AJ_STARTING;
         started++;
     }
     if (!started) return 0;
     if (sess_flush_all(s) < 0) return -1;
     for (int i = 0; i < nj; i++) {
-        if (j[i].state != AJ_PENDING || busy[j[i].dst] != 2) continue;
+        if (j[i].state != AJ_STARTING) continue;
         struct resp *r = mover_reply(m, j[i].dst, 0);
         if (!r) return -1;
         if (r->type == RESP_ERROR || !r->str) {
