@@ -2831,7 +2831,9 @@ static int sess_probe_read(struct session *s, struct snode *x) {
         rc_fail_as(rc, RC_ERR_NOT_CLUSTER, "%s: cluster mode is disabled (cluster_enabled:0); start it with cluster-enabled yes", x->c.name);
         goto out;
     }
-    if (nodes->type != RESP_BULK || r[PROBE_DBSIZE]->type != RESP_INTEGER) {
+    /* Redis 8 answers CLUSTER NODES while it loads a full sync, and LOADING to DBSIZE. */
+    int loading = r[PROBE_DBSIZE]->type == RESP_ERROR && strncmp(r[PROBE_DBSIZE]->str, "LOADING", 7) == 0;
+    if (nodes->type != RESP_BULK || (r[PROBE_DBSIZE]->type != RESP_INTEGER && !loading)) {
         rc_fail_as(rc, RC_ERR_NOT_CLUSTER, "%s: CLUSTER NODES: %s", x->c.name, nodes->type == RESP_ERROR ? nodes->str : "unexpected reply (is this a Redis node?)");
         goto out;
     }
@@ -2841,7 +2843,7 @@ static int sess_probe_read(struct session *s, struct snode *x) {
         rc_fail(rc, "%s: cannot parse its CLUSTER NODES reply", x->c.name);
         goto out;
     }
-    x->keys = r[PROBE_DBSIZE]->integer;
+    x->keys = loading ? 0 : r[PROBE_DBSIZE]->integer;
     snode_take_details(x, r);
     if (r[PROBE_CLUSTER_INFO]->type != RESP_BULK || info_field(r[PROBE_CLUSTER_INFO]->str, "cluster_state", x->state, sizeof x->state) < 0)
         snprintf(x->state, sizeof x->state, "?");
@@ -2970,9 +2972,11 @@ static int sess_reconnect(struct session *s, struct snode *x) {
 }
 
 /* Whether an atomic migration's state is final: Valkey success/failed/cancelled; Redis
- * completed/canceled (Redis retries a 'failed' import by itself). Pure. */
-static int migration_state_final(const char *state, int redis) {
-    if (redis) return !strcmp(state, "completed") || !strcmp(state, "canceled");
+ * completed/canceled, and failed for its source's side (op "migrate"): the destination
+ * retries a 'failed' import by itself. Pure. */
+static int migration_state_final(const char *state, int redis, const char *op) {
+    if (redis) return !strcmp(state, "completed") || !strcmp(state, "canceled") ||
+                      (!strcmp(state, "failed") && op && !strcasecmp(op, "migrate"));
     return !strcmp(state, "success") || !strcmp(state, "failed") || !strcmp(state, "cancelled");
 }
 
@@ -2987,9 +2991,8 @@ static void snode_take_migrations(const struct session *s, struct snode *x, cons
     for (size_t i = 0; r && r->type == RESP_ARRAY && i < r->n; i++) {
         char b[5][64];
         const struct resp *job = r->elem[i];
-        const char *state = resp_map_str(job, "state", b[0], sizeof b[0]);
-        if (!state || migration_state_final(state, redis)) continue;
-        const char *op = resp_map_str(job, "operation", b[1], sizeof b[1]);
+        const char *state = resp_map_str(job, "state", b[0], sizeof b[0]), *op = resp_map_str(job, "operation", b[1], sizeof b[1]);
+        if (!state || migration_state_final(state, redis, op)) continue;
         const char *slots = resp_map_str(job, redis ? "slots" : "slot_ranges", b[2], sizeof b[2]);
         const char *from = resp_map_str(job, redis ? "source" : "source_node", b[3], sizeof b[3]);
         const char *to = resp_map_str(job, redis ? "dest" : "target_node", b[4], sizeof b[4]);

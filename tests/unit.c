@@ -2214,9 +2214,11 @@ static void test_mover_engines(void) {
     CHECK("caps: the Redis dev build (255.255.255) has atomic", server_caps("redis_version:255.255.255\r\n") == SRV_ATOMIC_REDIS);
     CHECK("caps: Redis 8.2 and 7.0 have neither", server_caps("redis_version:8.2.1\r\n") == 0 && server_caps("redis_version:7.0.15\r\n") == 0);
     CHECK("caps: Valkey is never judged by its redis_version", server_caps("redis_version:9.0.0\r\nserver_name:valkey\r\n") == 0);
-    CHECK("migration states: final per server", migration_state_final("success", 0) && migration_state_final("cancelled", 0) &&
-          !migration_state_final("snapshotting", 0) && migration_state_final("completed", 1) && !migration_state_final("failed", 1) &&
-          migration_state_final("canceled", 1));
+    CHECK("migration states: final per server", migration_state_final("success", 0, "EXPORT") && migration_state_final("cancelled", 0, "IMPORT") &&
+          !migration_state_final("snapshotting", 0, "EXPORT") && migration_state_final("completed", 1, "import") &&
+          !migration_state_final("failed", 1, "import") && migration_state_final("canceled", 1, "import"));
+    CHECK("migration states: a Redis source's failed side is final (its destination retries or cancels)",
+          migration_state_final("failed", 1, "migrate"));
     /* Jobs: one per source and target, slots as ranges. */
     struct move mv[8];
     memset(mv, 0, sizeof mv);
