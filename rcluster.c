@@ -6033,7 +6033,11 @@ static int day2_preflight(struct session *s, int allow_open, int ignore) {
             if (ignore < 0 || !strstr(x->text, s->nodes[ignore].ip)) rc_warn(rc, "%s", x->text);
             break;
         case FIND_OPEN_SLOT:
-            if (!allow_open) ret = rc_fail(rc, "%s; run `rcluster fix` first; nothing changed", x->text);
+            /* Open on a replica only (Valkey replicates SETSLOT; a cut move or a replica
+             * that changed masters can keep it): no move reads it, the master's next
+             * SETSLOT overwrites it, and fix closes it. */
+            if (x->node >= 0 && !snode_is_master(&s->nodes[x->node])) rc_warn(rc, "%s (a replica; `rcluster fix` closes it)", x->text);
+            else if (!allow_open) ret = rc_fail(rc, "%s; run `rcluster fix` first; nothing changed", x->text);
             break;
         default:
             if (x->kind != FIND_OPEN_SLOT && !(allow_open && x->kind == FIND_UNCOVERED))
