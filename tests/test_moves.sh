@@ -98,7 +98,7 @@ interrupt() {
     "$RCLUSTER" "$@" </dev/null >"$L/$tag.out" 2>"$L/$tag.err" &
     local pid=$!
     for i in $(seq 1 300); do moving && break; kill -0 $pid 2>/dev/null || break; sleep 0.02; done
-    kill -$sig $pid 2>/dev/null; wait $pid
+    kill -$sig $pid 2>/dev/null; { wait $pid; } 2>/dev/null
 }
 
 # slots_of PORT: how many slots the node owns, as it says itself.
