@@ -1634,9 +1634,19 @@ static int docker_inspect(struct docker *d, const char *kind, const char *name, 
     return 1;
 }
 
-/* Objects carrying label key=value ("containers" with all=1, or "networks"). */
+/* The labels on every object rcluster makes: nothing unlabelled is ever touched. */
+#define LABEL_CLUSTER  "io.rcluster.cluster"
+#define LABEL_NODE     "io.rcluster.node"
+#define LABEL_VERSION  "io.rcluster.version"
+#define LABEL_DATA_DIR "io.rcluster.data-dir"
+#define LABEL_NETWORK  "io.rcluster.network"    /* "host" for --network host, else absent */
+#define LABEL_HOST_IP  "io.rcluster.host-ip"    /* host mode: where rcluster reaches the node */
+#define LABEL_HOST_PORT "io.rcluster.host-port"
+
+/* Objects carrying label key=value ("containers" with all=1, or "networks"); a NULL
+ * value matches any. */
 static int docker_list_by_label(struct docker *d, const char *kind, const char *key, const char *value, json_value_s **out) {
-    sds lab = rc_sprintf("%s=%s", key, value);
+    sds lab = value ? rc_sprintf("%s=%s", key, value) : sdsnew(key);   /* NULL value: any */
     sds filter = lab ? rc_cat(rc_json_str(sdsnew("{\"label\":["), lab), "]}") : NULL;
     sds path = filter ? rc_sprintf("/%s%s?%sfilters=", kind, strcmp(kind, "containers") ? "" : "/json",
                                    strcmp(kind, "containers") ? "" : "all=1&") : NULL;
@@ -3634,6 +3644,18 @@ static struct resp *mover_reply(struct mover *m, int idx, int extra_ms) {
     return r;
 }
 
+/* SIGINT/SIGTERM wait while a round of requests is in flight (its replies are read
+ * whole); they are taken between rounds, where the engines check rc_interrupted(). */
+static void mover_hold_signals(sigset_t *old) {
+    sigset_t hold;
+    sigemptyset(&hold);
+    sigaddset(&hold, SIGINT);
+    sigaddset(&hold, SIGTERM);
+    sigprocmask(SIG_BLOCK, &hold, old);
+}
+
+static void mover_release_signals(const sigset_t *old) { sigprocmask(SIG_SETMASK, old, NULL); }
+
 /* --- The keys engine: SETSLOT, MIGRATE ... KEYS, SETSLOT NODE --------------------- */
 
 /* Keys in flight are held in memory (GETKEYSINSLOT's answers): at most this many per
@@ -3908,10 +3930,7 @@ static int mover_window(struct mover *m, struct move *w, int nw) {
 static int keys_run(struct mover *m) {
     struct rc *rc = m->s->rc;
     const struct move_opts *o = m->o;
-    sigset_t hold, old;
-    sigemptyset(&hold);
-    sigaddset(&hold, SIGINT);
-    sigaddset(&hold, SIGTERM);
+    sigset_t old;
     int ret = 0;
     m->lanes = mover_lane_budget(m->s->n);
     if (!(m->lane = calloc((size_t)m->s->n * MOVER_LANES, sizeof *m->lane))) return rc_fail_oom(rc);
@@ -3919,9 +3938,9 @@ static int keys_run(struct mover *m) {
     for (int i = 0; i < m->n && ret == 0; ) {
         if (rc_interrupted()) { m->cancelled = 1; break; }
         int nw = m->n - i < o->window ? m->n - i : o->window;
-        sigprocmask(SIG_BLOCK, &hold, &old);
+        mover_hold_signals(&old);
         ret = mover_window(m, m->mv + i, nw);
-        sigprocmask(SIG_SETMASK, &old, NULL);
+        mover_release_signals(&old);
         i += nw;
         mover_progress(m, 0);
         if (ret == 0 && m->first_error) break;
@@ -4213,23 +4232,36 @@ static int valkey_atomic_run(struct mover *m) {
     struct ajob *j = ajobs_make(m->mv, m->n, &nj);
     struct words *old = calloc((size_t)s->n, sizeof *old);
     if (!j || !old) { rc_fail_oom(s->rc); goto out; }
-    if (mover_count_keys(m) < 0) goto out;
-    for (int i = 0; i < nj; i++)
-        if ((i == 0 || j[i - 1].src != j[i].src) && valkey_old_jobs(m, j[i].src, &old[j[i].src]) < 0) goto out;
-    if (valkey_start(m, j, nj) < 0) goto out;
+    sigset_t mask;
+    mover_hold_signals(&mask);
+    int r = mover_count_keys(m);
+    for (int i = 0; r == 0 && i < nj; i++)
+        if (i == 0 || j[i - 1].src != j[i].src) r = valkey_old_jobs(m, j[i].src, &old[j[i].src]);
+    if (r == 0) r = valkey_start(m, j, nj);
+    mover_release_signals(&mask);
+    if (r < 0) goto out;
     int64_t deadline = atomic_deadline(s->rc);
     int pause = ATOMIC_POLL_MIN_MS;
     while (ajobs_running(j, nj)) {
-        if (rc_interrupted() && !m->cancelled) { valkey_cancel(m, j, nj); m->cancelled = 1; deadline = rc_now_ms() + 10000; }
+        if (rc_interrupted() && !m->cancelled) {
+            mover_hold_signals(&mask);
+            valkey_cancel(m, j, nj);
+            mover_release_signals(&mask);
+            m->cancelled = 1;
+            deadline = rc_now_ms() + 10000;
+        }
         if (rc_now_ms() > deadline) {
             for (int i = 0; i < nj; i++) if (j[i].state == AJ_RUNNING) ajob_finish(m, &j[i], 0, "did not finish in time (CLUSTER GETSLOTMIGRATIONS shows it)");
             break;
         }
         rc_sleep_ms(pause);
         pause = atomic_next_pause(pause);
-        for (int i = 0; i < nj; i++)
-            if (j[i].state == AJ_RUNNING && (i == 0 || j[i - 1].src != j[i].src || j[i - 1].state != AJ_RUNNING) &&
-                valkey_poll_source(m, j, nj, j[i].src, &old[j[i].src]) < 0) goto out;
+        mover_hold_signals(&mask);
+        for (int i = 0; r == 0 && i < nj; i++)
+            if (j[i].state == AJ_RUNNING && (i == 0 || j[i - 1].src != j[i].src || j[i - 1].state != AJ_RUNNING))
+                r = valkey_poll_source(m, j, nj, j[i].src, &old[j[i].src]);
+        mover_release_signals(&mask);
+        if (r < 0) goto out;
         mover_progress(m, 0);
     }
     ret = 0;
@@ -4363,12 +4395,19 @@ static int redis_atomic_run(struct mover *m) {
     struct ajob *j = ajobs_make(m->mv, m->n, &nj);
     unsigned char *busy = calloc((size_t)s->n, 1);
     if (!j || !busy) { rc_fail_oom(s->rc); goto out; }
-    if (mover_count_keys(m) < 0) goto out;
+    sigset_t mask;
+    mover_hold_signals(&mask);
+    int r = mover_count_keys(m);
+    mover_release_signals(&mask);
+    if (r < 0) goto out;
     int64_t deadline = atomic_deadline(s->rc);
     int pause = ATOMIC_POLL_MIN_MS;
     for (;;) {
+        mover_hold_signals(&mask);
         if (rc_interrupted() && !m->cancelled) { redis_cancel(m, j, nj); m->cancelled = 1; deadline = rc_now_ms() + 10000; }
-        if (!m->cancelled && !m->first_error && redis_start(m, j, nj, busy) < 0) goto out;
+        if (!m->cancelled && !m->first_error) r = redis_start(m, j, nj, busy);
+        mover_release_signals(&mask);
+        if (r < 0) goto out;
         if (!ajobs_running(j, nj)) break;
         if (rc_now_ms() > deadline) {
             redis_cancel(m, j, nj);
@@ -4377,7 +4416,10 @@ static int redis_atomic_run(struct mover *m) {
         }
         rc_sleep_ms(pause);
         pause = atomic_next_pause(pause);
-        if (redis_poll(m, j, nj, busy) < 0) goto out;
+        mover_hold_signals(&mask);
+        r = redis_poll(m, j, nj, busy);
+        mover_release_signals(&mask);
+        if (r < 0) goto out;
         mover_progress(m, 0);
     }
     ret = 0;
@@ -7154,6 +7196,44 @@ static const struct option set_timeout_opts[] = {
     D2_OPT("dry-run", no_argument, OPT_D2_DRY_RUN), D2_OPT("cluster-yes", no_argument, OPT_D2_YES),
 };
 
+/* Whether container c (an entry of GET /containers/json) is where the cluster reaches
+ * x: x's address is one of its network IPs, or a port it publishes on x's IP. Pure. */
+static int container_serves(const json_value_s *c, const struct snode *x) {
+    const json_value_s *nets = json_get(json_get(c, "NetworkSettings"), "Networks");
+    for (size_t i = 0; i < json_length(nets); i++) {
+        const char *ip = json_string(json_get(json_member_value(nets, i), "IPAddress"));
+        if (ip && *ip && !strcmp(ip, x->ip)) return 1;
+    }
+    const json_value_s *ports = json_get(c, "Ports");
+    for (size_t i = 0; i < json_length(ports); i++) {
+        const json_value_s *p = json_at(ports, i);
+        const char *ip = json_string(json_get(p, "IP"));
+        if (ip && (!strcmp(ip, x->ip) || !strcmp(ip, "0.0.0.0")) && (int)json_number(json_get(p, "PublicPort"), -1) == x->port) return 1;
+    }
+    const json_value_s *labels = json_get(c, "Labels");
+    const char *hip = json_string(json_get(labels, LABEL_HOST_IP)), *hport = json_string(json_get(labels, LABEL_HOST_PORT));
+    return hip && hport && !strcmp(hip, x->ip) && atoi(hport) == x->port;
+}
+
+/* mine[i] = 1 for the nodes of s that run in a container `rcluster up` made (labelled
+ * io.rcluster.cluster): their redis.conf is rcluster's own. Without a Docker daemon
+ * that answers, none; rc->err is left as it was. */
+static void sess_find_up_nodes(struct rc *rc, struct session *s, unsigned char *mine) {
+    struct docker d;
+    json_value_s *all = NULL;
+    sds saved = rc->err ? sdsdup(rc->err) : NULL;
+    int kind = rc->err_kind;
+    docker_init_closed(&d, rc);
+    if (docker_open(rc, &d) == 0 && docker_list_by_label(&d, "containers", LABEL_CLUSTER, NULL, &all) == 0)
+        for (size_t k = 0; k < json_length(all); k++)
+            for (int i = 0; i < s->n; i++) mine[i] |= container_serves(json_at(all, k), &s->nodes[i]);
+    json_free(all);
+    docker_free(&d);
+    sdsfree(rc->err);
+    rc->err = saved;
+    rc->err_kind = kind;
+}
+
 static int cmd_set_timeout(struct rc *rc, int argc, char **argv) {
     struct day2_opts o;
     day2_opts_init(&o);
@@ -7162,25 +7242,33 @@ static int cmd_set_timeout(struct rc *rc, int argc, char **argv) {
     long ms;
     if (rc_parse_int(argv[optind + 1], 100, 86400000L, &ms) < 0) return day2_usage_fail(rc, "set-timeout: expected milliseconds from 100 to 86400000, got '%s'", argv[optind + 1]);
     struct session s;
-    int ret = -1, set = 0, persisted = 0, down = 0;
+    unsigned char *mine = NULL;
+    int ret = -1, set = 0, persisted = 0, down = 0, ours = 0;
     if (day2_open(rc, &s, argv[optind]) < 0) goto out;
+    if (!(mine = calloc((size_t)s.n + 1, 1))) { rc_fail_oom(rc); goto out; }
+    sess_find_up_nodes(rc, &s, mine);
+    for (int i = 0; i < s.n; i++) ours += mine[i];
+    /* rcluster's own redis.conf is written once from its template and manifest; CONFIG
+     * REWRITE would make it disagree with them. */
+    if (ours) rc_warn(rc, "%d node(s) run in containers made by `rcluster up`: set now, not written to their redis.conf "
+                          "(a restart goes back to the cluster's recorded cluster-node-timeout)", ours);
     s.dry = o.dry_run;
     for (int i = 0; i < s.n; i++) {
         if (!s.nodes[i].up) { rc_warn(rc, "%s:%d not reachable: %s", s.nodes[i].ip, s.nodes[i].port, s.nodes[i].err); down++; continue; }
         if (sess_queue(&s, &s.nodes[i], "CONFIG", "SET", "cluster-node-timeout", argv[optind + 1], RESP_END) < 0 ||
-            sess_queue(&s, &s.nodes[i], "CONFIG", "REWRITE", RESP_END) < 0) goto out;
+            (!mine[i] && sess_queue(&s, &s.nodes[i], "CONFIG", "REWRITE", RESP_END) < 0)) goto out;
     }
     if (o.dry_run) { ret = 0; goto out; }
     if (sess_flush_all(&s) < 0) goto out;
     for (int i = 0; i < s.n; i++) {
         struct snode *x = &s.nodes[i];
         if (!x->up) continue;
-        struct resp *a = sess_reply(&s, x, 0), *b = a ? sess_reply(&s, x, 0) : NULL;
-        if (!b) { rc_warn(rc, "%s:%d: %s", x->ip, x->port, rc->err); resp_free(a); down++; continue; }
+        struct resp *a = sess_reply(&s, x, 0), *b = a && !mine[i] ? sess_reply(&s, x, 0) : NULL;
+        if (!a || (!b && !mine[i])) { rc_warn(rc, "%s:%d: %s", x->ip, x->port, rc->err); resp_free(a); down++; continue; }
         if (a->type == RESP_ERROR) rc_warn(rc, "%s:%d: CONFIG SET cluster-node-timeout: %s", x->ip, x->port, a->str);
         else set++;
-        if (b->type == RESP_ERROR) rc_warn(rc, "%s:%d: not persisted: CONFIG REWRITE: %s", x->ip, x->port, b->str);
-        else persisted++;
+        if (b && b->type == RESP_ERROR) rc_warn(rc, "%s:%d: not persisted: CONFIG REWRITE: %s", x->ip, x->port, b->str);
+        else if (b) persisted++;
         resp_free(a);
         resp_free(b);
     }
@@ -7189,6 +7277,7 @@ static int cmd_set_timeout(struct rc *rc, int argc, char **argv) {
     else printf("set-timeout: cluster-node-timeout %ld ms set on %d of %d node(s), persisted on %d\n", ms, set, s.n, persisted);
     ret = set == s.n ? 0 : rc_fail(rc, "cluster-node-timeout set on only %d of %d node(s)", set, s.n);
 out:
+    free(mine);
     sess_free(&s);
     return ret;
 }
@@ -8010,13 +8099,6 @@ static int cmd_check(struct rc *rc, int argc, char **argv) {
 /* 9. Commands on Docker: up, down, status, scale, image build, image load  */
 /* ====================================================================== */
 
-#define LABEL_CLUSTER  "io.rcluster.cluster"
-#define LABEL_NODE     "io.rcluster.node"
-#define LABEL_VERSION  "io.rcluster.version"
-#define LABEL_DATA_DIR "io.rcluster.data-dir"
-#define LABEL_NETWORK  "io.rcluster.network"    /* "host" for --network host, else absent */
-#define LABEL_HOST_IP  "io.rcluster.host-ip"    /* host mode: where rcluster reaches the node */
-#define LABEL_HOST_PORT "io.rcluster.host-port"
 #define UP_MAX_NODES   200
 
 static void usage_up(FILE *f) {
