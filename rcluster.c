@@ -8,10 +8,11 @@
  *     response parser, chunked)            GET  /vX/containers/json?all=1&filters=...
  *  4. Docker Engine API                    POST /vX/networks/{id}/connect
  *                                          POST /vX/containers/create?name=, /{id}/start, /{id}/stop
- *  5. RESP client                          DELETE /vX/containers/{id}?force=1&v=0
+ *  5. RESP client                          DELETE /vX/containers/{id}?force=1
  *  6. Cluster model (nodes, slots,         GET  /vX/containers/{id}/json, /{id}/logs
  *                                          HEAD /vX/containers/{id}/archive?path= (which server binary)
- *     CLUSTER NODES parsing, layout)       GET  /vX/images/{name}/json
+ *     CLUSTER NODES parsing, layout)       GET  /vX/images/{name}/json, /distribution/{name}/json
+ *                                            (up --dry-run: would a pull find the image)
  *  7. Cluster session (every node of a     POST /vX/images/create?fromImage= | ?fromSrc=-&repo=NAME:TAG
  *     cluster), judges, actions, mover     POST /vX/images/load
  *                                          (images/{name}/json: Config.Entrypoint/Cmd/Env say
@@ -42,12 +43,24 @@
  *                                          Redis >= 8.4: CLUSTER MIGRATION IMPORT lo hi ...,
  *                                            MIGRATION STATUS ID id | ALL, MIGRATION CANCEL
  *                                            ID id | ALL,
- *  9. Commands: create, check, up,         MIGRATE host port "" 0 ms [REPLACE] [AUTH|AUTH2] KEYS,
- *     down, status, scale, image           SET/DEL (a key of our own, to move a replication
+ *  9. Commands: create, check             MIGRATE host port "" 0 ms [REPLACE] [AUTH|AUTH2] KEYS,
+ * 9a. Commands on Docker: up, down,        SET/DEL (a key of our own, to move a replication
+ *     status, scale, image
  * 9b. Docker Swarm: up/down/status/scale   offset), FLUSHALL (only an older node found in a
  *     --swarm (services, configs, secrets, re-homed or new Swarm service's volume);
  *     the manifest config, re-homing)      `call` sends what the user gives
- * 10. Option parsing and main
+ * 10. Usage, dispatch and main
+ *
+ * Settings rcluster changes on nodes it did not make (CONFIG SET; each gets its own value
+ * back on every exit path, SIGINT/SIGTERM included; `check` warns about any left over):
+ *   while forming (create, up, scale): cluster-node-timeout (a level's, or 2000 for a
+ *   moment: a refresh), repl-diskless-sync-delay 0, repl-diskless-sync no, hz 100 (the
+ *   fastest level), cluster-replica-no-failover yes (replicas); add-node --replica and
+ *   scale: cluster-replica-no-failover yes on a joining replica until it has joined.
+ *   set-timeout: cluster-node-timeout (CONFIG REWRITE too, except on nodes in containers
+ *   made by up). del-node: CLUSTER RESET HARD on the removed node; scale: the same on a
+ *   replica that becomes a master again. rcluster's own nodes get their announce
+ *   address and ports (cluster-announce-ip/-port/-bus-port) from its redis.conf template.
  *
  * Conventions: functions return 0 / -1 (or NULL) and leave a message in rc->err that
  * says what was attempted and the peer's own words; only main() turns it into an exit
@@ -2132,6 +2145,7 @@ static sds info_servers_summary(const char *const *desc, int n) {
 /* ====================================================================== */
 
 #define CLUSTER_SLOTS 16384
+#define CLUSTER_BUS_OFFSET 10000   /* a node's bus port, unless announced: its port + this */
 
 /* A node address as the user wrote it: host:port or host:port@busport. */
 struct addr {
@@ -2185,7 +2199,7 @@ static int addr_parse(struct rc *rc, const char *s, struct addr *a) {
     return 0;
 }
 
-static int addr_bus(const struct addr *a) { return a->bus ? a->bus : a->port + 10000; }
+static int addr_bus(const struct addr *a) { return a->bus ? a->bus : a->port + CLUSTER_BUS_OFFSET; }
 
 /* One line of CLUSTER NODES. */
 enum { NF_MYSELF = 1, NF_MASTER = 2, NF_SLAVE = 4, NF_PFAIL = 8, NF_FAIL = 16,
@@ -2268,7 +2282,7 @@ static int nodes_parse_addr(const char *s, struct nodeinfo *ni) {
     long v;
     if (rc_parse_int(colon + 1, 0, 65535, &v) < 0) return -1;
     ni->port = (int)v;
-    if (!at) ni->bus = ni->port ? ni->port + 10000 : 0;
+    if (!at) ni->bus = ni->port ? ni->port + CLUSTER_BUS_OFFSET : 0;
     size_t iplen = strlen(buf);
     if (iplen >= sizeof ni->ip) return -1;
     memcpy(ni->ip, buf, iplen + 1);
@@ -3425,7 +3439,7 @@ static int act_meet(struct session *s, struct snode *x, const char *ip, int port
     char p[16], b[16];
     snprintf(p, sizeof p, "%d", port);
     snprintf(b, sizeof b, "%d", bus);
-    if (bus && bus != port + 10000) return sess_queue(s, x, "CLUSTER", "MEET", ip, p, b, RESP_END);
+    if (bus && bus != port + CLUSTER_BUS_OFFSET) return sess_queue(s, x, "CLUSTER", "MEET", ip, p, b, RESP_END);
     return sess_queue(s, x, "CLUSTER", "MEET", ip, p, RESP_END);
 }
 
@@ -4727,7 +4741,7 @@ static void engine_take_announced(struct snode *x) {
     if (!x->me->ip[0] || !x->me->port) return;
     snprintf(x->ip, sizeof x->ip, "%s", x->me->ip);
     x->port = x->me->port;
-    x->bus = x->me->bus ? x->me->bus : x->me->port + 10000;
+    x->bus = x->me->bus ? x->me->bus : x->me->port + CLUSTER_BUS_OFFSET;
 }
 
 /* Every node answers the session's questions and its tunables in one round trip; the
@@ -6337,6 +6351,8 @@ static int reshard_sources(struct session *s, const char *from, int dst, int *sr
     return ret;
 }
 
+/* reshard ADDR --from --to --slots: move N slots with their keys to one master (plan,
+ * BUSYKEY preflight, engine, confirm, move, wait until the nodes agree, report). */
 static int cmd_reshard(struct rc *rc, int argc, char **argv) {
     struct day2_opts o;
     day2_opts_init(&o);
@@ -6477,6 +6493,8 @@ static const struct option rebalance_opts[] = {
     D2_MOVE_OPTS,
 };
 
+/* rebalance ADDR: even out slots by weight with the fewest moves (redis-cli's plan);
+ * --simulate/--dry-run print the plan; never asks. */
 static int cmd_rebalance(struct rc *rc, int argc, char **argv) {
     struct day2_opts o;
     day2_opts_init(&o);
@@ -6786,6 +6804,8 @@ static const struct option fix_opts[] = {
     D2_MOVE_OPTS,
 };
 
+/* fix ADDR: wait for (or cancel) atomic migrations in flight, then close open slots,
+ * cover uncovered ones and settle double owners; asks unless --yes. */
 static int cmd_fix(struct rc *rc, int argc, char **argv) {
     struct day2_opts o;
     day2_opts_init(&o);
@@ -6922,6 +6942,8 @@ static int delnode_remove(struct session *s, int v, double timeout_s, int *reset
     return 0;
 }
 
+/* del-node ADDR NODE: move a slotless node's replicas away, FORGET it everywhere until
+ * no node lists it, then CLUSTER RESET HARD it (a dead node too). */
 static int cmd_del_node(struct rc *rc, int argc, char **argv) {
     struct day2_opts o;
     day2_opts_init(&o);
@@ -7132,6 +7154,8 @@ static const struct option add_node_opts[] = {
     D2_OPT("dry-run", no_argument, OPT_D2_DRY_RUN), D2_OPT("cluster-yes", no_argument, OPT_D2_YES),
 };
 
+/* add-node NEW ADDR [--replica [--master-id ID]]: check the new node like create,
+ * MEET it, make it a replica if asked, wait until every node knows it. */
 static int cmd_add_node(struct rc *rc, int argc, char **argv) {
     struct day2_opts o;
     day2_opts_init(&o);
@@ -7234,6 +7258,8 @@ static void sess_find_up_nodes(struct rc *rc, struct session *s, unsigned char *
     rc->err_kind = kind;
 }
 
+/* set-timeout ADDR MS: cluster-node-timeout on every node (CONFIG SET, persisted with
+ * CONFIG REWRITE except on nodes in containers made by up). */
 static int cmd_set_timeout(struct rc *rc, int argc, char **argv) {
     struct day2_opts o;
     day2_opts_init(&o);
@@ -7352,6 +7378,8 @@ static int call_split(int argc, char **argv) {
     return -1;
 }
 
+/* call ADDR [filters] CMD ARG...: one command on every node (or masters/replicas);
+ * everything after CMD belongs to it. */
 static int cmd_call(struct rc *rc, int argc, char **argv) {
     struct day2_opts o;
     day2_opts_init(&o);
@@ -7432,6 +7460,8 @@ static void usage_info(FILE *f) {
           "(each cell 256 slots: # all owned, + some) — like redis-cli --cluster info.\n", f);
 }
 
+/* info ADDR: keys, slots, replicas and a slot-map bar per master; atomic migrations
+ * in flight; the server. */
 static int cmd_info(struct rc *rc, int argc, char **argv) {
     struct day2_opts o;
     day2_opts_init(&o);
@@ -8052,6 +8082,7 @@ static int create_on_opt(struct rc *rc, int opt, const char *arg, void *ctx) {
     return 0;
 }
 
+/* create ADDR...: form a cluster of empty running nodes (redis-cli --cluster create). */
 static int cmd_create(struct rc *rc, int argc, char **argv) {
     static const struct option opts[] = { { "replicas", required_argument, NULL, OPT_REPLICAS },
                                           { "cluster-replicas", required_argument, NULL, OPT_REPLICAS } };
@@ -8080,6 +8111,7 @@ static int check_on_opt(struct rc *rc, int opt, const char *arg, void *ctx) {
     return 0;
 }
 
+/* check ADDR: the judges' findings about a running cluster; exit 3 when unhealthy. */
 static int cmd_check(struct rc *rc, int argc, char **argv) {
     static const struct option opts[] = {
         { "cluster-search-multiple-owners", no_argument, NULL, OPT_MULTIPLE_OWNERS },
@@ -8096,7 +8128,7 @@ static int cmd_check(struct rc *rc, int argc, char **argv) {
 }
 
 /* ====================================================================== */
-/* 9. Commands on Docker: up, down, status, scale, image build, image load  */
+/* 9a. Commands on Docker: up, down, status, scale, image build, image load */
 /* ====================================================================== */
 
 #define UP_MAX_NODES   200
@@ -8611,8 +8643,8 @@ static int up_plan_make(struct rc *rc, struct up_opts *o, struct up_plan *p) {
     if (o->nodes < 3 * (o->replicas + 1))
         return rc_fail(rc, "--nodes %d with --replicas %d: a cluster needs at least 3 masters, so at least %d nodes",
                        o->nodes, o->replicas, 3 * (o->replicas + 1));
-    if (o->port + o->nodes - 1 + 10000 > 65535)
-        return rc_fail(rc, "--port %d: bus ports up to %d would exceed 65535", o->port, o->port + o->nodes - 1 + 10000);
+    if (o->port + o->nodes - 1 + CLUSTER_BUS_OFFSET > 65535)
+        return rc_fail(rc, "--port %d: bus ports up to %d would exceed 65535", o->port, o->port + o->nodes - 1 + CLUSTER_BUS_OFFSET);
     if ((o->network && !strcmp(o->network, "host") ? up_plan_host(rc, o, p) : up_plan_bridge(rc, o, p)) < 0) return -1;
     if (rc->password && (strpbrk(rc->password, "\r\n") || !*rc->password))
         return rc_fail(rc, "the password must be one non-empty line");
@@ -8636,7 +8668,7 @@ static int up_plan_make(struct rc *rc, struct up_opts *o, struct up_plan *p) {
         else if (conf_cidr_host(p->net, p->prefix, (uint32_t)(CONF_FIRST_HOST + n->i), n->ip) < 0)
             return rc_fail(rc, "--subnet %s has no room for node %d at host address .%d", o->subnet, n->i, CONF_FIRST_HOST + n->i);
         n->host_port = o->port + k;
-        n->bus_port = n->host_port + 10000;
+        n->bus_port = n->host_port + CLUSTER_BUS_OFFSET;
     }
     return 0;
 }
@@ -9456,6 +9488,8 @@ static int down_parse_opts(struct rc *rc, const char *cmd, int argc, char **argv
     return r;
 }
 
+/* down --name N [--purge]: remove a cluster's containers and network (its data dirs
+ * too with --purge); only objects labelled as that cluster's. */
 static int cmd_down(struct rc *rc, int argc, char **argv) {
     struct up_opts o;
     int r = down_parse_opts(rc, "down", argc, argv, 4, usage_down, &o);
@@ -9647,6 +9681,7 @@ static sds status_table(const json_value_s *const *rows, size_t n) {
     return out;
 }
 
+/* status --name N: each node's container and cluster state; exit 3 when unhealthy. */
 static int cmd_status(struct rc *rc, int argc, char **argv) {
     struct up_opts o;
     int r = down_parse_opts(rc, "status", argc, argv, 2, usage_status, &o);
@@ -11058,6 +11093,8 @@ static int image_load(struct rc *rc, struct docker *d, const char *file) {
     return ret;
 }
 
+/* image build|load: an image of the host's server binary (no registry), or a docker
+ * save archive. */
 static int cmd_image(struct rc *rc, int argc, char **argv) {
     struct up_opts o;
     up_opts_defaults(&o);
@@ -11468,8 +11505,8 @@ static int swarm_plan_make(struct rc *rc, struct up_opts *o, struct swarm_plan *
     if (o->nodes < 3 * (o->replicas + 1))
         return rc_fail(rc, "--nodes %d with --replicas %d: a cluster needs at least 3 masters, so at least %d nodes",
                        o->nodes, o->replicas, 3 * (o->replicas + 1));
-    if (o->port + o->nodes - 1 + 10000 > 65535)
-        return rc_fail(rc, "--port %d: bus ports up to %d would exceed 65535", o->port, o->port + o->nodes - 1 + 10000);
+    if (o->port + o->nodes - 1 + CLUSTER_BUS_OFFSET > 65535)
+        return rc_fail(rc, "--port %d: bus ports up to %d would exceed 65535", o->port, o->port + o->nodes - 1 + CLUSTER_BUS_OFFSET);
     static const struct { unsigned bit; const char *opt, *why; } refused[] = {
         { UPG_NETWORK, "--network", "services join the overlay network NAME" },
         { UPG_BIND, "--bind", "nodes listen on the overlay and on their published ports" },
@@ -11506,7 +11543,7 @@ static int swarm_plan_make(struct rc *rc, struct up_opts *o, struct swarm_plan *
         n->host = -1;
         snprintf(n->name, sizeof n->name, "%s-%d", o->name, n->i);
         n->port = o->port + k;
-        n->bus = n->port + 10000;
+        n->bus = n->port + CLUSTER_BUS_OFFSET;
     }
     snprintf(p->server, sizeof p->server, "%s", o->server ? o->server : "redis");
     return 0;
