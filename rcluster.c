@@ -7236,7 +7236,8 @@ static int container_serves(const json_value_s *c, const struct snode *x) {
     }
     const json_value_s *labels = json_get(c, "Labels");
     const char *hip = json_string(json_get(labels, LABEL_HOST_IP)), *hport = json_string(json_get(labels, LABEL_HOST_PORT));
-    return hip && hport && !strcmp(hip, x->ip) && atoi(hport) == x->port;
+    long port;
+    return hip && hport && !strcmp(hip, x->ip) && rc_parse_int(hport, 1, 65535, &port) == 0 && port == x->port;
 }
 
 /* mine[i] = 1 for the nodes of s that run in a container `rcluster up` made (labelled
