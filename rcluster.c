@@ -142,6 +142,7 @@ struct rc {
     int64_t t0;           /* start of the command, for progress timestamps */
     int usage_error;      /* the failure was bad usage: exit 2 instead of 1 */
     int err_kind;         /* enum rc_err_kind of rc->err */
+    int json_done;        /* --json: a result document is on stdout already */
     sds joined[2];        /* "host:port" made of redis-cli's `host port` (argv points here) */
 };
 
@@ -2114,6 +2115,35 @@ static int server_caps(const char *info) {
     return major > 8 || (major == 8 && minor >= 4) ? SRV_ATOMIC_REDIS : 0;
 }
 
+/* The DUMP payload (RDB) version a server writes, and the newest it reads (0: not known),
+ * from INFO server: Redis 7.0 10, 7.2 11, 7.4 12, 8.x at least 12 (the dev build past
+ * 8.4: 14); Valkey 7.2 and 8 11; Valkey 9 writes 80 and reads up to 11 and 80. MIGRATE
+ * fails on every key whose payload its target cannot read. Pure. */
+static void server_payload_versions(const char *info, int *writes, int *reads) {
+    char name[32], ver[32];
+    int major = 0, minor = 0;
+    *writes = *reads = 0;
+    if (info_field(info, "server_name", name, sizeof name) == 0 && strcmp(name, "valkey") == 0) {
+        if (info_field(info, "valkey_version", ver, sizeof ver) < 0) return;
+        parse_version(ver, &major, &minor);
+        if (major >= 9) { *writes = 80; *reads = 11; }
+        else if (major >= 7) *writes = *reads = 11;
+        return;
+    }
+    if (info_field(info, "redis_version", ver, sizeof ver) < 0) return;
+    parse_version(ver, &major, &minor);
+    if (major == 255) *writes = *reads = 14;
+    else if (major >= 8) *writes = 12;
+    else if (major == 7) *writes = *reads = minor >= 4 ? 12 : minor >= 2 ? 11 : 10;
+}
+
+/* Whether a server that reads up to reads (and 80 when reads80) takes a payload of
+ * version writes; unknown versions pass. Pure. */
+static int payload_readable(int writes, int reads, int reads80) {
+    if (!writes || !reads) return 1;
+    return writes == 80 ? reads80 : writes <= reads;
+}
+
 /* "Valkey 8.0.1" when every node runs the same server, else each one with its count
  * ("Redis 7.0.15 on 3 nodes, Valkey 8.0.1 on 3 nodes"); NULL entries (nodes not
  * asked) are left out. NULL on OOM or when there is nothing to say. */
@@ -2193,8 +2223,10 @@ static int addr_split(const char *s, struct addr *a) {
 
 /* Split and resolve; the error names the argument. */
 static int addr_parse(struct rc *rc, const char *s, struct addr *a) {
-    if (addr_split(s, a) < 0)
-        return rc_fail(rc, "invalid address '%s': expected host:port or host:port@busport", s);
+    if (addr_split(s, a) < 0) {
+        rc->usage_error = 1;
+        return rc_fail_as(rc, RC_ERR_USAGE, "invalid address '%s': expected host:port or host:port@busport", s);
+    }
     if (net_resolve(rc, a->host, a->ip, sizeof a->ip) < 0) return rc_wrap(rc, "invalid address '%s'", s);
     return 0;
 }
@@ -2618,6 +2650,7 @@ struct snode {
     char server[64];        /* "Valkey 8.0.1" (info_server_desc) */
     int major, minor;       /* redis_version, which Valkey keeps Redis-compatible */
     int caps;               /* SRV_* bits (server_caps) */
+    int payload_w, payload_r; /* DUMP payload version it writes / newest it reads, 0 unknown */
     int migrations;         /* atomic slot migrations in flight on it (sess_read_migrations) */
     char migration[320];    /* the first of them, said */
 };
@@ -2829,6 +2862,7 @@ static void snode_take_details(struct snode *x, struct resp **r) {
         if (info_field(r[PROBE_SERVER]->str, "redis_version", buf, sizeof buf) == 0) parse_version(buf, &x->major, &x->minor);
         info_server_desc(r[PROBE_SERVER]->str, x->server, sizeof x->server);
         x->caps = server_caps(r[PROBE_SERVER]->str);
+        server_payload_versions(r[PROBE_SERVER]->str, &x->payload_w, &x->payload_r);
     }
 }
 
@@ -3052,6 +3086,13 @@ static void sess_read_migrations(struct session *s) {
             resp_free(r);
         }
     }
+}
+
+/* Atomic migrations in flight on the reachable nodes, as last read. */
+static int sess_migrations(const struct session *s) {
+    int n = 0;
+    for (int i = 0; i < s->n; i++) n += s->nodes[i].up ? s->nodes[i].migrations : 0;
+    return n;
 }
 
 /* Ask every reachable node for its view again (after a change). */
@@ -3642,7 +3683,7 @@ static void mover_progress(struct mover *m, int final) {
     double f = mover_fraction(m->slots_done, m->n, m->keys_moved, m->keys_total);
     char tail[48] = "";
     if (final) snprintf(tail, sizeof tail, ", took %.1f s", secs);
-    else if (f > 0.05 && secs > 1) snprintf(tail, sizeof tail, ", about %.0f s left", secs * (1 - f) / f);
+    else if (f > 0.05 && secs > 1 && secs * (1 - f) / f >= 1) snprintf(tail, sizeof tail, ", about %.0f s left", secs * (1 - f) / f);
     char line[256], bar[MOVER_BAR + 1];
     snprintf(line, sizeof line, "moved %d/%d slots (%d%%), %lld keys, %.0f keys/s%s", m->slots_done, m->n,
              m->n ? m->slots_done * 100 / m->n : 100, m->keys_moved, rate, tail);
@@ -3908,12 +3949,36 @@ out:
     return ret;
 }
 
+/* A failed slot whose MIGRATEs reached no key to its target (say every RESTORE was
+ * refused: a payload version the target cannot read) counts as untouched: nothing of it
+ * moved, so it can be closed again. */
+static void mover_untouch_empty(struct mover *m, struct move *w, int nw) {
+    struct session *s = m->s;
+    int asked = 0;
+    for (int i = 0; i < nw; i++) {
+        if (!w[i].failed || !w[i].touched) continue;
+        char num[16];
+        snprintf(num, sizeof num, "%d", w[i].slot);
+        if (sess_queue(s, &s->nodes[w[i].dst], "CLUSTER", "COUNTKEYSINSLOT", num, RESP_END) < 0) return;
+        asked++;
+    }
+    if (!asked || sess_flush_all(s) < 0) return;
+    for (int i = 0; i < nw; i++) {
+        if (!w[i].failed || !w[i].touched) continue;
+        struct resp *r = sess_reply(s, &s->nodes[w[i].dst], 0);
+        if (!r) return;
+        if (r->type == RESP_INTEGER && r->integer == 0 && w[i].moved == 0) w[i].touched = 0;
+        resp_free(r);
+    }
+}
+
 /* A slot that failed before any key moved is closed again (SETSLOT STABLE on both
  * sides); one that moved keys stays open for `rcluster fix`, which finishes it. */
 static void mover_undo_failed(struct mover *m, struct move *w, int nw) {
     struct setslot *v = calloc((size_t)nw * 2 + 1, sizeof *v);
     int nv = 0;
     if (!v) return;
+    mover_untouch_empty(m, w, nw);
     for (int i = 0; i < nw; i++) {
         if (!w[i].failed || w[i].touched) continue;
         if (w[i].importing) v[nv++] = (struct setslot){ w[i].dst, w[i].slot, "STABLE", NULL, 0, 0, NULL };
@@ -4135,6 +4200,17 @@ static int64_t atomic_deadline(const struct rc *rc) {
     return rc_now_ms() + (int64_t)(rc->timeout > 600 ? rc->timeout : 600) * 1000;
 }
 
+/* After a cancel the other side ends its half a moment later: wait (10 s at most)
+ * until no node lists a migration in flight, so that a check right after sees none. */
+static void atomic_wait_quiet(struct mover *m) {
+    int64_t until = rc_now_ms() + 10000;
+    for (;;) {
+        sess_read_migrations(m->s);
+        if (!sess_migrations(m->s) || rc_now_ms() > until) return;
+        rc_sleep_ms(50);
+    }
+}
+
 /* Valkey: ask a source for its jobs (CLUSTER GETSLOTMIGRATIONS, newest first). A
  * connection that dropped is opened again once (a source that gave away its last
  * slot drops its clients as it turns replica). */
@@ -4278,6 +4354,7 @@ static int valkey_atomic_run(struct mover *m) {
         if (r < 0) goto out;
         mover_progress(m, 0);
     }
+    if (m->cancelled) atomic_wait_quiet(m);
     ret = 0;
 out:
     for (int i = 0; old && i < s->n; i++) words_free(&old[i]);
@@ -4436,6 +4513,7 @@ static int redis_atomic_run(struct mover *m) {
         if (r < 0) goto out;
         mover_progress(m, 0);
     }
+    if (m->cancelled) atomic_wait_quiet(m);
     ret = 0;
 out:
     free(busy);
@@ -4502,10 +4580,25 @@ static const struct move_engine *mover_pick(struct session *s, const struct move
     return &move_engines[valkey ? MOVE_ENGINE_VALKEY : MOVE_ENGINE_REDIS];
 }
 
+/* Key by key, every key goes through MIGRATE: a source whose DUMP payloads the target
+ * cannot read (a newer server's) would fail on the first key of each slot. Refused before
+ * anything changes; slots known to hold no key pass. */
+static int mover_check_payloads(struct session *s, const struct move *mv, int n) {
+    for (int i = 0; i < n; i++) {
+        const struct snode *a = &s->nodes[mv[i].src], *b = &s->nodes[mv[i].dst];
+        if ((mv[i].counted && mv[i].count == 0) || payload_readable(a->payload_w, b->payload_r, (b->caps & SRV_ATOMIC_VALKEY) != 0)) continue;
+        return rc_fail(s->rc, "%s:%d runs %s, whose keys (DUMP payload version %d) %s:%d (%s, reads up to %d) cannot take: MIGRATE "
+                       "would refuse every key of slot %d; nothing changed", a->ip, a->port, a->server, a->payload_w, b->ip, b->port,
+                       b->server, b->payload_r, mv[i].slot);
+    }
+    return 0;
+}
+
 /* mover_pick, said as a plan line ("Engine: atomic (...): why"). */
 static const struct move_engine *mover_choose(struct session *s, const struct move *mv, int n, const struct move_opts *o) {
     char why[300];
     const struct move_engine *eng = mover_pick(s, mv, n, o, why, sizeof why);
+    if (eng == &move_engines[MOVE_ENGINE_KEYS] && mover_check_payloads(s, mv, n) < 0) return NULL;
     if (!eng) s->rc->usage_error = 1;
     else if (n > 0) rc_progress(s->rc, "Engine: %s (%s): %s", eng->name, eng->how, why);
     return eng;
@@ -5893,7 +5986,7 @@ static int day2_on_opt(struct rc *rc, int opt, const char *arg, void *ctx) {
     case OPT_D2_THRESHOLD:
         errno = 0;
         o->threshold = strtod(arg, &end);
-        if (errno || *end || end == arg || !(o->threshold >= 0 && o->threshold <= 100)) return rc_fail(rc, "--threshold: expected a percentage, got '%s'", arg);
+        if (errno || *end || end == arg || !(o->threshold >= 0 && o->threshold <= 1e6)) return rc_fail(rc, "--threshold: expected a percentage from 0 (redis-cli's default is 2), got '%s'", arg);
         return 0;
     case OPT_D2_SIMULATE: o->simulate = 1; return 0;
     case OPT_D2_REPLICA: o->replica = 1; return 0;
@@ -6021,12 +6114,6 @@ static int day2_resolve_master(struct session *s, const char *what, const char *
 
 /* Before changing anything: every master reachable (but `ignore`), every slot covered,
  * views agree, no open slot (unless allow_open). Warnings are printed, problems refuse. */
-static int sess_migrations(const struct session *s) {
-    int n = 0;
-    for (int i = 0; i < s->n; i++) n += s->nodes[i].up ? s->nodes[i].migrations : 0;
-    return n;
-}
-
 /* Wait until no atomic slot migration is in flight (one an earlier run started, say
  * before a SIGKILL: the servers finish it by themselves); -1 when one still is. */
 static int day2_wait_migrations(struct session *s, double timeout_s) {
@@ -6721,7 +6808,7 @@ static void fix_plan_print(struct session *s, const struct fix_plan *p) {
         if (e - i == 1) snprintf(what, sizeof what, "slot %d", it->slot);
         else snprintf(what, sizeof what, "%d slots", e - i);
         if (it->action == FIX_FINISH || it->action == FIX_ROLLBACK)
-            rc_progress(s->rc, "  %s: %s %s:%d -> %s:%d (target holds %lld key(s), owner %lld)%s%s", what, names[it->action],
+            rc_progress(s->rc, "  %s: %s %s:%d -> %s:%d (keys: %lld on the target, %lld on the owner)%s%s", what, names[it->action],
                         o ? o->ip : "?", o ? o->port : 0, t ? t->ip : "?", t ? t->port : 0, kt, ko, e - i > 1 ? ": " : "", e - i > 1 && r ? r : "");
         else rc_progress(s->rc, "  %s: %s%s%s:%d%s%s", what, names[it->action], it->action == FIX_CLOSE ? " on its owner " : " to ",
                          o ? o->ip : "?", o ? o->port : 0, e - i > 1 ? ": " : "", e - i > 1 && r ? r : "");
@@ -6759,7 +6846,15 @@ static int fix_apply(struct session *s, const struct fix_plan *p, const struct d
         const struct fix_item *it = &p->v[i];
         int r = 0;
         if (it->action == FIX_ROLLBACK || it->action == FIX_CLOSE) r = fix_queue_stable(s, it->slot);
-        else if (it->action == FIX_ASSIGN) r = act_addslots_range(s, &s->nodes[it->owner], it->slot, it->slot);
+        else if (it->action == FIX_ASSIGN) {   /* a run of slots for one owner: one range */
+            int last = i;
+            while (last + 1 < p->n && p->v[last + 1].action == FIX_ASSIGN && p->v[last + 1].owner == it->owner &&
+                   p->v[last + 1].slot == p->v[last].slot + 1) last++;
+            int step = s->nodes[it->owner].major >= 7 ? CLUSTER_SLOTS : ADDSLOTS_BATCH;
+            for (int lo = it->slot; r == 0 && lo <= p->v[last].slot; lo += step)
+                r = act_addslots_range(s, &s->nodes[it->owner], lo, lo + step - 1 < p->v[last].slot ? lo + step - 1 : p->v[last].slot);
+            i = last;
+        }
         else if (it->action == FIX_DROP_CLAIMS) {
             char num[16];
             snprintf(num, sizeof num, "%d", it->slot);
@@ -6835,6 +6930,14 @@ static int cmd_fix(struct rc *rc, int argc, char **argv) {
         goto out;
     }
     if (fix_plan_make(&s, o.multi_owners, &p) < 0) goto out;
+    /* Finishing a key-by-key move is key by key: refused here, before any repair. */
+    for (int i = 0; o.mo.migration == MIGRATION_ATOMIC && i < p.n; i++)
+        if (p.v[i].action == FIX_FINISH) {
+            rc->usage_error = 1;
+            rc_fail_as(rc, RC_ERR_USAGE, "--migration atomic: slot %d is open from a key-by-key move, which only MIGRATE finishes; "
+                       "nothing changed (run fix without --migration)", p.v[i].slot);
+            goto out;
+        }
     rc_progress(rc, "Plan: %d slot(s) to repair", p.n);
     fix_plan_print(&s, &p);
     int manual = 0;
@@ -6862,12 +6965,13 @@ static int sess_knows(const struct session *s, int skip, const char *id) {
     return c;
 }
 
-/* The master with the fewest replicas, preferring one on another host than `host`. */
-static int sess_pick_master(const struct session *s, int skip, const char *host) {
+/* The master with the fewest replicas, preferring one on another host than `host`;
+ * with_empty: masters without slots count too (add-node, as redis-cli picks). */
+static int sess_pick_master(const struct session *s, int skip, const char *host, int with_empty) {
     int best = -1, bestc = 0, bestfar = 0;
     for (int i = 0; i < s->n; i++) {
         const struct snode *x = &s->nodes[i];
-        if (i == skip || !snode_is_master(x) || !x->up || snode_slot_count(x) == 0) continue;
+        if (i == skip || !snode_is_master(x) || !x->up || (!with_empty && snode_slot_count(x) == 0)) continue;
         int c = sess_count_replicas(s, x->id), far = !host || strcmp(x->ip, host) != 0;
         if (best < 0 || c < bestc || (c == bestc && far > bestfar)) { best = i; bestc = c; bestfar = far; }
     }
@@ -6918,7 +7022,7 @@ static int delnode_replicas(struct session *s, int victim) {
     for (int i = 0; i < s->n; i++) {
         struct snode *x = &s->nodes[i];
         if (i == victim || !x->up || snode_is_master(x) || strcmp(snode_master_id(x), s->nodes[victim].id) != 0) continue;
-        int m = sess_pick_master(s, victim, x->ip);
+        int m = sess_pick_master(s, victim, x->ip, 0);
         if (m < 0) return rc_fail(s->rc, "no other master for replica %s:%d", x->ip, x->port);
         rc_progress(s->rc, "Replica %s:%d now replicates %s:%d", x->ip, x->port, s->nodes[m].ip, s->nodes[m].port);
         if (act_replicate(s, x, s->nodes[m].id) < 0) return -1;
@@ -7170,7 +7274,7 @@ static int cmd_add_node(struct rc *rc, int argc, char **argv) {
     if (addr_parse(rc, argv[optind], &na) < 0 || day2_open(rc, &s, argv[optind + 1]) < 0) goto out;
     if (day2_preflight(&s, 0, -1) < 0) goto out;
     if (o.replica) {
-        master = o.master_id ? day2_resolve_master(&s, "--master-id", o.master_id) : sess_pick_master(&s, -1, na.ip);
+        master = o.master_id ? day2_resolve_master(&s, "--master-id", o.master_id) : sess_pick_master(&s, -1, na.ip, 1);
         if (master < 0) { if (!o.master_id) rc_fail(rc, "add-node: no reachable master with slots to replicate"); goto out; }
     }
     int seed = s.seed;
@@ -7302,6 +7406,7 @@ static int cmd_set_timeout(struct rc *rc, int argc, char **argv) {
     if (rc->json) printf("{\"ok\":%s,\"command\":\"set-timeout\",\"timeout_ms\":%ld,\"nodes\":%d,\"set\":%d,\"persisted\":%d}\n",
                          set == s.n ? "true" : "false", ms, s.n, set, persisted);
     else printf("set-timeout: cluster-node-timeout %ld ms set on %d of %d node(s), persisted on %d\n", ms, set, s.n, persisted);
+    rc->json_done = rc->json;
     ret = set == s.n ? 0 : rc_fail(rc, "cluster-node-timeout set on only %d of %d node(s)", set, s.n);
 out:
     free(mine);
@@ -7390,6 +7495,8 @@ static int cmd_call(struct rc *rc, int argc, char **argv) {
     int r = day2_parse(rc, end, argv, call_opts, 4, usage_call, &o, 1);
     if (r) return r < 0 ? -1 : 0;
     if (cmdi < 0) return day2_usage_fail(rc, "call: no command given (see rcluster call --help)%s", "");
+    if (o.only_masters && o.only_replicas)
+        return day2_usage_fail(rc, "call: --masters and --replicas together select no node; give one of them, or neither for every node%s", "");
     if (argc - cmdi > RCONN_MAX_ARGS * 32) return day2_usage_fail(rc, "call: too many arguments%s", "");
     struct session s;
     int ret = -1, errors = 0;
@@ -7517,7 +7624,15 @@ static int cmd_info(struct rc *rc, int argc, char **argv) {
         if (js) fputs(js, stdout);
     } else {
         if (servers) printf("Server: %s\n", servers);
-        printf("[OK] %lld keys in %d masters, %.2f keys per slot on average.\n", total, masters, (double)total / CLUSTER_SLOTS);
+        int lost = 0, open = 0;
+        for (int i = 0; i < s.n; i++) {
+            lost += snode_is_master(&s.nodes[i]) && !s.nodes[i].up;
+            open += s.nodes[i].up && s.nodes[i].me ? s.nodes[i].me->open_slots : 0;
+        }
+        if (lost) printf("[WARN] %d master(s) not reachable: their keys are not counted below.\n", lost);
+        if (open) printf("[WARN] %d open slot(s) (an interrupted move): see rcluster check, repair with rcluster fix.\n", open);
+        printf("%s %lld keys in %d masters, %.2f keys per slot on average.\n", lost || open ? "[WARN]" : "[OK]", total, masters,
+               (double)total / CLUSTER_SLOTS);
     }
     sdsfree(servers);
     ret = js ? 0 : rc_fail_oom(rc);
@@ -7952,8 +8067,37 @@ static int conf_write_node(struct rc *rc, const char *data_dir, int i, const cha
     return ret;
 }
 
-/* --purge: delete DIR/node-1..n and the marker, then DIR itself if nothing else is in
- * it. Refuses a DIR without our marker: it may be a directory the user pointed at. */
+/* Whether a name in a data dir is a node dir that scale set aside ("node-4.removed-
+ * 20261202-004152"), which only rcluster makes. Pure. */
+static int conf_is_set_aside(const char *name) {
+    const char *p = name;
+    if (strncmp(p, "node-", 5) != 0) return 0;
+    p += 5;
+    if (!isdigit((unsigned char)*p)) return 0;
+    while (isdigit((unsigned char)*p)) p++;
+    if (strncmp(p, ".removed-", 9) != 0) return 0;
+    p += 9;
+    return strlen(p) == 15 && p[8] == '-' && strspn(p, "0123456789") == 8 && strspn(p + 9, "0123456789") == 6;
+}
+
+/* --purge: the node dirs that scale set aside go too. */
+static int conf_purge_set_aside(struct rc *rc, const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    int ret = 0;
+    for (struct dirent *e; ret == 0 && (e = readdir(d)); ) {
+        if (!conf_is_set_aside(e->d_name)) continue;
+        sds path = rc_sprintf("%s/%s", dir, e->d_name);
+        ret = path ? conf_remove_tree(rc, path) : rc_fail_oom(rc);
+        sdsfree(path);
+    }
+    closedir(d);
+    return ret;
+}
+
+/* --purge: delete DIR/node-1..n, the node dirs scale set aside and the marker, then DIR
+ * itself if nothing else is in it. Refuses a DIR without our marker: it may be a
+ * directory the user pointed at. */
 static int conf_purge(struct rc *rc, const char *dir, const char *name, int nodes) {
     sds marker, want;
     if (conf_marker(dir, name, &marker, &want) < 0) return rc_fail_oom(rc);
@@ -7969,12 +8113,13 @@ static int conf_purge(struct rc *rc, const char *dir, const char *name, int node
         ret = node ? conf_remove_tree(rc, node) : rc_fail_oom(rc);
         sdsfree(node);
     }
+    if (ret == 0) ret = conf_purge_set_aside(rc, dir);
     sds manifest = ret == 0 ? rc_sprintf("%s/" CONF_MANIFEST, dir) : NULL;
     if (manifest && unlink(manifest) < 0 && errno != ENOENT) ret = rc_fail(rc, "removing %s: %s", manifest, strerror(errno));
     sdsfree(manifest);
     if (ret == 0 && unlink(marker) < 0) ret = rc_fail(rc, "removing %s: %s", marker, strerror(errno));
-    if (ret == 0 && rmdir(dir) < 0) rc_warn(rc, "kept %s: %s", dir, strerror(errno));
-    if (ret == 0) rc_progress(rc, "Purged %s", dir);
+    if (ret == 0 && rmdir(dir) < 0) rc_warn(rc, "purged rcluster's files; kept %s itself: it holds files rcluster did not make (%s)", dir, strerror(errno));
+    else if (ret == 0) rc_progress(rc, "Purged %s", dir);
 out:
     sdsfree(have);
     sdsfree(marker);
@@ -12227,7 +12372,7 @@ static int swarm_join_fresh(struct rc *rc, struct swarm_plan *p, const int *has)
         if (addnode_probe(&s, &a) < 0) { ret = rc_wrap(rc, "%s", x->name); break; }
         const struct snode *sd = &s.nodes[s.seed];
         int nx = s.n - 1, m = x->master_id[0] ? sess_index_of(&s, x->master_id) : -1;
-        if (m < 0) m = sess_pick_master(&s, nx, a.ip);
+        if (m < 0) m = sess_pick_master(&s, nx, a.ip, 0);
         if (m < 0) { ret = rc_fail(rc, "no master for %s to replicate", x->name); break; }
         rc_progress(rc, "%s joins as a replica of %s:%d", x->name, s.nodes[m].ip, s.nodes[m].port);
         if (act_meet(&s, &s.nodes[nx], sd->ip, sd->port, sd->bus) < 0 || sess_drain_all(&s, "CLUSTER MEET") < 0 ||
@@ -12852,6 +12997,20 @@ static void rc_release(struct rc *rc) {
     sdsfree(rc->api_version);
 }
 
+/* --json and a failure: the one document on stdout says so,
+ * {"ok":false,"error":{"kind":...,"message":...,"exit":N}}. */
+static void rc_print_json_error(struct rc *rc, int code) {
+    static const char *const kinds[] = { "fail", "usage", "auth", "not_cluster", "unreachable", "timeout", "interrupted" };
+    int k = rc->usage_error ? RC_ERR_USAGE : rc->err_kind;
+    if (code == RC_EXIT_INTERRUPTED) k = RC_ERR_INTERRUPTED;
+    sds j = rc_catprintf(sdsnew("{\"ok\":false,\"error\":{\"kind\":\""), "%s\",\"message\":",
+                         k >= 0 && k < (int)(sizeof kinds / sizeof kinds[0]) ? kinds[k] : "fail");
+    j = rc_json_str(j, rc->err ? rc->err : "unknown failure");
+    j = rc_catprintf(j, ",\"exit\":%d}}\n", code);
+    if (j) fputs(j, stdout);
+    sdsfree(j);
+}
+
 static int rc_exit_code(struct rc *rc, int r) {
     if (r >= 0) return r;
     if (rc_interrupted()) return RC_EXIT_INTERRUPTED;
@@ -12865,7 +13024,18 @@ int main(int argc, char **argv) {
     rc_install_signals();
     int r;
     if (argc < 2) { usage_main(stderr); rc_release(&rc); return RC_EXIT_USAGE; }
-    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) { usage_main(stdout); rc_release(&rc); return 0; }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        for (size_t i = 0; argc > 2 && i < sizeof rc_commands / sizeof rc_commands[0]; i++)   /* help CMD: CMD --help */
+            if (!strcmp(argv[2], rc_commands[i].name)) {
+                char *hv[] = { argv[2], (char *)"--help", NULL };
+                r = rc_commands[i].run(&rc, 2, hv);
+                rc_release(&rc);
+                return r < 0 ? RC_EXIT_USAGE : 0;
+            }
+        usage_main(stdout);
+        rc_release(&rc);
+        return 0;
+    }
     if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) { printf("rcluster %s\n", RCLUSTER_VERSION); rc_release(&rc); return 0; }
     const struct rc_command *cmd = NULL;
     for (size_t i = 0; i < sizeof rc_commands / sizeof rc_commands[0]; i++)
@@ -12874,6 +13044,7 @@ int main(int argc, char **argv) {
     else r = cmd->run(&rc, argc - 1, argv + 1);
     int code = rc_exit_code(&rc, r);
     if (r < 0) fprintf(stderr, "%srcluster: error:%s %s\n", rc.color ? "\033[31m" : "", rc.color ? "\033[0m" : "", rc.err ? rc.err : "unknown failure");
+    if (r < 0 && rc.json && !rc.json_done) rc_print_json_error(&rc, code);
     else if (code == RC_EXIT_UNHEALTHY && rc.err) fprintf(stderr, "rcluster: %s\n", rc.err);
     fflush(stdout);
     rc_release(&rc);

@@ -2267,6 +2267,9 @@ static void test_mover_engines(void) {
     CHECK("engine: --replace -> keys (MIGRATE REPLACE)", mover_pick(&s, two, 2, &o, why, sizeof why) == &move_engines[MOVE_ENGINE_KEYS]);
     /* Progress. */
     CHECK("progress: slots only", mover_fraction(50, 100, 0, -1) == 0.5);
+    CHECK("purge: scale's set-aside node dirs are recognised, nothing else", conf_is_set_aside("node-4.removed-20261202-004152") &&
+          !conf_is_set_aside("node-4") && !conf_is_set_aside("node-4.removed-2026") && !conf_is_set_aside("node-x.removed-20261202-004152") &&
+          !conf_is_set_aside("mine.removed-20261202-004152") && !conf_is_set_aside("node-4.removed-20261202-004152x"));
     CHECK("progress: slots and keys", mover_fraction(50, 100, 100, 400) == 0.375);
     char bar[MOVER_BAR + 1];
     mover_bar(0.5, bar);
