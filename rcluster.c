@@ -8,10 +8,11 @@
  *     response parser, chunked)            GET  /vX/containers/json?all=1&filters=...
  *  4. Docker Engine API                    POST /vX/networks/{id}/connect
  *                                          POST /vX/containers/create?name=, /{id}/start, /{id}/stop
- *  5. RESP client                          DELETE /vX/containers/{id}?force=1&v=0
+ *  5. RESP client                          DELETE /vX/containers/{id}?force=1
  *  6. Cluster model (nodes, slots,         GET  /vX/containers/{id}/json, /{id}/logs
  *                                          HEAD /vX/containers/{id}/archive?path= (which server binary)
- *     CLUSTER NODES parsing, layout)       GET  /vX/images/{name}/json
+ *     CLUSTER NODES parsing, layout)       GET  /vX/images/{name}/json, /distribution/{name}/json
+ *                                            (up --dry-run: would a pull find the image)
  *  7. Cluster session (every node of a     POST /vX/images/create?fromImage= | ?fromSrc=-&repo=NAME:TAG
  *     cluster), judges, actions, mover     POST /vX/images/load
  *                                          (images/{name}/json: Config.Entrypoint/Cmd/Env say
@@ -42,8 +43,9 @@
  *                                          Redis >= 8.4: CLUSTER MIGRATION IMPORT lo hi ...,
  *                                            MIGRATION STATUS ID id | ALL, MIGRATION CANCEL
  *                                            ID id | ALL,
- *  9. Commands: create, check, up,         MIGRATE host port "" 0 ms [REPLACE] [AUTH|AUTH2] KEYS,
- *     down, status, scale, image           SET/DEL (a key of our own, to move a replication
+ *  9. Commands: create, check             MIGRATE host port "" 0 ms [REPLACE] [AUTH|AUTH2] KEYS,
+ * 9a. Commands on Docker: up, down,        SET/DEL (a key of our own, to move a replication
+ *     status, scale, image
  * 9b. Docker Swarm: up/down/status/scale   offset), FLUSHALL (only an older node found in a
  *     --swarm (services, configs, secrets, re-homed or new Swarm service's volume);
  *     the manifest config, re-homing)      `call` sends what the user gives
@@ -55,7 +57,18 @@
  *                                          APPEND|REPLACE; on an import's standalone source:
  *                                          SCAN cursor COUNT n, MIGRATE host port "" 0 ms
  *                                          [COPY] [REPLACE] [AUTH|AUTH2] KEYS k...
- * 10. Option parsing and main
+ * 10. Usage, dispatch and main
+ *
+ * Settings rcluster changes on nodes it did not make (CONFIG SET; each gets its own value
+ * back on every exit path, SIGINT/SIGTERM included; `check` warns about any left over):
+ *   while forming (create, up, scale): cluster-node-timeout (a level's, or 2000 for a
+ *   moment: a refresh), repl-diskless-sync-delay 0, repl-diskless-sync no, hz 100 (the
+ *   fastest level), cluster-replica-no-failover yes (replicas); add-node --replica and
+ *   scale: cluster-replica-no-failover yes on a joining replica until it has joined.
+ *   set-timeout: cluster-node-timeout (CONFIG REWRITE too, except on nodes in containers
+ *   made by up). del-node: CLUSTER RESET HARD on the removed node; scale: the same on a
+ *   replica that becomes a master again. rcluster's own nodes get their announce
+ *   address and ports (cluster-announce-ip/-port/-bus-port) from its redis.conf template.
  *
  * Conventions: functions return 0 / -1 (or NULL) and leave a message in rc->err that
  * says what was attempted and the peer's own words; only main() turns it into an exit
@@ -84,6 +97,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -136,6 +150,7 @@ struct rc {
     int64_t t0;           /* start of the command, for progress timestamps */
     int usage_error;      /* the failure was bad usage: exit 2 instead of 1 */
     int err_kind;         /* enum rc_err_kind of rc->err */
+    int json_done;        /* --json: a result document is on stdout already */
     sds joined[2];        /* "host:port" made of redis-cli's `host port` (argv points here) */
 };
 
@@ -1641,9 +1656,19 @@ static int docker_inspect(struct docker *d, const char *kind, const char *name, 
     return 1;
 }
 
-/* Objects carrying label key=value ("containers" with all=1, or "networks"). */
+/* The labels on every object rcluster makes: nothing unlabelled is ever touched. */
+#define LABEL_CLUSTER  "io.rcluster.cluster"
+#define LABEL_NODE     "io.rcluster.node"
+#define LABEL_VERSION  "io.rcluster.version"
+#define LABEL_DATA_DIR "io.rcluster.data-dir"
+#define LABEL_NETWORK  "io.rcluster.network"    /* "host" for --network host, else absent */
+#define LABEL_HOST_IP  "io.rcluster.host-ip"    /* host mode: where rcluster reaches the node */
+#define LABEL_HOST_PORT "io.rcluster.host-port"
+
+/* Objects carrying label key=value ("containers" with all=1, or "networks"); a NULL
+ * value matches any. */
 static int docker_list_by_label(struct docker *d, const char *kind, const char *key, const char *value, json_value_s **out) {
-    sds lab = rc_sprintf("%s=%s", key, value);
+    sds lab = value ? rc_sprintf("%s=%s", key, value) : sdsnew(key);   /* NULL value: any */
     sds filter = lab ? rc_cat(rc_json_str(sdsnew("{\"label\":["), lab), "]}") : NULL;
     sds path = filter ? rc_sprintf("/%s%s?%sfilters=", kind, strcmp(kind, "containers") ? "" : "/json",
                                    strcmp(kind, "containers") ? "" : "all=1&") : NULL;
@@ -2098,6 +2123,35 @@ static int server_caps(const char *info) {
     return major > 8 || (major == 8 && minor >= 4) ? SRV_ATOMIC_REDIS : 0;
 }
 
+/* The DUMP payload (RDB) version a server writes, and the newest it reads (0: not known),
+ * from INFO server: Redis 7.0 10, 7.2 11, 7.4 12, 8.x at least 12 (the dev build past
+ * 8.4: 14); Valkey 7.2 and 8 11; Valkey 9 writes 80 and reads up to 11 and 80. MIGRATE
+ * fails on every key whose payload its target cannot read. Pure. */
+static void server_payload_versions(const char *info, int *writes, int *reads) {
+    char name[32], ver[32];
+    int major = 0, minor = 0;
+    *writes = *reads = 0;
+    if (info_field(info, "server_name", name, sizeof name) == 0 && strcmp(name, "valkey") == 0) {
+        if (info_field(info, "valkey_version", ver, sizeof ver) < 0) return;
+        parse_version(ver, &major, &minor);
+        if (major >= 9) { *writes = 80; *reads = 11; }
+        else if (major >= 7) *writes = *reads = 11;
+        return;
+    }
+    if (info_field(info, "redis_version", ver, sizeof ver) < 0) return;
+    parse_version(ver, &major, &minor);
+    if (major == 255) *writes = *reads = 14;
+    else if (major >= 8) *writes = 12;
+    else if (major == 7) *writes = *reads = minor >= 4 ? 12 : minor >= 2 ? 11 : 10;
+}
+
+/* Whether a server that reads up to reads (and 80 when reads80) takes a payload of
+ * version writes; unknown versions pass. Pure. */
+static int payload_readable(int writes, int reads, int reads80) {
+    if (!writes || !reads) return 1;
+    return writes == 80 ? reads80 : writes <= reads;
+}
+
 /* "Valkey 8.0.1" when every node runs the same server, else each one with its count
  * ("Redis 7.0.15 on 3 nodes, Valkey 8.0.1 on 3 nodes"); NULL entries (nodes not
  * asked) are left out. NULL on OOM or when there is nothing to say. */
@@ -2129,6 +2183,7 @@ static sds info_servers_summary(const char *const *desc, int n) {
 /* ====================================================================== */
 
 #define CLUSTER_SLOTS 16384
+#define CLUSTER_BUS_OFFSET 10000   /* a node's bus port, unless announced: its port + this */
 
 /* A node address as the user wrote it: host:port or host:port@busport. */
 struct addr {
@@ -2176,13 +2231,15 @@ static int addr_split(const char *s, struct addr *a) {
 
 /* Split and resolve; the error names the argument. */
 static int addr_parse(struct rc *rc, const char *s, struct addr *a) {
-    if (addr_split(s, a) < 0)
-        return rc_fail(rc, "invalid address '%s': expected host:port or host:port@busport", s);
+    if (addr_split(s, a) < 0) {
+        rc->usage_error = 1;
+        return rc_fail_as(rc, RC_ERR_USAGE, "invalid address '%s': expected host:port or host:port@busport", s);
+    }
     if (net_resolve(rc, a->host, a->ip, sizeof a->ip) < 0) return rc_wrap(rc, "invalid address '%s'", s);
     return 0;
 }
 
-static int addr_bus(const struct addr *a) { return a->bus ? a->bus : a->port + 10000; }
+static int addr_bus(const struct addr *a) { return a->bus ? a->bus : a->port + CLUSTER_BUS_OFFSET; }
 
 /* One line of CLUSTER NODES. */
 enum { NF_MYSELF = 1, NF_MASTER = 2, NF_SLAVE = 4, NF_PFAIL = 8, NF_FAIL = 16,
@@ -2265,7 +2322,7 @@ static int nodes_parse_addr(const char *s, struct nodeinfo *ni) {
     long v;
     if (rc_parse_int(colon + 1, 0, 65535, &v) < 0) return -1;
     ni->port = (int)v;
-    if (!at) ni->bus = ni->port ? ni->port + 10000 : 0;
+    if (!at) ni->bus = ni->port ? ni->port + CLUSTER_BUS_OFFSET : 0;
     size_t iplen = strlen(buf);
     if (iplen >= sizeof ni->ip) return -1;
     memcpy(ni->ip, buf, iplen + 1);
@@ -2601,6 +2658,7 @@ struct snode {
     char server[64];        /* "Valkey 8.0.1" (info_server_desc) */
     int major, minor;       /* redis_version, which Valkey keeps Redis-compatible */
     int caps;               /* SRV_* bits (server_caps) */
+    int payload_w, payload_r; /* DUMP payload version it writes / newest it reads, 0 unknown */
     int migrations;         /* atomic slot migrations in flight on it (sess_read_migrations) */
     char migration[320];    /* the first of them, said */
 };
@@ -2812,6 +2870,7 @@ static void snode_take_details(struct snode *x, struct resp **r) {
         if (info_field(r[PROBE_SERVER]->str, "redis_version", buf, sizeof buf) == 0) parse_version(buf, &x->major, &x->minor);
         info_server_desc(r[PROBE_SERVER]->str, x->server, sizeof x->server);
         x->caps = server_caps(r[PROBE_SERVER]->str);
+        server_payload_versions(r[PROBE_SERVER]->str, &x->payload_w, &x->payload_r);
     }
 }
 
@@ -2838,7 +2897,9 @@ static int sess_probe_read(struct session *s, struct snode *x) {
         rc_fail_as(rc, RC_ERR_NOT_CLUSTER, "%s: cluster mode is disabled (cluster_enabled:0); start it with cluster-enabled yes", x->c.name);
         goto out;
     }
-    if (nodes->type != RESP_BULK || r[PROBE_DBSIZE]->type != RESP_INTEGER) {
+    /* Redis 8 answers CLUSTER NODES while it loads a full sync, and LOADING to DBSIZE. */
+    int loading = r[PROBE_DBSIZE]->type == RESP_ERROR && strncmp(r[PROBE_DBSIZE]->str, "LOADING", 7) == 0;
+    if (nodes->type != RESP_BULK || (r[PROBE_DBSIZE]->type != RESP_INTEGER && !loading)) {
         rc_fail_as(rc, RC_ERR_NOT_CLUSTER, "%s: CLUSTER NODES: %s", x->c.name, nodes->type == RESP_ERROR ? nodes->str : "unexpected reply (is this a Redis node?)");
         goto out;
     }
@@ -2848,7 +2909,7 @@ static int sess_probe_read(struct session *s, struct snode *x) {
         rc_fail(rc, "%s: cannot parse its CLUSTER NODES reply", x->c.name);
         goto out;
     }
-    x->keys = r[PROBE_DBSIZE]->integer;
+    x->keys = loading ? 0 : r[PROBE_DBSIZE]->integer;
     snode_take_details(x, r);
     if (r[PROBE_CLUSTER_INFO]->type != RESP_BULK || info_field(r[PROBE_CLUSTER_INFO]->str, "cluster_state", x->state, sizeof x->state) < 0)
         snprintf(x->state, sizeof x->state, "?");
@@ -2977,9 +3038,11 @@ static int sess_reconnect(struct session *s, struct snode *x) {
 }
 
 /* Whether an atomic migration's state is final: Valkey success/failed/cancelled; Redis
- * completed/canceled (Redis retries a 'failed' import by itself). Pure. */
-static int migration_state_final(const char *state, int redis) {
-    if (redis) return !strcmp(state, "completed") || !strcmp(state, "canceled");
+ * completed/canceled, and failed for its source's side (op "migrate"): the destination
+ * retries a 'failed' import by itself. Pure. */
+static int migration_state_final(const char *state, int redis, const char *op) {
+    if (redis) return !strcmp(state, "completed") || !strcmp(state, "canceled") ||
+                      (!strcmp(state, "failed") && op && !strcasecmp(op, "migrate"));
     return !strcmp(state, "success") || !strcmp(state, "failed") || !strcmp(state, "cancelled");
 }
 
@@ -2994,9 +3057,8 @@ static void snode_take_migrations(const struct session *s, struct snode *x, cons
     for (size_t i = 0; r && r->type == RESP_ARRAY && i < r->n; i++) {
         char b[5][64];
         const struct resp *job = r->elem[i];
-        const char *state = resp_map_str(job, "state", b[0], sizeof b[0]);
-        if (!state || migration_state_final(state, redis)) continue;
-        const char *op = resp_map_str(job, "operation", b[1], sizeof b[1]);
+        const char *state = resp_map_str(job, "state", b[0], sizeof b[0]), *op = resp_map_str(job, "operation", b[1], sizeof b[1]);
+        if (!state || migration_state_final(state, redis, op)) continue;
         const char *slots = resp_map_str(job, redis ? "slots" : "slot_ranges", b[2], sizeof b[2]);
         const char *from = resp_map_str(job, redis ? "source" : "source_node", b[3], sizeof b[3]);
         const char *to = resp_map_str(job, redis ? "dest" : "target_node", b[4], sizeof b[4]);
@@ -3034,14 +3096,31 @@ static void sess_read_migrations(struct session *s) {
     }
 }
 
+/* Atomic migrations in flight on the reachable nodes, as last read. */
+static int sess_migrations(const struct session *s) {
+    int n = 0;
+    for (int i = 0; i < s->n; i++) n += s->nodes[i].up ? s->nodes[i].migrations : 0;
+    return n;
+}
+
 /* Ask every reachable node for its view again (after a change). */
 static int sess_refresh(struct session *s) {
+    unsigned char *was = calloc((size_t)s->n + 1, 1);
     for (int i = 0; i < s->n; i++) {
         struct snode *x = &s->nodes[i];
+        if (was && x->up) was[i] = 1;
         if (x->up && sess_probe_queue(s, x) < 0) snode_fail(s->rc, x);
     }
     for (int i = 0; i < s->n; i++)
         if (s->nodes[i].up) sess_probe_read(s, &s->nodes[i]);
+    /* A node that dropped our connection (a master that turns replica drops its
+     * clients) is asked once more on a new one. */
+    for (int i = 0; was && i < s->n; i++) {
+        struct snode *x = &s->nodes[i];
+        if (was[i] && !x->up && x->err_kind != RC_ERR_AUTH && sess_reconnect(s, x) == 0 && sess_probe_queue(s, x) == 0)
+            sess_probe_read(s, x);
+    }
+    free(was);
     sess_read_migrations(s);
     return 0;
 }
@@ -3409,7 +3488,7 @@ static int act_meet(struct session *s, struct snode *x, const char *ip, int port
     char p[16], b[16];
     snprintf(p, sizeof p, "%d", port);
     snprintf(b, sizeof b, "%d", bus);
-    if (bus && bus != port + 10000) return sess_queue(s, x, "CLUSTER", "MEET", ip, p, b, RESP_END);
+    if (bus && bus != port + CLUSTER_BUS_OFFSET) return sess_queue(s, x, "CLUSTER", "MEET", ip, p, b, RESP_END);
     return sess_queue(s, x, "CLUSTER", "MEET", ip, p, RESP_END);
 }
 
@@ -3572,6 +3651,7 @@ struct mover {
     sds first_error;           /* the first slot that failed, and why */
     int64_t phase_ms[3];       /* time in open / migrate / close, for --verbose */
     struct rconn *lane;        /* keys: s->n * MOVER_LANES SETSLOT connections, fd -1 until used */
+    int lanes;                 /* keys: lanes per Valkey >= 8 node, 1..MOVER_LANES (file descriptors) */
     int cancelled;             /* atomic: Ctrl-C cancelled what was in flight */
 };
 
@@ -3590,6 +3670,14 @@ static double mover_fraction(int slots_done, int n, long long keys, long long ke
     return f;
 }
 
+/* A progress bar of fraction f: MOVER_BAR characters, '#' done, '.' to do. Pure. */
+#define MOVER_BAR 24
+static void mover_bar(double f, char *bar) {
+    int done = f <= 0 ? 0 : f >= 1 ? MOVER_BAR : (int)(f * MOVER_BAR);
+    for (int i = 0; i < MOVER_BAR; i++) bar[i] = i < done ? '#' : '.';
+    bar[MOVER_BAR] = 0;
+}
+
 /* One progress line (a redrawn bar on a TTY); the final line once, with the time taken. */
 static void mover_progress(struct mover *m, int final) {
     struct rc *rc = m->s->rc;
@@ -3603,11 +3691,12 @@ static void mover_progress(struct mover *m, int final) {
     double f = mover_fraction(m->slots_done, m->n, m->keys_moved, m->keys_total);
     char tail[48] = "";
     if (final) snprintf(tail, sizeof tail, ", took %.1f s", secs);
-    else if (f > 0.05 && secs > 1) snprintf(tail, sizeof tail, ", about %.0f s left", secs * (1 - f) / f);
-    char line[256];
+    else if (f > 0.05 && secs > 1 && secs * (1 - f) / f >= 1) snprintf(tail, sizeof tail, ", about %.0f s left", secs * (1 - f) / f);
+    char line[256], bar[MOVER_BAR + 1];
     snprintf(line, sizeof line, "moved %d/%d slots (%d%%), %lld keys, %.0f keys/s%s", m->slots_done, m->n,
              m->n ? m->slots_done * 100 / m->n : 100, m->keys_moved, rate, tail);
-    if (m->tty) fprintf(stderr, "\r\033[K%s%s", line, final ? "\n" : "");
+    mover_bar(f, bar);
+    if (m->tty) fprintf(stderr, "\r\033[K[%s] %s%s", bar, line, final ? "\n" : "");
     else fprintf(stderr, ">>> %s\n", line);
 }
 
@@ -3617,6 +3706,18 @@ static struct resp *mover_reply(struct mover *m, int idx, int extra_ms) {
     if (!r) rc_wrap(m->s->rc, "moving slots");
     return r;
 }
+
+/* SIGINT/SIGTERM wait while a round of requests is in flight (its replies are read
+ * whole); they are taken between rounds, where the engines check rc_interrupted(). */
+static void mover_hold_signals(sigset_t *old) {
+    sigset_t hold;
+    sigemptyset(&hold);
+    sigaddset(&hold, SIGINT);
+    sigaddset(&hold, SIGTERM);
+    sigprocmask(SIG_BLOCK, &hold, old);
+}
+
+static void mover_release_signals(const sigset_t *old) { sigprocmask(SIG_SETMASK, old, NULL); }
 
 /* --- The keys engine: SETSLOT, MIGRATE ... KEYS, SETSLOT NODE --------------------- */
 
@@ -3633,12 +3734,26 @@ struct setslot {
 };
 
 static int mover_lanes_of(const struct mover *m, int node) {
-    return m->s->nodes[node].caps & SRV_REPLICATED_SETSLOT ? MOVER_LANES : 1;
+    return m->s->nodes[node].caps & SRV_REPLICATED_SETSLOT ? m->lanes : 1;
+}
+
+/* Lanes per node that the open-files limit allows (raised to its hard limit first):
+ * n nodes, each with its session connection, and some to spare. */
+static int mover_lane_budget(int n) {
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0) return 1;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rlim_t want = rl.rlim_max > 65536 ? 65536 : rl.rlim_max;
+        if (want > rl.rlim_cur) { rl.rlim_cur = want; if (setrlimit(RLIMIT_NOFILE, &rl) < 0) getrlimit(RLIMIT_NOFILE, &rl); }
+    }
+    long spare = (long)(rl.rlim_cur > 1000000 ? 1000000 : rl.rlim_cur) - n - 64;
+    long per = n > 0 ? spare / n : MOVER_LANES;
+    return per < 1 ? 1 : per > MOVER_LANES ? MOVER_LANES : (int)per;
 }
 
 /* Lane l of node, connected (and authenticated) on first use; NULL with rc->err. */
 static struct rconn *mover_lane(struct mover *m, int node, int l) {
-    struct rconn *c = &m->lane[node * MOVER_LANES + l];
+    struct rconn *c = &m->lane[(size_t)node * MOVER_LANES + (size_t)l];
     if (c->fd >= 0) return c;
     struct snode *x = &m->s->nodes[node];
     rconn_free(c);
@@ -3659,7 +3774,7 @@ static int setslots_queue(struct mover *m, struct setslot *v, int n, int *fill) 
     for (int i = 0; i < n; i++) {
         v[i].lane = -1;
         if (v[i].ok || v[i].err) continue;
-        int lanes = mover_lanes_of(m, v[i].node), *f = &fill[v[i].node * MOVER_LANES], best = 0;
+        int lanes = mover_lanes_of(m, v[i].node), *f = fill + (size_t)v[i].node * MOVER_LANES, best = 0;
         for (int l = 1; l < lanes; l++) if (f[l] < f[best]) best = l;
         if (lanes > 1 && f[best] >= MOVER_LANE_DEPTH) continue;   /* one lane: a server that answers at once */
         struct rconn *c = mover_lane(m, v[i].node, best);
@@ -3681,7 +3796,7 @@ static int setslots_read(struct mover *m, struct setslot *v, int n) {
     int64_t dl = rc_now_ms() + rc->io_timeout_ms;
     for (int i = 0; i < n; i++) {
         if (v[i].lane < 0) continue;
-        struct rconn *c = &m->lane[v[i].node * MOVER_LANES + v[i].lane];
+        struct rconn *c = &m->lane[(size_t)v[i].node * MOVER_LANES + (size_t)v[i].lane];
         struct resp *r = c->fd >= 0 ? rconn_read(rc, c, dl) : NULL;
         if (!r) {
             if (c->fd >= 0) rconn_close(c);
@@ -3842,12 +3957,36 @@ out:
     return ret;
 }
 
+/* A failed slot whose MIGRATEs reached no key to its target (say every RESTORE was
+ * refused: a payload version the target cannot read) counts as untouched: nothing of it
+ * moved, so it can be closed again. */
+static void mover_untouch_empty(struct mover *m, struct move *w, int nw) {
+    struct session *s = m->s;
+    int asked = 0;
+    for (int i = 0; i < nw; i++) {
+        if (!w[i].failed || !w[i].touched) continue;
+        char num[16];
+        snprintf(num, sizeof num, "%d", w[i].slot);
+        if (sess_queue(s, &s->nodes[w[i].dst], "CLUSTER", "COUNTKEYSINSLOT", num, RESP_END) < 0) return;
+        asked++;
+    }
+    if (!asked || sess_flush_all(s) < 0) return;
+    for (int i = 0; i < nw; i++) {
+        if (!w[i].failed || !w[i].touched) continue;
+        struct resp *r = sess_reply(s, &s->nodes[w[i].dst], 0);
+        if (!r) return;
+        if (r->type == RESP_INTEGER && r->integer == 0 && w[i].moved == 0) w[i].touched = 0;
+        resp_free(r);
+    }
+}
+
 /* A slot that failed before any key moved is closed again (SETSLOT STABLE on both
  * sides); one that moved keys stays open for `rcluster fix`, which finishes it. */
 static void mover_undo_failed(struct mover *m, struct move *w, int nw) {
     struct setslot *v = calloc((size_t)nw * 2 + 1, sizeof *v);
     int nv = 0;
     if (!v) return;
+    mover_untouch_empty(m, w, nw);
     for (int i = 0; i < nw; i++) {
         if (!w[i].failed || w[i].touched) continue;
         if (w[i].importing) v[nv++] = (struct setslot){ w[i].dst, w[i].slot, "STABLE", NULL, 0, 0, NULL };
@@ -3878,19 +4017,17 @@ static int mover_window(struct mover *m, struct move *w, int nw) {
 static int keys_run(struct mover *m) {
     struct rc *rc = m->s->rc;
     const struct move_opts *o = m->o;
-    sigset_t hold, old;
-    sigemptyset(&hold);
-    sigaddset(&hold, SIGINT);
-    sigaddset(&hold, SIGTERM);
+    sigset_t old;
     int ret = 0;
+    m->lanes = mover_lane_budget(m->s->n);
     if (!(m->lane = calloc((size_t)m->s->n * MOVER_LANES, sizeof *m->lane))) return rc_fail_oom(rc);
     for (int k = 0; k < m->s->n * MOVER_LANES; k++) m->lane[k].fd = -1;
     for (int i = 0; i < m->n && ret == 0; ) {
         if (rc_interrupted()) { m->cancelled = 1; break; }
         int nw = m->n - i < o->window ? m->n - i : o->window;
-        sigprocmask(SIG_BLOCK, &hold, &old);
+        mover_hold_signals(&old);
         ret = mover_window(m, m->mv + i, nw);
-        sigprocmask(SIG_SETMASK, &old, NULL);
+        mover_release_signals(&old);
         i += nw;
         mover_progress(m, 0);
         if (ret == 0 && m->first_error) break;
@@ -3966,7 +4103,7 @@ struct ajob {
     int64_t failing_since;     /* Redis: since when a retried 'failed' lasts */
     sds why;                   /* the server's words for a failure */
 };
-enum { AJ_PENDING, AJ_RUNNING, AJ_DONE, AJ_FAILED };
+enum { AJ_PENDING, AJ_STARTING, AJ_RUNNING, AJ_DONE, AJ_FAILED };   /* STARTING: asked, reply owed */
 
 static int move_cmp_pair(const void *a, const void *b) {
     const struct move *x = a, *y = b;
@@ -4069,6 +4206,17 @@ static int atomic_next_pause(int ms) { return ms * 2 < ATOMIC_POLL_MAX_MS ? ms *
 /* How long an atomic move may go on without finishing: generous, for big slots. */
 static int64_t atomic_deadline(const struct rc *rc) {
     return rc_now_ms() + (int64_t)(rc->timeout > 600 ? rc->timeout : 600) * 1000;
+}
+
+/* After a cancel the other side ends its half a moment later: wait (10 s at most)
+ * until no node lists a migration in flight, so that a check right after sees none. */
+static void atomic_wait_quiet(struct mover *m) {
+    int64_t until = rc_now_ms() + 10000;
+    for (;;) {
+        sess_read_migrations(m->s);
+        if (!sess_migrations(m->s) || rc_now_ms() > until) return;
+        rc_sleep_ms(50);
+    }
 }
 
 /* Valkey: ask a source for its jobs (CLUSTER GETSLOTMIGRATIONS, newest first). A
@@ -4182,25 +4330,39 @@ static int valkey_atomic_run(struct mover *m) {
     struct ajob *j = ajobs_make(m->mv, m->n, &nj);
     struct words *old = calloc((size_t)s->n, sizeof *old);
     if (!j || !old) { rc_fail_oom(s->rc); goto out; }
-    if (mover_count_keys(m) < 0) goto out;
-    for (int i = 0; i < nj; i++)
-        if ((i == 0 || j[i - 1].src != j[i].src) && valkey_old_jobs(m, j[i].src, &old[j[i].src]) < 0) goto out;
-    if (valkey_start(m, j, nj) < 0) goto out;
+    sigset_t mask;
+    mover_hold_signals(&mask);
+    int r = mover_count_keys(m);
+    for (int i = 0; r == 0 && i < nj; i++)
+        if (i == 0 || j[i - 1].src != j[i].src) r = valkey_old_jobs(m, j[i].src, &old[j[i].src]);
+    if (r == 0) r = valkey_start(m, j, nj);
+    mover_release_signals(&mask);
+    if (r < 0) goto out;
     int64_t deadline = atomic_deadline(s->rc);
     int pause = ATOMIC_POLL_MIN_MS;
     while (ajobs_running(j, nj)) {
-        if (rc_interrupted() && !m->cancelled) { valkey_cancel(m, j, nj); m->cancelled = 1; deadline = rc_now_ms() + 10000; }
+        if (rc_interrupted() && !m->cancelled) {
+            mover_hold_signals(&mask);
+            valkey_cancel(m, j, nj);
+            mover_release_signals(&mask);
+            m->cancelled = 1;
+            deadline = rc_now_ms() + 10000;
+        }
         if (rc_now_ms() > deadline) {
             for (int i = 0; i < nj; i++) if (j[i].state == AJ_RUNNING) ajob_finish(m, &j[i], 0, "did not finish in time (CLUSTER GETSLOTMIGRATIONS shows it)");
             break;
         }
         rc_sleep_ms(pause);
         pause = atomic_next_pause(pause);
-        for (int i = 0; i < nj; i++)
-            if (j[i].state == AJ_RUNNING && (i == 0 || j[i - 1].src != j[i].src || j[i - 1].state != AJ_RUNNING) &&
-                valkey_poll_source(m, j, nj, j[i].src, &old[j[i].src]) < 0) goto out;
+        mover_hold_signals(&mask);
+        for (int i = 0; r == 0 && i < nj; i++)
+            if (j[i].state == AJ_RUNNING && (i == 0 || j[i - 1].src != j[i].src || j[i - 1].state != AJ_RUNNING))
+                r = valkey_poll_source(m, j, nj, j[i].src, &old[j[i].src]);
+        mover_release_signals(&mask);
+        if (r < 0) goto out;
         mover_progress(m, 0);
     }
+    if (m->cancelled) atomic_wait_quiet(m);
     ret = 0;
 out:
     for (int i = 0; old && i < s->n; i++) words_free(&old[i]);
@@ -4209,25 +4371,38 @@ out:
     return ret;
 }
 
-static void valkey_print_commands(struct session *s, const struct move *mv, int n, const struct move_opts *o) {
-    (void)o;
+/* Print a job's slot ranges as " lo hi lo hi ...". */
+static void ajob_print_ranges(const struct move *mv, const struct ajob *j) {
+    struct words w = { 0 };
+    if (ajob_ranges(mv, j, &w) == 0) for (int k = 0; k < w.n; k++) printf(" %s", w.v[k]);
+    words_free(&w);
+}
+
+/* --dry-run of an atomic plan: its jobs (grouped on a copy of mv, which ajobs_make
+ * sorts), each printed by print_job, then the line then. */
+static void atomic_print_plan(struct session *s, const struct move *mv, int n, const char *then,
+                              void (*print_job)(struct session *s, const struct move *mv, const struct ajob *j, int nj, int i)) {
     struct move *copy = malloc(sizeof *copy * (size_t)(n ? n : 1));
     int nj = 0;
     struct ajob *j = copy ? ajobs_make(memcpy(copy, mv, sizeof *copy * (size_t)n), n, &nj) : NULL;
-    for (int i = 0; j && i < nj; i++) {
-        struct words w = { 0 };
-        if (i == 0 || j[i - 1].src != j[i].src) printf("%s:%d: CLUSTER MIGRATESLOTS", s->nodes[j[i].src].ip, s->nodes[j[i].src].port);
-        if (ajob_ranges(copy, &j[i], &w) == 0) {
-            printf(" SLOTSRANGE");
-            for (int k = 0; k < w.n; k++) printf(" %s", w.v[k]);
-            printf(" NODE %s", s->nodes[j[i].dst].id);
-        }
-        words_free(&w);
-        if (i + 1 == nj || j[i + 1].src != j[i].src) printf("\n");
-    }
-    if (j) printf("then CLUSTER GETSLOTMIGRATIONS on each source until its jobs end\n");
+    for (int i = 0; j && i < nj; i++) print_job(s, copy, j, nj, i);
+    if (j) printf("%s\n", then);
     ajobs_free(j, nj);
     free(copy);
+}
+
+/* Valkey: one MIGRATESLOTS line per source, with every target of its jobs. */
+static void valkey_print_job(struct session *s, const struct move *mv, const struct ajob *j, int nj, int i) {
+    if (i == 0 || j[i - 1].src != j[i].src) printf("%s:%d: CLUSTER MIGRATESLOTS", s->nodes[j[i].src].ip, s->nodes[j[i].src].port);
+    printf(" SLOTSRANGE");
+    ajob_print_ranges(mv, &j[i]);
+    printf(" NODE %s", s->nodes[j[i].dst].id);
+    if (i + 1 == nj || j[i + 1].src != j[i].src) printf("\n");
+}
+
+static void valkey_print_commands(struct session *s, const struct move *mv, int n, const struct move_opts *o) {
+    (void)o;
+    atomic_print_plan(s, mv, n, "then CLUSTER GETSLOTMIGRATIONS on each source until its jobs end", valkey_print_job);
 }
 
 /* Redis: CLUSTER MIGRATION IMPORT of a job's ranges on its destination. */
@@ -4248,13 +4423,14 @@ static int redis_start(struct mover *m, struct ajob *j, int nj, unsigned char *b
     for (int i = 0; i < nj; i++) {
         if (j[i].state != AJ_PENDING || busy[j[i].src] || busy[j[i].dst]) continue;
         if (redis_queue_import(m, &j[i]) < 0) return -1;
-        busy[j[i].src] = busy[j[i].dst] = 2;   /* 2: asked, reply owed */
+        busy[j[i].src] = busy[j[i].dst] = 1;
+        j[i].state = AJ_STARTING;
         started++;
     }
     if (!started) return 0;
     if (sess_flush_all(s) < 0) return -1;
     for (int i = 0; i < nj; i++) {
-        if (j[i].state != AJ_PENDING || busy[j[i].dst] != 2) continue;
+        if (j[i].state != AJ_STARTING) continue;
         struct resp *r = mover_reply(m, j[i].dst, 0);
         if (!r) return -1;
         if (r->type == RESP_ERROR || !r->str) {
@@ -4318,12 +4494,19 @@ static int redis_atomic_run(struct mover *m) {
     struct ajob *j = ajobs_make(m->mv, m->n, &nj);
     unsigned char *busy = calloc((size_t)s->n, 1);
     if (!j || !busy) { rc_fail_oom(s->rc); goto out; }
-    if (mover_count_keys(m) < 0) goto out;
+    sigset_t mask;
+    mover_hold_signals(&mask);
+    int r = mover_count_keys(m);
+    mover_release_signals(&mask);
+    if (r < 0) goto out;
     int64_t deadline = atomic_deadline(s->rc);
     int pause = ATOMIC_POLL_MIN_MS;
     for (;;) {
+        mover_hold_signals(&mask);
         if (rc_interrupted() && !m->cancelled) { redis_cancel(m, j, nj); m->cancelled = 1; deadline = rc_now_ms() + 10000; }
-        if (!m->cancelled && !m->first_error && redis_start(m, j, nj, busy) < 0) goto out;
+        if (!m->cancelled && !m->first_error) r = redis_start(m, j, nj, busy);
+        mover_release_signals(&mask);
+        if (r < 0) goto out;
         if (!ajobs_running(j, nj)) break;
         if (rc_now_ms() > deadline) {
             redis_cancel(m, j, nj);
@@ -4332,9 +4515,13 @@ static int redis_atomic_run(struct mover *m) {
         }
         rc_sleep_ms(pause);
         pause = atomic_next_pause(pause);
-        if (redis_poll(m, j, nj, busy) < 0) goto out;
+        mover_hold_signals(&mask);
+        r = redis_poll(m, j, nj, busy);
+        mover_release_signals(&mask);
+        if (r < 0) goto out;
         mover_progress(m, 0);
     }
+    if (m->cancelled) atomic_wait_quiet(m);
     ret = 0;
 out:
     free(busy);
@@ -4342,21 +4529,18 @@ out:
     return ret;
 }
 
+/* Redis: one MIGRATION IMPORT line per job, on its destination. */
+static void redis_print_job(struct session *s, const struct move *mv, const struct ajob *j, int nj, int i) {
+    (void)nj;
+    printf("%s:%d: CLUSTER MIGRATION IMPORT", s->nodes[j[i].dst].ip, s->nodes[j[i].dst].port);
+    ajob_print_ranges(mv, &j[i]);
+    printf("   (from %s:%d)\n", s->nodes[j[i].src].ip, s->nodes[j[i].src].port);
+}
+
 static void redis_print_commands(struct session *s, const struct move *mv, int n, const struct move_opts *o) {
     (void)o;
-    struct move *copy = malloc(sizeof *copy * (size_t)(n ? n : 1));
-    int nj = 0;
-    struct ajob *j = copy ? ajobs_make(memcpy(copy, mv, sizeof *copy * (size_t)n), n, &nj) : NULL;
-    for (int i = 0; j && i < nj; i++) {
-        struct words w = { 0 };
-        printf("%s:%d: CLUSTER MIGRATION IMPORT", s->nodes[j[i].dst].ip, s->nodes[j[i].dst].port);
-        if (ajob_ranges(copy, &j[i], &w) == 0) for (int k = 0; k < w.n; k++) printf(" %s", w.v[k]);
-        printf("   (from %s:%d)\n", s->nodes[j[i].src].ip, s->nodes[j[i].src].port);
-        words_free(&w);
-    }
-    if (j) printf("one task per node at a time; then CLUSTER MIGRATION STATUS ID <id> on each destination until it completes\n");
-    ajobs_free(j, nj);
-    free(copy);
+    atomic_print_plan(s, mv, n, "one task per node at a time; then CLUSTER MIGRATION STATUS ID <id> on each destination until it completes",
+                      redis_print_job);
 }
 
 /* --- Picking an engine, and running it --------------------------------------------- */
@@ -4404,10 +4588,25 @@ static const struct move_engine *mover_pick(struct session *s, const struct move
     return &move_engines[valkey ? MOVE_ENGINE_VALKEY : MOVE_ENGINE_REDIS];
 }
 
+/* Key by key, every key goes through MIGRATE: a source whose DUMP payloads the target
+ * cannot read (a newer server's) would fail on the first key of each slot. Refused before
+ * anything changes; slots known to hold no key pass. */
+static int mover_check_payloads(struct session *s, const struct move *mv, int n) {
+    for (int i = 0; i < n; i++) {
+        const struct snode *a = &s->nodes[mv[i].src], *b = &s->nodes[mv[i].dst];
+        if ((mv[i].counted && mv[i].count == 0) || payload_readable(a->payload_w, b->payload_r, (b->caps & SRV_ATOMIC_VALKEY) != 0)) continue;
+        return rc_fail(s->rc, "%s:%d runs %s, whose keys (DUMP payload version %d) %s:%d (%s, reads up to %d) cannot take: MIGRATE "
+                       "would refuse every key of slot %d; nothing changed", a->ip, a->port, a->server, a->payload_w, b->ip, b->port,
+                       b->server, b->payload_r, mv[i].slot);
+    }
+    return 0;
+}
+
 /* mover_pick, said as a plan line ("Engine: atomic (...): why"). */
 static const struct move_engine *mover_choose(struct session *s, const struct move *mv, int n, const struct move_opts *o) {
     char why[300];
     const struct move_engine *eng = mover_pick(s, mv, n, o, why, sizeof why);
+    if (eng == &move_engines[MOVE_ENGINE_KEYS] && mover_check_payloads(s, mv, n) < 0) return NULL;
     if (!eng) s->rc->usage_error = 1;
     else if (n > 0) rc_progress(s->rc, "Engine: %s (%s): %s", eng->name, eng->how, why);
     return eng;
@@ -4643,7 +4842,7 @@ static void engine_take_announced(struct snode *x) {
     if (!x->me->ip[0] || !x->me->port) return;
     snprintf(x->ip, sizeof x->ip, "%s", x->me->ip);
     x->port = x->me->port;
-    x->bus = x->me->bus ? x->me->bus : x->me->port + 10000;
+    x->bus = x->me->bus ? x->me->bus : x->me->port + CLUSTER_BUS_OFFSET;
 }
 
 /* Every node answers the session's questions and its tunables in one round trip; the
@@ -5795,7 +5994,7 @@ static int day2_on_opt(struct rc *rc, int opt, const char *arg, void *ctx) {
     case OPT_D2_THRESHOLD:
         errno = 0;
         o->threshold = strtod(arg, &end);
-        if (errno || *end || end == arg || !(o->threshold >= 0 && o->threshold <= 100)) return rc_fail(rc, "--threshold: expected a percentage, got '%s'", arg);
+        if (errno || *end || end == arg || !(o->threshold >= 0 && o->threshold <= 1e6)) return rc_fail(rc, "--threshold: expected a percentage from 0 (redis-cli's default is 2), got '%s'", arg);
         return 0;
     case OPT_D2_SIMULATE: o->simulate = 1; return 0;
     case OPT_D2_REPLICA: o->replica = 1; return 0;
@@ -5923,12 +6122,6 @@ static int day2_resolve_master(struct session *s, const char *what, const char *
 
 /* Before changing anything: every master reachable (but `ignore`), every slot covered,
  * views agree, no open slot (unless allow_open). Warnings are printed, problems refuse. */
-static int sess_migrations(const struct session *s) {
-    int n = 0;
-    for (int i = 0; i < s->n; i++) n += s->nodes[i].up ? s->nodes[i].migrations : 0;
-    return n;
-}
-
 /* Wait until no atomic slot migration is in flight (one an earlier run started, say
  * before a SIGKILL: the servers finish it by themselves); -1 when one still is. */
 static int day2_wait_migrations(struct session *s, double timeout_s) {
@@ -5991,7 +6184,11 @@ static int day2_preflight(struct session *s, int allow_open, int ignore) {
             if (ignore < 0 || !strstr(x->text, s->nodes[ignore].ip)) rc_warn(rc, "%s", x->text);
             break;
         case FIND_OPEN_SLOT:
-            if (!allow_open) ret = rc_fail(rc, "%s; run `rcluster fix` first; nothing changed", x->text);
+            /* Open on a replica only (Valkey replicates SETSLOT; a cut move or a replica
+             * that changed masters can keep it): no move reads it, the master's next
+             * SETSLOT overwrites it, and fix closes it. */
+            if (x->node >= 0 && !snode_is_master(&s->nodes[x->node])) rc_warn(rc, "%s (a replica; `rcluster fix` closes it)", x->text);
+            else if (!allow_open) ret = rc_fail(rc, "%s; run `rcluster fix` first; nothing changed", x->text);
             break;
         default:
             if (x->kind != FIND_OPEN_SLOT && !(allow_open && x->kind == FIND_UNCOVERED))
@@ -6041,6 +6238,8 @@ static int reshard_plan(struct session *s, int *src, int nsrc, int dst, int n, s
         if (k > n - *nmv) k = n - *nmv;
         plan_take_slots(s, src[i], dst, k, taken, mv, nmv);
     }
+    /* Shares rounded down can leave a few: the sources in the same order give them. */
+    for (int i = 0; i < nsrc && *nmv < n; i++) plan_take_slots(s, src[i], dst, n - *nmv, taken, mv, nmv);
     free(taken);
     return 0;
 }
@@ -6102,9 +6301,9 @@ static void day2_report_emptied(struct session *s, const struct move *mv, int n)
     }
 }
 
-static void day2_print_move_result(struct rc *rc, const char *what, int slots, int planned, long long keys, int64_t ms) {
-    if (rc->json) printf("{\"ok\":true,\"command\":\"%s\",\"slots_moved\":%d,\"slots_planned\":%d,\"keys_moved\":%lld,\"elapsed_ms\":%lld}\n",
-                         what, slots, planned, keys, (long long)ms);
+static void day2_print_move_result(struct rc *rc, const char *what, const char *engine, int slots, int planned, long long keys, int64_t ms) {
+    if (rc->json) printf("{\"ok\":true,\"command\":\"%s\",\"engine\":\"%s\",\"slots_moved\":%d,\"slots_planned\":%d,\"keys_moved\":%lld,\"elapsed_ms\":%lld}\n",
+                         what, engine, slots, planned, keys, (long long)ms);
     else printf("%s: moved %d slot(s) and %lld key(s) in %.1f s\n", what, slots, keys, (double)ms / 1000.0);
 }
 
@@ -6157,8 +6356,9 @@ out:
     return ret;
 }
 
-/* Plan shown, confirmed, applied, reported: shared by reshard, rebalance and fix. */
-static int day2_apply_moves(struct session *s, const char *what, struct move *mv, int n, const struct day2_opts *o) {
+/* Plan shown, confirmed, applied, reported: shared by reshard and rebalance. resume
+ * says how to move what an interrupt left (a printf format taking the slots left). */
+static int day2_apply_moves(struct session *s, const char *what, const char *resume, struct move *mv, int n, const struct day2_opts *o) {
     struct rc *rc = s->rc;
     const struct move_engine *eng = mover_choose(s, mv, n, &o->mo);
     if (!eng) return -1;
@@ -6170,10 +6370,15 @@ static int day2_apply_moves(struct session *s, const char *what, struct move *mv
     long long keys = 0;
     int done = 0;
     int r = mover_run(s, mv, n, &o->mo, eng, &keys, &done);
+    if (r < 0 && rc->err_kind == RC_ERR_INTERRUPTED) {
+        sds how = rc_sprintf(resume, n - done);
+        rc_fail_as(rc, RC_ERR_INTERRUPTED, "%s; %s", rc->err, how ? how : "");
+        sdsfree(how);
+    }
     if (r == 0) r = day2_wait_settled(s, rc->timeout, 0);
     if (r == 0) {
         day2_report_emptied(s, mv, n);
-        day2_print_move_result(rc, what, done, n, keys, rc_now_ms() - t0);
+        day2_print_move_result(rc, what, eng->name, done, n, keys, rc_now_ms() - t0);
     }
     return r;
 }
@@ -6241,6 +6446,8 @@ static int reshard_sources(struct session *s, const char *from, int dst, int *sr
     return ret;
 }
 
+/* reshard ADDR --from --to --slots: move N slots with their keys to one master (plan,
+ * BUSYKEY preflight, engine, confirm, move, wait until the nodes agree, report). */
 static int cmd_reshard(struct rc *rc, int argc, char **argv) {
     struct day2_opts o;
     day2_opts_init(&o);
@@ -6269,7 +6476,7 @@ static int cmd_reshard(struct rc *rc, int argc, char **argv) {
     if (!o.mo.replace && reshard_check_busy(&s, mv, nmv) < 0) goto out;
     rc_progress(rc, "Plan: move %d slot(s) to %s:%d (%.40s)", nmv, s.nodes[dst].ip, s.nodes[dst].port, s.nodes[dst].id);
     moves_print(&s, mv, nmv);
-    ret = day2_apply_moves(&s, "reshard", mv, nmv, &o);
+    ret = day2_apply_moves(&s, "reshard", "the same reshard with --slots %d moves them", mv, nmv, &o);
 out:
     free(mv);
     free(src);
@@ -6381,6 +6588,8 @@ static const struct option rebalance_opts[] = {
     D2_MOVE_OPTS,
 };
 
+/* rebalance ADDR: even out slots by weight with the fewest moves (redis-cli's plan);
+ * --simulate/--dry-run print the plan; never asks. */
 static int cmd_rebalance(struct rc *rc, int argc, char **argv) {
     struct day2_opts o;
     day2_opts_init(&o);
@@ -6395,7 +6604,7 @@ static int cmd_rebalance(struct rc *rc, int argc, char **argv) {
     if (rebalance_plan(&s, &o, mv, &nmv) < 0) goto out;
     if (nmv == 0) {
         rc_progress(rc, "No rebalance needed: every master is within %.2f%% of its share", o.threshold);
-        day2_print_move_result(rc, "rebalance", 0, 0, 0, 0);
+        day2_print_move_result(rc, "rebalance", "none", 0, 0, 0, 0);
         ret = 0;
         goto out;
     }
@@ -6404,7 +6613,7 @@ static int cmd_rebalance(struct rc *rc, int argc, char **argv) {
     if (o.simulate) o.dry_run = 1;
     if (!o.mo.replace && !o.dry_run && reshard_check_busy(&s, mv, nmv) < 0) goto out;
     rc->yes = 1;   /* redis-cli's rebalance never asks (only create, reshard and fix do) */
-    ret = day2_apply_moves(&s, "rebalance", mv, nmv, &o);
+    ret = day2_apply_moves(&s, "rebalance", "running the same rebalance again moves them (%d slots)", mv, nmv, &o);
 out:
     free(mv);
     sess_free(&s);
@@ -6607,7 +6816,7 @@ static void fix_plan_print(struct session *s, const struct fix_plan *p) {
         if (e - i == 1) snprintf(what, sizeof what, "slot %d", it->slot);
         else snprintf(what, sizeof what, "%d slots", e - i);
         if (it->action == FIX_FINISH || it->action == FIX_ROLLBACK)
-            rc_progress(s->rc, "  %s: %s %s:%d -> %s:%d (target holds %lld key(s), owner %lld)%s%s", what, names[it->action],
+            rc_progress(s->rc, "  %s: %s %s:%d -> %s:%d (keys: %lld on the target, %lld on the owner)%s%s", what, names[it->action],
                         o ? o->ip : "?", o ? o->port : 0, t ? t->ip : "?", t ? t->port : 0, kt, ko, e - i > 1 ? ": " : "", e - i > 1 && r ? r : "");
         else rc_progress(s->rc, "  %s: %s%s%s:%d%s%s", what, names[it->action], it->action == FIX_CLOSE ? " on its owner " : " to ",
                          o ? o->ip : "?", o ? o->port : 0, e - i > 1 ? ": " : "", e - i > 1 && r ? r : "");
@@ -6645,7 +6854,15 @@ static int fix_apply(struct session *s, const struct fix_plan *p, const struct d
         const struct fix_item *it = &p->v[i];
         int r = 0;
         if (it->action == FIX_ROLLBACK || it->action == FIX_CLOSE) r = fix_queue_stable(s, it->slot);
-        else if (it->action == FIX_ASSIGN) r = act_addslots_range(s, &s->nodes[it->owner], it->slot, it->slot);
+        else if (it->action == FIX_ASSIGN) {   /* a run of slots for one owner: one range */
+            int last = i;
+            while (last + 1 < p->n && p->v[last + 1].action == FIX_ASSIGN && p->v[last + 1].owner == it->owner &&
+                   p->v[last + 1].slot == p->v[last].slot + 1) last++;
+            int step = s->nodes[it->owner].major >= 7 ? CLUSTER_SLOTS : ADDSLOTS_BATCH;
+            for (int lo = it->slot; r == 0 && lo <= p->v[last].slot; lo += step)
+                r = act_addslots_range(s, &s->nodes[it->owner], lo, lo + step - 1 < p->v[last].slot ? lo + step - 1 : p->v[last].slot);
+            i = last;
+        }
         else if (it->action == FIX_DROP_CLAIMS) {
             char num[16];
             snprintf(num, sizeof num, "%d", it->slot);
@@ -6690,6 +6907,8 @@ static const struct option fix_opts[] = {
     D2_MOVE_OPTS,
 };
 
+/* fix ADDR: wait for (or cancel) atomic migrations in flight, then close open slots,
+ * cover uncovered ones and settle double owners; asks unless --yes. */
 static int cmd_fix(struct rc *rc, int argc, char **argv) {
     struct day2_opts o;
     day2_opts_init(&o);
@@ -6719,6 +6938,14 @@ static int cmd_fix(struct rc *rc, int argc, char **argv) {
         goto out;
     }
     if (fix_plan_make(&s, o.multi_owners, &p) < 0) goto out;
+    /* Finishing a key-by-key move is key by key: refused here, before any repair. */
+    for (int i = 0; o.mo.migration == MIGRATION_ATOMIC && i < p.n; i++)
+        if (p.v[i].action == FIX_FINISH) {
+            rc->usage_error = 1;
+            rc_fail_as(rc, RC_ERR_USAGE, "--migration atomic: slot %d is open from a key-by-key move, which only MIGRATE finishes; "
+                       "nothing changed (run fix without --migration)", p.v[i].slot);
+            goto out;
+        }
     rc_progress(rc, "Plan: %d slot(s) to repair", p.n);
     fix_plan_print(&s, &p);
     int manual = 0;
@@ -6746,12 +6973,13 @@ static int sess_knows(const struct session *s, int skip, const char *id) {
     return c;
 }
 
-/* The master with the fewest replicas, preferring one on another host than `host`. */
-static int sess_pick_master(const struct session *s, int skip, const char *host) {
+/* The master with the fewest replicas, preferring one on another host than `host`;
+ * with_empty: masters without slots count too (add-node, as redis-cli picks). */
+static int sess_pick_master(const struct session *s, int skip, const char *host, int with_empty) {
     int best = -1, bestc = 0, bestfar = 0;
     for (int i = 0; i < s->n; i++) {
         const struct snode *x = &s->nodes[i];
-        if (i == skip || !snode_is_master(x) || !x->up || snode_slot_count(x) == 0) continue;
+        if (i == skip || !snode_is_master(x) || !x->up || (!with_empty && snode_slot_count(x) == 0)) continue;
         int c = sess_count_replicas(s, x->id), far = !host || strcmp(x->ip, host) != 0;
         if (best < 0 || c < bestc || (c == bestc && far > bestfar)) { best = i; bestc = c; bestfar = far; }
     }
@@ -6802,7 +7030,7 @@ static int delnode_replicas(struct session *s, int victim) {
     for (int i = 0; i < s->n; i++) {
         struct snode *x = &s->nodes[i];
         if (i == victim || !x->up || snode_is_master(x) || strcmp(snode_master_id(x), s->nodes[victim].id) != 0) continue;
-        int m = sess_pick_master(s, victim, x->ip);
+        int m = sess_pick_master(s, victim, x->ip, 0);
         if (m < 0) return rc_fail(s->rc, "no other master for replica %s:%d", x->ip, x->port);
         rc_progress(s->rc, "Replica %s:%d now replicates %s:%d", x->ip, x->port, s->nodes[m].ip, s->nodes[m].port);
         if (act_replicate(s, x, s->nodes[m].id) < 0) return -1;
@@ -6826,6 +7054,8 @@ static int delnode_remove(struct session *s, int v, double timeout_s, int *reset
     return 0;
 }
 
+/* del-node ADDR NODE: move a slotless node's replicas away, FORGET it everywhere until
+ * no node lists it, then CLUSTER RESET HARD it (a dead node too). */
 static int cmd_del_node(struct rc *rc, int argc, char **argv) {
     struct day2_opts o;
     day2_opts_init(&o);
@@ -7036,6 +7266,8 @@ static const struct option add_node_opts[] = {
     D2_OPT("dry-run", no_argument, OPT_D2_DRY_RUN), D2_OPT("cluster-yes", no_argument, OPT_D2_YES),
 };
 
+/* add-node NEW ADDR [--replica [--master-id ID]]: check the new node like create,
+ * MEET it, make it a replica if asked, wait until every node knows it. */
 static int cmd_add_node(struct rc *rc, int argc, char **argv) {
     struct day2_opts o;
     day2_opts_init(&o);
@@ -7050,7 +7282,7 @@ static int cmd_add_node(struct rc *rc, int argc, char **argv) {
     if (addr_parse(rc, argv[optind], &na) < 0 || day2_open(rc, &s, argv[optind + 1]) < 0) goto out;
     if (day2_preflight(&s, 0, -1) < 0) goto out;
     if (o.replica) {
-        master = o.master_id ? day2_resolve_master(&s, "--master-id", o.master_id) : sess_pick_master(&s, -1, na.ip);
+        master = o.master_id ? day2_resolve_master(&s, "--master-id", o.master_id) : sess_pick_master(&s, -1, na.ip, 1);
         if (master < 0) { if (!o.master_id) rc_fail(rc, "add-node: no reachable master with slots to replicate"); goto out; }
     }
     int seed = s.seed;
@@ -7100,6 +7332,47 @@ static const struct option set_timeout_opts[] = {
     D2_OPT("dry-run", no_argument, OPT_D2_DRY_RUN), D2_OPT("cluster-yes", no_argument, OPT_D2_YES),
 };
 
+/* Whether container c (an entry of GET /containers/json) is where the cluster reaches
+ * x: x's address is one of its network IPs, or a port it publishes on x's IP. Pure. */
+static int container_serves(const json_value_s *c, const struct snode *x) {
+    const json_value_s *nets = json_get(json_get(c, "NetworkSettings"), "Networks");
+    for (size_t i = 0; i < json_length(nets); i++) {
+        const char *ip = json_string(json_get(json_member_value(nets, i), "IPAddress"));
+        if (ip && *ip && !strcmp(ip, x->ip)) return 1;
+    }
+    const json_value_s *ports = json_get(c, "Ports");
+    for (size_t i = 0; i < json_length(ports); i++) {
+        const json_value_s *p = json_at(ports, i);
+        const char *ip = json_string(json_get(p, "IP"));
+        if (ip && (!strcmp(ip, x->ip) || !strcmp(ip, "0.0.0.0")) && (int)json_number(json_get(p, "PublicPort"), -1) == x->port) return 1;
+    }
+    const json_value_s *labels = json_get(c, "Labels");
+    const char *hip = json_string(json_get(labels, LABEL_HOST_IP)), *hport = json_string(json_get(labels, LABEL_HOST_PORT));
+    long port;
+    return hip && hport && !strcmp(hip, x->ip) && rc_parse_int(hport, 1, 65535, &port) == 0 && port == x->port;
+}
+
+/* mine[i] = 1 for the nodes of s that run in a container `rcluster up` made (labelled
+ * io.rcluster.cluster): their redis.conf is rcluster's own. Without a Docker daemon
+ * that answers, none; rc->err is left as it was. */
+static void sess_find_up_nodes(struct rc *rc, struct session *s, unsigned char *mine) {
+    struct docker d;
+    json_value_s *all = NULL;
+    sds saved = rc->err ? sdsdup(rc->err) : NULL;
+    int kind = rc->err_kind;
+    docker_init_closed(&d, rc);
+    if (docker_open(rc, &d) == 0 && docker_list_by_label(&d, "containers", LABEL_CLUSTER, NULL, &all) == 0)
+        for (size_t k = 0; k < json_length(all); k++)
+            for (int i = 0; i < s->n; i++) mine[i] |= container_serves(json_at(all, k), &s->nodes[i]);
+    json_free(all);
+    docker_free(&d);
+    sdsfree(rc->err);
+    rc->err = saved;
+    rc->err_kind = kind;
+}
+
+/* set-timeout ADDR MS: cluster-node-timeout on every node (CONFIG SET, persisted with
+ * CONFIG REWRITE except on nodes in containers made by up). */
 static int cmd_set_timeout(struct rc *rc, int argc, char **argv) {
     struct day2_opts o;
     day2_opts_init(&o);
@@ -7108,33 +7381,43 @@ static int cmd_set_timeout(struct rc *rc, int argc, char **argv) {
     long ms;
     if (rc_parse_int(argv[optind + 1], 100, 86400000L, &ms) < 0) return day2_usage_fail(rc, "set-timeout: expected milliseconds from 100 to 86400000, got '%s'", argv[optind + 1]);
     struct session s;
-    int ret = -1, set = 0, persisted = 0, down = 0;
+    unsigned char *mine = NULL;
+    int ret = -1, set = 0, persisted = 0, down = 0, ours = 0;
     if (day2_open(rc, &s, argv[optind]) < 0) goto out;
+    if (!(mine = calloc((size_t)s.n + 1, 1))) { rc_fail_oom(rc); goto out; }
+    sess_find_up_nodes(rc, &s, mine);
+    for (int i = 0; i < s.n; i++) ours += mine[i];
+    /* rcluster's own redis.conf is written once from its template and manifest; CONFIG
+     * REWRITE would make it disagree with them. */
+    if (ours) rc_warn(rc, "%d node(s) run in containers made by `rcluster up`: set now, not written to their redis.conf "
+                          "(a restart goes back to the cluster's recorded cluster-node-timeout)", ours);
     s.dry = o.dry_run;
     for (int i = 0; i < s.n; i++) {
         if (!s.nodes[i].up) { rc_warn(rc, "%s:%d not reachable: %s", s.nodes[i].ip, s.nodes[i].port, s.nodes[i].err); down++; continue; }
         if (sess_queue(&s, &s.nodes[i], "CONFIG", "SET", "cluster-node-timeout", argv[optind + 1], RESP_END) < 0 ||
-            sess_queue(&s, &s.nodes[i], "CONFIG", "REWRITE", RESP_END) < 0) goto out;
+            (!mine[i] && sess_queue(&s, &s.nodes[i], "CONFIG", "REWRITE", RESP_END) < 0)) goto out;
     }
     if (o.dry_run) { ret = 0; goto out; }
     if (sess_flush_all(&s) < 0) goto out;
     for (int i = 0; i < s.n; i++) {
         struct snode *x = &s.nodes[i];
         if (!x->up) continue;
-        struct resp *a = sess_reply(&s, x, 0), *b = a ? sess_reply(&s, x, 0) : NULL;
-        if (!b) { rc_warn(rc, "%s:%d: %s", x->ip, x->port, rc->err); resp_free(a); down++; continue; }
+        struct resp *a = sess_reply(&s, x, 0), *b = a && !mine[i] ? sess_reply(&s, x, 0) : NULL;
+        if (!a || (!b && !mine[i])) { rc_warn(rc, "%s:%d: %s", x->ip, x->port, rc->err); resp_free(a); down++; continue; }
         if (a->type == RESP_ERROR) rc_warn(rc, "%s:%d: CONFIG SET cluster-node-timeout: %s", x->ip, x->port, a->str);
         else set++;
-        if (b->type == RESP_ERROR) rc_warn(rc, "%s:%d: not persisted: CONFIG REWRITE: %s", x->ip, x->port, b->str);
-        else persisted++;
+        if (b && b->type == RESP_ERROR) rc_warn(rc, "%s:%d: not persisted: CONFIG REWRITE: %s", x->ip, x->port, b->str);
+        else if (b) persisted++;
         resp_free(a);
         resp_free(b);
     }
     if (rc->json) printf("{\"ok\":%s,\"command\":\"set-timeout\",\"timeout_ms\":%ld,\"nodes\":%d,\"set\":%d,\"persisted\":%d}\n",
                          set == s.n ? "true" : "false", ms, s.n, set, persisted);
     else printf("set-timeout: cluster-node-timeout %ld ms set on %d of %d node(s), persisted on %d\n", ms, set, s.n, persisted);
+    rc->json_done = rc->json;
     ret = set == s.n ? 0 : rc_fail(rc, "cluster-node-timeout set on only %d of %d node(s)", set, s.n);
 out:
+    free(mine);
     sess_free(&s);
     return ret;
 }
@@ -7209,6 +7492,8 @@ static int call_split(int argc, char **argv) {
     return -1;
 }
 
+/* call ADDR [filters] CMD ARG...: one command on every node (or masters/replicas);
+ * everything after CMD belongs to it. */
 static int cmd_call(struct rc *rc, int argc, char **argv) {
     struct day2_opts o;
     day2_opts_init(&o);
@@ -7218,6 +7503,8 @@ static int cmd_call(struct rc *rc, int argc, char **argv) {
     int r = day2_parse(rc, end, argv, call_opts, 4, usage_call, &o, 1);
     if (r) return r < 0 ? -1 : 0;
     if (cmdi < 0) return day2_usage_fail(rc, "call: no command given (see rcluster call --help)%s", "");
+    if (o.only_masters && o.only_replicas)
+        return day2_usage_fail(rc, "call: --masters and --replicas together select no node; give one of them, or neither for every node%s", "");
     if (argc - cmdi > RCONN_MAX_ARGS * 32) return day2_usage_fail(rc, "call: too many arguments%s", "");
     struct session s;
     int ret = -1, errors = 0;
@@ -7289,6 +7576,8 @@ static void usage_info(FILE *f) {
           "(each cell 256 slots: # all owned, + some) — like redis-cli --cluster info.\n", f);
 }
 
+/* info ADDR: keys, slots, replicas and a slot-map bar per master; atomic migrations
+ * in flight; the server. */
 static int cmd_info(struct rc *rc, int argc, char **argv) {
     struct day2_opts o;
     day2_opts_init(&o);
@@ -7343,7 +7632,15 @@ static int cmd_info(struct rc *rc, int argc, char **argv) {
         if (js) fputs(js, stdout);
     } else {
         if (servers) printf("Server: %s\n", servers);
-        printf("[OK] %lld keys in %d masters, %.2f keys per slot on average.\n", total, masters, (double)total / CLUSTER_SLOTS);
+        int lost = 0, open = 0;
+        for (int i = 0; i < s.n; i++) {
+            lost += snode_is_master(&s.nodes[i]) && !s.nodes[i].up;
+            open += s.nodes[i].up && s.nodes[i].me ? s.nodes[i].me->open_slots : 0;
+        }
+        if (lost) printf("[WARN] %d master(s) not reachable: their keys are not counted below.\n", lost);
+        if (open) printf("[WARN] %d open slot(s) (an interrupted move): see rcluster check, repair with rcluster fix.\n", open);
+        printf("%s %lld keys in %d masters, %.2f keys per slot on average.\n", lost || open ? "[WARN]" : "[OK]", total, masters,
+               (double)total / CLUSTER_SLOTS);
     }
     sdsfree(servers);
     ret = js ? 0 : rc_fail_oom(rc);
@@ -7778,8 +8075,37 @@ static int conf_write_node(struct rc *rc, const char *data_dir, int i, const cha
     return ret;
 }
 
-/* --purge: delete DIR/node-1..n and the marker, then DIR itself if nothing else is in
- * it. Refuses a DIR without our marker: it may be a directory the user pointed at. */
+/* Whether a name in a data dir is a node dir that scale set aside ("node-4.removed-
+ * 20261202-004152"), which only rcluster makes. Pure. */
+static int conf_is_set_aside(const char *name) {
+    const char *p = name;
+    if (strncmp(p, "node-", 5) != 0) return 0;
+    p += 5;
+    if (!isdigit((unsigned char)*p)) return 0;
+    while (isdigit((unsigned char)*p)) p++;
+    if (strncmp(p, ".removed-", 9) != 0) return 0;
+    p += 9;
+    return strlen(p) == 15 && p[8] == '-' && strspn(p, "0123456789") == 8 && strspn(p + 9, "0123456789") == 6;
+}
+
+/* --purge: the node dirs that scale set aside go too. */
+static int conf_purge_set_aside(struct rc *rc, const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    int ret = 0;
+    for (struct dirent *e; ret == 0 && (e = readdir(d)); ) {
+        if (!conf_is_set_aside(e->d_name)) continue;
+        sds path = rc_sprintf("%s/%s", dir, e->d_name);
+        ret = path ? conf_remove_tree(rc, path) : rc_fail_oom(rc);
+        sdsfree(path);
+    }
+    closedir(d);
+    return ret;
+}
+
+/* --purge: delete DIR/node-1..n, the node dirs scale set aside and the marker, then DIR
+ * itself if nothing else is in it. Refuses a DIR without our marker: it may be a
+ * directory the user pointed at. */
 static int conf_purge(struct rc *rc, const char *dir, const char *name, int nodes) {
     sds marker, want;
     if (conf_marker(dir, name, &marker, &want) < 0) return rc_fail_oom(rc);
@@ -7795,12 +8121,13 @@ static int conf_purge(struct rc *rc, const char *dir, const char *name, int node
         ret = node ? conf_remove_tree(rc, node) : rc_fail_oom(rc);
         sdsfree(node);
     }
+    if (ret == 0) ret = conf_purge_set_aside(rc, dir);
     sds manifest = ret == 0 ? rc_sprintf("%s/" CONF_MANIFEST, dir) : NULL;
     if (manifest && unlink(manifest) < 0 && errno != ENOENT) ret = rc_fail(rc, "removing %s: %s", manifest, strerror(errno));
     sdsfree(manifest);
     if (ret == 0 && unlink(marker) < 0) ret = rc_fail(rc, "removing %s: %s", marker, strerror(errno));
-    if (ret == 0 && rmdir(dir) < 0) rc_warn(rc, "kept %s: %s", dir, strerror(errno));
-    if (ret == 0) rc_progress(rc, "Purged %s", dir);
+    if (ret == 0 && rmdir(dir) < 0) rc_warn(rc, "purged rcluster's files; kept %s itself: it holds files rcluster did not make (%s)", dir, strerror(errno));
+    else if (ret == 0) rc_progress(rc, "Purged %s", dir);
 out:
     sdsfree(have);
     sdsfree(marker);
@@ -7909,6 +8236,7 @@ static int create_on_opt(struct rc *rc, int opt, const char *arg, void *ctx) {
     return 0;
 }
 
+/* create ADDR...: form a cluster of empty running nodes (redis-cli --cluster create). */
 static int cmd_create(struct rc *rc, int argc, char **argv) {
     static const struct option opts[] = { { "replicas", required_argument, NULL, OPT_REPLICAS },
                                           { "cluster-replicas", required_argument, NULL, OPT_REPLICAS } };
@@ -7937,6 +8265,7 @@ static int check_on_opt(struct rc *rc, int opt, const char *arg, void *ctx) {
     return 0;
 }
 
+/* check ADDR: the judges' findings about a running cluster; exit 3 when unhealthy. */
 static int cmd_check(struct rc *rc, int argc, char **argv) {
     static const struct option opts[] = {
         { "cluster-search-multiple-owners", no_argument, NULL, OPT_MULTIPLE_OWNERS },
@@ -7953,16 +8282,9 @@ static int cmd_check(struct rc *rc, int argc, char **argv) {
 }
 
 /* ====================================================================== */
-/* 9. Commands on Docker: up, down, status, scale, image build, image load  */
+/* 9a. Commands on Docker: up, down, status, scale, image build, image load */
 /* ====================================================================== */
 
-#define LABEL_CLUSTER  "io.rcluster.cluster"
-#define LABEL_NODE     "io.rcluster.node"
-#define LABEL_VERSION  "io.rcluster.version"
-#define LABEL_DATA_DIR "io.rcluster.data-dir"
-#define LABEL_NETWORK  "io.rcluster.network"    /* "host" for --network host, else absent */
-#define LABEL_HOST_IP  "io.rcluster.host-ip"    /* host mode: where rcluster reaches the node */
-#define LABEL_HOST_PORT "io.rcluster.host-port"
 #define UP_MAX_NODES   200
 
 static void usage_up(FILE *f) {
@@ -8475,8 +8797,8 @@ static int up_plan_make(struct rc *rc, struct up_opts *o, struct up_plan *p) {
     if (o->nodes < 3 * (o->replicas + 1))
         return rc_fail(rc, "--nodes %d with --replicas %d: a cluster needs at least 3 masters, so at least %d nodes",
                        o->nodes, o->replicas, 3 * (o->replicas + 1));
-    if (o->port + o->nodes - 1 + 10000 > 65535)
-        return rc_fail(rc, "--port %d: bus ports up to %d would exceed 65535", o->port, o->port + o->nodes - 1 + 10000);
+    if (o->port + o->nodes - 1 + CLUSTER_BUS_OFFSET > 65535)
+        return rc_fail(rc, "--port %d: bus ports up to %d would exceed 65535", o->port, o->port + o->nodes - 1 + CLUSTER_BUS_OFFSET);
     if ((o->network && !strcmp(o->network, "host") ? up_plan_host(rc, o, p) : up_plan_bridge(rc, o, p)) < 0) return -1;
     if (rc->password && (strpbrk(rc->password, "\r\n") || !*rc->password))
         return rc_fail(rc, "the password must be one non-empty line");
@@ -8500,7 +8822,7 @@ static int up_plan_make(struct rc *rc, struct up_opts *o, struct up_plan *p) {
         else if (conf_cidr_host(p->net, p->prefix, (uint32_t)(CONF_FIRST_HOST + n->i), n->ip) < 0)
             return rc_fail(rc, "--subnet %s has no room for node %d at host address .%d", o->subnet, n->i, CONF_FIRST_HOST + n->i);
         n->host_port = o->port + k;
-        n->bus_port = n->host_port + 10000;
+        n->bus_port = n->host_port + CLUSTER_BUS_OFFSET;
     }
     return 0;
 }
@@ -9227,6 +9549,11 @@ static int up_fresh(struct docker *d, struct up_plan *p, int64_t deadline) {
     return 0;
 fail:
     up_rollback(d, p);
+    /* Ctrl-C: say so in the user's words, not the request that happened to be cut. */
+    if (rc_interrupted()) {
+        if (rc->verbose && rc->err) rc_warn(rc, "interrupted at: %s", rc->err);
+        return rc_fail_as(rc, RC_ERR_INTERRUPTED, "interrupted: up removed what this run had created; nothing else changed");
+    }
     return -1;
 }
 
@@ -9315,6 +9642,8 @@ static int down_parse_opts(struct rc *rc, const char *cmd, int argc, char **argv
     return r;
 }
 
+/* down --name N [--purge]: remove a cluster's containers and network (its data dirs
+ * too with --purge); only objects labelled as that cluster's. */
 static int cmd_down(struct rc *rc, int argc, char **argv) {
     struct up_opts o;
     int r = down_parse_opts(rc, "down", argc, argv, 4, usage_down, &o);
@@ -9506,6 +9835,7 @@ static sds status_table(const json_value_s *const *rows, size_t n) {
     return out;
 }
 
+/* status --name N: each node's container and cluster state; exit 3 when unhealthy. */
 static int cmd_status(struct rc *rc, int argc, char **argv) {
     struct up_opts o;
     int r = down_parse_opts(rc, "status", argc, argv, 2, usage_status, &o);
@@ -10113,7 +10443,7 @@ static int scale_move_slots(struct scale_run *r) {
     day2_opts_init(&o);
     o.use_empty = 1;
     o.mo.migration = r->so.migration;
-    sds specs[DAY2_MAX_WEIGHTS];
+    sds specs[DAY2_MAX_WEIGHTS] = { 0 };
     int ret = -1, nmv = 0;
     struct move *mv = NULL;
     for (int k = 0; k < r->nmax; k++) {
@@ -10917,6 +11247,8 @@ static int image_load(struct rc *rc, struct docker *d, const char *file) {
     return ret;
 }
 
+/* image build|load: an image of the host's server binary (no registry), or a docker
+ * save archive. */
 static int cmd_image(struct rc *rc, int argc, char **argv) {
     struct up_opts o;
     up_opts_defaults(&o);
@@ -11327,8 +11659,8 @@ static int swarm_plan_make(struct rc *rc, struct up_opts *o, struct swarm_plan *
     if (o->nodes < 3 * (o->replicas + 1))
         return rc_fail(rc, "--nodes %d with --replicas %d: a cluster needs at least 3 masters, so at least %d nodes",
                        o->nodes, o->replicas, 3 * (o->replicas + 1));
-    if (o->port + o->nodes - 1 + 10000 > 65535)
-        return rc_fail(rc, "--port %d: bus ports up to %d would exceed 65535", o->port, o->port + o->nodes - 1 + 10000);
+    if (o->port + o->nodes - 1 + CLUSTER_BUS_OFFSET > 65535)
+        return rc_fail(rc, "--port %d: bus ports up to %d would exceed 65535", o->port, o->port + o->nodes - 1 + CLUSTER_BUS_OFFSET);
     static const struct { unsigned bit; const char *opt, *why; } refused[] = {
         { UPG_NETWORK, "--network", "services join the overlay network NAME" },
         { UPG_BIND, "--bind", "nodes listen on the overlay and on their published ports" },
@@ -11365,7 +11697,7 @@ static int swarm_plan_make(struct rc *rc, struct up_opts *o, struct swarm_plan *
         n->host = -1;
         snprintf(n->name, sizeof n->name, "%s-%d", o->name, n->i);
         n->port = o->port + k;
-        n->bus = n->port + 10000;
+        n->bus = n->port + CLUSTER_BUS_OFFSET;
     }
     snprintf(p->server, sizeof p->server, "%s", o->server ? o->server : "redis");
     return 0;
@@ -12048,7 +12380,7 @@ static int swarm_join_fresh(struct rc *rc, struct swarm_plan *p, const int *has)
         if (addnode_probe(&s, &a) < 0) { ret = rc_wrap(rc, "%s", x->name); break; }
         const struct snode *sd = &s.nodes[s.seed];
         int nx = s.n - 1, m = x->master_id[0] ? sess_index_of(&s, x->master_id) : -1;
-        if (m < 0) m = sess_pick_master(&s, nx, a.ip);
+        if (m < 0) m = sess_pick_master(&s, nx, a.ip, 0);
         if (m < 0) { ret = rc_fail(rc, "no master for %s to replicate", x->name); break; }
         rc_progress(rc, "%s joins as a replica of %s:%d", x->name, s.nodes[m].ip, s.nodes[m].port);
         if (act_meet(&s, &s.nodes[nx], sd->ip, sd->port, sd->bus) < 0 || sess_drain_all(&s, "CLUSTER MEET") < 0 ||
@@ -13162,24 +13494,6 @@ static int sess_queue_bin(struct session *s, struct snode *x, int argc, const ch
     return 0;
 }
 
-/* The newest DUMP/RDB version a server reads, from "Redis 7.0.15" / "Valkey 9.1.0"
- * (measured: Redis 7.0 10, Valkey 8 11, Valkey 9.1 11 or 80, Redis 8 dev 14; 7.2 11,
- * 7.4-8.x 12 from their release notes). *valkey80: it also reads Valkey's 80. Pure. */
-static int server_rdb_version(const char *desc, int *valkey80) {
-    int major = 0, minor = 0;
-    const char *sp = strchr(desc, ' ');
-    parse_version(sp ? sp + 1 : "", &major, &minor);
-    *valkey80 = 0;
-    if (!strncmp(desc, "Valkey", 6)) {
-        *valkey80 = major >= 9;
-        return 11;
-    }
-    if (major >= 9) return 14;  /* the dev build says 255.255.255 */
-    if (major == 8 || (major == 7 && minor >= 4)) return 12;
-    if (major == 7) return minor >= 2 ? 11 : 10;
-    return 9;
-}
-
 /* --- backup -------------------------------------------------------------------------- */
 
 #define BK_MARK 40
@@ -13890,8 +14204,10 @@ static sds rdb_downgrade(unsigned *type, const unsigned char *val, size_t vlen, 
  * the newest they read when the value's type is that old; -1 when they cannot read it. Pure. */
 static int rs_payload_version(const struct rdb_head *h, int tgt_max, int tgt_v80, unsigned type) {
     if (h->valkey && tgt_v80) return 80;
-    if (!h->valkey && h->version <= tgt_max) return h->version;
-    return rdb_type_min_version(type) <= tgt_max ? tgt_max : -1;
+    int need = rdb_type_min_version(type), own = h->valkey ? 11 : h->version;   /* below 22 Valkey's types are RDB 11's */
+    if (need > own) return -1;   /* HASH_2: only Valkey >= 9 reads it */
+    if (own <= tgt_max) return own;
+    return need <= tgt_max ? tgt_max : -1;
 }
 
 static int rs_lane_push(struct rc *rc, struct rs_lane *l, sds key) {
@@ -14114,16 +14430,16 @@ static int rs_walk_all(struct restore *rs, int pass) {
     return 0;
 }
 
-/* The payload versions every master with slots reads. */
+/* The payload versions every master with slots reads (server_payload_versions; one
+ * that is not known sets no limit). */
 static void rs_target_versions(struct restore *rs) {
     rs->tgt_max = 1000;
     rs->tgt_v80 = 1;
     for (int i = 0; i < rs->s.n; i++) {
         const struct snode *x = &rs->s.nodes[i];
         if (!x->up || !snode_is_master(x) || !snode_slot_count(x)) continue;
-        int v80, v = server_rdb_version(x->server, &v80);
-        if (v < rs->tgt_max) rs->tgt_max = v;
-        rs->tgt_v80 &= v80;
+        if (x->payload_r && x->payload_r < rs->tgt_max) rs->tgt_max = x->payload_r;
+        rs->tgt_v80 &= (x->caps & SRV_ATOMIC_VALKEY) != 0;
     }
 }
 
@@ -14390,18 +14706,17 @@ static int im_check_source(struct import *im) {
     resp_free(cl);
     if (clustered) return rc_fail_as(rc, RC_ERR_INCOMPATIBLE, "source %s is cluster-enabled: import takes a standalone server (to move slots between clusters, back up and restore)", im->scan.name);
     if (!(sv = rconn_call_str(rc, &im->scan, "INFO server", "INFO", "server", RESP_END))) return rc_wrap(rc, "source");
+    int src, src_reads;
     info_server_desc(sv, im->src_server, sizeof im->src_server);
+    server_payload_versions(sv, &src, &src_reads);
     sdsfree(sv);
-    int sv80, src = server_rdb_version(im->src_server, &sv80);
-    if (sv80) src = 80;
     for (int i = 0; i < im->s.n; i++) {
         const struct snode *x = &im->s.nodes[i];
         if (!x->up || !snode_is_master(x) || !snode_slot_count(x)) continue;
-        int v80, tgt = server_rdb_version(x->server, &v80);
-        if (src <= tgt || (src == 80 && v80)) continue;
+        if (payload_readable(src, x->payload_r, (x->caps & SRV_ATOMIC_VALKEY) != 0)) continue;
         return rc_fail_as(rc, RC_ERR_INCOMPATIBLE, "source %s runs %s (DUMP payload version %d), newer than master %s:%d runs (%s, reads up to %d): "
                           "MIGRATE would fail with \"DUMP payload version or checksum are wrong\"; nothing moved",
-                          im->scan.name, im->src_server, src, x->ip, x->port, x->server, tgt);
+                          im->scan.name, im->src_server, src, x->ip, x->port, x->server, x->payload_r);
     }
     return 0;
 }
@@ -14759,6 +15074,21 @@ static void rc_release(struct rc *rc) {
     sdsfree(rc->api_version);
 }
 
+/* --json and a failure: the one document on stdout says so,
+ * {"ok":false,"error":{"kind":...,"message":...,"exit":N}}. */
+static void rc_print_json_error(struct rc *rc, int code) {
+    static const char *const kinds[] = { "fail", "usage", "auth", "not_cluster", "unreachable", "timeout", "interrupted",
+                                         "corrupt", "incompatible", "exists" };   /* enum rc_err_kind order */
+    int k = rc->usage_error ? RC_ERR_USAGE : rc->err_kind;
+    if (code == RC_EXIT_INTERRUPTED) k = RC_ERR_INTERRUPTED;
+    sds j = rc_catprintf(sdsnew("{\"ok\":false,\"error\":{\"kind\":\""), "%s\",\"message\":",
+                         k >= 0 && k < (int)(sizeof kinds / sizeof kinds[0]) ? kinds[k] : "fail");
+    j = rc_json_str(j, rc->err ? rc->err : "unknown failure");
+    j = rc_catprintf(j, ",\"exit\":%d}}\n", code);
+    if (j) fputs(j, stdout);
+    sdsfree(j);
+}
+
 static int rc_exit_code(struct rc *rc, int r) {
     if (r >= 0) return r;
     if (rc_interrupted()) return RC_EXIT_INTERRUPTED;
@@ -14772,7 +15102,18 @@ int main(int argc, char **argv) {
     rc_install_signals();
     int r;
     if (argc < 2) { usage_main(stderr); rc_release(&rc); return RC_EXIT_USAGE; }
-    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) { usage_main(stdout); rc_release(&rc); return 0; }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        for (size_t i = 0; argc > 2 && i < sizeof rc_commands / sizeof rc_commands[0]; i++)   /* help CMD: CMD --help */
+            if (!strcmp(argv[2], rc_commands[i].name)) {
+                char *hv[] = { argv[2], (char *)"--help", NULL };
+                r = rc_commands[i].run(&rc, 2, hv);
+                rc_release(&rc);
+                return r < 0 ? RC_EXIT_USAGE : 0;
+            }
+        usage_main(stdout);
+        rc_release(&rc);
+        return 0;
+    }
     if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) { printf("rcluster %s\n", RCLUSTER_VERSION); rc_release(&rc); return 0; }
     const struct rc_command *cmd = NULL;
     for (size_t i = 0; i < sizeof rc_commands / sizeof rc_commands[0]; i++)
@@ -14781,6 +15122,7 @@ int main(int argc, char **argv) {
     else r = cmd->run(&rc, argc - 1, argv + 1);
     int code = rc_exit_code(&rc, r);
     if (r < 0) fprintf(stderr, "%srcluster: error:%s %s\n", rc.color ? "\033[31m" : "", rc.color ? "\033[0m" : "", rc.err ? rc.err : "unknown failure");
+    if (r < 0 && rc.json && !rc.json_done) rc_print_json_error(&rc, code);
     else if (code == RC_EXIT_UNHEALTHY && rc.err) fprintf(stderr, "rcluster: %s\n", rc.err);
     fflush(stdout);
     rc_release(&rc);

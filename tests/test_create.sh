@@ -248,7 +248,7 @@ t_create_acl_user() {
 
 # ---- refusals: exit 1, message, and not one node changed --------------------------------
 
-# refused NAME FIRST COUNT "SUBSTR1|SUBSTR2" -- ARGS...: runs create, demands exit 1,
+# refused NAME FIRST COUNT "SUBSTR1|SUBSTR2" -- ARGS...: runs create, demands exit 1 (WANT_RC),
 # every |-separated substring in stderr (case-insensitive), and an unchanged snapshot.
 refused() {
     local name=$1 first=$2 n=$3 subs=$4; shift 5
@@ -257,7 +257,7 @@ refused() {
     local tag=ref$RANDOM
     run_rc "$L/$tag" 60 -- "$@"
     after=$(snapshot "$first" "$n")
-    [ $RC -eq 1 ] || why+="exit $RC (want 1); "
+    [ $RC -eq "${WANT_RC:-1}" ] || why+="exit $RC (want ${WANT_RC:-1}); "
     local IFS='|' s
     for s in $subs; do contains "$L/$tag.err" "$s" || why+="stderr lacks '$s'; "; done
     unset IFS
@@ -285,9 +285,9 @@ t_refusals() {
     refused "create: too few nodes (5 for 3x1) refused" 7040 6 "at least" -- create --replicas 1 --yes $(addrs 7040 5)
     refused "create: too few masters (2) refused" 7040 6 "at least" -- create --replicas 0 --yes $(addrs 7040 2)
     refused "create: duplicate address refused" 7040 6 "twice|127.0.0.1:7040" -- create --replicas 0 --yes 127.0.0.1:7040 127.0.0.1:7041 127.0.0.1:7042 127.0.0.1:7040
-    refused "create: invalid address (no port) refused" 7040 6 "invalid address" -- create --replicas 0 --yes 127.0.0.1:7040 127.0.0.1:7041 127.0.0.1
-    refused "create: invalid address (port 99999) refused" 7040 6 "invalid address" -- create --replicas 0 --yes 127.0.0.1:7040 127.0.0.1:7041 127.0.0.1:99999
-    refused "create: invalid address (junk) refused" 7040 6 "invalid address" -- create --replicas 0 --yes 127.0.0.1:7040 127.0.0.1:7041 foo:bar
+    WANT_RC=2 refused "create: invalid address (no port) refused (exit 2: bad input)" 7040 6 "invalid address" -- create --replicas 0 --yes 127.0.0.1:7040 127.0.0.1:7041 127.0.0.1
+    WANT_RC=2 refused "create: invalid address (port 99999) refused (exit 2: bad input)" 7040 6 "invalid address" -- create --replicas 0 --yes 127.0.0.1:7040 127.0.0.1:7041 127.0.0.1:99999
+    WANT_RC=2 refused "create: invalid address (junk) refused (exit 2: bad input)" 7040 6 "invalid address" -- create --replicas 0 --yes 127.0.0.1:7040 127.0.0.1:7041 foo:bar
     refused "create: unreachable node refused, names it" 7040 6 "127.0.0.1:7099|refused" -- create --replicas 1 --yes $(addrs 7040 5) 127.0.0.1:7099
 
     # non-empty node

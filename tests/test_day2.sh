@@ -64,7 +64,7 @@ nodes_snapshot() {
     local p
     for p in "$@"; do
         echo "== $p"
-        rcli "$p" cluster nodes | awk '{ $5 = ""; $6 = ""; $8 = ""; print }' | sed 's/myself,//; s/,fail?//; s/ fail?//' | sort
+        rcli "$p" cluster nodes | awk '{ $5 = ""; $6 = ""; $8 = ""; print }' | sed 's/myself,//; s/,fail?//; s/ fail?//; s/,nofailover//' | sort
     done
 }
 

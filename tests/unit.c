@@ -1756,6 +1756,14 @@ static void test_day2(void) {
     CHECKF("day2.reshard.first", mv[0].src == 1 && mv[0].slot == 5461 && mv[500].src == 1 && mv[500].slot == 5961 && mv[501].src == 0 && mv[501].slot == 0,
            "mv[0]=%d/%d mv[500]=%d/%d mv[501]=%d/%d", mv[0].src, mv[0].slot, mv[500].src, mv[500].slot, mv[501].src, mv[501].slot);
 
+    /* Three sources to an empty master: shares 100.0, 99.99, 99.99 -> 101 + 99 + 99; the
+     * one short is taken too (--slots 300 plans 300). */
+    int three_src[3] = { 0, 1, 2 };
+    memset(mv, 0, CLUSTER_SLOTS * sizeof *mv);
+    reshard_plan(&s, three_src, 3, 3, 300, mv, &n);
+    CHECKF("day2.reshard.exact-count", n == 300, "n=%d", n);
+    memset(mv, 0, CLUSTER_SLOTS * sizeof *mv);
+
     struct day2_opts o;
     day2_opts_init(&o);
     o.use_empty = 1;
@@ -2206,9 +2214,11 @@ static void test_mover_engines(void) {
     CHECK("caps: the Redis dev build (255.255.255) has atomic", server_caps("redis_version:255.255.255\r\n") == SRV_ATOMIC_REDIS);
     CHECK("caps: Redis 8.2 and 7.0 have neither", server_caps("redis_version:8.2.1\r\n") == 0 && server_caps("redis_version:7.0.15\r\n") == 0);
     CHECK("caps: Valkey is never judged by its redis_version", server_caps("redis_version:9.0.0\r\nserver_name:valkey\r\n") == 0);
-    CHECK("migration states: final per server", migration_state_final("success", 0) && migration_state_final("cancelled", 0) &&
-          !migration_state_final("snapshotting", 0) && migration_state_final("completed", 1) && !migration_state_final("failed", 1) &&
-          migration_state_final("canceled", 1));
+    CHECK("migration states: final per server", migration_state_final("success", 0, "EXPORT") && migration_state_final("cancelled", 0, "IMPORT") &&
+          !migration_state_final("snapshotting", 0, "EXPORT") && migration_state_final("completed", 1, "import") &&
+          !migration_state_final("failed", 1, "import") && migration_state_final("canceled", 1, "import"));
+    CHECK("migration states: a Redis source's failed side is final (its destination retries or cancels)",
+          migration_state_final("failed", 1, "migrate"));
     /* Jobs: one per source and target, slots as ranges. */
     struct move mv[8];
     memset(mv, 0, sizeof mv);
@@ -2257,7 +2267,20 @@ static void test_mover_engines(void) {
     CHECK("engine: --replace -> keys (MIGRATE REPLACE)", mover_pick(&s, two, 2, &o, why, sizeof why) == &move_engines[MOVE_ENGINE_KEYS]);
     /* Progress. */
     CHECK("progress: slots only", mover_fraction(50, 100, 0, -1) == 0.5);
+    CHECK("purge: scale's set-aside node dirs are recognised, nothing else", conf_is_set_aside("node-4.removed-20261202-004152") &&
+          !conf_is_set_aside("node-4") && !conf_is_set_aside("node-4.removed-2026") && !conf_is_set_aside("node-x.removed-20261202-004152") &&
+          !conf_is_set_aside("mine.removed-20261202-004152") && !conf_is_set_aside("node-4.removed-20261202-004152x"));
     CHECK("progress: slots and keys", mover_fraction(50, 100, 100, 400) == 0.375);
+    char bar[MOVER_BAR + 1];
+    mover_bar(0.5, bar);
+    CHECKF("progress: a half-full bar", strlen(bar) == MOVER_BAR && bar[MOVER_BAR / 2 - 1] == '#' && bar[MOVER_BAR / 2] == '.', "%s", bar);
+    mover_bar(1.5, bar);
+    CHECK("progress: a bar never overflows", strspn(bar, "#") == MOVER_BAR);
+    int lanes6 = mover_lane_budget(6), lanes5000 = mover_lane_budget(5000);
+    struct rlimit nofile;
+    getrlimit(RLIMIT_NOFILE, &nofile);
+    CHECKF("lanes: a few nodes get every lane, thousands fit the open-files limit", lanes6 >= 1 && lanes6 <= MOVER_LANES &&
+           (long)lanes5000 * 5000 + 5000 + 64 <= (long)nofile.rlim_cur + 5000, "6 nodes: %d, 5000 nodes: %d, limit %ld", lanes6, lanes5000, (long)nofile.rlim_cur);
 }
 
 /* scale_plan_roles: which nodes stay, come and go, and where replicas go. */
@@ -2550,11 +2573,9 @@ static void test_data(void) {
     CHECK("restore.version.valkey80-to-redis7.2", rs_payload_version(&hv, 11, 0, RDB_T_SET_LISTPACK) == 11);
     CHECK("restore.version.11-to-redis7.0-old-type", rs_payload_version(&h11, 10, 0, RDB_T_HASH_LISTPACK) == 10);
     CHECK("restore.version.11-to-redis7.0-listpack-set", rs_payload_version(&h11, 10, 0, RDB_T_SET_LISTPACK) == -1);
-    int v80;
-    CHECK("server-rdb.redis7.0", server_rdb_version("Redis 7.0.15", &v80) == 10 && !v80);
-    CHECK("server-rdb.valkey8", server_rdb_version("Valkey 8.0.1", &v80) == 11 && !v80);
-    CHECK("server-rdb.valkey9", server_rdb_version("Valkey 9.1.0", &v80) == 11 && v80);
-    CHECK("server-rdb.redis-dev", server_rdb_version("Redis 255.255.255", &v80) == 14);
+    struct rdb_head h14 = { "REDIS0014", 0, 14 };
+    CHECK("restore.version.unknown-target-limit", rs_payload_version(&h14, 1000, 0, RDB_T_STRING) == 14 && rs_payload_version(&hv, 1000, 0, RDB_T_STRING) == 11);
+    CHECK("restore.version.hash2-only-valkey9", rs_payload_version(&hv, 1000, 0, RDB_T_VALKEY_HASH2) == -1 && rs_payload_version(&hv, 11, 1, RDB_T_VALKEY_HASH2) == 80);
     {   /* a listpack of every entry encoding, as a plain set's body */
         static const unsigned char ents[] = {
             0x05, 1,                              /* 7-bit uint 5 */
