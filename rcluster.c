@@ -14590,7 +14590,8 @@ static void usage_restore(FILE *f) {
           "its slot (pipelined RESTORE key ttl payload ABSTTL), function libraries to every\n"
           "master (FUNCTION RESTORE). Before the first write every file is read to the end\n"
           "and its CRC-64 checked; a truncated or corrupt file, a module type, a database\n"
-          "other than 0 or a value the masters cannot read is refused, naming the key.\n"
+          "other than 0 or a value the masters cannot read is refused, naming the key\n"
+          "(listpack sets and newer streams are re-encoded for masters that read RDB 10).\n"
           "Keys already expired are skipped. Keys that already exist are refused unless\n"
           "--replace. --dry-run does all the checks and says what would be written.\n", f);
 }
