@@ -22,6 +22,9 @@
 # BENCH_SCALE=1 adds part 4 (scale, below); BENCH_ONLY_SCALE=1 runs part 4 only.
 # Part 5 (slot moves on Redis 7.0, Valkey 8.0.1 and 9.1.0, the Redis 8 dev build, keys
 # spread over all slots): BENCH_ONLY_MOVES=1 runs it alone, BENCH_SKIP_MOVES=1 skips it.
+# Part 6 (data: backup of ~1M keys vs redis-cli --cluster backup, target <= 0.6x; restore
+# of it, keys/s; import of ~200k keys vs redis-cli --cluster import, target <= 0.1x; nodes
+# 127.0.0.1:22000-22005 and 22010): BENCH_ONLY_DATA=1 runs it alone, BENCH_SKIP_DATA=1 skips it.
 . "$(dirname "$0")/lib.sh"
 cd "$T_TMP" || exit 1
 POLL=$TOP/tests/poll_cluster.py
@@ -425,10 +428,54 @@ bench_moves() {
     else echo "== Redis 8 dev: skipped (no $S/redis-8.x-dev)"; fi
 }
 
+# ---- 6. data: backup, import, restore (BENCH_ONLY_DATA=1 runs it alone) ---------------
+DB=22000   # 127.0.0.1:22000-22005 (bus 32000-32005), the standalone source on 22010
+data_cluster() { # FIRST: 3 empty masters on FIRST..FIRST+2
+    start_nodes "$1" 3 || return 1
+    "$RCLUSTER" create --replicas 0 --yes $(addrs "$1" 3) >/dev/null 2>&1 || return 1
+    wait_for 20 cluster_ok_all "$1" 3
+}
+data_flush() { local p; for ((p = DB; p < DB + 3; p++)); do redis-cli -p $p flushall >/dev/null; done; }
+bench_data() {
+    echo "== data: backup of 3 masters (~1M keys), restore of it, import of ~200k keys"
+    kill_all_nodes
+    { data_cluster $DB && data_cluster $((DB + 3)) && start_node 22010 --cluster-enabled no; } || { echo "  could not start the nodes"; STATUS=1; return; }
+    local i pids=()
+    for ((i = 0; i < 3; i++)); do
+        redis-benchmark -p $((DB + i)) -n 340000 -r 1000000000 -P 64 -q SET "key:{${D2_TAGS[i]}}:__rand_int__" 0123456789abcdef >/dev/null 2>&1 & pids+=($!)
+    done
+    redis-benchmark -p 22010 -n 210000 -r 1000000000 -P 64 -q SET "key:__rand_int__" 0123456789abcdef >/dev/null 2>&1 & pids+=($!)
+    wait "${pids[@]}"
+    local keys src ref mine rs
+    keys=$(cluster_keys $DB $((DB + 1)) $((DB + 2))); src=$(redis-cli -p 22010 dbsize)
+    mkdir -p "$T_TMP/bk-ref"
+    ref=$(timed_ms redis-cli --cluster backup 127.0.0.1:$DB "$T_TMP/bk-ref")
+    timed "$T_TMP/bk.time"
+    mine=$(timed_ms "${TIMED[@]}" "$RCLUSTER" backup 127.0.0.1:$DB "$T_TMP/bk-rc")
+    case "$ref $mine" in *fail*) echo "  backup failed: reference: $ref | rcluster: $mine"; tail -n 5 "$T_TMP/timed.log"; STATUS=1; return ;; esac
+    printf '  redis-cli --cluster backup (%d keys, one master after another): %6d ms\n' "$keys" "$ref"
+    printf '  rcluster backup (every master at once):                         %6d ms\n' "$mine"
+    printf '  rcluster time: %s   rcluster peak RSS: %s KiB\n' "$(ratio "$ref" "$mine" 0.6)" "$(rss_kb "$T_TMP/bk.time")"
+    rs=$(timed_ms "$RCLUSTER" restore 127.0.0.1:$((DB + 3)) "$T_TMP/bk-rc")
+    [ "$rs" = fail ] && { echo "  restore failed"; tail -n 5 "$T_TMP/timed.log"; STATUS=1; return; }
+    printf '  rcluster restore of that backup into 3 other masters:           %6d ms (%d keys/s)\n' "$rs" $((keys * 1000 / (rs > 0 ? rs : 1)))
+    data_flush
+    ref=$(timed_ms redis-cli --cluster import 127.0.0.1:$DB --cluster-from 127.0.0.1:22010 --cluster-copy)
+    data_flush
+    timed "$T_TMP/im.time"
+    mine=$(timed_ms "${TIMED[@]}" "$RCLUSTER" import 127.0.0.1:$DB --from 127.0.0.1:22010 --copy)
+    case "$ref $mine" in *fail*) echo "  import failed: reference: $ref | rcluster: $mine"; tail -n 5 "$T_TMP/timed.log"; STATUS=1; return ;; esac
+    printf '  redis-cli --cluster import --cluster-copy (%d keys, one MIGRATE each): %6d ms\n' "$src" "$ref"
+    printf '  rcluster import --copy (batches per master, all at once):         %6d ms (%d keys/s)\n' "$mine" $((src * 1000 / (mine > 0 ? mine : 1)))
+    printf '  rcluster time: %s   rcluster peak RSS: %s KiB\n' "$(ratio "$ref" "$mine" 0.1)" "$(rss_kb "$T_TMP/im.time")"
+    kill_all_nodes
+}
+
 PY=python3
 /usr/bin/python3 -c 'import redis.cluster' 2>/dev/null && PY=/usr/bin/python3
 echo "# $(nproc) cores, $(redis-server --version | cut -d' ' -f1-3)"
 if [ "${BENCH_ONLY_MOVES:-0}" = 1 ]; then bench_moves; kill_all_nodes; exit $STATUS; fi
+if [ "${BENCH_ONLY_DATA:-0}" = 1 ]; then bench_data; kill_all_nodes; exit $STATUS; fi
 if [ "${BENCH_ONLY_DAY2:-0}" != 1 ] && [ "${BENCH_ONLY_SCALE:-0}" != 1 ]; then
     bench_create 3 1
     if [ "${BENCH_SKIP_100:-0}" != 1 ]; then
@@ -443,5 +490,6 @@ if [ "${BENCH_SKIP_DAY2:-0}" != 1 ] && [ "${BENCH_ONLY_SCALE:-0}" != 1 ]; then
 fi
 [ "${BENCH_SCALE:-0}" = 1 ] && bench_scale
 [ "${BENCH_SKIP_MOVES:-0}" = 1 ] || bench_moves
+[ "${BENCH_SKIP_DATA:-0}" = 1 ] || bench_data
 kill_all_nodes
 exit $STATUS
