@@ -13801,7 +13801,7 @@ static int bk_pump(struct backup *bk) {
 }
 
 /* One file of the backup as JSON (the manifest and --json say the same). */
-static sds bk_file_json(sds js, const struct backup *bk, const struct bk_src *b) {
+static sds bk_file_json(sds js, const struct bk_src *b) {
     char when[32];
     iso_time(b->unix_ms, when, sizeof when);
     const char *slash = strrchr(b->path, '/');
@@ -13815,7 +13815,6 @@ static sds bk_file_json(sds js, const struct backup *bk, const struct bk_src *b)
     js = rc_catprintf(js, ",\"rdb_version\":%d,\"bytes\":%llu,\"crc64\":\"%016llx\",\"rdb_checksum\":\"%s\",\"snapshot_time\":\"%s\","
                       "\"snapshot_unix_ms\":%lld,\"seconds\":%.3f}", (int)strtol((const char *)b->magic + (b->magic[0] == 'V' ? 6 : 5), NULL, 10),
                       (unsigned long long)b->bytes, (unsigned long long)b->crc, b->crc_ok ? "verified" : "absent", when, b->unix_ms, b->seconds);
-    (void)bk;
     return js;
 }
 
@@ -13847,7 +13846,7 @@ static sds bk_manifest(const struct backup *bk, long long started_ms) {
     js = rc_cat(js, ",\"nodes\":");
     js = bk_nodes_json(js, &bk->s);
     js = rc_cat(js, ",\"files\":[");
-    for (int i = 0; js && i < bk->n; i++) js = bk_file_json(i ? rc_cat(js, ",") : js, bk, &bk->src[i]);
+    for (int i = 0; js && i < bk->n; i++) js = bk_file_json(i ? rc_cat(js, ",") : js, &bk->src[i]);
     sdsfree(servers);
     return rc_cat(js, "]}\n");
 }
@@ -13879,7 +13878,7 @@ static void bk_report(const struct backup *bk) {
     if (rc->json) {
         sds js = rc_cat(sdsempty(), "{\"ok\":true,\"command\":\"backup\",\"dir\":");
         js = rc_catprintf(rc_json_str(js, bk->dir), ",\"bytes\":%llu,\"seconds\":%.3f,\"files\":[", (unsigned long long)total, secs);
-        for (int i = 0; js && i < bk->n; i++) js = bk_file_json(i ? rc_cat(js, ",") : js, bk, &bk->src[i]);
+        for (int i = 0; js && i < bk->n; i++) js = bk_file_json(i ? rc_cat(js, ",") : js, &bk->src[i]);
         js = rc_cat(js, "]}\n");
         if (js) fputs(js, stdout);
         sdsfree(js);
