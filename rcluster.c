@@ -13483,12 +13483,44 @@ static void iso_time(long long unix_ms, char *out, size_t len) {
     if (!gmtime_r(&t, &tmv) || !strftime(out, len, "%Y-%m-%dT%H:%M:%SZ", &tmv)) snprintf(out, len, "?");
 }
 
+/* "*3\r\n" / "$5\r\n" at p; returns the bytes written (at most 23). Pure. */
+static size_t resp_put_header(char *p, char type, size_t n) {
+    char digits[20];
+    size_t k = 0;
+    do { digits[k++] = (char)('0' + n % 10); n /= 10; } while (n);
+    p[0] = type;
+    for (size_t i = 0; i < k; i++) p[1 + i] = digits[k - 1 - i];
+    p[1 + k] = '\r';
+    p[2 + k] = '\n';
+    return k + 3;
+}
+
+/* resp_append_command for binary words, the buffer sized once and no printf: a restore
+ * sends a command per key. NULL on OOM (out is freed then). */
+static sds resp_append_bin(sds out, int argc, const char **argv, const size_t *lens) {
+    size_t need = 24;
+    for (int i = 0; i < argc; i++) need += lens[i] + 25;
+    sds t = out ? sdsMakeRoomFor(out, need) : NULL;
+    if (!t) { sdsfree(out); return NULL; }
+    char *p = t + sdslen(t);
+    p += resp_put_header(p, '*', (size_t)argc);
+    for (int i = 0; i < argc; i++) {
+        p += resp_put_header(p, '$', lens[i]);
+        if (lens[i]) memcpy(p, argv[i], lens[i]);
+        p += lens[i];
+        *p++ = '\r';
+        *p++ = '\n';
+    }
+    sdsIncrLen(t, (ssize_t)(p - (t + sdslen(t))));
+    return t;
+}
+
 /* Queue a command whose words may hold any bytes (key names, RESTORE payloads) on x;
  * its reply is owed. */
 static int sess_queue_bin(struct session *s, struct snode *x, int argc, const char **argv, const size_t *lens) {
     if (!x->up) return rc_fail_as(s->rc, RC_ERR_UNREACHABLE, "%s:%d is not reachable: %s", x->ip, x->port, x->err ? x->err : "?");
     if (!x->c.wbuf && !(x->c.wbuf = sdsempty())) return rc_fail_oom(s->rc);
-    x->c.wbuf = resp_append_command(x->c.wbuf, argc, argv, lens);
+    x->c.wbuf = resp_append_bin(x->c.wbuf, argc, argv, lens);
     if (!x->c.wbuf) return rc_fail_oom(s->rc);
     x->owed++;
     return 0;
@@ -14819,7 +14851,7 @@ static int im_send(struct import *im, struct im_lane *l) {
     for (int i = 0; i < nh; i++) { argv[argc] = head[i]; lens[argc++] = strlen(head[i]); }
     for (int i = 0; i < n; i++) { argv[argc] = l->pend.keys[i]; lens[argc++] = sdslen(l->pend.keys[i]); }
     if (!l->c.wbuf) l->c.wbuf = sdsempty();
-    l->c.wbuf = resp_append_command(l->c.wbuf, argc, argv, lens);
+    l->c.wbuf = resp_append_bin(l->c.wbuf, argc, argv, lens);
     free(argv);
     free(lens);
     if (!l->c.wbuf) return rc_fail_oom(rc);

@@ -2615,6 +2615,17 @@ static void test_data(void) {
         CHECK("restore.can-downgrade", rdb_can_downgrade(RDB_T_SET_LISTPACK, 10) && rdb_can_downgrade(RDB_T_STREAM3, 10) &&
               !rdb_can_downgrade(RDB_T_STREAM3, 9) && !rdb_can_downgrade(RDB_T_VALKEY_HASH2, 11));
     }
+    {   /* the printf-free RESP encoder says what resp_append_command says */
+        const char *argv[4] = { "RESTORE", "k\0ey", "", "0123456789" };
+        size_t lens[4] = { 7, 4, 0, 10 };
+        sds a = resp_append_command(sdsnew("x"), 4, argv, lens), b = resp_append_bin(sdsnew("x"), 4, argv, lens);
+        CHECKF("resp.append-bin", a && b && sdslen(a) == sdslen(b) && !memcmp(a, b, sdslen(a)), "%s", b ? show(b, sdslen(b)) : "(null)");
+        sdsfree(a);
+        sdsfree(b);
+        char big[32];
+        size_t n = resp_put_header(big, '$', 18446744073709551615ULL);
+        CHECK("resp.put-header.max", n == 23 && !memcmp(big, "$18446744073709551615\r\n", 23));
+    }
     static const struct { const char *code, *want; } fns[] = {
         { "#!lua name=mylib\nredis.register_function('f', function() return 1 end)", "mylib" },
         { "#!lua name=lib2 other=1\r\nbody", "lib2" },
