@@ -10,7 +10,7 @@
 # and the writer's acknowledged counts. Also: --migration atomic on Redis 7.0 is a usage
 # error that changes nothing; with Docker, `scale` of a Valkey 9.1 cluster whose master a
 # reshard emptied (image rcmv-test/valkey91:local, cluster rcmvD, 10.73.0.0/27, ports
-# 7940.. +10000). The servers come from ../shared/servers/ and are skipped, saying so, when
+# 7940.. +10000; Ctrl-C during `up` of cluster rcmvI, 10.73.0.64/27, ports 7960..). The servers come from ../shared/servers/ and are skipped, saying so, when
 # absent.
 #   MOVES_KEYS=60000   keys loaded per pass
 . "$(dirname "$0")/lib.sh"
@@ -127,6 +127,9 @@ pass_body() {
     # 1. a reshard that empties a master: it turns replica of the receiver; exit 0
     step "reshard of every slot of a master (it becomes a replica; exit 0)" "$ENGINE" -- reshard 127.0.0.1:$B \
         --from 127.0.0.1:$((B + 2)) --to 127.0.0.1:$B --slots "$(slots_of $((B + 2)))" --yes $MIG || return
+    local last; last=$(ls -t "$L"/s*.err | head -1)
+    if [ "$(grep -c '(100%)' "$last")" = 1 ]; then ok "moves $PASS: the final progress line once"
+    else not_ok "moves $PASS: the final progress line once" "$(grep -c '(100%)' "$last") lines say 100%" "$last"; fi
     if wait_for 20 bash -c "$CLI -p $((B + 2)) role | head -1 | grep -q slave"; then ok "moves $PASS: the emptied master turned replica"
     else not_ok "moves $PASS: the emptied master turned replica" "role: $($CLI -p $((B + 2)) role | head -1)"; fi
     # 2. a new empty master, then rebalance onto it and the others
@@ -139,7 +142,8 @@ pass_body() {
     local rc=$?
     wait_for 15 bash -c "[ \$('$RCLUSTER' check 127.0.0.1:$B 2>&1 | grep -c 'migration in progress') = 0 ]"
     local open=0; for p in $(seq $B $((B + 6))); do open=$((open + $($CLI -p $p cluster nodes | grep myself | grep -o '\[' | wc -l))); done
-    if [ $rc -eq 130 ] && [ $open -eq 0 ] && [ "$(in_flight)" = 0 ] && grep -q "interrupted: moved" "$L/int-${PASS// /-}.err"; then
+    if [ $rc -eq 130 ] && [ $open -eq 0 ] && [ "$(in_flight)" = 0 ] && grep -q "interrupted: moved" "$L/int-${PASS// /-}.err" &&
+       grep -q "the same reshard with --slots [0-9]* moves them" "$L/int-${PASS// /-}.err"; then
         local why; if why=$(judge int-$PASS); then ok "moves $PASS: Ctrl-C mid-reshard: exit 130, nothing open or in flight, says how many moved; keys kept"
         else not_ok "moves $PASS: Ctrl-C mid-reshard: keys kept" "$why"; fi
     else not_ok "moves $PASS: Ctrl-C mid-reshard: exit 130, nothing open or in flight" "exit $rc, $open open slot(s), $(in_flight) in flight" "$L/int-${PASS// /-}.err"; fi
@@ -225,6 +229,20 @@ t_docker_scale() {
     eval "$clean" >/dev/null 2>&1
     T_CLEANUPS+=("$clean")
     docker image inspect $IMG >/dev/null 2>&1 || run_rc "$L/dimg" 300 -- image build --from "$v91/valkey-server" --tag $IMG
+    # Ctrl-C while up starts the containers: exit 130, one plain line, nothing of it left
+    local ni=rcmvI
+    "$RCLUSTER" up --name $ni --subnet 10.73.0.64/27 --port 7960 --image $IMG --nodes 6 --replicas 1 --data-dir "$T_TMP/di" --yes \
+        </dev/null >"$L/dint.out" 2>"$L/dint.err" &
+    local upid=$!
+    wait_for 20 bash -c "docker ps -aq --filter label=io.rcluster.cluster=$ni | grep -q ."
+    kill -INT $upid; { wait $upid; } 2>/dev/null; local urc=$?
+    local left; left=$(docker ps -aq --filter label=io.rcluster.cluster=$ni | wc -l)
+    left=$((left + $(docker network ls -q --filter label=io.rcluster.cluster=$ni | wc -l)))
+    if [ $urc -eq 130 ] && [ "$left" = 0 ] && contains "$L/dint.err" "interrupted: up removed what this run had created" &&
+       ! grep -q "POST /v1" "$L/dint.err"; then ok "moves docker: Ctrl-C during up: exit 130, one plain line, nothing left"
+    else not_ok "moves docker: Ctrl-C during up: exit 130, one plain line, nothing left" "exit $urc, $left object(s) left" "$L/dint.err"
+        docker rm -f $(docker ps -aq --filter label=io.rcluster.cluster=$ni) >/dev/null 2>&1
+        docker network rm $(docker network ls -q --filter label=io.rcluster.cluster=$ni) >/dev/null 2>&1; fi
     run_rc "$L/dup" 180 -- up --name $NAME --subnet 10.73.0.0/27 --port $D --image $IMG --nodes 6 --replicas 1 --data-dir "$T_TMP/dd" --yes --timeout 120
     [ $RC -eq 0 ] || { not_ok "$name" "up exit $RC" "$L/dup.err"; return; }
     CLI=$v91/valkey-cli B=$D KEYS=30000
