@@ -433,6 +433,18 @@ enum { OPT_JSON = 1000, OPT_YES, OPT_TIMEOUT, OPT_PASSWORD, OPT_PASSWORD_FILE, O
     { "no-color", no_argument, NULL, OPT_NO_COLOR }, { "verbose", no_argument, NULL, OPT_VERBOSE }, \
     { "cluster-yes", no_argument, NULL, OPT_YES }
 
+/* A password file (--password-file, --from-password-file): one non-empty line, its line
+ * end dropped; *out takes it (the old value freed). */
+static int rc_read_password_file(struct rc *rc, const char *opt, const char *path, sds *out) {
+    sds p = rc_read_file(rc, path, 4096);
+    if (!p) return rc_wrap(rc, "%s", opt);
+    sdstrim(p, "\r\n");
+    if (sdslen(p) == 0 || strpbrk(p, "\r\n")) { sdsfree(p); return rc_fail(rc, "%s %s: expected one non-empty line", opt, path); }
+    sdsfree(*out);
+    *out = p;
+    return 0;
+}
+
 /* Returns 0 if handled, -1 with rc->err set on a bad value. */
 static int rc_parse_common(struct rc *rc, int opt, const char *arg) {
     switch (opt) {
@@ -458,15 +470,7 @@ static int rc_parse_common(struct rc *rc, int opt, const char *arg) {
         sdsfree(rc->password);
         rc->password = sdsnew(arg);
         return rc->password ? 0 : rc_fail_oom(rc);
-    case OPT_PASSWORD_FILE: {
-        sds p = rc_read_file(rc, arg, 4096);
-        if (!p) return rc_wrap(rc, "--password-file");
-        sdstrim(p, "\r\n");
-        if (sdslen(p) == 0 || strpbrk(p, "\r\n")) { sdsfree(p); return rc_fail(rc, "--password-file %s: expected one non-empty line", arg); }
-        sdsfree(rc->password);
-        rc->password = p;
-        return 0;
-    }
+    case OPT_PASSWORD_FILE: return rc_read_password_file(rc, "--password-file", arg, &rc->password);
     }
     return rc_fail(rc, "unknown option");
 }
@@ -5932,6 +5936,15 @@ enum { OPT_D2_FROM = OPT_FIRST_COMMAND_OPT + 50, OPT_D2_TO, OPT_D2_SLOTS, OPT_D2
     D2_OPT("dry-run", no_argument, OPT_D2_DRY_RUN), D2_OPT("cluster-yes", no_argument, OPT_D2_YES), \
     D2_OPT("window", required_argument, OPT_D2_WINDOW), D2_OPT("migration", required_argument, OPT_D2_MIGRATION)
 
+/* MIGRATE's --pipeline (keys per MIGRATE, pipeline=1) or --cluster-timeout (ms) into *out. */
+static int parse_migrate_opt(struct rc *rc, int pipeline, const char *arg, int *out) {
+    long v;
+    if (pipeline && rc_parse_int(arg, 1, 100000, &v) < 0) return rc_fail(rc, "--pipeline: expected keys per MIGRATE from 1 to 100000, got '%s'", arg);
+    if (!pipeline && rc_parse_int(arg, 1, 3600000, &v) < 0) return rc_fail(rc, "--cluster-timeout: expected milliseconds, got '%s'", arg);
+    *out = (int)v;
+    return 0;
+}
+
 /* --migration auto|atomic|keys into *out (MIGRATION_*). */
 static int parse_migration(struct rc *rc, const char *arg, int *out) {
     static const char *const names[] = { "auto", "atomic", "keys" };   /* MIGRATION_* order */
@@ -5974,13 +5987,10 @@ static int day2_on_opt(struct rc *rc, int opt, const char *arg, void *ctx) {
         o->slots = v;
         return 0;
     case OPT_D2_PIPELINE:
-        if (rc_parse_int(arg, 1, 100000, &v) < 0) return rc_fail(rc, "--pipeline: expected keys per MIGRATE from 1 to 100000, got '%s'", arg);
-        o->mo.batch = o->mo.batch_max = (int)v;
+        if (parse_migrate_opt(rc, 1, arg, &o->mo.batch) < 0) return -1;
+        o->mo.batch_max = o->mo.batch;
         return 0;
-    case OPT_D2_MIGRATE_TIMEOUT:
-        if (rc_parse_int(arg, 1, 3600000, &v) < 0) return rc_fail(rc, "--cluster-timeout: expected milliseconds, got '%s'", arg);
-        o->mo.timeout_ms = (int)v;
-        return 0;
+    case OPT_D2_MIGRATE_TIMEOUT: return parse_migrate_opt(rc, 0, arg, &o->mo.timeout_ms);
     case OPT_D2_REPLACE: o->mo.replace = 1; return 0;
     case OPT_D2_WINDOW:
         if (rc_parse_int(arg, 1, CLUSTER_SLOTS, &v) < 0) return rc_fail(rc, "--window: expected slots in flight from 1 to %d, got '%s'", CLUSTER_SLOTS, arg);
@@ -13952,7 +13962,6 @@ struct data_opts {
 
 static int data_on_opt(struct rc *rc, int opt, const char *arg, void *ctx) {
     struct data_opts *o = ctx;
-    long v;
     switch (opt) {
     case OPT_DATA_FROM_REPLICAS: o->from_replicas = 1; return 0;
     case OPT_DATA_DISKLESS: o->diskless = 1; return 0;
@@ -13966,23 +13975,9 @@ static int data_on_opt(struct rc *rc, int opt, const char *arg, void *ctx) {
     case OPT_DATA_FROM_PASS:
         sdsfree(o->from_pass);
         return (o->from_pass = sdsnew(arg)) ? 0 : rc_fail_oom(rc);
-    case OPT_DATA_FROM_PASS_FILE: {
-        sds p = rc_read_file(rc, arg, 4096);
-        if (!p) return rc_wrap(rc, "--from-password-file");
-        sdstrim(p, "\r\n");
-        if (sdslen(p) == 0 || strpbrk(p, "\r\n")) { sdsfree(p); return rc_fail(rc, "--from-password-file %s: expected one non-empty line", arg); }
-        sdsfree(o->from_pass);
-        o->from_pass = p;
-        return 0;
-    }
-    case OPT_DATA_PIPELINE:
-        if (rc_parse_int(arg, 1, 100000, &v) < 0) return rc_fail(rc, "--pipeline: expected keys per MIGRATE from 1 to 100000, got '%s'", arg);
-        o->pipeline = (int)v;
-        return 0;
-    case OPT_DATA_MIGRATE_TIMEOUT:
-        if (rc_parse_int(arg, 1, 3600000, &v) < 0) return rc_fail(rc, "--cluster-timeout: expected milliseconds, got '%s'", arg);
-        o->migrate_timeout_ms = (int)v;
-        return 0;
+    case OPT_DATA_FROM_PASS_FILE: return rc_read_password_file(rc, "--from-password-file", arg, &o->from_pass);
+    case OPT_DATA_PIPELINE: return parse_migrate_opt(rc, 1, arg, &o->pipeline);
+    case OPT_DATA_MIGRATE_TIMEOUT: return parse_migrate_opt(rc, 0, arg, &o->migrate_timeout_ms);
     }
     return rc_fail(rc, "unknown option");
 }
