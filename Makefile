@@ -18,7 +18,7 @@ FUZZ_SECONDS ?= 60
 FUZZERS := $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 
 rcluster: $(SRC) $(HDR)
-	$(STATICCC) $(CSTD) $(WARN) -O2 -static -s -o $@ $(SRC)
+	$(STATICCC) $(CSTD) $(WARN) -Os -static -s -o $@ $(SRC)
 
 unit: $(UNITS)
 	@for t in $(UNITS); do ./$$t || exit 1; done
