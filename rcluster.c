@@ -3735,6 +3735,7 @@ struct setslot {
     const char *how, *id;
     int lane, ok;
     sds err;
+    int tries;                 /* NOREPLICAS answers so far */
 };
 
 static int mover_lanes_of(const struct mover *m, int node) {
@@ -3794,10 +3795,13 @@ static int setslots_queue(struct mover *m, struct setslot *v, int n, int *fill) 
 }
 
 /* Read the replies of the SETSLOTs queued this round, in queue order per lane. A lane
- * that drops answers its remaining SETSLOTs with its error. */
+ * that drops answers its remaining SETSLOTs with its error. Returns how many go again. */
+#define SETSLOT_RETRIES  30        /* NOREPLICAS answers taken as "again", 200 ms apart */
+
 static int setslots_read(struct mover *m, struct setslot *v, int n) {
     struct rc *rc = m->s->rc;
     int64_t dl = rc_now_ms() + rc->io_timeout_ms;
+    int retry = 0;
     for (int i = 0; i < n; i++) {
         if (v[i].lane < 0) continue;
         struct rconn *c = &m->lane[(size_t)v[i].node * MOVER_LANES + (size_t)v[i].lane];
@@ -3808,11 +3812,14 @@ static int setslots_read(struct mover *m, struct setslot *v, int n) {
             if (!v[i].err) return rc_fail_oom(rc);
             continue;
         }
-        if (r->type == RESP_ERROR) { v[i].err = sdsdup(r->str); if (!v[i].err) { resp_free(r); return rc_fail_oom(rc); } }
+        /* Valkey's replicated SETSLOT: a replica busy (a full sync) may miss the ack
+         * window; the SETSLOT was not applied, and goes again in the next round. */
+        if (r->type == RESP_ERROR && !strncmp(r->str, "NOREPLICAS", 10) && v[i].tries++ < SETSLOT_RETRIES) retry++;
+        else if (r->type == RESP_ERROR) { v[i].err = sdsdup(r->str); if (!v[i].err) { resp_free(r); return rc_fail_oom(rc); } }
         else v[i].ok = 1;
         resp_free(r);
     }
-    return 0;
+    return retry;
 }
 
 /* Send every SETSLOT in v and read each outcome into v. -1 only when rcluster itself
@@ -3829,6 +3836,7 @@ static int mover_setslots(struct mover *m, struct setslot *v, int n) {
         for (int k = 0; k < m->s->n * MOVER_LANES; k++)
             if (m->lane[k].fd >= 0 && m->lane[k].wbuf && sdslen(m->lane[k].wbuf) && rconn_flush(rc, &m->lane[k], dl) < 0) rconn_close(&m->lane[k]);
         if ((ret = setslots_read(m, v, n)) < 0) break;
+        if (ret > 0) rc_sleep_ms(200);
     }
     free(fill);
     return ret;
@@ -3840,7 +3848,7 @@ static int mover_open(struct mover *m, struct move *w, int nw) {
     struct setslot *v = calloc((size_t)nw, sizeof *v);
     if (!v) return rc_fail_oom(s->rc);
     int ret = -1;
-    for (int i = 0; i < nw; i++) v[i] = (struct setslot){ w[i].dst, w[i].slot, "IMPORTING", s->nodes[w[i].src].id, 0, 0, NULL };
+    for (int i = 0; i < nw; i++) v[i] = (struct setslot){ w[i].dst, w[i].slot, "IMPORTING", s->nodes[w[i].src].id, 0, 0, NULL, 0 };
     if (mover_setslots(m, v, nw) < 0) goto out;
     for (int i = 0; i < nw; i++) {
         if (v[i].ok) w[i].importing = 1;
@@ -3848,7 +3856,7 @@ static int mover_open(struct mover *m, struct move *w, int nw) {
     }
     setslots_free(v, nw);
     for (int i = 0; i < nw; i++)
-        v[i] = (struct setslot){ w[i].src, w[i].slot, "MIGRATING", s->nodes[w[i].dst].id, 0, w[i].failed, NULL };
+        v[i] = (struct setslot){ w[i].src, w[i].slot, "MIGRATING", s->nodes[w[i].dst].id, 0, w[i].failed, NULL, 0 };
     if (mover_setslots(m, v, nw) < 0) goto out;
     char batch[16];
     int first = m->o->batch < MOVER_KEY_BUDGET / nw ? m->o->batch : MOVER_KEY_BUDGET / nw;
@@ -3935,7 +3943,7 @@ static int mover_close(struct mover *m, struct move *w, int nw) {
     if (!v) return rc_fail_oom(s->rc);
     int ret = -1, nv = 0;
     for (int i = 0; i < nw; i++)
-        v[i] = (struct setslot){ w[i].dst, w[i].slot, "NODE", s->nodes[w[i].dst].id, 0, w[i].failed, NULL };
+        v[i] = (struct setslot){ w[i].dst, w[i].slot, "NODE", s->nodes[w[i].dst].id, 0, w[i].failed, NULL, 0 };
     if (mover_setslots(m, v, nw) < 0) goto out;
     for (int i = 0; i < nw; i++) if (!w[i].failed && !v[i].ok) mover_fail_move(m, &w[i], v[i].err);
     setslots_free(v, nw);
@@ -3943,7 +3951,7 @@ static int mover_close(struct mover *m, struct move *w, int nw) {
         if (w[i].failed) continue;
         for (int j = 0; j < s->n; j++)
             if (j == w[i].src || (j != w[i].dst && s->nodes[j].up && snode_is_master(&s->nodes[j])))
-                v[nv++] = (struct setslot){ j, w[i].slot, "NODE", s->nodes[w[i].dst].id, 0, 0, NULL };
+                v[nv++] = (struct setslot){ j, w[i].slot, "NODE", s->nodes[w[i].dst].id, 0, 0, NULL, 0 };
     }
     if (mover_setslots(m, v, nv) < 0) goto out;
     /* The target owns the slot now, with a newer epoch, and gossip tells the others. A
@@ -3993,8 +4001,8 @@ static void mover_undo_failed(struct mover *m, struct move *w, int nw) {
     mover_untouch_empty(m, w, nw);
     for (int i = 0; i < nw; i++) {
         if (!w[i].failed || w[i].touched) continue;
-        if (w[i].importing) v[nv++] = (struct setslot){ w[i].dst, w[i].slot, "STABLE", NULL, 0, 0, NULL };
-        if (w[i].migrating) v[nv++] = (struct setslot){ w[i].src, w[i].slot, "STABLE", NULL, 0, 0, NULL };
+        if (w[i].importing) v[nv++] = (struct setslot){ w[i].dst, w[i].slot, "STABLE", NULL, 0, 0, NULL, 0 };
+        if (w[i].migrating) v[nv++] = (struct setslot){ w[i].src, w[i].slot, "STABLE", NULL, 0, 0, NULL, 0 };
     }
     if (nv) mover_setslots(m, v, nv);
     setslots_free(v, nv);

@@ -137,6 +137,8 @@ pass_body() {
     step "rebalance --use-empty-masters" "$ENGINE" -- rebalance 127.0.0.1:$B --use-empty-masters --yes $MIG || return
     # 3. Ctrl-C in the middle: exit 130, nothing left open or in flight, says how many moved
     big_values $B 100
+    # (the replicas take the 400 MB first: a move that starts during their full sync waits on them)
+    wait_for 60 bash -c "! $CLI -p $B info replication | grep -q 'lag=[1-9][0-9]\|state=wait_bgsave\|state=send_bulk'"
     local id6; id6=$(id_of $((B + 6)))
     interrupt INT "int-${PASS// /-}" reshard 127.0.0.1:$B --from 127.0.0.1:$B --to "$id6" --slots 3000 --yes $MIG --window 64
     local rc=$?
