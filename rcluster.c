@@ -15020,6 +15020,875 @@ out:
 }
 
 /* ====================================================================== */
+/* 9d. Rolling update: a new image, config or password, node by node       */
+/* ====================================================================== */
+
+/* `update` reads the cluster as `up` recorded it (the manifest), makes the wanted
+ * options from that and the given changes, and changes one node at a time: replicas
+ * first, then each master after a manual failover to an updated replica of it. A node
+ * is replaced by stopping its container and renaming it aside (NAME-I.previous),
+ * creating the new one on the same data, address and ports, and waiting until it has
+ * rejoined and caught up; a node that does not come back gets its old container back.
+ * A password is rotated without a restart; a directive the servers take live is set
+ * with CONFIG SET. The manifest and each redis.conf are rewritten from the template,
+ * their previous text kept beside them (.previous). */
+
+#define UPDATE_PREVIOUS ".previous"
+
+struct update_opts {
+    struct up_opts up;              /* --name, --image, --config, --data-dir, --server */
+    const char *new_password_file;  /* --new-password-file F */
+    int allow_downtime;             /* a master without a replica restarts in place */
+    int dry_run;
+};
+
+struct update_node {
+    struct up_node *n;              /* in the wanted plan: name, address, ports */
+    char id[41], master_id[41];     /* cluster node id; its master's ("" for a master) */
+    int master;                     /* its role now */
+    char image[256];                /* what its container runs now ("" when it is missing) */
+    int missing;                    /* no container NAME, only NAME.previous (an interrupted run) */
+    int has_previous;               /* NAME.previous exists (left by an interrupted run) */
+    char server[64];                /* "Redis 7.0.15" */
+    int payload_w;                  /* the RDB version its files on disk have */
+    int restart;                    /* this run replaces its container */
+    int empty;                      /* it starts without its files: the new server cannot read them */
+    int64_t took_ms, pause_ms;      /* replacement; writes paused by its failover (masters) */
+    char failover_to[64];           /* the replica it handed its slots to */
+};
+
+struct update_plan {
+    struct up_opts cur, want;       /* as recorded; as wanted (recorded + given) */
+    struct up_plan up;              /* the wanted one's addresses, ports, data dir, image server */
+    json_value_s *recorded;         /* the manifest: cur's strings point into it */
+    sds dir;                        /* the data dir */
+    struct update_node *nodes;      /* in up.nodes order */
+    int n;
+    char old_server[64];            /* what the nodes run now ("Redis 7.0.15 on 6 nodes") */
+    char new_server[64];            /* what the wanted image runs ("Valkey 9.1.0") */
+    int new_w, new_r, new_80;       /* its payload versions; new_80: it reads VALKEY080 files */
+    int image_change;               /* some container runs another image */
+    int restart_config;             /* a changed directive needs a restart */
+    char **live;                    /* changed directives CONFIG SET applies (pointers into want) */
+    int nlive;
+    sds new_password;               /* --new-password-file, NULL when not rotating */
+    int rotated;                    /* every node takes the new password already (a resumed run) */
+    int restarts;
+    int64_t deadline;
+};
+
+static void update_plan_free(struct update_plan *u) {
+    up_plan_free(&u->up);
+    free(u->cur.configs);
+    free(u->want.configs);
+    free(u->live);
+    free(u->nodes);
+    json_free(u->recorded);
+    sdsfree(u->dir);
+    sdsfree(u->new_password);
+}
+
+enum { OPT_UPD_NEW_PASSWORD_FILE = OPT_FIRST_COMMAND_OPT + 90, OPT_UPD_ALLOW_DOWNTIME, OPT_UPD_DRY_RUN };
+
+static int swarm_update(struct rc *rc, const struct update_opts *o);
+
+static const struct option update_longopts[] = {
+    { "name", required_argument, NULL, OPT_UP_NAME }, { "image", required_argument, NULL, OPT_UP_IMAGE },
+    { "config", required_argument, NULL, OPT_UP_CONFIG }, { "data-dir", required_argument, NULL, OPT_UP_DATA_DIR },
+    { "server", required_argument, NULL, OPT_UP_SERVER }, { "swarm", no_argument, NULL, OPT_UP_SWARM },
+    { "new-password-file", required_argument, NULL, OPT_UPD_NEW_PASSWORD_FILE },
+    { "allow-downtime", no_argument, NULL, OPT_UPD_ALLOW_DOWNTIME }, { "dry-run", no_argument, NULL, OPT_UPD_DRY_RUN },
+};
+
+static void usage_update(FILE *f) {
+    fputs("usage: rcluster update [--name NAME] [--image IMAGE] [--config 'directive value']...\n"
+          "                       [--new-password-file F] [--allow-downtime] [--dry-run] [--yes]\n"
+          "\n"
+          "Change a cluster made by `up`, node by node, while it serves: another server image\n"
+          "(a new version, or Redis to Valkey), redis.conf directives, or the password.\n"
+          "Replicas are replaced first; each master hands its slots to an updated replica\n"
+          "(CLUSTER FAILOVER) before it is replaced. Clients that follow MOVED keep working;\n"
+          "writes to a master's slots pause for the moment of its failover.\n"
+          "\n"
+          "  --name NAME              the cluster (default redis)\n"
+          "  --image IMAGE            the server image every node should run\n"
+          "  --config 'DIRECTIVE V'   set a directive (repeatable); replaces a recorded line of the\n"
+          "                           same directive. Set live with CONFIG SET where the servers\n"
+          "                           allow it, else by the rolling restart\n"
+          "  --new-password-file F    rotate the password (no restart): give the current one with\n"
+          "                           --password-file or RCLUSTER_PASSWORD\n"
+          "  --allow-downtime         restart a master that has no replica in place (its slots are\n"
+          "                           unavailable meanwhile) instead of refusing\n"
+          "  --data-dir DIR           where the cluster's data is, when not where up put it\n"
+          "  --dry-run                print the plan, change nothing\n"
+          "\n"
+          "Refused before anything changes: an unhealthy cluster, a master without a linked\n"
+          "replica, an image whose server cannot take a full sync from the running one (e.g.\n"
+          "Valkey to Redis 7.0: both versions are named). Run again with the same options to\n"
+          "finish an interrupted update; `rcluster status` shows what each node runs.\n"
+          "Exit status: 0 updated (or nothing to do), 1 failed (the node being replaced gets its\n"
+          "old container back), 2 usage, 130 interrupted.\n", f);
+}
+
+static int update_on_opt(struct rc *rc, int opt, const char *arg, void *ctx) {
+    struct update_opts *o = ctx;
+    switch (opt) {
+    case OPT_UPD_NEW_PASSWORD_FILE: o->new_password_file = arg; return 0;
+    case OPT_UPD_ALLOW_DOWNTIME: o->allow_downtime = 1; return 0;
+    case OPT_UPD_DRY_RUN: o->dry_run = 1; return 0;
+    }
+    return up_on_opt(rc, opt, arg, &o->up);
+}
+
+/* ---- the plan: recorded options, wanted options, what each node runs -------- */
+
+/* Length of the directive word of a "directive value" line. Pure. */
+static size_t update_directive_len(const char *line) {
+    while (*line == ' ' || *line == '\t') line++;
+    return strcspn(line, " \t");
+}
+
+/* Do two config lines set the same directive? Pure. */
+static int update_same_directive(const char *a, const char *b) {
+    while (*a == ' ' || *a == '\t') a++;
+    while (*b == ' ' || *b == '\t') b++;
+    size_t la = update_directive_len(a), lb = update_directive_len(b);
+    return la == lb && strncasecmp(a, b, la) == 0;
+}
+
+/* want->configs = the recorded lines with each given line replacing the recorded one of
+ * its directive (else appended); given is up's parsed list. */
+static int update_merge_configs(struct rc *rc, struct up_opts *want, char *const *given, int ngiven) {
+    char **c = calloc((size_t)want->nconfigs + (size_t)ngiven + 1, sizeof *c);
+    if (!c) return rc_fail_oom(rc);
+    int n = 0;
+    for (int k = 0; k < want->nconfigs; k++) {
+        int replaced = 0;
+        for (int j = 0; j < ngiven; j++) replaced |= update_same_directive(want->configs[k], given[j]);
+        if (!replaced) c[n++] = want->configs[k];
+    }
+    for (int j = 0; j < ngiven; j++) c[n++] = given[j];
+    free(want->configs);
+    want->configs = c;
+    want->nconfigs = n;
+    return 0;
+}
+
+/* Is the line one of the recorded ones, word for word? Pure. */
+static int update_recorded_line(const struct up_opts *cur, const char *line) {
+    for (int k = 0; k < cur->nconfigs; k++) if (!strcmp(cur->configs[k], line)) return 1;
+    return 0;
+}
+
+/* The recorded options (cur, from the manifest) and the wanted ones (want: cur with the
+ * given image and config lines). The password must be the recorded one. */
+static int update_options(struct rc *rc, struct docker *d, const struct update_opts *o, struct update_plan *u) {
+    up_opts_defaults(&u->cur);
+    u->cur.name = o->up.name;
+    u->cur.data_dir = o->up.data_dir;
+    sds dflt = conf_default_data_dir(o->up.name);
+    int located = up_locate_data_dir(d, &u->cur, dflt ? dflt : "/nonexistent", &u->dir);
+    sdsfree(dflt);
+    if (located < 0) return -1;
+    int r = u->dir ? up_manifest_read(rc, u->dir, &u->recorded) : 0;
+    if (r < 0) return -1;
+    if (r == 0)
+        return rc_fail(rc, "no cluster '%s' made by `rcluster up` was found (no %s/" CONF_MANIFEST "); update changes only "
+                           "clusters that up made; give --data-dir DIR if it lives elsewhere", o->up.name, u->dir ? u->dir : "?");
+    if (up_manifest_merge_dir(rc, &u->cur, u->recorded, u->dir) < 0) return -1;
+    u->cur.data_dir = u->dir;
+    u->want = u->cur;
+    u->want.configs = NULL;
+    u->want.nconfigs = 0;
+    if (u->cur.nconfigs && !(u->want.configs = calloc((size_t)u->cur.nconfigs, sizeof *u->want.configs))) return rc_fail_oom(rc);
+    for (int k = 0; k < u->cur.nconfigs; k++) u->want.configs[u->want.nconfigs++] = u->cur.configs[k];
+    if (o->up.image_set) { u->want.image = o->up.image; u->want.image_set = 1; }
+    u->want.server = o->up.server;   /* else read from the image itself, as up does */
+    return update_merge_configs(rc, &u->want, o->up.configs, o->up.nconfigs);
+}
+
+/* A container's image, running state and whether it exists. 1 found, 0 not, -1 error. */
+static int update_inspect_container(struct docker *d, const char *name, char *image, size_t len, int *running) {
+    json_value_s *v = NULL;
+    int r = docker_inspect(d, "containers", name, &v);
+    if (r == 1) {
+        const char *img = json_string(json_get(json_get(v, "Config"), "Image"));
+        snprintf(image, len, "%s", img ? img : "?");
+        *running = json_is_true(json_get(json_get(v, "State"), "Running"));
+    }
+    json_free(v);
+    return r;
+}
+
+/* Which containers exist, what they run, and what an interrupted run left. */
+static int update_inspect_nodes(struct docker *d, struct update_plan *u) {
+    struct rc *rc = d->rc;
+    for (int k = 0; k < u->n; k++) {
+        struct update_node *x = &u->nodes[k];
+        char prev[96], img[256];
+        int running = 0, prun = 0;
+        snprintf(prev, sizeof prev, "%s" UPDATE_PREVIOUS, x->n->name);
+        int r = update_inspect_container(d, x->n->name, x->image, sizeof x->image, &running);
+        int p = r < 0 ? -1 : update_inspect_container(d, prev, img, sizeof img, &prun);
+        if (r < 0 || p < 0) return -1;
+        x->has_previous = p == 1;
+        x->missing = r == 0;
+        if (r == 0 && p == 0)
+            return rc_fail(rc, "container %s is missing; repair the cluster first with `rcluster up --name %s`, then update",
+                           x->n->name, u->want.name);
+        if (r == 1 && !running)
+            return rc_fail(rc, "container %s is not running; repair the cluster first with `rcluster up --name %s`, then "
+                               "update", x->n->name, u->want.name);
+        if (x->missing) snprintf(x->image, sizeof x->image, "%s", img);
+    }
+    return 0;
+}
+
+/* "Redis server v=7.0.15 sha=..." (what `SERVER-server --version` prints) as the lines
+ * of INFO server that name the server, for info_server_desc and friends. NULL when the
+ * text says neither. */
+static sds update_version_info(const char *text) {
+    const char *r = strstr(text, "Redis server v="), *v = strstr(text, "Valkey server v=");
+    const char *at = v ? v + 16 : r ? r + 15 : NULL;
+    if (!at) return NULL;
+    size_t n = strspn(at, "0123456789.");
+    if (!n || n > 20) return NULL;
+    return v ? rc_sprintf("server_name:valkey\r\nvalkey_version:%.*s\r\nredis_version:7.2.4\r\n", (int)n, at)
+             : rc_sprintf("redis_version:%.*s\r\n", (int)n, at);
+}
+
+/* What server and version an image runs, before anything changes: a throwaway
+ * container without a network runs `SERVER-server --version`, its output is read, and
+ * it is removed. Fills u->new_server and the payload versions. */
+static int update_probe_version(struct docker *d, struct update_plan *u) {
+    struct rc *rc = d->rc;
+    struct up_plan *p = &u->up;
+    sds body = rc_json_str(sdsnew("{\"Image\":"), p->o->image);
+    if (p->entry_is_server) body = rc_cat(body, ",\"Cmd\":[\"--version\"]");
+    else body = rc_catprintf(body, ",\"Cmd\":[\"%s-server\",\"--version\"]", p->server);
+    body = rc_cat(up_labels_json(rc_cat(body, ",\"NetworkDisabled\":true,\"Labels\":"), p, 0), "}");
+    json_value_s *v = NULL;
+    if (!body) return rc_fail_oom(rc);
+    int st = docker_call_json(d, "POST", "/containers/create", body, &v, 0);
+    sdsfree(body);
+    const char *id = json_string(json_get(v, "Id"));
+    if (st < 0 || !id) { json_free(v); return rc_wrap(rc, "trying image %s", p->o->image); }
+    sds start = rc_sprintf("/containers/%s/start", id), wait = rc_sprintf("/containers/%s/wait", id);
+    sds logs = NULL, info = NULL;
+    int ret = start && wait ? 0 : rc_fail_oom(rc);
+    if (ret == 0 && (docker_call(d, "POST", start, NULL, NULL, 0) < 0 || docker_call(d, "POST", wait, NULL, NULL, 0) < 0))
+        ret = rc_wrap(rc, "running `%s-server --version` in image %s", p->server, p->o->image);
+    if (ret == 0 && !(logs = docker_container_logs(d, id, 5))) ret = -1;
+    if (ret == 0 && !(info = update_version_info(logs)))
+        ret = rc_fail(rc, "image %s: `%s-server --version` said '%.200s', not which server and version it is", p->o->image,
+                      p->server, logs);
+    if (ret == 0) {
+        info_server_desc(info, u->new_server, sizeof u->new_server);
+        server_payload_versions(info, &u->new_w, &u->new_r);
+        u->new_80 = u->new_w == 80;
+    }
+    sds del = rc_sprintf("/containers/%s?force=1", id);
+    int kind = rc->err_kind;
+    sds saved = rc->err ? sdsdup(rc->err) : NULL;
+    if (!del || docker_call(d, "DELETE", del, NULL, NULL, 404) < 0) rc_warn(rc, "could not remove probe container %.12s", id);
+    if (saved) { sdsfree(rc->err); rc->err = saved; rc->err_kind = kind; }
+    sdsfree(del);
+    sdsfree(start);
+    sdsfree(wait);
+    sdsfree(logs);
+    sdsfree(info);
+    json_free(v);
+    return ret;
+}
+
+/* The address a node of the plan announces (how the session names it). */
+static void update_announced(const struct up_plan *p, const struct up_node *n, char *ip, size_t len, int *port) {
+    snprintf(ip, len, "%s", p->announce_ip[0] ? p->announce_ip : n->ip);
+    *port = p->announce_ip[0] ? n->host_port : 6379;
+}
+
+/* Roles, ids and servers of the plan's nodes from a session of the running cluster. */
+static int update_read_roles(struct rc *rc, struct update_plan *u, const struct session *s) {
+    for (int k = 0; k < u->n; k++) {
+        struct update_node *x = &u->nodes[k];
+        char ip[64];
+        int port;
+        update_announced(&u->up, x->n, ip, sizeof ip, &port);
+        const struct snode *sx = NULL;
+        for (int i = 0; i < s->n && !sx; i++)
+            if (s->nodes[i].port == port && !strcmp(s->nodes[i].ip, ip)) sx = &s->nodes[i];
+        if (!sx) return rc_fail(rc, "node %s (%s:%d) is not in the cluster's CLUSTER NODES; repair it first with "
+                                    "`rcluster up --name %s`", x->n->name, ip, port, u->want.name);
+        memcpy(x->id, sx->id, sizeof x->id);
+        x->master = snode_is_master(sx);
+        snprintf(x->master_id, sizeof x->master_id, "%s", x->master ? "" : snode_master_id(sx));
+        snprintf(x->server, sizeof x->server, "%s", sx->server);
+        x->payload_w = sx->payload_w;
+    }
+    return 0;
+}
+
+static const struct update_node *update_node_by_id(const struct update_plan *u, const char *id) {
+    for (int k = 0; k < u->n; k++) if (!strcmp(u->nodes[k].id, id)) return &u->nodes[k];
+    return NULL;
+}
+
+/* A replica of master m that runs the wanted image and is not m. */
+static struct update_node *update_replica_of(struct update_plan *u, const struct update_node *m, int updated) {
+    for (int k = 0; k < u->n; k++) {
+        struct update_node *x = &u->nodes[k];
+        if (!x->master && !strcmp(x->master_id, m->id) && (!updated || !x->restart)) return x;
+    }
+    return NULL;
+}
+
+/* Can a node running the new server take a full sync from master m? Valkey 9 sends its
+ * own format only to replicas that say they run >= 9.0. 0, or -1 naming both servers. */
+static int update_check_sync(struct rc *rc, const struct update_plan *u, const struct update_node *m) {
+    int sent = m->payload_w == 80 && !u->new_80 ? 11 : m->payload_w;
+    if (payload_readable(sent, u->new_r, u->new_80)) return 0;
+    return rc_fail_as(rc, RC_ERR_INCOMPATIBLE, "%s cannot replace %s: a %s replica cannot take a full sync from a %s master "
+                      "(it sends RDB version %d; %s reads up to %d); nothing was changed", u->new_server, m->server,
+                      u->new_server, m->server, sent, u->new_server, u->new_r);
+}
+
+/* Which directives need a restart: any that CONFIG SET refuses to set to the value it
+ * has now (an immutable one, or one the server does not know). Reads only. */
+static int update_classify_configs(struct rc *rc, struct update_plan *u) {
+    if (!(u->live = calloc((size_t)u->want.nconfigs + 1, sizeof *u->live))) return rc_fail_oom(rc);
+    struct rconn c;
+    if (rconn_open(rc, &c, u->up.connect_ip, u->up.nodes[0].host_port) < 0) { rconn_free(&c); return -1; }
+    int ret = 0;
+    for (int k = 0; ret == 0 && k < u->want.nconfigs; k++) {
+        const char *line = u->want.configs[k];
+        if (update_recorded_line(&u->cur, line)) continue;
+        while (*line == ' ' || *line == '\t') line++;
+        sds name = sdsnewlen(line, update_directive_len(line));
+        struct resp *r = name ? rconn_call(rc, &c, "CONFIG GET", "CONFIG", "GET", name, RESP_END) : NULL;
+        int live = r && r->type == RESP_ARRAY && r->n == 2 && r->elem[1]->type == RESP_BULK;
+        if (!r) ret = -1;
+        struct resp *s = live ? rconn_call_argv(rc, &c, "CONFIG SET", 4, (const char *[]){ "CONFIG", "SET", name, r->elem[1]->str }) : NULL;
+        if (live && !s) { live = 0; sdsfree(rc->err); rc->err = NULL; }
+        if (live) u->live[u->nlive++] = u->want.configs[k];
+        else u->restart_config = 1;
+        resp_free(s);
+        resp_free(r);
+        sdsfree(name);
+    }
+    rconn_free(&c);
+    return ret;
+}
+
+/* Which nodes are replaced, and which start without their files. */
+static void update_mark_restarts(struct update_plan *u) {
+    for (int k = 0; k < u->n; k++) {
+        struct update_node *x = &u->nodes[k];
+        int other_image = strcmp(x->image, u->want.image) != 0;
+        u->image_change |= other_image;
+        x->restart = other_image || u->restart_config || x->missing;
+        x->empty = x->restart && other_image && !payload_readable(x->payload_w, u->new_r, u->new_80);
+        u->restarts += x->restart;
+    }
+}
+
+/* Every check before the first change: health, a linked replica for every master that
+ * is replaced, sync compatibility, which directives are live. */
+static int update_preflight(struct docker *d, struct update_plan *u, const struct update_opts *o) {
+    struct rc *rc = d->rc;
+    struct addr seed;
+    memset(&seed, 0, sizeof seed);
+    snprintf(seed.host, sizeof seed.host, "%s", u->up.connect_ip);
+    snprintf(seed.ip, sizeof seed.ip, "%s", u->up.connect_ip);
+    seed.port = u->up.nodes[0].host_port;
+    for (int k = 0; k < u->n; k++) if (!u->nodes[k].missing) { seed.port = u->nodes[k].n->host_port; break; }
+    if (check_cluster(rc, seed.ip, seed.port, CHECK_SILENT) != 0)
+        return rc_wrap(rc, "update needs a healthy cluster (repair it with `rcluster up --name %s` or `rcluster fix`); "
+                           "nothing was changed", u->want.name);
+    struct session s;
+    int ret = sess_open(rc, &s, &seed);
+    if (ret == 0) ret = update_read_roles(rc, u, &s);
+    sds servers = ret == 0 ? sess_servers(&s) : NULL;
+    snprintf(u->old_server, sizeof u->old_server, "%s", servers ? servers : "?");
+    sdsfree(servers);
+    sess_free(&s);
+    if (ret < 0) return -1;
+    if (u->want.image_set && (up_ensure_image(d, &u->up) < 0 || up_detect_server(d, &u->up) < 0)) return -1;
+    if (!u->want.image_set && up_detect_server(d, &u->up) < 0) return -1;
+    if (update_classify_configs(rc, u) < 0) return -1;
+    update_mark_restarts(u);
+    if (u->image_change && update_probe_version(d, u) < 0) return -1;
+    for (int k = 0; k < u->n; k++) {
+        struct update_node *x = &u->nodes[k];
+        if (!x->master || !x->restart) continue;
+        if (u->image_change && update_check_sync(rc, u, x) < 0) return -1;
+        if (!update_replica_of(u, x, 0) && !o->allow_downtime)
+            return rc_fail(rc, "master %s has no replica to hand its slots to while it is replaced; add one (`rcluster scale "
+                               "--name %s --replicas 1`) or pass --allow-downtime (its slots are unavailable while it "
+                               "restarts); nothing was changed", x->n->name, u->want.name);
+    }
+    return 0;
+}
+
+/* ---- password rotation ----------------------------------------------------- */
+
+/* Does every node take AUTH with the new password already (a rotation that an earlier
+ * run finished or cut short after the masterauth step)? */
+static int update_new_password_works(struct rc *rc, struct update_plan *u) {
+    sds old = rc->password;
+    rc->password = u->new_password;
+    int all = 1;
+    for (int k = 0; all && k < u->n; k++) {
+        struct rconn c;
+        all = rconn_open(rc, &c, u->up.connect_ip, u->nodes[k].n->host_port) == 0;
+        rconn_free(&c);
+    }
+    rc->password = old;
+    sdsfree(rc->err);
+    rc->err = NULL;
+    return all;
+}
+
+/* Send one command to every node through its published port; each must say OK. */
+static int update_on_every_node(struct rc *rc, struct update_plan *u, int argc, const char **argv) {
+    for (int k = 0; k < u->n; k++) {
+        struct rconn c;
+        int ok = rconn_open(rc, &c, u->up.connect_ip, u->nodes[k].n->host_port);
+        struct resp *r = ok == 0 ? rconn_call_argv(rc, &c, argv[0], argc, argv) : NULL;
+        rconn_free(&c);
+        if (!r) return rc_wrap(rc, "node %s", u->nodes[k].n->name);
+        resp_free(r);
+    }
+    return 0;
+}
+
+/* Rotate without a restart and without a moment where a replica cannot authenticate:
+ * both passwords on every node, masterauth to the new one everywhere, then requirepass
+ * (which leaves the default user only the new one); an ACL user loses the old one last. */
+static int update_rotate_password(struct rc *rc, struct update_plan *u) {
+    const char *user = rc->user ? rc->user : "default";
+    sds add = rc_sprintf(">%s", u->new_password), drop = rc_sprintf("<%s", rc->password);
+    int ret = add && drop ? 0 : rc_fail_oom(rc);
+    rc_progress(rc, "Rotating the password: both on every node, masterauth, then requirepass");
+    if (ret == 0) ret = update_on_every_node(rc, u, 4, (const char *[]){ "ACL", "SETUSER", user, add });
+    if (ret == 0) ret = update_on_every_node(rc, u, 4, (const char *[]){ "CONFIG", "SET", "masterauth", u->new_password });
+    if (ret == 0) ret = update_on_every_node(rc, u, 4, (const char *[]){ "CONFIG", "SET", "requirepass", u->new_password });
+    if (ret == 0 && rc->user) ret = update_on_every_node(rc, u, 4, (const char *[]){ "ACL", "SETUSER", user, drop });
+    sdsfree(add);
+    sdsfree(drop);
+    if (ret < 0) return rc_wrap(rc, "rotating the password (run update again with both files to finish it)");
+    return 0;
+}
+
+/* ---- files: the manifest and each node's redis.conf ------------------------ */
+
+/* Write path with text, keeping what it held as path.previous (when it differs). */
+static int update_rewrite_file(struct rc *rc, const char *path, const char *text) {
+    sds old = access(path, F_OK) == 0 ? rc_read_file(rc, path, 1 << 20) : sdsempty();
+    sds prev = rc_sprintf("%s" UPDATE_PREVIOUS, path);
+    int ret = old && prev ? 0 : -1;
+    if (ret == 0 && strcmp(old, text) != 0) {
+        if (sdslen(old)) ret = rc_write_file(rc, prev, old, sdslen(old), 0600);
+        if (ret == 0) ret = rc_write_file(rc, path, text, strlen(text), 0600);
+    }
+    sdsfree(old);
+    sdsfree(prev);
+    return ret;
+}
+
+/* Node x's redis.conf from the template with the wanted options (and password). */
+static int update_write_conf(struct rc *rc, struct update_plan *u, const struct update_node *x) {
+    sds text = up_node_conf(rc, &u->up, x->n, 0);
+    sds path = rc_cat(conf_node_dir(u->dir, x->n->i, "conf"), "/redis.conf");
+    int ret = text && path ? update_rewrite_file(rc, path, text) : rc_fail_oom(rc);
+    sdsfree(text);
+    sdsfree(path);
+    return ret;
+}
+
+/* The manifest as the cluster will be: the wanted image, config lines and server. */
+static int update_write_manifest(struct rc *rc, struct update_plan *u) {
+    sds man = up_manifest_render(rc, &u->want, u->up.server);
+    sds path = rc_sprintf("%s/" CONF_MANIFEST, u->dir);
+    int ret = man && path ? update_rewrite_file(rc, path, man) : rc_fail_oom(rc);
+    sdsfree(man);
+    sdsfree(path);
+    return ret;
+}
+
+/* ---- one node: replace its container, wait until it has caught up ---------- */
+
+/* INFO replication of node x through its published port, or NULL. */
+static sds update_info(struct rc *rc, struct update_plan *u, const struct update_node *x, const char *section) {
+    struct rconn c;
+    sds s = rconn_open(rc, &c, u->up.connect_ip, x->n->host_port) == 0 ? rconn_call_str(rc, &c, "INFO", "INFO", section, RESP_END) : NULL;
+    rconn_free(&c);
+    return s;
+}
+
+/* master_repl_offset of the master that replica info names, or -1. */
+static long long update_master_offset(struct rc *rc, const char *info) {
+    char host[64], port[16], off[32];
+    long v;
+    if (info_field(info, "master_host", host, sizeof host) < 0 || info_field(info, "master_port", port, sizeof port) < 0 ||
+        rc_parse_int(port, 1, 65535, &v) < 0) return -1;
+    struct rconn c;
+    sds mi = rconn_open(rc, &c, host, (int)v) == 0 ? rconn_call_str(rc, &c, "INFO", "INFO", "replication", RESP_END) : NULL;
+    rconn_free(&c);
+    long long o = mi && info_field(mi, "master_repl_offset", off, sizeof off) == 0 ? atoll(off) : -1;
+    sdsfree(mi);
+    return o;
+}
+
+/* Is x a replica whose link is up and whose offset has reached its master's? */
+static int update_caught_up(struct rc *rc, struct update_plan *u, const struct update_node *x) {
+    sds info = update_info(rc, u, x, "replication");
+    char role[16], link[16], off[32];
+    int ok = info && info_field(info, "role", role, sizeof role) == 0 && !strcmp(role, "slave") &&
+             info_field(info, "master_link_status", link, sizeof link) == 0 && !strcmp(link, "up") &&
+             info_field(info, "slave_repl_offset", off, sizeof off) == 0;
+    long long mo = ok ? update_master_offset(rc, info) : -1;
+    ok = ok && mo >= 0 && atoll(off) >= mo;
+    sdsfree(info);
+    return ok;
+}
+
+/* Wait until node x answers, has caught up with its master (when it is a replica) and
+ * the cluster is healthy again. */
+static int update_wait_node(struct docker *d, struct update_plan *u, struct update_node *x, int replica) {
+    struct rc *rc = d->rc;
+    for (;;) {
+        int64_t step = rc_now_ms() + 1000;
+        if (engine_wait_ping(rc, u->up.connect_ip, x->n->host_port, step < u->deadline ? step : u->deadline) == 0) break;
+        if (rc_interrupted()) return -1;
+        if (rc_now_ms() >= u->deadline || !up_container_alive(d, x->n)) { up_explain_node(d, x->n); return -1; }
+    }
+    while (!(replica ? update_caught_up(rc, u, x) : 1) ||
+           check_cluster(rc, u->up.connect_ip, x->n->host_port, CHECK_SILENT) != 0) {
+        if (rc_interrupted()) return rc_fail_as(rc, RC_ERR_INTERRUPTED, "interrupted while %s rejoined", x->n->name);
+        if (rc_now_ms() >= u->deadline)
+            return rc_fail_as(rc, RC_ERR_TIMEOUT, "%s did not rejoin and catch up within --timeout %g s%s%s", x->n->name,
+                              rc->timeout, rc->err ? ": " : "", rc->err ? rc->err : "");
+        if (!up_container_alive(d, x->n)) { up_explain_node(d, x->n); return -1; }
+        rc_sleep_ms(100);
+    }
+    return 0;
+}
+
+/* POST to a container path (stop, start, rename ...); 304 (already so) is fine. */
+static int update_container_post(struct docker *d, const char *name, const char *what) {
+    sds path = rc_sprintf("/containers/%s/%s", name, what);
+    int r = path ? docker_call(d, "POST", path, NULL, NULL, 304) : rc_fail_oom(d->rc);
+    sdsfree(path);
+    return r < 0 ? -1 : 0;
+}
+
+static int update_container_delete(struct docker *d, const char *name) {
+    sds path = rc_sprintf("/containers/%s?force=1", name);
+    int r = path ? docker_call(d, "DELETE", path, NULL, NULL, 404) : rc_fail_oom(d->rc);
+    sdsfree(path);
+    return r < 0 ? -1 : 0;
+}
+
+/* Move node x's data files (RDB, AOF directory) into data/before-update-T, so that a
+ * server that cannot read them starts empty and takes a full sync; nodes.conf stays. */
+static int update_set_data_aside(struct rc *rc, struct update_plan *u, const struct update_node *x, sds *aside) {
+    static const char *const files[] = { "dump.rdb", "appendonlydir" };
+    sds data = conf_node_dir(u->dir, x->n->i, "data");
+    *aside = data ? rc_sprintf("%s/before-update-%ld", data, (long)time(NULL)) : NULL;
+    int ret = *aside ? 0 : rc_fail_oom(rc);
+    if (ret == 0 && mkdir(*aside, 0755) < 0 && errno != EEXIST) ret = rc_fail_errno(rc, *aside);
+    for (size_t k = 0; ret == 0 && k < sizeof files / sizeof files[0]; k++) {
+        sds from = rc_sprintf("%s/%s", data, files[k]), to = rc_sprintf("%s/%s", *aside, files[k]);
+        if (!from || !to) ret = rc_fail_oom(rc);
+        else if (rename(from, to) < 0 && errno != ENOENT) ret = rc_fail_errno(rc, from);
+        sdsfree(from);
+        sdsfree(to);
+    }
+    sdsfree(data);
+    return ret;
+}
+
+/* Put back what update_set_data_aside moved (best effort: a rollback). */
+static void update_put_data_back(struct rc *rc, struct update_plan *u, const struct update_node *x, const char *aside) {
+    static const char *const files[] = { "dump.rdb", "appendonlydir" };
+    sds data = conf_node_dir(u->dir, x->n->i, "data");
+    for (size_t k = 0; data && k < sizeof files / sizeof files[0]; k++) {
+        sds from = rc_sprintf("%s/%s", aside, files[k]), to = rc_sprintf("%s/%s", data, files[k]);
+        if (from && to && access(from, F_OK) == 0 && rename(from, to) < 0) rc_warn(rc, "could not move %s back: %s", from, strerror(errno));
+        sdsfree(from);
+        sdsfree(to);
+    }
+    sdsfree(data);
+}
+
+/* The replacement failed: remove the new container, give the old one its name back
+ * and start it, with its old redis.conf. Keeps the first error. */
+static void update_roll_back(struct docker *d, struct update_plan *u, struct update_node *x, const char *prev, const char *aside) {
+    struct rc *rc = d->rc;
+    int kind = rc->err_kind;
+    sds saved = rc->err ? sdsdup(rc->err) : NULL;
+    rc_progress(rc, "%s did not come back on %s: giving it its previous container back", x->n->name, u->want.image);
+    sds conf = rc_cat(conf_node_dir(u->dir, x->n->i, "conf"), "/redis.conf");
+    sds conf_prev = conf ? rc_sprintf("%s" UPDATE_PREVIOUS, conf) : NULL;
+    if (conf_prev && access(conf_prev, F_OK) == 0 && rename(conf_prev, conf) < 0) rc_warn(rc, "could not restore %s", conf);
+    if (aside) update_put_data_back(rc, u, x, aside);
+    char rename_q[160];
+    snprintf(rename_q, sizeof rename_q, "rename?name=%s", x->n->name);
+    if (update_container_delete(d, x->n->name) < 0 || update_container_post(d, prev, rename_q) < 0 ||
+        update_container_post(d, x->n->name, "start") < 0)
+        rc_warn(rc, "rolling %s back: %s", x->n->name, rc->err ? rc->err : "?");
+    sdsfree(conf);
+    sdsfree(conf_prev);
+    if (saved) { sdsfree(rc->err); rc->err = saved; rc->err_kind = kind; }
+}
+
+/* Create and start node x's container from the wanted image on its data and ports. */
+static int update_create_container(struct docker *d, struct update_plan *u, struct update_node *x) {
+    sds path = rc_sprintf("/containers/create?name=%s", x->n->name), body = up_container_body(&u->up, x->n);
+    int r = path && body ? docker_call(d, "POST", path, body, NULL, 0) : rc_fail_oom(d->rc);
+    sdsfree(path);
+    sdsfree(body);
+    return r < 0 ? -1 : update_container_post(d, x->n->name, "start");
+}
+
+/* Replace node x (a replica now, or a master with --allow-downtime): its redis.conf,
+ * then stop, rename aside, create, start, wait; the old container is removed once the
+ * new one has caught up, or renamed back on failure. */
+static int update_replace_node(struct docker *d, struct update_plan *u, struct update_node *x, int replica) {
+    struct rc *rc = d->rc;
+    char prev[96], rename_q[160];
+    snprintf(prev, sizeof prev, "%s" UPDATE_PREVIOUS, x->n->name);
+    snprintf(rename_q, sizeof rename_q, "rename?name=%s", prev);
+    int64_t t0 = rc_now_ms();
+    rc_progress(rc, "%s (%s%s): %s -> %s%s", x->n->name, replica ? "replica" : "master", replica ? "" : ", in place",
+                x->image, u->want.image, x->empty ? ", starting empty: it cannot read the files its old server wrote" : "");
+    if (update_write_conf(rc, u, x) < 0) return -1;
+    if (!x->missing) {
+        if (x->has_previous && update_container_delete(d, prev) < 0) return -1;
+        if (update_container_post(d, x->n->name, "stop?t=30") < 0 || update_container_post(d, x->n->name, rename_q) < 0)
+            return rc_wrap(rc, "stopping %s", x->n->name);
+    }
+    sds aside = NULL;
+    rc_set_abandon_note("the node being replaced may be stopped; run `rcluster update` again with the same options");
+    int ret = x->empty ? update_set_data_aside(rc, u, x, &aside) : 0;
+    if (ret == 0) ret = update_create_container(d, u, x);
+    if (ret == 0) ret = update_wait_node(d, u, x, replica);
+    if (ret < 0) update_roll_back(d, u, x, prev, aside);
+    else if (update_container_delete(d, prev) < 0) rc_warn(rc, "%s", rc->err);
+    rc_set_abandon_note(NULL);
+    sdsfree(aside);
+    x->took_ms = rc_now_ms() - t0;
+    if (ret < 0) return rc_wrap(rc, "replacing %s", x->n->name);
+    x->missing = 0;
+    x->has_previous = 0;
+    snprintf(x->image, sizeof x->image, "%s", u->want.image);
+    return 0;
+}
+
+/* Hand master m's slots to replica r: CLUSTER FAILOVER on r, then wait until r says it
+ * is a master and m follows it with its link up. Records how long writes paused. */
+static int update_failover(struct rc *rc, struct update_plan *u, struct update_node *m, struct update_node *r) {
+    rc_progress(rc, "%s (master): CLUSTER FAILOVER to its replica %s", m->n->name, r->n->name);
+    struct rconn c;
+    int ret = rconn_open(rc, &c, u->up.connect_ip, r->n->host_port);
+    struct resp *ok = ret == 0 ? rconn_call(rc, &c, "CLUSTER FAILOVER", "CLUSTER", "FAILOVER", RESP_END) : NULL;
+    rconn_free(&c);
+    if (!ok) return rc_wrap(rc, "failing %s over to %s", m->n->name, r->n->name);
+    resp_free(ok);
+    int64_t t0 = rc_now_ms();
+    int promoted = 0;
+    while (!promoted || !update_caught_up(rc, u, m)) {
+        if (!promoted) {
+            sds info = update_info(rc, u, r, "replication");
+            char role[16];
+            promoted = info && info_field(info, "role", role, sizeof role) == 0 && !strcmp(role, "master");
+            sdsfree(info);
+            if (promoted) m->pause_ms = rc_now_ms() - t0;
+        }
+        if (rc_interrupted()) return rc_fail_as(rc, RC_ERR_INTERRUPTED, "interrupted during the failover of %s", m->n->name);
+        if (rc_now_ms() >= u->deadline)
+            return rc_fail_as(rc, RC_ERR_TIMEOUT, "the failover of %s to %s did not finish within --timeout %g s", m->n->name,
+                              r->n->name, rc->timeout);
+        rc_sleep_ms(promoted ? 50 : 5);
+    }
+    snprintf(m->failover_to, sizeof m->failover_to, "%s", r->n->name);
+    m->master = 0;
+    snprintf(m->master_id, sizeof m->master_id, "%s", r->id);
+    r->master = 1;
+    r->master_id[0] = 0;
+    return 0;
+}
+
+/* ---- apply, report ---------------------------------------------------------- */
+
+static void update_print_plan(struct rc *rc, const struct update_plan *u) {
+    if (rc->json) return;
+    printf("Update cluster '%s' (%d nodes, %s):\n", u->want.name, u->n, u->old_server);
+    if (u->image_change) printf("  image: -> %s (%s)\n", u->want.image, u->new_server);
+    for (int k = 0; k < u->nlive; k++) printf("  config: '%s' (CONFIG SET on every node, no restart)\n", u->live[k]);
+    if (u->restart_config)
+        for (int k = 0; k < u->want.nconfigs; k++)
+            if (!update_recorded_line(&u->cur, u->want.configs[k])) printf("  config: '%s' (needs a restart)\n", u->want.configs[k]);
+    if (u->new_password) printf("  password: rotated without a restart (ACL SETUSER, masterauth, requirepass)\n");
+    int step = 1;
+    for (int pass = 0; pass < 2; pass++)
+        for (int k = 0; k < u->n; k++) {
+            const struct update_node *x = &u->nodes[k];
+            if (!x->restart || x->master != pass) continue;
+            const struct update_node *r = x->master ? update_replica_of((struct update_plan *)u, x, 0) : NULL;
+            const struct update_node *m = x->master ? NULL : update_node_by_id(u, x->master_id);
+            printf("  %d. %s (%s%s): %s%s%sreplace its container (%s -> %s)%s\n", step++, x->n->name,
+                   x->master ? "master" : "replica of ", m ? m->n->name : "", r ? "CLUSTER FAILOVER to " : "",
+                   r ? r->n->name : x->master ? "in place, its slots unavailable meanwhile" : "", x->master ? ", then " : "",
+                   x->image, u->want.image, x->empty ? "; it starts empty and syncs" : "");
+        }
+    if (!u->restarts && !u->nlive && !u->new_password) printf("  nothing to change\n");
+}
+
+/* --json: the outcome as one document. */
+static void update_print_json(const struct update_plan *u, int dry_run, int64_t took_ms) {
+    sds j = rc_json_str(sdsnew("{\"ok\":true,\"name\":"), u->want.name);
+    j = rc_catprintf(j, ",\"dry_run\":%s,\"image\":", dry_run ? "true" : "false");
+    j = rc_json_str(j, u->want.image);
+    j = rc_json_str(rc_cat(j, ",\"server_before\":"), u->old_server);
+    j = rc_json_str(rc_cat(j, ",\"server\":"), u->image_change ? u->new_server : u->old_server);
+    j = rc_cat(j, ",\"config_live\":[");
+    for (int k = 0; k < u->nlive; k++) j = rc_json_str(k ? rc_cat(j, ",") : j, u->live[k]);
+    j = rc_catprintf(j, "],\"config_restart\":%s,\"password_rotated\":%s,\"nodes\":[", u->restart_config ? "true" : "false",
+                     u->new_password ? "true" : "false");
+    for (int k = 0; k < u->n; k++) {
+        const struct update_node *x = &u->nodes[k];
+        j = rc_json_str(rc_cat(j, k ? ",{\"name\":" : "{\"name\":"), x->n->name);
+        j = rc_catprintf(j, ",\"role\":\"%s\",\"replaced\":%s,\"starts_empty\":%s,\"seconds\":%.3f,\"write_pause_s\":%.3f,"
+                         "\"failover_to\":", x->master ? "master" : "replica", x->restart ? "true" : "false", x->empty ? "true" : "false", (double)x->took_ms / 1000.0,
+                         (double)x->pause_ms / 1000.0);
+        j = rc_cat(rc_json_str(j, x->failover_to[0] ? x->failover_to : NULL), "}");
+    }
+    j = rc_catprintf(j, "],\"seconds\":%.3f}\n", (double)took_ms / 1000.0);
+    if (j) fputs(j, stdout);
+    sdsfree(j);
+}
+
+/* Replicas first; then each master: failover to an updated replica, then replace it. */
+static int update_restart_all(struct docker *d, struct update_plan *u) {
+    struct rc *rc = d->rc;
+    for (int k = 0; k < u->n; k++) {
+        struct update_node *x = &u->nodes[k];
+        if (x->restart && !x->master && update_replace_node(d, u, x, 1) < 0) return -1;
+        if (x->restart && !x->master) x->restart = 0;
+    }
+    for (int k = 0; k < u->n; k++) {
+        struct update_node *x = &u->nodes[k];
+        if (!x->restart) continue;
+        struct update_node *r = update_replica_of(u, x, 1);
+        if (r && update_failover(rc, u, x, r) < 0) return -1;
+        if (update_replace_node(d, u, x, r != NULL) < 0) return -1;
+        x->restart = 0;
+    }
+    return 0;
+}
+
+/* Apply the plan: manifest, password, live directives and configs, restarts. */
+static int update_apply(struct docker *d, struct update_plan *u) {
+    struct rc *rc = d->rc;
+    if (update_write_manifest(rc, u) < 0) return -1;
+    if (u->new_password && !u->rotated && update_rotate_password(rc, u) < 0) return -1;
+    if (u->new_password) {
+        sdsfree(rc->password);
+        rc->password = sdsdup(u->new_password);
+        if (!rc->password) return rc_fail_oom(rc);
+    }
+    for (int k = 0; k < u->nlive; k++) {
+        const char *line = u->live[k];
+        while (*line == ' ' || *line == '\t') line++;
+        size_t nl = update_directive_len(line);
+        sds name = sdsnewlen(line, nl);
+        const char *value = line + nl + strspn(line + nl, " \t");
+        rc_progress(rc, "CONFIG SET %s %s on every node", name, value);
+        int r = name ? update_on_every_node(rc, u, 4, (const char *[]){ "CONFIG", "SET", name, value }) : rc_fail_oom(rc);
+        sdsfree(name);
+        if (r < 0) return -1;
+    }
+    for (int k = 0; k < u->n; k++) if (!u->nodes[k].restart && update_write_conf(rc, u, &u->nodes[k]) < 0) return -1;
+    int ret = update_restart_all(d, u);
+    if (ret < 0 && rc_interrupted())
+        return rc_fail_as(rc, RC_ERR_INTERRUPTED, "interrupted: every slot is still served; the node being replaced got its "
+                          "previous container back; run the same `rcluster update` again to finish");
+    return ret;
+}
+
+/* The plan: recorded and wanted options, addresses, the new password, what runs. */
+static int update_plan_make(struct rc *rc, struct docker *d, const struct update_opts *o, struct update_plan *u) {
+    memset(u, 0, sizeof *u);
+    if (update_options(rc, d, o, u) < 0 || up_plan_make(rc, &u->want, &u->up) < 0) return -1;
+    u->n = u->want.nodes;
+    if (!(u->nodes = calloc((size_t)u->n, sizeof *u->nodes))) return rc_fail_oom(rc);
+    for (int k = 0; k < u->n; k++) u->nodes[k].n = &u->up.nodes[k];
+    if (o->new_password_file) {
+        if (!rc->password)
+            return rc_fail_as(rc, RC_ERR_USAGE, "--new-password-file rotates a password: give the current one with "
+                              "--password-file F (or RCLUSTER_PASSWORD); adding a password to a cluster made without one "
+                              "is not supported");
+        if (rc_read_password_file(rc, "--new-password-file", o->new_password_file, &u->new_password) < 0) return -1;
+        if (!strcmp(u->new_password, rc->password)) return rc_fail_as(rc, RC_ERR_USAGE, "the new password is the current one");
+        u->rotated = update_new_password_works(rc, u);
+    }
+    u->deadline = rc_now_ms() + (int64_t)(rc->timeout * 1000);
+    return update_inspect_nodes(d, u);
+}
+
+/* update = options -> plan (manifest + given changes) -> preflight (health, replicas,
+ * compatibility, live directives) -> confirm -> apply node by node -> report. */
+static int cmd_update(struct rc *rc, int argc, char **argv) {
+    struct update_opts o;
+    memset(&o, 0, sizeof o);
+    up_opts_defaults(&o.up);
+    int r = cmd_parse_opts(rc, argc, argv, update_longopts, (int)(sizeof update_longopts / sizeof update_longopts[0]),
+                           usage_update, update_on_opt, &o);
+    if (r == 0 && optind < argc) r = rc_fail_as(rc, RC_ERR_USAGE, "update: unexpected argument '%s'", argv[optind]);
+    if (r == 0 && o.up.swarm) r = swarm_update(rc, &o);
+    else if (r == 0) {
+        struct docker d;
+        struct update_plan u;
+        int64_t t0 = rc_now_ms();
+        docker_init_closed(&d, rc);
+        memset(&u, 0, sizeof u);
+        r = docker_open(rc, &d);
+        if (r == 0) r = update_plan_make(rc, &d, &o, &u);
+        if (r == 0 && u.new_password && u.rotated) {
+            rc_progress(rc, "Every node takes the new password already: finishing an earlier rotation");
+            sdsfree(rc->password);
+            rc->password = sdsdup(u.new_password);
+        }
+        if (r == 0) r = update_preflight(&d, &u, &o);
+        if (r == 0) { update_print_plan(rc, &u); fflush(stdout); }
+        if (r == 0 && !o.dry_run && (u.restarts || u.nlive || u.new_password)) {
+            r = rc_confirm(rc, "Update these nodes?");
+            if (r == 0) r = update_apply(&d, &u);
+            if (r == 0) r = check_cluster(rc, u.up.connect_ip, u.up.nodes[0].host_port, rc->json ? CHECK_SILENT : CHECK_REPORT);
+            if (r > 0) r = -1;
+        }
+        if (r == 0 && rc->json) update_print_json(&u, o.dry_run, rc_now_ms() - t0);
+        if (r == 0 && !rc->json && !o.dry_run) {
+            int64_t longest = 0;
+            for (int k = 0; k < u.n; k++) if (u.nodes[k].pause_ms > longest) longest = u.nodes[k].pause_ms;
+            printf("Updated cluster '%s' in %.1f s; the longest failover paused writes for %.3f s\n", u.want.name,
+                   (double)(rc_now_ms() - t0) / 1000.0, (double)longest / 1000.0);
+        }
+        update_plan_free(&u);
+        docker_free(&d);
+    }
+    free(o.up.configs);
+    return r;
+}
+
+/* Swarm: not yet (see the closing note). */
+static int swarm_update(struct rc *rc, const struct update_opts *o) {
+    (void)o;
+    return rc_fail_as(rc, RC_ERR_USAGE, "update --swarm: not supported yet; update changes clusters made by `up` on Docker");
+}
+
+/* ====================================================================== */
 /* 10. Usage, dispatch and main                                            */
 /* ====================================================================== */
 
@@ -15033,6 +15902,7 @@ static void usage_main(FILE *f) {
           "  up         create network, configs and containers, then form the cluster\n"
           "  down       remove the cluster's containers and network (data kept unless --purge)\n"
           "  scale      grow or shrink an up cluster to M masters x R replicas, keys and all\n"
+          "  update     change an up cluster's image, config or password, node by node\n"
           "  status     containers and cluster health\n"
           "  image      build an image from the host's redis-server, or load a saved one\n"
           "\n"
@@ -15083,7 +15953,7 @@ static const struct rc_command rc_commands[] = {
     { "info", cmd_info }, { "call", cmd_call }, { "add-node", cmd_add_node }, { "del-node", cmd_del_node },
     { "reshard", cmd_reshard }, { "rebalance", cmd_rebalance }, { "fix", cmd_fix }, { "set-timeout", cmd_set_timeout },
     { "up", cmd_up }, { "down", cmd_down }, { "scale", cmd_scale }, { "status", cmd_status }, { "image", cmd_image },
-    { "backup", cmd_backup }, { "restore", cmd_restore }, { "import", cmd_import },
+    { "backup", cmd_backup }, { "restore", cmd_restore }, { "import", cmd_import }, { "update", cmd_update },
 };
 
 static void rc_init(struct rc *rc) {
