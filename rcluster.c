@@ -15055,6 +15055,7 @@ struct update_node {
     int empty;                      /* it starts without its files: the new server cannot read them */
     int64_t took_ms, pause_ms;      /* replacement; writes paused by its failover (masters) */
     char failover_to[64];           /* the replica it handed its slots to */
+    long sync_delay;                /* its repl-diskless-sync-delay before this run, -1 untouched */
 };
 
 struct update_plan {
@@ -15178,6 +15179,26 @@ static int update_merge_configs(struct rc *rc, struct up_opts *want, char *const
 static int update_recorded_line(const struct up_opts *cur, const char *line) {
     for (int k = 0; k < cur->nconfigs; k++) if (!strcmp(cur->configs[k], line)) return 1;
     return 0;
+}
+
+/* Does some node's redis.conf lack the line (a change an interrupted run left undone)? */
+static int update_line_missing(struct rc *rc, const struct update_plan *u, const char *line) {
+    int missing = 0;
+    sds want = rc_sprintf("\n%s\n", line);
+    for (int k = 0; want && !missing && k < u->n; k++) {
+        sds path = rc_cat(conf_node_dir(u->dir, u->nodes[k].n->i, "conf"), "/redis.conf");
+        sds have = path ? rc_read_file(rc, path, 1 << 20) : NULL;
+        missing = !have || !strstr(have, want);
+        sdsfree(path);
+        sdsfree(have);
+    }
+    sdsfree(want);
+    return missing;
+}
+
+/* Is the line a change: not recorded, or not yet in every node's redis.conf? */
+static int update_line_changed(struct rc *rc, const struct update_plan *u, const char *line) {
+    return !update_recorded_line(&u->cur, line) || update_line_missing(rc, u, line);
 }
 
 /* The recorded options (cur, from the manifest) and the wanted ones (want: cur with the
@@ -15361,7 +15382,7 @@ static int update_classify_configs(struct rc *rc, struct update_plan *u) {
     int ret = 0;
     for (int k = 0; ret == 0 && k < u->want.nconfigs; k++) {
         const char *line = u->want.configs[k];
-        if (update_recorded_line(&u->cur, line)) continue;
+        if (!update_line_changed(rc, u, line)) continue;
         while (*line == ' ' || *line == '\t') line++;
         sds name = sdsnewlen(line, update_directive_len(line));
         struct resp *r = name ? rconn_call(rc, &c, "CONFIG GET", "CONFIG", "GET", name, RESP_END) : NULL;
@@ -15379,13 +15400,26 @@ static int update_classify_configs(struct rc *rc, struct update_plan *u) {
     return ret;
 }
 
+/* Does node x's redis.conf say something else than the wanted options would write? A
+ * node restarted by an interrupted run of the same update has the wanted one already. */
+static int update_conf_differs(struct rc *rc, struct update_plan *u, const struct update_node *x) {
+    sds path = rc_cat(conf_node_dir(u->dir, x->n->i, "conf"), "/redis.conf");
+    sds have = path && access(path, F_OK) == 0 ? rc_read_file(rc, path, 1 << 20) : NULL;
+    sds want = up_node_conf(rc, &u->up, x->n, 0);
+    int differs = !have || !want || strcmp(have, want) != 0;
+    sdsfree(path);
+    sdsfree(have);
+    sdsfree(want);
+    return differs;
+}
+
 /* Which nodes are replaced, and which start without their files. */
-static void update_mark_restarts(struct update_plan *u) {
+static void update_mark_restarts(struct rc *rc, struct update_plan *u) {
     for (int k = 0; k < u->n; k++) {
         struct update_node *x = &u->nodes[k];
         int other_image = strcmp(x->image, u->want.image) != 0;
         u->image_change |= other_image;
-        x->restart = other_image || u->restart_config || x->missing;
+        x->restart = other_image || x->missing || (u->restart_config && update_conf_differs(rc, u, x));
         x->empty = x->restart && other_image && !payload_readable(x->payload_w, u->new_r, u->new_80);
         u->restarts += x->restart;
     }
@@ -15415,7 +15449,7 @@ static int update_preflight(struct docker *d, struct update_plan *u, const struc
     if (u->want.image_set && (up_ensure_image(d, &u->up) < 0 || up_detect_server(d, &u->up) < 0)) return -1;
     if (!u->want.image_set && up_detect_server(d, &u->up) < 0) return -1;
     if (update_classify_configs(rc, u) < 0) return -1;
-    update_mark_restarts(u);
+    update_mark_restarts(rc, u);
     if (u->image_change && update_probe_version(d, u) < 0) return -1;
     for (int k = 0; k < u->n; k++) {
         struct update_node *x = &u->nodes[k];
@@ -15481,25 +15515,35 @@ static int update_rotate_password(struct rc *rc, struct update_plan *u) {
 
 /* ---- files: the manifest and each node's redis.conf ------------------------ */
 
-/* Write path with text, keeping what it held as path.previous (when it differs). */
-static int update_rewrite_file(struct rc *rc, const char *path, const char *text) {
+/* Write path with text (atomically), keeping what it held as path.previous (a hard
+ * link to the old file, so owner and mode stay); nothing when it already says text.
+ * With `node`, the new file belongs to the user the containers run as. 1 when written,
+ * 0 when it said text already, -1 on failure. */
+static int update_rewrite_file(struct rc *rc, const char *path, const char *text, int node) {
     sds old = access(path, F_OK) == 0 ? rc_read_file(rc, path, 1 << 20) : sdsempty();
     sds prev = rc_sprintf("%s" UPDATE_PREVIOUS, path);
     int ret = old && prev ? 0 : -1;
     if (ret == 0 && strcmp(old, text) != 0) {
-        if (sdslen(old)) ret = rc_write_file(rc, prev, old, sdslen(old), 0600);
+        if (sdslen(old) && (unlink(prev) < 0 && errno != ENOENT)) ret = rc_fail_errno(rc, prev);
+        if (ret == 0 && sdslen(old) && link(path, prev) < 0) ret = rc_fail_errno(rc, prev);
         if (ret == 0) ret = rc_write_file(rc, path, text, strlen(text), 0600);
+        uid_t uid;
+        gid_t gid;
+        conf_container_ids(&uid, &gid);
+        if (ret == 0 && node && chown(path, uid, gid) < 0 && geteuid() == 0) ret = rc_fail_errno(rc, path);
+        if (ret == 0) ret = 1;
     }
     sdsfree(old);
     sdsfree(prev);
     return ret;
 }
 
-/* Node x's redis.conf from the template with the wanted options (and password). */
+/* Node x's redis.conf from the template with the wanted options (and password); like
+ * update_rewrite_file. */
 static int update_write_conf(struct rc *rc, struct update_plan *u, const struct update_node *x) {
     sds text = up_node_conf(rc, &u->up, x->n, 0);
     sds path = rc_cat(conf_node_dir(u->dir, x->n->i, "conf"), "/redis.conf");
-    int ret = text && path ? update_rewrite_file(rc, path, text) : rc_fail_oom(rc);
+    int ret = text && path ? update_rewrite_file(rc, path, text, 1) : rc_fail_oom(rc);
     sdsfree(text);
     sdsfree(path);
     return ret;
@@ -15509,7 +15553,7 @@ static int update_write_conf(struct rc *rc, struct update_plan *u, const struct 
 static int update_write_manifest(struct rc *rc, struct update_plan *u) {
     sds man = up_manifest_render(rc, &u->want, u->up.server);
     sds path = rc_sprintf("%s/" CONF_MANIFEST, u->dir);
-    int ret = man && path ? update_rewrite_file(rc, path, man) : rc_fail_oom(rc);
+    int ret = man && path ? update_rewrite_file(rc, path, man, 0) : rc_fail_oom(rc);
     sdsfree(man);
     sdsfree(path);
     return ret;
@@ -15539,6 +15583,44 @@ static long long update_master_offset(struct rc *rc, const char *info) {
     return o;
 }
 
+/* repl-diskless-sync-delay 0 on node x for the rest of the run (a replaced replica
+ * syncs at once instead of after the default 5 s); the value it had is kept once. */
+static void update_no_sync_delay(struct rc *rc, struct update_plan *u, struct update_node *x) {
+    struct rconn c;
+    if (rconn_open(rc, &c, u->up.connect_ip, x->n->host_port) == 0) {
+        struct resp *g = rconn_call(rc, &c, "CONFIG GET", "CONFIG", "GET", "repl-diskless-sync-delay", RESP_END);
+        long v;
+        if (g && g->type == RESP_ARRAY && g->n == 2 && g->elem[1]->type == RESP_BULK &&
+            rc_parse_int(g->elem[1]->str, 0, 3600, &v) == 0 && v != 0) {
+            struct resp *s = rconn_call(rc, &c, "CONFIG SET", "CONFIG", "SET", "repl-diskless-sync-delay", "0", RESP_END);
+            if (s && x->sync_delay < 0) x->sync_delay = v;
+            resp_free(s);
+        }
+        resp_free(g);
+    }
+    rconn_free(&c);
+}
+
+/* Give every node the repl-diskless-sync-delay it had (best effort, every exit path). */
+static void update_restore_sync_delays(struct rc *rc, struct update_plan *u) {
+    int kind = rc->err_kind;
+    sds saved = rc->err ? sdsdup(rc->err) : NULL;
+    for (int k = 0; k < u->n; k++) {
+        struct update_node *x = &u->nodes[k];
+        if (x->sync_delay < 0) continue;
+        char v[24];
+        snprintf(v, sizeof v, "%ld", x->sync_delay);
+        struct rconn c;
+        struct resp *s = rconn_open(rc, &c, u->up.connect_ip, x->n->host_port) == 0
+                         ? rconn_call(rc, &c, "CONFIG SET", "CONFIG", "SET", "repl-diskless-sync-delay", v, RESP_END) : NULL;
+        if (!s) rc_warn(rc, "%s: repl-diskless-sync-delay stays 0 (it was %s): %s", x->n->name, v, rc->err ? rc->err : "?");
+        else x->sync_delay = -1;
+        resp_free(s);
+        rconn_free(&c);
+    }
+    if (saved) { sdsfree(rc->err); rc->err = saved; rc->err_kind = kind; }
+}
+
 /* Is x a replica whose link is up and whose offset has reached its master's? */
 static int update_caught_up(struct rc *rc, struct update_plan *u, const struct update_node *x) {
     sds info = update_info(rc, u, x, "replication");
@@ -15562,6 +15644,8 @@ static int update_wait_node(struct docker *d, struct update_plan *u, struct upda
         if (rc_interrupted()) return -1;
         if (rc_now_ms() >= u->deadline || !up_container_alive(d, x->n)) { up_explain_node(d, x->n); return -1; }
     }
+    if (rc->verbose) rc_progress(rc, "%s answers PING", x->n->name);
+    update_no_sync_delay(rc, u, x);
     while (!(replica ? update_caught_up(rc, u, x) : 1) ||
            check_cluster(rc, u->up.connect_ip, x->n->host_port, CHECK_SILENT) != 0) {
         if (rc_interrupted()) return rc_fail_as(rc, RC_ERR_INTERRUPTED, "interrupted while %s rejoined", x->n->name);
@@ -15622,15 +15706,17 @@ static void update_put_data_back(struct rc *rc, struct update_plan *u, const str
 }
 
 /* The replacement failed: remove the new container, give the old one its name back
- * and start it, with its old redis.conf. Keeps the first error. */
-static void update_roll_back(struct docker *d, struct update_plan *u, struct update_node *x, const char *prev, const char *aside) {
+ * and start it, with its old redis.conf (when this run wrote a new one) and files.
+ * Keeps the first error. */
+static void update_roll_back(struct docker *d, struct update_plan *u, struct update_node *x, const char *prev, const char *aside,
+                             int conf_written) {
     struct rc *rc = d->rc;
     int kind = rc->err_kind;
     sds saved = rc->err ? sdsdup(rc->err) : NULL;
     rc_progress(rc, "%s did not come back on %s: giving it its previous container back", x->n->name, u->want.image);
     sds conf = rc_cat(conf_node_dir(u->dir, x->n->i, "conf"), "/redis.conf");
     sds conf_prev = conf ? rc_sprintf("%s" UPDATE_PREVIOUS, conf) : NULL;
-    if (conf_prev && access(conf_prev, F_OK) == 0 && rename(conf_prev, conf) < 0) rc_warn(rc, "could not restore %s", conf);
+    if (conf_written && conf_prev && rename(conf_prev, conf) < 0) rc_warn(rc, "could not restore %s", conf);
     if (aside) update_put_data_back(rc, u, x, aside);
     char rename_q[160];
     snprintf(rename_q, sizeof rename_q, "rename?name=%s", x->n->name);
@@ -15660,9 +15746,8 @@ static int update_replace_node(struct docker *d, struct update_plan *u, struct u
     snprintf(prev, sizeof prev, "%s" UPDATE_PREVIOUS, x->n->name);
     snprintf(rename_q, sizeof rename_q, "rename?name=%s", prev);
     int64_t t0 = rc_now_ms();
-    rc_progress(rc, "%s (%s%s): %s -> %s%s", x->n->name, replica ? "replica" : "master", replica ? "" : ", in place",
+    rc_progress(rc, "%s (%s): %s -> %s%s", x->n->name, x->failover_to[0] ? "now a replica" : replica ? "replica" : "master, in place",
                 x->image, u->want.image, x->empty ? ", starting empty: it cannot read the files its old server wrote" : "");
-    if (update_write_conf(rc, u, x) < 0) return -1;
     if (!x->missing) {
         if (x->has_previous && update_container_delete(d, prev) < 0) return -1;
         if (update_container_post(d, x->n->name, "stop?t=30") < 0 || update_container_post(d, x->n->name, rename_q) < 0)
@@ -15670,10 +15755,13 @@ static int update_replace_node(struct docker *d, struct update_plan *u, struct u
     }
     sds aside = NULL;
     rc_set_abandon_note("the node being replaced may be stopped; run `rcluster update` again with the same options");
-    int ret = x->empty ? update_set_data_aside(rc, u, x, &aside) : 0;
+    int conf = update_write_conf(rc, u, x);
+    int ret = conf < 0 ? -1 : x->empty ? update_set_data_aside(rc, u, x, &aside) : 0;
+    if (ret == 0 && rc->verbose) rc_progress(rc, "%s stopped", x->n->name);
     if (ret == 0) ret = update_create_container(d, u, x);
+    if (ret == 0 && rc->verbose) rc_progress(rc, "%s started", x->n->name);
     if (ret == 0) ret = update_wait_node(d, u, x, replica);
-    if (ret < 0) update_roll_back(d, u, x, prev, aside);
+    if (ret < 0) update_roll_back(d, u, x, prev, aside, conf == 1);
     else if (update_container_delete(d, prev) < 0) rc_warn(rc, "%s", rc->err);
     rc_set_abandon_note(NULL);
     sdsfree(aside);
@@ -15721,6 +15809,11 @@ static int update_failover(struct rc *rc, struct update_plan *u, struct update_n
 
 /* ---- apply, report ---------------------------------------------------------- */
 
+static int update_is_live(const struct update_plan *u, const char *line) {
+    for (int k = 0; k < u->nlive; k++) if (u->live[k] == line) return 1;
+    return 0;
+}
+
 static void update_print_plan(struct rc *rc, const struct update_plan *u) {
     if (rc->json) return;
     printf("Update cluster '%s' (%d nodes, %s):\n", u->want.name, u->n, u->old_server);
@@ -15728,7 +15821,8 @@ static void update_print_plan(struct rc *rc, const struct update_plan *u) {
     for (int k = 0; k < u->nlive; k++) printf("  config: '%s' (CONFIG SET on every node, no restart)\n", u->live[k]);
     if (u->restart_config)
         for (int k = 0; k < u->want.nconfigs; k++)
-            if (!update_recorded_line(&u->cur, u->want.configs[k])) printf("  config: '%s' (needs a restart)\n", u->want.configs[k]);
+            if (update_line_changed(rc, u, u->want.configs[k]) && !update_is_live(u, u->want.configs[k]))
+                printf("  config: '%s' (needs a restart)\n", u->want.configs[k]);
     if (u->new_password) printf("  password: rotated without a restart (ACL SETUSER, masterauth, requirepass)\n");
     int step = 1;
     for (int pass = 0; pass < 2; pass++)
@@ -15737,10 +15831,14 @@ static void update_print_plan(struct rc *rc, const struct update_plan *u) {
             if (!x->restart || x->master != pass) continue;
             const struct update_node *r = x->master ? update_replica_of((struct update_plan *)u, x, 0) : NULL;
             const struct update_node *m = x->master ? NULL : update_node_by_id(u, x->master_id);
-            printf("  %d. %s (%s%s): %s%s%sreplace its container (%s -> %s)%s\n", step++, x->n->name,
-                   x->master ? "master" : "replica of ", m ? m->n->name : "", r ? "CLUSTER FAILOVER to " : "",
+            sds what = !strcmp(x->image, u->want.image) ? sdsnew("restart it with its new redis.conf")
+                       : rc_sprintf("replace its container (%s -> %s)%s", x->image, u->want.image,
+                                    x->empty ? "; it starts empty and syncs" : "");
+            printf("  %d. %s (%s%s): %s%s%s%s\n", step++, x->n->name, x->master ? "master" : "replica of ",
+                   m ? m->n->name : "", r ? "CLUSTER FAILOVER to " : "",
                    r ? r->n->name : x->master ? "in place, its slots unavailable meanwhile" : "", x->master ? ", then " : "",
-                   x->image, u->want.image, x->empty ? "; it starts empty and syncs" : "");
+                   what ? what : "");
+            sdsfree(what);
         }
     if (!u->restarts && !u->nlive && !u->new_password) printf("  nothing to change\n");
 }
@@ -15791,7 +15889,6 @@ static int update_restart_all(struct docker *d, struct update_plan *u) {
 /* Apply the plan: manifest, password, live directives and configs, restarts. */
 static int update_apply(struct docker *d, struct update_plan *u) {
     struct rc *rc = d->rc;
-    if (update_write_manifest(rc, u) < 0) return -1;
     if (u->new_password && !u->rotated && update_rotate_password(rc, u) < 0) return -1;
     if (u->new_password) {
         sdsfree(rc->password);
@@ -15810,7 +15907,10 @@ static int update_apply(struct docker *d, struct update_plan *u) {
         if (r < 0) return -1;
     }
     for (int k = 0; k < u->n; k++) if (!u->nodes[k].restart && update_write_conf(rc, u, &u->nodes[k]) < 0) return -1;
+    for (int k = 0; k < u->n && u->restarts; k++) update_no_sync_delay(rc, u, &u->nodes[k]);
     int ret = update_restart_all(d, u);
+    update_restore_sync_delays(rc, u);
+    if (ret == 0) ret = update_write_manifest(rc, u);
     if (ret < 0 && rc_interrupted())
         return rc_fail_as(rc, RC_ERR_INTERRUPTED, "interrupted: every slot is still served; the node being replaced got its "
                           "previous container back; run the same `rcluster update` again to finish");
@@ -15823,7 +15923,7 @@ static int update_plan_make(struct rc *rc, struct docker *d, const struct update
     if (update_options(rc, d, o, u) < 0 || up_plan_make(rc, &u->want, &u->up) < 0) return -1;
     u->n = u->want.nodes;
     if (!(u->nodes = calloc((size_t)u->n, sizeof *u->nodes))) return rc_fail_oom(rc);
-    for (int k = 0; k < u->n; k++) u->nodes[k].n = &u->up.nodes[k];
+    for (int k = 0; k < u->n; k++) { u->nodes[k].n = &u->up.nodes[k]; u->nodes[k].sync_delay = -1; }
     if (o->new_password_file) {
         if (!rc->password)
             return rc_fail_as(rc, RC_ERR_USAGE, "--new-password-file rotates a password: give the current one with "
