@@ -1668,6 +1668,8 @@ static int docker_inspect(struct docker *d, const char *kind, const char *name, 
 #define LABEL_NETWORK  "io.rcluster.network"    /* "host" for --network host, else absent */
 #define LABEL_HOST_IP  "io.rcluster.host-ip"    /* host mode: where rcluster reaches the node */
 #define LABEL_HOST_PORT "io.rcluster.host-port"
+/* What `update` renames a node's container to while its new one starts: NAME-I.previous. */
+#define UPDATE_PREVIOUS ".previous"
 
 /* Objects carrying label key=value ("containers" with all=1, or "networks"); a NULL
  * value matches any. */
@@ -7371,9 +7373,10 @@ static int container_serves(const json_value_s *c, const struct snode *x) {
 }
 
 /* mine[i] = 1 for the nodes of s that run in a container `rcluster up` made (labelled
- * io.rcluster.cluster): their redis.conf is rcluster's own. Without a Docker daemon
+ * io.rcluster.cluster): their redis.conf is rcluster's own; *data_dir (when given)
+ * gets their cluster's data dir (caller frees). Without a Docker daemon
  * that answers, none; rc->err is left as it was. */
-static void sess_find_up_nodes(struct rc *rc, struct session *s, unsigned char *mine) {
+static void sess_find_up_nodes(struct rc *rc, struct session *s, unsigned char *mine, sds *data_dir) {
     struct docker d;
     json_value_s *all = NULL;
     sds saved = rc->err ? sdsdup(rc->err) : NULL;
@@ -7381,7 +7384,12 @@ static void sess_find_up_nodes(struct rc *rc, struct session *s, unsigned char *
     docker_init_closed(&d, rc);
     if (docker_open(rc, &d) == 0 && docker_list_by_label(&d, "containers", LABEL_CLUSTER, NULL, &all) == 0)
         for (size_t k = 0; k < json_length(all); k++)
-            for (int i = 0; i < s->n; i++) mine[i] |= container_serves(json_at(all, k), &s->nodes[i]);
+            for (int i = 0; i < s->n; i++) {
+                if (!container_serves(json_at(all, k), &s->nodes[i])) continue;
+                mine[i] = 1;
+                const char *dir = docker_label(json_at(all, k), LABEL_DATA_DIR);
+                if (data_dir && !*data_dir && dir && dir[0] == '/') *data_dir = sdsnew(dir);
+            }
     json_free(all);
     docker_free(&d);
     sdsfree(rc->err);
@@ -7389,8 +7397,10 @@ static void sess_find_up_nodes(struct rc *rc, struct session *s, unsigned char *
     rc->err_kind = kind;
 }
 
+static int up_persist_node_timeout(struct rc *rc, const char *dir, long ms);
+
 /* set-timeout ADDR MS: cluster-node-timeout on every node (CONFIG SET, persisted with
- * CONFIG REWRITE except on nodes in containers made by up). */
+ * CONFIG REWRITE; on nodes in containers made by up, in their redis.conf and manifest). */
 static int cmd_set_timeout(struct rc *rc, int argc, char **argv) {
     struct day2_opts o;
     day2_opts_init(&o);
@@ -7400,15 +7410,14 @@ static int cmd_set_timeout(struct rc *rc, int argc, char **argv) {
     if (rc_parse_int(argv[optind + 1], 100, 86400000L, &ms) < 0) return day2_usage_fail(rc, "set-timeout: expected milliseconds from 100 to 86400000, got '%s'", argv[optind + 1]);
     struct session s;
     unsigned char *mine = NULL;
+    sds dir = NULL;
     int ret = -1, set = 0, persisted = 0, down = 0, ours = 0;
     if (day2_open(rc, &s, argv[optind]) < 0) goto out;
     if (!(mine = calloc((size_t)s.n + 1, 1))) { rc_fail_oom(rc); goto out; }
-    sess_find_up_nodes(rc, &s, mine);
+    sess_find_up_nodes(rc, &s, mine, &dir);
     for (int i = 0; i < s.n; i++) ours += mine[i];
-    /* rcluster's own redis.conf is written once from its template and manifest; CONFIG
-     * REWRITE would make it disagree with them. */
-    if (ours) rc_warn(rc, "%d node(s) run in containers made by `rcluster up`: set now, not written to their redis.conf "
-                          "(a restart goes back to the cluster's recorded cluster-node-timeout)", ours);
+    /* rcluster's own redis.conf comes from its template and manifest: CONFIG REWRITE
+     * would make it disagree with them, so both are rewritten instead (below). */
     s.dry = o.dry_run;
     for (int i = 0; i < s.n; i++) {
         if (!s.nodes[i].up) { rc_warn(rc, "%s:%d not reachable: %s", s.nodes[i].ip, s.nodes[i].port, s.nodes[i].err); down++; continue; }
@@ -7429,12 +7438,17 @@ static int cmd_set_timeout(struct rc *rc, int argc, char **argv) {
         resp_free(a);
         resp_free(b);
     }
+    if (ours && dir && up_persist_node_timeout(rc, dir, ms) == 0) persisted += ours;
+    else if (ours) rc_warn(rc, "%d node(s) run in containers made by `rcluster up`: set now, but their redis.conf and the "
+                               "manifest could not be rewritten (a restart goes back to the recorded timeout): %s", ours,
+                           rc->err ? rc->err : "no data dir label");
     if (rc->json) printf("{\"ok\":%s,\"command\":\"set-timeout\",\"timeout_ms\":%ld,\"nodes\":%d,\"set\":%d,\"persisted\":%d}\n",
                          set == s.n ? "true" : "false", ms, s.n, set, persisted);
     else printf("set-timeout: cluster-node-timeout %ld ms set on %d of %d node(s), persisted on %d\n", ms, set, s.n, persisted);
     rc->json_done = rc->json;
     ret = set == s.n ? 0 : rc_fail(rc, "cluster-node-timeout set on only %d of %d node(s)", set, s.n);
 out:
+    sdsfree(dir);
     free(mine);
     sess_free(&s);
     return ret;
@@ -7815,7 +7829,7 @@ struct conf_params {
  * not contain newlines (validated with the options). */
 static sds conf_render(const struct conf_params *cp) {
     sds s = rc_sprintf(
-        "# Written by rcluster " RCLUSTER_VERSION " when this node was made; repairs never rewrite it.\n"
+        "# Written by rcluster " RCLUSTER_VERSION " from its template; only update and set-timeout rewrite it.\n"
         "port %d\n"
         "bind %s\n"
         "protected-mode no\n"
@@ -8046,6 +8060,32 @@ static int conf_create_file(struct rc *rc, const char *path, const char *text, m
     if (access(path, F_OK) == 0) return rc_fail(rc, "not rewriting %s: it exists and this run did not create it", path);
     if (rc_write_file(rc, path, text, strlen(text), mode) < 0) return -1;
     return conf_undo_add(u, path, UNDO_FILE) < 0 ? rc_fail_oom(rc) : 0;
+}
+
+/* What a file rcluster rewrites keeps of its former self: FILE.previous. */
+#define CONF_PREVIOUS ".previous"
+
+/* Write path with text (atomically), keeping what it held as path.previous (a hard
+ * link to the old file, so owner and mode stay); nothing when it already says text.
+ * With `node`, the new file belongs to the user the containers run as. 1 when written,
+ * 0 when it said text already, -1 on failure. */
+static int conf_rewrite_file(struct rc *rc, const char *path, const char *text, int node) {
+    sds old = access(path, F_OK) == 0 ? rc_read_file(rc, path, 1 << 20) : sdsempty();
+    sds prev = rc_sprintf("%s" CONF_PREVIOUS, path);
+    int ret = old && prev ? 0 : -1;
+    if (ret == 0 && strcmp(old, text) != 0) {
+        if (sdslen(old) && (unlink(prev) < 0 && errno != ENOENT)) ret = rc_fail_errno(rc, prev);
+        if (ret == 0 && sdslen(old) && link(path, prev) < 0) ret = rc_fail_errno(rc, prev);
+        if (ret == 0) ret = rc_write_file(rc, path, text, strlen(text), 0600);
+        uid_t uid;
+        gid_t gid;
+        conf_container_ids(&uid, &gid);
+        if (ret == 0 && node && chown(path, uid, gid) < 0 && geteuid() == 0) ret = rc_fail_errno(rc, path);
+        if (ret == 0) ret = 1;
+    }
+    sdsfree(old);
+    sdsfree(prev);
+    return ret;
 }
 
 /* Does DIR/node-i/data/nodes.conf exist (the node has been part of a cluster)? */
@@ -8624,6 +8664,7 @@ static size_t up_diff_lines(const char *diff) {
 static int up_manifest_merge(struct rc *rc, struct up_opts *o, const json_value_s *doc, const char *where, const char *mode) {
     sds diff = sdsempty();
     size_t sizes = 0;   /* differences scale can make: --nodes, --replicas */
+    size_t updates = 0; /* differences update (--image, --config) or set-timeout can make */
     for (int k = 0; diff && k < UP_FIELDS; k++) {
         const struct up_field *f = &up_fields[k];
         const json_value_s *v = json_get(doc, f->key);
@@ -8641,23 +8682,31 @@ static int up_manifest_merge(struct rc *rc, struct up_opts *o, const json_value_
             else if (*cur != (int)d) {
                 diff = rc_catprintf(diff, "  %s: %d (recorded) -> %d (given)\n", f->opt, (int)d, *cur);
                 sizes += f->bit == UPG_NODES || f->bit == UPG_REPLICAS;
+                updates += f->bit == UPG_NODE_TIMEOUT;
             }
         } else {
             const char *rec = json_string(v);
             if (!rec) { sdsfree(diff); return rc_fail(rc, "%s: '%s' is missing or not a string", where, f->key); }
             const char **cur = up_field_str(o, f);
             if (!given) *cur = rec;
-            else if (strcmp(*cur, rec) != 0) diff = rc_catprintf(diff, "  %s: %s (recorded) -> %s (given)\n", f->opt, rec, *cur);
+            else if (strcmp(*cur, rec) != 0) {
+                diff = rc_catprintf(diff, "  %s: %s (recorded) -> %s (given)\n", f->opt, rec, *cur);
+                updates += f->bit == UPG_IMAGE;
+            }
         }
     }
     /* The recorded address is the effective one (bridge mode; host mode publishes nothing). */
     o->publish_ip_set = !o->network || strcmp(o->network, "host") != 0;
     const char *rec_server = json_string(json_get(doc, "server"));
     if (rec_server && !(o->given & UPG_SERVER)) o->server = rec_server;
-    else if (diff && rec_server && o->server && strcmp(rec_server, o->server) != 0)
+    else if (diff && rec_server && o->server && strcmp(rec_server, o->server) != 0) {
         diff = rc_catprintf(diff, "  --server: %s (recorded) -> %s (given)\n", rec_server, o->server);
+        updates++;
+    }
     const json_value_s *rc_list = json_get(doc, "config");
+    size_t before = diff ? up_diff_lines(diff) : 0;
     if (o->given & UPG_CONFIG) diff = up_manifest_configs(diff, o, rc_list);
+    if (diff) updates += up_diff_lines(diff) - before;
     else if (json_length(rc_list)) {
         char **c = calloc(json_length(rc_list), sizeof *c);
         if (!c) { sdsfree(diff); return rc_fail_oom(rc); }
@@ -8682,6 +8731,13 @@ static int up_manifest_merge(struct rc *rc, struct up_opts *o, const json_value_
                           "To change its size and keep its data: `rcluster scale%s --name %s --masters %d --replicas %d`. "
                           "Run `rcluster up%s --name %s` without them to repair it as recorded.",
                       o->name, where, diff, mode, o->name, o->nodes / (o->replicas + 1), o->replicas, mode, o->name);
+    else if (sizes + updates == up_diff_lines(diff) && sdslen(diff))
+        ret = rc_fail(rc, "cluster '%s' was made with other options (recorded in %s); nothing was changed:\n%s"
+                          "To change them on the running cluster, node by node and keeping its data: `rcluster update%s "
+                          "--name %s` with --image and --config; `rcluster set-timeout` for --node-timeout%s. Run `rcluster "
+                          "up%s --name %s` without them to repair it as recorded.",
+                      o->name, where, diff, mode, o->name, sizes ? ", `rcluster scale` for --nodes and --replicas" : "",
+                      mode, o->name);
     else if (sdslen(diff))
         ret = rc_fail(rc, "cluster '%s' was made with other options (recorded in %s); nothing was changed:\n%s"
                           "Run `rcluster up%s --name %s` without them to repair it as recorded. To change them, start over with "
@@ -9150,6 +9206,45 @@ static sds up_conf_value(const char *text, const char *directive) {
     for (const char *l = text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
         if (!strncmp(l, directive, dl) && l[dl] == ' ') return sdsnewlen(l + dl + 1, strcspn(l + dl + 1, "\n"));
     return NULL;
+}
+
+/* set-timeout on a cluster made by up: node_timeout in DIR's manifest and the
+ * cluster-node-timeout line of every node's redis.conf, so that a restart or a later
+ * `up` keeps it (each file's former text kept as FILE.previous). */
+static int up_persist_node_timeout(struct rc *rc, const char *dir, long ms) {
+    json_value_s *doc = NULL;
+    struct up_opts o;
+    up_opts_defaults(&o);
+    int r = up_manifest_read(rc, dir, &doc);
+    if (r == 0) r = rc_fail(rc, "%s has no manifest", dir);
+    if (r == 1) r = up_manifest_merge_dir(rc, &o, doc, dir);
+    o.node_timeout = (int)ms;
+    sds man = r == 0 ? up_manifest_render(rc, &o, o.server) : NULL;
+    sds path = r == 0 ? rc_sprintf("%s/" CONF_MANIFEST, dir) : NULL;
+    if (r == 0) r = man && path ? conf_rewrite_file(rc, path, man, 0) : rc_fail_oom(rc);
+    for (int i = 1; r >= 0 && i <= o.nodes; i++) {
+        sds conf = rc_cat(conf_node_dir(dir, i, "conf"), "/redis.conf");
+        sds text = conf ? rc_read_file(rc, conf, 1 << 20) : NULL;
+        sds line = text ? up_conf_value(text, "cluster-node-timeout") : NULL;
+        if (!text || !line) r = rc_wrap(rc, "node %d's redis.conf", i);
+        else {
+            sds from = rc_sprintf("\ncluster-node-timeout %s\n", line), to = rc_sprintf("\ncluster-node-timeout %ld\n", ms);
+            char *at = from && to ? strstr(text, from) : NULL;
+            sds out = at ? rc_cat(rc_cat(sdsnewlen(text, (size_t)(at - text)), to), at + sdslen(from)) : NULL;
+            r = out ? conf_rewrite_file(rc, conf, out, 1) : rc_fail_oom(rc);
+            sdsfree(out);
+            sdsfree(from);
+            sdsfree(to);
+        }
+        sdsfree(line);
+        sdsfree(text);
+        sdsfree(conf);
+    }
+    sdsfree(man);
+    sdsfree(path);
+    json_free(doc);
+    free(o.configs);
+    return r < 0 ? -1 : 0;
 }
 
 /* Is node n's password line in `have` the one these options would write? 0 when it
@@ -9753,6 +9848,7 @@ static sds status_container_json(sds s, const json_value_s *c) {
     s = rc_json_str(s, docker_label(c, LABEL_NODE));
     s = rc_cat(s, ",\"state\":");
     s = rc_json_str(s, state);
+    s = rc_json_str(rc_cat(s, ",\"image\":"), json_string(json_get(c, "Image")));
     s = rc_cat(s, ",\"ip\":");
     s = rc_json_str(s, ip && *ip ? ip : NULL);
     s = rc_cat(s, ",\"ports\":[");
@@ -9833,8 +9929,8 @@ static sds text_table(int ncol, const char *const *head, sds const *cell, size_t
 
 /* The status table, a header and one row per container (text_table). Pure; NULL on OOM. */
 static sds status_table(const json_value_s *const *rows, size_t n) {
-    enum { NCOL = 4 };
-    static const char *const head[NCOL] = { "CONTAINER", "STATE", "ADDRESS", "PORTS" };
+    enum { NCOL = 5 };
+    static const char *const head[NCOL] = { "CONTAINER", "STATE", "IMAGE", "ADDRESS", "PORTS" };
     sds *cell = calloc(n * NCOL + 1, sizeof *cell);
     sds out = NULL;
     for (size_t r = 0; cell && r < n; r++) {
@@ -9843,14 +9939,35 @@ static sds status_table(const json_value_s *const *rows, size_t n) {
         const char *ip = json_string(json_get(json_member_value(nets, 0), "IPAddress"));
         const char *status = json_string(json_get(rows[r], "Status"));
         cell[r * NCOL] = sdsnew(name ? name + (name[0] == '/') : "?");
+        const char *image = json_string(json_get(rows[r], "Image"));
         cell[r * NCOL + 1] = sdsnew(status ? status : "?");
-        cell[r * NCOL + 2] = sdsnew(ip && *ip ? ip : "-");
-        cell[r * NCOL + 3] = status_row_ports(rows[r]);
+        cell[r * NCOL + 2] = sdsnew(image ? image : "?");
+        cell[r * NCOL + 3] = sdsnew(ip && *ip ? ip : "-");
+        cell[r * NCOL + 4] = status_row_ports(rows[r]);
     }
     if (cell) out = text_table(NCOL, head, cell, n);
     for (size_t i = 0; cell && i < n * NCOL; i++) sdsfree(cell[i]);
     free(cell);
     return out;
+}
+
+/* "Mid-update: ..." when the containers run different images or an interrupted update
+ * left a NAME.previous container; NULL otherwise (or on OOM). */
+static sds status_mid_update(const json_value_s *const *rows, size_t n, const char *name) {
+    const char *first = NULL, *other = NULL;
+    size_t nfirst = 0, previous = 0;
+    for (size_t r = 0; r < n; r++) {
+        const char *cn = json_string(json_at(json_get(rows[r], "Names"), 0)), *img = json_string(json_get(rows[r], "Image"));
+        size_t l = cn ? strlen(cn) : 0, pl = strlen(UPDATE_PREVIOUS);
+        if (l > pl && !strcmp(cn + l - pl, UPDATE_PREVIOUS)) { previous++; continue; }
+        if (!img) continue;
+        if (!first || !strcmp(img, first)) { first = img; nfirst++; }
+        else if (!other) other = img;
+    }
+    if (!other && !previous) return NULL;
+    sds s = other ? rc_sprintf("Mid-update: %zu node(s) run %s, the others %s", nfirst, first, other)
+                  : sdsnew("Mid-update: a node's previous container is still there");
+    return rc_catprintf(s, "; `rcluster update --name %s` with the same options finishes it", name);
 }
 
 /* status --name N: each node's container and cluster state; exit 3 when unhealthy. */
@@ -9861,7 +9978,7 @@ static int cmd_status(struct rc *rc, int argc, char **argv) {
     if (o.swarm) return swarm_status(rc, &o);
     struct docker d;
     json_value_s *cs = NULL;
-    sds server = NULL;
+    sds server = NULL, mid = NULL;
     int ret = docker_open(rc, &d);
     if (ret == 0) ret = docker_list_by_label(&d, "containers", LABEL_CLUSTER, o.name, &cs);
     size_t nc = json_length(cs);
@@ -9897,6 +10014,8 @@ static int cmd_status(struct rc *rc, int argc, char **argv) {
         if (rc->json) js = status_container_json(k ? rc_cat(js, ",") : js, sorted[k]);
         if (is_running && hp && !seed_port) { seed_port = hp; seed_ip = hip; }
     }
+    mid = status_mid_update(sorted, nc, o.name);
+    if (mid && !rc->json) printf("\n%s\n", mid);
     free(sorted);
     int health = 1;
     if (seed_port) {
@@ -9912,6 +10031,7 @@ static int cmd_status(struct rc *rc, int argc, char **argv) {
     if (rc->json) {
         js = rc_catprintf(js, "],\"running\":%d,\"healthy\":%s", running, health == 0 ? "true" : "false");
         js = rc_json_str(rc_cat(js, ",\"server\":"), server);
+        js = rc_json_str(rc_cat(js, ",\"mid_update\":"), mid);
         if (health != 0) js = rc_json_str(rc_cat(js, ",\"problem\":"), rc->err);
         js = rc_cat(js, "}");
         if (!js) { ret = rc_fail_oom(rc); goto out; }
@@ -9920,6 +10040,7 @@ static int cmd_status(struct rc *rc, int argc, char **argv) {
     }
     ret = health == 0 ? 0 : RC_EXIT_UNHEALTHY;
 out:
+    sdsfree(mid);
     sdsfree(server);
     json_free(cs);
     docker_free(&d);
@@ -15033,8 +15154,6 @@ out:
  * with CONFIG SET. The manifest and each redis.conf are rewritten from the template,
  * their previous text kept beside them (.previous). */
 
-#define UPDATE_PREVIOUS ".previous"
-
 struct update_opts {
     struct up_opts up;              /* --name, --image, --config, --data-dir, --server */
     const char *new_password_file;  /* --new-password-file F */
@@ -15515,35 +15634,12 @@ static int update_rotate_password(struct rc *rc, struct update_plan *u) {
 
 /* ---- files: the manifest and each node's redis.conf ------------------------ */
 
-/* Write path with text (atomically), keeping what it held as path.previous (a hard
- * link to the old file, so owner and mode stay); nothing when it already says text.
- * With `node`, the new file belongs to the user the containers run as. 1 when written,
- * 0 when it said text already, -1 on failure. */
-static int update_rewrite_file(struct rc *rc, const char *path, const char *text, int node) {
-    sds old = access(path, F_OK) == 0 ? rc_read_file(rc, path, 1 << 20) : sdsempty();
-    sds prev = rc_sprintf("%s" UPDATE_PREVIOUS, path);
-    int ret = old && prev ? 0 : -1;
-    if (ret == 0 && strcmp(old, text) != 0) {
-        if (sdslen(old) && (unlink(prev) < 0 && errno != ENOENT)) ret = rc_fail_errno(rc, prev);
-        if (ret == 0 && sdslen(old) && link(path, prev) < 0) ret = rc_fail_errno(rc, prev);
-        if (ret == 0) ret = rc_write_file(rc, path, text, strlen(text), 0600);
-        uid_t uid;
-        gid_t gid;
-        conf_container_ids(&uid, &gid);
-        if (ret == 0 && node && chown(path, uid, gid) < 0 && geteuid() == 0) ret = rc_fail_errno(rc, path);
-        if (ret == 0) ret = 1;
-    }
-    sdsfree(old);
-    sdsfree(prev);
-    return ret;
-}
-
 /* Node x's redis.conf from the template with the wanted options (and password); like
  * update_rewrite_file. */
 static int update_write_conf(struct rc *rc, struct update_plan *u, const struct update_node *x) {
     sds text = up_node_conf(rc, &u->up, x->n, 0);
     sds path = rc_cat(conf_node_dir(u->dir, x->n->i, "conf"), "/redis.conf");
-    int ret = text && path ? update_rewrite_file(rc, path, text, 1) : rc_fail_oom(rc);
+    int ret = text && path ? conf_rewrite_file(rc, path, text, 1) : rc_fail_oom(rc);
     sdsfree(text);
     sdsfree(path);
     return ret;
@@ -15553,7 +15649,7 @@ static int update_write_conf(struct rc *rc, struct update_plan *u, const struct 
 static int update_write_manifest(struct rc *rc, struct update_plan *u) {
     sds man = up_manifest_render(rc, &u->want, u->up.server);
     sds path = rc_sprintf("%s/" CONF_MANIFEST, u->dir);
-    int ret = man && path ? update_rewrite_file(rc, path, man, 0) : rc_fail_oom(rc);
+    int ret = man && path ? conf_rewrite_file(rc, path, man, 0) : rc_fail_oom(rc);
     sdsfree(man);
     sdsfree(path);
     return ret;
@@ -15715,7 +15811,7 @@ static void update_roll_back(struct docker *d, struct update_plan *u, struct upd
     sds saved = rc->err ? sdsdup(rc->err) : NULL;
     rc_progress(rc, "%s did not come back on %s: giving it its previous container back", x->n->name, u->want.image);
     sds conf = rc_cat(conf_node_dir(u->dir, x->n->i, "conf"), "/redis.conf");
-    sds conf_prev = conf ? rc_sprintf("%s" UPDATE_PREVIOUS, conf) : NULL;
+    sds conf_prev = conf ? rc_sprintf("%s" CONF_PREVIOUS, conf) : NULL;
     if (conf_written && conf_prev && rename(conf_prev, conf) < 0) rc_warn(rc, "could not restore %s", conf);
     if (aside) update_put_data_back(rc, u, x, aside);
     char rename_q[160];
