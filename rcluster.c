@@ -15167,6 +15167,7 @@ struct update_node {
     int master;                     /* its role now */
     char image[256];                /* what its container runs now ("" when it is missing) */
     int missing;                    /* no container NAME, only NAME.previous (an interrupted run) */
+    int stopped;                    /* its container is not running */
     int has_previous;               /* NAME.previous exists (left by an interrupted run) */
     char server[64];                /* "Redis 7.0.15" */
     int payload_w;                  /* the RDB version its files on disk have */
@@ -15376,12 +15377,25 @@ static int update_inspect_nodes(struct docker *d, struct update_plan *u) {
         if (r == 0 && p == 0)
             return rc_fail(rc, "container %s is missing; repair the cluster first with `rcluster up --name %s`, then update",
                            x->n->name, u->want.name);
-        if (r == 1 && !running)
-            return rc_fail(rc, "container %s is not running; repair the cluster first with `rcluster up --name %s`, then "
-                               "update", x->n->name, u->want.name);
+        x->stopped = r == 1 && !running;
         if (x->missing) snprintf(x->image, sizeof x->image, "%s", img);
     }
     return 0;
+}
+
+/* POST to a container path (stop, start, rename ...); 304 (already so) is fine. */
+static int update_container_post(struct docker *d, const char *name, const char *what) {
+    sds path = rc_sprintf("/containers/%s/%s", name, what);
+    int r = path ? docker_call(d, "POST", path, NULL, NULL, 304) : rc_fail_oom(d->rc);
+    sdsfree(path);
+    return r < 0 ? -1 : 0;
+}
+
+static int update_container_delete(struct docker *d, const char *name) {
+    sds path = rc_sprintf("/containers/%s?force=1", name);
+    int r = path ? docker_call(d, "DELETE", path, NULL, NULL, 404) : rc_fail_oom(d->rc);
+    sdsfree(path);
+    return r < 0 ? -1 : 0;
 }
 
 /* "Redis server v=7.0.15 sha=..." (what `SERVER-server --version` prints) as the lines
@@ -15544,6 +15558,49 @@ static void update_mark_restarts(struct rc *rc, struct update_plan *u) {
     }
 }
 
+/* What an interrupted run left half-done is put back as it was: a node's previous
+ * container gets its name back, a stopped one is started; then the cluster must be
+ * healthy again within --timeout. The update itself then proceeds as planned. */
+static int update_recover_interrupted(struct docker *d, struct update_plan *u) {
+    struct rc *rc = d->rc;
+    int started = 0;
+    for (int k = 0; k < u->n; k++) {
+        struct update_node *x = &u->nodes[k];
+        char prev[96], rename_q[160];
+        snprintf(prev, sizeof prev, "%s" UPDATE_PREVIOUS, x->n->name);
+        snprintf(rename_q, sizeof rename_q, "rename?name=%s", x->n->name);
+        started += x->has_previous && !x->missing;   /* it may still be syncing: wait below */
+        if (!x->missing && !x->stopped) continue;
+        rc_progress(rc, "%s: an interrupted update left it %s; starting it as it was", x->n->name,
+                    x->missing ? "renamed aside" : "stopped");
+        if ((x->missing && update_container_post(d, prev, rename_q) < 0) || update_container_post(d, x->n->name, "start") < 0)
+            return rc_wrap(rc, "putting %s back", x->n->name);
+        x->has_previous = x->missing ? 0 : x->has_previous;
+        x->missing = x->stopped = 0;
+        started++;
+    }
+    while (started && check_cluster(rc, u->up.connect_ip, u->up.nodes[0].host_port, CHECK_SILENT) != 0) {
+        if (rc_interrupted()) return rc_fail_as(rc, RC_ERR_INTERRUPTED, "interrupted");
+        if (rc_now_ms() >= u->deadline) return rc_wrap(rc, "after putting back what an interrupted update left");
+        rc_sleep_ms(100);
+    }
+    return 0;
+}
+
+/* Remove NAME.previous containers an interrupted run left beside running nodes. */
+static int update_remove_leftovers(struct docker *d, struct update_plan *u) {
+    for (int k = 0; k < u->n; k++) {
+        struct update_node *x = &u->nodes[k];
+        char prev[96];
+        snprintf(prev, sizeof prev, "%s" UPDATE_PREVIOUS, x->n->name);
+        if (!x->has_previous) continue;
+        rc_progress(d->rc, "Removing %s, which an interrupted update left", prev);
+        if (update_container_delete(d, prev) < 0) return -1;
+        x->has_previous = 0;
+    }
+    return 0;
+}
+
 /* Every check before the first change: health, a linked replica for every master that
  * is replaced, sync compatibility, which directives are live. */
 static int update_preflight(struct docker *d, struct update_plan *u, const struct update_opts *o) {
@@ -15553,10 +15610,11 @@ static int update_preflight(struct docker *d, struct update_plan *u, const struc
     snprintf(seed.host, sizeof seed.host, "%s", u->up.connect_ip);
     snprintf(seed.ip, sizeof seed.ip, "%s", u->up.connect_ip);
     seed.port = u->up.nodes[0].host_port;
-    for (int k = 0; k < u->n; k++) if (!u->nodes[k].missing) { seed.port = u->nodes[k].n->host_port; break; }
+    if (!o->dry_run && update_recover_interrupted(d, u) < 0) return -1;
     if (check_cluster(rc, seed.ip, seed.port, CHECK_SILENT) != 0)
         return rc_wrap(rc, "update needs a healthy cluster (repair it with `rcluster up --name %s` or `rcluster fix`); "
                            "nothing was changed", u->want.name);
+    if (!o->dry_run && update_remove_leftovers(d, u) < 0) return -1;
     struct session s;
     int ret = sess_open(rc, &s, &seed);
     if (ret == 0) ret = update_read_roles(rc, u, &s);
@@ -15652,7 +15710,7 @@ static int update_write_manifest(struct rc *rc, struct update_plan *u) {
     int ret = man && path ? conf_rewrite_file(rc, path, man, 0) : rc_fail_oom(rc);
     sdsfree(man);
     sdsfree(path);
-    return ret;
+    return ret < 0 ? -1 : 0;
 }
 
 /* ---- one node: replace its container, wait until it has caught up ---------- */
@@ -15752,21 +15810,6 @@ static int update_wait_node(struct docker *d, struct update_plan *u, struct upda
         rc_sleep_ms(100);
     }
     return 0;
-}
-
-/* POST to a container path (stop, start, rename ...); 304 (already so) is fine. */
-static int update_container_post(struct docker *d, const char *name, const char *what) {
-    sds path = rc_sprintf("/containers/%s/%s", name, what);
-    int r = path ? docker_call(d, "POST", path, NULL, NULL, 304) : rc_fail_oom(d->rc);
-    sdsfree(path);
-    return r < 0 ? -1 : 0;
-}
-
-static int update_container_delete(struct docker *d, const char *name) {
-    sds path = rc_sprintf("/containers/%s?force=1", name);
-    int r = path ? docker_call(d, "DELETE", path, NULL, NULL, 404) : rc_fail_oom(d->rc);
-    sdsfree(path);
-    return r < 0 ? -1 : 0;
 }
 
 /* Move node x's data files (RDB, AOF directory) into data/before-update-T, so that a

@@ -8,7 +8,7 @@
 #                      otherwise the Docker tests are skipped.
 #   FAULTS=0           skip the fault-injection tests (tests/test_faults.sh); default: run.
 #   DOCKER_TESTS=0     skip the Docker tests.
-#   ONLY="lint fuzz safety create day2 moves newuser data memcheck faults docker rerun valkey podman hostnet airgap swarm scale"
+#   ONLY="lint fuzz safety create day2 moves newuser data memcheck faults docker rerun valkey podman hostnet airgap swarm scale update"
 #                      which groups to run (default: all).
 #   FUZZ_SECONDS=15    libFuzzer time per harness; SANITIZE=0 skips the ASan pass of create.
 #   NO_INSTALL=1       never call apt-get.
@@ -132,7 +132,7 @@ run_script() { # NAME SCRIPT [ENV=VAL...]
     PASSED=$((PASSED + np)); FAILED=$((FAILED + nf)); SKIPPED=$((SKIPPED + ns))
     if [ $rc -ne 0 ] && [ "$nf" -eq 0 ]; then fail "$script" "exited $rc without a failing test" "$log"; fi
 }
-ONLY=${ONLY:-lint fuzz safety create day2 moves newuser data memcheck faults docker rerun valkey podman hostnet airgap swarm scale}
+ONLY=${ONLY:-lint fuzz safety create day2 moves newuser data memcheck faults docker rerun valkey podman hostnet airgap swarm scale update}
 want() { case " $ONLY " in *" $1 "*) return 0 ;; esac; return 1; }
 
 if [ ! -x ./rcluster ]; then
@@ -174,6 +174,11 @@ else
     if want docker; then
         if [ "${DOCKER_TESTS:-1}" = 0 ]; then skipped "tests/test_docker.sh" "DOCKER_TESTS=0"
         else run_script docker tests/test_docker.sh DOCKER_OK=$DOCKER_OK; fi
+    fi
+    # update: a rolling update of an up cluster's server, config and password (tests/test_update.sh).
+    if want update; then
+        if [ "${DOCKER_TESTS:-1}" = 0 ]; then skipped "tests/test_update.sh" "DOCKER_TESTS=0"
+        else run_script update tests/test_update.sh DOCKER_OK=$DOCKER_OK; fi
     fi
     # scale: grow and shrink an up cluster with keys and a writer (tests/test_scale.sh).
     if want scale; then

@@ -15,6 +15,8 @@
                        to STATE every 0.2 s and on SIGTERM
   writer-check PORT STATE [running]  every counter is within [acked, attempted]: no acknowledged
                        write was lost
+RC_TEST_PASSWORD_FILE=F: authenticate with the password in F, read again whenever a
+connection is refused (a password rotated under a running writer).
 """
 import json, os, random, signal, sys, time
 import logging
@@ -24,9 +26,15 @@ from redis.cluster import RedisCluster
 BIG_SIZE = 3 * 1024 * 1024
 
 
+def pw():
+    """The password in $RC_TEST_PASSWORD_FILE (read each time), or None."""
+    f = os.environ.get("RC_TEST_PASSWORD_FILE")
+    return open(f).read().strip() if f else None
+
+
 def owners(port):
     """slot -> (host, port) from CLUSTER SLOTS."""
-    r = redis.Redis(host="127.0.0.1", port=port)
+    r = redis.Redis(host="127.0.0.1", port=port, password=pw())
     table = [None] * 16384
     for ent in r.execute_command("CLUSTER SLOTS"):
         lo, hi, master = ent[0], ent[1], ent[2]
@@ -89,19 +97,19 @@ def by_node(port, keys):
 def load(port, n, big):
     groups = by_node(port, [(i, key_of(i)) for i in range(n)])
     for (host, p), idx in groups.items():
-        c = redis.Redis(host=host, port=p)
+        c = redis.Redis(host=host, port=p, password=pw())
         for start in range(0, len(idx), 5000):
             pipe = c.pipeline(transaction=False)
             for i in idx[start:start + 5000]: write(pipe, i)
             pipe.execute()
-    rc = RedisCluster(host="127.0.0.1", port=port)
+    rc = RedisCluster(host="127.0.0.1", port=port, password=pw())
     for b in range(big): rc.set(big_key(b), big_value(b))
 
 
 def spread(port, n):
     groups = by_node(port, [(i, "k:%d" % i) for i in range(n)])
     for (host, p), idx in groups.items():
-        c = redis.Redis(host=host, port=p)
+        c = redis.Redis(host=host, port=p, password=pw())
         for start in range(0, len(idx), 10000):
             pipe = c.pipeline(transaction=False)
             for i in idx[start:start + 10000]: pipe.set("k:%d" % i, "0123456789abcdef")
@@ -112,7 +120,7 @@ def verify(port, n, big):
     groups = by_node(port, [(i, key_of(i)) for i in range(n)])
     bad = 0
     for (host, p), idx in groups.items():
-        c = redis.Redis(host=host, port=p)
+        c = redis.Redis(host=host, port=p, password=pw())
         for start in range(0, len(idx), 5000):
             chunk = idx[start:start + 5000]
             pipe = c.pipeline(transaction=False)
@@ -125,7 +133,7 @@ def verify(port, n, big):
                 if v != expected(i):
                     if bad == 0: print("key %s on %s:%d: got %r, want %r" % (key_of(i), host, p, v, expected(i)))
                     bad += 1
-    rc = RedisCluster(host="127.0.0.1", port=port)
+    rc = RedisCluster(host="127.0.0.1", port=port, password=pw())
     for b in range(big):
         v = rc.get(big_key(b))
         if v != big_value(b):
@@ -139,15 +147,19 @@ def verify(port, n, big):
 
 def writer(port, state):
     logging.disable(logging.CRITICAL)
-    rc = RedisCluster(host="127.0.0.1", port=port, cluster_error_retry_attempts=10)
+    def client():
+        return RedisCluster(host="127.0.0.1", port=port, cluster_error_retry_attempts=10, password=pw())
+    rc = client()
     acked, tried, errors, lost = {}, {}, 0, []
     stop = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+    last_ack, longest = time.time(), 0.0   # the longest pause between two acknowledged writes
 
     def dump():
         tmp = state + ".tmp"
         with open(tmp, "w") as f:
-            json.dump({"counts": {k: [acked.get(k, 0), tried.get(k, 0)] for k in tried}, "errors": errors, "lost": lost[:5]}, f)
+            json.dump({"counts": {k: [acked.get(k, 0), tried.get(k, 0)] for k in tried}, "errors": errors, "lost": lost[:5],
+                       "longest_pause": longest}, f)
         os.replace(tmp, state)
 
     last = 0
@@ -157,12 +169,19 @@ def writer(port, state):
         try:
             v = rc.incr(k)
             acked[k] = max(acked.get(k, 0), v)
+            now = time.time()
+            longest, last_ack = max(longest, now - last_ack), now
             g = rc.get(k)
             if g is not None and int(g) < acked[k]:
                 lost.append("%s read %s after %d was acknowledged" % (k, g, acked[k]))
         except Exception:
             errors += 1
             time.sleep(0.02)
+            if errors % 5 == 0:   # a new client: new connections, the password as it is now
+                try:
+                    rc = client()
+                except Exception:
+                    pass
         if time.time() - last > 0.2:
             dump()
             last = time.time()
@@ -175,7 +194,7 @@ def writer_check(port, state, running):
     d = json.load(open(state))
     if d["lost"]:
         print("the writer saw a lost write: %s" % d["lost"][0]); return 1
-    rc = RedisCluster(host="127.0.0.1", port=port)
+    rc = RedisCluster(host="127.0.0.1", port=port, password=pw())
     for k, (a, t) in d["counts"].items():
         v = int(rc.get(k) or 0)
         if v < a or (not running and v > t):
