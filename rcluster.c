@@ -15175,6 +15175,7 @@ struct update_node {
     int empty;                      /* it starts without its files: the new server cannot read them */
     int64_t took_ms, pause_ms;      /* replacement; writes paused by its failover (masters) */
     char failover_to[64];           /* the replica it handed its slots to */
+    char slots[96];                 /* a master's slots ("0-5460"), for the report */
     long sync_delay;                /* its repl-diskless-sync-delay before this run, -1 untouched */
 };
 
@@ -15478,6 +15479,9 @@ static int update_read_roles(struct rc *rc, struct update_plan *u, const struct 
         snprintf(x->master_id, sizeof x->master_id, "%s", x->master ? "" : snode_master_id(sx));
         snprintf(x->server, sizeof x->server, "%s", sx->server);
         x->payload_w = sx->payload_w;
+        sds slots = x->master && snode_slots(sx) ? nodeinfo_slots_str(snode_slots(sx)) : NULL;
+        snprintf(x->slots, sizeof x->slots, "%s", slots ? slots : "");
+        sdsfree(slots);
     }
     return 0;
 }
@@ -15885,8 +15889,12 @@ static int update_replace_node(struct docker *d, struct update_plan *u, struct u
     snprintf(prev, sizeof prev, "%s" UPDATE_PREVIOUS, x->n->name);
     snprintf(rename_q, sizeof rename_q, "rename?name=%s", prev);
     int64_t t0 = rc_now_ms();
-    rc_progress(rc, "%s (%s): %s -> %s%s", x->n->name, x->failover_to[0] ? "now a replica" : replica ? "replica" : "master, in place",
-                x->image, u->want.image, x->empty ? ", starting empty: it cannot read the files its old server wrote" : "");
+    if (!strcmp(x->image, u->want.image))
+        rc_progress(rc, "%s (%s): restarting it with its new redis.conf", x->n->name,
+                    x->failover_to[0] ? "now a replica" : replica ? "replica" : "master, in place");
+    else
+        rc_progress(rc, "%s (%s): %s -> %s%s", x->n->name, x->failover_to[0] ? "now a replica" : replica ? "replica" : "master, in place",
+                    x->image, u->want.image, x->empty ? ", starting empty: it cannot read the files its old server wrote" : "");
     if (!x->missing) {
         if (x->has_previous && update_container_delete(d, prev) < 0) return -1;
         if (update_container_post(d, x->n->name, "stop?t=30") < 0 || update_container_post(d, x->n->name, rename_q) < 0)
@@ -15906,6 +15914,7 @@ static int update_replace_node(struct docker *d, struct update_plan *u, struct u
     sdsfree(aside);
     x->took_ms = rc_now_ms() - t0;
     if (ret < 0) return rc_wrap(rc, "replacing %s", x->n->name);
+    rc_progress(rc, "%s runs %s and has caught up (%.1f s)", x->n->name, u->want.image, (double)x->took_ms / 1000.0);
     x->missing = 0;
     x->has_previous = 0;
     snprintf(x->image, sizeof x->image, "%s", u->want.image);
@@ -15939,6 +15948,8 @@ static int update_failover(struct rc *rc, struct update_plan *u, struct update_n
         rc_sleep_ms(promoted ? 50 : 5);
     }
     snprintf(m->failover_to, sizeof m->failover_to, "%s", r->n->name);
+    rc_progress(rc, "%s is the master of slots %s now: writes to them paused %.3f s", r->n->name, m->slots[0] ? m->slots : "-",
+                (double)m->pause_ms / 1000.0);
     m->master = 0;
     snprintf(m->master_id, sizeof m->master_id, "%s", r->id);
     r->master = 1;
@@ -16110,9 +16121,15 @@ static int cmd_update(struct rc *rc, int argc, char **argv) {
         if (r == 0 && rc->json) update_print_json(&u, o.dry_run, rc_now_ms() - t0);
         if (r == 0 && !rc->json && !o.dry_run) {
             int64_t longest = 0;
-            for (int k = 0; k < u.n; k++) if (u.nodes[k].pause_ms > longest) longest = u.nodes[k].pause_ms;
-            printf("Updated cluster '%s' in %.1f s; the longest failover paused writes for %.3f s\n", u.want.name,
-                   (double)(rc_now_ms() - t0) / 1000.0, (double)longest / 1000.0);
+            int failovers = 0, replaced = 0;
+            for (int k = 0; k < u.n; k++) {
+                if (u.nodes[k].pause_ms > longest) longest = u.nodes[k].pause_ms;
+                failovers += u.nodes[k].failover_to[0] != 0;
+                replaced += u.nodes[k].took_ms > 0;
+            }
+            printf("Updated cluster '%s' in %.1f s: %d node(s) replaced", u.want.name, (double)(rc_now_ms() - t0) / 1000.0, replaced);
+            if (failovers) printf(", %d failover(s), writes paused %.3f s at most", failovers, (double)longest / 1000.0);
+            printf("\n");
         }
         update_plan_free(&u);
         docker_free(&d);
