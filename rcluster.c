@@ -11725,6 +11725,22 @@ static const char *swarm_id_by_name(const json_value_s *list, const char *name) 
     return NULL;
 }
 
+/* The ID of the object named `name`, else of the newest one named `name`-SUFFIX (what
+ * `update` makes when it replaces a secret or config, which cannot change). */
+static const char *swarm_id_of(const json_value_s *list, const char *name) {
+    const char *id = swarm_id_by_name(list, name), *newest = "";
+    size_t nl = strlen(name);
+    for (size_t k = 0; !id && k < json_length(list); k++) {
+        const json_value_s *x = json_at(list, k);
+        const char *nm = json_string(json_get(json_get(x, "Spec"), "Name")), *at = json_string(json_get(x, "CreatedAt"));
+        if (nm && !strncmp(nm, name, nl) && nm[nl] == '-' && at && strcmp(at, newest) > 0) {
+            newest = at;
+            id = json_string(json_get(x, "ID"));
+        }
+    }
+    return id;
+}
+
 /* What exists already: the network (ours, overlay), the secret, each node's config and
  * service (ours, and on which Swarm node). Foreign objects with our names are refused. */
 static int swarm_inspect_existing(struct docker *d, struct swarm_plan *p) {
@@ -11752,12 +11768,12 @@ static int swarm_inspect_existing(struct docker *d, struct swarm_plan *p) {
     if (ret == 0) ret = docker_list_by_label(d, "secrets", LABEL_CLUSTER, name, &secrets);
     if (ret == 0) ret = docker_list_by_label(d, "configs", LABEL_CLUSTER, name, &configs);
     if (ret == 0) ret = docker_list_by_label(d, "services", LABEL_CLUSTER, name, &services);
-    const char *sid = ret == 0 ? swarm_id_by_name(secrets, sname) : NULL;
+    const char *sid = ret == 0 ? swarm_id_of(secrets, sname) : NULL;
     if (sid && !(p->secret_id = sdsnew(sid))) ret = rc_fail_oom(rc);
     for (int k = 0; ret == 0 && k < p->o->nodes; k++) {
         struct swarm_node *n = &p->nodes[k];
         sds cname = rc_sprintf("%s.conf", n->name);
-        const char *cid = cname ? swarm_id_by_name(configs, cname) : NULL;
+        const char *cid = cname ? swarm_id_of(configs, cname) : NULL;
         if (cid && !(p->conf_ids[k] = sdsnew(cid))) ret = rc_fail_oom(rc);
         sdsfree(cname);
         if (ret == 0 && (r = swarm_inspect_service(d, n->name, &v)) < 0) ret = -1;
@@ -15162,7 +15178,13 @@ struct update_opts {
 };
 
 struct update_node {
-    struct up_node *n;              /* in the wanted plan: name, address, ports */
+    struct up_node *n;              /* Docker: in the wanted plan (name, address, ports) */
+    struct swarm_node *sn;          /* Swarm: in the wanted plan */
+    char name[64];                  /* container or service NAME-I */
+    char host[64];                  /* where rcluster reaches it */
+    int port;
+    char ann_ip[64];                /* what it announces: how the session names it */
+    int ann_port;
     char id[41], master_id[41];     /* cluster node id; its master's ("" for a master) */
     int master;                     /* its role now */
     char image[256];                /* what its container runs now ("" when it is missing) */
@@ -15177,13 +15199,46 @@ struct update_node {
     char failover_to[64];           /* the replica it handed its slots to */
     char slots[96];                 /* a master's slots ("0-5460"), for the report */
     long sync_delay;                /* its repl-diskless-sync-delay before this run, -1 untouched */
+    sds conf_id;                    /* Swarm: the config its service mounts now */
+};
+
+struct update_plan;
+
+/* Where the nodes run: Docker containers or Swarm services (the placement layer of
+ * update; the steps above it are the same for both). */
+struct update_place {
+    const char *what;               /* "container" or "service", for messages */
+    int conf_restarts;              /* any change of a node's config restarts it (Swarm configs) */
+    /* The config text node x runs with now / would run with; NULL on failure. */
+    sds (*conf_now)(struct update_plan *u, const struct update_node *x);
+    sds (*conf_want)(struct update_plan *u, const struct update_node *x);
+    /* Put back what an interrupted run left half-done, before the health check. */
+    int (*recover)(struct update_plan *u);
+    /* After the health check: leftovers, the wanted image's server and version. */
+    int (*prepare)(struct update_plan *u, int dry_run);
+    /* Replace node x with the wanted image and config; wait until it has caught up;
+     * on failure put the old one back. */
+    int (*replace)(struct update_plan *u, struct update_node *x, int replica);
+    /* Will node x come up? 0 with rc->err saying why not. */
+    int (*alive)(struct update_plan *u, struct update_node *x);
+    /* Node x keeps running: its config on disk as wanted (live changes persisted). */
+    int (*persist)(struct update_plan *u, struct update_node *x);
+    int (*manifest)(struct update_plan *u);
 };
 
 struct update_plan {
+    struct rc *rc;
+    struct docker *d;
+    const struct update_place *place;
     struct up_opts cur, want;       /* as recorded; as wanted (recorded + given) */
-    struct up_plan up;              /* the wanted one's addresses, ports, data dir, image server */
-    json_value_s *recorded;         /* the manifest: cur's strings point into it */
-    sds dir;                        /* the data dir */
+    struct up_plan up;              /* Docker: the wanted one's addresses, ports, data dir, image server */
+    json_value_s *recorded;         /* Docker: the manifest (cur's strings point into it) */
+    sds dir;                        /* Docker: the data dir */
+    struct swarm_plan sw_cur, sw_want; /* Swarm: plans as recorded and as wanted */
+    int have_sw;
+    struct swarm_manifest sm;       /* Swarm: the manifest (cur's strings point into it) */
+    sds new_secret_id;              /* Swarm: the secret with the new password */
+    sds old_secret_id;
     struct update_node *nodes;      /* in up.nodes order */
     int n;
     char old_server[64];            /* what the nodes run now ("Redis 7.0.15 on 6 nodes") */
@@ -15201,6 +15256,11 @@ struct update_plan {
 
 static void update_plan_free(struct update_plan *u) {
     up_plan_free(&u->up);
+    if (u->have_sw) { swarm_plan_free(&u->sw_cur); swarm_plan_free(&u->sw_want); }
+    swarm_manifest_free(&u->sm);
+    sdsfree(u->new_secret_id);
+    sdsfree(u->old_secret_id);
+    for (int k = 0; u->nodes && k < u->n; k++) sdsfree(u->nodes[k].conf_id);
     free(u->cur.configs);
     free(u->want.configs);
     free(u->live);
@@ -15212,14 +15272,13 @@ static void update_plan_free(struct update_plan *u) {
 
 enum { OPT_UPD_NEW_PASSWORD_FILE = OPT_FIRST_COMMAND_OPT + 90, OPT_UPD_ALLOW_DOWNTIME, OPT_UPD_DRY_RUN };
 
-static int swarm_update(struct rc *rc, const struct update_opts *o);
-
 static const struct option update_longopts[] = {
     { "name", required_argument, NULL, OPT_UP_NAME }, { "image", required_argument, NULL, OPT_UP_IMAGE },
     { "config", required_argument, NULL, OPT_UP_CONFIG }, { "data-dir", required_argument, NULL, OPT_UP_DATA_DIR },
     { "server", required_argument, NULL, OPT_UP_SERVER }, { "swarm", no_argument, NULL, OPT_UP_SWARM },
     { "new-password-file", required_argument, NULL, OPT_UPD_NEW_PASSWORD_FILE },
     { "allow-downtime", no_argument, NULL, OPT_UPD_ALLOW_DOWNTIME }, { "dry-run", no_argument, NULL, OPT_UPD_DRY_RUN },
+    { "insecure", no_argument, NULL, OPT_UP_INSECURE },
 };
 
 static void usage_update(FILE *f) {
@@ -15303,14 +15362,12 @@ static int update_recorded_line(const struct up_opts *cur, const char *line) {
 }
 
 /* Does some node's redis.conf lack the line (a change an interrupted run left undone)? */
-static int update_line_missing(struct rc *rc, const struct update_plan *u, const char *line) {
+static int update_line_missing(const struct update_plan *u, const char *line) {
     int missing = 0;
     sds want = rc_sprintf("\n%s\n", line);
     for (int k = 0; want && !missing && k < u->n; k++) {
-        sds path = rc_cat(conf_node_dir(u->dir, u->nodes[k].n->i, "conf"), "/redis.conf");
-        sds have = path ? rc_read_file(rc, path, 1 << 20) : NULL;
+        sds have = u->place->conf_now((struct update_plan *)u, &u->nodes[k]);
         missing = !have || !strstr(have, want);
-        sdsfree(path);
         sdsfree(have);
     }
     sdsfree(want);
@@ -15318,9 +15375,11 @@ static int update_line_missing(struct rc *rc, const struct update_plan *u, const
 }
 
 /* Is the line a change: not recorded, or not yet in every node's redis.conf? */
-static int update_line_changed(struct rc *rc, const struct update_plan *u, const char *line) {
-    return !update_recorded_line(&u->cur, line) || update_line_missing(rc, u, line);
+static int update_line_changed(const struct update_plan *u, const char *line) {
+    return !update_recorded_line(&u->cur, line) || update_line_missing(u, line);
 }
+
+static int update_want(struct rc *rc, const struct update_opts *o, struct update_plan *u);
 
 /* The recorded options (cur, from the manifest) and the wanted ones (want: cur with the
  * given image and config lines). The password must be the recorded one. */
@@ -15339,6 +15398,11 @@ static int update_options(struct rc *rc, struct docker *d, const struct update_o
                            "clusters that up made; give --data-dir DIR if it lives elsewhere", o->up.name, u->dir ? u->dir : "?");
     if (up_manifest_merge_dir(rc, &u->cur, u->recorded, u->dir) < 0) return -1;
     u->cur.data_dir = u->dir;
+    return update_want(rc, o, u);
+}
+
+/* want = cur with the given image and config lines (configs copied: want owns its list). */
+static int update_want(struct rc *rc, const struct update_opts *o, struct update_plan *u) {
     u->want = u->cur;
     u->want.configs = NULL;
     u->want.nconfigs = 0;
@@ -15369,18 +15433,25 @@ static int update_inspect_nodes(struct docker *d, struct update_plan *u) {
         struct update_node *x = &u->nodes[k];
         char prev[96], img[256];
         int running = 0, prun = 0;
-        snprintf(prev, sizeof prev, "%s" UPDATE_PREVIOUS, x->n->name);
-        int r = update_inspect_container(d, x->n->name, x->image, sizeof x->image, &running);
+        snprintf(prev, sizeof prev, "%s" UPDATE_PREVIOUS, x->name);
+        int r = update_inspect_container(d, x->name, x->image, sizeof x->image, &running);
         int p = r < 0 ? -1 : update_inspect_container(d, prev, img, sizeof img, &prun);
         if (r < 0 || p < 0) return -1;
         x->has_previous = p == 1;
         x->missing = r == 0;
         if (r == 0 && p == 0)
             return rc_fail(rc, "container %s is missing; repair the cluster first with `rcluster up --name %s`, then update",
-                           x->n->name, u->want.name);
+                           x->name, u->want.name);
         x->stopped = r == 1 && !running;
         if (x->missing) snprintf(x->image, sizeof x->image, "%s", img);
     }
+    return 0;
+}
+
+/* Docker: has node x's container not crashed? Else rc->err says why, with its logs. */
+static int update_docker_alive(struct update_plan *u, struct update_node *x) {
+    if (up_container_alive(u->d, x->n)) return 1;
+    up_explain_node(u->d, x->n);
     return 0;
 }
 
@@ -15415,28 +15486,28 @@ static sds update_version_info(const char *text) {
 /* What server and version an image runs, before anything changes: a throwaway
  * container without a network runs `SERVER-server --version`, its output is read, and
  * it is removed. Fills u->new_server and the payload versions. */
-static int update_probe_version(struct docker *d, struct update_plan *u) {
+static int update_probe_version(struct update_plan *u, const char *image, const char *server, int entry_is_server) {
+    struct docker *d = u->d;
     struct rc *rc = d->rc;
-    struct up_plan *p = &u->up;
-    sds body = rc_json_str(sdsnew("{\"Image\":"), p->o->image);
-    if (p->entry_is_server) body = rc_cat(body, ",\"Cmd\":[\"--version\"]");
-    else body = rc_catprintf(body, ",\"Cmd\":[\"%s-server\",\"--version\"]", p->server);
-    body = rc_cat(up_labels_json(rc_cat(body, ",\"NetworkDisabled\":true,\"Labels\":"), p, 0), "}");
+    sds body = rc_json_str(sdsnew("{\"Image\":"), image);
+    if (entry_is_server) body = rc_cat(body, ",\"Cmd\":[\"--version\"]");
+    else body = rc_catprintf(body, ",\"Cmd\":[\"%s-server\",\"--version\"]", server);
+    body = rc_cat(swarm_labels(rc_cat(body, ",\"NetworkDisabled\":true,\"Labels\":"), u->want.name, 0, NULL), "}");
     json_value_s *v = NULL;
     if (!body) return rc_fail_oom(rc);
     int st = docker_call_json(d, "POST", "/containers/create", body, &v, 0);
     sdsfree(body);
     const char *id = json_string(json_get(v, "Id"));
-    if (st < 0 || !id) { json_free(v); return rc_wrap(rc, "trying image %s", p->o->image); }
+    if (st < 0 || !id) { json_free(v); return rc_wrap(rc, "trying image %s", image); }
     sds start = rc_sprintf("/containers/%s/start", id), wait = rc_sprintf("/containers/%s/wait", id);
     sds logs = NULL, info = NULL;
     int ret = start && wait ? 0 : rc_fail_oom(rc);
     if (ret == 0 && (docker_call(d, "POST", start, NULL, NULL, 0) < 0 || docker_call(d, "POST", wait, NULL, NULL, 0) < 0))
-        ret = rc_wrap(rc, "running `%s-server --version` in image %s", p->server, p->o->image);
+        ret = rc_wrap(rc, "running `%s-server --version` in image %s", server, image);
     if (ret == 0 && !(logs = docker_container_logs(d, id, 5))) ret = -1;
     if (ret == 0 && !(info = update_version_info(logs)))
-        ret = rc_fail(rc, "image %s: `%s-server --version` said '%.200s', not which server and version it is", p->o->image,
-                      p->server, logs);
+        ret = rc_fail(rc, "image %s: `%s-server --version` said '%.200s', not which server and version it is", image,
+                      server, logs);
     if (ret == 0) {
         info_server_desc(info, u->new_server, sizeof u->new_server);
         server_payload_versions(info, &u->new_w, &u->new_r);
@@ -15456,24 +15527,15 @@ static int update_probe_version(struct docker *d, struct update_plan *u) {
     return ret;
 }
 
-/* The address a node of the plan announces (how the session names it). */
-static void update_announced(const struct up_plan *p, const struct up_node *n, char *ip, size_t len, int *port) {
-    snprintf(ip, len, "%s", p->announce_ip[0] ? p->announce_ip : n->ip);
-    *port = p->announce_ip[0] ? n->host_port : 6379;
-}
-
 /* Roles, ids and servers of the plan's nodes from a session of the running cluster. */
 static int update_read_roles(struct rc *rc, struct update_plan *u, const struct session *s) {
     for (int k = 0; k < u->n; k++) {
         struct update_node *x = &u->nodes[k];
-        char ip[64];
-        int port;
-        update_announced(&u->up, x->n, ip, sizeof ip, &port);
         const struct snode *sx = NULL;
         for (int i = 0; i < s->n && !sx; i++)
-            if (s->nodes[i].port == port && !strcmp(s->nodes[i].ip, ip)) sx = &s->nodes[i];
+            if (s->nodes[i].port == x->ann_port && !strcmp(s->nodes[i].ip, x->ann_ip)) sx = &s->nodes[i];
         if (!sx) return rc_fail(rc, "node %s (%s:%d) is not in the cluster's CLUSTER NODES; repair it first with "
-                                    "`rcluster up --name %s`", x->n->name, ip, port, u->want.name);
+                                    "`rcluster up --name %s`", x->name, x->ann_ip, x->ann_port, u->want.name);
         memcpy(x->id, sx->id, sizeof x->id);
         x->master = snode_is_master(sx);
         snprintf(x->master_id, sizeof x->master_id, "%s", x->master ? "" : snode_master_id(sx));
@@ -15515,11 +15577,11 @@ static int update_check_sync(struct rc *rc, const struct update_plan *u, const s
 static int update_classify_configs(struct rc *rc, struct update_plan *u) {
     if (!(u->live = calloc((size_t)u->want.nconfigs + 1, sizeof *u->live))) return rc_fail_oom(rc);
     struct rconn c;
-    if (rconn_open(rc, &c, u->up.connect_ip, u->up.nodes[0].host_port) < 0) { rconn_free(&c); return -1; }
+    if (rconn_open(rc, &c, u->nodes[0].host, u->nodes[0].port) < 0) { rconn_free(&c); return -1; }
     int ret = 0;
     for (int k = 0; ret == 0 && k < u->want.nconfigs; k++) {
         const char *line = u->want.configs[k];
-        if (!update_line_changed(rc, u, line)) continue;
+        if (!update_line_changed(u, line)) continue;
         while (*line == ' ' || *line == '\t') line++;
         sds name = sdsnewlen(line, update_directive_len(line));
         struct resp *r = name ? rconn_call(rc, &c, "CONFIG GET", "CONFIG", "GET", name, RESP_END) : NULL;
@@ -15539,24 +15601,23 @@ static int update_classify_configs(struct rc *rc, struct update_plan *u) {
 
 /* Does node x's redis.conf say something else than the wanted options would write? A
  * node restarted by an interrupted run of the same update has the wanted one already. */
-static int update_conf_differs(struct rc *rc, struct update_plan *u, const struct update_node *x) {
-    sds path = rc_cat(conf_node_dir(u->dir, x->n->i, "conf"), "/redis.conf");
-    sds have = path && access(path, F_OK) == 0 ? rc_read_file(rc, path, 1 << 20) : NULL;
-    sds want = up_node_conf(rc, &u->up, x->n, 0);
+static int update_conf_differs(struct update_plan *u, const struct update_node *x) {
+    sds have = u->place->conf_now(u, x);
+    sds want = u->place->conf_want(u, x);
     int differs = !have || !want || strcmp(have, want) != 0;
-    sdsfree(path);
     sdsfree(have);
     sdsfree(want);
     return differs;
 }
 
 /* Which nodes are replaced, and which start without their files. */
-static void update_mark_restarts(struct rc *rc, struct update_plan *u) {
+static void update_mark_restarts(struct update_plan *u) {
     for (int k = 0; k < u->n; k++) {
         struct update_node *x = &u->nodes[k];
         int other_image = strcmp(x->image, u->want.image) != 0;
         u->image_change |= other_image;
-        x->restart = other_image || x->missing || (u->restart_config && update_conf_differs(rc, u, x));
+        x->restart = other_image || x->missing || (u->new_password && u->place->conf_restarts) ||
+                     ((u->restart_config || u->place->conf_restarts) && update_conf_differs(u, x));
         x->empty = x->restart && other_image && !payload_readable(x->payload_w, u->new_r, u->new_80);
         u->restarts += x->restart;
     }
@@ -15565,25 +15626,26 @@ static void update_mark_restarts(struct rc *rc, struct update_plan *u) {
 /* What an interrupted run left half-done is put back as it was: a node's previous
  * container gets its name back, a stopped one is started; then the cluster must be
  * healthy again within --timeout. The update itself then proceeds as planned. */
-static int update_recover_interrupted(struct docker *d, struct update_plan *u) {
+static int update_docker_recover(struct update_plan *u) {
+    struct docker *d = u->d;
     struct rc *rc = d->rc;
     int started = 0;
     for (int k = 0; k < u->n; k++) {
         struct update_node *x = &u->nodes[k];
         char prev[96], rename_q[160];
-        snprintf(prev, sizeof prev, "%s" UPDATE_PREVIOUS, x->n->name);
-        snprintf(rename_q, sizeof rename_q, "rename?name=%s", x->n->name);
+        snprintf(prev, sizeof prev, "%s" UPDATE_PREVIOUS, x->name);
+        snprintf(rename_q, sizeof rename_q, "rename?name=%s", x->name);
         started += x->has_previous && !x->missing;   /* it may still be syncing: wait below */
         if (!x->missing && !x->stopped) continue;
-        rc_progress(rc, "%s: an interrupted update left it %s; starting it as it was", x->n->name,
+        rc_progress(rc, "%s: an interrupted update left it %s; starting it as it was", x->name,
                     x->missing ? "renamed aside" : "stopped");
-        if ((x->missing && update_container_post(d, prev, rename_q) < 0) || update_container_post(d, x->n->name, "start") < 0)
-            return rc_wrap(rc, "putting %s back", x->n->name);
+        if ((x->missing && update_container_post(d, prev, rename_q) < 0) || update_container_post(d, x->name, "start") < 0)
+            return rc_wrap(rc, "putting %s back", x->name);
         x->has_previous = x->missing ? 0 : x->has_previous;
         x->missing = x->stopped = 0;
         started++;
     }
-    while (started && check_cluster(rc, u->up.connect_ip, u->up.nodes[0].host_port, CHECK_SILENT) != 0) {
+    while (started && check_cluster(rc, u->nodes[0].host, u->nodes[0].port, CHECK_SILENT) != 0) {
         if (rc_interrupted()) return rc_fail_as(rc, RC_ERR_INTERRUPTED, "interrupted");
         if (rc_now_ms() >= u->deadline) return rc_wrap(rc, "after putting back what an interrupted update left");
         rc_sleep_ms(100);
@@ -15592,11 +15654,12 @@ static int update_recover_interrupted(struct docker *d, struct update_plan *u) {
 }
 
 /* Remove NAME.previous containers an interrupted run left beside running nodes. */
-static int update_remove_leftovers(struct docker *d, struct update_plan *u) {
+static int update_remove_leftovers(struct update_plan *u) {
+    struct docker *d = u->d;
     for (int k = 0; k < u->n; k++) {
         struct update_node *x = &u->nodes[k];
         char prev[96];
-        snprintf(prev, sizeof prev, "%s" UPDATE_PREVIOUS, x->n->name);
+        snprintf(prev, sizeof prev, "%s" UPDATE_PREVIOUS, x->name);
         if (!x->has_previous) continue;
         rc_progress(d->rc, "Removing %s, which an interrupted update left", prev);
         if (update_container_delete(d, prev) < 0) return -1;
@@ -15605,20 +15668,35 @@ static int update_remove_leftovers(struct docker *d, struct update_plan *u) {
     return 0;
 }
 
+/* Any node whose container or service runs another image than the wanted one? */
+static int update_image_differs(const struct update_plan *u) {
+    for (int k = 0; k < u->n; k++) if (strcmp(u->nodes[k].image, u->want.image) != 0) return 1;
+    return 0;
+}
+
+/* Docker, after the health check: leftovers of an interrupted run removed; the wanted
+ * image present (pulled or built as up does), its server and version known. */
+static int update_docker_prepare(struct update_plan *u, int dry_run) {
+    struct docker *d = u->d;
+    if (!dry_run && update_remove_leftovers(u) < 0) return -1;
+    if (u->want.image_set && up_ensure_image(d, &u->up) < 0) return -1;
+    if (up_detect_server(d, &u->up) < 0) return -1;
+    return update_image_differs(u) ? update_probe_version(u, u->up.o->image, u->up.server, u->up.entry_is_server) : 0;
+}
+
 /* Every check before the first change: health, a linked replica for every master that
  * is replaced, sync compatibility, which directives are live. */
-static int update_preflight(struct docker *d, struct update_plan *u, const struct update_opts *o) {
-    struct rc *rc = d->rc;
+static int update_preflight(struct update_plan *u, const struct update_opts *o) {
+    struct rc *rc = u->rc;
     struct addr seed;
     memset(&seed, 0, sizeof seed);
-    snprintf(seed.host, sizeof seed.host, "%s", u->up.connect_ip);
-    snprintf(seed.ip, sizeof seed.ip, "%s", u->up.connect_ip);
-    seed.port = u->up.nodes[0].host_port;
-    if (!o->dry_run && update_recover_interrupted(d, u) < 0) return -1;
+    snprintf(seed.host, sizeof seed.host, "%s", u->nodes[0].host);
+    snprintf(seed.ip, sizeof seed.ip, "%s", u->nodes[0].host);
+    seed.port = u->nodes[0].port;
+    if (!o->dry_run && u->place->recover(u) < 0) return -1;
     if (check_cluster(rc, seed.ip, seed.port, CHECK_SILENT) != 0)
-        return rc_wrap(rc, "update needs a healthy cluster (repair it with `rcluster up --name %s` or `rcluster fix`); "
-                           "nothing was changed", u->want.name);
-    if (!o->dry_run && update_remove_leftovers(d, u) < 0) return -1;
+        return rc_wrap(rc, "update needs a healthy cluster (repair it with `rcluster up%s --name %s` or `rcluster fix`); "
+                           "nothing was changed", o->up.swarm ? " --swarm" : "", u->want.name);
     struct session s;
     int ret = sess_open(rc, &s, &seed);
     if (ret == 0) ret = update_read_roles(rc, u, &s);
@@ -15626,20 +15704,16 @@ static int update_preflight(struct docker *d, struct update_plan *u, const struc
     snprintf(u->old_server, sizeof u->old_server, "%s", servers ? servers : "?");
     sdsfree(servers);
     sess_free(&s);
-    if (ret < 0) return -1;
-    if (u->want.image_set && (up_ensure_image(d, &u->up) < 0 || up_detect_server(d, &u->up) < 0)) return -1;
-    if (!u->want.image_set && up_detect_server(d, &u->up) < 0) return -1;
-    if (update_classify_configs(rc, u) < 0) return -1;
-    update_mark_restarts(rc, u);
-    if (u->image_change && update_probe_version(d, u) < 0) return -1;
+    if (ret < 0 || u->place->prepare(u, o->dry_run) < 0 || update_classify_configs(rc, u) < 0) return -1;
+    update_mark_restarts(u);
     for (int k = 0; k < u->n; k++) {
         struct update_node *x = &u->nodes[k];
         if (!x->master || !x->restart) continue;
-        if (u->image_change && update_check_sync(rc, u, x) < 0) return -1;
+        if (u->image_change && u->new_server[0] && update_check_sync(rc, u, x) < 0) return -1;
         if (!update_replica_of(u, x, 0) && !o->allow_downtime)
             return rc_fail(rc, "master %s has no replica to hand its slots to while it is replaced; add one (`rcluster scale "
                                "--name %s --replicas 1`) or pass --allow-downtime (its slots are unavailable while it "
-                               "restarts); nothing was changed", x->n->name, u->want.name);
+                               "restarts); nothing was changed", x->name, u->want.name);
     }
     return 0;
 }
@@ -15654,7 +15728,7 @@ static int update_new_password_works(struct rc *rc, struct update_plan *u) {
     int all = 1;
     for (int k = 0; all && k < u->n; k++) {
         struct rconn c;
-        all = rconn_open(rc, &c, u->up.connect_ip, u->nodes[k].n->host_port) == 0;
+        all = rconn_open(rc, &c, u->nodes[k].host, u->nodes[k].port) == 0;
         rconn_free(&c);
     }
     rc->password = old;
@@ -15667,10 +15741,10 @@ static int update_new_password_works(struct rc *rc, struct update_plan *u) {
 static int update_on_every_node(struct rc *rc, struct update_plan *u, int argc, const char **argv) {
     for (int k = 0; k < u->n; k++) {
         struct rconn c;
-        int ok = rconn_open(rc, &c, u->up.connect_ip, u->nodes[k].n->host_port);
+        int ok = rconn_open(rc, &c, u->nodes[k].host, u->nodes[k].port);
         struct resp *r = ok == 0 ? rconn_call_argv(rc, &c, argv[0], argc, argv) : NULL;
         rconn_free(&c);
-        if (!r) return rc_wrap(rc, "node %s", u->nodes[k].n->name);
+        if (!r) return rc_wrap(rc, "node %s", u->nodes[k].name);
         resp_free(r);
     }
     return 0;
@@ -15698,7 +15772,8 @@ static int update_rotate_password(struct rc *rc, struct update_plan *u) {
 
 /* Node x's redis.conf from the template with the wanted options (and password); like
  * update_rewrite_file. */
-static int update_write_conf(struct rc *rc, struct update_plan *u, const struct update_node *x) {
+static int update_write_conf(struct update_plan *u, const struct update_node *x) {
+    struct rc *rc = u->rc;
     sds text = up_node_conf(rc, &u->up, x->n, 0);
     sds path = rc_cat(conf_node_dir(u->dir, x->n->i, "conf"), "/redis.conf");
     int ret = text && path ? conf_rewrite_file(rc, path, text, 1) : rc_fail_oom(rc);
@@ -15708,7 +15783,8 @@ static int update_write_conf(struct rc *rc, struct update_plan *u, const struct 
 }
 
 /* The manifest as the cluster will be: the wanted image, config lines and server. */
-static int update_write_manifest(struct rc *rc, struct update_plan *u) {
+static int update_docker_manifest(struct update_plan *u) {
+    struct rc *rc = u->rc;
     sds man = up_manifest_render(rc, &u->want, u->up.server);
     sds path = rc_sprintf("%s/" CONF_MANIFEST, u->dir);
     int ret = man && path ? conf_rewrite_file(rc, path, man, 0) : rc_fail_oom(rc);
@@ -15720,9 +15796,9 @@ static int update_write_manifest(struct rc *rc, struct update_plan *u) {
 /* ---- one node: replace its container, wait until it has caught up ---------- */
 
 /* INFO replication of node x through its published port, or NULL. */
-static sds update_info(struct rc *rc, struct update_plan *u, const struct update_node *x, const char *section) {
+static sds update_info(struct rc *rc, const struct update_node *x, const char *section) {
     struct rconn c;
-    sds s = rconn_open(rc, &c, u->up.connect_ip, x->n->host_port) == 0 ? rconn_call_str(rc, &c, "INFO", "INFO", section, RESP_END) : NULL;
+    sds s = rconn_open(rc, &c, x->host, x->port) == 0 ? rconn_call_str(rc, &c, "INFO", "INFO", section, RESP_END) : NULL;
     rconn_free(&c);
     return s;
 }
@@ -15743,9 +15819,9 @@ static long long update_master_offset(struct rc *rc, const char *info) {
 
 /* repl-diskless-sync-delay 0 on node x for the rest of the run (a replaced replica
  * syncs at once instead of after the default 5 s); the value it had is kept once. */
-static void update_no_sync_delay(struct rc *rc, struct update_plan *u, struct update_node *x) {
+static void update_no_sync_delay(struct rc *rc, struct update_node *x) {
     struct rconn c;
-    if (rconn_open(rc, &c, u->up.connect_ip, x->n->host_port) == 0) {
+    if (rconn_open(rc, &c, x->host, x->port) == 0) {
         struct resp *g = rconn_call(rc, &c, "CONFIG GET", "CONFIG", "GET", "repl-diskless-sync-delay", RESP_END);
         long v;
         if (g && g->type == RESP_ARRAY && g->n == 2 && g->elem[1]->type == RESP_BULK &&
@@ -15769,9 +15845,9 @@ static void update_restore_sync_delays(struct rc *rc, struct update_plan *u) {
         char v[24];
         snprintf(v, sizeof v, "%ld", x->sync_delay);
         struct rconn c;
-        struct resp *s = rconn_open(rc, &c, u->up.connect_ip, x->n->host_port) == 0
+        struct resp *s = rconn_open(rc, &c, x->host, x->port) == 0
                          ? rconn_call(rc, &c, "CONFIG SET", "CONFIG", "SET", "repl-diskless-sync-delay", v, RESP_END) : NULL;
-        if (!s) rc_warn(rc, "%s: repl-diskless-sync-delay stays 0 (it was %s): %s", x->n->name, v, rc->err ? rc->err : "?");
+        if (!s) rc_warn(rc, "%s: repl-diskless-sync-delay stays 0 (it was %s): %s", x->name, v, rc->err ? rc->err : "?");
         else x->sync_delay = -1;
         resp_free(s);
         rconn_free(&c);
@@ -15780,8 +15856,8 @@ static void update_restore_sync_delays(struct rc *rc, struct update_plan *u) {
 }
 
 /* Is x a replica whose link is up and whose offset has reached its master's? */
-static int update_caught_up(struct rc *rc, struct update_plan *u, const struct update_node *x) {
-    sds info = update_info(rc, u, x, "replication");
+static int update_caught_up(struct rc *rc, const struct update_node *x) {
+    sds info = update_info(rc, x, "replication");
     char role[16], link[16], off[32];
     int ok = info && info_field(info, "role", role, sizeof role) == 0 && !strcmp(role, "slave") &&
              info_field(info, "master_link_status", link, sizeof link) == 0 && !strcmp(link, "up") &&
@@ -15794,23 +15870,24 @@ static int update_caught_up(struct rc *rc, struct update_plan *u, const struct u
 
 /* Wait until node x answers, has caught up with its master (when it is a replica) and
  * the cluster is healthy again. */
-static int update_wait_node(struct docker *d, struct update_plan *u, struct update_node *x, int replica) {
-    struct rc *rc = d->rc;
+static int update_wait_node(struct update_plan *u, struct update_node *x, int replica) {
+    struct rc *rc = u->rc;
     for (;;) {
         int64_t step = rc_now_ms() + 1000;
-        if (engine_wait_ping(rc, u->up.connect_ip, x->n->host_port, step < u->deadline ? step : u->deadline) == 0) break;
+        if (engine_wait_ping(rc, x->host, x->port, step < u->deadline ? step : u->deadline) == 0) break;
         if (rc_interrupted()) return -1;
-        if (rc_now_ms() >= u->deadline || !up_container_alive(d, x->n)) { up_explain_node(d, x->n); return -1; }
+        if (rc_now_ms() >= u->deadline) return rc_fail_as(rc, RC_ERR_TIMEOUT, "%s did not answer within --timeout", x->name);
+        if (!u->place->alive(u, x)) return -1;
     }
-    if (rc->verbose) rc_progress(rc, "%s answers PING", x->n->name);
-    update_no_sync_delay(rc, u, x);
-    while (!(replica ? update_caught_up(rc, u, x) : 1) ||
-           check_cluster(rc, u->up.connect_ip, x->n->host_port, CHECK_SILENT) != 0) {
-        if (rc_interrupted()) return rc_fail_as(rc, RC_ERR_INTERRUPTED, "interrupted while %s rejoined", x->n->name);
+    if (rc->verbose) rc_progress(rc, "%s answers PING", x->name);
+    update_no_sync_delay(rc, x);
+    while (!(replica ? update_caught_up(rc, x) : 1) ||
+           check_cluster(rc, x->host, x->port, CHECK_SILENT) != 0) {
+        if (rc_interrupted()) return rc_fail_as(rc, RC_ERR_INTERRUPTED, "interrupted while %s rejoined", x->name);
         if (rc_now_ms() >= u->deadline)
-            return rc_fail_as(rc, RC_ERR_TIMEOUT, "%s did not rejoin and catch up within --timeout %g s%s%s", x->n->name,
+            return rc_fail_as(rc, RC_ERR_TIMEOUT, "%s did not rejoin and catch up within --timeout %g s%s%s", x->name,
                               rc->timeout, rc->err ? ": " : "", rc->err ? rc->err : "");
-        if (!up_container_alive(d, x->n)) { up_explain_node(d, x->n); return -1; }
+        if (!u->place->alive(u, x)) return -1;
         rc_sleep_ms(100);
     }
     return 0;
@@ -15851,70 +15928,72 @@ static void update_put_data_back(struct rc *rc, struct update_plan *u, const str
 /* The replacement failed: remove the new container, give the old one its name back
  * and start it, with its old redis.conf (when this run wrote a new one) and files.
  * Keeps the first error. */
-static void update_roll_back(struct docker *d, struct update_plan *u, struct update_node *x, const char *prev, const char *aside,
-                             int conf_written) {
+static void update_roll_back(struct update_plan *u, struct update_node *x, const char *prev, const char *aside, int conf_written) {
+    struct docker *d = u->d;
     struct rc *rc = d->rc;
     int kind = rc->err_kind;
     sds saved = rc->err ? sdsdup(rc->err) : NULL;
-    rc_progress(rc, "%s did not come back on %s: giving it its previous container back", x->n->name, u->want.image);
+    rc_progress(rc, "%s did not come back on %s: giving it its previous container back", x->name, u->want.image);
     sds conf = rc_cat(conf_node_dir(u->dir, x->n->i, "conf"), "/redis.conf");
     sds conf_prev = conf ? rc_sprintf("%s" CONF_PREVIOUS, conf) : NULL;
     if (conf_written && conf_prev && rename(conf_prev, conf) < 0) rc_warn(rc, "could not restore %s", conf);
     if (aside) update_put_data_back(rc, u, x, aside);
     char rename_q[160];
-    snprintf(rename_q, sizeof rename_q, "rename?name=%s", x->n->name);
-    if (update_container_delete(d, x->n->name) < 0 || update_container_post(d, prev, rename_q) < 0 ||
-        update_container_post(d, x->n->name, "start") < 0)
-        rc_warn(rc, "rolling %s back: %s", x->n->name, rc->err ? rc->err : "?");
+    snprintf(rename_q, sizeof rename_q, "rename?name=%s", x->name);
+    if (update_container_delete(d, x->name) < 0 || update_container_post(d, prev, rename_q) < 0 ||
+        update_container_post(d, x->name, "start") < 0)
+        rc_warn(rc, "rolling %s back: %s", x->name, rc->err ? rc->err : "?");
     sdsfree(conf);
     sdsfree(conf_prev);
     if (saved) { sdsfree(rc->err); rc->err = saved; rc->err_kind = kind; }
 }
 
 /* Create and start node x's container from the wanted image on its data and ports. */
-static int update_create_container(struct docker *d, struct update_plan *u, struct update_node *x) {
-    sds path = rc_sprintf("/containers/create?name=%s", x->n->name), body = up_container_body(&u->up, x->n);
+static int update_create_container(struct update_plan *u, struct update_node *x) {
+    struct docker *d = u->d;
+    sds path = rc_sprintf("/containers/create?name=%s", x->name), body = up_container_body(&u->up, x->n);
     int r = path && body ? docker_call(d, "POST", path, body, NULL, 0) : rc_fail_oom(d->rc);
     sdsfree(path);
     sdsfree(body);
-    return r < 0 ? -1 : update_container_post(d, x->n->name, "start");
+    return r < 0 ? -1 : update_container_post(d, x->name, "start");
 }
 
 /* Replace node x (a replica now, or a master with --allow-downtime): its redis.conf,
  * then stop, rename aside, create, start, wait; the old container is removed once the
  * new one has caught up, or renamed back on failure. */
-static int update_replace_node(struct docker *d, struct update_plan *u, struct update_node *x, int replica) {
+static int update_docker_replace(struct update_plan *u, struct update_node *x, int replica) {
+    struct docker *d = u->d;
     struct rc *rc = d->rc;
     char prev[96], rename_q[160];
-    snprintf(prev, sizeof prev, "%s" UPDATE_PREVIOUS, x->n->name);
+    snprintf(prev, sizeof prev, "%s" UPDATE_PREVIOUS, x->name);
     snprintf(rename_q, sizeof rename_q, "rename?name=%s", prev);
     int64_t t0 = rc_now_ms();
     if (!strcmp(x->image, u->want.image))
-        rc_progress(rc, "%s (%s): restarting it with its new redis.conf", x->n->name,
+        rc_progress(rc, "%s (%s): restarting it with its new redis.conf", x->name,
                     x->failover_to[0] ? "now a replica" : replica ? "replica" : "master, in place");
     else
-        rc_progress(rc, "%s (%s): %s -> %s%s", x->n->name, x->failover_to[0] ? "now a replica" : replica ? "replica" : "master, in place",
+        rc_progress(rc, "%s (%s): %s -> %s%s", x->name, x->failover_to[0] ? "now a replica" : replica ? "replica" : "master, in place",
                     x->image, u->want.image, x->empty ? ", starting empty: it cannot read the files its old server wrote" : "");
     if (!x->missing) {
         if (x->has_previous && update_container_delete(d, prev) < 0) return -1;
-        if (update_container_post(d, x->n->name, "stop?t=30") < 0 || update_container_post(d, x->n->name, rename_q) < 0)
-            return rc_wrap(rc, "stopping %s", x->n->name);
+        if (update_container_post(d, x->name, "stop?t=30") < 0 || update_container_post(d, x->name, rename_q) < 0)
+            return rc_wrap(rc, "stopping %s", x->name);
     }
     sds aside = NULL;
     rc_set_abandon_note("the node being replaced may be stopped; run `rcluster update` again with the same options");
-    int conf = update_write_conf(rc, u, x);
+    int conf = update_write_conf(u, x);
     int ret = conf < 0 ? -1 : x->empty ? update_set_data_aside(rc, u, x, &aside) : 0;
-    if (ret == 0 && rc->verbose) rc_progress(rc, "%s stopped", x->n->name);
-    if (ret == 0) ret = update_create_container(d, u, x);
-    if (ret == 0 && rc->verbose) rc_progress(rc, "%s started", x->n->name);
-    if (ret == 0) ret = update_wait_node(d, u, x, replica);
-    if (ret < 0) update_roll_back(d, u, x, prev, aside, conf == 1);
+    if (ret == 0 && rc->verbose) rc_progress(rc, "%s stopped", x->name);
+    if (ret == 0) ret = update_create_container(u, x);
+    if (ret == 0 && rc->verbose) rc_progress(rc, "%s started", x->name);
+    if (ret == 0) ret = update_wait_node(u, x, replica);
+    if (ret < 0) update_roll_back(u, x, prev, aside, conf == 1);
     else if (update_container_delete(d, prev) < 0) rc_warn(rc, "%s", rc->err);
     rc_set_abandon_note(NULL);
     sdsfree(aside);
     x->took_ms = rc_now_ms() - t0;
-    if (ret < 0) return rc_wrap(rc, "replacing %s", x->n->name);
-    rc_progress(rc, "%s runs %s and has caught up (%.1f s)", x->n->name, u->want.image, (double)x->took_ms / 1000.0);
+    if (ret < 0) return rc_wrap(rc, "replacing %s", x->name);
+    rc_progress(rc, "%s runs %s and has caught up (%.1f s)", x->name, u->want.image, (double)x->took_ms / 1000.0);
     x->missing = 0;
     x->has_previous = 0;
     snprintf(x->image, sizeof x->image, "%s", u->want.image);
@@ -15924,31 +16003,31 @@ static int update_replace_node(struct docker *d, struct update_plan *u, struct u
 /* Hand master m's slots to replica r: CLUSTER FAILOVER on r, then wait until r says it
  * is a master and m follows it with its link up. Records how long writes paused. */
 static int update_failover(struct rc *rc, struct update_plan *u, struct update_node *m, struct update_node *r) {
-    rc_progress(rc, "%s (master): CLUSTER FAILOVER to its replica %s", m->n->name, r->n->name);
+    rc_progress(rc, "%s (master): CLUSTER FAILOVER to its replica %s", m->name, r->name);
     struct rconn c;
-    int ret = rconn_open(rc, &c, u->up.connect_ip, r->n->host_port);
+    int ret = rconn_open(rc, &c, r->host, r->port);
     struct resp *ok = ret == 0 ? rconn_call(rc, &c, "CLUSTER FAILOVER", "CLUSTER", "FAILOVER", RESP_END) : NULL;
     rconn_free(&c);
-    if (!ok) return rc_wrap(rc, "failing %s over to %s", m->n->name, r->n->name);
+    if (!ok) return rc_wrap(rc, "failing %s over to %s", m->name, r->name);
     resp_free(ok);
     int64_t t0 = rc_now_ms();
     int promoted = 0;
-    while (!promoted || !update_caught_up(rc, u, m)) {
+    while (!promoted || !update_caught_up(rc, m)) {
         if (!promoted) {
-            sds info = update_info(rc, u, r, "replication");
+            sds info = update_info(rc, r, "replication");
             char role[16];
             promoted = info && info_field(info, "role", role, sizeof role) == 0 && !strcmp(role, "master");
             sdsfree(info);
             if (promoted) m->pause_ms = rc_now_ms() - t0;
         }
-        if (rc_interrupted()) return rc_fail_as(rc, RC_ERR_INTERRUPTED, "interrupted during the failover of %s", m->n->name);
+        if (rc_interrupted()) return rc_fail_as(rc, RC_ERR_INTERRUPTED, "interrupted during the failover of %s", m->name);
         if (rc_now_ms() >= u->deadline)
-            return rc_fail_as(rc, RC_ERR_TIMEOUT, "the failover of %s to %s did not finish within --timeout %g s", m->n->name,
-                              r->n->name, rc->timeout);
+            return rc_fail_as(rc, RC_ERR_TIMEOUT, "the failover of %s to %s did not finish within --timeout %g s", m->name,
+                              r->name, rc->timeout);
         rc_sleep_ms(promoted ? 50 : 5);
     }
-    snprintf(m->failover_to, sizeof m->failover_to, "%s", r->n->name);
-    rc_progress(rc, "%s is the master of slots %s now: writes to them paused %.3f s", r->n->name, m->slots[0] ? m->slots : "-",
+    snprintf(m->failover_to, sizeof m->failover_to, "%s", r->name);
+    rc_progress(rc, "%s is the master of slots %s now: writes to them paused %.3f s", r->name, m->slots[0] ? m->slots : "-",
                 (double)m->pause_ms / 1000.0);
     m->master = 0;
     snprintf(m->master_id, sizeof m->master_id, "%s", r->id);
@@ -15971,7 +16050,7 @@ static void update_print_plan(struct rc *rc, const struct update_plan *u) {
     for (int k = 0; k < u->nlive; k++) printf("  config: '%s' (CONFIG SET on every node, no restart)\n", u->live[k]);
     if (u->restart_config)
         for (int k = 0; k < u->want.nconfigs; k++)
-            if (update_line_changed(rc, u, u->want.configs[k]) && !update_is_live(u, u->want.configs[k]))
+            if (update_line_changed(u, u->want.configs[k]) && !update_is_live(u, u->want.configs[k]))
                 printf("  config: '%s' (needs a restart)\n", u->want.configs[k]);
     if (u->new_password) printf("  password: rotated without a restart (ACL SETUSER, masterauth, requirepass)\n");
     int step = 1;
@@ -15984,9 +16063,9 @@ static void update_print_plan(struct rc *rc, const struct update_plan *u) {
             sds what = !strcmp(x->image, u->want.image) ? sdsnew("restart it with its new redis.conf")
                        : rc_sprintf("replace its container (%s -> %s)%s", x->image, u->want.image,
                                     x->empty ? "; it starts empty and syncs" : "");
-            printf("  %d. %s (%s%s): %s%s%s%s\n", step++, x->n->name, x->master ? "master" : "replica of ",
-                   m ? m->n->name : "", r ? "CLUSTER FAILOVER to " : "",
-                   r ? r->n->name : x->master ? "in place, its slots unavailable meanwhile" : "", x->master ? ", then " : "",
+            printf("  %d. %s (%s%s): %s%s%s%s\n", step++, x->name, x->master ? "master" : "replica of ",
+                   m ? m->name : "", r ? "CLUSTER FAILOVER to " : "",
+                   r ? r->name : x->master ? "in place, its slots unavailable meanwhile" : "", x->master ? ", then " : "",
                    what ? what : "");
             sdsfree(what);
         }
@@ -16006,7 +16085,7 @@ static void update_print_json(const struct update_plan *u, int dry_run, int64_t 
                      u->new_password ? "true" : "false");
     for (int k = 0; k < u->n; k++) {
         const struct update_node *x = &u->nodes[k];
-        j = rc_json_str(rc_cat(j, k ? ",{\"name\":" : "{\"name\":"), x->n->name);
+        j = rc_json_str(rc_cat(j, k ? ",{\"name\":" : "{\"name\":"), x->name);
         j = rc_catprintf(j, ",\"role\":\"%s\",\"replaced\":%s,\"starts_empty\":%s,\"seconds\":%.3f,\"write_pause_s\":%.3f,"
                          "\"failover_to\":", x->master ? "master" : "replica", x->restart ? "true" : "false", x->empty ? "true" : "false", (double)x->took_ms / 1000.0,
                          (double)x->pause_ms / 1000.0);
@@ -16017,12 +16096,26 @@ static void update_print_json(const struct update_plan *u, int dry_run, int64_t 
     sdsfree(j);
 }
 
+/* The last line: how long, how many nodes, how long writes paused at most. */
+static void update_print_summary(const struct update_plan *u, int64_t took_ms) {
+    int64_t longest = 0;
+    int failovers = 0, replaced = 0;
+    for (int k = 0; k < u->n; k++) {
+        if (u->nodes[k].pause_ms > longest) longest = u->nodes[k].pause_ms;
+        failovers += u->nodes[k].failover_to[0] != 0;
+        replaced += u->nodes[k].took_ms > 0;
+    }
+    printf("Updated cluster '%s' in %.1f s: %d node(s) replaced", u->want.name, (double)took_ms / 1000.0, replaced);
+    if (failovers) printf(", %d failover(s), writes paused %.3f s at most", failovers, (double)longest / 1000.0);
+    printf("\n");
+}
+
 /* Replicas first; then each master: failover to an updated replica, then replace it. */
-static int update_restart_all(struct docker *d, struct update_plan *u) {
-    struct rc *rc = d->rc;
+static int update_restart_all(struct update_plan *u) {
+    struct rc *rc = u->rc;
     for (int k = 0; k < u->n; k++) {
         struct update_node *x = &u->nodes[k];
-        if (x->restart && !x->master && update_replace_node(d, u, x, 1) < 0) return -1;
+        if (x->restart && !x->master && u->place->replace(u, x, 1) < 0) return -1;
         if (x->restart && !x->master) x->restart = 0;
     }
     for (int k = 0; k < u->n; k++) {
@@ -16030,15 +16123,15 @@ static int update_restart_all(struct docker *d, struct update_plan *u) {
         if (!x->restart) continue;
         struct update_node *r = update_replica_of(u, x, 1);
         if (r && update_failover(rc, u, x, r) < 0) return -1;
-        if (update_replace_node(d, u, x, r != NULL) < 0) return -1;
+        if (u->place->replace(u, x, r != NULL) < 0) return -1;
         x->restart = 0;
     }
     return 0;
 }
 
 /* Apply the plan: manifest, password, live directives and configs, restarts. */
-static int update_apply(struct docker *d, struct update_plan *u) {
-    struct rc *rc = d->rc;
+static int update_apply(struct update_plan *u) {
+    struct rc *rc = u->rc;
     if (u->new_password && !u->rotated && update_rotate_password(rc, u) < 0) return -1;
     if (u->new_password) {
         sdsfree(rc->password);
@@ -16056,24 +16149,311 @@ static int update_apply(struct docker *d, struct update_plan *u) {
         sdsfree(name);
         if (r < 0) return -1;
     }
-    for (int k = 0; k < u->n; k++) if (!u->nodes[k].restart && update_write_conf(rc, u, &u->nodes[k]) < 0) return -1;
-    for (int k = 0; k < u->n && u->restarts; k++) update_no_sync_delay(rc, u, &u->nodes[k]);
-    int ret = update_restart_all(d, u);
+    for (int k = 0; k < u->n; k++) if (!u->nodes[k].restart && u->place->persist(u, &u->nodes[k]) < 0) return -1;
+    for (int k = 0; k < u->n && u->restarts; k++) update_no_sync_delay(rc, &u->nodes[k]);
+    int ret = update_restart_all(u);
     update_restore_sync_delays(rc, u);
-    if (ret == 0) ret = update_write_manifest(rc, u);
+    if (ret == 0) ret = u->place->manifest(u);
     if (ret < 0 && rc_interrupted())
         return rc_fail_as(rc, RC_ERR_INTERRUPTED, "interrupted: every slot is still served; the node being replaced got its "
                           "previous container back; run the same `rcluster update` again to finish");
     return ret;
 }
 
+/* ---- Docker containers ------------------------------------------------------- */
+
+/* Docker: node x's redis.conf as it is on disk / as the wanted options write it. */
+static sds update_docker_conf_now(struct update_plan *u, const struct update_node *x) {
+    sds path = rc_cat(conf_node_dir(u->dir, x->n->i, "conf"), "/redis.conf");
+    sds have = path && access(path, F_OK) == 0 ? rc_read_file(u->rc, path, 1 << 20) : NULL;
+    sdsfree(path);
+    return have;
+}
+
+static sds update_docker_conf_want(struct update_plan *u, const struct update_node *x) {
+    return up_node_conf(u->rc, &u->up, x->n, 0);
+}
+
+static int update_docker_persist(struct update_plan *u, struct update_node *x) {
+    return update_write_conf(u, x) < 0 ? -1 : 0;
+}
+
+static const struct update_place update_docker = {
+    "container", 0, update_docker_conf_now, update_docker_conf_want, update_docker_recover, update_docker_prepare,
+    update_docker_replace, update_docker_alive, update_docker_persist, update_docker_manifest,
+};
+
+/* Docker: the wanted options from DIR's manifest and the given changes; each node's
+ * container, address and ports. */
+static int update_docker_plan(struct update_plan *u, const struct update_opts *o) {
+    struct rc *rc = u->rc;
+    if (update_options(rc, u->d, o, u) < 0 || up_plan_make(rc, &u->want, &u->up) < 0) return -1;
+    u->place = &update_docker;
+    u->n = u->want.nodes;
+    if (!(u->nodes = calloc((size_t)u->n, sizeof *u->nodes))) return rc_fail_oom(rc);
+    for (int k = 0; k < u->n; k++) {
+        struct update_node *x = &u->nodes[k];
+        x->n = &u->up.nodes[k];
+        snprintf(x->name, sizeof x->name, "%s", x->n->name);
+        snprintf(x->host, sizeof x->host, "%s", u->up.connect_ip);
+        x->port = x->n->host_port;
+        snprintf(x->ann_ip, sizeof x->ann_ip, "%s", u->up.announce_ip[0] ? u->up.announce_ip : x->n->ip);
+        x->ann_port = u->up.announce_ip[0] ? x->n->host_port : 6379;
+    }
+    return update_inspect_nodes(u->d, u);
+}
+
+/* ---- Swarm services ---------------------------------------------------------- */
+
+/* Swarm: the config node x's service mounts now (decoded), or NULL. */
+static sds update_swarm_conf_now(struct update_plan *u, const struct update_node *x) {
+    sds path = x->conf_id ? rc_sprintf("/configs/%s", x->conf_id) : NULL;
+    json_value_s *v = NULL;
+    int st = path ? docker_call_json(u->d, "GET", path, NULL, &v, 404) : -1;
+    const char *data = st >= 200 && st < 300 ? json_string(json_get(json_get(v, "Spec"), "Data")) : NULL;
+    sds text = data ? swarm_unbase64(data) : NULL;
+    json_free(v);
+    sdsfree(path);
+    return text;
+}
+
+/* Swarm: node x's config as the wanted options make it (the password is in the secret). */
+static sds update_swarm_conf_want(struct update_plan *u, const struct update_node *x) {
+    sds conf = NULL, secret = NULL;
+    if (swarm_render(u->rc, &u->sw_want, x->sn, &conf, &secret) < 0) return NULL;
+    sdsfree(secret);
+    return conf;
+}
+
+static int update_swarm_recover(struct update_plan *u) {
+    (void)u;   /* a cut-short service update is finished by Swarm itself */
+    return 0;
+}
+
+/* Swarm: the wanted image must be on this manager (its server and version are read
+ * there); every other Swarm node needs its own copy, checked as each task starts. */
+static int update_swarm_prepare(struct update_plan *u, int dry_run) {
+    (void)dry_run;
+    struct docker *d = u->d;
+    if (!update_image_differs(u)) return 0;
+    int present = docker_image_present(d, u->want.image);
+    if (present < 0) return -1;
+    if (!present)
+        return rc_fail(u->rc, "image %s is not on this Swarm manager; without a registry every Swarm node needs its own copy: "
+                              "`DOCKER_HOST=<each node's daemon> rcluster image build --tag %s` (or `image load FILE`); nothing "
+                              "was changed", u->want.image, u->want.image);
+    if (!u->want.server) {
+        sds path = rc_sprintf("/images/%s/json", u->want.image);
+        json_value_s *img = NULL;
+        int entry = 0;
+        int st = path ? docker_call_json(d, "GET", path, NULL, &img, 0) : rc_fail_oom(u->rc);
+        const char *server = st >= 0 && img ? up_server_of_image(img, &entry) : NULL;
+        snprintf(u->sw_want.server, sizeof u->sw_want.server, "%s", server ? server : "redis");
+        json_free(img);
+        sdsfree(path);
+        if (st < 0) return -1;
+    }
+    return update_probe_version(u, u->want.image, u->sw_want.server, 0);
+}
+
+/* Swarm: will node x's task come up? A missing image or repeated failures say no. */
+static int update_swarm_alive(struct update_plan *u, struct update_node *x) {
+    struct swarm_task_view tv;
+    if (swarm_read_tasks(u->d, &u->sw_want, x->sn, &tv) < 0) return 1;
+    int dead = tv.err && !tv.running && (strstr(tv.err, "No such image") || tv.failed >= 3);
+    if (dead) {
+        sds h = swarm_host_desc(&u->sw_want, x->sn->host);
+        rc_fail(u->rc, "service %s on Swarm node %s: %s%s", x->name, h ? h : "?", tv.err,
+                strstr(tv.err, "No such image") ? " (each Swarm node needs its own copy of the image)" : "");
+        sdsfree(h);
+    }
+    sdsfree(tv.err);
+    return !dead;
+}
+
+/* Swarm: give service x the spec body and wait until Swarm says the update completed
+ * (its old task is gone, the new one started). */
+static int update_swarm_set_spec(struct update_plan *u, struct update_node *x, sds body) {
+    struct rc *rc = u->rc;
+    json_value_s *v = NULL;
+    sds path = rc_sprintf("/services/%s", x->name);
+    int st = body && path ? docker_call_json(u->d, "GET", path, NULL, &v, 0) : rc_fail_oom(rc);
+    double version = json_number(json_get(json_get(v, "Version"), "Index"), -1);
+    json_free(v);
+    v = NULL;
+    sds upd = st >= 0 ? rc_sprintf("/services/%s/update?version=%.0f", x->name, version) : NULL;
+    int ret = st < 0 ? -1 : upd && version >= 0 ? docker_call(u->d, "POST", upd, body, NULL, 0) : rc_fail(rc, "service %s has no version", x->name);
+    sdsfree(upd);
+    for (ret = ret < 0 ? -1 : 0; ret == 0;) {
+        if (docker_call_json(u->d, "GET", path, NULL, &v, 0) < 0) { ret = -1; break; }
+        const json_value_s *us = json_get(v, "UpdateStatus");
+        const char *state = json_string(json_get(us, "State")), *msg = json_string(json_get(us, "Message"));
+        if (state && !strcmp(state, "completed")) { json_free(v); break; }
+        if (state && (!strcmp(state, "paused") || !strncmp(state, "rollback", 8)))
+            ret = rc_fail(rc, "service %s: the update is %s: %s", x->name, state, msg ? msg : "?");
+        json_free(v);
+        v = NULL;
+        if (ret == 0 && !update_swarm_alive(u, x)) ret = -1;
+        else if (ret == 0 && rc_interrupted()) ret = rc_fail_as(rc, RC_ERR_INTERRUPTED, "interrupted while service %s updated", x->name);
+        else if (ret == 0 && rc_now_ms() >= u->deadline) ret = rc_fail_as(rc, RC_ERR_TIMEOUT, "service %s did not finish its update in time", x->name);
+        else if (ret == 0) rc_sleep_ms(SWARM_POLL_MS);
+    }
+    sdsfree(path);
+    return ret;
+}
+
+/* Swarm: the secret with the new password, made once before the first service moves
+ * to it (secrets cannot change; the old one goes when every service has left it). */
+static int update_swarm_secret(struct update_plan *u) {
+    if (!u->new_password || u->new_secret_id || !u->sw_want.nodes) return 0;
+    sds conf = NULL, secret = NULL, name = rc_sprintf("%s-password-%lld", u->want.name, (long long)time(NULL));
+    int ret = name && swarm_render(u->rc, &u->sw_want, &u->sw_want.nodes[0], &conf, &secret) == 0 ? 0 : rc_fail_oom(u->rc);
+    if (ret == 0) ret = swarm_create(u->d, "/secrets/create", swarm_blob_body(u->want.name, name, 0, 0, secret), &u->new_secret_id);
+    if (ret == 0) {
+        u->old_secret_id = u->sw_want.secret_id;
+        u->sw_want.secret_id = sdsdup(u->new_secret_id);
+        rc_progress(u->rc, "Created secret %s with the new password", name);
+    }
+    sdsfree(conf);
+    sdsfree(secret);
+    sdsfree(name);
+    return ret;
+}
+
+/* Swarm: node x's service gets the wanted image, config (a new config object when it
+ * differs) and secret; on failure its previous spec comes back. */
+static int update_swarm_replace(struct update_plan *u, struct update_node *x, int replica) {
+    struct rc *rc = u->rc;
+    int64_t t0 = rc_now_ms();
+    rc_progress(rc, "%s (%s): service -> %s", x->name, x->failover_to[0] ? "now a replica" : replica ? "replica" : "master, in place",
+                u->want.image);
+    if (update_swarm_secret(u) < 0) return -1;
+    sds want = update_swarm_conf_want(u, x), have = update_swarm_conf_now(u, x), new_conf = NULL;
+    int ret = want ? 0 : rc_fail_oom(rc);
+    if (ret == 0 && (!have || strcmp(have, want) != 0)) {
+        sds cname = rc_sprintf("%s.conf-%lld", x->name, (long long)rc_now_ms());
+        ret = cname ? swarm_create(u->d, "/configs/create", swarm_blob_body(u->want.name, cname, x->sn->i, 0, want), &new_conf)
+                    : rc_fail_oom(rc);
+        sdsfree(cname);
+    }
+    sds body = ret == 0 ? swarm_service_body(&u->sw_want, x->sn, new_conf ? new_conf : x->conf_id) : NULL;
+    rc_set_abandon_note("a service may be mid-update; Swarm finishes it; run `rcluster update --swarm` again");
+    if (ret == 0) ret = update_swarm_set_spec(u, x, body);
+    if (ret == 0) ret = update_wait_node(u, x, replica);
+    if (ret < 0) {
+        int kind = rc->err_kind;
+        sds saved = rc->err ? sdsdup(rc->err) : NULL;
+        rc_progress(rc, "%s did not come back on %s: giving its service its previous spec", x->name, u->want.image);
+        sds old = swarm_service_body(&u->sw_cur, &u->sw_cur.nodes[x->sn->i - 1], x->conf_id);
+        if (update_swarm_set_spec(u, x, old) < 0) rc_warn(rc, "rolling %s back: %s", x->name, rc->err ? rc->err : "?");
+        sdsfree(old);
+        if (saved) { sdsfree(rc->err); rc->err = saved; rc->err_kind = kind; }
+    } else if (new_conf && x->conf_id) {
+        sds path = rc_sprintf("/configs/%s", x->conf_id);
+        if (!path || swarm_delete(u->d, path, u->deadline) < 0) rc_warn(rc, "could not remove %s's old config", x->name);
+        sdsfree(path);
+        sdsfree(x->conf_id);
+        x->conf_id = new_conf;
+        new_conf = NULL;
+    }
+    rc_set_abandon_note(NULL);
+    sdsfree(new_conf);
+    sdsfree(body);
+    sdsfree(want);
+    sdsfree(have);
+    x->took_ms = rc_now_ms() - t0;
+    if (ret < 0) return rc_wrap(rc, "updating service %s", x->name);
+    snprintf(x->image, sizeof x->image, "%s", u->want.image);
+    rc_progress(rc, "%s runs %s and has caught up (%.1f s)", x->name, u->want.image, (double)x->took_ms / 1000.0);
+    return 0;
+}
+
+static int update_swarm_persist(struct update_plan *u, struct update_node *x) {
+    (void)u;   /* a Swarm config changes only with its service: see conf_restarts */
+    (void)x;
+    return 0;
+}
+
+/* Swarm: the manifest config, and the old password's secret once no service uses it. */
+static int update_swarm_manifest(struct update_plan *u) {
+    if (swarm_manifest_write(u->d, &u->sw_want, &u->sm, u->deadline) < 0) return -1;
+    sds path = u->old_secret_id && u->new_secret_id ? rc_sprintf("/secrets/%s", u->old_secret_id) : NULL;
+    if (path && swarm_delete(u->d, path, u->deadline) < 0) rc_warn(u->rc, "could not remove the old password's secret: %s", u->rc->err);
+    sdsfree(path);
+    return 0;
+}
+
+static const struct update_place update_swarm = {
+    "service", 1, update_swarm_conf_now, update_swarm_conf_want, update_swarm_recover, update_swarm_prepare,
+    update_swarm_replace, update_swarm_alive, update_swarm_persist, update_swarm_manifest,
+};
+
+/* Swarm: node x's service as it runs: its image and config. */
+static int update_swarm_inspect(struct update_plan *u, struct update_node *x) {
+    json_value_s *v = NULL;
+    int r = swarm_inspect_service(u->d, x->name, &v);
+    if (r == 0)
+        return rc_fail(u->rc, "service %s is missing; repair the cluster first with `rcluster up --swarm --name %s`, then update",
+                       x->name, u->want.name);
+    const json_value_s *cs = json_get(json_get(json_get(v, "Spec"), "TaskTemplate"), "ContainerSpec");
+    const char *img = json_string(json_get(cs, "Image")), *cid = json_string(json_get(json_at(json_get(cs, "Configs"), 0), "ConfigID"));
+    snprintf(x->image, sizeof x->image, "%.*s", (int)strcspn(img ? img : "?", "@"), img ? img : "?");
+    x->conf_id = cid ? sdsnew(cid) : NULL;
+    json_free(v);
+    return r < 0 ? -1 : 0;
+}
+
+/* Swarm: the wanted options from the manifest config and the given changes; each
+ * node's service, Swarm node, published port and what it announces. */
+static int update_swarm_plan(struct update_plan *u, const struct update_opts *o) {
+    struct rc *rc = u->rc;
+    struct docker *d = u->d;
+    char self[64];
+    up_opts_defaults(&u->cur);
+    u->cur.name = o->up.name;
+    u->cur.announce = SWARM_ANNOUNCE_HOST;
+    u->cur.insecure = o->up.insecure;
+    if (swarm_role(d, self) != 1) return -1;
+    int r = swarm_manifest_read(d, o->up.name, &u->sm);
+    if (r < 0) return -1;
+    if (r == 0) return rc_fail(rc, "no cluster '%s' made by `rcluster up --swarm` was found (no Swarm config %s-manifest-N)",
+                               o->up.name, o->up.name);
+    if (swarm_manifest_merge(rc, &u->cur, &u->sm) < 0 || update_want(rc, o, u) < 0) return -1;
+    u->have_sw = 1;
+    struct swarm_plan *ps[2] = { &u->sw_cur, &u->sw_want };
+    struct up_opts *os[2] = { &u->cur, &u->want };
+    for (int k = 0; k < 2; k++)
+        if (swarm_plan_make(rc, os[k], ps[k]) < 0 || swarm_list_hosts(d, ps[k]) < 0 || swarm_inspect_existing(d, ps[k]) < 0) return -1;
+    u->place = &update_swarm;
+    u->n = u->want.nodes;
+    if (!(u->nodes = calloc((size_t)u->n, sizeof *u->nodes))) return rc_fail_oom(rc);
+    for (int k = 0; k < u->n; k++) {
+        struct update_node *x = &u->nodes[k];
+        struct swarm_node *sn = &u->sw_want.nodes[k];
+        x->sn = sn;
+        snprintf(x->name, sizeof x->name, "%s", sn->name);
+        if (sn->host < 0) return rc_fail(rc, "service %s: its Swarm node is unknown; repair with `rcluster up --swarm --name %s`", sn->name, u->want.name);
+        snprintf(x->host, sizeof x->host, "%s", u->sw_want.hosts[sn->host].addr);
+        x->port = sn->port;
+        if (update_swarm_inspect(u, x) < 0) return -1;
+        struct swarm_task_view tv;
+        if (u->sw_want.container && swarm_read_tasks(d, &u->sw_want, sn, &tv) < 0) return -1;
+        if (u->sw_want.container) sdsfree(tv.err);
+        snprintf(x->ann_ip, sizeof x->ann_ip, "%s", u->sw_want.container ? sn->overlay_ip : x->host);
+        x->ann_port = u->sw_want.container ? 6379 : x->port;
+    }
+    return 0;
+}
+
+/* ---- the command --------------------------------------------------------------- */
+
 /* The plan: recorded and wanted options, addresses, the new password, what runs. */
 static int update_plan_make(struct rc *rc, struct docker *d, const struct update_opts *o, struct update_plan *u) {
     memset(u, 0, sizeof *u);
-    if (update_options(rc, d, o, u) < 0 || up_plan_make(rc, &u->want, &u->up) < 0) return -1;
-    u->n = u->want.nodes;
-    if (!(u->nodes = calloc((size_t)u->n, sizeof *u->nodes))) return rc_fail_oom(rc);
-    for (int k = 0; k < u->n; k++) { u->nodes[k].n = &u->up.nodes[k]; u->nodes[k].sync_delay = -1; }
+    u->rc = rc;
+    u->d = d;
+    if ((o->up.swarm ? update_swarm_plan(u, o) : update_docker_plan(u, o)) < 0) return -1;
+    for (int k = 0; k < u->n; k++) u->nodes[k].sync_delay = -1;
     if (o->new_password_file) {
         if (!rc->password)
             return rc_fail_as(rc, RC_ERR_USAGE, "--new-password-file rotates a password: give the current one with "
@@ -16084,7 +16464,7 @@ static int update_plan_make(struct rc *rc, struct docker *d, const struct update
         u->rotated = update_new_password_works(rc, u);
     }
     u->deadline = rc_now_ms() + (int64_t)(rc->timeout * 1000);
-    return update_inspect_nodes(d, u);
+    return 0;
 }
 
 /* update = options -> plan (manifest + given changes) -> preflight (health, replicas,
@@ -16096,52 +16476,33 @@ static int cmd_update(struct rc *rc, int argc, char **argv) {
     int r = cmd_parse_opts(rc, argc, argv, update_longopts, (int)(sizeof update_longopts / sizeof update_longopts[0]),
                            usage_update, update_on_opt, &o);
     if (r == 0 && optind < argc) r = rc_fail_as(rc, RC_ERR_USAGE, "update: unexpected argument '%s'", argv[optind]);
-    if (r == 0 && o.up.swarm) r = swarm_update(rc, &o);
-    else if (r == 0) {
-        struct docker d;
-        struct update_plan u;
-        int64_t t0 = rc_now_ms();
-        docker_init_closed(&d, rc);
-        memset(&u, 0, sizeof u);
-        r = docker_open(rc, &d);
-        if (r == 0) r = update_plan_make(rc, &d, &o, &u);
-        if (r == 0 && u.new_password && u.rotated) {
-            rc_progress(rc, "Every node takes the new password already: finishing an earlier rotation");
-            sdsfree(rc->password);
-            rc->password = sdsdup(u.new_password);
-        }
-        if (r == 0) r = update_preflight(&d, &u, &o);
-        if (r == 0) { update_print_plan(rc, &u); fflush(stdout); }
-        if (r == 0 && !o.dry_run && (u.restarts || u.nlive || u.new_password)) {
-            r = rc_confirm(rc, "Update these nodes?");
-            if (r == 0) r = update_apply(&d, &u);
-            if (r == 0) r = check_cluster(rc, u.up.connect_ip, u.up.nodes[0].host_port, rc->json ? CHECK_SILENT : CHECK_REPORT);
-            if (r > 0) r = -1;
-        }
-        if (r == 0 && rc->json) update_print_json(&u, o.dry_run, rc_now_ms() - t0);
-        if (r == 0 && !rc->json && !o.dry_run) {
-            int64_t longest = 0;
-            int failovers = 0, replaced = 0;
-            for (int k = 0; k < u.n; k++) {
-                if (u.nodes[k].pause_ms > longest) longest = u.nodes[k].pause_ms;
-                failovers += u.nodes[k].failover_to[0] != 0;
-                replaced += u.nodes[k].took_ms > 0;
-            }
-            printf("Updated cluster '%s' in %.1f s: %d node(s) replaced", u.want.name, (double)(rc_now_ms() - t0) / 1000.0, replaced);
-            if (failovers) printf(", %d failover(s), writes paused %.3f s at most", failovers, (double)longest / 1000.0);
-            printf("\n");
-        }
-        update_plan_free(&u);
-        docker_free(&d);
+    if (r) { free(o.up.configs); return r < 0 ? -1 : 0; }
+    struct docker d;
+    struct update_plan u;
+    int64_t t0 = rc_now_ms();
+    docker_init_closed(&d, rc);
+    memset(&u, 0, sizeof u);
+    r = docker_open(rc, &d);
+    if (r == 0) r = update_plan_make(rc, &d, &o, &u);
+    if (r == 0 && u.new_password && u.rotated) {
+        rc_progress(rc, "Every node takes the new password already: finishing an earlier rotation");
+        sdsfree(rc->password);
+        rc->password = sdsdup(u.new_password);
     }
+    if (r == 0) r = update_preflight(&u, &o);
+    if (r == 0) { update_print_plan(rc, &u); fflush(stdout); }
+    if (r == 0 && !o.dry_run && (u.restarts || u.nlive || u.new_password)) {
+        r = rc_confirm(rc, "Update these nodes?");
+        if (r == 0) r = update_apply(&u);
+        if (r == 0) r = check_cluster(rc, u.nodes[0].host, u.nodes[0].port, rc->json ? CHECK_SILENT : CHECK_REPORT);
+        if (r > 0) r = -1;
+    }
+    if (r == 0 && rc->json) update_print_json(&u, o.dry_run, rc_now_ms() - t0);
+    if (r == 0 && !rc->json && !o.dry_run) update_print_summary(&u, rc_now_ms() - t0);
+    update_plan_free(&u);
+    docker_free(&d);
     free(o.up.configs);
     return r;
-}
-
-/* Swarm: not yet (see the closing note). */
-static int swarm_update(struct rc *rc, const struct update_opts *o) {
-    (void)o;
-    return rc_fail_as(rc, RC_ERR_USAGE, "update --swarm: not supported yet; update changes clusters made by `up` on Docker");
 }
 
 /* ====================================================================== */
