@@ -11459,6 +11459,7 @@ struct swarm_plan {
     int nhosts;
     struct swarm_node *nodes;
     sds net_id, secret_id;
+    char secret_name[96];     /* the password secret's name: NAME-password, or update's NAME-password-T */
     int net_created, secret_created;
     sds *conf_ids;            /* per node */
     int *conf_created;
@@ -11568,7 +11569,7 @@ static sds swarm_blob_body(const char *cluster, const char *name, int node, int 
 /* POST /services/create for node n: one task pinned to its Swarm node, the config at
  * the server's conf path, the password secret (mode 0400), a labelled named volume at
  * /data, dnsrr and both ports published in host mode. */
-static sds swarm_service_body(const struct swarm_plan *p, const struct swarm_node *n, const char *conf_id) {
+static sds swarm_service_body(const struct swarm_plan *p, const struct swarm_node *n, const char *conf_id, const char *conf_name) {
     const char *name = p->o->name, *host_id = p->hosts[n->host].id;
     sds s = rc_json_str(sdsnew("{\"Name\":"), n->name);
     s = swarm_labels(rc_cat(s, ",\"Labels\":"), name, n->i, host_id);
@@ -11581,11 +11582,12 @@ static sds swarm_service_body(const struct swarm_plan *p, const struct swarm_nod
     s = rc_catprintf(s, "}}],\"Configs\":[{\"File\":{\"Name\":\"/etc/%s/redis.conf\",\"UID\":\"0\",\"GID\":\"0\",\"Mode\":292},"
                         "\"ConfigID\":", p->server);
     s = rc_json_str(s, conf_id);
-    s = rc_catprintf(s, ",\"ConfigName\":\"%s.conf\"}]", n->name);
+    if (conf_name) s = rc_cat(rc_json_str(rc_cat(s, ",\"ConfigName\":"), conf_name), "}]");
+    else s = rc_catprintf(s, ",\"ConfigName\":\"%s.conf\"}]", n->name);
     if (p->secret_id) {
         s = rc_catprintf(s, ",\"Secrets\":[{\"File\":{\"Name\":\"%s-password\",\"UID\":\"0\",\"GID\":\"0\",\"Mode\":256},\"SecretID\":", name);
         s = rc_json_str(s, p->secret_id);
-        s = rc_catprintf(s, ",\"SecretName\":\"%s-password\"}]", name);
+        s = rc_catprintf(s, ",\"SecretName\":\"%s\"}]", p->secret_name);
     }
     s = rc_cat(s, "},\"RestartPolicy\":{\"Condition\":\"any\",\"Delay\":1000000000},\"Placement\":{\"Constraints\":[");
     sds constraint = rc_sprintf("node.id==%s", host_id);
@@ -11716,24 +11718,17 @@ static int swarm_inspect_service(struct docker *d, const char *name, json_value_
 }
 
 /* An object's ID by name among a label-filtered list (configs, secrets); NULL if absent. */
-static const char *swarm_id_by_name(const json_value_s *list, const char *name) {
+
+/* The ID of the newest object named `name` or `name`-SUFFIX (what `update` makes when
+ * it replaces a secret or config, which cannot change; the old ones stay while a
+ * service's previous spec refers to them). */
+static const char *swarm_id_of(const json_value_s *list, const char *name) {
+    const char *id = NULL, *newest = "";
+    size_t nl = strlen(name);
     for (size_t k = 0; k < json_length(list); k++) {
         const json_value_s *x = json_at(list, k);
-        const char *nm = json_string(json_get(json_get(x, "Spec"), "Name"));
-        if (nm && !strcmp(nm, name)) return json_string(json_get(x, "ID"));
-    }
-    return NULL;
-}
-
-/* The ID of the object named `name`, else of the newest one named `name`-SUFFIX (what
- * `update` makes when it replaces a secret or config, which cannot change). */
-static const char *swarm_id_of(const json_value_s *list, const char *name) {
-    const char *id = swarm_id_by_name(list, name), *newest = "";
-    size_t nl = strlen(name);
-    for (size_t k = 0; !id && k < json_length(list); k++) {
-        const json_value_s *x = json_at(list, k);
         const char *nm = json_string(json_get(json_get(x, "Spec"), "Name")), *at = json_string(json_get(x, "CreatedAt"));
-        if (nm && !strncmp(nm, name, nl) && nm[nl] == '-' && at && strcmp(at, newest) > 0) {
+        if (nm && !strncmp(nm, name, nl) && (!nm[nl] || nm[nl] == '-') && at && strcmp(at, newest) > 0) {
             newest = at;
             id = json_string(json_get(x, "ID"));
         }
@@ -11770,6 +11765,9 @@ static int swarm_inspect_existing(struct docker *d, struct swarm_plan *p) {
     if (ret == 0) ret = docker_list_by_label(d, "services", LABEL_CLUSTER, name, &services);
     const char *sid = ret == 0 ? swarm_id_of(secrets, sname) : NULL;
     if (sid && !(p->secret_id = sdsnew(sid))) ret = rc_fail_oom(rc);
+    for (size_t k = 0; sid && k < json_length(secrets); k++)   /* its own name: NAME-password or update's NAME-password-T */
+        if (json_string(json_get(json_at(secrets, k), "ID")) && !strcmp(json_string(json_get(json_at(secrets, k), "ID")), sid))
+            snprintf(p->secret_name, sizeof p->secret_name, "%s", json_string(json_get(json_get(json_at(secrets, k), "Spec"), "Name")) ? json_string(json_get(json_get(json_at(secrets, k), "Spec"), "Name")) : sname);
     for (int k = 0; ret == 0 && k < p->o->nodes; k++) {
         struct swarm_node *n = &p->nodes[k];
         sds cname = rc_sprintf("%s.conf", n->name);
@@ -11841,6 +11839,7 @@ static int swarm_plan_make(struct rc *rc, struct up_opts *o, struct swarm_plan *
     if (rc->user && !rc->password) return rc_fail(rc, "--user %s needs a password (--password-file F)", rc->user);
     if (rc->user && (!conf_valid_name(rc->user) || !strcmp(rc->user, "default")))
         return rc_fail(rc, "--user '%s': expected a name like [a-zA-Z0-9][a-zA-Z0-9_.-]*, not 'default'", rc->user);
+    snprintf(p->secret_name, sizeof p->secret_name, "%s-password", o->name);
     p->nodes = calloc((size_t)o->nodes, sizeof *p->nodes);
     p->conf_ids = calloc((size_t)o->nodes, sizeof *p->conf_ids);
     p->conf_created = calloc((size_t)o->nodes, sizeof *p->conf_created);
@@ -11978,7 +11977,7 @@ static int swarm_apply(struct docker *d, struct swarm_plan *p) {
             p->conf_created[k] = 1;
         }
         sds id = NULL;
-        if (swarm_create(d, "/services/create", swarm_service_body(p, n, p->conf_ids[k]), &id) < 0)
+        if (swarm_create(d, "/services/create", swarm_service_body(p, n, p->conf_ids[k], NULL), &id) < 0)
             return rc_wrap(rc, "creating service %s", n->name);
         sdsfree(id);
         n->created = 1;
@@ -15199,7 +15198,7 @@ struct update_node {
     char failover_to[64];           /* the replica it handed its slots to */
     char slots[96];                 /* a master's slots ("0-5460"), for the report */
     long sync_delay;                /* its repl-diskless-sync-delay before this run, -1 untouched */
-    sds conf_id;                    /* Swarm: the config its service mounts now */
+    sds conf_id, conf_name;         /* Swarm: the config its service mounts now */
 };
 
 struct update_plan;
@@ -15260,7 +15259,7 @@ static void update_plan_free(struct update_plan *u) {
     swarm_manifest_free(&u->sm);
     sdsfree(u->new_secret_id);
     sdsfree(u->old_secret_id);
-    for (int k = 0; u->nodes && k < u->n; k++) sdsfree(u->nodes[k].conf_id);
+    for (int k = 0; u->nodes && k < u->n; k++) { sdsfree(u->nodes[k].conf_id); sdsfree(u->nodes[k].conf_name); }
     free(u->cur.configs);
     free(u->want.configs);
     free(u->live);
@@ -15301,6 +15300,9 @@ static void usage_update(FILE *f) {
           "  --allow-downtime         restart a master that has no replica in place (its slots are\n"
           "                           unavailable meanwhile) instead of refusing\n"
           "  --data-dir DIR           where the cluster's data is, when not where up put it\n"
+          "  --swarm                  a cluster made by `up --swarm`: each service's spec is updated\n"
+          "                           (a config or password change restarts each service too)\n"
+          "  --timeout SEC            how long each node may take to come back (default 60)\n"
           "  --dry-run                print the plan, change nothing\n"
           "\n"
           "Refused before anything changes: an unhealthy cluster, a master without a linked\n"
@@ -16052,7 +16054,9 @@ static void update_print_plan(struct rc *rc, const struct update_plan *u) {
         for (int k = 0; k < u->want.nconfigs; k++)
             if (update_line_changed(u, u->want.configs[k]) && !update_is_live(u, u->want.configs[k]))
                 printf("  config: '%s' (needs a restart)\n", u->want.configs[k]);
-    if (u->new_password) printf("  password: rotated without a restart (ACL SETUSER, masterauth, requirepass)\n");
+    if (u->new_password)
+        printf("  password: rotated without a restart (ACL SETUSER, masterauth, requirepass)%s\n",
+               u->place->conf_restarts ? "; each service then moves to a new secret with its restart" : "");
     int step = 1;
     for (int pass = 0; pass < 2; pass++)
         for (int k = 0; k < u->n; k++) {
@@ -16061,7 +16065,7 @@ static void update_print_plan(struct rc *rc, const struct update_plan *u) {
             const struct update_node *r = x->master ? update_replica_of((struct update_plan *)u, x, 0) : NULL;
             const struct update_node *m = x->master ? NULL : update_node_by_id(u, x->master_id);
             sds what = !strcmp(x->image, u->want.image) ? sdsnew("restart it with its new redis.conf")
-                       : rc_sprintf("replace its container (%s -> %s)%s", x->image, u->want.image,
+                       : rc_sprintf("replace its %s (%s -> %s)%s", u->place->what, x->image, u->want.image,
                                     x->empty ? "; it starts empty and syncs" : "");
             printf("  %d. %s (%s%s): %s%s%s%s\n", step++, x->name, x->master ? "master" : "replica of ",
                    m ? m->name : "", r ? "CLUSTER FAILOVER to " : "",
@@ -16113,8 +16117,10 @@ static void update_print_summary(const struct update_plan *u, int64_t took_ms) {
 /* Replicas first; then each master: failover to an updated replica, then replace it. */
 static int update_restart_all(struct update_plan *u) {
     struct rc *rc = u->rc;
+    int64_t step = (int64_t)(rc->timeout * 1000);   /* --timeout bounds each node's step */
     for (int k = 0; k < u->n; k++) {
         struct update_node *x = &u->nodes[k];
+        u->deadline = rc_now_ms() + step;
         if (x->restart && !x->master && u->place->replace(u, x, 1) < 0) return -1;
         if (x->restart && !x->master) x->restart = 0;
     }
@@ -16122,7 +16128,9 @@ static int update_restart_all(struct update_plan *u) {
         struct update_node *x = &u->nodes[k];
         if (!x->restart) continue;
         struct update_node *r = update_replica_of(u, x, 1);
+        u->deadline = rc_now_ms() + step;
         if (r && update_failover(rc, u, x, r) < 0) return -1;
+        u->deadline = rc_now_ms() + step;
         if (u->place->replace(u, x, r != NULL) < 0) return -1;
         x->restart = 0;
     }
@@ -16271,35 +16279,54 @@ static int update_swarm_alive(struct update_plan *u, struct update_node *x) {
     return !dead;
 }
 
-/* Swarm: give service x the spec body and wait until Swarm says the update completed
- * (its old task is gone, the new one started). */
-static int update_swarm_set_spec(struct update_plan *u, struct update_node *x, sds body) {
-    struct rc *rc = u->rc;
+/* UpdateStatus of service x: its state and when it started ("" when never updated). */
+static int update_swarm_status(struct update_plan *u, const struct update_node *x, char *state, char *started, sds *msg) {
     json_value_s *v = NULL;
     sds path = rc_sprintf("/services/%s", x->name);
-    int st = body && path ? docker_call_json(u->d, "GET", path, NULL, &v, 0) : rc_fail_oom(rc);
-    double version = json_number(json_get(json_get(v, "Version"), "Index"), -1);
+    int st = path ? docker_call_json(u->d, "GET", path, NULL, &v, 0) : rc_fail_oom(u->rc);
+    const json_value_s *us = json_get(v, "UpdateStatus");
+    const char *s = json_string(json_get(us, "State")), *at = json_string(json_get(us, "StartedAt")), *m = json_string(json_get(us, "Message"));
+    snprintf(state, 32, "%s", s ? s : "");
+    snprintf(started, 64, "%s", at ? at : "");
+    if (msg) *msg = m ? sdsnew(m) : NULL;
+    int version = (int)json_number(json_get(json_get(v, "Version"), "Index"), -1);
     json_free(v);
-    v = NULL;
-    sds upd = st >= 0 ? rc_sprintf("/services/%s/update?version=%.0f", x->name, version) : NULL;
-    int ret = st < 0 ? -1 : upd && version >= 0 ? docker_call(u->d, "POST", upd, body, NULL, 0) : rc_fail(rc, "service %s has no version", x->name);
-    sdsfree(upd);
-    for (ret = ret < 0 ? -1 : 0; ret == 0;) {
-        if (docker_call_json(u->d, "GET", path, NULL, &v, 0) < 0) { ret = -1; break; }
-        const json_value_s *us = json_get(v, "UpdateStatus");
-        const char *state = json_string(json_get(us, "State")), *msg = json_string(json_get(us, "Message"));
-        if (state && !strcmp(state, "completed")) { json_free(v); break; }
-        if (state && (!strcmp(state, "paused") || !strncmp(state, "rollback", 8)))
-            ret = rc_fail(rc, "service %s: the update is %s: %s", x->name, state, msg ? msg : "?");
-        json_free(v);
-        v = NULL;
-        if (ret == 0 && !update_swarm_alive(u, x)) ret = -1;
-        else if (ret == 0 && rc_interrupted()) ret = rc_fail_as(rc, RC_ERR_INTERRUPTED, "interrupted while service %s updated", x->name);
-        else if (ret == 0 && rc_now_ms() >= u->deadline) ret = rc_fail_as(rc, RC_ERR_TIMEOUT, "service %s did not finish its update in time", x->name);
-        else if (ret == 0) rc_sleep_ms(SWARM_POLL_MS);
-    }
     sdsfree(path);
-    return ret;
+    return st < 0 ? -1 : version;
+}
+
+/* Swarm: give service x the spec body and wait until Swarm says that update completed
+ * (its old task gone, the new one started); an update that changes nothing completes
+ * at once. *applied says whether the daemon took the new spec. */
+static int update_swarm_set_spec(struct update_plan *u, struct update_node *x, sds body, int64_t deadline, int *applied) {
+    struct rc *rc = u->rc;
+    char state[32], before[64], now[64];
+    *applied = 0;
+    int version = body ? update_swarm_status(u, x, state, before, NULL) : rc_fail_oom(rc);
+    if (version < 0) return -1;
+    sds upd = rc_sprintf("/services/%s/update?version=%d", x->name, version);
+    int ret = upd ? docker_call(u->d, "POST", upd, body, NULL, 0) : rc_fail_oom(rc);
+    sdsfree(upd);
+    if (ret < 0) return -1;
+    *applied = 1;
+    int64_t t0 = rc_now_ms();
+    for (;;) {
+        sds msg = NULL;
+        if (update_swarm_status(u, x, state, now, &msg) < 0) return -1;
+        int fresh = strcmp(now, before) != 0;
+        if ((fresh && !strcmp(state, "completed")) || (!fresh && rc_now_ms() - t0 > 5000)) {
+            if (rc->verbose) rc_progress(rc, "service %s: update %s after %.1f s", x->name, fresh ? state : "a no-op", (double)(rc_now_ms() - t0) / 1000.0);
+            sdsfree(msg);
+            return 0;
+        }
+        if (fresh && (!strcmp(state, "paused") || !strncmp(state, "rollback", 8)))
+            ret = rc_fail(rc, "service %s: its update is %s: %s", x->name, state, msg ? msg : "?");
+        sdsfree(msg);
+        if (ret < 0 || !update_swarm_alive(u, x)) return -1;
+        if (rc_interrupted()) return rc_fail_as(rc, RC_ERR_INTERRUPTED, "interrupted while service %s updated", x->name);
+        if (rc_now_ms() >= deadline) return rc_fail_as(rc, RC_ERR_TIMEOUT, "service %s did not finish its update in time", x->name);
+        rc_sleep_ms(SWARM_POLL_MS);
+    }
 }
 
 /* Swarm: the secret with the new password, made once before the first service moves
@@ -16312,6 +16339,7 @@ static int update_swarm_secret(struct update_plan *u) {
     if (ret == 0) {
         u->old_secret_id = u->sw_want.secret_id;
         u->sw_want.secret_id = sdsdup(u->new_secret_id);
+        snprintf(u->sw_want.secret_name, sizeof u->sw_want.secret_name, "%s", name);
         rc_progress(u->rc, "Created secret %s with the new password", name);
     }
     sdsfree(conf);
@@ -16328,36 +16356,42 @@ static int update_swarm_replace(struct update_plan *u, struct update_node *x, in
     rc_progress(rc, "%s (%s): service -> %s", x->name, x->failover_to[0] ? "now a replica" : replica ? "replica" : "master, in place",
                 u->want.image);
     if (update_swarm_secret(u) < 0) return -1;
-    sds want = update_swarm_conf_want(u, x), have = update_swarm_conf_now(u, x), new_conf = NULL;
+    sds want = update_swarm_conf_want(u, x), have = update_swarm_conf_now(u, x), new_conf = NULL, new_name = NULL;
     int ret = want ? 0 : rc_fail_oom(rc);
     if (ret == 0 && (!have || strcmp(have, want) != 0)) {
-        sds cname = rc_sprintf("%s.conf-%lld", x->name, (long long)rc_now_ms());
-        ret = cname ? swarm_create(u->d, "/configs/create", swarm_blob_body(u->want.name, cname, x->sn->i, 0, want), &new_conf)
-                    : rc_fail_oom(rc);
-        sdsfree(cname);
+        new_name = rc_sprintf("%s.conf-%lld", x->name, (long long)time(NULL));
+        ret = new_name ? swarm_create(u->d, "/configs/create", swarm_blob_body(u->want.name, new_name, x->sn->i, 0, want), &new_conf)
+                       : rc_fail_oom(rc);
     }
-    sds body = ret == 0 ? swarm_service_body(&u->sw_want, x->sn, new_conf ? new_conf : x->conf_id) : NULL;
+    sds body = ret == 0 ? swarm_service_body(&u->sw_want, x->sn, new_conf ? new_conf : x->conf_id,
+                                             new_conf ? new_name : x->conf_name) : NULL;
     rc_set_abandon_note("a service may be mid-update; Swarm finishes it; run `rcluster update --swarm` again");
-    if (ret == 0) ret = update_swarm_set_spec(u, x, body);
+    int applied = 0, ignored;
+    if (ret == 0) ret = update_swarm_set_spec(u, x, body, u->deadline, &applied);
     if (ret == 0) ret = update_wait_node(u, x, replica);
-    if (ret < 0) {
+    if (ret < 0 && applied) {
         int kind = rc->err_kind;
         sds saved = rc->err ? sdsdup(rc->err) : NULL;
         rc_progress(rc, "%s did not come back on %s: giving its service its previous spec", x->name, u->want.image);
-        sds old = swarm_service_body(&u->sw_cur, &u->sw_cur.nodes[x->sn->i - 1], x->conf_id);
-        if (update_swarm_set_spec(u, x, old) < 0) rc_warn(rc, "rolling %s back: %s", x->name, rc->err ? rc->err : "?");
+        sds old = swarm_service_body(&u->sw_cur, &u->sw_cur.nodes[x->sn->i - 1], x->conf_id, x->conf_name);
+        if (update_swarm_set_spec(u, x, old, rc_now_ms() + 60000, &ignored) < 0)
+            rc_warn(rc, "rolling %s back: %s", x->name, rc->err ? rc->err : "?");
         sdsfree(old);
         if (saved) { sdsfree(rc->err); rc->err = saved; rc->err_kind = kind; }
-    } else if (new_conf && x->conf_id) {
-        sds path = rc_sprintf("/configs/%s", x->conf_id);
-        if (!path || swarm_delete(u->d, path, u->deadline) < 0) rc_warn(rc, "could not remove %s's old config", x->name);
-        sdsfree(path);
+    } else if (ret == 0 && new_conf) {
+        /* The old config stays: the service's previous spec (Swarm's rollback) uses it. */
         sdsfree(x->conf_id);
+        sdsfree(x->conf_name);
         x->conf_id = new_conf;
-        new_conf = NULL;
+        x->conf_name = new_name;
+        new_conf = new_name = NULL;
     }
     rc_set_abandon_note(NULL);
+    sds del = ret < 0 && new_conf ? rc_sprintf("/configs/%s", new_conf) : NULL;
+    if (del && swarm_delete(u->d, del, rc_now_ms() + 10000) < 0) rc_warn(rc, "could not remove the config made for %s", x->name);
+    sdsfree(del);
     sdsfree(new_conf);
+    sdsfree(new_name);
     sdsfree(body);
     sdsfree(want);
     sdsfree(have);
@@ -16374,13 +16408,10 @@ static int update_swarm_persist(struct update_plan *u, struct update_node *x) {
     return 0;
 }
 
-/* Swarm: the manifest config, and the old password's secret once no service uses it. */
+/* Swarm: the manifest config. The old password's secret and old configs stay while
+ * the services' previous specs (Swarm's own rollback) refer to them; down removes them. */
 static int update_swarm_manifest(struct update_plan *u) {
-    if (swarm_manifest_write(u->d, &u->sw_want, &u->sm, u->deadline) < 0) return -1;
-    sds path = u->old_secret_id && u->new_secret_id ? rc_sprintf("/secrets/%s", u->old_secret_id) : NULL;
-    if (path && swarm_delete(u->d, path, u->deadline) < 0) rc_warn(u->rc, "could not remove the old password's secret: %s", u->rc->err);
-    sdsfree(path);
-    return 0;
+    return swarm_manifest_write(u->d, &u->sw_want, &u->sm, u->deadline);
 }
 
 static const struct update_place update_swarm = {
@@ -16396,9 +16427,12 @@ static int update_swarm_inspect(struct update_plan *u, struct update_node *x) {
         return rc_fail(u->rc, "service %s is missing; repair the cluster first with `rcluster up --swarm --name %s`, then update",
                        x->name, u->want.name);
     const json_value_s *cs = json_get(json_get(json_get(v, "Spec"), "TaskTemplate"), "ContainerSpec");
-    const char *img = json_string(json_get(cs, "Image")), *cid = json_string(json_get(json_at(json_get(cs, "Configs"), 0), "ConfigID"));
+    const json_value_s *c0 = json_at(json_get(cs, "Configs"), 0);
+    const char *img = json_string(json_get(cs, "Image")), *cid = json_string(json_get(c0, "ConfigID"));
+    const char *cname = json_string(json_get(c0, "ConfigName"));
     snprintf(x->image, sizeof x->image, "%.*s", (int)strcspn(img ? img : "?", "@"), img ? img : "?");
     x->conf_id = cid ? sdsnew(cid) : NULL;
+    x->conf_name = cname ? sdsnew(cname) : NULL;
     json_free(v);
     return r < 0 ? -1 : 0;
 }

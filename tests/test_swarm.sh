@@ -290,6 +290,34 @@ else
     not_ok "swarm: scale --swarm shrink" "exit $shrink" "$T_TMP/shrink.err" "$T_TMP/check6.txt" "$T_TMP/read6.txt"
 fi
 
+# ---- update --swarm: Valkey 9.1 image, a directive and a new password, service by service ----
+VBIN=$TOP/../shared/servers/valkey-9.1.0/valkey-server
+if [ -x "$VBIN" ]; then
+    VIMG=rcsw-test/valkey91:local
+    for n in 1 2 3; do DOCKER_HOST=unix:///tmp/rcsw/rcsw$n.sock run_rc "$T_TMP/vimg$n" 300 -- image build --from "$VBIN" --tag $VIMG; done
+    echo "$PW-2" >"$T_TMP/pw2"
+    run_rc "$T_TMP/upd" 900 -- update --swarm --name "$NAME" --image $VIMG --config 'maxmemory-policy allkeys-lru' \
+        --password-file "$T_TMP/pw" --new-password-file "$T_TMP/pw2" --yes --timeout 120
+    upd=$RC
+    OLDPW=$PW; PW="$PW-2"; cp "$T_TMP/pw2" "$T_TMP/pw"
+    why=""
+    [ "$upd" = 0 ] || why="exit $upd"
+    [ -z "$why" ] && [ "$(dk 1 service ls --filter label=io.rcluster.cluster=$NAME --format '{{.Image}}' | sed 's/@.*//' | sort -u)" != "$VIMG" ] && why="services run $(dk 1 service ls --format '{{.Image}}' | sort -u | tr '\n' ' ')"
+    cli -h "${SEED%:*}" -p "${SEED#*:}" cluster nodes >"$T_TMP/nodes7.txt" 2>&1
+    for a in $(awk '{print $2}' "$T_TMP/nodes7.txt" | sed 's/@.*//'); do
+        [ -n "$why" ] && break
+        cli -h "${a%:*}" -p "${a#*:}" info server | grep -q '^valkey_version:9.1.0' || why="$a does not run Valkey 9.1.0"
+        [ -z "$why" ] && [ "$(cli -h "${a%:*}" -p "${a#*:}" config get maxmemory-policy | tail -1)" != allkeys-lru ] && why="$a: maxmemory-policy not set"
+        [ -z "$why" ] && [ "$(REDISCLI_AUTH=$OLDPW timeout 10 redis-cli -h "${a%:*}" -p "${a#*:}" ping 2>&1)" = PONG ] && why="$a still takes the old password"
+    done
+    [ -z "$why" ] && ! cluster_ok "$T_TMP/check7.txt" 3 3 && why="cluster check: $(grep -m1 'ERR\|WARN' "$T_TMP/check7.txt")"
+    [ -z "$why" ] && ! /usr/bin/python3 "$T_TMP/client.py" read "$PW" "$T_TMP/acked.json" "$STARTUP" >"$T_TMP/read7.txt" 2>&1 && why="$(tail -1 "$T_TMP/read7.txt")"
+    if [ -z "$why" ]; then ok "swarm: update --swarm: Valkey 9.1.0, a directive and a new password on every service, keys kept; $(tail -1 "$T_TMP/upd.out")"
+    else not_ok "swarm: update --swarm" "$why" "$T_TMP/upd.err" "$T_TMP/check7.txt"; fi
+else
+    skip "swarm: update --swarm" "no ../shared/servers/valkey-9.1.0"
+fi
+
 # ---- down --purge: nothing labelled is left, on any Swarm node --------------------------
 dk 1 volume create --label keep=1 rcsw-unlabelled >/dev/null
 run_rc "$T_TMP/down" 120 -- down --swarm --name "$NAME" --purge --yes
