@@ -8,6 +8,7 @@
  *     response parser, chunked)            GET  /vX/containers/json?all=1&filters=...
  *  4. Docker Engine API                    POST /vX/networks/{id}/connect
  *                                          POST /vX/containers/create?name=, /{id}/start, /{id}/stop
+ *                                          POST /vX/containers/{id}/rename?name=, /{id}/wait (update)
  *  5. RESP client                          DELETE /vX/containers/{id}?force=1
  *  6. Cluster model (nodes, slots,         GET  /vX/containers/{id}/json, /{id}/logs
  *                                          HEAD /vX/containers/{id}/archive?path= (which server binary)
@@ -22,6 +23,8 @@
  *                                          GET  /vX/nodes (ID, Status.State/Addr, Spec.Availability)
  *                                          GET  /vX/services?filters=, /services/{name}
  *                                          POST /vX/services/create, DELETE /services/{id}
+ *                                          POST /vX/services/{name}/update?version=N (update)
+ *                                          GET  /vX/configs/{id} (update: a node's config now)
  *                                          GET  /vX/tasks?filters={"service":[NAME-I]}
  *                                          GET  /vX/configs?filters= (Spec.Data: the manifest
  *                                            NAME-manifest-G), POST /configs/create,
@@ -57,6 +60,9 @@
  *                                          APPEND|REPLACE; on an import's standalone source:
  *                                          SCAN cursor COUNT n, MIGRATE host port "" 0 ms
  *                                          [COPY] [REPLACE] [AUTH|AUTH2] KEYS k...
+ * 9d. Rolling update (placement layer:   update (section 9d): CLUSTER FAILOVER, ACL SETUSER
+ *     Docker containers, Swarm services)     user >new / <old, CONFIG SET masterauth | requirepass
+ *                                            | a --config directive, CONFIG GET, INFO replication
  * 10. Usage, dispatch and main
  *
  * Settings rcluster changes on nodes it did not make (CONFIG SET; each gets its own value
@@ -65,8 +71,11 @@
  *   moment: a refresh), repl-diskless-sync-delay 0, repl-diskless-sync no, hz 100 (the
  *   fastest level), cluster-replica-no-failover yes (replicas); add-node --replica and
  *   scale: cluster-replica-no-failover yes on a joining replica until it has joined.
- *   set-timeout: cluster-node-timeout (CONFIG REWRITE too, except on nodes in containers
- *   made by up). del-node: CLUSTER RESET HARD on the removed node; scale: the same on a
+ *   set-timeout: cluster-node-timeout (CONFIG REWRITE too; on nodes in containers made by
+ *   up their redis.conf and manifest are rewritten instead). update (clusters made by up):
+ *   repl-diskless-sync-delay 0 while replaced nodes sync (the old value back at the end),
+ *   --config directives the servers take live, the password (ACL SETUSER, masterauth,
+ *   requirepass). del-node: CLUSTER RESET HARD on the removed node; scale: the same on a
  *   replica that becomes a master again. rcluster's own nodes get their announce
  *   address and ports (cluster-announce-ip/-port/-bus-port) from its redis.conf template.
  *
@@ -8664,7 +8673,8 @@ static size_t up_diff_lines(const char *diff) {
 static int up_manifest_merge(struct rc *rc, struct up_opts *o, const json_value_s *doc, const char *where, const char *mode) {
     sds diff = sdsempty();
     size_t sizes = 0;   /* differences scale can make: --nodes, --replicas */
-    size_t updates = 0; /* differences update (--image, --config) or set-timeout can make */
+    size_t updates = 0; /* differences update (--image, --config, --server) can make */
+    size_t timeouts = 0; /* differences set-timeout can make */
     for (int k = 0; diff && k < UP_FIELDS; k++) {
         const struct up_field *f = &up_fields[k];
         const json_value_s *v = json_get(doc, f->key);
@@ -8682,7 +8692,7 @@ static int up_manifest_merge(struct rc *rc, struct up_opts *o, const json_value_
             else if (*cur != (int)d) {
                 diff = rc_catprintf(diff, "  %s: %d (recorded) -> %d (given)\n", f->opt, (int)d, *cur);
                 sizes += f->bit == UPG_NODES || f->bit == UPG_REPLICAS;
-                updates += f->bit == UPG_NODE_TIMEOUT;
+                timeouts += f->bit == UPG_NODE_TIMEOUT;
             }
         } else {
             const char *rec = json_string(v);
@@ -8731,13 +8741,18 @@ static int up_manifest_merge(struct rc *rc, struct up_opts *o, const json_value_
                           "To change its size and keep its data: `rcluster scale%s --name %s --masters %d --replicas %d`. "
                           "Run `rcluster up%s --name %s` without them to repair it as recorded.",
                       o->name, where, diff, mode, o->name, o->nodes / (o->replicas + 1), o->replicas, mode, o->name);
-    else if (sizes + updates == up_diff_lines(diff) && sdslen(diff))
-        ret = rc_fail(rc, "cluster '%s' was made with other options (recorded in %s); nothing was changed:\n%s"
-                          "To change them on the running cluster, node by node and keeping its data: `rcluster update%s "
-                          "--name %s` with --image and --config; `rcluster set-timeout` for --node-timeout%s. Run `rcluster "
-                          "up%s --name %s` without them to repair it as recorded.",
-                      o->name, where, diff, mode, o->name, sizes ? ", `rcluster scale` for --nodes and --replicas" : "",
-                      mode, o->name);
+    else if (sizes + updates + timeouts == up_diff_lines(diff) && sdslen(diff)) {
+        sds how = sdsempty();
+        if (updates) how = rc_catprintf(how, "`rcluster update%s --name %s` with the new --image/--config", mode, o->name);
+        if (timeouts) how = rc_catprintf(how, "%s`rcluster set-timeout HOST:PORT %d`", sdslen(how) ? "; " : "", o->node_timeout);
+        if (sizes) how = rc_catprintf(how, "%s`rcluster scale%s --name %s --masters %d --replicas %d`", sdslen(how) ? "; " : "",
+                                      mode, o->name, o->nodes / (o->replicas + 1), o->replicas);
+        ret = how ? rc_fail(rc, "cluster '%s' was made with other options (recorded in %s); nothing was changed:\n%s"
+                                "To change them on the running cluster and keep its data: %s. Run `rcluster up%s --name %s` "
+                                "without them to repair it as recorded.", o->name, where, diff, how, mode, o->name)
+                  : rc_fail_oom(rc);
+        sdsfree(how);
+    }
     else if (sdslen(diff))
         ret = rc_fail(rc, "cluster '%s' was made with other options (recorded in %s); nothing was changed:\n%s"
                           "Run `rcluster up%s --name %s` without them to repair it as recorded. To change them, start over with "

@@ -25,6 +25,10 @@
 # Part 6 (data: backup of ~1M keys vs redis-cli --cluster backup, target <= 0.6x; restore
 # of it, keys/s; import of ~200k keys vs redis-cli --cluster import, target <= 0.1x; nodes
 # 127.0.0.1:22000-22005 and 22010): BENCH_ONLY_DATA=1 runs it alone, BENCH_SKIP_DATA=1 skips it.
+# Part 7 (update: 3x1 made by up on Docker (10.76.0.0/24, ports 7601-7606), Redis 7.0 ->
+# Valkey 8.0.1 -> Valkey 9.1.0 with a client writing throughout; the longest pause between
+# two acknowledged writes, target <= 2 s; total time and each failover's write pause):
+# BENCH_ONLY_UPDATE=1 runs it alone, BENCH_SKIP_UPDATE=1 skips it.
 . "$(dirname "$0")/lib.sh"
 cd "$T_TMP" || exit 1
 POLL=$TOP/tests/poll_cluster.py
@@ -471,11 +475,49 @@ bench_data() {
     kill_all_nodes
 }
 
+# ---- 7. update: a rolling update under a writer (BENCH_ONLY_UPDATE=1 runs it alone) ---------
+bench_update() {
+    local sv=$TOP/../shared/servers name=rcbu port=7601 img
+    echo "== update: 3x1 made by up, Redis 7.0 -> Valkey 8.0.1 -> Valkey 9.1.0, a client writing throughout"
+    if ! timeout 10 docker version >/dev/null 2>&1; then echo "  skipped: no Docker daemon"; return; fi
+    if [ ! -x "$sv/valkey-8.0.1/valkey-server" ] || [ ! -x "$sv/valkey-9.1.0/valkey-server" ]; then echo "  skipped: no ../shared/servers"; return; fi
+    "$RCLUSTER" image build --tag rcbu/redis70:local --quiet >/dev/null 2>&1 &&
+    "$RCLUSTER" image build --from "$sv/valkey-8.0.1/valkey-server" --tag rcbu/valkey801:local --quiet >/dev/null 2>&1 &&
+    "$RCLUSTER" image build --from "$sv/valkey-9.1.0/valkey-server" --tag rcbu/valkey910:local --quiet >/dev/null 2>&1 ||
+        { echo "  image build failed"; STATUS=1; return; }
+    "$RCLUSTER" down --name $name --purge --yes --data-dir "$T_TMP/bu" >/dev/null 2>&1
+    if ! "$RCLUSTER" up --name $name --image rcbu/redis70:local --subnet 10.76.0.0/24 --port $port --data-dir "$T_TMP/bu" --yes >"$T_TMP/bu-up.log" 2>&1; then
+        echo "  up failed"; tail -n 5 "$T_TMP/bu-up.log"; STATUS=1; return
+    fi
+    $PY "$TOP/tests/day2_client.py" spread $port 100000 >/dev/null 2>&1
+    for img in rcbu/valkey801:local rcbu/valkey910:local; do
+        $PY "$TOP/tests/day2_client.py" writer $port "$T_TMP/bu-w.json" >/dev/null 2>&1 &
+        local wpid=$!
+        sleep 1
+        "$RCLUSTER" update --name $name --image $img --yes --json >"$T_TMP/bu.json" 2>"$T_TMP/bu.err"
+        local rc=$?
+        sleep 1
+        kill -TERM $wpid 2>/dev/null; wait $wpid 2>/dev/null
+        if [ $rc != 0 ]; then echo "  update to $img failed"; tail -n 5 "$T_TMP/bu.err"; STATUS=1; break; fi
+        $PY - "$T_TMP/bu.json" "$T_TMP/bu-w.json" "$img" <<'PY'
+import json, sys
+u, w, img = json.load(open(sys.argv[1])), json.load(open(sys.argv[2])), sys.argv[3]
+pauses = ["%s %.3f s" % (n["name"], n["write_pause_s"]) for n in u["nodes"] if n["failover_to"]]
+lp = w["longest_pause"]
+print("  -> %s (%s): %.1f s for 6 nodes; failovers paused writes: %s" % (img, u["server"], u["seconds"], ", ".join(pauses)))
+print("     longest pause between two acknowledged writes of the client: %.2f s (target <= 2 s: %s); %d failed writes retried"
+      % (lp, "met" if lp <= 2 else "NOT met", w["errors"]))
+PY
+    done
+    "$RCLUSTER" down --name $name --purge --yes --data-dir "$T_TMP/bu" >/dev/null 2>&1
+}
+
 PY=python3
 /usr/bin/python3 -c 'import redis.cluster' 2>/dev/null && PY=/usr/bin/python3
 echo "# $(nproc) cores, $(redis-server --version | cut -d' ' -f1-3)"
 if [ "${BENCH_ONLY_MOVES:-0}" = 1 ]; then bench_moves; kill_all_nodes; exit $STATUS; fi
 if [ "${BENCH_ONLY_DATA:-0}" = 1 ]; then bench_data; kill_all_nodes; exit $STATUS; fi
+if [ "${BENCH_ONLY_UPDATE:-0}" = 1 ]; then bench_update; exit $STATUS; fi
 if [ "${BENCH_ONLY_DAY2:-0}" != 1 ] && [ "${BENCH_ONLY_SCALE:-0}" != 1 ]; then
     bench_create 3 1
     if [ "${BENCH_SKIP_100:-0}" != 1 ]; then
@@ -491,5 +533,6 @@ fi
 [ "${BENCH_SCALE:-0}" = 1 ] && bench_scale
 [ "${BENCH_SKIP_MOVES:-0}" = 1 ] || bench_moves
 [ "${BENCH_SKIP_DATA:-0}" = 1 ] || bench_data
+[ "${BENCH_SKIP_UPDATE:-0}" = 1 ] || bench_update
 kill_all_nodes
 exit $STATUS

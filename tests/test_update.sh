@@ -174,6 +174,12 @@ if [ "$VALKEY" = 1 ]; then
     run_rc "$L/resume" 300 -- update --name $NAME --image $IMG9 --password-file "$PW2" --yes --timeout 240
     if [ "$RC" != 0 ]; then not_ok "update: killed half-way to Valkey 9.1.0, the same command finishes it" "exit $RC" "$L/resume.err" "$L/kill.err"
     else judge "killed half-way to Valkey 9.1.0, the same command finishes it" valkey 9.1.0; fi
+    # Valkey 9.1 -> 8.0.1: 9.1 sends RDB 11 to an 8.0 replica, but 8.0 cannot read the files
+    # 9.1 wrote (VALKEY080): each node starts empty and takes a full sync.
+    run_rc "$L/to8b" 300 -- update --name $NAME --image $IMG8 --password-file "$PW2" --yes --timeout 240
+    if [ "$RC" != 0 ]; then not_ok "update: Valkey 9.1.0 -> 8.0.1: each node starts empty and syncs" "exit $RC" "$L/to8b.err"
+    elif ! contains "$L/to8b.err" "starting empty"; then not_ok "update: Valkey 9.1.0 -> 8.0.1: each node starts empty and syncs" "no node started empty" "$L/to8b.err"
+    else judge "Valkey 9.1.0 -> 8.0.1: each node starts empty and syncs" valkey 8.0.1; fi
 fi
 
 # Changes up cannot make are refused naming the command that can.
