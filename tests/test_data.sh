@@ -17,6 +17,7 @@ PY=python3
 /usr/bin/python3 -c 'import redis.cluster' 2>/dev/null && PY=/usr/bin/python3
 DC="$PY $TOP/tests/data_client.py"
 VALKEY9=$TOP/../shared/servers/valkey-9.1.0/valkey-server
+REDIS8=$TOP/../shared/servers/redis-8.x-dev/redis-server
 FN='#!lua name=datalib
 redis.register_function("datafn", function(keys, args) return 42 end)'
 
@@ -336,6 +337,78 @@ t_backup_cleanup() {
     ok "$n"
 }
 
+# ---- 6. Redis 8 (types 24-27) and other databases ---------------------------------------
+# hfe_of PORT KEY FIELDS...: the fields' PEXPIRETIMEs, on one line
+hfe_of() { local p=$1 k=$2; shift 2; rcli "$p" -c hpexpiretime "$k" FIELDS $# "$@" | tr '\n' ' '; }
+
+t_redis8() {
+    local n="Redis 8 (RDB 14): hashes with field expiries (types 24, 25) and streams (27) back into Redis 8, re-encoded into Valkey 9.1; into Redis 7.0 refused naming the key, then re-encoded without it"
+    [ -x "$REDIS8" ] || { skip "$n" "$REDIS8 not there"; return; }
+    dt_cluster "$REDIS8" 9650 3 rpw --repl-diskless-sync-delay 0 || { not_ok "$n" "could not start cluster R8"; return; }
+    $DC load 127.0.0.1:9650 rpw 1 cluster >"$L/load8.out" 2>&1 || { not_ok "$n" "load R8" "$L/load8.out"; return; }
+    rcli 9650 -c hset h8 a 1 b 2 c 3 >/dev/null
+    rcli 9650 -c hpexpireat h8 4000000000000 FIELDS 2 a c >/dev/null
+    local i; for i in $(seq 1 700); do echo "HSET h8big{x} f$i v$i"; done | rcli 9650 -c >/dev/null
+    rcli 9650 -c hpexpireat 'h8big{x}' 4100000000000 FIELDS 2 f1 f700 >/dev/null
+    local t25 t24; t25=$(rcli 9650 -c dump h8 | head -c 1 | od -An -tu1 | tr -d ' '); t24=$(rcli 9650 -c dump 'h8big{x}' | head -c 1 | od -An -tu1 | tr -d ' ')
+    { [ "$t25" = 25 ] && [ "$t24" = 24 ]; } || { not_ok "$n" "Redis 8 dumps types $t25 and $t24, not 25 and 24"; return; }
+    local want8 wantbig; want8=$(hfe_of 9650 h8 a b c); wantbig=$(hfe_of 9650 'h8big{x}' f1 f2 f700)
+    $DC dump 127.0.0.1:9650 rpw cluster >"$L/R8.dump" 2>&1
+    run_rc "$L/r8b" 120 -- backup 127.0.0.1:9650 "$T_TMP/bkR8" --password rpw
+    { [ "$RC" = 0 ] && grep -q '"magic":"REDIS0014"' "$T_TMP/bkR8/manifest.json"; } || { not_ok "$n" "backup of R8: exit $RC" "$L/r8b.err"; return; }
+    flush_all 9650 3
+    run_rc "$L/r8r" 120 -- restore 127.0.0.1:9650 "$T_TMP/bkR8" --password rpw --json
+    { [ "$RC" = 0 ] && contains "$L/r8r.out" '"reencoded":0,'; } || { not_ok "$n" "into Redis 8: exit $RC" "$L/r8r.err" "$L/r8r.out"; return; }
+    $DC dump 127.0.0.1:9650 rpw cluster >"$L/R8b.dump" 2>&1
+    same_data "$n: into Redis 8" "$L/R8.dump" "$L/R8b.dump" || return
+    [ "$(hfe_of 9650 h8 a b c)" = "$want8" ] && [ "$(hfe_of 9650 'h8big{x}' f1 f2 f700)" = "$wantbig" ] ||
+        { not_ok "$n" "field expiries into Redis 8: '$(hfe_of 9650 h8 a b c)' for '$want8'"; return; }
+    if [ -x "$VALKEY9" ] && rcli 9630 ping >/dev/null 2>&1; then
+        flush_all 9630 4
+        run_rc "$L/r8v" 120 -- restore 127.0.0.1:9630 "$T_TMP/bkR8" --password vpw --json
+        { [ "$RC" = 0 ] && ! contains "$L/r8v.out" '"reencoded":0,'; } || { not_ok "$n" "into Valkey 9.1: exit $RC" "$L/r8v.err" "$L/r8v.out"; return; }
+        $DC dump 127.0.0.1:9630 vpw cluster >"$L/R8v.dump" 2>&1
+        same_data "$n: into Valkey 9.1" "$L/R8.dump" "$L/R8v.dump" || return
+        [ "$(hfe_of 9630 h8 a b c)" = "$want8" ] && [ "$(hfe_of 9630 'h8big{x}' f1 f2 f700)" = "$wantbig" ] ||
+            { not_ok "$n" "field expiries into Valkey 9.1: '$(hfe_of 9630 h8 a b c)' for '$want8'"; return; }
+    fi
+    flush_all 9610 4
+    restore_refused "$n" "$T_TMP/bkR8" "a hash with field expiries" || return
+    contains "$L/rf.err" "key 'h8" || { not_ok "$n" "the key is not named" "$L/rf.err"; return; }
+    rcli 9650 -c del h8 >/dev/null; rcli 9650 -c del 'h8big{x}' >/dev/null
+    run_rc "$L/r8b2" 120 -- backup 127.0.0.1:9650 "$T_TMP/bkR8b" --password rpw
+    [ "$RC" = 0 ] || { not_ok "$n" "second backup of R8: exit $RC" "$L/r8b2.err"; return; }
+    run_rc "$L/r8r7" 120 -- restore 127.0.0.1:9610 "$T_TMP/bkR8b" --password bpw --json
+    { [ "$RC" = 0 ] && ! contains "$L/r8r7.out" '"reencoded":0,'; } || { not_ok "$n" "into Redis 7.0: exit $RC" "$L/r8r7.err"; return; }
+    $DC dump 127.0.0.1:9610 bpw cluster >"$L/R87.dump" 2>&1
+    grep -v "^b'h8" "$L/R8.dump" >"$L/R8-no-hfe.dump"
+    same_data "$n: into Redis 7.0" "$L/R8-no-hfe.dump" "$L/R87.dump" || return
+    ok "$n"
+}
+
+t_databases() {
+    local n="databases: a standalone Valkey 9.1's keys of databases 0, 1 and 3 into the same databases of a cluster with cluster-databases 4; refused naming the database where the cluster has only 0"
+    [ -x "$VALKEY9" ] || { skip "$n" "$VALKEY9 not there"; return; }
+    rcli 9640 ping >/dev/null 2>&1 || dt_start "$VALKEY9" 9640 spw --cluster-enabled no || { not_ok "$n" "could not start the source"; return; }
+    rcli 9640 flushall >/dev/null
+    rcli 9640 -n 0 set d0 zero >/dev/null; rcli 9640 -n 1 set d1 one >/dev/null; rcli 9640 -n 1 rpush d1list a b >/dev/null
+    rcli 9640 -n 3 set d3 three >/dev/null; rcli 9640 -n 3 set d1 three-too >/dev/null
+    rcli 9640 save >/dev/null
+    cp "$T_TMP/node-9640/dump.rdb" "$T_TMP/dbs.rdb" || { not_ok "$n" "no dump.rdb"; return; }
+    dt_cluster "$VALKEY9" 9660 3 dpw --cluster-databases 4 || { not_ok "$n" "could not start cluster D"; return; }
+    run_rc "$L/db" 60 -- restore 127.0.0.1:9660 "$T_TMP/dbs.rdb" --password dpw --json
+    { [ "$RC" = 0 ] && contains "$L/db.out" '"restored":5'; } || { not_ok "$n" "exit $RC" "$L/db.err" "$L/db.out"; return; }
+    local got; got="$(rcli 9660 -c -n 0 get d0) $(rcli 9660 -c -n 1 get d1) $(rcli 9660 -c -n 1 lrange d1list 0 -1 | tr '\n' ,) $(rcli 9660 -c -n 3 get d3) $(rcli 9660 -c -n 3 get d1) $(rcli 9660 -c -n 0 exists d1)$(rcli 9660 -c -n 0 exists d3)"
+    [ "$got" = "zero one a,b, three three-too 00" ] || { not_ok "$n" "keys in the databases: '$got'"; return; }
+    if rcli 9630 ping >/dev/null 2>&1; then
+        flush_all 9630 4
+        run_rc "$L/db1" 60 -- restore 127.0.0.1:9630 "$T_TMP/dbs.rdb" --password vpw
+        { [ "$RC" = 1 ] && contains "$L/db1.err" "2 key(s) in database 1" "nothing written"; } || { not_ok "$n" "into 1 database: exit $RC" "$L/db1.err"; return; }
+        [ "$(keys_total 9630 4)" = 0 ] || { not_ok "$n" "keys written although refused"; return; }
+    fi
+    ok "$n"
+}
+
 dt_start redis-server 9620 spw --cluster-enabled no || { not_ok "data: source S" "could not start"; finish; }
 t_backup
 t_backup_refusals
@@ -349,5 +422,7 @@ t_import_refusals
 t_backup_disk
 t_valkey
 t_import_newer
+t_redis8
+t_databases
 t_backup_cleanup
 finish
