@@ -14322,6 +14322,7 @@ struct restore {
     const char *file;
     long long now_ms;
     int64_t next_report;        /* monotonic ms of the next progress line */
+    int64_t t0;                 /* monotonic ms: the restore began (up --restore: after forming) */
     long long keys, expired, restored, busy, errors;
     long long reencoded;        /* values re-encoded for older masters */
     sds busy_names, first_error;
@@ -15025,7 +15026,7 @@ static void rs_free(struct restore *rs) {
 
 static void rs_report(struct restore *rs) {
     struct rc *rc = rs->rc;
-    double secs = (double)(rc_now_ms() - rc->t0) / 1000.0;
+    double secs = (double)(rc_now_ms() - rs->t0) / 1000.0;
     long long live = rs->keys - rs->expired;
     if (rc->json) {
         sds js = rc_catprintf(sdsempty(), "{\"ok\":true,\"command\":\"restore\",\"dry_run\":%s,\"files\":%d,\"keys\":%lld,\"restored\":%lld,"
@@ -15076,6 +15077,7 @@ static int restore_run(struct rc *rc, const char *addr, const char *path, int re
     rs.dry_run = dry_run;
     rs.now_ms = rc_wall_ms();
     rs.next_report = rc_now_ms() + 1000;
+    rs.t0 = rc_now_ms();
     int ret = -1;
     if (rs_open_files(&rs, path) < 0 || day2_open(rc, &rs.s, addr) < 0 || day2_preflight(&rs.s, 0, -1) < 0) goto out;
     sess_owner_map(&rs.s, rs.owner);

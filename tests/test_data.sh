@@ -409,6 +409,43 @@ t_databases() {
     ok "$n"
 }
 
+# ---- 7. up --restore (Docker) --------------------------------------------------------------
+# Only touches what it makes: image rcdt/redis:local, clusters rcdt* (label), subnet
+# 10.75.0.0/24, ports 9670-9672 (+10000).
+dk_clean() {
+    local ids
+    ids=$(docker ps -aq --filter label=io.rcluster.cluster=rcdt 2>/dev/null); [ -n "$ids" ] && docker rm -f $ids >/dev/null 2>&1
+    ids=$(docker network ls -q --filter label=io.rcluster.cluster=rcdt 2>/dev/null); [ -n "$ids" ] && docker network rm $ids >/dev/null 2>&1
+    return 0
+}
+dk_owned() { echo "$(docker ps -aq --filter label=io.rcluster.cluster=rcdt | grep -c .) $(docker network ls -q --filter label=io.rcluster.cluster=rcdt | grep -c .)"; }
+UPR=(up --name rcdt --subnet 10.75.0.0/24 --port 9670 --nodes 3 --replicas 0 --image rcdt/redis:local --data-dir "$T_TMP/dk" --yes --timeout 120)
+
+t_up_restore() {
+    local n="up --restore: a corrupt backup and a value the image's server cannot hold are refused with nothing created; a good one fills the new cluster"
+    timeout 10 docker version >/dev/null 2>&1 || { skip "$n" "no Docker daemon"; return; }
+    dk_clean
+    T_CLEANUPS+=(dk_clean)
+    run_rc "$L/dki" 300 -- image build --tag rcdt/redis:local
+    [ "$RC" = 0 ] || { not_ok "$n" "image build: exit $RC" "$L/dki.err"; return; }
+    run_rc "$L/dk1" 120 -- "${UPR[@]}" --restore "$T_TMP/bad2/x.rdb"
+    { [ "$RC" = 1 ] && contains "$L/dk1.err" "nothing created" "at byte"; } || { not_ok "$n" "corrupt file: exit $RC" "$L/dk1.err"; return; }
+    [ "$(dk_owned)" = "0 0" ] || { not_ok "$n" "a refused up left containers/networks: $(dk_owned)"; return; }
+    if [ -d "$T_TMP/bkV" ]; then   # Valkey's HASH_2 with field expiries: Redis 7.0 (told by a --version run) cannot hold it
+        run_rc "$L/dk2" 120 -- "${UPR[@]}" --restore "$T_TMP/bkV"
+        { [ "$RC" = 1 ] && contains "$L/dk2.err" "Redis 7.0" "key 'hfe'" "field expiries" "nothing created"; } || { not_ok "$n" "HASH_2 into Redis 7.0: exit $RC" "$L/dk2.err"; return; }
+        [ "$(dk_owned)" = "0 0" ] || { not_ok "$n" "a refused up left containers/networks: $(dk_owned)"; return; }
+    fi
+    run_rc "$L/dk3" 300 -- "${UPR[@]}" --restore "$T_TMP/bkA"
+    { [ "$RC" = 0 ] && contains "$L/dk3.err" "restored"; } || { not_ok "$n" "exit $RC" "$L/dk3.err"; return; }
+    $DC dump 127.0.0.1:9670 - cluster >"$L/DK.dump" 2>&1
+    same_data "$n" "$L/A.dump" "$L/DK.dump" || return
+    run_rc "$L/dk4" 60 -- "${UPR[@]}" --restore "$T_TMP/bkA"
+    { [ "$RC" = 2 ] && contains "$L/dk4.err" "already exists" "rcluster restore"; } || { not_ok "$n" "--restore into an existing cluster: exit $RC" "$L/dk4.err"; return; }
+    run_rc "$L/dk5" 120 -- down --name rcdt --purge --data-dir "$T_TMP/dk" --yes
+    ok "$n"
+}
+
 dt_start redis-server 9620 spw --cluster-enabled no || { not_ok "data: source S" "could not start"; finish; }
 t_backup
 t_backup_refusals
@@ -424,5 +461,6 @@ t_valkey
 t_import_newer
 t_redis8
 t_databases
+t_up_restore
 t_backup_cleanup
 finish
