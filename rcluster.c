@@ -7,7 +7,9 @@
  *  3. HTTP/1.1 client (incremental          POST /vX/networks/create, DELETE /networks/{id}
  *     response parser, chunked)            GET  /vX/containers/json?all=1&filters=...
  *  4. Docker Engine API                    POST /vX/networks/{id}/connect
- *                                          POST /vX/containers/create?name=, /{id}/start, /{id}/stop
+ *                                          POST /vX/containers/create?name=, /{id}/start, /{id}/stop,
+ *                                            /{id}/wait (up --restore: `SERVER --version` in a
+ *                                            throw-away container tells the image's version)
  *  5. RESP client                          DELETE /vX/containers/{id}?force=1
  *  6. Cluster model (nodes, slots,         GET  /vX/containers/{id}/json, /{id}/logs
  *                                          HEAD /vX/containers/{id}/archive?path= (which server binary)
@@ -53,7 +55,8 @@
  *     (replication stream, CRC-64,         REPLCONF rdb-only 1 | capa eof | version V (Valkey
  *     bounded RDB reader, RESTORE            >= 9), SYNC (reads "$<len>" or "$EOF:<mark>", skips
  *     payloads, SCAN + MIGRATE)              "\n" keepalives), RESTORE key ttl payload ABSTTL
- *                                          [REPLACE], EXISTS, FUNCTION RESTORE payload
+ *                                          [REPLACE], EXISTS, SELECT db, CONFIG GET
+ *                                          cluster-databases, FUNCTION RESTORE payload
  *                                          APPEND|REPLACE; on an import's standalone source:
  *                                          SCAN cursor COUNT n, MIGRATE host port "" 0 ms
  *                                          [COPY] [REPLACE] [AUTH|AUTH2] KEYS k...
@@ -15060,9 +15063,11 @@ static void usage_restore(FILE *f) {
           "ADDR belongs to, whatever its shape or server: each key goes to the master owning\n"
           "its slot (pipelined RESTORE key ttl payload ABSTTL), function libraries to every\n"
           "master (FUNCTION RESTORE). Before the first write every file is read to the end\n"
-          "and its CRC-64 checked; a truncated or corrupt file, a module type, a database\n"
-          "other than 0 or a value the masters cannot read is refused, naming the key\n"
-          "(listpack sets and newer streams are re-encoded for masters that read RDB 10).\n"
+          "and its CRC-64 checked; a truncated or corrupt file, a module type or a value the\n"
+          "masters cannot hold is refused, naming the key (listpack sets, newer streams and\n"
+          "hashes with field expiries are re-encoded where the masters have an equivalent).\n"
+          "Keys of database N go into database N where every master has it (Valkey >= 9.0,\n"
+          "cluster-databases), else they are refused, naming the database.\n"
           "Keys already expired are skipped. Keys that already exist are refused unless\n"
           "--replace. --dry-run does all the checks and says what would be written.\n", f);
 }
