@@ -132,10 +132,18 @@ t_backup_refusals() {
 }
 
 t_backup_replicas() {
-    local n="backup --from-replicas: each master's RDB from its replica, restores the same keys"
+    local n="backup --from-replicas: each master's RDB from its replica, diskless at once (the delay held at 0, then back), restores the same keys"
     run_rc "$L/bkr" 120 -- backup 127.0.0.1:9600 "$T_TMP/bkR" --password apw --from-replicas
     [ "$RC" = 0 ] || { not_ok "$n" "exit $RC" "$L/bkr.err"; return; }
     [ "$(grep -o '"source_role":"replica"' "$T_TMP/bkR/manifest.json" | wc -l)" = 3 ] || { not_ok "$n" "not 3 files from replicas" "$T_TMP/bkR/manifest.json"; return; }
+    # repl-diskless-sync-delay (5) held at 0 for the moment each source forked: a diskless
+    # transfer at once, and the setting back afterwards
+    local p
+    for p in $(seq 9600 9605); do
+        [ "$(rcli "$p" config get repl-diskless-sync-delay | tail -1)" = 5 ] || { not_ok "$n" "127.0.0.1:$p: repl-diskless-sync-delay not back at 5"; return; }
+        rcli "$p" info replication | grep -q '^role:slave' || continue
+        grep -q 'target: replicas sockets' "$T_TMP/node-$p/server.log" || { not_ok "$n" "replica $p did not send its RDB diskless" "$T_TMP/node-$p/server.log"; return; }
+    done
     flush_all 9610 4
     run_rc "$L/bkrr" 120 -- restore 127.0.0.1:9610 "$T_TMP/bkR" --password bpw
     [ "$RC" = 0 ] || { not_ok "$n" "restore: exit $RC" "$L/bkrr.err"; return; }
@@ -178,6 +186,12 @@ t_restore_existing() {
     ok "$n"
 }
 
+# flip_byte FILE OFFSET: the byte there XOR 0xff (a change, whatever it was)
+flip_byte() {
+    local b; b=$(od -An -tu1 -j "$2" -N1 "$1" | tr -d ' ')
+    printf "\\$(printf %o $((b ^ 255)))" | dd of="$1" bs=1 seek="$2" conv=notrunc 2>/dev/null
+}
+
 # restore_refused NAME FILE WANT: restoring FILE into empty B fails saying WANT, nothing written.
 restore_refused() {
     local name=$1 file=$2 want=$3
@@ -200,7 +214,7 @@ t_restore_corrupt() {
     restore_refused "$n" "$g" "truncated" || return
     cp "$f" "$T_TMP/bad2/x.rdb"
     # a flipped byte in the middle of a value
-    printf '\xff' | dd of="$T_TMP/bad2/x.rdb" bs=1 seek=$((size / 2)) conv=notrunc 2>/dev/null
+    flip_byte "$T_TMP/bad2/x.rdb" $((size / 2))
     restore_refused "$n" "$T_TMP/bad2/x.rdb" "at byte" || return
     cp "$T_TMP/bkA"/*.rdb "$T_TMP/bad3/"
     printf 'REDIX' | dd of="$T_TMP/bad3/$(basename "$f")" bs=1 seek=0 conv=notrunc 2>/dev/null
