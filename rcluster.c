@@ -9636,8 +9636,8 @@ static int up_restore_precheck(struct docker *d, struct up_plan *p) {
         dbs = v80 ? up_config_databases(p->o) : 1;
         rc_progress(rc, "up --restore: image %s runs %s %s", p->o->image, valkey ? "Valkey" : "Redis", ver);
     } else {
-        rc_progress(rc, "up --restore: cannot tell which version image %s runs; values are checked against the nodes once they answer, before the first write",
-                    p->o->image);
+        rc_progress(rc, "up --restore: %s which version image %s runs; values are checked against the nodes once they answer, before the first write",
+                    rc->dry_run ? "--dry-run starts no container to ask" : "cannot tell", p->o->image);
     }
     long long keys = 0;
     if (restore_precheck(rc, p->o->restore, max, v80, dbs, &keys) < 0) {

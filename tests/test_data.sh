@@ -401,7 +401,7 @@ t_redis8() {
 }
 
 t_databases() {
-    local n="databases: a standalone Valkey 9.1's keys of databases 0, 1 and 3 into the same databases of a cluster with cluster-databases 4; refused naming the database where the cluster has only 0"
+    local n="databases: a standalone Valkey 9.1's keys of databases 0, 1 and 3 into the same databases of a cluster with cluster-databases 4, and that cluster's own backup back; refused naming the database where the cluster has only 0"
     [ -x "$VALKEY9" ] || { skip "$n" "$VALKEY9 not there"; return; }
     rcli 9640 ping >/dev/null 2>&1 || dt_start "$VALKEY9" 9640 spw --cluster-enabled no || { not_ok "$n" "could not start the source"; return; }
     rcli 9640 flushall >/dev/null
@@ -414,6 +414,14 @@ t_databases() {
     { [ "$RC" = 0 ] && contains "$L/db.out" '"restored":5'; } || { not_ok "$n" "exit $RC" "$L/db.err" "$L/db.out"; return; }
     local got; got="$(rcli 9660 -c -n 0 get d0) $(rcli 9660 -c -n 1 get d1) $(rcli 9660 -c -n 1 lrange d1list 0 -1 | tr '\n' ,) $(rcli 9660 -c -n 3 get d3) $(rcli 9660 -c -n 3 get d1) $(rcli 9660 -c -n 0 exists d1)$(rcli 9660 -c -n 0 exists d3)"
     [ "$got" = "zero one a,b, three three-too 00" ] || { not_ok "$n" "keys in the databases: '$got'"; return; }
+    # that cluster's own backup (SELECTDB in each master's RDB) back into it
+    run_rc "$L/dbb" 60 -- backup 127.0.0.1:9660 "$T_TMP/bkD" --password dpw
+    [ "$RC" = 0 ] || { not_ok "$n" "backup of D: exit $RC" "$L/dbb.err"; return; }
+    flush_all 9660 3
+    run_rc "$L/dbr" 60 -- restore 127.0.0.1:9660 "$T_TMP/bkD" --password dpw --json
+    { [ "$RC" = 0 ] && contains "$L/dbr.out" '"restored":5'; } || { not_ok "$n" "D's backup into D: exit $RC" "$L/dbr.err" "$L/dbr.out"; return; }
+    local again; again="$(rcli 9660 -c -n 0 get d0) $(rcli 9660 -c -n 1 get d1) $(rcli 9660 -c -n 1 lrange d1list 0 -1 | tr '\n' ,) $(rcli 9660 -c -n 3 get d3) $(rcli 9660 -c -n 3 get d1) $(rcli 9660 -c -n 0 exists d1)$(rcli 9660 -c -n 0 exists d3)"
+    [ "$again" = "$got" ] || { not_ok "$n" "D's backup restored: '$again'"; return; }
     if rcli 9630 ping >/dev/null 2>&1; then
         flush_all 9630 4
         run_rc "$L/db1" 60 -- restore 127.0.0.1:9630 "$T_TMP/dbs.rdb" --password vpw
