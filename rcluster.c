@@ -9584,7 +9584,7 @@ static void up_image_version(struct docker *d, struct up_plan *p, char *ver, siz
     json_free(img);
     if (ver[0] || st != 200 || rc->dry_run) return;
     sds body = rc_cat(rc_json_str(sdsnew("{\"Image\":"), p->o->image), ",\"Entrypoint\":[");
-    body = rc_cat(rc_catprintf(body, "\"%s-server\"],\"Cmd\":[\"--version\"],\"Labels\":", p->server), "");
+    body = rc_catprintf(body, "\"%s-server\"],\"Cmd\":[\"--version\"],\"Labels\":", p->server);
     body = rc_cat(up_labels_json(body, p, 0), "}");
     json_value_s *c = NULL;
     sds saved = rc->err ? sdsdup(rc->err) : NULL;
@@ -14637,7 +14637,10 @@ static sds rdb_reencode_hfe(const struct rdb_head *hd, unsigned *type, int *ver,
     if (hfe_read(hd->valkey, *type, val, vlen, &h) < 0) { *why = "a corrupt hash with field expiries"; *corrupt = 1; hfe_free(&h); return NULL; }
     long long min = -1;
     for (size_t i = 0; i < h.n; i++) if (h.exp[i] >= 0 && (min < 0 || h.exp[i] < min)) min = h.exp[i];
-    int to = v80 ? RDB_T_VALKEY_HASH2 : min < 0 ? RDB_T_HASH : max >= 12 && hd->valkey ? RDB_T_REDIS_HASH_META : -1;
+    int to = -1;
+    if (v80) to = RDB_T_VALKEY_HASH2;                               /* Valkey >= 9.0 */
+    else if (min < 0) to = RDB_T_HASH;                              /* no field expires */
+    else if (max >= 12 && hd->valkey) to = RDB_T_REDIS_HASH_META;   /* Redis >= 7.4 */
     if (to < 0) {
         *why = "a hash with field expiries (HPEXPIRE), which these masters cannot hold (Valkey >= 9.0 and Redis >= 7.4 can)";
         hfe_free(&h);
