@@ -356,7 +356,7 @@ t_backup_cleanup() {
 hfe_of() { local p=$1 k=$2; shift 2; rcli "$p" -c hpexpiretime "$k" FIELDS $# "$@" | tr '\n' ' '; }
 
 t_redis8() {
-    local n="Redis 8 (RDB 14): hashes with field expiries (types 24, 25) and streams (27) back into Redis 8, re-encoded into Valkey 9.1; into Redis 7.0 refused naming the key, then re-encoded without it"
+    local n="Redis 8 (RDB 14): hashes with field expiries (types 24, 25) and streams (27) back into Redis 8, re-encoded into Valkey 9.1; Valkey's HASH_2 into Redis 8; into Redis 7.0 refused naming the key, then re-encoded without it"
     [ -x "$REDIS8" ] || { skip "$n" "$REDIS8 not there"; return; }
     dt_cluster "$REDIS8" 9650 3 rpw --repl-diskless-sync-delay 0 || { not_ok "$n" "could not start cluster R8"; return; }
     $DC load 127.0.0.1:9650 rpw 1 cluster >"$L/load8.out" 2>&1 || { not_ok "$n" "load R8" "$L/load8.out"; return; }
@@ -386,9 +386,21 @@ t_redis8() {
         [ "$(hfe_of 9630 h8 a b c)" = "$want8" ] && [ "$(hfe_of 9630 'h8big{x}' f1 f2 f700)" = "$wantbig" ] ||
             { not_ok "$n" "field expiries into Valkey 9.1: '$(hfe_of 9630 h8 a b c)' for '$want8'"; return; }
     fi
+    if [ -d "$T_TMP/bkV" ]; then   # Valkey's HASH_2 (field expiries) re-encoded as Redis' own type 24
+        flush_all 9650 3
+        run_rc "$L/v8" 120 -- restore 127.0.0.1:9650 "$T_TMP/bkV" --password rpw
+        [ "$RC" = 0 ] || { not_ok "$n" "Valkey 9.1's backup into Redis 8: exit $RC" "$L/v8.err"; return; }
+        $DC dump 127.0.0.1:9650 rpw cluster >"$L/V8.dump" 2>&1
+        same_data "$n: Valkey 9.1's backup into Redis 8" "$L/V1.dump" "$L/V8.dump" || return
+        [ "$(hfe_of 9650 hfe f1 f2 f3)" = "4000000000000 -1 4000000000000 " ] ||
+            { not_ok "$n" "Valkey's field expiries in Redis 8: '$(hfe_of 9650 hfe f1 f2 f3)'"; return; }
+    fi
     flush_all 9610 4
     restore_refused "$n" "$T_TMP/bkR8" "a hash with field expiries" || return
     contains "$L/rf.err" "key 'h8" || { not_ok "$n" "the key is not named" "$L/rf.err"; return; }
+    flush_all 9650 3
+    run_rc "$L/r8r2" 120 -- restore 127.0.0.1:9650 "$T_TMP/bkR8" --password rpw
+    [ "$RC" = 0 ] || { not_ok "$n" "into Redis 8 again: exit $RC" "$L/r8r2.err"; return; }
     rcli 9650 -c del h8 >/dev/null; rcli 9650 -c del 'h8big{x}' >/dev/null
     run_rc "$L/r8b2" 120 -- backup 127.0.0.1:9650 "$T_TMP/bkR8b" --password rpw
     [ "$RC" = 0 ] || { not_ok "$n" "second backup of R8: exit $RC" "$L/r8b2.err"; return; }

@@ -2535,6 +2535,10 @@ static void test_reencode(void) {
     t = reencode_hex(st, 0, 10, 0, &out, &ver, &why, &corrupt);
     CHECKF("restore.reencode.redis-stream5-to-stream2", out && t == RDB_T_STREAM2 && ver == 10 && walks_whole(out, t, 0), "t=%u ver=%d %s", t, ver, why ? why : "");
     sdsfree(out);
+    /* Redis 8: XADD sn 1-1 a 1; XGROUP CREATE sn g 0; XREADGROUP ...; XNACK sn g SILENT IDS 1 1-1 */
+    static const char stnack[] = "1b0110000000000000000100000000000000011c1c0000000a00010100010101816102000102010001000101010401ff010101010100000101016701010101000000000000000100000000000000010000000000000000000101637fb9be34a20100007fb9be34a2010000000100000000000000010000000000000001406440640000000e0010146999e3359786";
+    t = reencode_hex(stnack, 0, 11, 1, &out, &ver, &why, &corrupt);
+    CHECKF("restore.reencode.redis-stream-nacked-refused", !out && why && strstr(why, "NACKed") && !corrupt, "%s", why ? why : "(null)");
     t = reencode_hex(st50, 0, 11, 1, &out, &ver, &why, &corrupt);
     CHECKF("restore.reencode.redis-stream-own-idmp-refused", !out && why && strstr(why, "IDMP settings"), "%s", why ? why : "(null)");
     t = reencode_hex(hsmall, 0, 14, 0, &out, &ver, &why, &corrupt);   /* garbage would be corrupt; a fine one for a reader of 14 needs none */
