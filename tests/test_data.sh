@@ -17,6 +17,7 @@ PY=python3
 /usr/bin/python3 -c 'import redis.cluster' 2>/dev/null && PY=/usr/bin/python3
 DC="$PY $TOP/tests/data_client.py"
 VALKEY9=$TOP/../shared/servers/valkey-9.1.0/valkey-server
+REDIS8=$TOP/../shared/servers/redis-8.x-dev/redis-server
 FN='#!lua name=datalib
 redis.register_function("datafn", function(keys, args) return 42 end)'
 
@@ -131,10 +132,18 @@ t_backup_refusals() {
 }
 
 t_backup_replicas() {
-    local n="backup --from-replicas: each master's RDB from its replica, restores the same keys"
+    local n="backup --from-replicas: each master's RDB from its replica, diskless at once (the delay held at 0, then back), restores the same keys"
     run_rc "$L/bkr" 120 -- backup 127.0.0.1:9600 "$T_TMP/bkR" --password apw --from-replicas
     [ "$RC" = 0 ] || { not_ok "$n" "exit $RC" "$L/bkr.err"; return; }
     [ "$(grep -o '"source_role":"replica"' "$T_TMP/bkR/manifest.json" | wc -l)" = 3 ] || { not_ok "$n" "not 3 files from replicas" "$T_TMP/bkR/manifest.json"; return; }
+    # repl-diskless-sync-delay (5) held at 0 for the moment each source forked: a diskless
+    # transfer at once, and the setting back afterwards
+    local p
+    for p in $(seq 9600 9605); do
+        [ "$(rcli "$p" config get repl-diskless-sync-delay | tail -1)" = 5 ] || { not_ok "$n" "127.0.0.1:$p: repl-diskless-sync-delay not back at 5"; return; }
+        rcli "$p" info replication | grep -q '^role:slave' || continue
+        grep -q 'target: replicas sockets' "$T_TMP/node-$p/server.log" || { not_ok "$n" "replica $p did not send its RDB diskless" "$T_TMP/node-$p/server.log"; return; }
+    done
     flush_all 9610 4
     run_rc "$L/bkrr" 120 -- restore 127.0.0.1:9610 "$T_TMP/bkR" --password bpw
     [ "$RC" = 0 ] || { not_ok "$n" "restore: exit $RC" "$L/bkrr.err"; return; }
@@ -177,6 +186,12 @@ t_restore_existing() {
     ok "$n"
 }
 
+# flip_byte FILE OFFSET: the byte there XOR 0xff (a change, whatever it was)
+flip_byte() {
+    local b; b=$(od -An -tu1 -j "$2" -N1 "$1" | tr -d ' ')
+    printf "\\$(printf %o $((b ^ 255)))" | dd of="$1" bs=1 seek="$2" conv=notrunc 2>/dev/null
+}
+
 # restore_refused NAME FILE WANT: restoring FILE into empty B fails saying WANT, nothing written.
 restore_refused() {
     local name=$1 file=$2 want=$3
@@ -199,7 +214,7 @@ t_restore_corrupt() {
     restore_refused "$n" "$g" "truncated" || return
     cp "$f" "$T_TMP/bad2/x.rdb"
     # a flipped byte in the middle of a value
-    printf '\xff' | dd of="$T_TMP/bad2/x.rdb" bs=1 seek=$((size / 2)) conv=notrunc 2>/dev/null
+    flip_byte "$T_TMP/bad2/x.rdb" $((size / 2))
     restore_refused "$n" "$T_TMP/bad2/x.rdb" "at byte" || return
     cp "$T_TMP/bkA"/*.rdb "$T_TMP/bad3/"
     printf 'REDIX' | dd of="$T_TMP/bad3/$(basename "$f")" bs=1 seek=0 conv=notrunc 2>/dev/null
@@ -297,7 +312,7 @@ t_valkey() {
         { not_ok "$n" "field expiries: '$hfe' before, '$(rcli 9630 -c hpexpiretime hfe FIELDS 3 f1 f2 f3 | tr '\n' ' ')' after"; return; }
     # a hash with field expiries cannot go into Redis 7.0: refused naming the key, nothing written
     flush_all 9610 4
-    restore_refused "$n" "$T_TMP/bkV" "key 'hfe': value type 22 needs RDB 80" || return
+    restore_refused "$n" "$T_TMP/bkV" "key 'hfe': a hash with field expiries" || return
     ok "$n"
 }
 
@@ -336,6 +351,135 @@ t_backup_cleanup() {
     ok "$n"
 }
 
+# ---- 6. Redis 8 (types 24-27) and other databases ---------------------------------------
+# hfe_of PORT KEY FIELDS...: the fields' PEXPIRETIMEs, on one line
+hfe_of() { local p=$1 k=$2; shift 2; rcli "$p" -c hpexpiretime "$k" FIELDS $# "$@" | tr '\n' ' '; }
+
+t_redis8() {
+    local n="Redis 8 (RDB 14): hashes with field expiries (types 24, 25) and streams (27) back into Redis 8, re-encoded into Valkey 9.1; Valkey's HASH_2 into Redis 8; into Redis 7.0 refused naming the key, then re-encoded without it"
+    [ -x "$REDIS8" ] || { skip "$n" "$REDIS8 not there"; return; }
+    dt_cluster "$REDIS8" 9650 3 rpw --repl-diskless-sync-delay 0 || { not_ok "$n" "could not start cluster R8"; return; }
+    $DC load 127.0.0.1:9650 rpw 1 cluster >"$L/load8.out" 2>&1 || { not_ok "$n" "load R8" "$L/load8.out"; return; }
+    rcli 9650 -c hset h8 a 1 b 2 c 3 >/dev/null
+    rcli 9650 -c hpexpireat h8 4000000000000 FIELDS 2 a c >/dev/null
+    local i; for i in $(seq 1 700); do echo "HSET h8big{x} f$i v$i"; done | rcli 9650 -c >/dev/null
+    rcli 9650 -c hpexpireat 'h8big{x}' 4100000000000 FIELDS 2 f1 f700 >/dev/null
+    local t25 t24; t25=$(rcli 9650 -c dump h8 | head -c 1 | od -An -tu1 | tr -d ' '); t24=$(rcli 9650 -c dump 'h8big{x}' | head -c 1 | od -An -tu1 | tr -d ' ')
+    { [ "$t25" = 25 ] && [ "$t24" = 24 ]; } || { not_ok "$n" "Redis 8 dumps types $t25 and $t24, not 25 and 24"; return; }
+    local want8 wantbig; want8=$(hfe_of 9650 h8 a b c); wantbig=$(hfe_of 9650 'h8big{x}' f1 f2 f700)
+    $DC dump 127.0.0.1:9650 rpw cluster >"$L/R8.dump" 2>&1
+    run_rc "$L/r8b" 120 -- backup 127.0.0.1:9650 "$T_TMP/bkR8" --password rpw
+    { [ "$RC" = 0 ] && grep -q '"magic":"REDIS0014"' "$T_TMP/bkR8/manifest.json"; } || { not_ok "$n" "backup of R8: exit $RC" "$L/r8b.err"; return; }
+    flush_all 9650 3
+    run_rc "$L/r8r" 120 -- restore 127.0.0.1:9650 "$T_TMP/bkR8" --password rpw --json
+    { [ "$RC" = 0 ] && contains "$L/r8r.out" '"reencoded":0,'; } || { not_ok "$n" "into Redis 8: exit $RC" "$L/r8r.err" "$L/r8r.out"; return; }
+    $DC dump 127.0.0.1:9650 rpw cluster >"$L/R8b.dump" 2>&1
+    same_data "$n: into Redis 8" "$L/R8.dump" "$L/R8b.dump" || return
+    [ "$(hfe_of 9650 h8 a b c)" = "$want8" ] && [ "$(hfe_of 9650 'h8big{x}' f1 f2 f700)" = "$wantbig" ] ||
+        { not_ok "$n" "field expiries into Redis 8: '$(hfe_of 9650 h8 a b c)' for '$want8'"; return; }
+    if [ -x "$VALKEY9" ] && rcli 9630 ping >/dev/null 2>&1; then
+        flush_all 9630 4
+        run_rc "$L/r8v" 120 -- restore 127.0.0.1:9630 "$T_TMP/bkR8" --password vpw --json
+        { [ "$RC" = 0 ] && ! contains "$L/r8v.out" '"reencoded":0,'; } || { not_ok "$n" "into Valkey 9.1: exit $RC" "$L/r8v.err" "$L/r8v.out"; return; }
+        $DC dump 127.0.0.1:9630 vpw cluster >"$L/R8v.dump" 2>&1
+        same_data "$n: into Valkey 9.1" "$L/R8.dump" "$L/R8v.dump" || return
+        [ "$(hfe_of 9630 h8 a b c)" = "$want8" ] && [ "$(hfe_of 9630 'h8big{x}' f1 f2 f700)" = "$wantbig" ] ||
+            { not_ok "$n" "field expiries into Valkey 9.1: '$(hfe_of 9630 h8 a b c)' for '$want8'"; return; }
+    fi
+    if [ -d "$T_TMP/bkV" ]; then   # Valkey's HASH_2 (field expiries) re-encoded as Redis' own type 24
+        flush_all 9650 3
+        run_rc "$L/v8" 120 -- restore 127.0.0.1:9650 "$T_TMP/bkV" --password rpw
+        [ "$RC" = 0 ] || { not_ok "$n" "Valkey 9.1's backup into Redis 8: exit $RC" "$L/v8.err"; return; }
+        $DC dump 127.0.0.1:9650 rpw cluster >"$L/V8.dump" 2>&1
+        same_data "$n: Valkey 9.1's backup into Redis 8" "$L/V1.dump" "$L/V8.dump" || return
+        [ "$(hfe_of 9650 hfe f1 f2 f3)" = "4000000000000 -1 4000000000000 " ] ||
+            { not_ok "$n" "Valkey's field expiries in Redis 8: '$(hfe_of 9650 hfe f1 f2 f3)'"; return; }
+    fi
+    flush_all 9610 4
+    restore_refused "$n" "$T_TMP/bkR8" "a hash with field expiries" || return
+    contains "$L/rf.err" "key 'h8" || { not_ok "$n" "the key is not named" "$L/rf.err"; return; }
+    flush_all 9650 3
+    run_rc "$L/r8r2" 120 -- restore 127.0.0.1:9650 "$T_TMP/bkR8" --password rpw
+    [ "$RC" = 0 ] || { not_ok "$n" "into Redis 8 again: exit $RC" "$L/r8r2.err"; return; }
+    rcli 9650 -c del h8 >/dev/null; rcli 9650 -c del 'h8big{x}' >/dev/null
+    run_rc "$L/r8b2" 120 -- backup 127.0.0.1:9650 "$T_TMP/bkR8b" --password rpw
+    [ "$RC" = 0 ] || { not_ok "$n" "second backup of R8: exit $RC" "$L/r8b2.err"; return; }
+    run_rc "$L/r8r7" 120 -- restore 127.0.0.1:9610 "$T_TMP/bkR8b" --password bpw --json
+    { [ "$RC" = 0 ] && ! contains "$L/r8r7.out" '"reencoded":0,'; } || { not_ok "$n" "into Redis 7.0: exit $RC" "$L/r8r7.err"; return; }
+    $DC dump 127.0.0.1:9610 bpw cluster >"$L/R87.dump" 2>&1
+    grep -v "^b'h8" "$L/R8.dump" >"$L/R8-no-hfe.dump"
+    same_data "$n: into Redis 7.0" "$L/R8-no-hfe.dump" "$L/R87.dump" || return
+    ok "$n"
+}
+
+t_databases() {
+    local n="databases: a standalone Valkey 9.1's keys of databases 0, 1 and 3 into the same databases of a cluster with cluster-databases 4, and that cluster's own backup back; refused naming the database where the cluster has only 0"
+    [ -x "$VALKEY9" ] || { skip "$n" "$VALKEY9 not there"; return; }
+    rcli 9640 ping >/dev/null 2>&1 || dt_start "$VALKEY9" 9640 spw --cluster-enabled no || { not_ok "$n" "could not start the source"; return; }
+    rcli 9640 flushall >/dev/null
+    rcli 9640 -n 0 set d0 zero >/dev/null; rcli 9640 -n 1 set d1 one >/dev/null; rcli 9640 -n 1 rpush d1list a b >/dev/null
+    rcli 9640 -n 3 set d3 three >/dev/null; rcli 9640 -n 3 set d1 three-too >/dev/null
+    rcli 9640 save >/dev/null
+    cp "$T_TMP/node-9640/dump.rdb" "$T_TMP/dbs.rdb" || { not_ok "$n" "no dump.rdb"; return; }
+    dt_cluster "$VALKEY9" 9660 3 dpw --cluster-databases 4 || { not_ok "$n" "could not start cluster D"; return; }
+    run_rc "$L/db" 60 -- restore 127.0.0.1:9660 "$T_TMP/dbs.rdb" --password dpw --json
+    { [ "$RC" = 0 ] && contains "$L/db.out" '"restored":5'; } || { not_ok "$n" "exit $RC" "$L/db.err" "$L/db.out"; return; }
+    local got; got="$(rcli 9660 -c -n 0 get d0) $(rcli 9660 -c -n 1 get d1) $(rcli 9660 -c -n 1 lrange d1list 0 -1 | tr '\n' ,) $(rcli 9660 -c -n 3 get d3) $(rcli 9660 -c -n 3 get d1) $(rcli 9660 -c -n 0 exists d1)$(rcli 9660 -c -n 0 exists d3)"
+    [ "$got" = "zero one a,b, three three-too 00" ] || { not_ok "$n" "keys in the databases: '$got'"; return; }
+    # that cluster's own backup (SELECTDB in each master's RDB) back into it
+    run_rc "$L/dbb" 60 -- backup 127.0.0.1:9660 "$T_TMP/bkD" --password dpw
+    [ "$RC" = 0 ] || { not_ok "$n" "backup of D: exit $RC" "$L/dbb.err"; return; }
+    flush_all 9660 3
+    run_rc "$L/dbr" 60 -- restore 127.0.0.1:9660 "$T_TMP/bkD" --password dpw --json
+    { [ "$RC" = 0 ] && contains "$L/dbr.out" '"restored":5'; } || { not_ok "$n" "D's backup into D: exit $RC" "$L/dbr.err" "$L/dbr.out"; return; }
+    local again; again="$(rcli 9660 -c -n 0 get d0) $(rcli 9660 -c -n 1 get d1) $(rcli 9660 -c -n 1 lrange d1list 0 -1 | tr '\n' ,) $(rcli 9660 -c -n 3 get d3) $(rcli 9660 -c -n 3 get d1) $(rcli 9660 -c -n 0 exists d1)$(rcli 9660 -c -n 0 exists d3)"
+    [ "$again" = "$got" ] || { not_ok "$n" "D's backup restored: '$again'"; return; }
+    if rcli 9630 ping >/dev/null 2>&1; then
+        flush_all 9630 4
+        run_rc "$L/db1" 60 -- restore 127.0.0.1:9630 "$T_TMP/dbs.rdb" --password vpw
+        { [ "$RC" = 1 ] && contains "$L/db1.err" "2 key(s) in database 1" "nothing written"; } || { not_ok "$n" "into 1 database: exit $RC" "$L/db1.err"; return; }
+        [ "$(keys_total 9630 4)" = 0 ] || { not_ok "$n" "keys written although refused"; return; }
+    fi
+    ok "$n"
+}
+
+# ---- 7. up --restore (Docker) --------------------------------------------------------------
+# Only touches what it makes: image rcdt/redis:local, clusters rcdt* (label), subnet
+# 10.75.0.0/24, ports 9670-9672 (+10000).
+dk_clean() {
+    local ids
+    ids=$(docker ps -aq --filter label=io.rcluster.cluster=rcdt 2>/dev/null); [ -n "$ids" ] && docker rm -f $ids >/dev/null 2>&1
+    ids=$(docker network ls -q --filter label=io.rcluster.cluster=rcdt 2>/dev/null); [ -n "$ids" ] && docker network rm $ids >/dev/null 2>&1
+    return 0
+}
+dk_owned() { echo "$(docker ps -aq --filter label=io.rcluster.cluster=rcdt | grep -c .) $(docker network ls -q --filter label=io.rcluster.cluster=rcdt | grep -c .)"; }
+UPR=(up --name rcdt --subnet 10.75.0.0/24 --port 9670 --nodes 3 --replicas 0 --image rcdt/redis:local --data-dir "$T_TMP/dk" --yes --timeout 120)
+
+t_up_restore() {
+    local n="up --restore: a corrupt backup and a value the image's server cannot hold are refused with nothing created; a good one fills the new cluster"
+    timeout 10 docker version >/dev/null 2>&1 || { skip "$n" "no Docker daemon"; return; }
+    dk_clean
+    T_CLEANUPS+=(dk_clean)
+    run_rc "$L/dki" 300 -- image build --tag rcdt/redis:local
+    [ "$RC" = 0 ] || { not_ok "$n" "image build: exit $RC" "$L/dki.err"; return; }
+    run_rc "$L/dk1" 120 -- "${UPR[@]}" --restore "$T_TMP/bad2/x.rdb"
+    { [ "$RC" = 1 ] && contains "$L/dk1.err" "nothing created" "at byte"; } || { not_ok "$n" "corrupt file: exit $RC" "$L/dk1.err"; return; }
+    [ "$(dk_owned)" = "0 0" ] || { not_ok "$n" "a refused up left containers/networks: $(dk_owned)"; return; }
+    if [ -d "$T_TMP/bkV" ]; then   # Valkey's HASH_2 with field expiries: Redis 7.0 (told by a --version run) cannot hold it
+        run_rc "$L/dk2" 120 -- "${UPR[@]}" --restore "$T_TMP/bkV"
+        { [ "$RC" = 1 ] && contains "$L/dk2.err" "Redis 7.0" "key 'hfe'" "field expiries" "nothing created"; } || { not_ok "$n" "HASH_2 into Redis 7.0: exit $RC" "$L/dk2.err"; return; }
+        [ "$(dk_owned)" = "0 0" ] || { not_ok "$n" "a refused up left containers/networks: $(dk_owned)"; return; }
+    fi
+    run_rc "$L/dk3" 300 -- "${UPR[@]}" --restore "$T_TMP/bkA"
+    { [ "$RC" = 0 ] && contains "$L/dk3.err" "restored"; } || { not_ok "$n" "exit $RC" "$L/dk3.err"; return; }
+    $DC dump 127.0.0.1:9670 - cluster >"$L/DK.dump" 2>&1
+    same_data "$n" "$L/A.dump" "$L/DK.dump" || return
+    run_rc "$L/dk4" 60 -- "${UPR[@]}" --restore "$T_TMP/bkA"
+    { [ "$RC" = 2 ] && contains "$L/dk4.err" "already exists" "rcluster restore"; } || { not_ok "$n" "--restore into an existing cluster: exit $RC" "$L/dk4.err"; return; }
+    run_rc "$L/dk5" 120 -- down --name rcdt --purge --data-dir "$T_TMP/dk" --yes
+    ok "$n"
+}
+
 dt_start redis-server 9620 spw --cluster-enabled no || { not_ok "data: source S" "could not start"; finish; }
 t_backup
 t_backup_refusals
@@ -349,5 +493,8 @@ t_import_refusals
 t_backup_disk
 t_valkey
 t_import_newer
+t_redis8
+t_databases
+t_up_restore
 t_backup_cleanup
 finish

@@ -2,8 +2,8 @@
  * Checks: no crash, leak or over-read on any input; a walk ends at the end of the input
  * or with a message; every key handed to the visitor lies inside the input; a walk
  * that succeeded also succeeds on its own RESTORE payloads' value bytes (each value is
- * stepped over to exactly its length again); re-encoding for older servers never
- * crashes, and a re-encoded stream steps over to exactly its length. */
+ * stepped over to exactly its length again); re-encoding for other servers never
+ * crashes, and what it makes steps over to exactly its length. */
 #define RCLUSTER_NO_MAIN
 #pragma GCC diagnostic ignored "-Wunused-function"
 #pragma GCC diagnostic ignored "-Wunused-const-variable"
@@ -23,18 +23,25 @@ static int fz_on_key(void *ctx, const struct rdb_key *k) {
     r.len = k->vlen;
     r.valkey = f->walk->valkey;   /* the numbering of the file's family */
     if (rdb_skip_value(&r, k->type) != 0 || r.pos != k->vlen) FAILX();
-    if (rdb_can_downgrade(k->type, 10)) {   /* re-encoding: never crashes; a stream stays well-formed */
+    /* re-encoding for older servers, Valkey 9 and Redis 8: never crashes; what comes out
+     * steps over to exactly its length as the type it says, in its family */
+    static const int targets[][2] = { { 10, 0 }, { 11, 0 }, { 11, 1 }, { 14, 0 } };
+    struct rdb_head h = { "", f->walk->valkey, f->walk->valkey ? 80 : 14 };
+    for (size_t i = 0; i < sizeof targets / sizeof targets[0]; i++) {
+        if (rs_payload_version(&h, targets[i][0], targets[i][1], k->type) >= 0) continue;
         unsigned t = k->type;
+        int ver = -1, corrupt = 0;
         const char *why = NULL;
-        sds d = rdb_downgrade(&t, k->val, k->vlen, &why);
-        if (d && t == RDB_T_STREAM2) {
+        sds d = rdb_reencode(&h, &t, &ver, k->val, k->vlen, targets[i][0], targets[i][1], &why, &corrupt);
+        if (d) {
             struct rdb_rd r2;
             memset(&r2, 0, sizeof r2);
             r2.p = (const unsigned char *)d;
             r2.len = sdslen(d);
-            if (rdb_skip_value(&r2, t) != 0 || r2.pos != sdslen(d)) FAILX();
+            r2.valkey = ver == 80;   /* Valkey's HASH_2 goes as 80; the rest in either numbering */
+            if (ver < 0 || rdb_skip_value(&r2, t) != 0 || r2.pos != sdslen(d)) FAILX();
         }
-        if (!d && !why) FAILX();
+        if (!d && corrupt && !why) FAILX();
         sdsfree(d);
     }
     sds p = rdb_dump_payload(k->type, k->val, k->vlen, 10);
