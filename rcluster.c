@@ -8730,9 +8730,10 @@ static int up_manifest_merge(struct rc *rc, struct up_opts *o, const json_value_
     }
     const json_value_s *rc_list = json_get(doc, "config");
     size_t before = diff ? up_diff_lines(diff) : 0;
-    if (o->given & UPG_CONFIG) diff = up_manifest_configs(diff, o, rc_list);
-    if (diff) updates += up_diff_lines(diff) - before;
-    else if (json_length(rc_list)) {
+    if (o->given & UPG_CONFIG) {
+        diff = up_manifest_configs(diff, o, rc_list);
+        if (diff) updates += up_diff_lines(diff) - before;
+    } else if (json_length(rc_list)) {
         char **c = calloc(json_length(rc_list), sizeof *c);
         if (!c) { sdsfree(diff); return rc_fail_oom(rc); }
         free(o->configs);

@@ -89,6 +89,12 @@ judge() {
     local img
     img=$(docker ps --filter "label=$LABEL=$NAME" --format '{{.Image}}' | sort -u)
     [ -z "$why" ] && ! grep -q "\"image\":\"$img\"" "$DATA/rcluster.json" && why="containers run '$img' but the manifest says $(cut -c1-200 "$DATA/rcluster.json")"
+    # once set, the directives stay: in the manifest, in every redis.conf, on every node
+    if [ -z "$why" ] && [ "${CONF_SET:-0}" = 1 ]; then
+        grep -q '"config":\["maxmemory-policy allkeys-lru","tcp-backlog 256"\]' "$DATA/rcluster.json" || why="the manifest lost the directives: $(cut -c1-300 "$DATA/rcluster.json")"
+        [ -z "$why" ] && { grep -qx 'tcp-backlog 256' "$DATA/node-1/conf/redis.conf" || why="node 1's redis.conf lost tcp-backlog 256"; }
+        [ -z "$why" ] && [ "$(rcl -p $BASE config get tcp-backlog | tail -1)" != 256 ] && why="node :$BASE: tcp-backlog is not 256"
+    fi
     if [ -z "$why" ]; then ok "update: $step"; else not_ok "update: $step" "$why" "$L/$step.err" "$L/$step.check"; fi
 }
 judge "before: healthy on Redis 7.0" redis 7.0
@@ -146,6 +152,7 @@ for p in $(seq $BASE $((BASE + 5))); do
 done
 [ -z "$why" ] && ! grep -qx 'tcp-backlog 256' "$DATA/node-3/conf/redis.conf" && why="redis.conf lacks the line"
 [ -z "$why" ] && ! grep -q '"config":\["maxmemory-policy allkeys-lru","tcp-backlog 256"\]' "$DATA/rcluster.json" && why="manifest: $(cut -c1-300 "$DATA/rcluster.json")"
+CONF_SET=1
 if [ -z "$why" ]; then judge "--config: one directive live, one by a rolling restart" $CUR $CURV; else not_ok "update: --config: one directive live, one by a rolling restart" "$why" "$L/conf.err"; fi
 
 # Password rotation: no restart; the old password is refused, the new one survives a restart.

@@ -2081,7 +2081,8 @@ static void test_swarm(void) {
     p.nhosts = 2;
     p.net_id = sdsnew("netid");
     p.secret_id = sdsnew("secid");
-    sds body = swarm_service_body(&p, &node, "confid");
+    snprintf(p.secret_name, sizeof p.secret_name, "c-password");
+    sds body = swarm_service_body(&p, &node, "confid", NULL);
     json_value_s *v = body ? json_parse(body, sdslen(body), NULL) : NULL;
     const json_value_s *tt = json_get(v, "TaskTemplate"), *cs = json_get(tt, "ContainerSpec"), *ep = json_get(v, "EndpointSpec");
     CHECKF("swarm.service.json", v != NULL, "%s", body ? body : "");
@@ -2103,6 +2104,21 @@ static void test_swarm(void) {
     CHECK("swarm.service.secret-0400", json_number(json_get(json_get(json_at(json_get(cs, "Secrets"), 0), "File"), "Mode"), 0) == 256);
     CHECK("swarm.service.command", json_string(json_at(json_get(cs, "Command"), 0)) &&
                                    !strcmp(json_string(json_at(json_get(cs, "Command"), 0)), "valkey-server"));
+    CHECK("swarm.service.names", json_string(json_get(json_at(json_get(cs, "Configs"), 0), "ConfigName")) &&
+                                 !strcmp(json_string(json_get(json_at(json_get(cs, "Configs"), 0), "ConfigName")), "c-2.conf") &&
+                                 json_string(json_get(json_at(json_get(cs, "Secrets"), 0), "SecretName")) &&
+                                 !strcmp(json_string(json_get(json_at(json_get(cs, "Secrets"), 0), "SecretName")), "c-password"));
+    json_free(v);
+    sdsfree(body);
+    /* update: a new config object and a new password secret, named as made */
+    snprintf(p.secret_name, sizeof p.secret_name, "c-password-9");
+    body = swarm_service_body(&p, &node, "confid2", "c-2.conf-9");
+    v = body ? json_parse(body, sdslen(body), NULL) : NULL;
+    cs = json_get(json_get(v, "TaskTemplate"), "ContainerSpec");
+    CHECK("swarm.service.update-names", json_string(json_get(json_at(json_get(cs, "Configs"), 0), "ConfigName")) &&
+                                        !strcmp(json_string(json_get(json_at(json_get(cs, "Configs"), 0), "ConfigName")), "c-2.conf-9") &&
+                                        json_string(json_get(json_at(json_get(cs, "Secrets"), 0), "SecretName")) &&
+                                        !strcmp(json_string(json_get(json_at(json_get(cs, "Secrets"), 0), "SecretName")), "c-password-9"));
     json_free(v);
     sdsfree(body);
     sdsfree(p.net_id);
