@@ -10145,7 +10145,7 @@ static int cmd_status(struct rc *rc, int argc, char **argv) {
                       o.name, LABEL_CLUSTER, o.name, o.name);
     if (ret < 0) goto out;
     /* Containers in node order; the list API sorts by creation time. */
-    const json_value_s **sorted = calloc(nc, sizeof(const json_value_s *));
+    const json_value_s **sorted = calloc(nc + 1, sizeof(const json_value_s *));
     if (!sorted) { ret = rc_fail_oom(rc); goto out; }
     for (size_t k = 0; k < nc; k++) sorted[k] = json_at(cs, k);
     for (size_t k = 1; k < nc; k++)
@@ -10426,9 +10426,9 @@ static int scale_target(struct scale_run *r) {
 
 /* Room for nmax nodes' names and addresses. */
 static int scale_alloc_nodes(struct scale_run *r) {
-    r->names = calloc((size_t)r->nmax, sizeof *r->names);
-    r->reach = calloc((size_t)r->nmax, sizeof *r->reach);
-    r->at = calloc((size_t)r->nmax, sizeof *r->at);
+    r->names = calloc((size_t)r->nmax + 1, sizeof *r->names);
+    r->reach = calloc((size_t)r->nmax + 1, sizeof *r->reach);
+    r->at = calloc((size_t)r->nmax + 1, sizeof *r->at);
     return r->names && r->reach && r->at ? 0 : rc_fail_oom(r->rc);
 }
 
@@ -16360,7 +16360,7 @@ static long long update_master_offset(struct rc *rc, const char *info) {
     struct rconn c;
     sds mi = rconn_open(rc, &c, host, (int)v) == 0 ? rconn_call_str(rc, &c, "INFO", "INFO", "replication", RESP_END) : NULL;
     rconn_free(&c);
-    long long o = mi && info_field(mi, "master_repl_offset", off, sizeof off) == 0 ? atoll(off) : -1;
+    long long o = mi && info_field(mi, "master_repl_offset", off, sizeof off) == 0 ? strtoll(off, NULL, 10) : -1;
     sdsfree(mi);
     return o;
 }
@@ -16411,7 +16411,7 @@ static int update_caught_up(struct rc *rc, const struct update_node *x) {
              info_field(info, "master_link_status", link, sizeof link) == 0 && !strcmp(link, "up") &&
              info_field(info, "slave_repl_offset", off, sizeof off) == 0;
     long long mo = ok ? update_master_offset(rc, info) : -1;
-    ok = ok && mo >= 0 && atoll(off) >= mo;
+    ok = ok && mo >= 0 && strtoll(off, NULL, 10) >= mo;
     sdsfree(info);
     return ok;
 }
