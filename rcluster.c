@@ -16481,7 +16481,8 @@ static void update_roll_back(struct update_plan *u, struct update_node *x, const
     struct rc *rc = d->rc;
     int kind = rc->err_kind;
     sds saved = rc->err ? sdsdup(rc->err) : NULL;
-    rc_progress(rc, "%s did not come back on %s: giving it its previous container back", x->name, u->want.image);
+    if (rc_interrupted()) rc_progress(rc, "Interrupted: giving %s its previous container back", x->name);
+    else rc_progress(rc, "%s did not come back on %s: giving it its previous container back", x->name, u->want.image);
     sds conf = rc_cat(conf_node_dir(u->dir, x->n->i, "conf"), "/redis.conf");
     sds conf_prev = conf ? rc_sprintf("%s" CONF_PREVIOUS, conf) : NULL;
     if (conf_written && conf_prev && rename(conf_prev, conf) < 0) rc_warn(rc, "could not restore %s", conf);
@@ -16918,7 +16919,8 @@ static int update_swarm_replace(struct update_plan *u, struct update_node *x, in
     if (ret < 0 && applied) {
         int kind = rc->err_kind;
         sds saved = rc->err ? sdsdup(rc->err) : NULL;
-        rc_progress(rc, "%s did not come back on %s: giving its service its previous spec", x->name, u->want.image);
+        if (rc_interrupted()) rc_progress(rc, "Interrupted: giving service %s its previous spec", x->name);
+        else rc_progress(rc, "%s did not come back on %s: giving its service its previous spec", x->name, u->want.image);
         sds old = swarm_service_body(&u->sw_cur, &u->sw_cur.nodes[x->sn->i - 1], x->conf_id, x->conf_name);
         if (update_swarm_set_spec(u, x, old, rc_now_ms() + 60000, &ignored) < 0)
             rc_warn(rc, "rolling %s back: %s", x->name, rc->err ? rc->err : "?");
