@@ -16614,10 +16614,12 @@ static void update_print_plan(struct rc *rc, const struct update_plan *u) {
             sds what = !strcmp(x->image, u->want.image) ? sdsnew("restart it with its new redis.conf")
                        : rc_sprintf("replace its %s (%s -> %s)%s", u->place->what, x->image, u->want.image,
                                     x->empty ? "; it starts empty and syncs" : "");
-            printf("  %d. %s (%s%s): %s%s%s%s\n", step++, x->name, x->master ? "master" : "replica of ",
-                   m ? m->name : "", r ? "CLUSTER FAILOVER to " : "",
-                   r ? r->name : x->master ? "in place, its slots unavailable meanwhile" : "", x->master ? ", then " : "",
-                   what ? what : "");
+            sds how = r ? rc_sprintf("CLUSTER FAILOVER to %s, then ", r->name)
+                      : x->master ? rc_sprintf("no replica (--allow-downtime): slots %s are unavailable until it has "
+                                               "restarted and loaded its data; ", x->slots[0] ? x->slots : "none") : sdsempty();
+            printf("  %d. %s (%s%s): %s%s\n", step++, x->name, x->master ? "master" : "replica of ", m ? m->name : "",
+                   how ? how : "", what ? what : "");
+            sdsfree(how);
             sdsfree(what);
         }
     if (!u->restarts && !u->nlive && !u->new_password) printf("  nothing to change\n");
