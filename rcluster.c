@@ -16258,6 +16258,10 @@ static int update_preflight(struct update_plan *u, const struct update_opts *o) 
         struct update_node *x = &u->nodes[k];
         if (!x->master || !x->restart) continue;
         if (u->image_change && u->new_server[0] && update_check_sync(rc, u, x) < 0) return -1;
+        if (!update_replica_of(u, x, 0) && x->empty)
+            return rc_fail_as(rc, RC_ERR_INCOMPATIBLE, "master %s has no replica, and %s cannot read the files %s wrote: it "
+                              "would start empty and its keys would be lost; add a replica first (`rcluster scale --name %s "
+                              "--replicas 1`); nothing was changed", x->name, u->new_server, x->server, u->want.name);
         if (!update_replica_of(u, x, 0) && !o->allow_downtime)
             return rc_fail(rc, "master %s has no replica to hand its slots to while it is replaced; add one (`rcluster scale "
                                "--name %s --replicas 1`) or pass --allow-downtime (its slots are unavailable while it "

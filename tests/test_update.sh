@@ -35,9 +35,11 @@ if [ "$DOCKER_OK" != 1 ]; then skip "update" "no Docker daemon"; exit 0; fi
 if ! $PY -c 'import redis.cluster' 2>/dev/null; then skip "update" "python3 redis module (python3-redis) missing"; exit 0; fi
 
 clean() {
-    local ids
-    ids=$(docker ps -aq --filter "label=$LABEL=$NAME"); [ -n "$ids" ] && docker rm -f $ids >/dev/null 2>&1
-    ids=$(docker network ls -q --filter "label=$LABEL=$NAME"); [ -n "$ids" ] && docker network rm $ids >/dev/null 2>&1
+    local ids n
+    for n in $NAME ${NAME}0; do
+        ids=$(docker ps -aq --filter "label=$LABEL=$n"); [ -n "$ids" ] && docker rm -f $ids >/dev/null 2>&1
+        ids=$(docker network ls -q --filter "label=$LABEL=$n"); [ -n "$ids" ] && docker network rm $ids >/dev/null 2>&1
+    done
     return 0
 }
 clean
@@ -187,6 +189,23 @@ if [ "$VALKEY" = 1 ]; then
     if [ "$RC" != 0 ]; then not_ok "update: Valkey 9.1.0 -> 8.0.1: each node starts empty and syncs" "exit $RC" "$L/to8b.err"
     elif ! contains "$L/to8b.err" "starting empty"; then not_ok "update: Valkey 9.1.0 -> 8.0.1: each node starts empty and syncs" "no node started empty" "$L/to8b.err"
     else judge "Valkey 9.1.0 -> 8.0.1: each node starts empty and syncs" valkey 8.0.1; fi
+fi
+
+if [ "$VALKEY" = 1 ]; then
+    # 3 masters, no replicas, on Valkey 9.1: going to 8.0.1 would start each master empty
+    # (it cannot read 9.1's files) with nobody to sync from: refused even with --allow-downtime.
+    run_rc "$L/up0" 180 -- up --name ${NAME}0 --subnet 10.74.0.32/27 --port 9810 --image $IMG9 --nodes 3 --replicas 0 \
+        --data-dir "$T_TMP/data0" --yes --timeout 120
+    IMGS_BEFORE=$(docker ps --filter "label=$LABEL=${NAME}0" --format '{{.Names}} {{.Image}} {{.ID}}' | sort)
+    run_rc "$L/lose" 60 -- update --name ${NAME}0 --image $IMG8 --allow-downtime --yes
+    why=""
+    [ "$RC" = 1 ] || why="exit $RC, want 1"
+    [ -z "$why" ] && ! contains "$L/lose.err" "keys would be lost" "nothing was changed" && why="message does not say why"
+    [ -z "$why" ] && [ "$(docker ps --filter "label=$LABEL=${NAME}0" --format '{{.Names}} {{.Image}} {{.ID}}' | sort)" != "$IMGS_BEFORE" ] && why="containers changed"
+    if [ -z "$why" ]; then ok "update: a master without a replica that would start empty is refused, even with --allow-downtime"
+    else not_ok "update: a master without a replica that would start empty is refused" "$why" "$L/up0.err" "$L/lose.err"; fi
+    ids=$(docker ps -aq --filter "label=$LABEL=${NAME}0"); [ -n "$ids" ] && docker rm -f $ids >/dev/null 2>&1
+    ids=$(docker network ls -q --filter "label=$LABEL=${NAME}0"); [ -n "$ids" ] && docker network rm $ids >/dev/null 2>&1
 fi
 
 # Changes up cannot make are refused naming the command that can.
