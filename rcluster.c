@@ -81,7 +81,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <glob.h>
 #include <ifaddrs.h>
 #include <limits.h>
 #include <netdb.h>
@@ -369,6 +368,50 @@ fail:
     unlink(tmp);
     sdsfree(tmp);
     return -1;
+}
+
+static int rc_cmp_cstr(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* The paths matching pattern "DIR/HEAD*TAIL" (one '*', in the last part only, as
+ * ld.so.conf includes and "DIR/ *.rdb" need), sorted like glob(3) does, as a
+ * NULL-terminated malloc'd array of sds (rc_glob_free() frees it); *n counts them.
+ * No match is not an error. -1 with rc->err on OOM. (glob(3) would pull ~6 KB of
+ * fnmatch, tilde and passwd code into the static binary.) */
+static int rc_glob_simple(struct rc *rc, const char *pattern, sds **out, size_t *n) {
+    *out = NULL;
+    *n = 0;
+    const char *slash = strrchr(pattern, '/'), *base = slash ? slash + 1 : pattern, *star = strchr(base, '*');
+    sds dir = slash ? sdsnewlen(pattern, slash == pattern ? 1 : (size_t)(slash - pattern)) : sdsnew(".");
+    if (!dir) return rc_fail_oom(rc);
+    size_t hl = star ? (size_t)(star - base) : strlen(base);
+    const char *tail = star ? star + 1 : "";
+    size_t tl = strlen(tail), cap = 0;
+    int ret = 0;
+    DIR *d = strchr(dir, '*') ? NULL : opendir(dir);
+    for (struct dirent *e; ret == 0 && d && (e = readdir(d));) {
+        size_t el = strlen(e->d_name);
+        if (e->d_name[0] == '.' && base[0] != '.') continue;
+        if (star ? (el < hl + tl || strncmp(e->d_name, base, hl) || strcmp(e->d_name + el - tl, tail))
+                 : strcmp(e->d_name, base)) continue;
+        if (*n + 2 > cap) {
+            sds *t = realloc(*out, (cap = cap ? cap * 2 : 8) * sizeof *t);
+            if (!t) { ret = rc_fail_oom(rc); break; }
+            *out = t;
+        }
+        (*out)[*n] = rc_sprintf("%s%s%s", slash ? dir : "", slash && slash != pattern ? "/" : "", e->d_name);
+        if (!(*out)[*n]) ret = rc_fail_oom(rc);
+        else (*out)[++*n] = NULL;
+    }
+    if (d) closedir(d);
+    sdsfree(dir);
+    if (*n) qsort(*out, *n, sizeof **out, rc_cmp_cstr);
+    return ret;
+}
+
+/* Free what rc_glob_simple() returned. */
+static void rc_glob_free(sds *v, size_t n) {
+    for (size_t i = 0; v && i < n; i++) sdsfree(v[i]);
+    free(v);
 }
 
 /* Length of the valid UTF-8 sequence at p (1-4), or 0 when the bytes are not one. */
@@ -10423,7 +10466,9 @@ static int scale_add_nodes(struct scale_run *r, int64_t deadline) {
         char stamp[32];
         time_t now = time(NULL);
         struct tm tmv;
-        strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", gmtime_r(&now, &tmv));
+        if (!gmtime_r(&now, &tmv)) memset(&tmv, 0, sizeof tmv);
+        snprintf(stamp, sizeof stamp, "%04d%02d%02d-%02d%02d%02d", (tmv.tm_year + 1900) % 10000, (tmv.tm_mon + 1) % 100,
+                 tmv.tm_mday % 100, tmv.tm_hour % 100, tmv.tm_min % 100, tmv.tm_sec % 100);
         sds from = conf_node_dir(p->data_dir, k + 1, NULL), to = from ? rc_sprintf("%s.removed-%s", from, stamp) : NULL;
         if (!from || !to) ret = rc_fail_oom(rc);
         else if (rename(from, to) < 0) ret = rc_fail(rc, "setting %s aside: %s", from, strerror(errno));
@@ -10856,12 +10901,11 @@ static sds image_ldconf_dirs(struct rc *rc, const char *file, sds acc, int depth
         while (l && isspace((unsigned char)t[l - 1])) t[--l] = 0;
         if (strncmp(t, "include", 7) == 0 && isspace((unsigned char)t[7])) {
             char *pat = t + 8 + strspn(t + 8, " \t");
-            glob_t g;
-            sds full = pat[0] == '/' ? sdsnew(pat) : rc_sprintf("/etc/%s", pat);
-            if (full && glob(full, 0, NULL, &g) == 0) {
-                for (size_t k = 0; k < g.gl_pathc; k++) acc = image_ldconf_dirs(rc, g.gl_pathv[k], acc, depth + 1);
-                globfree(&g);
-            }
+            sds full = pat[0] == '/' ? sdsnew(pat) : rc_sprintf("/etc/%s", pat), *g = NULL;
+            size_t ng = 0;
+            if (full && rc_glob_simple(rc, full, &g, &ng) == 0)
+                for (size_t k = 0; k < ng; k++) acc = image_ldconf_dirs(rc, g[k], acc, depth + 1);
+            rc_glob_free(g, ng);
             sdsfree(full);
         } else if (t[0] == '/') {
             acc = rc_catprintf(acc, "%s:", t);
@@ -13498,7 +13542,9 @@ static long long rc_wall_ms(void) {
 static void iso_time(long long unix_ms, char *out, size_t len) {
     time_t t = (time_t)(unix_ms / 1000);
     struct tm tmv;
-    if (!gmtime_r(&t, &tmv) || !strftime(out, len, "%Y-%m-%dT%H:%M:%SZ", &tmv)) snprintf(out, len, "?");
+    if (!gmtime_r(&t, &tmv)) snprintf(out, len, "?");
+    else snprintf(out, len, "%04d-%02d-%02dT%02d:%02d:%02dZ", (tmv.tm_year + 1900) % 10000, (tmv.tm_mon + 1) % 100,
+                  tmv.tm_mday % 100, tmv.tm_hour % 100, tmv.tm_min % 100, tmv.tm_sec % 100);   /* not strftime: it pulls in musl's tz code */
 }
 
 /* "*3\r\n" / "$5\r\n" at p; returns the bytes written (at most 23). Pure. */
@@ -14527,13 +14573,10 @@ static int rs_list_files(struct rc *rc, const char *path, sds **out, int *n) {
     }
     sdsfree(mpath);
     sds pat = rc_sprintf("%s/*.rdb", path);
-    glob_t g;
-    memset(&g, 0, sizeof g);
-    int gr = pat ? glob(pat, 0, NULL, &g) : GLOB_NOSPACE;
+    size_t ng = 0;
+    if (!pat || rc_glob_simple(rc, pat, out, &ng) < 0) { sdsfree(pat); return pat ? -1 : rc_fail_oom(rc); }
     sdsfree(pat);
-    if (gr == 0 && (*out = calloc(g.gl_pathc + 1, sizeof **out)))
-        for (size_t i = 0; i < g.gl_pathc; i++) if (((*out)[i] = sdsnew(g.gl_pathv[i]))) (*n)++;
-    globfree(&g);
+    *n = (int)ng;
     if (*n == 0) { rc->usage_error = 1; return rc_fail_as(rc, RC_ERR_USAGE, "%s: no manifest.json and no *.rdb file in it", path); }
     return 0;
 }
