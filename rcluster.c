@@ -116,7 +116,8 @@
 /* 1. Basics: the context, errors as values, time, output, small parsers   */
 /* ====================================================================== */
 
-/* Exit codes, documented in --help. */
+/* Exit codes, documented in --help; main() picks one from the error's kind alone
+ * (rc_exit_of_kind). */
 enum { RC_EXIT_OK = 0, RC_EXIT_FAIL = 1, RC_EXIT_USAGE = 2, RC_EXIT_UNHEALTHY = 3,
        RC_EXIT_INTERRUPTED = 130 };
 
@@ -129,7 +130,8 @@ struct rc_password_src;
 /* What kind of failure rc->err describes: callers decide on the kind, never on the
  * message text. rc_fail() resets it to RC_ERR_FAIL; rc_wrap() keeps it. */
 enum rc_err_kind { RC_ERR_FAIL = 0, RC_ERR_USAGE, RC_ERR_AUTH, RC_ERR_NOT_CLUSTER, RC_ERR_UNREACHABLE,
-                   RC_ERR_TIMEOUT, RC_ERR_INTERRUPTED, RC_ERR_CORRUPT, RC_ERR_INCOMPATIBLE, RC_ERR_EXISTS };
+                   RC_ERR_TIMEOUT, RC_ERR_INTERRUPTED, RC_ERR_CORRUPT, RC_ERR_INCOMPATIBLE, RC_ERR_EXISTS,
+                   RC_ERR_UNHEALTHY };
 
 /* Everything a command needs: options, output mode and the error slot. */
 struct rc {
@@ -147,8 +149,7 @@ struct rc {
     sds docker_host;      /* DOCKER_HOST or the default unix socket */
     sds api_version;      /* negotiated Engine API version, e.g. "1.41" */
     int64_t t0;           /* start of the command, for progress timestamps */
-    int usage_error;      /* the failure was bad usage: exit 2 instead of 1 */
-    int err_kind;         /* enum rc_err_kind of rc->err */
+    int err_kind;         /* enum rc_err_kind of rc->err: the exit code comes from it alone */
     int json_done;        /* --json: a result document is on stdout already */
     sds joined[2];        /* "host:port" made of redis-cli's `host port` (argv points here) */
 };
@@ -275,6 +276,30 @@ static int rc_fail_errno(struct rc *rc, const char *what) {
 }
 
 static int rc_fail_oom(struct rc *rc) { return rc_fail(rc, "out of memory"); }
+
+/* The cluster answered and is not healthy (exit 3). rc->err keeps what it says, if
+ * anything: a report on stdout may have said it all. -1. */
+static int rc_fail_unhealthy(struct rc *rc) {
+    rc->err_kind = RC_ERR_UNHEALTHY;
+    return -1;
+}
+
+/* A failure set aside while cleanup code, which may fail and overwrite rc->err, runs. */
+struct rc_err_saved { sds err; int kind; };
+
+/* A copy of the current error and its kind, for rc_err_restore(). */
+static struct rc_err_saved rc_err_save(const struct rc *rc) {
+    struct rc_err_saved v = { rc->err ? sdsdup(rc->err) : NULL, rc->err_kind };
+    return v;
+}
+
+/* Put back the error and kind rc_err_save() kept (what cleanup said is dropped). */
+static void rc_err_restore(struct rc *rc, struct rc_err_saved *v) {
+    sdsfree(rc->err);
+    rc->err = v->err;
+    rc->err_kind = v->kind;
+    v->err = NULL;
+}
 
 /* Progress and warnings go to stderr; results go to stdout. */
 static void rc_vlog(struct rc *rc, const char *tag, const char *colour, const char *fmt, va_list ap) {
@@ -2279,7 +2304,6 @@ static int addr_split(const char *s, struct addr *a) {
 /* Split and resolve; the error names the argument. */
 static int addr_parse(struct rc *rc, const char *s, struct addr *a) {
     if (addr_split(s, a) < 0) {
-        rc->usage_error = 1;
         return rc_fail_as(rc, RC_ERR_USAGE, "invalid address '%s': expected host:port or host:port@busport", s);
     }
     if (net_resolve(rc, a->host, a->ip, sizeof a->ip) < 0) return rc_wrap(rc, "invalid address '%s'", s);
@@ -3561,8 +3585,7 @@ out:
  * back, on a connection of its own (the session may be broken by then); a failure is a
  * warning. Keeps rc->err. */
 static void release_no_failover(struct rc *rc, const char *ip, int port, const char *name, const char *was) {
-    sds saved = rc->err ? sdsdup(rc->err) : NULL;
-    int kind = rc->err_kind;
+    struct rc_err_saved saved = rc_err_save(rc);
     struct rconn c;
     struct resp *rep = NULL;
     if (rconn_open(rc, &c, ip, port) == 0)
@@ -3572,7 +3595,7 @@ static void release_no_failover(struct rc *rc, const char *ip, int port, const c
                 rep ? rep->str : rc->err);
     resp_free(rep);
     rconn_free(&c);
-    if (saved) { sdsfree(rc->err); rc->err = saved; rc->err_kind = kind; }
+    rc_err_restore(rc, &saved);
 }
 
 /* Slots lo-hi in one command: ADDSLOTSRANGE from Redis 7 on, else ADDSLOTS with each
@@ -4662,8 +4685,7 @@ static const struct move_engine *mover_choose(struct session *s, const struct mo
     char why[300];
     const struct move_engine *eng = mover_pick(s, mv, n, o, why, sizeof why);
     if (eng == &move_engines[MOVE_ENGINE_KEYS] && mover_check_payloads(s, mv, n) < 0) return NULL;
-    if (!eng) s->rc->usage_error = 1;
-    else if (n > 0) rc_progress(s->rc, "Engine: %s (%s): %s", eng->name, eng->how, why);
+    if (eng && n > 0) rc_progress(s->rc, "Engine: %s (%s): %s", eng->name, eng->how, why);
     return eng;
 }
 
@@ -5133,8 +5155,8 @@ static int engine_adapt(struct engine *e, int64_t round_ms) {
  * frees); rc->err is left as it was. */
 static int engine_restore(struct engine *e, sds *left) {
     struct rc *rc = e->rc;
-    sds saved = rc->err ? sdsdup(rc->err) : NULL;
-    int restored = 0, failed = 0, kind = rc->err_kind;
+    struct rc_err_saved saved = rc_err_save(rc);
+    int restored = 0, failed = 0;
     *left = sdsempty();
     for (int i = 0; i < e->n; i++) {
         struct enode *x = &e->nodes[i];
@@ -5158,9 +5180,7 @@ static int engine_restore(struct engine *e, sds *left) {
         }
     }
     if (restored) rc_progress(rc, "Restored the original settings on the nodes");
-    sdsfree(rc->err);
-    rc->err = saved;
-    rc->err_kind = kind;
+    rc_err_restore(rc, &saved);
     rc_set_abandon_note(NULL);
     sdsfree(e->abandon_note);
     e->abandon_note = NULL;
@@ -6094,14 +6114,12 @@ static int day2_parse(struct rc *rc, int argc, char **argv, const struct option 
     if (want == 2) argc = args_join_host_port(rc, argc, argv, optind + 1, 1);
     int have = argc - optind;
     if ((want >= 0 && have != want) || (want < 0 && have < 1)) {
-        rc->usage_error = 1;
         return rc_fail_as(rc, RC_ERR_USAGE, "%s: expected %d argument(s), got %d (see rcluster %s --help)", argv[0], want < 0 ? 1 : want, have, argv[0]);
     }
     return 0;
 }
 
 static int day2_usage_fail(struct rc *rc, const char *fmt, const char *arg) {
-    rc->usage_error = 1;
     return rc_fail_as(rc, RC_ERR_USAGE, fmt, arg);
 }
 
@@ -6161,11 +6179,10 @@ static int day2_resolve(struct session *s, const char *what, const char *spec) {
     if (i == -1 && strchr(spec, ':')) {
         i = sess_find_reached(s, spec);
         if (i >= 0) return i;
-        s->rc->usage_error = 1;
         return rc_fail_as(s->rc, RC_ERR_USAGE, "%s %s: no node of this cluster answers there (%s)", what, spec, s->rc->err ? s->rc->err : "?");
     }
-    if (i == -2) { s->rc->usage_error = 1; return rc_fail_as(s->rc, RC_ERR_USAGE, "%s %s: matches more than one node; give more of the id", what, spec); }
-    if (i < 0) { s->rc->usage_error = 1; return rc_fail_as(s->rc, RC_ERR_USAGE, "%s %s: no such node in this cluster (give a node id, an id prefix or ip:port)", what, spec); }
+    if (i == -2) { return rc_fail_as(s->rc, RC_ERR_USAGE, "%s %s: matches more than one node; give more of the id", what, spec); }
+    if (i < 0) { return rc_fail_as(s->rc, RC_ERR_USAGE, "%s %s: no such node in this cluster (give a node id, an id prefix or ip:port)", what, spec); }
     return i;
 }
 
@@ -6174,7 +6191,6 @@ static int day2_resolve_master(struct session *s, const char *what, const char *
     if (i < 0) return -1;
     struct snode *x = &s->nodes[i];
     if (!snode_is_master(x)) {
-        s->rc->usage_error = 1;
         return rc_fail_as(s->rc, RC_ERR_USAGE, "%s %s: %s:%d is a replica (of %.40s); give a master", what, spec, x->ip, x->port, snode_master_id(x));
     }
     if (!x->up) return rc_fail_as(s->rc, RC_ERR_UNREACHABLE, "%s %s: %s:%d is not reachable: %s", what, spec, x->ip, x->port, x->err);
@@ -6496,7 +6512,7 @@ static int reshard_sources(struct session *s, const char *from, int dst, int *sr
     for (char *save = NULL, *tok = strtok_r(list, ",", &save); tok && ret == 0; tok = strtok_r(NULL, ",", &save)) {
         int i = day2_resolve_master(s, "--from", tok);
         if (i < 0) ret = -1;
-        else if (i == dst) { s->rc->usage_error = 1; ret = rc_fail_as(s->rc, RC_ERR_USAGE, "--from %s: is also the --to node", tok); }
+        else if (i == dst) { ret = rc_fail_as(s->rc, RC_ERR_USAGE, "--from %s: is also the --to node", tok); }
         else {
             int dup = 0;
             for (int k = 0; k < *nsrc; k++) dup |= src[k] == i;
@@ -6528,7 +6544,6 @@ static int cmd_reshard(struct rc *rc, int argc, char **argv) {
     long have = 0;
     for (int i = 0; i < nsrc; i++) have += snode_slot_count(&s.nodes[src[i]]);
     if (nsrc == 0 || have < o.slots) {
-        rc->usage_error = 1;
         rc_fail_as(rc, RC_ERR_USAGE, "reshard: asked to move %ld slots but the source masters hold only %ld; nothing changed", o.slots, have);
         goto out;
     }
@@ -7002,7 +7017,6 @@ static int cmd_fix(struct rc *rc, int argc, char **argv) {
     /* Finishing a key-by-key move is key by key: refused here, before any repair. */
     for (int i = 0; o.mo.migration == MIGRATION_ATOMIC && i < p.n; i++)
         if (p.v[i].action == FIX_FINISH) {
-            rc->usage_error = 1;
             rc_fail_as(rc, RC_ERR_USAGE, "--migration atomic: slot %d is open from a key-by-key move, which only MIGRATE finishes; "
                        "nothing changed (run fix without --migration)", p.v[i].slot);
             goto out;
@@ -7128,7 +7142,7 @@ static int cmd_del_node(struct rc *rc, int argc, char **argv) {
     int v = day2_resolve(&s, "del-node", argv[optind + 1]);
     if (v < 0) goto out;
     struct snode *x = &s.nodes[v];
-    if (v == s.seed) { rc->usage_error = 1; rc_fail_as(rc, RC_ERR_USAGE, "del-node: %s:%d is the node given as ADDR; give the address of another node of the cluster", x->ip, x->port); goto out; }
+    if (v == s.seed) { rc_fail_as(rc, RC_ERR_USAGE, "del-node: %s:%d is the node given as ADDR; give the address of another node of the cluster", x->ip, x->port); goto out; }
     int owned = snode_slot_count(x);
     for (int i = 0; i < s.n && owned == 0; i++)
         if (s.nodes[i].up) { const struct nodeinfo *ni = cview_find(&s.nodes[i].view, x->id); if (ni) owned = nodeinfo_slot_count(ni); }
@@ -7419,17 +7433,14 @@ static int container_serves(const json_value_s *c, const struct snode *x) {
 static void sess_find_up_nodes(struct rc *rc, struct session *s, unsigned char *mine) {
     struct docker d;
     json_value_s *all = NULL;
-    sds saved = rc->err ? sdsdup(rc->err) : NULL;
-    int kind = rc->err_kind;
+    struct rc_err_saved saved = rc_err_save(rc);
     docker_init_closed(&d, rc);
     if (docker_open(rc, &d) == 0 && docker_list_by_label(&d, "containers", LABEL_CLUSTER, NULL, &all) == 0)
         for (size_t k = 0; k < json_length(all); k++)
             for (int i = 0; i < s->n; i++) mine[i] |= container_serves(json_at(all, k), &s->nodes[i]);
     json_free(all);
     docker_free(&d);
-    sdsfree(rc->err);
-    rc->err = saved;
-    rc->err_kind = kind;
+    rc_err_restore(rc, &saved);
 }
 
 /* set-timeout ADDR MS: cluster-node-timeout on every node (CONFIG SET, persisted with
@@ -8006,10 +8017,10 @@ static int conf_undo_one(struct rc *rc, const struct conf_undo *u, int i) {
 
 /* Undo: remove what this run created, newest first. Best effort; warns. */
 static void conf_undo_run(struct rc *rc, struct conf_undo *u) {
-    sds saved = rc->err ? sdsdup(rc->err) : NULL;
+    struct rc_err_saved saved = rc_err_save(rc);
     for (int i = u->n - 1; i >= 0; i--)
         if (!conf_undo_covered(u, u->paths[i]) && conf_undo_one(rc, u, i) < 0) rc_warn(rc, "%s", rc->err);
-    if (saved) { sdsfree(rc->err); rc->err = saved; }
+    rc_err_restore(rc, &saved);
     for (int i = 0; i < u->n; i++) sdsfree(u->paths[i]);
     u->n = 0;
 }
@@ -8274,7 +8285,7 @@ static int cmd_parse_opts(struct rc *rc, int argc, char **argv, const struct opt
         }
         else if (opt >= OPT_FIRST_COMMAND_OPT && on_opt) ret = on_opt(rc, opt, optarg, ctx);
         else ret = rc_parse_common(rc, opt == 'a' ? OPT_PASSWORD : opt, optarg);
-        if (ret < 0) rc->usage_error = 1; /* a bad option value is a usage error: exit 2 */
+        if (ret < 0) rc->err_kind = RC_ERR_USAGE; /* a bad option value is a usage error: exit 2 */
     }
     if (ret == 0) {
         while (optind < argc) pos[npos++] = argv[optind++];
@@ -8305,8 +8316,7 @@ static int cmd_create(struct rc *rc, int argc, char **argv) {
     int r = cmd_parse_opts(rc, argc, argv, opts, 2, usage_create, create_on_opt, &replicas);
     if (r) return r < 0 ? -1 : 0;
     int n = argc - optind;
-    if (n <= 0) rc->usage_error = 1;
-    if (n <= 0) return rc_fail(rc, "create: no node addresses given (see rcluster create --help)");
+    if (n <= 0) return rc_fail_as(rc, RC_ERR_USAGE, "create: no node addresses given (see rcluster create --help)");
     if (n > 1000) return rc_fail(rc, "create: at most 1000 nodes");
     struct addr *a = calloc((size_t)n, sizeof *a);
     if (!a) return rc_fail_oom(rc);
@@ -8334,12 +8344,11 @@ static int cmd_check(struct rc *rc, int argc, char **argv) {
     int r = cmd_parse_opts(rc, argc, argv, opts, 2, usage_check, check_on_opt, NULL);
     if (r) return r < 0 ? -1 : 0;
     argc = args_join_host_port(rc, argc, argv, optind, 0);
-    if (argc - optind != 1) rc->usage_error = 1;
-    if (argc - optind != 1) return rc_fail(rc, "check: expected exactly one ADDR (see rcluster check --help)");
+    if (argc - optind != 1) return rc_fail_as(rc, RC_ERR_USAGE, "check: expected exactly one ADDR (see rcluster check --help)");
     struct addr a;
     if (addr_parse(rc, argv[optind], &a) < 0) return -1;
     int h = check_cluster(rc, a.ip, a.port, CHECK_REPORT);
-    return h < 0 ? -1 : h == 0 ? 0 : RC_EXIT_UNHEALTHY;
+    return h < 0 ? -1 : h == 0 ? 0 : rc_fail_unhealthy(rc);
 }
 
 /* ====================================================================== */
@@ -8781,34 +8790,34 @@ static void up_plan_free(struct up_plan *p) {
 
 /* Bridge mode: the subnet, the gateway, what nodes announce and where ports are published. */
 static int up_plan_bridge(struct rc *rc, struct up_opts *o, struct up_plan *p) {
-    if (o->bind) return rc_fail(rc, "--bind is for --network host; in bridge mode ports are published on --publish-ip");
+    if (o->bind) return rc_fail_as(rc, RC_ERR_USAGE, "--bind is for --network host; in bridge mode ports are published on --publish-ip");
     if (conf_parse_cidr(o->subnet, &p->net, &p->prefix) < 0)
-        return rc_fail(rc, "--subnet '%s': expected an IPv4 network like 10.38.0.0/16 (host bits zero)", o->subnet);
+        return rc_fail_as(rc, RC_ERR_USAGE, "--subnet '%s': expected an IPv4 network like 10.38.0.0/16 (host bits zero)", o->subnet);
     if (!conf_cidr_is_private(p->net, p->prefix))
         rc_warn(rc, "--subnet %s is not private address space (RFC 1918); it may hide real hosts", o->subnet);
     if (conf_cidr_host(p->net, p->prefix, 1, p->gateway) < 0)
-        return rc_fail(rc, "--subnet %s is too small", o->subnet);
+        return rc_fail_as(rc, RC_ERR_USAGE, "--subnet %s is too small", o->subnet);
     if (strcmp(o->announce, "container") != 0) {
         uint32_t a;
-        if (conf_parse_ipv4(o->announce, &a) < 0) return rc_fail(rc, "--announce '%s': expected 'container' or an IPv4 address", o->announce);
+        if (conf_parse_ipv4(o->announce, &a) < 0) return rc_fail_as(rc, RC_ERR_USAGE, "--announce '%s': expected 'container' or an IPv4 address", o->announce);
         /* Nodes reach each other through the announced address, from inside containers,
          * where 127.0.0.1 is the container itself; and only ports published on that
          * address answer there. */
         if ((a >> 24) == 127 || a == 0)
-            return rc_fail(rc, "--announce %s: inside a container that address is the container itself, so the nodes could "
+            return rc_fail_as(rc, RC_ERR_USAGE, "--announce %s: inside a container that address is the container itself, so the nodes could "
                                "not reach each other; announce an address of this host that containers can reach (e.g. its "
                                "LAN address)", o->announce);
         if (!o->publish_ip_set) o->publish_ip = o->announce;
         snprintf(p->announce_ip, sizeof p->announce_ip, "%s", o->announce);
     }
     uint32_t pub;
-    if (conf_parse_ipv4(o->publish_ip, &pub) < 0) return rc_fail(rc, "--publish-ip '%s': expected an IPv4 address", o->publish_ip);
+    if (conf_parse_ipv4(o->publish_ip, &pub) < 0) return rc_fail_as(rc, RC_ERR_USAGE, "--publish-ip '%s': expected an IPv4 address", o->publish_ip);
     if (p->announce_ip[0] && (pub >> 24) == 127)
-        return rc_fail(rc, "--announce %s needs the ports published on that address (or 0.0.0.0), not on --publish-ip %s",
+        return rc_fail_as(rc, RC_ERR_USAGE, "--announce %s needs the ports published on that address (or 0.0.0.0), not on --publish-ip %s",
                        o->announce, o->publish_ip);
     int loopback = (pub >> 24) == 127;
     if (!loopback && !rc->password && !o->insecure)
-        return rc_fail(rc, "--publish-ip %s exposes the nodes beyond this host without a password; "
+        return rc_fail_as(rc, RC_ERR_USAGE, "--publish-ip %s exposes the nodes beyond this host without a password; "
                            "give --password-file F (or RCLUSTER_PASSWORD), or --insecure to accept that", o->publish_ip);
     snprintf(p->connect_ip, sizeof p->connect_ip, "%s", pub == 0 ? "127.0.0.1" : o->publish_ip);
     return 0;
@@ -8820,24 +8829,24 @@ static int up_plan_bridge(struct rc *rc, struct up_opts *o, struct up_plan *p) {
 static int up_plan_host(struct rc *rc, struct up_opts *o, struct up_plan *p) {
     p->host_net = 1;
     if (o->subnet_given)
-        return rc_fail(rc, "--subnet has no meaning with --network host: the containers use the host's own network, "
+        return rc_fail_as(rc, RC_ERR_USAGE, "--subnet has no meaning with --network host: the containers use the host's own network, "
                            "so there is no Docker network to give a subnet");
     if (o->publish_ip_set)
-        return rc_fail(rc, "--publish-ip has no meaning with --network host: nothing is published, the nodes listen on "
+        return rc_fail_as(rc, RC_ERR_USAGE, "--publish-ip has no meaning with --network host: nothing is published, the nodes listen on "
                            "the host itself; use --bind IP for the address they listen on");
     const char *bind = o->bind ? o->bind : "127.0.0.1";
     uint32_t b, a;
-    if (conf_parse_ipv4(bind, &b) < 0) return rc_fail(rc, "--bind '%s': expected an IPv4 address of this host", bind);
+    if (conf_parse_ipv4(bind, &b) < 0) return rc_fail_as(rc, RC_ERR_USAGE, "--bind '%s': expected an IPv4 address of this host", bind);
     if ((b >> 24) != 127 && !rc->password && !o->insecure)
-        return rc_fail(rc, "--bind %s exposes the nodes beyond this host without a password; "
+        return rc_fail_as(rc, RC_ERR_USAGE, "--bind %s exposes the nodes beyond this host without a password; "
                            "give --password-file F (or RCLUSTER_PASSWORD), or --insecure to accept that", bind);
     snprintf(p->bind_ip, sizeof p->bind_ip, "%s", bind);
     if (strcmp(o->announce, "container") != 0) {
         if (conf_parse_ipv4(o->announce, &a) < 0 || a == 0)
-            return rc_fail(rc, "--announce '%s': expected an IPv4 address that clients and the other nodes reach", o->announce);
+            return rc_fail_as(rc, RC_ERR_USAGE, "--announce '%s': expected an IPv4 address that clients and the other nodes reach", o->announce);
         snprintf(p->announce_ip, sizeof p->announce_ip, "%s", o->announce);
     } else if (b == 0) {
-        return rc_fail(rc, "--bind 0.0.0.0 needs --announce IP: the nodes must tell clients and each other one address "
+        return rc_fail_as(rc, RC_ERR_USAGE, "--bind 0.0.0.0 needs --announce IP: the nodes must tell clients and each other one address "
                            "of this host");
     } else {
         snprintf(p->announce_ip, sizeof p->announce_ip, "%s", bind);
@@ -8853,26 +8862,26 @@ static int up_plan_make(struct rc *rc, struct up_opts *o, struct up_plan *p) {
     memset(p, 0, sizeof *p);
     p->o = o;
     if (!conf_valid_name(o->name))
-        return rc_fail(rc, "--name '%s': expected [a-zA-Z0-9][a-zA-Z0-9_.-]* (at most 48 characters)", o->name);
-    if (!up_valid_image(o->image)) return rc_fail(rc, "--image '%s': not a valid image reference", o->image);
+        return rc_fail_as(rc, RC_ERR_USAGE, "--name '%s': expected [a-zA-Z0-9][a-zA-Z0-9_.-]* (at most 48 characters)", o->name);
+    if (!up_valid_image(o->image)) return rc_fail_as(rc, RC_ERR_USAGE, "--image '%s': not a valid image reference", o->image);
     if (o->nodes < 3 * (o->replicas + 1))
-        return rc_fail(rc, "--nodes %d with --replicas %d: a cluster needs at least 3 masters, so at least %d nodes",
+        return rc_fail_as(rc, RC_ERR_USAGE, "--nodes %d with --replicas %d: a cluster needs at least 3 masters, so at least %d nodes",
                        o->nodes, o->replicas, 3 * (o->replicas + 1));
     if (o->port + o->nodes - 1 + CLUSTER_BUS_OFFSET > 65535)
-        return rc_fail(rc, "--port %d: bus ports up to %d would exceed 65535", o->port, o->port + o->nodes - 1 + CLUSTER_BUS_OFFSET);
+        return rc_fail_as(rc, RC_ERR_USAGE, "--port %d: bus ports up to %d would exceed 65535", o->port, o->port + o->nodes - 1 + CLUSTER_BUS_OFFSET);
     if ((o->network && !strcmp(o->network, "host") ? up_plan_host(rc, o, p) : up_plan_bridge(rc, o, p)) < 0) return -1;
     if (rc->password && (strpbrk(rc->password, "\r\n") || !*rc->password))
-        return rc_fail(rc, "the password must be one non-empty line");
+        return rc_fail_as(rc, RC_ERR_USAGE, "the password must be one non-empty line");
     if (rc->user && !rc->password)
-        return rc_fail(rc, "--user %s needs a password (--password-file F): the ACL user is created with it and replicas "
+        return rc_fail_as(rc, RC_ERR_USAGE, "--user %s needs a password (--password-file F): the ACL user is created with it and replicas "
                            "sync as that user", rc->user);
     if (rc->user && (!conf_valid_name(rc->user) || !strcmp(rc->user, "default")))
-        return rc_fail(rc, "--user '%s': expected a name like [a-zA-Z0-9][a-zA-Z0-9_.-]*, not 'default' (the password "
+        return rc_fail_as(rc, RC_ERR_USAGE, "--user '%s': expected a name like [a-zA-Z0-9][a-zA-Z0-9_.-]*, not 'default' (the password "
                            "already protects the default user)", rc->user);
     p->data_dir = o->data_dir ? sdsnew(o->data_dir) : conf_default_data_dir(o->name);
-    if (!p->data_dir) return rc_fail(rc, "cannot choose a data dir (no HOME?); give --data-dir DIR");
+    if (!p->data_dir) return rc_fail_as(rc, RC_ERR_USAGE, "cannot choose a data dir (no HOME?); give --data-dir DIR");
     if (p->data_dir[0] != '/' || strpbrk(p->data_dir, ":,\n"))
-        return rc_fail(rc, "--data-dir %s: must be an absolute path without ':' or ','", p->data_dir);
+        return rc_fail_as(rc, RC_ERR_USAGE, "--data-dir %s: must be an absolute path without ':' or ','", p->data_dir);
     p->nodes = calloc((size_t)o->nodes, sizeof *p->nodes);
     if (!p->nodes) return rc_fail_oom(rc);
     for (int k = 0; k < o->nodes; k++) {
@@ -8881,7 +8890,7 @@ static int up_plan_make(struct rc *rc, struct up_opts *o, struct up_plan *p) {
         snprintf(n->name, sizeof n->name, "%s-%d", o->name, n->i);
         if (p->host_net) snprintf(n->ip, sizeof n->ip, "%.15s", p->announce_ip);
         else if (conf_cidr_host(p->net, p->prefix, (uint32_t)(CONF_FIRST_HOST + n->i), n->ip) < 0)
-            return rc_fail(rc, "--subnet %s has no room for node %d at host address .%d", o->subnet, n->i, CONF_FIRST_HOST + n->i);
+            return rc_fail_as(rc, RC_ERR_USAGE, "--subnet %s has no room for node %d at host address .%d", o->subnet, n->i, CONF_FIRST_HOST + n->i);
         n->host_port = o->port + k;
         n->bus_port = n->host_port + CLUSTER_BUS_OFFSET;
     }
@@ -9330,9 +9339,9 @@ static const char *up_probe_image(struct docker *d, struct up_plan *p) {
         if (st >= 200 && st < 300) found = paths[k][0];
     }
     sds del = rc_sprintf("/containers/%s?force=1", id);
-    sds saved = rc->err ? sdsdup(rc->err) : NULL;
+    struct rc_err_saved saved = rc_err_save(rc);
     if (!del || docker_call(d, "DELETE", del, NULL, NULL, 404) < 0) rc_warn(rc, "could not remove probe container %.12s", id);
-    if (saved) { sdsfree(rc->err); rc->err = saved; }
+    rc_err_restore(rc, &saved);
     sdsfree(del);
     json_free(v);
     return found;
@@ -9425,7 +9434,7 @@ static int up_start_containers(struct docker *d, struct up_plan *p) {
 /* Why a node did not come up: its state and last log lines. */
 static void up_explain_node(struct docker *d, struct up_node *n) {
     struct rc *rc = d->rc;
-    sds saved = rc->err ? sdsdup(rc->err) : NULL;
+    struct rc_err_saved saved = rc_err_save(rc);
     json_value_s *v = NULL;
     sds state = NULL;
     if (docker_inspect(d, "containers", n->name, &v) == 1) {
@@ -9436,7 +9445,7 @@ static void up_explain_node(struct docker *d, struct up_node *n) {
     }
     json_free(v);
     sds logs = docker_container_logs(d, n->name, 20);
-    if (saved) { sdsfree(rc->err); rc->err = saved; }
+    rc_err_restore(rc, &saved);
     rc_wrap(rc, "container %s (%s) did not answer; its last log lines:\n%s\n", n->name, state ? state : "state unknown",
             logs && sdslen(logs) ? logs : "(no output)");
     sdsfree(state);
@@ -9490,7 +9499,7 @@ static int up_wait_healthy(struct rc *rc, struct up_plan *p, int64_t deadline) {
 static void up_rollback(struct docker *d, struct up_plan *p) {
     struct rc *rc = d->rc;
     if (rc->dry_run) return;
-    sds saved = rc->err ? sdsdup(rc->err) : NULL;
+    struct rc_err_saved saved = rc_err_save(rc);
     int m = 0;
     struct docker_req *reqs = calloc((size_t)p->o->nodes, sizeof *reqs);
     for (int k = 0; reqs && k < p->o->nodes; k++) {
@@ -9512,7 +9521,7 @@ static void up_rollback(struct docker *d, struct up_plan *p) {
     }
     if (p->undo.n) rc_progress(rc, "Removing the %d directories this run created", p->undo.n);
     conf_undo_run(rc, &p->undo);
-    if (saved) { sdsfree(rc->err); rc->err = saved; }
+    rc_err_restore(rc, &saved);
 }
 
 static void up_print_connect(struct rc *rc, struct up_plan *p) {
@@ -9651,7 +9660,7 @@ static int cmd_up(struct rc *rc, int argc, char **argv) {
     struct up_opts o;
     up_opts_defaults(&o);
     int r = cmd_parse_opts(rc, argc, argv, up_longopts, (int)(sizeof up_longopts / sizeof up_longopts[0]), usage_up, up_on_opt, &o);
-    if (r == 0 && optind < argc) { rc->usage_error = 1; r = rc_fail(rc, "up: unexpected argument '%s'", argv[optind]); }
+    if (r == 0 && optind < argc) { r = rc_fail_as(rc, RC_ERR_USAGE, "up: unexpected argument '%s'", argv[optind]); }
     if (r) { free(o.configs); return r < 0 ? -1 : 0; }
     int64_t deadline = rc_now_ms() + (int64_t)(rc->timeout * 1000);
     if (o.swarm && !(o.given & UPG_ANNOUNCE)) o.announce = SWARM_ANNOUNCE_HOST;   /* --swarm's own default */
@@ -9699,7 +9708,7 @@ static int down_parse_opts(struct rc *rc, const char *cmd, int argc, char **argv
     int r = cmd_parse_opts(rc, argc, argv, down_longopts, nopts, usage, up_on_opt, o);
     free(o->configs);   /* only `up` uses --config lines */
     o->configs = NULL;
-    if (r == 0 && optind < argc) { rc->usage_error = 1; r = rc_fail(rc, "%s: unexpected argument '%s'", cmd, argv[optind]); }
+    if (r == 0 && optind < argc) { r = rc_fail_as(rc, RC_ERR_USAGE, "%s: unexpected argument '%s'", cmd, argv[optind]); }
     return r;
 }
 
@@ -9708,7 +9717,7 @@ static int down_parse_opts(struct rc *rc, const char *cmd, int argc, char **argv
 static int cmd_down(struct rc *rc, int argc, char **argv) {
     struct up_opts o;
     int r = down_parse_opts(rc, "down", argc, argv, 4, usage_down, &o);
-    if (r == 0 && !conf_valid_name(o.name)) r = rc_fail(rc, "--name '%s': not a valid cluster name", o.name);
+    if (r == 0 && !conf_valid_name(o.name)) r = rc_fail_as(rc, RC_ERR_USAGE, "--name '%s': not a valid cluster name", o.name);
     if (r) return r < 0 ? -1 : 0;
     if (o.swarm) return swarm_down(rc, &o);
     struct docker d;
@@ -9961,7 +9970,7 @@ static int cmd_status(struct rc *rc, int argc, char **argv) {
         printf("%s\n", js);
         sdsfree(js);
     }
-    ret = health == 0 ? 0 : RC_EXIT_UNHEALTHY;
+    ret = health == 0 ? 0 : rc_fail_unhealthy(rc);
 out:
     sdsfree(server);
     json_free(cs);
@@ -10091,20 +10100,19 @@ static int scale_on_opt(struct rc *rc, int opt, const char *arg, void *ctx) {
     long v;
     if (opt == OPT_SC_MASTERS) {
         if (rc_parse_int(arg, 3, UP_MAX_NODES, &v) < 0) {
-            rc->usage_error = 1;
             return rc_fail_as(rc, RC_ERR_USAGE, "--masters: expected 3 to %d (a cluster needs at least 3 masters), got '%s'", UP_MAX_NODES, arg);
         }
         so->masters = (int)v;
         return 0;
     }
     if (opt == OPT_UP_NODES) {   /* the size as a node count, N = M * (R + 1); not up's --nodes */
-        if (rc_parse_int(arg, 3, UP_MAX_NODES, &v) < 0) { rc->usage_error = 1; return rc_fail_as(rc, RC_ERR_USAGE, "--nodes: expected 3 to %d, got '%s'", UP_MAX_NODES, arg); }
+        if (rc_parse_int(arg, 3, UP_MAX_NODES, &v) < 0) { return rc_fail_as(rc, RC_ERR_USAGE, "--nodes: expected 3 to %d, got '%s'", UP_MAX_NODES, arg); }
         so->nodes = (int)v;
         return 0;
     }
     if (opt == OPT_SC_MIGRATION) return parse_migration(rc, arg, &so->migration);
     if (opt == OPT_SC_REPLICAS) {
-        if (rc_parse_int(arg, 0, 10, &v) < 0) { rc->usage_error = 1; return rc_fail_as(rc, RC_ERR_USAGE, "--replicas: expected 0 to 10, got '%s'", arg); }
+        if (rc_parse_int(arg, 0, 10, &v) < 0) { return rc_fail_as(rc, RC_ERR_USAGE, "--replicas: expected 0 to 10, got '%s'", arg); }
         so->replicas = (int)v;
         return 0;
     }
@@ -10176,7 +10184,6 @@ static int scale_target(struct scale_run *r) {
     struct rc *rc = r->rc;
     if (r->so.replicas < 0) r->so.replicas = r->so.up.replicas;
     int per = r->so.replicas + 1;
-    rc->usage_error = 1;
     if (r->so.nodes && r->so.masters) return rc_fail_as(rc, RC_ERR_USAGE, "scale: give --masters M or --nodes N, not both");
     if (r->so.nodes && (r->so.nodes % per || r->so.nodes / per < 3))
         return rc_fail_as(rc, RC_ERR_USAGE, "--nodes %d with %d replica(s) per master: expected a multiple of %d, at least %d", r->so.nodes,
@@ -10184,7 +10191,6 @@ static int scale_target(struct scale_run *r) {
     if (r->so.nodes) r->so.masters = r->so.nodes / per;
     r->n_want = r->so.masters * per;
     if (r->n_want > UP_MAX_NODES) return rc_fail_as(rc, RC_ERR_USAGE, "--masters %d with --replicas %d: %d nodes, more than %d", r->so.masters, r->so.replicas, r->n_want, UP_MAX_NODES);
-    rc->usage_error = 0;
     return 0;
 }
 
@@ -10297,7 +10303,6 @@ static int scale_preflight(struct scale_run *r) {
     /* --migration atomic: the masters must all offer it (nodes that join run the same image). */
     for (int i = 0; r->so.migration == MIGRATION_ATOMIC && i < s->n; i++)
         if (s->nodes[i].up && snode_is_master(&s->nodes[i]) && !(s->nodes[i].caps & (SRV_ATOMIC_VALKEY | SRV_ATOMIC_REDIS))) {
-            r->rc->usage_error = 1;
             return rc_fail_as(r->rc, RC_ERR_USAGE, "--migration atomic: %s:%d runs %s, which has no atomic slot migration; nothing changed",
                               s->nodes[i].ip, s->nodes[i].port, s->nodes[i].server);
         }
@@ -10668,9 +10673,9 @@ static int cmd_scale(struct rc *rc, int argc, char **argv) {
     up_opts_defaults(&r.so.up);
     r.so.replicas = -1;
     int ret = cmd_parse_opts(rc, argc, argv, scale_longopts, (int)(sizeof scale_longopts / sizeof scale_longopts[0]), usage_scale, scale_on_opt, &r.so);
-    if (ret == 0 && optind < argc) { rc->usage_error = 1; ret = rc_fail_as(rc, RC_ERR_USAGE, "scale: unexpected argument '%s'", argv[optind]); }
-    if (ret == 0 && !r.so.masters && !r.so.nodes) { rc->usage_error = 1; ret = rc_fail_as(rc, RC_ERR_USAGE, "scale: --masters M (or --nodes N) is required (see rcluster scale --help)"); }
-    if (ret == 0 && !conf_valid_name(r.so.up.name)) { rc->usage_error = 1; ret = rc_fail_as(rc, RC_ERR_USAGE, "--name '%s': not a valid cluster name", r.so.up.name); }
+    if (ret == 0 && optind < argc) { ret = rc_fail_as(rc, RC_ERR_USAGE, "scale: unexpected argument '%s'", argv[optind]); }
+    if (ret == 0 && !r.so.masters && !r.so.nodes) { ret = rc_fail_as(rc, RC_ERR_USAGE, "scale: --masters M (or --nodes N) is required (see rcluster scale --help)"); }
+    if (ret == 0 && !conf_valid_name(r.so.up.name)) { ret = rc_fail_as(rc, RC_ERR_USAGE, "--name '%s': not a valid cluster name", r.so.up.name); }
     if (ret) { free(r.so.up.configs); return ret < 0 ? -1 : 0; }
     int64_t t0 = rc_now_ms(), deadline = t0 + (int64_t)(rc->timeout * 1000);
     int removed = 0;
@@ -11322,8 +11327,7 @@ static int cmd_image(struct rc *rc, int argc, char **argv) {
     int nargs = (sub ? argc - 1 : argc) - optind;
     if (!sub || (strcmp(sub, "build") != 0 && strcmp(sub, "load") != 0) || (!strcmp(sub, "build") && nargs != 0) ||
         (!strcmp(sub, "load") && nargs != 1)) {
-        rc->usage_error = 1;
-        return rc_fail(rc, "image: expected `image build [--from PATH] [--tag TAG] [--dry-run]` or `image load FILE`");
+        return rc_fail_as(rc, RC_ERR_USAGE, "image: expected `image build [--from PATH] [--tag TAG] [--dry-run]` or `image load FILE`");
     }
     if (!strcmp(sub, "build") && !up_valid_image(o.tag)) return rc_fail(rc, "--tag '%s': not a valid image name", o.tag);
     if (!strcmp(sub, "build") && strchr(o.tag, '@')) return rc_fail(rc, "--tag '%s': a digest cannot be given to a new image", o.tag);
@@ -11716,38 +11720,38 @@ static int swarm_plan_make(struct rc *rc, struct up_opts *o, struct swarm_plan *
     memset(p, 0, sizeof *p);
     p->o = o;
     if (!conf_valid_name(o->name))
-        return rc_fail(rc, "--name '%s': expected [a-zA-Z0-9][a-zA-Z0-9_.-]* (at most 48 characters)", o->name);
-    if (!up_valid_image(o->image)) return rc_fail(rc, "--image '%s': not a valid image reference", o->image);
+        return rc_fail_as(rc, RC_ERR_USAGE, "--name '%s': expected [a-zA-Z0-9][a-zA-Z0-9_.-]* (at most 48 characters)", o->name);
+    if (!up_valid_image(o->image)) return rc_fail_as(rc, RC_ERR_USAGE, "--image '%s': not a valid image reference", o->image);
     if (o->nodes < 3 * (o->replicas + 1))
-        return rc_fail(rc, "--nodes %d with --replicas %d: a cluster needs at least 3 masters, so at least %d nodes",
+        return rc_fail_as(rc, RC_ERR_USAGE, "--nodes %d with --replicas %d: a cluster needs at least 3 masters, so at least %d nodes",
                        o->nodes, o->replicas, 3 * (o->replicas + 1));
     if (o->port + o->nodes - 1 + CLUSTER_BUS_OFFSET > 65535)
-        return rc_fail(rc, "--port %d: bus ports up to %d would exceed 65535", o->port, o->port + o->nodes - 1 + CLUSTER_BUS_OFFSET);
+        return rc_fail_as(rc, RC_ERR_USAGE, "--port %d: bus ports up to %d would exceed 65535", o->port, o->port + o->nodes - 1 + CLUSTER_BUS_OFFSET);
     static const struct { unsigned bit; const char *opt, *why; } refused[] = {
         { UPG_NETWORK, "--network", "services join the overlay network NAME" },
         { UPG_BIND, "--bind", "nodes listen on the overlay and on their published ports" },
         { UPG_PUBLISH_IP, "--publish-ip", "ports are published in host mode on each Swarm node's own addresses" },
     };
     for (size_t k = 0; k < sizeof refused / sizeof refused[0]; k++)
-        if (o->given & refused[k].bit) return rc_fail(rc, "%s does not apply with --swarm: %s", refused[k].opt, refused[k].why);
-    if (o->data_dir) return rc_fail(rc, "--data-dir does not apply with --swarm: each node keeps its data in the named volume NAME-I-data on its Swarm node");
+        if (o->given & refused[k].bit) return rc_fail_as(rc, RC_ERR_USAGE, "%s does not apply with --swarm: %s", refused[k].opt, refused[k].why);
+    if (o->data_dir) return rc_fail_as(rc, RC_ERR_USAGE, "--data-dir does not apply with --swarm: each node keeps its data in the named volume NAME-I-data on its Swarm node");
     if (strcmp(o->announce, "container") != 0 && strcmp(o->announce, SWARM_ANNOUNCE_HOST) != 0)
-        return rc_fail(rc, "--announce %s does not apply with --swarm: nodes announce their Swarm node's address (the "
+        return rc_fail_as(rc, RC_ERR_USAGE, "--announce %s does not apply with --swarm: nodes announce their Swarm node's address (the "
                            "default, --announce " SWARM_ANNOUNCE_HOST "), or their overlay address with --announce container", o->announce);
     p->container = !strcmp(o->announce, "container");
     uint32_t net;
     int prefix;
     if (conf_parse_cidr(o->subnet, &net, &prefix) < 0)
-        return rc_fail(rc, "--subnet '%s': expected an IPv4 network like 10.38.0.0/16 (host bits zero)", o->subnet);
+        return rc_fail_as(rc, RC_ERR_USAGE, "--subnet '%s': expected an IPv4 network like 10.38.0.0/16 (host bits zero)", o->subnet);
     if (!conf_cidr_is_private(net, prefix))
-        return rc_fail(rc, "--subnet %s is not private address space (RFC 1918); the overlay would hide real hosts", o->subnet);
+        return rc_fail_as(rc, RC_ERR_USAGE, "--subnet %s is not private address space (RFC 1918); the overlay would hide real hosts", o->subnet);
     if (!rc->password && !o->insecure)
-        return rc_fail(rc, "--swarm publishes the nodes' ports on every Swarm node's addresses, beyond this host, without a "
+        return rc_fail_as(rc, RC_ERR_USAGE, "--swarm publishes the nodes' ports on every Swarm node's addresses, beyond this host, without a "
                            "password; give --password-file F (or RCLUSTER_PASSWORD), or --insecure to accept that");
-    if (rc->password && (strpbrk(rc->password, "\r\n") || !*rc->password)) return rc_fail(rc, "the password must be one non-empty line");
-    if (rc->user && !rc->password) return rc_fail(rc, "--user %s needs a password (--password-file F)", rc->user);
+    if (rc->password && (strpbrk(rc->password, "\r\n") || !*rc->password)) return rc_fail_as(rc, RC_ERR_USAGE, "the password must be one non-empty line");
+    if (rc->user && !rc->password) return rc_fail_as(rc, RC_ERR_USAGE, "--user %s needs a password (--password-file F)", rc->user);
     if (rc->user && (!conf_valid_name(rc->user) || !strcmp(rc->user, "default")))
-        return rc_fail(rc, "--user '%s': expected a name like [a-zA-Z0-9][a-zA-Z0-9_.-]*, not 'default'", rc->user);
+        return rc_fail_as(rc, RC_ERR_USAGE, "--user '%s': expected a name like [a-zA-Z0-9][a-zA-Z0-9_.-]*, not 'default'", rc->user);
     p->nodes = calloc((size_t)o->nodes, sizeof *p->nodes);
     p->conf_ids = calloc((size_t)o->nodes, sizeof *p->conf_ids);
     p->conf_created = calloc((size_t)o->nodes, sizeof *p->conf_created);
@@ -11913,7 +11917,7 @@ static int swarm_delete(struct docker *d, const char *path, int64_t deadline) {
 static void swarm_rollback(struct docker *d, struct swarm_plan *p) {
     struct rc *rc = d->rc;
     if (rc->dry_run) return;
-    sds saved = rc->err ? sdsdup(rc->err) : NULL;
+    struct rc_err_saved saved = rc_err_save(rc);
     int64_t deadline = rc_now_ms() + 30000;
     rc_progress(rc, "Removing what this run created");
     for (int k = 0; k < p->o->nodes; k++) {
@@ -11932,7 +11936,7 @@ static void swarm_rollback(struct docker *d, struct swarm_plan *p) {
     path = p->net_created ? rc_sprintf("/networks/%s", p->net_id) : NULL;
     if (path && swarm_delete(d, path, deadline) < 0) rc_warn(rc, "%s", rc->err);
     sdsfree(path);
-    if (saved) { sdsfree(rc->err); rc->err = saved; }
+    rc_err_restore(rc, &saved);
 }
 
 /* ---- the manifest: a Swarm config NAME-manifest-G ---------------------------------- */
@@ -12972,7 +12976,7 @@ static int swarm_status(struct rc *rc, struct up_opts *o) {
     sdsfree(lost);
     sdsfree(notes);
     ret = health == 0 ? 0 : cannot_ask ? rc_fail_as(rc, RC_ERR_AUTH, "cluster '%s': its nodes refuse us without the password "
-                                                    "(give it with --password-file F or RCLUSTER_PASSWORD)", o->name) : RC_EXIT_UNHEALTHY;
+                                                    "(give it with --password-file F or RCLUSTER_PASSWORD)", o->name) : rc_fail_unhealthy(rc);
 out:
     json_free(svcs);
     free(p.hosts);
@@ -14047,7 +14051,6 @@ static int data_parse(struct rc *rc, int argc, char **argv, const struct option 
     if (r) return r;
     argc = args_join_host_port(rc, argc, argv, optind, 0);
     if (argc - optind != want) {
-        rc->usage_error = 1;
         return rc_fail_as(rc, RC_ERR_USAGE, "%s: expected %d argument(s), got %d (see rcluster %s --help)", argv[0], want, argc - optind, argv[0]);
     }
     return 0;
@@ -14065,7 +14068,7 @@ static int bk_prepare_dir(struct rc *rc, const char *dir) {
     if (!m) return rc_fail_oom(rc);
     int exists = access(m, F_OK) == 0;
     sdsfree(m);
-    if (exists) { rc->usage_error = 1; return rc_fail_as(rc, RC_ERR_USAGE, "%s already holds a backup (manifest.json); give another DIR", dir); }
+    if (exists) { return rc_fail_as(rc, RC_ERR_USAGE, "%s already holds a backup (manifest.json); give another DIR", dir); }
     return access(dir, W_OK | X_OK) == 0 ? 0 : rc_fail(rc, "backup dir %s is not writable: %s", dir, strerror(errno));
 }
 
@@ -14555,7 +14558,7 @@ static int rs_list_files(struct rc *rc, const char *path, sds **out, int *n) {
     struct stat st;
     *out = NULL;
     *n = 0;
-    if (stat(path, &st) < 0) { rc->usage_error = 1; return rc_fail_as(rc, RC_ERR_USAGE, "%s: %s", path, strerror(errno)); }
+    if (stat(path, &st) < 0) { return rc_fail_as(rc, RC_ERR_USAGE, "%s: %s", path, strerror(errno)); }
     if (!S_ISDIR(st.st_mode)) {
         if (!(*out = calloc(1, sizeof **out)) || !((*out)[0] = sdsnew(path))) return rc_fail_oom(rc);
         *n = 1;
@@ -14577,7 +14580,7 @@ static int rs_list_files(struct rc *rc, const char *path, sds **out, int *n) {
     if (!pat || rc_glob_simple(rc, pat, out, &ng) < 0) { sdsfree(pat); return pat ? -1 : rc_fail_oom(rc); }
     sdsfree(pat);
     *n = (int)ng;
-    if (*n == 0) { rc->usage_error = 1; return rc_fail_as(rc, RC_ERR_USAGE, "%s: no manifest.json and no *.rdb file in it", path); }
+    if (*n == 0) { return rc_fail_as(rc, RC_ERR_USAGE, "%s: no manifest.json and no *.rdb file in it", path); }
     return 0;
 }
 
@@ -15025,13 +15028,13 @@ static int cmd_import(struct rc *rc, int argc, char **argv) {
     struct data_opts o;
     int r = data_parse(rc, argc, argv, opts, (int)(sizeof opts / sizeof opts[0]), usage_import, &o, 1);
     if (r) { data_opts_free(&o); return r < 0 ? -1 : 0; }
-    if (!o.from) { data_opts_free(&o); rc->usage_error = 1; return rc_fail_as(rc, RC_ERR_USAGE, "import: --from HOST:PORT is required (see rcluster import --help)"); }
+    if (!o.from) { data_opts_free(&o); return rc_fail_as(rc, RC_ERR_USAGE, "import: --from HOST:PORT is required (see rcluster import --help)"); }
     struct stat st;
     if (stat(o.from, &st) == 0 && S_ISREG(st.st_mode)) {   /* --from FILE.rdb: a restore of that file */
         char *rargv[5] = { (char *)"restore", argv[optind], (char *)o.from, o.replace ? (char *)"--replace" : NULL, NULL };
         int dry = o.dry_run;
         data_opts_free(&o);
-        if (dry) { rc->usage_error = 1; return rc_fail_as(rc, RC_ERR_USAGE, "import --from FILE: use rcluster restore ADDR FILE --dry-run"); }
+        if (dry) { return rc_fail_as(rc, RC_ERR_USAGE, "import --from FILE: use rcluster restore ADDR FILE --dry-run"); }
         return cmd_restore(rc, rargv[3] ? 4 : 3, rargv);
     }
     struct import im;
@@ -15040,7 +15043,7 @@ static int cmd_import(struct rc *rc, int argc, char **argv) {
     im.o = &o;
     im.scan.fd = -1;
     int ret = -1;
-    if (addr_parse(rc, o.from, &im.from) < 0) { rc->usage_error = 1; rc->err_kind = RC_ERR_USAGE; goto out; }
+    if (addr_parse(rc, o.from, &im.from) < 0) { rc->err_kind = RC_ERR_USAGE; goto out; }
     if (day2_open(rc, &im.s, argv[optind]) < 0 || day2_preflight(&im.s, 0, -1) < 0) goto out;
     sess_owner_map(&im.s, im.owner);
     if (im_source_connect(&im, &im.scan) < 0 || im_check_source(&im) < 0 || im_check_reach(&im) < 0 || im_open_lanes(&im) < 0) goto out;
@@ -15112,8 +15115,12 @@ static void usage_main(FILE *f) {
           "Environment: DOCKER_HOST (unix://PATH or tcp://HOST:PORT), DOCKER_API_VERSION,\n"
           "RCLUSTER_PASSWORD, NO_COLOR.\n"
           "\n"
-          "Exit status: 0 success / healthy, 1 failure, 2 usage error, 3 cluster not healthy\n"
-          "(check, status), 130 interrupted.\n", f);
+          "Exit status, from the kind of failure alone (--json: error.kind and error.exit):\n"
+          "  0    success / healthy\n"
+          "  1    fail, auth, not_cluster, unreachable, timeout, corrupt, incompatible, exists\n"
+          "  2    usage (a bad command line or option value)\n"
+          "  3    unhealthy (check, status: the cluster answered but is not healthy)\n"
+          "  130  interrupted (SIGINT/SIGTERM; what was changed is put back first)\n", f);
 }
 
 struct rc_command {
@@ -15156,9 +15163,8 @@ static void rc_release(struct rc *rc) {
  * {"ok":false,"error":{"kind":...,"message":...,"exit":N}}. */
 static void rc_print_json_error(struct rc *rc, int code) {
     static const char *const kinds[] = { "fail", "usage", "auth", "not_cluster", "unreachable", "timeout", "interrupted",
-                                         "corrupt", "incompatible", "exists" };   /* enum rc_err_kind order */
-    int k = rc->usage_error ? RC_ERR_USAGE : rc->err_kind;
-    if (code == RC_EXIT_INTERRUPTED) k = RC_ERR_INTERRUPTED;
+                                         "corrupt", "incompatible", "exists", "unhealthy" };   /* enum rc_err_kind order */
+    int k = rc->err_kind;
     sds j = rc_catprintf(sdsnew("{\"ok\":false,\"error\":{\"kind\":\""), "%s\",\"message\":",
                          k >= 0 && k < (int)(sizeof kinds / sizeof kinds[0]) ? kinds[k] : "fail");
     j = rc_json_str(j, rc->err ? rc->err : "unknown failure");
@@ -15167,10 +15173,22 @@ static void rc_print_json_error(struct rc *rc, int code) {
     sdsfree(j);
 }
 
+/* The exit status of a failure of this kind: the table in --help. */
+static int rc_exit_of_kind(int kind) {
+    switch (kind) {
+    case RC_ERR_USAGE: return RC_EXIT_USAGE;
+    case RC_ERR_UNHEALTHY: return RC_EXIT_UNHEALTHY;
+    case RC_ERR_INTERRUPTED: return RC_EXIT_INTERRUPTED;
+    default: return RC_EXIT_FAIL;
+    }
+}
+
+/* A command's result (0 / -1 with rc->err) as the exit status. A failure after a
+ * signal was interrupted, whatever broke on the way out. */
 static int rc_exit_code(struct rc *rc, int r) {
-    if (r >= 0) return r;
-    if (rc_interrupted()) return RC_EXIT_INTERRUPTED;
-    return rc->usage_error ? RC_EXIT_USAGE : RC_EXIT_FAIL;
+    if (r >= 0) return RC_EXIT_OK;
+    if (rc_interrupted()) rc->err_kind = RC_ERR_INTERRUPTED;
+    return rc_exit_of_kind(rc->err_kind);
 }
 
 #ifndef RCLUSTER_NO_MAIN
@@ -15196,12 +15214,12 @@ int main(int argc, char **argv) {
     const struct rc_command *cmd = NULL;
     for (size_t i = 0; i < sizeof rc_commands / sizeof rc_commands[0]; i++)
         if (!strcmp(argv[1], rc_commands[i].name)) cmd = &rc_commands[i];
-    if (!cmd) { r = rc_fail(&rc, "unknown command '%s' (see rcluster --help)", argv[1]); rc.usage_error = 1; }
+    if (!cmd) r = rc_fail_as(&rc, RC_ERR_USAGE, "unknown command '%s' (see rcluster --help)", argv[1]);
     else r = cmd->run(&rc, argc - 1, argv + 1);
     int code = rc_exit_code(&rc, r);
-    if (r < 0) fprintf(stderr, "%srcluster: error:%s %s\n", rc.color ? "\033[31m" : "", rc.color ? "\033[0m" : "", rc.err ? rc.err : "unknown failure");
+    if (code == RC_EXIT_UNHEALTHY) { if (rc.err) fprintf(stderr, "rcluster: %s\n", rc.err); }
+    else if (r < 0) fprintf(stderr, "%srcluster: error:%s %s\n", rc.color ? "\033[31m" : "", rc.color ? "\033[0m" : "", rc.err ? rc.err : "unknown failure");
     if (r < 0 && rc.json && !rc.json_done) rc_print_json_error(&rc, code);
-    else if (code == RC_EXIT_UNHEALTHY && rc.err) fprintf(stderr, "rcluster: %s\n", rc.err);
     fflush(stdout);
     rc_release(&rc);
     return code;
