@@ -1229,6 +1229,7 @@ struct docker {
     int port;
     sds host_header;
     sds prefix;              /* "/v1.41": prepended to every API path */
+    int status;              /* HTTP status of the last answer (0: none came), to decide on */
     struct http_conn conn;
 };
 
@@ -1371,6 +1372,7 @@ static int docker_exchange(struct docker *d, struct http_conn *c, const char *me
  * "POST /v1.41/containers/create?name=redis-3: 409 Conflict: <daemon message>". */
 static int docker_check_status(struct docker *d, const char *method, const char *fullpath,
                                const struct http_parser *p, const char *body, size_t blen, int allow) {
+    d->status = p->status;
     if ((p->status >= 200 && p->status < 300) || p->status == allow) return 0;
     sds reason = http_reason(p);
     sds msg = docker_error_text(body, blen);
@@ -3229,7 +3231,8 @@ struct finding {
     int slot;               /* -1 when none */
     int warn;               /* a warning, not a health problem */
     sds text;
-    int peer;               /* FIND_OPEN_SLOT: the other node's index (-1 unknown) */
+    int peer;               /* FIND_OPEN_SLOT: the other node's index; FIND_FAILING: the node
+                               seen failing (-1 unknown) */
     int importing;          /* FIND_OPEN_SLOT: 1 importing, 0 migrating */
 };
 
@@ -3413,9 +3416,10 @@ static int judge_agreement(const struct session *s, struct findings *f) {
         if (!x->up) continue;
         for (int j = 0; j < x->view.n && ret == 0; j++) {
             const struct nodeinfo *o = &x->view.nodes[j];
-            if (o->flags & (NF_FAIL | NF_PFAIL))
-                ret = findings_add(f, FIND_FAILING, i, -1, 0, "%s:%d sees %s:%d as %s", x->ip, x->port, o->ip, o->port,
-                                   (o->flags & NF_FAIL) ? "failed" : "possibly failed");
+            if (!(o->flags & (NF_FAIL | NF_PFAIL))) continue;
+            ret = findings_add(f, FIND_FAILING, i, -1, 0, "%s:%d sees %s:%d as %s", x->ip, x->port, o->ip, o->port,
+                               (o->flags & NF_FAIL) ? "failed" : "possibly failed");
+            if (ret == 0) f->v[f->n - 1].peer = sess_index_of(s, o->id);
         }
         sds sig = cview_signature(&x->view);
         if (!sig) { ret = -1; break; }
@@ -6258,7 +6262,7 @@ static int day2_preflight(struct session *s, int allow_open, int ignore) {
             else rc_warn(rc, "%s", x->text);
             break;
         case FIND_FAILING:
-            if (ignore < 0 || !strstr(x->text, s->nodes[ignore].ip)) rc_warn(rc, "%s", x->text);
+            if (ignore < 0 || x->peer != ignore) rc_warn(rc, "%s", x->text);
             break;
         case FIND_OPEN_SLOT:
             /* Open on a replica only (Valkey replicates SETSLOT; a cut move or a replica
@@ -11900,14 +11904,16 @@ static int swarm_apply(struct docker *d, struct swarm_plan *p) {
 }
 
 /* DELETE path, retrying while the daemon says the object is still in use (a removed
- * service's tasks take a moment to let go of their network and volume). */
+ * service's tasks take a moment to let go of their network and volume): 409 Conflict
+ * (a volume in use), 403 Forbidden (a network with active endpoints, libnetwork's
+ * ActiveEndpointsError). */
 static int swarm_delete(struct docker *d, const char *path, int64_t deadline) {
     for (;;) {
+        d->status = 0;
         int st = docker_call(d, "DELETE", path, NULL, NULL, 404);
         if (st >= 0) return 0;
-        if (rc_now_ms() >= deadline || rc_interrupted() || !d->rc->err ||
-            !(strstr(d->rc->err, "in use") || strstr(d->rc->err, "active endpoints")))
-            return -1;
+        int in_use = d->status == 409 || (d->status == 403 && !strncmp(path, "/networks/", 10));
+        if (rc_now_ms() >= deadline || rc_interrupted() || !in_use) return -1;
         rc_sleep_ms(SWARM_POLL_MS);
     }
 }

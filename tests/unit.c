@@ -1899,6 +1899,19 @@ static void test_check_judges(void) {
     judge_formable(&s, &f);
     CHECKF("judge.formable.cluster", f.n == 3 && f.v[0].kind == FIND_HAS_SLOTS, "%d", f.n);
     findings_free(&f);
+    /* Who is seen failing is a field (day2_preflight skips the node being removed by
+     * index): no matching of addresses inside the text, where 127.0.0.1:710 would also
+     * match 127.0.0.1:7101. */
+    const char *sees =
+        M1 " 127.0.0.1:7100@17100 myself,master - 0 0 1 connected 0-5460\n"
+        M2 " 127.0.0.1:7101@17101 master - 0 0 2 connected 5461-10922\n"
+        M3 " 127.0.0.1:7102@17102 master,fail - 0 0 3 connected 10923-16383\n";
+    int parsed = cview_parse(sees, strlen(sees), &s.nodes[0].view);
+    judge_agreement(&s, &f);
+    int failing = -1, peer = -9;
+    for (int i = 0; i < f.n; i++) if (f.v[i].kind == FIND_FAILING) { failing = f.v[i].node; peer = f.v[i].peer; }
+    CHECKF("judge.failing: the node seen failing is a field (peer)", parsed == 0 && failing == 0 && peer == 2, "node %d peer %d", failing, peer);
+    findings_free(&f);
     fake_session_free(&s);
 
     /* Fresh nodes: one alone and empty, one with keys, one with slots, one listed twice. */
