@@ -151,6 +151,9 @@ struct rc {
     int64_t t0;           /* start of the command, for progress timestamps */
     int err_kind;         /* enum rc_err_kind of rc->err: the exit code comes from it alone */
     int json_done;        /* --json: a result document is on stdout already */
+    sds plan;             /* --dry-run --json: the requests it would send, JSON values joined
+                             by ',' (NULL: not a dry run); rc_json_out() adds them */
+    sds plan_files;       /* --dry-run --json: the files it would write, the same way */
     sds joined[2];        /* "host:port" made of redis-cli's `host port` (argv points here) */
 };
 
@@ -472,6 +475,63 @@ static sds rc_json_str(sds s, const char *v) {
     sdsIncrLen(s, (ssize_t)need);
     sdsfree(clean);
     return s;
+}
+
+/* --dry-run: from here on, what would be sent is a plan (rc->plan, for --json). */
+static void rc_plan_begin(struct rc *rc) {
+    if (!rc->plan) rc->plan = sdsempty();
+    if (!rc->plan_files) rc->plan_files = sdsempty();
+}
+
+/* Append one JSON value (owned; NULL after an OOM is dropped) to a plan list. */
+static void rc_plan_add(sds *list, sds item) {
+    if (!item || !*list) { sdsfree(item); return; }
+    *list = rc_cat(sdslen(*list) ? rc_cat(*list, ",") : *list, item);
+    sdsfree(item);
+}
+
+/* --dry-run: a line of the plan (a step, a command and where it would go). Printed as
+ * it is, or kept for the --json document as {"to":TO,"text":LINE} (TO may be NULL). */
+static void rc_plan_line(struct rc *rc, const char *to, const char *line) {
+    if (!rc->json) { printf("%s\n", line); return; }
+    rc_plan_begin(rc);
+    rc_plan_add(&rc->plan, rc_cat(rc_json_str(rc_cat(rc_json_str(sdsnew("{\"to\":"), to), ",\"text\":"), line), "}"));
+}
+
+/* --dry-run: a file the run would write (a node's redis.conf, the manifest). Printed
+ * under a "# PATH" line, or kept for --json as {"path":PATH,"content":TEXT}. */
+static void rc_plan_file(struct rc *rc, const char *path, const char *text) {
+    if (!rc->json) { printf("# %s\n%s\n", path, text); return; }
+    rc_plan_begin(rc);
+    rc_plan_add(&rc->plan_files, rc_cat(rc_json_str(rc_cat(rc_json_str(sdsnew("{\"path\":"), path), ",\"content\":"), text), "}"));
+}
+
+/* --json: print the command's one document (a JSON object, with or without a newline);
+ * a dry run's plan goes in as "requests" and "files". Marks the document as written, so
+ * main() adds no error document after it. */
+static void rc_json_out(struct rc *rc, const char *doc) {
+    size_t n = doc ? strlen(doc) : 0;
+    while (n && (doc[n - 1] == '\n' || doc[n - 1] == ' ')) n--;
+    if (!n || doc[n - 1] != '}') return;
+    sds out = sdsnewlen(doc, n - 1);
+    int empty = n == 2;   /* "{}" */
+    if (rc->plan) out = rc_catprintf(out, "%s\"requests\":[%s]", empty ? "" : ",", rc->plan), empty = 0;
+    if (rc->plan_files) out = rc_catprintf(out, "%s\"files\":[%s]", empty ? "" : ",", rc->plan_files);
+    out = rc_cat(out, "}\n");
+    if (out) fputs(out, stdout);
+    sdsfree(out);
+    rc->json_done = 1;
+}
+
+/* rc_json_out() of a document made with printf. */
+__attribute__((format(printf, 2, 3)))
+static void rc_json_outf(struct rc *rc, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    sds doc = rc_vcatprintf(sdsempty(), fmt, ap);
+    va_end(ap);
+    rc_json_out(rc, doc);
+    sdsfree(doc);
 }
 
 /* A confirmation prompt on a TTY; without a TTY the caller must have --yes. */
@@ -1383,9 +1443,17 @@ static int docker_check_status(struct docker *d, const char *method, const char 
     return -1;
 }
 
-/* In --dry-run, show a request instead of sending it. */
+/* In --dry-run, show a request instead of sending it (--json: a plan entry
+ * {"to":"docker","method":..,"path":..,"body":..}). */
 static void docker_print_request(struct docker *d, const char *method, const char *path, const char *body) {
-    printf("%s %s%s%s%s\n", method, d->prefix ? d->prefix : "/v" DOCKER_DEFAULT_API, path, body ? " " : "", body ? body : "");
+    struct rc *rc = d->rc;
+    const char *pfx = d->prefix ? d->prefix : "/v" DOCKER_DEFAULT_API;
+    if (!rc->json) { printf("%s %s%s%s%s\n", method, pfx, path, body ? " " : "", body ? body : ""); return; }
+    rc_plan_begin(rc);
+    sds full = rc_sprintf("%s%s", pfx, path);
+    sds e = rc_json_str(rc_cat(rc_json_str(sdsnew("{\"to\":\"docker\",\"method\":"), method), ",\"path\":"), full);
+    rc_plan_add(&rc->plan, rc_cat(rc_json_str(rc_cat(e, ",\"body\":"), body), "}"));
+    sdsfree(full);
 }
 
 /* Call the Engine API: path without the version prefix ("/containers/json?all=1").
@@ -2817,6 +2885,13 @@ static int sess_index_of(const struct session *s, const char *id) {
 
 /* Queue one command on x (or print it under --dry-run); its reply is owed. */
 static int sess_queue_argv(struct session *s, struct snode *x, int argc, const char **argv) {
+    if (s->dry && s->rc->json) {   /* a plan entry {"to":"ip:port","command":[...]} */
+        rc_plan_begin(s->rc);
+        sds e = rc_catprintf(sdsempty(), "{\"to\":\"%s:%d\",\"command\":[", x->ip, x->port);
+        for (int i = 0; i < argc; i++) e = rc_json_str(i ? rc_cat(e, ",") : e, argv[i]);
+        rc_plan_add(&s->rc->plan, rc_cat(e, "]}"));
+        return 0;
+    }
     if (s->dry) {
         printf("would send to %s:%d:", x->ip, x->port);
         for (int i = 0; i < argc; i++) printf(" %s", argv[i][0] ? argv[i] : "\"\"");
@@ -3702,7 +3777,7 @@ struct move_engine {
     const char *name;                  /* "keys", "atomic" */
     const char *how;                   /* the commands, as plans say them */
     int (*run)(struct mover *m);       /* moves m->mv; -1 with rc->err when the run broke */
-    void (*print_commands)(struct session *s, const struct move *mv, int n, const struct move_opts *o);
+    void (*print_commands)(FILE *out, struct session *s, const struct move *mv, int n, const struct move_opts *o);
 };
 
 /* Connections per Valkey >= 8 node for SETSLOT (each waits for the replicas on its own,
@@ -4124,16 +4199,16 @@ static int keys_run(struct mover *m) {
 }
 
 /* --dry-run: the commands each slot would cost, for the first slot of every run. */
-static void keys_print_commands(struct session *s, const struct move *mv, int n, const struct move_opts *o) {
+static void keys_print_commands(FILE *out, struct session *s, const struct move *mv, int n, const struct move_opts *o) {
     for (int i = 0; i < n; i++) {
         if (i > 0 && mv[i].src == mv[i - 1].src && mv[i].dst == mv[i - 1].dst) continue;
         struct snode *a = &s->nodes[mv[i].src], *b = &s->nodes[mv[i].dst];
-        printf("slot %d (and the following slots of %s:%d -> %s:%d alike):\n", mv[i].slot, a->ip, a->port, b->ip, b->port);
-        printf("  %s:%d: CLUSTER SETSLOT %d IMPORTING %s\n", b->ip, b->port, mv[i].slot, a->id);
-        printf("  %s:%d: CLUSTER SETSLOT %d MIGRATING %s\n", a->ip, a->port, mv[i].slot, b->id);
-        printf("  %s:%d: CLUSTER GETKEYSINSLOT %d %d, then MIGRATE %s %d \"\" 0 %d%s%s KEYS ... until none is left\n", a->ip, a->port,
+        fprintf(out, "slot %d (and the following slots of %s:%d -> %s:%d alike):\n", mv[i].slot, a->ip, a->port, b->ip, b->port);
+        fprintf(out, "  %s:%d: CLUSTER SETSLOT %d IMPORTING %s\n", b->ip, b->port, mv[i].slot, a->id);
+        fprintf(out, "  %s:%d: CLUSTER SETSLOT %d MIGRATING %s\n", a->ip, a->port, mv[i].slot, b->id);
+        fprintf(out, "  %s:%d: CLUSTER GETKEYSINSLOT %d %d, then MIGRATE %s %d \"\" 0 %d%s%s KEYS ... until none is left\n", a->ip, a->port,
                mv[i].slot, o->batch, b->ip, b->port, o->timeout_ms, o->replace ? " REPLACE" : "", s->rc->password ? " AUTH <password>" : "");
-        printf("  %s:%d, then %s:%d and every other master: CLUSTER SETSLOT %d NODE %s\n", b->ip, b->port, a->ip, a->port, mv[i].slot, b->id);
+        fprintf(out, "  %s:%d, then %s:%d and every other master: CLUSTER SETSLOT %d NODE %s\n", b->ip, b->port, a->ip, a->port, mv[i].slot, b->id);
     }
 }
 
@@ -4454,37 +4529,37 @@ out:
 }
 
 /* Print a job's slot ranges as " lo hi lo hi ...". */
-static void ajob_print_ranges(const struct move *mv, const struct ajob *j) {
+static void ajob_print_ranges(FILE *out, const struct move *mv, const struct ajob *j) {
     struct words w = { 0 };
-    if (ajob_ranges(mv, j, &w) == 0) for (int k = 0; k < w.n; k++) printf(" %s", w.v[k]);
+    if (ajob_ranges(mv, j, &w) == 0) for (int k = 0; k < w.n; k++) fprintf(out, " %s", w.v[k]);
     words_free(&w);
 }
 
 /* --dry-run of an atomic plan: its jobs (grouped on a copy of mv, which ajobs_make
  * sorts), each printed by print_job, then the line then. */
-static void atomic_print_plan(struct session *s, const struct move *mv, int n, const char *then,
-                              void (*print_job)(struct session *s, const struct move *mv, const struct ajob *j, int nj, int i)) {
+static void atomic_print_plan(FILE *out, struct session *s, const struct move *mv, int n, const char *then,
+                              void (*print_job)(FILE *out, struct session *s, const struct move *mv, const struct ajob *j, int nj, int i)) {
     struct move *copy = malloc(sizeof *copy * (size_t)(n ? n : 1));
     int nj = 0;
     struct ajob *j = copy ? ajobs_make(memcpy(copy, mv, sizeof *copy * (size_t)n), n, &nj) : NULL;
-    for (int i = 0; j && i < nj; i++) print_job(s, copy, j, nj, i);
-    if (j) printf("%s\n", then);
+    for (int i = 0; j && i < nj; i++) print_job(out, s, copy, j, nj, i);
+    if (j) fprintf(out, "%s\n", then);
     ajobs_free(j, nj);
     free(copy);
 }
 
 /* Valkey: one MIGRATESLOTS line per source, with every target of its jobs. */
-static void valkey_print_job(struct session *s, const struct move *mv, const struct ajob *j, int nj, int i) {
-    if (i == 0 || j[i - 1].src != j[i].src) printf("%s:%d: CLUSTER MIGRATESLOTS", s->nodes[j[i].src].ip, s->nodes[j[i].src].port);
-    printf(" SLOTSRANGE");
-    ajob_print_ranges(mv, &j[i]);
-    printf(" NODE %s", s->nodes[j[i].dst].id);
-    if (i + 1 == nj || j[i + 1].src != j[i].src) printf("\n");
+static void valkey_print_job(FILE *out, struct session *s, const struct move *mv, const struct ajob *j, int nj, int i) {
+    if (i == 0 || j[i - 1].src != j[i].src) fprintf(out, "%s:%d: CLUSTER MIGRATESLOTS", s->nodes[j[i].src].ip, s->nodes[j[i].src].port);
+    fprintf(out, " SLOTSRANGE");
+    ajob_print_ranges(out, mv, &j[i]);
+    fprintf(out, " NODE %s", s->nodes[j[i].dst].id);
+    if (i + 1 == nj || j[i + 1].src != j[i].src) fprintf(out, "\n");
 }
 
-static void valkey_print_commands(struct session *s, const struct move *mv, int n, const struct move_opts *o) {
+static void valkey_print_commands(FILE *out, struct session *s, const struct move *mv, int n, const struct move_opts *o) {
     (void)o;
-    atomic_print_plan(s, mv, n, "then CLUSTER GETSLOTMIGRATIONS on each source until its jobs end", valkey_print_job);
+    atomic_print_plan(out, s, mv, n, "then CLUSTER GETSLOTMIGRATIONS on each source until its jobs end", valkey_print_job);
 }
 
 /* Redis: CLUSTER MIGRATION IMPORT of a job's ranges on its destination. */
@@ -4612,17 +4687,33 @@ out:
 }
 
 /* Redis: one MIGRATION IMPORT line per job, on its destination. */
-static void redis_print_job(struct session *s, const struct move *mv, const struct ajob *j, int nj, int i) {
+static void redis_print_job(FILE *out, struct session *s, const struct move *mv, const struct ajob *j, int nj, int i) {
     (void)nj;
-    printf("%s:%d: CLUSTER MIGRATION IMPORT", s->nodes[j[i].dst].ip, s->nodes[j[i].dst].port);
-    ajob_print_ranges(mv, &j[i]);
-    printf("   (from %s:%d)\n", s->nodes[j[i].src].ip, s->nodes[j[i].src].port);
+    fprintf(out, "%s:%d: CLUSTER MIGRATION IMPORT", s->nodes[j[i].dst].ip, s->nodes[j[i].dst].port);
+    ajob_print_ranges(out, mv, &j[i]);
+    fprintf(out, "   (from %s:%d)\n", s->nodes[j[i].src].ip, s->nodes[j[i].src].port);
 }
 
-static void redis_print_commands(struct session *s, const struct move *mv, int n, const struct move_opts *o) {
+static void redis_print_commands(FILE *out, struct session *s, const struct move *mv, int n, const struct move_opts *o) {
     (void)o;
-    atomic_print_plan(s, mv, n, "one task per node at a time; then CLUSTER MIGRATION STATUS ID <id> on each destination until it completes",
+    atomic_print_plan(out, s, mv, n, "one task per node at a time; then CLUSTER MIGRATION STATUS ID <id> on each destination until it completes",
                       redis_print_job);
+}
+
+/* --dry-run of a move: the engine's commands, printed, or as plan lines for --json. */
+static void mover_print_plan(struct session *s, const struct move_engine *eng, const struct move *mv, int n, const struct move_opts *o) {
+    if (!s->rc->json) { eng->print_commands(stdout, s, mv, n, o); return; }
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f) return;
+    eng->print_commands(f, s, mv, n, o);
+    fclose(f);
+    for (char *line = buf, *nl; line && *line; line = nl ? nl + 1 : NULL) {
+        if ((nl = strchr(line, '\n'))) *nl = 0;
+        rc_plan_line(s->rc, NULL, line);
+    }
+    free(buf);
 }
 
 /* --- Picking an engine, and running it --------------------------------------------- */
@@ -5680,7 +5771,7 @@ static void engine_print_table(struct engine *e, int64_t elapsed_ms) {
             sdsfree(slots);
         }
         if (s) s = rc_catprintf(s, "],\"elapsed_ms\":%lld}\n", (long long)elapsed_ms);
-        if (s) fputs(s, stdout);
+        rc_json_out(e->rc, s);
         sdsfree(s);
         return;
     }
@@ -5876,7 +5967,7 @@ static int *check_order(const struct session *s) {
 
 static void check_print_json(const struct session *s, const int *order, const struct findings *f, int healthy) {
     sds servers = sess_servers(s);
-    sds out = rc_sprintf("{\"healthy\":%s,\"server\":", healthy ? "true" : "false");
+    sds out = rc_sprintf("{\"ok\":%s,\"healthy\":%s,\"server\":", healthy ? "true" : "false", healthy ? "true" : "false");
     out = rc_cat(rc_json_str(out, servers), ",\"nodes\":[");
     sdsfree(servers);
     for (int k = 0; out && k < s->n; k++) {
@@ -5903,7 +5994,7 @@ static void check_print_json(const struct session *s, const int *order, const st
         first = 0;
     }
     if (out) out = rc_cat(out, "]}\n");
-    if (out) fputs(out, stdout);
+    rc_json_out(s->rc, out);
     sdsfree(out);
 }
 
@@ -6072,7 +6163,7 @@ static int day2_on_opt(struct rc *rc, int opt, const char *arg, void *ctx) {
         o->mo.window = (int)v;
         return 0;
     case OPT_D2_MIGRATION: return parse_migration(rc, arg, &o->mo.migration);
-    case OPT_D2_DRY_RUN: o->dry_run = 1; return 0;
+    case OPT_D2_DRY_RUN: o->dry_run = 1; rc_plan_begin(rc); return 0;
     case OPT_D2_YES: rc->yes = 1; return 0;
     case OPT_D2_MULTI: o->multi_owners = 1; return 0;
     case OPT_D2_EMPTY: o->use_empty = 1; return 0;
@@ -6383,7 +6474,7 @@ static void day2_report_emptied(struct session *s, const struct move *mv, int n)
 }
 
 static void day2_print_move_result(struct rc *rc, const char *what, const char *engine, int slots, int planned, long long keys, int64_t ms) {
-    if (rc->json) printf("{\"ok\":true,\"command\":\"%s\",\"engine\":\"%s\",\"slots_moved\":%d,\"slots_planned\":%d,\"keys_moved\":%lld,\"elapsed_ms\":%lld}\n",
+    if (rc->json) rc_json_outf(rc, "{\"ok\":true,\"command\":\"%s\",\"engine\":\"%s\",\"slots_moved\":%d,\"slots_planned\":%d,\"keys_moved\":%lld,\"elapsed_ms\":%lld}\n",
                          what, engine, slots, planned, keys, (long long)ms);
     else printf("%s: moved %d slot(s) and %lld key(s) in %.1f s\n", what, slots, keys, (double)ms / 1000.0);
 }
@@ -6443,7 +6534,7 @@ static int day2_apply_moves(struct session *s, const char *what, const char *res
     struct rc *rc = s->rc;
     const struct move_engine *eng = mover_choose(s, mv, n, &o->mo);
     if (!eng) return -1;
-    if (o->dry_run) { eng->print_commands(s, mv, n, &o->mo); return 0; }
+    if (o->dry_run) { mover_print_plan(s, eng, mv, n, &o->mo); return 0; }
     char q[64];
     snprintf(q, sizeof q, "Move %d slot(s)?", n);
     if (rc_confirm(rc, q) < 0 || (eng == &move_engines[MOVE_ENGINE_KEYS] && moves_interleave(rc, mv, n) < 0)) return -1;
@@ -7013,7 +7104,7 @@ static int cmd_fix(struct rc *rc, int argc, char **argv) {
     /* Right after a kill the nodes may still be exchanging the last epochs: let them. */
     if (day2_wait_settled(&s, 2, o.multi_owners) == 0) {
         rc_progress(rc, "Nothing to fix: no open slot, all %d slots covered%s", CLUSTER_SLOTS, o.multi_owners ? ", no slot with two owners" : "");
-        if (rc->json) printf("{\"ok\":true,\"command\":\"fix\",\"fixed\":0}\n");
+        if (rc->json) rc_json_outf(rc, "{\"ok\":true,\"command\":\"fix\",\"fixed\":0}\n");
         ret = 0;
         goto out;
     }
@@ -7034,7 +7125,7 @@ static int cmd_fix(struct rc *rc, int argc, char **argv) {
     if (fix_apply(&s, &p, &o) < 0 || o.dry_run) { ret = o.dry_run ? 0 : -1; goto out; }
     if (day2_wait_settled(&s, rc->timeout, o.multi_owners) < 0 && !manual) goto out;
     if (manual) { rc_fail(rc, "fixed %d slot(s); %d need a hand (see the warnings above)", p.n - manual, manual); goto out; }
-    if (rc->json) printf("{\"ok\":true,\"command\":\"fix\",\"fixed\":%d}\n", p.n);
+    if (rc->json) rc_json_outf(rc, "{\"ok\":true,\"command\":\"fix\",\"fixed\":%d}\n", p.n);
     else printf("fix: repaired %d slot(s); no open slot, all %d slots covered\n", p.n, CLUSTER_SLOTS);
     ret = 0;
 out:
@@ -7167,7 +7258,7 @@ static int cmd_del_node(struct rc *rc, int argc, char **argv) {
     }
     int reset = 0;
     if (delnode_remove(&s, v, rc->timeout, &reset) < 0) goto out;
-    if (rc->json) printf("{\"ok\":true,\"command\":\"del-node\",\"id\":\"%s\",\"reset\":%s}\n", x->id, reset ? "true" : "false");
+    if (rc->json) rc_json_outf(rc, "{\"ok\":true,\"command\":\"del-node\",\"id\":\"%s\",\"reset\":%s}\n", x->id, reset ? "true" : "false");
     else printf("del-node: %s:%d (%.40s) removed; no node lists it%s\n", x->ip, x->port, x->id, reset ? "; it was CLUSTER RESET HARD (new id: it can be added again at once)" : "");
     ret = 0;
 out:
@@ -7387,7 +7478,7 @@ static int cmd_add_node(struct rc *rc, int argc, char **argv) {
     }
     if (addnode_wait(&s, nx, master, rc->timeout) < 0) goto out;
     x = &s.nodes[nx];
-    if (rc->json) printf("{\"ok\":true,\"command\":\"add-node\",\"id\":\"%s\",\"role\":\"%s\",\"master\":%s%s%s}\n", x->id, master >= 0 ? "replica" : "master",
+    if (rc->json) rc_json_outf(rc, "{\"ok\":true,\"command\":\"add-node\",\"id\":\"%s\",\"role\":\"%s\",\"master\":%s%s%s}\n", x->id, master >= 0 ? "replica" : "master",
                          master >= 0 ? "\"" : "", master >= 0 ? s.nodes[master].id : "null", master >= 0 ? "\"" : "");
     else printf("add-node: %s:%d (%.40s) joined as %s\n", x->ip, x->port, x->id, master >= 0 ? "a replica" : "an empty master");
     ret = 0;
@@ -7487,7 +7578,7 @@ static int cmd_set_timeout(struct rc *rc, int argc, char **argv) {
         resp_free(a);
         resp_free(b);
     }
-    if (rc->json) printf("{\"ok\":%s,\"command\":\"set-timeout\",\"timeout_ms\":%ld,\"nodes\":%d,\"set\":%d,\"persisted\":%d}\n",
+    if (rc->json) rc_json_outf(rc, "{\"ok\":%s,\"command\":\"set-timeout\",\"timeout_ms\":%ld,\"nodes\":%d,\"set\":%d,\"persisted\":%d}\n",
                          set == s.n ? "true" : "false", ms, s.n, set, persisted);
     else printf("set-timeout: cluster-node-timeout %ld ms set on %d of %d node(s), persisted on %d\n", ms, set, s.n, persisted);
     rc->json_done = rc->json;
@@ -7616,7 +7707,7 @@ static int cmd_call(struct rc *rc, int argc, char **argv) {
         first = 0;
         resp_free(rep);
     }
-    if (rc->json && js) printf("%s]}\n", js);
+    if (rc->json && js) rc_json_outf(rc, "%s]}\n", js);
     ret = errors ? rc_fail(rc, "call: %d node(s) answered with an error or not at all", errors) : 0;
 out:
     sdsfree(js);
@@ -7705,7 +7796,7 @@ static int cmd_info(struct rc *rc, int argc, char **argv) {
     if (rc->json) {
         js = rc_json_str(rc_catprintf(js, "],\"keys\":%lld,\"nodes\":%d,\"server\":", total, s.n), servers);
         js = rc_cat(js, "}\n");
-        if (js) fputs(js, stdout);
+        rc_json_out(rc, js);
     } else {
         if (servers) printf("Server: %s\n", servers);
         int lost = 0, open = 0;
@@ -8500,7 +8591,7 @@ static int up_on_opt(struct rc *rc, int opt, const char *arg, void *ctx) {
     case OPT_UP_DATA_DIR: o->data_dir = arg; return 0;
     case OPT_UP_ANNOUNCE: o->announce = arg; return 0;
     case OPT_UP_INSECURE: o->insecure = 1; return 0;
-    case OPT_UP_DRY_RUN: rc->dry_run = 1; return 0;
+    case OPT_UP_DRY_RUN: rc->dry_run = 1; rc_plan_begin(rc); return 0;
     case OPT_UP_PURGE: o->purge = 1; return 0;
     case OPT_UP_FROM: o->from = arg; return 0;
     case OPT_UP_TAG: o->tag = arg; o->tag_set = 1; return 0;
@@ -9178,7 +9269,11 @@ static int up_write_configs(struct rc *rc, struct up_plan *p) {
         sds text = up_node_conf(rc, p, n, rc->dry_run);
         if (!text) return rc_fail_oom(rc);
         int r = 0;
-        if (rc->dry_run) printf("# %s/node-%d/conf/redis.conf\n%s\n", p->data_dir, n->i, text);
+        if (rc->dry_run) {
+            sds path = rc_sprintf("%s/node-%d/conf/redis.conf", p->data_dir, n->i);
+            rc_plan_file(rc, path ? path : "?", text);
+            sdsfree(path);
+        }
         else r = conf_write_node(rc, p->data_dir, n->i, text, &p->undo);
         sdsfree(text);
         if (r < 0) return -1;
@@ -9192,7 +9287,7 @@ static int up_write_manifest(struct rc *rc, struct up_plan *p) {
     if (p->have_manifest) return 0;
     sds man = up_manifest_render(rc, p->o, p->server), path = rc_sprintf("%s/" CONF_MANIFEST, p->data_dir);
     int r = man && path ? 0 : rc_fail_oom(rc);
-    if (r == 0 && rc->dry_run) printf("# %s\n%s\n", path, man);
+    if (r == 0 && rc->dry_run) rc_plan_file(rc, path, man);
     else if (r == 0) r = conf_create_file(rc, path, man, 0600, &p->undo);
     sdsfree(man);
     sdsfree(path);
@@ -9966,12 +10061,13 @@ static int cmd_status(struct rc *rc, int argc, char **argv) {
                                                      o.name, nc - (size_t)running, nc, o.name);
     else if (!seed_port) rc_fail(rc, "cluster '%s': no running container publishes port 6379", o.name);
     if (rc->json) {
-        js = rc_catprintf(js, "],\"running\":%d,\"healthy\":%s", running, health == 0 ? "true" : "false");
+        js = rc_catprintf(js, "],\"running\":%d,\"ok\":%s,\"healthy\":%s", running, health == 0 ? "true" : "false",
+                          health == 0 ? "true" : "false");
         js = rc_json_str(rc_cat(js, ",\"server\":"), server);
         if (health != 0) js = rc_json_str(rc_cat(js, ",\"problem\":"), rc->err);
         js = rc_cat(js, "}");
         if (!js) { ret = rc_fail_oom(rc); goto out; }
-        printf("%s\n", js);
+        rc_json_out(rc, js);
         sdsfree(js);
     }
     ret = health == 0 ? 0 : rc_fail_unhealthy(rc);
@@ -10688,7 +10784,7 @@ static int cmd_scale(struct rc *rc, int argc, char **argv) {
     if ((swarm ? swarm_scale_inspect(&r) : scale_inspect(&r)) < 0 || scale_preflight(&r) < 0 || scale_map_roles(&r) < 0) { ret = -1; goto out; }
     if (!(r.nofail = calloc((size_t)r.nmax, sizeof *r.nofail)) || !(r.nofail_was = calloc((size_t)r.nmax, sizeof *r.nofail_was))) { ret = rc_fail_oom(rc); goto out; }
     scale_print_plan(&r);
-    if (rc->dry_run) { printf("scale: dry run, nothing changed\n"); ret = 0; goto out; }
+    if (rc->dry_run) { if (!rc->json) printf("scale: dry run, nothing changed\n"); ret = 0; goto out; }
     {
         sds q = rc_sprintf("Scale cluster '%s' to %d masters with %d replica(s) each (%d nodes)%s?", r.so.up.name, r.so.masters,
                            r.so.replicas, r.n_want, r.so.up.purge && r.n_want < r.nmax ? ", deleting the data dirs of removed nodes" : "");
@@ -10706,7 +10802,7 @@ static int cmd_scale(struct rc *rc, int argc, char **argv) {
     scale_release_failover(&r);   /* healthy again: replicas may fail over as usual */
     int64_t ms = rc_now_ms() - t0;
     if (rc->json)
-        printf("{\"ok\":true,\"command\":\"scale\",\"name\":\"%s\",\"masters\":%d,\"replicas\":%d,\"nodes\":%d,\"joined\":%d,\"removed\":%d,"
+        rc_json_outf(rc, "{\"ok\":true,\"command\":\"scale\",\"name\":\"%s\",\"masters\":%d,\"replicas\":%d,\"nodes\":%d,\"joined\":%d,\"removed\":%d,"
                "\"slots_moved\":%d,\"keys_moved\":%lld,\"elapsed_ms\":%lld}\n", r.so.up.name, r.so.masters, r.so.replicas, r.n_want,
                r.joined, removed, r.slots_moved, r.keys_moved, (long long)ms);
     else printf("scale: cluster '%s' has %d masters with %d replica(s) each (%d nodes): %d joined, %d removed, %d slot(s) and %lld key(s) moved "
@@ -11282,7 +11378,7 @@ static int image_build(struct rc *rc, struct docker *d, const char *from, const 
         rc_progress(rc, "Built %s (%s); use it with: rcluster up --image %s", tag, result ? result : "?", tag);
         if (rc->json) {
             sds js = rc_json_str(rc_cat(rc_json_str(sdsnew("{\"image\":"), tag), ",\"id\":"), result);
-            if (js) printf("%s}\n", js);
+            if (js) rc_json_outf(rc, "%s}\n", js);
             sdsfree(js);
         }
         else printf("%s\n", tag);
@@ -11313,7 +11409,12 @@ static int image_load(struct rc *rc, struct docker *d, const char *file) {
     sds result = NULL;
     int ret = docker_stream(d, "/images/load?quiet=0", "application/x-tar", image_file_source, &fd, (uint64_t)st.st_size, 0, &result);
     close(fd);
-    if (ret == 0 && !rc->dry_run) printf("%s\n", result ? result : "loaded");
+    if (ret == 0 && !rc->dry_run && rc->json) {
+        sds js = rc_json_str(rc_cat(rc_json_str(sdsnew("{\"ok\":true,\"command\":\"image\",\"file\":"), file), ",\"loaded\":"),
+                             result ? result : "loaded");
+        if (js) rc_json_outf(rc, "%s}", js);
+        sdsfree(js);
+    } else if (ret == 0 && !rc->dry_run) printf("%s\n", result ? result : "loaded");
     sdsfree(result);
     return ret;
 }
@@ -11868,7 +11969,12 @@ static int swarm_apply(struct docker *d, struct swarm_plan *p) {
         rc_progress(rc, "Creating secret %s", sname ? sname : "?");
         int r;
         /* A dry run shows every request but this body: it is the password. */
-        if (rc->dry_run) printf("POST %s/secrets/create {\"Name\":\"%s\",\"Data\":\"***\"}\n", d->prefix, sname ? sname : "?");
+        if (rc->dry_run) {
+            sds body = rc_json_str(sdsnew("{\"Name\":"), sname ? sname : "?");
+            body = rc_cat(body, ",\"Data\":\"***\"}");
+            docker_print_request(d, "POST", "/secrets/create", body);
+            sdsfree(body);
+        }
         if (rc->dry_run) r = (p->secret_id = sdsnew("(new)")) ? 0 : rc_fail_oom(rc);
         else r = sname ? swarm_create(d, "/secrets/create", swarm_blob_body(name, sname, 0, 0, secret), &p->secret_id) : rc_fail_oom(rc);
         sdsfree(sname);
@@ -11884,7 +11990,11 @@ static int swarm_apply(struct docker *d, struct swarm_plan *p) {
         if (!p->conf_ids[k]) {
             sds cname = rc_sprintf("%s.conf", n->name);
             int r = cname ? swarm_render(rc, p, n, &conf, &secret) : rc_fail_oom(rc);
-            if (r == 0 && rc->dry_run) printf("# config %s\n%s\n", cname, conf);
+            if (r == 0 && rc->dry_run) {
+                sds what = rc_sprintf("config %s", cname);
+                rc_plan_file(rc, what ? what : "?", conf);
+                sdsfree(what);
+            }
             if (r == 0) r = swarm_create(d, "/configs/create", swarm_blob_body(name, cname, n->i, 0, conf), &p->conf_ids[k]);
             sdsfree(cname);
             sdsfree(conf);
@@ -12972,10 +13082,11 @@ static int swarm_status(struct rc *rc, struct up_opts *o) {
         health = 1;
     }
     if (rc->json) {
-        js = rc_catprintf(js, "],\"running\":%d,\"healthy\":%s", running, health == 0 ? "true" : "false");
+        js = rc_catprintf(js, "],\"running\":%d,\"ok\":%s,\"healthy\":%s", running, health == 0 ? "true" : "false",
+                          health == 0 ? "true" : "false");
         if (health != 0) js = rc_json_str(rc_cat(js, ",\"problem\":"), rc->err);
         js = rc_cat(js, "}");
-        if (js) printf("%s\n", js);
+        if (js) rc_json_out(rc, js);
         else rc_fail_oom(rc);
     }
     sdsfree(js);
@@ -13986,7 +14097,7 @@ static void bk_report(const struct backup *bk) {
         js = rc_catprintf(rc_json_str(js, bk->dir), ",\"bytes\":%llu,\"seconds\":%.3f,\"files\":[", (unsigned long long)total, secs);
         for (int i = 0; js && i < bk->n; i++) js = bk_file_json(i ? rc_cat(js, ",") : js, &bk->src[i]);
         js = rc_cat(js, "]}\n");
-        if (js) fputs(js, stdout);
+        rc_json_out(rc, js);
         sdsfree(js);
         return;
     }
@@ -14653,7 +14764,7 @@ static void rs_report(struct restore *rs) {
             first = 0;
         }
         js = rc_cat(js, "]}\n");
-        if (js) fputs(js, stdout);
+        rc_json_out(rc, js);
         sdsfree(js);
         return;
     }
@@ -14993,7 +15104,7 @@ static void im_report(const struct import *im) {
             js = rc_catprintf(js, "%s{\"id\":\"%s\",\"addr\":\"%s:%d\",\"keys\":%lld}", i ? "," : "", im->lanes[i].dst->id, im->lanes[i].dst->ip,
                               im->lanes[i].dst->port, im->lanes[i].planned);
         js = rc_cat(js, "]}\n");
-        if (js) fputs(js, stdout);
+        rc_json_out(rc, js);
         sdsfree(js);
         return;
     }
@@ -15163,6 +15274,18 @@ static void rc_release(struct rc *rc) {
     sdsfree(rc->password);
     sdsfree(rc->docker_host);
     sdsfree(rc->api_version);
+    sdsfree(rc->plan);
+    sdsfree(rc->plan_files);
+}
+
+/* --json anywhere before `--`: asked for before the command's parser ran (a failure
+ * in parsing, an unknown command still owes one document). Not for `call`, whose
+ * CMD ARG... may hold a --json of its own. */
+static int rc_argv_wants_json(int argc, char **argv) {
+    if (argc > 1 && !strcmp(argv[1], "call")) return 0;
+    for (int i = 2; i < argc && strcmp(argv[i], "--") != 0; i++)
+        if (!strcmp(argv[i], "--json")) return 1;
+    return 0;
 }
 
 /* --json and a failure: the one document on stdout says so,
@@ -15225,7 +15348,11 @@ int main(int argc, char **argv) {
     int code = rc_exit_code(&rc, r);
     if (code == RC_EXIT_UNHEALTHY) { if (rc.err) fprintf(stderr, "rcluster: %s\n", rc.err); }
     else if (r < 0) fprintf(stderr, "%srcluster: error:%s %s\n", rc.color ? "\033[31m" : "", rc.color ? "\033[0m" : "", rc.err ? rc.err : "unknown failure");
-    if (r < 0 && rc.json && !rc.json_done) rc_print_json_error(&rc, code);
+    if (r < 0 && (rc.json || rc_argv_wants_json(argc, argv)) && !rc.json_done) rc_print_json_error(&rc, code);
+    /* Every command owes --json one document: one that had nothing else to say (down,
+     * a dry run) says that it did it, and what it would have sent. */
+    if (r >= 0 && rc.json && !rc.json_done)
+        rc_json_outf(&rc, "{\"ok\":true,\"command\":\"%s\",\"dry_run\":%s}", cmd->name, rc.plan ? "true" : "false");
     fflush(stdout);
     rc_release(&rc);
     return code;
