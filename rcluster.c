@@ -2120,7 +2120,13 @@ static struct resp *rconn_read(struct rc *rc, struct rconn *c, int64_t deadline)
         size_t used = 0;
         const char *why = NULL;
         int p = resp_parse(c->rbuf, sdslen(c->rbuf), &used, &r, &why);
-        if (p == 1) { sdsrange(c->rbuf, (ssize_t)used, -1); return r; }
+        if (p == 1) {
+            sdsrange(c->rbuf, (ssize_t)used, -1);
+            /* Read whole: let the buffer go, or every connection of a session keeps its
+             * largest reply's room (32 KB each in a 100-node create). */
+            if (!sdslen(c->rbuf) && sdsavail(c->rbuf) > 4096) { sdsfree(c->rbuf); c->rbuf = NULL; }
+            return r;
+        }
         if (p < 0) { rc_fail(rc, "%s: protocol error in reply: %s", c->name, why); rconn_close(c); return NULL; }
         sds t = sdsMakeRoomFor(c->rbuf, 16384);
         if (!t) { rc_fail_oom(rc); return NULL; }
@@ -4894,7 +4900,7 @@ struct enode {
     int64_t last_refresh;   /* its last refresh (engine_queue_refresh) */
     int64_t refresh_until;  /* while refreshing: when its level's timeout goes back */
     sds why;                /* what this node still lacks, for the diagnosis */
-    struct resp *slots;     /* its latest CLUSTER SLOTS answer */
+    sds slots;              /* its latest CLUSTER SLOTS answer, engine_slots_compact()'s form */
 };
 
 struct engine {
@@ -4920,7 +4926,7 @@ static void engine_free(struct engine *e) {
         struct enode *x = &e->nodes[i];
         for (int k = 0; k < ENGINE_TUNABLES; k++) sdsfree(x->orig[k]);
         sdsfree(x->why);
-        resp_free(x->slots);
+        sdsfree(x->slots);
     }
     free(e->nodes);
     free(e->masters);
@@ -5370,6 +5376,46 @@ static void enode_set_why(struct enode *x, const char *fmt, ...) {
     if (s) { sdsfree(x->why); x->why = s; }
 }
 
+/* A node's CLUSTER SLOTS answer, kept small: one line per range, "LO COUNT ID...\n"
+ * (COUNT: the nodes serving it, master first; the IDs: its replicas'). The answer's
+ * resp tree is ~40 KB in a 100-node cluster, this is ~4 KB: kept for every node
+ * between polls, that tree was a third of create's memory. NULL on OOM. */
+static sds engine_slots_compact(const struct resp *slots) {
+    sds s = sdsempty();
+    for (size_t i = 0; s && slots && slots->type == RESP_ARRAY && i < slots->n; i++) {
+        const struct resp *ent = slots->elem[i];
+        if (ent->type != RESP_ARRAY || ent->n < 3 || ent->elem[0]->type != RESP_INTEGER) continue;
+        s = rc_catprintf(s, "%lld %zu", (long long)ent->elem[0]->integer, ent->n - 2);
+        for (size_t q = 3; s && q < ent->n; q++) {
+            const struct resp *nd = ent->elem[q];
+            if (nd->type == RESP_ARRAY && nd->n >= 3 && nd->elem[2]->type == RESP_BULK) s = rc_cat(rc_cat(s, " "), nd->elem[2]->str);
+        }
+        s = rc_cat(s, "\n");
+    }
+    return s;
+}
+
+/* The line of compact slots (engine_slots_compact) for the range that starts at lo,
+ * or NULL; *count gets its COUNT. */
+static const char *slots_line(const char *slots, long long lo, int *count) {
+    for (const char *p = slots; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
+        char *end;
+        if (strtoll(p, &end, 10) != lo) continue;
+        *count = (int)strtol(end, NULL, 10);
+        return p;
+    }
+    return NULL;
+}
+
+/* Whether a line of compact slots lists node id among the range's replicas. */
+static int slots_line_lists(const char *line, const char *id) {
+    size_t n = strlen(id);
+    const char *nl = strchr(line, '\n');
+    for (const char *p = line; n && (p = strstr(p, id)) && (!nl || p < nl); p += n)
+        if (p > line && p[-1] == ' ' && (p[n] == ' ' || p[n] == '\n' || !p[n])) return 1;
+    return 0;
+}
+
 /* Keep one node's four answers as its view (CLUSTER NODES, cluster_state, its
  * replication link and offset, CLUSTER SLOTS); -1 with x->why when they are unusable. */
 static int engine_take_poll(struct engine *e, int idx, struct resp **r) {
@@ -5390,9 +5436,8 @@ static int engine_take_poll(struct engine *e, int idx, struct resp **r) {
     if (info_field(r[1]->str, "cluster_state", sx->state, sizeof sx->state) < 0) snprintf(sx->state, sizeof sx->state, "?");
     if (info_field(r[2]->str, "master_link_status", sx->link, sizeof sx->link) < 0) sx->link[0] = 0;
     sx->repl_offset = info_field(r[2]->str, "slave_repl_offset", buf, sizeof buf) == 0 ? strtoll(buf, NULL, 10) : -1;
-    resp_free(x->slots);
-    x->slots = r[3];
-    r[3] = NULL;
+    sdsfree(x->slots);
+    if (!(x->slots = engine_slots_compact(r[3]))) { enode_set_why(x, "out of memory"); return -1; }
     return 0;
 }
 
@@ -5403,17 +5448,11 @@ static int engine_count_replicas(struct engine *e, int master) {
 }
 
 /* Does CLUSTER SLOTS list every planned replica under every master's range? */
-static int engine_slots_complete(struct engine *e, const struct resp *slots) {
-    if (!slots || slots->type != RESP_ARRAY) return 0;
+static int engine_slots_complete(struct engine *e, const char *slots) {
+    if (!slots) return 0;
     for (int k = 0; k < e->m; k++) {
-        struct enode *mx = &e->nodes[e->masters[k]];
-        int want = 1 + engine_count_replicas(e, e->masters[k]), found = 0;
-        for (size_t i = 0; i < slots->n; i++) {
-            const struct resp *ent = slots->elem[i];
-            if (ent->type != RESP_ARRAY || ent->n < 3 || ent->elem[0]->type != RESP_INTEGER) continue;
-            if (ent->elem[0]->integer == mx->slot_lo) { found = 1; if ((int)ent->n - 2 != want) return 0; }
-        }
-        if (!found) return 0;
+        int count = 0, want = 1 + engine_count_replicas(e, e->masters[k]);
+        if (!slots_line(slots, e->nodes[e->masters[k]].slot_lo, &count) || count != want) return 0;
     }
     return 1;
 }
@@ -5461,26 +5500,16 @@ static int engine_judge_stale(const struct engine *e, int idx, struct form_need 
     return 0;
 }
 
-/* Whether a CLUSTER SLOTS entry lists node id among its replicas. */
-static int slots_entry_lists(const struct resp *ent, const char *id) {
-    for (size_t q = 3; q < ent->n; q++) {
-        const struct resp *nd = ent->elem[q];
-        if (nd->type == RESP_ARRAY && nd->n >= 3 && nd->elem[2]->type == RESP_BULK && !strcmp(nd->elem[2]->str, id)) return 1;
-    }
-    return 0;
-}
-
 /* Replicas with a replication offset that node idx's CLUSTER SLOTS leaves out: it
  * lists a replica once it has heard that offset from the replica itself. */
 static int engine_judge_unlisted(const struct engine *e, int idx, struct form_need *nd) {
-    const struct resp *slots = e->nodes[idx].slots;
-    for (size_t i = 0; slots && slots->type == RESP_ARRAY && i < slots->n; i++) {
-        const struct resp *ent = slots->elem[i];
-        if (ent->type != RESP_ARRAY || ent->n < 3 || ent->elem[0]->type != RESP_INTEGER) continue;
+    const char *slots = e->nodes[idx].slots;
+    for (const char *line = slots; line && *line; line = strchr(line, '\n'), line = line ? line + 1 : NULL) {
+        long long lo = strtoll(line, NULL, 10);
         for (int j = 0; j < e->n; j++) {
             const struct enode *r = &e->nodes[j];
-            if (j == idx || r->master_of < 0 || e->nodes[r->master_of].slot_lo != ent->elem[0]->integer) continue;
-            if (e->s.nodes[j].repl_offset > 0 && !slots_entry_lists(ent, e->s.nodes[j].id) && need_stale(e, nd, j) < 0) return -1;
+            if (j == idx || r->master_of < 0 || e->nodes[r->master_of].slot_lo != lo) continue;
+            if (e->s.nodes[j].repl_offset > 0 && !slots_line_lists(line, e->s.nodes[j].id) && need_stale(e, nd, j) < 0) return -1;
         }
     }
     return 0;

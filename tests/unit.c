@@ -2000,7 +2000,11 @@ static void test_form_judge(void) {
                         "*3\r\n:5461\r\n:10922\r\n*2\r\n$9\r\n127.0.0.1\r\n:7001\r\n*3\r\n:10923\r\n:16383\r\n*2\r\n$9\r\n127.0.0.1\r\n:7002\r\n";
     size_t used = 0;
     const char *why = NULL;
-    resp_parse(slots, strlen(slots), &used, &e.nodes[0].slots, &why);
+    struct resp *sr = NULL;
+    resp_parse(slots, strlen(slots), &used, &sr, &why);
+    e.nodes[0].slots = engine_slots_compact(sr);
+    resp_free(sr);
+    sr = NULL;
     form_view(&e.s.nodes[0].view, 0, -1, -1, "", "");
     engine_judge_node(&e, 0, &nd);
     CHECKF("form.judge.healthy", nd.healthy && !nd.meet && !nd.replicate && !nd.nudge, "healthy %d why %s", nd.healthy, nd.why ? nd.why : "");
@@ -2008,9 +2012,10 @@ static void test_form_judge(void) {
     /* R1 not listed under M1's range yet (its offset has not gossiped): not healthy. */
     const char *no_r1 = "*3\r\n*3\r\n:0\r\n:5460\r\n*2\r\n$9\r\n127.0.0.1\r\n:7000\r\n"
                         "*3\r\n:5461\r\n:10922\r\n*2\r\n$9\r\n127.0.0.1\r\n:7001\r\n*3\r\n:10923\r\n:16383\r\n*2\r\n$9\r\n127.0.0.1\r\n:7002\r\n";
-    resp_free(e.nodes[0].slots);
-    e.nodes[0].slots = NULL;
-    resp_parse(no_r1, strlen(no_r1), &used, &e.nodes[0].slots, &why);
+    sdsfree(e.nodes[0].slots);
+    resp_parse(no_r1, strlen(no_r1), &used, &sr, &why);
+    e.nodes[0].slots = engine_slots_compact(sr);
+    resp_free(sr);
     engine_judge_node(&e, 0, &nd);
     CHECKF("form.judge.slots-incomplete", e.nodes[0].slots && !nd.healthy && nd.why && strstr(nd.why, "CLUSTER SLOTS"), "why %s", nd.why ? nd.why : "");
     CHECKF("form.judge.unlisted-no-offset", nd.nstale == 0, "nspread %d", nd.nstale);
