@@ -171,6 +171,24 @@ static void rc_sleep_ms(int ms) {
 
 static int rc_interrupted(void) { return rc_got_signal != 0; }
 
+/* When waiting stops (rc_now_ms() clock), made once per command from --timeout and
+ * passed down; a struct, so that a number of seconds cannot be passed for it. seconds:
+ * the span it was made with, for messages. */
+struct rc_deadline { int64_t at_ms; double seconds; };
+
+static struct rc_deadline rc_deadline_in(double seconds) {
+    struct rc_deadline d = { rc_now_ms() + (int64_t)(seconds * 1000), seconds };
+    return d;
+}
+
+/* d, or `seconds` from now when that comes first (a short wait inside a command). */
+static struct rc_deadline rc_deadline_within(struct rc_deadline d, double seconds) {
+    struct rc_deadline w = rc_deadline_in(seconds);
+    return w.at_ms < d.at_ms ? w : d;
+}
+
+static int rc_deadline_passed(struct rc_deadline d) { return rc_now_ms() >= d.at_ms; }
+
 /* What a second Ctrl-C would leave as it is, said by the handler before it quits; set
  * (and cleared before it is freed) by code that changes nodes. The one other piece of
  * file-scope state, for the same reason as rc_got_signal. */
@@ -2817,6 +2835,7 @@ struct session {
     int n;
     int seed;               /* index of the seed in nodes */
     int dry;                /* actions print what they would send instead of sending */
+    struct rc_deadline deadline;   /* the command's (--timeout from when it opened) */
 };
 
 static void sess_free(struct session *s) {
@@ -3109,6 +3128,7 @@ static void sess_read_migrations(struct session *s);
 
 static int sess_open(struct rc *rc, struct session *s, const struct addr *seed) {
     memset(s, 0, sizeof *s);
+    s->deadline = rc_deadline_in(rc->timeout);
     s->rc = rc;
     struct rconn c;
     if (rconn_open(rc, &c, seed->ip, seed->port) < 0 || sess_read_map(s, &c) < 0) {
@@ -3164,6 +3184,7 @@ static int sess_open(struct rc *rc, struct session *s, const struct addr *seed) 
  * cannot be reached is the failure. */
 static int sess_open_addrs(struct rc *rc, struct session *s, const struct addr *a, int n) {
     memset(s, 0, sizeof *s);
+    s->deadline = rc_deadline_in(rc->timeout);
     s->rc = rc;
     if (!(s->nodes = calloc((size_t)n, sizeof *s->nodes))) return rc_fail_oom(rc);
     for (; s->n < n; s->n++) {
@@ -6325,18 +6346,17 @@ static int day2_resolve_master(struct session *s, const char *what, const char *
  * views agree, no open slot (unless allow_open). Warnings are printed, problems refuse. */
 /* Wait until no atomic slot migration is in flight (one an earlier run started, say
  * before a SIGKILL: the servers finish it by themselves); -1 when one still is. */
-static int day2_wait_migrations(struct session *s, double timeout_s) {
+static int day2_wait_migrations(struct session *s, struct rc_deadline until) {
     if (!sess_migrations(s)) return 0;
-    int64_t deadline = rc_now_ms() + (int64_t)(timeout_s * 1000);
     rc_progress(s->rc, "Waiting for %d atomic slot migration(s) in progress to end", sess_migrations(s));
-    while (sess_migrations(s) && rc_now_ms() < deadline && !rc_interrupted()) {
+    while (sess_migrations(s) && !rc_deadline_passed(until) && !rc_interrupted()) {
         rc_sleep_ms(200);
         sess_refresh(s);
     }
     for (int i = 0; i < s->n; i++)
         if (s->nodes[i].up && s->nodes[i].migrations)
             return rc_fail(s->rc, "%s:%d: atomic slot migration still in progress after %.0f s: %s; wait, or cancel it with `rcluster fix`",
-                           s->nodes[i].ip, s->nodes[i].port, timeout_s, s->nodes[i].migration);
+                           s->nodes[i].ip, s->nodes[i].port, until.seconds, s->nodes[i].migration);
     return 0;
 }
 
@@ -6359,8 +6379,8 @@ static int day2_preflight(struct session *s, int allow_open, int ignore) {
     struct findings f = { 0 };
     /* A master met a moment ago (redis-cli add-node) keeps cluster_state:fail for its
      * rejoin delay, up to 5 s: give such states a little time before refusing. */
-    if (!s->dry && day2_wait_migrations(s, rc->timeout) < 0) return -1;
-    int64_t deadline = rc_now_ms() + (int64_t)(rc->timeout < 10 ? rc->timeout * 1000 : 10000);
+    if (!s->dry && day2_wait_migrations(s, s->deadline) < 0) return -1;
+    int64_t deadline = rc_deadline_within(s->deadline, 10).at_ms;
     for (;;) {
         int waiting = 0;
         for (int i = 0; i < s->n; i++)
@@ -6449,7 +6469,6 @@ static int reshard_plan(struct session *s, int *src, int nsrc, int dst, int n, s
  * BUSYKEY halfway: count them first (one pipeline) and refuse before any change. The
  * same round counts each slot's keys on its source (mv[].count: the mover's progress). */
 static int reshard_check_busy(struct session *s, struct move *mv, int n) {
-    if (s->dry) return 0;
     for (int i = 0; i < n; i++) {
         char num[16];
         snprintf(num, sizeof num, "%d", mv[i].slot);
@@ -6509,8 +6528,7 @@ static void day2_print_move_result(struct rc *rc, const char *what, const char *
 }
 
 /* Wait until the views agree, no slot is open and every slot is covered. */
-static int day2_wait_settled(struct session *s, double timeout_s, int multi) {
-    int64_t deadline = rc_now_ms() + (int64_t)(timeout_s * 1000);
+static int day2_wait_settled(struct session *s, struct rc_deadline until, int multi) {
     int pause = 10;
     for (;;) {
         sess_refresh(s);
@@ -6520,10 +6538,10 @@ static int day2_wait_settled(struct session *s, double timeout_s, int multi) {
         int bad = 0;
         for (int i = 0; i < f.n; i++) bad += f.v[i].kind != FIND_FAILING;
         if (!bad) { findings_free(&f); return 0; }
-        if (rc_interrupted() || rc_now_ms() >= deadline) {
+        if (rc_interrupted() || rc_deadline_passed(until)) {
             int first = 0;
             while (first < f.n && f.v[first].kind == FIND_FAILING) first++;
-            rc_fail(s->rc, "the cluster did not settle within %.0f s: %s", timeout_s, first < f.n ? f.v[first].text : "?");
+            rc_fail(s->rc, "the cluster did not settle within %.0f s: %s", until.seconds, first < f.n ? f.v[first].text : "?");
             findings_free(&f);
             return -1;
         }
@@ -6576,7 +6594,7 @@ static int day2_apply_moves(struct session *s, const char *what, const char *res
         rc_fail_as(rc, RC_ERR_INTERRUPTED, "%s; %s", rc->err, how ? how : "");
         sdsfree(how);
     }
-    if (r == 0) r = day2_wait_settled(s, rc->timeout, 0);
+    if (r == 0) r = day2_wait_settled(s, s->deadline, 0);
     if (r == 0) {
         day2_report_emptied(s, mv, n);
         day2_print_move_result(rc, what, eng->name, done, n, keys, rc_now_ms() - t0);
@@ -6660,8 +6678,7 @@ static int cmd_reshard(struct rc *rc, int argc, char **argv) {
     struct session s;
     struct move *mv = NULL;
     int *src = NULL, nsrc = 0, nmv = 0, ret = -1;
-    if (day2_open(rc, &s, argv[optind]) < 0) goto out;
-    s.dry = o.dry_run;
+    if (day2_open(rc, &s, argv[optind]) < 0) goto out;   /* a dry run stops in day2_apply_moves */
     int dst = day2_resolve_master(&s, "--to", o.to);
     if (dst < 0 || !(src = calloc((size_t)s.n, sizeof *src)) || reshard_sources(&s, o.from, dst, src, &nsrc) < 0) goto out;
     if (day2_preflight(&s, 0, -1) < 0) goto out;
@@ -6811,7 +6828,7 @@ static int cmd_rebalance(struct rc *rc, int argc, char **argv) {
     rc_progress(rc, "Plan: move %d slot(s)", nmv);
     moves_print(&s, mv, nmv);
     if (o.simulate) o.dry_run = 1;
-    if (!o.mo.replace && !o.dry_run && reshard_check_busy(&s, mv, nmv) < 0) goto out;
+    if (!o.mo.replace && reshard_check_busy(&s, mv, nmv) < 0) goto out;
     rc->yes = 1;   /* redis-cli's rebalance never asks (only create, reshard and fix do) */
     ret = day2_apply_moves(&s, "rebalance", "running the same rebalance again moves them (%d slots)", mv, nmv, &o);
 out:
@@ -7125,13 +7142,13 @@ static int cmd_fix(struct rc *rc, int argc, char **argv) {
         }
     /* Atomic migrations of an earlier run finish by themselves: wait for them, and
      * cancel what is still in flight after --timeout. */
-    if (sess_migrations(&s) && !o.dry_run && day2_wait_migrations(&s, rc->timeout) < 0) {
+    if (sess_migrations(&s) && !o.dry_run && day2_wait_migrations(&s, s.deadline) < 0) {
         rc_progress(rc, "Cancelling: %s", rc->err);
         sess_cancel_migrations(&s);
-        if (day2_wait_migrations(&s, 10) < 0) goto out;
+        if (day2_wait_migrations(&s, rc_deadline_within(s.deadline, 10)) < 0) goto out;
     }
     /* Right after a kill the nodes may still be exchanging the last epochs: let them. */
-    if (day2_wait_settled(&s, 2, o.multi_owners) == 0) {
+    if (day2_wait_settled(&s, rc_deadline_within(s.deadline, 2), o.multi_owners) == 0) {
         rc_progress(rc, "Nothing to fix: no open slot, all %d slots covered%s", CLUSTER_SLOTS, o.multi_owners ? ", no slot with two owners" : "");
         if (rc->json) rc_json_outf(rc, "{\"ok\":true,\"command\":\"fix\",\"fixed\":0}\n");
         ret = 0;
@@ -7152,7 +7169,7 @@ static int cmd_fix(struct rc *rc, int argc, char **argv) {
     s.dry = o.dry_run;
     if (!o.dry_run && rc_confirm(rc, "Repair these slots?") < 0) goto out;
     if (fix_apply(&s, &p, &o) < 0 || o.dry_run) { ret = o.dry_run ? 0 : -1; goto out; }
-    if (day2_wait_settled(&s, rc->timeout, o.multi_owners) < 0 && !manual) goto out;
+    if (day2_wait_settled(&s, s.deadline, o.multi_owners) < 0 && !manual) goto out;
     if (manual) { rc_fail(rc, "fixed %d slot(s); %d need a hand (see the warnings above)", p.n - manual, manual); goto out; }
     if (rc->json) rc_json_outf(rc, "{\"ok\":true,\"command\":\"fix\",\"fixed\":%d}\n", p.n);
     else printf("fix: repaired %d slot(s); no open slot, all %d slots covered\n", p.n, CLUSTER_SLOTS);
@@ -7187,8 +7204,7 @@ static int sess_pick_master(const struct session *s, int skip, const char *host,
 
 /* FORGET on every node that still lists the node, until none does: a node that has
  * not heard yet would otherwise teach the others again through gossip. */
-static int delnode_forget(struct session *s, int victim, double timeout_s) {
-    int64_t deadline = rc_now_ms() + (int64_t)(timeout_s * 1000);
+static int delnode_forget(struct session *s, int victim, struct rc_deadline until) {
     const char *id = s->nodes[victim].id;
     for (int round = 0; ; round++) {
         for (int i = 0; i < s->n; i++)
@@ -7204,7 +7220,7 @@ static int delnode_forget(struct session *s, int victim, double timeout_s) {
         sess_refresh(s);
         int left = sess_knows(s, victim, id);
         if (!left) return 0;
-        if (rc_interrupted() || rc_now_ms() >= deadline)
+        if (rc_interrupted() || rc_deadline_passed(until))
             return rc_fail(s->rc, "%d node(s) still list %.40s after %d FORGET round(s)", left, id, round + 1);
         rc_sleep_ms(100);
     }
@@ -7242,10 +7258,10 @@ static int delnode_replicas(struct session *s, int victim) {
  * so). HARD gives it a new id: the others refuse the forgotten one for 60 s, so a node
  * that kept it could not be added again at once. v must own no slots. Shared by
  * del-node and scale. */
-static int delnode_remove(struct session *s, int v, double timeout_s, int *reset) {
+static int delnode_remove(struct session *s, int v, struct rc_deadline until, int *reset) {
     struct snode *x = &s->nodes[v];
     *reset = 0;
-    if (delnode_replicas(s, v) < 0 || delnode_forget(s, v, timeout_s) < 0) return -1;
+    if (delnode_replicas(s, v) < 0 || delnode_forget(s, v, until) < 0) return -1;
     if (x->up) {
         if (act_reset(s, x, "HARD") == 0 && sess_drain(s, x, "CLUSTER RESET HARD") == 0) *reset = 1;
         else rc_warn(s->rc, "could not CLUSTER RESET %s:%d: %s", x->ip, x->port, s->rc->err);
@@ -7286,7 +7302,7 @@ static int cmd_del_node(struct rc *rc, int argc, char **argv) {
         goto out;
     }
     int reset = 0;
-    if (delnode_remove(&s, v, rc->timeout, &reset) < 0) goto out;
+    if (delnode_remove(&s, v, s.deadline, &reset) < 0) goto out;
     if (rc->json) rc_json_outf(rc, "{\"ok\":true,\"command\":\"del-node\",\"id\":\"%s\",\"reset\":%s}\n", x->id, reset ? "true" : "false");
     else printf("del-node: %s:%d (%.40s) removed; no node lists it%s\n", x->ip, x->port, x->id, reset ? "; it was CLUSTER RESET HARD (new id: it can be added again at once)" : "");
     ret = 0;
@@ -7416,8 +7432,8 @@ static int addnode_nudge(struct session *s, int master) {
     return 0;
 }
 
-static int addnode_wait(struct session *s, int nx, int master, double timeout_s) {
-    int64_t deadline = rc_now_ms() + (int64_t)(timeout_s * 1000), last_nudge = 0;
+static int addnode_wait(struct session *s, int nx, int master, struct rc_deadline until) {
+    int64_t last_nudge = 0;
     int replicated = master < 0;
     for (;;) {
         sess_refresh(s);
@@ -7436,8 +7452,8 @@ static int addnode_wait(struct session *s, int nx, int master, double timeout_s)
         if (ready < 0) { sdsfree(why); return -1; }
         if (ready) { sdsfree(why); return 0; }
         if (replicated && master >= 0 && rc_now_ms() - last_nudge > 500) { last_nudge = rc_now_ms(); if (addnode_nudge(s, master) < 0) { sdsfree(why); return -1; } }
-        if (rc_interrupted() || rc_now_ms() >= deadline) {
-            rc_fail(s->rc, "the new node did not join within %.0f s: %s", timeout_s, why ? why : (replicated ? "?" : "it does not know its master yet"));
+        if (rc_interrupted() || rc_deadline_passed(until)) {
+            rc_fail(s->rc, "the new node did not join within %.0f s: %s", until.seconds, why ? why : (replicated ? "?" : "it does not know its master yet"));
             sdsfree(why);
             return -1;
         }
@@ -7505,7 +7521,7 @@ static int cmd_add_node(struct rc *rc, int argc, char **argv) {
         ret = 0;
         goto out;
     }
-    if (addnode_wait(&s, nx, master, rc->timeout) < 0) goto out;
+    if (addnode_wait(&s, nx, master, s.deadline) < 0) goto out;
     x = &s.nodes[nx];
     if (rc->json) rc_json_outf(rc, "{\"ok\":true,\"command\":\"add-node\",\"id\":\"%s\",\"role\":\"%s\",\"master\":%s%s%s}\n", x->id, master >= 0 ? "replica" : "master",
                          master >= 0 ? "\"" : "", master >= 0 ? s.nodes[master].id : "null", master >= 0 ? "\"" : "");
@@ -10282,6 +10298,7 @@ struct scale_run {
     struct addr *reach;       /* node k: where rcluster reaches it */
     struct addr *at;          /* node k: the address it announces (ip "" if unknown) */
     struct swarm_scale *sw;   /* with --swarm */
+    struct rc_deadline deadline;   /* the whole scale's, from --timeout: every phase shares it */
 };
 
 static void swarm_scale_free(struct swarm_scale *w);
@@ -10447,7 +10464,7 @@ static int scale_preflight(struct scale_run *r) {
         for (int i = 0; ret == 0 && i < fp.n; i++)
             if (fp.v[i].action == FIX_MANUAL) ret = rc_fail(r->rc, "%s; run `rcluster fix`, then scale again; nothing changed", fp.v[i].why ? fp.v[i].why : "a slot cannot be repaired automatically");
         if (ret == 0) { fix_plan_print(s, &fp); ret = fix_apply(s, &fp, &o); }
-        if (ret == 0) ret = day2_wait_settled(s, r->rc->timeout, 0);
+        if (ret == 0) ret = day2_wait_settled(s, s->deadline, 0);
         fix_plan_free(&fp);
         if (ret < 0) return -1;
         r->changed = 1;
@@ -10551,7 +10568,7 @@ static int scale_join_new(struct scale_run *r, int todo, int *met) {
     r->changed = 1;
     rc_progress(rc, "%d node(s) met the cluster; waiting until every node knows them", todo);
     for (int i = first_new; i < s->n; i++)
-        if (addnode_wait(s, i, -1, rc->timeout) < 0) return rc_wrap(rc, "%s:%d joined but did not settle", s->nodes[i].ip, s->nodes[i].port);
+        if (addnode_wait(s, i, -1, s->deadline) < 0) return rc_wrap(rc, "%s:%d joined but did not settle", s->nodes[i].ip, s->nodes[i].port);
     return 0;
 }
 
@@ -10566,7 +10583,7 @@ static int scale_promote(struct scale_run *r) {
         if (rc_interrupted()) return rc_fail_as(r->rc, RC_ERR_INTERRUPTED, "interrupted before %s left to become a master", r->names[k]);
         rc_progress(r->rc, "%s leaves as a replica, to join again as a master", r->names[k]);
         r->changed = 1;
-        if (delnode_forget(s, i, r->rc->timeout) < 0 || act_reset(s, &s->nodes[i], "HARD") < 0 ||
+        if (delnode_forget(s, i, s->deadline) < 0 || act_reset(s, &s->nodes[i], "HARD") < 0 ||
             sess_drain(s, &s->nodes[i], "CLUSTER RESET HARD") < 0) return rc_wrap(r->rc, "%s", r->names[k]);
         rconn_close(&s->nodes[i].c);
         s->nodes[i].up = 0;
@@ -10665,7 +10682,7 @@ static int scale_move_slots(struct scale_run *r) {
     ret = mover_run(s, mv, nmv, &o.mo, eng, &keys, &done);
     r->keys_moved += keys;
     r->slots_moved += done;
-    if (ret == 0) ret = day2_wait_settled(s, rc->timeout, 0);
+    if (ret == 0) ret = day2_wait_settled(s, s->deadline, 0);
 out:
     for (int k = 0; k < o.nweights; k++) sdsfree(specs[k]);
     free(mv);
@@ -10695,7 +10712,7 @@ static int scale_assign_replicas(struct scale_run *r) {
     if (ret == 0 && n) sess_drain_all(s, "CLUSTER REPLICATE");
     for (int j = 0; ret == 0 && j < n; j++) {
         int k = todo[j];
-        if (addnode_wait(s, r->sidx[k], r->sidx[r->roles[k].to - 1], r->rc->timeout) < 0)
+        if (addnode_wait(s, r->sidx[k], r->sidx[r->roles[k].to - 1], s->deadline) < 0)
             ret = rc_wrap(r->rc, "%s as a replica of %s", r->names[k], r->names[r->roles[k].to - 1]);
     }
     free(todo);
@@ -10715,7 +10732,7 @@ static int scale_leave(struct scale_run *r, int *removed) {
             if (rc_interrupted()) return rc_fail_as(rc, RC_ERR_INTERRUPTED, "interrupted before removing %s", r->names[k]);
             int reset = 0;
             r->changed = 1;
-            if (delnode_remove(s, i, rc->timeout, &reset) < 0) return rc_wrap(rc, "removing %s from the cluster", r->names[k]);
+            if (delnode_remove(s, i, s->deadline, &reset) < 0) return rc_wrap(rc, "removing %s from the cluster", r->names[k]);
             rc_progress(rc, "%s left the cluster%s", r->names[k], reset ? " (CLUSTER RESET)" : "");
             /* Forgotten: no longer part of what the session judges. */
             rconn_close(&s->nodes[i].c);
@@ -10806,11 +10823,14 @@ static int cmd_scale(struct rc *rc, int argc, char **argv) {
     if (ret == 0 && !r.so.masters && !r.so.nodes) { ret = rc_fail_as(rc, RC_ERR_USAGE, "scale: --masters M (or --nodes N) is required (see rcluster scale --help)"); }
     if (ret == 0 && !conf_valid_name(r.so.up.name)) { ret = rc_fail_as(rc, RC_ERR_USAGE, "--name '%s': not a valid cluster name", r.so.up.name); }
     if (ret) { free(r.so.up.configs); return ret < 0 ? -1 : 0; }
-    int64_t t0 = rc_now_ms(), deadline = t0 + (int64_t)(rc->timeout * 1000);
+    int64_t t0 = rc_now_ms();
+    r.deadline = rc_deadline_in(rc->timeout);
     int removed = 0;
     r.nofail = NULL;
     int swarm = r.so.up.swarm;
-    if ((swarm ? swarm_scale_inspect(&r) : scale_inspect(&r)) < 0 || scale_preflight(&r) < 0 || scale_map_roles(&r) < 0) { ret = -1; goto out; }
+    if ((swarm ? swarm_scale_inspect(&r) : scale_inspect(&r)) < 0) { ret = -1; goto out; }
+    r.s.deadline = r.deadline;   /* the session's waits (joins, settling) share it too */
+    if (scale_preflight(&r) < 0 || scale_map_roles(&r) < 0) { ret = -1; goto out; }
     if (!(r.nofail = calloc((size_t)r.nmax, sizeof *r.nofail)) || !(r.nofail_was = calloc((size_t)r.nmax, sizeof *r.nofail_was))) { ret = rc_fail_oom(rc); goto out; }
     scale_print_plan(&r);
     if (rc->dry_run) { if (!rc->json) printf("scale: dry run, nothing changed\n"); ret = 0; goto out; }
@@ -10821,12 +10841,11 @@ static int cmd_scale(struct rc *rc, int argc, char **argv) {
         sdsfree(q);
         if (ret < 0) goto out;
     }
-    if (scale_promote(&r) < 0 || (swarm ? swarm_scale_add(&r) : scale_add_nodes(&r, deadline)) < 0 || scale_move_slots(&r) < 0 ||
+    if (scale_promote(&r) < 0 || (swarm ? swarm_scale_add(&r) : scale_add_nodes(&r, r.deadline.at_ms)) < 0 || scale_move_slots(&r) < 0 ||
         scale_assign_replicas(&r) < 0 || (swarm ? swarm_scale_remove(&r, &removed) : scale_remove_nodes(&r, &removed)) < 0) goto fail;
     if ((swarm ? swarm_scale_write_manifest(&r) : scale_write_manifest(&r)) < 0) goto fail;
-    int64_t until = rc_now_ms() + (int64_t)(rc->timeout * 1000);
     int h;
-    while ((h = scale_check(&r, CHECK_SILENT)) != 0 && !rc_interrupted() && rc_now_ms() < until) rc_sleep_ms(200);
+    while ((h = scale_check(&r, CHECK_SILENT)) != 0 && !rc_interrupted() && !rc_deadline_passed(r.deadline)) rc_sleep_ms(200);
     if (h != 0) { rc_wrap(rc, "after the scale the cluster is not healthy"); goto fail; }
     scale_release_failover(&r);   /* healthy again: replicas may fail over as usual */
     int64_t ms = rc_now_ms() - t0;
@@ -12580,7 +12599,7 @@ static int swarm_join_fresh(struct rc *rc, struct swarm_plan *p, const int *has)
     for (int k = 0; ret == 0 && k < p->o->nodes; k++) {
         int v = p->nodes[k].old_id[0] ? sess_index_of(&s, p->nodes[k].old_id) : -1;
         if (v >= 0) rc_progress(rc, "Forgetting %s's old node %.40s on every live node", p->nodes[k].name, p->nodes[k].old_id);
-        if (v >= 0) ret = delnode_forget(&s, v, rc->timeout);
+        if (v >= 0) ret = delnode_forget(&s, v, s.deadline);
     }
     for (int k = 0; ret == 0 && k < p->o->nodes; k++) {
         struct swarm_node *x = &p->nodes[k];
@@ -12595,7 +12614,7 @@ static int swarm_join_fresh(struct rc *rc, struct swarm_plan *p, const int *has)
         if (m < 0) { ret = rc_fail(rc, "no master for %s to replicate", x->name); break; }
         rc_progress(rc, "%s joins as a replica of %s:%d", x->name, s.nodes[m].ip, s.nodes[m].port);
         if (act_meet(&s, &s.nodes[nx], sd->ip, sd->port, sd->bus) < 0 || sess_drain_all(&s, "CLUSTER MEET") < 0 ||
-            addnode_wait(&s, nx, m, rc->timeout) < 0)
+            addnode_wait(&s, nx, m, s.deadline) < 0)
             ret = rc_wrap(rc, "%s joining as a replica", x->name);
     }
     sess_free(&s);
@@ -12782,7 +12801,7 @@ static int swarm_scale_inspect(struct scale_run *r) {
     if (swarm_manifest_merge(rc, o, &w->m) < 0 || scale_target(r) < 0 || swarm_highest_service(&r->d, o->name, &hi) < 0) return -1;
     r->n_have = o->nodes;
     if (hi > o->nodes) o->nodes = hi;
-    if (swarm_scale_plan(r, w) < 0 || swarm_scale_rehome(r, w, rc_now_ms() + (int64_t)(rc->timeout * 1000)) < 0) return -1;
+    if (swarm_scale_plan(r, w) < 0 || swarm_scale_rehome(r, w, r->deadline.at_ms) < 0) return -1;
     if (w->p.container)
         return rc_fail(rc, "cluster '%s' announces overlay addresses (--announce container): scale --swarm handles only clusters "
                            "that announce their Swarm node's address; nothing changed", o->name);
@@ -12815,7 +12834,7 @@ static int swarm_scale_inspect(struct scale_run *r) {
  * service's volume is emptied), then they join as scale's own. */
 static int swarm_scale_add(struct scale_run *r) {
     struct swarm_plan *p = &r->sw->p;
-    int64_t deadline = rc_now_ms() + (int64_t)(r->rc->timeout * 1000);
+    int64_t deadline = r->deadline.at_ms;
     int todo = 0, create = 0, all = p->o->nodes, met = 0;
     for (int k = 0; k < r->n_want; k++) if (!r->roles[k].member) { todo++; create += !p->nodes[k].exists; }
     if (!todo) return 0;
@@ -12837,7 +12856,7 @@ static int swarm_scale_add(struct scale_run *r) {
 static int swarm_scale_remove(struct scale_run *r, int *removed) {
     struct swarm_plan *p = &r->sw->p;
     struct rc *rc = r->rc;
-    int64_t deadline = rc_now_ms() + (int64_t)(rc->timeout * 1000);
+    int64_t deadline = r->deadline.at_ms;
     sds kept = sdsempty();
     int ret = kept ? scale_leave(r, removed) : rc_fail_oom(rc);
     for (int k = r->n_want; ret == 0 && k < r->nmax; k++) {
@@ -12866,7 +12885,7 @@ static int swarm_scale_write_manifest(struct scale_run *r) {
     int all = p->o->nodes;
     p->o->nodes = r->n_want;          /* the manifest records nodes 1..want */
     p->o->replicas = r->so.replicas;
-    int ret = swarm_manifest_write(&r->d, p, &r->sw->m, rc_now_ms() + (int64_t)(r->rc->timeout * 1000));
+    int ret = swarm_manifest_write(&r->d, p, &r->sw->m, r->deadline.at_ms);
     p->o->nodes = all;
     return ret;
 }

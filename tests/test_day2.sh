@@ -283,6 +283,7 @@ core_refusals() {
         return
     fi
     refuse "BUSYKEY without --replace" "--replace" "$ports" -- reshard 127.0.0.1:7100 --from "$(id_of $src)" --to "$(id_of $dst)" --slots 1 --yes
+    refuse "BUSYKEY without --replace, on a dry run too" "--replace" "$ports" -- reshard 127.0.0.1:7100 --from "$(id_of $src)" --to "$(id_of $dst)" --slots 1 --dry-run
     local tag=rep$SNAME
     run_rc "$L/$tag" 120 -- reshard 127.0.0.1:7100 --from "$(id_of $src)" --to "$(id_of $dst)" --slots 1 --yes --replace
     local v; v=$(rcli $dst get "$k")

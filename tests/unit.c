@@ -682,6 +682,10 @@ static void test_basics(void) {
         }
         rmdir(gdir);
     }
+    struct rc_deadline dl = rc_deadline_in(60), dw = rc_deadline_within(dl, 2), dk = rc_deadline_within(dl, 600);
+    CHECKF("deadline.within: the earlier of the two", dw.at_ms < dl.at_ms && dw.seconds == 2 && dk.at_ms == dl.at_ms && dk.seconds == 60 &&
+           !rc_deadline_passed(dl) && rc_deadline_passed(rc_deadline_in(-1)), "%lld %lld %lld", (long long)dl.at_ms, (long long)dw.at_ms,
+           (long long)dk.at_ms);
     CHECK("err.wrap-empty", rc_wrap(&rc, "creating %s", "net") == -1 && rc.err && !strcmp(rc.err, "creating net"));
     sdsfree(rc.err);
     rc.err = NULL;
