@@ -8753,7 +8753,17 @@ static const char **up_field_str(struct up_opts *o, const struct up_field *f) { 
 
 /* The manifest text: rcluster's version, the name, every shaping option and the server
  * the image runs; whether there is a password, never the password. NULL on OOM. */
-static sds up_manifest_render(struct rc *rc, struct up_opts *o, const char *server) {
+/* What a run derived where the manifest records an option: the image it really runs,
+ * where it published, the size a scale reached (NULL or -1: the option's own value). */
+struct up_derived { const char *server, *image, *publish_ip; int nodes, replicas; };
+
+static sds up_manifest_render(struct rc *rc, const struct up_opts *opts, const struct up_derived *dv) {
+    struct up_opts v = *opts, *o = &v;   /* a copy: the options stay as they were parsed */
+    if (dv->image) v.image = dv->image;
+    if (dv->publish_ip) v.publish_ip = dv->publish_ip;
+    if (dv->nodes >= 0) v.nodes = dv->nodes;
+    if (dv->replicas >= 0) v.replicas = dv->replicas;
+    const char *server = dv->server;
     sds s = rc_json_str(sdsnew("{\"rcluster\":\"" RCLUSTER_VERSION "\",\"name\":"), o->name);
     for (int k = 0; k < UP_FIELDS; k++) {
         const struct up_field *f = &up_fields[k];
@@ -8904,7 +8914,9 @@ struct up_node {
 };
 
 struct up_plan {
-    struct up_opts *o;
+    const struct up_opts *o;
+    int n;                    /* the nodes the steps work on, 1..n: --nodes (a scale narrows it
+                                 to the size it grows to while it adds nodes) */
     sds data_dir;
     uint32_t net;
     int prefix;
@@ -8920,6 +8932,9 @@ struct up_plan {
     int host_net;             /* --network host: no Docker network, nodes on the host's ports */
     char bind_ip[16];         /* host mode: the address every node binds */
     int entry_is_server;      /* the image's Entrypoint is the server itself: Cmd is only the conf */
+    const char *image;        /* the image it runs: --image, or local_image when up built it */
+    const char *publish_ip;   /* where ports are published (bridge: --publish-ip, else --announce's
+                                 address; host mode: the bind address, which up_check_ports probes) */
 };
 
 static void up_plan_free(struct up_plan *p) {
@@ -8929,7 +8944,7 @@ static void up_plan_free(struct up_plan *p) {
 }
 
 /* Bridge mode: the subnet, the gateway, what nodes announce and where ports are published. */
-static int up_plan_bridge(struct rc *rc, struct up_opts *o, struct up_plan *p) {
+static int up_plan_bridge(struct rc *rc, const struct up_opts *o, struct up_plan *p) {
     if (o->bind) return rc_fail_as(rc, RC_ERR_USAGE, "--bind is for --network host; in bridge mode ports are published on --publish-ip");
     if (conf_parse_cidr(o->subnet, &p->net, &p->prefix) < 0)
         return rc_fail_as(rc, RC_ERR_USAGE, "--subnet '%s': expected an IPv4 network like 10.38.0.0/16 (host bits zero)", o->subnet);
@@ -8947,26 +8962,26 @@ static int up_plan_bridge(struct rc *rc, struct up_opts *o, struct up_plan *p) {
             return rc_fail_as(rc, RC_ERR_USAGE, "--announce %s: inside a container that address is the container itself, so the nodes could "
                                "not reach each other; announce an address of this host that containers can reach (e.g. its "
                                "LAN address)", o->announce);
-        if (!o->publish_ip_set) o->publish_ip = o->announce;
+        if (!o->publish_ip_set) p->publish_ip = o->announce;
         snprintf(p->announce_ip, sizeof p->announce_ip, "%s", o->announce);
     }
     uint32_t pub;
-    if (conf_parse_ipv4(o->publish_ip, &pub) < 0) return rc_fail_as(rc, RC_ERR_USAGE, "--publish-ip '%s': expected an IPv4 address", o->publish_ip);
+    if (conf_parse_ipv4(p->publish_ip, &pub) < 0) return rc_fail_as(rc, RC_ERR_USAGE, "--publish-ip '%s': expected an IPv4 address", p->publish_ip);
     if (p->announce_ip[0] && (pub >> 24) == 127)
         return rc_fail_as(rc, RC_ERR_USAGE, "--announce %s needs the ports published on that address (or 0.0.0.0), not on --publish-ip %s",
-                       o->announce, o->publish_ip);
+                       o->announce, p->publish_ip);
     int loopback = (pub >> 24) == 127;
     if (!loopback && !rc->password && !o->insecure)
         return rc_fail_as(rc, RC_ERR_USAGE, "--publish-ip %s exposes the nodes beyond this host without a password; "
-                           "give --password-file F (or RCLUSTER_PASSWORD), or --insecure to accept that", o->publish_ip);
-    snprintf(p->connect_ip, sizeof p->connect_ip, "%s", pub == 0 ? "127.0.0.1" : o->publish_ip);
+                           "give --password-file F (or RCLUSTER_PASSWORD), or --insecure to accept that", p->publish_ip);
+    snprintf(p->connect_ip, sizeof p->connect_ip, "%s", pub == 0 ? "127.0.0.1" : p->publish_ip);
     return 0;
 }
 
 /* Host mode (--network host): no Docker network; node i listens on the host at BIND,
  * port BASE+i-1 (bus +10000), and announces --announce IP, else BIND. Nothing is
  * published, so --subnet and --publish-ip mean nothing here and are refused. */
-static int up_plan_host(struct rc *rc, struct up_opts *o, struct up_plan *p) {
+static int up_plan_host(struct rc *rc, const struct up_opts *o, struct up_plan *p) {
     p->host_net = 1;
     if (o->subnet_given)
         return rc_fail_as(rc, RC_ERR_USAGE, "--subnet has no meaning with --network host: the containers use the host's own network, "
@@ -8992,15 +9007,18 @@ static int up_plan_host(struct rc *rc, struct up_opts *o, struct up_plan *p) {
         snprintf(p->announce_ip, sizeof p->announce_ip, "%s", bind);
     }
     /* up_check_ports probes the bind address: exactly what the nodes will bind. */
-    o->publish_ip = p->bind_ip;
+    p->publish_ip = p->bind_ip;
     snprintf(p->connect_ip, sizeof p->connect_ip, "%s", b == 0 ? "127.0.0.1" : bind);
     return 0;
 }
 
 /* Validate the options and derive addresses, ports and paths. Changes nothing. */
-static int up_plan_make(struct rc *rc, struct up_opts *o, struct up_plan *p) {
+static int up_plan_make(struct rc *rc, const struct up_opts *o, struct up_plan *p) {
     memset(p, 0, sizeof *p);
     p->o = o;
+    p->n = o->nodes;
+    p->image = o->image;
+    p->publish_ip = o->publish_ip;
     if (!conf_valid_name(o->name))
         return rc_fail_as(rc, RC_ERR_USAGE, "--name '%s': expected [a-zA-Z0-9][a-zA-Z0-9_.-]* (at most 48 characters)", o->name);
     if (!up_valid_image(o->image)) return rc_fail_as(rc, RC_ERR_USAGE, "--image '%s': not a valid image reference", o->image);
@@ -9082,10 +9100,10 @@ static sds up_container_body(struct up_plan *p, struct up_node *n) {
     uid_t uid;
     gid_t gid;
     conf_container_ids(&uid, &gid);
-    const char *pub = p->o->publish_ip;
+    const char *pub = p->publish_ip;
     const char *server = p->server[0] ? p->server : "redis";
     sds s = sdsnew("{\"Image\":");
-    s = rc_json_str(s, p->o->image);
+    s = rc_json_str(s, p->image);
     /* The conf dir is /etc/redis or /etc/valkey, as each server's packages have it. */
     if (p->entry_is_server) s = rc_catprintf(s, ",\"Cmd\":[\"/etc/%s/redis.conf\"]", server);
     else s = rc_catprintf(s, ",\"Cmd\":[\"%s-server\",\"/etc/%s/redis.conf\"]", server, server);
@@ -9165,7 +9183,7 @@ static int up_inspect_existing(struct docker *d, struct up_plan *p) {
         p->network_exists = 1;
         json_free(v);
     }
-    for (int k = 0; k < p->o->nodes; k++) {
+    for (int k = 0; k < p->n; k++) {
         struct up_node *n = &p->nodes[k];
         r = docker_inspect(d, "containers", n->name, &v);
         if (r < 0) return -1;
@@ -9189,12 +9207,12 @@ static int up_inspect_existing(struct docker *d, struct up_plan *p) {
     for (size_t k = 0; k < json_length(all); k++) {
         const char *nl = docker_label(json_at(all, k), LABEL_NODE);
         long v2;
-        if (nl && rc_parse_int(nl, 1, 100000, &v2) == 0 && v2 > p->o->nodes) extra++;
+        if (nl && rc_parse_int(nl, 1, 100000, &v2) == 0 && v2 > p->n) extra++;
     }
     json_free(all);
     if (extra)
         return rc_fail(rc, "cluster '%s' has %d container(s) beyond --nodes %d; pass its original --nodes, or change its size "
-                           "and keep its data with `rcluster scale --name %s --masters M --replicas R`", p->o->name, extra, p->o->nodes, p->o->name);
+                           "and keep its data with `rcluster scale --name %s --masters M --replicas R`", p->o->name, extra, p->n, p->o->name);
     return 0;
 }
 
@@ -9208,7 +9226,7 @@ static int image_make(struct rc *rc, struct docker *d, const char *binary, const
  * no surprise substitution. */
 static int up_ensure_image(struct docker *d, struct up_plan *p) {
     struct rc *rc = d->rc;
-    const char *image = p->o->image;
+    const char *image = p->image;
     int r = docker_image_present(d, image);
     if (r != 0) return r < 0 ? -1 : 0;
     rc_progress(rc, "Image %s is not present; pulling it", image);
@@ -9234,7 +9252,7 @@ static int up_ensure_image(struct docker *d, struct up_plan *p) {
     sdsfree(id);
     sdsfree(binary);
     if (r < 0) return rc_wrap(rc, "image %s could not be pulled, nor %s built", image, p->local_image);
-    p->o->image = p->local_image;
+    p->image = p->local_image;
     return 0;
 }
 
@@ -9279,13 +9297,13 @@ static int up_port_free(const char *ip, int port) {
 }
 
 static int up_check_ports(struct rc *rc, struct up_plan *p) {
-    for (int k = 0; k < p->o->nodes; k++) {
+    for (int k = 0; k < p->n; k++) {
         struct up_node *n = &p->nodes[k];
         if (n->exists) continue;
         int ports[2] = { n->host_port, n->bus_port };
         for (int j = 0; j < 2; j++)
-            if (!up_port_free(p->o->publish_ip, ports[j]))
-                return rc_fail(rc, "port %s:%d (for %s) is already in use; choose another --port", p->o->publish_ip, ports[j], n->name);
+            if (!up_port_free(p->publish_ip, ports[j]))
+                return rc_fail(rc, "port %s:%d (for %s) is already in use; choose another --port", p->publish_ip, ports[j], n->name);
     }
     return 0;
 }
@@ -9308,7 +9326,7 @@ static int up_create_network(struct docker *d, struct up_plan *p) {
  * for the undo. In dry-run print them instead, password masked. */
 static int up_write_configs(struct rc *rc, struct up_plan *p) {
     if (!rc->dry_run && conf_claim_data_dir(rc, p->data_dir, p->o->name, &p->undo) < 0) return -1;
-    for (int k = 0; k < p->o->nodes; k++) {
+    for (int k = 0; k < p->n; k++) {
         struct up_node *n = &p->nodes[k];
         if (!n->write_conf) continue;
         sds text = up_node_conf(rc, p, n, rc->dry_run);
@@ -9330,7 +9348,8 @@ static int up_write_configs(struct rc *rc, struct up_plan *p) {
  * server the image runs); recorded for the undo like the configs. */
 static int up_write_manifest(struct rc *rc, struct up_plan *p) {
     if (p->have_manifest) return 0;
-    sds man = up_manifest_render(rc, p->o, p->server), path = rc_sprintf("%s/" CONF_MANIFEST, p->data_dir);
+    struct up_derived dv = { p->server, p->image, p->publish_ip, -1, -1 };
+    sds man = up_manifest_render(rc, p->o, &dv), path = rc_sprintf("%s/" CONF_MANIFEST, p->data_dir);
     int r = man && path ? 0 : rc_fail_oom(rc);
     if (r == 0 && rc->dry_run) rc_plan_file(rc, path, man);
     else if (r == 0) r = conf_create_file(rc, path, man, 0600, &p->undo);
@@ -9372,7 +9391,7 @@ static int up_same_password(struct rc *rc, struct up_plan *p, const char *path, 
  * existing conf, it must be exactly what these options would write. Reads only. */
 static int up_preflight_confs(struct rc *rc, struct up_plan *p) {
     int ret = 0;
-    for (int k = 0; ret == 0 && k < p->o->nodes; k++) {
+    for (int k = 0; ret == 0 && k < p->n; k++) {
         struct up_node *n = &p->nodes[k];
         sds path = rc_cat(conf_node_dir(p->data_dir, n->i, "conf"), "/redis.conf");
         if (!path) return rc_fail_oom(rc);
@@ -9399,7 +9418,7 @@ static int up_reconnect_network(struct docker *d, struct up_plan *p) {
     if (!p->network_created || d->rc->dry_run) return 0;
     sds path = rc_sprintf("/networks/%s/connect", p->o->name);
     int ret = path ? 0 : rc_fail_oom(d->rc);
-    for (int k = 0; ret == 0 && k < p->o->nodes; k++) {
+    for (int k = 0; ret == 0 && k < p->n; k++) {
         struct up_node *n = &p->nodes[k];
         if (!n->exists || n->created) continue;
         sds body = rc_json_str(sdsnew("{\"Container\":"), n->name);
@@ -9464,7 +9483,7 @@ static const char *up_probe_image(struct docker *d, struct up_plan *p) {
         { "valkey", "/usr/local/bin/valkey-server" }, { "valkey", "/usr/bin/valkey-server" },
         { "redis", "/usr/local/bin/redis-server" }, { "redis", "/usr/bin/redis-server" } };
     struct rc *rc = d->rc;
-    sds body = rc_cat(rc_json_str(sdsnew("{\"Image\":"), p->o->image), ",\"Entrypoint\":[\"/nonexistent\"],\"Labels\":");
+    sds body = rc_cat(rc_json_str(sdsnew("{\"Image\":"), p->image), ",\"Entrypoint\":[\"/nonexistent\"],\"Labels\":");
     body = rc_cat(up_labels_json(body, p, 0), "}");
     json_value_s *v = NULL;
     const char *found = NULL;
@@ -9496,7 +9515,7 @@ static int up_detect_server(struct docker *d, struct up_plan *p) {
     struct rc *rc = d->rc;
     if (p->server[0]) return 0;
     if (p->o->server) { snprintf(p->server, sizeof p->server, "%s", p->o->server); return 0; }
-    sds path = rc_sprintf("/images/%s/json", p->o->image);
+    sds path = rc_sprintf("/images/%s/json", p->image);
     json_value_s *img = NULL;
     int st = path ? docker_call_json(d, "GET", path, NULL, &img, 404) : rc_fail_oom(rc);
     sdsfree(path);
@@ -9506,7 +9525,7 @@ static int up_detect_server(struct docker *d, struct up_plan *p) {
     if (!srv && st != 404 && !rc->dry_run) srv = up_probe_image(d, p);
     if (!srv && st != 404)
         rc_warn(rc, "cannot tell from image %s (its config, its files) whether it runs redis-server or valkey-server; assuming redis-server "
-                    "(pass --server valkey if it runs Valkey)", p->o->image);
+                    "(pass --server valkey if it runs Valkey)", p->image);
     snprintf(p->server, sizeof p->server, "%s", srv ? srv : "redis");
     return 0;
 }
@@ -9515,13 +9534,13 @@ static int up_detect_server(struct docker *d, struct up_plan *p) {
 static int up_create_containers(struct docker *d, struct up_plan *p) {
     struct rc *rc = d->rc;
     int todo = 0;
-    for (int k = 0; k < p->o->nodes; k++) todo += !p->nodes[k].exists;
+    for (int k = 0; k < p->n; k++) todo += !p->nodes[k].exists;
     if (todo && up_detect_server(d, p) < 0) return -1;
-    struct docker_req *reqs = calloc((size_t)p->o->nodes, sizeof *reqs);
-    int *idx = calloc((size_t)p->o->nodes, sizeof *idx);
+    struct docker_req *reqs = calloc((size_t)p->n, sizeof *reqs);
+    int *idx = calloc((size_t)p->n, sizeof *idx);
     int m = 0, ret = 0;
     if (!reqs || !idx) { free(reqs); free(idx); return rc_fail_oom(rc); }
-    for (int k = 0; ret == 0 && k < p->o->nodes; k++) {
+    for (int k = 0; ret == 0 && k < p->n; k++) {
         struct up_node *n = &p->nodes[k];
         if (n->exists) continue;
         reqs[m].method = "POST";
@@ -9531,7 +9550,7 @@ static int up_create_containers(struct docker *d, struct up_plan *p) {
         if (!reqs[m - 1].path || !reqs[m - 1].body) ret = rc_fail_oom(rc);
     }
     if (ret == 0 && m) {
-        rc_progress(rc, "Creating %d container(s) from %s (%s-server)", m, p->o->image, p->server);
+        rc_progress(rc, "Creating %d container(s) from %s (%s-server)", m, p->image, p->server);
         ret = docker_call_parallel(d, reqs, m);
     }
     for (int j = 0; j < m; j++) {
@@ -9570,9 +9589,9 @@ static int up_start_range(struct docker *d, struct up_plan *p, int from, int to,
  * A fresh master keeps cluster_state:fail for its first 2 s; starting the masters first
  * lets that delay run out while the daemon is still starting the replicas. */
 static int up_start_containers(struct docker *d, struct up_plan *p) {
-    int masters = p->o->nodes / (p->o->replicas + 1);
+    int masters = p->n / (p->o->replicas + 1);
     if (up_start_range(d, p, 0, masters, "master ") < 0) return -1;
-    return up_start_range(d, p, masters, p->o->nodes, masters < p->o->nodes ? "replica " : "");
+    return up_start_range(d, p, masters, p->n, masters < p->n ? "replica " : "");
 }
 
 /* Why a node did not come up: its state and last log lines. */
@@ -9612,8 +9631,8 @@ static int up_container_alive(struct docker *d, struct up_node *n) {
 /* Wait until every node answers PING through its published port. */
 static int up_wait_ping(struct docker *d, struct up_plan *p, int64_t deadline) {
     struct rc *rc = d->rc;
-    rc_progress(rc, "Waiting for %d nodes to answer PING", p->o->nodes);
-    for (int k = 0; k < p->o->nodes; k++) {
+    rc_progress(rc, "Waiting for %d nodes to answer PING", p->n);
+    for (int k = 0; k < p->n; k++) {
         struct up_node *n = &p->nodes[k];
         for (;;) {
             int64_t step = rc_now_ms() + 1000;
@@ -9645,8 +9664,8 @@ static void up_rollback(struct docker *d, struct up_plan *p) {
     if (rc->dry_run) return;
     struct rc_err_saved saved = rc_err_save(rc);
     int m = 0;
-    struct docker_req *reqs = calloc((size_t)p->o->nodes, sizeof *reqs);
-    for (int k = 0; reqs && k < p->o->nodes; k++) {
+    struct docker_req *reqs = calloc((size_t)p->n, sizeof *reqs);
+    for (int k = 0; reqs && k < p->n; k++) {
         if (!p->nodes[k].created) continue;
         reqs[m].method = "DELETE";
         reqs[m].allow = 404;
@@ -9675,22 +9694,22 @@ static void up_print_connect(struct rc *rc, struct up_plan *p) {
     if (!p->announce_ip[0])
         printf("Nodes announce container addresses (%s..%s:6379): redirections work from this host and other\n"
                "containers on network %s; use --announce IP for clients elsewhere.\n",
-               p->nodes[0].ip, p->nodes[p->o->nodes - 1].ip, p->o->name);
+               p->nodes[0].ip, p->nodes[p->n - 1].ip, p->o->name);
     printf("Data: %s   Remove: rcluster down --name %s [--purge]\n", p->data_dir, p->o->name);
 }
 
 /* engine_create asks before changing nodes; these are nodes this run just made. */
 static int up_form_cluster(struct rc *rc, struct up_plan *p) {
-    struct engine_addr *a = calloc((size_t)p->o->nodes, sizeof *a);
+    struct engine_addr *a = calloc((size_t)p->n, sizeof *a);
     if (!a) return rc_fail_oom(rc);
     int ret = 0;
-    for (int k = 0; k < p->o->nodes && ret == 0; k++) {
+    for (int k = 0; k < p->n && ret == 0; k++) {
         a[k].host = sdsnew(p->connect_ip);
         a[k].port = p->nodes[k].host_port;
         if (!a[k].host) ret = rc_fail_oom(rc);
     }
-    if (ret == 0) ret = engine_create(rc, a, p->o->nodes, p->o->replicas, ENGINE_NO_CONFIRM);
-    for (int k = 0; k < p->o->nodes; k++) sdsfree(a[k].host);
+    if (ret == 0) ret = engine_create(rc, a, p->n, p->o->replicas, ENGINE_NO_CONFIRM);
+    for (int k = 0; k < p->n; k++) sdsfree(a[k].host);
     free(a);
     return ret;
 }
@@ -9700,7 +9719,7 @@ static int up_form_cluster(struct rc *rc, struct up_plan *p) {
 static int up_rerun(struct docker *d, struct up_plan *p, int64_t deadline) {
     struct rc *rc = d->rc;
     int missing = 0, stopped = 0;
-    for (int k = 0; k < p->o->nodes; k++) {
+    for (int k = 0; k < p->n; k++) {
         struct up_node *n = &p->nodes[k];
         if (!n->exists) {
             missing++;
@@ -9742,10 +9761,10 @@ static int up_rerun(struct docker *d, struct up_plan *p, int64_t deadline) {
 static int up_fresh(struct docker *d, struct up_plan *p, int64_t deadline) {
     struct rc *rc = d->rc;
     int with_state = 0;
-    for (int k = 0; k < p->o->nodes; k++) with_state += conf_node_has_state(p->data_dir, p->nodes[k].i);
-    if (with_state && with_state < p->o->nodes)
+    for (int k = 0; k < p->n; k++) with_state += conf_node_has_state(p->data_dir, p->nodes[k].i);
+    if (with_state && with_state < p->n)
         return rc_fail(rc, "%d of %d nodes have cluster state in %s but the others do not; start over with "
-                           "`rcluster down --name %s --purge && rcluster up --name %s`", with_state, p->o->nodes, p->data_dir,
+                           "`rcluster down --name %s --purge && rcluster up --name %s`", with_state, p->n, p->data_dir,
                        p->o->name, p->o->name);
     if (up_check_subnet(d, p) < 0 || up_check_ports(rc, p) < 0 || up_ensure_image(d, p) < 0) return -1;
     rc_progress(rc, "Data dir: %s", p->data_dir);
@@ -9794,7 +9813,7 @@ static int up_locate_data_dir(struct docker *d, const struct up_opts *o, const c
 #define SWARM_ANNOUNCE_HOST "swarm-node"
 static int swarm_up(struct rc *rc, struct up_opts *o, int64_t deadline);
 static int swarm_down(struct rc *rc, struct up_opts *o);
-static int swarm_status(struct rc *rc, struct up_opts *o);
+static int swarm_status(struct rc *rc, const struct up_opts *o);
 
 /* up = options -> plan -> what exists (and what the manifest recorded) -> preflight ->
  * apply -> wait -> report. The plan is made twice: first from the options alone (so
@@ -10299,6 +10318,8 @@ struct scale_run {
     struct addr *at;          /* node k: the address it announces (ip "" if unknown) */
     struct swarm_scale *sw;   /* with --swarm */
     struct rc_deadline deadline;   /* the whole scale's, from --timeout: every phase shares it */
+    struct up_opts plan_up;   /* what the plan is made of: so.up (given, then merged from the
+                                 manifest) at the size 1..nmax, --replicas as resolved */
 };
 
 static void swarm_scale_free(struct swarm_scale *w);
@@ -10418,15 +10439,16 @@ static int scale_inspect(struct scale_run *r) {
     ret = up_manifest_read(rc, r->dir, &r->recorded);
     if (ret == 0) return scale_no_cluster(r);
     if (ret < 0 || up_manifest_merge_dir(rc, o, r->recorded, r->dir) < 0) return -1;
-    o->data_dir = r->dir;
     r->n_have = o->nodes;
     if (scale_target(r) < 0 || scale_highest_container(r, &hi) < 0) return -1;
     r->nmax = r->n_have > r->n_want ? r->n_have : r->n_want;
     if (hi > r->nmax) r->nmax = hi;
-    o->nodes = r->nmax;
-    o->replicas = r->so.replicas;
-    o->given = 0;
-    if (up_plan_make(rc, o, &r->p) < 0) return rc_wrap(rc, "cluster '%s' cannot grow to %d nodes; nothing changed", o->name, r->n_want);
+    r->plan_up = *o;
+    r->plan_up.data_dir = r->dir;
+    r->plan_up.nodes = r->nmax;
+    r->plan_up.replicas = r->so.replicas;
+    r->plan_up.given = 0;
+    if (up_plan_make(rc, &r->plan_up, &r->p) < 0) return rc_wrap(rc, "cluster '%s' cannot grow to %d nodes; nothing changed", o->name, r->n_want);
     r->have_plan = 1;
     r->p.have_manifest = 1;
     if (up_inspect_existing(&r->d, &r->p) < 0 || up_preflight_confs(rc, &r->p) < 0) return -1;
@@ -10607,7 +10629,7 @@ static int scale_add_nodes(struct scale_run *r, int64_t deadline) {
     }
     if (!todo) return 0;
     rc_progress(rc, "Adding %d node(s) (%d container(s) to create)", todo, create);
-    p->o->nodes = r->n_want;          /* the up steps work on nodes 1..want */
+    p->n = r->n_want;          /* the up steps work on nodes 1..want */
     int ret = up_check_ports(rc, p);
     if (ret == 0 && create) ret = up_ensure_image(&r->d, p);
     /* A node removed earlier left its dir (kept, as promised): set it aside so that the
@@ -10632,7 +10654,7 @@ static int scale_add_nodes(struct scale_run *r, int64_t deadline) {
     if (ret == 0) ret = up_create_containers(&r->d, p);
     if (ret == 0) ret = up_start_containers(&r->d, p);
     if (ret == 0) ret = up_wait_ping(&r->d, p, deadline);
-    p->o->nodes = r->nmax;
+    p->n = r->nmax;
     int met = 0;
     if (ret == 0) ret = scale_join_new(r, todo, &met);
     if (met) {   /* these nodes are the cluster's now, and so are their files */
@@ -10779,13 +10801,10 @@ static int scale_remove_nodes(struct scale_run *r, int *removed) {
 
 /* The one rewrite of rcluster's own file: the new size, atomically (temp, fsync, rename). */
 static int scale_write_manifest(struct scale_run *r) {
-    struct up_opts *o = &r->so.up;
-    o->nodes = r->n_want;
-    o->replicas = r->so.replicas;
     const char *server = json_string(json_get(r->recorded, "server"));
-    sds man = up_manifest_render(r->rc, o, server ? server : r->p.server), path = rc_sprintf("%s/" CONF_MANIFEST, r->dir);
+    struct up_derived dv = { server ? server : r->p.server, r->p.image, r->p.publish_ip, r->n_want, r->so.replicas };
+    sds man = up_manifest_render(r->rc, r->p.o, &dv), path = rc_sprintf("%s/" CONF_MANIFEST, r->dir);
     int ret = man && path ? rc_write_file(r->rc, path, man, sdslen(man), 0600) : rc_fail_oom(r->rc);
-    o->nodes = r->nmax;
     sdsfree(man);
     sdsfree(path);
     return ret;
@@ -11531,7 +11550,8 @@ struct swarm_node {
 };
 
 struct swarm_plan {
-    struct up_opts *o;
+    const struct up_opts *o;
+    int n;                    /* the nodes it works on, 1..n: --nodes (a scale: see up_plan) */
     int container;            /* --announce container: nodes keep their overlay addresses */
     char server[16];          /* "redis" or "valkey" */
     char self_id[64];         /* the manager's own Swarm node id */
@@ -11834,7 +11854,7 @@ static int swarm_inspect_existing(struct docker *d, struct swarm_plan *p) {
     if (ret == 0) ret = docker_list_by_label(d, "services", LABEL_CLUSTER, name, &services);
     const char *sid = ret == 0 ? swarm_id_by_name(secrets, sname) : NULL;
     if (sid && !(p->secret_id = sdsnew(sid))) ret = rc_fail_oom(rc);
-    for (int k = 0; ret == 0 && k < p->o->nodes; k++) {
+    for (int k = 0; ret == 0 && k < p->n; k++) {
         struct swarm_node *n = &p->nodes[k];
         sds cname = rc_sprintf("%s.conf", n->name);
         const char *cid = cname ? swarm_id_by_name(configs, cname) : NULL;
@@ -11854,11 +11874,11 @@ static int swarm_inspect_existing(struct docker *d, struct swarm_plan *p) {
     for (size_t k = 0; ret == 0 && k < json_length(services); k++) {
         const char *nl = docker_label(json_get(json_at(services, k), "Spec"), LABEL_NODE);
         long i;
-        if (nl && rc_parse_int(nl, 1, 100000, &i) == 0 && i > p->o->nodes) extra++;
+        if (nl && rc_parse_int(nl, 1, 100000, &i) == 0 && i > p->n) extra++;
     }
     if (extra)
         ret = rc_fail(rc, "cluster '%s' has %d service(s) beyond --nodes %d; pass its original --nodes, or start over with "
-                          "`rcluster down --swarm --name %s --purge`", name, extra, p->o->nodes, name);
+                          "`rcluster down --swarm --name %s --purge`", name, extra, p->n, name);
     json_free(secrets);
     json_free(configs);
     json_free(services);
@@ -11869,9 +11889,10 @@ static int swarm_inspect_existing(struct docker *d, struct swarm_plan *p) {
 /* ---- plan --------------------------------------------------------------------- */
 
 /* Validate the options for --swarm. Changes nothing. */
-static int swarm_plan_make(struct rc *rc, struct up_opts *o, struct swarm_plan *p) {
+static int swarm_plan_make(struct rc *rc, const struct up_opts *o, struct swarm_plan *p) {
     memset(p, 0, sizeof *p);
     p->o = o;
+    p->n = o->nodes;
     if (!conf_valid_name(o->name))
         return rc_fail_as(rc, RC_ERR_USAGE, "--name '%s': expected [a-zA-Z0-9][a-zA-Z0-9_.-]* (at most 48 characters)", o->name);
     if (!up_valid_image(o->image)) return rc_fail_as(rc, RC_ERR_USAGE, "--image '%s': not a valid image reference", o->image);
@@ -11927,7 +11948,7 @@ static int swarm_plan_make(struct rc *rc, struct up_opts *o, struct swarm_plan *
  * whose service exists stays where it is (its volume is there), and once one exists
  * the cluster's own roles, not the layout, say where masters are. */
 static int swarm_place(struct rc *rc, struct swarm_plan *p) {
-    int n = p->o->nodes, nusable = 0, ret = 0;
+    int n = p->n, nusable = 0, ret = 0;
     int *usable = calloc((size_t)p->nhosts, sizeof *usable), *host_of = calloc((size_t)n, sizeof *host_of);
     const char **ids = calloc((size_t)n, sizeof *ids), **names = calloc((size_t)n, sizeof *names);
     if (!usable || !host_of || !ids || !names) ret = rc_fail_oom(rc);
@@ -12032,7 +12053,7 @@ static int swarm_apply(struct docker *d, struct swarm_plan *p) {
     sdsfree(conf);
     sdsfree(secret);
     int made = 0;
-    for (int k = 0; k < p->o->nodes; k++) {
+    for (int k = 0; k < p->n; k++) {
         struct swarm_node *n = &p->nodes[k];
         if (n->exists) continue;
         if (!p->conf_ids[k]) {
@@ -12084,12 +12105,12 @@ static void swarm_rollback(struct docker *d, struct swarm_plan *p) {
     struct rc_err_saved saved = rc_err_save(rc);
     int64_t deadline = rc_now_ms() + 30000;
     rc_progress(rc, "Removing what this run created");
-    for (int k = 0; k < p->o->nodes; k++) {
+    for (int k = 0; k < p->n; k++) {
         sds path = p->nodes[k].created ? rc_sprintf("/services/%s", p->nodes[k].name) : NULL;
         if (path && swarm_delete(d, path, deadline) < 0) rc_warn(rc, "%s", rc->err);
         sdsfree(path);
     }
-    for (int k = 0; k < p->o->nodes; k++) {
+    for (int k = 0; k < p->n; k++) {
         sds path = p->conf_created[k] && p->conf_ids[k] ? rc_sprintf("/configs/%s", p->conf_ids[k]) : NULL;
         if (path && swarm_delete(d, path, deadline) < 0) rc_warn(rc, "%s", rc->err);
         sdsfree(path);
@@ -12162,10 +12183,11 @@ static int swarm_manifest_merge(struct rc *rc, struct up_opts *o, const struct s
 
 /* The manifest text for plan p: up's, plus "swarm" and "pinned" {service: Swarm node id}. */
 static sds swarm_manifest_render(struct rc *rc, const struct swarm_plan *p) {
-    sds s = up_manifest_render(rc, p->o, p->server);
+    struct up_derived dv = { p->server, NULL, NULL, p->n, -1 };
+    sds s = up_manifest_render(rc, p->o, &dv);
     if (s) sdsrange(s, 0, -3);   /* up's closing "}\n" */
     s = rc_cat(s, ",\"swarm\":true,\"pinned\":{");
-    for (int k = 0, first = 1; k < p->o->nodes; k++) {
+    for (int k = 0, first = 1; k < p->n; k++) {
         if (p->nodes[k].host < 0) continue;
         s = rc_json_str(first ? s : rc_cat(s, ","), p->nodes[k].name);
         s = rc_json_str(rc_cat(s, ":"), p->hosts[p->nodes[k].host].id);
@@ -12248,7 +12270,7 @@ static int swarm_read_tasks(struct docker *d, struct swarm_plan *p, struct swarm
  * fail again and again. */
 static int swarm_wait_tasks(struct docker *d, struct swarm_plan *p, int64_t deadline) {
     struct rc *rc = d->rc;
-    int n = p->o->nodes;
+    int n = p->n;
     rc_progress(rc, "Waiting for %d tasks to run", n);
     int *done = calloc((size_t)n, sizeof *done);
     if (!done) return rc_fail_oom(rc);
@@ -12325,7 +12347,7 @@ static int swarm_node_has_state(struct rc *rc, const struct swarm_plan *p, int k
  * has[k] says which. */
 static int swarm_count_with_state(struct rc *rc, struct swarm_plan *p, int *has) {
     int with = 0;
-    for (int k = 0; k < p->o->nodes; k++) {
+    for (int k = 0; k < p->n; k++) {
         if ((has[k] = swarm_node_has_state(rc, p, k)) < 0) return -1;
         with += has[k];
     }
@@ -12359,7 +12381,7 @@ static int swarm_reset_stale(struct rc *rc, const struct swarm_plan *p, int k) {
  * each node before forming, so that MEET and every redirection use it. Not kept in
  * its config: after a restart a node lets its peers learn its new address. */
 static int swarm_announce_overlay(struct rc *rc, struct swarm_plan *p) {
-    for (int k = 0; p->container && k < p->o->nodes; k++) {
+    for (int k = 0; p->container && k < p->n; k++) {
         struct swarm_node *x = &p->nodes[k];
         if (!x->overlay_ip[0]) return rc_fail(rc, "GET /tasks: service %s's task has no address on network %s", x->name, p->o->name);
         struct rconn c;
@@ -12374,7 +12396,7 @@ static int swarm_announce_overlay(struct rc *rc, struct swarm_plan *p) {
 
 /* Form the cluster through the Swarm nodes' addresses and published ports. */
 static int swarm_form(struct rc *rc, struct swarm_plan *p) {
-    int n = p->o->nodes, ret = swarm_announce_overlay(rc, p);
+    int n = p->n, ret = swarm_announce_overlay(rc, p);
     struct engine_addr *a = calloc((size_t)n, sizeof *a);
     if (!a) return rc_fail_oom(rc);
     for (int k = 0; ret == 0 && k < n; k++) {
@@ -12390,7 +12412,7 @@ static int swarm_form(struct rc *rc, struct swarm_plan *p) {
 
 /* A live seed: the first node whose Swarm node is ready. */
 static int swarm_seed(const struct swarm_plan *p) {
-    for (int k = 0; k < p->o->nodes; k++)
+    for (int k = 0; k < p->n; k++)
         if (p->nodes[k].host >= 0 && p->hosts[p->nodes[k].host].ready) return k;
     return -1;
 }
@@ -12402,7 +12424,7 @@ static int swarm_seed(const struct swarm_plan *p) {
 static int swarm_check_direct(struct rc *rc, struct swarm_plan *p, int quiet) {
     int bad = 0;
     sds first = NULL;
-    for (int k = 0; k < p->o->nodes; k++) {
+    for (int k = 0; k < p->n; k++) {
         struct swarm_node *x = &p->nodes[k];
         if (!x->exists && !x->created) continue;
         const char *addr = x->host >= 0 ? p->hosts[x->host].addr : "?";
@@ -12418,11 +12440,11 @@ static int swarm_check_direct(struct rc *rc, struct swarm_plan *p, int quiet) {
         }
         long nknown = 0;
         int ok = info && !strcmp(state, "ok") && !strcmp(slots, "16384") && rc_parse_int(known, 0, 100000, &nknown) == 0 &&
-                 nknown == p->o->nodes;
+                 nknown == p->n;
         if (!quiet) printf("%-16s %s:%-6d cluster_state:%s slots_ok:%s known_nodes:%s%s\n", x->name, addr, x->port, state, slots,
                            known, ok ? "" : "   <- NOT ok");
         if (!ok && !first) first = rc_sprintf("%s (%s:%d): cluster_state:%s, slots ok %s, knows %s of %d nodes%s%s", x->name, addr,
-                                              x->port, state, slots, known, p->o->nodes, info ? "" : ": ", info ? "" : rc->err ? rc->err : "");
+                                              x->port, state, slots, known, p->n, info ? "" : ": ", info ? "" : rc->err ? rc->err : "");
         bad += !ok;
         sdsfree(info);
     }
@@ -12480,7 +12502,7 @@ static int swarm_host_of_addr(const struct swarm_plan *p, const char *ip) {
 /* How many of the plan's nodes are pinned to Swarm node h. */
 static int swarm_host_load(const struct swarm_plan *p, int h) {
     int c = 0;
-    for (int k = 0; k < p->o->nodes; k++) c += p->nodes[k].host == h;
+    for (int k = 0; k < p->n; k++) c += p->nodes[k].host == h;
     return c;
 }
 
@@ -12555,7 +12577,7 @@ static int swarm_sess_open(struct rc *rc, const struct swarm_plan *p, int k, str
  * old id set, or -1 with why and nothing changed. */
 static int swarm_rehome_plan(struct rc *rc, struct swarm_plan *p) {
     int nlost = 0;
-    for (int k = 0; k < p->o->nodes; k++) {
+    for (int k = 0; k < p->n; k++) {
         struct swarm_node *x = &p->nodes[k];
         x->lost = x->exists && (x->host < 0 || !p->hosts[x->host].ready);
         nlost += x->lost;
@@ -12576,7 +12598,7 @@ static int swarm_rehome_plan(struct rc *rc, struct swarm_plan *p) {
     if (ret == 0 && strcmp(s.nodes[s.seed].state, "ok") != 0)
         ret = rc_fail(rc, "cluster '%s' reports cluster_state:%s: not every slot is served; re-homing waits for the failover; "
                           "nothing was changed", p->o->name, s.nodes[s.seed].state);
-    for (int k = 0; ret == 0 && k < p->o->nodes; k++) {
+    for (int k = 0; ret == 0 && k < p->n; k++) {
         struct swarm_node *x = &p->nodes[k];
         if (x->lost) ret = swarm_rehome_one(p, &s, x, swarm_sess_find(&s, p->hosts[x->host].addr, x->port), extra);
     }
@@ -12591,17 +12613,17 @@ static int swarm_rehome_plan(struct rc *rc, struct swarm_plan *p) {
  * replicas (add-node's path), and is waited for until it is linked. */
 static int swarm_join_fresh(struct rc *rc, struct swarm_plan *p, const int *has) {
     int seed = -1;
-    for (int k = 0; k < p->o->nodes && seed < 0; k++) if (has[k]) seed = k;
+    for (int k = 0; k < p->n && seed < 0; k++) if (has[k]) seed = k;
     if (seed < 0) return rc_fail(rc, "no node of cluster '%s' has cluster state to join", p->o->name);
     struct session s;
     struct addr a;
     int ret = swarm_sess_open(rc, p, seed, &s);
-    for (int k = 0; ret == 0 && k < p->o->nodes; k++) {
+    for (int k = 0; ret == 0 && k < p->n; k++) {
         int v = p->nodes[k].old_id[0] ? sess_index_of(&s, p->nodes[k].old_id) : -1;
         if (v >= 0) rc_progress(rc, "Forgetting %s's old node %.40s on every live node", p->nodes[k].name, p->nodes[k].old_id);
         if (v >= 0) ret = delnode_forget(&s, v, s.deadline);
     }
-    for (int k = 0; ret == 0 && k < p->o->nodes; k++) {
+    for (int k = 0; ret == 0 && k < p->n; k++) {
         struct swarm_node *x = &p->nodes[k];
         if (has[k]) continue;
         memset(&a, 0, sizeof a);
@@ -12640,7 +12662,7 @@ static int swarm_remove_service(struct docker *d, struct swarm_plan *p, int k, i
 /* Remove each lost node's service and config: swarm_apply then makes both again on the
  * node's new Swarm node, with a new volume there. */
 static int swarm_rehome_remove(struct docker *d, struct swarm_plan *p, int64_t deadline) {
-    for (int k = 0; k < p->o->nodes; k++)
+    for (int k = 0; k < p->n; k++)
         if (p->nodes[k].lost && swarm_remove_service(d, p, k, deadline) < 0) return rc_wrap(d->rc, "re-homing %s", p->nodes[k].name);
     return 0;
 }
@@ -12651,7 +12673,7 @@ static int swarm_rehome_remove(struct docker *d, struct swarm_plan *p, int64_t d
  * what this run created. */
 static int swarm_bring_up(struct docker *d, struct swarm_plan *p, int existing, int64_t deadline) {
     struct rc *rc = d->rc;
-    int n = p->o->nodes, *has = calloc((size_t)n, sizeof *has), joining = 0;
+    int n = p->n, *has = calloc((size_t)n, sizeof *has), joining = 0;
     int ret = has ? 0 : rc_fail_oom(rc);
     if (ret == 0) ret = swarm_rehome_remove(d, p, deadline);
     if (ret == 0) ret = swarm_apply(d, p);
@@ -12761,7 +12783,7 @@ static int swarm_highest_service(struct docker *d, const char *name, int *hi) {
 /* A fresh plan for nodes 1..o->nodes: the Swarm nodes, what exists, the server. */
 static int swarm_scale_plan(struct scale_run *r, struct swarm_scale *w) {
     if (w->have_plan) swarm_plan_free(&w->p);
-    int ret = swarm_plan_make(r->rc, &r->so.up, &w->p);
+    int ret = swarm_plan_make(r->rc, &r->plan_up, &w->p);
     w->have_plan = 1;
     if (ret == 0) ret = swarm_role(&r->d, w->p.self_id) == 1 ? 0 : -1;
     if (ret == 0) ret = swarm_list_hosts(&r->d, &w->p);
@@ -12776,7 +12798,7 @@ static int swarm_scale_rehome(struct scale_run *r, struct swarm_scale *w, int64_
     struct swarm_plan *p = &w->p;
     int lost = 0, existing = 0;
     if (swarm_place(r->rc, p) < 0 || swarm_rehome_plan(r->rc, p) < 0) return -1;
-    for (int k = 0; k < p->o->nodes; k++) { lost += p->nodes[k].lost; existing += p->nodes[k].exists; }
+    for (int k = 0; k < p->n; k++) { lost += p->nodes[k].lost; existing += p->nodes[k].exists; }
     if (!lost) return 0;
     if (r->rc->dry_run)
         return rc_fail(r->rc, "dry run: %d node(s) are re-homed first (plan above); nothing changed. Run without --dry-run (or "
@@ -12800,15 +12822,16 @@ static int swarm_scale_inspect(struct scale_run *r) {
                            "records one; nothing changed", o->name, LABEL_CLUSTER, o->name, LABEL_MANIFEST, o->name);
     if (swarm_manifest_merge(rc, o, &w->m) < 0 || scale_target(r) < 0 || swarm_highest_service(&r->d, o->name, &hi) < 0) return -1;
     r->n_have = o->nodes;
-    if (hi > o->nodes) o->nodes = hi;
+    r->plan_up = *o;
+    if (hi > r->plan_up.nodes) r->plan_up.nodes = hi;
     if (swarm_scale_plan(r, w) < 0 || swarm_scale_rehome(r, w, r->deadline.at_ms) < 0) return -1;
     if (w->p.container)
         return rc_fail(rc, "cluster '%s' announces overlay addresses (--announce container): scale --swarm handles only clusters "
                            "that announce their Swarm node's address; nothing changed", o->name);
     r->nmax = r->n_have > r->n_want ? r->n_have : r->n_want;
     if (hi > r->nmax) r->nmax = hi;
-    o->nodes = r->nmax;
-    o->replicas = r->so.replicas;
+    r->plan_up.nodes = r->nmax;
+    r->plan_up.replicas = r->so.replicas;
     if (swarm_scale_plan(r, w) < 0 || scale_alloc_nodes(r) < 0) return -1;
     struct swarm_plan *p = &w->p;
     int seed = -1, prev = -1;
@@ -12835,14 +12858,14 @@ static int swarm_scale_inspect(struct scale_run *r) {
 static int swarm_scale_add(struct scale_run *r) {
     struct swarm_plan *p = &r->sw->p;
     int64_t deadline = r->deadline.at_ms;
-    int todo = 0, create = 0, all = p->o->nodes, met = 0;
+    int todo = 0, create = 0, all = p->n, met = 0;
     for (int k = 0; k < r->n_want; k++) if (!r->roles[k].member) { todo++; create += !p->nodes[k].exists; }
     if (!todo) return 0;
     rc_progress(r->rc, "Adding %d node(s) (%d service(s) to create)", todo, create);
-    p->o->nodes = r->n_want;          /* apply and wait work on nodes 1..want */
+    p->n = r->n_want;          /* apply and wait work on nodes 1..want */
     int ret = swarm_apply(&r->d, p);
     if (ret == 0) ret = swarm_wait_tasks(&r->d, p, deadline);
-    p->o->nodes = all;
+    p->n = all;
     for (int k = 0, st; ret == 0 && k < r->n_want; k++)   /* not a member, yet it knows others: an older life */
         if (!r->roles[k].member && (st = swarm_node_has_state(r->rc, p, k)) != 0) ret = st < 0 ? -1 : swarm_reset_stale(r->rc, p, k);
     if (ret == 0) ret = scale_join_new(r, todo, &met);
@@ -12882,11 +12905,10 @@ static int swarm_scale_remove(struct scale_run *r, int *removed) {
 /* The new size, in a new manifest generation. */
 static int swarm_scale_write_manifest(struct scale_run *r) {
     struct swarm_plan *p = &r->sw->p;
-    int all = p->o->nodes;
-    p->o->nodes = r->n_want;          /* the manifest records nodes 1..want */
-    p->o->replicas = r->so.replicas;
+    int all = p->n;
+    p->n = r->n_want;          /* the manifest records nodes 1..want (and --replicas as the scale resolved it) */
     int ret = swarm_manifest_write(&r->d, p, &r->sw->m, r->deadline.at_ms);
-    p->o->nodes = all;
+    p->n = all;
     return ret;
 }
 
@@ -13011,7 +13033,7 @@ static void swarm_cells_free(sds *cell, size_t nrows) {
     free(cell);
 }
 
-static int swarm_status(struct rc *rc, struct up_opts *o) {
+static int swarm_status(struct rc *rc, const struct up_opts *o) {
     struct docker d;
     struct swarm_plan p;
     memset(&p, 0, sizeof p);
@@ -13027,20 +13049,20 @@ static int swarm_status(struct rc *rc, struct up_opts *o) {
         ret = rc_fail(rc, "no Swarm cluster named '%s' (no services labelled %s=%s); create it with `rcluster up --swarm --name %s`",
                       o->name, LABEL_CLUSTER, o->name, o->name);
     if (ret < 0) goto out;
-    o->nodes = 0;
+    p.n = 0;   /* the highest node number among the services */
     for (size_t k = 0; k < ns; k++) {
         long i;
         const char *nl = docker_label(json_get(json_at(svcs, k), "Spec"), LABEL_NODE);
-        if (nl && rc_parse_int(nl, 1, UP_MAX_NODES, &i) == 0 && i > o->nodes) o->nodes = (int)i;
+        if (nl && rc_parse_int(nl, 1, UP_MAX_NODES, &i) == 0 && i > p.n) p.n = (int)i;
     }
-    p.nodes = calloc((size_t)o->nodes + 1, sizeof *p.nodes);
+    p.nodes = calloc((size_t)p.n + 1, sizeof *p.nodes);
     if (!p.nodes) { ret = rc_fail_oom(rc); goto out; }
-    for (int k = 0; k < o->nodes; k++) { p.nodes[k].i = k + 1; p.nodes[k].host = -1; }
+    for (int k = 0; k < p.n; k++) { p.nodes[k].i = k + 1; p.nodes[k].host = -1; }
     for (size_t k = 0; k < ns; k++) {
         const json_value_s *spec = json_get(json_at(svcs, k), "Spec");
         const char *nl = docker_label(spec, LABEL_NODE), *nm = json_string(json_get(spec, "Name"));
         long i;
-        if (!nl || !nm || rc_parse_int(nl, 1, o->nodes, &i) < 0) continue;
+        if (!nl || !nm || rc_parse_int(nl, 1, p.n, &i) < 0) continue;
         struct swarm_node *x = &p.nodes[i - 1];
         x->exists = 1;
         snprintf(x->name, sizeof x->name, "%s", nm);
@@ -13050,12 +13072,12 @@ static int swarm_status(struct rc *rc, struct up_opts *o) {
     }
     sds js = rc->json ? rc_cat(rc_json_str(sdsnew("{\"name\":"), o->name), ",\"swarm\":true,\"services\":[") : NULL;
     static const char *const head[5] = { "SERVICE", "SWARM NODE", "HOST", "TASK", "ADDRESS" };
-    sds *cell = calloc((size_t)o->nodes * 5 + 1, sizeof *cell);
+    sds *cell = calloc((size_t)p.n * 5 + 1, sizeof *cell);
     size_t nrows = 0;
     if (!cell) { sdsfree(js); ret = rc_fail_oom(rc); goto out; }
     int running = 0, seed = -1;
     sds lost = sdsempty();
-    for (int k = 0; k < o->nodes; k++) {
+    for (int k = 0; k < p.n; k++) {
         struct swarm_node *x = &p.nodes[k];
         if (!x->exists) continue;
         struct swarm_task_view tv;
@@ -13101,7 +13123,7 @@ static int swarm_status(struct rc *rc, struct up_opts *o) {
         if (lost && sdslen(lost)) rconn_free(&c);
         struct cview v = { 0 };
         if (text && cview_parse(text, sdslen(text), &v) == 0)
-            for (int k = 0; notes && k < o->nodes; k++) {
+            for (int k = 0; notes && k < p.n; k++) {
                 struct swarm_node *x = &p.nodes[k];
                 if (!x->exists || (x->host >= 0 && p.hosts[x->host].ready) || x->host < 0) continue;
                 sds what = swarm_failover_note(&v, p.hosts[x->host].addr, x->port);
@@ -13115,7 +13137,7 @@ static int swarm_status(struct rc *rc, struct up_opts *o) {
         sds hosts = sdsempty();
         for (int h = 0; hosts && p.hosts && h < p.nhosts; h++) {
             int used = 0;
-            for (int k = 0; k < o->nodes; k++) used |= p.nodes[k].exists && p.nodes[k].host == h;
+            for (int k = 0; k < p.n; k++) used |= p.nodes[k].exists && p.nodes[k].host == h;
             sds hd = used && !p.hosts[h].ready ? swarm_host_desc(&p, h) : NULL;
             if (hd) hosts = rc_catprintf(hosts, "%sSwarm node %s is down", sdslen(hosts) ? "; " : "", hd);
             sdsfree(hd);
