@@ -99,12 +99,7 @@ bench_create() {
 docker_clean() {
     docker rm -f rcbref-1 rcbref-2 rcbref-3 rcbref-4 rcbref-5 rcbref-6 >/dev/null 2>&1
     docker network rm rcbref >/dev/null 2>&1
-    local ids
-    ids=$(docker ps -aq --filter label=io.rcluster.cluster=rcbench)
-    [ -n "$ids" ] && docker rm -f $ids >/dev/null 2>&1
-    ids=$(docker network ls -q --filter label=io.rcluster.cluster=rcbench)
-    [ -n "$ids" ] && docker network rm $ids >/dev/null 2>&1
-    return 0
+    docker_remove_cluster rcbench
 }
 
 reference_procedure() { # the well-known "docker run x6 + redis-cli --cluster create" recipe, fixed

@@ -1302,7 +1302,7 @@ static void test_manifest(void) {
     char *cfg[] = { "maxmemory 1gb" };
     o.configs = cfg;
     o.nconfigs = 1;
-    sds man = up_manifest_render(&rc, &o, "redis");
+    sds man = up_manifest_render(&rc, &o, &(struct up_derived){ "redis", NULL, NULL, -1, -1 });
     json_value_s *doc = man ? json_parse(man, sdslen(man), NULL) : NULL;
     CHECKF("manifest.render-json", doc && json_number(json_get(doc, "nodes"), 0) == 9 && !json_is_true(json_get(doc, "password")) &&
            json_length(json_get(doc, "config")) == 1, "%s", man ? man : "");
@@ -1327,7 +1327,7 @@ static void test_manifest(void) {
     free(g.configs);
     json_free(doc);
     sdsfree(man);
-    man = up_manifest_render(&rc, &o, "redis");   /* now with a password */
+    man = up_manifest_render(&rc, &o, &(struct up_derived){ "redis", NULL, NULL, -1, -1 });   /* now with a password */
     doc = man ? json_parse(man, sdslen(man), NULL) : NULL;
     sdsfree(rc.password);
     rc.password = NULL;
@@ -2132,6 +2132,7 @@ static void test_swarm(void) {
     struct swarm_plan p;
     memset(&p, 0, sizeof p);
     p.o = &o;
+    p.n = o.nodes;
     snprintf(p.server, sizeof p.server, "valkey");
     p.hosts = hosts;
     p.nhosts = 2;
@@ -2200,6 +2201,7 @@ static void test_swarm(void) {
     o.nodes = 3;
     o.announce = SWARM_ANNOUNCE_HOST;
     mp.o = &o;
+    mp.n = o.nodes;
     mp.hosts = hosts;
     mp.nhosts = 2;
     mp.nodes = mn;
