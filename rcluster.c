@@ -437,8 +437,9 @@ static int rc_glob_simple(struct rc *rc, const char *pattern, sds **out, size_t 
     for (struct dirent *e; ret == 0 && d && (e = readdir(d));) {
         size_t el = strlen(e->d_name);
         if (e->d_name[0] == '.' && base[0] != '.') continue;
-        if (star ? (el < hl + tl || strncmp(e->d_name, base, hl) || strcmp(e->d_name + el - tl, tail))
-                 : strcmp(e->d_name, base)) continue;
+        int match = star ? el >= hl + tl && strncmp(e->d_name, base, hl) == 0 && strcmp(e->d_name + el - tl, tail) == 0
+                         : strcmp(e->d_name, base) == 0;
+        if (!match) continue;
         if (*n + 2 > cap) {
             sds *t = realloc(*out, (cap = cap ? cap * 2 : 8) * sizeof *t);
             if (!t) { ret = rc_fail_oom(rc); break; }
@@ -8945,7 +8946,7 @@ static void up_plan_free(struct up_plan *p) {
 
 /* Bridge mode: the subnet, the gateway, what nodes announce and where ports are published. */
 static int up_plan_bridge(struct rc *rc, const struct up_opts *o, struct up_plan *p) {
-    if (o->bind) return rc_fail_as(rc, RC_ERR_USAGE, "--bind is for --network host; in bridge mode ports are published on --publish-ip");
+    if (o->bind) return rc_fail(rc, "--bind is for --network host; in bridge mode ports are published on --publish-ip");
     if (conf_parse_cidr(o->subnet, &p->net, &p->prefix) < 0)
         return rc_fail_as(rc, RC_ERR_USAGE, "--subnet '%s': expected an IPv4 network like 10.38.0.0/16 (host bits zero)", o->subnet);
     if (!conf_cidr_is_private(p->net, p->prefix))
@@ -8954,25 +8955,25 @@ static int up_plan_bridge(struct rc *rc, const struct up_opts *o, struct up_plan
         return rc_fail_as(rc, RC_ERR_USAGE, "--subnet %s is too small", o->subnet);
     if (strcmp(o->announce, "container") != 0) {
         uint32_t a;
-        if (conf_parse_ipv4(o->announce, &a) < 0) return rc_fail_as(rc, RC_ERR_USAGE, "--announce '%s': expected 'container' or an IPv4 address", o->announce);
+        if (conf_parse_ipv4(o->announce, &a) < 0) return rc_fail(rc, "--announce '%s': expected 'container' or an IPv4 address", o->announce);
         /* Nodes reach each other through the announced address, from inside containers,
          * where 127.0.0.1 is the container itself; and only ports published on that
          * address answer there. */
         if ((a >> 24) == 127 || a == 0)
-            return rc_fail_as(rc, RC_ERR_USAGE, "--announce %s: inside a container that address is the container itself, so the nodes could "
+            return rc_fail(rc, "--announce %s: inside a container that address is the container itself, so the nodes could "
                                "not reach each other; announce an address of this host that containers can reach (e.g. its "
                                "LAN address)", o->announce);
         if (!o->publish_ip_set) p->publish_ip = o->announce;
         snprintf(p->announce_ip, sizeof p->announce_ip, "%s", o->announce);
     }
     uint32_t pub;
-    if (conf_parse_ipv4(p->publish_ip, &pub) < 0) return rc_fail_as(rc, RC_ERR_USAGE, "--publish-ip '%s': expected an IPv4 address", p->publish_ip);
+    if (conf_parse_ipv4(p->publish_ip, &pub) < 0) return rc_fail(rc, "--publish-ip '%s': expected an IPv4 address", p->publish_ip);
     if (p->announce_ip[0] && (pub >> 24) == 127)
-        return rc_fail_as(rc, RC_ERR_USAGE, "--announce %s needs the ports published on that address (or 0.0.0.0), not on --publish-ip %s",
+        return rc_fail(rc, "--announce %s needs the ports published on that address (or 0.0.0.0), not on --publish-ip %s",
                        o->announce, p->publish_ip);
     int loopback = (pub >> 24) == 127;
     if (!loopback && !rc->password && !o->insecure)
-        return rc_fail_as(rc, RC_ERR_USAGE, "--publish-ip %s exposes the nodes beyond this host without a password; "
+        return rc_fail(rc, "--publish-ip %s exposes the nodes beyond this host without a password; "
                            "give --password-file F (or RCLUSTER_PASSWORD), or --insecure to accept that", p->publish_ip);
     snprintf(p->connect_ip, sizeof p->connect_ip, "%s", pub == 0 ? "127.0.0.1" : p->publish_ip);
     return 0;
@@ -8984,24 +8985,24 @@ static int up_plan_bridge(struct rc *rc, const struct up_opts *o, struct up_plan
 static int up_plan_host(struct rc *rc, const struct up_opts *o, struct up_plan *p) {
     p->host_net = 1;
     if (o->subnet_given)
-        return rc_fail_as(rc, RC_ERR_USAGE, "--subnet has no meaning with --network host: the containers use the host's own network, "
+        return rc_fail(rc, "--subnet has no meaning with --network host: the containers use the host's own network, "
                            "so there is no Docker network to give a subnet");
     if (o->publish_ip_set)
-        return rc_fail_as(rc, RC_ERR_USAGE, "--publish-ip has no meaning with --network host: nothing is published, the nodes listen on "
+        return rc_fail(rc, "--publish-ip has no meaning with --network host: nothing is published, the nodes listen on "
                            "the host itself; use --bind IP for the address they listen on");
     const char *bind = o->bind ? o->bind : "127.0.0.1";
     uint32_t b, a;
-    if (conf_parse_ipv4(bind, &b) < 0) return rc_fail_as(rc, RC_ERR_USAGE, "--bind '%s': expected an IPv4 address of this host", bind);
+    if (conf_parse_ipv4(bind, &b) < 0) return rc_fail(rc, "--bind '%s': expected an IPv4 address of this host", bind);
     if ((b >> 24) != 127 && !rc->password && !o->insecure)
-        return rc_fail_as(rc, RC_ERR_USAGE, "--bind %s exposes the nodes beyond this host without a password; "
+        return rc_fail(rc, "--bind %s exposes the nodes beyond this host without a password; "
                            "give --password-file F (or RCLUSTER_PASSWORD), or --insecure to accept that", bind);
     snprintf(p->bind_ip, sizeof p->bind_ip, "%s", bind);
     if (strcmp(o->announce, "container") != 0) {
         if (conf_parse_ipv4(o->announce, &a) < 0 || a == 0)
-            return rc_fail_as(rc, RC_ERR_USAGE, "--announce '%s': expected an IPv4 address that clients and the other nodes reach", o->announce);
+            return rc_fail(rc, "--announce '%s': expected an IPv4 address that clients and the other nodes reach", o->announce);
         snprintf(p->announce_ip, sizeof p->announce_ip, "%s", o->announce);
     } else if (b == 0) {
-        return rc_fail_as(rc, RC_ERR_USAGE, "--bind 0.0.0.0 needs --announce IP: the nodes must tell clients and each other one address "
+        return rc_fail(rc, "--bind 0.0.0.0 needs --announce IP: the nodes must tell clients and each other one address "
                            "of this host");
     } else {
         snprintf(p->announce_ip, sizeof p->announce_ip, "%s", bind);
@@ -9021,25 +9022,25 @@ static int up_plan_make(struct rc *rc, const struct up_opts *o, struct up_plan *
     p->publish_ip = o->publish_ip;
     if (!conf_valid_name(o->name))
         return rc_fail_as(rc, RC_ERR_USAGE, "--name '%s': expected [a-zA-Z0-9][a-zA-Z0-9_.-]* (at most 48 characters)", o->name);
-    if (!up_valid_image(o->image)) return rc_fail_as(rc, RC_ERR_USAGE, "--image '%s': not a valid image reference", o->image);
+    if (!up_valid_image(o->image)) return rc_fail(rc, "--image '%s': not a valid image reference", o->image);
     if (o->nodes < 3 * (o->replicas + 1))
-        return rc_fail_as(rc, RC_ERR_USAGE, "--nodes %d with --replicas %d: a cluster needs at least 3 masters, so at least %d nodes",
+        return rc_fail(rc, "--nodes %d with --replicas %d: a cluster needs at least 3 masters, so at least %d nodes",
                        o->nodes, o->replicas, 3 * (o->replicas + 1));
     if (o->port + o->nodes - 1 + CLUSTER_BUS_OFFSET > 65535)
-        return rc_fail_as(rc, RC_ERR_USAGE, "--port %d: bus ports up to %d would exceed 65535", o->port, o->port + o->nodes - 1 + CLUSTER_BUS_OFFSET);
+        return rc_fail(rc, "--port %d: bus ports up to %d would exceed 65535", o->port, o->port + o->nodes - 1 + CLUSTER_BUS_OFFSET);
     if ((o->network && !strcmp(o->network, "host") ? up_plan_host(rc, o, p) : up_plan_bridge(rc, o, p)) < 0) return -1;
     if (rc->password && (strpbrk(rc->password, "\r\n") || !*rc->password))
-        return rc_fail_as(rc, RC_ERR_USAGE, "the password must be one non-empty line");
+        return rc_fail(rc, "the password must be one non-empty line");
     if (rc->user && !rc->password)
-        return rc_fail_as(rc, RC_ERR_USAGE, "--user %s needs a password (--password-file F): the ACL user is created with it and replicas "
+        return rc_fail(rc, "--user %s needs a password (--password-file F): the ACL user is created with it and replicas "
                            "sync as that user", rc->user);
     if (rc->user && (!conf_valid_name(rc->user) || !strcmp(rc->user, "default")))
-        return rc_fail_as(rc, RC_ERR_USAGE, "--user '%s': expected a name like [a-zA-Z0-9][a-zA-Z0-9_.-]*, not 'default' (the password "
+        return rc_fail(rc, "--user '%s': expected a name like [a-zA-Z0-9][a-zA-Z0-9_.-]*, not 'default' (the password "
                            "already protects the default user)", rc->user);
     p->data_dir = o->data_dir ? sdsnew(o->data_dir) : conf_default_data_dir(o->name);
-    if (!p->data_dir) return rc_fail_as(rc, RC_ERR_USAGE, "cannot choose a data dir (no HOME?); give --data-dir DIR");
+    if (!p->data_dir) return rc_fail(rc, "cannot choose a data dir (no HOME?); give --data-dir DIR");
     if (p->data_dir[0] != '/' || strpbrk(p->data_dir, ":,\n"))
-        return rc_fail_as(rc, RC_ERR_USAGE, "--data-dir %s: must be an absolute path without ':' or ','", p->data_dir);
+        return rc_fail(rc, "--data-dir %s: must be an absolute path without ':' or ','", p->data_dir);
     p->nodes = calloc((size_t)o->nodes, sizeof *p->nodes);
     if (!p->nodes) return rc_fail_oom(rc);
     for (int k = 0; k < o->nodes; k++) {
@@ -9048,7 +9049,7 @@ static int up_plan_make(struct rc *rc, const struct up_opts *o, struct up_plan *
         snprintf(n->name, sizeof n->name, "%s-%d", o->name, n->i);
         if (p->host_net) snprintf(n->ip, sizeof n->ip, "%.15s", p->announce_ip);
         else if (conf_cidr_host(p->net, p->prefix, (uint32_t)(CONF_FIRST_HOST + n->i), n->ip) < 0)
-            return rc_fail_as(rc, RC_ERR_USAGE, "--subnet %s has no room for node %d at host address .%d", o->subnet, n->i, CONF_FIRST_HOST + n->i);
+            return rc_fail(rc, "--subnet %s has no room for node %d at host address .%d", o->subnet, n->i, CONF_FIRST_HOST + n->i);
         n->host_port = o->port + k;
         n->bus_port = n->host_port + CLUSTER_BUS_OFFSET;
     }
@@ -11895,22 +11896,22 @@ static int swarm_plan_make(struct rc *rc, const struct up_opts *o, struct swarm_
     p->n = o->nodes;
     if (!conf_valid_name(o->name))
         return rc_fail_as(rc, RC_ERR_USAGE, "--name '%s': expected [a-zA-Z0-9][a-zA-Z0-9_.-]* (at most 48 characters)", o->name);
-    if (!up_valid_image(o->image)) return rc_fail_as(rc, RC_ERR_USAGE, "--image '%s': not a valid image reference", o->image);
+    if (!up_valid_image(o->image)) return rc_fail(rc, "--image '%s': not a valid image reference", o->image);
     if (o->nodes < 3 * (o->replicas + 1))
-        return rc_fail_as(rc, RC_ERR_USAGE, "--nodes %d with --replicas %d: a cluster needs at least 3 masters, so at least %d nodes",
+        return rc_fail(rc, "--nodes %d with --replicas %d: a cluster needs at least 3 masters, so at least %d nodes",
                        o->nodes, o->replicas, 3 * (o->replicas + 1));
     if (o->port + o->nodes - 1 + CLUSTER_BUS_OFFSET > 65535)
-        return rc_fail_as(rc, RC_ERR_USAGE, "--port %d: bus ports up to %d would exceed 65535", o->port, o->port + o->nodes - 1 + CLUSTER_BUS_OFFSET);
+        return rc_fail(rc, "--port %d: bus ports up to %d would exceed 65535", o->port, o->port + o->nodes - 1 + CLUSTER_BUS_OFFSET);
     static const struct { unsigned bit; const char *opt, *why; } refused[] = {
         { UPG_NETWORK, "--network", "services join the overlay network NAME" },
         { UPG_BIND, "--bind", "nodes listen on the overlay and on their published ports" },
         { UPG_PUBLISH_IP, "--publish-ip", "ports are published in host mode on each Swarm node's own addresses" },
     };
     for (size_t k = 0; k < sizeof refused / sizeof refused[0]; k++)
-        if (o->given & refused[k].bit) return rc_fail_as(rc, RC_ERR_USAGE, "%s does not apply with --swarm: %s", refused[k].opt, refused[k].why);
-    if (o->data_dir) return rc_fail_as(rc, RC_ERR_USAGE, "--data-dir does not apply with --swarm: each node keeps its data in the named volume NAME-I-data on its Swarm node");
+        if (o->given & refused[k].bit) return rc_fail(rc, "%s does not apply with --swarm: %s", refused[k].opt, refused[k].why);
+    if (o->data_dir) return rc_fail(rc, "--data-dir does not apply with --swarm: each node keeps its data in the named volume NAME-I-data on its Swarm node");
     if (strcmp(o->announce, "container") != 0 && strcmp(o->announce, SWARM_ANNOUNCE_HOST) != 0)
-        return rc_fail_as(rc, RC_ERR_USAGE, "--announce %s does not apply with --swarm: nodes announce their Swarm node's address (the "
+        return rc_fail(rc, "--announce %s does not apply with --swarm: nodes announce their Swarm node's address (the "
                            "default, --announce " SWARM_ANNOUNCE_HOST "), or their overlay address with --announce container", o->announce);
     p->container = !strcmp(o->announce, "container");
     uint32_t net;
@@ -11918,14 +11919,14 @@ static int swarm_plan_make(struct rc *rc, const struct up_opts *o, struct swarm_
     if (conf_parse_cidr(o->subnet, &net, &prefix) < 0)
         return rc_fail_as(rc, RC_ERR_USAGE, "--subnet '%s': expected an IPv4 network like 10.38.0.0/16 (host bits zero)", o->subnet);
     if (!conf_cidr_is_private(net, prefix))
-        return rc_fail_as(rc, RC_ERR_USAGE, "--subnet %s is not private address space (RFC 1918); the overlay would hide real hosts", o->subnet);
+        return rc_fail(rc, "--subnet %s is not private address space (RFC 1918); the overlay would hide real hosts", o->subnet);
     if (!rc->password && !o->insecure)
-        return rc_fail_as(rc, RC_ERR_USAGE, "--swarm publishes the nodes' ports on every Swarm node's addresses, beyond this host, without a "
+        return rc_fail(rc, "--swarm publishes the nodes' ports on every Swarm node's addresses, beyond this host, without a "
                            "password; give --password-file F (or RCLUSTER_PASSWORD), or --insecure to accept that");
-    if (rc->password && (strpbrk(rc->password, "\r\n") || !*rc->password)) return rc_fail_as(rc, RC_ERR_USAGE, "the password must be one non-empty line");
-    if (rc->user && !rc->password) return rc_fail_as(rc, RC_ERR_USAGE, "--user %s needs a password (--password-file F)", rc->user);
+    if (rc->password && (strpbrk(rc->password, "\r\n") || !*rc->password)) return rc_fail(rc, "the password must be one non-empty line");
+    if (rc->user && !rc->password) return rc_fail(rc, "--user %s needs a password (--password-file F)", rc->user);
     if (rc->user && (!conf_valid_name(rc->user) || !strcmp(rc->user, "default")))
-        return rc_fail_as(rc, RC_ERR_USAGE, "--user '%s': expected a name like [a-zA-Z0-9][a-zA-Z0-9_.-]*, not 'default'", rc->user);
+        return rc_fail(rc, "--user '%s': expected a name like [a-zA-Z0-9][a-zA-Z0-9_.-]*, not 'default'", rc->user);
     p->nodes = calloc((size_t)o->nodes, sizeof *p->nodes);
     p->conf_ids = calloc((size_t)o->nodes, sizeof *p->conf_ids);
     p->conf_created = calloc((size_t)o->nodes, sizeof *p->conf_created);
