@@ -87,6 +87,27 @@ t_dry_text
 [ "$(rcli $((B + 6)) cluster nodes | grep -c .)" = 1 ] && ok "json: the dry runs sent nothing" ||
     not_ok "json: the dry runs sent nothing" "127.0.0.1:$((B + 6)) met the cluster"
 
+# ---- interrupted: exit 130, the error document says so ---------------------------------
+t_interrupted() {
+    local name="json: Ctrl-C mid-reshard: exit 130, one error document of kind interrupted"
+    "$RCLUSTER" reshard $A --from all --to $M0 --slots 8000 --yes --json </dev/null >"$L/int.out" 2>"$L/int.err" &
+    local pid=$!
+    sleep 0.3
+    kill -INT $pid 2>/dev/null
+    wait $pid
+    RC=$?
+    if [ $RC = 0 ]; then skip "$name" "the reshard ended before the signal"; return; fi
+    local why; why=$(/usr/bin/python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+if not (d["ok"] is False and d["error"]["kind"] == "interrupted" and d["error"]["exit"] == 130): print("document: %r" % d)
+' "$L/int.out" 2>&1)
+    [ $RC = 130 ] || why+="exit $RC (want 130); "
+    verdict "$name" "$why" "$L/int.out" "$L/int.err"
+    wait_for 20 cluster_ok_all $B 6
+}
+t_interrupted
+
 # ---- unhealthy: exit 3 from the kind, the report is the one document ---------------------
 kill_node $((B + 2))
 jdoc "check of a cluster with a master down: exit 3, ok false" 3 "d['ok'] is False and d['healthy'] is False and d['problems']" -- check --json $A
