@@ -71,8 +71,11 @@
  *   address and ports (cluster-announce-ip/-port/-bus-port) from its redis.conf template.
  *
  * Conventions: functions return 0 / -1 (or NULL) and leave a message in rc->err that
- * says what was attempted and the peer's own words; only main() turns it into an exit
- * code. Every growing string is an sds. One context struct (struct rc) is passed down.
+ * says what was attempted and the peer's own words, and its kind (rc->err_kind); only
+ * main() turns the kind into an exit code (rc_exit_of_kind) and, with --json, into the
+ * error document: --json is one JSON object on stdout whatever happens (rc_json_out).
+ * Options stay as parsed; what a command derives lives in its plan. Every growing
+ * string is an sds. One context struct (struct rc) is passed down.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
