@@ -4816,7 +4816,8 @@ static const struct move_engine *mover_choose(struct session *s, const struct mo
 
 /* Move every slot in mv with eng. An interrupt ends the run early: the keys engine
  * finishes the window in flight, the atomic ones cancel what is in flight; either way
- * no slot is left open, and the error says how many moved. */
+ * no slot is left open, and the error says how many moved. Moving keys is work, not
+ * waiting: the session's deadline (for its waits) moves on by the time it took. */
 static int mover_run(struct session *s, struct move *mv, int n, const struct move_opts *o, const struct move_engine *eng,
                      long long *keys_moved, int *slots_done) {
     struct rc *rc = s->rc;
@@ -4833,6 +4834,7 @@ static int mover_run(struct session *s, struct move *mv, int n, const struct mov
     sdsfree(m.first_error);
     *keys_moved = m.keys_moved;
     *slots_done = m.slots_done;
+    s->deadline.at_ms += rc_now_ms() - now;
     return ret;
 }
 
@@ -6588,6 +6590,7 @@ static int day2_apply_moves(struct session *s, const char *what, const char *res
     char q[64];
     snprintf(q, sizeof q, "Move %d slot(s)?", n);
     if (rc_confirm(rc, q) < 0 || (eng == &move_engines[MOVE_ENGINE_KEYS] && moves_interleave(rc, mv, n) < 0)) return -1;
+    s->deadline = rc_deadline_in(rc->timeout);   /* the moves' own: the time a prompt took is not the cluster's */
     int64_t t0 = rc_now_ms();
     long long keys = 0;
     int done = 0;
@@ -7171,6 +7174,7 @@ static int cmd_fix(struct rc *rc, int argc, char **argv) {
     for (int i = 0; i < p.n; i++) manual += p.v[i].action == FIX_MANUAL;
     s.dry = o.dry_run;
     if (!o.dry_run && rc_confirm(rc, "Repair these slots?") < 0) goto out;
+    s.deadline = rc_deadline_in(rc->timeout);   /* the repair's own, from the answer on */
     if (fix_apply(&s, &p, &o) < 0 || o.dry_run) { ret = o.dry_run ? 0 : -1; goto out; }
     if (day2_wait_settled(&s, s.deadline, o.multi_owners) < 0 && !manual) goto out;
     if (manual) { rc_fail(rc, "fixed %d slot(s); %d need a hand (see the warnings above)", p.n - manual, manual); goto out; }
@@ -10863,6 +10867,7 @@ static int cmd_scale(struct rc *rc, int argc, char **argv) {
         sdsfree(q);
         if (ret < 0) goto out;
     }
+    r.deadline = r.s.deadline = rc_deadline_in(rc->timeout);   /* every phase from here shares it; the prompt does not count */
     if (scale_promote(&r) < 0 || (swarm ? swarm_scale_add(&r) : scale_add_nodes(&r, r.deadline.at_ms)) < 0 || scale_move_slots(&r) < 0 ||
         scale_assign_replicas(&r) < 0 || (swarm ? swarm_scale_remove(&r, &removed) : scale_remove_nodes(&r, &removed)) < 0) goto fail;
     if ((swarm ? swarm_scale_write_manifest(&r) : scale_write_manifest(&r)) < 0) goto fail;
