@@ -17,8 +17,12 @@ UNITS   := tests/unit tests/unit_sds tests/unit_json
 FUZZ_SECONDS ?= 60
 FUZZERS := $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 
+# -Os: rcluster waits on the network, not the CPU. No unwind tables (C, no backtraces) and
+# unused sections dropped: 453 KB -> 383 KB with musl (with glob(3) and strftime(3) gone).
+SMALL   := -Os -fno-asynchronous-unwind-tables -fno-unwind-tables -ffunction-sections -fdata-sections -Wl,--gc-sections
+
 rcluster: $(SRC) $(HDR)
-	$(STATICCC) $(CSTD) $(WARN) -Os -static -s -o $@ $(SRC)
+	$(STATICCC) $(CSTD) $(WARN) $(SMALL) -static -s -o $@ $(SRC)
 
 unit: $(UNITS)
 	@for t in $(UNITS); do ./$$t || exit 1; done

@@ -85,8 +85,11 @@
  *   address and ports (cluster-announce-ip/-port/-bus-port) from its redis.conf template.
  *
  * Conventions: functions return 0 / -1 (or NULL) and leave a message in rc->err that
- * says what was attempted and the peer's own words; only main() turns it into an exit
- * code. Every growing string is an sds. One context struct (struct rc) is passed down.
+ * says what was attempted and the peer's own words, and its kind (rc->err_kind); only
+ * main() turns the kind into an exit code (rc_exit_of_kind) and, with --json, into the
+ * error document: --json is one JSON object on stdout whatever happens (rc_json_out).
+ * Options stay as parsed; what a command derives lives in its plan. Every growing
+ * string is an sds. One context struct (struct rc) is passed down.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -95,7 +98,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <glob.h>
 #include <ifaddrs.h>
 #include <limits.h>
 #include <netdb.h>
@@ -131,7 +133,8 @@
 /* 1. Basics: the context, errors as values, time, output, small parsers   */
 /* ====================================================================== */
 
-/* Exit codes, documented in --help. */
+/* Exit codes, documented in --help; main() picks one from the error's kind alone
+ * (rc_exit_of_kind). */
 enum { RC_EXIT_OK = 0, RC_EXIT_FAIL = 1, RC_EXIT_USAGE = 2, RC_EXIT_UNHEALTHY = 3,
        RC_EXIT_INTERRUPTED = 130 };
 
@@ -144,7 +147,8 @@ struct rc_password_src;
 /* What kind of failure rc->err describes: callers decide on the kind, never on the
  * message text. rc_fail() resets it to RC_ERR_FAIL; rc_wrap() keeps it. */
 enum rc_err_kind { RC_ERR_FAIL = 0, RC_ERR_USAGE, RC_ERR_AUTH, RC_ERR_NOT_CLUSTER, RC_ERR_UNREACHABLE,
-                   RC_ERR_TIMEOUT, RC_ERR_INTERRUPTED, RC_ERR_CORRUPT, RC_ERR_INCOMPATIBLE, RC_ERR_EXISTS };
+                   RC_ERR_TIMEOUT, RC_ERR_INTERRUPTED, RC_ERR_CORRUPT, RC_ERR_INCOMPATIBLE, RC_ERR_EXISTS,
+                   RC_ERR_UNHEALTHY };
 
 /* Everything a command needs: options, output mode and the error slot. */
 struct rc {
@@ -162,9 +166,11 @@ struct rc {
     sds docker_host;      /* DOCKER_HOST or the default unix socket */
     sds api_version;      /* negotiated Engine API version, e.g. "1.41" */
     int64_t t0;           /* start of the command, for progress timestamps */
-    int usage_error;      /* the failure was bad usage: exit 2 instead of 1 */
-    int err_kind;         /* enum rc_err_kind of rc->err */
+    int err_kind;         /* enum rc_err_kind of rc->err: the exit code comes from it alone */
     int json_done;        /* --json: a result document is on stdout already */
+    sds plan;             /* --dry-run --json: the requests it would send, JSON values joined
+                             by ',' (NULL: not a dry run); rc_json_out() adds them */
+    sds plan_files;       /* --dry-run --json: the files it would write, the same way */
     sds joined[2];        /* "host:port" made of redis-cli's `host port` (argv points here) */
 };
 
@@ -181,6 +187,24 @@ static void rc_sleep_ms(int ms) {
 }
 
 static int rc_interrupted(void) { return rc_got_signal != 0; }
+
+/* When waiting stops (rc_now_ms() clock), made once per command from --timeout and
+ * passed down; a struct, so that a number of seconds cannot be passed for it. seconds:
+ * the span it was made with, for messages. */
+struct rc_deadline { int64_t at_ms; double seconds; };
+
+static struct rc_deadline rc_deadline_in(double seconds) {
+    struct rc_deadline d = { rc_now_ms() + (int64_t)(seconds * 1000), seconds };
+    return d;
+}
+
+/* d, or `seconds` from now when that comes first (a short wait inside a command). */
+static struct rc_deadline rc_deadline_within(struct rc_deadline d, double seconds) {
+    struct rc_deadline w = rc_deadline_in(seconds);
+    return w.at_ms < d.at_ms ? w : d;
+}
+
+static int rc_deadline_passed(struct rc_deadline d) { return rc_now_ms() >= d.at_ms; }
 
 /* What a second Ctrl-C would leave as it is, said by the handler before it quits; set
  * (and cleared before it is freed) by code that changes nodes. The one other piece of
@@ -291,6 +315,30 @@ static int rc_fail_errno(struct rc *rc, const char *what) {
 
 static int rc_fail_oom(struct rc *rc) { return rc_fail(rc, "out of memory"); }
 
+/* The cluster answered and is not healthy (exit 3). rc->err keeps what it says, if
+ * anything: a report on stdout may have said it all. -1. */
+static int rc_fail_unhealthy(struct rc *rc) {
+    rc->err_kind = RC_ERR_UNHEALTHY;
+    return -1;
+}
+
+/* A failure set aside while cleanup code, which may fail and overwrite rc->err, runs. */
+struct rc_err_saved { sds err; int kind; };
+
+/* A copy of the current error and its kind, for rc_err_restore(). */
+static struct rc_err_saved rc_err_save(const struct rc *rc) {
+    struct rc_err_saved v = { rc->err ? sdsdup(rc->err) : NULL, rc->err_kind };
+    return v;
+}
+
+/* Put back the error and kind rc_err_save() kept (what cleanup said is dropped). */
+static void rc_err_restore(struct rc *rc, struct rc_err_saved *v) {
+    sdsfree(rc->err);
+    rc->err = v->err;
+    rc->err_kind = v->kind;
+    v->err = NULL;
+}
+
 /* Progress and warnings go to stderr; results go to stdout. */
 static void rc_vlog(struct rc *rc, const char *tag, const char *colour, const char *fmt, va_list ap) {
     if (rc->quiet && tag[0] == '>') return;
@@ -385,6 +433,51 @@ fail:
     return -1;
 }
 
+static int rc_cmp_cstr(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* The paths matching pattern "DIR/HEAD*TAIL" (one '*', in the last part only, as
+ * ld.so.conf includes and "DIR/ *.rdb" need), sorted like glob(3) does, as a
+ * NULL-terminated malloc'd array of sds (rc_glob_free() frees it); *n counts them.
+ * No match is not an error. -1 with rc->err on OOM. (glob(3) would pull ~6 KB of
+ * fnmatch, tilde and passwd code into the static binary.) */
+static int rc_glob_simple(struct rc *rc, const char *pattern, sds **out, size_t *n) {
+    *out = NULL;
+    *n = 0;
+    const char *slash = strrchr(pattern, '/'), *base = slash ? slash + 1 : pattern, *star = strchr(base, '*');
+    sds dir = slash ? sdsnewlen(pattern, slash == pattern ? 1 : (size_t)(slash - pattern)) : sdsnew(".");
+    if (!dir) return rc_fail_oom(rc);
+    size_t hl = star ? (size_t)(star - base) : strlen(base);
+    const char *tail = star ? star + 1 : "";
+    size_t tl = strlen(tail), cap = 0;
+    int ret = 0;
+    DIR *d = strchr(dir, '*') ? NULL : opendir(dir);
+    for (struct dirent *e; ret == 0 && d && (e = readdir(d));) {
+        size_t el = strlen(e->d_name);
+        if (e->d_name[0] == '.' && base[0] != '.') continue;
+        int match = star ? el >= hl + tl && strncmp(e->d_name, base, hl) == 0 && strcmp(e->d_name + el - tl, tail) == 0
+                         : strcmp(e->d_name, base) == 0;
+        if (!match) continue;
+        if (*n + 2 > cap) {
+            sds *t = realloc(*out, (cap = cap ? cap * 2 : 8) * sizeof *t);
+            if (!t) { ret = rc_fail_oom(rc); break; }
+            *out = t;
+        }
+        (*out)[*n] = rc_sprintf("%s%s%s", slash ? dir : "", slash && slash != pattern ? "/" : "", e->d_name);
+        if (!(*out)[*n]) ret = rc_fail_oom(rc);
+        else (*out)[++*n] = NULL;
+    }
+    if (d) closedir(d);
+    sdsfree(dir);
+    if (*n) qsort(*out, *n, sizeof **out, rc_cmp_cstr);
+    return ret;
+}
+
+/* Free what rc_glob_simple() returned. */
+static void rc_glob_free(sds *v, size_t n) {
+    for (size_t i = 0; v && i < n; i++) sdsfree(v[i]);
+    free(v);
+}
+
 /* Length of the valid UTF-8 sequence at p (1-4), or 0 when the bytes are not one. */
 static size_t rc_utf8_seq(const unsigned char *p, size_t left) {
     if (p[0] < 0x80) return 1;
@@ -418,6 +511,63 @@ static sds rc_json_str(sds s, const char *v) {
     sdsIncrLen(s, (ssize_t)need);
     sdsfree(clean);
     return s;
+}
+
+/* --dry-run: from here on, what would be sent is a plan (rc->plan, for --json). */
+static void rc_plan_begin(struct rc *rc) {
+    if (!rc->plan) rc->plan = sdsempty();
+    if (!rc->plan_files) rc->plan_files = sdsempty();
+}
+
+/* Append one JSON value (owned; NULL after an OOM is dropped) to a plan list. */
+static void rc_plan_add(sds *list, sds item) {
+    if (!item || !*list) { sdsfree(item); return; }
+    *list = rc_cat(sdslen(*list) ? rc_cat(*list, ",") : *list, item);
+    sdsfree(item);
+}
+
+/* --dry-run: a line of the plan (a step, a command and where it would go). Printed as
+ * it is, or kept for the --json document as {"to":TO,"text":LINE} (TO may be NULL). */
+static void rc_plan_line(struct rc *rc, const char *to, const char *line) {
+    if (!rc->json) { printf("%s\n", line); return; }
+    rc_plan_begin(rc);
+    rc_plan_add(&rc->plan, rc_cat(rc_json_str(rc_cat(rc_json_str(sdsnew("{\"to\":"), to), ",\"text\":"), line), "}"));
+}
+
+/* --dry-run: a file the run would write (a node's redis.conf, the manifest). Printed
+ * under a "# PATH" line, or kept for --json as {"path":PATH,"content":TEXT}. */
+static void rc_plan_file(struct rc *rc, const char *path, const char *text) {
+    if (!rc->json) { printf("# %s\n%s\n", path, text); return; }
+    rc_plan_begin(rc);
+    rc_plan_add(&rc->plan_files, rc_cat(rc_json_str(rc_cat(rc_json_str(sdsnew("{\"path\":"), path), ",\"content\":"), text), "}"));
+}
+
+/* --json: print the command's one document (a JSON object, with or without a newline);
+ * a dry run's plan goes in as "requests" and "files". Marks the document as written, so
+ * main() adds no error document after it. */
+static void rc_json_out(struct rc *rc, const char *doc) {
+    size_t n = doc ? strlen(doc) : 0;
+    while (n && (doc[n - 1] == '\n' || doc[n - 1] == ' ')) n--;
+    if (!n || doc[n - 1] != '}') return;
+    sds out = sdsnewlen(doc, n - 1);
+    int empty = n == 2;   /* "{}" */
+    if (rc->plan) out = rc_catprintf(out, "%s\"requests\":[%s]", empty ? "" : ",", rc->plan), empty = 0;
+    if (rc->plan_files) out = rc_catprintf(out, "%s\"files\":[%s]", empty ? "" : ",", rc->plan_files);
+    out = rc_cat(out, "}\n");
+    if (out) fputs(out, stdout);
+    sdsfree(out);
+    rc->json_done = 1;
+}
+
+/* rc_json_out() of a document made with printf. */
+__attribute__((format(printf, 2, 3)))
+static void rc_json_outf(struct rc *rc, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    sds doc = rc_vcatprintf(sdsempty(), fmt, ap);
+    va_end(ap);
+    rc_json_out(rc, doc);
+    sdsfree(doc);
 }
 
 /* A confirmation prompt on a TTY; without a TTY the caller must have --yes. */
@@ -1175,6 +1325,7 @@ struct docker {
     int port;
     sds host_header;
     sds prefix;              /* "/v1.41": prepended to every API path */
+    int status;              /* HTTP status of the last answer (0: none came), to decide on */
     struct http_conn conn;
 };
 
@@ -1317,6 +1468,7 @@ static int docker_exchange(struct docker *d, struct http_conn *c, const char *me
  * "POST /v1.41/containers/create?name=redis-3: 409 Conflict: <daemon message>". */
 static int docker_check_status(struct docker *d, const char *method, const char *fullpath,
                                const struct http_parser *p, const char *body, size_t blen, int allow) {
+    d->status = p->status;
     if ((p->status >= 200 && p->status < 300) || p->status == allow) return 0;
     sds reason = http_reason(p);
     sds msg = docker_error_text(body, blen);
@@ -1327,9 +1479,17 @@ static int docker_check_status(struct docker *d, const char *method, const char 
     return -1;
 }
 
-/* In --dry-run, show a request instead of sending it. */
+/* In --dry-run, show a request instead of sending it (--json: a plan entry
+ * {"to":"docker","method":..,"path":..,"body":..}). */
 static void docker_print_request(struct docker *d, const char *method, const char *path, const char *body) {
-    printf("%s %s%s%s%s\n", method, d->prefix ? d->prefix : "/v" DOCKER_DEFAULT_API, path, body ? " " : "", body ? body : "");
+    struct rc *rc = d->rc;
+    const char *pfx = d->prefix ? d->prefix : "/v" DOCKER_DEFAULT_API;
+    if (!rc->json) { printf("%s %s%s%s%s\n", method, pfx, path, body ? " " : "", body ? body : ""); return; }
+    rc_plan_begin(rc);
+    sds full = rc_sprintf("%s%s", pfx, path);
+    sds e = rc_json_str(rc_cat(rc_json_str(sdsnew("{\"to\":\"docker\",\"method\":"), method), ",\"path\":"), full);
+    rc_plan_add(&rc->plan, rc_cat(rc_json_str(rc_cat(e, ",\"body\":"), body), "}"));
+    sdsfree(full);
 }
 
 /* Call the Engine API: path without the version prefix ("/containers/json?all=1").
@@ -1639,7 +1799,6 @@ static ssize_t docker_demux(const char *in, size_t len, sds *out) {
 static sds docker_container_logs(struct docker *d, const char *name, int tail) {
     char path[256];
     snprintf(path, sizeof path, "/containers/%s/logs?stdout=1&stderr=1&tail=%d", name, tail);
-    if (d->rc->dry_run) return sdsempty();
     sds raw = NULL;
     if (docker_call(d, "GET", path, NULL, &raw, 0) < 0) return NULL;
     sds text = sdsempty();
@@ -1998,7 +2157,13 @@ static struct resp *rconn_read(struct rc *rc, struct rconn *c, int64_t deadline)
         size_t used = 0;
         const char *why = NULL;
         int p = resp_parse(c->rbuf, sdslen(c->rbuf), &used, &r, &why);
-        if (p == 1) { sdsrange(c->rbuf, (ssize_t)used, -1); return r; }
+        if (p == 1) {
+            sdsrange(c->rbuf, (ssize_t)used, -1);
+            /* Read whole: let the buffer go, or every connection of a session keeps its
+             * largest reply's room (32 KB each in a 100-node create). */
+            if (!sdslen(c->rbuf) && sdsavail(c->rbuf) > 4096) { sdsfree(c->rbuf); c->rbuf = NULL; }
+            return r;
+        }
         if (p < 0) { rc_fail(rc, "%s: protocol error in reply: %s", c->name, why); rconn_close(c); return NULL; }
         sds t = sdsMakeRoomFor(c->rbuf, 16384);
         if (!t) { rc_fail_oom(rc); return NULL; }
@@ -2252,7 +2417,6 @@ static int addr_split(const char *s, struct addr *a) {
 /* Split and resolve; the error names the argument. */
 static int addr_parse(struct rc *rc, const char *s, struct addr *a) {
     if (addr_split(s, a) < 0) {
-        rc->usage_error = 1;
         return rc_fail_as(rc, RC_ERR_USAGE, "invalid address '%s': expected host:port or host:port@busport", s);
     }
     if (net_resolve(rc, a->host, a->ip, sizeof a->ip) < 0) return rc_wrap(rc, "invalid address '%s'", s);
@@ -2690,6 +2854,7 @@ struct session {
     int n;
     int seed;               /* index of the seed in nodes */
     int dry;                /* actions print what they would send instead of sending */
+    struct rc_deadline deadline;   /* the command's (--timeout from when it opened) */
 };
 
 static void sess_free(struct session *s) {
@@ -2764,6 +2929,13 @@ static int sess_index_of(const struct session *s, const char *id) {
 
 /* Queue one command on x (or print it under --dry-run); its reply is owed. */
 static int sess_queue_argv(struct session *s, struct snode *x, int argc, const char **argv) {
+    if (s->dry && s->rc->json) {   /* a plan entry {"to":"ip:port","command":[...]} */
+        rc_plan_begin(s->rc);
+        sds e = rc_catprintf(sdsempty(), "{\"to\":\"%s:%d\",\"command\":[", x->ip, x->port);
+        for (int i = 0; i < argc; i++) e = rc_json_str(i ? rc_cat(e, ",") : e, argv[i]);
+        rc_plan_add(&s->rc->plan, rc_cat(e, "]}"));
+        return 0;
+    }
     if (s->dry) {
         printf("would send to %s:%d:", x->ip, x->port);
         for (int i = 0; i < argc; i++) printf(" %s", argv[i][0] ? argv[i] : "\"\"");
@@ -2975,6 +3147,7 @@ static void sess_read_migrations(struct session *s);
 
 static int sess_open(struct rc *rc, struct session *s, const struct addr *seed) {
     memset(s, 0, sizeof *s);
+    s->deadline = rc_deadline_in(rc->timeout);
     s->rc = rc;
     struct rconn c;
     if (rconn_open(rc, &c, seed->ip, seed->port) < 0 || sess_read_map(s, &c) < 0) {
@@ -3030,6 +3203,7 @@ static int sess_open(struct rc *rc, struct session *s, const struct addr *seed) 
  * cannot be reached is the failure. */
 static int sess_open_addrs(struct rc *rc, struct session *s, const struct addr *a, int n) {
     memset(s, 0, sizeof *s);
+    s->deadline = rc_deadline_in(rc->timeout);
     s->rc = rc;
     if (!(s->nodes = calloc((size_t)n, sizeof *s->nodes))) return rc_fail_oom(rc);
     for (; s->n < n; s->n++) {
@@ -3178,7 +3352,8 @@ struct finding {
     int slot;               /* -1 when none */
     int warn;               /* a warning, not a health problem */
     sds text;
-    int peer;               /* FIND_OPEN_SLOT: the other node's index (-1 unknown) */
+    int peer;               /* FIND_OPEN_SLOT: the other node's index; FIND_FAILING: the node
+                               seen failing (-1 unknown) */
     int importing;          /* FIND_OPEN_SLOT: 1 importing, 0 migrating */
 };
 
@@ -3362,9 +3537,10 @@ static int judge_agreement(const struct session *s, struct findings *f) {
         if (!x->up) continue;
         for (int j = 0; j < x->view.n && ret == 0; j++) {
             const struct nodeinfo *o = &x->view.nodes[j];
-            if (o->flags & (NF_FAIL | NF_PFAIL))
-                ret = findings_add(f, FIND_FAILING, i, -1, 0, "%s:%d sees %s:%d as %s", x->ip, x->port, o->ip, o->port,
-                                   (o->flags & NF_FAIL) ? "failed" : "possibly failed");
+            if (!(o->flags & (NF_FAIL | NF_PFAIL))) continue;
+            ret = findings_add(f, FIND_FAILING, i, -1, 0, "%s:%d sees %s:%d as %s", x->ip, x->port, o->ip, o->port,
+                               (o->flags & NF_FAIL) ? "failed" : "possibly failed");
+            if (ret == 0) f->v[f->n - 1].peer = sess_index_of(s, o->id);
         }
         sds sig = cview_signature(&x->view);
         if (!sig) { ret = -1; break; }
@@ -3534,8 +3710,7 @@ out:
  * back, on a connection of its own (the session may be broken by then); a failure is a
  * warning. Keeps rc->err. */
 static void release_no_failover(struct rc *rc, const char *ip, int port, const char *name, const char *was) {
-    sds saved = rc->err ? sdsdup(rc->err) : NULL;
-    int kind = rc->err_kind;
+    struct rc_err_saved saved = rc_err_save(rc);
     struct rconn c;
     struct resp *rep = NULL;
     if (rconn_open(rc, &c, ip, port) == 0)
@@ -3545,7 +3720,7 @@ static void release_no_failover(struct rc *rc, const char *ip, int port, const c
                 rep ? rep->str : rc->err);
     resp_free(rep);
     rconn_free(&c);
-    if (saved) { sdsfree(rc->err); rc->err = saved; rc->err_kind = kind; }
+    rc_err_restore(rc, &saved);
 }
 
 /* Slots lo-hi in one command: ADDSLOTSRANGE from Redis 7 on, else ADDSLOTS with each
@@ -3648,7 +3823,7 @@ struct move_engine {
     const char *name;                  /* "keys", "atomic" */
     const char *how;                   /* the commands, as plans say them */
     int (*run)(struct mover *m);       /* moves m->mv; -1 with rc->err when the run broke */
-    void (*print_commands)(struct session *s, const struct move *mv, int n, const struct move_opts *o);
+    void (*print_commands)(FILE *out, struct session *s, const struct move *mv, int n, const struct move_opts *o);
 };
 
 /* Connections per Valkey >= 8 node for SETSLOT (each waits for the replicas on its own,
@@ -4070,16 +4245,16 @@ static int keys_run(struct mover *m) {
 }
 
 /* --dry-run: the commands each slot would cost, for the first slot of every run. */
-static void keys_print_commands(struct session *s, const struct move *mv, int n, const struct move_opts *o) {
+static void keys_print_commands(FILE *out, struct session *s, const struct move *mv, int n, const struct move_opts *o) {
     for (int i = 0; i < n; i++) {
         if (i > 0 && mv[i].src == mv[i - 1].src && mv[i].dst == mv[i - 1].dst) continue;
         struct snode *a = &s->nodes[mv[i].src], *b = &s->nodes[mv[i].dst];
-        printf("slot %d (and the following slots of %s:%d -> %s:%d alike):\n", mv[i].slot, a->ip, a->port, b->ip, b->port);
-        printf("  %s:%d: CLUSTER SETSLOT %d IMPORTING %s\n", b->ip, b->port, mv[i].slot, a->id);
-        printf("  %s:%d: CLUSTER SETSLOT %d MIGRATING %s\n", a->ip, a->port, mv[i].slot, b->id);
-        printf("  %s:%d: CLUSTER GETKEYSINSLOT %d %d, then MIGRATE %s %d \"\" 0 %d%s%s KEYS ... until none is left\n", a->ip, a->port,
+        fprintf(out, "slot %d (and the following slots of %s:%d -> %s:%d alike):\n", mv[i].slot, a->ip, a->port, b->ip, b->port);
+        fprintf(out, "  %s:%d: CLUSTER SETSLOT %d IMPORTING %s\n", b->ip, b->port, mv[i].slot, a->id);
+        fprintf(out, "  %s:%d: CLUSTER SETSLOT %d MIGRATING %s\n", a->ip, a->port, mv[i].slot, b->id);
+        fprintf(out, "  %s:%d: CLUSTER GETKEYSINSLOT %d %d, then MIGRATE %s %d \"\" 0 %d%s%s KEYS ... until none is left\n", a->ip, a->port,
                mv[i].slot, o->batch, b->ip, b->port, o->timeout_ms, o->replace ? " REPLACE" : "", s->rc->password ? " AUTH <password>" : "");
-        printf("  %s:%d, then %s:%d and every other master: CLUSTER SETSLOT %d NODE %s\n", b->ip, b->port, a->ip, a->port, mv[i].slot, b->id);
+        fprintf(out, "  %s:%d, then %s:%d and every other master: CLUSTER SETSLOT %d NODE %s\n", b->ip, b->port, a->ip, a->port, mv[i].slot, b->id);
     }
 }
 
@@ -4400,37 +4575,37 @@ out:
 }
 
 /* Print a job's slot ranges as " lo hi lo hi ...". */
-static void ajob_print_ranges(const struct move *mv, const struct ajob *j) {
+static void ajob_print_ranges(FILE *out, const struct move *mv, const struct ajob *j) {
     struct words w = { 0 };
-    if (ajob_ranges(mv, j, &w) == 0) for (int k = 0; k < w.n; k++) printf(" %s", w.v[k]);
+    if (ajob_ranges(mv, j, &w) == 0) for (int k = 0; k < w.n; k++) fprintf(out, " %s", w.v[k]);
     words_free(&w);
 }
 
 /* --dry-run of an atomic plan: its jobs (grouped on a copy of mv, which ajobs_make
  * sorts), each printed by print_job, then the line then. */
-static void atomic_print_plan(struct session *s, const struct move *mv, int n, const char *then,
-                              void (*print_job)(struct session *s, const struct move *mv, const struct ajob *j, int nj, int i)) {
+static void atomic_print_plan(FILE *out, struct session *s, const struct move *mv, int n, const char *then,
+                              void (*print_job)(FILE *out, struct session *s, const struct move *mv, const struct ajob *j, int nj, int i)) {
     struct move *copy = malloc(sizeof *copy * (size_t)(n ? n : 1));
     int nj = 0;
     struct ajob *j = copy ? ajobs_make(memcpy(copy, mv, sizeof *copy * (size_t)n), n, &nj) : NULL;
-    for (int i = 0; j && i < nj; i++) print_job(s, copy, j, nj, i);
-    if (j) printf("%s\n", then);
+    for (int i = 0; j && i < nj; i++) print_job(out, s, copy, j, nj, i);
+    if (j) fprintf(out, "%s\n", then);
     ajobs_free(j, nj);
     free(copy);
 }
 
 /* Valkey: one MIGRATESLOTS line per source, with every target of its jobs. */
-static void valkey_print_job(struct session *s, const struct move *mv, const struct ajob *j, int nj, int i) {
-    if (i == 0 || j[i - 1].src != j[i].src) printf("%s:%d: CLUSTER MIGRATESLOTS", s->nodes[j[i].src].ip, s->nodes[j[i].src].port);
-    printf(" SLOTSRANGE");
-    ajob_print_ranges(mv, &j[i]);
-    printf(" NODE %s", s->nodes[j[i].dst].id);
-    if (i + 1 == nj || j[i + 1].src != j[i].src) printf("\n");
+static void valkey_print_job(FILE *out, struct session *s, const struct move *mv, const struct ajob *j, int nj, int i) {
+    if (i == 0 || j[i - 1].src != j[i].src) fprintf(out, "%s:%d: CLUSTER MIGRATESLOTS", s->nodes[j[i].src].ip, s->nodes[j[i].src].port);
+    fprintf(out, " SLOTSRANGE");
+    ajob_print_ranges(out, mv, &j[i]);
+    fprintf(out, " NODE %s", s->nodes[j[i].dst].id);
+    if (i + 1 == nj || j[i + 1].src != j[i].src) fprintf(out, "\n");
 }
 
-static void valkey_print_commands(struct session *s, const struct move *mv, int n, const struct move_opts *o) {
+static void valkey_print_commands(FILE *out, struct session *s, const struct move *mv, int n, const struct move_opts *o) {
     (void)o;
-    atomic_print_plan(s, mv, n, "then CLUSTER GETSLOTMIGRATIONS on each source until its jobs end", valkey_print_job);
+    atomic_print_plan(out, s, mv, n, "then CLUSTER GETSLOTMIGRATIONS on each source until its jobs end", valkey_print_job);
 }
 
 /* Redis: CLUSTER MIGRATION IMPORT of a job's ranges on its destination. */
@@ -4558,17 +4733,33 @@ out:
 }
 
 /* Redis: one MIGRATION IMPORT line per job, on its destination. */
-static void redis_print_job(struct session *s, const struct move *mv, const struct ajob *j, int nj, int i) {
+static void redis_print_job(FILE *out, struct session *s, const struct move *mv, const struct ajob *j, int nj, int i) {
     (void)nj;
-    printf("%s:%d: CLUSTER MIGRATION IMPORT", s->nodes[j[i].dst].ip, s->nodes[j[i].dst].port);
-    ajob_print_ranges(mv, &j[i]);
-    printf("   (from %s:%d)\n", s->nodes[j[i].src].ip, s->nodes[j[i].src].port);
+    fprintf(out, "%s:%d: CLUSTER MIGRATION IMPORT", s->nodes[j[i].dst].ip, s->nodes[j[i].dst].port);
+    ajob_print_ranges(out, mv, &j[i]);
+    fprintf(out, "   (from %s:%d)\n", s->nodes[j[i].src].ip, s->nodes[j[i].src].port);
 }
 
-static void redis_print_commands(struct session *s, const struct move *mv, int n, const struct move_opts *o) {
+static void redis_print_commands(FILE *out, struct session *s, const struct move *mv, int n, const struct move_opts *o) {
     (void)o;
-    atomic_print_plan(s, mv, n, "one task per node at a time; then CLUSTER MIGRATION STATUS ID <id> on each destination until it completes",
+    atomic_print_plan(out, s, mv, n, "one task per node at a time; then CLUSTER MIGRATION STATUS ID <id> on each destination until it completes",
                       redis_print_job);
+}
+
+/* --dry-run of a move: the engine's commands, printed, or as plan lines for --json. */
+static void mover_print_plan(struct session *s, const struct move_engine *eng, const struct move *mv, int n, const struct move_opts *o) {
+    if (!s->rc->json) { eng->print_commands(stdout, s, mv, n, o); return; }
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f) return;
+    eng->print_commands(f, s, mv, n, o);
+    fclose(f);
+    for (char *line = buf, *nl; line && *line; line = nl ? nl + 1 : NULL) {
+        if ((nl = strchr(line, '\n'))) *nl = 0;
+        rc_plan_line(s->rc, NULL, line);
+    }
+    free(buf);
 }
 
 /* --- Picking an engine, and running it --------------------------------------------- */
@@ -4635,14 +4826,14 @@ static const struct move_engine *mover_choose(struct session *s, const struct mo
     char why[300];
     const struct move_engine *eng = mover_pick(s, mv, n, o, why, sizeof why);
     if (eng == &move_engines[MOVE_ENGINE_KEYS] && mover_check_payloads(s, mv, n) < 0) return NULL;
-    if (!eng) s->rc->usage_error = 1;
-    else if (n > 0) rc_progress(s->rc, "Engine: %s (%s): %s", eng->name, eng->how, why);
+    if (eng && n > 0) rc_progress(s->rc, "Engine: %s (%s): %s", eng->name, eng->how, why);
     return eng;
 }
 
 /* Move every slot in mv with eng. An interrupt ends the run early: the keys engine
  * finishes the window in flight, the atomic ones cancel what is in flight; either way
- * no slot is left open, and the error says how many moved. */
+ * no slot is left open, and the error says how many moved. Moving keys is work, not
+ * waiting: the session's deadline (for its waits) moves on by the time it took. */
 static int mover_run(struct session *s, struct move *mv, int n, const struct move_opts *o, const struct move_engine *eng,
                      long long *keys_moved, int *slots_done) {
     struct rc *rc = s->rc;
@@ -4659,6 +4850,7 @@ static int mover_run(struct session *s, struct move *mv, int n, const struct mov
     sdsfree(m.first_error);
     *keys_moved = m.keys_moved;
     *slots_done = m.slots_done;
+    s->deadline.at_ms += rc_now_ms() - now;
     return ret;
 }
 
@@ -4750,7 +4942,7 @@ struct enode {
     int64_t last_refresh;   /* its last refresh (engine_queue_refresh) */
     int64_t refresh_until;  /* while refreshing: when its level's timeout goes back */
     sds why;                /* what this node still lacks, for the diagnosis */
-    struct resp *slots;     /* its latest CLUSTER SLOTS answer */
+    sds slots;              /* its latest CLUSTER SLOTS answer, engine_slots_compact()'s form */
 };
 
 struct engine {
@@ -4776,7 +4968,7 @@ static void engine_free(struct engine *e) {
         struct enode *x = &e->nodes[i];
         for (int k = 0; k < ENGINE_TUNABLES; k++) sdsfree(x->orig[k]);
         sdsfree(x->why);
-        resp_free(x->slots);
+        sdsfree(x->slots);
     }
     free(e->nodes);
     free(e->masters);
@@ -5106,8 +5298,8 @@ static int engine_adapt(struct engine *e, int64_t round_ms) {
  * frees); rc->err is left as it was. */
 static int engine_restore(struct engine *e, sds *left) {
     struct rc *rc = e->rc;
-    sds saved = rc->err ? sdsdup(rc->err) : NULL;
-    int restored = 0, failed = 0, kind = rc->err_kind;
+    struct rc_err_saved saved = rc_err_save(rc);
+    int restored = 0, failed = 0;
     *left = sdsempty();
     for (int i = 0; i < e->n; i++) {
         struct enode *x = &e->nodes[i];
@@ -5131,9 +5323,7 @@ static int engine_restore(struct engine *e, sds *left) {
         }
     }
     if (restored) rc_progress(rc, "Restored the original settings on the nodes");
-    sdsfree(rc->err);
-    rc->err = saved;
-    rc->err_kind = kind;
+    rc_err_restore(rc, &saved);
     rc_set_abandon_note(NULL);
     sdsfree(e->abandon_note);
     e->abandon_note = NULL;
@@ -5228,6 +5418,46 @@ static void enode_set_why(struct enode *x, const char *fmt, ...) {
     if (s) { sdsfree(x->why); x->why = s; }
 }
 
+/* A node's CLUSTER SLOTS answer, kept small: one line per range, "LO COUNT ID...\n"
+ * (COUNT: the nodes serving it, master first; the IDs: its replicas'). The answer's
+ * resp tree is ~40 KB in a 100-node cluster, this is ~4 KB: kept for every node
+ * between polls, that tree was a third of create's memory. NULL on OOM. */
+static sds engine_slots_compact(const struct resp *slots) {
+    sds s = sdsempty();
+    for (size_t i = 0; s && slots && slots->type == RESP_ARRAY && i < slots->n; i++) {
+        const struct resp *ent = slots->elem[i];
+        if (ent->type != RESP_ARRAY || ent->n < 3 || ent->elem[0]->type != RESP_INTEGER) continue;
+        s = rc_catprintf(s, "%lld %zu", (long long)ent->elem[0]->integer, ent->n - 2);
+        for (size_t q = 3; s && q < ent->n; q++) {
+            const struct resp *nd = ent->elem[q];
+            if (nd->type == RESP_ARRAY && nd->n >= 3 && nd->elem[2]->type == RESP_BULK) s = rc_cat(rc_cat(s, " "), nd->elem[2]->str);
+        }
+        s = rc_cat(s, "\n");
+    }
+    return s;
+}
+
+/* The line of compact slots (engine_slots_compact) for the range that starts at lo,
+ * or NULL; *count gets its COUNT. */
+static const char *slots_line(const char *slots, long long lo, int *count) {
+    for (const char *p = slots; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
+        char *end;
+        if (strtoll(p, &end, 10) != lo) continue;
+        *count = (int)strtol(end, NULL, 10);
+        return p;
+    }
+    return NULL;
+}
+
+/* Whether a line of compact slots lists node id among the range's replicas. */
+static int slots_line_lists(const char *line, const char *id) {
+    size_t n = strlen(id);
+    const char *nl = strchr(line, '\n');
+    for (const char *p = line; n && (p = strstr(p, id)) && (!nl || p < nl); p += n)
+        if (p > line && p[-1] == ' ' && (p[n] == ' ' || p[n] == '\n' || !p[n])) return 1;
+    return 0;
+}
+
 /* Keep one node's four answers as its view (CLUSTER NODES, cluster_state, its
  * replication link and offset, CLUSTER SLOTS); -1 with x->why when they are unusable. */
 static int engine_take_poll(struct engine *e, int idx, struct resp **r) {
@@ -5248,9 +5478,8 @@ static int engine_take_poll(struct engine *e, int idx, struct resp **r) {
     if (info_field(r[1]->str, "cluster_state", sx->state, sizeof sx->state) < 0) snprintf(sx->state, sizeof sx->state, "?");
     if (info_field(r[2]->str, "master_link_status", sx->link, sizeof sx->link) < 0) sx->link[0] = 0;
     sx->repl_offset = info_field(r[2]->str, "slave_repl_offset", buf, sizeof buf) == 0 ? strtoll(buf, NULL, 10) : -1;
-    resp_free(x->slots);
-    x->slots = r[3];
-    r[3] = NULL;
+    sdsfree(x->slots);
+    if (!(x->slots = engine_slots_compact(r[3]))) { enode_set_why(x, "out of memory"); return -1; }
     return 0;
 }
 
@@ -5261,17 +5490,11 @@ static int engine_count_replicas(struct engine *e, int master) {
 }
 
 /* Does CLUSTER SLOTS list every planned replica under every master's range? */
-static int engine_slots_complete(struct engine *e, const struct resp *slots) {
-    if (!slots || slots->type != RESP_ARRAY) return 0;
+static int engine_slots_complete(struct engine *e, const char *slots) {
+    if (!slots) return 0;
     for (int k = 0; k < e->m; k++) {
-        struct enode *mx = &e->nodes[e->masters[k]];
-        int want = 1 + engine_count_replicas(e, e->masters[k]), found = 0;
-        for (size_t i = 0; i < slots->n; i++) {
-            const struct resp *ent = slots->elem[i];
-            if (ent->type != RESP_ARRAY || ent->n < 3 || ent->elem[0]->type != RESP_INTEGER) continue;
-            if (ent->elem[0]->integer == mx->slot_lo) { found = 1; if ((int)ent->n - 2 != want) return 0; }
-        }
-        if (!found) return 0;
+        int count = 0, want = 1 + engine_count_replicas(e, e->masters[k]);
+        if (!slots_line(slots, e->nodes[e->masters[k]].slot_lo, &count) || count != want) return 0;
     }
     return 1;
 }
@@ -5319,26 +5542,16 @@ static int engine_judge_stale(const struct engine *e, int idx, struct form_need 
     return 0;
 }
 
-/* Whether a CLUSTER SLOTS entry lists node id among its replicas. */
-static int slots_entry_lists(const struct resp *ent, const char *id) {
-    for (size_t q = 3; q < ent->n; q++) {
-        const struct resp *nd = ent->elem[q];
-        if (nd->type == RESP_ARRAY && nd->n >= 3 && nd->elem[2]->type == RESP_BULK && !strcmp(nd->elem[2]->str, id)) return 1;
-    }
-    return 0;
-}
-
 /* Replicas with a replication offset that node idx's CLUSTER SLOTS leaves out: it
  * lists a replica once it has heard that offset from the replica itself. */
 static int engine_judge_unlisted(const struct engine *e, int idx, struct form_need *nd) {
-    const struct resp *slots = e->nodes[idx].slots;
-    for (size_t i = 0; slots && slots->type == RESP_ARRAY && i < slots->n; i++) {
-        const struct resp *ent = slots->elem[i];
-        if (ent->type != RESP_ARRAY || ent->n < 3 || ent->elem[0]->type != RESP_INTEGER) continue;
+    const char *slots = e->nodes[idx].slots;
+    for (const char *line = slots; line && *line; line = strchr(line, '\n'), line = line ? line + 1 : NULL) {
+        long long lo = strtoll(line, NULL, 10);
         for (int j = 0; j < e->n; j++) {
             const struct enode *r = &e->nodes[j];
-            if (j == idx || r->master_of < 0 || e->nodes[r->master_of].slot_lo != ent->elem[0]->integer) continue;
-            if (e->s.nodes[j].repl_offset > 0 && !slots_entry_lists(ent, e->s.nodes[j].id) && need_stale(e, nd, j) < 0) return -1;
+            if (j == idx || r->master_of < 0 || e->nodes[r->master_of].slot_lo != lo) continue;
+            if (e->s.nodes[j].repl_offset > 0 && !slots_line_lists(line, e->s.nodes[j].id) && need_stale(e, nd, j) < 0) return -1;
         }
     }
     return 0;
@@ -5629,7 +5842,7 @@ static void engine_print_table(struct engine *e, int64_t elapsed_ms) {
             sdsfree(slots);
         }
         if (s) s = rc_catprintf(s, "],\"elapsed_ms\":%lld}\n", (long long)elapsed_ms);
-        if (s) fputs(s, stdout);
+        rc_json_out(e->rc, s);
         sdsfree(s);
         return;
     }
@@ -5825,7 +6038,7 @@ static int *check_order(const struct session *s) {
 
 static void check_print_json(const struct session *s, const int *order, const struct findings *f, int healthy) {
     sds servers = sess_servers(s);
-    sds out = rc_sprintf("{\"healthy\":%s,\"server\":", healthy ? "true" : "false");
+    sds out = rc_sprintf("{\"ok\":%s,\"healthy\":%s,\"server\":", healthy ? "true" : "false", healthy ? "true" : "false");
     out = rc_cat(rc_json_str(out, servers), ",\"nodes\":[");
     sdsfree(servers);
     for (int k = 0; out && k < s->n; k++) {
@@ -5852,7 +6065,7 @@ static void check_print_json(const struct session *s, const int *order, const st
         first = 0;
     }
     if (out) out = rc_cat(out, "]}\n");
-    if (out) fputs(out, stdout);
+    rc_json_out(s->rc, out);
     sdsfree(out);
 }
 
@@ -6021,7 +6234,7 @@ static int day2_on_opt(struct rc *rc, int opt, const char *arg, void *ctx) {
         o->mo.window = (int)v;
         return 0;
     case OPT_D2_MIGRATION: return parse_migration(rc, arg, &o->mo.migration);
-    case OPT_D2_DRY_RUN: o->dry_run = 1; return 0;
+    case OPT_D2_DRY_RUN: o->dry_run = 1; rc_plan_begin(rc); return 0;
     case OPT_D2_YES: rc->yes = 1; return 0;
     case OPT_D2_MULTI: o->multi_owners = 1; return 0;
     case OPT_D2_EMPTY: o->use_empty = 1; return 0;
@@ -6067,14 +6280,12 @@ static int day2_parse(struct rc *rc, int argc, char **argv, const struct option 
     if (want == 2) argc = args_join_host_port(rc, argc, argv, optind + 1, 1);
     int have = argc - optind;
     if ((want >= 0 && have != want) || (want < 0 && have < 1)) {
-        rc->usage_error = 1;
         return rc_fail_as(rc, RC_ERR_USAGE, "%s: expected %d argument(s), got %d (see rcluster %s --help)", argv[0], want < 0 ? 1 : want, have, argv[0]);
     }
     return 0;
 }
 
 static int day2_usage_fail(struct rc *rc, const char *fmt, const char *arg) {
-    rc->usage_error = 1;
     return rc_fail_as(rc, RC_ERR_USAGE, fmt, arg);
 }
 
@@ -6134,11 +6345,10 @@ static int day2_resolve(struct session *s, const char *what, const char *spec) {
     if (i == -1 && strchr(spec, ':')) {
         i = sess_find_reached(s, spec);
         if (i >= 0) return i;
-        s->rc->usage_error = 1;
         return rc_fail_as(s->rc, RC_ERR_USAGE, "%s %s: no node of this cluster answers there (%s)", what, spec, s->rc->err ? s->rc->err : "?");
     }
-    if (i == -2) { s->rc->usage_error = 1; return rc_fail_as(s->rc, RC_ERR_USAGE, "%s %s: matches more than one node; give more of the id", what, spec); }
-    if (i < 0) { s->rc->usage_error = 1; return rc_fail_as(s->rc, RC_ERR_USAGE, "%s %s: no such node in this cluster (give a node id, an id prefix or ip:port)", what, spec); }
+    if (i == -2) { return rc_fail_as(s->rc, RC_ERR_USAGE, "%s %s: matches more than one node; give more of the id", what, spec); }
+    if (i < 0) { return rc_fail_as(s->rc, RC_ERR_USAGE, "%s %s: no such node in this cluster (give a node id, an id prefix or ip:port)", what, spec); }
     return i;
 }
 
@@ -6147,7 +6357,6 @@ static int day2_resolve_master(struct session *s, const char *what, const char *
     if (i < 0) return -1;
     struct snode *x = &s->nodes[i];
     if (!snode_is_master(x)) {
-        s->rc->usage_error = 1;
         return rc_fail_as(s->rc, RC_ERR_USAGE, "%s %s: %s:%d is a replica (of %.40s); give a master", what, spec, x->ip, x->port, snode_master_id(x));
     }
     if (!x->up) return rc_fail_as(s->rc, RC_ERR_UNREACHABLE, "%s %s: %s:%d is not reachable: %s", what, spec, x->ip, x->port, x->err);
@@ -6158,18 +6367,17 @@ static int day2_resolve_master(struct session *s, const char *what, const char *
  * views agree, no open slot (unless allow_open). Warnings are printed, problems refuse. */
 /* Wait until no atomic slot migration is in flight (one an earlier run started, say
  * before a SIGKILL: the servers finish it by themselves); -1 when one still is. */
-static int day2_wait_migrations(struct session *s, double timeout_s) {
+static int day2_wait_migrations(struct session *s, struct rc_deadline until) {
     if (!sess_migrations(s)) return 0;
-    int64_t deadline = rc_now_ms() + (int64_t)(timeout_s * 1000);
     rc_progress(s->rc, "Waiting for %d atomic slot migration(s) in progress to end", sess_migrations(s));
-    while (sess_migrations(s) && rc_now_ms() < deadline && !rc_interrupted()) {
+    while (sess_migrations(s) && !rc_deadline_passed(until) && !rc_interrupted()) {
         rc_sleep_ms(200);
         sess_refresh(s);
     }
     for (int i = 0; i < s->n; i++)
         if (s->nodes[i].up && s->nodes[i].migrations)
             return rc_fail(s->rc, "%s:%d: atomic slot migration still in progress after %.0f s: %s; wait, or cancel it with `rcluster fix`",
-                           s->nodes[i].ip, s->nodes[i].port, timeout_s, s->nodes[i].migration);
+                           s->nodes[i].ip, s->nodes[i].port, until.seconds, s->nodes[i].migration);
     return 0;
 }
 
@@ -6192,8 +6400,8 @@ static int day2_preflight(struct session *s, int allow_open, int ignore) {
     struct findings f = { 0 };
     /* A master met a moment ago (redis-cli add-node) keeps cluster_state:fail for its
      * rejoin delay, up to 5 s: give such states a little time before refusing. */
-    if (!s->dry && day2_wait_migrations(s, rc->timeout) < 0) return -1;
-    int64_t deadline = rc_now_ms() + (int64_t)(rc->timeout < 10 ? rc->timeout * 1000 : 10000);
+    if (!s->dry && day2_wait_migrations(s, s->deadline) < 0) return -1;
+    int64_t deadline = rc_deadline_within(s->deadline, 10).at_ms;
     for (;;) {
         int waiting = 0;
         for (int i = 0; i < s->n; i++)
@@ -6215,7 +6423,7 @@ static int day2_preflight(struct session *s, int allow_open, int ignore) {
             else rc_warn(rc, "%s", x->text);
             break;
         case FIND_FAILING:
-            if (ignore < 0 || !strstr(x->text, s->nodes[ignore].ip)) rc_warn(rc, "%s", x->text);
+            if (ignore < 0 || x->peer != ignore) rc_warn(rc, "%s", x->text);
             break;
         case FIND_OPEN_SLOT:
             /* Open on a replica only (Valkey replicates SETSLOT; a cut move or a replica
@@ -6282,7 +6490,6 @@ static int reshard_plan(struct session *s, int *src, int nsrc, int dst, int n, s
  * BUSYKEY halfway: count them first (one pipeline) and refuse before any change. The
  * same round counts each slot's keys on its source (mv[].count: the mover's progress). */
 static int reshard_check_busy(struct session *s, struct move *mv, int n) {
-    if (s->dry) return 0;
     for (int i = 0; i < n; i++) {
         char num[16];
         snprintf(num, sizeof num, "%d", mv[i].slot);
@@ -6336,14 +6543,13 @@ static void day2_report_emptied(struct session *s, const struct move *mv, int n)
 }
 
 static void day2_print_move_result(struct rc *rc, const char *what, const char *engine, int slots, int planned, long long keys, int64_t ms) {
-    if (rc->json) printf("{\"ok\":true,\"command\":\"%s\",\"engine\":\"%s\",\"slots_moved\":%d,\"slots_planned\":%d,\"keys_moved\":%lld,\"elapsed_ms\":%lld}\n",
+    if (rc->json) rc_json_outf(rc, "{\"ok\":true,\"command\":\"%s\",\"engine\":\"%s\",\"slots_moved\":%d,\"slots_planned\":%d,\"keys_moved\":%lld,\"elapsed_ms\":%lld}\n",
                          what, engine, slots, planned, keys, (long long)ms);
     else printf("%s: moved %d slot(s) and %lld key(s) in %.1f s\n", what, slots, keys, (double)ms / 1000.0);
 }
 
 /* Wait until the views agree, no slot is open and every slot is covered. */
-static int day2_wait_settled(struct session *s, double timeout_s, int multi) {
-    int64_t deadline = rc_now_ms() + (int64_t)(timeout_s * 1000);
+static int day2_wait_settled(struct session *s, struct rc_deadline until, int multi) {
     int pause = 10;
     for (;;) {
         sess_refresh(s);
@@ -6353,10 +6559,10 @@ static int day2_wait_settled(struct session *s, double timeout_s, int multi) {
         int bad = 0;
         for (int i = 0; i < f.n; i++) bad += f.v[i].kind != FIND_FAILING;
         if (!bad) { findings_free(&f); return 0; }
-        if (rc_interrupted() || rc_now_ms() >= deadline) {
+        if (rc_interrupted() || rc_deadline_passed(until)) {
             int first = 0;
             while (first < f.n && f.v[first].kind == FIND_FAILING) first++;
-            rc_fail(s->rc, "the cluster did not settle within %.0f s: %s", timeout_s, first < f.n ? f.v[first].text : "?");
+            rc_fail(s->rc, "the cluster did not settle within %.0f s: %s", until.seconds, first < f.n ? f.v[first].text : "?");
             findings_free(&f);
             return -1;
         }
@@ -6396,10 +6602,11 @@ static int day2_apply_moves(struct session *s, const char *what, const char *res
     struct rc *rc = s->rc;
     const struct move_engine *eng = mover_choose(s, mv, n, &o->mo);
     if (!eng) return -1;
-    if (o->dry_run) { eng->print_commands(s, mv, n, &o->mo); return 0; }
+    if (o->dry_run) { mover_print_plan(s, eng, mv, n, &o->mo); return 0; }
     char q[64];
     snprintf(q, sizeof q, "Move %d slot(s)?", n);
     if (rc_confirm(rc, q) < 0 || (eng == &move_engines[MOVE_ENGINE_KEYS] && moves_interleave(rc, mv, n) < 0)) return -1;
+    s->deadline = rc_deadline_in(rc->timeout);   /* the moves' own: the time a prompt took is not the cluster's */
     int64_t t0 = rc_now_ms();
     long long keys = 0;
     int done = 0;
@@ -6409,7 +6616,7 @@ static int day2_apply_moves(struct session *s, const char *what, const char *res
         rc_fail_as(rc, RC_ERR_INTERRUPTED, "%s; %s", rc->err, how ? how : "");
         sdsfree(how);
     }
-    if (r == 0) r = day2_wait_settled(s, rc->timeout, 0);
+    if (r == 0) r = day2_wait_settled(s, s->deadline, 0);
     if (r == 0) {
         day2_report_emptied(s, mv, n);
         day2_print_move_result(rc, what, eng->name, done, n, keys, rc_now_ms() - t0);
@@ -6469,7 +6676,7 @@ static int reshard_sources(struct session *s, const char *from, int dst, int *sr
     for (char *save = NULL, *tok = strtok_r(list, ",", &save); tok && ret == 0; tok = strtok_r(NULL, ",", &save)) {
         int i = day2_resolve_master(s, "--from", tok);
         if (i < 0) ret = -1;
-        else if (i == dst) { s->rc->usage_error = 1; ret = rc_fail_as(s->rc, RC_ERR_USAGE, "--from %s: is also the --to node", tok); }
+        else if (i == dst) { ret = rc_fail_as(s->rc, RC_ERR_USAGE, "--from %s: is also the --to node", tok); }
         else {
             int dup = 0;
             for (int k = 0; k < *nsrc; k++) dup |= src[k] == i;
@@ -6493,15 +6700,13 @@ static int cmd_reshard(struct rc *rc, int argc, char **argv) {
     struct session s;
     struct move *mv = NULL;
     int *src = NULL, nsrc = 0, nmv = 0, ret = -1;
-    if (day2_open(rc, &s, argv[optind]) < 0) goto out;
-    s.dry = o.dry_run;
+    if (day2_open(rc, &s, argv[optind]) < 0) goto out;   /* a dry run stops in day2_apply_moves */
     int dst = day2_resolve_master(&s, "--to", o.to);
     if (dst < 0 || !(src = calloc((size_t)s.n, sizeof *src)) || reshard_sources(&s, o.from, dst, src, &nsrc) < 0) goto out;
     if (day2_preflight(&s, 0, -1) < 0) goto out;
     long have = 0;
     for (int i = 0; i < nsrc; i++) have += snode_slot_count(&s.nodes[src[i]]);
     if (nsrc == 0 || have < o.slots) {
-        rc->usage_error = 1;
         rc_fail_as(rc, RC_ERR_USAGE, "reshard: asked to move %ld slots but the source masters hold only %ld; nothing changed", o.slots, have);
         goto out;
     }
@@ -6645,7 +6850,7 @@ static int cmd_rebalance(struct rc *rc, int argc, char **argv) {
     rc_progress(rc, "Plan: move %d slot(s)", nmv);
     moves_print(&s, mv, nmv);
     if (o.simulate) o.dry_run = 1;
-    if (!o.mo.replace && !o.dry_run && reshard_check_busy(&s, mv, nmv) < 0) goto out;
+    if (!o.mo.replace && reshard_check_busy(&s, mv, nmv) < 0) goto out;
     rc->yes = 1;   /* redis-cli's rebalance never asks (only create, reshard and fix do) */
     ret = day2_apply_moves(&s, "rebalance", "running the same rebalance again moves them (%d slots)", mv, nmv, &o);
 out:
@@ -6959,15 +7164,15 @@ static int cmd_fix(struct rc *rc, int argc, char **argv) {
         }
     /* Atomic migrations of an earlier run finish by themselves: wait for them, and
      * cancel what is still in flight after --timeout. */
-    if (sess_migrations(&s) && !o.dry_run && day2_wait_migrations(&s, rc->timeout) < 0) {
+    if (sess_migrations(&s) && !o.dry_run && day2_wait_migrations(&s, s.deadline) < 0) {
         rc_progress(rc, "Cancelling: %s", rc->err);
         sess_cancel_migrations(&s);
-        if (day2_wait_migrations(&s, 10) < 0) goto out;
+        if (day2_wait_migrations(&s, rc_deadline_within(s.deadline, 10)) < 0) goto out;
     }
     /* Right after a kill the nodes may still be exchanging the last epochs: let them. */
-    if (day2_wait_settled(&s, 2, o.multi_owners) == 0) {
+    if (day2_wait_settled(&s, rc_deadline_within(s.deadline, 2), o.multi_owners) == 0) {
         rc_progress(rc, "Nothing to fix: no open slot, all %d slots covered%s", CLUSTER_SLOTS, o.multi_owners ? ", no slot with two owners" : "");
-        if (rc->json) printf("{\"ok\":true,\"command\":\"fix\",\"fixed\":0}\n");
+        if (rc->json) rc_json_outf(rc, "{\"ok\":true,\"command\":\"fix\",\"fixed\":0}\n");
         ret = 0;
         goto out;
     }
@@ -6975,7 +7180,6 @@ static int cmd_fix(struct rc *rc, int argc, char **argv) {
     /* Finishing a key-by-key move is key by key: refused here, before any repair. */
     for (int i = 0; o.mo.migration == MIGRATION_ATOMIC && i < p.n; i++)
         if (p.v[i].action == FIX_FINISH) {
-            rc->usage_error = 1;
             rc_fail_as(rc, RC_ERR_USAGE, "--migration atomic: slot %d is open from a key-by-key move, which only MIGRATE finishes; "
                        "nothing changed (run fix without --migration)", p.v[i].slot);
             goto out;
@@ -6986,10 +7190,11 @@ static int cmd_fix(struct rc *rc, int argc, char **argv) {
     for (int i = 0; i < p.n; i++) manual += p.v[i].action == FIX_MANUAL;
     s.dry = o.dry_run;
     if (!o.dry_run && rc_confirm(rc, "Repair these slots?") < 0) goto out;
+    s.deadline = rc_deadline_in(rc->timeout);   /* the repair's own, from the answer on */
     if (fix_apply(&s, &p, &o) < 0 || o.dry_run) { ret = o.dry_run ? 0 : -1; goto out; }
-    if (day2_wait_settled(&s, rc->timeout, o.multi_owners) < 0 && !manual) goto out;
+    if (day2_wait_settled(&s, s.deadline, o.multi_owners) < 0 && !manual) goto out;
     if (manual) { rc_fail(rc, "fixed %d slot(s); %d need a hand (see the warnings above)", p.n - manual, manual); goto out; }
-    if (rc->json) printf("{\"ok\":true,\"command\":\"fix\",\"fixed\":%d}\n", p.n);
+    if (rc->json) rc_json_outf(rc, "{\"ok\":true,\"command\":\"fix\",\"fixed\":%d}\n", p.n);
     else printf("fix: repaired %d slot(s); no open slot, all %d slots covered\n", p.n, CLUSTER_SLOTS);
     ret = 0;
 out:
@@ -7022,8 +7227,7 @@ static int sess_pick_master(const struct session *s, int skip, const char *host,
 
 /* FORGET on every node that still lists the node, until none does: a node that has
  * not heard yet would otherwise teach the others again through gossip. */
-static int delnode_forget(struct session *s, int victim, double timeout_s) {
-    int64_t deadline = rc_now_ms() + (int64_t)(timeout_s * 1000);
+static int delnode_forget(struct session *s, int victim, struct rc_deadline until) {
     const char *id = s->nodes[victim].id;
     for (int round = 0; ; round++) {
         for (int i = 0; i < s->n; i++)
@@ -7039,7 +7243,7 @@ static int delnode_forget(struct session *s, int victim, double timeout_s) {
         sess_refresh(s);
         int left = sess_knows(s, victim, id);
         if (!left) return 0;
-        if (rc_interrupted() || rc_now_ms() >= deadline)
+        if (rc_interrupted() || rc_deadline_passed(until))
             return rc_fail(s->rc, "%d node(s) still list %.40s after %d FORGET round(s)", left, id, round + 1);
         rc_sleep_ms(100);
     }
@@ -7077,10 +7281,10 @@ static int delnode_replicas(struct session *s, int victim) {
  * so). HARD gives it a new id: the others refuse the forgotten one for 60 s, so a node
  * that kept it could not be added again at once. v must own no slots. Shared by
  * del-node and scale. */
-static int delnode_remove(struct session *s, int v, double timeout_s, int *reset) {
+static int delnode_remove(struct session *s, int v, struct rc_deadline until, int *reset) {
     struct snode *x = &s->nodes[v];
     *reset = 0;
-    if (delnode_replicas(s, v) < 0 || delnode_forget(s, v, timeout_s) < 0) return -1;
+    if (delnode_replicas(s, v) < 0 || delnode_forget(s, v, until) < 0) return -1;
     if (x->up) {
         if (act_reset(s, x, "HARD") == 0 && sess_drain(s, x, "CLUSTER RESET HARD") == 0) *reset = 1;
         else rc_warn(s->rc, "could not CLUSTER RESET %s:%d: %s", x->ip, x->port, s->rc->err);
@@ -7101,7 +7305,7 @@ static int cmd_del_node(struct rc *rc, int argc, char **argv) {
     int v = day2_resolve(&s, "del-node", argv[optind + 1]);
     if (v < 0) goto out;
     struct snode *x = &s.nodes[v];
-    if (v == s.seed) { rc->usage_error = 1; rc_fail_as(rc, RC_ERR_USAGE, "del-node: %s:%d is the node given as ADDR; give the address of another node of the cluster", x->ip, x->port); goto out; }
+    if (v == s.seed) { rc_fail_as(rc, RC_ERR_USAGE, "del-node: %s:%d is the node given as ADDR; give the address of another node of the cluster", x->ip, x->port); goto out; }
     int owned = snode_slot_count(x);
     for (int i = 0; i < s.n && owned == 0; i++)
         if (s.nodes[i].up) { const struct nodeinfo *ni = cview_find(&s.nodes[i].view, x->id); if (ni) owned = nodeinfo_slot_count(ni); }
@@ -7121,8 +7325,8 @@ static int cmd_del_node(struct rc *rc, int argc, char **argv) {
         goto out;
     }
     int reset = 0;
-    if (delnode_remove(&s, v, rc->timeout, &reset) < 0) goto out;
-    if (rc->json) printf("{\"ok\":true,\"command\":\"del-node\",\"id\":\"%s\",\"reset\":%s}\n", x->id, reset ? "true" : "false");
+    if (delnode_remove(&s, v, s.deadline, &reset) < 0) goto out;
+    if (rc->json) rc_json_outf(rc, "{\"ok\":true,\"command\":\"del-node\",\"id\":\"%s\",\"reset\":%s}\n", x->id, reset ? "true" : "false");
     else printf("del-node: %s:%d (%.40s) removed; no node lists it%s\n", x->ip, x->port, x->id, reset ? "; it was CLUSTER RESET HARD (new id: it can be added again at once)" : "");
     ret = 0;
 out:
@@ -7251,8 +7455,8 @@ static int addnode_nudge(struct session *s, int master) {
     return 0;
 }
 
-static int addnode_wait(struct session *s, int nx, int master, double timeout_s) {
-    int64_t deadline = rc_now_ms() + (int64_t)(timeout_s * 1000), last_nudge = 0;
+static int addnode_wait(struct session *s, int nx, int master, struct rc_deadline until) {
+    int64_t last_nudge = 0;
     int replicated = master < 0;
     for (;;) {
         sess_refresh(s);
@@ -7271,8 +7475,8 @@ static int addnode_wait(struct session *s, int nx, int master, double timeout_s)
         if (ready < 0) { sdsfree(why); return -1; }
         if (ready) { sdsfree(why); return 0; }
         if (replicated && master >= 0 && rc_now_ms() - last_nudge > 500) { last_nudge = rc_now_ms(); if (addnode_nudge(s, master) < 0) { sdsfree(why); return -1; } }
-        if (rc_interrupted() || rc_now_ms() >= deadline) {
-            rc_fail(s->rc, "the new node did not join within %.0f s: %s", timeout_s, why ? why : (replicated ? "?" : "it does not know its master yet"));
+        if (rc_interrupted() || rc_deadline_passed(until)) {
+            rc_fail(s->rc, "the new node did not join within %.0f s: %s", until.seconds, why ? why : (replicated ? "?" : "it does not know its master yet"));
             sdsfree(why);
             return -1;
         }
@@ -7340,9 +7544,9 @@ static int cmd_add_node(struct rc *rc, int argc, char **argv) {
         ret = 0;
         goto out;
     }
-    if (addnode_wait(&s, nx, master, rc->timeout) < 0) goto out;
+    if (addnode_wait(&s, nx, master, s.deadline) < 0) goto out;
     x = &s.nodes[nx];
-    if (rc->json) printf("{\"ok\":true,\"command\":\"add-node\",\"id\":\"%s\",\"role\":\"%s\",\"master\":%s%s%s}\n", x->id, master >= 0 ? "replica" : "master",
+    if (rc->json) rc_json_outf(rc, "{\"ok\":true,\"command\":\"add-node\",\"id\":\"%s\",\"role\":\"%s\",\"master\":%s%s%s}\n", x->id, master >= 0 ? "replica" : "master",
                          master >= 0 ? "\"" : "", master >= 0 ? s.nodes[master].id : "null", master >= 0 ? "\"" : "");
     else printf("add-node: %s:%d (%.40s) joined as %s\n", x->ip, x->port, x->id, master >= 0 ? "a replica" : "an empty master");
     ret = 0;
@@ -7393,8 +7597,7 @@ static int container_serves(const json_value_s *c, const struct snode *x) {
 static void sess_find_up_nodes(struct rc *rc, struct session *s, unsigned char *mine, sds *data_dir) {
     struct docker d;
     json_value_s *all = NULL;
-    sds saved = rc->err ? sdsdup(rc->err) : NULL;
-    int kind = rc->err_kind;
+    struct rc_err_saved saved = rc_err_save(rc);
     docker_init_closed(&d, rc);
     if (docker_open(rc, &d) == 0 && docker_list_by_label(&d, "containers", LABEL_CLUSTER, NULL, &all) == 0)
         for (size_t k = 0; k < json_length(all); k++)
@@ -7406,9 +7609,7 @@ static void sess_find_up_nodes(struct rc *rc, struct session *s, unsigned char *
             }
     json_free(all);
     docker_free(&d);
-    sdsfree(rc->err);
-    rc->err = saved;
-    rc->err_kind = kind;
+    rc_err_restore(rc, &saved);
 }
 
 static int up_persist_node_timeout(struct rc *rc, const char *dir, long ms);
@@ -7456,7 +7657,7 @@ static int cmd_set_timeout(struct rc *rc, int argc, char **argv) {
     else if (ours) rc_warn(rc, "%d node(s) run in containers made by `rcluster up`: set now, but their redis.conf and the "
                                "manifest could not be rewritten (a restart goes back to the recorded timeout): %s", ours,
                            rc->err ? rc->err : "no data dir label");
-    if (rc->json) printf("{\"ok\":%s,\"command\":\"set-timeout\",\"timeout_ms\":%ld,\"nodes\":%d,\"set\":%d,\"persisted\":%d}\n",
+    if (rc->json) rc_json_outf(rc, "{\"ok\":%s,\"command\":\"set-timeout\",\"timeout_ms\":%ld,\"nodes\":%d,\"set\":%d,\"persisted\":%d}\n",
                          set == s.n ? "true" : "false", ms, s.n, set, persisted);
     else printf("set-timeout: cluster-node-timeout %ld ms set on %d of %d node(s), persisted on %d\n", ms, set, s.n, persisted);
     rc->json_done = rc->json;
@@ -7586,7 +7787,7 @@ static int cmd_call(struct rc *rc, int argc, char **argv) {
         first = 0;
         resp_free(rep);
     }
-    if (rc->json && js) printf("%s]}\n", js);
+    if (rc->json && js) rc_json_outf(rc, "%s]}\n", js);
     ret = errors ? rc_fail(rc, "call: %d node(s) answered with an error or not at all", errors) : 0;
 out:
     sdsfree(js);
@@ -7675,7 +7876,7 @@ static int cmd_info(struct rc *rc, int argc, char **argv) {
     if (rc->json) {
         js = rc_json_str(rc_catprintf(js, "],\"keys\":%lld,\"nodes\":%d,\"server\":", total, s.n), servers);
         js = rc_cat(js, "}\n");
-        if (js) fputs(js, stdout);
+        rc_json_out(rc, js);
     } else {
         if (servers) printf("Server: %s\n", servers);
         int lost = 0, open = 0;
@@ -7991,10 +8192,10 @@ static int conf_undo_one(struct rc *rc, const struct conf_undo *u, int i) {
 
 /* Undo: remove what this run created, newest first. Best effort; warns. */
 static void conf_undo_run(struct rc *rc, struct conf_undo *u) {
-    sds saved = rc->err ? sdsdup(rc->err) : NULL;
+    struct rc_err_saved saved = rc_err_save(rc);
     for (int i = u->n - 1; i >= 0; i--)
         if (!conf_undo_covered(u, u->paths[i]) && conf_undo_one(rc, u, i) < 0) rc_warn(rc, "%s", rc->err);
-    if (saved) { sdsfree(rc->err); rc->err = saved; }
+    rc_err_restore(rc, &saved);
     for (int i = 0; i < u->n; i++) sdsfree(u->paths[i]);
     u->n = 0;
 }
@@ -8285,7 +8486,7 @@ static int cmd_parse_opts(struct rc *rc, int argc, char **argv, const struct opt
         }
         else if (opt >= OPT_FIRST_COMMAND_OPT && on_opt) ret = on_opt(rc, opt, optarg, ctx);
         else ret = rc_parse_common(rc, opt == 'a' ? OPT_PASSWORD : opt, optarg);
-        if (ret < 0) rc->usage_error = 1; /* a bad option value is a usage error: exit 2 */
+        if (ret < 0) rc->err_kind = RC_ERR_USAGE; /* a bad option value is a usage error: exit 2 */
     }
     if (ret == 0) {
         while (optind < argc) pos[npos++] = argv[optind++];
@@ -8316,8 +8517,7 @@ static int cmd_create(struct rc *rc, int argc, char **argv) {
     int r = cmd_parse_opts(rc, argc, argv, opts, 2, usage_create, create_on_opt, &replicas);
     if (r) return r < 0 ? -1 : 0;
     int n = argc - optind;
-    if (n <= 0) rc->usage_error = 1;
-    if (n <= 0) return rc_fail(rc, "create: no node addresses given (see rcluster create --help)");
+    if (n <= 0) return rc_fail_as(rc, RC_ERR_USAGE, "create: no node addresses given (see rcluster create --help)");
     if (n > 1000) return rc_fail(rc, "create: at most 1000 nodes");
     struct addr *a = calloc((size_t)n, sizeof *a);
     if (!a) return rc_fail_oom(rc);
@@ -8345,12 +8545,11 @@ static int cmd_check(struct rc *rc, int argc, char **argv) {
     int r = cmd_parse_opts(rc, argc, argv, opts, 2, usage_check, check_on_opt, NULL);
     if (r) return r < 0 ? -1 : 0;
     argc = args_join_host_port(rc, argc, argv, optind, 0);
-    if (argc - optind != 1) rc->usage_error = 1;
-    if (argc - optind != 1) return rc_fail(rc, "check: expected exactly one ADDR (see rcluster check --help)");
+    if (argc - optind != 1) return rc_fail_as(rc, RC_ERR_USAGE, "check: expected exactly one ADDR (see rcluster check --help)");
     struct addr a;
     if (addr_parse(rc, argv[optind], &a) < 0) return -1;
     int h = check_cluster(rc, a.ip, a.port, CHECK_REPORT);
-    return h < 0 ? -1 : h == 0 ? 0 : RC_EXIT_UNHEALTHY;
+    return h < 0 ? -1 : h == 0 ? 0 : rc_fail_unhealthy(rc);
 }
 
 /* ====================================================================== */
@@ -8507,7 +8706,7 @@ static int up_on_opt(struct rc *rc, int opt, const char *arg, void *ctx) {
     case OPT_UP_DATA_DIR: o->data_dir = arg; return 0;
     case OPT_UP_ANNOUNCE: o->announce = arg; return 0;
     case OPT_UP_INSECURE: o->insecure = 1; return 0;
-    case OPT_UP_DRY_RUN: rc->dry_run = 1; return 0;
+    case OPT_UP_DRY_RUN: rc->dry_run = 1; rc_plan_begin(rc); return 0;
     case OPT_UP_PURGE: o->purge = 1; return 0;
     case OPT_UP_FROM: o->from = arg; return 0;
     case OPT_UP_TAG: o->tag = arg; o->tag_set = 1; return 0;
@@ -8625,7 +8824,17 @@ static const char **up_field_str(struct up_opts *o, const struct up_field *f) { 
 
 /* The manifest text: rcluster's version, the name, every shaping option and the server
  * the image runs; whether there is a password, never the password. NULL on OOM. */
-static sds up_manifest_render(struct rc *rc, struct up_opts *o, const char *server) {
+/* What a run derived where the manifest records an option: the image it really runs,
+ * where it published, the size a scale reached (NULL or -1: the option's own value). */
+struct up_derived { const char *server, *image, *publish_ip; int nodes, replicas; };
+
+static sds up_manifest_render(struct rc *rc, const struct up_opts *opts, const struct up_derived *dv) {
+    struct up_opts v = *opts, *o = &v;   /* a copy: the options stay as they were parsed */
+    if (dv->image) v.image = dv->image;
+    if (dv->publish_ip) v.publish_ip = dv->publish_ip;
+    if (dv->nodes >= 0) v.nodes = dv->nodes;
+    if (dv->replicas >= 0) v.replicas = dv->replicas;
+    const char *server = dv->server;
     sds s = rc_json_str(sdsnew("{\"rcluster\":\"" RCLUSTER_VERSION "\",\"name\":"), o->name);
     for (int k = 0; k < UP_FIELDS; k++) {
         const struct up_field *f = &up_fields[k];
@@ -8799,7 +9008,9 @@ struct up_node {
 };
 
 struct up_plan {
-    struct up_opts *o;
+    const struct up_opts *o;
+    int n;                    /* the nodes the steps work on, 1..n: --nodes (a scale narrows it
+                                 to the size it grows to while it adds nodes) */
     sds data_dir;
     uint32_t net;
     int prefix;
@@ -8815,6 +9026,9 @@ struct up_plan {
     int host_net;             /* --network host: no Docker network, nodes on the host's ports */
     char bind_ip[16];         /* host mode: the address every node binds */
     int entry_is_server;      /* the image's Entrypoint is the server itself: Cmd is only the conf */
+    const char *image;        /* the image it runs: --image, or local_image when up built it */
+    const char *publish_ip;   /* where ports are published (bridge: --publish-ip, else --announce's
+                                 address; host mode: the bind address, which up_check_ports probes) */
 };
 
 static void up_plan_free(struct up_plan *p) {
@@ -8824,14 +9038,14 @@ static void up_plan_free(struct up_plan *p) {
 }
 
 /* Bridge mode: the subnet, the gateway, what nodes announce and where ports are published. */
-static int up_plan_bridge(struct rc *rc, struct up_opts *o, struct up_plan *p) {
+static int up_plan_bridge(struct rc *rc, const struct up_opts *o, struct up_plan *p) {
     if (o->bind) return rc_fail(rc, "--bind is for --network host; in bridge mode ports are published on --publish-ip");
     if (conf_parse_cidr(o->subnet, &p->net, &p->prefix) < 0)
-        return rc_fail(rc, "--subnet '%s': expected an IPv4 network like 10.38.0.0/16 (host bits zero)", o->subnet);
+        return rc_fail_as(rc, RC_ERR_USAGE, "--subnet '%s': expected an IPv4 network like 10.38.0.0/16 (host bits zero)", o->subnet);
     if (!conf_cidr_is_private(p->net, p->prefix))
         rc_warn(rc, "--subnet %s is not private address space (RFC 1918); it may hide real hosts", o->subnet);
     if (conf_cidr_host(p->net, p->prefix, 1, p->gateway) < 0)
-        return rc_fail(rc, "--subnet %s is too small", o->subnet);
+        return rc_fail_as(rc, RC_ERR_USAGE, "--subnet %s is too small", o->subnet);
     if (strcmp(o->announce, "container") != 0) {
         uint32_t a;
         if (conf_parse_ipv4(o->announce, &a) < 0) return rc_fail(rc, "--announce '%s': expected 'container' or an IPv4 address", o->announce);
@@ -8842,26 +9056,26 @@ static int up_plan_bridge(struct rc *rc, struct up_opts *o, struct up_plan *p) {
             return rc_fail(rc, "--announce %s: inside a container that address is the container itself, so the nodes could "
                                "not reach each other; announce an address of this host that containers can reach (e.g. its "
                                "LAN address)", o->announce);
-        if (!o->publish_ip_set) o->publish_ip = o->announce;
+        if (!o->publish_ip_set) p->publish_ip = o->announce;
         snprintf(p->announce_ip, sizeof p->announce_ip, "%s", o->announce);
     }
     uint32_t pub;
-    if (conf_parse_ipv4(o->publish_ip, &pub) < 0) return rc_fail(rc, "--publish-ip '%s': expected an IPv4 address", o->publish_ip);
+    if (conf_parse_ipv4(p->publish_ip, &pub) < 0) return rc_fail(rc, "--publish-ip '%s': expected an IPv4 address", p->publish_ip);
     if (p->announce_ip[0] && (pub >> 24) == 127)
         return rc_fail(rc, "--announce %s needs the ports published on that address (or 0.0.0.0), not on --publish-ip %s",
-                       o->announce, o->publish_ip);
+                       o->announce, p->publish_ip);
     int loopback = (pub >> 24) == 127;
     if (!loopback && !rc->password && !o->insecure)
         return rc_fail(rc, "--publish-ip %s exposes the nodes beyond this host without a password; "
-                           "give --password-file F (or RCLUSTER_PASSWORD), or --insecure to accept that", o->publish_ip);
-    snprintf(p->connect_ip, sizeof p->connect_ip, "%s", pub == 0 ? "127.0.0.1" : o->publish_ip);
+                           "give --password-file F (or RCLUSTER_PASSWORD), or --insecure to accept that", p->publish_ip);
+    snprintf(p->connect_ip, sizeof p->connect_ip, "%s", pub == 0 ? "127.0.0.1" : p->publish_ip);
     return 0;
 }
 
 /* Host mode (--network host): no Docker network; node i listens on the host at BIND,
  * port BASE+i-1 (bus +10000), and announces --announce IP, else BIND. Nothing is
  * published, so --subnet and --publish-ip mean nothing here and are refused. */
-static int up_plan_host(struct rc *rc, struct up_opts *o, struct up_plan *p) {
+static int up_plan_host(struct rc *rc, const struct up_opts *o, struct up_plan *p) {
     p->host_net = 1;
     if (o->subnet_given)
         return rc_fail(rc, "--subnet has no meaning with --network host: the containers use the host's own network, "
@@ -8887,17 +9101,20 @@ static int up_plan_host(struct rc *rc, struct up_opts *o, struct up_plan *p) {
         snprintf(p->announce_ip, sizeof p->announce_ip, "%s", bind);
     }
     /* up_check_ports probes the bind address: exactly what the nodes will bind. */
-    o->publish_ip = p->bind_ip;
+    p->publish_ip = p->bind_ip;
     snprintf(p->connect_ip, sizeof p->connect_ip, "%s", b == 0 ? "127.0.0.1" : bind);
     return 0;
 }
 
 /* Validate the options and derive addresses, ports and paths. Changes nothing. */
-static int up_plan_make(struct rc *rc, struct up_opts *o, struct up_plan *p) {
+static int up_plan_make(struct rc *rc, const struct up_opts *o, struct up_plan *p) {
     memset(p, 0, sizeof *p);
     p->o = o;
+    p->n = o->nodes;
+    p->image = o->image;
+    p->publish_ip = o->publish_ip;
     if (!conf_valid_name(o->name))
-        return rc_fail(rc, "--name '%s': expected [a-zA-Z0-9][a-zA-Z0-9_.-]* (at most 48 characters)", o->name);
+        return rc_fail_as(rc, RC_ERR_USAGE, "--name '%s': expected [a-zA-Z0-9][a-zA-Z0-9_.-]* (at most 48 characters)", o->name);
     if (!up_valid_image(o->image)) return rc_fail(rc, "--image '%s': not a valid image reference", o->image);
     if (o->nodes < 3 * (o->replicas + 1))
         return rc_fail(rc, "--nodes %d with --replicas %d: a cluster needs at least 3 masters, so at least %d nodes",
@@ -8977,10 +9194,10 @@ static sds up_container_body(struct up_plan *p, struct up_node *n) {
     uid_t uid;
     gid_t gid;
     conf_container_ids(&uid, &gid);
-    const char *pub = p->o->publish_ip;
+    const char *pub = p->publish_ip;
     const char *server = p->server[0] ? p->server : "redis";
     sds s = sdsnew("{\"Image\":");
-    s = rc_json_str(s, p->o->image);
+    s = rc_json_str(s, p->image);
     /* The conf dir is /etc/redis or /etc/valkey, as each server's packages have it. */
     if (p->entry_is_server) s = rc_catprintf(s, ",\"Cmd\":[\"/etc/%s/redis.conf\"]", server);
     else s = rc_catprintf(s, ",\"Cmd\":[\"%s-server\",\"/etc/%s/redis.conf\"]", server, server);
@@ -9060,7 +9277,7 @@ static int up_inspect_existing(struct docker *d, struct up_plan *p) {
         p->network_exists = 1;
         json_free(v);
     }
-    for (int k = 0; k < p->o->nodes; k++) {
+    for (int k = 0; k < p->n; k++) {
         struct up_node *n = &p->nodes[k];
         r = docker_inspect(d, "containers", n->name, &v);
         if (r < 0) return -1;
@@ -9084,12 +9301,12 @@ static int up_inspect_existing(struct docker *d, struct up_plan *p) {
     for (size_t k = 0; k < json_length(all); k++) {
         const char *nl = docker_label(json_at(all, k), LABEL_NODE);
         long v2;
-        if (nl && rc_parse_int(nl, 1, 100000, &v2) == 0 && v2 > p->o->nodes) extra++;
+        if (nl && rc_parse_int(nl, 1, 100000, &v2) == 0 && v2 > p->n) extra++;
     }
     json_free(all);
     if (extra)
         return rc_fail(rc, "cluster '%s' has %d container(s) beyond --nodes %d; pass its original --nodes, or change its size "
-                           "and keep its data with `rcluster scale --name %s --masters M --replicas R`", p->o->name, extra, p->o->nodes, p->o->name);
+                           "and keep its data with `rcluster scale --name %s --masters M --replicas R`", p->o->name, extra, p->n, p->o->name);
     return 0;
 }
 
@@ -9103,7 +9320,7 @@ static int image_make(struct rc *rc, struct docker *d, const char *binary, const
  * no surprise substitution. */
 static int up_ensure_image(struct docker *d, struct up_plan *p) {
     struct rc *rc = d->rc;
-    const char *image = p->o->image;
+    const char *image = p->image;
     int r = docker_image_present(d, image);
     if (r != 0) return r < 0 ? -1 : 0;
     rc_progress(rc, "Image %s is not present; pulling it", image);
@@ -9129,7 +9346,7 @@ static int up_ensure_image(struct docker *d, struct up_plan *p) {
     sdsfree(id);
     sdsfree(binary);
     if (r < 0) return rc_wrap(rc, "image %s could not be pulled, nor %s built", image, p->local_image);
-    p->o->image = p->local_image;
+    p->image = p->local_image;
     return 0;
 }
 
@@ -9174,13 +9391,13 @@ static int up_port_free(const char *ip, int port) {
 }
 
 static int up_check_ports(struct rc *rc, struct up_plan *p) {
-    for (int k = 0; k < p->o->nodes; k++) {
+    for (int k = 0; k < p->n; k++) {
         struct up_node *n = &p->nodes[k];
         if (n->exists) continue;
         int ports[2] = { n->host_port, n->bus_port };
         for (int j = 0; j < 2; j++)
-            if (!up_port_free(p->o->publish_ip, ports[j]))
-                return rc_fail(rc, "port %s:%d (for %s) is already in use; choose another --port", p->o->publish_ip, ports[j], n->name);
+            if (!up_port_free(p->publish_ip, ports[j]))
+                return rc_fail(rc, "port %s:%d (for %s) is already in use; choose another --port", p->publish_ip, ports[j], n->name);
     }
     return 0;
 }
@@ -9203,13 +9420,17 @@ static int up_create_network(struct docker *d, struct up_plan *p) {
  * for the undo. In dry-run print them instead, password masked. */
 static int up_write_configs(struct rc *rc, struct up_plan *p) {
     if (!rc->dry_run && conf_claim_data_dir(rc, p->data_dir, p->o->name, &p->undo) < 0) return -1;
-    for (int k = 0; k < p->o->nodes; k++) {
+    for (int k = 0; k < p->n; k++) {
         struct up_node *n = &p->nodes[k];
         if (!n->write_conf) continue;
         sds text = up_node_conf(rc, p, n, rc->dry_run);
         if (!text) return rc_fail_oom(rc);
         int r = 0;
-        if (rc->dry_run) printf("# %s/node-%d/conf/redis.conf\n%s\n", p->data_dir, n->i, text);
+        if (rc->dry_run) {
+            sds path = rc_sprintf("%s/node-%d/conf/redis.conf", p->data_dir, n->i);
+            rc_plan_file(rc, path ? path : "?", text);
+            sdsfree(path);
+        }
         else r = conf_write_node(rc, p->data_dir, n->i, text, &p->undo);
         sdsfree(text);
         if (r < 0) return -1;
@@ -9221,9 +9442,10 @@ static int up_write_configs(struct rc *rc, struct up_plan *p) {
  * server the image runs); recorded for the undo like the configs. */
 static int up_write_manifest(struct rc *rc, struct up_plan *p) {
     if (p->have_manifest) return 0;
-    sds man = up_manifest_render(rc, p->o, p->server), path = rc_sprintf("%s/" CONF_MANIFEST, p->data_dir);
+    struct up_derived dv = { p->server, p->image, p->publish_ip, -1, -1 };
+    sds man = up_manifest_render(rc, p->o, &dv), path = rc_sprintf("%s/" CONF_MANIFEST, p->data_dir);
     int r = man && path ? 0 : rc_fail_oom(rc);
-    if (r == 0 && rc->dry_run) printf("# %s\n%s\n", path, man);
+    if (r == 0 && rc->dry_run) rc_plan_file(rc, path, man);
     else if (r == 0) r = conf_create_file(rc, path, man, 0600, &p->undo);
     sdsfree(man);
     sdsfree(path);
@@ -9250,7 +9472,8 @@ static int up_persist_node_timeout(struct rc *rc, const char *dir, long ms) {
     if (r == 0) r = rc_fail(rc, "%s has no manifest", dir);
     if (r == 1) r = up_manifest_merge_dir(rc, &o, doc, dir);
     o.node_timeout = (int)ms;
-    sds man = r == 0 ? up_manifest_render(rc, &o, o.server) : NULL;
+    struct up_derived dv = { o.server, NULL, NULL, -1, -1 };
+    sds man = r == 0 ? up_manifest_render(rc, &o, &dv) : NULL;
     sds path = r == 0 ? rc_sprintf("%s/" CONF_MANIFEST, dir) : NULL;
     if (r == 0) r = man && path ? conf_rewrite_file(rc, path, man, 0) : rc_fail_oom(rc);
     for (int i = 1; r >= 0 && i <= o.nodes; i++) {
@@ -9302,7 +9525,7 @@ static int up_same_password(struct rc *rc, struct up_plan *p, const char *path, 
  * existing conf, it must be exactly what these options would write. Reads only. */
 static int up_preflight_confs(struct rc *rc, struct up_plan *p) {
     int ret = 0;
-    for (int k = 0; ret == 0 && k < p->o->nodes; k++) {
+    for (int k = 0; ret == 0 && k < p->n; k++) {
         struct up_node *n = &p->nodes[k];
         sds path = rc_cat(conf_node_dir(p->data_dir, n->i, "conf"), "/redis.conf");
         if (!path) return rc_fail_oom(rc);
@@ -9329,7 +9552,7 @@ static int up_reconnect_network(struct docker *d, struct up_plan *p) {
     if (!p->network_created || d->rc->dry_run) return 0;
     sds path = rc_sprintf("/networks/%s/connect", p->o->name);
     int ret = path ? 0 : rc_fail_oom(d->rc);
-    for (int k = 0; ret == 0 && k < p->o->nodes; k++) {
+    for (int k = 0; ret == 0 && k < p->n; k++) {
         struct up_node *n = &p->nodes[k];
         if (!n->exists || n->created) continue;
         sds body = rc_json_str(sdsnew("{\"Container\":"), n->name);
@@ -9394,7 +9617,7 @@ static const char *up_probe_image(struct docker *d, struct up_plan *p) {
         { "valkey", "/usr/local/bin/valkey-server" }, { "valkey", "/usr/bin/valkey-server" },
         { "redis", "/usr/local/bin/redis-server" }, { "redis", "/usr/bin/redis-server" } };
     struct rc *rc = d->rc;
-    sds body = rc_cat(rc_json_str(sdsnew("{\"Image\":"), p->o->image), ",\"Entrypoint\":[\"/nonexistent\"],\"Labels\":");
+    sds body = rc_cat(rc_json_str(sdsnew("{\"Image\":"), p->image), ",\"Entrypoint\":[\"/nonexistent\"],\"Labels\":");
     body = rc_cat(up_labels_json(body, p, 0), "}");
     json_value_s *v = NULL;
     const char *found = NULL;
@@ -9413,9 +9636,9 @@ static const char *up_probe_image(struct docker *d, struct up_plan *p) {
         if (st >= 200 && st < 300) found = paths[k][0];
     }
     sds del = rc_sprintf("/containers/%s?force=1", id);
-    sds saved = rc->err ? sdsdup(rc->err) : NULL;
+    struct rc_err_saved saved = rc_err_save(rc);
     if (!del || docker_call(d, "DELETE", del, NULL, NULL, 404) < 0) rc_warn(rc, "could not remove probe container %.12s", id);
-    if (saved) { sdsfree(rc->err); rc->err = saved; }
+    rc_err_restore(rc, &saved);
     sdsfree(del);
     json_free(v);
     return found;
@@ -9426,7 +9649,7 @@ static int up_detect_server(struct docker *d, struct up_plan *p) {
     struct rc *rc = d->rc;
     if (p->server[0]) return 0;
     if (p->o->server) { snprintf(p->server, sizeof p->server, "%s", p->o->server); return 0; }
-    sds path = rc_sprintf("/images/%s/json", p->o->image);
+    sds path = rc_sprintf("/images/%s/json", p->image);
     json_value_s *img = NULL;
     int st = path ? docker_call_json(d, "GET", path, NULL, &img, 404) : rc_fail_oom(rc);
     sdsfree(path);
@@ -9436,7 +9659,7 @@ static int up_detect_server(struct docker *d, struct up_plan *p) {
     if (!srv && st != 404 && !rc->dry_run) srv = up_probe_image(d, p);
     if (!srv && st != 404)
         rc_warn(rc, "cannot tell from image %s (its config, its files) whether it runs redis-server or valkey-server; assuming redis-server "
-                    "(pass --server valkey if it runs Valkey)", p->o->image);
+                    "(pass --server valkey if it runs Valkey)", p->image);
     snprintf(p->server, sizeof p->server, "%s", srv ? srv : "redis");
     return 0;
 }
@@ -9445,13 +9668,13 @@ static int up_detect_server(struct docker *d, struct up_plan *p) {
 static int up_create_containers(struct docker *d, struct up_plan *p) {
     struct rc *rc = d->rc;
     int todo = 0;
-    for (int k = 0; k < p->o->nodes; k++) todo += !p->nodes[k].exists;
+    for (int k = 0; k < p->n; k++) todo += !p->nodes[k].exists;
     if (todo && up_detect_server(d, p) < 0) return -1;
-    struct docker_req *reqs = calloc((size_t)p->o->nodes, sizeof *reqs);
-    int *idx = calloc((size_t)p->o->nodes, sizeof *idx);
+    struct docker_req *reqs = calloc((size_t)p->n, sizeof *reqs);
+    int *idx = calloc((size_t)p->n, sizeof *idx);
     int m = 0, ret = 0;
     if (!reqs || !idx) { free(reqs); free(idx); return rc_fail_oom(rc); }
-    for (int k = 0; ret == 0 && k < p->o->nodes; k++) {
+    for (int k = 0; ret == 0 && k < p->n; k++) {
         struct up_node *n = &p->nodes[k];
         if (n->exists) continue;
         reqs[m].method = "POST";
@@ -9461,7 +9684,7 @@ static int up_create_containers(struct docker *d, struct up_plan *p) {
         if (!reqs[m - 1].path || !reqs[m - 1].body) ret = rc_fail_oom(rc);
     }
     if (ret == 0 && m) {
-        rc_progress(rc, "Creating %d container(s) from %s (%s-server)", m, p->o->image, p->server);
+        rc_progress(rc, "Creating %d container(s) from %s (%s-server)", m, p->image, p->server);
         ret = docker_call_parallel(d, reqs, m);
     }
     for (int j = 0; j < m; j++) {
@@ -9500,15 +9723,15 @@ static int up_start_range(struct docker *d, struct up_plan *p, int from, int to,
  * A fresh master keeps cluster_state:fail for its first 2 s; starting the masters first
  * lets that delay run out while the daemon is still starting the replicas. */
 static int up_start_containers(struct docker *d, struct up_plan *p) {
-    int masters = p->o->nodes / (p->o->replicas + 1);
+    int masters = p->n / (p->o->replicas + 1);
     if (up_start_range(d, p, 0, masters, "master ") < 0) return -1;
-    return up_start_range(d, p, masters, p->o->nodes, masters < p->o->nodes ? "replica " : "");
+    return up_start_range(d, p, masters, p->n, masters < p->n ? "replica " : "");
 }
 
 /* Why a node did not come up: its state and last log lines. */
 static void up_explain_node(struct docker *d, struct up_node *n) {
     struct rc *rc = d->rc;
-    sds saved = rc->err ? sdsdup(rc->err) : NULL;
+    struct rc_err_saved saved = rc_err_save(rc);
     json_value_s *v = NULL;
     sds state = NULL;
     if (docker_inspect(d, "containers", n->name, &v) == 1) {
@@ -9519,7 +9742,7 @@ static void up_explain_node(struct docker *d, struct up_node *n) {
     }
     json_free(v);
     sds logs = docker_container_logs(d, n->name, 20);
-    if (saved) { sdsfree(rc->err); rc->err = saved; }
+    rc_err_restore(rc, &saved);
     rc_wrap(rc, "container %s (%s) did not answer; its last log lines:\n%s\n", n->name, state ? state : "state unknown",
             logs && sdslen(logs) ? logs : "(no output)");
     sdsfree(state);
@@ -9542,8 +9765,8 @@ static int up_container_alive(struct docker *d, struct up_node *n) {
 /* Wait until every node answers PING through its published port. */
 static int up_wait_ping(struct docker *d, struct up_plan *p, int64_t deadline) {
     struct rc *rc = d->rc;
-    rc_progress(rc, "Waiting for %d nodes to answer PING", p->o->nodes);
-    for (int k = 0; k < p->o->nodes; k++) {
+    rc_progress(rc, "Waiting for %d nodes to answer PING", p->n);
+    for (int k = 0; k < p->n; k++) {
         struct up_node *n = &p->nodes[k];
         for (;;) {
             int64_t step = rc_now_ms() + 1000;
@@ -9573,10 +9796,10 @@ static int up_wait_healthy(struct rc *rc, struct up_plan *p, int64_t deadline) {
 static void up_rollback(struct docker *d, struct up_plan *p) {
     struct rc *rc = d->rc;
     if (rc->dry_run) return;
-    sds saved = rc->err ? sdsdup(rc->err) : NULL;
+    struct rc_err_saved saved = rc_err_save(rc);
     int m = 0;
-    struct docker_req *reqs = calloc((size_t)p->o->nodes, sizeof *reqs);
-    for (int k = 0; reqs && k < p->o->nodes; k++) {
+    struct docker_req *reqs = calloc((size_t)p->n, sizeof *reqs);
+    for (int k = 0; reqs && k < p->n; k++) {
         if (!p->nodes[k].created) continue;
         reqs[m].method = "DELETE";
         reqs[m].allow = 404;
@@ -9595,7 +9818,7 @@ static void up_rollback(struct docker *d, struct up_plan *p) {
     }
     if (p->undo.n) rc_progress(rc, "Removing the %d directories this run created", p->undo.n);
     conf_undo_run(rc, &p->undo);
-    if (saved) { sdsfree(rc->err); rc->err = saved; }
+    rc_err_restore(rc, &saved);
 }
 
 static void up_print_connect(struct rc *rc, struct up_plan *p) {
@@ -9605,22 +9828,22 @@ static void up_print_connect(struct rc *rc, struct up_plan *p) {
     if (!p->announce_ip[0])
         printf("Nodes announce container addresses (%s..%s:6379): redirections work from this host and other\n"
                "containers on network %s; use --announce IP for clients elsewhere.\n",
-               p->nodes[0].ip, p->nodes[p->o->nodes - 1].ip, p->o->name);
+               p->nodes[0].ip, p->nodes[p->n - 1].ip, p->o->name);
     printf("Data: %s   Remove: rcluster down --name %s [--purge]\n", p->data_dir, p->o->name);
 }
 
 /* engine_create asks before changing nodes; these are nodes this run just made. */
 static int up_form_cluster(struct rc *rc, struct up_plan *p) {
-    struct engine_addr *a = calloc((size_t)p->o->nodes, sizeof *a);
+    struct engine_addr *a = calloc((size_t)p->n, sizeof *a);
     if (!a) return rc_fail_oom(rc);
     int ret = 0;
-    for (int k = 0; k < p->o->nodes && ret == 0; k++) {
+    for (int k = 0; k < p->n && ret == 0; k++) {
         a[k].host = sdsnew(p->connect_ip);
         a[k].port = p->nodes[k].host_port;
         if (!a[k].host) ret = rc_fail_oom(rc);
     }
-    if (ret == 0) ret = engine_create(rc, a, p->o->nodes, p->o->replicas, ENGINE_NO_CONFIRM);
-    for (int k = 0; k < p->o->nodes; k++) sdsfree(a[k].host);
+    if (ret == 0) ret = engine_create(rc, a, p->n, p->o->replicas, ENGINE_NO_CONFIRM);
+    for (int k = 0; k < p->n; k++) sdsfree(a[k].host);
     free(a);
     return ret;
 }
@@ -9630,7 +9853,7 @@ static int up_form_cluster(struct rc *rc, struct up_plan *p) {
 static int up_rerun(struct docker *d, struct up_plan *p, int64_t deadline) {
     struct rc *rc = d->rc;
     int missing = 0, stopped = 0;
-    for (int k = 0; k < p->o->nodes; k++) {
+    for (int k = 0; k < p->n; k++) {
         struct up_node *n = &p->nodes[k];
         if (!n->exists) {
             missing++;
@@ -9706,7 +9929,7 @@ static void image_server_version(struct docker *d, const char *image, const char
     body = rc_catprintf(body, "\"%s-server\"],\"Cmd\":[\"--version\"],\"NetworkDisabled\":true,\"Labels\":{\"" LABEL_CLUSTER "\":", server);
     body = rc_cat(rc_json_str(body, cluster), "}}");
     json_value_s *c = NULL;
-    sds saved = rc->err ? sdsdup(rc->err) : NULL;
+    struct rc_err_saved saved = rc_err_save(rc);
     const char *id = body && docker_call_json(d, "POST", "/containers/create", body, &c, 0) >= 0 ? json_string(json_get(c, "Id")) : NULL;
     sdsfree(body);
     if (id) {
@@ -9723,8 +9946,7 @@ static void image_server_version(struct docker *d, const char *image, const char
         sdsfree(del);
     }
     json_free(c);
-    sdsfree(rc->err);   /* a failed probe is no failure: the values are checked later */
-    rc->err = saved;
+    rc_err_restore(rc, &saved);   /* a failed probe is no failure: the caller decides */
 }
 
 /* cluster-databases N among the --config lines (Valkey >= 9.0), else 1. */
@@ -9783,13 +10005,12 @@ static int up_restore_fill(struct rc *rc, struct up_plan *p) {
 static int up_fresh(struct docker *d, struct up_plan *p, int64_t deadline) {
     struct rc *rc = d->rc;
     int with_state = 0;
-    for (int k = 0; k < p->o->nodes; k++) with_state += conf_node_has_state(p->data_dir, p->nodes[k].i);
-    if (with_state && with_state < p->o->nodes)
+    for (int k = 0; k < p->n; k++) with_state += conf_node_has_state(p->data_dir, p->nodes[k].i);
+    if (with_state && with_state < p->n)
         return rc_fail(rc, "%d of %d nodes have cluster state in %s but the others do not; start over with "
-                           "`rcluster down --name %s --purge && rcluster up --name %s`", with_state, p->o->nodes, p->data_dir,
+                           "`rcluster down --name %s --purge && rcluster up --name %s`", with_state, p->n, p->data_dir,
                        p->o->name, p->o->name);
     if (p->o->restore && with_state) {
-        rc->usage_error = 1;
         return rc_fail_as(rc, RC_ERR_USAGE, "up --restore: cluster '%s' has kept data in %s; --restore makes a new cluster only (start it with "
                           "`rcluster up --name %s`, then `rcluster restore`)", p->o->name, p->data_dir, p->o->name);
     }
@@ -9842,7 +10063,7 @@ static int up_locate_data_dir(struct docker *d, const struct up_opts *o, const c
 #define SWARM_ANNOUNCE_HOST "swarm-node"
 static int swarm_up(struct rc *rc, struct up_opts *o, int64_t deadline);
 static int swarm_down(struct rc *rc, struct up_opts *o);
-static int swarm_status(struct rc *rc, struct up_opts *o);
+static int swarm_status(struct rc *rc, const struct up_opts *o);
 
 /* up = options -> plan -> what exists (and what the manifest recorded) -> preflight ->
  * apply -> wait -> report. The plan is made twice: first from the options alone (so
@@ -9852,13 +10073,12 @@ static int cmd_up(struct rc *rc, int argc, char **argv) {
     struct up_opts o;
     up_opts_defaults(&o);
     int r = cmd_parse_opts(rc, argc, argv, up_longopts, (int)(sizeof up_longopts / sizeof up_longopts[0]), usage_up, up_on_opt, &o);
-    if (r == 0 && optind < argc) { rc->usage_error = 1; r = rc_fail(rc, "up: unexpected argument '%s'", argv[optind]); }
+    if (r == 0 && optind < argc) { r = rc_fail_as(rc, RC_ERR_USAGE, "up: unexpected argument '%s'", argv[optind]); }
     if (r) { free(o.configs); return r < 0 ? -1 : 0; }
     int64_t deadline = rc_now_ms() + (int64_t)(rc->timeout * 1000);
     if (o.swarm && !(o.given & UPG_ANNOUNCE)) o.announce = SWARM_ANNOUNCE_HOST;   /* --swarm's own default */
     if (o.swarm && o.restore) {
         free(o.configs);
-        rc->usage_error = 1;
         return rc_fail_as(rc, RC_ERR_USAGE, "up --swarm --restore: not supported; once the services are up, run `rcluster restore ADDR %s`", o.restore);
     }
     if (o.swarm) { r = swarm_up(rc, &o, deadline); free(o.configs); return r; }
@@ -9886,7 +10106,6 @@ static int cmd_up(struct rc *rc, int argc, char **argv) {
         if (!any) rc_progress(rc, "%s cluster '%s': %d nodes, %d replica(s) per master, Engine API %s",
                               recorded ? "Starting recorded" : "Creating", o.name, o.nodes, o.replicas, rc->api_version);
         if (any && o.restore) {
-            rc->usage_error = 1;
             ret = rc_fail_as(rc, RC_ERR_USAGE, "up --restore: cluster '%s' already exists (its containers or network); --restore makes a new "
                              "cluster only: put the backup into this one with `rcluster restore %s:%d %s`", o.name, p.connect_ip, p.nodes[0].host_port, o.restore);
         } else ret = any ? up_rerun(&d, &p, deadline) : up_fresh(&d, &p, deadline);
@@ -9909,7 +10128,7 @@ static int down_parse_opts(struct rc *rc, const char *cmd, int argc, char **argv
     int r = cmd_parse_opts(rc, argc, argv, down_longopts, nopts, usage, up_on_opt, o);
     free(o->configs);   /* only `up` uses --config lines */
     o->configs = NULL;
-    if (r == 0 && optind < argc) { rc->usage_error = 1; r = rc_fail(rc, "%s: unexpected argument '%s'", cmd, argv[optind]); }
+    if (r == 0 && optind < argc) { r = rc_fail_as(rc, RC_ERR_USAGE, "%s: unexpected argument '%s'", cmd, argv[optind]); }
     return r;
 }
 
@@ -9918,7 +10137,7 @@ static int down_parse_opts(struct rc *rc, const char *cmd, int argc, char **argv
 static int cmd_down(struct rc *rc, int argc, char **argv) {
     struct up_opts o;
     int r = down_parse_opts(rc, "down", argc, argv, 4, usage_down, &o);
-    if (r == 0 && !conf_valid_name(o.name)) r = rc_fail(rc, "--name '%s': not a valid cluster name", o.name);
+    if (r == 0 && !conf_valid_name(o.name)) r = rc_fail_as(rc, RC_ERR_USAGE, "--name '%s': not a valid cluster name", o.name);
     if (r) return r < 0 ? -1 : 0;
     if (o.swarm) return swarm_down(rc, &o);
     struct docker d;
@@ -10187,16 +10406,17 @@ static int cmd_status(struct rc *rc, int argc, char **argv) {
                                                      o.name, nc - (size_t)running, nc, o.name);
     else if (!seed_port) rc_fail(rc, "cluster '%s': no running container publishes port 6379", o.name);
     if (rc->json) {
-        js = rc_catprintf(js, "],\"running\":%d,\"healthy\":%s", running, health == 0 ? "true" : "false");
+        js = rc_catprintf(js, "],\"running\":%d,\"ok\":%s,\"healthy\":%s", running, health == 0 ? "true" : "false",
+                          health == 0 ? "true" : "false");
         js = rc_json_str(rc_cat(js, ",\"server\":"), server);
         js = rc_json_str(rc_cat(js, ",\"mid_update\":"), mid);
         if (health != 0) js = rc_json_str(rc_cat(js, ",\"problem\":"), rc->err);
         js = rc_cat(js, "}");
         if (!js) { ret = rc_fail_oom(rc); goto out; }
-        printf("%s\n", js);
+        rc_json_out(rc, js);
         sdsfree(js);
     }
-    ret = health == 0 ? 0 : RC_EXIT_UNHEALTHY;
+    ret = health == 0 ? 0 : rc_fail_unhealthy(rc);
 out:
     sdsfree(mid);
     sdsfree(server);
@@ -10327,20 +10547,19 @@ static int scale_on_opt(struct rc *rc, int opt, const char *arg, void *ctx) {
     long v;
     if (opt == OPT_SC_MASTERS) {
         if (rc_parse_int(arg, 3, UP_MAX_NODES, &v) < 0) {
-            rc->usage_error = 1;
             return rc_fail_as(rc, RC_ERR_USAGE, "--masters: expected 3 to %d (a cluster needs at least 3 masters), got '%s'", UP_MAX_NODES, arg);
         }
         so->masters = (int)v;
         return 0;
     }
     if (opt == OPT_UP_NODES) {   /* the size as a node count, N = M * (R + 1); not up's --nodes */
-        if (rc_parse_int(arg, 3, UP_MAX_NODES, &v) < 0) { rc->usage_error = 1; return rc_fail_as(rc, RC_ERR_USAGE, "--nodes: expected 3 to %d, got '%s'", UP_MAX_NODES, arg); }
+        if (rc_parse_int(arg, 3, UP_MAX_NODES, &v) < 0) { return rc_fail_as(rc, RC_ERR_USAGE, "--nodes: expected 3 to %d, got '%s'", UP_MAX_NODES, arg); }
         so->nodes = (int)v;
         return 0;
     }
     if (opt == OPT_SC_MIGRATION) return parse_migration(rc, arg, &so->migration);
     if (opt == OPT_SC_REPLICAS) {
-        if (rc_parse_int(arg, 0, 10, &v) < 0) { rc->usage_error = 1; return rc_fail_as(rc, RC_ERR_USAGE, "--replicas: expected 0 to 10, got '%s'", arg); }
+        if (rc_parse_int(arg, 0, 10, &v) < 0) { return rc_fail_as(rc, RC_ERR_USAGE, "--replicas: expected 0 to 10, got '%s'", arg); }
         so->replicas = (int)v;
         return 0;
     }
@@ -10381,6 +10600,9 @@ struct scale_run {
     struct addr *reach;       /* node k: where rcluster reaches it */
     struct addr *at;          /* node k: the address it announces (ip "" if unknown) */
     struct swarm_scale *sw;   /* with --swarm */
+    struct rc_deadline deadline;   /* the whole scale's, from --timeout: every phase shares it */
+    struct up_opts plan_up;   /* what the plan is made of: so.up (given, then merged from the
+                                 manifest) at the size 1..nmax, --replicas as resolved */
 };
 
 static void swarm_scale_free(struct swarm_scale *w);
@@ -10412,7 +10634,6 @@ static int scale_target(struct scale_run *r) {
     struct rc *rc = r->rc;
     if (r->so.replicas < 0) r->so.replicas = r->so.up.replicas;
     int per = r->so.replicas + 1;
-    rc->usage_error = 1;
     if (r->so.nodes && r->so.masters) return rc_fail_as(rc, RC_ERR_USAGE, "scale: give --masters M or --nodes N, not both");
     if (r->so.nodes && (r->so.nodes % per || r->so.nodes / per < 3))
         return rc_fail_as(rc, RC_ERR_USAGE, "--nodes %d with %d replica(s) per master: expected a multiple of %d, at least %d", r->so.nodes,
@@ -10420,7 +10641,6 @@ static int scale_target(struct scale_run *r) {
     if (r->so.nodes) r->so.masters = r->so.nodes / per;
     r->n_want = r->so.masters * per;
     if (r->n_want > UP_MAX_NODES) return rc_fail_as(rc, RC_ERR_USAGE, "--masters %d with --replicas %d: %d nodes, more than %d", r->so.masters, r->so.replicas, r->n_want, UP_MAX_NODES);
-    rc->usage_error = 0;
     return 0;
 }
 
@@ -10502,15 +10722,16 @@ static int scale_inspect(struct scale_run *r) {
     ret = up_manifest_read(rc, r->dir, &r->recorded);
     if (ret == 0) return scale_no_cluster(r);
     if (ret < 0 || up_manifest_merge_dir(rc, o, r->recorded, r->dir) < 0) return -1;
-    o->data_dir = r->dir;
     r->n_have = o->nodes;
     if (scale_target(r) < 0 || scale_highest_container(r, &hi) < 0) return -1;
     r->nmax = r->n_have > r->n_want ? r->n_have : r->n_want;
     if (hi > r->nmax) r->nmax = hi;
-    o->nodes = r->nmax;
-    o->replicas = r->so.replicas;
-    o->given = 0;
-    if (up_plan_make(rc, o, &r->p) < 0) return rc_wrap(rc, "cluster '%s' cannot grow to %d nodes; nothing changed", o->name, r->n_want);
+    r->plan_up = *o;
+    r->plan_up.data_dir = r->dir;
+    r->plan_up.nodes = r->nmax;
+    r->plan_up.replicas = r->so.replicas;
+    r->plan_up.given = 0;
+    if (up_plan_make(rc, &r->plan_up, &r->p) < 0) return rc_wrap(rc, "cluster '%s' cannot grow to %d nodes; nothing changed", o->name, r->n_want);
     r->have_plan = 1;
     r->p.have_manifest = 1;
     if (up_inspect_existing(&r->d, &r->p) < 0 || up_preflight_confs(rc, &r->p) < 0) return -1;
@@ -10533,7 +10754,6 @@ static int scale_preflight(struct scale_run *r) {
     /* --migration atomic: the masters must all offer it (nodes that join run the same image). */
     for (int i = 0; r->so.migration == MIGRATION_ATOMIC && i < s->n; i++)
         if (s->nodes[i].up && snode_is_master(&s->nodes[i]) && !(s->nodes[i].caps & (SRV_ATOMIC_VALKEY | SRV_ATOMIC_REDIS))) {
-            r->rc->usage_error = 1;
             return rc_fail_as(r->rc, RC_ERR_USAGE, "--migration atomic: %s:%d runs %s, which has no atomic slot migration; nothing changed",
                               s->nodes[i].ip, s->nodes[i].port, s->nodes[i].server);
         }
@@ -10549,7 +10769,7 @@ static int scale_preflight(struct scale_run *r) {
         for (int i = 0; ret == 0 && i < fp.n; i++)
             if (fp.v[i].action == FIX_MANUAL) ret = rc_fail(r->rc, "%s; run `rcluster fix`, then scale again; nothing changed", fp.v[i].why ? fp.v[i].why : "a slot cannot be repaired automatically");
         if (ret == 0) { fix_plan_print(s, &fp); ret = fix_apply(s, &fp, &o); }
-        if (ret == 0) ret = day2_wait_settled(s, r->rc->timeout, 0);
+        if (ret == 0) ret = day2_wait_settled(s, s->deadline, 0);
         fix_plan_free(&fp);
         if (ret < 0) return -1;
         r->changed = 1;
@@ -10653,7 +10873,7 @@ static int scale_join_new(struct scale_run *r, int todo, int *met) {
     r->changed = 1;
     rc_progress(rc, "%d node(s) met the cluster; waiting until every node knows them", todo);
     for (int i = first_new; i < s->n; i++)
-        if (addnode_wait(s, i, -1, rc->timeout) < 0) return rc_wrap(rc, "%s:%d joined but did not settle", s->nodes[i].ip, s->nodes[i].port);
+        if (addnode_wait(s, i, -1, s->deadline) < 0) return rc_wrap(rc, "%s:%d joined but did not settle", s->nodes[i].ip, s->nodes[i].port);
     return 0;
 }
 
@@ -10668,7 +10888,7 @@ static int scale_promote(struct scale_run *r) {
         if (rc_interrupted()) return rc_fail_as(r->rc, RC_ERR_INTERRUPTED, "interrupted before %s left to become a master", r->names[k]);
         rc_progress(r->rc, "%s leaves as a replica, to join again as a master", r->names[k]);
         r->changed = 1;
-        if (delnode_forget(s, i, r->rc->timeout) < 0 || act_reset(s, &s->nodes[i], "HARD") < 0 ||
+        if (delnode_forget(s, i, s->deadline) < 0 || act_reset(s, &s->nodes[i], "HARD") < 0 ||
             sess_drain(s, &s->nodes[i], "CLUSTER RESET HARD") < 0) return rc_wrap(r->rc, "%s", r->names[k]);
         rconn_close(&s->nodes[i].c);
         s->nodes[i].up = 0;
@@ -10692,7 +10912,7 @@ static int scale_add_nodes(struct scale_run *r, int64_t deadline) {
     }
     if (!todo) return 0;
     rc_progress(rc, "Adding %d node(s) (%d container(s) to create)", todo, create);
-    p->o->nodes = r->n_want;          /* the up steps work on nodes 1..want */
+    p->n = r->n_want;          /* the up steps work on nodes 1..want */
     int ret = up_check_ports(rc, p);
     if (ret == 0 && create) ret = up_ensure_image(&r->d, p);
     /* A node removed earlier left its dir (kept, as promised): set it aside so that the
@@ -10702,7 +10922,9 @@ static int scale_add_nodes(struct scale_run *r, int64_t deadline) {
         char stamp[32];
         time_t now = time(NULL);
         struct tm tmv;
-        strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", gmtime_r(&now, &tmv));
+        if (!gmtime_r(&now, &tmv)) memset(&tmv, 0, sizeof tmv);
+        snprintf(stamp, sizeof stamp, "%04d%02d%02d-%02d%02d%02d", (tmv.tm_year + 1900) % 10000, (tmv.tm_mon + 1) % 100,
+                 tmv.tm_mday % 100, tmv.tm_hour % 100, tmv.tm_min % 100, tmv.tm_sec % 100);
         sds from = conf_node_dir(p->data_dir, k + 1, NULL), to = from ? rc_sprintf("%s.removed-%s", from, stamp) : NULL;
         if (!from || !to) ret = rc_fail_oom(rc);
         else if (rename(from, to) < 0) ret = rc_fail(rc, "setting %s aside: %s", from, strerror(errno));
@@ -10715,7 +10937,7 @@ static int scale_add_nodes(struct scale_run *r, int64_t deadline) {
     if (ret == 0) ret = up_create_containers(&r->d, p);
     if (ret == 0) ret = up_start_containers(&r->d, p);
     if (ret == 0) ret = up_wait_ping(&r->d, p, deadline);
-    p->o->nodes = r->nmax;
+    p->n = r->nmax;
     int met = 0;
     if (ret == 0) ret = scale_join_new(r, todo, &met);
     if (met) {   /* these nodes are the cluster's now, and so are their files */
@@ -10765,7 +10987,7 @@ static int scale_move_slots(struct scale_run *r) {
     ret = mover_run(s, mv, nmv, &o.mo, eng, &keys, &done);
     r->keys_moved += keys;
     r->slots_moved += done;
-    if (ret == 0) ret = day2_wait_settled(s, rc->timeout, 0);
+    if (ret == 0) ret = day2_wait_settled(s, s->deadline, 0);
 out:
     for (int k = 0; k < o.nweights; k++) sdsfree(specs[k]);
     free(mv);
@@ -10795,7 +11017,7 @@ static int scale_assign_replicas(struct scale_run *r) {
     if (ret == 0 && n) sess_drain_all(s, "CLUSTER REPLICATE");
     for (int j = 0; ret == 0 && j < n; j++) {
         int k = todo[j];
-        if (addnode_wait(s, r->sidx[k], r->sidx[r->roles[k].to - 1], r->rc->timeout) < 0)
+        if (addnode_wait(s, r->sidx[k], r->sidx[r->roles[k].to - 1], s->deadline) < 0)
             ret = rc_wrap(r->rc, "%s as a replica of %s", r->names[k], r->names[r->roles[k].to - 1]);
     }
     free(todo);
@@ -10815,7 +11037,7 @@ static int scale_leave(struct scale_run *r, int *removed) {
             if (rc_interrupted()) return rc_fail_as(rc, RC_ERR_INTERRUPTED, "interrupted before removing %s", r->names[k]);
             int reset = 0;
             r->changed = 1;
-            if (delnode_remove(s, i, rc->timeout, &reset) < 0) return rc_wrap(rc, "removing %s from the cluster", r->names[k]);
+            if (delnode_remove(s, i, s->deadline, &reset) < 0) return rc_wrap(rc, "removing %s from the cluster", r->names[k]);
             rc_progress(rc, "%s left the cluster%s", r->names[k], reset ? " (CLUSTER RESET)" : "");
             /* Forgotten: no longer part of what the session judges. */
             rconn_close(&s->nodes[i].c);
@@ -10862,13 +11084,10 @@ static int scale_remove_nodes(struct scale_run *r, int *removed) {
 
 /* The one rewrite of rcluster's own file: the new size, atomically (temp, fsync, rename). */
 static int scale_write_manifest(struct scale_run *r) {
-    struct up_opts *o = &r->so.up;
-    o->nodes = r->n_want;
-    o->replicas = r->so.replicas;
     const char *server = json_string(json_get(r->recorded, "server"));
-    sds man = up_manifest_render(r->rc, o, server ? server : r->p.server), path = rc_sprintf("%s/" CONF_MANIFEST, r->dir);
+    struct up_derived dv = { server ? server : r->p.server, r->p.image, r->p.publish_ip, r->n_want, r->so.replicas };
+    sds man = up_manifest_render(r->rc, r->p.o, &dv), path = rc_sprintf("%s/" CONF_MANIFEST, r->dir);
     int ret = man && path ? rc_write_file(r->rc, path, man, sdslen(man), 0600) : rc_fail_oom(r->rc);
-    o->nodes = r->nmax;
     sdsfree(man);
     sdsfree(path);
     return ret;
@@ -10902,18 +11121,21 @@ static int cmd_scale(struct rc *rc, int argc, char **argv) {
     up_opts_defaults(&r.so.up);
     r.so.replicas = -1;
     int ret = cmd_parse_opts(rc, argc, argv, scale_longopts, (int)(sizeof scale_longopts / sizeof scale_longopts[0]), usage_scale, scale_on_opt, &r.so);
-    if (ret == 0 && optind < argc) { rc->usage_error = 1; ret = rc_fail_as(rc, RC_ERR_USAGE, "scale: unexpected argument '%s'", argv[optind]); }
-    if (ret == 0 && !r.so.masters && !r.so.nodes) { rc->usage_error = 1; ret = rc_fail_as(rc, RC_ERR_USAGE, "scale: --masters M (or --nodes N) is required (see rcluster scale --help)"); }
-    if (ret == 0 && !conf_valid_name(r.so.up.name)) { rc->usage_error = 1; ret = rc_fail_as(rc, RC_ERR_USAGE, "--name '%s': not a valid cluster name", r.so.up.name); }
+    if (ret == 0 && optind < argc) { ret = rc_fail_as(rc, RC_ERR_USAGE, "scale: unexpected argument '%s'", argv[optind]); }
+    if (ret == 0 && !r.so.masters && !r.so.nodes) { ret = rc_fail_as(rc, RC_ERR_USAGE, "scale: --masters M (or --nodes N) is required (see rcluster scale --help)"); }
+    if (ret == 0 && !conf_valid_name(r.so.up.name)) { ret = rc_fail_as(rc, RC_ERR_USAGE, "--name '%s': not a valid cluster name", r.so.up.name); }
     if (ret) { free(r.so.up.configs); return ret < 0 ? -1 : 0; }
-    int64_t t0 = rc_now_ms(), deadline = t0 + (int64_t)(rc->timeout * 1000);
+    int64_t t0 = rc_now_ms();
+    r.deadline = rc_deadline_in(rc->timeout);
     int removed = 0;
     r.nofail = NULL;
     int swarm = r.so.up.swarm;
-    if ((swarm ? swarm_scale_inspect(&r) : scale_inspect(&r)) < 0 || scale_preflight(&r) < 0 || scale_map_roles(&r) < 0) { ret = -1; goto out; }
+    if ((swarm ? swarm_scale_inspect(&r) : scale_inspect(&r)) < 0) { ret = -1; goto out; }
+    r.s.deadline = r.deadline;   /* the session's waits (joins, settling) share it too */
+    if (scale_preflight(&r) < 0 || scale_map_roles(&r) < 0) { ret = -1; goto out; }
     if (!(r.nofail = calloc((size_t)r.nmax, sizeof *r.nofail)) || !(r.nofail_was = calloc((size_t)r.nmax, sizeof *r.nofail_was))) { ret = rc_fail_oom(rc); goto out; }
     scale_print_plan(&r);
-    if (rc->dry_run) { printf("scale: dry run, nothing changed\n"); ret = 0; goto out; }
+    if (rc->dry_run) { if (!rc->json) printf("scale: dry run, nothing changed\n"); ret = 0; goto out; }
     {
         sds q = rc_sprintf("Scale cluster '%s' to %d masters with %d replica(s) each (%d nodes)%s?", r.so.up.name, r.so.masters,
                            r.so.replicas, r.n_want, r.so.up.purge && r.n_want < r.nmax ? ", deleting the data dirs of removed nodes" : "");
@@ -10921,17 +11143,17 @@ static int cmd_scale(struct rc *rc, int argc, char **argv) {
         sdsfree(q);
         if (ret < 0) goto out;
     }
-    if (scale_promote(&r) < 0 || (swarm ? swarm_scale_add(&r) : scale_add_nodes(&r, deadline)) < 0 || scale_move_slots(&r) < 0 ||
+    r.deadline = r.s.deadline = rc_deadline_in(rc->timeout);   /* every phase from here shares it; the prompt does not count */
+    if (scale_promote(&r) < 0 || (swarm ? swarm_scale_add(&r) : scale_add_nodes(&r, r.deadline.at_ms)) < 0 || scale_move_slots(&r) < 0 ||
         scale_assign_replicas(&r) < 0 || (swarm ? swarm_scale_remove(&r, &removed) : scale_remove_nodes(&r, &removed)) < 0) goto fail;
     if ((swarm ? swarm_scale_write_manifest(&r) : scale_write_manifest(&r)) < 0) goto fail;
-    int64_t until = rc_now_ms() + (int64_t)(rc->timeout * 1000);
     int h;
-    while ((h = scale_check(&r, CHECK_SILENT)) != 0 && !rc_interrupted() && rc_now_ms() < until) rc_sleep_ms(200);
+    while ((h = scale_check(&r, CHECK_SILENT)) != 0 && !rc_interrupted() && !rc_deadline_passed(r.deadline)) rc_sleep_ms(200);
     if (h != 0) { rc_wrap(rc, "after the scale the cluster is not healthy"); goto fail; }
     scale_release_failover(&r);   /* healthy again: replicas may fail over as usual */
     int64_t ms = rc_now_ms() - t0;
     if (rc->json)
-        printf("{\"ok\":true,\"command\":\"scale\",\"name\":\"%s\",\"masters\":%d,\"replicas\":%d,\"nodes\":%d,\"joined\":%d,\"removed\":%d,"
+        rc_json_outf(rc, "{\"ok\":true,\"command\":\"scale\",\"name\":\"%s\",\"masters\":%d,\"replicas\":%d,\"nodes\":%d,\"joined\":%d,\"removed\":%d,"
                "\"slots_moved\":%d,\"keys_moved\":%lld,\"elapsed_ms\":%lld}\n", r.so.up.name, r.so.masters, r.so.replicas, r.n_want,
                r.joined, removed, r.slots_moved, r.keys_moved, (long long)ms);
     else printf("scale: cluster '%s' has %d masters with %d replica(s) each (%d nodes): %d joined, %d removed, %d slot(s) and %lld key(s) moved "
@@ -11135,12 +11357,11 @@ static sds image_ldconf_dirs(struct rc *rc, const char *file, sds acc, int depth
         while (l && isspace((unsigned char)t[l - 1])) t[--l] = 0;
         if (strncmp(t, "include", 7) == 0 && isspace((unsigned char)t[7])) {
             char *pat = t + 8 + strspn(t + 8, " \t");
-            glob_t g;
-            sds full = pat[0] == '/' ? sdsnew(pat) : rc_sprintf("/etc/%s", pat);
-            if (full && glob(full, 0, NULL, &g) == 0) {
-                for (size_t k = 0; k < g.gl_pathc; k++) acc = image_ldconf_dirs(rc, g.gl_pathv[k], acc, depth + 1);
-                globfree(&g);
-            }
+            sds full = pat[0] == '/' ? sdsnew(pat) : rc_sprintf("/etc/%s", pat), *g = NULL;
+            size_t ng = 0;
+            if (full && rc_glob_simple(rc, full, &g, &ng) == 0)
+                for (size_t k = 0; k < ng; k++) acc = image_ldconf_dirs(rc, g[k], acc, depth + 1);
+            rc_glob_free(g, ng);
             sdsfree(full);
         } else if (t[0] == '/') {
             acc = rc_catprintf(acc, "%s:", t);
@@ -11508,7 +11729,7 @@ static int image_build(struct rc *rc, struct docker *d, const char *from, const 
         rc_progress(rc, "Built %s (%s); use it with: rcluster up --image %s", tag, result ? result : "?", tag);
         if (rc->json) {
             sds js = rc_json_str(rc_cat(rc_json_str(sdsnew("{\"image\":"), tag), ",\"id\":"), result);
-            if (js) printf("%s}\n", js);
+            if (js) rc_json_outf(rc, "%s}\n", js);
             sdsfree(js);
         }
         else printf("%s\n", tag);
@@ -11539,7 +11760,12 @@ static int image_load(struct rc *rc, struct docker *d, const char *file) {
     sds result = NULL;
     int ret = docker_stream(d, "/images/load?quiet=0", "application/x-tar", image_file_source, &fd, (uint64_t)st.st_size, 0, &result);
     close(fd);
-    if (ret == 0 && !rc->dry_run) printf("%s\n", result ? result : "loaded");
+    if (ret == 0 && !rc->dry_run && rc->json) {
+        sds js = rc_json_str(rc_cat(rc_json_str(sdsnew("{\"ok\":true,\"command\":\"image\",\"file\":"), file), ",\"loaded\":"),
+                             result ? result : "loaded");
+        if (js) rc_json_outf(rc, "%s}", js);
+        sdsfree(js);
+    } else if (ret == 0 && !rc->dry_run) printf("%s\n", result ? result : "loaded");
     sdsfree(result);
     return ret;
 }
@@ -11557,8 +11783,7 @@ static int cmd_image(struct rc *rc, int argc, char **argv) {
     int nargs = (sub ? argc - 1 : argc) - optind;
     if (!sub || (strcmp(sub, "build") != 0 && strcmp(sub, "load") != 0) || (!strcmp(sub, "build") && nargs != 0) ||
         (!strcmp(sub, "load") && nargs != 1)) {
-        rc->usage_error = 1;
-        return rc_fail(rc, "image: expected `image build [--from PATH] [--tag TAG] [--dry-run]` or `image load FILE`");
+        return rc_fail_as(rc, RC_ERR_USAGE, "image: expected `image build [--from PATH] [--tag TAG] [--dry-run]` or `image load FILE`");
     }
     if (!strcmp(sub, "build") && !up_valid_image(o.tag)) return rc_fail(rc, "--tag '%s': not a valid image name", o.tag);
     if (!strcmp(sub, "build") && strchr(o.tag, '@')) return rc_fail(rc, "--tag '%s': a digest cannot be given to a new image", o.tag);
@@ -11609,7 +11834,8 @@ struct swarm_node {
 };
 
 struct swarm_plan {
-    struct up_opts *o;
+    const struct up_opts *o;
+    int n;                    /* the nodes it works on, 1..n: --nodes (a scale: see up_plan) */
     int container;            /* --announce container: nodes keep their overlay addresses */
     char server[16];          /* "redis" or "valkey" */
     char self_id[64];         /* the manager's own Swarm node id */
@@ -11926,7 +12152,7 @@ static int swarm_inspect_existing(struct docker *d, struct swarm_plan *p) {
     for (size_t k = 0; sid && k < json_length(secrets); k++)   /* its own name: NAME-password or update's NAME-password-T */
         if (json_string(json_get(json_at(secrets, k), "ID")) && !strcmp(json_string(json_get(json_at(secrets, k), "ID")), sid))
             snprintf(p->secret_name, sizeof p->secret_name, "%s", json_string(json_get(json_get(json_at(secrets, k), "Spec"), "Name")) ? json_string(json_get(json_get(json_at(secrets, k), "Spec"), "Name")) : sname);
-    for (int k = 0; ret == 0 && k < p->o->nodes; k++) {
+    for (int k = 0; ret == 0 && k < p->n; k++) {
         struct swarm_node *n = &p->nodes[k];
         sds cname = rc_sprintf("%s.conf", n->name);
         const char *cid = cname ? swarm_id_of(configs, cname) : NULL;
@@ -11946,11 +12172,11 @@ static int swarm_inspect_existing(struct docker *d, struct swarm_plan *p) {
     for (size_t k = 0; ret == 0 && k < json_length(services); k++) {
         const char *nl = docker_label(json_get(json_at(services, k), "Spec"), LABEL_NODE);
         long i;
-        if (nl && rc_parse_int(nl, 1, 100000, &i) == 0 && i > p->o->nodes) extra++;
+        if (nl && rc_parse_int(nl, 1, 100000, &i) == 0 && i > p->n) extra++;
     }
     if (extra)
         ret = rc_fail(rc, "cluster '%s' has %d service(s) beyond --nodes %d; pass its original --nodes, or start over with "
-                          "`rcluster down --swarm --name %s --purge`", name, extra, p->o->nodes, name);
+                          "`rcluster down --swarm --name %s --purge`", name, extra, p->n, name);
     json_free(secrets);
     json_free(configs);
     json_free(services);
@@ -11961,11 +12187,12 @@ static int swarm_inspect_existing(struct docker *d, struct swarm_plan *p) {
 /* ---- plan --------------------------------------------------------------------- */
 
 /* Validate the options for --swarm. Changes nothing. */
-static int swarm_plan_make(struct rc *rc, struct up_opts *o, struct swarm_plan *p) {
+static int swarm_plan_make(struct rc *rc, const struct up_opts *o, struct swarm_plan *p) {
     memset(p, 0, sizeof *p);
     p->o = o;
+    p->n = o->nodes;
     if (!conf_valid_name(o->name))
-        return rc_fail(rc, "--name '%s': expected [a-zA-Z0-9][a-zA-Z0-9_.-]* (at most 48 characters)", o->name);
+        return rc_fail_as(rc, RC_ERR_USAGE, "--name '%s': expected [a-zA-Z0-9][a-zA-Z0-9_.-]* (at most 48 characters)", o->name);
     if (!up_valid_image(o->image)) return rc_fail(rc, "--image '%s': not a valid image reference", o->image);
     if (o->nodes < 3 * (o->replicas + 1))
         return rc_fail(rc, "--nodes %d with --replicas %d: a cluster needs at least 3 masters, so at least %d nodes",
@@ -11987,7 +12214,7 @@ static int swarm_plan_make(struct rc *rc, struct up_opts *o, struct swarm_plan *
     uint32_t net;
     int prefix;
     if (conf_parse_cidr(o->subnet, &net, &prefix) < 0)
-        return rc_fail(rc, "--subnet '%s': expected an IPv4 network like 10.38.0.0/16 (host bits zero)", o->subnet);
+        return rc_fail_as(rc, RC_ERR_USAGE, "--subnet '%s': expected an IPv4 network like 10.38.0.0/16 (host bits zero)", o->subnet);
     if (!conf_cidr_is_private(net, prefix))
         return rc_fail(rc, "--subnet %s is not private address space (RFC 1918); the overlay would hide real hosts", o->subnet);
     if (!rc->password && !o->insecure)
@@ -12020,7 +12247,7 @@ static int swarm_plan_make(struct rc *rc, struct up_opts *o, struct swarm_plan *
  * whose service exists stays where it is (its volume is there), and once one exists
  * the cluster's own roles, not the layout, say where masters are. */
 static int swarm_place(struct rc *rc, struct swarm_plan *p) {
-    int n = p->o->nodes, nusable = 0, ret = 0;
+    int n = p->n, nusable = 0, ret = 0;
     int *usable = calloc((size_t)p->nhosts, sizeof *usable), *host_of = calloc((size_t)n, sizeof *host_of);
     const char **ids = calloc((size_t)n, sizeof *ids), **names = calloc((size_t)n, sizeof *names);
     if (!usable || !host_of || !ids || !names) ret = rc_fail_oom(rc);
@@ -12110,7 +12337,12 @@ static int swarm_apply(struct docker *d, struct swarm_plan *p) {
         rc_progress(rc, "Creating secret %s", sname ? sname : "?");
         int r;
         /* A dry run shows every request but this body: it is the password. */
-        if (rc->dry_run) printf("POST %s/secrets/create {\"Name\":\"%s\",\"Data\":\"***\"}\n", d->prefix, sname ? sname : "?");
+        if (rc->dry_run) {
+            sds body = rc_json_str(sdsnew("{\"Name\":"), sname ? sname : "?");
+            body = rc_cat(body, ",\"Data\":\"***\"}");
+            docker_print_request(d, "POST", "/secrets/create", body);
+            sdsfree(body);
+        }
         if (rc->dry_run) r = (p->secret_id = sdsnew("(new)")) ? 0 : rc_fail_oom(rc);
         else r = sname ? swarm_create(d, "/secrets/create", swarm_blob_body(name, sname, 0, 0, secret), &p->secret_id) : rc_fail_oom(rc);
         sdsfree(sname);
@@ -12120,13 +12352,17 @@ static int swarm_apply(struct docker *d, struct swarm_plan *p) {
     sdsfree(conf);
     sdsfree(secret);
     int made = 0;
-    for (int k = 0; k < p->o->nodes; k++) {
+    for (int k = 0; k < p->n; k++) {
         struct swarm_node *n = &p->nodes[k];
         if (n->exists) continue;
         if (!p->conf_ids[k]) {
             sds cname = rc_sprintf("%s.conf", n->name);
             int r = cname ? swarm_render(rc, p, n, &conf, &secret) : rc_fail_oom(rc);
-            if (r == 0 && rc->dry_run) printf("# config %s\n%s\n", cname, conf);
+            if (r == 0 && rc->dry_run) {
+                sds what = rc_sprintf("config %s", cname);
+                rc_plan_file(rc, what ? what : "?", conf);
+                sdsfree(what);
+            }
             if (r == 0) r = swarm_create(d, "/configs/create", swarm_blob_body(name, cname, n->i, 0, conf), &p->conf_ids[k]);
             sdsfree(cname);
             sdsfree(conf);
@@ -12146,14 +12382,16 @@ static int swarm_apply(struct docker *d, struct swarm_plan *p) {
 }
 
 /* DELETE path, retrying while the daemon says the object is still in use (a removed
- * service's tasks take a moment to let go of their network and volume). */
+ * service's tasks take a moment to let go of their network and volume): 409 Conflict
+ * (a volume in use), 403 Forbidden (a network with active endpoints, libnetwork's
+ * ActiveEndpointsError). */
 static int swarm_delete(struct docker *d, const char *path, int64_t deadline) {
     for (;;) {
+        d->status = 0;
         int st = docker_call(d, "DELETE", path, NULL, NULL, 404);
         if (st >= 0) return 0;
-        if (rc_now_ms() >= deadline || rc_interrupted() || !d->rc->err ||
-            !(strstr(d->rc->err, "in use") || strstr(d->rc->err, "active endpoints")))
-            return -1;
+        int in_use = d->status == 409 || (d->status == 403 && !strncmp(path, "/networks/", 10));
+        if (rc_now_ms() >= deadline || rc_interrupted() || !in_use) return -1;
         rc_sleep_ms(SWARM_POLL_MS);
     }
 }
@@ -12163,15 +12401,15 @@ static int swarm_delete(struct docker *d, const char *path, int64_t deadline) {
 static void swarm_rollback(struct docker *d, struct swarm_plan *p) {
     struct rc *rc = d->rc;
     if (rc->dry_run) return;
-    sds saved = rc->err ? sdsdup(rc->err) : NULL;
+    struct rc_err_saved saved = rc_err_save(rc);
     int64_t deadline = rc_now_ms() + 30000;
     rc_progress(rc, "Removing what this run created");
-    for (int k = 0; k < p->o->nodes; k++) {
+    for (int k = 0; k < p->n; k++) {
         sds path = p->nodes[k].created ? rc_sprintf("/services/%s", p->nodes[k].name) : NULL;
         if (path && swarm_delete(d, path, deadline) < 0) rc_warn(rc, "%s", rc->err);
         sdsfree(path);
     }
-    for (int k = 0; k < p->o->nodes; k++) {
+    for (int k = 0; k < p->n; k++) {
         sds path = p->conf_created[k] && p->conf_ids[k] ? rc_sprintf("/configs/%s", p->conf_ids[k]) : NULL;
         if (path && swarm_delete(d, path, deadline) < 0) rc_warn(rc, "%s", rc->err);
         sdsfree(path);
@@ -12182,7 +12420,7 @@ static void swarm_rollback(struct docker *d, struct swarm_plan *p) {
     path = p->net_created ? rc_sprintf("/networks/%s", p->net_id) : NULL;
     if (path && swarm_delete(d, path, deadline) < 0) rc_warn(rc, "%s", rc->err);
     sdsfree(path);
-    if (saved) { sdsfree(rc->err); rc->err = saved; }
+    rc_err_restore(rc, &saved);
 }
 
 /* ---- the manifest: a Swarm config NAME-manifest-G ---------------------------------- */
@@ -12244,10 +12482,11 @@ static int swarm_manifest_merge(struct rc *rc, struct up_opts *o, const struct s
 
 /* The manifest text for plan p: up's, plus "swarm" and "pinned" {service: Swarm node id}. */
 static sds swarm_manifest_render(struct rc *rc, const struct swarm_plan *p) {
-    sds s = up_manifest_render(rc, p->o, p->server);
+    struct up_derived dv = { p->server, NULL, NULL, p->n, -1 };
+    sds s = up_manifest_render(rc, p->o, &dv);
     if (s) sdsrange(s, 0, -3);   /* up's closing "}\n" */
     s = rc_cat(s, ",\"swarm\":true,\"pinned\":{");
-    for (int k = 0, first = 1; k < p->o->nodes; k++) {
+    for (int k = 0, first = 1; k < p->n; k++) {
         if (p->nodes[k].host < 0) continue;
         s = rc_json_str(first ? s : rc_cat(s, ","), p->nodes[k].name);
         s = rc_json_str(rc_cat(s, ":"), p->hosts[p->nodes[k].host].id);
@@ -12330,7 +12569,7 @@ static int swarm_read_tasks(struct docker *d, struct swarm_plan *p, struct swarm
  * fail again and again. */
 static int swarm_wait_tasks(struct docker *d, struct swarm_plan *p, int64_t deadline) {
     struct rc *rc = d->rc;
-    int n = p->o->nodes;
+    int n = p->n;
     rc_progress(rc, "Waiting for %d tasks to run", n);
     int *done = calloc((size_t)n, sizeof *done);
     if (!done) return rc_fail_oom(rc);
@@ -12407,7 +12646,7 @@ static int swarm_node_has_state(struct rc *rc, const struct swarm_plan *p, int k
  * has[k] says which. */
 static int swarm_count_with_state(struct rc *rc, struct swarm_plan *p, int *has) {
     int with = 0;
-    for (int k = 0; k < p->o->nodes; k++) {
+    for (int k = 0; k < p->n; k++) {
         if ((has[k] = swarm_node_has_state(rc, p, k)) < 0) return -1;
         with += has[k];
     }
@@ -12441,7 +12680,7 @@ static int swarm_reset_stale(struct rc *rc, const struct swarm_plan *p, int k) {
  * each node before forming, so that MEET and every redirection use it. Not kept in
  * its config: after a restart a node lets its peers learn its new address. */
 static int swarm_announce_overlay(struct rc *rc, struct swarm_plan *p) {
-    for (int k = 0; p->container && k < p->o->nodes; k++) {
+    for (int k = 0; p->container && k < p->n; k++) {
         struct swarm_node *x = &p->nodes[k];
         if (!x->overlay_ip[0]) return rc_fail(rc, "GET /tasks: service %s's task has no address on network %s", x->name, p->o->name);
         struct rconn c;
@@ -12456,7 +12695,7 @@ static int swarm_announce_overlay(struct rc *rc, struct swarm_plan *p) {
 
 /* Form the cluster through the Swarm nodes' addresses and published ports. */
 static int swarm_form(struct rc *rc, struct swarm_plan *p) {
-    int n = p->o->nodes, ret = swarm_announce_overlay(rc, p);
+    int n = p->n, ret = swarm_announce_overlay(rc, p);
     struct engine_addr *a = calloc((size_t)n, sizeof *a);
     if (!a) return rc_fail_oom(rc);
     for (int k = 0; ret == 0 && k < n; k++) {
@@ -12472,7 +12711,7 @@ static int swarm_form(struct rc *rc, struct swarm_plan *p) {
 
 /* A live seed: the first node whose Swarm node is ready. */
 static int swarm_seed(const struct swarm_plan *p) {
-    for (int k = 0; k < p->o->nodes; k++)
+    for (int k = 0; k < p->n; k++)
         if (p->nodes[k].host >= 0 && p->hosts[p->nodes[k].host].ready) return k;
     return -1;
 }
@@ -12484,7 +12723,7 @@ static int swarm_seed(const struct swarm_plan *p) {
 static int swarm_check_direct(struct rc *rc, struct swarm_plan *p, int quiet) {
     int bad = 0;
     sds first = NULL;
-    for (int k = 0; k < p->o->nodes; k++) {
+    for (int k = 0; k < p->n; k++) {
         struct swarm_node *x = &p->nodes[k];
         if (!x->exists && !x->created) continue;
         const char *addr = x->host >= 0 ? p->hosts[x->host].addr : "?";
@@ -12500,11 +12739,11 @@ static int swarm_check_direct(struct rc *rc, struct swarm_plan *p, int quiet) {
         }
         long nknown = 0;
         int ok = info && !strcmp(state, "ok") && !strcmp(slots, "16384") && rc_parse_int(known, 0, 100000, &nknown) == 0 &&
-                 nknown == p->o->nodes;
+                 nknown == p->n;
         if (!quiet) printf("%-16s %s:%-6d cluster_state:%s slots_ok:%s known_nodes:%s%s\n", x->name, addr, x->port, state, slots,
                            known, ok ? "" : "   <- NOT ok");
         if (!ok && !first) first = rc_sprintf("%s (%s:%d): cluster_state:%s, slots ok %s, knows %s of %d nodes%s%s", x->name, addr,
-                                              x->port, state, slots, known, p->o->nodes, info ? "" : ": ", info ? "" : rc->err ? rc->err : "");
+                                              x->port, state, slots, known, p->n, info ? "" : ": ", info ? "" : rc->err ? rc->err : "");
         bad += !ok;
         sdsfree(info);
     }
@@ -12562,7 +12801,7 @@ static int swarm_host_of_addr(const struct swarm_plan *p, const char *ip) {
 /* How many of the plan's nodes are pinned to Swarm node h. */
 static int swarm_host_load(const struct swarm_plan *p, int h) {
     int c = 0;
-    for (int k = 0; k < p->o->nodes; k++) c += p->nodes[k].host == h;
+    for (int k = 0; k < p->n; k++) c += p->nodes[k].host == h;
     return c;
 }
 
@@ -12637,7 +12876,7 @@ static int swarm_sess_open(struct rc *rc, const struct swarm_plan *p, int k, str
  * old id set, or -1 with why and nothing changed. */
 static int swarm_rehome_plan(struct rc *rc, struct swarm_plan *p) {
     int nlost = 0;
-    for (int k = 0; k < p->o->nodes; k++) {
+    for (int k = 0; k < p->n; k++) {
         struct swarm_node *x = &p->nodes[k];
         x->lost = x->exists && (x->host < 0 || !p->hosts[x->host].ready);
         nlost += x->lost;
@@ -12658,7 +12897,7 @@ static int swarm_rehome_plan(struct rc *rc, struct swarm_plan *p) {
     if (ret == 0 && strcmp(s.nodes[s.seed].state, "ok") != 0)
         ret = rc_fail(rc, "cluster '%s' reports cluster_state:%s: not every slot is served; re-homing waits for the failover; "
                           "nothing was changed", p->o->name, s.nodes[s.seed].state);
-    for (int k = 0; ret == 0 && k < p->o->nodes; k++) {
+    for (int k = 0; ret == 0 && k < p->n; k++) {
         struct swarm_node *x = &p->nodes[k];
         if (x->lost) ret = swarm_rehome_one(p, &s, x, swarm_sess_find(&s, p->hosts[x->host].addr, x->port), extra);
     }
@@ -12673,17 +12912,17 @@ static int swarm_rehome_plan(struct rc *rc, struct swarm_plan *p) {
  * replicas (add-node's path), and is waited for until it is linked. */
 static int swarm_join_fresh(struct rc *rc, struct swarm_plan *p, const int *has) {
     int seed = -1;
-    for (int k = 0; k < p->o->nodes && seed < 0; k++) if (has[k]) seed = k;
+    for (int k = 0; k < p->n && seed < 0; k++) if (has[k]) seed = k;
     if (seed < 0) return rc_fail(rc, "no node of cluster '%s' has cluster state to join", p->o->name);
     struct session s;
     struct addr a;
     int ret = swarm_sess_open(rc, p, seed, &s);
-    for (int k = 0; ret == 0 && k < p->o->nodes; k++) {
+    for (int k = 0; ret == 0 && k < p->n; k++) {
         int v = p->nodes[k].old_id[0] ? sess_index_of(&s, p->nodes[k].old_id) : -1;
         if (v >= 0) rc_progress(rc, "Forgetting %s's old node %.40s on every live node", p->nodes[k].name, p->nodes[k].old_id);
-        if (v >= 0) ret = delnode_forget(&s, v, rc->timeout);
+        if (v >= 0) ret = delnode_forget(&s, v, s.deadline);
     }
-    for (int k = 0; ret == 0 && k < p->o->nodes; k++) {
+    for (int k = 0; ret == 0 && k < p->n; k++) {
         struct swarm_node *x = &p->nodes[k];
         if (has[k]) continue;
         memset(&a, 0, sizeof a);
@@ -12696,7 +12935,7 @@ static int swarm_join_fresh(struct rc *rc, struct swarm_plan *p, const int *has)
         if (m < 0) { ret = rc_fail(rc, "no master for %s to replicate", x->name); break; }
         rc_progress(rc, "%s joins as a replica of %s:%d", x->name, s.nodes[m].ip, s.nodes[m].port);
         if (act_meet(&s, &s.nodes[nx], sd->ip, sd->port, sd->bus) < 0 || sess_drain_all(&s, "CLUSTER MEET") < 0 ||
-            addnode_wait(&s, nx, m, rc->timeout) < 0)
+            addnode_wait(&s, nx, m, s.deadline) < 0)
             ret = rc_wrap(rc, "%s joining as a replica", x->name);
     }
     sess_free(&s);
@@ -12722,7 +12961,7 @@ static int swarm_remove_service(struct docker *d, struct swarm_plan *p, int k, i
 /* Remove each lost node's service and config: swarm_apply then makes both again on the
  * node's new Swarm node, with a new volume there. */
 static int swarm_rehome_remove(struct docker *d, struct swarm_plan *p, int64_t deadline) {
-    for (int k = 0; k < p->o->nodes; k++)
+    for (int k = 0; k < p->n; k++)
         if (p->nodes[k].lost && swarm_remove_service(d, p, k, deadline) < 0) return rc_wrap(d->rc, "re-homing %s", p->nodes[k].name);
     return 0;
 }
@@ -12733,7 +12972,7 @@ static int swarm_rehome_remove(struct docker *d, struct swarm_plan *p, int64_t d
  * what this run created. */
 static int swarm_bring_up(struct docker *d, struct swarm_plan *p, int existing, int64_t deadline) {
     struct rc *rc = d->rc;
-    int n = p->o->nodes, *has = calloc((size_t)n, sizeof *has), joining = 0;
+    int n = p->n, *has = calloc((size_t)n, sizeof *has), joining = 0;
     int ret = has ? 0 : rc_fail_oom(rc);
     if (ret == 0) ret = swarm_rehome_remove(d, p, deadline);
     if (ret == 0) ret = swarm_apply(d, p);
@@ -12843,7 +13082,7 @@ static int swarm_highest_service(struct docker *d, const char *name, int *hi) {
 /* A fresh plan for nodes 1..o->nodes: the Swarm nodes, what exists, the server. */
 static int swarm_scale_plan(struct scale_run *r, struct swarm_scale *w) {
     if (w->have_plan) swarm_plan_free(&w->p);
-    int ret = swarm_plan_make(r->rc, &r->so.up, &w->p);
+    int ret = swarm_plan_make(r->rc, &r->plan_up, &w->p);
     w->have_plan = 1;
     if (ret == 0) ret = swarm_role(&r->d, w->p.self_id) == 1 ? 0 : -1;
     if (ret == 0) ret = swarm_list_hosts(&r->d, &w->p);
@@ -12858,7 +13097,7 @@ static int swarm_scale_rehome(struct scale_run *r, struct swarm_scale *w, int64_
     struct swarm_plan *p = &w->p;
     int lost = 0, existing = 0;
     if (swarm_place(r->rc, p) < 0 || swarm_rehome_plan(r->rc, p) < 0) return -1;
-    for (int k = 0; k < p->o->nodes; k++) { lost += p->nodes[k].lost; existing += p->nodes[k].exists; }
+    for (int k = 0; k < p->n; k++) { lost += p->nodes[k].lost; existing += p->nodes[k].exists; }
     if (!lost) return 0;
     if (r->rc->dry_run)
         return rc_fail(r->rc, "dry run: %d node(s) are re-homed first (plan above); nothing changed. Run without --dry-run (or "
@@ -12882,15 +13121,16 @@ static int swarm_scale_inspect(struct scale_run *r) {
                            "records one; nothing changed", o->name, LABEL_CLUSTER, o->name, LABEL_MANIFEST, o->name);
     if (swarm_manifest_merge(rc, o, &w->m) < 0 || scale_target(r) < 0 || swarm_highest_service(&r->d, o->name, &hi) < 0) return -1;
     r->n_have = o->nodes;
-    if (hi > o->nodes) o->nodes = hi;
-    if (swarm_scale_plan(r, w) < 0 || swarm_scale_rehome(r, w, rc_now_ms() + (int64_t)(rc->timeout * 1000)) < 0) return -1;
+    r->plan_up = *o;
+    if (hi > r->plan_up.nodes) r->plan_up.nodes = hi;
+    if (swarm_scale_plan(r, w) < 0 || swarm_scale_rehome(r, w, r->deadline.at_ms) < 0) return -1;
     if (w->p.container)
         return rc_fail(rc, "cluster '%s' announces overlay addresses (--announce container): scale --swarm handles only clusters "
                            "that announce their Swarm node's address; nothing changed", o->name);
     r->nmax = r->n_have > r->n_want ? r->n_have : r->n_want;
     if (hi > r->nmax) r->nmax = hi;
-    o->nodes = r->nmax;
-    o->replicas = r->so.replicas;
+    r->plan_up.nodes = r->nmax;
+    r->plan_up.replicas = r->so.replicas;
     if (swarm_scale_plan(r, w) < 0 || scale_alloc_nodes(r) < 0) return -1;
     struct swarm_plan *p = &w->p;
     int seed = -1, prev = -1;
@@ -12916,15 +13156,15 @@ static int swarm_scale_inspect(struct scale_run *r) {
  * service's volume is emptied), then they join as scale's own. */
 static int swarm_scale_add(struct scale_run *r) {
     struct swarm_plan *p = &r->sw->p;
-    int64_t deadline = rc_now_ms() + (int64_t)(r->rc->timeout * 1000);
-    int todo = 0, create = 0, all = p->o->nodes, met = 0;
+    int64_t deadline = r->deadline.at_ms;
+    int todo = 0, create = 0, all = p->n, met = 0;
     for (int k = 0; k < r->n_want; k++) if (!r->roles[k].member) { todo++; create += !p->nodes[k].exists; }
     if (!todo) return 0;
     rc_progress(r->rc, "Adding %d node(s) (%d service(s) to create)", todo, create);
-    p->o->nodes = r->n_want;          /* apply and wait work on nodes 1..want */
+    p->n = r->n_want;          /* apply and wait work on nodes 1..want */
     int ret = swarm_apply(&r->d, p);
     if (ret == 0) ret = swarm_wait_tasks(&r->d, p, deadline);
-    p->o->nodes = all;
+    p->n = all;
     for (int k = 0, st; ret == 0 && k < r->n_want; k++)   /* not a member, yet it knows others: an older life */
         if (!r->roles[k].member && (st = swarm_node_has_state(r->rc, p, k)) != 0) ret = st < 0 ? -1 : swarm_reset_stale(r->rc, p, k);
     if (ret == 0) ret = scale_join_new(r, todo, &met);
@@ -12938,7 +13178,7 @@ static int swarm_scale_add(struct scale_run *r) {
 static int swarm_scale_remove(struct scale_run *r, int *removed) {
     struct swarm_plan *p = &r->sw->p;
     struct rc *rc = r->rc;
-    int64_t deadline = rc_now_ms() + (int64_t)(rc->timeout * 1000);
+    int64_t deadline = r->deadline.at_ms;
     sds kept = sdsempty();
     int ret = kept ? scale_leave(r, removed) : rc_fail_oom(rc);
     for (int k = r->n_want; ret == 0 && k < r->nmax; k++) {
@@ -12964,11 +13204,10 @@ static int swarm_scale_remove(struct scale_run *r, int *removed) {
 /* The new size, in a new manifest generation. */
 static int swarm_scale_write_manifest(struct scale_run *r) {
     struct swarm_plan *p = &r->sw->p;
-    int all = p->o->nodes;
-    p->o->nodes = r->n_want;          /* the manifest records nodes 1..want */
-    p->o->replicas = r->so.replicas;
-    int ret = swarm_manifest_write(&r->d, p, &r->sw->m, rc_now_ms() + (int64_t)(r->rc->timeout * 1000));
-    p->o->nodes = all;
+    int all = p->n;
+    p->n = r->n_want;          /* the manifest records nodes 1..want (and --replicas as the scale resolved it) */
+    int ret = swarm_manifest_write(&r->d, p, &r->sw->m, r->deadline.at_ms);
+    p->n = all;
     return ret;
 }
 
@@ -13093,7 +13332,7 @@ static void swarm_cells_free(sds *cell, size_t nrows) {
     free(cell);
 }
 
-static int swarm_status(struct rc *rc, struct up_opts *o) {
+static int swarm_status(struct rc *rc, const struct up_opts *o) {
     struct docker d;
     struct swarm_plan p;
     memset(&p, 0, sizeof p);
@@ -13109,20 +13348,20 @@ static int swarm_status(struct rc *rc, struct up_opts *o) {
         ret = rc_fail(rc, "no Swarm cluster named '%s' (no services labelled %s=%s); create it with `rcluster up --swarm --name %s`",
                       o->name, LABEL_CLUSTER, o->name, o->name);
     if (ret < 0) goto out;
-    o->nodes = 0;
+    p.n = 0;   /* the highest node number among the services */
     for (size_t k = 0; k < ns; k++) {
         long i;
         const char *nl = docker_label(json_get(json_at(svcs, k), "Spec"), LABEL_NODE);
-        if (nl && rc_parse_int(nl, 1, UP_MAX_NODES, &i) == 0 && i > o->nodes) o->nodes = (int)i;
+        if (nl && rc_parse_int(nl, 1, UP_MAX_NODES, &i) == 0 && i > p.n) p.n = (int)i;
     }
-    p.nodes = calloc((size_t)o->nodes + 1, sizeof *p.nodes);
+    p.nodes = calloc((size_t)p.n + 1, sizeof *p.nodes);
     if (!p.nodes) { ret = rc_fail_oom(rc); goto out; }
-    for (int k = 0; k < o->nodes; k++) { p.nodes[k].i = k + 1; p.nodes[k].host = -1; }
+    for (int k = 0; k < p.n; k++) { p.nodes[k].i = k + 1; p.nodes[k].host = -1; }
     for (size_t k = 0; k < ns; k++) {
         const json_value_s *spec = json_get(json_at(svcs, k), "Spec");
         const char *nl = docker_label(spec, LABEL_NODE), *nm = json_string(json_get(spec, "Name"));
         long i;
-        if (!nl || !nm || rc_parse_int(nl, 1, o->nodes, &i) < 0) continue;
+        if (!nl || !nm || rc_parse_int(nl, 1, p.n, &i) < 0) continue;
         struct swarm_node *x = &p.nodes[i - 1];
         x->exists = 1;
         snprintf(x->name, sizeof x->name, "%s", nm);
@@ -13132,12 +13371,12 @@ static int swarm_status(struct rc *rc, struct up_opts *o) {
     }
     sds js = rc->json ? rc_cat(rc_json_str(sdsnew("{\"name\":"), o->name), ",\"swarm\":true,\"services\":[") : NULL;
     static const char *const head[5] = { "SERVICE", "SWARM NODE", "HOST", "TASK", "ADDRESS" };
-    sds *cell = calloc((size_t)o->nodes * 5 + 1, sizeof *cell);
+    sds *cell = calloc((size_t)p.n * 5 + 1, sizeof *cell);
     size_t nrows = 0;
     if (!cell) { sdsfree(js); ret = rc_fail_oom(rc); goto out; }
     int running = 0, seed = -1;
     sds lost = sdsempty();
-    for (int k = 0; k < o->nodes; k++) {
+    for (int k = 0; k < p.n; k++) {
         struct swarm_node *x = &p.nodes[k];
         if (!x->exists) continue;
         struct swarm_task_view tv;
@@ -13183,7 +13422,7 @@ static int swarm_status(struct rc *rc, struct up_opts *o) {
         if (lost && sdslen(lost)) rconn_free(&c);
         struct cview v = { 0 };
         if (text && cview_parse(text, sdslen(text), &v) == 0)
-            for (int k = 0; notes && k < o->nodes; k++) {
+            for (int k = 0; notes && k < p.n; k++) {
                 struct swarm_node *x = &p.nodes[k];
                 if (!x->exists || (x->host >= 0 && p.hosts[x->host].ready) || x->host < 0) continue;
                 sds what = swarm_failover_note(&v, p.hosts[x->host].addr, x->port);
@@ -13197,7 +13436,7 @@ static int swarm_status(struct rc *rc, struct up_opts *o) {
         sds hosts = sdsempty();
         for (int h = 0; hosts && p.hosts && h < p.nhosts; h++) {
             int used = 0;
-            for (int k = 0; k < o->nodes; k++) used |= p.nodes[k].exists && p.nodes[k].host == h;
+            for (int k = 0; k < p.n; k++) used |= p.nodes[k].exists && p.nodes[k].host == h;
             sds hd = used && !p.hosts[h].ready ? swarm_host_desc(&p, h) : NULL;
             if (hd) hosts = rc_catprintf(hosts, "%sSwarm node %s is down", sdslen(hosts) ? "; " : "", hd);
             sdsfree(hd);
@@ -13212,17 +13451,18 @@ static int swarm_status(struct rc *rc, struct up_opts *o) {
         health = 1;
     }
     if (rc->json) {
-        js = rc_catprintf(js, "],\"running\":%d,\"healthy\":%s", running, health == 0 ? "true" : "false");
+        js = rc_catprintf(js, "],\"running\":%d,\"ok\":%s,\"healthy\":%s", running, health == 0 ? "true" : "false",
+                          health == 0 ? "true" : "false");
         if (health != 0) js = rc_json_str(rc_cat(js, ",\"problem\":"), rc->err);
         js = rc_cat(js, "}");
-        if (js) printf("%s\n", js);
+        if (js) rc_json_out(rc, js);
         else rc_fail_oom(rc);
     }
     sdsfree(js);
     sdsfree(lost);
     sdsfree(notes);
     ret = health == 0 ? 0 : cannot_ask ? rc_fail_as(rc, RC_ERR_AUTH, "cluster '%s': its nodes refuse us without the password "
-                                                    "(give it with --password-file F or RCLUSTER_PASSWORD)", o->name) : RC_EXIT_UNHEALTHY;
+                                                    "(give it with --password-file F or RCLUSTER_PASSWORD)", o->name) : rc_fail_unhealthy(rc);
 out:
     json_free(svcs);
     free(p.hosts);
@@ -13882,7 +14122,9 @@ static long long rc_wall_ms(void) {
 static void iso_time(long long unix_ms, char *out, size_t len) {
     time_t t = (time_t)(unix_ms / 1000);
     struct tm tmv;
-    if (!gmtime_r(&t, &tmv) || !strftime(out, len, "%Y-%m-%dT%H:%M:%SZ", &tmv)) snprintf(out, len, "?");
+    if (!gmtime_r(&t, &tmv)) snprintf(out, len, "?");
+    else snprintf(out, len, "%04d-%02d-%02dT%02d:%02d:%02dZ", (tmv.tm_year + 1900) % 10000, (tmv.tm_mon + 1) % 100,
+                  tmv.tm_mday % 100, tmv.tm_hour % 100, tmv.tm_min % 100, tmv.tm_sec % 100);   /* not strftime: it pulls in musl's tz code */
 }
 
 /* "*3\r\n" / "$5\r\n" at p; returns the bytes written (at most 23). Pure. */
@@ -14163,13 +14405,12 @@ static void bk_delay_release(struct backup *bk, struct bk_src *b) {
     if (b->delay_orig < 0) return;
     char v[24];
     snprintf(v, sizeof v, "%ld", b->delay_orig);
-    sds saved = rc->err ? sdsdup(rc->err) : NULL;
+    struct rc_err_saved saved = rc_err_save(rc);
     struct resp *r = rconn_call(rc, &b->x->c, "CONFIG SET repl-diskless-sync-delay", "CONFIG", "SET", "repl-diskless-sync-delay", v, RESP_END);
     if (!r) rc_warn(rc, "%s:%d: repl-diskless-sync-delay is still 0 (was %s): %s; set it back with CONFIG SET repl-diskless-sync-delay %s", b->x->ip,
                     b->x->port, v, rc->err ? rc->err : "?", v);
     resp_free(r);
-    sdsfree(rc->err);
-    rc->err = saved;
+    rc_err_restore(rc, &saved);
     b->delay_orig = -1;
     int held = 0;
     for (int i = 0; i < bk->n; i++) held |= bk->src[i].delay_orig >= 0;
@@ -14369,7 +14610,7 @@ static void bk_report(const struct backup *bk) {
         js = rc_catprintf(rc_json_str(js, bk->dir), ",\"bytes\":%llu,\"seconds\":%.3f,\"files\":[", (unsigned long long)total, secs);
         for (int i = 0; js && i < bk->n; i++) js = bk_file_json(i ? rc_cat(js, ",") : js, &bk->src[i]);
         js = rc_cat(js, "]}\n");
-        if (js) fputs(js, stdout);
+        rc_json_out(rc, js);
         sdsfree(js);
         return;
     }
@@ -14443,7 +14684,6 @@ static int data_parse(struct rc *rc, int argc, char **argv, const struct option 
     if (r) return r;
     argc = args_join_host_port(rc, argc, argv, optind, 0);
     if (argc - optind != want) {
-        rc->usage_error = 1;
         return rc_fail_as(rc, RC_ERR_USAGE, "%s: expected %d argument(s), got %d (see rcluster %s --help)", argv[0], want, argc - optind, argv[0]);
     }
     return 0;
@@ -14461,7 +14701,7 @@ static int bk_prepare_dir(struct rc *rc, const char *dir) {
     if (!m) return rc_fail_oom(rc);
     int exists = access(m, F_OK) == 0;
     sdsfree(m);
-    if (exists) { rc->usage_error = 1; return rc_fail_as(rc, RC_ERR_USAGE, "%s already holds a backup (manifest.json); give another DIR", dir); }
+    if (exists) { return rc_fail_as(rc, RC_ERR_USAGE, "%s already holds a backup (manifest.json); give another DIR", dir); }
     return access(dir, W_OK | X_OK) == 0 ? 0 : rc_fail(rc, "backup dir %s is not writable: %s", dir, strerror(errno));
 }
 
@@ -14471,7 +14711,7 @@ static int cmd_backup(struct rc *rc, int argc, char **argv) {
                                           { "diskless", no_argument, NULL, OPT_DATA_DISKLESS }, { "disk", no_argument, NULL, OPT_DATA_DISK } };
     struct data_opts o;
     int r = data_parse(rc, argc, argv, opts, 3, usage_backup, &o, 2);
-    if (r == 0 && o.disk && o.diskless) { rc->usage_error = 1; r = rc_fail_as(rc, RC_ERR_USAGE, "backup: --disk and --diskless exclude each other"); }
+    if (r == 0 && o.disk && o.diskless) r = rc_fail_as(rc, RC_ERR_USAGE, "backup: --disk and --diskless exclude each other");
     if (r) { data_opts_free(&o); return r < 0 ? -1 : 0; }
     struct backup bk;
     memset(&bk, 0, sizeof bk);
@@ -15194,7 +15434,7 @@ static int rs_list_files(struct rc *rc, const char *path, sds **out, int *n) {
     struct stat st;
     *out = NULL;
     *n = 0;
-    if (stat(path, &st) < 0) { rc->usage_error = 1; return rc_fail_as(rc, RC_ERR_USAGE, "%s: %s", path, strerror(errno)); }
+    if (stat(path, &st) < 0) { return rc_fail_as(rc, RC_ERR_USAGE, "%s: %s", path, strerror(errno)); }
     if (!S_ISDIR(st.st_mode)) {
         if (!(*out = calloc(1, sizeof **out)) || !((*out)[0] = sdsnew(path))) return rc_fail_oom(rc);
         *n = 1;
@@ -15212,14 +15452,11 @@ static int rs_list_files(struct rc *rc, const char *path, sds **out, int *n) {
     }
     sdsfree(mpath);
     sds pat = rc_sprintf("%s/*.rdb", path);
-    glob_t g;
-    memset(&g, 0, sizeof g);
-    int gr = pat ? glob(pat, 0, NULL, &g) : GLOB_NOSPACE;
+    size_t ng = 0;
+    if (!pat || rc_glob_simple(rc, pat, out, &ng) < 0) { sdsfree(pat); return pat ? -1 : rc_fail_oom(rc); }
     sdsfree(pat);
-    if (gr == 0 && (*out = calloc(g.gl_pathc + 1, sizeof **out)))
-        for (size_t i = 0; i < g.gl_pathc; i++) if (((*out)[i] = sdsnew(g.gl_pathv[i]))) (*n)++;
-    globfree(&g);
-    if (*n == 0) { rc->usage_error = 1; return rc_fail_as(rc, RC_ERR_USAGE, "%s: no manifest.json and no *.rdb file in it", path); }
+    *n = (int)ng;
+    if (*n == 0) { return rc_fail_as(rc, RC_ERR_USAGE, "%s: no manifest.json and no *.rdb file in it", path); }
     return 0;
 }
 
@@ -15288,7 +15525,7 @@ static void rs_report(struct restore *rs) {
             first = 0;
         }
         js = rc_cat(js, "]}\n");
-        if (js) fputs(js, stdout);
+        rc_json_out(rc, js);
         sdsfree(js);
         return;
     }
@@ -15663,7 +15900,7 @@ static void im_report(const struct import *im) {
             js = rc_catprintf(js, "%s{\"id\":\"%s\",\"addr\":\"%s:%d\",\"keys\":%lld}", i ? "," : "", im->lanes[i].dst->id, im->lanes[i].dst->ip,
                               im->lanes[i].dst->port, im->lanes[i].planned);
         js = rc_cat(js, "]}\n");
-        if (js) fputs(js, stdout);
+        rc_json_out(rc, js);
         sdsfree(js);
         return;
     }
@@ -15704,13 +15941,13 @@ static int cmd_import(struct rc *rc, int argc, char **argv) {
     struct data_opts o;
     int r = data_parse(rc, argc, argv, opts, (int)(sizeof opts / sizeof opts[0]), usage_import, &o, 1);
     if (r) { data_opts_free(&o); return r < 0 ? -1 : 0; }
-    if (!o.from) { data_opts_free(&o); rc->usage_error = 1; return rc_fail_as(rc, RC_ERR_USAGE, "import: --from HOST:PORT is required (see rcluster import --help)"); }
+    if (!o.from) { data_opts_free(&o); return rc_fail_as(rc, RC_ERR_USAGE, "import: --from HOST:PORT is required (see rcluster import --help)"); }
     struct stat st;
     if (stat(o.from, &st) == 0 && S_ISREG(st.st_mode)) {   /* --from FILE.rdb: a restore of that file */
         char *rargv[5] = { (char *)"restore", argv[optind], (char *)o.from, o.replace ? (char *)"--replace" : NULL, NULL };
         int dry = o.dry_run;
         data_opts_free(&o);
-        if (dry) { rc->usage_error = 1; return rc_fail_as(rc, RC_ERR_USAGE, "import --from FILE: use rcluster restore ADDR FILE --dry-run"); }
+        if (dry) { return rc_fail_as(rc, RC_ERR_USAGE, "import --from FILE: use rcluster restore ADDR FILE --dry-run"); }
         return cmd_restore(rc, rargv[3] ? 4 : 3, rargv);
     }
     struct import im;
@@ -15719,7 +15956,7 @@ static int cmd_import(struct rc *rc, int argc, char **argv) {
     im.o = &o;
     im.scan.fd = -1;
     int ret = -1;
-    if (addr_parse(rc, o.from, &im.from) < 0) { rc->usage_error = 1; rc->err_kind = RC_ERR_USAGE; goto out; }
+    if (addr_parse(rc, o.from, &im.from) < 0) { rc->err_kind = RC_ERR_USAGE; goto out; }
     if (day2_open(rc, &im.s, argv[optind]) < 0 || day2_preflight(&im.s, 0, -1) < 0) goto out;
     sess_owner_map(&im.s, im.owner);
     if (im_source_connect(&im, &im.scan) < 0 || im_check_source(&im) < 0 || im_check_reach(&im) < 0 || im_open_lanes(&im) < 0) goto out;
@@ -16229,7 +16466,7 @@ static int update_docker_prepare(struct update_plan *u, int dry_run) {
     if (!dry_run && update_remove_leftovers(u) < 0) return -1;
     if (u->want.image_set && up_ensure_image(d, &u->up) < 0) return -1;
     if (up_detect_server(d, &u->up) < 0) return -1;
-    return update_image_differs(u) ? update_probe_version(u, u->up.o->image, u->up.server) : 0;
+    return update_image_differs(u) ? update_probe_version(u, u->up.image, u->up.server) : 0;
 }
 
 /* Every check before the first change: health, a linked replica for every master that
@@ -16337,7 +16574,8 @@ static int update_write_conf(struct update_plan *u, const struct update_node *x)
 /* The manifest as the cluster will be: the wanted image, config lines and server. */
 static int update_docker_manifest(struct update_plan *u) {
     struct rc *rc = u->rc;
-    sds man = up_manifest_render(rc, &u->want, u->up.server);
+    struct up_derived dv = { u->up.server, u->up.image, NULL, -1, -1 };
+    sds man = up_manifest_render(rc, &u->want, &dv);
     sds path = rc_sprintf("%s/" CONF_MANIFEST, u->dir);
     int ret = man && path ? conf_rewrite_file(rc, path, man, 0) : rc_fail_oom(rc);
     sdsfree(man);
@@ -16389,8 +16627,7 @@ static void update_no_sync_delay(struct rc *rc, struct update_node *x) {
 
 /* Give every node the repl-diskless-sync-delay it had (best effort, every exit path). */
 static void update_restore_sync_delays(struct rc *rc, struct update_plan *u) {
-    int kind = rc->err_kind;
-    sds saved = rc->err ? sdsdup(rc->err) : NULL;
+    struct rc_err_saved saved = rc_err_save(rc);
     for (int k = 0; k < u->n; k++) {
         struct update_node *x = &u->nodes[k];
         if (x->sync_delay < 0) continue;
@@ -16404,7 +16641,7 @@ static void update_restore_sync_delays(struct rc *rc, struct update_plan *u) {
         resp_free(s);
         rconn_free(&c);
     }
-    if (saved) { sdsfree(rc->err); rc->err = saved; rc->err_kind = kind; }
+    rc_err_restore(rc, &saved);
 }
 
 /* Is x a replica whose link is up and whose offset has reached its master's? */
@@ -16483,8 +16720,7 @@ static void update_put_data_back(struct rc *rc, struct update_plan *u, const str
 static void update_roll_back(struct update_plan *u, struct update_node *x, const char *prev, const char *aside, int conf_written) {
     struct docker *d = u->d;
     struct rc *rc = d->rc;
-    int kind = rc->err_kind;
-    sds saved = rc->err ? sdsdup(rc->err) : NULL;
+    struct rc_err_saved saved = rc_err_save(rc);
     if (rc_interrupted()) rc_progress(rc, "Interrupted: giving %s its previous container back", x->name);
     else rc_progress(rc, "%s did not come back on %s: giving it its previous container back", x->name, u->want.image);
     sds conf = rc_cat(conf_node_dir(u->dir, x->n->i, "conf"), "/redis.conf");
@@ -16498,7 +16734,7 @@ static void update_roll_back(struct update_plan *u, struct update_node *x, const
         rc_warn(rc, "rolling %s back: %s", x->name, rc->err ? rc->err : "?");
     sdsfree(conf);
     sdsfree(conf_prev);
-    if (saved) { sdsfree(rc->err); rc->err = saved; rc->err_kind = kind; }
+    rc_err_restore(rc, &saved);
 }
 
 /* Create and start node x's container from the wanted image on its data and ports. */
@@ -16630,7 +16866,7 @@ static void update_print_plan(struct rc *rc, const struct update_plan *u) {
 }
 
 /* --json: the outcome as one document. */
-static void update_print_json(const struct update_plan *u, int dry_run, int64_t took_ms) {
+static void update_print_json(struct rc *rc, const struct update_plan *u, int dry_run, int64_t took_ms) {
     sds j = rc_json_str(sdsnew("{\"ok\":true,\"name\":"), u->want.name);
     j = rc_catprintf(j, ",\"dry_run\":%s,\"image\":", dry_run ? "true" : "false");
     j = rc_json_str(j, u->want.image);
@@ -16649,7 +16885,7 @@ static void update_print_json(const struct update_plan *u, int dry_run, int64_t 
         j = rc_cat(rc_json_str(j, x->failover_to[0] ? x->failover_to : NULL), "}");
     }
     j = rc_catprintf(j, "],\"seconds\":%.3f}\n", (double)took_ms / 1000.0);
-    if (j) fputs(j, stdout);
+    rc_json_out(rc, j);
     sdsfree(j);
 }
 
@@ -16923,15 +17159,14 @@ static int update_swarm_replace(struct update_plan *u, struct update_node *x, in
     if (ret == 0) ret = update_swarm_set_spec(u, x, body, u->deadline, &applied);
     if (ret == 0) ret = update_wait_node(u, x, replica);
     if (ret < 0 && applied) {
-        int kind = rc->err_kind;
-        sds saved = rc->err ? sdsdup(rc->err) : NULL;
+        struct rc_err_saved saved = rc_err_save(rc);
         if (rc_interrupted()) rc_progress(rc, "Interrupted: giving service %s its previous spec", x->name);
         else rc_progress(rc, "%s did not come back on %s: giving its service its previous spec", x->name, u->want.image);
         sds old = swarm_service_body(&u->sw_cur, &u->sw_cur.nodes[x->sn->i - 1], x->conf_id, x->conf_name);
         if (update_swarm_set_spec(u, x, old, rc_now_ms() + 60000, &ignored) < 0)
             rc_warn(rc, "rolling %s back: %s", x->name, rc->err ? rc->err : "?");
         sdsfree(old);
-        if (saved) { sdsfree(rc->err); rc->err = saved; rc->err_kind = kind; }
+        rc_err_restore(rc, &saved);
     } else if (ret == 0 && new_conf) {
         /* The old config stays: the service's previous spec (Swarm's rollback) uses it. */
         sdsfree(x->conf_id);
@@ -17085,7 +17320,7 @@ static int cmd_update(struct rc *rc, int argc, char **argv) {
         if (r == 0) r = check_cluster(rc, u.nodes[0].host, u.nodes[0].port, rc->json ? CHECK_SILENT : CHECK_REPORT);
         if (r > 0) r = -1;
     }
-    if (r == 0 && rc->json) update_print_json(&u, o.dry_run, rc_now_ms() - t0);
+    if (r == 0 && rc->json) update_print_json(rc, &u, o.dry_run, rc_now_ms() - t0);
     if (r == 0 && !rc->json && !o.dry_run) update_print_summary(&u, rc_now_ms() - t0);
     update_plan_free(&u);
     docker_free(&d);
@@ -17144,8 +17379,12 @@ static void usage_main(FILE *f) {
           "Environment: DOCKER_HOST (unix://PATH or tcp://HOST:PORT), DOCKER_API_VERSION,\n"
           "RCLUSTER_PASSWORD, NO_COLOR.\n"
           "\n"
-          "Exit status: 0 success / healthy, 1 failure, 2 usage error, 3 cluster not healthy\n"
-          "(check, status), 130 interrupted.\n", f);
+          "Exit status, from the kind of failure alone (--json: error.kind and error.exit):\n"
+          "  0    success / healthy\n"
+          "  1    fail, auth, not_cluster, unreachable, timeout, corrupt, incompatible, exists\n"
+          "  2    usage (a bad command line or option value)\n"
+          "  3    unhealthy (check, status: the cluster answered but is not healthy)\n"
+          "  130  interrupted (SIGINT/SIGTERM; what was changed is put back first)\n", f);
 }
 
 struct rc_command {
@@ -17182,15 +17421,26 @@ static void rc_release(struct rc *rc) {
     sdsfree(rc->password);
     sdsfree(rc->docker_host);
     sdsfree(rc->api_version);
+    sdsfree(rc->plan);
+    sdsfree(rc->plan_files);
+}
+
+/* --json anywhere before `--`: asked for before the command's parser ran (a failure
+ * in parsing, an unknown command still owes one document). Not for `call`, whose
+ * CMD ARG... may hold a --json of its own. */
+static int rc_argv_wants_json(int argc, char **argv) {
+    if (argc > 1 && !strcmp(argv[1], "call")) return 0;
+    for (int i = 2; i < argc && strcmp(argv[i], "--") != 0; i++)
+        if (!strcmp(argv[i], "--json")) return 1;
+    return 0;
 }
 
 /* --json and a failure: the one document on stdout says so,
  * {"ok":false,"error":{"kind":...,"message":...,"exit":N}}. */
 static void rc_print_json_error(struct rc *rc, int code) {
     static const char *const kinds[] = { "fail", "usage", "auth", "not_cluster", "unreachable", "timeout", "interrupted",
-                                         "corrupt", "incompatible", "exists" };   /* enum rc_err_kind order */
-    int k = rc->usage_error ? RC_ERR_USAGE : rc->err_kind;
-    if (code == RC_EXIT_INTERRUPTED) k = RC_ERR_INTERRUPTED;
+                                         "corrupt", "incompatible", "exists", "unhealthy" };   /* enum rc_err_kind order */
+    int k = rc->err_kind;
     sds j = rc_catprintf(sdsnew("{\"ok\":false,\"error\":{\"kind\":\""), "%s\",\"message\":",
                          k >= 0 && k < (int)(sizeof kinds / sizeof kinds[0]) ? kinds[k] : "fail");
     j = rc_json_str(j, rc->err ? rc->err : "unknown failure");
@@ -17199,10 +17449,22 @@ static void rc_print_json_error(struct rc *rc, int code) {
     sdsfree(j);
 }
 
+/* The exit status of a failure of this kind: the table in --help. */
+static int rc_exit_of_kind(int kind) {
+    switch (kind) {
+    case RC_ERR_USAGE: return RC_EXIT_USAGE;
+    case RC_ERR_UNHEALTHY: return RC_EXIT_UNHEALTHY;
+    case RC_ERR_INTERRUPTED: return RC_EXIT_INTERRUPTED;
+    default: return RC_EXIT_FAIL;
+    }
+}
+
+/* A command's result (0 / -1 with rc->err) as the exit status. A failure after a
+ * signal was interrupted, whatever broke on the way out. */
 static int rc_exit_code(struct rc *rc, int r) {
-    if (r >= 0) return r;
-    if (rc_interrupted()) return RC_EXIT_INTERRUPTED;
-    return rc->usage_error ? RC_EXIT_USAGE : RC_EXIT_FAIL;
+    if (r >= 0) return RC_EXIT_OK;
+    if (rc_interrupted()) rc->err_kind = RC_ERR_INTERRUPTED;
+    return rc_exit_of_kind(rc->err_kind);
 }
 
 #ifndef RCLUSTER_NO_MAIN
@@ -17228,12 +17490,16 @@ int main(int argc, char **argv) {
     const struct rc_command *cmd = NULL;
     for (size_t i = 0; i < sizeof rc_commands / sizeof rc_commands[0]; i++)
         if (!strcmp(argv[1], rc_commands[i].name)) cmd = &rc_commands[i];
-    if (!cmd) { r = rc_fail(&rc, "unknown command '%s' (see rcluster --help)", argv[1]); rc.usage_error = 1; }
+    if (!cmd) r = rc_fail_as(&rc, RC_ERR_USAGE, "unknown command '%s' (see rcluster --help)", argv[1]);
     else r = cmd->run(&rc, argc - 1, argv + 1);
     int code = rc_exit_code(&rc, r);
-    if (r < 0) fprintf(stderr, "%srcluster: error:%s %s\n", rc.color ? "\033[31m" : "", rc.color ? "\033[0m" : "", rc.err ? rc.err : "unknown failure");
-    if (r < 0 && rc.json && !rc.json_done) rc_print_json_error(&rc, code);
-    else if (code == RC_EXIT_UNHEALTHY && rc.err) fprintf(stderr, "rcluster: %s\n", rc.err);
+    if (code == RC_EXIT_UNHEALTHY) { if (rc.err) fprintf(stderr, "rcluster: %s\n", rc.err); }
+    else if (r < 0) fprintf(stderr, "%srcluster: error:%s %s\n", rc.color ? "\033[31m" : "", rc.color ? "\033[0m" : "", rc.err ? rc.err : "unknown failure");
+    if (r < 0 && (rc.json || rc_argv_wants_json(argc, argv)) && !rc.json_done) rc_print_json_error(&rc, code);
+    /* Every command owes --json one document: one that had nothing else to say (down,
+     * a dry run) says that it did it, and what it would have sent. */
+    if (r >= 0 && rc.json && !rc.json_done)
+        rc_json_outf(&rc, "{\"ok\":true,\"command\":\"%s\",\"dry_run\":%s}", cmd->name, rc.plan ? "true" : "false");
     fflush(stdout);
     rc_release(&rc);
     return code;

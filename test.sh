@@ -8,7 +8,7 @@
 #                      otherwise the Docker tests are skipped.
 #   FAULTS=0           skip the fault-injection tests (tests/test_faults.sh); default: run.
 #   DOCKER_TESTS=0     skip the Docker tests.
-#   ONLY="lint fuzz safety create day2 moves newuser data memcheck faults docker rerun valkey podman hostnet airgap swarm scale update"
+#   ONLY="lint fuzz safety create day2 moves newuser json data memcheck faults docker rerun valkey podman hostnet airgap swarm scale update"
 #                      which groups to run (default: all).
 #   FUZZ_SECONDS=15    libFuzzer time per harness; SANITIZE=0 skips the ASan pass of create.
 #   NO_INSTALL=1       never call apt-get.
@@ -132,7 +132,7 @@ run_script() { # NAME SCRIPT [ENV=VAL...]
     PASSED=$((PASSED + np)); FAILED=$((FAILED + nf)); SKIPPED=$((SKIPPED + ns))
     if [ $rc -ne 0 ] && [ "$nf" -eq 0 ]; then fail "$script" "exited $rc without a failing test" "$log"; fi
 }
-ONLY=${ONLY:-lint fuzz safety create day2 moves newuser data memcheck faults docker rerun valkey podman hostnet airgap swarm scale update}
+ONLY=${ONLY:-lint fuzz safety create day2 moves newuser json data memcheck faults docker rerun valkey podman hostnet airgap swarm scale update}
 want() { case " $ONLY " in *" $1 "*) return 0 ;; esac; return 1; }
 
 if [ ! -x ./rcluster ]; then
@@ -150,6 +150,8 @@ else
     want moves && run_script moves tests/test_moves.sh DOCKER_OK=$DOCKER_OK
     # redis-cli habits, addresses, advice and output shape (ports 9500-9599).
     want newuser && run_script newuser tests/test_newuser.sh
+    # --json: one document for every command and outcome, dry runs and failures too (ports 7470-7479).
+    want json && run_script json tests/test_json.sh
     # backup, restore, import: Redis 7.0 and Valkey 9.1 clusters and a standalone source (ports 9600-9699).
     want data && run_script data tests/test_data.sh
     want memcheck && run_script memcheck tests/test_memcheck.sh

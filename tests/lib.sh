@@ -204,6 +204,106 @@ wait_for() {
     done
 }
 
+# ---- verdicts shared by the test scripts --------------------------------------------
+
+# verdict NAME WHY [FILE...]: "ok - NAME" when WHY is empty, else not_ok NAME WHY FILE...
+verdict() {
+    local name=$1 why=$2; shift 2
+    if [ -z "$why" ]; then ok "$name"; else not_ok "$name" "$why" "$@"; fi
+}
+
+# refusal_why PFX CODES BEFORE AFTER [SUBSTRING...]: what is wrong with a refused run
+# (run_rc PFX), on stdout, "" when nothing: the exit status is one of CODES ("1 2", or
+# "nonzero"), it did not crash, PFX.err holds every SUBSTRING (case-insensitive), and
+# the state the caller took before and after (BEFORE, AFTER) is the same.
+refusal_why() {
+    local pfx=$1 codes=$2 before=$3 after=$4; shift 4
+    local why="" s
+    case " $codes " in
+        *" $RC "*) ;;
+        " nonzero ") [ "$RC" -ne 0 ] || why+="exit 0; " ;;
+        *) why+="exit $RC (want ${codes// / or }); " ;;
+    esac
+    crashed "$pfx.err" && why+="crashed (exit $RC); "
+    for s in "$@"; do contains "$pfx.err" "$s" || why+="stderr lacks '$s'; "; done
+    [ "$before" = "$after" ] ||
+        why+="state changed: $(diff <(echo "$before") <(echo "$after") | grep '^[<>]' | head -2 | tr '\n' ' '); "
+    echo "$why"
+}
+
+# cli_check TAG ADDR LEVEL [CLI [ARGS...]]: `CLI --cluster check ADDR ARGS...` (CLI:
+# redis-cli) into $L/TAG.check without colours. Prints the first problem and fails
+# when the check fails, not every slot is covered, or (LEVEL "err") it reports [ERR],
+# (LEVEL "warn") [ERR] or [WARNING]; LEVEL "" asks neither.
+cli_check() {
+    local tag=$1 addr=$2 level=$3 cli=${4:-redis-cli}
+    shift 3; [ $# -gt 0 ] && shift
+    "$cli" --cluster check "$addr" "$@" 2>&1 | sed 's/\x1b\[[0-9;]*m//g' >"$L/$tag.check"
+    [ "${PIPESTATUS[0]}" = 0 ] || { echo "$(basename "$cli") --cluster check failed"; return 1; }
+    local bad='$^'
+    case $level in err) bad='\[ERR\]' ;; warn) bad='\[ERR\]\|\[WARNING\]' ;; esac
+    if grep -q "$bad" "$L/$tag.check"; then echo "$(basename "$cli") --cluster check: $(grep -m1 "$bad" "$L/$tag.check")"; return 1; fi
+    grep -q 'All 16384 slots covered' "$L/$tag.check" || { echo "not all slots covered"; return 1; }
+}
+
+# check_roles TAG MASTERS REPLICAS: $L/TAG.check (cli_check) lists that many masters
+# (M:) and replicas (S:); prints the difference and fails otherwise.
+check_roles() {
+    local m r
+    m=$(grep -c '^M: ' "$L/$1.check"); r=$(grep -c '^S: ' "$L/$1.check")
+    [ "$m $r" = "$2 $3" ] || { echo "masters/replicas $m/$r, want $2/$3"; return 1; }
+}
+
+# id_of PORT: the node's CLUSTER MYID (asked with $CLI, default redis-cli). A node busy
+# loading a full sync (a master that gave away its last slot became a replica) answers
+# LOADING: ask again until it says its id, for at most 10 s.
+id_of() {
+    local id i
+    for i in $(seq 50); do
+        id=$("${CLI:-redis-cli}" -p "$1" ${NODE_AUTH[$1]:-} cluster myid 2>/dev/null)
+        [[ "$id" =~ ^[0-9a-f]{40}$ ]] && break
+        sleep 0.2
+    done
+    echo "$id"
+}
+
+# ---- Docker objects a test made (the label rcluster puts on everything it makes) ----
+LABEL=io.rcluster.cluster
+
+# owned NAME: "CONTAINERS NETWORKS", how many of each carry cluster NAME's label.
+# DOCKER_CLI names the client (a command or a function; default docker).
+owned() {
+    local d=${DOCKER_CLI:-docker}
+    echo "$("$d" ps -aq --filter "label=$LABEL=$1" | grep -c .) $("$d" network ls -q --filter "label=$LABEL=$1" | grep -c .)"
+}
+
+# ids_of NAME: the ids of cluster NAME's containers, sorted, on one line.
+ids_of() { "${DOCKER_CLI:-docker}" ps -aq --no-trunc --filter "label=$LABEL=$1" | sort | tr '\n' ' '; }
+
+# docker_remove_cluster NAME...: remove the containers, then the networks, labelled as
+# cluster NAME (exactly that name).
+docker_remove_cluster() {
+    local n ids
+    for n in "$@"; do
+        ids=$(docker ps -aq --filter "label=$LABEL=$n"); [ -n "$ids" ] && docker rm -f $ids >/dev/null 2>&1
+        ids=$(docker network ls -q --filter "label=$LABEL=$n"); [ -n "$ids" ] && docker network rm $ids >/dev/null 2>&1
+    done
+    return 0
+}
+
+# docker_remove_labelled PREFIX: remove the containers, then the networks, of every
+# cluster whose name starts with PREFIX (a test's own clusters only).
+docker_remove_labelled() {
+    local what ids
+    for what in "ps -a" "network ls"; do
+        ids=$(docker $what --filter "label=$LABEL" --format '{{.ID}} {{.Label "io.rcluster.cluster"}}' 2>/dev/null |
+              awk -v p="$1" 'index($2, p) == 1 {print $1}')
+        [ -z "$ids" ] && continue
+        if [ "$what" = "ps -a" ]; then docker rm -f $ids >/dev/null 2>&1; else docker network rm $ids >/dev/null 2>&1; fi
+    done
+    return 0
+}
+
 finish() {
     [ "$T_FAILED" -eq 0 ]
     exit $?

@@ -252,18 +252,12 @@ t_create_acl_user() {
 # every |-separated substring in stderr (case-insensitive), and an unchanged snapshot.
 refused() {
     local name=$1 first=$2 n=$3 subs=$4; shift 5
-    local before after why=""
+    local before after tag=ref$RANDOM
     before=$(snapshot "$first" "$n")
-    local tag=ref$RANDOM
     run_rc "$L/$tag" 60 -- "$@"
     after=$(snapshot "$first" "$n")
-    [ $RC -eq "${WANT_RC:-1}" ] || why+="exit $RC (want ${WANT_RC:-1}); "
-    local IFS='|' s
-    for s in $subs; do contains "$L/$tag.err" "$s" || why+="stderr lacks '$s'; "; done
-    unset IFS
-    [ "$before" = "$after" ] || why+="nodes changed: before [$(echo $before)] after [$(echo $after)]; "
-    crashed "$L/$tag.err" && why+="crashed; "
-    if [ -z "$why" ]; then ok "$name"; else not_ok "$name" "$why" "$L/$tag.err" "$L/$tag.out"; fi
+    local IFS='|'; local -a want=($subs); unset IFS
+    verdict "$name" "$(refusal_why "$L/$tag" "${WANT_RC:-1}" "$before" "$after" "${want[@]}")" "$L/$tag.err" "$L/$tag.out"
     if [ "$before" != "$after" ]; then reset_nodes "$first" "$n"; fi
 }
 

@@ -46,18 +46,6 @@ d2_start() {
     return 1
 }
 
-# A node busy loading a full sync (a master that gave away its last slot became a replica)
-# answers LOADING: ask again until it says its id (at most 10 s).
-id_of() {
-    local id i
-    for i in $(seq 50); do
-        id=$(rcli "$1" cluster myid)
-        [[ "$id" =~ ^[0-9a-f]{40}$ ]] && break
-        sleep 0.2
-    done
-    echo "$id"
-}
-
 # nodes_snapshot PORT...: each node's CLUSTER NODES without the changing columns
 # (ping/pong times, link state), sorted: proves that a refused command changed nothing.
 nodes_snapshot() {
@@ -72,10 +60,7 @@ nodes_snapshot() {
 # loaded key reads back, and the writer lost no acknowledged write.
 judge() {
     local step=$1 port=$2 out
-    if ! redis-cli --cluster check "127.0.0.1:$port" ${NODE_AUTH[$port]:-} >"$L/$step.check" 2>&1 ||
-       grep -q '\[ERR\]\|\[WARNING\]' "$L/$step.check"; then
-        echo "redis-cli --cluster check: $(grep -m1 'ERR\|WARNING' "$L/$step.check" | sed 's/\x1b\[[0-9;]*m//g')"; return 1
-    fi
+    cli_check "$step" "127.0.0.1:$port" warn redis-cli ${NODE_AUTH[$port]:-} || return 1
     out=$($CLIENT verify "$port" "$KEYS" "$BIG" 2>&1) || { echo "read-back: $(echo "$out" | head -1)"; return 1; }
     if [ -n "${WRITER_STATE:-}" ]; then
         sleep 0.3
@@ -117,15 +102,11 @@ step() {
 # and leave every node's CLUSTER NODES as it was.
 refuse() {
     local name="$SNAME: refused: $1" sub=$2 ports=$3; shift 4
-    local before after why="" tag=r$RANDOM
+    local before after tag=r$RANDOM
     before=$(nodes_snapshot $ports)
     run_rc "$L/$tag" 60 -- "$@"
     after=$(nodes_snapshot $ports)
-    [ $RC -ne 0 ] || why+="exit 0; "
-    contains "$L/$tag.err" "$sub" || why+="stderr lacks '$sub'; "
-    crashed "$L/$tag.err" && why+="crashed (exit $RC); "
-    [ "$before" = "$after" ] || why+="CLUSTER NODES changed: $(diff <(echo "$before") <(echo "$after") | grep '^[<>]' | head -2 | tr '\n' ' '); "
-    if [ -z "$why" ]; then ok "$name"; else not_ok "$name" "$why" "$L/$tag.err"; fi
+    verdict "$name" "$(refusal_why "$L/$tag" nonzero "$before" "$after" "$sub")" "$L/$tag.err"
 }
 
 # unchanged NAME PORTS -- ARGS...: rcluster exits 0 and every node's CLUSTER NODES stays.
@@ -283,6 +264,7 @@ core_refusals() {
         return
     fi
     refuse "BUSYKEY without --replace" "--replace" "$ports" -- reshard 127.0.0.1:7100 --from "$(id_of $src)" --to "$(id_of $dst)" --slots 1 --yes
+    refuse "BUSYKEY without --replace, on a dry run too" "--replace" "$ports" -- reshard 127.0.0.1:7100 --from "$(id_of $src)" --to "$(id_of $dst)" --slots 1 --dry-run
     local tag=rep$SNAME
     run_rc "$L/$tag" 120 -- reshard 127.0.0.1:7100 --from "$(id_of $src)" --to "$(id_of $dst)" --slots 1 --yes --replace
     local v; v=$(rcli $dst get "$k")

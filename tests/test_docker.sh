@@ -13,7 +13,6 @@ IMG=rcluster-test/redis:local
 NAME=rctest
 BASE=7301
 DATA=$T_TMP/data
-LABEL=io.rcluster.cluster
 
 TESTS=(t_image t_dry_run t_up t_status t_up_again t_up_heals t_failover t_up_password t_down_needs_yes
        t_down t_up_resume_purge t_pre_image t_pre_subnet t_pre_overlap t_pre_foreign
@@ -33,14 +32,8 @@ fi
 
 # ---- cleanup of everything this script may have created (now and from earlier runs) ----
 docker_clean() {
-    local ids
-    ids=$(docker ps -a --filter "label=$LABEL" --format '{{.ID}} {{.Label "io.rcluster.cluster"}}' 2>/dev/null |
-          awk '$2 ~ /^rctest/ {print $1}')
-    [ -n "$ids" ] && docker rm -f $ids >/dev/null 2>&1
+    docker_remove_labelled rctest
     docker rm -f rctestx-1 >/dev/null 2>&1
-    ids=$(docker network ls --filter "label=$LABEL" --format '{{.ID}} {{.Label "io.rcluster.cluster"}}' 2>/dev/null |
-          awk '$2 ~ /^rctest/ {print $1}')
-    [ -n "$ids" ] && docker network rm $ids >/dev/null 2>&1
     docker network rm rctest-ovl >/dev/null 2>&1
     return 0
 }
@@ -48,13 +41,6 @@ docker_clean
 T_CLEANUPS+=(docker_clean)
 
 # what exists with the label value NAME: "containers networks"
-owned() { # NAME
-    local c n
-    c=$(docker ps -aq --filter "label=$LABEL=$1" | grep -c .)
-    n=$(docker network ls -q --filter "label=$LABEL=$1" | grep -c .)
-    echo "$c $n"
-}
-ids_of() { docker ps -aq --no-trunc --filter "label=$LABEL=$1" | sort | tr '\n' ' '; }
 
 # cluster nodes as seen from a published port: "id addr flags master" lines
 nodes_of() { redis-cli -p "$1" ${DAUTH:-} cluster nodes 2>/dev/null | awk '{sub(/@.*/, "", $2); print $1, $2, $3, $4}'; }

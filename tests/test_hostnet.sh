@@ -13,7 +13,6 @@ IMG=rcvk-test/redis:local
 NAME=rcvk-hn
 BASE=7660
 DATA=$T_TMP/data
-LABEL=io.rcluster.cluster
 TESTS=(t_hn_refusals t_hn_image t_hn_port_busy t_hn_up t_hn_status t_hn_rerun t_hn_repair t_hn_mode_mismatch
        t_hn_down_up t_hn_purge t_hn_bind_all)
 
@@ -27,20 +26,9 @@ if [ ! -x "$RCLUSTER" ]; then
     finish
 fi
 
-docker_clean() {
-    local ids
-    ids=$(docker ps -a --filter "label=$LABEL" --format '{{.ID}} {{.Label "io.rcluster.cluster"}}' 2>/dev/null |
-          awk '$2 ~ /^rcvk-hn/ {print $1}')
-    [ -n "$ids" ] && docker rm -f $ids >/dev/null 2>&1
-    ids=$(docker network ls --filter "label=$LABEL" --format '{{.ID}} {{.Label "io.rcluster.cluster"}}' 2>/dev/null |
-          awk '$2 ~ /^rcvk-hn/ {print $1}')
-    [ -n "$ids" ] && docker network rm $ids >/dev/null 2>&1
-    return 0
-}
+docker_clean() { docker_remove_labelled rcvk-hn; }
 docker_clean
 T_CLEANUPS+=("docker rmi -f $IMG" docker_clean)
-owned() { echo "$(docker ps -aq --filter "label=$LABEL=$1" | grep -c .) $(docker network ls -q --filter "label=$LABEL=$1" | grep -c .)"; }
-ids_of() { docker ps -aq --no-trunc --filter "label=$LABEL=$NAME" | sort | tr '\n' ' '; }
 UP_ARGS=(--name $NAME --network host --port $BASE --image $IMG --data-dir "$DATA" --yes --timeout 120)
 
 # cluster_client PORT N: a minimal cluster client (RESP over TCP): SET and GET N keys
@@ -84,11 +72,7 @@ EOF
 }
 
 judge() { # TAG
-    redis-cli --cluster check "127.0.0.1:$BASE" >"$L/$1.check" 2>&1 || { echo "redis-cli --cluster check failed"; return 1; }
-    grep -q '\[OK\] All 16384 slots covered' "$L/$1.check" || { echo "not all slots covered"; return 1; }
-    local m r
-    m=$(sed "s/\x1b\[[0-9;]*m//g" "$L/$1.check" | grep -c "^M: "); r=$(sed "s/\x1b\[[0-9;]*m//g" "$L/$1.check" | grep -c "^S: ")
-    [ "$m $r" = "3 3" ] || { echo "masters/replicas $m/$r, want 3/3"; return 1; }
+    cli_check "$1" "127.0.0.1:$BASE" "" && check_roles "$1" 3 3 || return 1
     cluster_client $BASE 100 >"$L/$1.client" 2>&1 || { echo "cluster client: $(tail -1 "$L/$1.client")"; return 1; }
 }
 
@@ -96,8 +80,7 @@ judge() { # TAG
 refused() {
     local name=$1 re=$2; shift 2
     run_rc "$L/ref" 60 -- up --name rcvk-hnx --image $IMG --data-dir "$T_TMP/ref" --yes "$@"
-    local why=""
-    [ $RC -eq 1 ] || [ $RC -eq 2 ] || why+="exit $RC (want 1 or 2); "
+    local why; why=$(refusal_why "$L/ref" "1 2" "" "")
     grep -qE -- "$re" "$L/ref.err" || why+="error does not match /$re/: $(tail -1 "$L/ref.err"); "
     [ "$(owned rcvk-hnx)" = "0 0" ] || why+="created $(owned rcvk-hnx); "
     [ -e "$T_TMP/ref" ] && why+="created the data dir; "
@@ -174,12 +157,12 @@ EOF
 
 t_hn_rerun() {
     local name="hostnet: up again on a healthy cluster changes nothing"
-    local before; before=$(ids_of)
+    local before; before=$(ids_of $NAME)
     run_rc "$L/again" 120 -- up "${UP_ARGS[@]}"
     local why=""
     [ $RC -eq 0 ] || why+="exit $RC; "
     contains "$L/again.err" "nothing to do" || why+="does not say 'nothing to do'; "
-    [ "$(ids_of)" = "$before" ] || why+="containers changed; "
+    [ "$(ids_of $NAME)" = "$before" ] || why+="containers changed; "
     if [ -z "$why" ]; then ok "$name"; else not_ok "$name" "$why" "$L/again.err"; fi
 }
 
@@ -198,12 +181,12 @@ t_hn_repair() {
 
 t_hn_mode_mismatch() {
     local name="hostnet: up --network bridge on a host-mode cluster is refused and changes nothing"
-    local before; before=$(ids_of)
+    local before; before=$(ids_of $NAME)
     run_rc "$L/mm" 60 -- up --name $NAME --port $BASE --image $IMG --data-dir "$DATA" --yes --network bridge --subnet 10.94.0.0/24
     local why=""
     [ $RC -eq 1 ] || why+="exit $RC (want 1); "
     contains "$L/mm.err" "--network: host (recorded) -> bridge (given)" || why+="error does not name the recorded host networking; "
-    [ "$(ids_of)" = "$before" ] || why+="containers changed; "
+    [ "$(ids_of $NAME)" = "$before" ] || why+="containers changed; "
     [ "$(owned $NAME)" = "6 0" ] || why+="owned $(owned $NAME) (want 6 0); "
     if [ -z "$why" ]; then ok "$name"; else not_ok "$name" "$why" "$L/mm.err"; fi
 }

@@ -37,17 +37,9 @@ mv_start() {
     wait_for 5 bash -c "$CLI -p $port ping | grep -q PONG"
 }
 
-id_of() {
-    local id i
-    for i in $(seq 50); do id=$($CLI -p "$1" cluster myid 2>/dev/null); [[ "$id" =~ ^[0-9a-f]{40}$ ]] && break; sleep 0.2; done
-    echo "$id"
-}
-
 # judge TAG: the server's cli --cluster check is clean, every key reads back, no acknowledged write lost.
 judge() {
-    "$CLI" --cluster check 127.0.0.1:$B 2>&1 | sed 's/\x1b\[[0-9;]*m//g' >"$L/$1.check"
-    grep -q '\[ERR\]\|\[WARNING\]' "$L/$1.check" && { echo "cli --cluster check: $(grep -m1 'ERR\|WARNING' "$L/$1.check")"; return 1; }
-    grep -q 'All 16384 slots covered' "$L/$1.check" || { echo "cli --cluster check: not all slots covered"; return 1; }
+    cli_check "$1" 127.0.0.1:$B warn "$CLI" || return 1
     local out
     out=$($CLIENT verify $B "$KEYS" 0 2>&1) || { echo "read-back: $(echo "$out" | head -1)"; return 1; }
     sleep 0.3

@@ -23,8 +23,6 @@ nu_cluster() {
     wait_for 10 cluster_ok_all "$1" "$2"
 }
 
-id_of() { rcli "$1" cluster myid; }
-
 # ---- 1. any address that reaches a node names it -----------------------------------
 t_address_names_node() {
     local n="an address that reaches a node names it (--from/--to/--weight)"

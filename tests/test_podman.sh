@@ -16,7 +16,6 @@ IMG=rcvk-test/redis:local
 NAME=rcvk-pm
 BASE=7620
 DATA=$T_TMP/data
-LABEL=io.rcluster.cluster
 TESTS=(t_pm_image t_pm_load t_pm_up t_pm_status t_pm_rerun t_pm_repair t_pm_down_up t_pm_purge)
 
 why_skip=""
@@ -63,15 +62,10 @@ if [ ! -S "$SOCK" ]; then
 fi
 
 UP_ARGS=(--name $NAME --subnet 10.92.0.0/24 --port $BASE --image $IMG --data-dir "$DATA" --yes --timeout 120)
-ids_of() { P ps -aq --no-trunc --filter "label=$LABEL=$NAME" | sort | tr '\n' ' '; }
-owned() { echo "$(P ps -aq --filter "label=$LABEL=$NAME" | grep -c .) $(P network ls -q --filter "label=$LABEL=$NAME" | grep -c .)"; }
+DOCKER_CLI=P   # owned, ids_of (tests/lib.sh) ask Podman's own CLI
 
 judge() { # TAG: redis-cli check, 3 masters + 3 replicas, keys
-    redis-cli --cluster check "127.0.0.1:$BASE" >"$L/$1.check" 2>&1 || { echo "redis-cli --cluster check failed"; return 1; }
-    grep -q '\[OK\] All 16384 slots covered' "$L/$1.check" || { echo "not all slots covered"; return 1; }
-    local m r
-    m=$(sed "s/\x1b\[[0-9;]*m//g" "$L/$1.check" | grep -c "^M: "); r=$(sed "s/\x1b\[[0-9;]*m//g" "$L/$1.check" | grep -c "^S: ")
-    [ "$m $r" = "3 3" ] || { echo "masters/replicas $m/$r, want 3/3"; return 1; }
+    cli_check "$1" "127.0.0.1:$BASE" "" && check_roles "$1" 3 3 || return 1
     keys_roundtrip $BASE 50 >"$L/$1.keys" || { echo "keys: $(head -1 "$L/$1.keys")"; return 1; }
 }
 
@@ -102,7 +96,7 @@ t_pm_up() {
     if [ $RC -ne 0 ]; then not_ok "$name" "exit $RC" "$L/up.err" "$L/service.log"; return; fi
     local why
     why=$(judge up) || { not_ok "$name" "$why" "$L/up.err" "$L/up.check"; return; }
-    [ "$(owned)" = "6 1" ] || { not_ok "$name" "labelled containers/networks: $(owned) (want 6 1)"; return; }
+    [ "$(owned $NAME)" = "6 1" ] || { not_ok "$name" "labelled containers/networks: $(owned $NAME) (want 6 1)"; return; }
     ok "$name"
 }
 
@@ -118,12 +112,12 @@ t_pm_status() {
 
 t_pm_rerun() {
     local name="podman: up again on a healthy cluster changes nothing"
-    local before; before=$(ids_of)
+    local before; before=$(ids_of $NAME)
     run_rc "$L/again" 120 -- up "${UP_ARGS[@]}"
     local why=""
     [ $RC -eq 0 ] || why+="exit $RC; "
     contains "$L/again.err" "nothing to do" || why+="does not say 'nothing to do'; "
-    [ "$(ids_of)" = "$before" ] || why+="containers changed; "
+    [ "$(ids_of $NAME)" = "$before" ] || why+="containers changed; "
     if [ -z "$why" ]; then ok "$name"; else not_ok "$name" "$why" "$L/again.err"; fi
 }
 
@@ -145,7 +139,7 @@ t_pm_down_up() {
     run_rc "$L/down" 120 -- down --name $NAME
     local why=""
     [ $RC -eq 0 ] || why+="down exit $RC; "
-    [ "$(owned)" = "0 0" ] || why+="left $(owned); "
+    [ "$(owned $NAME)" = "0 0" ] || why+="left $(owned $NAME); "
     [ -f "$DATA/node-1/data/nodes.conf" ] || why+="no nodes.conf kept; "
     run_rc "$L/back" 240 -- up "${UP_ARGS[@]}"
     [ $RC -eq 0 ] || why+="up after down exit $RC; "
@@ -159,7 +153,7 @@ t_pm_purge() {
     run_rc "$L/purge" 120 -- down --name $NAME --purge --yes
     local why=""
     [ $RC -eq 0 ] || why+="exit $RC; "
-    [ "$(owned)" = "0 0" ] || why+="left $(owned); "
+    [ "$(owned $NAME)" = "0 0" ] || why+="left $(owned $NAME); "
     [ -e "$DATA" ] && why+="$DATA still exists; "
     if [ -z "$why" ]; then ok "$name"; else not_ok "$name" "$why" "$L/purge.err"; fi
 }

@@ -12,7 +12,6 @@ IMG=rcluster-test/redis:local
 NAME=rctestr
 BASE=7341
 DATA=$T_TMP/data
-LABEL=io.rcluster.cluster
 PW=$T_TMP/pw
 echo 'Re-run-pw 9' >"$PW"
 echo 'other-pw' >"$T_TMP/pw2"
@@ -26,15 +25,7 @@ if [ "$DOCKER_OK" != 1 ]; then
     exit 0
 fi
 
-clean() {
-    local ids
-    local n
-    for n in $NAME ${NAME}u; do
-        ids=$(docker ps -aq --filter "label=$LABEL=$n"); [ -n "$ids" ] && docker rm -f $ids >/dev/null 2>&1
-        ids=$(docker network ls -q --filter "label=$LABEL=$n"); [ -n "$ids" ] && docker network rm $ids >/dev/null 2>&1
-    done
-    return 0
-}
+clean() { docker_remove_cluster $NAME ${NAME}u; }
 clean
 T_CLEANUPS+=(clean)
 if ! docker image inspect $IMG >/dev/null 2>&1; then
@@ -64,15 +55,11 @@ healthy() { # TAG: redis-cli --cluster check passes and keys round-trip
 # refused NAME WANT ARGS...: exit 1 or 2, stderr has WANT, state byte-identical.
 refused() {
     local name="rerun: $1" want=$2; shift 2
-    local before after why=""
+    local before after
     before=$(state)
     run_rc "$L/ref" 60 -- "$@"
     after=$(state)
-    [ $RC -eq 1 ] || [ $RC -eq 2 ] || why+="exit $RC (want 1 or 2); "
-    contains "$L/ref.err" "$want" || why+="stderr lacks '$want'; "
-    contains "$L/ref.err" "nothing was changed" || why+="stderr does not say nothing was changed; "
-    [ "$before" = "$after" ] || why+="state changed: $(diff <(echo "$before") <(echo "$after") | grep '^[<>]' | head -2 | tr '\n' ' '); "
-    if [ -z "$why" ]; then ok "$name"; else not_ok "$name" "$why" "$L/ref.err"; fi
+    verdict "$name" "$(refusal_why "$L/ref" "1 2" "$before" "$after" "$want" "nothing was changed")" "$L/ref.err"
 }
 
 t_first() {

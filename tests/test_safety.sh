@@ -11,12 +11,8 @@ D=$T_TMP/data
 refused() { # NAME EXPECTED-SUBSTRING ARGS...
     local name=$1 want=$2; shift 2
     run_rc "$T_TMP/r" 20 -- "$@"
-    local why=""
-    [ $RC -eq 1 ] || [ $RC -eq 2 ] || why+="exit $RC (want 1 or 2); "
-    crashed "$T_TMP/r.err" && why+="crashed; "
-    contains "$T_TMP/r.err" "$want" || why+="message lacks '$want'; "
-    [ -e "$D" ] && why+="created $D; "
-    if [ -z "$why" ]; then ok "safety: $name"; else not_ok "safety: $name" "$why" "$T_TMP/r.err"; fi
+    local after=absent; [ -e "$D" ] && after="created $D"
+    verdict "safety: $name" "$(refusal_why "$T_TMP/r" "1 2" absent "$after" "$want")" "$T_TMP/r.err"
     rm -rf "$D"
 }
 

@@ -18,7 +18,6 @@ NAME=rcscT
 BASE=7920
 SUBNET=10.72.0.32/27
 DATA=$T_TMP/data
-LABEL=io.rcluster.cluster
 KEYS=${SCALE_KEYS:-200000}
 PY=python3
 /usr/bin/python3 -c 'import redis.cluster' 2>/dev/null && PY=/usr/bin/python3
@@ -29,11 +28,7 @@ if [ "$DOCKER_OK" != 1 ]; then skip "scale" "no Docker daemon"; exit 0; fi
 if ! $PY -c 'import redis.cluster' 2>/dev/null; then skip "scale" "python3 redis module (python3-redis) missing"; exit 0; fi
 
 clean() {
-    local n ids
-    for n in $NAME rcscforeign; do
-        ids=$(docker ps -aq --filter "label=$LABEL=$n"); [ -n "$ids" ] && docker rm -f $ids >/dev/null 2>&1
-        ids=$(docker network ls -q --filter "label=$LABEL=$n"); [ -n "$ids" ] && docker network rm $ids >/dev/null 2>&1
-    done
+    docker_remove_cluster $NAME rcscforeign
     docker rm -f rcscforeign-1 >/dev/null 2>&1
     return 0
 }
@@ -55,15 +50,7 @@ T_PIDS+=($WPID)
 # judge STEP MASTERS REPLICAS: the cluster is healthy and complete as scaled.
 judge() {
     local step=$1 m=$2 r=$3 n=$(($2 * ($3 + 1))) why=""
-    # (redis-cli colours its output even into a file)
-    redis-cli --cluster check 127.0.0.1:$BASE 2>&1 | sed 's/\x1b\[[0-9;]*m//g' >"$L/$step.check"
-    [ "${PIPESTATUS[0]}" = 0 ] || why="redis-cli --cluster check failed"
-    [ -z "$why" ] && ! grep -q '\[OK\] All 16384 slots covered' "$L/$step.check" && why="not all slots covered"
-    [ -z "$why" ] && grep -q '\[ERR\]' "$L/$step.check" && why="redis-cli --cluster check reports [ERR]"
-    local nm ns
-    nm=$(grep -c '^M: ' "$L/$step.check"); ns=$(grep -c '^S: ' "$L/$step.check")
-    [ -z "$why" ] && [ "$nm" != "$m" ] && why="$nm masters, want $m"
-    [ -z "$why" ] && [ "$ns" != $((m * r)) ] && why="$ns replicas, want $((m * r))"
+    why=$(cli_check "$step" 127.0.0.1:$BASE err && check_roles "$step" "$m" $((m * r)))
     if [ -z "$why" ]; then   # every master has exactly R replicas
         local per
         per=$(redis-cli -p $BASE cluster nodes | awk '$3 ~ /slave/ {c[$4]++} END {for (k in c) print c[k]}' | sort -u | tr '\n' ' ')
@@ -129,11 +116,10 @@ refuse() {
     run_rc "$L/refuse" 60 -- "$@"
     after=$(state)
     [ "$after" = "$before" ] || after=$(settled_state)
-    if [ "$RC" != "$code" ]; then not_ok "scale: refuses $name" "exit $RC, want $code" "$L/refuse.err"
-    elif ! grep -qiE "$pat" "$L/refuse.err"; then not_ok "scale: refuses $name" "message does not match '$pat'" "$L/refuse.err"
-    elif [ "$after" != "$before" ]; then
-        not_ok "scale: refuses $name" "something changed: $(diff <(echo "$before") <(echo "$after") | grep '^[<>]' | head -4 | tr '\n' ' ')" "$L/refuse.err"
-    else ok "scale: refuses $name: $(grep -o 'error: .*' "$L/refuse.err" | cut -c8-110)"; fi
+    local why; why=$(refusal_why "$L/refuse" "$code" "$before" "$after")
+    grep -qiE "$pat" "$L/refuse.err" || why+="message does not match '$pat'; "
+    [ -z "$why" ] && name+=": $(grep -o 'error: .*' "$L/refuse.err" | cut -c8-110)"
+    verdict "scale: refuses $name" "$why" "$L/refuse.err"
 }
 
 refuse "--masters 2" 2 "at least 3 masters" -- scale --name $NAME --masters 2 --yes

@@ -15,7 +15,6 @@ VALKEY_DIR=${VALKEY_DIR:-$TOP/../shared/servers/valkey-8.0.1}
 TESTS=(t_vk_create t_vk_check t_vk_password t_vk_refuse_nonempty t_vk_mixed_plan)
 DTESTS=(t_vk_image_default t_vk_image_build t_vk_up t_vk_up_server_override t_vk_up_probe)
 IMG=rcvk-test/valkey:local
-LABEL=io.rcluster.cluster
 
 if [ ! -x "$VALKEY_DIR/valkey-server" ] || [ ! -x "$VALKEY_DIR/valkey-cli" ]; then
     for t in "${TESTS[@]}" "${DTESTS[@]}"; do skip "valkey: $t" "no Valkey binaries in $VALKEY_DIR (see ../shared/servers/README.md)"; done
@@ -42,9 +41,7 @@ judge() {
     why=$(cluster_ok_all "$first" "$n") || { echo "right after create: $why"; return 1; }
     local r; r=$(roles "$first" "$n")
     [ "$r" = "$wm $wr" ] || { echo "roles masters/replicas = $r, want $wm $wr"; return 1; }
-    "$VALKEY_DIR/valkey-cli" --cluster check "127.0.0.1:$first" "$@" >"$L/$name.check" 2>&1 ||
-        { echo "valkey-cli --cluster check failed"; return 1; }
-    grep -q '\[OK\] All 16384 slots covered' "$L/$name.check" || { echo "valkey-cli: not all slots covered"; return 1; }
+    cli_check "$name" "127.0.0.1:$first" "" "$VALKEY_DIR/valkey-cli" "$@" || return 1
     keys_roundtrip "$first" 100 "$@" >"$L/$name.keys" || { echo "keys: $(head -1 "$L/$name.keys")"; return 1; }
 }
 
@@ -142,17 +139,7 @@ t_vk_mixed_plan() {
 
 # ---- Docker: image build from valkey-server, up from that image ----------------------
 
-docker_clean() {
-    local ids
-    ids=$(docker ps -a --filter "label=$LABEL" --format '{{.ID}} {{.Label "io.rcluster.cluster"}}' 2>/dev/null |
-          awk '$2 ~ /^rcvk-vk/ {print $1}')
-    [ -n "$ids" ] && docker rm -f $ids >/dev/null 2>&1
-    ids=$(docker network ls --filter "label=$LABEL" --format '{{.ID}} {{.Label "io.rcluster.cluster"}}' 2>/dev/null |
-          awk '$2 ~ /^rcvk-vk/ {print $1}')
-    [ -n "$ids" ] && docker network rm $ids >/dev/null 2>&1
-    return 0
-}
-owned() { echo "$(docker ps -aq --filter "label=$LABEL=$1" | grep -c .) $(docker network ls -q --filter "label=$LABEL=$1" | grep -c .)"; }
+docker_clean() { docker_remove_labelled rcvk-vk; }
 
 t_vk_image_default() {
     local name="valkey: image build with only valkey-server on PATH packs it and tags rcluster/valkey:local (dry run)"
@@ -196,10 +183,10 @@ t_vk_up() {
     "$VALKEY_DIR/valkey-cli" -p 7603 info server | tr -d '\r' | grep -qx 'server_name:valkey' || why+="7603 is not Valkey; "
     run_rc "$L/vs" 60 -- status --name rcvk-vk
     [ $RC -eq 0 ] && grep -qx 'Server: Valkey 8.0.1' "$L/vs.out" || why+="status exit $RC or no 'Server: Valkey 8.0.1'; "
-    local ids; ids=$(docker ps -aq --no-trunc --filter "label=$LABEL=rcvk-vk" | sort | tr '\n' ' ')
+    local ids; ids=$(ids_of rcvk-vk)
     run_rc "$L/vr" 120 -- up --name rcvk-vk --image $IMG --subnet 10.90.0.0/24 --port 7600 --data-dir "$data" --yes --timeout 120
     [ $RC -eq 0 ] && contains "$L/vr.err" "nothing to do" || why+="re-run exit $RC or not 'nothing to do'; "
-    [ "$(docker ps -aq --no-trunc --filter "label=$LABEL=rcvk-vk" | sort | tr '\n' ' ')" = "$ids" ] || why+="re-run changed the containers; "
+    [ "$(ids_of rcvk-vk)" = "$ids" ] || why+="re-run changed the containers; "
     run_rc "$L/vd" 120 -- down --name rcvk-vk --purge --yes
     [ $RC -eq 0 ] && [ "$(owned rcvk-vk)" = "0 0" ] && [ ! -e "$data" ] || why+="down --purge exit $RC, left $(owned rcvk-vk), data $(ls -d "$data" 2>/dev/null); "
     if [ -z "$why" ]; then ok "$name"; else not_ok "$name" "$why" "$L/vu.err" "$L/vr.err" "$L/vu.check"; fi

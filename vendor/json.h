@@ -355,8 +355,8 @@ static int json__value(json__parser_s *P, json_value_s **out, int depth) {
     case '"':
         *out = v = json__node(P, JSON_STRING);
         {
-            const char *s;
-            size_t n;
+            const char *s = NULL;   /* set on success; NULL keeps the analyzer from guessing */
+            size_t n = 0;
             if (json__string(P, &s, &n)) return -1;
             if (v) v->str = s, v->len = n;
         }
