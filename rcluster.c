@@ -50,7 +50,7 @@
  *                                            ID id | ALL,
  *  9. Commands: create, check             MIGRATE host port "" 0 ms [REPLACE] [AUTH|AUTH2] KEYS,
  * 9a. Commands on Docker: up, down,        SET/DEL (a key of our own, to move a replication
- *     status, scale, image
+ *     status, scale
  * 9b. Docker Swarm: up/down/status/scale   offset), FLUSHALL (only an older node found in a
  *     --swarm (services, configs, secrets, re-homed or new Swarm service's volume);
  *     the manifest config, re-homing)      `call` sends what the user gives
@@ -66,6 +66,8 @@
  * 9d. Rolling update (placement layer:   update (section 9d): CLUSTER FAILOVER, ACL SETUSER
  *     Docker containers, Swarm services)     user >new / <old, CONFIG SET masterauth | requirepass
  *                                            | a --config directive, CONFIG GET, INFO replication
+ * 9e. Images: image build (ELF deps,
+ *     streamed tar), image load
  * 10. Usage, dispatch and main
  *
  * Settings rcluster changes on nodes it did not make (CONFIG SET; each gets its own value
@@ -8553,7 +8555,7 @@ static int cmd_check(struct rc *rc, int argc, char **argv) {
 }
 
 /* ====================================================================== */
-/* 9a. Commands on Docker: up, down, status, scale, image build, image load */
+/* 9a. Commands on Docker: up, down, status, scale (images: section 9e)      */
 /* ====================================================================== */
 
 #define UP_MAX_NODES   200
@@ -11170,629 +11172,6 @@ fail:
 out:
     if (ret < 0 && r.nnofail) scale_release_failover(&r);
     scale_free(&r);
-    return ret;
-}
-
-/* ---- image build: ELF dependencies -------------------------------------------- */
-
-
-/* What the dynamic loader needs to run one ELF file. */
-struct elf_info {
-    int cls;                  /* 1: ELFCLASS32, 2: ELFCLASS64 */
-    int big_endian;
-    int machine;              /* e_machine */
-    sds interp;               /* PT_INTERP, or NULL */
-    sds runpath;              /* DT_RUNPATH, else DT_RPATH, or NULL */
-    sds needed[64];           /* DT_NEEDED names */
-    int nneeded;
-};
-
-static void elf_info_free(struct elf_info *e) {
-    sdsfree(e->interp);
-    sdsfree(e->runpath);
-    for (int i = 0; i < e->nneeded; i++) sdsfree(e->needed[i]);
-    memset(e, 0, sizeof *e);
-}
-
-static uint64_t elf_rd(const unsigned char *p, int n, int be) {
-    uint64_t v = 0;
-    for (int i = 0; i < n; i++) v |= (uint64_t)p[be ? n - 1 - i : i] << (8 * i);
-    return v;
-}
-
-/* Is [off, off+len) inside a buffer of size total? Overflow-safe. */
-static int elf_in(uint64_t off, uint64_t len, size_t total) {
-    return off <= total && len <= total - off;
-}
-
-/* Map a virtual address to a file offset through the PT_LOAD segments. */
-static int elf_vaddr_to_off(const unsigned char *buf, const struct elf_info *e, uint64_t phoff,
-                            uint64_t phentsize, uint64_t phnum, uint64_t vaddr, uint64_t *off) {
-    int be = e->big_endian;
-    for (uint64_t i = 0; i < phnum; i++) {
-        const unsigned char *ph = buf + phoff + i * phentsize;
-        if (elf_rd(ph, 4, be) != 1) continue;   /* PT_LOAD */
-        uint64_t p_offset = e->cls == 2 ? elf_rd(ph + 8, 8, be) : elf_rd(ph + 4, 4, be);
-        uint64_t p_vaddr = e->cls == 2 ? elf_rd(ph + 16, 8, be) : elf_rd(ph + 8, 4, be);
-        uint64_t p_filesz = e->cls == 2 ? elf_rd(ph + 32, 8, be) : elf_rd(ph + 16, 4, be);
-        if (vaddr >= p_vaddr && vaddr - p_vaddr < p_filesz) { *off = p_offset + (vaddr - p_vaddr); return 0; }
-    }
-    return -1;
-}
-
-/* A NUL-terminated string at strtab+idx, within strsz and the buffer; NULL if not. */
-static sds elf_string(const unsigned char *buf, size_t len, uint64_t strtab, uint64_t strsz, uint64_t idx) {
-    if (!elf_in(strtab, strsz, len) || idx >= strsz) return NULL;
-    const unsigned char *s = buf + strtab + idx;
-    const unsigned char *nul = memchr(s, 0, (size_t)(strsz - idx));
-    if (!nul) return NULL;
-    return sdsnewlen(s, (size_t)(nul - s));
-}
-
-static int elf_parse_into(const unsigned char *buf, size_t len, struct elf_info *e, const char **why) {
-    if (len < 52 || memcmp(buf, "\177ELF", 4) != 0) return *why = "not an ELF file", -1;
-    e->cls = buf[4];
-    e->big_endian = buf[5] == 2;
-    if ((e->cls != 1 && e->cls != 2) || (buf[5] != 1 && buf[5] != 2)) return *why = "unknown ELF class or byte order", -1;
-    if (e->cls == 2 && len < 64) return *why = "truncated ELF header", -1;
-    int be = e->big_endian, w = e->cls == 2 ? 8 : 4;
-    e->machine = (int)elf_rd(buf + 18, 2, be);
-    uint64_t phoff = elf_rd(buf + (e->cls == 2 ? 32 : 28), w, be);
-    uint64_t phentsize = elf_rd(buf + (e->cls == 2 ? 54 : 42), 2, be);
-    uint64_t phnum = elf_rd(buf + (e->cls == 2 ? 56 : 44), 2, be);
-    if (phentsize < (e->cls == 2 ? 56u : 32u) || phnum == 0xffff || !elf_in(phoff, phentsize * phnum, len))
-        return *why = "program headers out of bounds", -1;
-    uint64_t dyn_off = 0, dyn_size = 0;
-    for (uint64_t i = 0; i < phnum; i++) {
-        const unsigned char *ph = buf + phoff + i * phentsize;
-        uint64_t type = elf_rd(ph, 4, be);
-        uint64_t off = e->cls == 2 ? elf_rd(ph + 8, 8, be) : elf_rd(ph + 4, 4, be);
-        uint64_t filesz = e->cls == 2 ? elf_rd(ph + 32, 8, be) : elf_rd(ph + 16, 4, be);
-        if (type == 3 && !e->interp) {   /* PT_INTERP */
-            if (!elf_in(off, filesz, len) || filesz == 0 || filesz > 4096) return *why = "bad PT_INTERP", -1;
-            const unsigned char *nul = memchr(buf + off, 0, (size_t)filesz);
-            if (!nul) return *why = "PT_INTERP not terminated", -1;
-            if (!(e->interp = sdsnewlen(buf + off, (size_t)(nul - (buf + off))))) return *why = "out of memory", -1;
-        } else if (type == 2) {          /* PT_DYNAMIC */
-            if (!elf_in(off, filesz, len)) return *why = "PT_DYNAMIC out of bounds", -1;
-            dyn_off = off;
-            dyn_size = filesz;
-        }
-    }
-    if (!dyn_size) return 0;   /* static executable: nothing else needed */
-    uint64_t strtab = 0, strsz = 0, runpath = UINT64_MAX, rpath = UINT64_MAX;
-    uint64_t needed[64];
-    int nneeded = 0, have_strtab = 0;
-    for (uint64_t p = dyn_off; p + 2 * (uint64_t)w <= dyn_off + dyn_size; p += 2 * (uint64_t)w) {
-        uint64_t tag = elf_rd(buf + p, w, be), val = elf_rd(buf + p + w, w, be);
-        if (tag == 0) break;                              /* DT_NULL */
-        if (tag == 1) { if (nneeded == 64) return *why = "more than 64 DT_NEEDED entries", -1; needed[nneeded++] = val; }
-        else if (tag == 5) { strtab = val; have_strtab = 1; }   /* DT_STRTAB: a virtual address */
-        else if (tag == 10) strsz = val;                   /* DT_STRSZ */
-        else if (tag == 15) rpath = val;                   /* DT_RPATH */
-        else if (tag == 29) runpath = val;                 /* DT_RUNPATH */
-    }
-    if (!nneeded && runpath == UINT64_MAX && rpath == UINT64_MAX) return 0;
-    uint64_t stroff;
-    if (!have_strtab || elf_vaddr_to_off(buf, e, phoff, phentsize, phnum, strtab, &stroff) < 0 || !elf_in(stroff, strsz, len))
-        return *why = "dynamic string table out of bounds", -1;
-    for (int i = 0; i < nneeded; i++) {
-        sds s = elf_string(buf, len, stroff, strsz, needed[i]);
-        if (!s || !sdslen(s) || strchr(s, '/')) { sdsfree(s); return *why = "bad DT_NEEDED name", -1; }
-        e->needed[e->nneeded++] = s;
-    }
-    uint64_t rp = runpath != UINT64_MAX ? runpath : rpath;
-    if (rp != UINT64_MAX && !(e->runpath = elf_string(buf, len, stroff, strsz, rp))) return *why = "bad run path", -1;
-    return 0;
-}
-
-/* Parse an ELF image (whole file in buf) for its interpreter, DT_NEEDED and run path.
- * Pure and bounds-checked: any byte sequence gives 0, or -1 with *why saying what was
- * wrong and nothing to free. On success free with elf_info_free(). */
-static int elf_parse(const unsigned char *buf, size_t len, struct elf_info *e, const char **why) {
-    memset(e, 0, sizeof *e);
-    *why = NULL;
-    if (elf_parse_into(buf, len, e, why) == 0) return 0;
-    elf_info_free(e);
-    return -1;
-}
-
-/* Read a file's ELF info via a read-only mapping (only the touched pages load).
- * *e is zeroed on every failure path, so it is always safe to look at. */
-static int elf_read_file(struct rc *rc, const char *path, struct elf_info *e) {
-    memset(e, 0, sizeof *e);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return rc_fail(rc, "opening %s: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size < 52) { close(fd); return rc_fail(rc, "%s: not an ELF file", path); }
-    void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-    close(fd);
-    if (m == MAP_FAILED) return rc_fail(rc, "mapping %s: %s", path, strerror(errno));
-    const char *why;
-    int r = elf_parse(m, (size_t)st.st_size, e, &why);
-    munmap(m, (size_t)st.st_size);
-    return r < 0 ? rc_fail(rc, "%s: %s", path, why) : 0;
-}
-
-/* Does the file at path have the same ELF class and machine as `want`? */
-static int elf_matches(const char *path, const struct elf_info *want) {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return 0;
-    unsigned char h[20];
-    ssize_t n = pread(fd, h, sizeof h, 0);
-    close(fd);
-    return n == (ssize_t)sizeof h && memcmp(h, "\177ELF", 4) == 0 && h[4] == want->cls &&
-           (int)elf_rd(h + 18, 2, h[5] == 2) == want->machine;
-}
-
-/* Directories the loader searches, in order: the object's run path ($ORIGIN expanded),
- * /etc/ld.so.conf (with includes), then the built-in defaults. Colon-separated. */
-static sds image_search_path(const char *object, const char *runpath, const char *ldconf) {
-    sds s = sdsempty();
-    if (runpath && s) {
-        sds dir = sdsnew(object);
-        char *slash = dir ? strrchr(dir, '/') : NULL;
-        if (slash) { *slash = 0; sdsupdatelen(dir); }
-        for (const char *p = runpath; s && *p;) {
-            size_t n = strcspn(p, ":");
-            if (n >= 7 && strncmp(p, "$ORIGIN", 7) == 0 && dir) { s = rc_catprintf(s, "%s%.*s:", dir, (int)(n - 7), p + 7); }
-            else if (n >= 9 && strncmp(p, "${ORIGIN}", 9) == 0 && dir) { s = rc_catprintf(s, "%s%.*s:", dir, (int)(n - 9), p + 9); }
-            else s = rc_catprintf(s, "%.*s:", (int)n, p);
-            p += n + (p[n] == ':');
-        }
-        sdsfree(dir);
-    }
-    if (ldconf) s = rc_cat(s, ldconf);
-    return rc_cat(s, "/lib64:/usr/lib64:/lib:/usr/lib");
-}
-
-/* The directories named by /etc/ld.so.conf and its `include` globs, colon-separated. */
-static sds image_ldconf_dirs(struct rc *rc, const char *file, sds acc, int depth) {
-    sds text = depth < 4 ? rc_read_file(rc, file, 1 << 20) : NULL;
-    if (!text) return acc;
-    for (char *line = text; acc && line && *line;) {
-        char *nl = strchr(line, '\n');
-        if (nl) *nl = 0;
-        line[strcspn(line, "#")] = 0;
-        char *t = line + strspn(line, " \t");
-        size_t l = strlen(t);
-        while (l && isspace((unsigned char)t[l - 1])) t[--l] = 0;
-        if (strncmp(t, "include", 7) == 0 && isspace((unsigned char)t[7])) {
-            char *pat = t + 8 + strspn(t + 8, " \t");
-            sds full = pat[0] == '/' ? sdsnew(pat) : rc_sprintf("/etc/%s", pat), *g = NULL;
-            size_t ng = 0;
-            if (full && rc_glob_simple(rc, full, &g, &ng) == 0)
-                for (size_t k = 0; k < ng; k++) acc = image_ldconf_dirs(rc, g[k], acc, depth + 1);
-            rc_glob_free(g, ng);
-            sdsfree(full);
-        } else if (t[0] == '/') {
-            acc = rc_catprintf(acc, "%s:", t);
-        }
-        line = nl ? nl + 1 : NULL;
-    }
-    sdsfree(text);
-    return acc;
-}
-
-/* Files of the image: archive path (no leading '/') and where the bytes come from. */
-struct tar_entry {
-    sds name;
-    char type;                /* '0' file, '5' directory */
-    unsigned mode;
-    uint64_t size;
-    sds src;                  /* host file to copy (files), or NULL */
-    const char *data;         /* inline content (files without src) */
-};
-
-struct image_files {
-    struct tar_entry *e;
-    int n, cap;
-    sds libdirs;              /* colon-separated library directories, for LD_LIBRARY_PATH */
-};
-
-static void image_files_free(struct image_files *f) {
-    for (int i = 0; i < f->n; i++) { sdsfree(f->e[i].name); sdsfree(f->e[i].src); }
-    free(f->e);
-    sdsfree(f->libdirs);
-    memset(f, 0, sizeof *f);
-}
-
-static int image_has(const struct image_files *f, const char *name) {
-    for (int i = 0; i < f->n; i++) if (!strcmp(f->e[i].name, name)) return 1;
-    return 0;
-}
-
-/* Add an entry (and its parent directories first); path may start with '/'. */
-static int image_add(struct rc *rc, struct image_files *f, const char *path, char type, unsigned mode,
-                     const char *src, const char *data) {
-    while (*path == '/') path++;
-    if (!*path || image_has(f, path)) return 0;
-    const char *slash = strrchr(path, '/');
-    if (slash) {
-        sds parent = sdsnewlen(path, (size_t)(slash - path));
-        int r = parent ? image_add(rc, f, parent, '5', 0755, NULL, NULL) : rc_fail_oom(rc);
-        sdsfree(parent);
-        if (r < 0) return -1;
-    }
-    uint64_t size = 0;
-    if (type == '0' && src) {
-        struct stat st;
-        if (stat(src, &st) < 0 || !S_ISREG(st.st_mode)) return rc_fail(rc, "%s: %s", src, errno ? strerror(errno) : "not a regular file");
-        size = (uint64_t)st.st_size;
-    } else if (type == '0') {
-        size = strlen(data);
-    }
-    if (f->n == f->cap) {
-        int cap = f->cap ? f->cap * 2 : 32;
-        struct tar_entry *e = realloc(f->e, sizeof *e * (size_t)cap);
-        if (!e) return rc_fail_oom(rc);
-        f->e = e;
-        f->cap = cap;
-    }
-    struct tar_entry *e = &f->e[f->n];
-    memset(e, 0, sizeof *e);
-    e->name = sdsnew(path);
-    e->src = src ? sdsnew(src) : NULL;
-    e->type = type;
-    e->mode = mode;
-    e->size = size;
-    e->data = data;
-    if (!e->name || (src && !e->src)) { sdsfree(e->name); sdsfree(e->src); return rc_fail_oom(rc); }
-    f->n++;
-    return 0;
-}
-
-/* Find library `name` for object `from` (with its run path); add it and, recursively,
- * what it needs. */
-static int image_add_elf_deps(struct rc *rc, struct image_files *f, const char *object, const char *ldconf, int depth);
-
-static int image_add_library(struct rc *rc, struct image_files *f, const char *name, const char *from,
-                             const struct elf_info *fe, const char *ldconf, int depth) {
-    sds path = image_search_path(from, fe->runpath, ldconf);
-    if (!path) return rc_fail_oom(rc);
-    int ret = rc_fail(rc, "%s needs %s, which is not in any loader directory (%s)", from, name, path);
-    for (const char *p = path; *p;) {
-        size_t n = strcspn(p, ":");
-        sds cand = n ? rc_sprintf("%.*s/%s", (int)n, p, name) : NULL;
-        if (cand && elf_matches(cand, fe)) {
-            ret = 0;
-            if (!image_has(f, cand + 1)) {
-                sds dir = sdsnewlen(p, n);
-                if (dir && f->libdirs && !strstr(f->libdirs, dir))
-                    f->libdirs = rc_catprintf(f->libdirs, "%s%s", sdslen(f->libdirs) ? ":" : "", dir);
-                ret = dir && f->libdirs ? image_add(rc, f, cand, '0', 0755, cand, NULL) : rc_fail_oom(rc);
-                sdsfree(dir);
-                if (ret == 0) ret = image_add_elf_deps(rc, f, cand, ldconf, depth + 1);
-            }
-            sdsfree(cand);
-            break;
-        }
-        sdsfree(cand);
-        p += n + (p[n] == ':');
-    }
-    sdsfree(path);
-    return ret;
-}
-
-static int image_add_elf_deps(struct rc *rc, struct image_files *f, const char *object, const char *ldconf, int depth) {
-    if (depth > 16) return rc_fail(rc, "%s: library dependencies nested too deeply", object);
-    struct elf_info e;
-    if (elf_read_file(rc, object, &e) < 0) return -1;
-    int ret = 0;
-    if (e.interp && !image_has(f, e.interp + (e.interp[0] == '/'))) {
-        if (e.interp[0] != '/') ret = rc_fail(rc, "%s: relative interpreter %s", object, e.interp);
-        else ret = image_add(rc, f, e.interp, '0', 0755, e.interp, NULL);
-    }
-    for (int i = 0; ret == 0 && i < e.nneeded; i++) ret = image_add_library(rc, f, e.needed[i], object, &e, ldconf, depth);
-    elf_info_free(&e);
-    return ret;
-}
-
-/* ---- image build: the rootfs tar, produced as it is uploaded ------------------------ */
-
-/* Fill a 512-byte ustar header. Pure; -1 if the name does not fit. */
-static int tar_header(const struct tar_entry *e, unsigned char h[512]) {
-    memset(h, 0, 512);
-    size_t n = strlen(e->name) + (e->type == '5');
-    char full[256];
-    snprintf(full, sizeof full, "%s%s", e->name, e->type == '5' ? "/" : "");
-    const char *name = full;
-    if (n <= 100) {
-        /* A ustar name field is NUL-padded (h is zeroed), not NUL-terminated: 100 bytes fit. */
-        memcpy(h, name, n);   // NOLINT(bugprone-not-null-terminated-result)
-    } else {
-        /* ustar splits long names at a '/' into prefix (155) and name (100). */
-        const char *cut = NULL;
-        for (const char *p = name; *p; p++) if (*p == '/' && (size_t)(p - name) <= 155 && n - (size_t)(p - name) - 1 <= 100) { cut = p; break; }
-        if (!cut || n >= sizeof full) return -1;
-        memcpy(h + 345, name, (size_t)(cut - name));
-        memcpy(h, cut + 1, n - (size_t)(cut - name) - 1);
-    }
-    snprintf((char *)h + 100, 8, "%07o", e->mode & 07777);
-    snprintf((char *)h + 108, 8, "%07o", 0);
-    snprintf((char *)h + 116, 8, "%07o", 0);
-    if (e->size > 077777777777ULL) return -1;
-    snprintf((char *)h + 124, 12, "%011llo", (unsigned long long)e->size);
-    snprintf((char *)h + 136, 12, "%011llo", (unsigned long long)time(NULL));
-    h[156] = (unsigned char)e->type;
-    memcpy(h + 257, "ustar", 6);
-    h[263] = h[264] = '0';   /* version "00", no terminator */
-    memcpy(h + 265, "root", 5);
-    memcpy(h + 297, "root", 5);
-    memset(h + 148, ' ', 8);
-    unsigned sum = 0;
-    for (int i = 0; i < 512; i++) sum += h[i];
-    snprintf((char *)h + 148, 8, "%06o", sum);
-    h[155] = ' ';
-    return 0;
-}
-
-static uint64_t tar_total_size(const struct image_files *f) {
-    uint64_t t = 1024;   /* two zero blocks end the archive */
-    for (int i = 0; i < f->n; i++) t += 512 + (f->e[i].size + 511) / 512 * 512;
-    return t;
-}
-
-/* The archive as an http_body_source: header, data, padding per entry, then the end. */
-struct tar_stream {
-    const struct image_files *f;
-    int cur;                  /* current entry; f->n: the end blocks */
-    int in_data;
-    uint64_t left;            /* data bytes left in the current entry */
-    unsigned char block[1024];
-    size_t block_off, block_len;
-    int fd;
-    uint64_t pos;             /* inline data offset */
-};
-
-static ssize_t tar_source(struct rc *rc, void *ud, char *buf, size_t cap) {
-    struct tar_stream *t = ud;
-    size_t out = 0;
-    while (out < cap) {
-        if (t->block_off < t->block_len) {
-            size_t n = t->block_len - t->block_off < cap - out ? t->block_len - t->block_off : cap - out;
-            memcpy(buf + out, t->block + t->block_off, n);
-            t->block_off += n;
-            out += n;
-            continue;
-        }
-        if (t->in_data && t->left) {
-            const struct tar_entry *e = &t->f->e[t->cur];
-            size_t want = t->left < cap - out ? (size_t)t->left : cap - out;
-            ssize_t n;
-            if (e->src) {
-                n = read(t->fd, buf + out, want);
-                if (n < 0 && errno == EINTR) continue;
-                if (n < 0) return rc_fail(rc, "reading %s: %s", e->src, strerror(errno));
-                if (n == 0) return rc_fail(rc, "reading %s: the file shrank while packing it", e->src);
-            } else {
-                memcpy(buf + out, e->data + t->pos, want);
-                n = (ssize_t)want;
-            }
-            t->pos += (uint64_t)n;
-            t->left -= (uint64_t)n;
-            out += (size_t)n;
-            continue;
-        }
-        if (t->in_data) {   /* entry finished: pad to a block */
-            const struct tar_entry *e = &t->f->e[t->cur];
-            if (t->fd >= 0) { close(t->fd); t->fd = -1; }
-            memset(t->block, 0, 512);
-            t->block_off = 0;
-            t->block_len = (size_t)((512 - e->size % 512) % 512);
-            t->in_data = 0;
-            t->cur++;
-            continue;
-        }
-        if (t->cur > t->f->n) break;   /* end blocks sent */
-        if (t->cur == t->f->n) {
-            memset(t->block, 0, 1024);
-            t->block_off = 0;
-            t->block_len = 1024;
-            t->cur++;
-            continue;
-        }
-        const struct tar_entry *e = &t->f->e[t->cur];
-        if (tar_header(e, t->block) < 0) return rc_fail(rc, "%s: name too long for a tar header", e->name);
-        t->block_off = 0;
-        t->block_len = 512;
-        t->in_data = 1;
-        t->left = e->size;
-        t->pos = 0;
-        if (e->type == '0' && e->src && (t->fd = open(e->src, O_RDONLY | O_CLOEXEC)) < 0)
-            return rc_fail(rc, "opening %s: %s", e->src, strerror(errno));
-    }
-    return (ssize_t)out;
-}
-
-/* Find an executable on PATH. */
-static sds image_which(const char *prog) {
-    const char *path = getenv("PATH");
-    if (!path || !*path) path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-    for (const char *p = path; *p;) {
-        size_t n = strcspn(p, ":");
-        sds cand = rc_sprintf("%.*s/%s", (int)n, p, prog);
-        if (cand && n && access(cand, X_OK) == 0) return cand;
-        sdsfree(cand);
-        p += n + (p[n] == ':');
-    }
-    return NULL;
-}
-
-static const char image_passwd[] = "root:x:0:0:root:/root:/sbin/nologin\nredis:x:999:999:redis:/data:/sbin/nologin\n"
-                                   "valkey:x:999:999:valkey:/data:/sbin/nologin\n";
-static const char image_group[] = "root:x:0:\nredis:x:999:\nvalkey:x:999:\n";
-
-/* "valkey" when the binary is Valkey's (its real name says so: Valkey installs
- * redis-server as a link to valkey-server), else "redis". */
-static const char *image_server_of(const char *binary) {
-    char *real = realpath(binary, NULL);
-    const char *path = real ? real : binary, *base = strrchr(path, '/');
-    int valkey = strstr(base ? base + 1 : path, "valkey") != NULL;
-    free(real);
-    return valkey ? "valkey" : "redis";
-}
-
-/* The rootfs: SERVER-server in /usr/local/bin, its loader and libraries at the paths it
- * was found under, and the directories and files a container expects. */
-static int image_collect(struct rc *rc, const char *binary, const char *server, struct image_files *f) {
-    f->libdirs = sdsempty();
-    sds ldconf = image_ldconf_dirs(rc, "/etc/ld.so.conf", sdsempty(), 0);
-    sds etc = rc_sprintf("etc/%s", server), bin = rc_sprintf("usr/local/bin/%s-server", server);
-    if (!f->libdirs || !ldconf || !etc || !bin) { sdsfree(ldconf); sdsfree(etc); sdsfree(bin); return rc_fail_oom(rc); }
-    const char *const dirs[] = { etc, "data", "root", "usr/local/bin" };
-    int ret = 0;
-    for (size_t i = 0; ret == 0 && i < sizeof dirs / sizeof dirs[0]; i++) ret = image_add(rc, f, dirs[i], '5', 0755, NULL, NULL);
-    if (ret == 0) ret = image_add(rc, f, "tmp", '5', 01777, NULL, NULL);
-    if (ret == 0) ret = image_add(rc, f, "etc/passwd", '0', 0644, NULL, image_passwd);
-    if (ret == 0) ret = image_add(rc, f, "etc/group", '0', 0644, NULL, image_group);
-    if (ret == 0) ret = image_add(rc, f, bin, '0', 0755, binary, NULL);
-    if (ret == 0) ret = image_add_elf_deps(rc, f, binary, ldconf, 0);
-    sdsfree(ldconf);
-    sdsfree(etc);
-    sdsfree(bin);
-    return ret;
-}
-
-/* The server binary to pack: FROM, else redis-server on PATH, else valkey-server.
- * NULL when there is none (no error set). */
-static sds image_find_server(const char *from) {
-    if (from) return sdsnew(from);
-    sds b = image_which("redis-server");
-    return b ? b : image_which("valkey-server");
-}
-
-/* Import BINARY (a redis-server or valkey-server) and its libraries as image TAG.
- * Podman's import ignores the tag parameter, so the tag travels inside repo=, which
- * the Engine API allows and Docker honours too. *id gets the new image id (caller
- * frees; NULL in --dry-run). With quiet, no progress lines, the import's own included. */
-static int image_make(struct rc *rc, struct docker *d, const char *binary, const char *tag, int quiet, sds *id) {
-    const char *server = image_server_of(binary);
-    struct image_files f = { 0 };
-    sds path = NULL;
-    *id = NULL;
-    int ret = image_collect(rc, binary, server, &f);
-    if (ret == 0) {
-        int libs = 0;
-        for (int i = 0; i < f.n; i++) libs += f.e[i].src != NULL;
-        if (!quiet) rc_progress(rc, "Packing %s (%s) and %d shared object(s), %.1f MB", binary, server, libs - 1,
-                                (double)tar_total_size(&f) / 1e6);
-        /* Docker resolves Cmd[0] through the image's PATH; the loader finds the libraries
-         * through LD_LIBRARY_PATH because the image has no ld.so.cache. */
-        sds env_ld = rc_sprintf("ENV LD_LIBRARY_PATH=%s", f.libdirs);
-        sds cmd = rc_sprintf("CMD [\"%s-server\"]", server);
-        path = docker_urlencode(sdsnew("/images/create?fromSrc=-&repo="), tag);
-        static const char *const changes[] = {
-            "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "WORKDIR /data", "EXPOSE 6379" };
-        for (size_t i = 0; i < sizeof changes / sizeof changes[0]; i++)
-            path = docker_urlencode(rc_cat(path, "&changes="), changes[i]);
-        if (env_ld && cmd) path = docker_urlencode(rc_cat(docker_urlencode(rc_cat(path, "&changes="), env_ld), "&changes="), cmd);
-        else { sdsfree(path); path = NULL; }   /* OOM: without them the image would not start */
-        sdsfree(env_ld);
-        sdsfree(cmd);
-        struct tar_stream ts = { &f, 0, 0, 0, { 0 }, 0, 0, -1, 0 };
-        ret = path ? docker_stream(d, path, "application/x-tar", tar_source, &ts, tar_total_size(&f), quiet, id) : rc_fail_oom(rc);
-        if (ts.fd >= 0) close(ts.fd);
-    }
-    image_files_free(&f);
-    sdsfree(path);
-    return ret;
-}
-
-/* Is the file a redis-server or valkey-server? Both carry the INFO field name
- * "redis_version" and the config name "cluster-config-file"; the clients, the
- * benchmark and anything else lack one or both. Read, never run. 0 yes, -1 (rc->err) no. */
-static int image_check_server(struct rc *rc, const char *binary) {
-    int fd = open(binary, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return rc_fail(rc, "--from %s: %s", binary, strerror(errno));
-    struct stat st;
-    void *m = MAP_FAILED;
-    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 4)
-        m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-    close(fd);
-    if (m == MAP_FAILED) return rc_fail(rc, "--from %s: not a readable regular file", binary);
-    size_t n = (size_t)st.st_size;
-    int elf = memcmp(m, "\177ELF", 4) == 0, server = elf && memmem(m, n, "redis_version", 13) && memmem(m, n, "cluster-config-file", 19);
-    munmap(m, n);
-    if (server) return 0;
-    return rc_fail(rc, "--from %s: not a redis-server or valkey-server binary (%s); give the server itself, e.g. --from "
-                   "/usr/bin/redis-server", binary, elf ? "an ELF file without the server's INFO and config names" : "not an ELF executable");
-}
-
-static int image_build(struct rc *rc, struct docker *d, const char *from, const char *tag, int tag_set) {
-    sds binary = image_find_server(from);
-    if (!binary) return rc_fail(rc, "neither redis-server nor valkey-server is on PATH; give --from /path/to/redis-server");
-    if (image_check_server(rc, binary) < 0) { sdsfree(binary); return -1; }
-    char deftag[64];
-    if (!tag_set) { snprintf(deftag, sizeof deftag, "rcluster/%s:local", image_server_of(binary)); tag = deftag; }
-    sds result = NULL;
-    int ret = image_make(rc, d, binary, tag, 0, &result);
-    if (ret == 0 && !rc->dry_run) {
-        rc_progress(rc, "Built %s (%s); use it with: rcluster up --image %s", tag, result ? result : "?", tag);
-        if (rc->json) {
-            sds js = rc_json_str(rc_cat(rc_json_str(sdsnew("{\"image\":"), tag), ",\"id\":"), result);
-            if (js) rc_json_outf(rc, "%s}\n", js);
-            sdsfree(js);
-        }
-        else printf("%s\n", tag);
-    }
-    sdsfree(binary);
-    sdsfree(result);
-    return ret;
-}
-
-/* ---- image load ---------------------------------------------------------------------- */
-
-static ssize_t image_file_source(struct rc *rc, void *ud, char *buf, size_t cap) {
-    int fd = *(int *)ud;
-    for (;;) {
-        ssize_t n = read(fd, buf, cap);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) return rc_fail_errno(rc, "reading the archive");
-        return n;
-    }
-}
-
-static int image_load(struct rc *rc, struct docker *d, const char *file) {
-    int fd = open(file, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return rc_fail(rc, "opening %s: %s", file, strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) { close(fd); return rc_fail(rc, "%s: not a regular file", file); }
-    rc_progress(rc, "Loading %s (%.1f MB)", file, (double)st.st_size / 1e6);
-    sds result = NULL;
-    int ret = docker_stream(d, "/images/load?quiet=0", "application/x-tar", image_file_source, &fd, (uint64_t)st.st_size, 0, &result);
-    close(fd);
-    if (ret == 0 && !rc->dry_run && rc->json) {
-        sds js = rc_json_str(rc_cat(rc_json_str(sdsnew("{\"ok\":true,\"command\":\"image\",\"file\":"), file), ",\"loaded\":"),
-                             result ? result : "loaded");
-        if (js) rc_json_outf(rc, "%s}", js);
-        sdsfree(js);
-    } else if (ret == 0 && !rc->dry_run) printf("%s\n", result ? result : "loaded");
-    sdsfree(result);
-    return ret;
-}
-
-/* image build|load: an image of the host's server binary (no registry), or a docker
- * save archive. */
-static int cmd_image(struct rc *rc, int argc, char **argv) {
-    struct up_opts o;
-    up_opts_defaults(&o);
-    /* `image SUB [options] [FILE]`: options are parsed after the subcommand. */
-    const char *sub = argc > 1 && argv[1][0] != '-' ? argv[1] : NULL;
-    int r = cmd_parse_opts(rc, sub ? argc - 1 : argc, sub ? argv + 1 : argv, image_longopts, (int)(sizeof image_longopts / sizeof image_longopts[0]), usage_image, up_on_opt, &o);
-    free(o.configs);   /* only `up` uses --config lines */
-    if (r) return r < 0 ? -1 : 0;
-    int nargs = (sub ? argc - 1 : argc) - optind;
-    if (!sub || (strcmp(sub, "build") != 0 && strcmp(sub, "load") != 0) || (!strcmp(sub, "build") && nargs != 0) ||
-        (!strcmp(sub, "load") && nargs != 1)) {
-        return rc_fail_as(rc, RC_ERR_USAGE, "image: expected `image build [--from PATH] [--tag TAG] [--dry-run]` or `image load FILE`");
-    }
-    if (!strcmp(sub, "build") && !up_valid_image(o.tag)) return rc_fail(rc, "--tag '%s': not a valid image name", o.tag);
-    if (!strcmp(sub, "build") && strchr(o.tag, '@')) return rc_fail(rc, "--tag '%s': a digest cannot be given to a new image", o.tag);
-    struct docker d;
-    int ret = docker_open(rc, &d);
-    if (ret == 0) ret = !strcmp(sub, "build") ? image_build(rc, &d, o.from, o.tag, o.tag_set) : image_load(rc, &d, argv[1 + optind]);
-    docker_free(&d);
     return ret;
 }
 
@@ -17328,6 +16707,634 @@ static int cmd_update(struct rc *rc, int argc, char **argv) {
     docker_free(&d);
     free(o.up.configs);
     return r;
+}
+
+/* ====================================================================== */
+/* 9e. Images: `image build` from a server binary (its ELF dependencies, a */
+/*     rootfs tar streamed as it is uploaded) and `image load`             */
+/* ====================================================================== */
+
+/* ---- image build: ELF dependencies -------------------------------------------- */
+
+
+/* What the dynamic loader needs to run one ELF file. */
+struct elf_info {
+    int cls;                  /* 1: ELFCLASS32, 2: ELFCLASS64 */
+    int big_endian;
+    int machine;              /* e_machine */
+    sds interp;               /* PT_INTERP, or NULL */
+    sds runpath;              /* DT_RUNPATH, else DT_RPATH, or NULL */
+    sds needed[64];           /* DT_NEEDED names */
+    int nneeded;
+};
+
+static void elf_info_free(struct elf_info *e) {
+    sdsfree(e->interp);
+    sdsfree(e->runpath);
+    for (int i = 0; i < e->nneeded; i++) sdsfree(e->needed[i]);
+    memset(e, 0, sizeof *e);
+}
+
+static uint64_t elf_rd(const unsigned char *p, int n, int be) {
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++) v |= (uint64_t)p[be ? n - 1 - i : i] << (8 * i);
+    return v;
+}
+
+/* Is [off, off+len) inside a buffer of size total? Overflow-safe. */
+static int elf_in(uint64_t off, uint64_t len, size_t total) {
+    return off <= total && len <= total - off;
+}
+
+/* Map a virtual address to a file offset through the PT_LOAD segments. */
+static int elf_vaddr_to_off(const unsigned char *buf, const struct elf_info *e, uint64_t phoff,
+                            uint64_t phentsize, uint64_t phnum, uint64_t vaddr, uint64_t *off) {
+    int be = e->big_endian;
+    for (uint64_t i = 0; i < phnum; i++) {
+        const unsigned char *ph = buf + phoff + i * phentsize;
+        if (elf_rd(ph, 4, be) != 1) continue;   /* PT_LOAD */
+        uint64_t p_offset = e->cls == 2 ? elf_rd(ph + 8, 8, be) : elf_rd(ph + 4, 4, be);
+        uint64_t p_vaddr = e->cls == 2 ? elf_rd(ph + 16, 8, be) : elf_rd(ph + 8, 4, be);
+        uint64_t p_filesz = e->cls == 2 ? elf_rd(ph + 32, 8, be) : elf_rd(ph + 16, 4, be);
+        if (vaddr >= p_vaddr && vaddr - p_vaddr < p_filesz) { *off = p_offset + (vaddr - p_vaddr); return 0; }
+    }
+    return -1;
+}
+
+/* A NUL-terminated string at strtab+idx, within strsz and the buffer; NULL if not. */
+static sds elf_string(const unsigned char *buf, size_t len, uint64_t strtab, uint64_t strsz, uint64_t idx) {
+    if (!elf_in(strtab, strsz, len) || idx >= strsz) return NULL;
+    const unsigned char *s = buf + strtab + idx;
+    const unsigned char *nul = memchr(s, 0, (size_t)(strsz - idx));
+    if (!nul) return NULL;
+    return sdsnewlen(s, (size_t)(nul - s));
+}
+
+static int elf_parse_into(const unsigned char *buf, size_t len, struct elf_info *e, const char **why) {
+    if (len < 52 || memcmp(buf, "\177ELF", 4) != 0) return *why = "not an ELF file", -1;
+    e->cls = buf[4];
+    e->big_endian = buf[5] == 2;
+    if ((e->cls != 1 && e->cls != 2) || (buf[5] != 1 && buf[5] != 2)) return *why = "unknown ELF class or byte order", -1;
+    if (e->cls == 2 && len < 64) return *why = "truncated ELF header", -1;
+    int be = e->big_endian, w = e->cls == 2 ? 8 : 4;
+    e->machine = (int)elf_rd(buf + 18, 2, be);
+    uint64_t phoff = elf_rd(buf + (e->cls == 2 ? 32 : 28), w, be);
+    uint64_t phentsize = elf_rd(buf + (e->cls == 2 ? 54 : 42), 2, be);
+    uint64_t phnum = elf_rd(buf + (e->cls == 2 ? 56 : 44), 2, be);
+    if (phentsize < (e->cls == 2 ? 56u : 32u) || phnum == 0xffff || !elf_in(phoff, phentsize * phnum, len))
+        return *why = "program headers out of bounds", -1;
+    uint64_t dyn_off = 0, dyn_size = 0;
+    for (uint64_t i = 0; i < phnum; i++) {
+        const unsigned char *ph = buf + phoff + i * phentsize;
+        uint64_t type = elf_rd(ph, 4, be);
+        uint64_t off = e->cls == 2 ? elf_rd(ph + 8, 8, be) : elf_rd(ph + 4, 4, be);
+        uint64_t filesz = e->cls == 2 ? elf_rd(ph + 32, 8, be) : elf_rd(ph + 16, 4, be);
+        if (type == 3 && !e->interp) {   /* PT_INTERP */
+            if (!elf_in(off, filesz, len) || filesz == 0 || filesz > 4096) return *why = "bad PT_INTERP", -1;
+            const unsigned char *nul = memchr(buf + off, 0, (size_t)filesz);
+            if (!nul) return *why = "PT_INTERP not terminated", -1;
+            if (!(e->interp = sdsnewlen(buf + off, (size_t)(nul - (buf + off))))) return *why = "out of memory", -1;
+        } else if (type == 2) {          /* PT_DYNAMIC */
+            if (!elf_in(off, filesz, len)) return *why = "PT_DYNAMIC out of bounds", -1;
+            dyn_off = off;
+            dyn_size = filesz;
+        }
+    }
+    if (!dyn_size) return 0;   /* static executable: nothing else needed */
+    uint64_t strtab = 0, strsz = 0, runpath = UINT64_MAX, rpath = UINT64_MAX;
+    uint64_t needed[64];
+    int nneeded = 0, have_strtab = 0;
+    for (uint64_t p = dyn_off; p + 2 * (uint64_t)w <= dyn_off + dyn_size; p += 2 * (uint64_t)w) {
+        uint64_t tag = elf_rd(buf + p, w, be), val = elf_rd(buf + p + w, w, be);
+        if (tag == 0) break;                              /* DT_NULL */
+        if (tag == 1) { if (nneeded == 64) return *why = "more than 64 DT_NEEDED entries", -1; needed[nneeded++] = val; }
+        else if (tag == 5) { strtab = val; have_strtab = 1; }   /* DT_STRTAB: a virtual address */
+        else if (tag == 10) strsz = val;                   /* DT_STRSZ */
+        else if (tag == 15) rpath = val;                   /* DT_RPATH */
+        else if (tag == 29) runpath = val;                 /* DT_RUNPATH */
+    }
+    if (!nneeded && runpath == UINT64_MAX && rpath == UINT64_MAX) return 0;
+    uint64_t stroff;
+    if (!have_strtab || elf_vaddr_to_off(buf, e, phoff, phentsize, phnum, strtab, &stroff) < 0 || !elf_in(stroff, strsz, len))
+        return *why = "dynamic string table out of bounds", -1;
+    for (int i = 0; i < nneeded; i++) {
+        sds s = elf_string(buf, len, stroff, strsz, needed[i]);
+        if (!s || !sdslen(s) || strchr(s, '/')) { sdsfree(s); return *why = "bad DT_NEEDED name", -1; }
+        e->needed[e->nneeded++] = s;
+    }
+    uint64_t rp = runpath != UINT64_MAX ? runpath : rpath;
+    if (rp != UINT64_MAX && !(e->runpath = elf_string(buf, len, stroff, strsz, rp))) return *why = "bad run path", -1;
+    return 0;
+}
+
+/* Parse an ELF image (whole file in buf) for its interpreter, DT_NEEDED and run path.
+ * Pure and bounds-checked: any byte sequence gives 0, or -1 with *why saying what was
+ * wrong and nothing to free. On success free with elf_info_free(). */
+static int elf_parse(const unsigned char *buf, size_t len, struct elf_info *e, const char **why) {
+    memset(e, 0, sizeof *e);
+    *why = NULL;
+    if (elf_parse_into(buf, len, e, why) == 0) return 0;
+    elf_info_free(e);
+    return -1;
+}
+
+/* Read a file's ELF info via a read-only mapping (only the touched pages load).
+ * *e is zeroed on every failure path, so it is always safe to look at. */
+static int elf_read_file(struct rc *rc, const char *path, struct elf_info *e) {
+    memset(e, 0, sizeof *e);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return rc_fail(rc, "opening %s: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size < 52) { close(fd); return rc_fail(rc, "%s: not an ELF file", path); }
+    void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (m == MAP_FAILED) return rc_fail(rc, "mapping %s: %s", path, strerror(errno));
+    const char *why;
+    int r = elf_parse(m, (size_t)st.st_size, e, &why);
+    munmap(m, (size_t)st.st_size);
+    return r < 0 ? rc_fail(rc, "%s: %s", path, why) : 0;
+}
+
+/* Does the file at path have the same ELF class and machine as `want`? */
+static int elf_matches(const char *path, const struct elf_info *want) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    unsigned char h[20];
+    ssize_t n = pread(fd, h, sizeof h, 0);
+    close(fd);
+    return n == (ssize_t)sizeof h && memcmp(h, "\177ELF", 4) == 0 && h[4] == want->cls &&
+           (int)elf_rd(h + 18, 2, h[5] == 2) == want->machine;
+}
+
+/* Directories the loader searches, in order: the object's run path ($ORIGIN expanded),
+ * /etc/ld.so.conf (with includes), then the built-in defaults. Colon-separated. */
+static sds image_search_path(const char *object, const char *runpath, const char *ldconf) {
+    sds s = sdsempty();
+    if (runpath && s) {
+        sds dir = sdsnew(object);
+        char *slash = dir ? strrchr(dir, '/') : NULL;
+        if (slash) { *slash = 0; sdsupdatelen(dir); }
+        for (const char *p = runpath; s && *p;) {
+            size_t n = strcspn(p, ":");
+            if (n >= 7 && strncmp(p, "$ORIGIN", 7) == 0 && dir) { s = rc_catprintf(s, "%s%.*s:", dir, (int)(n - 7), p + 7); }
+            else if (n >= 9 && strncmp(p, "${ORIGIN}", 9) == 0 && dir) { s = rc_catprintf(s, "%s%.*s:", dir, (int)(n - 9), p + 9); }
+            else s = rc_catprintf(s, "%.*s:", (int)n, p);
+            p += n + (p[n] == ':');
+        }
+        sdsfree(dir);
+    }
+    if (ldconf) s = rc_cat(s, ldconf);
+    return rc_cat(s, "/lib64:/usr/lib64:/lib:/usr/lib");
+}
+
+/* The directories named by /etc/ld.so.conf and its `include` globs, colon-separated. */
+static sds image_ldconf_dirs(struct rc *rc, const char *file, sds acc, int depth) {
+    sds text = depth < 4 ? rc_read_file(rc, file, 1 << 20) : NULL;
+    if (!text) return acc;
+    for (char *line = text; acc && line && *line;) {
+        char *nl = strchr(line, '\n');
+        if (nl) *nl = 0;
+        line[strcspn(line, "#")] = 0;
+        char *t = line + strspn(line, " \t");
+        size_t l = strlen(t);
+        while (l && isspace((unsigned char)t[l - 1])) t[--l] = 0;
+        if (strncmp(t, "include", 7) == 0 && isspace((unsigned char)t[7])) {
+            char *pat = t + 8 + strspn(t + 8, " \t");
+            sds full = pat[0] == '/' ? sdsnew(pat) : rc_sprintf("/etc/%s", pat), *g = NULL;
+            size_t ng = 0;
+            if (full && rc_glob_simple(rc, full, &g, &ng) == 0)
+                for (size_t k = 0; k < ng; k++) acc = image_ldconf_dirs(rc, g[k], acc, depth + 1);
+            rc_glob_free(g, ng);
+            sdsfree(full);
+        } else if (t[0] == '/') {
+            acc = rc_catprintf(acc, "%s:", t);
+        }
+        line = nl ? nl + 1 : NULL;
+    }
+    sdsfree(text);
+    return acc;
+}
+
+/* Files of the image: archive path (no leading '/') and where the bytes come from. */
+struct tar_entry {
+    sds name;
+    char type;                /* '0' file, '5' directory */
+    unsigned mode;
+    uint64_t size;
+    sds src;                  /* host file to copy (files), or NULL */
+    const char *data;         /* inline content (files without src) */
+};
+
+struct image_files {
+    struct tar_entry *e;
+    int n, cap;
+    sds libdirs;              /* colon-separated library directories, for LD_LIBRARY_PATH */
+};
+
+static void image_files_free(struct image_files *f) {
+    for (int i = 0; i < f->n; i++) { sdsfree(f->e[i].name); sdsfree(f->e[i].src); }
+    free(f->e);
+    sdsfree(f->libdirs);
+    memset(f, 0, sizeof *f);
+}
+
+static int image_has(const struct image_files *f, const char *name) {
+    for (int i = 0; i < f->n; i++) if (!strcmp(f->e[i].name, name)) return 1;
+    return 0;
+}
+
+/* Add an entry (and its parent directories first); path may start with '/'. */
+static int image_add(struct rc *rc, struct image_files *f, const char *path, char type, unsigned mode,
+                     const char *src, const char *data) {
+    while (*path == '/') path++;
+    if (!*path || image_has(f, path)) return 0;
+    const char *slash = strrchr(path, '/');
+    if (slash) {
+        sds parent = sdsnewlen(path, (size_t)(slash - path));
+        int r = parent ? image_add(rc, f, parent, '5', 0755, NULL, NULL) : rc_fail_oom(rc);
+        sdsfree(parent);
+        if (r < 0) return -1;
+    }
+    uint64_t size = 0;
+    if (type == '0' && src) {
+        struct stat st;
+        if (stat(src, &st) < 0 || !S_ISREG(st.st_mode)) return rc_fail(rc, "%s: %s", src, errno ? strerror(errno) : "not a regular file");
+        size = (uint64_t)st.st_size;
+    } else if (type == '0') {
+        size = strlen(data);
+    }
+    if (f->n == f->cap) {
+        int cap = f->cap ? f->cap * 2 : 32;
+        struct tar_entry *e = realloc(f->e, sizeof *e * (size_t)cap);
+        if (!e) return rc_fail_oom(rc);
+        f->e = e;
+        f->cap = cap;
+    }
+    struct tar_entry *e = &f->e[f->n];
+    memset(e, 0, sizeof *e);
+    e->name = sdsnew(path);
+    e->src = src ? sdsnew(src) : NULL;
+    e->type = type;
+    e->mode = mode;
+    e->size = size;
+    e->data = data;
+    if (!e->name || (src && !e->src)) { sdsfree(e->name); sdsfree(e->src); return rc_fail_oom(rc); }
+    f->n++;
+    return 0;
+}
+
+/* Find library `name` for object `from` (with its run path); add it and, recursively,
+ * what it needs. */
+static int image_add_elf_deps(struct rc *rc, struct image_files *f, const char *object, const char *ldconf, int depth);
+
+static int image_add_library(struct rc *rc, struct image_files *f, const char *name, const char *from,
+                             const struct elf_info *fe, const char *ldconf, int depth) {
+    sds path = image_search_path(from, fe->runpath, ldconf);
+    if (!path) return rc_fail_oom(rc);
+    int ret = rc_fail(rc, "%s needs %s, which is not in any loader directory (%s)", from, name, path);
+    for (const char *p = path; *p;) {
+        size_t n = strcspn(p, ":");
+        sds cand = n ? rc_sprintf("%.*s/%s", (int)n, p, name) : NULL;
+        if (cand && elf_matches(cand, fe)) {
+            ret = 0;
+            if (!image_has(f, cand + 1)) {
+                sds dir = sdsnewlen(p, n);
+                if (dir && f->libdirs && !strstr(f->libdirs, dir))
+                    f->libdirs = rc_catprintf(f->libdirs, "%s%s", sdslen(f->libdirs) ? ":" : "", dir);
+                ret = dir && f->libdirs ? image_add(rc, f, cand, '0', 0755, cand, NULL) : rc_fail_oom(rc);
+                sdsfree(dir);
+                if (ret == 0) ret = image_add_elf_deps(rc, f, cand, ldconf, depth + 1);
+            }
+            sdsfree(cand);
+            break;
+        }
+        sdsfree(cand);
+        p += n + (p[n] == ':');
+    }
+    sdsfree(path);
+    return ret;
+}
+
+static int image_add_elf_deps(struct rc *rc, struct image_files *f, const char *object, const char *ldconf, int depth) {
+    if (depth > 16) return rc_fail(rc, "%s: library dependencies nested too deeply", object);
+    struct elf_info e;
+    if (elf_read_file(rc, object, &e) < 0) return -1;
+    int ret = 0;
+    if (e.interp && !image_has(f, e.interp + (e.interp[0] == '/'))) {
+        if (e.interp[0] != '/') ret = rc_fail(rc, "%s: relative interpreter %s", object, e.interp);
+        else ret = image_add(rc, f, e.interp, '0', 0755, e.interp, NULL);
+    }
+    for (int i = 0; ret == 0 && i < e.nneeded; i++) ret = image_add_library(rc, f, e.needed[i], object, &e, ldconf, depth);
+    elf_info_free(&e);
+    return ret;
+}
+
+/* ---- image build: the rootfs tar, produced as it is uploaded ------------------------ */
+
+/* Fill a 512-byte ustar header. Pure; -1 if the name does not fit. */
+static int tar_header(const struct tar_entry *e, unsigned char h[512]) {
+    memset(h, 0, 512);
+    size_t n = strlen(e->name) + (e->type == '5');
+    char full[256];
+    snprintf(full, sizeof full, "%s%s", e->name, e->type == '5' ? "/" : "");
+    const char *name = full;
+    if (n <= 100) {
+        /* A ustar name field is NUL-padded (h is zeroed), not NUL-terminated: 100 bytes fit. */
+        memcpy(h, name, n);   // NOLINT(bugprone-not-null-terminated-result)
+    } else {
+        /* ustar splits long names at a '/' into prefix (155) and name (100). */
+        const char *cut = NULL;
+        for (const char *p = name; *p; p++) if (*p == '/' && (size_t)(p - name) <= 155 && n - (size_t)(p - name) - 1 <= 100) { cut = p; break; }
+        if (!cut || n >= sizeof full) return -1;
+        memcpy(h + 345, name, (size_t)(cut - name));
+        memcpy(h, cut + 1, n - (size_t)(cut - name) - 1);
+    }
+    snprintf((char *)h + 100, 8, "%07o", e->mode & 07777);
+    snprintf((char *)h + 108, 8, "%07o", 0);
+    snprintf((char *)h + 116, 8, "%07o", 0);
+    if (e->size > 077777777777ULL) return -1;
+    snprintf((char *)h + 124, 12, "%011llo", (unsigned long long)e->size);
+    snprintf((char *)h + 136, 12, "%011llo", (unsigned long long)time(NULL));
+    h[156] = (unsigned char)e->type;
+    memcpy(h + 257, "ustar", 6);
+    h[263] = h[264] = '0';   /* version "00", no terminator */
+    memcpy(h + 265, "root", 5);
+    memcpy(h + 297, "root", 5);
+    memset(h + 148, ' ', 8);
+    unsigned sum = 0;
+    for (int i = 0; i < 512; i++) sum += h[i];
+    snprintf((char *)h + 148, 8, "%06o", sum);
+    h[155] = ' ';
+    return 0;
+}
+
+static uint64_t tar_total_size(const struct image_files *f) {
+    uint64_t t = 1024;   /* two zero blocks end the archive */
+    for (int i = 0; i < f->n; i++) t += 512 + (f->e[i].size + 511) / 512 * 512;
+    return t;
+}
+
+/* The archive as an http_body_source: header, data, padding per entry, then the end. */
+struct tar_stream {
+    const struct image_files *f;
+    int cur;                  /* current entry; f->n: the end blocks */
+    int in_data;
+    uint64_t left;            /* data bytes left in the current entry */
+    unsigned char block[1024];
+    size_t block_off, block_len;
+    int fd;
+    uint64_t pos;             /* inline data offset */
+};
+
+static ssize_t tar_source(struct rc *rc, void *ud, char *buf, size_t cap) {
+    struct tar_stream *t = ud;
+    size_t out = 0;
+    while (out < cap) {
+        if (t->block_off < t->block_len) {
+            size_t n = t->block_len - t->block_off < cap - out ? t->block_len - t->block_off : cap - out;
+            memcpy(buf + out, t->block + t->block_off, n);
+            t->block_off += n;
+            out += n;
+            continue;
+        }
+        if (t->in_data && t->left) {
+            const struct tar_entry *e = &t->f->e[t->cur];
+            size_t want = t->left < cap - out ? (size_t)t->left : cap - out;
+            ssize_t n;
+            if (e->src) {
+                n = read(t->fd, buf + out, want);
+                if (n < 0 && errno == EINTR) continue;
+                if (n < 0) return rc_fail(rc, "reading %s: %s", e->src, strerror(errno));
+                if (n == 0) return rc_fail(rc, "reading %s: the file shrank while packing it", e->src);
+            } else {
+                memcpy(buf + out, e->data + t->pos, want);
+                n = (ssize_t)want;
+            }
+            t->pos += (uint64_t)n;
+            t->left -= (uint64_t)n;
+            out += (size_t)n;
+            continue;
+        }
+        if (t->in_data) {   /* entry finished: pad to a block */
+            const struct tar_entry *e = &t->f->e[t->cur];
+            if (t->fd >= 0) { close(t->fd); t->fd = -1; }
+            memset(t->block, 0, 512);
+            t->block_off = 0;
+            t->block_len = (size_t)((512 - e->size % 512) % 512);
+            t->in_data = 0;
+            t->cur++;
+            continue;
+        }
+        if (t->cur > t->f->n) break;   /* end blocks sent */
+        if (t->cur == t->f->n) {
+            memset(t->block, 0, 1024);
+            t->block_off = 0;
+            t->block_len = 1024;
+            t->cur++;
+            continue;
+        }
+        const struct tar_entry *e = &t->f->e[t->cur];
+        if (tar_header(e, t->block) < 0) return rc_fail(rc, "%s: name too long for a tar header", e->name);
+        t->block_off = 0;
+        t->block_len = 512;
+        t->in_data = 1;
+        t->left = e->size;
+        t->pos = 0;
+        if (e->type == '0' && e->src && (t->fd = open(e->src, O_RDONLY | O_CLOEXEC)) < 0)
+            return rc_fail(rc, "opening %s: %s", e->src, strerror(errno));
+    }
+    return (ssize_t)out;
+}
+
+/* Find an executable on PATH. */
+static sds image_which(const char *prog) {
+    const char *path = getenv("PATH");
+    if (!path || !*path) path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+    for (const char *p = path; *p;) {
+        size_t n = strcspn(p, ":");
+        sds cand = rc_sprintf("%.*s/%s", (int)n, p, prog);
+        if (cand && n && access(cand, X_OK) == 0) return cand;
+        sdsfree(cand);
+        p += n + (p[n] == ':');
+    }
+    return NULL;
+}
+
+static const char image_passwd[] = "root:x:0:0:root:/root:/sbin/nologin\nredis:x:999:999:redis:/data:/sbin/nologin\n"
+                                   "valkey:x:999:999:valkey:/data:/sbin/nologin\n";
+static const char image_group[] = "root:x:0:\nredis:x:999:\nvalkey:x:999:\n";
+
+/* "valkey" when the binary is Valkey's (its real name says so: Valkey installs
+ * redis-server as a link to valkey-server), else "redis". */
+static const char *image_server_of(const char *binary) {
+    char *real = realpath(binary, NULL);
+    const char *path = real ? real : binary, *base = strrchr(path, '/');
+    int valkey = strstr(base ? base + 1 : path, "valkey") != NULL;
+    free(real);
+    return valkey ? "valkey" : "redis";
+}
+
+/* The rootfs: SERVER-server in /usr/local/bin, its loader and libraries at the paths it
+ * was found under, and the directories and files a container expects. */
+static int image_collect(struct rc *rc, const char *binary, const char *server, struct image_files *f) {
+    f->libdirs = sdsempty();
+    sds ldconf = image_ldconf_dirs(rc, "/etc/ld.so.conf", sdsempty(), 0);
+    sds etc = rc_sprintf("etc/%s", server), bin = rc_sprintf("usr/local/bin/%s-server", server);
+    if (!f->libdirs || !ldconf || !etc || !bin) { sdsfree(ldconf); sdsfree(etc); sdsfree(bin); return rc_fail_oom(rc); }
+    const char *const dirs[] = { etc, "data", "root", "usr/local/bin" };
+    int ret = 0;
+    for (size_t i = 0; ret == 0 && i < sizeof dirs / sizeof dirs[0]; i++) ret = image_add(rc, f, dirs[i], '5', 0755, NULL, NULL);
+    if (ret == 0) ret = image_add(rc, f, "tmp", '5', 01777, NULL, NULL);
+    if (ret == 0) ret = image_add(rc, f, "etc/passwd", '0', 0644, NULL, image_passwd);
+    if (ret == 0) ret = image_add(rc, f, "etc/group", '0', 0644, NULL, image_group);
+    if (ret == 0) ret = image_add(rc, f, bin, '0', 0755, binary, NULL);
+    if (ret == 0) ret = image_add_elf_deps(rc, f, binary, ldconf, 0);
+    sdsfree(ldconf);
+    sdsfree(etc);
+    sdsfree(bin);
+    return ret;
+}
+
+/* The server binary to pack: FROM, else redis-server on PATH, else valkey-server.
+ * NULL when there is none (no error set). */
+static sds image_find_server(const char *from) {
+    if (from) return sdsnew(from);
+    sds b = image_which("redis-server");
+    return b ? b : image_which("valkey-server");
+}
+
+/* Import BINARY (a redis-server or valkey-server) and its libraries as image TAG.
+ * Podman's import ignores the tag parameter, so the tag travels inside repo=, which
+ * the Engine API allows and Docker honours too. *id gets the new image id (caller
+ * frees; NULL in --dry-run). With quiet, no progress lines, the import's own included. */
+static int image_make(struct rc *rc, struct docker *d, const char *binary, const char *tag, int quiet, sds *id) {
+    const char *server = image_server_of(binary);
+    struct image_files f = { 0 };
+    sds path = NULL;
+    *id = NULL;
+    int ret = image_collect(rc, binary, server, &f);
+    if (ret == 0) {
+        int libs = 0;
+        for (int i = 0; i < f.n; i++) libs += f.e[i].src != NULL;
+        if (!quiet) rc_progress(rc, "Packing %s (%s) and %d shared object(s), %.1f MB", binary, server, libs - 1,
+                                (double)tar_total_size(&f) / 1e6);
+        /* Docker resolves Cmd[0] through the image's PATH; the loader finds the libraries
+         * through LD_LIBRARY_PATH because the image has no ld.so.cache. */
+        sds env_ld = rc_sprintf("ENV LD_LIBRARY_PATH=%s", f.libdirs);
+        sds cmd = rc_sprintf("CMD [\"%s-server\"]", server);
+        path = docker_urlencode(sdsnew("/images/create?fromSrc=-&repo="), tag);
+        static const char *const changes[] = {
+            "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "WORKDIR /data", "EXPOSE 6379" };
+        for (size_t i = 0; i < sizeof changes / sizeof changes[0]; i++)
+            path = docker_urlencode(rc_cat(path, "&changes="), changes[i]);
+        if (env_ld && cmd) path = docker_urlencode(rc_cat(docker_urlencode(rc_cat(path, "&changes="), env_ld), "&changes="), cmd);
+        else { sdsfree(path); path = NULL; }   /* OOM: without them the image would not start */
+        sdsfree(env_ld);
+        sdsfree(cmd);
+        struct tar_stream ts = { &f, 0, 0, 0, { 0 }, 0, 0, -1, 0 };
+        ret = path ? docker_stream(d, path, "application/x-tar", tar_source, &ts, tar_total_size(&f), quiet, id) : rc_fail_oom(rc);
+        if (ts.fd >= 0) close(ts.fd);
+    }
+    image_files_free(&f);
+    sdsfree(path);
+    return ret;
+}
+
+/* Is the file a redis-server or valkey-server? Both carry the INFO field name
+ * "redis_version" and the config name "cluster-config-file"; the clients, the
+ * benchmark and anything else lack one or both. Read, never run. 0 yes, -1 (rc->err) no. */
+static int image_check_server(struct rc *rc, const char *binary) {
+    int fd = open(binary, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return rc_fail(rc, "--from %s: %s", binary, strerror(errno));
+    struct stat st;
+    void *m = MAP_FAILED;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 4)
+        m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (m == MAP_FAILED) return rc_fail(rc, "--from %s: not a readable regular file", binary);
+    size_t n = (size_t)st.st_size;
+    int elf = memcmp(m, "\177ELF", 4) == 0, server = elf && memmem(m, n, "redis_version", 13) && memmem(m, n, "cluster-config-file", 19);
+    munmap(m, n);
+    if (server) return 0;
+    return rc_fail(rc, "--from %s: not a redis-server or valkey-server binary (%s); give the server itself, e.g. --from "
+                   "/usr/bin/redis-server", binary, elf ? "an ELF file without the server's INFO and config names" : "not an ELF executable");
+}
+
+static int image_build(struct rc *rc, struct docker *d, const char *from, const char *tag, int tag_set) {
+    sds binary = image_find_server(from);
+    if (!binary) return rc_fail(rc, "neither redis-server nor valkey-server is on PATH; give --from /path/to/redis-server");
+    if (image_check_server(rc, binary) < 0) { sdsfree(binary); return -1; }
+    char deftag[64];
+    if (!tag_set) { snprintf(deftag, sizeof deftag, "rcluster/%s:local", image_server_of(binary)); tag = deftag; }
+    sds result = NULL;
+    int ret = image_make(rc, d, binary, tag, 0, &result);
+    if (ret == 0 && !rc->dry_run) {
+        rc_progress(rc, "Built %s (%s); use it with: rcluster up --image %s", tag, result ? result : "?", tag);
+        if (rc->json) {
+            sds js = rc_json_str(rc_cat(rc_json_str(sdsnew("{\"image\":"), tag), ",\"id\":"), result);
+            if (js) rc_json_outf(rc, "%s}\n", js);
+            sdsfree(js);
+        }
+        else printf("%s\n", tag);
+    }
+    sdsfree(binary);
+    sdsfree(result);
+    return ret;
+}
+
+/* ---- image load ---------------------------------------------------------------------- */
+
+static ssize_t image_file_source(struct rc *rc, void *ud, char *buf, size_t cap) {
+    int fd = *(int *)ud;
+    for (;;) {
+        ssize_t n = read(fd, buf, cap);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return rc_fail_errno(rc, "reading the archive");
+        return n;
+    }
+}
+
+static int image_load(struct rc *rc, struct docker *d, const char *file) {
+    int fd = open(file, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return rc_fail(rc, "opening %s: %s", file, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) { close(fd); return rc_fail(rc, "%s: not a regular file", file); }
+    rc_progress(rc, "Loading %s (%.1f MB)", file, (double)st.st_size / 1e6);
+    sds result = NULL;
+    int ret = docker_stream(d, "/images/load?quiet=0", "application/x-tar", image_file_source, &fd, (uint64_t)st.st_size, 0, &result);
+    close(fd);
+    if (ret == 0 && !rc->dry_run && rc->json) {
+        sds js = rc_json_str(rc_cat(rc_json_str(sdsnew("{\"ok\":true,\"command\":\"image\",\"file\":"), file), ",\"loaded\":"),
+                             result ? result : "loaded");
+        if (js) rc_json_outf(rc, "%s}", js);
+        sdsfree(js);
+    } else if (ret == 0 && !rc->dry_run) printf("%s\n", result ? result : "loaded");
+    sdsfree(result);
+    return ret;
+}
+
+/* image build|load: an image of the host's server binary (no registry), or a docker
+ * save archive. */
+static int cmd_image(struct rc *rc, int argc, char **argv) {
+    struct up_opts o;
+    up_opts_defaults(&o);
+    /* `image SUB [options] [FILE]`: options are parsed after the subcommand. */
+    const char *sub = argc > 1 && argv[1][0] != '-' ? argv[1] : NULL;
+    int r = cmd_parse_opts(rc, sub ? argc - 1 : argc, sub ? argv + 1 : argv, image_longopts, (int)(sizeof image_longopts / sizeof image_longopts[0]), usage_image, up_on_opt, &o);
+    free(o.configs);   /* only `up` uses --config lines */
+    if (r) return r < 0 ? -1 : 0;
+    int nargs = (sub ? argc - 1 : argc) - optind;
+    if (!sub || (strcmp(sub, "build") != 0 && strcmp(sub, "load") != 0) || (!strcmp(sub, "build") && nargs != 0) ||
+        (!strcmp(sub, "load") && nargs != 1)) {
+        return rc_fail_as(rc, RC_ERR_USAGE, "image: expected `image build [--from PATH] [--tag TAG] [--dry-run]` or `image load FILE`");
+    }
+    if (!strcmp(sub, "build") && !up_valid_image(o.tag)) return rc_fail(rc, "--tag '%s': not a valid image name", o.tag);
+    if (!strcmp(sub, "build") && strchr(o.tag, '@')) return rc_fail(rc, "--tag '%s': a digest cannot be given to a new image", o.tag);
+    struct docker d;
+    int ret = docker_open(rc, &d);
+    if (ret == 0) ret = !strcmp(sub, "build") ? image_build(rc, &d, o.from, o.tag, o.tag_set) : image_load(rc, &d, argv[1 + optind]);
+    docker_free(&d);
+    return ret;
 }
 
 /* ====================================================================== */

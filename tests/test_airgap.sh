@@ -19,11 +19,12 @@ if [ ! -x "$RCLUSTER" ]; then
 fi
 
 start_fake() {
-    rm -f "$SOCK" "$SOCK.log"
+    # (fd.out goes first: an earlier run's "listening" must not answer for this one)
+    rm -f "$SOCK" "$SOCK.log" "$L/fd.out"
     python3 "$HERE/fake_docker.py" "$SOCK" airgap >"$L/fd.out" 2>&1 &
     FD_PID=$!
     T_PIDS+=($FD_PID)
-    for _ in $(seq 1 100); do grep -q listening "$L/fd.out" 2>/dev/null && return 0; sleep 0.05; done
+    for _ in $(seq 1 200); do grep -q listening "$L/fd.out" 2>/dev/null && [ -S "$SOCK" ] && return 0; sleep 0.05; done
     not_ok "airgap: fake_docker.py did not start" "see its output" "$L/fd.out"
     return 1
 }

@@ -22,6 +22,7 @@ fi
 # start_fake_redis PORT SCENARIO [ARG]
 start_fake_redis() {
     local port=$1; shift
+    rm -f "$L/fr-$port.out"   # an earlier fake's "listening" must not answer for this one
     python3 "$HERE/fake_redis.py" "$port" "$@" >"$L/fr-$port.out" 2>&1 &
     T_PIDS+=($!)
     FR_PIDS+=($!)
@@ -109,7 +110,7 @@ ALL=1 ANY="timeout/timed out/time" redis_create_case normal
 # ---- Docker side -------------------------------------------------------------------
 
 start_fake_docker() { # SCENARIO [ARG]
-    rm -f "$T_TMP/fd.sock" "$T_TMP/fd.sock.log"
+    rm -f "$T_TMP/fd.sock" "$T_TMP/fd.sock.log" "$L/fd.out"
     python3 "$HERE/fake_docker.py" "$T_TMP/fd.sock" "$@" >"$L/fd.out" 2>&1 &
     FD_PID=$!; T_PIDS+=($FD_PID)
     if ! wait_for 15 grep -q listening "$L/fd.out"; then

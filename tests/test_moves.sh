@@ -261,15 +261,17 @@ t_docker_scale() {
     [ -z "$why" ] && ! grep -q "Engine: atomic" "$L/ds4.err" && why="its moves did not use the atomic engine"
     [ -z "$why" ] && ok "moves docker: scale --masters 4 on Valkey 9.1 (atomic moves); keys kept" || not_ok "moves docker: scale --masters 4 on Valkey 9.1" "$why" "$L/ds4.err"
     stop_pid $WPID
-    # set-timeout on nodes made by `up`: set at once, rcluster's own redis.conf left as written
-    local conf=$T_TMP/dd/node-1/conf/redis.conf sum; sum=$(md5sum <"$conf" 2>/dev/null)
+    # set-timeout on nodes made by `up`: set at once, and recorded in rcluster's own files (each
+    # redis.conf's cluster-node-timeout line, the manifest), the former text kept beside them
+    local conf=$T_TMP/dd/node-1/conf/redis.conf
     run_rc "$L/dst" 60 -- set-timeout 127.0.0.1:$D 7000 --yes
     why=""
     [ $RC -eq 0 ] || why="exit $RC; "
-    [ -n "$sum" ] && [ "$(md5sum <"$conf")" = "$sum" ] || why+="node 1's redis.conf changed (or is missing); "
+    grep -qx 'cluster-node-timeout 7000' "$conf" || why+="node 1's redis.conf does not say 7000; "
+    grep -qx 'cluster-node-timeout 5000' "$conf.previous" 2>/dev/null || why+="node 1's former redis.conf is not kept; "
+    grep -q '"node_timeout":7000' "$T_TMP/dd/rcluster.json" || why+="the manifest does not say 7000; "
     $CLI -p $D config get cluster-node-timeout | grep -qx 7000 || why+="cluster-node-timeout is not 7000 on node 1; "
-    contains "$L/dst.err" "made by \`rcluster up\`" || why+="no word that it was not written to redis.conf; "
-    [ -z "$why" ] && ok "moves docker: set-timeout sets every node and leaves rcluster's own redis.conf as written" ||
+    [ -z "$why" ] && ok "moves docker: set-timeout sets every node and records it in rcluster's own redis.conf and manifest" ||
         not_ok "moves docker: set-timeout on nodes made by up" "$why" "$L/dst.err"
     eval "$clean" >/dev/null 2>&1
 }
