@@ -68,7 +68,8 @@
  *                                            | a --config directive, CONFIG GET, INFO replication
  * 9e. Images: image build (ELF deps,
  *     streamed tar), image load
- * 10. Usage, dispatch and main
+ * 10. Option parsing, usage, dispatch
+ *     and main
  *
  * Settings rcluster changes on nodes it did not make (CONFIG SET; each gets its own value
  * back on every exit path, SIGINT/SIGTERM included; `check` warns about any left over):
@@ -8460,44 +8461,6 @@ static void usage_check(FILE *f) {
           "Report on the cluster that ADDR belongs to (like redis-cli --cluster check): nodes,\n"
           "roles, slots, replicas, coverage, open slots, agreement and cluster_state.\n"
           "Exit status: 0 healthy, 3 not healthy, 1 when ADDR cannot be asked.\n", f);
-}
-
-/* Parse a command's options: common ones plus --help; -1 on error, 1 after --help.
- * Options may stand anywhere among the arguments (people append redis-cli's options
- * after the addresses); `--` ends them. musl's getopt does not permute, so the leading
- * '-' in the optstring hands us each non-option in order and we move them, in order,
- * to the end of argv: on return argv[optind..argc-1] are the positional arguments. */
-static int cmd_parse_opts(struct rc *rc, int argc, char **argv, const struct option *extra, int nextra,
-                          void (*usage)(FILE *), int (*on_opt)(struct rc *, int, const char *, void *), void *ctx) {
-    struct option common[] = { RC_COMMON_LONGOPTS, { "help", no_argument, NULL, 'h' } };
-    int ncommon = (int)(sizeof common / sizeof common[0]);
-    struct option *all = calloc((size_t)ncommon + (size_t)nextra + 1, sizeof *all);
-    char **pos = calloc((size_t)argc + 1, sizeof *pos);
-    if (!all || !pos) { free(all); free(pos); return rc_fail_oom(rc); }
-    memcpy(all, common, sizeof common);
-    if (nextra) memcpy(all + ncommon, extra, (size_t)nextra * sizeof *extra);
-    optind = 1;
-    opterr = 0;
-    int ret = 0, opt, npos = 0;
-    while (ret == 0 && (opt = getopt_long(argc, argv, "-ha:", all, NULL)) != -1) {
-        if (opt == 1) pos[npos++] = optarg;
-        else if (opt == 'h') { usage(stdout); ret = 1; }
-        else if (opt == '?' || opt == ':') {
-            const char *bad = argv[optind - 1];
-            ret = rc_fail(rc, "%s: unknown option or missing value '%s' (see rcluster %s --help)", argv[0], bad ? bad : "?", argv[0]);
-        }
-        else if (opt >= OPT_FIRST_COMMAND_OPT && on_opt) ret = on_opt(rc, opt, optarg, ctx);
-        else ret = rc_parse_common(rc, opt == 'a' ? OPT_PASSWORD : opt, optarg);
-        if (ret < 0) rc->err_kind = RC_ERR_USAGE; /* a bad option value is a usage error: exit 2 */
-    }
-    if (ret == 0) {
-        while (optind < argc) pos[npos++] = argv[optind++];
-        for (int k = 0; k < npos; k++) argv[argc - npos + k] = pos[k];
-        optind = argc - npos;
-    }
-    free(all);
-    free(pos);
-    return ret;
 }
 
 enum { OPT_REPLICAS = OPT_FIRST_COMMAND_OPT };
@@ -17338,8 +17301,48 @@ static int cmd_image(struct rc *rc, int argc, char **argv) {
 }
 
 /* ====================================================================== */
-/* 10. Usage, dispatch and main                                            */
+/* 10. Option parsing, usage, dispatch and main                            */
 /* ====================================================================== */
+
+/* ---- option parsing: the common options (section 1) and each command's table ---- */
+
+/* Parse a command's options: common ones plus --help; -1 on error, 1 after --help.
+ * Options may stand anywhere among the arguments (people append redis-cli's options
+ * after the addresses); `--` ends them. musl's getopt does not permute, so the leading
+ * '-' in the optstring hands us each non-option in order and we move them, in order,
+ * to the end of argv: on return argv[optind..argc-1] are the positional arguments. */
+static int cmd_parse_opts(struct rc *rc, int argc, char **argv, const struct option *extra, int nextra,
+                          void (*usage)(FILE *), int (*on_opt)(struct rc *, int, const char *, void *), void *ctx) {
+    struct option common[] = { RC_COMMON_LONGOPTS, { "help", no_argument, NULL, 'h' } };
+    int ncommon = (int)(sizeof common / sizeof common[0]);
+    struct option *all = calloc((size_t)ncommon + (size_t)nextra + 1, sizeof *all);
+    char **pos = calloc((size_t)argc + 1, sizeof *pos);
+    if (!all || !pos) { free(all); free(pos); return rc_fail_oom(rc); }
+    memcpy(all, common, sizeof common);
+    if (nextra) memcpy(all + ncommon, extra, (size_t)nextra * sizeof *extra);
+    optind = 1;
+    opterr = 0;
+    int ret = 0, opt, npos = 0;
+    while (ret == 0 && (opt = getopt_long(argc, argv, "-ha:", all, NULL)) != -1) {
+        if (opt == 1) pos[npos++] = optarg;
+        else if (opt == 'h') { usage(stdout); ret = 1; }
+        else if (opt == '?' || opt == ':') {
+            const char *bad = argv[optind - 1];
+            ret = rc_fail(rc, "%s: unknown option or missing value '%s' (see rcluster %s --help)", argv[0], bad ? bad : "?", argv[0]);
+        }
+        else if (opt >= OPT_FIRST_COMMAND_OPT && on_opt) ret = on_opt(rc, opt, optarg, ctx);
+        else ret = rc_parse_common(rc, opt == 'a' ? OPT_PASSWORD : opt, optarg);
+        if (ret < 0) rc->err_kind = RC_ERR_USAGE; /* a bad option value is a usage error: exit 2 */
+    }
+    if (ret == 0) {
+        while (optind < argc) pos[npos++] = argv[optind++];
+        for (int k = 0; k < npos; k++) argv[argc - npos + k] = pos[k];
+        optind = argc - npos;
+    }
+    free(all);
+    free(pos);
+    return ret;
+}
 
 static void usage_main(FILE *f) {
     fputs("usage: rcluster COMMAND [OPTIONS]\n"
