@@ -73,7 +73,7 @@ flush_all() { local p; for p in $(masters "$1" "$2"); do rcli "$p" flushall >/de
 
 # same_data NAME DUMP_A DUMP_B [TOLERANCE_MS]: the same keys, types and values (and not
 # none); expiries equal (RESTORE ... ABSTTL keeps them exactly) or within TOLERANCE_MS
-# (MIGRATE sends them relative).
+# (import reads PTTL and RESTOREs with it: relative).
 same_data() {
     if ! $DC compare "$2" "$3" "${4:-0}" >"$L/diff" 2>&1; then not_ok "$1" "keys differ" "$L/diff"; return 1; fi
     return 0
@@ -274,6 +274,54 @@ t_import_refusals() {
     { [ "$RC" = 1 ] && contains "$L/ir4.err" "NOAUTH" "--from-password-file"; } || { not_ok "$n" "no source password: exit $RC" "$L/ir4.err"; return; }
     run_rc "$L/ir3" 60 -- import 127.0.0.1:9610 --password bpw
     { [ "$RC" = 2 ] && contains "$L/ir3.err" "--from"; } || { not_ok "$n" "no --from: exit $RC" "$L/ir3.err"; return; }
+    ok "$n"
+}
+
+# exactly the keys the masters acknowledged leave the source: a key the cluster holds is
+# refused (named) and stays; --replace then moves it too
+t_import_partial() {
+    local n="import: keys the cluster holds are refused, named and stay on the source, the others move; --replace moves those too"
+    flush_all 9610 4
+    rcli 9620 flushall >/dev/null
+    $DC load 127.0.0.1:9620 spw 2 single >"$L/loadP.out" 2>&1 || { not_ok "$n" "load S" "$L/loadP.out"; return; }
+    rcli 9620 set imp:a mine >/dev/null; rcli 9620 set imp:b mine >/dev/null
+    rcli 9610 -c set imp:a theirs >/dev/null; rcli 9610 -c set imp:b theirs >/dev/null
+    $DC dump 127.0.0.1:9620 spw single >"$L/P.dump" 2>&1
+    local total; total=$(rcli 9620 dbsize)
+    run_rc "$L/ip1" 120 -- import 127.0.0.1:9610 --from 127.0.0.1:9620 --from-password-file "$T_TMP/spw" --password bpw
+    { [ "$RC" = 1 ] && contains "$L/ip1.err" "2 key(s) already exist" "'imp:a'" "'imp:b'" "BUSYKEY"; } || { not_ok "$n" "exit $RC" "$L/ip1.err"; return; }
+    [ "$(rcli 9620 dbsize)" = 2 ] && [ "$(rcli 9620 get imp:a)" = mine ] || { not_ok "$n" "the source holds $(rcli 9620 dbsize) keys, not the 2 refused"; return; }
+    [ "$(keys_total 9610 4)" = "$total" ] && [ "$(rcli 9610 -c get imp:b)" = theirs ] || { not_ok "$n" "the cluster holds $(keys_total 9610 4) keys (want $total), imp:b '$(rcli 9610 -c get imp:b)'"; return; }
+    run_rc "$L/ip2" 120 -- import 127.0.0.1:9610 --from 127.0.0.1:9620 --from-password-file "$T_TMP/spw" --password bpw --replace
+    [ "$RC" = 0 ] && [ "$(rcli 9620 dbsize)" = 0 ] || { not_ok "$n" "--replace: exit $RC, $(rcli 9620 dbsize) keys left" "$L/ip2.err"; return; }
+    $DC dump 127.0.0.1:9610 bpw cluster >"$L/P2.dump" 2>&1
+    same_data "$n" "$L/P.dump" "$L/P2.dump" 5000 || return
+    ok "$n"
+}
+
+b_has_keys() { [ "$(keys_total 9610 4)" -gt 0 ]; }
+
+# Ctrl-C while keys move: the scan stops, what is in flight finishes (RESTOREs read, their
+# DEL sent), so that every key is in exactly one place
+t_import_interrupt() {
+    local n="import: Ctrl-C mid-way: every key is either on the source or in the cluster, none lost, none in both"
+    flush_all 9610 4
+    rcli 9620 flushall >/dev/null
+    awk 'BEGIN { for (i = 0; i < 300000; i++) { k = "ik:" i; printf "*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$1\r\nv\r\n", length(k), k } }' |
+        redis-cli -p 9620 -a spw --no-auth-warning --pipe >"$L/ii-load.out" 2>&1
+    [ "$(rcli 9620 dbsize)" = 300000 ] || { not_ok "$n" "the source holds $(rcli 9620 dbsize) keys, not 300000" "$L/ii-load.out"; return; }
+    "$RCLUSTER" import 127.0.0.1:9610 --from 127.0.0.1:9620 --from-password-file "$T_TMP/spw" --password bpw </dev/null >"$L/ii.out" 2>"$L/ii.err" &
+    local pid=$!
+    wait_for 30 b_has_keys
+    kill -INT "$pid" 2>/dev/null; wait "$pid"; RC=$?
+    { [ "$RC" = 130 ] && contains "$L/ii.err" "interrupted" "stay on the source"; } || { not_ok "$n" "exit $RC" "$L/ii.err"; return; }
+    local p all uniq src
+    { rcli 9620 --scan; for p in $(masters 9610 4); do rcli "$p" --scan; done; } | sort >"$L/ii.keys"
+    all=$(wc -l <"$L/ii.keys"); uniq=$(sort -u "$L/ii.keys" | wc -l); src=$(rcli 9620 dbsize)
+    { [ "$all" = 300000 ] && [ "$uniq" = 300000 ]; } || { not_ok "$n" "$uniq distinct keys of 300000 ($all found, $src on the source)"; return; }
+    { [ "$src" -gt 0 ] && [ "$src" -lt 300000 ]; } || { not_ok "$n" "not interrupted mid-way: $src keys on the source"; return; }
+    rcli 9620 flushall >/dev/null
+    flush_all 9610 4
     ok "$n"
 }
 
@@ -491,6 +539,8 @@ t_restore_handmade
 t_import
 t_import_refusals
 t_backup_disk
+t_import_partial
+t_import_interrupt
 t_valkey
 t_import_newer
 t_redis8
