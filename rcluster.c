@@ -57,12 +57,15 @@
  * 9c. Data: backup, restore, import      backup, restore, import (section 9c):
  *     (replication stream, CRC-64,         REPLCONF rdb-only 1 | capa eof | version V (Valkey
  *     bounded RDB reader, RESTORE            >= 9), SYNC (reads "$<len>" or "$EOF:<mark>", skips
- *     payloads, SCAN + MIGRATE)              "\n" keepalives), RESTORE key ttl payload ABSTTL
+ *     payloads, SCAN + DUMP/RESTORE)         "\n" keepalives), RESTORE key ttl payload ABSTTL
  *                                          [REPLACE], EXISTS, SELECT db, CONFIG GET
  *                                          cluster-databases, FUNCTION RESTORE payload
- *                                          APPEND|REPLACE; on an import's standalone source:
- *                                          SCAN cursor COUNT n, MIGRATE host port "" 0 ms
- *                                          [COPY] [REPLACE] [AUTH|AUTH2] KEYS k...
+ *                                          APPEND|REPLACE; import: on its standalone
+ *                                          source INFO cluster|server, DBSIZE, SCAN cursor
+ *                                          COUNT n, DUMP k, PTTL k, EVAL (a move: "return
+ *                                          1" 0 first; then DEL of each key still holding
+ *                                          its DUMPed value: DUMP, DEL inside), on the
+ *                                          masters RESTORE key ttl payload [REPLACE]
  * 9d. Rolling update (placement layer:   update (section 9d): CLUSTER FAILOVER, ACL SETUSER
  *     Docker containers, Swarm services)     user >new / <old, CONFIG SET masterauth | requirepass
  *                                            | a --config directive, CONFIG GET, INFO replication
@@ -13261,7 +13264,9 @@ out:
 /* backup reads every master's RDB at once over the replication protocol (REPLCONF
  * rdb-only, SYNC) into DIR with a manifest; restore reads RDB files with a bounded
  * reader and sends each key to the master owning its slot (RESTORE ... ABSTTL);
- * import moves a standalone server's keys in with MIGRATE ... KEYS, run on the source. */
+ * import copies a standalone server's keys in itself: SCAN, DUMP and PTTL on the source,
+ * RESTORE on the masters, and (a move) a script on the source that deletes each key
+ * the cluster took while it still holds the value DUMPed. */
 
 /* --- CRC-64 (Jones) ---------------------------------------------------------------- */
 
@@ -15418,11 +15423,23 @@ static int cmd_restore(struct rc *rc, int argc, char **argv) {
 
 #define IM_FLUSH_BYTES  (64L << 10)    /* a master's queued RESTOREs go out once this much waits */
 
-/* A growing list of key names, in the order their replies come. */
+/* A growing list of key names (with their DUMP payloads when they are to be moved), in
+ * the order their replies come. */
 struct im_keys {
     sds *v;
+    sds *pay;                   /* pay[i]: v[i]'s payload, or NULL */
     int n, cap;
 };
+
+/* Deletes each key only while it still holds the payload the masters restored, and
+ * returns the keys a client changed meanwhile: a write between DUMP and DEL is never
+ * lost (MIGRATE gets that by blocking the source; this keeps the source free). */
+#define IM_DEL_SCRIPT \
+    "local kept = {} " \
+    "for i, k in ipairs(KEYS) do " \
+    "local v = redis.call('DUMP', k) " \
+    "if v == ARGV[i] then redis.call('DEL', k) elseif v then kept[#kept + 1] = k end " \
+    "end return kept"
 
 /* One target master and the keys whose RESTORE replies it owes, in order. */
 struct im_lane {
@@ -15433,8 +15450,8 @@ struct im_lane {
 };
 
 /* The copy runs in rcluster: pipelined DUMP and PTTL on the source, pipelined RESTORE on
- * every master at once, then (unless --copy) one DEL on the source of exactly the keys
- * the masters acknowledged. A round sends the source its next SCAN and a batch's DUMPs
+ * every master at once, then (unless --copy) one EVAL of IM_DEL_SCRIPT on the source
+ * deleting the keys the masters acknowledged, those unchanged since their DUMP. A round sends the source its next SCAN and a batch's DUMPs
  * before reading the previous batch's, and reads the masters' replies a round after
  * sending them: the source always has work queued, the masters restore meanwhile, and
  * the source's thread does nothing but SCAN, serialize and DEL. */
@@ -15455,35 +15472,53 @@ struct import {
     struct im_keys next;        /* from the last SCAN reply: DUMPed this round */
     struct im_keys dumped;      /* DUMPed last round: their replies are read this round */
     struct im_keys acked;       /* the masters hold them: DEL on the source next round */
-    int del_owed;               /* keys in the DEL in flight on the source (0: none) */
+    int del_owed;               /* keys in the EVAL (DEL) in flight on the source (0: none) */
     uint64_t *seen;             /* FNV-1a hashes of the keys taken (SCAN may repeat one) */
     size_t seen_n, seen_cap;    /* open addressing, capacity a power of two */
-    long long scanned, moved, busy, errors, gone;
-    sds busy_names, first_error;
+    long long scanned, moved, busy, errors, gone, changed;
+    sds busy_names, changed_names, first_error;
 };
 
 static void im_keys_clear(struct im_keys *k) {
-    for (int i = 0; i < k->n; i++) sdsfree(k->v[i]);
+    for (int i = 0; i < k->n; i++) { sdsfree(k->v[i]); sdsfree(k->pay[i]); }
     k->n = 0;
 }
 
 static void im_keys_free(struct im_keys *k) {
     im_keys_clear(k);
     free(k->v);
+    free(k->pay);
     memset(k, 0, sizeof *k);
 }
 
-/* Append key (owned by the list from now on, freed on failure). */
-static int im_keys_push(struct rc *rc, struct im_keys *k, sds key) {
+/* Append key and its payload (or NULL), owned by the list from now on (freed on failure). */
+static int im_keys_push(struct rc *rc, struct im_keys *k, sds key, sds pay) {
     if (k->n == k->cap) {
         int cap = k->cap ? k->cap * 2 : 256;
-        sds *v = realloc(k->v, (size_t)cap * sizeof *v);
-        if (!v) { sdsfree(key); return rc_fail_oom(rc); }
-        k->v = v;
+        sds *v = realloc(k->v, (size_t)cap * sizeof *v), *p = v ? realloc(k->pay, (size_t)cap * sizeof *p) : NULL;
+        if (v) k->v = v;
+        if (p) k->pay = p;
+        if (!v || !p) { sdsfree(key); sdsfree(pay); return rc_fail_oom(rc); }
         k->cap = cap;
     }
-    k->v[k->n++] = key;
+    k->v[k->n] = key;
+    k->pay[k->n++] = pay;
     return 0;
+}
+
+/* Drop the first n entries (their strings freed). */
+static void im_keys_shift(struct im_keys *k, int n) {
+    for (int i = 0; i < n; i++) { sdsfree(k->v[i]); sdsfree(k->pay[i]); }
+    memmove(k->v, k->v + n, (size_t)(k->n - n) * sizeof *k->v);
+    memmove(k->pay, k->pay + n, (size_t)(k->n - n) * sizeof *k->pay);
+    k->n -= n;
+}
+
+/* Add key to a list of up to RS_NAMES names for a message. */
+static void im_name(sds *names, long long count, const char *key) {
+    if (count > RS_NAMES) return;
+    if (!*names) *names = sdsempty();
+    if (*names) *names = rc_catprintf(*names, "%s'%.60s'", sdslen(*names) ? ", " : "", key);
 }
 
 /* 64-bit FNV-1a of a key name, never 0 (0 marks a free cell). Pure. */
@@ -15531,7 +15566,8 @@ static int im_source_connect(struct import *im, struct rconn *c) {
     return 0;
 }
 
-/* The source must be a standalone server whose DUMP payloads every master reads. */
+/* The source must be a standalone server whose DUMP payloads every master reads, and
+ * (to move) one that runs scripts. */
 static int im_check_source(struct import *im) {
     struct rc *rc = im->rc;
     char buf[16];
@@ -15557,6 +15593,14 @@ static int im_check_source(struct import *im) {
     if (!n) return rc_wrap(rc, "source");
     im->src_keys = n->type == RESP_INTEGER && n->integer > 0 ? n->integer : 0;
     resp_free(n);
+    if (im->o->copy || im->o->dry_run) return 0;
+    struct resp *e = rconn_queue(rc, &im->scan, "EVAL", "return 1", "0", RESP_END) < 0 ? NULL : rconn_read(rc, &im->scan, rc_now_ms() + rc->io_timeout_ms);
+    if (!e) return rc_wrap(rc, "source");
+    int refused = e->type == RESP_ERROR;
+    if (refused) rc_fail_as(rc, RC_ERR_INCOMPATIBLE, "source %s: EVAL: %s: a move deletes each key from the source with a script, only while it holds the value the "
+                            "cluster took; nothing moved (--copy needs no script)", im->scan.name, e->str);
+    resp_free(e);
+    if (refused) return -1;
     for (int i = 0; i < im->s.n; i++) {
         const struct snode *x = &im->s.nodes[i];
         if (!x->up || !snode_is_master(x) || !snode_slot_count(x)) continue;
@@ -15582,23 +15626,29 @@ static int im_open_lanes(struct import *im) {
     return 0;
 }
 
-/* Queue on the source: DEL of the acknowledged keys, the next SCAN, DUMP and PTTL of
- * the keys the last SCAN gave; then send it all. */
+/* Queue on the source: the DEL (IM_DEL_SCRIPT) of the acknowledged keys, the next SCAN,
+ * DUMP and PTTL of the keys the last SCAN gave; then send it all. */
 static int im_queue_source(struct import *im) {
     struct rc *rc = im->rc;
     struct rconn *c = &im->scan;
     if (!c->wbuf && !(c->wbuf = sdsempty())) return rc_fail_oom(rc);
-    if (im->acked.n) {
-        const char **argv = malloc(((size_t)im->acked.n + 1) * sizeof *argv);
-        size_t *lens = malloc(((size_t)im->acked.n + 1) * sizeof *lens);
+    if (im->acked.n) {   /* EVAL script n k1 .. kn payload1 .. payloadn */
+        int n = im->acked.n;
+        const char **argv = malloc((2 * (size_t)n + 3) * sizeof *argv);
+        size_t *lens = malloc((2 * (size_t)n + 3) * sizeof *lens);
+        char num[16];
         if (!argv || !lens) { free(argv); free(lens); return rc_fail_oom(rc); }
-        argv[0] = "DEL";
-        lens[0] = 3;
-        for (int i = 0; i < im->acked.n; i++) { argv[i + 1] = im->acked.v[i]; lens[i + 1] = sdslen(im->acked.v[i]); }
-        c->wbuf = resp_append_bin(c->wbuf, im->acked.n + 1, argv, lens);
+        snprintf(num, sizeof num, "%d", n);
+        argv[0] = "EVAL"; argv[1] = IM_DEL_SCRIPT; argv[2] = num;
+        for (int i = 0; i < 3; i++) lens[i] = strlen(argv[i]);
+        for (int i = 0; i < n; i++) {
+            argv[3 + i] = im->acked.v[i]; lens[3 + i] = sdslen(im->acked.v[i]);
+            argv[3 + n + i] = im->acked.pay[i]; lens[3 + n + i] = sdslen(im->acked.pay[i]);
+        }
+        c->wbuf = resp_append_bin(c->wbuf, 2 * n + 3, argv, lens);
         free(argv);
         free(lens);
-        im->del_owed = im->acked.n;
+        im->del_owed = n;
         im_keys_clear(&im->acked);
     }
     if (c->wbuf && !im->scan_done && !im->stop) {   /* before the DUMPs: its reply opens the next round */
@@ -15623,12 +15673,7 @@ static int im_queue_source(struct import *im) {
 
 /* Count a refusal of key by a master: BUSYKEY (named) or another error (the first kept). */
 static void im_note_refusal(struct import *im, const struct im_lane *l, const char *key, const char *err) {
-    if (!strncmp(err, "BUSYKEY", 7)) {
-        if (im->busy++ >= RS_NAMES) return;
-        if (!im->busy_names) im->busy_names = sdsempty();
-        im->busy_names = rc_catprintf(im->busy_names, "%s'%.60s'", sdslen(im->busy_names) ? ", " : "", key);
-        return;
-    }
+    if (!strncmp(err, "BUSYKEY", 7)) { im_name(&im->busy_names, ++im->busy, key); return; }
     im->errors++;
     if (!im->first_error) im->first_error = rc_sprintf("RESTORE '%.60s' on %s:%d: %s", key, l->dst->ip, l->dst->port, err);
 }
@@ -15647,20 +15692,21 @@ static int im_settle_targets(struct import *im) {
             resp_free(r);
             if (!ok) continue;
             im->moved++;
-            if (!im->o->copy && im_keys_push(rc, &im->acked, l->owed.v[k]) < 0) { l->owed.v[k] = NULL; return -1; }
-            if (!im->o->copy) l->owed.v[k] = NULL;
+            if (im->o->copy) continue;
+            sds key = l->owed.v[k], pay = l->owed.pay[k];
+            l->owed.v[k] = l->owed.pay[k] = NULL;
+            if (im_keys_push(rc, &im->acked, key, pay) < 0) return -1;
         }
-        for (int k = 0; k < l->settle; k++) sdsfree(l->owed.v[k]);
-        memmove(l->owed.v, l->owed.v + l->settle, (size_t)(l->owed.n - l->settle) * sizeof *l->owed.v);
-        l->owed.n -= l->settle;
+        im_keys_shift(&l->owed, l->settle);
         l->settle = 0;
     }
     return 0;
 }
 
-/* RESTORE key ttl payload [REPLACE] on the master owning key's slot (the key moves to
- * its lane); a lane with enough queued is sent at once so that its master starts. */
-static int im_queue_restore(struct import *im, sds key, const struct resp *payload, long long pttl) {
+/* RESTORE key ttl payload [REPLACE] on the master owning key's slot (the key, and unless
+ * --copy the payload, move to its lane); a lane with enough queued is sent at once so
+ * that its master starts. */
+static int im_queue_restore(struct import *im, sds key, struct resp *payload, long long pttl) {
     struct rc *rc = im->rc;
     struct im_lane *l = &im->lanes[im->lane_of[im->owner[cluster_key_slot(key, sdslen(key))]]];
     char ttl[24];
@@ -15668,7 +15714,9 @@ static int im_queue_restore(struct import *im, sds key, const struct resp *paylo
     const char *argv[5] = { "RESTORE", key, ttl, payload->str, "REPLACE" };
     size_t lens[5] = { 7, sdslen(key), strlen(ttl), sdslen(payload->str), 7 };
     if (sess_queue_bin(&im->s, l->dst, im->o->replace ? 5 : 4, argv, lens) < 0) { sdsfree(key); return -1; }
-    if (im_keys_push(rc, &l->owed, key) < 0) return -1;
+    sds pay = NULL;
+    if (!im->o->copy) { pay = payload->str; payload->str = NULL; }   /* the DEL compares it */
+    if (im_keys_push(rc, &l->owed, key, pay) < 0) return -1;
     struct rconn *c = &l->dst->c;
     if ((long)sdslen(c->wbuf) >= IM_FLUSH_BYTES && rconn_flush(rc, c, rc_now_ms() + rc->io_timeout_ms) < 0) return rc_wrap(rc, "%s:%d", l->dst->ip, l->dst->port);
     return 0;
@@ -15691,15 +15739,20 @@ static int im_take_dump(struct import *im, sds key) {
     return ret;
 }
 
-/* The replies that open a round: DEL's count, then SCAN's keys (the next batch). */
+/* The replies that open a round: the DEL's (keys changed meanwhile), SCAN's keys (the next batch). */
 static int im_read_scan(struct import *im) {
     struct rc *rc = im->rc;
-    if (im->del_owed) {
+    if (im->del_owed) {   /* the keys changed meanwhile: on the source still, an earlier value in the cluster */
         struct resp *r = rconn_read(rc, &im->scan, rc_now_ms() + rc->io_timeout_ms);
         if (!r) return rc_wrap(rc, "source %s: DEL of %d key(s) the cluster holds now", im->scan.name, im->del_owed);
-        if (r->type == RESP_ERROR) {
+        if (r->type != RESP_ARRAY) {
             im->errors += im->del_owed;
-            if (!im->first_error) im->first_error = rc_sprintf("source %s: DEL of %d key(s) the cluster holds now (they are in both): %s", im->scan.name, im->del_owed, r->str);
+            if (!im->first_error) im->first_error = rc_sprintf("source %s: EVAL (DEL of %d key(s) the cluster holds now; they are in both): %s", im->scan.name, im->del_owed,
+                                                               r->type == RESP_ERROR ? r->str : "unexpected reply");
+        }
+        for (size_t i = 0; r->type == RESP_ARRAY && i < r->n; i++) {
+            im->moved--;
+            if (r->elem[i]->type == RESP_BULK && r->elem[i]->str) im_name(&im->changed_names, ++im->changed, r->elem[i]->str);
         }
         resp_free(r);
         im->del_owed = 0;
@@ -15726,7 +15779,7 @@ static int im_read_scan(struct import *im) {
         int node = im->owner[cluster_key_slot(k->str, sdslen(k->str))];
         if (node < 0 || im->lane_of[node] < 0) { ret = rc_fail(rc, "key '%.60s': no master owns slot %d", k->str, cluster_key_slot(k->str, sdslen(k->str))); break; }
         im->lanes[im->lane_of[node]].planned++;
-        if (!im->o->dry_run) { ret = im_keys_push(rc, &im->next, k->str); k->str = NULL; }
+        if (!im->o->dry_run) { ret = im_keys_push(rc, &im->next, k->str, NULL); k->str = NULL; }
     }
     resp_free(r);
     return ret == 0 && !im->cursor ? rc_fail_oom(rc) : ret;
@@ -15801,6 +15854,7 @@ static void im_free(struct import *im) {
     free(im->lane_of);
     rconn_free(&im->scan);
     sdsfree(im->busy_names);
+    sdsfree(im->changed_names);
     sdsfree(im->first_error);
     sess_free(&im->s);
 }
@@ -15835,15 +15889,17 @@ static void usage_import(FILE *f) {
           "\n"
           "Move the keys of a standalone server into the cluster ADDR belongs to: SCAN the\n"
           "source --pipeline keys (default 1000) at a time, DUMP and PTTL each (pipelined),\n"
-          "RESTORE it on the master owning its slot (every master at once), and DEL on the\n"
-          "source exactly the keys the masters acknowledged. --copy leaves the keys on the\n"
-          "source; --replace overwrites keys the cluster already has (else they are refused,\n"
-          "named, and stay on the source). Refused before anything moves: a cluster-enabled\n"
-          "source, a source whose DUMP format a master cannot read. --password is the\n"
-          "cluster's, --from-password-file the source's. redis-cli's spellings work:\n"
-          "--cluster-from, --cluster-copy, --cluster-replace, --cluster-from-user,\n"
-          "--cluster-from-pass P, --cluster-pipeline, --cluster-timeout MS (how long a RESTORE\n"
-          "may take). --from FILE.rdb restores that file.\n", f);
+          "RESTORE it on the master owning its slot (every master at once), then delete from\n"
+          "the source the keys the masters took, each only while it still holds the value\n"
+          "DUMPed (a script; a key a client changed meanwhile stays there, named). --copy\n"
+          "leaves the keys on the source; --replace overwrites keys the cluster already has\n"
+          "(else they are refused, named, and stay on the source). Refused before anything\n"
+          "moves: a cluster-enabled source, a source whose DUMP format a master cannot read,\n"
+          "a move from a source that refuses EVAL. --password is the cluster's,\n"
+          "--from-password-file the source's. redis-cli's spellings work: --cluster-from,\n"
+          "--cluster-copy, --cluster-replace, --cluster-from-user, --cluster-from-pass P,\n"
+          "--cluster-pipeline, --cluster-timeout MS (how long a RESTORE may take). --from\n"
+          "FILE.rdb restores that file.\n", f);
 }
 
 /* import ADDR --from HOST:PORT: the source's keys into the cluster; 0 when all went. */
@@ -15887,6 +15943,11 @@ static int cmd_import(struct rc *rc, int argc, char **argv) {
         rc_fail_as(rc, RC_ERR_EXISTS, "%lld key(s) already exist in the cluster (%s%s): RESTORE answered BUSYKEY; they stay on the source "
                    "(--replace overwrites them); %lld key(s) %s", im.busy, im.busy_names ? im.busy_names : "", im.busy > RS_NAMES ? ", ..." : "", im.moved,
                    o.copy ? "copied" : "moved");
+        goto out;
+    }
+    if (im.changed) {
+        rc_fail(rc, "%lld key(s) changed on the source while they moved (%s%s): they stay there with their new value, the cluster holds the one they had "
+                "(import again with --replace to take the new one); %lld key(s) moved", im.changed, im.changed_names ? im.changed_names : "", im.changed > RS_NAMES ? ", ..." : "", im.moved);
         goto out;
     }
     if (im.errors) { rc_fail(rc, "%lld key(s) not moved; the first failure: %s", im.errors, im.first_error); goto out; }

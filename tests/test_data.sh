@@ -325,6 +325,34 @@ t_import_interrupt() {
     ok "$n"
 }
 
+# a client writing to the source while its keys move: no write is lost (a key changed
+# between its DUMP and its DEL stays on the source with the new value, named)
+t_import_writer() {
+    local n="import: a client rewriting 20000 keys of the source meanwhile loses no write: each key's last value is on the source or in the cluster"
+    flush_all 9610 4
+    rcli 9620 flushall >/dev/null
+    awk 'BEGIN { for (i = 0; i < 200000; i++) { k = "ik:" i; printf "*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$1\r\nv\r\n", length(k), k } }' |
+        redis-cli -p 9620 -a spw --no-auth-warning --pipe >"$L/iw-load.out" 2>&1
+    seq 0 19999 | sed 's/^/ik:/' >"$L/iw.keys"
+    rm -f "$T_TMP/iw.stop" "$T_TMP/iw.pass"
+    ( i=0; while [ ! -e "$T_TMP/iw.stop" ]; do
+        i=$((i + 1)); awk -v i=$i '{ printf "SET %s w%d\n", $1, i }' "$L/iw.keys" | rcli 9620 >/dev/null; echo $i >"$T_TMP/iw.pass"
+      done ) &
+    local wpid=$!
+    wait_for 10 test -e "$T_TMP/iw.pass"
+    run_rc "$L/iw" 120 -- import 127.0.0.1:9610 --from 127.0.0.1:9620 --from-password-file "$T_TMP/spw" --password bpw
+    touch "$T_TMP/iw.stop"; wait "$wpid"
+    { [ "$RC" = 0 ] || { [ "$RC" = 1 ] && contains "$L/iw.err" "changed on the source" "--replace"; }; } || { not_ok "$n" "exit $RC" "$L/iw.err"; return; }
+    local want; want=w$(cat "$T_TMP/iw.pass")
+    awk '{ print "GET " $1 }' "$L/iw.keys" | rcli 9620 >"$L/iw.src"
+    awk '{ print "GET " $1 }' "$L/iw.keys" | rcli 9610 -c | grep -v "^-> Redirected" >"$L/iw.cl"
+    paste "$L/iw.keys" "$L/iw.src" "$L/iw.cl" | awk -F'\t' -v w="$want" '!($2 == w || ($2 == "" && $3 == w))' >"$L/iw.lost"
+    [ -s "$L/iw.lost" ] && { not_ok "$n" "$(wc -l <"$L/iw.lost") key(s) without their last value $want (key, source, cluster)" "$L/iw.lost"; return; }
+    rcli 9620 flushall >/dev/null
+    flush_all 9610 4
+    ok "$n"
+}
+
 # ---- 4. Valkey 9.1 ----------------------------------------------------------------------
 t_valkey() {
     local n="Valkey 9.1: Redis 7.0 backup into it; its VALKEY080 backup back into it (hash field expiries too) and re-encoded into Redis 7.0"
@@ -541,6 +569,7 @@ t_import_refusals
 t_backup_disk
 t_import_partial
 t_import_interrupt
+t_import_writer
 t_valkey
 t_import_newer
 t_redis8
