@@ -15508,6 +15508,7 @@ static int im_keys_push(struct rc *rc, struct im_keys *k, sds key, sds pay) {
 
 /* Drop the first n entries (their strings freed). */
 static void im_keys_shift(struct im_keys *k, int n) {
+    if (n == 0) return;   /* k->v may be NULL: memmove of NULL is undefined even for 0 bytes */
     for (int i = 0; i < n; i++) { sdsfree(k->v[i]); sdsfree(k->pay[i]); }
     memmove(k->v, k->v + n, (size_t)(k->n - n) * sizeof *k->v);
     memmove(k->pay, k->pay + n, (size_t)(k->n - n) * sizeof *k->pay);
@@ -15566,8 +15567,7 @@ static int im_source_connect(struct import *im, struct rconn *c) {
     return 0;
 }
 
-/* The source must be a standalone server whose DUMP payloads every master reads, and
- * (to move) one that runs scripts. */
+/* The source must be a standalone server whose DUMP payloads every master reads. */
 static int im_check_source(struct import *im) {
     struct rc *rc = im->rc;
     char buf[16];
@@ -15589,6 +15589,21 @@ static int im_check_source(struct import *im) {
     info_server_desc(sv, im->src_server, sizeof im->src_server);
     server_payload_versions(sv, &src, &src_reads);
     sdsfree(sv);
+    for (int i = 0; i < im->s.n; i++) {
+        const struct snode *x = &im->s.nodes[i];
+        if (!x->up || !snode_is_master(x) || !snode_slot_count(x)) continue;
+        if (payload_readable(src, x->payload_r, (x->caps & SRV_ATOMIC_VALKEY) != 0)) continue;
+        return rc_fail_as(rc, RC_ERR_INCOMPATIBLE, "source %s runs %s (DUMP payload version %d), newer than master %s:%d runs (%s, reads up to %d): "
+                          "RESTORE would fail with \"DUMP payload version or checksum are wrong\"; nothing moved",
+                          im->scan.name, im->src_server, src, x->ip, x->port, x->server, x->payload_r);
+    }
+    return 0;
+}
+
+/* The source's DBSIZE (progress, the size of the seen set) and, to move, whether it
+ * runs a script for this user (the deletes are one). */
+static int im_check_script(struct import *im) {
+    struct rc *rc = im->rc;
     struct resp *n = rconn_call(rc, &im->scan, "DBSIZE", "DBSIZE", RESP_END);
     if (!n) return rc_wrap(rc, "source");
     im->src_keys = n->type == RESP_INTEGER && n->integer > 0 ? n->integer : 0;
@@ -15600,16 +15615,7 @@ static int im_check_source(struct import *im) {
     if (refused) rc_fail_as(rc, RC_ERR_INCOMPATIBLE, "source %s: EVAL: %s: a move deletes each key from the source with a script, only while it holds the value the "
                             "cluster took; nothing moved (--copy needs no script)", im->scan.name, e->str);
     resp_free(e);
-    if (refused) return -1;
-    for (int i = 0; i < im->s.n; i++) {
-        const struct snode *x = &im->s.nodes[i];
-        if (!x->up || !snode_is_master(x) || !snode_slot_count(x)) continue;
-        if (payload_readable(src, x->payload_r, (x->caps & SRV_ATOMIC_VALKEY) != 0)) continue;
-        return rc_fail_as(rc, RC_ERR_INCOMPATIBLE, "source %s runs %s (DUMP payload version %d), newer than master %s:%d runs (%s, reads up to %d): "
-                          "RESTORE would fail with \"DUMP payload version or checksum are wrong\"; nothing moved",
-                          im->scan.name, im->src_server, src, x->ip, x->port, x->server, x->payload_r);
-    }
-    return 0;
+    return refused ? -1 : 0;
 }
 
 /* A lane per master with slots. */
@@ -15935,7 +15941,7 @@ static int cmd_import(struct rc *rc, int argc, char **argv) {
     if (addr_parse(rc, o.from, &im.from) < 0) { rc->usage_error = 1; rc->err_kind = RC_ERR_USAGE; goto out; }
     if (day2_open(rc, &im.s, argv[optind]) < 0 || day2_preflight(&im.s, 0, -1) < 0) goto out;
     sess_owner_map(&im.s, im.owner);
-    if (im_source_connect(&im, &im.scan) < 0 || im_check_source(&im) < 0 || im_open_lanes(&im) < 0) goto out;
+    if (im_source_connect(&im, &im.scan) < 0 || im_check_source(&im) < 0 || im_check_script(&im) < 0 || im_open_lanes(&im) < 0) goto out;
     rc_progress(rc, "import: %s keys of %s (%s) to %d master(s), %d keys per SCAN%s", o.copy ? "copying" : "moving", im.scan.name, im.src_server,
                 im.nlanes, o.pipeline, o.dry_run ? " (dry run: SCAN only)" : "");
     if (im_scan(&im) < 0) goto out;

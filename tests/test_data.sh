@@ -265,7 +265,7 @@ t_import() {
 }
 
 t_import_refusals() {
-    local n="import: refuses a cluster-enabled source, a wrong or missing source password and a missing --from"
+    local n="import: refuses a cluster-enabled source, a wrong or missing source password, a missing --from and (to move) a source user without EVAL"
     run_rc "$L/ir1" 60 -- import 127.0.0.1:9610 --from 127.0.0.1:9600 --cluster-from-pass apw --password bpw
     { [ "$RC" = 1 ] && contains "$L/ir1.err" "cluster-enabled"; } || { not_ok "$n" "cluster source: exit $RC" "$L/ir1.err"; return; }
     run_rc "$L/ir2" 60 -- import 127.0.0.1:9610 --from 127.0.0.1:9620 --cluster-from-pass wrong --password bpw
@@ -274,6 +274,14 @@ t_import_refusals() {
     { [ "$RC" = 1 ] && contains "$L/ir4.err" "NOAUTH" "--from-password-file"; } || { not_ok "$n" "no source password: exit $RC" "$L/ir4.err"; return; }
     run_rc "$L/ir3" 60 -- import 127.0.0.1:9610 --password bpw
     { [ "$RC" = 2 ] && contains "$L/ir3.err" "--from"; } || { not_ok "$n" "no --from: exit $RC" "$L/ir3.err"; return; }
+    # a move deletes with a script: a source user that may not EVAL is refused before anything moves
+    rcli 9620 acl setuser noeval on '>nepw' '~*' '+@all' '-eval' >/dev/null
+    rcli 9620 set ne:k v >/dev/null
+    run_rc "$L/ir5" 60 -- import 127.0.0.1:9610 --from 127.0.0.1:9620 --from-user noeval --cluster-from-pass nepw --password bpw
+    rcli 9620 acl deluser noeval >/dev/null
+    { [ "$RC" = 1 ] && contains "$L/ir5.err" "EVAL" "NOPERM" "nothing moved" "--copy"; } || { not_ok "$n" "a source user without EVAL: exit $RC" "$L/ir5.err"; return; }
+    [ "$(rcli 9620 get ne:k)" = v ] && [ -z "$(rcli 9610 -c get ne:k)" ] || { not_ok "$n" "a key moved from a source user without EVAL"; return; }
+    rcli 9620 del ne:k >/dev/null
     ok "$n"
 }
 
@@ -393,12 +401,14 @@ t_valkey() {
 }
 
 t_import_newer() {
-    local n="import: a source newer than the cluster (Valkey 9.1 into Redis 7.0) is refused, naming both"
+    local n="import: a source newer than the cluster (Valkey 9.1 into Redis 7.0) is refused, naming both, with and without --copy"
     [ -x "$VALKEY9" ] || { skip "$n" "$VALKEY9 not there"; return; }
     dt_start "$VALKEY9" 9640 spw --cluster-enabled no || { not_ok "$n" "could not start"; return; }
     rcli 9640 set k v >/dev/null
     run_rc "$L/in" 60 -- import 127.0.0.1:9610 --from 127.0.0.1:9640 --cluster-from-pass spw --password bpw
     { [ "$RC" = 1 ] && contains "$L/in.err" "Valkey 9.1.0" "Redis 7.0" "nothing moved"; } || { not_ok "$n" "exit $RC" "$L/in.err"; return; }
+    run_rc "$L/in2" 60 -- import 127.0.0.1:9610 --from 127.0.0.1:9640 --cluster-from-pass spw --password bpw --copy
+    { [ "$RC" = 1 ] && contains "$L/in2.err" "Valkey 9.1.0" "Redis 7.0" "nothing moved"; } || { not_ok "$n" "--copy: exit $RC" "$L/in2.err"; return; }
     [ "$(rcli 9640 dbsize)" = 1 ] || { not_ok "$n" "the key left the source"; return; }
     ok "$n"
 }
