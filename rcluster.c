@@ -57,12 +57,15 @@
  * 9c. Data: backup, restore, import      backup, restore, import (section 9c):
  *     (replication stream, CRC-64,         REPLCONF rdb-only 1 | capa eof | version V (Valkey
  *     bounded RDB reader, RESTORE            >= 9), SYNC (reads "$<len>" or "$EOF:<mark>", skips
- *     payloads, SCAN + MIGRATE)              "\n" keepalives), RESTORE key ttl payload ABSTTL
+ *     payloads, SCAN + DUMP/RESTORE)         "\n" keepalives), RESTORE key ttl payload ABSTTL
  *                                          [REPLACE], EXISTS, SELECT db, CONFIG GET
  *                                          cluster-databases, FUNCTION RESTORE payload
- *                                          APPEND|REPLACE; on an import's standalone source:
- *                                          SCAN cursor COUNT n, MIGRATE host port "" 0 ms
- *                                          [COPY] [REPLACE] [AUTH|AUTH2] KEYS k...
+ *                                          APPEND|REPLACE; import: on its standalone
+ *                                          source INFO cluster|server, DBSIZE, SCAN cursor
+ *                                          COUNT n, DUMP k, PTTL k, EVAL (a move: "return
+ *                                          1" 0 first; then DEL of each key still holding
+ *                                          its DUMPed value: DUMP, DEL inside), on the
+ *                                          masters RESTORE key ttl payload [REPLACE]
  * 9d. Rolling update (placement layer:   update (section 9d): CLUSTER FAILOVER, ACL SETUSER
  *     Docker containers, Swarm services)     user >new / <old, CONFIG SET masterauth | requirepass
  *                                            | a --config directive, CONFIG GET, INFO replication
@@ -2098,7 +2101,8 @@ static int resp_parse(const char *buf, size_t len, size_t *used, struct resp **o
 struct rconn {
     int fd;
     sds name;       /* "host:port", for messages */
-    sds rbuf;       /* bytes received, not yet parsed */
+    sds rbuf;       /* bytes received */
+    size_t rpos;    /* of rbuf, bytes already parsed (kept until more must be read) */
     sds wbuf;       /* pipelined commands, not yet sent */
 };
 
@@ -2106,6 +2110,7 @@ static void rconn_close(struct rconn *c) {
     if (c->fd >= 0) close(c->fd);
     c->fd = -1;
     sdsfree(c->rbuf); c->rbuf = NULL;
+    c->rpos = 0;
     sdsfree(c->wbuf); c->wbuf = NULL;
 }
 
@@ -2159,15 +2164,20 @@ static struct resp *rconn_read(struct rc *rc, struct rconn *c, int64_t deadline)
         struct resp *r = NULL;
         size_t used = 0;
         const char *why = NULL;
-        int p = resp_parse(c->rbuf, sdslen(c->rbuf), &used, &r, &why);
-        if (p == 1) {
-            sdsrange(c->rbuf, (ssize_t)used, -1);
-            /* Read whole: let the buffer go, or every connection of a session keeps its
-             * largest reply's room (32 KB each in a 100-node create). */
-            if (!sdslen(c->rbuf) && sdsavail(c->rbuf) > 4096) { sdsfree(c->rbuf); c->rbuf = NULL; }
+        int p = resp_parse(c->rbuf + c->rpos, sdslen(c->rbuf) - c->rpos, &used, &r, &why);
+        if (p == 1) {   /* the parsed bytes go only before the next read: a pipeline's replies cost no memmove each */
+            c->rpos += used;
+            if (c->rpos == sdslen(c->rbuf)) {
+                c->rpos = 0;
+                /* Read whole: let a large buffer go, or every connection of a session keeps its
+                 * largest reply's room (32 KB each in a 100-node create). */
+                if (sdsavail(c->rbuf) > 4096) { sdsfree(c->rbuf); c->rbuf = NULL; }
+                else sdsclear(c->rbuf);
+            }
             return r;
         }
         if (p < 0) { rc_fail(rc, "%s: protocol error in reply: %s", c->name, why); rconn_close(c); return NULL; }
+        if (c->rpos) { sdsrange(c->rbuf, (ssize_t)c->rpos, -1); c->rpos = 0; }
         sds t = sdsMakeRoomFor(c->rbuf, 16384);
         if (!t) { rc_fail_oom(rc); return NULL; }
         c->rbuf = t;
@@ -2662,12 +2672,28 @@ static sds nodeinfo_slots_str(const struct nodeinfo *ni) {
 }
 
 /* CRC16-CCITT (XMODEM), the hash Redis Cluster uses for key slots. */
+static const uint16_t cluster_crc16_table[256] = {   /* CRC-16/XMODEM (poly 0x1021) of each byte */
+    0x0000, 0x1021, 0x2042, 0x3063, 0x4084, 0x50a5, 0x60c6, 0x70e7, 0x8108, 0x9129, 0xa14a, 0xb16b, 0xc18c, 0xd1ad, 0xe1ce, 0xf1ef,
+    0x1231, 0x0210, 0x3273, 0x2252, 0x52b5, 0x4294, 0x72f7, 0x62d6, 0x9339, 0x8318, 0xb37b, 0xa35a, 0xd3bd, 0xc39c, 0xf3ff, 0xe3de,
+    0x2462, 0x3443, 0x0420, 0x1401, 0x64e6, 0x74c7, 0x44a4, 0x5485, 0xa56a, 0xb54b, 0x8528, 0x9509, 0xe5ee, 0xf5cf, 0xc5ac, 0xd58d,
+    0x3653, 0x2672, 0x1611, 0x0630, 0x76d7, 0x66f6, 0x5695, 0x46b4, 0xb75b, 0xa77a, 0x9719, 0x8738, 0xf7df, 0xe7fe, 0xd79d, 0xc7bc,
+    0x48c4, 0x58e5, 0x6886, 0x78a7, 0x0840, 0x1861, 0x2802, 0x3823, 0xc9cc, 0xd9ed, 0xe98e, 0xf9af, 0x8948, 0x9969, 0xa90a, 0xb92b,
+    0x5af5, 0x4ad4, 0x7ab7, 0x6a96, 0x1a71, 0x0a50, 0x3a33, 0x2a12, 0xdbfd, 0xcbdc, 0xfbbf, 0xeb9e, 0x9b79, 0x8b58, 0xbb3b, 0xab1a,
+    0x6ca6, 0x7c87, 0x4ce4, 0x5cc5, 0x2c22, 0x3c03, 0x0c60, 0x1c41, 0xedae, 0xfd8f, 0xcdec, 0xddcd, 0xad2a, 0xbd0b, 0x8d68, 0x9d49,
+    0x7e97, 0x6eb6, 0x5ed5, 0x4ef4, 0x3e13, 0x2e32, 0x1e51, 0x0e70, 0xff9f, 0xefbe, 0xdfdd, 0xcffc, 0xbf1b, 0xaf3a, 0x9f59, 0x8f78,
+    0x9188, 0x81a9, 0xb1ca, 0xa1eb, 0xd10c, 0xc12d, 0xf14e, 0xe16f, 0x1080, 0x00a1, 0x30c2, 0x20e3, 0x5004, 0x4025, 0x7046, 0x6067,
+    0x83b9, 0x9398, 0xa3fb, 0xb3da, 0xc33d, 0xd31c, 0xe37f, 0xf35e, 0x02b1, 0x1290, 0x22f3, 0x32d2, 0x4235, 0x5214, 0x6277, 0x7256,
+    0xb5ea, 0xa5cb, 0x95a8, 0x8589, 0xf56e, 0xe54f, 0xd52c, 0xc50d, 0x34e2, 0x24c3, 0x14a0, 0x0481, 0x7466, 0x6447, 0x5424, 0x4405,
+    0xa7db, 0xb7fa, 0x8799, 0x97b8, 0xe75f, 0xf77e, 0xc71d, 0xd73c, 0x26d3, 0x36f2, 0x0691, 0x16b0, 0x6657, 0x7676, 0x4615, 0x5634,
+    0xd94c, 0xc96d, 0xf90e, 0xe92f, 0x99c8, 0x89e9, 0xb98a, 0xa9ab, 0x5844, 0x4865, 0x7806, 0x6827, 0x18c0, 0x08e1, 0x3882, 0x28a3,
+    0xcb7d, 0xdb5c, 0xeb3f, 0xfb1e, 0x8bf9, 0x9bd8, 0xabbb, 0xbb9a, 0x4a75, 0x5a54, 0x6a37, 0x7a16, 0x0af1, 0x1ad0, 0x2ab3, 0x3a92,
+    0xfd2e, 0xed0f, 0xdd6c, 0xcd4d, 0xbdaa, 0xad8b, 0x9de8, 0x8dc9, 0x7c26, 0x6c07, 0x5c64, 0x4c45, 0x3ca2, 0x2c83, 0x1ce0, 0x0cc1,
+    0xef1f, 0xff3e, 0xcf5d, 0xdf7c, 0xaf9b, 0xbfba, 0x8fd9, 0x9ff8, 0x6e17, 0x7e36, 0x4e55, 0x5e74, 0x2e93, 0x3eb2, 0x0ed1, 0x1ef0,
+};
+
 static unsigned cluster_crc16(const char *buf, size_t len) {
     unsigned crc = 0;
-    for (size_t i = 0; i < len; i++) {
-        crc ^= (unsigned)(unsigned char)buf[i] << 8;
-        for (int b = 0; b < 8; b++) crc = (crc & 0x8000) ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
-    }
+    for (size_t i = 0; i < len; i++) crc = ((crc << 8) ^ cluster_crc16_table[((crc >> 8) ^ (unsigned char)buf[i]) & 0xff]) & 0xffff;
     return crc;
 }
 
@@ -12822,7 +12848,9 @@ out:
 /* backup reads every master's RDB at once over the replication protocol (REPLCONF
  * rdb-only, SYNC) into DIR with a manifest; restore reads RDB files with a bounded
  * reader and sends each key to the master owning its slot (RESTORE ... ABSTTL);
- * import moves a standalone server's keys in with MIGRATE ... KEYS, run on the source. */
+ * import copies a standalone server's keys in itself: SCAN, DUMP and PTTL on the source,
+ * RESTORE on the masters, and (a move) a script on the source that deletes each key
+ * the cluster took while it still holds the value DUMPed. */
 
 /* --- CRC-64 (Jones) ---------------------------------------------------------------- */
 
@@ -14022,7 +14050,7 @@ static int data_on_opt(struct rc *rc, int opt, const char *arg, void *ctx) {
 static int data_parse(struct rc *rc, int argc, char **argv, const struct option *opts, int nopts, void (*usage)(FILE *),
                       struct data_opts *o, int want) {
     memset(o, 0, sizeof *o);
-    o->pipeline = 1000;
+    o->pipeline = 2000;   /* keys per SCAN of import: 2000 measured ~7% faster than 1000, 4000 no better */
     o->migrate_timeout_ms = 60000;
     int r = cmd_parse_opts(rc, argc, argv, opts, nopts, usage, data_on_opt, o);
     if (r) return r;
@@ -14974,44 +15002,138 @@ static int cmd_restore(struct rc *rc, int argc, char **argv) {
 
 /* --- import -------------------------------------------------------------------------- */
 
-#define IM_WINDOW 4     /* MIGRATEs in flight per target master */
+#define IM_FLUSH_BYTES  (64L << 10)    /* a master's queued RESTOREs go out once this much waits */
 
-struct im_batch {
-    sds *keys;
-    int n;
+/* A growing list of key names (with their DUMP payloads when they are to be moved), in
+ * the order their replies come. */
+struct im_keys {
+    sds *v;
+    sds *pay;                   /* pay[i]: v[i]'s payload, or NULL */
+    int n, cap;
 };
 
-/* One target master: the keys bound for it and our own connection to the source, since
- * the MIGRATEs of one connection run one after another and each target gets its own. */
+/* Deletes each key only while it still holds the payload the masters restored, and
+ * returns the keys a client changed meanwhile: a write between DUMP and DEL is never
+ * lost (MIGRATE gets that by blocking the source; this keeps the source free). */
+#define IM_DEL_SCRIPT \
+    "local kept = {} " \
+    "for i, k in ipairs(KEYS) do " \
+    "local v = redis.call('DUMP', k) " \
+    "if v == ARGV[i] then redis.call('DEL', k) elseif v then kept[#kept + 1] = k end " \
+    "end return kept"
+
+/* One target master and the keys whose RESTORE replies it owes, in order. */
 struct im_lane {
     struct snode *dst;
-    struct rconn c;
-    struct im_batch pend;
-    struct im_batch fly[IM_WINDOW];
-    int head, nfly;
+    struct im_keys owed;
+    int settle;                 /* the first of owed, sent last round: read this round */
     long long planned;
 };
 
+/* The copy runs in rcluster: pipelined DUMP and PTTL on the source, pipelined RESTORE on
+ * every master at once, then (unless --copy) one EVAL of IM_DEL_SCRIPT on the source
+ * deleting the keys the masters acknowledged, those unchanged since their DUMP. A round sends the source its next SCAN and a batch's DUMPs
+ * before reading the previous batch's, and reads the masters' replies a round after
+ * sending them: the source always has work queued, the masters restore meanwhile, and
+ * the source's thread does nothing but SCAN, serialize and DEL. */
 struct import {
     struct rc *rc;
     struct session s;
     const struct data_opts *o;
     struct addr from;
-    struct rconn scan;          /* SCAN runs here */
+    struct rconn scan;          /* the source: SCAN, DUMP, PTTL, DEL */
     char src_server[64];
     int owner[CLUSTER_SLOTS];
     int *lane_of;               /* session node -> lane, -1 */
     struct im_lane *lanes;
     int nlanes;
-    long long scanned, moved, busy, errors;
-    sds busy_names, first_error;
+    sds cursor;                 /* SCAN's next cursor */
+    int scan_owed, scan_done, stop;
+    long long src_keys;         /* DBSIZE of the source when the import began */
+    struct im_keys next;        /* from the last SCAN reply: DUMPed this round */
+    struct im_keys dumped;      /* DUMPed last round: their replies are read this round */
+    struct im_keys acked;       /* the masters hold them: DEL on the source next round */
+    int del_owed;               /* keys in the EVAL (DEL) in flight on the source (0: none) */
+    uint64_t *seen;             /* FNV-1a hashes of the keys taken (SCAN may repeat one) */
+    size_t seen_n, seen_cap;    /* open addressing, capacity a power of two */
+    long long scanned, moved, busy, errors, gone, changed;
+    sds busy_names, changed_names, first_error;
 };
 
-static void im_batch_free(struct im_batch *b) {
-    for (int i = 0; i < b->n; i++) sdsfree(b->keys[i]);
-    free(b->keys);
-    b->keys = NULL;
-    b->n = 0;
+static void im_keys_clear(struct im_keys *k) {
+    for (int i = 0; i < k->n; i++) { sdsfree(k->v[i]); sdsfree(k->pay[i]); }
+    k->n = 0;
+}
+
+static void im_keys_free(struct im_keys *k) {
+    im_keys_clear(k);
+    free(k->v);
+    free(k->pay);
+    memset(k, 0, sizeof *k);
+}
+
+/* Append key and its payload (or NULL), owned by the list from now on (freed on failure). */
+static int im_keys_push(struct rc *rc, struct im_keys *k, sds key, sds pay) {
+    if (k->n == k->cap) {
+        int cap = k->cap ? k->cap * 2 : 256;
+        sds *v = realloc(k->v, (size_t)cap * sizeof *v), *p = v ? realloc(k->pay, (size_t)cap * sizeof *p) : NULL;
+        if (v) k->v = v;
+        if (p) k->pay = p;
+        if (!v || !p) { sdsfree(key); sdsfree(pay); return rc_fail_oom(rc); }
+        k->cap = cap;
+    }
+    k->v[k->n] = key;
+    k->pay[k->n++] = pay;
+    return 0;
+}
+
+/* Drop the first n entries (their strings freed). */
+static void im_keys_shift(struct im_keys *k, int n) {
+    if (n == 0) return;   /* k->v may be NULL: memmove of NULL is undefined even for 0 bytes */
+    for (int i = 0; i < n; i++) { sdsfree(k->v[i]); sdsfree(k->pay[i]); }
+    memmove(k->v, k->v + n, (size_t)(k->n - n) * sizeof *k->v);
+    memmove(k->pay, k->pay + n, (size_t)(k->n - n) * sizeof *k->pay);
+    k->n -= n;
+}
+
+/* Add key to a list of up to RS_NAMES names for a message. */
+static void im_name(sds *names, long long count, const char *key) {
+    if (count > RS_NAMES) return;
+    if (!*names) *names = sdsempty();
+    if (*names) *names = rc_catprintf(*names, "%s'%.60s'", sdslen(*names) ? ", " : "", key);
+}
+
+/* 64-bit FNV-1a of a key name, never 0 (0 marks a free cell). Pure. */
+static uint64_t im_key_hash(const char *p, size_t len) {
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (size_t i = 0; i < len; i++) h = (h ^ (unsigned char)p[i]) * 0x100000001b3ULL;
+    return h ? h : 1;
+}
+
+/* 1 when the key was taken before (SCAN returns a key twice when the source's table is
+ * resized meanwhile), else remembers it and returns 0; -1 on OOM. */
+static int im_seen(struct import *im, const char *key, size_t len) {
+    if (2 * (im->seen_n + 1) > im->seen_cap) {   /* sized from DBSIZE at first: grows only when keys are added meanwhile */
+        size_t cap = im->seen_cap ? im->seen_cap * 2 : 4096;
+        while (!im->seen_cap && cap < 2 * (size_t)im->src_keys + 2) cap *= 2;
+        uint64_t *t = calloc(cap, sizeof *t);
+        if (!t) return rc_fail_oom(im->rc);
+        for (size_t i = 0; i < im->seen_cap; i++) {
+            if (!im->seen[i]) continue;
+            size_t j = im->seen[i] & (cap - 1);
+            while (t[j]) j = (j + 1) & (cap - 1);
+            t[j] = im->seen[i];
+        }
+        free(im->seen);
+        im->seen = t;
+        im->seen_cap = cap;
+    }
+    uint64_t h = im_key_hash(key, len);
+    size_t j = h & (im->seen_cap - 1);
+    for (; im->seen[j]; j = (j + 1) & (im->seen_cap - 1)) if (im->seen[j] == h) return 1;
+    im->seen[j] = h;
+    im->seen_n++;
+    return 0;
 }
 
 /* A connection to the source, authenticated with --from-user/--from-password-file. */
@@ -15053,29 +15175,31 @@ static int im_check_source(struct import *im) {
         if (!x->up || !snode_is_master(x) || !snode_slot_count(x)) continue;
         if (payload_readable(src, x->payload_r, (x->caps & SRV_ATOMIC_VALKEY) != 0)) continue;
         return rc_fail_as(rc, RC_ERR_INCOMPATIBLE, "source %s runs %s (DUMP payload version %d), newer than master %s:%d runs (%s, reads up to %d): "
-                          "MIGRATE would fail with \"DUMP payload version or checksum are wrong\"; nothing moved",
+                          "RESTORE would fail with \"DUMP payload version or checksum are wrong\"; nothing moved",
                           im->scan.name, im->src_server, src, x->ip, x->port, x->server, x->payload_r);
     }
     return 0;
 }
 
-/* MIGRATE runs on the source: a master announced on a loopback address is the source's
- * own loopback when the source runs on another host. */
-static int im_check_reach(struct import *im) {
-    struct ifaddrs *ifs = NULL;
-    if (getifaddrs(&ifs) < 0) ifs = NULL;
-    int src_here = ip_is_local(im->from.ip, ifs), ret = 0;
-    if (ifs) freeifaddrs(ifs);
-    for (int i = 0; !src_here && ret == 0 && i < im->s.n; i++) {
-        const struct snode *x = &im->s.nodes[i];
-        if (snode_is_master(x) && snode_slot_count(x) && (!strncmp(x->ip, "127.", 4) || !strcmp(x->ip, "::1")))
-            ret = rc_fail_as(im->rc, RC_ERR_INCOMPATIBLE, "master %s:%d announces a loopback address, which the source %s (MIGRATE runs there, "
-                             "on another host) cannot reach; nothing moved (announce a routable address: cluster-announce-ip)", x->ip, x->port, im->scan.name);
-    }
-    return ret;
+/* The source's DBSIZE (progress, the size of the seen set) and, to move, whether it
+ * runs a script for this user (the deletes are one). */
+static int im_check_script(struct import *im) {
+    struct rc *rc = im->rc;
+    struct resp *n = rconn_call(rc, &im->scan, "DBSIZE", "DBSIZE", RESP_END);
+    if (!n) return rc_wrap(rc, "source");
+    im->src_keys = n->type == RESP_INTEGER && n->integer > 0 ? n->integer : 0;
+    resp_free(n);
+    if (im->o->copy || im->o->dry_run) return 0;
+    struct resp *e = rconn_queue(rc, &im->scan, "EVAL", "return 1", "0", RESP_END) < 0 ? NULL : rconn_read(rc, &im->scan, rc_now_ms() + rc->io_timeout_ms);
+    if (!e) return rc_wrap(rc, "source");
+    int refused = e->type == RESP_ERROR;
+    if (refused) rc_fail_as(rc, RC_ERR_INCOMPATIBLE, "source %s: EVAL: %s: a move deletes each key from the source with a script, only while it holds the value the "
+                            "cluster took; nothing moved (--copy needs no script)", im->scan.name, e->str);
+    resp_free(e);
+    return refused ? -1 : 0;
 }
 
-/* A lane (and a source connection) per master with slots. */
+/* A lane per master with slots. */
 static int im_open_lanes(struct import *im) {
     struct session *s = &im->s;
     if (!(im->lane_of = malloc((size_t)s->n * sizeof *im->lane_of)) || !(im->lanes = calloc((size_t)s->n, sizeof *im->lanes))) return rc_fail_oom(im->rc);
@@ -15083,149 +15207,241 @@ static int im_open_lanes(struct import *im) {
         im->lane_of[i] = -1;
         struct snode *x = &s->nodes[i];
         if (!snode_is_master(x) || !snode_slot_count(x)) continue;
-        struct im_lane *l = &im->lanes[im->nlanes];
-        l->dst = x;
-        l->c.fd = -1;
+        im->lanes[im->nlanes].dst = x;
         im->lane_of[i] = im->nlanes++;
-        if (!im->o->dry_run && im_source_connect(im, &l->c) < 0) return -1;
     }
     return 0;
 }
 
-/* Name (up to RS_NAMES of) the keys of a refused batch that the target already has. */
-static void im_name_busy(struct import *im, struct im_lane *l, const struct im_batch *b) {
+/* Queue on the source: the DEL (IM_DEL_SCRIPT) of the acknowledged keys, the next SCAN,
+ * DUMP and PTTL of the keys the last SCAN gave; then send it all. */
+static int im_queue_source(struct import *im) {
     struct rc *rc = im->rc;
-    long long found = 0;
-    for (int i = 0; i < b->n; i++) {
-        const char *argv[2] = { "EXISTS", b->keys[i] };
-        size_t lens[2] = { 6, sdslen(b->keys[i]) };
-        if (!(l->dst->c.wbuf = resp_append_command(l->dst->c.wbuf ? l->dst->c.wbuf : sdsempty(), 2, argv, lens))) return;
+    struct rconn *c = &im->scan;
+    if (!c->wbuf && !(c->wbuf = sdsempty())) return rc_fail_oom(rc);
+    if (im->acked.n) {   /* EVAL script n k1 .. kn payload1 .. payloadn */
+        int n = im->acked.n;
+        const char **argv = malloc((2 * (size_t)n + 3) * sizeof *argv);
+        size_t *lens = malloc((2 * (size_t)n + 3) * sizeof *lens);
+        char num[16];
+        if (!argv || !lens) { free(argv); free(lens); return rc_fail_oom(rc); }
+        snprintf(num, sizeof num, "%d", n);
+        argv[0] = "EVAL"; argv[1] = IM_DEL_SCRIPT; argv[2] = num;
+        for (int i = 0; i < 3; i++) lens[i] = strlen(argv[i]);
+        for (int i = 0; i < n; i++) {
+            argv[3 + i] = im->acked.v[i]; lens[3 + i] = sdslen(im->acked.v[i]);
+            argv[3 + n + i] = im->acked.pay[i]; lens[3 + n + i] = sdslen(im->acked.pay[i]);
+        }
+        c->wbuf = resp_append_bin(c->wbuf, 2 * n + 3, argv, lens);
+        free(argv);
+        free(lens);
+        im->del_owed = n;
+        im_keys_clear(&im->acked);
     }
-    for (int i = 0; i < b->n; i++) {
-        struct resp *r = rconn_read(rc, &l->dst->c, rc_now_ms() + rc->io_timeout_ms);
-        if (!r) return;
-        if (r->type == RESP_INTEGER && r->integer > 0) {
-            found++;
-            if (im->busy++ < RS_NAMES) {
-                if (!im->busy_names) im->busy_names = sdsempty();
-                im->busy_names = rc_catprintf(im->busy_names, "%s'%.60s'", sdslen(im->busy_names) ? ", " : "", b->keys[i]);
-            }
+    if (c->wbuf && !im->scan_done && !im->stop) {   /* before the DUMPs: its reply opens the next round */
+        char count[16];
+        snprintf(count, sizeof count, "%d", im->o->pipeline);
+        const char *argv[4] = { "SCAN", im->cursor, "COUNT", count };
+        size_t lens[4] = { 4, sdslen(im->cursor), 5, strlen(count) };
+        c->wbuf = resp_append_bin(c->wbuf, 4, argv, lens);
+        im->scan_owed = 1;
+    }
+    for (int i = 0; c->wbuf && i < im->next.n; i++) {
+        const char *argv[2] = { "DUMP", im->next.v[i] };
+        size_t lens[2] = { 4, sdslen(im->next.v[i]) };
+        c->wbuf = resp_append_bin(c->wbuf, 2, argv, lens);
+        argv[0] = "PTTL";
+        if (c->wbuf) c->wbuf = resp_append_bin(c->wbuf, 2, argv, lens);
+    }
+    if (!c->wbuf) return rc_fail_oom(rc);
+    if (rconn_flush(rc, c, rc_now_ms() + rc->io_timeout_ms) < 0) return rc_wrap(rc, "source");
+    return 0;
+}
+
+/* Count a refusal of key by a master: BUSYKEY (named) or another error (the first kept). */
+static void im_note_refusal(struct import *im, const struct im_lane *l, const char *key, const char *err) {
+    if (!strncmp(err, "BUSYKEY", 7)) { im_name(&im->busy_names, ++im->busy, key); return; }
+    im->errors++;
+    if (!im->first_error) im->first_error = rc_sprintf("RESTORE '%.60s' on %s:%d: %s", key, l->dst->ip, l->dst->port, err);
+}
+
+/* Read the RESTORE replies of last round's keys; the keys the masters took are
+ * acknowledged, the others stay on the source. */
+static int im_settle_targets(struct import *im) {
+    struct rc *rc = im->rc;
+    for (int i = 0; i < im->nlanes; i++) {
+        struct im_lane *l = &im->lanes[i];
+        for (int k = 0; k < l->settle; k++) {
+            struct resp *r = sess_reply(&im->s, l->dst, im->o->migrate_timeout_ms);
+            if (!r) return rc_wrap(rc, "RESTORE on %s:%d", l->dst->ip, l->dst->port);
+            int ok = r->type == RESP_STATUS;
+            if (!ok) im_note_refusal(im, l, l->owed.v[k], r->type == RESP_ERROR ? r->str : "unexpected reply");
+            resp_free(r);
+            if (!ok) continue;
+            im->moved++;
+            if (im->o->copy) continue;
+            sds key = l->owed.v[k], pay = l->owed.pay[k];
+            l->owed.v[k] = l->owed.pay[k] = NULL;
+            if (im_keys_push(rc, &im->acked, key, pay) < 0) return -1;
+        }
+        im_keys_shift(&l->owed, l->settle);
+        l->settle = 0;
+    }
+    return 0;
+}
+
+/* RESTORE key ttl payload [REPLACE] on the master owning key's slot (the key, and unless
+ * --copy the payload, move to its lane); a lane with enough queued is sent at once so
+ * that its master starts. */
+static int im_queue_restore(struct import *im, sds key, struct resp *payload, long long pttl) {
+    struct rc *rc = im->rc;
+    struct im_lane *l = &im->lanes[im->lane_of[im->owner[cluster_key_slot(key, sdslen(key))]]];
+    char ttl[24];
+    snprintf(ttl, sizeof ttl, "%lld", pttl > 0 ? pttl : 0);
+    const char *argv[5] = { "RESTORE", key, ttl, payload->str, "REPLACE" };
+    size_t lens[5] = { 7, sdslen(key), strlen(ttl), sdslen(payload->str), 7 };
+    if (sess_queue_bin(&im->s, l->dst, im->o->replace ? 5 : 4, argv, lens) < 0) { sdsfree(key); return -1; }
+    sds pay = NULL;
+    if (!im->o->copy) { pay = payload->str; payload->str = NULL; }   /* the DEL compares it */
+    if (im_keys_push(rc, &l->owed, key, pay) < 0) return -1;
+    struct rconn *c = &l->dst->c;
+    if ((long)sdslen(c->wbuf) >= IM_FLUSH_BYTES && rconn_flush(rc, c, rc_now_ms() + rc->io_timeout_ms) < 0) return rc_wrap(rc, "%s:%d", l->dst->ip, l->dst->port);
+    return 0;
+}
+
+/* The DUMP and PTTL replies of one key: queued as a RESTORE; a key gone meanwhile is skipped. */
+static int im_take_dump(struct import *im, sds key) {
+    struct rc *rc = im->rc;
+    struct resp *d = rconn_read(rc, &im->scan, rc_now_ms() + rc->io_timeout_ms), *t = d ? rconn_read(rc, &im->scan, rc_now_ms() + rc->io_timeout_ms) : NULL;
+    int ret = 0;
+    if (!t) ret = rc_wrap(rc, "source");
+    else if (d->type == RESP_ERROR || t->type == RESP_ERROR) {
+        im->errors++;
+        if (!im->first_error) im->first_error = rc_sprintf("source %s: DUMP '%.60s': %s", im->scan.name, key, d->type == RESP_ERROR ? d->str : t->str);
+    } else if (d->type != RESP_BULK || !d->str || t->type != RESP_INTEGER || t->integer == -2) im->gone++;
+    else { ret = im_queue_restore(im, key, d, t->integer); key = NULL; }
+    sdsfree(key);
+    resp_free(d);
+    resp_free(t);
+    return ret;
+}
+
+/* The replies that open a round: the DEL's (keys changed meanwhile), SCAN's keys (the next batch). */
+static int im_read_scan(struct import *im) {
+    struct rc *rc = im->rc;
+    if (im->del_owed) {   /* the keys changed meanwhile: on the source still, an earlier value in the cluster */
+        struct resp *r = rconn_read(rc, &im->scan, rc_now_ms() + rc->io_timeout_ms);
+        if (!r) return rc_wrap(rc, "source %s: DEL of %d key(s) the cluster holds now", im->scan.name, im->del_owed);
+        if (r->type != RESP_ARRAY) {
+            im->errors += im->del_owed;
+            if (!im->first_error) im->first_error = rc_sprintf("source %s: EVAL (DEL of %d key(s) the cluster holds now; they are in both): %s", im->scan.name, im->del_owed,
+                                                               r->type == RESP_ERROR ? r->str : "unexpected reply");
+        }
+        for (size_t i = 0; r->type == RESP_ARRAY && i < r->n; i++) {
+            im->moved--;
+            if (r->elem[i]->type == RESP_BULK && r->elem[i]->str) im_name(&im->changed_names, ++im->changed, r->elem[i]->str);
         }
         resp_free(r);
+        im->del_owed = 0;
     }
-    im->moved += b->n - found;
-}
-
-/* Read the reply of the oldest MIGRATE in flight on l. */
-static int im_settle_one(struct import *im, struct im_lane *l) {
-    struct rc *rc = im->rc;
-    struct im_batch *b = &l->fly[l->head];
-    struct resp *r = rconn_read(rc, &l->c, rc_now_ms() + rc->io_timeout_ms + im->o->migrate_timeout_ms);
-    if (!r) return rc_wrap(rc, "MIGRATE to %s:%d", l->dst->ip, l->dst->port);
-    if (r->type == RESP_STATUS && !strcmp(r->str, "OK")) im->moved += b->n;
-    else if (r->type == RESP_ERROR && strstr(r->str, "BUSYKEY")) im_name_busy(im, l, b);
-    else if (r->type == RESP_ERROR) {
-        im->errors += b->n;
-        if (!im->first_error) im->first_error = rc_sprintf("MIGRATE of %d key(s) to %s:%d: %s", b->n, l->dst->ip, l->dst->port, r->str);
-    }   /* +NOKEY: the keys expired or went meanwhile */
+    if (!im->scan_owed) return 0;
+    im->scan_owed = 0;
+    struct resp *r = rconn_read(rc, &im->scan, rc_now_ms() + rc->io_timeout_ms);
+    int ret = 0;
+    if (!r) return rc_wrap(rc, "source");
+    if (r->type != RESP_ARRAY || r->n != 2 || r->elem[0]->type != RESP_BULK || r->elem[1]->type != RESP_ARRAY) {
+        ret = rc_fail(rc, "source %s: SCAN: %s", im->scan.name, r->type == RESP_ERROR ? r->str : "unexpected reply");
+        resp_free(r);
+        return ret;
+    }
+    sdsfree(im->cursor);
+    im->cursor = sdsdup(r->elem[0]->str);
+    im->scan_done = im->cursor && !strcmp(im->cursor, "0");
+    for (size_t i = 0; ret == 0 && i < r->elem[1]->n; i++) {
+        struct resp *k = r->elem[1]->elem[i];
+        if (k->type != RESP_BULK || !k->str) continue;
+        int seen = im_seen(im, k->str, sdslen(k->str));
+        if (seen) { ret = seen < 0 ? -1 : 0; continue; }
+        im->scanned++;
+        int node = im->owner[cluster_key_slot(k->str, sdslen(k->str))];
+        if (node < 0 || im->lane_of[node] < 0) { ret = rc_fail(rc, "key '%.60s': no master owns slot %d", k->str, cluster_key_slot(k->str, sdslen(k->str))); break; }
+        im->lanes[im->lane_of[node]].planned++;
+        if (!im->o->dry_run) { ret = im_keys_push(rc, &im->next, k->str, NULL); k->str = NULL; }
+    }
     resp_free(r);
-    im_batch_free(b);
-    l->head = (l->head + 1) % IM_WINDOW;
-    l->nfly--;
+    return ret == 0 && !im->cursor ? rc_fail_oom(rc) : ret;
+}
+
+/* The DUMP and PTTL replies of last round's batch, each queued as a RESTORE. */
+static int im_read_dumps(struct import *im) {
+    int ret = 0;
+    for (int i = 0; i < im->dumped.n; i++) {
+        sds key = im->dumped.v[i];
+        im->dumped.v[i] = NULL;
+        if (ret == 0) ret = im_take_dump(im, key);
+        else sdsfree(key);
+    }
+    im->dumped.n = 0;
+    return ret;
+}
+
+/* 1 while a round has work: keys to SCAN, DUMP, RESTORE or DEL. Pure. */
+static int im_busy(const struct import *im) {
+    if ((!im->scan_done && !im->stop) || im->scan_owed || im->del_owed || im->next.n || im->dumped.n || im->acked.n) return 1;
+    for (int i = 0; i < im->nlanes; i++) if (im->lanes[i].owed.n) return 1;
     return 0;
 }
 
-/* MIGRATE host port "" 0 timeout [COPY] [REPLACE] [AUTH pw | AUTH2 user pw] KEYS k...,
- * sent to the source for the keys gathered for l. */
-static int im_send(struct import *im, struct im_lane *l) {
-    struct rc *rc = im->rc;
-    if (l->nfly == IM_WINDOW && im_settle_one(im, l) < 0) return -1;
-    char port[16], tmo[16];
-    snprintf(port, sizeof port, "%d", l->dst->port);
-    snprintf(tmo, sizeof tmo, "%d", im->o->migrate_timeout_ms);
-    int argc = 0, n = l->pend.n;
-    const char **argv = malloc(((size_t)n + 13) * sizeof *argv);
-    size_t *lens = malloc(((size_t)n + 13) * sizeof *lens);
-    if (!argv || !lens) { free(argv); free(lens); return rc_fail_oom(rc); }
-    const char *head[12] = { "MIGRATE", l->dst->ip, port, "", "0", tmo };
-    int nh = 6;
-    if (im->o->copy) head[nh++] = "COPY";
-    if (im->o->replace) head[nh++] = "REPLACE";
-    if (rc->password && rc->user) { head[nh++] = "AUTH2"; head[nh++] = rc->user; head[nh++] = rc->password; }
-    else if (rc->password) { head[nh++] = "AUTH"; head[nh++] = rc->password; }
-    head[nh++] = "KEYS";
-    for (int i = 0; i < nh; i++) { argv[argc] = head[i]; lens[argc++] = strlen(head[i]); }
-    for (int i = 0; i < n; i++) { argv[argc] = l->pend.keys[i]; lens[argc++] = sdslen(l->pend.keys[i]); }
-    if (!l->c.wbuf) l->c.wbuf = sdsempty();
-    l->c.wbuf = resp_append_bin(l->c.wbuf, argc, argv, lens);
-    free(argv);
-    free(lens);
-    if (!l->c.wbuf) return rc_fail_oom(rc);
-    if (rconn_flush(rc, &l->c, rc_now_ms() + rc->io_timeout_ms) < 0) return rc_wrap(rc, "source");
-    l->fly[(l->head + l->nfly) % IM_WINDOW] = l->pend;
-    l->nfly++;
-    memset(&l->pend, 0, sizeof l->pend);
-    return 0;
+/* One round: open it (DEL's and SCAN's replies), keep the source busy (DEL, SCAN, DUMPs),
+ * turn last round's DUMPs into RESTOREs, read last round's RESTORE replies, send. */
+static int im_round(struct import *im) {
+    if (im_read_scan(im) < 0) return -1;
+    if (im->stop) im_keys_clear(&im->next);   /* not DUMPed: they stay on the source */
+    if (im_queue_source(im) < 0 || im_read_dumps(im) < 0 || im_settle_targets(im) < 0) return -1;
+    struct im_keys t = im->dumped;            /* empty now */
+    im->dumped = im->next;
+    im->next = t;
+    for (int i = 0; i < im->nlanes; i++) im->lanes[i].settle = im->lanes[i].owed.n;
+    return sess_flush_all(&im->s);
 }
 
-/* A key the source has: bound for the master owning its slot. */
-static int im_add_key(struct import *im, const struct resp *k) {
-    int slot = cluster_key_slot(k->str, sdslen(k->str)), node = im->owner[slot];
-    int li = node >= 0 ? im->lane_of[node] : -1;
-    if (li < 0) return rc_fail(im->rc, "key '%.60s': no master owns slot %d", k->str, slot);
-    struct im_lane *l = &im->lanes[li];
-    l->planned++;
-    if (im->o->dry_run) return 0;
-    if (!l->pend.keys && !(l->pend.keys = calloc((size_t)im->o->pipeline, sizeof *l->pend.keys))) return rc_fail_oom(im->rc);
-    if (!(l->pend.keys[l->pend.n++] = sdsdup(k->str))) return rc_fail_oom(im->rc);
-    return l->pend.n >= im->o->pipeline ? im_send(im, l) : 0;
-}
-
-/* SCAN the whole source; MIGRATE in batches per target as keys come. */
+/* SCAN the whole source in rounds; Ctrl-C (taken between rounds, as the mover does)
+ * stops the scan, and what is in flight still finishes: RESTOREs read, DEL sent. */
 static int im_scan(struct import *im) {
     struct rc *rc = im->rc;
-    sds cursor = sdsnew("0");
-    int ret = cursor ? 0 : rc_fail_oom(rc);
+    int ret = (im->cursor = sdsnew("0")) ? 0 : rc_fail_oom(rc);
     int64_t next_report = rc_now_ms() + 1000;
-    do {
-        struct resp *r = rconn_call(rc, &im->scan, "SCAN", "SCAN", cursor, "COUNT", "1000", RESP_END);
-        if (!r) { ret = rc_wrap(rc, "source"); break; }
-        if (r->type != RESP_ARRAY || r->n != 2 || r->elem[0]->type != RESP_BULK || r->elem[1]->type != RESP_ARRAY) {
-            resp_free(r);
-            ret = rc_fail(rc, "source %s: SCAN: unexpected reply", im->scan.name);
-            break;
-        }
-        sdsfree(cursor);
-        cursor = sdsdup(r->elem[0]->str);
-        for (size_t i = 0; ret == 0 && i < r->elem[1]->n; i++)
-            if (r->elem[1]->elem[i]->type == RESP_BULK) { im->scanned++; ret = im_add_key(im, r->elem[1]->elem[i]); }
-        resp_free(r);
-        if (ret == 0 && !cursor) ret = rc_fail_oom(rc);
-        if (ret == 0 && rc_interrupted()) ret = rc_fail_as(rc, RC_ERR_INTERRUPTED, "import interrupted after %lld keys", im->scanned);
+    sigset_t old;
+    if (!im->o->copy) rc_set_abandon_note("the import's keys in flight: still on the source, some maybe in the cluster too");
+    while (ret == 0 && im_busy(im)) {
+        if (rc_interrupted()) im->stop = 1;
+        mover_hold_signals(&old);
+        ret = im_round(im);
+        mover_release_signals(&old);
         if (ret == 0 && rc_now_ms() >= next_report) {
-            rc_progress(rc, "import: %lld keys scanned, %lld %s", im->scanned, im->moved, im->o->copy ? "copied" : "moved");
+            rc_progress(rc, "import: %lld of ~%lld keys scanned, %lld %s", im->scanned, im->src_keys, im->moved, im->o->copy ? "copied" : "moved");
             next_report = rc_now_ms() + 1000;
         }
-    } while (ret == 0 && strcmp(cursor, "0") != 0);
-    sdsfree(cursor);
-    for (int i = 0; ret == 0 && !im->o->dry_run && i < im->nlanes; i++)
-        if (im->lanes[i].pend.n) ret = im_send(im, &im->lanes[i]);
-    for (int i = 0; ret == 0 && i < im->nlanes; i++)
-        while (ret == 0 && im->lanes[i].nfly) ret = im_settle_one(im, &im->lanes[i]);
+    }
+    rc_set_abandon_note(NULL);
+    if (ret == 0 && im->stop) ret = rc_fail_as(rc, RC_ERR_INTERRUPTED, "import interrupted after %lld keys scanned: %lld %s, the others stay on the source", im->scanned, im->moved, im->o->copy ? "copied" : "moved");
+    else if (ret < 0 && !im->o->copy)
+        rc_wrap(rc, "import stopped after %lld key(s) moved (keys in flight are still on the source, and may be in the cluster too)", im->moved);
     return ret;
 }
 
 static void im_free(struct import *im) {
-    for (int i = 0; i < im->nlanes; i++) {
-        struct im_lane *l = &im->lanes[i];
-        rconn_free(&l->c);
-        im_batch_free(&l->pend);
-        for (int k = 0; k < l->nfly; k++) im_batch_free(&l->fly[(l->head + k) % IM_WINDOW]);
-    }
+    for (int i = 0; i < im->nlanes; i++) im_keys_free(&im->lanes[i].owed);
+    im_keys_free(&im->next);
+    im_keys_free(&im->dumped);
+    im_keys_free(&im->acked);
+    free(im->seen);
+    sdsfree(im->cursor);
     free(im->lanes);
     free(im->lane_of);
     rconn_free(&im->scan);
     sdsfree(im->busy_names);
+    sdsfree(im->changed_names);
     sdsfree(im->first_error);
     sess_free(&im->s);
 }
@@ -15259,15 +15475,18 @@ static void usage_import(FILE *f) {
           "                       [--from-password-file F] [--pipeline N] [--dry-run] [--json]\n"
           "\n"
           "Move the keys of a standalone server into the cluster ADDR belongs to: SCAN the\n"
-          "source and MIGRATE ... KEYS in batches of --pipeline keys (default 1000) per\n"
-          "target master, several masters at once. MIGRATE runs on the source, so it must\n"
-          "reach the masters' announced addresses. --copy leaves the keys on the source;\n"
-          "--replace overwrites keys the cluster already has (else they are refused, named,\n"
-          "and stay on the source). Refused before anything moves: a cluster-enabled source,\n"
-          "a source whose DUMP format a master cannot read. The cluster's password (--password)\n"
-          "goes into MIGRATE's AUTH/AUTH2. redis-cli's spellings work: --cluster-from,\n"
+          "source --pipeline keys (default 2000) at a time, DUMP and PTTL each (pipelined),\n"
+          "RESTORE it on the master owning its slot (every master at once), then delete from\n"
+          "the source the keys the masters took, each only while it still holds the value\n"
+          "DUMPed (a script; a key a client changed meanwhile stays there, named). --copy\n"
+          "leaves the keys on the source; --replace overwrites keys the cluster already has\n"
+          "(else they are refused, named, and stay on the source). Refused before anything\n"
+          "moves: a cluster-enabled source, a source whose DUMP format a master cannot read,\n"
+          "a move from a source that refuses EVAL. --password is the cluster's,\n"
+          "--from-password-file the source's. redis-cli's spellings work: --cluster-from,\n"
           "--cluster-copy, --cluster-replace, --cluster-from-user, --cluster-from-pass P,\n"
-          "--cluster-pipeline, --cluster-timeout MS. --from FILE.rdb restores that file.\n", f);
+          "--cluster-pipeline, --cluster-timeout MS (how long a RESTORE may take). --from\n"
+          "FILE.rdb restores that file.\n", f);
 }
 
 /* import ADDR --from HOST:PORT: the source's keys into the cluster; 0 when all went. */
@@ -15303,14 +15522,19 @@ static int cmd_import(struct rc *rc, int argc, char **argv) {
     if (addr_parse(rc, o.from, &im.from) < 0) { rc->err_kind = RC_ERR_USAGE; goto out; }
     if (day2_open(rc, &im.s, argv[optind]) < 0 || day2_preflight(&im.s, 0, -1) < 0) goto out;
     sess_owner_map(&im.s, im.owner);
-    if (im_source_connect(&im, &im.scan) < 0 || im_check_source(&im) < 0 || im_check_reach(&im) < 0 || im_open_lanes(&im) < 0) goto out;
-    rc_progress(rc, "import: %s keys of %s (%s) to %d master(s), %d keys per MIGRATE%s", o.copy ? "copying" : "moving", im.scan.name, im.src_server,
+    if (im_source_connect(&im, &im.scan) < 0 || im_check_source(&im) < 0 || im_check_script(&im) < 0 || im_open_lanes(&im) < 0) goto out;
+    rc_progress(rc, "import: %s keys of %s (%s) to %d master(s), %d keys per SCAN%s", o.copy ? "copying" : "moving", im.scan.name, im.src_server,
                 im.nlanes, o.pipeline, o.dry_run ? " (dry run: SCAN only)" : "");
     if (im_scan(&im) < 0) goto out;
     if (im.busy) {
-        rc_fail_as(rc, RC_ERR_EXISTS, "%lld key(s) already exist in the cluster (%s%s): MIGRATE answered BUSYKEY; they stay on the source "
+        rc_fail_as(rc, RC_ERR_EXISTS, "%lld key(s) already exist in the cluster (%s%s): RESTORE answered BUSYKEY; they stay on the source "
                    "(--replace overwrites them); %lld key(s) %s", im.busy, im.busy_names ? im.busy_names : "", im.busy > RS_NAMES ? ", ..." : "", im.moved,
                    o.copy ? "copied" : "moved");
+        goto out;
+    }
+    if (im.changed) {
+        rc_fail(rc, "%lld key(s) changed on the source while they moved (%s%s): they stay there with their new value, the cluster holds the one they had "
+                "(import again with --replace to take the new one); %lld key(s) moved", im.changed, im.changed_names ? im.changed_names : "", im.changed > RS_NAMES ? ", ..." : "", im.moved);
         goto out;
     }
     if (im.errors) { rc_fail(rc, "%lld key(s) not moved; the first failure: %s", im.errors, im.first_error); goto out; }
@@ -17371,7 +17595,7 @@ static void usage_main(FILE *f) {
           "  set-timeout  cluster-node-timeout on every node, persisted\n"
           "  backup     every master's RDB at once into DIR, with a manifest (SYNC)\n"
           "  restore    put RDB files (a backup) into any cluster, key by key (RESTORE)\n"
-          "  import     move a standalone server's keys in (SCAN, MIGRATE in batches)\n"
+          "  import     move a standalone server's keys in (SCAN, DUMP, RESTORE, DEL)\n"
           "\n"
           "Options for every command:\n"
           "  --json              results as JSON on stdout (progress stays on stderr)\n"

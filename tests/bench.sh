@@ -472,7 +472,7 @@ bench_data() {
     mine=$(timed_ms "${TIMED[@]}" "$RCLUSTER" import 127.0.0.1:$DB --from 127.0.0.1:22010 --copy)
     case "$ref $mine" in *fail*) echo "  import failed: reference: $ref | rcluster: $mine"; tail -n 5 "$T_TMP/timed.log"; STATUS=1; return ;; esac
     printf '  redis-cli --cluster import --cluster-copy (%d keys, one MIGRATE each): %6d ms\n' "$src" "$ref"
-    printf '  rcluster import --copy (batches per master, all at once):         %6d ms (%d keys/s)\n' "$mine" $((src * 1000 / (mine > 0 ? mine : 1)))
+    printf '  rcluster import --copy (pipelined DUMP, RESTORE on every master): %6d ms (%d keys/s)\n' "$mine" $((src * 1000 / (mine > 0 ? mine : 1)))
     printf '  rcluster time: %s   rcluster peak RSS: %s KiB\n' "$(ratio "$ref" "$mine" 0.1)" "$(rss_kb "$T_TMP/im.time")"
     kill_all_nodes
 }

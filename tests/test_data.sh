@@ -73,7 +73,7 @@ flush_all() { local p; for p in $(masters "$1" "$2"); do rcli "$p" flushall >/de
 
 # same_data NAME DUMP_A DUMP_B [TOLERANCE_MS]: the same keys, types and values (and not
 # none); expiries equal (RESTORE ... ABSTTL keeps them exactly) or within TOLERANCE_MS
-# (MIGRATE sends them relative).
+# (import reads PTTL and RESTOREs with it: relative).
 same_data() {
     if ! $DC compare "$2" "$3" "${4:-0}" >"$L/diff" 2>&1; then not_ok "$1" "keys differ" "$L/diff"; return 1; fi
     return 0
@@ -265,7 +265,7 @@ t_import() {
 }
 
 t_import_refusals() {
-    local n="import: refuses a cluster-enabled source, a wrong or missing source password and a missing --from"
+    local n="import: refuses a cluster-enabled source, a wrong or missing source password, a missing --from and (to move) a source user without EVAL"
     run_rc "$L/ir1" 60 -- import 127.0.0.1:9610 --from 127.0.0.1:9600 --cluster-from-pass apw --password bpw
     { [ "$RC" = 1 ] && contains "$L/ir1.err" "cluster-enabled"; } || { not_ok "$n" "cluster source: exit $RC" "$L/ir1.err"; return; }
     run_rc "$L/ir2" 60 -- import 127.0.0.1:9610 --from 127.0.0.1:9620 --cluster-from-pass wrong --password bpw
@@ -274,6 +274,90 @@ t_import_refusals() {
     { [ "$RC" = 1 ] && contains "$L/ir4.err" "NOAUTH" "--from-password-file"; } || { not_ok "$n" "no source password: exit $RC" "$L/ir4.err"; return; }
     run_rc "$L/ir3" 60 -- import 127.0.0.1:9610 --password bpw
     { [ "$RC" = 2 ] && contains "$L/ir3.err" "--from"; } || { not_ok "$n" "no --from: exit $RC" "$L/ir3.err"; return; }
+    # a move deletes with a script: a source user that may not EVAL is refused before anything moves
+    rcli 9620 acl setuser noeval on '>nepw' '~*' '+@all' '-eval' >/dev/null
+    rcli 9620 set ne:k v >/dev/null
+    run_rc "$L/ir5" 60 -- import 127.0.0.1:9610 --from 127.0.0.1:9620 --from-user noeval --cluster-from-pass nepw --password bpw
+    rcli 9620 acl deluser noeval >/dev/null
+    { [ "$RC" = 1 ] && contains "$L/ir5.err" "EVAL" "NOPERM" "nothing moved" "--copy"; } || { not_ok "$n" "a source user without EVAL: exit $RC" "$L/ir5.err"; return; }
+    [ "$(rcli 9620 get ne:k)" = v ] && [ -z "$(rcli 9610 -c get ne:k)" ] || { not_ok "$n" "a key moved from a source user without EVAL"; return; }
+    rcli 9620 del ne:k >/dev/null
+    ok "$n"
+}
+
+# exactly the keys the masters acknowledged leave the source: a key the cluster holds is
+# refused (named) and stays; --replace then moves it too
+t_import_partial() {
+    local n="import: keys the cluster holds are refused, named and stay on the source, the others move; --replace moves those too"
+    flush_all 9610 4
+    rcli 9620 flushall >/dev/null
+    $DC load 127.0.0.1:9620 spw 2 single >"$L/loadP.out" 2>&1 || { not_ok "$n" "load S" "$L/loadP.out"; return; }
+    rcli 9620 set imp:a mine >/dev/null; rcli 9620 set imp:b mine >/dev/null
+    rcli 9610 -c set imp:a theirs >/dev/null; rcli 9610 -c set imp:b theirs >/dev/null
+    $DC dump 127.0.0.1:9620 spw single >"$L/P.dump" 2>&1
+    local total; total=$(rcli 9620 dbsize)
+    run_rc "$L/ip1" 120 -- import 127.0.0.1:9610 --from 127.0.0.1:9620 --from-password-file "$T_TMP/spw" --password bpw
+    { [ "$RC" = 1 ] && contains "$L/ip1.err" "2 key(s) already exist" "'imp:a'" "'imp:b'" "BUSYKEY"; } || { not_ok "$n" "exit $RC" "$L/ip1.err"; return; }
+    [ "$(rcli 9620 dbsize)" = 2 ] && [ "$(rcli 9620 get imp:a)" = mine ] || { not_ok "$n" "the source holds $(rcli 9620 dbsize) keys, not the 2 refused"; return; }
+    [ "$(keys_total 9610 4)" = "$total" ] && [ "$(rcli 9610 -c get imp:b)" = theirs ] || { not_ok "$n" "the cluster holds $(keys_total 9610 4) keys (want $total), imp:b '$(rcli 9610 -c get imp:b)'"; return; }
+    run_rc "$L/ip2" 120 -- import 127.0.0.1:9610 --from 127.0.0.1:9620 --from-password-file "$T_TMP/spw" --password bpw --replace
+    [ "$RC" = 0 ] && [ "$(rcli 9620 dbsize)" = 0 ] || { not_ok "$n" "--replace: exit $RC, $(rcli 9620 dbsize) keys left" "$L/ip2.err"; return; }
+    $DC dump 127.0.0.1:9610 bpw cluster >"$L/P2.dump" 2>&1
+    same_data "$n" "$L/P.dump" "$L/P2.dump" 5000 || return
+    ok "$n"
+}
+
+b_has_keys() { [ "$(keys_total 9610 4)" -gt 0 ]; }
+
+# Ctrl-C while keys move: the scan stops, what is in flight finishes (RESTOREs read, their
+# DEL sent), so that every key is in exactly one place
+t_import_interrupt() {
+    local n="import: Ctrl-C mid-way: every key is either on the source or in the cluster, none lost, none in both"
+    flush_all 9610 4
+    rcli 9620 flushall >/dev/null
+    awk 'BEGIN { for (i = 0; i < 300000; i++) { k = "ik:" i; printf "*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$1\r\nv\r\n", length(k), k } }' |
+        redis-cli -p 9620 -a spw --no-auth-warning --pipe >"$L/ii-load.out" 2>&1
+    [ "$(rcli 9620 dbsize)" = 300000 ] || { not_ok "$n" "the source holds $(rcli 9620 dbsize) keys, not 300000" "$L/ii-load.out"; return; }
+    "$RCLUSTER" import 127.0.0.1:9610 --from 127.0.0.1:9620 --from-password-file "$T_TMP/spw" --password bpw </dev/null >"$L/ii.out" 2>"$L/ii.err" &
+    local pid=$!
+    wait_for 30 b_has_keys
+    kill -INT "$pid" 2>/dev/null; wait "$pid"; RC=$?
+    { [ "$RC" = 130 ] && contains "$L/ii.err" "interrupted" "stay on the source"; } || { not_ok "$n" "exit $RC" "$L/ii.err"; return; }
+    local p all uniq src
+    { rcli 9620 --scan; for p in $(masters 9610 4); do rcli "$p" --scan; done; } | sort >"$L/ii.keys"
+    all=$(wc -l <"$L/ii.keys"); uniq=$(sort -u "$L/ii.keys" | wc -l); src=$(rcli 9620 dbsize)
+    { [ "$all" = 300000 ] && [ "$uniq" = 300000 ]; } || { not_ok "$n" "$uniq distinct keys of 300000 ($all found, $src on the source)"; return; }
+    { [ "$src" -gt 0 ] && [ "$src" -lt 300000 ]; } || { not_ok "$n" "not interrupted mid-way: $src keys on the source"; return; }
+    rcli 9620 flushall >/dev/null
+    flush_all 9610 4
+    ok "$n"
+}
+
+# a client writing to the source while its keys move: no write is lost (a key changed
+# between its DUMP and its DEL stays on the source with the new value, named)
+t_import_writer() {
+    local n="import: a client rewriting 20000 keys of the source meanwhile loses no write: each key's last value is on the source or in the cluster"
+    flush_all 9610 4
+    rcli 9620 flushall >/dev/null
+    awk 'BEGIN { for (i = 0; i < 200000; i++) { k = "ik:" i; printf "*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$1\r\nv\r\n", length(k), k } }' |
+        redis-cli -p 9620 -a spw --no-auth-warning --pipe >"$L/iw-load.out" 2>&1
+    seq 0 19999 | sed 's/^/ik:/' >"$L/iw.keys"
+    rm -f "$T_TMP/iw.stop" "$T_TMP/iw.pass"
+    ( i=0; while [ ! -e "$T_TMP/iw.stop" ]; do
+        i=$((i + 1)); awk -v i=$i '{ printf "SET %s w%d\n", $1, i }' "$L/iw.keys" | rcli 9620 >/dev/null; echo $i >"$T_TMP/iw.pass"
+      done ) &
+    local wpid=$!
+    wait_for 10 test -e "$T_TMP/iw.pass"
+    run_rc "$L/iw" 120 -- import 127.0.0.1:9610 --from 127.0.0.1:9620 --from-password-file "$T_TMP/spw" --password bpw
+    touch "$T_TMP/iw.stop"; wait "$wpid"
+    { [ "$RC" = 0 ] || { [ "$RC" = 1 ] && contains "$L/iw.err" "changed on the source" "--replace"; }; } || { not_ok "$n" "exit $RC" "$L/iw.err"; return; }
+    local want; want=w$(cat "$T_TMP/iw.pass")
+    awk '{ print "GET " $1 }' "$L/iw.keys" | rcli 9620 >"$L/iw.src"
+    awk '{ print "GET " $1 }' "$L/iw.keys" | rcli 9610 -c | grep -v "^-> Redirected" >"$L/iw.cl"
+    paste "$L/iw.keys" "$L/iw.src" "$L/iw.cl" | awk -F'\t' -v w="$want" '!($2 == w || ($2 == "" && $3 == w))' >"$L/iw.lost"
+    [ -s "$L/iw.lost" ] && { not_ok "$n" "$(wc -l <"$L/iw.lost") key(s) without their last value $want (key, source, cluster)" "$L/iw.lost"; return; }
+    rcli 9620 flushall >/dev/null
+    flush_all 9610 4
     ok "$n"
 }
 
@@ -317,12 +401,14 @@ t_valkey() {
 }
 
 t_import_newer() {
-    local n="import: a source newer than the cluster (Valkey 9.1 into Redis 7.0) is refused, naming both"
+    local n="import: a source newer than the cluster (Valkey 9.1 into Redis 7.0) is refused, naming both, with and without --copy"
     [ -x "$VALKEY9" ] || { skip "$n" "$VALKEY9 not there"; return; }
     dt_start "$VALKEY9" 9640 spw --cluster-enabled no || { not_ok "$n" "could not start"; return; }
     rcli 9640 set k v >/dev/null
     run_rc "$L/in" 60 -- import 127.0.0.1:9610 --from 127.0.0.1:9640 --cluster-from-pass spw --password bpw
     { [ "$RC" = 1 ] && contains "$L/in.err" "Valkey 9.1.0" "Redis 7.0" "nothing moved"; } || { not_ok "$n" "exit $RC" "$L/in.err"; return; }
+    run_rc "$L/in2" 60 -- import 127.0.0.1:9610 --from 127.0.0.1:9640 --cluster-from-pass spw --password bpw --copy
+    { [ "$RC" = 1 ] && contains "$L/in2.err" "Valkey 9.1.0" "Redis 7.0" "nothing moved"; } || { not_ok "$n" "--copy: exit $RC" "$L/in2.err"; return; }
     [ "$(rcli 9640 dbsize)" = 1 ] || { not_ok "$n" "the key left the source"; return; }
     ok "$n"
 }
@@ -491,6 +577,9 @@ t_restore_handmade
 t_import
 t_import_refusals
 t_backup_disk
+t_import_partial
+t_import_interrupt
+t_import_writer
 t_valkey
 t_import_newer
 t_redis8
