@@ -15599,6 +15599,7 @@ struct update_plan;
 struct update_place {
     const char *what;               /* "container" or "service", for messages */
     int conf_restarts;              /* any change of a node's config restarts it (Swarm configs) */
+    int can_start_empty;            /* it can set a node's files aside (a downgrade: see empty) */
     /* The config text node x runs with now / would run with; NULL on failure. */
     sds (*conf_now)(struct update_plan *u, const struct update_node *x);
     sds (*conf_want)(struct update_plan *u, const struct update_node *x);
@@ -16061,6 +16062,9 @@ static int update_preflight(struct update_plan *u, const struct update_opts *o) 
     update_mark_restarts(u);
     for (int k = 0; k < u->n; k++) {
         struct update_node *x = &u->nodes[k];
+        if (x->restart && x->empty && !u->place->can_start_empty)
+            return rc_fail_as(rc, RC_ERR_INCOMPATIBLE, "%s cannot read the files %s wrote, and on Swarm rcluster cannot set "
+                              "a node's volume aside for it to start empty; nothing was changed", u->new_server, x->server);
         if (!x->master || !x->restart) continue;
         if (u->image_change && u->new_server[0] && update_check_sync(rc, u, x) < 0) return -1;
         if (!update_replica_of(u, x, 0) && x->empty)
@@ -16544,7 +16548,7 @@ static int update_docker_persist(struct update_plan *u, struct update_node *x) {
 }
 
 static const struct update_place update_docker = {
-    "container", 0, update_docker_conf_now, update_docker_conf_want, update_docker_recover, update_docker_prepare,
+    "container", 0, 1, update_docker_conf_now, update_docker_conf_want, update_docker_recover, update_docker_prepare,
     update_docker_replace, update_docker_alive, update_docker_persist, update_docker_manifest,
 };
 
@@ -16772,7 +16776,7 @@ static int update_swarm_manifest(struct update_plan *u) {
 }
 
 static const struct update_place update_swarm = {
-    "service", 1, update_swarm_conf_now, update_swarm_conf_want, update_swarm_recover, update_swarm_prepare,
+    "service", 1, 0, update_swarm_conf_now, update_swarm_conf_want, update_swarm_recover, update_swarm_prepare,
     update_swarm_replace, update_swarm_alive, update_swarm_persist, update_swarm_manifest,
 };
 

@@ -16,7 +16,8 @@
   writer-check PORT STATE [running]  every counter is within [acked, attempted]: no acknowledged
                        write was lost
 RC_TEST_PASSWORD_FILE=F: authenticate with the password in F, read again whenever a
-connection is refused (a password rotated under a running writer).
+connection is refused (a password rotated under a running writer). RC_TEST_HOST=IP: the
+writer's (and writer-check's) seed address instead of 127.0.0.1 (a Swarm node).
 """
 import json, os, random, signal, sys, time
 import logging
@@ -24,6 +25,9 @@ import redis
 from redis.cluster import RedisCluster
 
 BIG_SIZE = 3 * 1024 * 1024
+
+
+HOST = os.environ.get("RC_TEST_HOST", "127.0.0.1")   # writer, writer-check: where the cluster answers
 
 
 def pw():
@@ -148,7 +152,7 @@ def verify(port, n, big):
 def writer(port, state):
     logging.disable(logging.CRITICAL)
     def client():
-        return RedisCluster(host="127.0.0.1", port=port, cluster_error_retry_attempts=10, password=pw())
+        return RedisCluster(host=HOST, port=port, cluster_error_retry_attempts=10, password=pw())
     rc = client()
     acked, tried, errors, lost = {}, {}, 0, []
     stop = []
@@ -194,7 +198,7 @@ def writer_check(port, state, running):
     d = json.load(open(state))
     if d["lost"]:
         print("the writer saw a lost write: %s" % d["lost"][0]); return 1
-    rc = RedisCluster(host="127.0.0.1", port=port, password=pw())
+    rc = RedisCluster(host=HOST, port=port, password=pw())
     for k, (a, t) in d["counts"].items():
         v = int(rc.get(k) or 0)
         if v < a or (not running and v > t):

@@ -290,32 +290,83 @@ else
     not_ok "swarm: scale --swarm shrink" "exit $shrink" "$T_TMP/shrink.err" "$T_TMP/check6.txt" "$T_TMP/read6.txt"
 fi
 
-# ---- update --swarm: Valkey 9.1 image, a directive and a new password, service by service ----
-VBIN=$TOP/../shared/servers/valkey-9.1.0/valkey-server
-if [ -x "$VBIN" ]; then
-    VIMG=rcsw-test/valkey91:local
-    for n in 1 2 3; do DOCKER_HOST=unix:///tmp/rcsw/rcsw$n.sock run_rc "$T_TMP/vimg$n" 300 -- image build --from "$VBIN" --tag $VIMG; done
+# ---- update --swarm, a client writing throughout: Redis 7.0 -> Valkey 8.0.1 with a directive and
+#      a new password; -> Valkey 9.1.0 killed with SIGKILL half-way and run again; a refused downgrade ----
+VB8=$TOP/../shared/servers/valkey-8.0.1/valkey-server
+VB9=$TOP/../shared/servers/valkey-9.1.0/valkey-server
+# sw_why SERVER_VERSION_LINE: "" when every node of the cluster says it, the check is clean and
+# every acknowledged key reads back; else why not.
+sw_why() {
+    local a why=""
+    cli -h "${SEED%:*}" -p "${SEED#*:}" cluster nodes >"$T_TMP/nodes-u.txt" 2>&1
+    for a in $(awk '{print $2}' "$T_TMP/nodes-u.txt" | sed 's/@.*//'); do
+        cli -h "${a%:*}" -p "${a#*:}" info server | grep -q "^$1" || { why="$a does not say $1"; break; }
+    done
+    [ -z "$why" ] && ! cluster_ok "$T_TMP/check-u.txt" 3 3 && why="cluster check: $(grep -m1 'ERR\|WARN' "$T_TMP/check-u.txt")"
+    [ -z "$why" ] && ! /usr/bin/python3 "$T_TMP/client.py" read "$PW" "$T_TMP/acked.json" "$STARTUP" >"$T_TMP/read-u.txt" 2>&1 && why="$(tail -1 "$T_TMP/read-u.txt")"
+    echo "$why"
+}
+svc_images() { dk 1 service ls --filter label=io.rcluster.cluster=$NAME --format '{{.Name}} {{.Image}}' | sed 's/@.*//' | sort; }
+if [ -x "$VB8" ] && [ -x "$VB9" ]; then
+    for n in 1 2 3; do
+        DOCKER_HOST=unix:///tmp/rcsw/rcsw$n.sock run_rc "$T_TMP/v8img$n" 300 -- image build --from "$VB8" --tag rcsw-test/valkey801:local
+        DOCKER_HOST=unix:///tmp/rcsw/rcsw$n.sock run_rc "$T_TMP/v9img$n" 300 -- image build --from "$VB9" --tag rcsw-test/valkey910:local
+    done
+    cp "$T_TMP/pw" "$T_TMP/pw.now"
+    RC_TEST_HOST=${SEED%:*} RC_TEST_PASSWORD_FILE="$T_TMP/pw.now" /usr/bin/python3 "$TOP/tests/day2_client.py" writer "${SEED#*:}" \
+        "$T_TMP/sw-writer.json" >"$T_TMP/sw-writer.log" 2>&1 &
+    SWW=$!
+    T_PIDS+=($SWW)
+    sleep 1
     echo "$PW-2" >"$T_TMP/pw2"
-    run_rc "$T_TMP/upd" 900 -- update --swarm --name "$NAME" --image $VIMG --config 'maxmemory-policy allkeys-lru' \
+    run_rc "$T_TMP/upd8" 900 -- update --swarm --name "$NAME" --image rcsw-test/valkey801:local --config 'maxmemory-policy allkeys-lru' \
         --password-file "$T_TMP/pw" --new-password-file "$T_TMP/pw2" --yes --timeout 120
     upd=$RC
+    cp "$T_TMP/pw2" "$T_TMP/pw.now"
     OLDPW=$PW; PW="$PW-2"; cp "$T_TMP/pw2" "$T_TMP/pw"
     why=""
     [ "$upd" = 0 ] || why="exit $upd"
-    [ -z "$why" ] && [ "$(dk 1 service ls --filter label=io.rcluster.cluster=$NAME --format '{{.Image}}' | sed 's/@.*//' | sort -u)" != "$VIMG" ] && why="services run $(dk 1 service ls --format '{{.Image}}' | sort -u | tr '\n' ' ')"
-    cli -h "${SEED%:*}" -p "${SEED#*:}" cluster nodes >"$T_TMP/nodes7.txt" 2>&1
-    for a in $(awk '{print $2}' "$T_TMP/nodes7.txt" | sed 's/@.*//'); do
+    [ -z "$why" ] && [ "$(svc_images | awk '{print $2}' | sort -u)" != rcsw-test/valkey801:local ] && why="services run $(svc_images | tr '\n' ' ')"
+    [ -z "$why" ] && why=$(sw_why 'valkey_version:8.0.1')
+    for a in $(awk '{print $2}' "$T_TMP/nodes-u.txt" | sed 's/@.*//'); do
         [ -n "$why" ] && break
-        cli -h "${a%:*}" -p "${a#*:}" info server | grep -q '^valkey_version:9.1.0' || why="$a does not run Valkey 9.1.0"
-        [ -z "$why" ] && [ "$(cli -h "${a%:*}" -p "${a#*:}" config get maxmemory-policy | tail -1)" != allkeys-lru ] && why="$a: maxmemory-policy not set"
+        [ "$(cli -h "${a%:*}" -p "${a#*:}" config get maxmemory-policy | tail -1)" != allkeys-lru ] && why="$a: maxmemory-policy not set"
         [ -z "$why" ] && [ "$(REDISCLI_AUTH=$OLDPW timeout 10 redis-cli -h "${a%:*}" -p "${a#*:}" ping 2>&1)" = PONG ] && why="$a still takes the old password"
     done
-    [ -z "$why" ] && ! cluster_ok "$T_TMP/check7.txt" 3 3 && why="cluster check: $(grep -m1 'ERR\|WARN' "$T_TMP/check7.txt")"
-    [ -z "$why" ] && ! /usr/bin/python3 "$T_TMP/client.py" read "$PW" "$T_TMP/acked.json" "$STARTUP" >"$T_TMP/read7.txt" 2>&1 && why="$(tail -1 "$T_TMP/read7.txt")"
-    if [ -z "$why" ]; then ok "swarm: update --swarm: Valkey 9.1.0, a directive and a new password on every service, keys kept; $(tail -1 "$T_TMP/upd.out")"
-    else not_ok "swarm: update --swarm" "$why" "$T_TMP/upd.err" "$T_TMP/check7.txt"; fi
+    if [ -z "$why" ]; then ok "swarm: update --swarm: Valkey 8.0.1, a directive and a new password on every service, a client writing; $(tail -1 "$T_TMP/upd8.out")"
+    else not_ok "swarm: update --swarm to Valkey 8.0.1" "$why" "$T_TMP/upd8.err" "$T_TMP/check-u.txt"; fi
+
+    # SIGKILL while the second service is updated, then the same command again
+    "$RCLUSTER" update --swarm --name "$NAME" --image rcsw-test/valkey910:local --password-file "$T_TMP/pw" --yes --timeout 120 \
+        >"$T_TMP/swkill.out" 2>"$T_TMP/swkill.err" &
+    KPID=$!
+    for i in $(seq 1 900); do [ "$(grep -c 'service -> ' "$T_TMP/swkill.err")" -ge 2 ] && break; sleep 0.2; done
+    kill -9 $KPID 2>/dev/null; wait $KPID 2>/dev/null
+    run_rc "$T_TMP/swresume" 900 -- update --swarm --name "$NAME" --image rcsw-test/valkey910:local --password-file "$T_TMP/pw" --yes --timeout 120
+    why=""
+    [ "$RC" = 0 ] || why="exit $RC"
+    [ -z "$why" ] && [ "$(svc_images | awk '{print $2}' | sort -u)" != rcsw-test/valkey910:local ] && why="services run $(svc_images | tr '\n' ' ')"
+    [ -z "$why" ] && why=$(sw_why 'valkey_version:9.1.0')
+    if [ -z "$why" ]; then ok "swarm: update --swarm killed half-way to Valkey 9.1.0; the same command finishes it"
+    else not_ok "swarm: update --swarm killed half-way, then run again" "$why" "$T_TMP/swresume.err" "$T_TMP/swkill.err"; fi
+
+    # Valkey 9.1 -> Redis 7.0: refused before anything changes, naming both versions
+    before=$(dk 1 service ls --filter label=io.rcluster.cluster=$NAME --format '{{.Name}} {{.Image}} {{.ID}}' | sort)
+    run_rc "$T_TMP/swdown" 120 -- update --swarm --name "$NAME" --image "$IMG" --password-file "$T_TMP/pw" --yes
+    why=""
+    [ "$RC" = 1 ] || why="exit $RC, want 1"
+    [ -z "$why" ] && ! contains "$T_TMP/swdown.err" "Redis 7.0" "Valkey 9.1.0" "nothing was changed" && why="message does not name both versions"
+    [ -z "$why" ] && [ "$(dk 1 service ls --filter label=io.rcluster.cluster=$NAME --format '{{.Name}} {{.Image}} {{.ID}}' | sort)" != "$before" ] && why="services changed"
+    if [ -z "$why" ]; then ok "swarm: update --swarm to Redis 7.0 refused, naming both versions, nothing changed"
+    else not_ok "swarm: update --swarm downgrade refused" "$why" "$T_TMP/swdown.err"; fi
+
+    kill -TERM $SWW 2>/dev/null; wait $SWW 2>/dev/null
+    if RC_TEST_HOST=${SEED%:*} RC_TEST_PASSWORD_FILE="$T_TMP/pw.now" /usr/bin/python3 "$TOP/tests/day2_client.py" writer-check "${SEED#*:}" \
+        "$T_TMP/sw-writer.json" >"$T_TMP/sw-wcheck.txt" 2>&1; then
+        ok "swarm: no write the client saw acknowledged during the updates was lost (longest pause $(/usr/bin/python3 -c 'import json,sys; print("%.2f s" % json.load(open(sys.argv[1]))["longest_pause"])' "$T_TMP/sw-writer.json"))"
+    else not_ok "swarm: acknowledged writes during the updates" "$(head -1 "$T_TMP/sw-wcheck.txt")" "$T_TMP/sw-writer.log"; fi
 else
-    skip "swarm: update --swarm" "no ../shared/servers/valkey-9.1.0"
+    skip "swarm: update --swarm" "no ../shared/servers/valkey-8.0.1 and valkey-9.1.0"
 fi
 
 # ---- down --purge: nothing labelled is left, on any Swarm node --------------------------
