@@ -36,6 +36,7 @@
  *                                          GET  /vX/volumes?filters=, DELETE /volumes/{name}
  * 7a. Formation (create on the session:   Redis (RESP2 over TCP):
  *     policy, poll/judge/act) and check    AUTH, PING, INFO, DBSIZE, CONFIG GET/SET/REWRITE,
+ *                                          CLUSTER FAILOVER (update), EVAL (import's move),
  *                                          CLUSTER INFO|NODES|SLOTS|MYID|MEET|ADDSLOTS|
  * 7b. Day-2 commands: info, call,          ADDSLOTSRANGE|SET-CONFIG-EPOCH|REPLICATE|
  *     add-node, del-node, reshard,         SETSLOT (IMPORTING|MIGRATING|NODE|STABLE)|
@@ -9097,13 +9098,8 @@ static int up_plan_host(struct rc *rc, const struct up_opts *o, struct up_plan *
     return 0;
 }
 
-/* Validate the options and derive addresses, ports and paths. Changes nothing. */
-static int up_plan_make(struct rc *rc, const struct up_opts *o, struct up_plan *p) {
-    memset(p, 0, sizeof *p);
-    p->o = o;
-    p->n = o->nodes;
-    p->image = o->image;
-    p->publish_ip = o->publish_ip;
+/* The checks every plan (Docker or Swarm) makes of name, image, size and ports. */
+static int up_check_shape(struct rc *rc, const struct up_opts *o) {
     if (!conf_valid_name(o->name))
         return rc_fail_as(rc, RC_ERR_USAGE, "--name '%s': expected [a-zA-Z0-9][a-zA-Z0-9_.-]* (at most 48 characters)", o->name);
     if (!up_valid_image(o->image)) return rc_fail(rc, "--image '%s': not a valid image reference", o->image);
@@ -9112,6 +9108,17 @@ static int up_plan_make(struct rc *rc, const struct up_opts *o, struct up_plan *
                        o->nodes, o->replicas, 3 * (o->replicas + 1));
     if (o->port + o->nodes - 1 + CLUSTER_BUS_OFFSET > 65535)
         return rc_fail(rc, "--port %d: bus ports up to %d would exceed 65535", o->port, o->port + o->nodes - 1 + CLUSTER_BUS_OFFSET);
+    return 0;
+}
+
+/* Validate the options and derive addresses, ports and paths. Changes nothing. */
+static int up_plan_make(struct rc *rc, const struct up_opts *o, struct up_plan *p) {
+    memset(p, 0, sizeof *p);
+    p->o = o;
+    p->n = o->nodes;
+    p->image = o->image;
+    p->publish_ip = o->publish_ip;
+    if (up_check_shape(rc, o) < 0) return -1;
     if ((o->network && !strcmp(o->network, "host") ? up_plan_host(rc, o, p) : up_plan_bridge(rc, o, p)) < 0) return -1;
     if (rc->password && (strpbrk(rc->password, "\r\n") || !*rc->password))
         return rc_fail(rc, "the password must be one non-empty line");
@@ -11561,14 +11568,7 @@ static int swarm_plan_make(struct rc *rc, const struct up_opts *o, struct swarm_
     memset(p, 0, sizeof *p);
     p->o = o;
     p->n = o->nodes;
-    if (!conf_valid_name(o->name))
-        return rc_fail_as(rc, RC_ERR_USAGE, "--name '%s': expected [a-zA-Z0-9][a-zA-Z0-9_.-]* (at most 48 characters)", o->name);
-    if (!up_valid_image(o->image)) return rc_fail(rc, "--image '%s': not a valid image reference", o->image);
-    if (o->nodes < 3 * (o->replicas + 1))
-        return rc_fail(rc, "--nodes %d with --replicas %d: a cluster needs at least 3 masters, so at least %d nodes",
-                       o->nodes, o->replicas, 3 * (o->replicas + 1));
-    if (o->port + o->nodes - 1 + CLUSTER_BUS_OFFSET > 65535)
-        return rc_fail(rc, "--port %d: bus ports up to %d would exceed 65535", o->port, o->port + o->nodes - 1 + CLUSTER_BUS_OFFSET);
+    if (up_check_shape(rc, o) < 0) return -1;
     static const struct { unsigned bit; const char *opt, *why; } refused[] = {
         { UPG_NETWORK, "--network", "services join the overlay network NAME" },
         { UPG_BIND, "--bind", "nodes listen on the overlay and on their published ports" },
