@@ -8788,6 +8788,33 @@ static int up_valid_image(const char *s) {
     return strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._/:@-") == strlen(s);
 }
 
+/* ---- placement: where a cluster's nodes run ------------------------------------ */
+
+struct scale_run;
+struct update_plan;
+struct update_opts;
+struct update_place;
+
+/* The layer under up, down, status, scale and update: Docker containers on one daemon
+ * (this section) or Swarm services pinned to Swarm nodes (section 9b). Each command's
+ * steps exist once above it and call these; an implementation does only what is its own
+ * (containers, networks and files; services, configs, secrets and re-homing). The two
+ * tables are at the end of section 9d, where the last of their functions is defined. */
+struct placement {
+    const char *what;                  /* "container" or "service", for messages */
+    /* scale: what exists (roles, addresses, the recorded plan); make and start the new
+     * nodes (they are not yet members); remove the nodes that left; record the shape. */
+    int (*scale_inspect)(struct scale_run *r);
+    int (*scale_add)(struct scale_run *r);
+    int (*scale_remove)(struct scale_run *r, int *removed);
+    int (*scale_record)(struct scale_run *r);
+    /* update: the recorded and wanted options, each node and how to replace it. */
+    int (*update_plan)(struct update_plan *u, const struct update_opts *o);
+};
+
+/* The placement of a cluster made with (swarm) or without --swarm. */
+static const struct placement *placement_of(int swarm);
+
 /* ---- the manifest: what shaped a cluster, so that a re-run repairs it as made ---- */
 
 /* The shaping options as data: manifest key, option, UPG_* bit, its kind, and where
@@ -10604,10 +10631,6 @@ struct scale_run {
 };
 
 static void swarm_scale_free(struct swarm_scale *w);
-static int swarm_scale_inspect(struct scale_run *r);
-static int swarm_scale_add(struct scale_run *r);
-static int swarm_scale_remove(struct scale_run *r, int *removed);
-static int swarm_scale_write_manifest(struct scale_run *r);
 
 static void scale_free(struct scale_run *r) {
     sess_free(&r->s);
@@ -10707,7 +10730,7 @@ static int scale_highest_container(struct scale_run *r, int *hi) {
 }
 
 /* Read what there is: manifest, containers, confs, the cluster seen from node 1. */
-static int scale_inspect(struct scale_run *r) {
+static int scale_containers_inspect(struct scale_run *r) {
     struct rc *rc = r->rc;
     struct up_opts *o = &r->so.up;
     struct up_plan probe;
@@ -10902,7 +10925,7 @@ static int scale_promote(struct scale_run *r) {
 /* The nodes of 1..want that are not members: set a stale node dir aside, write their
  * confs, create and start their containers, wait for PING, then MEET. Until the MEET
  * a failure removes what this run created. */
-static int scale_add_nodes(struct scale_run *r, int64_t deadline) {
+static int scale_containers_add(struct scale_run *r) {
     struct rc *rc = r->rc;
     struct up_plan *p = &r->p;
     int todo = 0, create = 0;
@@ -10936,7 +10959,7 @@ static int scale_add_nodes(struct scale_run *r, int64_t deadline) {
     if (ret == 0) ret = up_write_configs(rc, p);
     if (ret == 0) ret = up_create_containers(&r->d, p);
     if (ret == 0) ret = up_start_containers(&r->d, p);
-    if (ret == 0) ret = up_wait_ping(&r->d, p, deadline);
+    if (ret == 0) ret = up_wait_ping(&r->d, p, r->deadline.at_ms);
     p->n = r->nmax;
     int met = 0;
     if (ret == 0) ret = scale_join_new(r, todo, &met);
@@ -11051,7 +11074,7 @@ static int scale_leave(struct scale_run *r, int *removed) {
 
 /* del-node for each node beyond want (replicas first), then remove their containers
  * and, with --purge, their data dirs. */
-static int scale_remove_nodes(struct scale_run *r, int *removed) {
+static int scale_containers_remove(struct scale_run *r, int *removed) {
     struct rc *rc = r->rc;
     if (scale_leave(r, removed) < 0) return -1;
     struct docker_req *reqs = calloc((size_t)r->nmax, sizeof *reqs);
@@ -11083,7 +11106,7 @@ static int scale_remove_nodes(struct scale_run *r, int *removed) {
 }
 
 /* The one rewrite of rcluster's own file: the new size, atomically (temp, fsync, rename). */
-static int scale_write_manifest(struct scale_run *r) {
+static int scale_containers_record(struct scale_run *r) {
     const char *server = json_string(json_get(r->recorded, "server"));
     struct up_derived dv = { server ? server : r->p.server, r->p.image, r->p.publish_ip, r->n_want, r->so.replicas };
     sds man = up_manifest_render(r->rc, r->p.o, &dv), path = rc_sprintf("%s/" CONF_MANIFEST, r->dir);
@@ -11129,8 +11152,8 @@ static int cmd_scale(struct rc *rc, int argc, char **argv) {
     r.deadline = rc_deadline_in(rc->timeout);
     int removed = 0;
     r.nofail = NULL;
-    int swarm = r.so.up.swarm;
-    if ((swarm ? swarm_scale_inspect(&r) : scale_inspect(&r)) < 0) { ret = -1; goto out; }
+    const struct placement *place = placement_of(r.so.up.swarm);
+    if (place->scale_inspect(&r) < 0) { ret = -1; goto out; }
     r.s.deadline = r.deadline;   /* the session's waits (joins, settling) share it too */
     if (scale_preflight(&r) < 0 || scale_map_roles(&r) < 0) { ret = -1; goto out; }
     if (!(r.nofail = calloc((size_t)r.nmax, sizeof *r.nofail)) || !(r.nofail_was = calloc((size_t)r.nmax, sizeof *r.nofail_was))) { ret = rc_fail_oom(rc); goto out; }
@@ -11144,9 +11167,8 @@ static int cmd_scale(struct rc *rc, int argc, char **argv) {
         if (ret < 0) goto out;
     }
     r.deadline = r.s.deadline = rc_deadline_in(rc->timeout);   /* every phase from here shares it; the prompt does not count */
-    if (scale_promote(&r) < 0 || (swarm ? swarm_scale_add(&r) : scale_add_nodes(&r, r.deadline.at_ms)) < 0 || scale_move_slots(&r) < 0 ||
-        scale_assign_replicas(&r) < 0 || (swarm ? swarm_scale_remove(&r, &removed) : scale_remove_nodes(&r, &removed)) < 0) goto fail;
-    if ((swarm ? swarm_scale_write_manifest(&r) : scale_write_manifest(&r)) < 0) goto fail;
+    if (scale_promote(&r) < 0 || place->scale_add(&r) < 0 || scale_move_slots(&r) < 0 || scale_assign_replicas(&r) < 0 ||
+        place->scale_remove(&r, &removed) < 0 || place->scale_record(&r) < 0) goto fail;
     int h;
     while ((h = scale_check(&r, CHECK_SILENT)) != 0 && !rc_interrupted() && !rc_deadline_passed(r.deadline)) rc_sleep_ms(200);
     if (h != 0) { rc_wrap(rc, "after the scale the cluster is not healthy"); goto fail; }
@@ -12572,7 +12594,7 @@ static int swarm_scale_remove(struct scale_run *r, int *removed) {
 }
 
 /* The new size, in a new manifest generation. */
-static int swarm_scale_write_manifest(struct scale_run *r) {
+static int swarm_scale_record(struct scale_run *r) {
     struct swarm_plan *p = &r->sw->p;
     int all = p->n;
     p->n = r->n_want;          /* the manifest records nodes 1..want (and --replicas as the scale resolved it) */
@@ -16840,6 +16862,24 @@ static int update_swarm_plan(struct update_plan *u, const struct update_opts *o)
     return 0;
 }
 
+/* ---- the placement tables (section 9a's struct placement) ----------------------- */
+
+static const struct placement placement_docker = {
+    .what = "container",
+    .scale_inspect = scale_containers_inspect, .scale_add = scale_containers_add,
+    .scale_remove = scale_containers_remove, .scale_record = scale_containers_record,
+    .update_plan = update_docker_plan,
+};
+
+static const struct placement placement_swarm = {
+    .what = "service",
+    .scale_inspect = swarm_scale_inspect, .scale_add = swarm_scale_add,
+    .scale_remove = swarm_scale_remove, .scale_record = swarm_scale_record,
+    .update_plan = update_swarm_plan,
+};
+
+static const struct placement *placement_of(int swarm) { return swarm ? &placement_swarm : &placement_docker; }
+
 /* ---- the command --------------------------------------------------------------- */
 
 /* The plan: recorded and wanted options, addresses, the new password, what runs. */
@@ -16847,7 +16887,7 @@ static int update_plan_make(struct rc *rc, struct docker *d, const struct update
     memset(u, 0, sizeof *u);
     u->rc = rc;
     u->d = d;
-    if ((o->up.swarm ? update_swarm_plan(u, o) : update_docker_plan(u, o)) < 0) return -1;
+    if (placement_of(o->up.swarm)->update_plan(u, o) < 0) return -1;
     for (int k = 0; k < u->n; k++) u->nodes[k].sync_delay = -1;
     if (o->new_password_file) {
         if (!rc->password)
