@@ -164,7 +164,6 @@ struct rc {
     int color;            /* ANSI colours on stderr (TTY and no NO_COLOR) */
     int quiet;            /* no progress lines */
     int yes;              /* --yes: no confirmation prompt */
-    int dry_run;          /* --dry-run: print requests, change nothing */
     int verbose;
     double timeout;       /* seconds for the whole wait phase (--timeout) */
     int io_timeout_ms;    /* per network operation */
@@ -520,6 +519,13 @@ static sds rc_json_str(sds s, const char *v) {
     return s;
 }
 
+/* ---- the plan recorder: what a dry run would do ------------------------------------ */
+
+/* A command's dry run builds its plan as a normal run does, on handles it opened to
+ * record (struct docker .record, struct session .record): reads are sent, changes land
+ * here. Text: printed in order on stdout; --json: kept for the one document
+ * (rc_json_out adds "requests" and "files"). */
+
 /* --dry-run: from here on, what would be sent is a plan (rc->plan, for --json). */
 static void rc_plan_begin(struct rc *rc) {
     if (!rc->plan) rc->plan = sdsempty();
@@ -539,6 +545,33 @@ static void rc_plan_line(struct rc *rc, const char *to, const char *line) {
     if (!rc->json) { printf("%s\n", line); return; }
     rc_plan_begin(rc);
     rc_plan_add(&rc->plan, rc_cat(rc_json_str(rc_cat(rc_json_str(sdsnew("{\"to\":"), to), ",\"text\":"), line), "}"));
+}
+
+/* --dry-run: an Engine API request it would send (prefix + path, body JSON or NULL).
+ * Printed as "METHOD PATH BODY", or kept for --json as {"to":"docker","method":..,
+ * "path":..,"body":..}. */
+static void rc_plan_request(struct rc *rc, const char *prefix, const char *method, const char *path, const char *body) {
+    if (!rc->json) { printf("%s %s%s%s%s\n", method, prefix, path, body ? " " : "", body ? body : ""); return; }
+    rc_plan_begin(rc);
+    sds full = rc_sprintf("%s%s", prefix, path);
+    sds e = rc_json_str(rc_cat(rc_json_str(sdsnew("{\"to\":\"docker\",\"method\":"), method), ",\"path\":"), full);
+    rc_plan_add(&rc->plan, rc_cat(rc_json_str(rc_cat(e, ",\"body\":"), body), "}"));
+    sdsfree(full);
+}
+
+/* --dry-run: a command it would send to node IP:PORT. Printed as "would send to
+ * IP:PORT: ARGS", or kept for --json as {"to":"ip:port","command":[...]}. */
+static void rc_plan_command(struct rc *rc, const char *ip, int port, int argc, const char **argv) {
+    if (!rc->json) {
+        printf("would send to %s:%d:", ip, port);
+        for (int i = 0; i < argc; i++) printf(" %s", argv[i][0] ? argv[i] : "\"\"");
+        printf("\n");
+        return;
+    }
+    rc_plan_begin(rc);
+    sds e = rc_catprintf(sdsempty(), "{\"to\":\"%s:%d\",\"command\":[", ip, port);
+    for (int i = 0; i < argc; i++) e = rc_json_str(i ? rc_cat(e, ",") : e, argv[i]);
+    rc_plan_add(&rc->plan, rc_cat(e, "]}"));
 }
 
 /* --dry-run: a file the run would write (a node's redis.conf, the manifest). Printed
@@ -1333,6 +1366,8 @@ struct docker {
     sds host_header;
     sds prefix;              /* "/v1.41": prepended to every API path */
     int status;              /* HTTP status of the last answer (0: none came), to decide on */
+    int record;              /* set by a command for its dry run: GET and HEAD are sent, every
+                                other request is recorded into the plan (rc_plan_*) instead */
     struct http_conn conn;
 };
 
@@ -1486,17 +1521,9 @@ static int docker_check_status(struct docker *d, const char *method, const char 
     return -1;
 }
 
-/* In --dry-run, show a request instead of sending it (--json: a plan entry
- * {"to":"docker","method":..,"path":..,"body":..}). */
-static void docker_print_request(struct docker *d, const char *method, const char *path, const char *body) {
-    struct rc *rc = d->rc;
-    const char *pfx = d->prefix ? d->prefix : "/v" DOCKER_DEFAULT_API;
-    if (!rc->json) { printf("%s %s%s%s%s\n", method, pfx, path, body ? " " : "", body ? body : ""); return; }
-    rc_plan_begin(rc);
-    sds full = rc_sprintf("%s%s", pfx, path);
-    sds e = rc_json_str(rc_cat(rc_json_str(sdsnew("{\"to\":\"docker\",\"method\":"), method), ",\"path\":"), full);
-    rc_plan_add(&rc->plan, rc_cat(rc_json_str(rc_cat(e, ",\"body\":"), body), "}"));
-    sdsfree(full);
+/* A recording handle's request, into the plan instead of onto the wire. */
+static void docker_record_request(struct docker *d, const char *method, const char *path, const char *body) {
+    rc_plan_request(d->rc, d->prefix ? d->prefix : "/v" DOCKER_DEFAULT_API, method, path, body);
 }
 
 /* Call the Engine API: path without the version prefix ("/containers/json?all=1").
@@ -1506,8 +1533,8 @@ static void docker_print_request(struct docker *d, const char *method, const cha
 static int docker_call(struct docker *d, const char *method, const char *path, const char *body, sds *out, int allow) {
     struct rc *rc = d->rc;
     if (out) *out = NULL;
-    if (rc->dry_run && strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
-        docker_print_request(d, method, path, body);
+    if (d->record && strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
+        docker_record_request(d, method, path, body);
         return 200;
     }
     sds fullpath = rc_sprintf("%s%s", d->prefix, path);
@@ -1629,7 +1656,7 @@ static int docker_call_parallel(struct docker *d, struct docker_req *reqs, int n
             struct docker_req *q = &reqs[base + i];
             http_conn_init(&conns[i], "docker");
             q->status = 0;
-            if (rc->dry_run) { docker_print_request(d, q->method, q->path, q->body); q->status = 200; continue; }
+            if (d->record) { docker_record_request(d, q->method, q->path, q->body); q->status = 200; continue; }
             sds full = rc_sprintf("%s%s", d->prefix, q->path);
             sds req = full ? docker_format_request(d, q->method, full, q->body, q->body ? sdslen(q->body) : 0) : NULL;
             int r = -1;
@@ -1725,7 +1752,7 @@ static int docker_stream(struct docker *d, const char *path, const char *content
                          void *src_ud, uint64_t length, int quiet, sds *result) {
     struct rc *rc = d->rc;
     if (result) *result = NULL;
-    if (rc->dry_run) { docker_print_request(d, "POST", path, src ? "<stream>" : NULL); return 0; }
+    if (d->record) { docker_record_request(d, "POST", path, src ? "<stream>" : NULL); return 0; }
     struct http_conn c;
     if (docker_connect(d, &c) < 0) return -1;
     sds full = rc_sprintf("%s%s", d->prefix, path);
@@ -2883,7 +2910,8 @@ struct session {
     struct snode *nodes;
     int n;
     int seed;               /* index of the seed in nodes */
-    int dry;                /* actions print what they would send instead of sending */
+    int record;             /* set by a command for its dry run: actions record what they
+                               would send into the plan (rc_plan_command) instead of sending */
     struct rc_deadline deadline;   /* the command's (--timeout from when it opened) */
 };
 
@@ -2959,19 +2987,7 @@ static int sess_index_of(const struct session *s, const char *id) {
 
 /* Queue one command on x (or print it under --dry-run); its reply is owed. */
 static int sess_queue_argv(struct session *s, struct snode *x, int argc, const char **argv) {
-    if (s->dry && s->rc->json) {   /* a plan entry {"to":"ip:port","command":[...]} */
-        rc_plan_begin(s->rc);
-        sds e = rc_catprintf(sdsempty(), "{\"to\":\"%s:%d\",\"command\":[", x->ip, x->port);
-        for (int i = 0; i < argc; i++) e = rc_json_str(i ? rc_cat(e, ",") : e, argv[i]);
-        rc_plan_add(&s->rc->plan, rc_cat(e, "]}"));
-        return 0;
-    }
-    if (s->dry) {
-        printf("would send to %s:%d:", x->ip, x->port);
-        for (int i = 0; i < argc; i++) printf(" %s", argv[i][0] ? argv[i] : "\"\"");
-        printf("\n");
-        return 0;
-    }
+    if (s->record) { rc_plan_command(s->rc, x->ip, x->port, argc, argv); return 0; }
     if (!x->up) return rc_fail_as(s->rc, RC_ERR_UNREACHABLE, "%s:%d is not reachable: %s", x->ip, x->port, x->err ? x->err : "?");
     if (rconn_queue_argv(s->rc, &x->c, argc, argv) < 0) return -1;
     x->owed++;
@@ -3039,7 +3055,7 @@ static int sess_drain(struct session *s, struct snode *x, const char *what) {
 
 /* Flush everything and read every owed reply on every node. */
 static int sess_drain_all(struct session *s, const char *what) {
-    if (s->dry) return 0;
+    if (s->record) return 0;
     int ret = sess_flush_all(s);
     for (int i = 0; i < s->n; i++)
         if (s->nodes[i].up && s->nodes[i].owed && sess_drain(s, &s->nodes[i], what) < 0) ret = -1;
@@ -6430,7 +6446,7 @@ static int day2_preflight(struct session *s, int allow_open, int ignore) {
     struct findings f = { 0 };
     /* A master met a moment ago (redis-cli add-node) keeps cluster_state:fail for its
      * rejoin delay, up to 5 s: give such states a little time before refusing. */
-    if (!s->dry && day2_wait_migrations(s, s->deadline) < 0) return -1;
+    if (!s->record && day2_wait_migrations(s, s->deadline) < 0) return -1;
     int64_t deadline = rc_deadline_within(s->deadline, 10).at_ms;
     for (;;) {
         int waiting = 0;
@@ -7147,7 +7163,7 @@ static int fix_apply(struct session *s, const struct fix_plan *p, const struct d
         if (r < 0) { free(mv); return -1; }
     }
     int ret = sess_drain_all(s, "fix");
-    if (ret == 0 && nmv > 0 && !s->dry) {
+    if (ret == 0 && nmv > 0 && !s->record) {
         long long keys = 0;
         int done = 0;
         const struct move_engine *eng = mover_choose(s, mv, nmv, &o->mo);
@@ -7218,7 +7234,7 @@ static int cmd_fix(struct rc *rc, int argc, char **argv) {
     fix_plan_print(&s, &p);
     int manual = 0;
     for (int i = 0; i < p.n; i++) manual += p.v[i].action == FIX_MANUAL;
-    s.dry = o.dry_run;
+    s.record = o.dry_run;
     if (!o.dry_run && rc_confirm(rc, "Repair these slots?") < 0) goto out;
     s.deadline = rc_deadline_in(rc->timeout);   /* the repair's own, from the answer on */
     if (fix_apply(&s, &p, &o) < 0 || o.dry_run) { ret = o.dry_run ? 0 : -1; goto out; }
@@ -7347,7 +7363,7 @@ static int cmd_del_node(struct rc *rc, int argc, char **argv) {
     if (day2_preflight(&s, 1, v) < 0) goto out;
     rc_progress(rc, "Plan: remove %s:%d (%.40s, %s%s): FORGET on %d node(s)%s", x->ip, x->port, x->id, snode_is_master(x) ? "master" : "replica",
                 x->up ? "" : ", not reachable", s.n - 1, x->up ? ", then CLUSTER RESET HARD on it (a new id)" : "");
-    s.dry = o.dry_run;   /* redis-cli's del-node never asks: neither does this */
+    s.record = o.dry_run;   /* redis-cli's del-node never asks: neither does this */
     if (o.dry_run) {
         for (int i = 0; i < s.n; i++) if (i != v) act_forget(&s, &s.nodes[i], x->id);
         if (x->up) act_reset(&s, x, "HARD");
@@ -7422,7 +7438,7 @@ static int addnode_fresh_id(struct session *s, int nx) {
     rc_progress(s->rc, "%s:%d was a member of a cluster before (current epoch %lld); the cluster may still refuse its id "
                 "%.8s: CLUSTER RESET HARD gives it a new one", x->ip, x->port, x->current_epoch, x->id);
     if (act_reset(s, x, "HARD") < 0 || sess_drain(s, x, "CLUSTER RESET HARD") < 0) return -1;
-    if (s->dry) return 0;
+    if (s->record) return 0;
     if (sess_probe_queue(s, x) < 0 || sess_probe_read(s, x) < 0) return rc_wrap(s->rc, "new node after CLUSTER RESET HARD");
     memcpy(x->id, x->me->id, sizeof x->id);
     return 0;
@@ -7559,7 +7575,7 @@ static int cmd_add_node(struct rc *rc, int argc, char **argv) {
     struct snode *x = &s.nodes[nx], *sd = &s.nodes[seed];
     if (master >= 0) rc_progress(rc, "Plan: add %s:%d as a replica of %s:%d (%.40s)", x->ip, x->port, s.nodes[master].ip, s.nodes[master].port, s.nodes[master].id);
     else rc_progress(rc, "Plan: add %s:%d as an empty master (move slots to it with rebalance --use-empty-masters or reshard)", x->ip, x->port);
-    s.dry = o.dry_run;   /* redis-cli's add-node never asks: neither does this */
+    s.record = o.dry_run;   /* redis-cli's add-node never asks: neither does this */
     if (addnode_fresh_id(&s, nx) < 0) goto out;
     x = &s.nodes[nx];
     /* A joining replica must not fail over while it forms (its own value comes back at the end). */
@@ -7663,7 +7679,7 @@ static int cmd_set_timeout(struct rc *rc, int argc, char **argv) {
     for (int i = 0; i < s.n; i++) ours += mine[i];
     /* rcluster's own redis.conf comes from its template and manifest: CONFIG REWRITE
      * would make it disagree with them, so both are rewritten instead (below). */
-    s.dry = o.dry_run;
+    s.record = o.dry_run;
     for (int i = 0; i < s.n; i++) {
         if (!s.nodes[i].up) { rc_warn(rc, "%s:%d not reachable: %s", s.nodes[i].ip, s.nodes[i].port, s.nodes[i].err); down++; continue; }
         if (sess_queue(&s, &s.nodes[i], "CONFIG", "SET", "cluster-node-timeout", argv[optind + 1], RESP_END) < 0 ||
@@ -8675,6 +8691,7 @@ struct up_opts {
     const char *bind;         /* --bind IP: host mode's listening address (default 127.0.0.1) */
     int tag_set, image_set;   /* --tag / --image given (else defaults that may change) */
     int swarm;                /* --swarm: services on a Docker Swarm (section 9b) */
+    int dry_run;              /* --dry-run: the Docker handle records instead of sending */
     const char *restore;      /* --restore DIR|FILE.rdb: fill the new cluster from a backup */
     char **configs;           /* pointers into argv */
     int nconfigs;
@@ -8698,7 +8715,7 @@ static int up_on_opt(struct rc *rc, int opt, const char *arg, void *ctx) {
     case OPT_UP_DATA_DIR: o->data_dir = arg; return 0;
     case OPT_UP_ANNOUNCE: o->announce = arg; return 0;
     case OPT_UP_INSECURE: o->insecure = 1; return 0;
-    case OPT_UP_DRY_RUN: rc->dry_run = 1; rc_plan_begin(rc); return 0;
+    case OPT_UP_DRY_RUN: o->dry_run = 1; rc_plan_begin(rc); return 0;
     case OPT_UP_PURGE: o->purge = 1; return 0;
     case OPT_UP_FROM: o->from = arg; return 0;
     case OPT_UP_TAG: o->tag = arg; o->tag_set = 1; return 0;
@@ -9349,7 +9366,7 @@ static int up_ensure_image(struct docker *d, struct up_plan *p) {
     int r = docker_image_present(d, image);
     if (r != 0) return r < 0 ? -1 : 0;
     rc_progress(rc, "Image %s is not present; pulling it", image);
-    if (rc->dry_run ? docker_image_pullable(d, image) == 0 && docker_image_pull(d, image) == 0 : docker_image_pull(d, image) == 0)
+    if (p->o->dry_run ? docker_image_pullable(d, image) == 0 && docker_image_pull(d, image) == 0 : docker_image_pull(d, image) == 0)
         return 0;
     sds binary = p->o->image_set ? NULL : image_find_server(NULL);
     if (!binary && !p->o->image_set)
@@ -9444,14 +9461,14 @@ static int up_create_network(struct docker *d, struct up_plan *p) {
 /* Write the missing redis.conf files (an existing one is never rewritten), recorded
  * for the undo. In dry-run print them instead, password masked. */
 static int up_write_configs(struct rc *rc, struct up_plan *p) {
-    if (!rc->dry_run && conf_claim_data_dir(rc, p->data_dir, p->o->name, &p->undo) < 0) return -1;
+    if (!p->o->dry_run && conf_claim_data_dir(rc, p->data_dir, p->o->name, &p->undo) < 0) return -1;
     for (int k = 0; k < p->n; k++) {
         struct up_node *n = &p->nodes[k];
         if (!n->write_conf) continue;
-        sds text = up_node_conf(rc, p, n, rc->dry_run);
+        sds text = up_node_conf(rc, p, n, p->o->dry_run);
         if (!text) return rc_fail_oom(rc);
         int r = 0;
-        if (rc->dry_run) {
+        if (p->o->dry_run) {
             sds path = rc_sprintf("%s/node-%d/conf/redis.conf", p->data_dir, n->i);
             rc_plan_file(rc, path ? path : "?", text);
             sdsfree(path);
@@ -9470,7 +9487,7 @@ static int up_write_manifest(struct rc *rc, struct up_plan *p) {
     struct up_derived dv = { p->server, p->image, p->publish_ip, -1, -1 };
     sds man = up_manifest_render(rc, p->o, &dv), path = rc_sprintf("%s/" CONF_MANIFEST, p->data_dir);
     int r = man && path ? 0 : rc_fail_oom(rc);
-    if (r == 0 && rc->dry_run) rc_plan_file(rc, path, man);
+    if (r == 0 && p->o->dry_run) rc_plan_file(rc, path, man);
     else if (r == 0) r = conf_create_file(rc, path, man, 0600, &p->undo);
     sdsfree(man);
     sdsfree(path);
@@ -9574,7 +9591,7 @@ static int up_preflight_confs(struct rc *rc, struct up_plan *p) {
  * still name the old one; attach each to the new network at its fixed address, which
  * Docker allows on a stopped container, so that it can start. */
 static int up_reconnect_network(struct docker *d, struct up_plan *p) {
-    if (!p->network_created || d->rc->dry_run) return 0;
+    if (!p->network_created || p->o->dry_run) return 0;
     sds path = rc_sprintf("/networks/%s/connect", p->o->name);
     int ret = path ? 0 : rc_fail_oom(d->rc);
     for (int k = 0; ret == 0 && k < p->n; k++) {
@@ -9681,7 +9698,7 @@ static int up_detect_server(struct docker *d, struct up_plan *p) {
     if (st < 0) return -1;
     const char *srv = img ? up_server_of_image(img, &p->entry_is_server) : NULL;
     json_free(img);
-    if (!srv && st != 404 && !rc->dry_run) srv = up_probe_image(d, p);
+    if (!srv && st != 404 && !p->o->dry_run) srv = up_probe_image(d, p);
     if (!srv && st != 404)
         rc_warn(rc, "cannot tell from image %s (its config, its files) whether it runs redis-server or valkey-server; assuming redis-server "
                     "(pass --server valkey if it runs Valkey)", p->image);
@@ -9820,7 +9837,7 @@ static int up_wait_healthy(struct rc *rc, struct up_plan *p, int64_t deadline) {
 /* A failed run removes what it created, in reverse order, and keeps the first error. */
 static void up_rollback(struct docker *d, struct up_plan *p) {
     struct rc *rc = d->rc;
-    if (rc->dry_run) return;
+    if (p->o->dry_run) return;
     struct rc_err_saved saved = rc_err_save(rc);
     int m = 0;
     struct docker_req *reqs = calloc((size_t)p->n, sizeof *reqs);
@@ -9847,7 +9864,7 @@ static void up_rollback(struct docker *d, struct up_plan *p) {
 }
 
 static void up_print_connect(struct rc *rc, struct up_plan *p) {
-    if (rc->json || rc->dry_run) return;
+    if (rc->json || p->o->dry_run) return;
     printf("\nConnect: redis-cli -c -h %s -p %d%s\n", p->connect_ip, p->nodes[0].host_port,
            rc->password ? "   (password: REDISCLI_AUTH=... or -a)" : "");
     if (!p->announce_ip[0])
@@ -9901,7 +9918,7 @@ static int up_rerun(struct docker *d, struct up_plan *p, int64_t deadline) {
     } else {
         rc_progress(rc, "Repairing cluster '%s': %d container(s) missing, %d stopped", p->o->name, missing, stopped);
     }
-    if (rc->dry_run) {
+    if (p->o->dry_run) {
         if (up_create_network(d, p) < 0 || up_write_configs(rc, p) < 0 ||
             up_create_containers(d, p) < 0 || up_write_manifest(rc, p) < 0 || up_start_containers(d, p) < 0) return -1;
         return 0;
@@ -9949,7 +9966,7 @@ static void image_server_version(struct docker *d, const char *image, const char
         if (v && !strncmp(v, want, strlen(want))) snprintf(ver, len, "%s", v + strlen(want));
     }
     json_free(img);
-    if (ver[0] || st != 200 || rc->dry_run) return;
+    if (ver[0] || st != 200 || d->record) return;
     sds body = rc_cat(rc_json_str(sdsnew("{\"Image\":"), image), ",\"Entrypoint\":[");
     body = rc_catprintf(body, "\"%s-server\"],\"Cmd\":[\"--version\"],\"NetworkDisabled\":true,\"Labels\":{\"" LABEL_CLUSTER "\":", server);
     body = rc_cat(rc_json_str(body, cluster), "}}");
@@ -10002,14 +10019,14 @@ static int up_restore_precheck(struct docker *d, struct up_plan *p) {
         rc_progress(rc, "up --restore: image %s runs %s %s", p->o->image, !strcmp(p->server, "valkey") ? "Valkey" : "Redis", ver);
     } else {
         rc_progress(rc, "up --restore: %s which version image %s runs; values are checked against the nodes once they answer, before the first write",
-                    rc->dry_run ? "--dry-run starts no container to ask" : "cannot tell", p->o->image);
+                    p->o->dry_run ? "--dry-run starts no container to ask" : "cannot tell", p->o->image);
     }
     long long keys = 0;
     if (restore_precheck(rc, p->o->restore, max, v80, dbs, &keys) < 0) {
         if (rc->err_kind == RC_ERR_FAIL) rc->err_kind = RC_ERR_CORRUPT;
         return rc_wrap(rc, "up --restore %s: nothing created", p->o->restore);
     }
-    if (rc->dry_run) rc_progress(rc, "up --restore: would restore %lld keys from %s once the cluster is formed", keys, p->o->restore);
+    if (p->o->dry_run) rc_progress(rc, "up --restore: would restore %lld keys from %s once the cluster is formed", keys, p->o->restore);
     return 0;
 }
 
@@ -10044,7 +10061,7 @@ static int up_fresh(struct docker *d, struct up_plan *p, int64_t deadline) {
     rc_progress(rc, "Data dir: %s", p->data_dir);
     if (up_write_configs(rc, p) < 0 || up_create_network(d, p) < 0 || up_create_containers(d, p) < 0 ||
         up_write_manifest(rc, p) < 0 || up_start_containers(d, p) < 0) goto fail;
-    if (rc->dry_run) return 0;
+    if (p->o->dry_run) return 0;
     if (up_wait_ping(d, p, deadline) < 0) goto fail;
     if (with_state) {
         rc_progress(rc, "Nodes restarted from the kept data in %s; they rejoin by themselves", p->data_dir);
@@ -10114,6 +10131,7 @@ static int cmd_up(struct rc *rc, int argc, char **argv) {
     docker_init_closed(&d, rc);
     int ret = up_plan_make(rc, &o, &p);
     if (ret == 0) ret = docker_open(rc, &d);
+    d.record = o.dry_run;
     if (ret == 0) ret = up_locate_data_dir(&d, &o, p.data_dir, &dir);
     if (ret == 0) ret = up_manifest_read(rc, dir, &recorded);
     if (ret == 1) ret = up_manifest_merge_dir(rc, &o, recorded, dir);
@@ -10736,6 +10754,7 @@ static int scale_containers_inspect(struct scale_run *r) {
     struct up_plan probe;
     int hi = 0;
     if (docker_open(rc, &r->d) < 0) return -1;
+    r->d.record = o->dry_run;
     int ret = up_plan_make(rc, o, &probe);   /* only for the default data dir */
     if (ret == 0) ret = up_locate_data_dir(&r->d, o, probe.data_dir, &r->dir);
     up_plan_free(&probe);
@@ -10783,7 +10802,7 @@ static int scale_preflight(struct scale_run *r) {
     if (judge_open_slots(s, &f) < 0) { findings_free(&f); return rc_fail_oom(r->rc); }
     int open = f.n;
     findings_free(&f);
-    if (open && !r->rc->dry_run) {
+    if (open && !r->so.up.dry_run) {
         struct fix_plan fp = { 0 };
         struct day2_opts o;
         day2_opts_init(&o);
@@ -11158,7 +11177,7 @@ static int cmd_scale(struct rc *rc, int argc, char **argv) {
     if (scale_preflight(&r) < 0 || scale_map_roles(&r) < 0) { ret = -1; goto out; }
     if (!(r.nofail = calloc((size_t)r.nmax, sizeof *r.nofail)) || !(r.nofail_was = calloc((size_t)r.nmax, sizeof *r.nofail_was))) { ret = rc_fail_oom(rc); goto out; }
     scale_print_plan(&r);
-    if (rc->dry_run) { if (!rc->json) printf("scale: dry run, nothing changed\n"); ret = 0; goto out; }
+    if (r.so.up.dry_run) { if (!rc->json) printf("scale: dry run, nothing changed\n"); ret = 0; goto out; }
     {
         sds q = rc_sprintf("Scale cluster '%s' to %d masters with %d replica(s) each (%d nodes)%s?", r.so.up.name, r.so.masters,
                            r.so.replicas, r.n_want, r.so.up.purge && r.n_want < r.nmax ? ", deleting the data dirs of removed nodes" : "");
@@ -11729,13 +11748,13 @@ static int swarm_apply(struct docker *d, struct swarm_plan *p) {
         rc_progress(rc, "Creating secret %s", sname ? sname : "?");
         int r;
         /* A dry run shows every request but this body: it is the password. */
-        if (rc->dry_run) {
+        if (p->o->dry_run) {
             sds body = rc_json_str(sdsnew("{\"Name\":"), sname ? sname : "?");
             body = rc_cat(body, ",\"Data\":\"***\"}");
-            docker_print_request(d, "POST", "/secrets/create", body);
+            docker_record_request(d, "POST", "/secrets/create", body);
             sdsfree(body);
         }
-        if (rc->dry_run) r = (p->secret_id = sdsnew("(new)")) ? 0 : rc_fail_oom(rc);
+        if (p->o->dry_run) r = (p->secret_id = sdsnew("(new)")) ? 0 : rc_fail_oom(rc);
         else r = sname ? swarm_create(d, "/secrets/create", swarm_blob_body(name, sname, 0, 0, secret), &p->secret_id) : rc_fail_oom(rc);
         sdsfree(sname);
         if (r < 0) { sdsfree(conf); sdsfree(secret); return -1; }
@@ -11750,7 +11769,7 @@ static int swarm_apply(struct docker *d, struct swarm_plan *p) {
         if (!p->conf_ids[k]) {
             sds cname = rc_sprintf("%s.conf", n->name);
             int r = cname ? swarm_render(rc, p, n, &conf, &secret) : rc_fail_oom(rc);
-            if (r == 0 && rc->dry_run) {
+            if (r == 0 && p->o->dry_run) {
                 sds what = rc_sprintf("config %s", cname);
                 rc_plan_file(rc, what ? what : "?", conf);
                 sdsfree(what);
@@ -11792,7 +11811,7 @@ static int swarm_delete(struct docker *d, const char *path, int64_t deadline) {
  * the first error. */
 static void swarm_rollback(struct docker *d, struct swarm_plan *p) {
     struct rc *rc = d->rc;
-    if (rc->dry_run) return;
+    if (p->o->dry_run) return;
     struct rc_err_saved saved = rc_err_save(rc);
     int64_t deadline = rc_now_ms() + 30000;
     rc_progress(rc, "Removing what this run created");
@@ -11902,7 +11921,7 @@ static int swarm_manifest_write(struct docker *d, const struct swarm_plan *p, co
     sdsfree(cname);
     sdsfree(id);
     json_value_s *all = NULL;
-    if (ret == 0 && !rc->dry_run) ret = docker_list_by_label(d, "configs", LABEL_CLUSTER, p->o->name, &all);
+    if (ret == 0 && !p->o->dry_run) ret = docker_list_by_label(d, "configs", LABEL_CLUSTER, p->o->name, &all);
     for (size_t k = 0; ret == 0 && k < json_length(all); k++) {
         int g = swarm_manifest_gen(json_at(all, k));
         const char *cid = json_string(json_get(json_at(all, k), "ID"));
@@ -12166,7 +12185,7 @@ static int swarm_wait_healthy(struct rc *rc, struct swarm_plan *p, int64_t deadl
 }
 
 static void swarm_print_connect(struct rc *rc, struct swarm_plan *p) {
-    if (rc->json || rc->dry_run) return;
+    if (rc->json || p->o->dry_run) return;
     int s = swarm_seed(p);
     if (s < 0) return;
     printf("\nConnect: redis-cli -c -h %s -p %d%s\n", p->hosts[p->nodes[s].host].addr, p->nodes[s].port,
@@ -12368,7 +12387,7 @@ static int swarm_bring_up(struct docker *d, struct swarm_plan *p, int existing, 
     int ret = has ? 0 : rc_fail_oom(rc);
     if (ret == 0) ret = swarm_rehome_remove(d, p, deadline);
     if (ret == 0) ret = swarm_apply(d, p);
-    if (ret == 0 && rc->dry_run) { free(has); return 0; }
+    if (ret == 0 && p->o->dry_run) { free(has); return 0; }
     if (ret == 0) ret = swarm_wait_tasks(d, p, deadline);
     int with = ret == 0 ? swarm_count_with_state(rc, p, has) : -1;
     for (int k = 0; with > 0 && k < n; k++) {
@@ -12406,6 +12425,7 @@ static int swarm_up(struct rc *rc, struct up_opts *o, int64_t deadline) {
     docker_init_closed(&d, rc);
     int ret = swarm_plan_make(rc, o, &p), r = 0;
     if (ret == 0) ret = docker_open(rc, &d);
+    d.record = o->dry_run;
     if (ret == 0) ret = swarm_role(&d, p.self_id) == 1 ? 0 : -1;
     if (ret == 0) ret = r = swarm_manifest_read(&d, o->name, &m);
     if (r == 1) ret = swarm_manifest_merge(rc, o, &m);
@@ -12420,8 +12440,8 @@ static int swarm_up(struct rc *rc, struct up_opts *o, int64_t deadline) {
     for (int k = 0; k < o->nodes; k++) { existing += p.nodes[k].exists; lost += p.nodes[k].lost; }
     if (existing == o->nodes && !lost) {
         rc_progress(rc, "Cluster '%s': all %d services exist; Swarm restarts their tasks itself", o->name, o->nodes);
-        if (!rc->dry_run) ret = swarm_wait_tasks(&d, &p, deadline) < 0 || swarm_wait_healthy(rc, &p, deadline) < 0 ? -1 : 0;
-        if (ret == 0 && !rc->dry_run) ret = swarm_manifest_write(&d, &p, &m, deadline);
+        if (!o->dry_run) ret = swarm_wait_tasks(&d, &p, deadline) < 0 || swarm_wait_healthy(rc, &p, deadline) < 0 ? -1 : 0;
+        if (ret == 0 && !o->dry_run) ret = swarm_manifest_write(&d, &p, &m, deadline);
         if (ret == 0) swarm_print_connect(rc, &p);
         goto out;
     }
@@ -12433,7 +12453,7 @@ static int swarm_up(struct rc *rc, struct up_opts *o, int64_t deadline) {
         sdsfree(h);
     }
     ret = swarm_bring_up(&d, &p, existing, deadline);
-    if (ret == 0 && !rc->dry_run) ret = swarm_manifest_write(&d, &p, &m, deadline);
+    if (ret == 0 && !o->dry_run) ret = swarm_manifest_write(&d, &p, &m, deadline);
     if (ret == 0) swarm_print_connect(rc, &p);
 out:
     swarm_manifest_free(&m);
@@ -12491,7 +12511,7 @@ static int swarm_scale_rehome(struct scale_run *r, struct swarm_scale *w, int64_
     if (swarm_place(r->rc, p) < 0 || swarm_rehome_plan(r->rc, p) < 0) return -1;
     for (int k = 0; k < p->n; k++) { lost += p->nodes[k].lost; existing += p->nodes[k].exists; }
     if (!lost) return 0;
-    if (r->rc->dry_run)
+    if (r->so.up.dry_run)
         return rc_fail(r->rc, "dry run: %d node(s) are re-homed first (plan above); nothing changed. Run without --dry-run (or "
                               "`rcluster up --swarm --name %s`) to re-home them; then --dry-run shows the scale", lost, p->o->name);
     r->changed = 1;
@@ -12507,7 +12527,9 @@ static int swarm_scale_inspect(struct scale_run *r) {
     int hi = 0, got;
     struct swarm_scale *w = r->sw = calloc(1, sizeof *r->sw);
     if (!w) return rc_fail_oom(rc);
-    if (docker_open(rc, &r->d) < 0 || (got = swarm_manifest_read(&r->d, o->name, &w->m)) < 0) return -1;
+    if (docker_open(rc, &r->d) < 0) return -1;
+    r->d.record = o->dry_run;
+    if ((got = swarm_manifest_read(&r->d, o->name, &w->m)) < 0) return -1;
     if (got == 0)
         return rc_fail(rc, "no Swarm cluster '%s' with a manifest (no config labelled %s=%s and %s); `rcluster up --swarm --name %s` "
                            "records one; nothing changed", o->name, LABEL_CLUSTER, o->name, LABEL_MANIFEST, o->name);
@@ -17499,7 +17521,7 @@ static int image_build(struct rc *rc, struct docker *d, const char *from, const 
     if (!tag_set) { snprintf(deftag, sizeof deftag, "rcluster/%s:local", image_server_of(binary)); tag = deftag; }
     sds result = NULL;
     int ret = image_make(rc, d, binary, tag, 0, &result);
-    if (ret == 0 && !rc->dry_run) {
+    if (ret == 0 && !d->record) {
         rc_progress(rc, "Built %s (%s); use it with: rcluster up --image %s", tag, result ? result : "?", tag);
         if (rc->json) {
             sds js = rc_json_str(rc_cat(rc_json_str(sdsnew("{\"image\":"), tag), ",\"id\":"), result);
@@ -17534,12 +17556,12 @@ static int image_load(struct rc *rc, struct docker *d, const char *file) {
     sds result = NULL;
     int ret = docker_stream(d, "/images/load?quiet=0", "application/x-tar", image_file_source, &fd, (uint64_t)st.st_size, 0, &result);
     close(fd);
-    if (ret == 0 && !rc->dry_run && rc->json) {
+    if (ret == 0 && !d->record && rc->json) {
         sds js = rc_json_str(rc_cat(rc_json_str(sdsnew("{\"ok\":true,\"command\":\"image\",\"file\":"), file), ",\"loaded\":"),
                              result ? result : "loaded");
         if (js) rc_json_outf(rc, "%s}", js);
         sdsfree(js);
-    } else if (ret == 0 && !rc->dry_run) printf("%s\n", result ? result : "loaded");
+    } else if (ret == 0 && !d->record) printf("%s\n", result ? result : "loaded");
     sdsfree(result);
     return ret;
 }
@@ -17563,6 +17585,7 @@ static int cmd_image(struct rc *rc, int argc, char **argv) {
     if (!strcmp(sub, "build") && strchr(o.tag, '@')) return rc_fail(rc, "--tag '%s': a digest cannot be given to a new image", o.tag);
     struct docker d;
     int ret = docker_open(rc, &d);
+    d.record = o.dry_run;
     if (ret == 0) ret = !strcmp(sub, "build") ? image_build(rc, &d, o.from, o.tag, o.tag_set) : image_load(rc, &d, argv[1 + optind]);
     docker_free(&d);
     return ret;
