@@ -8811,6 +8811,7 @@ struct scale_run;
 struct update_plan;
 struct update_opts;
 struct update_place;
+struct up_run;
 
 /* The layer under up, down, status, scale and update: Docker containers on one daemon
  * (this section) or Swarm services pinned to Swarm nodes (section 9b). Each command's
@@ -8819,6 +8820,35 @@ struct update_place;
  * tables are at the end of section 9d, where the last of their functions is defined. */
 struct placement {
     const char *what;                  /* "container" or "service", for messages */
+    const char *mode;                  /* "" or " --swarm": the option in advice to the user */
+    /* up (cmd_up runs them in this order; each returns 0, or -1 with rc->err): the plan
+     * from the options alone, before any daemon is asked; what the daemon must be beyond
+     * open (a Swarm manager; NULL: nothing); the manifest read and merged into the options,
+     * the plan made again from them; what exists (any, settled and the counts); preflight,
+     * which changes nothing; make what is missing, start what is stopped (a dry run
+     * records and stops after it and up_record). */
+    int (*up_plan)(struct up_run *r);
+    int (*up_role)(struct up_run *r);
+    int (*up_recorded)(struct up_run *r);
+    int (*up_inspect)(struct up_run *r);
+    int (*up_preflight)(struct up_run *r);
+    int (*up_apply)(struct up_run *r);
+    /* up: wait until every node answers and set with_state; form a cluster of nodes that
+     * have none; let the nodes without state join the others (NULL: it makes none such
+     * beside nodes with state); is the cluster healthy (0), with or without a report. */
+    int (*up_wait_nodes)(struct up_run *r);
+    int (*up_form)(struct up_run *r);
+    int (*up_join)(struct up_run *r);
+    int (*up_healthy)(struct up_run *r, enum check_report how);
+    /* up: record the shape (the manifest); --restore: fill the new cluster (NULL: refused
+     * by up_plan); how to connect; remove what this run created; free what up_plan made. */
+    int (*up_record)(struct up_run *r);
+    int (*up_restore)(struct up_run *r);
+    void (*up_report)(struct up_run *r);
+    void (*up_rollback)(struct up_run *r);
+    void (*up_free)(struct up_run *r);
+    const char *up_settled_note;       /* up: said when every node exists (NULL: nothing) */
+    int up_poll_ms;                    /* up: how often it asks whether the cluster is healthy */
     /* scale: what exists (roles, addresses, the recorded plan); make and start the new
      * nodes (they are not yet members); remove the nodes that left; record the shape. */
     int (*scale_inspect)(struct scale_run *r);
@@ -9593,17 +9623,18 @@ static int up_preflight_confs(struct rc *rc, struct up_plan *p) {
 static int up_reconnect_network(struct docker *d, struct up_plan *p) {
     if (!p->network_created || p->o->dry_run) return 0;
     sds path = rc_sprintf("/networks/%s/connect", p->o->name);
-    int ret = path ? 0 : rc_fail_oom(d->rc);
+    int ret = path ? 0 : rc_fail_oom(d->rc), attached = 0;
     for (int k = 0; ret == 0 && k < p->n; k++) {
         struct up_node *n = &p->nodes[k];
         if (!n->exists || n->created) continue;
+        attached++;
         sds body = rc_json_str(sdsnew("{\"Container\":"), n->name);
         body = rc_catprintf(body, ",\"EndpointConfig\":{\"IPAMConfig\":{\"IPv4Address\":\"%s\"}}}", n->ip);
         if (!body) ret = rc_fail_oom(d->rc);
         else if (docker_call(d, "POST", path, body, NULL, 0) < 0) ret = rc_wrap(d->rc, "re-attaching %s to the new network %s", n->name, p->o->name);
         sdsfree(body);
     }
-    if (ret == 0) rc_progress(d->rc, "Attached the existing containers to the new network %s", p->o->name);
+    if (ret == 0 && attached) rc_progress(d->rc, "Attached the existing containers to the new network %s", p->o->name);
     sdsfree(path);
     return ret;
 }
@@ -9820,20 +9851,6 @@ static int up_wait_ping(struct docker *d, struct up_plan *p, int64_t deadline) {
     return 0;
 }
 
-/* Poll the check engine until the cluster is healthy (a restarted or recreated node
- * rejoins by itself from its nodes.conf), then print the report. */
-static int up_wait_healthy(struct rc *rc, struct up_plan *p, int64_t deadline) {
-    rc_progress(rc, "Waiting for the cluster to be healthy");
-    while (check_cluster(rc, p->connect_ip, p->nodes[0].host_port, CHECK_SILENT) != 0) {
-        if (rc_interrupted()) return rc_fail(rc, "interrupted");
-        if (rc_now_ms() >= deadline)
-            return rc_wrap(rc, "cluster '%s' did not become healthy within %g s; if it cannot recover, start over with "
-                               "`rcluster down --name %s --purge && rcluster up --name %s`", p->o->name, rc->timeout, p->o->name, p->o->name);
-        rc_sleep_ms(100);
-    }
-    return check_cluster(rc, p->connect_ip, p->nodes[0].host_port, CHECK_REPORT) == 0 ? 0 : -1;
-}
-
 /* A failed run removes what it created, in reverse order, and keeps the first error. */
 static void up_rollback(struct docker *d, struct up_plan *p) {
     struct rc *rc = d->rc;
@@ -9888,49 +9905,6 @@ static int up_form_cluster(struct rc *rc, struct up_plan *p) {
     for (int k = 0; k < p->n; k++) sdsfree(a[k].host);
     free(a);
     return ret;
-}
-
-/* The cluster's containers exist (some may be missing or stopped): repair, or say
- * there is nothing to do. */
-static int up_rerun(struct docker *d, struct up_plan *p, int64_t deadline) {
-    struct rc *rc = d->rc;
-    int missing = 0, stopped = 0;
-    for (int k = 0; k < p->n; k++) {
-        struct up_node *n = &p->nodes[k];
-        if (!n->exists) {
-            missing++;
-            if (!conf_node_has_state(p->data_dir, n->i))
-                return rc_fail(rc, "container %s is missing and so is its state (%s/node-%d/data/nodes.conf), so it cannot "
-                                   "rejoin; start over with `rcluster down --name %s --purge && rcluster up --name %s`",
-                               n->name, p->data_dir, n->i, p->o->name, p->o->name);
-        } else if (!n->running) {
-            stopped++;
-        }
-    }
-    if (!missing && !stopped && p->network_exists) {
-        if (check_cluster(rc, p->connect_ip, p->nodes[0].host_port, CHECK_SILENT) == 0) {
-            rc_progress(rc, "Cluster '%s' is up and healthy; nothing to do", p->o->name);
-            int r = check_cluster(rc, p->connect_ip, p->nodes[0].host_port, CHECK_REPORT) == 0 ? 0 : -1;
-            if (r == 0) up_print_connect(rc, p);
-            return r;
-        }
-        rc_progress(rc, "Cluster '%s' runs but is not healthy yet: %s", p->o->name, rc->err ? rc->err : "");
-    } else {
-        rc_progress(rc, "Repairing cluster '%s': %d container(s) missing, %d stopped", p->o->name, missing, stopped);
-    }
-    if (p->o->dry_run) {
-        if (up_create_network(d, p) < 0 || up_write_configs(rc, p) < 0 ||
-            up_create_containers(d, p) < 0 || up_write_manifest(rc, p) < 0 || up_start_containers(d, p) < 0) return -1;
-        return 0;
-    }
-    if (up_create_network(d, p) < 0 || up_reconnect_network(d, p) < 0 || up_write_configs(rc, p) < 0 ||
-        up_create_containers(d, p) < 0 || up_write_manifest(rc, p) < 0 ||
-        up_start_containers(d, p) < 0 || up_wait_ping(d, p, deadline) < 0 || up_wait_healthy(rc, p, deadline) < 0) {
-        up_rollback(d, p);
-        return -1;
-    }
-    up_print_connect(rc, p);
-    return 0;
 }
 
 /* ---- up --restore: check the backup before anything exists, fill the cluster after ---- */
@@ -10043,45 +10017,6 @@ static int up_restore_fill(struct rc *rc, struct up_plan *p) {
     return rc_fail_kind_msg(rc, rc->err_kind, msg);
 }
 
-/* A new cluster, or one whose containers were removed with its data kept. */
-static int up_fresh(struct docker *d, struct up_plan *p, int64_t deadline) {
-    struct rc *rc = d->rc;
-    int with_state = 0;
-    for (int k = 0; k < p->n; k++) with_state += conf_node_has_state(p->data_dir, p->nodes[k].i);
-    if (with_state && with_state < p->n)
-        return rc_fail(rc, "%d of %d nodes have cluster state in %s but the others do not; start over with "
-                           "`rcluster down --name %s --purge && rcluster up --name %s`", with_state, p->n, p->data_dir,
-                       p->o->name, p->o->name);
-    if (p->o->restore && with_state) {
-        return rc_fail_as(rc, RC_ERR_USAGE, "up --restore: cluster '%s' has kept data in %s; --restore makes a new cluster only (start it with "
-                          "`rcluster up --name %s`, then `rcluster restore`)", p->o->name, p->data_dir, p->o->name);
-    }
-    if (up_check_subnet(d, p) < 0 || up_check_ports(rc, p) < 0 || up_ensure_image(d, p) < 0) return -1;
-    if (p->o->restore && up_restore_precheck(d, p) < 0) return -1;
-    rc_progress(rc, "Data dir: %s", p->data_dir);
-    if (up_write_configs(rc, p) < 0 || up_create_network(d, p) < 0 || up_create_containers(d, p) < 0 ||
-        up_write_manifest(rc, p) < 0 || up_start_containers(d, p) < 0) goto fail;
-    if (p->o->dry_run) return 0;
-    if (up_wait_ping(d, p, deadline) < 0) goto fail;
-    if (with_state) {
-        rc_progress(rc, "Nodes restarted from the kept data in %s; they rejoin by themselves", p->data_dir);
-        if (up_wait_healthy(rc, p, deadline) < 0) goto fail;
-    } else if (up_form_cluster(rc, p) < 0) {
-        goto fail;
-    }
-    if (p->o->restore && up_restore_fill(rc, p) < 0) return -1;   /* the cluster stays */
-    up_print_connect(rc, p);
-    return 0;
-fail:
-    up_rollback(d, p);
-    /* Ctrl-C: say so in the user's words, not the request that happened to be cut. */
-    if (rc_interrupted()) {
-        if (rc->verbose && rc->err) rc_warn(rc, "interrupted at: %s", rc->err);
-        return rc_fail_as(rc, RC_ERR_INTERRUPTED, "interrupted: up removed what this run had created; nothing else changed");
-    }
-    return -1;
-}
-
 /* Where the cluster's data lives: --data-dir, else the label on its containers or
  * network (where an earlier run put it), else the default. Caller frees *dir. */
 static int up_locate_data_dir(struct docker *d, const struct up_opts *o, const char *dflt, sds *dir) {
@@ -10103,60 +10038,270 @@ static int up_locate_data_dir(struct docker *d, const struct up_opts *o, const c
 /* --swarm: section 9b. */
 /* --announce with --swarm: the Swarm node's own address (the default) or "container". */
 #define SWARM_ANNOUNCE_HOST "swarm-node"
-static int swarm_up(struct rc *rc, struct up_opts *o, int64_t deadline);
 static int swarm_down(struct rc *rc, struct up_opts *o);
 static int swarm_status(struct rc *rc, const struct up_opts *o);
 
-/* up = options -> plan -> what exists (and what the manifest recorded) -> preflight ->
- * apply -> wait -> report. The plan is made twice: first from the options alone (so
- * bad input fails before any daemon is asked), then from the options merged with the
- * manifest in the cluster's data dir. */
+/* ---- up: one run, its steps over a placement (Docker here, Swarm in section 9b) ---- */
+
+/* One run of `up`, whatever the placement: what its steps read and decide on. */
+struct up_run {
+    struct rc *rc;
+    const struct placement *pl;
+    struct up_opts *o;            /* as parsed, then merged with the manifest (up_recorded) */
+    struct docker *d;             /* the daemon; in a dry run it records what it would change */
+    int64_t deadline;             /* the whole run's, from --timeout */
+    int recorded;                 /* a manifest was read: the options not given come from it */
+    int any;                      /* something of the cluster exists (a node, its network) */
+    int settled;                  /* everything exists and runs: maybe nothing to do */
+    int existing, missing, stopped, lost;   /* nodes made, to make, to start, to re-home */
+    int with_state;               /* nodes that know their cluster (preflight or up_wait_nodes) */
+    int keep;                     /* nodes joined the cluster: a failure leaves what exists */
+    char where[48];               /* " on N Swarm node(s)", or "" */
+    sds rejoin;                   /* said when every node kept its state ("Nodes restarted from
+                                     the kept data in DIR"), or NULL */
+    struct up_docker *dk;         /* the Docker placement's own (below) */
+    struct swarm_up *sw;          /* the Swarm placement's own (section 9b) */
+};
+
+/* up on Docker: the plan, the data dir and the manifest read there. */
+struct up_docker { struct up_plan p; json_value_s *recorded; sds dir; };
+
+static int up_docker_plan(struct up_run *r) {
+    if (!(r->dk = calloc(1, sizeof *r->dk))) return rc_fail_oom(r->rc);
+    return up_plan_make(r->rc, r->o, &r->dk->p);
+}
+
+/* The data dir (--data-dir, else where an earlier run put it), its manifest merged into
+ * the options, the plan made again from them. */
+static int up_docker_recorded(struct up_run *r) {
+    struct up_docker *k = r->dk;
+    int ret = up_locate_data_dir(r->d, r->o, k->p.data_dir, &k->dir);
+    if (ret == 0) ret = up_manifest_read(r->rc, k->dir, &k->recorded);
+    if (ret == 1) ret = up_manifest_merge_dir(r->rc, r->o, k->recorded, k->dir);
+    if (ret < 0) return -1;
+    r->o->data_dir = k->dir;
+    up_plan_free(&k->p);
+    if (up_plan_make(r->rc, r->o, &k->p) < 0) return -1;
+    k->p.have_manifest = r->recorded = k->recorded != NULL;
+    return 0;
+}
+
+/* The network and the containers: which exist, which run. */
+static int up_docker_inspect(struct up_run *r) {
+    struct up_plan *p = &r->dk->p;
+    if (up_inspect_existing(r->d, p) < 0) return -1;
+    for (int k = 0; k < p->n; k++) {
+        r->existing += p->nodes[k].exists;
+        r->stopped += p->nodes[k].exists && !p->nodes[k].running;
+    }
+    r->missing = p->n - r->existing;
+    r->any = p->network_exists || r->existing;
+    r->settled = p->network_exists && !r->missing && !r->stopped;
+    return 0;
+}
+
+/* Reads only: the configs (up_preflight_confs). A repair needs each missing node's
+ * state; a new cluster (or one whose containers were removed, data kept) needs the state
+ * of all of its nodes or of none, and its subnet and ports free. */
+static int up_docker_preflight(struct up_run *r) {
+    struct rc *rc = r->rc;
+    struct up_plan *p = &r->dk->p;
+    const struct up_opts *o = r->o;
+    if (up_preflight_confs(rc, p) < 0) return -1;
+    if (r->any && o->restore)
+        return rc_fail_as(rc, RC_ERR_USAGE, "up --restore: cluster '%s' already exists (its containers or network); --restore makes a new "
+                          "cluster only: put the backup into this one with `rcluster restore %s:%d %s`", o->name, p->connect_ip,
+                          p->nodes[0].host_port, o->restore);
+    for (int k = 0; r->any && k < p->n; k++)
+        if (!p->nodes[k].exists && !conf_node_has_state(p->data_dir, p->nodes[k].i))
+            return rc_fail(rc, "container %s is missing and so is its state (%s/node-%d/data/nodes.conf), so it cannot "
+                               "rejoin; start over with `rcluster down --name %s --purge && rcluster up --name %s`",
+                           p->nodes[k].name, p->data_dir, p->nodes[k].i, o->name, o->name);
+    if (r->any) { r->with_state = p->n; return 0; }
+    for (int k = 0; k < p->n; k++) r->with_state += conf_node_has_state(p->data_dir, p->nodes[k].i);
+    if (r->with_state && r->with_state < p->n)
+        return rc_fail(rc, "%d of %d nodes have cluster state in %s but the others do not; start over with "
+                           "`rcluster down --name %s --purge && rcluster up --name %s`", r->with_state, p->n, p->data_dir,
+                       o->name, o->name);
+    if (o->restore && r->with_state)
+        return rc_fail_as(rc, RC_ERR_USAGE, "up --restore: cluster '%s' has kept data in %s; --restore makes a new cluster only (start it with "
+                          "`rcluster up --name %s`, then `rcluster restore`)", o->name, p->data_dir, o->name);
+    if (r->with_state && !(r->rejoin = rc_sprintf("Nodes restarted from the kept data in %s", p->data_dir))) return rc_fail_oom(rc);
+    return up_check_subnet(r->d, p) < 0 || up_check_ports(rc, p) < 0 ? -1 : 0;
+}
+
+/* A new cluster first gets its image (pulled, or built here) and its backup checked;
+ * then the missing configs, the network, the missing containers, and all started. */
+static int up_docker_apply(struct up_run *r) {
+    struct up_plan *p = &r->dk->p;
+    struct docker *d = r->d;
+    if (!r->any) {
+        if (up_ensure_image(d, p) < 0 || (r->o->restore && up_restore_precheck(d, p) < 0)) return -1;
+        rc_progress(r->rc, "Data dir: %s", p->data_dir);
+    }
+    if (up_write_configs(r->rc, p) < 0 || up_create_network(d, p) < 0 || up_reconnect_network(d, p) < 0 ||
+        up_create_containers(d, p) < 0) return -1;
+    return up_start_containers(d, p);
+}
+
+/* Every node answers PING; which of them know their cluster was read before they
+ * started (up_docker_preflight). */
+static int up_docker_wait_nodes(struct up_run *r) { return up_wait_ping(r->d, &r->dk->p, r->deadline); }
+
+static int up_docker_form(struct up_run *r) { return up_form_cluster(r->rc, &r->dk->p); }
+
+static int up_docker_healthy(struct up_run *r, enum check_report how) {
+    return check_cluster(r->rc, r->dk->p.connect_ip, r->dk->p.nodes[0].host_port, how);
+}
+
+static int up_docker_record(struct up_run *r) { return up_write_manifest(r->rc, &r->dk->p); }
+
+static int up_docker_restore(struct up_run *r) { return up_restore_fill(r->rc, &r->dk->p); }
+
+static void up_docker_report(struct up_run *r) { up_print_connect(r->rc, &r->dk->p); }
+
+static void up_docker_rollback(struct up_run *r) { up_rollback(r->d, &r->dk->p); }
+
+static void up_docker_free(struct up_run *r) {
+    if (!r->dk) return;
+    up_plan_free(&r->dk->p);
+    json_free(r->dk->recorded);
+    sdsfree(r->dk->dir);
+    free(r->dk);
+    r->dk = NULL;
+}
+
+/* The daemon, recording in a dry run, then what the placement needs it to be. */
+static int up_open(struct up_run *r) {
+    int ret = docker_open(r->rc, r->d);
+    r->d->record = r->o->dry_run;
+    return ret == 0 && r->pl->up_role ? r->pl->up_role(r) : ret;
+}
+
+/* Say what this run does: create, repair, or, when everything exists and runs, nothing
+ * if the cluster is healthy now. 1 when nothing is left to do. */
+static int up_decide(struct up_run *r) {
+    struct rc *rc = r->rc;
+    const struct up_opts *o = r->o;
+    const struct placement *pl = r->pl;
+    if (!r->any) {
+        rc_progress(rc, "%s cluster '%s'%s: %d nodes, %d replica(s) per master, Engine API %s",
+                    r->recorded ? "Starting recorded" : "Creating", o->name, r->where, o->nodes, o->replicas, rc->api_version);
+        return 0;
+    }
+    if (!r->settled) {
+        char lost[48] = "";
+        if (r->lost) snprintf(lost, sizeof lost, ", %d to re-home", r->lost);
+        rc_progress(rc, "Repairing cluster '%s'%s: %d %s(s) missing, %d stopped%s", o->name, r->where, r->missing, pl->what,
+                    r->stopped, lost);
+        return 0;
+    }
+    if (pl->up_settled_note) rc_progress(rc, "Cluster '%s': all %d %ss exist; %s", o->name, o->nodes, pl->what, pl->up_settled_note);
+    if (pl->up_healthy(r, CHECK_SILENT) == 0) {
+        rc_progress(rc, "Cluster '%s' is up and healthy; nothing to do", o->name);
+        return 1;
+    }
+    rc_progress(rc, "Cluster '%s' runs but is not healthy yet: %s", o->name, rc->err ? rc->err : "");
+    return 0;
+}
+
+/* Poll until the cluster is healthy (nodes that kept their state rejoin by themselves),
+ * then report it. */
+static int up_wait_healthy(struct up_run *r) {
+    struct rc *rc = r->rc;
+    const char *name = r->o->name, *mode = r->pl->mode;
+    rc_progress(rc, "Waiting for the cluster to be healthy");
+    while (r->pl->up_healthy(r, CHECK_SILENT) != 0) {
+        if (rc_interrupted()) return rc_fail(rc, "interrupted");
+        if (rc_now_ms() >= r->deadline)
+            return rc_wrap(rc, "cluster '%s' did not become healthy within %g s (see `rcluster status%s --name %s`); if it cannot "
+                               "recover, start over with `rcluster down%s --name %s --purge && rcluster up%s --name %s`",
+                           name, rc->timeout, mode, name, mode, name, mode, name);
+        rc_sleep_ms(r->pl->up_poll_ms);
+    }
+    return r->pl->up_healthy(r, CHECK_REPORT) == 0 ? 0 : -1;
+}
+
+/* Every node answers; then the nodes form a new cluster (none existed, none has state),
+ * or those with state rejoin by themselves and those without join them (then they
+ * stay, whatever follows); then the cluster is healthy. */
+static int up_wait(struct up_run *r) {
+    struct rc *rc = r->rc;
+    const struct placement *pl = r->pl;
+    int n = r->o->nodes;
+    if (pl->up_wait_nodes(r) < 0) return -1;
+    if (r->with_state == 0 && !r->existing) return pl->up_form(r);
+    if (r->with_state == 0)
+        return rc_fail(rc, "none of the %d nodes has cluster state, though %d %s(s) existed; start over with `rcluster down%s "
+                           "--name %s --purge`", n, r->existing, pl->what, pl->mode, r->o->name);
+    if (r->with_state == n && r->rejoin) rc_progress(rc, "%s; they rejoin by themselves", r->rejoin);
+    r->keep = r->with_state < n;
+    int ret = !r->keep ? 0 : pl->up_join ? pl->up_join(r) : rc_fail(rc, "%d node(s) without cluster state", n - r->with_state);
+    if (ret == 0) ret = up_wait_healthy(r);
+    if (ret < 0 && r->keep) rc_wrap(rc, "the new node(s) stay; run `rcluster up%s --name %s` again to finish", pl->mode, r->o->name);
+    return ret;
+}
+
+/* A failed apply or wait removes what this run created (unless nodes joined: they
+ * stay), and a Ctrl-C is said in the user's words. Always -1. */
+static int up_fail(struct up_run *r) {
+    struct rc *rc = r->rc;
+    if (r->o->dry_run || r->keep) return -1;
+    r->pl->up_rollback(r);
+    if (!rc_interrupted()) return -1;
+    if (rc->verbose && rc->err) rc_warn(rc, "interrupted at: %s", rc->err);
+    return rc_fail_as(rc, RC_ERR_INTERRUPTED, "interrupted: up removed what this run had created; nothing else changed");
+}
+
+/* Make what is missing and start it (a dry run records that and stops), then wait for
+ * the cluster; a failure removes what this run created. */
+static int up_make(struct up_run *r) {
+    if (r->pl->up_apply(r) < 0) return up_fail(r);
+    if (r->o->dry_run) return 0;
+    return up_wait(r) < 0 ? up_fail(r) : 0;
+}
+
+/* up = plan -> the daemon -> the manifest (the plan again) -> what exists -> preflight
+ * -> create, repair or nothing -> apply -> wait -> record -> (--restore) -> report.
+ * The plan is made twice: first from the options alone (so bad input fails before any
+ * daemon is asked), then from the options merged with the manifest. A dry run stops
+ * after apply and record, which record instead of sending. */
+static int up_steps(struct up_run *r) {
+    const struct placement *pl = r->pl;
+    if (pl->up_plan(r) < 0 || up_open(r) < 0 || pl->up_recorded(r) < 0 || pl->up_inspect(r) < 0 || pl->up_preflight(r) < 0)
+        return -1;
+    if (up_decide(r) == 1) {
+        if (pl->up_healthy(r, CHECK_REPORT) != 0 || (!r->o->dry_run && pl->up_record(r) < 0)) return -1;
+        pl->up_report(r);
+        return 0;
+    }
+    if (up_make(r) < 0) return -1;
+    if (r->o->dry_run) return pl->up_record(r);
+    if (pl->up_record(r) < 0) return -1;
+    if (r->o->restore && pl->up_restore(r) < 0) return -1;   /* the cluster stays */
+    pl->up_report(r);
+    return 0;
+}
+
 static int cmd_up(struct rc *rc, int argc, char **argv) {
     struct up_opts o;
     up_opts_defaults(&o);
-    int r = cmd_parse_opts(rc, argc, argv, up_longopts, (int)(sizeof up_longopts / sizeof up_longopts[0]), usage_up, up_on_opt, &o);
-    if (r == 0 && optind < argc) { r = rc_fail_as(rc, RC_ERR_USAGE, "up: unexpected argument '%s'", argv[optind]); }
-    if (r) { free(o.configs); return r < 0 ? -1 : 0; }
-    int64_t deadline = rc_now_ms() + (int64_t)(rc->timeout * 1000);
-    if (o.swarm && !(o.given & UPG_ANNOUNCE)) o.announce = SWARM_ANNOUNCE_HOST;   /* --swarm's own default */
-    if (o.swarm && o.restore) {
-        free(o.configs);
-        return rc_fail_as(rc, RC_ERR_USAGE, "up --swarm --restore: not supported; once the services are up, run `rcluster restore ADDR %s`", o.restore);
-    }
-    if (o.swarm) { r = swarm_up(rc, &o, deadline); free(o.configs); return r; }
-    struct up_plan p;
+    int ret = cmd_parse_opts(rc, argc, argv, up_longopts, (int)(sizeof up_longopts / sizeof up_longopts[0]), usage_up, up_on_opt, &o);
+    if (ret == 0 && optind < argc) ret = rc_fail_as(rc, RC_ERR_USAGE, "up: unexpected argument '%s'", argv[optind]);
+    if (ret) { free(o.configs); return ret < 0 ? -1 : 0; }
+    struct up_run r;
     struct docker d;
-    json_value_s *recorded = NULL;
-    sds dir = NULL;
+    memset(&r, 0, sizeof r);
+    r.rc = rc;
+    r.o = &o;
+    r.pl = placement_of(o.swarm);
+    r.d = &d;
+    r.deadline = rc_now_ms() + (int64_t)(rc->timeout * 1000);
     docker_init_closed(&d, rc);
-    int ret = up_plan_make(rc, &o, &p);
-    if (ret == 0) ret = docker_open(rc, &d);
-    d.record = o.dry_run;
-    if (ret == 0) ret = up_locate_data_dir(&d, &o, p.data_dir, &dir);
-    if (ret == 0) ret = up_manifest_read(rc, dir, &recorded);
-    if (ret == 1) ret = up_manifest_merge_dir(rc, &o, recorded, dir);
-    if (ret == 0) {
-        o.data_dir = dir;
-        up_plan_free(&p);
-        ret = up_plan_make(rc, &o, &p);
-        p.have_manifest = recorded != NULL;
-    }
-    if (ret == 0) ret = up_inspect_existing(&d, &p);
-    if (ret == 0) ret = up_preflight_confs(rc, &p);
-    if (ret == 0) {
-        int any = p.network_exists;
-        for (int k = 0; k < o.nodes; k++) any |= p.nodes[k].exists;
-        if (!any) rc_progress(rc, "%s cluster '%s': %d nodes, %d replica(s) per master, Engine API %s",
-                              recorded ? "Starting recorded" : "Creating", o.name, o.nodes, o.replicas, rc->api_version);
-        if (any && o.restore) {
-            ret = rc_fail_as(rc, RC_ERR_USAGE, "up --restore: cluster '%s' already exists (its containers or network); --restore makes a new "
-                             "cluster only: put the backup into this one with `rcluster restore %s:%d %s`", o.name, p.connect_ip, p.nodes[0].host_port, o.restore);
-        } else ret = any ? up_rerun(&d, &p, deadline) : up_fresh(&d, &p, deadline);
-    }
-    up_plan_free(&p);
+    ret = up_steps(&r);
+    r.pl->up_free(&r);
     docker_free(&d);
-    json_free(recorded);
-    sdsfree(dir);
+    sdsfree(r.rejoin);
     free(o.configs);
     return ret;
 }
@@ -11506,6 +11651,11 @@ static sds swarm_host_desc(const struct swarm_plan *p, int h) {
     return rc_sprintf("%s (%s, id %.12s)", p->hosts[h].hostname, p->hosts[h].addr, p->hosts[h].id);
 }
 
+/* Is node x's service pinned to a Swarm node that is down, or gone from the Swarm? */
+static int swarm_node_lost(const struct swarm_plan *p, const struct swarm_node *x) {
+    return x->exists && (x->host < 0 || !p->hosts[x->host].ready);
+}
+
 /* Inspect service `name`: 1 found (*out set), 0 none, -1 error. Docker also matches id
  * prefixes, so the name is compared. */
 static int swarm_inspect_service(struct docker *d, const char *name, json_value_s **out) {
@@ -11813,8 +11963,9 @@ static void swarm_rollback(struct docker *d, struct swarm_plan *p) {
     struct rc *rc = d->rc;
     if (p->o->dry_run) return;
     struct rc_err_saved saved = rc_err_save(rc);
-    int64_t deadline = rc_now_ms() + 30000;
-    rc_progress(rc, "Removing what this run created");
+    int64_t deadline = rc_now_ms() + 30000, made = p->secret_created + p->net_created;
+    for (int k = 0; k < p->n; k++) made += p->nodes[k].created + p->conf_created[k];
+    if (made) rc_progress(rc, "Removing what this run created");
     for (int k = 0; k < p->n; k++) {
         sds path = p->nodes[k].created ? rc_sprintf("/services/%s", p->nodes[k].name) : NULL;
         if (path && swarm_delete(d, path, deadline) < 0) rc_warn(rc, "%s", rc->err);
@@ -12170,20 +12321,6 @@ static int swarm_check(struct rc *rc, struct swarm_plan *p, int seed, int quiet)
     return check_cluster(rc, p->hosts[p->nodes[seed].host].addr, p->nodes[seed].port, quiet ? CHECK_SILENT : CHECK_REPORT);
 }
 
-static int swarm_wait_healthy(struct rc *rc, struct swarm_plan *p, int64_t deadline) {
-    int s = swarm_seed(p);
-    if (s < 0) return rc_fail(rc, "no node of cluster '%s' is on a Swarm node that is up", p->o->name);
-    rc_progress(rc, "Waiting for the cluster to be healthy");
-    while (swarm_check(rc, p, s, 1) != 0) {
-        if (rc_interrupted()) return rc_fail(rc, "interrupted");
-        if (rc_now_ms() >= deadline)
-            return rc_wrap(rc, "cluster '%s' did not become healthy within %g s (see `rcluster status --swarm --name %s`)",
-                           p->o->name, rc->timeout, p->o->name);
-        rc_sleep_ms(SWARM_POLL_MS);
-    }
-    return swarm_check(rc, p, s, 0) == 0 ? 0 : -1;
-}
-
 static void swarm_print_connect(struct rc *rc, struct swarm_plan *p) {
     if (rc->json || p->o->dry_run) return;
     int s = swarm_seed(p);
@@ -12289,7 +12426,7 @@ static int swarm_rehome_plan(struct rc *rc, struct swarm_plan *p) {
     int nlost = 0;
     for (int k = 0; k < p->n; k++) {
         struct swarm_node *x = &p->nodes[k];
-        x->lost = x->exists && (x->host < 0 || !p->hosts[x->host].ready);
+        x->lost = swarm_node_lost(p, x);
         nlost += x->lost;
         if (x->lost && x->host < 0)
             return rc_fail(rc, "service %s is pinned to a Swarm node that left the Swarm: its Redis node's address is unknown; "
@@ -12377,89 +12514,147 @@ static int swarm_rehome_remove(struct docker *d, struct swarm_plan *p, int64_t d
     return 0;
 }
 
-/* Apply plan p (lost services removed, missing ones made), wait for the tasks, then form
- * the cluster (none existed and no node has state), or let the nodes without state join
- * the others, and wait until it is healthy. A failure before anything joined removes
- * what this run created. */
-static int swarm_bring_up(struct docker *d, struct swarm_plan *p, int existing, int64_t deadline) {
-    struct rc *rc = d->rc;
-    int n = p->n, *has = calloc((size_t)n, sizeof *has), joining = 0;
-    int ret = has ? 0 : rc_fail_oom(rc);
-    if (ret == 0) ret = swarm_rehome_remove(d, p, deadline);
-    if (ret == 0) ret = swarm_apply(d, p);
-    if (ret == 0 && p->o->dry_run) { free(has); return 0; }
-    if (ret == 0) ret = swarm_wait_tasks(d, p, deadline);
-    int with = ret == 0 ? swarm_count_with_state(rc, p, has) : -1;
-    for (int k = 0; with > 0 && k < n; k++) {
-        if (!p->nodes[k].lost || !has[k]) continue;
-        if (swarm_reset_stale(rc, p, k) < 0) { with = -1; break; }
-        has[k] = 0;
-        with--;
-    }
-    if (with < 0) ret = -1;
-    else if (with == 0 && !existing) ret = swarm_form(rc, p);
-    else if (with == 0)
-        ret = rc_fail(rc, "none of the %d nodes has cluster state in its volume, though %d service(s) existed; start over with "
-                          "`rcluster down --swarm --name %s --purge`", n, existing, p->o->name);
-    else {
-        if (with == n) rc_progress(rc, "Nodes kept their cluster state (volumes); they rejoin by themselves");
-        joining = with < n;
-        if (joining) ret = swarm_join_fresh(rc, p, has);
-        if (ret == 0) ret = swarm_wait_healthy(rc, p, deadline);
-    }
-    if (ret < 0 && !joining) swarm_rollback(d, p);
-    if (ret < 0 && joining) rc_wrap(rc, "the new node(s) stay; run `rcluster up --swarm --name %s` again to finish", p->o->name);
-    free(has);
-    return ret;
+/* ---- up --swarm: section 9a's up steps over services -------------------------------- */
+
+/* up --swarm's own: the plan (its own, or scale's), the manifest config, which nodes
+ * know their cluster. */
+struct swarm_up { struct swarm_plan own, *p; struct swarm_manifest m; int *has; };
+
+/* --restore is refused; nodes announce their Swarm node's address unless told. */
+static int swarm_up_plan(struct up_run *r) {
+    struct up_opts *o = r->o;
+    if (o->restore)
+        return rc_fail_as(r->rc, RC_ERR_USAGE, "up --swarm --restore: not supported; once the services are up, run `rcluster restore ADDR %s`", o->restore);
+    if (!(o->given & UPG_ANNOUNCE)) o->announce = SWARM_ANNOUNCE_HOST;   /* --swarm's own default */
+    if (!(r->sw = calloc(1, sizeof *r->sw))) return rc_fail_oom(r->rc);
+    r->sw->p = &r->sw->own;
+    return swarm_plan_make(r->rc, o, r->sw->p);
 }
 
+static int swarm_up_role(struct up_run *r) { return swarm_role(r->d, r->sw->p->self_id) == 1 ? 0 : -1; }
 
-/* up --swarm = options -> manager -> manifest -> Swarm nodes -> what exists ->
- * placement and re-homing (preflight) -> apply -> tasks -> form, rejoin or join the
- * fresh nodes -> manifest -> report. */
-static int swarm_up(struct rc *rc, struct up_opts *o, int64_t deadline) {
-    struct swarm_plan p;
-    struct swarm_manifest m;
-    struct docker d;
-    memset(&m, 0, sizeof m);
-    docker_init_closed(&d, rc);
-    int ret = swarm_plan_make(rc, o, &p), r = 0;
-    if (ret == 0) ret = docker_open(rc, &d);
-    d.record = o->dry_run;
-    if (ret == 0) ret = swarm_role(&d, p.self_id) == 1 ? 0 : -1;
-    if (ret == 0) ret = r = swarm_manifest_read(&d, o->name, &m);
-    if (r == 1) ret = swarm_manifest_merge(rc, o, &m);
-    if (r == 1 && ret == 0) { swarm_plan_free(&p); ret = swarm_plan_make(rc, o, &p); }   /* with the recorded shape */
-    if (ret == 0) ret = swarm_list_hosts(&d, &p);
-    if (ret == 0) ret = swarm_inspect_existing(&d, &p);
-    if (ret == 0) ret = swarm_place(rc, &p);
-    if (ret == 0) ret = swarm_rehome_plan(rc, &p);
-    if (ret == 0) ret = swarm_detect_server(&d, &p);
-    if (ret < 0) goto out;
-    int existing = 0, lost = 0;
-    for (int k = 0; k < o->nodes; k++) { existing += p.nodes[k].exists; lost += p.nodes[k].lost; }
-    if (existing == o->nodes && !lost) {
-        rc_progress(rc, "Cluster '%s': all %d services exist; Swarm restarts their tasks itself", o->name, o->nodes);
-        if (!o->dry_run) ret = swarm_wait_tasks(&d, &p, deadline) < 0 || swarm_wait_healthy(rc, &p, deadline) < 0 ? -1 : 0;
-        if (ret == 0 && !o->dry_run) ret = swarm_manifest_write(&d, &p, &m, deadline);
-        if (ret == 0) swarm_print_connect(rc, &p);
-        goto out;
+/* The manifest config merged into the options, and the plan made again with its shape. */
+static int swarm_up_recorded(struct up_run *r) {
+    struct swarm_up *w = r->sw;
+    int got = swarm_manifest_read(r->d, r->o->name, &w->m);
+    if (got <= 0) return got;
+    r->recorded = 1;
+    if (swarm_manifest_merge(r->rc, r->o, &w->m) < 0) return -1;
+    swarm_plan_free(w->p);
+    return swarm_plan_make(r->rc, r->o, w->p);
+}
+
+/* The counts of r's plan: services that exist, are missing, are lost. */
+static void swarm_up_count(struct up_run *r) {
+    const struct swarm_plan *p = r->sw->p;
+    for (int k = 0; k < p->n; k++) {
+        r->existing += p->nodes[k].exists;
+        r->lost += swarm_node_lost(p, &p->nodes[k]);
     }
-    rc_progress(rc, "%s cluster '%s' on %d Swarm node(s): %d nodes, %d replica(s) per master, Engine API %s",
-                existing ? "Repairing" : "Creating", o->name, p.nhosts, o->nodes, o->replicas, rc->api_version);
-    for (int k = 0; k < o->nodes; k++) {
-        sds h = p.nodes[k].exists && !p.nodes[k].lost ? NULL : swarm_host_desc(&p, p.nodes[k].host);
-        if (h) rc_progress(rc, "  %s -> %s, port %d", p.nodes[k].name, h, p.nodes[k].port);
+    r->missing = p->n - r->existing;
+    r->any = r->existing > 0;
+    r->settled = !r->missing && !r->lost;
+}
+
+/* The Swarm's nodes and the cluster's objects; a service pinned to a Swarm node that is
+ * down (or gone) is lost: this run re-homes it. */
+static int swarm_up_inspect(struct up_run *r) {
+    struct swarm_plan *p = r->sw->p;
+    if (swarm_list_hosts(r->d, p) < 0 || swarm_inspect_existing(r->d, p) < 0) return -1;
+    swarm_up_count(r);
+    snprintf(r->where, sizeof r->where, " on %d Swarm node(s)", p->nhosts);
+    return 0;
+}
+
+/* Reads only: a Swarm node for each new node (asks when redundancy is lost), the
+ * re-homing of the lost ones, what the image runs. */
+static int swarm_up_preflight(struct up_run *r) {
+    struct swarm_plan *p = r->sw->p;
+    if (swarm_place(r->rc, p) < 0 || swarm_rehome_plan(r->rc, p) < 0) return -1;
+    return swarm_detect_server(r->d, p);
+}
+
+/* Where each new or re-homed node goes; the lost services removed; what is missing made
+ * (services start their tasks themselves). */
+static int swarm_up_apply(struct up_run *r) {
+    struct swarm_plan *p = r->sw->p;
+    for (int k = 0; k < p->n; k++) {
+        sds h = p->nodes[k].exists && !p->nodes[k].lost ? NULL : swarm_host_desc(p, p->nodes[k].host);
+        if (h) rc_progress(r->rc, "  %s -> %s, port %d", p->nodes[k].name, h, p->nodes[k].port);
         sdsfree(h);
     }
-    ret = swarm_bring_up(&d, &p, existing, deadline);
-    if (ret == 0 && !o->dry_run) ret = swarm_manifest_write(&d, &p, &m, deadline);
-    if (ret == 0) swarm_print_connect(rc, &p);
-out:
-    swarm_manifest_free(&m);
-    swarm_plan_free(&p);
-    docker_free(&d);
-    return ret < 0 ? -1 : ret;
+    if (swarm_rehome_remove(r->d, p, r->deadline) < 0) return -1;
+    return swarm_apply(r->d, p);
+}
+
+/* Every task runs and answers; then which nodes know their cluster. A re-homed node
+ * whose volume holds an older life of it is emptied to join afresh. */
+static int swarm_up_wait_nodes(struct up_run *r) {
+    struct swarm_up *w = r->sw;
+    struct swarm_plan *p = w->p;
+    if (swarm_wait_tasks(r->d, p, r->deadline) < 0) return -1;
+    if (!(w->has = calloc((size_t)p->n, sizeof *w->has))) return rc_fail_oom(r->rc);
+    int with = swarm_count_with_state(r->rc, p, w->has);
+    for (int k = 0; with > 0 && k < p->n; k++) {
+        if (!p->nodes[k].lost || !w->has[k]) continue;
+        if (swarm_reset_stale(r->rc, p, k) < 0) return -1;
+        w->has[k] = 0;
+        with--;
+    }
+    if (with < 0) return -1;
+    r->with_state = with;
+    if (!r->settled && !(r->rejoin = sdsnew("Nodes kept their cluster state (volumes)"))) return rc_fail_oom(r->rc);
+    return 0;
+}
+
+static int swarm_up_form(struct up_run *r) { return swarm_form(r->rc, r->sw->p); }
+
+static int swarm_up_join(struct up_run *r) { return swarm_join_fresh(r->rc, r->sw->p, r->sw->has); }
+
+/* `check` through a node on a Swarm node that is up (each node itself with --announce container). */
+static int swarm_up_healthy(struct up_run *r, enum check_report how) {
+    struct swarm_plan *p = r->sw->p;
+    int s = swarm_seed(p);
+    if (s < 0) return rc_fail(r->rc, "no node of cluster '%s' is on a Swarm node that is up", p->o->name);
+    return swarm_check(r->rc, p, s, how == CHECK_SILENT);
+}
+
+static int swarm_up_record(struct up_run *r) {
+    return r->o->dry_run ? 0 : swarm_manifest_write(r->d, r->sw->p, &r->sw->m, r->deadline);
+}
+
+static void swarm_up_report(struct up_run *r) { swarm_print_connect(r->rc, r->sw->p); }
+
+static void swarm_up_rollback(struct up_run *r) { swarm_rollback(r->d, r->sw->p); }
+
+static void swarm_up_free(struct up_run *r) {
+    if (!r->sw) return;
+    swarm_manifest_free(&r->sw->m);
+    swarm_plan_free(&r->sw->own);
+    free(r->sw->has);
+    free(r->sw);
+    r->sw = NULL;
+}
+
+/* Plan p applied and waited for as `up --swarm` does (scale re-homes lost nodes so):
+ * lost services removed and made again on their new Swarm nodes, the new nodes joined. */
+static int swarm_up_make(struct rc *rc, struct docker *d, struct up_opts *o, struct swarm_plan *p, int64_t deadline) {
+    struct swarm_up w;
+    struct up_run u;
+    memset(&w, 0, sizeof w);
+    memset(&u, 0, sizeof u);
+    w.p = p;
+    u.rc = rc;
+    u.pl = placement_of(1);
+    u.o = o;
+    u.d = d;
+    u.deadline = deadline;
+    u.sw = &w;
+    swarm_up_count(&u);
+    int ret = up_make(&u);
+    free(w.has);
+    sdsfree(u.rejoin);
+    return ret;
 }
 
 /* ---- scale --swarm ------------------------------------------------------------------ */
@@ -12507,15 +12702,15 @@ static int swarm_scale_plan(struct scale_run *r, struct swarm_scale *w) {
  * scale needs every node alive. A dry run shows that plan and stops. */
 static int swarm_scale_rehome(struct scale_run *r, struct swarm_scale *w, int64_t deadline) {
     struct swarm_plan *p = &w->p;
-    int lost = 0, existing = 0;
+    int lost = 0;
     if (swarm_place(r->rc, p) < 0 || swarm_rehome_plan(r->rc, p) < 0) return -1;
-    for (int k = 0; k < p->n; k++) { lost += p->nodes[k].lost; existing += p->nodes[k].exists; }
+    for (int k = 0; k < p->n; k++) lost += p->nodes[k].lost;
     if (!lost) return 0;
     if (r->so.up.dry_run)
         return rc_fail(r->rc, "dry run: %d node(s) are re-homed first (plan above); nothing changed. Run without --dry-run (or "
                               "`rcluster up --swarm --name %s`) to re-home them; then --dry-run shows the scale", lost, p->o->name);
     r->changed = 1;
-    return swarm_bring_up(&r->d, p, existing, deadline);
+    return swarm_up_make(r->rc, &r->d, &r->plan_up, p, deadline);
 }
 
 /* scale's inspect for --swarm: manifest (required), the size asked for, lost nodes
@@ -16887,14 +17082,24 @@ static int update_swarm_plan(struct update_plan *u, const struct update_opts *o)
 /* ---- the placement tables (section 9a's struct placement) ----------------------- */
 
 static const struct placement placement_docker = {
-    .what = "container",
+    .what = "container", .mode = "",
+    .up_plan = up_docker_plan, .up_role = NULL, .up_recorded = up_docker_recorded, .up_inspect = up_docker_inspect,
+    .up_preflight = up_docker_preflight, .up_apply = up_docker_apply, .up_wait_nodes = up_docker_wait_nodes,
+    .up_form = up_docker_form, .up_join = NULL, .up_healthy = up_docker_healthy, .up_record = up_docker_record,
+    .up_restore = up_docker_restore, .up_report = up_docker_report, .up_rollback = up_docker_rollback,
+    .up_free = up_docker_free, .up_settled_note = NULL, .up_poll_ms = 100,
     .scale_inspect = scale_containers_inspect, .scale_add = scale_containers_add,
     .scale_remove = scale_containers_remove, .scale_record = scale_containers_record,
     .update_plan = update_docker_plan,
 };
 
 static const struct placement placement_swarm = {
-    .what = "service",
+    .what = "service", .mode = " --swarm",
+    .up_plan = swarm_up_plan, .up_role = swarm_up_role, .up_recorded = swarm_up_recorded, .up_inspect = swarm_up_inspect,
+    .up_preflight = swarm_up_preflight, .up_apply = swarm_up_apply, .up_wait_nodes = swarm_up_wait_nodes,
+    .up_form = swarm_up_form, .up_join = swarm_up_join, .up_healthy = swarm_up_healthy, .up_record = swarm_up_record,
+    .up_restore = NULL, .up_report = swarm_up_report, .up_rollback = swarm_up_rollback,
+    .up_free = swarm_up_free, .up_settled_note = "Swarm restarts their tasks itself", .up_poll_ms = SWARM_POLL_MS,
     .scale_inspect = swarm_scale_inspect, .scale_add = swarm_scale_add,
     .scale_remove = swarm_scale_remove, .scale_record = swarm_scale_record,
     .update_plan = update_swarm_plan,
