@@ -8821,34 +8821,24 @@ struct up_run;
 struct placement {
     const char *what;                  /* "container" or "service", for messages */
     const char *mode;                  /* "" or " --swarm": the option in advice to the user */
-    /* up (cmd_up runs them in this order; each returns 0, or -1 with rc->err): the plan
-     * from the options alone, before any daemon is asked; what the daemon must be beyond
-     * open (a Swarm manager; NULL: nothing); the manifest read and merged into the options,
-     * the plan made again from them; what exists (any, settled and the counts); preflight,
-     * which changes nothing; make what is missing, start what is stopped (a dry run
-     * records and stops after it and up_record). */
-    int (*up_plan)(struct up_run *r);
-    int (*up_role)(struct up_run *r);
-    int (*up_recorded)(struct up_run *r);
-    int (*up_inspect)(struct up_run *r);
-    int (*up_preflight)(struct up_run *r);
-    int (*up_apply)(struct up_run *r);
-    /* up: wait until every node answers and set with_state; form a cluster of nodes that
-     * have none; let the nodes without state join the others (NULL: it makes none such
-     * beside nodes with state); is the cluster healthy (0), with or without a report. */
-    int (*up_wait_nodes)(struct up_run *r);
-    int (*up_form)(struct up_run *r);
-    int (*up_join)(struct up_run *r);
-    int (*up_healthy)(struct up_run *r, enum check_report how);
-    /* up: record the shape (the manifest); --restore: fill the new cluster (NULL: refused
-     * by up_plan); how to connect; remove what this run created; free what up_plan made. */
-    int (*up_record)(struct up_run *r);
-    int (*up_restore)(struct up_run *r);
-    void (*up_report)(struct up_run *r);
-    void (*up_rollback)(struct up_run *r);
-    void (*up_free)(struct up_run *r);
-    const char *up_settled_note;       /* up: said when every node exists (NULL: nothing) */
-    int up_poll_ms;                    /* up: how often it asks whether the cluster is healthy */
+    /* up: cmd_up (section 9a) runs these in this order; each returns 0, or -1 with rc->err. */
+    int (*up_plan)(struct up_run *r);       /* the plan from the options alone, before any daemon is asked */
+    int (*up_role)(struct up_run *r);       /* what the open daemon must be (a Swarm manager); NULL: nothing */
+    int (*up_recorded)(struct up_run *r);   /* the manifest read, merged into the options, the plan made again */
+    int (*up_inspect)(struct up_run *r);    /* what exists: any, settled, existing, missing, stopped, lost */
+    int (*up_preflight)(struct up_run *r);  /* reads only: what the run needs is there and free */
+    int (*up_apply)(struct up_run *r);      /* make what is missing, start what is stopped (a dry run records) */
+    int (*up_wait_nodes)(struct up_run *r); /* until every node answers; sets with_state */
+    int (*up_form)(struct up_run *r);       /* a new cluster of nodes without state */
+    int (*up_join)(struct up_run *r);       /* the nodes without state join the others; NULL: it makes none */
+    int (*up_healthy)(struct up_run *r, enum check_report how);   /* 0: healthy now (a report unless silent) */
+    int (*up_record)(struct up_run *r);     /* the manifest: what shaped the cluster */
+    int (*up_restore)(struct up_run *r);    /* --restore: fill the new cluster; NULL: up_plan refuses it */
+    void (*up_report)(struct up_run *r);    /* how to connect */
+    void (*up_rollback)(struct up_run *r);  /* remove what this run created */
+    void (*up_free)(struct up_run *r);      /* what up_plan made */
+    const char *up_settled_note;            /* up: said when every node exists; NULL: nothing */
+    int up_poll_ms;                         /* up: how often it asks whether the cluster is healthy */
     /* scale: what exists (roles, addresses, the recorded plan); make and start the new
      * nodes (they are not yet members); remove the nodes that left; record the shape. */
     int (*scale_inspect)(struct scale_run *r);
@@ -10041,7 +10031,7 @@ static int up_locate_data_dir(struct docker *d, const struct up_opts *o, const c
 static int swarm_down(struct rc *rc, struct up_opts *o);
 static int swarm_status(struct rc *rc, const struct up_opts *o);
 
-/* ---- up: one run, its steps over a placement (Docker here, Swarm in section 9b) ---- */
+/* ---- up: one run over a placement (Docker here, Swarm in section 9b) ----------------- */
 
 /* One run of `up`, whatever the placement: what its steps read and decide on. */
 struct up_run {
@@ -10062,6 +10052,8 @@ struct up_run {
     struct up_docker *dk;         /* the Docker placement's own (below) */
     struct swarm_up *sw;          /* the Swarm placement's own (section 9b) */
 };
+
+/* ---- up on Docker: the placement's up ops ---------------------------------------------- */
 
 /* up on Docker: the plan, the data dir and the manifest read there. */
 struct up_docker { struct up_plan p; json_value_s *recorded; sds dir; };
@@ -10170,6 +10162,8 @@ static void up_docker_free(struct up_run *r) {
     free(r->dk);
     r->dk = NULL;
 }
+
+/* ---- up: its steps, the same over both placements ------------------------------------- */
 
 /* The daemon, recording in a dry run, then what the placement needs it to be. */
 static int up_open(struct up_run *r) {
