@@ -10272,7 +10272,7 @@ static int up_steps(struct up_run *r) {
     if (up_make(r) < 0) return -1;
     if (r->o->dry_run) return pl->up_record(r);
     if (pl->up_record(r) < 0) return -1;
-    if (r->o->restore && pl->up_restore(r) < 0) return -1;   /* the cluster stays */
+    if (r->o->restore && pl->up_restore && pl->up_restore(r) < 0) return -1;   /* the cluster stays */
     pl->up_report(r);
     return 0;
 }
@@ -10962,7 +10962,7 @@ static int scale_preflight(struct scale_run *r) {
 /* Session members -> node numbers; a member that is none of ours is refused. */
 static int scale_map_roles(struct scale_run *r) {
     struct session *s = &r->s;
-    if (!(r->roles = calloc((size_t)r->nmax, sizeof *r->roles)) || !(r->sidx = malloc((size_t)r->nmax * sizeof *r->sidx))) return rc_fail_oom(r->rc);
+    if (!(r->roles = calloc((size_t)r->nmax, sizeof *r->roles)) || !(r->sidx = calloc((size_t)r->nmax, sizeof *r->sidx))) return rc_fail_oom(r->rc);
     for (int k = 0; k < r->nmax; k++) r->sidx[k] = -1;
     for (int i = 0; i < s->n; i++) {
         int found = -1;
