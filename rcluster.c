@@ -38,18 +38,18 @@
  *     policy, poll/judge/act) and check    AUTH, PING, INFO, DBSIZE, CONFIG GET/SET/REWRITE,
  *                                          CLUSTER FAILOVER (update), EVAL (import's move),
  *                                          CLUSTER INFO|NODES|SLOTS|MYID|MEET|ADDSLOTS|
- * 7b. Day-2 commands: info, call,          ADDSLOTSRANGE|SET-CONFIG-EPOCH|REPLICATE|
- *     add-node, del-node, reshard,         SETSLOT (IMPORTING|MIGRATING|NODE|STABLE)|
- *     rebalance, fix, set-timeout          GETKEYSINSLOT|COUNTKEYSINSLOT|FORGET|RESET [HARD]|
+ * 7b. Shared by the commands on running    ADDSLOTSRANGE|SET-CONFIG-EPOCH|REPLICATE|
+ *     nodes: node specs, preflight,        SETSLOT (IMPORTING|MIGRATING|NODE|STABLE)|
+ *     waits for the cluster to settle      GETKEYSINSLOT|COUNTKEYSINSLOT|FORGET|RESET [HARD]|
  *  8. Node configs and data layout         DELSLOTS|BUMPEPOCH,
  *                                          atomic slot migration (section 7, the mover):
- *                                          Valkey >= 9.0: CLUSTER MIGRATESLOTS SLOTSRANGE
- *                                            lo hi ... NODE id ..., GETSLOTMIGRATIONS,
- *                                            CANCELSLOTMIGRATIONS;
- *                                          Redis >= 8.4: CLUSTER MIGRATION IMPORT lo hi ...,
- *                                            MIGRATION STATUS ID id | ALL, MIGRATION CANCEL
- *                                            ID id | ALL,
- *  9. Commands: create, check             MIGRATE host port "" 0 ms [REPLACE] [AUTH|AUTH2] KEYS,
+ *  9. Commands on running nodes, one       Valkey >= 9.0: CLUSTER MIGRATESLOTS SLOTSRANGE
+ *     subsection each: create, check,        lo hi ... NODE id ..., GETSLOTMIGRATIONS,
+ *     info, call, add-node, del-node,        CANCELSLOTMIGRATIONS;
+ *     reshard, rebalance, fix,             Redis >= 8.4: CLUSTER MIGRATION IMPORT lo hi ...,
+ *     set-timeout (options -> plan ->        MIGRATION STATUS ID id | ALL, MIGRATION CANCEL
+ *     preflight -> apply -> wait ->          ID id | ALL,
+ *     result -> report: text or JSON)      MIGRATE host port "" 0 ms [REPLACE] [AUTH|AUTH2] KEYS,
  * 9a. Commands on Docker: up, down,        SET/DEL (a key of our own, to move a replication
  *     status, scale
  * 9b. Docker Swarm: up/down/status/scale   offset), FLUSHALL (only an older node found in a
@@ -6180,160 +6180,13 @@ static int check_cluster(struct rc *rc, const char *host, int port, enum check_r
 }
 
 /* ====================================================================== */
-/* 7b. Day-2 commands: info, call, add-node, del-node, reshard, rebalance, */
-/*     fix, set-timeout (each: preflight, plan, confirm, apply, wait, report) */
+/* 7b. Shared by the commands on running nodes (section 9; scale, the     */
+/*     data commands): node specs, preflight, waits                       */
 /* ====================================================================== */
 
-/* Defined with the other option parsing in section 9. */
-static int cmd_parse_opts(struct rc *rc, int argc, char **argv, const struct option *extra, int nextra,
-                          void (*usage)(FILE *), int (*on_opt)(struct rc *, int, const char *, void *), void *ctx);
-
-#define DAY2_MAX_WEIGHTS 64
-
-/* Options of every day-2 command; each command lists the ones it accepts. */
-struct day2_opts {
-    const char *from, *to;      /* node specs: id, id prefix or ip:port; from may be "all" or a list */
-    long slots;
-    struct move_opts mo;
-    int dry_run;
-    int multi_owners;           /* --search-multiple-owners */
-    int use_empty;              /* --use-empty-masters */
-    double threshold;           /* --threshold PCT */
-    int simulate;
-    int replica;                /* add-node --replica */
-    const char *master_id;
-    int only_masters, only_replicas;
-    int nweights;
-    struct { const char *spec; double w; } weights[DAY2_MAX_WEIGHTS];
-};
-
-enum { OPT_D2_FROM = OPT_FIRST_COMMAND_OPT + 50, OPT_D2_TO, OPT_D2_SLOTS, OPT_D2_PIPELINE, OPT_D2_MIGRATE_TIMEOUT,
-       OPT_D2_REPLACE, OPT_D2_DRY_RUN, OPT_D2_MULTI, OPT_D2_EMPTY, OPT_D2_THRESHOLD, OPT_D2_SIMULATE, OPT_D2_REPLICA,
-       OPT_D2_MASTER_ID, OPT_D2_ONLY_MASTERS, OPT_D2_ONLY_REPLICAS, OPT_D2_WEIGHT, OPT_D2_YES, OPT_D2_WINDOW, OPT_D2_MIGRATION };
-
-#define D2_OPT(name, arg, code) { name, arg, NULL, code }
-#define D2_MOVE_OPTS \
-    D2_OPT("pipeline", required_argument, OPT_D2_PIPELINE), D2_OPT("cluster-pipeline", required_argument, OPT_D2_PIPELINE), \
-    D2_OPT("cluster-timeout", required_argument, OPT_D2_MIGRATE_TIMEOUT), D2_OPT("migrate-timeout", required_argument, OPT_D2_MIGRATE_TIMEOUT), \
-    D2_OPT("replace", no_argument, OPT_D2_REPLACE), D2_OPT("cluster-replace", no_argument, OPT_D2_REPLACE), \
-    D2_OPT("dry-run", no_argument, OPT_D2_DRY_RUN), D2_OPT("cluster-yes", no_argument, OPT_D2_YES), \
-    D2_OPT("window", required_argument, OPT_D2_WINDOW), D2_OPT("migration", required_argument, OPT_D2_MIGRATION)
-
-/* MIGRATE's --pipeline (keys per MIGRATE, pipeline=1) or --cluster-timeout (ms) into *out. */
-static int parse_migrate_opt(struct rc *rc, int pipeline, const char *arg, int *out) {
-    long v;
-    if (pipeline && rc_parse_int(arg, 1, 100000, &v) < 0) return rc_fail(rc, "--pipeline: expected keys per MIGRATE from 1 to 100000, got '%s'", arg);
-    if (!pipeline && rc_parse_int(arg, 1, 3600000, &v) < 0) return rc_fail(rc, "--cluster-timeout: expected milliseconds, got '%s'", arg);
-    *out = (int)v;
-    return 0;
-}
-
-/* --migration auto|atomic|keys into *out (MIGRATION_*). */
-static int parse_migration(struct rc *rc, const char *arg, int *out) {
-    static const char *const names[] = { "auto", "atomic", "keys" };   /* MIGRATION_* order */
-    for (int i = 0; i < 3; i++) if (!strcmp(arg, names[i])) { *out = i; return 0; }
-    return rc_fail(rc, "--migration: expected auto, atomic or keys, got '%s'", arg);
-}
-
-static void day2_opts_init(struct day2_opts *o) {
-    memset(o, 0, sizeof *o);
-    o->slots = -1;
-    o->threshold = 2;
-    o->mo.batch = 1000;
-    o->mo.batch_max = 4000;
-    o->mo.timeout_ms = 60000;
-    o->mo.window = 512;
-}
-
-static int day2_parse_weight(struct rc *rc, struct day2_opts *o, const char *arg) {
-    const char *eq = strchr(arg, '=');
-    char *end;
-    if (!eq || eq == arg) return rc_fail(rc, "--weight: expected ID=WEIGHT, got '%s'", arg);
-    errno = 0;
-    double w = strtod(eq + 1, &end);
-    if (errno || *end || end == eq + 1 || !(w >= 0 && w <= 1e6)) return rc_fail(rc, "--weight: expected ID=WEIGHT with WEIGHT >= 0, got '%s'", arg);
-    if (o->nweights == DAY2_MAX_WEIGHTS) return rc_fail(rc, "--weight: at most %d weights", DAY2_MAX_WEIGHTS);
-    o->weights[o->nweights].spec = arg;
-    o->weights[o->nweights++].w = w;
-    return 0;
-}
-
-static int day2_on_opt(struct rc *rc, int opt, const char *arg, void *ctx) {
-    struct day2_opts *o = ctx;
-    long v;
-    char *end;
-    switch (opt) {
-    case OPT_D2_FROM: o->from = arg; return 0;
-    case OPT_D2_TO: o->to = arg; return 0;
-    case OPT_D2_SLOTS:
-        if (rc_parse_int(arg, 1, CLUSTER_SLOTS, &v) < 0) return rc_fail(rc, "--slots: expected a number from 1 to %d, got '%s'", CLUSTER_SLOTS, arg);
-        o->slots = v;
-        return 0;
-    case OPT_D2_PIPELINE:
-        if (parse_migrate_opt(rc, 1, arg, &o->mo.batch) < 0) return -1;
-        o->mo.batch_max = o->mo.batch;
-        return 0;
-    case OPT_D2_MIGRATE_TIMEOUT: return parse_migrate_opt(rc, 0, arg, &o->mo.timeout_ms);
-    case OPT_D2_REPLACE: o->mo.replace = 1; return 0;
-    case OPT_D2_WINDOW:
-        if (rc_parse_int(arg, 1, CLUSTER_SLOTS, &v) < 0) return rc_fail(rc, "--window: expected slots in flight from 1 to %d, got '%s'", CLUSTER_SLOTS, arg);
-        o->mo.window = (int)v;
-        return 0;
-    case OPT_D2_MIGRATION: return parse_migration(rc, arg, &o->mo.migration);
-    case OPT_D2_DRY_RUN: o->dry_run = 1; rc_plan_begin(rc); return 0;
-    case OPT_D2_YES: rc->yes = 1; return 0;
-    case OPT_D2_MULTI: o->multi_owners = 1; return 0;
-    case OPT_D2_EMPTY: o->use_empty = 1; return 0;
-    case OPT_D2_THRESHOLD:
-        errno = 0;
-        o->threshold = strtod(arg, &end);
-        if (errno || *end || end == arg || !(o->threshold >= 0 && o->threshold <= 1e6)) return rc_fail(rc, "--threshold: expected a percentage from 0 (redis-cli's default is 2), got '%s'", arg);
-        return 0;
-    case OPT_D2_SIMULATE: o->simulate = 1; return 0;
-    case OPT_D2_REPLICA: o->replica = 1; return 0;
-    case OPT_D2_MASTER_ID: o->master_id = arg; return 0;
-    case OPT_D2_ONLY_MASTERS: o->only_masters = 1; return 0;
-    case OPT_D2_ONLY_REPLICAS: o->only_replicas = 1; return 0;
-    case OPT_D2_WEIGHT: return day2_parse_weight(rc, o, arg);
-    }
-    return rc_fail(rc, "unknown option");
-}
-
-/* redis-cli's `HOST PORT` for an address: argv[at] without a colon followed by a port
- * number becomes one "HOST:PORT" argument (kept in rc->joined[slot]). Returns argc,
- * one less when it joined. */
-static int args_join_host_port(struct rc *rc, int argc, char **argv, int at, int slot) {
-    long port;
-    if (at + 1 >= argc || argv[at][0] == '-' || strchr(argv[at], ':') || strspn(argv[at], "0123456789") == strlen(argv[at]) ||
-        rc_parse_int(argv[at + 1], 1, 65535, &port) < 0) return argc;
-    sdsfree(rc->joined[slot]);
-    rc->joined[slot] = rc_sprintf("%s:%ld", argv[at], port);
-    if (!rc->joined[slot]) return argc;
-    argv[at] = rc->joined[slot];
-    memmove(&argv[at + 1], &argv[at + 2], (size_t)(argc - at - 2) * sizeof *argv);
-    argv[argc - 1] = NULL;
-    return argc - 1;
-}
-
-/* Parse options, then expect exactly `want` positional arguments (-1: at least one).
- * ADDR (and a second address or node of a two-argument command) may be redis-cli's
- * `HOST PORT`. */
-static int day2_parse(struct rc *rc, int argc, char **argv, const struct option *opts, int nopts, void (*usage)(FILE *),
-                      struct day2_opts *o, int want) {
-    int r = cmd_parse_opts(rc, argc, argv, opts, nopts, usage, day2_on_opt, o);
-    if (r) return r;
-    argc = args_join_host_port(rc, argc, argv, optind, 0);
-    if (want == 2) argc = args_join_host_port(rc, argc, argv, optind + 1, 1);
-    int have = argc - optind;
-    if ((want >= 0 && have != want) || (want < 0 && have < 1)) {
-        return rc_fail_as(rc, RC_ERR_USAGE, "%s: expected %d argument(s), got %d (see rcluster %s --help)", argv[0], want < 0 ? 1 : want, have, argv[0]);
-    }
-    return 0;
-}
-
-static int day2_usage_fail(struct rc *rc, const char *fmt, const char *arg) {
-    return rc_fail_as(rc, RC_ERR_USAGE, fmt, arg);
-}
+/* What every command on a running cluster does before and after its own steps: open a
+ * session from one address, name a member by id, prefix or address, refuse a cluster
+ * that is not healthy enough to change, wait until it has settled again. */
 
 static int day2_open(struct rc *rc, struct session *s, const char *addr_arg) {
     struct addr a;
@@ -6409,8 +6262,6 @@ static int day2_resolve_master(struct session *s, const char *what, const char *
     return i;
 }
 
-/* Before changing anything: every master reachable (but `ignore`), every slot covered,
- * views agree, no open slot (unless allow_open). Warnings are printed, problems refuse. */
 /* Wait until no atomic slot migration is in flight (one an earlier run started, say
  * before a SIGKILL: the servers finish it by themselves); -1 when one still is. */
 static int day2_wait_migrations(struct session *s, struct rc_deadline until) {
@@ -6441,6 +6292,8 @@ static void sess_cancel_migrations(struct session *s) {
     sess_refresh(s);
 }
 
+/* Before changing anything: every master reachable (but `ignore`), every slot covered,
+ * views agree, no open slot (unless allow_open). Warnings are printed, problems refuse. */
 static int day2_preflight(struct session *s, int allow_open, int ignore) {
     struct rc *rc = s->rc;
     struct findings f = { 0 };
@@ -6487,113 +6340,6 @@ static int day2_preflight(struct session *s, int allow_open, int ignore) {
     return ret;
 }
 
-/* --- reshard and rebalance ------------------------------------------------------ */
-
-/* The first n slots of node src (ascending) not yet taken, appended to mv. */
-static int plan_take_slots(struct session *s, int src, int dst, int n, unsigned char *taken, struct move *mv, int *nmv) {
-    const struct nodeinfo *ni = snode_slots(&s->nodes[src]);
-    int c = 0;
-    for (int r = 0; ni && r < ni->nranges && c < n; r++)
-        for (int k = ni->ranges[r][0]; k <= ni->ranges[r][1] && c < n; k++) {
-            if (taken[k]) continue;
-            taken[k] = 1;
-            memset(&mv[*nmv], 0, sizeof mv[*nmv]);
-            mv[*nmv].slot = k;
-            mv[*nmv].src = src;
-            mv[*nmv].dst = dst;
-            (*nmv)++;
-            c++;
-        }
-    return c;
-}
-
-/* redis-cli's reshard table: sources by slot count, descending; each gives its share
- * of n (the first rounded up, the others down), taking its lowest slots first. */
-static int reshard_plan(struct session *s, int *src, int nsrc, int dst, int n, struct move *mv, int *nmv) {
-    unsigned char *taken = calloc(CLUSTER_SLOTS, 1);
-    if (!taken) return rc_fail_oom(s->rc);
-    for (int i = 1; i < nsrc; i++)      /* by slot count, descending; stable */
-        for (int j = i; j > 0 && snode_slot_count(&s->nodes[src[j]]) > snode_slot_count(&s->nodes[src[j - 1]]); j--) {
-            int t = src[j]; src[j] = src[j - 1]; src[j - 1] = t;
-        }
-    long total = 0;
-    for (int i = 0; i < nsrc; i++) total += snode_slot_count(&s->nodes[src[i]]);
-    *nmv = 0;
-    for (int i = 0; i < nsrc && *nmv < n; i++) {
-        double share = (double)n / (double)total * snode_slot_count(&s->nodes[src[i]]);
-        int k = (int)share;
-        if (i == 0 && (double)k < share) k++;       /* the first rounds up, the others down */
-        if (k > n - *nmv) k = n - *nmv;
-        plan_take_slots(s, src[i], dst, k, taken, mv, nmv);
-    }
-    /* Shares rounded down can leave a few: the sources in the same order give them. */
-    for (int i = 0; i < nsrc && *nmv < n; i++) plan_take_slots(s, src[i], dst, n - *nmv, taken, mv, nmv);
-    free(taken);
-    return 0;
-}
-
-/* A target holding keys of a slot it does not own would make MIGRATE fail with
- * BUSYKEY halfway: count them first (one pipeline) and refuse before any change. The
- * same round counts each slot's keys on its source (mv[].count: the mover's progress). */
-static int reshard_check_busy(struct session *s, struct move *mv, int n) {
-    for (int i = 0; i < n; i++) {
-        char num[16];
-        snprintf(num, sizeof num, "%d", mv[i].slot);
-        if (sess_queue(s, &s->nodes[mv[i].dst], "CLUSTER", "COUNTKEYSINSLOT", num, RESP_END) < 0 ||
-            sess_queue(s, &s->nodes[mv[i].src], "CLUSTER", "COUNTKEYSINSLOT", num, RESP_END) < 0) return -1;
-    }
-    if (sess_flush_all(s) < 0) return -1;
-    int bad = -1;
-    long long count = 0;
-    for (int i = 0; i < n; i++) {
-        struct resp *r = sess_reply(s, &s->nodes[mv[i].dst], 0), *k = r ? sess_reply(s, &s->nodes[mv[i].src], 0) : NULL;
-        if (!k) { resp_free(r); return rc_wrap(s->rc, "CLUSTER COUNTKEYSINSLOT"); }
-        if (r->type == RESP_INTEGER && r->integer > 0 && bad < 0) { bad = i; count = r->integer; }
-        mv[i].count = k->type == RESP_INTEGER && k->integer > 0 ? k->integer : 0;
-        mv[i].counted = 1;
-        resp_free(r);
-        resp_free(k);
-    }
-    if (bad < 0) return 0;
-    struct snode *d = &s->nodes[mv[bad].dst];
-    return rc_fail(s->rc, "target %s:%d already holds %lld key(s) of slot %d, which it does not own; moving them would fail with BUSYKEY. "
-                   "Nothing changed; use --replace to overwrite them with the source's keys", d->ip, d->port, count, mv[bad].slot);
-}
-
-static void moves_print(struct session *s, const struct move *mv, int n) {
-    struct rc *rc = s->rc;
-    for (int i = 0; i < n; ) {
-        int j = i;
-        while (j + 1 < n && mv[j + 1].src == mv[i].src && mv[j + 1].dst == mv[i].dst && mv[j + 1].slot == mv[j].slot + 1) j++;
-        struct snode *a = &s->nodes[mv[i].src], *b = &s->nodes[mv[i].dst];
-        if (j == i) rc_progress(rc, "  slot %d: %s:%d -> %s:%d", mv[i].slot, a->ip, a->port, b->ip, b->port);
-        else rc_progress(rc, "  slots %d-%d (%d): %s:%d -> %s:%d", mv[i].slot, mv[j].slot, j - i + 1, a->ip, a->port, b->ip, b->port);
-        i = j + 1;
-    }
-}
-
-/* Masters that gave away their last slot: Redis 7 turns such a master into a replica
- * of the node that took it (cluster-allow-replica-migration). Say so; it is no failure. */
-static void day2_report_emptied(struct session *s, const struct move *mv, int n) {
-    sess_refresh(s);
-    for (int i = 0; i < n; i++) {
-        if (i > 0 && mv[i].src == mv[i - 1].src) continue;
-        struct snode *x = &s->nodes[mv[i].src];
-        if (!x->up || snode_slot_count(x) > 0) continue;
-        int dup = 0;
-        for (int j = 0; j < i; j++) dup |= mv[j].src == mv[i].src;
-        if (dup) continue;
-        if (!snode_is_master(x)) rc_progress(s->rc, "%s:%d gave away its last slot and is now a replica of %.40s (Redis' replica migration)", x->ip, x->port, snode_master_id(x));
-        else rc_progress(s->rc, "%s:%d now owns no slots (an empty master; Redis 7 may turn it into a replica)", x->ip, x->port);
-    }
-}
-
-static void day2_print_move_result(struct rc *rc, const char *what, const char *engine, int slots, int planned, long long keys, int64_t ms) {
-    if (rc->json) rc_json_outf(rc, "{\"ok\":true,\"command\":\"%s\",\"engine\":\"%s\",\"slots_moved\":%d,\"slots_planned\":%d,\"keys_moved\":%lld,\"elapsed_ms\":%lld}\n",
-                         what, engine, slots, planned, keys, (long long)ms);
-    else printf("%s: moved %d slot(s) and %lld key(s) in %.1f s\n", what, slots, keys, (double)ms / 1000.0);
-}
-
 /* Wait until the views agree, no slot is open and every slot is covered. */
 static int day2_wait_settled(struct session *s, struct rc_deadline until, int multi) {
     int pause = 10;
@@ -6618,646 +6364,6 @@ static int day2_wait_settled(struct session *s, struct rc_deadline until, int mu
     }
 }
 
-/* Reorder moves round-robin by source (each source's own order kept), so that every
- * window holds slots of every source and the sources MIGRATE at the same time. */
-static int moves_interleave(struct rc *rc, struct move *mv, int n) {
-    int nsrc = 1;
-    for (int i = 0; i < n; i++) if (mv[i].src + 1 > nsrc) nsrc = mv[i].src + 1;
-    struct move *by_src = malloc((size_t)(n ? n : 1) * sizeof *by_src);
-    int *count = calloc((size_t)nsrc, sizeof *count), *start = calloc((size_t)nsrc, sizeof *start);
-    int *fill = calloc((size_t)nsrc, sizeof *fill), *order = calloc((size_t)nsrc, sizeof *order);
-    int ret = -1, norder = 0, rounds = 0;
-    if (!by_src || !count || !start || !fill || !order) { rc_fail_oom(rc); goto out; }
-    for (int i = 0; i < n; i++) if (count[mv[i].src]++ == 0) order[norder++] = mv[i].src;
-    for (int k = 1; k < nsrc; k++) start[k] = start[k - 1] + count[k - 1];
-    for (int i = 0; i < n; i++) by_src[start[mv[i].src] + fill[mv[i].src]++] = mv[i];
-    for (int k = 0; k < nsrc; k++) if (count[k] > rounds) rounds = count[k];
-    int out_i = 0;
-    for (int r = 0; r < rounds; r++)
-        for (int k = 0; k < norder; k++)
-            if (r < count[order[k]]) mv[out_i++] = by_src[start[order[k]] + r];
-    ret = 0;
-out:
-    free(by_src); free(count); free(start); free(fill); free(order);
-    return ret;
-}
-
-/* Plan shown, confirmed, applied, reported: shared by reshard and rebalance. resume
- * says how to move what an interrupt left (a printf format taking the slots left). */
-static int day2_apply_moves(struct session *s, const char *what, const char *resume, struct move *mv, int n, const struct day2_opts *o) {
-    struct rc *rc = s->rc;
-    const struct move_engine *eng = mover_choose(s, mv, n, &o->mo);
-    if (!eng) return -1;
-    if (o->dry_run) { mover_print_plan(s, eng, mv, n, &o->mo); return 0; }
-    char q[64];
-    snprintf(q, sizeof q, "Move %d slot(s)?", n);
-    if (rc_confirm(rc, q) < 0 || (eng == &move_engines[MOVE_ENGINE_KEYS] && moves_interleave(rc, mv, n) < 0)) return -1;
-    s->deadline = rc_deadline_in(rc->timeout);   /* the moves' own: the time a prompt took is not the cluster's */
-    int64_t t0 = rc_now_ms();
-    long long keys = 0;
-    int done = 0;
-    int r = mover_run(s, mv, n, &o->mo, eng, &keys, &done);
-    if (r < 0 && rc->err_kind == RC_ERR_INTERRUPTED) {
-        sds how = rc_sprintf(resume, n - done);
-        rc_fail_as(rc, RC_ERR_INTERRUPTED, "%s; %s", rc->err, how ? how : "");
-        sdsfree(how);
-    }
-    if (r == 0) r = day2_wait_settled(s, s->deadline, 0);
-    if (r == 0) {
-        day2_report_emptied(s, mv, n);
-        day2_print_move_result(rc, what, eng->name, done, n, keys, rc_now_ms() - t0);
-    }
-    return r;
-}
-
-static void usage_reshard(FILE *f) {
-    fputs("usage: rcluster reshard ADDR --from ID[,ID...]|all --to ID --slots N [--pipeline K]\n"
-          "                        [--cluster-timeout MS] [--replace] [--dry-run] [--yes] [--json]\n"
-          "\n"
-          "Move N slots with their keys to the master --to, taken from the --from masters as\n"
-          "redis-cli --cluster reshard takes them. ID is a node id, a unique id prefix or\n"
-          "ip:port. Slots move in windows: SETSLOT IMPORTING on the target, MIGRATING on the\n"
-          "source, MIGRATE ... KEYS in batches of K keys (default 1000; AUTH/AUTH2 with\n"
-          "--password/--user), then SETSLOT NODE on the target, the source and every master.\n"
-          "\n"
-          "  --replace           overwrite keys the target already has (MIGRATE REPLACE);\n"
-          "                      without it such keys refuse the move before anything changes\n"
-          "  --cluster-timeout MS  MIGRATE's timeout (default 60000)\n"
-          "  --pipeline K        keys per MIGRATE (default: 1000, growing to 4000 while quick)\n"
-          "  --window N          slots in flight at once (default 512)\n"
-          "  --migration MODE    auto (default): atomic where every node involved has it, else\n"
-          "                      keys; atomic: the servers move slots and keys themselves\n"
-          "                      (Valkey >= 9.0 CLUSTER MIGRATESLOTS, Redis >= 8.4 CLUSTER\n"
-          "                      MIGRATION IMPORT), refused before any change where a node\n"
-          "                      lacks it; keys: SETSLOT + MIGRATE key by key, every server\n"
-          "  --verbose           also say where the time went\n"
-          "  --dry-run           print the plan and the commands, change nothing\n"
-          "\n"
-          "The plan says which engine moves the slots and why. Ctrl-C: key by key finishes the\n"
-          "slots in flight and leaves no slot open; atomic cancels the migrations in flight.\n"
-          "Either way it says how many moved. After a SIGKILL, atomic migrations go on by\n"
-          "themselves: check and info show them, and the next reshard or fix waits for them.\n"
-          "Aliases: --cluster-from, --cluster-to, --cluster-slots, --cluster-pipeline,\n"
-          "--cluster-replace, --cluster-yes.\n", f);
-}
-
-static const struct option reshard_opts[] = {
-    D2_OPT("from", required_argument, OPT_D2_FROM), D2_OPT("cluster-from", required_argument, OPT_D2_FROM),
-    D2_OPT("to", required_argument, OPT_D2_TO), D2_OPT("cluster-to", required_argument, OPT_D2_TO),
-    D2_OPT("slots", required_argument, OPT_D2_SLOTS), D2_OPT("cluster-slots", required_argument, OPT_D2_SLOTS),
-    D2_MOVE_OPTS,
-};
-
-/* The --from list as master indexes (all: every master with slots but the target). */
-static int reshard_sources(struct session *s, const char *from, int dst, int *src, int *nsrc) {
-    *nsrc = 0;
-    if (strcmp(from, "all") == 0) {
-        for (int i = 0; i < s->n; i++)
-            if (i != dst && snode_is_master(&s->nodes[i]) && snode_slot_count(&s->nodes[i]) > 0) src[(*nsrc)++] = i;
-        return 0;
-    }
-    sds list = sdsnew(from);
-    if (!list) return rc_fail_oom(s->rc);
-    int ret = 0;
-    for (char *save = NULL, *tok = strtok_r(list, ",", &save); tok && ret == 0; tok = strtok_r(NULL, ",", &save)) {
-        int i = day2_resolve_master(s, "--from", tok);
-        if (i < 0) ret = -1;
-        else if (i == dst) { ret = rc_fail_as(s->rc, RC_ERR_USAGE, "--from %s: is also the --to node", tok); }
-        else {
-            int dup = 0;
-            for (int k = 0; k < *nsrc; k++) dup |= src[k] == i;
-            if (!dup) src[(*nsrc)++] = i;
-        }
-    }
-    sdsfree(list);
-    return ret;
-}
-
-/* reshard ADDR --from --to --slots: move N slots with their keys to one master (plan,
- * BUSYKEY preflight, engine, confirm, move, wait until the nodes agree, report). */
-static int cmd_reshard(struct rc *rc, int argc, char **argv) {
-    struct day2_opts o;
-    day2_opts_init(&o);
-    int r = day2_parse(rc, argc, argv, reshard_opts, (int)(sizeof reshard_opts / sizeof reshard_opts[0]), usage_reshard, &o, 1);
-    if (r) return r < 0 ? -1 : 0;
-    if (!o.from) return day2_usage_fail(rc, "reshard: --from is required (ids, or all)%s", "");
-    if (!o.to) return day2_usage_fail(rc, "reshard: --to is required%s", "");
-    if (o.slots < 0) return day2_usage_fail(rc, "reshard: --slots is required%s", "");
-    struct session s;
-    struct move *mv = NULL;
-    int *src = NULL, nsrc = 0, nmv = 0, ret = -1;
-    if (day2_open(rc, &s, argv[optind]) < 0) goto out;   /* a dry run stops in day2_apply_moves */
-    int dst = day2_resolve_master(&s, "--to", o.to);
-    if (dst < 0 || !(src = calloc((size_t)s.n, sizeof *src)) || reshard_sources(&s, o.from, dst, src, &nsrc) < 0) goto out;
-    if (day2_preflight(&s, 0, -1) < 0) goto out;
-    long have = 0;
-    for (int i = 0; i < nsrc; i++) have += snode_slot_count(&s.nodes[src[i]]);
-    if (nsrc == 0 || have < o.slots) {
-        rc_fail_as(rc, RC_ERR_USAGE, "reshard: asked to move %ld slots but the source masters hold only %ld; nothing changed", o.slots, have);
-        goto out;
-    }
-    if (!(mv = calloc(CLUSTER_SLOTS, sizeof *mv))) { rc_fail_oom(rc); goto out; }
-    if (reshard_plan(&s, src, nsrc, dst, (int)o.slots, mv, &nmv) < 0) goto out;
-    if (!o.mo.replace && reshard_check_busy(&s, mv, nmv) < 0) goto out;
-    rc_progress(rc, "Plan: move %d slot(s) to %s:%d (%.40s)", nmv, s.nodes[dst].ip, s.nodes[dst].port, s.nodes[dst].id);
-    moves_print(&s, mv, nmv);
-    ret = day2_apply_moves(&s, "reshard", "the same reshard with --slots %d moves them", mv, nmv, &o);
-out:
-    free(mv);
-    free(src);
-    sess_free(&s);
-    return ret;
-}
-
-/* --- rebalance -------------------------------------------------------------------- */
-
-struct rb_node { int idx; double weight; int balance; };
-
-static int rb_cmp(const void *a, const void *b) {
-    return ((const struct rb_node *)a)->balance - ((const struct rb_node *)b)->balance;
-}
-
-/* The masters taking part and their weights (--weight ID=W; default 1). Masters
- * without slots take part only with --use-empty-masters. */
-static int rebalance_weights(struct session *s, const struct day2_opts *o, struct rb_node *rb, int *nrb) {
-    double *w = calloc((size_t)s->n, sizeof *w);
-    if (!w) return rc_fail_oom(s->rc);
-    for (int i = 0; i < s->n; i++) w[i] = 1;
-    for (int k = 0; k < o->nweights; k++) {
-        sds spec = sdsnewlen(o->weights[k].spec, (size_t)(strchr(o->weights[k].spec, '=') - o->weights[k].spec));
-        int i = spec ? day2_resolve_master(s, "--weight", spec) : rc_fail_oom(s->rc);
-        sdsfree(spec);
-        if (i < 0) { free(w); return -1; }
-        w[i] = o->weights[k].w;
-    }
-    *nrb = 0;
-    for (int i = 0; i < s->n; i++) {
-        struct snode *x = &s->nodes[i];
-        if (!snode_is_master(x) || (!o->use_empty && snode_slot_count(x) == 0 && w[i] > 0)) continue;
-        if (!x->up) { free(w); return rc_fail_as(s->rc, RC_ERR_UNREACHABLE, "master %s:%d is not reachable: %s; nothing changed", x->ip, x->port, x->err); }
-        rb[*nrb].idx = i;
-        rb[(*nrb)++].weight = w[i];
-    }
-    free(w);
-    return 0;
-}
-
-/* redis-cli's rebalance: expected slots per master from its weight, stop when no
- * master is off by more than the threshold, fix the rounding, then pair the master
- * that needs the most with the one that has the most to give. */
-static int rebalance_plan(struct session *s, const struct day2_opts *o, struct move *mv, int *nmv) {
-    struct rc *rc = s->rc;
-    struct rb_node *rb = calloc((size_t)s->n, sizeof *rb);
-    unsigned char *taken = calloc(CLUSTER_SLOTS, 1);
-    int nrb = 0, ret = -1;
-    *nmv = 0;
-    if (!rb || !taken) { rc_fail_oom(rc); goto out; }
-    if (rebalance_weights(s, o, rb, &nrb) < 0) goto out;
-    double total = 0;
-    for (int i = 0; i < nrb; i++) total += rb[i].weight;
-    if (nrb == 0 || total <= 0) { rc_fail(rc, "rebalance: no master with a weight above 0"); goto out; }
-    int over = 0, total_balance = 0;
-    for (int i = 0; i < nrb; i++) {
-        int have = snode_slot_count(&s->nodes[rb[i].idx]);
-        int expected = (int)((double)CLUSTER_SLOTS / total * rb[i].weight);
-        rb[i].balance = have - expected;
-        total_balance += rb[i].balance;
-        double off = expected ? (double)(expected - have) / expected * 100 : 0;
-        if (expected == 0 ? have > 0 : (off < 0 ? -off : off) > o->threshold) over = 1;
-    }
-    if (!over) { ret = 0; goto out; }
-    /* The rounding's spare slots go to masters that are to hold slots: never to one of
-     * weight 0, which is being emptied (or is a replica-to-be that scale has just met). */
-    for (int i = 0; total_balance > 0; i = (i + 1) % nrb)
-        if (rb[i].balance <= 0 && rb[i].weight > 0) { rb[i].balance--; total_balance--; }
-    qsort(rb, (size_t)nrb, sizeof *rb, rb_cmp);
-    for (int d = 0, sidx = nrb - 1; d < sidx; ) {
-        int need = -rb[d].balance, give = rb[sidx].balance;
-        int k = need < give ? need : give;
-        if (k > 0) {
-            plan_take_slots(s, rb[sidx].idx, rb[d].idx, k, taken, mv, nmv);
-            rb[d].balance += k;
-            rb[sidx].balance -= k;
-        }
-        if (rb[d].balance >= 0) d++;
-        if (rb[sidx].balance <= 0) sidx--;
-    }
-    ret = 0;
-out:
-    free(rb);
-    free(taken);
-    return ret;
-}
-
-static void usage_rebalance(FILE *f) {
-    fputs("usage: rcluster rebalance ADDR [--weight ID=W]... [--use-empty-masters] [--threshold PCT]\n"
-          "                          [--simulate] [--pipeline K] [--replace] [--dry-run] [--yes] [--json]\n"
-          "\n"
-          "Even out slots between masters by weight (default 1) with the fewest moves, as\n"
-          "redis-cli --cluster rebalance computes it. --weight ID=0 empties a master (then\n"
-          "del-node it). Masters without slots take part only with --use-empty-masters.\n"
-          "Nothing moves while no master is off by more than --threshold percent (default 2).\n"
-          "--simulate (or --dry-run) prints the moves without making them. Like redis-cli's,\n"
-          "it does not ask for confirmation (--yes is accepted and changes nothing). Moves as\n"
-          "reshard does: --migration auto|atomic|keys, --pipeline, --window (see reshard --help).\n"
-          "Aliases: --cluster-weight, --cluster-use-empty-masters, --cluster-use-empty-primaries,\n"
-          "--cluster-threshold, --cluster-simulate, --cluster-pipeline, --cluster-replace.\n", f);
-}
-
-static const struct option rebalance_opts[] = {
-    D2_OPT("weight", required_argument, OPT_D2_WEIGHT), D2_OPT("cluster-weight", required_argument, OPT_D2_WEIGHT),
-    D2_OPT("use-empty-masters", no_argument, OPT_D2_EMPTY), D2_OPT("cluster-use-empty-masters", no_argument, OPT_D2_EMPTY),
-    D2_OPT("use-empty-primaries", no_argument, OPT_D2_EMPTY), D2_OPT("cluster-use-empty-primaries", no_argument, OPT_D2_EMPTY),
-    D2_OPT("threshold", required_argument, OPT_D2_THRESHOLD), D2_OPT("cluster-threshold", required_argument, OPT_D2_THRESHOLD),
-    D2_OPT("simulate", no_argument, OPT_D2_SIMULATE), D2_OPT("cluster-simulate", no_argument, OPT_D2_SIMULATE),
-    D2_MOVE_OPTS,
-};
-
-/* rebalance ADDR: even out slots by weight with the fewest moves (redis-cli's plan);
- * --simulate/--dry-run print the plan; never asks. */
-static int cmd_rebalance(struct rc *rc, int argc, char **argv) {
-    struct day2_opts o;
-    day2_opts_init(&o);
-    int r = day2_parse(rc, argc, argv, rebalance_opts, (int)(sizeof rebalance_opts / sizeof rebalance_opts[0]), usage_rebalance, &o, 1);
-    if (r) return r < 0 ? -1 : 0;
-    struct session s;
-    struct move *mv = NULL;
-    int nmv = 0, ret = -1;
-    if (day2_open(rc, &s, argv[optind]) < 0) goto out;
-    if (day2_preflight(&s, 0, -1) < 0) goto out;
-    if (!(mv = calloc(CLUSTER_SLOTS, sizeof *mv))) { rc_fail_oom(rc); goto out; }
-    if (rebalance_plan(&s, &o, mv, &nmv) < 0) goto out;
-    if (nmv == 0) {
-        rc_progress(rc, "No rebalance needed: every master is within %.2f%% of its share", o.threshold);
-        day2_print_move_result(rc, "rebalance", "none", 0, 0, 0, 0);
-        ret = 0;
-        goto out;
-    }
-    rc_progress(rc, "Plan: move %d slot(s)", nmv);
-    moves_print(&s, mv, nmv);
-    if (o.simulate) o.dry_run = 1;
-    if (!o.mo.replace && reshard_check_busy(&s, mv, nmv) < 0) goto out;
-    rc->yes = 1;   /* redis-cli's rebalance never asks (only create, reshard and fix do) */
-    ret = day2_apply_moves(&s, "rebalance", "running the same rebalance again moves them (%d slots)", mv, nmv, &o);
-out:
-    free(mv);
-    sess_free(&s);
-    return ret;
-}
-
-/* --- fix ----------------------------------------------------------------------------- */
-
-enum { FIX_FINISH = 1, FIX_ROLLBACK, FIX_CLOSE, FIX_ASSIGN, FIX_DROP_CLAIMS, FIX_MANUAL };
-
-/* What fix does with one slot. */
-struct fix_item {
-    int slot, action;
-    int owner, target;      /* node indexes, -1 when none */
-    long long keys_owner, keys_target;
-    sds why;                /* for FIX_MANUAL */
-};
-
-struct fix_plan {
-    struct fix_item *v;
-    int n;
-};
-
-static void fix_plan_free(struct fix_plan *p) {
-    for (int i = 0; i < p->n; i++) sdsfree(p->v[i].why);
-    free(p->v);
-    memset(p, 0, sizeof *p);
-}
-
-static struct fix_item *fix_plan_add(struct fix_plan *p, int slot, int action) {
-    struct fix_item *g = realloc(p->v, (size_t)(p->n + 1) * sizeof *g);
-    if (!g) return NULL;
-    p->v = g;
-    memset(&g[p->n], 0, sizeof g[p->n]);
-    g[p->n].slot = slot;
-    g[p->n].action = action;
-    g[p->n].owner = g[p->n].target = -1;
-    return &g[p->n++];
-}
-
-/* COUNTKEYSINSLOT slot on every reachable master, pipelined; counts[i] = -1 if unknown. */
-static int fix_count_keys(struct session *s, int slot, long long *counts) {
-    char num[16];
-    snprintf(num, sizeof num, "%d", slot);
-    for (int i = 0; i < s->n; i++) {
-        counts[i] = -1;
-        if (s->nodes[i].up && snode_is_master(&s->nodes[i]) && sess_queue(s, &s->nodes[i], "CLUSTER", "COUNTKEYSINSLOT", num, RESP_END) < 0) return -1;
-    }
-    if (sess_flush_all(s) < 0) return -1;
-    for (int i = 0; i < s->n; i++) {
-        if (!s->nodes[i].up || !snode_is_master(&s->nodes[i])) continue;
-        struct resp *r = sess_reply(s, &s->nodes[i], 0);
-        if (!r) return rc_wrap(s->rc, "CLUSTER COUNTKEYSINSLOT");
-        if (r->type == RESP_INTEGER) counts[i] = r->integer;
-        resp_free(r);
-    }
-    return 0;
-}
-
-/* Nodes that have `slot` open: the first importing one and the first migrating one. */
-static void fix_find_open(const struct session *s, int slot, int *importer, int *migrator, int *peer) {
-    *importer = *migrator = *peer = -1;
-    for (int i = 0; i < s->n; i++) {
-        const struct snode *x = &s->nodes[i];
-        for (int k = 0; x->me && snode_is_master(x) && k < x->me->open_slots; k++) {
-            if (x->me->open[k].slot != slot) continue;
-            if (x->me->open[k].importing && *importer < 0) *importer = i;
-            if (!x->me->open[k].importing && *migrator < 0) { *migrator = i; *peer = sess_index_of(s, x->me->open[k].peer); }
-        }
-    }
-}
-
-/* An interrupted move: finish it when the target already holds keys of the slot (some
- * moved, or clients wrote there through ASK), roll it back when it holds none. */
-static int fix_plan_open(struct session *s, int slot, const int *owner, long long *counts, struct fix_plan *p) {
-    int imp, mig, peer;
-    fix_find_open(s, slot, &imp, &mig, &peer);
-    int o = owner[slot], t = imp >= 0 ? imp : peer;
-    if (fix_count_keys(s, slot, counts) < 0) return -1;
-    struct fix_item *it = fix_plan_add(p, slot, FIX_ROLLBACK);
-    if (!it) return rc_fail_oom(s->rc);
-    it->owner = o;
-    it->target = t;
-    it->keys_owner = o >= 0 ? counts[o] : 0;
-    it->keys_target = t >= 0 ? counts[t] : 0;
-    for (int i = 0; i < s->n; i++)
-        if (counts[i] > 0 && i != o && i != t) { it->action = FIX_MANUAL; it->why = rc_sprintf("keys of slot %d are on a third node %s:%d", slot, s->nodes[i].ip, s->nodes[i].port); return 0; }
-    if (o < 0) { it->action = FIX_MANUAL; it->why = rc_sprintf("slot %d is open but no master owns it", slot); }
-    else if (t < 0 || t == o) {
-        it->action = FIX_CLOSE;
-        if (mig >= 0 && mig != o && counts[mig] > 0) { it->action = FIX_MANUAL; it->why = rc_sprintf("slot %d: %s:%d still holds keys but no longer owns it", slot, s->nodes[mig].ip, s->nodes[mig].port); }
-    }
-    else if (it->keys_target > 0) it->action = FIX_FINISH;
-    return 0;
-}
-
-/* A slot nobody owns goes to the one master holding its keys, or, when none does, to
- * the master with the fewest slots. */
-static int fix_plan_uncovered(struct session *s, int slot, long long *counts, int *nslots, struct fix_plan *p) {
-    if (fix_count_keys(s, slot, counts) < 0) return -1;
-    int holder = -1, holders = 0, least = -1;
-    for (int i = 0; i < s->n; i++) {
-        if (counts[i] > 0) { holder = i; holders++; }
-        if (s->nodes[i].up && snode_is_master(&s->nodes[i]) && (least < 0 || nslots[i] < nslots[least])) least = i;
-    }
-    struct fix_item *it = fix_plan_add(p, slot, FIX_ASSIGN);
-    if (!it) return rc_fail_oom(s->rc);
-    if (holders > 1) { it->action = FIX_MANUAL; it->why = rc_sprintf("uncovered slot %d has keys on %d masters", slot, holders); return 0; }
-    it->owner = holders ? holder : least;
-    if (it->owner < 0) { it->action = FIX_MANUAL; it->why = rc_sprintf("no reachable master for slot %d", slot); return 0; }
-    nslots[it->owner]++;
-    return 0;
-}
-
-/* A slot two masters claim stays with the one holding the most keys; the others drop
- * their claim (only when they hold none of its keys). */
-static int fix_plan_multi(struct session *s, int slot, long long *counts, struct fix_plan *p) {
-    if (fix_count_keys(s, slot, counts) < 0) return -1;
-    int best = -1;
-    for (int i = 0; i < s->n; i++) {
-        const struct snode *x = &s->nodes[i];
-        if (!x->me || !snode_is_master(x) || !nodeinfo_owns(x->me, slot)) continue;
-        if (best < 0 || counts[i] > counts[best]) best = i;
-    }
-    struct fix_item *it = fix_plan_add(p, slot, FIX_DROP_CLAIMS);
-    if (!it) return rc_fail_oom(s->rc);
-    it->owner = best;
-    for (int i = 0; i < s->n; i++) {
-        const struct snode *x = &s->nodes[i];
-        if (i != best && x->me && snode_is_master(x) && nodeinfo_owns(x->me, slot) && counts[i] > 0) {
-            it->action = FIX_MANUAL;
-            it->why = rc_sprintf("slot %d is claimed by %s:%d and %s:%d and both hold keys", slot, s->nodes[best].ip, s->nodes[best].port, x->ip, x->port);
-        }
-    }
-    return 0;
-}
-
-static int fix_plan_make(struct session *s, int multi, struct fix_plan *p) {
-    struct rc *rc = s->rc;
-    int *owner = malloc(CLUSTER_SLOTS * sizeof *owner);
-    long long *counts = calloc((size_t)s->n, sizeof *counts);
-    int *nslots = calloc((size_t)s->n, sizeof *nslots);
-    unsigned char *seen = calloc(CLUSTER_SLOTS, 1);
-    int ret = -1;
-    if (!owner || !counts || !nslots || !seen) { rc_fail_oom(rc); goto out; }
-    sess_owner_map(s, owner);
-    for (int i = 0; i < s->n; i++) nslots[i] = snode_slot_count(&s->nodes[i]);
-    for (int i = 0; i < s->n; i++) {
-        const struct snode *x = &s->nodes[i];
-        for (int k = 0; x->me && k < x->me->open_slots; k++) {
-            int slot = x->me->open[k].slot;
-            if (seen[slot]) continue;
-            seen[slot] = 1;
-            if (fix_plan_open(s, slot, owner, counts, p) < 0) goto out;
-        }
-    }
-    for (int k = 0; k < CLUSTER_SLOTS; k++)
-        if (owner[k] < 0 && !seen[k] && fix_plan_uncovered(s, k, counts, nslots, p) < 0) goto out;
-    if (multi) {
-        struct findings f = { 0 };
-        if (judge_multiple_owners(s, &f) < 0) { findings_free(&f); rc_fail_oom(rc); goto out; }
-        for (int i = 0; i < f.n; i++)
-            if (!seen[f.v[i].slot] && fix_plan_multi(s, f.v[i].slot, counts, p) < 0) { findings_free(&f); goto out; }
-        findings_free(&f);
-    }
-    ret = 0;
-out:
-    free(owner); free(counts); free(nslots); free(seen);
-    return ret;
-}
-
-/* The run of items from i on with item i's action, owner and target: their slots
- * into bits, their key counts summed into *keys_owner / *keys_target. Returns the end. */
-static int fix_plan_run(const struct fix_plan *p, int i, unsigned char *bits, long long *keys_owner, long long *keys_target) {
-    const struct fix_item *a = &p->v[i];
-    int e = i;
-    memset(bits, 0, CLUSTER_SLOTS);
-    *keys_owner = *keys_target = 0;
-    for (; e < p->n && p->v[e].action == a->action && p->v[e].owner == a->owner && p->v[e].target == a->target; e++) {
-        bits[p->v[e].slot] = 1;
-        *keys_owner += p->v[e].keys_owner;
-        *keys_target += p->v[e].keys_target;
-    }
-    return e;
-}
-
-/* The plan, one line per action, owner and target with the slots as ranges (a failed
- * move leaves hundreds of slots to repair); what cannot be fixed stays one per slot. */
-static void fix_plan_print(struct session *s, const struct fix_plan *p) {
-    static const char *const names[] = { "", "finish the move", "roll back the move", "close", "assign", "drop extra claims", "cannot fix" };
-    unsigned char *bits = malloc(CLUSTER_SLOTS);
-    for (int i = 0, e; bits && i < p->n; i = e) {
-        const struct fix_item *it = &p->v[i];
-        const struct snode *o = it->owner >= 0 ? &s->nodes[it->owner] : NULL, *t = it->target >= 0 ? &s->nodes[it->target] : NULL;
-        if (it->action == FIX_MANUAL) { rc_warn(s->rc, "slot %d: %s", it->slot, it->why ? it->why : "cannot fix automatically"); e = i + 1; continue; }
-        long long ko, kt;
-        e = fix_plan_run(p, i, bits, &ko, &kt);
-        sds r = slots_ranges_str(bits, 8);
-        char what[32];
-        if (e - i == 1) snprintf(what, sizeof what, "slot %d", it->slot);
-        else snprintf(what, sizeof what, "%d slots", e - i);
-        if (it->action == FIX_FINISH || it->action == FIX_ROLLBACK)
-            rc_progress(s->rc, "  %s: %s %s:%d -> %s:%d (keys: %lld on the target, %lld on the owner)%s%s", what, names[it->action],
-                        o ? o->ip : "?", o ? o->port : 0, t ? t->ip : "?", t ? t->port : 0, kt, ko, e - i > 1 ? ": " : "", e - i > 1 && r ? r : "");
-        else rc_progress(s->rc, "  %s: %s%s%s:%d%s%s", what, names[it->action], it->action == FIX_CLOSE ? " on its owner " : " to ",
-                         o ? o->ip : "?", o ? o->port : 0, e - i > 1 ? ": " : "", e - i > 1 && r ? r : "");
-        sdsfree(r);
-    }
-    free(bits);
-}
-
-/* STABLE on every node that has `slot` open. */
-/* SETSLOT STABLE on every master with slot open, and on the master of every replica
- * with it open (Valkey >= 8 replicates SETSLOT: a move cut short may have left the state
- * on the replicas only; the master's STABLE reaches them). */
-static int fix_queue_stable(struct session *s, int slot) {
-    unsigned char *sent = calloc((size_t)s->n + 1, 1);
-    if (!sent) return rc_fail_oom(s->rc);
-    int ret = 0;
-    for (int i = 0; i < s->n && ret == 0; i++) {
-        struct snode *x = &s->nodes[i];
-        for (int k = 0; x->up && x->me && k < x->me->open_slots; k++) {
-            if (x->me->open[k].slot != slot) continue;
-            int m = snode_is_master(x) ? i : sess_index_of(s, snode_master_id(x));
-            if (m >= 0 && !sent[m] && s->nodes[m].up) { sent[m] = 1; ret = act_setslot(s, &s->nodes[m], slot, "STABLE", NULL); }
-            break;
-        }
-    }
-    free(sent);
-    return ret;
-}
-
-static int fix_apply(struct session *s, const struct fix_plan *p, const struct day2_opts *o) {
-    struct move *mv = calloc((size_t)p->n + 1, sizeof *mv);
-    int nmv = 0;
-    if (!mv) return rc_fail_oom(s->rc);
-    for (int i = 0; i < p->n; i++) {
-        const struct fix_item *it = &p->v[i];
-        int r = 0;
-        if (it->action == FIX_ROLLBACK || it->action == FIX_CLOSE) r = fix_queue_stable(s, it->slot);
-        else if (it->action == FIX_ASSIGN) {   /* a run of slots for one owner: one range */
-            int last = i;
-            while (last + 1 < p->n && p->v[last + 1].action == FIX_ASSIGN && p->v[last + 1].owner == it->owner &&
-                   p->v[last + 1].slot == p->v[last].slot + 1) last++;
-            int step = s->nodes[it->owner].major >= 7 ? CLUSTER_SLOTS : ADDSLOTS_BATCH;
-            for (int lo = it->slot; r == 0 && lo <= p->v[last].slot; lo += step)
-                r = act_addslots_range(s, &s->nodes[it->owner], lo, lo + step - 1 < p->v[last].slot ? lo + step - 1 : p->v[last].slot);
-            i = last;
-        }
-        else if (it->action == FIX_DROP_CLAIMS) {
-            char num[16];
-            snprintf(num, sizeof num, "%d", it->slot);
-            for (int j = 0; j < s->n && r == 0; j++)
-                if (j != it->owner && s->nodes[j].me && snode_is_master(&s->nodes[j]) && nodeinfo_owns(s->nodes[j].me, it->slot))
-                    r = sess_queue(s, &s->nodes[j], "CLUSTER", "DELSLOTS", num, RESP_END);
-            if (r == 0) r = sess_queue(s, &s->nodes[it->owner], "CLUSTER", "BUMPEPOCH", RESP_END);
-        } else if (it->action == FIX_FINISH) {
-            mv[nmv].slot = it->slot;
-            mv[nmv].src = it->owner;
-            mv[nmv++].dst = it->target;
-        }
-        if (r < 0) { free(mv); return -1; }
-    }
-    int ret = sess_drain_all(s, "fix");
-    if (ret == 0 && nmv > 0 && !s->record) {
-        long long keys = 0;
-        int done = 0;
-        const struct move_engine *eng = mover_choose(s, mv, nmv, &o->mo);
-        ret = eng ? mover_run(s, mv, nmv, &o->mo, eng, &keys, &done) : -1;
-        if (ret == 0) rc_progress(s->rc, "Finished %d interrupted move(s), %lld key(s) moved", done, keys);
-    }
-    free(mv);
-    return ret;
-}
-
-static void usage_fix(FILE *f) {
-    fputs("usage: rcluster fix ADDR [--search-multiple-owners] [--replace] [--dry-run] [--yes] [--json]\n"
-          "\n"
-          "Repair what an interrupted move leaves (like redis-cli --cluster fix): an open\n"
-          "(migrating/importing) slot is finished when its target already holds keys of it and\n"
-          "rolled back when it holds none; an uncovered slot goes to the master holding its\n"
-          "keys, else to the master with the fewest slots. --search-multiple-owners also\n"
-          "settles slots two masters claim (kept by the one with the keys). Shows the plan first.\n"
-          "Atomic slot migrations still in flight (Valkey >= 9.0, Redis >= 8.4; say after a\n"
-          "SIGKILL) are waited for, and cancelled after --timeout. Slots left open on replicas\n"
-          "only (Valkey replicates SETSLOT) are closed through their master.\n", f);
-}
-
-static const struct option fix_opts[] = {
-    D2_OPT("search-multiple-owners", no_argument, OPT_D2_MULTI), D2_OPT("cluster-search-multiple-owners", no_argument, OPT_D2_MULTI),
-    D2_MOVE_OPTS,
-};
-
-/* fix ADDR: wait for (or cancel) atomic migrations in flight, then close open slots,
- * cover uncovered ones and settle double owners; asks unless --yes. */
-static int cmd_fix(struct rc *rc, int argc, char **argv) {
-    struct day2_opts o;
-    day2_opts_init(&o);
-    int r = day2_parse(rc, argc, argv, fix_opts, (int)(sizeof fix_opts / sizeof fix_opts[0]), usage_fix, &o, 1);
-    if (r) return r < 0 ? -1 : 0;
-    struct session s;
-    struct fix_plan p = { 0 };
-    int ret = -1;
-    if (day2_open(rc, &s, argv[optind]) < 0) goto out;
-    for (int i = 0; i < s.n; i++)
-        if (!s.nodes[i].up && snode_is_master(&s.nodes[i]) && snode_slot_count(&s.nodes[i]) > 0) {
-            rc_fail_kind_msg(rc, s.nodes[i].err_kind, rc_sprintf("master %s:%d is not reachable: %s; fix needs every master with slots", s.nodes[i].ip, s.nodes[i].port, s.nodes[i].err));
-            goto out;
-        }
-    /* Atomic migrations of an earlier run finish by themselves: wait for them, and
-     * cancel what is still in flight after --timeout. */
-    if (sess_migrations(&s) && !o.dry_run && day2_wait_migrations(&s, s.deadline) < 0) {
-        rc_progress(rc, "Cancelling: %s", rc->err);
-        sess_cancel_migrations(&s);
-        if (day2_wait_migrations(&s, rc_deadline_within(s.deadline, 10)) < 0) goto out;
-    }
-    /* Right after a kill the nodes may still be exchanging the last epochs: let them. */
-    if (day2_wait_settled(&s, rc_deadline_within(s.deadline, 2), o.multi_owners) == 0) {
-        rc_progress(rc, "Nothing to fix: no open slot, all %d slots covered%s", CLUSTER_SLOTS, o.multi_owners ? ", no slot with two owners" : "");
-        if (rc->json) rc_json_outf(rc, "{\"ok\":true,\"command\":\"fix\",\"fixed\":0}\n");
-        ret = 0;
-        goto out;
-    }
-    if (fix_plan_make(&s, o.multi_owners, &p) < 0) goto out;
-    /* Finishing a key-by-key move is key by key: refused here, before any repair. */
-    for (int i = 0; o.mo.migration == MIGRATION_ATOMIC && i < p.n; i++)
-        if (p.v[i].action == FIX_FINISH) {
-            rc_fail_as(rc, RC_ERR_USAGE, "--migration atomic: slot %d is open from a key-by-key move, which only MIGRATE finishes; "
-                       "nothing changed (run fix without --migration)", p.v[i].slot);
-            goto out;
-        }
-    rc_progress(rc, "Plan: %d slot(s) to repair", p.n);
-    fix_plan_print(&s, &p);
-    int manual = 0;
-    for (int i = 0; i < p.n; i++) manual += p.v[i].action == FIX_MANUAL;
-    s.record = o.dry_run;
-    if (!o.dry_run && rc_confirm(rc, "Repair these slots?") < 0) goto out;
-    s.deadline = rc_deadline_in(rc->timeout);   /* the repair's own, from the answer on */
-    if (fix_apply(&s, &p, &o) < 0 || o.dry_run) { ret = o.dry_run ? 0 : -1; goto out; }
-    if (day2_wait_settled(&s, s.deadline, o.multi_owners) < 0 && !manual) goto out;
-    if (manual) { rc_fail(rc, "fixed %d slot(s); %d need a hand (see the warnings above)", p.n - manual, manual); goto out; }
-    if (rc->json) rc_json_outf(rc, "{\"ok\":true,\"command\":\"fix\",\"fixed\":%d}\n", p.n);
-    else printf("fix: repaired %d slot(s); no open slot, all %d slots covered\n", p.n, CLUSTER_SLOTS);
-    ret = 0;
-out:
-    fix_plan_free(&p);
-    sess_free(&s);
-    return ret;
-}
-
-/* --- del-node ---------------------------------------------------------------------------- */
-
-static int sess_knows(const struct session *s, int skip, const char *id) {
-    int c = 0;
-    for (int i = 0; i < s->n; i++)
-        if (i != skip && s->nodes[i].up && cview_find((struct cview *)&s->nodes[i].view, id)) c++;
-    return c;
-}
-
 /* The master with the fewest replicas, preferring one on another host than `host`;
  * with_empty: masters without slots count too (add-node, as redis-cli picks). */
 static int sess_pick_master(const struct session *s, int skip, const char *host, int with_empty) {
@@ -7269,678 +6375,6 @@ static int sess_pick_master(const struct session *s, int skip, const char *host,
         if (best < 0 || c < bestc || (c == bestc && far > bestfar)) { best = i; bestc = c; bestfar = far; }
     }
     return best;
-}
-
-/* FORGET on every node that still lists the node, until none does: a node that has
- * not heard yet would otherwise teach the others again through gossip. */
-static int delnode_forget(struct session *s, int victim, struct rc_deadline until) {
-    const char *id = s->nodes[victim].id;
-    for (int round = 0; ; round++) {
-        for (int i = 0; i < s->n; i++)
-            if (i != victim && s->nodes[i].up && cview_find(&s->nodes[i].view, id) && act_forget(s, &s->nodes[i], id) < 0) return -1;
-        if (sess_flush_all(s) < 0) return -1;
-        for (int i = 0; i < s->n; i++)
-            while (s->nodes[i].up && s->nodes[i].owed > 0) {
-                struct resp *r = sess_reply(s, &s->nodes[i], 0);
-                if (!r) break;
-                if (r->type == RESP_ERROR && s->rc->verbose) rc_warn(s->rc, "%s:%d: CLUSTER FORGET: %s", s->nodes[i].ip, s->nodes[i].port, r->str);
-                resp_free(r);
-            }
-        sess_refresh(s);
-        int left = sess_knows(s, victim, id);
-        if (!left) return 0;
-        if (rc_interrupted() || rc_deadline_passed(until))
-            return rc_fail(s->rc, "%d node(s) still list %.40s after %d FORGET round(s)", left, id, round + 1);
-        rc_sleep_ms(100);
-    }
-}
-
-static void usage_del_node(FILE *f) {
-    fputs("usage: rcluster del-node ADDR NODE_ID [--dry-run] [--yes] [--json]\n"
-          "\n"
-          "Remove a node from the cluster ADDR belongs to, also when it is dead or unreachable:\n"
-          "its replicas move to another master, every other node gets CLUSTER FORGET until\n"
-          "none lists it, then, if it answers, CLUSTER RESET so it cannot rejoin. A master\n"
-          "that still owns slots is refused (empty it with rebalance --weight ID=0 first).\n"
-          "NODE_ID may be an id, a unique id prefix or any address that reaches the node.\n"
-          "Like redis-cli's, it does not ask for confirmation.\n", f);
-}
-
-static const struct option del_node_opts[] = {
-    D2_OPT("dry-run", no_argument, OPT_D2_DRY_RUN), D2_OPT("cluster-yes", no_argument, OPT_D2_YES),
-};
-
-static int delnode_replicas(struct session *s, int victim) {
-    for (int i = 0; i < s->n; i++) {
-        struct snode *x = &s->nodes[i];
-        if (i == victim || !x->up || snode_is_master(x) || strcmp(snode_master_id(x), s->nodes[victim].id) != 0) continue;
-        int m = sess_pick_master(s, victim, x->ip, 0);
-        if (m < 0) return rc_fail(s->rc, "no other master for replica %s:%d", x->ip, x->port);
-        rc_progress(s->rc, "Replica %s:%d now replicates %s:%d", x->ip, x->port, s->nodes[m].ip, s->nodes[m].port);
-        if (act_replicate(s, x, s->nodes[m].id) < 0) return -1;
-    }
-    return sess_drain_all(s, "CLUSTER REPLICATE");
-}
-
-/* Take node v out of the cluster: its replicas to other masters, FORGET everywhere
- * until no node lists it, then CLUSTER RESET HARD on it when it answers (*reset says
- * so). HARD gives it a new id: the others refuse the forgotten one for 60 s, so a node
- * that kept it could not be added again at once. v must own no slots. Shared by
- * del-node and scale. */
-static int delnode_remove(struct session *s, int v, struct rc_deadline until, int *reset) {
-    struct snode *x = &s->nodes[v];
-    *reset = 0;
-    if (delnode_replicas(s, v) < 0 || delnode_forget(s, v, until) < 0) return -1;
-    if (x->up) {
-        if (act_reset(s, x, "HARD") == 0 && sess_drain(s, x, "CLUSTER RESET HARD") == 0) *reset = 1;
-        else rc_warn(s->rc, "could not CLUSTER RESET %s:%d: %s", x->ip, x->port, s->rc->err);
-    }
-    return 0;
-}
-
-/* del-node ADDR NODE: move a slotless node's replicas away, FORGET it everywhere until
- * no node lists it, then CLUSTER RESET HARD it (a dead node too). */
-static int cmd_del_node(struct rc *rc, int argc, char **argv) {
-    struct day2_opts o;
-    day2_opts_init(&o);
-    int r = day2_parse(rc, argc, argv, del_node_opts, 2, usage_del_node, &o, 2);
-    if (r) return r < 0 ? -1 : 0;
-    struct session s;
-    int ret = -1;
-    if (day2_open(rc, &s, argv[optind]) < 0) goto out;
-    int v = day2_resolve(&s, "del-node", argv[optind + 1]);
-    if (v < 0) goto out;
-    struct snode *x = &s.nodes[v];
-    if (v == s.seed) { rc_fail_as(rc, RC_ERR_USAGE, "del-node: %s:%d is the node given as ADDR; give the address of another node of the cluster", x->ip, x->port); goto out; }
-    int owned = snode_slot_count(x);
-    for (int i = 0; i < s.n && owned == 0; i++)
-        if (s.nodes[i].up) { const struct nodeinfo *ni = cview_find(&s.nodes[i].view, x->id); if (ni) owned = nodeinfo_slot_count(ni); }
-    if (owned > 0) {
-        rc_fail(rc, "del-node: %s:%d still owns %d slot(s); nothing changed. Empty it first: rcluster rebalance %s --weight %.40s=0 --yes "
-                "(or rcluster reshard %s --from %.40s --to OTHER --slots %d)", x->ip, x->port, owned, argv[optind], x->id, argv[optind], x->id, owned);
-        goto out;
-    }
-    if (day2_preflight(&s, 1, v) < 0) goto out;
-    rc_progress(rc, "Plan: remove %s:%d (%.40s, %s%s): FORGET on %d node(s)%s", x->ip, x->port, x->id, snode_is_master(x) ? "master" : "replica",
-                x->up ? "" : ", not reachable", s.n - 1, x->up ? ", then CLUSTER RESET HARD on it (a new id)" : "");
-    s.record = o.dry_run;   /* redis-cli's del-node never asks: neither does this */
-    if (o.dry_run) {
-        for (int i = 0; i < s.n; i++) if (i != v) act_forget(&s, &s.nodes[i], x->id);
-        if (x->up) act_reset(&s, x, "HARD");
-        ret = 0;
-        goto out;
-    }
-    int reset = 0;
-    if (delnode_remove(&s, v, s.deadline, &reset) < 0) goto out;
-    if (rc->json) rc_json_outf(rc, "{\"ok\":true,\"command\":\"del-node\",\"id\":\"%s\",\"reset\":%s}\n", x->id, reset ? "true" : "false");
-    else printf("del-node: %s:%d (%.40s) removed; no node lists it%s\n", x->ip, x->port, x->id, reset ? "; it was CLUSTER RESET HARD (new id: it can be added again at once)" : "");
-    ret = 0;
-out:
-    sess_free(&s);
-    return ret;
-}
-
-/* --- add-node ------------------------------------------------------------------------------ */
-
-/* NEW must be what `create` wants of a node: reachable with our password, cluster-enabled,
- * empty, alone. It joins the session as one more node (line NULL). */
-static int addnode_probe(struct session *s, const struct addr *a) {
-    struct rc *rc = s->rc;
-    struct snode *grown = realloc(s->nodes, (size_t)(s->n + 1) * sizeof *grown);
-    if (!grown) return rc_fail_oom(rc);
-    s->nodes = grown;
-    struct snode *x = &s->nodes[s->n];
-    memset(x, 0, sizeof *x);
-    x->c.fd = -1;
-    snprintf(x->conn_ip, sizeof x->conn_ip, "%s", a->ip);
-    x->conn_port = a->port;
-    snprintf(x->ip, sizeof x->ip, "%s", a->ip);
-    x->port = a->port;
-    x->bus = addr_bus(a);
-    s->n++;
-    struct rconn probe;
-    struct resp *info = NULL;
-    int ret = -1;
-    if (rconn_open(rc, &probe, a->ip, a->port) < 0) { rc_wrap(rc, "new node"); rconn_free(&probe); return -1; }
-    info = rconn_call(rc, &probe, "INFO cluster", "INFO", "cluster", RESP_END);
-    char buf[16];
-    if (!info) goto out;
-    if (info->type != RESP_BULK || info_field(info->str, "cluster_enabled", buf, sizeof buf) < 0 || strcmp(buf, "1") != 0) {
-        rc_fail_as(rc, RC_ERR_NOT_CLUSTER, "new node %s: cluster mode is disabled (cluster_enabled:0); start it with cluster-enabled yes", probe.name);
-        goto out;
-    }
-    x->c = probe;
-    probe.fd = -1; probe.name = NULL; probe.rbuf = probe.wbuf = NULL;
-    x->up = 1;
-    if (sess_probe_queue(s, x) < 0 || sess_probe_read(s, x) < 0) { rc_wrap(rc, "new node"); goto out; }
-    memcpy(x->id, x->me->id, sizeof x->id);
-    if (sess_index_of(s, x->id) != s->n - 1) { rc_fail(rc, "add-node: %s:%d is already a member of this cluster", a->ip, a->port); goto out; }
-    if (x->me->ip[0]) { snprintf(x->ip, sizeof x->ip, "%s", x->me->ip); x->port = x->me->port; x->bus = x->me->bus; }
-    if (x->keys != 0) { rc_fail(rc, "new node %s:%d is not empty (%lld keys); only an empty node can join", a->ip, a->port, x->keys); goto out; }
-    if (x->view.n > 1 || nodeinfo_slot_count(x->me) > 0) {
-        rc_fail(rc, "new node %s:%d already knows %d other node(s) or owns slots (it is part of a cluster; CLUSTER RESET it first)", a->ip, a->port, x->view.n - 1);
-        goto out;
-    }
-    ret = 0;
-out:
-    resp_free(info);
-    rconn_free(&probe);
-    return ret;
-}
-
-/* NEW was a member of a cluster before when its current epoch is above 0 (CLUSTER RESET
- * SOFT, and redis-cli's del-node, keep the id): after FORGET the cluster refuses that id
- * for 60 s, so the join would hang. It is empty and alone: CLUSTER RESET HARD gives it a
- * new id first. */
-static int addnode_fresh_id(struct session *s, int nx) {
-    struct snode *x = &s->nodes[nx];
-    if (x->current_epoch <= 0) return 0;
-    rc_progress(s->rc, "%s:%d was a member of a cluster before (current epoch %lld); the cluster may still refuse its id "
-                "%.8s: CLUSTER RESET HARD gives it a new one", x->ip, x->port, x->current_epoch, x->id);
-    if (act_reset(s, x, "HARD") < 0 || sess_drain(s, x, "CLUSTER RESET HARD") < 0) return -1;
-    if (s->record) return 0;
-    if (sess_probe_queue(s, x) < 0 || sess_probe_read(s, x) < 0) return rc_wrap(s->rc, "new node after CLUSTER RESET HARD");
-    memcpy(x->id, x->me->id, sizeof x->id);
-    return 0;
-}
-
-/* Every node lists NEW (past the handshake); for a replica, NEW replicates its master
- * with the link up and the master's CLUSTER SLOTS lists it. */
-static int addnode_ready(struct session *s, int nx, int master, sds *why) {
-    struct snode *x = &s->nodes[nx];
-    for (int i = 0; i < s->n; i++) {
-        const struct nodeinfo *ni = s->nodes[i].up ? cview_find(&s->nodes[i].view, x->id) : NULL;
-        if (s->nodes[i].up && (!ni || (ni->flags & NF_HANDSHAKE))) { *why = rc_sprintf("%s:%d does not know it yet", s->nodes[i].ip, s->nodes[i].port); return 0; }
-    }
-    /* A new master refuses writes (and MIGRATE's RESTOREs) until its own state is ok. */
-    if (strcmp(x->state, "ok") != 0) { *why = rc_sprintf("it reports cluster_state:%s", x->state); return 0; }
-    if (master < 0) return 1;
-    struct snode *m = &s->nodes[master];
-    /* A master without slots is in no CLUSTER SLOTS reply: its own view must list the
-     * new node as its replica, with the link up. */
-    if (snode_slot_count(m) == 0) {
-        const struct nodeinfo *ni = m->up ? cview_find(&m->view, x->id) : NULL;
-        if (!ni || strcmp(ni->master, m->id) != 0) { *why = rc_sprintf("its master %s:%d does not list it as its replica yet", m->ip, m->port); return 0; }
-        if (strcmp(x->link, "up") != 0) { *why = rc_sprintf("replication link is %s", x->link[0] ? x->link : "not up"); return 0; }
-        return 1;
-    }
-    struct resp *repl = NULL, *slots = NULL;
-    int ok = 0;
-    char buf[32] = "";
-    if (sess_queue(s, x, "INFO", "replication", RESP_END) < 0 || sess_queue(s, m, "CLUSTER", "SLOTS", RESP_END) < 0 ||
-        sess_flush_all(s) < 0 || !(repl = sess_reply(s, x, 0)) || !(slots = sess_reply(s, m, 0))) { resp_free(repl); return -1; }
-    if (repl->type != RESP_BULK || info_field(repl->str, "master_link_status", buf, sizeof buf) < 0 || strcmp(buf, "up") != 0)
-        *why = rc_sprintf("replication link is %s", buf[0] ? buf : "not up");
-    else {
-        for (size_t i = 0; slots->type == RESP_ARRAY && i < slots->n && !ok; i++) {
-            const struct resp *e = slots->elem[i];
-            for (size_t k = 3; e->type == RESP_ARRAY && k < e->n; k++)
-                if (e->elem[k]->type == RESP_ARRAY && e->elem[k]->n >= 2 && e->elem[k]->elem[1]->type == RESP_INTEGER &&
-                    e->elem[k]->elem[1]->integer == x->port) ok = 1;
-        }
-        if (!ok) *why = rc_sprintf("CLUSTER SLOTS of its master does not list it yet");
-    }
-    resp_free(repl);
-    resp_free(slots);
-    return ok;
-}
-
-/* Redis 7 lists a replica in CLUSTER SLOTS only once gossip carries a non-zero offset;
- * an idle master moves it only every repl-ping-replica-period. A key written and deleted
- * in the master's own slots moves it at once and leaves nothing behind. */
-static int addnode_nudge(struct session *s, int master) {
-    const struct nodeinfo *ni = snode_slots(&s->nodes[master]);
-    char key[64];
-    for (unsigned i = 0; ni && ni->nranges && i < 1000000; i++) {
-        snprintf(key, sizeof key, "rcluster:nudge:{%u}", i);
-        if (nodeinfo_owns(ni, cluster_key_slot(key, strlen(key)))) {
-            if (sess_queue(s, &s->nodes[master], "SET", key, "1", RESP_END) < 0 || sess_queue(s, &s->nodes[master], "DEL", key, RESP_END) < 0) return -1;
-            return sess_drain_all(s, "nudge");
-        }
-    }
-    return 0;
-}
-
-static int addnode_wait(struct session *s, int nx, int master, struct rc_deadline until) {
-    int64_t last_nudge = 0;
-    int replicated = master < 0;
-    for (;;) {
-        sess_refresh(s);
-        struct snode *x = &s->nodes[nx];
-        if (!x->up) return rc_fail_kind_msg(s->rc, x->err_kind, rc_sprintf("the new node stopped answering: %s", x->err));
-        if (!replicated) {
-            const struct nodeinfo *mi = cview_find(&x->view, s->nodes[master].id);
-            if (mi && !(mi->flags & NF_HANDSHAKE)) {
-                if (act_replicate(s, x, s->nodes[master].id) < 0) return -1;
-                if (sess_drain(s, x, "CLUSTER REPLICATE") == 0) replicated = 1;
-                else if (s->rc->verbose) rc_warn(s->rc, "%s", s->rc->err);
-            }
-        }
-        sds why = NULL;
-        int ready = replicated ? addnode_ready(s, nx, master, &why) : 0;
-        if (ready < 0) { sdsfree(why); return -1; }
-        if (ready) { sdsfree(why); return 0; }
-        if (replicated && master >= 0 && rc_now_ms() - last_nudge > 500) { last_nudge = rc_now_ms(); if (addnode_nudge(s, master) < 0) { sdsfree(why); return -1; } }
-        if (rc_interrupted() || rc_deadline_passed(until)) {
-            rc_fail(s->rc, "the new node did not join within %.0f s: %s", until.seconds, why ? why : (replicated ? "?" : "it does not know its master yet"));
-            sdsfree(why);
-            return -1;
-        }
-        sdsfree(why);
-        rc_sleep_ms(100);
-    }
-}
-
-static void usage_add_node(FILE *f) {
-    fputs("usage: rcluster add-node NEW ADDR [--replica [--master-id ID]] [--dry-run] [--yes] [--json]\n"
-          "\n"
-          "Add the running, empty, cluster-enabled node NEW to the cluster ADDR belongs to\n"
-          "(like redis-cli --cluster add-node). As --replica it replicates --master-id, or the\n"
-          "master with the fewest replicas (preferring another host), holding\n"
-          "cluster-replica-no-failover yes on it while it joins. Returns once every node\n"
-          "knows NEW and, for a replica, its link is up and CLUSTER SLOTS lists it.\n"
-          "Like redis-cli's, it does not ask for confirmation.\n"
-          "Aliases: --cluster-slave, --cluster-replica, --cluster-master-id.\n", f);
-}
-
-static const struct option add_node_opts[] = {
-    D2_OPT("replica", no_argument, OPT_D2_REPLICA), D2_OPT("cluster-slave", no_argument, OPT_D2_REPLICA),
-    D2_OPT("cluster-replica", no_argument, OPT_D2_REPLICA), D2_OPT("slave", no_argument, OPT_D2_REPLICA),
-    D2_OPT("master-id", required_argument, OPT_D2_MASTER_ID), D2_OPT("cluster-master-id", required_argument, OPT_D2_MASTER_ID),
-    D2_OPT("dry-run", no_argument, OPT_D2_DRY_RUN), D2_OPT("cluster-yes", no_argument, OPT_D2_YES),
-};
-
-/* add-node NEW ADDR [--replica [--master-id ID]]: check the new node like create,
- * MEET it, make it a replica if asked, wait until every node knows it. */
-static int cmd_add_node(struct rc *rc, int argc, char **argv) {
-    struct day2_opts o;
-    day2_opts_init(&o);
-    int r = day2_parse(rc, argc, argv, add_node_opts, (int)(sizeof add_node_opts / sizeof add_node_opts[0]), usage_add_node, &o, 2);
-    if (r) return r < 0 ? -1 : 0;
-    if (o.master_id && !o.replica) return day2_usage_fail(rc, "add-node: --master-id %s needs --replica", o.master_id);
-    struct session s;
-    struct addr na;
-    int ret = -1, master = -1;
-    char nofail_was[8] = "", held[300] = "";
-    memset(&s, 0, sizeof s);
-    if (addr_parse(rc, argv[optind], &na) < 0 || day2_open(rc, &s, argv[optind + 1]) < 0) goto out;
-    if (day2_preflight(&s, 0, -1) < 0) goto out;
-    if (o.replica) {
-        master = o.master_id ? day2_resolve_master(&s, "--master-id", o.master_id) : sess_pick_master(&s, -1, na.ip, 1);
-        if (master < 0) { if (!o.master_id) rc_fail(rc, "add-node: no reachable master with slots to replicate"); goto out; }
-    }
-    int seed = s.seed;
-    if (addnode_probe(&s, &na) < 0) goto out;
-    int nx = s.n - 1;
-    struct snode *x = &s.nodes[nx], *sd = &s.nodes[seed];
-    if (master >= 0) rc_progress(rc, "Plan: add %s:%d as a replica of %s:%d (%.40s)", x->ip, x->port, s.nodes[master].ip, s.nodes[master].port, s.nodes[master].id);
-    else rc_progress(rc, "Plan: add %s:%d as an empty master (move slots to it with rebalance --use-empty-masters or reshard)", x->ip, x->port);
-    s.record = o.dry_run;   /* redis-cli's add-node never asks: neither does this */
-    if (addnode_fresh_id(&s, nx) < 0) goto out;
-    x = &s.nodes[nx];
-    /* A joining replica must not fail over while it forms (its own value comes back at the end). */
-    if (master >= 0 && o.dry_run && sess_queue(&s, x, "CONFIG", "SET", "cluster-replica-no-failover", "yes", RESP_END) < 0) goto out;
-    if (master >= 0 && !o.dry_run) {
-        if (sess_hold_no_failover(&s, x, nofail_was) < 0) goto out;
-        snprintf(held, sizeof held, "%s:%d", na.ip, na.port);
-    }
-    if (act_meet(&s, x, sd->ip, sd->port, sd->bus) < 0 || sess_drain_all(&s, "CLUSTER MEET") < 0) goto out;
-    if (o.dry_run) {
-        if (master >= 0) act_replicate(&s, x, s.nodes[master].id);
-        ret = 0;
-        goto out;
-    }
-    if (addnode_wait(&s, nx, master, s.deadline) < 0) goto out;
-    x = &s.nodes[nx];
-    if (rc->json) rc_json_outf(rc, "{\"ok\":true,\"command\":\"add-node\",\"id\":\"%s\",\"role\":\"%s\",\"master\":%s%s%s}\n", x->id, master >= 0 ? "replica" : "master",
-                         master >= 0 ? "\"" : "", master >= 0 ? s.nodes[master].id : "null", master >= 0 ? "\"" : "");
-    else printf("add-node: %s:%d (%.40s) joined as %s\n", x->ip, x->port, x->id, master >= 0 ? "a replica" : "an empty master");
-    ret = 0;
-out:
-    if (held[0]) release_no_failover(rc, na.ip, na.port, held, nofail_was);
-    sess_free(&s);
-    return ret;
-}
-
-/* --- set-timeout ------------------------------------------------------------------------------ */
-
-static void usage_set_timeout(FILE *f) {
-    fputs("usage: rcluster set-timeout ADDR MS [--dry-run] [--yes] [--json]\n"
-          "\n"
-          "Set cluster-node-timeout to MS milliseconds on every node (CONFIG SET) and persist\n"
-          "it (CONFIG REWRITE). A node started without a config file keeps it until restart;\n"
-          "that is reported as a warning.\n", f);
-}
-
-static const struct option set_timeout_opts[] = {
-    D2_OPT("dry-run", no_argument, OPT_D2_DRY_RUN), D2_OPT("cluster-yes", no_argument, OPT_D2_YES),
-};
-
-/* Whether container c (an entry of GET /containers/json) is where the cluster reaches
- * x: x's address is one of its network IPs, or a port it publishes on x's IP. Pure. */
-static int container_serves(const json_value_s *c, const struct snode *x) {
-    const json_value_s *nets = json_get(json_get(c, "NetworkSettings"), "Networks");
-    for (size_t i = 0; i < json_length(nets); i++) {
-        const char *ip = json_string(json_get(json_member_value(nets, i), "IPAddress"));
-        if (ip && *ip && !strcmp(ip, x->ip)) return 1;
-    }
-    const json_value_s *ports = json_get(c, "Ports");
-    for (size_t i = 0; i < json_length(ports); i++) {
-        const json_value_s *p = json_at(ports, i);
-        const char *ip = json_string(json_get(p, "IP"));
-        if (ip && (!strcmp(ip, x->ip) || !strcmp(ip, "0.0.0.0")) && (int)json_number(json_get(p, "PublicPort"), -1) == x->port) return 1;
-    }
-    const json_value_s *labels = json_get(c, "Labels");
-    const char *hip = json_string(json_get(labels, LABEL_HOST_IP)), *hport = json_string(json_get(labels, LABEL_HOST_PORT));
-    long port;
-    return hip && hport && !strcmp(hip, x->ip) && rc_parse_int(hport, 1, 65535, &port) == 0 && port == x->port;
-}
-
-/* mine[i] = 1 for the nodes of s that run in a container `rcluster up` made (labelled
- * io.rcluster.cluster): their redis.conf is rcluster's own; *data_dir (when given)
- * gets their cluster's data dir (caller frees). Without a Docker daemon
- * that answers, none; rc->err is left as it was. */
-static void sess_find_up_nodes(struct rc *rc, struct session *s, unsigned char *mine, sds *data_dir) {
-    struct docker d;
-    json_value_s *all = NULL;
-    struct rc_err_saved saved = rc_err_save(rc);
-    docker_init_closed(&d, rc);
-    if (docker_open(rc, &d) == 0 && docker_list_by_label(&d, "containers", LABEL_CLUSTER, NULL, &all) == 0)
-        for (size_t k = 0; k < json_length(all); k++)
-            for (int i = 0; i < s->n; i++) {
-                if (!container_serves(json_at(all, k), &s->nodes[i])) continue;
-                mine[i] = 1;
-                const char *dir = docker_label(json_at(all, k), LABEL_DATA_DIR);
-                if (data_dir && !*data_dir && dir && dir[0] == '/') *data_dir = sdsnew(dir);
-            }
-    json_free(all);
-    docker_free(&d);
-    rc_err_restore(rc, &saved);
-}
-
-static int up_persist_node_timeout(struct rc *rc, const char *dir, long ms);
-
-/* set-timeout ADDR MS: cluster-node-timeout on every node (CONFIG SET, persisted with
- * CONFIG REWRITE; on nodes in containers made by up, in their redis.conf and manifest). */
-static int cmd_set_timeout(struct rc *rc, int argc, char **argv) {
-    struct day2_opts o;
-    day2_opts_init(&o);
-    int r = day2_parse(rc, argc, argv, set_timeout_opts, 2, usage_set_timeout, &o, 2);
-    if (r) return r < 0 ? -1 : 0;
-    long ms;
-    if (rc_parse_int(argv[optind + 1], 100, 86400000L, &ms) < 0) return day2_usage_fail(rc, "set-timeout: expected milliseconds from 100 to 86400000, got '%s'", argv[optind + 1]);
-    struct session s;
-    unsigned char *mine = NULL;
-    sds dir = NULL;
-    int ret = -1, set = 0, persisted = 0, down = 0, ours = 0;
-    if (day2_open(rc, &s, argv[optind]) < 0) goto out;
-    if (!(mine = calloc((size_t)s.n + 1, 1))) { rc_fail_oom(rc); goto out; }
-    sess_find_up_nodes(rc, &s, mine, &dir);
-    for (int i = 0; i < s.n; i++) ours += mine[i];
-    /* rcluster's own redis.conf comes from its template and manifest: CONFIG REWRITE
-     * would make it disagree with them, so both are rewritten instead (below). */
-    s.record = o.dry_run;
-    for (int i = 0; i < s.n; i++) {
-        if (!s.nodes[i].up) { rc_warn(rc, "%s:%d not reachable: %s", s.nodes[i].ip, s.nodes[i].port, s.nodes[i].err); down++; continue; }
-        if (sess_queue(&s, &s.nodes[i], "CONFIG", "SET", "cluster-node-timeout", argv[optind + 1], RESP_END) < 0 ||
-            (!mine[i] && sess_queue(&s, &s.nodes[i], "CONFIG", "REWRITE", RESP_END) < 0)) goto out;
-    }
-    if (o.dry_run) { ret = 0; goto out; }
-    if (sess_flush_all(&s) < 0) goto out;
-    for (int i = 0; i < s.n; i++) {
-        struct snode *x = &s.nodes[i];
-        if (!x->up) continue;
-        struct resp *a = sess_reply(&s, x, 0), *b = a && !mine[i] ? sess_reply(&s, x, 0) : NULL;
-        if (!a || (!b && !mine[i])) { rc_warn(rc, "%s:%d: %s", x->ip, x->port, rc->err); resp_free(a); down++; continue; }
-        if (a->type == RESP_ERROR) rc_warn(rc, "%s:%d: CONFIG SET cluster-node-timeout: %s", x->ip, x->port, a->str);
-        else set++;
-        if (b && b->type == RESP_ERROR) rc_warn(rc, "%s:%d: not persisted: CONFIG REWRITE: %s", x->ip, x->port, b->str);
-        else if (b) persisted++;
-        resp_free(a);
-        resp_free(b);
-    }
-    if (ours && dir && up_persist_node_timeout(rc, dir, ms) == 0) persisted += ours;
-    else if (ours) rc_warn(rc, "%d node(s) run in containers made by `rcluster up`: set now, but their redis.conf and the "
-                               "manifest could not be rewritten (a restart goes back to the recorded timeout): %s", ours,
-                           rc->err ? rc->err : "no data dir label");
-    if (rc->json) rc_json_outf(rc, "{\"ok\":%s,\"command\":\"set-timeout\",\"timeout_ms\":%ld,\"nodes\":%d,\"set\":%d,\"persisted\":%d}\n",
-                         set == s.n ? "true" : "false", ms, s.n, set, persisted);
-    else printf("set-timeout: cluster-node-timeout %ld ms set on %d of %d node(s), persisted on %d\n", ms, set, s.n, persisted);
-    rc->json_done = rc->json;
-    ret = set == s.n ? 0 : rc_fail(rc, "cluster-node-timeout set on only %d of %d node(s)", set, s.n);
-out:
-    sdsfree(dir);
-    free(mine);
-    sess_free(&s);
-    return ret;
-}
-
-/* --- call -------------------------------------------------------------------------------------- */
-
-/* A reply as redis-cli prints it: "(integer) 1", "(nil)", numbered array elements. */
-static sds resp_format(sds out, const struct resp *r, int indent) {
-    switch (r->type) {
-    case RESP_STATUS: return rc_catlen(out, r->str, sdslen(r->str));
-    case RESP_ERROR: out = rc_cat(out, "(error) "); return rc_catlen(out, r->str, sdslen(r->str));
-    case RESP_INTEGER: return rc_catprintf(out, "(integer) %lld", r->integer);
-    case RESP_BULK: return rc_catlen(out, r->str, sdslen(r->str));
-    case RESP_NIL: return rc_cat(out, "(nil)");
-    default:
-        if (r->n == 0) return rc_cat(out, "(empty array)");
-        for (size_t i = 0; out && i < r->n; i++) {
-            if (i) out = rc_catprintf(out, "\n%*s", indent, "");
-            out = rc_catprintf(out, "%zu) ", i + 1);
-            out = resp_format(out, r->elem[i], indent + 3);
-        }
-        return out;
-    }
-}
-
-static sds resp_json(sds out, const struct resp *r) {
-    if (!out) return NULL;
-    switch (r->type) {
-    case RESP_STATUS: case RESP_BULK: return rc_json_str(out, r->str);
-    case RESP_ERROR: out = rc_cat(out, "{\"error\":"); out = rc_json_str(out, r->str); return rc_cat(out, "}");
-    case RESP_INTEGER: return rc_catprintf(out, "%lld", r->integer);
-    case RESP_NIL: return rc_cat(out, "null");
-    default:
-        out = rc_cat(out, "[");
-        for (size_t i = 0; out && i < r->n; i++) { if (i) out = rc_cat(out, ","); out = resp_json(out, r->elem[i]); }
-        return rc_cat(out, "]");
-    }
-}
-
-static void usage_call(FILE *f) {
-    fputs("usage: rcluster call ADDR [--masters|--replicas] CMD [ARG...]\n"
-          "\n"
-          "Run one command on every node of the cluster ADDR belongs to and print each answer\n"
-          "(redis-cli --cluster call). Options go before CMD; everything from CMD on is the\n"
-          "command. Aliases: --cluster-only-masters, --cluster-only-replicas.\n", f);
-}
-
-static const struct option call_opts[] = {
-    D2_OPT("masters", no_argument, OPT_D2_ONLY_MASTERS), D2_OPT("cluster-only-masters", no_argument, OPT_D2_ONLY_MASTERS),
-    D2_OPT("replicas", no_argument, OPT_D2_ONLY_REPLICAS), D2_OPT("cluster-only-replicas", no_argument, OPT_D2_ONLY_REPLICAS),
-};
-
-/* Where CMD starts: the second word that is not an option or an option's value (the
- * third when ADDR is redis-cli's `HOST PORT`: a word without a colon, then a port). */
-static int call_split(int argc, char **argv) {
-    static const char *const with_value[] = { "--password", "--password-file", "--user", "--timeout" };
-    int positional = 0, first = -1;
-    long port;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (strcmp(a, "--") == 0) return i + 1 < argc && positional == 1 ? i + 1 : -1;
-        if (a[0] == '-' && a[1]) {
-            for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++)
-                if (strcmp(a, with_value[k]) == 0) i++;
-            continue;
-        }
-        if (positional == 1 && i == first + 1 && !strchr(argv[first], ':') && rc_parse_int(a, 1, 65535, &port) == 0 &&
-            i + 1 < argc) continue;   /* HOST PORT: the port is part of ADDR */
-        if (++positional == 1) first = i;
-        if (positional == 2) return i;
-    }
-    return -1;
-}
-
-/* call ADDR [filters] CMD ARG...: one command on every node (or masters/replicas);
- * everything after CMD belongs to it. */
-static int cmd_call(struct rc *rc, int argc, char **argv) {
-    struct day2_opts o;
-    day2_opts_init(&o);
-    int cmdi = call_split(argc, argv);
-    int end = cmdi < 0 ? argc : cmdi;
-    if (cmdi > 0 && strcmp(argv[cmdi - 1], "--") == 0) end--;
-    int r = day2_parse(rc, end, argv, call_opts, 4, usage_call, &o, 1);
-    if (r) return r < 0 ? -1 : 0;
-    if (cmdi < 0) return day2_usage_fail(rc, "call: no command given (see rcluster call --help)%s", "");
-    if (o.only_masters && o.only_replicas)
-        return day2_usage_fail(rc, "call: --masters and --replicas together select no node; give one of them, or neither for every node%s", "");
-    if (argc - cmdi > RCONN_MAX_ARGS * 32) return day2_usage_fail(rc, "call: too many arguments%s", "");
-    struct session s;
-    int ret = -1, errors = 0;
-    sds js = NULL;
-    if (day2_open(rc, &s, argv[optind]) < 0) goto out;
-    for (int i = 0; i < s.n; i++) {
-        struct snode *x = &s.nodes[i];
-        int m = snode_is_master(x);
-        if (!x->up || (o.only_masters && !m) || (o.only_replicas && m)) continue;
-        if (sess_queue_argv(&s, x, argc - cmdi, (const char **)argv + cmdi) < 0) goto out;
-    }
-    if (sess_flush_all(&s) < 0) goto out;
-    js = sdsnew("{\"ok\":true,\"replies\":[");
-    int first = 1;
-    for (int i = 0; i < s.n; i++) {
-        struct snode *x = &s.nodes[i];
-        int m = snode_is_master(x);
-        if ((o.only_masters && !m) || (o.only_replicas && m)) continue;
-        struct resp *rep = x->up ? sess_reply(&s, x, 0) : NULL;
-        char name[128];
-        snprintf(name, sizeof name, "%s:%d", x->ip, x->port);
-        if (!rep) { errors++; rc_warn(rc, "%s: %s", name, x->err ? x->err : rc->err); continue; }
-        errors += rep->type == RESP_ERROR;
-        if (rc->json) {
-            js = rc_catprintf(js, "%s{\"node\":\"%s\",\"id\":\"%s\",\"reply\":", first ? "" : ",", name, x->id);
-            js = resp_json(js, rep);
-            js = rc_cat(js, "}");
-        } else {
-            sds t = resp_format(sdsempty(), rep, 0);
-            printf("%s: %s\n", name, t ? t : "");
-            sdsfree(t);
-        }
-        first = 0;
-        resp_free(rep);
-    }
-    if (rc->json && js) rc_json_outf(rc, "%s]}\n", js);
-    ret = errors ? rc_fail(rc, "call: %d node(s) answered with an error or not at all", errors) : 0;
-out:
-    sdsfree(js);
-    sess_free(&s);
-    return ret;
-}
-
-/* --- info ------------------------------------------------------------------------------------- */
-
-#define INFO_BAR 64
-
-/* One bar per master: each cell is CLUSTER_SLOTS/INFO_BAR slots, '#' all owned, '+' some. */
-static void info_bar(const struct nodeinfo *ni, char *bar) {
-    int per = CLUSTER_SLOTS / INFO_BAR;
-    for (int c = 0; c < INFO_BAR; c++) {
-        int own = 0;
-        for (int k = c * per; k < (c + 1) * per; k++) own += ni && nodeinfo_owns(ni, k);
-        const char *mark = own == per ? "#" : own ? "+" : ".";
-        bar[c] = mark[0];
-    }
-    bar[INFO_BAR] = 0;
-}
-
-static int info_first_slot(const struct snode *x) {
-    const struct nodeinfo *ni = snode_slots(x);
-    return ni && ni->nranges ? ni->ranges[0][0] : CLUSTER_SLOTS;
-}
-
-static void usage_info(FILE *f) {
-    fputs("usage: rcluster info ADDR [--json]\n"
-          "\n"
-          "Per master: keys, slots (ranges), replicas and keys per slot, with a slot map bar\n"
-          "(each cell 256 slots: # all owned, + some) — like redis-cli --cluster info.\n", f);
-}
-
-/* info ADDR: keys, slots, replicas and a slot-map bar per master; atomic migrations
- * in flight; the server. */
-static int cmd_info(struct rc *rc, int argc, char **argv) {
-    struct day2_opts o;
-    day2_opts_init(&o);
-    int r = day2_parse(rc, argc, argv, NULL, 0, usage_info, &o, 1);
-    if (r) return r < 0 ? -1 : 0;
-    struct session s;
-    memset(&s, 0, sizeof s);
-    int ret = -1, masters = 0;
-    long long total = 0;
-    sds js = sdsnew("{\"masters\":[");
-    if (!js || day2_open(rc, &s, argv[optind]) < 0) goto out;
-    int color = rc->color && isatty(STDOUT_FILENO);
-    static const char *const colours[] = { "\033[31m", "\033[32m", "\033[33m", "\033[34m", "\033[35m", "\033[36m" };
-    int *order = calloc((size_t)s.n, sizeof *order);
-    if (!order) { rc_fail_oom(rc); goto out; }
-    for (int i = 0; i < s.n; i++) order[i] = i;
-    for (int i = 1; i < s.n; i++)       /* masters in slot order, like check */
-        for (int j = i; j > 0 && info_first_slot(&s.nodes[order[j]]) < info_first_slot(&s.nodes[order[j - 1]]); j--) {
-            int t = order[j]; order[j] = order[j - 1]; order[j - 1] = t;
-        }
-    for (int oi = 0; oi < s.n; oi++) {
-        struct snode *x = &s.nodes[order[oi]];
-        if (!snode_is_master(x)) continue;
-        const struct nodeinfo *ni = snode_slots(x);
-        int slots = snode_slot_count(x), reps = sess_count_replicas(&s, x->id);
-        sds ranges = ni ? nodeinfo_slots_str(ni) : sdsempty();
-        char bar[INFO_BAR + 1];
-        info_bar(ni, bar);
-        double avg = slots ? (double)x->keys / slots : 0;
-        if (rc->json) {
-            js = rc_catprintf(js, "%s{\"id\":\"%s\",\"addr\":\"%s:%d\",\"reachable\":%s,\"keys\":%lld,\"slots\":%d,\"ranges\":", masters ? "," : "",
-                              x->id, x->ip, x->port, x->up ? "true" : "false", x->up ? x->keys : 0, slots);
-            js = rc_json_str(js, ranges ? ranges : "");
-            js = rc_catprintf(js, ",\"replicas\":%d,\"keys_per_slot\":%.2f,\"migrations\":%d", reps, avg, x->migrations);
-            if (x->migrations) { js = rc_cat(js, ",\"migration\":"); js = rc_json_str(js, x->migration); }
-            js = rc_cat(js, "}");
-        } else {
-            printf("%s:%d (%.8s...) %lld keys | %d slots | %d replica(s) | %.2f keys/slot%s\n", x->ip, x->port, x->id, x->up ? x->keys : 0,
-                   slots, reps, avg, x->up ? "" : " | NOT reachable");
-            printf("  %s[%s]%s %s\n", color ? colours[masters % 6] : "", bar, color ? "\033[0m" : "", ranges && sdslen(ranges) ? ranges : "-");
-            if (x->migrations) printf("  atomic slot migration in progress: %s%s\n", x->migration, x->migrations > 1 ? " (and more)" : "");
-        }
-        total += x->up ? x->keys : 0;
-        masters++;
-        sdsfree(ranges);
-    }
-    free(order);
-    sds servers = sess_servers(&s);
-    if (rc->json) {
-        js = rc_json_str(rc_catprintf(js, "],\"keys\":%lld,\"nodes\":%d,\"server\":", total, s.n), servers);
-        js = rc_cat(js, "}\n");
-        rc_json_out(rc, js);
-    } else {
-        if (servers) printf("Server: %s\n", servers);
-        int lost = 0, open = 0;
-        for (int i = 0; i < s.n; i++) {
-            lost += snode_is_master(&s.nodes[i]) && !s.nodes[i].up;
-            open += s.nodes[i].up && s.nodes[i].me ? s.nodes[i].me->open_slots : 0;
-        }
-        if (lost) printf("[WARN] %d master(s) not reachable: their keys are not counted below.\n", lost);
-        if (open) printf("[WARN] %d open slot(s) (an interrupted move): see rcluster check, repair with rcluster fix.\n", open);
-        printf("%s %lld keys in %d masters, %.2f keys per slot on average.\n", lost || open ? "[WARN]" : "[OK]", total, masters,
-               (double)total / CLUSTER_SLOTS);
-    }
-    sdsfree(servers);
-    ret = js ? 0 : rc_fail_oom(rc);
-out:
-    sdsfree(js);
-    sess_free(&s);
-    return ret;
 }
 
 /* ====================================================================== */
@@ -8469,8 +6903,171 @@ static int conf_count_node_dirs(const char *dir) {
 }
 
 /* ====================================================================== */
-/* 9. Commands: create and check (nodes that already run)                  */
+/* 9. Commands on running nodes: create, check, info, call, add-node,     */
+/*    del-node, reshard, rebalance, fix, set-timeout                      */
 /* ====================================================================== */
+
+/* One subsection per command, each in the order it runs: usage and option table, plan,
+ * preflight, apply, wait, report. A command reads its options (left as parsed), makes
+ * its plan, checks the cluster (section 7b), applies it (a dry run records the plan and
+ * stops), waits until the nodes agree and fills its result, from which its one report
+ * function writes the text or the --json document. The day-2 option table and parser
+ * come first (scale and the data commands use them too). */
+
+/* ---- options of the commands on running nodes (also scale's and the data commands') ---- */
+
+/* Defined with the other option parsing in section 10: the common options, then a command's table. */
+static int cmd_parse_opts(struct rc *rc, int argc, char **argv, const struct option *extra, int nextra,
+                          void (*usage)(FILE *), int (*on_opt)(struct rc *, int, const char *, void *), void *ctx);
+
+#define DAY2_MAX_WEIGHTS 64
+
+/* Options of every day-2 command; each command lists the ones it accepts. */
+struct day2_opts {
+    const char *from, *to;      /* node specs: id, id prefix or ip:port; from may be "all" or a list */
+    long slots;
+    struct move_opts mo;
+    int dry_run;
+    int multi_owners;           /* --search-multiple-owners */
+    int use_empty;              /* --use-empty-masters */
+    double threshold;           /* --threshold PCT */
+    int simulate;
+    int replica;                /* add-node --replica */
+    const char *master_id;
+    int only_masters, only_replicas;
+    int nweights;
+    struct { const char *spec; double w; } weights[DAY2_MAX_WEIGHTS];
+};
+
+enum { OPT_D2_FROM = OPT_FIRST_COMMAND_OPT + 50, OPT_D2_TO, OPT_D2_SLOTS, OPT_D2_PIPELINE, OPT_D2_MIGRATE_TIMEOUT,
+       OPT_D2_REPLACE, OPT_D2_DRY_RUN, OPT_D2_MULTI, OPT_D2_EMPTY, OPT_D2_THRESHOLD, OPT_D2_SIMULATE, OPT_D2_REPLICA,
+       OPT_D2_MASTER_ID, OPT_D2_ONLY_MASTERS, OPT_D2_ONLY_REPLICAS, OPT_D2_WEIGHT, OPT_D2_YES, OPT_D2_WINDOW, OPT_D2_MIGRATION };
+
+#define D2_OPT(name, arg, code) { name, arg, NULL, code }
+#define D2_MOVE_OPTS \
+    D2_OPT("pipeline", required_argument, OPT_D2_PIPELINE), D2_OPT("cluster-pipeline", required_argument, OPT_D2_PIPELINE), \
+    D2_OPT("cluster-timeout", required_argument, OPT_D2_MIGRATE_TIMEOUT), D2_OPT("migrate-timeout", required_argument, OPT_D2_MIGRATE_TIMEOUT), \
+    D2_OPT("replace", no_argument, OPT_D2_REPLACE), D2_OPT("cluster-replace", no_argument, OPT_D2_REPLACE), \
+    D2_OPT("dry-run", no_argument, OPT_D2_DRY_RUN), D2_OPT("cluster-yes", no_argument, OPT_D2_YES), \
+    D2_OPT("window", required_argument, OPT_D2_WINDOW), D2_OPT("migration", required_argument, OPT_D2_MIGRATION)
+
+/* MIGRATE's --pipeline (keys per MIGRATE, pipeline=1) or --cluster-timeout (ms) into *out. */
+static int parse_migrate_opt(struct rc *rc, int pipeline, const char *arg, int *out) {
+    long v;
+    if (pipeline && rc_parse_int(arg, 1, 100000, &v) < 0) return rc_fail(rc, "--pipeline: expected keys per MIGRATE from 1 to 100000, got '%s'", arg);
+    if (!pipeline && rc_parse_int(arg, 1, 3600000, &v) < 0) return rc_fail(rc, "--cluster-timeout: expected milliseconds, got '%s'", arg);
+    *out = (int)v;
+    return 0;
+}
+
+/* --migration auto|atomic|keys into *out (MIGRATION_*). */
+static int parse_migration(struct rc *rc, const char *arg, int *out) {
+    static const char *const names[] = { "auto", "atomic", "keys" };   /* MIGRATION_* order */
+    for (int i = 0; i < 3; i++) if (!strcmp(arg, names[i])) { *out = i; return 0; }
+    return rc_fail(rc, "--migration: expected auto, atomic or keys, got '%s'", arg);
+}
+
+static void day2_opts_init(struct day2_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->slots = -1;
+    o->threshold = 2;
+    o->mo.batch = 1000;
+    o->mo.batch_max = 4000;
+    o->mo.timeout_ms = 60000;
+    o->mo.window = 512;
+}
+
+static int day2_parse_weight(struct rc *rc, struct day2_opts *o, const char *arg) {
+    const char *eq = strchr(arg, '=');
+    char *end;
+    if (!eq || eq == arg) return rc_fail(rc, "--weight: expected ID=WEIGHT, got '%s'", arg);
+    errno = 0;
+    double w = strtod(eq + 1, &end);
+    if (errno || *end || end == eq + 1 || !(w >= 0 && w <= 1e6)) return rc_fail(rc, "--weight: expected ID=WEIGHT with WEIGHT >= 0, got '%s'", arg);
+    if (o->nweights == DAY2_MAX_WEIGHTS) return rc_fail(rc, "--weight: at most %d weights", DAY2_MAX_WEIGHTS);
+    o->weights[o->nweights].spec = arg;
+    o->weights[o->nweights++].w = w;
+    return 0;
+}
+
+static int day2_on_opt(struct rc *rc, int opt, const char *arg, void *ctx) {
+    struct day2_opts *o = ctx;
+    long v;
+    char *end;
+    switch (opt) {
+    case OPT_D2_FROM: o->from = arg; return 0;
+    case OPT_D2_TO: o->to = arg; return 0;
+    case OPT_D2_SLOTS:
+        if (rc_parse_int(arg, 1, CLUSTER_SLOTS, &v) < 0) return rc_fail(rc, "--slots: expected a number from 1 to %d, got '%s'", CLUSTER_SLOTS, arg);
+        o->slots = v;
+        return 0;
+    case OPT_D2_PIPELINE:
+        if (parse_migrate_opt(rc, 1, arg, &o->mo.batch) < 0) return -1;
+        o->mo.batch_max = o->mo.batch;
+        return 0;
+    case OPT_D2_MIGRATE_TIMEOUT: return parse_migrate_opt(rc, 0, arg, &o->mo.timeout_ms);
+    case OPT_D2_REPLACE: o->mo.replace = 1; return 0;
+    case OPT_D2_WINDOW:
+        if (rc_parse_int(arg, 1, CLUSTER_SLOTS, &v) < 0) return rc_fail(rc, "--window: expected slots in flight from 1 to %d, got '%s'", CLUSTER_SLOTS, arg);
+        o->mo.window = (int)v;
+        return 0;
+    case OPT_D2_MIGRATION: return parse_migration(rc, arg, &o->mo.migration);
+    case OPT_D2_DRY_RUN: o->dry_run = 1; rc_plan_begin(rc); return 0;
+    case OPT_D2_YES: rc->yes = 1; return 0;
+    case OPT_D2_MULTI: o->multi_owners = 1; return 0;
+    case OPT_D2_EMPTY: o->use_empty = 1; return 0;
+    case OPT_D2_THRESHOLD:
+        errno = 0;
+        o->threshold = strtod(arg, &end);
+        if (errno || *end || end == arg || !(o->threshold >= 0 && o->threshold <= 1e6)) return rc_fail(rc, "--threshold: expected a percentage from 0 (redis-cli's default is 2), got '%s'", arg);
+        return 0;
+    case OPT_D2_SIMULATE: o->simulate = 1; return 0;
+    case OPT_D2_REPLICA: o->replica = 1; return 0;
+    case OPT_D2_MASTER_ID: o->master_id = arg; return 0;
+    case OPT_D2_ONLY_MASTERS: o->only_masters = 1; return 0;
+    case OPT_D2_ONLY_REPLICAS: o->only_replicas = 1; return 0;
+    case OPT_D2_WEIGHT: return day2_parse_weight(rc, o, arg);
+    }
+    return rc_fail(rc, "unknown option");
+}
+
+/* redis-cli's `HOST PORT` for an address: argv[at] without a colon followed by a port
+ * number becomes one "HOST:PORT" argument (kept in rc->joined[slot]). Returns argc,
+ * one less when it joined. */
+static int args_join_host_port(struct rc *rc, int argc, char **argv, int at, int slot) {
+    long port;
+    if (at + 1 >= argc || argv[at][0] == '-' || strchr(argv[at], ':') || strspn(argv[at], "0123456789") == strlen(argv[at]) ||
+        rc_parse_int(argv[at + 1], 1, 65535, &port) < 0) return argc;
+    sdsfree(rc->joined[slot]);
+    rc->joined[slot] = rc_sprintf("%s:%ld", argv[at], port);
+    if (!rc->joined[slot]) return argc;
+    argv[at] = rc->joined[slot];
+    memmove(&argv[at + 1], &argv[at + 2], (size_t)(argc - at - 2) * sizeof *argv);
+    argv[argc - 1] = NULL;
+    return argc - 1;
+}
+
+/* Parse options, then expect exactly `want` positional arguments (-1: at least one).
+ * ADDR (and a second address or node of a two-argument command) may be redis-cli's
+ * `HOST PORT`. */
+static int day2_parse(struct rc *rc, int argc, char **argv, const struct option *opts, int nopts, void (*usage)(FILE *),
+                      struct day2_opts *o, int want) {
+    int r = cmd_parse_opts(rc, argc, argv, opts, nopts, usage, day2_on_opt, o);
+    if (r) return r;
+    argc = args_join_host_port(rc, argc, argv, optind, 0);
+    if (want == 2) argc = args_join_host_port(rc, argc, argv, optind + 1, 1);
+    int have = argc - optind;
+    if ((want >= 0 && have != want) || (want < 0 && have < 1)) {
+        return rc_fail_as(rc, RC_ERR_USAGE, "%s: expected %d argument(s), got %d (see rcluster %s --help)", argv[0], want < 0 ? 1 : want, have, argv[0]);
+    }
+    return 0;
+}
+
+static int day2_usage_fail(struct rc *rc, const char *fmt, const char *arg) {
+    return rc_fail_as(rc, RC_ERR_USAGE, fmt, arg);
+}
+
+/* ---- create ---------------------------------------------------------------------- */
 
 static void usage_create(FILE *f) {
     fputs("usage: rcluster create [--replicas N] [--password P | --password-file F] [--user U]\n"
@@ -8496,14 +7093,6 @@ static void usage_create(FILE *f) {
           "It returns once every node reports\n"
           "cluster_state:ok, every replica is linked and every node's CLUSTER SLOTS\n"
           "lists every replica.\n", f);
-}
-
-static void usage_check(FILE *f) {
-    fputs("usage: rcluster check [--password P | --password-file F] [--user U] [--json] ADDR\n"
-          "\n"
-          "Report on the cluster that ADDR belongs to (like redis-cli --cluster check): nodes,\n"
-          "roles, slots, replicas, coverage, open slots, agreement and cluster_state.\n"
-          "Exit status: 0 healthy, 3 not healthy, 1 when ADDR cannot be asked.\n", f);
 }
 
 enum { OPT_REPLICAS = OPT_FIRST_COMMAND_OPT };
@@ -8536,6 +7125,16 @@ static int cmd_create(struct rc *rc, int argc, char **argv) {
     return ret;
 }
 
+/* ---- check ----------------------------------------------------------------------- */
+
+static void usage_check(FILE *f) {
+    fputs("usage: rcluster check [--password P | --password-file F] [--user U] [--json] ADDR\n"
+          "\n"
+          "Report on the cluster that ADDR belongs to (like redis-cli --cluster check): nodes,\n"
+          "roles, slots, replicas, coverage, open slots, agreement and cluster_state.\n"
+          "Exit status: 0 healthy, 3 not healthy, 1 when ADDR cannot be asked.\n", f);
+}
+
 enum { OPT_MULTIPLE_OWNERS = OPT_FIRST_COMMAND_OPT + 1 };
 
 /* check's own options; --cluster-search-multiple-owners is accepted for redis-cli
@@ -8558,6 +7157,1426 @@ static int cmd_check(struct rc *rc, int argc, char **argv) {
     if (addr_parse(rc, argv[optind], &a) < 0) return -1;
     int h = check_cluster(rc, a.ip, a.port, CHECK_REPORT);
     return h < 0 ? -1 : h == 0 ? 0 : rc_fail_unhealthy(rc);
+}
+
+/* ---- info ------------------------------------------------------------------------ */
+
+#define INFO_BAR 64
+
+static void usage_info(FILE *f) {
+    fputs("usage: rcluster info ADDR [--json]\n"
+          "\n"
+          "Per master: keys, slots (ranges), replicas and keys per slot, with a slot map bar\n"
+          "(each cell 256 slots: # all owned, + some) — like redis-cli --cluster info.\n", f);
+}
+
+/* One bar per master: each cell is CLUSTER_SLOTS/INFO_BAR slots, '#' all owned, '+' some. */
+static void info_bar(const struct nodeinfo *ni, char *bar) {
+    int per = CLUSTER_SLOTS / INFO_BAR;
+    for (int c = 0; c < INFO_BAR; c++) {
+        int own = 0;
+        for (int k = c * per; k < (c + 1) * per; k++) own += ni && nodeinfo_owns(ni, k);
+        const char *mark = own == per ? "#" : own ? "+" : ".";
+        bar[c] = mark[0];
+    }
+    bar[INFO_BAR] = 0;
+}
+
+static int info_first_slot(const struct snode *x) {
+    const struct nodeinfo *ni = snode_slots(x);
+    return ni && ni->nranges ? ni->ranges[0][0] : CLUSTER_SLOTS;
+}
+
+/* info ADDR: keys, slots, replicas and a slot-map bar per master; atomic migrations
+ * in flight; the server. */
+static int cmd_info(struct rc *rc, int argc, char **argv) {
+    struct day2_opts o;
+    day2_opts_init(&o);
+    int r = day2_parse(rc, argc, argv, NULL, 0, usage_info, &o, 1);
+    if (r) return r < 0 ? -1 : 0;
+    struct session s;
+    memset(&s, 0, sizeof s);
+    int ret = -1, masters = 0;
+    long long total = 0;
+    sds js = sdsnew("{\"masters\":[");
+    if (!js || day2_open(rc, &s, argv[optind]) < 0) goto out;
+    int color = rc->color && isatty(STDOUT_FILENO);
+    static const char *const colours[] = { "\033[31m", "\033[32m", "\033[33m", "\033[34m", "\033[35m", "\033[36m" };
+    int *order = calloc((size_t)s.n, sizeof *order);
+    if (!order) { rc_fail_oom(rc); goto out; }
+    for (int i = 0; i < s.n; i++) order[i] = i;
+    for (int i = 1; i < s.n; i++)       /* masters in slot order, like check */
+        for (int j = i; j > 0 && info_first_slot(&s.nodes[order[j]]) < info_first_slot(&s.nodes[order[j - 1]]); j--) {
+            int t = order[j]; order[j] = order[j - 1]; order[j - 1] = t;
+        }
+    for (int oi = 0; oi < s.n; oi++) {
+        struct snode *x = &s.nodes[order[oi]];
+        if (!snode_is_master(x)) continue;
+        const struct nodeinfo *ni = snode_slots(x);
+        int slots = snode_slot_count(x), reps = sess_count_replicas(&s, x->id);
+        sds ranges = ni ? nodeinfo_slots_str(ni) : sdsempty();
+        char bar[INFO_BAR + 1];
+        info_bar(ni, bar);
+        double avg = slots ? (double)x->keys / slots : 0;
+        if (rc->json) {
+            js = rc_catprintf(js, "%s{\"id\":\"%s\",\"addr\":\"%s:%d\",\"reachable\":%s,\"keys\":%lld,\"slots\":%d,\"ranges\":", masters ? "," : "",
+                              x->id, x->ip, x->port, x->up ? "true" : "false", x->up ? x->keys : 0, slots);
+            js = rc_json_str(js, ranges ? ranges : "");
+            js = rc_catprintf(js, ",\"replicas\":%d,\"keys_per_slot\":%.2f,\"migrations\":%d", reps, avg, x->migrations);
+            if (x->migrations) { js = rc_cat(js, ",\"migration\":"); js = rc_json_str(js, x->migration); }
+            js = rc_cat(js, "}");
+        } else {
+            printf("%s:%d (%.8s...) %lld keys | %d slots | %d replica(s) | %.2f keys/slot%s\n", x->ip, x->port, x->id, x->up ? x->keys : 0,
+                   slots, reps, avg, x->up ? "" : " | NOT reachable");
+            printf("  %s[%s]%s %s\n", color ? colours[masters % 6] : "", bar, color ? "\033[0m" : "", ranges && sdslen(ranges) ? ranges : "-");
+            if (x->migrations) printf("  atomic slot migration in progress: %s%s\n", x->migration, x->migrations > 1 ? " (and more)" : "");
+        }
+        total += x->up ? x->keys : 0;
+        masters++;
+        sdsfree(ranges);
+    }
+    free(order);
+    sds servers = sess_servers(&s);
+    if (rc->json) {
+        js = rc_json_str(rc_catprintf(js, "],\"keys\":%lld,\"nodes\":%d,\"server\":", total, s.n), servers);
+        js = rc_cat(js, "}\n");
+        rc_json_out(rc, js);
+    } else {
+        if (servers) printf("Server: %s\n", servers);
+        int lost = 0, open = 0;
+        for (int i = 0; i < s.n; i++) {
+            lost += snode_is_master(&s.nodes[i]) && !s.nodes[i].up;
+            open += s.nodes[i].up && s.nodes[i].me ? s.nodes[i].me->open_slots : 0;
+        }
+        if (lost) printf("[WARN] %d master(s) not reachable: their keys are not counted below.\n", lost);
+        if (open) printf("[WARN] %d open slot(s) (an interrupted move): see rcluster check, repair with rcluster fix.\n", open);
+        printf("%s %lld keys in %d masters, %.2f keys per slot on average.\n", lost || open ? "[WARN]" : "[OK]", total, masters,
+               (double)total / CLUSTER_SLOTS);
+    }
+    sdsfree(servers);
+    ret = js ? 0 : rc_fail_oom(rc);
+out:
+    sdsfree(js);
+    sess_free(&s);
+    return ret;
+}
+
+/* ---- call ------------------------------------------------------------------------ */
+
+static void usage_call(FILE *f) {
+    fputs("usage: rcluster call ADDR [--masters|--replicas] CMD [ARG...]\n"
+          "\n"
+          "Run one command on every node of the cluster ADDR belongs to and print each answer\n"
+          "(redis-cli --cluster call). Options go before CMD; everything from CMD on is the\n"
+          "command. Aliases: --cluster-only-masters, --cluster-only-replicas.\n", f);
+}
+
+static const struct option call_opts[] = {
+    D2_OPT("masters", no_argument, OPT_D2_ONLY_MASTERS), D2_OPT("cluster-only-masters", no_argument, OPT_D2_ONLY_MASTERS),
+    D2_OPT("replicas", no_argument, OPT_D2_ONLY_REPLICAS), D2_OPT("cluster-only-replicas", no_argument, OPT_D2_ONLY_REPLICAS),
+};
+
+/* Where CMD starts: the second word that is not an option or an option's value (the
+ * third when ADDR is redis-cli's `HOST PORT`: a word without a colon, then a port). */
+static int call_split(int argc, char **argv) {
+    static const char *const with_value[] = { "--password", "--password-file", "--user", "--timeout" };
+    int positional = 0, first = -1;
+    long port;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--") == 0) return i + 1 < argc && positional == 1 ? i + 1 : -1;
+        if (a[0] == '-' && a[1]) {
+            for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++)
+                if (strcmp(a, with_value[k]) == 0) i++;
+            continue;
+        }
+        if (positional == 1 && i == first + 1 && !strchr(argv[first], ':') && rc_parse_int(a, 1, 65535, &port) == 0 &&
+            i + 1 < argc) continue;   /* HOST PORT: the port is part of ADDR */
+        if (++positional == 1) first = i;
+        if (positional == 2) return i;
+    }
+    return -1;
+}
+
+/* A reply as redis-cli prints it: "(integer) 1", "(nil)", numbered array elements. */
+static sds resp_format(sds out, const struct resp *r, int indent) {
+    switch (r->type) {
+    case RESP_STATUS: return rc_catlen(out, r->str, sdslen(r->str));
+    case RESP_ERROR: out = rc_cat(out, "(error) "); return rc_catlen(out, r->str, sdslen(r->str));
+    case RESP_INTEGER: return rc_catprintf(out, "(integer) %lld", r->integer);
+    case RESP_BULK: return rc_catlen(out, r->str, sdslen(r->str));
+    case RESP_NIL: return rc_cat(out, "(nil)");
+    default:
+        if (r->n == 0) return rc_cat(out, "(empty array)");
+        for (size_t i = 0; out && i < r->n; i++) {
+            if (i) out = rc_catprintf(out, "\n%*s", indent, "");
+            out = rc_catprintf(out, "%zu) ", i + 1);
+            out = resp_format(out, r->elem[i], indent + 3);
+        }
+        return out;
+    }
+}
+
+static sds resp_json(sds out, const struct resp *r) {
+    if (!out) return NULL;
+    switch (r->type) {
+    case RESP_STATUS: case RESP_BULK: return rc_json_str(out, r->str);
+    case RESP_ERROR: out = rc_cat(out, "{\"error\":"); out = rc_json_str(out, r->str); return rc_cat(out, "}");
+    case RESP_INTEGER: return rc_catprintf(out, "%lld", r->integer);
+    case RESP_NIL: return rc_cat(out, "null");
+    default:
+        out = rc_cat(out, "[");
+        for (size_t i = 0; out && i < r->n; i++) { if (i) out = rc_cat(out, ","); out = resp_json(out, r->elem[i]); }
+        return rc_cat(out, "]");
+    }
+}
+
+/* call ADDR [filters] CMD ARG...: one command on every node (or masters/replicas);
+ * everything after CMD belongs to it. */
+static int cmd_call(struct rc *rc, int argc, char **argv) {
+    struct day2_opts o;
+    day2_opts_init(&o);
+    int cmdi = call_split(argc, argv);
+    int end = cmdi < 0 ? argc : cmdi;
+    if (cmdi > 0 && strcmp(argv[cmdi - 1], "--") == 0) end--;
+    int r = day2_parse(rc, end, argv, call_opts, 4, usage_call, &o, 1);
+    if (r) return r < 0 ? -1 : 0;
+    if (cmdi < 0) return day2_usage_fail(rc, "call: no command given (see rcluster call --help)%s", "");
+    if (o.only_masters && o.only_replicas)
+        return day2_usage_fail(rc, "call: --masters and --replicas together select no node; give one of them, or neither for every node%s", "");
+    if (argc - cmdi > RCONN_MAX_ARGS * 32) return day2_usage_fail(rc, "call: too many arguments%s", "");
+    struct session s;
+    int ret = -1, errors = 0;
+    sds js = NULL;
+    if (day2_open(rc, &s, argv[optind]) < 0) goto out;
+    for (int i = 0; i < s.n; i++) {
+        struct snode *x = &s.nodes[i];
+        int m = snode_is_master(x);
+        if (!x->up || (o.only_masters && !m) || (o.only_replicas && m)) continue;
+        if (sess_queue_argv(&s, x, argc - cmdi, (const char **)argv + cmdi) < 0) goto out;
+    }
+    if (sess_flush_all(&s) < 0) goto out;
+    js = sdsnew("{\"ok\":true,\"replies\":[");
+    int first = 1;
+    for (int i = 0; i < s.n; i++) {
+        struct snode *x = &s.nodes[i];
+        int m = snode_is_master(x);
+        if ((o.only_masters && !m) || (o.only_replicas && m)) continue;
+        struct resp *rep = x->up ? sess_reply(&s, x, 0) : NULL;
+        char name[128];
+        snprintf(name, sizeof name, "%s:%d", x->ip, x->port);
+        if (!rep) { errors++; rc_warn(rc, "%s: %s", name, x->err ? x->err : rc->err); continue; }
+        errors += rep->type == RESP_ERROR;
+        if (rc->json) {
+            js = rc_catprintf(js, "%s{\"node\":\"%s\",\"id\":\"%s\",\"reply\":", first ? "" : ",", name, x->id);
+            js = resp_json(js, rep);
+            js = rc_cat(js, "}");
+        } else {
+            sds t = resp_format(sdsempty(), rep, 0);
+            printf("%s: %s\n", name, t ? t : "");
+            sdsfree(t);
+        }
+        first = 0;
+        resp_free(rep);
+    }
+    if (rc->json && js) rc_json_outf(rc, "%s]}\n", js);
+    ret = errors ? rc_fail(rc, "call: %d node(s) answered with an error or not at all", errors) : 0;
+out:
+    sdsfree(js);
+    sess_free(&s);
+    return ret;
+}
+
+/* ---- add-node (its probe and wait serve scale and scale --swarm too) ------------- */
+
+static void usage_add_node(FILE *f) {
+    fputs("usage: rcluster add-node NEW ADDR [--replica [--master-id ID]] [--dry-run] [--yes] [--json]\n"
+          "\n"
+          "Add the running, empty, cluster-enabled node NEW to the cluster ADDR belongs to\n"
+          "(like redis-cli --cluster add-node). As --replica it replicates --master-id, or the\n"
+          "master with the fewest replicas (preferring another host), holding\n"
+          "cluster-replica-no-failover yes on it while it joins. Returns once every node\n"
+          "knows NEW and, for a replica, its link is up and CLUSTER SLOTS lists it.\n"
+          "Like redis-cli's, it does not ask for confirmation.\n"
+          "Aliases: --cluster-slave, --cluster-replica, --cluster-master-id.\n", f);
+}
+
+static const struct option add_node_opts[] = {
+    D2_OPT("replica", no_argument, OPT_D2_REPLICA), D2_OPT("cluster-slave", no_argument, OPT_D2_REPLICA),
+    D2_OPT("cluster-replica", no_argument, OPT_D2_REPLICA), D2_OPT("slave", no_argument, OPT_D2_REPLICA),
+    D2_OPT("master-id", required_argument, OPT_D2_MASTER_ID), D2_OPT("cluster-master-id", required_argument, OPT_D2_MASTER_ID),
+    D2_OPT("dry-run", no_argument, OPT_D2_DRY_RUN), D2_OPT("cluster-yes", no_argument, OPT_D2_YES),
+};
+
+/* NEW must be what `create` wants of a node: reachable with our password, cluster-enabled,
+ * empty, alone. It joins the session as one more node (line NULL). */
+static int addnode_probe(struct session *s, const struct addr *a) {
+    struct rc *rc = s->rc;
+    struct snode *grown = realloc(s->nodes, (size_t)(s->n + 1) * sizeof *grown);
+    if (!grown) return rc_fail_oom(rc);
+    s->nodes = grown;
+    struct snode *x = &s->nodes[s->n];
+    memset(x, 0, sizeof *x);
+    x->c.fd = -1;
+    snprintf(x->conn_ip, sizeof x->conn_ip, "%s", a->ip);
+    x->conn_port = a->port;
+    snprintf(x->ip, sizeof x->ip, "%s", a->ip);
+    x->port = a->port;
+    x->bus = addr_bus(a);
+    s->n++;
+    struct rconn probe;
+    struct resp *info = NULL;
+    int ret = -1;
+    if (rconn_open(rc, &probe, a->ip, a->port) < 0) { rc_wrap(rc, "new node"); rconn_free(&probe); return -1; }
+    info = rconn_call(rc, &probe, "INFO cluster", "INFO", "cluster", RESP_END);
+    char buf[16];
+    if (!info) goto out;
+    if (info->type != RESP_BULK || info_field(info->str, "cluster_enabled", buf, sizeof buf) < 0 || strcmp(buf, "1") != 0) {
+        rc_fail_as(rc, RC_ERR_NOT_CLUSTER, "new node %s: cluster mode is disabled (cluster_enabled:0); start it with cluster-enabled yes", probe.name);
+        goto out;
+    }
+    x->c = probe;
+    probe.fd = -1; probe.name = NULL; probe.rbuf = probe.wbuf = NULL;
+    x->up = 1;
+    if (sess_probe_queue(s, x) < 0 || sess_probe_read(s, x) < 0) { rc_wrap(rc, "new node"); goto out; }
+    memcpy(x->id, x->me->id, sizeof x->id);
+    if (sess_index_of(s, x->id) != s->n - 1) { rc_fail(rc, "add-node: %s:%d is already a member of this cluster", a->ip, a->port); goto out; }
+    if (x->me->ip[0]) { snprintf(x->ip, sizeof x->ip, "%s", x->me->ip); x->port = x->me->port; x->bus = x->me->bus; }
+    if (x->keys != 0) { rc_fail(rc, "new node %s:%d is not empty (%lld keys); only an empty node can join", a->ip, a->port, x->keys); goto out; }
+    if (x->view.n > 1 || nodeinfo_slot_count(x->me) > 0) {
+        rc_fail(rc, "new node %s:%d already knows %d other node(s) or owns slots (it is part of a cluster; CLUSTER RESET it first)", a->ip, a->port, x->view.n - 1);
+        goto out;
+    }
+    ret = 0;
+out:
+    resp_free(info);
+    rconn_free(&probe);
+    return ret;
+}
+
+/* NEW was a member of a cluster before when its current epoch is above 0 (CLUSTER RESET
+ * SOFT, and redis-cli's del-node, keep the id): after FORGET the cluster refuses that id
+ * for 60 s, so the join would hang. It is empty and alone: CLUSTER RESET HARD gives it a
+ * new id first. */
+static int addnode_fresh_id(struct session *s, int nx) {
+    struct snode *x = &s->nodes[nx];
+    if (x->current_epoch <= 0) return 0;
+    rc_progress(s->rc, "%s:%d was a member of a cluster before (current epoch %lld); the cluster may still refuse its id "
+                "%.8s: CLUSTER RESET HARD gives it a new one", x->ip, x->port, x->current_epoch, x->id);
+    if (act_reset(s, x, "HARD") < 0 || sess_drain(s, x, "CLUSTER RESET HARD") < 0) return -1;
+    if (s->record) return 0;
+    if (sess_probe_queue(s, x) < 0 || sess_probe_read(s, x) < 0) return rc_wrap(s->rc, "new node after CLUSTER RESET HARD");
+    memcpy(x->id, x->me->id, sizeof x->id);
+    return 0;
+}
+
+/* Every node lists NEW (past the handshake); for a replica, NEW replicates its master
+ * with the link up and the master's CLUSTER SLOTS lists it. */
+static int addnode_ready(struct session *s, int nx, int master, sds *why) {
+    struct snode *x = &s->nodes[nx];
+    for (int i = 0; i < s->n; i++) {
+        const struct nodeinfo *ni = s->nodes[i].up ? cview_find(&s->nodes[i].view, x->id) : NULL;
+        if (s->nodes[i].up && (!ni || (ni->flags & NF_HANDSHAKE))) { *why = rc_sprintf("%s:%d does not know it yet", s->nodes[i].ip, s->nodes[i].port); return 0; }
+    }
+    /* A new master refuses writes (and MIGRATE's RESTOREs) until its own state is ok. */
+    if (strcmp(x->state, "ok") != 0) { *why = rc_sprintf("it reports cluster_state:%s", x->state); return 0; }
+    if (master < 0) return 1;
+    struct snode *m = &s->nodes[master];
+    /* A master without slots is in no CLUSTER SLOTS reply: its own view must list the
+     * new node as its replica, with the link up. */
+    if (snode_slot_count(m) == 0) {
+        const struct nodeinfo *ni = m->up ? cview_find(&m->view, x->id) : NULL;
+        if (!ni || strcmp(ni->master, m->id) != 0) { *why = rc_sprintf("its master %s:%d does not list it as its replica yet", m->ip, m->port); return 0; }
+        if (strcmp(x->link, "up") != 0) { *why = rc_sprintf("replication link is %s", x->link[0] ? x->link : "not up"); return 0; }
+        return 1;
+    }
+    struct resp *repl = NULL, *slots = NULL;
+    int ok = 0;
+    char buf[32] = "";
+    if (sess_queue(s, x, "INFO", "replication", RESP_END) < 0 || sess_queue(s, m, "CLUSTER", "SLOTS", RESP_END) < 0 ||
+        sess_flush_all(s) < 0 || !(repl = sess_reply(s, x, 0)) || !(slots = sess_reply(s, m, 0))) { resp_free(repl); return -1; }
+    if (repl->type != RESP_BULK || info_field(repl->str, "master_link_status", buf, sizeof buf) < 0 || strcmp(buf, "up") != 0)
+        *why = rc_sprintf("replication link is %s", buf[0] ? buf : "not up");
+    else {
+        for (size_t i = 0; slots->type == RESP_ARRAY && i < slots->n && !ok; i++) {
+            const struct resp *e = slots->elem[i];
+            for (size_t k = 3; e->type == RESP_ARRAY && k < e->n; k++)
+                if (e->elem[k]->type == RESP_ARRAY && e->elem[k]->n >= 2 && e->elem[k]->elem[1]->type == RESP_INTEGER &&
+                    e->elem[k]->elem[1]->integer == x->port) ok = 1;
+        }
+        if (!ok) *why = rc_sprintf("CLUSTER SLOTS of its master does not list it yet");
+    }
+    resp_free(repl);
+    resp_free(slots);
+    return ok;
+}
+
+/* Redis 7 lists a replica in CLUSTER SLOTS only once gossip carries a non-zero offset;
+ * an idle master moves it only every repl-ping-replica-period. A key written and deleted
+ * in the master's own slots moves it at once and leaves nothing behind. */
+static int addnode_nudge(struct session *s, int master) {
+    const struct nodeinfo *ni = snode_slots(&s->nodes[master]);
+    char key[64];
+    for (unsigned i = 0; ni && ni->nranges && i < 1000000; i++) {
+        snprintf(key, sizeof key, "rcluster:nudge:{%u}", i);
+        if (nodeinfo_owns(ni, cluster_key_slot(key, strlen(key)))) {
+            if (sess_queue(s, &s->nodes[master], "SET", key, "1", RESP_END) < 0 || sess_queue(s, &s->nodes[master], "DEL", key, RESP_END) < 0) return -1;
+            return sess_drain_all(s, "nudge");
+        }
+    }
+    return 0;
+}
+
+static int addnode_wait(struct session *s, int nx, int master, struct rc_deadline until) {
+    int64_t last_nudge = 0;
+    int replicated = master < 0;
+    for (;;) {
+        sess_refresh(s);
+        struct snode *x = &s->nodes[nx];
+        if (!x->up) return rc_fail_kind_msg(s->rc, x->err_kind, rc_sprintf("the new node stopped answering: %s", x->err));
+        if (!replicated) {
+            const struct nodeinfo *mi = cview_find(&x->view, s->nodes[master].id);
+            if (mi && !(mi->flags & NF_HANDSHAKE)) {
+                if (act_replicate(s, x, s->nodes[master].id) < 0) return -1;
+                if (sess_drain(s, x, "CLUSTER REPLICATE") == 0) replicated = 1;
+                else if (s->rc->verbose) rc_warn(s->rc, "%s", s->rc->err);
+            }
+        }
+        sds why = NULL;
+        int ready = replicated ? addnode_ready(s, nx, master, &why) : 0;
+        if (ready < 0) { sdsfree(why); return -1; }
+        if (ready) { sdsfree(why); return 0; }
+        if (replicated && master >= 0 && rc_now_ms() - last_nudge > 500) { last_nudge = rc_now_ms(); if (addnode_nudge(s, master) < 0) { sdsfree(why); return -1; } }
+        if (rc_interrupted() || rc_deadline_passed(until)) {
+            rc_fail(s->rc, "the new node did not join within %.0f s: %s", until.seconds, why ? why : (replicated ? "?" : "it does not know its master yet"));
+            sdsfree(why);
+            return -1;
+        }
+        sdsfree(why);
+        rc_sleep_ms(100);
+    }
+}
+
+/* add-node NEW ADDR [--replica [--master-id ID]]: check the new node like create,
+ * MEET it, make it a replica if asked, wait until every node knows it. */
+static int cmd_add_node(struct rc *rc, int argc, char **argv) {
+    struct day2_opts o;
+    day2_opts_init(&o);
+    int r = day2_parse(rc, argc, argv, add_node_opts, (int)(sizeof add_node_opts / sizeof add_node_opts[0]), usage_add_node, &o, 2);
+    if (r) return r < 0 ? -1 : 0;
+    if (o.master_id && !o.replica) return day2_usage_fail(rc, "add-node: --master-id %s needs --replica", o.master_id);
+    struct session s;
+    struct addr na;
+    int ret = -1, master = -1;
+    char nofail_was[8] = "", held[300] = "";
+    memset(&s, 0, sizeof s);
+    if (addr_parse(rc, argv[optind], &na) < 0 || day2_open(rc, &s, argv[optind + 1]) < 0) goto out;
+    if (day2_preflight(&s, 0, -1) < 0) goto out;
+    if (o.replica) {
+        master = o.master_id ? day2_resolve_master(&s, "--master-id", o.master_id) : sess_pick_master(&s, -1, na.ip, 1);
+        if (master < 0) { if (!o.master_id) rc_fail(rc, "add-node: no reachable master with slots to replicate"); goto out; }
+    }
+    int seed = s.seed;
+    if (addnode_probe(&s, &na) < 0) goto out;
+    int nx = s.n - 1;
+    struct snode *x = &s.nodes[nx], *sd = &s.nodes[seed];
+    if (master >= 0) rc_progress(rc, "Plan: add %s:%d as a replica of %s:%d (%.40s)", x->ip, x->port, s.nodes[master].ip, s.nodes[master].port, s.nodes[master].id);
+    else rc_progress(rc, "Plan: add %s:%d as an empty master (move slots to it with rebalance --use-empty-masters or reshard)", x->ip, x->port);
+    s.record = o.dry_run;   /* redis-cli's add-node never asks: neither does this */
+    if (addnode_fresh_id(&s, nx) < 0) goto out;
+    x = &s.nodes[nx];
+    /* A joining replica must not fail over while it forms (its own value comes back at the end). */
+    if (master >= 0 && o.dry_run && sess_queue(&s, x, "CONFIG", "SET", "cluster-replica-no-failover", "yes", RESP_END) < 0) goto out;
+    if (master >= 0 && !o.dry_run) {
+        if (sess_hold_no_failover(&s, x, nofail_was) < 0) goto out;
+        snprintf(held, sizeof held, "%s:%d", na.ip, na.port);
+    }
+    if (act_meet(&s, x, sd->ip, sd->port, sd->bus) < 0 || sess_drain_all(&s, "CLUSTER MEET") < 0) goto out;
+    if (o.dry_run) {
+        if (master >= 0) act_replicate(&s, x, s.nodes[master].id);
+        ret = 0;
+        goto out;
+    }
+    if (addnode_wait(&s, nx, master, s.deadline) < 0) goto out;
+    x = &s.nodes[nx];
+    if (rc->json) rc_json_outf(rc, "{\"ok\":true,\"command\":\"add-node\",\"id\":\"%s\",\"role\":\"%s\",\"master\":%s%s%s}\n", x->id, master >= 0 ? "replica" : "master",
+                         master >= 0 ? "\"" : "", master >= 0 ? s.nodes[master].id : "null", master >= 0 ? "\"" : "");
+    else printf("add-node: %s:%d (%.40s) joined as %s\n", x->ip, x->port, x->id, master >= 0 ? "a replica" : "an empty master");
+    ret = 0;
+out:
+    if (held[0]) release_no_failover(rc, na.ip, na.port, held, nofail_was);
+    sess_free(&s);
+    return ret;
+}
+
+/* ---- del-node (its removal serves scale and scale --swarm too) ------------------- */
+
+static void usage_del_node(FILE *f) {
+    fputs("usage: rcluster del-node ADDR NODE_ID [--dry-run] [--yes] [--json]\n"
+          "\n"
+          "Remove a node from the cluster ADDR belongs to, also when it is dead or unreachable:\n"
+          "its replicas move to another master, every other node gets CLUSTER FORGET until\n"
+          "none lists it, then, if it answers, CLUSTER RESET so it cannot rejoin. A master\n"
+          "that still owns slots is refused (empty it with rebalance --weight ID=0 first).\n"
+          "NODE_ID may be an id, a unique id prefix or any address that reaches the node.\n"
+          "Like redis-cli's, it does not ask for confirmation.\n", f);
+}
+
+static const struct option del_node_opts[] = {
+    D2_OPT("dry-run", no_argument, OPT_D2_DRY_RUN), D2_OPT("cluster-yes", no_argument, OPT_D2_YES),
+};
+
+static int sess_knows(const struct session *s, int skip, const char *id) {
+    int c = 0;
+    for (int i = 0; i < s->n; i++)
+        if (i != skip && s->nodes[i].up && cview_find((struct cview *)&s->nodes[i].view, id)) c++;
+    return c;
+}
+
+/* FORGET on every node that still lists the node, until none does: a node that has
+ * not heard yet would otherwise teach the others again through gossip. */
+static int delnode_forget(struct session *s, int victim, struct rc_deadline until) {
+    const char *id = s->nodes[victim].id;
+    for (int round = 0; ; round++) {
+        for (int i = 0; i < s->n; i++)
+            if (i != victim && s->nodes[i].up && cview_find(&s->nodes[i].view, id) && act_forget(s, &s->nodes[i], id) < 0) return -1;
+        if (sess_flush_all(s) < 0) return -1;
+        for (int i = 0; i < s->n; i++)
+            while (s->nodes[i].up && s->nodes[i].owed > 0) {
+                struct resp *r = sess_reply(s, &s->nodes[i], 0);
+                if (!r) break;
+                if (r->type == RESP_ERROR && s->rc->verbose) rc_warn(s->rc, "%s:%d: CLUSTER FORGET: %s", s->nodes[i].ip, s->nodes[i].port, r->str);
+                resp_free(r);
+            }
+        sess_refresh(s);
+        int left = sess_knows(s, victim, id);
+        if (!left) return 0;
+        if (rc_interrupted() || rc_deadline_passed(until))
+            return rc_fail(s->rc, "%d node(s) still list %.40s after %d FORGET round(s)", left, id, round + 1);
+        rc_sleep_ms(100);
+    }
+}
+
+static int delnode_replicas(struct session *s, int victim) {
+    for (int i = 0; i < s->n; i++) {
+        struct snode *x = &s->nodes[i];
+        if (i == victim || !x->up || snode_is_master(x) || strcmp(snode_master_id(x), s->nodes[victim].id) != 0) continue;
+        int m = sess_pick_master(s, victim, x->ip, 0);
+        if (m < 0) return rc_fail(s->rc, "no other master for replica %s:%d", x->ip, x->port);
+        rc_progress(s->rc, "Replica %s:%d now replicates %s:%d", x->ip, x->port, s->nodes[m].ip, s->nodes[m].port);
+        if (act_replicate(s, x, s->nodes[m].id) < 0) return -1;
+    }
+    return sess_drain_all(s, "CLUSTER REPLICATE");
+}
+
+/* Take node v out of the cluster: its replicas to other masters, FORGET everywhere
+ * until no node lists it, then CLUSTER RESET HARD on it when it answers (*reset says
+ * so). HARD gives it a new id: the others refuse the forgotten one for 60 s, so a node
+ * that kept it could not be added again at once. v must own no slots. Shared by
+ * del-node and scale. */
+static int delnode_remove(struct session *s, int v, struct rc_deadline until, int *reset) {
+    struct snode *x = &s->nodes[v];
+    *reset = 0;
+    if (delnode_replicas(s, v) < 0 || delnode_forget(s, v, until) < 0) return -1;
+    if (x->up) {
+        if (act_reset(s, x, "HARD") == 0 && sess_drain(s, x, "CLUSTER RESET HARD") == 0) *reset = 1;
+        else rc_warn(s->rc, "could not CLUSTER RESET %s:%d: %s", x->ip, x->port, s->rc->err);
+    }
+    return 0;
+}
+
+/* del-node ADDR NODE: move a slotless node's replicas away, FORGET it everywhere until
+ * no node lists it, then CLUSTER RESET HARD it (a dead node too). */
+static int cmd_del_node(struct rc *rc, int argc, char **argv) {
+    struct day2_opts o;
+    day2_opts_init(&o);
+    int r = day2_parse(rc, argc, argv, del_node_opts, 2, usage_del_node, &o, 2);
+    if (r) return r < 0 ? -1 : 0;
+    struct session s;
+    int ret = -1;
+    if (day2_open(rc, &s, argv[optind]) < 0) goto out;
+    int v = day2_resolve(&s, "del-node", argv[optind + 1]);
+    if (v < 0) goto out;
+    struct snode *x = &s.nodes[v];
+    if (v == s.seed) { rc_fail_as(rc, RC_ERR_USAGE, "del-node: %s:%d is the node given as ADDR; give the address of another node of the cluster", x->ip, x->port); goto out; }
+    int owned = snode_slot_count(x);
+    for (int i = 0; i < s.n && owned == 0; i++)
+        if (s.nodes[i].up) { const struct nodeinfo *ni = cview_find(&s.nodes[i].view, x->id); if (ni) owned = nodeinfo_slot_count(ni); }
+    if (owned > 0) {
+        rc_fail(rc, "del-node: %s:%d still owns %d slot(s); nothing changed. Empty it first: rcluster rebalance %s --weight %.40s=0 --yes "
+                "(or rcluster reshard %s --from %.40s --to OTHER --slots %d)", x->ip, x->port, owned, argv[optind], x->id, argv[optind], x->id, owned);
+        goto out;
+    }
+    if (day2_preflight(&s, 1, v) < 0) goto out;
+    rc_progress(rc, "Plan: remove %s:%d (%.40s, %s%s): FORGET on %d node(s)%s", x->ip, x->port, x->id, snode_is_master(x) ? "master" : "replica",
+                x->up ? "" : ", not reachable", s.n - 1, x->up ? ", then CLUSTER RESET HARD on it (a new id)" : "");
+    s.record = o.dry_run;   /* redis-cli's del-node never asks: neither does this */
+    if (o.dry_run) {
+        for (int i = 0; i < s.n; i++) if (i != v) act_forget(&s, &s.nodes[i], x->id);
+        if (x->up) act_reset(&s, x, "HARD");
+        ret = 0;
+        goto out;
+    }
+    int reset = 0;
+    if (delnode_remove(&s, v, s.deadline, &reset) < 0) goto out;
+    if (rc->json) rc_json_outf(rc, "{\"ok\":true,\"command\":\"del-node\",\"id\":\"%s\",\"reset\":%s}\n", x->id, reset ? "true" : "false");
+    else printf("del-node: %s:%d (%.40s) removed; no node lists it%s\n", x->ip, x->port, x->id, reset ? "; it was CLUSTER RESET HARD (new id: it can be added again at once)" : "");
+    ret = 0;
+out:
+    sess_free(&s);
+    return ret;
+}
+
+/* ---- moving slots: plan, BUSYKEY preflight, apply, report (reshard, rebalance, scale) ---- */
+
+/* The first n slots of node src (ascending) not yet taken, appended to mv. */
+static int plan_take_slots(struct session *s, int src, int dst, int n, unsigned char *taken, struct move *mv, int *nmv) {
+    const struct nodeinfo *ni = snode_slots(&s->nodes[src]);
+    int c = 0;
+    for (int r = 0; ni && r < ni->nranges && c < n; r++)
+        for (int k = ni->ranges[r][0]; k <= ni->ranges[r][1] && c < n; k++) {
+            if (taken[k]) continue;
+            taken[k] = 1;
+            memset(&mv[*nmv], 0, sizeof mv[*nmv]);
+            mv[*nmv].slot = k;
+            mv[*nmv].src = src;
+            mv[*nmv].dst = dst;
+            (*nmv)++;
+            c++;
+        }
+    return c;
+}
+
+/* A target holding keys of a slot it does not own would make MIGRATE fail with
+ * BUSYKEY halfway: count them first (one pipeline) and refuse before any change. The
+ * same round counts each slot's keys on its source (mv[].count: the mover's progress). */
+static int reshard_check_busy(struct session *s, struct move *mv, int n) {
+    for (int i = 0; i < n; i++) {
+        char num[16];
+        snprintf(num, sizeof num, "%d", mv[i].slot);
+        if (sess_queue(s, &s->nodes[mv[i].dst], "CLUSTER", "COUNTKEYSINSLOT", num, RESP_END) < 0 ||
+            sess_queue(s, &s->nodes[mv[i].src], "CLUSTER", "COUNTKEYSINSLOT", num, RESP_END) < 0) return -1;
+    }
+    if (sess_flush_all(s) < 0) return -1;
+    int bad = -1;
+    long long count = 0;
+    for (int i = 0; i < n; i++) {
+        struct resp *r = sess_reply(s, &s->nodes[mv[i].dst], 0), *k = r ? sess_reply(s, &s->nodes[mv[i].src], 0) : NULL;
+        if (!k) { resp_free(r); return rc_wrap(s->rc, "CLUSTER COUNTKEYSINSLOT"); }
+        if (r->type == RESP_INTEGER && r->integer > 0 && bad < 0) { bad = i; count = r->integer; }
+        mv[i].count = k->type == RESP_INTEGER && k->integer > 0 ? k->integer : 0;
+        mv[i].counted = 1;
+        resp_free(r);
+        resp_free(k);
+    }
+    if (bad < 0) return 0;
+    struct snode *d = &s->nodes[mv[bad].dst];
+    return rc_fail(s->rc, "target %s:%d already holds %lld key(s) of slot %d, which it does not own; moving them would fail with BUSYKEY. "
+                   "Nothing changed; use --replace to overwrite them with the source's keys", d->ip, d->port, count, mv[bad].slot);
+}
+
+static void moves_print(struct session *s, const struct move *mv, int n) {
+    struct rc *rc = s->rc;
+    for (int i = 0; i < n; ) {
+        int j = i;
+        while (j + 1 < n && mv[j + 1].src == mv[i].src && mv[j + 1].dst == mv[i].dst && mv[j + 1].slot == mv[j].slot + 1) j++;
+        struct snode *a = &s->nodes[mv[i].src], *b = &s->nodes[mv[i].dst];
+        if (j == i) rc_progress(rc, "  slot %d: %s:%d -> %s:%d", mv[i].slot, a->ip, a->port, b->ip, b->port);
+        else rc_progress(rc, "  slots %d-%d (%d): %s:%d -> %s:%d", mv[i].slot, mv[j].slot, j - i + 1, a->ip, a->port, b->ip, b->port);
+        i = j + 1;
+    }
+}
+
+/* Reorder moves round-robin by source (each source's own order kept), so that every
+ * window holds slots of every source and the sources MIGRATE at the same time. */
+static int moves_interleave(struct rc *rc, struct move *mv, int n) {
+    int nsrc = 1;
+    for (int i = 0; i < n; i++) if (mv[i].src + 1 > nsrc) nsrc = mv[i].src + 1;
+    struct move *by_src = malloc((size_t)(n ? n : 1) * sizeof *by_src);
+    int *count = calloc((size_t)nsrc, sizeof *count), *start = calloc((size_t)nsrc, sizeof *start);
+    int *fill = calloc((size_t)nsrc, sizeof *fill), *order = calloc((size_t)nsrc, sizeof *order);
+    int ret = -1, norder = 0, rounds = 0;
+    if (!by_src || !count || !start || !fill || !order) { rc_fail_oom(rc); goto out; }
+    for (int i = 0; i < n; i++) if (count[mv[i].src]++ == 0) order[norder++] = mv[i].src;
+    for (int k = 1; k < nsrc; k++) start[k] = start[k - 1] + count[k - 1];
+    for (int i = 0; i < n; i++) by_src[start[mv[i].src] + fill[mv[i].src]++] = mv[i];
+    for (int k = 0; k < nsrc; k++) if (count[k] > rounds) rounds = count[k];
+    int out_i = 0;
+    for (int r = 0; r < rounds; r++)
+        for (int k = 0; k < norder; k++)
+            if (r < count[order[k]]) mv[out_i++] = by_src[start[order[k]] + r];
+    ret = 0;
+out:
+    free(by_src); free(count); free(start); free(fill); free(order);
+    return ret;
+}
+
+/* Masters that gave away their last slot: Redis 7 turns such a master into a replica
+ * of the node that took it (cluster-allow-replica-migration). Say so; it is no failure. */
+static void day2_report_emptied(struct session *s, const struct move *mv, int n) {
+    sess_refresh(s);
+    for (int i = 0; i < n; i++) {
+        if (i > 0 && mv[i].src == mv[i - 1].src) continue;
+        struct snode *x = &s->nodes[mv[i].src];
+        if (!x->up || snode_slot_count(x) > 0) continue;
+        int dup = 0;
+        for (int j = 0; j < i; j++) dup |= mv[j].src == mv[i].src;
+        if (dup) continue;
+        if (!snode_is_master(x)) rc_progress(s->rc, "%s:%d gave away its last slot and is now a replica of %.40s (Redis' replica migration)", x->ip, x->port, snode_master_id(x));
+        else rc_progress(s->rc, "%s:%d now owns no slots (an empty master; Redis 7 may turn it into a replica)", x->ip, x->port);
+    }
+}
+
+static void day2_print_move_result(struct rc *rc, const char *what, const char *engine, int slots, int planned, long long keys, int64_t ms) {
+    if (rc->json) rc_json_outf(rc, "{\"ok\":true,\"command\":\"%s\",\"engine\":\"%s\",\"slots_moved\":%d,\"slots_planned\":%d,\"keys_moved\":%lld,\"elapsed_ms\":%lld}\n",
+                         what, engine, slots, planned, keys, (long long)ms);
+    else printf("%s: moved %d slot(s) and %lld key(s) in %.1f s\n", what, slots, keys, (double)ms / 1000.0);
+}
+
+/* Plan shown, confirmed, applied, reported: shared by reshard and rebalance. resume
+ * says how to move what an interrupt left (a printf format taking the slots left). */
+static int day2_apply_moves(struct session *s, const char *what, const char *resume, struct move *mv, int n, const struct day2_opts *o) {
+    struct rc *rc = s->rc;
+    const struct move_engine *eng = mover_choose(s, mv, n, &o->mo);
+    if (!eng) return -1;
+    if (o->dry_run) { mover_print_plan(s, eng, mv, n, &o->mo); return 0; }
+    char q[64];
+    snprintf(q, sizeof q, "Move %d slot(s)?", n);
+    if (rc_confirm(rc, q) < 0 || (eng == &move_engines[MOVE_ENGINE_KEYS] && moves_interleave(rc, mv, n) < 0)) return -1;
+    s->deadline = rc_deadline_in(rc->timeout);   /* the moves' own: the time a prompt took is not the cluster's */
+    int64_t t0 = rc_now_ms();
+    long long keys = 0;
+    int done = 0;
+    int r = mover_run(s, mv, n, &o->mo, eng, &keys, &done);
+    if (r < 0 && rc->err_kind == RC_ERR_INTERRUPTED) {
+        sds how = rc_sprintf(resume, n - done);
+        rc_fail_as(rc, RC_ERR_INTERRUPTED, "%s; %s", rc->err, how ? how : "");
+        sdsfree(how);
+    }
+    if (r == 0) r = day2_wait_settled(s, s->deadline, 0);
+    if (r == 0) {
+        day2_report_emptied(s, mv, n);
+        day2_print_move_result(rc, what, eng->name, done, n, keys, rc_now_ms() - t0);
+    }
+    return r;
+}
+
+/* ---- reshard --------------------------------------------------------------------- */
+
+static void usage_reshard(FILE *f) {
+    fputs("usage: rcluster reshard ADDR --from ID[,ID...]|all --to ID --slots N [--pipeline K]\n"
+          "                        [--cluster-timeout MS] [--replace] [--dry-run] [--yes] [--json]\n"
+          "\n"
+          "Move N slots with their keys to the master --to, taken from the --from masters as\n"
+          "redis-cli --cluster reshard takes them. ID is a node id, a unique id prefix or\n"
+          "ip:port. Slots move in windows: SETSLOT IMPORTING on the target, MIGRATING on the\n"
+          "source, MIGRATE ... KEYS in batches of K keys (default 1000; AUTH/AUTH2 with\n"
+          "--password/--user), then SETSLOT NODE on the target, the source and every master.\n"
+          "\n"
+          "  --replace           overwrite keys the target already has (MIGRATE REPLACE);\n"
+          "                      without it such keys refuse the move before anything changes\n"
+          "  --cluster-timeout MS  MIGRATE's timeout (default 60000)\n"
+          "  --pipeline K        keys per MIGRATE (default: 1000, growing to 4000 while quick)\n"
+          "  --window N          slots in flight at once (default 512)\n"
+          "  --migration MODE    auto (default): atomic where every node involved has it, else\n"
+          "                      keys; atomic: the servers move slots and keys themselves\n"
+          "                      (Valkey >= 9.0 CLUSTER MIGRATESLOTS, Redis >= 8.4 CLUSTER\n"
+          "                      MIGRATION IMPORT), refused before any change where a node\n"
+          "                      lacks it; keys: SETSLOT + MIGRATE key by key, every server\n"
+          "  --verbose           also say where the time went\n"
+          "  --dry-run           print the plan and the commands, change nothing\n"
+          "\n"
+          "The plan says which engine moves the slots and why. Ctrl-C: key by key finishes the\n"
+          "slots in flight and leaves no slot open; atomic cancels the migrations in flight.\n"
+          "Either way it says how many moved. After a SIGKILL, atomic migrations go on by\n"
+          "themselves: check and info show them, and the next reshard or fix waits for them.\n"
+          "Aliases: --cluster-from, --cluster-to, --cluster-slots, --cluster-pipeline,\n"
+          "--cluster-replace, --cluster-yes.\n", f);
+}
+
+static const struct option reshard_opts[] = {
+    D2_OPT("from", required_argument, OPT_D2_FROM), D2_OPT("cluster-from", required_argument, OPT_D2_FROM),
+    D2_OPT("to", required_argument, OPT_D2_TO), D2_OPT("cluster-to", required_argument, OPT_D2_TO),
+    D2_OPT("slots", required_argument, OPT_D2_SLOTS), D2_OPT("cluster-slots", required_argument, OPT_D2_SLOTS),
+    D2_MOVE_OPTS,
+};
+
+/* The --from list as master indexes (all: every master with slots but the target). */
+static int reshard_sources(struct session *s, const char *from, int dst, int *src, int *nsrc) {
+    *nsrc = 0;
+    if (strcmp(from, "all") == 0) {
+        for (int i = 0; i < s->n; i++)
+            if (i != dst && snode_is_master(&s->nodes[i]) && snode_slot_count(&s->nodes[i]) > 0) src[(*nsrc)++] = i;
+        return 0;
+    }
+    sds list = sdsnew(from);
+    if (!list) return rc_fail_oom(s->rc);
+    int ret = 0;
+    for (char *save = NULL, *tok = strtok_r(list, ",", &save); tok && ret == 0; tok = strtok_r(NULL, ",", &save)) {
+        int i = day2_resolve_master(s, "--from", tok);
+        if (i < 0) ret = -1;
+        else if (i == dst) { ret = rc_fail_as(s->rc, RC_ERR_USAGE, "--from %s: is also the --to node", tok); }
+        else {
+            int dup = 0;
+            for (int k = 0; k < *nsrc; k++) dup |= src[k] == i;
+            if (!dup) src[(*nsrc)++] = i;
+        }
+    }
+    sdsfree(list);
+    return ret;
+}
+
+/* redis-cli's reshard table: sources by slot count, descending; each gives its share
+ * of n (the first rounded up, the others down), taking its lowest slots first. */
+static int reshard_plan(struct session *s, int *src, int nsrc, int dst, int n, struct move *mv, int *nmv) {
+    unsigned char *taken = calloc(CLUSTER_SLOTS, 1);
+    if (!taken) return rc_fail_oom(s->rc);
+    for (int i = 1; i < nsrc; i++)      /* by slot count, descending; stable */
+        for (int j = i; j > 0 && snode_slot_count(&s->nodes[src[j]]) > snode_slot_count(&s->nodes[src[j - 1]]); j--) {
+            int t = src[j]; src[j] = src[j - 1]; src[j - 1] = t;
+        }
+    long total = 0;
+    for (int i = 0; i < nsrc; i++) total += snode_slot_count(&s->nodes[src[i]]);
+    *nmv = 0;
+    for (int i = 0; i < nsrc && *nmv < n; i++) {
+        double share = (double)n / (double)total * snode_slot_count(&s->nodes[src[i]]);
+        int k = (int)share;
+        if (i == 0 && (double)k < share) k++;       /* the first rounds up, the others down */
+        if (k > n - *nmv) k = n - *nmv;
+        plan_take_slots(s, src[i], dst, k, taken, mv, nmv);
+    }
+    /* Shares rounded down can leave a few: the sources in the same order give them. */
+    for (int i = 0; i < nsrc && *nmv < n; i++) plan_take_slots(s, src[i], dst, n - *nmv, taken, mv, nmv);
+    free(taken);
+    return 0;
+}
+
+/* reshard ADDR --from --to --slots: move N slots with their keys to one master (plan,
+ * BUSYKEY preflight, engine, confirm, move, wait until the nodes agree, report). */
+static int cmd_reshard(struct rc *rc, int argc, char **argv) {
+    struct day2_opts o;
+    day2_opts_init(&o);
+    int r = day2_parse(rc, argc, argv, reshard_opts, (int)(sizeof reshard_opts / sizeof reshard_opts[0]), usage_reshard, &o, 1);
+    if (r) return r < 0 ? -1 : 0;
+    if (!o.from) return day2_usage_fail(rc, "reshard: --from is required (ids, or all)%s", "");
+    if (!o.to) return day2_usage_fail(rc, "reshard: --to is required%s", "");
+    if (o.slots < 0) return day2_usage_fail(rc, "reshard: --slots is required%s", "");
+    struct session s;
+    struct move *mv = NULL;
+    int *src = NULL, nsrc = 0, nmv = 0, ret = -1;
+    if (day2_open(rc, &s, argv[optind]) < 0) goto out;   /* a dry run stops in day2_apply_moves */
+    int dst = day2_resolve_master(&s, "--to", o.to);
+    if (dst < 0 || !(src = calloc((size_t)s.n, sizeof *src)) || reshard_sources(&s, o.from, dst, src, &nsrc) < 0) goto out;
+    if (day2_preflight(&s, 0, -1) < 0) goto out;
+    long have = 0;
+    for (int i = 0; i < nsrc; i++) have += snode_slot_count(&s.nodes[src[i]]);
+    if (nsrc == 0 || have < o.slots) {
+        rc_fail_as(rc, RC_ERR_USAGE, "reshard: asked to move %ld slots but the source masters hold only %ld; nothing changed", o.slots, have);
+        goto out;
+    }
+    if (!(mv = calloc(CLUSTER_SLOTS, sizeof *mv))) { rc_fail_oom(rc); goto out; }
+    if (reshard_plan(&s, src, nsrc, dst, (int)o.slots, mv, &nmv) < 0) goto out;
+    if (!o.mo.replace && reshard_check_busy(&s, mv, nmv) < 0) goto out;
+    rc_progress(rc, "Plan: move %d slot(s) to %s:%d (%.40s)", nmv, s.nodes[dst].ip, s.nodes[dst].port, s.nodes[dst].id);
+    moves_print(&s, mv, nmv);
+    ret = day2_apply_moves(&s, "reshard", "the same reshard with --slots %d moves them", mv, nmv, &o);
+out:
+    free(mv);
+    free(src);
+    sess_free(&s);
+    return ret;
+}
+
+/* ---- rebalance (its plan serves scale too) --------------------------------------- */
+
+static void usage_rebalance(FILE *f) {
+    fputs("usage: rcluster rebalance ADDR [--weight ID=W]... [--use-empty-masters] [--threshold PCT]\n"
+          "                          [--simulate] [--pipeline K] [--replace] [--dry-run] [--yes] [--json]\n"
+          "\n"
+          "Even out slots between masters by weight (default 1) with the fewest moves, as\n"
+          "redis-cli --cluster rebalance computes it. --weight ID=0 empties a master (then\n"
+          "del-node it). Masters without slots take part only with --use-empty-masters.\n"
+          "Nothing moves while no master is off by more than --threshold percent (default 2).\n"
+          "--simulate (or --dry-run) prints the moves without making them. Like redis-cli's,\n"
+          "it does not ask for confirmation (--yes is accepted and changes nothing). Moves as\n"
+          "reshard does: --migration auto|atomic|keys, --pipeline, --window (see reshard --help).\n"
+          "Aliases: --cluster-weight, --cluster-use-empty-masters, --cluster-use-empty-primaries,\n"
+          "--cluster-threshold, --cluster-simulate, --cluster-pipeline, --cluster-replace.\n", f);
+}
+
+static const struct option rebalance_opts[] = {
+    D2_OPT("weight", required_argument, OPT_D2_WEIGHT), D2_OPT("cluster-weight", required_argument, OPT_D2_WEIGHT),
+    D2_OPT("use-empty-masters", no_argument, OPT_D2_EMPTY), D2_OPT("cluster-use-empty-masters", no_argument, OPT_D2_EMPTY),
+    D2_OPT("use-empty-primaries", no_argument, OPT_D2_EMPTY), D2_OPT("cluster-use-empty-primaries", no_argument, OPT_D2_EMPTY),
+    D2_OPT("threshold", required_argument, OPT_D2_THRESHOLD), D2_OPT("cluster-threshold", required_argument, OPT_D2_THRESHOLD),
+    D2_OPT("simulate", no_argument, OPT_D2_SIMULATE), D2_OPT("cluster-simulate", no_argument, OPT_D2_SIMULATE),
+    D2_MOVE_OPTS,
+};
+
+struct rb_node { int idx; double weight; int balance; };
+
+static int rb_cmp(const void *a, const void *b) {
+    return ((const struct rb_node *)a)->balance - ((const struct rb_node *)b)->balance;
+}
+
+/* The masters taking part and their weights (--weight ID=W; default 1). Masters
+ * without slots take part only with --use-empty-masters. */
+static int rebalance_weights(struct session *s, const struct day2_opts *o, struct rb_node *rb, int *nrb) {
+    double *w = calloc((size_t)s->n, sizeof *w);
+    if (!w) return rc_fail_oom(s->rc);
+    for (int i = 0; i < s->n; i++) w[i] = 1;
+    for (int k = 0; k < o->nweights; k++) {
+        sds spec = sdsnewlen(o->weights[k].spec, (size_t)(strchr(o->weights[k].spec, '=') - o->weights[k].spec));
+        int i = spec ? day2_resolve_master(s, "--weight", spec) : rc_fail_oom(s->rc);
+        sdsfree(spec);
+        if (i < 0) { free(w); return -1; }
+        w[i] = o->weights[k].w;
+    }
+    *nrb = 0;
+    for (int i = 0; i < s->n; i++) {
+        struct snode *x = &s->nodes[i];
+        if (!snode_is_master(x) || (!o->use_empty && snode_slot_count(x) == 0 && w[i] > 0)) continue;
+        if (!x->up) { free(w); return rc_fail_as(s->rc, RC_ERR_UNREACHABLE, "master %s:%d is not reachable: %s; nothing changed", x->ip, x->port, x->err); }
+        rb[*nrb].idx = i;
+        rb[(*nrb)++].weight = w[i];
+    }
+    free(w);
+    return 0;
+}
+
+/* redis-cli's rebalance: expected slots per master from its weight, stop when no
+ * master is off by more than the threshold, fix the rounding, then pair the master
+ * that needs the most with the one that has the most to give. */
+static int rebalance_plan(struct session *s, const struct day2_opts *o, struct move *mv, int *nmv) {
+    struct rc *rc = s->rc;
+    struct rb_node *rb = calloc((size_t)s->n, sizeof *rb);
+    unsigned char *taken = calloc(CLUSTER_SLOTS, 1);
+    int nrb = 0, ret = -1;
+    *nmv = 0;
+    if (!rb || !taken) { rc_fail_oom(rc); goto out; }
+    if (rebalance_weights(s, o, rb, &nrb) < 0) goto out;
+    double total = 0;
+    for (int i = 0; i < nrb; i++) total += rb[i].weight;
+    if (nrb == 0 || total <= 0) { rc_fail(rc, "rebalance: no master with a weight above 0"); goto out; }
+    int over = 0, total_balance = 0;
+    for (int i = 0; i < nrb; i++) {
+        int have = snode_slot_count(&s->nodes[rb[i].idx]);
+        int expected = (int)((double)CLUSTER_SLOTS / total * rb[i].weight);
+        rb[i].balance = have - expected;
+        total_balance += rb[i].balance;
+        double off = expected ? (double)(expected - have) / expected * 100 : 0;
+        if (expected == 0 ? have > 0 : (off < 0 ? -off : off) > o->threshold) over = 1;
+    }
+    if (!over) { ret = 0; goto out; }
+    /* The rounding's spare slots go to masters that are to hold slots: never to one of
+     * weight 0, which is being emptied (or is a replica-to-be that scale has just met). */
+    for (int i = 0; total_balance > 0; i = (i + 1) % nrb)
+        if (rb[i].balance <= 0 && rb[i].weight > 0) { rb[i].balance--; total_balance--; }
+    qsort(rb, (size_t)nrb, sizeof *rb, rb_cmp);
+    for (int d = 0, sidx = nrb - 1; d < sidx; ) {
+        int need = -rb[d].balance, give = rb[sidx].balance;
+        int k = need < give ? need : give;
+        if (k > 0) {
+            plan_take_slots(s, rb[sidx].idx, rb[d].idx, k, taken, mv, nmv);
+            rb[d].balance += k;
+            rb[sidx].balance -= k;
+        }
+        if (rb[d].balance >= 0) d++;
+        if (rb[sidx].balance <= 0) sidx--;
+    }
+    ret = 0;
+out:
+    free(rb);
+    free(taken);
+    return ret;
+}
+
+/* rebalance ADDR: even out slots by weight with the fewest moves (redis-cli's plan);
+ * --simulate/--dry-run print the plan; never asks. */
+static int cmd_rebalance(struct rc *rc, int argc, char **argv) {
+    struct day2_opts o;
+    day2_opts_init(&o);
+    int r = day2_parse(rc, argc, argv, rebalance_opts, (int)(sizeof rebalance_opts / sizeof rebalance_opts[0]), usage_rebalance, &o, 1);
+    if (r) return r < 0 ? -1 : 0;
+    struct session s;
+    struct move *mv = NULL;
+    int nmv = 0, ret = -1;
+    if (day2_open(rc, &s, argv[optind]) < 0) goto out;
+    if (day2_preflight(&s, 0, -1) < 0) goto out;
+    if (!(mv = calloc(CLUSTER_SLOTS, sizeof *mv))) { rc_fail_oom(rc); goto out; }
+    if (rebalance_plan(&s, &o, mv, &nmv) < 0) goto out;
+    if (nmv == 0) {
+        rc_progress(rc, "No rebalance needed: every master is within %.2f%% of its share", o.threshold);
+        day2_print_move_result(rc, "rebalance", "none", 0, 0, 0, 0);
+        ret = 0;
+        goto out;
+    }
+    rc_progress(rc, "Plan: move %d slot(s)", nmv);
+    moves_print(&s, mv, nmv);
+    if (o.simulate) o.dry_run = 1;
+    if (!o.mo.replace && reshard_check_busy(&s, mv, nmv) < 0) goto out;
+    rc->yes = 1;   /* redis-cli's rebalance never asks (only create, reshard and fix do) */
+    ret = day2_apply_moves(&s, "rebalance", "running the same rebalance again moves them (%d slots)", mv, nmv, &o);
+out:
+    free(mv);
+    sess_free(&s);
+    return ret;
+}
+
+/* ---- fix (its plan and repair serve scale too) ----------------------------------- */
+
+static void usage_fix(FILE *f) {
+    fputs("usage: rcluster fix ADDR [--search-multiple-owners] [--replace] [--dry-run] [--yes] [--json]\n"
+          "\n"
+          "Repair what an interrupted move leaves (like redis-cli --cluster fix): an open\n"
+          "(migrating/importing) slot is finished when its target already holds keys of it and\n"
+          "rolled back when it holds none; an uncovered slot goes to the master holding its\n"
+          "keys, else to the master with the fewest slots. --search-multiple-owners also\n"
+          "settles slots two masters claim (kept by the one with the keys). Shows the plan first.\n"
+          "Atomic slot migrations still in flight (Valkey >= 9.0, Redis >= 8.4; say after a\n"
+          "SIGKILL) are waited for, and cancelled after --timeout. Slots left open on replicas\n"
+          "only (Valkey replicates SETSLOT) are closed through their master.\n", f);
+}
+
+static const struct option fix_opts[] = {
+    D2_OPT("search-multiple-owners", no_argument, OPT_D2_MULTI), D2_OPT("cluster-search-multiple-owners", no_argument, OPT_D2_MULTI),
+    D2_MOVE_OPTS,
+};
+
+enum { FIX_FINISH = 1, FIX_ROLLBACK, FIX_CLOSE, FIX_ASSIGN, FIX_DROP_CLAIMS, FIX_MANUAL };
+
+/* What fix does with one slot. */
+struct fix_item {
+    int slot, action;
+    int owner, target;      /* node indexes, -1 when none */
+    long long keys_owner, keys_target;
+    sds why;                /* for FIX_MANUAL */
+};
+
+struct fix_plan {
+    struct fix_item *v;
+    int n;
+};
+
+static void fix_plan_free(struct fix_plan *p) {
+    for (int i = 0; i < p->n; i++) sdsfree(p->v[i].why);
+    free(p->v);
+    memset(p, 0, sizeof *p);
+}
+
+static struct fix_item *fix_plan_add(struct fix_plan *p, int slot, int action) {
+    struct fix_item *g = realloc(p->v, (size_t)(p->n + 1) * sizeof *g);
+    if (!g) return NULL;
+    p->v = g;
+    memset(&g[p->n], 0, sizeof g[p->n]);
+    g[p->n].slot = slot;
+    g[p->n].action = action;
+    g[p->n].owner = g[p->n].target = -1;
+    return &g[p->n++];
+}
+
+/* COUNTKEYSINSLOT slot on every reachable master, pipelined; counts[i] = -1 if unknown. */
+static int fix_count_keys(struct session *s, int slot, long long *counts) {
+    char num[16];
+    snprintf(num, sizeof num, "%d", slot);
+    for (int i = 0; i < s->n; i++) {
+        counts[i] = -1;
+        if (s->nodes[i].up && snode_is_master(&s->nodes[i]) && sess_queue(s, &s->nodes[i], "CLUSTER", "COUNTKEYSINSLOT", num, RESP_END) < 0) return -1;
+    }
+    if (sess_flush_all(s) < 0) return -1;
+    for (int i = 0; i < s->n; i++) {
+        if (!s->nodes[i].up || !snode_is_master(&s->nodes[i])) continue;
+        struct resp *r = sess_reply(s, &s->nodes[i], 0);
+        if (!r) return rc_wrap(s->rc, "CLUSTER COUNTKEYSINSLOT");
+        if (r->type == RESP_INTEGER) counts[i] = r->integer;
+        resp_free(r);
+    }
+    return 0;
+}
+
+/* Nodes that have `slot` open: the first importing one and the first migrating one. */
+static void fix_find_open(const struct session *s, int slot, int *importer, int *migrator, int *peer) {
+    *importer = *migrator = *peer = -1;
+    for (int i = 0; i < s->n; i++) {
+        const struct snode *x = &s->nodes[i];
+        for (int k = 0; x->me && snode_is_master(x) && k < x->me->open_slots; k++) {
+            if (x->me->open[k].slot != slot) continue;
+            if (x->me->open[k].importing && *importer < 0) *importer = i;
+            if (!x->me->open[k].importing && *migrator < 0) { *migrator = i; *peer = sess_index_of(s, x->me->open[k].peer); }
+        }
+    }
+}
+
+/* An interrupted move: finish it when the target already holds keys of the slot (some
+ * moved, or clients wrote there through ASK), roll it back when it holds none. */
+static int fix_plan_open(struct session *s, int slot, const int *owner, long long *counts, struct fix_plan *p) {
+    int imp, mig, peer;
+    fix_find_open(s, slot, &imp, &mig, &peer);
+    int o = owner[slot], t = imp >= 0 ? imp : peer;
+    if (fix_count_keys(s, slot, counts) < 0) return -1;
+    struct fix_item *it = fix_plan_add(p, slot, FIX_ROLLBACK);
+    if (!it) return rc_fail_oom(s->rc);
+    it->owner = o;
+    it->target = t;
+    it->keys_owner = o >= 0 ? counts[o] : 0;
+    it->keys_target = t >= 0 ? counts[t] : 0;
+    for (int i = 0; i < s->n; i++)
+        if (counts[i] > 0 && i != o && i != t) { it->action = FIX_MANUAL; it->why = rc_sprintf("keys of slot %d are on a third node %s:%d", slot, s->nodes[i].ip, s->nodes[i].port); return 0; }
+    if (o < 0) { it->action = FIX_MANUAL; it->why = rc_sprintf("slot %d is open but no master owns it", slot); }
+    else if (t < 0 || t == o) {
+        it->action = FIX_CLOSE;
+        if (mig >= 0 && mig != o && counts[mig] > 0) { it->action = FIX_MANUAL; it->why = rc_sprintf("slot %d: %s:%d still holds keys but no longer owns it", slot, s->nodes[mig].ip, s->nodes[mig].port); }
+    }
+    else if (it->keys_target > 0) it->action = FIX_FINISH;
+    return 0;
+}
+
+/* A slot nobody owns goes to the one master holding its keys, or, when none does, to
+ * the master with the fewest slots. */
+static int fix_plan_uncovered(struct session *s, int slot, long long *counts, int *nslots, struct fix_plan *p) {
+    if (fix_count_keys(s, slot, counts) < 0) return -1;
+    int holder = -1, holders = 0, least = -1;
+    for (int i = 0; i < s->n; i++) {
+        if (counts[i] > 0) { holder = i; holders++; }
+        if (s->nodes[i].up && snode_is_master(&s->nodes[i]) && (least < 0 || nslots[i] < nslots[least])) least = i;
+    }
+    struct fix_item *it = fix_plan_add(p, slot, FIX_ASSIGN);
+    if (!it) return rc_fail_oom(s->rc);
+    if (holders > 1) { it->action = FIX_MANUAL; it->why = rc_sprintf("uncovered slot %d has keys on %d masters", slot, holders); return 0; }
+    it->owner = holders ? holder : least;
+    if (it->owner < 0) { it->action = FIX_MANUAL; it->why = rc_sprintf("no reachable master for slot %d", slot); return 0; }
+    nslots[it->owner]++;
+    return 0;
+}
+
+/* A slot two masters claim stays with the one holding the most keys; the others drop
+ * their claim (only when they hold none of its keys). */
+static int fix_plan_multi(struct session *s, int slot, long long *counts, struct fix_plan *p) {
+    if (fix_count_keys(s, slot, counts) < 0) return -1;
+    int best = -1;
+    for (int i = 0; i < s->n; i++) {
+        const struct snode *x = &s->nodes[i];
+        if (!x->me || !snode_is_master(x) || !nodeinfo_owns(x->me, slot)) continue;
+        if (best < 0 || counts[i] > counts[best]) best = i;
+    }
+    struct fix_item *it = fix_plan_add(p, slot, FIX_DROP_CLAIMS);
+    if (!it) return rc_fail_oom(s->rc);
+    it->owner = best;
+    for (int i = 0; i < s->n; i++) {
+        const struct snode *x = &s->nodes[i];
+        if (i != best && x->me && snode_is_master(x) && nodeinfo_owns(x->me, slot) && counts[i] > 0) {
+            it->action = FIX_MANUAL;
+            it->why = rc_sprintf("slot %d is claimed by %s:%d and %s:%d and both hold keys", slot, s->nodes[best].ip, s->nodes[best].port, x->ip, x->port);
+        }
+    }
+    return 0;
+}
+
+static int fix_plan_make(struct session *s, int multi, struct fix_plan *p) {
+    struct rc *rc = s->rc;
+    int *owner = malloc(CLUSTER_SLOTS * sizeof *owner);
+    long long *counts = calloc((size_t)s->n, sizeof *counts);
+    int *nslots = calloc((size_t)s->n, sizeof *nslots);
+    unsigned char *seen = calloc(CLUSTER_SLOTS, 1);
+    int ret = -1;
+    if (!owner || !counts || !nslots || !seen) { rc_fail_oom(rc); goto out; }
+    sess_owner_map(s, owner);
+    for (int i = 0; i < s->n; i++) nslots[i] = snode_slot_count(&s->nodes[i]);
+    for (int i = 0; i < s->n; i++) {
+        const struct snode *x = &s->nodes[i];
+        for (int k = 0; x->me && k < x->me->open_slots; k++) {
+            int slot = x->me->open[k].slot;
+            if (seen[slot]) continue;
+            seen[slot] = 1;
+            if (fix_plan_open(s, slot, owner, counts, p) < 0) goto out;
+        }
+    }
+    for (int k = 0; k < CLUSTER_SLOTS; k++)
+        if (owner[k] < 0 && !seen[k] && fix_plan_uncovered(s, k, counts, nslots, p) < 0) goto out;
+    if (multi) {
+        struct findings f = { 0 };
+        if (judge_multiple_owners(s, &f) < 0) { findings_free(&f); rc_fail_oom(rc); goto out; }
+        for (int i = 0; i < f.n; i++)
+            if (!seen[f.v[i].slot] && fix_plan_multi(s, f.v[i].slot, counts, p) < 0) { findings_free(&f); goto out; }
+        findings_free(&f);
+    }
+    ret = 0;
+out:
+    free(owner); free(counts); free(nslots); free(seen);
+    return ret;
+}
+
+/* The run of items from i on with item i's action, owner and target: their slots
+ * into bits, their key counts summed into *keys_owner / *keys_target. Returns the end. */
+static int fix_plan_run(const struct fix_plan *p, int i, unsigned char *bits, long long *keys_owner, long long *keys_target) {
+    const struct fix_item *a = &p->v[i];
+    int e = i;
+    memset(bits, 0, CLUSTER_SLOTS);
+    *keys_owner = *keys_target = 0;
+    for (; e < p->n && p->v[e].action == a->action && p->v[e].owner == a->owner && p->v[e].target == a->target; e++) {
+        bits[p->v[e].slot] = 1;
+        *keys_owner += p->v[e].keys_owner;
+        *keys_target += p->v[e].keys_target;
+    }
+    return e;
+}
+
+/* The plan, one line per action, owner and target with the slots as ranges (a failed
+ * move leaves hundreds of slots to repair); what cannot be fixed stays one per slot. */
+static void fix_plan_print(struct session *s, const struct fix_plan *p) {
+    static const char *const names[] = { "", "finish the move", "roll back the move", "close", "assign", "drop extra claims", "cannot fix" };
+    unsigned char *bits = malloc(CLUSTER_SLOTS);
+    for (int i = 0, e; bits && i < p->n; i = e) {
+        const struct fix_item *it = &p->v[i];
+        const struct snode *o = it->owner >= 0 ? &s->nodes[it->owner] : NULL, *t = it->target >= 0 ? &s->nodes[it->target] : NULL;
+        if (it->action == FIX_MANUAL) { rc_warn(s->rc, "slot %d: %s", it->slot, it->why ? it->why : "cannot fix automatically"); e = i + 1; continue; }
+        long long ko, kt;
+        e = fix_plan_run(p, i, bits, &ko, &kt);
+        sds r = slots_ranges_str(bits, 8);
+        char what[32];
+        if (e - i == 1) snprintf(what, sizeof what, "slot %d", it->slot);
+        else snprintf(what, sizeof what, "%d slots", e - i);
+        if (it->action == FIX_FINISH || it->action == FIX_ROLLBACK)
+            rc_progress(s->rc, "  %s: %s %s:%d -> %s:%d (keys: %lld on the target, %lld on the owner)%s%s", what, names[it->action],
+                        o ? o->ip : "?", o ? o->port : 0, t ? t->ip : "?", t ? t->port : 0, kt, ko, e - i > 1 ? ": " : "", e - i > 1 && r ? r : "");
+        else rc_progress(s->rc, "  %s: %s%s%s:%d%s%s", what, names[it->action], it->action == FIX_CLOSE ? " on its owner " : " to ",
+                         o ? o->ip : "?", o ? o->port : 0, e - i > 1 ? ": " : "", e - i > 1 && r ? r : "");
+        sdsfree(r);
+    }
+    free(bits);
+}
+
+/* SETSLOT STABLE on every master with slot open, and on the master of every replica
+ * with it open (Valkey >= 8 replicates SETSLOT: a move cut short may have left the state
+ * on the replicas only; the master's STABLE reaches them). */
+static int fix_queue_stable(struct session *s, int slot) {
+    unsigned char *sent = calloc((size_t)s->n + 1, 1);
+    if (!sent) return rc_fail_oom(s->rc);
+    int ret = 0;
+    for (int i = 0; i < s->n && ret == 0; i++) {
+        struct snode *x = &s->nodes[i];
+        for (int k = 0; x->up && x->me && k < x->me->open_slots; k++) {
+            if (x->me->open[k].slot != slot) continue;
+            int m = snode_is_master(x) ? i : sess_index_of(s, snode_master_id(x));
+            if (m >= 0 && !sent[m] && s->nodes[m].up) { sent[m] = 1; ret = act_setslot(s, &s->nodes[m], slot, "STABLE", NULL); }
+            break;
+        }
+    }
+    free(sent);
+    return ret;
+}
+
+static int fix_apply(struct session *s, const struct fix_plan *p, const struct day2_opts *o) {
+    struct move *mv = calloc((size_t)p->n + 1, sizeof *mv);
+    int nmv = 0;
+    if (!mv) return rc_fail_oom(s->rc);
+    for (int i = 0; i < p->n; i++) {
+        const struct fix_item *it = &p->v[i];
+        int r = 0;
+        if (it->action == FIX_ROLLBACK || it->action == FIX_CLOSE) r = fix_queue_stable(s, it->slot);
+        else if (it->action == FIX_ASSIGN) {   /* a run of slots for one owner: one range */
+            int last = i;
+            while (last + 1 < p->n && p->v[last + 1].action == FIX_ASSIGN && p->v[last + 1].owner == it->owner &&
+                   p->v[last + 1].slot == p->v[last].slot + 1) last++;
+            int step = s->nodes[it->owner].major >= 7 ? CLUSTER_SLOTS : ADDSLOTS_BATCH;
+            for (int lo = it->slot; r == 0 && lo <= p->v[last].slot; lo += step)
+                r = act_addslots_range(s, &s->nodes[it->owner], lo, lo + step - 1 < p->v[last].slot ? lo + step - 1 : p->v[last].slot);
+            i = last;
+        }
+        else if (it->action == FIX_DROP_CLAIMS) {
+            char num[16];
+            snprintf(num, sizeof num, "%d", it->slot);
+            for (int j = 0; j < s->n && r == 0; j++)
+                if (j != it->owner && s->nodes[j].me && snode_is_master(&s->nodes[j]) && nodeinfo_owns(s->nodes[j].me, it->slot))
+                    r = sess_queue(s, &s->nodes[j], "CLUSTER", "DELSLOTS", num, RESP_END);
+            if (r == 0) r = sess_queue(s, &s->nodes[it->owner], "CLUSTER", "BUMPEPOCH", RESP_END);
+        } else if (it->action == FIX_FINISH) {
+            mv[nmv].slot = it->slot;
+            mv[nmv].src = it->owner;
+            mv[nmv++].dst = it->target;
+        }
+        if (r < 0) { free(mv); return -1; }
+    }
+    int ret = sess_drain_all(s, "fix");
+    if (ret == 0 && nmv > 0 && !s->record) {
+        long long keys = 0;
+        int done = 0;
+        const struct move_engine *eng = mover_choose(s, mv, nmv, &o->mo);
+        ret = eng ? mover_run(s, mv, nmv, &o->mo, eng, &keys, &done) : -1;
+        if (ret == 0) rc_progress(s->rc, "Finished %d interrupted move(s), %lld key(s) moved", done, keys);
+    }
+    free(mv);
+    return ret;
+}
+
+/* fix ADDR: wait for (or cancel) atomic migrations in flight, then close open slots,
+ * cover uncovered ones and settle double owners; asks unless --yes. */
+static int cmd_fix(struct rc *rc, int argc, char **argv) {
+    struct day2_opts o;
+    day2_opts_init(&o);
+    int r = day2_parse(rc, argc, argv, fix_opts, (int)(sizeof fix_opts / sizeof fix_opts[0]), usage_fix, &o, 1);
+    if (r) return r < 0 ? -1 : 0;
+    struct session s;
+    struct fix_plan p = { 0 };
+    int ret = -1;
+    if (day2_open(rc, &s, argv[optind]) < 0) goto out;
+    for (int i = 0; i < s.n; i++)
+        if (!s.nodes[i].up && snode_is_master(&s.nodes[i]) && snode_slot_count(&s.nodes[i]) > 0) {
+            rc_fail_kind_msg(rc, s.nodes[i].err_kind, rc_sprintf("master %s:%d is not reachable: %s; fix needs every master with slots", s.nodes[i].ip, s.nodes[i].port, s.nodes[i].err));
+            goto out;
+        }
+    /* Atomic migrations of an earlier run finish by themselves: wait for them, and
+     * cancel what is still in flight after --timeout. */
+    if (sess_migrations(&s) && !o.dry_run && day2_wait_migrations(&s, s.deadline) < 0) {
+        rc_progress(rc, "Cancelling: %s", rc->err);
+        sess_cancel_migrations(&s);
+        if (day2_wait_migrations(&s, rc_deadline_within(s.deadline, 10)) < 0) goto out;
+    }
+    /* Right after a kill the nodes may still be exchanging the last epochs: let them. */
+    if (day2_wait_settled(&s, rc_deadline_within(s.deadline, 2), o.multi_owners) == 0) {
+        rc_progress(rc, "Nothing to fix: no open slot, all %d slots covered%s", CLUSTER_SLOTS, o.multi_owners ? ", no slot with two owners" : "");
+        if (rc->json) rc_json_outf(rc, "{\"ok\":true,\"command\":\"fix\",\"fixed\":0}\n");
+        ret = 0;
+        goto out;
+    }
+    if (fix_plan_make(&s, o.multi_owners, &p) < 0) goto out;
+    /* Finishing a key-by-key move is key by key: refused here, before any repair. */
+    for (int i = 0; o.mo.migration == MIGRATION_ATOMIC && i < p.n; i++)
+        if (p.v[i].action == FIX_FINISH) {
+            rc_fail_as(rc, RC_ERR_USAGE, "--migration atomic: slot %d is open from a key-by-key move, which only MIGRATE finishes; "
+                       "nothing changed (run fix without --migration)", p.v[i].slot);
+            goto out;
+        }
+    rc_progress(rc, "Plan: %d slot(s) to repair", p.n);
+    fix_plan_print(&s, &p);
+    int manual = 0;
+    for (int i = 0; i < p.n; i++) manual += p.v[i].action == FIX_MANUAL;
+    s.record = o.dry_run;
+    if (!o.dry_run && rc_confirm(rc, "Repair these slots?") < 0) goto out;
+    s.deadline = rc_deadline_in(rc->timeout);   /* the repair's own, from the answer on */
+    if (fix_apply(&s, &p, &o) < 0 || o.dry_run) { ret = o.dry_run ? 0 : -1; goto out; }
+    if (day2_wait_settled(&s, s.deadline, o.multi_owners) < 0 && !manual) goto out;
+    if (manual) { rc_fail(rc, "fixed %d slot(s); %d need a hand (see the warnings above)", p.n - manual, manual); goto out; }
+    if (rc->json) rc_json_outf(rc, "{\"ok\":true,\"command\":\"fix\",\"fixed\":%d}\n", p.n);
+    else printf("fix: repaired %d slot(s); no open slot, all %d slots covered\n", p.n, CLUSTER_SLOTS);
+    ret = 0;
+out:
+    fix_plan_free(&p);
+    sess_free(&s);
+    return ret;
+}
+
+/* ---- set-timeout ----------------------------------------------------------------- */
+
+static void usage_set_timeout(FILE *f) {
+    fputs("usage: rcluster set-timeout ADDR MS [--dry-run] [--yes] [--json]\n"
+          "\n"
+          "Set cluster-node-timeout to MS milliseconds on every node (CONFIG SET) and persist\n"
+          "it (CONFIG REWRITE). A node started without a config file keeps it until restart;\n"
+          "that is reported as a warning.\n", f);
+}
+
+static const struct option set_timeout_opts[] = {
+    D2_OPT("dry-run", no_argument, OPT_D2_DRY_RUN), D2_OPT("cluster-yes", no_argument, OPT_D2_YES),
+};
+
+/* Whether container c (an entry of GET /containers/json) is where the cluster reaches
+ * x: x's address is one of its network IPs, or a port it publishes on x's IP. Pure. */
+static int container_serves(const json_value_s *c, const struct snode *x) {
+    const json_value_s *nets = json_get(json_get(c, "NetworkSettings"), "Networks");
+    for (size_t i = 0; i < json_length(nets); i++) {
+        const char *ip = json_string(json_get(json_member_value(nets, i), "IPAddress"));
+        if (ip && *ip && !strcmp(ip, x->ip)) return 1;
+    }
+    const json_value_s *ports = json_get(c, "Ports");
+    for (size_t i = 0; i < json_length(ports); i++) {
+        const json_value_s *p = json_at(ports, i);
+        const char *ip = json_string(json_get(p, "IP"));
+        if (ip && (!strcmp(ip, x->ip) || !strcmp(ip, "0.0.0.0")) && (int)json_number(json_get(p, "PublicPort"), -1) == x->port) return 1;
+    }
+    const json_value_s *labels = json_get(c, "Labels");
+    const char *hip = json_string(json_get(labels, LABEL_HOST_IP)), *hport = json_string(json_get(labels, LABEL_HOST_PORT));
+    long port;
+    return hip && hport && !strcmp(hip, x->ip) && rc_parse_int(hport, 1, 65535, &port) == 0 && port == x->port;
+}
+
+/* mine[i] = 1 for the nodes of s that run in a container `rcluster up` made (labelled
+ * io.rcluster.cluster): their redis.conf is rcluster's own; *data_dir (when given)
+ * gets their cluster's data dir (caller frees). Without a Docker daemon
+ * that answers, none; rc->err is left as it was. */
+static void sess_find_up_nodes(struct rc *rc, struct session *s, unsigned char *mine, sds *data_dir) {
+    struct docker d;
+    json_value_s *all = NULL;
+    struct rc_err_saved saved = rc_err_save(rc);
+    docker_init_closed(&d, rc);
+    if (docker_open(rc, &d) == 0 && docker_list_by_label(&d, "containers", LABEL_CLUSTER, NULL, &all) == 0)
+        for (size_t k = 0; k < json_length(all); k++)
+            for (int i = 0; i < s->n; i++) {
+                if (!container_serves(json_at(all, k), &s->nodes[i])) continue;
+                mine[i] = 1;
+                const char *dir = docker_label(json_at(all, k), LABEL_DATA_DIR);
+                if (data_dir && !*data_dir && dir && dir[0] == '/') *data_dir = sdsnew(dir);
+            }
+    json_free(all);
+    docker_free(&d);
+    rc_err_restore(rc, &saved);
+}
+
+static int up_persist_node_timeout(struct rc *rc, const char *dir, long ms);
+
+/* set-timeout ADDR MS: cluster-node-timeout on every node (CONFIG SET, persisted with
+ * CONFIG REWRITE; on nodes in containers made by up, in their redis.conf and manifest). */
+static int cmd_set_timeout(struct rc *rc, int argc, char **argv) {
+    struct day2_opts o;
+    day2_opts_init(&o);
+    int r = day2_parse(rc, argc, argv, set_timeout_opts, 2, usage_set_timeout, &o, 2);
+    if (r) return r < 0 ? -1 : 0;
+    long ms;
+    if (rc_parse_int(argv[optind + 1], 100, 86400000L, &ms) < 0) return day2_usage_fail(rc, "set-timeout: expected milliseconds from 100 to 86400000, got '%s'", argv[optind + 1]);
+    struct session s;
+    unsigned char *mine = NULL;
+    sds dir = NULL;
+    int ret = -1, set = 0, persisted = 0, down = 0, ours = 0;
+    if (day2_open(rc, &s, argv[optind]) < 0) goto out;
+    if (!(mine = calloc((size_t)s.n + 1, 1))) { rc_fail_oom(rc); goto out; }
+    sess_find_up_nodes(rc, &s, mine, &dir);
+    for (int i = 0; i < s.n; i++) ours += mine[i];
+    /* rcluster's own redis.conf comes from its template and manifest: CONFIG REWRITE
+     * would make it disagree with them, so both are rewritten instead (below). */
+    s.record = o.dry_run;
+    for (int i = 0; i < s.n; i++) {
+        if (!s.nodes[i].up) { rc_warn(rc, "%s:%d not reachable: %s", s.nodes[i].ip, s.nodes[i].port, s.nodes[i].err); down++; continue; }
+        if (sess_queue(&s, &s.nodes[i], "CONFIG", "SET", "cluster-node-timeout", argv[optind + 1], RESP_END) < 0 ||
+            (!mine[i] && sess_queue(&s, &s.nodes[i], "CONFIG", "REWRITE", RESP_END) < 0)) goto out;
+    }
+    if (o.dry_run) { ret = 0; goto out; }
+    if (sess_flush_all(&s) < 0) goto out;
+    for (int i = 0; i < s.n; i++) {
+        struct snode *x = &s.nodes[i];
+        if (!x->up) continue;
+        struct resp *a = sess_reply(&s, x, 0), *b = a && !mine[i] ? sess_reply(&s, x, 0) : NULL;
+        if (!a || (!b && !mine[i])) { rc_warn(rc, "%s:%d: %s", x->ip, x->port, rc->err); resp_free(a); down++; continue; }
+        if (a->type == RESP_ERROR) rc_warn(rc, "%s:%d: CONFIG SET cluster-node-timeout: %s", x->ip, x->port, a->str);
+        else set++;
+        if (b && b->type == RESP_ERROR) rc_warn(rc, "%s:%d: not persisted: CONFIG REWRITE: %s", x->ip, x->port, b->str);
+        else if (b) persisted++;
+        resp_free(a);
+        resp_free(b);
+    }
+    if (ours && dir && up_persist_node_timeout(rc, dir, ms) == 0) persisted += ours;
+    else if (ours) rc_warn(rc, "%d node(s) run in containers made by `rcluster up`: set now, but their redis.conf and the "
+                               "manifest could not be rewritten (a restart goes back to the recorded timeout): %s", ours,
+                           rc->err ? rc->err : "no data dir label");
+    if (rc->json) rc_json_outf(rc, "{\"ok\":%s,\"command\":\"set-timeout\",\"timeout_ms\":%ld,\"nodes\":%d,\"set\":%d,\"persisted\":%d}\n",
+                         set == s.n ? "true" : "false", ms, s.n, set, persisted);
+    else printf("set-timeout: cluster-node-timeout %ld ms set on %d of %d node(s), persisted on %d\n", ms, set, s.n, persisted);
+    rc->json_done = rc->json;
+    ret = set == s.n ? 0 : rc_fail(rc, "cluster-node-timeout set on only %d of %d node(s)", set, s.n);
+out:
+    sdsfree(dir);
+    free(mine);
+    sess_free(&s);
+    return ret;
 }
 
 /* ====================================================================== */
