@@ -7187,76 +7187,123 @@ static int info_first_slot(const struct snode *x) {
     return ni && ni->nranges ? ni->ranges[0][0] : CLUSTER_SLOTS;
 }
 
+/* One master's row of info: where it is, what it holds. */
+struct info_master {
+    const struct snode *x;      /* in the session, which outlives the report */
+    int slots, replicas;
+    sds ranges;                 /* its slots as ranges; NULL when out of memory */
+    char bar[INFO_BAR + 1];
+    double keys_per_slot;
+};
+
+/* What info found: the masters in slot order and the totals over them. */
+struct info_result {
+    struct info_master *m;
+    int masters, nodes;
+    long long keys;             /* on the reachable masters */
+    int lost, open;             /* masters not reachable; open slots on reachable nodes */
+    sds servers;                /* what the nodes run (sess_servers) */
+};
+
+static void info_result_free(struct info_result *res) {
+    for (int i = 0; res->m && i < res->masters; i++) sdsfree(res->m[i].ranges);
+    free(res->m);
+    sdsfree(res->servers);
+    memset(res, 0, sizeof *res);
+}
+
+/* The masters of s in slot order (like check), one row each, and the totals; -1 only
+ * when out of memory. */
+static int info_collect(struct session *s, struct info_result *res) {
+    memset(res, 0, sizeof *res);
+    int *order = calloc((size_t)s->n, sizeof *order);
+    res->m = calloc((size_t)s->n + 1, sizeof *res->m);
+    if (!order || !res->m) { free(order); return rc_fail_oom(s->rc); }
+    for (int i = 0; i < s->n; i++) order[i] = i;
+    for (int i = 1; i < s->n; i++)       /* masters in slot order, like check */
+        for (int j = i; j > 0 && info_first_slot(&s->nodes[order[j]]) < info_first_slot(&s->nodes[order[j - 1]]); j--) {
+            int t = order[j]; order[j] = order[j - 1]; order[j - 1] = t;
+        }
+    for (int oi = 0; oi < s->n; oi++) {
+        const struct snode *x = &s->nodes[order[oi]];
+        if (!snode_is_master(x)) continue;
+        struct info_master *m = &res->m[res->masters++];
+        const struct nodeinfo *ni = snode_slots(x);
+        m->x = x;
+        m->slots = snode_slot_count(x);
+        m->replicas = sess_count_replicas(s, x->id);
+        m->ranges = ni ? nodeinfo_slots_str(ni) : sdsempty();
+        info_bar(ni, m->bar);
+        m->keys_per_slot = m->slots ? (double)x->keys / m->slots : 0;
+        res->keys += x->up ? x->keys : 0;
+    }
+    free(order);
+    res->nodes = s->n;
+    res->servers = sess_servers(s);
+    for (int i = 0; i < s->n; i++) {
+        res->lost += snode_is_master(&s->nodes[i]) && !s->nodes[i].up;
+        res->open += s->nodes[i].up && s->nodes[i].me ? s->nodes[i].me->open_slots : 0;
+    }
+    return 0;
+}
+
+/* info's one document: {"masters":[{id, addr, reachable, keys, slots, ranges, replicas,
+ * keys_per_slot, migrations[, migration]}...], keys, nodes, server}. */
+static int info_report_json(struct rc *rc, const struct info_result *res) {
+    sds js = sdsnew("{\"masters\":[");
+    for (int i = 0; js && i < res->masters; i++) {
+        const struct info_master *m = &res->m[i];
+        const struct snode *x = m->x;
+        js = rc_catprintf(js, "%s{\"id\":\"%s\",\"addr\":\"%s:%d\",\"reachable\":%s,\"keys\":%lld,\"slots\":%d,\"ranges\":", i ? "," : "",
+                          x->id, x->ip, x->port, x->up ? "true" : "false", x->up ? x->keys : 0, m->slots);
+        js = rc_json_str(js, m->ranges ? m->ranges : "");
+        js = rc_catprintf(js, ",\"replicas\":%d,\"keys_per_slot\":%.2f,\"migrations\":%d", m->replicas, m->keys_per_slot, x->migrations);
+        if (x->migrations) { js = rc_cat(js, ",\"migration\":"); js = rc_json_str(js, x->migration); }
+        js = rc_cat(js, "}");
+    }
+    js = rc_json_str(rc_catprintf(js, "],\"keys\":%lld,\"nodes\":%d,\"server\":", res->keys, res->nodes), res->servers);
+    js = rc_cat(js, "}\n");
+    if (!js) return rc_fail_oom(rc);
+    rc_json_out(rc, js);
+    sdsfree(js);
+    return 0;
+}
+
+/* info's report: the --json document, or per master a line and its slot-map bar
+ * (coloured on a terminal), then the server and the totals with their warnings. */
+static int info_report(struct rc *rc, const struct info_result *res) {
+    static const char *const colours[] = { "\033[31m", "\033[32m", "\033[33m", "\033[34m", "\033[35m", "\033[36m" };
+    if (rc->json) return info_report_json(rc, res);
+    int color = rc->color && isatty(STDOUT_FILENO);
+    for (int i = 0; i < res->masters; i++) {
+        const struct info_master *m = &res->m[i];
+        const struct snode *x = m->x;
+        printf("%s:%d (%.8s...) %lld keys | %d slots | %d replica(s) | %.2f keys/slot%s\n", x->ip, x->port, x->id, x->up ? x->keys : 0,
+               m->slots, m->replicas, m->keys_per_slot, x->up ? "" : " | NOT reachable");
+        printf("  %s[%s]%s %s\n", color ? colours[i % 6] : "", m->bar, color ? "\033[0m" : "", m->ranges && sdslen(m->ranges) ? m->ranges : "-");
+        if (x->migrations) printf("  atomic slot migration in progress: %s%s\n", x->migration, x->migrations > 1 ? " (and more)" : "");
+    }
+    if (res->servers) printf("Server: %s\n", res->servers);
+    if (res->lost) printf("[WARN] %d master(s) not reachable: their keys are not counted below.\n", res->lost);
+    if (res->open) printf("[WARN] %d open slot(s) (an interrupted move): see rcluster check, repair with rcluster fix.\n", res->open);
+    printf("%s %lld keys in %d masters, %.2f keys per slot on average.\n", res->lost || res->open ? "[WARN]" : "[OK]", res->keys, res->masters,
+           (double)res->keys / CLUSTER_SLOTS);
+    return 0;
+}
+
 /* info ADDR: keys, slots, replicas and a slot-map bar per master; atomic migrations
- * in flight; the server. */
+ * in flight; the server. Options -> session -> result -> report (nothing to apply). */
 static int cmd_info(struct rc *rc, int argc, char **argv) {
     struct day2_opts o;
     day2_opts_init(&o);
     int r = day2_parse(rc, argc, argv, NULL, 0, usage_info, &o, 1);
     if (r) return r < 0 ? -1 : 0;
     struct session s;
+    struct info_result res = { 0 };
     memset(&s, 0, sizeof s);
-    int ret = -1, masters = 0;
-    long long total = 0;
-    sds js = sdsnew("{\"masters\":[");
-    if (!js || day2_open(rc, &s, argv[optind]) < 0) goto out;
-    int color = rc->color && isatty(STDOUT_FILENO);
-    static const char *const colours[] = { "\033[31m", "\033[32m", "\033[33m", "\033[34m", "\033[35m", "\033[36m" };
-    int *order = calloc((size_t)s.n, sizeof *order);
-    if (!order) { rc_fail_oom(rc); goto out; }
-    for (int i = 0; i < s.n; i++) order[i] = i;
-    for (int i = 1; i < s.n; i++)       /* masters in slot order, like check */
-        for (int j = i; j > 0 && info_first_slot(&s.nodes[order[j]]) < info_first_slot(&s.nodes[order[j - 1]]); j--) {
-            int t = order[j]; order[j] = order[j - 1]; order[j - 1] = t;
-        }
-    for (int oi = 0; oi < s.n; oi++) {
-        struct snode *x = &s.nodes[order[oi]];
-        if (!snode_is_master(x)) continue;
-        const struct nodeinfo *ni = snode_slots(x);
-        int slots = snode_slot_count(x), reps = sess_count_replicas(&s, x->id);
-        sds ranges = ni ? nodeinfo_slots_str(ni) : sdsempty();
-        char bar[INFO_BAR + 1];
-        info_bar(ni, bar);
-        double avg = slots ? (double)x->keys / slots : 0;
-        if (rc->json) {
-            js = rc_catprintf(js, "%s{\"id\":\"%s\",\"addr\":\"%s:%d\",\"reachable\":%s,\"keys\":%lld,\"slots\":%d,\"ranges\":", masters ? "," : "",
-                              x->id, x->ip, x->port, x->up ? "true" : "false", x->up ? x->keys : 0, slots);
-            js = rc_json_str(js, ranges ? ranges : "");
-            js = rc_catprintf(js, ",\"replicas\":%d,\"keys_per_slot\":%.2f,\"migrations\":%d", reps, avg, x->migrations);
-            if (x->migrations) { js = rc_cat(js, ",\"migration\":"); js = rc_json_str(js, x->migration); }
-            js = rc_cat(js, "}");
-        } else {
-            printf("%s:%d (%.8s...) %lld keys | %d slots | %d replica(s) | %.2f keys/slot%s\n", x->ip, x->port, x->id, x->up ? x->keys : 0,
-                   slots, reps, avg, x->up ? "" : " | NOT reachable");
-            printf("  %s[%s]%s %s\n", color ? colours[masters % 6] : "", bar, color ? "\033[0m" : "", ranges && sdslen(ranges) ? ranges : "-");
-            if (x->migrations) printf("  atomic slot migration in progress: %s%s\n", x->migration, x->migrations > 1 ? " (and more)" : "");
-        }
-        total += x->up ? x->keys : 0;
-        masters++;
-        sdsfree(ranges);
-    }
-    free(order);
-    sds servers = sess_servers(&s);
-    if (rc->json) {
-        js = rc_json_str(rc_catprintf(js, "],\"keys\":%lld,\"nodes\":%d,\"server\":", total, s.n), servers);
-        js = rc_cat(js, "}\n");
-        rc_json_out(rc, js);
-    } else {
-        if (servers) printf("Server: %s\n", servers);
-        int lost = 0, open = 0;
-        for (int i = 0; i < s.n; i++) {
-            lost += snode_is_master(&s.nodes[i]) && !s.nodes[i].up;
-            open += s.nodes[i].up && s.nodes[i].me ? s.nodes[i].me->open_slots : 0;
-        }
-        if (lost) printf("[WARN] %d master(s) not reachable: their keys are not counted below.\n", lost);
-        if (open) printf("[WARN] %d open slot(s) (an interrupted move): see rcluster check, repair with rcluster fix.\n", open);
-        printf("%s %lld keys in %d masters, %.2f keys per slot on average.\n", lost || open ? "[WARN]" : "[OK]", total, masters,
-               (double)total / CLUSTER_SLOTS);
-    }
-    sdsfree(servers);
-    ret = js ? 0 : rc_fail_oom(rc);
-out:
-    sdsfree(js);
+    int ret = -1;
+    if (day2_open(rc, &s, argv[optind]) == 0 && info_collect(&s, &res) == 0) ret = info_report(rc, &res);
+    info_result_free(&res);
     sess_free(&s);
     return ret;
 }
