@@ -7378,8 +7378,84 @@ static sds resp_json(sds out, const struct resp *r) {
     }
 }
 
+/* One node's answer to call: its reply, or why there is none. */
+struct call_reply {
+    const struct snode *x;      /* in the session, which outlives the report */
+    struct resp *reply;         /* NULL: err says why */
+    sds err;
+};
+
+/* What call got: one entry per selected node, in the session's order. */
+struct call_result {
+    struct call_reply *v;
+    int n;
+    int errors;                 /* error replies and nodes that did not answer */
+};
+
+static void call_result_free(struct call_result *res) {
+    for (int i = 0; res->v && i < res->n; i++) { resp_free(res->v[i].reply); sdsfree(res->v[i].err); }
+    free(res->v);
+    memset(res, 0, sizeof *res);
+}
+
+/* Whether call's --masters / --replicas select node x. Pure. */
+static int call_selects(const struct day2_opts *o, const struct snode *x) {
+    int m = snode_is_master(x);
+    return !((o->only_masters && !m) || (o->only_replicas && m));
+}
+
+/* Apply: CMD (argv[0..argc)) queued on every selected reachable node, flushed at once;
+ * each selected node's reply (or why none) into res. -1 only when nothing could be sent. */
+static int call_apply(struct session *s, const struct day2_opts *o, int argc, const char **argv, struct call_result *res) {
+    struct rc *rc = s->rc;
+    memset(res, 0, sizeof *res);
+    for (int i = 0; i < s->n; i++) {
+        struct snode *x = &s->nodes[i];
+        if (x->up && call_selects(o, x) && sess_queue_argv(s, x, argc, argv) < 0) return -1;
+    }
+    if (sess_flush_all(s) < 0) return -1;
+    if (!(res->v = calloc((size_t)s->n + 1, sizeof *res->v))) return rc_fail_oom(rc);
+    for (int i = 0; i < s->n; i++) {
+        struct snode *x = &s->nodes[i];
+        if (!call_selects(o, x)) continue;
+        struct call_reply *e = &res->v[res->n++];
+        e->x = x;
+        e->reply = x->up ? sess_reply(s, x, 0) : NULL;
+        if (!e->reply) e->err = sdsnew(x->err ? x->err : rc->err ? rc->err : "");
+        res->errors += !e->reply || e->reply->type == RESP_ERROR;
+    }
+    return 0;
+}
+
+/* call's report: each answer as redis-cli prints it ("ADDR: reply"), or the --json
+ * document {"ok":true,"replies":[{node, id, reply}...]}; a node without an answer is a
+ * warning (in node order, among the answers). */
+static void call_report(struct rc *rc, const struct call_result *res) {
+    sds js = rc->json ? sdsnew("{\"ok\":true,\"replies\":[") : NULL;
+    int first = 1;
+    for (int i = 0; i < res->n; i++) {
+        const struct call_reply *e = &res->v[i];
+        char name[128];
+        snprintf(name, sizeof name, "%s:%d", e->x->ip, e->x->port);
+        if (!e->reply) { rc_warn(rc, "%s: %s", name, e->err ? e->err : ""); continue; }
+        if (rc->json) {
+            js = rc_catprintf(js, "%s{\"node\":\"%s\",\"id\":\"%s\",\"reply\":", first ? "" : ",", name, e->x->id);
+            js = resp_json(js, e->reply);
+            js = rc_cat(js, "}");
+        } else {
+            sds t = resp_format(sdsempty(), e->reply, 0);
+            printf("%s: %s\n", name, t ? t : "");
+            sdsfree(t);
+        }
+        first = 0;
+    }
+    if (rc->json && js) rc_json_outf(rc, "%s]}\n", js);
+    sdsfree(js);
+}
+
 /* call ADDR [filters] CMD ARG...: one command on every node (or masters/replicas);
- * everything after CMD belongs to it. */
+ * everything after CMD belongs to it. Options -> session -> apply -> report; fails
+ * (after the report) when a node answered with an error or not at all. */
 static int cmd_call(struct rc *rc, int argc, char **argv) {
     struct day2_opts o;
     day2_opts_init(&o);
@@ -7393,43 +7469,13 @@ static int cmd_call(struct rc *rc, int argc, char **argv) {
         return day2_usage_fail(rc, "call: --masters and --replicas together select no node; give one of them, or neither for every node%s", "");
     if (argc - cmdi > RCONN_MAX_ARGS * 32) return day2_usage_fail(rc, "call: too many arguments%s", "");
     struct session s;
-    int ret = -1, errors = 0;
-    sds js = NULL;
-    if (day2_open(rc, &s, argv[optind]) < 0) goto out;
-    for (int i = 0; i < s.n; i++) {
-        struct snode *x = &s.nodes[i];
-        int m = snode_is_master(x);
-        if (!x->up || (o.only_masters && !m) || (o.only_replicas && m)) continue;
-        if (sess_queue_argv(&s, x, argc - cmdi, (const char **)argv + cmdi) < 0) goto out;
+    struct call_result res = { 0 };
+    int ret = -1;
+    if (day2_open(rc, &s, argv[optind]) == 0 && call_apply(&s, &o, argc - cmdi, (const char **)argv + cmdi, &res) == 0) {
+        call_report(rc, &res);
+        ret = res.errors ? rc_fail(rc, "call: %d node(s) answered with an error or not at all", res.errors) : 0;
     }
-    if (sess_flush_all(&s) < 0) goto out;
-    js = sdsnew("{\"ok\":true,\"replies\":[");
-    int first = 1;
-    for (int i = 0; i < s.n; i++) {
-        struct snode *x = &s.nodes[i];
-        int m = snode_is_master(x);
-        if ((o.only_masters && !m) || (o.only_replicas && m)) continue;
-        struct resp *rep = x->up ? sess_reply(&s, x, 0) : NULL;
-        char name[128];
-        snprintf(name, sizeof name, "%s:%d", x->ip, x->port);
-        if (!rep) { errors++; rc_warn(rc, "%s: %s", name, x->err ? x->err : rc->err); continue; }
-        errors += rep->type == RESP_ERROR;
-        if (rc->json) {
-            js = rc_catprintf(js, "%s{\"node\":\"%s\",\"id\":\"%s\",\"reply\":", first ? "" : ",", name, x->id);
-            js = resp_json(js, rep);
-            js = rc_cat(js, "}");
-        } else {
-            sds t = resp_format(sdsempty(), rep, 0);
-            printf("%s: %s\n", name, t ? t : "");
-            sdsfree(t);
-        }
-        first = 0;
-        resp_free(rep);
-    }
-    if (rc->json && js) rc_json_outf(rc, "%s]}\n", js);
-    ret = errors ? rc_fail(rc, "call: %d node(s) answered with an error or not at all", errors) : 0;
-out:
-    sdsfree(js);
+    call_result_free(&res);
     sess_free(&s);
     return ret;
 }
