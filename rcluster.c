@@ -7650,8 +7650,68 @@ static int addnode_wait(struct session *s, int nx, int master, struct rc_deadlin
     }
 }
 
+/* add-node's plan: NEW's address and index in the session, the master it is to
+ * replicate (-1: it joins as an empty master). */
+struct addnode_plan {
+    struct addr na;
+    int nx, master;
+};
+
+/* What add-node did: the node that joined and the master it replicates (NULL: it
+ * joined as an empty master); both in the session, which outlives the report. */
+struct addnode_result {
+    const struct snode *node, *master;
+};
+
+/* Preflight and plan: the cluster healthy enough to change (day2_preflight), the master
+ * to replicate (--master-id, else the one with the fewest replicas, another host
+ * preferred), NEW probed as create probes a node (addnode_probe: it joins the session);
+ * says the plan. */
+static int addnode_make_plan(struct session *s, const struct day2_opts *o, struct addnode_plan *p) {
+    struct rc *rc = s->rc;
+    p->master = -1;
+    if (day2_preflight(s, 0, -1) < 0) return -1;
+    if (o->replica) {
+        p->master = o->master_id ? day2_resolve_master(s, "--master-id", o->master_id) : sess_pick_master(s, -1, p->na.ip, 1);
+        if (p->master < 0) return o->master_id ? -1 : rc_fail(rc, "add-node: no reachable master with slots to replicate");
+    }
+    if (addnode_probe(s, &p->na) < 0) return -1;
+    p->nx = s->n - 1;
+    const struct snode *x = &s->nodes[p->nx], *m = p->master >= 0 ? &s->nodes[p->master] : NULL;
+    if (m) rc_progress(rc, "Plan: add %s:%d as a replica of %s:%d (%.40s)", x->ip, x->port, m->ip, m->port, m->id);
+    else rc_progress(rc, "Plan: add %s:%d as an empty master (move slots to it with rebalance --use-empty-masters or reshard)", x->ip, x->port);
+    return 0;
+}
+
+/* Apply: a new id when NEW was a member before, cluster-replica-no-failover held on a
+ * joining replica (held[] then names it: the caller gives nofail_was back with
+ * release_no_failover on every path), CLUSTER MEET from NEW to the seed. A dry run
+ * (s->record) records these and the REPLICATE that addnode_wait would send. */
+static int addnode_apply(struct session *s, const struct day2_opts *o, const struct addnode_plan *p, char nofail_was[8], char *held, size_t heldsz) {
+    if (addnode_fresh_id(s, p->nx) < 0) return -1;
+    struct snode *x = &s->nodes[p->nx], *sd = &s->nodes[s->seed];
+    /* A joining replica must not fail over while it forms (its own value comes back at the end). */
+    if (p->master >= 0 && o->dry_run && sess_queue(s, x, "CONFIG", "SET", "cluster-replica-no-failover", "yes", RESP_END) < 0) return -1;
+    if (p->master >= 0 && !o->dry_run) {
+        if (sess_hold_no_failover(s, x, nofail_was) < 0) return -1;
+        snprintf(held, heldsz, "%s:%d", p->na.ip, p->na.port);
+    }
+    if (act_meet(s, x, sd->ip, sd->port, sd->bus) < 0 || sess_drain_all(s, "CLUSTER MEET") < 0) return -1;
+    if (o->dry_run && p->master >= 0) act_replicate(s, x, s->nodes[p->master].id);
+    return 0;
+}
+
+/* add-node's report: the --json document {ok, command, id, role, master} or one line. */
+static void addnode_report(struct rc *rc, const struct addnode_result *res) {
+    const struct snode *x = res->node, *m = res->master;
+    if (rc->json) rc_json_outf(rc, "{\"ok\":true,\"command\":\"add-node\",\"id\":\"%s\",\"role\":\"%s\",\"master\":%s%s%s}\n", x->id, m ? "replica" : "master",
+                               m ? "\"" : "", m ? m->id : "null", m ? "\"" : "");
+    else printf("add-node: %s:%d (%.40s) joined as %s\n", x->ip, x->port, x->id, m ? "a replica" : "an empty master");
+}
+
 /* add-node NEW ADDR [--replica [--master-id ID]]: check the new node like create,
- * MEET it, make it a replica if asked, wait until every node knows it. */
+ * MEET it, make it a replica if asked, wait until every node knows it. Options ->
+ * plan (with the preflight) -> apply -> wait -> report; never asks, like redis-cli. */
 static int cmd_add_node(struct rc *rc, int argc, char **argv) {
     struct day2_opts o;
     day2_opts_init(&o);
@@ -7659,45 +7719,21 @@ static int cmd_add_node(struct rc *rc, int argc, char **argv) {
     if (r) return r < 0 ? -1 : 0;
     if (o.master_id && !o.replica) return day2_usage_fail(rc, "add-node: --master-id %s needs --replica", o.master_id);
     struct session s;
-    struct addr na;
-    int ret = -1, master = -1;
+    struct addnode_plan p = { .master = -1 };
+    int ret = -1;
     char nofail_was[8] = "", held[300] = "";
     memset(&s, 0, sizeof s);
-    if (addr_parse(rc, argv[optind], &na) < 0 || day2_open(rc, &s, argv[optind + 1]) < 0) goto out;
-    if (day2_preflight(&s, 0, -1) < 0) goto out;
-    if (o.replica) {
-        master = o.master_id ? day2_resolve_master(&s, "--master-id", o.master_id) : sess_pick_master(&s, -1, na.ip, 1);
-        if (master < 0) { if (!o.master_id) rc_fail(rc, "add-node: no reachable master with slots to replicate"); goto out; }
-    }
-    int seed = s.seed;
-    if (addnode_probe(&s, &na) < 0) goto out;
-    int nx = s.n - 1;
-    struct snode *x = &s.nodes[nx], *sd = &s.nodes[seed];
-    if (master >= 0) rc_progress(rc, "Plan: add %s:%d as a replica of %s:%d (%.40s)", x->ip, x->port, s.nodes[master].ip, s.nodes[master].port, s.nodes[master].id);
-    else rc_progress(rc, "Plan: add %s:%d as an empty master (move slots to it with rebalance --use-empty-masters or reshard)", x->ip, x->port);
+    if (addr_parse(rc, argv[optind], &p.na) < 0 || day2_open(rc, &s, argv[optind + 1]) < 0 || addnode_make_plan(&s, &o, &p) < 0) goto out;
     s.record = o.dry_run;   /* redis-cli's add-node never asks: neither does this */
-    if (addnode_fresh_id(&s, nx) < 0) goto out;
-    x = &s.nodes[nx];
-    /* A joining replica must not fail over while it forms (its own value comes back at the end). */
-    if (master >= 0 && o.dry_run && sess_queue(&s, x, "CONFIG", "SET", "cluster-replica-no-failover", "yes", RESP_END) < 0) goto out;
-    if (master >= 0 && !o.dry_run) {
-        if (sess_hold_no_failover(&s, x, nofail_was) < 0) goto out;
-        snprintf(held, sizeof held, "%s:%d", na.ip, na.port);
+    if (addnode_apply(&s, &o, &p, nofail_was, held, sizeof held) < 0) goto out;
+    if (!o.dry_run) {
+        if (addnode_wait(&s, p.nx, p.master, s.deadline) < 0) goto out;
+        struct addnode_result res = { &s.nodes[p.nx], p.master >= 0 ? &s.nodes[p.master] : NULL };
+        addnode_report(rc, &res);
     }
-    if (act_meet(&s, x, sd->ip, sd->port, sd->bus) < 0 || sess_drain_all(&s, "CLUSTER MEET") < 0) goto out;
-    if (o.dry_run) {
-        if (master >= 0) act_replicate(&s, x, s.nodes[master].id);
-        ret = 0;
-        goto out;
-    }
-    if (addnode_wait(&s, nx, master, s.deadline) < 0) goto out;
-    x = &s.nodes[nx];
-    if (rc->json) rc_json_outf(rc, "{\"ok\":true,\"command\":\"add-node\",\"id\":\"%s\",\"role\":\"%s\",\"master\":%s%s%s}\n", x->id, master >= 0 ? "replica" : "master",
-                         master >= 0 ? "\"" : "", master >= 0 ? s.nodes[master].id : "null", master >= 0 ? "\"" : "");
-    else printf("add-node: %s:%d (%.40s) joined as %s\n", x->ip, x->port, x->id, master >= 0 ? "a replica" : "an empty master");
     ret = 0;
 out:
-    if (held[0]) release_no_failover(rc, na.ip, na.port, held, nofail_was);
+    if (held[0]) release_no_failover(rc, p.na.ip, p.na.port, held, nofail_was);
     sess_free(&s);
     return ret;
 }
@@ -7778,42 +7814,68 @@ static int delnode_remove(struct session *s, int v, struct rc_deadline until, in
     return 0;
 }
 
+/* What del-node did: the node it removed (in the session, which outlives the report)
+ * and whether CLUSTER RESET HARD reached it. */
+struct delnode_result {
+    const struct snode *node;
+    int reset;
+};
+
+/* del-node's preflight: NODE names a member other than the one at ADDR, owns no slots
+ * in any reachable node's view, and the rest of the cluster is healthy enough to change
+ * (day2_preflight, NODE ignored). Returns NODE's index, -1 with rc->err. */
+static int delnode_preflight(struct session *s, const char *addr_arg, const char *spec) {
+    struct rc *rc = s->rc;
+    int v = day2_resolve(s, "del-node", spec);
+    if (v < 0) return -1;
+    struct snode *x = &s->nodes[v];
+    if (v == s->seed) return rc_fail_as(rc, RC_ERR_USAGE, "del-node: %s:%d is the node given as ADDR; give the address of another node of the cluster", x->ip, x->port);
+    int owned = snode_slot_count(x);
+    for (int i = 0; i < s->n && owned == 0; i++)
+        if (s->nodes[i].up) { const struct nodeinfo *ni = cview_find(&s->nodes[i].view, x->id); if (ni) owned = nodeinfo_slot_count(ni); }
+    if (owned > 0)
+        return rc_fail(rc, "del-node: %s:%d still owns %d slot(s); nothing changed. Empty it first: rcluster rebalance %s --weight %.40s=0 --yes "
+                       "(or rcluster reshard %s --from %.40s --to OTHER --slots %d)", x->ip, x->port, owned, addr_arg, x->id, addr_arg, x->id, owned);
+    if (day2_preflight(s, 1, v) < 0) return -1;
+    return v;
+}
+
+/* del-node's plan, said: FORGET everywhere, then RESET HARD on it when it answers; a
+ * dry run (s->record) records those commands. */
+static void delnode_plan(struct session *s, int v) {
+    struct snode *x = &s->nodes[v];
+    rc_progress(s->rc, "Plan: remove %s:%d (%.40s, %s%s): FORGET on %d node(s)%s", x->ip, x->port, x->id, snode_is_master(x) ? "master" : "replica",
+                x->up ? "" : ", not reachable", s->n - 1, x->up ? ", then CLUSTER RESET HARD on it (a new id)" : "");
+    if (!s->record) return;
+    for (int i = 0; i < s->n; i++) if (i != v) act_forget(s, &s->nodes[i], x->id);
+    if (x->up) act_reset(s, x, "HARD");
+}
+
+/* del-node's report: the --json document {ok, command, id, reset} or one line. */
+static void delnode_report(struct rc *rc, const struct delnode_result *res) {
+    const struct snode *x = res->node;
+    if (rc->json) rc_json_outf(rc, "{\"ok\":true,\"command\":\"del-node\",\"id\":\"%s\",\"reset\":%s}\n", x->id, res->reset ? "true" : "false");
+    else printf("del-node: %s:%d (%.40s) removed; no node lists it%s\n", x->ip, x->port, x->id, res->reset ? "; it was CLUSTER RESET HARD (new id: it can be added again at once)" : "");
+}
+
 /* del-node ADDR NODE: move a slotless node's replicas away, FORGET it everywhere until
- * no node lists it, then CLUSTER RESET HARD it (a dead node too). */
+ * no node lists it, then CLUSTER RESET HARD it (a dead node too). Options -> preflight
+ * -> plan -> apply and wait (delnode_remove) -> report; never asks, like redis-cli. */
 static int cmd_del_node(struct rc *rc, int argc, char **argv) {
     struct day2_opts o;
     day2_opts_init(&o);
     int r = day2_parse(rc, argc, argv, del_node_opts, 2, usage_del_node, &o, 2);
     if (r) return r < 0 ? -1 : 0;
     struct session s;
-    int ret = -1;
-    if (day2_open(rc, &s, argv[optind]) < 0) goto out;
-    int v = day2_resolve(&s, "del-node", argv[optind + 1]);
-    if (v < 0) goto out;
-    struct snode *x = &s.nodes[v];
-    if (v == s.seed) { rc_fail_as(rc, RC_ERR_USAGE, "del-node: %s:%d is the node given as ADDR; give the address of another node of the cluster", x->ip, x->port); goto out; }
-    int owned = snode_slot_count(x);
-    for (int i = 0; i < s.n && owned == 0; i++)
-        if (s.nodes[i].up) { const struct nodeinfo *ni = cview_find(&s.nodes[i].view, x->id); if (ni) owned = nodeinfo_slot_count(ni); }
-    if (owned > 0) {
-        rc_fail(rc, "del-node: %s:%d still owns %d slot(s); nothing changed. Empty it first: rcluster rebalance %s --weight %.40s=0 --yes "
-                "(or rcluster reshard %s --from %.40s --to OTHER --slots %d)", x->ip, x->port, owned, argv[optind], x->id, argv[optind], x->id, owned);
-        goto out;
-    }
-    if (day2_preflight(&s, 1, v) < 0) goto out;
-    rc_progress(rc, "Plan: remove %s:%d (%.40s, %s%s): FORGET on %d node(s)%s", x->ip, x->port, x->id, snode_is_master(x) ? "master" : "replica",
-                x->up ? "" : ", not reachable", s.n - 1, x->up ? ", then CLUSTER RESET HARD on it (a new id)" : "");
+    int ret = -1, v;
+    if (day2_open(rc, &s, argv[optind]) < 0 || (v = delnode_preflight(&s, argv[optind], argv[optind + 1])) < 0) goto out;
     s.record = o.dry_run;   /* redis-cli's del-node never asks: neither does this */
-    if (o.dry_run) {
-        for (int i = 0; i < s.n; i++) if (i != v) act_forget(&s, &s.nodes[i], x->id);
-        if (x->up) act_reset(&s, x, "HARD");
-        ret = 0;
-        goto out;
+    delnode_plan(&s, v);
+    if (!o.dry_run) {
+        struct delnode_result res = { &s.nodes[v], 0 };
+        if (delnode_remove(&s, v, s.deadline, &res.reset) < 0) goto out;
+        delnode_report(rc, &res);
     }
-    int reset = 0;
-    if (delnode_remove(&s, v, s.deadline, &reset) < 0) goto out;
-    if (rc->json) rc_json_outf(rc, "{\"ok\":true,\"command\":\"del-node\",\"id\":\"%s\",\"reset\":%s}\n", x->id, reset ? "true" : "false");
-    else printf("del-node: %s:%d (%.40s) removed; no node lists it%s\n", x->ip, x->port, x->id, reset ? "; it was CLUSTER RESET HARD (new id: it can be added again at once)" : "");
     ret = 0;
 out:
     sess_free(&s);
