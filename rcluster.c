@@ -7982,37 +7982,53 @@ static void day2_report_emptied(struct session *s, const struct move *mv, int n)
     }
 }
 
-static void day2_print_move_result(struct rc *rc, const char *what, const char *engine, int slots, int planned, long long keys, int64_t ms) {
+/* What a move of slots did (reshard, rebalance): the engine, the slots moved of those
+ * planned, the keys moved and the time it took. */
+struct move_result {
+    const char *command;        /* "reshard", "rebalance" */
+    const char *engine;         /* "keys", "atomic"; "none" when nothing needed moving */
+    int slots, planned;
+    long long keys;
+    int64_t ms;
+};
+
+/* The report of reshard and rebalance: the --json document {ok, command, engine,
+ * slots_moved, slots_planned, keys_moved, elapsed_ms} or one line. */
+static void move_report(struct rc *rc, const struct move_result *res) {
     if (rc->json) rc_json_outf(rc, "{\"ok\":true,\"command\":\"%s\",\"engine\":\"%s\",\"slots_moved\":%d,\"slots_planned\":%d,\"keys_moved\":%lld,\"elapsed_ms\":%lld}\n",
-                         what, engine, slots, planned, keys, (long long)ms);
-    else printf("%s: moved %d slot(s) and %lld key(s) in %.1f s\n", what, slots, keys, (double)ms / 1000.0);
+                               res->command, res->engine, res->slots, res->planned, res->keys, (long long)res->ms);
+    else printf("%s: moved %d slot(s) and %lld key(s) in %.1f s\n", res->command, res->slots, res->keys, (double)res->ms / 1000.0);
 }
 
-/* Plan shown, confirmed, applied, reported: shared by reshard and rebalance. resume
- * says how to move what an interrupt left (a printf format taking the slots left). */
-static int day2_apply_moves(struct session *s, const char *what, const char *resume, struct move *mv, int n, const struct day2_opts *o) {
+/* Apply and wait, shared by reshard and rebalance: the engine chosen for the planned
+ * moves (dry: the plan printed with it, and nothing else), asked unless !ask or --yes,
+ * moved, waited for until the nodes agree, emptied masters said; res filled for
+ * move_report (res->command is the caller's). resume says how to move what an
+ * interrupt left (a printf format taking the slots left). */
+static int moves_apply(struct session *s, const char *resume, struct move *mv, int n, const struct move_opts *mo, int dry, int ask,
+                       struct move_result *res) {
     struct rc *rc = s->rc;
-    const struct move_engine *eng = mover_choose(s, mv, n, &o->mo);
+    const struct move_engine *eng = mover_choose(s, mv, n, mo);
     if (!eng) return -1;
-    if (o->dry_run) { mover_print_plan(s, eng, mv, n, &o->mo); return 0; }
+    if (dry) { mover_print_plan(s, eng, mv, n, mo); return 0; }
     char q[64];
     snprintf(q, sizeof q, "Move %d slot(s)?", n);
-    if (rc_confirm(rc, q) < 0 || (eng == &move_engines[MOVE_ENGINE_KEYS] && moves_interleave(rc, mv, n) < 0)) return -1;
+    if ((ask && rc_confirm(rc, q) < 0) || (eng == &move_engines[MOVE_ENGINE_KEYS] && moves_interleave(rc, mv, n) < 0)) return -1;
     s->deadline = rc_deadline_in(rc->timeout);   /* the moves' own: the time a prompt took is not the cluster's */
     int64_t t0 = rc_now_ms();
-    long long keys = 0;
-    int done = 0;
-    int r = mover_run(s, mv, n, &o->mo, eng, &keys, &done);
+    res->engine = eng->name;
+    res->planned = n;
+    res->keys = 0;
+    res->slots = 0;
+    int r = mover_run(s, mv, n, mo, eng, &res->keys, &res->slots);
     if (r < 0 && rc->err_kind == RC_ERR_INTERRUPTED) {
-        sds how = rc_sprintf(resume, n - done);
+        sds how = rc_sprintf(resume, n - res->slots);
         rc_fail_as(rc, RC_ERR_INTERRUPTED, "%s; %s", rc->err, how ? how : "");
         sdsfree(how);
     }
     if (r == 0) r = day2_wait_settled(s, s->deadline, 0);
-    if (r == 0) {
-        day2_report_emptied(s, mv, n);
-        day2_print_move_result(rc, what, eng->name, done, n, keys, rc_now_ms() - t0);
-    }
+    if (r == 0) day2_report_emptied(s, mv, n);
+    res->ms = rc_now_ms() - t0;
     return r;
 }
 
@@ -8106,8 +8122,35 @@ static int reshard_plan(struct session *s, int *src, int nsrc, int dst, int n, s
     return 0;
 }
 
-/* reshard ADDR --from --to --slots: move N slots with their keys to one master (plan,
- * BUSYKEY preflight, engine, confirm, move, wait until the nodes agree, report). */
+/* reshard's plan and preflight: the --to master and the --from sources resolved, the
+ * cluster healthy enough to change, N slots taken from the sources as redis-cli takes
+ * them into mv (CLUSTER_SLOTS entries), refused when the target holds keys of one
+ * (BUSYKEY; not with --replace); the plan said. */
+static int reshard_make_plan(struct session *s, const struct day2_opts *o, struct move *mv, int *nmv) {
+    struct rc *rc = s->rc;
+    int *src = NULL, nsrc = 0, ret = -1;
+    int dst = day2_resolve_master(s, "--to", o->to);
+    if (dst < 0 || !(src = calloc((size_t)s->n, sizeof *src)) || reshard_sources(s, o->from, dst, src, &nsrc) < 0) goto out;
+    if (day2_preflight(s, 0, -1) < 0) goto out;
+    long have = 0;
+    for (int i = 0; i < nsrc; i++) have += snode_slot_count(&s->nodes[src[i]]);
+    if (nsrc == 0 || have < o->slots) {
+        rc_fail_as(rc, RC_ERR_USAGE, "reshard: asked to move %ld slots but the source masters hold only %ld; nothing changed", o->slots, have);
+        goto out;
+    }
+    if (reshard_plan(s, src, nsrc, dst, (int)o->slots, mv, nmv) < 0) goto out;
+    if (!o->mo.replace && reshard_check_busy(s, mv, *nmv) < 0) goto out;
+    rc_progress(rc, "Plan: move %d slot(s) to %s:%d (%.40s)", *nmv, s->nodes[dst].ip, s->nodes[dst].port, s->nodes[dst].id);
+    moves_print(s, mv, *nmv);
+    ret = 0;
+out:
+    free(src);
+    return ret;
+}
+
+/* reshard ADDR --from --to --slots: move N slots with their keys to one master.
+ * Options -> plan (with the preflight) -> apply and wait (moves_apply: engine,
+ * confirm, move, the nodes agree) -> report. */
 static int cmd_reshard(struct rc *rc, int argc, char **argv) {
     struct day2_opts o;
     day2_opts_init(&o);
@@ -8118,26 +8161,15 @@ static int cmd_reshard(struct rc *rc, int argc, char **argv) {
     if (o.slots < 0) return day2_usage_fail(rc, "reshard: --slots is required%s", "");
     struct session s;
     struct move *mv = NULL;
-    int *src = NULL, nsrc = 0, nmv = 0, ret = -1;
-    if (day2_open(rc, &s, argv[optind]) < 0) goto out;   /* a dry run stops in day2_apply_moves */
-    int dst = day2_resolve_master(&s, "--to", o.to);
-    if (dst < 0 || !(src = calloc((size_t)s.n, sizeof *src)) || reshard_sources(&s, o.from, dst, src, &nsrc) < 0) goto out;
-    if (day2_preflight(&s, 0, -1) < 0) goto out;
-    long have = 0;
-    for (int i = 0; i < nsrc; i++) have += snode_slot_count(&s.nodes[src[i]]);
-    if (nsrc == 0 || have < o.slots) {
-        rc_fail_as(rc, RC_ERR_USAGE, "reshard: asked to move %ld slots but the source masters hold only %ld; nothing changed", o.slots, have);
-        goto out;
-    }
+    struct move_result res = { .command = "reshard" };
+    int nmv = 0, ret = -1;
+    if (day2_open(rc, &s, argv[optind]) < 0) goto out;   /* a dry run stops in moves_apply */
     if (!(mv = calloc(CLUSTER_SLOTS, sizeof *mv))) { rc_fail_oom(rc); goto out; }
-    if (reshard_plan(&s, src, nsrc, dst, (int)o.slots, mv, &nmv) < 0) goto out;
-    if (!o.mo.replace && reshard_check_busy(&s, mv, nmv) < 0) goto out;
-    rc_progress(rc, "Plan: move %d slot(s) to %s:%d (%.40s)", nmv, s.nodes[dst].ip, s.nodes[dst].port, s.nodes[dst].id);
-    moves_print(&s, mv, nmv);
-    ret = day2_apply_moves(&s, "reshard", "the same reshard with --slots %d moves them", mv, nmv, &o);
+    if (reshard_make_plan(&s, &o, mv, &nmv) < 0) goto out;
+    ret = moves_apply(&s, "the same reshard with --slots %d moves them", mv, nmv, &o.mo, o.dry_run, 1, &res);
+    if (ret == 0 && !o.dry_run) move_report(rc, &res);
 out:
     free(mv);
-    free(src);
     sess_free(&s);
     return ret;
 }
@@ -8246,8 +8278,10 @@ out:
     return ret;
 }
 
-/* rebalance ADDR: even out slots by weight with the fewest moves (redis-cli's plan);
- * --simulate/--dry-run print the plan; never asks. */
+/* rebalance ADDR: even out slots by weight with the fewest moves (redis-cli's plan).
+ * Options -> preflight -> plan -> apply and wait (moves_apply) -> report;
+ * --simulate/--dry-run print the plan; never asks (redis-cli's rebalance does not;
+ * only create, reshard and fix do). */
 static int cmd_rebalance(struct rc *rc, int argc, char **argv) {
     struct day2_opts o;
     day2_opts_init(&o);
@@ -8255,23 +8289,23 @@ static int cmd_rebalance(struct rc *rc, int argc, char **argv) {
     if (r) return r < 0 ? -1 : 0;
     struct session s;
     struct move *mv = NULL;
-    int nmv = 0, ret = -1;
+    struct move_result res = { .command = "rebalance", .engine = "none" };
+    int nmv = 0, ret = -1, dry = o.dry_run || o.simulate;
     if (day2_open(rc, &s, argv[optind]) < 0) goto out;
     if (day2_preflight(&s, 0, -1) < 0) goto out;
     if (!(mv = calloc(CLUSTER_SLOTS, sizeof *mv))) { rc_fail_oom(rc); goto out; }
     if (rebalance_plan(&s, &o, mv, &nmv) < 0) goto out;
     if (nmv == 0) {
         rc_progress(rc, "No rebalance needed: every master is within %.2f%% of its share", o.threshold);
-        day2_print_move_result(rc, "rebalance", "none", 0, 0, 0, 0);
+        move_report(rc, &res);
         ret = 0;
         goto out;
     }
     rc_progress(rc, "Plan: move %d slot(s)", nmv);
     moves_print(&s, mv, nmv);
-    if (o.simulate) o.dry_run = 1;
     if (!o.mo.replace && reshard_check_busy(&s, mv, nmv) < 0) goto out;
-    rc->yes = 1;   /* redis-cli's rebalance never asks (only create, reshard and fix do) */
-    ret = day2_apply_moves(&s, "rebalance", "running the same rebalance again moves them (%d slots)", mv, nmv, &o);
+    ret = moves_apply(&s, "running the same rebalance again moves them (%d slots)", mv, nmv, &o.mo, dry, 0, &res);
+    if (ret == 0 && !dry) move_report(rc, &res);
 out:
     free(mv);
     sess_free(&s);
