@@ -8598,8 +8598,55 @@ static int fix_apply(struct session *s, const struct fix_plan *p, const struct d
     return ret;
 }
 
+/* What fix did: the slots it repaired; nothing: the cluster needed no repair. */
+struct fix_result {
+    int fixed, nothing;
+    int multi;                  /* --search-multiple-owners: said in the "nothing" line */
+};
+
+/* fix's preflight: every master that owns slots answers (fix changes what they own);
+ * atomic migrations of an earlier run (they finish by themselves) waited for, and what
+ * is still in flight after --timeout cancelled. A dry run does not wait. */
+static int fix_preflight(struct session *s, const struct day2_opts *o) {
+    struct rc *rc = s->rc;
+    for (int i = 0; i < s->n; i++)
+        if (!s->nodes[i].up && snode_is_master(&s->nodes[i]) && snode_slot_count(&s->nodes[i]) > 0)
+            return rc_fail_kind_msg(rc, s->nodes[i].err_kind, rc_sprintf("master %s:%d is not reachable: %s; fix needs every master with slots",
+                                                                       s->nodes[i].ip, s->nodes[i].port, s->nodes[i].err));
+    if (sess_migrations(s) && !o->dry_run && day2_wait_migrations(s, s->deadline) < 0) {
+        rc_progress(rc, "Cancelling: %s", rc->err);
+        sess_cancel_migrations(s);
+        if (day2_wait_migrations(s, rc_deadline_within(s->deadline, 10)) < 0) return -1;
+    }
+    return 0;
+}
+
+/* fix's plan: a repair for every open, uncovered (and with --search-multiple-owners
+ * doubly owned) slot, refused before any change when --migration atomic meets a
+ * key-by-key move only MIGRATE finishes; said. */
+static int fix_make_plan(struct session *s, const struct day2_opts *o, struct fix_plan *p) {
+    if (fix_plan_make(s, o->multi_owners, p) < 0) return -1;
+    for (int i = 0; o->mo.migration == MIGRATION_ATOMIC && i < p->n; i++)
+        if (p->v[i].action == FIX_FINISH)
+            return rc_fail_as(s->rc, RC_ERR_USAGE, "--migration atomic: slot %d is open from a key-by-key move, which only MIGRATE finishes; "
+                              "nothing changed (run fix without --migration)", p->v[i].slot);
+    rc_progress(s->rc, "Plan: %d slot(s) to repair", p->n);
+    fix_plan_print(s, p);
+    return 0;
+}
+
+/* fix's report: "Nothing to fix" said, or one line; or the --json document {ok,
+ * command, fixed}. */
+static void fix_report(struct rc *rc, const struct fix_result *res) {
+    if (res->nothing) rc_progress(rc, "Nothing to fix: no open slot, all %d slots covered%s", CLUSTER_SLOTS, res->multi ? ", no slot with two owners" : "");
+    if (rc->json) rc_json_outf(rc, "{\"ok\":true,\"command\":\"fix\",\"fixed\":%d}\n", res->fixed);
+    else if (!res->nothing) printf("fix: repaired %d slot(s); no open slot, all %d slots covered\n", res->fixed, CLUSTER_SLOTS);
+}
+
 /* fix ADDR: wait for (or cancel) atomic migrations in flight, then close open slots,
- * cover uncovered ones and settle double owners; asks unless --yes. */
+ * cover uncovered ones and settle double owners; asks unless --yes. Options ->
+ * preflight -> plan -> confirm, apply -> wait -> report; fails after the repair when
+ * some slot needs a hand. */
 static int cmd_fix(struct rc *rc, int argc, char **argv) {
     struct day2_opts o;
     day2_opts_init(&o);
@@ -8607,37 +8654,17 @@ static int cmd_fix(struct rc *rc, int argc, char **argv) {
     if (r) return r < 0 ? -1 : 0;
     struct session s;
     struct fix_plan p = { 0 };
+    struct fix_result res = { .multi = o.multi_owners };
     int ret = -1;
-    if (day2_open(rc, &s, argv[optind]) < 0) goto out;
-    for (int i = 0; i < s.n; i++)
-        if (!s.nodes[i].up && snode_is_master(&s.nodes[i]) && snode_slot_count(&s.nodes[i]) > 0) {
-            rc_fail_kind_msg(rc, s.nodes[i].err_kind, rc_sprintf("master %s:%d is not reachable: %s; fix needs every master with slots", s.nodes[i].ip, s.nodes[i].port, s.nodes[i].err));
-            goto out;
-        }
-    /* Atomic migrations of an earlier run finish by themselves: wait for them, and
-     * cancel what is still in flight after --timeout. */
-    if (sess_migrations(&s) && !o.dry_run && day2_wait_migrations(&s, s.deadline) < 0) {
-        rc_progress(rc, "Cancelling: %s", rc->err);
-        sess_cancel_migrations(&s);
-        if (day2_wait_migrations(&s, rc_deadline_within(s.deadline, 10)) < 0) goto out;
-    }
+    if (day2_open(rc, &s, argv[optind]) < 0 || fix_preflight(&s, &o) < 0) goto out;
     /* Right after a kill the nodes may still be exchanging the last epochs: let them. */
     if (day2_wait_settled(&s, rc_deadline_within(s.deadline, 2), o.multi_owners) == 0) {
-        rc_progress(rc, "Nothing to fix: no open slot, all %d slots covered%s", CLUSTER_SLOTS, o.multi_owners ? ", no slot with two owners" : "");
-        if (rc->json) rc_json_outf(rc, "{\"ok\":true,\"command\":\"fix\",\"fixed\":0}\n");
+        res.nothing = 1;
+        fix_report(rc, &res);
         ret = 0;
         goto out;
     }
-    if (fix_plan_make(&s, o.multi_owners, &p) < 0) goto out;
-    /* Finishing a key-by-key move is key by key: refused here, before any repair. */
-    for (int i = 0; o.mo.migration == MIGRATION_ATOMIC && i < p.n; i++)
-        if (p.v[i].action == FIX_FINISH) {
-            rc_fail_as(rc, RC_ERR_USAGE, "--migration atomic: slot %d is open from a key-by-key move, which only MIGRATE finishes; "
-                       "nothing changed (run fix without --migration)", p.v[i].slot);
-            goto out;
-        }
-    rc_progress(rc, "Plan: %d slot(s) to repair", p.n);
-    fix_plan_print(&s, &p);
+    if (fix_make_plan(&s, &o, &p) < 0) goto out;
     int manual = 0;
     for (int i = 0; i < p.n; i++) manual += p.v[i].action == FIX_MANUAL;
     s.record = o.dry_run;
@@ -8646,8 +8673,8 @@ static int cmd_fix(struct rc *rc, int argc, char **argv) {
     if (fix_apply(&s, &p, &o) < 0 || o.dry_run) { ret = o.dry_run ? 0 : -1; goto out; }
     if (day2_wait_settled(&s, s.deadline, o.multi_owners) < 0 && !manual) goto out;
     if (manual) { rc_fail(rc, "fixed %d slot(s); %d need a hand (see the warnings above)", p.n - manual, manual); goto out; }
-    if (rc->json) rc_json_outf(rc, "{\"ok\":true,\"command\":\"fix\",\"fixed\":%d}\n", p.n);
-    else printf("fix: repaired %d slot(s); no open slot, all %d slots covered\n", p.n, CLUSTER_SLOTS);
+    res.fixed = p.n;
+    fix_report(rc, &res);
     ret = 0;
 out:
     fix_plan_free(&p);
