@@ -8740,54 +8740,85 @@ static void sess_find_up_nodes(struct rc *rc, struct session *s, unsigned char *
 
 static int up_persist_node_timeout(struct rc *rc, const char *dir, long ms);
 
+/* What set-timeout did: the timeout, on how many of the nodes it is set and persisted. */
+struct settimeout_result {
+    long ms;
+    int nodes, set, persisted;
+};
+
+/* Apply and wait: CONFIG SET cluster-node-timeout on every reachable node, and CONFIG
+ * REWRITE on those not in rcluster's own containers (mine[i]: their redis.conf is up's,
+ * rewritten by settimeout_persist_ours instead); a dry run (s->record) records them and
+ * stops. Each answer counted into res; a refusal or a node not reachable is a warning. */
+static int settimeout_apply(struct session *s, const char *ms_arg, const unsigned char *mine, struct settimeout_result *res) {
+    struct rc *rc = s->rc;
+    for (int i = 0; i < s->n; i++) {
+        if (!s->nodes[i].up) { rc_warn(rc, "%s:%d not reachable: %s", s->nodes[i].ip, s->nodes[i].port, s->nodes[i].err); continue; }
+        if (sess_queue(s, &s->nodes[i], "CONFIG", "SET", "cluster-node-timeout", ms_arg, RESP_END) < 0 ||
+            (!mine[i] && sess_queue(s, &s->nodes[i], "CONFIG", "REWRITE", RESP_END) < 0)) return -1;
+    }
+    if (s->record) return 0;
+    if (sess_flush_all(s) < 0) return -1;
+    for (int i = 0; i < s->n; i++) {
+        struct snode *x = &s->nodes[i];
+        if (!x->up) continue;
+        struct resp *a = sess_reply(s, x, 0), *b = a && !mine[i] ? sess_reply(s, x, 0) : NULL;
+        if (!a || (!b && !mine[i])) { rc_warn(rc, "%s:%d: %s", x->ip, x->port, rc->err); resp_free(a); continue; }
+        if (a->type == RESP_ERROR) rc_warn(rc, "%s:%d: CONFIG SET cluster-node-timeout: %s", x->ip, x->port, a->str);
+        else res->set++;
+        if (b && b->type == RESP_ERROR) rc_warn(rc, "%s:%d: not persisted: CONFIG REWRITE: %s", x->ip, x->port, b->str);
+        else if (b) res->persisted++;
+        resp_free(a);
+        resp_free(b);
+    }
+    return 0;
+}
+
+/* The timeout persisted on the `ours` nodes in containers made by up: their redis.conf
+ * and the manifest under dir rewritten (a warning when they cannot be: a restart would
+ * go back to the recorded timeout). */
+static void settimeout_persist_ours(struct rc *rc, int ours, const char *dir, struct settimeout_result *res) {
+    if (ours && dir && up_persist_node_timeout(rc, dir, res->ms) == 0) res->persisted += ours;
+    else if (ours) rc_warn(rc, "%d node(s) run in containers made by `rcluster up`: set now, but their redis.conf and the "
+                               "manifest could not be rewritten (a restart goes back to the recorded timeout): %s", ours,
+                           rc->err ? rc->err : "no data dir label");
+}
+
+/* set-timeout's report: the --json document {ok (set on every node), command,
+ * timeout_ms, nodes, set, persisted} or one line. */
+static void settimeout_report(struct rc *rc, const struct settimeout_result *res) {
+    if (rc->json) rc_json_outf(rc, "{\"ok\":%s,\"command\":\"set-timeout\",\"timeout_ms\":%ld,\"nodes\":%d,\"set\":%d,\"persisted\":%d}\n",
+                               res->set == res->nodes ? "true" : "false", res->ms, res->nodes, res->set, res->persisted);
+    else printf("set-timeout: cluster-node-timeout %ld ms set on %d of %d node(s), persisted on %d\n", res->ms, res->set, res->nodes, res->persisted);
+    rc->json_done = rc->json;
+}
+
 /* set-timeout ADDR MS: cluster-node-timeout on every node (CONFIG SET, persisted with
- * CONFIG REWRITE; on nodes in containers made by up, in their redis.conf and manifest). */
+ * CONFIG REWRITE; on nodes in containers made by up, in their redis.conf and manifest).
+ * Options -> plan (which nodes are up's) -> apply and wait -> persist -> report; fails
+ * (after the report) unless every node took it. */
 static int cmd_set_timeout(struct rc *rc, int argc, char **argv) {
     struct day2_opts o;
     day2_opts_init(&o);
     int r = day2_parse(rc, argc, argv, set_timeout_opts, 2, usage_set_timeout, &o, 2);
     if (r) return r < 0 ? -1 : 0;
-    long ms;
-    if (rc_parse_int(argv[optind + 1], 100, 86400000L, &ms) < 0) return day2_usage_fail(rc, "set-timeout: expected milliseconds from 100 to 86400000, got '%s'", argv[optind + 1]);
+    struct settimeout_result res = { 0 };
+    if (rc_parse_int(argv[optind + 1], 100, 86400000L, &res.ms) < 0) return day2_usage_fail(rc, "set-timeout: expected milliseconds from 100 to 86400000, got '%s'", argv[optind + 1]);
     struct session s;
     unsigned char *mine = NULL;
     sds dir = NULL;
-    int ret = -1, set = 0, persisted = 0, down = 0, ours = 0;
+    int ret = -1, ours = 0;
     if (day2_open(rc, &s, argv[optind]) < 0) goto out;
     if (!(mine = calloc((size_t)s.n + 1, 1))) { rc_fail_oom(rc); goto out; }
     sess_find_up_nodes(rc, &s, mine, &dir);
     for (int i = 0; i < s.n; i++) ours += mine[i];
-    /* rcluster's own redis.conf comes from its template and manifest: CONFIG REWRITE
-     * would make it disagree with them, so both are rewritten instead (below). */
+    res.nodes = s.n;
     s.record = o.dry_run;
-    for (int i = 0; i < s.n; i++) {
-        if (!s.nodes[i].up) { rc_warn(rc, "%s:%d not reachable: %s", s.nodes[i].ip, s.nodes[i].port, s.nodes[i].err); down++; continue; }
-        if (sess_queue(&s, &s.nodes[i], "CONFIG", "SET", "cluster-node-timeout", argv[optind + 1], RESP_END) < 0 ||
-            (!mine[i] && sess_queue(&s, &s.nodes[i], "CONFIG", "REWRITE", RESP_END) < 0)) goto out;
-    }
+    if (settimeout_apply(&s, argv[optind + 1], mine, &res) < 0) goto out;
     if (o.dry_run) { ret = 0; goto out; }
-    if (sess_flush_all(&s) < 0) goto out;
-    for (int i = 0; i < s.n; i++) {
-        struct snode *x = &s.nodes[i];
-        if (!x->up) continue;
-        struct resp *a = sess_reply(&s, x, 0), *b = a && !mine[i] ? sess_reply(&s, x, 0) : NULL;
-        if (!a || (!b && !mine[i])) { rc_warn(rc, "%s:%d: %s", x->ip, x->port, rc->err); resp_free(a); down++; continue; }
-        if (a->type == RESP_ERROR) rc_warn(rc, "%s:%d: CONFIG SET cluster-node-timeout: %s", x->ip, x->port, a->str);
-        else set++;
-        if (b && b->type == RESP_ERROR) rc_warn(rc, "%s:%d: not persisted: CONFIG REWRITE: %s", x->ip, x->port, b->str);
-        else if (b) persisted++;
-        resp_free(a);
-        resp_free(b);
-    }
-    if (ours && dir && up_persist_node_timeout(rc, dir, ms) == 0) persisted += ours;
-    else if (ours) rc_warn(rc, "%d node(s) run in containers made by `rcluster up`: set now, but their redis.conf and the "
-                               "manifest could not be rewritten (a restart goes back to the recorded timeout): %s", ours,
-                           rc->err ? rc->err : "no data dir label");
-    if (rc->json) rc_json_outf(rc, "{\"ok\":%s,\"command\":\"set-timeout\",\"timeout_ms\":%ld,\"nodes\":%d,\"set\":%d,\"persisted\":%d}\n",
-                         set == s.n ? "true" : "false", ms, s.n, set, persisted);
-    else printf("set-timeout: cluster-node-timeout %ld ms set on %d of %d node(s), persisted on %d\n", ms, set, s.n, persisted);
-    rc->json_done = rc->json;
-    ret = set == s.n ? 0 : rc_fail(rc, "cluster-node-timeout set on only %d of %d node(s)", set, s.n);
+    settimeout_persist_ours(rc, ours, dir, &res);
+    settimeout_report(rc, &res);
+    ret = res.set == res.nodes ? 0 : rc_fail(rc, "cluster-node-timeout set on only %d of %d node(s)", res.set, res.nodes);
 out:
     sdsfree(dir);
     free(mine);
