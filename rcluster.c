@@ -6188,6 +6188,8 @@ static int check_cluster(struct rc *rc, const char *host, int port, enum check_r
  * session from one address, name a member by id, prefix or address, refuse a cluster
  * that is not healthy enough to change, wait until it has settled again. */
 
+/* A session over every node of the cluster the node at addr_arg (host:port) belongs to;
+ * -1 with rc->err when the address is bad or nothing answers there. */
 static int day2_open(struct rc *rc, struct session *s, const char *addr_arg) {
     struct addr a;
     memset(s, 0, sizeof *s);
@@ -6251,6 +6253,8 @@ static int day2_resolve(struct session *s, const char *what, const char *spec) {
     return i;
 }
 
+/* day2_resolve for a node that must be a reachable master (a usage error for a replica,
+ * unreachable for one that does not answer). */
 static int day2_resolve_master(struct session *s, const char *what, const char *spec) {
     int i = day2_resolve(s, what, spec);
     if (i < 0) return -1;
@@ -6939,6 +6943,7 @@ struct day2_opts {
     struct { const char *spec; double w; } weights[DAY2_MAX_WEIGHTS];
 };
 
+/* getopt codes of the day-2 options (above the common ones and create/check's). */
 enum { OPT_D2_FROM = OPT_FIRST_COMMAND_OPT + 50, OPT_D2_TO, OPT_D2_SLOTS, OPT_D2_PIPELINE, OPT_D2_MIGRATE_TIMEOUT,
        OPT_D2_REPLACE, OPT_D2_DRY_RUN, OPT_D2_MULTI, OPT_D2_EMPTY, OPT_D2_THRESHOLD, OPT_D2_SIMULATE, OPT_D2_REPLICA,
        OPT_D2_MASTER_ID, OPT_D2_ONLY_MASTERS, OPT_D2_ONLY_REPLICAS, OPT_D2_WEIGHT, OPT_D2_YES, OPT_D2_WINDOW, OPT_D2_MIGRATION };
@@ -6967,6 +6972,8 @@ static int parse_migration(struct rc *rc, const char *arg, int *out) {
     return rc_fail(rc, "--migration: expected auto, atomic or keys, got '%s'", arg);
 }
 
+/* The defaults: redis-cli's threshold (2%), MIGRATE batches of 1000 keys growing to
+ * 4000, a 60 s MIGRATE timeout, 512 slots in flight; --slots not given (-1). */
 static void day2_opts_init(struct day2_opts *o) {
     memset(o, 0, sizeof *o);
     o->slots = -1;
@@ -6977,6 +6984,7 @@ static void day2_opts_init(struct day2_opts *o) {
     o->mo.window = 512;
 }
 
+/* One --weight ID=W into o->weights (the ID is resolved later, against the session). */
 static int day2_parse_weight(struct rc *rc, struct day2_opts *o, const char *arg) {
     const char *eq = strchr(arg, '=');
     char *end;
@@ -6990,6 +6998,8 @@ static int day2_parse_weight(struct rc *rc, struct day2_opts *o, const char *arg
     return 0;
 }
 
+/* cmd_parse_opts' callback for the day-2 options: one option into the day2_opts at ctx
+ * (--dry-run also starts the plan recorder). */
 static int day2_on_opt(struct rc *rc, int opt, const char *arg, void *ctx) {
     struct day2_opts *o = ctx;
     long v;
@@ -7063,6 +7073,7 @@ static int day2_parse(struct rc *rc, int argc, char **argv, const struct option 
     return 0;
 }
 
+/* A usage error (exit 2) whose message is fmt with one string argument. */
 static int day2_usage_fail(struct rc *rc, const char *fmt, const char *arg) {
     return rc_fail_as(rc, RC_ERR_USAGE, fmt, arg);
 }
@@ -7182,6 +7193,7 @@ static void info_bar(const struct nodeinfo *ni, char *bar) {
     bar[INFO_BAR] = 0;
 }
 
+/* The lowest slot x owns, CLUSTER_SLOTS when none: info's sort key. Pure. */
 static int info_first_slot(const struct snode *x) {
     const struct nodeinfo *ni = snode_slots(x);
     return ni && ni->nranges ? ni->ranges[0][0] : CLUSTER_SLOTS;
@@ -7364,6 +7376,8 @@ static sds resp_format(sds out, const struct resp *r, int indent) {
     }
 }
 
+/* A reply as JSON appended to out: strings, integers, null, arrays; an error reply as
+ * {"error":"..."}. NULL when out of memory. */
 static sds resp_json(sds out, const struct resp *r) {
     if (!out) return NULL;
     switch (r->type) {
@@ -7620,6 +7634,9 @@ static int addnode_nudge(struct session *s, int master) {
     return 0;
 }
 
+/* Wait until node nx has joined (addnode_ready): REPLICATE master (-1: none) once nx
+ * knows it, nudge the master's offset every 500 ms; -1 with rc->err when nx stops
+ * answering or until passes. Shared by add-node, scale and scale --swarm. */
 static int addnode_wait(struct session *s, int nx, int master, struct rc_deadline until) {
     int64_t last_nudge = 0;
     int replicated = master < 0;
@@ -7755,6 +7772,7 @@ static const struct option del_node_opts[] = {
     D2_OPT("dry-run", no_argument, OPT_D2_DRY_RUN), D2_OPT("cluster-yes", no_argument, OPT_D2_YES),
 };
 
+/* How many reachable nodes but skip still list node id in their view. */
 static int sess_knows(const struct session *s, int skip, const char *id) {
     int c = 0;
     for (int i = 0; i < s->n; i++)
@@ -7786,6 +7804,8 @@ static int delnode_forget(struct session *s, int victim, struct rc_deadline unti
     }
 }
 
+/* The replicas of victim REPLICATE another master (the one with the fewest replicas,
+ * another host preferred); -1 when there is none. */
 static int delnode_replicas(struct session *s, int victim) {
     for (int i = 0; i < s->n; i++) {
         struct snode *x = &s->nodes[i];
@@ -7930,6 +7950,8 @@ static int reshard_check_busy(struct session *s, struct move *mv, int n) {
                    "Nothing changed; use --replace to overwrite them with the source's keys", d->ip, d->port, count, mv[bad].slot);
 }
 
+/* The planned moves as progress lines, runs of consecutive slots between the same
+ * two nodes as one line. */
 static void moves_print(struct session *s, const struct move *mv, int n) {
     struct rc *rc = s->rc;
     for (int i = 0; i < n; ) {
@@ -8200,8 +8222,11 @@ static const struct option rebalance_opts[] = {
     D2_MOVE_OPTS,
 };
 
+/* A master taking part in rebalance: its index, weight and balance (slots it holds
+ * minus its share: > 0 gives, < 0 takes). */
 struct rb_node { int idx; double weight; int balance; };
 
+/* qsort order of rb_node: the most slots to take first, the most to give last. */
 static int rb_cmp(const void *a, const void *b) {
     return ((const struct rb_node *)a)->balance - ((const struct rb_node *)b)->balance;
 }
@@ -8353,6 +8378,7 @@ static void fix_plan_free(struct fix_plan *p) {
     memset(p, 0, sizeof *p);
 }
 
+/* A new item for slot with action (no owner or target yet); NULL when out of memory. */
 static struct fix_item *fix_plan_add(struct fix_plan *p, int slot, int action) {
     struct fix_item *g = realloc(p->v, (size_t)(p->n + 1) * sizeof *g);
     if (!g) return NULL;
@@ -8461,6 +8487,8 @@ static int fix_plan_multi(struct session *s, int slot, long long *counts, struct
     return 0;
 }
 
+/* fix's plan into p: every open slot (fix_plan_open), every uncovered one
+ * (fix_plan_uncovered), and with multi every slot two masters claim (fix_plan_multi). */
 static int fix_plan_make(struct session *s, int multi, struct fix_plan *p) {
     struct rc *rc = s->rc;
     int *owner = malloc(CLUSTER_SLOTS * sizeof *owner);
@@ -8555,6 +8583,9 @@ static int fix_queue_stable(struct session *s, int slot) {
     return ret;
 }
 
+/* Apply fix's plan: STABLE for rollbacks and closes, ADDSLOTS(RANGE) for uncovered runs,
+ * DELSLOTS + BUMPEPOCH for extra claims; then the moves to finish, by the mover. A dry
+ * run (s->record) records all but the moves. Shared by fix and scale. */
 static int fix_apply(struct session *s, const struct fix_plan *p, const struct day2_opts *o) {
     struct move *mv = calloc((size_t)p->n + 1, sizeof *mv);
     int nmv = 0;
@@ -8738,6 +8769,7 @@ static void sess_find_up_nodes(struct rc *rc, struct session *s, unsigned char *
     rc_err_restore(rc, &saved);
 }
 
+/* Defined in section 9a (up's files: the nodes' redis.conf and the manifest). */
 static int up_persist_node_timeout(struct rc *rc, const char *dir, long ms);
 
 /* What set-timeout did: the timeout, on how many of the nodes it is set and persisted. */
