@@ -6186,7 +6186,9 @@ static int check_cluster(struct rc *rc, const char *host, int port, enum check_r
 
 /* What every command on a running cluster does before and after its own steps: open a
  * session from one address, name a member by id, prefix or address, refuse a cluster
- * that is not healthy enough to change, wait until it has settled again. */
+ * that is not healthy enough to change (waiting for, or cancelling, atomic slot
+ * migrations in flight), wait until it has settled again; and pick the master a new
+ * replica joins. The commands themselves, one subsection each, are section 9. */
 
 /* A session over every node of the cluster the node at addr_arg (host:port) belongs to;
  * -1 with rc->err when the address is bad or nothing answers there. */
