@@ -2475,7 +2475,8 @@ static void test_status_table(void) {
         "{\"IP\":\"127.0.0.1\",\"PrivatePort\":16379,\"PublicPort\":16372}]}]";
     json_value_s *doc = json_parse(rows, sizeof rows - 1, NULL);
     const json_value_s *v[2] = { json_at(doc, 0), json_at(doc, 1) };
-    sds t = doc ? status_table(v, 2) : NULL;
+    struct status_view sv = { 0 };
+    sds t = doc && status_containers_rows(&sv, v, 2) == 0 ? status_text(&sv) : NULL;
     CHECK("status.table.built", t != NULL);
     if (t) {
         char *l1 = t, *l2 = strchr(l1, '\n') + 1, *l3 = strchr(l2, '\n') + 1;
@@ -2486,6 +2487,7 @@ static void test_status_table(void) {
         CHECKF("status.table.ports-by-container-port", strstr(l2, "127.0.0.1:6371->6379, 127.0.0.1:16371->16379\n") != NULL, "%s", l2);
     }
     sdsfree(t);
+    status_view_free(&sv);
     json_free(doc);
 }
 
