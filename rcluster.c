@@ -10483,7 +10483,7 @@ static int status_containers_view(struct docker *d, const struct up_opts *o, str
     if (!nc)
         ret = rc_fail(d->rc, "no cluster named '%s' (no containers labelled %s=%s); create it with `rcluster up --name %s`",
                       o->name, LABEL_CLUSTER, o->name, o->name);
-    else if (!(sorted = calloc(nc, sizeof *sorted))) ret = rc_fail_oom(d->rc);
+    else if (!(sorted = calloc(nc, sizeof(const json_value_s *)))) ret = rc_fail_oom(d->rc);
     for (size_t k = 0; ret == 0 && k < nc; k++) sorted[k] = json_at(cs, k);
     for (size_t k = 1; ret == 0 && k < nc; k++)
         for (size_t j = k; j > 0 && status_node_of(sorted[j - 1]) > status_node_of(sorted[j]); j--) {
