@@ -9111,6 +9111,8 @@ struct scale_run;
 struct update_plan;
 struct update_opts;
 struct update_place;
+struct down_run;
+struct status_view;
 
 /* The layer under up, down, status, scale and update: Docker containers on one daemon
  * (this section) or Swarm services pinned to Swarm nodes (section 9b). Each command's
@@ -9127,6 +9129,15 @@ struct placement {
     int (*scale_record)(struct scale_run *r);
     /* update: the recorded and wanted options, each node and how to replace it. */
     int (*update_plan)(struct update_plan *u, const struct update_opts *o);
+    /* down: what exists (the --purge question, where the data stays); remove the
+     * cluster's objects, keeping its data; delete its data (--purge). */
+    int (*down_inspect)(struct down_run *r);
+    int (*down_remove)(struct down_run *r);
+    int (*down_purge)(struct down_run *r);
+    /* status: the view from the daemon (rows, seed; prints nothing); the judge: ask the
+     * seed, say what is wrong; 0 healthy, 1 not (rc->err), -1 nobody can be asked. */
+    int (*status_view)(struct docker *d, const struct up_opts *o, struct status_view *v);
+    int (*status_judge)(struct rc *rc, struct status_view *v, const char *name);
 };
 
 /* The placement of a cluster made with (swarm) or without --swarm. */
@@ -10404,8 +10415,6 @@ static int up_locate_data_dir(struct docker *d, const struct up_opts *o, const c
 /* --announce with --swarm: the Swarm node's own address (the default) or "container". */
 #define SWARM_ANNOUNCE_HOST "swarm-node"
 static int swarm_up(struct rc *rc, struct up_opts *o, int64_t deadline);
-static int swarm_down(struct rc *rc, struct up_opts *o);
-static int swarm_status(struct rc *rc, const struct up_opts *o);
 
 /* up = options -> plan -> what exists (and what the manifest recorded) -> preflight ->
  * apply -> wait -> report. The plan is made twice: first from the options alone (so
@@ -10475,69 +10484,151 @@ static int down_parse_opts(struct rc *rc, const char *cmd, int argc, char **argv
     return r;
 }
 
-/* down --name N [--purge]: remove a cluster's containers and network (its data dirs
- * too with --purge); only objects labelled as that cluster's. */
+/* down --name N [--purge]: one run over the placement's down ops. */
+struct down_run {
+    struct rc *rc;
+    const struct up_opts *o;
+    struct docker d;
+    int64_t deadline;          /* from --timeout, for the Swarm's deletes */
+    sds question;              /* inspect's: what --purge asks before deleting anything */
+    sds kept;                  /* inspect's: where the data stays without --purge (NULL: none here) */
+    /* Docker */
+    json_value_s *containers, *networks;   /* labelled as the cluster's */
+    sds dir;                   /* the data dir: --data-dir, the containers' label, or the default */
+    /* Swarm */
+    int manager;               /* this daemon manages the Swarm (else it only holds volumes) */
+    size_t services;           /* labelled as the cluster's */
+    sds elsewhere;             /* the other Swarm nodes that held a node, a line each */
+};
+
+/* The containers and networks labelled as the cluster's, its data dir (--purge must
+ * know it), the question and where the data is kept. */
+static int down_containers_inspect(struct down_run *r) {
+    const struct up_opts *o = r->o;
+    if (docker_list_by_label(&r->d, "containers", LABEL_CLUSTER, o->name, &r->containers) < 0 ||
+        docker_list_by_label(&r->d, "networks", LABEL_CLUSTER, o->name, &r->networks) < 0) return -1;
+    const char *label_dir = json_length(r->containers) ? docker_label(json_at(r->containers, 0), LABEL_DATA_DIR) : NULL;
+    r->dir = o->data_dir ? sdsnew(o->data_dir) : label_dir ? sdsnew(label_dir) : conf_default_data_dir(o->name);
+    if (o->purge && !r->dir) return rc_fail(r->rc, "cannot tell where the data is; give --data-dir DIR");
+    if (!r->dir) return 0;
+    r->question = rc_sprintf("Delete cluster '%s' and its data in %s?", o->name, r->dir);
+    if (access(r->dir, F_OK) == 0) r->kept = rc_sprintf("Kept data in %s (delete it with --purge)", r->dir);
+    return r->question ? 0 : rc_fail_oom(r->rc);
+}
+
+/* Stop the containers (gracefully, unless purging: Redis then flushes its AOF and
+ * nodes.conf, so a later `up` resumes exactly this cluster), remove them, then the
+ * networks. */
+static int down_containers_remove(struct down_run *r) {
+    size_t nc = json_length(r->containers), nn = json_length(r->networks);
+    if (!nc && !nn) rc_progress(r->rc, "No containers or network labelled %s=%s", LABEL_CLUSTER, r->o->name);
+    struct docker_req *reqs = calloc(nc + 1, sizeof *reqs);
+    if (!reqs) return rc_fail_oom(r->rc);
+    int ret = 0;
+    for (int pass = r->o->purge ? 1 : 0; ret == 0 && nc && pass < 2; pass++) {
+        for (size_t k = 0; k < nc; k++) {
+            const char *id = json_string(json_get(json_at(r->containers, k), "Id"));
+            reqs[k].method = pass == 0 ? "POST" : "DELETE";
+            reqs[k].allow = pass == 0 ? 304 : 404;
+            reqs[k].path = rc_sprintf(pass == 0 ? "/containers/%s/stop?t=10" : "/containers/%s?force=1", id ? id : "?");
+        }
+        rc_progress(r->rc, "%s %zu container(s)", pass == 0 ? "Stopping" : "Removing", nc);
+        ret = docker_call_parallel(&r->d, reqs, (int)nc);
+        for (size_t k = 0; k < nc; k++) docker_req_clear(&reqs[k]);
+    }
+    free(reqs);
+    for (size_t k = 0; ret == 0 && k < nn; k++) {
+        const char *id = json_string(json_get(json_at(r->networks, k), "Id"));
+        const char *name = json_string(json_get(json_at(r->networks, k), "Name"));
+        sds path = rc_sprintf("/networks/%s", id ? id : "?");
+        rc_progress(r->rc, "Removing network %s", name ? name : "?");
+        ret = path && docker_call(&r->d, "DELETE", path, NULL, NULL, 404) >= 0 ? 0 : -1;
+        sdsfree(path);
+    }
+    return ret;
+}
+
+/* --purge: the data dir (its node dirs, manifest and the dir itself). */
+static int down_containers_purge(struct down_run *r) {
+    return conf_purge(r->rc, r->dir, r->o->name, conf_count_node_dirs(r->dir));
+}
+
+/* down = options -> the placement -> what exists -> confirm --purge -> remove the
+ * cluster's objects (only those labelled as its) -> delete its data (--purge) or say
+ * where it stays. */
 static int cmd_down(struct rc *rc, int argc, char **argv) {
     struct up_opts o;
     int r = down_parse_opts(rc, "down", argc, argv, 4, usage_down, &o);
     if (r == 0 && !conf_valid_name(o.name)) r = rc_fail_as(rc, RC_ERR_USAGE, "--name '%s': not a valid cluster name", o.name);
     if (r) return r < 0 ? -1 : 0;
-    if (o.swarm) return swarm_down(rc, &o);
-    struct docker d;
-    json_value_s *cs = NULL, *ns = NULL;
-    sds dir = NULL;
-    struct docker_req *reqs = NULL;
-    int ret = docker_open(rc, &d);
-    if (ret == 0) ret = docker_list_by_label(&d, "containers", LABEL_CLUSTER, o.name, &cs);
-    if (ret == 0) ret = docker_list_by_label(&d, "networks", LABEL_CLUSTER, o.name, &ns);
-    if (ret < 0) goto out;
-    size_t nc = json_length(cs), nn = json_length(ns);
-    const char *label_dir = nc ? docker_label(json_at(cs, 0), LABEL_DATA_DIR) : NULL;
-    dir = o.data_dir ? sdsnew(o.data_dir) : label_dir ? sdsnew(label_dir) : conf_default_data_dir(o.name);
-    if (o.purge && !dir) { ret = rc_fail(rc, "cannot tell where the data is; give --data-dir DIR"); goto out; }
-    if (o.purge) {
-        sds q = rc_sprintf("Delete cluster '%s' and its data in %s?", o.name, dir);
-        ret = q ? rc_confirm(rc, q) : rc_fail_oom(rc);
-        sdsfree(q);
-        if (ret < 0) goto out;
-    }
-    if (!nc && !nn) rc_progress(rc, "No containers or network labelled %s=%s", LABEL_CLUSTER, o.name);
-    reqs = calloc(nc + 1, sizeof *reqs);
-    if (!reqs) { ret = rc_fail_oom(rc); goto out; }
-    /* Stop gracefully first unless purging: Redis then flushes its AOF and nodes.conf,
-     * so a later `up` resumes exactly this cluster. */
-    for (int pass = o.purge ? 1 : 0; ret == 0 && nc && pass < 2; pass++) {
-        for (size_t k = 0; k < nc; k++) {
-            const char *id = json_string(json_get(json_at(cs, k), "Id"));
-            reqs[k].method = pass == 0 ? "POST" : "DELETE";
-            reqs[k].allow = pass == 0 ? 304 : 404;
-            reqs[k].path = rc_sprintf(pass == 0 ? "/containers/%s/stop?t=10" : "/containers/%s?force=1", id ? id : "?");
-        }
-        rc_progress(rc, "%s %zu container(s)", pass == 0 ? "Stopping" : "Removing", nc);
-        ret = docker_call_parallel(&d, reqs, (int)nc);
-        for (size_t k = 0; k < nc; k++) docker_req_clear(&reqs[k]);
-    }
-    for (size_t k = 0; ret == 0 && k < nn; k++) {
-        const char *id = json_string(json_get(json_at(ns, k), "Id"));
-        sds path = rc_sprintf("/networks/%s", id ? id : "?");
-        rc_progress(rc, "Removing network %s", json_string(json_get(json_at(ns, k), "Name")) ? json_string(json_get(json_at(ns, k), "Name")) : "?");
-        ret = path && docker_call(&d, "DELETE", path, NULL, NULL, 404) >= 0 ? 0 : -1;
-        sdsfree(path);
-    }
-    if (ret == 0 && o.purge) ret = conf_purge(rc, dir, o.name, conf_count_node_dirs(dir));
-    else if (ret == 0 && dir && access(dir, F_OK) == 0) rc_progress(rc, "Kept data in %s (delete it with --purge)", dir);
-out:
-    free(reqs);
-    json_free(cs);
-    json_free(ns);
-    sdsfree(dir);
-    docker_free(&d);
+    const struct placement *place = placement_of(o.swarm);
+    struct down_run run = { .rc = rc, .o = &o, .deadline = rc_now_ms() + (int64_t)(rc->timeout * 1000) };
+    docker_init_closed(&run.d, rc);
+    int ret = docker_open(rc, &run.d);
+    if (ret == 0) ret = place->down_inspect(&run);
+    if (ret == 0 && o.purge) ret = rc_confirm(rc, run.question);
+    if (ret == 0) ret = place->down_remove(&run);
+    if (ret == 0 && o.purge) ret = place->down_purge(&run);
+    else if (ret == 0 && run.kept) rc_progress(rc, "%s", run.kept);
+    sdsfree(run.question);
+    sdsfree(run.kept);
+    json_free(run.containers);
+    json_free(run.networks);
+    sdsfree(run.dir);
+    sdsfree(run.elsewhere);
+    docker_free(&run.d);
     return ret;
 }
 
 /* ---- status ---------------------------------------------------------------------- */
 
-/* One container of the list: node number, state, address and published ports. */
+/* What status shows of a cluster. The placement's status_view fills it from the daemon
+ * and prints nothing; its status_judge asks the nodes; status_report writes it and asks
+ * nobody. */
+struct status_view {
+    const char *rows_key;      /* the JSON array of rows: "containers" or "services" */
+    int swarm;                 /* JSON: "swarm":true after the name, no "server" nor "mid_update" */
+    int ncol;                  /* the text table: its columns (at most 16) and their headers */
+    const char *const *head;
+    sds *cell;                 /* nrows x ncol cells, row-major (room for cap rows) */
+    sds *json;                 /* each row as a JSON object */
+    size_t nrows, cap;
+    int running;               /* rows whose container or task runs */
+    char seed_host[256];       /* a running node to ask, as reached from here; port 0: none */
+    int seed_port;
+    sds mid_update;            /* Docker: "Mid-update: ..." (NULL: not mid-update) */
+    sds server;                /* the judge's: what the nodes run (NULL: nobody answered) */
+    struct swarm_status *sw;   /* status --swarm's own (section 9b) */
+};
+
+static void swarm_status_free(struct swarm_status *w);
+
+/* Room for cap rows of ncol cells under these headers. 0, or -1 on OOM. */
+static int status_view_alloc(struct status_view *v, size_t cap, int ncol, const char *const *head) {
+    v->ncol = ncol;
+    v->head = head;
+    v->cap = cap;
+    v->cell = calloc(cap * (size_t)ncol + 1, sizeof *v->cell);
+    v->json = calloc(cap + 1, sizeof *v->json);
+    return v->cell && v->json ? 0 : -1;
+}
+
+static void status_view_free(struct status_view *v) {
+    for (size_t i = 0; v->cell && i < v->cap * (size_t)v->ncol; i++) sdsfree(v->cell[i]);
+    for (size_t i = 0; v->json && i < v->cap; i++) sdsfree(v->json[i]);
+    free(v->cell);
+    free(v->json);
+    sdsfree(v->mid_update);
+    sdsfree(v->server);
+    swarm_status_free(v->sw);
+}
+
+/* The seed of a status view: host (NULL, "" or 0.0.0.0: this host) and port. */
+static void status_view_seed(struct status_view *v, const char *host, int port) {
+    snprintf(v->seed_host, sizeof v->seed_host, "%s", !host || !*host || !strcmp(host, "0.0.0.0") ? "127.0.0.1" : host);
+    v->seed_port = port;
+}
+
 /* The published address of a container's port 6379 (IPv4 binding), if any. */
 static void status_seed_port(const json_value_s *c, int *host_port, const char **host_ip) {
     const json_value_s *ports = json_get(c, "Ports");
@@ -10647,28 +10738,37 @@ static sds text_table(int ncol, const char *const *head, sds const *cell, size_t
     return out;
 }
 
-/* The status table, a header and one row per container (text_table). Pure; NULL on OOM. */
-static sds status_table(const json_value_s *const *rows, size_t n) {
-    enum { NCOL = 5 };
-    static const char *const head[NCOL] = { "CONTAINER", "STATE", "IMAGE", "ADDRESS", "PORTS" };
-    sds *cell = calloc(n * NCOL + 1, sizeof *cell);
-    sds out = NULL;
-    for (size_t r = 0; cell && r < n; r++) {
-        const char *name = json_string(json_at(json_get(rows[r], "Names"), 0));
-        const json_value_s *nets = json_get(json_get(rows[r], "NetworkSettings"), "Networks");
+/* One row per container, in the order given: the table's cells, the JSON object; the
+ * running count and the seed (the first running container that publishes 6379). 0, or
+ * -1 on OOM. */
+static int status_containers_rows(struct status_view *v, const json_value_s *const *rows, size_t n) {
+    static const char *const head[] = { "CONTAINER", "STATE", "IMAGE", "ADDRESS", "PORTS" };
+    if (status_view_alloc(v, n, 5, head) < 0) return -1;
+    v->rows_key = "containers";
+    for (size_t r = 0; r < n; r++) {
+        const json_value_s *c = rows[r];
+        const char *name = json_string(json_at(json_get(c, "Names"), 0));
+        const json_value_s *nets = json_get(json_get(c, "NetworkSettings"), "Networks");
         const char *ip = json_string(json_get(json_member_value(nets, 0), "IPAddress"));
-        const char *status = json_string(json_get(rows[r], "Status"));
-        cell[r * NCOL] = sdsnew(name ? name + (name[0] == '/') : "?");
-        const char *image = json_string(json_get(rows[r], "Image"));
-        cell[r * NCOL + 1] = sdsnew(status ? status : "?");
-        cell[r * NCOL + 2] = sdsnew(image ? image : "?");
-        cell[r * NCOL + 3] = sdsnew(ip && *ip ? ip : "-");
-        cell[r * NCOL + 4] = status_row_ports(rows[r]);
+        const char *status = json_string(json_get(c, "Status")), *image = json_string(json_get(c, "Image"));
+        sds *cell = &v->cell[r * 5];
+        cell[0] = sdsnew(name ? name + (name[0] == '/') : "?");
+        cell[1] = sdsnew(status ? status : "?");
+        cell[2] = sdsnew(image ? image : "?");
+        cell[3] = sdsnew(ip && *ip ? ip : "-");
+        cell[4] = status_row_ports(c);
+        v->json[r] = status_container_json(sdsempty(), c);
+        v->nrows++;
+        for (int k = 0; k < 5; k++) if (!cell[k]) return -1;
+        if (!v->json[r]) return -1;
+        const char *st = json_string(json_get(c, "State"));
+        int is_running = st && !strcmp(st, "running"), hp = 0;
+        const char *hip = NULL;
+        v->running += is_running;
+        status_seed_port(c, &hp, &hip);
+        if (is_running && hp && !v->seed_port) status_view_seed(v, hip, hp);
     }
-    if (cell) out = text_table(NCOL, head, cell, n);
-    for (size_t i = 0; cell && i < n * NCOL; i++) sdsfree(cell[i]);
-    free(cell);
-    return out;
+    return 0;
 }
 
 /* "Mid-update: ..." when the containers run different images or an interrupted update
@@ -10690,80 +10790,99 @@ static sds status_mid_update(const json_value_s *const *rows, size_t n, const ch
     return rc_catprintf(s, "; `rcluster update --name %s` with the same options finishes it", name);
 }
 
-/* status --name N: each node's container and cluster state; exit 3 when unhealthy. */
+/* status on Docker: the containers labelled as the cluster's, in node order (the list
+ * API sorts by creation time), and whether an update was left half done. Prints nothing. */
+static int status_containers_view(struct docker *d, const struct up_opts *o, struct status_view *v) {
+    json_value_s *cs = NULL;
+    if (docker_list_by_label(d, "containers", LABEL_CLUSTER, o->name, &cs) < 0) return -1;
+    size_t nc = json_length(cs);
+    const json_value_s **sorted = NULL;
+    int ret = 0;
+    if (!nc)
+        ret = rc_fail(d->rc, "no cluster named '%s' (no containers labelled %s=%s); create it with `rcluster up --name %s`",
+                      o->name, LABEL_CLUSTER, o->name, o->name);
+    else if (!(sorted = calloc(nc, sizeof(const json_value_s *)))) ret = rc_fail_oom(d->rc);
+    for (size_t k = 0; ret == 0 && k < nc; k++) sorted[k] = json_at(cs, k);
+    for (size_t k = 1; ret == 0 && k < nc; k++)
+        for (size_t j = k; j > 0 && status_node_of(sorted[j - 1]) > status_node_of(sorted[j]); j--) {
+            const json_value_s *t = sorted[j]; sorted[j] = sorted[j - 1]; sorted[j - 1] = t;
+        }
+    if (ret == 0 && status_containers_rows(v, sorted, nc) < 0) ret = rc_fail_oom(d->rc);
+    if (ret == 0) v->mid_update = status_mid_update(sorted, nc, o->name);
+    free(sorted);
+    json_free(cs);
+    return ret;
+}
+
+/* status's judge on Docker: check from the seed (its report follows the table), then
+ * what is wrong: stopped containers, or none to ask. 0 healthy, 1 not (rc->err says
+ * why), -1 when nobody can be asked (no password: rc->err_kind). */
+static int status_containers_judge(struct rc *rc, struct status_view *v, const char *name) {
+    int health = 1;
+    if (v->seed_port) health = check_cluster_server(rc, v->seed_host, v->seed_port, rc->json ? CHECK_SILENT : CHECK_REPORT, &v->server);
+    if (health < 0 && rc->err_kind == RC_ERR_AUTH) return -1;
+    if (health != 0 && (size_t)v->running < v->nrows)
+        rc_fail(rc, "cluster '%s': %zu of %zu containers are not running; `rcluster up --name %s` repairs it",
+                name, v->nrows - (size_t)v->running, v->nrows, name);
+    else if (!v->seed_port) rc_fail(rc, "cluster '%s': no running container publishes port 6379", name);
+    return health == 0 ? 0 : 1;
+}
+
+/* status's text: the table, the Mid-update line, and a blank line when the judge's own
+ * report follows. Pure; NULL on OOM. */
+static sds status_text(const struct status_view *v) {
+    sds out = text_table(v->ncol, v->head, v->cell, v->nrows);
+    if (out && v->mid_update) out = rc_catprintf(out, "\n%s\n", v->mid_update);
+    if (out && v->seed_port) out = rc_cat(out, "\n");
+    return out;
+}
+
+/* status's JSON document: the rows, the running count, the verdict (health 0: healthy)
+ * and, when not healthy, the problem (rc->err). Pure; NULL on OOM. */
+static sds status_json(const struct status_view *v, const char *name, int health, const char *problem) {
+    const char *yes = health == 0 ? "true" : "false";
+    sds js = rc_json_str(sdsnew("{\"name\":"), name);
+    if (v->swarm) js = rc_cat(js, ",\"swarm\":true");
+    js = rc_catprintf(js, ",\"%s\":[", v->rows_key);
+    for (size_t k = 0; js && k < v->nrows; k++) js = rc_catprintf(js, "%s%s", k ? "," : "", v->json[k]);
+    js = rc_catprintf(js, "],\"running\":%d,\"ok\":%s,\"healthy\":%s", v->running, yes, yes);
+    if (!v->swarm) {
+        js = rc_json_str(rc_cat(js, ",\"server\":"), v->server);
+        js = rc_json_str(rc_cat(js, ",\"mid_update\":"), v->mid_update);
+    }
+    if (health != 0) js = rc_json_str(rc_cat(js, ",\"problem\":"), problem);
+    return rc_cat(js, "}");
+}
+
+/* status's output, asking nobody: the text (before the judge, whose own report follows
+ * it) or, with --json, the one document (after the judge: its verdict in health). */
+static int status_report(struct rc *rc, const struct status_view *v, const char *name, int health) {
+    sds out = rc->json ? status_json(v, name, health, rc->err) : status_text(v);
+    if (!out) return rc_fail_oom(rc);
+    if (rc->json) rc_json_out(rc, out);
+    else fputs(out, stdout);
+    sdsfree(out);
+    return 0;
+}
+
+/* status --name N = options -> the placement's view (the daemon's) -> the table -> the
+ * judge (the nodes') -> the JSON document. Exit 0 healthy, 3 unhealthy, 1 when nobody can
+ * be asked. */
 static int cmd_status(struct rc *rc, int argc, char **argv) {
     struct up_opts o;
     int r = down_parse_opts(rc, "status", argc, argv, 2, usage_status, &o);
     if (r) return r < 0 ? -1 : 0;
-    if (o.swarm) return swarm_status(rc, &o);
+    const struct placement *place = placement_of(o.swarm);
+    struct status_view v = { 0 };
     struct docker d;
-    json_value_s *cs = NULL;
-    sds server = NULL, mid = NULL;
+    docker_init_closed(&d, rc);
     int ret = docker_open(rc, &d);
-    if (ret == 0) ret = docker_list_by_label(&d, "containers", LABEL_CLUSTER, o.name, &cs);
-    size_t nc = json_length(cs);
-    if (ret == 0 && nc == 0)
-        ret = rc_fail(rc, "no cluster named '%s' (no containers labelled %s=%s); create it with `rcluster up --name %s`",
-                      o.name, LABEL_CLUSTER, o.name, o.name);
-    if (ret < 0) goto out;
-    /* Containers in node order; the list API sorts by creation time. */
-    const json_value_s **sorted = calloc(nc + 1, sizeof(const json_value_s *));
-    if (!sorted) { ret = rc_fail_oom(rc); goto out; }
-    for (size_t k = 0; k < nc; k++) sorted[k] = json_at(cs, k);
-    for (size_t k = 1; k < nc; k++)
-        for (size_t j = k; j > 0 && status_node_of(sorted[j - 1]) > status_node_of(sorted[j]); j--) {
-            const json_value_s *t = sorted[j]; sorted[j] = sorted[j - 1]; sorted[j - 1] = t;
-        }
-    int running = 0, seed_port = 0;
-    const char *seed_ip = NULL;
-    sds js = rc->json ? rc_json_str(sdsnew("{\"name\":"), o.name) : NULL;
-    js = rc_cat(js, ",\"containers\":[");
-    if (!rc->json) {
-        sds table = status_table(sorted, nc);
-        if (!table) { free(sorted); sdsfree(js); ret = rc_fail_oom(rc); goto out; }
-        fputs(table, stdout);
-        sdsfree(table);
-    }
-    for (size_t k = 0; k < nc; k++) {
-        const char *st = json_string(json_get(sorted[k], "State"));
-        int is_running = st && !strcmp(st, "running");
-        int hp = 0;
-        const char *hip = NULL;
-        running += is_running;
-        status_seed_port(sorted[k], &hp, &hip);
-        if (rc->json) js = status_container_json(k ? rc_cat(js, ",") : js, sorted[k]);
-        if (is_running && hp && !seed_port) { seed_port = hp; seed_ip = hip; }
-    }
-    mid = status_mid_update(sorted, nc, o.name);
-    if (mid && !rc->json) printf("\n%s\n", mid);
-    free(sorted);
-    int health = 1;
-    if (seed_port) {
-        if (!rc->json) printf("\n");
-        health = check_cluster_server(rc, !seed_ip || !strcmp(seed_ip, "0.0.0.0") || !*seed_ip ? "127.0.0.1" : seed_ip, seed_port,
-                                      rc->json ? CHECK_SILENT : CHECK_REPORT, &server);
-    }
-    /* Without the password nobody can be asked: that is "cannot tell" (1), not "unhealthy" (3). */
-    if (health < 0 && rc->err_kind == RC_ERR_AUTH) { sdsfree(js); ret = -1; goto out; }
-    if (health != 0 && (size_t)running < nc) rc_fail(rc, "cluster '%s': %zu of %zu containers are not running; `rcluster up --name %s` repairs it",
-                                                     o.name, nc - (size_t)running, nc, o.name);
-    else if (!seed_port) rc_fail(rc, "cluster '%s': no running container publishes port 6379", o.name);
-    if (rc->json) {
-        js = rc_catprintf(js, "],\"running\":%d,\"ok\":%s,\"healthy\":%s", running, health == 0 ? "true" : "false",
-                          health == 0 ? "true" : "false");
-        js = rc_json_str(rc_cat(js, ",\"server\":"), server);
-        js = rc_json_str(rc_cat(js, ",\"mid_update\":"), mid);
-        if (health != 0) js = rc_json_str(rc_cat(js, ",\"problem\":"), rc->err);
-        js = rc_cat(js, "}");
-        if (!js) { ret = rc_fail_oom(rc); goto out; }
-        rc_json_out(rc, js);
-        sdsfree(js);
-    }
-    ret = health == 0 ? 0 : rc_fail_unhealthy(rc);
-out:
-    sdsfree(mid);
-    sdsfree(server);
-    json_free(cs);
+    if (ret == 0) ret = place->status_view(&d, &o, &v);
+    if (ret == 0 && !rc->json) ret = status_report(rc, &v, o.name, 0);
+    int health = ret == 0 ? place->status_judge(rc, &v, o.name) : -1;
+    if (health >= 0 && rc->json) ret = status_report(rc, &v, o.name, health);
+    if (ret == 0) ret = health < 0 ? -1 : health == 0 ? 0 : rc_fail_unhealthy(rc);
+    status_view_free(&v);
     docker_free(&d);
     return ret;
 }
@@ -12974,59 +13093,178 @@ static int swarm_remove_volumes(struct docker *d, const char *name, int64_t dead
     return ret;
 }
 
-/* down --swarm on a manager: services, configs, the secret and the network (all
- * labelled); with --purge also the labelled volumes here, and what to run on the other
- * Swarm nodes that held a node. On any other daemon (a worker): only its volumes. */
-static int swarm_down(struct rc *rc, struct up_opts *o) {
-    struct docker d;
+/* down --swarm: on a manager, the Swarm nodes that held a node (their volumes stay
+ * there); on any other daemon (a worker) only its volumes are ours to delete. */
+static int swarm_down_inspect(struct down_run *r) {
+    const struct up_opts *o = r->o;
     struct swarm_plan p;
     memset(&p, 0, sizeof p);
     p.o = o;
-    int64_t deadline = rc_now_ms() + (int64_t)(rc->timeout * 1000);
     json_value_s *svcs = NULL;
-    sds elsewhere = sdsempty();
-    docker_init_closed(&d, rc);
-    int ret = elsewhere ? docker_open(rc, &d) : rc_fail_oom(rc);
-    int manager = ret == 0 ? swarm_role(&d, p.self_id) : -1;
-    if (manager < 0) goto out;
-    if (o->purge) {
-        sds q = rc_sprintf("Delete Swarm cluster '%s' and its data volumes?", o->name);
-        ret = q ? rc_confirm(rc, q) : rc_fail_oom(rc);
-        sdsfree(q);
-        if (ret < 0) goto out;
-    }
-    if (manager) {
-        ret = swarm_list_hosts(&d, &p);
-        if (ret == 0) ret = docker_list_by_label(&d, "services", LABEL_CLUSTER, o->name, &svcs);
-        for (size_t k = 0; ret == 0 && k < json_length(svcs); k++) {
-            const json_value_s *spec = json_get(json_at(svcs, k), "Spec");
-            int h = swarm_host_index(&p, docker_label(spec, LABEL_SWARM_NODE));
-            sds desc = h >= 0 && strcmp(p.hosts[h].id, p.self_id) != 0 ? swarm_host_desc(&p, h) : NULL;
-            if (desc && !strstr(elsewhere, desc)) elsewhere = rc_catprintf(elsewhere, "  %s\n", desc);
-            sdsfree(desc);
-        }
-        if (!json_length(svcs) && ret == 0) rc_progress(rc, "No services labelled %s=%s", LABEL_CLUSTER, o->name);
-        const char *kinds[] = { "services", "configs", "secrets", "networks" };
-        for (size_t k = 0; ret == 0 && k < sizeof kinds / sizeof kinds[0]; k++) ret = swarm_remove_kind(&d, kinds[k], o->name, !o->purge, deadline);
+    r->manager = swarm_role(&r->d, p.self_id);
+    if (r->manager < 0) return -1;
+    int ret = 0;
+    if (!r->manager) {   /* not an error here: --purge deletes this daemon's volumes */
+        sdsfree(r->rc->err);
+        r->rc->err = NULL;
     } else {
-        sdsfree(rc->err);
-        rc->err = NULL;
-        if (!o->purge) rc_progress(rc, "This daemon is not a Swarm manager: nothing to do here without --purge (its volumes)");
+        ret = swarm_list_hosts(&r->d, &p);
+        if (ret == 0) ret = docker_list_by_label(&r->d, "services", LABEL_CLUSTER, o->name, &svcs);
+        r->services = json_length(svcs);
     }
-    if (ret == 0 && o->purge) ret = swarm_remove_volumes(&d, o->name, deadline);
-    if (ret == 0 && !o->purge) rc_progress(rc, "Kept the data volumes %s-I-data on their Swarm nodes (delete them with --purge)", o->name);
-    if (ret == 0 && o->purge && elsewhere && sdslen(elsewhere))
-        rc_warn(rc, "the manager cannot reach other nodes' daemons: volumes %s-I-data stay on\n%son each, run `DOCKER_HOST=<its "
-                    "daemon> rcluster down --swarm --purge --name %s`", o->name, elsewhere, o->name);
-out:
+    r->elsewhere = sdsempty();
+    for (size_t k = 0; ret == 0 && r->elsewhere && k < json_length(svcs); k++) {
+        const json_value_s *spec = json_get(json_at(svcs, k), "Spec");
+        int h = swarm_host_index(&p, docker_label(spec, LABEL_SWARM_NODE));
+        sds desc = h >= 0 && strcmp(p.hosts[h].id, p.self_id) != 0 ? swarm_host_desc(&p, h) : NULL;
+        if (desc && !strstr(r->elsewhere, desc)) r->elsewhere = rc_catprintf(r->elsewhere, "  %s\n", desc);
+        sdsfree(desc);
+    }
     json_free(svcs);
-    sdsfree(elsewhere);
     free(p.hosts);
-    docker_free(&d);
+    if (ret < 0) return -1;
+    r->question = rc_sprintf("Delete Swarm cluster '%s' and its data volumes?", o->name);
+    r->kept = rc_sprintf("Kept the data volumes %s-I-data on their Swarm nodes (delete them with --purge)", o->name);
+    return r->elsewhere && r->question && r->kept ? 0 : rc_fail_oom(r->rc);
+}
+
+/* On a manager: the services, configs (but the manifest, unless purging), the secret and
+ * the network, all labelled. */
+static int swarm_down_remove(struct down_run *r) {
+    if (!r->manager) {
+        if (!r->o->purge) rc_progress(r->rc, "This daemon is not a Swarm manager: nothing to do here without --purge (its volumes)");
+        return 0;
+    }
+    if (!r->services) rc_progress(r->rc, "No services labelled %s=%s", LABEL_CLUSTER, r->o->name);
+    const char *kinds[] = { "services", "configs", "secrets", "networks" };
+    int ret = 0;
+    for (size_t k = 0; ret == 0 && k < sizeof kinds / sizeof kinds[0]; k++)
+        ret = swarm_remove_kind(&r->d, kinds[k], r->o->name, !r->o->purge, r->deadline);
     return ret;
 }
 
+/* --purge: the labelled volumes on this daemon, and what to run on the other Swarm nodes
+ * that held a node (a manager cannot reach their daemons). */
+static int swarm_down_purge(struct down_run *r) {
+    if (swarm_remove_volumes(&r->d, r->o->name, r->deadline) < 0) return -1;
+    if (r->elsewhere && sdslen(r->elsewhere))
+        rc_warn(r->rc, "the manager cannot reach other nodes' daemons: volumes %s-I-data stay on\n%son each, run `DOCKER_HOST=<its "
+                       "daemon> rcluster down --swarm --purge --name %s`", r->o->name, r->elsewhere, r->o->name);
+    return 0;
+}
+
 /* ---- status --swarm -------------------------------------------------------------------- */
+
+/* status --swarm's own: the services as a plan (Swarm nodes, published ports), the seed,
+ * the nodes on lost Swarm nodes and those Swarm nodes. */
+struct swarm_status {
+    struct swarm_plan p;
+    int seed;                 /* a node whose task runs on a ready Swarm node; -1: none */
+    sds lost;                 /* "NAME-2, NAME-5": nodes whose Swarm node is down or gone */
+    sds lost_hosts;           /* "Swarm node ... is down; ..." */
+};
+
+static void swarm_status_free(struct swarm_status *w) {
+    if (!w) return;
+    free(w->p.hosts);
+    free(w->p.nodes);
+    sdsfree(w->lost);
+    sdsfree(w->lost_hosts);
+    free(w);
+}
+
+/* The nodes of p (1..the highest node number) from the labelled services: name, Swarm
+ * node, published port; --announce container. 0, or -1 on OOM. */
+static int swarm_status_nodes(struct swarm_plan *p, const json_value_s *svcs) {
+    size_t ns = json_length(svcs);
+    p->n = 0;
+    for (size_t k = 0; k < ns; k++) {
+        long i;
+        const char *nl = docker_label(json_get(json_at(svcs, k), "Spec"), LABEL_NODE);
+        if (nl && rc_parse_int(nl, 1, UP_MAX_NODES, &i) == 0 && i > p->n) p->n = (int)i;
+    }
+    p->nodes = calloc((size_t)p->n + 1, sizeof *p->nodes);
+    if (!p->nodes) return -1;
+    for (int k = 0; k < p->n; k++) { p->nodes[k].i = k + 1; p->nodes[k].host = -1; }
+    for (size_t k = 0; k < ns; k++) {
+        const json_value_s *spec = json_get(json_at(svcs, k), "Spec");
+        const char *nl = docker_label(spec, LABEL_NODE), *nm = json_string(json_get(spec, "Name"));
+        long i;
+        if (!nl || !nm || rc_parse_int(nl, 1, p->n, &i) < 0) continue;
+        struct swarm_node *x = &p->nodes[i - 1];
+        x->exists = 1;
+        snprintf(x->name, sizeof x->name, "%s", nm);
+        x->host = swarm_host_index(p, docker_label(spec, LABEL_SWARM_NODE));
+        x->port = (int)json_number(json_get(json_at(json_get(json_get(spec, "EndpointSpec"), "Ports"), 0), "PublishedPort"), 0);
+        p->container |= docker_label(spec, LABEL_ANNOUNCE) != NULL;
+    }
+    return 0;
+}
+
+/* One row per service: its cells, its JSON object, the running count, the seed and the
+ * lost nodes (their tasks read from the manager). */
+static int swarm_status_rows(struct docker *d, struct swarm_status *w, struct status_view *v) {
+    struct swarm_plan *p = &w->p;
+    for (int k = 0; k < p->n; k++) {
+        struct swarm_node *x = &p->nodes[k];
+        if (!x->exists) continue;
+        struct swarm_task_view tv;
+        if (swarm_read_tasks(d, p, x, &tv) < 0) return -1;
+        sdsfree(tv.err);
+        const struct swarm_host *h = x->host >= 0 ? &p->hosts[x->host] : NULL;
+        const char *task = tv.running ? "running" : tv.state[0] ? tv.state : "none";
+        int ready = h && h->ready;
+        v->running += tv.running;
+        if (tv.running && ready && w->seed < 0) { w->seed = k; status_view_seed(v, h->addr, x->port); }
+        if (!ready) w->lost = rc_catprintf(w->lost, "%s%s", sdslen(w->lost) ? ", " : "", x->name);
+        sds *row = &v->cell[v->nrows * 5], hd = swarm_host_desc(p, x->host);
+        row[0] = sdsnew(x->name);
+        row[1] = sdsnew(hd ? hd : "?");
+        row[2] = sdsnew(ready ? "ready" : "DOWN");
+        row[3] = sdsnew(task);
+        row[4] = rc_sprintf("%s:%d", h ? h->addr : "?", x->port);
+        sdsfree(hd);
+        sds js = rc_json_str(sdsnew("{\"name\":"), x->name);
+        js = rc_json_str(rc_cat(js, ",\"swarm_node\":"), h ? h->id : NULL);
+        js = rc_json_str(rc_cat(js, ",\"host\":"), h ? h->addr : NULL);
+        js = rc_json_str(rc_catprintf(js, ",\"host_ready\":%s,\"task\":", ready ? "true" : "false"), task);
+        v->json[v->nrows++] = rc_catprintf(js, ",\"port\":%d}", x->port);
+        for (int c = 0; c < 5; c++) if (!row[c]) return rc_fail_oom(d->rc);
+        if (!v->json[v->nrows - 1] || !w->lost) return rc_fail_oom(d->rc);
+    }
+    for (int h = 0; sdslen(w->lost) && h < p->nhosts; h++) {   /* the Swarm nodes that took them down */
+        int used = 0;
+        for (int k = 0; k < p->n; k++) used |= p->nodes[k].exists && p->nodes[k].host == h;
+        sds hd = used && !p->hosts[h].ready ? swarm_host_desc(p, h) : NULL;
+        if (hd) w->lost_hosts = rc_catprintf(w->lost_hosts, "%sSwarm node %s is down", sdslen(w->lost_hosts) ? "; " : "", hd);
+        sdsfree(hd);
+        if (!w->lost_hosts) return rc_fail_oom(d->rc);
+    }
+    return 0;
+}
+
+/* status on Swarm (a manager): the labelled services, one row each with its Swarm node,
+ * whether that is ready, its task and published address. Prints nothing. */
+static int swarm_status_view(struct docker *d, const struct up_opts *o, struct status_view *v) {
+    static const char *const head[] = { "SERVICE", "SWARM NODE", "HOST", "TASK", "ADDRESS" };
+    struct swarm_status *w = v->sw = calloc(1, sizeof *v->sw);
+    if (!w || !(w->lost = sdsempty()) || !(w->lost_hosts = sdsempty())) return rc_fail_oom(d->rc);
+    w->seed = -1;
+    w->p.o = o;
+    v->rows_key = "services";
+    v->swarm = 1;
+    json_value_s *svcs = NULL;
+    int ret = swarm_role(d, w->p.self_id) == 1 ? 0 : -1;
+    if (ret == 0) ret = swarm_list_hosts(d, &w->p);
+    if (ret == 0) ret = docker_list_by_label(d, "services", LABEL_CLUSTER, o->name, &svcs);
+    if (ret == 0 && !json_length(svcs))
+        ret = rc_fail(d->rc, "no Swarm cluster named '%s' (no services labelled %s=%s); create it with `rcluster up --swarm --name %s`",
+                      o->name, LABEL_CLUSTER, o->name, o->name);
+    if (ret == 0 && (swarm_status_nodes(&w->p, svcs) < 0 || status_view_alloc(v, (size_t)w->p.n, 5, head) < 0)) ret = rc_fail_oom(d->rc);
+    if (ret == 0) ret = swarm_status_rows(d, w, v);
+    json_free(svcs);
+    return ret;
+}
 
 /* What became of node x (on a lost Swarm node), as its peers see it. NULL: unknown. */
 static sds swarm_failover_note(const struct cview *v, const char *ip, int port) {
@@ -13041,148 +13279,54 @@ static sds swarm_failover_note(const struct cview *v, const char *ip, int port) 
     return NULL;
 }
 
-static void swarm_cells_free(sds *cell, size_t nrows) {
-    for (size_t i = 0; cell && i < nrows * 5; i++) sdsfree(cell[i]);
-    free(cell);
+/* "\n  NAME-2: was a master: ... FAILED OVER ..." for each node on a lost Swarm node,
+ * as the seed's CLUSTER NODES sees it; "" when it cannot tell; NULL on OOM. */
+static sds swarm_failover_notes(struct rc *rc, const struct swarm_status *w) {
+    const struct swarm_plan *p = &w->p;
+    const struct swarm_node *s = &p->nodes[w->seed];
+    struct rconn c;
+    sds text = NULL, notes = sdsempty();
+    if (rconn_open(rc, &c, p->hosts[s->host].addr, s->port) == 0) text = rconn_call_str(rc, &c, "CLUSTER NODES", "CLUSTER", "NODES", RESP_END);
+    rconn_free(&c);
+    struct cview v = { 0 };
+    if (text && cview_parse(text, sdslen(text), &v) == 0)
+        for (int k = 0; notes && k < p->n; k++) {
+            const struct swarm_node *x = &p->nodes[k];
+            if (!x->exists || x->host < 0 || p->hosts[x->host].ready) continue;
+            sds what = swarm_failover_note(&v, p->hosts[x->host].addr, x->port);
+            if (what) notes = rc_catprintf(notes, "\n  %s: %s", x->name, what);
+            sdsfree(what);
+        }
+    cview_free(&v);
+    sdsfree(text);
+    return notes;
 }
 
-static int swarm_status(struct rc *rc, const struct up_opts *o) {
-    struct docker d;
-    struct swarm_plan p;
-    memset(&p, 0, sizeof p);
-    p.o = o;
-    json_value_s *svcs = NULL;
-    docker_init_closed(&d, rc);
-    int ret = docker_open(rc, &d);
-    if (ret == 0) ret = swarm_role(&d, p.self_id) == 1 ? 0 : -1;
-    if (ret == 0) ret = swarm_list_hosts(&d, &p);
-    if (ret == 0) ret = docker_list_by_label(&d, "services", LABEL_CLUSTER, o->name, &svcs);
-    size_t ns = json_length(svcs);
-    if (ret == 0 && !ns)
-        ret = rc_fail(rc, "no Swarm cluster named '%s' (no services labelled %s=%s); create it with `rcluster up --swarm --name %s`",
-                      o->name, LABEL_CLUSTER, o->name, o->name);
-    if (ret < 0) goto out;
-    p.n = 0;   /* the highest node number among the services */
-    for (size_t k = 0; k < ns; k++) {
-        long i;
-        const char *nl = docker_label(json_get(json_at(svcs, k), "Spec"), LABEL_NODE);
-        if (nl && rc_parse_int(nl, 1, UP_MAX_NODES, &i) == 0 && i > p.n) p.n = (int)i;
+/* status's judge on Swarm: check from the seed (its report follows the table), then
+ * what is wrong: a lost host (and what became of its nodes), or no node to ask. 0
+ * healthy, 1 not (rc->err says why), -1 when nobody can be asked (no password). */
+static int swarm_status_judge(struct rc *rc, struct status_view *v, const char *name) {
+    struct swarm_status *w = v->sw;
+    int health = 1;
+    sds notes = NULL;
+    if (w->seed >= 0) {
+        health = swarm_check(rc, &w->p, w->seed, rc->json);
+        if (health < 0 && rc->err_kind == RC_ERR_AUTH)
+            return rc_fail_as(rc, RC_ERR_AUTH, "cluster '%s': its nodes refuse us without the password "
+                                               "(give it with --password-file F or RCLUSTER_PASSWORD)", name);
+        if (sdslen(w->lost)) notes = swarm_failover_notes(rc, w);
     }
-    p.nodes = calloc((size_t)p.n + 1, sizeof *p.nodes);
-    if (!p.nodes) { ret = rc_fail_oom(rc); goto out; }
-    for (int k = 0; k < p.n; k++) { p.nodes[k].i = k + 1; p.nodes[k].host = -1; }
-    for (size_t k = 0; k < ns; k++) {
-        const json_value_s *spec = json_get(json_at(svcs, k), "Spec");
-        const char *nl = docker_label(spec, LABEL_NODE), *nm = json_string(json_get(spec, "Name"));
-        long i;
-        if (!nl || !nm || rc_parse_int(nl, 1, p.n, &i) < 0) continue;
-        struct swarm_node *x = &p.nodes[i - 1];
-        x->exists = 1;
-        snprintf(x->name, sizeof x->name, "%s", nm);
-        x->host = swarm_host_index(&p, docker_label(spec, LABEL_SWARM_NODE));
-        x->port = (int)json_number(json_get(json_at(json_get(json_get(spec, "EndpointSpec"), "Ports"), 0), "PublishedPort"), 0);
-        p.container |= docker_label(spec, LABEL_ANNOUNCE) != NULL;
-    }
-    sds js = rc->json ? rc_cat(rc_json_str(sdsnew("{\"name\":"), o->name), ",\"swarm\":true,\"services\":[") : NULL;
-    static const char *const head[5] = { "SERVICE", "SWARM NODE", "HOST", "TASK", "ADDRESS" };
-    sds *cell = calloc((size_t)p.n * 5 + 1, sizeof *cell);
-    size_t nrows = 0;
-    if (!cell) { sdsfree(js); ret = rc_fail_oom(rc); goto out; }
-    int running = 0, seed = -1;
-    sds lost = sdsempty();
-    for (int k = 0; k < p.n; k++) {
-        struct swarm_node *x = &p.nodes[k];
-        if (!x->exists) continue;
-        struct swarm_task_view tv;
-        if (swarm_read_tasks(&d, &p, x, &tv) < 0) { sdsfree(js); sdsfree(lost); swarm_cells_free(cell, nrows); ret = -1; goto out; }
-        const struct swarm_host *h = x->host >= 0 ? &p.hosts[x->host] : NULL;
-        sds hd = swarm_host_desc(&p, x->host);
-        const char *task = tv.running ? "running" : tv.state[0] ? tv.state : "none";
-        running += tv.running;
-        if (tv.running && h && h->ready && seed < 0) seed = k;
-        if (!h || !h->ready) lost = rc_catprintf(lost, "%s%s", sdslen(lost) ? ", " : "", x->name);
-        if (!rc->json) {
-            sds *row = &cell[nrows++ * 5];
-            row[0] = sdsnew(x->name);
-            row[1] = sdsnew(hd ? hd : "?");
-            row[2] = sdsnew(h && h->ready ? "ready" : "DOWN");
-            row[3] = sdsnew(task);
-            row[4] = rc_sprintf("%s:%d", h ? h->addr : "?", x->port);
-        } else {
-            js = rc_json_str(rc_cat(js, k && sdslen(js) && js[sdslen(js) - 1] != '[' ? ",{\"name\":" : "{\"name\":"), x->name);
-            js = rc_json_str(rc_cat(js, ",\"swarm_node\":"), h ? h->id : NULL);
-            js = rc_json_str(rc_cat(js, ",\"host\":"), h ? h->addr : NULL);
-            js = rc_catprintf(js, ",\"host_ready\":%s,\"task\":\"%s\",\"port\":%d}", h && h->ready ? "true" : "false", task, x->port);
-        }
-        sdsfree(hd);
-        sdsfree(tv.err);
-    }
-    if (!rc->json) {
-        sds table = text_table(5, head, cell, nrows);
-        if (table) fputs(table, stdout);
-        sdsfree(table);
-    }
-    swarm_cells_free(cell, nrows);
-    int health = 1, cannot_ask = 0;
-    sds notes = sdsempty();
-    if (seed >= 0) {
-        const char *sip = p.hosts[p.nodes[seed].host].addr;
-        if (!rc->json) printf("\n");
-        health = swarm_check(rc, &p, seed, rc->json);
-        cannot_ask = health < 0 && rc->err_kind == RC_ERR_AUTH;   /* exit 1 (cannot tell), not 3 */
-        struct rconn c;
-        sds text = lost && sdslen(lost) && rconn_open(rc, &c, sip, p.nodes[seed].port) == 0
-                 ? rconn_call_str(rc, &c, "CLUSTER NODES", "CLUSTER", "NODES", RESP_END) : NULL;
-        if (lost && sdslen(lost)) rconn_free(&c);
-        struct cview v = { 0 };
-        if (text && cview_parse(text, sdslen(text), &v) == 0)
-            for (int k = 0; notes && k < p.n; k++) {
-                struct swarm_node *x = &p.nodes[k];
-                if (!x->exists || (x->host >= 0 && p.hosts[x->host].ready) || x->host < 0) continue;
-                sds what = swarm_failover_note(&v, p.hosts[x->host].addr, x->port);
-                if (what) notes = rc_catprintf(notes, "\n  %s: %s", x->name, what);
-                sdsfree(what);
-            }
-        cview_free(&v);
-        sdsfree(text);
-    }
-    if (lost && sdslen(lost)) {
-        sds hosts = sdsempty();
-        for (int h = 0; hosts && p.hosts && h < p.nhosts; h++) {
-            int used = 0;
-            for (int k = 0; k < p.n; k++) used |= p.nodes[k].exists && p.nodes[k].host == h;
-            sds hd = used && !p.hosts[h].ready ? swarm_host_desc(&p, h) : NULL;
-            if (hd) hosts = rc_catprintf(hosts, "%sSwarm node %s is down", sdslen(hosts) ? "; " : "", hd);
-            sdsfree(hd);
-        }
-        rc_fail(rc, "cluster '%s': lost host: %s; its Redis nodes %s are lost with it%s%s", o->name,
-                hosts && sdslen(hosts) ? hosts : "a Swarm node that held a node is gone", lost,
+    if (sdslen(w->lost)) {
+        rc_fail(rc, "cluster '%s': lost host: %s; its Redis nodes %s are lost with it%s%s", name,
+                sdslen(w->lost_hosts) ? w->lost_hosts : "a Swarm node that held a node is gone", w->lost,
                 notes && sdslen(notes) ? "; as the cluster sees them:" : "", notes ? notes : "");
-        sdsfree(hosts);
         health = 1;
-    } else if (seed < 0) {
-        rc_fail(rc, "cluster '%s': no task runs on a Swarm node that is up", o->name);
+    } else if (w->seed < 0) {
+        rc_fail(rc, "cluster '%s': no task runs on a Swarm node that is up", name);
         health = 1;
     }
-    if (rc->json) {
-        js = rc_catprintf(js, "],\"running\":%d,\"ok\":%s,\"healthy\":%s", running, health == 0 ? "true" : "false",
-                          health == 0 ? "true" : "false");
-        if (health != 0) js = rc_json_str(rc_cat(js, ",\"problem\":"), rc->err);
-        js = rc_cat(js, "}");
-        if (js) rc_json_out(rc, js);
-        else rc_fail_oom(rc);
-    }
-    sdsfree(js);
-    sdsfree(lost);
     sdsfree(notes);
-    ret = health == 0 ? 0 : cannot_ask ? rc_fail_as(rc, RC_ERR_AUTH, "cluster '%s': its nodes refuse us without the password "
-                                                    "(give it with --password-file F or RCLUSTER_PASSWORD)", o->name) : rc_fail_unhealthy(rc);
-out:
-    json_free(svcs);
-    free(p.hosts);
-    free(p.nodes);
-    docker_free(&d);
-    return ret;
+    return health == 0 ? 0 : 1;
 }
 
 /* ====================================================================== */
@@ -17191,6 +17335,8 @@ static const struct placement placement_docker = {
     .scale_inspect = scale_containers_inspect, .scale_add = scale_containers_add,
     .scale_remove = scale_containers_remove, .scale_record = scale_containers_record,
     .update_plan = update_docker_plan,
+    .down_inspect = down_containers_inspect, .down_remove = down_containers_remove, .down_purge = down_containers_purge,
+    .status_view = status_containers_view, .status_judge = status_containers_judge,
 };
 
 static const struct placement placement_swarm = {
@@ -17198,6 +17344,8 @@ static const struct placement placement_swarm = {
     .scale_inspect = swarm_scale_inspect, .scale_add = swarm_scale_add,
     .scale_remove = swarm_scale_remove, .scale_record = swarm_scale_record,
     .update_plan = update_swarm_plan,
+    .down_inspect = swarm_down_inspect, .down_remove = swarm_down_remove, .down_purge = swarm_down_purge,
+    .status_view = swarm_status_view, .status_judge = swarm_status_judge,
 };
 
 static const struct placement *placement_of(int swarm) { return swarm ? &placement_swarm : &placement_docker; }

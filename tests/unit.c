@@ -2475,7 +2475,8 @@ static void test_status_table(void) {
         "{\"IP\":\"127.0.0.1\",\"PrivatePort\":16379,\"PublicPort\":16372}]}]";
     json_value_s *doc = json_parse(rows, sizeof rows - 1, NULL);
     const json_value_s *v[2] = { json_at(doc, 0), json_at(doc, 1) };
-    sds t = doc ? status_table(v, 2) : NULL;
+    struct status_view sv = { 0 };
+    sds t = doc && status_containers_rows(&sv, v, 2) == 0 ? status_text(&sv) : NULL;
     CHECK("status.table.built", t != NULL);
     if (t) {
         char *l1 = t, *l2 = strchr(l1, '\n') + 1, *l3 = strchr(l2, '\n') + 1;
@@ -2486,9 +2487,41 @@ static void test_status_table(void) {
         CHECKF("status.table.ports-by-container-port", strstr(l2, "127.0.0.1:6371->6379, 127.0.0.1:16371->16379\n") != NULL, "%s", l2);
     }
     sdsfree(t);
+    status_view_free(&sv);
     json_free(doc);
 }
 
+
+/* status's report: the Docker document names the server and mid_update; the Swarm one
+ * says "swarm":true and has neither (as the tests and README expect); the problem only
+ * when unhealthy; the text ends with a blank line when the judge's report follows. */
+static void test_status_report(void) {
+    static const char *const head[] = { "A", "B" };
+    struct status_view v = { 0 };
+    int ok = status_view_alloc(&v, 1, 2, head) == 0;
+    if (ok) {
+        v.cell[0] = sdsnew("x-1"); v.cell[1] = sdsnew("running");
+        v.json[0] = sdsnew("{\"name\":\"x-1\"}");
+        v.nrows = 1; v.running = 1; v.rows_key = "containers";
+        v.mid_update = sdsnew("Mid-update: 1 node(s) run a, the others b");
+    }
+    sds d = ok ? status_json(&v, "x", 1, "down") : NULL;
+    CHECKF("status.json.docker", d && !strcmp(d, "{\"name\":\"x\",\"containers\":[{\"name\":\"x-1\"}],\"running\":1,\"ok\":false,"
+           "\"healthy\":false,\"server\":null,\"mid_update\":\"Mid-update: 1 node(s) run a, the others b\",\"problem\":\"down\"}"), "%s", d);
+    sds t = ok ? status_text(&v) : NULL;
+    CHECKF("status.text.mid-update", t && !strcmp(t, "A    B\nx-1  running\n\nMid-update: 1 node(s) run a, the others b\n"), "%s", t);
+    sdsfree(d);
+    sdsfree(t);
+    v.swarm = 1; v.rows_key = "services"; v.seed_port = 7000;
+    d = ok ? status_json(&v, "x", 0, "ignored") : NULL;
+    CHECKF("status.json.swarm", d && !strcmp(d, "{\"name\":\"x\",\"swarm\":true,\"services\":[{\"name\":\"x-1\"}],\"running\":1,"
+           "\"ok\":true,\"healthy\":true}"), "%s", d);
+    t = ok ? status_text(&v) : NULL;
+    CHECKF("status.text.seed-blank-line", t && sdslen(t) > 2 && !strcmp(t + sdslen(t) - 2, "\n\n"), "%s", t);
+    sdsfree(d);
+    sdsfree(t);
+    status_view_free(&v);
+}
 
 static int unit_emit(void *ctx, const unsigned char *p, size_t n) {
     sds *s = ctx;
@@ -2808,6 +2841,7 @@ static void test_data(void) {
 
 int main(void) {
     test_status_table();
+    test_status_report();
     test_resp_valid();
     test_resp_values();
     test_resp_multi();
