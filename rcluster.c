@@ -7695,6 +7695,7 @@ static int addnode_make_plan(struct session *s, const struct day2_opts *o, struc
         if (p->master < 0) return o->master_id ? -1 : rc_fail(rc, "add-node: no reachable master with slots to replicate");
     }
     if (addnode_probe(s, &p->na) < 0) return -1;
+    if (!s->nodes || s->n < 1) return rc_fail(rc, "add-node: %s:%d did not join the session", p->na.ip, p->na.port);
     p->nx = s->n - 1;
     const struct snode *x = &s->nodes[p->nx], *m = p->master >= 0 ? &s->nodes[p->master] : NULL;
     if (m) rc_progress(rc, "Plan: add %s:%d as a replica of %s:%d (%.40s)", x->ip, x->port, m->ip, m->port, m->id);
@@ -11242,7 +11243,7 @@ static int scale_preflight(struct scale_run *r) {
 /* Session members -> node numbers; a member that is none of ours is refused. */
 static int scale_map_roles(struct scale_run *r) {
     struct session *s = &r->s;
-    if (!(r->roles = calloc((size_t)r->nmax, sizeof *r->roles)) || !(r->sidx = malloc((size_t)r->nmax * sizeof *r->sidx))) return rc_fail_oom(r->rc);
+    if (!(r->roles = calloc((size_t)r->nmax, sizeof *r->roles)) || !(r->sidx = calloc((size_t)r->nmax, sizeof *r->sidx))) return rc_fail_oom(r->rc);
     for (int k = 0; k < r->nmax; k++) r->sidx[k] = -1;
     for (int i = 0; i < s->n; i++) {
         int found = -1;
