@@ -696,16 +696,21 @@ static int net_connect_unix(struct rc *rc, const char *path, int timeout_ms) {
     return fd;
 }
 
-/* Resolve host (name or IPv4/IPv6 literal) to a numeric address string. */
+/* Resolve host (name or IPv4/IPv6 literal) to a numeric address string (an IPv6 scope
+ * as "%N"). inet_ntop(3), not getnameinfo(3): that one links a reverse-DNS client too. */
 static int net_resolve(struct rc *rc, const char *host, char *out, size_t outlen) {
     struct addrinfo hints, *res = NULL;
     memset(&hints, 0, sizeof hints);
     hints.ai_socktype = SOCK_STREAM;
     int e = getaddrinfo(host, NULL, &hints, &res);
     if (e != 0 || !res) return rc_fail(rc, "resolving %s: %s", host, e ? gai_strerror(e) : "no address");
-    int ok = getnameinfo(res->ai_addr, res->ai_addrlen, out, (socklen_t)outlen, NULL, 0, NI_NUMERICHOST);
+    const struct sockaddr_in6 *v6 = res->ai_family == AF_INET6 ? (const void *)res->ai_addr : NULL;
+    const void *bin = v6 ? (const void *)&v6->sin6_addr : (const void *)&((const struct sockaddr_in *)(const void *)res->ai_addr)->sin_addr;
+    int ok = inet_ntop(res->ai_family, bin, out, (socklen_t)outlen) != NULL;
+    size_t n = ok ? strlen(out) : 0;
+    if (ok && v6 && v6->sin6_scope_id) ok = snprintf(out + n, outlen - n, "%%%u", (unsigned)v6->sin6_scope_id) < (int)(outlen - n);
     freeaddrinfo(res);
-    if (ok != 0) return rc_fail(rc, "resolving %s: %s", host, gai_strerror(ok));
+    if (!ok) return rc_fail(rc, "resolving %s: the address does not fit in %zu bytes", host, outlen);
     return 0;
 }
 

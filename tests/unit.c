@@ -699,6 +699,20 @@ static void test_basics(void) {
                              !strcmp(rc.err, "w: 100%"));
     errno = ENOENT;
     CHECK("err.errno", rc_fail_errno(&rc, "open x") == -1 && !strcmp(rc.err, "open x: No such file or directory"));
+
+    /* net_resolve: numeric text as inet_ntop writes it; an IPv6 scope as a number */
+    static const struct { const char *host, *want; } lits[] = {
+        { "127.0.0.1", "127.0.0.1" }, { "10.60.0.7", "10.60.0.7" }, { "::1", "::1" },
+        { "2001:DB8:0:0:0:0:0:1", "2001:db8::1" }, { "::ffff:10.0.0.1", "::ffff:10.0.0.1" }, { "fe80::1%1", "fe80::1%1" },
+    };
+    char ipbuf[64];
+    for (size_t i = 0; i < sizeof lits / sizeof lits[0]; i++) {
+        int r = net_resolve(&rc, lits[i].host, ipbuf, sizeof ipbuf);
+        CHECKF(nm("resolve.literal.%s", lits[i].host), r == 0 && !strcmp(ipbuf, lits[i].want), "r=%d '%s'", r, r == 0 ? ipbuf : rc.err);
+    }
+    int lr = net_resolve(&rc, "localhost", ipbuf, sizeof ipbuf);
+    CHECKF("resolve.name.localhost", lr == 0 && (!strcmp(ipbuf, "127.0.0.1") || !strcmp(ipbuf, "::1")), "r=%d '%s'", lr, lr == 0 ? ipbuf : rc.err);
+    CHECKF("resolve.too-small", net_resolve(&rc, "2001:db8::1", ipbuf, 8) == -1 && strstr(rc.err, "does not fit"), "'%s'", rc.err);
     sdsfree(rc.err);
 
     const char *info = "# Server\r\nredis_version:7.2.4\r\nredis_mode:cluster\r\nrole:master\r\nxrole:no\r\n"
