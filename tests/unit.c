@@ -647,6 +647,22 @@ static void test_basics(void) {
         else CHECKF(nm("parse_int.bad.'%s'", ints[i].s), r == -1 && v == 12345, "r=%d v=%ld", r, v);
     }
     CHECK("parse_int.null", rc_parse_int(NULL, 0, 1, &v) == -1);
+    static const struct { const char *s; double lo, hi; int ok; double want; } nums[] = {
+        { "30", 0, 86400, 1, 30 }, { "0.5", 0, 86400, 1, 0.5 }, { "2e3", 0, 86400, 1, 2000 }, { "86400", 0, 86400, 1, 86400 },
+        { "0", 0, 1, 1, 0 }, { "-0.25", -1, 1, 1, -0.25 }, { "1.5E+1", 0, 100, 1, 15 }, { "86401", 0, 86400, 0, 0 },
+        { "-1", 0, 10, 0, 0 }, { ".5", 0, 10, 0, 0 }, { "5.", 0, 10, 0, 0 }, { "+5", 0, 10, 0, 0 }, { " 5", 0, 10, 0, 0 },
+        { "5 ", 0, 10, 0, 0 }, { "5\n", 0, 10, 0, 0 }, { "0x10", 0, 100, 0, 0 }, { "inf", 0, 1e300, 0, 0 }, { "nan", 0, 10, 0, 0 },
+        { "", 0, 10, 0, 0 }, { "1e400", 0, 1e300, 0, 0 }, { "1,5", 0, 10, 0, 0 }, { "5s", 0, 10, 0, 0 }, { "05", 0, 10, 0, 0 },
+        { "[5]", 0, 10, 0, 0 }, { "\"5\"", 0, 10, 0, 0 },
+    };
+    for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) {
+        double d = 12345;
+        int r = rc_parse_number(nums[i].s, nums[i].lo, nums[i].hi, &d);
+        if (nums[i].ok) CHECKF(nm("parse_number.ok.'%s'", nums[i].s), r == 0 && d == nums[i].want, "r=%d d=%g", r, d);
+        else CHECKF(nm("parse_number.bad.'%s'", nums[i].s), r == -1 && d == 12345, "r=%d d=%g", r, d);
+    }
+    double dn = 7;
+    CHECK("parse_number.null", rc_parse_number(NULL, 0, 1, &dn) == -1 && dn == 7);
 
     struct rc rc;
     memset(&rc, 0, sizeof rc);
