@@ -145,7 +145,7 @@ static void test_number_conversion(void) {
     for (int i = 0; i < 200000; i++) {
         char text[64];
         seed = seed * 1103515245u + 12345u;
-        unsigned long long m = ((unsigned long long)seed << 32) ^ (seed * 2654435761u);
+        unsigned long long m = ((unsigned long long)seed << 32) ^ (unsigned long long)(seed * 2654435761u);
         int digits = (int)(seed >> 8) % 20 + 1, e = (int)((seed >> 16) % 640) - 330;
         char md[32];
         snprintf(md, sizeof md, "%llu", m);
