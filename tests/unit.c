@@ -647,6 +647,22 @@ static void test_basics(void) {
         else CHECKF(nm("parse_int.bad.'%s'", ints[i].s), r == -1 && v == 12345, "r=%d v=%ld", r, v);
     }
     CHECK("parse_int.null", rc_parse_int(NULL, 0, 1, &v) == -1);
+    static const struct { const char *s; double lo, hi; int ok; double want; } nums[] = {
+        { "30", 0, 86400, 1, 30 }, { "0.5", 0, 86400, 1, 0.5 }, { "2e3", 0, 86400, 1, 2000 }, { "86400", 0, 86400, 1, 86400 },
+        { "0", 0, 1, 1, 0 }, { "-0.25", -1, 1, 1, -0.25 }, { "1.5E+1", 0, 100, 1, 15 }, { "86401", 0, 86400, 0, 0 },
+        { "-1", 0, 10, 0, 0 }, { ".5", 0, 10, 0, 0 }, { "5.", 0, 10, 0, 0 }, { "+5", 0, 10, 0, 0 }, { " 5", 0, 10, 0, 0 },
+        { "5 ", 0, 10, 0, 0 }, { "5\n", 0, 10, 0, 0 }, { "0x10", 0, 100, 0, 0 }, { "inf", 0, 1e300, 0, 0 }, { "nan", 0, 10, 0, 0 },
+        { "", 0, 10, 0, 0 }, { "1e400", 0, 1e300, 0, 0 }, { "1,5", 0, 10, 0, 0 }, { "5s", 0, 10, 0, 0 }, { "05", 0, 10, 0, 0 },
+        { "[5]", 0, 10, 0, 0 }, { "\"5\"", 0, 10, 0, 0 },
+    };
+    for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) {
+        double d = 12345;
+        int r = rc_parse_number(nums[i].s, nums[i].lo, nums[i].hi, &d);
+        if (nums[i].ok) CHECKF(nm("parse_number.ok.'%s'", nums[i].s), r == 0 && d == nums[i].want, "r=%d d=%g", r, d);
+        else CHECKF(nm("parse_number.bad.'%s'", nums[i].s), r == -1 && d == 12345, "r=%d d=%g", r, d);
+    }
+    double dn = 7;
+    CHECK("parse_number.null", rc_parse_number(NULL, 0, 1, &dn) == -1 && dn == 7);
 
     struct rc rc;
     memset(&rc, 0, sizeof rc);
@@ -699,6 +715,20 @@ static void test_basics(void) {
                              !strcmp(rc.err, "w: 100%"));
     errno = ENOENT;
     CHECK("err.errno", rc_fail_errno(&rc, "open x") == -1 && !strcmp(rc.err, "open x: No such file or directory"));
+
+    /* net_resolve: numeric text as inet_ntop writes it; an IPv6 scope as a number */
+    static const struct { const char *host, *want; } lits[] = {
+        { "127.0.0.1", "127.0.0.1" }, { "10.60.0.7", "10.60.0.7" }, { "::1", "::1" },
+        { "2001:DB8:0:0:0:0:0:1", "2001:db8::1" }, { "::ffff:10.0.0.1", "::ffff:10.0.0.1" }, { "fe80::1%1", "fe80::1%1" },
+    };
+    char ipbuf[64];
+    for (size_t i = 0; i < sizeof lits / sizeof lits[0]; i++) {
+        int r = net_resolve(&rc, lits[i].host, ipbuf, sizeof ipbuf);
+        CHECKF(nm("resolve.literal.%s", lits[i].host), r == 0 && !strcmp(ipbuf, lits[i].want), "r=%d '%s'", r, r == 0 ? ipbuf : rc.err);
+    }
+    int lr = net_resolve(&rc, "localhost", ipbuf, sizeof ipbuf);
+    CHECKF("resolve.name.localhost", lr == 0 && (!strcmp(ipbuf, "127.0.0.1") || !strcmp(ipbuf, "::1")), "r=%d '%s'", lr, lr == 0 ? ipbuf : rc.err);
+    CHECKF("resolve.too-small", net_resolve(&rc, "2001:db8::1", ipbuf, 8) == -1 && strstr(rc.err, "does not fit"), "'%s'", rc.err);
     sdsfree(rc.err);
 
     const char *info = "# Server\r\nredis_version:7.2.4\r\nredis_mode:cluster\r\nrole:master\r\nxrole:no\r\n"
