@@ -105,7 +105,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <ifaddrs.h>
 #include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -4034,7 +4033,7 @@ static int mover_lane_budget(int n) {
     if (getrlimit(RLIMIT_NOFILE, &rl) < 0) return 1;
     if (rl.rlim_cur < rl.rlim_max) {
         rlim_t want = rl.rlim_max > 65536 ? 65536 : rl.rlim_max;
-        if (want > rl.rlim_cur) { rl.rlim_cur = want; if (setrlimit(RLIMIT_NOFILE, &rl) < 0) getrlimit(RLIMIT_NOFILE, &rl); }
+        if (want > rl.rlim_cur) { rl.rlim_cur = want; if (prlimit(0, RLIMIT_NOFILE, &rl, NULL) < 0) getrlimit(RLIMIT_NOFILE, &rl); }
     }
     long spare = (long)(rl.rlim_cur > 1000000 ? 1000000 : rl.rlim_cur) - n - 64;
     long per = n > 0 ? spare / n : MOVER_LANES;
@@ -5258,36 +5257,34 @@ static sds engine_describe_level(const struct enode *x, int level) {
     return what;
 }
 
-/* CPUs this process may use (its affinity mask: taskset, cpusets), else those online. */
+/* CPUs this process may use (its affinity mask: taskset, cpusets); 1 when it cannot
+ * tell (formation then starts at a calm level). */
 static int host_cpu_count(void) {
     cpu_set_t set;
-    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) return CPU_COUNT(&set);
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n > 0 ? (int)n : 1;
+    return sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0 ? CPU_COUNT(&set) : 1;
 }
 
-/* Whether a numeric address is this host's: loopback, or an address of an interface. */
-static int ip_is_local(const char *ip, const struct ifaddrs *ifs) {
+/* Whether a numeric address is this host's: loopback, or one a socket can bind to
+ * (an address of an interface; getifaddrs(3) would link a netlink client). */
+static int ip_is_local(const char *ip) {
     if (!strncmp(ip, "127.", 4) || !strcmp(ip, "::1")) return 1;
-    for (const struct ifaddrs *i = ifs; i; i = i->ifa_next) {
-        char buf[INET6_ADDRSTRLEN];
-        if (!i->ifa_addr) continue;
-        int fam = i->ifa_addr->sa_family;
-        const void *src = fam == AF_INET ? (const void *)&((const struct sockaddr_in *)(const void *)i->ifa_addr)->sin_addr
-                        : fam == AF_INET6 ? (const void *)&((const struct sockaddr_in6 *)(const void *)i->ifa_addr)->sin6_addr : NULL;
-        if (src && inet_ntop(fam, src, buf, sizeof buf) && !strcmp(buf, ip)) return 1;
-    }
-    return 0;
+    struct sockaddr_in a4 = { .sin_family = AF_INET };
+    struct sockaddr_in6 a6 = { .sin6_family = AF_INET6 };
+    int v6 = inet_pton(AF_INET, ip, &a4.sin_addr) != 1;
+    if (v6 && inet_pton(AF_INET6, ip, &a6.sin6_addr) != 1) return 0;
+    int fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return 0;
+    int ok = v6 ? bind(fd, (const struct sockaddr *)(const void *)&a6, sizeof a6) == 0
+                : bind(fd, (const struct sockaddr *)(const void *)&a4, sizeof a4) == 0;
+    close(fd);
+    return ok;
 }
 
 /* The cores of the host the nodes run on when every node runs on this one, else 0:
  * rcluster cannot see a remote host's cores and relies on strain alone there. */
 static int form_host_cores(const struct addr *a, int n) {
-    struct ifaddrs *ifs = NULL;
-    if (getifaddrs(&ifs) < 0) ifs = NULL;
     int local = 1;
-    for (int i = 0; i < n && local; i++) local = ip_is_local(a[i].ip, ifs);
-    if (ifs) freeifaddrs(ifs);
+    for (int i = 0; i < n && local; i++) local = ip_is_local(a[i].ip);
     return local ? host_cpu_count() : 0;
 }
 
@@ -7037,11 +7034,9 @@ static void day2_opts_init(struct day2_opts *o) {
 /* One --weight ID=W into o->weights (the ID is resolved later, against the session). */
 static int day2_parse_weight(struct rc *rc, struct day2_opts *o, const char *arg) {
     const char *eq = strchr(arg, '=');
-    char *end;
+    double w;
     if (!eq || eq == arg) return rc_fail(rc, "--weight: expected ID=WEIGHT, got '%s'", arg);
-    errno = 0;
-    double w = strtod(eq + 1, &end);
-    if (errno || *end || end == eq + 1 || !(w >= 0 && w <= 1e6)) return rc_fail(rc, "--weight: expected ID=WEIGHT with WEIGHT >= 0, got '%s'", arg);
+    if (rc_parse_number(eq + 1, 0, 1e6, &w) < 0) return rc_fail(rc, "--weight: expected ID=WEIGHT with WEIGHT >= 0, got '%s'", arg);
     if (o->nweights == DAY2_MAX_WEIGHTS) return rc_fail(rc, "--weight: at most %d weights", DAY2_MAX_WEIGHTS);
     o->weights[o->nweights].spec = arg;
     o->weights[o->nweights++].w = w;
@@ -7053,7 +7048,6 @@ static int day2_parse_weight(struct rc *rc, struct day2_opts *o, const char *arg
 static int day2_on_opt(struct rc *rc, int opt, const char *arg, void *ctx) {
     struct day2_opts *o = ctx;
     long v;
-    char *end;
     switch (opt) {
     case OPT_D2_FROM: o->from = arg; return 0;
     case OPT_D2_TO: o->to = arg; return 0;
@@ -7077,9 +7071,7 @@ static int day2_on_opt(struct rc *rc, int opt, const char *arg, void *ctx) {
     case OPT_D2_MULTI: o->multi_owners = 1; return 0;
     case OPT_D2_EMPTY: o->use_empty = 1; return 0;
     case OPT_D2_THRESHOLD:
-        errno = 0;
-        o->threshold = strtod(arg, &end);
-        if (errno || *end || end == arg || !(o->threshold >= 0 && o->threshold <= 1e6)) return rc_fail(rc, "--threshold: expected a percentage from 0 (redis-cli's default is 2), got '%s'", arg);
+        if (rc_parse_number(arg, 0, 1e6, &o->threshold) < 0) return rc_fail(rc, "--threshold: expected a percentage from 0 (redis-cli's default is 2), got '%s'", arg);
         return 0;
     case OPT_D2_SIMULATE: o->simulate = 1; return 0;
     case OPT_D2_REPLICA: o->replica = 1; return 0;
@@ -13482,8 +13474,12 @@ static void crc64_tab_init(struct crc64_tab *c) {
 static uint64_t crc64_jones_fast(const struct crc64_tab *c, uint64_t crc, const void *data, size_t len) {
     const unsigned char *p = data;
     for (; len >= 8; p += 8, len -= 8) {
-        uint64_t v = crc;
-        for (int i = 0; i < 8; i++) v ^= (uint64_t)p[i] << (8 * i);
+        uint64_t w;
+        memcpy(&w, p, 8);   /* one load; -Oz would keep a byte loop */
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+        w = __builtin_bswap64(w);
+#endif
+        uint64_t v = crc ^ w;
         crc = c->t[7][v & 0xff] ^ c->t[6][(v >> 8) & 0xff] ^ c->t[5][(v >> 16) & 0xff] ^ c->t[4][(v >> 24) & 0xff] ^
               c->t[3][(v >> 32) & 0xff] ^ c->t[2][(v >> 40) & 0xff] ^ c->t[1][(v >> 48) & 0xff] ^ c->t[0][v >> 56];
     }

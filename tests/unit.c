@@ -2121,6 +2121,9 @@ static void test_form_start_level(void) {
     CHECK("form.start.200-on-16", form_start_level(200, 16) == 0);
     CHECK("form.start.local", form_host_cores(&(struct addr){ .ip = "127.0.0.1" }, 1) == host_cpu_count());
     CHECK("form.start.remote", form_host_cores(&(struct addr){ .ip = "192.0.2.1" }, 1) == 0);
+    CHECK("form.local.loopback", ip_is_local("127.0.0.5") && ip_is_local("::1"));
+    CHECK("form.local.not-ours", !ip_is_local("192.0.2.1") && !ip_is_local("2001:db8::1"));
+    CHECK("form.local.not-an-address", !ip_is_local("redis-1") && !ip_is_local(""));
 }
 
 /* --swarm: bodies, the conf/secret split, placement and what redundancy a layout loses. */
