@@ -17910,13 +17910,30 @@ static const char image_passwd[] = "root:x:0:0:root:/root:/sbin/nologin\nredis:x
                                    "valkey:x:999:999:valkey:/data:/sbin/nologin\n";
 static const char image_group[] = "root:x:0:\nredis:x:999:\nvalkey:x:999:\n";
 
-/* "valkey" when the binary is Valkey's (its real name says so: Valkey installs
+/* Where PATH's chain of symbolic links ends (at most 16 links; a relative target is
+ * taken from the link's directory); NULL on OOM. */
+static sds image_link_target(const char *path) {
+    sds cur = sdsnew(path);
+    for (int hop = 0; cur && hop < 16; hop++) {
+        char buf[PATH_MAX];
+        ssize_t n = readlink(cur, buf, sizeof buf - 1);
+        if (n <= 0) break;
+        buf[n] = 0;
+        const char *slash = strrchr(cur, '/');
+        sds next = buf[0] == '/' || !slash ? sdsnew(buf) : rc_sprintf("%.*s/%s", (int)(slash - cur), cur, buf);
+        sdsfree(cur);
+        cur = next;
+    }
+    return cur;
+}
+
+/* "valkey" when the binary is Valkey's (the file it links to says so: Valkey installs
  * redis-server as a link to valkey-server), else "redis". */
 static const char *image_server_of(const char *binary) {
-    char *real = realpath(binary, NULL);
+    sds real = image_link_target(binary);
     const char *path = real ? real : binary, *base = strrchr(path, '/');
     int valkey = strstr(base ? base + 1 : path, "valkey") != NULL;
-    free(real);
+    sdsfree(real);
     return valkey ? "valkey" : "redis";
 }
 

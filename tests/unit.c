@@ -2124,6 +2124,18 @@ static void test_form_start_level(void) {
     CHECK("form.local.loopback", ip_is_local("127.0.0.5") && ip_is_local("::1"));
     CHECK("form.local.not-ours", !ip_is_local("192.0.2.1") && !ip_is_local("2001:db8::1"));
     CHECK("form.local.not-an-address", !ip_is_local("redis-1") && !ip_is_local(""));
+    {   /* image_server_of follows a chain of links, relative and absolute */
+        char dir[] = "/tmp/rcluster-unit-linkXXXXXX";
+        int made = mkdtemp(dir) != NULL;
+        sds vk = rc_sprintf("%s/valkey-server", dir), rs = rc_sprintf("%s/redis-server", dir), l2 = rc_sprintf("%s/l2", dir);
+        int fd = made ? open(vk, O_CREAT | O_WRONLY, 0600) : -1;
+        if (fd >= 0) close(fd);
+        int ok = fd >= 0 && symlink("valkey-server", rs) == 0 && symlink(rs, l2) == 0;
+        CHECK("image.server-of.links", ok && !strcmp(image_server_of(l2), "valkey") && !strcmp(image_server_of(rs), "valkey"));
+        CHECK("image.server-of.plain", !strcmp(image_server_of("/nonexistent/redis-server"), "redis"));
+        unlink(l2); unlink(rs); unlink(vk); rmdir(dir);
+        sdsfree(vk); sdsfree(rs); sdsfree(l2);
+    }
 }
 
 /* --swarm: bodies, the conf/secret split, placement and what redundancy a layout loses. */
