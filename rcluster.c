@@ -38,18 +38,18 @@
  *     policy, poll/judge/act) and check    AUTH, PING, INFO, DBSIZE, CONFIG GET/SET/REWRITE,
  *                                          CLUSTER FAILOVER (update), EVAL (import's move),
  *                                          CLUSTER INFO|NODES|SLOTS|MYID|MEET|ADDSLOTS|
- * 7b. Day-2 commands: info, call,          ADDSLOTSRANGE|SET-CONFIG-EPOCH|REPLICATE|
- *     add-node, del-node, reshard,         SETSLOT (IMPORTING|MIGRATING|NODE|STABLE)|
- *     rebalance, fix, set-timeout          GETKEYSINSLOT|COUNTKEYSINSLOT|FORGET|RESET [HARD]|
+ * 7b. Shared by the commands on running    ADDSLOTSRANGE|SET-CONFIG-EPOCH|REPLICATE|
+ *     nodes: node specs, preflight,        SETSLOT (IMPORTING|MIGRATING|NODE|STABLE)|
+ *     waits for the cluster to settle      GETKEYSINSLOT|COUNTKEYSINSLOT|FORGET|RESET [HARD]|
  *  8. Node configs and data layout         DELSLOTS|BUMPEPOCH,
  *                                          atomic slot migration (section 7, the mover):
- *                                          Valkey >= 9.0: CLUSTER MIGRATESLOTS SLOTSRANGE
- *                                            lo hi ... NODE id ..., GETSLOTMIGRATIONS,
- *                                            CANCELSLOTMIGRATIONS;
- *                                          Redis >= 8.4: CLUSTER MIGRATION IMPORT lo hi ...,
- *                                            MIGRATION STATUS ID id | ALL, MIGRATION CANCEL
- *                                            ID id | ALL,
- *  9. Commands: create, check             MIGRATE host port "" 0 ms [REPLACE] [AUTH|AUTH2] KEYS,
+ *  9. Commands on running nodes, one       Valkey >= 9.0: CLUSTER MIGRATESLOTS SLOTSRANGE
+ *     subsection each: create, check,        lo hi ... NODE id ..., GETSLOTMIGRATIONS,
+ *     info, call, add-node, del-node,        CANCELSLOTMIGRATIONS;
+ *     reshard, rebalance, fix,             Redis >= 8.4: CLUSTER MIGRATION IMPORT lo hi ...,
+ *     set-timeout (options -> plan ->        MIGRATION STATUS ID id | ALL, MIGRATION CANCEL
+ *     preflight -> apply -> wait ->          ID id | ALL,
+ *     result -> report: text or JSON)      MIGRATE host port "" 0 ms [REPLACE] [AUTH|AUTH2] KEYS,
  * 9a. Commands on Docker: up, down,        SET/DEL (a key of our own, to move a replication
  *     status, scale
  * 9b. Docker Swarm: up/down/status/scale   offset), FLUSHALL (only an older node found in a
@@ -105,7 +105,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <ifaddrs.h>
 #include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -285,9 +284,6 @@ static sds rc_sprintf(const char *fmt, ...) {
     return s;
 }
 
-/* rc_fail() and rc_wrap() are macros over non-variadic functions so that the static
- * analyzer, which does not follow variadic calls, sees that they always yield -1. */
-
 /* Make msg (owned; NULL after an OOM keeps the old message) the error. Returns -1. */
 static int rc_fail_msg(struct rc *rc, sds msg) {
     if (msg) { sdsfree(rc->err); rc->err = msg; }
@@ -308,12 +304,45 @@ static int rc_wrap_msg(struct rc *rc, sds msg) {
     return rc_fail_kind_msg(rc, rc->err_kind, msg);
 }
 
-/* Replace the error message (printf-style); -1, so callers can `return rc_fail(...)`. */
+/* rc_fail(), rc_wrap() and rc_fail_as() are variadic functions, one call where code fails
+ * (~500 places; macros over rc_sprintf made two calls there, 2 KB more). The static
+ * analyzer does not follow variadic calls: for it they are those macros, so that it sees
+ * that they always yield -1. */
+#ifdef __clang_analyzer__
 #define rc_fail(rc, ...) rc_fail_msg((rc), rc_sprintf(__VA_ARGS__))
-/* Prefix the current error with context (printf-style); -1. */
 #define rc_wrap(rc, ...) rc_wrap_msg((rc), rc_sprintf(__VA_ARGS__))
-/* rc_fail with an enum rc_err_kind; -1. */
 #define rc_fail_as(rc, kind, ...) rc_fail_kind_msg((rc), (kind), rc_sprintf(__VA_ARGS__))
+#else
+/* Replace the error message (printf-style); -1, so callers can `return rc_fail(...)`. */
+__attribute__((format(printf, 2, 3)))
+static int rc_fail(struct rc *rc, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    sds msg = rc_vcatprintf(sdsempty(), fmt, ap);
+    va_end(ap);
+    return rc_fail_msg(rc, msg);
+}
+
+/* Prefix the current error with context (printf-style); -1. */
+__attribute__((format(printf, 2, 3)))
+static int rc_wrap(struct rc *rc, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    sds msg = rc_vcatprintf(sdsempty(), fmt, ap);
+    va_end(ap);
+    return rc_wrap_msg(rc, msg);
+}
+
+/* rc_fail with an enum rc_err_kind; -1. */
+__attribute__((format(printf, 3, 4)))
+static int rc_fail_as(struct rc *rc, int kind, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    sds msg = rc_vcatprintf(sdsempty(), fmt, ap);
+    va_end(ap);
+    return rc_fail_kind_msg(rc, kind, msg);
+}
+#endif
 
 static int rc_fail_errno(struct rc *rc, const char *what) {
     return rc_fail(rc, "%s: %s", what, strerror(errno));
@@ -377,6 +406,21 @@ static int rc_parse_int(const char *s, long lo, long hi, long *out) {
     if (errno || *end || end == s || v < lo || v > hi) return -1;
     if (!isdigit((unsigned char)s[0]) && s[0] != '-') return -1;
     *out = v;
+    return 0;
+}
+
+/* Parse a whole number written as JSON writes it (30, 0.5, 2e3; no '+', no hex, no blanks,
+ * no inf or nan) in [lo, hi]. json.h converts it: strtod(3) would link 6 KB of exact
+ * conversion. 0, or -1 with *out untouched. */
+static int rc_parse_number(const char *s, double lo, double hi, double *out) {
+    size_t n = s ? strlen(s) : 0;
+    if (!n || !(s[0] == '-' || isdigit((unsigned char)s[0])) || !isdigit((unsigned char)s[n - 1])) return -1;
+    json_value_s *v = json_parse(s, n, NULL);
+    int ok = json_type(v) == JSON_NUMBER;
+    double d = json_number(v, 0);
+    json_free(v);
+    if (!ok || !(d >= lo && d <= hi)) return -1;
+    *out = d;
     return 0;
 }
 
@@ -658,10 +702,8 @@ static int rc_parse_common(struct rc *rc, int opt, const char *arg) {
     case OPT_NO_COLOR: rc->color = 0; return 0;
     case OPT_VERBOSE: rc->verbose = 1; return 0;
     case OPT_TIMEOUT: {
-        char *end;
-        errno = 0;
-        double t = strtod(arg, &end);
-        if (errno || *end || end == arg || !(t > 0 && t <= 86400))
+        double t = 0;
+        if (rc_parse_number(arg, 0, 86400, &t) < 0 || t == 0)
             return rc_fail(rc, "--timeout: expected seconds between 0 and 86400, got '%s'", arg);
         rc->timeout = t;
         return 0;
@@ -729,16 +771,21 @@ static int net_connect_unix(struct rc *rc, const char *path, int timeout_ms) {
     return fd;
 }
 
-/* Resolve host (name or IPv4/IPv6 literal) to a numeric address string. */
+/* Resolve host (name or IPv4/IPv6 literal) to a numeric address string (an IPv6 scope
+ * as "%N"). inet_ntop(3), not getnameinfo(3): that one links a reverse-DNS client too. */
 static int net_resolve(struct rc *rc, const char *host, char *out, size_t outlen) {
     struct addrinfo hints, *res = NULL;
     memset(&hints, 0, sizeof hints);
     hints.ai_socktype = SOCK_STREAM;
     int e = getaddrinfo(host, NULL, &hints, &res);
     if (e != 0 || !res) return rc_fail(rc, "resolving %s: %s", host, e ? gai_strerror(e) : "no address");
-    int ok = getnameinfo(res->ai_addr, res->ai_addrlen, out, (socklen_t)outlen, NULL, 0, NI_NUMERICHOST);
+    const struct sockaddr_in6 *v6 = res->ai_family == AF_INET6 ? (const void *)res->ai_addr : NULL;
+    const void *bin = v6 ? (const void *)&v6->sin6_addr : (const void *)&((const struct sockaddr_in *)(const void *)res->ai_addr)->sin_addr;
+    int ok = inet_ntop(res->ai_family, bin, out, (socklen_t)outlen) != NULL;
+    size_t n = ok ? strlen(out) : 0;
+    if (ok && v6 && v6->sin6_scope_id) ok = snprintf(out + n, outlen - n, "%%%u", (unsigned)v6->sin6_scope_id) < (int)(outlen - n);
     freeaddrinfo(res);
-    if (ok != 0) return rc_fail(rc, "resolving %s: %s", host, gai_strerror(ok));
+    if (!ok) return rc_fail(rc, "resolving %s: the address does not fit in %zu bytes", host, outlen);
     return 0;
 }
 
@@ -3986,7 +4033,7 @@ static int mover_lane_budget(int n) {
     if (getrlimit(RLIMIT_NOFILE, &rl) < 0) return 1;
     if (rl.rlim_cur < rl.rlim_max) {
         rlim_t want = rl.rlim_max > 65536 ? 65536 : rl.rlim_max;
-        if (want > rl.rlim_cur) { rl.rlim_cur = want; if (setrlimit(RLIMIT_NOFILE, &rl) < 0) getrlimit(RLIMIT_NOFILE, &rl); }
+        if (want > rl.rlim_cur) { rl.rlim_cur = want; if (prlimit(0, RLIMIT_NOFILE, &rl, NULL) < 0) getrlimit(RLIMIT_NOFILE, &rl); }
     }
     long spare = (long)(rl.rlim_cur > 1000000 ? 1000000 : rl.rlim_cur) - n - 64;
     long per = n > 0 ? spare / n : MOVER_LANES;
@@ -5210,36 +5257,34 @@ static sds engine_describe_level(const struct enode *x, int level) {
     return what;
 }
 
-/* CPUs this process may use (its affinity mask: taskset, cpusets), else those online. */
+/* CPUs this process may use (its affinity mask: taskset, cpusets); 1 when it cannot
+ * tell (formation then starts at a calm level). */
 static int host_cpu_count(void) {
     cpu_set_t set;
-    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) return CPU_COUNT(&set);
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n > 0 ? (int)n : 1;
+    return sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0 ? CPU_COUNT(&set) : 1;
 }
 
-/* Whether a numeric address is this host's: loopback, or an address of an interface. */
-static int ip_is_local(const char *ip, const struct ifaddrs *ifs) {
+/* Whether a numeric address is this host's: loopback, or one a socket can bind to
+ * (an address of an interface; getifaddrs(3) would link a netlink client). */
+static int ip_is_local(const char *ip) {
     if (!strncmp(ip, "127.", 4) || !strcmp(ip, "::1")) return 1;
-    for (const struct ifaddrs *i = ifs; i; i = i->ifa_next) {
-        char buf[INET6_ADDRSTRLEN];
-        if (!i->ifa_addr) continue;
-        int fam = i->ifa_addr->sa_family;
-        const void *src = fam == AF_INET ? (const void *)&((const struct sockaddr_in *)(const void *)i->ifa_addr)->sin_addr
-                        : fam == AF_INET6 ? (const void *)&((const struct sockaddr_in6 *)(const void *)i->ifa_addr)->sin6_addr : NULL;
-        if (src && inet_ntop(fam, src, buf, sizeof buf) && !strcmp(buf, ip)) return 1;
-    }
-    return 0;
+    struct sockaddr_in a4 = { .sin_family = AF_INET };
+    struct sockaddr_in6 a6 = { .sin6_family = AF_INET6 };
+    int v6 = inet_pton(AF_INET, ip, &a4.sin_addr) != 1;
+    if (v6 && inet_pton(AF_INET6, ip, &a6.sin6_addr) != 1) return 0;
+    int fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return 0;
+    int ok = v6 ? bind(fd, (const struct sockaddr *)(const void *)&a6, sizeof a6) == 0
+                : bind(fd, (const struct sockaddr *)(const void *)&a4, sizeof a4) == 0;
+    close(fd);
+    return ok;
 }
 
 /* The cores of the host the nodes run on when every node runs on this one, else 0:
  * rcluster cannot see a remote host's cores and relies on strain alone there. */
 static int form_host_cores(const struct addr *a, int n) {
-    struct ifaddrs *ifs = NULL;
-    if (getifaddrs(&ifs) < 0) ifs = NULL;
     int local = 1;
-    for (int i = 0; i < n && local; i++) local = ip_is_local(a[i].ip, ifs);
-    if (ifs) freeifaddrs(ifs);
+    for (int i = 0; i < n && local; i++) local = ip_is_local(a[i].ip);
     return local ? host_cpu_count() : 0;
 }
 
@@ -6180,161 +6225,18 @@ static int check_cluster(struct rc *rc, const char *host, int port, enum check_r
 }
 
 /* ====================================================================== */
-/* 7b. Day-2 commands: info, call, add-node, del-node, reshard, rebalance, */
-/*     fix, set-timeout (each: preflight, plan, confirm, apply, wait, report) */
+/* 7b. Shared by the commands on running nodes (section 9; scale, the     */
+/*     data commands): node specs, preflight, waits                       */
 /* ====================================================================== */
 
-/* Defined with the other option parsing in section 9. */
-static int cmd_parse_opts(struct rc *rc, int argc, char **argv, const struct option *extra, int nextra,
-                          void (*usage)(FILE *), int (*on_opt)(struct rc *, int, const char *, void *), void *ctx);
+/* What every command on a running cluster does before and after its own steps: open a
+ * session from one address, name a member by id, prefix or address, refuse a cluster
+ * that is not healthy enough to change (waiting for, or cancelling, atomic slot
+ * migrations in flight), wait until it has settled again; and pick the master a new
+ * replica joins. The commands themselves, one subsection each, are section 9. */
 
-#define DAY2_MAX_WEIGHTS 64
-
-/* Options of every day-2 command; each command lists the ones it accepts. */
-struct day2_opts {
-    const char *from, *to;      /* node specs: id, id prefix or ip:port; from may be "all" or a list */
-    long slots;
-    struct move_opts mo;
-    int dry_run;
-    int multi_owners;           /* --search-multiple-owners */
-    int use_empty;              /* --use-empty-masters */
-    double threshold;           /* --threshold PCT */
-    int simulate;
-    int replica;                /* add-node --replica */
-    const char *master_id;
-    int only_masters, only_replicas;
-    int nweights;
-    struct { const char *spec; double w; } weights[DAY2_MAX_WEIGHTS];
-};
-
-enum { OPT_D2_FROM = OPT_FIRST_COMMAND_OPT + 50, OPT_D2_TO, OPT_D2_SLOTS, OPT_D2_PIPELINE, OPT_D2_MIGRATE_TIMEOUT,
-       OPT_D2_REPLACE, OPT_D2_DRY_RUN, OPT_D2_MULTI, OPT_D2_EMPTY, OPT_D2_THRESHOLD, OPT_D2_SIMULATE, OPT_D2_REPLICA,
-       OPT_D2_MASTER_ID, OPT_D2_ONLY_MASTERS, OPT_D2_ONLY_REPLICAS, OPT_D2_WEIGHT, OPT_D2_YES, OPT_D2_WINDOW, OPT_D2_MIGRATION };
-
-#define D2_OPT(name, arg, code) { name, arg, NULL, code }
-#define D2_MOVE_OPTS \
-    D2_OPT("pipeline", required_argument, OPT_D2_PIPELINE), D2_OPT("cluster-pipeline", required_argument, OPT_D2_PIPELINE), \
-    D2_OPT("cluster-timeout", required_argument, OPT_D2_MIGRATE_TIMEOUT), D2_OPT("migrate-timeout", required_argument, OPT_D2_MIGRATE_TIMEOUT), \
-    D2_OPT("replace", no_argument, OPT_D2_REPLACE), D2_OPT("cluster-replace", no_argument, OPT_D2_REPLACE), \
-    D2_OPT("dry-run", no_argument, OPT_D2_DRY_RUN), D2_OPT("cluster-yes", no_argument, OPT_D2_YES), \
-    D2_OPT("window", required_argument, OPT_D2_WINDOW), D2_OPT("migration", required_argument, OPT_D2_MIGRATION)
-
-/* MIGRATE's --pipeline (keys per MIGRATE, pipeline=1) or --cluster-timeout (ms) into *out. */
-static int parse_migrate_opt(struct rc *rc, int pipeline, const char *arg, int *out) {
-    long v;
-    if (pipeline && rc_parse_int(arg, 1, 100000, &v) < 0) return rc_fail(rc, "--pipeline: expected keys per MIGRATE from 1 to 100000, got '%s'", arg);
-    if (!pipeline && rc_parse_int(arg, 1, 3600000, &v) < 0) return rc_fail(rc, "--cluster-timeout: expected milliseconds, got '%s'", arg);
-    *out = (int)v;
-    return 0;
-}
-
-/* --migration auto|atomic|keys into *out (MIGRATION_*). */
-static int parse_migration(struct rc *rc, const char *arg, int *out) {
-    static const char *const names[] = { "auto", "atomic", "keys" };   /* MIGRATION_* order */
-    for (int i = 0; i < 3; i++) if (!strcmp(arg, names[i])) { *out = i; return 0; }
-    return rc_fail(rc, "--migration: expected auto, atomic or keys, got '%s'", arg);
-}
-
-static void day2_opts_init(struct day2_opts *o) {
-    memset(o, 0, sizeof *o);
-    o->slots = -1;
-    o->threshold = 2;
-    o->mo.batch = 1000;
-    o->mo.batch_max = 4000;
-    o->mo.timeout_ms = 60000;
-    o->mo.window = 512;
-}
-
-static int day2_parse_weight(struct rc *rc, struct day2_opts *o, const char *arg) {
-    const char *eq = strchr(arg, '=');
-    char *end;
-    if (!eq || eq == arg) return rc_fail(rc, "--weight: expected ID=WEIGHT, got '%s'", arg);
-    errno = 0;
-    double w = strtod(eq + 1, &end);
-    if (errno || *end || end == eq + 1 || !(w >= 0 && w <= 1e6)) return rc_fail(rc, "--weight: expected ID=WEIGHT with WEIGHT >= 0, got '%s'", arg);
-    if (o->nweights == DAY2_MAX_WEIGHTS) return rc_fail(rc, "--weight: at most %d weights", DAY2_MAX_WEIGHTS);
-    o->weights[o->nweights].spec = arg;
-    o->weights[o->nweights++].w = w;
-    return 0;
-}
-
-static int day2_on_opt(struct rc *rc, int opt, const char *arg, void *ctx) {
-    struct day2_opts *o = ctx;
-    long v;
-    char *end;
-    switch (opt) {
-    case OPT_D2_FROM: o->from = arg; return 0;
-    case OPT_D2_TO: o->to = arg; return 0;
-    case OPT_D2_SLOTS:
-        if (rc_parse_int(arg, 1, CLUSTER_SLOTS, &v) < 0) return rc_fail(rc, "--slots: expected a number from 1 to %d, got '%s'", CLUSTER_SLOTS, arg);
-        o->slots = v;
-        return 0;
-    case OPT_D2_PIPELINE:
-        if (parse_migrate_opt(rc, 1, arg, &o->mo.batch) < 0) return -1;
-        o->mo.batch_max = o->mo.batch;
-        return 0;
-    case OPT_D2_MIGRATE_TIMEOUT: return parse_migrate_opt(rc, 0, arg, &o->mo.timeout_ms);
-    case OPT_D2_REPLACE: o->mo.replace = 1; return 0;
-    case OPT_D2_WINDOW:
-        if (rc_parse_int(arg, 1, CLUSTER_SLOTS, &v) < 0) return rc_fail(rc, "--window: expected slots in flight from 1 to %d, got '%s'", CLUSTER_SLOTS, arg);
-        o->mo.window = (int)v;
-        return 0;
-    case OPT_D2_MIGRATION: return parse_migration(rc, arg, &o->mo.migration);
-    case OPT_D2_DRY_RUN: o->dry_run = 1; rc_plan_begin(rc); return 0;
-    case OPT_D2_YES: rc->yes = 1; return 0;
-    case OPT_D2_MULTI: o->multi_owners = 1; return 0;
-    case OPT_D2_EMPTY: o->use_empty = 1; return 0;
-    case OPT_D2_THRESHOLD:
-        errno = 0;
-        o->threshold = strtod(arg, &end);
-        if (errno || *end || end == arg || !(o->threshold >= 0 && o->threshold <= 1e6)) return rc_fail(rc, "--threshold: expected a percentage from 0 (redis-cli's default is 2), got '%s'", arg);
-        return 0;
-    case OPT_D2_SIMULATE: o->simulate = 1; return 0;
-    case OPT_D2_REPLICA: o->replica = 1; return 0;
-    case OPT_D2_MASTER_ID: o->master_id = arg; return 0;
-    case OPT_D2_ONLY_MASTERS: o->only_masters = 1; return 0;
-    case OPT_D2_ONLY_REPLICAS: o->only_replicas = 1; return 0;
-    case OPT_D2_WEIGHT: return day2_parse_weight(rc, o, arg);
-    }
-    return rc_fail(rc, "unknown option");
-}
-
-/* redis-cli's `HOST PORT` for an address: argv[at] without a colon followed by a port
- * number becomes one "HOST:PORT" argument (kept in rc->joined[slot]). Returns argc,
- * one less when it joined. */
-static int args_join_host_port(struct rc *rc, int argc, char **argv, int at, int slot) {
-    long port;
-    if (at + 1 >= argc || argv[at][0] == '-' || strchr(argv[at], ':') || strspn(argv[at], "0123456789") == strlen(argv[at]) ||
-        rc_parse_int(argv[at + 1], 1, 65535, &port) < 0) return argc;
-    sdsfree(rc->joined[slot]);
-    rc->joined[slot] = rc_sprintf("%s:%ld", argv[at], port);
-    if (!rc->joined[slot]) return argc;
-    argv[at] = rc->joined[slot];
-    memmove(&argv[at + 1], &argv[at + 2], (size_t)(argc - at - 2) * sizeof *argv);
-    argv[argc - 1] = NULL;
-    return argc - 1;
-}
-
-/* Parse options, then expect exactly `want` positional arguments (-1: at least one).
- * ADDR (and a second address or node of a two-argument command) may be redis-cli's
- * `HOST PORT`. */
-static int day2_parse(struct rc *rc, int argc, char **argv, const struct option *opts, int nopts, void (*usage)(FILE *),
-                      struct day2_opts *o, int want) {
-    int r = cmd_parse_opts(rc, argc, argv, opts, nopts, usage, day2_on_opt, o);
-    if (r) return r;
-    argc = args_join_host_port(rc, argc, argv, optind, 0);
-    if (want == 2) argc = args_join_host_port(rc, argc, argv, optind + 1, 1);
-    int have = argc - optind;
-    if ((want >= 0 && have != want) || (want < 0 && have < 1)) {
-        return rc_fail_as(rc, RC_ERR_USAGE, "%s: expected %d argument(s), got %d (see rcluster %s --help)", argv[0], want < 0 ? 1 : want, have, argv[0]);
-    }
-    return 0;
-}
-
-static int day2_usage_fail(struct rc *rc, const char *fmt, const char *arg) {
-    return rc_fail_as(rc, RC_ERR_USAGE, fmt, arg);
-}
-
+/* A session over every node of the cluster the node at addr_arg (host:port) belongs to;
+ * -1 with rc->err when the address is bad or nothing answers there. */
 static int day2_open(struct rc *rc, struct session *s, const char *addr_arg) {
     struct addr a;
     memset(s, 0, sizeof *s);
@@ -6398,6 +6300,8 @@ static int day2_resolve(struct session *s, const char *what, const char *spec) {
     return i;
 }
 
+/* day2_resolve for a node that must be a reachable master (a usage error for a replica,
+ * unreachable for one that does not answer). */
 static int day2_resolve_master(struct session *s, const char *what, const char *spec) {
     int i = day2_resolve(s, what, spec);
     if (i < 0) return -1;
@@ -6409,8 +6313,6 @@ static int day2_resolve_master(struct session *s, const char *what, const char *
     return i;
 }
 
-/* Before changing anything: every master reachable (but `ignore`), every slot covered,
- * views agree, no open slot (unless allow_open). Warnings are printed, problems refuse. */
 /* Wait until no atomic slot migration is in flight (one an earlier run started, say
  * before a SIGKILL: the servers finish it by themselves); -1 when one still is. */
 static int day2_wait_migrations(struct session *s, struct rc_deadline until) {
@@ -6441,6 +6343,8 @@ static void sess_cancel_migrations(struct session *s) {
     sess_refresh(s);
 }
 
+/* Before changing anything: every master reachable (but `ignore`), every slot covered,
+ * views agree, no open slot (unless allow_open). Warnings are printed, problems refuse. */
 static int day2_preflight(struct session *s, int allow_open, int ignore) {
     struct rc *rc = s->rc;
     struct findings f = { 0 };
@@ -6487,113 +6391,6 @@ static int day2_preflight(struct session *s, int allow_open, int ignore) {
     return ret;
 }
 
-/* --- reshard and rebalance ------------------------------------------------------ */
-
-/* The first n slots of node src (ascending) not yet taken, appended to mv. */
-static int plan_take_slots(struct session *s, int src, int dst, int n, unsigned char *taken, struct move *mv, int *nmv) {
-    const struct nodeinfo *ni = snode_slots(&s->nodes[src]);
-    int c = 0;
-    for (int r = 0; ni && r < ni->nranges && c < n; r++)
-        for (int k = ni->ranges[r][0]; k <= ni->ranges[r][1] && c < n; k++) {
-            if (taken[k]) continue;
-            taken[k] = 1;
-            memset(&mv[*nmv], 0, sizeof mv[*nmv]);
-            mv[*nmv].slot = k;
-            mv[*nmv].src = src;
-            mv[*nmv].dst = dst;
-            (*nmv)++;
-            c++;
-        }
-    return c;
-}
-
-/* redis-cli's reshard table: sources by slot count, descending; each gives its share
- * of n (the first rounded up, the others down), taking its lowest slots first. */
-static int reshard_plan(struct session *s, int *src, int nsrc, int dst, int n, struct move *mv, int *nmv) {
-    unsigned char *taken = calloc(CLUSTER_SLOTS, 1);
-    if (!taken) return rc_fail_oom(s->rc);
-    for (int i = 1; i < nsrc; i++)      /* by slot count, descending; stable */
-        for (int j = i; j > 0 && snode_slot_count(&s->nodes[src[j]]) > snode_slot_count(&s->nodes[src[j - 1]]); j--) {
-            int t = src[j]; src[j] = src[j - 1]; src[j - 1] = t;
-        }
-    long total = 0;
-    for (int i = 0; i < nsrc; i++) total += snode_slot_count(&s->nodes[src[i]]);
-    *nmv = 0;
-    for (int i = 0; i < nsrc && *nmv < n; i++) {
-        double share = (double)n / (double)total * snode_slot_count(&s->nodes[src[i]]);
-        int k = (int)share;
-        if (i == 0 && (double)k < share) k++;       /* the first rounds up, the others down */
-        if (k > n - *nmv) k = n - *nmv;
-        plan_take_slots(s, src[i], dst, k, taken, mv, nmv);
-    }
-    /* Shares rounded down can leave a few: the sources in the same order give them. */
-    for (int i = 0; i < nsrc && *nmv < n; i++) plan_take_slots(s, src[i], dst, n - *nmv, taken, mv, nmv);
-    free(taken);
-    return 0;
-}
-
-/* A target holding keys of a slot it does not own would make MIGRATE fail with
- * BUSYKEY halfway: count them first (one pipeline) and refuse before any change. The
- * same round counts each slot's keys on its source (mv[].count: the mover's progress). */
-static int reshard_check_busy(struct session *s, struct move *mv, int n) {
-    for (int i = 0; i < n; i++) {
-        char num[16];
-        snprintf(num, sizeof num, "%d", mv[i].slot);
-        if (sess_queue(s, &s->nodes[mv[i].dst], "CLUSTER", "COUNTKEYSINSLOT", num, RESP_END) < 0 ||
-            sess_queue(s, &s->nodes[mv[i].src], "CLUSTER", "COUNTKEYSINSLOT", num, RESP_END) < 0) return -1;
-    }
-    if (sess_flush_all(s) < 0) return -1;
-    int bad = -1;
-    long long count = 0;
-    for (int i = 0; i < n; i++) {
-        struct resp *r = sess_reply(s, &s->nodes[mv[i].dst], 0), *k = r ? sess_reply(s, &s->nodes[mv[i].src], 0) : NULL;
-        if (!k) { resp_free(r); return rc_wrap(s->rc, "CLUSTER COUNTKEYSINSLOT"); }
-        if (r->type == RESP_INTEGER && r->integer > 0 && bad < 0) { bad = i; count = r->integer; }
-        mv[i].count = k->type == RESP_INTEGER && k->integer > 0 ? k->integer : 0;
-        mv[i].counted = 1;
-        resp_free(r);
-        resp_free(k);
-    }
-    if (bad < 0) return 0;
-    struct snode *d = &s->nodes[mv[bad].dst];
-    return rc_fail(s->rc, "target %s:%d already holds %lld key(s) of slot %d, which it does not own; moving them would fail with BUSYKEY. "
-                   "Nothing changed; use --replace to overwrite them with the source's keys", d->ip, d->port, count, mv[bad].slot);
-}
-
-static void moves_print(struct session *s, const struct move *mv, int n) {
-    struct rc *rc = s->rc;
-    for (int i = 0; i < n; ) {
-        int j = i;
-        while (j + 1 < n && mv[j + 1].src == mv[i].src && mv[j + 1].dst == mv[i].dst && mv[j + 1].slot == mv[j].slot + 1) j++;
-        struct snode *a = &s->nodes[mv[i].src], *b = &s->nodes[mv[i].dst];
-        if (j == i) rc_progress(rc, "  slot %d: %s:%d -> %s:%d", mv[i].slot, a->ip, a->port, b->ip, b->port);
-        else rc_progress(rc, "  slots %d-%d (%d): %s:%d -> %s:%d", mv[i].slot, mv[j].slot, j - i + 1, a->ip, a->port, b->ip, b->port);
-        i = j + 1;
-    }
-}
-
-/* Masters that gave away their last slot: Redis 7 turns such a master into a replica
- * of the node that took it (cluster-allow-replica-migration). Say so; it is no failure. */
-static void day2_report_emptied(struct session *s, const struct move *mv, int n) {
-    sess_refresh(s);
-    for (int i = 0; i < n; i++) {
-        if (i > 0 && mv[i].src == mv[i - 1].src) continue;
-        struct snode *x = &s->nodes[mv[i].src];
-        if (!x->up || snode_slot_count(x) > 0) continue;
-        int dup = 0;
-        for (int j = 0; j < i; j++) dup |= mv[j].src == mv[i].src;
-        if (dup) continue;
-        if (!snode_is_master(x)) rc_progress(s->rc, "%s:%d gave away its last slot and is now a replica of %.40s (Redis' replica migration)", x->ip, x->port, snode_master_id(x));
-        else rc_progress(s->rc, "%s:%d now owns no slots (an empty master; Redis 7 may turn it into a replica)", x->ip, x->port);
-    }
-}
-
-static void day2_print_move_result(struct rc *rc, const char *what, const char *engine, int slots, int planned, long long keys, int64_t ms) {
-    if (rc->json) rc_json_outf(rc, "{\"ok\":true,\"command\":\"%s\",\"engine\":\"%s\",\"slots_moved\":%d,\"slots_planned\":%d,\"keys_moved\":%lld,\"elapsed_ms\":%lld}\n",
-                         what, engine, slots, planned, keys, (long long)ms);
-    else printf("%s: moved %d slot(s) and %lld key(s) in %.1f s\n", what, slots, keys, (double)ms / 1000.0);
-}
-
 /* Wait until the views agree, no slot is open and every slot is covered. */
 static int day2_wait_settled(struct session *s, struct rc_deadline until, int multi) {
     int pause = 10;
@@ -6618,646 +6415,6 @@ static int day2_wait_settled(struct session *s, struct rc_deadline until, int mu
     }
 }
 
-/* Reorder moves round-robin by source (each source's own order kept), so that every
- * window holds slots of every source and the sources MIGRATE at the same time. */
-static int moves_interleave(struct rc *rc, struct move *mv, int n) {
-    int nsrc = 1;
-    for (int i = 0; i < n; i++) if (mv[i].src + 1 > nsrc) nsrc = mv[i].src + 1;
-    struct move *by_src = malloc((size_t)(n ? n : 1) * sizeof *by_src);
-    int *count = calloc((size_t)nsrc, sizeof *count), *start = calloc((size_t)nsrc, sizeof *start);
-    int *fill = calloc((size_t)nsrc, sizeof *fill), *order = calloc((size_t)nsrc, sizeof *order);
-    int ret = -1, norder = 0, rounds = 0;
-    if (!by_src || !count || !start || !fill || !order) { rc_fail_oom(rc); goto out; }
-    for (int i = 0; i < n; i++) if (count[mv[i].src]++ == 0) order[norder++] = mv[i].src;
-    for (int k = 1; k < nsrc; k++) start[k] = start[k - 1] + count[k - 1];
-    for (int i = 0; i < n; i++) by_src[start[mv[i].src] + fill[mv[i].src]++] = mv[i];
-    for (int k = 0; k < nsrc; k++) if (count[k] > rounds) rounds = count[k];
-    int out_i = 0;
-    for (int r = 0; r < rounds; r++)
-        for (int k = 0; k < norder; k++)
-            if (r < count[order[k]]) mv[out_i++] = by_src[start[order[k]] + r];
-    ret = 0;
-out:
-    free(by_src); free(count); free(start); free(fill); free(order);
-    return ret;
-}
-
-/* Plan shown, confirmed, applied, reported: shared by reshard and rebalance. resume
- * says how to move what an interrupt left (a printf format taking the slots left). */
-static int day2_apply_moves(struct session *s, const char *what, const char *resume, struct move *mv, int n, const struct day2_opts *o) {
-    struct rc *rc = s->rc;
-    const struct move_engine *eng = mover_choose(s, mv, n, &o->mo);
-    if (!eng) return -1;
-    if (o->dry_run) { mover_print_plan(s, eng, mv, n, &o->mo); return 0; }
-    char q[64];
-    snprintf(q, sizeof q, "Move %d slot(s)?", n);
-    if (rc_confirm(rc, q) < 0 || (eng == &move_engines[MOVE_ENGINE_KEYS] && moves_interleave(rc, mv, n) < 0)) return -1;
-    s->deadline = rc_deadline_in(rc->timeout);   /* the moves' own: the time a prompt took is not the cluster's */
-    int64_t t0 = rc_now_ms();
-    long long keys = 0;
-    int done = 0;
-    int r = mover_run(s, mv, n, &o->mo, eng, &keys, &done);
-    if (r < 0 && rc->err_kind == RC_ERR_INTERRUPTED) {
-        sds how = rc_sprintf(resume, n - done);
-        rc_fail_as(rc, RC_ERR_INTERRUPTED, "%s; %s", rc->err, how ? how : "");
-        sdsfree(how);
-    }
-    if (r == 0) r = day2_wait_settled(s, s->deadline, 0);
-    if (r == 0) {
-        day2_report_emptied(s, mv, n);
-        day2_print_move_result(rc, what, eng->name, done, n, keys, rc_now_ms() - t0);
-    }
-    return r;
-}
-
-static void usage_reshard(FILE *f) {
-    fputs("usage: rcluster reshard ADDR --from ID[,ID...]|all --to ID --slots N [--pipeline K]\n"
-          "                        [--cluster-timeout MS] [--replace] [--dry-run] [--yes] [--json]\n"
-          "\n"
-          "Move N slots with their keys to the master --to, taken from the --from masters as\n"
-          "redis-cli --cluster reshard takes them. ID is a node id, a unique id prefix or\n"
-          "ip:port. Slots move in windows: SETSLOT IMPORTING on the target, MIGRATING on the\n"
-          "source, MIGRATE ... KEYS in batches of K keys (default 1000; AUTH/AUTH2 with\n"
-          "--password/--user), then SETSLOT NODE on the target, the source and every master.\n"
-          "\n"
-          "  --replace           overwrite keys the target already has (MIGRATE REPLACE);\n"
-          "                      without it such keys refuse the move before anything changes\n"
-          "  --cluster-timeout MS  MIGRATE's timeout (default 60000)\n"
-          "  --pipeline K        keys per MIGRATE (default: 1000, growing to 4000 while quick)\n"
-          "  --window N          slots in flight at once (default 512)\n"
-          "  --migration MODE    auto (default): atomic where every node involved has it, else\n"
-          "                      keys; atomic: the servers move slots and keys themselves\n"
-          "                      (Valkey >= 9.0 CLUSTER MIGRATESLOTS, Redis >= 8.4 CLUSTER\n"
-          "                      MIGRATION IMPORT), refused before any change where a node\n"
-          "                      lacks it; keys: SETSLOT + MIGRATE key by key, every server\n"
-          "  --verbose           also say where the time went\n"
-          "  --dry-run           print the plan and the commands, change nothing\n"
-          "\n"
-          "The plan says which engine moves the slots and why. Ctrl-C: key by key finishes the\n"
-          "slots in flight and leaves no slot open; atomic cancels the migrations in flight.\n"
-          "Either way it says how many moved. After a SIGKILL, atomic migrations go on by\n"
-          "themselves: check and info show them, and the next reshard or fix waits for them.\n"
-          "Aliases: --cluster-from, --cluster-to, --cluster-slots, --cluster-pipeline,\n"
-          "--cluster-replace, --cluster-yes.\n", f);
-}
-
-static const struct option reshard_opts[] = {
-    D2_OPT("from", required_argument, OPT_D2_FROM), D2_OPT("cluster-from", required_argument, OPT_D2_FROM),
-    D2_OPT("to", required_argument, OPT_D2_TO), D2_OPT("cluster-to", required_argument, OPT_D2_TO),
-    D2_OPT("slots", required_argument, OPT_D2_SLOTS), D2_OPT("cluster-slots", required_argument, OPT_D2_SLOTS),
-    D2_MOVE_OPTS,
-};
-
-/* The --from list as master indexes (all: every master with slots but the target). */
-static int reshard_sources(struct session *s, const char *from, int dst, int *src, int *nsrc) {
-    *nsrc = 0;
-    if (strcmp(from, "all") == 0) {
-        for (int i = 0; i < s->n; i++)
-            if (i != dst && snode_is_master(&s->nodes[i]) && snode_slot_count(&s->nodes[i]) > 0) src[(*nsrc)++] = i;
-        return 0;
-    }
-    sds list = sdsnew(from);
-    if (!list) return rc_fail_oom(s->rc);
-    int ret = 0;
-    for (char *save = NULL, *tok = strtok_r(list, ",", &save); tok && ret == 0; tok = strtok_r(NULL, ",", &save)) {
-        int i = day2_resolve_master(s, "--from", tok);
-        if (i < 0) ret = -1;
-        else if (i == dst) { ret = rc_fail_as(s->rc, RC_ERR_USAGE, "--from %s: is also the --to node", tok); }
-        else {
-            int dup = 0;
-            for (int k = 0; k < *nsrc; k++) dup |= src[k] == i;
-            if (!dup) src[(*nsrc)++] = i;
-        }
-    }
-    sdsfree(list);
-    return ret;
-}
-
-/* reshard ADDR --from --to --slots: move N slots with their keys to one master (plan,
- * BUSYKEY preflight, engine, confirm, move, wait until the nodes agree, report). */
-static int cmd_reshard(struct rc *rc, int argc, char **argv) {
-    struct day2_opts o;
-    day2_opts_init(&o);
-    int r = day2_parse(rc, argc, argv, reshard_opts, (int)(sizeof reshard_opts / sizeof reshard_opts[0]), usage_reshard, &o, 1);
-    if (r) return r < 0 ? -1 : 0;
-    if (!o.from) return day2_usage_fail(rc, "reshard: --from is required (ids, or all)%s", "");
-    if (!o.to) return day2_usage_fail(rc, "reshard: --to is required%s", "");
-    if (o.slots < 0) return day2_usage_fail(rc, "reshard: --slots is required%s", "");
-    struct session s;
-    struct move *mv = NULL;
-    int *src = NULL, nsrc = 0, nmv = 0, ret = -1;
-    if (day2_open(rc, &s, argv[optind]) < 0) goto out;   /* a dry run stops in day2_apply_moves */
-    int dst = day2_resolve_master(&s, "--to", o.to);
-    if (dst < 0 || !(src = calloc((size_t)s.n, sizeof *src)) || reshard_sources(&s, o.from, dst, src, &nsrc) < 0) goto out;
-    if (day2_preflight(&s, 0, -1) < 0) goto out;
-    long have = 0;
-    for (int i = 0; i < nsrc; i++) have += snode_slot_count(&s.nodes[src[i]]);
-    if (nsrc == 0 || have < o.slots) {
-        rc_fail_as(rc, RC_ERR_USAGE, "reshard: asked to move %ld slots but the source masters hold only %ld; nothing changed", o.slots, have);
-        goto out;
-    }
-    if (!(mv = calloc(CLUSTER_SLOTS, sizeof *mv))) { rc_fail_oom(rc); goto out; }
-    if (reshard_plan(&s, src, nsrc, dst, (int)o.slots, mv, &nmv) < 0) goto out;
-    if (!o.mo.replace && reshard_check_busy(&s, mv, nmv) < 0) goto out;
-    rc_progress(rc, "Plan: move %d slot(s) to %s:%d (%.40s)", nmv, s.nodes[dst].ip, s.nodes[dst].port, s.nodes[dst].id);
-    moves_print(&s, mv, nmv);
-    ret = day2_apply_moves(&s, "reshard", "the same reshard with --slots %d moves them", mv, nmv, &o);
-out:
-    free(mv);
-    free(src);
-    sess_free(&s);
-    return ret;
-}
-
-/* --- rebalance -------------------------------------------------------------------- */
-
-struct rb_node { int idx; double weight; int balance; };
-
-static int rb_cmp(const void *a, const void *b) {
-    return ((const struct rb_node *)a)->balance - ((const struct rb_node *)b)->balance;
-}
-
-/* The masters taking part and their weights (--weight ID=W; default 1). Masters
- * without slots take part only with --use-empty-masters. */
-static int rebalance_weights(struct session *s, const struct day2_opts *o, struct rb_node *rb, int *nrb) {
-    double *w = calloc((size_t)s->n, sizeof *w);
-    if (!w) return rc_fail_oom(s->rc);
-    for (int i = 0; i < s->n; i++) w[i] = 1;
-    for (int k = 0; k < o->nweights; k++) {
-        sds spec = sdsnewlen(o->weights[k].spec, (size_t)(strchr(o->weights[k].spec, '=') - o->weights[k].spec));
-        int i = spec ? day2_resolve_master(s, "--weight", spec) : rc_fail_oom(s->rc);
-        sdsfree(spec);
-        if (i < 0) { free(w); return -1; }
-        w[i] = o->weights[k].w;
-    }
-    *nrb = 0;
-    for (int i = 0; i < s->n; i++) {
-        struct snode *x = &s->nodes[i];
-        if (!snode_is_master(x) || (!o->use_empty && snode_slot_count(x) == 0 && w[i] > 0)) continue;
-        if (!x->up) { free(w); return rc_fail_as(s->rc, RC_ERR_UNREACHABLE, "master %s:%d is not reachable: %s; nothing changed", x->ip, x->port, x->err); }
-        rb[*nrb].idx = i;
-        rb[(*nrb)++].weight = w[i];
-    }
-    free(w);
-    return 0;
-}
-
-/* redis-cli's rebalance: expected slots per master from its weight, stop when no
- * master is off by more than the threshold, fix the rounding, then pair the master
- * that needs the most with the one that has the most to give. */
-static int rebalance_plan(struct session *s, const struct day2_opts *o, struct move *mv, int *nmv) {
-    struct rc *rc = s->rc;
-    struct rb_node *rb = calloc((size_t)s->n, sizeof *rb);
-    unsigned char *taken = calloc(CLUSTER_SLOTS, 1);
-    int nrb = 0, ret = -1;
-    *nmv = 0;
-    if (!rb || !taken) { rc_fail_oom(rc); goto out; }
-    if (rebalance_weights(s, o, rb, &nrb) < 0) goto out;
-    double total = 0;
-    for (int i = 0; i < nrb; i++) total += rb[i].weight;
-    if (nrb == 0 || total <= 0) { rc_fail(rc, "rebalance: no master with a weight above 0"); goto out; }
-    int over = 0, total_balance = 0;
-    for (int i = 0; i < nrb; i++) {
-        int have = snode_slot_count(&s->nodes[rb[i].idx]);
-        int expected = (int)((double)CLUSTER_SLOTS / total * rb[i].weight);
-        rb[i].balance = have - expected;
-        total_balance += rb[i].balance;
-        double off = expected ? (double)(expected - have) / expected * 100 : 0;
-        if (expected == 0 ? have > 0 : (off < 0 ? -off : off) > o->threshold) over = 1;
-    }
-    if (!over) { ret = 0; goto out; }
-    /* The rounding's spare slots go to masters that are to hold slots: never to one of
-     * weight 0, which is being emptied (or is a replica-to-be that scale has just met). */
-    for (int i = 0; total_balance > 0; i = (i + 1) % nrb)
-        if (rb[i].balance <= 0 && rb[i].weight > 0) { rb[i].balance--; total_balance--; }
-    qsort(rb, (size_t)nrb, sizeof *rb, rb_cmp);
-    for (int d = 0, sidx = nrb - 1; d < sidx; ) {
-        int need = -rb[d].balance, give = rb[sidx].balance;
-        int k = need < give ? need : give;
-        if (k > 0) {
-            plan_take_slots(s, rb[sidx].idx, rb[d].idx, k, taken, mv, nmv);
-            rb[d].balance += k;
-            rb[sidx].balance -= k;
-        }
-        if (rb[d].balance >= 0) d++;
-        if (rb[sidx].balance <= 0) sidx--;
-    }
-    ret = 0;
-out:
-    free(rb);
-    free(taken);
-    return ret;
-}
-
-static void usage_rebalance(FILE *f) {
-    fputs("usage: rcluster rebalance ADDR [--weight ID=W]... [--use-empty-masters] [--threshold PCT]\n"
-          "                          [--simulate] [--pipeline K] [--replace] [--dry-run] [--yes] [--json]\n"
-          "\n"
-          "Even out slots between masters by weight (default 1) with the fewest moves, as\n"
-          "redis-cli --cluster rebalance computes it. --weight ID=0 empties a master (then\n"
-          "del-node it). Masters without slots take part only with --use-empty-masters.\n"
-          "Nothing moves while no master is off by more than --threshold percent (default 2).\n"
-          "--simulate (or --dry-run) prints the moves without making them. Like redis-cli's,\n"
-          "it does not ask for confirmation (--yes is accepted and changes nothing). Moves as\n"
-          "reshard does: --migration auto|atomic|keys, --pipeline, --window (see reshard --help).\n"
-          "Aliases: --cluster-weight, --cluster-use-empty-masters, --cluster-use-empty-primaries,\n"
-          "--cluster-threshold, --cluster-simulate, --cluster-pipeline, --cluster-replace.\n", f);
-}
-
-static const struct option rebalance_opts[] = {
-    D2_OPT("weight", required_argument, OPT_D2_WEIGHT), D2_OPT("cluster-weight", required_argument, OPT_D2_WEIGHT),
-    D2_OPT("use-empty-masters", no_argument, OPT_D2_EMPTY), D2_OPT("cluster-use-empty-masters", no_argument, OPT_D2_EMPTY),
-    D2_OPT("use-empty-primaries", no_argument, OPT_D2_EMPTY), D2_OPT("cluster-use-empty-primaries", no_argument, OPT_D2_EMPTY),
-    D2_OPT("threshold", required_argument, OPT_D2_THRESHOLD), D2_OPT("cluster-threshold", required_argument, OPT_D2_THRESHOLD),
-    D2_OPT("simulate", no_argument, OPT_D2_SIMULATE), D2_OPT("cluster-simulate", no_argument, OPT_D2_SIMULATE),
-    D2_MOVE_OPTS,
-};
-
-/* rebalance ADDR: even out slots by weight with the fewest moves (redis-cli's plan);
- * --simulate/--dry-run print the plan; never asks. */
-static int cmd_rebalance(struct rc *rc, int argc, char **argv) {
-    struct day2_opts o;
-    day2_opts_init(&o);
-    int r = day2_parse(rc, argc, argv, rebalance_opts, (int)(sizeof rebalance_opts / sizeof rebalance_opts[0]), usage_rebalance, &o, 1);
-    if (r) return r < 0 ? -1 : 0;
-    struct session s;
-    struct move *mv = NULL;
-    int nmv = 0, ret = -1;
-    if (day2_open(rc, &s, argv[optind]) < 0) goto out;
-    if (day2_preflight(&s, 0, -1) < 0) goto out;
-    if (!(mv = calloc(CLUSTER_SLOTS, sizeof *mv))) { rc_fail_oom(rc); goto out; }
-    if (rebalance_plan(&s, &o, mv, &nmv) < 0) goto out;
-    if (nmv == 0) {
-        rc_progress(rc, "No rebalance needed: every master is within %.2f%% of its share", o.threshold);
-        day2_print_move_result(rc, "rebalance", "none", 0, 0, 0, 0);
-        ret = 0;
-        goto out;
-    }
-    rc_progress(rc, "Plan: move %d slot(s)", nmv);
-    moves_print(&s, mv, nmv);
-    if (o.simulate) o.dry_run = 1;
-    if (!o.mo.replace && reshard_check_busy(&s, mv, nmv) < 0) goto out;
-    rc->yes = 1;   /* redis-cli's rebalance never asks (only create, reshard and fix do) */
-    ret = day2_apply_moves(&s, "rebalance", "running the same rebalance again moves them (%d slots)", mv, nmv, &o);
-out:
-    free(mv);
-    sess_free(&s);
-    return ret;
-}
-
-/* --- fix ----------------------------------------------------------------------------- */
-
-enum { FIX_FINISH = 1, FIX_ROLLBACK, FIX_CLOSE, FIX_ASSIGN, FIX_DROP_CLAIMS, FIX_MANUAL };
-
-/* What fix does with one slot. */
-struct fix_item {
-    int slot, action;
-    int owner, target;      /* node indexes, -1 when none */
-    long long keys_owner, keys_target;
-    sds why;                /* for FIX_MANUAL */
-};
-
-struct fix_plan {
-    struct fix_item *v;
-    int n;
-};
-
-static void fix_plan_free(struct fix_plan *p) {
-    for (int i = 0; i < p->n; i++) sdsfree(p->v[i].why);
-    free(p->v);
-    memset(p, 0, sizeof *p);
-}
-
-static struct fix_item *fix_plan_add(struct fix_plan *p, int slot, int action) {
-    struct fix_item *g = realloc(p->v, (size_t)(p->n + 1) * sizeof *g);
-    if (!g) return NULL;
-    p->v = g;
-    memset(&g[p->n], 0, sizeof g[p->n]);
-    g[p->n].slot = slot;
-    g[p->n].action = action;
-    g[p->n].owner = g[p->n].target = -1;
-    return &g[p->n++];
-}
-
-/* COUNTKEYSINSLOT slot on every reachable master, pipelined; counts[i] = -1 if unknown. */
-static int fix_count_keys(struct session *s, int slot, long long *counts) {
-    char num[16];
-    snprintf(num, sizeof num, "%d", slot);
-    for (int i = 0; i < s->n; i++) {
-        counts[i] = -1;
-        if (s->nodes[i].up && snode_is_master(&s->nodes[i]) && sess_queue(s, &s->nodes[i], "CLUSTER", "COUNTKEYSINSLOT", num, RESP_END) < 0) return -1;
-    }
-    if (sess_flush_all(s) < 0) return -1;
-    for (int i = 0; i < s->n; i++) {
-        if (!s->nodes[i].up || !snode_is_master(&s->nodes[i])) continue;
-        struct resp *r = sess_reply(s, &s->nodes[i], 0);
-        if (!r) return rc_wrap(s->rc, "CLUSTER COUNTKEYSINSLOT");
-        if (r->type == RESP_INTEGER) counts[i] = r->integer;
-        resp_free(r);
-    }
-    return 0;
-}
-
-/* Nodes that have `slot` open: the first importing one and the first migrating one. */
-static void fix_find_open(const struct session *s, int slot, int *importer, int *migrator, int *peer) {
-    *importer = *migrator = *peer = -1;
-    for (int i = 0; i < s->n; i++) {
-        const struct snode *x = &s->nodes[i];
-        for (int k = 0; x->me && snode_is_master(x) && k < x->me->open_slots; k++) {
-            if (x->me->open[k].slot != slot) continue;
-            if (x->me->open[k].importing && *importer < 0) *importer = i;
-            if (!x->me->open[k].importing && *migrator < 0) { *migrator = i; *peer = sess_index_of(s, x->me->open[k].peer); }
-        }
-    }
-}
-
-/* An interrupted move: finish it when the target already holds keys of the slot (some
- * moved, or clients wrote there through ASK), roll it back when it holds none. */
-static int fix_plan_open(struct session *s, int slot, const int *owner, long long *counts, struct fix_plan *p) {
-    int imp, mig, peer;
-    fix_find_open(s, slot, &imp, &mig, &peer);
-    int o = owner[slot], t = imp >= 0 ? imp : peer;
-    if (fix_count_keys(s, slot, counts) < 0) return -1;
-    struct fix_item *it = fix_plan_add(p, slot, FIX_ROLLBACK);
-    if (!it) return rc_fail_oom(s->rc);
-    it->owner = o;
-    it->target = t;
-    it->keys_owner = o >= 0 ? counts[o] : 0;
-    it->keys_target = t >= 0 ? counts[t] : 0;
-    for (int i = 0; i < s->n; i++)
-        if (counts[i] > 0 && i != o && i != t) { it->action = FIX_MANUAL; it->why = rc_sprintf("keys of slot %d are on a third node %s:%d", slot, s->nodes[i].ip, s->nodes[i].port); return 0; }
-    if (o < 0) { it->action = FIX_MANUAL; it->why = rc_sprintf("slot %d is open but no master owns it", slot); }
-    else if (t < 0 || t == o) {
-        it->action = FIX_CLOSE;
-        if (mig >= 0 && mig != o && counts[mig] > 0) { it->action = FIX_MANUAL; it->why = rc_sprintf("slot %d: %s:%d still holds keys but no longer owns it", slot, s->nodes[mig].ip, s->nodes[mig].port); }
-    }
-    else if (it->keys_target > 0) it->action = FIX_FINISH;
-    return 0;
-}
-
-/* A slot nobody owns goes to the one master holding its keys, or, when none does, to
- * the master with the fewest slots. */
-static int fix_plan_uncovered(struct session *s, int slot, long long *counts, int *nslots, struct fix_plan *p) {
-    if (fix_count_keys(s, slot, counts) < 0) return -1;
-    int holder = -1, holders = 0, least = -1;
-    for (int i = 0; i < s->n; i++) {
-        if (counts[i] > 0) { holder = i; holders++; }
-        if (s->nodes[i].up && snode_is_master(&s->nodes[i]) && (least < 0 || nslots[i] < nslots[least])) least = i;
-    }
-    struct fix_item *it = fix_plan_add(p, slot, FIX_ASSIGN);
-    if (!it) return rc_fail_oom(s->rc);
-    if (holders > 1) { it->action = FIX_MANUAL; it->why = rc_sprintf("uncovered slot %d has keys on %d masters", slot, holders); return 0; }
-    it->owner = holders ? holder : least;
-    if (it->owner < 0) { it->action = FIX_MANUAL; it->why = rc_sprintf("no reachable master for slot %d", slot); return 0; }
-    nslots[it->owner]++;
-    return 0;
-}
-
-/* A slot two masters claim stays with the one holding the most keys; the others drop
- * their claim (only when they hold none of its keys). */
-static int fix_plan_multi(struct session *s, int slot, long long *counts, struct fix_plan *p) {
-    if (fix_count_keys(s, slot, counts) < 0) return -1;
-    int best = -1;
-    for (int i = 0; i < s->n; i++) {
-        const struct snode *x = &s->nodes[i];
-        if (!x->me || !snode_is_master(x) || !nodeinfo_owns(x->me, slot)) continue;
-        if (best < 0 || counts[i] > counts[best]) best = i;
-    }
-    struct fix_item *it = fix_plan_add(p, slot, FIX_DROP_CLAIMS);
-    if (!it) return rc_fail_oom(s->rc);
-    it->owner = best;
-    for (int i = 0; i < s->n; i++) {
-        const struct snode *x = &s->nodes[i];
-        if (i != best && x->me && snode_is_master(x) && nodeinfo_owns(x->me, slot) && counts[i] > 0) {
-            it->action = FIX_MANUAL;
-            it->why = rc_sprintf("slot %d is claimed by %s:%d and %s:%d and both hold keys", slot, s->nodes[best].ip, s->nodes[best].port, x->ip, x->port);
-        }
-    }
-    return 0;
-}
-
-static int fix_plan_make(struct session *s, int multi, struct fix_plan *p) {
-    struct rc *rc = s->rc;
-    int *owner = malloc(CLUSTER_SLOTS * sizeof *owner);
-    long long *counts = calloc((size_t)s->n, sizeof *counts);
-    int *nslots = calloc((size_t)s->n, sizeof *nslots);
-    unsigned char *seen = calloc(CLUSTER_SLOTS, 1);
-    int ret = -1;
-    if (!owner || !counts || !nslots || !seen) { rc_fail_oom(rc); goto out; }
-    sess_owner_map(s, owner);
-    for (int i = 0; i < s->n; i++) nslots[i] = snode_slot_count(&s->nodes[i]);
-    for (int i = 0; i < s->n; i++) {
-        const struct snode *x = &s->nodes[i];
-        for (int k = 0; x->me && k < x->me->open_slots; k++) {
-            int slot = x->me->open[k].slot;
-            if (seen[slot]) continue;
-            seen[slot] = 1;
-            if (fix_plan_open(s, slot, owner, counts, p) < 0) goto out;
-        }
-    }
-    for (int k = 0; k < CLUSTER_SLOTS; k++)
-        if (owner[k] < 0 && !seen[k] && fix_plan_uncovered(s, k, counts, nslots, p) < 0) goto out;
-    if (multi) {
-        struct findings f = { 0 };
-        if (judge_multiple_owners(s, &f) < 0) { findings_free(&f); rc_fail_oom(rc); goto out; }
-        for (int i = 0; i < f.n; i++)
-            if (!seen[f.v[i].slot] && fix_plan_multi(s, f.v[i].slot, counts, p) < 0) { findings_free(&f); goto out; }
-        findings_free(&f);
-    }
-    ret = 0;
-out:
-    free(owner); free(counts); free(nslots); free(seen);
-    return ret;
-}
-
-/* The run of items from i on with item i's action, owner and target: their slots
- * into bits, their key counts summed into *keys_owner / *keys_target. Returns the end. */
-static int fix_plan_run(const struct fix_plan *p, int i, unsigned char *bits, long long *keys_owner, long long *keys_target) {
-    const struct fix_item *a = &p->v[i];
-    int e = i;
-    memset(bits, 0, CLUSTER_SLOTS);
-    *keys_owner = *keys_target = 0;
-    for (; e < p->n && p->v[e].action == a->action && p->v[e].owner == a->owner && p->v[e].target == a->target; e++) {
-        bits[p->v[e].slot] = 1;
-        *keys_owner += p->v[e].keys_owner;
-        *keys_target += p->v[e].keys_target;
-    }
-    return e;
-}
-
-/* The plan, one line per action, owner and target with the slots as ranges (a failed
- * move leaves hundreds of slots to repair); what cannot be fixed stays one per slot. */
-static void fix_plan_print(struct session *s, const struct fix_plan *p) {
-    static const char *const names[] = { "", "finish the move", "roll back the move", "close", "assign", "drop extra claims", "cannot fix" };
-    unsigned char *bits = malloc(CLUSTER_SLOTS);
-    for (int i = 0, e; bits && i < p->n; i = e) {
-        const struct fix_item *it = &p->v[i];
-        const struct snode *o = it->owner >= 0 ? &s->nodes[it->owner] : NULL, *t = it->target >= 0 ? &s->nodes[it->target] : NULL;
-        if (it->action == FIX_MANUAL) { rc_warn(s->rc, "slot %d: %s", it->slot, it->why ? it->why : "cannot fix automatically"); e = i + 1; continue; }
-        long long ko, kt;
-        e = fix_plan_run(p, i, bits, &ko, &kt);
-        sds r = slots_ranges_str(bits, 8);
-        char what[32];
-        if (e - i == 1) snprintf(what, sizeof what, "slot %d", it->slot);
-        else snprintf(what, sizeof what, "%d slots", e - i);
-        if (it->action == FIX_FINISH || it->action == FIX_ROLLBACK)
-            rc_progress(s->rc, "  %s: %s %s:%d -> %s:%d (keys: %lld on the target, %lld on the owner)%s%s", what, names[it->action],
-                        o ? o->ip : "?", o ? o->port : 0, t ? t->ip : "?", t ? t->port : 0, kt, ko, e - i > 1 ? ": " : "", e - i > 1 && r ? r : "");
-        else rc_progress(s->rc, "  %s: %s%s%s:%d%s%s", what, names[it->action], it->action == FIX_CLOSE ? " on its owner " : " to ",
-                         o ? o->ip : "?", o ? o->port : 0, e - i > 1 ? ": " : "", e - i > 1 && r ? r : "");
-        sdsfree(r);
-    }
-    free(bits);
-}
-
-/* STABLE on every node that has `slot` open. */
-/* SETSLOT STABLE on every master with slot open, and on the master of every replica
- * with it open (Valkey >= 8 replicates SETSLOT: a move cut short may have left the state
- * on the replicas only; the master's STABLE reaches them). */
-static int fix_queue_stable(struct session *s, int slot) {
-    unsigned char *sent = calloc((size_t)s->n + 1, 1);
-    if (!sent) return rc_fail_oom(s->rc);
-    int ret = 0;
-    for (int i = 0; i < s->n && ret == 0; i++) {
-        struct snode *x = &s->nodes[i];
-        for (int k = 0; x->up && x->me && k < x->me->open_slots; k++) {
-            if (x->me->open[k].slot != slot) continue;
-            int m = snode_is_master(x) ? i : sess_index_of(s, snode_master_id(x));
-            if (m >= 0 && !sent[m] && s->nodes[m].up) { sent[m] = 1; ret = act_setslot(s, &s->nodes[m], slot, "STABLE", NULL); }
-            break;
-        }
-    }
-    free(sent);
-    return ret;
-}
-
-static int fix_apply(struct session *s, const struct fix_plan *p, const struct day2_opts *o) {
-    struct move *mv = calloc((size_t)p->n + 1, sizeof *mv);
-    int nmv = 0;
-    if (!mv) return rc_fail_oom(s->rc);
-    for (int i = 0; i < p->n; i++) {
-        const struct fix_item *it = &p->v[i];
-        int r = 0;
-        if (it->action == FIX_ROLLBACK || it->action == FIX_CLOSE) r = fix_queue_stable(s, it->slot);
-        else if (it->action == FIX_ASSIGN) {   /* a run of slots for one owner: one range */
-            int last = i;
-            while (last + 1 < p->n && p->v[last + 1].action == FIX_ASSIGN && p->v[last + 1].owner == it->owner &&
-                   p->v[last + 1].slot == p->v[last].slot + 1) last++;
-            int step = s->nodes[it->owner].major >= 7 ? CLUSTER_SLOTS : ADDSLOTS_BATCH;
-            for (int lo = it->slot; r == 0 && lo <= p->v[last].slot; lo += step)
-                r = act_addslots_range(s, &s->nodes[it->owner], lo, lo + step - 1 < p->v[last].slot ? lo + step - 1 : p->v[last].slot);
-            i = last;
-        }
-        else if (it->action == FIX_DROP_CLAIMS) {
-            char num[16];
-            snprintf(num, sizeof num, "%d", it->slot);
-            for (int j = 0; j < s->n && r == 0; j++)
-                if (j != it->owner && s->nodes[j].me && snode_is_master(&s->nodes[j]) && nodeinfo_owns(s->nodes[j].me, it->slot))
-                    r = sess_queue(s, &s->nodes[j], "CLUSTER", "DELSLOTS", num, RESP_END);
-            if (r == 0) r = sess_queue(s, &s->nodes[it->owner], "CLUSTER", "BUMPEPOCH", RESP_END);
-        } else if (it->action == FIX_FINISH) {
-            mv[nmv].slot = it->slot;
-            mv[nmv].src = it->owner;
-            mv[nmv++].dst = it->target;
-        }
-        if (r < 0) { free(mv); return -1; }
-    }
-    int ret = sess_drain_all(s, "fix");
-    if (ret == 0 && nmv > 0 && !s->record) {
-        long long keys = 0;
-        int done = 0;
-        const struct move_engine *eng = mover_choose(s, mv, nmv, &o->mo);
-        ret = eng ? mover_run(s, mv, nmv, &o->mo, eng, &keys, &done) : -1;
-        if (ret == 0) rc_progress(s->rc, "Finished %d interrupted move(s), %lld key(s) moved", done, keys);
-    }
-    free(mv);
-    return ret;
-}
-
-static void usage_fix(FILE *f) {
-    fputs("usage: rcluster fix ADDR [--search-multiple-owners] [--replace] [--dry-run] [--yes] [--json]\n"
-          "\n"
-          "Repair what an interrupted move leaves (like redis-cli --cluster fix): an open\n"
-          "(migrating/importing) slot is finished when its target already holds keys of it and\n"
-          "rolled back when it holds none; an uncovered slot goes to the master holding its\n"
-          "keys, else to the master with the fewest slots. --search-multiple-owners also\n"
-          "settles slots two masters claim (kept by the one with the keys). Shows the plan first.\n"
-          "Atomic slot migrations still in flight (Valkey >= 9.0, Redis >= 8.4; say after a\n"
-          "SIGKILL) are waited for, and cancelled after --timeout. Slots left open on replicas\n"
-          "only (Valkey replicates SETSLOT) are closed through their master.\n", f);
-}
-
-static const struct option fix_opts[] = {
-    D2_OPT("search-multiple-owners", no_argument, OPT_D2_MULTI), D2_OPT("cluster-search-multiple-owners", no_argument, OPT_D2_MULTI),
-    D2_MOVE_OPTS,
-};
-
-/* fix ADDR: wait for (or cancel) atomic migrations in flight, then close open slots,
- * cover uncovered ones and settle double owners; asks unless --yes. */
-static int cmd_fix(struct rc *rc, int argc, char **argv) {
-    struct day2_opts o;
-    day2_opts_init(&o);
-    int r = day2_parse(rc, argc, argv, fix_opts, (int)(sizeof fix_opts / sizeof fix_opts[0]), usage_fix, &o, 1);
-    if (r) return r < 0 ? -1 : 0;
-    struct session s;
-    struct fix_plan p = { 0 };
-    int ret = -1;
-    if (day2_open(rc, &s, argv[optind]) < 0) goto out;
-    for (int i = 0; i < s.n; i++)
-        if (!s.nodes[i].up && snode_is_master(&s.nodes[i]) && snode_slot_count(&s.nodes[i]) > 0) {
-            rc_fail_kind_msg(rc, s.nodes[i].err_kind, rc_sprintf("master %s:%d is not reachable: %s; fix needs every master with slots", s.nodes[i].ip, s.nodes[i].port, s.nodes[i].err));
-            goto out;
-        }
-    /* Atomic migrations of an earlier run finish by themselves: wait for them, and
-     * cancel what is still in flight after --timeout. */
-    if (sess_migrations(&s) && !o.dry_run && day2_wait_migrations(&s, s.deadline) < 0) {
-        rc_progress(rc, "Cancelling: %s", rc->err);
-        sess_cancel_migrations(&s);
-        if (day2_wait_migrations(&s, rc_deadline_within(s.deadline, 10)) < 0) goto out;
-    }
-    /* Right after a kill the nodes may still be exchanging the last epochs: let them. */
-    if (day2_wait_settled(&s, rc_deadline_within(s.deadline, 2), o.multi_owners) == 0) {
-        rc_progress(rc, "Nothing to fix: no open slot, all %d slots covered%s", CLUSTER_SLOTS, o.multi_owners ? ", no slot with two owners" : "");
-        if (rc->json) rc_json_outf(rc, "{\"ok\":true,\"command\":\"fix\",\"fixed\":0}\n");
-        ret = 0;
-        goto out;
-    }
-    if (fix_plan_make(&s, o.multi_owners, &p) < 0) goto out;
-    /* Finishing a key-by-key move is key by key: refused here, before any repair. */
-    for (int i = 0; o.mo.migration == MIGRATION_ATOMIC && i < p.n; i++)
-        if (p.v[i].action == FIX_FINISH) {
-            rc_fail_as(rc, RC_ERR_USAGE, "--migration atomic: slot %d is open from a key-by-key move, which only MIGRATE finishes; "
-                       "nothing changed (run fix without --migration)", p.v[i].slot);
-            goto out;
-        }
-    rc_progress(rc, "Plan: %d slot(s) to repair", p.n);
-    fix_plan_print(&s, &p);
-    int manual = 0;
-    for (int i = 0; i < p.n; i++) manual += p.v[i].action == FIX_MANUAL;
-    s.record = o.dry_run;
-    if (!o.dry_run && rc_confirm(rc, "Repair these slots?") < 0) goto out;
-    s.deadline = rc_deadline_in(rc->timeout);   /* the repair's own, from the answer on */
-    if (fix_apply(&s, &p, &o) < 0 || o.dry_run) { ret = o.dry_run ? 0 : -1; goto out; }
-    if (day2_wait_settled(&s, s.deadline, o.multi_owners) < 0 && !manual) goto out;
-    if (manual) { rc_fail(rc, "fixed %d slot(s); %d need a hand (see the warnings above)", p.n - manual, manual); goto out; }
-    if (rc->json) rc_json_outf(rc, "{\"ok\":true,\"command\":\"fix\",\"fixed\":%d}\n", p.n);
-    else printf("fix: repaired %d slot(s); no open slot, all %d slots covered\n", p.n, CLUSTER_SLOTS);
-    ret = 0;
-out:
-    fix_plan_free(&p);
-    sess_free(&s);
-    return ret;
-}
-
-/* --- del-node ---------------------------------------------------------------------------- */
-
-static int sess_knows(const struct session *s, int skip, const char *id) {
-    int c = 0;
-    for (int i = 0; i < s->n; i++)
-        if (i != skip && s->nodes[i].up && cview_find((struct cview *)&s->nodes[i].view, id)) c++;
-    return c;
-}
-
 /* The master with the fewest replicas, preferring one on another host than `host`;
  * with_empty: masters without slots count too (add-node, as redis-cli picks). */
 static int sess_pick_master(const struct session *s, int skip, const char *host, int with_empty) {
@@ -7269,678 +6426,6 @@ static int sess_pick_master(const struct session *s, int skip, const char *host,
         if (best < 0 || c < bestc || (c == bestc && far > bestfar)) { best = i; bestc = c; bestfar = far; }
     }
     return best;
-}
-
-/* FORGET on every node that still lists the node, until none does: a node that has
- * not heard yet would otherwise teach the others again through gossip. */
-static int delnode_forget(struct session *s, int victim, struct rc_deadline until) {
-    const char *id = s->nodes[victim].id;
-    for (int round = 0; ; round++) {
-        for (int i = 0; i < s->n; i++)
-            if (i != victim && s->nodes[i].up && cview_find(&s->nodes[i].view, id) && act_forget(s, &s->nodes[i], id) < 0) return -1;
-        if (sess_flush_all(s) < 0) return -1;
-        for (int i = 0; i < s->n; i++)
-            while (s->nodes[i].up && s->nodes[i].owed > 0) {
-                struct resp *r = sess_reply(s, &s->nodes[i], 0);
-                if (!r) break;
-                if (r->type == RESP_ERROR && s->rc->verbose) rc_warn(s->rc, "%s:%d: CLUSTER FORGET: %s", s->nodes[i].ip, s->nodes[i].port, r->str);
-                resp_free(r);
-            }
-        sess_refresh(s);
-        int left = sess_knows(s, victim, id);
-        if (!left) return 0;
-        if (rc_interrupted() || rc_deadline_passed(until))
-            return rc_fail(s->rc, "%d node(s) still list %.40s after %d FORGET round(s)", left, id, round + 1);
-        rc_sleep_ms(100);
-    }
-}
-
-static void usage_del_node(FILE *f) {
-    fputs("usage: rcluster del-node ADDR NODE_ID [--dry-run] [--yes] [--json]\n"
-          "\n"
-          "Remove a node from the cluster ADDR belongs to, also when it is dead or unreachable:\n"
-          "its replicas move to another master, every other node gets CLUSTER FORGET until\n"
-          "none lists it, then, if it answers, CLUSTER RESET so it cannot rejoin. A master\n"
-          "that still owns slots is refused (empty it with rebalance --weight ID=0 first).\n"
-          "NODE_ID may be an id, a unique id prefix or any address that reaches the node.\n"
-          "Like redis-cli's, it does not ask for confirmation.\n", f);
-}
-
-static const struct option del_node_opts[] = {
-    D2_OPT("dry-run", no_argument, OPT_D2_DRY_RUN), D2_OPT("cluster-yes", no_argument, OPT_D2_YES),
-};
-
-static int delnode_replicas(struct session *s, int victim) {
-    for (int i = 0; i < s->n; i++) {
-        struct snode *x = &s->nodes[i];
-        if (i == victim || !x->up || snode_is_master(x) || strcmp(snode_master_id(x), s->nodes[victim].id) != 0) continue;
-        int m = sess_pick_master(s, victim, x->ip, 0);
-        if (m < 0) return rc_fail(s->rc, "no other master for replica %s:%d", x->ip, x->port);
-        rc_progress(s->rc, "Replica %s:%d now replicates %s:%d", x->ip, x->port, s->nodes[m].ip, s->nodes[m].port);
-        if (act_replicate(s, x, s->nodes[m].id) < 0) return -1;
-    }
-    return sess_drain_all(s, "CLUSTER REPLICATE");
-}
-
-/* Take node v out of the cluster: its replicas to other masters, FORGET everywhere
- * until no node lists it, then CLUSTER RESET HARD on it when it answers (*reset says
- * so). HARD gives it a new id: the others refuse the forgotten one for 60 s, so a node
- * that kept it could not be added again at once. v must own no slots. Shared by
- * del-node and scale. */
-static int delnode_remove(struct session *s, int v, struct rc_deadline until, int *reset) {
-    struct snode *x = &s->nodes[v];
-    *reset = 0;
-    if (delnode_replicas(s, v) < 0 || delnode_forget(s, v, until) < 0) return -1;
-    if (x->up) {
-        if (act_reset(s, x, "HARD") == 0 && sess_drain(s, x, "CLUSTER RESET HARD") == 0) *reset = 1;
-        else rc_warn(s->rc, "could not CLUSTER RESET %s:%d: %s", x->ip, x->port, s->rc->err);
-    }
-    return 0;
-}
-
-/* del-node ADDR NODE: move a slotless node's replicas away, FORGET it everywhere until
- * no node lists it, then CLUSTER RESET HARD it (a dead node too). */
-static int cmd_del_node(struct rc *rc, int argc, char **argv) {
-    struct day2_opts o;
-    day2_opts_init(&o);
-    int r = day2_parse(rc, argc, argv, del_node_opts, 2, usage_del_node, &o, 2);
-    if (r) return r < 0 ? -1 : 0;
-    struct session s;
-    int ret = -1;
-    if (day2_open(rc, &s, argv[optind]) < 0) goto out;
-    int v = day2_resolve(&s, "del-node", argv[optind + 1]);
-    if (v < 0) goto out;
-    struct snode *x = &s.nodes[v];
-    if (v == s.seed) { rc_fail_as(rc, RC_ERR_USAGE, "del-node: %s:%d is the node given as ADDR; give the address of another node of the cluster", x->ip, x->port); goto out; }
-    int owned = snode_slot_count(x);
-    for (int i = 0; i < s.n && owned == 0; i++)
-        if (s.nodes[i].up) { const struct nodeinfo *ni = cview_find(&s.nodes[i].view, x->id); if (ni) owned = nodeinfo_slot_count(ni); }
-    if (owned > 0) {
-        rc_fail(rc, "del-node: %s:%d still owns %d slot(s); nothing changed. Empty it first: rcluster rebalance %s --weight %.40s=0 --yes "
-                "(or rcluster reshard %s --from %.40s --to OTHER --slots %d)", x->ip, x->port, owned, argv[optind], x->id, argv[optind], x->id, owned);
-        goto out;
-    }
-    if (day2_preflight(&s, 1, v) < 0) goto out;
-    rc_progress(rc, "Plan: remove %s:%d (%.40s, %s%s): FORGET on %d node(s)%s", x->ip, x->port, x->id, snode_is_master(x) ? "master" : "replica",
-                x->up ? "" : ", not reachable", s.n - 1, x->up ? ", then CLUSTER RESET HARD on it (a new id)" : "");
-    s.record = o.dry_run;   /* redis-cli's del-node never asks: neither does this */
-    if (o.dry_run) {
-        for (int i = 0; i < s.n; i++) if (i != v) act_forget(&s, &s.nodes[i], x->id);
-        if (x->up) act_reset(&s, x, "HARD");
-        ret = 0;
-        goto out;
-    }
-    int reset = 0;
-    if (delnode_remove(&s, v, s.deadline, &reset) < 0) goto out;
-    if (rc->json) rc_json_outf(rc, "{\"ok\":true,\"command\":\"del-node\",\"id\":\"%s\",\"reset\":%s}\n", x->id, reset ? "true" : "false");
-    else printf("del-node: %s:%d (%.40s) removed; no node lists it%s\n", x->ip, x->port, x->id, reset ? "; it was CLUSTER RESET HARD (new id: it can be added again at once)" : "");
-    ret = 0;
-out:
-    sess_free(&s);
-    return ret;
-}
-
-/* --- add-node ------------------------------------------------------------------------------ */
-
-/* NEW must be what `create` wants of a node: reachable with our password, cluster-enabled,
- * empty, alone. It joins the session as one more node (line NULL). */
-static int addnode_probe(struct session *s, const struct addr *a) {
-    struct rc *rc = s->rc;
-    struct snode *grown = realloc(s->nodes, (size_t)(s->n + 1) * sizeof *grown);
-    if (!grown) return rc_fail_oom(rc);
-    s->nodes = grown;
-    struct snode *x = &s->nodes[s->n];
-    memset(x, 0, sizeof *x);
-    x->c.fd = -1;
-    snprintf(x->conn_ip, sizeof x->conn_ip, "%s", a->ip);
-    x->conn_port = a->port;
-    snprintf(x->ip, sizeof x->ip, "%s", a->ip);
-    x->port = a->port;
-    x->bus = addr_bus(a);
-    s->n++;
-    struct rconn probe;
-    struct resp *info = NULL;
-    int ret = -1;
-    if (rconn_open(rc, &probe, a->ip, a->port) < 0) { rc_wrap(rc, "new node"); rconn_free(&probe); return -1; }
-    info = rconn_call(rc, &probe, "INFO cluster", "INFO", "cluster", RESP_END);
-    char buf[16];
-    if (!info) goto out;
-    if (info->type != RESP_BULK || info_field(info->str, "cluster_enabled", buf, sizeof buf) < 0 || strcmp(buf, "1") != 0) {
-        rc_fail_as(rc, RC_ERR_NOT_CLUSTER, "new node %s: cluster mode is disabled (cluster_enabled:0); start it with cluster-enabled yes", probe.name);
-        goto out;
-    }
-    x->c = probe;
-    probe.fd = -1; probe.name = NULL; probe.rbuf = probe.wbuf = NULL;
-    x->up = 1;
-    if (sess_probe_queue(s, x) < 0 || sess_probe_read(s, x) < 0) { rc_wrap(rc, "new node"); goto out; }
-    memcpy(x->id, x->me->id, sizeof x->id);
-    if (sess_index_of(s, x->id) != s->n - 1) { rc_fail(rc, "add-node: %s:%d is already a member of this cluster", a->ip, a->port); goto out; }
-    if (x->me->ip[0]) { snprintf(x->ip, sizeof x->ip, "%s", x->me->ip); x->port = x->me->port; x->bus = x->me->bus; }
-    if (x->keys != 0) { rc_fail(rc, "new node %s:%d is not empty (%lld keys); only an empty node can join", a->ip, a->port, x->keys); goto out; }
-    if (x->view.n > 1 || nodeinfo_slot_count(x->me) > 0) {
-        rc_fail(rc, "new node %s:%d already knows %d other node(s) or owns slots (it is part of a cluster; CLUSTER RESET it first)", a->ip, a->port, x->view.n - 1);
-        goto out;
-    }
-    ret = 0;
-out:
-    resp_free(info);
-    rconn_free(&probe);
-    return ret;
-}
-
-/* NEW was a member of a cluster before when its current epoch is above 0 (CLUSTER RESET
- * SOFT, and redis-cli's del-node, keep the id): after FORGET the cluster refuses that id
- * for 60 s, so the join would hang. It is empty and alone: CLUSTER RESET HARD gives it a
- * new id first. */
-static int addnode_fresh_id(struct session *s, int nx) {
-    struct snode *x = &s->nodes[nx];
-    if (x->current_epoch <= 0) return 0;
-    rc_progress(s->rc, "%s:%d was a member of a cluster before (current epoch %lld); the cluster may still refuse its id "
-                "%.8s: CLUSTER RESET HARD gives it a new one", x->ip, x->port, x->current_epoch, x->id);
-    if (act_reset(s, x, "HARD") < 0 || sess_drain(s, x, "CLUSTER RESET HARD") < 0) return -1;
-    if (s->record) return 0;
-    if (sess_probe_queue(s, x) < 0 || sess_probe_read(s, x) < 0) return rc_wrap(s->rc, "new node after CLUSTER RESET HARD");
-    memcpy(x->id, x->me->id, sizeof x->id);
-    return 0;
-}
-
-/* Every node lists NEW (past the handshake); for a replica, NEW replicates its master
- * with the link up and the master's CLUSTER SLOTS lists it. */
-static int addnode_ready(struct session *s, int nx, int master, sds *why) {
-    struct snode *x = &s->nodes[nx];
-    for (int i = 0; i < s->n; i++) {
-        const struct nodeinfo *ni = s->nodes[i].up ? cview_find(&s->nodes[i].view, x->id) : NULL;
-        if (s->nodes[i].up && (!ni || (ni->flags & NF_HANDSHAKE))) { *why = rc_sprintf("%s:%d does not know it yet", s->nodes[i].ip, s->nodes[i].port); return 0; }
-    }
-    /* A new master refuses writes (and MIGRATE's RESTOREs) until its own state is ok. */
-    if (strcmp(x->state, "ok") != 0) { *why = rc_sprintf("it reports cluster_state:%s", x->state); return 0; }
-    if (master < 0) return 1;
-    struct snode *m = &s->nodes[master];
-    /* A master without slots is in no CLUSTER SLOTS reply: its own view must list the
-     * new node as its replica, with the link up. */
-    if (snode_slot_count(m) == 0) {
-        const struct nodeinfo *ni = m->up ? cview_find(&m->view, x->id) : NULL;
-        if (!ni || strcmp(ni->master, m->id) != 0) { *why = rc_sprintf("its master %s:%d does not list it as its replica yet", m->ip, m->port); return 0; }
-        if (strcmp(x->link, "up") != 0) { *why = rc_sprintf("replication link is %s", x->link[0] ? x->link : "not up"); return 0; }
-        return 1;
-    }
-    struct resp *repl = NULL, *slots = NULL;
-    int ok = 0;
-    char buf[32] = "";
-    if (sess_queue(s, x, "INFO", "replication", RESP_END) < 0 || sess_queue(s, m, "CLUSTER", "SLOTS", RESP_END) < 0 ||
-        sess_flush_all(s) < 0 || !(repl = sess_reply(s, x, 0)) || !(slots = sess_reply(s, m, 0))) { resp_free(repl); return -1; }
-    if (repl->type != RESP_BULK || info_field(repl->str, "master_link_status", buf, sizeof buf) < 0 || strcmp(buf, "up") != 0)
-        *why = rc_sprintf("replication link is %s", buf[0] ? buf : "not up");
-    else {
-        for (size_t i = 0; slots->type == RESP_ARRAY && i < slots->n && !ok; i++) {
-            const struct resp *e = slots->elem[i];
-            for (size_t k = 3; e->type == RESP_ARRAY && k < e->n; k++)
-                if (e->elem[k]->type == RESP_ARRAY && e->elem[k]->n >= 2 && e->elem[k]->elem[1]->type == RESP_INTEGER &&
-                    e->elem[k]->elem[1]->integer == x->port) ok = 1;
-        }
-        if (!ok) *why = rc_sprintf("CLUSTER SLOTS of its master does not list it yet");
-    }
-    resp_free(repl);
-    resp_free(slots);
-    return ok;
-}
-
-/* Redis 7 lists a replica in CLUSTER SLOTS only once gossip carries a non-zero offset;
- * an idle master moves it only every repl-ping-replica-period. A key written and deleted
- * in the master's own slots moves it at once and leaves nothing behind. */
-static int addnode_nudge(struct session *s, int master) {
-    const struct nodeinfo *ni = snode_slots(&s->nodes[master]);
-    char key[64];
-    for (unsigned i = 0; ni && ni->nranges && i < 1000000; i++) {
-        snprintf(key, sizeof key, "rcluster:nudge:{%u}", i);
-        if (nodeinfo_owns(ni, cluster_key_slot(key, strlen(key)))) {
-            if (sess_queue(s, &s->nodes[master], "SET", key, "1", RESP_END) < 0 || sess_queue(s, &s->nodes[master], "DEL", key, RESP_END) < 0) return -1;
-            return sess_drain_all(s, "nudge");
-        }
-    }
-    return 0;
-}
-
-static int addnode_wait(struct session *s, int nx, int master, struct rc_deadline until) {
-    int64_t last_nudge = 0;
-    int replicated = master < 0;
-    for (;;) {
-        sess_refresh(s);
-        struct snode *x = &s->nodes[nx];
-        if (!x->up) return rc_fail_kind_msg(s->rc, x->err_kind, rc_sprintf("the new node stopped answering: %s", x->err));
-        if (!replicated) {
-            const struct nodeinfo *mi = cview_find(&x->view, s->nodes[master].id);
-            if (mi && !(mi->flags & NF_HANDSHAKE)) {
-                if (act_replicate(s, x, s->nodes[master].id) < 0) return -1;
-                if (sess_drain(s, x, "CLUSTER REPLICATE") == 0) replicated = 1;
-                else if (s->rc->verbose) rc_warn(s->rc, "%s", s->rc->err);
-            }
-        }
-        sds why = NULL;
-        int ready = replicated ? addnode_ready(s, nx, master, &why) : 0;
-        if (ready < 0) { sdsfree(why); return -1; }
-        if (ready) { sdsfree(why); return 0; }
-        if (replicated && master >= 0 && rc_now_ms() - last_nudge > 500) { last_nudge = rc_now_ms(); if (addnode_nudge(s, master) < 0) { sdsfree(why); return -1; } }
-        if (rc_interrupted() || rc_deadline_passed(until)) {
-            rc_fail(s->rc, "the new node did not join within %.0f s: %s", until.seconds, why ? why : (replicated ? "?" : "it does not know its master yet"));
-            sdsfree(why);
-            return -1;
-        }
-        sdsfree(why);
-        rc_sleep_ms(100);
-    }
-}
-
-static void usage_add_node(FILE *f) {
-    fputs("usage: rcluster add-node NEW ADDR [--replica [--master-id ID]] [--dry-run] [--yes] [--json]\n"
-          "\n"
-          "Add the running, empty, cluster-enabled node NEW to the cluster ADDR belongs to\n"
-          "(like redis-cli --cluster add-node). As --replica it replicates --master-id, or the\n"
-          "master with the fewest replicas (preferring another host), holding\n"
-          "cluster-replica-no-failover yes on it while it joins. Returns once every node\n"
-          "knows NEW and, for a replica, its link is up and CLUSTER SLOTS lists it.\n"
-          "Like redis-cli's, it does not ask for confirmation.\n"
-          "Aliases: --cluster-slave, --cluster-replica, --cluster-master-id.\n", f);
-}
-
-static const struct option add_node_opts[] = {
-    D2_OPT("replica", no_argument, OPT_D2_REPLICA), D2_OPT("cluster-slave", no_argument, OPT_D2_REPLICA),
-    D2_OPT("cluster-replica", no_argument, OPT_D2_REPLICA), D2_OPT("slave", no_argument, OPT_D2_REPLICA),
-    D2_OPT("master-id", required_argument, OPT_D2_MASTER_ID), D2_OPT("cluster-master-id", required_argument, OPT_D2_MASTER_ID),
-    D2_OPT("dry-run", no_argument, OPT_D2_DRY_RUN), D2_OPT("cluster-yes", no_argument, OPT_D2_YES),
-};
-
-/* add-node NEW ADDR [--replica [--master-id ID]]: check the new node like create,
- * MEET it, make it a replica if asked, wait until every node knows it. */
-static int cmd_add_node(struct rc *rc, int argc, char **argv) {
-    struct day2_opts o;
-    day2_opts_init(&o);
-    int r = day2_parse(rc, argc, argv, add_node_opts, (int)(sizeof add_node_opts / sizeof add_node_opts[0]), usage_add_node, &o, 2);
-    if (r) return r < 0 ? -1 : 0;
-    if (o.master_id && !o.replica) return day2_usage_fail(rc, "add-node: --master-id %s needs --replica", o.master_id);
-    struct session s;
-    struct addr na;
-    int ret = -1, master = -1;
-    char nofail_was[8] = "", held[300] = "";
-    memset(&s, 0, sizeof s);
-    if (addr_parse(rc, argv[optind], &na) < 0 || day2_open(rc, &s, argv[optind + 1]) < 0) goto out;
-    if (day2_preflight(&s, 0, -1) < 0) goto out;
-    if (o.replica) {
-        master = o.master_id ? day2_resolve_master(&s, "--master-id", o.master_id) : sess_pick_master(&s, -1, na.ip, 1);
-        if (master < 0) { if (!o.master_id) rc_fail(rc, "add-node: no reachable master with slots to replicate"); goto out; }
-    }
-    int seed = s.seed;
-    if (addnode_probe(&s, &na) < 0) goto out;
-    int nx = s.n - 1;
-    struct snode *x = &s.nodes[nx], *sd = &s.nodes[seed];
-    if (master >= 0) rc_progress(rc, "Plan: add %s:%d as a replica of %s:%d (%.40s)", x->ip, x->port, s.nodes[master].ip, s.nodes[master].port, s.nodes[master].id);
-    else rc_progress(rc, "Plan: add %s:%d as an empty master (move slots to it with rebalance --use-empty-masters or reshard)", x->ip, x->port);
-    s.record = o.dry_run;   /* redis-cli's add-node never asks: neither does this */
-    if (addnode_fresh_id(&s, nx) < 0) goto out;
-    x = &s.nodes[nx];
-    /* A joining replica must not fail over while it forms (its own value comes back at the end). */
-    if (master >= 0 && o.dry_run && sess_queue(&s, x, "CONFIG", "SET", "cluster-replica-no-failover", "yes", RESP_END) < 0) goto out;
-    if (master >= 0 && !o.dry_run) {
-        if (sess_hold_no_failover(&s, x, nofail_was) < 0) goto out;
-        snprintf(held, sizeof held, "%s:%d", na.ip, na.port);
-    }
-    if (act_meet(&s, x, sd->ip, sd->port, sd->bus) < 0 || sess_drain_all(&s, "CLUSTER MEET") < 0) goto out;
-    if (o.dry_run) {
-        if (master >= 0) act_replicate(&s, x, s.nodes[master].id);
-        ret = 0;
-        goto out;
-    }
-    if (addnode_wait(&s, nx, master, s.deadline) < 0) goto out;
-    x = &s.nodes[nx];
-    if (rc->json) rc_json_outf(rc, "{\"ok\":true,\"command\":\"add-node\",\"id\":\"%s\",\"role\":\"%s\",\"master\":%s%s%s}\n", x->id, master >= 0 ? "replica" : "master",
-                         master >= 0 ? "\"" : "", master >= 0 ? s.nodes[master].id : "null", master >= 0 ? "\"" : "");
-    else printf("add-node: %s:%d (%.40s) joined as %s\n", x->ip, x->port, x->id, master >= 0 ? "a replica" : "an empty master");
-    ret = 0;
-out:
-    if (held[0]) release_no_failover(rc, na.ip, na.port, held, nofail_was);
-    sess_free(&s);
-    return ret;
-}
-
-/* --- set-timeout ------------------------------------------------------------------------------ */
-
-static void usage_set_timeout(FILE *f) {
-    fputs("usage: rcluster set-timeout ADDR MS [--dry-run] [--yes] [--json]\n"
-          "\n"
-          "Set cluster-node-timeout to MS milliseconds on every node (CONFIG SET) and persist\n"
-          "it (CONFIG REWRITE). A node started without a config file keeps it until restart;\n"
-          "that is reported as a warning.\n", f);
-}
-
-static const struct option set_timeout_opts[] = {
-    D2_OPT("dry-run", no_argument, OPT_D2_DRY_RUN), D2_OPT("cluster-yes", no_argument, OPT_D2_YES),
-};
-
-/* Whether container c (an entry of GET /containers/json) is where the cluster reaches
- * x: x's address is one of its network IPs, or a port it publishes on x's IP. Pure. */
-static int container_serves(const json_value_s *c, const struct snode *x) {
-    const json_value_s *nets = json_get(json_get(c, "NetworkSettings"), "Networks");
-    for (size_t i = 0; i < json_length(nets); i++) {
-        const char *ip = json_string(json_get(json_member_value(nets, i), "IPAddress"));
-        if (ip && *ip && !strcmp(ip, x->ip)) return 1;
-    }
-    const json_value_s *ports = json_get(c, "Ports");
-    for (size_t i = 0; i < json_length(ports); i++) {
-        const json_value_s *p = json_at(ports, i);
-        const char *ip = json_string(json_get(p, "IP"));
-        if (ip && (!strcmp(ip, x->ip) || !strcmp(ip, "0.0.0.0")) && (int)json_number(json_get(p, "PublicPort"), -1) == x->port) return 1;
-    }
-    const json_value_s *labels = json_get(c, "Labels");
-    const char *hip = json_string(json_get(labels, LABEL_HOST_IP)), *hport = json_string(json_get(labels, LABEL_HOST_PORT));
-    long port;
-    return hip && hport && !strcmp(hip, x->ip) && rc_parse_int(hport, 1, 65535, &port) == 0 && port == x->port;
-}
-
-/* mine[i] = 1 for the nodes of s that run in a container `rcluster up` made (labelled
- * io.rcluster.cluster): their redis.conf is rcluster's own; *data_dir (when given)
- * gets their cluster's data dir (caller frees). Without a Docker daemon
- * that answers, none; rc->err is left as it was. */
-static void sess_find_up_nodes(struct rc *rc, struct session *s, unsigned char *mine, sds *data_dir) {
-    struct docker d;
-    json_value_s *all = NULL;
-    struct rc_err_saved saved = rc_err_save(rc);
-    docker_init_closed(&d, rc);
-    if (docker_open(rc, &d) == 0 && docker_list_by_label(&d, "containers", LABEL_CLUSTER, NULL, &all) == 0)
-        for (size_t k = 0; k < json_length(all); k++)
-            for (int i = 0; i < s->n; i++) {
-                if (!container_serves(json_at(all, k), &s->nodes[i])) continue;
-                mine[i] = 1;
-                const char *dir = docker_label(json_at(all, k), LABEL_DATA_DIR);
-                if (data_dir && !*data_dir && dir && dir[0] == '/') *data_dir = sdsnew(dir);
-            }
-    json_free(all);
-    docker_free(&d);
-    rc_err_restore(rc, &saved);
-}
-
-static int up_persist_node_timeout(struct rc *rc, const char *dir, long ms);
-
-/* set-timeout ADDR MS: cluster-node-timeout on every node (CONFIG SET, persisted with
- * CONFIG REWRITE; on nodes in containers made by up, in their redis.conf and manifest). */
-static int cmd_set_timeout(struct rc *rc, int argc, char **argv) {
-    struct day2_opts o;
-    day2_opts_init(&o);
-    int r = day2_parse(rc, argc, argv, set_timeout_opts, 2, usage_set_timeout, &o, 2);
-    if (r) return r < 0 ? -1 : 0;
-    long ms;
-    if (rc_parse_int(argv[optind + 1], 100, 86400000L, &ms) < 0) return day2_usage_fail(rc, "set-timeout: expected milliseconds from 100 to 86400000, got '%s'", argv[optind + 1]);
-    struct session s;
-    unsigned char *mine = NULL;
-    sds dir = NULL;
-    int ret = -1, set = 0, persisted = 0, down = 0, ours = 0;
-    if (day2_open(rc, &s, argv[optind]) < 0) goto out;
-    if (!(mine = calloc((size_t)s.n + 1, 1))) { rc_fail_oom(rc); goto out; }
-    sess_find_up_nodes(rc, &s, mine, &dir);
-    for (int i = 0; i < s.n; i++) ours += mine[i];
-    /* rcluster's own redis.conf comes from its template and manifest: CONFIG REWRITE
-     * would make it disagree with them, so both are rewritten instead (below). */
-    s.record = o.dry_run;
-    for (int i = 0; i < s.n; i++) {
-        if (!s.nodes[i].up) { rc_warn(rc, "%s:%d not reachable: %s", s.nodes[i].ip, s.nodes[i].port, s.nodes[i].err); down++; continue; }
-        if (sess_queue(&s, &s.nodes[i], "CONFIG", "SET", "cluster-node-timeout", argv[optind + 1], RESP_END) < 0 ||
-            (!mine[i] && sess_queue(&s, &s.nodes[i], "CONFIG", "REWRITE", RESP_END) < 0)) goto out;
-    }
-    if (o.dry_run) { ret = 0; goto out; }
-    if (sess_flush_all(&s) < 0) goto out;
-    for (int i = 0; i < s.n; i++) {
-        struct snode *x = &s.nodes[i];
-        if (!x->up) continue;
-        struct resp *a = sess_reply(&s, x, 0), *b = a && !mine[i] ? sess_reply(&s, x, 0) : NULL;
-        if (!a || (!b && !mine[i])) { rc_warn(rc, "%s:%d: %s", x->ip, x->port, rc->err); resp_free(a); down++; continue; }
-        if (a->type == RESP_ERROR) rc_warn(rc, "%s:%d: CONFIG SET cluster-node-timeout: %s", x->ip, x->port, a->str);
-        else set++;
-        if (b && b->type == RESP_ERROR) rc_warn(rc, "%s:%d: not persisted: CONFIG REWRITE: %s", x->ip, x->port, b->str);
-        else if (b) persisted++;
-        resp_free(a);
-        resp_free(b);
-    }
-    if (ours && dir && up_persist_node_timeout(rc, dir, ms) == 0) persisted += ours;
-    else if (ours) rc_warn(rc, "%d node(s) run in containers made by `rcluster up`: set now, but their redis.conf and the "
-                               "manifest could not be rewritten (a restart goes back to the recorded timeout): %s", ours,
-                           rc->err ? rc->err : "no data dir label");
-    if (rc->json) rc_json_outf(rc, "{\"ok\":%s,\"command\":\"set-timeout\",\"timeout_ms\":%ld,\"nodes\":%d,\"set\":%d,\"persisted\":%d}\n",
-                         set == s.n ? "true" : "false", ms, s.n, set, persisted);
-    else printf("set-timeout: cluster-node-timeout %ld ms set on %d of %d node(s), persisted on %d\n", ms, set, s.n, persisted);
-    rc->json_done = rc->json;
-    ret = set == s.n ? 0 : rc_fail(rc, "cluster-node-timeout set on only %d of %d node(s)", set, s.n);
-out:
-    sdsfree(dir);
-    free(mine);
-    sess_free(&s);
-    return ret;
-}
-
-/* --- call -------------------------------------------------------------------------------------- */
-
-/* A reply as redis-cli prints it: "(integer) 1", "(nil)", numbered array elements. */
-static sds resp_format(sds out, const struct resp *r, int indent) {
-    switch (r->type) {
-    case RESP_STATUS: return rc_catlen(out, r->str, sdslen(r->str));
-    case RESP_ERROR: out = rc_cat(out, "(error) "); return rc_catlen(out, r->str, sdslen(r->str));
-    case RESP_INTEGER: return rc_catprintf(out, "(integer) %lld", r->integer);
-    case RESP_BULK: return rc_catlen(out, r->str, sdslen(r->str));
-    case RESP_NIL: return rc_cat(out, "(nil)");
-    default:
-        if (r->n == 0) return rc_cat(out, "(empty array)");
-        for (size_t i = 0; out && i < r->n; i++) {
-            if (i) out = rc_catprintf(out, "\n%*s", indent, "");
-            out = rc_catprintf(out, "%zu) ", i + 1);
-            out = resp_format(out, r->elem[i], indent + 3);
-        }
-        return out;
-    }
-}
-
-static sds resp_json(sds out, const struct resp *r) {
-    if (!out) return NULL;
-    switch (r->type) {
-    case RESP_STATUS: case RESP_BULK: return rc_json_str(out, r->str);
-    case RESP_ERROR: out = rc_cat(out, "{\"error\":"); out = rc_json_str(out, r->str); return rc_cat(out, "}");
-    case RESP_INTEGER: return rc_catprintf(out, "%lld", r->integer);
-    case RESP_NIL: return rc_cat(out, "null");
-    default:
-        out = rc_cat(out, "[");
-        for (size_t i = 0; out && i < r->n; i++) { if (i) out = rc_cat(out, ","); out = resp_json(out, r->elem[i]); }
-        return rc_cat(out, "]");
-    }
-}
-
-static void usage_call(FILE *f) {
-    fputs("usage: rcluster call ADDR [--masters|--replicas] CMD [ARG...]\n"
-          "\n"
-          "Run one command on every node of the cluster ADDR belongs to and print each answer\n"
-          "(redis-cli --cluster call). Options go before CMD; everything from CMD on is the\n"
-          "command. Aliases: --cluster-only-masters, --cluster-only-replicas.\n", f);
-}
-
-static const struct option call_opts[] = {
-    D2_OPT("masters", no_argument, OPT_D2_ONLY_MASTERS), D2_OPT("cluster-only-masters", no_argument, OPT_D2_ONLY_MASTERS),
-    D2_OPT("replicas", no_argument, OPT_D2_ONLY_REPLICAS), D2_OPT("cluster-only-replicas", no_argument, OPT_D2_ONLY_REPLICAS),
-};
-
-/* Where CMD starts: the second word that is not an option or an option's value (the
- * third when ADDR is redis-cli's `HOST PORT`: a word without a colon, then a port). */
-static int call_split(int argc, char **argv) {
-    static const char *const with_value[] = { "--password", "--password-file", "--user", "--timeout" };
-    int positional = 0, first = -1;
-    long port;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (strcmp(a, "--") == 0) return i + 1 < argc && positional == 1 ? i + 1 : -1;
-        if (a[0] == '-' && a[1]) {
-            for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++)
-                if (strcmp(a, with_value[k]) == 0) i++;
-            continue;
-        }
-        if (positional == 1 && i == first + 1 && !strchr(argv[first], ':') && rc_parse_int(a, 1, 65535, &port) == 0 &&
-            i + 1 < argc) continue;   /* HOST PORT: the port is part of ADDR */
-        if (++positional == 1) first = i;
-        if (positional == 2) return i;
-    }
-    return -1;
-}
-
-/* call ADDR [filters] CMD ARG...: one command on every node (or masters/replicas);
- * everything after CMD belongs to it. */
-static int cmd_call(struct rc *rc, int argc, char **argv) {
-    struct day2_opts o;
-    day2_opts_init(&o);
-    int cmdi = call_split(argc, argv);
-    int end = cmdi < 0 ? argc : cmdi;
-    if (cmdi > 0 && strcmp(argv[cmdi - 1], "--") == 0) end--;
-    int r = day2_parse(rc, end, argv, call_opts, 4, usage_call, &o, 1);
-    if (r) return r < 0 ? -1 : 0;
-    if (cmdi < 0) return day2_usage_fail(rc, "call: no command given (see rcluster call --help)%s", "");
-    if (o.only_masters && o.only_replicas)
-        return day2_usage_fail(rc, "call: --masters and --replicas together select no node; give one of them, or neither for every node%s", "");
-    if (argc - cmdi > RCONN_MAX_ARGS * 32) return day2_usage_fail(rc, "call: too many arguments%s", "");
-    struct session s;
-    int ret = -1, errors = 0;
-    sds js = NULL;
-    if (day2_open(rc, &s, argv[optind]) < 0) goto out;
-    for (int i = 0; i < s.n; i++) {
-        struct snode *x = &s.nodes[i];
-        int m = snode_is_master(x);
-        if (!x->up || (o.only_masters && !m) || (o.only_replicas && m)) continue;
-        if (sess_queue_argv(&s, x, argc - cmdi, (const char **)argv + cmdi) < 0) goto out;
-    }
-    if (sess_flush_all(&s) < 0) goto out;
-    js = sdsnew("{\"ok\":true,\"replies\":[");
-    int first = 1;
-    for (int i = 0; i < s.n; i++) {
-        struct snode *x = &s.nodes[i];
-        int m = snode_is_master(x);
-        if ((o.only_masters && !m) || (o.only_replicas && m)) continue;
-        struct resp *rep = x->up ? sess_reply(&s, x, 0) : NULL;
-        char name[128];
-        snprintf(name, sizeof name, "%s:%d", x->ip, x->port);
-        if (!rep) { errors++; rc_warn(rc, "%s: %s", name, x->err ? x->err : rc->err); continue; }
-        errors += rep->type == RESP_ERROR;
-        if (rc->json) {
-            js = rc_catprintf(js, "%s{\"node\":\"%s\",\"id\":\"%s\",\"reply\":", first ? "" : ",", name, x->id);
-            js = resp_json(js, rep);
-            js = rc_cat(js, "}");
-        } else {
-            sds t = resp_format(sdsempty(), rep, 0);
-            printf("%s: %s\n", name, t ? t : "");
-            sdsfree(t);
-        }
-        first = 0;
-        resp_free(rep);
-    }
-    if (rc->json && js) rc_json_outf(rc, "%s]}\n", js);
-    ret = errors ? rc_fail(rc, "call: %d node(s) answered with an error or not at all", errors) : 0;
-out:
-    sdsfree(js);
-    sess_free(&s);
-    return ret;
-}
-
-/* --- info ------------------------------------------------------------------------------------- */
-
-#define INFO_BAR 64
-
-/* One bar per master: each cell is CLUSTER_SLOTS/INFO_BAR slots, '#' all owned, '+' some. */
-static void info_bar(const struct nodeinfo *ni, char *bar) {
-    int per = CLUSTER_SLOTS / INFO_BAR;
-    for (int c = 0; c < INFO_BAR; c++) {
-        int own = 0;
-        for (int k = c * per; k < (c + 1) * per; k++) own += ni && nodeinfo_owns(ni, k);
-        const char *mark = own == per ? "#" : own ? "+" : ".";
-        bar[c] = mark[0];
-    }
-    bar[INFO_BAR] = 0;
-}
-
-static int info_first_slot(const struct snode *x) {
-    const struct nodeinfo *ni = snode_slots(x);
-    return ni && ni->nranges ? ni->ranges[0][0] : CLUSTER_SLOTS;
-}
-
-static void usage_info(FILE *f) {
-    fputs("usage: rcluster info ADDR [--json]\n"
-          "\n"
-          "Per master: keys, slots (ranges), replicas and keys per slot, with a slot map bar\n"
-          "(each cell 256 slots: # all owned, + some) — like redis-cli --cluster info.\n", f);
-}
-
-/* info ADDR: keys, slots, replicas and a slot-map bar per master; atomic migrations
- * in flight; the server. */
-static int cmd_info(struct rc *rc, int argc, char **argv) {
-    struct day2_opts o;
-    day2_opts_init(&o);
-    int r = day2_parse(rc, argc, argv, NULL, 0, usage_info, &o, 1);
-    if (r) return r < 0 ? -1 : 0;
-    struct session s;
-    memset(&s, 0, sizeof s);
-    int ret = -1, masters = 0;
-    long long total = 0;
-    sds js = sdsnew("{\"masters\":[");
-    if (!js || day2_open(rc, &s, argv[optind]) < 0) goto out;
-    int color = rc->color && isatty(STDOUT_FILENO);
-    static const char *const colours[] = { "\033[31m", "\033[32m", "\033[33m", "\033[34m", "\033[35m", "\033[36m" };
-    int *order = calloc((size_t)s.n, sizeof *order);
-    if (!order) { rc_fail_oom(rc); goto out; }
-    for (int i = 0; i < s.n; i++) order[i] = i;
-    for (int i = 1; i < s.n; i++)       /* masters in slot order, like check */
-        for (int j = i; j > 0 && info_first_slot(&s.nodes[order[j]]) < info_first_slot(&s.nodes[order[j - 1]]); j--) {
-            int t = order[j]; order[j] = order[j - 1]; order[j - 1] = t;
-        }
-    for (int oi = 0; oi < s.n; oi++) {
-        struct snode *x = &s.nodes[order[oi]];
-        if (!snode_is_master(x)) continue;
-        const struct nodeinfo *ni = snode_slots(x);
-        int slots = snode_slot_count(x), reps = sess_count_replicas(&s, x->id);
-        sds ranges = ni ? nodeinfo_slots_str(ni) : sdsempty();
-        char bar[INFO_BAR + 1];
-        info_bar(ni, bar);
-        double avg = slots ? (double)x->keys / slots : 0;
-        if (rc->json) {
-            js = rc_catprintf(js, "%s{\"id\":\"%s\",\"addr\":\"%s:%d\",\"reachable\":%s,\"keys\":%lld,\"slots\":%d,\"ranges\":", masters ? "," : "",
-                              x->id, x->ip, x->port, x->up ? "true" : "false", x->up ? x->keys : 0, slots);
-            js = rc_json_str(js, ranges ? ranges : "");
-            js = rc_catprintf(js, ",\"replicas\":%d,\"keys_per_slot\":%.2f,\"migrations\":%d", reps, avg, x->migrations);
-            if (x->migrations) { js = rc_cat(js, ",\"migration\":"); js = rc_json_str(js, x->migration); }
-            js = rc_cat(js, "}");
-        } else {
-            printf("%s:%d (%.8s...) %lld keys | %d slots | %d replica(s) | %.2f keys/slot%s\n", x->ip, x->port, x->id, x->up ? x->keys : 0,
-                   slots, reps, avg, x->up ? "" : " | NOT reachable");
-            printf("  %s[%s]%s %s\n", color ? colours[masters % 6] : "", bar, color ? "\033[0m" : "", ranges && sdslen(ranges) ? ranges : "-");
-            if (x->migrations) printf("  atomic slot migration in progress: %s%s\n", x->migration, x->migrations > 1 ? " (and more)" : "");
-        }
-        total += x->up ? x->keys : 0;
-        masters++;
-        sdsfree(ranges);
-    }
-    free(order);
-    sds servers = sess_servers(&s);
-    if (rc->json) {
-        js = rc_json_str(rc_catprintf(js, "],\"keys\":%lld,\"nodes\":%d,\"server\":", total, s.n), servers);
-        js = rc_cat(js, "}\n");
-        rc_json_out(rc, js);
-    } else {
-        if (servers) printf("Server: %s\n", servers);
-        int lost = 0, open = 0;
-        for (int i = 0; i < s.n; i++) {
-            lost += snode_is_master(&s.nodes[i]) && !s.nodes[i].up;
-            open += s.nodes[i].up && s.nodes[i].me ? s.nodes[i].me->open_slots : 0;
-        }
-        if (lost) printf("[WARN] %d master(s) not reachable: their keys are not counted below.\n", lost);
-        if (open) printf("[WARN] %d open slot(s) (an interrupted move): see rcluster check, repair with rcluster fix.\n", open);
-        printf("%s %lld keys in %d masters, %.2f keys per slot on average.\n", lost || open ? "[WARN]" : "[OK]", total, masters,
-               (double)total / CLUSTER_SLOTS);
-    }
-    sdsfree(servers);
-    ret = js ? 0 : rc_fail_oom(rc);
-out:
-    sdsfree(js);
-    sess_free(&s);
-    return ret;
 }
 
 /* ====================================================================== */
@@ -8469,8 +6954,173 @@ static int conf_count_node_dirs(const char *dir) {
 }
 
 /* ====================================================================== */
-/* 9. Commands: create and check (nodes that already run)                  */
+/* 9. Commands on running nodes: create, check, info, call, add-node,     */
+/*    del-node, reshard, rebalance, fix, set-timeout                      */
 /* ====================================================================== */
+
+/* One subsection per command, each in the order it runs: usage and option table, plan,
+ * preflight, apply, wait, report. A command reads its options (left as parsed), makes
+ * its plan, checks the cluster (section 7b), applies it (a dry run records the plan and
+ * stops), waits until the nodes agree and fills its result, from which its one report
+ * function writes the text or the --json document. The day-2 option table and parser
+ * come first (scale and the data commands use them too). */
+
+/* ---- options of the commands on running nodes (also scale's and the data commands') ---- */
+
+/* Defined with the other option parsing in section 10: the common options, then a command's table. */
+static int cmd_parse_opts(struct rc *rc, int argc, char **argv, const struct option *extra, int nextra,
+                          void (*usage)(FILE *), int (*on_opt)(struct rc *, int, const char *, void *), void *ctx);
+
+#define DAY2_MAX_WEIGHTS 64
+
+/* Options of every day-2 command; each command lists the ones it accepts. */
+struct day2_opts {
+    const char *from, *to;      /* node specs: id, id prefix or ip:port; from may be "all" or a list */
+    long slots;
+    struct move_opts mo;
+    int dry_run;
+    int multi_owners;           /* --search-multiple-owners */
+    int use_empty;              /* --use-empty-masters */
+    double threshold;           /* --threshold PCT */
+    int simulate;
+    int replica;                /* add-node --replica */
+    const char *master_id;
+    int only_masters, only_replicas;
+    int nweights;
+    struct { const char *spec; double w; } weights[DAY2_MAX_WEIGHTS];
+};
+
+/* getopt codes of the day-2 options (above the common ones and create/check's). */
+enum { OPT_D2_FROM = OPT_FIRST_COMMAND_OPT + 50, OPT_D2_TO, OPT_D2_SLOTS, OPT_D2_PIPELINE, OPT_D2_MIGRATE_TIMEOUT,
+       OPT_D2_REPLACE, OPT_D2_DRY_RUN, OPT_D2_MULTI, OPT_D2_EMPTY, OPT_D2_THRESHOLD, OPT_D2_SIMULATE, OPT_D2_REPLICA,
+       OPT_D2_MASTER_ID, OPT_D2_ONLY_MASTERS, OPT_D2_ONLY_REPLICAS, OPT_D2_WEIGHT, OPT_D2_YES, OPT_D2_WINDOW, OPT_D2_MIGRATION };
+
+#define D2_OPT(name, arg, code) { name, arg, NULL, code }
+#define D2_MOVE_OPTS \
+    D2_OPT("pipeline", required_argument, OPT_D2_PIPELINE), D2_OPT("cluster-pipeline", required_argument, OPT_D2_PIPELINE), \
+    D2_OPT("cluster-timeout", required_argument, OPT_D2_MIGRATE_TIMEOUT), D2_OPT("migrate-timeout", required_argument, OPT_D2_MIGRATE_TIMEOUT), \
+    D2_OPT("replace", no_argument, OPT_D2_REPLACE), D2_OPT("cluster-replace", no_argument, OPT_D2_REPLACE), \
+    D2_OPT("dry-run", no_argument, OPT_D2_DRY_RUN), D2_OPT("cluster-yes", no_argument, OPT_D2_YES), \
+    D2_OPT("window", required_argument, OPT_D2_WINDOW), D2_OPT("migration", required_argument, OPT_D2_MIGRATION)
+
+/* MIGRATE's --pipeline (keys per MIGRATE, pipeline=1) or --cluster-timeout (ms) into *out. */
+static int parse_migrate_opt(struct rc *rc, int pipeline, const char *arg, int *out) {
+    long v;
+    if (pipeline && rc_parse_int(arg, 1, 100000, &v) < 0) return rc_fail(rc, "--pipeline: expected keys per MIGRATE from 1 to 100000, got '%s'", arg);
+    if (!pipeline && rc_parse_int(arg, 1, 3600000, &v) < 0) return rc_fail(rc, "--cluster-timeout: expected milliseconds, got '%s'", arg);
+    *out = (int)v;
+    return 0;
+}
+
+/* --migration auto|atomic|keys into *out (MIGRATION_*). */
+static int parse_migration(struct rc *rc, const char *arg, int *out) {
+    static const char *const names[] = { "auto", "atomic", "keys" };   /* MIGRATION_* order */
+    for (int i = 0; i < 3; i++) if (!strcmp(arg, names[i])) { *out = i; return 0; }
+    return rc_fail(rc, "--migration: expected auto, atomic or keys, got '%s'", arg);
+}
+
+/* The defaults: redis-cli's threshold (2%), MIGRATE batches of 1000 keys growing to
+ * 4000, a 60 s MIGRATE timeout, 512 slots in flight; --slots not given (-1). */
+static void day2_opts_init(struct day2_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->slots = -1;
+    o->threshold = 2;
+    o->mo.batch = 1000;
+    o->mo.batch_max = 4000;
+    o->mo.timeout_ms = 60000;
+    o->mo.window = 512;
+}
+
+/* One --weight ID=W into o->weights (the ID is resolved later, against the session). */
+static int day2_parse_weight(struct rc *rc, struct day2_opts *o, const char *arg) {
+    const char *eq = strchr(arg, '=');
+    double w;
+    if (!eq || eq == arg) return rc_fail(rc, "--weight: expected ID=WEIGHT, got '%s'", arg);
+    if (rc_parse_number(eq + 1, 0, 1e6, &w) < 0) return rc_fail(rc, "--weight: expected ID=WEIGHT with WEIGHT >= 0, got '%s'", arg);
+    if (o->nweights == DAY2_MAX_WEIGHTS) return rc_fail(rc, "--weight: at most %d weights", DAY2_MAX_WEIGHTS);
+    o->weights[o->nweights].spec = arg;
+    o->weights[o->nweights++].w = w;
+    return 0;
+}
+
+/* cmd_parse_opts' callback for the day-2 options: one option into the day2_opts at ctx
+ * (--dry-run also starts the plan recorder). */
+static int day2_on_opt(struct rc *rc, int opt, const char *arg, void *ctx) {
+    struct day2_opts *o = ctx;
+    long v;
+    switch (opt) {
+    case OPT_D2_FROM: o->from = arg; return 0;
+    case OPT_D2_TO: o->to = arg; return 0;
+    case OPT_D2_SLOTS:
+        if (rc_parse_int(arg, 1, CLUSTER_SLOTS, &v) < 0) return rc_fail(rc, "--slots: expected a number from 1 to %d, got '%s'", CLUSTER_SLOTS, arg);
+        o->slots = v;
+        return 0;
+    case OPT_D2_PIPELINE:
+        if (parse_migrate_opt(rc, 1, arg, &o->mo.batch) < 0) return -1;
+        o->mo.batch_max = o->mo.batch;
+        return 0;
+    case OPT_D2_MIGRATE_TIMEOUT: return parse_migrate_opt(rc, 0, arg, &o->mo.timeout_ms);
+    case OPT_D2_REPLACE: o->mo.replace = 1; return 0;
+    case OPT_D2_WINDOW:
+        if (rc_parse_int(arg, 1, CLUSTER_SLOTS, &v) < 0) return rc_fail(rc, "--window: expected slots in flight from 1 to %d, got '%s'", CLUSTER_SLOTS, arg);
+        o->mo.window = (int)v;
+        return 0;
+    case OPT_D2_MIGRATION: return parse_migration(rc, arg, &o->mo.migration);
+    case OPT_D2_DRY_RUN: o->dry_run = 1; rc_plan_begin(rc); return 0;
+    case OPT_D2_YES: rc->yes = 1; return 0;
+    case OPT_D2_MULTI: o->multi_owners = 1; return 0;
+    case OPT_D2_EMPTY: o->use_empty = 1; return 0;
+    case OPT_D2_THRESHOLD:
+        if (rc_parse_number(arg, 0, 1e6, &o->threshold) < 0) return rc_fail(rc, "--threshold: expected a percentage from 0 (redis-cli's default is 2), got '%s'", arg);
+        return 0;
+    case OPT_D2_SIMULATE: o->simulate = 1; return 0;
+    case OPT_D2_REPLICA: o->replica = 1; return 0;
+    case OPT_D2_MASTER_ID: o->master_id = arg; return 0;
+    case OPT_D2_ONLY_MASTERS: o->only_masters = 1; return 0;
+    case OPT_D2_ONLY_REPLICAS: o->only_replicas = 1; return 0;
+    case OPT_D2_WEIGHT: return day2_parse_weight(rc, o, arg);
+    }
+    return rc_fail(rc, "unknown option");
+}
+
+/* redis-cli's `HOST PORT` for an address: argv[at] without a colon followed by a port
+ * number becomes one "HOST:PORT" argument (kept in rc->joined[slot]). Returns argc,
+ * one less when it joined. */
+static int args_join_host_port(struct rc *rc, int argc, char **argv, int at, int slot) {
+    long port;
+    if (at + 1 >= argc || argv[at][0] == '-' || strchr(argv[at], ':') || strspn(argv[at], "0123456789") == strlen(argv[at]) ||
+        rc_parse_int(argv[at + 1], 1, 65535, &port) < 0) return argc;
+    sdsfree(rc->joined[slot]);
+    rc->joined[slot] = rc_sprintf("%s:%ld", argv[at], port);
+    if (!rc->joined[slot]) return argc;
+    argv[at] = rc->joined[slot];
+    memmove(&argv[at + 1], &argv[at + 2], (size_t)(argc - at - 2) * sizeof *argv);
+    argv[argc - 1] = NULL;
+    return argc - 1;
+}
+
+/* Parse options, then expect exactly `want` positional arguments (-1: at least one).
+ * ADDR (and a second address or node of a two-argument command) may be redis-cli's
+ * `HOST PORT`. */
+static int day2_parse(struct rc *rc, int argc, char **argv, const struct option *opts, int nopts, void (*usage)(FILE *),
+                      struct day2_opts *o, int want) {
+    int r = cmd_parse_opts(rc, argc, argv, opts, nopts, usage, day2_on_opt, o);
+    if (r) return r;
+    argc = args_join_host_port(rc, argc, argv, optind, 0);
+    if (want == 2) argc = args_join_host_port(rc, argc, argv, optind + 1, 1);
+    int have = argc - optind;
+    if ((want >= 0 && have != want) || (want < 0 && have < 1)) {
+        return rc_fail_as(rc, RC_ERR_USAGE, "%s: expected %d argument(s), got %d (see rcluster %s --help)", argv[0], want < 0 ? 1 : want, have, argv[0]);
+    }
+    return 0;
+}
+
+/* A usage error (exit 2) whose message is fmt with one string argument. */
+static int day2_usage_fail(struct rc *rc, const char *fmt, const char *arg) {
+    return rc_fail_as(rc, RC_ERR_USAGE, fmt, arg);
+}
+
+/* ---- create ---------------------------------------------------------------------- */
 
 static void usage_create(FILE *f) {
     fputs("usage: rcluster create [--replicas N] [--password P | --password-file F] [--user U]\n"
@@ -8496,14 +7146,6 @@ static void usage_create(FILE *f) {
           "It returns once every node reports\n"
           "cluster_state:ok, every replica is linked and every node's CLUSTER SLOTS\n"
           "lists every replica.\n", f);
-}
-
-static void usage_check(FILE *f) {
-    fputs("usage: rcluster check [--password P | --password-file F] [--user U] [--json] ADDR\n"
-          "\n"
-          "Report on the cluster that ADDR belongs to (like redis-cli --cluster check): nodes,\n"
-          "roles, slots, replicas, coverage, open slots, agreement and cluster_state.\n"
-          "Exit status: 0 healthy, 3 not healthy, 1 when ADDR cannot be asked.\n", f);
 }
 
 enum { OPT_REPLICAS = OPT_FIRST_COMMAND_OPT };
@@ -8536,6 +7178,16 @@ static int cmd_create(struct rc *rc, int argc, char **argv) {
     return ret;
 }
 
+/* ---- check ----------------------------------------------------------------------- */
+
+static void usage_check(FILE *f) {
+    fputs("usage: rcluster check [--password P | --password-file F] [--user U] [--json] ADDR\n"
+          "\n"
+          "Report on the cluster that ADDR belongs to (like redis-cli --cluster check): nodes,\n"
+          "roles, slots, replicas, coverage, open slots, agreement and cluster_state.\n"
+          "Exit status: 0 healthy, 3 not healthy, 1 when ADDR cannot be asked.\n", f);
+}
+
 enum { OPT_MULTIPLE_OWNERS = OPT_FIRST_COMMAND_OPT + 1 };
 
 /* check's own options; --cluster-search-multiple-owners is accepted for redis-cli
@@ -8558,6 +7210,1695 @@ static int cmd_check(struct rc *rc, int argc, char **argv) {
     if (addr_parse(rc, argv[optind], &a) < 0) return -1;
     int h = check_cluster(rc, a.ip, a.port, CHECK_REPORT);
     return h < 0 ? -1 : h == 0 ? 0 : rc_fail_unhealthy(rc);
+}
+
+/* ---- info ------------------------------------------------------------------------ */
+
+#define INFO_BAR 64
+
+static void usage_info(FILE *f) {
+    fputs("usage: rcluster info ADDR [--json]\n"
+          "\n"
+          "Per master: keys, slots (ranges), replicas and keys per slot, with a slot map bar\n"
+          "(each cell 256 slots: # all owned, + some) — like redis-cli --cluster info.\n", f);
+}
+
+/* One bar per master: each cell is CLUSTER_SLOTS/INFO_BAR slots, '#' all owned, '+' some. */
+static void info_bar(const struct nodeinfo *ni, char *bar) {
+    int per = CLUSTER_SLOTS / INFO_BAR;
+    for (int c = 0; c < INFO_BAR; c++) {
+        int own = 0;
+        for (int k = c * per; k < (c + 1) * per; k++) own += ni && nodeinfo_owns(ni, k);
+        const char *mark = own == per ? "#" : own ? "+" : ".";
+        bar[c] = mark[0];
+    }
+    bar[INFO_BAR] = 0;
+}
+
+/* The lowest slot x owns, CLUSTER_SLOTS when none: info's sort key. Pure. */
+static int info_first_slot(const struct snode *x) {
+    const struct nodeinfo *ni = snode_slots(x);
+    return ni && ni->nranges ? ni->ranges[0][0] : CLUSTER_SLOTS;
+}
+
+/* One master's row of info: where it is, what it holds. */
+struct info_master {
+    const struct snode *x;      /* in the session, which outlives the report */
+    int slots, replicas;
+    sds ranges;                 /* its slots as ranges; NULL when out of memory */
+    char bar[INFO_BAR + 1];
+    double keys_per_slot;
+};
+
+/* What info found: the masters in slot order and the totals over them. */
+struct info_result {
+    struct info_master *m;
+    int masters, nodes;
+    long long keys;             /* on the reachable masters */
+    int lost, open;             /* masters not reachable; open slots on reachable nodes */
+    sds servers;                /* what the nodes run (sess_servers) */
+};
+
+static void info_result_free(struct info_result *res) {
+    for (int i = 0; res->m && i < res->masters; i++) sdsfree(res->m[i].ranges);
+    free(res->m);
+    sdsfree(res->servers);
+    memset(res, 0, sizeof *res);
+}
+
+/* The masters of s in slot order (like check), one row each, and the totals; -1 only
+ * when out of memory. */
+static int info_collect(struct session *s, struct info_result *res) {
+    memset(res, 0, sizeof *res);
+    int *order = calloc((size_t)s->n, sizeof *order);
+    res->m = calloc((size_t)s->n + 1, sizeof *res->m);
+    if (!order || !res->m) { free(order); return rc_fail_oom(s->rc); }
+    for (int i = 0; i < s->n; i++) order[i] = i;
+    for (int i = 1; i < s->n; i++)       /* masters in slot order, like check */
+        for (int j = i; j > 0 && info_first_slot(&s->nodes[order[j]]) < info_first_slot(&s->nodes[order[j - 1]]); j--) {
+            int t = order[j]; order[j] = order[j - 1]; order[j - 1] = t;
+        }
+    for (int oi = 0; oi < s->n; oi++) {
+        const struct snode *x = &s->nodes[order[oi]];
+        if (!snode_is_master(x)) continue;
+        struct info_master *m = &res->m[res->masters++];
+        const struct nodeinfo *ni = snode_slots(x);
+        m->x = x;
+        m->slots = snode_slot_count(x);
+        m->replicas = sess_count_replicas(s, x->id);
+        m->ranges = ni ? nodeinfo_slots_str(ni) : sdsempty();
+        info_bar(ni, m->bar);
+        m->keys_per_slot = m->slots ? (double)x->keys / m->slots : 0;
+        res->keys += x->up ? x->keys : 0;
+    }
+    free(order);
+    res->nodes = s->n;
+    res->servers = sess_servers(s);
+    for (int i = 0; i < s->n; i++) {
+        res->lost += snode_is_master(&s->nodes[i]) && !s->nodes[i].up;
+        res->open += s->nodes[i].up && s->nodes[i].me ? s->nodes[i].me->open_slots : 0;
+    }
+    return 0;
+}
+
+/* info's one document: {"masters":[{id, addr, reachable, keys, slots, ranges, replicas,
+ * keys_per_slot, migrations[, migration]}...], keys, nodes, server}. */
+static int info_report_json(struct rc *rc, const struct info_result *res) {
+    sds js = sdsnew("{\"masters\":[");
+    for (int i = 0; js && i < res->masters; i++) {
+        const struct info_master *m = &res->m[i];
+        const struct snode *x = m->x;
+        js = rc_catprintf(js, "%s{\"id\":\"%s\",\"addr\":\"%s:%d\",\"reachable\":%s,\"keys\":%lld,\"slots\":%d,\"ranges\":", i ? "," : "",
+                          x->id, x->ip, x->port, x->up ? "true" : "false", x->up ? x->keys : 0, m->slots);
+        js = rc_json_str(js, m->ranges ? m->ranges : "");
+        js = rc_catprintf(js, ",\"replicas\":%d,\"keys_per_slot\":%.2f,\"migrations\":%d", m->replicas, m->keys_per_slot, x->migrations);
+        if (x->migrations) { js = rc_cat(js, ",\"migration\":"); js = rc_json_str(js, x->migration); }
+        js = rc_cat(js, "}");
+    }
+    js = rc_json_str(rc_catprintf(js, "],\"keys\":%lld,\"nodes\":%d,\"server\":", res->keys, res->nodes), res->servers);
+    js = rc_cat(js, "}\n");
+    if (!js) return rc_fail_oom(rc);
+    rc_json_out(rc, js);
+    sdsfree(js);
+    return 0;
+}
+
+/* info's report: the --json document, or per master a line and its slot-map bar
+ * (coloured on a terminal), then the server and the totals with their warnings. */
+static int info_report(struct rc *rc, const struct info_result *res) {
+    static const char *const colours[] = { "\033[31m", "\033[32m", "\033[33m", "\033[34m", "\033[35m", "\033[36m" };
+    if (rc->json) return info_report_json(rc, res);
+    int color = rc->color && isatty(STDOUT_FILENO);
+    for (int i = 0; i < res->masters; i++) {
+        const struct info_master *m = &res->m[i];
+        const struct snode *x = m->x;
+        printf("%s:%d (%.8s...) %lld keys | %d slots | %d replica(s) | %.2f keys/slot%s\n", x->ip, x->port, x->id, x->up ? x->keys : 0,
+               m->slots, m->replicas, m->keys_per_slot, x->up ? "" : " | NOT reachable");
+        printf("  %s[%s]%s %s\n", color ? colours[i % 6] : "", m->bar, color ? "\033[0m" : "", m->ranges && sdslen(m->ranges) ? m->ranges : "-");
+        if (x->migrations) printf("  atomic slot migration in progress: %s%s\n", x->migration, x->migrations > 1 ? " (and more)" : "");
+    }
+    if (res->servers) printf("Server: %s\n", res->servers);
+    if (res->lost) printf("[WARN] %d master(s) not reachable: their keys are not counted below.\n", res->lost);
+    if (res->open) printf("[WARN] %d open slot(s) (an interrupted move): see rcluster check, repair with rcluster fix.\n", res->open);
+    printf("%s %lld keys in %d masters, %.2f keys per slot on average.\n", res->lost || res->open ? "[WARN]" : "[OK]", res->keys, res->masters,
+           (double)res->keys / CLUSTER_SLOTS);
+    return 0;
+}
+
+/* info ADDR: keys, slots, replicas and a slot-map bar per master; atomic migrations
+ * in flight; the server. Options -> session -> result -> report (nothing to apply). */
+static int cmd_info(struct rc *rc, int argc, char **argv) {
+    struct day2_opts o;
+    day2_opts_init(&o);
+    int r = day2_parse(rc, argc, argv, NULL, 0, usage_info, &o, 1);
+    if (r) return r < 0 ? -1 : 0;
+    struct session s;
+    struct info_result res = { 0 };
+    memset(&s, 0, sizeof s);
+    int ret = -1;
+    if (day2_open(rc, &s, argv[optind]) == 0 && info_collect(&s, &res) == 0) ret = info_report(rc, &res);
+    info_result_free(&res);
+    sess_free(&s);
+    return ret;
+}
+
+/* ---- call ------------------------------------------------------------------------ */
+
+static void usage_call(FILE *f) {
+    fputs("usage: rcluster call ADDR [--masters|--replicas] CMD [ARG...]\n"
+          "\n"
+          "Run one command on every node of the cluster ADDR belongs to and print each answer\n"
+          "(redis-cli --cluster call). Options go before CMD; everything from CMD on is the\n"
+          "command. Aliases: --cluster-only-masters, --cluster-only-replicas.\n", f);
+}
+
+static const struct option call_opts[] = {
+    D2_OPT("masters", no_argument, OPT_D2_ONLY_MASTERS), D2_OPT("cluster-only-masters", no_argument, OPT_D2_ONLY_MASTERS),
+    D2_OPT("replicas", no_argument, OPT_D2_ONLY_REPLICAS), D2_OPT("cluster-only-replicas", no_argument, OPT_D2_ONLY_REPLICAS),
+};
+
+/* Where CMD starts: the second word that is not an option or an option's value (the
+ * third when ADDR is redis-cli's `HOST PORT`: a word without a colon, then a port). */
+static int call_split(int argc, char **argv) {
+    static const char *const with_value[] = { "--password", "--password-file", "--user", "--timeout" };
+    int positional = 0, first = -1;
+    long port;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--") == 0) return i + 1 < argc && positional == 1 ? i + 1 : -1;
+        if (a[0] == '-' && a[1]) {
+            for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++)
+                if (strcmp(a, with_value[k]) == 0) i++;
+            continue;
+        }
+        if (positional == 1 && i == first + 1 && !strchr(argv[first], ':') && rc_parse_int(a, 1, 65535, &port) == 0 &&
+            i + 1 < argc) continue;   /* HOST PORT: the port is part of ADDR */
+        if (++positional == 1) first = i;
+        if (positional == 2) return i;
+    }
+    return -1;
+}
+
+/* A reply as redis-cli prints it: "(integer) 1", "(nil)", numbered array elements. */
+static sds resp_format(sds out, const struct resp *r, int indent) {
+    switch (r->type) {
+    case RESP_STATUS: return rc_catlen(out, r->str, sdslen(r->str));
+    case RESP_ERROR: out = rc_cat(out, "(error) "); return rc_catlen(out, r->str, sdslen(r->str));
+    case RESP_INTEGER: return rc_catprintf(out, "(integer) %lld", r->integer);
+    case RESP_BULK: return rc_catlen(out, r->str, sdslen(r->str));
+    case RESP_NIL: return rc_cat(out, "(nil)");
+    default:
+        if (r->n == 0) return rc_cat(out, "(empty array)");
+        for (size_t i = 0; out && i < r->n; i++) {
+            if (i) out = rc_catprintf(out, "\n%*s", indent, "");
+            out = rc_catprintf(out, "%zu) ", i + 1);
+            out = resp_format(out, r->elem[i], indent + 3);
+        }
+        return out;
+    }
+}
+
+/* A reply as JSON appended to out: strings, integers, null, arrays; an error reply as
+ * {"error":"..."}. NULL when out of memory. */
+static sds resp_json(sds out, const struct resp *r) {
+    if (!out) return NULL;
+    switch (r->type) {
+    case RESP_STATUS: case RESP_BULK: return rc_json_str(out, r->str);
+    case RESP_ERROR: out = rc_cat(out, "{\"error\":"); out = rc_json_str(out, r->str); return rc_cat(out, "}");
+    case RESP_INTEGER: return rc_catprintf(out, "%lld", r->integer);
+    case RESP_NIL: return rc_cat(out, "null");
+    default:
+        out = rc_cat(out, "[");
+        for (size_t i = 0; out && i < r->n; i++) { if (i) out = rc_cat(out, ","); out = resp_json(out, r->elem[i]); }
+        return rc_cat(out, "]");
+    }
+}
+
+/* One node's answer to call: its reply, or why there is none. */
+struct call_reply {
+    const struct snode *x;      /* in the session, which outlives the report */
+    struct resp *reply;         /* NULL: err says why */
+    sds err;
+};
+
+/* What call got: one entry per selected node, in the session's order. */
+struct call_result {
+    struct call_reply *v;
+    int n;
+    int errors;                 /* error replies and nodes that did not answer */
+};
+
+static void call_result_free(struct call_result *res) {
+    for (int i = 0; res->v && i < res->n; i++) { resp_free(res->v[i].reply); sdsfree(res->v[i].err); }
+    free(res->v);
+    memset(res, 0, sizeof *res);
+}
+
+/* Whether call's --masters / --replicas select node x. Pure. */
+static int call_selects(const struct day2_opts *o, const struct snode *x) {
+    int m = snode_is_master(x);
+    return !((o->only_masters && !m) || (o->only_replicas && m));
+}
+
+/* Apply: CMD (argv[0..argc)) queued on every selected reachable node, flushed at once;
+ * each selected node's reply (or why none) into res. -1 only when nothing could be sent. */
+static int call_apply(struct session *s, const struct day2_opts *o, int argc, const char **argv, struct call_result *res) {
+    struct rc *rc = s->rc;
+    memset(res, 0, sizeof *res);
+    for (int i = 0; i < s->n; i++) {
+        struct snode *x = &s->nodes[i];
+        if (x->up && call_selects(o, x) && sess_queue_argv(s, x, argc, argv) < 0) return -1;
+    }
+    if (sess_flush_all(s) < 0) return -1;
+    if (!(res->v = calloc((size_t)s->n + 1, sizeof *res->v))) return rc_fail_oom(rc);
+    for (int i = 0; i < s->n; i++) {
+        struct snode *x = &s->nodes[i];
+        if (!call_selects(o, x)) continue;
+        struct call_reply *e = &res->v[res->n++];
+        e->x = x;
+        e->reply = x->up ? sess_reply(s, x, 0) : NULL;
+        if (!e->reply) e->err = sdsnew(x->err ? x->err : rc->err ? rc->err : "");
+        res->errors += !e->reply || e->reply->type == RESP_ERROR;
+    }
+    return 0;
+}
+
+/* call's report: each answer as redis-cli prints it ("ADDR: reply"), or the --json
+ * document {"ok":true,"replies":[{node, id, reply}...]}; a node without an answer is a
+ * warning (in node order, among the answers). */
+static void call_report(struct rc *rc, const struct call_result *res) {
+    sds js = rc->json ? sdsnew("{\"ok\":true,\"replies\":[") : NULL;
+    int first = 1;
+    for (int i = 0; i < res->n; i++) {
+        const struct call_reply *e = &res->v[i];
+        char name[128];
+        snprintf(name, sizeof name, "%s:%d", e->x->ip, e->x->port);
+        if (!e->reply) { rc_warn(rc, "%s: %s", name, e->err ? e->err : ""); continue; }
+        if (rc->json) {
+            js = rc_catprintf(js, "%s{\"node\":\"%s\",\"id\":\"%s\",\"reply\":", first ? "" : ",", name, e->x->id);
+            js = resp_json(js, e->reply);
+            js = rc_cat(js, "}");
+        } else {
+            sds t = resp_format(sdsempty(), e->reply, 0);
+            printf("%s: %s\n", name, t ? t : "");
+            sdsfree(t);
+        }
+        first = 0;
+    }
+    if (rc->json && js) rc_json_outf(rc, "%s]}\n", js);
+    sdsfree(js);
+}
+
+/* call ADDR [filters] CMD ARG...: one command on every node (or masters/replicas);
+ * everything after CMD belongs to it. Options -> session -> apply -> report; fails
+ * (after the report) when a node answered with an error or not at all. */
+static int cmd_call(struct rc *rc, int argc, char **argv) {
+    struct day2_opts o;
+    day2_opts_init(&o);
+    int cmdi = call_split(argc, argv);
+    int end = cmdi < 0 ? argc : cmdi;
+    if (cmdi > 0 && strcmp(argv[cmdi - 1], "--") == 0) end--;
+    int r = day2_parse(rc, end, argv, call_opts, 4, usage_call, &o, 1);
+    if (r) return r < 0 ? -1 : 0;
+    if (cmdi < 0) return day2_usage_fail(rc, "call: no command given (see rcluster call --help)%s", "");
+    if (o.only_masters && o.only_replicas)
+        return day2_usage_fail(rc, "call: --masters and --replicas together select no node; give one of them, or neither for every node%s", "");
+    if (argc - cmdi > RCONN_MAX_ARGS * 32) return day2_usage_fail(rc, "call: too many arguments%s", "");
+    struct session s;
+    struct call_result res = { 0 };
+    int ret = -1;
+    if (day2_open(rc, &s, argv[optind]) == 0 && call_apply(&s, &o, argc - cmdi, (const char **)argv + cmdi, &res) == 0) {
+        call_report(rc, &res);
+        ret = res.errors ? rc_fail(rc, "call: %d node(s) answered with an error or not at all", res.errors) : 0;
+    }
+    call_result_free(&res);
+    sess_free(&s);
+    return ret;
+}
+
+/* ---- add-node (its probe and wait serve scale and scale --swarm too) ------------- */
+
+static void usage_add_node(FILE *f) {
+    fputs("usage: rcluster add-node NEW ADDR [--replica [--master-id ID]] [--dry-run] [--yes] [--json]\n"
+          "\n"
+          "Add the running, empty, cluster-enabled node NEW to the cluster ADDR belongs to\n"
+          "(like redis-cli --cluster add-node). As --replica it replicates --master-id, or the\n"
+          "master with the fewest replicas (preferring another host), holding\n"
+          "cluster-replica-no-failover yes on it while it joins. Returns once every node\n"
+          "knows NEW and, for a replica, its link is up and CLUSTER SLOTS lists it.\n"
+          "Like redis-cli's, it does not ask for confirmation.\n"
+          "Aliases: --cluster-slave, --cluster-replica, --cluster-master-id.\n", f);
+}
+
+static const struct option add_node_opts[] = {
+    D2_OPT("replica", no_argument, OPT_D2_REPLICA), D2_OPT("cluster-slave", no_argument, OPT_D2_REPLICA),
+    D2_OPT("cluster-replica", no_argument, OPT_D2_REPLICA), D2_OPT("slave", no_argument, OPT_D2_REPLICA),
+    D2_OPT("master-id", required_argument, OPT_D2_MASTER_ID), D2_OPT("cluster-master-id", required_argument, OPT_D2_MASTER_ID),
+    D2_OPT("dry-run", no_argument, OPT_D2_DRY_RUN), D2_OPT("cluster-yes", no_argument, OPT_D2_YES),
+};
+
+/* NEW must be what `create` wants of a node: reachable with our password, cluster-enabled,
+ * empty, alone. It joins the session as one more node (line NULL). */
+static int addnode_probe(struct session *s, const struct addr *a) {
+    struct rc *rc = s->rc;
+    struct snode *grown = realloc(s->nodes, (size_t)(s->n + 1) * sizeof *grown);
+    if (!grown) return rc_fail_oom(rc);
+    s->nodes = grown;
+    struct snode *x = &s->nodes[s->n];
+    memset(x, 0, sizeof *x);
+    x->c.fd = -1;
+    snprintf(x->conn_ip, sizeof x->conn_ip, "%s", a->ip);
+    x->conn_port = a->port;
+    snprintf(x->ip, sizeof x->ip, "%s", a->ip);
+    x->port = a->port;
+    x->bus = addr_bus(a);
+    s->n++;
+    struct rconn probe;
+    struct resp *info = NULL;
+    int ret = -1;
+    if (rconn_open(rc, &probe, a->ip, a->port) < 0) { rc_wrap(rc, "new node"); rconn_free(&probe); return -1; }
+    info = rconn_call(rc, &probe, "INFO cluster", "INFO", "cluster", RESP_END);
+    char buf[16];
+    if (!info) goto out;
+    if (info->type != RESP_BULK || info_field(info->str, "cluster_enabled", buf, sizeof buf) < 0 || strcmp(buf, "1") != 0) {
+        rc_fail_as(rc, RC_ERR_NOT_CLUSTER, "new node %s: cluster mode is disabled (cluster_enabled:0); start it with cluster-enabled yes", probe.name);
+        goto out;
+    }
+    x->c = probe;
+    probe.fd = -1; probe.name = NULL; probe.rbuf = probe.wbuf = NULL;
+    x->up = 1;
+    if (sess_probe_queue(s, x) < 0 || sess_probe_read(s, x) < 0) { rc_wrap(rc, "new node"); goto out; }
+    memcpy(x->id, x->me->id, sizeof x->id);
+    if (sess_index_of(s, x->id) != s->n - 1) { rc_fail(rc, "add-node: %s:%d is already a member of this cluster", a->ip, a->port); goto out; }
+    if (x->me->ip[0]) { snprintf(x->ip, sizeof x->ip, "%s", x->me->ip); x->port = x->me->port; x->bus = x->me->bus; }
+    if (x->keys != 0) { rc_fail(rc, "new node %s:%d is not empty (%lld keys); only an empty node can join", a->ip, a->port, x->keys); goto out; }
+    if (x->view.n > 1 || nodeinfo_slot_count(x->me) > 0) {
+        rc_fail(rc, "new node %s:%d already knows %d other node(s) or owns slots (it is part of a cluster; CLUSTER RESET it first)", a->ip, a->port, x->view.n - 1);
+        goto out;
+    }
+    ret = 0;
+out:
+    resp_free(info);
+    rconn_free(&probe);
+    return ret;
+}
+
+/* NEW was a member of a cluster before when its current epoch is above 0 (CLUSTER RESET
+ * SOFT, and redis-cli's del-node, keep the id): after FORGET the cluster refuses that id
+ * for 60 s, so the join would hang. It is empty and alone: CLUSTER RESET HARD gives it a
+ * new id first. */
+static int addnode_fresh_id(struct session *s, int nx) {
+    struct snode *x = &s->nodes[nx];
+    if (x->current_epoch <= 0) return 0;
+    rc_progress(s->rc, "%s:%d was a member of a cluster before (current epoch %lld); the cluster may still refuse its id "
+                "%.8s: CLUSTER RESET HARD gives it a new one", x->ip, x->port, x->current_epoch, x->id);
+    if (act_reset(s, x, "HARD") < 0 || sess_drain(s, x, "CLUSTER RESET HARD") < 0) return -1;
+    if (s->record) return 0;
+    if (sess_probe_queue(s, x) < 0 || sess_probe_read(s, x) < 0) return rc_wrap(s->rc, "new node after CLUSTER RESET HARD");
+    memcpy(x->id, x->me->id, sizeof x->id);
+    return 0;
+}
+
+/* Every node lists NEW (past the handshake); for a replica, NEW replicates its master
+ * with the link up and the master's CLUSTER SLOTS lists it. */
+static int addnode_ready(struct session *s, int nx, int master, sds *why) {
+    struct snode *x = &s->nodes[nx];
+    for (int i = 0; i < s->n; i++) {
+        const struct nodeinfo *ni = s->nodes[i].up ? cview_find(&s->nodes[i].view, x->id) : NULL;
+        if (s->nodes[i].up && (!ni || (ni->flags & NF_HANDSHAKE))) { *why = rc_sprintf("%s:%d does not know it yet", s->nodes[i].ip, s->nodes[i].port); return 0; }
+    }
+    /* A new master refuses writes (and MIGRATE's RESTOREs) until its own state is ok. */
+    if (strcmp(x->state, "ok") != 0) { *why = rc_sprintf("it reports cluster_state:%s", x->state); return 0; }
+    if (master < 0) return 1;
+    struct snode *m = &s->nodes[master];
+    /* A master without slots is in no CLUSTER SLOTS reply: its own view must list the
+     * new node as its replica, with the link up. */
+    if (snode_slot_count(m) == 0) {
+        const struct nodeinfo *ni = m->up ? cview_find(&m->view, x->id) : NULL;
+        if (!ni || strcmp(ni->master, m->id) != 0) { *why = rc_sprintf("its master %s:%d does not list it as its replica yet", m->ip, m->port); return 0; }
+        if (strcmp(x->link, "up") != 0) { *why = rc_sprintf("replication link is %s", x->link[0] ? x->link : "not up"); return 0; }
+        return 1;
+    }
+    struct resp *repl = NULL, *slots = NULL;
+    int ok = 0;
+    char buf[32] = "";
+    if (sess_queue(s, x, "INFO", "replication", RESP_END) < 0 || sess_queue(s, m, "CLUSTER", "SLOTS", RESP_END) < 0 ||
+        sess_flush_all(s) < 0 || !(repl = sess_reply(s, x, 0)) || !(slots = sess_reply(s, m, 0))) { resp_free(repl); return -1; }
+    if (repl->type != RESP_BULK || info_field(repl->str, "master_link_status", buf, sizeof buf) < 0 || strcmp(buf, "up") != 0)
+        *why = rc_sprintf("replication link is %s", buf[0] ? buf : "not up");
+    else {
+        for (size_t i = 0; slots->type == RESP_ARRAY && i < slots->n && !ok; i++) {
+            const struct resp *e = slots->elem[i];
+            for (size_t k = 3; e->type == RESP_ARRAY && k < e->n; k++)
+                if (e->elem[k]->type == RESP_ARRAY && e->elem[k]->n >= 2 && e->elem[k]->elem[1]->type == RESP_INTEGER &&
+                    e->elem[k]->elem[1]->integer == x->port) ok = 1;
+        }
+        if (!ok) *why = rc_sprintf("CLUSTER SLOTS of its master does not list it yet");
+    }
+    resp_free(repl);
+    resp_free(slots);
+    return ok;
+}
+
+/* Redis 7 lists a replica in CLUSTER SLOTS only once gossip carries a non-zero offset;
+ * an idle master moves it only every repl-ping-replica-period. A key written and deleted
+ * in the master's own slots moves it at once and leaves nothing behind. */
+static int addnode_nudge(struct session *s, int master) {
+    const struct nodeinfo *ni = snode_slots(&s->nodes[master]);
+    char key[64];
+    for (unsigned i = 0; ni && ni->nranges && i < 1000000; i++) {
+        snprintf(key, sizeof key, "rcluster:nudge:{%u}", i);
+        if (nodeinfo_owns(ni, cluster_key_slot(key, strlen(key)))) {
+            if (sess_queue(s, &s->nodes[master], "SET", key, "1", RESP_END) < 0 || sess_queue(s, &s->nodes[master], "DEL", key, RESP_END) < 0) return -1;
+            return sess_drain_all(s, "nudge");
+        }
+    }
+    return 0;
+}
+
+/* Wait until node nx has joined (addnode_ready): REPLICATE master (-1: none) once nx
+ * knows it, nudge the master's offset every 500 ms; -1 with rc->err when nx stops
+ * answering or until passes. Shared by add-node, scale and scale --swarm. */
+static int addnode_wait(struct session *s, int nx, int master, struct rc_deadline until) {
+    int64_t last_nudge = 0;
+    int replicated = master < 0;
+    for (;;) {
+        sess_refresh(s);
+        struct snode *x = &s->nodes[nx];
+        if (!x->up) return rc_fail_kind_msg(s->rc, x->err_kind, rc_sprintf("the new node stopped answering: %s", x->err));
+        if (!replicated) {
+            const struct nodeinfo *mi = cview_find(&x->view, s->nodes[master].id);
+            if (mi && !(mi->flags & NF_HANDSHAKE)) {
+                if (act_replicate(s, x, s->nodes[master].id) < 0) return -1;
+                if (sess_drain(s, x, "CLUSTER REPLICATE") == 0) replicated = 1;
+                else if (s->rc->verbose) rc_warn(s->rc, "%s", s->rc->err);
+            }
+        }
+        sds why = NULL;
+        int ready = replicated ? addnode_ready(s, nx, master, &why) : 0;
+        if (ready < 0) { sdsfree(why); return -1; }
+        if (ready) { sdsfree(why); return 0; }
+        if (replicated && master >= 0 && rc_now_ms() - last_nudge > 500) { last_nudge = rc_now_ms(); if (addnode_nudge(s, master) < 0) { sdsfree(why); return -1; } }
+        if (rc_interrupted() || rc_deadline_passed(until)) {
+            rc_fail(s->rc, "the new node did not join within %.0f s: %s", until.seconds, why ? why : (replicated ? "?" : "it does not know its master yet"));
+            sdsfree(why);
+            return -1;
+        }
+        sdsfree(why);
+        rc_sleep_ms(100);
+    }
+}
+
+/* add-node's plan: NEW's address and index in the session, the master it is to
+ * replicate (-1: it joins as an empty master). */
+struct addnode_plan {
+    struct addr na;
+    int nx, master;
+};
+
+/* What add-node did: the node that joined and the master it replicates (NULL: it
+ * joined as an empty master); both in the session, which outlives the report. */
+struct addnode_result {
+    const struct snode *node, *master;
+};
+
+/* Preflight and plan: the cluster healthy enough to change (day2_preflight), the master
+ * to replicate (--master-id, else the one with the fewest replicas, another host
+ * preferred), NEW probed as create probes a node (addnode_probe: it joins the session);
+ * says the plan. */
+static int addnode_make_plan(struct session *s, const struct day2_opts *o, struct addnode_plan *p) {
+    struct rc *rc = s->rc;
+    p->master = -1;
+    if (day2_preflight(s, 0, -1) < 0) return -1;
+    if (o->replica) {
+        p->master = o->master_id ? day2_resolve_master(s, "--master-id", o->master_id) : sess_pick_master(s, -1, p->na.ip, 1);
+        if (p->master < 0) return o->master_id ? -1 : rc_fail(rc, "add-node: no reachable master with slots to replicate");
+    }
+    if (addnode_probe(s, &p->na) < 0) return -1;
+    if (!s->nodes || s->n < 1) return rc_fail(rc, "add-node: %s:%d did not join the session", p->na.ip, p->na.port);
+    p->nx = s->n - 1;
+    const struct snode *x = &s->nodes[p->nx], *m = p->master >= 0 ? &s->nodes[p->master] : NULL;
+    if (m) rc_progress(rc, "Plan: add %s:%d as a replica of %s:%d (%.40s)", x->ip, x->port, m->ip, m->port, m->id);
+    else rc_progress(rc, "Plan: add %s:%d as an empty master (move slots to it with rebalance --use-empty-masters or reshard)", x->ip, x->port);
+    return 0;
+}
+
+/* Apply: a new id when NEW was a member before, cluster-replica-no-failover held on a
+ * joining replica (held[] then names it: the caller gives nofail_was back with
+ * release_no_failover on every path), CLUSTER MEET from NEW to the seed. A dry run
+ * (s->record) records these and the REPLICATE that addnode_wait would send. */
+static int addnode_apply(struct session *s, const struct day2_opts *o, const struct addnode_plan *p, char nofail_was[8], char *held, size_t heldsz) {
+    if (addnode_fresh_id(s, p->nx) < 0) return -1;
+    struct snode *x = &s->nodes[p->nx], *sd = &s->nodes[s->seed];
+    /* A joining replica must not fail over while it forms (its own value comes back at the end). */
+    if (p->master >= 0 && o->dry_run && sess_queue(s, x, "CONFIG", "SET", "cluster-replica-no-failover", "yes", RESP_END) < 0) return -1;
+    if (p->master >= 0 && !o->dry_run) {
+        if (sess_hold_no_failover(s, x, nofail_was) < 0) return -1;
+        snprintf(held, heldsz, "%s:%d", p->na.ip, p->na.port);
+    }
+    if (act_meet(s, x, sd->ip, sd->port, sd->bus) < 0 || sess_drain_all(s, "CLUSTER MEET") < 0) return -1;
+    if (o->dry_run && p->master >= 0) act_replicate(s, x, s->nodes[p->master].id);
+    return 0;
+}
+
+/* add-node's report: the --json document {ok, command, id, role, master} or one line. */
+static void addnode_report(struct rc *rc, const struct addnode_result *res) {
+    const struct snode *x = res->node, *m = res->master;
+    if (rc->json) rc_json_outf(rc, "{\"ok\":true,\"command\":\"add-node\",\"id\":\"%s\",\"role\":\"%s\",\"master\":%s%s%s}\n", x->id, m ? "replica" : "master",
+                               m ? "\"" : "", m ? m->id : "null", m ? "\"" : "");
+    else printf("add-node: %s:%d (%.40s) joined as %s\n", x->ip, x->port, x->id, m ? "a replica" : "an empty master");
+}
+
+/* add-node NEW ADDR [--replica [--master-id ID]]: check the new node like create,
+ * MEET it, make it a replica if asked, wait until every node knows it. Options ->
+ * plan (with the preflight) -> apply -> wait -> report; never asks, like redis-cli. */
+static int cmd_add_node(struct rc *rc, int argc, char **argv) {
+    struct day2_opts o;
+    day2_opts_init(&o);
+    int r = day2_parse(rc, argc, argv, add_node_opts, (int)(sizeof add_node_opts / sizeof add_node_opts[0]), usage_add_node, &o, 2);
+    if (r) return r < 0 ? -1 : 0;
+    if (o.master_id && !o.replica) return day2_usage_fail(rc, "add-node: --master-id %s needs --replica", o.master_id);
+    struct session s;
+    struct addnode_plan p = { .master = -1 };
+    int ret = -1;
+    char nofail_was[8] = "", held[300] = "";
+    memset(&s, 0, sizeof s);
+    if (addr_parse(rc, argv[optind], &p.na) < 0 || day2_open(rc, &s, argv[optind + 1]) < 0 || addnode_make_plan(&s, &o, &p) < 0) goto out;
+    s.record = o.dry_run;   /* redis-cli's add-node never asks: neither does this */
+    if (addnode_apply(&s, &o, &p, nofail_was, held, sizeof held) < 0) goto out;
+    if (!o.dry_run) {
+        if (addnode_wait(&s, p.nx, p.master, s.deadline) < 0) goto out;
+        struct addnode_result res = { &s.nodes[p.nx], p.master >= 0 ? &s.nodes[p.master] : NULL };
+        addnode_report(rc, &res);
+    }
+    ret = 0;
+out:
+    if (held[0]) release_no_failover(rc, p.na.ip, p.na.port, held, nofail_was);
+    sess_free(&s);
+    return ret;
+}
+
+/* ---- del-node (its removal serves scale and scale --swarm too) ------------------- */
+
+static void usage_del_node(FILE *f) {
+    fputs("usage: rcluster del-node ADDR NODE_ID [--dry-run] [--yes] [--json]\n"
+          "\n"
+          "Remove a node from the cluster ADDR belongs to, also when it is dead or unreachable:\n"
+          "its replicas move to another master, every other node gets CLUSTER FORGET until\n"
+          "none lists it, then, if it answers, CLUSTER RESET so it cannot rejoin. A master\n"
+          "that still owns slots is refused (empty it with rebalance --weight ID=0 first).\n"
+          "NODE_ID may be an id, a unique id prefix or any address that reaches the node.\n"
+          "Like redis-cli's, it does not ask for confirmation.\n", f);
+}
+
+static const struct option del_node_opts[] = {
+    D2_OPT("dry-run", no_argument, OPT_D2_DRY_RUN), D2_OPT("cluster-yes", no_argument, OPT_D2_YES),
+};
+
+/* How many reachable nodes but skip still list node id in their view. */
+static int sess_knows(const struct session *s, int skip, const char *id) {
+    int c = 0;
+    for (int i = 0; i < s->n; i++)
+        if (i != skip && s->nodes[i].up && cview_find((struct cview *)&s->nodes[i].view, id)) c++;
+    return c;
+}
+
+/* FORGET on every node that still lists the node, until none does: a node that has
+ * not heard yet would otherwise teach the others again through gossip. */
+static int delnode_forget(struct session *s, int victim, struct rc_deadline until) {
+    const char *id = s->nodes[victim].id;
+    for (int round = 0; ; round++) {
+        for (int i = 0; i < s->n; i++)
+            if (i != victim && s->nodes[i].up && cview_find(&s->nodes[i].view, id) && act_forget(s, &s->nodes[i], id) < 0) return -1;
+        if (sess_flush_all(s) < 0) return -1;
+        for (int i = 0; i < s->n; i++)
+            while (s->nodes[i].up && s->nodes[i].owed > 0) {
+                struct resp *r = sess_reply(s, &s->nodes[i], 0);
+                if (!r) break;
+                if (r->type == RESP_ERROR && s->rc->verbose) rc_warn(s->rc, "%s:%d: CLUSTER FORGET: %s", s->nodes[i].ip, s->nodes[i].port, r->str);
+                resp_free(r);
+            }
+        sess_refresh(s);
+        int left = sess_knows(s, victim, id);
+        if (!left) return 0;
+        if (rc_interrupted() || rc_deadline_passed(until))
+            return rc_fail(s->rc, "%d node(s) still list %.40s after %d FORGET round(s)", left, id, round + 1);
+        rc_sleep_ms(100);
+    }
+}
+
+/* The replicas of victim REPLICATE another master (the one with the fewest replicas,
+ * another host preferred); -1 when there is none. */
+static int delnode_replicas(struct session *s, int victim) {
+    for (int i = 0; i < s->n; i++) {
+        struct snode *x = &s->nodes[i];
+        if (i == victim || !x->up || snode_is_master(x) || strcmp(snode_master_id(x), s->nodes[victim].id) != 0) continue;
+        int m = sess_pick_master(s, victim, x->ip, 0);
+        if (m < 0) return rc_fail(s->rc, "no other master for replica %s:%d", x->ip, x->port);
+        rc_progress(s->rc, "Replica %s:%d now replicates %s:%d", x->ip, x->port, s->nodes[m].ip, s->nodes[m].port);
+        if (act_replicate(s, x, s->nodes[m].id) < 0) return -1;
+    }
+    return sess_drain_all(s, "CLUSTER REPLICATE");
+}
+
+/* Take node v out of the cluster: its replicas to other masters, FORGET everywhere
+ * until no node lists it, then CLUSTER RESET HARD on it when it answers (*reset says
+ * so). HARD gives it a new id: the others refuse the forgotten one for 60 s, so a node
+ * that kept it could not be added again at once. v must own no slots. Shared by
+ * del-node and scale. */
+static int delnode_remove(struct session *s, int v, struct rc_deadline until, int *reset) {
+    struct snode *x = &s->nodes[v];
+    *reset = 0;
+    if (delnode_replicas(s, v) < 0 || delnode_forget(s, v, until) < 0) return -1;
+    if (x->up) {
+        if (act_reset(s, x, "HARD") == 0 && sess_drain(s, x, "CLUSTER RESET HARD") == 0) *reset = 1;
+        else rc_warn(s->rc, "could not CLUSTER RESET %s:%d: %s", x->ip, x->port, s->rc->err);
+    }
+    return 0;
+}
+
+/* What del-node did: the node it removed (in the session, which outlives the report)
+ * and whether CLUSTER RESET HARD reached it. */
+struct delnode_result {
+    const struct snode *node;
+    int reset;
+};
+
+/* del-node's preflight: NODE names a member other than the one at ADDR, owns no slots
+ * in any reachable node's view, and the rest of the cluster is healthy enough to change
+ * (day2_preflight, NODE ignored). Returns NODE's index, -1 with rc->err. */
+static int delnode_preflight(struct session *s, const char *addr_arg, const char *spec) {
+    struct rc *rc = s->rc;
+    int v = day2_resolve(s, "del-node", spec);
+    if (v < 0) return -1;
+    struct snode *x = &s->nodes[v];
+    if (v == s->seed) return rc_fail_as(rc, RC_ERR_USAGE, "del-node: %s:%d is the node given as ADDR; give the address of another node of the cluster", x->ip, x->port);
+    int owned = snode_slot_count(x);
+    for (int i = 0; i < s->n && owned == 0; i++)
+        if (s->nodes[i].up) { const struct nodeinfo *ni = cview_find(&s->nodes[i].view, x->id); if (ni) owned = nodeinfo_slot_count(ni); }
+    if (owned > 0)
+        return rc_fail(rc, "del-node: %s:%d still owns %d slot(s); nothing changed. Empty it first: rcluster rebalance %s --weight %.40s=0 --yes "
+                       "(or rcluster reshard %s --from %.40s --to OTHER --slots %d)", x->ip, x->port, owned, addr_arg, x->id, addr_arg, x->id, owned);
+    if (day2_preflight(s, 1, v) < 0) return -1;
+    return v;
+}
+
+/* del-node's plan, said: FORGET everywhere, then RESET HARD on it when it answers; a
+ * dry run (s->record) records those commands. */
+static void delnode_plan(struct session *s, int v) {
+    struct snode *x = &s->nodes[v];
+    rc_progress(s->rc, "Plan: remove %s:%d (%.40s, %s%s): FORGET on %d node(s)%s", x->ip, x->port, x->id, snode_is_master(x) ? "master" : "replica",
+                x->up ? "" : ", not reachable", s->n - 1, x->up ? ", then CLUSTER RESET HARD on it (a new id)" : "");
+    if (!s->record) return;
+    for (int i = 0; i < s->n; i++) if (i != v) act_forget(s, &s->nodes[i], x->id);
+    if (x->up) act_reset(s, x, "HARD");
+}
+
+/* del-node's report: the --json document {ok, command, id, reset} or one line. */
+static void delnode_report(struct rc *rc, const struct delnode_result *res) {
+    const struct snode *x = res->node;
+    if (rc->json) rc_json_outf(rc, "{\"ok\":true,\"command\":\"del-node\",\"id\":\"%s\",\"reset\":%s}\n", x->id, res->reset ? "true" : "false");
+    else printf("del-node: %s:%d (%.40s) removed; no node lists it%s\n", x->ip, x->port, x->id, res->reset ? "; it was CLUSTER RESET HARD (new id: it can be added again at once)" : "");
+}
+
+/* del-node ADDR NODE: move a slotless node's replicas away, FORGET it everywhere until
+ * no node lists it, then CLUSTER RESET HARD it (a dead node too). Options -> preflight
+ * -> plan -> apply and wait (delnode_remove) -> report; never asks, like redis-cli. */
+static int cmd_del_node(struct rc *rc, int argc, char **argv) {
+    struct day2_opts o;
+    day2_opts_init(&o);
+    int r = day2_parse(rc, argc, argv, del_node_opts, 2, usage_del_node, &o, 2);
+    if (r) return r < 0 ? -1 : 0;
+    struct session s;
+    int ret = -1, v;
+    if (day2_open(rc, &s, argv[optind]) < 0 || (v = delnode_preflight(&s, argv[optind], argv[optind + 1])) < 0) goto out;
+    s.record = o.dry_run;   /* redis-cli's del-node never asks: neither does this */
+    delnode_plan(&s, v);
+    if (!o.dry_run) {
+        struct delnode_result res = { &s.nodes[v], 0 };
+        if (delnode_remove(&s, v, s.deadline, &res.reset) < 0) goto out;
+        delnode_report(rc, &res);
+    }
+    ret = 0;
+out:
+    sess_free(&s);
+    return ret;
+}
+
+/* ---- moving slots: plan, BUSYKEY preflight, apply, report (reshard, rebalance, scale) ---- */
+
+/* The first n slots of node src (ascending) not yet taken, appended to mv. */
+static int plan_take_slots(struct session *s, int src, int dst, int n, unsigned char *taken, struct move *mv, int *nmv) {
+    const struct nodeinfo *ni = snode_slots(&s->nodes[src]);
+    int c = 0;
+    for (int r = 0; ni && r < ni->nranges && c < n; r++)
+        for (int k = ni->ranges[r][0]; k <= ni->ranges[r][1] && c < n; k++) {
+            if (taken[k]) continue;
+            taken[k] = 1;
+            memset(&mv[*nmv], 0, sizeof mv[*nmv]);
+            mv[*nmv].slot = k;
+            mv[*nmv].src = src;
+            mv[*nmv].dst = dst;
+            (*nmv)++;
+            c++;
+        }
+    return c;
+}
+
+/* A target holding keys of a slot it does not own would make MIGRATE fail with
+ * BUSYKEY halfway: count them first (one pipeline) and refuse before any change. The
+ * same round counts each slot's keys on its source (mv[].count: the mover's progress). */
+static int reshard_check_busy(struct session *s, struct move *mv, int n) {
+    for (int i = 0; i < n; i++) {
+        char num[16];
+        snprintf(num, sizeof num, "%d", mv[i].slot);
+        if (sess_queue(s, &s->nodes[mv[i].dst], "CLUSTER", "COUNTKEYSINSLOT", num, RESP_END) < 0 ||
+            sess_queue(s, &s->nodes[mv[i].src], "CLUSTER", "COUNTKEYSINSLOT", num, RESP_END) < 0) return -1;
+    }
+    if (sess_flush_all(s) < 0) return -1;
+    int bad = -1;
+    long long count = 0;
+    for (int i = 0; i < n; i++) {
+        struct resp *r = sess_reply(s, &s->nodes[mv[i].dst], 0), *k = r ? sess_reply(s, &s->nodes[mv[i].src], 0) : NULL;
+        if (!k) { resp_free(r); return rc_wrap(s->rc, "CLUSTER COUNTKEYSINSLOT"); }
+        if (r->type == RESP_INTEGER && r->integer > 0 && bad < 0) { bad = i; count = r->integer; }
+        mv[i].count = k->type == RESP_INTEGER && k->integer > 0 ? k->integer : 0;
+        mv[i].counted = 1;
+        resp_free(r);
+        resp_free(k);
+    }
+    if (bad < 0) return 0;
+    struct snode *d = &s->nodes[mv[bad].dst];
+    return rc_fail(s->rc, "target %s:%d already holds %lld key(s) of slot %d, which it does not own; moving them would fail with BUSYKEY. "
+                   "Nothing changed; use --replace to overwrite them with the source's keys", d->ip, d->port, count, mv[bad].slot);
+}
+
+/* The planned moves as progress lines, runs of consecutive slots between the same
+ * two nodes as one line. */
+static void moves_print(struct session *s, const struct move *mv, int n) {
+    struct rc *rc = s->rc;
+    for (int i = 0; i < n; ) {
+        int j = i;
+        while (j + 1 < n && mv[j + 1].src == mv[i].src && mv[j + 1].dst == mv[i].dst && mv[j + 1].slot == mv[j].slot + 1) j++;
+        struct snode *a = &s->nodes[mv[i].src], *b = &s->nodes[mv[i].dst];
+        if (j == i) rc_progress(rc, "  slot %d: %s:%d -> %s:%d", mv[i].slot, a->ip, a->port, b->ip, b->port);
+        else rc_progress(rc, "  slots %d-%d (%d): %s:%d -> %s:%d", mv[i].slot, mv[j].slot, j - i + 1, a->ip, a->port, b->ip, b->port);
+        i = j + 1;
+    }
+}
+
+/* Reorder moves round-robin by source (each source's own order kept), so that every
+ * window holds slots of every source and the sources MIGRATE at the same time. */
+static int moves_interleave(struct rc *rc, struct move *mv, int n) {
+    int nsrc = 1;
+    for (int i = 0; i < n; i++) if (mv[i].src + 1 > nsrc) nsrc = mv[i].src + 1;
+    struct move *by_src = malloc((size_t)(n ? n : 1) * sizeof *by_src);
+    int *count = calloc((size_t)nsrc, sizeof *count), *start = calloc((size_t)nsrc, sizeof *start);
+    int *fill = calloc((size_t)nsrc, sizeof *fill), *order = calloc((size_t)nsrc, sizeof *order);
+    int ret = -1, norder = 0, rounds = 0;
+    if (!by_src || !count || !start || !fill || !order) { rc_fail_oom(rc); goto out; }
+    for (int i = 0; i < n; i++) if (count[mv[i].src]++ == 0) order[norder++] = mv[i].src;
+    for (int k = 1; k < nsrc; k++) start[k] = start[k - 1] + count[k - 1];
+    for (int i = 0; i < n; i++) by_src[start[mv[i].src] + fill[mv[i].src]++] = mv[i];
+    for (int k = 0; k < nsrc; k++) if (count[k] > rounds) rounds = count[k];
+    int out_i = 0;
+    for (int r = 0; r < rounds; r++)
+        for (int k = 0; k < norder; k++)
+            if (r < count[order[k]]) mv[out_i++] = by_src[start[order[k]] + r];
+    ret = 0;
+out:
+    free(by_src); free(count); free(start); free(fill); free(order);
+    return ret;
+}
+
+/* Masters that gave away their last slot: Redis 7 turns such a master into a replica
+ * of the node that took it (cluster-allow-replica-migration). Say so; it is no failure. */
+static void day2_report_emptied(struct session *s, const struct move *mv, int n) {
+    sess_refresh(s);
+    for (int i = 0; i < n; i++) {
+        if (i > 0 && mv[i].src == mv[i - 1].src) continue;
+        struct snode *x = &s->nodes[mv[i].src];
+        if (!x->up || snode_slot_count(x) > 0) continue;
+        int dup = 0;
+        for (int j = 0; j < i; j++) dup |= mv[j].src == mv[i].src;
+        if (dup) continue;
+        if (!snode_is_master(x)) rc_progress(s->rc, "%s:%d gave away its last slot and is now a replica of %.40s (Redis' replica migration)", x->ip, x->port, snode_master_id(x));
+        else rc_progress(s->rc, "%s:%d now owns no slots (an empty master; Redis 7 may turn it into a replica)", x->ip, x->port);
+    }
+}
+
+/* What a move of slots did (reshard, rebalance): the engine, the slots moved of those
+ * planned, the keys moved and the time it took. */
+struct move_result {
+    const char *command;        /* "reshard", "rebalance" */
+    const char *engine;         /* "keys", "atomic"; "none" when nothing needed moving */
+    int slots, planned;
+    long long keys;
+    int64_t ms;
+};
+
+/* The report of reshard and rebalance: the --json document {ok, command, engine,
+ * slots_moved, slots_planned, keys_moved, elapsed_ms} or one line. */
+static void move_report(struct rc *rc, const struct move_result *res) {
+    if (rc->json) rc_json_outf(rc, "{\"ok\":true,\"command\":\"%s\",\"engine\":\"%s\",\"slots_moved\":%d,\"slots_planned\":%d,\"keys_moved\":%lld,\"elapsed_ms\":%lld}\n",
+                               res->command, res->engine, res->slots, res->planned, res->keys, (long long)res->ms);
+    else printf("%s: moved %d slot(s) and %lld key(s) in %.1f s\n", res->command, res->slots, res->keys, (double)res->ms / 1000.0);
+}
+
+/* Apply and wait, shared by reshard and rebalance: the engine chosen for the planned
+ * moves (dry: the plan printed with it, and nothing else), asked unless !ask or --yes,
+ * moved, waited for until the nodes agree, emptied masters said; res filled for
+ * move_report (res->command is the caller's). resume says how to move what an
+ * interrupt left (a printf format taking the slots left). */
+static int moves_apply(struct session *s, const char *resume, struct move *mv, int n, const struct move_opts *mo, int dry, int ask,
+                       struct move_result *res) {
+    struct rc *rc = s->rc;
+    const struct move_engine *eng = mover_choose(s, mv, n, mo);
+    if (!eng) return -1;
+    if (dry) { mover_print_plan(s, eng, mv, n, mo); return 0; }
+    char q[64];
+    snprintf(q, sizeof q, "Move %d slot(s)?", n);
+    if ((ask && rc_confirm(rc, q) < 0) || (eng == &move_engines[MOVE_ENGINE_KEYS] && moves_interleave(rc, mv, n) < 0)) return -1;
+    s->deadline = rc_deadline_in(rc->timeout);   /* the moves' own: the time a prompt took is not the cluster's */
+    int64_t t0 = rc_now_ms();
+    res->engine = eng->name;
+    res->planned = n;
+    res->keys = 0;
+    res->slots = 0;
+    int r = mover_run(s, mv, n, mo, eng, &res->keys, &res->slots);
+    if (r < 0 && rc->err_kind == RC_ERR_INTERRUPTED) {
+        sds how = rc_sprintf(resume, n - res->slots);
+        rc_fail_as(rc, RC_ERR_INTERRUPTED, "%s; %s", rc->err, how ? how : "");
+        sdsfree(how);
+    }
+    if (r == 0) r = day2_wait_settled(s, s->deadline, 0);
+    if (r == 0) day2_report_emptied(s, mv, n);
+    res->ms = rc_now_ms() - t0;
+    return r;
+}
+
+/* ---- reshard --------------------------------------------------------------------- */
+
+static void usage_reshard(FILE *f) {
+    fputs("usage: rcluster reshard ADDR --from ID[,ID...]|all --to ID --slots N [--pipeline K]\n"
+          "                        [--cluster-timeout MS] [--replace] [--dry-run] [--yes] [--json]\n"
+          "\n"
+          "Move N slots with their keys to the master --to, taken from the --from masters as\n"
+          "redis-cli --cluster reshard takes them. ID is a node id, a unique id prefix or\n"
+          "ip:port. Slots move in windows: SETSLOT IMPORTING on the target, MIGRATING on the\n"
+          "source, MIGRATE ... KEYS in batches of K keys (default 1000; AUTH/AUTH2 with\n"
+          "--password/--user), then SETSLOT NODE on the target, the source and every master.\n"
+          "\n"
+          "  --replace           overwrite keys the target already has (MIGRATE REPLACE);\n"
+          "                      without it such keys refuse the move before anything changes\n"
+          "  --cluster-timeout MS  MIGRATE's timeout (default 60000)\n"
+          "  --pipeline K        keys per MIGRATE (default: 1000, growing to 4000 while quick)\n"
+          "  --window N          slots in flight at once (default 512)\n"
+          "  --migration MODE    auto (default): atomic where every node involved has it, else\n"
+          "                      keys; atomic: the servers move slots and keys themselves\n"
+          "                      (Valkey >= 9.0 CLUSTER MIGRATESLOTS, Redis >= 8.4 CLUSTER\n"
+          "                      MIGRATION IMPORT), refused before any change where a node\n"
+          "                      lacks it; keys: SETSLOT + MIGRATE key by key, every server\n"
+          "  --verbose           also say where the time went\n"
+          "  --dry-run           print the plan and the commands, change nothing\n"
+          "\n"
+          "The plan says which engine moves the slots and why. Ctrl-C: key by key finishes the\n"
+          "slots in flight and leaves no slot open; atomic cancels the migrations in flight.\n"
+          "Either way it says how many moved. After a SIGKILL, atomic migrations go on by\n"
+          "themselves: check and info show them, and the next reshard or fix waits for them.\n"
+          "Aliases: --cluster-from, --cluster-to, --cluster-slots, --cluster-pipeline,\n"
+          "--cluster-replace, --cluster-yes.\n", f);
+}
+
+static const struct option reshard_opts[] = {
+    D2_OPT("from", required_argument, OPT_D2_FROM), D2_OPT("cluster-from", required_argument, OPT_D2_FROM),
+    D2_OPT("to", required_argument, OPT_D2_TO), D2_OPT("cluster-to", required_argument, OPT_D2_TO),
+    D2_OPT("slots", required_argument, OPT_D2_SLOTS), D2_OPT("cluster-slots", required_argument, OPT_D2_SLOTS),
+    D2_MOVE_OPTS,
+};
+
+/* The --from list as master indexes (all: every master with slots but the target). */
+static int reshard_sources(struct session *s, const char *from, int dst, int *src, int *nsrc) {
+    *nsrc = 0;
+    if (strcmp(from, "all") == 0) {
+        for (int i = 0; i < s->n; i++)
+            if (i != dst && snode_is_master(&s->nodes[i]) && snode_slot_count(&s->nodes[i]) > 0) src[(*nsrc)++] = i;
+        return 0;
+    }
+    sds list = sdsnew(from);
+    if (!list) return rc_fail_oom(s->rc);
+    int ret = 0;
+    for (char *save = NULL, *tok = strtok_r(list, ",", &save); tok && ret == 0; tok = strtok_r(NULL, ",", &save)) {
+        int i = day2_resolve_master(s, "--from", tok);
+        if (i < 0) ret = -1;
+        else if (i == dst) { ret = rc_fail_as(s->rc, RC_ERR_USAGE, "--from %s: is also the --to node", tok); }
+        else {
+            int dup = 0;
+            for (int k = 0; k < *nsrc; k++) dup |= src[k] == i;
+            if (!dup) src[(*nsrc)++] = i;
+        }
+    }
+    sdsfree(list);
+    return ret;
+}
+
+/* redis-cli's reshard table: sources by slot count, descending; each gives its share
+ * of n (the first rounded up, the others down), taking its lowest slots first. */
+static int reshard_plan(struct session *s, int *src, int nsrc, int dst, int n, struct move *mv, int *nmv) {
+    unsigned char *taken = calloc(CLUSTER_SLOTS, 1);
+    if (!taken) return rc_fail_oom(s->rc);
+    for (int i = 1; i < nsrc; i++)      /* by slot count, descending; stable */
+        for (int j = i; j > 0 && snode_slot_count(&s->nodes[src[j]]) > snode_slot_count(&s->nodes[src[j - 1]]); j--) {
+            int t = src[j]; src[j] = src[j - 1]; src[j - 1] = t;
+        }
+    long total = 0;
+    for (int i = 0; i < nsrc; i++) total += snode_slot_count(&s->nodes[src[i]]);
+    *nmv = 0;
+    for (int i = 0; i < nsrc && *nmv < n; i++) {
+        double share = (double)n / (double)total * snode_slot_count(&s->nodes[src[i]]);
+        int k = (int)share;
+        if (i == 0 && (double)k < share) k++;       /* the first rounds up, the others down */
+        if (k > n - *nmv) k = n - *nmv;
+        plan_take_slots(s, src[i], dst, k, taken, mv, nmv);
+    }
+    /* Shares rounded down can leave a few: the sources in the same order give them. */
+    for (int i = 0; i < nsrc && *nmv < n; i++) plan_take_slots(s, src[i], dst, n - *nmv, taken, mv, nmv);
+    free(taken);
+    return 0;
+}
+
+/* reshard's plan and preflight: the --to master and the --from sources resolved, the
+ * cluster healthy enough to change, N slots taken from the sources as redis-cli takes
+ * them into mv (CLUSTER_SLOTS entries), refused when the target holds keys of one
+ * (BUSYKEY; not with --replace); the plan said. */
+static int reshard_make_plan(struct session *s, const struct day2_opts *o, struct move *mv, int *nmv) {
+    struct rc *rc = s->rc;
+    int *src = NULL, nsrc = 0, ret = -1;
+    int dst = day2_resolve_master(s, "--to", o->to);
+    if (dst < 0 || !(src = calloc((size_t)s->n, sizeof *src)) || reshard_sources(s, o->from, dst, src, &nsrc) < 0) goto out;
+    if (day2_preflight(s, 0, -1) < 0) goto out;
+    long have = 0;
+    for (int i = 0; i < nsrc; i++) have += snode_slot_count(&s->nodes[src[i]]);
+    if (nsrc == 0 || have < o->slots) {
+        rc_fail_as(rc, RC_ERR_USAGE, "reshard: asked to move %ld slots but the source masters hold only %ld; nothing changed", o->slots, have);
+        goto out;
+    }
+    if (reshard_plan(s, src, nsrc, dst, (int)o->slots, mv, nmv) < 0) goto out;
+    if (!o->mo.replace && reshard_check_busy(s, mv, *nmv) < 0) goto out;
+    rc_progress(rc, "Plan: move %d slot(s) to %s:%d (%.40s)", *nmv, s->nodes[dst].ip, s->nodes[dst].port, s->nodes[dst].id);
+    moves_print(s, mv, *nmv);
+    ret = 0;
+out:
+    free(src);
+    return ret;
+}
+
+/* reshard ADDR --from --to --slots: move N slots with their keys to one master.
+ * Options -> plan (with the preflight) -> apply and wait (moves_apply: engine,
+ * confirm, move, the nodes agree) -> report. */
+static int cmd_reshard(struct rc *rc, int argc, char **argv) {
+    struct day2_opts o;
+    day2_opts_init(&o);
+    int r = day2_parse(rc, argc, argv, reshard_opts, (int)(sizeof reshard_opts / sizeof reshard_opts[0]), usage_reshard, &o, 1);
+    if (r) return r < 0 ? -1 : 0;
+    if (!o.from) return day2_usage_fail(rc, "reshard: --from is required (ids, or all)%s", "");
+    if (!o.to) return day2_usage_fail(rc, "reshard: --to is required%s", "");
+    if (o.slots < 0) return day2_usage_fail(rc, "reshard: --slots is required%s", "");
+    struct session s;
+    struct move *mv = NULL;
+    struct move_result res = { .command = "reshard" };
+    int nmv = 0, ret = -1;
+    if (day2_open(rc, &s, argv[optind]) < 0) goto out;   /* a dry run stops in moves_apply */
+    if (!(mv = calloc(CLUSTER_SLOTS, sizeof *mv))) { rc_fail_oom(rc); goto out; }
+    if (reshard_make_plan(&s, &o, mv, &nmv) < 0) goto out;
+    ret = moves_apply(&s, "the same reshard with --slots %d moves them", mv, nmv, &o.mo, o.dry_run, 1, &res);
+    if (ret == 0 && !o.dry_run) move_report(rc, &res);
+out:
+    free(mv);
+    sess_free(&s);
+    return ret;
+}
+
+/* ---- rebalance (its plan serves scale too) --------------------------------------- */
+
+static void usage_rebalance(FILE *f) {
+    fputs("usage: rcluster rebalance ADDR [--weight ID=W]... [--use-empty-masters] [--threshold PCT]\n"
+          "                          [--simulate] [--pipeline K] [--replace] [--dry-run] [--yes] [--json]\n"
+          "\n"
+          "Even out slots between masters by weight (default 1) with the fewest moves, as\n"
+          "redis-cli --cluster rebalance computes it. --weight ID=0 empties a master (then\n"
+          "del-node it). Masters without slots take part only with --use-empty-masters.\n"
+          "Nothing moves while no master is off by more than --threshold percent (default 2).\n"
+          "--simulate (or --dry-run) prints the moves without making them. Like redis-cli's,\n"
+          "it does not ask for confirmation (--yes is accepted and changes nothing). Moves as\n"
+          "reshard does: --migration auto|atomic|keys, --pipeline, --window (see reshard --help).\n"
+          "Aliases: --cluster-weight, --cluster-use-empty-masters, --cluster-use-empty-primaries,\n"
+          "--cluster-threshold, --cluster-simulate, --cluster-pipeline, --cluster-replace.\n", f);
+}
+
+static const struct option rebalance_opts[] = {
+    D2_OPT("weight", required_argument, OPT_D2_WEIGHT), D2_OPT("cluster-weight", required_argument, OPT_D2_WEIGHT),
+    D2_OPT("use-empty-masters", no_argument, OPT_D2_EMPTY), D2_OPT("cluster-use-empty-masters", no_argument, OPT_D2_EMPTY),
+    D2_OPT("use-empty-primaries", no_argument, OPT_D2_EMPTY), D2_OPT("cluster-use-empty-primaries", no_argument, OPT_D2_EMPTY),
+    D2_OPT("threshold", required_argument, OPT_D2_THRESHOLD), D2_OPT("cluster-threshold", required_argument, OPT_D2_THRESHOLD),
+    D2_OPT("simulate", no_argument, OPT_D2_SIMULATE), D2_OPT("cluster-simulate", no_argument, OPT_D2_SIMULATE),
+    D2_MOVE_OPTS,
+};
+
+/* A master taking part in rebalance: its index, weight and balance (slots it holds
+ * minus its share: > 0 gives, < 0 takes). */
+struct rb_node { int idx; double weight; int balance; };
+
+/* qsort order of rb_node: the most slots to take first, the most to give last. */
+static int rb_cmp(const void *a, const void *b) {
+    return ((const struct rb_node *)a)->balance - ((const struct rb_node *)b)->balance;
+}
+
+/* The masters taking part and their weights (--weight ID=W; default 1). Masters
+ * without slots take part only with --use-empty-masters. */
+static int rebalance_weights(struct session *s, const struct day2_opts *o, struct rb_node *rb, int *nrb) {
+    double *w = calloc((size_t)s->n, sizeof *w);
+    if (!w) return rc_fail_oom(s->rc);
+    for (int i = 0; i < s->n; i++) w[i] = 1;
+    for (int k = 0; k < o->nweights; k++) {
+        sds spec = sdsnewlen(o->weights[k].spec, (size_t)(strchr(o->weights[k].spec, '=') - o->weights[k].spec));
+        int i = spec ? day2_resolve_master(s, "--weight", spec) : rc_fail_oom(s->rc);
+        sdsfree(spec);
+        if (i < 0) { free(w); return -1; }
+        w[i] = o->weights[k].w;
+    }
+    *nrb = 0;
+    for (int i = 0; i < s->n; i++) {
+        struct snode *x = &s->nodes[i];
+        if (!snode_is_master(x) || (!o->use_empty && snode_slot_count(x) == 0 && w[i] > 0)) continue;
+        if (!x->up) { free(w); return rc_fail_as(s->rc, RC_ERR_UNREACHABLE, "master %s:%d is not reachable: %s; nothing changed", x->ip, x->port, x->err); }
+        rb[*nrb].idx = i;
+        rb[(*nrb)++].weight = w[i];
+    }
+    free(w);
+    return 0;
+}
+
+/* redis-cli's rebalance: expected slots per master from its weight, stop when no
+ * master is off by more than the threshold, fix the rounding, then pair the master
+ * that needs the most with the one that has the most to give. */
+static int rebalance_plan(struct session *s, const struct day2_opts *o, struct move *mv, int *nmv) {
+    struct rc *rc = s->rc;
+    struct rb_node *rb = calloc((size_t)s->n, sizeof *rb);
+    unsigned char *taken = calloc(CLUSTER_SLOTS, 1);
+    int nrb = 0, ret = -1;
+    *nmv = 0;
+    if (!rb || !taken) { rc_fail_oom(rc); goto out; }
+    if (rebalance_weights(s, o, rb, &nrb) < 0) goto out;
+    double total = 0;
+    for (int i = 0; i < nrb; i++) total += rb[i].weight;
+    if (nrb == 0 || total <= 0) { rc_fail(rc, "rebalance: no master with a weight above 0"); goto out; }
+    int over = 0, total_balance = 0;
+    for (int i = 0; i < nrb; i++) {
+        int have = snode_slot_count(&s->nodes[rb[i].idx]);
+        int expected = (int)((double)CLUSTER_SLOTS / total * rb[i].weight);
+        rb[i].balance = have - expected;
+        total_balance += rb[i].balance;
+        double off = expected ? (double)(expected - have) / expected * 100 : 0;
+        if (expected == 0 ? have > 0 : (off < 0 ? -off : off) > o->threshold) over = 1;
+    }
+    if (!over) { ret = 0; goto out; }
+    /* The rounding's spare slots go to masters that are to hold slots: never to one of
+     * weight 0, which is being emptied (or is a replica-to-be that scale has just met). */
+    for (int i = 0; total_balance > 0; i = (i + 1) % nrb)
+        if (rb[i].balance <= 0 && rb[i].weight > 0) { rb[i].balance--; total_balance--; }
+    qsort(rb, (size_t)nrb, sizeof *rb, rb_cmp);
+    for (int d = 0, sidx = nrb - 1; d < sidx; ) {
+        int need = -rb[d].balance, give = rb[sidx].balance;
+        int k = need < give ? need : give;
+        if (k > 0) {
+            plan_take_slots(s, rb[sidx].idx, rb[d].idx, k, taken, mv, nmv);
+            rb[d].balance += k;
+            rb[sidx].balance -= k;
+        }
+        if (rb[d].balance >= 0) d++;
+        if (rb[sidx].balance <= 0) sidx--;
+    }
+    ret = 0;
+out:
+    free(rb);
+    free(taken);
+    return ret;
+}
+
+/* rebalance ADDR: even out slots by weight with the fewest moves (redis-cli's plan).
+ * Options -> preflight -> plan -> apply and wait (moves_apply) -> report;
+ * --simulate/--dry-run print the plan; never asks (redis-cli's rebalance does not;
+ * only create, reshard and fix do). */
+static int cmd_rebalance(struct rc *rc, int argc, char **argv) {
+    struct day2_opts o;
+    day2_opts_init(&o);
+    int r = day2_parse(rc, argc, argv, rebalance_opts, (int)(sizeof rebalance_opts / sizeof rebalance_opts[0]), usage_rebalance, &o, 1);
+    if (r) return r < 0 ? -1 : 0;
+    struct session s;
+    struct move *mv = NULL;
+    struct move_result res = { .command = "rebalance", .engine = "none" };
+    int nmv = 0, ret = -1, dry = o.dry_run || o.simulate;
+    if (day2_open(rc, &s, argv[optind]) < 0) goto out;
+    if (day2_preflight(&s, 0, -1) < 0) goto out;
+    if (!(mv = calloc(CLUSTER_SLOTS, sizeof *mv))) { rc_fail_oom(rc); goto out; }
+    if (rebalance_plan(&s, &o, mv, &nmv) < 0) goto out;
+    if (nmv == 0) {
+        rc_progress(rc, "No rebalance needed: every master is within %.2f%% of its share", o.threshold);
+        move_report(rc, &res);
+        ret = 0;
+        goto out;
+    }
+    rc_progress(rc, "Plan: move %d slot(s)", nmv);
+    moves_print(&s, mv, nmv);
+    if (!o.mo.replace && reshard_check_busy(&s, mv, nmv) < 0) goto out;
+    ret = moves_apply(&s, "running the same rebalance again moves them (%d slots)", mv, nmv, &o.mo, dry, 0, &res);
+    if (ret == 0 && !dry) move_report(rc, &res);
+out:
+    free(mv);
+    sess_free(&s);
+    return ret;
+}
+
+/* ---- fix (its plan and repair serve scale too) ----------------------------------- */
+
+static void usage_fix(FILE *f) {
+    fputs("usage: rcluster fix ADDR [--search-multiple-owners] [--replace] [--dry-run] [--yes] [--json]\n"
+          "\n"
+          "Repair what an interrupted move leaves (like redis-cli --cluster fix): an open\n"
+          "(migrating/importing) slot is finished when its target already holds keys of it and\n"
+          "rolled back when it holds none; an uncovered slot goes to the master holding its\n"
+          "keys, else to the master with the fewest slots. --search-multiple-owners also\n"
+          "settles slots two masters claim (kept by the one with the keys). Shows the plan first.\n"
+          "Atomic slot migrations still in flight (Valkey >= 9.0, Redis >= 8.4; say after a\n"
+          "SIGKILL) are waited for, and cancelled after --timeout. Slots left open on replicas\n"
+          "only (Valkey replicates SETSLOT) are closed through their master.\n", f);
+}
+
+static const struct option fix_opts[] = {
+    D2_OPT("search-multiple-owners", no_argument, OPT_D2_MULTI), D2_OPT("cluster-search-multiple-owners", no_argument, OPT_D2_MULTI),
+    D2_MOVE_OPTS,
+};
+
+enum { FIX_FINISH = 1, FIX_ROLLBACK, FIX_CLOSE, FIX_ASSIGN, FIX_DROP_CLAIMS, FIX_MANUAL };
+
+/* What fix does with one slot. */
+struct fix_item {
+    int slot, action;
+    int owner, target;      /* node indexes, -1 when none */
+    long long keys_owner, keys_target;
+    sds why;                /* for FIX_MANUAL */
+};
+
+struct fix_plan {
+    struct fix_item *v;
+    int n;
+};
+
+static void fix_plan_free(struct fix_plan *p) {
+    for (int i = 0; i < p->n; i++) sdsfree(p->v[i].why);
+    free(p->v);
+    memset(p, 0, sizeof *p);
+}
+
+/* A new item for slot with action (no owner or target yet); NULL when out of memory. */
+static struct fix_item *fix_plan_add(struct fix_plan *p, int slot, int action) {
+    struct fix_item *g = realloc(p->v, (size_t)(p->n + 1) * sizeof *g);
+    if (!g) return NULL;
+    p->v = g;
+    memset(&g[p->n], 0, sizeof g[p->n]);
+    g[p->n].slot = slot;
+    g[p->n].action = action;
+    g[p->n].owner = g[p->n].target = -1;
+    return &g[p->n++];
+}
+
+/* COUNTKEYSINSLOT slot on every reachable master, pipelined; counts[i] = -1 if unknown. */
+static int fix_count_keys(struct session *s, int slot, long long *counts) {
+    char num[16];
+    snprintf(num, sizeof num, "%d", slot);
+    for (int i = 0; i < s->n; i++) {
+        counts[i] = -1;
+        if (s->nodes[i].up && snode_is_master(&s->nodes[i]) && sess_queue(s, &s->nodes[i], "CLUSTER", "COUNTKEYSINSLOT", num, RESP_END) < 0) return -1;
+    }
+    if (sess_flush_all(s) < 0) return -1;
+    for (int i = 0; i < s->n; i++) {
+        if (!s->nodes[i].up || !snode_is_master(&s->nodes[i])) continue;
+        struct resp *r = sess_reply(s, &s->nodes[i], 0);
+        if (!r) return rc_wrap(s->rc, "CLUSTER COUNTKEYSINSLOT");
+        if (r->type == RESP_INTEGER) counts[i] = r->integer;
+        resp_free(r);
+    }
+    return 0;
+}
+
+/* Nodes that have `slot` open: the first importing one and the first migrating one. */
+static void fix_find_open(const struct session *s, int slot, int *importer, int *migrator, int *peer) {
+    *importer = *migrator = *peer = -1;
+    for (int i = 0; i < s->n; i++) {
+        const struct snode *x = &s->nodes[i];
+        for (int k = 0; x->me && snode_is_master(x) && k < x->me->open_slots; k++) {
+            if (x->me->open[k].slot != slot) continue;
+            if (x->me->open[k].importing && *importer < 0) *importer = i;
+            if (!x->me->open[k].importing && *migrator < 0) { *migrator = i; *peer = sess_index_of(s, x->me->open[k].peer); }
+        }
+    }
+}
+
+/* An interrupted move: finish it when the target already holds keys of the slot (some
+ * moved, or clients wrote there through ASK), roll it back when it holds none. */
+static int fix_plan_open(struct session *s, int slot, const int *owner, long long *counts, struct fix_plan *p) {
+    int imp, mig, peer;
+    fix_find_open(s, slot, &imp, &mig, &peer);
+    int o = owner[slot], t = imp >= 0 ? imp : peer;
+    if (fix_count_keys(s, slot, counts) < 0) return -1;
+    struct fix_item *it = fix_plan_add(p, slot, FIX_ROLLBACK);
+    if (!it) return rc_fail_oom(s->rc);
+    it->owner = o;
+    it->target = t;
+    it->keys_owner = o >= 0 ? counts[o] : 0;
+    it->keys_target = t >= 0 ? counts[t] : 0;
+    for (int i = 0; i < s->n; i++)
+        if (counts[i] > 0 && i != o && i != t) { it->action = FIX_MANUAL; it->why = rc_sprintf("keys of slot %d are on a third node %s:%d", slot, s->nodes[i].ip, s->nodes[i].port); return 0; }
+    if (o < 0) { it->action = FIX_MANUAL; it->why = rc_sprintf("slot %d is open but no master owns it", slot); }
+    else if (t < 0 || t == o) {
+        it->action = FIX_CLOSE;
+        if (mig >= 0 && mig != o && counts[mig] > 0) { it->action = FIX_MANUAL; it->why = rc_sprintf("slot %d: %s:%d still holds keys but no longer owns it", slot, s->nodes[mig].ip, s->nodes[mig].port); }
+    }
+    else if (it->keys_target > 0) it->action = FIX_FINISH;
+    return 0;
+}
+
+/* A slot nobody owns goes to the one master holding its keys, or, when none does, to
+ * the master with the fewest slots. */
+static int fix_plan_uncovered(struct session *s, int slot, long long *counts, int *nslots, struct fix_plan *p) {
+    if (fix_count_keys(s, slot, counts) < 0) return -1;
+    int holder = -1, holders = 0, least = -1;
+    for (int i = 0; i < s->n; i++) {
+        if (counts[i] > 0) { holder = i; holders++; }
+        if (s->nodes[i].up && snode_is_master(&s->nodes[i]) && (least < 0 || nslots[i] < nslots[least])) least = i;
+    }
+    struct fix_item *it = fix_plan_add(p, slot, FIX_ASSIGN);
+    if (!it) return rc_fail_oom(s->rc);
+    if (holders > 1) { it->action = FIX_MANUAL; it->why = rc_sprintf("uncovered slot %d has keys on %d masters", slot, holders); return 0; }
+    it->owner = holders ? holder : least;
+    if (it->owner < 0) { it->action = FIX_MANUAL; it->why = rc_sprintf("no reachable master for slot %d", slot); return 0; }
+    nslots[it->owner]++;
+    return 0;
+}
+
+/* A slot two masters claim stays with the one holding the most keys; the others drop
+ * their claim (only when they hold none of its keys). */
+static int fix_plan_multi(struct session *s, int slot, long long *counts, struct fix_plan *p) {
+    if (fix_count_keys(s, slot, counts) < 0) return -1;
+    int best = -1;
+    for (int i = 0; i < s->n; i++) {
+        const struct snode *x = &s->nodes[i];
+        if (!x->me || !snode_is_master(x) || !nodeinfo_owns(x->me, slot)) continue;
+        if (best < 0 || counts[i] > counts[best]) best = i;
+    }
+    struct fix_item *it = fix_plan_add(p, slot, FIX_DROP_CLAIMS);
+    if (!it) return rc_fail_oom(s->rc);
+    it->owner = best;
+    for (int i = 0; i < s->n; i++) {
+        const struct snode *x = &s->nodes[i];
+        if (i != best && x->me && snode_is_master(x) && nodeinfo_owns(x->me, slot) && counts[i] > 0) {
+            it->action = FIX_MANUAL;
+            it->why = rc_sprintf("slot %d is claimed by %s:%d and %s:%d and both hold keys", slot, s->nodes[best].ip, s->nodes[best].port, x->ip, x->port);
+        }
+    }
+    return 0;
+}
+
+/* fix's plan into p: every open slot (fix_plan_open), every uncovered one
+ * (fix_plan_uncovered), and with multi every slot two masters claim (fix_plan_multi). */
+static int fix_plan_make(struct session *s, int multi, struct fix_plan *p) {
+    struct rc *rc = s->rc;
+    int *owner = malloc(CLUSTER_SLOTS * sizeof *owner);
+    long long *counts = calloc((size_t)s->n, sizeof *counts);
+    int *nslots = calloc((size_t)s->n, sizeof *nslots);
+    unsigned char *seen = calloc(CLUSTER_SLOTS, 1);
+    int ret = -1;
+    if (!owner || !counts || !nslots || !seen) { rc_fail_oom(rc); goto out; }
+    sess_owner_map(s, owner);
+    for (int i = 0; i < s->n; i++) nslots[i] = snode_slot_count(&s->nodes[i]);
+    for (int i = 0; i < s->n; i++) {
+        const struct snode *x = &s->nodes[i];
+        for (int k = 0; x->me && k < x->me->open_slots; k++) {
+            int slot = x->me->open[k].slot;
+            if (seen[slot]) continue;
+            seen[slot] = 1;
+            if (fix_plan_open(s, slot, owner, counts, p) < 0) goto out;
+        }
+    }
+    for (int k = 0; k < CLUSTER_SLOTS; k++)
+        if (owner[k] < 0 && !seen[k] && fix_plan_uncovered(s, k, counts, nslots, p) < 0) goto out;
+    if (multi) {
+        struct findings f = { 0 };
+        if (judge_multiple_owners(s, &f) < 0) { findings_free(&f); rc_fail_oom(rc); goto out; }
+        for (int i = 0; i < f.n; i++)
+            if (!seen[f.v[i].slot] && fix_plan_multi(s, f.v[i].slot, counts, p) < 0) { findings_free(&f); goto out; }
+        findings_free(&f);
+    }
+    ret = 0;
+out:
+    free(owner); free(counts); free(nslots); free(seen);
+    return ret;
+}
+
+/* The run of items from i on with item i's action, owner and target: their slots
+ * into bits, their key counts summed into *keys_owner / *keys_target. Returns the end. */
+static int fix_plan_run(const struct fix_plan *p, int i, unsigned char *bits, long long *keys_owner, long long *keys_target) {
+    const struct fix_item *a = &p->v[i];
+    int e = i;
+    memset(bits, 0, CLUSTER_SLOTS);
+    *keys_owner = *keys_target = 0;
+    for (; e < p->n && p->v[e].action == a->action && p->v[e].owner == a->owner && p->v[e].target == a->target; e++) {
+        bits[p->v[e].slot] = 1;
+        *keys_owner += p->v[e].keys_owner;
+        *keys_target += p->v[e].keys_target;
+    }
+    return e;
+}
+
+/* The plan, one line per action, owner and target with the slots as ranges (a failed
+ * move leaves hundreds of slots to repair); what cannot be fixed stays one per slot. */
+static void fix_plan_print(struct session *s, const struct fix_plan *p) {
+    static const char *const names[] = { "", "finish the move", "roll back the move", "close", "assign", "drop extra claims", "cannot fix" };
+    unsigned char *bits = malloc(CLUSTER_SLOTS);
+    for (int i = 0, e; bits && i < p->n; i = e) {
+        const struct fix_item *it = &p->v[i];
+        const struct snode *o = it->owner >= 0 ? &s->nodes[it->owner] : NULL, *t = it->target >= 0 ? &s->nodes[it->target] : NULL;
+        if (it->action == FIX_MANUAL) { rc_warn(s->rc, "slot %d: %s", it->slot, it->why ? it->why : "cannot fix automatically"); e = i + 1; continue; }
+        long long ko, kt;
+        e = fix_plan_run(p, i, bits, &ko, &kt);
+        sds r = slots_ranges_str(bits, 8);
+        char what[32];
+        if (e - i == 1) snprintf(what, sizeof what, "slot %d", it->slot);
+        else snprintf(what, sizeof what, "%d slots", e - i);
+        if (it->action == FIX_FINISH || it->action == FIX_ROLLBACK)
+            rc_progress(s->rc, "  %s: %s %s:%d -> %s:%d (keys: %lld on the target, %lld on the owner)%s%s", what, names[it->action],
+                        o ? o->ip : "?", o ? o->port : 0, t ? t->ip : "?", t ? t->port : 0, kt, ko, e - i > 1 ? ": " : "", e - i > 1 && r ? r : "");
+        else rc_progress(s->rc, "  %s: %s%s%s:%d%s%s", what, names[it->action], it->action == FIX_CLOSE ? " on its owner " : " to ",
+                         o ? o->ip : "?", o ? o->port : 0, e - i > 1 ? ": " : "", e - i > 1 && r ? r : "");
+        sdsfree(r);
+    }
+    free(bits);
+}
+
+/* SETSLOT STABLE on every master with slot open, and on the master of every replica
+ * with it open (Valkey >= 8 replicates SETSLOT: a move cut short may have left the state
+ * on the replicas only; the master's STABLE reaches them). */
+static int fix_queue_stable(struct session *s, int slot) {
+    unsigned char *sent = calloc((size_t)s->n + 1, 1);
+    if (!sent) return rc_fail_oom(s->rc);
+    int ret = 0;
+    for (int i = 0; i < s->n && ret == 0; i++) {
+        struct snode *x = &s->nodes[i];
+        for (int k = 0; x->up && x->me && k < x->me->open_slots; k++) {
+            if (x->me->open[k].slot != slot) continue;
+            int m = snode_is_master(x) ? i : sess_index_of(s, snode_master_id(x));
+            if (m >= 0 && !sent[m] && s->nodes[m].up) { sent[m] = 1; ret = act_setslot(s, &s->nodes[m], slot, "STABLE", NULL); }
+            break;
+        }
+    }
+    free(sent);
+    return ret;
+}
+
+/* Apply fix's plan: STABLE for rollbacks and closes, ADDSLOTS(RANGE) for uncovered runs,
+ * DELSLOTS + BUMPEPOCH for extra claims; then the moves to finish, by the mover. A dry
+ * run (s->record) records all but the moves. Shared by fix and scale. */
+static int fix_apply(struct session *s, const struct fix_plan *p, const struct day2_opts *o) {
+    struct move *mv = calloc((size_t)p->n + 1, sizeof *mv);
+    int nmv = 0;
+    if (!mv) return rc_fail_oom(s->rc);
+    for (int i = 0; i < p->n; i++) {
+        const struct fix_item *it = &p->v[i];
+        int r = 0;
+        if (it->action == FIX_ROLLBACK || it->action == FIX_CLOSE) r = fix_queue_stable(s, it->slot);
+        else if (it->action == FIX_ASSIGN) {   /* a run of slots for one owner: one range */
+            int last = i;
+            while (last + 1 < p->n && p->v[last + 1].action == FIX_ASSIGN && p->v[last + 1].owner == it->owner &&
+                   p->v[last + 1].slot == p->v[last].slot + 1) last++;
+            int step = s->nodes[it->owner].major >= 7 ? CLUSTER_SLOTS : ADDSLOTS_BATCH;
+            for (int lo = it->slot; r == 0 && lo <= p->v[last].slot; lo += step)
+                r = act_addslots_range(s, &s->nodes[it->owner], lo, lo + step - 1 < p->v[last].slot ? lo + step - 1 : p->v[last].slot);
+            i = last;
+        }
+        else if (it->action == FIX_DROP_CLAIMS) {
+            char num[16];
+            snprintf(num, sizeof num, "%d", it->slot);
+            for (int j = 0; j < s->n && r == 0; j++)
+                if (j != it->owner && s->nodes[j].me && snode_is_master(&s->nodes[j]) && nodeinfo_owns(s->nodes[j].me, it->slot))
+                    r = sess_queue(s, &s->nodes[j], "CLUSTER", "DELSLOTS", num, RESP_END);
+            if (r == 0) r = sess_queue(s, &s->nodes[it->owner], "CLUSTER", "BUMPEPOCH", RESP_END);
+        } else if (it->action == FIX_FINISH) {
+            mv[nmv].slot = it->slot;
+            mv[nmv].src = it->owner;
+            mv[nmv++].dst = it->target;
+        }
+        if (r < 0) { free(mv); return -1; }
+    }
+    int ret = sess_drain_all(s, "fix");
+    if (ret == 0 && nmv > 0 && !s->record) {
+        long long keys = 0;
+        int done = 0;
+        const struct move_engine *eng = mover_choose(s, mv, nmv, &o->mo);
+        ret = eng ? mover_run(s, mv, nmv, &o->mo, eng, &keys, &done) : -1;
+        if (ret == 0) rc_progress(s->rc, "Finished %d interrupted move(s), %lld key(s) moved", done, keys);
+    }
+    free(mv);
+    return ret;
+}
+
+/* What fix did: the slots it repaired; nothing: the cluster needed no repair. */
+struct fix_result {
+    int fixed, nothing;
+    int multi;                  /* --search-multiple-owners: said in the "nothing" line */
+};
+
+/* fix's preflight: every master that owns slots answers (fix changes what they own);
+ * atomic migrations of an earlier run (they finish by themselves) waited for, and what
+ * is still in flight after --timeout cancelled. A dry run does not wait. */
+static int fix_preflight(struct session *s, const struct day2_opts *o) {
+    struct rc *rc = s->rc;
+    for (int i = 0; i < s->n; i++)
+        if (!s->nodes[i].up && snode_is_master(&s->nodes[i]) && snode_slot_count(&s->nodes[i]) > 0)
+            return rc_fail_kind_msg(rc, s->nodes[i].err_kind, rc_sprintf("master %s:%d is not reachable: %s; fix needs every master with slots",
+                                                                       s->nodes[i].ip, s->nodes[i].port, s->nodes[i].err));
+    if (sess_migrations(s) && !o->dry_run && day2_wait_migrations(s, s->deadline) < 0) {
+        rc_progress(rc, "Cancelling: %s", rc->err);
+        sess_cancel_migrations(s);
+        if (day2_wait_migrations(s, rc_deadline_within(s->deadline, 10)) < 0) return -1;
+    }
+    return 0;
+}
+
+/* fix's plan: a repair for every open, uncovered (and with --search-multiple-owners
+ * doubly owned) slot, refused before any change when --migration atomic meets a
+ * key-by-key move only MIGRATE finishes; said. */
+static int fix_make_plan(struct session *s, const struct day2_opts *o, struct fix_plan *p) {
+    if (fix_plan_make(s, o->multi_owners, p) < 0) return -1;
+    for (int i = 0; o->mo.migration == MIGRATION_ATOMIC && i < p->n; i++)
+        if (p->v[i].action == FIX_FINISH)
+            return rc_fail_as(s->rc, RC_ERR_USAGE, "--migration atomic: slot %d is open from a key-by-key move, which only MIGRATE finishes; "
+                              "nothing changed (run fix without --migration)", p->v[i].slot);
+    rc_progress(s->rc, "Plan: %d slot(s) to repair", p->n);
+    fix_plan_print(s, p);
+    return 0;
+}
+
+/* fix's report: "Nothing to fix" said, or one line; or the --json document {ok,
+ * command, fixed}. */
+static void fix_report(struct rc *rc, const struct fix_result *res) {
+    if (res->nothing) rc_progress(rc, "Nothing to fix: no open slot, all %d slots covered%s", CLUSTER_SLOTS, res->multi ? ", no slot with two owners" : "");
+    if (rc->json) rc_json_outf(rc, "{\"ok\":true,\"command\":\"fix\",\"fixed\":%d}\n", res->fixed);
+    else if (!res->nothing) printf("fix: repaired %d slot(s); no open slot, all %d slots covered\n", res->fixed, CLUSTER_SLOTS);
+}
+
+/* fix ADDR: wait for (or cancel) atomic migrations in flight, then close open slots,
+ * cover uncovered ones and settle double owners; asks unless --yes. Options ->
+ * preflight -> plan -> confirm, apply -> wait -> report; fails after the repair when
+ * some slot needs a hand. */
+static int cmd_fix(struct rc *rc, int argc, char **argv) {
+    struct day2_opts o;
+    day2_opts_init(&o);
+    int r = day2_parse(rc, argc, argv, fix_opts, (int)(sizeof fix_opts / sizeof fix_opts[0]), usage_fix, &o, 1);
+    if (r) return r < 0 ? -1 : 0;
+    struct session s;
+    struct fix_plan p = { 0 };
+    struct fix_result res = { .multi = o.multi_owners };
+    int ret = -1;
+    if (day2_open(rc, &s, argv[optind]) < 0 || fix_preflight(&s, &o) < 0) goto out;
+    /* Right after a kill the nodes may still be exchanging the last epochs: let them. */
+    if (day2_wait_settled(&s, rc_deadline_within(s.deadline, 2), o.multi_owners) == 0) {
+        res.nothing = 1;
+        fix_report(rc, &res);
+        ret = 0;
+        goto out;
+    }
+    if (fix_make_plan(&s, &o, &p) < 0) goto out;
+    int manual = 0;
+    for (int i = 0; i < p.n; i++) manual += p.v[i].action == FIX_MANUAL;
+    s.record = o.dry_run;
+    if (!o.dry_run && rc_confirm(rc, "Repair these slots?") < 0) goto out;
+    s.deadline = rc_deadline_in(rc->timeout);   /* the repair's own, from the answer on */
+    if (fix_apply(&s, &p, &o) < 0 || o.dry_run) { ret = o.dry_run ? 0 : -1; goto out; }
+    if (day2_wait_settled(&s, s.deadline, o.multi_owners) < 0 && !manual) goto out;
+    if (manual) { rc_fail(rc, "fixed %d slot(s); %d need a hand (see the warnings above)", p.n - manual, manual); goto out; }
+    res.fixed = p.n;
+    fix_report(rc, &res);
+    ret = 0;
+out:
+    fix_plan_free(&p);
+    sess_free(&s);
+    return ret;
+}
+
+/* ---- set-timeout ----------------------------------------------------------------- */
+
+static void usage_set_timeout(FILE *f) {
+    fputs("usage: rcluster set-timeout ADDR MS [--dry-run] [--yes] [--json]\n"
+          "\n"
+          "Set cluster-node-timeout to MS milliseconds on every node (CONFIG SET) and persist\n"
+          "it (CONFIG REWRITE). A node started without a config file keeps it until restart;\n"
+          "that is reported as a warning.\n", f);
+}
+
+static const struct option set_timeout_opts[] = {
+    D2_OPT("dry-run", no_argument, OPT_D2_DRY_RUN), D2_OPT("cluster-yes", no_argument, OPT_D2_YES),
+};
+
+/* Whether container c (an entry of GET /containers/json) is where the cluster reaches
+ * x: x's address is one of its network IPs, or a port it publishes on x's IP. Pure. */
+static int container_serves(const json_value_s *c, const struct snode *x) {
+    const json_value_s *nets = json_get(json_get(c, "NetworkSettings"), "Networks");
+    for (size_t i = 0; i < json_length(nets); i++) {
+        const char *ip = json_string(json_get(json_member_value(nets, i), "IPAddress"));
+        if (ip && *ip && !strcmp(ip, x->ip)) return 1;
+    }
+    const json_value_s *ports = json_get(c, "Ports");
+    for (size_t i = 0; i < json_length(ports); i++) {
+        const json_value_s *p = json_at(ports, i);
+        const char *ip = json_string(json_get(p, "IP"));
+        if (ip && (!strcmp(ip, x->ip) || !strcmp(ip, "0.0.0.0")) && (int)json_number(json_get(p, "PublicPort"), -1) == x->port) return 1;
+    }
+    const json_value_s *labels = json_get(c, "Labels");
+    const char *hip = json_string(json_get(labels, LABEL_HOST_IP)), *hport = json_string(json_get(labels, LABEL_HOST_PORT));
+    long port;
+    return hip && hport && !strcmp(hip, x->ip) && rc_parse_int(hport, 1, 65535, &port) == 0 && port == x->port;
+}
+
+/* mine[i] = 1 for the nodes of s that run in a container `rcluster up` made (labelled
+ * io.rcluster.cluster): their redis.conf is rcluster's own; *data_dir (when given)
+ * gets their cluster's data dir (caller frees). Without a Docker daemon
+ * that answers, none; rc->err is left as it was. */
+static void sess_find_up_nodes(struct rc *rc, struct session *s, unsigned char *mine, sds *data_dir) {
+    struct docker d;
+    json_value_s *all = NULL;
+    struct rc_err_saved saved = rc_err_save(rc);
+    docker_init_closed(&d, rc);
+    if (docker_open(rc, &d) == 0 && docker_list_by_label(&d, "containers", LABEL_CLUSTER, NULL, &all) == 0)
+        for (size_t k = 0; k < json_length(all); k++)
+            for (int i = 0; i < s->n; i++) {
+                if (!container_serves(json_at(all, k), &s->nodes[i])) continue;
+                mine[i] = 1;
+                const char *dir = docker_label(json_at(all, k), LABEL_DATA_DIR);
+                if (data_dir && !*data_dir && dir && dir[0] == '/') *data_dir = sdsnew(dir);
+            }
+    json_free(all);
+    docker_free(&d);
+    rc_err_restore(rc, &saved);
+}
+
+/* Defined in section 9a (up's files: the nodes' redis.conf and the manifest). */
+static int up_persist_node_timeout(struct rc *rc, const char *dir, long ms);
+
+/* What set-timeout did: the timeout, on how many of the nodes it is set and persisted. */
+struct settimeout_result {
+    long ms;
+    int nodes, set, persisted;
+};
+
+/* Apply and wait: CONFIG SET cluster-node-timeout on every reachable node, and CONFIG
+ * REWRITE on those not in rcluster's own containers (mine[i]: their redis.conf is up's,
+ * rewritten by settimeout_persist_ours instead); a dry run (s->record) records them and
+ * stops. Each answer counted into res; a refusal or a node not reachable is a warning. */
+static int settimeout_apply(struct session *s, const char *ms_arg, const unsigned char *mine, struct settimeout_result *res) {
+    struct rc *rc = s->rc;
+    for (int i = 0; i < s->n; i++) {
+        if (!s->nodes[i].up) { rc_warn(rc, "%s:%d not reachable: %s", s->nodes[i].ip, s->nodes[i].port, s->nodes[i].err); continue; }
+        if (sess_queue(s, &s->nodes[i], "CONFIG", "SET", "cluster-node-timeout", ms_arg, RESP_END) < 0 ||
+            (!mine[i] && sess_queue(s, &s->nodes[i], "CONFIG", "REWRITE", RESP_END) < 0)) return -1;
+    }
+    if (s->record) return 0;
+    if (sess_flush_all(s) < 0) return -1;
+    for (int i = 0; i < s->n; i++) {
+        struct snode *x = &s->nodes[i];
+        if (!x->up) continue;
+        struct resp *a = sess_reply(s, x, 0), *b = a && !mine[i] ? sess_reply(s, x, 0) : NULL;
+        if (!a || (!b && !mine[i])) { rc_warn(rc, "%s:%d: %s", x->ip, x->port, rc->err); resp_free(a); continue; }
+        if (a->type == RESP_ERROR) rc_warn(rc, "%s:%d: CONFIG SET cluster-node-timeout: %s", x->ip, x->port, a->str);
+        else res->set++;
+        if (b && b->type == RESP_ERROR) rc_warn(rc, "%s:%d: not persisted: CONFIG REWRITE: %s", x->ip, x->port, b->str);
+        else if (b) res->persisted++;
+        resp_free(a);
+        resp_free(b);
+    }
+    return 0;
+}
+
+/* The timeout persisted on the `ours` nodes in containers made by up: their redis.conf
+ * and the manifest under dir rewritten (a warning when they cannot be: a restart would
+ * go back to the recorded timeout). */
+static void settimeout_persist_ours(struct rc *rc, int ours, const char *dir, struct settimeout_result *res) {
+    if (ours && dir && up_persist_node_timeout(rc, dir, res->ms) == 0) res->persisted += ours;
+    else if (ours) rc_warn(rc, "%d node(s) run in containers made by `rcluster up`: set now, but their redis.conf and the "
+                               "manifest could not be rewritten (a restart goes back to the recorded timeout): %s", ours,
+                           rc->err ? rc->err : "no data dir label");
+}
+
+/* set-timeout's report: the --json document {ok (set on every node), command,
+ * timeout_ms, nodes, set, persisted} or one line. */
+static void settimeout_report(struct rc *rc, const struct settimeout_result *res) {
+    if (rc->json) rc_json_outf(rc, "{\"ok\":%s,\"command\":\"set-timeout\",\"timeout_ms\":%ld,\"nodes\":%d,\"set\":%d,\"persisted\":%d}\n",
+                               res->set == res->nodes ? "true" : "false", res->ms, res->nodes, res->set, res->persisted);
+    else printf("set-timeout: cluster-node-timeout %ld ms set on %d of %d node(s), persisted on %d\n", res->ms, res->set, res->nodes, res->persisted);
+    rc->json_done = rc->json;
+}
+
+/* set-timeout ADDR MS: cluster-node-timeout on every node (CONFIG SET, persisted with
+ * CONFIG REWRITE; on nodes in containers made by up, in their redis.conf and manifest).
+ * Options -> plan (which nodes are up's) -> apply and wait -> persist -> report; fails
+ * (after the report) unless every node took it. */
+static int cmd_set_timeout(struct rc *rc, int argc, char **argv) {
+    struct day2_opts o;
+    day2_opts_init(&o);
+    int r = day2_parse(rc, argc, argv, set_timeout_opts, 2, usage_set_timeout, &o, 2);
+    if (r) return r < 0 ? -1 : 0;
+    struct settimeout_result res = { 0 };
+    if (rc_parse_int(argv[optind + 1], 100, 86400000L, &res.ms) < 0) return day2_usage_fail(rc, "set-timeout: expected milliseconds from 100 to 86400000, got '%s'", argv[optind + 1]);
+    struct session s;
+    unsigned char *mine = NULL;
+    sds dir = NULL;
+    int ret = -1, ours = 0;
+    if (day2_open(rc, &s, argv[optind]) < 0) goto out;
+    if (!(mine = calloc((size_t)s.n + 1, 1))) { rc_fail_oom(rc); goto out; }
+    sess_find_up_nodes(rc, &s, mine, &dir);
+    for (int i = 0; i < s.n; i++) ours += mine[i];
+    res.nodes = s.n;
+    s.record = o.dry_run;
+    if (settimeout_apply(&s, argv[optind + 1], mine, &res) < 0) goto out;
+    if (o.dry_run) { ret = 0; goto out; }
+    settimeout_persist_ours(rc, ours, dir, &res);
+    settimeout_report(rc, &res);
+    ret = res.set == res.nodes ? 0 : rc_fail(rc, "cluster-node-timeout set on only %d of %d node(s)", res.set, res.nodes);
+out:
+    sdsfree(dir);
+    free(mine);
+    sess_free(&s);
+    return ret;
 }
 
 /* ====================================================================== */
@@ -8812,6 +9153,8 @@ struct update_plan;
 struct update_opts;
 struct update_place;
 struct up_run;
+struct down_run;
+struct status_view;
 
 /* The layer under up, down, status, scale and update: Docker containers on one daemon
  * (this section) or Swarm services pinned to Swarm nodes (section 9b). Each command's
@@ -8847,6 +9190,15 @@ struct placement {
     int (*scale_record)(struct scale_run *r);
     /* update: the recorded and wanted options, each node and how to replace it. */
     int (*update_plan)(struct update_plan *u, const struct update_opts *o);
+    /* down: what exists (the --purge question, where the data stays); remove the
+     * cluster's objects, keeping its data; delete its data (--purge). */
+    int (*down_inspect)(struct down_run *r);
+    int (*down_remove)(struct down_run *r);
+    int (*down_purge)(struct down_run *r);
+    /* status: the view from the daemon (rows, seed; prints nothing); the judge: ask the
+     * seed, say what is wrong; 0 healthy, 1 not (rc->err), -1 nobody can be asked. */
+    int (*status_view)(struct docker *d, const struct up_opts *o, struct status_view *v);
+    int (*status_judge)(struct rc *rc, struct status_view *v, const char *name);
 };
 
 /* The placement of a cluster made with (swarm) or without --swarm. */
@@ -10028,8 +10380,6 @@ static int up_locate_data_dir(struct docker *d, const struct up_opts *o, const c
 /* --swarm: section 9b. */
 /* --announce with --swarm: the Swarm node's own address (the default) or "container". */
 #define SWARM_ANNOUNCE_HOST "swarm-node"
-static int swarm_down(struct rc *rc, struct up_opts *o);
-static int swarm_status(struct rc *rc, const struct up_opts *o);
 
 /* ---- up: one run over a placement (Docker here, Swarm in section 9b) ----------------- */
 
@@ -10314,69 +10664,151 @@ static int down_parse_opts(struct rc *rc, const char *cmd, int argc, char **argv
     return r;
 }
 
-/* down --name N [--purge]: remove a cluster's containers and network (its data dirs
- * too with --purge); only objects labelled as that cluster's. */
+/* down --name N [--purge]: one run over the placement's down ops. */
+struct down_run {
+    struct rc *rc;
+    const struct up_opts *o;
+    struct docker d;
+    int64_t deadline;          /* from --timeout, for the Swarm's deletes */
+    sds question;              /* inspect's: what --purge asks before deleting anything */
+    sds kept;                  /* inspect's: where the data stays without --purge (NULL: none here) */
+    /* Docker */
+    json_value_s *containers, *networks;   /* labelled as the cluster's */
+    sds dir;                   /* the data dir: --data-dir, the containers' label, or the default */
+    /* Swarm */
+    int manager;               /* this daemon manages the Swarm (else it only holds volumes) */
+    size_t services;           /* labelled as the cluster's */
+    sds elsewhere;             /* the other Swarm nodes that held a node, a line each */
+};
+
+/* The containers and networks labelled as the cluster's, its data dir (--purge must
+ * know it), the question and where the data is kept. */
+static int down_containers_inspect(struct down_run *r) {
+    const struct up_opts *o = r->o;
+    if (docker_list_by_label(&r->d, "containers", LABEL_CLUSTER, o->name, &r->containers) < 0 ||
+        docker_list_by_label(&r->d, "networks", LABEL_CLUSTER, o->name, &r->networks) < 0) return -1;
+    const char *label_dir = json_length(r->containers) ? docker_label(json_at(r->containers, 0), LABEL_DATA_DIR) : NULL;
+    r->dir = o->data_dir ? sdsnew(o->data_dir) : label_dir ? sdsnew(label_dir) : conf_default_data_dir(o->name);
+    if (o->purge && !r->dir) return rc_fail(r->rc, "cannot tell where the data is; give --data-dir DIR");
+    if (!r->dir) return 0;
+    r->question = rc_sprintf("Delete cluster '%s' and its data in %s?", o->name, r->dir);
+    if (access(r->dir, F_OK) == 0) r->kept = rc_sprintf("Kept data in %s (delete it with --purge)", r->dir);
+    return r->question ? 0 : rc_fail_oom(r->rc);
+}
+
+/* Stop the containers (gracefully, unless purging: Redis then flushes its AOF and
+ * nodes.conf, so a later `up` resumes exactly this cluster), remove them, then the
+ * networks. */
+static int down_containers_remove(struct down_run *r) {
+    size_t nc = json_length(r->containers), nn = json_length(r->networks);
+    if (!nc && !nn) rc_progress(r->rc, "No containers or network labelled %s=%s", LABEL_CLUSTER, r->o->name);
+    struct docker_req *reqs = calloc(nc + 1, sizeof *reqs);
+    if (!reqs) return rc_fail_oom(r->rc);
+    int ret = 0;
+    for (int pass = r->o->purge ? 1 : 0; ret == 0 && nc && pass < 2; pass++) {
+        for (size_t k = 0; k < nc; k++) {
+            const char *id = json_string(json_get(json_at(r->containers, k), "Id"));
+            reqs[k].method = pass == 0 ? "POST" : "DELETE";
+            reqs[k].allow = pass == 0 ? 304 : 404;
+            reqs[k].path = rc_sprintf(pass == 0 ? "/containers/%s/stop?t=10" : "/containers/%s?force=1", id ? id : "?");
+        }
+        rc_progress(r->rc, "%s %zu container(s)", pass == 0 ? "Stopping" : "Removing", nc);
+        ret = docker_call_parallel(&r->d, reqs, (int)nc);
+        for (size_t k = 0; k < nc; k++) docker_req_clear(&reqs[k]);
+    }
+    free(reqs);
+    for (size_t k = 0; ret == 0 && k < nn; k++) {
+        const char *id = json_string(json_get(json_at(r->networks, k), "Id"));
+        const char *name = json_string(json_get(json_at(r->networks, k), "Name"));
+        sds path = rc_sprintf("/networks/%s", id ? id : "?");
+        rc_progress(r->rc, "Removing network %s", name ? name : "?");
+        ret = path && docker_call(&r->d, "DELETE", path, NULL, NULL, 404) >= 0 ? 0 : -1;
+        sdsfree(path);
+    }
+    return ret;
+}
+
+/* --purge: the data dir (its node dirs, manifest and the dir itself). */
+static int down_containers_purge(struct down_run *r) {
+    return conf_purge(r->rc, r->dir, r->o->name, conf_count_node_dirs(r->dir));
+}
+
+/* down = options -> the placement -> what exists -> confirm --purge -> remove the
+ * cluster's objects (only those labelled as its) -> delete its data (--purge) or say
+ * where it stays. */
 static int cmd_down(struct rc *rc, int argc, char **argv) {
     struct up_opts o;
     int r = down_parse_opts(rc, "down", argc, argv, 4, usage_down, &o);
     if (r == 0 && !conf_valid_name(o.name)) r = rc_fail_as(rc, RC_ERR_USAGE, "--name '%s': not a valid cluster name", o.name);
     if (r) return r < 0 ? -1 : 0;
-    if (o.swarm) return swarm_down(rc, &o);
-    struct docker d;
-    json_value_s *cs = NULL, *ns = NULL;
-    sds dir = NULL;
-    struct docker_req *reqs = NULL;
-    int ret = docker_open(rc, &d);
-    if (ret == 0) ret = docker_list_by_label(&d, "containers", LABEL_CLUSTER, o.name, &cs);
-    if (ret == 0) ret = docker_list_by_label(&d, "networks", LABEL_CLUSTER, o.name, &ns);
-    if (ret < 0) goto out;
-    size_t nc = json_length(cs), nn = json_length(ns);
-    const char *label_dir = nc ? docker_label(json_at(cs, 0), LABEL_DATA_DIR) : NULL;
-    dir = o.data_dir ? sdsnew(o.data_dir) : label_dir ? sdsnew(label_dir) : conf_default_data_dir(o.name);
-    if (o.purge && !dir) { ret = rc_fail(rc, "cannot tell where the data is; give --data-dir DIR"); goto out; }
-    if (o.purge) {
-        sds q = rc_sprintf("Delete cluster '%s' and its data in %s?", o.name, dir);
-        ret = q ? rc_confirm(rc, q) : rc_fail_oom(rc);
-        sdsfree(q);
-        if (ret < 0) goto out;
-    }
-    if (!nc && !nn) rc_progress(rc, "No containers or network labelled %s=%s", LABEL_CLUSTER, o.name);
-    reqs = calloc(nc + 1, sizeof *reqs);
-    if (!reqs) { ret = rc_fail_oom(rc); goto out; }
-    /* Stop gracefully first unless purging: Redis then flushes its AOF and nodes.conf,
-     * so a later `up` resumes exactly this cluster. */
-    for (int pass = o.purge ? 1 : 0; ret == 0 && nc && pass < 2; pass++) {
-        for (size_t k = 0; k < nc; k++) {
-            const char *id = json_string(json_get(json_at(cs, k), "Id"));
-            reqs[k].method = pass == 0 ? "POST" : "DELETE";
-            reqs[k].allow = pass == 0 ? 304 : 404;
-            reqs[k].path = rc_sprintf(pass == 0 ? "/containers/%s/stop?t=10" : "/containers/%s?force=1", id ? id : "?");
-        }
-        rc_progress(rc, "%s %zu container(s)", pass == 0 ? "Stopping" : "Removing", nc);
-        ret = docker_call_parallel(&d, reqs, (int)nc);
-        for (size_t k = 0; k < nc; k++) docker_req_clear(&reqs[k]);
-    }
-    for (size_t k = 0; ret == 0 && k < nn; k++) {
-        const char *id = json_string(json_get(json_at(ns, k), "Id"));
-        sds path = rc_sprintf("/networks/%s", id ? id : "?");
-        rc_progress(rc, "Removing network %s", json_string(json_get(json_at(ns, k), "Name")) ? json_string(json_get(json_at(ns, k), "Name")) : "?");
-        ret = path && docker_call(&d, "DELETE", path, NULL, NULL, 404) >= 0 ? 0 : -1;
-        sdsfree(path);
-    }
-    if (ret == 0 && o.purge) ret = conf_purge(rc, dir, o.name, conf_count_node_dirs(dir));
-    else if (ret == 0 && dir && access(dir, F_OK) == 0) rc_progress(rc, "Kept data in %s (delete it with --purge)", dir);
-out:
-    free(reqs);
-    json_free(cs);
-    json_free(ns);
-    sdsfree(dir);
-    docker_free(&d);
+    const struct placement *place = placement_of(o.swarm);
+    struct down_run run = { .rc = rc, .o = &o, .deadline = rc_now_ms() + (int64_t)(rc->timeout * 1000) };
+    docker_init_closed(&run.d, rc);
+    int ret = docker_open(rc, &run.d);
+    if (ret == 0) ret = place->down_inspect(&run);
+    if (ret == 0 && o.purge) ret = rc_confirm(rc, run.question);
+    if (ret == 0) ret = place->down_remove(&run);
+    if (ret == 0 && o.purge) ret = place->down_purge(&run);
+    else if (ret == 0 && run.kept) rc_progress(rc, "%s", run.kept);
+    sdsfree(run.question);
+    sdsfree(run.kept);
+    json_free(run.containers);
+    json_free(run.networks);
+    sdsfree(run.dir);
+    sdsfree(run.elsewhere);
+    docker_free(&run.d);
     return ret;
 }
 
 /* ---- status ---------------------------------------------------------------------- */
 
-/* One container of the list: node number, state, address and published ports. */
+/* What status shows of a cluster. The placement's status_view fills it from the daemon
+ * and prints nothing; its status_judge asks the nodes; status_report writes it and asks
+ * nobody. */
+struct status_view {
+    const char *rows_key;      /* the JSON array of rows: "containers" or "services" */
+    int swarm;                 /* JSON: "swarm":true after the name, no "server" nor "mid_update" */
+    int ncol;                  /* the text table: its columns (at most 16) and their headers */
+    const char *const *head;
+    sds *cell;                 /* nrows x ncol cells, row-major (room for cap rows) */
+    sds *json;                 /* each row as a JSON object */
+    size_t nrows, cap;
+    int running;               /* rows whose container or task runs */
+    char seed_host[256];       /* a running node to ask, as reached from here; port 0: none */
+    int seed_port;
+    sds mid_update;            /* Docker: "Mid-update: ..." (NULL: not mid-update) */
+    sds server;                /* the judge's: what the nodes run (NULL: nobody answered) */
+    struct swarm_status *sw;   /* status --swarm's own (section 9b) */
+};
+
+static void swarm_status_free(struct swarm_status *w);
+
+/* Room for cap rows of ncol cells under these headers. 0, or -1 on OOM. */
+static int status_view_alloc(struct status_view *v, size_t cap, int ncol, const char *const *head) {
+    v->ncol = ncol;
+    v->head = head;
+    v->cap = cap;
+    v->cell = calloc(cap * (size_t)ncol + 1, sizeof *v->cell);
+    v->json = calloc(cap + 1, sizeof *v->json);
+    return v->cell && v->json ? 0 : -1;
+}
+
+static void status_view_free(struct status_view *v) {
+    for (size_t i = 0; v->cell && i < v->cap * (size_t)v->ncol; i++) sdsfree(v->cell[i]);
+    for (size_t i = 0; v->json && i < v->cap; i++) sdsfree(v->json[i]);
+    free(v->cell);
+    free(v->json);
+    sdsfree(v->mid_update);
+    sdsfree(v->server);
+    swarm_status_free(v->sw);
+}
+
+/* The seed of a status view: host (NULL, "" or 0.0.0.0: this host) and port. */
+static void status_view_seed(struct status_view *v, const char *host, int port) {
+    snprintf(v->seed_host, sizeof v->seed_host, "%s", !host || !*host || !strcmp(host, "0.0.0.0") ? "127.0.0.1" : host);
+    v->seed_port = port;
+}
+
 /* The published address of a container's port 6379 (IPv4 binding), if any. */
 static void status_seed_port(const json_value_s *c, int *host_port, const char **host_ip) {
     const json_value_s *ports = json_get(c, "Ports");
@@ -10486,28 +10918,37 @@ static sds text_table(int ncol, const char *const *head, sds const *cell, size_t
     return out;
 }
 
-/* The status table, a header and one row per container (text_table). Pure; NULL on OOM. */
-static sds status_table(const json_value_s *const *rows, size_t n) {
-    enum { NCOL = 5 };
-    static const char *const head[NCOL] = { "CONTAINER", "STATE", "IMAGE", "ADDRESS", "PORTS" };
-    sds *cell = calloc(n * NCOL + 1, sizeof *cell);
-    sds out = NULL;
-    for (size_t r = 0; cell && r < n; r++) {
-        const char *name = json_string(json_at(json_get(rows[r], "Names"), 0));
-        const json_value_s *nets = json_get(json_get(rows[r], "NetworkSettings"), "Networks");
+/* One row per container, in the order given: the table's cells, the JSON object; the
+ * running count and the seed (the first running container that publishes 6379). 0, or
+ * -1 on OOM. */
+static int status_containers_rows(struct status_view *v, const json_value_s *const *rows, size_t n) {
+    static const char *const head[] = { "CONTAINER", "STATE", "IMAGE", "ADDRESS", "PORTS" };
+    if (status_view_alloc(v, n, 5, head) < 0) return -1;
+    v->rows_key = "containers";
+    for (size_t r = 0; r < n; r++) {
+        const json_value_s *c = rows[r];
+        const char *name = json_string(json_at(json_get(c, "Names"), 0));
+        const json_value_s *nets = json_get(json_get(c, "NetworkSettings"), "Networks");
         const char *ip = json_string(json_get(json_member_value(nets, 0), "IPAddress"));
-        const char *status = json_string(json_get(rows[r], "Status"));
-        cell[r * NCOL] = sdsnew(name ? name + (name[0] == '/') : "?");
-        const char *image = json_string(json_get(rows[r], "Image"));
-        cell[r * NCOL + 1] = sdsnew(status ? status : "?");
-        cell[r * NCOL + 2] = sdsnew(image ? image : "?");
-        cell[r * NCOL + 3] = sdsnew(ip && *ip ? ip : "-");
-        cell[r * NCOL + 4] = status_row_ports(rows[r]);
+        const char *status = json_string(json_get(c, "Status")), *image = json_string(json_get(c, "Image"));
+        sds *cell = &v->cell[r * 5];
+        cell[0] = sdsnew(name ? name + (name[0] == '/') : "?");
+        cell[1] = sdsnew(status ? status : "?");
+        cell[2] = sdsnew(image ? image : "?");
+        cell[3] = sdsnew(ip && *ip ? ip : "-");
+        cell[4] = status_row_ports(c);
+        v->json[r] = status_container_json(sdsempty(), c);
+        v->nrows++;
+        for (int k = 0; k < 5; k++) if (!cell[k]) return -1;
+        if (!v->json[r]) return -1;
+        const char *st = json_string(json_get(c, "State"));
+        int is_running = st && !strcmp(st, "running"), hp = 0;
+        const char *hip = NULL;
+        v->running += is_running;
+        status_seed_port(c, &hp, &hip);
+        if (is_running && hp && !v->seed_port) status_view_seed(v, hip, hp);
     }
-    if (cell) out = text_table(NCOL, head, cell, n);
-    for (size_t i = 0; cell && i < n * NCOL; i++) sdsfree(cell[i]);
-    free(cell);
-    return out;
+    return 0;
 }
 
 /* "Mid-update: ..." when the containers run different images or an interrupted update
@@ -10529,80 +10970,99 @@ static sds status_mid_update(const json_value_s *const *rows, size_t n, const ch
     return rc_catprintf(s, "; `rcluster update --name %s` with the same options finishes it", name);
 }
 
-/* status --name N: each node's container and cluster state; exit 3 when unhealthy. */
+/* status on Docker: the containers labelled as the cluster's, in node order (the list
+ * API sorts by creation time), and whether an update was left half done. Prints nothing. */
+static int status_containers_view(struct docker *d, const struct up_opts *o, struct status_view *v) {
+    json_value_s *cs = NULL;
+    if (docker_list_by_label(d, "containers", LABEL_CLUSTER, o->name, &cs) < 0) return -1;
+    size_t nc = json_length(cs);
+    const json_value_s **sorted = NULL;
+    int ret = 0;
+    if (!nc)
+        ret = rc_fail(d->rc, "no cluster named '%s' (no containers labelled %s=%s); create it with `rcluster up --name %s`",
+                      o->name, LABEL_CLUSTER, o->name, o->name);
+    else if (!(sorted = calloc(nc, sizeof(const json_value_s *)))) ret = rc_fail_oom(d->rc);
+    for (size_t k = 0; ret == 0 && k < nc; k++) sorted[k] = json_at(cs, k);
+    for (size_t k = 1; ret == 0 && k < nc; k++)
+        for (size_t j = k; j > 0 && status_node_of(sorted[j - 1]) > status_node_of(sorted[j]); j--) {
+            const json_value_s *t = sorted[j]; sorted[j] = sorted[j - 1]; sorted[j - 1] = t;
+        }
+    if (ret == 0 && status_containers_rows(v, sorted, nc) < 0) ret = rc_fail_oom(d->rc);
+    if (ret == 0) v->mid_update = status_mid_update(sorted, nc, o->name);
+    free(sorted);
+    json_free(cs);
+    return ret;
+}
+
+/* status's judge on Docker: check from the seed (its report follows the table), then
+ * what is wrong: stopped containers, or none to ask. 0 healthy, 1 not (rc->err says
+ * why), -1 when nobody can be asked (no password: rc->err_kind). */
+static int status_containers_judge(struct rc *rc, struct status_view *v, const char *name) {
+    int health = 1;
+    if (v->seed_port) health = check_cluster_server(rc, v->seed_host, v->seed_port, rc->json ? CHECK_SILENT : CHECK_REPORT, &v->server);
+    if (health < 0 && rc->err_kind == RC_ERR_AUTH) return -1;
+    if (health != 0 && (size_t)v->running < v->nrows)
+        rc_fail(rc, "cluster '%s': %zu of %zu containers are not running; `rcluster up --name %s` repairs it",
+                name, v->nrows - (size_t)v->running, v->nrows, name);
+    else if (!v->seed_port) rc_fail(rc, "cluster '%s': no running container publishes port 6379", name);
+    return health == 0 ? 0 : 1;
+}
+
+/* status's text: the table, the Mid-update line, and a blank line when the judge's own
+ * report follows. Pure; NULL on OOM. */
+static sds status_text(const struct status_view *v) {
+    sds out = text_table(v->ncol, v->head, v->cell, v->nrows);
+    if (out && v->mid_update) out = rc_catprintf(out, "\n%s\n", v->mid_update);
+    if (out && v->seed_port) out = rc_cat(out, "\n");
+    return out;
+}
+
+/* status's JSON document: the rows, the running count, the verdict (health 0: healthy)
+ * and, when not healthy, the problem (rc->err). Pure; NULL on OOM. */
+static sds status_json(const struct status_view *v, const char *name, int health, const char *problem) {
+    const char *yes = health == 0 ? "true" : "false";
+    sds js = rc_json_str(sdsnew("{\"name\":"), name);
+    if (v->swarm) js = rc_cat(js, ",\"swarm\":true");
+    js = rc_catprintf(js, ",\"%s\":[", v->rows_key);
+    for (size_t k = 0; js && k < v->nrows; k++) js = rc_catprintf(js, "%s%s", k ? "," : "", v->json[k]);
+    js = rc_catprintf(js, "],\"running\":%d,\"ok\":%s,\"healthy\":%s", v->running, yes, yes);
+    if (!v->swarm) {
+        js = rc_json_str(rc_cat(js, ",\"server\":"), v->server);
+        js = rc_json_str(rc_cat(js, ",\"mid_update\":"), v->mid_update);
+    }
+    if (health != 0) js = rc_json_str(rc_cat(js, ",\"problem\":"), problem);
+    return rc_cat(js, "}");
+}
+
+/* status's output, asking nobody: the text (before the judge, whose own report follows
+ * it) or, with --json, the one document (after the judge: its verdict in health). */
+static int status_report(struct rc *rc, const struct status_view *v, const char *name, int health) {
+    sds out = rc->json ? status_json(v, name, health, rc->err) : status_text(v);
+    if (!out) return rc_fail_oom(rc);
+    if (rc->json) rc_json_out(rc, out);
+    else fputs(out, stdout);
+    sdsfree(out);
+    return 0;
+}
+
+/* status --name N = options -> the placement's view (the daemon's) -> the table -> the
+ * judge (the nodes') -> the JSON document. Exit 0 healthy, 3 unhealthy, 1 when nobody can
+ * be asked. */
 static int cmd_status(struct rc *rc, int argc, char **argv) {
     struct up_opts o;
     int r = down_parse_opts(rc, "status", argc, argv, 2, usage_status, &o);
     if (r) return r < 0 ? -1 : 0;
-    if (o.swarm) return swarm_status(rc, &o);
+    const struct placement *place = placement_of(o.swarm);
+    struct status_view v = { 0 };
     struct docker d;
-    json_value_s *cs = NULL;
-    sds server = NULL, mid = NULL;
+    docker_init_closed(&d, rc);
     int ret = docker_open(rc, &d);
-    if (ret == 0) ret = docker_list_by_label(&d, "containers", LABEL_CLUSTER, o.name, &cs);
-    size_t nc = json_length(cs);
-    if (ret == 0 && nc == 0)
-        ret = rc_fail(rc, "no cluster named '%s' (no containers labelled %s=%s); create it with `rcluster up --name %s`",
-                      o.name, LABEL_CLUSTER, o.name, o.name);
-    if (ret < 0) goto out;
-    /* Containers in node order; the list API sorts by creation time. */
-    const json_value_s **sorted = calloc(nc + 1, sizeof(const json_value_s *));
-    if (!sorted) { ret = rc_fail_oom(rc); goto out; }
-    for (size_t k = 0; k < nc; k++) sorted[k] = json_at(cs, k);
-    for (size_t k = 1; k < nc; k++)
-        for (size_t j = k; j > 0 && status_node_of(sorted[j - 1]) > status_node_of(sorted[j]); j--) {
-            const json_value_s *t = sorted[j]; sorted[j] = sorted[j - 1]; sorted[j - 1] = t;
-        }
-    int running = 0, seed_port = 0;
-    const char *seed_ip = NULL;
-    sds js = rc->json ? rc_json_str(sdsnew("{\"name\":"), o.name) : NULL;
-    js = rc_cat(js, ",\"containers\":[");
-    if (!rc->json) {
-        sds table = status_table(sorted, nc);
-        if (!table) { free(sorted); sdsfree(js); ret = rc_fail_oom(rc); goto out; }
-        fputs(table, stdout);
-        sdsfree(table);
-    }
-    for (size_t k = 0; k < nc; k++) {
-        const char *st = json_string(json_get(sorted[k], "State"));
-        int is_running = st && !strcmp(st, "running");
-        int hp = 0;
-        const char *hip = NULL;
-        running += is_running;
-        status_seed_port(sorted[k], &hp, &hip);
-        if (rc->json) js = status_container_json(k ? rc_cat(js, ",") : js, sorted[k]);
-        if (is_running && hp && !seed_port) { seed_port = hp; seed_ip = hip; }
-    }
-    mid = status_mid_update(sorted, nc, o.name);
-    if (mid && !rc->json) printf("\n%s\n", mid);
-    free(sorted);
-    int health = 1;
-    if (seed_port) {
-        if (!rc->json) printf("\n");
-        health = check_cluster_server(rc, !seed_ip || !strcmp(seed_ip, "0.0.0.0") || !*seed_ip ? "127.0.0.1" : seed_ip, seed_port,
-                                      rc->json ? CHECK_SILENT : CHECK_REPORT, &server);
-    }
-    /* Without the password nobody can be asked: that is "cannot tell" (1), not "unhealthy" (3). */
-    if (health < 0 && rc->err_kind == RC_ERR_AUTH) { sdsfree(js); ret = -1; goto out; }
-    if (health != 0 && (size_t)running < nc) rc_fail(rc, "cluster '%s': %zu of %zu containers are not running; `rcluster up --name %s` repairs it",
-                                                     o.name, nc - (size_t)running, nc, o.name);
-    else if (!seed_port) rc_fail(rc, "cluster '%s': no running container publishes port 6379", o.name);
-    if (rc->json) {
-        js = rc_catprintf(js, "],\"running\":%d,\"ok\":%s,\"healthy\":%s", running, health == 0 ? "true" : "false",
-                          health == 0 ? "true" : "false");
-        js = rc_json_str(rc_cat(js, ",\"server\":"), server);
-        js = rc_json_str(rc_cat(js, ",\"mid_update\":"), mid);
-        if (health != 0) js = rc_json_str(rc_cat(js, ",\"problem\":"), rc->err);
-        js = rc_cat(js, "}");
-        if (!js) { ret = rc_fail_oom(rc); goto out; }
-        rc_json_out(rc, js);
-        sdsfree(js);
-    }
-    ret = health == 0 ? 0 : rc_fail_unhealthy(rc);
-out:
-    sdsfree(mid);
-    sdsfree(server);
-    json_free(cs);
+    if (ret == 0) ret = place->status_view(&d, &o, &v);
+    if (ret == 0 && !rc->json) ret = status_report(rc, &v, o.name, 0);
+    int health = ret == 0 ? place->status_judge(rc, &v, o.name) : -1;
+    if (health >= 0 && rc->json) ret = status_report(rc, &v, o.name, health);
+    if (ret == 0) ret = health < 0 ? -1 : health == 0 ? 0 : rc_fail_unhealthy(rc);
+    status_view_free(&v);
     docker_free(&d);
     return ret;
 }
@@ -12863,59 +13323,178 @@ static int swarm_remove_volumes(struct docker *d, const char *name, int64_t dead
     return ret;
 }
 
-/* down --swarm on a manager: services, configs, the secret and the network (all
- * labelled); with --purge also the labelled volumes here, and what to run on the other
- * Swarm nodes that held a node. On any other daemon (a worker): only its volumes. */
-static int swarm_down(struct rc *rc, struct up_opts *o) {
-    struct docker d;
+/* down --swarm: on a manager, the Swarm nodes that held a node (their volumes stay
+ * there); on any other daemon (a worker) only its volumes are ours to delete. */
+static int swarm_down_inspect(struct down_run *r) {
+    const struct up_opts *o = r->o;
     struct swarm_plan p;
     memset(&p, 0, sizeof p);
     p.o = o;
-    int64_t deadline = rc_now_ms() + (int64_t)(rc->timeout * 1000);
     json_value_s *svcs = NULL;
-    sds elsewhere = sdsempty();
-    docker_init_closed(&d, rc);
-    int ret = elsewhere ? docker_open(rc, &d) : rc_fail_oom(rc);
-    int manager = ret == 0 ? swarm_role(&d, p.self_id) : -1;
-    if (manager < 0) goto out;
-    if (o->purge) {
-        sds q = rc_sprintf("Delete Swarm cluster '%s' and its data volumes?", o->name);
-        ret = q ? rc_confirm(rc, q) : rc_fail_oom(rc);
-        sdsfree(q);
-        if (ret < 0) goto out;
-    }
-    if (manager) {
-        ret = swarm_list_hosts(&d, &p);
-        if (ret == 0) ret = docker_list_by_label(&d, "services", LABEL_CLUSTER, o->name, &svcs);
-        for (size_t k = 0; ret == 0 && k < json_length(svcs); k++) {
-            const json_value_s *spec = json_get(json_at(svcs, k), "Spec");
-            int h = swarm_host_index(&p, docker_label(spec, LABEL_SWARM_NODE));
-            sds desc = h >= 0 && strcmp(p.hosts[h].id, p.self_id) != 0 ? swarm_host_desc(&p, h) : NULL;
-            if (desc && !strstr(elsewhere, desc)) elsewhere = rc_catprintf(elsewhere, "  %s\n", desc);
-            sdsfree(desc);
-        }
-        if (!json_length(svcs) && ret == 0) rc_progress(rc, "No services labelled %s=%s", LABEL_CLUSTER, o->name);
-        const char *kinds[] = { "services", "configs", "secrets", "networks" };
-        for (size_t k = 0; ret == 0 && k < sizeof kinds / sizeof kinds[0]; k++) ret = swarm_remove_kind(&d, kinds[k], o->name, !o->purge, deadline);
+    r->manager = swarm_role(&r->d, p.self_id);
+    if (r->manager < 0) return -1;
+    int ret = 0;
+    if (!r->manager) {   /* not an error here: --purge deletes this daemon's volumes */
+        sdsfree(r->rc->err);
+        r->rc->err = NULL;
     } else {
-        sdsfree(rc->err);
-        rc->err = NULL;
-        if (!o->purge) rc_progress(rc, "This daemon is not a Swarm manager: nothing to do here without --purge (its volumes)");
+        ret = swarm_list_hosts(&r->d, &p);
+        if (ret == 0) ret = docker_list_by_label(&r->d, "services", LABEL_CLUSTER, o->name, &svcs);
+        r->services = json_length(svcs);
     }
-    if (ret == 0 && o->purge) ret = swarm_remove_volumes(&d, o->name, deadline);
-    if (ret == 0 && !o->purge) rc_progress(rc, "Kept the data volumes %s-I-data on their Swarm nodes (delete them with --purge)", o->name);
-    if (ret == 0 && o->purge && elsewhere && sdslen(elsewhere))
-        rc_warn(rc, "the manager cannot reach other nodes' daemons: volumes %s-I-data stay on\n%son each, run `DOCKER_HOST=<its "
-                    "daemon> rcluster down --swarm --purge --name %s`", o->name, elsewhere, o->name);
-out:
+    r->elsewhere = sdsempty();
+    for (size_t k = 0; ret == 0 && r->elsewhere && k < json_length(svcs); k++) {
+        const json_value_s *spec = json_get(json_at(svcs, k), "Spec");
+        int h = swarm_host_index(&p, docker_label(spec, LABEL_SWARM_NODE));
+        sds desc = h >= 0 && strcmp(p.hosts[h].id, p.self_id) != 0 ? swarm_host_desc(&p, h) : NULL;
+        if (desc && !strstr(r->elsewhere, desc)) r->elsewhere = rc_catprintf(r->elsewhere, "  %s\n", desc);
+        sdsfree(desc);
+    }
     json_free(svcs);
-    sdsfree(elsewhere);
     free(p.hosts);
-    docker_free(&d);
+    if (ret < 0) return -1;
+    r->question = rc_sprintf("Delete Swarm cluster '%s' and its data volumes?", o->name);
+    r->kept = rc_sprintf("Kept the data volumes %s-I-data on their Swarm nodes (delete them with --purge)", o->name);
+    return r->elsewhere && r->question && r->kept ? 0 : rc_fail_oom(r->rc);
+}
+
+/* On a manager: the services, configs (but the manifest, unless purging), the secret and
+ * the network, all labelled. */
+static int swarm_down_remove(struct down_run *r) {
+    if (!r->manager) {
+        if (!r->o->purge) rc_progress(r->rc, "This daemon is not a Swarm manager: nothing to do here without --purge (its volumes)");
+        return 0;
+    }
+    if (!r->services) rc_progress(r->rc, "No services labelled %s=%s", LABEL_CLUSTER, r->o->name);
+    const char *kinds[] = { "services", "configs", "secrets", "networks" };
+    int ret = 0;
+    for (size_t k = 0; ret == 0 && k < sizeof kinds / sizeof kinds[0]; k++)
+        ret = swarm_remove_kind(&r->d, kinds[k], r->o->name, !r->o->purge, r->deadline);
     return ret;
 }
 
+/* --purge: the labelled volumes on this daemon, and what to run on the other Swarm nodes
+ * that held a node (a manager cannot reach their daemons). */
+static int swarm_down_purge(struct down_run *r) {
+    if (swarm_remove_volumes(&r->d, r->o->name, r->deadline) < 0) return -1;
+    if (r->elsewhere && sdslen(r->elsewhere))
+        rc_warn(r->rc, "the manager cannot reach other nodes' daemons: volumes %s-I-data stay on\n%son each, run `DOCKER_HOST=<its "
+                       "daemon> rcluster down --swarm --purge --name %s`", r->o->name, r->elsewhere, r->o->name);
+    return 0;
+}
+
 /* ---- status --swarm -------------------------------------------------------------------- */
+
+/* status --swarm's own: the services as a plan (Swarm nodes, published ports), the seed,
+ * the nodes on lost Swarm nodes and those Swarm nodes. */
+struct swarm_status {
+    struct swarm_plan p;
+    int seed;                 /* a node whose task runs on a ready Swarm node; -1: none */
+    sds lost;                 /* "NAME-2, NAME-5": nodes whose Swarm node is down or gone */
+    sds lost_hosts;           /* "Swarm node ... is down; ..." */
+};
+
+static void swarm_status_free(struct swarm_status *w) {
+    if (!w) return;
+    free(w->p.hosts);
+    free(w->p.nodes);
+    sdsfree(w->lost);
+    sdsfree(w->lost_hosts);
+    free(w);
+}
+
+/* The nodes of p (1..the highest node number) from the labelled services: name, Swarm
+ * node, published port; --announce container. 0, or -1 on OOM. */
+static int swarm_status_nodes(struct swarm_plan *p, const json_value_s *svcs) {
+    size_t ns = json_length(svcs);
+    p->n = 0;
+    for (size_t k = 0; k < ns; k++) {
+        long i;
+        const char *nl = docker_label(json_get(json_at(svcs, k), "Spec"), LABEL_NODE);
+        if (nl && rc_parse_int(nl, 1, UP_MAX_NODES, &i) == 0 && i > p->n) p->n = (int)i;
+    }
+    p->nodes = calloc((size_t)p->n + 1, sizeof *p->nodes);
+    if (!p->nodes) return -1;
+    for (int k = 0; k < p->n; k++) { p->nodes[k].i = k + 1; p->nodes[k].host = -1; }
+    for (size_t k = 0; k < ns; k++) {
+        const json_value_s *spec = json_get(json_at(svcs, k), "Spec");
+        const char *nl = docker_label(spec, LABEL_NODE), *nm = json_string(json_get(spec, "Name"));
+        long i;
+        if (!nl || !nm || rc_parse_int(nl, 1, p->n, &i) < 0) continue;
+        struct swarm_node *x = &p->nodes[i - 1];
+        x->exists = 1;
+        snprintf(x->name, sizeof x->name, "%s", nm);
+        x->host = swarm_host_index(p, docker_label(spec, LABEL_SWARM_NODE));
+        x->port = (int)json_number(json_get(json_at(json_get(json_get(spec, "EndpointSpec"), "Ports"), 0), "PublishedPort"), 0);
+        p->container |= docker_label(spec, LABEL_ANNOUNCE) != NULL;
+    }
+    return 0;
+}
+
+/* One row per service: its cells, its JSON object, the running count, the seed and the
+ * lost nodes (their tasks read from the manager). */
+static int swarm_status_rows(struct docker *d, struct swarm_status *w, struct status_view *v) {
+    struct swarm_plan *p = &w->p;
+    for (int k = 0; k < p->n; k++) {
+        struct swarm_node *x = &p->nodes[k];
+        if (!x->exists) continue;
+        struct swarm_task_view tv;
+        if (swarm_read_tasks(d, p, x, &tv) < 0) return -1;
+        sdsfree(tv.err);
+        const struct swarm_host *h = x->host >= 0 ? &p->hosts[x->host] : NULL;
+        const char *task = tv.running ? "running" : tv.state[0] ? tv.state : "none";
+        int ready = h && h->ready;
+        v->running += tv.running;
+        if (tv.running && ready && w->seed < 0) { w->seed = k; status_view_seed(v, h->addr, x->port); }
+        if (!ready) w->lost = rc_catprintf(w->lost, "%s%s", sdslen(w->lost) ? ", " : "", x->name);
+        sds *row = &v->cell[v->nrows * 5], hd = swarm_host_desc(p, x->host);
+        row[0] = sdsnew(x->name);
+        row[1] = sdsnew(hd ? hd : "?");
+        row[2] = sdsnew(ready ? "ready" : "DOWN");
+        row[3] = sdsnew(task);
+        row[4] = rc_sprintf("%s:%d", h ? h->addr : "?", x->port);
+        sdsfree(hd);
+        sds js = rc_json_str(sdsnew("{\"name\":"), x->name);
+        js = rc_json_str(rc_cat(js, ",\"swarm_node\":"), h ? h->id : NULL);
+        js = rc_json_str(rc_cat(js, ",\"host\":"), h ? h->addr : NULL);
+        js = rc_json_str(rc_catprintf(js, ",\"host_ready\":%s,\"task\":", ready ? "true" : "false"), task);
+        v->json[v->nrows++] = rc_catprintf(js, ",\"port\":%d}", x->port);
+        for (int c = 0; c < 5; c++) if (!row[c]) return rc_fail_oom(d->rc);
+        if (!v->json[v->nrows - 1] || !w->lost) return rc_fail_oom(d->rc);
+    }
+    for (int h = 0; sdslen(w->lost) && h < p->nhosts; h++) {   /* the Swarm nodes that took them down */
+        int used = 0;
+        for (int k = 0; k < p->n; k++) used |= p->nodes[k].exists && p->nodes[k].host == h;
+        sds hd = used && !p->hosts[h].ready ? swarm_host_desc(p, h) : NULL;
+        if (hd) w->lost_hosts = rc_catprintf(w->lost_hosts, "%sSwarm node %s is down", sdslen(w->lost_hosts) ? "; " : "", hd);
+        sdsfree(hd);
+        if (!w->lost_hosts) return rc_fail_oom(d->rc);
+    }
+    return 0;
+}
+
+/* status on Swarm (a manager): the labelled services, one row each with its Swarm node,
+ * whether that is ready, its task and published address. Prints nothing. */
+static int swarm_status_view(struct docker *d, const struct up_opts *o, struct status_view *v) {
+    static const char *const head[] = { "SERVICE", "SWARM NODE", "HOST", "TASK", "ADDRESS" };
+    struct swarm_status *w = v->sw = calloc(1, sizeof *v->sw);
+    if (!w || !(w->lost = sdsempty()) || !(w->lost_hosts = sdsempty())) return rc_fail_oom(d->rc);
+    w->seed = -1;
+    w->p.o = o;
+    v->rows_key = "services";
+    v->swarm = 1;
+    json_value_s *svcs = NULL;
+    int ret = swarm_role(d, w->p.self_id) == 1 ? 0 : -1;
+    if (ret == 0) ret = swarm_list_hosts(d, &w->p);
+    if (ret == 0) ret = docker_list_by_label(d, "services", LABEL_CLUSTER, o->name, &svcs);
+    if (ret == 0 && !json_length(svcs))
+        ret = rc_fail(d->rc, "no Swarm cluster named '%s' (no services labelled %s=%s); create it with `rcluster up --swarm --name %s`",
+                      o->name, LABEL_CLUSTER, o->name, o->name);
+    if (ret == 0 && (swarm_status_nodes(&w->p, svcs) < 0 || status_view_alloc(v, (size_t)w->p.n, 5, head) < 0)) ret = rc_fail_oom(d->rc);
+    if (ret == 0) ret = swarm_status_rows(d, w, v);
+    json_free(svcs);
+    return ret;
+}
 
 /* What became of node x (on a lost Swarm node), as its peers see it. NULL: unknown. */
 static sds swarm_failover_note(const struct cview *v, const char *ip, int port) {
@@ -12930,148 +13509,54 @@ static sds swarm_failover_note(const struct cview *v, const char *ip, int port) 
     return NULL;
 }
 
-static void swarm_cells_free(sds *cell, size_t nrows) {
-    for (size_t i = 0; cell && i < nrows * 5; i++) sdsfree(cell[i]);
-    free(cell);
+/* "\n  NAME-2: was a master: ... FAILED OVER ..." for each node on a lost Swarm node,
+ * as the seed's CLUSTER NODES sees it; "" when it cannot tell; NULL on OOM. */
+static sds swarm_failover_notes(struct rc *rc, const struct swarm_status *w) {
+    const struct swarm_plan *p = &w->p;
+    const struct swarm_node *s = &p->nodes[w->seed];
+    struct rconn c;
+    sds text = NULL, notes = sdsempty();
+    if (rconn_open(rc, &c, p->hosts[s->host].addr, s->port) == 0) text = rconn_call_str(rc, &c, "CLUSTER NODES", "CLUSTER", "NODES", RESP_END);
+    rconn_free(&c);
+    struct cview v = { 0 };
+    if (text && cview_parse(text, sdslen(text), &v) == 0)
+        for (int k = 0; notes && k < p->n; k++) {
+            const struct swarm_node *x = &p->nodes[k];
+            if (!x->exists || x->host < 0 || p->hosts[x->host].ready) continue;
+            sds what = swarm_failover_note(&v, p->hosts[x->host].addr, x->port);
+            if (what) notes = rc_catprintf(notes, "\n  %s: %s", x->name, what);
+            sdsfree(what);
+        }
+    cview_free(&v);
+    sdsfree(text);
+    return notes;
 }
 
-static int swarm_status(struct rc *rc, const struct up_opts *o) {
-    struct docker d;
-    struct swarm_plan p;
-    memset(&p, 0, sizeof p);
-    p.o = o;
-    json_value_s *svcs = NULL;
-    docker_init_closed(&d, rc);
-    int ret = docker_open(rc, &d);
-    if (ret == 0) ret = swarm_role(&d, p.self_id) == 1 ? 0 : -1;
-    if (ret == 0) ret = swarm_list_hosts(&d, &p);
-    if (ret == 0) ret = docker_list_by_label(&d, "services", LABEL_CLUSTER, o->name, &svcs);
-    size_t ns = json_length(svcs);
-    if (ret == 0 && !ns)
-        ret = rc_fail(rc, "no Swarm cluster named '%s' (no services labelled %s=%s); create it with `rcluster up --swarm --name %s`",
-                      o->name, LABEL_CLUSTER, o->name, o->name);
-    if (ret < 0) goto out;
-    p.n = 0;   /* the highest node number among the services */
-    for (size_t k = 0; k < ns; k++) {
-        long i;
-        const char *nl = docker_label(json_get(json_at(svcs, k), "Spec"), LABEL_NODE);
-        if (nl && rc_parse_int(nl, 1, UP_MAX_NODES, &i) == 0 && i > p.n) p.n = (int)i;
+/* status's judge on Swarm: check from the seed (its report follows the table), then
+ * what is wrong: a lost host (and what became of its nodes), or no node to ask. 0
+ * healthy, 1 not (rc->err says why), -1 when nobody can be asked (no password). */
+static int swarm_status_judge(struct rc *rc, struct status_view *v, const char *name) {
+    struct swarm_status *w = v->sw;
+    int health = 1;
+    sds notes = NULL;
+    if (w->seed >= 0) {
+        health = swarm_check(rc, &w->p, w->seed, rc->json);
+        if (health < 0 && rc->err_kind == RC_ERR_AUTH)
+            return rc_fail_as(rc, RC_ERR_AUTH, "cluster '%s': its nodes refuse us without the password "
+                                               "(give it with --password-file F or RCLUSTER_PASSWORD)", name);
+        if (sdslen(w->lost)) notes = swarm_failover_notes(rc, w);
     }
-    p.nodes = calloc((size_t)p.n + 1, sizeof *p.nodes);
-    if (!p.nodes) { ret = rc_fail_oom(rc); goto out; }
-    for (int k = 0; k < p.n; k++) { p.nodes[k].i = k + 1; p.nodes[k].host = -1; }
-    for (size_t k = 0; k < ns; k++) {
-        const json_value_s *spec = json_get(json_at(svcs, k), "Spec");
-        const char *nl = docker_label(spec, LABEL_NODE), *nm = json_string(json_get(spec, "Name"));
-        long i;
-        if (!nl || !nm || rc_parse_int(nl, 1, p.n, &i) < 0) continue;
-        struct swarm_node *x = &p.nodes[i - 1];
-        x->exists = 1;
-        snprintf(x->name, sizeof x->name, "%s", nm);
-        x->host = swarm_host_index(&p, docker_label(spec, LABEL_SWARM_NODE));
-        x->port = (int)json_number(json_get(json_at(json_get(json_get(spec, "EndpointSpec"), "Ports"), 0), "PublishedPort"), 0);
-        p.container |= docker_label(spec, LABEL_ANNOUNCE) != NULL;
-    }
-    sds js = rc->json ? rc_cat(rc_json_str(sdsnew("{\"name\":"), o->name), ",\"swarm\":true,\"services\":[") : NULL;
-    static const char *const head[5] = { "SERVICE", "SWARM NODE", "HOST", "TASK", "ADDRESS" };
-    sds *cell = calloc((size_t)p.n * 5 + 1, sizeof *cell);
-    size_t nrows = 0;
-    if (!cell) { sdsfree(js); ret = rc_fail_oom(rc); goto out; }
-    int running = 0, seed = -1;
-    sds lost = sdsempty();
-    for (int k = 0; k < p.n; k++) {
-        struct swarm_node *x = &p.nodes[k];
-        if (!x->exists) continue;
-        struct swarm_task_view tv;
-        if (swarm_read_tasks(&d, &p, x, &tv) < 0) { sdsfree(js); sdsfree(lost); swarm_cells_free(cell, nrows); ret = -1; goto out; }
-        const struct swarm_host *h = x->host >= 0 ? &p.hosts[x->host] : NULL;
-        sds hd = swarm_host_desc(&p, x->host);
-        const char *task = tv.running ? "running" : tv.state[0] ? tv.state : "none";
-        running += tv.running;
-        if (tv.running && h && h->ready && seed < 0) seed = k;
-        if (!h || !h->ready) lost = rc_catprintf(lost, "%s%s", sdslen(lost) ? ", " : "", x->name);
-        if (!rc->json) {
-            sds *row = &cell[nrows++ * 5];
-            row[0] = sdsnew(x->name);
-            row[1] = sdsnew(hd ? hd : "?");
-            row[2] = sdsnew(h && h->ready ? "ready" : "DOWN");
-            row[3] = sdsnew(task);
-            row[4] = rc_sprintf("%s:%d", h ? h->addr : "?", x->port);
-        } else {
-            js = rc_json_str(rc_cat(js, k && sdslen(js) && js[sdslen(js) - 1] != '[' ? ",{\"name\":" : "{\"name\":"), x->name);
-            js = rc_json_str(rc_cat(js, ",\"swarm_node\":"), h ? h->id : NULL);
-            js = rc_json_str(rc_cat(js, ",\"host\":"), h ? h->addr : NULL);
-            js = rc_catprintf(js, ",\"host_ready\":%s,\"task\":\"%s\",\"port\":%d}", h && h->ready ? "true" : "false", task, x->port);
-        }
-        sdsfree(hd);
-        sdsfree(tv.err);
-    }
-    if (!rc->json) {
-        sds table = text_table(5, head, cell, nrows);
-        if (table) fputs(table, stdout);
-        sdsfree(table);
-    }
-    swarm_cells_free(cell, nrows);
-    int health = 1, cannot_ask = 0;
-    sds notes = sdsempty();
-    if (seed >= 0) {
-        const char *sip = p.hosts[p.nodes[seed].host].addr;
-        if (!rc->json) printf("\n");
-        health = swarm_check(rc, &p, seed, rc->json);
-        cannot_ask = health < 0 && rc->err_kind == RC_ERR_AUTH;   /* exit 1 (cannot tell), not 3 */
-        struct rconn c;
-        sds text = lost && sdslen(lost) && rconn_open(rc, &c, sip, p.nodes[seed].port) == 0
-                 ? rconn_call_str(rc, &c, "CLUSTER NODES", "CLUSTER", "NODES", RESP_END) : NULL;
-        if (lost && sdslen(lost)) rconn_free(&c);
-        struct cview v = { 0 };
-        if (text && cview_parse(text, sdslen(text), &v) == 0)
-            for (int k = 0; notes && k < p.n; k++) {
-                struct swarm_node *x = &p.nodes[k];
-                if (!x->exists || (x->host >= 0 && p.hosts[x->host].ready) || x->host < 0) continue;
-                sds what = swarm_failover_note(&v, p.hosts[x->host].addr, x->port);
-                if (what) notes = rc_catprintf(notes, "\n  %s: %s", x->name, what);
-                sdsfree(what);
-            }
-        cview_free(&v);
-        sdsfree(text);
-    }
-    if (lost && sdslen(lost)) {
-        sds hosts = sdsempty();
-        for (int h = 0; hosts && p.hosts && h < p.nhosts; h++) {
-            int used = 0;
-            for (int k = 0; k < p.n; k++) used |= p.nodes[k].exists && p.nodes[k].host == h;
-            sds hd = used && !p.hosts[h].ready ? swarm_host_desc(&p, h) : NULL;
-            if (hd) hosts = rc_catprintf(hosts, "%sSwarm node %s is down", sdslen(hosts) ? "; " : "", hd);
-            sdsfree(hd);
-        }
-        rc_fail(rc, "cluster '%s': lost host: %s; its Redis nodes %s are lost with it%s%s", o->name,
-                hosts && sdslen(hosts) ? hosts : "a Swarm node that held a node is gone", lost,
+    if (sdslen(w->lost)) {
+        rc_fail(rc, "cluster '%s': lost host: %s; its Redis nodes %s are lost with it%s%s", name,
+                sdslen(w->lost_hosts) ? w->lost_hosts : "a Swarm node that held a node is gone", w->lost,
                 notes && sdslen(notes) ? "; as the cluster sees them:" : "", notes ? notes : "");
-        sdsfree(hosts);
         health = 1;
-    } else if (seed < 0) {
-        rc_fail(rc, "cluster '%s': no task runs on a Swarm node that is up", o->name);
+    } else if (w->seed < 0) {
+        rc_fail(rc, "cluster '%s': no task runs on a Swarm node that is up", name);
         health = 1;
     }
-    if (rc->json) {
-        js = rc_catprintf(js, "],\"running\":%d,\"ok\":%s,\"healthy\":%s", running, health == 0 ? "true" : "false",
-                          health == 0 ? "true" : "false");
-        if (health != 0) js = rc_json_str(rc_cat(js, ",\"problem\":"), rc->err);
-        js = rc_cat(js, "}");
-        if (js) rc_json_out(rc, js);
-        else rc_fail_oom(rc);
-    }
-    sdsfree(js);
-    sdsfree(lost);
     sdsfree(notes);
-    ret = health == 0 ? 0 : cannot_ask ? rc_fail_as(rc, RC_ERR_AUTH, "cluster '%s': its nodes refuse us without the password "
-                                                    "(give it with --password-file F or RCLUSTER_PASSWORD)", o->name) : rc_fail_unhealthy(rc);
-out:
-    json_free(svcs);
-    free(p.hosts);
-    free(p.nodes);
-    docker_free(&d);
-    return ret;
+    return health == 0 ? 0 : 1;
 }
 
 /* ====================================================================== */
@@ -13178,8 +13663,12 @@ static void crc64_tab_init(struct crc64_tab *c) {
 static uint64_t crc64_jones_fast(const struct crc64_tab *c, uint64_t crc, const void *data, size_t len) {
     const unsigned char *p = data;
     for (; len >= 8; p += 8, len -= 8) {
-        uint64_t v = crc;
-        for (int i = 0; i < 8; i++) v ^= (uint64_t)p[i] << (8 * i);
+        uint64_t w;
+        memcpy(&w, p, 8);   /* one load; -Oz would keep a byte loop */
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+        w = __builtin_bswap64(w);
+#endif
+        uint64_t v = crc ^ w;
         crc = c->t[7][v & 0xff] ^ c->t[6][(v >> 8) & 0xff] ^ c->t[5][(v >> 16) & 0xff] ^ c->t[4][(v >> 24) & 0xff] ^
               c->t[3][(v >> 32) & 0xff] ^ c->t[2][(v >> 40) & 0xff] ^ c->t[1][(v >> 48) & 0xff] ^ c->t[0][v >> 56];
     }
@@ -17085,6 +17574,8 @@ static const struct placement placement_docker = {
     .scale_inspect = scale_containers_inspect, .scale_add = scale_containers_add,
     .scale_remove = scale_containers_remove, .scale_record = scale_containers_record,
     .update_plan = update_docker_plan,
+    .down_inspect = down_containers_inspect, .down_remove = down_containers_remove, .down_purge = down_containers_purge,
+    .status_view = status_containers_view, .status_judge = status_containers_judge,
 };
 
 static const struct placement placement_swarm = {
@@ -17097,6 +17588,8 @@ static const struct placement placement_swarm = {
     .scale_inspect = swarm_scale_inspect, .scale_add = swarm_scale_add,
     .scale_remove = swarm_scale_remove, .scale_record = swarm_scale_record,
     .update_plan = update_swarm_plan,
+    .down_inspect = swarm_down_inspect, .down_remove = swarm_down_remove, .down_purge = swarm_down_purge,
+    .status_view = swarm_status_view, .status_judge = swarm_status_judge,
 };
 
 static const struct placement *placement_of(int swarm) { return swarm ? &placement_swarm : &placement_docker; }
@@ -17616,13 +18109,30 @@ static const char image_passwd[] = "root:x:0:0:root:/root:/sbin/nologin\nredis:x
                                    "valkey:x:999:999:valkey:/data:/sbin/nologin\n";
 static const char image_group[] = "root:x:0:\nredis:x:999:\nvalkey:x:999:\n";
 
-/* "valkey" when the binary is Valkey's (its real name says so: Valkey installs
+/* Where PATH's chain of symbolic links ends (at most 16 links; a relative target is
+ * taken from the link's directory); NULL on OOM. */
+static sds image_link_target(const char *path) {
+    sds cur = sdsnew(path);
+    for (int hop = 0; cur && hop < 16; hop++) {
+        char buf[PATH_MAX];
+        ssize_t n = readlink(cur, buf, sizeof buf - 1);
+        if (n <= 0) break;
+        buf[n] = 0;
+        const char *slash = strrchr(cur, '/');
+        sds next = buf[0] == '/' || !slash ? sdsnew(buf) : rc_sprintf("%.*s/%s", (int)(slash - cur), cur, buf);
+        sdsfree(cur);
+        cur = next;
+    }
+    return cur;
+}
+
+/* "valkey" when the binary is Valkey's (the file it links to says so: Valkey installs
  * redis-server as a link to valkey-server), else "redis". */
 static const char *image_server_of(const char *binary) {
-    char *real = realpath(binary, NULL);
+    sds real = image_link_target(binary);
     const char *path = real ? real : binary, *base = strrchr(path, '/');
     int valkey = strstr(base ? base + 1 : path, "valkey") != NULL;
-    free(real);
+    sdsfree(real);
     return valkey ? "valkey" : "redis";
 }
 

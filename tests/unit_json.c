@@ -91,6 +91,77 @@ static void test_numbers(void) {
     json_free(v);
 }
 
+/* How many doubles lie between a and b (finite, same sign); 0 when equal. */
+static unsigned long long ulps_apart(double a, double b) {
+    unsigned long long x, y;
+    memcpy(&x, &a, sizeof x);
+    memcpy(&y, &b, sizeof y);
+    return x > y ? x - y : y - x;
+}
+
+/* The value json_parse gives text, or NAN if text is not a number. */
+static double num_of(const char *text) {
+    json_value_s *v = parse(text, NULL);
+    double d = json_type(v) == JSON_NUMBER ? json_number(v, 0) : NAN;
+    json_free(v);
+    return d;
+}
+
+/* json.h converts without strtod(): exact (correctly rounded, as strtod) for integers up
+ * to 2^53 and for up to 15 digits times 10^-22..10^22, within a few units in the last
+ * place otherwise, 0 below ~1e-308, +-inf above the double range. */
+static void test_number_conversion(void) {
+    static const char *const exact[] = {
+        "0.1", "0.2", "0.3", "-0.7", "123.456", "3.14159265358979", "1e22", "1e-22", "4503599627370497",
+        "9007199254740991", "-9007199254740992", "65535", "2147483648", "0.000000000000000000001", "99.999999999999",
+        "1.0000000000000000000000000000001", "100000000000000000000000000000000e-32", "120e-1", "5e+0", "-0.0e7",
+    };
+    for (size_t i = 0; i < sizeof exact / sizeof exact[0]; i++) {
+        char name[96];
+        snprintf(name, sizeof name, "number %s converts like strtod", exact[i]);
+        CHECK(name, num_of(exact[i]) == strtod(exact[i], NULL));
+    }
+    CHECK("number -0 keeps its sign", signbit(num_of("-0")) && !signbit(num_of("0")) && signbit(num_of("-0.0e-5")));
+    CHECK("number zero with a huge exponent is 0, not NaN", num_of("0e400") == 0 && num_of("0.000e99999999999") == 0);
+    CHECK("number huge exponents saturate", isinf(num_of("1e99999999999999999999")) && num_of("1e-99999999999999999999") == 0 &&
+                                               isinf(num_of("-7e309")) && num_of("-7e309") < 0);
+    CHECK("number max double", num_of("1.7976931348623157e308") == 1.7976931348623157e308 && isinf(num_of("1.8e308")));
+    CHECK("number below the normal range", num_of("4.9e-324") == 4.9e-324 && num_of("1e-310") == 1e-310 &&
+                                               num_of("2.2250738585072014e-308") == 2.2250738585072014e-308);
+    /* 1000 digits before and after the point: digits past the 19th drop without overflow */
+    char big[2100];
+    memset(big, '9', 1000);
+    big[1000] = '.';
+    memset(big + 1001, '9', 1000);
+    big[2001] = '\0';
+    CHECK("number with 2000 digits", ulps_apart(num_of(big), strtod(big, NULL)) <= 4);
+    memcpy(big, "0.", 2);
+    memset(big + 2, '0', 1500);
+    memcpy(big + 1502, "125e1500", 9);
+    CHECK("number with 1500 zeros after the point", num_of(big) == 0.125);
+    /* random numbers of every shape: exact in the fast range, else within 4 units in the last place */
+    unsigned seed = 12345;
+    int fast_bad = 0, slow_bad = 0;
+    for (int i = 0; i < 200000; i++) {
+        char text[64];
+        seed = seed * 1103515245u + 12345u;
+        unsigned long long m = ((unsigned long long)seed << 32) ^ (unsigned long long)(seed * 2654435761u);
+        int digits = (int)(seed >> 8) % 20 + 1, e = (int)((seed >> 16) % 640) - 330;
+        char md[32];
+        snprintf(md, sizeof md, "%llu", m);
+        md[digits < (int)strlen(md) ? digits : (int)strlen(md)] = '\0';
+        snprintf(text, sizeof text, "%s%se%d", seed & 1 ? "-" : "", md, e);
+        double w = strtod(text, NULL), g = num_of(text);
+        int fast = strtoull(md, NULL, 10) <= (1ULL << 53) && e >= -22 && e <= 22;
+        if (fast && g != w) fast_bad++;
+        if (!fast && w != 0 && !isinf(w) && ulps_apart(g, w) > 4) {
+            if (slow_bad++ < 3) printf("# %s: %.17g, strtod %.17g\n", text, g, w);
+        }
+    }
+    CHECK("numbers in the fast range: exactly strtod's", fast_bad == 0);
+    CHECK("other numbers: within 4 units in the last place of strtod's", slow_bad == 0);
+}
+
 static void test_structures(void) {
     const char *doc = "{\"Id\":\"abc123\",\"Names\":[\"/redis-1\"],\"State\":{\"Running\":true,\"Pid\":4242},"
                       "\"NetworkSettings\":{\"Networks\":{\"redis\":{\"IPAddress\":\"10.38.0.11\",\"Aliases\":null}}},"
@@ -289,6 +360,7 @@ static void test_escape(void) {
 int main(void) {
     test_scalars();
     test_numbers();
+    test_number_conversion();
     test_structures();
     test_strings();
     test_invalid();

@@ -11,10 +11,11 @@
  * is free(root).  All pointers returned by the accessors point into that block
  * and die with json_free().
  *
- * Numbers are converted with strtod(), which honours LC_NUMERIC: the program
- * must run in the "C" numeric locale (the default unless setlocale() changes it).
- * Numbers out of double range convert to +-HUGE_VAL or 0; json_number_text()
- * always gives the exact original text.
+ * Numbers are converted by json__to_double(), not strtod() (6 KB of exact conversion
+ * in a static binary, and it honours the locale): integers up to 2^53, and up to 15
+ * digits times 10^-22..10^22 (0.25, 1.5e3), come out exact (as strtod rounds them), any
+ * other number within 4 units in the last place; beyond the double range +-HUGE_VAL or
+ * 0. json_number_text() always gives the exact original text.
  */
 #ifndef RCLUSTER_JSON_H
 #define RCLUSTER_JSON_H
@@ -255,6 +256,39 @@ static int json__isdigit(const json__parser_s *P, const unsigned char *p) {
     return p < P->end && *p >= '0' && *p <= '9';
 }
 
+/* The value of s, a valid JSON number (see the header comment for the precision): its
+ * first 19 significant digits as an integer, times or divided by a power of ten made of
+ * at most 9 of the powers 10^(2^i) (each exact up to 10^16, correctly rounded beyond). */
+static double json__to_double(const char *s) {
+    static const double pow10_2i[] = { 1e1, 1e2, 1e4, 1e8, 1e16, 1e32, 1e64, 1e128, 1e256 };
+    int neg = *s == '-', point = 0, exp10 = 0;
+    uint64_t m = 0;
+    for (s += neg; (*s >= '0' && *s <= '9') || *s == '.'; s++) {
+        if (*s == '.') {
+            point = 1;
+        } else if (m <= (UINT64_MAX - 9) / 10) {
+            m = m * 10 + (uint64_t)(*s - '0');
+            if (point && exp10 > -100000) exp10--;
+        } else if (!point && exp10 < 100000) {
+            exp10++;   /* an integer digit past the 19th: dropped, its place kept */
+        }
+    }
+    if (*s == 'e' || *s == 'E') {
+        int eneg = *++s == '-', e = 0;
+        for (s += *s == '+' || *s == '-'; *s >= '0' && *s <= '9'; s++)
+            if (e < 100000) e = e * 10 + (*s - '0');
+        exp10 += eneg ? -e : e;
+    }
+    double v = (double)m, p = 1;
+    unsigned n = (unsigned)(exp10 < 0 ? -exp10 : exp10);
+    if (n > 400) n = 400;                                  /* out of range either way */
+    if (exp10 < 0 && n > 308) v /= 1e256, n -= 256;        /* 10^n itself would overflow */
+    for (int i = 0; n; i++, n >>= 1)
+        if (n & 1) p *= pow10_2i[i];
+    v = m == 0 ? 0 : exp10 < 0 ? v / p : v * p;
+    return neg ? -v : v;
+}
+
 static int json__number(json__parser_s *P, json_value_s *v) {
     const unsigned char *s = P->p, *p = s;
     if (p < P->end && *p == '-') p++;
@@ -281,7 +315,7 @@ static int json__number(json__parser_s *P, json_value_s *v) {
         text[n] = '\0';
         v->str = text;
         v->len = 0;
-        v->num = strtod(text, NULL);
+        v->num = json__to_double(text);
     }
     P->p = p;
     return 0;
