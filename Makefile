@@ -23,21 +23,26 @@ FUZZERS := $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 #   -fno-pie -no-pie     a fixed load address: no position-independent code             4,480
 #   -Oz (-Os where the compiler predates it)  the smallest code                         2,700
 #   -fno-thread-jumps    no blocks copied to spare a branch                             2,000
+#   -fno-optimize-sibling-calls -fno-caller-saves  plain calls; no register shuffling
+#                        around them (recursion here is bounded: JSON, RESP depth)      3,200
 #   -z norelro (musl)    musl's static start-up never write-protects the RELRO part, so
 #                        its page alignment was padding alone (0-4 KB)                  3,360
 #   no unwind tables (C, no backtraces); each function and object in its own section and
 #   the unused ones dropped (453 KB -> 383 KB when it came, with glob(3) and strftime(3) gone)
 # In the code: inet_ntop, not getnameinfo and its reverse-DNS client (2,700); rc_fail and kin
 # as variadic functions, one call per failure (2,000); json.h converts numbers itself, and
-# strtod (6,700) goes once its last callers (--weight, --threshold) use rc_parse_number.
-# 412,272 bytes then (until -z norelro the file grew and shrank in 4 KB pages).
+# strtod (6,700: --weight and --threshold use rc_parse_number too); prlimit, not setrlimit
+# and musl's thread sync (2,000); ip_is_local by bind(2), not getifaddrs' netlink client
+# (2,300); the affinity mask alone for the CPU count, not sysconf (1,100); readlink(2), not
+# realpath(3) (1,500); and up, down, status written once for Docker and Swarm.
+# 397,872 bytes then (until -z norelro the file grew and shrank in 4 KB pages).
 NORELRO := -Wl,-z,norelro
 SMALLEST := $(shell $(STATICCC) -Oz -x c -E /dev/null >/dev/null 2>&1 && echo -Oz || echo -Os)
-SMALL   := $(SMALLEST) -fno-thread-jumps -fno-asynchronous-unwind-tables -fno-unwind-tables \
+SMALL   := $(SMALLEST) -fno-thread-jumps -fno-optimize-sibling-calls -fno-caller-saves -fno-asynchronous-unwind-tables -fno-unwind-tables \
            -ffunction-sections -fdata-sections -Wl,--gc-sections -fno-pie -no-pie -Wl,-z,noseparate-code \
            $(if $(MUSLCC),$(NORELRO))
 
-rcluster: $(SRC) $(HDR)
+rcluster: $(SRC) $(HDR) Makefile
 	$(STATICCC) $(CSTD) $(WARN) $(SMALL) -static -s -o $@ $(SRC)
 
 unit: $(UNITS)
