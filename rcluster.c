@@ -50,11 +50,14 @@
  *     set-timeout (options -> plan ->        MIGRATION STATUS ID id | ALL, MIGRATION CANCEL
  *     preflight -> apply -> wait ->          ID id | ALL,
  *     result -> report: text or JSON)      MIGRATE host port "" 0 ms [REPLACE] [AUTH|AUTH2] KEYS,
- * 9a. Commands on Docker: up, down,        SET/DEL (a key of our own, to move a replication
- *     status, scale
- * 9b. Docker Swarm: up/down/status/scale   offset), FLUSHALL (only an older node found in a
- *     --swarm (services, configs, secrets, re-homed or new Swarm service's volume);
- *     the manifest config, re-homing)      `call` sends what the user gives
+ * 9a. Clusters rcluster runs: up,          SET/DEL (a key of our own, to move a replication
+ *     down, status, scale over               offset), FLUSHALL (only an older node found in a
+ *     struct placement (Docker or            re-homed or new Swarm service's volume);
+ *     Swarm), and the Docker placement:    `call` sends what the user gives
+ *     containers, network, confs
+ * 9b. The Swarm placement: services,
+ *     configs, secrets, tasks, the
+ *     manifest config, re-homing
  * 9c. Data: backup, restore, import      backup, restore, import (section 9c):
  *     (replication stream, CRC-64,         REPLCONF rdb-only 1 | capa eof | version V (Valkey
  *     bounded RDB reader, RESTORE            >= 9), SYNC (reads "$<len>" or "$EOF:<mark>", skips
@@ -8902,7 +8905,9 @@ out:
 }
 
 /* ====================================================================== */
-/* 9a. Commands on Docker: up, down, status, scale (images: section 9e)      */
+/* 9a. Clusters rcluster runs: up, down, status, scale, written once over */
+/*     struct placement (where nodes run), and its Docker implementation: */
+/*     containers, a network, redis.conf files in a data dir              */
 /* ====================================================================== */
 
 #define UP_MAX_NODES   200
@@ -11812,7 +11817,9 @@ out:
 }
 
 /* ====================================================================== */
-/* 9b. Docker Swarm: services, configs, secrets (up/down/status/scale)     */
+/* 9b. The placement on Docker Swarm (--swarm): services, configs, secrets, */
+/*     tasks, the manifest config and re-homing; section 9a's commands    */
+/*     call these ops                                                     */
 /* ====================================================================== */
 
 /* With --swarm the daemon is a Swarm manager and each Redis node is one service
