@@ -10392,7 +10392,10 @@ static int up_locate_data_dir(struct docker *d, const struct up_opts *o, const c
 struct up_run {
     struct rc *rc;
     const struct placement *pl;
-    struct up_opts *o;            /* as parsed, then merged with the manifest (up_recorded) */
+    struct up_opts want;          /* the run's own copy of the options (its --config list too):
+                                     the placement's defaults and the manifest merge into it
+                                     (up_recorded); the parsed ones stay as given */
+    struct up_opts *o;            /* &want */
     struct docker *d;             /* the daemon; in a dry run it records what it would change */
     int64_t deadline;             /* the whole run's, from --timeout */
     int recorded;                 /* a manifest was read: the options not given come from it */
@@ -10642,15 +10645,19 @@ static int cmd_up(struct rc *rc, int argc, char **argv) {
     struct docker d;
     memset(&r, 0, sizeof r);
     r.rc = rc;
-    r.o = &o;
+    r.want = o;
+    r.want.configs = o.nconfigs ? calloc((size_t)o.nconfigs, sizeof *r.want.configs) : NULL;
+    if (o.nconfigs && r.want.configs) memcpy(r.want.configs, o.configs, (size_t)o.nconfigs * sizeof *o.configs);
+    r.o = &r.want;
     r.pl = placement_of(o.swarm);
     r.d = &d;
     r.deadline = rc_now_ms() + (int64_t)(rc->timeout * 1000);
     docker_init_closed(&d, rc);
-    ret = up_steps(&r);
+    ret = o.nconfigs && !r.want.configs ? rc_fail_oom(rc) : up_steps(&r);
     r.pl->up_free(&r);
     docker_free(&d);
     sdsfree(r.rejoin);
+    free(r.want.configs);
     free(o.configs);
     return ret;
 }
