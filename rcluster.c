@@ -6929,9 +6929,13 @@ static int conf_purge(struct rc *rc, const char *dir, const char *name, int node
         sdsfree(node);
     }
     if (ret == 0) ret = conf_purge_set_aside(rc, dir);
-    sds manifest = ret == 0 ? rc_sprintf("%s/" CONF_MANIFEST, dir) : NULL;
-    if (manifest && unlink(manifest) < 0 && errno != ENOENT) ret = rc_fail(rc, "removing %s: %s", manifest, strerror(errno));
-    sdsfree(manifest);
+    static const char *const manifests[] = { CONF_MANIFEST, CONF_MANIFEST CONF_PREVIOUS };   /* the one update kept */
+    for (size_t k = 0; ret == 0 && k < sizeof manifests / sizeof manifests[0]; k++) {
+        sds manifest = rc_sprintf("%s/%s", dir, manifests[k]);
+        if (!manifest) ret = rc_fail_oom(rc);
+        else if (unlink(manifest) < 0 && errno != ENOENT) ret = rc_fail(rc, "removing %s: %s", manifest, strerror(errno));
+        sdsfree(manifest);
+    }
     if (ret == 0 && unlink(marker) < 0) ret = rc_fail(rc, "removing %s: %s", marker, strerror(errno));
     if (ret == 0 && rmdir(dir) < 0) rc_warn(rc, "purged rcluster's files; kept %s itself: it holds files rcluster did not make (%s)", dir, strerror(errno));
     else if (ret == 0) rc_progress(rc, "Purged %s", dir);

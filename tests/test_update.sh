@@ -223,4 +223,11 @@ kill -TERM $WPID 2>/dev/null; wait $WPID 2>/dev/null
 if $CLIENT writer-check $BASE "$WSTATE" >"$L/final.wcheck" 2>&1; then
     ok "update: no acknowledged write lost (longest pause $($PY -c 'import json,sys; print("%.2f s" % json.load(open(sys.argv[1]))["longest_pause"])' "$WSTATE"))"
 else not_ok "update: no acknowledged write lost" "$(head -1 "$L/final.wcheck")" "$L/writer.log"; fi
+
+# down --purge removes all rcluster wrote, the manifest update kept as .previous too.
+had_previous=0; [ -f "$DATA/rcluster.json.previous" ] && had_previous=1
+run_rc "$L/purge" 120 -- down --name $NAME --purge --yes
+[ "$RC" = 0 ] && [ $had_previous = 1 ] && [ ! -e "$DATA" ] \
+    && ok "update: down --purge leaves no data dir (rcluster.json.previous included)" \
+    || not_ok "update: down --purge leaves no data dir (rcluster.json.previous included)" "exit $RC, had .previous: $had_previous, left: $(ls -A "$DATA" 2>/dev/null | tr '\n' ' ')" "$L/purge.err"
 exit 0
