@@ -412,11 +412,19 @@ static int rc_parse_int(const char *s, long lo, long hi, long *out) {
     return 0;
 }
 
-/* Parse a whole number written as JSON writes it (30, 0.5, 2e3; no '+', no hex, no blanks,
- * no inf or nan) in [lo, hi]. json.h converts it: strtod(3) would link 6 KB of exact
- * conversion. 0, or -1 with *out untouched. */
-static int rc_parse_number(const char *s, double lo, double hi, double *out) {
-    size_t n = s ? strlen(s) : 0;
+/* Parse a number as JSON writes it (30, 0.5, 2e3), also as people type it (+5, .5, 5.);
+ * no hex, no blanks, no inf or nan; in [lo, hi]. json.h converts it: strtod(3) would
+ * link 6 KB of exact conversion. 0, or -1 with *out untouched. */
+static int rc_parse_number(const char *in, double lo, double hi, double *out) {
+    char buf[72];
+    size_t len = in ? strlen(in) : 0;
+    if (!len || len > 64) return -1;
+    const char *sign = in[0] == '-' ? "-" : "", *digits = in + (in[0] == '-' || in[0] == '+');
+    if (!isdigit((unsigned char)digits[0]) && !(digits[0] == '.' && isdigit((unsigned char)digits[1]))) return -1;
+    snprintf(buf, sizeof buf, "%s%s%s%s", sign, digits[0] == '.' ? "0" : "", digits,
+             digits[0] && digits[strlen(digits) - 1] == '.' ? "0" : "");
+    const char *s = buf;
+    size_t n = strlen(s);
     if (!n || !(s[0] == '-' || isdigit((unsigned char)s[0])) || !isdigit((unsigned char)s[n - 1])) return -1;
     json_value_s *v = json_parse(s, n, NULL);
     int ok = json_type(v) == JSON_NUMBER;
@@ -18430,6 +18438,32 @@ static const struct rc_command rc_commands[] = {
     { "backup", cmd_backup }, { "restore", cmd_restore }, { "import", cmd_import }, { "update", cmd_update },
 };
 
+static const struct rc_command *rc_command_named(const char *name) {
+    for (size_t i = 0; i < sizeof rc_commands / sizeof rc_commands[0]; i++)
+        if (!strcmp(name, rc_commands[i].name)) return &rc_commands[i];
+    return NULL;
+}
+
+/* redis-cli's command line as it is: `rcluster [OPTIONS] --cluster COMMAND ARGS...`
+ * (`-a P --cluster check ADDR`) becomes `rcluster COMMAND OPTIONS ARGS...`, and
+ * `--cluster help` becomes --help. Options may stand before the command even without
+ * --cluster. out has room for argc + 1 pointers; returns the new argc (argv copied
+ * unchanged when argv[1] is the command or none is found). Pure. */
+static int rc_argv_command_first(int argc, char **argv, char **out) {
+    int at = -1, n = 0;
+    for (int i = 1; argc > 1 && argv[1][0] == '-' && i < argc && at < 0; i++) {
+        if (!strcmp(argv[i], "--")) break;
+        if (rc_command_named(argv[i]) || (!strcmp(argv[i], "help") && !strcmp(argv[i - 1], "--cluster"))) at = i;
+    }
+    if (at < 0) { memcpy(out, argv, sizeof *out * (size_t)argc); out[argc] = NULL; return argc; }
+    out[n++] = argv[0];
+    out[n++] = !strcmp(argv[at], "help") ? (char *)"--help" : argv[at];
+    for (int i = 1; i < at; i++) if (strcmp(argv[i], "--cluster") != 0) out[n++] = argv[i];
+    for (int i = at + 1; i < argc; i++) out[n++] = argv[i];
+    out[n] = NULL;
+    return n;
+}
+
 static void rc_init(struct rc *rc) {
     memset(rc, 0, sizeof *rc);
     rc->timeout = 60;
@@ -18498,7 +18532,18 @@ static int rc_exit_code(struct rc *rc, int r) {
 }
 
 #ifndef RCLUSTER_NO_MAIN
+static int rc_main(int argc, char **argv);
+
 int main(int argc, char **argv) {
+    char **args = calloc((size_t)argc + 1, sizeof *args);
+    if (!args) { fputs("rcluster: error: out of memory\n", stderr); return RC_EXIT_FAIL; }
+    int r = rc_main(rc_argv_command_first(argc, argv, args), args);
+    free(args);
+    return r;
+}
+
+/* main with the command first (rc_argv_command_first). */
+static int rc_main(int argc, char **argv) {
     struct rc rc;
     rc_init(&rc);
     rc_install_signals();
@@ -18517,9 +18562,7 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) { printf("rcluster %s\n", RCLUSTER_VERSION); rc_release(&rc); return 0; }
-    const struct rc_command *cmd = NULL;
-    for (size_t i = 0; i < sizeof rc_commands / sizeof rc_commands[0]; i++)
-        if (!strcmp(argv[1], rc_commands[i].name)) cmd = &rc_commands[i];
+    const struct rc_command *cmd = rc_command_named(argv[1]);
     if (!cmd) r = rc_fail_as(&rc, RC_ERR_USAGE, "unknown command '%s' (see rcluster --help)", argv[1]);
     else r = cmd->run(&rc, argc - 1, argv + 1);
     int code = rc_exit_code(&rc, r);

@@ -152,6 +152,11 @@ t_check_healthy() {
     python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); sys.exit(0 if d.get("healthy") is True else 1)' "$L/chkj.out" 2>/dev/null ||
         why+="--json has no \"healthy\":true; "
     if [ -z "$why" ]; then ok "$name"; else not_ok "$name" "$why" "$L/chk.err" "$L/chk.out" "$L/chkj.out"; fi
+    # redis-cli's command line as it is, rcluster for redis-cli: options before --cluster COMMAND
+    run_rc "$L/chkrc" 30 -- --json --cluster check 127.0.0.1 7003 --cluster-search-multiple-owners
+    if [ $RC -eq 0 ] && python3 -c 'import json,sys; sys.exit(0 if json.load(open(sys.argv[1])).get("healthy") is True else 1)' "$L/chkrc.out" 2>/dev/null
+    then ok "check: a redis-cli command line as it is (--json --cluster check HOST PORT)"
+    else not_ok "check: a redis-cli command line as it is (--json --cluster check HOST PORT)" "exit $RC" "$L/chkrc.err" "$L/chkrc.out"; fi
     # formation settings left on a node (a restore that failed) are warned about
     name="check: warns about a node that still carries the formation settings, and about differing timeouts"
     why=""

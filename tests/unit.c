@@ -650,7 +650,9 @@ static void test_basics(void) {
     static const struct { const char *s; double lo, hi; int ok; double want; } nums[] = {
         { "30", 0, 86400, 1, 30 }, { "0.5", 0, 86400, 1, 0.5 }, { "2e3", 0, 86400, 1, 2000 }, { "86400", 0, 86400, 1, 86400 },
         { "0", 0, 1, 1, 0 }, { "-0.25", -1, 1, 1, -0.25 }, { "1.5E+1", 0, 100, 1, 15 }, { "86401", 0, 86400, 0, 0 },
-        { "-1", 0, 10, 0, 0 }, { ".5", 0, 10, 0, 0 }, { "5.", 0, 10, 0, 0 }, { "+5", 0, 10, 0, 0 }, { " 5", 0, 10, 0, 0 },
+        { "-1", 0, 10, 0, 0 }, { ".5", 0, 10, 1, 0.5 }, { "5.", 0, 10, 1, 5 }, { "+5", 0, 10, 1, 5 }, { "-.5", -1, 10, 1, -0.5 },
+        { ".", 0, 10, 0, 0 }, { "-.", -1, 10, 0, 0 }, { "+-5", -10, 10, 0, 0 }, { "..5", 0, 10, 0, 0 }, { "5..", 0, 10, 0, 0 },
+        { "+", 0, 10, 0, 0 }, { "5.e3", 0, 1e4, 0, 0 }, { " 5", 0, 10, 0, 0 },
         { "5 ", 0, 10, 0, 0 }, { "5\n", 0, 10, 0, 0 }, { "0x10", 0, 100, 0, 0 }, { "inf", 0, 1e300, 0, 0 }, { "nan", 0, 10, 0, 0 },
         { "", 0, 10, 0, 0 }, { "1e400", 0, 1e300, 0, 0 }, { "1,5", 0, 10, 0, 0 }, { "5s", 0, 10, 0, 0 }, { "05", 0, 10, 0, 0 },
         { "[5]", 0, 10, 0, 0 }, { "\"5\"", 0, 10, 0, 0 },
@@ -2884,7 +2886,35 @@ static void test_data(void) {
     }
 }
 
+/* rc_argv_command_first: argv as one string, words joined by single spaces. */
+static int argv_reordered_is(const char *in, const char *want) {
+    char buf[256], *argv[32], *out[33];
+    int argc = 0;
+    snprintf(buf, sizeof buf, "%s", in);
+    for (char *t = strtok(buf, " "); t && argc < 31; t = strtok(NULL, " ")) argv[argc++] = t;
+    int n = rc_argv_command_first(argc, argv, out);
+    sds got = sdsempty();
+    for (int i = 0; i < n; i++) got = rc_catprintf(got, "%s%s", i ? " " : "", out[i]);
+    int ok = out[n] == NULL && !strcmp(got, want);
+    if (!ok) fprintf(stderr, "  argv: '%s' -> '%s' (want '%s')\n", in, got, want);
+    sdsfree(got);
+    return ok;
+}
+
+static void test_argv_command_first(void) {
+    CHECK("argv.command-first.unchanged", argv_reordered_is("rc check 1.2.3.4:5 --json", "rc check 1.2.3.4:5 --json"));
+    CHECK("argv.redis-cli.cluster", argv_reordered_is("rc --cluster check 1.2.3.4 5", "rc check 1.2.3.4 5"));
+    CHECK("argv.redis-cli.options-first", argv_reordered_is("rc -a pw --cluster create a:1 b:2 --cluster-replicas 1",
+                                                            "rc create -a pw a:1 b:2 --cluster-replicas 1"));
+    CHECK("argv.options-before-command", argv_reordered_is("rc --json status --name x", "rc status --json --name x"));
+    CHECK("argv.call-keeps-its-command", argv_reordered_is("rc --json call h:1 CONFIG GET --json", "rc call --json h:1 CONFIG GET --json"));
+    CHECK("argv.redis-cli.help", argv_reordered_is("rc --cluster help", "rc --help"));
+    CHECK("argv.no-command", argv_reordered_is("rc --cluster", "rc --cluster") && argv_reordered_is("rc --bogus -- up", "rc --bogus -- up"));
+    CHECK("argv.help-is-not-a-command", argv_reordered_is("rc --json help", "rc --json help"));
+}
+
 int main(void) {
+    test_argv_command_first();
     test_status_table();
     test_status_report();
     test_resp_valid();
