@@ -35,7 +35,7 @@ FUZZERS := $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 # and musl's thread sync (2,000); ip_is_local by bind(2), not getifaddrs' netlink client
 # (2,300); the affinity mask alone for the CPU count, not sysconf (1,100); readlink(2), not
 # realpath(3) (1,500); and up, down, status written once for Docker and Swarm.
-# 397,872 bytes then (until -z norelro the file grew and shrank in 4 KB pages).
+# 399,344 bytes then (until -z norelro the file grew and shrank in 4 KB pages).
 NORELRO := -Wl,-z,norelro
 SMALLEST := $(shell $(STATICCC) -Oz -x c -E /dev/null >/dev/null 2>&1 && echo -Oz || echo -Os)
 SMALL   := $(SMALLEST) -fno-thread-jumps -fno-optimize-sibling-calls -fno-caller-saves -fno-asynchronous-unwind-tables -fno-unwind-tables \
