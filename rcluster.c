@@ -11245,7 +11245,7 @@ struct swarm_scale;   /* scale --swarm's own state (section 9b) */
 /* Everything one scale run holds; freed by scale_free. */
 struct scale_run {
     struct rc *rc;
-    struct scale_opts so;
+    struct scale_opts so;     /* the run's copy of the options: the manifest merges into it */
     struct docker d;
     struct up_plan p;
     int have_plan;
@@ -11778,18 +11778,23 @@ static void scale_explain_failure(struct scale_run *r, const char *argv0) {
 /* scale = options -> manifest and containers -> session -> preflight -> plan ->
  * confirm -> add -> move slots -> replicas -> remove -> manifest -> wait -> report. */
 static int cmd_scale(struct rc *rc, int argc, char **argv) {
+    struct scale_opts so;   /* as parsed; never written after: the run works on its copy r.so */
+    memset(&so, 0, sizeof so);
+    up_opts_defaults(&so.up);
+    so.replicas = -1;
+    int ret = cmd_parse_opts(rc, argc, argv, scale_longopts, (int)(sizeof scale_longopts / sizeof scale_longopts[0]), usage_scale, scale_on_opt, &so);
+    if (ret == 0 && optind < argc) { ret = rc_fail_as(rc, RC_ERR_USAGE, "scale: unexpected argument '%s'", argv[optind]); }
+    if (ret == 0 && !so.masters && !so.nodes) { ret = rc_fail_as(rc, RC_ERR_USAGE, "scale: --masters M (or --nodes N) is required (see rcluster scale --help)"); }
+    if (ret == 0 && !conf_valid_name(so.up.name)) { ret = rc_fail_as(rc, RC_ERR_USAGE, "--name '%s': not a valid cluster name", so.up.name); }
+    free(so.up.configs);   /* scale takes no --config: the recorded lines come from the manifest */
+    so.up.configs = NULL;
+    if (ret) return ret < 0 ? -1 : 0;
     struct scale_run r;
     memset(&r, 0, sizeof r);
     r.rc = rc;
+    r.so = so;   /* the manifest merges into it and --replicas is resolved there */
     r.s.n = 0;
     docker_init_closed(&r.d, rc);
-    up_opts_defaults(&r.so.up);
-    r.so.replicas = -1;
-    int ret = cmd_parse_opts(rc, argc, argv, scale_longopts, (int)(sizeof scale_longopts / sizeof scale_longopts[0]), usage_scale, scale_on_opt, &r.so);
-    if (ret == 0 && optind < argc) { ret = rc_fail_as(rc, RC_ERR_USAGE, "scale: unexpected argument '%s'", argv[optind]); }
-    if (ret == 0 && !r.so.masters && !r.so.nodes) { ret = rc_fail_as(rc, RC_ERR_USAGE, "scale: --masters M (or --nodes N) is required (see rcluster scale --help)"); }
-    if (ret == 0 && !conf_valid_name(r.so.up.name)) { ret = rc_fail_as(rc, RC_ERR_USAGE, "--name '%s': not a valid cluster name", r.so.up.name); }
-    if (ret) { free(r.so.up.configs); return ret < 0 ? -1 : 0; }
     int64_t t0 = rc_now_ms();
     r.deadline = rc_deadline_in(rc->timeout);
     int removed = 0;
