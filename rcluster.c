@@ -37,6 +37,7 @@
  * 7a. Formation (create on the session:   Redis (RESP2 over TCP):
  *     policy, poll/judge/act) and check    AUTH, PING, INFO, DBSIZE, CONFIG GET/SET/REWRITE,
  *                                          CLUSTER FAILOVER (update), EVAL (import's move),
+ *                                          REPLCONF, SYNC (backup: one RDB per master),
  *                                          CLUSTER INFO|NODES|SLOTS|MYID|MEET|ADDSLOTS|
  * 7b. Shared by the commands on running    ADDSLOTSRANGE|SET-CONFIG-EPOCH|REPLICATE|
  *     nodes: node specs, preflight,        SETSLOT (IMPORTING|MIGRATING|NODE|STABLE)|

@@ -309,15 +309,21 @@ t_import_partial() {
 
 b_has_keys() { [ "$(keys_total 9610 4)" -gt 0 ]; }
 
+# source_fill N LOG: empty the cluster and the source, then N keys ik:0..ik:N-1 on the
+# source (redis-cli --pipe); 0 when the source holds exactly N.
+source_fill() {
+    flush_all 9610 4
+    rcli 9620 flushall >/dev/null
+    awk -v n="$1" 'BEGIN { for (i = 0; i < n; i++) { k = "ik:" i; printf "*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$1\r\nv\r\n", length(k), k } }' |
+        redis-cli -p 9620 -a spw --no-auth-warning --pipe >"$2" 2>&1
+    [ "$(rcli 9620 dbsize)" = "$1" ]
+}
+
 # Ctrl-C while keys move: the scan stops, what is in flight finishes (RESTOREs read, their
 # DEL sent), so that every key is in exactly one place
 t_import_interrupt() {
     local n="import: Ctrl-C mid-way: every key is either on the source or in the cluster, none lost, none in both"
-    flush_all 9610 4
-    rcli 9620 flushall >/dev/null
-    awk 'BEGIN { for (i = 0; i < 300000; i++) { k = "ik:" i; printf "*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$1\r\nv\r\n", length(k), k } }' |
-        redis-cli -p 9620 -a spw --no-auth-warning --pipe >"$L/ii-load.out" 2>&1
-    [ "$(rcli 9620 dbsize)" = 300000 ] || { not_ok "$n" "the source holds $(rcli 9620 dbsize) keys, not 300000" "$L/ii-load.out"; return; }
+    source_fill 300000 "$L/ii-load.out" || { not_ok "$n" "the source holds $(rcli 9620 dbsize) keys, not 300000" "$L/ii-load.out"; return; }
     "$RCLUSTER" import 127.0.0.1:9610 --from 127.0.0.1:9620 --from-password-file "$T_TMP/spw" --password bpw </dev/null >"$L/ii.out" 2>"$L/ii.err" &
     local pid=$!
     wait_for 30 b_has_keys
@@ -337,10 +343,7 @@ t_import_interrupt() {
 # between its DUMP and its DEL stays on the source with the new value, named)
 t_import_writer() {
     local n="import: a client rewriting 20000 keys of the source meanwhile loses no write: each key's last value is on the source or in the cluster"
-    flush_all 9610 4
-    rcli 9620 flushall >/dev/null
-    awk 'BEGIN { for (i = 0; i < 200000; i++) { k = "ik:" i; printf "*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$1\r\nv\r\n", length(k), k } }' |
-        redis-cli -p 9620 -a spw --no-auth-warning --pipe >"$L/iw-load.out" 2>&1
+    source_fill 200000 "$L/iw-load.out" || { not_ok "$n" "the source holds $(rcli 9620 dbsize) keys, not 200000" "$L/iw-load.out"; return; }
     seq 0 19999 | sed 's/^/ik:/' >"$L/iw.keys"
     rm -f "$T_TMP/iw.stop" "$T_TMP/iw.pass"
     ( i=0; while [ ! -e "$T_TMP/iw.stop" ]; do
